@@ -1,0 +1,10 @@
+/* clcnn: convolutional neural networks on any OpenCL device. Includes every public header. */
+#ifndef CLCNN_H
+#define CLCNN_H
+
+#include "status.h"
+#include "device.h"
+#include "tensor.h"
+#include "ops.h"
+
+#endif

@@ -1,0 +1,392 @@
+/* Platform/device discovery, selection, context + queue, and profiling. */
+#include "internal.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PLATFORMS 16
+#define MAX_DEVICES 64
+
+const char *clcnn_version(void) {
+    return CLCNN_VERSION_STRING;
+}
+
+int cc_verbose(void) {
+    const char *v = getenv("CLCNN_VERBOSE");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static void get_str(cl_device_id d, cl_device_info what, char *buf, size_t cap) {
+    buf[0] = '\0';
+    if (clGetDeviceInfo(d, what, cap, buf, NULL) != CL_SUCCESS) buf[0] = '\0';
+    buf[cap - 1] = '\0';
+    /* drivers pad some strings with spaces */
+    size_t n = strlen(buf);
+    while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+}
+
+static void fill_info(cl_platform_id p, cl_device_id d, int index, int pindex,
+                      clcnn_device_info *info) {
+    memset(info, 0, sizeof *info);
+    info->index = index;
+    info->platform_index = pindex;
+    clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof info->platform_name, info->platform_name, NULL);
+    info->platform_name[sizeof info->platform_name - 1] = '\0';
+    get_str(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
+    get_str(d, CL_DEVICE_NAME, info->name, sizeof info->name);
+    get_str(d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
+    get_str(d, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version,
+            sizeof info->opencl_c_version);
+    /* "OpenCL C <major>.<minor> <vendor-specific>" */
+    if (sscanf(info->opencl_c_version, "OpenCL C %d.%d", &info->opencl_c_major,
+               &info->opencl_c_minor) != 2) {
+        info->opencl_c_major = 1;
+        info->opencl_c_minor = 2;
+    }
+    cl_device_type t = 0;
+    clGetDeviceInfo(d, CL_DEVICE_TYPE, sizeof t, &t, NULL);
+    info->type = (t & CL_DEVICE_TYPE_GPU)           ? CLCNN_DEVICE_GPU
+                 : (t & CL_DEVICE_TYPE_CPU)         ? CLCNN_DEVICE_CPU
+                 : (t & CL_DEVICE_TYPE_ACCELERATOR) ? CLCNN_DEVICE_ACCELERATOR
+                                                    : CLCNN_DEVICE_OTHER;
+    cl_uint u = 0;
+    cl_ulong ul = 0;
+    size_t sz = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof u, &u, NULL) == CL_SUCCESS)
+        info->compute_units = u;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_CLOCK_FREQUENCY, sizeof u, &u, NULL) == CL_SUCCESS)
+        info->max_clock_mhz = u;
+    if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof ul, &ul, NULL) == CL_SUCCESS)
+        info->global_mem_bytes = ul;
+    if (clGetDeviceInfo(d, CL_DEVICE_LOCAL_MEM_SIZE, sizeof ul, &ul, NULL) == CL_SUCCESS)
+        info->local_mem_bytes = ul;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof ul, &ul, NULL) == CL_SUCCESS)
+        info->max_alloc_bytes = ul;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof sz, &sz, NULL) == CL_SUCCESS)
+        info->max_work_group_size = sz;
+    char ext[8192];
+    get_str(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
+    info->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
+    info->has_fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+}
+
+/* Every (platform, device) pair in a fixed order: platforms as the ICD loader lists
+ * them, devices of all types within each. */
+typedef struct found {
+    cl_platform_id platform[MAX_DEVICES];
+    cl_device_id device[MAX_DEVICES];
+    clcnn_device_info info[MAX_DEVICES];
+    size_t count;
+} found;
+
+static clcnn_status discover(found *f) {
+    cl_platform_id plats[MAX_PLATFORMS];
+    cl_uint np = 0;
+    f->count = 0;
+    cl_int err = clGetPlatformIDs(MAX_PLATFORMS, plats, &np);
+    if (err == CL_PLATFORM_NOT_FOUND_KHR || (err == CL_SUCCESS && np == 0))
+        return cc_fail(CLCNN_ERR_NO_DEVICE,
+                       "no OpenCL platform found: install an OpenCL driver (on Debian: "
+                       "'apt-get install pocl-opencl-icd' for the CPU, or your GPU vendor's "
+                       "ICD, e.g. nvidia-opencl-icd, mesa-opencl-icd, intel-opencl-icd) and "
+                       "the ICD loader 'ocl-icd-libopencl1'");
+    if (err != CL_SUCCESS) return cc_cl_status(err, "clGetPlatformIDs", __FILE__, __LINE__);
+    if (np > MAX_PLATFORMS) np = MAX_PLATFORMS;
+    for (cl_uint p = 0; p < np; p++) {
+        cl_device_id devs[MAX_DEVICES];
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(plats[p], CL_DEVICE_TYPE_ALL, MAX_DEVICES, devs, &nd) != CL_SUCCESS)
+            continue; /* a platform without devices is not an error */
+        if (nd > MAX_DEVICES) nd = MAX_DEVICES;
+        for (cl_uint d = 0; d < nd && f->count < MAX_DEVICES; d++) {
+            f->platform[f->count] = plats[p];
+            f->device[f->count] = devs[d];
+            fill_info(plats[p], devs[d], (int)f->count, (int)p, &f->info[f->count]);
+            f->count++;
+        }
+    }
+    if (f->count == 0)
+        return cc_fail(CLCNN_ERR_NO_DEVICE,
+                       "OpenCL platforms exist but report no device: check the driver "
+                       "installation (on Debian: pocl-opencl-icd for the CPU)");
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_device_list(clcnn_device_info *infos, size_t cap, size_t *count) {
+    CC_RETURN_IF(!count, CLCNN_ERR_INVALID_ARG, "clcnn_device_list: count is NULL");
+    *count = 0;
+    found *f = malloc(sizeof *f);
+    CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_device_list: out of host memory");
+    clcnn_status s = discover(f);
+    if (s == CLCNN_OK) {
+        for (size_t i = 0; i < f->count && i < cap && infos; i++) infos[i] = f->info[i];
+        *count = f->count;
+    }
+    free(f);
+    return s;
+}
+
+static int contains_nocase(const char *hay, const char *needle) {
+    size_t n = strlen(needle);
+    if (n == 0) return 0;
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] &&
+               tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n) return 1;
+    }
+    return 0;
+}
+
+static int is_index(const char *s) {
+    if (!*s) return 0;
+    for (const char *c = s; *c; c++)
+        if (!isdigit((unsigned char)*c)) return 0;
+    return 1;
+}
+
+/* Returns the position in f of the device `sel` names, or -1. */
+static int match(const found *f, const char *sel) {
+    if (is_index(sel)) {
+        long i = strtol(sel, NULL, 10);
+        return i >= 0 && (size_t)i < f->count ? (int)i : -1;
+    }
+    clcnn_device_type want = 0;
+    if (strcasecmp(sel, "gpu") == 0) want = CLCNN_DEVICE_GPU;
+    if (strcasecmp(sel, "cpu") == 0) want = CLCNN_DEVICE_CPU;
+    if (strcasecmp(sel, "accelerator") == 0) want = CLCNN_DEVICE_ACCELERATOR;
+    for (size_t i = 0; i < f->count; i++) {
+        const clcnn_device_info *in = &f->info[i];
+        if (want ? in->type == want
+                 : contains_nocase(in->platform_name, sel) || contains_nocase(in->vendor, sel) ||
+                       contains_nocase(in->name, sel))
+            return (int)i;
+    }
+    return -1;
+}
+
+static const char *type_name(clcnn_device_type t) {
+    switch (t) {
+    case CLCNN_DEVICE_CPU:
+        return "cpu";
+    case CLCNN_DEVICE_GPU:
+        return "gpu";
+    case CLCNN_DEVICE_ACCELERATOR:
+        return "accelerator";
+    default:
+        return "other";
+    }
+}
+
+static clcnn_status no_match(const found *f, const char *sel, const char *from) {
+    cc_fail(CLCNN_ERR_NO_DEVICE,
+            "no OpenCL device matches selector '%s'%s; a selector is an index, 'gpu', "
+            "'cpu', or part of a platform/vendor/device name. Devices here:",
+            sel, from);
+    for (size_t i = 0; i < f->count; i++)
+        cc_fail_append(CLCNN_ERR_NO_DEVICE, "\n  %zu: [%s] %s / %s / %s", i,
+                       type_name(f->info[i].type), f->info[i].platform_name, f->info[i].vendor,
+                       f->info[i].name);
+    return CLCNN_ERR_NO_DEVICE;
+}
+
+static clcnn_status create_on(clcnn_device *dev) {
+    cl_int err = CL_SUCCESS;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->platform,
+                                     0};
+    dev->ctx = clCreateContext(props, 1, &dev->id, NULL, NULL, &err);
+    CC_CL_TRY(err);
+    dev->queue = clCreateCommandQueue(dev->ctx, dev->id, CL_QUEUE_PROFILING_ENABLE, &err);
+    CC_CL_TRY(err);
+    /* Kernels are OpenCL C 1.2; ask for the newest standard the *device compiler*
+     * reports (not the platform version: POCL reports a 3.0 platform with C 1.2). */
+    const clcnn_device_info *in = &dev->info;
+    if (in->opencl_c_major >= 2)
+        snprintf(dev->cl_std, sizeof dev->cl_std, "-cl-std=CL%d.0", in->opencl_c_major);
+    else if (in->opencl_c_minor >= 2)
+        snprintf(dev->cl_std, sizeof dev->cl_std, "-cl-std=CL1.2");
+    else
+        snprintf(dev->cl_std, sizeof dev->cl_std, "-cl-std=CL1.%d", in->opencl_c_minor);
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
+    CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_device_open: out is NULL");
+    *out = NULL;
+    found *f = malloc(sizeof *f);
+    CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_device_open: out of host memory");
+    clcnn_status s = discover(f);
+    if (s != CLCNN_OK) {
+        free(f);
+        return s;
+    }
+    int pick = -1;
+    const char *env = getenv("CLCNN_DEVICE");
+    if (selector && *selector) {
+        pick = match(f, selector);
+        if (pick < 0) s = no_match(f, selector, "");
+    } else if (env && *env) {
+        pick = match(f, env);
+        if (pick < 0) s = no_match(f, env, " (from $CLCNN_DEVICE)");
+    } else {
+        pick = match(f, "gpu");
+        if (pick < 0) pick = match(f, "cpu");
+        if (pick < 0) pick = 0;
+    }
+    if (pick < 0) {
+        free(f);
+        return s;
+    }
+    clcnn_device *dev = calloc(1, sizeof *dev);
+    if (!dev) {
+        free(f);
+        return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_device_open: out of host memory");
+    }
+    dev->platform = f->platform[pick];
+    dev->id = f->device[pick];
+    dev->info = f->info[pick];
+    free(f);
+    s = create_on(dev);
+    if (s != CLCNN_OK) {
+        cc_fail_append(s, " (opening device '%s')", dev->info.name);
+        clcnn_device_close(dev);
+        return s;
+    }
+    if (cc_verbose())
+        fprintf(stderr, "clcnn: device %d: %s / %s (%s, driver %s)\n", dev->info.index,
+                dev->info.platform_name, dev->info.name, dev->info.opencl_c_version,
+                dev->info.driver_version);
+    *out = dev;
+    return CLCNN_OK;
+}
+
+void clcnn_device_close(clcnn_device *dev) {
+    if (!dev) return;
+    if (dev->queue) clFinish(dev->queue);
+    if (cc_verbose() && dev->ctx) {
+        const clcnn_cache_stats *c = &dev->cache_stats;
+        fprintf(stderr,
+                "clcnn: program cache: %llu builds (%.0f ms), %llu memory hits, %llu disk "
+                "hits (%.0f ms), %llu disk writes, %llu rejected files\n",
+                (unsigned long long)c->builds, c->build_ms, (unsigned long long)c->memory_hits,
+                (unsigned long long)c->disk_hits, c->load_ms,
+                (unsigned long long)c->disk_writes, (unsigned long long)c->disk_rejects);
+    }
+    for (size_t i = 0; i < dev->prof_count; i++) clReleaseEvent(dev->prof_events[i]);
+    free(dev->prof_events);
+    cc_programs_release(dev);
+    cc_pool_destroy(dev);
+    if (dev->queue) clReleaseCommandQueue(dev->queue);
+    if (dev->ctx) clReleaseContext(dev->ctx);
+    free(dev);
+}
+
+const clcnn_device_info *clcnn_device_get_info(const clcnn_device *dev) {
+    return dev ? &dev->info : NULL;
+}
+cl_context clcnn_device_context(const clcnn_device *dev) {
+    return dev ? dev->ctx : NULL;
+}
+cl_command_queue clcnn_device_queue(const clcnn_device *dev) {
+    return dev ? dev->queue : NULL;
+}
+
+clcnn_status clcnn_device_finish(clcnn_device *dev) {
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "clcnn_device_finish: device is NULL");
+    return CC_CL(clFinish(dev->queue));
+}
+
+void clcnn_device_cache_stats(const clcnn_device *dev, clcnn_cache_stats *out) {
+    if (!out) return;
+    if (!dev) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = dev->cache_stats;
+}
+
+/* ---- profiling ---------------------------------------------------------------- */
+
+void clcnn_device_profile_begin(clcnn_device *dev) {
+    if (!dev) return;
+    for (size_t i = 0; i < dev->prof_count; i++) clReleaseEvent(dev->prof_events[i]);
+    dev->prof_count = 0;
+    dev->profiling = 1;
+}
+
+cl_event *cc_profile_slot(clcnn_device *dev) {
+    if (!dev->profiling) return NULL;
+    if (dev->prof_count == dev->prof_cap) {
+        size_t cap = dev->prof_cap ? dev->prof_cap * 2 : 64;
+        cl_event *e = realloc(dev->prof_events, cap * sizeof *e);
+        if (!e) return NULL; /* profiling is best effort */
+        dev->prof_events = e;
+        dev->prof_cap = cap;
+    }
+    dev->prof_events[dev->prof_count] = NULL;
+    return &dev->prof_events[dev->prof_count];
+}
+
+void cc_profile_commit(clcnn_device *dev) {
+    if (dev->profiling && dev->prof_count < dev->prof_cap && dev->prof_events[dev->prof_count])
+        dev->prof_count++;
+}
+
+clcnn_status clcnn_device_profile_end(clcnn_device *dev, double *ms) {
+    CC_RETURN_IF(!dev || !ms, CLCNN_ERR_INVALID_ARG, "clcnn_device_profile_end: NULL argument");
+    dev->profiling = 0;
+    *ms = 0;
+    CC_CL_TRY(clFinish(dev->queue));
+    double total = 0;
+    for (size_t i = 0; i < dev->prof_count; i++) {
+        cl_ulong a = 0, b = 0;
+        clGetEventProfilingInfo(dev->prof_events[i], CL_PROFILING_COMMAND_START, sizeof a, &a,
+                                NULL);
+        clGetEventProfilingInfo(dev->prof_events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
+                                NULL);
+        if (b > a) total += (double)(b - a);
+        clReleaseEvent(dev->prof_events[i]);
+    }
+    dev->prof_count = 0;
+    *ms = total / 1e6;
+    return CLCNN_OK;
+}
+
+/* ---- OpenCL error mapping ---------------------------------------------------------- */
+
+const char *cc_cl_error_name(cl_int err) {
+    switch (err) {
+#define N(x)                                                                                       \
+    case x:                                                                                        \
+        return #x;
+        N(CL_SUCCESS) N(CL_DEVICE_NOT_FOUND) N(CL_DEVICE_NOT_AVAILABLE)
+        N(CL_COMPILER_NOT_AVAILABLE) N(CL_MEM_OBJECT_ALLOCATION_FAILURE) N(CL_OUT_OF_RESOURCES)
+        N(CL_OUT_OF_HOST_MEMORY) N(CL_PROFILING_INFO_NOT_AVAILABLE) N(CL_MEM_COPY_OVERLAP)
+        N(CL_BUILD_PROGRAM_FAILURE) N(CL_MAP_FAILURE) N(CL_INVALID_VALUE)
+        N(CL_INVALID_DEVICE_TYPE) N(CL_INVALID_PLATFORM) N(CL_INVALID_DEVICE)
+        N(CL_INVALID_CONTEXT) N(CL_INVALID_QUEUE_PROPERTIES) N(CL_INVALID_COMMAND_QUEUE)
+        N(CL_INVALID_HOST_PTR) N(CL_INVALID_MEM_OBJECT) N(CL_INVALID_BINARY)
+        N(CL_INVALID_BUILD_OPTIONS) N(CL_INVALID_PROGRAM) N(CL_INVALID_PROGRAM_EXECUTABLE)
+        N(CL_INVALID_KERNEL_NAME) N(CL_INVALID_KERNEL_DEFINITION) N(CL_INVALID_KERNEL)
+        N(CL_INVALID_ARG_INDEX) N(CL_INVALID_ARG_VALUE) N(CL_INVALID_ARG_SIZE)
+        N(CL_INVALID_KERNEL_ARGS) N(CL_INVALID_WORK_DIMENSION) N(CL_INVALID_WORK_GROUP_SIZE)
+        N(CL_INVALID_WORK_ITEM_SIZE) N(CL_INVALID_GLOBAL_OFFSET) N(CL_INVALID_EVENT_WAIT_LIST)
+        N(CL_INVALID_EVENT) N(CL_INVALID_OPERATION) N(CL_INVALID_BUFFER_SIZE)
+        N(CL_INVALID_GLOBAL_WORK_SIZE) N(CL_PLATFORM_NOT_FOUND_KHR)
+#undef N
+    }
+    return "unknown OpenCL error";
+}
+
+clcnn_status cc_cl_status(cl_int err, const char *call, const char *file, int line) {
+    if (err == CL_SUCCESS) return CLCNN_OK;
+    clcnn_status s = (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
+                      err == CL_OUT_OF_HOST_MEMORY || err == CL_INVALID_BUFFER_SIZE)
+                         ? CLCNN_ERR_OUT_OF_MEMORY
+                         : CLCNN_ERR_OPENCL;
+    const char *base = strrchr(file, '/');
+    return cc_fail(s, "%s failed with %s (%d) at %s:%d", call, cc_cl_error_name(err), (int)err,
+                   base ? base + 1 : file, line);
+}

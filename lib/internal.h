@@ -1,0 +1,182 @@
+/* Library internals shared between lib/ files. Never installed, never exported
+ * (the library is built with -fvisibility=hidden; only CLCNN_API symbols leave it).
+ *
+ * Prefix: cc_ for functions, CC_ for macros. */
+#ifndef CLCNN_INTERNAL_H
+#define CLCNN_INTERNAL_H
+
+#include "clcnn/clcnn.h"
+
+#include <CL/cl_ext.h>
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define CLCNN_VERSION_STRING "0.1.0"
+
+/* ---- errors (lib/status.c) ------------------------------------------------- */
+
+/* Record a detail message for this thread and return s. */
+clcnn_status cc_fail(clcnn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append to the current detail message and return s. */
+clcnn_status cc_fail_append(clcnn_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Fail with a message when cond holds. */
+#define CC_RETURN_IF(cond, status, ...)                                                            \
+    do {                                                                                           \
+        if (cond) return cc_fail((status), __VA_ARGS__);                                           \
+    } while (0)
+
+/* Propagate a failing status (the callee already set the message). */
+#define CC_TRY(expr)                                                                               \
+    do {                                                                                           \
+        clcnn_status cc_s_ = (expr);                                                               \
+        if (cc_s_ != CLCNN_OK) return cc_s_;                                                       \
+    } while (0)
+
+/* Map an OpenCL error to a status, recording the call and the CL error name. */
+clcnn_status cc_cl_status(cl_int err, const char *call, const char *file, int line);
+const char *cc_cl_error_name(cl_int err);
+#define CC_CL(call) cc_cl_status((call), #call, __FILE__, __LINE__)
+/* Return from the function when the OpenCL call fails. */
+#define CC_CL_TRY(call) CC_TRY(cc_cl_status((call), #call, __FILE__, __LINE__))
+
+/* ---- CLBlast (lib/blas.c): row-major SGEMM, C = alpha op(A) op(B) + beta C ------ */
+
+/* Map a CLBlast status (CLBlastStatusCode, an int) to a status. */
+clcnn_status cc_blas_status(int code, const char *call);
+clcnn_status cc_sgemm(clcnn_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                      float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                      size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* batch GEMMs whose operands are a_stride/b_stride/c_stride elements apart. */
+clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_b, size_t m,
+                                      size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                                      size_t lda, size_t a_stride, cl_mem b, size_t b_off,
+                                      size_t ldb, size_t b_stride, float beta, cl_mem c,
+                                      size_t c_off, size_t ldc, size_t c_stride, size_t batch);
+
+/* ---- device (lib/device.c) ------------------------------------------------- */
+
+typedef struct cc_program_entry cc_program_entry; /* lib/program.c */
+typedef struct cc_pool cc_pool;                   /* lib/pool.c */
+
+struct clcnn_device {
+    clcnn_device_info info;
+    cl_platform_id platform;
+    cl_device_id id;
+    cl_context ctx;
+    cl_command_queue queue;
+    char cl_std[32]; /* "-cl-std=CL1.2" etc., chosen from CL_DEVICE_OPENCL_C_VERSION */
+
+    /* program cache (lib/program.c) */
+    cc_program_entry *programs;
+    clcnn_cache_stats cache_stats;
+
+    /* buffer pool (lib/pool.c) */
+    cc_pool *pool;
+
+    /* profiling (clcnn_device_profile_begin/end) */
+    int profiling;
+    cl_event *prof_events;
+    size_t prof_count, prof_cap;
+};
+
+/* Whether CLCNN_VERBOSE is set to something other than "0". */
+int cc_verbose(void);
+
+/* When profiling, returns a pointer where the next enqueue should write its event,
+ * else NULL. After the enqueue, call cc_profile_commit(dev) to keep it. */
+cl_event *cc_profile_slot(clcnn_device *dev);
+void cc_profile_commit(clcnn_device *dev);
+
+/* ---- programs and kernel launches (lib/program.c) ---------------------------- */
+
+/* One embedded kernel file: name is the file name without ".cl" ("conv2d_direct"). */
+typedef struct cc_kernel_source {
+    const char *name;
+    const char *source; /* local #includes already expanded */
+} cc_kernel_source;
+
+/* The table generated at build time from cl/ *.cl (terminated by {NULL, NULL}). */
+extern const cc_kernel_source cc_kernel_sources[];
+
+/* A built program for (file, defines) from the in-memory cache, the disk cache or a
+ * fresh build. `defines` is a space-separated list of NAME=VALUE (or NAME) entries,
+ * in any order (they are sorted so that equal sets give equal cache keys); may be
+ * NULL or "". The program stays owned by the device. */
+clcnn_status cc_program_get(clcnn_device *dev, const char *file, const char *defines,
+                            cl_program *out);
+
+/* A kernel object from (file, defines, kernel name), cached on the device. */
+clcnn_status cc_kernel_get(clcnn_device *dev, const char *file, const char *defines,
+                           const char *kernel, cl_kernel *out);
+
+/* One kernel argument. Use the CC_ARG_* helpers. ptr NULL + size > 0 = __local. */
+typedef struct cc_arg {
+    size_t size;
+    const void *ptr;
+} cc_arg;
+#define CC_ARG_MEM(m) ((cc_arg){sizeof(cl_mem), &(cl_mem){(m)}})
+#define CC_ARG_INT(v) ((cc_arg){sizeof(cl_int), &(cl_int){(cl_int)(v)}})
+#define CC_ARG_UINT(v) ((cc_arg){sizeof(cl_uint), &(cl_uint){(cl_uint)(v)}})
+#define CC_ARG_ULONG(v) ((cc_arg){sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)}})
+#define CC_ARG_FLOAT(v) ((cc_arg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
+#define CC_ARG_LOCAL(bytes) ((cc_arg){(bytes), NULL})
+#define CC_ARGS(...) (cc_arg[]){__VA_ARGS__}, (int)(sizeof((cc_arg[]){__VA_ARGS__}) / sizeof(cc_arg))
+
+/* Set the arguments and enqueue `kernel` from `file` built with `defines`.
+ * gws: global size per dim (rounded up here to a multiple of lws when lws is given;
+ * kernels must bounds-check); lws may be NULL (driver's choice).
+ * Example:
+ *   CC_TRY(cc_launch(dev, "activation", "", "relu_fwd", 1, (size_t[]){n}, NULL,
+ *                    CC_ARGS(CC_ARG_MEM(x), CC_ARG_MEM(y), CC_ARG_INT(n))));  */
+clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
+                       const char *kernel, int dims, const size_t *gws, const size_t *lws,
+                       const cc_arg *args, int nargs);
+
+/* Free every program and kernel of the device (device close). */
+void cc_programs_release(clcnn_device *dev);
+
+/* Hash helper (FNV-1a 64) used for cache keys. */
+uint64_t cc_hash64(uint64_t h, const void *data, size_t len);
+#define CC_HASH_INIT 1469598103934665603ULL
+
+/* ---- tensors (lib/tensor.c, lib/pool.c) ---------------------------------------- */
+
+typedef struct cc_storage {
+    cl_mem mem;
+    size_t bytes; /* capacity of mem */
+    int refs;
+} cc_storage;
+
+struct clcnn_tensor {
+    clcnn_device *dev;
+    clcnn_dtype dtype;
+    clcnn_layout layout;
+    int ndim;
+    size_t shape[CLCNN_MAX_DIMS];
+    size_t strides[CLCNN_MAX_DIMS];
+    size_t offset; /* elements */
+    size_t numel;
+    cc_storage *storage;
+};
+
+/* Get a buffer of at least `bytes` from the pool (or OpenCL). */
+clcnn_status cc_pool_acquire(clcnn_device *dev, size_t bytes, cc_storage **out);
+/* Drop one reference; the buffer returns to the pool at zero. */
+void cc_pool_release(clcnn_device *dev, cc_storage *s);
+void cc_pool_destroy(clcnn_device *dev);
+
+size_t cc_dtype_size(clcnn_dtype t);
+
+/* Shape accessors that treat missing dims as 1 (n, c, h, w of a 4-D view). */
+static inline size_t cc_dim(const clcnn_tensor *t, int i) {
+    return i < t->ndim ? t->shape[i] : 1;
+}
+
+/* Check that t is non-NULL, float32 and on dev; the message names `what` and `op`. */
+clcnn_status cc_check_tensor(const clcnn_device *dev, const clcnn_tensor *t, clcnn_dtype dtype,
+                             const char *op, const char *what);
+
+#endif

@@ -1,0 +1,112 @@
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static clcnn_device *test_dev;
+
+clcnn_device *tu_device(void) {
+    if (!test_dev) {
+        const char *sel = getenv("CLCNN_TEST_DEVICE");
+        clcnn_status s = clcnn_device_open(sel && *sel ? sel : NULL, &test_dev);
+        if (s != CLCNN_OK) {
+            fprintf(stderr, "cannot open test device: %s: %s\n", clcnn_status_str(s),
+                    clcnn_last_error());
+            return NULL;
+        }
+    }
+    return test_dev;
+}
+
+void tu_close_device(void) {
+    clcnn_device_close(test_dev);
+    test_dev = NULL;
+}
+
+tu_rng tu_rng_seed(uint64_t seed) {
+    tu_rng r = {seed * 0x9E3779B97F4A7C15ULL + 0x1234567ULL};
+    if (!r.s) r.s = 1;
+    return r;
+}
+
+uint64_t tu_rng_next(tu_rng *r) {
+    r->s ^= r->s >> 12;
+    r->s ^= r->s << 25;
+    r->s ^= r->s >> 27;
+    return r->s * 2685821657736338717ULL;
+}
+
+int tu_rng_int(tu_rng *r, int lo, int hi) {
+    return lo + (int)(tu_rng_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+float tu_rng_uniform(tu_rng *r, float lo, float hi) {
+    double u = (double)(tu_rng_next(r) >> 11) / 9007199254740992.0;
+    return lo + (float)(u * (hi - lo));
+}
+
+void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = tu_rng_uniform(r, lo, hi);
+}
+
+clcnn_tensor *tu_tensor_from(int ndim, const size_t *shape, const float *data) {
+    clcnn_tensor *t = NULL;
+    TU_OK(clcnn_tensor_create(tu_device(), CLCNN_F32, ndim, shape, &t));
+    if (data) TU_OK(clcnn_tensor_upload(t, data, clcnn_tensor_numel(t) * sizeof(float)));
+    return t;
+}
+
+float *tu_download(const clcnn_tensor *t) {
+    size_t n = clcnn_tensor_numel(t);
+    float *h = malloc(n * sizeof *h);
+    assert_non_null(h);
+    TU_OK(clcnn_tensor_download(t, h, n * sizeof *h));
+    return h;
+}
+
+int tu_close(const char *what, const float *got, const double *ref, size_t n, double atol,
+             double rtol) {
+    size_t worst = 0, bad = 0;
+    double worst_excess = -1, max_diff = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (isnan(got[i]) != isnan(ref[i])) d = INFINITY;
+        double excess = d - (atol + rtol * fabs(ref[i]));
+        if (d > max_diff) max_diff = d;
+        if (excess > 0) bad++;
+        if (excess > worst_excess) {
+            worst_excess = excess;
+            worst = i;
+        }
+    }
+    if (bad == 0) return 1;
+    fprintf(stderr, "MISMATCH %s: %zu of %zu elements outside atol=%g rtol=%g, max |diff| %g\n",
+            what, bad, n, atol, rtol, max_diff);
+    fprintf(stderr, "  worst at [%zu]: got %.9g ref %.9g\n", worst, got[worst], ref[worst]);
+    fprintf(stderr, "  first values:");
+    for (size_t i = 0; i < n && i < 6; i++) fprintf(stderr, " %.6g/%.6g", got[i], ref[i]);
+    fprintf(stderr, "\n");
+    return 0;
+}
+
+double tu_nmse(const float *got, const double *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num / (double)(n ? n : 1);
+}
+
+char *tu_temp_dir(const char *tag) {
+    char tmpl[4096];
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpl, sizeof tmpl, "%s/clcnn-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}

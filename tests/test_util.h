@@ -1,0 +1,55 @@
+/* Helpers every test uses: the test device, seeded random data, and the one
+ * comparison helper |got - ref| <= atol + rtol * |ref| that prints the shape, the first
+ * values, the worst element and the max difference on failure. */
+#ifndef CLCNN_TEST_UTIL_H
+#define CLCNN_TEST_UTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka needs these first */
+#include <cmocka.h>
+
+#include "clcnn/clcnn.h"
+
+/* The device tests run on: $CLCNN_TEST_DEVICE, else the library default (POCL's CPU
+ * device on CI). Opened once per process; closed by tu_close_device(). */
+clcnn_device *tu_device(void);
+void tu_close_device(void);
+
+/* Fail the test with the library's message when s is not CLCNN_OK. */
+#define TU_OK(expr)                                                                                \
+    do {                                                                                           \
+        clcnn_status tu_s_ = (expr);                                                               \
+        if (tu_s_ != CLCNN_OK)                                                                     \
+            fail_msg("%s -> %s: %s", #expr, clcnn_status_str(tu_s_), clcnn_last_error());          \
+    } while (0)
+
+/* Deterministic RNG (xorshift64*), independent of libc. */
+typedef struct tu_rng {
+    uint64_t s;
+} tu_rng;
+tu_rng tu_rng_seed(uint64_t seed);
+uint64_t tu_rng_next(tu_rng *r);
+int tu_rng_int(tu_rng *r, int lo, int hi); /* inclusive */
+float tu_rng_uniform(tu_rng *r, float lo, float hi);
+void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi);
+
+/* A new device tensor with the given shape holding `data` (float32). */
+clcnn_tensor *tu_tensor_from(int ndim, const size_t *shape, const float *data);
+/* Download a float32 tensor into a malloc'd array. */
+float *tu_download(const clcnn_tensor *t);
+
+/* Compare got (float) with ref (double): returns 1 when every element is within
+ * atol + rtol*|ref|; otherwise prints what/the shape description, the worst element
+ * and the max difference, and returns 0. */
+int tu_close(const char *what, const float *got, const double *ref, size_t n, double atol,
+             double rtol);
+/* Normalised MSE: sum((got-ref)^2) / sum(ref^2) (or / n when ref is all zero). */
+double tu_nmse(const float *got, const double *ref, size_t n);
+
+/* A fresh empty directory under the build tree (or /tmp); caller frees. */
+char *tu_temp_dir(const char *tag);
+
+#endif
