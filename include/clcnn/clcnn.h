@@ -6,5 +6,6 @@
 #include "device.h"
 #include "tensor.h"
 #include "ops.h"
+#include "nn.h"
 
 #endif

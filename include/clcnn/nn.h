@@ -1,0 +1,144 @@
+/* The training layer: a sequential network of layers with parameters and gradients,
+ * initialisation, losses, optimizers updating on the device, learning-rate schedules,
+ * and checkpoints in the safetensors format.
+ *
+ * Ownership: the net owns its layers, parameters, gradients and activations; tensors
+ * returned by clcnn_net_forward stay valid until the next forward or clcnn_net_free.
+ * A net is used from one thread at a time (it shares the device handle's rules). */
+#ifndef CLCNN_NN_H
+#define CLCNN_NN_H
+
+#include <stdint.h>
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct clcnn_net clcnn_net;
+
+/* A network for samples of shape (c, h, w); the batch size is free per call. */
+CLCNN_API clcnn_status clcnn_net_create(clcnn_device *dev, int c, int h, int w,
+                                        clcnn_net **out);
+CLCNN_API void clcnn_net_free(clcnn_net *net);
+
+/* Builders append one layer after the current last one; each checks its input shape
+ * and fails with CLCNN_ERR_SHAPE naming the layer and shapes when it cannot fit. */
+/* conv2d with k filters of r x s; d NULL = stride 1, no padding; bias 0/1. */
+CLCNN_API clcnn_status clcnn_net_add_conv2d(clcnn_net *net, int k, int r, int s,
+                                            const clcnn_conv2d_desc *d, int bias);
+CLCNN_API clcnn_status clcnn_net_add_activation(clcnn_net *net, clcnn_activation act,
+                                                float alpha);
+CLCNN_API clcnn_status clcnn_net_add_pool2d(clcnn_net *net, const clcnn_pool2d_desc *d);
+CLCNN_API clcnn_status clcnn_net_add_batchnorm(clcnn_net *net, float momentum, float eps);
+CLCNN_API clcnn_status clcnn_net_add_dropout(clcnn_net *net, float p);
+CLCNN_API clcnn_status clcnn_net_add_flatten(clcnn_net *net);
+CLCNN_API clcnn_status clcnn_net_add_linear(clcnn_net *net, int out_features, int bias);
+
+/* What a layer is, for summaries: kind ("conv2d", "relu", "maxpool", ...), its output
+ * shape per sample (c, h, w; h = w = 1 after flatten/linear) and parameter count. */
+typedef struct clcnn_layer_info {
+    char kind[32];
+    char desc[128]; /* e.g. "96 x 11x11, stride 4" */
+    int out_c, out_h, out_w;
+    size_t params;
+} clcnn_layer_info;
+CLCNN_API int clcnn_net_num_layers(const clcnn_net *net);
+CLCNN_API clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info *out);
+CLCNN_API size_t clcnn_net_param_count(const clcnn_net *net);
+
+/* Parameters in a fixed order, each with its checkpoint name ("layers.0.weight",
+ * "layers.0.bias", "layers.1.running_mean", ...) and gradient (NULL for buffers such
+ * as running statistics that are not trained). */
+typedef struct clcnn_param {
+    const char *name;
+    clcnn_tensor *value;
+    clcnn_tensor *grad; /* NULL for non-trainable buffers */
+} clcnn_param;
+CLCNN_API int clcnn_net_num_params(const clcnn_net *net);
+CLCNN_API clcnn_status clcnn_net_param(const clcnn_net *net, int i, clcnn_param *out);
+
+typedef enum clcnn_init {
+    CLCNN_INIT_HE = 0,     /* Kaiming normal (fan_in), for ReLU nets */
+    CLCNN_INIT_XAVIER = 1, /* Glorot uniform */
+} clcnn_init;
+/* Initialise every weight from a seeded host RNG (same seed -> same weights on every
+ * device); biases and beta to 0, gamma to 1, running stats to 0/1. */
+CLCNN_API clcnn_status clcnn_net_init(clcnn_net *net, clcnn_init init, uint64_t seed);
+
+/* Training mode (batch statistics, dropout on) or evaluation mode. Default: training. */
+CLCNN_API void clcnn_net_set_training(clcnn_net *net, int training);
+
+/* Forward a batch x (n, c, h, w). *y (owned by the net) receives the output. */
+CLCNN_API clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x,
+                                         const clcnn_tensor **y);
+/* Backward from dy (shaped like the last forward output): fills every gradient
+ * (overwriting, not accumulating). Needs a forward in training mode before it. */
+CLCNN_API clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy);
+
+/* One training step for classification: forward, fused softmax cross-entropy with the
+ * int32 labels (n), backward. Returns the mean loss and the number of correct
+ * predictions (either pointer may be NULL). Does not update the weights. */
+CLCNN_API clcnn_status clcnn_net_loss_backward(clcnn_net *net, const clcnn_tensor *x,
+                                               const clcnn_tensor *labels, float *loss,
+                                               int *correct);
+
+/* ---- optimizers -------------------------------------------------------------- */
+
+typedef enum clcnn_optim_kind { CLCNN_OPTIM_SGD = 0, CLCNN_OPTIM_ADAM = 1 } clcnn_optim_kind;
+
+typedef struct clcnn_optim_config {
+    clcnn_optim_kind kind;
+    float lr;
+    float momentum;     /* SGD */
+    float weight_decay; /* L2, both */
+    float beta1, beta2, eps; /* Adam */
+} clcnn_optim_config;
+/* SGD: lr 0.01, momentum 0.9; Adam: lr 1e-3, betas 0.9/0.999, eps 1e-8; no decay. */
+CLCNN_API clcnn_optim_config clcnn_optim_default(clcnn_optim_kind kind);
+
+typedef struct clcnn_optimizer clcnn_optimizer;
+CLCNN_API clcnn_status clcnn_optimizer_create(clcnn_net *net, const clcnn_optim_config *cfg,
+                                              clcnn_optimizer **out);
+CLCNN_API void clcnn_optimizer_free(clcnn_optimizer *opt);
+/* Update every trainable parameter from its gradient with learning rate lr. */
+CLCNN_API clcnn_status clcnn_optimizer_step(clcnn_optimizer *opt, float lr);
+CLCNN_API int64_t clcnn_optimizer_steps(const clcnn_optimizer *opt);
+
+/* Learning-rate schedules: constant, step (x gamma every step_size steps), cosine
+ * (from lr to min_lr over total_steps). */
+typedef enum clcnn_schedule_kind {
+    CLCNN_SCHEDULE_CONSTANT = 0,
+    CLCNN_SCHEDULE_STEP = 1,
+    CLCNN_SCHEDULE_COSINE = 2,
+} clcnn_schedule_kind;
+typedef struct clcnn_schedule {
+    clcnn_schedule_kind kind;
+    float lr, min_lr, gamma;
+    int64_t step_size, total_steps;
+} clcnn_schedule;
+CLCNN_API float clcnn_schedule_lr(const clcnn_schedule *s, int64_t step);
+
+/* ---- checkpoints (safetensors) --------------------------------------------------- */
+
+/* Save every parameter and buffer (and, if opt is not NULL, the optimizer state as
+ * "optim.<param name>.<slot>" plus its step count) to path. metadata: NULL or a
+ * NULL-terminated list of key, value strings stored in "__metadata__". Writes a
+ * temporary file, flushes and renames it: an interrupted save leaves the old file. */
+CLCNN_API clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *opt,
+                                             const char *path, const char *const *metadata);
+/* Load into a net built with the same layers; validates the header length against the
+ * file size, offsets (in range, non-overlapping), dtypes and shapes against the net.
+ * Any problem is CLCNN_ERR_FORMAT (or CLCNN_ERR_SHAPE) naming the file and tensor; the
+ * net is unchanged on failure. opt may be NULL (optimizer state is then ignored). */
+CLCNN_API clcnn_status clcnn_checkpoint_load(clcnn_net *net, clcnn_optimizer *opt,
+                                             const char *path);
+/* Read one metadata value from a checkpoint's header into buf ("" if absent). */
+CLCNN_API clcnn_status clcnn_checkpoint_metadata(const char *path, const char *key, char *buf,
+                                                 size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
