@@ -7,5 +7,6 @@
 #include "tensor.h"
 #include "ops.h"
 #include "nn.h"
+#include "data.h"
 
 #endif
