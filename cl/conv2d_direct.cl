@@ -1,0 +1,317 @@
+/* Direct 2-D convolution (cross-correlation), forward, backward data and backward
+ * filter, for every shape: any kernel size, stride, zero padding, dilation and groups.
+ * Host side: lib/ops/conv2d_direct.c.
+ *
+ * Defines (tuning only; shapes are kernel arguments):
+ *   TILE_K   output channels per work-item (forward, backward filter)       default 4
+ *   TILE_P   output rows per work-item (forward)                            default 2
+ *   VEC      outputs along a row per work-item (forward), input columns per
+ *            work-item (backward data), q positions per vector step (backward
+ *            filter); 2, 4, 8 or 16: the width of the float vectors          default 8
+ *   TILE_C   input channels per work-item (backward data, backward filter)  default 4
+ * Optional specialisations (a generic program takes them from the arguments):
+ *   KR, KS   kernel height and width;  SH, SW  stride.
+ *
+ * Buffers (dense NCHW, each with an element offset *_off):
+ *   x, dx  (n, c, h, w)      wt, dw  (k, cpg, r, s)      y, dy  (n, k, p, q)
+ *   b      (k)               part    (splits, k, cpg, r, s) partial filter gradients
+ * with cpg = c/groups, kpg = k/groups; output channel ko belongs to group ko / kpg and
+ * reads input channels g*cpg .. g*cpg + cpg - 1.
+ *   y[ni,ko,pi,qi] = sum_{ci,kr,ks} x[ni, g*cpg+ci, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
+ *                                   * wt[ko,ci,kr,ks]          (outside the input: 0)
+ *
+ * Work-item -> output mapping (every output element is written by exactly one
+ * work-item, which sums its terms in a fixed order: deterministic, no atomics):
+ *   forward:  dim0 = (p tile, q tile), dim1 = (group, k tile), dim2 = image;
+ *             TILE_K channels x TILE_P rows x VEC columns of y.
+ *   bwd data: dim0 = (row, w tile), dim1 = (group, c tile), dim2 = image;
+ *             TILE_C channels x 1 row x VEC columns of dx (a gather over dy).
+ *   bwd filt: dim0 = (c tile, kr, ks), dim1 = (group, k tile), dim2 = split of the batch;
+ *             TILE_K x TILE_C filter taps summed over the split's images, rows and
+ *             columns (VEC columns per step, then the tail one by one). */
+#include "common.h"
+
+#ifndef TILE_K
+#define TILE_K 4
+#endif
+#ifndef TILE_P
+#define TILE_P 2
+#endif
+#ifndef VEC
+#define VEC 8
+#endif
+#ifndef TILE_C
+#define TILE_C 4
+#endif
+
+#if VEC != 2 && VEC != 4 && VEC != 8 && VEC != 16
+#error "VEC must be 2, 4, 8 or 16"
+#endif
+#if TILE_K < 1 || TILE_P < 1 || TILE_C < 1
+#error "TILE_K, TILE_P and TILE_C must be at least 1"
+#endif
+
+#define CC_CAT_(a, b) a##b
+#define CC_CAT(a, b) CC_CAT_(a, b)
+#define floatV CC_CAT(float, VEC)
+#define vloadV CC_CAT(vload, VEC)
+#define vstoreV CC_CAT(vstore, VEC)
+
+#ifdef KR
+#define R_ KR
+#else
+#define R_ r
+#endif
+#ifdef KS
+#define S_ KS
+#else
+#define S_ s
+#endif
+#ifdef SH
+#define SH_ SH
+#else
+#define SH_ sh
+#endif
+#ifdef SW
+#define SW_ SW
+#else
+#define SW_ sw
+#endif
+
+/* ---- forward ----------------------------------------------------------------------- */
+
+__kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global const float *wt,
+                                int w_off, __global const float *bias, int b_off, int has_bias,
+                                __global float *y, int y_off, int n, int c, int h, int w, int k,
+                                int p, int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
+                                int dw, int groups, int act, float alpha) {
+    const int cpg = c / groups, kpg = k / groups;
+    const int qt = (q + VEC - 1) / VEC, pt = (p + TILE_P - 1) / TILE_P;
+    const int kt = (kpg + TILE_K - 1) / TILE_K;
+    const int t = get_global_id(0), gk = get_global_id(1), ni = get_global_id(2);
+    if (t >= pt * qt || gk >= groups * kt || ni >= n) return;
+    const int p0 = (t / qt) * TILE_P, q0 = (t % qt) * VEC;
+    const int g = gk / kt, k0 = (gk % kt) * TILE_K;
+    const int rs = R_ * S_, crs = cpg * rs;
+
+    __global const float *xg = x + x_off + (ni * c + g * cpg) * h * w;
+    __global const float *wg = wt + w_off + (g * kpg) * crs;
+    int wrow[TILE_K]; /* channels past the group's end read its last one (not stored) */
+    for (int tk = 0; tk < TILE_K; tk++)
+        wrow[tk] = min(k0 + tk, kpg - 1) * crs;
+
+    const int ih0 = p0 * SH_ - ph, iw0 = q0 * SW_ - pw;
+    /* Columns of the tile's window all inside the row (then no per-element checks)? */
+    const int cols_in = iw0 >= 0 && iw0 + (VEC - 1) * SW_ + (S_ - 1) * dw < w;
+
+    floatV acc[TILE_K][TILE_P];
+    for (int tk = 0; tk < TILE_K; tk++)
+        for (int tp = 0; tp < TILE_P; tp++)
+            acc[tk][tp] = (floatV)(0.0f);
+
+    for (int ci = 0; ci < cpg; ci++) {
+        __global const float *xc = xg + ci * h * w;
+        __global const float *wc = wg + ci * rs;
+        for (int kr = 0; kr < R_; kr++) {
+            for (int ks = 0; ks < S_; ks++) {
+                float wv[TILE_K];
+                for (int tk = 0; tk < TILE_K; tk++)
+                    wv[tk] = wc[wrow[tk] + kr * S_ + ks];
+                const int iw = iw0 + ks * dw;
+                for (int tp = 0; tp < TILE_P; tp++) {
+                    const int ih = ih0 + tp * SH_ + kr * dh;
+                    floatV xv;
+                    if (ih < 0 || ih >= h) {
+                        xv = (floatV)(0.0f);
+                    } else if (cols_in && SW_ == 1) {
+                        xv = vloadV(0, xc + ih * w + iw);
+                    } else {
+                        float xs[VEC];
+                        for (int tq = 0; tq < VEC; tq++) {
+                            const int col = iw + tq * SW_;
+                            xs[tq] = (col >= 0 && col < w) ? xc[ih * w + col] : 0.0f;
+                        }
+                        xv = vloadV(0, xs);
+                    }
+                    for (int tk = 0; tk < TILE_K; tk++)
+                        acc[tk][tp] = mad((floatV)(wv[tk]), xv, acc[tk][tp]);
+                }
+            }
+        }
+    }
+
+    for (int tk = 0; tk < TILE_K; tk++) {
+        const int ko = g * kpg + k0 + tk;
+        if (k0 + tk >= kpg) break;
+        const float bv = has_bias ? bias[b_off + ko] : 0.0f;
+        for (int tp = 0; tp < TILE_P; tp++) {
+            const int pi = p0 + tp;
+            if (pi >= p) break;
+            float out[VEC];
+            vstoreV(acc[tk][tp], 0, out);
+            __global float *yr = y + y_off + ((ni * k + ko) * p + pi) * q;
+            for (int tq = 0; tq < VEC && q0 + tq < q; tq++)
+                yr[q0 + tq] = cc_activate(out[tq] + bv, act, alpha);
+        }
+    }
+}
+
+/* ---- backward data ------------------------------------------------------------------- */
+
+/* dx[ni,cc,hi,wi] = sum over (ko in the group, kr, ks) with
+ *   hi + ph - kr*dh = pi*sh, wi + pw - ks*dw = qi*sw, 0 <= pi < p, 0 <= qi < q
+ * of dy[ni,ko,pi,qi] * wt[ko, cc - g*cpg, kr, ks]. */
+__kernel void conv2d_direct_bwd_data(__global const float *dy, int dy_off, __global const float *wt,
+                                     int w_off, __global float *dx, int dx_off, int n, int c, int h,
+                                     int w, int k, int p, int q, int r, int s, int sh, int sw,
+                                     int ph, int pw, int dh, int dw, int groups) {
+    const int cpg = c / groups, kpg = k / groups;
+    const int wt_ = (w + VEC - 1) / VEC, ct = (cpg + TILE_C - 1) / TILE_C;
+    const int t = get_global_id(0), gc = get_global_id(1), ni = get_global_id(2);
+    if (t >= h * wt_ || gc >= groups * ct || ni >= n) return;
+    const int hi = t / wt_, w0 = (t % wt_) * VEC;
+    const int g = gc / ct, c0 = (gc % ct) * TILE_C;
+    const int rs = R_ * S_, crs = cpg * rs;
+
+    int wcol[TILE_C];
+    for (int tc = 0; tc < TILE_C; tc++)
+        wcol[tc] = min(c0 + tc, cpg - 1) * rs;
+
+    floatV acc[TILE_C];
+    for (int tc = 0; tc < TILE_C; tc++)
+        acc[tc] = (floatV)(0.0f);
+
+    for (int kk = 0; kk < kpg; kk++) {
+        const int ko = g * kpg + kk;
+        __global const float *dyk = dy + dy_off + (ni * k + ko) * p * q;
+        __global const float *wk = wt + w_off + ko * crs;
+        for (int kr = 0; kr < R_; kr++) {
+            const int th = hi + ph - kr * dh;
+            if (th < 0 || th % SH_ != 0) continue;
+            const int pi = th / SH_;
+            if (pi >= p) continue;
+            __global const float *dyr = dyk + pi * q;
+            for (int ks = 0; ks < S_; ks++) {
+                const int tw0 = w0 + pw - ks * dw; /* qi*sw for the first column */
+                floatV dv;
+                if (SW_ == 1 && tw0 >= 0 && tw0 + VEC <= q) {
+                    dv = vloadV(0, dyr + tw0);
+                } else {
+                    float ds[VEC];
+                    for (int tw = 0; tw < VEC; tw++) {
+                        const int tt = tw0 + tw;
+                        const int qi = tt / SW_;
+                        ds[tw] = (tt >= 0 && tt % SW_ == 0 && qi < q) ? dyr[qi] : 0.0f;
+                    }
+                    dv = vloadV(0, ds);
+                }
+                for (int tc = 0; tc < TILE_C; tc++)
+                    acc[tc] = mad((floatV)(wk[wcol[tc] + kr * S_ + ks]), dv, acc[tc]);
+            }
+        }
+    }
+
+    for (int tc = 0; tc < TILE_C; tc++) {
+        if (c0 + tc >= cpg) break;
+        float out[VEC];
+        vstoreV(acc[tc], 0, out);
+        __global float *dxr = dx + dx_off + ((ni * c + g * cpg + c0 + tc) * h + hi) * w;
+        for (int tw = 0; tw < VEC && w0 + tw < w; tw++)
+            dxr[w0 + tw] = out[tw];
+    }
+}
+
+/* ---- backward filter ------------------------------------------------------------------ */
+
+/* part[split, ko, ci, kr, ks] = sum over images n0 .. n1-1 of the split, rows pi and
+ * columns qi of dy[ni,ko,pi,qi] * x[ni, g*cpg+ci, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]; the
+ * host sums the splits in order (or writes dw directly when there is one split). */
+__kernel void conv2d_direct_bwd_filter(__global const float *x, int x_off, __global const float *dy,
+                                       int dy_off, __global float *part, int part_off, int n, int c,
+                                       int h, int w, int k, int p, int q, int r, int s, int sh,
+                                       int sw, int ph, int pw, int dh, int dw, int groups,
+                                       int imgs_per_split) {
+    const int cpg = c / groups, kpg = k / groups;
+    const int rs = R_ * S_, crs = cpg * rs;
+    const int ct = (cpg + TILE_C - 1) / TILE_C, kt = (kpg + TILE_K - 1) / TILE_K;
+    const int t = get_global_id(0), gk = get_global_id(1), split = get_global_id(2);
+    const int n0 = split * imgs_per_split, n1 = min(n0 + imgs_per_split, n);
+    if (t >= ct * rs || gk >= groups * kt || n0 >= n) return;
+    const int c0 = (t / rs) * TILE_C, kr = (t % rs) / S_, ks = t % S_;
+    const int g = gk / kt, k0 = (gk % kt) * TILE_K;
+
+    /* Output rows / columns whose input position is inside the image:
+     * 0 <= pi*sh - ph + kr*dh < h  <=>  plo <= pi < phi. */
+    const int oh = kr * dh - ph, ow = ks * dw - pw;
+    const int plo = oh >= 0 ? 0 : (-oh + SH_ - 1) / SH_;
+    const int phi = min(p, h - oh <= 0 ? 0 : (h - oh - 1) / SH_ + 1);
+    const int qlo = ow >= 0 ? 0 : (-ow + SW_ - 1) / SW_;
+    const int qhi = min(q, w - ow <= 0 ? 0 : (w - ow - 1) / SW_ + 1);
+
+    int crow[TILE_C], krow[TILE_K];
+    for (int tc = 0; tc < TILE_C; tc++)
+        crow[tc] = (g * cpg + min(c0 + tc, cpg - 1)) * h * w;
+    for (int tk = 0; tk < TILE_K; tk++)
+        krow[tk] = (g * kpg + min(k0 + tk, kpg - 1)) * p * q;
+
+    floatV acc[TILE_K][TILE_C];
+    float acc1[TILE_K][TILE_C];
+    for (int tk = 0; tk < TILE_K; tk++)
+        for (int tc = 0; tc < TILE_C; tc++) {
+            acc[tk][tc] = (floatV)(0.0f);
+            acc1[tk][tc] = 0.0f;
+        }
+
+    for (int ni = n0; ni < n1; ni++) {
+        __global const float *xn = x + x_off + ni * c * h * w;
+        __global const float *dyn = dy + dy_off + ni * k * p * q;
+        for (int pi = plo; pi < phi; pi++) {
+            const int xrow = (pi * SH_ + oh) * w + ow; /* + qi*sw = input index */
+            const int drow = pi * q;
+            int qi = qlo;
+            for (; qi + VEC <= qhi; qi += VEC) {
+                floatV xv[TILE_C];
+                for (int tc = 0; tc < TILE_C; tc++) {
+                    __global const float *xr = xn + crow[tc] + xrow;
+                    if (SW_ == 1) {
+                        xv[tc] = vloadV(0, xr + qi);
+                    } else {
+                        float xs[VEC];
+                        for (int v = 0; v < VEC; v++)
+                            xs[v] = xr[(qi + v) * SW_];
+                        xv[tc] = vloadV(0, xs);
+                    }
+                }
+                for (int tk = 0; tk < TILE_K; tk++) {
+                    const floatV dv = vloadV(0, dyn + krow[tk] + drow + qi);
+                    for (int tc = 0; tc < TILE_C; tc++)
+                        acc[tk][tc] = mad(dv, xv[tc], acc[tk][tc]);
+                }
+            }
+            for (; qi < qhi; qi++) {
+                float xs[TILE_C];
+                for (int tc = 0; tc < TILE_C; tc++)
+                    xs[tc] = xn[crow[tc] + xrow + qi * SW_];
+                for (int tk = 0; tk < TILE_K; tk++) {
+                    const float d = dyn[krow[tk] + drow + qi];
+                    for (int tc = 0; tc < TILE_C; tc++)
+                        acc1[tk][tc] = mad(d, xs[tc], acc1[tk][tc]);
+                }
+            }
+        }
+    }
+
+    __global float *out = part + part_off + split * k * crs;
+    for (int tk = 0; tk < TILE_K; tk++) {
+        if (k0 + tk >= kpg) break;
+        for (int tc = 0; tc < TILE_C; tc++) {
+            if (c0 + tc >= cpg) break;
+            float lanes[VEC];
+            vstoreV(acc[tk][tc], 0, lanes);
+            float sum = acc1[tk][tc];
+            for (int v = 0; v < VEC; v++)
+                sum += lanes[v];
+            out[(g * kpg + k0 + tk) * crs + (c0 + tc) * rs + kr * S_ + ks] = sum;
+        }
+    }
+}

@@ -1,0 +1,348 @@
+/* conv2d: descriptor and shape checks, output shape, algorithm choice and dispatch,
+ * plus the bias kernels shared by the algorithms (cl/conv2d_bias.cl).
+ *
+ * Shape key: x (n, c, h, w); w (k, c/groups, r, s); y (n, k, p, q) with
+ *   p = (h + 2 pad_h - dilation_h (r-1) - 1) / stride_h + 1   (q likewise).
+ *
+ * Algorithms (lib/ops/conv2d_direct.c, lib/ops/conv2d_gemm.c) handle every shape; the
+ * others in clcnn_conv_algo are not built yet and fail with CLCNN_ERR_UNSUPPORTED when
+ * forced. There is no tuning database yet, so AUTO means the heuristic in pick_algo().
+ *
+ * Every entry point checks everything (descriptor, dtypes, devices, shapes, aliasing,
+ * algorithm) before it enqueues anything, so a failing call leaves its outputs as they
+ * were. */
+#include "conv2d_impl.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const algo_names[CLCNN_CONV_ALGO_COUNT] = {
+    "auto", "direct", "gemm", "implicit_gemm", "winograd", "depthwise",
+};
+
+clcnn_conv2d_desc clcnn_conv2d_desc_default(void) {
+    clcnn_conv2d_desc d = {1, 1, 0, 0, 1, 1, 1, CLCNN_CONV_AUTO};
+    return d;
+}
+
+const char *clcnn_conv_algo_name(clcnn_conv_algo a) {
+    if ((int)a < 0 || a >= CLCNN_CONV_ALGO_COUNT) return "unknown";
+    return algo_names[a];
+}
+
+int clcnn_conv_algo_parse(const char *name) {
+    if (!name) return -1;
+    for (int i = 0; i < CLCNN_CONV_ALGO_COUNT; i++)
+        if (strcasecmp(name, algo_names[i]) == 0) return i;
+    return -1;
+}
+
+size_t cc_conv_workspace_limit(void) {
+    const char *e = getenv("CLCNN_CONV_WORKSPACE_MB");
+    if (e && *e) {
+        char *end = NULL;
+        double mb = strtod(e, &end);
+        /* at most 2^31 bytes: workspace element indices stay far below 2^31 */
+        if (end != e && mb > 0) return mb >= 2048.0 ? (size_t)INT_MAX : (size_t)(mb * 1048576.0);
+    }
+    return (size_t)256 << 20;
+}
+
+/* ---- checks -------------------------------------------------------------------------- */
+
+#define SHAPE4 "%zux%zux%zux%zu"
+#define DIMS4(a) (a)[0], (a)[1], (a)[2], (a)[3]
+
+static clcnn_status check_desc(const char *op, const clcnn_conv2d_desc *d) {
+    CC_RETURN_IF(!d, CLCNN_ERR_INVALID_ARG, "%s: descriptor is NULL", op);
+    CC_RETURN_IF(d->stride_h < 1 || d->stride_w < 1, CLCNN_ERR_INVALID_ARG,
+                 "%s: stride %dx%d must be at least 1x1", op, d->stride_h, d->stride_w);
+    CC_RETURN_IF(d->dilation_h < 1 || d->dilation_w < 1, CLCNN_ERR_INVALID_ARG,
+                 "%s: dilation %dx%d must be at least 1x1", op, d->dilation_h, d->dilation_w);
+    CC_RETURN_IF(d->pad_h < 0 || d->pad_w < 0, CLCNN_ERR_INVALID_ARG,
+                 "%s: padding %dx%d must not be negative", op, d->pad_h, d->pad_w);
+    CC_RETURN_IF(d->groups < 1, CLCNN_ERR_INVALID_ARG, "%s: groups %d must be at least 1", op,
+                 d->groups);
+    CC_RETURN_IF((int)d->algo < 0 || d->algo >= CLCNN_CONV_ALGO_COUNT, CLCNN_ERR_INVALID_ARG,
+                 "%s: unknown algorithm %d", op, (int)d->algo);
+    return CLCNN_OK;
+}
+
+/* Checks d, the input shape x (n,c,h,w) and the weight shape w (k,c/groups,r,s) and fills
+ * the output shape y and (when cv is non-NULL) the geometry. */
+static clcnn_status conv_geometry(const char *op, const clcnn_conv2d_desc *d, const size_t x[4],
+                                  const size_t w[4], size_t y[4], cc_conv *cv) {
+    CC_TRY(check_desc(op, d));
+    CC_RETURN_IF(!x || !w || !y, CLCNN_ERR_INVALID_ARG, "%s: shape pointer is NULL", op);
+    for (int i = 0; i < 4; i++) {
+        CC_RETURN_IF(x[i] == 0 || w[i] == 0, CLCNN_ERR_SHAPE,
+                     "%s: input " SHAPE4 " and weights " SHAPE4 " must not have zero dims", op,
+                     DIMS4(x), DIMS4(w));
+        CC_RETURN_IF(x[i] > INT_MAX || w[i] > INT_MAX, CLCNN_ERR_SHAPE,
+                     "%s: input " SHAPE4 " or weights " SHAPE4 " too large", op, DIMS4(x),
+                     DIMS4(w));
+    }
+    size_t g = (size_t)d->groups;
+    CC_RETURN_IF(x[1] % g != 0, CLCNN_ERR_SHAPE,
+                 "%s: groups %d does not divide the %zu channels of input " SHAPE4, op, d->groups,
+                 x[1], DIMS4(x));
+    CC_RETURN_IF(w[0] % g != 0, CLCNN_ERR_SHAPE,
+                 "%s: groups %d does not divide the %zu output channels of weights " SHAPE4, op,
+                 d->groups, w[0], DIMS4(w));
+    CC_RETURN_IF(w[1] * g != x[1], CLCNN_ERR_SHAPE,
+                 "%s: input " SHAPE4 " has %zu channels but weights " SHAPE4
+                 " expect %zu (groups %d)",
+                 op, DIMS4(x), x[1], DIMS4(w), w[1] * g, d->groups);
+    /* int64 arithmetic: every operand is at most INT_MAX. */
+    int64_t eh = (int64_t)d->dilation_h * ((int64_t)w[2] - 1) + 1;
+    int64_t ew = (int64_t)d->dilation_w * ((int64_t)w[3] - 1) + 1;
+    int64_t hp = (int64_t)x[2] + 2 * (int64_t)d->pad_h, wp = (int64_t)x[3] + 2 * (int64_t)d->pad_w;
+    CC_RETURN_IF(hp < eh || wp < ew, CLCNN_ERR_SHAPE,
+                 "%s: weights " SHAPE4
+                 " with dilation %dx%d span %lldx%lld, more than input " SHAPE4
+                 " padded by %dx%d: the output would be empty",
+                 op, DIMS4(w), d->dilation_h, d->dilation_w, (long long)eh, (long long)ew, DIMS4(x),
+                 d->pad_h, d->pad_w);
+    CC_RETURN_IF(hp > INT_MAX / 2 || wp > INT_MAX / 2 || eh > INT_MAX / 2 || ew > INT_MAX / 2,
+                 CLCNN_ERR_SHAPE, "%s: input " SHAPE4 " with padding %dx%d is too large", op,
+                 DIMS4(x), d->pad_h, d->pad_w);
+    y[0] = x[0];
+    y[1] = w[0];
+    y[2] = (size_t)((hp - eh) / d->stride_h + 1);
+    y[3] = (size_t)((wp - ew) / d->stride_w + 1);
+    /* Kernels index with int: every tensor (and y) must have < 2^31 elements. */
+    size_t nx = x[0] * x[1], nw = w[0] * w[1], ny = y[0] * y[1];
+    int big = nx > INT_MAX / x[2] || (nx *= x[2]) > INT_MAX / x[3] || nw > INT_MAX / w[2] ||
+              (nw *= w[2]) > INT_MAX / w[3] || ny > INT_MAX / y[2] || (ny *= y[2]) > INT_MAX / y[3];
+    CC_RETURN_IF(big, CLCNN_ERR_UNSUPPORTED,
+                 "%s: input " SHAPE4 ", weights " SHAPE4 " or output " SHAPE4
+                 " has 2^31 elements or more",
+                 op, DIMS4(x), DIMS4(w), DIMS4(y));
+    if (cv) {
+        *cv = (cc_conv){
+            .n = (int)x[0],
+            .c = (int)x[1],
+            .h = (int)x[2],
+            .w = (int)x[3],
+            .k = (int)w[0],
+            .r = (int)w[2],
+            .s = (int)w[3],
+            .p = (int)y[2],
+            .q = (int)y[3],
+            .sh = d->stride_h,
+            .sw = d->stride_w,
+            .ph = d->pad_h,
+            .pw = d->pad_w,
+            .dh = d->dilation_h,
+            .dw = d->dilation_w,
+            .groups = d->groups,
+            .cpg = (int)x[1] / d->groups,
+            .kpg = (int)w[0] / d->groups,
+        };
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_conv2d_output_shape(const clcnn_conv2d_desc *d, const size_t x[4],
+                                       const size_t w[4], size_t y[4]) {
+    size_t out[4];
+    CC_TRY(conv_geometry("conv2d", d, x, w, out, NULL));
+    memcpy(y, out, sizeof out);
+    return CLCNN_OK;
+}
+
+/* A float32, 4-D tensor on dev. */
+static clcnn_status check_4d(const clcnn_device *dev, const char *op, const char *what,
+                             const clcnn_tensor *t) {
+    CC_TRY(cc_check_tensor(dev, t, CLCNN_F32, op, what));
+    char buf[64];
+    CC_RETURN_IF(t->ndim != 4, CLCNN_ERR_SHAPE, "%s: %s %s must have 4 dims (NCHW), not %d", op,
+                 what, clcnn_tensor_shape_str(t, buf, sizeof buf), t->ndim);
+    CC_RETURN_IF(t->offset > (size_t)INT_MAX - t->numel, CLCNN_ERR_UNSUPPORTED,
+                 "%s: %s %s ends past element 2^31 of its buffer", op, what,
+                 clcnn_tensor_shape_str(t, buf, sizeof buf));
+    return CLCNN_OK;
+}
+
+/* t must have exactly the shape want, which follows from tensors a and b. */
+static clcnn_status check_shape(const char *op, const char *what, const clcnn_tensor *t,
+                                const size_t want[4], const char *a_what, const clcnn_tensor *a,
+                                const char *b_what, const clcnn_tensor *b) {
+    if (memcmp(t->shape, want, 4 * sizeof(size_t)) == 0) return CLCNN_OK;
+    return cc_fail(CLCNN_ERR_SHAPE,
+                   "%s: %s is " SHAPE4 ", expected " SHAPE4 " from %s " SHAPE4 " and %s " SHAPE4,
+                   op, what, DIMS4(t->shape), DIMS4(want), a_what, DIMS4(a->shape), b_what,
+                   DIMS4(b->shape));
+}
+
+/* A bias-like vector of k elements (any dims, e.g. (k) or (1,k,1,1)). */
+static clcnn_status check_vec(const clcnn_device *dev, const char *op, const char *what,
+                              const clcnn_tensor *t, size_t k) {
+    CC_TRY(cc_check_tensor(dev, t, CLCNN_F32, op, what));
+    char buf[64];
+    CC_RETURN_IF(t->numel != k, CLCNN_ERR_SHAPE, "%s: %s %s has %zu elements, expected %zu", op,
+                 what, clcnn_tensor_shape_str(t, buf, sizeof buf), t->numel, k);
+    CC_RETURN_IF(t->offset > (size_t)INT_MAX - t->numel, CLCNN_ERR_UNSUPPORTED,
+                 "%s: %s ends past element 2^31 of its buffer", op, what);
+    return CLCNN_OK;
+}
+
+/* Outputs must not share a buffer with inputs (the kernels read inputs while writing). */
+static clcnn_status check_no_alias(const char *op, const clcnn_tensor *out, const char *out_what,
+                                   const clcnn_tensor *in, const char *in_what) {
+    CC_RETURN_IF(in && out->storage == in->storage, CLCNN_ERR_INVALID_ARG,
+                 "%s: %s must not share memory with %s", op, out_what, in_what);
+    return CLCNN_OK;
+}
+
+/* ---- algorithm choice ------------------------------------------------------------------ */
+
+typedef enum pass { PASS_FORWARD, PASS_DATA, PASS_FILTER } pass;
+static const char *const pass_names[] = {"forward", "backward data", "backward filter"};
+
+/* The AUTO heuristic (no tuning database yet). Measured on POCL (2-core AVX-512 CPU):
+ * the GEMM path wins once the per-output reduction cpg*r*s and the number of output
+ * channels per group are large enough to feed CLBlast reasonably sized matrices; for
+ * depthwise / grouped convolutions with few channels per group, tiny images and small
+ * reductions the direct kernels avoid the im2col round trip and the per-group GEMM
+ * calls.
+ *   - 1x1, stride 1, no padding (GEMM needs no im2col)            -> gemm
+ *   - cpg*r*s >= 64 and kpg >= 16 and p*q >= 16                      -> gemm
+ *   - everything else (depthwise, small reductions or outputs)    -> direct
+ * Backward data and filter use the same rule (their GEMMs have the same inner sizes
+ * transposed). */
+static clcnn_conv_algo pick_algo(const cc_conv *cv, pass ps) {
+    (void)ps;
+    int red = cv->cpg * cv->r * cv->s;
+    if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
+        cv->kpg >= 8 && cv->cpg >= 8)
+        return CLCNN_CONV_GEMM;
+    if (red >= 64 && cv->kpg >= 16 && cv->p * cv->q >= 16) return CLCNN_CONV_GEMM;
+    return CLCNN_CONV_DIRECT;
+}
+
+static clcnn_status resolve_algo(const char *op, const clcnn_conv2d_desc *d, const cc_conv *cv,
+                                 pass ps, clcnn_conv_algo *out) {
+    clcnn_conv_algo a = d->algo;
+    if (a == CLCNN_CONV_AUTO) a = pick_algo(cv, ps);
+    CC_RETURN_IF(a != CLCNN_CONV_DIRECT && a != CLCNN_CONV_GEMM, CLCNN_ERR_UNSUPPORTED,
+                 "%s: algorithm %s is not implemented for the %s pass yet (use direct, gemm or "
+                 "auto)",
+                 op, clcnn_conv_algo_name(a), pass_names[ps]);
+    *out = a;
+    return CLCNN_OK;
+}
+
+/* ---- entry points ---------------------------------------------------------------------- */
+
+clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
+                                  const clcnn_tensor *x, const clcnn_tensor *w,
+                                  const clcnn_tensor *b, clcnn_tensor *y, clcnn_activation act) {
+    const char *op = "conv2d forward";
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
+    CC_TRY(check_desc(op, d));
+    CC_TRY(check_4d(dev, op, "input x", x));
+    CC_TRY(check_4d(dev, op, "weights w", w));
+    CC_TRY(check_4d(dev, op, "output y", y));
+    CC_RETURN_IF(act != CLCNN_ACT_NONE && act != CLCNN_ACT_RELU && act != CLCNN_ACT_LEAKY_RELU,
+                 CLCNN_ERR_INVALID_ARG, "%s: unknown activation %d", op, (int)act);
+    cc_conv cv;
+    size_t ys[4];
+    CC_TRY(conv_geometry(op, d, x->shape, w->shape, ys, &cv));
+    CC_TRY(check_shape(op, "output y", y, ys, "input x", x, "weights w", w));
+    if (b) CC_TRY(check_vec(dev, op, "bias b", b, (size_t)cv.k));
+    CC_TRY(check_no_alias(op, y, "output y", x, "input x"));
+    CC_TRY(check_no_alias(op, y, "output y", w, "weights w"));
+    CC_TRY(check_no_alias(op, y, "output y", b, "bias b"));
+    clcnn_conv_algo a;
+    CC_TRY(resolve_algo(op, d, &cv, PASS_FORWARD, &a));
+    if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_forward(dev, &cv, x, w, b, y, (int)act);
+    return cc_conv2d_direct_forward(dev, &cv, x, w, b, y, (int)act);
+}
+
+clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_desc *d,
+                                        const clcnn_tensor *dy, const clcnn_tensor *w,
+                                        clcnn_tensor *dx) {
+    const char *op = "conv2d backward data";
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
+    CC_TRY(check_desc(op, d));
+    CC_TRY(check_4d(dev, op, "output gradient dy", dy));
+    CC_TRY(check_4d(dev, op, "weights w", w));
+    CC_TRY(check_4d(dev, op, "input gradient dx", dx));
+    cc_conv cv;
+    size_t ys[4];
+    CC_TRY(conv_geometry(op, d, dx->shape, w->shape, ys, &cv));
+    CC_TRY(check_shape(op, "output gradient dy", dy, ys, "input gradient dx", dx, "weights w", w));
+    CC_TRY(check_no_alias(op, dx, "input gradient dx", dy, "output gradient dy"));
+    CC_TRY(check_no_alias(op, dx, "input gradient dx", w, "weights w"));
+    clcnn_conv_algo a;
+    CC_TRY(resolve_algo(op, d, &cv, PASS_DATA, &a));
+    if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_backward_data(dev, &cv, dy, w, dx);
+    return cc_conv2d_direct_backward_data(dev, &cv, dy, w, dx);
+}
+
+clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_desc *d,
+                                          const clcnn_tensor *x, const clcnn_tensor *dy,
+                                          clcnn_tensor *dw, clcnn_tensor *db) {
+    const char *op = "conv2d backward filter";
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
+    CC_TRY(check_desc(op, d));
+    CC_TRY(check_4d(dev, op, "input x", x));
+    CC_TRY(check_4d(dev, op, "output gradient dy", dy));
+    CC_TRY(check_4d(dev, op, "weight gradient dw", dw));
+    cc_conv cv;
+    size_t ys[4];
+    CC_TRY(conv_geometry(op, d, x->shape, dw->shape, ys, &cv));
+    CC_TRY(check_shape(op, "output gradient dy", dy, ys, "input x", x, "weight gradient dw", dw));
+    if (db) CC_TRY(check_vec(dev, op, "bias gradient db", db, (size_t)cv.k));
+    CC_TRY(check_no_alias(op, dw, "weight gradient dw", x, "input x"));
+    CC_TRY(check_no_alias(op, dw, "weight gradient dw", dy, "output gradient dy"));
+    if (db) {
+        CC_TRY(check_no_alias(op, db, "bias gradient db", x, "input x"));
+        CC_TRY(check_no_alias(op, db, "bias gradient db", dy, "output gradient dy"));
+        CC_TRY(check_no_alias(op, db, "bias gradient db", dw, "weight gradient dw"));
+    }
+    clcnn_conv_algo a;
+    CC_TRY(resolve_algo(op, d, &cv, PASS_FILTER, &a));
+    if (a == CLCNN_CONV_GEMM)
+        CC_TRY(cc_conv2d_gemm_backward_filter(dev, &cv, x, dy, dw));
+    else
+        CC_TRY(cc_conv2d_direct_backward_filter(dev, &cv, x, dy, dw));
+    if (!db) return CLCNN_OK;
+    /* db[k] = sum over n, p, q of dy: one work-group of WG items per channel. */
+    enum { WG = 64 };
+    return cc_launch(dev, "conv2d_bias", "WG=64", "conv2d_bias_grad", 1,
+                     (size_t[]){(size_t)cv.k * WG}, (size_t[]){WG},
+                     CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                             CC_ARG_MEM(db->storage->mem), CC_ARG_INT(db->offset), CC_ARG_INT(cv.n),
+                             CC_ARG_INT(cv.k), CC_ARG_INT(cv.p * cv.q)));
+}
+
+/* ---- bias kernels shared by the algorithms ----------------------------------------------- */
+
+#define EW_LWS 64 /* fixed local size: one POCL work-group function per kernel */
+
+clcnn_status cc_conv2d_bias_act(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *b,
+                                clcnn_tensor *y, int act) {
+    if (!b && act == CLCNN_ACT_NONE) return CLCNN_OK;
+    size_t n = (size_t)cv->n * cv->k * cv->p * cv->q;
+    return cc_launch(
+        dev, "conv2d_bias", "WG=64", "conv2d_bias_act", 1, (size_t[]){n}, (size_t[]){EW_LWS},
+        CC_ARGS(CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                CC_ARG_MEM(b ? b->storage->mem : y->storage->mem), CC_ARG_INT(b ? b->offset : 0),
+                CC_ARG_INT(b != NULL), CC_ARG_INT(cv->n), CC_ARG_INT(cv->k),
+                CC_ARG_INT(cv->p * cv->q), CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
+}
+
+clcnn_status cc_conv2d_sum_parts(clcnn_device *dev, cl_mem part, size_t part_off, int parts, int m,
+                                 cl_mem out, size_t out_off, int accumulate) {
+    return cc_launch(dev, "conv2d_bias", "WG=64", "conv2d_sum_parts", 1, (size_t[]){(size_t)m},
+                     (size_t[]){EW_LWS},
+                     CC_ARGS(CC_ARG_MEM(part), CC_ARG_INT(part_off), CC_ARG_INT(parts),
+                             CC_ARG_INT(m), CC_ARG_MEM(out), CC_ARG_INT(out_off),
+                             CC_ARG_INT(accumulate)));
+}

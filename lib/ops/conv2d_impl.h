@@ -1,0 +1,64 @@
+/* Internals shared by the conv2d files: lib/ops/conv2d.c (checks, algorithm choice,
+ * dispatch, bias kernels), lib/ops/conv2d_direct.c (cl/conv2d_direct.cl) and
+ * lib/ops/conv2d_gemm.c (cl/im2col.cl + CLBlast). Internal to lib/ops.
+ *
+ * Shape key: x (n, c, h, w); w (k, cpg, r, s) with cpg = c/groups; y (n, k, p, q);
+ * kpg = k/groups output channels per group. Every tensor is dense NCHW starting at its
+ * element offset. The checks in conv2d.c guarantee that every element count fits an
+ * OpenCL int, so kernels index with int. */
+#ifndef CLCNN_OPS_CONV2D_IMPL_H
+#define CLCNN_OPS_CONV2D_IMPL_H
+
+#include "internal.h"
+
+typedef struct cc_conv {
+    int n, c, h, w;
+    int k, r, s;
+    int p, q;
+    int sh, sw; /* stride */
+    int ph, pw; /* zero padding */
+    int dh, dw; /* dilation */
+    int groups, cpg, kpg;
+} cc_conv;
+
+/* The slope used for CLCNN_ACT_LEAKY_RELU when fused into conv2d (the public call has
+ * no alpha argument; 0.01 is PyTorch's default). */
+#define CC_CONV_LEAKY_ALPHA 0.01f
+
+/* Byte limit of one im2col/col2im workspace (256 MiB unless $CLCNN_CONV_WORKSPACE_MB
+ * says otherwise): the gemm paths process the batch in chunks that fit it. */
+size_t cc_conv_workspace_limit(void);
+
+/* Forward: y = conv(x, w) (+ b) then the activation; b may be NULL. */
+clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                      const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
+                                      int act);
+clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                    const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
+                                    int act);
+/* Backward data: dx = conv^T(dy, w). */
+clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                            const clcnn_tensor *dy, const clcnn_tensor *w,
+                                            clcnn_tensor *dx);
+clcnn_status cc_conv2d_gemm_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                          const clcnn_tensor *dy, const clcnn_tensor *w,
+                                          clcnn_tensor *dx);
+/* Backward filter: dw = sum over images of dy (x) x; no bias gradient. */
+clcnn_status cc_conv2d_direct_backward_filter(clcnn_device *dev, const cc_conv *cv,
+                                              const clcnn_tensor *x, const clcnn_tensor *dy,
+                                              clcnn_tensor *dw);
+clcnn_status cc_conv2d_gemm_backward_filter(clcnn_device *dev, const cc_conv *cv,
+                                            const clcnn_tensor *x, const clcnn_tensor *dy,
+                                            clcnn_tensor *dw);
+
+/* cl/conv2d_bias.cl helpers (lib/ops/conv2d.c). */
+/* y = act(y + b[k]) in place over (n, k, p, q); b may be NULL (activation only). Does
+ * nothing when there is neither a bias nor an activation. */
+clcnn_status cc_conv2d_bias_act(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *b,
+                                clcnn_tensor *y, int act);
+/* out[i] = (accumulate ? out[i] : 0) + sum_{j < parts} part[j*m + i] for i < m, summed in
+ * the order j = 0, 1, ...: the fixed-order reduction of per-chunk partial results. */
+clcnn_status cc_conv2d_sum_parts(clcnn_device *dev, cl_mem part, size_t part_off, int parts, int m,
+                                 cl_mem out, size_t out_off, int accumulate);
+
+#endif

@@ -1,0 +1,627 @@
+/* conv2d forward: descriptor helpers, error paths (nothing written), both algorithms
+ * (direct, gemm) against the double reference (tests/reference_conv.c) on a seeded sweep
+ * of random shapes, hand-picked edge cases and the four anchor layers; workspace
+ * chunking, tensor offsets and run-to-run determinism.
+ *
+ * Tolerance: every output is a sum of L = (c/groups)*r*s products of numbers in [-1, 1].
+ * float32 rounding of such a sum grows at most about linearly with L (each partial sum
+ * is rounded, relative error 6e-8), so |got - ref| <= 1e-6 * L + 1e-5 * |ref| holds
+ * with a wide margin for correct kernels while an indexing error (a missing, extra or
+ * misplaced term of size ~0.3) fails it. The anchor layers (L up to 576) are also
+ * checked by normalised MSE <= 1e-7. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "reference_conv.h"
+
+static const clcnn_conv_algo algos[] = {CLCNN_CONV_DIRECT, CLCNN_CONV_GEMM};
+
+static clcnn_conv2d_desc make_desc(const ref_conv *cv, clcnn_conv_algo algo) {
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    d.stride_h = cv->stride_h;
+    d.stride_w = cv->stride_w;
+    d.pad_h = cv->pad_h;
+    d.pad_w = cv->pad_w;
+    d.dilation_h = cv->dilation_h;
+    d.dilation_w = cv->dilation_w;
+    d.groups = cv->groups;
+    d.algo = algo;
+    return d;
+}
+
+static void describe(const ref_conv *cv, clcnn_conv_algo algo, int bias, int act, char *buf,
+                     size_t cap) {
+    snprintf(buf, cap,
+             "%s x %dx%dx%dx%d w %dx%dx%dx%d stride %dx%d pad %dx%d dil %dx%d groups %d bias %d "
+             "act %d",
+             clcnn_conv_algo_name(algo), cv->n, cv->c, cv->h, cv->w, cv->k, cv->c / cv->groups,
+             cv->r, cv->s, cv->stride_h, cv->stride_w, cv->pad_h, cv->pad_w, cv->dilation_h,
+             cv->dilation_w, cv->groups, bias, act);
+}
+
+static double *to_double(const float *f, size_t n) {
+    double *d = malloc(n * sizeof *d);
+    assert_non_null(d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = f[i];
+    return d;
+}
+
+/* One problem on the host: random x, w, b and the reference y. */
+typedef struct problem {
+    ref_conv cv;
+    int bias, act;
+    float *x, *w, *b;
+    double *ref;
+} problem;
+
+static void problem_init(problem *pb, const ref_conv *cv, int bias, int act, uint64_t seed) {
+    memset(pb, 0, sizeof *pb);
+    pb->cv = *cv;
+    assert_true(ref_conv_out(&pb->cv));
+    pb->bias = bias;
+    pb->act = act;
+    tu_rng rng = tu_rng_seed(seed);
+    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
+    pb->x = malloc(nx * sizeof(float));
+    pb->w = malloc(nw * sizeof(float));
+    pb->b = malloc((size_t)cv->k * sizeof(float));
+    pb->ref = malloc(ref_conv_y_size(&pb->cv) * sizeof(double));
+    assert_true(pb->x && pb->w && pb->b && pb->ref);
+    tu_fill_uniform(&rng, pb->x, nx, -1, 1);
+    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
+    tu_fill_uniform(&rng, pb->b, (size_t)cv->k, -1, 1);
+    double *xd = to_double(pb->x, nx), *wd = to_double(pb->w, nw);
+    double *bd = to_double(pb->b, (size_t)cv->k);
+    ref_conv2d_forward(&pb->cv, xd, wd, bias ? bd : NULL, act, 0.01, pb->ref);
+    free(xd);
+    free(wd);
+    free(bd);
+}
+
+static void problem_free(problem *pb) {
+    free(pb->x);
+    free(pb->w);
+    free(pb->b);
+    free(pb->ref);
+}
+
+/* Runs the problem with algo on the device; returns y (malloc'd). y starts as NaN so
+ * an element the kernel forgets to write fails the comparison. */
+static float *run_forward(const problem *pb, clcnn_conv_algo algo) {
+    const ref_conv *cv = &pb->cv;
+    clcnn_device *dev = tu_device();
+    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w};
+    size_t ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
+    size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
+    clcnn_tensor *x = tu_tensor_from(4, xs, pb->x), *w = tu_tensor_from(4, ws, pb->w);
+    clcnn_tensor *b = pb->bias ? tu_tensor_from(1, (size_t[]){cv->k}, pb->b) : NULL;
+    clcnn_tensor *y = tu_tensor_from(4, ys, NULL);
+    TU_OK(clcnn_tensor_fill(y, NAN));
+    clcnn_conv2d_desc d = make_desc(cv, algo);
+    size_t got_ys[4];
+    TU_OK(clcnn_conv2d_output_shape(&d, xs, ws, got_ys));
+    assert_memory_equal(got_ys, ys, sizeof ys);
+    TU_OK(clcnn_conv2d_forward(dev, &d, x, w, b, y, (clcnn_activation)pb->act));
+    float *out = tu_download(y);
+    clcnn_tensor_free(x);
+    clcnn_tensor_free(w);
+    clcnn_tensor_free(b);
+    clcnn_tensor_free(y);
+    return out;
+}
+
+static double conv_atol(const ref_conv *cv) {
+    return 1e-6 * (double)(cv->c / cv->groups) * cv->r * cv->s;
+}
+
+/* Runs every algorithm on the problem; returns 1 when all match. */
+static int check_problem(const problem *pb, int use_nmse) {
+    int ok = 1;
+    size_t ny = ref_conv_y_size(&pb->cv);
+    for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
+        float *y = run_forward(pb, algos[a]);
+        char what[256];
+        describe(&pb->cv, algos[a], pb->bias, pb->act, what, sizeof what);
+        if (!tu_close(what, y, pb->ref, ny, conv_atol(&pb->cv), 1e-5)) ok = 0;
+        if (use_nmse) {
+            double e = tu_nmse(y, pb->ref, ny);
+            if (!(e <= 1e-7)) {
+                fprintf(stderr, "NMSE %s: %g > 1e-7\n", what, e);
+                ok = 0;
+            }
+        }
+        free(y);
+    }
+    return ok;
+}
+
+static ref_conv conv(int n, int c, int h, int w, int k, int r, int s, int stride, int pad, int dil,
+                     int groups) {
+    ref_conv cv = {.n = n,
+                   .c = c,
+                   .h = h,
+                   .w = w,
+                   .k = k,
+                   .r = r,
+                   .s = s,
+                   .stride_h = stride,
+                   .stride_w = stride,
+                   .pad_h = pad,
+                   .pad_w = pad,
+                   .dilation_h = dil,
+                   .dilation_w = dil,
+                   .groups = groups};
+    return cv;
+}
+
+/* ---- descriptor helpers -------------------------------------------------------------- */
+
+static void test_desc_and_names(void **state) {
+    (void)state;
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    assert_int_equal(d.stride_h, 1);
+    assert_int_equal(d.stride_w, 1);
+    assert_int_equal(d.pad_h, 0);
+    assert_int_equal(d.pad_w, 0);
+    assert_int_equal(d.dilation_h, 1);
+    assert_int_equal(d.dilation_w, 1);
+    assert_int_equal(d.groups, 1);
+    assert_int_equal(d.algo, CLCNN_CONV_AUTO);
+    for (int a = 0; a < CLCNN_CONV_ALGO_COUNT; a++) {
+        const char *name = clcnn_conv_algo_name((clcnn_conv_algo)a);
+        assert_int_equal(clcnn_conv_algo_parse(name), a);
+    }
+    assert_string_equal(clcnn_conv_algo_name(CLCNN_CONV_GEMM), "gemm");
+    assert_int_equal(clcnn_conv_algo_parse("DIRECT"), CLCNN_CONV_DIRECT);
+    assert_int_equal(clcnn_conv_algo_parse("fft"), -1);
+    assert_int_equal(clcnn_conv_algo_parse(NULL), -1);
+    assert_string_equal(clcnn_conv_algo_name((clcnn_conv_algo)99), "unknown");
+}
+
+static void test_output_shape(void **state) {
+    (void)state;
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    size_t y[4];
+    /* AlexNet conv1: 227 -> (227 - 11)/4 + 1 = 55 */
+    d.stride_h = d.stride_w = 4;
+    TU_OK(clcnn_conv2d_output_shape(&d, (size_t[]){32, 3, 227, 227}, (size_t[]){96, 3, 11, 11}, y));
+    assert_int_equal(y[0], 32);
+    assert_int_equal(y[1], 96);
+    assert_int_equal(y[2], 55);
+    assert_int_equal(y[3], 55);
+    /* independent h and w parameters; dilation 2 makes a 3-tap kernel span 5 */
+    d = clcnn_conv2d_desc_default();
+    d.stride_h = 2;
+    d.pad_w = 3;
+    d.dilation_h = 2;
+    TU_OK(clcnn_conv2d_output_shape(&d, (size_t[]){1, 4, 10, 7}, (size_t[]){6, 4, 3, 2}, y));
+    assert_int_equal(y[2], (10 - 5) / 2 + 1);
+    assert_int_equal(y[3], 7 + 6 - 2 + 1);
+    /* depthwise */
+    d = clcnn_conv2d_desc_default();
+    d.groups = 8;
+    d.pad_h = d.pad_w = 1;
+    TU_OK(clcnn_conv2d_output_shape(&d, (size_t[]){2, 8, 5, 5}, (size_t[]){8, 1, 3, 3}, y));
+    assert_int_equal(y[1], 8);
+    assert_int_equal(y[2], 5);
+}
+
+/* ---- error paths ---------------------------------------------------------------------- */
+
+static void expect_shape_error(const clcnn_conv2d_desc *d, const size_t x[4], const size_t w[4],
+                               clcnn_status want, const char *needle) {
+    size_t y[4] = {7, 7, 7, 7};
+    clcnn_status s = clcnn_conv2d_output_shape(d, x, w, y);
+    if (s != want || !strstr(clcnn_last_error(), needle))
+        fail_msg("got %s '%s', want %s containing '%s'", clcnn_status_str(s), clcnn_last_error(),
+                 clcnn_status_str(want), needle);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(y[i], 7);
+}
+
+static void test_output_shape_errors(void **state) {
+    (void)state;
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    size_t x[4] = {2, 3, 8, 8}, w[4] = {16, 4, 3, 3};
+    expect_shape_error(&d, x, w, CLCNN_ERR_SHAPE,
+                       "input 2x3x8x8 has 3 channels but weights 16x4x3x3 expect 4 (groups 1)");
+    expect_shape_error(&d, (size_t[]){2, 0, 8, 8}, (size_t[]){16, 3, 3, 3}, CLCNN_ERR_SHAPE,
+                       "zero");
+    expect_shape_error(&d, (size_t[]){2, 3, 8, 8}, (size_t[]){0, 3, 3, 3}, CLCNN_ERR_SHAPE, "zero");
+    /* kernel larger than the (padded) input */
+    expect_shape_error(&d, (size_t[]){1, 3, 4, 4}, (size_t[]){2, 3, 5, 5}, CLCNN_ERR_SHAPE,
+                       "empty");
+    d.dilation_w = 3; /* 3 taps span 7 > 6 */
+    expect_shape_error(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 3, 3, 3}, CLCNN_ERR_SHAPE,
+                       "empty");
+    d = clcnn_conv2d_desc_default();
+    d.groups = 2;
+    expect_shape_error(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 1, 3, 3}, CLCNN_ERR_SHAPE,
+                       "groups 2 does not divide the 3 channels");
+    expect_shape_error(&d, (size_t[]){1, 4, 6, 6}, (size_t[]){3, 2, 3, 3}, CLCNN_ERR_SHAPE,
+                       "groups 2 does not divide the 3 output channels");
+    d.groups = 0;
+    expect_shape_error(&d, (size_t[]){1, 4, 6, 6}, (size_t[]){4, 4, 3, 3}, CLCNN_ERR_INVALID_ARG,
+                       "groups 0");
+    d = clcnn_conv2d_desc_default();
+    d.pad_h = -1;
+    expect_shape_error(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 3, 3, 3}, CLCNN_ERR_INVALID_ARG,
+                       "padding -1x0");
+    d = clcnn_conv2d_desc_default();
+    d.stride_w = 0;
+    expect_shape_error(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 3, 3, 3}, CLCNN_ERR_INVALID_ARG,
+                       "stride 1x0");
+    d = clcnn_conv2d_desc_default();
+    d.dilation_h = 0;
+    expect_shape_error(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 3, 3, 3}, CLCNN_ERR_INVALID_ARG,
+                       "dilation 0x1");
+    d = clcnn_conv2d_desc_default();
+    d.algo = (clcnn_conv_algo)42;
+    expect_shape_error(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 3, 3, 3}, CLCNN_ERR_INVALID_ARG,
+                       "algorithm 42");
+    assert_int_equal(clcnn_conv2d_output_shape(NULL, x, w, (size_t[4]){0}), CLCNN_ERR_INVALID_ARG);
+}
+
+/* Forward with the given tensors must fail with want and leave y (filled with 42) as it
+ * was. */
+static void expect_forward_error(const clcnn_conv2d_desc *d, const clcnn_tensor *x,
+                                 const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
+                                 clcnn_activation act, clcnn_status want, const char *needle) {
+    TU_OK(clcnn_tensor_fill(y, 42.0f));
+    clcnn_status s = clcnn_conv2d_forward(tu_device(), d, x, w, b, y, act);
+    if (s != want || !strstr(clcnn_last_error(), needle))
+        fail_msg("got %s '%s', want %s containing '%s'", clcnn_status_str(s), clcnn_last_error(),
+                 clcnn_status_str(want), needle);
+    float *h = tu_download(y);
+    for (size_t i = 0; i < clcnn_tensor_numel(y); i++)
+        if (h[i] != 42.0f) fail_msg("y[%zu] = %g was written by a failing call", i, h[i]);
+    free(h);
+}
+
+static void test_forward_errors(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    clcnn_tensor *x = NULL, *w = NULL, *w4 = NULL, *y = NULL, *ybad = NULL, *b = NULL, *bbad = NULL,
+                 *x3 = NULL, *xi = NULL;
+    TU_OK(clcnn_tensor_create4(dev, 2, 3, 8, 8, &x));
+    TU_OK(clcnn_tensor_create4(dev, 16, 3, 3, 3, &w));
+    TU_OK(clcnn_tensor_create4(dev, 16, 4, 3, 3, &w4));
+    TU_OK(clcnn_tensor_create4(dev, 2, 16, 6, 6, &y));
+    TU_OK(clcnn_tensor_create4(dev, 2, 16, 8, 8, &ybad));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){16}, &b));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){15}, &bbad));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 3, (size_t[]){2, 3, 64}, &x3));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_I32, 4, (size_t[]){2, 3, 8, 8}, &xi));
+    TU_OK(clcnn_tensor_fill(x, 1.0f));
+    TU_OK(clcnn_tensor_fill(w, 1.0f));
+    TU_OK(clcnn_tensor_fill(w4, 1.0f));
+    TU_OK(clcnn_tensor_fill(b, 1.0f));
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    expect_forward_error(&d, x, w4, NULL, y, CLCNN_ACT_NONE, CLCNN_ERR_SHAPE,
+                         "input 2x3x8x8 has 3 channels but weights 16x4x3x3 expect 4 (groups 1)");
+    expect_forward_error(
+        &d, x, w, NULL, ybad, CLCNN_ACT_NONE, CLCNN_ERR_SHAPE,
+        "output y is 2x16x8x8, expected 2x16x6x6 from input x 2x3x8x8 and weights w 16x3x3x3");
+    expect_forward_error(&d, x, w, bbad, y, CLCNN_ACT_NONE, CLCNN_ERR_SHAPE,
+                         "bias b 15 has 15 elements, expected 16");
+    expect_forward_error(&d, x3, w, NULL, y, CLCNN_ACT_NONE, CLCNN_ERR_SHAPE, "4 dims");
+    expect_forward_error(&d, xi, w, NULL, y, CLCNN_ACT_NONE, CLCNN_ERR_INVALID_ARG, "int32");
+    expect_forward_error(&d, NULL, w, NULL, y, CLCNN_ACT_NONE, CLCNN_ERR_INVALID_ARG, "NULL");
+    expect_forward_error(&d, x, w, NULL, y, (clcnn_activation)7, CLCNN_ERR_INVALID_ARG,
+                         "activation 7");
+    expect_forward_error(&d, y, w, NULL, y, CLCNN_ACT_NONE, CLCNN_ERR_SHAPE, "channels");
+    d.pad_w = -2;
+    expect_forward_error(&d, x, w, b, y, CLCNN_ACT_NONE, CLCNN_ERR_INVALID_ARG, "padding 0x-2");
+    d = clcnn_conv2d_desc_default();
+    d.stride_h = 0;
+    expect_forward_error(&d, x, w, b, y, CLCNN_ACT_NONE, CLCNN_ERR_INVALID_ARG, "stride 0x1");
+    d = clcnn_conv2d_desc_default();
+    d.groups = 2; /* 3 channels */
+    expect_forward_error(&d, x, w, b, y, CLCNN_ACT_NONE, CLCNN_ERR_SHAPE, "groups 2");
+    /* algorithms that are not built yet fail cleanly when forced */
+    const clcnn_conv_algo missing[] = {CLCNN_CONV_WINOGRAD, CLCNN_CONV_DEPTHWISE,
+                                       CLCNN_CONV_IMPLICIT_GEMM};
+    for (int i = 0; i < 3; i++) {
+        d = clcnn_conv2d_desc_default();
+        d.algo = missing[i];
+        expect_forward_error(&d, x, w, b, y, CLCNN_ACT_RELU, CLCNN_ERR_UNSUPPORTED,
+                             clcnn_conv_algo_name(missing[i]));
+    }
+    /* NULL descriptor / device */
+    expect_forward_error(NULL, x, w, b, y, CLCNN_ACT_NONE, CLCNN_ERR_INVALID_ARG, "descriptor");
+    d = clcnn_conv2d_desc_default();
+    assert_int_equal(clcnn_conv2d_forward(NULL, &d, x, w, b, y, CLCNN_ACT_NONE),
+                     CLCNN_ERR_INVALID_ARG);
+    /* and a good call works with the same tensors: 27 ones + bias 1 */
+    TU_OK(clcnn_conv2d_forward(dev, &d, x, w, b, y, CLCNN_ACT_RELU));
+    float *h = tu_download(y);
+    for (size_t i = 0; i < clcnn_tensor_numel(y); i++)
+        assert_true(h[i] == 28.0f);
+    free(h);
+    clcnn_tensor *all[] = {x, w, w4, y, ybad, b, bbad, x3, xi};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        clcnn_tensor_free(all[i]);
+}
+
+/* ---- correctness ---------------------------------------------------------------------- */
+
+/* Hand-picked edge cases: batch 1, 1x1 images, odd sizes, channels that are not
+ * multiples of 4, stride > kernel, padding >= kernel, dilation, asymmetric parameters,
+ * groups and depthwise (with a channel multiplier), every activation. */
+static void test_edge_cases(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),    /* 1x1 image, 1x1 kernel */
+        conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),    /* 1x1 image, padding makes room */
+        conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),    /* odd everything */
+        conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),  /* stride > kernel */
+        conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),    /* padding >= kernel */
+        conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),  /* dilation 2 */
+        conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),    /* depthwise stride 2 */
+        conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),    /* depthwise multiplier 2 */
+        conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),    /* groups 3 */
+        conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),  /* 1x1 (gemm without im2col) */
+        conv(2, 16, 6, 6, 24, 1, 1, 1, 0, 1, 4),  /* grouped 1x1 */
+        conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),   /* 1x1 stride 2 (needs im2col) */
+        conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),    /* 1x1 with padding */
+        conv(1, 3, 20, 30, 10, 5, 5, 1, 2, 1, 1), /* wide rows */
+        conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),  /* r != s, 33 output channels */
+        conv(1, 1, 40, 40, 1, 7, 7, 3, 3, 1, 1),  /* single channel, large kernel */
+    };
+    /* asymmetric stride / padding / dilation */
+    ref_conv asym = conv(2, 4, 10, 12, 5, 3, 2, 1, 0, 1, 1);
+    asym.stride_h = 2;
+    asym.pad_w = 2;
+    asym.dilation_w = 3;
+    int ok = 1;
+    for (size_t i = 0; i <= sizeof cases / sizeof cases[0]; i++) {
+        const ref_conv *cv = i < sizeof cases / sizeof cases[0] ? &cases[i] : &asym;
+        for (int act = 0; act < 3; act++) {
+            problem pb;
+            problem_init(&pb, cv, act != 1, act, 100 + i * 3 + (size_t)act);
+            ok &= check_problem(&pb, 0);
+            problem_free(&pb);
+        }
+    }
+    assert_true(ok);
+}
+
+/* Random shapes drawn from a seeded generator; every case runs with both algorithms. */
+static ref_conv random_conv(tu_rng *rng) {
+    for (;;) {
+        ref_conv cv = {0};
+        int kind = tu_rng_int(rng, 0, 9);
+        int groups = 1, cpg = tu_rng_int(rng, 1, 6), kpg = tu_rng_int(rng, 1, 9);
+        if (kind == 7) groups = tu_rng_int(rng, 2, 3);
+        if (kind >= 8) { /* depthwise, sometimes with a channel multiplier */
+            groups = tu_rng_int(rng, 1, 8);
+            cpg = 1;
+            kpg = kind == 8 ? 1 : 2;
+        }
+        cv.groups = groups;
+        cv.c = groups * cpg;
+        cv.k = groups * kpg;
+        cv.n = tu_rng_int(rng, 1, 3);
+        cv.h = tu_rng_int(rng, 1, 14);
+        cv.w = tu_rng_int(rng, 1, 14);
+        cv.r = tu_rng_int(rng, 1, 5);
+        cv.s = tu_rng_int(rng, 1, 5);
+        cv.stride_h = tu_rng_int(rng, 1, 4);
+        cv.stride_w = tu_rng_int(rng, 1, 4);
+        cv.pad_h = tu_rng_int(rng, 0, 5);
+        cv.pad_w = tu_rng_int(rng, 0, 5);
+        cv.dilation_h = tu_rng_int(rng, 1, 10) > 7 ? tu_rng_int(rng, 2, 3) : 1;
+        cv.dilation_w = tu_rng_int(rng, 1, 10) > 7 ? tu_rng_int(rng, 2, 3) : 1;
+        if (ref_conv_out(&cv)) return cv;
+    }
+}
+
+static void test_random_sweep(void **state) {
+    (void)state;
+    tu_rng rng = tu_rng_seed(20240611);
+    int ok = 1, cases = 220;
+    for (int i = 0; i < cases; i++) {
+        ref_conv cv = random_conv(&rng);
+        int bias = tu_rng_int(&rng, 0, 1), act = tu_rng_int(&rng, 0, 2);
+        problem pb;
+        problem_init(&pb, &cv, bias, act, 5000 + (uint64_t)i);
+        ok &= check_problem(&pb, 0);
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+/* The anchor layers. The batch is cut to 2 for the three large ones: images are
+ * computed independently (the batch only enters through the image offset, which n = 2
+ * already exercises, and which the random sweep covers with n up to 3), while the
+ * double reference of the full batches would cost ~10^10 multiply-adds. LeNet keeps its
+ * full batch of 256. */
+static void test_anchor_shapes(void **state) {
+    (void)state;
+    ref_conv alex = conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1);
+    ref_conv vgg = conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
+    ref_conv resnet = conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
+    ref_conv lenet = conv(256, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1);
+    const ref_conv *anchors[] = {&alex, &vgg, &resnet, &lenet};
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        problem pb;
+        problem_init(&pb, anchors[i], 1, 1, 777 + (uint64_t)i);
+        ok &= check_problem(&pb, 1);
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+/* AUTO picks one of the built algorithms and gives the right answer either way. */
+static void test_auto(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1), /* large reduction: gemm */
+        conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),   /* depthwise: direct */
+        conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),   /* 1x1 */
+        conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1),     /* small */
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        problem pb;
+        problem_init(&pb, &cases[i], 1, 1, 900 + i);
+        float *y = run_forward(&pb, CLCNN_CONV_AUTO);
+        char what[256];
+        describe(&pb.cv, CLCNN_CONV_AUTO, 1, 1, what, sizeof what);
+        ok &= tu_close(what, y, pb.ref, ref_conv_y_size(&pb.cv), conv_atol(&pb.cv), 1e-5);
+        free(y);
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+/* A tiny workspace limit forces the gemm path to chunk the batch, and to split single
+ * images into bands of output rows; the result must not change. */
+static void test_gemm_workspace_chunking(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        conv(5, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1),  /* col 972 B per image */
+        conv(3, 4, 10, 7, 6, 3, 2, 2, 1, 1, 2), /* grouped, strided */
+    };
+    const char *limits[] = {"0.002", "0.0005", "0.00001"}; /* ~2 images, ~1 row band, 1 row */
+    int ok = 1;
+    for (size_t l = 0; l < 3; l++) {
+        setenv("CLCNN_CONV_WORKSPACE_MB", limits[l], 1);
+        for (size_t i = 0; i < 2; i++) {
+            problem pb;
+            problem_init(&pb, &cases[i], 1, 2, 40 + i);
+            float *y = run_forward(&pb, CLCNN_CONV_GEMM);
+            char what[300];
+            describe(&pb.cv, CLCNN_CONV_GEMM, 1, 2, what, sizeof what);
+            strcat(what, " workspace MB ");
+            strcat(what, limits[l]);
+            ok &= tu_close(what, y, pb.ref, ref_conv_y_size(&pb.cv), conv_atol(&pb.cv), 1e-5);
+            free(y);
+            problem_free(&pb);
+        }
+    }
+    unsetenv("CLCNN_CONV_WORKSPACE_MB");
+    assert_true(ok);
+}
+
+/* Tensors that start at an element offset inside their buffer (as views into a larger
+ * allocation may). Built through the internal struct: the public API has no such view
+ * yet, but every kernel must honour the offset. */
+static clcnn_tensor *offset_tensor(int ndim, const size_t *shape, size_t off, const float *data) {
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        numel *= shape[i];
+    clcnn_tensor *t = NULL;
+    TU_OK(clcnn_tensor_create(tu_device(), CLCNN_F32, 1, (size_t[]){numel + off + 5}, &t));
+    TU_OK(clcnn_tensor_fill(t, NAN)); /* reading outside the view poisons the result */
+    t->ndim = ndim;
+    size_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->strides[i] = stride;
+        stride *= shape[i];
+    }
+    t->numel = numel;
+    t->offset = off;
+    if (data)
+        TU_OK(clEnqueueWriteBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(t), CL_TRUE,
+                                   off * sizeof(float), numel * sizeof(float), data, 0, NULL,
+                                   NULL) == CL_SUCCESS
+                  ? CLCNN_OK
+                  : CLCNN_ERR_OPENCL);
+    return t;
+}
+
+static void test_tensor_offsets(void **state) {
+    (void)state;
+    ref_conv cases[] = {conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2),
+                        conv(2, 8, 5, 5, 16, 1, 1, 1, 0, 1, 1)};
+    int ok = 1;
+    for (size_t i = 0; i < 2; i++) {
+        problem pb;
+        problem_init(&pb, &cases[i], 1, 0, 60 + i);
+        const ref_conv *cv = &pb.cv;
+        size_t xs[4] = {cv->n, cv->c, cv->h, cv->w},
+               ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
+        size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
+        for (size_t a = 0; a < 2; a++) {
+            clcnn_tensor *x = offset_tensor(4, xs, 3, pb.x), *w = offset_tensor(4, ws, 17, pb.w);
+            clcnn_tensor *b = offset_tensor(1, (size_t[]){cv->k}, 1, pb.b);
+            clcnn_tensor *y = offset_tensor(4, ys, 11, NULL);
+            clcnn_conv2d_desc d = make_desc(cv, algos[a]);
+            TU_OK(clcnn_conv2d_forward(tu_device(), &d, x, w, b, y, CLCNN_ACT_NONE));
+            size_t ny = ref_conv_y_size(cv);
+            float *all = malloc((ny + 16) * sizeof(float));
+            assert_int_equal(clEnqueueReadBuffer(clcnn_device_queue(tu_device()),
+                                                 clcnn_tensor_mem(y), CL_TRUE, 0,
+                                                 (ny + 16) * sizeof(float), all, 0, NULL, NULL),
+                             CL_SUCCESS);
+            char what[256];
+            describe(cv, algos[a], 1, 0, what, sizeof what);
+            strcat(what, " (offsets)");
+            ok &= tu_close(what, all + 11, pb.ref, ny, conv_atol(cv), 1e-5);
+            /* nothing written before or after the view */
+            for (size_t j = 0; j < 11; j++)
+                ok &= isnan(all[j]);
+            for (size_t j = ny + 11; j < ny + 16; j++)
+                ok &= isnan(all[j]);
+            free(all);
+            clcnn_tensor_free(x);
+            clcnn_tensor_free(w);
+            clcnn_tensor_free(b);
+            clcnn_tensor_free(y);
+        }
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+/* Two runs of the same call give bit-identical outputs. */
+static void test_determinism(void **state) {
+    (void)state;
+    ref_conv cases[] = {conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
+                        conv(2, 8, 11, 11, 8, 5, 5, 2, 2, 1, 4)};
+    for (size_t i = 0; i < 2; i++) {
+        problem pb;
+        problem_init(&pb, &cases[i], 1, 1, 70 + i);
+        for (size_t a = 0; a < 2; a++) {
+            float *y1 = run_forward(&pb, algos[a]);
+            float *y2 = run_forward(&pb, algos[a]);
+            assert_memory_equal(y1, y2, ref_conv_y_size(&pb.cv) * sizeof(float));
+            free(y1);
+            free(y2);
+        }
+        problem_free(&pb);
+    }
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_close_device();
+    return 0;
+}
+
+int main(void) {
+    if (!tu_device()) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_desc_and_names),
+        cmocka_unit_test(test_output_shape),
+        cmocka_unit_test(test_output_shape_errors),
+        cmocka_unit_test(test_forward_errors),
+        cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_random_sweep),
+        cmocka_unit_test(test_anchor_shapes),
+        cmocka_unit_test(test_auto),
+        cmocka_unit_test(test_gemm_workspace_chunking),
+        cmocka_unit_test(test_tensor_offsets),
+        cmocka_unit_test(test_determinism),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown);
+}
