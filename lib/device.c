@@ -23,7 +23,18 @@ static void get_str(cl_device_id d, cl_device_info what, char *buf, size_t cap) 
     buf[cap - 1] = '\0';
     /* drivers pad some strings with spaces */
     size_t n = strlen(buf);
-    while (n && isspace((unsigned char)buf[n - 1])) buf[--n] = '\0';
+    while (n && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
+}
+
+/* Whether the space-separated extension list names `want` exactly. */
+static int has_extension(const char *list, const char *want) {
+    size_t n = strlen(want);
+    for (const char *p = list; (p = strstr(p, want)) != NULL; p += n)
+        if ((p == list || isspace((unsigned char)p[-1])) &&
+            (p[n] == '\0' || isspace((unsigned char)p[n])))
+            return 1;
+    return 0;
 }
 
 static void fill_info(cl_platform_id p, cl_device_id d, int index, int pindex,
@@ -31,13 +42,17 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, int pindex,
     memset(info, 0, sizeof *info);
     info->index = index;
     info->platform_index = pindex;
-    clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof info->platform_name, info->platform_name, NULL);
+    if (clGetPlatformInfo(p, CL_PLATFORM_NAME, sizeof info->platform_name, info->platform_name,
+                          NULL) != CL_SUCCESS)
+        info->platform_name[0] = '\0';
     info->platform_name[sizeof info->platform_name - 1] = '\0';
+    for (size_t n = strlen(info->platform_name);
+         n && isspace((unsigned char)info->platform_name[n - 1]);)
+        info->platform_name[--n] = '\0';
     get_str(d, CL_DEVICE_VENDOR, info->vendor, sizeof info->vendor);
     get_str(d, CL_DEVICE_NAME, info->name, sizeof info->name);
     get_str(d, CL_DRIVER_VERSION, info->driver_version, sizeof info->driver_version);
-    get_str(d, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version,
-            sizeof info->opencl_c_version);
+    get_str(d, CL_DEVICE_OPENCL_C_VERSION, info->opencl_c_version, sizeof info->opencl_c_version);
     /* "OpenCL C <major>.<minor> <vendor-specific>" */
     if (sscanf(info->opencl_c_version, "OpenCL C %d.%d", &info->opencl_c_major,
                &info->opencl_c_minor) != 2) {
@@ -65,10 +80,22 @@ static void fill_info(cl_platform_id p, cl_device_id d, int index, int pindex,
         info->max_alloc_bytes = ul;
     if (clGetDeviceInfo(d, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof sz, &sz, NULL) == CL_SUCCESS)
         info->max_work_group_size = sz;
-    char ext[8192];
-    get_str(d, CL_DEVICE_EXTENSIONS, ext, sizeof ext);
-    info->has_fp16 = strstr(ext, "cl_khr_fp16") != NULL;
-    info->has_fp64 = strstr(ext, "cl_khr_fp64") != NULL;
+    /* The extension string of a GPU driver can be several KB: ask for its size. */
+    size_t ext_len = 0;
+    char *ext = NULL;
+    if (clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_len) == CL_SUCCESS &&
+        (ext = calloc(1, ext_len + 1)) != NULL &&
+        clGetDeviceInfo(d, CL_DEVICE_EXTENSIONS, ext_len, ext, NULL) == CL_SUCCESS) {
+        info->has_fp16 = has_extension(ext, "cl_khr_fp16");
+        info->has_fp64 = has_extension(ext, "cl_khr_fp64") || has_extension(ext, "cl_amd_fp64");
+    }
+    free(ext);
+    /* Since OpenCL 1.2 double support is also reported by a non-zero FP config. */
+    cl_device_fp_config fp = 0;
+    if (!info->has_fp64 &&
+        clGetDeviceInfo(d, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof fp, &fp, NULL) == CL_SUCCESS &&
+        fp != 0)
+        info->has_fp64 = 1;
 }
 
 /* Every (platform, device) pair in a fixed order: platforms as the ICD loader lists
@@ -120,7 +147,8 @@ clcnn_status clcnn_device_list(clcnn_device_info *infos, size_t cap, size_t *cou
     CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_device_list: out of host memory");
     clcnn_status s = discover(f);
     if (s == CLCNN_OK) {
-        for (size_t i = 0; i < f->count && i < cap && infos; i++) infos[i] = f->info[i];
+        for (size_t i = 0; i < f->count && i < cap && infos; i++)
+            infos[i] = f->info[i];
         *count = f->count;
     }
     free(f);
@@ -159,9 +187,19 @@ static int match(const found *f, const char *sel) {
     if (strcasecmp(sel, "accelerator") == 0) want = CLCNN_DEVICE_ACCELERATOR;
     for (size_t i = 0; i < f->count; i++) {
         const clcnn_device_info *in = &f->info[i];
-        if (want ? in->type == want
-                 : contains_nocase(in->platform_name, sel) || contains_nocase(in->vendor, sel) ||
-                       contains_nocase(in->name, sel))
+        if (want) {
+            if (in->type == want) return (int)i;
+            continue;
+        }
+        /* The platform vendor too: POCL's platform is "Portable Computing Language" by
+         * "The pocl project", so "pocl" is found only there. */
+        char pvendor[256] = "";
+        if (clGetPlatformInfo(f->platform[i], CL_PLATFORM_VENDOR, sizeof pvendor, pvendor, NULL) !=
+            CL_SUCCESS)
+            pvendor[0] = '\0';
+        pvendor[sizeof pvendor - 1] = '\0';
+        if (contains_nocase(in->platform_name, sel) || contains_nocase(pvendor, sel) ||
+            contains_nocase(in->vendor, sel) || contains_nocase(in->name, sel))
             return (int)i;
     }
     return -1;
@@ -192,23 +230,32 @@ static clcnn_status no_match(const found *f, const char *sel, const char *from) 
     return CLCNN_ERR_NO_DEVICE;
 }
 
+/* Kernels are OpenCL C 1.2; ask for the newest standard the *device compiler* reports
+ * (CL_DEVICE_OPENCL_C_VERSION, not the platform version: POCL reports a 3.0 platform
+ * whose compiler may say C 1.2). -cl-std accepts only CL1.1, CL1.2, CL2.0 and CL3.0;
+ * an OpenCL C 1.0 compiler gets no option (its default). */
+void cc_choose_cl_std(int major, int minor, char *buf, size_t cap) {
+    if (major >= 3)
+        snprintf(buf, cap, "-cl-std=CL3.0");
+    else if (major == 2)
+        snprintf(buf, cap, "-cl-std=CL2.0");
+    else if (major == 1 && minor >= 2)
+        snprintf(buf, cap, "-cl-std=CL1.2");
+    else if (major == 1 && minor == 1)
+        snprintf(buf, cap, "-cl-std=CL1.1");
+    else
+        snprintf(buf, cap, "%s", "");
+}
+
 static clcnn_status create_on(clcnn_device *dev) {
     cl_int err = CL_SUCCESS;
-    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->platform,
-                                     0};
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->platform, 0};
     dev->ctx = clCreateContext(props, 1, &dev->id, NULL, NULL, &err);
     CC_CL_TRY(err);
     dev->queue = clCreateCommandQueue(dev->ctx, dev->id, CL_QUEUE_PROFILING_ENABLE, &err);
     CC_CL_TRY(err);
-    /* Kernels are OpenCL C 1.2; ask for the newest standard the *device compiler*
-     * reports (not the platform version: POCL reports a 3.0 platform with C 1.2). */
-    const clcnn_device_info *in = &dev->info;
-    if (in->opencl_c_major >= 2)
-        snprintf(dev->cl_std, sizeof dev->cl_std, "-cl-std=CL%d.0", in->opencl_c_major);
-    else if (in->opencl_c_minor >= 2)
-        snprintf(dev->cl_std, sizeof dev->cl_std, "-cl-std=CL1.2");
-    else
-        snprintf(dev->cl_std, sizeof dev->cl_std, "-cl-std=CL1.%d", in->opencl_c_minor);
+    cc_choose_cl_std(dev->info.opencl_c_major, dev->info.opencl_c_minor, dev->cl_std,
+                     sizeof dev->cl_std);
     return CLCNN_OK;
 }
 
@@ -271,10 +318,11 @@ void clcnn_device_close(clcnn_device *dev) {
                 "clcnn: program cache: %llu builds (%.0f ms), %llu memory hits, %llu disk "
                 "hits (%.0f ms), %llu disk writes, %llu rejected files\n",
                 (unsigned long long)c->builds, c->build_ms, (unsigned long long)c->memory_hits,
-                (unsigned long long)c->disk_hits, c->load_ms,
-                (unsigned long long)c->disk_writes, (unsigned long long)c->disk_rejects);
+                (unsigned long long)c->disk_hits, c->load_ms, (unsigned long long)c->disk_writes,
+                (unsigned long long)c->disk_rejects);
     }
-    for (size_t i = 0; i < dev->prof_count; i++) clReleaseEvent(dev->prof_events[i]);
+    for (size_t i = 0; i < dev->prof_count; i++)
+        clReleaseEvent(dev->prof_events[i]);
     free(dev->prof_events);
     cc_programs_release(dev);
     cc_pool_destroy(dev);
@@ -311,7 +359,8 @@ void clcnn_device_cache_stats(const clcnn_device *dev, clcnn_cache_stats *out) {
 
 void clcnn_device_profile_begin(clcnn_device *dev) {
     if (!dev) return;
-    for (size_t i = 0; i < dev->prof_count; i++) clReleaseEvent(dev->prof_events[i]);
+    for (size_t i = 0; i < dev->prof_count; i++)
+        clReleaseEvent(dev->prof_events[i]);
     dev->prof_count = 0;
     dev->profiling = 1;
 }
@@ -344,8 +393,7 @@ clcnn_status clcnn_device_profile_end(clcnn_device *dev, double *ms) {
         cl_ulong a = 0, b = 0;
         clGetEventProfilingInfo(dev->prof_events[i], CL_PROFILING_COMMAND_START, sizeof a, &a,
                                 NULL);
-        clGetEventProfilingInfo(dev->prof_events[i], CL_PROFILING_COMMAND_END, sizeof b, &b,
-                                NULL);
+        clGetEventProfilingInfo(dev->prof_events[i], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
         if (b > a) total += (double)(b - a);
         clReleaseEvent(dev->prof_events[i]);
     }
@@ -361,20 +409,64 @@ const char *cc_cl_error_name(cl_int err) {
 #define N(x)                                                                                       \
     case x:                                                                                        \
         return #x;
-        N(CL_SUCCESS) N(CL_DEVICE_NOT_FOUND) N(CL_DEVICE_NOT_AVAILABLE)
-        N(CL_COMPILER_NOT_AVAILABLE) N(CL_MEM_OBJECT_ALLOCATION_FAILURE) N(CL_OUT_OF_RESOURCES)
-        N(CL_OUT_OF_HOST_MEMORY) N(CL_PROFILING_INFO_NOT_AVAILABLE) N(CL_MEM_COPY_OVERLAP)
-        N(CL_BUILD_PROGRAM_FAILURE) N(CL_MAP_FAILURE) N(CL_INVALID_VALUE)
-        N(CL_INVALID_DEVICE_TYPE) N(CL_INVALID_PLATFORM) N(CL_INVALID_DEVICE)
-        N(CL_INVALID_CONTEXT) N(CL_INVALID_QUEUE_PROPERTIES) N(CL_INVALID_COMMAND_QUEUE)
-        N(CL_INVALID_HOST_PTR) N(CL_INVALID_MEM_OBJECT) N(CL_INVALID_BINARY)
-        N(CL_INVALID_BUILD_OPTIONS) N(CL_INVALID_PROGRAM) N(CL_INVALID_PROGRAM_EXECUTABLE)
-        N(CL_INVALID_KERNEL_NAME) N(CL_INVALID_KERNEL_DEFINITION) N(CL_INVALID_KERNEL)
-        N(CL_INVALID_ARG_INDEX) N(CL_INVALID_ARG_VALUE) N(CL_INVALID_ARG_SIZE)
-        N(CL_INVALID_KERNEL_ARGS) N(CL_INVALID_WORK_DIMENSION) N(CL_INVALID_WORK_GROUP_SIZE)
-        N(CL_INVALID_WORK_ITEM_SIZE) N(CL_INVALID_GLOBAL_OFFSET) N(CL_INVALID_EVENT_WAIT_LIST)
-        N(CL_INVALID_EVENT) N(CL_INVALID_OPERATION) N(CL_INVALID_BUFFER_SIZE)
-        N(CL_INVALID_GLOBAL_WORK_SIZE) N(CL_PLATFORM_NOT_FOUND_KHR)
+        // clang-format off
+        N(CL_SUCCESS)
+        N(CL_DEVICE_NOT_FOUND)
+        N(CL_DEVICE_NOT_AVAILABLE)
+        N(CL_COMPILER_NOT_AVAILABLE)
+        N(CL_MEM_OBJECT_ALLOCATION_FAILURE)
+        N(CL_OUT_OF_RESOURCES)
+        N(CL_OUT_OF_HOST_MEMORY)
+        N(CL_PROFILING_INFO_NOT_AVAILABLE)
+        N(CL_MEM_COPY_OVERLAP)
+        N(CL_BUILD_PROGRAM_FAILURE)
+        N(CL_MAP_FAILURE)
+        N(CL_INVALID_VALUE)
+        N(CL_INVALID_DEVICE_TYPE)
+        N(CL_INVALID_PLATFORM)
+        N(CL_INVALID_DEVICE)
+        N(CL_INVALID_CONTEXT)
+        N(CL_INVALID_QUEUE_PROPERTIES)
+        N(CL_INVALID_COMMAND_QUEUE)
+        N(CL_INVALID_HOST_PTR)
+        N(CL_INVALID_MEM_OBJECT)
+        N(CL_INVALID_BINARY)
+        N(CL_INVALID_BUILD_OPTIONS)
+        N(CL_INVALID_PROGRAM)
+        N(CL_INVALID_PROGRAM_EXECUTABLE)
+        N(CL_INVALID_KERNEL_NAME)
+        N(CL_INVALID_KERNEL_DEFINITION)
+        N(CL_INVALID_KERNEL)
+        N(CL_INVALID_ARG_INDEX)
+        N(CL_INVALID_ARG_VALUE)
+        N(CL_INVALID_ARG_SIZE)
+        N(CL_INVALID_KERNEL_ARGS)
+        N(CL_INVALID_WORK_DIMENSION)
+        N(CL_INVALID_WORK_GROUP_SIZE)
+        N(CL_INVALID_WORK_ITEM_SIZE)
+        N(CL_INVALID_GLOBAL_OFFSET)
+        N(CL_INVALID_EVENT_WAIT_LIST)
+        N(CL_INVALID_EVENT)
+        N(CL_INVALID_OPERATION)
+        N(CL_INVALID_BUFFER_SIZE)
+        N(CL_INVALID_GLOBAL_WORK_SIZE)
+        N(CL_PLATFORM_NOT_FOUND_KHR)
+        N(CL_COMPILE_PROGRAM_FAILURE)
+        N(CL_LINKER_NOT_AVAILABLE)
+        N(CL_LINK_PROGRAM_FAILURE)
+        N(CL_DEVICE_PARTITION_FAILED)
+        N(CL_KERNEL_ARG_INFO_NOT_AVAILABLE)
+        N(CL_MISALIGNED_SUB_BUFFER_OFFSET)
+        N(CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+        N(CL_INVALID_PROPERTY)
+        N(CL_INVALID_IMAGE_SIZE)
+        N(CL_INVALID_SAMPLER)
+        N(CL_INVALID_COMPILER_OPTIONS)
+        N(CL_INVALID_LINKER_OPTIONS)
+        N(CL_INVALID_DEVICE_PARTITION_COUNT)
+        N(CL_IMAGE_FORMAT_NOT_SUPPORTED)
+        N(CL_INVALID_IMAGE_FORMAT_DESCRIPTOR)
+        // clang-format on
 #undef N
     }
     return "unknown OpenCL error";

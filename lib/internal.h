@@ -82,6 +82,10 @@ struct clcnn_device {
     size_t prof_count, prof_cap;
 };
 
+/* The -cl-std= option for a device whose compiler reports OpenCL C major.minor
+ * ("" when none should be passed). */
+void cc_choose_cl_std(int major, int minor, char *buf, size_t cap);
+
 /* Whether CLCNN_VERBOSE is set to something other than "0". */
 int cc_verbose(void);
 
@@ -134,6 +138,16 @@ typedef struct cc_arg {
 clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
                        const char *kernel, int dims, const size_t *gws, const size_t *lws,
                        const cc_arg *args, int nargs);
+
+/* clcnn_device_warm with a progress callback (the `clcnn cache warm` command): called
+ * once per program with how it was obtained ("built", "loaded" from disk, "in memory"
+ * or "failed") and the wall time. Programs are every kernel file in force (embedded,
+ * or *.cl under $CLCNN_KERNEL_DIR), once per "clcnn-warm: DEFINES" line in the file, or
+ * with its default defines when it has none. All are tried; the first failure is
+ * returned. */
+typedef void (*cc_warm_fn)(void *ctx, const char *file, const char *defines, const char *how,
+                           double ms, clcnn_status s);
+clcnn_status cc_warm(clcnn_device *dev, cc_warm_fn fn, void *ctx);
 
 /* Free every program and kernel of the device (device close). */
 void cc_programs_release(clcnn_device *dev);

@@ -1,6 +1,8 @@
 /* Run-time kernel builds with an in-memory and an on-disk program cache.
  *
- * Memory: per device, a list of (file, options) -> cl_program + its cl_kernels.
+ * Memory: per device, a list of (file, options, source hash) -> cl_program + its
+ *         cl_kernels (the source hash matters only under $CLCNN_KERNEL_DIR, where the
+ *         file on disk may change while the process runs).
  * Disk:   one file per program under the cache directory, named by a 64-bit hash of
  *         (source, options, platform, device name, driver version, library version).
  *         File layout (little-endian):
@@ -11,17 +13,18 @@
  *         the driver rejects, is rebuilt from source and rewritten: never fatal. */
 #include "internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DISK_MAGIC "CLCNNBIN"
 #define DISK_FORMAT 1u
 #define HEADER_BYTES 40
+#define WARM_TAG "clcnn-warm:"
 
 typedef struct cc_kernel_entry {
     char *name;
@@ -31,7 +34,8 @@ typedef struct cc_kernel_entry {
 
 struct cc_program_entry {
     char *file;
-    char *options; /* normalised: sorted -D list + -cl-std */
+    char *options;     /* normalised: sorted -D list + -cl-std */
+    uint64_t src_hash; /* 0 for embedded sources; hash of the text under CLCNN_KERNEL_DIR */
     cl_program program;
     cc_kernel_entry *kernels;
     struct cc_program_entry *next;
@@ -86,21 +90,97 @@ static char *read_whole(const char *path, size_t *len) {
     return buf;
 }
 
+/* A growing text buffer for the include expansion below. */
+typedef struct text_buf {
+    char *p;
+    size_t n, cap;
+} text_buf;
+
+static int tb_add(text_buf *b, const char *s, size_t len) {
+    if (b->n + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (b->n + len + 1 > cap)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, len);
+    b->n += len;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* Append the text of dir/name with local #include "x" lines replaced by dir/x, as
+ * cmake/embed_kernels.cmake does for the embedded copies, so that a kernel loaded from
+ * $CLCNN_KERNEL_DIR builds exactly like the embedded one and its cache key covers the
+ * included headers too. */
+static clcnn_status expand_file(text_buf *b, const char *dir, const char *name, int depth) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    CC_RETURN_IF(depth > 4, CLCNN_ERR_INVALID_ARG, "kernel includes nest too deep at %s", path);
+    char *text = read_whole(path, NULL);
+    CC_RETURN_IF(!text, CLCNN_ERR_IO, "cannot read kernel file %s (CLCNN_KERNEL_DIR): %s", path,
+                 strerror(errno));
+    clcnn_status s = CLCNN_OK;
+    for (const char *line = text; *line && s == CLCNN_OK;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) + 1 : strlen(line);
+        const char *c = line;
+        while (*c == ' ' || *c == '\t')
+            c++;
+        char inc[256];
+        int is_inc = 0;
+        if (*c == '#') {
+            c++;
+            while (*c == ' ' || *c == '\t')
+                c++;
+            if (strncmp(c, "include", 7) == 0) {
+                c += 7;
+                while (*c == ' ' || *c == '\t')
+                    c++;
+                const char *q = *c == '"' ? strchr(c + 1, '"') : NULL;
+                if (q && q < line + len && (size_t)(q - c - 1) < sizeof inc) {
+                    memcpy(inc, c + 1, (size_t)(q - c - 1));
+                    inc[q - c - 1] = '\0';
+                    is_inc = 1;
+                }
+            }
+        }
+        if (is_inc) {
+            s = expand_file(b, dir, inc, depth + 1);
+            if (s == CLCNN_OK && tb_add(b, "\n", 1) != 0) s = CLCNN_ERR_OUT_OF_MEMORY;
+        } else if (tb_add(b, line, len) != 0) {
+            s = CLCNN_ERR_OUT_OF_MEMORY;
+        }
+        line += len;
+    }
+    free(text);
+    if (s == CLCNN_ERR_OUT_OF_MEMORY)
+        return cc_fail(s, "out of host memory reading kernel file %s", path);
+    return s;
+}
+
 /* The source of cl/<file>.cl: from $CLCNN_KERNEL_DIR when set (development), else
  * the copy embedded at build time. *owned is set when the caller must free it. */
-static clcnn_status find_source(const char *file, const char **src, char **owned,
-                                const char **include_dir) {
+static clcnn_status find_source(const char *file, const char **src, char **owned) {
     *owned = NULL;
-    *include_dir = NULL;
     const char *dir = getenv("CLCNN_KERNEL_DIR");
     if (dir && *dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s.cl", dir, file);
-        *owned = read_whole(path, NULL);
-        CC_RETURN_IF(!*owned, CLCNN_ERR_IO, "cannot read kernel file %s (CLCNN_KERNEL_DIR): %s",
-                     path, strerror(errno));
-        *src = *owned;
-        *include_dir = dir;
+        char name[512];
+        CC_RETURN_IF(snprintf(name, sizeof name, "%s.cl", file) >= (int)sizeof name,
+                     CLCNN_ERR_INVALID_ARG, "kernel file name '%s' is too long", file);
+        text_buf b = {0};
+        clcnn_status s = expand_file(&b, dir, name, 0);
+        if (s == CLCNN_OK && !b.p && tb_add(&b, "", 0) != 0)
+            s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory reading %s", name);
+        if (s != CLCNN_OK) {
+            free(b.p);
+            return s;
+        }
+        *owned = b.p;
+        *src = b.p;
         return CLCNN_OK;
     }
     for (const cc_kernel_source *k = cc_kernel_sources; k->name; k++) {
@@ -117,8 +197,7 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 /* "B=2 A=1" -> "-DA=1 -DB=2 -cl-std=CL1.2": sorted so equal sets give equal keys. */
-static clcnn_status build_options(const clcnn_device *dev, const char *defines,
-                                  const char *include_dir, char **out) {
+static clcnn_status build_options(const clcnn_device *dev, const char *defines, char **out) {
     *out = NULL;
     size_t len = defines ? strlen(defines) : 0;
     char *copy = malloc(len + 1);
@@ -130,9 +209,10 @@ static clcnn_status build_options(const clcnn_device *dev, const char *defines,
     }
     memcpy(copy, defines ? defines : "", len + 1);
     size_t n = 0;
-    for (char *tok = strtok(copy, " \t"); tok; tok = strtok(NULL, " \t")) items[n++] = tok;
+    for (char *tok = strtok(copy, " \t"); tok; tok = strtok(NULL, " \t"))
+        items[n++] = tok;
     qsort(items, n, sizeof *items, cmp_str);
-    size_t cap = len + 4 * n + 64 + (include_dir ? strlen(include_dir) + 8 : 0);
+    size_t cap = len + 4 * n + sizeof dev->cl_std + 8;
     char *opt = malloc(cap);
     if (!opt) {
         free(copy);
@@ -140,9 +220,10 @@ static clcnn_status build_options(const clcnn_device *dev, const char *defines,
         return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory building options");
     }
     size_t pos = 0;
-    for (size_t i = 0; i < n; i++) pos += (size_t)snprintf(opt + pos, cap - pos, "-D%s ", items[i]);
-    if (include_dir) pos += (size_t)snprintf(opt + pos, cap - pos, "-I%s ", include_dir);
+    for (size_t i = 0; i < n; i++)
+        pos += (size_t)snprintf(opt + pos, cap - pos, "-D%s ", items[i]);
     snprintf(opt + pos, cap - pos, "%s", dev->cl_std);
+    if (pos && !dev->cl_std[0]) opt[pos - 1] = '\0'; /* no trailing blank */
     free(copy);
     free(items);
     *out = opt;
@@ -199,11 +280,13 @@ static uint64_t disk_key(const clcnn_device *dev, const char *src, const char *o
 }
 
 static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
 }
 static uint64_t get_u64(const unsigned char *p) {
     uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -228,18 +311,24 @@ static unsigned char *disk_read(const char *path, uint64_t key, size_t *payload_
     return buf;
 }
 
-/* Write atomically: unique temp file in the same directory, fsync, rename. Failures
- * are silent (the cache is an optimisation) but counted under CLCNN_VERBOSE. */
+/* Write atomically: a unique temporary file in the same directory
+ * (<key>.clbin.tmp.<pid>.<random>), fsync, rename over the final name. Readers see no
+ * file or a whole one; concurrent writers of one key each rename a complete file.
+ * Failures are silent (the cache is an optimisation) but reported under CLCNN_VERBOSE. */
 static int disk_write(const char *dir, const char *path, uint64_t key, const unsigned char *data,
                       size_t len) {
     if (mkdir_p(dir) != 0) return -1;
     char tmp[4400];
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%ld%06ld", path, (long)getpid(), (long)tv.tv_sec,
-             (long)tv.tv_usec);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return -1;
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+    int fd = mkstemp(tmp);
+    if (fd < 0) return -1;
+    (void)fchmod(fd, 0644); /* mkstemp makes 0600; cache files are not secrets */
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
     unsigned char hdr[HEADER_BYTES] = {0};
     memcpy(hdr, DISK_MAGIC, 8);
     hdr[8] = DISK_FORMAT;
@@ -262,12 +351,10 @@ static unsigned char *program_binary(cl_program prog, cl_device_id dev, size_t *
         ndev != 1)
         return NULL;
     cl_device_id pd;
-    if (clGetProgramInfo(prog, CL_PROGRAM_DEVICES, sizeof pd, &pd, NULL) != CL_SUCCESS ||
-        pd != dev)
+    if (clGetProgramInfo(prog, CL_PROGRAM_DEVICES, sizeof pd, &pd, NULL) != CL_SUCCESS || pd != dev)
         return NULL;
     size_t size = 0;
-    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) !=
-            CL_SUCCESS ||
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS ||
         size == 0)
         return NULL;
     unsigned char *bin = malloc(size);
@@ -293,11 +380,11 @@ static clcnn_status build_log_error(clcnn_device *dev, cl_program prog, const ch
         clGetProgramBuildInfo(prog, dev->id, CL_PROGRAM_BUILD_LOG, size, log, NULL);
         log[size] = '\0';
     }
-    clcnn_status s = cc_fail(CLCNN_ERR_BUILD,
-                             "building kernel file %s.cl for %s failed (%s) with options "
-                             "'%s'; compiler log:\n%s",
-                             file, dev->info.name, cc_cl_error_name(err), options,
-                             log ? log : "(no log)");
+    clcnn_status s =
+        cc_fail(CLCNN_ERR_BUILD,
+                "building kernel file %s.cl for %s failed (%s) with options "
+                "'%s'; compiler log:\n%s",
+                file, dev->info.name, cc_cl_error_name(err), options, log ? log : "(no log)");
     free(log);
     return s;
 }
@@ -327,8 +414,7 @@ static clcnn_status build_from_source(clcnn_device *dev, const char *file, const
 static cl_program build_from_binary(clcnn_device *dev, const unsigned char *bin, size_t len,
                                     const char *options) {
     cl_int err = CL_SUCCESS, bstatus = CL_SUCCESS;
-    cl_program prog =
-        clCreateProgramWithBinary(dev->ctx, 1, &dev->id, &len, &bin, &bstatus, &err);
+    cl_program prog = clCreateProgramWithBinary(dev->ctx, 1, &dev->id, &len, &bin, &bstatus, &err);
     if (err != CL_SUCCESS || bstatus != CL_SUCCESS) {
         if (prog) clReleaseProgram(prog);
         return NULL;
@@ -371,7 +457,8 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
     if (use_disk) {
         size_t len = 0;
         unsigned char *bin = program_binary(*out, dev->id, &len);
-        if (bin && disk_write(dir, path, key, bin, len) == 0) dev->cache_stats.disk_writes++;
+        if (bin && disk_write(dir, path, key, bin, len) == 0)
+            dev->cache_stats.disk_writes++;
         else if (cc_verbose())
             fprintf(stderr, "clcnn: could not write cache file %s\n", path);
         free(bin);
@@ -382,16 +469,20 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
 clcnn_status cc_program_get(clcnn_device *dev, const char *file, const char *defines,
                             cl_program *out) {
     CC_RETURN_IF(!dev || !file || !out, CLCNN_ERR_INVALID_ARG, "cc_program_get: NULL argument");
-    const char *src = NULL, *include_dir = NULL;
+    const char *src = NULL;
     char *owned = NULL, *options = NULL;
-    CC_TRY(find_source(file, &src, &owned, &include_dir));
-    clcnn_status s = build_options(dev, defines, include_dir, &options);
+    CC_TRY(find_source(file, &src, &owned));
+    clcnn_status s = build_options(dev, defines, &options);
     if (s != CLCNN_OK) {
         free(owned);
         return s;
     }
+    /* Embedded sources never change; a file under CLCNN_KERNEL_DIR may be edited (or a
+     * test may swap it) while the process runs, so its text is part of the key. */
+    uint64_t src_hash = owned ? cc_hash64(CC_HASH_INIT, src, strlen(src)) | 1 : 0;
     for (cc_program_entry *e = dev->programs; e; e = e->next) {
-        if (strcmp(e->file, file) == 0 && strcmp(e->options, options) == 0) {
+        if (e->src_hash == src_hash && strcmp(e->file, file) == 0 &&
+            strcmp(e->options, options) == 0) {
             dev->cache_stats.memory_hits++;
             free(owned);
             free(options);
@@ -402,18 +493,19 @@ clcnn_status cc_program_get(clcnn_device *dev, const char *file, const char *def
     cl_program prog = NULL;
     s = obtain_program(dev, file, src, options, &prog);
     free(owned);
-    cc_program_entry *e = s == CLCNN_OK ? calloc(1, sizeof *e) : NULL;
-    if (s == CLCNN_OK && (!e || !(e->file = strdup(file)))) {
+    if (s != CLCNN_OK) {
+        free(options);
+        return s;
+    }
+    cc_program_entry *e = calloc(1, sizeof *e);
+    if (!e || !(e->file = strdup(file))) {
         free(e);
         clReleaseProgram(prog);
         free(options);
         return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory caching a program");
     }
-    if (s != CLCNN_OK) {
-        free(options);
-        return s;
-    }
     e->options = options;
+    e->src_hash = src_hash;
     e->program = prog;
     e->next = dev->programs;
     dev->programs = e;
@@ -426,7 +518,8 @@ clcnn_status cc_kernel_get(clcnn_device *dev, const char *file, const char *defi
     cl_program prog = NULL;
     CC_TRY(cc_program_get(dev, file, defines, &prog));
     cc_program_entry *e = dev->programs;
-    while (e && e->program != prog) e = e->next;
+    while (e && e->program != prog)
+        e = e->next;
     for (cc_kernel_entry *k = e->kernels; k; k = k->next) {
         if (strcmp(k->name, kernel) == 0) {
             *out = k->kernel;
@@ -452,16 +545,16 @@ clcnn_status cc_kernel_get(clcnn_device *dev, const char *file, const char *defi
     return CLCNN_OK;
 }
 
-clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
-                       const char *kernel, int dims, const size_t *gws, const size_t *lws,
-                       const cc_arg *args, int nargs) {
+clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines, const char *kernel,
+                       int dims, const size_t *gws, const size_t *lws, const cc_arg *args,
+                       int nargs) {
     cl_kernel k = NULL;
     CC_TRY(cc_kernel_get(dev, file, defines, kernel, &k));
     for (int i = 0; i < nargs; i++) {
         cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
         if (err != CL_SUCCESS)
-            return cc_fail(CLCNN_ERR_OPENCL, "clSetKernelArg(%s, arg %d) failed with %s", kernel,
-                           i, cc_cl_error_name(err));
+            return cc_fail(CLCNN_ERR_OPENCL, "clSetKernelArg(%s, arg %d) failed with %s", kernel, i,
+                           cc_cl_error_name(err));
     }
     size_t g[3] = {1, 1, 1};
     for (int d = 0; d < dims; d++) {
@@ -499,12 +592,143 @@ void cc_programs_release(clcnn_device *dev) {
     dev->programs = NULL;
 }
 
-clcnn_status clcnn_device_warm(clcnn_device *dev) {
-    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "clcnn_device_warm: device is NULL");
-    for (const cc_kernel_source *k = cc_kernel_sources; k->name; k++) {
-        if (strcmp(k->name, "common") == 0) continue; /* include-only helpers */
-        cl_program p;
-        CC_TRY(cc_program_get(dev, k->name, "", &p));
+/* ---- warming the cache ------------------------------------------------------------- */
+
+static int cmp_cstr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The kernel files in force: *.cl under $CLCNN_KERNEL_DIR when set, else the embedded
+ * table. Returns a malloc'd array of malloc'd names (without ".cl"), sorted. */
+static clcnn_status list_kernel_files(char ***out, size_t *count) {
+    *out = NULL;
+    *count = 0;
+    size_t n = 0, cap = 16;
+    char **names = malloc(cap * sizeof *names);
+    CC_RETURN_IF(!names, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory listing kernels");
+    const char *dir = getenv("CLCNN_KERNEL_DIR");
+    clcnn_status s = CLCNN_OK;
+    if (dir && *dir) {
+        DIR *d = opendir(dir);
+        if (!d) {
+            free(names);
+            return cc_fail(CLCNN_ERR_IO, "cannot list CLCNN_KERNEL_DIR %s: %s", dir,
+                           strerror(errno));
+        }
+        for (struct dirent *de; (de = readdir(d)) != NULL && s == CLCNN_OK;) {
+            size_t len = strlen(de->d_name);
+            if (len <= 3 || strcmp(de->d_name + len - 3, ".cl") != 0) continue;
+            if (n == cap) {
+                char **nn = realloc(names, (cap *= 2) * sizeof *names);
+                if (!nn) {
+                    s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory listing kernels");
+                    break;
+                }
+                names = nn;
+            }
+            if (!(names[n] = strndup(de->d_name, len - 3)))
+                s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory listing kernels");
+            else
+                n++;
+        }
+        closedir(d);
+    } else {
+        for (const cc_kernel_source *k = cc_kernel_sources; k->name && s == CLCNN_OK; k++) {
+            if (n == cap) {
+                char **nn = realloc(names, (cap *= 2) * sizeof *names);
+                if (!nn) {
+                    s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory listing kernels");
+                    break;
+                }
+                names = nn;
+            }
+            if (!(names[n] = strdup(k->name)))
+                s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory listing kernels");
+            else
+                n++;
+        }
     }
+    if (s != CLCNN_OK) {
+        for (size_t i = 0; i < n; i++)
+            free(names[i]);
+        free(names);
+        return s;
+    }
+    qsort(names, n, sizeof *names, cmp_cstr);
+    *out = names;
+    *count = n;
     return CLCNN_OK;
+}
+
+/* Build one (file, defines) program and report how it was obtained. */
+static clcnn_status warm_one(clcnn_device *dev, const char *file, const char *defines,
+                             cc_warm_fn fn, void *ctx) {
+    clcnn_cache_stats before = dev->cache_stats;
+    double t0 = now_ms();
+    cl_program p;
+    clcnn_status s = cc_program_get(dev, file, defines, &p);
+    const clcnn_cache_stats *now = &dev->cache_stats;
+    const char *how = s != CLCNN_OK                       ? "failed"
+                      : now->builds > before.builds       ? "built"
+                      : now->disk_hits > before.disk_hits ? "loaded"
+                                                          : "in memory";
+    if (fn) fn(ctx, file, defines, how, now_ms() - t0, s);
+    return s;
+}
+
+clcnn_status cc_warm(clcnn_device *dev, cc_warm_fn fn, void *ctx) {
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "clcnn_device_warm: device is NULL");
+    char **files = NULL;
+    size_t nfiles = 0;
+    CC_TRY(list_kernel_files(&files, &nfiles));
+    clcnn_status first = CLCNN_OK;
+    char first_msg[6144] = "";
+    size_t failed = 0, total = 0;
+    for (size_t i = 0; i < nfiles; i++) {
+        const char *src = NULL;
+        char *owned = NULL;
+        clcnn_status s = find_source(files[i], &src, &owned);
+        /* Variants: every "clcnn-warm: DEFINES" line of the file (up to the end of the
+         * line or of the comment); none means the file's defaults. */
+        int variants = 0;
+        for (const char *m = s == CLCNN_OK ? strstr(src, WARM_TAG) : NULL; m;
+             m = strstr(m + 1, WARM_TAG)) {
+            const char *b = m + strlen(WARM_TAG), *e = b;
+            while (*e && *e != '\n' && strncmp(e, "*/", 2) != 0)
+                e++;
+            char defs[512];
+            size_t len = (size_t)(e - b) < sizeof defs - 1 ? (size_t)(e - b) : sizeof defs - 1;
+            memcpy(defs, b, len);
+            defs[len] = '\0';
+            variants++;
+            total++;
+            clcnn_status v = warm_one(dev, files[i], defs, fn, ctx);
+            if (v != CLCNN_OK && failed++ == 0) {
+                first = v;
+                snprintf(first_msg, sizeof first_msg, "%s", clcnn_last_error());
+            }
+        }
+        if (s == CLCNN_OK && variants == 0) {
+            total++;
+            s = warm_one(dev, files[i], "", fn, ctx);
+        } else if (s != CLCNN_OK && fn) {
+            total++;
+            fn(ctx, files[i], "", "failed", 0, s);
+        }
+        if (s != CLCNN_OK && failed++ == 0) {
+            first = s;
+            snprintf(first_msg, sizeof first_msg, "%s", clcnn_last_error());
+        }
+        free(owned);
+        free(files[i]);
+    }
+    free(files);
+    if (failed)
+        return cc_fail(first, "warming the program cache: %zu of %zu programs failed; first: %s",
+                       failed, total, first_msg);
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_device_warm(clcnn_device *dev) {
+    return cc_warm(dev, NULL, NULL);
 }
