@@ -1,0 +1,130 @@
+/* Fully connected layer, forward and backward: the matrix products go to CLBlast (row-major
+ * SGEMM through cc_sgemm), the bias to the small kernels of cl/linear.cl.
+ *
+ * Shapes: x is read as (n, in) with in = numel(x) / n, whatever its dims (a conv output
+ * (n, c, h, w) is flattened in NCHW order, as torch.flatten(x, 1)); w is (out, in) as in
+ * PyTorch; b is (out); y is (n, out).
+ *   forward:  y  = x w^T + b
+ *   backward: dx = dy w        (n, in)
+ *             dw = dy^T x      (out, in)
+ *             db = sum_i dy[i] (out), one work-item per feature summing the rows in order. */
+#include "internal.h"
+
+#include <limits.h>
+
+static int fits_int(const clcnn_tensor *t) {
+    return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
+}
+
+/* Two tensors that share storage and whose element ranges overlap. */
+static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
+    if (!a || !b || a->storage != b->storage) return 0;
+    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
+}
+
+/* x, w (and y-like `out` with `out_name`): n, in, k from the shapes, or a shape error. */
+static clcnn_status check_xw(clcnn_device *dev, const char *op, const clcnn_tensor *x,
+                             const clcnn_tensor *w, size_t *n, size_t *in, size_t *k) {
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
+    CC_TRY(cc_check_tensor(dev, x, CLCNN_F32, op, "x"));
+    CC_TRY(cc_check_tensor(dev, w, CLCNN_F32, op, "w"));
+    char a[64], b[64];
+    *n = x->shape[0];
+    *in = x->numel / *n;
+    CC_RETURN_IF(w->ndim != 2 || w->shape[1] != *in, CLCNN_ERR_SHAPE,
+                 "%s: w is %s but x %s has %zu input features per sample (w must be out x %zu)", op,
+                 clcnn_tensor_shape_str(w, a, sizeof a), clcnn_tensor_shape_str(x, b, sizeof b),
+                 *in, *in);
+    *k = w->shape[0];
+    return CLCNN_OK;
+}
+
+/* t must hold (n, k): first dim n and n*k elements. */
+static clcnn_status check_nk(clcnn_device *dev, const char *op, const clcnn_tensor *t,
+                             const char *name, size_t n, size_t k, const clcnn_tensor *x,
+                             const clcnn_tensor *w) {
+    CC_TRY(cc_check_tensor(dev, t, CLCNN_F32, op, name));
+    char a[64], b[64], c[64];
+    CC_RETURN_IF(t->shape[0] != n || t->numel != n * k, CLCNN_ERR_SHAPE,
+                 "%s: %s is %s but x %s and w %s give %zux%zu", op, name,
+                 clcnn_tensor_shape_str(t, a, sizeof a), clcnn_tensor_shape_str(x, b, sizeof b),
+                 clcnn_tensor_shape_str(w, c, sizeof c), n, k);
+    return CLCNN_OK;
+}
+
+static clcnn_status check_bias(clcnn_device *dev, const char *op, const clcnn_tensor *b,
+                               const char *name, size_t k, const clcnn_tensor *w) {
+    CC_TRY(cc_check_tensor(dev, b, CLCNN_F32, op, name));
+    char s1[64], s2[64];
+    CC_RETURN_IF(b->numel != k, CLCNN_ERR_SHAPE, "%s: %s is %s but w %s has %zu output features",
+                 op, name, clcnn_tensor_shape_str(b, s1, sizeof s1),
+                 clcnn_tensor_shape_str(w, s2, sizeof s2), k);
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, const clcnn_tensor *w,
+                                  const clcnn_tensor *b, clcnn_tensor *y) {
+    static const char op[] = "clcnn_linear_forward";
+    size_t n = 0, in = 0, k = 0;
+    CC_TRY(check_xw(dev, op, x, w, &n, &in, &k));
+    if (b) CC_TRY(check_bias(dev, op, b, "b", k, w));
+    CC_TRY(check_nk(dev, op, y, "y", n, k, x, w));
+    CC_RETURN_IF(overlaps(y, x) || overlaps(y, w) || overlaps(y, b), CLCNN_ERR_INVALID_ARG,
+                 "%s: y must not share memory with x, w or b", op);
+    CC_RETURN_IF(!fits_int(y) || (b && !fits_int(b)), CLCNN_ERR_UNSUPPORTED,
+                 "%s: outputs beyond 2^31-1 elements are not supported", op);
+
+    /* y (n,k) = x (n,in) * w^T, w stored (k,in) */
+    CC_TRY(cc_sgemm(dev, 0, 1, n, k, in, 1.0f, x->storage->mem, x->offset, in, w->storage->mem,
+                    w->offset, in, 0.0f, y->storage->mem, y->offset, k));
+    if (!b) return CLCNN_OK;
+    size_t gws = n * k;
+    return cc_launch(dev, "linear", "", "linear_bias_add", 1, &gws, NULL,
+                     CC_ARGS(CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                             CC_ARG_MEM(b->storage->mem), CC_ARG_INT(b->offset), CC_ARG_INT(n),
+                             CC_ARG_INT(k)));
+}
+
+clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, const clcnn_tensor *w,
+                                   const clcnn_tensor *dy, clcnn_tensor *dx, clcnn_tensor *dw,
+                                   clcnn_tensor *db) {
+    static const char op[] = "clcnn_linear_backward";
+    size_t n = 0, in = 0, k = 0;
+    CC_TRY(check_xw(dev, op, x, w, &n, &in, &k));
+    CC_TRY(check_nk(dev, op, dy, "dy", n, k, x, w));
+    char s1[64], s2[64];
+    if (dx) {
+        CC_TRY(cc_check_tensor(dev, dx, CLCNN_F32, op, "dx"));
+        CC_RETURN_IF(dx->shape[0] != n || dx->numel != x->numel, CLCNN_ERR_SHAPE,
+                     "%s: dx is %s but x is %s", op, clcnn_tensor_shape_str(dx, s1, sizeof s1),
+                     clcnn_tensor_shape_str(x, s2, sizeof s2));
+    }
+    if (dw) {
+        CC_TRY(cc_check_tensor(dev, dw, CLCNN_F32, op, "dw"));
+        CC_RETURN_IF(dw->ndim != 2 || dw->shape[0] != k || dw->shape[1] != in, CLCNN_ERR_SHAPE,
+                     "%s: dw is %s but w is %s", op, clcnn_tensor_shape_str(dw, s1, sizeof s1),
+                     clcnn_tensor_shape_str(w, s2, sizeof s2));
+    }
+    if (db) CC_TRY(check_bias(dev, op, db, "db", k, w));
+    CC_RETURN_IF(overlaps(dx, dy) || overlaps(dx, w) || overlaps(dw, dy) || overlaps(dw, x) ||
+                     overlaps(db, dy) || overlaps(dx, dw) || overlaps(dx, db) || overlaps(dw, db),
+                 CLCNN_ERR_INVALID_ARG,
+                 "%s: dx, dw and db must not share memory with each other or with the inputs", op);
+    CC_RETURN_IF(!fits_int(dy) || (db && !fits_int(db)), CLCNN_ERR_UNSUPPORTED,
+                 "%s: tensors beyond 2^31-1 elements are not supported", op);
+
+    /* dx (n,in) = dy (n,k) * w (k,in) */
+    if (dx)
+        CC_TRY(cc_sgemm(dev, 0, 0, n, in, k, 1.0f, dy->storage->mem, dy->offset, k, w->storage->mem,
+                        w->offset, in, 0.0f, dx->storage->mem, dx->offset, in));
+    /* dw (k,in) = dy^T (k,n) * x (n,in) */
+    if (dw)
+        CC_TRY(cc_sgemm(dev, 1, 0, k, in, n, 1.0f, dy->storage->mem, dy->offset, k, x->storage->mem,
+                        x->offset, in, 0.0f, dw->storage->mem, dw->offset, in));
+    if (!db) return CLCNN_OK;
+    size_t gws = k;
+    return cc_launch(dev, "linear", "", "linear_bias_grad", 1, &gws, NULL,
+                     CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                             CC_ARG_MEM(db->storage->mem), CC_ARG_INT(db->offset), CC_ARG_INT(n),
+                             CC_ARG_INT(k)));
+}
