@@ -70,7 +70,8 @@ CLCNN_API clcnn_status clcnn_net_init(clcnn_net *net, clcnn_init init, uint64_t 
 /* Training mode (batch statistics, dropout on) or evaluation mode. Default: training. */
 CLCNN_API void clcnn_net_set_training(clcnn_net *net, int training);
 
-/* Forward a batch x (n, c, h, w). *y (owned by the net) receives the output. */
+/* Forward a batch x (n, c, h, w). *y (owned by the net) receives the output. x is not
+ * copied: keep it alive and unchanged until the backward pass that follows. */
 CLCNN_API clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x,
                                          const clcnn_tensor **y);
 /* Backward from dy (shaped like the last forward output): fills every gradient
@@ -123,9 +124,10 @@ CLCNN_API float clcnn_schedule_lr(const clcnn_schedule *s, int64_t step);
 /* ---- checkpoints (safetensors) --------------------------------------------------- */
 
 /* Save every parameter and buffer (and, if opt is not NULL, the optimizer state as
- * "optim.<param name>.<slot>" plus its step count) to path. metadata: NULL or a
- * NULL-terminated list of key, value strings stored in "__metadata__". Writes a
- * temporary file, flushes and renames it: an interrupted save leaves the old file. */
+ * "optim.<param name>.<slot>", slot "momentum" for SGD or "m"/"v" for Adam, plus its step
+ * count) to path. metadata: NULL or a NULL-terminated list of key, value strings stored
+ * in "__metadata__" (keys "optim.*" and "clcnn.*" are reserved). Writes a temporary file,
+ * flushes and renames it: an interrupted save leaves the old file. */
 CLCNN_API clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *opt,
                                              const char *path, const char *const *metadata);
 /* Load into a net built with the same layers; validates the header length against the
