@@ -296,8 +296,12 @@ clcnn_tensor *ro_tensor_at_offset(clcnn_device *dev, clcnn_dtype dtype, int ndim
         nan_fill[i] = NAN; /* also a garbage int32 */
     clcnn_tensor_upload(*base, nan_fill, total * sizeof *nan_fill);
     free(nan_fill);
+    return ro_view_at(*base, ndim, shape, offset);
+}
+
+clcnn_tensor *ro_view_at(const clcnn_tensor *base, int ndim, const size_t *shape, size_t offset) {
     clcnn_tensor *v = calloc(1, sizeof *v);
-    *v = **base;
+    *v = *base;
     v->ndim = ndim;
     v->numel = 1;
     for (int i = ndim - 1; i >= 0; i--) {

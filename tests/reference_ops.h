@@ -77,5 +77,8 @@ double *ro_to_double(const float *x, size_t n); /* malloc'd copy */
  * view and *base with clcnn_tensor_free. */
 clcnn_tensor *ro_tensor_at_offset(clcnn_device *dev, clcnn_dtype dtype, int ndim,
                                   const size_t *shape, size_t offset, clcnn_tensor **base);
+/* A view of `shape` on base's storage starting `offset` elements into base's buffer (same
+ * dtype); may overlap other views. Free with clcnn_tensor_free. */
+clcnn_tensor *ro_view_at(const clcnn_tensor *base, int ndim, const size_t *shape, size_t offset);
 
 #endif

@@ -132,7 +132,8 @@ CLCNN_API clcnn_status clcnn_softmax_forward(clcnn_device *dev, const clcnn_tens
 /* Fused softmax + cross-entropy, mean over the batch. logits (n, k) float, labels (n)
  * int32 in [0, k). loss: a 1-element tensor. dlogits (n, k, may be NULL) receives
  * d(mean loss)/d(logits) = (softmax - onehot) / n. A label out of range is reported
- * as a loss of NaN (the data layer validates labels before they reach here). */
+ * as a loss of NaN, and that sample's dlogits row is NaN (the data layer validates labels
+ * before they reach here). */
 CLCNN_API clcnn_status clcnn_softmax_cross_entropy(clcnn_device *dev, const clcnn_tensor *logits,
                                                    const clcnn_tensor *labels,
                                                    clcnn_tensor *loss, clcnn_tensor *dlogits);
