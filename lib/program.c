@@ -11,6 +11,7 @@
  *         Written to a unique temporary name, flushed, fsync'd and renamed, so readers
  *         see either no file or a whole one. Anything that does not validate, or that
  *         the driver rejects, is rebuilt from source and rewritten: never fatal. */
+#include "fault.h"
 #include "internal.h"
 
 #include <dirent.h>
@@ -335,8 +336,8 @@ static int disk_write(const char *dir, const char *path, uint64_t key, const uns
     put_u64(hdr + 16, key);
     put_u64(hdr + 24, len);
     put_u64(hdr + 32, cc_hash64(CC_HASH_INIT, data, len));
-    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr && fwrite(data, 1, len, f) == len &&
-             fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int ok = !cc_fault_hit(CC_FAULT_FILE_WRITE) && fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr &&
+             fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
@@ -395,7 +396,9 @@ static clcnn_status build_from_source(clcnn_device *dev, const char *file, const
     cl_int err = CL_SUCCESS;
     cl_program prog = clCreateProgramWithSource(dev->ctx, 1, &src, NULL, &err);
     CC_CL_TRY(err);
-    err = clBuildProgram(prog, 1, &dev->id, options, NULL, NULL);
+    err = cc_fault_hit(CC_FAULT_BUILD_PROGRAM)
+              ? CL_BUILD_PROGRAM_FAILURE
+              : clBuildProgram(prog, 1, &dev->id, options, NULL, NULL);
     if (err != CL_SUCCESS) {
         clcnn_status s = err == CL_BUILD_PROGRAM_FAILURE || err == CL_INVALID_BUILD_OPTIONS
                              ? build_log_error(dev, prog, file, options, err)
@@ -573,7 +576,10 @@ clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
         if (lws && lws[d]) g[d] = (g[d] + lws[d] - 1) / lws[d] * lws[d];
     }
     cl_event *ev = cc_profile_slot(dev);
-    cl_int err = clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, g, lws, 0, NULL, ev);
+    cl_int err =
+        cc_fault_hit(CC_FAULT_ENQUEUE_KERNEL)
+            ? CL_OUT_OF_RESOURCES
+            : clEnqueueNDRangeKernel(dev->queue, k, (cl_uint)dims, NULL, g, lws, 0, NULL, ev);
     if (err != CL_SUCCESS) {
         clcnn_status s = cc_cl_status(err, "clEnqueueNDRangeKernel", __FILE__, __LINE__);
         return cc_fail_append(s, " (kernel %s from %s.cl)", kernel, file);

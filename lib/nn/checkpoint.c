@@ -27,6 +27,7 @@
  * or the new complete file. Loading validates the whole header against the file and the
  * net and reads every tensor before it uploads anything, so a failed load leaves the
  * net and the optimizer unchanged. */
+#include "fault.h"
 #include "nn_internal.h"
 
 #include <errno.h>
@@ -529,7 +530,7 @@ typedef struct ck_out {
 static clcnn_status write_all(int fd, const void *buf, size_t n, const char *tmp) {
     const uint8_t *p = buf;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = cc_fault_hit(CC_FAULT_FILE_WRITE) ? (errno = EIO, -1) : write(fd, p, n);
         if (w < 0 && errno == EINTR) continue;
         CC_RETURN_IF(w <= 0, CLCNN_ERR_IO, "cannot write '%s': %s", tmp,
                      w < 0 ? strerror(errno) : "no progress");
