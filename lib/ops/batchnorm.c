@@ -1,0 +1,275 @@
+/* Batch normalisation per channel of NCHW (or per feature of (n, c)), as
+ * torch.nn.BatchNorm2d/1d. Kernels: cl/batchnorm.cl.
+ *
+ * Shapes: x, y, dy, dx are (n, c) or (n, c, h, w) (a 3-D (n, c, l) works too: every dim
+ * after c is a position); gamma, beta, running_mean, running_var, save_mean, save_invstd,
+ * dgamma, dbeta hold c elements each. m = n * h * w values per channel.
+ *
+ * Optional arguments (NULL), beyond what ops.h promises: gamma and beta (then 1 and 0, an
+ * affine=False layer; dgamma/dbeta may then be NULL too), running_mean + running_var
+ * together (no running statistics kept), save_mean + save_invstd (when no backward
+ * follows), dx / dgamma / dbeta in backward (what is not wanted is not written).
+ *
+ * Per-channel sums are deterministic: one work-group of WG work-items per channel, a fixed
+ * visiting order and a fixed tree (see cl/batchnorm.cl). */
+#include "internal.h"
+
+#include <limits.h>
+#include <math.h>
+
+static int fits_int(const clcnn_tensor *t) {
+    return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
+}
+
+static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
+    if (!a || !b || a->storage != b->storage) return 0;
+    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
+}
+/* Identical views are fine for element-wise outputs; partial overlap is not. */
+static int bad_alias(const clcnn_tensor *a, const clcnn_tensor *b) {
+    if (!a || !b || a->storage != b->storage) return 0;
+    if (a->offset == b->offset && a->numel == b->numel) return 0;
+    return overlaps(a, b);
+}
+
+static int same_shape(const clcnn_tensor *a, const clcnn_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+static size_t reduce_wg(const clcnn_device *dev, char defines[32]) {
+    size_t wg = 256;
+    while (wg > 1 && dev->info.max_work_group_size && wg > dev->info.max_work_group_size)
+        wg /= 2;
+    snprintf(defines, 32, "WG=%zu", wg);
+    return wg;
+}
+
+typedef struct bn_dims {
+    size_t n, c, hw;
+} bn_dims;
+
+/* x must be (n, c, ...) float; fills n, c, hw. */
+static clcnn_status check_x(clcnn_device *dev, const char *op, const clcnn_tensor *x,
+                            const char *name, bn_dims *d) {
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
+    CC_TRY(cc_check_tensor(dev, x, CLCNN_F32, op, name));
+    char a[64];
+    CC_RETURN_IF(x->ndim < 2, CLCNN_ERR_SHAPE, "%s: %s must be (n, c) or (n, c, h, w), got %s", op,
+                 name, clcnn_tensor_shape_str(x, a, sizeof a));
+    CC_RETURN_IF(!fits_int(x), CLCNN_ERR_UNSUPPORTED,
+                 "%s: tensors beyond 2^31-1 elements are not supported (%s %s)", op, name,
+                 clcnn_tensor_shape_str(x, a, sizeof a));
+    d->n = x->shape[0];
+    d->c = x->shape[1];
+    d->hw = x->numel / (d->n * d->c);
+    return CLCNN_OK;
+}
+
+/* t (may be NULL when optional) must be float with c elements. */
+static clcnn_status check_chan(clcnn_device *dev, const char *op, const clcnn_tensor *t,
+                               const char *name, int optional, const clcnn_tensor *x) {
+    if (!t && optional) return CLCNN_OK;
+    CC_TRY(cc_check_tensor(dev, t, CLCNN_F32, op, name));
+    char a[64], b[64];
+    CC_RETURN_IF(t->numel != cc_dim(x, 1), CLCNN_ERR_SHAPE,
+                 "%s: %s is %s but x %s has %zu channels", op, name,
+                 clcnn_tensor_shape_str(t, a, sizeof a), clcnn_tensor_shape_str(x, b, sizeof b),
+                 cc_dim(x, 1));
+    CC_RETURN_IF(!fits_int(t), CLCNN_ERR_UNSUPPORTED, "%s: %s is too large", op, name);
+    return CLCNN_OK;
+}
+
+static clcnn_status check_like(clcnn_device *dev, const char *op, const clcnn_tensor *t,
+                               const char *name, const clcnn_tensor *x, const char *xname) {
+    CC_TRY(cc_check_tensor(dev, t, CLCNN_F32, op, name));
+    char a[64], b[64];
+    CC_RETURN_IF(!same_shape(t, x), CLCNN_ERR_SHAPE, "%s: %s is %s but %s is %s", op, name,
+                 clcnn_tensor_shape_str(t, a, sizeof a), xname,
+                 clcnn_tensor_shape_str(x, b, sizeof b));
+    return CLCNN_OK;
+}
+
+/* A (mem, offset) pair for a kernel argument: the tensor's, or NULL. */
+#define MEM_OR_NULL(t) CC_ARG_MEM((t) ? (t)->storage->mem : NULL)
+#define OFF_OR_0(t) CC_ARG_INT((t) ? (t)->offset : 0)
+
+static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
+                          clcnn_tensor *y, bn_dims d, cl_mem mean, size_t mean_off, cl_mem sd,
+                          size_t sd_off, int from_var, float eps, const clcnn_tensor *gamma,
+                          const clcnn_tensor *beta) {
+    size_t gws = d.n * d.c * d.hw;
+    return cc_launch(dev, "batchnorm", defines, "bn_apply", 1, &gws, NULL,
+                     CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                             CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(d.n),
+                             CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_MEM(mean),
+                             CC_ARG_INT(mean_off), CC_ARG_MEM(sd), CC_ARG_INT(sd_off),
+                             CC_ARG_INT(from_var), CC_ARG_FLOAT(eps), MEM_OR_NULL(gamma),
+                             OFF_OR_0(gamma), MEM_OR_NULL(beta), OFF_OR_0(beta)));
+}
+
+clcnn_status clcnn_batchnorm_forward_train(clcnn_device *dev, const clcnn_tensor *x,
+                                           const clcnn_tensor *gamma, const clcnn_tensor *beta,
+                                           clcnn_tensor *running_mean, clcnn_tensor *running_var,
+                                           float momentum, float eps, clcnn_tensor *y,
+                                           clcnn_tensor *save_mean, clcnn_tensor *save_invstd) {
+    static const char op[] = "clcnn_batchnorm_forward_train";
+    bn_dims d = {0, 0, 0};
+    CC_TRY(check_x(dev, op, x, "x", &d));
+    CC_TRY(check_like(dev, op, y, "y", x, "x"));
+    CC_TRY(check_chan(dev, op, gamma, "gamma", 1, x));
+    CC_TRY(check_chan(dev, op, beta, "beta", 1, x));
+    CC_RETURN_IF(!running_mean != !running_var, CLCNN_ERR_INVALID_ARG,
+                 "%s: running_mean and running_var must both be given or both be NULL", op);
+    CC_TRY(check_chan(dev, op, running_mean, "running_mean", 1, x));
+    CC_TRY(check_chan(dev, op, running_var, "running_var", 1, x));
+    CC_RETURN_IF(!save_mean != !save_invstd, CLCNN_ERR_INVALID_ARG,
+                 "%s: save_mean and save_invstd must both be given or both be NULL", op);
+    CC_TRY(check_chan(dev, op, save_mean, "save_mean", 1, x));
+    CC_TRY(check_chan(dev, op, save_invstd, "save_invstd", 1, x));
+    CC_RETURN_IF(!(momentum >= 0.0f && momentum <= 1.0f), CLCNN_ERR_INVALID_ARG,
+                 "%s: momentum %g is outside [0, 1]", op, (double)momentum);
+    CC_RETURN_IF(!(eps >= 0.0f) || isinf(eps), CLCNN_ERR_INVALID_ARG,
+                 "%s: eps %g must be finite and not negative", op, (double)eps);
+    char a[64];
+    CC_RETURN_IF(d.n * d.hw < 2, CLCNN_ERR_SHAPE,
+                 "%s: training needs more than one value per channel, x is %s", op,
+                 clcnn_tensor_shape_str(x, a, sizeof a));
+    CC_RETURN_IF(bad_alias(y, x), CLCNN_ERR_INVALID_ARG, "%s: y must be x itself or not overlap it",
+                 op);
+    const clcnn_tensor *outs[] = {running_mean, running_var, save_mean, save_invstd};
+    const clcnn_tensor *ins[] = {x, y, gamma, beta};
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++)
+            CC_RETURN_IF(overlaps(outs[i], ins[j]) || (i != j && overlaps(outs[i], outs[j])),
+                         CLCNN_ERR_INVALID_ARG,
+                         "%s: the running and saved statistics must not overlap each other, x, "
+                         "y, gamma or beta",
+                         op);
+    }
+
+    char defines[32];
+    size_t wg = reduce_wg(dev, defines);
+    /* Without save_* tensors the statistics live in a scratch buffer (2c floats). */
+    cc_storage *tmp = NULL;
+    cl_mem mean_mem, inv_mem;
+    size_t mean_off, inv_off;
+    if (save_mean) {
+        mean_mem = save_mean->storage->mem;
+        mean_off = save_mean->offset;
+        inv_mem = save_invstd->storage->mem;
+        inv_off = save_invstd->offset;
+    } else {
+        CC_TRY(cc_pool_acquire(dev, 2 * d.c * sizeof(float), &tmp));
+        mean_mem = inv_mem = tmp->mem;
+        mean_off = 0;
+        inv_off = d.c;
+    }
+    size_t gws = d.c * wg;
+    int upd = running_mean != NULL;
+    clcnn_status s = cc_launch(
+        dev, "batchnorm", defines, "bn_stats", 1, &gws, &wg,
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_INT(d.n),
+                CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_FLOAT(eps), CC_ARG_MEM(mean_mem),
+                CC_ARG_INT(mean_off), CC_ARG_MEM(inv_mem), CC_ARG_INT(inv_off), CC_ARG_INT(upd),
+                MEM_OR_NULL(running_mean), OFF_OR_0(running_mean), MEM_OR_NULL(running_var),
+                OFF_OR_0(running_var), CC_ARG_FLOAT(momentum)));
+    if (s == CLCNN_OK)
+        s = apply(dev, defines, x, y, d, mean_mem, mean_off, inv_mem, inv_off, 0, 0.0f, gamma,
+                  beta);
+    if (tmp) cc_pool_release(dev, tmp); /* in-order queue: later users run after us */
+    return s;
+}
+
+clcnn_status clcnn_batchnorm_forward_infer(clcnn_device *dev, const clcnn_tensor *x,
+                                           const clcnn_tensor *gamma, const clcnn_tensor *beta,
+                                           const clcnn_tensor *running_mean,
+                                           const clcnn_tensor *running_var, float eps,
+                                           clcnn_tensor *y) {
+    static const char op[] = "clcnn_batchnorm_forward_infer";
+    bn_dims d = {0, 0, 0};
+    CC_TRY(check_x(dev, op, x, "x", &d));
+    CC_TRY(check_like(dev, op, y, "y", x, "x"));
+    CC_TRY(check_chan(dev, op, gamma, "gamma", 1, x));
+    CC_TRY(check_chan(dev, op, beta, "beta", 1, x));
+    CC_TRY(check_chan(dev, op, running_mean, "running_mean", 0, x));
+    CC_TRY(check_chan(dev, op, running_var, "running_var", 0, x));
+    CC_RETURN_IF(!(eps >= 0.0f) || isinf(eps), CLCNN_ERR_INVALID_ARG,
+                 "%s: eps %g must be finite and not negative", op, (double)eps);
+    CC_RETURN_IF(bad_alias(y, x) || overlaps(y, gamma) || overlaps(y, beta) ||
+                     overlaps(y, running_mean) || overlaps(y, running_var),
+                 CLCNN_ERR_INVALID_ARG,
+                 "%s: y must be x itself or not overlap x, and must not overlap the statistics",
+                 op);
+    char defines[32];
+    reduce_wg(dev, defines);
+    return apply(dev, defines, x, y, d, running_mean->storage->mem, running_mean->offset,
+                 running_var->storage->mem, running_var->offset, 1, eps, gamma, beta);
+}
+
+clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
+                                      const clcnn_tensor *dy, const clcnn_tensor *gamma,
+                                      const clcnn_tensor *save_mean,
+                                      const clcnn_tensor *save_invstd, clcnn_tensor *dx,
+                                      clcnn_tensor *dgamma, clcnn_tensor *dbeta) {
+    static const char op[] = "clcnn_batchnorm_backward";
+    bn_dims d = {0, 0, 0};
+    CC_TRY(check_x(dev, op, x, "x", &d));
+    CC_TRY(check_like(dev, op, dy, "dy", x, "x"));
+    if (dx) CC_TRY(check_like(dev, op, dx, "dx", x, "x"));
+    CC_TRY(check_chan(dev, op, gamma, "gamma", 1, x));
+    CC_TRY(check_chan(dev, op, save_mean, "save_mean", 0, x));
+    CC_TRY(check_chan(dev, op, save_invstd, "save_invstd", 0, x));
+    CC_TRY(check_chan(dev, op, dgamma, "dgamma", 1, x));
+    CC_TRY(check_chan(dev, op, dbeta, "dbeta", 1, x));
+    const clcnn_tensor *ins[] = {x, dy, gamma, save_mean, save_invstd};
+    clcnn_tensor *outs[] = {dx, dgamma, dbeta};
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 5; j++) {
+            /* dx may be x or dy itself (element-wise, after the reductions) */
+            int bad = (i == 0 && j < 2) ? bad_alias(outs[i], ins[j]) : overlaps(outs[i], ins[j]);
+            CC_RETURN_IF(bad, CLCNN_ERR_INVALID_ARG,
+                         "%s: dx, dgamma and dbeta must not overlap the inputs (dx may be x or "
+                         "dy itself)",
+                         op);
+        }
+        for (int j = i + 1; j < 3; j++)
+            CC_RETURN_IF(overlaps(outs[i], outs[j]), CLCNN_ERR_INVALID_ARG,
+                         "%s: dx, dgamma and dbeta must not overlap each other", op);
+    }
+    if (!dx && !dgamma && !dbeta) return CLCNN_OK;
+
+    char defines[32];
+    size_t wg = reduce_wg(dev, defines);
+    /* The two per-channel sums land in dbeta and dgamma when given, else in scratch. */
+    cc_storage *tmp = NULL;
+    if (!dgamma || !dbeta) CC_TRY(cc_pool_acquire(dev, 2 * d.c * sizeof(float), &tmp));
+    cl_mem sdy = dbeta ? dbeta->storage->mem : tmp->mem;
+    size_t sdy_off = dbeta ? dbeta->offset : 0;
+    cl_mem sdx = dgamma ? dgamma->storage->mem : tmp->mem;
+    size_t sdx_off = dgamma ? dgamma->offset : d.c;
+    size_t gws = d.c * wg;
+    clcnn_status s = cc_launch(
+        dev, "batchnorm", defines, "bn_bwd_reduce", 1, &gws, &wg,
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
+                CC_ARG_INT(dy->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
+                CC_ARG_MEM(save_mean->storage->mem), CC_ARG_INT(save_mean->offset),
+                CC_ARG_MEM(save_invstd->storage->mem), CC_ARG_INT(save_invstd->offset),
+                CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off)));
+    if (s == CLCNN_OK && dx) {
+        size_t n_el = d.n * d.c * d.hw;
+        s = cc_launch(
+            dev, "batchnorm", defines, "bn_bwd_dx", 1, &n_el, NULL,
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                    CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                    CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset), CC_ARG_INT(d.n),
+                    CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_MEM(save_mean->storage->mem),
+                    CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
+                    CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
+                    CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off)));
+    }
+    if (tmp) cc_pool_release(dev, tmp);
+    return s;
+}
