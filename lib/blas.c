@@ -17,6 +17,7 @@ clcnn_status cc_blas_status(int code, const char *call) {
 clcnn_status cc_sgemm(clcnn_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k,
                       float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                       size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    cc_tune_apply(dev); /* stored GEMM tuning, once per device (lib/tune) */
     cl_event *ev = cc_profile_slot(dev);
     int code = CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
                             trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a,
@@ -34,6 +35,7 @@ clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_
     if (batch == 1)
         return cc_sgemm(dev, trans_a, trans_b, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta,
                         c, c_off, ldc);
+    cc_tune_apply(dev);
     cl_event *ev = cc_profile_slot(dev);
     int code = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,

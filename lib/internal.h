@@ -56,6 +56,11 @@ clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_
                                       size_t ldb, size_t b_stride, float beta, cl_mem c,
                                       size_t c_off, size_t ldc, size_t c_stride, size_t batch);
 
+/* Apply the device's stored GEMM tuning to CLBlast once per physical device and process
+ * (lib/tune/tune_file.c; lib/blas.c calls it before CLBlast). Never fails: a missing,
+ * corrupted or invalid tuning file leaves CLBlast's defaults in force. */
+void cc_tune_apply(clcnn_device *dev);
+
 /* ---- device (lib/device.c) ------------------------------------------------- */
 
 typedef struct cc_program_entry cc_program_entry; /* lib/program.c */

@@ -8,5 +8,6 @@
 #include "ops.h"
 #include "nn.h"
 #include "data.h"
+#include "tune.h"
 
 #endif

@@ -17,6 +17,7 @@ static const struct {
     {"predict", cmd_predict, "classify image files with a checkpoint"},
     {"summary", cmd_summary, "print a model's layers, output shapes and parameter counts"},
     {"visualize", cmd_visualize, "write PNGs of first-layer filters and feature maps"},
+    {"tune", cmd_tune, "tune CLBlast SGEMM for a device; show/export/import the tuning file"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,664 @@
+/* The GEMM tuner: searches CLBlast's SGEMM kernel parameters for the device in hand.
+ *
+ * CLBlast ships tuned parameters for devices it has seen; for others (POCL's CPU device,
+ * new GPUs) its defaults can be several times slower than what the same kernels reach
+ * with suitable tile sizes. CLBlastOverrideParameters() lets us set them per device at
+ * run time, and CLBlast keys its compiled programs by the parameter values, so every
+ * configuration tried is one program build (1-10 s on POCL): the search is a budget of
+ * builds, not of timings.
+ *
+ * Search, all phases within the wall-clock budget:
+ *   0. time the parameters in force (CLBlast's defaults in a fresh process);
+ *   1. indirect kernel (Xgemm, 16 parameters): the stored configuration if any, a few
+ *      seeds known to be good for the device type, then random sampling mixed with
+ *      greedy mutation of the best so far; CLBlast is told to always use the indirect
+ *      path (XGEMM_MIN_INDIRECT_SIZE = 1);
+ *   2. direct kernel (XgemmDirect, 10 parameters) the same way, timed on the smaller
+ *      shapes with the direct path forced;
+ *   3. XGEMM_MIN_INDIRECT_SIZE from the per-shape times of both winners, then the
+ *      combination is built, checked against a double-precision host GEMM on odd shapes
+ *      and every transpose, and timed again; it is kept only when it beats phase 0.
+ * Timings are device-side spans between two queue markers (CLBlast enqueues several
+ * kernels per call and returns the event of the last one only), best of 3 runs after a
+ * warm-up. Each candidate's 1024^3 result is spot-checked against the host. */
+#include "tune_internal.h"
+
+#include <clblast_c.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Shapes the tuner times (row-major, as lib/blas.c calls CLBlast). */
+typedef struct tshape {
+    int ta, tb;
+    size_t m, n, k;
+    const char *what;
+} tshape;
+static const tshape shapes[] = {
+    {0, 0, 1024, 1024, 1024, "1024^3"},
+    {0, 0, 64, 3136, 576, "conv 3x3 c64 56x56 forward (VGG)"},
+    {0, 0, 256, 1568, 256, "conv 1x1 c256 14x14 n8 forward (ResNet)"},
+    {0, 1, 64, 576, 3136, "conv 3x3 c64 56x56 weight gradient"},
+    {0, 1, 32, 1000, 2048, "linear 2048->1000 n32"},
+};
+#define NSHAPES ((int)(sizeof shapes / sizeof *shapes))
+#define RUNS 3
+#define A_FLOATS (1u << 20)
+#define B_FLOATS (2048u * 1024u)
+#define C_FLOATS (1u << 20)
+#define MAX_TRIED 4096
+#define FORCE_DIRECT 65536 /* XGEMM_MIN_INDIRECT_SIZE that makes every GEMM direct */
+
+typedef struct tuner {
+    clcnn_device *dev;
+    const clcnn_gemm_tune_options *opt;
+    clcnn_gemm_tune_result *res;
+    cl_mem a, b, c;
+    float *ha, *hb, *hc;
+    uint64_t rng;
+    double t0, budget;
+    double cost_sum; /* seconds spent on evaluated candidates */
+    int cost_n;
+    size_t seen[MAX_TRIED][CC_XG_COUNT]; /* configurations tried (Xgemm or XgemmDirect) */
+    int seen_n;
+    double warm[NSHAPES]; /* wall seconds of each shape's warm-up call (builds) */
+} tuner;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t rnd(tuner *t) {
+    t->rng ^= t->rng >> 12;
+    t->rng ^= t->rng << 25;
+    t->rng ^= t->rng >> 27;
+    return t->rng * 2685821657736338717ULL;
+}
+static size_t pick(tuner *t, const size_t *list, size_t n) {
+    return list[rnd(t) % n];
+}
+
+static void progress(tuner *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(tuner *t, const char *fmt, ...) {
+    if (!t->opt->progress) return;
+    char line[1024];
+    int pos = snprintf(line, sizeof line, "[%6.1f s] ", now_s() - t->t0);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + pos, sizeof line - (size_t)pos, fmt, ap);
+    va_end(ap);
+    t->opt->progress(t->opt->user, line);
+}
+
+static void format_params(char *buf, size_t cap, const char *kernel, const char *const *names,
+                          const size_t *v, int count) {
+    size_t pos = (size_t)snprintf(buf, cap, "%s:", kernel);
+    for (int i = 0; i < count && pos < cap; i++)
+        pos += (size_t)snprintf(buf + pos, cap - pos, " %s=%zu", names[i], v[i]);
+}
+
+/* ---- timing and checking --------------------------------------------------------- */
+
+static clcnn_status override(tuner *t, const char *kernel, const char *const *names,
+                             const size_t *v, int count) {
+    int code = CLBlastOverrideParameters(t->dev->id, kernel, CLBlastPrecisionSingle, (size_t)count,
+                                         (const char **)names, v);
+    CC_RETURN_IF(code != CLBlastSuccess, CLCNN_ERR_BLAS,
+                 "CLBlastOverrideParameters(%s) failed with CLBlast status %d", kernel, code);
+    return CLCNN_OK;
+}
+static clcnn_status set_min_indirect(tuner *t, size_t x) {
+    static const char *const names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
+    return override(t, "GemmRoutine", names, &x, 1);
+}
+
+static size_t lda_of(const tshape *s) {
+    return s->ta ? s->m : s->k;
+}
+static size_t ldb_of(const tshape *s) {
+    return s->tb ? s->k : s->n;
+}
+
+/* One SGEMM, timed as the span between a marker before and a marker after it. */
+static clcnn_status gemm_timed(tuner *t, const tshape *s, size_t a_off, size_t b_off, size_t c_off,
+                               double *ms) {
+    cl_command_queue q = t->dev->queue;
+    cl_event m0 = NULL, m1 = NULL;
+    CC_CL_TRY(clEnqueueMarkerWithWaitList(q, 0, NULL, &m0));
+    int code =
+        CLBlastSgemm(CLBlastLayoutRowMajor, s->ta ? CLBlastTransposeYes : CLBlastTransposeNo,
+                     s->tb ? CLBlastTransposeYes : CLBlastTransposeNo, s->m, s->n, s->k, 1.0f, t->a,
+                     a_off, lda_of(s), t->b, b_off, ldb_of(s), 0.0f, t->c, c_off, s->n, &q, NULL);
+    cl_int err = clEnqueueMarkerWithWaitList(q, 0, NULL, &m1);
+    if (err == CL_SUCCESS)
+        err = clWaitForEvents(1, &m1);
+    else
+        clFinish(q);
+    cl_ulong start = 0, end = 0;
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(m0, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(m1, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
+    clReleaseEvent(m0);
+    if (m1) clReleaseEvent(m1);
+    CC_TRY(cc_blas_status(code, "CLBlastSgemm"));
+    CC_TRY(cc_cl_status(err, "profiling the tuning GEMM", __FILE__, __LINE__));
+    *ms = end > start ? (double)(end - start) / 1e6 : 1e-6;
+    return CLCNN_OK;
+}
+
+static double ref_entry(const tuner *t, const tshape *s, size_t a_off, size_t b_off, size_t i,
+                        size_t j, double *mag) {
+    double acc = 0, abs_acc = 0;
+    for (size_t p = 0; p < s->k; p++) {
+        double x = t->ha[a_off + (s->ta ? p * lda_of(s) + i : i * lda_of(s) + p)];
+        double y = t->hb[b_off + (s->tb ? j * ldb_of(s) + p : p * ldb_of(s) + j)];
+        acc += x * y;
+        abs_acc += fabs(x * y);
+    }
+    *mag = abs_acc;
+    return acc;
+}
+
+/* Compare C with a double-precision host GEMM: every entry when `all`, else 48 random
+ * ones. Tolerance 2e-4 * sum|a*b| per entry: float rounding over k <= 3136 products
+ * stays well inside it, a wrong kernel (bad tiling, missing padding) does not. */
+static clcnn_status check(tuner *t, const tshape *s, size_t a_off, size_t b_off, size_t c_off,
+                          int all) {
+    CC_CL_TRY(clEnqueueReadBuffer(t->dev->queue, t->c, CL_TRUE, c_off * sizeof(float),
+                                  s->m * s->n * sizeof(float), t->hc, 0, NULL, NULL));
+    size_t count = all ? s->m * s->n : 48;
+    for (size_t e = 0; e < count; e++) {
+        size_t idx = all ? e : rnd(t) % (s->m * s->n);
+        size_t i = idx / s->n, j = idx % s->n;
+        double mag = 0, ref = ref_entry(t, s, a_off, b_off, i, j, &mag);
+        double got = t->hc[idx];
+        if (!(fabs(got - ref) <= 2e-4 * mag + 1e-6))
+            return cc_fail(CLCNN_ERR_NUMERIC,
+                           "SGEMM %s%s %zux%zux%zu gives C[%zu][%zu] = %g, expected %g",
+                           s->ta ? "T" : "N", s->tb ? "T" : "N", s->m, s->n, s->k, i, j, got, ref);
+    }
+    return CLCNN_OK;
+}
+
+/* Time shapes[first..last] with the parameters in force: gflops[i] per shape, the
+ * geometric mean in *score. Stops early (poor = 1) when the first shape runs at less than
+ * `cutoff` GFLOPS: such a candidate cannot win and slow ones cost the most time. */
+static clcnn_status evaluate(tuner *t, int first, int last, double cutoff, double *gflops,
+                             double *score, int *poor) {
+    double logsum = 0;
+    *poor = 0;
+    for (int i = first; i <= last; i++) {
+        const tshape *s = &shapes[i];
+        double ms = 0, best = 0;
+        double w0 = now_s();
+        CC_TRY(gemm_timed(t, s, 0, 0, 0, &ms)); /* warm-up: builds the program */
+        t->warm[i] = now_s() - w0;
+        const double flop = 2.0 * (double)s->m * (double)s->n * (double)s->k;
+        for (int r = 0; r < RUNS; r++) {
+            CC_TRY(gemm_timed(t, s, 0, 0, 0, &ms));
+            if (r == 0 || ms < best) best = ms;
+            if (r == 0 && i == first && flop / (best * 1e6) < cutoff) break;
+        }
+        gflops[i] = flop / (best * 1e6);
+        CC_TRY(check(t, s, 0, 0, 0, 0));
+        logsum += log(gflops[i]);
+        if (i == first && gflops[i] < cutoff) {
+            *poor = 1;
+            *score = gflops[i] * 0.5;
+            return CLCNN_OK;
+        }
+    }
+    *score = exp(logsum / (last - first + 1));
+    return CLCNN_OK;
+}
+
+/* Full check of the parameters in force on awkward shapes: sizes that are no multiple of
+ * any tile, m or n of 1, every transpose combination, and non-zero buffer offsets. */
+static clcnn_status verify(tuner *t) {
+    static const size_t dims[][3] = {{67, 45, 37}, {129, 257, 65},  {1, 300, 17},
+                                     {300, 1, 29}, {256, 256, 256}, {33, 1000, 200}};
+    for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
+        for (int tr = 0; tr < 4; tr++) {
+            tshape s = {tr & 1, tr >> 1, dims[d][0], dims[d][1], dims[d][2], "verify"};
+            size_t a_off = d & 1 ? 5 : 0, b_off = d & 1 ? 3 : 0, c_off = d & 1 ? 7 : 0;
+            double ms;
+            CC_TRY(gemm_timed(t, &s, a_off, b_off, c_off, &ms));
+            CC_TRY(check(t, &s, a_off, b_off, c_off, 1));
+        }
+    }
+    return CLCNN_OK;
+}
+
+/* ---- the search space ------------------------------------------------------------ */
+
+static int seen_before(tuner *t, const size_t *v, int count) {
+    for (int i = 0; i < t->seen_n; i++)
+        if (memcmp(t->seen[i], v, (size_t)count * sizeof *v) == 0) return 1;
+    return 0;
+}
+static void remember(tuner *t, const size_t *v, int count) {
+    if (t->seen_n < MAX_TRIED) {
+        memset(t->seen[t->seen_n], 0, sizeof t->seen[0]);
+        memcpy(t->seen[t->seen_n++], v, (size_t)count * sizeof *v);
+    }
+}
+
+/* Value lists: CLBlast's own tuner ranges ("on"); exhaustive adds bigger tiles, wider
+ * vectors and smaller work-groups. */
+static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
+    const int ex = t->opt->exhaustive;
+    static const size_t wg0[] = {16, 32, 64, 128, 256}, wg1[] = {8, 16, 32, 64, 128, 256};
+    static const size_t kwg[] = {16, 32, 64}, dim0[] = {8, 16, 32, 4}, dim1[] = {2, 4, 8, 16, 32};
+    static const size_t vw[] = {1, 2, 4, 8, 16}, kreg[] = {1, 2, 4, 8, 16}, kwi[] = {2, 8};
+    memset(v, 0, CC_XG_COUNT * sizeof *v);
+    v[CC_XG_GEMMK] = rnd(t) % 2;
+    size_t nvw = ex ? 5 : 4;
+    v[CC_XG_VWM] = pick(t, vw, nvw);
+    v[CC_XG_VWN] = pick(t, vw, nvw);
+    if (v[CC_XG_GEMMK] == 0) {
+        v[CC_XG_MWG] = pick(t, wg0, ex ? 5 : 4);
+        v[CC_XG_NWG] = pick(t, wg0, ex ? 5 : 4);
+        v[CC_XG_KWG] = pick(t, kwg, ex ? 3 : 2);
+        v[CC_XG_KWI] = pick(t, kwi, ex ? 2 : 1);
+        v[CC_XG_MDIMC] = pick(t, dim0, ex ? 4 : 3);
+        v[CC_XG_NDIMC] = pick(t, dim0, ex ? 4 : 3);
+        v[CC_XG_MDIMA] = pick(t, dim0, ex ? 4 : 3);
+        v[CC_XG_NDIMB] = pick(t, dim0, ex ? 4 : 3);
+        v[CC_XG_STRM] = rnd(t) % 2;
+        v[CC_XG_STRN] = rnd(t) % 2;
+        v[CC_XG_SA] = rnd(t) % 2;
+        v[CC_XG_SB] = rnd(t) % 2;
+        v[CC_XG_KREG] = 1;
+    } else {
+        v[CC_XG_MWG] = pick(t, wg1, ex ? 6 : 5);
+        v[CC_XG_NWG] = pick(t, wg1, ex ? 6 : 5);
+        v[CC_XG_KWG] = 1;
+        v[CC_XG_KWI] = 1;
+        v[CC_XG_MDIMC] = v[CC_XG_MDIMA] = pick(t, dim1, 5);
+        v[CC_XG_NDIMC] = v[CC_XG_NDIMB] = pick(t, dim1, 5);
+        v[CC_XG_KREG] = pick(t, kreg, 5);
+    }
+}
+
+/* Change one or two parameters of `from` to a neighbouring power of two (or flip a
+ * flag), keeping the GEMMK-1 ties. */
+static void mutate_xgemm(tuner *t, const size_t *from, size_t v[CC_XG_COUNT]) {
+    memcpy(v, from, CC_XG_COUNT * sizeof *v);
+    int changes = 1 + (int)(rnd(t) % 2);
+    for (int c = 0; c < changes; c++) {
+        int p = (int)(rnd(t) % CC_XG_COUNT);
+        if (p == CC_XG_GEMMK) continue;
+        if (p == CC_XG_SA || p == CC_XG_SB || p == CC_XG_STRM || p == CC_XG_STRN) {
+            v[p] ^= 1;
+        } else {
+            size_t x = v[p];
+            x = rnd(t) % 2 ? x * 2 : (x > 1 ? x / 2 : 2);
+            v[p] = x;
+        }
+        if (v[CC_XG_GEMMK] == 1) {
+            if (p == CC_XG_MDIMC || p == CC_XG_MDIMA) v[CC_XG_MDIMA] = v[CC_XG_MDIMC] = v[p];
+            if (p == CC_XG_NDIMC || p == CC_XG_NDIMB) v[CC_XG_NDIMB] = v[CC_XG_NDIMC] = v[p];
+        }
+    }
+}
+
+static void random_direct(tuner *t, size_t v[CC_XD_COUNT]) {
+    const int ex = t->opt->exhaustive;
+    static const size_t wgd[] = {8, 16, 32, 64, 128}, dim[] = {8, 16, 32, 4}, kwid[] = {2, 8, 16};
+    static const size_t vw[] = {1, 2, 4, 8, 16};
+    v[CC_XD_WGD] = pick(t, wgd, ex ? 5 : 4);
+    v[CC_XD_MDIMCD] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XD_NDIMCD] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XD_MDIMAD] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XD_NDIMBD] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XD_KWID] = pick(t, kwid, 3);
+    v[CC_XD_VWMD] = pick(t, vw, ex ? 5 : 4);
+    v[CC_XD_VWND] = pick(t, vw, ex ? 5 : 4);
+    v[CC_XD_PADA] = rnd(t) % 2;
+    v[CC_XD_PADB] = rnd(t) % 2;
+}
+
+static void mutate_direct(tuner *t, const size_t *from, size_t v[CC_XD_COUNT]) {
+    memcpy(v, from, CC_XD_COUNT * sizeof *v);
+    int changes = 1 + (int)(rnd(t) % 2);
+    for (int c = 0; c < changes; c++) {
+        int p = (int)(rnd(t) % CC_XD_COUNT);
+        if (p == CC_XD_PADA || p == CC_XD_PADB)
+            v[p] ^= 1;
+        else
+            v[p] = rnd(t) % 2 ? v[p] * 2 : (v[p] > 1 ? v[p] / 2 : 2);
+    }
+}
+
+/* Starting points (in CLBlast's order: GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG
+ * SA SB STRM STRN VWM VWN). CPUs (POCL) like big tiles and wide vectors with no local
+ * memory; GPUs like 8x8-16x16 work-groups with local memory. */
+static const size_t cpu_seeds[][CC_XG_COUNT] = {
+    {0, 1, 16, 2, 8, 8, 128, 8, 8, 64, 0, 0, 0, 0, 8, 8},
+    {1, 4, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4},
+    {0, 1, 16, 2, 8, 8, 128, 8, 8, 128, 0, 0, 0, 0, 16, 16},
+    {1, 8, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 8},
+};
+static const size_t gpu_seeds[][CC_XG_COUNT] = {
+    {0, 1, 32, 2, 16, 16, 64, 8, 8, 64, 1, 1, 0, 0, 4, 4},
+    {0, 1, 32, 2, 8, 8, 64, 16, 16, 64, 1, 1, 1, 0, 2, 2},
+    {0, 1, 16, 2, 16, 16, 128, 16, 16, 128, 1, 1, 1, 1, 4, 4},
+    {1, 2, 1, 1, 16, 16, 64, 16, 16, 64, 0, 0, 0, 0, 2, 2},
+};
+/* XgemmDirect: KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
+static const size_t cpu_direct_seeds[][CC_XD_COUNT] = {
+    {2, 8, 8, 8, 8, 0, 0, 8, 8, 64},
+    {8, 8, 8, 8, 8, 1, 1, 4, 4, 32},
+};
+static const size_t gpu_direct_seeds[][CC_XD_COUNT] = {
+    {2, 8, 8, 8, 8, 1, 1, 2, 2, 32},
+    {8, 16, 16, 16, 16, 1, 1, 2, 2, 32},
+};
+
+/* ---- the phases --------------------------------------------------------------------- */
+
+typedef struct best {
+    int have;
+    size_t v[CC_XG_COUNT];
+    double score;
+    double gflops[NSHAPES];
+} best;
+
+static int time_left(tuner *t, double deadline) {
+    double est = t->cost_n ? t->cost_sum / t->cost_n : 10.0;
+    return now_s() + est <= t->t0 + deadline;
+}
+
+/* Evaluate one candidate (kind 0: Xgemm, 1: XgemmDirect) and update b. */
+static void try_candidate(tuner *t, int kind, const size_t *v, best *b, int first, int last) {
+    const int count = kind ? CC_XD_COUNT : CC_XG_COUNT;
+    const char *kernel = kind ? "XgemmDirect" : "Xgemm";
+    const char *const *names = kind ? cc_xgemm_direct_names : cc_xgemm_names;
+    const char *why =
+        kind ? cc_xgemm_direct_invalid(v, t->dev->info.local_mem_bytes,
+                                       t->dev->info.max_work_group_size)
+             : cc_xgemm_invalid(v, t->dev->info.local_mem_bytes, t->dev->info.max_work_group_size);
+    if (why || seen_before(t, v, count)) return;
+    remember(t, v, count);
+    char desc[400];
+    format_params(desc, sizeof desc, kernel, names, v, count);
+    double t0 = now_s(), g[NSHAPES] = {0}, score = 0;
+    int poor = 0;
+    memset(t->warm, 0, sizeof t->warm);
+    double cutoff = b->have ? b->gflops[first] / 2.5 : 0;
+    clcnn_status s = override(t, kernel, names, v, count);
+    if (s == CLCNN_OK) s = evaluate(t, first, last, cutoff, g, &score, &poor);
+    CLBlastClearCache(); /* one program per candidate: free it */
+    t->cost_sum += now_s() - t0;
+    t->cost_n++;
+    t->res->tried++;
+    if (s != CLCNN_OK) {
+        t->res->failed++;
+        clFinish(t->dev->queue);
+        progress(t, "%s -> rejected: %s", desc, clcnn_last_error());
+        clcnn_clear_error();
+        return;
+    }
+    int better = !poor && (!b->have || score > b->score);
+    progress(t, "%s -> %s %.1f GFLOPS, score %.1f%s", desc, shapes[first].what, g[first], score,
+             poor     ? " (slow, stopped early)"
+             : better ? " (best so far)"
+                      : "");
+    if (better) {
+        b->have = 1;
+        memset(b->v, 0, sizeof b->v);
+        memcpy(b->v, v, (size_t)count * sizeof *v);
+        b->score = score;
+        memcpy(b->gflops, g, sizeof g);
+    }
+}
+
+static void search(tuner *t, int kind, best *b, const size_t *stored, double deadline) {
+    const int count = kind ? CC_XD_COUNT : CC_XG_COUNT;
+    const int first = kind ? 1 : 0, last = NSHAPES - 1;
+    const int gpu = t->dev->info.type == CLCNN_DEVICE_GPU;
+    if (stored && time_left(t, deadline)) try_candidate(t, kind, stored, b, first, last);
+    size_t nseeds = kind
+                        ? (gpu ? sizeof gpu_direct_seeds : sizeof cpu_direct_seeds) /
+                              sizeof(size_t[CC_XD_COUNT])
+                        : (gpu ? sizeof gpu_seeds : sizeof cpu_seeds) / sizeof(size_t[CC_XG_COUNT]);
+    for (size_t i = 0; i < nseeds && time_left(t, deadline); i++) {
+        const size_t *seed = kind ? (gpu ? gpu_direct_seeds[i] : cpu_direct_seeds[i])
+                                  : (gpu ? gpu_seeds[i] : cpu_seeds[i]);
+        try_candidate(t, kind, seed, b, first, last);
+    }
+    while (time_left(t, deadline) && t->seen_n < MAX_TRIED) {
+        size_t v[CC_XG_COUNT] = {0};
+        int found = 0;
+        for (int attempt = 0; attempt < 20000 && !found; attempt++) {
+            if (b->have && rnd(t) % 100 < 65) {
+                if (kind)
+                    mutate_direct(t, b->v, v);
+                else
+                    mutate_xgemm(t, b->v, v);
+            } else {
+                if (kind)
+                    random_direct(t, v);
+                else
+                    random_xgemm(t, v);
+            }
+            const char *why = kind ? cc_xgemm_direct_invalid(v, t->dev->info.local_mem_bytes,
+                                                             t->dev->info.max_work_group_size)
+                                   : cc_xgemm_invalid(v, t->dev->info.local_mem_bytes,
+                                                      t->dev->info.max_work_group_size);
+            found = !why && !seen_before(t, v, count);
+        }
+        if (!found) break; /* the space is exhausted */
+        try_candidate(t, kind, v, b, first, last);
+    }
+}
+
+/* The XGEMM_MIN_INDIRECT_SIZE that maximises the geometric mean over the shapes: CLBlast
+ * takes the direct path when m*n*k < size^3. 1 = always indirect. */
+static size_t choose_min_indirect(const best *ind, const best *dir) {
+    double cube[NSHAPES];
+    for (int i = 0; i < NSHAPES; i++)
+        cube[i] = cbrt((double)shapes[i].m * (double)shapes[i].n * (double)shapes[i].k);
+    size_t best_t = 1;
+    double best_s = -1e300;
+    /* candidate thresholds: 1, and midway above each shape's size */
+    for (int c = -1; c < NSHAPES; c++) {
+        double thr = 1;
+        if (c >= 0) {
+            double above = 1e9;
+            for (int i = 0; i < NSHAPES; i++)
+                if (cube[i] > cube[c] && cube[i] < above) above = cube[i];
+            thr = above < 1e9 ? (cube[c] + above) / 2 : cube[c] + 1;
+        }
+        double s = 0;
+        int ok = 1;
+        for (int i = 0; i < NSHAPES; i++) {
+            double g = cube[i] < thr ? dir->gflops[i] : ind->gflops[i];
+            if (g <= 0)
+                ok = 0;
+            else
+                s += log(g);
+        }
+        if (ok && s > best_s + 1e-9) {
+            best_s = s;
+            best_t = (size_t)ceil(thr);
+        }
+    }
+    return best_t;
+}
+
+clcnn_gemm_tune_options clcnn_gemm_tune_options_default(void) {
+    clcnn_gemm_tune_options o;
+    memset(&o, 0, sizeof o);
+    o.exhaustive = clcnn_tune_mode_get() == CLCNN_TUNE_EXHAUSTIVE;
+    o.budget_s = 0;
+    o.seed = 1;
+    o.save = 1;
+    return o;
+}
+
+static clcnn_status tune(tuner *t) {
+    clcnn_gemm_tune_result *res = t->res;
+    double g[NSHAPES] = {0}, score = 0;
+    int poor = 0;
+
+    /* 0: the parameters in force */
+    progress(t, "timing the parameters in force on %d shapes", NSHAPES);
+    clcnn_status s = evaluate(t, 0, NSHAPES - 1, 0, g, &score, &poor);
+    if (s != CLCNN_OK) return cc_fail_append(s, " (with the parameters in force, before tuning)");
+    res->before_gflops = res->after_gflops = g[0];
+    res->before_score = res->after_score = score;
+    progress(t, "in force: %s %.1f GFLOPS, score %.1f", shapes[0].what, g[0], score);
+    double before[NSHAPES];
+    memcpy(before, g, sizeof g);
+
+    char path[4200];
+    cc_tune_record stored;
+    int have_stored = clcnn_tune_file_path(t->dev, path, sizeof path) &&
+                      cc_tune_record_read(path, &stored) == CLCNN_OK &&
+                      strcmp(stored.device, t->dev->info.name) == 0;
+    clcnn_clear_error();
+
+    /* 1: indirect kernel, indirect path forced */
+    best ind = {0}, dir = {0};
+    CC_TRY(set_min_indirect(t, 1));
+    search(t, 0, &ind, have_stored && stored.has_xgemm ? stored.xgemm : NULL, t->budget * 0.62);
+    if (!ind.have) {
+        progress(t, "no configuration of the indirect kernel worked; keeping CLBlast's");
+        return CLCNN_OK; /* parameters in force stay the best known */
+    }
+    CC_TRY(override(t, "Xgemm", cc_xgemm_names, ind.v, CC_XG_COUNT));
+
+    /* 2: direct kernel, direct path forced */
+    t->seen_n = 0;
+    CC_TRY(set_min_indirect(t, FORCE_DIRECT));
+    search(t, 1, &dir, have_stored && stored.has_direct ? stored.direct : NULL, t->budget * 0.88);
+
+    /* 3: combine, verify, re-time */
+    cc_tune_record rec;
+    memset(&rec, 0, sizeof rec);
+    cc_tune_record_identify(&rec, t->dev);
+    rec.has_xgemm = 1;
+    memcpy(rec.xgemm, ind.v, sizeof rec.xgemm);
+    rec.has_min_indirect = 1;
+    rec.min_indirect = dir.have ? choose_min_indirect(&ind, &dir) : 1;
+    if (dir.have && rec.min_indirect > 1) {
+        rec.has_direct = 1;
+        memcpy(rec.direct, dir.v, sizeof rec.direct);
+    }
+    s = cc_tune_record_apply(t->dev, &rec);
+    if (s == CLCNN_OK) s = verify(t);
+    if (s != CLCNN_OK && rec.has_direct) { /* fall back to the indirect kernel alone */
+        progress(t, "combination rejected (%s); trying the indirect kernel alone",
+                 clcnn_last_error());
+        rec.has_direct = 0;
+        rec.min_indirect = 1;
+        s = cc_tune_record_apply(t->dev, &rec);
+        if (s == CLCNN_OK) s = verify(t);
+    }
+    if (s != CLCNN_OK) return cc_fail_append(s, " (verifying the tuned SGEMM)");
+    s = evaluate(t, 0, NSHAPES - 1, 0, g, &score, &poor);
+    if (s != CLCNN_OK) return cc_fail_append(s, " (timing the tuned SGEMM)");
+    CLBlastClearCache();
+    char desc[1024];
+    size_t pos = 0;
+    format_params(desc, sizeof desc, "Xgemm", cc_xgemm_names, rec.xgemm, CC_XG_COUNT);
+    pos = strlen(desc);
+    if (rec.has_direct) {
+        pos += (size_t)snprintf(desc + pos, sizeof desc - pos, "; ");
+        format_params(desc + pos, sizeof desc - pos, "XgemmDirect", cc_xgemm_direct_names,
+                      rec.direct, CC_XD_COUNT);
+        pos = strlen(desc);
+    }
+    snprintf(desc + pos, sizeof desc - pos, "; GemmRoutine: XGEMM_MIN_INDIRECT_SIZE=%zu",
+             rec.min_indirect);
+    for (int i = 0; i < NSHAPES; i++)
+        progress(t, "%-42s before %7.1f  after %7.1f GFLOPS", shapes[i].what, before[i], g[i]);
+    if (score <= res->before_score) {
+        progress(t,
+                 "the winner (score %.1f) does not beat the parameters in force (%.1f); "
+                 "nothing stored",
+                 score, res->before_score);
+        return CLCNN_OK;
+    }
+    res->improved = 1;
+    res->after_gflops = g[0];
+    res->after_score = score;
+    snprintf(res->params, sizeof res->params, "%s", desc);
+    if (t->opt->save && clcnn_tune_file_path(t->dev, path, sizeof path)) {
+        rec.before_gflops = res->before_gflops;
+        rec.after_gflops = res->after_gflops;
+        rec.seconds = now_s() - t->t0;
+        rec.tried = res->tried;
+        CC_TRY(cc_tune_record_write(path, &rec));
+        progress(t, "stored in %s", path);
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_gemm_tune(clcnn_device *dev, const clcnn_gemm_tune_options *opt,
+                             clcnn_gemm_tune_result *out) {
+    CC_RETURN_IF(!dev || !out, CLCNN_ERR_INVALID_ARG, "clcnn_gemm_tune: NULL argument");
+    clcnn_tune_mode mode = clcnn_tune_mode_get();
+    CC_RETURN_IF(mode == CLCNN_TUNE_OFF, CLCNN_ERR_UNSUPPORTED,
+                 "tuning is disabled (CLCNN_TUNE=off)");
+    clcnn_gemm_tune_options defaults = clcnn_gemm_tune_options_default();
+    if (!opt) opt = &defaults;
+    tuner *t = calloc(1, sizeof *t);
+    CC_RETURN_IF(!t, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory for the GEMM tuner");
+    clcnn_gemm_tune_result res;
+    memset(&res, 0, sizeof res);
+    t->dev = dev;
+    t->opt = opt;
+    t->res = &res;
+    t->rng = opt->seed ? opt->seed * 0x9E3779B97F4A7C15ULL : 0x9E3779B97F4A7C15ULL;
+    t->budget = opt->budget_s > 0 ? opt->budget_s
+                : opt->exhaustive ? CLCNN_TUNE_BUDGET_EXHAUSTIVE
+                                  : CLCNN_TUNE_BUDGET_ON;
+    clcnn_status s = CLCNN_OK;
+    t->ha = malloc(A_FLOATS * sizeof(float));
+    t->hb = malloc(B_FLOATS * sizeof(float));
+    t->hc = malloc(C_FLOATS * sizeof(float));
+    if (!t->ha || !t->hb || !t->hc)
+        s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory for the GEMM tuner");
+    for (size_t i = 0; s == CLCNN_OK && i < B_FLOATS; i++) {
+        float x = (float)((rnd(t) >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+        if (i < A_FLOATS) t->ha[i] = x;
+        t->hb[i] = -x * 0.5f + 0.25f;
+    }
+    cl_int err = CL_SUCCESS;
+    if (s == CLCNN_OK) {
+        t->a = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                              A_FLOATS * sizeof(float), t->ha, &err);
+        if (err == CL_SUCCESS)
+            t->b = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR,
+                                  B_FLOATS * sizeof(float), t->hb, &err);
+        if (err == CL_SUCCESS)
+            t->c =
+                clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, C_FLOATS * sizeof(float), NULL, &err);
+        if (err != CL_SUCCESS)
+            s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "cannot allocate the GEMM tuner's buffers (%s)",
+                        cc_cl_error_name(err));
+    }
+    t->t0 = now_s();
+    if (s == CLCNN_OK) {
+        cc_tune_mark_applied(dev); /* from here on the tuner decides what is in force */
+        s = tune(t);
+    }
+    res.seconds = now_s() - t->t0;
+    if (!res.params[0]) snprintf(res.params, sizeof res.params, "(unchanged)");
+    if (t->a) clReleaseMemObject(t->a);
+    if (t->b) clReleaseMemObject(t->b);
+    if (t->c) clReleaseMemObject(t->c);
+    free(t->ha);
+    free(t->hb);
+    free(t->hc);
+    free(t);
+    if (s == CLCNN_OK) *out = res;
+    return s;
+}

@@ -1,0 +1,402 @@
+/* Tuning: peak probes, the per-device tuning file (round trip, corrupted and invalid
+ * files ignored, import/export), the CLBlast parameter rules, and SGEMM results with
+ * tuned parameters applied compared with a double-precision reference.
+ * No timing assertions: the numbers depend on the machine and its load. */
+#include "test_util.h"
+
+#include <clblast_c.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "reference_tune.h"
+#include "tune/tune_internal.h"
+
+/* Every test that touches tuning files works in its own cache directory, so the shared
+ * test cache (and other tests of the suite) never see the files written here. */
+static char *cache_dir;
+
+static int setup(void **state) {
+    (void)state;
+    cache_dir = tu_temp_dir("tune");
+    setenv("CLCNN_CACHE_DIR", cache_dir, 1);
+    unsetenv("CLCNN_TUNE");
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cache_dir);
+    free(cache_dir);
+    tu_close_device();
+    return 0;
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A valid configuration unlike CLBlast's defaults, with local memory, strided access and
+ * unequal tiles, so a wrong application shows up in the results. */
+static const size_t test_xgemm[CC_XG_COUNT] = {
+    /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
+    0, 1, 16, 2, 8, 8, 32, 16, 8, 64, 1, 1, 1, 0, 2, 4};
+static const size_t test_direct[CC_XD_COUNT] = {
+    /* KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
+    2, 8, 8, 8, 8, 1, 0, 2, 2, 16};
+
+static cc_tune_record make_record(const clcnn_device *dev) {
+    cc_tune_record rec;
+    memset(&rec, 0, sizeof rec);
+    cc_tune_record_identify(&rec, dev);
+    rec.has_xgemm = 1;
+    memcpy(rec.xgemm, test_xgemm, sizeof rec.xgemm);
+    rec.has_direct = 1;
+    memcpy(rec.direct, test_direct, sizeof rec.direct);
+    rec.has_min_indirect = 1;
+    rec.min_indirect = 64; /* m*n*k < 64^3 takes the direct kernel */
+    rec.before_gflops = 20.5;
+    rec.after_gflops = 90.25;
+    rec.seconds = 123.5;
+    rec.tried = 17;
+    return rec;
+}
+
+/* ---- peak ------------------------------------------------------------------------ */
+
+static void test_peak_is_plausible(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    clcnn_peak p, again;
+    TU_OK(clcnn_device_peak(dev, &p));
+    /* any OpenCL device from a phone GPU to a data-centre GPU: 0.1 GFLOPS .. 1 PFLOPS,
+     * 0.05 GB/s .. 100 TB/s */
+    assert_true(p.gflops > 0.1 && p.gflops < 1e6);
+    assert_true(p.gbps > 0.05 && p.gbps < 1e5);
+    TU_OK(clcnn_device_peak(dev, &again)); /* cached: the very same numbers */
+    assert_true(again.gflops == p.gflops && again.gbps == p.gbps);
+    assert_int_equal(clcnn_device_peak(NULL, &p), CLCNN_ERR_INVALID_ARG);
+    assert_int_equal(clcnn_device_peak(dev, NULL), CLCNN_ERR_INVALID_ARG);
+}
+
+/* ---- parameter rules -------------------------------------------------------------- */
+
+static void test_parameter_rules(void **state) {
+    (void)state;
+    size_t v[CC_XG_COUNT];
+    assert_null(cc_xgemm_invalid(test_xgemm, 32768, 256));
+    memcpy(v, test_xgemm, sizeof v);
+    v[CC_XG_MWG] = 16; /* still a multiple of MDIMC*VWM = MDIMA*VWM = 16 */
+    assert_null(cc_xgemm_invalid(v, 32768, 256));
+    v[CC_XG_VWM] = 4; /* MWG 16 % (MDIMC 8 * VWM 4) != 0 */
+    assert_non_null(cc_xgemm_invalid(v, 0, 0));
+    memcpy(v, test_xgemm, sizeof v);
+    v[CC_XG_KWG] = 4; /* KWG % (MDIMC*NDIMC/MDIMA = 8) != 0 */
+    assert_non_null(cc_xgemm_invalid(v, 0, 0));
+    memcpy(v, test_xgemm, sizeof v);
+    v[CC_XG_KWI] = 32; /* KWG 16 % KWI 32 != 0 */
+    assert_non_null(cc_xgemm_invalid(v, 0, 0));
+    memcpy(v, test_xgemm, sizeof v);
+    v[CC_XG_MWG] = 48; /* not a power of two */
+    assert_non_null(cc_xgemm_invalid(v, 0, 0));
+    memcpy(v, test_xgemm, sizeof v);
+    assert_non_null(cc_xgemm_invalid(v, 1024, 0)); /* 4*(16*32+16*64) B > 1 KiB local */
+    assert_non_null(cc_xgemm_invalid(v, 0, 32));   /* 64 work-items > 32 */
+    /* GEMMK 1: MDIMA tied to MDIMC, KREG a multiple of VWN, no local memory */
+    size_t k1[CC_XG_COUNT] = {1, 4, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4};
+    assert_null(cc_xgemm_invalid(k1, 0, 0));
+    k1[CC_XG_KREG] = 2; /* not a multiple of VWN 4 */
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+    k1[CC_XG_KREG] = 4;
+    k1[CC_XG_SA] = 1;
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+
+    size_t d[CC_XD_COUNT];
+    assert_null(cc_xgemm_direct_invalid(test_direct, 32768, 256));
+    memcpy(d, test_direct, sizeof d);
+    d[CC_XD_WGD] = 8; /* WGD 8 % (MDIMCD 8 * VWMD 2) != 0 */
+    assert_non_null(cc_xgemm_direct_invalid(d, 0, 0));
+    memcpy(d, test_direct, sizeof d);
+    d[CC_XD_KWID] = 32; /* > WGD */
+    assert_non_null(cc_xgemm_direct_invalid(d, 0, 0));
+}
+
+/* ---- the file ----------------------------------------------------------------------- */
+
+static void test_file_round_trip(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    char path[4200];
+    assert_true(clcnn_tune_file_path(dev, path, sizeof path));
+    assert_non_null(strstr(path, cache_dir));
+    assert_non_null(strstr(path, "/tune-"));
+    unlink(path);
+    char *json = NULL;
+    assert_int_equal(clcnn_tune_show(dev, &json), CLCNN_ERR_NOT_FOUND);
+
+    /* another tuner's section already in the file survives our write */
+    char text[8192];
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": \"%s\",\n"
+             " \"conv2d\": {\"some shape\": \"winograd\"}}\n",
+             clcnn_device_get_info(dev)->name);
+    write_text(path, text);
+
+    cc_tune_record rec = make_record(dev), back;
+    TU_OK(cc_tune_record_write(path, &rec));
+    memset(&back, 0xff, sizeof back);
+    TU_OK(cc_tune_record_read(path, &back));
+    assert_string_equal(back.device, rec.device);
+    assert_string_equal(back.driver, rec.driver);
+    assert_int_equal(back.has_xgemm, 1);
+    assert_memory_equal(back.xgemm, rec.xgemm, sizeof rec.xgemm);
+    assert_int_equal(back.has_direct, 1);
+    assert_memory_equal(back.direct, rec.direct, sizeof rec.direct);
+    assert_int_equal(back.has_min_indirect, 1);
+    assert_int_equal(back.min_indirect, 64);
+    assert_true(fabs(back.after_gflops - 90.25) < 1e-9 && back.tried == 17);
+
+    TU_OK(clcnn_tune_show(dev, &json));
+    assert_non_null(strstr(json, "\"conv2d\""));
+    assert_non_null(strstr(json, "\"XgemmDirect\""));
+    free(json);
+
+    /* no temporary files left behind */
+    char cmd[4400];
+    snprintf(cmd, sizeof cmd, "ls '%s' | grep -q tmp", cache_dir);
+    assert_int_not_equal(system(cmd), 0);
+
+    /* a record without the optional kernels */
+    rec.has_direct = rec.has_min_indirect = 0;
+    TU_OK(cc_tune_record_write(path, &rec));
+    TU_OK(cc_tune_record_read(path, &back));
+    assert_int_equal(back.has_direct, 0);
+    assert_int_equal(back.has_min_indirect, 0);
+    unlink(path);
+}
+
+static void expect_format_error(const char *path, const char *text, const char *why) {
+    write_text(path, text);
+    cc_tune_record rec;
+    clcnn_clear_error();
+    assert_int_equal(cc_tune_record_read(path, &rec), CLCNN_ERR_FORMAT);
+    if (!strstr(clcnn_last_error(), path) || !strstr(clcnn_last_error(), why))
+        fail_msg("message '%s' should name %s and say '%s'", clcnn_last_error(), path, why);
+}
+
+static void test_corrupted_files_are_rejected(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    char path[4200], text[4096];
+    assert_true(clcnn_tune_file_path(dev, path, sizeof path));
+    const char *name = clcnn_device_get_info(dev)->name;
+
+    expect_format_error(path, "{\"format\": \"clcnn-tune\", \"vers", "not valid JSON");
+    expect_format_error(path, "", "not valid JSON");
+    expect_format_error(path, "[1, 2]", "not a JSON object");
+    expect_format_error(path, "{\"format\": \"other\"}", "not a clcnn tuning file");
+    snprintf(text, sizeof text, "{\"format\": \"clcnn-tune\", \"version\": 9, \"device\": \"%s\"}",
+             name);
+    expect_format_error(path, text, "version");
+    /* a missing parameter, a string value, and a configuration breaking CLBlast's rules */
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": \"%s\", \"clblast\": "
+             "{\"GemmRoutine\": {}}}",
+             name);
+    expect_format_error(path, text, "GemmRoutine");
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": \"%s\", \"clblast\": "
+             "{\"GemmRoutine\": {\"XGEMM_MIN_INDIRECT_SIZE\": \"big\"}}}",
+             name);
+    expect_format_error(path, text, "non-integer");
+    /* test_xgemm with KWI 32 > KWG 16 */
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": \"%s\", \"clblast\": "
+             "{\"Xgemm\": {\"GEMMK\": 0, \"KREG\": 1, \"KWG\": 16, \"KWI\": 32, \"MDIMA\": 8, "
+             "\"MDIMC\": 8, \"MWG\": 32, \"NDIMB\": 16, \"NDIMC\": 8, \"NWG\": 64, \"SA\": 1, "
+             "\"SB\": 1, \"STRM\": 1, \"STRN\": 0, \"VWM\": 2, \"VWN\": 4}}}",
+             name);
+    expect_format_error(path, text, "KWI");
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": \"%s\", \"clblast\": "
+             "{\"Xtrsm\": {}}}",
+             name);
+    expect_format_error(path, text, "not a kernel this library tunes");
+
+    /* the public entry reports it; the automatic path ignores it and GEMM still works */
+    write_text(path, "this is not json");
+    assert_int_equal(clcnn_tune_apply(dev), CLCNN_ERR_FORMAT);
+    assert_non_null(strstr(clcnn_last_error(), path));
+    char *json = NULL;
+    assert_int_equal(clcnn_tune_show(dev, &json), CLCNN_ERR_FORMAT);
+
+    /* a file made for another device is not applied */
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": \"Some Other GPU\"}");
+    write_text(path, text);
+    assert_int_equal(clcnn_tune_apply(dev), CLCNN_ERR_FORMAT);
+    assert_non_null(strstr(clcnn_last_error(), "Some Other GPU"));
+
+    /* cc_tune_apply (what lib/blas.c calls) never fails and keeps the caller's message */
+    write_text(path, "{ corrupted");
+    cc_fail(CLCNN_ERR_SHAPE, "an earlier message");
+    cc_tune_apply(dev);
+    assert_string_equal(clcnn_last_error(), "an earlier message");
+    unlink(path);
+}
+
+static void test_export_import(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    char path[4200], other[4300], foreign[4300];
+    assert_true(clcnn_tune_file_path(dev, path, sizeof path));
+    snprintf(other, sizeof other, "%s/exported.json", cache_dir);
+    snprintf(foreign, sizeof foreign, "%s/foreign.json", cache_dir);
+    unlink(path);
+    assert_int_equal(clcnn_tune_export(dev, other), CLCNN_ERR_NOT_FOUND);
+
+    cc_tune_record rec = make_record(dev), back;
+    TU_OK(cc_tune_record_write(path, &rec));
+    TU_OK(clcnn_tune_export(dev, other));
+    unlink(path);
+    TU_OK(clcnn_tune_import(dev, other)); /* validates, stores, applies */
+    TU_OK(cc_tune_record_read(path, &back));
+    assert_memory_equal(back.xgemm, rec.xgemm, sizeof rec.xgemm);
+
+    snprintf(rec.device, sizeof rec.device, "Some Other GPU");
+    TU_OK(cc_tune_record_write(foreign, &rec));
+    assert_int_equal(clcnn_tune_import(dev, foreign), CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "Some Other GPU"));
+    write_text(foreign, "garbage");
+    assert_int_equal(clcnn_tune_import(dev, foreign), CLCNN_ERR_FORMAT);
+    /* the stored file is still the good one */
+    TU_OK(cc_tune_record_read(path, &back));
+    assert_string_equal(back.device, clcnn_device_get_info(dev)->name);
+    unlink(path);
+}
+
+static void test_tune_off(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    setenv("CLCNN_TUNE", "off", 1);
+    assert_int_equal(clcnn_tune_mode_get(), CLCNN_TUNE_OFF);
+    assert_int_equal(clcnn_tune_apply(dev), CLCNN_ERR_UNSUPPORTED);
+    clcnn_gemm_tune_result r;
+    assert_int_equal(clcnn_gemm_tune(dev, NULL, &r), CLCNN_ERR_UNSUPPORTED);
+    setenv("CLCNN_TUNE", "exhaustive", 1);
+    assert_int_equal(clcnn_tune_mode_get(), CLCNN_TUNE_EXHAUSTIVE);
+    assert_int_equal(clcnn_gemm_tune_options_default().exhaustive, 1);
+    unsetenv("CLCNN_TUNE");
+    assert_int_equal(clcnn_tune_mode_get(), CLCNN_TUNE_ON);
+}
+
+/* ---- SGEMM with tuned parameters ------------------------------------------------------- */
+
+/* One row-major SGEMM through lib/blas.c (as the ops call it) with buffer offsets,
+ * compared with the double reference. Tolerance: the worst-case float rounding bound
+ * 2 * k * 2^-24 * sum|a*b| per element (+1e-6), so it cannot flake, while a kernel with
+ * wrong tiling or padding is off by about sum|a*b| itself. */
+static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m, size_t n,
+                        size_t k) {
+    const size_t a_off = 3, b_off = 5, c_off = 1;
+    size_t lda = ta ? m : k, ldb = tb ? k : n;
+    size_t na = a_off + m * k, nb = b_off + k * n, nc = c_off + m * n;
+    float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = malloc(nc * sizeof *c);
+    double *ref = malloc(m * n * sizeof *ref), *mag = malloc(m * n * sizeof *mag);
+    assert_true(a && b && c && ref && mag);
+    tu_fill_uniform(rng, a, na, -1, 1);
+    tu_fill_uniform(rng, b, nb, -1, 1);
+    for (size_t i = 0; i < nc; i++)
+        c[i] = 1e30f; /* beta = 0 must ignore what is there */
+    clcnn_tensor *ta_t = tu_tensor_from(1, (size_t[]){na}, a);
+    clcnn_tensor *tb_t = tu_tensor_from(1, (size_t[]){nb}, b);
+    clcnn_tensor *tc_t = tu_tensor_from(1, (size_t[]){nc}, c);
+    TU_OK(cc_sgemm(dev, ta, tb, m, n, k, 1.0f, clcnn_tensor_mem(ta_t), a_off, lda,
+                   clcnn_tensor_mem(tb_t), b_off, ldb, 0.0f, clcnn_tensor_mem(tc_t), c_off, n));
+    float *got = tu_download(tc_t);
+    ref_sgemm(ta, tb, m, n, k, a + a_off, lda, b + b_off, ldb, ref, mag);
+    size_t worst = 0;
+    double worst_excess = -1;
+    for (size_t i = 0; i < m * n; i++) {
+        double tol = 2.0 * (double)k * 5.96e-8 * mag[i] + 1e-6;
+        double excess = fabs((double)got[c_off + i] - ref[i]) - tol;
+        if (!(excess <= worst_excess) || isnan(got[c_off + i])) {
+            worst_excess = isnan(got[c_off + i]) ? INFINITY : excess;
+            worst = i;
+        }
+    }
+    if (worst_excess > 0)
+        fail_msg("SGEMM %s%s m=%zu n=%zu k=%zu: C[%zu][%zu] = %g, reference %g (tolerance %g)",
+                 ta ? "T" : "N", tb ? "T" : "N", m, n, k, worst / n, worst % n,
+                 (double)got[c_off + worst], ref[worst],
+                 2.0 * (double)k * 5.96e-8 * mag[worst] + 1e-6);
+    assert_true(got[0] == 1e30f); /* the element before C's offset is untouched */
+    free(got);
+    clcnn_tensor_free(ta_t);
+    clcnn_tensor_free(tb_t);
+    clcnn_tensor_free(tc_t);
+    free(a);
+    free(b);
+    free(c);
+    free(ref);
+    free(mag);
+}
+
+static void test_tuned_sgemm_is_correct(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    tu_rng rng = tu_rng_seed(20240611);
+    /* the tuning file is applied by lib/blas.c before the first GEMM of the device */
+    char path[4200];
+    assert_true(clcnn_tune_file_path(dev, path, sizeof path));
+    cc_tune_record rec = make_record(dev);
+    TU_OK(cc_tune_record_write(path, &rec));
+    TU_OK(clcnn_tune_apply(dev)); /* explicitly too: the automatic path may have run */
+    /* direct kernel (m*n*k < 64^3) and indirect kernel (with padding: no size is a
+     * multiple of the 32x64x16 tiles), every transpose, batch 1 and odd sizes */
+    check_sgemm(dev, &rng, 0, 0, 67, 45, 37);
+    check_sgemm(dev, &rng, 1, 1, 1, 31, 7);
+    check_sgemm(dev, &rng, 0, 0, 129, 257, 65);
+    check_sgemm(dev, &rng, 0, 1, 100, 70, 300);
+    check_sgemm(dev, &rng, 1, 0, 33, 200, 129);
+    unlink(path);
+}
+
+/* The tuner with a budget too small to try anything: measures what is in force, stores
+ * nothing, and fails on nothing. */
+static void test_tuner_tiny_budget(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    char path[4200];
+    assert_true(clcnn_tune_file_path(dev, path, sizeof path));
+    unlink(path);
+    clcnn_gemm_tune_options opt = clcnn_gemm_tune_options_default();
+    opt.budget_s = 0.001;
+    clcnn_gemm_tune_result r;
+    TU_OK(clcnn_gemm_tune(dev, &opt, &r));
+    assert_true(r.before_gflops > 0 && r.before_score > 0);
+    assert_int_equal(r.improved, 0);
+    assert_int_equal(r.tried, 0);
+    assert_int_equal(access(path, F_OK), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_peak_is_plausible),
+        cmocka_unit_test(test_parameter_rules),
+        cmocka_unit_test(test_file_round_trip),
+        cmocka_unit_test(test_corrupted_files_are_rejected),
+        cmocka_unit_test(test_export_import),
+        cmocka_unit_test(test_tune_off),
+        cmocka_unit_test(test_tuned_sgemm_is_correct),
+        cmocka_unit_test(test_tuner_tiny_budget),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
