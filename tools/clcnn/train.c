@@ -43,7 +43,7 @@ typedef struct settings {
     int resume;
     /* which options were given on the command line */
     int set_model, set_epochs, set_batch, set_lr, set_optim, set_seed, set_limit_train,
-        set_schedule, set_wd, set_momentum;
+        set_limit_test, set_schedule, set_wd, set_momentum;
 } settings;
 
 /* What a checkpoint records besides the tensors. */
@@ -200,6 +200,7 @@ static int load_resume_settings(settings *st, progress *pg, char *model_buf, siz
     ADOPT_NUM(weight_decay, "weight_decay", 0);
     ADOPT_NUM(limit_train, "limit_train", st->set_limit_train);
 #undef ADOPT_NUM
+    if (!st->set_limit_test) st->limit_test = (long long)ckpt_meta_num(ck, "limit_test", 0);
     /* learning-rate settings are float: compare after the same round trip */
     if (st->set_lr || st->set_wd || st->set_momentum) {
         fprintf(stderr, PROG ": --resume: --lr, --weight-decay and --momentum come from the "
@@ -422,6 +423,7 @@ int cmd_train(int argc, char **argv) {
             break;
         case O_LTEST:
             bad = parse_long(PROG, "--limit-test", optarg, 1, 1LL << 31, &st.limit_test);
+            st.set_limit_test = 1;
             break;
         case O_EVERY:
             bad = parse_long(PROG, "--print-every", optarg, 1, 1LL << 31, &st.print_every);
