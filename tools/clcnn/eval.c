@@ -111,7 +111,7 @@ int cmd_eval(int argc, char **argv) {
     }
     eval_result r;
     double t0 = now_seconds();
-    if ((s = evaluate(net, ds, NULL, &r))) {
+    if ((s = evaluate(dev, net, ds, NULL, &r))) {
         rc = report(PROG, s);
         goto out;
     }

@@ -232,8 +232,8 @@ void softmax(const float *logits, int n, double *p) {
         p[i] /= sum;
 }
 
-clcnn_status evaluate(clcnn_net *net, const clcnn_dataset *ds, volatile sig_atomic_t *stop,
-                      eval_result *r) {
+clcnn_status evaluate(clcnn_device *dev, clcnn_net *net, const clcnn_dataset *ds,
+                      volatile sig_atomic_t *stop, eval_result *r) {
     memset(r, 0, sizeof *r);
     int classes = clcnn_dataset_num_classes(ds);
     CC_RETURN_IF(classes > EVAL_MAX_CLASSES, CLCNN_ERR_UNSUPPORTED,
@@ -246,14 +246,10 @@ clcnn_status evaluate(clcnn_net *net, const clcnn_dataset *ds, volatile sig_atom
     cfg.shuffle = 0;
     clcnn_batcher *b = NULL;
     CC_TRY(clcnn_batcher_create(ds, &cfg, &b));
-    clcnn_device *dev = NULL;
     clcnn_tensor *x = NULL;
     float *logits = malloc((size_t)EVAL_BATCH * classes * sizeof *logits);
     clcnn_status s = logits ? CLCNN_OK : CLCNN_ERR_OUT_OF_MEMORY;
     if (s) cc_fail(s, "evaluate: out of memory");
-    clcnn_param p0;
-    if (!s) s = clcnn_net_param(net, 0, &p0);
-    if (!s) dev = clcnn_tensor_device(p0.value);
     clcnn_net_set_training(net, 0);
     double loss_sum = 0.0;
     size_t cur_n = 0;

@@ -74,8 +74,8 @@ typedef struct eval_result {
 
 /* Evaluate net (in evaluation mode; training mode is restored after) on every sample of
  * ds. stop: when non-NULL and set, returns CLCNN_ERR_INTERRUPTED early. */
-clcnn_status evaluate(clcnn_net *net, const clcnn_dataset *ds, volatile sig_atomic_t *stop,
-                      eval_result *r);
+clcnn_status evaluate(clcnn_device *dev, clcnn_net *net, const clcnn_dataset *ds,
+                      volatile sig_atomic_t *stop, eval_result *r);
 
 /* Softmax of n logits into p (double precision, stable). */
 void softmax(const float *logits, int n, double *p);

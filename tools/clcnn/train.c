@@ -648,7 +648,12 @@ int cmd_train(int argc, char **argv) {
         eval_result er;
         double te0 = now_seconds();
         if (!interrupted) {
-            s = evaluate(net, test, &g_stop, &er);
+            if (tty) {
+                printf("evaluating on %zu test images...", clcnn_dataset_size(test));
+                fflush(stdout);
+            }
+            s = evaluate(dev, net, test, &g_stop, &er);
+            if (tty) printf("\r\033[K");
             if (s == CLCNN_ERR_INTERRUPTED)
                 interrupted = 1;
             else if (s)
