@@ -3,6 +3,7 @@
  * that frees and re-creates the same tensors creates no cl_mem after the first step. */
 #include "internal.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,8 @@ static cc_pool *get_pool(clcnn_device *dev) {
 clcnn_status cc_pool_acquire(clcnn_device *dev, size_t bytes, cc_storage **out) {
     cc_pool *p = get_pool(dev);
     CC_RETURN_IF(!p, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory creating the buffer pool");
+    CC_RETURN_IF(bytes > SIZE_MAX - ALIGN_BYTES, CLCNN_ERR_OUT_OF_MEMORY,
+                 "cannot allocate %zu bytes on %s", bytes, dev->info.name);
     size_t want = (bytes + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
     if (want == 0) want = ALIGN_BYTES;
     size_t best = (size_t)-1;
@@ -42,8 +45,8 @@ clcnn_status cc_pool_acquire(clcnn_device *dev, size_t bytes, cc_storage **out) 
     }
     CC_RETURN_IF(dev->info.max_alloc_bytes && want > dev->info.max_alloc_bytes,
                  CLCNN_ERR_OUT_OF_MEMORY,
-                 "cannot allocate %zu bytes on %s: the device's largest buffer is %llu bytes",
-                 want, dev->info.name, (unsigned long long)dev->info.max_alloc_bytes);
+                 "cannot allocate %zu bytes on %s: the device's largest buffer is %llu bytes", want,
+                 dev->info.name, (unsigned long long)dev->info.max_alloc_bytes);
     cc_storage *s = calloc(1, sizeof *s);
     CC_RETURN_IF(!s, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
     cl_int err = CL_SUCCESS;

@@ -51,8 +51,13 @@ clcnn_status clcnn_tensor_create(clcnn_device *dev, clcnn_dtype dtype, int ndim,
     t->dtype = dtype;
     t->layout = CLCNN_NCHW;
     set_shape(t, ndim, shape);
-    clcnn_status s = cc_pool_acquire(dev, t->numel * cc_dtype_size(dtype), &t->storage);
+    size_t bytes = t->numel * cc_dtype_size(dtype);
+    clcnn_status s = cc_pool_acquire(dev, bytes, &t->storage);
     if (s != CLCNN_OK) {
+        char a[64];
+        cc_fail_append(s, " (creating a %s tensor of shape %s, %zu bytes)",
+                       dtype == CLCNN_I32 ? "int32" : "float32",
+                       clcnn_tensor_shape_str(t, a, sizeof a), bytes);
         free(t);
         return s;
     }
@@ -77,10 +82,12 @@ clcnn_status clcnn_tensor_view(const clcnn_tensor *t, int ndim, const size_t *sh
     *out = NULL;
     CC_TRY(check_shape(ndim, shape, "clcnn_tensor_view"));
     size_t numel = 1;
-    for (int i = 0; i < ndim; i++) numel *= shape[i];
+    for (int i = 0; i < ndim; i++)
+        numel *= shape[i];
     if (numel != t->numel) {
         char a[64];
-        return cc_fail(CLCNN_ERR_SHAPE, "clcnn_tensor_view: cannot view %s (%zu elements) as %d "
+        return cc_fail(CLCNN_ERR_SHAPE,
+                       "clcnn_tensor_view: cannot view %s (%zu elements) as %d "
                        "dims with %zu elements",
                        clcnn_tensor_shape_str(t, a, sizeof a), t->numel, ndim, numel);
     }
@@ -137,10 +144,9 @@ const char *clcnn_tensor_shape_str(const clcnn_tensor *t, char *buf, size_t cap)
 clcnn_status cc_check_tensor(const clcnn_device *dev, const clcnn_tensor *t, clcnn_dtype dtype,
                              const char *op, const char *what) {
     CC_RETURN_IF(!t, CLCNN_ERR_INVALID_ARG, "%s: %s is NULL", op, what);
-    CC_RETURN_IF(t->dev != dev, CLCNN_ERR_INVALID_ARG, "%s: %s lives on another device", op,
-                 what);
-    CC_RETURN_IF(t->dtype != dtype, CLCNN_ERR_INVALID_ARG, "%s: %s has dtype %s, expected %s",
-                 op, what, t->dtype == CLCNN_I32 ? "int32" : "float32",
+    CC_RETURN_IF(t->dev != dev, CLCNN_ERR_INVALID_ARG, "%s: %s lives on another device", op, what);
+    CC_RETURN_IF(t->dtype != dtype, CLCNN_ERR_INVALID_ARG, "%s: %s has dtype %s, expected %s", op,
+                 what, t->dtype == CLCNN_I32 ? "int32" : "float32",
                  dtype == CLCNN_I32 ? "int32" : "float32");
     return CLCNN_OK;
 }
@@ -156,8 +162,8 @@ static clcnn_status transfer(const clcnn_tensor *t, void *host, size_t bytes, in
     }
     size_t off = t->offset * cc_dtype_size(t->dtype);
     cl_event *ev = cc_profile_slot(t->dev);
-    cl_int err = write ? clEnqueueWriteBuffer(t->dev->queue, t->storage->mem, blocking, off,
-                                              bytes, host, 0, NULL, ev)
+    cl_int err = write ? clEnqueueWriteBuffer(t->dev->queue, t->storage->mem, blocking, off, bytes,
+                                              host, 0, NULL, ev)
                        : clEnqueueReadBuffer(t->dev->queue, t->storage->mem, blocking, off, bytes,
                                              host, 0, NULL, ev);
     CC_TRY(cc_cl_status(err, write ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer", __FILE__,
@@ -182,7 +188,11 @@ clcnn_status clcnn_tensor_download_async(const clcnn_tensor *t, void *dst, size_
 clcnn_status clcnn_tensor_fill(clcnn_tensor *t, float value) {
     CC_RETURN_IF(!t, CLCNN_ERR_INVALID_ARG, "clcnn_tensor_fill: tensor is NULL");
     size_t es = cc_dtype_size(t->dtype);
-    cl_int ival = (cl_int)value;
+    /* Saturating conversion (a plain cast of NaN or an out-of-range float is undefined). */
+    cl_int ival = value != value            ? 0
+                  : value >= 2147483647.0f  ? 2147483647
+                  : value <= -2147483648.0f ? (cl_int)-2147483647 - 1
+                                            : (cl_int)value;
     const void *pattern = t->dtype == CLCNN_I32 ? (const void *)&ival : (const void *)&value;
     cl_event *ev = cc_profile_slot(t->dev);
     CC_CL_TRY(clEnqueueFillBuffer(t->dev->queue, t->storage->mem, pattern, es, t->offset * es,
@@ -193,13 +203,18 @@ clcnn_status clcnn_tensor_fill(clcnn_tensor *t, float value) {
 
 clcnn_status clcnn_tensor_copy(clcnn_tensor *dst, const clcnn_tensor *src) {
     CC_RETURN_IF(!dst || !src, CLCNN_ERR_INVALID_ARG, "clcnn_tensor_copy: NULL argument");
-    if (dst->numel != src->numel || dst->dtype != src->dtype || dst->dev != src->dev) {
+    CC_RETURN_IF(dst->dev != src->dev, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_tensor_copy: source and destination live on different devices");
+    CC_RETURN_IF(dst->dtype != src->dtype, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_tensor_copy: source is %s but destination is %s",
+                 src->dtype == CLCNN_I32 ? "int32" : "float32",
+                 dst->dtype == CLCNN_I32 ? "int32" : "float32");
+    if (dst->numel != src->numel) {
         char a[64], b[64];
         return cc_fail(CLCNN_ERR_SHAPE,
-                       "clcnn_tensor_copy: source %s and destination %s differ in element "
-                       "count, dtype or device",
-                       clcnn_tensor_shape_str(src, a, sizeof a),
-                       clcnn_tensor_shape_str(dst, b, sizeof b));
+                       "clcnn_tensor_copy: source %s has %zu elements but destination %s has %zu",
+                       clcnn_tensor_shape_str(src, a, sizeof a), src->numel,
+                       clcnn_tensor_shape_str(dst, b, sizeof b), dst->numel);
     }
     if (dst->storage == src->storage && dst->offset == src->offset) return CLCNN_OK;
     size_t es = cc_dtype_size(src->dtype);
