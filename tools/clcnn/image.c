@@ -61,6 +61,9 @@ static clcnn_status read_pgm(const char *path, const unsigned char *b, size_t n,
     if (maxval == 0 || maxval > 65535)
         return cc_fail(CLCNN_ERR_FORMAT, "%s: PGM maxval %lu is outside 1..65535", path, maxval);
     size_t count = (size_t)w * h;
+    if (count > n - pos) /* every pixel takes a byte at least: no allocating on the header's word */
+        return cc_fail(CLCNN_ERR_FORMAT, "%s: truncated PGM: %lux%lu pixels in %zu bytes", path, w,
+                       h, n - pos);
     float *px = malloc(count * sizeof *px);
     if (!px) return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
     if (binary) {
