@@ -1,0 +1,347 @@
+/* One benchmark: op x shape x algorithm on one device.
+ *
+ * Inputs are seeded uniform random values uploaded once per call. One warm-up call
+ * (kernel builds, buffer pool), then cfg->runs timed calls. Each timed call runs inside
+ * clcnn_device_profile_begin/end (the summed time of the kernels the library enqueues:
+ * kernel_ms) and between two queue markers whose profiling timestamps give the device
+ * time from the first command of the call to the end of the last (ms). The span is the
+ * figure reported: CLBlast runs several kernels per GEMM but hands back the event of the
+ * last one only, so the summed kernel times miss part of every GEMM; on an in-order queue
+ * the span covers everything the call enqueued (plus any idle gaps between its commands).
+ *
+ * Work per call: convolution 2*n*k*p*q*(c/groups)*r*s flops for each of the three passes;
+ * pooling one operation per window element (n*c*p*q*kh*kw); linear 2*n*in*out; GEMM
+ * 2*m*n*k per product. Traffic: every input and output tensor once (float32). */
+#include "perf.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h" /* cc_sgemm* for --op gemm */
+
+static const char *const op_names[PERF_OP_COUNT] = {
+    "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "pool2d_fwd", "linear_fwd", "gemm",
+};
+
+const char *perf_op_name(perf_op op) {
+    return (int)op >= 0 && op < PERF_OP_COUNT ? op_names[op] : "unknown";
+}
+
+int perf_op_parse(const char *name) {
+    for (int i = 0; i < PERF_OP_COUNT; i++)
+        if (!strcmp(name, op_names[i])) return i;
+    return -1;
+}
+
+int perf_op_accepts(perf_op op, const perf_shape *s) {
+    switch (op) {
+    case PERF_OP_CONV_FWD:
+    case PERF_OP_CONV_BWD_DATA:
+    case PERF_OP_CONV_BWD_FILTER:
+        return s->kind == PERF_CONV;
+    case PERF_OP_POOL_FWD:
+        return s->kind == PERF_POOL;
+    case PERF_OP_LINEAR_FWD:
+        return s->kind == PERF_LINEAR;
+    case PERF_OP_GEMM:
+        return s->kind == PERF_GEMM || s->kind == PERF_LINEAR ||
+               (s->kind == PERF_CONV && s->groups == 1);
+    default:
+        return 0;
+    }
+}
+
+/* ---- tensors --------------------------------------------------------------------- */
+
+typedef struct bench {
+    clcnn_tensor *t[5];
+    int nt;
+    unsigned rng;
+} bench;
+
+static float next_uniform(unsigned *state) {
+    *state = *state * 1664525u + 1013904223u;
+    return (float)(*state >> 8) * (2.0f / 16777216.0f) - 1.0f;
+}
+
+static clcnn_status make(clcnn_device *dev, bench *b, clcnn_dtype dt, int ndim, const size_t *shape,
+                         int fill, clcnn_tensor **out) {
+    clcnn_tensor *t = NULL;
+    CC_TRY(clcnn_tensor_create(dev, dt, ndim, shape, &t));
+    b->t[b->nt++] = t;
+    *out = t;
+    size_t n = clcnn_tensor_numel(t);
+    if (!fill) return clcnn_tensor_fill(t, 0.0f);
+    float *h = malloc(n * sizeof *h);
+    CC_RETURN_IF(!h, CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory for %zu floats", n);
+    for (size_t i = 0; i < n; i++)
+        h[i] = next_uniform(&b->rng);
+    clcnn_status s = clcnn_tensor_upload(t, h, n * sizeof *h);
+    free(h);
+    return s;
+}
+
+/* ---- one call of the op ---------------------------------------------------------------- */
+
+typedef struct call {
+    perf_op op;
+    clcnn_conv2d_desc conv;
+    clcnn_pool2d_desc pool;
+    clcnn_tensor *a, *b, *c, *d; /* op-specific, see prepare() */
+    /* gemm */
+    int ta, tb;
+    size_t m, n, k, batch, lda, ldb, ldc, stride_a, stride_b, stride_c;
+} call;
+
+static clcnn_status invoke(clcnn_device *dev, const call *c) {
+    switch (c->op) {
+    case PERF_OP_CONV_FWD: /* a x, b w, c bias, d y */
+        return clcnn_conv2d_forward(dev, &c->conv, c->a, c->b, c->c, c->d, CLCNN_ACT_NONE);
+    case PERF_OP_CONV_BWD_DATA: /* a dy, b w, d dx */
+        return clcnn_conv2d_backward_data(dev, &c->conv, c->a, c->b, c->d);
+    case PERF_OP_CONV_BWD_FILTER: /* a x, b dy, d dw */
+        return clcnn_conv2d_backward_filter(dev, &c->conv, c->a, c->b, c->d, NULL);
+    case PERF_OP_POOL_FWD: /* a x, d y, c argmax */
+        return clcnn_pool2d_forward(dev, &c->pool, c->a, c->d, c->c);
+    case PERF_OP_LINEAR_FWD: /* a x, b w, c bias, d y */
+        return clcnn_linear_forward(dev, c->a, c->b, c->c, c->d);
+    case PERF_OP_GEMM:
+        return cc_sgemm_strided_batched(dev, c->ta, c->tb, c->m, c->n, c->k, 1.0f,
+                                        clcnn_tensor_mem(c->a), 0, c->lda, c->stride_a,
+                                        clcnn_tensor_mem(c->b), 0, c->ldb, c->stride_b, 0.0f,
+                                        clcnn_tensor_mem(c->d), 0, c->ldc, c->stride_c, c->batch);
+    default:
+        return cc_fail(CLCNN_ERR_INVALID_ARG, "perf: unknown op");
+    }
+}
+
+/* One timed call: *ms the marker span, *kernel_ms the profiled kernel sum. */
+static clcnn_status timed(clcnn_device *dev, const call *c, double *ms, double *kernel_ms) {
+    cl_command_queue q = clcnn_device_queue(dev);
+    cl_event m0 = NULL, m1 = NULL;
+    clcnn_device_profile_begin(dev);
+    cl_int e0 = clEnqueueMarkerWithWaitList(q, 0, NULL, &m0);
+    clcnn_status s = invoke(dev, c);
+    cl_int e1 = clEnqueueMarkerWithWaitList(q, 0, NULL, &m1);
+    clcnn_status s2 = clcnn_device_profile_end(dev, kernel_ms); /* waits for the queue */
+    cl_ulong start = 0, end = 0;
+    if (e0 == CL_SUCCESS)
+        e0 = clGetEventProfilingInfo(m0, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL);
+    if (e1 == CL_SUCCESS)
+        e1 = clGetEventProfilingInfo(m1, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
+    if (m0) clReleaseEvent(m0);
+    if (m1) clReleaseEvent(m1);
+    if (s != CLCNN_OK) return s;
+    if (s2 != CLCNN_OK) return s2;
+    CC_RETURN_IF(e0 != CL_SUCCESS || e1 != CL_SUCCESS, CLCNN_ERR_OPENCL,
+                 "perf: the device gives no profiling time for queue markers");
+    *ms = end > start ? (double)(end - start) / 1e6 : 0.0;
+    return CLCNN_OK;
+}
+
+/* ---- shapes to tensors -------------------------------------------------------------- */
+
+static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_shape *s,
+                            clcnn_conv_algo algo, call *c, perf_row *row) {
+    memset(c, 0, sizeof *c);
+    c->op = op;
+    if (s->kind == PERF_CONV) {
+        c->conv = clcnn_conv2d_desc_default();
+        c->conv.stride_h = c->conv.stride_w = s->stride;
+        c->conv.pad_h = c->conv.pad_w = s->pad;
+        c->conv.dilation_h = c->conv.dilation_w = s->dilation;
+        c->conv.groups = s->groups;
+        c->conv.algo = algo;
+    }
+    size_t xs[4] = {(size_t)s->n, (size_t)s->c, (size_t)s->h, (size_t)s->w};
+    size_t ws[4] = {(size_t)s->k, (size_t)(s->c / (s->groups ? s->groups : 1)), (size_t)s->r,
+                    (size_t)s->s};
+    size_t ys[4] = {0};
+    if (s->kind == PERF_CONV) CC_TRY(clcnn_conv2d_output_shape(&c->conv, xs, ws, ys));
+    const double cpg = (double)ws[1], crs = cpg * s->r * s->s;
+    const double nx = (double)xs[0] * xs[1] * xs[2] * xs[3], nw = (double)ws[0] * crs;
+    const double ny = (double)ys[0] * ys[1] * ys[2] * ys[3];
+    switch (op) {
+    case PERF_OP_CONV_FWD:
+        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ws, 1, &c->b));
+        CC_TRY(make(dev, b, CLCNN_F32, 1, (size_t[]){(size_t)s->k}, 1, &c->c));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ys, 0, &c->d));
+        row->gflop = 2.0 * ny * crs / 1e9;
+        row->gbytes = 4.0 * (nx + nw + ny + s->k) / 1e9;
+        break;
+    case PERF_OP_CONV_BWD_DATA:
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->a));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ws, 1, &c->b));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 0, &c->d));
+        row->gflop = 2.0 * ny * crs / 1e9;
+        row->gbytes = 4.0 * (nx + nw + ny) / 1e9;
+        break;
+    case PERF_OP_CONV_BWD_FILTER:
+        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->b));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ws, 0, &c->d));
+        row->gflop = 2.0 * ny * crs / 1e9;
+        row->gbytes = 4.0 * (nx + nw + ny) / 1e9;
+        break;
+    case PERF_OP_POOL_FWD: {
+        clcnn_pool2d_desc *p = &c->pool;
+        p->mode = s->pool_mode;
+        p->kernel_h = s->r, p->kernel_w = s->s;
+        p->stride_h = p->stride_w = s->stride;
+        p->pad_h = p->pad_w = s->pad;
+        p->global = s->pool_global;
+        size_t ps[4];
+        CC_TRY(clcnn_pool2d_output_shape(p, xs, ps));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ps, 0, &c->d));
+        double np = (double)ps[0] * ps[1] * ps[2] * ps[3];
+        if (p->mode == CLCNN_POOL_MAX) /* the training path: with arg-max indices */
+            CC_TRY(make(dev, b, CLCNN_I32, 4, ps, 0, &c->c));
+        double window = s->pool_global ? (double)s->h * s->w : (double)s->r * s->s;
+        row->gflop = np * window / 1e9;
+        row->gbytes = 4.0 * (nx + np * (p->mode == CLCNN_POOL_MAX ? 2 : 1)) / 1e9;
+        break;
+    }
+    case PERF_OP_LINEAR_FWD:
+        CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->n, (size_t)s->c}, 1, &c->a));
+        CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->k, (size_t)s->c}, 1, &c->b));
+        CC_TRY(make(dev, b, CLCNN_F32, 1, (size_t[]){(size_t)s->k}, 1, &c->c));
+        CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->n, (size_t)s->k}, 0, &c->d));
+        row->gflop = 2.0 * s->n * (double)s->c * s->k / 1e9;
+        row->gbytes =
+            4.0 * ((double)s->n * s->c + (double)s->k * s->c + s->k + (double)s->n * s->k) / 1e9;
+        break;
+    case PERF_OP_GEMM: {
+        c->batch = 1;
+        if (s->kind == PERF_GEMM) { /* C (m,n) = op(A) op(B) */
+            c->ta = s->ta, c->tb = s->tb, c->m = s->m, c->n = s->gn, c->k = s->gk;
+        } else if (s->kind == PERF_LINEAR) { /* y (n,out) = x (n,in) w^T, as linear.c */
+            c->ta = 0, c->tb = 1, c->m = (size_t)s->n, c->n = (size_t)s->k, c->k = (size_t)s->c;
+        } else { /* conv forward per image: y (k, pq) = w (k, crs) col (crs, pq) */
+            c->m = (size_t)s->k, c->n = ys[2] * ys[3], c->k = (size_t)crs;
+            c->batch = (size_t)s->n;
+            c->stride_b = c->k * c->n, c->stride_c = c->m * c->n;
+        }
+        c->lda = c->ta ? c->m : c->k;
+        c->ldb = c->tb ? c->k : c->n;
+        c->ldc = c->n;
+        size_t na = c->m * c->k, nb = c->k * c->n * c->batch, nc = c->m * c->n * c->batch;
+        CC_TRY(make(dev, b, CLCNN_F32, 1, &na, 1, &c->a));
+        CC_TRY(make(dev, b, CLCNN_F32, 1, &nb, 1, &c->b));
+        CC_TRY(make(dev, b, CLCNN_F32, 1, &nc, 0, &c->d));
+        row->gflop = 2.0 * c->m * (double)c->n * c->k * c->batch / 1e9;
+        row->gbytes = 4.0 * ((double)na + nb + nc) / 1e9;
+        break;
+    }
+    default:
+        return cc_fail(CLCNN_ERR_INVALID_ARG, "perf: unknown op");
+    }
+    return CLCNN_OK;
+}
+
+static void describe(perf_op op, const perf_shape *s, clcnn_conv_algo algo, perf_row *row) {
+    static const char *const pool_modes[] = {"max", "avg", "avg_exclude"};
+    snprintf(row->op, sizeof row->op, "%s", perf_op_name(op));
+    snprintf(row->shape, sizeof row->shape, "%s", s->name);
+    size_t pos = 0;
+    switch (s->kind) {
+    case PERF_CONV:
+        pos = (size_t)snprintf(row->dims, sizeof row->dims, "n%d c%d %dx%d k%d %dx%d s%d p%d", s->n,
+                               s->c, s->h, s->w, s->k, s->r, s->s, s->stride, s->pad);
+        if (s->dilation > 1)
+            pos += (size_t)snprintf(row->dims + pos, sizeof row->dims - pos, " d%d", s->dilation);
+        if (s->groups > 1) snprintf(row->dims + pos, sizeof row->dims - pos, " g%d", s->groups);
+        break;
+    case PERF_POOL:
+        if (s->pool_global)
+            snprintf(row->dims, sizeof row->dims, "n%d c%d %dx%d global", s->n, s->c, s->h, s->w);
+        else
+            snprintf(row->dims, sizeof row->dims, "n%d c%d %dx%d %dx%d s%d p%d", s->n, s->c, s->h,
+                     s->w, s->r, s->s, s->stride, s->pad);
+        break;
+    case PERF_LINEAR:
+        snprintf(row->dims, sizeof row->dims, "n%d %d->%d", s->n, s->c, s->k);
+        break;
+    case PERF_GEMM:
+        snprintf(row->dims, sizeof row->dims, "%zux%zux%zu %c%c", s->m, s->gn, s->gk,
+                 s->ta ? 'T' : 'N', s->tb ? 'T' : 'N');
+        break;
+    }
+    if (op == PERF_OP_GEMM && s->kind != PERF_GEMM) {
+        /* the GEMM the library issues for this layer */
+        int pq_h = (s->h + 2 * s->pad - s->dilation * (s->r - 1) - 1) / s->stride + 1;
+        int pq_w = (s->w + 2 * s->pad - s->dilation * (s->s - 1) - 1) / s->stride + 1;
+        if (s->kind == PERF_LINEAR)
+            snprintf(row->dims, sizeof row->dims, "%dx%dx%d NT (linear)", s->n, s->k, s->c);
+        else
+            snprintf(row->dims, sizeof row->dims, "%dx%dx%d NN x%d (conv fwd)", s->k, pq_h * pq_w,
+                     s->c * s->r * s->s, s->n);
+    }
+    if (op <= PERF_OP_CONV_BWD_FILTER)
+        snprintf(row->algo, sizeof row->algo, "%s", clcnn_conv_algo_name(algo));
+    else if (op == PERF_OP_POOL_FWD)
+        snprintf(row->algo, sizeof row->algo, "%s",
+                 s->pool_global ? "global_avg" : pool_modes[s->pool_mode]);
+    else
+        snprintf(row->algo, sizeof row->algo, "clblast");
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf_shape *s,
+               clcnn_conv_algo algo, perf_row *row) {
+    bench b;
+    memset(&b, 0, sizeof b);
+    b.rng = cfg->seed ? cfg->seed : 12345u;
+    call c;
+    describe(op, s, algo, row);
+    snprintf(row->status, sizeof row->status, "ok");
+    row->runs = 0;
+    int rc = 0;
+    double *ms = calloc((size_t)cfg->runs, sizeof *ms);
+    double *kms = calloc((size_t)cfg->runs, sizeof *kms);
+    clcnn_clear_error();
+    clcnn_status st = ms && kms ? prepare(dev, &b, op, s, algo, &c, row)
+                                : cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
+    if (st == CLCNN_OK) {
+        double w0, w1;
+        st = timed(dev, &c, &w0, &w1); /* warm-up: builds, pool */
+    }
+    for (int r = 0; st == CLCNN_OK && r < cfg->runs; r++) {
+        st = timed(dev, &c, &ms[r], &kms[r]);
+        if (st == CLCNN_OK) row->runs++;
+    }
+    if (st == CLCNN_OK) {
+        row->min_ms = ms[0];
+        for (int r = 1; r < row->runs; r++)
+            if (ms[r] < row->min_ms) row->min_ms = ms[r];
+        row->ms = median(ms, row->runs);
+        row->kernel_ms = median(kms, row->runs);
+        if (row->ms > 0) {
+            row->gflops = row->gflop / (row->ms * 1e-3);
+            row->gbps = row->gbytes / (row->ms * 1e-3);
+        }
+    } else {
+        int unsupported = st == CLCNN_ERR_UNSUPPORTED;
+        snprintf(row->status, sizeof row->status, "%s", unsupported ? "unsupported" : "error");
+        snprintf(row->note, sizeof row->note, "%s", clcnn_last_error());
+        row->ms = row->min_ms = row->kernel_ms = row->gflops = row->gbps = NAN;
+        rc = unsupported ? 0 : -1;
+        clcnn_device_finish(dev);
+    }
+    for (int i = 0; i < b.nt; i++)
+        clcnn_tensor_free(b.t[i]);
+    free(ms);
+    free(kms);
+    return rc;
+}

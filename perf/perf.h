@@ -1,0 +1,100 @@
+/* clcnn-perf: benchmark sweeps over devices x shapes x algorithms (perf/README.md).
+ *
+ *   suite.c   reads perf/suites/NAME.txt into perf_shape entries
+ *   bench.c   runs one op on one shape with one algorithm: warm-up, timed runs, median
+ *   report.c  prints rows as CSV, JSON or a table
+ *   main.c    the command line */
+#ifndef CLCNN_PERF_H
+#define CLCNN_PERF_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "clcnn/clcnn.h"
+
+/* ---- suites ------------------------------------------------------------------------ */
+
+typedef enum perf_kind { PERF_CONV, PERF_POOL, PERF_LINEAR, PERF_GEMM } perf_kind;
+
+typedef struct perf_shape {
+    perf_kind kind;
+    char name[64];
+    int line; /* line in the suite file */
+    /* conv: x (n,c,h,w), w (k,c/groups,r,s); pool: x (n,c,h,w), window r x s */
+    int n, c, h, w, k, r, s, stride, pad, dilation, groups;
+    clcnn_pool_mode pool_mode;
+    int pool_global;
+    /* linear: x (n, c) -> y (n, k). gemm: C (m,gn) = op(A) op(B), k = gk */
+    size_t m, gn, gk;
+    int ta, tb;
+} perf_shape;
+
+/* Load suite `name` (a file perf/suites/NAME.txt, or a path when it contains '/').
+ * Returns 0 and a malloc'd array, or -1 with a message in err. */
+int perf_suite_load(const char *name, perf_shape **out, size_t *count, char *err, size_t cap);
+/* Print the suite directory and the suites in it. */
+void perf_suite_list(FILE *f);
+/* The directory suites are read from: $CLCNN_PERF_SUITES or the source tree's. */
+const char *perf_suite_dir(void);
+
+/* ---- ops and results ------------------------------------------------------------------ */
+
+typedef enum perf_op {
+    PERF_OP_CONV_FWD,
+    PERF_OP_CONV_BWD_DATA,
+    PERF_OP_CONV_BWD_FILTER,
+    PERF_OP_POOL_FWD,
+    PERF_OP_LINEAR_FWD,
+    PERF_OP_GEMM,
+    PERF_OP_COUNT
+} perf_op;
+
+const char *perf_op_name(perf_op op);
+int perf_op_parse(const char *name); /* -1 when unknown */
+/* Whether the op runs on shapes of this kind (gemm also runs linear and conv shapes,
+ * as the GEMMs the library would issue for them). */
+int perf_op_accepts(perf_op op, const perf_shape *s);
+
+typedef struct perf_row {
+    char device[256];
+    char op[32];
+    char algo[32];
+    char shape[64];
+    char dims[160];  /* the shape in words, e.g. "n32 c3 227x227 k96 11x11 s4 p0" */
+    char status[16]; /* "ok", "unsupported" or "error" */
+    char note[256];  /* the library's message for unsupported/error */
+    int runs;
+    double ms;        /* median device time over the runs (queue-marker span) */
+    double min_ms;    /* fastest run */
+    double kernel_ms; /* median of the summed kernel times (clcnn_device_profile_*) */
+    double gflop;     /* work of one call */
+    double gbytes;    /* minimum memory traffic of one call */
+    double gflops, gbps;
+    double peak_gflops, peak_gbps; /* measured device peak (0 when not measured) */
+    double pct_peak, pct_bw;       /* gflops / peak_gflops, gbps / peak_gbps, in % */
+} perf_row;
+
+typedef struct perf_config {
+    int runs;      /* timed runs after one warm-up (>= 1; default 5) */
+    int verbose;   /* progress on stderr */
+    unsigned seed; /* input data */
+} perf_config;
+
+/* Run `op` on shape s with conv algorithm `algo` (ignored by other ops) and fill row
+ * (device and peak fields are filled by the caller). Returns 0, or -1 when the row is an
+ * error (the row says why); an unsupported algorithm is a row, not an error. */
+int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf_shape *s,
+               clcnn_conv_algo algo, perf_row *row);
+
+/* ---- reports --------------------------------------------------------------------- */
+
+typedef enum perf_format { PERF_CSV, PERF_JSON, PERF_TABLE } perf_format;
+
+typedef struct perf_report perf_report;
+perf_report *perf_report_open(FILE *f, perf_format fmt);
+void perf_report_row(perf_report *r, const perf_row *row);
+/* Peak rows (--op peak). */
+void perf_report_peak(perf_report *r, const char *device, double gflops, double gbps);
+void perf_report_close(perf_report *r);
+
+#endif
