@@ -1,6 +1,7 @@
 /* A caching buffer pool per device: freed buffers are kept and handed out again for
  * requests of a similar size (best fit, at most 2x the request), so a training step
  * that frees and re-creates the same tensors creates no cl_mem after the first step. */
+#include "fault.h"
 #include "internal.h"
 
 #include <stdint.h>
@@ -50,11 +51,15 @@ clcnn_status cc_pool_acquire(clcnn_device *dev, size_t bytes, cc_storage **out) 
     cc_storage *s = calloc(1, sizeof *s);
     CC_RETURN_IF(!s, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
     cl_int err = CL_SUCCESS;
-    s->mem = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, want, NULL, &err);
+    s->mem = cc_fault_hit(CC_FAULT_CREATE_BUFFER)
+                 ? (err = CL_MEM_OBJECT_ALLOCATION_FAILURE, NULL)
+                 : clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, want, NULL, &err);
     if (err != CL_SUCCESS && p->nfree > 0) {
         /* Maybe cached buffers are in the way: give them back and try once more. */
         clcnn_device_pool_trim(dev);
-        s->mem = clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, want, NULL, &err);
+        s->mem = cc_fault_hit(CC_FAULT_CREATE_BUFFER)
+                     ? (err = CL_MEM_OBJECT_ALLOCATION_FAILURE, NULL)
+                     : clCreateBuffer(dev->ctx, CL_MEM_READ_WRITE, want, NULL, &err);
     }
     if (err != CL_SUCCESS) {
         free(s);
