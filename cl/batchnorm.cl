@@ -50,10 +50,26 @@ inline void bn_kahan(float *s, float *comp, float v) {
     *s = t;
 }
 
-/* Address of value e of channel ch. */
-inline int bn_index(int e, int ch, int c, int hw) {
-    int sample = e / hw;
-    return (sample * c + ch) * hw + (e - sample * hw);
+/* Walks the values e = lid, lid + WG, ... of channel ch as (sample, pos), e = sample * hw +
+ * pos, without a division per step: WG = step_s * hw + step_p. */
+typedef struct bn_walk {
+    int sample, pos, step_s, step_p;
+} bn_walk;
+
+inline bn_walk bn_walk_start(int lid, int hw) {
+    bn_walk w = {lid / hw, lid % hw, WG / hw, WG % hw};
+    return w;
+}
+inline int bn_walk_index(const bn_walk *w, int ch, int c, int hw) {
+    return (w->sample * c + ch) * hw + w->pos;
+}
+inline void bn_walk_next(bn_walk *w, int hw) {
+    w->sample += w->step_s;
+    w->pos += w->step_p;
+    if (w->pos >= hw) {
+        w->pos -= hw;
+        w->sample++;
+    }
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
@@ -65,13 +81,15 @@ bn_stats(__global const float *x, int x_off, int n, int c, int hw, float eps, __
     int m = n * hw;
     __global const float *xp = x + x_off;
     float s = 0.0f, comp = 0.0f;
-    for (int e = lid; e < m; e += WG)
-        bn_kahan(&s, &comp, xp[bn_index(e, ch, c, hw)]);
+    bn_walk w = bn_walk_start(lid, hw);
+    for (int e = lid; e < m; e += WG, bn_walk_next(&w, hw))
+        bn_kahan(&s, &comp, xp[bn_walk_index(&w, ch, c, hw)]);
     float mu = bn_wg_sum(buf, s) / (float)m;
     s = 0.0f;
     comp = 0.0f;
-    for (int e = lid; e < m; e += WG) {
-        float d = xp[bn_index(e, ch, c, hw)] - mu;
+    w = bn_walk_start(lid, hw);
+    for (int e = lid; e < m; e += WG, bn_walk_next(&w, hw)) {
+        float d = xp[bn_walk_index(&w, ch, c, hw)] - mu;
         bn_kahan(&s, &comp, d * d);
     }
     float ss = bn_wg_sum(buf, s);
@@ -110,8 +128,9 @@ bn_bwd_reduce(__global const float *x, int x_off, __global const float *dy, int 
     int m = n * hw;
     float mu = mean[mean_off + ch];
     float s1 = 0.0f, c1 = 0.0f, s2 = 0.0f, c2 = 0.0f;
-    for (int e = lid; e < m; e += WG) {
-        int i = bn_index(e, ch, c, hw);
+    bn_walk w = bn_walk_start(lid, hw);
+    for (int e = lid; e < m; e += WG, bn_walk_next(&w, hw)) {
+        int i = bn_walk_index(&w, ch, c, hw);
         float g = dy[dy_off + i];
         bn_kahan(&s1, &c1, g);
         bn_kahan(&s2, &c2, g * (x[x_off + i] - mu));

@@ -21,6 +21,15 @@ static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
 }
 
+/* A fixed work-group size for the element-wise kernels: POCL compiles a kernel once per
+ * local size, so leaving the choice to the driver (which derives it from the global size)
+ * means a fresh compile for many new shapes. 64 suits GPUs and CPUs alike. */
+static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
+    size_t max = dev->info.max_work_group_size;
+    *buf = max && max < 64 ? max : 64;
+    return buf;
+}
+
 static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
     if (!a || !b || a->storage != b->storage) return 0;
     return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
@@ -43,7 +52,11 @@ static size_t reduce_wg(const clcnn_device *dev, char defines[32]) {
     size_t wg = 256;
     while (wg > 1 && dev->info.max_work_group_size && wg > dev->info.max_work_group_size)
         wg /= 2;
-    snprintf(defines, 32, "WG=%zu", wg);
+    /* 256 is the kernel's default: no define, so clcnn_device_warm's build is the one used */
+    if (wg == 256)
+        defines[0] = '\0';
+    else
+        snprintf(defines, 32, "WG=%zu", wg);
     return wg;
 }
 
@@ -100,8 +113,9 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                           clcnn_tensor *y, bn_dims d, cl_mem mean, size_t mean_off, cl_mem sd,
                           size_t sd_off, int from_var, float eps, const clcnn_tensor *gamma,
                           const clcnn_tensor *beta) {
+    size_t lws;
     size_t gws = d.n * d.c * d.hw;
-    return cc_launch(dev, "batchnorm", defines, "bn_apply", 1, &gws, NULL,
+    return cc_launch(dev, "batchnorm", defines, "bn_apply", 1, &gws, lws_1d(dev, &lws),
                      CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                              CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(d.n),
                              CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_MEM(mean),
@@ -214,6 +228,7 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
                                       const clcnn_tensor *save_mean,
                                       const clcnn_tensor *save_invstd, clcnn_tensor *dx,
                                       clcnn_tensor *dgamma, clcnn_tensor *dbeta) {
+    size_t lws;
     static const char op[] = "clcnn_batchnorm_backward";
     bn_dims d = {0, 0, 0};
     CC_TRY(check_x(dev, op, x, "x", &d));
@@ -261,7 +276,7 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
     if (s == CLCNN_OK && dx) {
         size_t n_el = d.n * d.c * d.hw;
         s = cc_launch(
-            dev, "batchnorm", defines, "bn_bwd_dx", 1, &n_el, NULL,
+            dev, "batchnorm", defines, "bn_bwd_dx", 1, &n_el, lws_1d(dev, &lws),
             CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                     CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                     CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset), CC_ARG_INT(d.n),

@@ -16,6 +16,15 @@ static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
 }
 
+/* A fixed work-group size for the element-wise kernels: POCL compiles a kernel once per
+ * local size, so leaving the choice to the driver (which derives it from the global size)
+ * means a fresh compile for many new shapes. 64 suits GPUs and CPUs alike. */
+static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
+    size_t max = dev->info.max_work_group_size;
+    *buf = max && max < 64 ? max : 64;
+    return buf;
+}
+
 /* Two tensors that share storage and whose element ranges overlap. */
 static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
     if (!a || !b || a->storage != b->storage) return 0;
@@ -64,6 +73,7 @@ static clcnn_status check_bias(clcnn_device *dev, const char *op, const clcnn_te
 
 clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, const clcnn_tensor *w,
                                   const clcnn_tensor *b, clcnn_tensor *y) {
+    size_t lws;
     static const char op[] = "clcnn_linear_forward";
     size_t n = 0, in = 0, k = 0;
     CC_TRY(check_xw(dev, op, x, w, &n, &in, &k));
@@ -79,7 +89,7 @@ clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, cons
                     w->offset, in, 0.0f, y->storage->mem, y->offset, k));
     if (!b) return CLCNN_OK;
     size_t gws = n * k;
-    return cc_launch(dev, "linear", "", "linear_bias_add", 1, &gws, NULL,
+    return cc_launch(dev, "linear", "", "linear_bias_add", 1, &gws, lws_1d(dev, &lws),
                      CC_ARGS(CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
                              CC_ARG_MEM(b->storage->mem), CC_ARG_INT(b->offset), CC_ARG_INT(n),
                              CC_ARG_INT(k)));
@@ -88,6 +98,7 @@ clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, cons
 clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, const clcnn_tensor *w,
                                    const clcnn_tensor *dy, clcnn_tensor *dx, clcnn_tensor *dw,
                                    clcnn_tensor *db) {
+    size_t lws;
     static const char op[] = "clcnn_linear_backward";
     size_t n = 0, in = 0, k = 0;
     CC_TRY(check_xw(dev, op, x, w, &n, &in, &k));
@@ -123,7 +134,7 @@ clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, con
                         x->offset, in, 0.0f, dw->storage->mem, dw->offset, in));
     if (!db) return CLCNN_OK;
     size_t gws = k;
-    return cc_launch(dev, "linear", "", "linear_bias_grad", 1, &gws, NULL,
+    return cc_launch(dev, "linear", "", "linear_bias_grad", 1, &gws, lws_1d(dev, &lws),
                      CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                              CC_ARG_MEM(db->storage->mem), CC_ARG_INT(db->offset), CC_ARG_INT(n),
                              CC_ARG_INT(k)));

@@ -81,6 +81,15 @@ static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
 }
 
+/* A fixed work-group size for the element-wise kernels: POCL compiles a kernel once per
+ * local size, so leaving the choice to the driver (which derives it from the global size)
+ * means a fresh compile for many new shapes. 64 suits GPUs and CPUs alike. */
+static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
+    size_t max = dev->info.max_work_group_size;
+    *buf = max && max < 64 ? max : 64;
+    return buf;
+}
+
 /* Checks x (4-D, float) against the y-like tensors; fills the geometry and shapes. */
 static clcnn_status check_pair(clcnn_device *dev, const char *op, const clcnn_pool2d_desc *d,
                                const clcnn_tensor *big, const char *big_name,
@@ -121,6 +130,7 @@ static clcnn_status check_argmax(clcnn_device *dev, const char *op, const clcnn_
 
 clcnn_status clcnn_pool2d_forward(clcnn_device *dev, const clcnn_pool2d_desc *d,
                                   const clcnn_tensor *x, clcnn_tensor *y, clcnn_tensor *argmax) {
+    size_t lws;
     static const char op[] = "clcnn_pool2d_forward";
     pool_geom g = {0, 0, 0, 0, 0, 0};
     size_t ys[4];
@@ -134,7 +144,7 @@ clcnn_status clcnn_pool2d_forward(clcnn_device *dev, const clcnn_pool2d_desc *d,
     if (is_max) {
         int write = argmax != NULL;
         return cc_launch(
-            dev, "pool2d", "", "pool2d_max_fwd", 1, &gws, NULL,
+            dev, "pool2d", "", "pool2d_max_fwd", 1, &gws, lws_1d(dev, &lws),
             CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(y->storage->mem),
                     CC_ARG_INT(y->offset), CC_ARG_MEM(write ? argmax->storage->mem : NULL),
                     CC_ARG_INT(write ? argmax->offset : 0), CC_ARG_INT(write), CC_ARG_INT(planes),
@@ -144,7 +154,7 @@ clcnn_status clcnn_pool2d_forward(clcnn_device *dev, const clcnn_pool2d_desc *d,
     }
     int exclude = d->mode == CLCNN_POOL_AVG_EXCLUDE;
     return cc_launch(
-        dev, "pool2d", "", "pool2d_avg_fwd", 1, &gws, NULL,
+        dev, "pool2d", "", "pool2d_avg_fwd", 1, &gws, lws_1d(dev, &lws),
         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(y->storage->mem),
                 CC_ARG_INT(y->offset), CC_ARG_INT(exclude), CC_ARG_INT(planes), CC_ARG_INT(h),
                 CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw),
@@ -154,6 +164,7 @@ clcnn_status clcnn_pool2d_forward(clcnn_device *dev, const clcnn_pool2d_desc *d,
 clcnn_status clcnn_pool2d_backward(clcnn_device *dev, const clcnn_pool2d_desc *d,
                                    const clcnn_tensor *dy, const clcnn_tensor *argmax,
                                    clcnn_tensor *dx) {
+    size_t lws;
     static const char op[] = "clcnn_pool2d_backward";
     pool_geom g = {0, 0, 0, 0, 0, 0};
     size_t ys[4];
@@ -169,7 +180,7 @@ clcnn_status clcnn_pool2d_backward(clcnn_device *dev, const clcnn_pool2d_desc *d
     int h = (int)dx->shape[2], w = (int)dx->shape[3], p = (int)ys[2], q = (int)ys[3];
     size_t gws = (size_t)planes * (size_t)h * (size_t)w;
     if (is_max)
-        return cc_launch(dev, "pool2d", "", "pool2d_max_bwd", 1, &gws, NULL,
+        return cc_launch(dev, "pool2d", "", "pool2d_max_bwd", 1, &gws, lws_1d(dev, &lws),
                          CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                                  CC_ARG_MEM(argmax->storage->mem), CC_ARG_INT(argmax->offset),
                                  CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
@@ -179,7 +190,7 @@ clcnn_status clcnn_pool2d_backward(clcnn_device *dev, const clcnn_pool2d_desc *d
                                  CC_ARG_INT(g.pw)));
     int exclude = d->mode == CLCNN_POOL_AVG_EXCLUDE;
     return cc_launch(
-        dev, "pool2d", "", "pool2d_avg_bwd", 1, &gws, NULL,
+        dev, "pool2d", "", "pool2d_avg_bwd", 1, &gws, lws_1d(dev, &lws),
         CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset), CC_ARG_MEM(dx->storage->mem),
                 CC_ARG_INT(dx->offset), CC_ARG_INT(exclude), CC_ARG_INT(planes), CC_ARG_INT(h),
                 CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw),

@@ -16,6 +16,15 @@ static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
 }
 
+/* A fixed work-group size for the element-wise kernels: POCL compiles a kernel once per
+ * local size, so leaving the choice to the driver (which derives it from the global size)
+ * means a fresh compile for many new shapes. 64 suits GPUs and CPUs alike. */
+static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
+    size_t max = dev->info.max_work_group_size;
+    *buf = max && max < 64 ? max : 64;
+    return buf;
+}
+
 /* Identical views are fine for element-wise outputs; partial overlap is not. */
 static int bad_alias(const clcnn_tensor *a, const clcnn_tensor *b) {
     if (!a || !b || a->storage != b->storage) return 0;
@@ -39,7 +48,11 @@ static size_t reduce_wg(const clcnn_device *dev, char defines[32]) {
     size_t wg = 256;
     while (wg > 1 && dev->info.max_work_group_size && wg > dev->info.max_work_group_size)
         wg /= 2;
-    snprintf(defines, 32, "WG=%zu", wg);
+    /* 256 is the kernel's default: no define, so clcnn_device_warm's build is the one used */
+    if (wg == 256)
+        defines[0] = '\0';
+    else
+        snprintf(defines, 32, "WG=%zu", wg);
     return wg;
 }
 
@@ -53,6 +66,7 @@ static clcnn_status check_loss(clcnn_device *dev, const char *op, const clcnn_te
 
 clcnn_status clcnn_softmax_forward(clcnn_device *dev, const clcnn_tensor *x, clcnn_tensor *y,
                                    int log) {
+    size_t lws;
     static const char op[] = "clcnn_softmax_forward";
     CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
     CC_TRY(cc_check_tensor(dev, x, CLCNN_F32, op, "x"));
@@ -71,7 +85,7 @@ clcnn_status clcnn_softmax_forward(clcnn_device *dev, const clcnn_tensor *x, clc
     size_t gws = n * inner;
     char defines[32]; /* the losses' program: one build of softmax.cl serves all four */
     reduce_wg(dev, defines);
-    return cc_launch(dev, "softmax", defines, "softmax_fwd", 1, &gws, NULL,
+    return cc_launch(dev, "softmax", defines, "softmax_fwd", 1, &gws, lws_1d(dev, &lws),
                      CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                              CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(n),
                              CC_ARG_INT(c), CC_ARG_INT(inner), CC_ARG_INT(log != 0)));
@@ -80,6 +94,7 @@ clcnn_status clcnn_softmax_forward(clcnn_device *dev, const clcnn_tensor *x, clc
 clcnn_status clcnn_softmax_cross_entropy(clcnn_device *dev, const clcnn_tensor *logits,
                                          const clcnn_tensor *labels, clcnn_tensor *loss,
                                          clcnn_tensor *dlogits) {
+    size_t lws;
     static const char op[] = "clcnn_softmax_cross_entropy";
     CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
     CC_TRY(cc_check_tensor(dev, logits, CLCNN_F32, op, "logits"));
@@ -122,7 +137,7 @@ clcnn_status clcnn_softmax_cross_entropy(clcnn_device *dev, const clcnn_tensor *
     CC_TRY(cc_pool_acquire(dev, n * sizeof(float), &rows));
     size_t gws = n;
     int grad = dlogits != NULL;
-    clcnn_status s = cc_launch(dev, "softmax", defines, "xent_rows", 1, &gws, NULL,
+    clcnn_status s = cc_launch(dev, "softmax", defines, "xent_rows", 1, &gws, lws_1d(dev, &lws),
                                CC_ARGS(CC_ARG_MEM(logits->storage->mem), CC_ARG_INT(logits->offset),
                                        CC_ARG_MEM(labels->storage->mem), CC_ARG_INT(labels->offset),
                                        CC_ARG_MEM(grad ? dlogits->storage->mem : NULL),
