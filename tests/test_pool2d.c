@@ -423,6 +423,7 @@ static void test_reference_finite_differences(void **state) {
         size_t n = (size_t)tu_rng_int(&r, 1, 2), c = (size_t)tu_rng_int(&r, 1, 3);
         size_t h = (size_t)tu_rng_int(&r, 1, 7), w = (size_t)tu_rng_int(&r, 1, 7);
         clcnn_pool2d_desc d = random_desc(&r, h, w);
+        d.mode = (clcnn_pool_mode)(it % 3); /* every mode, ten shapes each */
         ro_pool g = geom_of(&d, h, w);
         size_t p, q;
         assert_true(ro_pool_out(&g, h, w, &p, &q));
