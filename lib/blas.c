@@ -23,7 +23,7 @@ clcnn_status cc_sgemm(clcnn_device *dev, int trans_a, int trans_b, size_t m, siz
                             trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a,
                             a_off, lda, b, b_off, ldb, beta, c, c_off, ldc, &dev->queue, ev);
     CC_TRY(cc_blas_status(code, "CLBlastSgemm"));
-    if (ev) cc_profile_commit(dev);
+    if (ev) cc_profile_commit(dev, "CLBlastSgemm");
     return CLCNN_OK;
 }
 
@@ -42,6 +42,6 @@ clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_
         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda,
         a_stride, b, b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &dev->queue, ev);
     CC_TRY(cc_blas_status(code, "CLBlastSgemmStridedBatched"));
-    if (ev) cc_profile_commit(dev);
+    if (ev) cc_profile_commit(dev, "CLBlastSgemm");
     return CLCNN_OK;
 }

@@ -247,6 +247,8 @@ void cc_choose_cl_std(int major, int minor, char *buf, size_t cap) {
         snprintf(buf, cap, "%s", "");
 }
 
+static void trace_report(clcnn_device *dev);
+
 static clcnn_status create_on(clcnn_device *dev) {
     cl_int err = CL_SUCCESS;
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)dev->platform, 0};
@@ -301,6 +303,8 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
         clcnn_device_close(dev);
         return s;
     }
+    const char *prof = getenv("CLCNN_PROFILE");
+    dev->trace = prof && *prof && strcmp(prof, "0") != 0;
     if (cc_verbose())
         fprintf(stderr, "clcnn: device %d: %s / %s (%s, driver %s)\n", dev->info.index,
                 dev->info.platform_name, dev->info.name, dev->info.opencl_c_version,
@@ -312,6 +316,7 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
 void clcnn_device_close(clcnn_device *dev) {
     if (!dev) return;
     if (dev->queue) clFinish(dev->queue);
+    trace_report(dev);
     if (cc_verbose() && dev->ctx) {
         const clcnn_cache_stats *c = &dev->cache_stats;
         fprintf(stderr,
@@ -366,21 +371,122 @@ void clcnn_device_profile_begin(clcnn_device *dev) {
 }
 
 cl_event *cc_profile_slot(clcnn_device *dev) {
-    if (!dev->profiling) return NULL;
-    if (dev->prof_count == dev->prof_cap) {
-        size_t cap = dev->prof_cap ? dev->prof_cap * 2 : 64;
-        cl_event *e = realloc(dev->prof_events, cap * sizeof *e);
-        if (!e) return NULL; /* profiling is best effort */
-        dev->prof_events = e;
-        dev->prof_cap = cap;
-    }
-    dev->prof_events[dev->prof_count] = NULL;
-    return &dev->prof_events[dev->prof_count];
+    if (!dev->profiling && !dev->trace) return NULL;
+    dev->slot_event = NULL;
+    return &dev->slot_event;
 }
 
-void cc_profile_commit(clcnn_device *dev) {
-    if (dev->profiling && dev->prof_count < dev->prof_cap && dev->prof_events[dev->prof_count])
-        dev->prof_count++;
+typedef struct cc_kernel_stat {
+    char name[64];
+    double ms;
+    uint64_t calls;
+} cc_kernel_stat;
+
+typedef struct cc_trace_entry {
+    cl_event ev;
+    size_t stat;
+} cc_trace_entry;
+
+static double event_ms(cl_event e) {
+    cl_ulong a = 0, b = 0;
+    if (clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL) != CL_SUCCESS ||
+        clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) != CL_SUCCESS)
+        return 0;
+    return b > a ? (double)(b - a) / 1e6 : 0;
+}
+
+/* Read the times of every pending traced event (waits for them). */
+static void trace_flush(clcnn_device *dev) {
+    for (size_t i = 0; i < dev->trace_count; i++) {
+        clWaitForEvents(1, &dev->trace_pending[i].ev);
+        dev->kstats[dev->trace_pending[i].stat].ms += event_ms(dev->trace_pending[i].ev);
+        clReleaseEvent(dev->trace_pending[i].ev);
+    }
+    dev->trace_count = 0;
+}
+
+static void trace_add(clcnn_device *dev, cl_event e, const char *what) {
+    size_t k = 0;
+    while (k < dev->kstat_count && strcmp(dev->kstats[k].name, what) != 0)
+        k++;
+    if (k == dev->kstat_count) {
+        if (k == dev->kstat_cap) {
+            size_t cap = dev->kstat_cap ? dev->kstat_cap * 2 : 32;
+            cc_kernel_stat *ns = realloc(dev->kstats, cap * sizeof *ns);
+            if (!ns) return; /* tracing is best effort */
+            dev->kstats = ns;
+            dev->kstat_cap = cap;
+        }
+        memset(&dev->kstats[k], 0, sizeof dev->kstats[k]);
+        snprintf(dev->kstats[k].name, sizeof dev->kstats[k].name, "%s", what);
+        dev->kstat_count++;
+    }
+    if (dev->trace_count == dev->trace_cap) {
+        if (dev->trace_cap >= 4096)
+            trace_flush(dev);
+        else {
+            size_t cap = dev->trace_cap ? dev->trace_cap * 2 : 256;
+            cc_trace_entry *nt = realloc(dev->trace_pending, cap * sizeof *nt);
+            if (!nt) return;
+            dev->trace_pending = nt;
+            dev->trace_cap = cap;
+        }
+    }
+    clRetainEvent(e);
+    dev->kstats[k].calls++;
+    dev->trace_pending[dev->trace_count].ev = e;
+    dev->trace_pending[dev->trace_count].stat = k;
+    dev->trace_count++;
+}
+
+void cc_profile_commit(clcnn_device *dev, const char *what) {
+    cl_event e = dev->slot_event;
+    dev->slot_event = NULL;
+    if (!e) return;
+    if (dev->trace) trace_add(dev, e, what ? what : "?");
+    if (dev->profiling) {
+        if (dev->prof_count == dev->prof_cap) {
+            size_t cap = dev->prof_cap ? dev->prof_cap * 2 : 64;
+            cl_event *ne = realloc(dev->prof_events, cap * sizeof *ne);
+            if (!ne) {
+                clReleaseEvent(e); /* profiling is best effort */
+                return;
+            }
+            dev->prof_events = ne;
+            dev->prof_cap = cap;
+        }
+        dev->prof_events[dev->prof_count++] = e; /* keeps our reference */
+        return;
+    }
+    clReleaseEvent(e);
+}
+
+static int cmp_stat(const void *a, const void *b) {
+    double x = ((const cc_kernel_stat *)a)->ms, y = ((const cc_kernel_stat *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Print the per-kernel table of $CLCNN_PROFILE to stderr and free the trace. */
+static void trace_report(clcnn_device *dev) {
+    if (!dev->trace) return;
+    trace_flush(dev);
+    double total = 0;
+    for (size_t k = 0; k < dev->kstat_count; k++)
+        total += dev->kstats[k].ms;
+    qsort(dev->kstats, dev->kstat_count, sizeof *dev->kstats, cmp_stat);
+    fprintf(stderr, "clcnn: device time per kernel on %s (CLCNN_PROFILE):\n", dev->info.name);
+    fprintf(stderr, "  %-40s %10s %8s %10s %6s\n", "kernel", "total ms", "calls", "ms/call", "%");
+    for (size_t k = 0; k < dev->kstat_count; k++) {
+        const cc_kernel_stat *st = &dev->kstats[k];
+        fprintf(stderr, "  %-40s %10.1f %8llu %10.3f %5.1f%%\n", st->name, st->ms,
+                (unsigned long long)st->calls, st->calls ? st->ms / (double)st->calls : 0,
+                total > 0 ? 100 * st->ms / total : 0);
+    }
+    fprintf(stderr, "  %-40s %10.1f\n", "total", total);
+    free(dev->trace_pending);
+    free(dev->kstats);
+    dev->trace_pending = NULL;
+    dev->kstats = NULL;
 }
 
 clcnn_status clcnn_device_profile_end(clcnn_device *dev, double *ms) {

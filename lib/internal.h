@@ -85,6 +85,14 @@ struct clcnn_device {
     int profiling;
     cl_event *prof_events;
     size_t prof_count, prof_cap;
+    cl_event slot_event; /* the event of the enqueue in progress (cc_profile_slot) */
+
+    /* per-kernel trace ($CLCNN_PROFILE=1): time per kernel name, printed on close */
+    int trace;
+    struct cc_trace_entry *trace_pending; /* events not yet read */
+    size_t trace_count, trace_cap;
+    struct cc_kernel_stat *kstats;
+    size_t kstat_count, kstat_cap;
 };
 
 /* The -cl-std= option for a device whose compiler reports OpenCL C major.minor
@@ -94,10 +102,12 @@ void cc_choose_cl_std(int major, int minor, char *buf, size_t cap);
 /* Whether CLCNN_VERBOSE is set to something other than "0". */
 int cc_verbose(void);
 
-/* When profiling, returns a pointer where the next enqueue should write its event,
- * else NULL. After the enqueue, call cc_profile_commit(dev) to keep it. */
+/* When profiling (clcnn_device_profile_begin) or tracing ($CLCNN_PROFILE), returns a
+ * pointer where the next enqueue should write its event, else NULL. After a successful
+ * enqueue call cc_profile_commit(dev, what) with the kernel's name (a static string or
+ * one that outlives the call; it is copied) to keep the event. */
 cl_event *cc_profile_slot(clcnn_device *dev);
-void cc_profile_commit(clcnn_device *dev);
+void cc_profile_commit(clcnn_device *dev, const char *what);
 
 /* ---- programs and kernel launches (lib/program.c) ---------------------------- */
 

@@ -584,7 +584,7 @@ clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
         clcnn_status s = cc_cl_status(err, "clEnqueueNDRangeKernel", __FILE__, __LINE__);
         return cc_fail_append(s, " (kernel %s from %s.cl)", kernel, file);
     }
-    if (ev) cc_profile_commit(dev);
+    if (ev) cc_profile_commit(dev, kernel);
     return CLCNN_OK;
 }
 

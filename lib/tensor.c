@@ -168,7 +168,7 @@ static clcnn_status transfer(const clcnn_tensor *t, void *host, size_t bytes, in
                                              host, 0, NULL, ev);
     CC_TRY(cc_cl_status(err, write ? "clEnqueueWriteBuffer" : "clEnqueueReadBuffer", __FILE__,
                         __LINE__));
-    if (ev) cc_profile_commit(t->dev);
+    if (ev) cc_profile_commit(t->dev, write ? "(upload)" : "(download)");
     return CLCNN_OK;
 }
 
@@ -197,7 +197,7 @@ clcnn_status clcnn_tensor_fill(clcnn_tensor *t, float value) {
     cl_event *ev = cc_profile_slot(t->dev);
     CC_CL_TRY(clEnqueueFillBuffer(t->dev->queue, t->storage->mem, pattern, es, t->offset * es,
                                   t->numel * es, 0, NULL, ev));
-    if (ev) cc_profile_commit(t->dev);
+    if (ev) cc_profile_commit(t->dev, "(fill)");
     return CLCNN_OK;
 }
 
@@ -222,6 +222,6 @@ clcnn_status clcnn_tensor_copy(clcnn_tensor *dst, const clcnn_tensor *src) {
     CC_CL_TRY(clEnqueueCopyBuffer(dst->dev->queue, src->storage->mem, dst->storage->mem,
                                   src->offset * es, dst->offset * es, src->numel * es, 0, NULL,
                                   ev));
-    if (ev) cc_profile_commit(dst->dev);
+    if (ev) cc_profile_commit(dst->dev, "(copy)");
     return CLCNN_OK;
 }
