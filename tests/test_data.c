@@ -688,6 +688,89 @@ static void test_batcher_deterministic_and_resumable(void **state) {
     clcnn_dataset_free(ds);
 }
 
+/* Does got equal src (h x w) mirrored (flip) and moved by (dx, dy), background bg? */
+static int is_transform(const float *got, const float *src, int h, int w, int flip, int dx, int dy,
+                        float bg) {
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++) {
+            int sy = y - dy, sx = (flip ? w - 1 - x : x) - dx;
+            float want = sy >= 0 && sy < h && sx >= 0 && sx < w ? src[sy * w + sx] : bg;
+            if (got[y * w + x] != want) return 0;
+        }
+    return 1;
+}
+
+static void test_batcher_augmentation(void **state) {
+    (void)state;
+    const int n = 400, h = 5, w = 6, shift = 2;
+    clcnn_dataset *ds = small_dataset("aug", (uint32_t)n, (uint32_t)h, (uint32_t)w);
+    clcnn_batcher_config cfg = clcnn_batcher_config_default();
+    cfg.batch_size = 32;
+    cfg.shuffle = 0; /* position i holds sample i */
+    cfg.seed = 11;
+    cfg.flip = 1;
+    cfg.shift = shift;
+    clcnn_batcher *b = NULL, *b2 = NULL;
+    TU_OK(clcnn_batcher_create(ds, &cfg, &b));
+    TU_OK(clcnn_batcher_create(ds, &cfg, &b2));
+    float *orig = malloc((size_t)h * w * sizeof *orig);
+    float bg = (0.0f - CLCNN_FASHION_MNIST_MEAN) / CLCNN_FASHION_MNIST_STD;
+    int flips = 0, moved = 0, identity = 0;
+    clcnn_batch batch, batch2;
+    for (;;) {
+        TU_OK(clcnn_batcher_next(b, &batch));
+        TU_OK(clcnn_batcher_next(b2, &batch2));
+        assert_int_equal(batch.n, batch2.n);
+        if (!batch.n) break;
+        /* same seed: same augmentation */
+        assert_memory_equal(batch.x, batch2.x, batch.n * h * w * sizeof(float));
+        for (size_t i = 0; i < batch.n; i++) {
+            size_t idx = batch.index * 32 + i;
+            TU_OK(clcnn_dataset_gather(ds, &idx, 1, orig, NULL));
+            const float *got = batch.x + i * h * w;
+            int found = 0;
+            for (int f = 0; f < 2 && !found; f++)
+                for (int dy = -shift; dy <= shift && !found; dy++)
+                    for (int dx = -shift; dx <= shift && !found; dx++)
+                        if (is_transform(got, orig, h, w, f, dx, dy, bg)) {
+                            found = 1;
+                            flips += f;
+                            moved += dx || dy;
+                            identity += !f && !dx && !dy;
+                        }
+            if (!found) fail_msg("sample %zu is not a flip/shift of its source", idx);
+        }
+    }
+    /* flip with p = 1/2, identity p = 1/2 * 1/25: loose binomial bounds for n = 400 */
+    assert_true(flips > 150 && flips < 250);
+    assert_true(moved > 300);
+    assert_true(identity < 30);
+    /* the augmentation of an epoch is reproduced after a seek (resume) */
+    float *first = malloc(32 * (size_t)h * w * sizeof *first);
+    TU_OK(clcnn_batcher_seek(b, 3, 2));
+    TU_OK(clcnn_batcher_next(b, &batch));
+    memcpy(first, batch.x, batch.n * h * w * sizeof(float));
+    TU_OK(clcnn_batcher_seek(b2, 3, 2));
+    TU_OK(clcnn_batcher_next(b2, &batch2));
+    assert_memory_equal(first, batch2.x, batch2.n * h * w * sizeof(float));
+    /* ... and differs between epochs */
+    TU_OK(clcnn_batcher_seek(b2, 4, 2));
+    TU_OK(clcnn_batcher_next(b2, &batch2));
+    assert_memory_not_equal(first, batch2.x, batch2.n * h * w * sizeof(float));
+    clcnn_batcher_free(b);
+    clcnn_batcher_free(b2);
+    /* shift must leave some of the image */
+    cfg.shift = 5;
+    b = (clcnn_batcher *)0x1;
+    assert_int_equal(clcnn_batcher_create(ds, &cfg, &b), CLCNN_ERR_INVALID_ARG);
+    assert_null(b);
+    cfg.shift = -1;
+    assert_int_equal(clcnn_batcher_create(ds, &cfg, &b), CLCNN_ERR_INVALID_ARG);
+    free(first);
+    free(orig);
+    clcnn_dataset_free(ds);
+}
+
 static int setup(void **state) {
     (void)state;
     tmp = tu_temp_dir("data");
@@ -713,6 +796,7 @@ int main(void) {
         cmocka_unit_test(test_normalization),
         cmocka_unit_test(test_batcher_visits_each_sample_once),
         cmocka_unit_test(test_batcher_deterministic_and_resumable),
+        cmocka_unit_test(test_batcher_augmentation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

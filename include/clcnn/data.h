@@ -84,8 +84,13 @@ typedef struct clcnn_batcher_config {
     int shuffle;       /* 1: a fresh permutation per epoch from (seed, epoch); 0: file order */
     int drop_last;     /* 1: drop a last partial batch; 0: keep it */
     uint64_t seed;
+    /* Augmentation, drawn per sample from (seed, epoch, position) so that resuming
+     * reproduces it: */
+    int flip;  /* 1: mirror left-right with probability 1/2 */
+    int shift; /* > 0: translate by up to +-shift pixels in x and y (uniform), filling with
+                  the background (pixel value 0) */
 } clcnn_batcher_config;
-/* batch 64, shuffle on, keep the last partial batch, seed 0. */
+/* batch 64, shuffle on, keep the last partial batch, seed 0, no augmentation. */
 CLCNN_API clcnn_batcher_config clcnn_batcher_config_default(void);
 
 /* One host batch: x is n x (c, h, w) floats, labels n int32 (n <= batch size). The

@@ -19,6 +19,9 @@ struct clcnn_batcher {
     size_t *order; /* permutation of the current epoch */
     float *x;      /* batch_size x per */
     int32_t *labels;
+    int c, h, w;
+    float *scratch;   /* one sample, for augmentation */
+    float background; /* normalised value of pixel 0 */
 };
 
 static uint64_t splitmix64(uint64_t *s) {
@@ -54,8 +57,35 @@ static void make_order(clcnn_batcher *b) {
     }
 }
 
+/* Flip and/or shift one sample in place; the draws depend on (seed, epoch, position). */
+static void augment(clcnn_batcher *b, size_t position, float *x) {
+    uint64_t s = b->cfg.seed ^ 0x6a09e667f3bcc909ULL;
+    s = splitmix64(&s) ^ ((uint64_t)b->epoch * 0xd1b54a32d192ed03ULL);
+    s = splitmix64(&s) ^ ((uint64_t)position * 0x9e3779b97f4a7c15ULL);
+    splitmix64(&s);
+    int flip = b->cfg.flip ? (int)bounded(&s, 2) : 0;
+    int span = 2 * b->cfg.shift + 1;
+    int dx = b->cfg.shift ? (int)bounded(&s, (uint64_t)span) - b->cfg.shift : 0;
+    int dy = b->cfg.shift ? (int)bounded(&s, (uint64_t)span) - b->cfg.shift : 0;
+    if (!flip && !dx && !dy) return;
+    int h = b->h, w = b->w;
+    memcpy(b->scratch, x, b->per * sizeof *x);
+    for (int c = 0; c < b->c; c++) {
+        const float *src = b->scratch + (size_t)c * h * w;
+        float *dst = x + (size_t)c * h * w;
+        /* out(y, x) = in(y - dy, x' - dx) where x' = flip ? w-1-x : x */
+        for (int y = 0; y < h; y++)
+            for (int xx = 0; xx < w; xx++) {
+                int sy = y - dy, sx = (flip ? w - 1 - xx : xx) - dx;
+                dst[y * w + xx] =
+                    sy >= 0 && sy < h && sx >= 0 && sx < w ? src[sy * w + sx] : b->background;
+            }
+    }
+}
+
 clcnn_batcher_config clcnn_batcher_config_default(void) {
-    return (clcnn_batcher_config){.batch_size = 64, .shuffle = 1, .drop_last = 0, .seed = 0};
+    return (clcnn_batcher_config){
+        .batch_size = 64, .shuffle = 1, .drop_last = 0, .seed = 0, .flip = 0, .shift = 0};
 }
 
 clcnn_status clcnn_batcher_create(const clcnn_dataset *ds, const clcnn_batcher_config *cfg,
@@ -67,12 +97,17 @@ clcnn_status clcnn_batcher_create(const clcnn_dataset *ds, const clcnn_batcher_c
     CC_RETURN_IF(n == 0, CLCNN_ERR_INVALID_ARG, "clcnn_batcher_create: the dataset is empty");
     CC_RETURN_IF(cfg->batch_size == 0 || cfg->batch_size > (1u << 24), CLCNN_ERR_INVALID_ARG,
                  "clcnn_batcher_create: batch size %zu is not in [1, 16777216]", cfg->batch_size);
+    int c, h, w;
+    clcnn_dataset_shape(ds, &c, &h, &w);
+    CC_RETURN_IF(cfg->shift < 0 || cfg->shift >= h || cfg->shift >= w || cfg->flip < 0 ||
+                     cfg->flip > 1,
+                 CLCNN_ERR_INVALID_ARG,
+                 "clcnn_batcher_create: flip %d (0 or 1) or shift %d (0 to %d) out of range",
+                 cfg->flip, cfg->shift, (h < w ? h : w) - 1);
     CC_RETURN_IF(cfg->drop_last && cfg->batch_size > n, CLCNN_ERR_INVALID_ARG,
                  "clcnn_batcher_create: batch size %zu with drop_last leaves no batch of the "
                  "%zu samples",
                  cfg->batch_size, n);
-    int c, h, w;
-    clcnn_dataset_shape(ds, &c, &h, &w);
     clcnn_batcher *b = calloc(1, sizeof *b);
     if (!b) return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_batcher_create: out of memory");
     b->ds = ds;
@@ -84,7 +119,14 @@ clcnn_status clcnn_batcher_create(const clcnn_dataset *ds, const clcnn_batcher_c
     b->order = malloc(n * sizeof *b->order);
     b->x = malloc(cfg->batch_size * b->per * sizeof *b->x);
     b->labels = malloc(cfg->batch_size * sizeof *b->labels);
-    if (!b->order || !b->x || !b->labels) {
+    b->scratch = malloc(b->per * sizeof *b->scratch);
+    b->c = c;
+    b->h = h;
+    b->w = w;
+    float mean, std;
+    clcnn_dataset_normalization(ds, &mean, &std);
+    b->background = (0.0f - mean) / std;
+    if (!b->order || !b->x || !b->labels || !b->scratch) {
         size_t per = b->per;
         clcnn_batcher_free(b);
         return cc_fail(CLCNN_ERR_OUT_OF_MEMORY,
@@ -101,6 +143,7 @@ void clcnn_batcher_free(clcnn_batcher *b) {
     free(b->order);
     free(b->x);
     free(b->labels);
+    free(b->scratch);
     free(b);
 }
 
@@ -143,6 +186,9 @@ clcnn_status clcnn_batcher_next(clcnn_batcher *b, clcnn_batch *out) {
     size_t start = b->next * b->cfg.batch_size;
     size_t count = b->n - start < b->cfg.batch_size ? b->n - start : b->cfg.batch_size;
     CC_TRY(clcnn_dataset_gather(b->ds, b->order + start, count, b->x, b->labels));
+    if (b->cfg.flip || b->cfg.shift)
+        for (size_t i = 0; i < count; i++)
+            augment(b, start + i, b->x + i * b->per);
     out->x = b->x;
     out->labels = b->labels;
     out->n = count;

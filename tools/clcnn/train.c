@@ -26,6 +26,8 @@
 #define PROG "clcnn train"
 #define DEFAULT_EPOCHS 5
 #define DEFAULT_BATCH 64
+#define DEFAULT_FLIP 0
+#define DEFAULT_SHIFT 0
 #define DEFAULT_CHECKPOINT "clcnn-fashion.safetensors"
 #define FORMAT_TAG "clcnn-train-1"
 
@@ -38,12 +40,13 @@ static void on_signal(int sig) {
 typedef struct settings {
     const char *model, *device, *data, *checkpoint, *log, *schedule;
     long long epochs, batch, seed, limit_train, limit_test, print_every, interrupt_after;
+    long long flip, shift; /* augmentation */
     double lr, min_lr, momentum, weight_decay;
     clcnn_optim_kind optim;
     int resume;
     /* which options were given on the command line */
     int set_model, set_epochs, set_batch, set_lr, set_optim, set_seed, set_limit_train,
-        set_limit_test, set_schedule, set_wd, set_momentum;
+        set_limit_test, set_schedule, set_wd, set_momentum, set_flip, set_shift;
 } settings;
 
 /* What a checkpoint records besides the tensors. */
@@ -79,10 +82,14 @@ static void usage(FILE *f) {
             "  --log FILE           append one JSON line per epoch\n"
             "  --limit-train N      train on the first N images only\n"
             "  --limit-test N       evaluate on the first N test images only\n"
+            "  --flip / --no-flip   mirror training images at random (default %s)\n"
+            "  --shift N            move training images by up to N pixels at random "
+            "(default %d)\n"
             "  --print-every N      progress line every N batches when not on a terminal "
             "(default 100)\n\n"
             "Models:\n",
-            DEFAULT_EPOCHS, DEFAULT_BATCH, CLCNN_FASHION_MNIST_DIR, DEFAULT_CHECKPOINT);
+            DEFAULT_EPOCHS, DEFAULT_BATCH, CLCNN_FASHION_MNIST_DIR, DEFAULT_CHECKPOINT,
+            DEFAULT_FLIP ? "on" : "off", DEFAULT_SHIFT);
     list_models(f, "  ");
 }
 
@@ -141,6 +148,8 @@ static clcnn_status save(const settings *st, const progress *pg, const clcnn_dat
     meta_add(&m, "weight_decay", "%.9g", st->weight_decay);
     meta_add(&m, "limit_train", "%lld", st->limit_train);
     meta_add(&m, "limit_test", "%lld", st->limit_test);
+    meta_add(&m, "flip", "%lld", st->flip);
+    meta_add(&m, "shift", "%lld", st->shift);
     meta_add(&m, "next_epoch", "%lld", pg->next_epoch);
     meta_add(&m, "next_batch", "%lld", pg->next_batch);
     meta_add(&m, "step", "%lld", pg->step);
@@ -199,6 +208,8 @@ static int load_resume_settings(settings *st, progress *pg, char *model_buf, siz
     ADOPT_NUM(momentum, "momentum", 0);
     ADOPT_NUM(weight_decay, "weight_decay", 0);
     ADOPT_NUM(limit_train, "limit_train", st->set_limit_train);
+    ADOPT_NUM(flip, "flip", st->set_flip);
+    ADOPT_NUM(shift, "shift", st->set_shift);
 #undef ADOPT_NUM
     if (!st->set_limit_test) st->limit_test = (long long)ckpt_meta_num(ck, "limit_test", 0);
     /* learning-rate settings are float: compare after the same round trip */
@@ -300,6 +311,8 @@ int cmd_train(int argc, char **argv) {
                    .batch = DEFAULT_BATCH,
                    .seed = 1,
                    .print_every = 100,
+                   .flip = DEFAULT_FLIP,
+                   .shift = DEFAULT_SHIFT,
                    .lr = -1,
                    .min_lr = 0,
                    .momentum = 0.9,
@@ -323,7 +336,10 @@ int cmd_train(int argc, char **argv) {
         O_MINLR,
         O_MOM,
         O_WD,
-        O_INTR
+        O_INTR,
+        O_FLIP,
+        O_NOFLIP,
+        O_SHIFT
     };
     static const struct option opts[] = {{"epochs", required_argument, 0, O_EPOCHS},
                                          {"batch", required_argument, 0, O_BATCH},
@@ -345,6 +361,9 @@ int cmd_train(int argc, char **argv) {
                                          {"weight-decay", required_argument, 0, O_WD},
                                          /* testing: behave as if Ctrl-C came after N steps */
                                          {"interrupt-after", required_argument, 0, O_INTR},
+                                         {"flip", no_argument, 0, O_FLIP},
+                                         {"no-flip", no_argument, 0, O_NOFLIP},
+                                         {"shift", required_argument, 0, O_SHIFT},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int o, bad = 0;
@@ -427,6 +446,15 @@ int cmd_train(int argc, char **argv) {
             break;
         case O_EVERY:
             bad = parse_long(PROG, "--print-every", optarg, 1, 1LL << 31, &st.print_every);
+            break;
+        case O_FLIP:
+        case O_NOFLIP:
+            st.flip = o == O_FLIP;
+            st.set_flip = 1;
+            break;
+        case O_SHIFT:
+            bad = parse_long(PROG, "--shift", optarg, 0, 8, &st.shift);
+            st.set_shift = 1;
             break;
         case O_INTR:
             bad = parse_long(PROG, "--interrupt-after", optarg, 1, 1LL << 40, &st.interrupt_after);
@@ -511,6 +539,8 @@ int cmd_train(int argc, char **argv) {
     bc.seed = (uint64_t)st.seed;
     bc.shuffle = 1;
     bc.drop_last = 0;
+    bc.flip = (int)st.flip;
+    bc.shift = (int)st.shift;
     if ((s = build_model(dev, m, -1, &net)) ||
         (s = clcnn_net_init(net, CLCNN_INIT_HE, (uint64_t)st.seed)) ||
         (s = clcnn_optimizer_create(net, &oc, &opt)) ||
@@ -565,8 +595,15 @@ int cmd_train(int argc, char **argv) {
     printf("data: %zu train / %zu test images from %s; batch %lld, %zu batches per epoch\n",
            clcnn_dataset_size(train), clcnn_dataset_size(test),
            st.data ? st.data : CLCNN_FASHION_MNIST_DIR, st.batch, nb);
-    printf("%s lr %g, %s schedule, %lld epochs, seed %lld; checkpoint %s\n", optim_name(st.optim),
-           st.lr, st.schedule, st.epochs, st.seed, st.checkpoint);
+    char aug[64] = "none";
+    if (st.flip || st.shift)
+        snprintf(aug, sizeof aug, "%s%s%.0lld", st.flip ? "flip" : "",
+                 st.flip && st.shift ? "+shift "
+                 : st.shift          ? "shift "
+                                     : "",
+                 st.shift ? st.shift : 0LL);
+    printf("%s lr %g, %s schedule, %lld epochs, seed %lld, augmentation %s; checkpoint %s\n",
+           optim_name(st.optim), st.lr, st.schedule, st.epochs, st.seed, aug, st.checkpoint);
     if (st.resume)
         printf("continuing at epoch %lld, batch %lld (step %lld)\n", pg.next_epoch + 1,
                pg.next_batch, pg.step);
