@@ -210,7 +210,8 @@ static clcnn_status build_options(const clcnn_device *dev, const char *defines, 
     }
     memcpy(copy, defines ? defines : "", len + 1);
     size_t n = 0;
-    for (char *tok = strtok(copy, " \t"); tok; tok = strtok(NULL, " \t"))
+    char *save = NULL; /* strtok_r: device handles may build on several threads at once */
+    for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
         items[n++] = tok;
     qsort(items, n, sizeof *items, cmp_str);
     size_t cap = len + 4 * n + sizeof dev->cl_std + 8;
