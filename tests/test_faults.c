@@ -444,6 +444,124 @@ static void test_cache_write_faults(void **state) {
     free(saved);
 }
 
+/* ---- numerical faults ------------------------------------------------------------------ */
+
+/* Every float of a safetensors file's tensors is finite (read with plain C, not the library). */
+static int file_all_finite(const char *path, size_t *count) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char lenb[8];
+    uint64_t hlen = 0;
+    int ok = fread(lenb, 1, 8, f) == 8;
+    for (int i = 7; i >= 0; i--)
+        hlen = hlen << 8 | lenb[i];
+    ok = ok && fseek(f, (long)(8 + hlen), SEEK_SET) == 0;
+    float v;
+    *count = 0;
+    while (ok && fread(&v, sizeof v, 1, f) == 1) { /* every tensor clcnn writes is F32 */
+        ok = isfinite(v);
+        ++*count;
+    }
+    fclose(f);
+    return ok;
+}
+
+/* A huge learning rate makes the weights Inf/NaN: the next loss is not finite (what
+ * `clcnn train` checks every step), and saving refuses to write such weights over a
+ * good checkpoint. */
+static void test_diverged_weights_never_replace_a_checkpoint(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    char *dir = tu_temp_dir("faults-nan");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    clcnn_net *net = NULL;
+    clcnn_optimizer *opt = NULL;
+    clcnn_tensor *x = NULL, *labels = NULL;
+    float hx[NB * 64];
+    int32_t hl[NB];
+    batch_data(hx, hl);
+    clcnn_optim_config cfg = clcnn_optim_default(CLCNN_OPTIM_SGD);
+    TU_OK(build_net(dev, &net));
+    TU_OK(clcnn_optimizer_create(net, &cfg, &opt));
+    TU_OK(clcnn_tensor_create4(dev, NB, 1, 8, 8, &x));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_I32, 1, (size_t[]){NB}, &labels));
+    TU_OK(clcnn_tensor_upload(x, hx, sizeof hx));
+    TU_OK(clcnn_tensor_upload(labels, hl, sizeof hl));
+    float loss = 0;
+    TU_OK(clcnn_net_loss_backward(net, x, labels, &loss, NULL));
+    assert_true(isfinite(loss));
+    TU_OK(clcnn_optimizer_step(opt, 1e-2f));
+    TU_OK(clcnn_checkpoint_save(net, opt, path, NULL));
+    step_result good;
+    TU_OK(read_params(net, &good));
+
+    int diverged = 0;
+    for (int step = 0; step < 4 && !diverged; step++) {
+        TU_OK(clcnn_net_loss_backward(net, x, labels, &loss, NULL));
+        diverged = !isfinite(loss);
+        TU_OK(clcnn_optimizer_step(opt, 1e30f));
+    }
+    assert_true(diverged); /* the signal a training loop stops on */
+    clcnn_clear_error();
+    clcnn_status s = clcnn_checkpoint_save(net, opt, path, NULL);
+    printf("save after lr 1e30 -> %s: %s\n", clcnn_status_str(s), clcnn_last_error());
+    assert_int_equal(s, CLCNN_ERR_NUMERIC);
+    assert_non_null(strstr(clcnn_last_error(), "NaN/Inf"));
+    assert_non_null(strstr(clcnn_last_error(), "left as it was"));
+    char names[1024];
+    assert_int_equal(list_dir(dir, names, sizeof names), 1);
+    assert_loads_as(path, &good);
+    size_t n = 0;
+    assert_true(file_all_finite(path, &n));
+    result_free(&good);
+    clcnn_tensor_free(x);
+    clcnn_tensor_free(labels);
+    clcnn_optimizer_free(opt);
+    clcnn_net_free(net);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
+/* `clcnn train` with a learning rate that makes SGD diverge within a few one-batch
+ * epochs: it either finishes or stops with a message naming the step, and whatever
+ * checkpoint it leaves holds finite weights only. Needs the command and Fashion-MNIST. */
+static void test_cli_divergence_keeps_finite_checkpoint(void **state) {
+    (void)state;
+    const char *cli = getenv("CLCNN_CLI");
+    if (!cli || access(cli, X_OK) != 0 ||
+        access(CLCNN_FASHION_MNIST_DIR "/train-labels-idx1-ubyte.gz", R_OK) != 0)
+        skip();
+    char *dir = tu_temp_dir("faults-cli");
+    char cmd[8192], path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' train --model bn --optimizer sgd --schedule constant --lr 100 --epochs 6 "
+             "--limit-train 64 --limit-test 64 --batch 64 --checkpoint '%s' 2>&1",
+             cli, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char out[16384];
+    size_t len = fread(out, 1, sizeof out - 1, p);
+    out[len] = '\0';
+    int rc = pclose(p);
+    while (len > 0 && out[len - 1] == '\n')
+        out[--len] = '\0';
+    const char *last = strrchr(out, '\n') ? strrchr(out, '\n') + 1 : out;
+    printf("clcnn train (lr 100) exit %d; last line: %s\n", WEXITSTATUS(rc), last);
+    if (rc != 0) {
+        if (!strstr(out, "step")) fail_msg("the failure does not name the step:\n%s", out);
+        assert_non_null(strstr(out, "numerical failure"));
+    }
+    size_t n = 0;
+    if (access(path, F_OK) == 0 && !file_all_finite(path, &n))
+        fail_msg("clcnn train left NaN/Inf weights in %s:\n%s", path, out);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+}
+
 /* $CLCNN_FAULT is read once per process, at the first hook, so it is checked in a fresh
  * process: this program run again with --env-child. */
 static int env_child(void) {
@@ -489,6 +607,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_checkpoint_write_faults),
         cmocka_unit_test(test_cache_write_faults),
         cmocka_unit_test(test_build_program_faults),
+        cmocka_unit_test(test_diverged_weights_never_replace_a_checkpoint),
+        cmocka_unit_test(test_cli_divergence_keeps_finite_checkpoint),
     };
     int rc = cmocka_run_group_tests(tests, setup_reference, teardown_reference);
     tu_close_device();

@@ -127,7 +127,8 @@ CLCNN_API float clcnn_schedule_lr(const clcnn_schedule *s, int64_t step);
  * "optim.<param name>.<slot>", slot "momentum" for SGD or "m"/"v" for Adam, plus its step
  * count) to path. metadata: NULL or a NULL-terminated list of key, value strings stored
  * in "__metadata__" (keys "optim.*" and "clcnn.*" are reserved). Writes a temporary file,
- * flushes and renames it: an interrupted save leaves the old file. */
+ * flushes and renames it: an interrupted save leaves the old file. A tensor holding NaN
+ * or Inf (a diverged run) is CLCNN_ERR_NUMERIC naming it, and nothing is written. */
 CLCNN_API clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *opt,
                                              const char *path, const char *const *metadata);
 /* Load into a net built with the same layers; validates the header length against the

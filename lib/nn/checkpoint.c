@@ -24,7 +24,8 @@
  *
  * Saving writes "<path>.tmp.<pid>" in the same directory, fsyncs it, renames it over
  * path and fsyncs the directory: a crash or failure at any point leaves either the old
- * or the new complete file. Loading validates the whole header against the file and the
+ * or the new complete file. A tensor holding NaN or Inf is refused (CLCNN_ERR_NUMERIC)
+ * before anything is written. Loading validates the whole header against the file and the
  * net and reads every tensor before it uploads anything, so a failed load leaves the
  * net and the optimizer unchanged. */
 #include "fault.h"
@@ -34,6 +35,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -680,6 +682,17 @@ clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *
         size_t bytes = outs[i].t->numel * 4;
         s = clcnn_tensor_download(outs[i].t, data + pos, bytes);
         if (s != CLCNN_OK) goto done;
+        /* NaN/Inf weights (a diverged run) must never replace a good checkpoint. */
+        size_t bad = 0;
+        for (size_t j = 0; j < outs[i].t->numel; j++)
+            bad += !isfinite(((const float *)(data + pos))[j]);
+        if (bad) {
+            s = cc_fail(CLCNN_ERR_NUMERIC,
+                        "clcnn_checkpoint_save: tensor '%s' holds %zu NaN/Inf value(s) of %zu "
+                        "(training diverged?); checkpoint '%s' left as it was",
+                        outs[i].name, bad, outs[i].t->numel, path);
+            goto done;
+        }
         if (host_big_endian()) swap32_inplace(data + pos, bytes);
         pos += bytes;
     }

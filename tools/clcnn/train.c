@@ -165,7 +165,11 @@ static clcnn_status save(const settings *st, const progress *pg, const clcnn_dat
         meta_add(&m, "test_loss", "%.9g", pg->test_loss);
         meta_add(&m, "test_acc", "%.9g", pg->test_acc);
     }
-    return clcnn_checkpoint_save(net, opt, st->checkpoint, meta_list(&m));
+    clcnn_status s = clcnn_checkpoint_save(net, opt, st->checkpoint, meta_list(&m));
+    if (s == CLCNN_ERR_NUMERIC) /* weights went NaN/Inf in the last steps: stop, keep the file */
+        cc_fail_append(s, "; training diverged by step %lld (epoch %lld), try a lower --lr",
+                       pg->step, pg->next_epoch + (pg->next_batch > 0));
+    return s;
 }
 
 /* Adopt the checkpoint's settings for a resumed run; an explicit option that contradicts
