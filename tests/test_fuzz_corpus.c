@@ -8,7 +8,10 @@
  * Inputs kept as regression cases for bugs found by fuzzing:
  *   corpus/image/p5-huge.pgm   19-byte P5 header declaring 16384x16384: the reader
  *                              allocated 1 GiB before checking the data (fixed in
- *                              tools/clcnn/image.c) */
+ *                              tools/clcnn/image.c)
+ *   corpus/image/huge-idat.png 96-byte PNG declaring 16384x16384: 1.25 GiB allocated
+ *                              before libpng read a row (fixed: bounded by the file size
+ *                              times deflate's maximum ratio) */
 #include "test_util.h"
 
 #include <dirent.h>
@@ -120,12 +123,26 @@ static void test_pgm_header_does_not_allocate(void **state) {
     assert_non_null(strstr(clcnn_last_error(), "truncated PGM"));
 }
 
+/* The PNG version: a header that a file of this size cannot back is refused up front. */
+static void test_png_header_does_not_allocate(void **state) {
+    (void)state;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/image/huge-idat.png", CLCNN_SOURCE_DIR);
+    gray_image img;
+    assert_int_equal(image_read_gray(path, &img), CLCNN_ERR_FORMAT);
+    assert_non_null(strstr(clcnn_last_error(), "cannot be in a 96-byte file"));
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_idx_corpus),      cmocka_unit_test(test_safetensors_corpus),
-        cmocka_unit_test(test_selector_corpus), cmocka_unit_test(test_image_corpus),
-        cmocka_unit_test(test_tune_corpus),     cmocka_unit_test(test_pgm_header_does_not_allocate),
+        cmocka_unit_test(test_idx_corpus),
+        cmocka_unit_test(test_safetensors_corpus),
+        cmocka_unit_test(test_selector_corpus),
+        cmocka_unit_test(test_image_corpus),
+        cmocka_unit_test(test_tune_corpus),
+        cmocka_unit_test(test_pgm_header_does_not_allocate),
+        cmocka_unit_test(test_png_header_does_not_allocate),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     fuzz_temp_cleanup();

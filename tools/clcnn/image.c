@@ -140,6 +140,16 @@ static clcnn_status read_png(const char *path, FILE *f, gray_image *out) {
     png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
     png_read_info(png, info);
     png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    /* Deflate expands at most ~1032:1, so a small file cannot hold a huge image: refuse
+     * before allocating for it on the header's word (found by fuzz_image). The filtered
+     * rows of the file's own format (bit depth, channels) are what is compressed. */
+    struct stat st;
+    uint64_t raw = (uint64_t)h * (png_get_rowbytes(png, info) + 1);
+    if (fstat(fileno(f), &st) == 0 && raw > (uint64_t)st.st_size * 1032) {
+        snprintf(err.msg, sizeof err.msg, "%ux%u pixels cannot be in a %lld-byte file", (unsigned)w,
+                 (unsigned)h, (long long)st.st_size);
+        longjmp(err.jmp, 1);
+    }
     int depth = png_get_bit_depth(png, info), ct = png_get_color_type(png, info);
     if (depth == 16) png_set_strip_16(png);
     if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
