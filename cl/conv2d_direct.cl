@@ -1,16 +1,16 @@
 /* Direct 2-D convolution (cross-correlation), forward, backward data and backward
- * filter, for every shape: any kernel size, stride, zero padding, dilation and groups.
- * Host side: lib/ops/conv2d_direct.c.
+ * filter, for every shape: any kernel size, stride, zero padding, dilation and groups
+ * (all of them kernel arguments: one generic variant). Host side:
+ * lib/ops/conv2d_direct.c.
  *
  * Defines (tuning only; shapes are kernel arguments):
- *   TILE_K   output channels per work-item (forward, backward filter)       default 4
- *   TILE_P   output rows per work-item (forward)                            default 2
- *   VEC      outputs along a row per work-item (forward), input columns per
- *            work-item (backward data), q positions per vector step (backward
- *            filter); 2, 4, 8 or 16: the width of the float vectors          default 8
- *   TILE_C   input channels per work-item (backward data, backward filter)  default 4
- * Optional specialisations (a generic program takes them from the arguments):
- *   KR, KS   kernel height and width;  SH, SW  stride.
+ *   TILE_K   channels per work-item: output channels (forward, backward filter),
+ *            input channels (backward data)                                  default 4
+ *   TILE_P   rows per work-item: rows of y (forward), rows of dx of one stride
+ *            phase (backward data)                                           default 2
+ *   VEC      columns per work-item (forward, backward data) or per vector step
+ *            (backward filter); 2, 4, 8 or 16: the width of the float vectors default 8
+ *   TILE_C   input channels per work-item (backward filter)                  default 4
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x, dx  (n, c, h, w)      wt, dw  (k, cpg, r, s)      y, dy  (n, k, p, q)
@@ -24,11 +24,14 @@
  * work-item, which sums its terms in a fixed order: deterministic, no atomics):
  *   forward:  dim0 = (p tile, q tile), dim1 = (group, k tile), dim2 = image;
  *             TILE_K channels x TILE_P rows x VEC columns of y.
- *   bwd data: dim0 = (row, w tile), dim1 = (group, c tile), dim2 = image;
- *             TILE_C channels x 1 row x VEC columns of dx (a gather over dy).
+ *   bwd data: dim0 = (row phase, column phase, row tile, column tile), dim1 = (group,
+ *             c tile), dim2 = image; TILE_K channels x TILE_P rows x VEC columns of dx
+ *             taken with the stride (rows fh, fh+sh, ...; columns fw, fw+sw, ...), so that
+ *             a filter tap either reaches all of them or none and their dy elements
+ *             are consecutive: a gather without atomics.
  *   bwd filt: dim0 = (c tile, kr, ks), dim1 = (group, k tile), dim2 = split of the batch;
  *             TILE_K x TILE_C filter taps summed over the split's images, rows and
- *             columns (VEC columns per step, then the tail one by one). */
+ *             columns, VEC columns per step (the last step masked). */
 #include "common.h"
 
 #ifndef TILE_K
@@ -57,27 +60,6 @@
 #define vloadV CC_CAT(vload, VEC)
 #define vstoreV CC_CAT(vstore, VEC)
 
-#ifdef KR
-#define R_ KR
-#else
-#define R_ r
-#endif
-#ifdef KS
-#define S_ KS
-#else
-#define S_ s
-#endif
-#ifdef SH
-#define SH_ SH
-#else
-#define SH_ sh
-#endif
-#ifdef SW
-#define SW_ SW
-#else
-#define SW_ sw
-#endif
-
 /* ---- forward ----------------------------------------------------------------------- */
 
 __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global const float *wt,
@@ -92,7 +74,7 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
     if (t >= pt * qt || gk >= groups * kt || ni >= n) return;
     const int p0 = (t / qt) * TILE_P, q0 = (t % qt) * VEC;
     const int g = gk / kt, k0 = (gk % kt) * TILE_K;
-    const int rs = R_ * S_, crs = cpg * rs;
+    const int rs = r * s, crs = cpg * rs;
 
     __global const float *xg = x + x_off + (ni * c + g * cpg) * h * w;
     __global const float *wg = wt + w_off + (g * kpg) * crs;
@@ -100,9 +82,9 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
     for (int tk = 0; tk < TILE_K; tk++)
         wrow[tk] = min(k0 + tk, kpg - 1) * crs;
 
-    const int ih0 = p0 * SH_ - ph, iw0 = q0 * SW_ - pw;
+    const int ih0 = p0 * sh - ph, iw0 = q0 * sw - pw;
     /* Columns of the tile's window all inside the row (then no per-element checks)? */
-    const int cols_in = iw0 >= 0 && iw0 + (VEC - 1) * SW_ + (S_ - 1) * dw < w;
+    const int cols_in = iw0 >= 0 && iw0 + (VEC - 1) * sw + (s - 1) * dw < w;
 
     floatV acc[TILE_K][TILE_P];
     for (int tk = 0; tk < TILE_K; tk++)
@@ -112,23 +94,28 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
     for (int ci = 0; ci < cpg; ci++) {
         __global const float *xc = xg + ci * h * w;
         __global const float *wc = wg + ci * rs;
-        for (int kr = 0; kr < R_; kr++) {
-            for (int ks = 0; ks < S_; ks++) {
+        for (int kr = 0; kr < r; kr++) {
+            for (int ks = 0; ks < s; ks++) {
                 float wv[TILE_K];
                 for (int tk = 0; tk < TILE_K; tk++)
-                    wv[tk] = wc[wrow[tk] + kr * S_ + ks];
+                    wv[tk] = wc[wrow[tk] + kr * s + ks];
                 const int iw = iw0 + ks * dw;
                 for (int tp = 0; tp < TILE_P; tp++) {
-                    const int ih = ih0 + tp * SH_ + kr * dh;
+                    const int ih = ih0 + tp * sh + kr * dh;
                     floatV xv;
                     if (ih < 0 || ih >= h) {
                         xv = (floatV)(0.0f);
-                    } else if (cols_in && SW_ == 1) {
+                    } else if (cols_in && sw == 1) {
                         xv = vloadV(0, xc + ih * w + iw);
+                    } else if (cols_in) {
+                        float xs[VEC];
+                        for (int tq = 0; tq < VEC; tq++)
+                            xs[tq] = xc[ih * w + iw + tq * sw];
+                        xv = vloadV(0, xs);
                     } else {
                         float xs[VEC];
                         for (int tq = 0; tq < VEC; tq++) {
-                            const int col = iw + tq * SW_;
+                            const int col = iw + tq * sw;
                             xs[tq] = (col >= 0 && col < w) ? xc[ih * w + col] : 0.0f;
                         }
                         xv = vloadV(0, xs);
@@ -160,64 +147,89 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
 
 /* dx[ni,cc,hi,wi] = sum over (ko in the group, kr, ks) with
  *   hi + ph - kr*dh = pi*sh, wi + pw - ks*dw = qi*sw, 0 <= pi < p, 0 <= qi < q
- * of dy[ni,ko,pi,qi] * wt[ko, cc - g*cpg, kr, ks]. */
+ * of dy[ni,ko,pi,qi] * wt[ko, cc - g*cpg, kr, ks].
+ * A work-item owns rows hi = fh + sh*(i0 + tp) and columns wi = fw + sw*(j0 + tv) for one
+ * phase (fh, fw): tap kr reaches its rows iff (fh + ph - kr*dh) is a multiple of sh, and
+ * then row i0 + tp reads dy row pi = (fh + ph - kr*dh)/sh + i0 + tp (columns likewise). */
 __kernel void conv2d_direct_bwd_data(__global const float *dy, int dy_off, __global const float *wt,
                                      int w_off, __global float *dx, int dx_off, int n, int c, int h,
                                      int w, int k, int p, int q, int r, int s, int sh, int sw,
                                      int ph, int pw, int dh, int dw, int groups) {
     const int cpg = c / groups, kpg = k / groups;
-    const int wt_ = (w + VEC - 1) / VEC, ct = (cpg + TILE_C - 1) / TILE_C;
+    const int hn = (h + sh - 1) / sh, wn = (w + sw - 1) / sw; /* rows / columns of phase 0 */
+    const int it = (hn + TILE_P - 1) / TILE_P, jt = (wn + VEC - 1) / VEC;
+    const int ct = (cpg + TILE_K - 1) / TILE_K;
     const int t = get_global_id(0), gc = get_global_id(1), ni = get_global_id(2);
-    if (t >= h * wt_ || gc >= groups * ct || ni >= n) return;
-    const int hi = t / wt_, w0 = (t % wt_) * VEC;
-    const int g = gc / ct, c0 = (gc % ct) * TILE_C;
-    const int rs = R_ * S_, crs = cpg * rs;
+    if (t >= sh * sw * it * jt || gc >= groups * ct || ni >= n) return;
+    const int j0 = (t % jt) * VEC, i0 = (t / jt % it) * TILE_P;
+    const int fw = t / (jt * it) % sw, fh = t / (jt * it * sw);
+    if (fh + sh * i0 >= h || fw + sw * j0 >= w) return; /* this phase has fewer rows/cols */
+    const int g = gc / ct, c0 = (gc % ct) * TILE_K;
+    const int rs = r * s, crs = cpg * rs;
 
-    int wcol[TILE_C];
-    for (int tc = 0; tc < TILE_C; tc++)
+    int wcol[TILE_K]; /* channels past the group's end read its last one (not stored) */
+    for (int tc = 0; tc < TILE_K; tc++)
         wcol[tc] = min(c0 + tc, cpg - 1) * rs;
 
-    floatV acc[TILE_C];
-    for (int tc = 0; tc < TILE_C; tc++)
-        acc[tc] = (floatV)(0.0f);
+    floatV acc[TILE_K][TILE_P];
+    for (int tc = 0; tc < TILE_K; tc++)
+        for (int tp = 0; tp < TILE_P; tp++)
+            acc[tc][tp] = (floatV)(0.0f);
 
     for (int kk = 0; kk < kpg; kk++) {
         const int ko = g * kpg + kk;
         __global const float *dyk = dy + dy_off + (ni * k + ko) * p * q;
         __global const float *wk = wt + w_off + ko * crs;
-        for (int kr = 0; kr < R_; kr++) {
-            const int th = hi + ph - kr * dh;
-            if (th < 0 || th % SH_ != 0) continue;
-            const int pi = th / SH_;
-            if (pi >= p) continue;
-            __global const float *dyr = dyk + pi * q;
-            for (int ks = 0; ks < S_; ks++) {
-                const int tw0 = w0 + pw - ks * dw; /* qi*sw for the first column */
-                floatV dv;
-                if (SW_ == 1 && tw0 >= 0 && tw0 + VEC <= q) {
-                    dv = vloadV(0, dyr + tw0);
-                } else {
-                    float ds[VEC];
-                    for (int tw = 0; tw < VEC; tw++) {
-                        const int tt = tw0 + tw;
-                        const int qi = tt / SW_;
-                        ds[tw] = (tt >= 0 && tt % SW_ == 0 && qi < q) ? dyr[qi] : 0.0f;
+        for (int kr = 0; kr < r; kr++) {
+            const int th = fh + ph - kr * dh;
+            if (((th % sh) + sh) % sh != 0) continue;
+            const int pi0 = th / sh + i0; /* exact division */
+            if (pi0 >= p || pi0 + TILE_P <= 0) continue;
+            for (int ks = 0; ks < s; ks++) {
+                const int tw = fw + pw - ks * dw;
+                if (((tw % sw) + sw) % sw != 0) continue;
+                const int qi0 = tw / sw + j0;
+                if (qi0 >= q || qi0 + VEC <= 0) continue;
+                const int cols_in = qi0 >= 0 && qi0 + VEC <= q;
+                float wv[TILE_K];
+                for (int tc = 0; tc < TILE_K; tc++)
+                    wv[tc] = wk[wcol[tc] + kr * s + ks];
+                for (int tp = 0; tp < TILE_P; tp++) {
+                    const int pi = pi0 + tp;
+                    if (pi < 0 || pi >= p) continue;
+                    __global const float *dyr = dyk + pi * q;
+                    floatV dv;
+                    if (cols_in) {
+                        dv = vloadV(0, dyr + qi0);
+                    } else {
+                        float ds[VEC];
+                        for (int tv = 0; tv < VEC; tv++) {
+                            const int qi = qi0 + tv;
+                            ds[tv] = (qi >= 0 && qi < q) ? dyr[qi] : 0.0f;
+                        }
+                        dv = vloadV(0, ds);
                     }
-                    dv = vloadV(0, ds);
+                    for (int tc = 0; tc < TILE_K; tc++)
+                        acc[tc][tp] = mad((floatV)(wv[tc]), dv, acc[tc][tp]);
                 }
-                for (int tc = 0; tc < TILE_C; tc++)
-                    acc[tc] = mad((floatV)(wk[wcol[tc] + kr * S_ + ks]), dv, acc[tc]);
             }
         }
     }
 
-    for (int tc = 0; tc < TILE_C; tc++) {
+    for (int tc = 0; tc < TILE_K; tc++) {
         if (c0 + tc >= cpg) break;
-        float out[VEC];
-        vstoreV(acc[tc], 0, out);
-        __global float *dxr = dx + dx_off + ((ni * c + g * cpg + c0 + tc) * h + hi) * w;
-        for (int tw = 0; tw < VEC && w0 + tw < w; tw++)
-            dxr[w0 + tw] = out[tw];
+        __global float *dxc = dx + dx_off + (ni * c + g * cpg + c0 + tc) * h * w;
+        for (int tp = 0; tp < TILE_P; tp++) {
+            const int hi = fh + sh * (i0 + tp);
+            if (hi >= h) break;
+            float out[VEC];
+            vstoreV(acc[tc][tp], 0, out);
+            for (int tv = 0; tv < VEC; tv++) {
+                const int wi = fw + sw * (j0 + tv);
+                if (wi >= w) break;
+                dxc[hi * w + wi] = out[tv];
+            }
+        }
     }
 }
 
@@ -232,21 +244,21 @@ __kernel void conv2d_direct_bwd_filter(__global const float *x, int x_off, __glo
                                        int sw, int ph, int pw, int dh, int dw, int groups,
                                        int imgs_per_split) {
     const int cpg = c / groups, kpg = k / groups;
-    const int rs = R_ * S_, crs = cpg * rs;
+    const int rs = r * s, crs = cpg * rs;
     const int ct = (cpg + TILE_C - 1) / TILE_C, kt = (kpg + TILE_K - 1) / TILE_K;
     const int t = get_global_id(0), gk = get_global_id(1), split = get_global_id(2);
     const int n0 = split * imgs_per_split, n1 = min(n0 + imgs_per_split, n);
     if (t >= ct * rs || gk >= groups * kt || n0 >= n) return;
-    const int c0 = (t / rs) * TILE_C, kr = (t % rs) / S_, ks = t % S_;
+    const int c0 = (t / rs) * TILE_C, kr = (t % rs) / s, ks = t % s;
     const int g = gk / kt, k0 = (gk % kt) * TILE_K;
 
     /* Output rows / columns whose input position is inside the image:
      * 0 <= pi*sh - ph + kr*dh < h  <=>  plo <= pi < phi. */
     const int oh = kr * dh - ph, ow = ks * dw - pw;
-    const int plo = oh >= 0 ? 0 : (-oh + SH_ - 1) / SH_;
-    const int phi = min(p, h - oh <= 0 ? 0 : (h - oh - 1) / SH_ + 1);
-    const int qlo = ow >= 0 ? 0 : (-ow + SW_ - 1) / SW_;
-    const int qhi = min(q, w - ow <= 0 ? 0 : (w - ow - 1) / SW_ + 1);
+    const int plo = oh >= 0 ? 0 : (-oh + sh - 1) / sh;
+    const int phi = min(p, h - oh <= 0 ? 0 : (h - oh - 1) / sh + 1);
+    const int qlo = ow >= 0 ? 0 : (-ow + sw - 1) / sw;
+    const int qhi = min(q, w - ow <= 0 ? 0 : (w - ow - 1) / sw + 1);
 
     int crow[TILE_C], krow[TILE_K];
     for (int tc = 0; tc < TILE_C; tc++)
@@ -255,48 +267,58 @@ __kernel void conv2d_direct_bwd_filter(__global const float *x, int x_off, __glo
         krow[tk] = (g * kpg + min(k0 + tk, kpg - 1)) * p * q;
 
     floatV acc[TILE_K][TILE_C];
-    float acc1[TILE_K][TILE_C];
     for (int tk = 0; tk < TILE_K; tk++)
-        for (int tc = 0; tc < TILE_C; tc++) {
+        for (int tc = 0; tc < TILE_C; tc++)
             acc[tk][tc] = (floatV)(0.0f);
-            acc1[tk][tc] = 0.0f;
-        }
+
+    /* The rows pi in [plo, phi) read x row pi*sh + oh from column ow + qlo*sw on; when
+     * those rows are whole and contiguous in both x and dy (1x1 kernel, stride 1, no
+     * padding) they are walked as one long row. */
+    int nrows = phi - plo, len = qhi - qlo, xstep = sh * w, dstep = q;
+    if (sh == 1 && sw == 1 && ow == 0 && oh == 0 && q == w && qlo == 0 && qhi == q) {
+        len *= nrows;
+        nrows = nrows > 0 ? 1 : 0;
+    }
+    const int x0 = (plo * sh + oh) * w + ow + qlo * sw, d0 = plo * q + qlo;
 
     for (int ni = n0; ni < n1; ni++) {
-        __global const float *xn = x + x_off + ni * c * h * w;
-        __global const float *dyn = dy + dy_off + ni * k * p * q;
-        for (int pi = plo; pi < phi; pi++) {
-            const int xrow = (pi * SH_ + oh) * w + ow; /* + qi*sw = input index */
-            const int drow = pi * q;
-            int qi = qlo;
-            for (; qi + VEC <= qhi; qi += VEC) {
-                floatV xv[TILE_C];
-                for (int tc = 0; tc < TILE_C; tc++) {
-                    __global const float *xr = xn + crow[tc] + xrow;
-                    if (SW_ == 1) {
-                        xv[tc] = vloadV(0, xr + qi);
-                    } else {
+        __global const float *xn = x + x_off + ni * c * h * w + x0;
+        __global const float *dyn = dy + dy_off + ni * k * p * q + d0;
+        for (int row = 0; row < nrows; row++) {
+            const int xrow = row * xstep, drow = row * dstep;
+            for (int j = 0; j < len; j += VEC) {
+                floatV xv[TILE_C], dv[TILE_K];
+                if (j + VEC <= len) {
+                    for (int tc = 0; tc < TILE_C; tc++) {
+                        __global const float *xr = xn + crow[tc] + xrow;
+                        if (sw == 1) {
+                            xv[tc] = vloadV(0, xr + j);
+                        } else {
+                            float xs[VEC];
+                            for (int v = 0; v < VEC; v++)
+                                xs[v] = xr[(j + v) * sw];
+                            xv[tc] = vloadV(0, xs);
+                        }
+                    }
+                    for (int tk = 0; tk < TILE_K; tk++)
+                        dv[tk] = vloadV(0, dyn + krow[tk] + drow + j);
+                } else { /* the last, partial step: missing lanes are zero */
+                    for (int tc = 0; tc < TILE_C; tc++) {
                         float xs[VEC];
                         for (int v = 0; v < VEC; v++)
-                            xs[v] = xr[(qi + v) * SW_];
+                            xs[v] = j + v < len ? xn[crow[tc] + xrow + (j + v) * sw] : 0.0f;
                         xv[tc] = vloadV(0, xs);
                     }
+                    for (int tk = 0; tk < TILE_K; tk++) {
+                        float ds[VEC];
+                        for (int v = 0; v < VEC; v++)
+                            ds[v] = j + v < len ? dyn[krow[tk] + drow + j + v] : 0.0f;
+                        dv[tk] = vloadV(0, ds);
+                    }
                 }
-                for (int tk = 0; tk < TILE_K; tk++) {
-                    const floatV dv = vloadV(0, dyn + krow[tk] + drow + qi);
+                for (int tk = 0; tk < TILE_K; tk++)
                     for (int tc = 0; tc < TILE_C; tc++)
-                        acc[tk][tc] = mad(dv, xv[tc], acc[tk][tc]);
-                }
-            }
-            for (; qi < qhi; qi++) {
-                float xs[TILE_C];
-                for (int tc = 0; tc < TILE_C; tc++)
-                    xs[tc] = xn[crow[tc] + xrow + qi * SW_];
-                for (int tk = 0; tk < TILE_K; tk++) {
-                    const float d = dyn[krow[tk] + drow + qi];
-                    for (int tc = 0; tc < TILE_C; tc++)
-                        acc1[tk][tc] = mad(d, xs[tc], acc1[tk][tc]);
-                }
+                        acc[tk][tc] = mad(dv[tk], xv[tc], acc[tk][tc]);
             }
         }
     }
@@ -308,10 +330,10 @@ __kernel void conv2d_direct_bwd_filter(__global const float *x, int x_off, __glo
             if (c0 + tc >= cpg) break;
             float lanes[VEC];
             vstoreV(acc[tk][tc], 0, lanes);
-            float sum = acc1[tk][tc];
+            float sum = 0.0f;
             for (int v = 0; v < VEC; v++)
                 sum += lanes[v];
-            out[(g * kpg + k0 + tk) * crs + (c0 + tc) * rs + kr * S_ + ks] = sum;
+            out[(g * kpg + k0 + tk) * crs + (c0 + tc) * rs + kr * s + ks] = sum;
         }
     }
 }

@@ -459,6 +459,34 @@ static void test_anchor_shapes(void **state) {
     assert_true(ok);
 }
 
+/* The direct kernels with other tile parameters than this device's table picks (the
+ * GPU table's 4x2x4 and 1x2x4, and odd tiles with 2-wide vectors), through the
+ * development override $CLCNN_CONV_DIRECT_CFG="TILE_K TILE_P VEC TILE_C". */
+static void test_direct_tile_variants(void **state) {
+    (void)state;
+    const char *cfgs[] = {"4 2 4 2", "1 2 4 1", "3 3 2 3"};
+    tu_rng rng = tu_rng_seed(4242);
+    int ok = 1;
+    for (size_t c = 0; c < 3; c++) {
+        setenv("CLCNN_CONV_DIRECT_CFG", cfgs[c], 1);
+        for (int i = 0; i < 25; i++) {
+            ref_conv cv = random_conv(&rng);
+            problem pb;
+            problem_init(&pb, &cv, i & 1, i % 3, 7000 + (uint64_t)i);
+            float *y = run_forward(&pb, CLCNN_CONV_DIRECT);
+            char what[300];
+            describe(&pb.cv, CLCNN_CONV_DIRECT, pb.bias, pb.act, what, sizeof what);
+            strcat(what, " tiles ");
+            strcat(what, cfgs[c]);
+            ok &= tu_close(what, y, pb.ref, ref_conv_y_size(&pb.cv), conv_atol(&pb.cv), 1e-5);
+            free(y);
+            problem_free(&pb);
+        }
+    }
+    unsetenv("CLCNN_CONV_DIRECT_CFG");
+    assert_true(ok);
+}
+
 /* AUTO picks one of the built algorithms and gives the right answer either way. */
 static void test_auto(void **state) {
     (void)state;
@@ -618,6 +646,7 @@ int main(void) {
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_random_sweep),
         cmocka_unit_test(test_anchor_shapes),
+        cmocka_unit_test(test_direct_tile_variants),
         cmocka_unit_test(test_auto),
         cmocka_unit_test(test_gemm_workspace_chunking),
         cmocka_unit_test(test_tensor_offsets),

@@ -471,6 +471,32 @@ static void test_anchor_like_shapes(void **state) {
     assert_true(ok);
 }
 
+/* The direct kernels with other tile parameters than this device's table picks (the
+ * GPU table's, and odd tiles with 2-wide vectors) via $CLCNN_CONV_DIRECT_CFG. */
+static void test_direct_tile_variants(void **state) {
+    (void)state;
+    const char *cfgs[] = {"4 2 4 2", "1 2 4 1", "3 3 2 3"};
+    tu_rng rng = tu_rng_seed(4343);
+    int ok = 1;
+    for (size_t c = 0; c < 3; c++) {
+        setenv("CLCNN_CONV_DIRECT_CFG", cfgs[c], 1);
+        for (int i = 0; i < 20; i++) {
+            ref_conv cv = random_conv(&rng);
+            problem pb;
+            problem_init(&pb, &cv, 7100 + (uint64_t)i);
+            result r = run_backward(&pb, CLCNN_CONV_DIRECT);
+            if (!check_result(&pb, &r, CLCNN_CONV_DIRECT, 0)) {
+                fprintf(stderr, "  (tiles %s)\n", cfgs[c]);
+                ok = 0;
+            }
+            result_free(&r);
+            problem_free(&pb);
+        }
+    }
+    unsetenv("CLCNN_CONV_DIRECT_CFG");
+    assert_true(ok);
+}
+
 static void test_auto(void **state) {
     (void)state;
     ref_conv cases[] = {
@@ -557,6 +583,7 @@ int main(void) {
         cmocka_unit_test(test_edge_cases),
         cmocka_unit_test(test_random_sweep),
         cmocka_unit_test(test_anchor_like_shapes),
+        cmocka_unit_test(test_direct_tile_variants),
         cmocka_unit_test(test_auto),
         cmocka_unit_test(test_gemm_workspace_chunking),
         cmocka_unit_test(test_determinism),

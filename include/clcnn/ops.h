@@ -50,7 +50,8 @@ CLCNN_API int clcnn_conv_algo_parse(const char *name);
 CLCNN_API clcnn_status clcnn_conv2d_output_shape(const clcnn_conv2d_desc *d, const size_t x[4],
                                                  const size_t w[4], size_t y[4]);
 /* y = act(conv(x, w) + b). b (k) may be NULL. An algorithm that cannot handle the
- * shape (e.g. winograd on 5x5) is CLCNN_ERR_UNSUPPORTED when forced. */
+ * shape (e.g. winograd on 5x5) is CLCNN_ERR_UNSUPPORTED when forced. act
+ * CLCNN_ACT_LEAKY_RELU uses alpha = 0.01 here (no alpha argument). */
 CLCNN_API clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
                                             const clcnn_tensor *x, const clcnn_tensor *w,
                                             const clcnn_tensor *b, clcnn_tensor *y,

@@ -204,19 +204,21 @@ static clcnn_status check_no_alias(const char *op, const clcnn_tensor *out, cons
 typedef enum pass { PASS_FORWARD, PASS_DATA, PASS_FILTER } pass;
 static const char *const pass_names[] = {"forward", "backward data", "backward filter"};
 
-/* The AUTO heuristic (no tuning database yet). Measured on POCL (2-core AVX-512 CPU):
- * the GEMM path wins once the per-output reduction cpg*r*s and the number of output
- * channels per group are large enough to feed CLBlast reasonably sized matrices; for
- * depthwise / grouped convolutions with few channels per group, tiny images and small
- * reductions the direct kernels avoid the im2col round trip and the per-group GEMM
- * calls.
- *   - 1x1, stride 1, no padding (GEMM needs no im2col)            -> gemm
- *   - cpg*r*s >= 64 and kpg >= 16 and p*q >= 16                      -> gemm
- *   - everything else (depthwise, small reductions or outputs)    -> direct
- * Backward data and filter use the same rule (their GEMMs have the same inner sizes
- * transposed). */
-static clcnn_conv_algo pick_algo(const cc_conv *cv, pass ps) {
+/* The AUTO heuristic (no tuning database yet).
+ * CPU devices: direct. Measured on POCL (2-core AVX-512 Xeon) on the four anchor layers
+ * (AlexNet conv1, VGG 3x3, ResNet 1x1, LeNet 5x5), the direct kernels beat im2col +
+ * CLBlast (which has no tuned parameters for POCL) in the forward pass on all four by
+ * 1.1-4x; backward, direct wins or ties on all but AlexNet's filter gradient and LeNet's
+ * data gradient (gemm 1.2-1.4x faster there), so one rule keeps it simple.
+ * Other devices (GPUs): CLBlast's GEMM is the tuned path, so gemm when the matrices are
+ * reasonably large:
+ *   - 1x1, stride 1, no padding (no im2col) with >= 8 channels in and out per group
+ *   - cpg*r*s >= 64 and kpg >= 16 and p*q >= 16
+ * and direct otherwise (depthwise, small reductions or outputs). Not measured on a GPU
+ * yet. */
+static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pass ps) {
     (void)ps;
+    if (dev->info.type == CLCNN_DEVICE_CPU) return CLCNN_CONV_DIRECT;
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
         cv->kpg >= 8 && cv->cpg >= 8)
@@ -225,10 +227,10 @@ static clcnn_conv_algo pick_algo(const cc_conv *cv, pass ps) {
     return CLCNN_CONV_DIRECT;
 }
 
-static clcnn_status resolve_algo(const char *op, const clcnn_conv2d_desc *d, const cc_conv *cv,
-                                 pass ps, clcnn_conv_algo *out) {
+static clcnn_status resolve_algo(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
+                                 const cc_conv *cv, pass ps, clcnn_conv_algo *out) {
     clcnn_conv_algo a = d->algo;
-    if (a == CLCNN_CONV_AUTO) a = pick_algo(cv, ps);
+    if (a == CLCNN_CONV_AUTO) a = pick_algo(dev, cv, ps);
     CC_RETURN_IF(a != CLCNN_CONV_DIRECT && a != CLCNN_CONV_GEMM, CLCNN_ERR_UNSUPPORTED,
                  "%s: algorithm %s is not implemented for the %s pass yet (use direct, gemm or "
                  "auto)",
@@ -259,7 +261,7 @@ clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
     CC_TRY(check_no_alias(op, y, "output y", w, "weights w"));
     CC_TRY(check_no_alias(op, y, "output y", b, "bias b"));
     clcnn_conv_algo a;
-    CC_TRY(resolve_algo(op, d, &cv, PASS_FORWARD, &a));
+    CC_TRY(resolve_algo(dev, op, d, &cv, PASS_FORWARD, &a));
     if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_forward(dev, &cv, x, w, b, y, (int)act);
     return cc_conv2d_direct_forward(dev, &cv, x, w, b, y, (int)act);
 }
@@ -280,7 +282,7 @@ clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_de
     CC_TRY(check_no_alias(op, dx, "input gradient dx", dy, "output gradient dy"));
     CC_TRY(check_no_alias(op, dx, "input gradient dx", w, "weights w"));
     clcnn_conv_algo a;
-    CC_TRY(resolve_algo(op, d, &cv, PASS_DATA, &a));
+    CC_TRY(resolve_algo(dev, op, d, &cv, PASS_DATA, &a));
     if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_backward_data(dev, &cv, dy, w, dx);
     return cc_conv2d_direct_backward_data(dev, &cv, dy, w, dx);
 }
@@ -307,7 +309,8 @@ clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_
         CC_TRY(check_no_alias(op, db, "bias gradient db", dw, "weight gradient dw"));
     }
     clcnn_conv_algo a;
-    CC_TRY(resolve_algo(op, d, &cv, PASS_FILTER, &a));
+    CC_TRY(resolve_algo(dev, op, d, &cv, PASS_FILTER, &a));
+    if (db) CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_grad"));
     if (a == CLCNN_CONV_GEMM)
         CC_TRY(cc_conv2d_gemm_backward_filter(dev, &cv, x, dy, dw));
     else
@@ -315,7 +318,7 @@ clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_
     if (!db) return CLCNN_OK;
     /* db[k] = sum over n, p, q of dy: one work-group of WG items per channel. */
     enum { WG = 64 };
-    return cc_launch(dev, "conv2d_bias", "WG=64", "conv2d_bias_grad", 1,
+    return cc_launch(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_grad", 1,
                      (size_t[]){(size_t)cv.k * WG}, (size_t[]){WG},
                      CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                              CC_ARG_MEM(db->storage->mem), CC_ARG_INT(db->offset), CC_ARG_INT(cv.n),
@@ -324,24 +327,31 @@ clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_
 
 /* ---- bias kernels shared by the algorithms ----------------------------------------------- */
 
+clcnn_status cc_conv2d_prepare(clcnn_device *dev, const char *file, const char *defines,
+                               const char *kernel) {
+    cl_kernel k;
+    return cc_kernel_get(dev, file, defines, kernel, &k);
+}
+
 #define EW_LWS 64 /* fixed local size: one POCL work-group function per kernel */
 
 clcnn_status cc_conv2d_bias_act(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *b,
                                 clcnn_tensor *y, int act) {
     if (!b && act == CLCNN_ACT_NONE) return CLCNN_OK;
     size_t n = (size_t)cv->n * cv->k * cv->p * cv->q;
-    return cc_launch(
-        dev, "conv2d_bias", "WG=64", "conv2d_bias_act", 1, (size_t[]){n}, (size_t[]){EW_LWS},
-        CC_ARGS(CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
-                CC_ARG_MEM(b ? b->storage->mem : y->storage->mem), CC_ARG_INT(b ? b->offset : 0),
-                CC_ARG_INT(b != NULL), CC_ARG_INT(cv->n), CC_ARG_INT(cv->k),
-                CC_ARG_INT(cv->p * cv->q), CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
+    return cc_launch(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_act", 1, (size_t[]){n},
+                     (size_t[]){EW_LWS},
+                     CC_ARGS(CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                             CC_ARG_MEM(b ? b->storage->mem : y->storage->mem),
+                             CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
+                             CC_ARG_INT(cv->n), CC_ARG_INT(cv->k), CC_ARG_INT(cv->p * cv->q),
+                             CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
 }
 
 clcnn_status cc_conv2d_sum_parts(clcnn_device *dev, cl_mem part, size_t part_off, int parts, int m,
                                  cl_mem out, size_t out_off, int accumulate) {
-    return cc_launch(dev, "conv2d_bias", "WG=64", "conv2d_sum_parts", 1, (size_t[]){(size_t)m},
-                     (size_t[]){EW_LWS},
+    return cc_launch(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_sum_parts", 1,
+                     (size_t[]){(size_t)m}, (size_t[]){EW_LWS},
                      CC_ARGS(CC_ARG_MEM(part), CC_ARG_INT(part_off), CC_ARG_INT(parts),
                              CC_ARG_INT(m), CC_ARG_MEM(out), CC_ARG_INT(out_off),
                              CC_ARG_INT(accumulate)));

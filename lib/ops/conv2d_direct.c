@@ -11,6 +11,7 @@
 #include "conv2d_impl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 
 typedef struct direct_cfg {
     int tile_k, tile_p, vec, tile_c;
@@ -25,7 +26,11 @@ static size_t lws0(const clcnn_device *dev) {
     return dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
 }
 
-static void cfg_defines(const direct_cfg *cfg, char *buf, size_t cap) {
+static void cfg_defines(direct_cfg *cfg, char *buf, size_t cap) {
+    /* Development switch: $CLCNN_CONV_DIRECT_CFG="K P V C" overrides the table. */
+    const char *e = getenv("CLCNN_CONV_DIRECT_CFG");
+    int k, p, v, c;
+    if (e && sscanf(e, "%d %d %d %d", &k, &p, &v, &c) == 4) *cfg = (direct_cfg){k, p, v, c};
     snprintf(buf, cap, "TILE_K=%d TILE_P=%d VEC=%d TILE_C=%d", cfg->tile_k, cfg->tile_p, cfg->vec,
              cfg->tile_c);
 }
@@ -37,20 +42,49 @@ static void cfg_defines(const direct_cfg *cfg, char *buf, size_t cap) {
         CC_ARG_INT((cv)->s), CC_ARG_INT((cv)->sh), CC_ARG_INT((cv)->sw), CC_ARG_INT((cv)->ph),     \
         CC_ARG_INT((cv)->pw), CC_ARG_INT((cv)->dh), CC_ARG_INT((cv)->dw), CC_ARG_INT((cv)->groups)
 
+/* The tile table. One program per (TILE_K, TILE_P, VEC, TILE_C) holds all three kernels,
+ * and compile time matters (POCL: about a second per program), so every pass draws from
+ * one small family:
+ *   CPU: TILE_K in {16, 8, 4, 1}, TILE_P = 2 for TILE_K >= 8 else 4, VEC in {16, 8},
+ *        TILE_C in {4, 1}: at most 9 programs for any set of layers.
+ *   GPU: TILE_K in {4, 1}, TILE_P 2, VEC 4, TILE_C in {2, 1}.
+ * Forward and backward data pick TILE_K from the channels per group of their output
+ * (kpg forward, cpg backward data) and VEC from the width of its rows; backward filter
+ * picks TILE_K <= 8 from kpg and TILE_C from cpg.
+ *
+ * CPU (POCL, measured on the anchor layers by process CPU time, which stays comparable
+ * on a loaded machine): wide vectors and many accumulators win, 16 channels x 2 rows x
+ * 16 columns (32 float16 registers of AVX-512) ran 1.5-2x faster than 8x2x8 on VGG 3x3
+ * and ResNet 1x1 forward; with one channel per group (LeNet's single input channel,
+ * depthwise) 1 x 4 rows x 8 columns was best; the filter gradient was fastest with
+ * 8 x 4 channels (16 output channels or 2 input channels: slower on VGG and ResNet), and
+ * with TILE_C 1 when there are fewer than 3 input channels per group (2x on LeNet).
+ * GPU: a work-item holds at most 4x2x4 = 32 accumulators (registers are per lane); not
+ * measured yet (no GPU here). */
+static direct_cfg make_cfg(const clcnn_device *dev, int tile_k, int vec, int tile_c) {
+    if (dev->info.type == CLCNN_DEVICE_GPU)
+        return (direct_cfg){
+            .tile_k = tile_k >= 4 ? 4 : 1, .tile_p = 2, .vec = 4, .tile_c = tile_c >= 2 ? 2 : 1};
+    return (direct_cfg){
+        .tile_k = tile_k, .tile_p = tile_k >= 8 ? 2 : 4, .vec = vec, .tile_c = tile_c};
+}
+
+/* Forward / backward data: chans channels per group in the output, rows cols wide. */
+static direct_cfg pick_cfg(const clcnn_device *dev, int chans, int cols) {
+    if (chans < 3) return make_cfg(dev, 1, 8, 1);
+    return make_cfg(dev, chans >= 16 ? 16 : chans >= 8 ? 8 : 4, cols >= 12 ? 16 : 8, 4);
+}
+
 /* Forward: TILE_K output channels share every input load, TILE_P x VEC outputs share
- * every weight load. Few channels per group (depthwise) -> one channel, more rows. */
-static direct_cfg forward_cfg(const cc_conv *cv) {
-    direct_cfg cfg = {.tile_k = 8, .tile_p = 2, .vec = 8, .tile_c = 4};
-    if (cv->kpg < 8) cfg.tile_k = cv->kpg >= 3 ? 4 : 1;
-    if (cfg.tile_k == 1) cfg.tile_p = 4;
-    if (cv->q <= 4) cfg.vec = 4;
-    return cfg;
+ * every weight load. */
+static direct_cfg forward_cfg(const clcnn_device *dev, const cc_conv *cv) {
+    return pick_cfg(dev, cv->kpg, cv->q);
 }
 
 clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                       const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
                                       int act) {
-    direct_cfg cfg = forward_cfg(cv);
+    direct_cfg cfg = forward_cfg(dev, cv);
     char defs[128];
     cfg_defines(&cfg, defs, sizeof defs);
     size_t tiles = (size_t)ceil_div(cv->p, cfg.tile_p) * (size_t)ceil_div(cv->q, cfg.vec);
@@ -66,22 +100,22 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
                              CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
 }
 
-/* Backward data: TILE_C input channels x VEC columns per work-item. */
-static direct_cfg data_cfg(const cc_conv *cv) {
-    direct_cfg cfg = {.tile_k = 4, .tile_p = 2, .vec = 8, .tile_c = 8};
-    if (cv->cpg < 8) cfg.tile_c = cv->cpg >= 3 ? 4 : 1;
-    if (cv->w <= 4) cfg.vec = 4;
-    return cfg;
+/* Backward data: TILE_K input channels x TILE_P rows x VEC columns of one stride phase
+ * per work-item (the columns of a phase are w/sw wide). */
+static direct_cfg data_cfg(const clcnn_device *dev, const cc_conv *cv) {
+    return pick_cfg(dev, cv->cpg, ceil_div(cv->w, cv->sw));
 }
 
 clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv,
                                             const clcnn_tensor *dy, const clcnn_tensor *w,
                                             clcnn_tensor *dx) {
-    direct_cfg cfg = data_cfg(cv);
+    direct_cfg cfg = data_cfg(dev, cv);
     char defs[128];
     cfg_defines(&cfg, defs, sizeof defs);
-    size_t gws[3] = {(size_t)cv->h * (size_t)ceil_div(cv->w, cfg.vec),
-                     (size_t)cv->groups * (size_t)ceil_div(cv->cpg, cfg.tile_c), (size_t)cv->n};
+    size_t rows = (size_t)ceil_div(ceil_div(cv->h, cv->sh), cfg.tile_p);
+    size_t cols = (size_t)ceil_div(ceil_div(cv->w, cv->sw), cfg.vec);
+    size_t gws[3] = {(size_t)cv->sh * cv->sw * rows * cols,
+                     (size_t)cv->groups * (size_t)ceil_div(cv->cpg, cfg.tile_k), (size_t)cv->n};
     size_t lws[3] = {lws0(dev), 1, 1};
     return cc_launch(dev, "conv2d_direct", defs, "conv2d_direct_bwd_data", 3, gws, lws,
                      CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
@@ -93,18 +127,20 @@ clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv
  * columns of a split of the batch. Long reductions over few filter taps (first layers,
  * large batches) split the batch so that enough work-items run; the splits are summed
  * in a fixed order by conv2d_sum_parts, so the result stays deterministic. */
-static direct_cfg filter_cfg(const cc_conv *cv) {
-    direct_cfg cfg = {.tile_k = 4, .tile_p = 1, .vec = 8, .tile_c = 4};
-    if (cv->kpg < 4) cfg.tile_k = 1;
-    if (cv->cpg < 4) cfg.tile_c = 1;
-    if (cv->q < 8) cfg.vec = 4;
-    return cfg;
+static direct_cfg filter_cfg(const clcnn_device *dev, const cc_conv *cv) {
+    int flat = cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
+    int len = flat ? cv->p * cv->q : cv->q; /* 1x1 stride-1 unpadded: whole planes */
+    return make_cfg(dev,
+                    cv->kpg >= 8   ? 8
+                    : cv->kpg >= 3 ? 4
+                                   : 1,
+                    len >= 48 ? 16 : 8, cv->cpg >= 3 ? 4 : 1);
 }
 
 clcnn_status cc_conv2d_direct_backward_filter(clcnn_device *dev, const cc_conv *cv,
                                               const clcnn_tensor *x, const clcnn_tensor *dy,
                                               clcnn_tensor *dw) {
-    direct_cfg cfg = filter_cfg(cv);
+    direct_cfg cfg = filter_cfg(dev, cv);
     char defs[128];
     cfg_defines(&cfg, defs, sizeof defs);
     size_t rs = (size_t)cv->r * cv->s;

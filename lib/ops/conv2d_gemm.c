@@ -146,6 +146,8 @@ clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const 
                                     const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
                                     int act) {
     size_t crs = (size_t)cv->cpg * cv->r * cv->s, pq = (size_t)cv->p * cv->q;
+    if (b || act != CLCNN_ACT_NONE)
+        CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_act"));
     if (is_pointwise(cv)) {
         size_t hw = (size_t)cv->h * cv->w; /* == pq */
         gemm_grid g = {

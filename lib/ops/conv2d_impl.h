@@ -51,7 +51,12 @@ clcnn_status cc_conv2d_gemm_backward_filter(clcnn_device *dev, const cc_conv *cv
                                             const clcnn_tensor *x, const clcnn_tensor *dy,
                                             clcnn_tensor *dw);
 
-/* cl/conv2d_bias.cl helpers (lib/ops/conv2d.c). */
+/* cl/conv2d_bias.cl helpers (lib/ops/conv2d.c), all built with these defines. */
+#define CC_CONV_BIAS_DEFINES "WG=64"
+/* Build (or fetch from the caches) a kernel before a pass writes its first output, so
+ * that a build failure of a later step leaves the outputs untouched. */
+clcnn_status cc_conv2d_prepare(clcnn_device *dev, const char *file, const char *defines,
+                               const char *kernel);
 /* y = act(y + b[k]) in place over (n, k, p, q); b may be NULL (activation only). Does
  * nothing when there is neither a bias nor an activation. */
 clcnn_status cc_conv2d_bias_act(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *b,
