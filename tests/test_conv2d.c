@@ -266,6 +266,12 @@ static void test_output_shape_errors(void **state) {
     expect_shape_error(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 3, 3, 3}, CLCNN_ERR_INVALID_ARG,
                        "algorithm 42");
     assert_int_equal(clcnn_conv2d_output_shape(NULL, x, w, (size_t[4]){0}), CLCNN_ERR_INVALID_ARG);
+    d = clcnn_conv2d_desc_default();
+    assert_int_equal(
+        clcnn_conv2d_output_shape(&d, (size_t[]){1, 3, 6, 6}, (size_t[]){2, 3, 3, 3}, NULL),
+        CLCNN_ERR_INVALID_ARG);
+    assert_int_equal(clcnn_conv2d_output_shape(&d, NULL, (size_t[]){2, 3, 3, 3}, (size_t[4]){0}),
+                     CLCNN_ERR_INVALID_ARG);
 }
 
 /* Forward with the given tensors must fail with want and leave y (filled with 42) as it

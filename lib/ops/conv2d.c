@@ -150,6 +150,7 @@ static clcnn_status conv_geometry(const char *op, const clcnn_conv2d_desc *d, co
 clcnn_status clcnn_conv2d_output_shape(const clcnn_conv2d_desc *d, const size_t x[4],
                                        const size_t w[4], size_t y[4]) {
     size_t out[4];
+    CC_RETURN_IF(!y, CLCNN_ERR_INVALID_ARG, "conv2d: output shape pointer is NULL");
     CC_TRY(conv_geometry("conv2d", d, x, w, out, NULL));
     memcpy(y, out, sizeof out);
     return CLCNN_OK;

@@ -20,6 +20,8 @@
  * them with conv2d_sum_parts in image order, chunk after chunk: deterministic. */
 #include "conv2d_impl.h"
 
+#include <limits.h>
+
 typedef struct gemm_grid {
     int ta, tb;
     size_t m, n, k;
@@ -99,6 +101,11 @@ static clcnn_status launch_im2col(clcnn_device *dev, const cc_conv *cv, const cl
 }
 
 static clcnn_status new_workspace(clcnn_device *dev, size_t floats, clcnn_tensor **out) {
+    /* One output row of one image can exceed any limit; kernels index with int. */
+    CC_RETURN_IF(floats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d gemm: the im2col workspace of %zu floats for one chunk is too large "
+                 "(use the direct algorithm)",
+                 floats);
     return clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){floats}, out);
 }
 
