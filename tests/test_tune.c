@@ -117,6 +117,12 @@ static void test_parameter_rules(void **state) {
     k1[CC_XG_KREG] = 4;
     k1[CC_XG_SA] = 1;
     assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+    k1[CC_XG_SA] = 0;
+    k1[CC_XG_MWG] = 8; /* one row per work-item: crashed POCL */
+    k1[CC_XG_VWM] = 1;
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+    k1[CC_XG_MWG] = 256; /* tiles above 128 computed garbage */
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
 
     size_t d[CC_XD_COUNT];
     assert_null(cc_xgemm_direct_invalid(test_direct, 32768, 256));
@@ -370,13 +376,19 @@ static void test_tuned_sgemm_is_correct(void **state) {
 }
 
 /* The tuner with a budget too small to try anything: measures what is in force, stores
- * nothing, and fails on nothing. */
+ * nothing, fails on nothing, and files away a configuration a crashed run left behind. */
 static void test_tuner_tiny_budget(void **state) {
     (void)state;
     clcnn_device *dev = tu_device();
     char path[4200];
     assert_true(clcnn_tune_file_path(dev, path, sizeof path));
     unlink(path);
+    /* a previous run that died on a configuration left it in the journal */
+    char trying[4300], crashed[4300];
+    snprintf(trying, sizeof trying, "%s.trying", path);
+    snprintf(crashed, sizeof crashed, "%s.crashed", path);
+    unlink(crashed);
+    write_text(trying, "Xgemm: GEMMK=9 (crashed)\n");
     clcnn_gemm_tune_options opt = clcnn_gemm_tune_options_default();
     opt.budget_s = 0.001;
     clcnn_gemm_tune_result r;
@@ -385,6 +397,14 @@ static void test_tuner_tiny_budget(void **state) {
     assert_int_equal(r.improved, 0);
     assert_int_equal(r.tried, 0);
     assert_int_equal(access(path, F_OK), -1);
+    /* ... and it moved to the list of configurations never tried again */
+    assert_int_equal(access(trying, F_OK), -1);
+    FILE *f = fopen(crashed, "r");
+    assert_non_null(f);
+    char line[256] = "";
+    assert_non_null(fgets(line, sizeof line, f));
+    fclose(f);
+    assert_string_equal(line, "Xgemm: GEMMK=9 (crashed)\n");
 }
 
 int main(void) {

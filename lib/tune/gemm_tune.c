@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Shapes the tuner times (row-major, as lib/blas.c calls CLBlast). */
 typedef struct tshape {
@@ -64,6 +65,12 @@ typedef struct tuner {
     size_t seen[MAX_TRIED][CC_XG_COUNT]; /* configurations tried (Xgemm or XgemmDirect) */
     int seen_n;
     double warm[NSHAPES]; /* wall seconds of each shape's warm-up call (builds) */
+    /* crash journal: the configuration being tried is written to trying_path first; a
+     * run that finds it there crashed on it, and moves it to crashed_path for good */
+    int journal;
+    char trying_path[4300], crashed_path[4300];
+    char bad[64][400];
+    int nbad;
 } tuner;
 
 static double now_s(void) {
@@ -248,22 +255,23 @@ static void remember(tuner *t, const size_t *v, int count) {
     }
 }
 
-/* Value lists: CLBlast's own tuner ranges ("on"); exhaustive adds bigger tiles, wider
- * vectors and smaller work-groups. */
+/* Value lists: CLBlast's own tuner ranges (its xgemm variants 2 and 12), plus vector
+ * width 16 (AVX-512 holds 16 floats). Exhaustive mode adds KWI 8 and 4-wide work-groups
+ * and searches longer. Tiles stay <= 128 (cc_xgemm_invalid): bigger ones were seen to
+ * give wrong results and crash on POCL. */
 static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
     const int ex = t->opt->exhaustive;
-    static const size_t wg0[] = {16, 32, 64, 128, 256}, wg1[] = {8, 16, 32, 64, 128, 256};
-    static const size_t kwg[] = {16, 32, 64}, dim0[] = {8, 16, 32, 4}, dim1[] = {2, 4, 8, 16, 32};
-    static const size_t vw[] = {1, 2, 4, 8, 16}, kreg[] = {1, 2, 4, 8, 16}, kwi[] = {2, 8};
+    static const size_t wg[] = {16, 32, 64, 128}, kwg[] = {16, 32}, kwi[] = {2, 8};
+    static const size_t dim0[] = {8, 16, 32, 4}, dim1[] = {2, 4, 8, 16, 32};
+    static const size_t vw[] = {1, 2, 4, 8, 16}, kreg[] = {1, 2, 4, 8, 16};
     memset(v, 0, CC_XG_COUNT * sizeof *v);
     v[CC_XG_GEMMK] = rnd(t) % 2;
-    size_t nvw = ex ? 5 : 4;
-    v[CC_XG_VWM] = pick(t, vw, nvw);
-    v[CC_XG_VWN] = pick(t, vw, nvw);
+    v[CC_XG_VWM] = pick(t, vw, 5);
+    v[CC_XG_VWN] = pick(t, vw, 5);
+    v[CC_XG_MWG] = pick(t, wg, 4);
+    v[CC_XG_NWG] = pick(t, wg, 4);
     if (v[CC_XG_GEMMK] == 0) {
-        v[CC_XG_MWG] = pick(t, wg0, ex ? 5 : 4);
-        v[CC_XG_NWG] = pick(t, wg0, ex ? 5 : 4);
-        v[CC_XG_KWG] = pick(t, kwg, ex ? 3 : 2);
+        v[CC_XG_KWG] = pick(t, kwg, 2);
         v[CC_XG_KWI] = pick(t, kwi, ex ? 2 : 1);
         v[CC_XG_MDIMC] = pick(t, dim0, ex ? 4 : 3);
         v[CC_XG_NDIMC] = pick(t, dim0, ex ? 4 : 3);
@@ -275,8 +283,6 @@ static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
         v[CC_XG_SB] = rnd(t) % 2;
         v[CC_XG_KREG] = 1;
     } else {
-        v[CC_XG_MWG] = pick(t, wg1, ex ? 6 : 5);
-        v[CC_XG_NWG] = pick(t, wg1, ex ? 6 : 5);
         v[CC_XG_KWG] = 1;
         v[CC_XG_KWI] = 1;
         v[CC_XG_MDIMC] = v[CC_XG_MDIMA] = pick(t, dim1, 5);
@@ -308,17 +314,16 @@ static void mutate_xgemm(tuner *t, const size_t *from, size_t v[CC_XG_COUNT]) {
 }
 
 static void random_direct(tuner *t, size_t v[CC_XD_COUNT]) {
-    const int ex = t->opt->exhaustive;
-    static const size_t wgd[] = {8, 16, 32, 64, 128}, dim[] = {8, 16, 32, 4}, kwid[] = {2, 8, 16};
-    static const size_t vw[] = {1, 2, 4, 8, 16};
-    v[CC_XD_WGD] = pick(t, wgd, ex ? 5 : 4);
-    v[CC_XD_MDIMCD] = pick(t, dim, ex ? 4 : 3);
-    v[CC_XD_NDIMCD] = pick(t, dim, ex ? 4 : 3);
-    v[CC_XD_MDIMAD] = pick(t, dim, ex ? 4 : 3);
-    v[CC_XD_NDIMBD] = pick(t, dim, ex ? 4 : 3);
+    static const size_t wgd[] = {8, 16, 32, 64}, dim[] = {8, 16, 32}, kwid[] = {2, 8, 16};
+    static const size_t vw[] = {1, 2, 4, 8};
+    v[CC_XD_WGD] = pick(t, wgd, 4);
+    v[CC_XD_MDIMCD] = pick(t, dim, 3);
+    v[CC_XD_NDIMCD] = pick(t, dim, 3);
+    v[CC_XD_MDIMAD] = pick(t, dim, 3);
+    v[CC_XD_NDIMBD] = pick(t, dim, 3);
     v[CC_XD_KWID] = pick(t, kwid, 3);
-    v[CC_XD_VWMD] = pick(t, vw, ex ? 5 : 4);
-    v[CC_XD_VWND] = pick(t, vw, ex ? 5 : 4);
+    v[CC_XD_VWMD] = pick(t, vw, 4);
+    v[CC_XD_VWND] = pick(t, vw, 4);
     v[CC_XD_PADA] = rnd(t) % 2;
     v[CC_XD_PADB] = rnd(t) % 2;
 }
@@ -339,10 +344,10 @@ static void mutate_direct(tuner *t, const size_t *from, size_t v[CC_XD_COUNT]) {
  * SA SB STRM STRN VWM VWN). CPUs (POCL) like big tiles and wide vectors with no local
  * memory; GPUs like 8x8-16x16 work-groups with local memory. */
 static const size_t cpu_seeds[][CC_XG_COUNT] = {
+    {1, 8, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 8},
     {0, 1, 16, 2, 8, 8, 128, 8, 8, 64, 0, 0, 0, 0, 8, 8},
     {1, 4, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4},
-    {0, 1, 16, 2, 8, 8, 128, 8, 8, 128, 0, 0, 0, 0, 16, 16},
-    {1, 8, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 8},
+    {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 8},
 };
 static const size_t gpu_seeds[][CC_XG_COUNT] = {
     {0, 1, 32, 2, 16, 16, 64, 8, 8, 64, 1, 1, 0, 0, 4, 4},
@@ -387,6 +392,17 @@ static void try_candidate(tuner *t, int kind, const size_t *v, best *b, int firs
     remember(t, v, count);
     char desc[400];
     format_params(desc, sizeof desc, kernel, names, v, count);
+    for (int i = 0; i < t->nbad; i++)
+        if (!strcmp(t->bad[i], desc)) return; /* crashed an earlier run */
+    if (t->journal) {
+        FILE *f = fopen(t->trying_path, "w");
+        if (f) {
+            fprintf(f, "%s\n", desc);
+            fclose(f);
+        }
+    }
+    /* said before the build: should the device crash on it, the last line names it */
+    progress(t, "trying %s", desc);
     double t0 = now_s(), g[NSHAPES] = {0}, score = 0;
     int poor = 0;
     memset(t->warm, 0, sizeof t->warm);
@@ -394,20 +410,27 @@ static void try_candidate(tuner *t, int kind, const size_t *v, best *b, int firs
     clcnn_status s = override(t, kernel, names, v, count);
     if (s == CLCNN_OK) s = evaluate(t, first, last, cutoff, g, &score, &poor);
     CLBlastClearCache(); /* one program per candidate: free it */
+    if (t->journal) unlink(t->trying_path);
     t->cost_sum += now_s() - t0;
     t->cost_n++;
     t->res->tried++;
     if (s != CLCNN_OK) {
         t->res->failed++;
         clFinish(t->dev->queue);
-        progress(t, "%s -> rejected: %s", desc, clcnn_last_error());
+        progress(t, "  -> rejected: %s", clcnn_last_error());
         clcnn_clear_error();
         return;
     }
     int better = !poor && (!b->have || score > b->score);
-    progress(t, "%s -> %s %.1f GFLOPS, score %.1f%s", desc, shapes[first].what, g[first], score,
-             poor     ? " (slow, stopped early)"
-             : better ? " (best so far)"
+    char warm[128];
+    size_t wpos = 0;
+    for (int i = first; i <= last && wpos < sizeof warm; i++)
+        wpos += (size_t)snprintf(warm + wpos, sizeof warm - wpos, "%s%.1f", i > first ? "+" : "",
+                                 t->warm[i]);
+    progress(t, "  -> %s %.1f GFLOPS, score %.1f (warm-ups %s s)%s", shapes[first].what, g[first],
+             score, warm,
+             poor     ? " slow, stopped early"
+             : better ? " best so far"
                       : "");
     if (better) {
         b->have = 1;
@@ -490,6 +513,51 @@ static size_t choose_min_indirect(const best *ind, const best *dir) {
         }
     }
     return best_t;
+}
+
+static void strip(char *line) {
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+}
+
+/* Set up the crash journal beside the tuning file: a configuration that a previous run
+ * was trying when the process died (a driver crash on a bad kernel) joins the list of
+ * configurations never tried again. */
+static void journal_open(tuner *t) {
+    char path[4200], dir[4200];
+    if (!clcnn_tune_file_path(t->dev, path, sizeof path)) return;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    if (cc_tune_mkdirs(dir) != 0) return;
+    t->journal = 1;
+    snprintf(t->trying_path, sizeof t->trying_path, "%s.trying", path);
+    snprintf(t->crashed_path, sizeof t->crashed_path, "%s.crashed", path);
+    char line[400];
+    FILE *f = fopen(t->trying_path, "r");
+    if (f) {
+        if (fgets(line, sizeof line, f)) {
+            strip(line);
+            FILE *c = fopen(t->crashed_path, "a");
+            if (c) {
+                fprintf(c, "%s\n", line);
+                fclose(c);
+            }
+            progress(t,
+                     "a previous tuning run died while trying %s; it is not tried again "
+                     "(list: %s)",
+                     line, t->crashed_path);
+        }
+        fclose(f);
+        unlink(t->trying_path);
+    }
+    f = fopen(t->crashed_path, "r");
+    while (f && t->nbad < 64 && fgets(line, sizeof line, f)) {
+        strip(line);
+        if (line[0]) snprintf(t->bad[t->nbad++], sizeof t->bad[0], "%s", line);
+    }
+    if (f) fclose(f);
 }
 
 clcnn_gemm_tune_options clcnn_gemm_tune_options_default(void) {
@@ -648,6 +716,7 @@ clcnn_status clcnn_gemm_tune(clcnn_device *dev, const clcnn_gemm_tune_options *o
     t->t0 = now_s();
     if (s == CLCNN_OK) {
         cc_tune_mark_applied(dev); /* from here on the tuner decides what is in force */
+        journal_open(t);
         s = tune(t);
     }
     res.seconds = now_s() - t->t0;

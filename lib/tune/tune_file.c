@@ -58,6 +58,8 @@ const char *cc_xgemm_invalid(const size_t v[CC_XG_COUNT], uint64_t local_mem, si
         return "MWG must be a multiple of MDIMA*VWM";
     if (v[CC_XG_NWG] % (v[CC_XG_NDIMB] * v[CC_XG_VWN]))
         return "NWG must be a multiple of NDIMB*VWN";
+    if (v[CC_XG_MWG] > 128 || v[CC_XG_NWG] > 128 || v[CC_XG_KWG] > 64)
+        return "tiles above 128 (KWG above 64) are not used: seen to compute garbage";
     size_t threads = v[CC_XG_MDIMC] * v[CC_XG_NDIMC];
     if (v[CC_XG_GEMMK] == 0) {
         if (v[CC_XG_MDIMA] > threads || v[CC_XG_NDIMB] > threads)
@@ -74,6 +76,9 @@ const char *cc_xgemm_invalid(const size_t v[CC_XG_COUNT], uint64_t local_mem, si
         if (v[CC_XG_SA] || v[CC_XG_SB] || v[CC_XG_STRM] || v[CC_XG_STRN])
             return "GEMMK 1 needs SA = SB = STRM = STRN = 0";
         if (v[CC_XG_KWG] != 1 || v[CC_XG_KWI] != 1) return "GEMMK 1 needs KWG = KWI = 1";
+        /* one row or column per work-item crashed POCL (out-of-bounds writes) */
+        if (v[CC_XG_MWG] < 2 * v[CC_XG_MDIMC] || v[CC_XG_NWG] < 2 * v[CC_XG_NDIMC])
+            return "GEMMK 1 needs MWG >= 2*MDIMC and NWG >= 2*NDIMC";
     }
     if (max_wg && threads > max_wg) return "MDIMC*NDIMC exceeds the device's work-group size";
     uint64_t lmem = 4 * ((uint64_t)v[CC_XG_SA] * v[CC_XG_KWG] * v[CC_XG_MWG] +
@@ -93,6 +98,7 @@ const char *cc_xgemm_direct_invalid(const size_t v[CC_XD_COUNT], uint64_t local_
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
         if (!pow2(sizes[i])) return "tile sizes and work-group dims must be powers of two";
     size_t wgd = v[CC_XD_WGD], threads = v[CC_XD_MDIMCD] * v[CC_XD_NDIMCD];
+    if (wgd > 128) return "WGD above 128 is not used";
     if (wgd % v[CC_XD_KWID]) return "WGD must be a multiple of KWID";
     if (wgd % (v[CC_XD_MDIMCD] * v[CC_XD_VWMD])) return "WGD must be a multiple of MDIMCD*VWMD";
     if (wgd % (v[CC_XD_NDIMCD] * v[CC_XD_VWND])) return "WGD must be a multiple of NDIMCD*VWND";
