@@ -80,7 +80,10 @@ typedef struct clcnn_gemm_tune_result {
 /* Search CLBlast's SGEMM kernel parameters for this device within the budget (random
  * and greedy search over valid configurations, timed on SGEMM 1024^3 and convolution-
  * like shapes, every candidate's results checked), apply the winner and, with
- * opt->save, store it in the tuning file. opt may be NULL (defaults).
+ * opt->save, store it in the tuning file. opt may be NULL (defaults). When nothing beats
+ * the parameters in force, the file is left as it was and its configuration re-applied;
+ * without a file, this process keeps the last configuration tried (CLBlast cannot return
+ * to its defaults in a running process; the next process starts with them).
  * CLCNN_ERR_UNSUPPORTED when $CLCNN_TUNE is off. */
 CLCNN_API clcnn_status clcnn_gemm_tune(clcnn_device *dev, const clcnn_gemm_tune_options *opt,
                                        clcnn_gemm_tune_result *out);

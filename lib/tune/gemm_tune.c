@@ -597,8 +597,9 @@ static clcnn_status tune(tuner *t) {
     CC_TRY(set_min_indirect(t, 1));
     search(t, 0, &ind, have_stored && stored.has_xgemm ? stored.xgemm : NULL, t->budget * 0.62);
     if (!ind.have) {
-        progress(t, "no configuration of the indirect kernel worked; keeping CLBlast's");
-        return CLCNN_OK; /* parameters in force stay the best known */
+        progress(t, "no configuration of the indirect kernel was tried or worked");
+        if (have_stored && cc_tune_record_apply(t->dev, &stored) != CLCNN_OK) clcnn_clear_error();
+        return CLCNN_OK;
     }
     CC_TRY(override(t, "Xgemm", cc_xgemm_names, ind.v, CC_XG_COUNT));
 
@@ -652,6 +653,8 @@ static clcnn_status tune(tuner *t) {
                  "the winner (score %.1f) does not beat the parameters in force (%.1f); "
                  "nothing stored",
                  score, res->before_score);
+        /* CLBlast cannot go back to its defaults in-process; a stored configuration can */
+        if (have_stored && cc_tune_record_apply(t->dev, &stored) != CLCNN_OK) clcnn_clear_error();
         return CLCNN_OK;
     }
     res->improved = 1;
