@@ -129,6 +129,8 @@ static void test_parameter_rules(void **state) {
     assert_non_null(cc_xgemm_invalid(k1, 0, 0));
     k1[CC_XG_NWG] = 64; /* 16 is fine */
     assert_null(cc_xgemm_invalid(k1, 0, 0));
+    k1[CC_XG_NWG] = 32; /* MWG != NWG computed garbage */
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
 
     size_t d[CC_XD_COUNT];
     assert_null(cc_xgemm_direct_invalid(test_direct, 32768, 256));

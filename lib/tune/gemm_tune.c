@@ -9,18 +9,18 @@
  *
  * Search, all phases within the wall-clock budget:
  *   0. time the parameters in force (CLBlast's defaults in a fresh process);
- *   1. indirect kernel (Xgemm, 16 parameters): the stored configuration if any, a few
+ *   1. (until half the budget) indirect kernel (Xgemm, 16 parameters): the stored one, a few
  *      seeds known to be good for the device type, then random sampling mixed with
  *      greedy mutation of the best so far; CLBlast is told to always use the indirect
  *      path (XGEMM_MIN_INDIRECT_SIZE = 1);
- *   2. direct kernel (XgemmDirect, 10 parameters) the same way, timed on the smaller
+ *   2. (until 70%) direct kernel (XgemmDirect, 10 parameters) the same way, on the smaller
  *      shapes with the direct path forced;
- *   3. XGEMM_MIN_INDIRECT_SIZE from the per-shape times of both winners, then the
- *      combination is built, checked against a double-precision host GEMM on odd shapes
- *      and every transpose, and timed again; it is kept only when it beats phase 0.
- * Timings are device-side spans between two queue markers (CLBlast enqueues several
- * kernels per call and returns the event of the last one only), best of 3 runs after a
- * warm-up. Each candidate's 1024^3 result is spot-checked against the host. */
+ *   3. (the last 30% of the budget) XGEMM_MIN_INDIRECT_SIZE from the per-shape times of both
+ * winners, then the combination is built, checked against a double-precision host GEMM on odd
+ * shapes and every transpose, and timed again; it is kept only when it beats phase 0. Timings are
+ * device-side spans between two queue markers (CLBlast enqueues several kernels per call and
+ * returns the event of the last one only), best of 3 runs after a warm-up. Each candidate's 1024^3
+ * result is spot-checked against the host. */
 #include "tune_internal.h"
 
 #include <clblast_c.h>
@@ -285,6 +285,7 @@ static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
     } else {
         v[CC_XG_KWG] = 1;
         v[CC_XG_KWI] = 1;
+        v[CC_XG_NWG] = v[CC_XG_MWG]; /* see cc_xgemm_invalid */
         v[CC_XG_MDIMC] = v[CC_XG_MDIMA] = pick(t, dim1, 5);
         v[CC_XG_NDIMC] = v[CC_XG_NDIMB] = pick(t, dim1, 5);
         v[CC_XG_KREG] = pick(t, kreg, 5);
@@ -307,6 +308,7 @@ static void mutate_xgemm(tuner *t, const size_t *from, size_t v[CC_XG_COUNT]) {
             v[p] = x;
         }
         if (v[CC_XG_GEMMK] == 1) {
+            if (p == CC_XG_MWG || p == CC_XG_NWG) v[CC_XG_MWG] = v[CC_XG_NWG] = v[p];
             if (p == CC_XG_MDIMC || p == CC_XG_MDIMA) v[CC_XG_MDIMA] = v[CC_XG_MDIMC] = v[p];
             if (p == CC_XG_NDIMC || p == CC_XG_NDIMB) v[CC_XG_NDIMB] = v[CC_XG_NDIMC] = v[p];
         }
@@ -595,7 +597,7 @@ static clcnn_status tune(tuner *t) {
     /* 1: indirect kernel, indirect path forced */
     best ind = {0}, dir = {0};
     CC_TRY(set_min_indirect(t, 1));
-    search(t, 0, &ind, have_stored && stored.has_xgemm ? stored.xgemm : NULL, t->budget * 0.62);
+    search(t, 0, &ind, have_stored && stored.has_xgemm ? stored.xgemm : NULL, t->budget * 0.5);
     if (!ind.have) {
         progress(t, "no configuration of the indirect kernel was tried or worked");
         if (have_stored && cc_tune_record_apply(t->dev, &stored) != CLCNN_OK) clcnn_clear_error();
@@ -605,8 +607,14 @@ static clcnn_status tune(tuner *t) {
 
     /* 2: direct kernel, direct path forced */
     t->seen_n = 0;
+    /* a direct candidate builds one kernel per transpose case (about twice the cost of an
+     * indirect one on POCL): start its estimate there; the final check takes the rest */
+    if (t->cost_n) {
+        t->cost_sum = 2.0 * t->cost_sum / t->cost_n;
+        t->cost_n = 1;
+    }
     CC_TRY(set_min_indirect(t, FORCE_DIRECT));
-    search(t, 1, &dir, have_stored && stored.has_direct ? stored.direct : NULL, t->budget * 0.88);
+    search(t, 1, &dir, have_stored && stored.has_direct ? stored.direct : NULL, t->budget * 0.7);
 
     /* 3: combine, verify, re-time */
     cc_tune_record rec;

@@ -76,7 +76,9 @@ const char *cc_xgemm_invalid(const size_t v[CC_XG_COUNT], uint64_t local_mem, si
         if (v[CC_XG_SA] || v[CC_XG_SB] || v[CC_XG_STRM] || v[CC_XG_STRN])
             return "GEMMK 1 needs SA = SB = STRM = STRN = 0";
         if (v[CC_XG_KWG] != 1 || v[CC_XG_KWI] != 1) return "GEMMK 1 needs KWG = KWI = 1";
-        /* 1, 32 or 64 rows or columns per work-item crashed POCL or computed garbage */
+        /* Seen on POCL (CLBlast 1.5.3): GEMMK 1 with MWG != NWG computed garbage or
+         * crashed, and so did 1, 32 or 64 rows or columns per work-item. */
+        if (v[CC_XG_MWG] != v[CC_XG_NWG]) return "GEMMK 1 needs MWG == NWG";
         size_t mwi = v[CC_XG_MWG] / v[CC_XG_MDIMC], nwi = v[CC_XG_NWG] / v[CC_XG_NDIMC];
         if (mwi < 2 || mwi > 16 || nwi < 2 || nwi > 16)
             return "GEMMK 1 needs 2..16 rows and columns per work-item (MWG/MDIMC, NWG/NDIMC)";
