@@ -15,12 +15,12 @@
  *      path (XGEMM_MIN_INDIRECT_SIZE = 1);
  *   2. (until 70%) direct kernel (XgemmDirect, 10 parameters) the same way, on the smaller
  *      shapes with the direct path forced;
- *   3. (the last 30% of the budget) XGEMM_MIN_INDIRECT_SIZE from the per-shape times of both
- * winners, then the combination is built, checked against a double-precision host GEMM on odd
- * shapes and every transpose, and timed again; it is kept only when it beats phase 0. Timings are
- * device-side spans between two queue markers (CLBlast enqueues several kernels per call and
- * returns the event of the last one only), best of 3 runs after a warm-up. Each candidate's 1024^3
- * result is spot-checked against the host. */
+ *   3. (the rest) XGEMM_MIN_INDIRECT_SIZE from the per-shape times of both winners; the
+ *      combination is built, checked against a double-precision host GEMM on odd shapes
+ *      and every transpose, and timed again; it is kept only when it beats phase 0.
+ * Timings are device-side spans between two queue markers (CLBlast enqueues several
+ * kernels per call and returns the event of the last one only), best of 3 runs after a
+ * warm-up. Each candidate's 1024^3 result is spot-checked against the host. */
 #include "tune_internal.h"
 
 #include <clblast_c.h>
