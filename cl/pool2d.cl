@@ -15,7 +15,14 @@
  *
  * Work-item mapping: forward, one work-item per output element (flat over planes*p*q);
  * backward, one work-item per input element (flat over planes*h*w) that gathers from the
- * outputs whose windows cover it, in a fixed order: deterministic, no atomics. */
+ * outputs whose windows cover it, in a fixed order: deterministic, no atomics.
+ *
+ * Tiled variants (*_tiled) for non-overlapping windows (stride == kernel, no padding,
+ * the usual 2x2/2 layer): one work-item per band of kh input rows (flat over
+ * planes * ceil(h/kh)) walks the band left to right. Forward writes the band's q outputs
+ * (a band past the last full window writes nothing); max backward writes every element
+ * of the band exactly once (the arg-max element of each window gets its dy, the rest of
+ * the window and the dropped last rows/columns get 0): no gather, no atomics. */
 #include "common.h"
 
 /* First maximum wins on ties; a NaN in the window wins over numbers (as in PyTorch) and
@@ -127,4 +134,149 @@ __kernel void pool2d_avg_bwd(__global const float *dy, int dy_off, __global floa
         }
     }
     dx[dx_off + gid] = g;
+}
+
+/* ---- non-overlapping windows: sh == kh, sw == kw, no padding ------------------------ */
+
+/* Same selection rule as pool2d_max_fwd, visiting the window in the same order. */
+__kernel void pool2d_max_fwd_tiled(__global const float *x, int x_off, __global float *y, int y_off,
+                                   __global int *argmax, int a_off, int write_argmax, int planes,
+                                   int h, int w, int p, int q, int kh, int kw) {
+    int band = get_global_id(0);
+    int bands = (h + kh - 1) / kh;
+    if (band >= planes * bands) return;
+    int plane = band / bands, op = band - plane * bands;
+    if (op >= p) return;
+    __global const float *xp = x + x_off + plane * h * w;
+    int o = plane * p * q + op * q;
+    int oq = 0;
+    if (kh == 2 && kw == 2) { /* 8 windows at a time from two rows of 16 */
+        __global const float *x0 = xp + 2 * op * w, *x1 = x0 + w;
+        const int8 col = (int8)(0, 2, 4, 6, 8, 10, 12, 14);
+        for (; oq < q; oq += 8) {
+            float16 r0, r1;
+            if (oq + 8 <= q) {
+                r0 = vload16(0, x0 + 2 * oq);
+                r1 = vload16(0, x1 + 2 * oq);
+            } else { /* the last windows of the row; missing lanes are never stored */
+                float a[16], b[16];
+                for (int i = 0; i < 16; i++) {
+                    int in = 2 * oq + i < 2 * q;
+                    a[i] = in ? x0[2 * oq + i] : 0.0f;
+                    b[i] = in ? x1[2 * oq + i] : 0.0f;
+                }
+                r0 = vload16(0, a);
+                r1 = vload16(0, b);
+            }
+            float8 m = r0.even;
+            int8 best = col + 2 * op * w + 2 * oq;
+            float8 v = r0.odd;
+            int8 take = isgreater(v, m) | (isnan(v) & ~isnan(m));
+            m = select(m, v, take);
+            best = select(best, best + 1, take);
+            int8 b1 = col + (2 * op + 1) * w + 2 * oq;
+            v = r1.even;
+            take = isgreater(v, m) | (isnan(v) & ~isnan(m));
+            m = select(m, v, take);
+            best = select(best, b1, take);
+            v = r1.odd;
+            take = isgreater(v, m) | (isnan(v) & ~isnan(m));
+            m = select(m, v, take);
+            best = select(best, b1 + 1, take);
+            if (oq + 8 <= q) {
+                vstore8(m, 0, y + y_off + o + oq);
+                if (write_argmax) vstore8(best, 0, argmax + a_off + o + oq);
+            } else {
+                float ms[8];
+                int bs[8];
+                vstore8(m, 0, ms);
+                vstore8(best, 0, bs);
+                for (int i = 0; oq + i < q; i++) {
+                    y[y_off + o + oq + i] = ms[i];
+                    if (write_argmax) argmax[a_off + o + oq + i] = bs[i];
+                }
+            }
+        }
+    }
+    for (; oq < q; oq++) {
+        int best = op * kh * w + oq * kw;
+        float m = xp[best];
+        for (int i = 0; i < kh; i++) {
+            int row = (op * kh + i) * w + oq * kw;
+            for (int j = 0; j < kw; j++) {
+                float v = xp[row + j];
+                int take = v > m || (isnan(v) && !isnan(m));
+                m = take ? v : m;
+                best = take ? row + j : best;
+            }
+        }
+        y[y_off + o + oq] = m;
+        if (write_argmax) argmax[a_off + o + oq] = best;
+    }
+}
+
+__kernel void pool2d_max_bwd_tiled(__global const float *dy, int dy_off, __global const int *argmax,
+                                   int a_off, __global float *dx, int dx_off, int planes, int h,
+                                   int w, int p, int q, int kh, int kw) {
+    int band = get_global_id(0);
+    int bands = (h + kh - 1) / kh;
+    if (band >= planes * bands) return;
+    int plane = band / bands, op = band - plane * bands;
+    __global float *dxp = dx + dx_off + plane * h * w;
+    int r0 = op * kh, r1 = min(r0 + kh, h);
+    if (op >= p) { /* rows below the last window: no output reaches them */
+        for (int i = r0 * w; i < r1 * w; i++)
+            dxp[i] = 0.0f;
+        return;
+    }
+    int o = plane * p * q + op * q;
+    int oq = 0;
+    if (kh == 2 && kw == 2) { /* 8 windows at a time: two rows of 16 (op < p: both exist) */
+        __global float *d0 = dxp + r0 * w, *d1 = d0 + w;
+        const int8 col = (int8)(0, 2, 4, 6, 8, 10, 12, 14);
+        const uint16 zip = (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+        for (; oq < q; oq += 8) {
+            int8 a;
+            float8 g;
+            if (oq + 8 <= q) {
+                a = vload8(0, argmax + a_off + o + oq);
+                g = vload8(0, dy + dy_off + o + oq);
+            } else {
+                int as[8];
+                float gs[8];
+                for (int i = 0; i < 8; i++) {
+                    as[i] = oq + i < q ? argmax[a_off + o + oq + i] : -1;
+                    gs[i] = oq + i < q ? dy[dy_off + o + oq + i] : 0.0f;
+                }
+                a = vload8(0, as);
+                g = vload8(0, gs);
+            }
+            int8 i00 = col + r0 * w + 2 * oq, i10 = i00 + w;
+            const float8 z = (float8)(0.0f);
+            float16 v0 = shuffle2(select(z, g, a == i00), select(z, g, a == i00 + 1), zip);
+            float16 v1 = shuffle2(select(z, g, a == i10), select(z, g, a == i10 + 1), zip);
+            if (oq + 8 <= q) {
+                vstore16(v0, 0, d0 + 2 * oq);
+                vstore16(v1, 0, d1 + 2 * oq);
+            } else {
+                float s0[16], s1[16];
+                vstore16(v0, 0, s0);
+                vstore16(v1, 0, s1);
+                for (int i = 0; 2 * oq + i < 2 * q; i++) {
+                    d0[2 * oq + i] = s0[i];
+                    d1[2 * oq + i] = s1[i];
+                }
+            }
+        }
+    }
+    for (; oq < q; oq++) {
+        int a = argmax[a_off + o + oq];
+        float g = dy[dy_off + o + oq];
+        for (int i = r0; i < r1; i++)
+            for (int j = oq * kw; j < oq * kw + kw; j++)
+                dxp[i * w + j] = i * w + j == a ? g : 0.0f;
+    }
+    for (int i = r0; i < r1; i++) /* columns right of the last window */
+        for (int j = q * kw; j < w; j++)
+            dxp[i * w + j] = 0.0f;
 }

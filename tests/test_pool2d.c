@@ -45,8 +45,9 @@ static double overlap_count(const ro_pool *g) {
     return (double)((g->kh + g->sh - 1) / g->sh) * (double)((g->kw + g->sw - 1) / g->sw);
 }
 
-/* One forward + backward case on the device vs the reference. quantised: inputs from
- * {-1, -0.5, 0, 0.5, 1}, so windows hold ties and the first-maximum rule is exercised.
+/* One forward + backward case on the device vs the reference. quantised 1: inputs from
+ * {-1, -0.5, 0, 0.5, 1}, so windows hold ties and the first-maximum rule is exercised;
+ * quantised 2: like 1 with about one value in eight NaN, -inf or +inf (the NaN rule).
  * Returns 1 when everything matched. */
 static int run_case(const clcnn_pool2d_desc *d, size_t n, size_t c, size_t h, size_t w, tu_rng *r,
                     int quantised) {
@@ -60,8 +61,11 @@ static int run_case(const clcnn_pool2d_desc *d, size_t n, size_t c, size_t h, si
 
     size_t nx = n * c * h * w, ny = n * c * p * q;
     float *x = malloc(nx * sizeof *x), *dy = malloc(ny * sizeof *dy);
-    for (size_t i = 0; i < nx; i++)
+    static const float special[3] = {NAN, -INFINITY, INFINITY};
+    for (size_t i = 0; i < nx; i++) {
         x[i] = quantised ? 0.5f * (float)tu_rng_int(r, -2, 2) : tu_rng_uniform(r, -1, 1);
+        if (quantised == 2 && tu_rng_int(r, 0, 7) == 0) x[i] = special[tu_rng_int(r, 0, 2)];
+    }
     tu_fill_uniform(r, dy, ny, -1, 1);
     double *xd = ro_to_double(x, nx), *dyd = ro_to_double(dy, ny);
     double *yref = malloc(ny * sizeof *yref), *dxref = malloc(nx * sizeof *dxref);
@@ -178,6 +182,69 @@ static void test_common_layers(void **state) {
     assert_true(run_case(&d4, 3, 64, 7, 7, &r, 0));
     assert_true(run_case(&d5, 2, 3, 40, 33, &r, 0));
     assert_true(run_case(&d6, 2, 3, 9, 10, &r, 0));
+}
+
+/* Non-overlapping windows (stride == kernel, no padding) take the tiled kernels: 2x2
+ * (vectorised 8 windows at a time, so output widths around 8 and 16 matter) and other
+ * sizes; odd planes whose last rows/columns no window reaches (their dx must be 0);
+ * batch 1; ties, NaN and infinities. */
+static void test_tiled_windows(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(77);
+    static const int kern[][2] = {{2, 2}, {2, 2}, {2, 2}, {3, 3}, {1, 1}, {2, 3}, {3, 2}, {4, 4}};
+    int failures = 0;
+    for (int i = 0; i < 120; i++) {
+        const int *k = kern[i % 8];
+        clcnn_pool2d_desc d = {CLCNN_POOL_MAX, k[0], k[1], k[0], k[1], 0, 0, 0};
+        size_t n = i % 4 == 0 ? 1 : (size_t)tu_rng_int(&r, 1, 3);
+        size_t c = (size_t)tu_rng_int(&r, 1, 4);
+        size_t h = (size_t)tu_rng_int(&r, k[0], 21), w = (size_t)tu_rng_int(&r, k[1], 37);
+        if (!run_case(&d, n, c, h, w, &r, i % 3)) failures++;
+    }
+    /* the default model's layers, and planes one short of / one past a vector of windows */
+    clcnn_pool2d_desc d2 = {CLCNN_POOL_MAX, 2, 2, 2, 2, 0, 0, 0};
+    static const size_t hw[][2] = {{28, 28}, {14, 14}, {15, 15}, {16, 17}, {33, 32}, {2, 35}};
+    for (int i = 0; i < 6; i++)
+        if (!run_case(&d2, 3, 5, hw[i][0], hw[i][1], &r, i % 3)) failures++;
+    assert_int_equal(failures, 0);
+}
+
+/* The tiled kernels with tensors at element offsets; dx written exactly in its view. */
+static void test_tiled_offsets(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(98);
+    clcnn_pool2d_desc d = {CLCNN_POOL_MAX, 2, 2, 2, 2, 0, 0, 0};
+    size_t n = 2, c = 3, h = 9, w = 19, p = 4, q = 9, nx = n * c * h * w, ny = n * c * p * q;
+    clcnn_tensor *bx, *by, *bam, *bdy, *bdx;
+    clcnn_tensor *x = ro_tensor_at_offset(dev, CLCNN_F32, 4, (size_t[]){n, c, h, w}, 5, &bx);
+    clcnn_tensor *y = ro_tensor_at_offset(dev, CLCNN_F32, 4, (size_t[]){n, c, p, q}, 3, &by);
+    clcnn_tensor *am = ro_tensor_at_offset(dev, CLCNN_I32, 4, (size_t[]){n, c, p, q}, 11, &bam);
+    clcnn_tensor *dy = ro_tensor_at_offset(dev, CLCNN_F32, 4, (size_t[]){n, c, p, q}, 1, &bdy);
+    clcnn_tensor *dx = ro_tensor_at_offset(dev, CLCNN_F32, 4, (size_t[]){n, c, h, w}, 9, &bdx);
+    float hx[2 * 3 * 9 * 19], hdy[2 * 3 * 4 * 9];
+    tu_fill_uniform(&r, hx, nx, -1, 1);
+    tu_fill_uniform(&r, hdy, ny, -1, 1);
+    TU_OK(clcnn_tensor_upload(x, hx, nx * sizeof(float)));
+    TU_OK(clcnn_tensor_upload(dy, hdy, ny * sizeof(float)));
+    TU_OK(clcnn_pool2d_forward(dev, &d, x, y, am));
+    TU_OK(clcnn_pool2d_backward(dev, &d, dy, am, dx));
+    ro_pool g = geom_of(&d, h, w);
+    double *xd = ro_to_double(hx, nx), *dyd = ro_to_double(hdy, ny);
+    double yref[2 * 3 * 4 * 9], dxref[2 * 3 * 9 * 19];
+    ro_pool_forward(&g, xd, n, c, h, w, yref, NULL);
+    ro_pool_backward(&g, xd, dyd, n, c, h, w, dxref);
+    float *hy = tu_download(y), *hdx = tu_download(dx);
+    assert_true(tu_close("tiled offset y", hy, yref, ny, 0, 0));
+    assert_true(tu_close("tiled offset dx", hdx, dxref, nx, 0, 0));
+    float *all = tu_download(bdx), *ally = tu_download(by);
+    for (size_t i = 0; i < clcnn_tensor_numel(bdx); i++)
+        if (i < 9 || i >= 9 + nx) assert_true(isnan(all[i]));
+    for (size_t i = 0; i < clcnn_tensor_numel(by); i++)
+        if (i < 3 || i >= 3 + ny) assert_true(isnan(ally[i]));
+    free(all), free(ally), free(hy), free(hdx), free(xd), free(dyd);
+    clcnn_tensor *ts[] = {x, y, am, dy, dx, bx, by, bam, bdy, bdx};
+    for (int i = 0; i < 10; i++)
+        clcnn_tensor_free(ts[i]);
 }
 
 /* Values worked out by hand, independent of both implementations. */
@@ -379,7 +446,8 @@ static void test_offsets(void **state) {
     }
 }
 
-/* Backward is a gather without atomics: bitwise identical across runs. */
+/* Backward is a gather without atomics (overlapping windows) or a direct write (tiled
+ * windows): bitwise identical across runs. */
 static void test_backward_deterministic(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(5);
@@ -394,8 +462,25 @@ static void test_backward_deterministic(void **state) {
     TU_OK(clcnn_pool2d_backward(dev, &d, dy, NULL, dx));
     float *b = tu_download(dx);
     assert_memory_equal(a, b, n * c * h * w * sizeof *a);
+    free(a), free(b);
+
+    /* max 2x2/2 on 17x15 (last row and column dropped): forward, then backward twice */
+    clcnn_pool2d_desc m = {CLCNN_POOL_MAX, 2, 2, 2, 2, 0, 0, 0};
+    clcnn_tensor *x = new_tensor(CLCNN_F32, n, c, h, w), *y = new_tensor(CLCNN_F32, n, c, 8, 7);
+    clcnn_tensor *am = new_tensor(CLCNN_I32, n, c, 8, 7), *dy2 = new_tensor(CLCNN_F32, n, c, 8, 7);
+    TU_OK(clcnn_tensor_upload(x, hdy, n * c * h * w * sizeof *hdy));
+    TU_OK(clcnn_tensor_upload(dy2, hdy, n * c * 8 * 7 * sizeof *hdy));
+    TU_OK(clcnn_pool2d_forward(dev, &m, x, y, am));
+    TU_OK(clcnn_tensor_fill(dx, NAN));
+    TU_OK(clcnn_pool2d_backward(dev, &m, dy2, am, dx));
+    a = tu_download(dx);
+    TU_OK(clcnn_tensor_fill(dx, 7.0f));
+    TU_OK(clcnn_pool2d_backward(dev, &m, dy2, am, dx));
+    b = tu_download(dx);
+    assert_memory_equal(a, b, n * c * h * w * sizeof *a);
     free(a), free(b), free(hdy);
-    clcnn_tensor_free(dy), clcnn_tensor_free(dx);
+    clcnn_tensor_free(dy), clcnn_tensor_free(dx), clcnn_tensor_free(x), clcnn_tensor_free(y);
+    clcnn_tensor_free(am), clcnn_tensor_free(dy2);
 }
 
 /* ---- finite differences of the reference backward ------------------------------------ */
@@ -462,6 +547,8 @@ int main(void) {
         cmocka_unit_test(test_hand_computed),
         cmocka_unit_test(test_random_sweep),
         cmocka_unit_test(test_common_layers),
+        cmocka_unit_test(test_tiled_windows),
+        cmocka_unit_test(test_tiled_offsets),
         cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_backward_deterministic),
         cmocka_unit_test(test_errors_write_nothing),

@@ -8,7 +8,12 @@
  *
  * Backward gathers: each dx element sums the dy of the outputs whose window covers it (for
  * max, only those whose arg-max is this element), in a fixed order. Deterministic, no
- * atomics, and no need to zero dx first. */
+ * atomics, and no need to zero dx first.
+ *
+ * Max pooling with non-overlapping windows (stride == kernel, no padding) takes the tiled
+ * kernels: each input element lies in at most one window, so one work-item per band of
+ * kernel rows writes its windows (forward) or every dx element of the band (backward)
+ * directly. */
 #include "internal.h"
 
 #include <limits.h>
@@ -77,6 +82,11 @@ clcnn_status clcnn_pool2d_output_shape(const clcnn_pool2d_desc *d, const size_t 
     return output_shape("clcnn_pool2d_output_shape", d, x, y, &g);
 }
 
+/* Windows that tile the plane: every input element belongs to at most one window. */
+static int tiles(const pool_geom *g) {
+    return g->sh == g->kh && g->sw == g->kw && g->ph == 0 && g->pw == 0;
+}
+
 static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
 }
@@ -141,6 +151,17 @@ clcnn_status clcnn_pool2d_forward(clcnn_device *dev, const clcnn_pool2d_desc *d,
     int planes = (int)(ys[0] * ys[1]);
     int h = (int)x->shape[2], w = (int)x->shape[3], p = (int)ys[2], q = (int)ys[3];
     size_t gws = (size_t)planes * (size_t)p * (size_t)q;
+    if (is_max && tiles(&g)) {
+        int write = argmax != NULL;
+        size_t bands = (size_t)planes * (size_t)((h + g.kh - 1) / g.kh);
+        return cc_launch(dev, "pool2d", "", "pool2d_max_fwd_tiled", 1, &bands, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                                 CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                                 CC_ARG_MEM(write ? argmax->storage->mem : NULL),
+                                 CC_ARG_INT(write ? argmax->offset : 0), CC_ARG_INT(write),
+                                 CC_ARG_INT(planes), CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p),
+                                 CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw)));
+    }
     if (is_max) {
         int write = argmax != NULL;
         return cc_launch(
@@ -179,6 +200,15 @@ clcnn_status clcnn_pool2d_backward(clcnn_device *dev, const clcnn_pool2d_desc *d
     int planes = (int)(ys[0] * ys[1]);
     int h = (int)dx->shape[2], w = (int)dx->shape[3], p = (int)ys[2], q = (int)ys[3];
     size_t gws = (size_t)planes * (size_t)h * (size_t)w;
+    if (is_max && tiles(&g)) {
+        size_t bands = (size_t)planes * (size_t)((h + g.kh - 1) / g.kh);
+        return cc_launch(dev, "pool2d", "", "pool2d_max_bwd_tiled", 1, &bands, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                                 CC_ARG_MEM(argmax->storage->mem), CC_ARG_INT(argmax->offset),
+                                 CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
+                                 CC_ARG_INT(planes), CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p),
+                                 CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw)));
+    }
     if (is_max)
         return cc_launch(dev, "pool2d", "", "pool2d_max_bwd", 1, &gws, lws_1d(dev, &lws),
                          CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
