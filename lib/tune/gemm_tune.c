@@ -264,10 +264,12 @@ static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
     static const size_t wg[] = {16, 32, 64, 128}, kwg[] = {16, 32}, kwi[] = {2, 8};
     static const size_t dim0[] = {8, 16, 32, 4}, dim1[] = {2, 4, 8, 16, 32};
     static const size_t vw[] = {1, 2, 4, 8, 16}, kreg[] = {1, 2, 4, 8, 16};
+    /* CPUs only run fast with their SIMD width filled: no vectors narrower than 4 there */
+    const int cpu = t->dev->info.type == CLCNN_DEVICE_CPU;
     memset(v, 0, CC_XG_COUNT * sizeof *v);
     v[CC_XG_GEMMK] = rnd(t) % 2;
-    v[CC_XG_VWM] = pick(t, vw, 5);
-    v[CC_XG_VWN] = pick(t, vw, 5);
+    v[CC_XG_VWM] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
+    v[CC_XG_VWN] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
     v[CC_XG_MWG] = pick(t, wg, 4);
     v[CC_XG_NWG] = pick(t, wg, 4);
     if (v[CC_XG_GEMMK] == 0) {
@@ -318,14 +320,15 @@ static void mutate_xgemm(tuner *t, const size_t *from, size_t v[CC_XG_COUNT]) {
 static void random_direct(tuner *t, size_t v[CC_XD_COUNT]) {
     static const size_t wgd[] = {8, 16, 32, 64}, dim[] = {8, 16, 32}, kwid[] = {2, 8, 16};
     static const size_t vw[] = {1, 2, 4, 8};
+    const int cpu = t->dev->info.type == CLCNN_DEVICE_CPU;
     v[CC_XD_WGD] = pick(t, wgd, 4);
     v[CC_XD_MDIMCD] = pick(t, dim, 3);
     v[CC_XD_NDIMCD] = pick(t, dim, 3);
     v[CC_XD_MDIMAD] = pick(t, dim, 3);
     v[CC_XD_NDIMBD] = pick(t, dim, 3);
     v[CC_XD_KWID] = pick(t, kwid, 3);
-    v[CC_XD_VWMD] = pick(t, vw, 4);
-    v[CC_XD_VWND] = pick(t, vw, 4);
+    v[CC_XD_VWMD] = cpu ? pick(t, vw + 2, 2) : pick(t, vw, 4);
+    v[CC_XD_VWND] = cpu ? pick(t, vw + 2, 2) : pick(t, vw, 4);
     v[CC_XD_PADA] = rnd(t) % 2;
     v[CC_XD_PADB] = rnd(t) % 2;
 }
