@@ -31,7 +31,9 @@
  *             are consecutive: a gather without atomics.
  *   bwd filt: dim0 = (c tile, kr, ks), dim1 = (group, k tile), dim2 = split of the batch;
  *             TILE_K x TILE_C filter taps summed over the split's images, rows and
- *             columns, VEC columns per step (the last step masked). */
+ *             columns, VEC columns per step (the last step masked); with stride 1 and
+ *             q == w the valid rows of a plane are one run of VEC-wide steps whose lanes
+ *             outside the row are zeroed. */
 #include "common.h"
 
 #ifndef TILE_K
@@ -59,6 +61,7 @@
 #define floatV CC_CAT(float, VEC)
 #define vloadV CC_CAT(vload, VEC)
 #define vstoreV CC_CAT(vstore, VEC)
+#define intV CC_CAT(int, VEC)
 
 /* ---- forward ----------------------------------------------------------------------- */
 
@@ -271,54 +274,109 @@ __kernel void conv2d_direct_bwd_filter(__global const float *x, int x_off, __glo
         for (int tc = 0; tc < TILE_C; tc++)
             acc[tk][tc] = (floatV)(0.0f);
 
-    /* The rows pi in [plo, phi) read x row pi*sh + oh from column ow + qlo*sw on; when
-     * those rows are whole and contiguous in both x and dy (1x1 kernel, stride 1, no
-     * padding) they are walked as one long row. */
-    int nrows = phi - plo, len = qhi - qlo, xstep = sh * w, dstep = q;
-    if (sh == 1 && sw == 1 && ow == 0 && oh == 0 && q == w && qlo == 0 && qhi == q) {
-        len *= nrows;
-        nrows = nrows > 0 ? 1 : 0;
-    }
-    const int x0 = (plo * sh + oh) * w + ow + qlo * sw, d0 = plo * q + qlo;
-
-    for (int ni = n0; ni < n1; ni++) {
-        __global const float *xn = x + x_off + ni * c * h * w + x0;
-        __global const float *dyn = dy + dy_off + ni * k * p * q + d0;
-        for (int row = 0; row < nrows; row++) {
-            const int xrow = row * xstep, drow = row * dstep;
-            for (int j = 0; j < len; j += VEC) {
+    if (sh == 1 && sw == 1 && q == w) {
+        /* Stride 1 with as many output as input columns (same padding, 1x1): x index =
+         * dy index + shift inside a plane, so the rows plo .. phi-1 are walked as one run
+         * of dy, VEC at a time; lanes whose x column falls outside the row (or past the
+         * run) are zeroed in both operands. Full vector loads wherever they stay inside
+         * the tensors, per-lane guarded loads at their ends. */
+        const int shift = oh * w + ow, f0 = plo * q, f1 = phi * q;
+        const int chw = c * h * w, kpq = k * p * q;
+        const int adv = VEC % q;
+        intV lane, col0;
+        {
+            int ls[VEC], cs[VEC];
+            for (int v = 0; v < VEC; v++) {
+                ls[v] = v;
+                cs[v] = v % q;
+            }
+            lane = vloadV(0, ls);
+            col0 = vloadV(0, cs);
+        }
+        for (int ni = n0; ni < n1; ni++) {
+            const int xb = ni * chw + shift, db = ni * kpq;
+            intV col = col0;
+            for (int f = f0; f < f1; f += VEC) {
+                const intV cw = col + ow;
+                const intV ok = (cw >= 0) & (cw < w) & (lane + f < f1);
+                col += adv;
+                col = select(col, col - q, col >= q);
                 floatV xv[TILE_C], dv[TILE_K];
-                if (j + VEC <= len) {
-                    for (int tc = 0; tc < TILE_C; tc++) {
-                        __global const float *xr = xn + crow[tc] + xrow;
-                        if (sw == 1) {
-                            xv[tc] = vloadV(0, xr + j);
-                        } else {
-                            float xs[VEC];
-                            for (int v = 0; v < VEC; v++)
-                                xs[v] = xr[(j + v) * sw];
-                            xv[tc] = vloadV(0, xs);
-                        }
-                    }
+                if (xb + crow[0] + f >= 0 && xb + crow[TILE_C - 1] + f + VEC <= n * chw &&
+                    db + krow[TILE_K - 1] + f + VEC <= n * kpq) {
+                    for (int tc = 0; tc < TILE_C; tc++)
+                        xv[tc] = vloadV(0, x + x_off + xb + crow[tc] + f);
                     for (int tk = 0; tk < TILE_K; tk++)
-                        dv[tk] = vloadV(0, dyn + krow[tk] + drow + j);
-                } else { /* the last, partial step: missing lanes are zero */
+                        dv[tk] = vloadV(0, dy + dy_off + db + krow[tk] + f);
+                } else {
+                    int oks[VEC];
+                    vstoreV(ok, 0, oks);
                     for (int tc = 0; tc < TILE_C; tc++) {
                         float xs[VEC];
                         for (int v = 0; v < VEC; v++)
-                            xs[v] = j + v < len ? xn[crow[tc] + xrow + (j + v) * sw] : 0.0f;
+                            xs[v] = oks[v] ? x[x_off + xb + crow[tc] + f + v] : 0.0f;
                         xv[tc] = vloadV(0, xs);
                     }
                     for (int tk = 0; tk < TILE_K; tk++) {
                         float ds[VEC];
                         for (int v = 0; v < VEC; v++)
-                            ds[v] = j + v < len ? dyn[krow[tk] + drow + j + v] : 0.0f;
+                            ds[v] = oks[v] ? dy[dy_off + db + krow[tk] + f + v] : 0.0f;
                         dv[tk] = vloadV(0, ds);
                     }
                 }
+                const floatV zero = (floatV)(0.0f);
+                for (int tc = 0; tc < TILE_C; tc++)
+                    xv[tc] = select(zero, xv[tc], ok);
+                for (int tk = 0; tk < TILE_K; tk++)
+                    dv[tk] = select(zero, dv[tk], ok);
                 for (int tk = 0; tk < TILE_K; tk++)
                     for (int tc = 0; tc < TILE_C; tc++)
                         acc[tk][tc] = mad(dv[tk], xv[tc], acc[tk][tc]);
+            }
+        }
+    } else {
+        /* The rows pi in [plo, phi) read x row pi*sh + oh from column ow + qlo*sw on. */
+        const int nrows = phi - plo, len = qhi - qlo, xstep = sh * w, dstep = q;
+        const int x0 = (plo * sh + oh) * w + ow + qlo * sw, d0 = plo * q + qlo;
+        for (int ni = n0; ni < n1; ni++) {
+            __global const float *xn = x + x_off + ni * c * h * w + x0;
+            __global const float *dyn = dy + dy_off + ni * k * p * q + d0;
+            for (int row = 0; row < nrows; row++) {
+                const int xrow = row * xstep, drow = row * dstep;
+                for (int j = 0; j < len; j += VEC) {
+                    floatV xv[TILE_C], dv[TILE_K];
+                    if (j + VEC <= len) {
+                        for (int tc = 0; tc < TILE_C; tc++) {
+                            __global const float *xr = xn + crow[tc] + xrow;
+                            if (sw == 1) {
+                                xv[tc] = vloadV(0, xr + j);
+                            } else {
+                                float xs[VEC];
+                                for (int v = 0; v < VEC; v++)
+                                    xs[v] = xr[(j + v) * sw];
+                                xv[tc] = vloadV(0, xs);
+                            }
+                        }
+                        for (int tk = 0; tk < TILE_K; tk++)
+                            dv[tk] = vloadV(0, dyn + krow[tk] + drow + j);
+                    } else { /* the last, partial step: missing lanes are zero */
+                        for (int tc = 0; tc < TILE_C; tc++) {
+                            float xs[VEC];
+                            for (int v = 0; v < VEC; v++)
+                                xs[v] = j + v < len ? xn[crow[tc] + xrow + (j + v) * sw] : 0.0f;
+                            xv[tc] = vloadV(0, xs);
+                        }
+                        for (int tk = 0; tk < TILE_K; tk++) {
+                            float ds[VEC];
+                            for (int v = 0; v < VEC; v++)
+                                ds[v] = j + v < len ? dyn[krow[tk] + drow + j + v] : 0.0f;
+                            dv[tk] = vloadV(0, ds);
+                        }
+                    }
+                    for (int tk = 0; tk < TILE_K; tk++)
+                        for (int tc = 0; tc < TILE_C; tc++)
+                            acc[tk][tc] = mad(dv[tk], xv[tc], acc[tk][tc]);
+                }
             }
         }
     }

@@ -497,6 +497,114 @@ static void test_direct_tile_variants(void **state) {
     assert_true(ok);
 }
 
+/* A float tensor viewing elements off .. off+numel-1 of a NaN-filled buffer with 5 more
+ * after the view: reading outside the view poisons the result. */
+static clcnn_tensor *offset_tensor(int ndim, const size_t *shape, size_t off, const float *data) {
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        numel *= shape[i];
+    clcnn_tensor *t = NULL;
+    TU_OK(clcnn_tensor_create(tu_device(), CLCNN_F32, 1, (size_t[]){numel + off + 5}, &t));
+    TU_OK(clcnn_tensor_fill(t, NAN));
+    t->ndim = ndim;
+    size_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->strides[i] = stride;
+        stride *= shape[i];
+    }
+    t->numel = numel;
+    t->offset = off;
+    if (data)
+        assert_int_equal(clEnqueueWriteBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(t),
+                                              CL_TRUE, off * sizeof(float), numel * sizeof(float),
+                                              data, 0, NULL, NULL),
+                         CL_SUCCESS);
+    return t;
+}
+
+/* Reads the whole buffer of an offset_tensor; checks the elements around the view are
+ * still NaN and returns the view's values (malloc'd). */
+static float *download_view(const clcnn_tensor *t, int *untouched) {
+    size_t all_n = t->offset + t->numel + 5;
+    float *all = malloc(all_n * sizeof *all), *v = malloc(t->numel * sizeof *v);
+    assert_int_equal(clEnqueueReadBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(t),
+                                         CL_TRUE, 0, all_n * sizeof(float), all, 0, NULL, NULL),
+                     CL_SUCCESS);
+    for (size_t i = 0; i < all_n; i++)
+        if ((i < t->offset || i >= t->offset + t->numel) && !isnan(all[i])) *untouched = 0;
+    memcpy(v, all + t->offset, t->numel * sizeof *v);
+    free(all);
+    return v;
+}
+
+/* Tensors at element offsets inside NaN-filled buffers (the direct filter kernel walks
+ * stride-1 planes as one run with full vector loads wherever they stay inside the tensor:
+ * lanes outside a row must be zeroed, never multiplied), and +inf at the ends of rows of
+ * x and dy: a lane past a row end that reached one would turn a finite tap gradient into
+ * NaN. */
+static void test_offsets_and_row_ends(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        conv(2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1),    /* planes shorter than one 16-wide run */
+        conv(3, 17, 7, 9, 9, 3, 3, 1, 1, 1, 1),   /* 16 input channels per work-item */
+        conv(2, 2, 9, 11, 20, 5, 5, 1, 2, 1, 1),  /* one input channel, 16 output channels */
+        conv(2, 4, 9, 9, 6, 3, 3, 1, 2, 2, 2),    /* dilation, groups */
+        conv(2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1) /* the bn model's conv2, reduced */
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        problem pb;
+        problem_init(&pb, &cases[i], 800 + i);
+        const ref_conv *cv = &pb.cv;
+        for (int inf = 0; inf < 2; inf++) {
+            if (inf) { /* +inf at the first or last column of some rows of x and dy */
+                size_t nx = ref_conv_x_size(cv), ny = ref_conv_y_size(cv);
+                for (size_t row = 1; row * (size_t)cv->w < nx; row += 7)
+                    pb.x[row * (size_t)cv->w + (row % 2 ? 0 : (size_t)cv->w - 1)] = INFINITY;
+                for (size_t row = 2; row * (size_t)cv->q < ny; row += 11)
+                    pb.dy[row * (size_t)cv->q + (row % 2 ? 0 : (size_t)cv->q - 1)] = INFINITY;
+                double *xd = to_double(pb.x, nx), *dyd = to_double(pb.dy, ny);
+                double *wd = to_double(pb.w, ref_conv_w_size(cv));
+                ref_conv2d_backward_data(cv, dyd, wd, pb.dx);
+                ref_conv2d_backward_filter(cv, xd, dyd, pb.dw);
+                ref_conv2d_bias_grad(cv, dyd, pb.db);
+                free(xd);
+                free(dyd);
+                free(wd);
+            }
+            size_t xs[4] = {cv->n, cv->c, cv->h, cv->w};
+            size_t ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
+            size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
+            /* gemm multiplies im2col's padding zeros by dy: inf there gives NaN, a
+             * different (also non-finite) answer; the inf case checks direct only */
+            for (size_t a = 0; a < (inf ? 1u : 2u); a++) {
+                clcnn_tensor *x = offset_tensor(4, xs, 3, pb.x), *w = offset_tensor(4, ws, 7, pb.w);
+                clcnn_tensor *dy = offset_tensor(4, ys, 5, pb.dy),
+                             *dx = offset_tensor(4, xs, 9, NULL);
+                clcnn_tensor *dw = offset_tensor(4, ws, 1, NULL);
+                clcnn_tensor *db = offset_tensor(1, (size_t[]){cv->k}, 2, NULL);
+                clcnn_conv2d_desc d = make_desc(cv, algos[a]);
+                TU_OK(clcnn_conv2d_backward_data(tu_device(), &d, dy, w, dx));
+                TU_OK(clcnn_conv2d_backward_filter(tu_device(), &d, x, dy, dw, db));
+                int untouched = 1;
+                result r = {download_view(dx, &untouched), download_view(dw, &untouched),
+                            download_view(db, &untouched)};
+                if (!check_result(&pb, &r, algos[a], 0) || !untouched) {
+                    fprintf(stderr, "  (offsets, inf %d, untouched %d)\n", inf, untouched);
+                    ok = 0;
+                }
+                result_free(&r);
+                clcnn_tensor *all[] = {x, w, dy, dx, dw, db};
+                for (int j = 0; j < 6; j++)
+                    clcnn_tensor_free(all[j]);
+            }
+        }
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
 static void test_auto(void **state) {
     (void)state;
     ref_conv cases[] = {
@@ -584,6 +692,7 @@ int main(void) {
         cmocka_unit_test(test_random_sweep),
         cmocka_unit_test(test_anchor_like_shapes),
         cmocka_unit_test(test_direct_tile_variants),
+        cmocka_unit_test(test_offsets_and_row_ends),
         cmocka_unit_test(test_auto),
         cmocka_unit_test(test_gemm_workspace_chunking),
         cmocka_unit_test(test_determinism),

@@ -46,11 +46,13 @@ static void cfg_defines(direct_cfg *cfg, char *buf, size_t cap) {
  * and compile time matters (POCL: about a second per program), so every pass draws from
  * one small family:
  *   CPU: TILE_K in {16, 8, 4, 1}, TILE_P = 2 for TILE_K >= 8 else 4, VEC in {16, 8},
- *        TILE_C in {4, 1}: at most 9 programs for any set of layers.
+ *        TILE_C in {16, 4, 1} (backward filter only; the others use 4 or 1): at most
+ *        11 programs for any set of layers.
  *   GPU: TILE_K in {4, 1}, TILE_P 2, VEC 4, TILE_C in {2, 1}.
  * Forward and backward data pick TILE_K from the channels per group of their output
  * (kpg forward, cpg backward data) and VEC from the width of its rows; backward filter
- * picks TILE_K <= 8 from kpg and TILE_C from cpg.
+ * picks TILE_C from cpg, TILE_K from kpg (16 only with TILE_C 1) and VEC from the length
+ * of the runs it walks (whole planes for stride 1 with q == w, else rows).
  *
  * CPU (POCL, measured on the anchor layers by process CPU time, which stays comparable
  * on a loaded machine): wide vectors and many accumulators win, 16 channels x 2 rows x
@@ -59,6 +61,11 @@ static void cfg_defines(direct_cfg *cfg, char *buf, size_t cap) {
  * depthwise) 1 x 4 rows x 8 columns was best; the filter gradient was fastest with
  * 8 x 4 channels (16 output channels or 2 input channels: slower on VGG and ResNet), and
  * with TILE_C 1 when there are fewer than 3 input channels per group (2x on LeNet).
+ * Filter gradient, remeasured with the plane-run walk (process CPU ms, old table -> new):
+ * 8 x 16 channels with VEC 16 where cpg >= 16: the bn model's conv2 (64x32x14x14 -> 64,
+ * 3x3 p1) 26.3 -> 12.0, VGG 8x64x56x56 -> 64 3x3 p1 74 -> 52, 3x3 stride 2 -> 128 96 -> 79,
+ * ResNet 1x1 128 -> 64 on 14x14 1.13 -> 0.90 (16 x 16: within 10%, 8 x 8: 20% slower);
+ * 16 x 1 with one input channel: 64x1x28x28 -> 32 3x3 p1 3.3 -> 1.9.
  * GPU: a work-item holds at most 4x2x4 = 32 accumulators (registers are per lane); not
  * measured yet (no GPU here). */
 static direct_cfg make_cfg(const clcnn_device *dev, int tile_k, int vec, int tile_c) {
@@ -128,13 +135,12 @@ clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv
  * large batches) split the batch so that enough work-items run; the splits are summed
  * in a fixed order by conv2d_sum_parts, so the result stays deterministic. */
 static direct_cfg filter_cfg(const clcnn_device *dev, const cc_conv *cv) {
-    int flat = cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
-    int len = flat ? cv->p * cv->q : cv->q; /* 1x1 stride-1 unpadded: whole planes */
-    return make_cfg(dev,
-                    cv->kpg >= 8   ? 8
-                    : cv->kpg >= 3 ? 4
-                                   : 1,
-                    len >= 48 ? 16 : 8, cv->cpg >= 3 ? 4 : 1);
+    /* stride 1 and q == w: the kernel walks whole planes as one run */
+    int flat = cv->sh == 1 && cv->sw == 1 && cv->q == cv->w;
+    int len = flat ? cv->p * cv->q : cv->q;
+    int tile_c = cv->cpg >= 16 ? 16 : cv->cpg >= 3 ? 4 : 1;
+    int tile_k = cv->kpg >= 16 && tile_c == 1 ? 16 : cv->kpg >= 8 ? 8 : cv->kpg >= 3 ? 4 : 1;
+    return make_cfg(dev, tile_k, len >= 48 ? 16 : 8, tile_c);
 }
 
 clcnn_status cc_conv2d_direct_backward_filter(clcnn_device *dev, const cc_conv *cv,
