@@ -314,16 +314,17 @@ static void test_tune_off(void **state) {
 /* ---- SGEMM with tuned parameters ------------------------------------------------------- */
 
 /* One row-major SGEMM through lib/blas.c (as the ops call it) with buffer offsets,
- * compared with the double reference. Tolerance: the worst-case float rounding bound
+ * strided-batched when batch > 1 as the convolutions call it (A shared, B and C one matrix
+ * per product), compared with the double reference. Tolerance: the worst-case float rounding bound
  * 2 * k * 2^-24 * sum|a*b| per element (+1e-6), so it cannot flake, while a kernel with
  * wrong tiling or padding is off by about sum|a*b| itself. */
 static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m, size_t n,
-                        size_t k) {
+                        size_t k, size_t batch) {
     const size_t a_off = 3, b_off = 5, c_off = 1;
     size_t lda = ta ? m : k, ldb = tb ? k : n;
-    size_t na = a_off + m * k, nb = b_off + k * n, nc = c_off + m * n;
+    size_t na = a_off + m * k, nb = b_off + k * n * batch, nc = c_off + m * n * batch;
     float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = malloc(nc * sizeof *c);
-    double *ref = malloc(m * n * sizeof *ref), *mag = malloc(m * n * sizeof *mag);
+    double *ref = malloc(m * n * batch * sizeof *ref), *mag = malloc(m * n * batch * sizeof *mag);
     assert_true(a && b && c && ref && mag);
     tu_fill_uniform(rng, a, na, -1, 1);
     tu_fill_uniform(rng, b, nb, -1, 1);
@@ -332,13 +333,16 @@ static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m
     clcnn_tensor *ta_t = tu_tensor_from(1, (size_t[]){na}, a);
     clcnn_tensor *tb_t = tu_tensor_from(1, (size_t[]){nb}, b);
     clcnn_tensor *tc_t = tu_tensor_from(1, (size_t[]){nc}, c);
-    TU_OK(cc_sgemm(dev, ta, tb, m, n, k, 1.0f, clcnn_tensor_mem(ta_t), a_off, lda,
-                   clcnn_tensor_mem(tb_t), b_off, ldb, 0.0f, clcnn_tensor_mem(tc_t), c_off, n));
+    TU_OK(cc_sgemm_strided_batched(dev, ta, tb, m, n, k, 1.0f, clcnn_tensor_mem(ta_t), a_off, lda,
+                                   0, clcnn_tensor_mem(tb_t), b_off, ldb, k * n, 0.0f,
+                                   clcnn_tensor_mem(tc_t), c_off, n, m * n, batch));
     float *got = tu_download(tc_t);
-    ref_sgemm(ta, tb, m, n, k, a + a_off, lda, b + b_off, ldb, ref, mag);
+    for (size_t bi = 0; bi < batch; bi++)
+        ref_sgemm(ta, tb, m, n, k, a + a_off, lda, b + b_off + bi * k * n, ldb, ref + bi * m * n,
+                  mag + bi * m * n);
     size_t worst = 0;
     double worst_excess = -1;
-    for (size_t i = 0; i < m * n; i++) {
+    for (size_t i = 0; i < m * n * batch; i++) {
         double tol = 2.0 * (double)k * 5.96e-8 * mag[i] + 1e-6;
         double excess = fabs((double)got[c_off + i] - ref[i]) - tol;
         if (!(excess <= worst_excess) || isnan(got[c_off + i])) {
@@ -347,9 +351,10 @@ static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m
         }
     }
     if (worst_excess > 0)
-        fail_msg("SGEMM %s%s m=%zu n=%zu k=%zu: C[%zu][%zu] = %g, reference %g (tolerance %g)",
-                 ta ? "T" : "N", tb ? "T" : "N", m, n, k, worst / n, worst % n,
-                 (double)got[c_off + worst], ref[worst],
+        fail_msg("SGEMM %s%s m=%zu n=%zu k=%zu batch=%zu: C[%zu][%zu][%zu] = %g, reference %g "
+                 "(tolerance %g)",
+                 ta ? "T" : "N", tb ? "T" : "N", m, n, k, batch, worst / (m * n),
+                 worst % (m * n) / n, worst % n, (double)got[c_off + worst], ref[worst],
                  2.0 * (double)k * 5.96e-8 * mag[worst] + 1e-6);
     assert_true(got[0] == 1e30f); /* the element before C's offset is untouched */
     free(got);
@@ -375,11 +380,16 @@ static void test_tuned_sgemm_is_correct(void **state) {
     TU_OK(clcnn_tune_apply(dev)); /* explicitly too: the automatic path may have run */
     /* direct kernel (m*n*k < 64^3) and indirect kernel (with padding: no size is a
      * multiple of the 32x64x16 tiles), every transpose, batch 1 and odd sizes */
-    check_sgemm(dev, &rng, 0, 0, 67, 45, 37);
-    check_sgemm(dev, &rng, 1, 1, 1, 31, 7);
-    check_sgemm(dev, &rng, 0, 0, 129, 257, 65);
-    check_sgemm(dev, &rng, 0, 1, 100, 70, 300);
-    check_sgemm(dev, &rng, 1, 0, 33, 200, 129);
+    check_sgemm(dev, &rng, 0, 0, 67, 45, 37, 1);
+    check_sgemm(dev, &rng, 1, 1, 1, 31, 7, 1);
+    check_sgemm(dev, &rng, 0, 0, 129, 257, 65, 1);
+    check_sgemm(dev, &rng, 0, 1, 100, 70, 300, 1);
+    check_sgemm(dev, &rng, 1, 0, 33, 200, 129, 1);
+    /* strided-batched, as the convolutions issue them (CLBlast has kernels of its own) */
+    check_sgemm(dev, &rng, 0, 0, 19, 40, 27, 3);
+    check_sgemm(dev, &rng, 0, 0, 64, 196, 72, 2);
+    check_sgemm(dev, &rng, 1, 0, 72, 196, 64, 2);
+    check_sgemm(dev, &rng, 0, 1, 64, 72, 196, 2);
     unlink(path);
 }
 
