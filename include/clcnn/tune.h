@@ -44,7 +44,7 @@ typedef enum clcnn_tune_mode {
     CLCNN_TUNE_EXHAUSTIVE = 2,
 } clcnn_tune_mode;
 
-#define CLCNN_TUNE_BUDGET_ON 240.0          /* seconds, default GEMM tuning budget */
+#define CLCNN_TUNE_BUDGET_ON 300.0          /* seconds, default GEMM tuning budget */
 #define CLCNN_TUNE_BUDGET_EXHAUSTIVE 1800.0 /* seconds, with CLCNN_TUNE=exhaustive */
 
 /* The mode $CLCNN_TUNE asks for (unset or unknown words: CLCNN_TUNE_ON). */

@@ -277,58 +277,40 @@ static void remember(tuner *t, const size_t *v, int count) {
 static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
     const int ex = t->opt->exhaustive;
     static const size_t wg[] = {16, 32, 64, 128}, kwg[] = {16, 32}, kwi[] = {2, 8};
-    static const size_t dim0[] = {8, 16, 32, 4}, dim1[] = {2, 4, 8, 16, 32};
-    static const size_t vw[] = {1, 2, 4, 8, 16}, kreg[] = {1, 2, 4, 8, 16};
+    static const size_t dim[] = {8, 16, 32, 4}, vw[] = {1, 2, 4, 8, 16};
     /* CPUs only run fast with their SIMD width filled: no vectors narrower than 4 there */
     const int cpu = t->dev->info.type == CLCNN_DEVICE_CPU;
     memset(v, 0, CC_XG_COUNT * sizeof *v);
-    v[CC_XG_GEMMK] = rnd(t) % 2;
+    v[CC_XG_GEMMK] = 0; /* see cc_xgemm_invalid */
+    v[CC_XG_KREG] = 1;
     v[CC_XG_VWM] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
     v[CC_XG_VWN] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
     v[CC_XG_MWG] = pick(t, wg, 4);
     v[CC_XG_NWG] = pick(t, wg, 4);
-    if (v[CC_XG_GEMMK] == 0) {
-        v[CC_XG_KWG] = pick(t, kwg, 2);
-        v[CC_XG_KWI] = pick(t, kwi, ex ? 2 : 1);
-        v[CC_XG_MDIMC] = pick(t, dim0, ex ? 4 : 3);
-        v[CC_XG_NDIMC] = pick(t, dim0, ex ? 4 : 3);
-        v[CC_XG_MDIMA] = pick(t, dim0, ex ? 4 : 3);
-        v[CC_XG_NDIMB] = pick(t, dim0, ex ? 4 : 3);
-        v[CC_XG_STRM] = rnd(t) % 2;
-        v[CC_XG_STRN] = rnd(t) % 2;
-        v[CC_XG_SA] = rnd(t) % 2;
-        v[CC_XG_SB] = rnd(t) % 2;
-        v[CC_XG_KREG] = 1;
-    } else {
-        v[CC_XG_KWG] = 1;
-        v[CC_XG_KWI] = 1;
-        v[CC_XG_NWG] = v[CC_XG_MWG]; /* see cc_xgemm_invalid */
-        v[CC_XG_MDIMC] = v[CC_XG_MDIMA] = pick(t, dim1, 5);
-        v[CC_XG_NDIMC] = v[CC_XG_NDIMB] = pick(t, dim1, 5);
-        v[CC_XG_KREG] = pick(t, kreg, 5);
-    }
+    v[CC_XG_KWG] = pick(t, kwg, 2);
+    v[CC_XG_KWI] = pick(t, kwi, ex ? 2 : 1);
+    v[CC_XG_MDIMC] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XG_NDIMC] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XG_MDIMA] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XG_NDIMB] = pick(t, dim, ex ? 4 : 3);
+    v[CC_XG_STRM] = rnd(t) % 2;
+    v[CC_XG_STRN] = rnd(t) % 2;
+    v[CC_XG_SA] = rnd(t) % 2;
+    v[CC_XG_SB] = rnd(t) % 2;
 }
 
 /* Change one or two parameters of `from` to a neighbouring power of two (or flip a
- * flag), keeping the GEMMK-1 ties. */
+ * flag). */
 static void mutate_xgemm(tuner *t, const size_t *from, size_t v[CC_XG_COUNT]) {
     memcpy(v, from, CC_XG_COUNT * sizeof *v);
     int changes = 1 + (int)(rnd(t) % 2);
     for (int c = 0; c < changes; c++) {
         int p = (int)(rnd(t) % CC_XG_COUNT);
-        if (p == CC_XG_GEMMK) continue;
-        if (p == CC_XG_SA || p == CC_XG_SB || p == CC_XG_STRM || p == CC_XG_STRN) {
+        if (p == CC_XG_GEMMK || p == CC_XG_KREG) continue;
+        if (p == CC_XG_SA || p == CC_XG_SB || p == CC_XG_STRM || p == CC_XG_STRN)
             v[p] ^= 1;
-        } else {
-            size_t x = v[p];
-            x = rnd(t) % 2 ? x * 2 : (x > 1 ? x / 2 : 2);
-            v[p] = x;
-        }
-        if (v[CC_XG_GEMMK] == 1) {
-            if (p == CC_XG_MWG || p == CC_XG_NWG) v[CC_XG_MWG] = v[CC_XG_NWG] = v[p];
-            if (p == CC_XG_MDIMC || p == CC_XG_MDIMA) v[CC_XG_MDIMA] = v[CC_XG_MDIMC] = v[p];
-            if (p == CC_XG_NDIMC || p == CC_XG_NDIMB) v[CC_XG_NDIMB] = v[CC_XG_NDIMC] = v[p];
-        }
+        else
+            v[p] = rnd(t) % 2 ? v[p] * 2 : (v[p] > 1 ? v[p] / 2 : 2);
     }
 }
 
@@ -364,16 +346,16 @@ static void mutate_direct(tuner *t, const size_t *from, size_t v[CC_XD_COUNT]) {
  * SA SB STRM STRN VWM VWN). CPUs (POCL) like big tiles and wide vectors with no local
  * memory; GPUs like 8x8-16x16 work-groups with local memory. */
 static const size_t cpu_seeds[][CC_XG_COUNT] = {
-    {1, 8, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 8},
     {0, 1, 16, 2, 8, 8, 128, 8, 8, 64, 0, 0, 0, 0, 8, 8},
-    {1, 4, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4},
+    {0, 1, 16, 2, 8, 8, 64, 8, 8, 128, 0, 0, 0, 0, 8, 16},
     {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 8},
+    {0, 1, 16, 2, 8, 8, 128, 8, 8, 128, 0, 0, 0, 0, 16, 8},
 };
 static const size_t gpu_seeds[][CC_XG_COUNT] = {
     {0, 1, 32, 2, 16, 16, 64, 8, 8, 64, 1, 1, 0, 0, 4, 4},
     {0, 1, 32, 2, 8, 8, 64, 16, 16, 64, 1, 1, 1, 0, 2, 2},
     {0, 1, 16, 2, 16, 16, 128, 16, 16, 128, 1, 1, 1, 1, 4, 4},
-    {1, 2, 1, 1, 16, 16, 64, 16, 16, 64, 0, 0, 0, 0, 2, 2},
+    {0, 1, 32, 2, 8, 8, 32, 8, 8, 64, 1, 1, 0, 0, 2, 4},
 };
 /* XgemmDirect: KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
 static const size_t cpu_direct_seeds[][CC_XD_COUNT] = {
