@@ -228,14 +228,39 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
     return CLCNN_CONV_DIRECT;
 }
 
+/* Whether algorithm a can run pass ps on this shape; when not, *why says what is missing
+ * (for the CLCNN_ERR_UNSUPPORTED message of a forced algorithm). */
+static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const char **why) {
+    switch (a) {
+    case CLCNN_CONV_DIRECT:
+    case CLCNN_CONV_GEMM:
+        return 1;
+    case CLCNN_CONV_IMPLICIT_GEMM:
+        *why = "it is built for the forward pass only (use direct, gemm or auto)";
+        return ps == PASS_FORWARD;
+    case CLCNN_CONV_WINOGRAD:
+        if (!cc_conv2d_winograd_supports(cv)) {
+            *why = "it needs a 3x3 kernel with stride 1 and dilation 1";
+            return 0;
+        }
+        *why = "it is built for the forward pass only (use direct, gemm or auto)";
+        return ps == PASS_FORWARD;
+    default:
+        *why = "it is not implemented yet (use direct, gemm, implicit_gemm or auto)";
+        return 0;
+    }
+}
+
 static clcnn_status resolve_algo(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
                                  const cc_conv *cv, pass ps, clcnn_conv_algo *out) {
     clcnn_conv_algo a = d->algo;
     if (a == CLCNN_CONV_AUTO) a = pick_algo(dev, cv, ps);
-    CC_RETURN_IF(a != CLCNN_CONV_DIRECT && a != CLCNN_CONV_GEMM, CLCNN_ERR_UNSUPPORTED,
-                 "%s: algorithm %s is not implemented for the %s pass yet (use direct, gemm or "
-                 "auto)",
-                 op, clcnn_conv_algo_name(a), pass_names[ps]);
+    const char *why = "";
+    CC_RETURN_IF(!algo_supports(a, cv, ps, &why), CLCNN_ERR_UNSUPPORTED,
+                 "%s: algorithm %s cannot run the %s pass here: %s (x %dx%dx%dx%d, w "
+                 "%dx%dx%dx%d, stride %dx%d, dilation %dx%d, groups %d)",
+                 op, clcnn_conv_algo_name(a), pass_names[ps], why, cv->n, cv->c, cv->h, cv->w,
+                 cv->k, cv->cpg, cv->r, cv->s, cv->sh, cv->sw, cv->dh, cv->dw, cv->groups);
     *out = a;
     return CLCNN_OK;
 }
@@ -263,8 +288,16 @@ clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
     CC_TRY(check_no_alias(op, y, "output y", b, "bias b"));
     clcnn_conv_algo a;
     CC_TRY(resolve_algo(dev, op, d, &cv, PASS_FORWARD, &a));
-    if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_forward(dev, &cv, x, w, b, y, (int)act);
-    return cc_conv2d_direct_forward(dev, &cv, x, w, b, y, (int)act);
+    switch (a) {
+    case CLCNN_CONV_GEMM:
+        return cc_conv2d_gemm_forward(dev, &cv, x, w, b, y, (int)act);
+    case CLCNN_CONV_IMPLICIT_GEMM:
+        return cc_conv2d_implicit_forward(dev, &cv, x, w, b, y, (int)act);
+    case CLCNN_CONV_WINOGRAD:
+        return cc_conv2d_winograd_forward(dev, &cv, x, w, b, y, (int)act);
+    default:
+        return cc_conv2d_direct_forward(dev, &cv, x, w, b, y, (int)act);
+    }
 }
 
 clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_desc *d,

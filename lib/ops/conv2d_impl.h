@@ -36,6 +36,16 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
 clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                     const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
                                     int act);
+/* lib/ops/conv2d_implicit.c (cl/conv2d_implicit.cl): every shape, no workspace. */
+clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                        const clcnn_tensor *w, const clcnn_tensor *b,
+                                        clcnn_tensor *y, int act);
+/* lib/ops/conv2d_winograd.c (cl/conv2d_winograd.cl): 3x3, stride 1, dilation 1 only
+ * (cc_conv2d_winograd_supports); a filter-transform buffer from the pool. */
+int cc_conv2d_winograd_supports(const cc_conv *cv);
+clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                        const clcnn_tensor *w, const clcnn_tensor *b,
+                                        clcnn_tensor *y, int act);
 /* Backward data: dx = conv^T(dy, w). */
 clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv,
                                             const clcnn_tensor *dy, const clcnn_tensor *w,

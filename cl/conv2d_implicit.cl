@@ -1,0 +1,225 @@
+/* Implicit-GEMM 2-D convolution, forward: im2col fused into a register-tiled GEMM, no
+ * global workspace. Every shape: any kernel size, stride, zero padding, dilation and
+ * groups (all kernel arguments). Host side: lib/ops/conv2d_implicit.c.
+ *
+ * Per group g the convolution is the product
+ *   Y_g (kpg, n*p*q) = W_g (kpg, K) * B_g (K, n*p*q),   K = cpg*r*s,
+ *   B_g[(ci*r + kr)*s + ks, (ni, pi, qi)] = x[ni, g*cpg+ci, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
+ * (zero outside the input). A work-item owns 16 output positions (the lanes of a float16)
+ * of one image: first it copies ("packs") their 16 columns of B, KC rows at a time, into
+ * its own strip of local memory (contiguous, so the GEMM loop streams it from cache),
+ * then it runs every output channel of its range over the strip, TM channels at a time:
+ * TM float16 accumulators, one strip vector and TM weights per step of the reduction.
+ * Reductions longer than KC are done chunk by chunk, the partial sums kept in y itself
+ * (each y element belongs to one work-item); bias and activation are applied with the
+ * last chunk. Fixed summation order: deterministic, no atomics.
+ *
+ * Defines (tuning only; shapes are kernel arguments):
+ *   TM   output channels per register block (1..32)                           default 16
+ *   VW   width of a lane segment: the 16 lanes are 16/VW output rows of VW columns
+ *        each (16, 8 or 4), chosen by the host to fit the output width          default 16
+ *
+ * Arguments besides the shapes:
+ *   plane  1: the lanes are 16 consecutive positions of the flattened p*q plane (only
+ *          for 1x1 kernels with stride 1 and no padding, where they are consecutive
+ *          input elements too); 0: 16/VW rows x VW columns of y
+ *   kc     rows of B per chunk (the strip of local memory holds kc x 16 floats)
+ *   m_per  output channels per work-item along dim 1 (a multiple of TM, or kpg)
+ *   strip  __local, get_local_size(0) * kc * 16 floats
+ *
+ * Buffers (dense NCHW, each with an element offset *_off):
+ *   x (n, c, h, w)   wt (k, cpg, r, s)   b (k)   y (n, k, p, q)
+ *
+ * Work-item -> output mapping: dim0 = image * tiles per image + tile (tiles: 16
+ * positions of the plane, or 16/VW rows x VW columns, row-major), dim1 = group *
+ * msplit + channel range [m_per*j, m_per*(j+1)) of the group. */
+#include "common.h"
+
+#ifndef TM
+#define TM 16
+#endif
+#ifndef VW
+#define VW 16
+#endif
+
+#if VW != 16 && VW != 8 && VW != 4
+#error "VW must be 16, 8 or 4"
+#endif
+#if TM < 1 || TM > 32
+#error "TM must be in 1..32"
+#endif
+
+#define TR (16 / VW) /* output rows per tile */
+#define CC_CAT_(a, b) a##b
+#define CC_CAT(a, b) CC_CAT_(a, b)
+#define floatW CC_CAT(float, VW)
+#define vloadW CC_CAT(vload, VW)
+#define vstoreW CC_CAT(vstore, VW)
+
+/* The fused activation on a vector of type T. */
+#define ACT_VEC(T, v, act, alpha)                                                                  \
+    ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
+     : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
+                                   : (v))
+
+/* Packs rows [k0, k1) of B for this work-item's lanes into strip (row kk at
+ * strip[(kk - k0) * 16]). */
+inline void pack_rows(__local float *strip, __global const float *xg, int k0, int k1, int plane,
+                      int j0, int pq, int p0, int q0, int h, int w, int p, int r, int s, int sh,
+                      int sw, int ph, int pw, int dh, int dw) {
+    const int rs = r * s, hw = h * w;
+    if (plane) { /* 1x1, stride 1, no padding: row ci is x[ci] at positions j0.. */
+        const int full = j0 + 16 <= pq;
+        for (int kk = k0; kk < k1; kk++) {
+            __global const float *src = xg + kk * hw + j0;
+            float16 v;
+            if (full) {
+                v = vload16(0, src);
+            } else {
+                float t[16];
+                for (int l = 0; l < 16; l++)
+                    t[l] = j0 + l < pq ? src[l] : 0.0f;
+                v = vload16(0, t);
+            }
+            vstore16(v, kk - k0, strip);
+        }
+        return;
+    }
+    int ci = k0 / rs, kr = (k0 / s) % r, ks = k0 % s;
+    for (int kk = k0; kk < k1; kk++) {
+        __global const float *xc = xg + ci * hw;
+        __local float *dst = strip + (kk - k0) * 16;
+        const int iw = q0 * sw - pw + ks * dw;
+        /* columns of the segment all inside the row? */
+        const int cols_in = iw >= 0 && iw + (VW - 1) * sw < w;
+#pragma unroll
+        for (int tr = 0; tr < TR; tr++) {
+            const int ih = (p0 + tr) * sh - ph + kr * dh;
+            floatW v;
+            if (ih < 0 || ih >= h || p0 + tr >= p) {
+                v = (floatW)(0.0f);
+            } else if (cols_in && sw == 1) {
+                v = vloadW(0, xc + ih * w + iw);
+            } else if (cols_in) {
+                float t[VW];
+                for (int l = 0; l < VW; l++)
+                    t[l] = xc[ih * w + iw + l * sw];
+                v = vloadW(0, t);
+            } else {
+                float t[VW];
+                for (int l = 0; l < VW; l++) {
+                    const int col = iw + l * sw;
+                    t[l] = col >= 0 && col < w ? xc[ih * w + col] : 0.0f;
+                }
+                v = vloadW(0, t);
+            }
+            vstoreW(v, tr, dst);
+        }
+        if (++ks == s) {
+            ks = 0;
+            if (++kr == r) {
+                kr = 0;
+                ci++;
+            }
+        }
+    }
+}
+
+__kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global const float *wt,
+                                  int w_off, __global const float *bias, int b_off, int has_bias,
+                                  __global float *y, int y_off, int n, int c, int h, int w, int k,
+                                  int p, int q, int r, int s, int sh, int sw, int ph, int pw,
+                                  int dh, int dw, int groups, int act, float alpha, int plane,
+                                  int kc, int m_per, __local float *strips) {
+    const int cpg = c / groups, kpg = k / groups;
+    const int pq = p * q, K = cpg * r * s;
+    /* tiles per image */
+    const int qt = (q + VW - 1) / VW;
+    const int tpi = plane ? (pq + 15) / 16 : ((p + TR - 1) / TR) * qt;
+    const int msplit = (kpg + m_per - 1) / m_per;
+    const int t = get_global_id(0), gm = get_global_id(1);
+    if (t >= n * tpi || gm >= groups * msplit) return;
+    const int ni = t / tpi, ti = t % tpi;
+    const int g = gm / msplit, m_lo = (gm % msplit) * m_per;
+    const int m_hi = min(m_lo + m_per, kpg);
+    const int j0 = plane ? ti * 16 : 0;
+    const int p0 = plane ? 0 : (ti / qt) * TR, q0 = plane ? 0 : (ti % qt) * VW;
+
+    __local float *strip = strips + get_local_id(0) * kc * 16;
+    __global const float *xg = x + x_off + (ni * c + g * cpg) * h * w;
+    __global const float *wg = wt + w_off + g * kpg * K;
+    __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
+
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        const int k1 = min(k0 + kc, K), first = k0 == 0, last = k1 == K;
+        pack_rows(strip, xg, k0, k1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw);
+        for (int m0 = m_lo; m0 < m_hi; m0 += TM) {
+            __global const float *wrow[TM]; /* rows past the range read its last one */
+#pragma unroll
+            for (int tm = 0; tm < TM; tm++)
+                wrow[tm] = wg + min(m0 + tm, m_hi - 1) * K;
+            float16 acc[TM];
+#pragma unroll
+            for (int tm = 0; tm < TM; tm++)
+                acc[tm] = (float16)(0.0f);
+            for (int kk = k0; kk < k1; kk++) {
+                const float16 bv = vload16(kk - k0, strip);
+#pragma unroll
+                for (int tm = 0; tm < TM; tm++)
+                    acc[tm] = fma((float16)(wrow[tm][kk]), bv, acc[tm]);
+            }
+#pragma unroll
+            for (int tm = 0; tm < TM; tm++) {
+                const int m = m0 + tm;
+                if (m >= m_hi) break;
+                __global float *ym = yg + m * pq;
+                float16 v = acc[tm];
+                if (plane) {
+                    if (!first) {
+                        float o[16];
+                        for (int l = 0; l < 16; l++)
+                            o[l] = j0 + l < pq ? ym[j0 + l] : 0.0f;
+                        v += vload16(0, o);
+                    }
+                    if (last) {
+                        if (has_bias) v += (float16)(bias[b_off + g * kpg + m]);
+                        v = ACT_VEC(float16, v, act, alpha);
+                    }
+                    if (j0 + 16 <= pq) {
+                        vstore16(v, 0, ym + j0);
+                    } else {
+                        float o[16];
+                        vstore16(v, 0, o);
+                        for (int l = 0; j0 + l < pq; l++)
+                            ym[j0 + l] = o[l];
+                    }
+                } else {
+                    float o[16];
+                    vstore16(v, 0, o);
+                    const float bv = last && has_bias ? bias[b_off + g * kpg + m] : 0.0f;
+#pragma unroll
+                    for (int tr = 0; tr < TR; tr++) {
+                        if (p0 + tr >= p) break;
+                        __global float *yr = ym + (p0 + tr) * q + q0;
+                        if (q0 + VW <= q) {
+                            floatW u = vloadW(tr, o);
+                            if (!first) u += vloadW(0, yr);
+                            if (last) {
+                                u += (floatW)(bv);
+                                u = ACT_VEC(floatW, u, act, alpha);
+                            }
+                            vstoreW(u, 0, yr);
+                        } else {
+                            for (int l = 0; q0 + l < q; l++) {
+                                float u = o[tr * VW + l];
+                                if (!first) u += yr[l];
+                                if (last) u = cc_activate(u + bv, act, alpha);
+                                yr[l] = u;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

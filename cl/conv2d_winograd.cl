@@ -1,0 +1,375 @@
+/* Winograd 2-D convolution, forward, for 3x3 kernels with stride 1 and dilation 1 (any
+ * zero padding, any groups): F(MT x MT, 3x3) with MT = 2 (4x4 input tiles, 16 products
+ * per tile and channel pair) or MT = 4 (6x6 input tiles, 36 products). Host side:
+ * lib/ops/conv2d_winograd.c.
+ *
+ * With A = MT + 2 and the matrices of Lavin & Gray, "Fast Algorithms for Convolutional
+ * Neural Networks" (2016), per tile and output channel:
+ *   y_tile (MT x MT) = A^T [ sum_ci (G g_ci G^T) .* (B^T d_ci B) ] A
+ * where d_ci is the A x A input window of the tile in channel ci and g_ci the 3x3 filter.
+ *
+ * Kernels:
+ *   winograd_filter  U[a][ko][ci] = (G w[ko,ci] G^T)[a], a < A*A (row-major), one
+ *                    work-item per (ko, ci); recomputed every call (weights change every
+ *                    training step, and this is a small fraction of the work).
+ *   winograd_fwd     a work-item owns 16 tiles of one image (the lanes of a float16:
+ *                    16/SW rows of SW tiles) and a range of output channels of one group;
+ *                    all in its own scratch of local memory (on a CPU simply cached memory):
+ *                      1. input transform of CC channels:  V[a][ci][16]
+ *                      2. for every a: M[a][m][16] (+)= sum_ci U[a][m][ci] * V[a][ci][16],
+ *                         TM channels x 16 lanes in float16 registers per step
+ *                      3. after the last channel chunk, output transform of M[.][m] per
+ *                         channel, bias, activation, store.
+ *                    No global workspace besides U; deterministic (fixed order).
+ *
+ * Defines (tuning only; shapes are kernel arguments):
+ *   MT  output tile size: 2 or 4                                                default 4
+ *   SW  tiles per lane segment (16, 8 or 4): 16/SW tile rows per work-item      default 16
+ *   TM  output channels per register block (1..32)                              default 16
+ *
+ * Buffers (dense, each with an element offset *_off):
+ *   x (n, c, h, w)   wt (k, cpg, 3, 3)   b (k)   y (n, k, p, q)   u (A*A, k, cpg)
+ * Scratch (__local, per work-item): (cc_max + mr) * A*A * 16 floats: V then M.
+ *
+ * Work-item -> output mapping (winograd_fwd): dim0 = image * strips per image + strip
+ * (strips: rows of 16/SW tile rows x SW tiles, tiles th x tw = ceil(p/MT) x ceil(q/MT)),
+ * dim1 = group * msplit + channel range [mr*j, mr*(j+1)) of the group. */
+#include "common.h"
+
+#ifndef MT
+#define MT 4
+#endif
+#ifndef SW
+#define SW 16
+#endif
+#ifndef TM
+#define TM 16
+#endif
+
+#if MT != 2 && MT != 4
+#error "MT must be 2 or 4"
+#endif
+#if SW != 16 && SW != 8 && SW != 4
+#error "SW must be 16, 8 or 4"
+#endif
+#if TM < 1 || TM > 32
+#error "TM must be in 1..32"
+#endif
+
+#define AL (MT + 2)   /* input tile size */
+#define A2 (AL * AL)  /* products per tile */
+#define TRW (16 / SW) /* tile rows per work-item */
+#define CC_CAT_(a, b) a##b
+#define CC_CAT(a, b) CC_CAT_(a, b)
+#define floatS CC_CAT(float, SW)
+#define intS CC_CAT(int, SW)
+#define vloadS CC_CAT(vload, SW)
+#define vstoreS CC_CAT(vstore, SW)
+
+/* ---- filter transform ------------------------------------------------------------------- */
+
+__kernel void winograd_filter(__global const float *wt, int w_off, __global float *u, int u_off,
+                              int k, int cpg) {
+    const int ci = get_global_id(0), ko = get_global_id(1);
+    if (ci >= cpg || ko >= k) return;
+    __global const float *g = wt + w_off + (ko * cpg + ci) * 9;
+    float t[AL][3]; /* G g */
+    for (int j = 0; j < 3; j++) {
+        const float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+#if MT == 2
+        t[0][j] = g0;
+        t[1][j] = 0.5f * (g0 + g1 + g2);
+        t[2][j] = 0.5f * (g0 - g1 + g2);
+        t[3][j] = g2;
+#else
+        t[0][j] = g0 / 4.0f;
+        t[1][j] = -(g0 + g1 + g2) / 6.0f;
+        t[2][j] = -(g0 - g1 + g2) / 6.0f;
+        t[3][j] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
+        t[4][j] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
+        t[5][j] = g2;
+#endif
+    }
+    __global float *out = u + u_off + ko * cpg + ci;
+    const int step = k * cpg;
+    for (int i = 0; i < AL; i++) {
+        const float g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
+        float v[AL]; /* (G g) G^T, row i */
+#if MT == 2
+        v[0] = g0;
+        v[1] = 0.5f * (g0 + g1 + g2);
+        v[2] = 0.5f * (g0 - g1 + g2);
+        v[3] = g2;
+#else
+        v[0] = g0 / 4.0f;
+        v[1] = -(g0 + g1 + g2) / 6.0f;
+        v[2] = -(g0 - g1 + g2) / 6.0f;
+        v[3] = g0 / 24.0f + g1 / 12.0f + g2 / 6.0f;
+        v[4] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
+        v[5] = g2;
+#endif
+        for (int j = 0; j < AL; j++)
+            out[(i * AL + j) * step] = v[j];
+    }
+}
+
+/* ---- input rows ----------------------------------------------------------------------------- */
+
+/* Columns of the vector loads of one segment, relative to its first input column (a few
+ * more than the AL + MT*(SW-1) that are used). */
+#if MT == 4
+#define LOADW (4 * SW + 4)
+#else
+#define LOADW (2 * SW + 2 + (SW == 4 ? 4 : 0))
+#endif
+
+/* d[j] lane l = row[c0 + MT*l + j], j < AL, by vector loads and swizzles; row + c0 must
+ * have LOADW readable elements. */
+inline void row_vectors(__global const float *src, floatS d[AL]) {
+#if MT == 4
+    /* 4 lanes per 16 loaded floats: lane l of a chunk reads elements 4l .. 4l+5 */
+    float4 e[SW / 4][AL];
+    for (int ch = 0; ch < SW / 4; ch++) {
+        const float16 a = vload16(0, src + 16 * ch), b = vload16(0, src + 16 * ch + 4);
+        e[ch][0] = a.s048c;
+        e[ch][1] = a.s159d;
+        e[ch][2] = a.s26ae;
+        e[ch][3] = a.s37bf;
+        e[ch][4] = b.s048c;
+        e[ch][5] = b.s159d;
+    }
+    for (int j = 0; j < AL; j++) {
+#if SW == 16
+        d[j] = (float16)(e[0][j], e[1][j], e[2][j], e[3][j]);
+#elif SW == 8
+        d[j] = (float8)(e[0][j], e[1][j]);
+#else
+        d[j] = e[0][j];
+#endif
+    }
+#else /* MT == 2: 8 lanes per 16 loaded floats */
+#if SW == 4
+    const float8 a = vload8(0, src), b = vload8(0, src + 2);
+    d[0] = a.even;
+    d[1] = a.odd;
+    d[2] = b.even;
+    d[3] = b.odd;
+#else
+    float8 e[SW / 8][4];
+    for (int ch = 0; ch < SW / 8; ch++) {
+        const float16 a = vload16(0, src + 16 * ch), b = vload16(0, src + 16 * ch + 2);
+        e[ch][0] = a.even;
+        e[ch][1] = a.odd;
+        e[ch][2] = b.even;
+        e[ch][3] = b.odd;
+    }
+    for (int j = 0; j < AL; j++) {
+#if SW == 16
+        d[j] = (float16)(e[0][j], e[1][j]);
+#else
+        d[j] = e[0][j];
+#endif
+    }
+#endif
+#endif
+}
+
+/* The AL column vectors of input row ih (of the channel plane xc) for the segment whose
+ * first column is c0: zero outside the image. lo..hi: the element range of x that may
+ * be read (the tensor). */
+inline void load_row(__global const float *x, int xc_off, int ih, int c0, int h, int w, int lo,
+                     int hi, floatS d[AL]) {
+    if (ih < 0 || ih >= h) {
+        for (int j = 0; j < AL; j++)
+            d[j] = (floatS)(0.0f);
+        return;
+    }
+    const int start = xc_off + ih * w + c0;
+    const int used_in = c0 >= 0 && c0 + MT * (SW - 1) + AL <= w;
+    if (start >= lo && start + LOADW <= hi) {
+        row_vectors(x + start, d);
+        if (!used_in) { /* zero the columns outside the row (padding) */
+            const intS col = (intS)(c0) + MT * (intS)(0, 1, 2, 3
+#if SW >= 8
+                                                      ,
+                                                      4, 5, 6, 7
+#endif
+#if SW == 16
+                                                      ,
+                                                      8, 9, 10, 11, 12, 13, 14, 15
+#endif
+                                               );
+            for (int j = 0; j < AL; j++) {
+                const intS cj = col + j;
+                d[j] = select((floatS)(0.0f), d[j], (cj >= (intS)(0)) & (cj < (intS)(w)));
+            }
+        }
+        return;
+    }
+    /* next to the ends of the tensor: element by element */
+    for (int j = 0; j < AL; j++) {
+        float t[SW];
+        for (int l = 0; l < SW; l++) {
+            const int col = c0 + MT * l + j;
+            t[l] = col >= 0 && col < w ? x[xc_off + ih * w + col] : 0.0f;
+        }
+        d[j] = vloadS(0, t);
+    }
+}
+
+/* B^T applied to AL values (in place order: out[i] = sum_j BT[i][j] in[j]). */
+#define BT_APPLY(o, i)                                                                             \
+    do {                                                                                           \
+        if (MT == 2) {                                                                             \
+            o[0] = i[0] - i[2];                                                                    \
+            o[1] = i[1] + i[2];                                                                    \
+            o[2] = i[2] - i[1];                                                                    \
+            o[3] = i[1] - i[3];                                                                    \
+        } else {                                                                                   \
+            o[0] = 4.0f * i[0] - 5.0f * i[2] + i[4];                                               \
+            o[1] = i[3] + i[4] - 4.0f * (i[1] + i[2]);                                             \
+            o[2] = 4.0f * (i[1] - i[2]) + i[4] - i[3];                                             \
+            o[3] = 2.0f * (i[3] - i[1]) + i[4] - i[2];                                             \
+            o[4] = 2.0f * (i[1] - i[3]) + i[4] - i[2];                                             \
+            o[5] = 4.0f * i[1] - 5.0f * i[3] + i[5];                                               \
+        }                                                                                          \
+    } while (0)
+
+/* A^T applied to AL values: MT outputs. */
+#define AT_APPLY(o, i)                                                                             \
+    do {                                                                                           \
+        if (MT == 2) {                                                                             \
+            o[0] = i[0] + i[1] + i[2];                                                             \
+            o[1] = i[1] - i[2] - i[3];                                                             \
+        } else {                                                                                   \
+            o[0] = i[0] + i[1] + i[2] + i[3] + i[4];                                               \
+            o[1] = i[1] - i[2] + 2.0f * (i[3] - i[4]);                                             \
+            o[2] = i[1] + i[2] + 4.0f * (i[3] + i[4]);                                             \
+            o[3] = i[1] - i[2] + 8.0f * (i[3] - i[4]) + i[5];                                      \
+        }                                                                                          \
+    } while (0)
+
+#define ACT_VEC(T, v, act, alpha)                                                                  \
+    ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
+     : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
+                                   : (v))
+
+/* ---- fused transform + GEMM + inverse transform ---------------------------------------------- */
+
+__kernel void winograd_fwd(__global const float *x, int x_off, __global const float *u, int u_off,
+                           __global const float *bias, int b_off, int has_bias, __global float *y,
+                           int y_off, int n, int c, int h, int w, int k, int p, int q, int ph,
+                           int pw, int groups, int act, float alpha, int cc_max, int mr,
+                           __local float *scratch) {
+    const int cpg = c / groups, kpg = k / groups;
+    const int th = (p + MT - 1) / MT, tw = (q + MT - 1) / MT;
+    const int sx = (tw + SW - 1) / SW, spi = ((th + TRW - 1) / TRW) * sx; /* strips/image */
+    const int msplit = (kpg + mr - 1) / mr;
+    const int t = get_global_id(0), gm = get_global_id(1);
+    if (t >= n * spi || gm >= groups * msplit) return;
+    const int ni = t / spi, si = t % spi;
+    const int ty0 = (si / sx) * TRW, tx0 = (si % sx) * SW;
+    const int g = gm / msplit, m_lo = (gm % msplit) * mr;
+    const int m_hi = min(m_lo + mr, kpg);
+
+    __local float *vs = scratch + get_local_id(0) * (cc_max + mr) * A2 * 16; /* [a][ci][16] */
+    __local float *ms = vs + cc_max * A2 * 16;                               /* [a][m][16] */
+    const int lo = x_off, hi = x_off + n * c * h * w;
+
+    for (int c0 = 0; c0 < cpg; c0 += cc_max) {
+        const int cc = min(cc_max, cpg - c0);
+        const int first = c0 == 0;
+        /* 1. input transform */
+        for (int ci = 0; ci < cc; ci++) {
+            const int xc_off = x_off + (ni * c + g * cpg + c0 + ci) * h * w;
+            for (int tr = 0; tr < TRW; tr++) {
+                const int ih0 = (ty0 + tr) * MT - ph, iw0 = tx0 * MT - pw;
+                floatS e[AL][AL]; /* rows: B^T along the columns of each input row */
+                for (int i = 0; i < AL; i++) {
+                    floatS d[AL];
+                    load_row(x, xc_off, ih0 + i, iw0, h, w, lo, hi, d);
+                    BT_APPLY(e[i], d);
+                }
+                for (int j = 0; j < AL; j++) {
+                    floatS col[AL], v[AL];
+                    for (int i = 0; i < AL; i++)
+                        col[i] = e[i][j];
+                    BT_APPLY(v, col);
+                    for (int i = 0; i < AL; i++)
+                        vstoreS(v[i], 0, vs + ((i * AL + j) * cc_max + ci) * 16 + tr * SW);
+                }
+            }
+        }
+        /* 2. one GEMM per transform element a */
+        for (int a = 0; a < A2; a++) {
+            __local const float *va = vs + a * cc_max * 16;
+            __global const float *ua = u + u_off + (a * k + g * kpg) * cpg + c0;
+            for (int m0 = m_lo; m0 < m_hi; m0 += TM) {
+                __global const float *urow[TM]; /* rows past the range read its last one */
+#pragma unroll
+                for (int tm = 0; tm < TM; tm++)
+                    urow[tm] = ua + min(m0 + tm, m_hi - 1) * cpg;
+                float16 acc[TM];
+#pragma unroll
+                for (int tm = 0; tm < TM; tm++)
+                    acc[tm] = (float16)(0.0f);
+                for (int ci = 0; ci < cc; ci++) {
+                    const float16 bv = vload16(ci, va);
+#pragma unroll
+                    for (int tm = 0; tm < TM; tm++)
+                        acc[tm] = fma((float16)(urow[tm][ci]), bv, acc[tm]);
+                }
+#pragma unroll
+                for (int tm = 0; tm < TM; tm++) {
+                    if (m0 + tm < m_hi) {
+                        __local float *dst = ms + (a * mr + m0 + tm - m_lo) * 16;
+                        vstore16(first ? acc[tm] : acc[tm] + vload16(0, dst), 0, dst);
+                    }
+                }
+            }
+        }
+    }
+
+    /* 3. output transform, bias, activation */
+    for (int m = m_lo; m < m_hi; m++) {
+        const int ko = g * kpg + m;
+        const float bv = has_bias ? bias[b_off + ko] : 0.0f;
+        __global float *yk = y + y_off + (ni * k + ko) * p * q;
+        for (int tr = 0; tr < TRW; tr++) {
+            const int ty = ty0 + tr;
+            if (ty >= th) break;
+            floatS f[MT][AL]; /* A^T along the rows of M */
+            for (int j = 0; j < AL; j++) {
+                floatS col[AL], o[MT];
+                for (int i = 0; i < AL; i++)
+                    col[i] = vloadS(0, ms + ((i * AL + j) * mr + m - m_lo) * 16 + tr * SW);
+                AT_APPLY(o, col);
+                for (int i = 0; i < MT; i++)
+                    f[i][j] = o[i];
+            }
+            const int q0 = tx0 * MT;
+            for (int i = 0; i < MT; i++) {
+                const int pi = ty * MT + i;
+                if (pi >= p) break;
+                floatS o[MT];
+                AT_APPLY(o, f[i]);
+                float row[MT * SW]; /* output columns q0 .. q0 + MT*SW - 1 */
+                for (int jj = 0; jj < MT; jj++) {
+                    const floatS v = ACT_VEC(floatS, o[jj] + bv, act, alpha);
+                    float tmp[SW];
+                    vstoreS(v, 0, tmp);
+                    for (int l = 0; l < SW; l++)
+                        row[MT * l + jj] = tmp[l];
+                }
+                __global float *yr = yk + pi * q + q0;
+                if (q0 + MT * SW <= q) {
+                    for (int v = 0; v < MT * SW / 4; v++)
+                        vstore4(vload4(v, row), v, yr);
+                } else {
+                    for (int l = 0; q0 + l < q && l < MT * SW; l++)
+                        yr[l] = row[l];
+                }
+            }
+        }
+    }
+}

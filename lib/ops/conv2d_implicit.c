@@ -1,0 +1,121 @@
+/* Implicit-GEMM conv2d, forward: host side of cl/conv2d_implicit.cl. Shapes were
+ * checked by lib/ops/conv2d.c.
+ *
+ * Shape key: x (n, c, h, w); w (k, cpg, r, s); y (n, k, p, q); cpg = c/groups,
+ * kpg = k/groups, K = cpg*r*s (the reduction of one output).
+ *
+ * No global workspace: each work-item packs the im2col columns of its 16 output
+ * positions into its own strip of local memory (kc x 16 floats) and multiplies every
+ * output channel of its range with it. The parameters:
+ *   TM (define)  output channels per register block: 16 on CPUs (16 float16
+ *                accumulators of the 32 AVX-512 registers), 2 on GPUs (registers are
+ *                per lane there);
+ *   VW (define)  16, 8 or 4 columns per row segment: 16/VW rows x VW columns per tile,
+ *                whichever wastes the fewest lanes on this output width (ties: wider);
+ *   plane        for 1x1 stride-1 unpadded kernels the 16 lanes are 16 consecutive
+ *                positions of the plane (no lanes wasted on short rows);
+ *   kc           the whole reduction when the strips fit local memory (up to 1024 rows
+ *                x 64 bytes per work-item on a CPU, where local memory is ordinary
+ *                cached memory), else equal chunks;
+ *   m_per        the output channels of a work-item: all of the group's unless there
+ *                are too few tiles to keep the device busy, then ranges of TM multiples.
+ * So a network compiles at most 3 programs (VW 16, 8, 4). */
+#include "conv2d_impl.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct implicit_cfg {
+    int tm, vw, lws, kc_max;
+} implicit_cfg;
+
+static int ceil_div(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+static int is_pointwise(const cc_conv *cv) {
+    return cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
+}
+
+/* Lanes of the tiles that hold an output: (p*q) / (tiles * 16). */
+static double lane_use(const cc_conv *cv, int vw) {
+    int tr = 16 / vw;
+    double tiles = (double)ceil_div(cv->p, tr) * ceil_div(cv->q, vw);
+    return (double)cv->p * cv->q / (tiles * 16.0);
+}
+
+static implicit_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
+    int gpu = dev->info.type == CLCNN_DEVICE_GPU;
+    implicit_cfg cfg = {.tm = gpu ? 2 : 16, .vw = 16, .lws = gpu ? 16 : 4, .kc_max = 1024};
+    if (!is_pointwise(cv)) {
+        /* a narrower segment only when it uses clearly more lanes */
+        double best = lane_use(cv, 16);
+        for (int vw = 8; vw >= 4; vw /= 2) {
+            double u = lane_use(cv, vw);
+            if (u > best + 0.04) {
+                best = u;
+                cfg.vw = vw;
+            }
+        }
+    }
+    /* Development switch: $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC" overrides the choice. */
+    const char *e = getenv("CLCNN_CONV_IMPLICIT_CFG");
+    int tm, vw, lws, kc;
+    if (e && sscanf(e, "%d %d %d %d", &tm, &vw, &lws, &kc) == 4 && tm >= 1 && tm <= 32 &&
+        (vw == 16 || vw == 8 || vw == 4) && lws >= 1 && lws <= 256 && kc >= 1)
+        cfg = (implicit_cfg){tm, vw, lws, kc};
+    /* the strips of a work-group must fit the device's local memory (half of it) */
+    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
+    size_t fit = local / 2 / ((size_t)cfg.lws * 16 * sizeof(float));
+    if ((size_t)cfg.kc_max > fit) cfg.kc_max = fit < 1 ? 1 : (int)fit;
+    return cfg;
+}
+
+clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                        const clcnn_tensor *w, const clcnn_tensor *b,
+                                        clcnn_tensor *y, int act) {
+    implicit_cfg cfg = pick_cfg(dev, cv);
+    int plane = is_pointwise(cv);
+    int K = cv->cpg * cv->r * cv->s;
+    int chunks = ceil_div(K, cfg.kc_max);
+    int kc = ceil_div(K, chunks);
+
+    int tr = 16 / cfg.vw;
+    size_t tpi = plane ? (size_t)ceil_div(cv->p * cv->q, 16)
+                       : (size_t)ceil_div(cv->p, tr) * (size_t)ceil_div(cv->q, cfg.vw);
+    size_t tiles = (size_t)cv->n * tpi;
+    CC_RETURN_IF(tiles > INT_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d implicit_gemm: %zu output tiles are too many", tiles);
+
+    /* Split the channels of a group when the tiles alone leave the device idle: about
+     * 16 work-items per compute unit (64 x lws on a GPU). */
+    size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
+                  (dev->info.type == CLCNN_DEVICE_GPU ? 64 * (size_t)cfg.lws : 16);
+    size_t have = tiles * (size_t)cv->groups;
+    int mblocks = ceil_div(cv->kpg, cfg.tm), msplit = 1;
+    if (have < want) {
+        size_t sp = (want + have - 1) / have;
+        msplit = sp > (size_t)mblocks ? mblocks : (int)sp;
+    }
+    int m_per = ceil_div(mblocks, msplit) * cfg.tm;
+    if (m_per > cv->kpg) m_per = cv->kpg;
+    msplit = ceil_div(cv->kpg, m_per);
+
+    char defs[64];
+    snprintf(defs, sizeof defs, "TM=%d VW=%d", cfg.tm, cfg.vw);
+    size_t gws[2] = {tiles, (size_t)cv->groups * (size_t)msplit};
+    size_t lws[2] = {(size_t)cfg.lws, 1};
+    return cc_launch(
+        dev, "conv2d_implicit", defs, "conv2d_implicit_fwd", 2, gws, lws,
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(w->storage->mem),
+                CC_ARG_INT(w->offset), CC_ARG_MEM(b ? b->storage->mem : w->storage->mem),
+                CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL), CC_ARG_MEM(y->storage->mem),
+                CC_ARG_INT(y->offset), CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
+                CC_ARG_INT(cv->w), CC_ARG_INT(cv->k), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q),
+                CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
+                CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
+                CC_ARG_INT(cv->groups), CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA),
+                CC_ARG_INT(plane), CC_ARG_INT(kc), CC_ARG_INT(m_per),
+                CC_ARG_LOCAL((size_t)cfg.lws * (size_t)kc * 16 * sizeof(float))));
+}

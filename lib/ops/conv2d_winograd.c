@@ -1,0 +1,141 @@
+/* Winograd conv2d forward, F(MT x MT, 3x3) for 3x3 kernels with stride 1 and dilation 1:
+ * host side of cl/conv2d_winograd.cl. Shapes were checked by lib/ops/conv2d.c, and
+ * cc_conv2d_winograd_supports() by the dispatcher.
+ *
+ * Shape key: x (n, c, h, w); w (k, cpg, 3, 3); y (n, k, p, q); cpg = c/groups,
+ * kpg = k/groups; tiles th x tw = ceil(p/MT) x ceil(q/MT) per image.
+ *
+ * Two launches: the filter transform U (A*A, k, cpg) into a pool buffer (A = MT + 2),
+ * then the fused kernel (input transform, A*A GEMMs, output transform per strip of 16
+ * tiles, in local memory). Parameters:
+ *   MT  4 (F(4x4,3x3): 36 products for 16 outputs, 4x fewer multiplications than
+ *       direct) unless the output is so small that 4x4 tiles waste more than F(2x2)'s
+ *       2.25x saving can repay (p or q below 6), then 2.
+ *   SW  16, 8 or 4 tiles per lane segment, whichever wastes the fewest lanes on tw.
+ *   TM  16 output channels per register block on CPUs, 2 on GPUs.
+ *   cc  input channels per chunk and mr output channels per work-item: as many as the
+ *       work-item's scratch allows (CPU: up to 64 + 64 channels of A*A x 16 floats,
+ *       about 300 KB of cached memory; GPU: what fits in half the local memory).
+ * Numerics: F(4x4) multiplies by transform entries up to 5 and divides by 24, so its
+ * float32 error is about 10x the direct kernel's (tests/test_conv2d_algos.c states the
+ * tolerance); F(2x2) about 2x. */
+#include "conv2d_impl.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct wino_cfg {
+    int mt, sw, tm, lws, cc_max, mr;
+} wino_cfg;
+
+static int ceil_div(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+int cc_conv2d_winograd_supports(const cc_conv *cv) {
+    return cv->r == 3 && cv->s == 3 && cv->sh == 1 && cv->sw == 1 && cv->dh == 1 && cv->dw == 1;
+}
+
+/* Fraction of the lanes that hold a tile, for SW tiles per segment. */
+static double lane_use(int th, int tw, int sw) {
+    int trw = 16 / sw;
+    return (double)th * tw / ((double)ceil_div(th, trw) * trw * ceil_div(tw, sw) * sw);
+}
+
+static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
+    int gpu = dev->info.type == CLCNN_DEVICE_GPU;
+    wino_cfg cfg = {.mt = cv->p < 6 || cv->q < 6 ? 2 : 4, .tm = gpu ? 2 : 16, .lws = 1};
+    /* Development switch: $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR" overrides the choice
+     * (SW 0: pick it; CC / MR 0: as many as fit). */
+    int mt = 0, sw = 0, tm = 0, cc = 0, mr = 0;
+    const char *e = getenv("CLCNN_CONV_WINOGRAD_CFG");
+    int forced = e && sscanf(e, "%d %d %d %d %d", &mt, &sw, &tm, &cc, &mr) == 5 &&
+                 (mt == 2 || mt == 4) && (sw == 0 || sw == 16 || sw == 8 || sw == 4) && tm >= 1 &&
+                 tm <= 32 && cc >= 0 && mr >= 0;
+    if (forced) {
+        cfg.mt = mt;
+        cfg.tm = tm;
+    }
+    int th = ceil_div(cv->p, cfg.mt), tw = ceil_div(cv->q, cfg.mt);
+    cfg.sw = 16;
+    double best = lane_use(th, tw, 16);
+    for (int s = 8; s >= 4; s /= 2) {
+        double u = lane_use(th, tw, s);
+        if (u > best + 0.04) {
+            best = u;
+            cfg.sw = s;
+        }
+    }
+    if (forced && sw) cfg.sw = sw;
+
+    /* scratch per work-item: (cc + mr) * A*A * 16 floats */
+    int a2 = (cfg.mt + 2) * (cfg.mt + 2);
+    size_t per_chan = (size_t)a2 * 16 * sizeof(float);
+    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
+    size_t budget = gpu ? local / 2 : (local / 2 < (size_t)320 << 10 ? local / 2 : 320 << 10);
+    int chans = (int)(budget / ((size_t)cfg.lws * per_chan));
+    if (chans < 2) chans = 2;
+    cfg.mr = cv->kpg < chans / 2 ? cv->kpg : chans / 2;
+    cfg.cc_max = cv->cpg < chans - cfg.mr ? cv->cpg : chans - cfg.mr;
+    if (forced && cc) cfg.cc_max = cc;
+    if (forced && mr) cfg.mr = mr;
+    return cfg;
+}
+
+clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                        const clcnn_tensor *w, const clcnn_tensor *b,
+                                        clcnn_tensor *y, int act) {
+    wino_cfg cfg = pick_cfg(dev, cv);
+    int a2 = (cfg.mt + 2) * (cfg.mt + 2);
+    int th = ceil_div(cv->p, cfg.mt), tw = ceil_div(cv->q, cfg.mt);
+    int trw = 16 / cfg.sw;
+    size_t spi = (size_t)ceil_div(th, trw) * (size_t)ceil_div(tw, cfg.sw);
+    size_t strips = (size_t)cv->n * spi;
+    size_t ufloats = (size_t)a2 * cv->k * cv->cpg;
+    CC_RETURN_IF(strips > INT_MAX || ufloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d winograd: %zu tile strips or a %zu-float filter transform are too many",
+                 strips, ufloats);
+
+    /* Split the channels of a group further when there are too few strips to keep the
+     * device busy (about 8 work-items per compute unit; 64 x lws on a GPU). */
+    int mr = cfg.mr;
+    size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
+                  (dev->info.type == CLCNN_DEVICE_GPU ? 64 * (size_t)cfg.lws : 8);
+    size_t have = strips * (size_t)cv->groups * (size_t)ceil_div(cv->kpg, mr);
+    if (have < want) {
+        int more = (int)((want + have - 1) / have);
+        int smaller = ceil_div(mr, more);
+        mr = smaller < cfg.tm ? (cfg.tm < mr ? cfg.tm : mr) : smaller;
+    }
+    int msplit = ceil_div(cv->kpg, mr);
+
+    char defs[64];
+    snprintf(defs, sizeof defs, "MT=%d SW=%d TM=%d", cfg.mt, cfg.sw, cfg.tm);
+    /* both kernels built before anything is enqueued: a build failure writes nothing */
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", defs, "winograd_filter"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", defs, "winograd_fwd"));
+    clcnn_tensor *u = NULL;
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){ufloats}, &u));
+    clcnn_status st = cc_launch(dev, "conv2d_winograd", defs, "winograd_filter", 2,
+                                (size_t[]){(size_t)cv->cpg, (size_t)cv->k}, NULL,
+                                CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                                        CC_ARG_MEM(u->storage->mem), CC_ARG_INT(u->offset),
+                                        CC_ARG_INT(cv->k), CC_ARG_INT(cv->cpg)));
+    if (st == CLCNN_OK) {
+        size_t scratch = (size_t)cfg.lws * (size_t)(cfg.cc_max + mr) * a2 * 16 * sizeof(float);
+        st = cc_launch(
+            dev, "conv2d_winograd", defs, "winograd_fwd", 2,
+            (size_t[]){strips, (size_t)cv->groups * (size_t)msplit}, (size_t[]){(size_t)cfg.lws, 1},
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(u->storage->mem),
+                    CC_ARG_INT(u->offset), CC_ARG_MEM(b ? b->storage->mem : u->storage->mem),
+                    CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
+                    CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(cv->n),
+                    CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->k),
+                    CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
+                    CC_ARG_INT(cv->groups), CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA),
+                    CC_ARG_INT(cfg.cc_max), CC_ARG_INT(mr), CC_ARG_LOCAL(scratch)));
+    }
+    clcnn_tensor_free(u); /* the in-order queue runs the kernels before any reuse */
+    return st;
+}

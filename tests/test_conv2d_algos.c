@@ -1,0 +1,649 @@
+/* conv2d forward with the specialised algorithms: implicit_gemm (every shape), winograd
+ * (3x3, stride 1, dilation 1) and depthwise (groups == c == k), each against the double
+ * reference (tests/reference_conv.c) on a seeded sweep of random shapes it supports (odd
+ * sizes, batch 1, channel counts that are not multiples of 4, padding, groups, dilation),
+ * hand-picked edge cases, the anchor layers (reduced batch), fused bias + activations,
+ * tensor offsets, run-to-run determinism (bit-identical), kernel parameter variants, and
+ * forcing an algorithm where it does not apply (CLCNN_ERR_UNSUPPORTED with a message,
+ * nothing written), forward and backward.
+ *
+ * Tolerances (inputs, weights and bias uniform in [-1, 1]; L = (c/groups)*r*s terms):
+ *  - implicit_gemm and depthwise sum the same products as the direct kernel in another
+ *    order: |got - ref| <= 1e-6 * L + 1e-5 * |ref|, as in test_conv2d.c (float32
+ *    rounding grows at most about linearly with L; a missing or misplaced term ~0.3
+ *    fails it).
+ *  - winograd F(4x4,3x3) / F(2x2,3x3) multiplies transformed values: the transforms
+ *    scale inputs by up to 5 (B^T), weights by 1/24 .. 1 (G) and outputs by up to 8
+ *    (A^T), so float32 rounding is amplified by a small constant over the direct sum:
+ *    |got - ref| <= 4e-6 * L + 4e-5 * |ref| (four times the direct tolerance; every case
+ *    here also passes at twice the direct tolerance, while a transform coefficient off
+ *    by 0.1% fails it), and normalised MSE <= 1e-7 on the anchors as for the others.
+ */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "reference_conv.h"
+
+/* ---- problems ---------------------------------------------------------------------- */
+
+static ref_conv conv(int n, int c, int h, int w, int k, int r, int s, int stride, int pad, int dil,
+                     int groups) {
+    ref_conv cv = {.n = n,
+                   .c = c,
+                   .h = h,
+                   .w = w,
+                   .k = k,
+                   .r = r,
+                   .s = s,
+                   .stride_h = stride,
+                   .stride_w = stride,
+                   .pad_h = pad,
+                   .pad_w = pad,
+                   .dilation_h = dil,
+                   .dilation_w = dil,
+                   .groups = groups};
+    return cv;
+}
+
+static clcnn_conv2d_desc make_desc(const ref_conv *cv, clcnn_conv_algo algo) {
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    d.stride_h = cv->stride_h;
+    d.stride_w = cv->stride_w;
+    d.pad_h = cv->pad_h;
+    d.pad_w = cv->pad_w;
+    d.dilation_h = cv->dilation_h;
+    d.dilation_w = cv->dilation_w;
+    d.groups = cv->groups;
+    d.algo = algo;
+    return d;
+}
+
+static void describe(const ref_conv *cv, clcnn_conv_algo algo, int bias, int act, char *buf,
+                     size_t cap) {
+    snprintf(buf, cap,
+             "%s x %dx%dx%dx%d w %dx%dx%dx%d stride %dx%d pad %dx%d dil %dx%d groups %d bias %d "
+             "act %d",
+             clcnn_conv_algo_name(algo), cv->n, cv->c, cv->h, cv->w, cv->k, cv->c / cv->groups,
+             cv->r, cv->s, cv->stride_h, cv->stride_w, cv->pad_h, cv->pad_w, cv->dilation_h,
+             cv->dilation_w, cv->groups, bias, act);
+}
+
+/* Whether algo applies to the shape (mirrors the library's rule, stated independently). */
+static int supports(clcnn_conv_algo algo, const ref_conv *cv) {
+    switch (algo) {
+    case CLCNN_CONV_WINOGRAD:
+        return cv->r == 3 && cv->s == 3 && cv->stride_h == 1 && cv->stride_w == 1 &&
+               cv->dilation_h == 1 && cv->dilation_w == 1;
+    case CLCNN_CONV_DEPTHWISE:
+        return cv->groups == cv->c && cv->groups == cv->k;
+    default:
+        return 1;
+    }
+}
+
+static double *to_double(const float *f, size_t n) {
+    double *d = malloc(n * sizeof *d);
+    assert_non_null(d);
+    for (size_t i = 0; i < n; i++)
+        d[i] = f[i];
+    return d;
+}
+
+typedef struct problem {
+    ref_conv cv;
+    int bias, act;
+    float *x, *w, *b;
+    double *ref;
+} problem;
+
+static void problem_init(problem *pb, const ref_conv *cv, int bias, int act, uint64_t seed) {
+    memset(pb, 0, sizeof *pb);
+    pb->cv = *cv;
+    assert_true(ref_conv_out(&pb->cv));
+    pb->bias = bias;
+    pb->act = act;
+    tu_rng rng = tu_rng_seed(seed);
+    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
+    pb->x = malloc(nx * sizeof(float));
+    pb->w = malloc(nw * sizeof(float));
+    pb->b = malloc((size_t)cv->k * sizeof(float));
+    pb->ref = malloc(ref_conv_y_size(&pb->cv) * sizeof(double));
+    assert_true(pb->x && pb->w && pb->b && pb->ref);
+    tu_fill_uniform(&rng, pb->x, nx, -1, 1);
+    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
+    tu_fill_uniform(&rng, pb->b, (size_t)cv->k, -1, 1);
+    double *xd = to_double(pb->x, nx), *wd = to_double(pb->w, nw);
+    double *bd = to_double(pb->b, (size_t)cv->k);
+    ref_conv2d_forward(&pb->cv, xd, wd, bias ? bd : NULL, act, 0.01, pb->ref);
+    free(xd);
+    free(wd);
+    free(bd);
+}
+
+static void problem_free(problem *pb) {
+    free(pb->x);
+    free(pb->w);
+    free(pb->b);
+    free(pb->ref);
+}
+
+/* Runs the problem with algo; returns y (malloc'd). y starts as NaN so an element the
+ * kernels forget to write fails the comparison. */
+static float *run_forward(const problem *pb, clcnn_conv_algo algo) {
+    const ref_conv *cv = &pb->cv;
+    clcnn_device *dev = tu_device();
+    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w};
+    size_t ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
+    size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
+    clcnn_tensor *x = tu_tensor_from(4, xs, pb->x), *w = tu_tensor_from(4, ws, pb->w);
+    clcnn_tensor *b = pb->bias ? tu_tensor_from(1, (size_t[]){cv->k}, pb->b) : NULL;
+    clcnn_tensor *y = tu_tensor_from(4, ys, NULL);
+    TU_OK(clcnn_tensor_fill(y, NAN));
+    clcnn_conv2d_desc d = make_desc(cv, algo);
+    TU_OK(clcnn_conv2d_forward(dev, &d, x, w, b, y, (clcnn_activation)pb->act));
+    float *out = tu_download(y);
+    clcnn_tensor_free(x);
+    clcnn_tensor_free(w);
+    clcnn_tensor_free(b);
+    clcnn_tensor_free(y);
+    return out;
+}
+
+static double atol_of(clcnn_conv_algo algo, const ref_conv *cv) {
+    double l = (double)(cv->c / cv->groups) * cv->r * cv->s;
+    return (algo == CLCNN_CONV_WINOGRAD ? 4e-6 : 1e-6) * l;
+}
+
+static double rtol_of(clcnn_conv_algo algo) {
+    return algo == CLCNN_CONV_WINOGRAD ? 4e-5 : 1e-5;
+}
+
+/* Runs algo on the problem and compares; returns 1 on a match. */
+static int check(const problem *pb, clcnn_conv_algo algo, const char *tag, int use_nmse) {
+    size_t ny = ref_conv_y_size(&pb->cv);
+    float *y = run_forward(pb, algo);
+    char what[320];
+    describe(&pb->cv, algo, pb->bias, pb->act, what, sizeof what);
+    if (tag) {
+        strncat(what, " ", sizeof what - strlen(what) - 1);
+        strncat(what, tag, sizeof what - strlen(what) - 1);
+    }
+    int ok = tu_close(what, y, pb->ref, ny, atol_of(algo, &pb->cv), rtol_of(algo));
+    if (use_nmse) {
+        double e = tu_nmse(y, pb->ref, ny);
+        if (!(e <= 1e-7)) {
+            fprintf(stderr, "NMSE %s: %g > 1e-7\n", what, e);
+            ok = 0;
+        }
+    }
+    free(y);
+    return ok;
+}
+
+/* ---- random shapes per algorithm ----------------------------------------------------- */
+
+static int pick(tu_rng *rng, int lo, int hi) {
+    return tu_rng_int(rng, lo, hi);
+}
+
+/* Anything: groups, dilation, stride, padding, rectangular kernels. */
+static ref_conv random_any(tu_rng *rng) {
+    for (;;) {
+        ref_conv cv = {0};
+        int kind = pick(rng, 0, 9);
+        int groups = kind == 7 ? pick(rng, 2, 3) : kind >= 8 ? pick(rng, 2, 6) : 1;
+        int cpg = kind >= 8 ? 1 : pick(rng, 1, 7), kpg = kind == 9 ? 1 : pick(rng, 1, 21);
+        cv.groups = groups;
+        cv.c = groups * cpg;
+        cv.k = groups * kpg;
+        cv.n = pick(rng, 1, 3);
+        cv.h = pick(rng, 1, 19);
+        cv.w = pick(rng, 1, 37);
+        cv.r = pick(rng, 1, 5);
+        cv.s = pick(rng, 1, 5);
+        if (kind == 6) cv.r = cv.s = 1;
+        cv.stride_h = pick(rng, 1, 10) > 6 ? pick(rng, 2, 4) : 1;
+        cv.stride_w = pick(rng, 1, 10) > 6 ? pick(rng, 2, 4) : 1;
+        cv.pad_h = kind == 6 ? 0 : pick(rng, 0, 3);
+        cv.pad_w = kind == 6 ? 0 : pick(rng, 0, 3);
+        if (kind == 6) cv.stride_h = cv.stride_w = 1; /* pointwise: the plane path */
+        cv.dilation_h = pick(rng, 1, 10) > 7 ? pick(rng, 2, 3) : 1;
+        cv.dilation_w = pick(rng, 1, 10) > 7 ? pick(rng, 2, 3) : 1;
+        if (ref_conv_out(&cv)) return cv;
+    }
+}
+
+/* 3x3, stride 1, dilation 1; any padding and groups. */
+static ref_conv random_winograd(tu_rng *rng) {
+    for (;;) {
+        ref_conv cv = {0};
+        int groups = pick(rng, 0, 4) == 0 ? pick(rng, 2, 4) : 1;
+        cv.groups = groups;
+        cv.c = groups * pick(rng, 1, 9);
+        cv.k = groups * pick(rng, 1, 19);
+        cv.n = pick(rng, 1, 3);
+        cv.h = pick(rng, 1, 17);
+        cv.w = pick(rng, 1, 23);
+        cv.r = cv.s = 3;
+        cv.stride_h = cv.stride_w = 1;
+        cv.dilation_h = cv.dilation_w = 1;
+        cv.pad_h = pick(rng, 0, 3);
+        cv.pad_w = pick(rng, 0, 3);
+        if (ref_conv_out(&cv)) return cv;
+    }
+}
+
+/* groups == c == k; any kernel, stride, padding, dilation. */
+__attribute__((unused)) static ref_conv random_depthwise(tu_rng *rng) {
+    for (;;) {
+        ref_conv cv = {0};
+        cv.c = cv.k = cv.groups = pick(rng, 1, 13);
+        cv.n = pick(rng, 1, 3);
+        cv.h = pick(rng, 1, 21);
+        cv.w = pick(rng, 1, 29);
+        cv.r = pick(rng, 1, 7);
+        cv.s = pick(rng, 1, 7);
+        cv.stride_h = pick(rng, 1, 10) > 6 ? pick(rng, 2, 3) : 1;
+        cv.stride_w = pick(rng, 1, 10) > 6 ? pick(rng, 2, 3) : 1;
+        cv.pad_h = pick(rng, 0, 3);
+        cv.pad_w = pick(rng, 0, 3);
+        cv.dilation_h = pick(rng, 1, 10) > 7 ? 2 : 1;
+        cv.dilation_w = pick(rng, 1, 10) > 7 ? 2 : 1;
+        if (ref_conv_out(&cv)) return cv;
+    }
+}
+
+static void sweep(clcnn_conv_algo algo, ref_conv (*gen)(tu_rng *), uint64_t seed, int cases) {
+    tu_rng rng = tu_rng_seed(seed);
+    int ok = 1;
+    for (int i = 0; i < cases; i++) {
+        ref_conv cv = gen(&rng);
+        assert_true(supports(algo, &cv));
+        int bias = pick(&rng, 0, 1), act = pick(&rng, 0, 2);
+        problem pb;
+        problem_init(&pb, &cv, bias, act, seed + 1000 + (uint64_t)i);
+        ok &= check(&pb, algo, NULL, 0);
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+static void test_implicit_sweep(void **state) {
+    (void)state;
+    sweep(CLCNN_CONV_IMPLICIT_GEMM, random_any, 31337, 240);
+}
+
+static void test_winograd_sweep(void **state) {
+    (void)state;
+    sweep(CLCNN_CONV_WINOGRAD, random_winograd, 27182, 220);
+}
+
+/* ---- hand-picked edge cases ----------------------------------------------------------- */
+
+static void edge_cases(clcnn_conv_algo algo) {
+    ref_conv cases[] = {
+        conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),      /* 1x1 image, 1x1 kernel */
+        conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),      /* 1x1 image, padding makes room */
+        conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),      /* odd everything */
+        conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),    /* stride > kernel */
+        conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),      /* padding >= kernel */
+        conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),    /* dilation 2 */
+        conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),      /* depthwise stride 2 */
+        conv(2, 7, 10, 33, 7, 3, 3, 1, 1, 1, 7),    /* depthwise 3x3 */
+        conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),      /* depthwise multiplier 2 */
+        conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),      /* groups 3 */
+        conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),    /* 1x1 (plane tiles) */
+        conv(2, 16, 5, 7, 40, 1, 1, 1, 0, 1, 4),    /* grouped 1x1 */
+        conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),     /* 1x1 stride 2 */
+        conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),      /* 1x1 with padding */
+        conv(1, 3, 20, 30, 10, 5, 5, 1, 2, 1, 1),   /* wide rows */
+        conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),    /* r != s, 33 output channels */
+        conv(1, 1, 40, 40, 1, 7, 7, 3, 3, 1, 1),    /* single channel, large kernel */
+        conv(1, 3, 2, 70, 5, 3, 3, 1, 1, 1, 1),     /* short and wide */
+        conv(1, 2, 70, 2, 3, 3, 3, 1, 1, 1, 1),     /* tall and narrow */
+        conv(2, 37, 9, 9, 35, 3, 3, 1, 1, 1, 1),    /* 35 channels: TM tail */
+        conv(1, 130, 5, 6, 3, 3, 3, 1, 1, 1, 1),    /* K = 1170: reduction chunks */
+        conv(1, 3, 227, 19, 4, 11, 11, 4, 0, 1, 1), /* AlexNet-like strip */
+    };
+    int ok = 1, ran = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (!supports(algo, &cases[i])) continue;
+        for (int act = 0; act < 3; act++) {
+            problem pb;
+            problem_init(&pb, &cases[i], act != 1, act, 100 + i * 3 + (size_t)act);
+            ok &= check(&pb, algo, NULL, 0);
+            problem_free(&pb);
+            ran++;
+        }
+    }
+    assert_true(ran >= 9);
+    assert_true(ok);
+}
+
+static void test_implicit_edges(void **state) {
+    (void)state;
+    edge_cases(CLCNN_CONV_IMPLICIT_GEMM);
+}
+
+static void test_winograd_edges(void **state) {
+    (void)state;
+    edge_cases(CLCNN_CONV_WINOGRAD);
+}
+
+/* ---- anchors ----------------------------------------------------------------------------- */
+
+/* The anchor layers with the batch cut to 2 for the three large ones (as in
+ * test_conv2d.c: images are independent, and the double reference of the full batches
+ * would cost ~10^10 multiply-adds); LeNet keeps 256 images. Bias + ReLU fused. */
+static void anchors(clcnn_conv_algo algo) {
+    ref_conv list[] = {
+        conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1),
+        conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
+        conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1),
+        conv(256, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1),
+    };
+    int ok = 1;
+    for (int i = 0; i < 4; i++) {
+        if (!supports(algo, &list[i])) continue;
+        problem pb;
+        problem_init(&pb, &list[i], 1, 1, 777 + (uint64_t)i);
+        ok &= check(&pb, algo, "anchor", 1);
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+static void test_implicit_anchors(void **state) {
+    (void)state;
+    anchors(CLCNN_CONV_IMPLICIT_GEMM);
+}
+
+static void test_winograd_anchors(void **state) {
+    (void)state;
+    anchors(CLCNN_CONV_WINOGRAD);
+}
+
+/* ---- kernel parameter variants ------------------------------------------------------------ */
+
+/* Other implicit-GEMM parameters than this device's choice, through the development
+ * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC": the GPU's TM 2, odd TM (channel
+ * tails), narrow segments, one work-item per group, and tiny reduction chunks (partial
+ * sums kept in y between chunks). */
+static void test_implicit_variants(void **state) {
+    (void)state;
+    const char *cfgs[] = {"2 16 16 64", "3 8 1 5", "5 4 2 7", "16 16 4 3"};
+    tu_rng rng = tu_rng_seed(4243);
+    int ok = 1;
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        setenv("CLCNN_CONV_IMPLICIT_CFG", cfgs[c], 1);
+        for (int i = 0; i < 15; i++) {
+            ref_conv cv = random_any(&rng);
+            problem pb;
+            problem_init(&pb, &cv, i & 1, i % 3, 7000 + (uint64_t)i);
+            char tag[64];
+            snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
+            ok &= check(&pb, CLCNN_CONV_IMPLICIT_GEMM, tag, 0);
+            problem_free(&pb);
+        }
+    }
+    unsetenv("CLCNN_CONV_IMPLICIT_CFG");
+    assert_true(ok);
+}
+
+/* Winograd with both tile sizes, every segment width, odd TM and tiny channel chunks
+ * and ranges (partial sums kept in local memory between chunks), through
+ * $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR". */
+static void test_winograd_variants(void **state) {
+    (void)state;
+    const char *cfgs[] = {"2 16 16 0 0", "2 8 3 2 5",  "2 4 2 3 1",
+                          "4 16 5 1 7",  "4 8 16 0 0", "4 4 1 4 3"};
+    tu_rng rng = tu_rng_seed(4244);
+    int ok = 1;
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        setenv("CLCNN_CONV_WINOGRAD_CFG", cfgs[c], 1);
+        for (int i = 0; i < 12; i++) {
+            ref_conv cv = random_winograd(&rng);
+            problem pb;
+            problem_init(&pb, &cv, i & 1, i % 3, 7100 + (uint64_t)i);
+            char tag[64];
+            snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
+            ok &= check(&pb, CLCNN_CONV_WINOGRAD, tag, 0);
+            problem_free(&pb);
+        }
+    }
+    unsetenv("CLCNN_CONV_WINOGRAD_CFG");
+    assert_true(ok);
+}
+
+/* ---- offsets, determinism --------------------------------------------------------------- */
+
+/* A tensor viewing elements [off, off + numel) of a larger NaN-filled buffer. */
+static clcnn_tensor *offset_tensor(int ndim, const size_t *shape, size_t off, const float *data) {
+    size_t numel = 1;
+    for (int i = 0; i < ndim; i++)
+        numel *= shape[i];
+    clcnn_tensor *t = NULL;
+    TU_OK(clcnn_tensor_create(tu_device(), CLCNN_F32, 1, (size_t[]){numel + off + 5}, &t));
+    TU_OK(clcnn_tensor_fill(t, NAN));
+    t->ndim = ndim;
+    size_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->strides[i] = stride;
+        stride *= shape[i];
+    }
+    t->numel = numel;
+    t->offset = off;
+    if (data)
+        assert_int_equal(clEnqueueWriteBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(t),
+                                              CL_TRUE, off * sizeof(float), numel * sizeof(float),
+                                              data, 0, NULL, NULL),
+                         CL_SUCCESS);
+    return t;
+}
+
+static void offsets(clcnn_conv_algo algo, const ref_conv *shape) {
+    problem pb;
+    problem_init(&pb, shape, 1, 2, 61);
+    const ref_conv *cv = &pb.cv;
+    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
+    size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
+    clcnn_tensor *x = offset_tensor(4, xs, 3, pb.x), *w = offset_tensor(4, ws, 17, pb.w);
+    clcnn_tensor *b = offset_tensor(1, (size_t[]){cv->k}, 1, pb.b);
+    clcnn_tensor *y = offset_tensor(4, ys, 11, NULL);
+    clcnn_conv2d_desc d = make_desc(cv, algo);
+    TU_OK(clcnn_conv2d_forward(tu_device(), &d, x, w, b, y, CLCNN_ACT_LEAKY_RELU));
+    size_t ny = ref_conv_y_size(cv);
+    float *all = malloc((ny + 16) * sizeof(float));
+    assert_non_null(all);
+    assert_int_equal(clEnqueueReadBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(y),
+                                         CL_TRUE, 0, (ny + 16) * sizeof(float), all, 0, NULL, NULL),
+                     CL_SUCCESS);
+    char what[320];
+    describe(cv, algo, 1, 2, what, sizeof what);
+    strcat(what, " (offsets)");
+    int ok = tu_close(what, all + 11, pb.ref, ny, atol_of(algo, cv), rtol_of(algo));
+    for (size_t j = 0; j < 11; j++)
+        ok &= isnan(all[j]);
+    for (size_t j = ny + 11; j < ny + 16; j++)
+        ok &= isnan(all[j]);
+    free(all);
+    clcnn_tensor *all_t[] = {x, w, b, y};
+    for (int i = 0; i < 4; i++)
+        clcnn_tensor_free(all_t[i]);
+    problem_free(&pb);
+    assert_true(ok);
+}
+
+static void determinism(clcnn_conv_algo algo, const ref_conv *shape) {
+    problem pb;
+    problem_init(&pb, shape, 1, 1, 71);
+    float *y1 = run_forward(&pb, algo);
+    float *y2 = run_forward(&pb, algo);
+    assert_memory_equal(y1, y2, ref_conv_y_size(&pb.cv) * sizeof(float));
+    free(y1);
+    free(y2);
+    problem_free(&pb);
+}
+
+static void test_implicit_offsets_determinism(void **state) {
+    (void)state;
+    ref_conv a = conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2), b = conv(2, 8, 5, 5, 16, 1, 1, 1, 0, 1, 1);
+    offsets(CLCNN_CONV_IMPLICIT_GEMM, &a);
+    offsets(CLCNN_CONV_IMPLICIT_GEMM, &b);
+    ref_conv c = conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
+             d = conv(2, 130, 9, 11, 8, 3, 3, 2, 2, 1, 1);
+    determinism(CLCNN_CONV_IMPLICIT_GEMM, &c);
+    determinism(CLCNN_CONV_IMPLICIT_GEMM, &d);
+}
+
+static void test_winograd_offsets_determinism(void **state) {
+    (void)state;
+    ref_conv a = conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2), b = conv(1, 5, 30, 41, 7, 3, 3, 1, 0, 1, 1);
+    offsets(CLCNN_CONV_WINOGRAD, &a);
+    offsets(CLCNN_CONV_WINOGRAD, &b);
+    ref_conv c = conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
+             d = conv(2, 150, 9, 11, 70, 3, 3, 1, 2, 1, 1);
+    determinism(CLCNN_CONV_WINOGRAD, &c);
+    determinism(CLCNN_CONV_WINOGRAD, &d);
+}
+
+/* ---- unsupported shapes and passes --------------------------------------------------------- */
+
+/* Forcing algo on x/w must fail with CLCNN_ERR_UNSUPPORTED, a message containing needle,
+ * and leave y untouched. */
+static void expect_unsupported(clcnn_conv_algo algo, const ref_conv *cv, const char *needle) {
+    clcnn_device *dev = tu_device();
+    ref_conv s = *cv;
+    assert_true(ref_conv_out(&s));
+    clcnn_tensor *x = NULL, *w = NULL, *y = NULL, *b = NULL;
+    TU_OK(clcnn_tensor_create4(dev, s.n, s.c, s.h, s.w, &x));
+    TU_OK(clcnn_tensor_create4(dev, s.k, s.c / s.groups, s.r, s.s, &w));
+    TU_OK(clcnn_tensor_create4(dev, s.n, s.k, s.p, s.q, &y));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){s.k}, &b));
+    TU_OK(clcnn_tensor_fill(x, 1.0f));
+    TU_OK(clcnn_tensor_fill(w, 1.0f));
+    TU_OK(clcnn_tensor_fill(b, 1.0f));
+    TU_OK(clcnn_tensor_fill(y, 42.0f));
+    clcnn_conv2d_desc d = make_desc(&s, algo);
+    clcnn_status st = clcnn_conv2d_forward(dev, &d, x, w, b, y, CLCNN_ACT_RELU);
+    if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), needle) ||
+        !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
+        fail_msg("forward %s: got %s '%s', want unsupported containing '%s'",
+                 clcnn_conv_algo_name(algo), clcnn_status_str(st), clcnn_last_error(), needle);
+    float *h = tu_download(y);
+    for (size_t i = 0; i < clcnn_tensor_numel(y); i++)
+        if (h[i] != 42.0f) fail_msg("y[%zu] = %g was written by a failing call", i, h[i]);
+    free(h);
+    clcnn_tensor *all[] = {x, w, y, b};
+    for (int i = 0; i < 4; i++)
+        clcnn_tensor_free(all[i]);
+}
+
+/* The backward passes with algo forced fail cleanly, dx / dw / db untouched. */
+static void expect_backward_unsupported(clcnn_conv_algo algo, const ref_conv *cv) {
+    clcnn_device *dev = tu_device();
+    ref_conv s = *cv;
+    assert_true(ref_conv_out(&s));
+    clcnn_tensor *x = NULL, *w = NULL, *dy = NULL, *dx = NULL, *dw = NULL, *db = NULL;
+    TU_OK(clcnn_tensor_create4(dev, s.n, s.c, s.h, s.w, &x));
+    TU_OK(clcnn_tensor_create4(dev, s.k, s.c / s.groups, s.r, s.s, &w));
+    TU_OK(clcnn_tensor_create4(dev, s.n, s.k, s.p, s.q, &dy));
+    TU_OK(clcnn_tensor_create4(dev, s.n, s.c, s.h, s.w, &dx));
+    TU_OK(clcnn_tensor_create4(dev, s.k, s.c / s.groups, s.r, s.s, &dw));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){s.k}, &db));
+    clcnn_tensor *outs[] = {dx, dw, db};
+    for (int i = 0; i < 3; i++)
+        TU_OK(clcnn_tensor_fill(outs[i], 42.0f));
+    TU_OK(clcnn_tensor_fill(x, 1.0f));
+    TU_OK(clcnn_tensor_fill(w, 1.0f));
+    TU_OK(clcnn_tensor_fill(dy, 1.0f));
+    clcnn_conv2d_desc d = make_desc(&s, algo);
+    clcnn_status st = clcnn_conv2d_backward_data(dev, &d, dy, w, dx);
+    if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), "backward data") ||
+        !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
+        fail_msg("backward data %s: got %s '%s'", clcnn_conv_algo_name(algo), clcnn_status_str(st),
+                 clcnn_last_error());
+    st = clcnn_conv2d_backward_filter(dev, &d, x, dy, dw, db);
+    if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), "backward filter") ||
+        !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
+        fail_msg("backward filter %s: got %s '%s'", clcnn_conv_algo_name(algo),
+                 clcnn_status_str(st), clcnn_last_error());
+    for (int i = 0; i < 3; i++) {
+        float *h = tu_download(outs[i]);
+        for (size_t j = 0; j < clcnn_tensor_numel(outs[i]); j++)
+            if (h[j] != 42.0f) fail_msg("gradient %d [%zu] = %g was written", i, j, h[j]);
+        free(h);
+    }
+    clcnn_tensor *all[] = {x, w, dy, dx, dw, db};
+    for (int i = 0; i < 6; i++)
+        clcnn_tensor_free(all[i]);
+}
+
+static void test_unsupported(void **state) {
+    (void)state;
+    ref_conv c3 = conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1);
+    expect_backward_unsupported(CLCNN_CONV_IMPLICIT_GEMM, &c3);
+    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3);
+    ref_conv c5 = conv(2, 4, 8, 8, 6, 5, 5, 1, 2, 1, 1), s2 = conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1);
+    ref_conv d2 = conv(1, 3, 9, 9, 4, 3, 3, 1, 2, 2, 1),
+             r31 = conv(1, 3, 9, 9, 4, 3, 1, 1, 1, 1, 1);
+    const char *need = "3x3 kernel with stride 1 and dilation 1";
+    expect_unsupported(CLCNN_CONV_WINOGRAD, &c5, need);
+    expect_unsupported(CLCNN_CONV_WINOGRAD, &s2, need);
+    expect_unsupported(CLCNN_CONV_WINOGRAD, &d2, need);
+    expect_unsupported(CLCNN_CONV_WINOGRAD, &r31, need);
+}
+
+/* ---- AUTO -------------------------------------------------------------------------------- */
+
+/* Whatever AUTO picks for the anchor-like shape classes gives the right answer. */
+static void test_auto(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1), /* 3x3 stride 1 */
+        conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),   /* depthwise */
+        conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),   /* 1x1 */
+        conv(1, 3, 39, 39, 8, 11, 11, 4, 0, 1, 1), /* large kernel, stride 4 */
+        conv(4, 1, 12, 12, 8, 5, 5, 1, 2, 1, 1),   /* one input channel */
+        conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1),     /* small, strided */
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        problem pb;
+        problem_init(&pb, &cases[i], 1, 1, 900 + i);
+        ok &= check(&pb, CLCNN_CONV_AUTO, NULL, 0);
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_close_device();
+    return 0;
+}
+
+int main(void) {
+    if (!tu_device()) return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_implicit_sweep),
+        cmocka_unit_test(test_implicit_edges),
+        cmocka_unit_test(test_implicit_anchors),
+        cmocka_unit_test(test_implicit_variants),
+        cmocka_unit_test(test_implicit_offsets_determinism),
+        cmocka_unit_test(test_winograd_sweep),
+        cmocka_unit_test(test_winograd_edges),
+        cmocka_unit_test(test_winograd_anchors),
+        cmocka_unit_test(test_winograd_variants),
+        cmocka_unit_test(test_winograd_offsets_determinism),
+        cmocka_unit_test(test_unsupported),
+        cmocka_unit_test(test_auto),
+    };
+    return cmocka_run_group_tests(tests, NULL, teardown);
+}
