@@ -239,7 +239,7 @@ static ref_conv random_winograd(tu_rng *rng) {
 }
 
 /* groups == c == k; any kernel, stride, padding, dilation. */
-__attribute__((unused)) static ref_conv random_depthwise(tu_rng *rng) {
+static ref_conv random_depthwise(tu_rng *rng) {
     for (;;) {
         ref_conv cv = {0};
         cv.c = cv.k = cv.groups = pick(rng, 1, 13);
@@ -281,6 +281,11 @@ static void test_implicit_sweep(void **state) {
 static void test_winograd_sweep(void **state) {
     (void)state;
     sweep(CLCNN_CONV_WINOGRAD, random_winograd, 27182, 220);
+}
+
+static void test_depthwise_sweep(void **state) {
+    (void)state;
+    sweep(CLCNN_CONV_DEPTHWISE, random_depthwise, 16180, 240);
 }
 
 /* ---- hand-picked edge cases ----------------------------------------------------------- */
@@ -333,6 +338,11 @@ static void test_implicit_edges(void **state) {
 static void test_winograd_edges(void **state) {
     (void)state;
     edge_cases(CLCNN_CONV_WINOGRAD);
+}
+
+static void test_depthwise_edges(void **state) {
+    (void)state;
+    edge_cases(CLCNN_CONV_DEPTHWISE);
 }
 
 /* ---- anchors ----------------------------------------------------------------------------- */
@@ -420,6 +430,31 @@ static void test_winograd_variants(void **state) {
     assert_true(ok);
 }
 
+/* Depthwise with every vector width and row count through
+ * $CLCNN_CONV_DEPTHWISE_CFG="VEC TP", on random shapes and on MobileNet-like layers
+ * (stride 1 and 2, 3x3, wide enough for the vector loads). */
+static void test_depthwise_variants(void **state) {
+    (void)state;
+    const char *cfgs[] = {"16 1", "16 3", "8 4", "8 8", "4 2", "4 5"};
+    tu_rng rng = tu_rng_seed(4245);
+    int ok = 1;
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        setenv("CLCNN_CONV_DEPTHWISE_CFG", cfgs[c], 1);
+        for (int i = 0; i < 12; i++) {
+            ref_conv cv =
+                i < 2 ? conv(2, 5, 37, 45, 5, 3, 3, i + 1, 1, 1, 5) : random_depthwise(&rng);
+            problem pb;
+            problem_init(&pb, &cv, i & 1, i % 3, 7200 + (uint64_t)i);
+            char tag[64];
+            snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
+            ok &= check(&pb, CLCNN_CONV_DEPTHWISE, tag, 0);
+            problem_free(&pb);
+        }
+    }
+    unsetenv("CLCNN_CONV_DEPTHWISE_CFG");
+    assert_true(ok);
+}
+
 /* ---- offsets, determinism --------------------------------------------------------------- */
 
 /* A tensor viewing elements [off, off + numel) of a larger NaN-filled buffer. */
@@ -500,6 +535,17 @@ static void test_implicit_offsets_determinism(void **state) {
              d = conv(2, 130, 9, 11, 8, 3, 3, 2, 2, 1, 1);
     determinism(CLCNN_CONV_IMPLICIT_GEMM, &c);
     determinism(CLCNN_CONV_IMPLICIT_GEMM, &d);
+}
+
+static void test_depthwise_offsets_determinism(void **state) {
+    (void)state;
+    ref_conv a = conv(2, 6, 7, 9, 6, 3, 3, 1, 1, 1, 6), b = conv(1, 3, 30, 41, 3, 3, 3, 2, 1, 1, 3);
+    offsets(CLCNN_CONV_DEPTHWISE, &a);
+    offsets(CLCNN_CONV_DEPTHWISE, &b);
+    ref_conv c = conv(3, 12, 15, 35, 12, 5, 5, 1, 2, 1, 12),
+             d = conv(2, 9, 19, 19, 9, 3, 3, 2, 1, 1, 9);
+    determinism(CLCNN_CONV_DEPTHWISE, &c);
+    determinism(CLCNN_CONV_DEPTHWISE, &d);
 }
 
 static void test_winograd_offsets_determinism(void **state) {
@@ -598,6 +644,14 @@ static void test_unsupported(void **state) {
     expect_unsupported(CLCNN_CONV_WINOGRAD, &s2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &d2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &r31, need);
+    ref_conv dw = conv(2, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6);
+    expect_backward_unsupported(CLCNN_CONV_DEPTHWISE, &dw);
+    ref_conv mult = conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),
+             g2 = conv(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 2);
+    need = "groups == input channels == output channels";
+    expect_unsupported(CLCNN_CONV_DEPTHWISE, &mult, need); /* channel multiplier 2 */
+    expect_unsupported(CLCNN_CONV_DEPTHWISE, &g2, need);
+    expect_unsupported(CLCNN_CONV_DEPTHWISE, &c3, need);
 }
 
 /* ---- AUTO -------------------------------------------------------------------------------- */
@@ -642,6 +696,10 @@ int main(void) {
         cmocka_unit_test(test_winograd_anchors),
         cmocka_unit_test(test_winograd_variants),
         cmocka_unit_test(test_winograd_offsets_determinism),
+        cmocka_unit_test(test_depthwise_sweep),
+        cmocka_unit_test(test_depthwise_edges),
+        cmocka_unit_test(test_depthwise_variants),
+        cmocka_unit_test(test_depthwise_offsets_determinism),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_auto),
     };

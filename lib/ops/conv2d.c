@@ -245,6 +245,13 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
         }
         *why = "it is built for the forward pass only (use direct, gemm or auto)";
         return ps == PASS_FORWARD;
+    case CLCNN_CONV_DEPTHWISE:
+        if (!cc_conv2d_depthwise_supports(cv)) {
+            *why = "it needs groups == input channels == output channels";
+            return 0;
+        }
+        *why = "it is built for the forward pass only (use direct, gemm or auto)";
+        return ps == PASS_FORWARD;
     default:
         *why = "it is not implemented yet (use direct, gemm, implicit_gemm or auto)";
         return 0;
@@ -295,6 +302,8 @@ clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
         return cc_conv2d_implicit_forward(dev, &cv, x, w, b, y, (int)act);
     case CLCNN_CONV_WINOGRAD:
         return cc_conv2d_winograd_forward(dev, &cv, x, w, b, y, (int)act);
+    case CLCNN_CONV_DEPTHWISE:
+        return cc_conv2d_depthwise_forward(dev, &cv, x, w, b, y, (int)act);
     default:
         return cc_conv2d_direct_forward(dev, &cv, x, w, b, y, (int)act);
     }

@@ -1,0 +1,131 @@
+/* Depthwise 2-D convolution, forward: groups == c == k, one filter per channel (channel
+ * multiplier 1). Any kernel size, stride, zero padding and dilation (kernel arguments).
+ * Host side: lib/ops/conv2d_depthwise.c.
+ *
+ *   y[ni,ch,pi,qi] = b[ch] + sum_{kr,ks} x[ni, ch, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
+ *                                        * wt[ch, 0, kr, ks]        (outside the input: 0)
+ *
+ * Defines (tuning only; shapes are kernel arguments):
+ *   VEC  output columns per work-item, the width of the float vectors: 16, 8 or 4
+ *                                                                             default 16
+ *   TP   output rows per work-item (1..8)                                     default 4
+ *
+ * Buffers (dense NCHW, each with an element offset *_off):
+ *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
+ *
+ * Work-item -> output mapping: dim0 = (row tile, column tile) of the plane, dim1 =
+ * channel, dim2 = image; TP rows x VEC columns of one output plane. Input vectors of
+ * stride-1 and stride-2 layers are vector loads (columns outside the row zeroed by a lane
+ * mask); other strides and the two ends of the tensor gather element by element.
+ * Fixed summation order (kr, then ks): deterministic. */
+#include "common.h"
+
+#ifndef VEC
+#define VEC 16
+#endif
+#ifndef TP
+#define TP 4
+#endif
+
+#if VEC != 16 && VEC != 8 && VEC != 4
+#error "VEC must be 16, 8 or 4"
+#endif
+#if TP < 1 || TP > 8
+#error "TP must be in 1..8"
+#endif
+
+#define CC_CAT_(a, b) a##b
+#define CC_CAT(a, b) CC_CAT_(a, b)
+#define floatV CC_CAT(float, VEC)
+#define intV CC_CAT(int, VEC)
+#define vloadV CC_CAT(vload, VEC)
+#define vstoreV CC_CAT(vstore, VEC)
+#if VEC == 16
+#define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define LOAD_EVEN(p) (float16)(vload16(0, (p)).even, vload16(0, (p) + 16).even)
+#elif VEC == 8
+#define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
+#define LOAD_EVEN(p) vload16(0, (p)).even
+#else
+#define LANES (int4)(0, 1, 2, 3)
+#define LOAD_EVEN(p) vload8(0, (p)).even
+#endif
+
+#define ACT_VEC(T, v, act, alpha)                                                                  \
+    ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
+     : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
+                                   : (v))
+
+/* VEC input elements row[c0 + l*sw], l < VEC, zero outside [0, w). base: the element
+ * index of the row's first column in x; lo..hi: the elements that may be read. */
+inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw, int lo, int hi) {
+    const int inside = c0 >= 0 && c0 + (VEC - 1) * sw < w;
+    const int start = base + c0;
+    if (sw <= 2 && start >= lo && start + VEC * sw <= hi) {
+        floatV v;
+        v = sw == 1 ? vloadV(0, x + start) : LOAD_EVEN(x + start);
+        if (!inside) {
+            const intV col = (intV)(c0) + LANES * sw;
+            v = select((floatV)(0.0f), v, (col >= (intV)(0)) & (col < (intV)(w)));
+        }
+        return v;
+    }
+    float t[VEC];
+    if (inside) {
+        for (int l = 0; l < VEC; l++)
+            t[l] = x[start + l * sw];
+    } else {
+        for (int l = 0; l < VEC; l++) {
+            const int col = c0 + l * sw;
+            t[l] = col >= 0 && col < w ? x[base + col] : 0.0f;
+        }
+    }
+    return vloadV(0, t);
+}
+
+__kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global const float *wt,
+                                   int w_off, __global const float *bias, int b_off, int has_bias,
+                                   __global float *y, int y_off, int n, int c, int h, int w, int p,
+                                   int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
+                                   int dw, int act, float alpha) {
+    const int qt = (q + VEC - 1) / VEC, pt = (p + TP - 1) / TP;
+    const int t = get_global_id(0), ch = get_global_id(1), ni = get_global_id(2);
+    if (t >= pt * qt || ch >= c || ni >= n) return;
+    const int p0 = (t / qt) * TP, q0 = (t % qt) * VEC;
+    const int plane = x_off + (ni * c + ch) * h * w;
+    const int lo = x_off, hi = x_off + n * c * h * w;
+    __global const float *wc = wt + w_off + ch * r * s;
+
+    floatV acc[TP];
+    for (int tp = 0; tp < TP; tp++)
+        acc[tp] = (floatV)(0.0f);
+    for (int kr = 0; kr < r; kr++) {
+        for (int ks = 0; ks < s; ks++) {
+            const float wv = wc[kr * s + ks];
+            const int c0 = q0 * sw - pw + ks * dw;
+            for (int tp = 0; tp < TP; tp++) {
+                const int ih = (p0 + tp) * sh - ph + kr * dh;
+                if (ih < 0 || ih >= h) continue;
+                acc[tp] =
+                    fma((floatV)(wv), load_cols(x, plane + ih * w, c0, w, sw, lo, hi), acc[tp]);
+            }
+        }
+    }
+
+    const float bv = has_bias ? bias[b_off + ch] : 0.0f;
+    __global float *yc = y + y_off + (ni * c + ch) * p * q;
+    for (int tp = 0; tp < TP; tp++) {
+        const int pi = p0 + tp;
+        if (pi >= p) break;
+        const floatV v = ACT_VEC(floatV, acc[tp] + bv, act, alpha);
+        __global float *yr = yc + pi * q + q0;
+        if (q0 + VEC <= q) {
+            vstoreV(v, 0, yr);
+        } else {
+            float o[VEC];
+            vstoreV(v, 0, o);
+            for (int l = 0; q0 + l < q; l++)
+                yr[l] = o[l];
+        }
+    }
+}
