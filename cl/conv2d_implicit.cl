@@ -62,16 +62,59 @@
      : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
                                    : (v))
 
+#if VW == 16
+#define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define LOAD_S2(p) (float16)(vload16(0, (p)).even, vload16(0, (p) + 16).even)
+#define LOAD_S4(p)                                                                                 \
+    (float16)(vload16(0, (p)).s048c, vload16(0, (p) + 16).s048c, vload16(0, (p) + 32).s048c,       \
+              vload16(0, (p) + 48).s048c)
+#elif VW == 8
+#define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
+#define LOAD_S2(p) vload16(0, (p)).even
+#define LOAD_S4(p) (float8)(vload16(0, (p)).s048c, vload16(0, (p) + 16).s048c)
+#else
+#define LANES (int4)(0, 1, 2, 3)
+#define LOAD_S2(p) vload8(0, (p)).even
+#define LOAD_S4(p) vload16(0, (p)).s048c
+#endif
+#define intW CC_CAT(int, VW)
+
+/* VW input elements x[base + c0 + l*sw], l < VW, zero where the column c0 + l*sw is
+ * outside [0, w). Strides 1, 2 and 4 load vectors (and mask the lanes outside the row)
+ * when the loaded span lies inside the tensor, elements lo .. hi-1; otherwise, and for
+ * other strides, element by element. */
+inline floatW load_seg(__global const float *x, int base, int c0, int w, int sw, int lo, int hi) {
+    const int inside = c0 >= 0 && c0 + (VW - 1) * sw < w;
+    const int start = base + c0;
+    if ((sw == 1 || sw == 2 || sw == 4) && start >= lo && start + VW * sw <= hi) {
+        floatW v = sw == 1   ? vloadW(0, x + start)
+                   : sw == 2 ? LOAD_S2(x + start)
+                             : LOAD_S4(x + start);
+        if (!inside) {
+            const intW col = (intW)(c0) + LANES * sw;
+            v = select((floatW)(0.0f), v, (col >= (intW)(0)) & (col < (intW)(w)));
+        }
+        return v;
+    }
+    float t[VW];
+    for (int l = 0; l < VW; l++) {
+        const int col = c0 + l * sw;
+        t[l] = col >= 0 && col < w ? x[base + col] : 0.0f;
+    }
+    return vloadW(0, t);
+}
+
 /* Packs rows [k0, k1) of B for this work-item's lanes into strip (row kk at
- * strip[(kk - k0) * 16]). */
-inline void pack_rows(__local float *strip, __global const float *xg, int k0, int k1, int plane,
-                      int j0, int pq, int p0, int q0, int h, int w, int p, int r, int s, int sh,
-                      int sw, int ph, int pw, int dh, int dw) {
+ * strip[(kk - k0) * 16]). xc_off: element index of the group's first input channel of
+ * this image in x; lo .. hi-1: the elements of x that may be read. */
+inline void pack_rows(__local float *strip, __global const float *x, int xc_off, int lo, int hi,
+                      int k0, int k1, int plane, int j0, int pq, int p0, int q0, int h, int w,
+                      int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw) {
     const int rs = r * s, hw = h * w;
     if (plane) { /* 1x1, stride 1, no padding: row ci is x[ci] at positions j0.. */
         const int full = j0 + 16 <= pq;
         for (int kk = k0; kk < k1; kk++) {
-            __global const float *src = xg + kk * hw + j0;
+            __global const float *src = x + xc_off + kk * hw + j0;
             float16 v;
             if (full) {
                 v = vload16(0, src);
@@ -87,32 +130,14 @@ inline void pack_rows(__local float *strip, __global const float *xg, int k0, in
     }
     int ci = k0 / rs, kr = (k0 / s) % r, ks = k0 % s;
     for (int kk = k0; kk < k1; kk++) {
-        __global const float *xc = xg + ci * hw;
         __local float *dst = strip + (kk - k0) * 16;
-        const int iw = q0 * sw - pw + ks * dw;
-        /* columns of the segment all inside the row? */
-        const int cols_in = iw >= 0 && iw + (VW - 1) * sw < w;
+        const int c0 = q0 * sw - pw + ks * dw;
 #pragma unroll
         for (int tr = 0; tr < TR; tr++) {
             const int ih = (p0 + tr) * sh - ph + kr * dh;
-            floatW v;
-            if (ih < 0 || ih >= h || p0 + tr >= p) {
-                v = (floatW)(0.0f);
-            } else if (cols_in && sw == 1) {
-                v = vloadW(0, xc + ih * w + iw);
-            } else if (cols_in) {
-                float t[VW];
-                for (int l = 0; l < VW; l++)
-                    t[l] = xc[ih * w + iw + l * sw];
-                v = vloadW(0, t);
-            } else {
-                float t[VW];
-                for (int l = 0; l < VW; l++) {
-                    const int col = iw + l * sw;
-                    t[l] = col >= 0 && col < w ? xc[ih * w + col] : 0.0f;
-                }
-                v = vloadW(0, t);
-            }
+            floatW v = (floatW)(0.0f);
+            if (ih >= 0 && ih < h && p0 + tr < p)
+                v = load_seg(x, xc_off + ci * hw + ih * w, c0, w, sw, lo, hi);
             vstoreW(v, tr, dst);
         }
         if (++ks == s) {
@@ -125,12 +150,22 @@ inline void pack_rows(__local float *strip, __global const float *xg, int k0, in
     }
 }
 
+/* wt (groups, K, mp) = w (k, K) per group transposed, channels padded with zeros to mp, a
+ * multiple of TM (so a block of TM channels is TM consecutive floats). One work-item per
+ * element. */
+__kernel void implicit_weights(__global const float *w, int w_off, __global float *wt, int wt_off,
+                               int kpg, int K, int mp, int groups) {
+    const int m = get_global_id(0), kk = get_global_id(1), g = get_global_id(2);
+    if (m >= mp || kk >= K || g >= groups) return;
+    wt[wt_off + (g * K + kk) * mp + m] = m < kpg ? w[w_off + (g * kpg + m) * K + kk] : 0.0f;
+}
+
 __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global const float *wt,
-                                  int w_off, __global const float *bias, int b_off, int has_bias,
-                                  __global float *y, int y_off, int n, int c, int h, int w, int k,
-                                  int p, int q, int r, int s, int sh, int sw, int ph, int pw,
-                                  int dh, int dw, int groups, int act, float alpha, int plane,
-                                  int kc, int m_per, __local float *strips) {
+                                  int wt_off, int mp, __global const float *bias, int b_off,
+                                  int has_bias, __global float *y, int y_off, int n, int c, int h,
+                                  int w, int k, int p, int q, int r, int s, int sh, int sw, int ph,
+                                  int pw, int dh, int dw, int groups, int act, float alpha,
+                                  int plane, int kc, int m_per, __local float *strips) {
     const int cpg = c / groups, kpg = k / groups;
     const int pq = p * q, K = cpg * r * s;
     /* tiles per image */
@@ -146,27 +181,26 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
     const int p0 = plane ? 0 : (ti / qt) * TR, q0 = plane ? 0 : (ti % qt) * VW;
 
     __local float *strip = strips + get_local_id(0) * kc * 16;
-    __global const float *xg = x + x_off + (ni * c + g * cpg) * h * w;
-    __global const float *wg = wt + w_off + g * kpg * K;
+    const int xc_off = x_off + (ni * c + g * cpg) * h * w;
+    const int lo = x_off, hi = x_off + n * c * h * w;
     __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
 
     for (int k0 = 0; k0 < K; k0 += kc) {
         const int k1 = min(k0 + kc, K), first = k0 == 0, last = k1 == K;
-        pack_rows(strip, xg, k0, k1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw);
+        pack_rows(strip, x, xc_off, lo, hi, k0, k1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw,
+                  ph, pw, dh, dw);
         for (int m0 = m_lo; m0 < m_hi; m0 += TM) {
-            __global const float *wrow[TM]; /* rows past the range read its last one */
-#pragma unroll
-            for (int tm = 0; tm < TM; tm++)
-                wrow[tm] = wg + min(m0 + tm, m_hi - 1) * K;
+            /* TM consecutive weights of one reduction row: one pointer, constant offsets */
+            __global const float *wp = wt + wt_off + (g * K + k0) * mp + m0;
             float16 acc[TM];
 #pragma unroll
             for (int tm = 0; tm < TM; tm++)
                 acc[tm] = (float16)(0.0f);
-            for (int kk = k0; kk < k1; kk++) {
+            for (int kk = k0; kk < k1; kk++, wp += mp) {
                 const float16 bv = vload16(kk - k0, strip);
 #pragma unroll
                 for (int tm = 0; tm < TM; tm++)
-                    acc[tm] = fma((float16)(wrow[tm][kk]), bv, acc[tm]);
+                    acc[tm] = fma((float16)(wp[tm]), bv, acc[tm]);
             }
 #pragma unroll
             for (int tm = 0; tm < TM; tm++) {

@@ -104,18 +104,41 @@ clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, co
 
     char defs[64];
     snprintf(defs, sizeof defs, "TM=%d VW=%d", cfg.tm, cfg.vw);
+    /* The weights transposed to (groups, K, mp), channels padded to a multiple of TM:
+     * a block of TM channels is then TM consecutive floats of one reduction row. */
+    int mp = ceil_div(cv->kpg, cfg.tm) * cfg.tm;
+    size_t wfloats = (size_t)cv->groups * (size_t)K * (size_t)mp;
+    CC_RETURN_IF(wfloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d implicit_gemm: the transposed weights (%zu floats) are too large",
+                 wfloats);
+    /* both kernels built before anything is enqueued: a build failure writes nothing */
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", defs, "implicit_weights"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", defs, "conv2d_implicit_fwd"));
+    clcnn_tensor *wt = NULL;
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){wfloats}, &wt));
+    clcnn_status st =
+        cc_launch(dev, "conv2d_implicit", defs, "implicit_weights", 3,
+                  (size_t[]){(size_t)mp, (size_t)K, (size_t)cv->groups}, NULL,
+                  CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                          CC_ARG_MEM(wt->storage->mem), CC_ARG_INT(wt->offset), CC_ARG_INT(cv->kpg),
+                          CC_ARG_INT(K), CC_ARG_INT(mp), CC_ARG_INT(cv->groups)));
     size_t gws[2] = {tiles, (size_t)cv->groups * (size_t)msplit};
     size_t lws[2] = {(size_t)cfg.lws, 1};
-    return cc_launch(
-        dev, "conv2d_implicit", defs, "conv2d_implicit_fwd", 2, gws, lws,
-        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(w->storage->mem),
-                CC_ARG_INT(w->offset), CC_ARG_MEM(b ? b->storage->mem : w->storage->mem),
-                CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL), CC_ARG_MEM(y->storage->mem),
-                CC_ARG_INT(y->offset), CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
-                CC_ARG_INT(cv->w), CC_ARG_INT(cv->k), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q),
-                CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
-                CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
-                CC_ARG_INT(cv->groups), CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA),
-                CC_ARG_INT(plane), CC_ARG_INT(kc), CC_ARG_INT(m_per),
-                CC_ARG_LOCAL((size_t)cfg.lws * (size_t)kc * 16 * sizeof(float))));
+    if (st == CLCNN_OK)
+        st = cc_launch(
+            dev, "conv2d_implicit", defs, "conv2d_implicit_fwd", 2, gws, lws,
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                    CC_ARG_MEM(wt->storage->mem), CC_ARG_INT(wt->offset), CC_ARG_INT(mp),
+                    CC_ARG_MEM(b ? b->storage->mem : wt->storage->mem),
+                    CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
+                    CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(cv->n),
+                    CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->k),
+                    CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+                    CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
+                    CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(act),
+                    CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA), CC_ARG_INT(plane), CC_ARG_INT(kc),
+                    CC_ARG_INT(m_per),
+                    CC_ARG_LOCAL((size_t)cfg.lws * (size_t)kc * 16 * sizeof(float))));
+    clcnn_tensor_free(wt); /* the in-order queue runs the kernels before any reuse */
+    return st;
 }
