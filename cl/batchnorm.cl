@@ -21,7 +21,23 @@
  *   (inference from running statistics).
  * bn_bwd_reduce: one group per channel: sum_dy = sum dy, sum_dyxhat = sum dy * xhat.
  * bn_bwd_dx: one work-item per element,
- *   dx = gamma * invstd * (dy - sum_dy / m - xhat * sum_dyxhat / m). */
+ *   dx = gamma * invstd * (dy - sum_dy / m - xhat * sum_dyxhat / m).
+ *
+ * Chunk kernels (CPUs: one work-item walking contiguous memory with float16 vectors is
+ * what POCL runs fast; the group kernels above suit GPUs). Work-item gid of
+ * n * c * chunks owns chunk kc = gid % chunks of plane gid / chunks (sample * c + ch): the
+ * hw values from kc * chunk on (at most chunk of them). Per-chunk sums are compensated per
+ * lane, their 16 lanes added as a fixed tree, and written to
+ *   part  (c, P) float, P = n * chunks, part[ch * P + sample * chunks + kc]
+ * (a second array of the same shape follows at part + c * P where two sums are kept).
+ * A channel's total is the compensated sum of its P partials in index order (bn_total,
+ * one work-item per channel in the *_final kernels).
+ * bn_part_sum: part = sums of x. bn_mean_final: mean. bn_part_sqdev: part2 = sums of
+ *   (x - mean)^2 (two passes, as bn_stats). bn_var_final: invstd and the running
+ *   statistics, as bn_stats. bn_apply_chunk: bn_apply over a chunk.
+ * bn_bwd_part: part = sums of dy, part2 = sums of dy * (x - mean). bn_bwd_final: one
+ *   work-item per channel, writes what bn_bwd_reduce writes. bn_bwd_dx_chunk: bn_bwd_dx
+ *   over a chunk. */
 #include "common.h"
 
 #ifndef WG
@@ -158,4 +174,208 @@ __kernel void bn_bwd_dx(__global const float *x, int x_off, __global const float
     dx[dx_off + gid] =
         g * inv *
         (dy[dy_off + gid] - sum_dy[sdy_off + ch] / fm - xhat * (sum_dyxhat[sdx_off + ch] / fm));
+}
+
+/* ---- chunk kernels (CPUs) ------------------------------------------------------------ */
+
+inline void bn_kahan16(float16 *s, float16 *comp, float16 v) {
+    float16 y = v - *comp;
+    float16 t = *s + y;
+    *comp = select((float16)(0.0f), (t - *s) - y, isfinite(t));
+    *s = t;
+}
+
+/* The compensated lanes added as a fixed tree. */
+inline float bn_lanes(float16 s, float16 comp) {
+    float16 r = s - comp;
+    float8 a = r.lo + r.hi;
+    float4 b = a.lo + a.hi;
+    float2 d = b.lo + b.hi;
+    return d.s0 + d.s1;
+}
+
+/* Total of a channel's P partials, in index order. */
+inline float bn_total(__global const float *part, int P) {
+    float s = 0.0f, comp = 0.0f;
+    for (int i = 0; i < P; i++)
+        bn_kahan(&s, &comp, part[i]);
+    return s;
+}
+
+/* The values of one chunk: first element (relative to the tensor), count, channel and
+ * partial index. */
+typedef struct bn_chunk {
+    int first, len, ch, slot;
+} bn_chunk;
+
+inline bn_chunk bn_chunk_of(int gid, int c, int hw, int chunk, int chunks) {
+    int kc = gid % chunks, plane = gid / chunks;
+    int sample = plane / c;
+    bn_chunk r;
+    r.ch = plane - sample * c;
+    r.first = plane * hw + kc * chunk;
+    r.len = min(chunk, hw - kc * chunk);
+    r.slot = sample * chunks + kc;
+    return r;
+}
+
+/* Loads 16 values from p[0 .. 16) when full, else the first rem (the rest 0); mask holds
+ * -1 in the lanes that were loaded. */
+inline float16 bn_load16(__global const float *p, int rem, int16 *mask) {
+    if (rem >= 16) {
+        *mask = (int16)(-1);
+        return vload16(0, p);
+    }
+    float v[16];
+    int m[16];
+    for (int i = 0; i < 16; i++) {
+        v[i] = i < rem ? p[i] : 0.0f;
+        m[i] = i < rem ? -1 : 0;
+    }
+    *mask = vload16(0, m);
+    return vload16(0, v);
+}
+
+__kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int hw, int chunk,
+                          int chunks, __global float *part) {
+    int gid = get_global_id(0);
+    if (gid >= n * c * chunks) return;
+    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
+    __global const float *xp = x + x_off + ck.first;
+    float16 s = (float16)(0.0f), comp = (float16)(0.0f);
+    int16 mask;
+    for (int i = 0; i < ck.len; i += 16)
+        bn_kahan16(&s, &comp, bn_load16(xp + i, ck.len - i, &mask));
+    part[ck.ch * n * chunks + ck.slot] = bn_lanes(s, comp);
+}
+
+__kernel void bn_mean_final(__global const float *part, int n, int c, int hw, int chunks,
+                            __global float *mean, int mean_off) {
+    int ch = get_global_id(0);
+    if (ch >= c) return;
+    int P = n * chunks;
+    mean[mean_off + ch] = bn_total(part + ch * P, P) / (float)(n * hw);
+}
+
+__kernel void bn_part_sqdev(__global const float *x, int x_off, int n, int c, int hw, int chunk,
+                            int chunks, __global const float *mean, int mean_off,
+                            __global float *part) {
+    int gid = get_global_id(0);
+    if (gid >= n * c * chunks) return;
+    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
+    int P = n * chunks;
+    float mu = mean[mean_off + ck.ch];
+    __global const float *xp = x + x_off + ck.first;
+    float16 s = (float16)(0.0f), comp = (float16)(0.0f);
+    int16 mask;
+    for (int i = 0; i < ck.len; i += 16) {
+        float16 d = bn_load16(xp + i, ck.len - i, &mask) - mu;
+        d = select((float16)(0.0f), d, mask);
+        bn_kahan16(&s, &comp, d * d);
+    }
+    part[c * P + ck.ch * P + ck.slot] = bn_lanes(s, comp);
+}
+
+__kernel void bn_var_final(__global const float *part, int n, int c, int hw, int chunks, float eps,
+                           __global const float *mean, int mean_off, __global float *invstd,
+                           int inv_off, int update_running, __global float *rmean, int rm_off,
+                           __global float *rvar, int rv_off, float momentum) {
+    int ch = get_global_id(0);
+    if (ch >= c) return;
+    int P = n * chunks, m = n * hw;
+    float mu = mean[mean_off + ch];
+    float ss = bn_total(part + c * P + ch * P, P);
+    float var = ss / (float)m;
+    invstd[inv_off + ch] = 1.0f / sqrt(var + eps);
+    if (update_running) {
+        float unbiased = ss / (float)(m - 1);
+        rmean[rm_off + ch] = (1.0f - momentum) * rmean[rm_off + ch] + momentum * mu;
+        rvar[rv_off + ch] = (1.0f - momentum) * rvar[rv_off + ch] + momentum * unbiased;
+    }
+}
+
+/* In place (y == x) is fine: every element is read before it is written, by one
+ * work-item. */
+__kernel void bn_apply_chunk(__global const float *x, int x_off, __global float *y, int y_off,
+                             int n, int c, int hw, int chunk, int chunks,
+                             __global const float *mean, int mean_off, __global const float *sd,
+                             int sd_off, int from_var, float eps, __global const float *gamma,
+                             int g_off, __global const float *beta, int b_off) {
+    int gid = get_global_id(0);
+    if (gid >= n * c * chunks) return;
+    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
+    int ch = ck.ch;
+    float inv = from_var ? 1.0f / sqrt(sd[sd_off + ch] + eps) : sd[sd_off + ch];
+    float g = gamma ? gamma[g_off + ch] : 1.0f;
+    float b = beta ? beta[b_off + ch] : 0.0f;
+    float mu = mean[mean_off + ch];
+    __global const float *xp = x + x_off + ck.first;
+    __global float *yp = y + y_off + ck.first;
+    int i = 0;
+    for (; i + 16 <= ck.len; i += 16)
+        vstore16((vload16(0, xp + i) - mu) * inv * g + b, 0, yp + i);
+    for (; i < ck.len; i++)
+        yp[i] = (xp[i] - mu) * inv * g + b;
+}
+
+__kernel void bn_bwd_part(__global const float *x, int x_off, __global const float *dy, int dy_off,
+                          int n, int c, int hw, int chunk, int chunks, __global const float *mean,
+                          int mean_off, __global float *part) {
+    int gid = get_global_id(0);
+    if (gid >= n * c * chunks) return;
+    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
+    int P = n * chunks;
+    float mu = mean[mean_off + ck.ch];
+    __global const float *xp = x + x_off + ck.first;
+    __global const float *gp = dy + dy_off + ck.first;
+    float16 s1 = (float16)(0.0f), c1 = (float16)(0.0f), s2 = (float16)(0.0f), c2 = (float16)(0.0f);
+    int16 mask;
+    for (int i = 0; i < ck.len; i += 16) {
+        float16 g = bn_load16(gp + i, ck.len - i, &mask);
+        float16 d = select((float16)(0.0f), bn_load16(xp + i, ck.len - i, &mask) - mu, mask);
+        bn_kahan16(&s1, &c1, g);
+        bn_kahan16(&s2, &c2, g * d);
+    }
+    part[ck.ch * P + ck.slot] = bn_lanes(s1, c1);
+    part[c * P + ck.ch * P + ck.slot] = bn_lanes(s2, c2);
+}
+
+__kernel void bn_bwd_final(__global const float *part, int n, int c, int chunks,
+                           __global const float *invstd, int inv_off, __global float *sum_dy,
+                           int sdy_off, __global float *sum_dyxhat, int sdx_off) {
+    int ch = get_global_id(0);
+    if (ch >= c) return;
+    int P = n * chunks;
+    sum_dy[sdy_off + ch] = bn_total(part + ch * P, P);
+    sum_dyxhat[sdx_off + ch] = bn_total(part + c * P + ch * P, P) * invstd[inv_off + ch];
+}
+
+/* dx may be x or dy itself: every element is read before it is written, by one
+ * work-item. */
+__kernel void bn_bwd_dx_chunk(__global const float *x, int x_off, __global const float *dy,
+                              int dy_off, __global float *dx, int dx_off, int n, int c, int hw,
+                              int chunk, int chunks, __global const float *mean, int mean_off,
+                              __global const float *invstd, int inv_off,
+                              __global const float *gamma, int g_off, __global const float *sum_dy,
+                              int sdy_off, __global const float *sum_dyxhat, int sdx_off) {
+    int gid = get_global_id(0);
+    if (gid >= n * c * chunks) return;
+    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
+    int ch = ck.ch;
+    float inv = invstd[inv_off + ch], mu = mean[mean_off + ch];
+    float fm = (float)(n * hw);
+    float g = gamma ? gamma[g_off + ch] : 1.0f;
+    float a = sum_dy[sdy_off + ch] / fm, b = sum_dyxhat[sdx_off + ch] / fm, gi = g * inv;
+    __global const float *xp = x + x_off + ck.first;
+    __global const float *gp = dy + dy_off + ck.first;
+    __global float *dp = dx + dx_off + ck.first;
+    int i = 0;
+    for (; i + 16 <= ck.len; i += 16) {
+        float16 xhat = (vload16(0, xp + i) - mu) * inv;
+        vstore16(gi * (vload16(0, gp + i) - a - xhat * b), 0, dp + i);
+    }
+    for (; i < ck.len; i++) {
+        float xhat = (xp[i] - mu) * inv;
+        dp[i] = gi * (gp[i] - a - xhat * b);
+    }
 }

@@ -1,9 +1,10 @@
 /* batchnorm: training forward (y, saved mean / invstd, running statistics), inference
  * forward and backward (dx, dgamma, dbeta) against the double reference in
  * reference_ops.c over a seeded sweep of random shapes; a hand-computed case; data with a
- * large mean (where E[x^2] - E[x]^2 would fail); tensors at offsets; bitwise
- * repeatability; central finite differences of the reference backward; error paths
- * (nothing written, running statistics untouched). */
+ * large mean (where E[x^2] - E[x]^2 would fail); planes longer than a chunk; tensors at
+ * offsets; bitwise repeatability; all of these for both kernel families (per-channel
+ * groups, per-chunk partial sums); central finite differences of the reference backward; error
+ * paths (nothing written, running statistics untouched). */
 #include "test_util.h"
 
 #include <float.h>
@@ -41,8 +42,10 @@ static clcnn_tensor *vec(size_t c, const float *data) {
 #define AT(p, i, ch, s) (p)[((i)*c + (ch)) * hw + (s)]
 
 /* Error bounds, per channel, in multiples of U = 2u (u the unit roundoff):
- *  mean: a compensated sum per work-item (2u) and a tree of log2(WG) <= 8 levels (8u) of
- *    the per-item sums: |mean err| <= 10 U mean|x| (generous: 20u).
+ *  mean: group kernels, a compensated sum per work-item (2u) and a tree of log2(WG) <= 8
+ *    levels (8u) of the per-item sums; chunk kernels, a compensated sum per vector lane
+ *    (2u), a tree of the 16 lanes (4u) and a compensated sum of the chunk partials (2u):
+ *    |mean err| <= 10 U mean|x| (generous: 20u).
  *  invstd: the deviations are taken from the rounded mean, which adds mean_err^2 to the
  *    variance; the sum of squares has the same 10 U; sqrt and the division add 2 U:
  *    relative error <= 16 U + (mean_err * invstd)^2.
@@ -358,6 +361,19 @@ static void test_offsets_and_in_place(void **state) {
 }
 
 /* Fixed-order reductions: the same inputs give the same bits. */
+/* Planes longer than one chunk of the chunk kernels (4096 values, or 1024 when that
+ * leaves fewer than 64 work-items), with a last chunk that is not a multiple of 16. */
+static void test_large_planes(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(303);
+    bn_case a = {4, {1, 3, 50, 50}, 1, 1, 1, 1, 1, 0.5f, 2.0f, 0.1f, 1e-5f};  /* 3 x 1024 */
+    bn_case b = {4, {2, 2, 70, 71}, 1, 1, 1, 1, 1, -1.0f, 1.0f, 0.1f, 1e-5f}; /* 5 x 1024 */
+    bn_case d = {4, {8, 9, 65, 65}, 1, 0, 1, 1, 1, 3.0f, 0.5f, 0.1f, 1e-5f};  /* 2 x 4096 */
+    assert_true(run_case(&a, &r));
+    assert_true(run_case(&b, &r));
+    assert_true(run_case(&d, &r));
+}
+
 static void test_deterministic(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(304);
@@ -534,13 +550,34 @@ static void test_reference_finite_differences(void **state) {
     }
 }
 
+/* The per-channel group kernels (what GPUs run) on this device too. */
+static void test_group_kernels(void **state) {
+    setenv("CLCNN_BN_KERNELS", "group", 1);
+    test_hand_computed(state);
+    test_random_sweep(state);
+    test_layers_and_large_mean(state);
+    test_large_planes(state);
+    test_offsets_and_in_place(state);
+    test_deterministic(state);
+    unsetenv("CLCNN_BN_KERNELS");
+}
+
+/* ... and the chunk kernels (what CPUs run), whatever this device is. */
+static void test_chunk_kernels(void **state) {
+    setenv("CLCNN_BN_KERNELS", "chunk", 1);
+    test_hand_computed(state);
+    test_random_sweep(state);
+    test_layers_and_large_mean(state);
+    test_large_planes(state);
+    test_offsets_and_in_place(state);
+    test_deterministic(state);
+    unsetenv("CLCNN_BN_KERNELS");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hand_computed),
-        cmocka_unit_test(test_random_sweep),
-        cmocka_unit_test(test_layers_and_large_mean),
-        cmocka_unit_test(test_offsets_and_in_place),
-        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_group_kernels),
+        cmocka_unit_test(test_chunk_kernels),
         cmocka_unit_test(test_errors_write_nothing),
         cmocka_unit_test(test_reference_finite_differences),
     };

@@ -10,12 +10,17 @@
  * together (no running statistics kept), save_mean + save_invstd (when no backward
  * follows), dx / dgamma / dbeta in backward (what is not wanted is not written).
  *
- * Per-channel sums are deterministic: one work-group of WG work-items per channel, a fixed
- * visiting order and a fixed tree (see cl/batchnorm.cl). */
+ * Per-channel sums are deterministic. GPUs: one work-group of WG work-items per channel, a
+ * fixed visiting order and a fixed tree. Other devices (POCL on CPUs): per-chunk partial
+ * sums, one work-item walking each chunk of a plane with float16 vectors, then a fixed-order
+ * sum of each channel's partials (see cl/batchnorm.cl). $CLCNN_BN_KERNELS=group|chunk
+ * overrides the choice (tests run both). */
 #include "internal.h"
 
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
@@ -63,6 +68,33 @@ static size_t reduce_wg(const clcnn_device *dev, char defines[32]) {
 typedef struct bn_dims {
     size_t n, c, hw;
 } bn_dims;
+
+/* The chunk kernels (CPU-shaped) or the per-channel group kernels (GPU-shaped). */
+static int use_chunks(const clcnn_device *dev) {
+    const char *e = getenv("CLCNN_BN_KERNELS");
+    if (e && strcmp(e, "chunk") == 0) return 1;
+    if (e && strcmp(e, "group") == 0) return 0;
+    return dev->info.type != CLCNN_DEVICE_GPU;
+}
+
+/* Values per chunk kernel work-item: whole planes up to 4096 values, so the partial sums
+ * stay few (n per channel for the usual planes); 1024 when that leaves fewer than 64
+ * work-items to share out (a few large planes). Depends on the shape only: the summation
+ * order, and so every bit of the result, is the same on every run. */
+typedef struct bn_chunking {
+    int chunk, chunks;
+    size_t items; /* n * c * chunks */
+} bn_chunking;
+
+static bn_chunking chunking(bn_dims d) {
+    size_t chunk = 4096;
+    if (d.n * d.c * ((d.hw + chunk - 1) / chunk) < 64 && d.hw > 1024) chunk = 1024;
+    bn_chunking k;
+    k.chunks = (int)((d.hw + chunk - 1) / chunk);
+    k.chunk = (int)chunk;
+    k.items = d.n * d.c * (size_t)k.chunks;
+    return k;
+}
 
 /* x must be (n, c, ...) float; fills n, c, hw. */
 static clcnn_status check_x(clcnn_device *dev, const char *op, const clcnn_tensor *x,
@@ -114,6 +146,17 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                           size_t sd_off, int from_var, float eps, const clcnn_tensor *gamma,
                           const clcnn_tensor *beta) {
     size_t lws;
+    if (use_chunks(dev)) {
+        bn_chunking k = chunking(d);
+        return cc_launch(
+            dev, "batchnorm", defines, "bn_apply_chunk", 1, &k.items, lws_1d(dev, &lws),
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(y->storage->mem),
+                    CC_ARG_INT(y->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
+                    CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(mean),
+                    CC_ARG_INT(mean_off), CC_ARG_MEM(sd), CC_ARG_INT(sd_off), CC_ARG_INT(from_var),
+                    CC_ARG_FLOAT(eps), MEM_OR_NULL(gamma), OFF_OR_0(gamma), MEM_OR_NULL(beta),
+                    OFF_OR_0(beta)));
+    }
     size_t gws = d.n * d.c * d.hw;
     return cc_launch(dev, "batchnorm", defines, "bn_apply", 1, &gws, lws_1d(dev, &lws),
                      CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
@@ -122,6 +165,61 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                              CC_ARG_INT(mean_off), CC_ARG_MEM(sd), CC_ARG_INT(sd_off),
                              CC_ARG_INT(from_var), CC_ARG_FLOAT(eps), MEM_OR_NULL(gamma),
                              OFF_OR_0(gamma), MEM_OR_NULL(beta), OFF_OR_0(beta)));
+}
+
+/* Batch mean and invstd (and the running statistics) with one group per channel. */
+static clcnn_status stats_group(clcnn_device *dev, const char *defines, size_t wg,
+                                const clcnn_tensor *x, bn_dims d, float eps, cl_mem mean_mem,
+                                size_t mean_off, cl_mem inv_mem, size_t inv_off, int upd,
+                                const clcnn_tensor *running_mean, const clcnn_tensor *running_var,
+                                float momentum) {
+    size_t gws = d.c * wg;
+    return cc_launch(dev, "batchnorm", defines, "bn_stats", 1, &gws, &wg,
+                     CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_INT(d.n),
+                             CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_FLOAT(eps),
+                             CC_ARG_MEM(mean_mem), CC_ARG_INT(mean_off), CC_ARG_MEM(inv_mem),
+                             CC_ARG_INT(inv_off), CC_ARG_INT(upd), MEM_OR_NULL(running_mean),
+                             OFF_OR_0(running_mean), MEM_OR_NULL(running_var),
+                             OFF_OR_0(running_var), CC_ARG_FLOAT(momentum)));
+}
+
+/* The same with per-chunk partial sums: sums, the mean (one work-item per channel), the
+ * squared deviations from it, invstd and the running statistics. */
+static clcnn_status stats_chunks(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
+                                 bn_dims d, float eps, cl_mem mean_mem, size_t mean_off,
+                                 cl_mem inv_mem, size_t inv_off, int upd,
+                                 const clcnn_tensor *running_mean, const clcnn_tensor *running_var,
+                                 float momentum) {
+    size_t lws;
+    bn_chunking k = chunking(d);
+    cc_storage *part = NULL;
+    CC_TRY(cc_pool_acquire(dev, 2 * k.items * sizeof(float), &part));
+    clcnn_status s =
+        cc_launch(dev, "batchnorm", defines, "bn_part_sum", 1, &k.items, lws_1d(dev, &lws),
+                  CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_INT(d.n),
+                          CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_INT(k.chunk),
+                          CC_ARG_INT(k.chunks), CC_ARG_MEM(part->mem)));
+    if (s == CLCNN_OK)
+        s = cc_launch(dev, "batchnorm", defines, "bn_mean_final", 1, &d.c, lws_1d(dev, &lws),
+                      CC_ARGS(CC_ARG_MEM(part->mem), CC_ARG_INT(d.n), CC_ARG_INT(d.c),
+                              CC_ARG_INT(d.hw), CC_ARG_INT(k.chunks), CC_ARG_MEM(mean_mem),
+                              CC_ARG_INT(mean_off)));
+    if (s == CLCNN_OK)
+        s = cc_launch(dev, "batchnorm", defines, "bn_part_sqdev", 1, &k.items, lws_1d(dev, &lws),
+                      CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_INT(d.n),
+                              CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_INT(k.chunk),
+                              CC_ARG_INT(k.chunks), CC_ARG_MEM(mean_mem), CC_ARG_INT(mean_off),
+                              CC_ARG_MEM(part->mem)));
+    if (s == CLCNN_OK)
+        s = cc_launch(dev, "batchnorm", defines, "bn_var_final", 1, &d.c, lws_1d(dev, &lws),
+                      CC_ARGS(CC_ARG_MEM(part->mem), CC_ARG_INT(d.n), CC_ARG_INT(d.c),
+                              CC_ARG_INT(d.hw), CC_ARG_INT(k.chunks), CC_ARG_FLOAT(eps),
+                              CC_ARG_MEM(mean_mem), CC_ARG_INT(mean_off), CC_ARG_MEM(inv_mem),
+                              CC_ARG_INT(inv_off), CC_ARG_INT(upd), MEM_OR_NULL(running_mean),
+                              OFF_OR_0(running_mean), MEM_OR_NULL(running_var),
+                              OFF_OR_0(running_var), CC_ARG_FLOAT(momentum)));
+    cc_pool_release(dev, part); /* in-order queue: later users run after us */
+    return s;
 }
 
 clcnn_status clcnn_batchnorm_forward_train(clcnn_device *dev, const clcnn_tensor *x,
@@ -181,15 +279,14 @@ clcnn_status clcnn_batchnorm_forward_train(clcnn_device *dev, const clcnn_tensor
         mean_off = 0;
         inv_off = d.c;
     }
-    size_t gws = d.c * wg;
     int upd = running_mean != NULL;
-    clcnn_status s = cc_launch(
-        dev, "batchnorm", defines, "bn_stats", 1, &gws, &wg,
-        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_INT(d.n),
-                CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_FLOAT(eps), CC_ARG_MEM(mean_mem),
-                CC_ARG_INT(mean_off), CC_ARG_MEM(inv_mem), CC_ARG_INT(inv_off), CC_ARG_INT(upd),
-                MEM_OR_NULL(running_mean), OFF_OR_0(running_mean), MEM_OR_NULL(running_var),
-                OFF_OR_0(running_var), CC_ARG_FLOAT(momentum)));
+    clcnn_status s;
+    if (use_chunks(dev))
+        s = stats_chunks(dev, defines, x, d, eps, mean_mem, mean_off, inv_mem, inv_off, upd,
+                         running_mean, running_var, momentum);
+    else
+        s = stats_group(dev, defines, wg, x, d, eps, mean_mem, mean_off, inv_mem, inv_off, upd,
+                        running_mean, running_var, momentum);
     if (s == CLCNN_OK)
         s = apply(dev, defines, x, y, d, mean_mem, mean_off, inv_mem, inv_off, 0, 0.0f, gamma,
                   beta);
@@ -221,6 +318,44 @@ clcnn_status clcnn_batchnorm_forward_infer(clcnn_device *dev, const clcnn_tensor
     reduce_wg(dev, defines);
     return apply(dev, defines, x, y, d, running_mean->storage->mem, running_mean->offset,
                  running_var->storage->mem, running_var->offset, 1, eps, gamma, beta);
+}
+
+/* Backward with per-chunk partial sums: partials of sum dy and sum dy (x - mean), the
+ * channel sums (into sdy / sdx), then dx when wanted. */
+static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
+                                    const clcnn_tensor *dy, const clcnn_tensor *gamma,
+                                    const clcnn_tensor *save_mean, const clcnn_tensor *save_invstd,
+                                    clcnn_tensor *dx, bn_dims d, cl_mem sdy, size_t sdy_off,
+                                    cl_mem sdx, size_t sdx_off) {
+    size_t lws;
+    bn_chunking k = chunking(d);
+    cc_storage *part = NULL;
+    CC_TRY(cc_pool_acquire(dev, 2 * k.items * sizeof(float), &part));
+    clcnn_status s = cc_launch(
+        dev, "batchnorm", defines, "bn_bwd_part", 1, &k.items, lws_1d(dev, &lws),
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
+                CC_ARG_INT(dy->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
+                CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(save_mean->storage->mem),
+                CC_ARG_INT(save_mean->offset), CC_ARG_MEM(part->mem)));
+    if (s == CLCNN_OK)
+        s = cc_launch(dev, "batchnorm", defines, "bn_bwd_final", 1, &d.c, lws_1d(dev, &lws),
+                      CC_ARGS(CC_ARG_MEM(part->mem), CC_ARG_INT(d.n), CC_ARG_INT(d.c),
+                              CC_ARG_INT(k.chunks), CC_ARG_MEM(save_invstd->storage->mem),
+                              CC_ARG_INT(save_invstd->offset), CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off),
+                              CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off)));
+    if (s == CLCNN_OK && dx)
+        s = cc_launch(dev, "batchnorm", defines, "bn_bwd_dx_chunk", 1, &k.items, lws_1d(dev, &lws),
+                      CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                              CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                              CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset), CC_ARG_INT(d.n),
+                              CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_INT(k.chunk),
+                              CC_ARG_INT(k.chunks), CC_ARG_MEM(save_mean->storage->mem),
+                              CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
+                              CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
+                              CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx),
+                              CC_ARG_INT(sdx_off)));
+    cc_pool_release(dev, part);
+    return s;
 }
 
 clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
@@ -265,6 +400,12 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
     size_t sdy_off = dbeta ? dbeta->offset : 0;
     cl_mem sdx = dgamma ? dgamma->storage->mem : tmp->mem;
     size_t sdx_off = dgamma ? dgamma->offset : d.c;
+    if (use_chunks(dev)) {
+        clcnn_status s = backward_chunks(dev, defines, x, dy, gamma, save_mean, save_invstd, dx, d,
+                                         sdy, sdy_off, sdx, sdx_off);
+        if (tmp) cc_pool_release(dev, tmp);
+        return s;
+    }
     size_t gws = d.c * wg;
     clcnn_status s = cc_launch(
         dev, "batchnorm", defines, "bn_bwd_reduce", 1, &gws, &wg,
