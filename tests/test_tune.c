@@ -305,10 +305,10 @@ static void test_tune_off(void **state) {
  * wrong tiling or padding is off by about sum|a*b| itself. */
 static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m, size_t n,
                         size_t k, size_t batch) {
-    /* B of a batched product stays at offset 0: CLBlast 1.5.3's indirect strided-batched
-     * GEMM gets a B offset wrong when it skips its copy kernels (its bug, with or without
-     * tuning; see lib/tune/gemm_tune.c probe()) */
-    const size_t a_off = 3, b_off = batch > 1 ? 0 : 5, c_off = 1;
+    /* A and B of a batched product stay at offset 0: CLBlast 1.5.3's indirect
+     * strided-batched GEMM gets their offsets wrong when it skips its copy kernels (its
+     * bug, with or without tuning; see lib/tune/gemm_tune.c probe()) */
+    const size_t a_off = batch > 1 ? 0 : 3, b_off = batch > 1 ? 0 : 5, c_off = 1;
     size_t lda = ta ? m : k, ldb = tb ? k : n;
     size_t na = a_off + m * k, nb = b_off + k * n * batch, nc = c_off + m * n * batch;
     float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = malloc(nc * sizeof *c);
