@@ -99,15 +99,41 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
     floatV acc[TP];
     for (int tp = 0; tp < TP; tp++)
         acc[tp] = (floatV)(0.0f);
-    for (int kr = 0; kr < r; kr++) {
-        for (int ks = 0; ks < s; ks++) {
-            const float wv = wc[kr * s + ks];
-            const int c0 = q0 * sw - pw + ks * dw;
-            for (int tp = 0; tp < TP; tp++) {
-                const int ih = (p0 + tp) * sh - ph + kr * dh;
-                if (ih < 0 || ih >= h) continue;
-                acc[tp] =
-                    fma((floatV)(wv), load_cols(x, plane + ih * w, c0, w, sw, lo, hi), acc[tp]);
+    /* Interior tiles (every row and column of every tap inside the input, the common
+     * case) skip all checks: stride 1 and 2 by plain vector loads. */
+    const int ih0 = p0 * sh - ph, iw0 = q0 * sw - pw;
+    const int ih_last = ih0 + (TP - 1) * sh + (r - 1) * dh;
+    const int interior = (sw == 1 || sw == 2) && ih0 >= 0 && ih_last < h && iw0 >= 0 &&
+                         iw0 + (VEC - 1) * sw + (s - 1) * dw < w &&
+                         plane + ih_last * w + iw0 + (s - 1) * dw + VEC * sw <= hi;
+    if (interior) {
+        __global const float *xp = x + plane + ih0 * w + iw0;
+        for (int kr = 0; kr < r; kr++) {
+            for (int ks = 0; ks < s; ks++) {
+                const float wv = wc[kr * s + ks];
+                __global const float *xk = xp + kr * dh * w + ks * dw;
+                if (sw == 1) {
+#pragma unroll
+                    for (int tp = 0; tp < TP; tp++)
+                        acc[tp] = fma((floatV)(wv), vloadV(0, xk + tp * sh * w), acc[tp]);
+                } else {
+#pragma unroll
+                    for (int tp = 0; tp < TP; tp++)
+                        acc[tp] = fma((floatV)(wv), LOAD_EVEN(xk + tp * sh * w), acc[tp]);
+                }
+            }
+        }
+    } else {
+        for (int kr = 0; kr < r; kr++) {
+            for (int ks = 0; ks < s; ks++) {
+                const float wv = wc[kr * s + ks];
+                const int c0 = q0 * sw - pw + ks * dw;
+                for (int tp = 0; tp < TP; tp++) {
+                    const int ih = (p0 + tp) * sh - ph + kr * dh;
+                    if (ih < 0 || ih >= h) continue;
+                    acc[tp] =
+                        fma((floatV)(wv), load_cols(x, plane + ih * w, c0, w, sw, lo, hi), acc[tp]);
+                }
             }
         }
     }

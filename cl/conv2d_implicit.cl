@@ -19,6 +19,10 @@
  *   VW   width of a lane segment: the 16 lanes are 16/VW output rows of VW columns
  *        each (16, 8 or 4), chosen by the host to fit the output width          default 16
  *
+ * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
+ * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the
+ * packing bounds-checks every position), see implicit_weights.
+ *
  * Arguments besides the shapes:
  *   plane  1: the lanes are 16 consecutive positions of the flattened p*q plane (only
  *          for 1x1 kernels with stride 1 and no padding, where they are consecutive
@@ -150,14 +154,28 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
     }
 }
 
-/* wt (groups, K, mp) = w (k, K) per group transposed, channels padded with zeros to mp, a
- * multiple of TM (so a block of TM channels is TM consecutive floats). One work-item per
- * element. */
+/* wt (groups, K, mp): the GEMM's weight matrix per group, transposed, its kpg channels
+ * padded with zeros to mp, a multiple of TM (so a block of TM channels is TM consecutive
+ * floats). K = cpg*r*s. One work-item per element.
+ *   flip 0 (forward):  w is (groups*kpg, cpg, r, s) and wt[g][kk][m] = w[g*kpg + m][kk].
+ *   flip 1 (backward data as a forward convolution of dy, with the kernel flipped and
+ *          its two channel dims swapped): w is (groups*cpg, kpg, r, s) and
+ *          wt[g][(ci*r + kr)*s + ks][m] = w[g*cpg + ci][m][r-1-kr][s-1-ks]. */
 __kernel void implicit_weights(__global const float *w, int w_off, __global float *wt, int wt_off,
-                               int kpg, int K, int mp, int groups) {
+                               int kpg, int cpg, int r, int s, int mp, int groups, int flip) {
     const int m = get_global_id(0), kk = get_global_id(1), g = get_global_id(2);
+    const int rs = r * s, K = cpg * rs;
     if (m >= mp || kk >= K || g >= groups) return;
-    wt[wt_off + (g * K + kk) * mp + m] = m < kpg ? w[w_off + (g * kpg + m) * K + kk] : 0.0f;
+    float v = 0.0f;
+    if (m < kpg) {
+        if (!flip) {
+            v = w[w_off + (g * kpg + m) * K + kk];
+        } else {
+            const int ci = kk / rs, kr = (kk / s) % r, ks = kk % s;
+            v = w[w_off + ((g * cpg + ci) * kpg + m) * rs + (r - 1 - kr) * s + (s - 1 - ks)];
+        }
+    }
+    wt[wt_off + (g * K + kk) * mp + m] = v;
 }
 
 __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global const float *wt,

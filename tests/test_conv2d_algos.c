@@ -559,6 +559,81 @@ static void test_winograd_offsets_determinism(void **state) {
     determinism(CLCNN_CONV_WINOGRAD, &d);
 }
 
+/* ---- implicit GEMM backward data (stride 1) ------------------------------------------------ */
+
+/* dx from dy and w with implicit_gemm against the reference. Tolerance: a dx element sums
+ * L = (k/groups)*r*s products of numbers in [-1, 1]: 1e-6 * L + 1e-5 * |ref|, as for
+ * forward (and test_conv2d_backward.c). dx starts as NaN. */
+static int check_data(const ref_conv *shape, uint64_t seed, int use_nmse) {
+    ref_conv cv = *shape;
+    assert_true(ref_conv_out(&cv));
+    tu_rng rng = tu_rng_seed(seed);
+    size_t nx = ref_conv_x_size(&cv), nw = ref_conv_w_size(&cv), ny = ref_conv_y_size(&cv);
+    float *w = malloc(nw * sizeof(float)), *dy = malloc(ny * sizeof(float));
+    assert_true(w && dy);
+    tu_fill_uniform(&rng, w, nw, -1, 1);
+    tu_fill_uniform(&rng, dy, ny, -1, 1);
+    double *wd = to_double(w, nw), *dyd = to_double(dy, ny), *ref = malloc(nx * sizeof(double));
+    assert_non_null(ref);
+    ref_conv2d_backward_data(&cv, dyd, wd, ref);
+    clcnn_device *dev = tu_device();
+    size_t xs[4] = {cv.n, cv.c, cv.h, cv.w}, ws[4] = {cv.k, cv.c / cv.groups, cv.r, cv.s};
+    size_t ys[4] = {cv.n, cv.k, cv.p, cv.q};
+    clcnn_tensor *tw = tu_tensor_from(4, ws, w), *tdy = tu_tensor_from(4, ys, dy);
+    clcnn_tensor *tdx = tu_tensor_from(4, xs, NULL);
+    TU_OK(clcnn_tensor_fill(tdx, NAN));
+    clcnn_conv2d_desc d = make_desc(&cv, CLCNN_CONV_IMPLICIT_GEMM);
+    TU_OK(clcnn_conv2d_backward_data(dev, &d, tdy, tw, tdx));
+    float *got = tu_download(tdx);
+    char what[320];
+    describe(&cv, CLCNN_CONV_IMPLICIT_GEMM, 0, 0, what, sizeof what);
+    strcat(what, " (backward data)");
+    double l = (double)(cv.k / cv.groups) * cv.r * cv.s;
+    int ok = tu_close(what, got, ref, nx, 1e-6 * l, 1e-5);
+    if (use_nmse && !(tu_nmse(got, ref, nx) <= 1e-7)) {
+        fprintf(stderr, "NMSE %s: %g > 1e-7\n", what, tu_nmse(got, ref, nx));
+        ok = 0;
+    }
+    free(got);
+    free(w);
+    free(dy);
+    free(wd);
+    free(dyd);
+    free(ref);
+    clcnn_tensor_free(tw);
+    clcnn_tensor_free(tdy);
+    clcnn_tensor_free(tdx);
+    return ok;
+}
+
+/* Random stride-1 shapes (padding up to and beyond the kernel's reach, so the transposed
+ * convolution's padding is negative, dilation, groups, 1x1) and edge cases. */
+static void test_implicit_backward_data(void **state) {
+    (void)state;
+    tu_rng rng = tu_rng_seed(8675309);
+    int ok = 1;
+    for (int i = 0; i < 120; i++) {
+        ref_conv cv = random_any(&rng);
+        cv.stride_h = cv.stride_w = 1;
+        if (!ref_conv_out(&cv)) continue;
+        ok &= check_data(&cv, 9000 + (uint64_t)i, 0);
+    }
+    ref_conv cases[] = {
+        conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),   conv(2, 3, 5, 5, 4, 1, 1, 1, 2, 1, 1),
+        conv(1, 5, 7, 9, 3, 3, 3, 1, 3, 1, 1),   conv(2, 4, 9, 9, 6, 3, 3, 1, 0, 2, 2),
+        conv(1, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6),   conv(1, 40, 6, 7, 130, 3, 3, 1, 1, 1, 1),
+        conv(1, 3, 17, 29, 8, 5, 3, 1, 2, 1, 1),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ok &= check_data(&cases[i], 9500 + i, 0);
+    /* anchors with stride 1, reduced batch (as for forward) */
+    ref_conv vgg = conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
+    ref_conv resnet = conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
+    ok &= check_data(&vgg, 9600, 1);
+    ok &= check_data(&resnet, 9601, 1);
+    assert_true(ok);
+}
+
 /* ---- unsupported shapes and passes --------------------------------------------------------- */
 
 /* Forcing algo on x/w must fail with CLCNN_ERR_UNSUPPORTED, a message containing needle,
@@ -591,8 +666,9 @@ static void expect_unsupported(clcnn_conv_algo algo, const ref_conv *cv, const c
         clcnn_tensor_free(all[i]);
 }
 
-/* The backward passes with algo forced fail cleanly, dx / dw / db untouched. */
-static void expect_backward_unsupported(clcnn_conv_algo algo, const ref_conv *cv) {
+/* The backward passes with algo forced fail cleanly, dx / dw / db untouched (backward
+ * data only when data != 0). */
+static void expect_backward_unsupported(clcnn_conv_algo algo, const ref_conv *cv, int data) {
     clcnn_device *dev = tu_device();
     ref_conv s = *cv;
     assert_true(ref_conv_out(&s));
@@ -610,11 +686,14 @@ static void expect_backward_unsupported(clcnn_conv_algo algo, const ref_conv *cv
     TU_OK(clcnn_tensor_fill(w, 1.0f));
     TU_OK(clcnn_tensor_fill(dy, 1.0f));
     clcnn_conv2d_desc d = make_desc(&s, algo);
-    clcnn_status st = clcnn_conv2d_backward_data(dev, &d, dy, w, dx);
-    if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), "backward data") ||
-        !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
-        fail_msg("backward data %s: got %s '%s'", clcnn_conv_algo_name(algo), clcnn_status_str(st),
-                 clcnn_last_error());
+    clcnn_status st;
+    if (data) {
+        st = clcnn_conv2d_backward_data(dev, &d, dy, w, dx);
+        if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), "backward data") ||
+            !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
+            fail_msg("backward data %s: got %s '%s'", clcnn_conv_algo_name(algo),
+                     clcnn_status_str(st), clcnn_last_error());
+    }
     st = clcnn_conv2d_backward_filter(dev, &d, x, dy, dw, db);
     if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), "backward filter") ||
         !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
@@ -634,8 +713,8 @@ static void expect_backward_unsupported(clcnn_conv_algo algo, const ref_conv *cv
 static void test_unsupported(void **state) {
     (void)state;
     ref_conv c3 = conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1);
-    expect_backward_unsupported(CLCNN_CONV_IMPLICIT_GEMM, &c3);
-    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3);
+    expect_backward_unsupported(CLCNN_CONV_IMPLICIT_GEMM, &c3, 0); /* filter gradient */
+    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3, 1);
     ref_conv c5 = conv(2, 4, 8, 8, 6, 5, 5, 1, 2, 1, 1), s2 = conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1);
     ref_conv d2 = conv(1, 3, 9, 9, 4, 3, 3, 1, 2, 2, 1),
              r31 = conv(1, 3, 9, 9, 4, 3, 1, 1, 1, 1, 1);
@@ -644,8 +723,9 @@ static void test_unsupported(void **state) {
     expect_unsupported(CLCNN_CONV_WINOGRAD, &s2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &d2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &r31, need);
+    expect_backward_unsupported(CLCNN_CONV_IMPLICIT_GEMM, &s2, 1); /* stride 2 */
     ref_conv dw = conv(2, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6);
-    expect_backward_unsupported(CLCNN_CONV_DEPTHWISE, &dw);
+    expect_backward_unsupported(CLCNN_CONV_DEPTHWISE, &dw, 1);
     ref_conv mult = conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),
              g2 = conv(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 2);
     need = "groups == input channels == output channels";
@@ -691,6 +771,7 @@ int main(void) {
         cmocka_unit_test(test_implicit_anchors),
         cmocka_unit_test(test_implicit_variants),
         cmocka_unit_test(test_implicit_offsets_determinism),
+        cmocka_unit_test(test_implicit_backward_data),
         cmocka_unit_test(test_winograd_sweep),
         cmocka_unit_test(test_winograd_edges),
         cmocka_unit_test(test_winograd_anchors),

@@ -4,9 +4,13 @@
  * Shape key: x (n, c, h, w); w (k, c/groups, r, s); y (n, k, p, q) with
  *   p = (h + 2 pad_h - dilation_h (r-1) - 1) / stride_h + 1   (q likewise).
  *
- * Algorithms (lib/ops/conv2d_direct.c, lib/ops/conv2d_gemm.c) handle every shape; the
- * others in clcnn_conv_algo are not built yet and fail with CLCNN_ERR_UNSUPPORTED when
- * forced. There is no tuning database yet, so AUTO means the heuristic in pick_algo().
+ * Algorithms: direct (lib/ops/conv2d_direct.c) and gemm (lib/ops/conv2d_gemm.c) handle
+ * every shape and pass; implicit_gemm (lib/ops/conv2d_implicit.c) every forward shape and
+ * the stride-1 data gradient; winograd (lib/ops/conv2d_winograd.c) forward 3x3 stride-1
+ * dilation-1 layers; depthwise (lib/ops/conv2d_depthwise.c) forward groups == c == k.
+ * Forcing one where it does not apply is CLCNN_ERR_UNSUPPORTED with the reason
+ * (algo_supports). There is no tuning database yet, so AUTO means the heuristic in
+ * pick_algo().
  *
  * Every entry point checks everything (descriptor, dtypes, devices, shapes, aliasing,
  * algorithm) before it enqueues anything, so a failing call leaves its outputs as they
@@ -206,20 +210,50 @@ typedef enum pass { PASS_FORWARD, PASS_DATA, PASS_FILTER } pass;
 static const char *const pass_names[] = {"forward", "backward data", "backward filter"};
 
 /* The AUTO heuristic (no tuning database yet).
- * CPU devices: direct. Measured on POCL (2-core AVX-512 Xeon) on the four anchor layers
- * (AlexNet conv1, VGG 3x3, ResNet 1x1, LeNet 5x5), the direct kernels beat im2col +
- * CLBlast (which has no tuned parameters for POCL) in the forward pass on all four by
- * 1.1-4x; backward, direct wins or ties on all but AlexNet's filter gradient and LeNet's
- * data gradient (gemm 1.2-1.4x faster there), so one rule keeps it simple.
+ *
+ * CPU devices (measured on POCL 3.1, 2-core AVX-512 Xeon, each shape timed with every
+ * algorithm in turn; GFLOPS per CPU-second x 2, which stays comparable on a loaded
+ * machine):
+ *   forward
+ *   - depthwise (groups == c == k): depthwise, 1.3-5x direct on MobileNet-V2's layers
+ *     (stride 2: 5x);
+ *   - 3x3, stride 1, dilation 1 with cpg >= 8, kpg >= 16 and a p x q of at least 10 x 10:
+ *     winograd (F(4x4)), 1.2-2.5x implicit_gemm and 2-8x direct (VGG 56x56 c64: 317 vs
+ *     162 vs 59; 14x14 c256: 118 vs 102); at 7x7 its tiles are mostly padding (29 vs 67);
+ *   - kpg >= 16 and (a stride above 1 or a reduction cpg*r*s >= 32): implicit_gemm,
+ *     1.3-5x direct (ResNet 1x1 c256: 200 vs 50; AlexNet conv1: 130 vs 42; strided 3x3
+ *     stem with 3 channels: 98 vs 30);
+ *   - else direct: a short stride-1 reduction (3x3 or 5x5 over 1-3 channels: direct 72
+ *     vs 44 on VGG conv1_1, a tie on LeNet) or few output channels per group (8: direct
+ *     60 vs 37; ResNeXt's 4: 40 vs 17), where implicit_gemm's packing and its 16-channel
+ *     blocks do not pay.
+ *   backward data: implicit_gemm for stride 1 with cpg >= 16 and kpg*r*s >= 32 (ResNet
+ *     1x1: 105 vs 19 device GFLOPS; VGG 3x3: 32 vs 23), else direct (LeNet's single input
+ *     channel: implicit 1.3 vs direct 6.5).
+ *   backward filter: direct (it beats im2col + CLBlast, which has no tuned parameters
+ *     for POCL, on all anchors but AlexNet's filter gradient, 1.2x there).
  * Other devices (GPUs): CLBlast's GEMM is the tuned path, so gemm when the matrices are
  * reasonably large:
  *   - 1x1, stride 1, no padding (no im2col) with >= 8 channels in and out per group
  *   - cpg*r*s >= 64 and kpg >= 16 and p*q >= 16
  * and direct otherwise (depthwise, small reductions or outputs). Not measured on a GPU
- * yet. */
+ * yet; the new kernels are correct there but tuned for CPUs. */
 static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pass ps) {
-    (void)ps;
-    if (dev->info.type == CLCNN_DEVICE_CPU) return CLCNN_CONV_DIRECT;
+    if (dev->info.type == CLCNN_DEVICE_CPU) {
+        if (ps == PASS_FILTER) return CLCNN_CONV_DIRECT;
+        if (ps == PASS_DATA)
+            return cc_conv2d_implicit_supports_data(cv) && cv->cpg >= 16 &&
+                           cv->kpg * cv->r * cv->s >= 32
+                       ? CLCNN_CONV_IMPLICIT_GEMM
+                       : CLCNN_CONV_DIRECT;
+        if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
+        if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 10 &&
+            cv->q >= 10)
+            return CLCNN_CONV_WINOGRAD;
+        if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1 || cv->cpg * cv->r * cv->s >= 32))
+            return CLCNN_CONV_IMPLICIT_GEMM;
+        return CLCNN_CONV_DIRECT;
+    }
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
         cv->kpg >= 8 && cv->cpg >= 8)
@@ -236,8 +270,12 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
     case CLCNN_CONV_GEMM:
         return 1;
     case CLCNN_CONV_IMPLICIT_GEMM:
-        *why = "it is built for the forward pass only (use direct, gemm or auto)";
-        return ps == PASS_FORWARD;
+        if (ps == PASS_FILTER) {
+            *why = "it has no filter-gradient kernel (use direct, gemm or auto)";
+            return 0;
+        }
+        *why = "its data gradient needs stride 1 (use direct, gemm or auto)";
+        return ps == PASS_FORWARD || cc_conv2d_implicit_supports_data(cv);
     case CLCNN_CONV_WINOGRAD:
         if (!cc_conv2d_winograd_supports(cv)) {
             *why = "it needs a 3x3 kernel with stride 1 and dilation 1";
@@ -327,6 +365,7 @@ clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_de
     clcnn_conv_algo a;
     CC_TRY(resolve_algo(dev, op, d, &cv, PASS_DATA, &a));
     if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_backward_data(dev, &cv, dy, w, dx);
+    if (a == CLCNN_CONV_IMPLICIT_GEMM) return cc_conv2d_implicit_backward_data(dev, &cv, dy, w, dx);
     return cc_conv2d_direct_backward_data(dev, &cv, dy, w, dx);
 }
 

@@ -36,10 +36,16 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
 clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                     const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
                                     int act);
-/* lib/ops/conv2d_implicit.c (cl/conv2d_implicit.cl): every shape, no workspace. */
+/* lib/ops/conv2d_implicit.c (cl/conv2d_implicit.cl): forward for every shape, backward
+ * data for stride 1 (cc_conv2d_implicit_supports_data); a transposed copy of the weights
+ * from the pool, no other workspace. */
 clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                         const clcnn_tensor *w, const clcnn_tensor *b,
                                         clcnn_tensor *y, int act);
+int cc_conv2d_implicit_supports_data(const cc_conv *cv);
+clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                              const clcnn_tensor *dy, const clcnn_tensor *w,
+                                              clcnn_tensor *dx);
 /* lib/ops/conv2d_winograd.c (cl/conv2d_winograd.cl): 3x3, stride 1, dilation 1 only
  * (cc_conv2d_winograd_supports); a filter-transform buffer from the pool. */
 int cc_conv2d_winograd_supports(const cc_conv *cv);

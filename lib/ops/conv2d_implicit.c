@@ -72,9 +72,11 @@ static implicit_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     return cfg;
 }
 
-clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                        const clcnn_tensor *w, const clcnn_tensor *b,
-                                        clcnn_tensor *y, int act) {
+/* y = act(conv(x, w) + b) for the geometry cv; flip: w holds the weights of the
+ * convolution that cv transposes (backward data, see implicit_weights). */
+static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                        const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
+                        int flip) {
     implicit_cfg cfg = pick_cfg(dev, cv);
     int plane = is_pointwise(cv);
     int K = cv->cpg * cv->r * cv->s;
@@ -116,12 +118,12 @@ clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, co
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", defs, "conv2d_implicit_fwd"));
     clcnn_tensor *wt = NULL;
     CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){wfloats}, &wt));
-    clcnn_status st =
-        cc_launch(dev, "conv2d_implicit", defs, "implicit_weights", 3,
-                  (size_t[]){(size_t)mp, (size_t)K, (size_t)cv->groups}, NULL,
-                  CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                          CC_ARG_MEM(wt->storage->mem), CC_ARG_INT(wt->offset), CC_ARG_INT(cv->kpg),
-                          CC_ARG_INT(K), CC_ARG_INT(mp), CC_ARG_INT(cv->groups)));
+    clcnn_status st = cc_launch(
+        dev, "conv2d_implicit", defs, "implicit_weights", 3,
+        (size_t[]){(size_t)mp, (size_t)K, (size_t)cv->groups}, NULL,
+        CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset), CC_ARG_MEM(wt->storage->mem),
+                CC_ARG_INT(wt->offset), CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
+                CC_ARG_INT(cv->s), CC_ARG_INT(mp), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
     size_t gws[2] = {tiles, (size_t)cv->groups * (size_t)msplit};
     size_t lws[2] = {(size_t)cfg.lws, 1};
     if (st == CLCNN_OK)
@@ -141,4 +143,43 @@ clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, co
                     CC_ARG_LOCAL((size_t)cfg.lws * (size_t)kc * 16 * sizeof(float))));
     clcnn_tensor_free(wt); /* the in-order queue runs the kernels before any reuse */
     return st;
+}
+
+clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                        const clcnn_tensor *w, const clcnn_tensor *b,
+                                        clcnn_tensor *y, int act) {
+    return run(dev, cv, x, w, b, y, act, 0);
+}
+
+int cc_conv2d_implicit_supports_data(const cc_conv *cv) {
+    return cv->sh == 1 && cv->sw == 1;
+}
+
+/* Stride 1: dx (n, c, h, w) = conv(dy (n, k, p, q), w'), w' (c, kpg, r, s) the flipped
+ * weights with the channel dims swapped per group, padding dh*(r-1) - ph (and likewise
+ * for the columns), dilation unchanged; its output is h x w again. */
+clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                              const clcnn_tensor *dy, const clcnn_tensor *w,
+                                              clcnn_tensor *dx) {
+    cc_conv t = {
+        .n = cv->n,
+        .c = cv->k,
+        .h = cv->p,
+        .w = cv->q,
+        .k = cv->c,
+        .r = cv->r,
+        .s = cv->s,
+        .p = cv->h,
+        .q = cv->w,
+        .sh = 1,
+        .sw = 1,
+        .ph = cv->dh * (cv->r - 1) - cv->ph,
+        .pw = cv->dw * (cv->s - 1) - cv->pw,
+        .dh = cv->dh,
+        .dw = cv->dw,
+        .groups = cv->groups,
+        .cpg = cv->kpg,
+        .kpg = cv->cpg,
+    };
+    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1);
 }
