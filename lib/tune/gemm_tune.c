@@ -51,7 +51,7 @@ static const tshape shapes[] = {
 #define RUNS 3
 #define A_FLOATS (1u << 20)
 #define B_FLOATS (2048u * 1024u)
-#define C_FLOATS (1u << 20)
+#define C_FLOATS (4u << 20) /* >= 576*3136*2 (verify) */
 #define MAX_TRIED 4096
 #define FORCE_DIRECT 65536 /* XGEMM_MIN_INDIRECT_SIZE that makes every GEMM direct */
 
@@ -243,7 +243,7 @@ static clcnn_status verify(tuner *t) {
     static const size_t dims[][4] = {{67, 45, 37, 1},    {129, 257, 65, 1},  {1, 300, 17, 1},
                                      {300, 1, 29, 1},    {256, 256, 256, 1}, {33, 1000, 200, 1},
                                      {67, 45, 37, 3},    {129, 257, 65, 2},  {64, 196, 256, 4},
-                                     {256, 256, 256, 2}, {64, 64, 64, 3}};
+                                     {256, 256, 256, 2}, {64, 64, 64, 3},    {576, 3136, 64, 2}};
     for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
         for (int tr = 0; tr < 4; tr++) {
             tshape s = {tr & 1, tr >> 1, dims[d][0], dims[d][1], dims[d][2], dims[d][3], "verify"};
@@ -655,15 +655,22 @@ static clcnn_status tune(tuner *t) {
         rec.has_direct = 1;
         memcpy(rec.direct, dir.v, sizeof rec.direct);
     }
-    s = cc_tune_record_apply(t->dev, &rec);
-    if (s == CLCNN_OK) s = verify(t);
-    if (s != CLCNN_OK && rec.has_direct) { /* fall back to the indirect kernel alone */
-        progress(t, "combination rejected (%s); trying the indirect kernel alone",
-                 clcnn_last_error());
-        rec.has_direct = 0;
-        rec.min_indirect = 1;
+    /* CLBlast 1.5.3's indirect strided-batched GEMM gets a transposed, shared A (the
+     * weights in backward data) wrong when its tiles divide the sizes (any parameters,
+     * its defaults included; they keep such sizes on the direct path with a threshold
+     * above 512). When the check fails, raise the threshold so the direct kernel takes
+     * those sizes, as with CLBlast's defaults. */
+    static const size_t raise[] = {600, 1100};
+    size_t chosen = rec.min_indirect;
+    for (int attempt = 0;; attempt++) {
         s = cc_tune_record_apply(t->dev, &rec);
         if (s == CLCNN_OK) s = verify(t);
+        if (s != CLCNN_ERR_NUMERIC || attempt >= 2) break;
+        size_t next = raise[attempt] > chosen ? raise[attempt] : chosen;
+        progress(t, "XGEMM_MIN_INDIRECT_SIZE=%zu fails the final check (%s); trying %zu",
+                 rec.min_indirect, clcnn_last_error(), next);
+        clcnn_clear_error();
+        rec.min_indirect = next;
     }
     if (s == CLCNN_ERR_NUMERIC) { /* wrong results: keep what was in force */
         progress(t, "the winner fails the final check (%s); nothing stored", clcnn_last_error());
