@@ -1,7 +1,7 @@
 /* Crash safety of the files the library writes: checkpoints and program-cache binaries.
  *
  * Child processes (this program run again with --child-save / --child-cache) write in a
- * loop; the parent SIGKILLs them at random moments, many times, and after every kill
+ * loop; the parent SIGKILLs them at random moments, many times (50 + 25), and after every kill
  * checks what a user would find on disk:
  *   - checkpoint: the file always loads (weights + Adam state) and holds exactly one
  *     generation the child completed (or the one before, or the one whose rename won
@@ -36,8 +36,8 @@
 #define BIG_FEATURES 512
 #else
 #define KILLS_CHECKPOINT 50
-#define KILLS_CACHE 40
-#define BIG_FEATURES 2048
+#define KILLS_CACHE 25
+#define BIG_FEATURES 1024
 #endif
 
 static char self_path[4096];
@@ -50,8 +50,8 @@ static double now_ms(void) {
 
 /* ---- the checkpoint writer ---------------------------------------------------------- */
 
-/* (1, 32, 32) -> flatten -> linear BIG_FEATURES (2048: 2.1 M parameters; with Adam's
- * two moments a save writes about 25 MB and fsyncs it, long enough to be killed in the
+/* (1, 32, 32) -> flatten -> linear BIG_FEATURES (1024: 1 M parameters; with Adam's two
+ * moments a save writes about 12.6 MB and fsyncs it, long enough to be killed in the
  * middle). */
 static clcnn_status make_big_net(clcnn_device *dev, clcnn_net **net, clcnn_optimizer **opt) {
     clcnn_status s;
