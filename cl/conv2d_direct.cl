@@ -29,6 +29,11 @@
  *             taken with the stride (rows fh, fh+sh, ...; columns fw, fw+sw, ...), so that
  *             a filter tap either reaches all of them or none and their dy elements
  *             are consecutive: a gather without atomics.
+ *   *_flat (forward and backward data for stride 1 with q == w, chosen by the host on
+ *             CPUs): dim0 = tile of TILE_P*VEC consecutive values of the output plane
+ *             taken as one run, dim1 = (group, channel tile), dim2 = image; the input
+ *             index is the output index plus a constant per tap, lanes outside the
+ *             input's rows or columns zeroed.
  *   bwd filt: dim0 = (c tile, kr, ks), dim1 = (group, k tile), dim2 = split of the batch;
  *             TILE_K x TILE_C filter taps summed over the split's images, rows and
  *             columns, VEC columns per step (the last step masked); with stride 1 and
@@ -146,6 +151,117 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
     }
 }
 
+/* Forward for stride 1 with q == w (same padding, 1x1, ...): the output plane is one run
+ * of p*q values and x index = y index + shift(kr, ks) inside a plane, shift = (kr*dh -
+ * ph)*w + ks*dw - pw. A work-item owns TILE_K channels x TILE_P*VEC consecutive outputs
+ * of the run (dim0 = run tile, dim1 = (group, k tile), dim2 = image); per tap, lanes whose
+ * x column or row falls outside the image are zeroed (select, never multiplied). Full
+ * vector loads wherever they stay inside the tensor x, per-lane guarded loads at its
+ * ends. */
+__kernel void conv2d_direct_fwd_flat(__global const float *x, int x_off, __global const float *wt,
+                                     int w_off, __global const float *bias, int b_off, int has_bias,
+                                     __global float *y, int y_off, int n, int c, int h, int w,
+                                     int k, int p, int q, int r, int s, int sh, int sw, int ph,
+                                     int pw, int dh, int dw, int groups, int act, float alpha) {
+    const int cpg = c / groups, kpg = k / groups;
+    const int pq = p * q, hw = h * w, run = TILE_P * VEC;
+    const int kt = (kpg + TILE_K - 1) / TILE_K;
+    const int t = get_global_id(0), gk = get_global_id(1), ni = get_global_id(2);
+    if (t * run >= pq || gk >= groups * kt || ni >= n) return;
+    const int f0 = t * run;
+    const int g = gk / kt, k0 = (gk % kt) * TILE_K;
+    const int rs = r * s, crs = cpg * rs;
+    const int xbase = (ni * c + g * cpg) * hw; /* relative to x_off */
+    const int xend = n * c * hw;
+
+    __global const float *wg = wt + w_off + (g * kpg) * crs;
+    int wrow[TILE_K]; /* channels past the group's end read its last one (not stored) */
+    for (int tk = 0; tk < TILE_K; tk++)
+        wrow[tk] = min(k0 + tk, kpg - 1) * crs;
+
+    intV lane, col[TILE_P];
+    {
+        int ls[VEC];
+        for (int v = 0; v < VEC; v++)
+            ls[v] = v;
+        lane = vloadV(0, ls);
+        for (int tp = 0; tp < TILE_P; tp++) {
+            int cs[VEC];
+            for (int v = 0; v < VEC; v++)
+                cs[v] = (f0 + tp * VEC + v) % q;
+            col[tp] = vloadV(0, cs);
+        }
+    }
+
+    floatV acc[TILE_K][TILE_P];
+    for (int tk = 0; tk < TILE_K; tk++)
+        for (int tp = 0; tp < TILE_P; tp++)
+            acc[tk][tp] = (floatV)(0.0f);
+
+    const floatV zero = (floatV)(0.0f);
+    for (int kr = 0; kr < r; kr++) {
+        for (int ks = 0; ks < s; ks++) {
+            const int ow = ks * dw - pw, shift = (kr * dh - ph) * w + ow;
+            intV ok[TILE_P];
+            int full = 1; /* every x vector of the tile inside the tensor for every ci */
+            for (int tp = 0; tp < TILE_P; tp++) {
+                const int f = f0 + tp * VEC;
+                const intV xi = lane + (f + shift), cw = col[tp] + ow;
+                ok[tp] = (cw >= 0) & (cw < w) & (xi >= 0) & (xi < hw) & (lane + f < pq);
+            }
+            full = xbase + f0 + shift >= 0 && xbase + (cpg - 1) * hw + f0 + run + shift <= xend;
+            const int wk = kr * s + ks;
+            for (int ci = 0; ci < cpg; ci++) {
+                const int xc = xbase + ci * hw + f0 + shift;
+                floatV xv[TILE_P];
+                if (full) {
+                    for (int tp = 0; tp < TILE_P; tp++)
+                        xv[tp] = select(zero, vloadV(0, x + x_off + xc + tp * VEC), ok[tp]);
+                } else {
+                    for (int tp = 0; tp < TILE_P; tp++) {
+                        int oks[VEC];
+                        float xs[VEC];
+                        vstoreV(ok[tp], 0, oks);
+                        for (int v = 0; v < VEC; v++)
+                            xs[v] = oks[v] ? x[x_off + xc + tp * VEC + v] : 0.0f;
+                        xv[tp] = vloadV(0, xs);
+                    }
+                }
+                __global const float *wc = wg + ci * rs + wk;
+                for (int tk = 0; tk < TILE_K; tk++) {
+                    const floatV wv = (floatV)(wc[wrow[tk]]);
+                    for (int tp = 0; tp < TILE_P; tp++)
+                        acc[tk][tp] = mad(wv, xv[tp], acc[tk][tp]);
+                }
+            }
+        }
+    }
+
+    for (int tk = 0; tk < TILE_K; tk++) {
+        const int ko = g * kpg + k0 + tk;
+        if (k0 + tk >= kpg) break;
+        const float bv = has_bias ? bias[b_off + ko] : 0.0f;
+        __global float *yk = y + y_off + (ni * k + ko) * pq;
+        for (int tp = 0; tp < TILE_P; tp++) {
+            const int f = f0 + tp * VEC;
+            if (f >= pq) break;
+            floatV v = acc[tk][tp] + bv;
+            if (act == CLCNN_ACT_ID_RELU)
+                v = fmax(v, zero);
+            else if (act == CLCNN_ACT_ID_LEAKY)
+                v = select(alpha * v, v, v > zero);
+            if (f + VEC <= pq) {
+                vstoreV(v, 0, yk + f);
+            } else {
+                float out[VEC];
+                vstoreV(v, 0, out);
+                for (int v2 = 0; f + v2 < pq; v2++)
+                    yk[f + v2] = out[v2];
+            }
+        }
+    }
+}
+
 /* ---- backward data ------------------------------------------------------------------- */
 
 /* dx[ni,cc,hi,wi] = sum over (ko in the group, kr, ks) with
@@ -231,6 +347,107 @@ __kernel void conv2d_direct_bwd_data(__global const float *dy, int dy_off, __glo
                 const int wi = fw + sw * (j0 + tv);
                 if (wi >= w) break;
                 dxc[hi * w + wi] = out[tv];
+            }
+        }
+    }
+}
+
+/* Backward data for stride 1 with q == w: the mirror of conv2d_direct_fwd_flat. A
+ * work-item owns TILE_K input channels x TILE_P*VEC consecutive values of the dx plane
+ * run; dy index = dx index - shift(kr, ks) inside a plane, lanes whose dy column or row
+ * falls outside dy are zeroed. */
+__kernel void conv2d_direct_bwd_data_flat(__global const float *dy, int dy_off,
+                                          __global const float *wt, int w_off, __global float *dx,
+                                          int dx_off, int n, int c, int h, int w, int k, int p,
+                                          int q, int r, int s, int sh, int sw, int ph, int pw,
+                                          int dh, int dw, int groups) {
+    const int cpg = c / groups, kpg = k / groups;
+    const int pq = p * q, hw = h * w, run = TILE_P * VEC;
+    const int ct = (cpg + TILE_K - 1) / TILE_K;
+    const int t = get_global_id(0), gc = get_global_id(1), ni = get_global_id(2);
+    if (t * run >= hw || gc >= groups * ct || ni >= n) return;
+    const int f0 = t * run;
+    const int g = gc / ct, c0 = (gc % ct) * TILE_K;
+    const int rs = r * s, crs = cpg * rs;
+    const int dbase = (ni * k + g * kpg) * pq; /* relative to dy_off */
+    const int dend = n * k * pq;
+
+    int wcol[TILE_K]; /* channels past the group's end read its last one (not stored) */
+    for (int tc = 0; tc < TILE_K; tc++)
+        wcol[tc] = min(c0 + tc, cpg - 1) * rs;
+
+    intV lane, col[TILE_P];
+    {
+        int ls[VEC];
+        for (int v = 0; v < VEC; v++)
+            ls[v] = v;
+        lane = vloadV(0, ls);
+        for (int tp = 0; tp < TILE_P; tp++) {
+            int cs[VEC];
+            for (int v = 0; v < VEC; v++)
+                cs[v] = (f0 + tp * VEC + v) % w;
+            col[tp] = vloadV(0, cs);
+        }
+    }
+
+    floatV acc[TILE_K][TILE_P];
+    for (int tc = 0; tc < TILE_K; tc++)
+        for (int tp = 0; tp < TILE_P; tp++)
+            acc[tc][tp] = (floatV)(0.0f);
+
+    const floatV zero = (floatV)(0.0f);
+    __global const float *wg = wt + w_off + (g * kpg) * crs;
+    for (int kr = 0; kr < r; kr++) {
+        for (int ks = 0; ks < s; ks++) {
+            const int ow = ks * dw - pw, shift = (kr * dh - ph) * w + ow;
+            intV ok[TILE_P];
+            for (int tp = 0; tp < TILE_P; tp++) {
+                const int f = f0 + tp * VEC;
+                const intV di = lane + (f - shift), cq = col[tp] - ow;
+                ok[tp] = (cq >= 0) & (cq < q) & (di >= 0) & (di < pq) & (lane + f < hw);
+            }
+            const int full =
+                dbase + f0 - shift >= 0 && dbase + (kpg - 1) * pq + f0 + run - shift <= dend;
+            const int wk = kr * s + ks;
+            for (int kk = 0; kk < kpg; kk++) {
+                const int dk = dbase + kk * pq + f0 - shift;
+                floatV dv[TILE_P];
+                if (full) {
+                    for (int tp = 0; tp < TILE_P; tp++)
+                        dv[tp] = select(zero, vloadV(0, dy + dy_off + dk + tp * VEC), ok[tp]);
+                } else {
+                    for (int tp = 0; tp < TILE_P; tp++) {
+                        int oks[VEC];
+                        float ds[VEC];
+                        vstoreV(ok[tp], 0, oks);
+                        for (int v = 0; v < VEC; v++)
+                            ds[v] = oks[v] ? dy[dy_off + dk + tp * VEC + v] : 0.0f;
+                        dv[tp] = vloadV(0, ds);
+                    }
+                }
+                __global const float *wk_ = wg + kk * crs + wk;
+                for (int tc = 0; tc < TILE_K; tc++) {
+                    const floatV wv = (floatV)(wk_[wcol[tc]]);
+                    for (int tp = 0; tp < TILE_P; tp++)
+                        acc[tc][tp] = mad(wv, dv[tp], acc[tc][tp]);
+                }
+            }
+        }
+    }
+
+    for (int tc = 0; tc < TILE_K; tc++) {
+        if (c0 + tc >= cpg) break;
+        __global float *dxc = dx + dx_off + (ni * c + g * cpg + c0 + tc) * hw;
+        for (int tp = 0; tp < TILE_P; tp++) {
+            const int f = f0 + tp * VEC;
+            if (f >= hw) break;
+            if (f + VEC <= hw) {
+                vstoreV(acc[tc][tp], 0, dxc + f);
+            } else {
+                float out[VEC];
+                vstoreV(acc[tc][tp], 0, out);
+                for (int v = 0; f + v < hw; v++)
+                    dxc[f + v] = out[v];
             }
         }
     }

@@ -613,6 +613,39 @@ static void test_tensor_offsets(void **state) {
     assert_true(ok);
 }
 
+/* +inf at the first or last column of some rows of x: the direct kernels walk stride-1
+ * planes as one run, and a lane past a row end that reached such a value (instead of
+ * being zeroed) would turn finite outputs into NaN. Direct only: gemm multiplies
+ * im2col's padding zeros by the weights, never by x, but its sums are checked elsewhere. */
+static void test_direct_row_ends(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        conv(2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1), conv(2, 5, 9, 11, 20, 5, 5, 1, 2, 1, 1),
+        conv(1, 4, 9, 9, 6, 3, 3, 1, 2, 2, 2), conv(2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1)};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        problem pb;
+        problem_init(&pb, &cases[i], 1, 0, 90 + i);
+        const ref_conv *cv = &pb.cv;
+        size_t nx = ref_conv_x_size(cv);
+        for (size_t row = 1; row * (size_t)cv->w < nx; row += 5)
+            pb.x[row * (size_t)cv->w + (row % 2 ? 0 : (size_t)cv->w - 1)] = INFINITY;
+        double *xd = to_double(pb.x, nx), *wd = to_double(pb.w, ref_conv_w_size(cv));
+        double *bd = to_double(pb.b, (size_t)cv->k);
+        ref_conv2d_forward(cv, xd, wd, bd, 0, 0.01, pb.ref);
+        free(xd);
+        free(wd);
+        free(bd);
+        float *y = run_forward(&pb, CLCNN_CONV_DIRECT);
+        char what[256];
+        describe(cv, CLCNN_CONV_DIRECT, 1, 0, what, sizeof what);
+        ok &= tu_close(what, y, pb.ref, ref_conv_y_size(cv), conv_atol(cv), 1e-5);
+        free(y);
+        problem_free(&pb);
+    }
+    assert_true(ok);
+}
+
 /* Two runs of the same call give bit-identical outputs. */
 static void test_determinism(void **state) {
     (void)state;
@@ -652,6 +685,7 @@ int main(void) {
         cmocka_unit_test(test_auto),
         cmocka_unit_test(test_gemm_workspace_chunking),
         cmocka_unit_test(test_tensor_offsets),
+        cmocka_unit_test(test_direct_row_ends),
         cmocka_unit_test(test_determinism),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
