@@ -25,7 +25,10 @@
     { SPEC_DROPOUT, 0, 0, 0, 0, 0, 0, (p_) }
 
 /* The default: two conv + batch-norm blocks and a small classifier (421,738 trainable
- * parameters). No dropout, so a resumed run repeats an uninterrupted one exactly. */
+ * parameters). No dropout, so a resumed run repeats an uninterrupted one exactly.
+ * `clcnn train` defaults (Adam 1e-3, cosine, batch 64, 8 epochs, seed 1) reach 92.28% test
+ * accuracy on POCL (measured: 5 epochs gave 92.07%; random flips hurt: shoes all face
+ * left in Fashion-MNIST). */
 static const layer_spec bn_layers[] = {
     CONV(32, 3, 1, 1, 1, 0),
     BN(),

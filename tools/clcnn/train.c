@@ -24,7 +24,7 @@
 #include "internal.h"
 
 #define PROG "clcnn train"
-#define DEFAULT_EPOCHS 5
+#define DEFAULT_EPOCHS 8
 #define DEFAULT_BATCH 64
 #define DEFAULT_FLIP 0
 #define DEFAULT_SHIFT 0
