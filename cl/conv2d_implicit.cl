@@ -10,9 +10,9 @@
  * its own strip of local memory (contiguous, so the GEMM loop streams it from cache),
  * then it runs every output channel of its range over the strip, TM channels at a time:
  * TM float16 accumulators, one strip vector and TM weights per step of the reduction.
- * Reductions longer than KC are done chunk by chunk, the partial sums kept in y itself
- * (each y element belongs to one work-item); bias and activation are applied with the
- * last chunk. Fixed summation order: deterministic, no atomics.
+ * Reductions over more channels than fit (cc) are done chunk by chunk, the partial sums kept in y
+ * itself (each y element belongs to one work-item); bias and activation are applied with the last
+ * chunk. Fixed summation order: deterministic, no atomics.
  *
  * Defines (tuning only; shapes are kernel arguments):
  *   TM   output channels per register block (1..32)                           default 16
@@ -27,9 +27,10 @@
  *   plane  1: the lanes are 16 consecutive positions of the flattened p*q plane (only
  *          for 1x1 kernels with stride 1 and no padding, where they are consecutive
  *          input elements too); 0: 16/VW rows x VW columns of y
- *   kc     rows of B per chunk (the strip of local memory holds kc x 16 floats)
+ *   cc     input channels per chunk: the strip of local memory holds cc*r*s rows of B
+ *          (x 16 floats)
  *   m_per  output channels per work-item along dim 1 (a multiple of TM, or kpg)
- *   strip  __local, get_local_size(0) * kc * 16 floats
+ *   strips __local, get_local_size(0) * cc*r*s * 16 floats
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (k, cpg, r, s)   b (k)   y (n, k, p, q)
@@ -108,17 +109,20 @@ inline floatW load_seg(__global const float *x, int base, int c0, int w, int sw,
     return vloadW(0, t);
 }
 
-/* Packs rows [k0, k1) of B for this work-item's lanes into strip (row kk at
- * strip[(kk - k0) * 16]). xc_off: element index of the group's first input channel of
- * this image in x; lo .. hi-1: the elements of x that may be read. */
+/* Packs the rows of B of input channels [ci0, ci1) of the group (rows ci*r*s .. ) for
+ * this work-item's lanes into strip, row after row (16 floats each). xc_off: element
+ * index of the group's first input channel of this image in x; lo .. hi-1: the elements
+ * of x that may be read. Row validity is decided once per (channel, tap row, tile row)
+ * and, when every tap's columns lie inside the input rows (most tiles), the columns take
+ * plain vector loads without checks. */
 inline void pack_rows(__local float *strip, __global const float *x, int xc_off, int lo, int hi,
-                      int k0, int k1, int plane, int j0, int pq, int p0, int q0, int h, int w,
+                      int ci0, int ci1, int plane, int j0, int pq, int p0, int q0, int h, int w,
                       int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw) {
-    const int rs = r * s, hw = h * w;
+    const int hw = h * w;
     if (plane) { /* 1x1, stride 1, no padding: row ci is x[ci] at positions j0.. */
         const int full = j0 + 16 <= pq;
-        for (int kk = k0; kk < k1; kk++) {
-            __global const float *src = x + xc_off + kk * hw + j0;
+        for (int ci = ci0; ci < ci1; ci++) {
+            __global const float *src = x + xc_off + ci * hw + j0;
             float16 v;
             if (full) {
                 v = vload16(0, src);
@@ -128,27 +132,41 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
                     t[l] = j0 + l < pq ? src[l] : 0.0f;
                 v = vload16(0, t);
             }
-            vstore16(v, kk - k0, strip);
+            vstore16(v, ci - ci0, strip);
         }
         return;
     }
-    int ci = k0 / rs, kr = (k0 / s) % r, ks = k0 % s;
-    for (int kk = k0; kk < k1; kk++) {
-        __local float *dst = strip + (kk - k0) * 16;
-        const int c0 = q0 * sw - pw + ks * dw;
+    const int c0 = q0 * sw - pw; /* first column of tap ks = 0 */
+    /* every loaded element of every tap inside the row? */
+    const int cols_in =
+        (sw == 1 || sw == 2 || sw == 4) && c0 >= 0 && c0 + (s - 1) * dw + VW * sw <= w;
+    __local float *dst = strip;
+    for (int ci = ci0; ci < ci1; ci++) {
+        for (int kr = 0; kr < r; kr++, dst += s * 16) {
 #pragma unroll
-        for (int tr = 0; tr < TR; tr++) {
-            const int ih = (p0 + tr) * sh - ph + kr * dh;
-            floatW v = (floatW)(0.0f);
-            if (ih >= 0 && ih < h && p0 + tr < p)
-                v = load_seg(x, xc_off + ci * hw + ih * w, c0, w, sw, lo, hi);
-            vstoreW(v, tr, dst);
-        }
-        if (++ks == s) {
-            ks = 0;
-            if (++kr == r) {
-                kr = 0;
-                ci++;
+            for (int tr = 0; tr < TR; tr++) {
+                const int ih = (p0 + tr) * sh - ph + kr * dh;
+                const int base = xc_off + ci * hw + ih * w;
+                __local float *d = dst + tr * VW;
+                if (ih < 0 || ih >= h || p0 + tr >= p) {
+                    for (int ks = 0; ks < s; ks++)
+                        vstoreW((floatW)(0.0f), 0, d + ks * 16);
+                } else if (cols_in) {
+                    __global const float *src = x + base + c0;
+                    if (sw == 1) {
+                        for (int ks = 0; ks < s; ks++)
+                            vstoreW(vloadW(0, src + ks * dw), 0, d + ks * 16);
+                    } else if (sw == 2) {
+                        for (int ks = 0; ks < s; ks++)
+                            vstoreW(LOAD_S2(src + ks * dw), 0, d + ks * 16);
+                    } else {
+                        for (int ks = 0; ks < s; ks++)
+                            vstoreW(LOAD_S4(src + ks * dw), 0, d + ks * 16);
+                    }
+                } else {
+                    for (int ks = 0; ks < s; ks++)
+                        vstoreW(load_seg(x, base, c0 + ks * dw, w, sw, lo, hi), 0, d + ks * 16);
+                }
             }
         }
     }
@@ -163,9 +181,10 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
  *          wt[g][(ci*r + kr)*s + ks][m] = w[g*cpg + ci][m][r-1-kr][s-1-ks]. */
 __kernel void implicit_weights(__global const float *w, int w_off, __global float *wt, int wt_off,
                                int kpg, int cpg, int r, int s, int mp, int groups, int flip) {
-    const int m = get_global_id(0), kk = get_global_id(1), g = get_global_id(2);
     const int rs = r * s, K = cpg * rs;
-    if (m >= mp || kk >= K || g >= groups) return;
+    const int i = get_global_id(0); /* (g, kk, m) flattened: a fixed local size */
+    if (i >= groups * K * mp) return;
+    const int m = i % mp, kk = (i / mp) % K, g = i / (mp * K);
     float v = 0.0f;
     if (m < kpg) {
         if (!flip) {
@@ -175,7 +194,7 @@ __kernel void implicit_weights(__global const float *w, int w_off, __global floa
             v = w[w_off + ((g * cpg + ci) * kpg + m) * rs + (r - 1 - kr) * s + (s - 1 - ks)];
         }
     }
-    wt[wt_off + (g * K + kk) * mp + m] = v;
+    wt[wt_off + i] = v;
 }
 
 __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global const float *wt,
@@ -183,9 +202,9 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                   int has_bias, __global float *y, int y_off, int n, int c, int h,
                                   int w, int k, int p, int q, int r, int s, int sh, int sw, int ph,
                                   int pw, int dh, int dw, int groups, int act, float alpha,
-                                  int plane, int kc, int m_per, __local float *strips) {
+                                  int plane, int cc, int m_per, __local float *strips) {
     const int cpg = c / groups, kpg = k / groups;
-    const int pq = p * q, K = cpg * r * s;
+    const int pq = p * q, rs = r * s, K = cpg * rs;
     /* tiles per image */
     const int qt = (q + VW - 1) / VW;
     const int tpi = plane ? (pq + 15) / 16 : ((p + TR - 1) / TR) * qt;
@@ -198,14 +217,15 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
     const int j0 = plane ? ti * 16 : 0;
     const int p0 = plane ? 0 : (ti / qt) * TR, q0 = plane ? 0 : (ti % qt) * VW;
 
-    __local float *strip = strips + get_local_id(0) * kc * 16;
+    __local float *strip = strips + get_local_id(0) * cc * rs * 16;
     const int xc_off = x_off + (ni * c + g * cpg) * h * w;
     const int lo = x_off, hi = x_off + n * c * h * w;
     __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
 
-    for (int k0 = 0; k0 < K; k0 += kc) {
-        const int k1 = min(k0 + kc, K), first = k0 == 0, last = k1 == K;
-        pack_rows(strip, x, xc_off, lo, hi, k0, k1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw,
+    for (int ci0 = 0; ci0 < cpg; ci0 += cc) {
+        const int ci1 = min(ci0 + cc, cpg), k0 = ci0 * rs, k1 = ci1 * rs;
+        const int first = ci0 == 0, last = ci1 == cpg;
+        pack_rows(strip, x, xc_off, lo, hi, ci0, ci1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw,
                   ph, pw, dh, dw);
         for (int m0 = m_lo; m0 < m_hi; m0 += TM) {
             /* TM consecutive weights of one reduction row: one pointer, constant offsets */

@@ -70,8 +70,9 @@
 
 __kernel void winograd_filter(__global const float *wt, int w_off, __global float *u, int u_off,
                               int k, int cpg) {
-    const int ci = get_global_id(0), ko = get_global_id(1);
-    if (ci >= cpg || ko >= k) return;
+    const int i = get_global_id(0); /* (ko, ci) flattened: a fixed local size */
+    if (i >= k * cpg) return;
+    const int ci = i % cpg, ko = i / cpg;
     __global const float *g = wt + w_off + (ko * cpg + ci) * 9;
     float t[AL][3]; /* G g */
     for (int j = 0; j < 3; j++) {

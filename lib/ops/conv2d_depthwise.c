@@ -8,7 +8,7 @@
  * about r*s multiply-adds per element they read, so they are bound by memory traffic and
  * the cost of building input vectors, not by arithmetic: VEC is the widest vector (16, 8
  * or 4) that the output rows fill (q >= 12: 16, q >= 6: 8, else 4), and TP = 4 rows share
- * each weight load (2 for a single row block of 3 or fewer rows). At most 3 programs. */
+ * each weight load. At most 3 programs. */
 #include "conv2d_impl.h"
 
 #include <limits.h>
@@ -27,7 +27,7 @@ clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
                                          const clcnn_tensor *x, const clcnn_tensor *w,
                                          const clcnn_tensor *b, clcnn_tensor *y, int act) {
     int vec = cv->q >= 12 ? 16 : cv->q >= 6 ? 8 : 4;
-    int tp = cv->p <= 3 ? 2 : 4;
+    int tp = 4;
     /* Development switch: $CLCNN_CONV_DEPTHWISE_CFG="VEC TP" overrides the choice. */
     const char *e = getenv("CLCNN_CONV_DEPTHWISE_CFG");
     int ev, et;

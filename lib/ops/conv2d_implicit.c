@@ -80,8 +80,11 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
     implicit_cfg cfg = pick_cfg(dev, cv);
     int plane = is_pointwise(cv);
     int K = cv->cpg * cv->r * cv->s;
-    int chunks = ceil_div(K, cfg.kc_max);
-    int kc = ceil_div(K, chunks);
+    /* chunks of whole input channels: cc channels = cc*r*s rows of B */
+    int rs = cv->r * cv->s;
+    int cc_max = cfg.kc_max / rs < 1 ? 1 : cfg.kc_max / rs;
+    int chunks = ceil_div(cv->cpg, cc_max);
+    int cc = ceil_div(cv->cpg, chunks);
 
     int tr = 16 / cfg.vw;
     size_t tpi = plane ? (size_t)ceil_div(cv->p * cv->q, 16)
@@ -119,8 +122,7 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
     clcnn_tensor *wt = NULL;
     CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){wfloats}, &wt));
     clcnn_status st = cc_launch(
-        dev, "conv2d_implicit", defs, "implicit_weights", 3,
-        (size_t[]){(size_t)mp, (size_t)K, (size_t)cv->groups}, NULL,
+        dev, "conv2d_implicit", defs, "implicit_weights", 1, (size_t[]){wfloats}, (size_t[]){64},
         CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset), CC_ARG_MEM(wt->storage->mem),
                 CC_ARG_INT(wt->offset), CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
                 CC_ARG_INT(cv->s), CC_ARG_INT(mp), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
@@ -138,9 +140,9 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
                     CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
                     CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
                     CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(act),
-                    CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA), CC_ARG_INT(plane), CC_ARG_INT(kc),
+                    CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA), CC_ARG_INT(plane), CC_ARG_INT(cc),
                     CC_ARG_INT(m_per),
-                    CC_ARG_LOCAL((size_t)cfg.lws * (size_t)kc * 16 * sizeof(float))));
+                    CC_ARG_LOCAL((size_t)cfg.lws * (size_t)cc * rs * 16 * sizeof(float))));
     clcnn_tensor_free(wt); /* the in-order queue runs the kernels before any reuse */
     return st;
 }

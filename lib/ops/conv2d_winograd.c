@@ -11,7 +11,8 @@
  *   MT  4 (F(4x4,3x3): 36 products for 16 outputs, 4x fewer multiplications than
  *       direct) unless the output is so small that 4x4 tiles waste more than F(2x2)'s
  *       2.25x saving can repay (p or q below 6), then 2.
- *   SW  16, 8 or 4 tiles per lane segment, whichever wastes the fewest lanes on tw.
+ *   SW  16, 8 or 4 tiles per lane segment, whichever wastes the fewest lanes on tw
+ *       (F(2x2): always 4; its outputs are below 6x6). At most 4 programs.
  *   TM  16 output channels per register block on CPUs, 2 on GPUs.
  *   cc  input channels per chunk and mr output channels per work-item: as many as the
  *       work-item's scratch allows (CPU: up to 64 + 64 channels of A*A x 16 floats,
@@ -67,6 +68,7 @@ static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
             cfg.sw = s;
         }
     }
+    if (cfg.mt == 2) cfg.sw = 4; /* F(2x2) only for outputs below 6x6: 3x3 tiles at most */
     if (forced && sw) cfg.sw = sw;
 
     /* scratch per work-item: (cc + mr) * A*A * 16 floats */
@@ -117,8 +119,8 @@ clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, co
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", defs, "winograd_fwd"));
     clcnn_tensor *u = NULL;
     CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){ufloats}, &u));
-    clcnn_status st = cc_launch(dev, "conv2d_winograd", defs, "winograd_filter", 2,
-                                (size_t[]){(size_t)cv->cpg, (size_t)cv->k}, NULL,
+    clcnn_status st = cc_launch(dev, "conv2d_winograd", defs, "winograd_filter", 1,
+                                (size_t[]){(size_t)cv->cpg * cv->k}, (size_t[]){64},
                                 CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
                                         CC_ARG_MEM(u->storage->mem), CC_ARG_INT(u->offset),
                                         CC_ARG_INT(cv->k), CC_ARG_INT(cv->cpg)));
