@@ -150,12 +150,12 @@ int cmd_eval(int argc, char **argv) {
         printf("%-12s %8.2f%% %7zu\n", class_name(i, nb, sizeof nb, fashion),
                tot ? 100.0 * r.confusion[i][i] / tot : 0.0, tot);
     }
-    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%-12s", "");
+    printf("\nconfusion matrix (rows: true class, columns: predicted)\n%-14s", "");
     for (int j = 0; j < r.classes; j++)
         printf(" %5d", j);
     printf("\n");
     for (int i = 0; i < r.classes; i++) {
-        printf("%d %-10.10s", i, class_name(i, nb, sizeof nb, fashion));
+        printf("%-2d %-11.11s", i, class_name(i, nb, sizeof nb, fashion));
         for (int j = 0; j < r.classes; j++)
             printf(" %5zu", r.confusion[i][j]);
         printf("\n");
