@@ -30,12 +30,15 @@
  *   cc     input channels per chunk: the strip of local memory holds cc*r*s rows of B
  *          (x 16 floats)
  *   m_per  output channels per work-item along dim 1 (a multiple of TM, or kpg)
- *   strips __local, get_local_size(0) * cc*r*s * 16 floats
+ *   nt     tiles per work-item (consecutive flat tile indices): each block of weights is
+ *          used for all of them while it is in cache (layers whose weights outgrow the
+ *          cache: 3x3 convolutions with hundreds of channels)
+ *   strips __local, get_local_size(0) * nt * cc*r*s * 16 floats
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (k, cpg, r, s)   b (k)   y (n, k, p, q)
  *
- * Work-item -> output mapping: dim0 = image * tiles per image + tile (tiles: 16
+ * Work-item -> output mapping: dim0 = (image * tiles per image + tile) / nt (tiles: 16
  * positions of the plane, or 16/VW rows x VW columns, row-major), dim1 = group *
  * msplit + channel range [m_per*j, m_per*(j+1)) of the group. */
 #include "common.h"
@@ -197,96 +200,114 @@ __kernel void implicit_weights(__global const float *w, int w_off, __global floa
     wt[wt_off + i] = v;
 }
 
+/* Image and position of flat tile T (of n * tpi): plane tiles start at j0, row tiles at
+ * (p0, q0). */
+inline void tile_at(int T, int tpi, int qt, int plane, int *ni, int *j0, int *p0, int *q0) {
+    const int ti = T % tpi;
+    *ni = T / tpi;
+    *j0 = plane ? ti * 16 : 0;
+    *p0 = plane ? 0 : (ti / qt) * TR;
+    *q0 = plane ? 0 : (ti % qt) * VW;
+}
+
 __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global const float *wt,
                                   int wt_off, int mp, __global const float *bias, int b_off,
                                   int has_bias, __global float *y, int y_off, int n, int c, int h,
                                   int w, int k, int p, int q, int r, int s, int sh, int sw, int ph,
                                   int pw, int dh, int dw, int groups, int act, float alpha,
-                                  int plane, int cc, int m_per, __local float *strips) {
+                                  int plane, int cc, int m_per, int nt, __local float *strips) {
     const int cpg = c / groups, kpg = k / groups;
     const int pq = p * q, rs = r * s, K = cpg * rs;
     /* tiles per image */
     const int qt = (q + VW - 1) / VW;
     const int tpi = plane ? (pq + 15) / 16 : ((p + TR - 1) / TR) * qt;
+    const int ntiles = n * tpi;
     const int msplit = (kpg + m_per - 1) / m_per;
     const int t = get_global_id(0), gm = get_global_id(1);
-    if (t >= n * tpi || gm >= groups * msplit) return;
-    const int ni = t / tpi, ti = t % tpi;
+    if (t * nt >= ntiles || gm >= groups * msplit) return;
+    const int nu = min(nt, ntiles - t * nt); /* tiles of this work-item */
     const int g = gm / msplit, m_lo = (gm % msplit) * m_per;
     const int m_hi = min(m_lo + m_per, kpg);
-    const int j0 = plane ? ti * 16 : 0;
-    const int p0 = plane ? 0 : (ti / qt) * TR, q0 = plane ? 0 : (ti % qt) * VW;
-
-    __local float *strip = strips + get_local_id(0) * cc * rs * 16;
-    const int xc_off = x_off + (ni * c + g * cpg) * h * w;
     const int lo = x_off, hi = x_off + n * c * h * w;
-    __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
+    const int strip_len = cc * rs * 16;
+    __local float *strips_wi = strips + get_local_id(0) * nt * strip_len;
 
     for (int ci0 = 0; ci0 < cpg; ci0 += cc) {
         const int ci1 = min(ci0 + cc, cpg), k0 = ci0 * rs, k1 = ci1 * rs;
         const int first = ci0 == 0, last = ci1 == cpg;
-        pack_rows(strip, x, xc_off, lo, hi, ci0, ci1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw,
-                  ph, pw, dh, dw);
+        for (int u = 0; u < nu; u++) {
+            int ni, j0, p0, q0;
+            tile_at(t * nt + u, tpi, qt, plane, &ni, &j0, &p0, &q0);
+            pack_rows(strips_wi + u * strip_len, x, x_off + (ni * c + g * cpg) * h * w, lo, hi, ci0,
+                      ci1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw);
+        }
+        /* the weights of a channel block are reused by every tile of the work-item */
         for (int m0 = m_lo; m0 < m_hi; m0 += TM) {
-            /* TM consecutive weights of one reduction row: one pointer, constant offsets */
-            __global const float *wp = wt + wt_off + (g * K + k0) * mp + m0;
-            float16 acc[TM];
-#pragma unroll
-            for (int tm = 0; tm < TM; tm++)
-                acc[tm] = (float16)(0.0f);
-            for (int kk = k0; kk < k1; kk++, wp += mp) {
-                const float16 bv = vload16(kk - k0, strip);
+            for (int u = 0; u < nu; u++) {
+                int ni, j0, p0, q0;
+                tile_at(t * nt + u, tpi, qt, plane, &ni, &j0, &p0, &q0);
+                __local const float *strip = strips_wi + u * strip_len;
+                __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
+                /* TM consecutive weights of one reduction row: one pointer, constant offsets */
+                __global const float *wp = wt + wt_off + (g * K + k0) * mp + m0;
+                float16 acc[TM];
 #pragma unroll
                 for (int tm = 0; tm < TM; tm++)
-                    acc[tm] = fma((float16)(wp[tm]), bv, acc[tm]);
-            }
+                    acc[tm] = (float16)(0.0f);
+                for (int kk = k0; kk < k1; kk++, wp += mp) {
+                    const float16 bv = vload16(kk - k0, strip);
 #pragma unroll
-            for (int tm = 0; tm < TM; tm++) {
-                const int m = m0 + tm;
-                if (m >= m_hi) break;
-                __global float *ym = yg + m * pq;
-                float16 v = acc[tm];
-                if (plane) {
-                    if (!first) {
-                        float o[16];
-                        for (int l = 0; l < 16; l++)
-                            o[l] = j0 + l < pq ? ym[j0 + l] : 0.0f;
-                        v += vload16(0, o);
-                    }
-                    if (last) {
-                        if (has_bias) v += (float16)(bias[b_off + g * kpg + m]);
-                        v = ACT_VEC(float16, v, act, alpha);
-                    }
-                    if (j0 + 16 <= pq) {
-                        vstore16(v, 0, ym + j0);
+                    for (int tm = 0; tm < TM; tm++)
+                        acc[tm] = fma((float16)(wp[tm]), bv, acc[tm]);
+                }
+#pragma unroll
+                for (int tm = 0; tm < TM; tm++) {
+                    const int m = m0 + tm;
+                    if (m >= m_hi) break;
+                    __global float *ym = yg + m * pq;
+                    float16 v = acc[tm];
+                    if (plane) {
+                        if (!first) {
+                            float o[16];
+                            for (int l = 0; l < 16; l++)
+                                o[l] = j0 + l < pq ? ym[j0 + l] : 0.0f;
+                            v += vload16(0, o);
+                        }
+                        if (last) {
+                            if (has_bias) v += (float16)(bias[b_off + g * kpg + m]);
+                            v = ACT_VEC(float16, v, act, alpha);
+                        }
+                        if (j0 + 16 <= pq) {
+                            vstore16(v, 0, ym + j0);
+                        } else {
+                            float o[16];
+                            vstore16(v, 0, o);
+                            for (int l = 0; j0 + l < pq; l++)
+                                ym[j0 + l] = o[l];
+                        }
                     } else {
                         float o[16];
                         vstore16(v, 0, o);
-                        for (int l = 0; j0 + l < pq; l++)
-                            ym[j0 + l] = o[l];
-                    }
-                } else {
-                    float o[16];
-                    vstore16(v, 0, o);
-                    const float bv = last && has_bias ? bias[b_off + g * kpg + m] : 0.0f;
+                        const float bv = last && has_bias ? bias[b_off + g * kpg + m] : 0.0f;
 #pragma unroll
-                    for (int tr = 0; tr < TR; tr++) {
-                        if (p0 + tr >= p) break;
-                        __global float *yr = ym + (p0 + tr) * q + q0;
-                        if (q0 + VW <= q) {
-                            floatW u = vloadW(tr, o);
-                            if (!first) u += vloadW(0, yr);
-                            if (last) {
-                                u += (floatW)(bv);
-                                u = ACT_VEC(floatW, u, act, alpha);
-                            }
-                            vstoreW(u, 0, yr);
-                        } else {
-                            for (int l = 0; q0 + l < q; l++) {
-                                float u = o[tr * VW + l];
-                                if (!first) u += yr[l];
-                                if (last) u = cc_activate(u + bv, act, alpha);
-                                yr[l] = u;
+                        for (int tr = 0; tr < TR; tr++) {
+                            if (p0 + tr >= p) break;
+                            __global float *yr = ym + (p0 + tr) * q + q0;
+                            if (q0 + VW <= q) {
+                                floatW u = vloadW(tr, o);
+                                if (!first) u += vloadW(0, yr);
+                                if (last) {
+                                    u += (floatW)(bv);
+                                    u = ACT_VEC(floatW, u, act, alpha);
+                                }
+                                vstoreW(u, 0, yr);
+                            } else {
+                                for (int l = 0; q0 + l < q; l++) {
+                                    float u = o[tr * VW + l];
+                                    if (!first) u += yr[l];
+                                    if (last) u = cc_activate(u + bv, act, alpha);
+                                    yr[l] = u;
+                                }
                             }
                         }
                     }

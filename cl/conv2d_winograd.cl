@@ -8,6 +8,10 @@
  *   y_tile (MT x MT) = A^T [ sum_ci (G g_ci G^T) .* (B^T d_ci B) ] A
  * where d_ci is the A x A input window of the tile in channel ci and g_ci the 3x3 filter.
  *
+ * Backward data (stride 1) is the same computation on dy with the filters rotated by 180
+ * degrees and their channel dims swapped (winograd_filter's flip), padding 2 - pad
+ * (negative padding just starts the tiles inside the input).
+ *
  * Kernels:
  *   winograd_filter  U[a][ko][ci] = (G w[ko,ci] G^T)[a], a < A*A (row-major), one
  *                    work-item per (ko, ci); recomputed every call (weights change every
@@ -69,14 +73,22 @@
 /* ---- filter transform ------------------------------------------------------------------- */
 
 __kernel void winograd_filter(__global const float *wt, int w_off, __global float *u, int u_off,
-                              int k, int cpg) {
+                              int k, int cpg, int groups, int flip) {
     const int i = get_global_id(0); /* (ko, ci) flattened: a fixed local size */
     if (i >= k * cpg) return;
     const int ci = i % cpg, ko = i / cpg;
-    __global const float *g = wt + w_off + (ko * cpg + ci) * 9;
+    /* flip: wt holds the forward weights (groups*cpg, k/groups, 3, 3) of the convolution
+     * this one transposes (backward data): filter (ko, ci) is that one's filter
+     * (g*cpg + ci, ko - g*kpg), rotated by 180 degrees */
+    const int kpg = k / groups, g = ko / kpg;
+    __global const float *src =
+        wt + w_off + (flip ? ((g * cpg + ci) * kpg + ko - g * kpg) : (ko * cpg + ci)) * 9;
+    float gf[9];
+    for (int e = 0; e < 9; e++)
+        gf[e] = src[flip ? 8 - e : e];
     float t[AL][3]; /* G g */
     for (int j = 0; j < 3; j++) {
-        const float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        const float g0 = gf[j], g1 = gf[3 + j], g2 = gf[6 + j];
 #if MT == 2
         t[0][j] = g0;
         t[1][j] = 0.5f * (g0 + g1 + g2);

@@ -3,9 +3,10 @@
  * reference (tests/reference_conv.c) on a seeded sweep of random shapes it supports (odd
  * sizes, batch 1, channel counts that are not multiples of 4, padding, groups, dilation),
  * hand-picked edge cases, the anchor layers (reduced batch), fused bias + activations,
- * tensor offsets, run-to-run determinism (bit-identical), kernel parameter variants, and
- * forcing an algorithm where it does not apply (CLCNN_ERR_UNSUPPORTED with a message,
- * nothing written), forward and backward.
+ * tensor offsets, run-to-run determinism (bit-identical), kernel parameter variants, the
+ * stride-1 data gradients of implicit_gemm and winograd, and forcing an algorithm where
+ * it does not apply (CLCNN_ERR_UNSUPPORTED with a message, nothing written), forward and
+ * backward.
  *
  * Tolerances (inputs, weights and bias uniform in [-1, 1]; L = (c/groups)*r*s terms):
  *  - implicit_gemm and depthwise sum the same products as the direct kernel in another
@@ -381,12 +382,12 @@ static void test_winograd_anchors(void **state) {
 /* ---- kernel parameter variants ------------------------------------------------------------ */
 
 /* Other implicit-GEMM parameters than this device's choice, through the development
- * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC": the GPU's TM 2, odd TM (channel
- * tails), narrow segments, one work-item per group, and tiny reduction chunks (partial
- * sums kept in y between chunks). */
+ * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT]": the GPU's TM 2 and local size,
+ * odd TM (channel tails), narrow segments, tiny reduction chunks (partial sums kept in y
+ * between chunks) and several tiles per work-item (the last one partly past the end). */
 static void test_implicit_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"2 16 16 64", "3 8 4 5", "16 4 4 7"};
+    const char *cfgs[] = {"2 16 16 64", "3 8 4 5 3", "16 4 4 7", "16 16 4 1024 2"};
     tu_rng rng = tu_rng_seed(4243);
     int ok = 1;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
@@ -558,12 +559,13 @@ static void test_winograd_offsets_determinism(void **state) {
     determinism(CLCNN_CONV_WINOGRAD, &d);
 }
 
-/* ---- implicit GEMM backward data (stride 1) ------------------------------------------------ */
+/* ---- backward data (implicit GEMM and Winograd, stride 1)
+ * ------------------------------------------------ */
 
 /* dx from dy and w with implicit_gemm against the reference. Tolerance: a dx element sums
  * L = (k/groups)*r*s products of numbers in [-1, 1]: 1e-6 * L + 1e-5 * |ref|, as for
  * forward (and test_conv2d_backward.c). dx starts as NaN. */
-static int check_data(const ref_conv *shape, uint64_t seed, int use_nmse) {
+static int check_data(clcnn_conv_algo algo, const ref_conv *shape, uint64_t seed, int use_nmse) {
     ref_conv cv = *shape;
     assert_true(ref_conv_out(&cv));
     tu_rng rng = tu_rng_seed(seed);
@@ -581,14 +583,15 @@ static int check_data(const ref_conv *shape, uint64_t seed, int use_nmse) {
     clcnn_tensor *tw = tu_tensor_from(4, ws, w), *tdy = tu_tensor_from(4, ys, dy);
     clcnn_tensor *tdx = tu_tensor_from(4, xs, NULL);
     TU_OK(clcnn_tensor_fill(tdx, NAN));
-    clcnn_conv2d_desc d = make_desc(&cv, CLCNN_CONV_IMPLICIT_GEMM);
+    clcnn_conv2d_desc d = make_desc(&cv, algo);
     TU_OK(clcnn_conv2d_backward_data(dev, &d, tdy, tw, tdx));
     float *got = tu_download(tdx);
     char what[320];
-    describe(&cv, CLCNN_CONV_IMPLICIT_GEMM, 0, 0, what, sizeof what);
+    describe(&cv, algo, 0, 0, what, sizeof what);
     strcat(what, " (backward data)");
     double l = (double)(cv.k / cv.groups) * cv.r * cv.s;
-    int ok = tu_close(what, got, ref, nx, 1e-6 * l, 1e-5);
+    double scale = algo == CLCNN_CONV_WINOGRAD ? 4.0 : 1.0; /* as for forward */
+    int ok = tu_close(what, got, ref, nx, scale * 1e-6 * l, scale * 1e-5);
     if (use_nmse && !(tu_nmse(got, ref, nx) <= 1e-7)) {
         fprintf(stderr, "NMSE %s: %g > 1e-7\n", what, tu_nmse(got, ref, nx));
         ok = 0;
@@ -615,7 +618,7 @@ static void test_implicit_backward_data(void **state) {
         ref_conv cv = random_any(&rng);
         cv.stride_h = cv.stride_w = 1;
         if (!ref_conv_out(&cv)) continue;
-        ok &= check_data(&cv, 9000 + (uint64_t)i, 0);
+        ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &cv, 9000 + (uint64_t)i, 0);
     }
     ref_conv cases[] = {
         conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),   conv(2, 3, 5, 5, 4, 1, 1, 1, 2, 1, 1),
@@ -624,12 +627,30 @@ static void test_implicit_backward_data(void **state) {
         conv(1, 3, 17, 29, 8, 5, 3, 1, 2, 1, 1),
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        ok &= check_data(&cases[i], 9500 + i, 0);
+        ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &cases[i], 9500 + i, 0);
     /* anchors with stride 1, reduced batch (as for forward) */
     ref_conv vgg = conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
     ref_conv resnet = conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
-    ok &= check_data(&vgg, 9600, 1);
-    ok &= check_data(&resnet, 9601, 1);
+    ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &vgg, 9600, 1);
+    ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &resnet, 9601, 1);
+    assert_true(ok);
+}
+
+/* Winograd backward data (3x3, stride 1): random shapes with padding 0-3 (so the
+ * transposed padding 2 - pad runs from 2 down to -1), groups, and the VGG anchor.
+ * Tolerance as for winograd forward. */
+static void test_winograd_backward_data(void **state) {
+    (void)state;
+    tu_rng rng = tu_rng_seed(1123581321);
+    int ok = 1;
+    for (int i = 0; i < 100; i++) {
+        ref_conv cv = random_winograd(&rng);
+        ok &= check_data(CLCNN_CONV_WINOGRAD, &cv, 9700 + (uint64_t)i, 0);
+    }
+    ref_conv vgg = conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
+    ref_conv wide = conv(1, 40, 6, 7, 130, 3, 3, 1, 1, 1, 1); /* channel chunks */
+    ok &= check_data(CLCNN_CONV_WINOGRAD, &vgg, 9800, 1);
+    ok &= check_data(CLCNN_CONV_WINOGRAD, &wide, 9801, 0);
     assert_true(ok);
 }
 
@@ -713,12 +734,13 @@ static void test_unsupported(void **state) {
     (void)state;
     ref_conv c3 = conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1);
     expect_backward_unsupported(CLCNN_CONV_IMPLICIT_GEMM, &c3, 0); /* filter gradient */
-    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3, 1);
+    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3, 0);      /* filter gradient */
     ref_conv c5 = conv(2, 4, 8, 8, 6, 5, 5, 1, 2, 1, 1), s2 = conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1);
     ref_conv d2 = conv(1, 3, 9, 9, 4, 3, 3, 1, 2, 2, 1),
              r31 = conv(1, 3, 9, 9, 4, 3, 1, 1, 1, 1, 1);
     const char *need = "3x3 kernel with stride 1 and dilation 1";
     expect_unsupported(CLCNN_CONV_WINOGRAD, &c5, need);
+    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c5, 1); /* 5x5: neither pass */
     expect_unsupported(CLCNN_CONV_WINOGRAD, &s2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &d2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &r31, need);
@@ -776,6 +798,7 @@ int main(void) {
         cmocka_unit_test(test_winograd_anchors),
         cmocka_unit_test(test_winograd_variants),
         cmocka_unit_test(test_winograd_offsets_determinism),
+        cmocka_unit_test(test_winograd_backward_data),
         cmocka_unit_test(test_depthwise_sweep),
         cmocka_unit_test(test_depthwise_edges),
         cmocka_unit_test(test_depthwise_variants),

@@ -209,27 +209,52 @@ static clcnn_status check_no_alias(const char *op, const clcnn_tensor *out, cons
 typedef enum pass { PASS_FORWARD, PASS_DATA, PASS_FILTER } pass;
 static const char *const pass_names[] = {"forward", "backward data", "backward filter"};
 
+/* Bytes of one group's weights (forward: kpg x cpg*r*s) and of its Winograd transform. */
+static size_t group_weight_bytes(const cc_conv *cv) {
+    return (size_t)cv->kpg * cv->cpg * cv->r * cv->s * sizeof(float);
+}
+
+/* The CPU rule for one forward-shaped geometry (backward data passes its transposed
+ * geometry: dy as input, kpg and cpg swapped). */
+static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
+    size_t wbytes = group_weight_bytes(cv);
+    if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
+    if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
+        cv->q >= 14 && (cv->p * cv->q >= 28 * 28 || wbytes * 4 <= ((size_t)10 << 20)))
+        return CLCNN_CONV_WINOGRAD;
+    if (cv->kpg >= 16 && wbytes <= ((size_t)1 << 20) &&
+        (cv->sh > 1 || cv->sw > 1 || cv->cpg * cv->r * cv->s >= 32))
+        return CLCNN_CONV_IMPLICIT_GEMM;
+    return CLCNN_CONV_DIRECT;
+}
+
 /* The AUTO heuristic (no tuning database yet).
  *
  * CPU devices (measured on POCL 3.1, 2-core AVX-512 Xeon, each shape timed with every
  * algorithm in turn; GFLOPS per CPU-second x 2, which stays comparable on a loaded
- * machine):
+ * machine; "direct" is the tuned direct kernel of 2026-11, see conv2d_direct.c):
  *   forward
  *   - depthwise (groups == c == k): depthwise, 1.3-5x direct on MobileNet-V2's layers
  *     (stride 2: 5x);
- *   - 3x3, stride 1, dilation 1 with cpg >= 8, kpg >= 16 and a p x q of at least 10 x 10:
- *     winograd (F(4x4)), 1.2-2.5x implicit_gemm and 2-8x direct (VGG 56x56 c64: 317 vs
- *     162 vs 59; 14x14 c256: 118 vs 102); at 7x7 its tiles are mostly padding (29 vs 67);
- *   - kpg >= 16 and (a stride above 1 or a reduction cpg*r*s >= 32): implicit_gemm,
- *     1.3-5x direct (ResNet 1x1 c256: 200 vs 50; AlexNet conv1: 130 vs 42; strided 3x3
- *     stem with 3 channels: 98 vs 30);
- *   - else direct: a short stride-1 reduction (3x3 or 5x5 over 1-3 channels: direct 72
- *     vs 44 on VGG conv1_1, a tie on LeNet) or few output channels per group (8: direct
- *     60 vs 37; ResNeXt's 4: 40 vs 17), where implicit_gemm's packing and its 16-channel
- *     blocks do not pay.
- *   backward data: implicit_gemm for stride 1 with cpg >= 16 and kpg*r*s >= 32 (ResNet
- *     1x1: 105 vs 19 device GFLOPS; VGG 3x3: 32 vs 23), else direct (LeNet's single input
- *     channel: implicit 1.3 vs direct 6.5).
+ *   - 3x3, stride 1, dilation 1, cpg >= 8, kpg >= 16, p and q >= 14, and either at least
+ *     28x28 outputs or a transformed filter (2.25x the weights) of at most 10 MB:
+ *     winograd (F(4x4)): VGG 56x56 c64 320 vs direct 97 vs implicit 127; 56x56 c128->256
+ *     309 vs 148 vs 189; 28x28 c256->512 168 vs 145; 14x14 c256 126 vs 121 (a tie);
+ *     below 14x14 its tiles are mostly padding (13x13 c256->384: 111 vs 127; 7x7: 31 vs
+ *     87) and at 14x14 with 512 channels the 38 MB transform is streamed for every strip
+ *     of 16 tiles (71 vs 109);
+ *   - kpg >= 16, one group's weights at most 1 MB and (a stride above 1 or a reduction
+ *     cpg*r*s >= 32): implicit_gemm: ResNet 1x1 c256 217 vs 108; 1x1 c128->512 202 vs
+ *     129; 1x1 c512->256 206 vs 115; AlexNet conv1 168 vs 42; strided 3x3 stem with 3
+ *     channels 98 vs 30. Larger weights are streamed from memory for every few tiles
+ *     (1x1 c1024->512, 2 MB: 95 vs 125; 3x3 c256->384: 82 vs 127);
+ *   - else direct: short stride-1 reductions (3x3 or 5x5 over 1-3 channels: direct 72
+ *     vs 44 on VGG conv1_1, a tie on LeNet), few output channels per group (8: 60 vs 37;
+ *     ResNeXt's 4: 40 vs 17), large weights, small images.
+ *   backward data: the same rule applied to the transposed convolution (dy as input,
+ *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
+ *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
+ *     99 vs direct 43; depthwise and strided layers: direct.
  *   backward filter: direct (it beats im2col + CLBlast, which has no tuned parameters
  *     for POCL, on all anchors but AlexNet's filter gradient, 1.2x there).
  * Other devices (GPUs): CLBlast's GEMM is the tuned path, so gemm when the matrices are
@@ -241,18 +266,21 @@ static const char *const pass_names[] = {"forward", "backward data", "backward f
 static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pass ps) {
     if (dev->info.type == CLCNN_DEVICE_CPU) {
         if (ps == PASS_FILTER) return CLCNN_CONV_DIRECT;
-        if (ps == PASS_DATA)
-            return cc_conv2d_implicit_supports_data(cv) && cv->cpg >= 16 &&
-                           cv->kpg * cv->r * cv->s >= 32
-                       ? CLCNN_CONV_IMPLICIT_GEMM
-                       : CLCNN_CONV_DIRECT;
-        if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
-        if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 10 &&
-            cv->q >= 10)
-            return CLCNN_CONV_WINOGRAD;
-        if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1 || cv->cpg * cv->r * cv->s >= 32))
-            return CLCNN_CONV_IMPLICIT_GEMM;
-        return CLCNN_CONV_DIRECT;
+        if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
+        if (cv->sh != 1 || cv->sw != 1 || cc_conv2d_depthwise_supports(cv))
+            return CLCNN_CONV_DIRECT;
+        cc_conv t = *cv; /* the transposed convolution: dy in, dx out */
+        t.c = cv->k;
+        t.k = cv->c;
+        t.cpg = cv->kpg;
+        t.kpg = cv->cpg;
+        t.h = cv->p;
+        t.w = cv->q;
+        t.p = cv->h;
+        t.q = cv->w;
+        t.ph = cv->dh * (cv->r - 1) - cv->ph;
+        t.pw = cv->dw * (cv->s - 1) - cv->pw;
+        return pick_cpu_forward(&t);
     }
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
@@ -281,8 +309,8 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
             *why = "it needs a 3x3 kernel with stride 1 and dilation 1";
             return 0;
         }
-        *why = "it is built for the forward pass only (use direct, gemm or auto)";
-        return ps == PASS_FORWARD;
+        *why = "it has no filter-gradient kernel (use direct, gemm or auto)";
+        return ps != PASS_FILTER;
     case CLCNN_CONV_DEPTHWISE:
         if (!cc_conv2d_depthwise_supports(cv)) {
             *why = "it needs groups == input channels == output channels";
@@ -366,6 +394,7 @@ clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_de
     CC_TRY(resolve_algo(dev, op, d, &cv, PASS_DATA, &a));
     if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_backward_data(dev, &cv, dy, w, dx);
     if (a == CLCNN_CONV_IMPLICIT_GEMM) return cc_conv2d_implicit_backward_data(dev, &cv, dy, w, dx);
+    if (a == CLCNN_CONV_WINOGRAD) return cc_conv2d_winograd_backward_data(dev, &cv, dy, w, dx);
     return cc_conv2d_direct_backward_data(dev, &cv, dy, w, dx);
 }
 

@@ -52,6 +52,10 @@ int cc_conv2d_winograd_supports(const cc_conv *cv);
 clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                         const clcnn_tensor *w, const clcnn_tensor *b,
                                         clcnn_tensor *y, int act);
+/* Backward data for the same shapes (a forward Winograd convolution of dy). */
+clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                              const clcnn_tensor *dy, const clcnn_tensor *w,
+                                              clcnn_tensor *dx);
 /* lib/ops/conv2d_depthwise.c (cl/conv2d_depthwise.cl): groups == c == k only
  * (cc_conv2d_depthwise_supports). */
 int cc_conv2d_depthwise_supports(const cc_conv *cv);

@@ -27,7 +27,7 @@
 #include <stdlib.h>
 
 typedef struct implicit_cfg {
-    int tm, vw, lws, kc_max;
+    int tm, vw, lws, kc_max, nt; /* nt 0: choose */
 } implicit_cfg;
 
 static int ceil_div(int a, int b) {
@@ -59,16 +59,14 @@ static implicit_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
             }
         }
     }
-    /* Development switch: $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC" overrides the choice. */
+    /* Development switch: $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT]" overrides the
+     * choice. */
     const char *e = getenv("CLCNN_CONV_IMPLICIT_CFG");
-    int tm, vw, lws, kc;
-    if (e && sscanf(e, "%d %d %d %d", &tm, &vw, &lws, &kc) == 4 && tm >= 1 && tm <= 32 &&
-        (vw == 16 || vw == 8 || vw == 4) && lws >= 1 && lws <= 256 && kc >= 1)
-        cfg = (implicit_cfg){tm, vw, lws, kc};
-    /* the strips of a work-group must fit the device's local memory (half of it) */
-    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
-    size_t fit = local / 2 / ((size_t)cfg.lws * 16 * sizeof(float));
-    if ((size_t)cfg.kc_max > fit) cfg.kc_max = fit < 1 ? 1 : (int)fit;
+    int tm, vw, lws, kc, nt = 0;
+    int got = e ? sscanf(e, "%d %d %d %d %d", &tm, &vw, &lws, &kc, &nt) : 0;
+    if (got >= 4 && tm >= 1 && tm <= 32 && (vw == 16 || vw == 8 || vw == 4) && lws >= 1 &&
+        lws <= 256 && kc >= 1 && nt >= 0 && nt <= 64)
+        cfg = (implicit_cfg){tm, vw, lws, kc, nt};
     return cfg;
 }
 
@@ -78,13 +76,16 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
                         const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
                         int flip) {
     implicit_cfg cfg = pick_cfg(dev, cv);
+    int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     int plane = is_pointwise(cv);
-    int K = cv->cpg * cv->r * cv->s;
-    /* chunks of whole input channels: cc channels = cc*r*s rows of B */
-    int rs = cv->r * cv->s;
-    int cc_max = cfg.kc_max / rs < 1 ? 1 : cfg.kc_max / rs;
-    int chunks = ceil_div(cv->cpg, cc_max);
-    int cc = ceil_div(cv->cpg, chunks);
+    int rs = cv->r * cv->s, K = cv->cpg * rs;
+    /* The weights transposed to (groups, K, mp), channels padded to a multiple of TM:
+     * a block of TM channels is then TM consecutive floats of one reduction row. */
+    int mp = ceil_div(cv->kpg, cfg.tm) * cfg.tm;
+    size_t wfloats = (size_t)cv->groups * (size_t)K * (size_t)mp;
+    CC_RETURN_IF(wfloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d implicit_gemm: the transposed weights (%zu floats) are too large",
+                 wfloats);
 
     int tr = 16 / cfg.vw;
     size_t tpi = plane ? (size_t)ceil_div(cv->p * cv->q, 16)
@@ -93,11 +94,43 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
     CC_RETURN_IF(tiles > INT_MAX, CLCNN_ERR_UNSUPPORTED,
                  "conv2d implicit_gemm: %zu output tiles are too many", tiles);
 
-    /* Split the channels of a group when the tiles alone leave the device idle: about
-     * 16 work-items per compute unit (64 x lws on a GPU). */
+    /* About 16 work-items per compute unit keep a CPU busy (64 x lws on a GPU). */
     size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
-                  (dev->info.type == CLCNN_DEVICE_GPU ? 64 * (size_t)cfg.lws : 16);
-    size_t have = tiles * (size_t)cv->groups;
+                  (gpu ? 64 * (size_t)cfg.lws : 16);
+    /* Tiles per work-item: when a group's weights outgrow the cache (512 KB: 3x3 layers
+     * with a few hundred channels), every tile of a work-item reuses each block of them,
+     * up to 4 tiles while enough work-items remain (on a 14x14 layer with 256 channels,
+     * 4 tiles: 1.4x). */
+    int nt = cfg.nt;
+    if (!nt) {
+        nt = 1;
+        if (!gpu && (size_t)K * mp * sizeof(float) > ((size_t)512 << 10))
+            for (nt = 4; nt > 1; nt--)
+                if ((tiles + nt - 1) / nt * (size_t)cv->groups >= want) break;
+    }
+    size_t items = (tiles + nt - 1) / nt;
+
+    /* Chunks of whole input channels (cc channels = cc*r*s rows of B) whose strips, nt
+     * per work-item, fit half the local memory of a work-group; a kernel with more taps
+     * than that still needs one channel's r*s rows per strip: fewer work-items per group
+     * then, and a clear error when even that is more than the device's local memory (a
+     * 32x32 kernel on a 48 KB GPU). */
+    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
+    size_t row_bytes = 16 * sizeof(float);
+    size_t fit_rows = local / 2 / ((size_t)cfg.lws * nt * row_bytes);
+    int kc_max = (size_t)cfg.kc_max < fit_rows ? cfg.kc_max : (int)fit_rows;
+    int cc_max = kc_max / rs < 1 ? 1 : kc_max / rs;
+    int chunks = ceil_div(cv->cpg, cc_max);
+    int cc = ceil_div(cv->cpg, chunks);
+    size_t wi_bytes = (size_t)nt * cc * rs * row_bytes;
+    CC_RETURN_IF(wi_bytes > local, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d implicit_gemm: a %dx%d kernel needs %zu bytes of local memory per "
+                 "work-item, the device has %zu (use direct or gemm)",
+                 cv->r, cv->s, wi_bytes, local);
+    if ((size_t)cfg.lws * wi_bytes > local) cfg.lws = (int)(local / wi_bytes);
+
+    /* Split the channels of a group when the work-items alone leave the device idle. */
+    size_t have = items * (size_t)cv->groups;
     int mblocks = ceil_div(cv->kpg, cfg.tm), msplit = 1;
     if (have < want) {
         size_t sp = (want + have - 1) / have;
@@ -109,13 +142,6 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
 
     char defs[64];
     snprintf(defs, sizeof defs, "TM=%d VW=%d", cfg.tm, cfg.vw);
-    /* The weights transposed to (groups, K, mp), channels padded to a multiple of TM:
-     * a block of TM channels is then TM consecutive floats of one reduction row. */
-    int mp = ceil_div(cv->kpg, cfg.tm) * cfg.tm;
-    size_t wfloats = (size_t)cv->groups * (size_t)K * (size_t)mp;
-    CC_RETURN_IF(wfloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
-                 "conv2d implicit_gemm: the transposed weights (%zu floats) are too large",
-                 wfloats);
     /* both kernels built before anything is enqueued: a build failure writes nothing */
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", defs, "implicit_weights"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", defs, "conv2d_implicit_fwd"));
@@ -126,7 +152,7 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
         CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset), CC_ARG_MEM(wt->storage->mem),
                 CC_ARG_INT(wt->offset), CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
                 CC_ARG_INT(cv->s), CC_ARG_INT(mp), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
-    size_t gws[2] = {tiles, (size_t)cv->groups * (size_t)msplit};
+    size_t gws[2] = {items, (size_t)cv->groups * (size_t)msplit};
     size_t lws[2] = {(size_t)cfg.lws, 1};
     if (st == CLCNN_OK)
         st = cc_launch(
@@ -141,8 +167,7 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
                     CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
                     CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(act),
                     CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA), CC_ARG_INT(plane), CC_ARG_INT(cc),
-                    CC_ARG_INT(m_per),
-                    CC_ARG_LOCAL((size_t)cfg.lws * (size_t)cc * rs * 16 * sizeof(float))));
+                    CC_ARG_INT(m_per), CC_ARG_INT(nt), CC_ARG_LOCAL((size_t)cfg.lws * wi_bytes)));
     clcnn_tensor_free(wt); /* the in-order queue runs the kernels before any reuse */
     return st;
 }

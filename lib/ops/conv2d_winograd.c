@@ -85,9 +85,11 @@ static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     return cfg;
 }
 
-clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                        const clcnn_tensor *w, const clcnn_tensor *b,
-                                        clcnn_tensor *y, int act) {
+/* y = act(conv(x, w) + b) for the geometry cv; flip: w holds the weights of the
+ * convolution that cv transposes (backward data, see winograd_filter). */
+static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                        const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
+                        int flip) {
     wino_cfg cfg = pick_cfg(dev, cv);
     int a2 = (cfg.mt + 2) * (cfg.mt + 2);
     int th = ceil_div(cv->p, cfg.mt), tw = ceil_div(cv->q, cfg.mt);
@@ -119,11 +121,12 @@ clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, co
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", defs, "winograd_fwd"));
     clcnn_tensor *u = NULL;
     CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){ufloats}, &u));
-    clcnn_status st = cc_launch(dev, "conv2d_winograd", defs, "winograd_filter", 1,
-                                (size_t[]){(size_t)cv->cpg * cv->k}, (size_t[]){64},
-                                CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                                        CC_ARG_MEM(u->storage->mem), CC_ARG_INT(u->offset),
-                                        CC_ARG_INT(cv->k), CC_ARG_INT(cv->cpg)));
+    clcnn_status st =
+        cc_launch(dev, "conv2d_winograd", defs, "winograd_filter", 1,
+                  (size_t[]){(size_t)cv->cpg * cv->k}, (size_t[]){64},
+                  CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                          CC_ARG_MEM(u->storage->mem), CC_ARG_INT(u->offset), CC_ARG_INT(cv->k),
+                          CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
     if (st == CLCNN_OK) {
         size_t scratch = (size_t)cfg.lws * (size_t)(cfg.cc_max + mr) * a2 * 16 * sizeof(float);
         st = cc_launch(
@@ -140,4 +143,38 @@ clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, co
     }
     clcnn_tensor_free(u); /* the in-order queue runs the kernels before any reuse */
     return st;
+}
+
+clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                                        const clcnn_tensor *w, const clcnn_tensor *b,
+                                        clcnn_tensor *y, int act) {
+    return run(dev, cv, x, w, b, y, act, 0);
+}
+
+/* dx (n, c, h, w) = conv(dy (n, k, p, q), w rotated, channel dims swapped), 3x3, stride 1,
+ * padding 2 - pad: its output is h x w again. */
+clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                              const clcnn_tensor *dy, const clcnn_tensor *w,
+                                              clcnn_tensor *dx) {
+    cc_conv t = {
+        .n = cv->n,
+        .c = cv->k,
+        .h = cv->p,
+        .w = cv->q,
+        .k = cv->c,
+        .r = 3,
+        .s = 3,
+        .p = cv->h,
+        .q = cv->w,
+        .sh = 1,
+        .sw = 1,
+        .ph = 2 - cv->ph,
+        .pw = 2 - cv->pw,
+        .dh = 1,
+        .dw = 1,
+        .groups = cv->groups,
+        .cpg = cv->kpg,
+        .kpg = cv->cpg,
+    };
+    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1);
 }
