@@ -247,6 +247,16 @@ void cc_choose_cl_std(int major, int minor, char *buf, size_t cap) {
         snprintf(buf, cap, "%s", "");
 }
 
+typedef struct cc_span {
+    cl_event first, last; /* last may be NULL: the span of one command */
+} cc_span;
+
+static void span_release(cc_span *sp) {
+    if (sp->first) clReleaseEvent(sp->first);
+    if (sp->last) clReleaseEvent(sp->last);
+    sp->first = sp->last = NULL;
+}
+
 static void trace_report(clcnn_device *dev);
 
 static clcnn_status create_on(clcnn_device *dev) {
@@ -327,7 +337,7 @@ void clcnn_device_close(clcnn_device *dev) {
                 (unsigned long long)c->disk_rejects);
     }
     for (size_t i = 0; i < dev->prof_count; i++)
-        clReleaseEvent(dev->prof_events[i]);
+        span_release(&dev->prof_events[i]);
     free(dev->prof_events);
     cc_programs_release(dev);
     cc_pool_destroy(dev);
@@ -365,7 +375,7 @@ void clcnn_device_cache_stats(const clcnn_device *dev, clcnn_cache_stats *out) {
 void clcnn_device_profile_begin(clcnn_device *dev) {
     if (!dev) return;
     for (size_t i = 0; i < dev->prof_count; i++)
-        clReleaseEvent(dev->prof_events[i]);
+        span_release(&dev->prof_events[i]);
     dev->prof_count = 0;
     dev->profiling = 1;
 }
@@ -383,14 +393,17 @@ typedef struct cc_kernel_stat {
 } cc_kernel_stat;
 
 typedef struct cc_trace_entry {
-    cl_event ev;
+    cc_span span;
     size_t stat;
 } cc_trace_entry;
 
-static double event_ms(cl_event e) {
+/* Milliseconds from the start of span.first to the end of span.last (or of first). */
+static double span_ms(const cc_span *sp) {
     cl_ulong a = 0, b = 0;
-    if (clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL) != CL_SUCCESS ||
-        clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) != CL_SUCCESS)
+    cl_event last = sp->last ? sp->last : sp->first;
+    if (clGetEventProfilingInfo(sp->first, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL) !=
+            CL_SUCCESS ||
+        clGetEventProfilingInfo(last, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) != CL_SUCCESS)
         return 0;
     return b > a ? (double)(b - a) / 1e6 : 0;
 }
@@ -398,14 +411,15 @@ static double event_ms(cl_event e) {
 /* Read the times of every pending traced event (waits for them). */
 static void trace_flush(clcnn_device *dev) {
     for (size_t i = 0; i < dev->trace_count; i++) {
-        clWaitForEvents(1, &dev->trace_pending[i].ev);
-        dev->kstats[dev->trace_pending[i].stat].ms += event_ms(dev->trace_pending[i].ev);
-        clReleaseEvent(dev->trace_pending[i].ev);
+        cc_span *sp = &dev->trace_pending[i].span;
+        clWaitForEvents(1, sp->last ? &sp->last : &sp->first);
+        dev->kstats[dev->trace_pending[i].stat].ms += span_ms(sp);
+        span_release(sp);
     }
     dev->trace_count = 0;
 }
 
-static void trace_add(clcnn_device *dev, cl_event e, const char *what) {
+static void trace_add(clcnn_device *dev, const cc_span *sp, const char *what) {
     size_t k = 0;
     while (k < dev->kstat_count && strcmp(dev->kstats[k].name, what) != 0)
         k++;
@@ -432,33 +446,42 @@ static void trace_add(clcnn_device *dev, cl_event e, const char *what) {
             dev->trace_cap = cap;
         }
     }
-    clRetainEvent(e);
+    clRetainEvent(sp->first);
+    if (sp->last) clRetainEvent(sp->last);
     dev->kstats[k].calls++;
-    dev->trace_pending[dev->trace_count].ev = e;
+    dev->trace_pending[dev->trace_count].span = *sp;
     dev->trace_pending[dev->trace_count].stat = k;
     dev->trace_count++;
 }
 
-void cc_profile_commit(clcnn_device *dev, const char *what) {
-    cl_event e = dev->slot_event;
-    dev->slot_event = NULL;
-    if (!e) return;
-    if (dev->trace) trace_add(dev, e, what ? what : "?");
+void cc_profile_commit_span(clcnn_device *dev, const char *what, cl_event first, cl_event last) {
+    cc_span sp = {first, last};
+    if (!first) {
+        if (last) clReleaseEvent(last);
+        return;
+    }
+    if (dev->trace) trace_add(dev, &sp, what ? what : "?");
     if (dev->profiling) {
         if (dev->prof_count == dev->prof_cap) {
             size_t cap = dev->prof_cap ? dev->prof_cap * 2 : 64;
-            cl_event *ne = realloc(dev->prof_events, cap * sizeof *ne);
+            cc_span *ne = realloc(dev->prof_events, cap * sizeof *ne);
             if (!ne) {
-                clReleaseEvent(e); /* profiling is best effort */
+                span_release(&sp); /* profiling is best effort */
                 return;
             }
             dev->prof_events = ne;
             dev->prof_cap = cap;
         }
-        dev->prof_events[dev->prof_count++] = e; /* keeps our reference */
+        dev->prof_events[dev->prof_count++] = sp; /* keeps our references */
         return;
     }
-    clReleaseEvent(e);
+    span_release(&sp);
+}
+
+void cc_profile_commit(clcnn_device *dev, const char *what) {
+    cl_event e = dev->slot_event;
+    dev->slot_event = NULL;
+    cc_profile_commit_span(dev, what, e, NULL);
 }
 
 static int cmp_stat(const void *a, const void *b) {
@@ -496,15 +519,11 @@ clcnn_status clcnn_device_profile_end(clcnn_device *dev, double *ms) {
     CC_CL_TRY(clFinish(dev->queue));
     double total = 0;
     for (size_t i = 0; i < dev->prof_count; i++) {
-        cl_ulong a = 0, b = 0;
-        clGetEventProfilingInfo(dev->prof_events[i], CL_PROFILING_COMMAND_START, sizeof a, &a,
-                                NULL);
-        clGetEventProfilingInfo(dev->prof_events[i], CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
-        if (b > a) total += (double)(b - a);
-        clReleaseEvent(dev->prof_events[i]);
+        total += span_ms(&dev->prof_events[i]);
+        span_release(&dev->prof_events[i]);
     }
     dev->prof_count = 0;
-    *ms = total / 1e6;
+    *ms = total;
     return CLCNN_OK;
 }
 

@@ -83,7 +83,7 @@ struct clcnn_device {
 
     /* profiling (clcnn_device_profile_begin/end) */
     int profiling;
-    cl_event *prof_events;
+    struct cc_span *prof_events; /* kept spans between profile_begin and profile_end */
     size_t prof_count, prof_cap;
     cl_event slot_event; /* the event of the enqueue in progress (cc_profile_slot) */
 
@@ -108,6 +108,10 @@ int cc_verbose(void);
  * one that outlives the call; it is copied) to keep the event. */
 cl_event *cc_profile_slot(clcnn_device *dev);
 void cc_profile_commit(clcnn_device *dev, const char *what);
+/* Record the span from the start of `first` to the end of `last` as one call of `what`
+ * (for work that enqueues several commands, such as a CLBlast call between two
+ * markers). Takes over both event references. */
+void cc_profile_commit_span(clcnn_device *dev, const char *what, cl_event first, cl_event last);
 
 /* ---- programs and kernel launches (lib/program.c) ---------------------------- */
 
