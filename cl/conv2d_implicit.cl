@@ -5,14 +5,15 @@
  * Per group g the convolution is the product
  *   Y_g (kpg, n*p*q) = W_g (kpg, K) * B_g (K, n*p*q),   K = cpg*r*s,
  *   B_g[(ci*r + kr)*s + ks, (ni, pi, qi)] = x[ni, g*cpg+ci, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
- * (zero outside the input). A work-item owns 16 output positions (the lanes of a float16)
- * of one image: first it copies ("packs") their 16 columns of B, KC rows at a time, into
- * its own strip of local memory (contiguous, so the GEMM loop streams it from cache),
- * then it runs every output channel of its range over the strip, TM channels at a time:
- * TM float16 accumulators, one strip vector and TM weights per step of the reduction.
- * Reductions over more channels than fit (cc) are done chunk by chunk, the partial sums kept in y
- * itself (each y element belongs to one work-item); bias and activation are applied with the last
- * chunk. Fixed summation order: deterministic, no atomics.
+ * (zero outside the input). A tile is 16 output positions of one image (the lanes of a
+ * float16); a work-item owns nt tiles. For each chunk of cc input channels it copies
+ * ("packs") the tiles' columns of B (cc*r*s rows each) into its own strips of local
+ * memory (contiguous, so the GEMM loop streams them from cache), then runs every output
+ * channel of its range over them, TM channels at a time: TM float16 accumulators, one
+ * strip vector and TM broadcast weights per step of the reduction. The partial sums of
+ * all but the last chunk are kept in y itself (each y element belongs to one work-item);
+ * bias and activation are applied with the last chunk. Fixed summation order:
+ * deterministic, no atomics.
  *
  * Defines (tuning only; shapes are kernel arguments):
  *   TM   output channels per register block (1..32)                           default 16
@@ -35,8 +36,10 @@
  *          cache: 3x3 convolutions with hundreds of channels)
  *   strips __local, get_local_size(0) * nt * cc*r*s * 16 floats
  *
- * Buffers (dense NCHW, each with an element offset *_off):
- *   x (n, c, h, w)   wt (k, cpg, r, s)   b (k)   y (n, k, p, q)
+ * Buffers (dense, each with an element offset *_off):
+ *   x (n, c, h, w)   b (k)   y (n, k, p, q)
+ *   w (k, cpg, r, s) the layer's weights, read by implicit_weights only
+ *   wt (groups, K, mp) their transposed, padded copy (see implicit_weights)
  *
  * Work-item -> output mapping: dim0 = (image * tiles per image + tile) / nt (tiles: 16
  * positions of the plane, or 16/VW rows x VW columns, row-major), dim1 = group *

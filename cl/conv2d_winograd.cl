@@ -1,6 +1,6 @@
-/* Winograd 2-D convolution, forward, for 3x3 kernels with stride 1 and dilation 1 (any
- * zero padding, any groups): F(MT x MT, 3x3) with MT = 2 (4x4 input tiles, 16 products
- * per tile and channel pair) or MT = 4 (6x6 input tiles, 36 products). Host side:
+/* Winograd 2-D convolution (forward; backward data below) for 3x3 kernels with stride 1 and
+ * dilation 1 (any zero padding, any groups): F(MT x MT, 3x3) with MT = 2 (4x4 input tiles, 16
+ * products per tile and channel pair) or MT = 4 (6x6 input tiles, 36 products). Host side:
  * lib/ops/conv2d_winograd.c.
  *
  * With A = MT + 2 and the matrices of Lavin & Gray, "Fast Algorithms for Convolutional
@@ -14,12 +14,13 @@
  *
  * Kernels:
  *   winograd_filter  U[a][ko][ci] = (G w[ko,ci] G^T)[a], a < A*A (row-major), one
- *                    work-item per (ko, ci); recomputed every call (weights change every
- *                    training step, and this is a small fraction of the work).
+ *                    work-item per (ko, ci), flattened (flip: see above); recomputed
+ *                    every call (weights change every training step, and this is a
+ *                    small fraction of the work).
  *   winograd_fwd     a work-item owns 16 tiles of one image (the lanes of a float16:
  *                    16/SW rows of SW tiles) and a range of output channels of one group;
  *                    all in its own scratch of local memory (on a CPU simply cached memory):
- *                      1. input transform of CC channels:  V[a][ci][16]
+ *                      1. input transform of cc channels:  V[a][ci][16]
  *                      2. for every a: M[a][m][16] (+)= sum_ci U[a][m][ci] * V[a][ci][16],
  *                         TM channels x 16 lanes in float16 registers per step
  *                      3. after the last channel chunk, output transform of M[.][m] per

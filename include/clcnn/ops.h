@@ -26,9 +26,11 @@ typedef enum clcnn_conv_algo {
     CLCNN_CONV_AUTO = 0,      /* explicit choice > tuning database > heuristic */
     CLCNN_CONV_DIRECT = 1,    /* tiled direct kernel */
     CLCNN_CONV_GEMM = 2,      /* im2col + CLBlast GEMM (1x1 stride 1: no im2col) */
+    /* im2col fused into a tiled GEMM, no workspace: forward for any shape, backward
+     * data for stride 1 */
     CLCNN_CONV_IMPLICIT_GEMM = 3,
-    CLCNN_CONV_WINOGRAD = 4,  /* 3x3 stride 1 only */
-    CLCNN_CONV_DEPTHWISE = 5, /* groups == c == k only */
+    CLCNN_CONV_WINOGRAD = 4,  /* 3x3 stride 1 only (F(4x4,3x3)); forward, backward data */
+    CLCNN_CONV_DEPTHWISE = 5, /* groups == c == k only; forward */
     CLCNN_CONV_ALGO_COUNT
 } clcnn_conv_algo;
 

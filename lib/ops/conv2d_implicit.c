@@ -4,9 +4,10 @@
  * Shape key: x (n, c, h, w); w (k, cpg, r, s); y (n, k, p, q); cpg = c/groups,
  * kpg = k/groups, K = cpg*r*s (the reduction of one output).
  *
- * No global workspace: each work-item packs the im2col columns of its 16 output
- * positions into its own strip of local memory (kc x 16 floats) and multiplies every
- * output channel of its range with it. The parameters:
+ * Two launches: the weights transposed to (groups, K, mp) into a pool buffer (mp = kpg
+ * rounded up to TM), then the GEMM kernel, which packs the im2col columns of its tiles
+ * of 16 output positions into strips of local memory and multiplies every output
+ * channel of its range with them (no im2col workspace). The parameters:
  *   TM (define)  output channels per register block: 16 on CPUs (16 float16
  *                accumulators of the 32 AVX-512 registers), 2 on GPUs (registers are
  *                per lane there);
@@ -14,12 +15,18 @@
  *                whichever wastes the fewest lanes on this output width (ties: wider);
  *   plane        for 1x1 stride-1 unpadded kernels the 16 lanes are 16 consecutive
  *                positions of the plane (no lanes wasted on short rows);
- *   kc           the whole reduction when the strips fit local memory (up to 1024 rows
- *                x 64 bytes per work-item on a CPU, where local memory is ordinary
- *                cached memory), else equal chunks;
+ *   nt           tiles per work-item: 1, or up to 4 when a group's weights exceed 512 KB
+ *                (each block of weights is then used for several tiles while cached);
+ *   cc           input channels per chunk: all of them when their strips fit (up to
+ *                1024 rows x 64 bytes per strip on a CPU, where local memory is ordinary
+ *                cached memory, and half the local memory per work-group), else equal
+ *                chunks of whole channels;
  *   m_per        the output channels of a work-item: all of the group's unless there
- *                are too few tiles to keep the device busy, then ranges of TM multiples.
- * So a network compiles at most 3 programs (VW 16, 8, 4). */
+ *                are too few work-items to keep the device busy, then ranges of TM
+ *                multiples.
+ * So a network compiles at most 3 programs (VW 16, 8, 4). Backward data with stride 1
+ * runs the same kernels on the transposed convolution (cc_conv2d_implicit_backward_data).
+ * Measured speeds: the comment of pick_algo() in lib/ops/conv2d.c. */
 #include "conv2d_impl.h"
 
 #include <limits.h>
