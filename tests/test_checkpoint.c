@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *dir;
@@ -801,6 +802,37 @@ static void test_resume_adam(void **state) {
     resume_case(cfg, "adam.safetensors");
 }
 
+/* A save removes the temporary files of earlier saves whose process died (killed in the
+ * middle of a save), and leaves those of processes that still run. */
+static void test_stale_temporaries_removed(void **state) {
+    (void)state;
+    clcnn_net *a = make_net(31);
+    const char *path = path_in("stale.safetensors");
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) _exit(0);
+    int st;
+    assert_int_equal(waitpid(child, &st, 0), child); /* its pid is now dead */
+    char dead[4300], live[4300], other[4300];
+    snprintf(dead, sizeof dead, "%s.tmp.%ld", path, (long)child);
+    snprintf(live, sizeof live, "%s.tmp.%ld", path, (long)getppid());
+    snprintf(other, sizeof other, "%s.tmp.notapid", path);
+    const char *names[] = {dead, live, other};
+    for (int i = 0; i < 3; i++) {
+        FILE *f = fopen(names[i], "wb");
+        assert_non_null(f);
+        fputs("half a checkpoint", f);
+        fclose(f);
+    }
+    TU_OK(clcnn_checkpoint_save(a, NULL, path, NULL));
+    assert_int_equal(access(dead, F_OK), -1); /* removed */
+    assert_int_equal(access(live, F_OK), 0);  /* a running process's: kept */
+    assert_int_equal(access(other, F_OK), 0); /* not ours to judge: kept */
+    unlink(live);
+    unlink(other);
+    clcnn_net_free(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_save_load_round_trip),
@@ -810,6 +842,7 @@ int main(void) {
         cmocka_unit_test(test_failed_save_keeps_old_file),
         cmocka_unit_test(test_resume_sgd),
         cmocka_unit_test(test_resume_adam),
+        cmocka_unit_test(test_stale_temporaries_removed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

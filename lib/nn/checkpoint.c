@@ -31,11 +31,13 @@
 #include "fault.h"
 #include "nn_internal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -529,6 +531,35 @@ typedef struct ck_out {
     const clcnn_tensor *t;
 } ck_out;
 
+/* Remove "<path>.tmp.<pid>" files left by saves whose process died (SIGKILL, power
+ * loss): they were never renamed, so nothing refers to them. A temp file of a process
+ * that still runs is left alone (it may be saving right now). Best effort, silent. */
+static void remove_stale_temps(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    if (slash && slash == path) snprintf(dir, sizeof dir, "/");
+    const char *base = slash ? slash + 1 : path;
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *nm = e->d_name;
+        if (strncmp(nm, base, blen) != 0 || strncmp(nm + blen, ".tmp.", 5) != 0) continue;
+        char *end = NULL;
+        long pid = strtol(nm + blen + 5, &end, 10);
+        if (!end || *end || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or unknown */
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, nm);
+        unlink(full);
+    }
+    closedir(d);
+}
+
 static clcnn_status write_all(int fd, const void *buf, size_t n, const char *tmp) {
     const uint8_t *p = buf;
     while (n > 0) {
@@ -717,6 +748,7 @@ clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *
         goto done;
     }
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
+    remove_stale_temps(path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         s = cc_fail(CLCNN_ERR_IO, "clcnn_checkpoint_save: cannot create '%s': %s", tmp,
