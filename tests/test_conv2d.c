@@ -18,116 +18,22 @@
 
 #include "internal.h"
 #include "reference_conv.h"
+#include "reference_conv_problem.h"
 
 static const clcnn_conv_algo algos[] = {CLCNN_CONV_DIRECT, CLCNN_CONV_GEMM};
-
-static clcnn_conv2d_desc make_desc(const ref_conv *cv, clcnn_conv_algo algo) {
-    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
-    d.stride_h = cv->stride_h;
-    d.stride_w = cv->stride_w;
-    d.pad_h = cv->pad_h;
-    d.pad_w = cv->pad_w;
-    d.dilation_h = cv->dilation_h;
-    d.dilation_w = cv->dilation_w;
-    d.groups = cv->groups;
-    d.algo = algo;
-    return d;
-}
-
-static void describe(const ref_conv *cv, clcnn_conv_algo algo, int bias, int act, char *buf,
-                     size_t cap) {
-    snprintf(buf, cap,
-             "%s x %dx%dx%dx%d w %dx%dx%dx%d stride %dx%d pad %dx%d dil %dx%d groups %d bias %d "
-             "act %d",
-             clcnn_conv_algo_name(algo), cv->n, cv->c, cv->h, cv->w, cv->k, cv->c / cv->groups,
-             cv->r, cv->s, cv->stride_h, cv->stride_w, cv->pad_h, cv->pad_w, cv->dilation_h,
-             cv->dilation_w, cv->groups, bias, act);
-}
-
-static double *to_double(const float *f, size_t n) {
-    double *d = malloc(n * sizeof *d);
-    assert_non_null(d);
-    for (size_t i = 0; i < n; i++)
-        d[i] = f[i];
-    return d;
-}
-
-/* One problem on the host: random x, w, b and the reference y. */
-typedef struct problem {
-    ref_conv cv;
-    int bias, act;
-    float *x, *w, *b;
-    double *ref;
-} problem;
-
-static void problem_init(problem *pb, const ref_conv *cv, int bias, int act, uint64_t seed) {
-    memset(pb, 0, sizeof *pb);
-    pb->cv = *cv;
-    assert_true(ref_conv_out(&pb->cv));
-    pb->bias = bias;
-    pb->act = act;
-    tu_rng rng = tu_rng_seed(seed);
-    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
-    pb->x = malloc(nx * sizeof(float));
-    pb->w = malloc(nw * sizeof(float));
-    pb->b = malloc((size_t)cv->k * sizeof(float));
-    pb->ref = malloc(ref_conv_y_size(&pb->cv) * sizeof(double));
-    assert_true(pb->x && pb->w && pb->b && pb->ref);
-    tu_fill_uniform(&rng, pb->x, nx, -1, 1);
-    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
-    tu_fill_uniform(&rng, pb->b, (size_t)cv->k, -1, 1);
-    double *xd = to_double(pb->x, nx), *wd = to_double(pb->w, nw);
-    double *bd = to_double(pb->b, (size_t)cv->k);
-    ref_conv2d_forward(&pb->cv, xd, wd, bias ? bd : NULL, act, 0.01, pb->ref);
-    free(xd);
-    free(wd);
-    free(bd);
-}
-
-static void problem_free(problem *pb) {
-    free(pb->x);
-    free(pb->w);
-    free(pb->b);
-    free(pb->ref);
-}
-
-/* Runs the problem with algo on the device; returns y (malloc'd). y starts as NaN so
- * an element the kernel forgets to write fails the comparison. */
-static float *run_forward(const problem *pb, clcnn_conv_algo algo) {
-    const ref_conv *cv = &pb->cv;
-    clcnn_device *dev = tu_device();
-    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w};
-    size_t ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
-    size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
-    clcnn_tensor *x = tu_tensor_from(4, xs, pb->x), *w = tu_tensor_from(4, ws, pb->w);
-    clcnn_tensor *b = pb->bias ? tu_tensor_from(1, (size_t[]){cv->k}, pb->b) : NULL;
-    clcnn_tensor *y = tu_tensor_from(4, ys, NULL);
-    TU_OK(clcnn_tensor_fill(y, NAN));
-    clcnn_conv2d_desc d = make_desc(cv, algo);
-    size_t got_ys[4];
-    TU_OK(clcnn_conv2d_output_shape(&d, xs, ws, got_ys));
-    assert_memory_equal(got_ys, ys, sizeof ys);
-    TU_OK(clcnn_conv2d_forward(dev, &d, x, w, b, y, (clcnn_activation)pb->act));
-    float *out = tu_download(y);
-    clcnn_tensor_free(x);
-    clcnn_tensor_free(w);
-    clcnn_tensor_free(b);
-    clcnn_tensor_free(y);
-    return out;
-}
 
 static double conv_atol(const ref_conv *cv) {
     return 1e-6 * (double)(cv->c / cv->groups) * cv->r * cv->s;
 }
 
 /* Runs every algorithm on the problem; returns 1 when all match. */
-static int check_problem(const problem *pb, int use_nmse) {
+static int check_problem(const rcp_problem *pb, int use_nmse) {
     int ok = 1;
     size_t ny = ref_conv_y_size(&pb->cv);
     for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
-        float *y = run_forward(pb, algos[a]);
+        float *y = rcp_run_forward(pb, algos[a]);
         char what[256];
-        describe(&pb->cv, algos[a], pb->bias, pb->act, what, sizeof what);
+        rcp_describe(&pb->cv, algos[a], pb->bias, pb->act, what, sizeof what);
         if (!tu_close(what, y, pb->ref, ny, conv_atol(&pb->cv), 1e-5)) ok = 0;
         if (use_nmse) {
             double e = tu_nmse(y, pb->ref, ny);
@@ -139,25 +45,6 @@ static int check_problem(const problem *pb, int use_nmse) {
         free(y);
     }
     return ok;
-}
-
-static ref_conv conv(int n, int c, int h, int w, int k, int r, int s, int stride, int pad, int dil,
-                     int groups) {
-    ref_conv cv = {.n = n,
-                   .c = c,
-                   .h = h,
-                   .w = w,
-                   .k = k,
-                   .r = r,
-                   .s = s,
-                   .stride_h = stride,
-                   .stride_w = stride,
-                   .pad_h = pad,
-                   .pad_w = pad,
-                   .dilation_h = dil,
-                   .dilation_w = dil,
-                   .groups = groups};
-    return cv;
 }
 
 /* ---- descriptor helpers -------------------------------------------------------------- */
@@ -359,25 +246,25 @@ static void test_forward_errors(void **state) {
 static void test_edge_cases(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),    /* 1x1 image, 1x1 kernel */
-        conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),    /* 1x1 image, padding makes room */
-        conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),    /* odd everything */
-        conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),  /* stride > kernel */
-        conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),    /* padding >= kernel */
-        conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),  /* dilation 2 */
-        conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),    /* depthwise stride 2 */
-        conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),    /* depthwise multiplier 2 */
-        conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),    /* groups 3 */
-        conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),  /* 1x1 (gemm without im2col) */
-        conv(2, 16, 6, 6, 24, 1, 1, 1, 0, 1, 4),  /* grouped 1x1 */
-        conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),   /* 1x1 stride 2 (needs im2col) */
-        conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),    /* 1x1 with padding */
-        conv(1, 3, 20, 30, 10, 5, 5, 1, 2, 1, 1), /* wide rows */
-        conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),  /* r != s, 33 output channels */
-        conv(1, 1, 40, 40, 1, 7, 7, 3, 3, 1, 1),  /* single channel, large kernel */
+        rcp_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),    /* 1x1 image, 1x1 kernel */
+        rcp_conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),    /* 1x1 image, padding makes room */
+        rcp_conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),    /* odd everything */
+        rcp_conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),  /* stride > kernel */
+        rcp_conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),    /* padding >= kernel */
+        rcp_conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),  /* dilation 2 */
+        rcp_conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),    /* depthwise stride 2 */
+        rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),    /* depthwise multiplier 2 */
+        rcp_conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),    /* groups 3 */
+        rcp_conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),  /* 1x1 (gemm without im2col) */
+        rcp_conv(2, 16, 6, 6, 24, 1, 1, 1, 0, 1, 4),  /* grouped 1x1 */
+        rcp_conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),   /* 1x1 stride 2 (needs im2col) */
+        rcp_conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),    /* 1x1 with padding */
+        rcp_conv(1, 3, 20, 30, 10, 5, 5, 1, 2, 1, 1), /* wide rows */
+        rcp_conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),  /* r != s, 33 output channels */
+        rcp_conv(1, 1, 40, 40, 1, 7, 7, 3, 3, 1, 1),  /* single channel, large kernel */
     };
     /* asymmetric stride / padding / dilation */
-    ref_conv asym = conv(2, 4, 10, 12, 5, 3, 2, 1, 0, 1, 1);
+    ref_conv asym = rcp_conv(2, 4, 10, 12, 5, 3, 2, 1, 0, 1, 1);
     asym.stride_h = 2;
     asym.pad_w = 2;
     asym.dilation_w = 3;
@@ -385,43 +272,13 @@ static void test_edge_cases(void **state) {
     for (size_t i = 0; i <= sizeof cases / sizeof cases[0]; i++) {
         const ref_conv *cv = i < sizeof cases / sizeof cases[0] ? &cases[i] : &asym;
         for (int act = 0; act < 3; act++) {
-            problem pb;
-            problem_init(&pb, cv, act != 1, act, 100 + i * 3 + (size_t)act);
+            rcp_problem pb;
+            rcp_problem_init(&pb, cv, act != 1, act, 100 + i * 3 + (size_t)act);
             ok &= check_problem(&pb, 0);
-            problem_free(&pb);
+            rcp_problem_free(&pb);
         }
     }
     assert_true(ok);
-}
-
-/* Random shapes drawn from a seeded generator; every case runs with both algorithms. */
-static ref_conv random_conv(tu_rng *rng) {
-    for (;;) {
-        ref_conv cv = {0};
-        int kind = tu_rng_int(rng, 0, 9);
-        int groups = 1, cpg = tu_rng_int(rng, 1, 6), kpg = tu_rng_int(rng, 1, 9);
-        if (kind == 7) groups = tu_rng_int(rng, 2, 3);
-        if (kind >= 8) { /* depthwise, sometimes with a channel multiplier */
-            groups = tu_rng_int(rng, 1, 8);
-            cpg = 1;
-            kpg = kind == 8 ? 1 : 2;
-        }
-        cv.groups = groups;
-        cv.c = groups * cpg;
-        cv.k = groups * kpg;
-        cv.n = tu_rng_int(rng, 1, 3);
-        cv.h = tu_rng_int(rng, 1, 14);
-        cv.w = tu_rng_int(rng, 1, 14);
-        cv.r = tu_rng_int(rng, 1, 5);
-        cv.s = tu_rng_int(rng, 1, 5);
-        cv.stride_h = tu_rng_int(rng, 1, 4);
-        cv.stride_w = tu_rng_int(rng, 1, 4);
-        cv.pad_h = tu_rng_int(rng, 0, 5);
-        cv.pad_w = tu_rng_int(rng, 0, 5);
-        cv.dilation_h = tu_rng_int(rng, 1, 10) > 7 ? tu_rng_int(rng, 2, 3) : 1;
-        cv.dilation_w = tu_rng_int(rng, 1, 10) > 7 ? tu_rng_int(rng, 2, 3) : 1;
-        if (ref_conv_out(&cv)) return cv;
-    }
 }
 
 static void test_random_sweep(void **state) {
@@ -429,12 +286,12 @@ static void test_random_sweep(void **state) {
     tu_rng rng = tu_rng_seed(20240611);
     int ok = 1, cases = 220;
     for (int i = 0; i < cases; i++) {
-        ref_conv cv = random_conv(&rng);
+        ref_conv cv = rcp_random_conv(&rng, 3);
         int bias = tu_rng_int(&rng, 0, 1), act = tu_rng_int(&rng, 0, 2);
-        problem pb;
-        problem_init(&pb, &cv, bias, act, 5000 + (uint64_t)i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &cv, bias, act, 5000 + (uint64_t)i);
         ok &= check_problem(&pb, 0);
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }
@@ -446,17 +303,17 @@ static void test_random_sweep(void **state) {
  * full batch of 256. */
 static void test_anchor_shapes(void **state) {
     (void)state;
-    ref_conv alex = conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1);
-    ref_conv vgg = conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
-    ref_conv resnet = conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
-    ref_conv lenet = conv(256, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1);
+    ref_conv alex = rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1);
+    ref_conv vgg = rcp_conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
+    ref_conv resnet = rcp_conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
+    ref_conv lenet = rcp_conv(256, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1);
     const ref_conv *anchors[] = {&alex, &vgg, &resnet, &lenet};
     int ok = 1;
     for (int i = 0; i < 4; i++) {
-        problem pb;
-        problem_init(&pb, anchors[i], 1, 1, 777 + (uint64_t)i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, anchors[i], 1, 1, 777 + (uint64_t)i);
         ok &= check_problem(&pb, 1);
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }
@@ -472,17 +329,17 @@ static void test_direct_tile_variants(void **state) {
     for (size_t c = 0; c < 3; c++) {
         setenv("CLCNN_CONV_DIRECT_CFG", cfgs[c], 1);
         for (int i = 0; i < 25; i++) {
-            ref_conv cv = random_conv(&rng);
-            problem pb;
-            problem_init(&pb, &cv, i & 1, i % 3, 7000 + (uint64_t)i);
-            float *y = run_forward(&pb, CLCNN_CONV_DIRECT);
+            ref_conv cv = rcp_random_conv(&rng, 3);
+            rcp_problem pb;
+            rcp_problem_init(&pb, &cv, i & 1, i % 3, 7000 + (uint64_t)i);
+            float *y = rcp_run_forward(&pb, CLCNN_CONV_DIRECT);
             char what[300];
-            describe(&pb.cv, CLCNN_CONV_DIRECT, pb.bias, pb.act, what, sizeof what);
+            rcp_describe(&pb.cv, CLCNN_CONV_DIRECT, pb.bias, pb.act, what, sizeof what);
             strcat(what, " tiles ");
             strcat(what, cfgs[c]);
             ok &= tu_close(what, y, pb.ref, ref_conv_y_size(&pb.cv), conv_atol(&pb.cv), 1e-5);
             free(y);
-            problem_free(&pb);
+            rcp_problem_free(&pb);
         }
     }
     unsetenv("CLCNN_CONV_DIRECT_CFG");
@@ -493,21 +350,21 @@ static void test_direct_tile_variants(void **state) {
 static void test_auto(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1), /* large reduction: gemm */
-        conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),   /* depthwise: direct */
-        conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),   /* 1x1 */
-        conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1),     /* small */
+        rcp_conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1), /* large reduction: gemm */
+        rcp_conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),   /* depthwise: direct */
+        rcp_conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),   /* 1x1 */
+        rcp_conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1),     /* small */
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        problem pb;
-        problem_init(&pb, &cases[i], 1, 1, 900 + i);
-        float *y = run_forward(&pb, CLCNN_CONV_AUTO);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &cases[i], 1, 1, 900 + i);
+        float *y = rcp_run_forward(&pb, CLCNN_CONV_AUTO);
         char what[256];
-        describe(&pb.cv, CLCNN_CONV_AUTO, 1, 1, what, sizeof what);
+        rcp_describe(&pb.cv, CLCNN_CONV_AUTO, 1, 1, what, sizeof what);
         ok &= tu_close(what, y, pb.ref, ref_conv_y_size(&pb.cv), conv_atol(&pb.cv), 1e-5);
         free(y);
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }
@@ -517,75 +374,48 @@ static void test_auto(void **state) {
 static void test_gemm_workspace_chunking(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(5, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1),  /* col 972 B per image */
-        conv(3, 4, 10, 7, 6, 3, 2, 2, 1, 1, 2), /* grouped, strided */
+        rcp_conv(5, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1),  /* col 972 B per image */
+        rcp_conv(3, 4, 10, 7, 6, 3, 2, 2, 1, 1, 2), /* grouped, strided */
     };
     const char *limits[] = {"0.002", "0.0005", "0.00001"}; /* ~2 images, ~1 row band, 1 row */
     int ok = 1;
     for (size_t l = 0; l < 3; l++) {
         setenv("CLCNN_CONV_WORKSPACE_MB", limits[l], 1);
         for (size_t i = 0; i < 2; i++) {
-            problem pb;
-            problem_init(&pb, &cases[i], 1, 2, 40 + i);
-            float *y = run_forward(&pb, CLCNN_CONV_GEMM);
+            rcp_problem pb;
+            rcp_problem_init(&pb, &cases[i], 1, 2, 40 + i);
+            float *y = rcp_run_forward(&pb, CLCNN_CONV_GEMM);
             char what[300];
-            describe(&pb.cv, CLCNN_CONV_GEMM, 1, 2, what, sizeof what);
+            rcp_describe(&pb.cv, CLCNN_CONV_GEMM, 1, 2, what, sizeof what);
             strcat(what, " workspace MB ");
             strcat(what, limits[l]);
             ok &= tu_close(what, y, pb.ref, ref_conv_y_size(&pb.cv), conv_atol(&pb.cv), 1e-5);
             free(y);
-            problem_free(&pb);
+            rcp_problem_free(&pb);
         }
     }
     unsetenv("CLCNN_CONV_WORKSPACE_MB");
     assert_true(ok);
 }
 
-/* Tensors that start at an element offset inside their buffer (as views into a larger
- * allocation may). Built through the internal struct: the public API has no such view
- * yet, but every kernel must honour the offset. */
-static clcnn_tensor *offset_tensor(int ndim, const size_t *shape, size_t off, const float *data) {
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++)
-        numel *= shape[i];
-    clcnn_tensor *t = NULL;
-    TU_OK(clcnn_tensor_create(tu_device(), CLCNN_F32, 1, (size_t[]){numel + off + 5}, &t));
-    TU_OK(clcnn_tensor_fill(t, NAN)); /* reading outside the view poisons the result */
-    t->ndim = ndim;
-    size_t stride = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        t->shape[i] = shape[i];
-        t->strides[i] = stride;
-        stride *= shape[i];
-    }
-    t->numel = numel;
-    t->offset = off;
-    if (data)
-        TU_OK(clEnqueueWriteBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(t), CL_TRUE,
-                                   off * sizeof(float), numel * sizeof(float), data, 0, NULL,
-                                   NULL) == CL_SUCCESS
-                  ? CLCNN_OK
-                  : CLCNN_ERR_OPENCL);
-    return t;
-}
-
 static void test_tensor_offsets(void **state) {
     (void)state;
-    ref_conv cases[] = {conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2),
-                        conv(2, 8, 5, 5, 16, 1, 1, 1, 0, 1, 1)};
+    ref_conv cases[] = {rcp_conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2),
+                        rcp_conv(2, 8, 5, 5, 16, 1, 1, 1, 0, 1, 1)};
     int ok = 1;
     for (size_t i = 0; i < 2; i++) {
-        problem pb;
-        problem_init(&pb, &cases[i], 1, 0, 60 + i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &cases[i], 1, 0, 60 + i);
         const ref_conv *cv = &pb.cv;
         size_t xs[4] = {cv->n, cv->c, cv->h, cv->w},
                ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
         size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
         for (size_t a = 0; a < 2; a++) {
-            clcnn_tensor *x = offset_tensor(4, xs, 3, pb.x), *w = offset_tensor(4, ws, 17, pb.w);
-            clcnn_tensor *b = offset_tensor(1, (size_t[]){cv->k}, 1, pb.b);
-            clcnn_tensor *y = offset_tensor(4, ys, 11, NULL);
-            clcnn_conv2d_desc d = make_desc(cv, algos[a]);
+            clcnn_tensor *x = rcp_offset_tensor(4, xs, 3, pb.x),
+                         *w = rcp_offset_tensor(4, ws, 17, pb.w);
+            clcnn_tensor *b = rcp_offset_tensor(1, (size_t[]){cv->k}, 1, pb.b);
+            clcnn_tensor *y = rcp_offset_tensor(4, ys, 11, NULL);
+            clcnn_conv2d_desc d = rcp_make_desc(cv, algos[a]);
             TU_OK(clcnn_conv2d_forward(tu_device(), &d, x, w, b, y, CLCNN_ACT_NONE));
             size_t ny = ref_conv_y_size(cv);
             float *all = malloc((ny + 16) * sizeof(float));
@@ -594,7 +424,7 @@ static void test_tensor_offsets(void **state) {
                                                  (ny + 16) * sizeof(float), all, 0, NULL, NULL),
                              CL_SUCCESS);
             char what[256];
-            describe(cv, algos[a], 1, 0, what, sizeof what);
+            rcp_describe(cv, algos[a], 1, 0, what, sizeof what);
             strcat(what, " (offsets)");
             ok &= tu_close(what, all + 11, pb.ref, ny, conv_atol(cv), 1e-5);
             /* nothing written before or after the view */
@@ -608,7 +438,7 @@ static void test_tensor_offsets(void **state) {
             clcnn_tensor_free(b);
             clcnn_tensor_free(y);
         }
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }
@@ -620,28 +450,28 @@ static void test_tensor_offsets(void **state) {
 static void test_direct_row_ends(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1), conv(2, 5, 9, 11, 20, 5, 5, 1, 2, 1, 1),
-        conv(1, 4, 9, 9, 6, 3, 3, 1, 2, 2, 2), conv(2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1)};
+        rcp_conv(2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1), rcp_conv(2, 5, 9, 11, 20, 5, 5, 1, 2, 1, 1),
+        rcp_conv(1, 4, 9, 9, 6, 3, 3, 1, 2, 2, 2), rcp_conv(2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1)};
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        problem pb;
-        problem_init(&pb, &cases[i], 1, 0, 90 + i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &cases[i], 1, 0, 90 + i);
         const ref_conv *cv = &pb.cv;
         size_t nx = ref_conv_x_size(cv);
         for (size_t row = 1; row * (size_t)cv->w < nx; row += 5)
             pb.x[row * (size_t)cv->w + (row % 2 ? 0 : (size_t)cv->w - 1)] = INFINITY;
-        double *xd = to_double(pb.x, nx), *wd = to_double(pb.w, ref_conv_w_size(cv));
-        double *bd = to_double(pb.b, (size_t)cv->k);
+        double *xd = rcp_to_double(pb.x, nx), *wd = rcp_to_double(pb.w, ref_conv_w_size(cv));
+        double *bd = rcp_to_double(pb.b, (size_t)cv->k);
         ref_conv2d_forward(cv, xd, wd, bd, 0, 0.01, pb.ref);
         free(xd);
         free(wd);
         free(bd);
-        float *y = run_forward(&pb, CLCNN_CONV_DIRECT);
+        float *y = rcp_run_forward(&pb, CLCNN_CONV_DIRECT);
         char what[256];
-        describe(cv, CLCNN_CONV_DIRECT, 1, 0, what, sizeof what);
+        rcp_describe(cv, CLCNN_CONV_DIRECT, 1, 0, what, sizeof what);
         ok &= tu_close(what, y, pb.ref, ref_conv_y_size(cv), conv_atol(cv), 1e-5);
         free(y);
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }
@@ -649,19 +479,19 @@ static void test_direct_row_ends(void **state) {
 /* Two runs of the same call give bit-identical outputs. */
 static void test_determinism(void **state) {
     (void)state;
-    ref_conv cases[] = {conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
-                        conv(2, 8, 11, 11, 8, 5, 5, 2, 2, 1, 4)};
+    ref_conv cases[] = {rcp_conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
+                        rcp_conv(2, 8, 11, 11, 8, 5, 5, 2, 2, 1, 4)};
     for (size_t i = 0; i < 2; i++) {
-        problem pb;
-        problem_init(&pb, &cases[i], 1, 1, 70 + i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &cases[i], 1, 1, 70 + i);
         for (size_t a = 0; a < 2; a++) {
-            float *y1 = run_forward(&pb, algos[a]);
-            float *y2 = run_forward(&pb, algos[a]);
+            float *y1 = rcp_run_forward(&pb, algos[a]);
+            float *y2 = rcp_run_forward(&pb, algos[a]);
             assert_memory_equal(y1, y2, ref_conv_y_size(&pb.cv) * sizeof(float));
             free(y1);
             free(y2);
         }
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
 }
 

@@ -29,50 +29,9 @@
 
 #include "internal.h"
 #include "reference_conv.h"
+#include "reference_conv_problem.h"
 
 /* ---- problems ---------------------------------------------------------------------- */
-
-static ref_conv conv(int n, int c, int h, int w, int k, int r, int s, int stride, int pad, int dil,
-                     int groups) {
-    ref_conv cv = {.n = n,
-                   .c = c,
-                   .h = h,
-                   .w = w,
-                   .k = k,
-                   .r = r,
-                   .s = s,
-                   .stride_h = stride,
-                   .stride_w = stride,
-                   .pad_h = pad,
-                   .pad_w = pad,
-                   .dilation_h = dil,
-                   .dilation_w = dil,
-                   .groups = groups};
-    return cv;
-}
-
-static clcnn_conv2d_desc make_desc(const ref_conv *cv, clcnn_conv_algo algo) {
-    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
-    d.stride_h = cv->stride_h;
-    d.stride_w = cv->stride_w;
-    d.pad_h = cv->pad_h;
-    d.pad_w = cv->pad_w;
-    d.dilation_h = cv->dilation_h;
-    d.dilation_w = cv->dilation_w;
-    d.groups = cv->groups;
-    d.algo = algo;
-    return d;
-}
-
-static void describe(const ref_conv *cv, clcnn_conv_algo algo, int bias, int act, char *buf,
-                     size_t cap) {
-    snprintf(buf, cap,
-             "%s x %dx%dx%dx%d w %dx%dx%dx%d stride %dx%d pad %dx%d dil %dx%d groups %d bias %d "
-             "act %d",
-             clcnn_conv_algo_name(algo), cv->n, cv->c, cv->h, cv->w, cv->k, cv->c / cv->groups,
-             cv->r, cv->s, cv->stride_h, cv->stride_w, cv->pad_h, cv->pad_w, cv->dilation_h,
-             cv->dilation_w, cv->groups, bias, act);
-}
 
 /* Whether algo applies to the shape (mirrors the library's rule, stated independently). */
 static int supports(clcnn_conv_algo algo, const ref_conv *cv) {
@@ -87,74 +46,6 @@ static int supports(clcnn_conv_algo algo, const ref_conv *cv) {
     }
 }
 
-static double *to_double(const float *f, size_t n) {
-    double *d = malloc(n * sizeof *d);
-    assert_non_null(d);
-    for (size_t i = 0; i < n; i++)
-        d[i] = f[i];
-    return d;
-}
-
-typedef struct problem {
-    ref_conv cv;
-    int bias, act;
-    float *x, *w, *b;
-    double *ref;
-} problem;
-
-static void problem_init(problem *pb, const ref_conv *cv, int bias, int act, uint64_t seed) {
-    memset(pb, 0, sizeof *pb);
-    pb->cv = *cv;
-    assert_true(ref_conv_out(&pb->cv));
-    pb->bias = bias;
-    pb->act = act;
-    tu_rng rng = tu_rng_seed(seed);
-    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
-    pb->x = malloc(nx * sizeof(float));
-    pb->w = malloc(nw * sizeof(float));
-    pb->b = malloc((size_t)cv->k * sizeof(float));
-    pb->ref = malloc(ref_conv_y_size(&pb->cv) * sizeof(double));
-    assert_true(pb->x && pb->w && pb->b && pb->ref);
-    tu_fill_uniform(&rng, pb->x, nx, -1, 1);
-    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
-    tu_fill_uniform(&rng, pb->b, (size_t)cv->k, -1, 1);
-    double *xd = to_double(pb->x, nx), *wd = to_double(pb->w, nw);
-    double *bd = to_double(pb->b, (size_t)cv->k);
-    ref_conv2d_forward(&pb->cv, xd, wd, bias ? bd : NULL, act, 0.01, pb->ref);
-    free(xd);
-    free(wd);
-    free(bd);
-}
-
-static void problem_free(problem *pb) {
-    free(pb->x);
-    free(pb->w);
-    free(pb->b);
-    free(pb->ref);
-}
-
-/* Runs the problem with algo; returns y (malloc'd). y starts as NaN so an element the
- * kernels forget to write fails the comparison. */
-static float *run_forward(const problem *pb, clcnn_conv_algo algo) {
-    const ref_conv *cv = &pb->cv;
-    clcnn_device *dev = tu_device();
-    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w};
-    size_t ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
-    size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
-    clcnn_tensor *x = tu_tensor_from(4, xs, pb->x), *w = tu_tensor_from(4, ws, pb->w);
-    clcnn_tensor *b = pb->bias ? tu_tensor_from(1, (size_t[]){cv->k}, pb->b) : NULL;
-    clcnn_tensor *y = tu_tensor_from(4, ys, NULL);
-    TU_OK(clcnn_tensor_fill(y, NAN));
-    clcnn_conv2d_desc d = make_desc(cv, algo);
-    TU_OK(clcnn_conv2d_forward(dev, &d, x, w, b, y, (clcnn_activation)pb->act));
-    float *out = tu_download(y);
-    clcnn_tensor_free(x);
-    clcnn_tensor_free(w);
-    clcnn_tensor_free(b);
-    clcnn_tensor_free(y);
-    return out;
-}
-
 static double atol_of(clcnn_conv_algo algo, const ref_conv *cv) {
     double l = (double)(cv->c / cv->groups) * cv->r * cv->s;
     return (algo == CLCNN_CONV_WINOGRAD ? 4e-6 : 1e-6) * l;
@@ -165,11 +56,11 @@ static double rtol_of(clcnn_conv_algo algo) {
 }
 
 /* Runs algo on the problem and compares; returns 1 on a match. */
-static int check(const problem *pb, clcnn_conv_algo algo, const char *tag, int use_nmse) {
+static int check(const rcp_problem *pb, clcnn_conv_algo algo, const char *tag, int use_nmse) {
     size_t ny = ref_conv_y_size(&pb->cv);
-    float *y = run_forward(pb, algo);
+    float *y = rcp_run_forward(pb, algo);
     char what[320];
-    describe(&pb->cv, algo, pb->bias, pb->act, what, sizeof what);
+    rcp_describe(&pb->cv, algo, pb->bias, pb->act, what, sizeof what);
     if (tag) {
         strncat(what, " ", sizeof what - strlen(what) - 1);
         strncat(what, tag, sizeof what - strlen(what) - 1);
@@ -266,10 +157,10 @@ static void sweep(clcnn_conv_algo algo, ref_conv (*gen)(tu_rng *), uint64_t seed
         ref_conv cv = gen(&rng);
         assert_true(supports(algo, &cv));
         int bias = pick(&rng, 0, 1), act = pick(&rng, 0, 2);
-        problem pb;
-        problem_init(&pb, &cv, bias, act, seed + 1000 + (uint64_t)i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &cv, bias, act, seed + 1000 + (uint64_t)i);
         ok &= check(&pb, algo, NULL, 0);
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }
@@ -293,37 +184,37 @@ static void test_depthwise_sweep(void **state) {
 
 static void edge_cases(clcnn_conv_algo algo) {
     ref_conv cases[] = {
-        conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),      /* 1x1 image, 1x1 kernel */
-        conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),      /* 1x1 image, padding makes room */
-        conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),      /* odd everything */
-        conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),    /* stride > kernel */
-        conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),      /* padding >= kernel */
-        conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),    /* dilation 2 */
-        conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),      /* depthwise stride 2 */
-        conv(2, 7, 10, 33, 7, 3, 3, 1, 1, 1, 7),    /* depthwise 3x3 */
-        conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),      /* depthwise multiplier 2 */
-        conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),      /* groups 3 */
-        conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),    /* 1x1 (plane tiles) */
-        conv(2, 16, 5, 7, 40, 1, 1, 1, 0, 1, 4),    /* grouped 1x1 */
-        conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),     /* 1x1 stride 2 */
-        conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),      /* 1x1 with padding */
-        conv(1, 3, 20, 30, 10, 5, 5, 1, 2, 1, 1),   /* wide rows */
-        conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),    /* r != s, 33 output channels */
-        conv(1, 1, 40, 40, 1, 7, 7, 3, 3, 1, 1),    /* single channel, large kernel */
-        conv(1, 3, 2, 70, 5, 3, 3, 1, 1, 1, 1),     /* short and wide */
-        conv(1, 2, 70, 2, 3, 3, 3, 1, 1, 1, 1),     /* tall and narrow */
-        conv(2, 37, 9, 9, 35, 3, 3, 1, 1, 1, 1),    /* 35 channels: TM tail */
-        conv(1, 130, 5, 6, 3, 3, 3, 1, 1, 1, 1),    /* K = 1170: reduction chunks */
-        conv(1, 3, 227, 19, 4, 11, 11, 4, 0, 1, 1), /* AlexNet-like strip */
+        rcp_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),      /* 1x1 image, 1x1 kernel */
+        rcp_conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),      /* 1x1 image, padding makes room */
+        rcp_conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),      /* odd everything */
+        rcp_conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),    /* stride > kernel */
+        rcp_conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),      /* padding >= kernel */
+        rcp_conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),    /* dilation 2 */
+        rcp_conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),      /* depthwise stride 2 */
+        rcp_conv(2, 7, 10, 33, 7, 3, 3, 1, 1, 1, 7),    /* depthwise 3x3 */
+        rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),      /* depthwise multiplier 2 */
+        rcp_conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),      /* groups 3 */
+        rcp_conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),    /* 1x1 (plane tiles) */
+        rcp_conv(2, 16, 5, 7, 40, 1, 1, 1, 0, 1, 4),    /* grouped 1x1 */
+        rcp_conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),     /* 1x1 stride 2 */
+        rcp_conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),      /* 1x1 with padding */
+        rcp_conv(1, 3, 20, 30, 10, 5, 5, 1, 2, 1, 1),   /* wide rows */
+        rcp_conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),    /* r != s, 33 output channels */
+        rcp_conv(1, 1, 40, 40, 1, 7, 7, 3, 3, 1, 1),    /* single channel, large kernel */
+        rcp_conv(1, 3, 2, 70, 5, 3, 3, 1, 1, 1, 1),     /* short and wide */
+        rcp_conv(1, 2, 70, 2, 3, 3, 3, 1, 1, 1, 1),     /* tall and narrow */
+        rcp_conv(2, 37, 9, 9, 35, 3, 3, 1, 1, 1, 1),    /* 35 channels: TM tail */
+        rcp_conv(1, 130, 5, 6, 3, 3, 3, 1, 1, 1, 1),    /* K = 1170: reduction chunks */
+        rcp_conv(1, 3, 227, 19, 4, 11, 11, 4, 0, 1, 1), /* AlexNet-like strip */
     };
     int ok = 1, ran = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (!supports(algo, &cases[i])) continue;
         for (int act = 0; act < 3; act++) {
-            problem pb;
-            problem_init(&pb, &cases[i], act != 1, act, 100 + i * 3 + (size_t)act);
+            rcp_problem pb;
+            rcp_problem_init(&pb, &cases[i], act != 1, act, 100 + i * 3 + (size_t)act);
             ok &= check(&pb, algo, NULL, 0);
-            problem_free(&pb);
+            rcp_problem_free(&pb);
             ran++;
         }
     }
@@ -353,18 +244,18 @@ static void test_depthwise_edges(void **state) {
  * would cost ~10^10 multiply-adds); LeNet keeps 256 images. Bias + ReLU fused. */
 static void anchors(clcnn_conv_algo algo) {
     ref_conv list[] = {
-        conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1),
-        conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
-        conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1),
-        conv(256, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1),
+        rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1),
+        rcp_conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
+        rcp_conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1),
+        rcp_conv(256, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1),
     };
     int ok = 1;
     for (int i = 0; i < 4; i++) {
         if (!supports(algo, &list[i])) continue;
-        problem pb;
-        problem_init(&pb, &list[i], 1, 1, 777 + (uint64_t)i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &list[i], 1, 1, 777 + (uint64_t)i);
         ok &= check(&pb, algo, "anchor", 1);
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }
@@ -381,6 +272,29 @@ static void test_winograd_anchors(void **state) {
 
 /* ---- kernel parameter variants ------------------------------------------------------------ */
 
+/* Runs cases random shapes from gen (one generator seeded with rng_seed, shared by all
+ * configurations) under each configuration in cfgs, set through the environment variable
+ * env; problem i is seeded with seed + i. */
+static void cfg_sweep(clcnn_conv_algo algo, const char *env, const char *const *cfgs, size_t ncfg,
+                      ref_conv (*gen)(tu_rng *), uint64_t rng_seed, int cases, uint64_t seed) {
+    tu_rng rng = tu_rng_seed(rng_seed);
+    int ok = 1;
+    for (size_t c = 0; c < ncfg; c++) {
+        setenv(env, cfgs[c], 1);
+        for (int i = 0; i < cases; i++) {
+            ref_conv cv = gen(&rng);
+            rcp_problem pb;
+            rcp_problem_init(&pb, &cv, i & 1, i % 3, seed + (uint64_t)i);
+            char tag[64];
+            snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
+            ok &= check(&pb, algo, tag, 0);
+            rcp_problem_free(&pb);
+        }
+    }
+    unsetenv(env);
+    assert_true(ok);
+}
+
 /* Other implicit-GEMM parameters than this device's choice, through the development
  * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT]": the GPU's TM 2 and local size,
  * odd TM (channel tails), narrow segments, tiny reduction chunks (partial sums kept in y
@@ -388,22 +302,8 @@ static void test_winograd_anchors(void **state) {
 static void test_implicit_variants(void **state) {
     (void)state;
     const char *cfgs[] = {"2 16 16 64", "3 8 4 5 3", "16 4 4 7", "16 16 4 1024 2"};
-    tu_rng rng = tu_rng_seed(4243);
-    int ok = 1;
-    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
-        setenv("CLCNN_CONV_IMPLICIT_CFG", cfgs[c], 1);
-        for (int i = 0; i < 20; i++) {
-            ref_conv cv = random_any(&rng);
-            problem pb;
-            problem_init(&pb, &cv, i & 1, i % 3, 7000 + (uint64_t)i);
-            char tag[64];
-            snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
-            ok &= check(&pb, CLCNN_CONV_IMPLICIT_GEMM, tag, 0);
-            problem_free(&pb);
-        }
-    }
-    unsetenv("CLCNN_CONV_IMPLICIT_CFG");
-    assert_true(ok);
+    cfg_sweep(CLCNN_CONV_IMPLICIT_GEMM, "CLCNN_CONV_IMPLICIT_CFG", cfgs, 4, random_any, 4243, 20,
+              7000);
 }
 
 /* Winograd with both tile sizes, every segment width, odd TM and tiny channel chunks
@@ -412,22 +312,8 @@ static void test_implicit_variants(void **state) {
 static void test_winograd_variants(void **state) {
     (void)state;
     const char *cfgs[] = {"2 4 3 2 5", "4 16 16 1 7", "4 8 16 3 0", "4 4 2 4 3"};
-    tu_rng rng = tu_rng_seed(4244);
-    int ok = 1;
-    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
-        setenv("CLCNN_CONV_WINOGRAD_CFG", cfgs[c], 1);
-        for (int i = 0; i < 12; i++) {
-            ref_conv cv = random_winograd(&rng);
-            problem pb;
-            problem_init(&pb, &cv, i & 1, i % 3, 7100 + (uint64_t)i);
-            char tag[64];
-            snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
-            ok &= check(&pb, CLCNN_CONV_WINOGRAD, tag, 0);
-            problem_free(&pb);
-        }
-    }
-    unsetenv("CLCNN_CONV_WINOGRAD_CFG");
-    assert_true(ok);
+    cfg_sweep(CLCNN_CONV_WINOGRAD, "CLCNN_CONV_WINOGRAD_CFG", cfgs, 4, random_winograd, 4244, 12,
+              7100);
 }
 
 /* Depthwise with every vector width and row count through
@@ -442,13 +328,13 @@ static void test_depthwise_variants(void **state) {
         setenv("CLCNN_CONV_DEPTHWISE_CFG", cfgs[c], 1);
         for (int i = 0; i < 12; i++) {
             ref_conv cv =
-                i < 2 ? conv(2, 5, 37, 45, 5, 3, 3, i + 1, 1, 1, 5) : random_depthwise(&rng);
-            problem pb;
-            problem_init(&pb, &cv, i & 1, i % 3, 7200 + (uint64_t)i);
+                i < 2 ? rcp_conv(2, 5, 37, 45, 5, 3, 3, i + 1, 1, 1, 5) : random_depthwise(&rng);
+            rcp_problem pb;
+            rcp_problem_init(&pb, &cv, i & 1, i % 3, 7200 + (uint64_t)i);
             char tag[64];
             snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
             ok &= check(&pb, CLCNN_CONV_DEPTHWISE, tag, 0);
-            problem_free(&pb);
+            rcp_problem_free(&pb);
         }
     }
     unsetenv("CLCNN_CONV_DEPTHWISE_CFG");
@@ -457,41 +343,16 @@ static void test_depthwise_variants(void **state) {
 
 /* ---- offsets, determinism --------------------------------------------------------------- */
 
-/* A tensor viewing elements [off, off + numel) of a larger NaN-filled buffer. */
-static clcnn_tensor *offset_tensor(int ndim, const size_t *shape, size_t off, const float *data) {
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++)
-        numel *= shape[i];
-    clcnn_tensor *t = NULL;
-    TU_OK(clcnn_tensor_create(tu_device(), CLCNN_F32, 1, (size_t[]){numel + off + 5}, &t));
-    TU_OK(clcnn_tensor_fill(t, NAN));
-    t->ndim = ndim;
-    size_t stride = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        t->shape[i] = shape[i];
-        t->strides[i] = stride;
-        stride *= shape[i];
-    }
-    t->numel = numel;
-    t->offset = off;
-    if (data)
-        assert_int_equal(clEnqueueWriteBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(t),
-                                              CL_TRUE, off * sizeof(float), numel * sizeof(float),
-                                              data, 0, NULL, NULL),
-                         CL_SUCCESS);
-    return t;
-}
-
 static void offsets(clcnn_conv_algo algo, const ref_conv *shape) {
-    problem pb;
-    problem_init(&pb, shape, 1, 2, 61);
+    rcp_problem pb;
+    rcp_problem_init(&pb, shape, 1, 2, 61);
     const ref_conv *cv = &pb.cv;
     size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
     size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
-    clcnn_tensor *x = offset_tensor(4, xs, 3, pb.x), *w = offset_tensor(4, ws, 17, pb.w);
-    clcnn_tensor *b = offset_tensor(1, (size_t[]){cv->k}, 1, pb.b);
-    clcnn_tensor *y = offset_tensor(4, ys, 11, NULL);
-    clcnn_conv2d_desc d = make_desc(cv, algo);
+    clcnn_tensor *x = rcp_offset_tensor(4, xs, 3, pb.x), *w = rcp_offset_tensor(4, ws, 17, pb.w);
+    clcnn_tensor *b = rcp_offset_tensor(1, (size_t[]){cv->k}, 1, pb.b);
+    clcnn_tensor *y = rcp_offset_tensor(4, ys, 11, NULL);
+    clcnn_conv2d_desc d = rcp_make_desc(cv, algo);
     TU_OK(clcnn_conv2d_forward(tu_device(), &d, x, w, b, y, CLCNN_ACT_LEAKY_RELU));
     size_t ny = ref_conv_y_size(cv);
     float *all = malloc((ny + 16) * sizeof(float));
@@ -500,7 +361,7 @@ static void offsets(clcnn_conv_algo algo, const ref_conv *shape) {
                                          CL_TRUE, 0, (ny + 16) * sizeof(float), all, 0, NULL, NULL),
                      CL_SUCCESS);
     char what[320];
-    describe(cv, algo, 1, 2, what, sizeof what);
+    rcp_describe(cv, algo, 1, 2, what, sizeof what);
     strcat(what, " (offsets)");
     int ok = tu_close(what, all + 11, pb.ref, ny, atol_of(algo, cv), rtol_of(algo));
     for (size_t j = 0; j < 11; j++)
@@ -511,50 +372,53 @@ static void offsets(clcnn_conv_algo algo, const ref_conv *shape) {
     clcnn_tensor *all_t[] = {x, w, b, y};
     for (int i = 0; i < 4; i++)
         clcnn_tensor_free(all_t[i]);
-    problem_free(&pb);
+    rcp_problem_free(&pb);
     assert_true(ok);
 }
 
 static void determinism(clcnn_conv_algo algo, const ref_conv *shape) {
-    problem pb;
-    problem_init(&pb, shape, 1, 1, 71);
-    float *y1 = run_forward(&pb, algo);
-    float *y2 = run_forward(&pb, algo);
+    rcp_problem pb;
+    rcp_problem_init(&pb, shape, 1, 1, 71);
+    float *y1 = rcp_run_forward(&pb, algo);
+    float *y2 = rcp_run_forward(&pb, algo);
     assert_memory_equal(y1, y2, ref_conv_y_size(&pb.cv) * sizeof(float));
     free(y1);
     free(y2);
-    problem_free(&pb);
+    rcp_problem_free(&pb);
 }
 
 static void test_implicit_offsets_determinism(void **state) {
     (void)state;
-    ref_conv a = conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2), b = conv(2, 8, 5, 5, 16, 1, 1, 1, 0, 1, 1);
+    ref_conv a = rcp_conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2),
+             b = rcp_conv(2, 8, 5, 5, 16, 1, 1, 1, 0, 1, 1);
     offsets(CLCNN_CONV_IMPLICIT_GEMM, &a);
     offsets(CLCNN_CONV_IMPLICIT_GEMM, &b);
-    ref_conv c = conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
-             d = conv(2, 130, 9, 11, 8, 3, 3, 2, 2, 1, 1);
+    ref_conv c = rcp_conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
+             d = rcp_conv(2, 130, 9, 11, 8, 3, 3, 2, 2, 1, 1);
     determinism(CLCNN_CONV_IMPLICIT_GEMM, &c);
     determinism(CLCNN_CONV_IMPLICIT_GEMM, &d);
 }
 
 static void test_depthwise_offsets_determinism(void **state) {
     (void)state;
-    ref_conv a = conv(2, 6, 7, 9, 6, 3, 3, 1, 1, 1, 6), b = conv(1, 3, 30, 41, 3, 3, 3, 2, 1, 1, 3);
+    ref_conv a = rcp_conv(2, 6, 7, 9, 6, 3, 3, 1, 1, 1, 6),
+             b = rcp_conv(1, 3, 30, 41, 3, 3, 3, 2, 1, 1, 3);
     offsets(CLCNN_CONV_DEPTHWISE, &a);
     offsets(CLCNN_CONV_DEPTHWISE, &b);
-    ref_conv c = conv(3, 12, 15, 35, 12, 5, 5, 1, 2, 1, 12),
-             d = conv(2, 9, 19, 19, 9, 3, 3, 2, 1, 1, 9);
+    ref_conv c = rcp_conv(3, 12, 15, 35, 12, 5, 5, 1, 2, 1, 12),
+             d = rcp_conv(2, 9, 19, 19, 9, 3, 3, 2, 1, 1, 9);
     determinism(CLCNN_CONV_DEPTHWISE, &c);
     determinism(CLCNN_CONV_DEPTHWISE, &d);
 }
 
 static void test_winograd_offsets_determinism(void **state) {
     (void)state;
-    ref_conv a = conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2), b = conv(1, 5, 30, 41, 7, 3, 3, 1, 0, 1, 1);
+    ref_conv a = rcp_conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2),
+             b = rcp_conv(1, 5, 30, 41, 7, 3, 3, 1, 0, 1, 1);
     offsets(CLCNN_CONV_WINOGRAD, &a);
     offsets(CLCNN_CONV_WINOGRAD, &b);
-    ref_conv c = conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
-             d = conv(2, 150, 9, 11, 70, 3, 3, 1, 2, 1, 1);
+    ref_conv c = rcp_conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
+             d = rcp_conv(2, 150, 9, 11, 70, 3, 3, 1, 2, 1, 1);
     determinism(CLCNN_CONV_WINOGRAD, &c);
     determinism(CLCNN_CONV_WINOGRAD, &d);
 }
@@ -574,7 +438,8 @@ static int check_data(clcnn_conv_algo algo, const ref_conv *shape, uint64_t seed
     assert_true(w && dy);
     tu_fill_uniform(&rng, w, nw, -1, 1);
     tu_fill_uniform(&rng, dy, ny, -1, 1);
-    double *wd = to_double(w, nw), *dyd = to_double(dy, ny), *ref = malloc(nx * sizeof(double));
+    double *wd = rcp_to_double(w, nw), *dyd = rcp_to_double(dy, ny),
+           *ref = malloc(nx * sizeof(double));
     assert_non_null(ref);
     ref_conv2d_backward_data(&cv, dyd, wd, ref);
     clcnn_device *dev = tu_device();
@@ -583,11 +448,11 @@ static int check_data(clcnn_conv_algo algo, const ref_conv *shape, uint64_t seed
     clcnn_tensor *tw = tu_tensor_from(4, ws, w), *tdy = tu_tensor_from(4, ys, dy);
     clcnn_tensor *tdx = tu_tensor_from(4, xs, NULL);
     TU_OK(clcnn_tensor_fill(tdx, NAN));
-    clcnn_conv2d_desc d = make_desc(&cv, algo);
+    clcnn_conv2d_desc d = rcp_make_desc(&cv, algo);
     TU_OK(clcnn_conv2d_backward_data(dev, &d, tdy, tw, tdx));
     float *got = tu_download(tdx);
     char what[320];
-    describe(&cv, algo, 0, 0, what, sizeof what);
+    rcp_describe(&cv, algo, 0, 0, what, sizeof what);
     strcat(what, " (backward data)");
     double l = (double)(cv.k / cv.groups) * cv.r * cv.s;
     double scale = algo == CLCNN_CONV_WINOGRAD ? 4.0 : 1.0; /* as for forward */
@@ -621,16 +486,16 @@ static void test_implicit_backward_data(void **state) {
         ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &cv, 9000 + (uint64_t)i, 0);
     }
     ref_conv cases[] = {
-        conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),   conv(2, 3, 5, 5, 4, 1, 1, 1, 2, 1, 1),
-        conv(1, 5, 7, 9, 3, 3, 3, 1, 3, 1, 1),   conv(2, 4, 9, 9, 6, 3, 3, 1, 0, 2, 2),
-        conv(1, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6),   conv(1, 40, 6, 7, 130, 3, 3, 1, 1, 1, 1),
-        conv(1, 3, 17, 29, 8, 5, 3, 1, 2, 1, 1),
+        rcp_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),   rcp_conv(2, 3, 5, 5, 4, 1, 1, 1, 2, 1, 1),
+        rcp_conv(1, 5, 7, 9, 3, 3, 3, 1, 3, 1, 1),   rcp_conv(2, 4, 9, 9, 6, 3, 3, 1, 0, 2, 2),
+        rcp_conv(1, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6),   rcp_conv(1, 40, 6, 7, 130, 3, 3, 1, 1, 1, 1),
+        rcp_conv(1, 3, 17, 29, 8, 5, 3, 1, 2, 1, 1),
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &cases[i], 9500 + i, 0);
     /* anchors with stride 1, reduced batch (as for forward) */
-    ref_conv vgg = conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
-    ref_conv resnet = conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
+    ref_conv vgg = rcp_conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
+    ref_conv resnet = rcp_conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
     ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &vgg, 9600, 1);
     ok &= check_data(CLCNN_CONV_IMPLICIT_GEMM, &resnet, 9601, 1);
     assert_true(ok);
@@ -647,8 +512,8 @@ static void test_winograd_backward_data(void **state) {
         ref_conv cv = random_winograd(&rng);
         ok &= check_data(CLCNN_CONV_WINOGRAD, &cv, 9700 + (uint64_t)i, 0);
     }
-    ref_conv vgg = conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
-    ref_conv wide = conv(1, 40, 6, 7, 130, 3, 3, 1, 1, 1, 1); /* channel chunks */
+    ref_conv vgg = rcp_conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
+    ref_conv wide = rcp_conv(1, 40, 6, 7, 130, 3, 3, 1, 1, 1, 1); /* channel chunks */
     ok &= check_data(CLCNN_CONV_WINOGRAD, &vgg, 9800, 1);
     ok &= check_data(CLCNN_CONV_WINOGRAD, &wide, 9801, 0);
     assert_true(ok);
@@ -671,7 +536,7 @@ static void expect_unsupported(clcnn_conv_algo algo, const ref_conv *cv, const c
     TU_OK(clcnn_tensor_fill(w, 1.0f));
     TU_OK(clcnn_tensor_fill(b, 1.0f));
     TU_OK(clcnn_tensor_fill(y, 42.0f));
-    clcnn_conv2d_desc d = make_desc(&s, algo);
+    clcnn_conv2d_desc d = rcp_make_desc(&s, algo);
     clcnn_status st = clcnn_conv2d_forward(dev, &d, x, w, b, y, CLCNN_ACT_RELU);
     if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), needle) ||
         !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
@@ -705,7 +570,7 @@ static void expect_backward_unsupported(clcnn_conv_algo algo, const ref_conv *cv
     TU_OK(clcnn_tensor_fill(x, 1.0f));
     TU_OK(clcnn_tensor_fill(w, 1.0f));
     TU_OK(clcnn_tensor_fill(dy, 1.0f));
-    clcnn_conv2d_desc d = make_desc(&s, algo);
+    clcnn_conv2d_desc d = rcp_make_desc(&s, algo);
     clcnn_status st;
     if (data) {
         st = clcnn_conv2d_backward_data(dev, &d, dy, w, dx);
@@ -732,12 +597,13 @@ static void expect_backward_unsupported(clcnn_conv_algo algo, const ref_conv *cv
 
 static void test_unsupported(void **state) {
     (void)state;
-    ref_conv c3 = conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1);
+    ref_conv c3 = rcp_conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1);
     expect_backward_unsupported(CLCNN_CONV_IMPLICIT_GEMM, &c3, 0); /* filter gradient */
     expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3, 0);      /* filter gradient */
-    ref_conv c5 = conv(2, 4, 8, 8, 6, 5, 5, 1, 2, 1, 1), s2 = conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1);
-    ref_conv d2 = conv(1, 3, 9, 9, 4, 3, 3, 1, 2, 2, 1),
-             r31 = conv(1, 3, 9, 9, 4, 3, 1, 1, 1, 1, 1);
+    ref_conv c5 = rcp_conv(2, 4, 8, 8, 6, 5, 5, 1, 2, 1, 1),
+             s2 = rcp_conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1);
+    ref_conv d2 = rcp_conv(1, 3, 9, 9, 4, 3, 3, 1, 2, 2, 1),
+             r31 = rcp_conv(1, 3, 9, 9, 4, 3, 1, 1, 1, 1, 1);
     const char *need = "3x3 kernel with stride 1 and dilation 1";
     expect_unsupported(CLCNN_CONV_WINOGRAD, &c5, need);
     expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c5, 1); /* 5x5: neither pass */
@@ -745,10 +611,10 @@ static void test_unsupported(void **state) {
     expect_unsupported(CLCNN_CONV_WINOGRAD, &d2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &r31, need);
     expect_backward_unsupported(CLCNN_CONV_IMPLICIT_GEMM, &s2, 1); /* stride 2 */
-    ref_conv dw = conv(2, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6);
+    ref_conv dw = rcp_conv(2, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6);
     expect_backward_unsupported(CLCNN_CONV_DEPTHWISE, &dw, 1);
-    ref_conv mult = conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),
-             g2 = conv(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 2);
+    ref_conv mult = rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),
+             g2 = rcp_conv(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 2);
     need = "groups == input channels == output channels";
     expect_unsupported(CLCNN_CONV_DEPTHWISE, &mult, need); /* channel multiplier 2 */
     expect_unsupported(CLCNN_CONV_DEPTHWISE, &g2, need);
@@ -761,19 +627,19 @@ static void test_unsupported(void **state) {
 static void test_auto(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1), /* 3x3 stride 1 */
-        conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),   /* depthwise */
-        conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),   /* 1x1 */
-        conv(1, 3, 39, 39, 8, 11, 11, 4, 0, 1, 1), /* large kernel, stride 4 */
-        conv(4, 1, 12, 12, 8, 5, 5, 1, 2, 1, 1),   /* one input channel */
-        conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1),     /* small, strided */
+        rcp_conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1), /* 3x3 stride 1 */
+        rcp_conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),   /* depthwise */
+        rcp_conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),   /* 1x1 */
+        rcp_conv(1, 3, 39, 39, 8, 11, 11, 4, 0, 1, 1), /* large kernel, stride 4 */
+        rcp_conv(4, 1, 12, 12, 8, 5, 5, 1, 2, 1, 1),   /* one input channel */
+        rcp_conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1),     /* small, strided */
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        problem pb;
-        problem_init(&pb, &cases[i], 1, 1, 900 + i);
+        rcp_problem pb;
+        rcp_problem_init(&pb, &cases[i], 1, 1, 900 + i);
         ok &= check(&pb, CLCNN_CONV_AUTO, NULL, 0);
-        problem_free(&pb);
+        rcp_problem_free(&pb);
     }
     assert_true(ok);
 }

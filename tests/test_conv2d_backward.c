@@ -17,40 +17,9 @@
 
 #include "internal.h"
 #include "reference_conv.h"
+#include "reference_conv_problem.h"
 
 static const clcnn_conv_algo algos[] = {CLCNN_CONV_DIRECT, CLCNN_CONV_GEMM};
-
-static ref_conv conv(int n, int c, int h, int w, int k, int r, int s, int stride, int pad, int dil,
-                     int groups) {
-    ref_conv cv = {.n = n,
-                   .c = c,
-                   .h = h,
-                   .w = w,
-                   .k = k,
-                   .r = r,
-                   .s = s,
-                   .stride_h = stride,
-                   .stride_w = stride,
-                   .pad_h = pad,
-                   .pad_w = pad,
-                   .dilation_h = dil,
-                   .dilation_w = dil,
-                   .groups = groups};
-    return cv;
-}
-
-static clcnn_conv2d_desc make_desc(const ref_conv *cv, clcnn_conv_algo algo) {
-    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
-    d.stride_h = cv->stride_h;
-    d.stride_w = cv->stride_w;
-    d.pad_h = cv->pad_h;
-    d.pad_w = cv->pad_w;
-    d.dilation_h = cv->dilation_h;
-    d.dilation_w = cv->dilation_w;
-    d.groups = cv->groups;
-    d.algo = algo;
-    return d;
-}
 
 static void describe(const ref_conv *cv, clcnn_conv_algo algo, const char *what, char *buf,
                      size_t cap) {
@@ -59,14 +28,6 @@ static void describe(const ref_conv *cv, clcnn_conv_algo algo, const char *what,
              clcnn_conv_algo_name(algo), cv->n, cv->c, cv->h, cv->w, cv->k, cv->c / cv->groups,
              cv->r, cv->s, cv->stride_h, cv->stride_w, cv->pad_h, cv->pad_w, cv->dilation_h,
              cv->dilation_w, cv->groups);
-}
-
-static double *to_double(const float *f, size_t n) {
-    double *d = malloc(n * sizeof *d);
-    assert_non_null(d);
-    for (size_t i = 0; i < n; i++)
-        d[i] = f[i];
-    return d;
 }
 
 /* Host data of one problem and the reference gradients. */
@@ -93,7 +54,8 @@ static void problem_init(problem *pb, const ref_conv *cv, uint64_t seed) {
     tu_fill_uniform(&rng, pb->x, nx, -1, 1);
     tu_fill_uniform(&rng, pb->w, nw, -1, 1);
     tu_fill_uniform(&rng, pb->dy, ny, -1, 1);
-    double *xd = to_double(pb->x, nx), *wd = to_double(pb->w, nw), *dyd = to_double(pb->dy, ny);
+    double *xd = rcp_to_double(pb->x, nx), *wd = rcp_to_double(pb->w, nw),
+           *dyd = rcp_to_double(pb->dy, ny);
     ref_conv2d_backward_data(&pb->cv, dyd, wd, pb->dx);
     ref_conv2d_backward_filter(&pb->cv, xd, dyd, pb->dw);
     ref_conv2d_bias_grad(&pb->cv, dyd, pb->db);
@@ -129,7 +91,7 @@ static result run_backward(const problem *pb, clcnn_conv_algo algo) {
     TU_OK(clcnn_tensor_fill(dx, NAN));
     TU_OK(clcnn_tensor_fill(dw, NAN));
     TU_OK(clcnn_tensor_fill(db, NAN));
-    clcnn_conv2d_desc d = make_desc(cv, algo);
+    clcnn_conv2d_desc d = rcp_make_desc(cv, algo);
     TU_OK(clcnn_conv2d_backward_data(dev, &d, dy, w, dx));
     TU_OK(clcnn_conv2d_backward_filter(dev, &d, x, dy, dw, db));
     result r = {tu_download(dx), tu_download(dw), tu_download(db)};
@@ -227,9 +189,9 @@ static int fd_check(const char *what, double *v, size_t n, const double *grad, c
 static void test_reference_finite_differences(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(2, 3, 5, 6, 4, 3, 2, 1, 1, 1, 1), conv(1, 4, 7, 7, 6, 3, 3, 2, 2, 2, 2),
-        conv(2, 3, 6, 5, 3, 2, 3, 3, 1, 1, 3), /* depthwise, stride > kernel */
-        conv(1, 2, 4, 4, 2, 1, 1, 1, 2, 1, 1), /* padding >= kernel */
+        rcp_conv(2, 3, 5, 6, 4, 3, 2, 1, 1, 1, 1), rcp_conv(1, 4, 7, 7, 6, 3, 3, 2, 2, 2, 2),
+        rcp_conv(2, 3, 6, 5, 3, 2, 3, 3, 1, 1, 3), /* depthwise, stride > kernel */
+        rcp_conv(1, 2, 4, 4, 2, 1, 1, 1, 2, 1, 1), /* padding >= kernel */
     };
     cases[1].stride_w = 1;
     cases[1].dilation_w = 1;
@@ -360,14 +322,14 @@ static void test_backward_errors(void **state) {
     d = clcnn_conv2d_desc_default();
     d.groups = 3; /* divides 3 channels but not 16 outputs */
     expect_filter_error(&d, x, dy, dw, db, CLCNN_ERR_SHAPE, "groups 3 does not divide the 16");
-        /* algorithms without a kernel for a pass fail cleanly when forced (implicit_gemm and
+    /* algorithms without a kernel for a pass fail cleanly when forced (implicit_gemm and
      * winograd have stride-1 data gradients: tests/test_conv2d_algos.c) */
     const clcnn_conv_algo missing[] = {CLCNN_CONV_WINOGRAD, CLCNN_CONV_DEPTHWISE,
                                        CLCNN_CONV_IMPLICIT_GEMM};
     for (int i = 0; i < 3; i++) {
         d = clcnn_conv2d_desc_default();
         d.algo = missing[i];
-                if (missing[i] == CLCNN_CONV_DEPTHWISE)
+        if (missing[i] == CLCNN_CONV_DEPTHWISE)
             expect_data_error(&d, dy, w, dx, CLCNN_ERR_UNSUPPORTED,
                               clcnn_conv_algo_name(missing[i]));
         expect_filter_error(&d, x, dy, dw, db, CLCNN_ERR_UNSUPPORTED,
@@ -382,41 +344,12 @@ static void test_backward_errors(void **state) {
 
 /* ---- correctness ------------------------------------------------------------------------ */
 
-static ref_conv random_conv(tu_rng *rng) {
-    for (;;) {
-        ref_conv cv = {0};
-        int kind = tu_rng_int(rng, 0, 9);
-        int groups = 1, cpg = tu_rng_int(rng, 1, 6), kpg = tu_rng_int(rng, 1, 9);
-        if (kind == 7) groups = tu_rng_int(rng, 2, 3);
-        if (kind >= 8) {
-            groups = tu_rng_int(rng, 1, 8);
-            cpg = 1;
-            kpg = kind == 8 ? 1 : 2;
-        }
-        cv.groups = groups;
-        cv.c = groups * cpg;
-        cv.k = groups * kpg;
-        cv.n = tu_rng_int(rng, 1, 4);
-        cv.h = tu_rng_int(rng, 1, 14);
-        cv.w = tu_rng_int(rng, 1, 14);
-        cv.r = tu_rng_int(rng, 1, 5);
-        cv.s = tu_rng_int(rng, 1, 5);
-        cv.stride_h = tu_rng_int(rng, 1, 4);
-        cv.stride_w = tu_rng_int(rng, 1, 4);
-        cv.pad_h = tu_rng_int(rng, 0, 5);
-        cv.pad_w = tu_rng_int(rng, 0, 5);
-        cv.dilation_h = tu_rng_int(rng, 1, 10) > 7 ? tu_rng_int(rng, 2, 3) : 1;
-        cv.dilation_w = tu_rng_int(rng, 1, 10) > 7 ? tu_rng_int(rng, 2, 3) : 1;
-        if (ref_conv_out(&cv)) return cv;
-    }
-}
-
 static void test_random_sweep(void **state) {
     (void)state;
     tu_rng rng = tu_rng_seed(777001);
     int ok = 1;
     for (int i = 0; i < 130; i++) {
-        ref_conv cv = random_conv(&rng);
+        ref_conv cv = rcp_random_conv(&rng, 4);
         problem pb;
         problem_init(&pb, &cv, 9000 + (uint64_t)i);
         ok &= check_problem(&pb, 0);
@@ -428,21 +361,21 @@ static void test_random_sweep(void **state) {
 static void test_edge_cases(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),    /* everything 1 */
-        conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),    /* 1x1 image */
-        conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),    /* odd sizes */
-        conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),  /* stride > kernel: rows with no gradient */
-        conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),    /* padding >= kernel */
-        conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),  /* dilation */
-        conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),    /* depthwise */
-        conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),    /* depthwise multiplier 2 */
-        conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),    /* groups */
-        conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),  /* 1x1: gemm without im2col */
-        conv(2, 16, 6, 6, 24, 1, 1, 1, 0, 1, 4),  /* grouped 1x1 */
-        conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),   /* 1x1 stride 2 */
-        conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),  /* r != s */
-        conv(40, 1, 12, 12, 2, 5, 5, 1, 2, 1, 1), /* few taps, long batch: split reduction */
-        conv(1, 3, 20, 30, 10, 5, 5, 2, 2, 1, 1), /* wide rows, stride 2 */
+        rcp_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),    /* everything 1 */
+        rcp_conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),    /* 1x1 image */
+        rcp_conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),    /* odd sizes */
+        rcp_conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),  /* stride > kernel: rows with no gradient */
+        rcp_conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),    /* padding >= kernel */
+        rcp_conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),  /* dilation */
+        rcp_conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),    /* depthwise */
+        rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),    /* depthwise multiplier 2 */
+        rcp_conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),    /* groups */
+        rcp_conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),  /* 1x1: gemm without im2col */
+        rcp_conv(2, 16, 6, 6, 24, 1, 1, 1, 0, 1, 4),  /* grouped 1x1 */
+        rcp_conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),   /* 1x1 stride 2 */
+        rcp_conv(2, 9, 17, 3, 33, 3, 1, 1, 1, 1, 1),  /* r != s */
+        rcp_conv(40, 1, 12, 12, 2, 5, 5, 1, 2, 1, 1), /* few taps, long batch: split reduction */
+        rcp_conv(1, 3, 20, 30, 10, 5, 5, 2, 2, 1, 1), /* wide rows, stride 2 */
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -460,10 +393,10 @@ static void test_edge_cases(void **state) {
 static void test_anchor_like_shapes(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(2, 3, 67, 67, 24, 11, 11, 4, 0, 1, 1),
-        conv(2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1),
-        conv(2, 128, 14, 14, 64, 1, 1, 1, 0, 1, 1),
-        conv(64, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1),
+        rcp_conv(2, 3, 67, 67, 24, 11, 11, 4, 0, 1, 1),
+        rcp_conv(2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1),
+        rcp_conv(2, 128, 14, 14, 64, 1, 1, 1, 0, 1, 1),
+        rcp_conv(64, 1, 28, 28, 32, 5, 5, 1, 2, 1, 1),
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -485,7 +418,7 @@ static void test_direct_tile_variants(void **state) {
     for (size_t c = 0; c < 3; c++) {
         setenv("CLCNN_CONV_DIRECT_CFG", cfgs[c], 1);
         for (int i = 0; i < 20; i++) {
-            ref_conv cv = random_conv(&rng);
+            ref_conv cv = rcp_random_conv(&rng, 4);
             problem pb;
             problem_init(&pb, &cv, 7100 + (uint64_t)i);
             result r = run_backward(&pb, CLCNN_CONV_DIRECT);
@@ -499,32 +432,6 @@ static void test_direct_tile_variants(void **state) {
     }
     unsetenv("CLCNN_CONV_DIRECT_CFG");
     assert_true(ok);
-}
-
-/* A float tensor viewing elements off .. off+numel-1 of a NaN-filled buffer with 5 more
- * after the view: reading outside the view poisons the result. */
-static clcnn_tensor *offset_tensor(int ndim, const size_t *shape, size_t off, const float *data) {
-    size_t numel = 1;
-    for (int i = 0; i < ndim; i++)
-        numel *= shape[i];
-    clcnn_tensor *t = NULL;
-    TU_OK(clcnn_tensor_create(tu_device(), CLCNN_F32, 1, (size_t[]){numel + off + 5}, &t));
-    TU_OK(clcnn_tensor_fill(t, NAN));
-    t->ndim = ndim;
-    size_t stride = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        t->shape[i] = shape[i];
-        t->strides[i] = stride;
-        stride *= shape[i];
-    }
-    t->numel = numel;
-    t->offset = off;
-    if (data)
-        assert_int_equal(clEnqueueWriteBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(t),
-                                              CL_TRUE, off * sizeof(float), numel * sizeof(float),
-                                              data, 0, NULL, NULL),
-                         CL_SUCCESS);
-    return t;
 }
 
 /* Reads the whole buffer of an offset_tensor; checks the elements around the view are
@@ -550,11 +457,11 @@ static float *download_view(const clcnn_tensor *t, int *untouched) {
 static void test_offsets_and_row_ends(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1),    /* planes shorter than one 16-wide run */
-        conv(3, 17, 7, 9, 9, 3, 3, 1, 1, 1, 1),   /* 16 input channels per work-item */
-        conv(2, 2, 9, 11, 20, 5, 5, 1, 2, 1, 1),  /* one input channel, 16 output channels */
-        conv(2, 4, 9, 9, 6, 3, 3, 1, 2, 2, 2),    /* dilation, groups */
-        conv(2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1) /* the bn model's conv2, reduced */
+        rcp_conv(2, 3, 6, 5, 4, 3, 3, 1, 1, 1, 1),    /* planes shorter than one 16-wide run */
+        rcp_conv(3, 17, 7, 9, 9, 3, 3, 1, 1, 1, 1),   /* 16 input channels per work-item */
+        rcp_conv(2, 2, 9, 11, 20, 5, 5, 1, 2, 1, 1),  /* one input channel, 16 output channels */
+        rcp_conv(2, 4, 9, 9, 6, 3, 3, 1, 2, 2, 2),    /* dilation, groups */
+        rcp_conv(2, 16, 14, 14, 16, 3, 3, 1, 1, 1, 1) /* the bn model's conv2, reduced */
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -568,8 +475,8 @@ static void test_offsets_and_row_ends(void **state) {
                     pb.x[row * (size_t)cv->w + (row % 2 ? 0 : (size_t)cv->w - 1)] = INFINITY;
                 for (size_t row = 2; row * (size_t)cv->q < ny; row += 11)
                     pb.dy[row * (size_t)cv->q + (row % 2 ? 0 : (size_t)cv->q - 1)] = INFINITY;
-                double *xd = to_double(pb.x, nx), *dyd = to_double(pb.dy, ny);
-                double *wd = to_double(pb.w, ref_conv_w_size(cv));
+                double *xd = rcp_to_double(pb.x, nx), *dyd = rcp_to_double(pb.dy, ny);
+                double *wd = rcp_to_double(pb.w, ref_conv_w_size(cv));
                 ref_conv2d_backward_data(cv, dyd, wd, pb.dx);
                 ref_conv2d_backward_filter(cv, xd, dyd, pb.dw);
                 ref_conv2d_bias_grad(cv, dyd, pb.db);
@@ -583,12 +490,13 @@ static void test_offsets_and_row_ends(void **state) {
             /* gemm multiplies im2col's padding zeros by dy: inf there gives NaN, a
              * different (also non-finite) answer; the inf case checks direct only */
             for (size_t a = 0; a < (inf ? 1u : 2u); a++) {
-                clcnn_tensor *x = offset_tensor(4, xs, 3, pb.x), *w = offset_tensor(4, ws, 7, pb.w);
-                clcnn_tensor *dy = offset_tensor(4, ys, 5, pb.dy),
-                             *dx = offset_tensor(4, xs, 9, NULL);
-                clcnn_tensor *dw = offset_tensor(4, ws, 1, NULL);
-                clcnn_tensor *db = offset_tensor(1, (size_t[]){cv->k}, 2, NULL);
-                clcnn_conv2d_desc d = make_desc(cv, algos[a]);
+                clcnn_tensor *x = rcp_offset_tensor(4, xs, 3, pb.x),
+                             *w = rcp_offset_tensor(4, ws, 7, pb.w);
+                clcnn_tensor *dy = rcp_offset_tensor(4, ys, 5, pb.dy),
+                             *dx = rcp_offset_tensor(4, xs, 9, NULL);
+                clcnn_tensor *dw = rcp_offset_tensor(4, ws, 1, NULL);
+                clcnn_tensor *db = rcp_offset_tensor(1, (size_t[]){cv->k}, 2, NULL);
+                clcnn_conv2d_desc d = rcp_make_desc(cv, algos[a]);
                 TU_OK(clcnn_conv2d_backward_data(tu_device(), &d, dy, w, dx));
                 TU_OK(clcnn_conv2d_backward_filter(tu_device(), &d, x, dy, dw, db));
                 int untouched = 1;
@@ -612,9 +520,9 @@ static void test_offsets_and_row_ends(void **state) {
 static void test_auto(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1),
-        conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),
-        conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),
+        rcp_conv(2, 32, 12, 12, 32, 3, 3, 1, 1, 1, 1),
+        rcp_conv(2, 8, 12, 12, 8, 3, 3, 1, 1, 1, 8),
+        rcp_conv(2, 32, 7, 7, 64, 1, 1, 1, 0, 1, 1),
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -633,8 +541,8 @@ static void test_auto(void **state) {
 static void test_gemm_workspace_chunking(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(5, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1), conv(3, 6, 10, 7, 6, 3, 2, 2, 1, 1, 3),
-        conv(4, 16, 5, 5, 8, 1, 1, 1, 0, 1, 2), /* 1x1: chunks of filter partials */
+        rcp_conv(5, 3, 9, 9, 4, 3, 3, 1, 1, 1, 1), rcp_conv(3, 6, 10, 7, 6, 3, 2, 2, 1, 1, 3),
+        rcp_conv(4, 16, 5, 5, 8, 1, 1, 1, 0, 1, 2), /* 1x1: chunks of filter partials */
     };
     const char *limits[] = {"0.002", "0.0005", "0.00001"};
     int ok = 1;
@@ -661,9 +569,9 @@ static void test_gemm_workspace_chunking(void **state) {
 static void test_determinism(void **state) {
     (void)state;
     ref_conv cases[] = {
-        conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
-        conv(2, 8, 11, 11, 8, 5, 5, 2, 2, 1, 4),
-        conv(48, 1, 16, 16, 3, 5, 5, 1, 2, 1, 1),
+        rcp_conv(3, 12, 15, 15, 20, 3, 3, 1, 1, 1, 1),
+        rcp_conv(2, 8, 11, 11, 8, 5, 5, 2, 2, 1, 4),
+        rcp_conv(48, 1, 16, 16, 3, 5, 5, 1, 2, 1, 1),
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         problem pb;

@@ -1,0 +1,54 @@
+/* Shared support for the conv2d tests (test_conv2d.c, test_conv2d_algos.c,
+ * test_conv2d_backward.c): shape constructors, descriptors, a random forward problem with
+ * its double reference output, running it on the device, and offset tensor views.
+ * Failures are cmocka assertions (these helpers are for tests only). */
+#ifndef CLCNN_TESTS_REFERENCE_CONV_PROBLEM_H
+#define CLCNN_TESTS_REFERENCE_CONV_PROBLEM_H
+
+#include "test_util.h"
+
+#include "reference_conv.h"
+
+/* A shape with the same stride, padding and dilation in both directions. */
+ref_conv rcp_conv(int n, int c, int h, int w, int k, int r, int s, int stride, int pad, int dil,
+                  int groups);
+
+/* The descriptor of cv with algorithm algo (other fields at their defaults). */
+clcnn_conv2d_desc rcp_make_desc(const ref_conv *cv, clcnn_conv_algo algo);
+
+/* Writes a one-line description of a forward case (algo, shapes, bias, act) to buf. */
+void rcp_describe(const ref_conv *cv, clcnn_conv_algo algo, int bias, int act, char *buf,
+                  size_t cap);
+
+/* A malloc'd double copy of f[0..n). */
+double *rcp_to_double(const float *f, size_t n);
+
+/* One forward problem on the host: random x, w, b (uniform in [-1, 1]) and the
+ * reference y. */
+typedef struct rcp_problem {
+    ref_conv cv;
+    int bias, act;
+    float *x, *w, *b;
+    double *ref;
+} rcp_problem;
+
+void rcp_problem_init(rcp_problem *pb, const ref_conv *cv, int bias, int act, uint64_t seed);
+void rcp_problem_free(rcp_problem *pb);
+
+/* Runs the problem with algo on the device; returns y (malloc'd). y starts as NaN so an
+ * element the kernel forgets to write fails the comparison. Also checks that
+ * clcnn_conv2d_output_shape agrees with the reference output shape. */
+float *rcp_run_forward(const rcp_problem *pb, clcnn_conv_algo algo);
+
+/* A random valid shape from a seeded generator: batch 1 .. max_n, some grouped and
+ * depthwise (with and without channel multiplier), odd sizes, strides, padding and
+ * dilation. */
+ref_conv rcp_random_conv(tu_rng *rng, int max_n);
+
+/* A float tensor viewing elements off .. off+numel-1 of a NaN-filled buffer with 5 more
+ * after the view (reading outside the view poisons the result), built through the
+ * internal struct: the public API has no such view yet, but every kernel must honour
+ * the offset. data (numel floats) is written into the view unless NULL. */
+clcnn_tensor *rcp_offset_tensor(int ndim, const size_t *shape, size_t off, const float *data);
+
+#endif
