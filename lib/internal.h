@@ -146,7 +146,8 @@ typedef struct cc_arg {
 #define CC_ARG_ULONG(v) ((cc_arg){sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)}})
 #define CC_ARG_FLOAT(v) ((cc_arg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
 #define CC_ARG_LOCAL(bytes) ((cc_arg){(bytes), NULL})
-#define CC_ARGS(...) (cc_arg[]){__VA_ARGS__}, (int)(sizeof((cc_arg[]){__VA_ARGS__}) / sizeof(cc_arg))
+#define CC_ARGS(...)                                                                               \
+    (cc_arg[]){__VA_ARGS__}, (int)(sizeof((cc_arg[]){__VA_ARGS__}) / sizeof(cc_arg))
 
 /* Set the arguments and enqueue `kernel` from `file` built with `defines`.
  * gws: global size per dim (rounded up here to a multiple of lws when lws is given;
@@ -154,9 +155,9 @@ typedef struct cc_arg {
  * Example:
  *   CC_TRY(cc_launch(dev, "activation", "", "relu_fwd", 1, (size_t[]){n}, NULL,
  *                    CC_ARGS(CC_ARG_MEM(x), CC_ARG_MEM(y), CC_ARG_INT(n))));  */
-clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
-                       const char *kernel, int dims, const size_t *gws, const size_t *lws,
-                       const cc_arg *args, int nargs);
+clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines, const char *kernel,
+                       int dims, const size_t *gws, const size_t *lws, const cc_arg *args,
+                       int nargs);
 
 /* clcnn_device_warm with a progress callback (the `clcnn cache warm` command): called
  * once per program with how it was obtained ("built", "loaded" from disk, "in memory"

@@ -229,7 +229,7 @@ static void test_cl_std_from_device_c_version(void **state) {
     /* The opened device uses its compiler's version, not the platform's ("OpenCL 3.0
      * PoCL" platforms report "OpenCL C 1.2" compilers). */
     for (size_t i = 0; i < ninfos; i++) {
-        char sel[16];
+        char sel[24];
         snprintf(sel, sizeof sel, "%zu", i);
         clcnn_device *dev = NULL;
         TU_OK(clcnn_device_open(sel, &dev));

@@ -49,7 +49,8 @@ float tu_rng_uniform(tu_rng *r, float lo, float hi) {
 }
 
 void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi) {
-    for (size_t i = 0; i < n; i++) x[i] = tu_rng_uniform(r, lo, hi);
+    for (size_t i = 0; i < n; i++)
+        x[i] = tu_rng_uniform(r, lo, hi);
 }
 
 clcnn_tensor *tu_tensor_from(int ndim, const size_t *shape, const float *data) {
@@ -87,7 +88,8 @@ int tu_close(const char *what, const float *got, const double *ref, size_t n, do
             what, bad, n, atol, rtol, max_diff);
     fprintf(stderr, "  worst at [%zu]: got %.9g ref %.9g\n", worst, got[worst], ref[worst]);
     fprintf(stderr, "  first values:");
-    for (size_t i = 0; i < n && i < 6; i++) fprintf(stderr, " %.6g/%.6g", got[i], ref[i]);
+    for (size_t i = 0; i < n && i < 6; i++)
+        fprintf(stderr, " %.6g/%.6g", got[i], ref[i]);
     fprintf(stderr, "\n");
     return 0;
 }

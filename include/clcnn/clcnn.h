@@ -2,12 +2,12 @@
 #ifndef CLCNN_H
 #define CLCNN_H
 
-#include "status.h"
-#include "device.h"
-#include "tensor.h"
-#include "ops.h"
-#include "nn.h"
 #include "data.h"
+#include "device.h"
+#include "nn.h"
+#include "ops.h"
+#include "status.h"
+#include "tensor.h"
 #include "tune.h"
 
 #endif

@@ -49,13 +49,13 @@ typedef struct clcnn_device_info {
 
 /* Program-cache counters of one device handle. */
 typedef struct clcnn_cache_stats {
-    uint64_t builds;      /* programs compiled from source */
-    uint64_t memory_hits; /* programs found already built in this process */
-    uint64_t disk_hits;   /* programs loaded from a binary in the disk cache */
-    uint64_t disk_writes; /* binaries written to the disk cache */
+    uint64_t builds;       /* programs compiled from source */
+    uint64_t memory_hits;  /* programs found already built in this process */
+    uint64_t disk_hits;    /* programs loaded from a binary in the disk cache */
+    uint64_t disk_writes;  /* binaries written to the disk cache */
     uint64_t disk_rejects; /* unreadable/truncated/rejected cache files that were rebuilt */
-    double build_ms;      /* wall time spent compiling from source */
-    double load_ms;       /* wall time spent loading binaries from disk */
+    double build_ms;       /* wall time spent compiling from source */
+    double load_ms;        /* wall time spent loading binaries from disk */
 } clcnn_cache_stats;
 
 /* Enumerate every device of every platform. Fills up to `cap` entries of `infos`

@@ -19,8 +19,7 @@ extern "C" {
 typedef struct clcnn_net clcnn_net;
 
 /* A network for samples of shape (c, h, w); the batch size is free per call. */
-CLCNN_API clcnn_status clcnn_net_create(clcnn_device *dev, int c, int h, int w,
-                                        clcnn_net **out);
+CLCNN_API clcnn_status clcnn_net_create(clcnn_device *dev, int c, int h, int w, clcnn_net **out);
 CLCNN_API void clcnn_net_free(clcnn_net *net);
 
 /* Builders append one layer after the current last one; each checks its input shape
@@ -28,8 +27,7 @@ CLCNN_API void clcnn_net_free(clcnn_net *net);
 /* conv2d with k filters of r x s; d NULL = stride 1, no padding; bias 0/1. */
 CLCNN_API clcnn_status clcnn_net_add_conv2d(clcnn_net *net, int k, int r, int s,
                                             const clcnn_conv2d_desc *d, int bias);
-CLCNN_API clcnn_status clcnn_net_add_activation(clcnn_net *net, clcnn_activation act,
-                                                float alpha);
+CLCNN_API clcnn_status clcnn_net_add_activation(clcnn_net *net, clcnn_activation act, float alpha);
 CLCNN_API clcnn_status clcnn_net_add_pool2d(clcnn_net *net, const clcnn_pool2d_desc *d);
 CLCNN_API clcnn_status clcnn_net_add_batchnorm(clcnn_net *net, float momentum, float eps);
 CLCNN_API clcnn_status clcnn_net_add_dropout(clcnn_net *net, float p);
@@ -92,8 +90,8 @@ typedef enum clcnn_optim_kind { CLCNN_OPTIM_SGD = 0, CLCNN_OPTIM_ADAM = 1 } clcn
 typedef struct clcnn_optim_config {
     clcnn_optim_kind kind;
     float lr;
-    float momentum;     /* SGD */
-    float weight_decay; /* L2, both */
+    float momentum;          /* SGD */
+    float weight_decay;      /* L2, both */
     float beta1, beta2, eps; /* Adam */
 } clcnn_optim_config;
 /* SGD: lr 0.01, momentum 0.9; Adam: lr 1e-3, betas 0.9/0.999, eps 1e-8; no decay. */

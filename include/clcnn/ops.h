@@ -23,9 +23,9 @@ typedef enum clcnn_activation {
 /* ---- conv2d ---------------------------------------------------------------- */
 
 typedef enum clcnn_conv_algo {
-    CLCNN_CONV_AUTO = 0,      /* explicit choice > tuning database > heuristic */
-    CLCNN_CONV_DIRECT = 1,    /* tiled direct kernel */
-    CLCNN_CONV_GEMM = 2,      /* im2col + CLBlast GEMM (1x1 stride 1: no im2col) */
+    CLCNN_CONV_AUTO = 0,   /* explicit choice > tuning database > heuristic */
+    CLCNN_CONV_DIRECT = 1, /* tiled direct kernel */
+    CLCNN_CONV_GEMM = 2,   /* im2col + CLBlast GEMM (1x1 stride 1: no im2col) */
     /* im2col fused into a tiled GEMM, no workspace: forward for any shape, backward
      * data for stride 1 */
     CLCNN_CONV_IMPLICIT_GEMM = 3,
@@ -63,8 +63,7 @@ CLCNN_API clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn
                                                   const clcnn_tensor *dy, const clcnn_tensor *w,
                                                   clcnn_tensor *dx);
 /* dw (k,c/groups,r,s) and db (k, may be NULL) from x and dy. */
-CLCNN_API clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev,
-                                                    const clcnn_conv2d_desc *d,
+CLCNN_API clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_desc *d,
                                                     const clcnn_tensor *x, const clcnn_tensor *dy,
                                                     clcnn_tensor *dw, clcnn_tensor *db);
 
@@ -123,8 +122,7 @@ CLCNN_API clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tenso
 /* dx (like x, may be NULL), dw (out,in), db (out, may be NULL). */
 CLCNN_API clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x,
                                              const clcnn_tensor *w, const clcnn_tensor *dy,
-                                             clcnn_tensor *dx, clcnn_tensor *dw,
-                                             clcnn_tensor *db);
+                                             clcnn_tensor *dx, clcnn_tensor *dw, clcnn_tensor *db);
 
 /* ---- softmax and losses ---------------------------------------------------- */
 
@@ -138,8 +136,8 @@ CLCNN_API clcnn_status clcnn_softmax_forward(clcnn_device *dev, const clcnn_tens
  * as a loss of NaN, and that sample's dlogits row is NaN (the data layer validates labels
  * before they reach here). */
 CLCNN_API clcnn_status clcnn_softmax_cross_entropy(clcnn_device *dev, const clcnn_tensor *logits,
-                                                   const clcnn_tensor *labels,
-                                                   clcnn_tensor *loss, clcnn_tensor *dlogits);
+                                                   const clcnn_tensor *labels, clcnn_tensor *loss,
+                                                   clcnn_tensor *dlogits);
 /* Mean squared error, mean over all elements; dpred may be NULL. */
 CLCNN_API clcnn_status clcnn_mse_loss(clcnn_device *dev, const clcnn_tensor *pred,
                                       const clcnn_tensor *target, clcnn_tensor *loss,
@@ -154,12 +152,9 @@ CLCNN_API clcnn_status clcnn_batchnorm_forward_train(
     clcnn_device *dev, const clcnn_tensor *x, const clcnn_tensor *gamma, const clcnn_tensor *beta,
     clcnn_tensor *running_mean, clcnn_tensor *running_var, float momentum, float eps,
     clcnn_tensor *y, clcnn_tensor *save_mean, clcnn_tensor *save_invstd);
-CLCNN_API clcnn_status clcnn_batchnorm_forward_infer(clcnn_device *dev, const clcnn_tensor *x,
-                                                     const clcnn_tensor *gamma,
-                                                     const clcnn_tensor *beta,
-                                                     const clcnn_tensor *running_mean,
-                                                     const clcnn_tensor *running_var, float eps,
-                                                     clcnn_tensor *y);
+CLCNN_API clcnn_status clcnn_batchnorm_forward_infer(
+    clcnn_device *dev, const clcnn_tensor *x, const clcnn_tensor *gamma, const clcnn_tensor *beta,
+    const clcnn_tensor *running_mean, const clcnn_tensor *running_var, float eps, clcnn_tensor *y);
 CLCNN_API clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
                                                 const clcnn_tensor *dy, const clcnn_tensor *gamma,
                                                 const clcnn_tensor *save_mean,
@@ -181,13 +176,13 @@ CLCNN_API clcnn_status clcnn_dropout_backward(clcnn_device *dev, const clcnn_ten
 
 /* v = momentum * v + (g + wd * p); p -= lr * v   (PyTorch SGD). v may be NULL if momentum 0. */
 CLCNN_API clcnn_status clcnn_sgd_update(clcnn_device *dev, clcnn_tensor *param,
-                                        const clcnn_tensor *grad, clcnn_tensor *velocity,
-                                        float lr, float momentum, float weight_decay);
+                                        const clcnn_tensor *grad, clcnn_tensor *velocity, float lr,
+                                        float momentum, float weight_decay);
 /* Adam (PyTorch semantics, L2 weight decay added to g), step t >= 1 for bias correction. */
 CLCNN_API clcnn_status clcnn_adam_update(clcnn_device *dev, clcnn_tensor *param,
-                                         const clcnn_tensor *grad, clcnn_tensor *m,
-                                         clcnn_tensor *v, float lr, float beta1, float beta2,
-                                         float eps, float weight_decay, int t);
+                                         const clcnn_tensor *grad, clcnn_tensor *m, clcnn_tensor *v,
+                                         float lr, float beta1, float beta2, float eps,
+                                         float weight_decay, int t);
 
 #ifdef __cplusplus
 }

@@ -65,8 +65,7 @@ CLCNN_API const char *clcnn_tensor_shape_str(const clcnn_tensor *t, char *buf, s
 CLCNN_API clcnn_status clcnn_tensor_upload(clcnn_tensor *t, const void *src, size_t bytes);
 CLCNN_API clcnn_status clcnn_tensor_download(const clcnn_tensor *t, void *dst, size_t bytes);
 CLCNN_API clcnn_status clcnn_tensor_upload_async(clcnn_tensor *t, const void *src, size_t bytes);
-CLCNN_API clcnn_status clcnn_tensor_download_async(const clcnn_tensor *t, void *dst,
-                                                   size_t bytes);
+CLCNN_API clcnn_status clcnn_tensor_download_async(const clcnn_tensor *t, void *dst, size_t bytes);
 
 /* Set every element to `value` (converted to the tensor's dtype). */
 CLCNN_API clcnn_status clcnn_tensor_fill(clcnn_tensor *t, float value);
