@@ -30,11 +30,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static clcnn_tensor *new_tensor(clcnn_dtype dt, int ndim, const size_t *shape) {
-    clcnn_tensor *t = NULL;
-    TU_OK(clcnn_tensor_create(dev, dt, ndim, shape, &t));
-    return t;
-}
 static clcnn_tensor *vec(size_t c, const float *data) {
     return tu_tensor_from(1, &c, data);
 }
@@ -425,7 +420,7 @@ static void test_errors_write_nothing(void **state) {
     clcnn_tensor *xv = tu_tensor_from(1, (size_t[]){96}, NULL);
     clcnn_tensor *g = vec(3, NULL), *g_bad = vec(4, NULL), *rm = vec(3, NULL), *rv = vec(3, NULL);
     clcnn_tensor *m = vec(3, NULL), *iv = vec(3, NULL), *dg = vec(3, NULL), *db = vec(3, NULL);
-    clcnn_tensor *gi = new_tensor(CLCNN_I32, 1, (size_t[]){3});
+    clcnn_tensor *gi = tu_tensor_new(CLCNN_I32, 1, (size_t[]){3});
     clcnn_tensor *dx = tu_tensor_from(4, s4, NULL);
     TU_OK(clcnn_tensor_fill(x, 1));
     TU_OK(clcnn_tensor_fill(x1, 1));

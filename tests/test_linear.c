@@ -27,12 +27,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static clcnn_tensor *new_tensor(clcnn_dtype dt, int ndim, const size_t *shape) {
-    clcnn_tensor *t = NULL;
-    TU_OK(clcnn_tensor_create(dev, dt, ndim, shape, &t));
-    return t;
-}
-
 /* A float dot product of length K is off by at most gamma_K sum|a_l b_l| ~ K u sum|a b|
  * (Higham 3.1), whatever the summation order or FMA use; we allow K U = 2 K u of the
  * largest such sum among the outputs. The bound is rigorous, and still far below the
@@ -78,14 +72,14 @@ static int run_case(const lin_case *lc, tu_rng *r) {
     ro_linear_forward(xd, wd, lc->bias ? bd : NULL, n, in, k, yref);
     ro_linear_backward(xd, wd, dyd, n, in, k, dxref, dwref, dbref);
 
-    clcnn_tensor *tx = new_tensor(CLCNN_F32, lc->xdims, lc->xs);
-    clcnn_tensor *tw = new_tensor(CLCNN_F32, 2, (size_t[]){k, in});
-    clcnn_tensor *tb = new_tensor(CLCNN_F32, 1, &k);
-    clcnn_tensor *ty = new_tensor(CLCNN_F32, 2, (size_t[]){n, k});
-    clcnn_tensor *tdy = new_tensor(CLCNN_F32, 2, (size_t[]){n, k});
-    clcnn_tensor *tdx = new_tensor(CLCNN_F32, lc->xdims, lc->xs);
-    clcnn_tensor *tdw = new_tensor(CLCNN_F32, 2, (size_t[]){k, in});
-    clcnn_tensor *tdb = new_tensor(CLCNN_F32, 1, &k);
+    clcnn_tensor *tx = tu_tensor_new(CLCNN_F32, lc->xdims, lc->xs);
+    clcnn_tensor *tw = tu_tensor_new(CLCNN_F32, 2, (size_t[]){k, in});
+    clcnn_tensor *tb = tu_tensor_new(CLCNN_F32, 1, &k);
+    clcnn_tensor *ty = tu_tensor_new(CLCNN_F32, 2, (size_t[]){n, k});
+    clcnn_tensor *tdy = tu_tensor_new(CLCNN_F32, 2, (size_t[]){n, k});
+    clcnn_tensor *tdx = tu_tensor_new(CLCNN_F32, lc->xdims, lc->xs);
+    clcnn_tensor *tdw = tu_tensor_new(CLCNN_F32, 2, (size_t[]){k, in});
+    clcnn_tensor *tdb = tu_tensor_new(CLCNN_F32, 1, &k);
     TU_OK(clcnn_tensor_upload(tx, x, n * in * sizeof *x));
     TU_OK(clcnn_tensor_upload(tw, w, k * in * sizeof *w));
     TU_OK(clcnn_tensor_upload(tb, b, k * sizeof *b));
@@ -306,20 +300,20 @@ static void expect_untouched(clcnn_tensor *t, float v) {
 
 static void test_errors_write_nothing(void **state) {
     (void)state;
-    clcnn_tensor *x = new_tensor(CLCNN_F32, 4, (size_t[]){4, 2, 3, 3}); /* in = 18 */
-    clcnn_tensor *w = new_tensor(CLCNN_F32, 2, (size_t[]){5, 18});
-    clcnn_tensor *w_bad = new_tensor(CLCNN_F32, 2, (size_t[]){5, 17});
-    clcnn_tensor *w3 = new_tensor(CLCNN_F32, 3, (size_t[]){5, 18, 1});
-    clcnn_tensor *b = new_tensor(CLCNN_F32, 1, (size_t[]){5});
-    clcnn_tensor *b_bad = new_tensor(CLCNN_F32, 1, (size_t[]){6});
-    clcnn_tensor *y = new_tensor(CLCNN_F32, 2, (size_t[]){4, 5});
-    clcnn_tensor *y_bad = new_tensor(CLCNN_F32, 2, (size_t[]){4, 6});
-    clcnn_tensor *y_n = new_tensor(CLCNN_F32, 2, (size_t[]){5, 4});
-    clcnn_tensor *yi = new_tensor(CLCNN_I32, 2, (size_t[]){4, 5});
-    clcnn_tensor *dx_bad = new_tensor(CLCNN_F32, 2, (size_t[]){4, 17});
-    clcnn_tensor *dw = new_tensor(CLCNN_F32, 2, (size_t[]){5, 18});
-    clcnn_tensor *dw_bad = new_tensor(CLCNN_F32, 2, (size_t[]){18, 5});
-    clcnn_tensor *db = new_tensor(CLCNN_F32, 1, (size_t[]){5});
+    clcnn_tensor *x = tu_tensor_new(CLCNN_F32, 4, (size_t[]){4, 2, 3, 3}); /* in = 18 */
+    clcnn_tensor *w = tu_tensor_new(CLCNN_F32, 2, (size_t[]){5, 18});
+    clcnn_tensor *w_bad = tu_tensor_new(CLCNN_F32, 2, (size_t[]){5, 17});
+    clcnn_tensor *w3 = tu_tensor_new(CLCNN_F32, 3, (size_t[]){5, 18, 1});
+    clcnn_tensor *b = tu_tensor_new(CLCNN_F32, 1, (size_t[]){5});
+    clcnn_tensor *b_bad = tu_tensor_new(CLCNN_F32, 1, (size_t[]){6});
+    clcnn_tensor *y = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 5});
+    clcnn_tensor *y_bad = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 6});
+    clcnn_tensor *y_n = tu_tensor_new(CLCNN_F32, 2, (size_t[]){5, 4});
+    clcnn_tensor *yi = tu_tensor_new(CLCNN_I32, 2, (size_t[]){4, 5});
+    clcnn_tensor *dx_bad = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 17});
+    clcnn_tensor *dw = tu_tensor_new(CLCNN_F32, 2, (size_t[]){5, 18});
+    clcnn_tensor *dw_bad = tu_tensor_new(CLCNN_F32, 2, (size_t[]){18, 5});
+    clcnn_tensor *db = tu_tensor_new(CLCNN_F32, 1, (size_t[]){5});
     TU_OK(clcnn_tensor_fill(x, 1));
     TU_OK(clcnn_tensor_fill(w, 1));
     TU_OK(clcnn_tensor_fill(b, 1));
@@ -361,10 +355,10 @@ static void test_errors_write_nothing(void **state) {
 /* Outputs sharing memory with inputs are refused before anything runs. */
 static void test_aliasing_refused(void **state) {
     (void)state;
-    clcnn_tensor *x = new_tensor(CLCNN_F32, 2, (size_t[]){4, 4});
-    clcnn_tensor *w = new_tensor(CLCNN_F32, 2, (size_t[]){4, 4});
-    clcnn_tensor *dy = new_tensor(CLCNN_F32, 2, (size_t[]){4, 4});
-    clcnn_tensor *dw = new_tensor(CLCNN_F32, 2, (size_t[]){4, 4});
+    clcnn_tensor *x = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 4});
+    clcnn_tensor *w = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 4});
+    clcnn_tensor *dy = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 4});
+    clcnn_tensor *dw = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 4});
     clcnn_tensor *w_view = NULL; /* another tensor on w's storage */
     TU_OK(clcnn_tensor_view(w, 2, (size_t[]){4, 4}, &w_view));
     TU_OK(clcnn_tensor_fill(x, 1));

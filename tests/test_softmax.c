@@ -28,12 +28,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static clcnn_tensor *new_tensor(clcnn_dtype dt, int ndim, const size_t *shape) {
-    clcnn_tensor *t = NULL;
-    TU_OK(clcnn_tensor_create(dev, dt, ndim, shape, &t));
-    return t;
-}
-
 static size_t numel_of(int ndim, const size_t *s) {
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
@@ -66,7 +60,7 @@ static int check_softmax(const float *x, int ndim, const size_t *shape, int log_
         lo = fmin(lo, xd[i]), hi = fmax(hi, xd[i]);
     range = hi - lo;
     clcnn_tensor *tx = tu_tensor_from(ndim, shape, x);
-    clcnn_tensor *ty = in_place ? tx : new_tensor(CLCNN_F32, ndim, shape);
+    clcnn_tensor *ty = in_place ? tx : tu_tensor_new(CLCNN_F32, ndim, shape);
     if (!in_place) TU_OK(clcnn_tensor_fill(ty, NAN));
     TU_OK(clcnn_softmax_forward(dev, tx, ty, log_out));
     float *y = tu_download(ty);
@@ -172,9 +166,9 @@ static int check_xent(const float *x, const int *labels, size_t n, size_t k, int
     size_t s4[4] = {n, k, 1, 1};
     int nd = logits_4d ? 4 : 2;
     clcnn_tensor *tx = tu_tensor_from(nd, s4, x);
-    clcnn_tensor *tl = new_tensor(CLCNN_I32, 1, &n),
-                 *loss = new_tensor(CLCNN_F32, 1, (size_t[]){1});
-    clcnn_tensor *td = new_tensor(CLCNN_F32, nd, s4);
+    clcnn_tensor *tl = tu_tensor_new(CLCNN_I32, 1, &n),
+                 *loss = tu_tensor_new(CLCNN_F32, 1, (size_t[]){1});
+    clcnn_tensor *td = tu_tensor_new(CLCNN_F32, nd, s4);
     TU_OK(clcnn_tensor_upload(tl, labels, n * sizeof *labels));
     TU_OK(clcnn_tensor_fill(td, NAN));
     TU_OK(clcnn_tensor_fill(loss, NAN));
@@ -219,9 +213,9 @@ static void test_xent_hand_and_labels(void **state) {
     float x[8] = {0, 0, 0, 0, 5, 5, 5, 5};
     int lab[2] = {1, 3};
     clcnn_tensor *tx = tu_tensor_from(2, (size_t[]){2, 4}, x);
-    clcnn_tensor *tl = new_tensor(CLCNN_I32, 1, (size_t[]){2});
-    clcnn_tensor *loss = new_tensor(CLCNN_F32, 1, (size_t[]){1});
-    clcnn_tensor *td = new_tensor(CLCNN_F32, 2, (size_t[]){2, 4});
+    clcnn_tensor *tl = tu_tensor_new(CLCNN_I32, 1, (size_t[]){2});
+    clcnn_tensor *loss = tu_tensor_new(CLCNN_F32, 1, (size_t[]){1});
+    clcnn_tensor *td = tu_tensor_new(CLCNN_F32, 2, (size_t[]){2, 4});
     TU_OK(clcnn_tensor_upload(tl, lab, sizeof lab));
     TU_OK(clcnn_softmax_cross_entropy(dev, tx, tl, loss, td));
     assert_float_equal(download_scalar(loss), logf(4), 1e-6);
@@ -277,8 +271,8 @@ static int check_mse(const float *p, const float *t, int ndim, const size_t *sha
     double *gref = malloc(total * sizeof *gref);
     double ref = ro_mse(pd, td, total, gref);
     clcnn_tensor *tp = tu_tensor_from(ndim, shape, p), *tt = tu_tensor_from(ndim, shape, t);
-    clcnn_tensor *tg = new_tensor(CLCNN_F32, ndim, shape),
-                 *loss = new_tensor(CLCNN_F32, 1, (size_t[]){1});
+    clcnn_tensor *tg = tu_tensor_new(CLCNN_F32, ndim, shape),
+                 *loss = tu_tensor_new(CLCNN_F32, 1, (size_t[]){1});
     TU_OK(clcnn_tensor_fill(tg, NAN));
     TU_OK(clcnn_mse_loss(dev, tp, tt, loss, want_grad ? tg : NULL));
     float l = download_scalar(loss);
@@ -327,7 +321,7 @@ static void test_mse_large(void **state) {
     float hp[4] = {1, 2, 3, 4}, ht[4] = {0, 0, 0, 0};
     clcnn_tensor *tp = tu_tensor_from(2, (size_t[]){2, 2}, hp),
                  *tt = tu_tensor_from(2, (size_t[]){2, 2}, ht);
-    clcnn_tensor *loss = new_tensor(CLCNN_F32, 1, (size_t[]){1});
+    clcnn_tensor *loss = tu_tensor_new(CLCNN_F32, 1, (size_t[]){1});
     TU_OK(clcnn_mse_loss(dev, tp, tt, loss, tp)); /* dpred may be pred itself */
     assert_float_equal(download_scalar(loss), 7.5f, 0);
     float *g = tu_download(tp);
@@ -403,8 +397,8 @@ static void test_losses_deterministic(void **state) {
         lab[i] = tu_rng_int(&r, 0, (int)k - 1);
     clcnn_tensor *tx = tu_tensor_from(2, (size_t[]){n, k}, x),
                  *tt = tu_tensor_from(2, (size_t[]){n, k}, t);
-    clcnn_tensor *tl = new_tensor(CLCNN_I32, 1, &n),
-                 *loss = new_tensor(CLCNN_F32, 1, (size_t[]){1});
+    clcnn_tensor *tl = tu_tensor_new(CLCNN_I32, 1, &n),
+                 *loss = tu_tensor_new(CLCNN_F32, 1, (size_t[]){1});
     TU_OK(clcnn_tensor_upload(tl, lab, n * sizeof *lab));
     float a[2], b[2];
     TU_OK(clcnn_softmax_cross_entropy(dev, tx, tl, loss, NULL));
@@ -438,17 +432,17 @@ static void expect_untouched(clcnn_tensor *t, float v) {
 
 static void test_errors_write_nothing(void **state) {
     (void)state;
-    clcnn_tensor *x = new_tensor(CLCNN_F32, 2, (size_t[]){4, 5});
-    clcnn_tensor *x1 = new_tensor(CLCNN_F32, 1, (size_t[]){20});
-    clcnn_tensor *x4 = new_tensor(CLCNN_F32, 4, (size_t[]){4, 5, 2, 1});
-    clcnn_tensor *y = new_tensor(CLCNN_F32, 2, (size_t[]){4, 5});
-    clcnn_tensor *y_bad = new_tensor(CLCNN_F32, 2, (size_t[]){5, 4});
-    clcnn_tensor *lab = new_tensor(CLCNN_I32, 1, (size_t[]){4});
-    clcnn_tensor *lab_f = new_tensor(CLCNN_F32, 1, (size_t[]){4});
-    clcnn_tensor *lab_bad = new_tensor(CLCNN_I32, 1, (size_t[]){3});
-    clcnn_tensor *loss = new_tensor(CLCNN_F32, 1, (size_t[]){1});
-    clcnn_tensor *loss2 = new_tensor(CLCNN_F32, 1, (size_t[]){2});
-    clcnn_tensor *loss_i = new_tensor(CLCNN_I32, 1, (size_t[]){1});
+    clcnn_tensor *x = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 5});
+    clcnn_tensor *x1 = tu_tensor_new(CLCNN_F32, 1, (size_t[]){20});
+    clcnn_tensor *x4 = tu_tensor_new(CLCNN_F32, 4, (size_t[]){4, 5, 2, 1});
+    clcnn_tensor *y = tu_tensor_new(CLCNN_F32, 2, (size_t[]){4, 5});
+    clcnn_tensor *y_bad = tu_tensor_new(CLCNN_F32, 2, (size_t[]){5, 4});
+    clcnn_tensor *lab = tu_tensor_new(CLCNN_I32, 1, (size_t[]){4});
+    clcnn_tensor *lab_f = tu_tensor_new(CLCNN_F32, 1, (size_t[]){4});
+    clcnn_tensor *lab_bad = tu_tensor_new(CLCNN_I32, 1, (size_t[]){3});
+    clcnn_tensor *loss = tu_tensor_new(CLCNN_F32, 1, (size_t[]){1});
+    clcnn_tensor *loss2 = tu_tensor_new(CLCNN_F32, 1, (size_t[]){2});
+    clcnn_tensor *loss_i = tu_tensor_new(CLCNN_I32, 1, (size_t[]){1});
     TU_OK(clcnn_tensor_fill(x, 1));
     TU_OK(clcnn_tensor_fill(x1, 1));
     TU_OK(clcnn_tensor_fill(x4, 1));
@@ -494,8 +488,8 @@ static void test_errors_write_nothing(void **state) {
 /* Overlapping outputs are refused; identical views (in place) are allowed. */
 static void test_aliasing(void **state) {
     (void)state;
-    clcnn_tensor *base = new_tensor(CLCNN_F32, 1, (size_t[]){24});
-    clcnn_tensor *lab = new_tensor(CLCNN_I32, 1, (size_t[]){4});
+    clcnn_tensor *base = tu_tensor_new(CLCNN_F32, 1, (size_t[]){24});
+    clcnn_tensor *lab = tu_tensor_new(CLCNN_I32, 1, (size_t[]){4});
     TU_OK(clcnn_tensor_fill(base, 0));
     TU_OK(clcnn_tensor_fill(lab, 1));
     clcnn_tensor *x = ro_view_at(base, 2, (size_t[]){4, 5}, 0);

@@ -60,6 +60,12 @@ clcnn_tensor *tu_tensor_from(int ndim, const size_t *shape, const float *data) {
     return t;
 }
 
+clcnn_tensor *tu_tensor_new(clcnn_dtype dtype, int ndim, const size_t *shape) {
+    clcnn_tensor *t = NULL;
+    TU_OK(clcnn_tensor_create(tu_device(), dtype, ndim, shape, &t));
+    return t;
+}
+
 float *tu_download(const clcnn_tensor *t) {
     size_t n = clcnn_tensor_numel(t);
     float *h = malloc(n * sizeof *h);

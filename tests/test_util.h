@@ -39,6 +39,8 @@ void tu_fill_uniform(tu_rng *r, float *x, size_t n, float lo, float hi);
 
 /* A new device tensor with the given shape holding `data` (float32). */
 clcnn_tensor *tu_tensor_from(int ndim, const size_t *shape, const float *data);
+/* A new uninitialised tensor of any dtype on the test device (fails the test on error). */
+clcnn_tensor *tu_tensor_new(clcnn_dtype dtype, int ndim, const size_t *shape);
 /* Download a float32 tensor into a malloc'd array. */
 float *tu_download(const clcnn_tensor *t);
 
