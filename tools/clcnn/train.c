@@ -73,7 +73,7 @@ static void usage(FILE *f) {
             "  --schedule S         cosine (default), step (x0.1 after each third) or constant\n"
             "  --min-lr X           final learning rate of the cosine schedule (default 0)\n"
             "  --momentum X         SGD momentum (default 0.9)\n"
-            "  --weight-decay X     L2 weight decay (default 0)\n"
+            "  --weight-decay X     L2 weight decay (default 5e-4)\n"
             "  --seed N             seed for weights and shuffling (default 1)\n"
             "  --device SEL         OpenCL device: index, cpu, gpu or a name substring\n"
             "  --data DIR           MNIST-format directory (default %s)\n"
@@ -320,6 +320,7 @@ int cmd_train(int argc, char **argv) {
                    .lr = -1,
                    .min_lr = 0,
                    .momentum = 0.9,
+                   .weight_decay = 5e-4,
                    .optim = CLCNN_OPTIM_ADAM};
     enum {
         O_EPOCHS = 256,
