@@ -2,6 +2,7 @@
 #   make train   install what is missing, build, train on Fashion-MNIST on the default device
 #   make test    install what is missing, build, run the whole test suite (ctest)
 # Other targets: make build, make deps, make perf, make clean,
+#   make sweep           the full perf sweep (perf/sweep.sh) into perf/results/<date>-<device>
 #   make test-sanitize   the whole suite under ASan + UBSan (+ LSan) in build-sanitize
 #   make fuzz            the libFuzzer harnesses of tests/fuzz, FUZZ_SECONDS each
 
@@ -14,7 +15,7 @@ PACKAGES := cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers libclbla
 	pocl-opencl-icd clinfo libcmocka-dev zlib1g-dev libjansson-dev libpng-dev \
 	dataset-fashion-mnist
 
-.PHONY: all deps build test train perf clean test-sanitize fuzz fuzz-deps
+.PHONY: all deps build test train perf sweep clean test-sanitize fuzz fuzz-deps
 
 all: build
 
@@ -44,6 +45,9 @@ train: build
 
 perf: build
 	$(BUILD)/clcnn-perf --op conv2d_fwd --suite anchors --algo all --format csv
+
+sweep: build
+	perf/sweep.sh -b $(BUILD) $(SWEEP_ARGS)
 
 clean:
 	rm -rf $(BUILD)
