@@ -303,6 +303,7 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
         free(f);
         return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_device_open: out of host memory");
     }
+    dev->refs = 1;
     dev->platform = f->platform[pick];
     dev->id = f->device[pick];
     dev->info = f->info[pick];
@@ -323,6 +324,27 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
     return CLCNN_OK;
 }
 
+void cc_device_ref(clcnn_device *dev) {
+    dev->refs++;
+}
+
+/* Everything the handle owns, once nothing uses it any more. */
+static void device_release(clcnn_device *dev) {
+    if (dev->queue) clFinish(dev->queue);
+    for (size_t i = 0; i < dev->prof_count; i++)
+        span_release(&dev->prof_events[i]);
+    free(dev->prof_events);
+    cc_programs_release(dev);
+    cc_pool_destroy(dev);
+    if (dev->queue) clReleaseCommandQueue(dev->queue);
+    if (dev->ctx) clReleaseContext(dev->ctx);
+    free(dev);
+}
+
+void cc_device_unref(clcnn_device *dev) {
+    if (dev && --dev->refs <= 0) device_release(dev);
+}
+
 void clcnn_device_close(clcnn_device *dev) {
     if (!dev) return;
     if (dev->queue) clFinish(dev->queue);
@@ -335,15 +357,13 @@ void clcnn_device_close(clcnn_device *dev) {
                 (unsigned long long)c->builds, c->build_ms, (unsigned long long)c->memory_hits,
                 (unsigned long long)c->disk_hits, c->load_ms, (unsigned long long)c->disk_writes,
                 (unsigned long long)c->disk_rejects);
+        if (dev->refs > 1)
+            fprintf(stderr,
+                    "clcnn: device closed with %d tensors still alive: released with the "
+                    "last of them\n",
+                    dev->refs - 1);
     }
-    for (size_t i = 0; i < dev->prof_count; i++)
-        span_release(&dev->prof_events[i]);
-    free(dev->prof_events);
-    cc_programs_release(dev);
-    cc_pool_destroy(dev);
-    if (dev->queue) clReleaseCommandQueue(dev->queue);
-    if (dev->ctx) clReleaseContext(dev->ctx);
-    free(dev);
+    cc_device_unref(dev);
 }
 
 const clcnn_device_info *clcnn_device_get_info(const clcnn_device *dev) {
@@ -510,6 +530,8 @@ static void trace_report(clcnn_device *dev) {
     free(dev->kstats);
     dev->trace_pending = NULL;
     dev->kstats = NULL;
+    dev->trace_count = dev->trace_cap = dev->kstat_count = dev->kstat_cap = 0;
+    dev->trace = 0; /* reported once, at close; work after that is not traced */
 }
 
 clcnn_status clcnn_device_profile_end(clcnn_device *dev, double *ms) {

@@ -93,7 +93,16 @@ struct clcnn_device {
     size_t trace_count, trace_cap;
     struct cc_kernel_stat *kstats;
     size_t kstat_count, kstat_cap;
+
+    /* Lifetime: the handle itself is one reference, every live tensor another (tensors
+     * are used on the handle's thread only, so a plain int). clcnn_device_close drops
+     * the handle's; the OpenCL objects go when the count reaches zero. */
+    int refs;
 };
+
+/* Take / drop one reference to dev (lib/device.c); dropping the last releases it. */
+void cc_device_ref(clcnn_device *dev);
+void cc_device_unref(clcnn_device *dev);
 
 /* The -cl-std= option for a device whose compiler reports OpenCL C major.minor
  * ("" when none should be passed). */

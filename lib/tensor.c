@@ -61,6 +61,7 @@ clcnn_status clcnn_tensor_create(clcnn_device *dev, clcnn_dtype dtype, int ndim,
         free(t);
         return s;
     }
+    cc_device_ref(dev);
     *out = t;
     return CLCNN_OK;
 }
@@ -72,8 +73,10 @@ clcnn_status clcnn_tensor_create4(clcnn_device *dev, size_t n, size_t c, size_t 
 
 void clcnn_tensor_free(clcnn_tensor *t) {
     if (!t) return;
-    cc_pool_release(t->dev, t->storage);
+    clcnn_device *dev = t->dev;
+    cc_pool_release(dev, t->storage);
     free(t);
+    cc_device_unref(dev); /* the last tensor of a closed device releases it */
 }
 
 clcnn_status clcnn_tensor_view(const clcnn_tensor *t, int ndim, const size_t *shape,
@@ -96,6 +99,7 @@ clcnn_status clcnn_tensor_view(const clcnn_tensor *t, int ndim, const size_t *sh
     *v = *t;
     set_shape(v, ndim, shape);
     v->storage->refs++;
+    cc_device_ref(v->dev);
     *out = v;
     return CLCNN_OK;
 }

@@ -279,6 +279,37 @@ static void test_handle_accessors(void **state) {
     assert_string_equal(clcnn_version(), CLCNN_VERSION_STRING);
 }
 
+/* Closing a device with tensors alive: they stay usable and release the device with the
+ * last of them (before, freeing them after the close touched freed memory; ASan in
+ * `make test-sanitize` checks both the access and the leak). */
+static void test_tensors_outlive_close(void **state) {
+    (void)state;
+    clcnn_device *dev = NULL;
+    TU_OK(clcnn_device_open("0", &dev));
+    clcnn_tensor *a = NULL, *b = NULL, *v = NULL, *early = NULL;
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){6}, &a));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){6}, &b));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){3}, &early));
+    TU_OK(clcnn_tensor_view(a, 2, (size_t[]){2, 3}, &v));
+    const float in[6] = {1, -2, 3.5f, 4, 5, -6};
+    TU_OK(clcnn_tensor_upload(a, in, sizeof in));
+    clcnn_tensor_free(early);       /* freed before the close, as always */
+    assert_int_equal(dev->refs, 4); /* the handle + a, b, v */
+    clcnn_device_close(dev);
+    /* still usable through the tensors, in any order */
+    TU_OK(clcnn_tensor_copy(b, v));
+    clcnn_tensor_free(a);
+    float out[6] = {0};
+    TU_OK(clcnn_tensor_download(b, out, sizeof out));
+    assert_memory_equal(out, in, sizeof in);
+    TU_OK(clcnn_tensor_fill(v, 2.0f));
+    TU_OK(clcnn_tensor_download(v, out, sizeof out));
+    for (int i = 0; i < 6; i++)
+        assert_true(out[i] == 2.0f);
+    clcnn_tensor_free(v);
+    clcnn_tensor_free(b); /* the last one: the device goes with it */
+}
+
 /* ---- the `clcnn devices` command ------------------------------------------------- */
 
 /* Run a shell command, capture stdout (and stderr when merged by the command). */
@@ -391,6 +422,7 @@ int main(void) {
         cmocka_unit_test(test_env_selector),
         cmocka_unit_test(test_cl_std_from_device_c_version),
         cmocka_unit_test(test_handle_accessors),
+        cmocka_unit_test(test_tensors_outlive_close),
         cmocka_unit_test(test_cli_devices_table_and_json),
         cmocka_unit_test(test_cli_devices_without_any_platform),
     };

@@ -69,7 +69,10 @@ CLCNN_API clcnn_status clcnn_device_list(clcnn_device_info *infos, size_t cap, s
  * CLCNN_ERR_NO_DEVICE with a message listing the devices that exist. */
 CLCNN_API clcnn_status clcnn_device_open(const char *selector, clcnn_device **out);
 
-/* Release everything the handle owns (programs, buffers, queue, context). NULL is a no-op. */
+/* Close the handle: release everything it owns (programs, buffers, queue, context).
+ * Tensors (and so nets and optimizers) still alive keep those alive: they stay usable
+ * and the device's resources go with the last of them, so freeing them before or
+ * after the close is equally fine. NULL is a no-op. */
 CLCNN_API void clcnn_device_close(clcnn_device *dev);
 
 CLCNN_API const clcnn_device_info *clcnn_device_get_info(const clcnn_device *dev);
