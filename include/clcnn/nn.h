@@ -34,6 +34,33 @@ CLCNN_API clcnn_status clcnn_net_add_dropout(clcnn_net *net, float p);
 CLCNN_API clcnn_status clcnn_net_add_flatten(clcnn_net *net);
 CLCNN_API clcnn_status clcnn_net_add_linear(clcnn_net *net, int out_features, int bias);
 
+/* Residual blocks: y = branch(x) + shortcut(x), where x is the output of the layer before
+ * clcnn_net_add_residual_begin (or the net input) and branch is the layers added between
+ * begin and end. The shortcut is the identity or a projection: a 1x1 convolution with
+ * the branch's output channels and a stride (no bias when followed by a batchnorm), as
+ * in ResNet v1.5 downsampling blocks. Blocks do not nest; an activation after the sum
+ * is an ordinary layer added after clcnn_net_add_residual_end. */
+typedef enum clcnn_shortcut {
+    CLCNN_SHORTCUT_IDENTITY = 0,
+    CLCNN_SHORTCUT_PROJECTION = 1,
+} clcnn_shortcut;
+typedef struct clcnn_residual_desc {
+    clcnn_shortcut kind;
+    int stride;                /* projection: stride of the 1x1 convolution (>= 1) */
+    int batchnorm;             /* projection: 1 = a batchnorm after the convolution */
+    float bn_momentum, bn_eps; /* that batchnorm's; 0 means 0.1 and 1e-5 */
+} clcnn_residual_desc;
+/* Open a block: the layers added next form the branch. A block already open is
+ * CLCNN_ERR_INVALID_ARG (no nesting). */
+CLCNN_API clcnn_status clcnn_net_add_residual_begin(clcnn_net *net);
+/* Close the block with a layer (kind "residual") that adds the shortcut of the block
+ * input (shortcut NULL = identity) to the branch output. A branch output shaped unlike the
+ * shortcut's is CLCNN_ERR_SHAPE naming both shapes; an empty branch or no open block is
+ * CLCNN_ERR_INVALID_ARG. On failure the block stays open. The projection's parameters
+ * are the residual layer's ("layers.<i>.shortcut.weight", "layers.<i>.shortcut_bn.*"). */
+CLCNN_API clcnn_status clcnn_net_add_residual_end(clcnn_net *net,
+                                                  const clcnn_residual_desc *shortcut);
+
 /* What a layer is, for summaries: kind ("conv2d", "relu", "maxpool", ...), its output
  * shape per sample (c, h, w; h = w = 1 after flatten/linear) and parameter count. */
 typedef struct clcnn_layer_info {
@@ -41,6 +68,8 @@ typedef struct clcnn_layer_info {
     char desc[128]; /* e.g. "96 x 11x11, stride 4" */
     int out_c, out_h, out_w;
     size_t params;
+    int in_c, in_h, in_w; /* input shape per sample (for "residual": the branch output) */
+    int block_start;      /* "residual": index of the block's first layer, else -1 */
 } clcnn_layer_info;
 CLCNN_API int clcnn_net_num_layers(const clcnn_net *net);
 CLCNN_API clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info *out);
@@ -82,6 +111,19 @@ CLCNN_API clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy
 CLCNN_API clcnn_status clcnn_net_loss_backward(clcnn_net *net, const clcnn_tensor *x,
                                                const clcnn_tensor *labels, float *loss,
                                                int *correct);
+
+/* ---- model zoo -------------------------------------------------------------------- */
+
+/* Build a named ImageNet model with fresh parameters (call clcnn_net_init before use):
+ * "alexnet" (3x227x227, torchvision's one-tower variant), "vgg16" (3x224x224),
+ * "resnet50" (v1.5, 3x224x224) and "mobilenet_v2" (width 1.0, 3x224x224), each with
+ * `classes` outputs (<= 0 means 1000). An unknown name is CLCNN_ERR_INVALID_ARG listing
+ * the names. Building allocates the parameters only (VGG-16: 138 M, 553 MB). */
+CLCNN_API clcnn_status clcnn_net_create_model(clcnn_device *dev, const char *name, int classes,
+                                              clcnn_net **out);
+/* The model names, for listings: name i (0-based), NULL past the last; *input_c/h/w (any
+ * may be NULL) receive the model's sample shape. */
+CLCNN_API const char *clcnn_model_name(int i, int *input_c, int *input_h, int *input_w);
 
 /* ---- optimizers -------------------------------------------------------------- */
 

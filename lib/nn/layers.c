@@ -72,11 +72,17 @@ static float default_value(cc_param_role role) {
     return (role == CC_PARAM_GAMMA || role == CC_PARAM_RVAR) ? 1.0f : 0.0f;
 }
 
-static clcnn_status add_param(clcnn_net *net, cc_layer *l, cc_param_role role, int ndim,
-                              const size_t *shape, size_t fan_in, size_t fan_out) {
+/* A parameter named "layers.<i>.<suffix>", or "layers.<i>.<sub>.<suffix>" when sub is
+ * not NULL (the parts of a residual shortcut). */
+static clcnn_status add_param_named(clcnn_net *net, cc_layer *l, const char *sub,
+                                    cc_param_role role, int ndim, const size_t *shape,
+                                    size_t fan_in, size_t fan_out) {
     cc_param *p = &l->params[l->nparams];
     memset(p, 0, sizeof *p);
-    snprintf(p->name, sizeof p->name, "layers.%d.%s", l->index, default_suffix(role));
+    if (sub)
+        snprintf(p->name, sizeof p->name, "layers.%d.%s.%s", l->index, sub, default_suffix(role));
+    else
+        snprintf(p->name, sizeof p->name, "layers.%d.%s", l->index, default_suffix(role));
     p->role = role;
     p->fan_in = fan_in;
     p->fan_out = fan_out;
@@ -97,6 +103,11 @@ static clcnn_status add_param(clcnn_net *net, cc_layer *l, cc_param_role role, i
     return CLCNN_OK;
 }
 
+static clcnn_status add_param(clcnn_net *net, cc_layer *l, cc_param_role role, int ndim,
+                              const size_t *shape, size_t fan_in, size_t fan_out) {
+    return add_param_named(net, l, NULL, role, ndim, shape, fan_in, fan_out);
+}
+
 void cc_layer_release(cc_layer *l) {
     if (!l) return;
     for (int i = 0; i < l->nparams; i++) {
@@ -104,11 +115,13 @@ void cc_layer_release(cc_layer *l) {
         clcnn_tensor_free(l->params[i].grad);
     }
     l->nparams = 0;
-    clcnn_tensor *ts[] = {l->y, l->view, l->aux, l->aux2, l->dx, l->dxview};
+    clcnn_tensor *ts[] = {l->y,      l->view, l->aux,     l->aux2,     l->dx,
+                          l->dxview, l->sc_y, l->sc_bn_y, l->sc_dconv, l->sc_dx};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
         clcnn_tensor_free(ts[i]);
     l->y = l->view = l->aux = l->aux2 = l->dx = l->dxview = NULL;
-    l->out = l->dxout = NULL;
+    l->sc_y = l->sc_bn_y = l->sc_dconv = l->sc_dx = NULL;
+    l->out = l->dxout = l->sc_dxout = NULL;
 }
 
 static void same_shape_out(cc_layer *l) {
@@ -508,4 +521,170 @@ clcnn_status cc_layer_linear(clcnn_net *net, cc_layer *l, int out_features, int 
         }
     }
     return CLCNN_OK;
+}
+
+/* ---- residual: y = branch(x0) + shortcut(x0), x0 the block input --------------------- *
+ * x here is the branch output (n, k, p, q) (or (n, k)); the shortcut is x0 itself or
+ * bn(conv1x1(x0, w (k, c0, 1, 1), stride)). Backward hands dy on to the branch unchanged
+ * and keeps the shortcut's gradient at x0 (sc_dxout) for cc_residual_join, which the net
+ * calls after the branch's first layer: the two gradients meet there in a fixed order. */
+
+const clcnn_tensor *cc_residual_input(const clcnn_net *net, const cc_layer *l) {
+    return l->res_from == 0 ? net->in : net->layers[l->res_from - 1]->out;
+}
+
+/* Parameter slots of the projection: weight, [bias], then gamma, beta, mean, var. */
+static int res_bn_slot(const cc_layer *l) {
+    return l->has_bias ? 2 : 1;
+}
+
+static clcnn_status residual_forward(clcnn_net *net, cc_layer *l, const clcnn_tensor *x,
+                                     int training) {
+    const clcnn_tensor *x0 = cc_residual_input(net, l), *sc = x0;
+    if (l->res_proj) {
+        size_t shape[4];
+        int nd;
+        out_shape(l, x->shape[0], shape, &nd);
+        CC_TRY(cc_ensure_tensor(net->dev, &l->sc_y, CLCNN_F32, 4, shape));
+        CC_TRY(clcnn_conv2d_forward(net->dev, &l->conv, x0, l->params[0].value,
+                                    l->has_bias ? l->params[1].value : NULL, l->sc_y,
+                                    CLCNN_ACT_NONE));
+        sc = l->sc_y;
+        if (l->res_bn) {
+            cc_param *p = &l->params[res_bn_slot(l)];
+            CC_TRY(ensure_like(net, &l->sc_bn_y, l->sc_y));
+            if (training) {
+                size_t c = (size_t)l->out_c;
+                CC_TRY(cc_ensure_tensor(net->dev, &l->aux, CLCNN_F32, 1, &c));
+                CC_TRY(cc_ensure_tensor(net->dev, &l->aux2, CLCNN_F32, 1, &c));
+                CC_TRY(clcnn_batchnorm_forward_train(net->dev, l->sc_y, p[0].value, p[1].value,
+                                                     p[2].value, p[3].value, l->momentum, l->eps,
+                                                     l->sc_bn_y, l->aux, l->aux2));
+            } else {
+                CC_TRY(clcnn_batchnorm_forward_infer(net->dev, l->sc_y, p[0].value, p[1].value,
+                                                     p[2].value, p[3].value, l->eps, l->sc_bn_y));
+            }
+            sc = l->sc_bn_y;
+        }
+    }
+    CC_TRY(ensure_like(net, &l->y, x));
+    CC_TRY(clcnn_add(net->dev, x, sc, l->y));
+    l->out = l->y;
+    return CLCNN_OK;
+}
+
+static clcnn_status residual_backward(clcnn_net *net, cc_layer *l, const clcnn_tensor *x,
+                                      const clcnn_tensor *dy, int need_dx) {
+    l->dxout = dy; /* d(branch + shortcut)/d(branch) = 1 */
+    /* the block input needs a gradient only when a layer below it is walked */
+    int need_x0 = l->res_from > net->bwd_first;
+    l->sc_dxout = NULL;
+    if (!l->res_proj) {
+        l->sc_dxout = dy;
+        return CLCNN_OK;
+    }
+    const clcnn_tensor *x0 = cc_residual_input(net, l), *g = dy;
+    if (l->res_bn) {
+        cc_param *p = &l->params[res_bn_slot(l)];
+        CC_TRY(ensure_like(net, &l->sc_dconv, l->sc_y));
+        CC_TRY(clcnn_batchnorm_backward(net->dev, l->sc_y, dy, p[0].value, l->aux, l->aux2,
+                                        l->sc_dconv, p[0].grad, p[1].grad));
+        g = l->sc_dconv;
+    }
+    CC_TRY(clcnn_conv2d_backward_filter(net->dev, &l->conv, x0, g, l->params[0].grad,
+                                        l->has_bias ? l->params[1].grad : NULL));
+    if (need_x0) {
+        CC_TRY(ensure_like(net, &l->sc_dx, x0));
+        CC_TRY(clcnn_conv2d_backward_data(net->dev, &l->conv, g, l->params[0].value, l->sc_dx));
+        l->sc_dxout = l->sc_dx;
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status cc_residual_join(clcnn_net *net, cc_layer *l, const clcnn_tensor *branch_dx,
+                              const clcnn_tensor **g) {
+    CC_RETURN_IF(!l->sc_dxout || !branch_dx, CLCNN_ERR_INVALID_ARG,
+                 "layer %d (residual): no shortcut gradient to join (internal)", l->index);
+    const clcnn_tensor *x0 = cc_residual_input(net, l);
+    CC_TRY(ensure_like(net, &l->dx, x0));
+    CC_TRY(clcnn_add(net->dev, branch_dx, l->sc_dxout, l->dx));
+    *g = l->dx;
+    return CLCNN_OK;
+}
+
+static const cc_layer_vtable residual_vt = {residual_forward, residual_backward};
+
+clcnn_status cc_layer_residual(clcnn_net *net, cc_layer *l, int res_from,
+                               const clcnn_residual_desc *d) {
+    clcnn_residual_desc desc = {CLCNN_SHORTCUT_IDENTITY, 1, 0, 0.0f, 0.0f};
+    if (d) desc = *d;
+    CC_RETURN_IF(desc.kind != CLCNN_SHORTCUT_IDENTITY && desc.kind != CLCNN_SHORTCUT_PROJECTION,
+                 CLCNN_ERR_INVALID_ARG, "layer %d (residual): unknown shortcut kind %d", l->index,
+                 (int)desc.kind);
+    int proj = desc.kind == CLCNN_SHORTCUT_PROJECTION;
+    float momentum = desc.bn_momentum == 0.0f ? 0.1f : desc.bn_momentum;
+    float eps = desc.bn_eps == 0.0f ? 1e-5f : desc.bn_eps;
+    CC_RETURN_IF(proj && desc.stride < 1, CLCNN_ERR_INVALID_ARG,
+                 "layer %d (residual): projection stride %d must be >= 1", l->index, desc.stride);
+    CC_RETURN_IF(proj && desc.batchnorm &&
+                     (!(momentum >= 0.0f && momentum <= 1.0f) || !(eps > 0.0f)),
+                 CLCNN_ERR_INVALID_ARG,
+                 "layer %d (residual): shortcut batchnorm momentum %g must be in [0, 1] and "
+                 "eps %g > 0",
+                 l->index, (double)momentum, (double)eps);
+    /* block input: layer res_from-1's output, or the net's samples */
+    int c0 = net->c, h0 = net->h, w0 = net->w, rank0 = 4;
+    if (res_from > 0) {
+        const cc_layer *b = net->layers[res_from - 1];
+        c0 = b->out_c, h0 = b->out_h, w0 = b->out_w, rank0 = b->out_rank;
+    }
+    /* what the shortcut makes of it */
+    int sc_c = c0, sc_h = h0, sc_w = w0, sc_rank = rank0;
+    char what[96];
+    snprintf(what, sizeof what, "identity");
+    if (proj) {
+        CC_RETURN_IF(rank0 != 4, CLCNN_ERR_SHAPE,
+                     "layer %d (residual): a projection shortcut needs an image block input "
+                     "(c, h, w) but gets %d features",
+                     l->index, c0);
+        sc_c = l->in_c;
+        sc_h = (h0 - 1) / desc.stride + 1;
+        sc_w = (w0 - 1) / desc.stride + 1;
+        snprintf(what, sizeof what, "1x1 conv %d, stride %d%s", sc_c, desc.stride,
+                 desc.batchnorm ? ", batchnorm" : "");
+    }
+    if (sc_c != l->in_c || sc_h != l->in_h || sc_w != l->in_w || sc_rank != l->in_rank)
+        return cc_fail(CLCNN_ERR_SHAPE,
+                       "layer %d (residual): the branch output %dx%dx%d%s (layers %d-%d) does not "
+                       "match the shortcut's %dx%dx%d%s (%s of the block input %dx%dx%d)",
+                       l->index, l->in_c, l->in_h, l->in_w, l->in_rank == 2 ? " (flat)" : "",
+                       res_from, l->index - 1, sc_c, sc_h, sc_w, sc_rank == 2 ? " (flat)" : "",
+                       what, c0, h0, w0);
+    l->vt = &residual_vt;
+    l->res_block = 1;
+    l->res_from = res_from;
+    l->res_proj = proj;
+    l->res_bn = proj && desc.batchnorm;
+    l->momentum = momentum;
+    l->eps = eps;
+    same_shape_out(l);
+    snprintf(l->kind, sizeof l->kind, "residual");
+    snprintf(l->desc, sizeof l->desc, "layers %d-%d + %s", res_from, l->index - 1, what);
+    if (!proj) return CLCNN_OK;
+    clcnn_conv2d_desc cd = {desc.stride, desc.stride, 0, 0, 1, 1, 1, CLCNN_CONV_AUTO};
+    l->conv = cd;
+    l->k = sc_c;
+    l->r = l->s = 1;
+    l->has_bias = !l->res_bn;
+    size_t ws[4] = {(size_t)sc_c, (size_t)c0, 1, 1}, c = (size_t)sc_c;
+    clcnn_status st =
+        add_param_named(net, l, "shortcut", CC_PARAM_WEIGHT, 4, ws, (size_t)c0, (size_t)sc_c);
+    if (st == CLCNN_OK && l->has_bias)
+        st = add_param_named(net, l, "shortcut", CC_PARAM_BIAS, 1, &c, 0, 0);
+    static const cc_param_role roles[4] = {CC_PARAM_GAMMA, CC_PARAM_BETA, CC_PARAM_RMEAN,
+                                           CC_PARAM_RVAR};
+    for (int i = 0; st == CLCNN_OK && l->res_bn && i < 4; i++)
+        st = add_param_named(net, l, "shortcut_bn", roles[i], 1, &c, 0, 0);
+    if (st != CLCNN_OK) cc_layer_release(l);
+    return st;
 }

@@ -23,6 +23,7 @@ clcnn_status clcnn_net_create(clcnn_device *dev, int c, int h, int w, clcnn_net 
     net->h = h;
     net->w = w;
     net->training = 1;
+    net->res_open = -1;
     *out = net;
     return CLCNN_OK;
 }
@@ -123,6 +124,34 @@ clcnn_status clcnn_net_add_linear(clcnn_net *net, int out_features, int bias) {
     return finish_layer(net, l, cc_layer_linear(net, l, out_features, bias));
 }
 
+/* A residual block's branch is every layer added between begin and end; the layer that
+ * end appends reads the branch output and the block input (see layers.c). */
+clcnn_status clcnn_net_add_residual_begin(clcnn_net *net) {
+    CC_RETURN_IF(!net, CLCNN_ERR_INVALID_ARG, "clcnn_net_add_residual_begin: net is NULL");
+    CC_RETURN_IF(net->res_open >= 0, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_add_residual_begin: the residual block opened at layer %d is still "
+                 "open; blocks do not nest (close it with clcnn_net_add_residual_end first)",
+                 net->res_open);
+    net->res_open = net->nlayers;
+    net->fwd_valid = 0;
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_net_add_residual_end(clcnn_net *net, const clcnn_residual_desc *shortcut) {
+    CC_RETURN_IF(!net, CLCNN_ERR_INVALID_ARG, "clcnn_net_add_residual_end: net is NULL");
+    CC_RETURN_IF(net->res_open < 0, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_add_residual_end: no residual block is open (call "
+                 "clcnn_net_add_residual_begin first)");
+    CC_RETURN_IF(net->nlayers == net->res_open, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_add_residual_end: the residual block opened at layer %d has no "
+                 "layers in its branch",
+                 net->res_open);
+    NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_residual_end");
+    CC_TRY(finish_layer(net, l, cc_layer_residual(net, l, net->res_open, shortcut)));
+    net->res_open = -1;
+    return CLCNN_OK;
+}
+
 /* ---- queries ------------------------------------------------------------------------ */
 
 int clcnn_net_num_layers(const clcnn_net *net) {
@@ -148,6 +177,10 @@ clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info 
     out->out_h = l->out_h;
     out->out_w = l->out_w;
     out->params = layer_trainable(l);
+    out->in_c = l->in_c;
+    out->in_h = l->in_h;
+    out->in_w = l->in_w;
+    out->block_start = l->res_block ? l->res_from : -1;
     return CLCNN_OK;
 }
 
@@ -274,6 +307,10 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x, const clcn
     CC_RETURN_IF(net->nlayers == 0, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_forward: the net has no "
                  "layers");
+    CC_RETURN_IF(net->res_open >= 0, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_forward: the residual block opened at layer %d is not closed "
+                 "(clcnn_net_add_residual_end)",
+                 net->res_open);
     CC_TRY(cc_check_tensor(net->dev, x, CLCNN_F32, "clcnn_net_forward", "x"));
     net->fwd_valid = 0;
     size_t n = x->shape[0];
@@ -296,6 +333,7 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x, const clcn
         in = v;
     }
     int training = net->training;
+    net->in = in;
     for (int i = 0; i < net->nlayers; i++) {
         cc_layer *l = net->layers[i];
         clcnn_status s = l->vt->forward(net, l, in, training);
@@ -335,7 +373,9 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy) {
                        clcnn_tensor_shape_str(y, b, sizeof b));
     }
     int first = first_param_layer(net);
+    net->bwd_first = first;
     const clcnn_tensor *g = dy;
+    cc_layer *block = NULL; /* the residual layer whose branch is being walked */
     for (int i = net->nlayers - 1; i >= first; i--) {
         cc_layer *l = net->layers[i];
         const clcnn_tensor *x = i == 0 ? net->x : net->layers[i - 1]->out;
@@ -343,6 +383,17 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy) {
         if (s != CLCNN_OK)
             return cc_fail_append(s, " (backward of layer %d, %s %s)", i, l->kind, l->desc);
         g = l->dxout;
+        if (l->res_block) block = l;
+        if (block && i == block->res_from) {
+            /* the branch is done: its gradient at the block input meets the shortcut's */
+            if (i > first) {
+                s = cc_residual_join(net, block, g, &g);
+                if (s != CLCNN_OK)
+                    return cc_fail_append(s, " (backward of layer %d, %s %s)", block->index,
+                                          block->kind, block->desc);
+            }
+            block = NULL;
+        }
     }
     return CLCNN_OK;
 }

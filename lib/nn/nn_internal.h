@@ -9,7 +9,7 @@
 
 #include "internal.h"
 
-#define CC_LAYER_MAX_PARAMS 4
+#define CC_LAYER_MAX_PARAMS 6 /* residual projection: conv weight, bias, 4 of batchnorm */
 
 typedef enum cc_param_role {
     CC_PARAM_WEIGHT = 0, /* conv (k, c/g, r, s) or linear (out, in) weights */
@@ -61,6 +61,17 @@ struct cc_layer {
     float p;             /* dropout */
     int out_features;    /* linear */
 
+    /* residual (the layer closing a block): the branch is layers res_from .. index-1;
+     * the block input is layer res_from-1's output (the net input when res_from is 0) */
+    int res_block; /* 1: this layer closes a residual block */
+    int res_from;
+    int res_proj, res_bn;         /* projection shortcut, with a batchnorm */
+    clcnn_tensor *sc_y;           /* projection conv output (n, k, p, q) */
+    clcnn_tensor *sc_bn_y;        /* its batchnorm output */
+    clcnn_tensor *sc_dconv;       /* gradient at the conv output (batchnorm backward) */
+    clcnn_tensor *sc_dx;          /* shortcut gradient at the block input */
+    const clcnn_tensor *sc_dxout; /* what the join adds: sc_dx, or dy for the identity */
+
     /* tensors of the last pass, kept across calls while the batch size is unchanged */
     clcnn_tensor *y;           /* owned output buffer */
     clcnn_tensor *view;        /* output as a view of the input (flatten, dropout off) */
@@ -78,12 +89,15 @@ struct clcnn_net {
     cc_layer **layers; /* pointers, so cc_param addresses stay put when the array grows */
     int nlayers, cap;
     int training;
+    int res_open;          /* index of the first layer of the open residual block, -1 when none */
     uint64_t seed;         /* from clcnn_net_init; keys the dropout masks */
     uint64_t dropout_step; /* training forwards so far; the dropout RNG counter */
 
     /* the last forward */
-    const clcnn_tensor *x; /* the caller's input (must live until backward) */
-    clcnn_tensor *xview;   /* x seen with the rank layer 0 expects */
+    const clcnn_tensor *x;  /* the caller's input (must live until backward) */
+    const clcnn_tensor *in; /* the input of layer 0 during a forward (x or xview) */
+    int bwd_first;          /* the first layer the running backward goes down to */
+    clcnn_tensor *xview;    /* x seen with the rank layer 0 expects */
     size_t batch;
     int fwd_valid;    /* a forward succeeded and nothing changed since */
     int fwd_training; /* it ran in training mode, so backward may follow */
@@ -117,6 +131,15 @@ clcnn_status cc_layer_batchnorm(clcnn_net *net, cc_layer *l, float momentum, flo
 clcnn_status cc_layer_dropout(clcnn_net *net, cc_layer *l, float p);
 clcnn_status cc_layer_flatten(clcnn_net *net, cc_layer *l);
 clcnn_status cc_layer_linear(clcnn_net *net, cc_layer *l, int out_features, int bias);
+/* The layer closing a residual block (branch: layers res_from .. l->index-1). */
+clcnn_status cc_layer_residual(clcnn_net *net, cc_layer *l, int res_from,
+                               const clcnn_residual_desc *d);
+/* The block input of residual layer l in the current pass. */
+const clcnn_tensor *cc_residual_input(const clcnn_net *net, const cc_layer *l);
+/* Backward, at the block's first layer: *g = branch_dx + the shortcut gradient (held by
+ * l, the residual layer), the gradient at the block input. */
+clcnn_status cc_residual_join(clcnn_net *net, cc_layer *l, const clcnn_tensor *branch_dx,
+                              const clcnn_tensor **g);
 /* Free every tensor of the layer (parameters and pass state), not l itself. */
 void cc_layer_release(cc_layer *l);
 
