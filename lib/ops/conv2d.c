@@ -8,6 +8,8 @@
  * every shape and pass; implicit_gemm (lib/ops/conv2d_implicit.c) every forward shape and
  * the stride-1 data gradient; winograd (lib/ops/conv2d_winograd.c) forward 3x3 stride-1
  * dilation-1 layers; depthwise (lib/ops/conv2d_depthwise.c) forward groups == c == k.
+ * The filter gradient: direct, gemm and implicit_gemm (its own kernel,
+ * lib/ops/conv2d_wgrad.c), each for every shape.
  * Forcing one where it does not apply is CLCNN_ERR_UNSUPPORTED with the reason
  * (algo_supports). There is no tuning database yet, so AUTO means the heuristic in
  * pick_algo().
@@ -298,10 +300,7 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
     case CLCNN_CONV_GEMM:
         return 1;
     case CLCNN_CONV_IMPLICIT_GEMM:
-        if (ps == PASS_FILTER) {
-            *why = "it has no filter-gradient kernel (use direct, gemm or auto)";
-            return 0;
-        }
+        if (ps == PASS_FILTER) return 1; /* lib/ops/conv2d_wgrad.c: every shape */
         *why = "its data gradient needs stride 1 (use direct, gemm or auto)";
         return ps == PASS_FORWARD || cc_conv2d_implicit_supports_data(cv);
     case CLCNN_CONV_WINOGRAD:
@@ -424,6 +423,8 @@ clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_
     if (db) CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_grad"));
     if (a == CLCNN_CONV_GEMM)
         CC_TRY(cc_conv2d_gemm_backward_filter(dev, &cv, x, dy, dw));
+    else if (a == CLCNN_CONV_IMPLICIT_GEMM)
+        CC_TRY(cc_conv2d_wgrad_backward_filter(dev, &cv, x, dy, dw));
     else
         CC_TRY(cc_conv2d_direct_backward_filter(dev, &cv, x, dy, dw));
     if (!db) return CLCNN_OK;

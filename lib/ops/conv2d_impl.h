@@ -77,6 +77,13 @@ clcnn_status cc_conv2d_gemm_backward_filter(clcnn_device *dev, const cc_conv *cv
                                             const clcnn_tensor *x, const clcnn_tensor *dy,
                                             clcnn_tensor *dw);
 
+/* lib/ops/conv2d_wgrad.c (cl/conv2d_wgrad.cl): backward filter of every shape as an
+ * implicit GEMM (the implicit_gemm algorithm of that pass); a padded copy of x, a
+ * transposed copy of dy and partial sums from the pool. */
+clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *cv,
+                                             const clcnn_tensor *x, const clcnn_tensor *dy,
+                                             clcnn_tensor *dw);
+
 /* cl/conv2d_bias.cl helpers (lib/ops/conv2d.c), all built with these defines. */
 #define CC_CONV_BIAS_DEFINES "WG=64"
 /* Build (or fetch from the caches) a kernel before a pass writes its first output, so

@@ -1,0 +1,181 @@
+/* Filter gradient as an implicit GEMM: host side of cl/conv2d_wgrad.cl (the algorithm
+ * implicit_gemm of the backward-filter pass). Shapes were checked by lib/ops/conv2d.c.
+ *
+ * Shape key: x (n, c, h, w); dy (n, k, p, q); dw (k, cpg, r, s); cpg = c/groups,
+ * kpg = k/groups, K = cpg*r*s (the columns of one group's gradient).
+ *
+ * Per pass of nb images (all of them unless the workspace limit says otherwise):
+ *   1. wgrad_pad_x: the images with their zero padding made explicit (skipped without
+ *      padding: the kernel then reads x itself);
+ *   2. wgrad_transpose_dy: dy transposed so that the channels of a position are
+ *      consecutive (a vector of VK of them is one load);
+ *   3. conv2d_wgrad: each work-item multiplies VK channels x TJ taps over a chunk of rpc
+ *      output rows, writing its chunk's slice of a partial buffer;
+ * then conv2d_sum_parts adds the slices in chunk order (nothing to add when there is one
+ * chunk: the kernel then writes dw directly). Deterministic, no atomics.
+ *
+ * Parameters:
+ *   VK (define)  channels per work-item, the vector lanes: 16, 8 or 4, whichever pads
+ *                kpg least (ties: wider);
+ *   TJ (define)  taps per work-item (12: 12 vector accumulators);
+ *   rpc          rows per chunk: about 1024 output positions per work-item (so a
+ *                work-group's slices of dyt and xp stay in cache), fewer when that
+ *                leaves fewer than 32 work-items per compute unit, and at most so many
+ *                chunks that the partial buffer stays under 32 MB.
+ * At most 3 programs (VK 16, 8, 4). Measured speeds: the comment of pick_algo() in
+ * lib/ops/conv2d.c. */
+#include "conv2d_impl.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct wgrad_cfg {
+    int vk, tj, lws, target; /* target: output positions per work-item */
+} wgrad_cfg;
+
+static int ceil_div(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
+    int gpu = dev->info.type == CLCNN_DEVICE_GPU;
+    wgrad_cfg cfg = {.vk = 16, .tj = gpu ? 4 : 12, .lws = gpu ? 16 : 4, .target = 1024};
+    /* the vector width that pads kpg least (ties: the wider) */
+    int best = ceil_div(cv->kpg, 16) * 16;
+    for (int vk = 8; vk >= 4; vk /= 2) {
+        int pad = ceil_div(cv->kpg, vk) * vk;
+        if (pad < best) {
+            best = pad;
+            cfg.vk = vk;
+        }
+    }
+    /* Development switch: $CLCNN_CONV_WGRAD_CFG="VK TJ LWS TARGET" overrides the choice. */
+    const char *e = getenv("CLCNN_CONV_WGRAD_CFG");
+    int vk, tj, lws, target;
+    if (e && sscanf(e, "%d %d %d %d", &vk, &tj, &lws, &target) == 4 &&
+        (vk == 16 || vk == 8 || vk == 4) && tj >= 1 && tj <= 32 && lws >= 1 && lws <= 256 &&
+        target >= 1)
+        cfg = (wgrad_cfg){vk, tj, lws, target};
+    return cfg;
+}
+
+clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *cv,
+                                             const clcnn_tensor *x, const clcnn_tensor *dy,
+                                             clcnn_tensor *dw) {
+    const char *op = "conv2d backward filter (implicit_gemm)";
+    wgrad_cfg cfg = pick_cfg(dev, cv);
+    int padded = cv->ph > 0 || cv->pw > 0;
+    int hp = cv->h + 2 * cv->ph, wp = cv->w + 2 * cv->pw;
+    int rs = cv->r * cv->s, K = cv->cpg * rs, pq = cv->p * cv->q;
+    int kpad = ceil_div(cv->kpg, cfg.vk) * cfg.vk;
+    size_t m = (size_t)cv->k * (size_t)K; /* dw elements */
+
+    /* Images per pass: the padded copy and the transposed dy of a pass fit the workspace
+     * limit (at least one image) and index with int. */
+    size_t per_image = (padded ? (size_t)cv->c * hp * wp : 0) + (size_t)cv->groups * pq * kpad;
+    size_t limit = cc_conv_workspace_limit() / sizeof(float);
+    size_t nb_max = limit / per_image;
+    if (nb_max > (size_t)INT_MAX / per_image) nb_max = (size_t)INT_MAX / per_image;
+    CC_RETURN_IF(nb_max == 0 && per_image > (size_t)INT_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "%s: one image needs a workspace of %zu floats", op, per_image);
+    int nb = nb_max < 1 ? 1 : nb_max > (size_t)cv->n ? cv->n : (int)nb_max;
+    int passes = ceil_div(cv->n, nb);
+    nb = ceil_div(cv->n, passes); /* equal passes */
+
+    /* Rows per chunk: about cfg.target positions per work-item, more chunks while the
+     * device would idle (32 work-items per compute unit; 64 x lws on a GPU), at most
+     * 32 MB of partial sums. */
+    int gpu = dev->info.type == CLCNN_DEVICE_GPU;
+    size_t items = (size_t)ceil_div(K, cfg.tj) * ceil_div(cv->kpg, cfg.vk) * cv->groups;
+    size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
+                  (gpu ? 64 * (size_t)cfg.lws : 32);
+    int rows = nb * cv->p; /* per pass */
+    int rpc = ceil_div(cfg.target, cv->q);
+    size_t need = (want + items - 1) / items; /* chunks in all */
+    if (need > 1 && (size_t)passes * ceil_div(rows, rpc) < need) {
+        size_t per_pass = (need + passes - 1) / passes;
+        rpc = per_pass >= (size_t)rows ? 1 : ceil_div(rows, (int)per_pass);
+    }
+    size_t max_parts = ((size_t)32 << 20) / sizeof(float) / m;
+    if (max_parts > (size_t)INT_MAX / m) max_parts = (size_t)INT_MAX / m;
+    if (max_parts < 1) max_parts = 1;
+    if ((size_t)passes * ceil_div(rows, rpc) > max_parts) {
+        size_t per_pass = max_parts / passes;
+        rpc = per_pass < 1 ? rows : ceil_div(rows, (int)per_pass);
+    }
+    int parts = 0;
+    for (int n0 = 0; n0 < cv->n; n0 += nb) {
+        int nbi = cv->n - n0 < nb ? cv->n - n0 : nb;
+        parts += ceil_div(nbi * cv->p, rpc);
+    }
+
+    char defs[32];
+    snprintf(defs, sizeof defs, "TJ=%d VK=%d", cfg.tj, cfg.vk);
+    /* every kernel built before anything is enqueued: a build failure writes nothing */
+    if (padded) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_pad_x"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "conv2d_wgrad"));
+    if (parts > 1)
+        CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_sum_parts"));
+
+    clcnn_tensor *xp = NULL, *dyt = NULL, *part = NULL;
+    size_t xp_n = padded ? (size_t)nb * cv->c * hp * wp : 0;
+    size_t dyt_n = (size_t)cv->groups * nb * pq * kpad;
+    clcnn_status st = CLCNN_OK;
+    if (padded) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){xp_n}, &xp);
+    if (st == CLCNN_OK) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){dyt_n}, &dyt);
+    if (st == CLCNN_OK && parts > 1)
+        st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)parts * m}, &part);
+    cl_mem out = parts > 1 ? part->storage->mem : dw->storage->mem;
+    size_t out_off = parts > 1 ? part->offset : dw->offset;
+
+    int part0 = 0;
+    for (int n0 = 0; st == CLCNN_OK && n0 < cv->n; n0 += nb) {
+        int nbi = cv->n - n0 < nb ? cv->n - n0 : nb;
+        int chunks_i = ceil_div(nbi * cv->p, rpc);
+        cl_mem xs = x->storage->mem;
+        size_t xs_off = x->offset + (size_t)n0 * cv->c * cv->h * cv->w;
+        if (padded) {
+            size_t total = (size_t)nbi * cv->c * hp * wp;
+            st = cc_launch(
+                dev, "conv2d_wgrad", defs, "wgrad_pad_x", 1, (size_t[]){total}, (size_t[]){64},
+                CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                        CC_ARG_MEM(xp->storage->mem), CC_ARG_INT(xp->offset), CC_ARG_INT(n0),
+                        CC_ARG_INT(nbi), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
+                        CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw)));
+            xs = xp->storage->mem;
+            xs_off = xp->offset;
+        }
+        if (st == CLCNN_OK)
+            st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy", 1,
+                           (size_t[]){(size_t)cv->groups * nbi * pq * kpad}, (size_t[]){64},
+                           CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                                   CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
+                                   CC_ARG_INT(n0), CC_ARG_INT(nbi), CC_ARG_INT(cv->k),
+                                   CC_ARG_INT(pq), CC_ARG_INT(cv->groups), CC_ARG_INT(kpad)));
+        size_t gws[3] = {(size_t)ceil_div(K, cfg.tj), (size_t)ceil_div(cv->kpg, cfg.vk),
+                         (size_t)cv->groups * chunks_i};
+        size_t lws[3] = {(size_t)cfg.lws, 1, 1};
+        if (st == CLCNN_OK)
+            st = cc_launch(dev, "conv2d_wgrad", defs, "conv2d_wgrad", 3, gws, lws,
+                           CC_ARGS(CC_ARG_MEM(xs), CC_ARG_INT(xs_off), CC_ARG_INT(cv->c),
+                                   CC_ARG_INT(padded ? hp : cv->h), CC_ARG_INT(padded ? wp : cv->w),
+                                   CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
+                                   CC_ARG_INT(kpad), CC_ARG_MEM(out),
+                                   CC_ARG_INT(out_off + (size_t)part0 * m), CC_ARG_INT(nbi),
+                                   CC_ARG_INT(cv->k), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q),
+                                   CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh),
+                                   CC_ARG_INT(cv->sw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
+                                   CC_ARG_INT(cv->groups), CC_ARG_INT(rpc), CC_ARG_INT(chunks_i)));
+        part0 += chunks_i;
+    }
+    if (st == CLCNN_OK && parts > 1)
+        st = cc_conv2d_sum_parts(dev, part->storage->mem, part->offset, parts, (int)m,
+                                 dw->storage->mem, dw->offset, 0);
+    /* the in-order queue runs the kernels before any reuse of the pool buffers */
+    clcnn_tensor_free(part);
+    clcnn_tensor_free(dyt);
+    clcnn_tensor_free(xp);
+    return st;
+}
