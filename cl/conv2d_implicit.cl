@@ -203,6 +203,67 @@ __kernel void implicit_weights(__global const float *w, int w_off, __global floa
     wt[wt_off + i] = v;
 }
 
+/* The position of the set bit of mask with rank i (0: the lowest set bit). */
+inline int nth_bit(uint mask, int i) {
+    for (int a = 0; a < 32; a++)
+        if ((mask >> a) & 1u) {
+            if (i == 0) return a;
+            i--;
+        }
+    return 0;
+}
+
+/* Backward data with stride > 1 (lib/ops/conv2d_implicit.c, backward_data_phases): wt
+ * (groups, K, mp) with K = kpg*th*tw, the filter of the stride-1 convolution of dy whose
+ * output channel m = (ci*na + ai)*nb + bi (< cpg*na*nb; padded with zeros to mp) is input
+ * channel ci of the group at row phase a (the ai-th set bit of mask_h) and column phase
+ * b. Reduction row kk = (mi*th + u)*tw + v is dy channel mi of the group at row offset
+ * e = emin_h + u (column emin_w + v): the tap kr with kr*dh = a + ph - sh*e, zero when
+ * there is none.
+ *   w (groups*kpg, cpg, r, s): the layer's weights. */
+__kernel void implicit_weights_phase(__global const float *w, int w_off, __global float *wt,
+                                     int wt_off, int kpg, int cpg, int r, int s, int sh, int sw,
+                                     int ph, int pw, int dh, int dw, int th, int tw, int emin_h,
+                                     int emin_w, uint mask_h, uint mask_w, int na, int nb, int mp,
+                                     int groups) {
+    const int K = kpg * th * tw;
+    const int i = get_global_id(0); /* (g, kk, m) flattened */
+    if (i >= groups * K * mp) return;
+    const int m = i % mp, kk = (i / mp) % K, g = i / (mp * K);
+    float v = 0.0f;
+    if (m < cpg * na * nb) {
+        const int ci = m / (na * nb), ai = (m / nb) % na, bi = m % nb;
+        const int mi = kk / (th * tw), u = (kk / tw) % th, vv = kk % tw;
+        const int nr = nth_bit(mask_h, ai) + ph - sh * (emin_h + u);
+        const int ns = nth_bit(mask_w, bi) + pw - sw * (emin_w + vv);
+        if (nr >= 0 && ns >= 0 && nr % dh == 0 && ns % dw == 0 && nr / dh < r && ns / dw < s)
+            v = w[w_off + ((g * kpg + mi) * cpg + ci) * r * s + (nr / dh) * s + ns / dw];
+    }
+    wt[wt_off + i] = v;
+}
+
+/* dx[n0 + z/c][z%c][hi][wi] = buf[z][ai][bi][hi/sh][wi/sw] for the phase (a, b) =
+ * (hi mod sh, wi mod sw) when both are set in mask_h / mask_w (ai, bi: their ranks among
+ * the set bits), else 0. One work-item per element: dim0 = hi*w + wi, dim1 = z (image of
+ * the chunk * c + channel).
+ *   buf (nbat, c*na*nb, pp, qq): the output of the phase convolution. */
+__kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __global float *dx,
+                                     int dx_off, int n0, int nbat, int c, int h, int w, int sh,
+                                     int sw, uint mask_h, uint mask_w, int na, int nb, int pp,
+                                     int qq) {
+    const int t = get_global_id(0), z = get_global_id(1);
+    if (t >= h * w || z >= nbat * c) return;
+    const int hi = t / w, wi = t % w;
+    const uint a = (uint)(hi % sh), b = (uint)(wi % sw);
+    float v = 0.0f;
+    if ((mask_h >> a) & (mask_w >> b) & 1u) {
+        const int ai = popcount(mask_h & ((1u << a) - 1u));
+        const int bi = popcount(mask_w & ((1u << b) - 1u));
+        v = buf[buf_off + (((z * na + ai) * nb + bi) * pp + hi / sh) * qq + wi / sw];
+    }
+    dx[dx_off + (n0 * c + z) * h * w + t] = v;
+}
+
 /* Image and position of flat tile T (of n * tpi): plane tiles start at j0, row tiles at
  * (p0, q0). */
 inline void tile_at(int T, int tpi, int qt, int plane, int *ni, int *j0, int *p0, int *q0) {

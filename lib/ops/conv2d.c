@@ -301,7 +301,7 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
         return 1;
     case CLCNN_CONV_IMPLICIT_GEMM:
         if (ps == PASS_FILTER) return 1; /* lib/ops/conv2d_wgrad.c: every shape */
-        *why = "its data gradient needs stride 1 (use direct, gemm or auto)";
+        *why = "its data gradient needs strides of at most 32 (use direct, gemm or auto)";
         return ps == PASS_FORWARD || cc_conv2d_implicit_supports_data(cv);
     case CLCNN_CONV_WINOGRAD:
         if (!cc_conv2d_winograd_supports(cv)) {

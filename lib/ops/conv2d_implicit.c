@@ -41,8 +41,11 @@ static int ceil_div(int a, int b) {
     return (a + b - 1) / b;
 }
 
+/* 1x1, stride 1, no padding, and (for the phase convolutions of backward data, whose
+ * output may be larger than their input) an output plane as large as the input's. */
 static int is_pointwise(const cc_conv *cv) {
-    return cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0;
+    return cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
+           cv->p == cv->h && cv->q == cv->w;
 }
 
 /* Lanes of the tiles that hold an output: (p*q) / (tiles * 16). */
@@ -77,11 +80,15 @@ static implicit_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     return cfg;
 }
 
-/* y = act(conv(x, w) + b) for the geometry cv; flip: w holds the weights of the
- * convolution that cv transposes (backward data, see implicit_weights). */
-static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                        const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
-                        int flip) {
+/* The launch parameters of the GEMM kernel for the geometry cv (see the top comment). */
+typedef struct gemm_plan {
+    implicit_cfg cfg;
+    int plane, mp, nt, cc, m_per, msplit;
+    size_t items, wfloats, local_bytes;
+    char defs[64];
+} gemm_plan;
+
+static clcnn_status plan_gemm(const clcnn_device *dev, const cc_conv *cv, gemm_plan *pl) {
     implicit_cfg cfg = pick_cfg(dev, cv);
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     int plane = is_pointwise(cv);
@@ -147,34 +154,62 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
     if (m_per > cv->kpg) m_per = cv->kpg;
     msplit = ceil_div(cv->kpg, m_per);
 
-    char defs[64];
-    snprintf(defs, sizeof defs, "TM=%d VW=%d", cfg.tm, cfg.vw);
+    *pl = (gemm_plan){.cfg = cfg,
+                      .plane = plane,
+                      .mp = mp,
+                      .nt = nt,
+                      .cc = cc,
+                      .m_per = m_per,
+                      .msplit = msplit,
+                      .items = items,
+                      .wfloats = wfloats,
+                      .local_bytes = (size_t)cfg.lws * wi_bytes};
+    snprintf(pl->defs, sizeof pl->defs, "TM=%d VW=%d", cfg.tm, cfg.vw);
+    return CLCNN_OK;
+}
+
+/* y (at element y_off) = act(conv(x (at x_off), wt) + b) for the geometry cv, with wt the
+ * transposed weights that plan pl asks for. */
+static clcnn_status launch_gemm(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl, cl_mem x,
+                                size_t x_off, const clcnn_tensor *wt, const clcnn_tensor *b,
+                                cl_mem y, size_t y_off, int act) {
+    size_t gws[2] = {pl->items, (size_t)cv->groups * (size_t)pl->msplit};
+    size_t lws[2] = {(size_t)pl->cfg.lws, 1};
+    return cc_launch(
+        dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd", 2, gws, lws,
+        CC_ARGS(CC_ARG_MEM(x), CC_ARG_INT(x_off), CC_ARG_MEM(wt->storage->mem),
+                CC_ARG_INT(wt->offset), CC_ARG_INT(pl->mp),
+                CC_ARG_MEM(b ? b->storage->mem : wt->storage->mem), CC_ARG_INT(b ? b->offset : 0),
+                CC_ARG_INT(b != NULL), CC_ARG_MEM(y), CC_ARG_INT(y_off), CC_ARG_INT(cv->n),
+                CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->k),
+                CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+                CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
+                CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(act),
+                CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA), CC_ARG_INT(pl->plane), CC_ARG_INT(pl->cc),
+                CC_ARG_INT(pl->m_per), CC_ARG_INT(pl->nt), CC_ARG_LOCAL(pl->local_bytes)));
+}
+
+/* y = act(conv(x, w) + b) for the geometry cv; flip: w holds the weights of the
+ * convolution that cv transposes (backward data, see implicit_weights). */
+static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
+                        const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
+                        int flip) {
+    gemm_plan pl;
+    CC_TRY(plan_gemm(dev, cv, &pl));
     /* both kernels built before anything is enqueued: a build failure writes nothing */
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", defs, "implicit_weights"));
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", defs, "conv2d_implicit_fwd"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "implicit_weights"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "conv2d_implicit_fwd"));
     clcnn_tensor *wt = NULL;
-    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){wfloats}, &wt));
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){pl.wfloats}, &wt));
     clcnn_status st = cc_launch(
-        dev, "conv2d_implicit", defs, "implicit_weights", 1, (size_t[]){wfloats}, (size_t[]){64},
+        dev, "conv2d_implicit", pl.defs, "implicit_weights", 1, (size_t[]){pl.wfloats},
+        (size_t[]){64},
         CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset), CC_ARG_MEM(wt->storage->mem),
                 CC_ARG_INT(wt->offset), CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
-                CC_ARG_INT(cv->s), CC_ARG_INT(mp), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
-    size_t gws[2] = {items, (size_t)cv->groups * (size_t)msplit};
-    size_t lws[2] = {(size_t)cfg.lws, 1};
+                CC_ARG_INT(cv->s), CC_ARG_INT(pl.mp), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
     if (st == CLCNN_OK)
-        st = cc_launch(
-            dev, "conv2d_implicit", defs, "conv2d_implicit_fwd", 2, gws, lws,
-            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
-                    CC_ARG_MEM(wt->storage->mem), CC_ARG_INT(wt->offset), CC_ARG_INT(mp),
-                    CC_ARG_MEM(b ? b->storage->mem : wt->storage->mem),
-                    CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
-                    CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(cv->n),
-                    CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->k),
-                    CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
-                    CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
-                    CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(act),
-                    CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA), CC_ARG_INT(plane), CC_ARG_INT(cc),
-                    CC_ARG_INT(m_per), CC_ARG_INT(nt), CC_ARG_LOCAL((size_t)cfg.lws * wi_bytes)));
+        st = launch_gemm(dev, cv, &pl, x->storage->mem, x->offset, wt, b, y->storage->mem,
+                         y->offset, act);
     clcnn_tensor_free(wt); /* the in-order queue runs the kernels before any reuse */
     return st;
 }
@@ -185,16 +220,17 @@ clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, co
     return run(dev, cv, x, w, b, y, act, 0);
 }
 
+/* Strides up to 32: the phases of an axis are the bits of one uint (phase_axis). */
 int cc_conv2d_implicit_supports_data(const cc_conv *cv) {
-    return cv->sh == 1 && cv->sw == 1;
+    return cv->sh <= 32 && cv->sw <= 32;
 }
 
 /* Stride 1: dx (n, c, h, w) = conv(dy (n, k, p, q), w'), w' (c, kpg, r, s) the flipped
  * weights with the channel dims swapped per group, padding dh*(r-1) - ph (and likewise
  * for the columns), dilation unchanged; its output is h x w again. */
-clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
-                                              const clcnn_tensor *dy, const clcnn_tensor *w,
-                                              clcnn_tensor *dx) {
+static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
+                                          const clcnn_tensor *dy, const clcnn_tensor *w,
+                                          clcnn_tensor *dx) {
     cc_conv t = {
         .n = cv->n,
         .c = cv->k,
@@ -216,4 +252,134 @@ clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *
         .kpg = cv->cpg,
     };
     return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1);
+}
+
+/* One axis of the phase decomposition (rows: stride sh, padding ph, dilation dh, r taps).
+ * Input row hi = a + sh*i (phase a = hi mod sh) receives from output row pi = i + e with
+ * e = (a + ph - kr*dh) / sh for every tap kr that makes the division exact. mask: the
+ * phases with at least one such tap (bit a), count of them; e ranges over
+ * emin .. emin + taps - 1. */
+typedef struct phase_axis {
+    unsigned mask;
+    int count, emin, taps;
+} phase_axis;
+
+static phase_axis axis_phases(int stride, int pad, int dil, int r) {
+    phase_axis ax = {0, 0, INT_MAX, 0};
+    int emax = INT_MIN;
+    for (int a = 0; a < stride; a++)
+        for (int kr = 0; kr < r; kr++) {
+            long long num = (long long)a + pad - (long long)kr * dil;
+            if (num % stride != 0) continue;
+            int e = (int)(num / stride);
+            ax.mask |= 1u << a;
+            if (e < ax.emin) ax.emin = e;
+            if (e > emax) emax = e;
+        }
+    for (int a = 0; a < stride; a++)
+        ax.count += (int)(ax.mask >> a & 1u);
+    ax.taps = emax - ax.emin + 1; /* kr = 0 gives every axis one phase: never empty */
+    return ax;
+}
+
+/* Stride > 1: the phase decomposition. The input positions of one phase (a, b) (rows
+ * a + sh*i, columns b + sw*j) receive from dy through a stride-1 convolution with only
+ * the taps of that phase. All phases with taps at once: one stride-1 implicit GEMM of
+ * dy with a (c*na*nb, kpg, th, tw) filter (per group) whose output channel
+ * (ci*na + ai)*nb + bi is input channel ci at the ai-th row phase and bi-th column
+ * phase, and whose taps are the union over phases (zero where a phase has none; on
+ * AlexNet conv1, 11x11 stride 4, 3x3 taps x 16 phases = 1.28x the useful products),
+ * into a phase buffer (n, c*na*nb, ceil(h/sh), ceil(w/sw)); then implicit_phase_scatter
+ * puts every element in its place in dx (zero in phases without taps). The batch goes
+ * in chunks whose phase buffer fits cc_conv_workspace_limit(). */
+static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
+                                         const clcnn_tensor *dy, const clcnn_tensor *w,
+                                         clcnn_tensor *dx) {
+    phase_axis ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r);
+    phase_axis aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s);
+    int pp = ceil_div(cv->h, cv->sh), qq = ceil_div(cv->w, cv->sw);
+    int nph = ah.count * aw.count;
+    cc_conv t = {
+        .n = cv->n,
+        .c = cv->k,
+        .h = cv->p,
+        .w = cv->q,
+        .k = cv->c * nph,
+        .r = ah.taps,
+        .s = aw.taps,
+        .p = pp,
+        .q = qq,
+        .sh = 1,
+        .sw = 1,
+        .ph = -ah.emin,
+        .pw = -aw.emin,
+        .dh = 1,
+        .dw = 1,
+        .groups = cv->groups,
+        .cpg = cv->kpg,
+        .kpg = cv->cpg * nph,
+    };
+    /* images per chunk: as many phase buffers as fit the workspace limit, at least one */
+    size_t per_img = (size_t)t.k * pp * qq;
+    size_t lim = cc_conv_workspace_limit();
+    if (dev->info.max_alloc_bytes && dev->info.max_alloc_bytes < lim)
+        lim = (size_t)dev->info.max_alloc_bytes;
+    size_t fit = lim / (per_img * sizeof(float));
+    int nb = fit < 1 ? 1 : fit >= (size_t)cv->n ? cv->n : (int)fit;
+    CC_RETURN_IF(per_img * nb > INT_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d implicit_gemm: the phase buffer of one image (%zu floats) is too large "
+                 "(use direct or gemm)",
+                 per_img);
+    t.n = nb;
+    gemm_plan pl;
+    CC_TRY(plan_gemm(dev, &t, &pl));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "implicit_weights_phase"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "conv2d_implicit_fwd"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "implicit_phase_scatter"));
+    clcnn_tensor *wt = NULL, *buf = NULL;
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){pl.wfloats}, &wt));
+    clcnn_status st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){per_img * nb}, &buf);
+    if (st == CLCNN_OK)
+        st = cc_launch(dev, "conv2d_implicit", pl.defs, "implicit_weights_phase", 1,
+                       (size_t[]){pl.wfloats}, (size_t[]){64},
+                       CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                               CC_ARG_MEM(wt->storage->mem), CC_ARG_INT(wt->offset),
+                               CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
+                               CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
+                               CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh),
+                               CC_ARG_INT(cv->dw), CC_ARG_INT(ah.taps), CC_ARG_INT(aw.taps),
+                               CC_ARG_INT(ah.emin), CC_ARG_INT(aw.emin), CC_ARG_UINT(ah.mask),
+                               CC_ARG_UINT(aw.mask), CC_ARG_INT(ah.count), CC_ARG_INT(aw.count),
+                               CC_ARG_INT(pl.mp), CC_ARG_INT(cv->groups)));
+    size_t dy_img = (size_t)cv->k * cv->p * cv->q;
+    for (int n0 = 0; n0 < cv->n && st == CLCNN_OK; n0 += nb) {
+        int nbc = cv->n - n0 < nb ? cv->n - n0 : nb;
+        if (nbc != t.n) { /* the last, shorter chunk: same program (TM, VW), new grid */
+            t.n = nbc;
+            st = plan_gemm(dev, &t, &pl);
+            if (st != CLCNN_OK) break;
+        }
+        st = launch_gemm(dev, &t, &pl, dy->storage->mem, dy->offset + (size_t)n0 * dy_img, wt, NULL,
+                         buf->storage->mem, buf->offset, CLCNN_ACT_NONE);
+        if (st != CLCNN_OK) break;
+        size_t gws[2] = {(size_t)cv->h * cv->w, (size_t)nbc * cv->c};
+        st = cc_launch(dev, "conv2d_implicit", pl.defs, "implicit_phase_scatter", 2, gws,
+                       (size_t[]){64, 1},
+                       CC_ARGS(CC_ARG_MEM(buf->storage->mem), CC_ARG_INT(buf->offset),
+                               CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset), CC_ARG_INT(n0),
+                               CC_ARG_INT(nbc), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
+                               CC_ARG_INT(cv->w), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
+                               CC_ARG_UINT(ah.mask), CC_ARG_UINT(aw.mask), CC_ARG_INT(ah.count),
+                               CC_ARG_INT(aw.count), CC_ARG_INT(pp), CC_ARG_INT(qq)));
+    }
+    clcnn_tensor_free(buf); /* the in-order queue runs the kernels before any reuse */
+    clcnn_tensor_free(wt);
+    return st;
+}
+
+clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                              const clcnn_tensor *dy, const clcnn_tensor *w,
+                                              clcnn_tensor *dx) {
+    if (cv->sh == 1 && cv->sw == 1) return backward_data_stride1(dev, cv, dy, w, dx);
+    return backward_data_phases(dev, cv, dy, w, dx);
 }

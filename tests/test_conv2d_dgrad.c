@@ -1,0 +1,315 @@
+/* conv2d backward data with stride > 1 through the implicit_gemm algorithm (the phase
+ * decomposition of lib/ops/conv2d_implicit.c) against the double reference
+ * (tests/reference_conv.c, itself checked by finite differences in
+ * test_conv2d_backward.c): a seeded sweep of random strided shapes (strides 2-4 per
+ * axis, unequal strides, padding up to beyond the kernel, dilation, groups, kernels
+ * smaller than the stride, odd sizes, batch 1), hand-picked cases, reduced versions of
+ * the strided layers of AlexNet, ResNet-50 and MobileNet-V2, the workspace chunking
+ * (a small $CLCNN_CONV_WORKSPACE_MB), tensors at element offsets, bit-identical repeats,
+ * and the error paths (nothing written).
+ *
+ * Tolerance: a dx element sums at most L = (k/groups)*r*s products of numbers in
+ * [-1, 1] (the phase filter adds only exact zeros); float32 rounding grows at most about
+ * linearly with L: |got - ref| <= 1e-6 * L + 1e-5 * |ref| (as in test_conv2d_backward.c),
+ * plus normalised MSE <= 1e-7 on the large layers. */
+#include "test_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "reference_conv.h"
+#include "reference_conv_problem.h"
+
+/* A strided problem: w and dy uniform in [-1, 1] and the reference dx. */
+typedef struct dproblem {
+    ref_conv cv;
+    float *w, *dy;
+    double *ref;
+} dproblem;
+
+static void dproblem_init(dproblem *pb, const ref_conv *shape, uint64_t seed) {
+    pb->cv = *shape;
+    assert_true(ref_conv_out(&pb->cv));
+    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
+    size_t ny = ref_conv_y_size(&pb->cv);
+    tu_rng rng = tu_rng_seed(seed);
+    pb->w = malloc(nw * sizeof(float));
+    pb->dy = malloc(ny * sizeof(float));
+    pb->ref = malloc(nx * sizeof(double));
+    assert_true(pb->w && pb->dy && pb->ref);
+    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
+    tu_fill_uniform(&rng, pb->dy, ny, -1, 1);
+    double *wd = rcp_to_double(pb->w, nw), *dyd = rcp_to_double(pb->dy, ny);
+    ref_conv2d_backward_data(&pb->cv, dyd, wd, pb->ref);
+    free(wd);
+    free(dyd);
+}
+
+static void dproblem_free(dproblem *pb) {
+    free(pb->w);
+    free(pb->dy);
+    free(pb->ref);
+}
+
+/* dx on the device with algo; tensors at element offset off (0: ordinary tensors). dx
+ * starts as NaN so an element the kernels forget to write fails the comparison. */
+static float *run_data(const dproblem *pb, clcnn_conv_algo algo, size_t off) {
+    const ref_conv *cv = &pb->cv;
+    clcnn_device *dev = tu_device();
+    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
+    size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
+    clcnn_tensor *w, *dy, *dx;
+    if (off) {
+        w = rcp_offset_tensor(4, ws, off, pb->w);
+        dy = rcp_offset_tensor(4, ys, off + 3, pb->dy);
+        dx = rcp_offset_tensor(4, xs, off + 7, NULL);
+    } else {
+        w = tu_tensor_from(4, ws, pb->w);
+        dy = tu_tensor_from(4, ys, pb->dy);
+        dx = tu_tensor_from(4, xs, NULL);
+        TU_OK(clcnn_tensor_fill(dx, NAN));
+    }
+    clcnn_conv2d_desc d = rcp_make_desc(cv, algo);
+    TU_OK(clcnn_conv2d_backward_data(dev, &d, dy, w, dx));
+    float *got = tu_download(dx);
+    clcnn_tensor_free(w);
+    clcnn_tensor_free(dy);
+    clcnn_tensor_free(dx);
+    return got;
+}
+
+static int compare(const dproblem *pb, const float *got, clcnn_conv_algo algo, const char *tag,
+                   int nmse) {
+    const ref_conv *cv = &pb->cv;
+    size_t nx = ref_conv_x_size(cv);
+    char what[320];
+    rcp_describe(cv, algo, 0, 0, what, sizeof what);
+    strncat(what, tag, sizeof what - strlen(what) - 1);
+    double l = (double)(cv->k / cv->groups) * cv->r * cv->s;
+    int ok = tu_close(what, got, pb->ref, nx, 1e-6 * l, 1e-5);
+    if (nmse) {
+        double e = tu_nmse(got, pb->ref, nx);
+        if (!(e <= 1e-7)) {
+            fprintf(stderr, "NMSE %s: %g > 1e-7\n", what, e);
+            ok = 0;
+        }
+    }
+    return ok;
+}
+
+/* One shape with implicit_gemm against the reference. */
+static int check(const ref_conv *shape, uint64_t seed, int nmse) {
+    dproblem pb;
+    dproblem_init(&pb, shape, seed);
+    float *got = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 0);
+    int ok = compare(&pb, got, CLCNN_CONV_IMPLICIT_GEMM, " (backward data)", nmse);
+    free(got);
+    dproblem_free(&pb);
+    return ok;
+}
+
+static ref_conv shape(int n, int c, int h, int w, int k, int r, int s, int sh, int sw, int ph,
+                      int pw, int dh, int dw, int groups) {
+    ref_conv cv = rcp_conv(n, c, h, w, k, r, s, sh, ph, dh, groups);
+    cv.stride_w = sw;
+    cv.pad_w = pw;
+    cv.dilation_w = dw;
+    return cv;
+}
+
+/* A random strided shape: strides 2-4 per axis (unequal about half the time), kernels
+ * 1-7 (often smaller than the stride), padding 0 .. beyond the kernel, dilation 1-3,
+ * groups 1-3 with 1-6 channels per group, batch 1-3, odd and even sizes. */
+static ref_conv random_strided(tu_rng *rng) {
+    for (;;) {
+        int groups = tu_rng_int(rng, 0, 3) == 0 ? tu_rng_int(rng, 2, 3) : 1;
+        int sh = tu_rng_int(rng, 2, 4), sw = tu_rng_int(rng, 0, 1) ? sh : tu_rng_int(rng, 2, 4);
+        int r = tu_rng_int(rng, 1, 7), s = tu_rng_int(rng, 0, 2) ? r : tu_rng_int(rng, 1, 7);
+        int dil = tu_rng_int(rng, 0, 4) == 0 ? tu_rng_int(rng, 2, 3) : 1;
+        ref_conv cv = shape(tu_rng_int(rng, 1, 3), groups * tu_rng_int(rng, 1, 6),
+                            tu_rng_int(rng, 1, 30), tu_rng_int(rng, 1, 30),
+                            groups * tu_rng_int(rng, 1, 6), r, s, sh, sw, tu_rng_int(rng, 0, r),
+                            tu_rng_int(rng, 0, s), dil, tu_rng_int(rng, 0, 3) ? dil : 1, groups);
+        if (ref_conv_out(&cv)) return cv;
+    }
+}
+
+static void test_random_strided(void **state) {
+    (void)state;
+    tu_rng rng = tu_rng_seed(20261125);
+    int ok = 1;
+    for (int i = 0; i < 140; i++) {
+        ref_conv cv = random_strided(&rng);
+        ok &= check(&cv, 1000 + (uint64_t)i, 0);
+    }
+    assert_true(ok);
+}
+
+static void test_edge_cases(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        shape(1, 1, 1, 1, 1, 1, 1, 2, 2, 0, 0, 1, 1, 1),     /* 1x1 image, stride 2 */
+        shape(1, 3, 9, 9, 4, 1, 1, 3, 3, 0, 0, 1, 1, 1),     /* kernel smaller than stride */
+        shape(2, 4, 10, 11, 5, 2, 2, 4, 3, 0, 1, 1, 1, 1),   /* 2x2, stride 4x3 */
+        shape(1, 2, 8, 8, 3, 1, 1, 2, 2, 1, 1, 1, 1, 1),     /* 1x1 with padding */
+        shape(1, 3, 6, 7, 2, 2, 2, 4, 4, 0, 0, 2, 2, 1),     /* dilation 2, stride 4 */
+        shape(2, 4, 13, 12, 4, 3, 3, 2, 3, 3, 3, 1, 1, 1),   /* padding == kernel */
+        shape(1, 6, 11, 11, 6, 3, 3, 2, 2, 1, 1, 1, 1, 6),   /* depthwise */
+        shape(1, 6, 12, 12, 12, 3, 3, 2, 2, 1, 1, 1, 1, 3),  /* grouped, multiplier 2 */
+        shape(2, 3, 23, 19, 7, 5, 4, 3, 2, 2, 1, 2, 3, 1),   /* everything unequal */
+        shape(1, 40, 9, 9, 36, 3, 3, 2, 2, 1, 1, 1, 1, 1),   /* more than TM channels */
+        shape(1, 3, 33, 35, 5, 7, 7, 2, 2, 3, 3, 1, 1, 1),   /* ResNet stem-like */
+        shape(1, 2, 40, 40, 3, 3, 3, 32, 32, 1, 1, 1, 1, 1), /* largest supported stride */
+        shape(1, 2, 20, 20, 3, 3, 3, 17, 5, 0, 0, 1, 1, 1),  /* one output row */
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ok &= check(&cases[i], 2000 + i, 0);
+    assert_true(ok);
+}
+
+/* The strided layers of the perf suites, reduced in batch (and AlexNet conv1 exactly as
+ * in the anchors suite, at batch 1 and 2). */
+static void test_network_layers(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        rcp_conv(1, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1), /* AlexNet conv1 */
+        rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1), /* ... batch 2 */
+        rcp_conv(1, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1),   /* ResNet-50 conv1 */
+        rcp_conv(1, 128, 56, 56, 128, 3, 3, 2, 1, 1, 1),  /* l2_conv3x3_s2 */
+        rcp_conv(1, 512, 14, 14, 512, 3, 3, 2, 1, 1, 1),  /* l4_conv3x3_s2 */
+        rcp_conv(1, 256, 56, 56, 512, 1, 1, 2, 0, 1, 1),  /* l2_down */
+        rcp_conv(2, 3, 224, 224, 32, 3, 3, 2, 1, 1, 1),   /* MobileNet-V2 stem */
+        rcp_conv(1, 96, 112, 112, 96, 3, 3, 2, 1, 1, 96), /* b2_dw_s2 */
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ok &= check(&cases[i], 3000 + i, 1);
+    assert_true(ok);
+}
+
+/* A workspace limit of a few KB: the phase buffer holds one image (or a few) per chunk,
+ * including a shorter last chunk. */
+static void test_workspace_chunks(void **state) {
+    (void)state;
+    const char *old = getenv("CLCNN_CONV_WORKSPACE_MB");
+    char *keep = old ? strdup(old) : NULL;
+    ref_conv cases[] = {
+        shape(5, 4, 17, 15, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1), /* 5 images, chunks of 2 */
+        shape(3, 6, 20, 20, 4, 5, 5, 3, 3, 2, 2, 1, 1, 2), /* one image per chunk */
+        shape(7, 3, 31, 31, 8, 11, 11, 4, 4, 0, 0, 1, 1, 1),
+    };
+    const char *limits[] = {"0.012", "0.001", "0.05"};
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("CLCNN_CONV_WORKSPACE_MB", limits[i], 1);
+        ok &= check(&cases[i], 4000 + i, 0);
+    }
+    if (keep) {
+        setenv("CLCNN_CONV_WORKSPACE_MB", keep, 1);
+        free(keep);
+    } else {
+        unsetenv("CLCNN_CONV_WORKSPACE_MB");
+    }
+    assert_true(ok);
+}
+
+/* Tensors at element offsets (each kernel must honour them) and bit-identical results
+ * from repeated calls. */
+static void test_offsets_and_determinism(void **state) {
+    (void)state;
+    ref_conv cases[] = {
+        shape(2, 6, 19, 21, 8, 3, 3, 2, 2, 1, 1, 1, 1, 2),
+        rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1),
+    };
+    int ok = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        dproblem pb;
+        dproblem_init(&pb, &cases[i], 5000 + i);
+        float *a = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 0);
+        float *b = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 0);
+        float *c = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 13);
+        size_t nx = ref_conv_x_size(&pb.cv);
+        ok &= compare(&pb, c, CLCNN_CONV_IMPLICIT_GEMM, " (offset tensors)", 0);
+        if (memcmp(a, b, nx * sizeof(float)) != 0) {
+            fprintf(stderr, "case %zu: two runs differ\n", i);
+            ok = 0;
+        }
+        if (memcmp(a, c, nx * sizeof(float)) != 0) {
+            fprintf(stderr, "case %zu: the offset run differs\n", i);
+            ok = 0;
+        }
+        free(a);
+        free(b);
+        free(c);
+        dproblem_free(&pb);
+    }
+    assert_true(ok);
+}
+
+/* ---- error paths ---------------------------------------------------------------------- */
+
+static void expect_data_error(const clcnn_conv2d_desc *d, const clcnn_tensor *dy,
+                              const clcnn_tensor *w, clcnn_tensor *dx, clcnn_status want,
+                              const char *needle) {
+    TU_OK(clcnn_tensor_fill(dx, 42.0f));
+    clcnn_status s = clcnn_conv2d_backward_data(tu_device(), d, dy, w, dx);
+    if (s != want || !strstr(clcnn_last_error(), needle))
+        fail_msg("got %s '%s', want %s containing '%s'", clcnn_status_str(s), clcnn_last_error(),
+                 clcnn_status_str(want), needle);
+    float *h = tu_download(dx);
+    for (size_t i = 0; i < clcnn_tensor_numel(dx); i++)
+        if (h[i] != 42.0f) fail_msg("element %zu = %g was written by a failing call", i, h[i]);
+    free(h);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    clcnn_tensor *w, *w4, *dy, *dybad, *dx, *dx40, *dy40;
+    TU_OK(clcnn_tensor_create4(dev, 16, 3, 3, 3, &w));
+    TU_OK(clcnn_tensor_create4(dev, 16, 4, 3, 3, &w4));
+    TU_OK(clcnn_tensor_create4(dev, 2, 16, 4, 4, &dy)); /* 8x8, stride 2, pad 1 */
+    TU_OK(clcnn_tensor_create4(dev, 2, 16, 3, 4, &dybad));
+    TU_OK(clcnn_tensor_create4(dev, 2, 3, 8, 8, &dx));
+    TU_OK(clcnn_tensor_create4(dev, 1, 3, 40, 40, &dx40));
+    TU_OK(clcnn_tensor_create4(dev, 1, 16, 2, 2, &dy40)); /* 40x40, stride 33, pad 1 */
+    clcnn_tensor *all[] = {w, w4, dy, dybad, dx, dx40, dy40};
+    for (int i = 0; i < 7; i++)
+        TU_OK(clcnn_tensor_fill(all[i], 1.0f));
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    d.stride_h = d.stride_w = 2;
+    d.pad_h = d.pad_w = 1;
+    d.algo = CLCNN_CONV_IMPLICIT_GEMM;
+    expect_data_error(&d, dy, w4, dx, CLCNN_ERR_SHAPE,
+                      "input 2x3x8x8 has 3 channels but weights 16x4x3x3 expect 4 (groups 1)");
+    expect_data_error(&d, dybad, w, dx, CLCNN_ERR_SHAPE,
+                      "output gradient dy is 2x16x3x4, expected 2x16x4x4");
+    d.groups = 3; /* divides the 3 channels but not the 16 outputs */
+    expect_data_error(&d, dy, w, dx, CLCNN_ERR_SHAPE, "groups 3 does not divide the 16");
+    d.groups = 1;
+    d.stride_h = d.stride_w = 33; /* beyond the phase masks: a clear refusal */
+    expect_data_error(&d, dy40, w, dx40, CLCNN_ERR_UNSUPPORTED, "strides of at most 32");
+    /* the same shape runs with stride 2 (the tensors were fine) */
+    d.stride_h = d.stride_w = 2;
+    TU_OK(clcnn_conv2d_backward_data(dev, &d, dy, w, dx));
+    for (int i = 0; i < 7; i++)
+        clcnn_tensor_free(all[i]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_random_strided),
+        cmocka_unit_test(test_workspace_chunks),
+        cmocka_unit_test(test_offsets_and_determinism),
+        cmocka_unit_test(test_network_layers),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    tu_close_device();
+    return rc;
+}
