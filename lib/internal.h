@@ -61,6 +61,13 @@ clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_
  * corrupted or invalid tuning file leaves CLBlast's defaults in force. */
 void cc_tune_apply(clcnn_device *dev);
 
+/* The convolution algorithm stored in dev's tuning file for this geometry and pass (a
+ * clcnn_conv_pass), or CLCNN_CONV_AUTO when none is (or $CLCNN_TUNE is off, or the file
+ * is missing or invalid). The file is read once per process (lib/tune/conv_tune.c);
+ * never fails and leaves the last-error message alone. */
+struct cc_conv;
+clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const struct cc_conv *cv, int pass);
+
 /* ---- device (lib/device.c) ------------------------------------------------- */
 
 typedef struct cc_program_entry cc_program_entry; /* lib/program.c */

@@ -144,7 +144,9 @@ static void test_file_round_trip(void **state) {
     char text[8192];
     snprintf(text, sizeof text,
              "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": \"%s\",\n"
-             " \"conv2d\": {\"some shape\": \"winograd\"}}\n",
+             " \"conv2d\": [{\"pass\": \"forward\", \"n\": 1, \"c\": 3, \"h\": 8, \"w\": 8, "
+             "\"k\": 4, \"r\": 3, \"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], "
+             "\"dilation\": [1, 1], \"groups\": 1, \"algo\": \"winograd\", \"ms\": 1}]}\n",
              clcnn_device_get_info(dev)->name);
     write_text(path, text);
 

@@ -1,16 +1,29 @@
-/* Device measurements and tuning: the measured peak of a device, and the GEMM tuner
- * that searches CLBlast's kernel parameters for the device in hand.
+/* Device measurements and tuning: the measured peak of a device, the GEMM tuner that
+ * searches CLBlast's kernel parameters, and the convolution tuner that times every
+ * algorithm on a shape and remembers the winner.
  *
  * Tuning results live in one JSON file per device beside the program cache
- * (clcnn_cache_dir()/tune-<hash of device name and driver version>.json), written
- * atomically. The library applies the stored GEMM parameters the first time it calls
- * CLBlast on a device, so the next process starts tuned.
+ * (clcnn_cache_dir()/tune-<hash of device name and driver version>.json, so a new driver
+ * starts a new file), written atomically under a lock: two processes tuning at once merge
+ * their results. It holds
+ *   - CLBlast's GEMM parameters ("clblast"), applied the first time the library calls
+ *     CLBlast on a device;
+ *   - convolution winners ("conv2d"): for a pass (forward, backward data, backward filter)
+ *     and a full geometry (n c h w k r s, stride, padding and dilation per axis, groups),
+ *     the fastest algorithm, its time and the other algorithms' times. CLCNN_CONV_AUTO
+ *     uses the winner stored for the exact shape, else for the same shape with another
+ *     batch size (the nearest), else the built-in heuristic; a winner that no longer
+ *     supports the shape is ignored. The file is read once per process (and again after
+ *     this process rewrites it).
+ * So the next process starts tuned.
  *
- * $CLCNN_TUNE: "off" (or "0") applies nothing and refuses to tune; "on" (the default)
- * applies stored results, and clcnn_gemm_tune() runs for CLCNN_TUNE_BUDGET_ON seconds;
- * "exhaustive" applies stored results and tunes for CLCNN_TUNE_BUDGET_EXHAUSTIVE seconds
- * over a larger search space. Tuning never starts by itself: run `clcnn tune` (or call
- * clcnn_gemm_tune()) once per device. */
+ * $CLCNN_TUNE: "off" (or "0") applies nothing (GEMM parameters and convolution winners)
+ * and refuses to tune; "on" (the default) applies stored results, clcnn_gemm_tune() runs
+ * for CLCNN_TUNE_BUDGET_ON seconds and clcnn_conv2d_tune() takes the median of 3 runs;
+ * "exhaustive" applies stored results, tunes GEMM for CLCNN_TUNE_BUDGET_EXHAUSTIVE seconds
+ * over a larger search space and times convolutions with 9 runs. Tuning never starts by
+ * itself (not during training either): run `clcnn tune` and `clcnn tune --suite NAME` (or
+ * call clcnn_gemm_tune() / clcnn_conv2d_tune()) once per device. */
 #ifndef CLCNN_TUNE_H
 #define CLCNN_TUNE_H
 
@@ -18,6 +31,7 @@
 #include <stdint.h>
 
 #include "device.h"
+#include "ops.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -88,6 +102,64 @@ typedef struct clcnn_gemm_tune_result {
 CLCNN_API clcnn_status clcnn_gemm_tune(clcnn_device *dev, const clcnn_gemm_tune_options *opt,
                                        clcnn_gemm_tune_result *out);
 
+/* ---- convolution algorithm tuning ------------------------------------------------- */
+
+typedef enum clcnn_conv_pass {
+    CLCNN_CONV_PASS_FORWARD = 0,         /* clcnn_conv2d_forward */
+    CLCNN_CONV_PASS_BACKWARD_DATA = 1,   /* clcnn_conv2d_backward_data */
+    CLCNN_CONV_PASS_BACKWARD_FILTER = 2, /* clcnn_conv2d_backward_filter */
+    CLCNN_CONV_PASS_COUNT
+} clcnn_conv_pass;
+
+/* "forward", "backward_data", "backward_filter" (the tuning file's words); "unknown". */
+CLCNN_API const char *clcnn_conv_pass_name(clcnn_conv_pass pass);
+/* The pass for one of those words, or -1. */
+CLCNN_API int clcnn_conv_pass_parse(const char *name);
+
+typedef struct clcnn_conv2d_tune_options {
+    int runs;      /* timed runs per algorithm after the warm-up; <= 0: 3, or 9 with
+                      $CLCNN_TUNE=exhaustive */
+    int save;      /* 1: store the winner in the device's tuning file (default) */
+    uint64_t seed; /* input data */
+    /* Called with one line per algorithm timed (may be NULL). */
+    void (*progress)(void *user, const char *line);
+    void *user;
+} clcnn_conv2d_tune_options;
+
+/* runs from $CLCNN_TUNE, save on, seed 1, no progress callback. */
+CLCNN_API clcnn_conv2d_tune_options clcnn_conv2d_tune_options_default(void);
+
+typedef struct clcnn_conv2d_tune_result {
+    clcnn_conv_algo winner;           /* the fastest algorithm */
+    double ms[CLCNN_CONV_ALGO_COUNT]; /* median ms per algorithm; -1: it does not run this
+                                         pass on this shape, or failed (see note) */
+    int runs;                         /* timed runs per algorithm */
+    int stored;                       /* 1 when the winner was written to the tuning file */
+    char note[256];                   /* algorithms that failed or computed wrong results */
+} clcnn_conv2d_tune_result;
+
+/* Time every algorithm that runs `pass` on the convolution (x: input (n,c,h,w), w:
+ * weights (k,c/groups,r,s); d->algo is ignored) on seeded random tensors it allocates:
+ * one warm-up call (two when exhaustive), then the median of opt->runs calls, each
+ * measured on the device (queue markers). Every algorithm's result is compared with the
+ * direct algorithm's; one that disagrees is not a candidate. With opt->save the winner is
+ * merged into dev's tuning file (atomically, under a lock) and used by CLCNN_CONV_AUTO
+ * from then on. opt may be NULL. CLCNN_ERR_UNSUPPORTED when $CLCNN_TUNE is off; the
+ * shape errors of the convolution itself; CLCNN_ERR_FORMAT when the existing tuning file
+ * is invalid (it is left alone: fix or remove it). */
+CLCNN_API clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass,
+                                         const clcnn_conv2d_desc *d, const size_t x[4],
+                                         const size_t w[4], const clcnn_conv2d_tune_options *opt,
+                                         clcnn_conv2d_tune_result *out);
+
+/* The algorithm a call of `pass` with descriptor d and these shapes would use: d->algo
+ * when forced, else the tuned winner (*from_db = 1), else the heuristic (*from_db = 0).
+ * from_db may be NULL. CLCNN_ERR_UNSUPPORTED when a forced algorithm cannot run it. */
+CLCNN_API clcnn_status clcnn_conv2d_algo_choice(clcnn_device *dev, clcnn_conv_pass pass,
+                                                const clcnn_conv2d_desc *d, const size_t x[4],
+                                                const size_t w[4], clcnn_conv_algo *algo,
+                                                int *from_db);
+
 /* ---- the tuning file ----------------------------------------------------------- */
 
 /* The path of dev's tuning file, written into buf. Returns 0 (and buf "") when the
@@ -104,11 +176,14 @@ CLCNN_API clcnn_status clcnn_tune_apply(clcnn_device *dev);
  * it. CLCNN_ERR_NOT_FOUND when there is none. */
 CLCNN_API clcnn_status clcnn_tune_show(clcnn_device *dev, char **json);
 
-/* Copy dev's tuning file to `path` (written atomically). */
+/* Copy dev's tuning file (GEMM parameters and convolution winners) to `path` (written
+ * atomically). */
 CLCNN_API clcnn_status clcnn_tune_export(clcnn_device *dev, const char *path);
 
-/* Validate the tuning file at `path` (format, parameters, and that it was made for a
- * device of the same name as dev), store it as dev's tuning file and apply it. */
+/* Validate the tuning file at `path` (format, GEMM parameters, convolution entries, and
+ * that it was made for a device of the same name as dev), store it as dev's tuning file
+ * (replacing the one there) and apply it: GEMM parameters now, convolution winners from
+ * the next AUTO call. */
 CLCNN_API clcnn_status clcnn_tune_import(clcnn_device *dev, const char *path);
 
 #ifdef __cplusplus

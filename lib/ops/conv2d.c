@@ -323,10 +323,21 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
     }
 }
 
-static clcnn_status resolve_algo(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
-                                 const cc_conv *cv, pass ps, clcnn_conv_algo *out) {
+/* AUTO: the winner stored in the tuning file (lib/tune/conv_tune.c) while it still
+ * supports the shape, else the heuristic. */
+static clcnn_conv_algo auto_algo(clcnn_device *dev, const cc_conv *cv, pass ps, int *from_db) {
+    const char *why = "";
+    clcnn_conv_algo t = cc_conv_tuned_algo(dev, cv, (int)ps);
+    *from_db = t != CLCNN_CONV_AUTO && algo_supports(t, cv, ps, &why);
+    return *from_db ? t : pick_algo(dev, cv, ps);
+}
+
+static clcnn_status resolve_algo_db(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
+                                    const cc_conv *cv, pass ps, clcnn_conv_algo *out,
+                                    int *from_db) {
     clcnn_conv_algo a = d->algo;
-    if (a == CLCNN_CONV_AUTO) a = pick_algo(dev, cv, ps);
+    *from_db = 0;
+    if (a == CLCNN_CONV_AUTO) a = auto_algo(dev, cv, ps, from_db);
     const char *why = "";
     CC_RETURN_IF(!algo_supports(a, cv, ps, &why), CLCNN_ERR_UNSUPPORTED,
                  "%s: algorithm %s cannot run the %s pass here: %s (x %dx%dx%dx%d, w "
@@ -334,6 +345,30 @@ static clcnn_status resolve_algo(clcnn_device *dev, const char *op, const clcnn_
                  op, clcnn_conv_algo_name(a), pass_names[ps], why, cv->n, cv->c, cv->h, cv->w,
                  cv->k, cv->cpg, cv->r, cv->s, cv->sh, cv->sw, cv->dh, cv->dw, cv->groups);
     *out = a;
+    return CLCNN_OK;
+}
+
+static clcnn_status resolve_algo(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
+                                 const cc_conv *cv, pass ps, clcnn_conv_algo *out) {
+    int from_db;
+    return resolve_algo_db(dev, op, d, cv, ps, out, &from_db);
+}
+
+clcnn_status clcnn_conv2d_algo_choice(clcnn_device *dev, clcnn_conv_pass which,
+                                      const clcnn_conv2d_desc *d, const size_t x[4],
+                                      const size_t w[4], clcnn_conv_algo *algo, int *from_db) {
+    const char *op = "conv2d algorithm choice";
+    CC_RETURN_IF(!dev || !algo, CLCNN_ERR_INVALID_ARG, "%s: NULL argument", op);
+    CC_RETURN_IF((int)which < 0 || which >= CLCNN_CONV_PASS_COUNT, CLCNN_ERR_INVALID_ARG,
+                 "%s: unknown pass %d", op, (int)which);
+    cc_conv cv;
+    size_t ys[4];
+    CC_TRY(conv_geometry(op, d, x, w, ys, &cv));
+    clcnn_conv_algo a;
+    int db;
+    CC_TRY(resolve_algo_db(dev, op, d, &cv, (pass)(int)which, &a, &db));
+    *algo = a;
+    if (from_db) *from_db = db;
     return CLCNN_OK;
 }
 

@@ -8,17 +8,22 @@
  *                  "XgemmDirect": {"KWID": 2, ...all 10...},       (optional)
  *                  "GemmRoutine": {"XGEMM_MIN_INDIRECT_SIZE": 384} (optional) },
  *     "gemm_tuning": { "before_gflops": .., "after_gflops": .., "seconds": .., "tried": .. },
- *     ...other sections (e.g. convolution choices) are kept as they are... }
+ *     "conv2d": [ ...convolution winners, see lib/tune/conv_tune.c... ],       (optional)
+ *     ...other sections are kept as they are... }
+ * Version 1 files without "conv2d" (written before convolution tuning) read as before;
+ * libraries that predate it keep the section when they rewrite the file.
  * Parameters are checked against CLBlast's rules before use: a bad value would make
  * CLBlast build a kernel that computes garbage, so an invalid file is ignored whole. */
 #include "tune_internal.h"
 
 #include <clblast_c.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,6 +147,26 @@ clcnn_status cc_tune_write_atomic(const char *path, const char *data, size_t len
     return CLCNN_OK;
 }
 
+int cc_tune_lock(const char *path) {
+    char lp[4400];
+    snprintf(lp, sizeof lp, "%s.lock", path);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+void cc_tune_unlock(int fd) {
+    if (fd < 0) return;
+    flock(fd, LOCK_UN);
+    close(fd);
+}
+
 int clcnn_tune_file_path(const clcnn_device *dev, char *buf, size_t cap) {
     if (!buf || cap == 0) return 0;
     buf[0] = '\0';
@@ -218,6 +243,8 @@ static clcnn_status parse_record(json_t *root, const char *path, cc_tune_record 
             CC_RETURN_IF(why, CLCNN_ERR_FORMAT, "%s: clblast.%s %s", path, key, why);
         }
     }
+    json_t *conv = json_object_get(root, "conv2d");
+    if (conv) CC_TRY(cc_conv_entries_parse(conv, path, NULL, NULL));
     json_t *gt = json_object_get(root, "gemm_tuning");
     if (json_is_object(gt)) {
         rec.before_gflops = json_number_value(json_object_get(gt, "before_gflops"));
@@ -250,8 +277,7 @@ static json_t *params_object(const char *const *names, const size_t *v, int coun
     return o;
 }
 
-clcnn_status cc_tune_record_write(const char *path, const cc_tune_record *rec) {
-    CC_RETURN_IF(!path || !rec, CLCNN_ERR_INVALID_ARG, "cc_tune_record_write: NULL argument");
+static clcnn_status record_write(const char *path, const cc_tune_record *rec) {
     /* keep the other sections of an existing, valid file */
     json_t *root = NULL;
     cc_tune_record old;
@@ -283,7 +309,7 @@ clcnn_status cc_tune_record_write(const char *path, const cc_tune_record *rec) {
     json_object_set_new(gt, "seconds", json_real(rec->seconds));
     json_object_set_new(gt, "tried", json_integer(rec->tried));
     json_object_set_new(root, "gemm_tuning", gt);
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+    char *text = cc_tune_dumps(root);
     json_decref(root);
     CC_RETURN_IF(!text, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory writing %s", path);
     char dir[4096];
@@ -307,6 +333,22 @@ clcnn_status cc_tune_record_write(const char *path, const cc_tune_record *rec) {
     }
     clcnn_status s = cc_tune_write_atomic(path, text, len);
     free(text);
+    return s;
+}
+
+clcnn_status cc_tune_record_write(const char *path, const cc_tune_record *rec) {
+    CC_RETURN_IF(!path || !rec, CLCNN_ERR_INVALID_ARG, "cc_tune_record_write: NULL argument");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        cc_tune_mkdirs(dir); /* for the lock file; record_write reports a failure */
+    }
+    /* under the lock: a convolution tuner in another process merges into the same file */
+    int lock = cc_tune_lock(path);
+    clcnn_status s = record_write(path, rec);
+    cc_tune_unlock(lock);
     return s;
 }
 
@@ -421,7 +463,7 @@ clcnn_status clcnn_tune_show(clcnn_device *dev, char **json) {
     CC_TRY(cc_tune_record_read(path, &rec));
     json_t *root = json_load_file(path, 0, NULL);
     CC_RETURN_IF(!root, CLCNN_ERR_IO, "cannot read %s", path);
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+    char *text = cc_tune_dumps(root);
     json_decref(root);
     CC_RETURN_IF(!text, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory reading %s", path);
     *json = text;
@@ -485,7 +527,11 @@ clcnn_status clcnn_tune_import(clcnn_device *dev, const char *path) {
     if (slash) *slash = '\0';
     CC_RETURN_IF(cc_tune_mkdirs(dir) != 0, CLCNN_ERR_IO, "cannot create directory %s: %s", dir,
                  strerror(errno));
-    CC_TRY(copy_file(path, own));
+    int lock = cc_tune_lock(own);
+    clcnn_status s = copy_file(path, own);
+    cc_tune_unlock(lock);
+    cc_conv_tune_forget(); /* its convolution winners replace those read before */
+    CC_TRY(s);
     cc_tune_mark_applied(dev);
     return CLCNN_OK;
 }

@@ -1,38 +1,157 @@
-/* clcnn tune: tune CLBlast's SGEMM for a device and manage the per-device tuning file.
- * Exit status: 0 on success, 1 on an error, 2 on a usage error. */
+/* clcnn tune: tune CLBlast's SGEMM for a device, tune the convolution algorithms of a perf
+ * suite's shapes, and manage the per-device tuning file.
+ * Progress goes to stderr, results to stdout. Exit status: 0 on success, 1 on an error,
+ * 2 on a usage error. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clcnn/clcnn.h"
 #include "commands.h"
+#include "perf.h" /* perf/suite.c: the suite reader */
 
 static void usage(FILE *f) {
     fprintf(
         f,
         "usage: clcnn tune [--device SEL] [--budget SECONDS] [--exhaustive] [--seed N]\n"
         "                  [--no-save] [--quiet]\n"
+        "       clcnn tune --suite NAME [--op OPS] [--filter TEXT] [--runs N] [--device SEL]\n"
+        "                  [--no-save] [--quiet]\n"
         "       clcnn tune --show | --export FILE | --import FILE | --peak  [--device SEL]\n\n"
-        "Search CLBlast's SGEMM kernel parameters for the device (random and greedy search\n"
-        "over valid configurations, each one built, timed on SGEMM 1024^3 and\n"
-        "convolution-like shapes and checked against a host GEMM), apply the winner and\n"
+        "Without --suite: search CLBlast's SGEMM kernel parameters for the device (random\n"
+        "and greedy search over valid configurations, each one built, timed on SGEMM 1024^3\n"
+        "and convolution-like shapes and checked against a host GEMM), apply the winner and\n"
         "store it in the device's tuning file beside the program cache. Every later\n"
         "process applies it before its first matrix product.\n\n"
+        "With --suite: for every convolution shape of a perf suite (perf/suites/NAME.txt,\n"
+        "or a path) and every pass asked for, time each algorithm that runs it (one warm-up,\n"
+        "median of 3 runs; 9 with CLCNN_TUNE=exhaustive), check its result against the\n"
+        "direct algorithm, and store the fastest in the tuning file: from then on\n"
+        "--algo auto (CLCNN_CONV_AUTO) uses it for that shape (and for the same shape with\n"
+        "another batch size when that one is not tuned). One line per shape and pass on\n"
+        "stdout: the winner and the median ms of every algorithm ('-': does not run it).\n\n"
         "  --device SEL     device selector (index, cpu/gpu, or a name substring)\n"
-        "  --budget S       wall-clock budget in seconds (default %.0f; %.0f with\n"
+        "  --budget S       GEMM: wall-clock budget in seconds (default %.0f; %.0f with\n"
         "                   --exhaustive or CLCNN_TUNE=exhaustive)\n"
-        "  --exhaustive     larger search space and budget\n"
-        "  --seed N         random search seed (default 1)\n"
+        "  --exhaustive     GEMM: larger search space and budget; --suite: 9 timed runs\n"
+        "  --seed N         random search seed / input data seed (default 1)\n"
+        "  --suite NAME     tune the convolution algorithms of a perf suite (e.g. anchors)\n"
+        "  --op OPS         passes for --suite, comma-separated: conv2d_fwd,\n"
+        "                   conv2d_bwd_data, conv2d_bwd_filter (default: all three)\n"
+        "  --filter TEXT    --suite: only shapes whose name contains TEXT\n"
+        "  --runs N         --suite: timed runs per algorithm\n"
         "  --no-save        tune and report, but do not write the tuning file\n"
-        "  --quiet          no line per configuration tried\n"
-        "  --show           print the device's tuning file\n"
+        "  --quiet          no progress lines on stderr\n"
+        "  --show           print the device's tuning file (GEMM parameters, conv winners)\n"
         "  --export FILE    copy the device's tuning file to FILE\n"
         "  --import FILE    check FILE (made for a device of the same name), store and apply it\n"
         "  --peak           measure and print the device's peak GFLOPS and GB/s\n"
         "  --help           this text\n\n"
-        "CLCNN_TUNE=off disables applying and tuning; CLCNN_CACHE_DIR sets where the tuning\n"
-        "file lives.\n",
+        "CLCNN_TUNE=off disables applying stored results (GEMM parameters and convolution\n"
+        "winners) and tuning; CLCNN_TUNE=exhaustive searches longer. CLCNN_CACHE_DIR sets\n"
+        "where the tuning file lives. Tuning never starts by itself.\n",
         CLCNN_TUNE_BUDGET_ON, CLCNN_TUNE_BUDGET_EXHAUSTIVE);
+}
+
+/* --op words -> passes, in the perf tool's names. */
+static const char *const op_words[CLCNN_CONV_PASS_COUNT] = {"conv2d_fwd", "conv2d_bwd_data",
+                                                            "conv2d_bwd_filter"};
+
+static int parse_ops(const char *list, int want[CLCNN_CONV_PASS_COUNT]) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (int i = 0; i < CLCNN_CONV_PASS_COUNT; i++)
+        want[i] = 0;
+    int any = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int found = -1;
+        for (int i = 0; i < CLCNN_CONV_PASS_COUNT; i++)
+            if (!strcmp(tok, op_words[i])) found = i;
+        if (found < 0) {
+            fprintf(stderr,
+                    "clcnn tune: unknown --op '%s' (conv2d_fwd, conv2d_bwd_data, "
+                    "conv2d_bwd_filter)\n",
+                    tok);
+            return -1;
+        }
+        want[found] = any = 1;
+    }
+    return any ? 0 : -1;
+}
+
+static void print_line(void *user, const char *line);
+
+/* Tune every conv shape of the suite for the passes in want. */
+static int run_suite(clcnn_device *dev, const char *suite, const int want[CLCNN_CONV_PASS_COUNT],
+                     const char *filter, const clcnn_conv2d_tune_options *opt, int quiet) {
+    perf_shape *shapes = NULL;
+    size_t count = 0;
+    char err[512];
+    if (perf_suite_load(suite, &shapes, &count, err, sizeof err) != 0) {
+        fprintf(stderr, "clcnn tune: %s\n", err);
+        return 2;
+    }
+    const clcnn_device_info *info = clcnn_device_get_info(dev);
+    char path[4200];
+    int have_path = clcnn_tune_file_path(dev, path, sizeof path);
+    fprintf(stderr, "clcnn tune: convolution algorithms of suite %s on %s (%s)\n", suite,
+            info->name, info->driver_version);
+    printf("%-20s %-17s %-30s %-14s %s\n", "shape", "pass", "dims", "winner",
+           "median ms per algorithm");
+    int rc = 0, tuned = 0;
+    for (size_t i = 0; i < count; i++) {
+        const perf_shape *sh = &shapes[i];
+        if (sh->kind != PERF_CONV || (filter && !strstr(sh->name, filter))) continue;
+        clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+        d.stride_h = d.stride_w = sh->stride;
+        d.pad_h = d.pad_w = sh->pad;
+        d.dilation_h = d.dilation_w = sh->dilation;
+        d.groups = sh->groups;
+        size_t x[4] = {(size_t)sh->n, (size_t)sh->c, (size_t)sh->h, (size_t)sh->w};
+        size_t w[4] = {(size_t)sh->k, (size_t)(sh->c / (sh->groups > 0 ? sh->groups : 1)),
+                       (size_t)sh->r, (size_t)sh->s};
+        char dims[96];
+        snprintf(dims, sizeof dims, "n%d c%d %dx%d k%d %dx%d s%d p%d%s", sh->n, sh->c, sh->h, sh->w,
+                 sh->k, sh->r, sh->s, sh->stride, sh->pad, sh->groups > 1 ? " grouped" : "");
+        for (int p = 0; p < CLCNN_CONV_PASS_COUNT; p++) {
+            if (!want[p]) continue;
+            if (!quiet) fprintf(stderr, "-- %s %s (%s)\n", sh->name, op_words[p], dims);
+            clcnn_conv2d_tune_result r;
+            clcnn_status s = clcnn_conv2d_tune(dev, (clcnn_conv_pass)p, &d, x, w, opt, &r);
+            if (s != CLCNN_OK) {
+                printf("%-20s %-17s %-30s %-14s %s\n", sh->name, op_words[p], dims, "error",
+                       clcnn_last_error());
+                fflush(stdout);
+                rc = 1;
+                if (s == CLCNN_ERR_FORMAT || s == CLCNN_ERR_UNSUPPORTED) goto out;
+                continue;
+            }
+            char times[256] = "";
+            size_t len = 0;
+            for (int a = 1; a < CLCNN_CONV_ALGO_COUNT && len < sizeof times; a++) {
+                const char *an = clcnn_conv_algo_name((clcnn_conv_algo)a);
+                int m = r.ms[a] >= 0 ? snprintf(times + len, sizeof times - len, "%s%s %.2f",
+                                                len ? "  " : "", an, r.ms[a])
+                                     : snprintf(times + len, sizeof times - len, "%s%s -",
+                                                len ? "  " : "", an);
+                if (m > 0) len += (size_t)m;
+            }
+            printf("%-20s %-17s %-30s %-14s %s\n", sh->name, op_words[p], dims,
+                   clcnn_conv_algo_name(r.winner), times);
+            if (r.note[0]) printf("%-20s %-17s note: %s\n", "", "", r.note);
+            fflush(stdout);
+            tuned++;
+        }
+    }
+    if (!opt->save)
+        fprintf(stderr, "clcnn tune: %d results, not stored (--no-save)\n", tuned);
+    else if (!have_path)
+        fprintf(stderr, "clcnn tune: %d results, not stored (CLCNN_CACHE_DIR=off)\n", tuned);
+    else
+        fprintf(stderr, "clcnn tune: %d results stored in %s\n", tuned, path);
+out:
+    free(shapes);
+    return rc;
 }
 
 static void print_line(void *user, const char *line) {
@@ -47,7 +166,9 @@ static int fail(const char *what, clcnn_status s) {
 
 int cmd_tune(int argc, char **argv) {
     const char *selector = NULL, *export_path = NULL, *import_path = NULL;
-    int show = 0, peak = 0, quiet = 0;
+    const char *suite = NULL, *filter = NULL;
+    int show = 0, peak = 0, quiet = 0, runs = 0;
+    int want[CLCNN_CONV_PASS_COUNT] = {1, 1, 1};
     clcnn_gemm_tune_options opt = clcnn_gemm_tune_options_default();
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -72,6 +193,20 @@ int cmd_tune(int argc, char **argv) {
             opt.save = 0;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(a, "--suite") && has_value) {
+            suite = argv[++i];
+        } else if (!strcmp(a, "--op") && has_value) {
+            if (parse_ops(argv[++i], want) != 0) return 2;
+        } else if (!strcmp(a, "--filter") && has_value) {
+            filter = argv[++i];
+        } else if (!strcmp(a, "--runs") && has_value) {
+            char *end = NULL;
+            long v = strtol(argv[++i], &end, 10);
+            if (!end || *end || v < 1 || v > 1000) {
+                fprintf(stderr, "clcnn tune: --runs needs a number from 1 to 1000\n");
+                return 2;
+            }
+            runs = (int)v;
         } else if (!strcmp(a, "--show")) {
             show = 1;
         } else if (!strcmp(a, "--peak")) {
@@ -86,8 +221,9 @@ int cmd_tune(int argc, char **argv) {
             return 2;
         }
     }
-    if (show + peak + (export_path != NULL) + (import_path != NULL) > 1) {
-        fprintf(stderr, "clcnn tune: --show, --peak, --export and --import exclude each other\n");
+    if (show + peak + (export_path != NULL) + (import_path != NULL) + (suite != NULL) > 1) {
+        fprintf(stderr,
+                "clcnn tune: --show, --peak, --export, --import and --suite exclude each other\n");
         return 2;
     }
 
@@ -122,6 +258,13 @@ int cmd_tune(int argc, char **argv) {
             rc = fail("importing", s);
         else
             printf("imported %s as %s and applied it\n", import_path, path);
+    } else if (suite) {
+        clcnn_conv2d_tune_options copt = clcnn_conv2d_tune_options_default();
+        copt.runs = runs > 0 ? runs : opt.exhaustive ? 9 : 0;
+        copt.save = opt.save;
+        copt.seed = opt.seed;
+        if (!quiet) copt.progress = print_line;
+        rc = run_suite(dev, suite, want, filter, &copt, quiet);
     } else if (peak) {
         clcnn_peak p;
         s = clcnn_device_peak(dev, &p);

@@ -1,0 +1,568 @@
+/* Convolution tuning database (lib/tune/conv_tune.c, include/clcnn/tune.h): tuning a shape
+ * stores a winner that AUTO then uses (exact batch and another batch), hand-written
+ * entries steer AUTO and the results stay correct, CLCNN_TUNE=off ignores the database
+ * and refuses to tune, an entry whose algorithm cannot run the shape falls back to the
+ * heuristic, malformed entries are CLCNN_ERR_FORMAT naming the file and leave it alone,
+ * export/import keep the entries, old GEMM-only files still load and keep their GEMM
+ * part when convolution winners are added, and two processes tuning at once both land
+ * in the file. No timing assertions: the numbers depend on the machine and its load. */
+#include "test_util.h"
+
+#include <dirent.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tune/tune_internal.h"
+
+/* The tests work in their own cache directory (the tuning file lives there) whose
+ * program binaries are links to the shared test cache, so kernels are not rebuilt;
+ * binaries built here move to the shared cache at the end. */
+static char *cache_dir;
+static char shared_dir[4096];
+static char tune_path[4200];
+
+static int setup(void **state) {
+    (void)state;
+    const char *shared = getenv("CLCNN_CACHE_DIR");
+    snprintf(shared_dir, sizeof shared_dir, "%s", shared && strcmp(shared, "off") ? shared : "");
+    cache_dir = tu_temp_dir("conv_tune");
+    DIR *d = shared_dir[0] ? opendir(shared_dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 6, ".clbin") != 0) continue;
+        char from[8400], to[8400];
+        snprintf(from, sizeof from, "%s/%s", shared_dir, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", cache_dir, e->d_name);
+        if (symlink(from, to) != 0) break;
+    }
+    if (d) closedir(d);
+    setenv("CLCNN_CACHE_DIR", cache_dir, 1);
+    unsetenv("CLCNN_TUNE");
+    clcnn_device *dev = tu_device();
+    assert_true(clcnn_tune_file_path(dev, tune_path, sizeof tune_path));
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    DIR *d = shared_dir[0] ? opendir(cache_dir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 6, ".clbin") != 0) continue;
+        char from[8400], to[8400];
+        struct stat st;
+        snprintf(from, sizeof from, "%s/%s", cache_dir, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", shared_dir, e->d_name);
+        if (lstat(from, &st) == 0 && S_ISREG(st.st_mode)) rename(from, to);
+    }
+    if (d) closedir(d);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cache_dir);
+    free(cache_dir);
+    tu_close_device();
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    cc_conv_tune_forget(); /* a hand edit is not seen by a running process otherwise */
+}
+
+static char *read_text(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* The device name as a JSON string (quotes included). */
+static char *device_json(void) {
+    json_t *s = json_string(clcnn_device_get_info(tu_device())->name);
+    char *t = json_dumps(s, JSON_ENCODE_ANY);
+    json_decref(s);
+    assert_non_null(t);
+    return t;
+}
+
+/* A tuning file for this device with the given conv2d entries ("" for none, NULL for no
+ * conv2d section) and optionally a GEMM section. */
+static void write_file(const char *path, const char *entries, int with_gemm) {
+    char *name = device_json();
+    char text[16384];
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": %s,\n"
+             " \"platform\": \"p\", \"driver\": \"d\"%s%s%s%s}\n",
+             name,
+             with_gemm ? ",\n \"clblast\": {\"Xgemm\": {\"GEMMK\": 0, \"KREG\": 1, \"KWG\": 16, "
+                         "\"KWI\": 2, \"MDIMA\": 8, \"MDIMC\": 8, \"MWG\": 32, \"NDIMB\": 8, "
+                         "\"NDIMC\": 8, \"NWG\": 64, \"SA\": 0, \"SB\": 0, \"STRM\": 0, "
+                         "\"STRN\": 0, \"VWM\": 4, \"VWN\": 1}}"
+                       : "",
+             entries ? ",\n \"conv2d\": [" : "", entries ? entries : "", entries ? "]" : "");
+    free(name);
+    write_text(path, text);
+}
+
+/* One conv2d entry of the test shape family (stride/pad both axes). */
+static void entry(char *buf, size_t cap, const char *pass, int n, int c, int hw, int k, int rs,
+                  int stride, int pad, const char *algo) {
+    snprintf(buf, cap,
+             "{\"pass\": \"%s\", \"n\": %d, \"c\": %d, \"h\": %d, \"w\": %d, \"k\": %d, \"r\": %d, "
+             "\"s\": %d, \"stride\": [%d, %d], \"pad\": [%d, %d], \"dilation\": [1, 1], "
+             "\"groups\": 1, \"algo\": \"%s\", \"ms\": 1.5, \"times_ms\": {\"%s\": 1.5}}",
+             pass, n, c, hw, hw, k, rs, rs, stride, stride, pad, pad, algo, algo);
+}
+
+static clcnn_conv2d_desc desc(int stride, int pad) {
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    d.stride_h = d.stride_w = stride;
+    d.pad_h = d.pad_w = pad;
+    return d;
+}
+
+/* The heuristic's choice (database off). */
+static clcnn_conv_algo heuristic(clcnn_conv_pass pass, const clcnn_conv2d_desc *d,
+                                 const size_t x[4], const size_t w[4]) {
+    setenv("CLCNN_TUNE", "off", 1);
+    clcnn_conv_algo a;
+    int db = -1;
+    TU_OK(clcnn_conv2d_algo_choice(tu_device(), pass, d, x, w, &a, &db));
+    assert_int_equal(db, 0);
+    unsetenv("CLCNN_TUNE");
+    return a;
+}
+
+/* ---- tests --------------------------------------------------------------------------- */
+
+static void test_tune_stores_winner_auto_uses_it(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    unlink(tune_path);
+    cc_conv_tune_forget();
+    const size_t x[4] = {2, 8, 12, 12}, w[4] = {16, 8, 3, 3};
+    clcnn_conv2d_desc d = desc(1, 1);
+    const clcnn_conv_pass passes[] = {CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_PASS_BACKWARD_FILTER};
+    clcnn_conv_algo winners[2];
+    for (int i = 0; i < 2; i++) {
+        clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
+        o.runs = 2;
+        clcnn_conv2d_tune_result r;
+        TU_OK(clcnn_conv2d_tune(dev, passes[i], &d, x, w, &o, &r));
+        assert_true(r.winner > CLCNN_CONV_AUTO && r.winner < CLCNN_CONV_ALGO_COUNT);
+        assert_true(r.stored);
+        assert_int_equal(r.runs, 2);
+        assert_true(r.ms[CLCNN_CONV_DIRECT] >= 0);   /* direct runs everything */
+        assert_true(r.ms[CLCNN_CONV_DEPTHWISE] < 0); /* not a depthwise layer */
+        assert_true(r.ms[0] < 0);
+        for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++)
+            if (r.ms[a] >= 0) assert_true(r.ms[r.winner] <= r.ms[a]);
+        winners[i] = r.winner;
+        /* AUTO now uses it, for this batch and (nearest stored batch) for others */
+        const size_t x8[4] = {8, 8, 12, 12};
+        clcnn_conv_algo a;
+        int db = 0;
+        TU_OK(clcnn_conv2d_algo_choice(dev, passes[i], &d, x, w, &a, &db));
+        assert_int_equal(a, r.winner);
+        assert_int_equal(db, 1);
+        db = 0;
+        TU_OK(clcnn_conv2d_algo_choice(dev, passes[i], &d, x8, w, &a, &db));
+        assert_int_equal(a, r.winner);
+        assert_int_equal(db, 1);
+        /* a forced algorithm stays forced */
+        clcnn_conv2d_desc forced = d;
+        forced.algo = CLCNN_CONV_GEMM;
+        TU_OK(clcnn_conv2d_algo_choice(dev, passes[i], &forced, x, w, &a, &db));
+        assert_int_equal(a, CLCNN_CONV_GEMM);
+        assert_int_equal(db, 0);
+    }
+    /* not tuned: the heuristic */
+    clcnn_conv_algo a;
+    int db = 1;
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_BACKWARD_DATA, &d, x, w, &a, &db));
+    assert_int_equal(db, 0);
+    /* both entries are in the file, which reads back and shows them */
+    cc_conv_entry *e = NULL;
+    size_t n = 0;
+    json_t *root = json_load_file(tune_path, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(root);
+    TU_OK(cc_conv_entries_parse(json_object_get(root, "conv2d"), tune_path, &e, &n));
+    json_decref(root);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++) {
+        int k = e[i].pass == CLCNN_CONV_PASS_FORWARD ? 0 : 1;
+        assert_int_equal(e[i].pass, passes[k]);
+        assert_int_equal(e[i].algo, winners[k]);
+        assert_int_equal(e[i].n, 2);
+        assert_int_equal(e[i].runs, 2);
+        assert_true(e[i].times[CLCNN_CONV_DIRECT] >= 0);
+    }
+    free(e);
+    char *json = NULL;
+    TU_OK(clcnn_tune_show(dev, &json));
+    assert_non_null(strstr(json, "\"backward_filter\""));
+    free(json);
+    /* bad arguments */
+    clcnn_conv2d_tune_result r;
+    assert_int_equal(clcnn_conv2d_tune(dev, (clcnn_conv_pass)7, &d, x, w, NULL, &r),
+                     CLCNN_ERR_INVALID_ARG);
+    const size_t bad_w[4] = {16, 5, 3, 3};
+    assert_int_equal(clcnn_conv2d_tune(dev, CLCNN_CONV_PASS_FORWARD, &d, x, bad_w, NULL, &r),
+                     CLCNN_ERR_SHAPE);
+    assert_int_equal(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, bad_w, &a, NULL),
+                     CLCNN_ERR_SHAPE);
+}
+
+/* A hand-written entry naming an algorithm the heuristic would not pick steers AUTO; the
+ * AUTO result equals the forced run of that algorithm bit for bit and the direct one
+ * within rounding. CLCNN_TUNE=off ignores the entry. */
+static void test_hand_written_entry_steers_auto(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    const size_t x[4] = {2, 6, 11, 11}, w[4] = {8, 6, 3, 3};
+    clcnn_conv2d_desc d = desc(1, 1);
+    clcnn_conv_algo heur = heuristic(CLCNN_CONV_PASS_FORWARD, &d, x, w);
+    clcnn_conv_algo pick = heur == CLCNN_CONV_GEMM ? CLCNN_CONV_DIRECT : CLCNN_CONV_GEMM;
+    char e1[1024], e2[1024], all[2100];
+    entry(e1, sizeof e1, "forward", 2, 6, 11, 8, 3, 1, 1, clcnn_conv_algo_name(pick));
+    entry(e2, sizeof e2, "backward_data", 2, 6, 11, 8, 3, 1, 1, clcnn_conv_algo_name(pick));
+    snprintf(all, sizeof all, "%s,\n%s", e1, e2);
+    write_file(tune_path, all, 0);
+
+    clcnn_conv_algo a;
+    int db = 0;
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(a, pick);
+    assert_int_equal(db, 1);
+
+    /* forward: AUTO == forced pick (bitwise), and close to direct */
+    tu_rng rng = tu_rng_seed(11);
+    size_t xn = 2 * 6 * 11 * 11, wn = 8 * 6 * 3 * 3, ys[4];
+    TU_OK(clcnn_conv2d_output_shape(&d, x, w, ys));
+    size_t yn = ys[0] * ys[1] * ys[2] * ys[3];
+    float *hx = malloc(xn * sizeof *hx), *hw = malloc(wn * sizeof *hw);
+    tu_fill_uniform(&rng, hx, xn, -1, 1);
+    tu_fill_uniform(&rng, hw, wn, -1, 1);
+    clcnn_tensor *tx = tu_tensor_from(4, x, hx), *tw = tu_tensor_from(4, w, hw);
+    clcnn_tensor *ya = tu_tensor_new(CLCNN_F32, 4, ys), *yf = tu_tensor_new(CLCNN_F32, 4, ys);
+    clcnn_tensor *yd = tu_tensor_new(CLCNN_F32, 4, ys);
+    TU_OK(clcnn_conv2d_forward(dev, &d, tx, tw, NULL, ya, CLCNN_ACT_NONE));
+    clcnn_conv2d_desc forced = d;
+    forced.algo = pick;
+    TU_OK(clcnn_conv2d_forward(dev, &forced, tx, tw, NULL, yf, CLCNN_ACT_NONE));
+    forced.algo = CLCNN_CONV_DIRECT;
+    TU_OK(clcnn_conv2d_forward(dev, &forced, tx, tw, NULL, yd, CLCNN_ACT_NONE));
+    float *ga = tu_download(ya), *gf = tu_download(yf), *gd = tu_download(yd);
+    assert_memory_equal(ga, gf, yn * sizeof *ga);
+    double *ref = malloc(yn * sizeof *ref);
+    for (size_t i = 0; i < yn; i++)
+        ref[i] = gd[i];
+    /* two float32 algorithms over a 54-term reduction of values in [-1, 1]: both within
+     * ~1e-6 of the exact sum, so 1e-5 absolute + 1e-5 relative has room */
+    assert_true(tu_close("auto vs direct", ga, ref, yn, 1e-5, 1e-5));
+
+    /* backward data through AUTO runs and agrees with direct */
+    clcnn_tensor *dx = tu_tensor_new(CLCNN_F32, 4, x), *dxd = tu_tensor_new(CLCNN_F32, 4, x);
+    TU_OK(clcnn_conv2d_backward_data(dev, &d, yd, tw, dx));
+    TU_OK(clcnn_conv2d_backward_data(dev, &forced, yd, tw, dxd));
+    float *gx = tu_download(dx), *gxd = tu_download(dxd);
+    double *refx = malloc(xn * sizeof *refx);
+    for (size_t i = 0; i < xn; i++)
+        refx[i] = gxd[i];
+    /* dy values are up to ~8 in size, reductions of 72 terms */
+    assert_true(tu_close("auto vs direct, backward data", gx, refx, xn, 1e-4, 1e-5));
+
+    /* CLCNN_TUNE=off: the heuristic, and tuning refuses */
+    setenv("CLCNN_TUNE", "off", 1);
+    db = 1;
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(a, heur);
+    assert_int_equal(db, 0);
+    clcnn_conv2d_tune_result r;
+    assert_int_equal(clcnn_conv2d_tune(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, NULL, &r),
+                     CLCNN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(clcnn_last_error(), "CLCNN_TUNE=off"));
+    setenv("CLCNN_TUNE", "exhaustive", 1); /* "exhaustive" uses stored results too */
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(a, pick);
+    unsetenv("CLCNN_TUNE");
+
+    free(hx), free(hw), free(ga), free(gf), free(gd), free(ref), free(gx), free(gxd), free(refx);
+    clcnn_tensor_free(tx), clcnn_tensor_free(tw), clcnn_tensor_free(ya), clcnn_tensor_free(yf);
+    clcnn_tensor_free(yd), clcnn_tensor_free(dx), clcnn_tensor_free(dxd);
+}
+
+/* An entry whose algorithm cannot run the shape (winograd on a stride-2 layer, depthwise
+ * on a dense one, implicit_gemm's data gradient with stride 2) is ignored. */
+static void test_unsupported_entry_falls_back(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    const size_t x[4] = {2, 4, 13, 13}, w[4] = {8, 4, 3, 3};
+    clcnn_conv2d_desc d = desc(2, 1);
+    char e1[1024], e2[1024], all[2100];
+    entry(e1, sizeof e1, "forward", 2, 4, 13, 8, 3, 2, 1, "winograd");
+    entry(e2, sizeof e2, "backward_filter", 2, 4, 13, 8, 3, 2, 1, "depthwise");
+    snprintf(all, sizeof all, "%s,\n%s", e1, e2);
+    write_file(tune_path, all, 0);
+    const clcnn_conv_pass passes[] = {CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_PASS_BACKWARD_FILTER};
+    for (int i = 0; i < 2; i++) {
+        clcnn_conv_algo h = heuristic(passes[i], &d, x, w), a;
+        int db = 1;
+        TU_OK(clcnn_conv2d_algo_choice(dev, passes[i], &d, x, w, &a, &db));
+        assert_int_equal(a, h);
+        assert_int_equal(db, 0);
+    }
+    size_t ys[4];
+    TU_OK(clcnn_conv2d_output_shape(&d, x, w, ys));
+    clcnn_tensor *tx = tu_tensor_new(CLCNN_F32, 4, x), *tw = tu_tensor_new(CLCNN_F32, 4, w);
+    clcnn_tensor *ty = tu_tensor_new(CLCNN_F32, 4, ys);
+    TU_OK(clcnn_conv2d_forward(dev, &d, tx, tw, NULL, ty, CLCNN_ACT_NONE));
+    TU_OK(clcnn_conv2d_backward_filter(dev, &d, tx, ty, tw, NULL));
+    clcnn_tensor_free(tx), clcnn_tensor_free(tw), clcnn_tensor_free(ty);
+}
+
+/* Malformed entries: CLCNN_ERR_FORMAT naming the file (and the entry), the file is left
+ * as it was by tuning, import refuses it, and AUTO quietly uses the heuristic. */
+static void test_malformed_entries(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    char good[1024];
+    entry(good, sizeof good, "forward", 2, 8, 12, 16, 3, 1, 1, "direct");
+    const char *bad[] = {
+        /* unknown algorithm */
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"fastest\", \"ms\": 1}",
+        /* auto is not a winner */
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"auto\", \"ms\": 1}",
+        /* negative padding */
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [-1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": 1}",
+        /* zero stride */
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [0, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": 1}",
+        /* a string for a number */
+        "{\"pass\": \"forward\", \"n\": \"2\", \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, "
+        "\"r\": 3, \"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], "
+        "\"groups\": 1, \"algo\": \"direct\", \"ms\": 1}",
+        /* huge */
+        "{\"pass\": \"forward\", \"n\": 99999999999, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, "
+        "\"r\": 3, \"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], "
+        "\"groups\": 1, \"algo\": \"direct\", \"ms\": 1}",
+        /* kernel larger than the padded input */
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 2, \"w\": 2, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [0, 0], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": 1}",
+        /* groups that do not divide */
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 3, "
+        "\"algo\": \"direct\", \"ms\": 1}",
+        /* negative time, unknown pass, unknown key, bad times_ms, missing member */
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": -1}",
+        "{\"pass\": \"sideways\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": 1}",
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": 1, \"algorithm\": \"gemm\"}",
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": 1, \"times_ms\": {\"turbo\": 1}}",
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1], \"pad\": [1, 1], \"dilation\": [1, 1], \"groups\": 1, "
+        "\"algo\": \"direct\", \"ms\": 1}",
+        "{\"pass\": \"forward\", \"n\": 2, \"c\": 8, \"h\": 12, \"w\": 12, \"k\": 16, \"r\": 3, "
+        "\"s\": 3, \"stride\": [1, 1], \"pad\": [1, 1], \"groups\": 1, \"algo\": \"direct\", "
+        "\"ms\": 1}",
+        "17", NULL, /* duplicate of good (below) */
+    };
+    const size_t x[4] = {2, 8, 12, 12}, w[4] = {16, 8, 3, 3};
+    clcnn_conv2d_desc d = desc(1, 1);
+    char import_path[4300];
+    snprintf(import_path, sizeof import_path, "%s/import.json", cache_dir);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char all[4200];
+        snprintf(all, sizeof all, "%s,\n%s", good, bad[i] ? bad[i] : good);
+        write_file(tune_path, all, 1);
+        char *before = read_text(tune_path);
+        cc_tune_record rec;
+        clcnn_status s = cc_tune_record_read(tune_path, &rec);
+        if (s != CLCNN_ERR_FORMAT) fprintf(stderr, "bad entry %zu accepted: %s\n", i, all);
+        assert_int_equal(s, CLCNN_ERR_FORMAT);
+        assert_non_null(strstr(clcnn_last_error(), tune_path));
+        assert_non_null(strstr(clcnn_last_error(), "conv2d"));
+        char *json = NULL;
+        assert_int_equal(clcnn_tune_show(dev, &json), CLCNN_ERR_FORMAT);
+        assert_null(json);
+        /* tuning does not write over it */
+        clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
+        o.runs = 1;
+        clcnn_conv2d_tune_result r;
+        assert_int_equal(clcnn_conv2d_tune(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &o, &r),
+                         CLCNN_ERR_FORMAT);
+        assert_non_null(strstr(clcnn_last_error(), tune_path));
+        char *after = read_text(tune_path);
+        assert_string_equal(before, after);
+        /* AUTO: the heuristic, no failure */
+        clcnn_conv_algo a;
+        int db = 1;
+        TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+        assert_int_equal(db, 0);
+        /* import refuses it, naming it */
+        rename(tune_path, import_path);
+        write_file(tune_path, good, 0);
+        char *own = read_text(tune_path);
+        assert_int_equal(clcnn_tune_import(dev, import_path), CLCNN_ERR_FORMAT);
+        assert_non_null(strstr(clcnn_last_error(), import_path));
+        char *own_after = read_text(tune_path);
+        assert_string_equal(own, own_after);
+        free(before), free(after), free(own), free(own_after);
+    }
+    /* not an array */
+    char text[2048];
+    char *name = device_json();
+    snprintf(text, sizeof text,
+             "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": %s, \"conv2d\": {}}", name);
+    free(name);
+    write_text(tune_path, text);
+    cc_tune_record rec;
+    assert_int_equal(cc_tune_record_read(tune_path, &rec), CLCNN_ERR_FORMAT);
+    unlink(import_path);
+}
+
+/* Export and import keep the convolution entries (and the GEMM part); an old file with
+ * only GEMM parameters loads, and adding winners keeps its GEMM part; the GEMM writer
+ * keeps the winners. */
+static void test_export_import_and_old_files(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    /* old format: GEMM only */
+    write_file(tune_path, NULL, 1);
+    cc_tune_record rec;
+    TU_OK(cc_tune_record_read(tune_path, &rec));
+    assert_true(rec.has_xgemm);
+    char *json = NULL;
+    TU_OK(clcnn_tune_show(dev, &json));
+    free(json);
+    const size_t x[4] = {1, 3, 9, 9}, w[4] = {4, 3, 3, 3};
+    clcnn_conv2d_desc d = desc(1, 0);
+    clcnn_conv_algo a;
+    int db = 1;
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(db, 0);
+    clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
+    o.runs = 1;
+    clcnn_conv2d_tune_result r;
+    TU_OK(clcnn_conv2d_tune(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &o, &r));
+    TU_OK(cc_tune_record_read(tune_path, &rec));
+    assert_true(rec.has_xgemm);
+    assert_int_equal(rec.xgemm[CC_XG_NWG], 64);
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(db, 1);
+    assert_int_equal(a, r.winner);
+    /* the GEMM writer keeps the winners */
+    rec.before_gflops = 1.0;
+    TU_OK(cc_tune_record_write(tune_path, &rec));
+    cc_conv_tune_forget();
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(db, 1);
+
+    /* export, remove, import */
+    char out[4300];
+    snprintf(out, sizeof out, "%s/exported.json", cache_dir);
+    TU_OK(clcnn_tune_export(dev, out));
+    char *own = read_text(tune_path), *exp = read_text(out);
+    assert_string_equal(own, exp);
+    assert_non_null(strstr(exp, "\"conv2d\""));
+    unlink(tune_path);
+    cc_conv_tune_forget();
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(db, 0);
+    TU_OK(clcnn_tune_import(dev, out));
+    TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &a, &db));
+    assert_int_equal(db, 1);
+    assert_int_equal(a, r.winner);
+    char *back = read_text(tune_path);
+    assert_string_equal(back, exp);
+    free(own), free(exp), free(back);
+    unlink(out);
+}
+
+/* Two `clcnn tune --suite` processes at once, each with its own shapes: both sets of
+ * winners end up in the file (the merge happens under a lock). */
+static void test_two_processes_merge(void **state) {
+    (void)state;
+    const char *cli = getenv("CLCNN_CLI");
+    if (!cli || access(cli, X_OK) != 0) {
+        skip(); /* the command is not built */
+    }
+    unlink(tune_path);
+    cc_conv_tune_forget();
+    char sa[4300], sb[4300];
+    snprintf(sa, sizeof sa, "%s/a.txt", cache_dir);
+    snprintf(sb, sizeof sb, "%s/b.txt", cache_dir);
+    FILE *f = fopen(sa, "w");
+    fputs("a1 1 4 10 10 8 3 3 1 1\na2 1 4 10 10 8 1 1 1 0\na3 2 4 10 10 8 3 3 2 1\n", f);
+    fclose(f);
+    f = fopen(sb, "w");
+    fputs("b1 1 6 10 10 8 3 3 1 1\nb2 1 6 10 10 8 1 1 1 0\nb3 2 6 10 10 8 3 3 2 1\n", f);
+    fclose(f);
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "'%s' tune --suite '%s' --op conv2d_fwd,conv2d_bwd_data --runs 1 --quiet "
+             ">/dev/null & '%s' tune --suite '%s' --op conv2d_fwd,conv2d_bwd_data --runs 1 "
+             "--quiet >/dev/null 2>&1 & wait",
+             cli, sa, cli, sb);
+    assert_int_equal(system(cmd), 0);
+    json_t *root = json_load_file(tune_path, JSON_REJECT_DUPLICATES, NULL);
+    assert_non_null(root);
+    cc_conv_entry *e = NULL;
+    size_t n = 0;
+    TU_OK(cc_conv_entries_parse(json_object_get(root, "conv2d"), tune_path, &e, &n));
+    json_decref(root);
+    assert_int_equal(n, 12);
+    free(e);
+    /* and this process sees them */
+    clcnn_conv_algo a;
+    int db = 0;
+    clcnn_conv2d_desc d = desc(2, 1);
+    TU_OK(clcnn_conv2d_algo_choice(tu_device(), CLCNN_CONV_PASS_BACKWARD_DATA, &d,
+                                   (size_t[]){2, 6, 10, 10}, (size_t[]){8, 6, 3, 3}, &a, &db));
+    assert_int_equal(db, 1);
+    unlink(sa);
+    unlink(sb);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tune_stores_winner_auto_uses_it),
+        cmocka_unit_test(test_hand_written_entry_steers_auto),
+        cmocka_unit_test(test_unsupported_entry_falls_back),
+        cmocka_unit_test(test_malformed_entries),
+        cmocka_unit_test(test_export_import_and_old_files),
+        cmocka_unit_test(test_two_processes_merge),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
