@@ -11,17 +11,23 @@
  *
  * Work per call: convolution 2*n*k*p*q*(c/groups)*r*s flops for each of the three passes;
  * pooling one operation per window element (n*c*p*q*kh*kw); linear 2*n*in*out; GEMM
- * 2*m*n*k per product. Traffic: every input and output tensor once (float32). */
+ * 2*m*n*k per product. Traffic: every input and output tensor once (float32).
+ *
+ * Whole networks (perf_bench_net) are timed by the wall clock from the first enqueue to
+ * the end of the device work (clcnn_device_finish): a training step includes host work
+ * (label checks, the loss download, launching hundreds of kernels), which is real cost. */
 #include "perf.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h" /* cc_sgemm* for --op gemm */
 
 static const char *const op_names[PERF_OP_COUNT] = {
-    "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "pool2d_fwd", "linear_fwd", "gemm",
+    "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "pool2d_fwd", "linear_fwd",
+    "gemm",       "net_infer",       "net_train",
 };
 
 const char *perf_op_name(perf_op op) {
@@ -32,6 +38,10 @@ int perf_op_parse(const char *name) {
     for (int i = 0; i < PERF_OP_COUNT; i++)
         if (!strcmp(name, op_names[i])) return i;
     return -1;
+}
+
+int perf_op_is_net(perf_op op) {
+    return op == PERF_OP_NET_INFER || op == PERF_OP_NET_TRAIN;
 }
 
 int perf_op_accepts(perf_op op, const perf_shape *s) {
@@ -307,6 +317,7 @@ int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf
     describe(op, s, algo, row);
     snprintf(row->status, sizeof row->status, "ok");
     row->runs = 0;
+    row->images_per_s = NAN;
     int rc = 0;
     double *ms = calloc((size_t)cfg->runs, sizeof *ms);
     double *kms = calloc((size_t)cfg->runs, sizeof *kms);
@@ -343,5 +354,131 @@ int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf
         clcnn_tensor_free(b.t[i]);
     free(ms);
     free(kms);
+    return rc;
+}
+
+/* ---- whole networks -------------------------------------------------------------------- */
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+typedef struct net_bench {
+    clcnn_net *net;
+    clcnn_optimizer *opt;
+    clcnn_tensor *x, *labels;
+    float loss_first, loss_last;
+} net_bench;
+
+/* One call: inference forward, or a training step; waits for the device. */
+static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float *loss) {
+    if (op == PERF_OP_NET_INFER) {
+        const clcnn_tensor *y = NULL;
+        CC_TRY(clcnn_net_forward(nb->net, nb->x, &y));
+    } else {
+        /* a small step: the weights stay sane over the runs on random labels */
+        CC_TRY(clcnn_net_loss_backward(nb->net, nb->x, nb->labels, loss, NULL));
+        CC_TRY(clcnn_optimizer_step(nb->opt, 1e-4f));
+    }
+    return clcnn_device_finish(dev);
+}
+
+static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_op op,
+                                const char *model, net_bench *nb, perf_row *row) {
+    CC_TRY(clcnn_net_create_model(dev, model, 1000, &nb->net));
+    CC_TRY(clcnn_net_init(nb->net, CLCNN_INIT_HE, cfg->seed));
+    int c = 0, h = 0, w = 0;
+    for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
+        if (!strcmp(clcnn_model_name(i, &c, &h, &w), model)) break;
+    size_t n = (size_t)cfg->batch;
+    snprintf(row->dims, sizeof row->dims, "n%zu %dx%dx%d -> 1000, %d layers", n, c, h, w,
+             clcnn_net_num_layers(nb->net));
+    /* work: the forward conv/linear flops; training adds backward filter (the same) and
+     * backward data (the same, less the first layer's, which the net skips) */
+    double fwd = 0, first = -1;
+    for (int i = 0; i < clcnn_net_num_layers(nb->net); i++) {
+        clcnn_layer_info info;
+        CC_TRY(clcnn_net_layer_info(nb->net, i, &info));
+        fwd += info.flops;
+        if (first < 0 && info.flops > 0) first = info.flops;
+    }
+    double per_image = op == PERF_OP_NET_TRAIN ? 3.0 * fwd - (first > 0 ? first : 0) : fwd;
+    row->gflop = per_image * (double)n / 1e9;
+    row->gbytes = NAN;
+    bench b;
+    memset(&b, 0, sizeof b);
+    b.rng = cfg->seed ? cfg->seed : 12345u;
+    clcnn_tensor *x = NULL;
+    clcnn_status s =
+        make(dev, &b, CLCNN_F32, 4, (size_t[]){n, (size_t)c, (size_t)h, (size_t)w}, 1, &x);
+    nb->x = x;
+    if (s != CLCNN_OK) return s;
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_I32, 1, &n, &nb->labels));
+    int32_t *lab = malloc(n * sizeof *lab);
+    CC_RETURN_IF(!lab, CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
+    for (size_t i = 0; i < n; i++) {
+        b.rng = b.rng * 1664525u + 1013904223u;
+        lab[i] = (int32_t)((b.rng >> 8) % 1000u);
+    }
+    s = clcnn_tensor_upload(nb->labels, lab, n * sizeof *lab);
+    free(lab);
+    if (s != CLCNN_OK) return s;
+    clcnn_net_set_training(nb->net, op == PERF_OP_NET_TRAIN);
+    if (op == PERF_OP_NET_TRAIN) {
+        clcnn_optim_config oc = clcnn_optim_default(cfg->optim);
+        CC_TRY(clcnn_optimizer_create(nb->net, &oc, &nb->opt));
+    }
+    return CLCNN_OK;
+}
+
+int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const char *model,
+                   perf_row *row) {
+    net_bench nb;
+    memset(&nb, 0, sizeof nb);
+    snprintf(row->op, sizeof row->op, "%s", perf_op_name(op));
+    snprintf(row->shape, sizeof row->shape, "%s", model);
+    snprintf(row->algo, sizeof row->algo, "%s",
+             op == PERF_OP_NET_INFER          ? "eval"
+             : cfg->optim == CLCNN_OPTIM_ADAM ? "adam"
+                                              : "sgd_momentum");
+    snprintf(row->status, sizeof row->status, "ok");
+    row->runs = 0;
+    row->kernel_ms = row->gbps = row->gbytes = NAN;
+    int rc = 0;
+    double *ms = calloc((size_t)cfg->runs, sizeof *ms);
+    clcnn_clear_error();
+    clcnn_status st = ms ? net_prepare(dev, cfg, op, model, &nb, row)
+                         : cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
+    if (st == CLCNN_OK) st = net_call(dev, op, &nb, &nb.loss_first); /* warm-up */
+    for (int r = 0; st == CLCNN_OK && r < cfg->runs; r++) {
+        double t0 = now_ms();
+        st = net_call(dev, op, &nb, &nb.loss_last);
+        ms[r] = now_ms() - t0;
+        if (st == CLCNN_OK) row->runs++;
+    }
+    if (st == CLCNN_OK) {
+        row->min_ms = ms[0];
+        for (int r = 1; r < row->runs; r++)
+            if (ms[r] < row->min_ms) row->min_ms = ms[r];
+        row->ms = median(ms, row->runs);
+        row->gflops = row->gflop / (row->ms * 1e-3);
+        row->images_per_s = cfg->batch / (row->ms * 1e-3);
+        if (op == PERF_OP_NET_TRAIN)
+            snprintf(row->note, sizeof row->note, "loss %.4f at the warm-up, %.4f at the last run",
+                     (double)nb.loss_first, (double)nb.loss_last);
+    } else {
+        snprintf(row->status, sizeof row->status, "error");
+        snprintf(row->note, sizeof row->note, "%s", clcnn_last_error());
+        row->ms = row->min_ms = row->gflops = row->images_per_s = NAN;
+        rc = -1;
+        clcnn_device_finish(dev);
+    }
+    clcnn_optimizer_free(nb.opt);
+    clcnn_net_free(nb.net);
+    clcnn_tensor_free(nb.x);
+    clcnn_tensor_free(nb.labels);
+    free(ms);
     return rc;
 }

@@ -7,31 +7,91 @@
 
 #include "perf.h"
 
+/* "alexnet, vgg16, ..." */
+static const char *model_list(void) {
+    static char buf[256];
+    size_t pos = 0;
+    buf[0] = '\0';
+    for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL) && pos < sizeof buf; i++)
+        pos += (size_t)snprintf(buf + pos, sizeof buf - pos, "%s%s", i ? ", " : "",
+                                clcnn_model_name(i, NULL, NULL, NULL));
+    return buf;
+}
+
+static int is_model(const char *name) {
+    for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
+        if (!strcmp(name, clcnn_model_name(i, NULL, NULL, NULL))) return 1;
+    return 0;
+}
+
+/* The models the net ops run: --model (a list or all), else the suite's base name when it
+ * names a model ("resnet50", "perf/suites/resnet50.txt"). Returns how many (0..cap). */
+static int net_models(const char *model_arg, const char *suite_arg, char names[][64], int cap,
+                      int *bad) {
+    int n = 0;
+    *bad = 0;
+    if (model_arg) {
+        char *copy = strdup(model_arg);
+        for (char *t = strtok(copy, ","); t && n < cap; t = strtok(NULL, ",")) {
+            if (!strcmp(t, "all")) {
+                for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL) && n < cap; i++)
+                    snprintf(names[n++], 64, "%s", clcnn_model_name(i, NULL, NULL, NULL));
+            } else if (is_model(t)) {
+                snprintf(names[n++], 64, "%s", t);
+            } else {
+                fprintf(stderr, "clcnn-perf: unknown model '%s' (models: %s)\n", t, model_list());
+                *bad = 1;
+            }
+        }
+        free(copy);
+        return n;
+    }
+    const char *base = strrchr(suite_arg, '/');
+    base = base ? base + 1 : suite_arg;
+    char name[64];
+    snprintf(name, sizeof name, "%s", base);
+    char *dot = strstr(name, ".txt");
+    if (dot && dot[4] == '\0') *dot = '\0';
+    if (!is_model(name)) return 0;
+    snprintf(names[0], 64, "%s", name);
+    return 1;
+}
+
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: clcnn-perf [--op OPS] [--suite NAME] [--device SEL|all] [--algo NAME|all]\n"
-            "                  [--format csv|json|table] [--runs N] [--filter TEXT] [--no-peak]\n"
-            "                  [--seed N] [--quiet]\n"
-            "       clcnn-perf --op peak [--device SEL|all] [--format ...]\n"
-            "       clcnn-perf --list\n\n"
-            "Time the library's primitives on the shapes of a suite: one warm-up, then the\n"
-            "median of N timed runs (device time from OpenCL profiling), as ms, GFLOPS, GB/s\n"
-            "and %% of the device's measured peak.\n\n"
-            "  --op OPS       comma-separated: conv2d_fwd, conv2d_bwd_data, conv2d_bwd_filter,\n"
-            "                 pool2d_fwd, linear_fwd, gemm, or all (default conv2d_fwd);\n"
-            "                 peak: only measure each device's peak\n"
-            "  --suite NAME   perf/suites/NAME.txt or a path (default anchors; --list shows them)\n"
-            "  --device SEL   a device selector (index, cpu, gpu, name substring) or all\n"
-            "  --algo NAME    convolution algorithm: auto, direct, gemm, implicit_gemm, winograd,\n"
-            "                 depthwise, or all (default all); others ops ignore it\n"
-            "  --format F     csv, json or table (default table)\n"
-            "  --runs N       timed runs after the warm-up (default 5)\n"
-            "  --filter TEXT  only shapes whose name contains TEXT\n"
-            "  --no-peak      do not measure the device's peak (no %% columns)\n"
-            "  --seed N       seed of the random inputs\n"
-            "  --quiet        no progress on stderr\n\n"
-            "Environment: CLCNN_PERF_SUITES (suite directory), CLCNN_DEVICE, CLCNN_TUNE=off\n"
-            "(CLBlast's untuned defaults), CLCNN_CACHE_DIR.\n");
+    fprintf(
+        f,
+        "usage: clcnn-perf [--op OPS] [--suite NAME] [--device SEL|all] [--algo NAME|all]\n"
+        "                  [--format csv|json|table] [--runs N] [--filter TEXT] [--no-peak]\n"
+        "                  [--seed N] [--quiet]\n"
+        "       clcnn-perf --op net_infer,net_train [--suite MODEL | --model NAMES|all]\n"
+        "                  [--batch N] [--optim sgd|adam] [--device ...] [--format ...]\n"
+        "       clcnn-perf --op peak [--device SEL|all] [--format ...]\n"
+        "       clcnn-perf --list\n\n"
+        "Time the library's primitives on the shapes of a suite: one warm-up, then the\n"
+        "median of N timed runs (device time from OpenCL profiling), as ms, GFLOPS, GB/s\n"
+        "and %% of the device's measured peak.\n\n"
+        "  --op OPS       comma-separated: conv2d_fwd, conv2d_bwd_data, conv2d_bwd_filter,\n"
+        "                 pool2d_fwd, linear_fwd, gemm, or all of these (default conv2d_fwd);\n"
+        "                 net_infer, net_train: whole models (inference in evaluation mode;\n"
+        "                 a training step: forward, softmax cross-entropy, backward, optimizer)\n"
+        "                 as ms per batch and images/s; peak: only each device's peak\n"
+        "  --model NAMES  net ops: comma-separated zoo models or all (default: the suite's\n"
+        "                 name when it is a model, else none); models: %s\n"
+        "  --batch N      net ops: images per batch (default 8)\n"
+        "  --optim NAME   net_train: sgd (with momentum 0.9, default) or adam\n"
+        "  --suite NAME   perf/suites/NAME.txt or a path (default anchors; --list shows them)\n"
+        "  --device SEL   a device selector (index, cpu, gpu, name substring) or all\n"
+        "  --algo NAME    convolution algorithm: auto, direct, gemm, implicit_gemm, winograd,\n"
+        "                 depthwise, or all (default all); others ops ignore it\n"
+        "  --format F     csv, json or table (default table)\n"
+        "  --runs N       timed runs after the warm-up (default 5)\n"
+        "  --filter TEXT  only shapes whose name contains TEXT\n"
+        "  --no-peak      do not measure the device's peak (no %% columns)\n"
+        "  --seed N       seed of the random inputs\n"
+        "  --quiet        no progress on stderr\n\n"
+        "Environment: CLCNN_PERF_SUITES (suite directory), CLCNN_DEVICE, CLCNN_TUNE=off\n"
+        "(CLBlast's untuned defaults), CLCNN_CACHE_DIR.\n",
+        model_list());
 }
 
 static int device_selectors(const char *sel, char ***out, int *count) {
@@ -68,9 +128,9 @@ static int device_selectors(const char *sel, char ***out, int *count) {
 
 int main(int argc, char **argv) {
     const char *ops_arg = "conv2d_fwd", *suite_arg = "anchors", *dev_arg = NULL;
-    const char *algo_arg = "all", *filter = NULL;
+    const char *algo_arg = "all", *filter = NULL, *model_arg = NULL;
     perf_format fmt = PERF_TABLE;
-    perf_config cfg = {5, 1, 12345u};
+    perf_config cfg = {5, 1, 12345u, 8, CLCNN_OPTIM_SGD};
     int no_peak = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -109,6 +169,24 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "clcnn-perf: --runs needs a number from 1 to 10000\n");
                 return 2;
             }
+        } else if (!strcmp(a, "--model") && more) {
+            model_arg = argv[++i];
+        } else if (!strcmp(a, "--batch") && more) {
+            cfg.batch = atoi(argv[++i]);
+            if (cfg.batch < 1 || cfg.batch > 4096) {
+                fprintf(stderr, "clcnn-perf: --batch needs a number from 1 to 4096\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--optim") && more) {
+            const char *o = argv[++i];
+            if (!strcmp(o, "sgd"))
+                cfg.optim = CLCNN_OPTIM_SGD;
+            else if (!strcmp(o, "adam"))
+                cfg.optim = CLCNN_OPTIM_ADAM;
+            else {
+                fprintf(stderr, "clcnn-perf: --optim is sgd or adam, not '%s'\n", o);
+                return 2;
+            }
         } else if (!strcmp(a, "--seed") && more) {
             cfg.seed = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--no-peak")) {
@@ -126,9 +204,9 @@ int main(int argc, char **argv) {
     int want[PERF_OP_COUNT] = {0}, peak_only = 0;
     char *ops = strdup(ops_arg);
     for (char *t = strtok(ops, ","); t; t = strtok(NULL, ",")) {
-        if (!strcmp(t, "all")) {
+        if (!strcmp(t, "all")) { /* the primitives; whole nets only when named */
             for (int o = 0; o < PERF_OP_COUNT; o++)
-                want[o] = 1;
+                want[o] |= !perf_op_is_net((perf_op)o);
         } else if (!strcmp(t, "peak")) {
             peak_only = 1;
         } else if (perf_op_parse(t) >= 0) {
@@ -154,6 +232,12 @@ int main(int argc, char **argv) {
         }
         algos[nalgos++] = a;
     }
+
+    /* models for the net ops */
+    char models[16][64];
+    int bad_model = 0;
+    int nmodels = net_models(model_arg, suite_arg, models, 16, &bad_model);
+    if (bad_model) return 2;
 
     /* suite */
     perf_shape *shapes = NULL;
@@ -200,6 +284,29 @@ int main(int argc, char **argv) {
                    peak.gflops, peak.gbps);
         for (int o = 0; o < PERF_OP_COUNT; o++) {
             if (!want[o]) continue;
+            if (perf_op_is_net((perf_op)o)) {
+                for (int m = 0; m < nmodels; m++) {
+                    if (filter && !strstr(models[m], filter)) continue;
+                    perf_row row;
+                    memset(&row, 0, sizeof row);
+                    snprintf(row.device, sizeof row.device, "%s", name);
+                    if (cfg.verbose)
+                        fprintf(stderr, "clcnn-perf: %s %s, batch %d\n", perf_op_name((perf_op)o),
+                                models[m], cfg.batch);
+                    int rc = perf_bench_net(dev, &cfg, (perf_op)o, models[m], &row);
+                    row.peak_gflops = peak.gflops > 0 ? peak.gflops : NAN;
+                    row.peak_gbps = peak.gbps > 0 ? peak.gbps : NAN;
+                    row.pct_peak = 100.0 * row.gflops / row.peak_gflops;
+                    row.pct_bw = NAN;
+                    if (rc != 0) {
+                        failures++;
+                        fprintf(stderr, "clcnn-perf: %s %s: %s\n", row.op, row.shape, row.note);
+                    }
+                    perf_report_row(rep, &row);
+                    rows++;
+                }
+                continue;
+            }
             int conv = o <= PERF_OP_CONV_BWD_FILTER;
             for (size_t i = 0; i < nshapes; i++) {
                 const perf_shape *sh = &shapes[i];
@@ -232,8 +339,10 @@ int main(int argc, char **argv) {
     }
     perf_report_close(rep);
     if (!peak_only && rows == 0)
-        fprintf(stderr, "clcnn-perf: suite '%s' has no shapes for the ops asked for%s\n", suite_arg,
-                filter ? " (and --filter)" : "");
+        fprintf(stderr,
+                "clcnn-perf: suite '%s' has no shapes for the ops asked for%s (net ops need "
+                "--model or a suite named after a model)\n",
+                suite_arg, filter ? " (and --filter)" : "");
     for (int d = 0; d < nsel; d++)
         free(sels[d]);
     free(sels);

@@ -1,7 +1,8 @@
 /* clcnn-perf: benchmark sweeps over devices x shapes x algorithms (perf/README.md).
  *
  *   suite.c   reads perf/suites/NAME.txt into perf_shape entries
- *   bench.c   runs one op on one shape with one algorithm: warm-up, timed runs, median
+ *   bench.c   runs one op on one shape with one algorithm: warm-up, timed runs, median;
+ *             and whole networks of the model zoo (inference, training step)
  *   report.c  prints rows as CSV, JSON or a table
  *   main.c    the command line */
 #ifndef CLCNN_PERF_H
@@ -46,11 +47,15 @@ typedef enum perf_op {
     PERF_OP_POOL_FWD,
     PERF_OP_LINEAR_FWD,
     PERF_OP_GEMM,
+    PERF_OP_NET_INFER, /* a zoo model: forward of a batch in evaluation mode */
+    PERF_OP_NET_TRAIN, /* a zoo model: forward, softmax cross-entropy, backward, optimizer */
     PERF_OP_COUNT
 } perf_op;
 
 const char *perf_op_name(perf_op op);
 int perf_op_parse(const char *name); /* -1 when unknown */
+/* Whole-network ops run on models (clcnn_net_create_model), not on suite shapes. */
+int perf_op_is_net(perf_op op);
 /* Whether the op runs on shapes of this kind (gemm also runs linear and conv shapes,
  * as the GEMMs the library would issue for them). */
 int perf_op_accepts(perf_op op, const perf_shape *s);
@@ -72,12 +77,15 @@ typedef struct perf_row {
     double gflops, gbps;
     double peak_gflops, peak_gbps; /* measured device peak (0 when not measured) */
     double pct_peak, pct_bw;       /* gflops / peak_gflops, gbps / peak_gbps, in % */
+    double images_per_s;           /* net ops: batch / median seconds (NAN otherwise) */
 } perf_row;
 
 typedef struct perf_config {
-    int runs;      /* timed runs after one warm-up (>= 1; default 5) */
-    int verbose;   /* progress on stderr */
-    unsigned seed; /* input data */
+    int runs;               /* timed runs after one warm-up (>= 1; default 5) */
+    int verbose;            /* progress on stderr */
+    unsigned seed;          /* input data */
+    int batch;              /* net ops: images per batch (default 8) */
+    clcnn_optim_kind optim; /* net_train: SGD with momentum (default) or Adam */
 } perf_config;
 
 /* Run `op` on shape s with conv algorithm `algo` (ignored by other ops) and fill row
@@ -85,6 +93,12 @@ typedef struct perf_config {
  * error (the row says why); an unsupported algorithm is a row, not an error. */
 int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf_shape *s,
                clcnn_conv_algo algo, perf_row *row);
+
+/* Time op (PERF_OP_NET_INFER or _TRAIN) on the zoo model `model` with random images and
+ * labels, cfg->batch per call: one warm-up, cfg->runs timed calls, the median wall-clock
+ * time to the end of the device work. Returns 0, or -1 when the row is an error. */
+int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const char *model,
+                   perf_row *row);
 
 /* ---- reports --------------------------------------------------------------------- */
 

@@ -60,7 +60,7 @@ static const char *tnum(char *buf, size_t cap, double v, const char *fmt) {
 
 static const char *const csv_header =
     "device,op,algo,shape,dims,status,runs,ms,min_ms,kernel_ms,gflop,gflops,pct_peak,gbps,"
-    "pct_bw,peak_gflops,peak_gbps,note\n";
+    "pct_bw,peak_gflops,peak_gbps,images_per_s,note\n";
 
 void perf_report_row(perf_report *r, const perf_row *w) {
     if (!r) return;
@@ -85,6 +85,7 @@ void perf_report_row(perf_report *r, const perf_row *w) {
         csv_num(f, w->pct_bw, "%.1f");
         csv_num(f, w->peak_gflops, "%.1f");
         csv_num(f, w->peak_gbps, "%.1f");
+        csv_num(f, w->images_per_s, "%.2f");
         csv_str(f, w->note, 1);
         break;
     case PERF_JSON: {
@@ -109,7 +110,8 @@ void perf_report_row(perf_report *r, const perf_row *w) {
                     {"gbps", w->gbps},
                     {"pct_bw", w->pct_bw},
                     {"peak_gflops", w->peak_gflops},
-                    {"peak_gbps", w->peak_gbps}};
+                    {"peak_gbps", w->peak_gbps},
+                    {"images_per_s", w->images_per_s}};
         for (size_t i = 0; i < sizeof nums / sizeof *nums; i++)
             json_object_set_new(o, nums[i].k, jnum(nums[i].v));
         json_array_append_new(r->array, o);
@@ -117,13 +119,14 @@ void perf_report_row(perf_report *r, const perf_row *w) {
     }
     case PERF_TABLE: {
         if (r->rows == 0)
-            fprintf(f, "%-18s %-14s %-20s %-34s %10s %9s %6s %8s %6s  %s\n", "op", "algo", "shape",
-                    "dims", "ms", "GFLOPS", "%peak", "GB/s", "%bw", "status");
-        char a[32], b[32], c[32], d[32], e[32];
-        fprintf(f, "%-18s %-14s %-20s %-34s %10s %9s %6s %8s %6s  %s\n", w->op, w->algo, w->shape,
-                w->dims, tnum(a, sizeof a, w->ms, "%.3f"), tnum(b, sizeof b, w->gflops, "%.1f"),
-                tnum(c, sizeof c, w->pct_peak, "%.1f"), tnum(d, sizeof d, w->gbps, "%.1f"),
-                tnum(e, sizeof e, w->pct_bw, "%.1f"), w->status);
+            fprintf(f, "%-18s %-14s %-20s %-34s %10s %9s %6s %8s %6s %8s  %s\n", "op", "algo",
+                    "shape", "dims", "ms", "GFLOPS", "%peak", "GB/s", "%bw", "img/s", "status");
+        char a[32], b[32], c[32], d[32], e[32], g[32];
+        fprintf(f, "%-18s %-14s %-20s %-34s %10s %9s %6s %8s %6s %8s  %s\n", w->op, w->algo,
+                w->shape, w->dims, tnum(a, sizeof a, w->ms, "%.3f"),
+                tnum(b, sizeof b, w->gflops, "%.1f"), tnum(c, sizeof c, w->pct_peak, "%.1f"),
+                tnum(d, sizeof d, w->gbps, "%.1f"), tnum(e, sizeof e, w->pct_bw, "%.1f"),
+                tnum(g, sizeof g, w->images_per_s, "%.2f"), w->status);
         break;
     }
     }

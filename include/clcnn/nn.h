@@ -70,6 +70,8 @@ typedef struct clcnn_layer_info {
     size_t params;
     int in_c, in_h, in_w; /* input shape per sample (for "residual": the branch output) */
     int block_start;      /* "residual": index of the block's first layer, else -1 */
+    double flops;         /* forward work per sample: 2 per multiply-add of a conv, linear or
+                           * projection shortcut; 0 for the other kinds */
 } clcnn_layer_info;
 CLCNN_API int clcnn_net_num_layers(const clcnn_net *net);
 CLCNN_API clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info *out);

@@ -181,6 +181,11 @@ clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info 
     out->in_h = l->in_h;
     out->in_w = l->in_w;
     out->block_start = l->res_block ? l->res_from : -1;
+    /* weights numel x output positions: (k, c/g, r, s) per (p, q), (out, in) once */
+    if (l->nparams && l->params[0].role == CC_PARAM_WEIGHT) {
+        double positions = l->params[0].value->ndim == 4 ? (double)l->out_h * l->out_w : 1.0;
+        out->flops = 2.0 * (double)l->params[0].value->numel * positions;
+    }
     return CLCNN_OK;
 }
 
