@@ -123,7 +123,9 @@ static void net_shapes(clcnn_net *net, int c0, int h0, int w0, shape_set *set) {
     }
 }
 
-static void check_model(const char *name, size_t want_params, int want_layers_min) {
+/* want_gmacs: published multiply-adds per image (conv + linear), checked to 2 %. */
+static void check_model(const char *name, size_t want_params, int want_layers_min,
+                        double want_gmacs) {
     int c, h, w;
     const char *found = NULL;
     for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
@@ -135,6 +137,15 @@ static void check_model(const char *name, size_t want_params, int want_layers_mi
     if (clcnn_net_param_count(net) != want_params)
         fail_msg("%s: %zu trainable parameters, want %zu", name, clcnn_net_param_count(net),
                  want_params);
+    double flops = 0;
+    for (int i = 0; i < clcnn_net_num_layers(net); i++) {
+        clcnn_layer_info info;
+        TU_OK(clcnn_net_layer_info(net, i, &info));
+        flops += info.flops;
+    }
+    print_message("%s: %.4f G multiply-adds per image\n", name, flops / 2e9);
+    if (fabs(flops / 2e9 - want_gmacs) > 0.02 * want_gmacs)
+        fail_msg("%s: %.4f G multiply-adds per image, want %.3f", name, flops / 2e9, want_gmacs);
     clcnn_layer_info last;
     TU_OK(clcnn_net_layer_info(net, clcnn_net_num_layers(net) - 1, &last));
     assert_string_equal(last.kind, "linear");
@@ -168,24 +179,26 @@ static void check_model(const char *name, size_t want_params, int want_layers_mi
 }
 
 /* Published parameter counts: torchvision's resnet50 and mobilenet_v2, VGG-16 (D);
- * AlexNet with 96/256/384/384/256 filters and 9216-4096-4096-1000 (one tower). */
+ * AlexNet with 96/256/384/384/256 filters and 9216-4096-4096-1000 (one tower).
+ * Multiply-adds: ResNet-50 v1.5 4.1 G, MobileNet-V2 0.30 G (paper: 300 M), VGG-16
+ * 15.5 G; AlexNet 227 with 96 conv1 filters 1.13 G (1.08 G of convs + 58.6 M of fcs). */
 static void test_alexnet(void **state) {
     (void)state;
-    check_model("alexnet", 62378344, 20);
+    check_model("alexnet", 62378344, 20, 1.13);
 }
 static void test_resnet50(void **state) {
     (void)state;
-    check_model("resnet50", 25557032, 150);
+    check_model("resnet50", 25557032, 150, 4.1);
 }
 static void test_mobilenet_v2(void **state) {
     (void)state;
-    check_model("mobilenet_v2", 3504872, 140);
+    check_model("mobilenet_v2", 3504872, 140, 0.30);
 }
 /* 138 M parameters (553 MB, twice with gradients): skipped when CLCNN_TEST_QUICK is set */
 static void test_vgg16(void **state) {
     (void)state;
     if (getenv("CLCNN_TEST_QUICK")) skip();
-    check_model("vgg16", 138357544, 38);
+    check_model("vgg16", 138357544, 38, 15.5);
 }
 
 static void test_bad_name(void **state) {
