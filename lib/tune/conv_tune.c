@@ -108,6 +108,8 @@ static const char *get_ms(json_t *v, double *out) {
     return NULL;
 }
 
+static const char REJECTED[] = "is a convolution the library rejects";
+
 /* Parse entry i; NULL or the reason, with *what naming the member at fault. */
 static const char *parse_entry(json_t *o, cc_conv_entry *e, const char **what) {
     static const char *const known[] = {"pass", "n",  "c",        "h",   "w",        "k",
@@ -181,8 +183,7 @@ static const char *parse_entry(json_t *o, cc_conv_entry *e, const char **what) {
     size_t xs[4] = {(size_t)e->n, (size_t)e->c, (size_t)e->h, (size_t)e->w};
     size_t ws[4] = {(size_t)e->k, (size_t)(e->c / e->groups), (size_t)e->r, (size_t)e->s};
     size_t ys[4];
-    if (clcnn_conv2d_output_shape(&d, xs, ws, ys) != CLCNN_OK)
-        return "is a convolution the library rejects";
+    if (clcnn_conv2d_output_shape(&d, xs, ws, ys) != CLCNN_OK) return REJECTED;
     return NULL;
 }
 
@@ -198,8 +199,10 @@ clcnn_status cc_conv_entries_parse(json_t *section, const char *path, cc_conv_en
         const char *why = parse_entry(json_array_get(section, i), &arr[i], &what);
         if (why) {
             free(arr);
-            return cc_fail(CLCNN_ERR_FORMAT, "%s: conv2d entry %zu: %s%s%s", path, i, what,
-                           what[0] ? " " : "", why);
+            char detail[600] = "";
+            if (why == REJECTED) snprintf(detail, sizeof detail, " (%s)", clcnn_last_error());
+            return cc_fail(CLCNN_ERR_FORMAT, "%s: conv2d entry %zu: %s%s%s%s", path, i, what,
+                           what[0] ? " " : "", why, detail);
         }
     }
     /* duplicates: sort a copy by key */

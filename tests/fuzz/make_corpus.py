@@ -127,3 +127,21 @@ put("tune", "version2.json", json.dumps(bad))
 put("tune", "not-object.json", "[1, 2, 3]")
 put("tune", "truncated.json", json.dumps(base)[:80])
 put("tune", "huge-int.json", json.dumps(base).replace('"KWG": 16', '"KWG": 99999999999999999999'))
+# convolution winners (lib/tune/conv_tune.c)
+conv = {"pass": "forward", "n": 16, "c": 64, "h": 56, "w": 56, "k": 64, "r": 3, "s": 3,
+        "stride": [1, 1], "pad": [1, 1], "dilation": [1, 1], "groups": 1, "algo": "winograd",
+        "ms": 21.4, "times_ms": {"direct": 60.2, "gemm": 75.0, "winograd": 21.4}, "runs": 3}
+good = json.loads(json.dumps(base)); good["conv2d"] = [conv, dict(conv, **{"pass": "backward_filter", "algo": "direct"})]
+put("tune", "conv-valid.json", json.dumps(good, indent=1))
+bad = json.loads(json.dumps(base)); bad["conv2d"] = [dict(conv, algo="fastest")]
+put("tune", "conv-bad-algo.json", json.dumps(bad))
+bad = json.loads(json.dumps(base)); bad["conv2d"] = [conv, dict(conv, algo="direct")]
+put("tune", "conv-duplicate.json", json.dumps(bad))
+bad = json.loads(json.dumps(base)); bad["conv2d"] = [dict(conv, stride=[0, 1])]
+put("tune", "conv-zero-stride.json", json.dumps(bad))
+bad = json.loads(json.dumps(base)); bad["conv2d"] = [dict(conv, h=1, w=1, pad=[0, 0])]
+put("tune", "conv-empty-output.json", json.dumps(bad))
+bad = json.loads(json.dumps(base)); bad["conv2d"] = [dict(conv, n=2147483647, c=2147483647)]
+put("tune", "conv-huge.json", json.dumps(bad))
+bad = json.loads(json.dumps(base)); bad["conv2d"] = {"forward": "winograd"}
+put("tune", "conv-not-array.json", json.dumps(bad))
