@@ -244,24 +244,38 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
 
 /* dx[n0 + z/c][z%c][hi][wi] = buf[z][ai][bi][hi/sh][wi/sw] for the phase (a, b) =
  * (hi mod sh, wi mod sw) when both are set in mask_h / mask_w (ai, bi: their ranks among
- * the set bits), else 0. One work-item per element: dim0 = hi*w + wi, dim1 = z (image of
- * the chunk * c + channel).
+ * the set bits), else 0. One work-item per row of dx: dim0 = hi, dim1 = z (image of the
+ * chunk * c + channel); it copies each column phase's row of buf (contiguous) to every
+ * sw-th element of the row, so the inner loops have no division.
  *   buf (nbat, c*na*nb, pp, qq): the output of the phase convolution. */
 __kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __global float *dx,
                                      int dx_off, int n0, int nbat, int c, int h, int w, int sh,
                                      int sw, uint mask_h, uint mask_w, int na, int nb, int pp,
                                      int qq) {
-    const int t = get_global_id(0), z = get_global_id(1);
-    if (t >= h * w || z >= nbat * c) return;
-    const int hi = t / w, wi = t % w;
-    const uint a = (uint)(hi % sh), b = (uint)(wi % sw);
-    float v = 0.0f;
-    if ((mask_h >> a) & (mask_w >> b) & 1u) {
-        const int ai = popcount(mask_h & ((1u << a) - 1u));
-        const int bi = popcount(mask_w & ((1u << b) - 1u));
-        v = buf[buf_off + (((z * na + ai) * nb + bi) * pp + hi / sh) * qq + wi / sw];
+    const int hi = get_global_id(0), z = get_global_id(1);
+    if (hi >= h || z >= nbat * c) return;
+    const uint a = (uint)(hi % sh);
+    __global float *d = dx + dx_off + ((n0 * c + z) * h + hi) * w;
+    if (!((mask_h >> a) & 1u)) {
+        for (int wi = 0; wi < w; wi++)
+            d[wi] = 0.0f;
+        return;
     }
-    dx[dx_off + (n0 * c + z) * h * w + t] = v;
+    const int ai = popcount(mask_h & ((1u << a) - 1u));
+    __global const float *src = buf + buf_off + ((z * na + ai) * nb * pp + hi / sh) * qq;
+    const int plane = pp * qq;
+    int bi = 0;
+    for (int b = 0; b < sw && b < w; b++) {
+        if ((mask_w >> b) & 1u) {
+            __global const float *sb = src + bi * plane;
+            for (int j = 0, wi = b; wi < w; j++, wi += sw)
+                d[wi] = sb[j];
+            bi++;
+        } else {
+            for (int wi = b; wi < w; wi += sw)
+                d[wi] = 0.0f;
+        }
+    }
 }
 
 /* Image and position of flat tile T (of n * tpi): plane tiles start at j0, row tiles at

@@ -362,9 +362,8 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
         st = launch_gemm(dev, &t, &pl, dy->storage->mem, dy->offset + (size_t)n0 * dy_img, wt, NULL,
                          buf->storage->mem, buf->offset, CLCNN_ACT_NONE);
         if (st != CLCNN_OK) break;
-        size_t gws[2] = {(size_t)cv->h * cv->w, (size_t)nbc * cv->c};
-        st = cc_launch(dev, "conv2d_implicit", pl.defs, "implicit_phase_scatter", 2, gws,
-                       (size_t[]){64, 1},
+        size_t gws[2] = {(size_t)cv->h, (size_t)nbc * cv->c};
+        st = cc_launch(dev, "conv2d_implicit", pl.defs, "implicit_phase_scatter", 2, gws, NULL,
                        CC_ARGS(CC_ARG_MEM(buf->storage->mem), CC_ARG_INT(buf->offset),
                                CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset), CC_ARG_INT(n0),
                                CC_ARG_INT(nbc), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
