@@ -5,7 +5,8 @@
  *
  * The layer shapes come from clcnn_net_layer_info: a conv layer's input (in_c/h/w) and
  * its description ("k x rxs, stride S, pad P, groups G"); a projection shortcut from the
- * residual layer's description and the output of the layer before its block. */
+ * residual layer's description ("layers A-B + bn(1x1 conv K sS)") and the output of the
+ * layer before its block. */
 #include "test_util.h"
 
 #include <math.h>
@@ -104,7 +105,7 @@ static void net_shapes(clcnn_net *net, int c0, int h0, int w0, shape_set *set) {
         } else if (!strcmp(info.kind, "residual")) {
             const char *p = strstr(info.desc, "1x1 conv ");
             if (!p) continue; /* identity */
-            assert_int_equal(sscanf(p, "1x1 conv %d, stride %d", &x.k, &x.stride), 2);
+            assert_int_equal(sscanf(p, "1x1 conv %d s%d", &x.k, &x.stride), 2);
             x.r = x.s = 1;
             x.c = c0, x.h = h0, x.w = w0;
             if (info.block_start > 0) {

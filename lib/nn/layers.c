@@ -650,8 +650,9 @@ clcnn_status cc_layer_residual(clcnn_net *net, cc_layer *l, int res_from,
         sc_c = l->in_c;
         sc_h = (h0 - 1) / desc.stride + 1;
         sc_w = (w0 - 1) / desc.stride + 1;
-        snprintf(what, sizeof what, "1x1 conv %d, stride %d%s", sc_c, desc.stride,
-                 desc.batchnorm ? ", batchnorm" : "");
+        /* short enough for a summary column: "bn(1x1 conv 2048 s2)" */
+        snprintf(what, sizeof what, desc.batchnorm ? "bn(1x1 conv %d s%d)" : "1x1 conv %d s%d",
+                 sc_c, desc.stride);
     }
     if (sc_c != l->in_c || sc_h != l->in_h || sc_w != l->in_w || sc_rank != l->in_rank)
         return cc_fail(CLCNN_ERR_SHAPE,

@@ -11,6 +11,10 @@ static void usage(FILE *f) {
                "Print each layer of a model with its output shape (per sample, C x H x W)\n"
                "and parameter count, and the totals. Models:\n");
     list_models(f, "  ");
+    fprintf(f, "and the library's model zoo (ImageNet, 1000 classes):\n ");
+    for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
+        fprintf(f, " %s", clcnn_model_name(i, NULL, NULL, NULL));
+    fprintf(f, "\n");
 }
 
 /* "1,234,567" */
@@ -55,27 +59,36 @@ int cmd_summary(int argc, char **argv) {
         return 2;
     }
     const model_def *m = find_model(model_name);
-    if (!m) {
+    int zoo = 0, c = 0, h = 0, w = 0;
+    for (int i = 0; !m && clcnn_model_name(i, NULL, NULL, NULL); i++)
+        if (!strcmp(model_name, clcnn_model_name(i, &c, &h, &w))) zoo = 1;
+    if (m) c = m->c, h = m->h, w = m->w;
+    if (!m && !zoo) {
         char names[256];
-        fprintf(stderr, "clcnn summary: unknown model '%s' (models: %s)\n", model_name,
+        fprintf(stderr, "clcnn summary: unknown model '%s' (models: %s", model_name,
                 model_names(names, sizeof names));
+        for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
+            fprintf(stderr, ", %s", clcnn_model_name(i, NULL, NULL, NULL));
+        fprintf(stderr, ")\n");
         return 2;
     }
     clcnn_device *dev = open_device_or_say(device);
     if (!dev) return 1;
     clcnn_net *net = NULL;
-    clcnn_status s = build_model(dev, m, -1, &net);
+    clcnn_status s =
+        m ? build_model(dev, m, -1, &net) : clcnn_net_create_model(dev, model_name, 0, &net);
     if (s != CLCNN_OK) {
         clcnn_device_close(dev);
         return report("clcnn summary", s);
     }
     char b1[32], b2[32];
-    printf("model %s: input %d x %d x %d\n\n", m->name, m->c, m->h, m->w);
+    printf("model %s: input %d x %d x %d\n\n", model_name, c, h, w);
     printf("%-4s %-10s %-42s %-12s %12s\n", "#", "layer", "configuration", "output", "params");
     char in_shape[48];
-    snprintf(in_shape, sizeof in_shape, "%dx%dx%d", m->h, m->w, m->c);
+    snprintf(in_shape, sizeof in_shape, "%dx%dx%d", h, w, c);
     printf("%-4s %-10s %-42s %-12s %12s\n", "-", "input", "", in_shape, "0");
     size_t total = 0;
+    double flops = 0;
     int n = clcnn_net_num_layers(net);
     for (int i = 0; i < n; i++) {
         clcnn_layer_info info;
@@ -88,12 +101,15 @@ int cmd_summary(int argc, char **argv) {
         printf("%-4d %-10s %-42.42s %-12s %12s\n", i, info.kind, info.desc, shape,
                grouped(info.params, b1));
         total += info.params;
+        flops += info.flops;
     }
     if (s == CLCNN_OK) {
         printf("\ntotal parameters: %s", grouped(total, b1));
         if (clcnn_net_param_count(net) != total)
             printf(" (the net reports %s)", grouped(clcnn_net_param_count(net), b2));
-        printf("\noutput shapes: H x W x C per sample; features after flatten\n");
+        printf("\nmultiply-adds per sample: %.4g M (convolutions and linear layers)", flops / 2e6);
+        printf("\noutput shapes: H x W x C per sample; features after flatten; a residual\n"
+               "layer adds its shortcut of the block input to the output of layers A-B\n");
     }
     clcnn_net_free(net);
     clcnn_device_close(dev);
