@@ -3,6 +3,8 @@
 #include "internal.h"
 
 #include <clblast_c.h>
+#include <pthread.h>
+#include <string.h>
 
 clcnn_status cc_blas_status(int code, const char *call) {
     if (code == CLBlastSuccess) return CLCNN_OK;
@@ -47,22 +49,119 @@ clcnn_status cc_sgemm(clcnn_device *dev, int trans_a, int trans_b, size_t m, siz
     return cc_blas_status(code, "CLBlastSgemm");
 }
 
+/* ---- CLBlast 1.5.3's strided-batched GEMM ----------------------------------------
+ *
+ * Its indirect path (XgemmStridedBatched::BatchedGemmIndirect) copies a matrix into a
+ * padded temporary only when the sizes, leading dimension or orientation do not suit the
+ * Xgemm kernel; when no copy is made it hands the kernel the caller's buffer but the
+ * kernel finds item i at i * rows * cols from element 0: the caller's offset and stride
+ * are ignored (B at an offset, A shared by every item, C at an offset all come out wrong).
+ * And it pads k to a multiple of KWG only, and passes the kernel k rounded up to VWM,
+ * where the single GEMM pads to KWG*KREG: with GEMMK = 1 (2-D register tiling, KWG = 1,
+ * KREG up to 16) the kernel then walks past the last rows of A and B (NaN, garbage)
+ * whenever k is no multiple of KREG and VWM. Calls that would hit either run as one
+ * GEMM per item. To decide, blas.c follows the Xgemm parameters and the
+ * XGEMM_MIN_INDIRECT_SIZE in force per device (lib/tune tells it whenever it overrides
+ * them; before that, CLBlast's defaults: GEMMK 0, tile sizes unknown). */
+
+#define RULES_MAX 32
+typedef struct batched_rule {
+    cl_device_id id;
+    int known;             /* xgemm below is what is in force */
+    cc_blas_xgemm_shape x; /* GEMMK 0 with unknown tiles when !known */
+    size_t min_indirect;   /* 0: unknown (CLBlast's default) */
+} batched_rule;
+static pthread_mutex_t rules_lock = PTHREAD_MUTEX_INITIALIZER;
+static batched_rule rules[RULES_MAX];
+static int rules_n;
+
+static batched_rule *rule_slot(cl_device_id id) { /* with rules_lock held */
+    for (int i = 0; i < rules_n; i++)
+        if (rules[i].id == id) return &rules[i];
+    if (rules_n == RULES_MAX) return NULL;
+    memset(&rules[rules_n], 0, sizeof rules[0]);
+    rules[rules_n].id = id;
+    return &rules[rules_n++];
+}
+
+void cc_blas_note_xgemm(cl_device_id id, const cc_blas_xgemm_shape *x) {
+    pthread_mutex_lock(&rules_lock);
+    batched_rule *r = rule_slot(id);
+    if (r) {
+        r->known = x != NULL;
+        if (x) r->x = *x;
+    }
+    pthread_mutex_unlock(&rules_lock);
+}
+
+void cc_blas_note_min_indirect(cl_device_id id, size_t min_indirect) {
+    pthread_mutex_lock(&rules_lock);
+    batched_rule *r = rule_slot(id);
+    if (r) r->min_indirect = min_indirect;
+    pthread_mutex_unlock(&rules_lock);
+}
+
+static size_t ceil_to(size_t x, size_t m) {
+    return m > 1 ? (x + m - 1) / m * m : x;
+}
+
+/* Whether one of CLBlast's kernels would read matrix (one x two, leading dim ld) in place:
+ * not transposed by the copy kernels, already padded (one_i x two_i; both unknown: any
+ * size may be) and ld == one. */
+static int in_place(int do_transpose, size_t one, size_t two, size_t ld, size_t one_i, size_t two_i,
+                    int known) {
+    return !do_transpose && ld == one && (!known || (one == one_i && two == two_i));
+}
+
+/* 1 when CLBlastSgemmStridedBatched (row-major) computes this call right with the
+ * parameters in force, by CLBlast 1.5.3's own rules (xgemm.hpp ProcessArguments,
+ * CalculateInternalDimensions; xgemmstridedbatched.cpp). */
+int cc_blas_batched_ok(cl_device_id id, int ta, int tb, size_t m, size_t n, size_t k, size_t a_off,
+                       size_t lda, size_t a_stride, size_t b_off, size_t ldb, size_t b_stride,
+                       size_t c_off, size_t ldc, size_t c_stride) {
+    batched_rule r;
+    memset(&r, 0, sizeof r);
+    pthread_mutex_lock(&rules_lock);
+    for (int i = 0; i < rules_n; i++)
+        if (rules[i].id == id) r = rules[i];
+    pthread_mutex_unlock(&rules_lock);
+    if (r.min_indirect > 1) { /* the direct kernel takes offsets and strides as given */
+        unsigned long long t = r.min_indirect;
+        if ((unsigned long long)m * n * k < t * t * t) return 1;
+    }
+    const int known = r.known, k1 = known && r.x.gemmk == 1;
+    const size_t mwg = known ? r.x.mwg : 1, nwg = known ? r.x.nwg : 1, kwg = known ? r.x.kwg : 1;
+    const size_t mc = ceil_to(m, mwg), nc = ceil_to(n, nwg), kc = ceil_to(k, kwg);
+    if (known && (kc % (kwg * r.x.kreg) != 0 || kc % r.x.vwm != 0)) return 0;
+    /* row-major: A (m x k) is "rotated" unless transposed; the kernel wants it rotated
+     * with GEMMK 1 only. B: always wanted rotated. C: rotated, wanted so with GEMMK 1. */
+    const int a_rot = !ta;
+    const size_t a_one = a_rot ? k : m, a_two = a_rot ? m : k;
+    if (in_place(a_rot != k1, a_one, a_two, lda, k1 ? kc : mc, k1 ? mc : kc, known) &&
+        (a_off != 0 || a_stride != a_one * a_two))
+        return 0;
+    const size_t b_one = tb ? k : n, b_two = tb ? n : k;
+    if (in_place(tb, b_one, b_two, ldb, nc, kc, known) && (b_off != 0 || b_stride != b_one * b_two))
+        return 0;
+    if (in_place(!k1, n, m, ldc, k1 ? nc : mc, k1 ? mc : nc, known) &&
+        (c_off != 0 || c_stride != m * n))
+        return 0;
+    return 1;
+}
+
 clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_b, size_t m,
                                       size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
                                       size_t lda, size_t a_stride, cl_mem b, size_t b_off,
                                       size_t ldb, size_t b_stride, float beta, cl_mem c,
                                       size_t c_off, size_t ldc, size_t c_stride, size_t batch) {
-    /* CLBlast 1.5.3's strided-batched GEMM computes wrong results (with any kernel
-     * parameters, default ones included) on its indirect path for a row-major B at a
-     * non-zero offset, and for a transposed A shared by every batch item (a_stride 0)
-     * from the second item on. Those cases, and batch 1, run as one GEMM per item. */
-    if (batch == 1 || b_off != 0 || (trans_a && a_stride == 0)) {
+    cc_tune_apply(dev); /* first: it decides the parameters the rule below looks at */
+    if (batch == 1 || !cc_blas_batched_ok(dev->id, trans_a, trans_b, m, n, k, a_off, lda, a_stride,
+                                          b_off, ldb, b_stride, c_off, ldc, c_stride)) {
         for (size_t i = 0; i < batch; i++)
             CC_TRY(cc_sgemm(dev, trans_a, trans_b, m, n, k, alpha, a, a_off + i * a_stride, lda, b,
                             b_off + i * b_stride, ldb, beta, c, c_off + i * c_stride, ldc));
         return CLCNN_OK;
     }
-    cc_tune_apply(dev);
     cl_event first = span_start(dev);
     int code = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,

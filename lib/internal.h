@@ -55,6 +55,20 @@ clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_
                                       size_t lda, size_t a_stride, cl_mem b, size_t b_off,
                                       size_t ldb, size_t b_stride, float beta, cl_mem c,
                                       size_t c_off, size_t ldc, size_t c_stride, size_t batch);
+/* What lib/blas.c needs to know of the CLBlast parameters in force on a device to keep
+ * strided-batched calls off the cases CLBlast 1.5.3 computes wrong (they run as one GEMM
+ * per item): lib/tune calls these whenever it overrides Xgemm (x NULL: back to unknown
+ * defaults) or GemmRoutine's XGEMM_MIN_INDIRECT_SIZE. */
+typedef struct cc_blas_xgemm_shape {
+    size_t gemmk, mwg, nwg, kwg, kreg, vwm;
+} cc_blas_xgemm_shape;
+void cc_blas_note_xgemm(cl_device_id id, const cc_blas_xgemm_shape *x);
+void cc_blas_note_min_indirect(cl_device_id id, size_t min_indirect);
+/* 1 when CLBlastSgemmStridedBatched gets this row-major call right with the parameters
+ * in force on device id (else cc_sgemm_strided_batched runs it one item at a time). */
+int cc_blas_batched_ok(cl_device_id id, int ta, int tb, size_t m, size_t n, size_t k, size_t a_off,
+                       size_t lda, size_t a_stride, size_t b_off, size_t ldb, size_t b_stride,
+                       size_t c_off, size_t ldc, size_t c_stride);
 
 /* Apply the device's stored GEMM tuning to CLBlast once per physical device and process
  * (lib/tune/tune_file.c; lib/blas.c calls it before CLBlast). Never fails: a missing,

@@ -48,6 +48,12 @@ static void write_text(const char *path, const char *text) {
 static const size_t test_xgemm[CC_XG_COUNT] = {
     /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
     0, 1, 16, 2, 8, 8, 32, 16, 8, 64, 1, 1, 1, 0, 2, 4};
+/* A GEMMK 1 configuration (2-D register tiling, KREG 8): CLBlast 1.5.3's strided-batched
+ * GEMM gets it wrong for k no multiple of 8 and for operands it does not copy at an
+ * offset or stride other than its own, which lib/blas.c must route around. */
+static const size_t test_xgemm_k1[CC_XG_COUNT] = {
+    /* GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG SA SB STRM STRN VWM VWN */
+    1, 8, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4};
 static const size_t test_direct[CC_XD_COUNT] = {
     /* KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
     2, 8, 8, 8, 8, 1, 0, 2, 2, 16};
@@ -113,8 +119,23 @@ static void test_parameter_rules(void **state) {
     memcpy(v, test_xgemm, sizeof v);
     v[CC_XG_MWG] = 256;
     assert_non_null(cc_xgemm_invalid(v, 0, 0));
-    /* GEMMK 1 (CLBlast's 2-D register tiling): its batched GEMM gave NaN on POCL */
-    size_t k1[CC_XG_COUNT] = {1, 4, 1, 1, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 4};
+    /* GEMMK 1 (CLBlast's 2-D register tiling) and its ties */
+    size_t k1[CC_XG_COUNT];
+    memcpy(k1, test_xgemm_k1, sizeof k1);
+    assert_null(cc_xgemm_invalid(k1, 32768, 256));
+    k1[CC_XG_NWG] = 32; /* MWG != NWG computed garbage on POCL */
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+    memcpy(k1, test_xgemm_k1, sizeof k1);
+    k1[CC_XG_KWG] = 16; /* GEMMK 1 has no k tile */
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+    memcpy(k1, test_xgemm_k1, sizeof k1);
+    k1[CC_XG_KREG] = 2; /* not a multiple of VWN 4 */
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+    memcpy(k1, test_xgemm_k1, sizeof k1);
+    k1[CC_XG_MDIMA] = 4; /* != MDIMC */
+    assert_non_null(cc_xgemm_invalid(k1, 0, 0));
+    memcpy(k1, test_xgemm_k1, sizeof k1);
+    k1[CC_XG_MDIMC] = k1[CC_XG_MDIMA] = 2; /* 32 rows per work-item crashed POCL */
     assert_non_null(cc_xgemm_invalid(k1, 0, 0));
 
     size_t d[CC_XD_COUNT];
@@ -305,12 +326,11 @@ static void test_tune_off(void **state) {
  * per product), compared with the double reference. Tolerance: the worst-case float rounding bound
  * 2 * k * 2^-24 * sum|a*b| per element (+1e-6), so it cannot flake, while a kernel with
  * wrong tiling or padding is off by about sum|a*b| itself. */
-static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m, size_t n,
-                        size_t k, size_t batch) {
-    /* A and B of a batched product stay at offset 0: CLBlast 1.5.3's indirect
-     * strided-batched GEMM gets their offsets wrong when it skips its copy kernels (its
-     * bug, with or without tuning; see lib/tune/gemm_tune.c probe()) */
-    const size_t a_off = batch > 1 ? 0 : 3, b_off = batch > 1 ? 0 : 5, c_off = 1;
+static void check_sgemm_at(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m, size_t n,
+                           size_t k, size_t batch, int offsets) {
+    /* with offsets 0 (and aligned sizes) CLBlast's batched GEMM may read the operands in
+     * place; at offsets lib/blas.c must not let it (CLBlast 1.5.3 ignores them there) */
+    const size_t a_off = offsets ? 3 : 0, b_off = offsets ? 5 : 0, c_off = offsets ? 1 : 0;
     size_t lda = ta ? m : k, ldb = tb ? k : n;
     size_t na = a_off + m * k, nb = b_off + k * n * batch, nc = c_off + m * n * batch;
     float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b), *c = malloc(nc * sizeof *c);
@@ -346,7 +366,7 @@ static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m
                  ta ? "T" : "N", tb ? "T" : "N", m, n, k, batch, worst / (m * n),
                  worst % (m * n) / n, worst % n, (double)got[c_off + worst], ref[worst],
                  2.0 * (double)k * 5.96e-8 * mag[worst] + 1e-6);
-    assert_true(got[0] == 1e30f); /* the element before C's offset is untouched */
+    if (c_off) assert_true(got[0] == 1e30f); /* the element before C's offset is untouched */
     free(got);
     clcnn_tensor_free(ta_t);
     clcnn_tensor_free(tb_t);
@@ -356,6 +376,12 @@ static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m
     free(c);
     free(ref);
     free(mag);
+}
+
+static void check_sgemm(clcnn_device *dev, tu_rng *rng, int ta, int tb, size_t m, size_t n,
+                        size_t k, size_t batch) {
+    check_sgemm_at(dev, rng, ta, tb, m, n, k, batch, 1);
+    if (batch > 1) check_sgemm_at(dev, rng, ta, tb, m, n, k, batch, 0);
 }
 
 static void test_tuned_sgemm_is_correct(void **state) {
@@ -382,6 +408,70 @@ static void test_tuned_sgemm_is_correct(void **state) {
     check_sgemm(dev, &rng, 0, 1, 64, 72, 196, 2);
     check_sgemm(dev, &rng, 0, 0, 64, 128, 64, 2); /* multiples of every tile: no copies */
     unlink(path);
+}
+
+/* lib/blas.c's rule for CLBlast 1.5.3's strided-batched GEMM, on a made-up device id:
+ * which calls it may hand to CLBlast with the parameters in force. */
+static void test_batched_rule(void **state) {
+    (void)state;
+    cl_device_id id = (cl_device_id)(uintptr_t)0x5eed;
+    /* nothing noted: CLBlast's defaults, GEMMK 0 with unknown tiles */
+    assert_true(cc_blas_batched_ok(id, 0, 0, 64, 196, 576, 0, 576, 0, 0, 196, 196 * 576, 0, 196,
+                                   64 * 196)); /* forward convolution: A shared, copied */
+    assert_false(cc_blas_batched_ok(id, 0, 0, 64, 196, 576, 0, 576, 0, 8, 196, 196 * 576, 0, 196,
+                                    64 * 196)); /* B at an offset: may be read in place */
+    assert_false(cc_blas_batched_ok(id, 1, 0, 64, 196, 576, 0, 64, 0, 0, 196, 196 * 576, 0, 196,
+                                    64 * 196));    /* transposed A, shared */
+    cc_blas_xgemm_shape k1 = {1, 64, 64, 1, 8, 8}; /* GEMMK MWG NWG KWG KREG VWM */
+    cc_blas_note_xgemm(id, &k1);
+    cc_blas_note_min_indirect(id, 1);
+    /* k no multiple of KREG: the GEMMK 1 kernel reads past A and B (NaN) */
+    assert_false(cc_blas_batched_ok(id, 0, 0, 100, 100, 100, 0, 100, 100 * 100, 0, 100, 100 * 100,
+                                    0, 100, 100 * 100));
+    assert_true(cc_blas_batched_ok(id, 0, 0, 100, 100, 104, 0, 104, 100 * 104, 0, 100, 100 * 104, 0,
+                                   100, 100 * 100));
+    /* aligned sizes: A, B and C read in place, so shared A or C at an offset are wrong */
+    assert_true(cc_blas_batched_ok(id, 0, 0, 128, 128, 128, 0, 128, 128 * 128, 0, 128, 128 * 128, 0,
+                                   128, 128 * 128));
+    assert_false(cc_blas_batched_ok(id, 0, 0, 128, 128, 128, 0, 128, 0, 0, 128, 128 * 128, 0, 128,
+                                    128 * 128));
+    assert_false(cc_blas_batched_ok(id, 0, 0, 128, 128, 128, 0, 128, 128 * 128, 0, 128, 128 * 128,
+                                    7, 128, 128 * 128));
+    /* m no multiple of MWG: A and C go through padded copies, which honour both */
+    assert_true(cc_blas_batched_ok(id, 0, 0, 100, 128, 128, 0, 128, 0, 0, 128, 128 * 128, 7, 128,
+                                   100 * 128));
+    /* below XGEMM_MIN_INDIRECT_SIZE^3 the direct kernel runs: anything goes */
+    cc_blas_note_min_indirect(id, 200);
+    assert_true(cc_blas_batched_ok(id, 0, 0, 100, 100, 100, 0, 100, 0, 3, 100, 100 * 100, 7, 100,
+                                   100 * 100));
+    cc_blas_note_xgemm(id, NULL);
+}
+
+/* A GEMMK 1 configuration in force: every GEMM through lib/blas.c right, the strided-
+ * batched ones CLBlast 1.5.3 gets wrong with it (k no multiple of KREG, shared A or C at
+ * an offset read in place) included. */
+static void test_gemmk1_sgemm_is_correct(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    tu_rng rng = tu_rng_seed(20261125);
+    cc_tune_record rec = make_record(dev);
+    memcpy(rec.xgemm, test_xgemm_k1, sizeof rec.xgemm);
+    rec.min_indirect = 1; /* always the indirect kernel */
+    cc_tune_mark_applied(dev);
+    TU_OK(cc_tune_record_apply(dev, &rec));
+    check_sgemm(dev, &rng, 0, 0, 67, 45, 37, 1);
+    check_sgemm(dev, &rng, 1, 1, 129, 257, 65, 1);
+    for (int tr = 0; tr < 4; tr++) {
+        check_sgemm(dev, &rng, tr & 1, tr >> 1, 67, 45, 37, 3);    /* k 37: NaN in CLBlast */
+        check_sgemm(dev, &rng, tr & 1, tr >> 1, 128, 128, 100, 2); /* k 100 */
+        check_sgemm(dev, &rng, tr & 1, tr >> 1, 128, 128, 128, 2); /* in place */
+    }
+    check_sgemm(dev, &rng, 0, 0, 64, 196, 576, 2); /* VGG forward: k 576 = 72 * 8 */
+    check_sgemm(dev, &rng, 1, 0, 576, 196, 64, 2); /* its backward data */
+    check_sgemm(dev, &rng, 0, 1, 64, 576, 196, 2); /* its weight gradient */
+    /* back to the GEMMK 0 test configuration (CLBlast cannot return to its defaults) */
+    rec = make_record(dev);
+    TU_OK(cc_tune_record_apply(dev, &rec));
 }
 
 /* The tuner with a budget too small to try anything: measures what is in force, stores
@@ -425,6 +515,8 @@ int main(void) {
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_tune_off),
         cmocka_unit_test(test_tuned_sgemm_is_correct),
+        cmocka_unit_test(test_batched_rule),
+        cmocka_unit_test(test_gemmk1_sgemm_is_correct),
         cmocka_unit_test(test_tuner_tiny_budget),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -119,6 +119,14 @@ static clcnn_status override(tuner *t, const char *kernel, const char *const *na
                                          (const char **)names, v);
     CC_RETURN_IF(code != CLBlastSuccess, CLCNN_ERR_BLAS,
                  "CLBlastOverrideParameters(%s) failed with CLBlast status %d", kernel, code);
+    /* lib/blas.c decides by these which strided-batched calls CLBlast gets right */
+    if (!strcmp(kernel, "Xgemm")) {
+        cc_blas_xgemm_shape sh = {v[CC_XG_GEMMK], v[CC_XG_MWG],  v[CC_XG_NWG],
+                                  v[CC_XG_KWG],   v[CC_XG_KREG], v[CC_XG_VWM]};
+        cc_blas_note_xgemm(t->dev->id, &sh);
+    } else if (!strcmp(kernel, "GemmRoutine")) {
+        cc_blas_note_min_indirect(t->dev->id, v[0]);
+    }
     return CLCNN_OK;
 }
 static clcnn_status set_min_indirect(tuner *t, size_t x) {
@@ -133,22 +141,17 @@ static size_t ldb_of(const tshape *s) {
     return s->tb ? s->k : s->n;
 }
 
-/* One SGEMM, timed as the span between a marker before and a marker after it. */
+/* One SGEMM through lib/blas.c (so a strided-batched one runs as the library runs it:
+ * one CLBlast call, or one per item where CLBlast would get it wrong), timed as the span
+ * between a marker before and a marker after it. */
 static clcnn_status gemm_timed(tuner *t, const tshape *s, size_t a_off, size_t b_off, size_t c_off,
                                double *ms) {
     cl_command_queue q = t->dev->queue;
     cl_event m0 = NULL, m1 = NULL;
     CC_CL_TRY(clEnqueueMarkerWithWaitList(q, 0, NULL, &m0));
-    const CLBlastTranspose ta = s->ta ? CLBlastTransposeYes : CLBlastTransposeNo;
-    const CLBlastTranspose tb = s->tb ? CLBlastTransposeYes : CLBlastTransposeNo;
-    int code =
-        s->batch > 1
-            ? CLBlastSgemmStridedBatched(CLBlastLayoutRowMajor, ta, tb, s->m, s->n, s->k, 1.0f,
-                                         t->a, a_off, lda_of(s), 0, t->b, b_off, ldb_of(s),
-                                         s->k * s->n, 0.0f, t->c, c_off, s->n, s->m * s->n,
-                                         s->batch, &q, NULL)
-            : CLBlastSgemm(CLBlastLayoutRowMajor, ta, tb, s->m, s->n, s->k, 1.0f, t->a, a_off,
-                           lda_of(s), t->b, b_off, ldb_of(s), 0.0f, t->c, c_off, s->n, &q, NULL);
+    clcnn_status st = cc_sgemm_strided_batched(
+        t->dev, s->ta, s->tb, s->m, s->n, s->k, 1.0f, t->a, a_off, lda_of(s), 0, t->b, b_off,
+        ldb_of(s), s->k * s->n, 0.0f, t->c, c_off, s->n, s->m * s->n, s->batch);
     cl_int err = clEnqueueMarkerWithWaitList(q, 0, NULL, &m1);
     if (err == CL_SUCCESS)
         err = clWaitForEvents(1, &m1);
@@ -161,7 +164,10 @@ static clcnn_status gemm_timed(tuner *t, const tshape *s, size_t a_off, size_t b
         err = clGetEventProfilingInfo(m1, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
     clReleaseEvent(m0);
     if (m1) clReleaseEvent(m1);
-    CC_TRY(cc_blas_status(code, s->batch > 1 ? "CLBlastSgemmStridedBatched" : "CLBlastSgemm"));
+    if (st != CLCNN_OK) {
+        clFinish(q);
+        return st;
+    }
     CC_TRY(cc_cl_status(err, "profiling the tuning GEMM", __FILE__, __LINE__));
     *ms = end > start ? (double)(end - start) / 1e6 : 1e-6;
     return CLCNN_OK;
@@ -247,9 +253,8 @@ static clcnn_status verify(tuner *t) {
     for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
         for (int tr = 0; tr < 4; tr++) {
             tshape s = {tr & 1, tr >> 1, dims[d][0], dims[d][1], dims[d][2], dims[d][3], "verify"};
-            size_t c_off = d & 1 ? 7 : 0; /* A and B offsets: not batched, see probe() */
-            size_t a_off = d & 1 && dims[d][3] == 1 ? 5 : 0;
-            size_t b_off = d & 1 && dims[d][3] == 1 ? 3 : 0;
+            size_t c_off = d & 1 ? 7 : 0;
+            size_t a_off = d & 1 ? 5 : 0, b_off = d & 1 ? 3 : 0;
             double ms;
             CC_TRY(gemm_timed(t, &s, a_off, b_off, c_off, &ms));
             CC_TRY(check(t, &s, a_off, b_off, c_off, 1));
@@ -259,13 +264,12 @@ static clcnn_status verify(tuner *t) {
 }
 
 /* Quick check of a candidate before it is timed: strided-batched products whose sizes are
- * multiples of every tile (CLBlast then skips its copy kernels), C at an offset.
- * A and B stay at offset 0 in batched products here and in verify(): CLBlast 1.5.3's
- * indirect strided-batched GEMM gets a row-major B at an offset (and a transposed A at an
- * offset) wrong whenever it skips the copies, with its default parameters as with any
- * others: a CLBlast bug, not a tuning one, that lib/blas.c has to work around. */
+ * multiples of every tile (CLBlast then skips its copy kernels), operands at offsets.
+ * CLBlast 1.5.3's indirect strided-batched GEMM ignores offsets and strides of the
+ * matrices it does not copy (and k padding with GEMMK 1): lib/blas.c runs such calls one
+ * item at a time, and these checks (through lib/blas.c) make sure it does. */
 static clcnn_status probe(tuner *t) {
-    static const size_t offs[][3] = {{0, 0, 0}, {0, 0, 7}};
+    static const size_t offs[][3] = {{0, 0, 0}, {0, 0, 7}, {5, 3, 7}};
     for (size_t o = 0; o < sizeof offs / sizeof *offs; o++) {
         tshape s = {0, 0, 128, 128, 128, 2, "probe"};
         double ms;
@@ -289,22 +293,34 @@ static void remember(tuner *t, const size_t *v, int count) {
     }
 }
 
-/* Value lists: CLBlast's own tuner ranges (its xgemm variants 2 and 12), plus vector
- * width 16 (AVX-512 holds 16 floats). Exhaustive mode adds KWI 8 and 4-wide work-groups
- * and searches longer. Tiles stay <= 128 (cc_xgemm_invalid): bigger ones were seen to
- * give wrong results and crash on POCL. */
+/* Value lists: CLBlast's own tuner ranges (its xgemm variants 2 and 12: GEMMK 0 and the
+ * 2-D register-tiled GEMMK 1), plus vector width 16 (AVX-512 holds 16 floats). Exhaustive
+ * mode adds KWI 8 and 4-wide work-groups and searches longer. Tiles stay <= 128
+ * (cc_xgemm_invalid): bigger ones were seen to give wrong results and crash on POCL.
+ * GEMMK 1 is drawn half the time: on CPUs it is the fast kernel (no transposes of A and C
+ * around it at all in a row-major GEMM). */
 static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
     const int ex = t->opt->exhaustive;
     static const size_t wg[] = {16, 32, 64, 128}, kwg[] = {16, 32}, kwi[] = {2, 8};
     static const size_t dim[] = {8, 16, 32, 4}, vw[] = {1, 2, 4, 8, 16};
+    static const size_t dim1[] = {2, 4, 8, 16, 32}, kreg[] = {1, 2, 4, 8, 16};
     /* CPUs only run fast with their SIMD width filled: no vectors narrower than 4 there */
     const int cpu = t->dev->info.type == CLCNN_DEVICE_CPU;
     memset(v, 0, CC_XG_COUNT * sizeof *v);
-    v[CC_XG_GEMMK] = 0; /* see cc_xgemm_invalid */
-    v[CC_XG_KREG] = 1;
     v[CC_XG_VWM] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
     v[CC_XG_VWN] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
     v[CC_XG_MWG] = pick(t, wg, 4);
+    if (rnd(t) % 2) { /* GEMMK 1: the ties of cc_xgemm_invalid */
+        v[CC_XG_GEMMK] = 1;
+        v[CC_XG_KWG] = v[CC_XG_KWI] = 1;
+        v[CC_XG_NWG] = v[CC_XG_MWG];
+        v[CC_XG_MDIMC] = v[CC_XG_MDIMA] = pick(t, dim1, 5);
+        v[CC_XG_NDIMC] = v[CC_XG_NDIMB] = pick(t, dim1, 5);
+        v[CC_XG_KREG] = pick(t, kreg, 5);
+        return;
+    }
+    v[CC_XG_GEMMK] = 0;
+    v[CC_XG_KREG] = 1;
     v[CC_XG_NWG] = pick(t, wg, 4);
     v[CC_XG_KWG] = pick(t, kwg, 2);
     v[CC_XG_KWI] = pick(t, kwi, ex ? 2 : 1);
@@ -319,17 +335,23 @@ static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
 }
 
 /* Change one or two parameters of `from` to a neighbouring power of two (or flip a
- * flag). */
+ * flag), keeping the GEMMK 1 ties (MWG = NWG, MDIMA = MDIMC, NDIMB = NDIMC). */
 static void mutate_xgemm(tuner *t, const size_t *from, size_t v[CC_XG_COUNT]) {
     memcpy(v, from, CC_XG_COUNT * sizeof *v);
+    const int k1 = v[CC_XG_GEMMK] == 1;
     int changes = 1 + (int)(rnd(t) % 2);
     for (int c = 0; c < changes; c++) {
         int p = (int)(rnd(t) % CC_XG_COUNT);
-        if (p == CC_XG_GEMMK || p == CC_XG_KREG) continue;
+        if (p == CC_XG_GEMMK || (p == CC_XG_KREG && !k1)) continue;
         if (p == CC_XG_SA || p == CC_XG_SB || p == CC_XG_STRM || p == CC_XG_STRN)
             v[p] ^= 1;
         else
             v[p] = rnd(t) % 2 ? v[p] * 2 : (v[p] > 1 ? v[p] / 2 : 2);
+        if (k1) {
+            if (p == CC_XG_MWG || p == CC_XG_NWG) v[CC_XG_MWG] = v[CC_XG_NWG] = v[p];
+            if (p == CC_XG_MDIMC || p == CC_XG_MDIMA) v[CC_XG_MDIMA] = v[CC_XG_MDIMC] = v[p];
+            if (p == CC_XG_NDIMC || p == CC_XG_NDIMB) v[CC_XG_NDIMB] = v[CC_XG_NDIMC] = v[p];
+        }
     }
 }
 
@@ -363,12 +385,16 @@ static void mutate_direct(tuner *t, const size_t *from, size_t v[CC_XD_COUNT]) {
 
 /* Starting points (in CLBlast's order: GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG
  * SA SB STRM STRN VWM VWN). CPUs (POCL) like big tiles and wide vectors with no local
- * memory; GPUs like 8x8-16x16 work-groups with local memory. */
+ * memory, and the 2-D register tiling (GEMMK 1) with 16x16 results per work-item most:
+ * a row-major GEMM then needs no transposes of A and C (4-5x CLBlast's defaults at
+ * 1024^3 on a 2-core AVX-512 Xeon, against about 3x for the best GEMMK 0 seed); GPUs
+ * like 8x8-16x16 work-groups with local memory. */
 static const size_t cpu_seeds[][CC_XG_COUNT] = {
+    {1, 16, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 8},
+    {1, 8, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 8},
     {0, 1, 16, 2, 8, 8, 128, 8, 8, 64, 0, 0, 0, 0, 8, 8},
-    {0, 1, 16, 2, 8, 8, 64, 8, 8, 128, 0, 0, 0, 0, 8, 16},
+    {1, 4, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 4},
     {0, 1, 32, 2, 8, 8, 64, 8, 8, 64, 0, 0, 0, 0, 8, 8},
-    {0, 1, 16, 2, 8, 8, 128, 8, 8, 128, 0, 0, 0, 0, 16, 8},
 };
 static const size_t gpu_seeds[][CC_XG_COUNT] = {
     {0, 1, 32, 2, 16, 16, 64, 8, 8, 64, 1, 1, 0, 0, 4, 4},
@@ -377,9 +403,10 @@ static const size_t gpu_seeds[][CC_XG_COUNT] = {
     {0, 1, 32, 2, 8, 8, 32, 8, 8, 64, 1, 1, 0, 0, 2, 4},
 };
 /* XgemmDirect: KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
+/* (WGD 64 with 8-wide vectors took over 3 minutes to build and check on POCL: last) */
 static const size_t cpu_direct_seeds[][CC_XD_COUNT] = {
-    {2, 8, 8, 8, 8, 0, 0, 8, 8, 64},
     {8, 8, 8, 8, 8, 1, 1, 4, 4, 32},
+    {2, 8, 8, 8, 8, 0, 0, 8, 8, 64},
 };
 static const size_t gpu_direct_seeds[][CC_XD_COUNT] = {
     {2, 8, 8, 8, 8, 1, 1, 2, 2, 32},

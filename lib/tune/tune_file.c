@@ -45,7 +45,7 @@ static int is_vw(size_t x) {
 const char *cc_xgemm_invalid(const size_t v[CC_XG_COUNT], uint64_t local_mem, size_t max_wg) {
     for (int i = 0; i < CC_XG_COUNT; i++)
         if (v[i] > 4096) return "a parameter is out of range";
-    if (v[CC_XG_GEMMK] > 1) return "GEMMK must be 0 (1 exists in CLBlast, see below)";
+    if (v[CC_XG_GEMMK] > 1) return "GEMMK must be 0 or 1";
     if (v[CC_XG_SA] > 1 || v[CC_XG_SB] > 1 || v[CC_XG_STRM] > 1 || v[CC_XG_STRN] > 1)
         return "SA, SB, STRM and STRN must be 0 or 1";
     if (!is_vw(v[CC_XG_VWM]) || !is_vw(v[CC_XG_VWN])) return "VWM and VWN must be 1, 2, 4, 8, 16";
@@ -75,10 +75,21 @@ const char *cc_xgemm_invalid(const size_t v[CC_XG_COUNT], uint64_t local_mem, si
             return "KWG must be a multiple of MDIMC*NDIMC/NDIMB";
         if (v[CC_XG_KREG] != 1) return "KREG must be 1 when GEMMK is 0";
     } else {
-        /* CLBlast 1.5.3's 2-D register-tiled kernel (GEMMK 1) is fast on POCL but its
-         * strided-batched GEMMs (what the convolutions use) come out wrong (NaN) with it,
-         * and several of its configurations computed garbage or crashed POCL. */
-        return "GEMMK 1 is not used: CLBlast's batched GEMM gives wrong results with it";
+        /* 2-D register tiling (CLBlast's tuner: KWG = KWI = 1, no local memory). Its
+         * strided-batched GEMM is wrong unless k is a multiple of KREG (NaN): lib/blas.c
+         * runs those calls one item at a time. Seen on POCL (CLBlast 1.5.3): MWG != NWG
+         * computed garbage (the routine sizes the grid from the n tiles with MWG), and so
+         * did, or crashed, 1, 32 or 64 rows or columns per work-item. */
+        if (v[CC_XG_MDIMA] != v[CC_XG_MDIMC] || v[CC_XG_NDIMB] != v[CC_XG_NDIMC])
+            return "GEMMK 1 needs MDIMA == MDIMC and NDIMB == NDIMC";
+        if (v[CC_XG_KREG] % v[CC_XG_VWN]) return "KREG must be a multiple of VWN";
+        if (v[CC_XG_SA] || v[CC_XG_SB] || v[CC_XG_STRM] || v[CC_XG_STRN])
+            return "GEMMK 1 needs SA = SB = STRM = STRN = 0";
+        if (v[CC_XG_KWG] != 1 || v[CC_XG_KWI] != 1) return "GEMMK 1 needs KWG = KWI = 1";
+        if (v[CC_XG_MWG] != v[CC_XG_NWG]) return "GEMMK 1 needs MWG == NWG";
+        size_t mwi = v[CC_XG_MWG] / v[CC_XG_MDIMC], nwi = v[CC_XG_NWG] / v[CC_XG_NDIMC];
+        if (mwi < 2 || mwi > 16 || nwi < 2 || nwi > 16)
+            return "GEMMK 1 needs 2..16 rows and columns per work-item (MWG/MDIMC, NWG/NDIMC)";
     }
     if (max_wg && threads > max_wg) return "MDIMC*NDIMC exceeds the device's work-group size";
     uint64_t lmem = 4 * ((uint64_t)v[CC_XG_SA] * v[CC_XG_KWG] * v[CC_XG_MWG] +
@@ -372,12 +383,19 @@ clcnn_status cc_tune_record_apply(const clcnn_device *dev, const cc_tune_record 
                                                           dev->info.max_work_group_size)))
         return cc_fail(CLCNN_ERR_FORMAT, "tuned XgemmDirect parameters do not fit %s: %s",
                        dev->info.name, why);
-    if (rec->has_xgemm) CC_TRY(override(dev, "Xgemm", cc_xgemm_names, rec->xgemm, CC_XG_COUNT));
+    if (rec->has_xgemm) {
+        CC_TRY(override(dev, "Xgemm", cc_xgemm_names, rec->xgemm, CC_XG_COUNT));
+        const size_t *x = rec->xgemm; /* lib/blas.c works around CLBlast's batched GEMM */
+        cc_blas_xgemm_shape sh = {x[CC_XG_GEMMK], x[CC_XG_MWG],  x[CC_XG_NWG],
+                                  x[CC_XG_KWG],   x[CC_XG_KREG], x[CC_XG_VWM]};
+        cc_blas_note_xgemm(dev->id, &sh);
+    }
     if (rec->has_direct)
         CC_TRY(override(dev, "XgemmDirect", cc_xgemm_direct_names, rec->direct, CC_XD_COUNT));
     if (rec->has_min_indirect) {
         static const char *const names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
         CC_TRY(override(dev, "GemmRoutine", names, &rec->min_indirect, 1));
+        cc_blas_note_min_indirect(dev->id, rec->min_indirect);
     }
     return CLCNN_OK;
 }
