@@ -140,13 +140,14 @@ typedef struct clcnn_conv2d_tune_result {
 
 /* Time every algorithm that runs `pass` on the convolution (x: input (n,c,h,w), w:
  * weights (k,c/groups,r,s); d->algo is ignored) on seeded random tensors it allocates:
- * one warm-up call (two when exhaustive), then the median of opt->runs calls, each
- * measured on the device (queue markers). Every algorithm's result is compared with the
- * direct algorithm's; one that disagrees is not a candidate. With opt->save the winner is
- * merged into dev's tuning file (atomically, under a lock) and used by CLCNN_CONV_AUTO
- * from then on. opt may be NULL. CLCNN_ERR_UNSUPPORTED when $CLCNN_TUNE is off; the
- * shape errors of the convolution itself; CLCNN_ERR_FORMAT when the existing tuning file
- * is invalid (it is left alone: fix or remove it). */
+ * one warm-up call (two when exhaustive), then the median of opt->runs calls, taken
+ * round robin over the algorithms and each measured on the device (queue markers).
+ * Every algorithm's result is compared with the direct algorithm's; one that disagrees
+ * is not a candidate. With opt->save the winner is merged into dev's tuning file
+ * (atomically, under a lock) and used by CLCNN_CONV_AUTO from then on. opt may be NULL.
+ * CLCNN_ERR_UNSUPPORTED when $CLCNN_TUNE is off; the shape errors of the convolution
+ * itself; CLCNN_ERR_FORMAT when the existing tuning file is invalid (it is left alone:
+ * fix or remove it). */
 CLCNN_API clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass,
                                          const clcnn_conv2d_desc *d, const size_t x[4],
                                          const size_t w[4], const clcnn_conv2d_tune_options *opt,

@@ -669,7 +669,7 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     if (s == CLCNN_OK) {
         ref = malloc(n_out * sizeof *ref);
         got = malloc(n_out * sizeof *got);
-        samples = malloc((size_t)runs * sizeof *samples);
+        samples = malloc((size_t)runs * CLCNN_CONV_ALGO_COUNT * sizeof *samples);
         if (!ref || !got || !samples)
             s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "%s: out of host memory (%zu floats)", op, n_out);
     }
@@ -682,7 +682,9 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
         r.ms[a] = -1.0;
     int have_ref = 0;
     const char *pname = clcnn_conv_pass_name(pass);
-    /* direct (index 1) runs every pass and shape: its result is the reference */
+    /* First every algorithm once (warm-up: builds, buffer pool) and its result checked;
+     * direct (index 1) runs every pass and shape, and its result is the reference. */
+    int cand[CLCNN_CONV_ALGO_COUNT] = {0};
     for (int a = 1; s == CLCNN_OK && a < CLCNN_CONV_ALGO_COUNT; a++) {
         const char *an = clcnn_conv_algo_name((clcnn_conv_algo)a);
         j.d.algo = (clcnn_conv_algo)a;
@@ -714,17 +716,29 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
             }
         }
         have_ref = 1;
-        for (int i = 0; e == CLCNN_OK && i < runs; i++)
-            e = timed(dev, &j, &samples[i]);
-        if (e != CLCNN_OK) {
-            progress(&o, "%s %s: failed: %s", pname, an, clcnn_last_error());
-            note_add(r.note, sizeof r.note, "%s failed: %s", an, clcnn_last_error());
-            continue;
+        cand[a] = 1;
+    }
+    /* Then the timed runs, round robin over the candidates, so a change of machine load
+     * during the measurement hits every algorithm alike. */
+    for (int i = 0; s == CLCNN_OK && i < runs; i++) {
+        for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++) {
+            if (!cand[a]) continue;
+            j.d.algo = (clcnn_conv_algo)a;
+            if (timed(dev, &j, &samples[(size_t)a * runs + i]) != CLCNN_OK) {
+                const char *an = clcnn_conv_algo_name((clcnn_conv_algo)a);
+                progress(&o, "%s %s: failed: %s", pname, an, clcnn_last_error());
+                note_add(r.note, sizeof r.note, "%s failed: %s", an, clcnn_last_error());
+                cand[a] = 0;
+            }
         }
-        qsort(samples, (size_t)runs, sizeof *samples, cmp_double);
-        r.ms[a] = runs % 2 ? samples[runs / 2] : 0.5 * (samples[runs / 2 - 1] + samples[runs / 2]);
-        progress(&o, "%s %s: %.3f ms (median of %d, %.3f to %.3f)", pname, an, r.ms[a], runs,
-                 samples[0], samples[runs - 1]);
+    }
+    for (int a = 1; s == CLCNN_OK && a < CLCNN_CONV_ALGO_COUNT; a++) {
+        if (!cand[a]) continue;
+        double *t = samples + (size_t)a * runs;
+        qsort(t, (size_t)runs, sizeof *t, cmp_double);
+        r.ms[a] = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+        progress(&o, "%s %s: %.3f ms (median of %d, %.3f to %.3f)", pname,
+                 clcnn_conv_algo_name((clcnn_conv_algo)a), r.ms[a], runs, t[0], t[runs - 1]);
         if (r.winner == CLCNN_CONV_AUTO || r.ms[a] < r.ms[r.winner]) r.winner = (clcnn_conv_algo)a;
     }
     clcnn_tensor_free(j.in0);
