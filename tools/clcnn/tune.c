@@ -40,6 +40,7 @@ static void usage(FILE *f) {
         "                   conv2d_bwd_data, conv2d_bwd_filter (default: all three)\n"
         "  --filter TEXT    --suite: only shapes whose name contains TEXT\n"
         "  --runs N         --suite: timed runs per algorithm\n"
+        "  --list           the perf suites --suite can name\n"
         "  --no-save        tune and report, but do not write the tuning file\n"
         "  --quiet          no progress lines on stderr\n"
         "  --show           print the device's tuning file (GEMM parameters, conv winners)\n"
@@ -207,6 +208,9 @@ int cmd_tune(int argc, char **argv) {
                 return 2;
             }
             runs = (int)v;
+        } else if (!strcmp(a, "--list")) {
+            perf_suite_list(stdout);
+            return 0;
         } else if (!strcmp(a, "--show")) {
             show = 1;
         } else if (!strcmp(a, "--peak")) {
