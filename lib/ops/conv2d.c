@@ -257,8 +257,14 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
  *     99 vs direct 43; depthwise and strided layers: direct.
- *   backward filter: direct (it beats im2col + CLBlast, which has no tuned parameters
- *     for POCL, on all anchors but AlexNet's filter gradient, 1.2x there).
+ *   backward filter (GFLOPS per CPU-second x 2, implicit_gemm vs direct, 2026-11-25):
+ *   - kpg >= 16 and a reduction row cpg*r*s >= 20: implicit_gemm (lib/ops/conv2d_wgrad.c):
+ *     AlexNet conv1 137 vs 8.5 (gemm 18), VGG 3x3 c64 174 vs 80, ResNet 1x1 c256 150
+ *     vs 73, LeNet 5x5 44 vs 21, the bn model's conv2 (64x32x14x14 -> 64, 3x3) 119 vs
+ *     82, 3x3 stride 2 c64 -> 128 102 vs 19;
+ *   - else direct: few channels per group (kpg 8: a tie; depthwise 12 vs 2) or short
+ *     rows (64x1x28x28 -> 32 3x3: 44 vs 23), where transposing dy costs more than the
+ *     product.
  * Other devices (GPUs): CLBlast's GEMM is the tuned path, so gemm when the matrices are
  * reasonably large:
  *   - 1x1, stride 1, no padding (no im2col) with >= 8 channels in and out per group
@@ -267,7 +273,9 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
  * yet; the new kernels are correct there but tuned for CPUs. */
 static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pass ps) {
     if (dev->info.type == CLCNN_DEVICE_CPU) {
-        if (ps == PASS_FILTER) return CLCNN_CONV_DIRECT;
+        if (ps == PASS_FILTER)
+            return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 20 ? CLCNN_CONV_IMPLICIT_GEMM
+                                                                  : CLCNN_CONV_DIRECT;
         if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
         if (cv->sh != 1 || cv->sw != 1 || cc_conv2d_depthwise_supports(cv))
             return CLCNN_CONV_DIRECT;
