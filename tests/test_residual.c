@@ -385,6 +385,52 @@ static void test_gradcheck_block_at_input_and_depthwise(void **state) {
     rb_free(&r);
 }
 
+/* Backward stops at the first layer with parameters; blocks around it must cope: the
+ * first parameter layer inside a branch (the block input needs no gradient), a projection
+ * whose residual layer is the first with parameters, and an identity block on flat
+ * features (after a flatten, around a linear layer). */
+static void test_gradcheck_edge_cases(void **state) {
+    (void)state;
+    rnet r;
+    rb_begin(&r, 2, 3, 4, 4);
+    rb_res_begin(&r);
+    rb_relu(&r);
+    rb_conv(&r, 3, 3, 1, 1, 1, 1);
+    rb_res_end(&r, 0, 1, 0);
+    rb_flatten_linear(&r, 3);
+    gradcheck("first parameter layer inside the branch", &r, 3, 31);
+    rb_free(&r);
+
+    rb_begin(&r, 3, 3, 4, 4);
+    rb_res_begin(&r);
+    rb_relu(&r);
+    rb_pool(&r, (clcnn_pool2d_desc){CLCNN_POOL_MAX, 2, 2, 2, 2, 0, 0, 0});
+    rb_res_end(&r, 1, 2, 1);
+    rb_relu(&r);
+    rb_flatten_linear(&r, 3);
+    gradcheck("the projection is the first parameter layer", &r, 3, 32);
+    rb_free(&r);
+
+    rb_begin(&r, 2, 2, 3, 3);
+    rb_conv(&r, 4, 3, 1, 1, 1, 1);
+    rb_relu(&r);
+    rb_push(&r, OP_LAYER)->l = (rn_layer){.kind = RN_FLATTEN};
+    TU_OK(clcnn_net_add_flatten(r.net));
+    rb_res_begin(&r);
+    ref_op *o = rb_push(&r, OP_LAYER);
+    TU_OK(clcnn_net_add_linear(r.net, 36, 1));
+    o->l = (rn_layer){.kind = RN_LINEAR, .out = 36};
+    o->bias = 1;
+    rb_relu(&r);
+    rb_res_end(&r, 0, 1, 0);
+    o = rb_push(&r, OP_LAYER);
+    TU_OK(clcnn_net_add_linear(r.net, 3, 1));
+    o->l = (rn_layer){.kind = RN_LINEAR, .out = 3};
+    o->bias = 1;
+    gradcheck("identity block on flat features", &r, 3, 33);
+    rb_free(&r);
+}
+
 /* ---- layer info, errors -------------------------------------------------------------- */
 
 static void test_layer_info(void **state) {
@@ -611,6 +657,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gradcheck_identity_and_projection),
         cmocka_unit_test(test_gradcheck_block_at_input_and_depthwise),
+        cmocka_unit_test(test_gradcheck_edge_cases),
         cmocka_unit_test(test_layer_info),
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_checkpoint_round_trip),
