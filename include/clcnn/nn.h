@@ -1,6 +1,6 @@
-/* The training layer: a sequential network of layers with parameters and gradients,
- * initialisation, losses, optimizers updating on the device, learning-rate schedules,
- * and checkpoints in the safetensors format.
+/* The training layer: a sequential network of layers (with residual blocks) with
+ * parameters and gradients, a model zoo, initialisation, losses, optimizers updating on
+ * the device, learning-rate schedules, and checkpoints in the safetensors format.
  *
  * Ownership: the net owns its layers, parameters, gradients and activations; tensors
  * returned by clcnn_net_forward stay valid until the next forward or clcnn_net_free.

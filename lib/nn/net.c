@@ -4,7 +4,13 @@
  * Layer i reads layer i-1's output (layer 0 the caller's x) and keeps its own output for
  * layer i+1 and for its backward pass. Backward walks the layers in reverse, feeding
  * each layer's input gradient to the one before; it stops at the first layer that has
- * parameters, since nothing below it needs a gradient. */
+ * parameters, since nothing below it needs a gradient.
+ *
+ * Residual blocks keep the layer array flat: the layer closing a block (kind "residual")
+ * also reads the block input, the output of the layer before the block's first. Backward
+ * through it hands dy to the branch unchanged and keeps the shortcut's gradient; when the
+ * walk has passed the branch's first layer, the two are added (cc_residual_join) and the
+ * sum goes on down. */
 #include "nn_internal.h"
 
 #include <math.h>
