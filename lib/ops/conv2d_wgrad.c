@@ -96,8 +96,14 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     size_t items = (size_t)ceil_div(K, cfg.tj) * ceil_div(cv->kpg, kblk) * cv->groups;
     size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
                   (gpu ? 64 * (size_t)cfg.lws : 32);
-    int rows = nb * cv->p; /* per pass */
-    int rpc = ceil_div(cfg.target, cv->q);
+    /* Stride 1 with rows as wide as xp (1-wide kernels without column padding, such as
+     * 1x1): an image's positions are one run of consecutive input columns, so the kernel
+     * walks each plane as a single row of p*q positions. */
+    int xw = padded ? wp : cv->w;
+    int flat = cv->sh == 1 && cv->sw == 1 && cv->q == xw;
+    int run_p = flat ? 1 : cv->p, run_q = flat ? pq : cv->q;
+    int rows = nb * run_p; /* per pass */
+    int rpc = ceil_div(cfg.target, run_q);
     size_t need = (want + items - 1) / items; /* chunks in all */
     if (need > 1 && (size_t)passes * ceil_div(rows, rpc) < need) {
         size_t per_pass = (need + passes - 1) / passes;
@@ -113,7 +119,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     int parts = 0;
     for (int n0 = 0; n0 < cv->n; n0 += nb) {
         int nbi = cv->n - n0 < nb ? cv->n - n0 : nb;
-        parts += ceil_div(nbi * cv->p, rpc);
+        parts += ceil_div(nbi * run_p, rpc);
     }
 
     char defs[32];
@@ -139,13 +145,13 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     int part0 = 0;
     for (int n0 = 0; st == CLCNN_OK && n0 < cv->n; n0 += nb) {
         int nbi = cv->n - n0 < nb ? cv->n - n0 : nb;
-        int chunks_i = ceil_div(nbi * cv->p, rpc);
+        int chunks_i = ceil_div(nbi * run_p, rpc);
         cl_mem xs = x->storage->mem;
         size_t xs_off = x->offset + (size_t)n0 * cv->c * cv->h * cv->w;
         if (padded) {
             size_t rows_xp = (size_t)nbi * cv->c * hp;
             st = cc_launch(
-                dev, "conv2d_wgrad", defs, "wgrad_pad_x", 1, (size_t[]){rows_xp}, (size_t[]){8},
+                dev, "conv2d_wgrad", defs, "wgrad_pad_x", 1, (size_t[]){rows_xp}, (size_t[]){64},
                 CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                         CC_ARG_MEM(xp->storage->mem), CC_ARG_INT(xp->offset), CC_ARG_INT(n0),
                         CC_ARG_INT(nbi), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
@@ -154,10 +160,8 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
             xs_off = xp->offset;
         }
         if (st == CLCNN_OK)
-            st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy", 3,
-                           (size_t[]){(size_t)ceil_div(pq, 16), (size_t)ceil_div(kpad, 16),
-                                      (size_t)cv->groups * nbi},
-                           (size_t[]){8, 1, 1},
+            st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy", 1,
+                           (size_t[]){(size_t)cv->groups * nbi * ceil_div(pq, 16)}, (size_t[]){64},
                            CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                                    CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
                                    CC_ARG_INT(n0), CC_ARG_INT(nbi), CC_ARG_INT(cv->k),
@@ -172,7 +176,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                                    CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
                                    CC_ARG_INT(kpad), CC_ARG_MEM(out),
                                    CC_ARG_INT(out_off + (size_t)part0 * m), CC_ARG_INT(nbi),
-                                   CC_ARG_INT(cv->k), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q),
+                                   CC_ARG_INT(cv->k), CC_ARG_INT(run_p), CC_ARG_INT(run_q),
                                    CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh),
                                    CC_ARG_INT(cv->sw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
                                    CC_ARG_INT(cv->groups), CC_ARG_INT(rpc), CC_ARG_INT(chunks_i)));
