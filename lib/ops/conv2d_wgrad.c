@@ -128,8 +128,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     if (padded) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_pad_x"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "conv2d_wgrad"));
-    if (parts > 1)
-        CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_sum_parts"));
+    if (parts > 1) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_sum_parts"));
 
     clcnn_tensor *xp = NULL, *dyt = NULL, *part = NULL;
     size_t xp_n = padded ? (size_t)nb * cv->c * hp * wp : 0;
@@ -183,8 +182,11 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
         part0 += chunks_i;
     }
     if (st == CLCNN_OK && parts > 1)
-        st = cc_conv2d_sum_parts(dev, part->storage->mem, part->offset, parts, (int)m,
-                                 dw->storage->mem, dw->offset, 0);
+        st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_sum_parts", 1, (size_t[]){(m + 15) / 16},
+                       (size_t[]){64},
+                       CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
+                               CC_ARG_INT(parts), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
+                               CC_ARG_INT(dw->offset)));
     /* the in-order queue runs the kernels before any reuse of the pool buffers */
     clcnn_tensor_free(part);
     clcnn_tensor_free(dyt);
