@@ -242,15 +242,18 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
     wt[wt_off + i] = v;
 }
 
-/* dx[n0 + z/c][z%c][hi][wi] = buf[z][ai][bi][hi/sh][wi/sw] for the phase (a, b) =
- * (hi mod sh, wi mod sw) when both are set in mask_h / mask_w (ai, bi: their ranks among
- * the set bits), else 0. One work-item per row of dx: dim0 = hi, dim1 = z (image of the
- * chunk * c + channel); it copies each column phase's row of buf (contiguous) to every
- * sw-th element of the row, so the inner loops have no division.
- *   buf (nbat, c*na*nb, pp, qq): the output of the phase convolution. */
+/* dx[n0 + z/c][z%c][hi][wi] = buf[z*zs + (ai*nb + bi)*phs + (hi/sh)*qq + wi/sw] for the
+ * phase (a, b) = (hi mod sh, wi mod sw) when both are set in mask_h / mask_w (ai, bi:
+ * their ranks among the set bits, nb the set bits of mask_w), else 0. One work-item per
+ * row of dx: dim0 = hi, dim1 = z (image of the chunk * c + channel); it copies each
+ * column phase's row of buf (contiguous) to every sw-th element of the row, so the inner
+ * loops have no division.
+ *   buf: the output of the phase convolutions, planes of pp x qq: (nbat, c*na*nb, pp, qq)
+ *        (zs = na*nb*pp*qq, phs = pp*qq) or one (nbat, c, pp, qq) block per phase
+ *        (zs = pp*qq, phs = nbat*c*pp*qq). */
 __kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __global float *dx,
                                      int dx_off, int n0, int nbat, int c, int h, int w, int sh,
-                                     int sw, uint mask_h, uint mask_w, int na, int nb, int pp,
+                                     int sw, uint mask_h, uint mask_w, int nb, int zs, int phs,
                                      int qq) {
     const int hi = get_global_id(0), z = get_global_id(1);
     if (hi >= h || z >= nbat * c) return;
@@ -262,12 +265,11 @@ __kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __g
         return;
     }
     const int ai = popcount(mask_h & ((1u << a) - 1u));
-    __global const float *src = buf + buf_off + ((z * na + ai) * nb * pp + hi / sh) * qq;
-    const int plane = pp * qq;
+    __global const float *src = buf + buf_off + z * zs + ai * nb * phs + (hi / sh) * qq;
     int bi = 0;
     for (int b = 0; b < sw && b < w; b++) {
         if ((mask_w >> b) & 1u) {
-            __global const float *sb = src + bi * plane;
+            __global const float *sb = src + bi * phs;
             for (int j = 0, wi = b; wi < w; j++, wi += sw)
                 d[wi] = sb[j];
             bi++;

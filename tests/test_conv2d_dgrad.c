@@ -6,7 +6,8 @@
  * smaller than the stride, odd sizes, batch 1), hand-picked cases, reduced versions of
  * the strided layers of AlexNet, ResNet-50 and MobileNet-V2, the workspace chunking
  * (a small $CLCNN_CONV_WORKSPACE_MB), tensors at element offsets, bit-identical repeats,
- * and the error paths (nothing written).
+ * and the error paths (nothing written). Both ways of running the phases (all as one
+ * GEMM, or one GEMM per phase: $CLCNN_CONV_DGRAD_SPLIT) are checked on the same shapes.
  *
  * Tolerance: a dx element sums at most L = (k/groups)*r*s products of numbers in
  * [-1, 1] (the phase filter adds only exact zeros); float32 rounding grows at most about
@@ -120,6 +121,30 @@ static ref_conv shape(int n, int c, int h, int w, int k, int r, int s, int sh, i
     return cv;
 }
 
+/* Sets (value non-NULL) or clears an environment variable; returns a malloc'd copy of
+ * the old value (NULL when unset) for env_restore. */
+static char *env_set(const char *name, const char *value) {
+    const char *old = getenv(name);
+    char *keep = old ? strdup(old) : NULL;
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return keep;
+}
+
+static void env_restore(const char *name, char *keep) {
+    if (keep)
+        setenv(name, keep, 1);
+    else
+        unsetenv(name);
+    free(keep);
+}
+
+/* The phases as one GEMM ("0"), one GEMM per phase ("1") or the library's choice (NULL):
+ * $CLCNN_CONV_DGRAD_SPLIT (lib/ops/conv2d_implicit.c, split_phases). */
+static const char *const split_modes[] = {NULL, "0", "1"};
+
 /* A random strided shape: strides 2-4 per axis (unequal about half the time), kernels
  * 1-7 (often smaller than the stride), padding 0 .. beyond the kernel, dilation 1-3,
  * groups 1-3 with 1-6 channels per group, batch 1-3, odd and even sizes. */
@@ -139,11 +164,17 @@ static ref_conv random_strided(tu_rng *rng) {
 
 static void test_random_strided(void **state) {
     (void)state;
-    tu_rng rng = tu_rng_seed(20261125);
     int ok = 1;
-    for (int i = 0; i < 140; i++) {
-        ref_conv cv = random_strided(&rng);
-        ok &= check(&cv, 1000 + (uint64_t)i, 0);
+    /* the library's choice (one GEMM for these few channels), then one GEMM per phase */
+    const char *modes[] = {NULL, "1"};
+    for (int m = 0; m < 2; m++) {
+        char *keep = env_set("CLCNN_CONV_DGRAD_SPLIT", modes[m]);
+        tu_rng rng = tu_rng_seed(20261125 + (uint64_t)m);
+        for (int i = 0; i < 120; i++) {
+            ref_conv cv = random_strided(&rng);
+            ok &= check(&cv, 1000 + (uint64_t)i, 0);
+        }
+        env_restore("CLCNN_CONV_DGRAD_SPLIT", keep);
     }
     assert_true(ok);
 }
@@ -166,8 +197,12 @@ static void test_edge_cases(void **state) {
         shape(1, 2, 20, 20, 3, 3, 3, 17, 5, 0, 0, 1, 1, 1),  /* one output row */
     };
     int ok = 1;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        ok &= check(&cases[i], 2000 + i, 0);
+    for (int m = 0; m < 3; m++) {
+        char *keep = env_set("CLCNN_CONV_DGRAD_SPLIT", split_modes[m]);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            ok &= check(&cases[i], 2000 + i, 0);
+        env_restore("CLCNN_CONV_DGRAD_SPLIT", keep);
+    }
     assert_true(ok);
 }
 
@@ -186,8 +221,23 @@ static void test_network_layers(void **state) {
         rcp_conv(1, 96, 112, 112, 96, 3, 3, 2, 1, 1, 96), /* b2_dw_s2 */
     };
     int ok = 1;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ok &= check(&cases[i], 3000 + i, 1);
+        /* and whatever AUTO picks for the layer (implicit_gemm, gemm or direct) */
+        dproblem pb;
+        dproblem_init(&pb, &cases[i], 3200 + i);
+        float *got = run_data(&pb, CLCNN_CONV_AUTO, 0);
+        ok &= compare(&pb, got, CLCNN_CONV_AUTO, " (backward data)", 1);
+        free(got);
+        dproblem_free(&pb);
+    }
+    /* l2_conv3x3_s2 (split by default) as one GEMM, AlexNet conv1 split */
+    char *keep = env_set("CLCNN_CONV_DGRAD_SPLIT", "0");
+    ok &= check(&cases[3], 3100, 1);
+    env_restore("CLCNN_CONV_DGRAD_SPLIT", keep);
+    keep = env_set("CLCNN_CONV_DGRAD_SPLIT", "1");
+    ok &= check(&cases[0], 3101, 1);
+    env_restore("CLCNN_CONV_DGRAD_SPLIT", keep);
     assert_true(ok);
 }
 
@@ -195,8 +245,6 @@ static void test_network_layers(void **state) {
  * including a shorter last chunk. */
 static void test_workspace_chunks(void **state) {
     (void)state;
-    const char *old = getenv("CLCNN_CONV_WORKSPACE_MB");
-    char *keep = old ? strdup(old) : NULL;
     ref_conv cases[] = {
         shape(5, 4, 17, 15, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1), /* 5 images, chunks of 2 */
         shape(3, 6, 20, 20, 4, 5, 5, 3, 3, 2, 2, 1, 1, 2), /* one image per chunk */
@@ -204,15 +252,14 @@ static void test_workspace_chunks(void **state) {
     };
     const char *limits[] = {"0.012", "0.001", "0.05"};
     int ok = 1;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        setenv("CLCNN_CONV_WORKSPACE_MB", limits[i], 1);
-        ok &= check(&cases[i], 4000 + i, 0);
-    }
-    if (keep) {
-        setenv("CLCNN_CONV_WORKSPACE_MB", keep, 1);
-        free(keep);
-    } else {
-        unsetenv("CLCNN_CONV_WORKSPACE_MB");
+    for (int m = 0; m < 3; m++) {
+        char *keep_split = env_set("CLCNN_CONV_DGRAD_SPLIT", split_modes[m]);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            char *keep = env_set("CLCNN_CONV_WORKSPACE_MB", limits[i]);
+            ok &= check(&cases[i], 4000 + i, 0);
+            env_restore("CLCNN_CONV_WORKSPACE_MB", keep);
+        }
+        env_restore("CLCNN_CONV_DGRAD_SPLIT", keep_split);
     }
     assert_true(ok);
 }
@@ -223,6 +270,7 @@ static void test_offsets_and_determinism(void **state) {
     (void)state;
     ref_conv cases[] = {
         shape(2, 6, 19, 21, 8, 3, 3, 2, 2, 1, 1, 1, 1, 2),
+        shape(2, 64, 15, 17, 40, 3, 3, 2, 3, 1, 1, 1, 1, 1), /* one GEMM per phase */
         rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1),
     };
     int ok = 1;

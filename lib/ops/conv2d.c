@@ -6,7 +6,7 @@
  *
  * Algorithms: direct (lib/ops/conv2d_direct.c) and gemm (lib/ops/conv2d_gemm.c) handle
  * every shape and pass; implicit_gemm (lib/ops/conv2d_implicit.c) every forward shape and
- * the stride-1 data gradient; winograd (lib/ops/conv2d_winograd.c) forward 3x3 stride-1
+ * the data gradient for strides up to 32; winograd (lib/ops/conv2d_winograd.c) forward 3x3 stride-1
  * dilation-1 layers; depthwise (lib/ops/conv2d_depthwise.c) forward groups == c == k.
  * The filter gradient: direct, gemm and implicit_gemm (its own kernel,
  * lib/ops/conv2d_wgrad.c), each for every shape.
@@ -230,6 +230,18 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
     return CLCNN_CONV_DIRECT;
 }
 
+/* The CPU rule for the data gradient of a strided layer (see pick_algo). */
+static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
+    if (cc_conv2d_depthwise_supports(cv) || !cc_conv2d_implicit_supports_data(cv))
+        return CLCNN_CONV_DIRECT;
+    int m, k;
+    size_t wbytes;
+    cc_conv2d_implicit_data_gemms(cv, &m, &k, &wbytes);
+    if (m >= 8 && k >= 32 && wbytes <= ((size_t)2 << 20)) return CLCNN_CONV_IMPLICIT_GEMM;
+    if (cv->kpg >= 8 && cv->cpg >= 8) return CLCNN_CONV_GEMM;
+    return CLCNN_CONV_DIRECT;
+}
+
 /* The AUTO heuristic (no tuning database yet).
  *
  * CPU devices (measured on POCL 3.1, 2-core AVX-512 Xeon, each shape timed with every
@@ -256,7 +268,17 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
  *   backward data: the same rule applied to the transposed convolution (dy as input,
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
- *     99 vs direct 43; depthwise and strided layers: direct.
+ *     99 vs direct 43; depthwise: direct.
+ *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run on the loaded
+ *     2-core machine, load 5, 2026-11-25; idle figures are about 4x): implicit_gemm (the
+ *     phase decomposition, lib/ops/conv2d_implicit.c) when its GEMMs have >= 8 output and
+ *     >= 32 reduction rows and at most 2 MB of weights per group: AlexNet conv1 27.5 vs
+ *     direct 3.9 (gemm 3.8; forward implicit_gemm 42 in the same minutes), ResNet-50
+ *     conv1 23.5 vs 8.3, 3x3 s2 c128 46.5 vs 15.5, c256 17.1 vs 10.5, 1x1 s2 c256->512
+ *     25.8 vs 5.9 (gemm 8.8), c512->1024 13.9 vs 6.3 (gemm 8.6), MobileNet-V2 stem 19.9
+ *     vs 4.3; larger weights: gemm (3x3 s2 c512 6.8 vs direct 5.5, implicit 5.9; 1x1 s2
+ *     c1024->2048 5.7 vs 2.3, implicit 5.1); depthwise: direct (implicit_gemm's
+ *     4-channel GEMMs: 1.0 vs 1.8 at 28x28, 1.1 vs 2.3 at 14x14).
  *   backward filter (GFLOPS per CPU-second x 2, implicit_gemm vs direct, 2026-11-25):
  *   - kpg >= 16 and a reduction row cpg*r*s >= 20: implicit_gemm (lib/ops/conv2d_wgrad.c):
  *     AlexNet conv1 137 vs 8.5 (gemm 18), VGG 3x3 c64 174 vs 80, ResNet 1x1 c256 150
@@ -277,8 +299,8 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 20 ? CLCNN_CONV_IMPLICIT_GEMM
                                                                   : CLCNN_CONV_DIRECT;
         if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
-        if (cv->sh != 1 || cv->sw != 1 || cc_conv2d_depthwise_supports(cv))
-            return CLCNN_CONV_DIRECT;
+        if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
+        if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DIRECT;
         cc_conv t = *cv; /* the transposed convolution: dy in, dx out */
         t.c = cv->k;
         t.k = cv->c;

@@ -37,12 +37,17 @@ clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const 
                                     const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
                                     int act);
 /* lib/ops/conv2d_implicit.c (cl/conv2d_implicit.cl): forward for every shape, backward
- * data for stride 1 (cc_conv2d_implicit_supports_data); a transposed copy of the weights
- * from the pool, no other workspace. */
+ * data for strides up to 32 (cc_conv2d_implicit_supports_data); a transposed copy of the
+ * weights from the pool, and for stride > 1 a phase buffer of about dx's size (in chunks
+ * of images within cc_conv_workspace_limit()). */
 clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                         const clcnn_tensor *w, const clcnn_tensor *b,
                                         clcnn_tensor *y, int act);
 int cc_conv2d_implicit_supports_data(const cc_conv *cv);
+/* The GEMMs backward data runs for cv (one, or one per phase for stride > 1): the fewest
+ * output channels (rows of dx per group) and reduction rows of any of them, and the
+ * largest weight matrix per group in bytes (for pick_algo in conv2d.c). */
+void cc_conv2d_implicit_data_gemms(const cc_conv *cv, int *min_m, int *min_k, size_t *max_wbytes);
 clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
                                               clcnn_tensor *dx);
