@@ -61,34 +61,33 @@
 #define vstoreK CC_CAT(vstore, VK)
 
 /* xp = images n0 .. n0+nb-1 of x with ph rows and pw columns of zeros around each
- * plane: (nb, c, h + 2 ph, w + 2 pw). One work-item per row of xp: zeros, the input row
- * in vectors of 16, zeros. */
+ * plane: (nb, c, h + 2 ph, w + 2 pw). One work-item per plane (few work-items: POCL's
+ * cost per work-group is a few microseconds): zero rows, then each input row between
+ * zero columns, copied in vectors of 16. */
 __kernel void wgrad_pad_x(__global const float *x, int x_off, __global float *xp, int xp_off,
                           int n0, int nb, int c, int h, int w, int ph, int pw) {
     const int hp = h + 2 * ph, wp = w + 2 * pw;
-    const int row = get_global_id(0); /* (image*c + channel)*hp + ih */
-    if (row >= nb * c * hp) return;
-    const int ih = row % hp - ph, nc = row / hp;
-    __global float *d = xp + xp_off + row * wp;
-    if (ih < 0 || ih >= h) {
-        int i = 0;
-        for (; i + 16 <= wp; i += 16)
-            vstore16((float16)(0.0f), 0, d + i);
-        for (; i < wp; i++)
-            d[i] = 0.0f;
-        return;
-    }
-    __global const float *src = x + x_off + ((n0 * c + nc) * h + ih) * w;
-    for (int i = 0; i < pw; i++) {
+    const int nc = get_global_id(0); /* image*c + channel */
+    if (nc >= nb * c) return;
+    __global float *d = xp + xp_off + nc * hp * wp;
+    __global const float *src = x + x_off + (n0 * c + nc) * h * w;
+    const int top = ph * wp; /* zeros before the first row, and after the last */
+    for (int i = 0; i < top; i++) {
         d[i] = 0.0f;
-        d[pw + w + i] = 0.0f;
+        d[(hp - ph) * wp + i] = 0.0f;
     }
-    d += pw;
-    int i = 0;
-    for (; i + 16 <= w; i += 16)
-        vstore16(vload16(0, src + i), 0, d + i);
-    for (; i < w; i++)
-        d[i] = src[i];
+    d += top;
+    for (int ih = 0; ih < h; ih++, d += wp, src += w) {
+        for (int i = 0; i < pw; i++) {
+            d[i] = 0.0f;
+            d[pw + w + i] = 0.0f;
+        }
+        int i = 0;
+        for (; i + 16 <= w; i += 16)
+            vstore16(vload16(0, src + i), 0, d + pw + i);
+        for (; i < w; i++)
+            d[pw + i] = src[i];
+    }
 }
 
 /* dyt (groups, nb*pq, kpad) from images n0 .. n0+nb-1 of dy (n, k, pq), see the top.

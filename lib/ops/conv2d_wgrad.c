@@ -148,9 +148,9 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
         cl_mem xs = x->storage->mem;
         size_t xs_off = x->offset + (size_t)n0 * cv->c * cv->h * cv->w;
         if (padded) {
-            size_t rows_xp = (size_t)nbi * cv->c * hp;
+            size_t planes = (size_t)nbi * cv->c;
             st = cc_launch(
-                dev, "conv2d_wgrad", defs, "wgrad_pad_x", 1, (size_t[]){rows_xp}, (size_t[]){64},
+                dev, "conv2d_wgrad", defs, "wgrad_pad_x", 1, (size_t[]){planes}, (size_t[]){16},
                 CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                         CC_ARG_MEM(xp->storage->mem), CC_ARG_INT(xp->offset), CC_ARG_INT(n0),
                         CC_ARG_INT(nbi), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
