@@ -10,27 +10,30 @@
  * GEMM loop has no bounds checks. dY_g is read from dyt, a transposed copy of dy in
  * which the kpg channels of one position are consecutive (padded with zeros to kpad).
  *
- * A work-item owns VK output channels (the lanes of a floatVK) x TJ consecutive taps j
- * of K and one chunk of output rows (consecutive rows of the flattened n*p rows). Per
- * output position it loads one vector of dyt and multiplies it with TJ broadcast input
- * elements xp[base + off[tj]] (off: the tap's constant offset from the position's first
- * tap): TJ vector accumulators, one vector load and TJ scalar loads per position. The
- * chunk's sums go to its own slice of a partial buffer (or to dw when there is one
- * chunk), summed afterwards in a fixed order (conv2d_sum_parts): deterministic, no
- * atomics.
+ * A work-item owns MK*VK output channels (MK vectors of VK lanes) x TJ consecutive taps
+ * j of K and one chunk of output rows (consecutive rows of the flattened n*p rows; the
+ * host may pass p = 1 and q = p*q to walk whole planes when the rows are contiguous in
+ * xp). Per output position it loads MK vectors of dyt and multiplies them with TJ
+ * broadcast input elements xp[base + off[tj]] (off: the tap's constant offset from the
+ * position's first tap): MK*TJ vector accumulators, MK vector loads and TJ scalar loads
+ * per position. The chunk's sums go to its own slice of a partial buffer (or to dw when
+ * there is one chunk), summed afterwards in a fixed order (wgrad_sum_parts):
+ * deterministic, no atomics.
  *
  * Defines (tuning only; shapes are kernel arguments):
- *   VK  output channels per work-item: the lanes of a vector (16, 8 or 4)   default 16
+ *   VK  output channels per vector: the lanes (16, 8 or 4)                  default 16
+ *   MK  vectors of output channels per work-item (1 or 2)                    default 1
  *   TJ  taps per work-item (1..32)                                           default 12
  *
  * Buffers (dense, each with an element offset *_off):
  *   x  (n, c, h, w)            dy (n, k, p, q)
  *   xp (nb, c, hp, wp)         the padded copy of images n0 .. n0+nb-1 (wgrad_pad_x)
  *   dyt (groups, nb*p*q, kpad) dyt[g][(ni*p + pi)*q + qi][m] = dy[n0+ni][g*kpg + m][pi][qi]
- *                              (0 for m >= kpg; wgrad_transpose_dy)
+ *                              (0 for m >= kpg; kpad a multiple of MK*VK;
+ *                              wgrad_transpose_dy)
  *   out (chunks, k, cpg, r, s) one dw-shaped slice per chunk of rows
  *
- * Work-item -> output mapping: dim0 = block of TJ taps, dim1 = block of VK channels,
+ * Work-item -> output mapping: dim0 = block of TJ taps, dim1 = block of MK*VK channels,
  * dim2 = group * chunks + chunk. */
 #include "common.h"
 

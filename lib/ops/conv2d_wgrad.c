@@ -8,22 +8,30 @@
  *   1. wgrad_pad_x: the images with their zero padding made explicit (skipped without
  *      padding: the kernel then reads x itself);
  *   2. wgrad_transpose_dy: dy transposed so that the channels of a position are
- *      consecutive (a vector of VK of them is one load);
- *   3. conv2d_wgrad: each work-item multiplies VK channels x TJ taps over a chunk of rpc
- *      output rows, writing its chunk's slice of a partial buffer;
- * then conv2d_sum_parts adds the slices in chunk order (nothing to add when there is one
+ *      consecutive (a vector of VK of them is one load), in 4x4 register blocks;
+ *   3. conv2d_wgrad: each work-item multiplies MK*VK channels x TJ taps over a chunk of
+ *      rpc output rows (or whole planes, for 1x1-like layers whose rows are contiguous),
+ *      writing its chunk's slice of a partial buffer;
+ * then wgrad_sum_parts adds the slices in chunk order (nothing to add when there is one
  * chunk: the kernel then writes dw directly). Deterministic, no atomics.
  *
  * Parameters:
- *   VK (define)  channels per work-item, the vector lanes: 16, 8 or 4, whichever pads
- *                kpg least (ties: wider);
- *   TJ (define)  taps per work-item (12: 12 vector accumulators);
- *   rpc          rows per chunk: about 1024 output positions per work-item (so a
- *                work-group's slices of dyt and xp stay in cache), fewer when that
- *                leaves fewer than 32 work-items per compute unit, and at most so many
- *                chunks that the partial buffer stays under 32 MB.
- * At most 3 programs (VK 16, 8, 4). Measured speeds: the comment of pick_algo() in
- * lib/ops/conv2d.c. */
+ *   VK (define)  channels per vector, the lanes: 16, 8 or 4, whichever pads kpg least
+ *                (ties: wider);
+ *   MK (define)  vectors of channels per work-item: 2 on CPUs when that pads kpg by at
+ *                most an eighth (each broadcast input element then feeds two FMAs: 1.2x
+ *                on VGG and ResNet), else 1;
+ *   TJ (define)  taps per work-item: 14 on CPUs (28 accumulators of the 32 AVX-512
+ *                registers with MK 2; 8 to 16 were within 3% on the anchors), 4 on GPUs;
+ *   rpc          rows per chunk: about 2048 output positions per work-item, at most
+ *                640 KB of input rows per chunk (they are read again for every block of
+ *                channels), fewer rows when that leaves fewer than 32 work-items per
+ *                compute unit, and at most so many chunks that the partial buffer stays
+ *                under 32 MB.
+ * At most 6 programs (VK 16, 8, 4 x MK 1, 2), all small. Measured speeds: the comment of
+ * pick_algo() in lib/ops/conv2d.c. Where the time goes on the CPU anchors (CLCNN_PROFILE):
+ * the GEMM kernel 70-80 %, the transpose of dy 8-20 % (LeNet, whose product is short:
+ * 40 %), the padded copy 9 % on VGG, the sum of the chunks 1-5 %. */
 #include "conv2d_impl.h"
 
 #include <limits.h>
