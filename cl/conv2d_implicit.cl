@@ -203,23 +203,14 @@ __kernel void implicit_weights(__global const float *w, int w_off, __global floa
     wt[wt_off + i] = v;
 }
 
-/* The position of the set bit of mask with rank i (0: the lowest set bit). */
-inline int nth_bit(uint mask, int i) {
-    for (int a = 0; a < 32; a++)
-        if ((mask >> a) & 1u) {
-            if (i == 0) return a;
-            i--;
-        }
-    return 0;
-}
-
 /* Backward data with stride > 1 (lib/ops/conv2d_implicit.c, backward_data_phases): wt
  * (groups, K, mp) with K = kpg*th*tw, the filter of the stride-1 convolution of dy whose
  * output channel m = (ci*na + ai)*nb + bi (< cpg*na*nb; padded with zeros to mp) is input
  * channel ci of the group at row phase a (the ai-th set bit of mask_h) and column phase
  * b. Reduction row kk = (mi*th + u)*tw + v is dy channel mi of the group at row offset
  * e = emin_h + u (column emin_w + v): the tap kr with kr*dh = a + ph - sh*e, zero when
- * there is none.
+ * there is none. One work-item per row (g, kk): it writes the row's mp floats in order,
+ * with no division in the loops.
  *   w (groups*kpg, cpg, r, s): the layer's weights. */
 __kernel void implicit_weights_phase(__global const float *w, int w_off, __global float *wt,
                                      int wt_off, int kpg, int cpg, int r, int s, int sh, int sw,
@@ -227,19 +218,28 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
                                      int emin_w, uint mask_h, uint mask_w, int na, int nb, int mp,
                                      int groups) {
     const int K = kpg * th * tw;
-    const int i = get_global_id(0); /* (g, kk, m) flattened */
-    if (i >= groups * K * mp) return;
-    const int m = i % mp, kk = (i / mp) % K, g = i / (mp * K);
-    float v = 0.0f;
-    if (m < cpg * na * nb) {
-        const int ci = m / (na * nb), ai = (m / nb) % na, bi = m % nb;
-        const int mi = kk / (th * tw), u = (kk / tw) % th, vv = kk % tw;
-        const int nr = nth_bit(mask_h, ai) + ph - sh * (emin_h + u);
-        const int ns = nth_bit(mask_w, bi) + pw - sw * (emin_w + vv);
-        if (nr >= 0 && ns >= 0 && nr % dh == 0 && ns % dw == 0 && nr / dh < r && ns / dw < s)
-            v = w[w_off + ((g * kpg + mi) * cpg + ci) * r * s + (nr / dh) * s + ns / dw];
+    const int row = get_global_id(0); /* (g, kk) flattened */
+    if (row >= groups * K) return;
+    const int kk = row % K, g = row / K;
+    const int mi = kk / (th * tw), u = (kk / tw) % th, vv = kk % tw;
+    __global float *out = wt + wt_off + row * mp;
+    __global const float *wg = w + w_off + (g * kpg + mi) * cpg * r * s;
+    int m = 0;
+    for (int ci = 0; ci < cpg; ci++) {
+        for (int a = 0; a < sh; a++) {
+            if (!((mask_h >> a) & 1u)) continue;
+            const int nr = a + ph - sh * (emin_h + u);
+            const int kr = nr >= 0 && nr % dh == 0 && nr / dh < r ? nr / dh : -1;
+            for (int b = 0; b < sw; b++) {
+                if (!((mask_w >> b) & 1u)) continue;
+                const int ns = b + pw - sw * (emin_w + vv);
+                const int ks = ns >= 0 && ns % dw == 0 && ns / dw < s ? ns / dw : -1;
+                out[m++] = kr >= 0 && ks >= 0 ? wg[(ci * r + kr) * s + ks] : 0.0f;
+            }
+        }
     }
-    wt[wt_off + i] = v;
+    for (; m < mp; m++)
+        out[m] = 0.0f;
 }
 
 /* dx[n0 + z/c][z%c][hi][wi] = buf[z*zs + (ai*nb + bi)*phs + (hi/sh)*qq + wi/sw] for the
@@ -247,7 +247,7 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
  * their ranks among the set bits, nb the set bits of mask_w), else 0. One work-item per
  * row of dx: dim0 = hi, dim1 = z (image of the chunk * c + channel); it copies each
  * column phase's row of buf (contiguous) to every sw-th element of the row, so the inner
- * loops have no division.
+ * loops have no division (strides 2 and 4: all rows at once, interleaved in vectors).
  *   buf: the output of the phase convolutions, planes of pp x qq: (nbat, c*na*nb, pp, qq)
  *        (zs = na*nb*pp*qq, phs = pp*qq) or one (nbat, c, pp, qq) block per phase
  *        (zs = pp*qq, phs = nbat*c*pp*qq). */
@@ -267,6 +267,45 @@ __kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __g
     const int ai = popcount(mask_h & ((1u << a) - 1u));
     __global const float *src = buf + buf_off + z * zs + ai * nb * phs + (hi / sh) * qq;
     int bi = 0;
+    if (sw == 4) { /* AlexNet's stride: the four phase rows interleaved in vectors */
+        __global const float *sb[4];
+        int on[4], k = 0;
+        for (int b = 0; b < 4; b++) {
+            on[b] = (int)((mask_w >> b) & 1u);
+            sb[b] = src + k * phs;
+            k += on[b];
+        }
+        int j = 0;
+        for (; 4 * j + 16 <= w; j += 4) {
+            const float4 v0 = on[0] ? vload4(0, sb[0] + j) : (float4)(0.0f);
+            const float4 v1 = on[1] ? vload4(0, sb[1] + j) : (float4)(0.0f);
+            const float4 v2 = on[2] ? vload4(0, sb[2] + j) : (float4)(0.0f);
+            const float4 v3 = on[3] ? vload4(0, sb[3] + j) : (float4)(0.0f);
+            vstore16((float16)(v0.s0, v1.s0, v2.s0, v3.s0, v0.s1, v1.s1, v2.s1, v3.s1, v0.s2, v1.s2,
+                               v2.s2, v3.s2, v0.s3, v1.s3, v2.s3, v3.s3),
+                     0, d + 4 * j);
+        }
+        for (int wi = 4 * j; wi < w; wi++)
+            d[wi] = on[wi & 3] ? sb[wi & 3][wi >> 2] : 0.0f;
+        return;
+    }
+    if (sw == 2) { /* the common stride: interleave the two phase rows with vectors */
+        const int on0 = (int)(mask_w & 1u), on1 = (int)((mask_w >> 1) & 1u);
+        __global const float *s0 = src, *s1 = src + on0 * phs;
+        int j = 0;
+        for (; 2 * j + 16 <= w; j += 8) {
+            const float8 v0 = on0 ? vload8(0, s0 + j) : (float8)(0.0f);
+            const float8 v1 = on1 ? vload8(0, s1 + j) : (float8)(0.0f);
+            vstore16(
+                shuffle2(v0, v1, (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)), 0,
+                d + 2 * j);
+        }
+        for (int wi = 2 * j; wi < w; wi++) {
+            const int odd = wi & 1;
+            d[wi] = (odd ? on1 : on0) ? (odd ? s1 : s0)[wi >> 1] : 0.0f;
+        }
+        return;
+    }
     for (int b = 0; b < sw && b < w; b++) {
         if ((mask_w >> b) & 1u) {
             __global const float *sb = src + bi * phs;

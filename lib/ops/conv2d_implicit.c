@@ -398,7 +398,7 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
         const phase_job *jb = &jobs[j];
         st = cc_launch(
             dev, "conv2d_implicit", jb->pl.defs, "implicit_weights_phase", 1,
-            (size_t[]){jb->pl.wfloats}, (size_t[]){64},
+            (size_t[]){jb->pl.wfloats / (size_t)jb->pl.mp}, NULL,
             CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
                     CC_ARG_MEM(wt->storage->mem), CC_ARG_INT(wt->offset + jb->wt_off),
                     CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
