@@ -313,5 +313,6 @@ clcnn_tensor *ro_view_at(const clcnn_tensor *base, int ndim, const size_t *shape
         v->shape[i] = v->strides[i] = 1;
     v->offset = offset;
     v->storage->refs++;
+    cc_device_ref(v->dev); /* a tensor holds a device reference (clcnn_tensor_free drops it) */
     return v;
 }
