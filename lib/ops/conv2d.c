@@ -279,11 +279,13 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     vs 4.3; larger weights: gemm (3x3 s2 c512 6.8 vs direct 5.5, implicit 5.9; 1x1 s2
  *     c1024->2048 5.7 vs 2.3, implicit 5.1); depthwise: direct (implicit_gemm's
  *     4-channel GEMMs: 1.0 vs 1.8 at 28x28, 1.1 vs 2.3 at 14x14).
- *   backward filter (GFLOPS per CPU-second x 2, implicit_gemm vs direct, 2026-11-25):
- *   - kpg >= 16 and a reduction row cpg*r*s >= 20: implicit_gemm (lib/ops/conv2d_wgrad.c):
- *     AlexNet conv1 137 vs 8.5 (gemm 18), VGG 3x3 c64 174 vs 80, ResNet 1x1 c256 150
- *     vs 73, LeNet 5x5 44 vs 21, the bn model's conv2 (64x32x14x14 -> 64, 3x3) 119 vs
- *     82, 3x3 stride 2 c64 -> 128 102 vs 19;
+ *   backward filter (GFLOPS per CPU-second x 2, implicit_gemm vs direct vs gemm,
+ *     2026-11-25, the tuned kernels of lib/ops/conv2d_wgrad.c):
+ *   - kpg >= 16 and a reduction row cpg*r*s >= 20: implicit_gemm: AlexNet conv1 163 vs
+ *     11 vs 16, VGG 3x3 c64 190 vs 88 vs 17, ResNet 1x1 c256 149 vs 72 vs 42, LeNet 5x5
+ *     46 vs 22 vs 5, the bn model's conv2 (64x32x14x14 -> 64, 3x3) 150 vs 88, 3x3
+ *     stride 2 c64 -> 128 139 vs 21, ResNet-50's 7x7 stride-2 stem 119 vs 16, VGG at
+ *     batch 1 264 vs 110;
  *   - else direct: few channels per group (kpg 8: a tie; depthwise 12 vs 2) or short
  *     rows (64x1x28x28 -> 32 3x3: 44 vs 23), where transposing dy costs more than the
  *     product.
