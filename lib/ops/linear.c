@@ -11,6 +11,9 @@
 #include "internal.h"
 
 #include <limits.h>
+#include <stdlib.h>
+
+#define SMALL_MAX_DEFAULT 32
 
 static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
@@ -23,6 +26,16 @@ static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
     size_t max = dev->info.max_work_group_size;
     *buf = max && max < 64 ? max : 64;
     return buf;
+}
+
+/* Whether a batch of n rows goes to the small-batch kernels of cl/linear_small.cl rather
+ * than CLBlast. $CLCNN_LINEAR_SMALL_MAX (read on every call; tests use it to force either
+ * path) overrides the default threshold: 0 always CLBlast, a huge value always the kernels. */
+static int use_small(const clcnn_device *dev, size_t n) {
+    const char *e = getenv("CLCNN_LINEAR_SMALL_MAX");
+    if (e && *e) return n <= strtoull(e, NULL, 10);
+    (void)dev;
+    return n <= SMALL_MAX_DEFAULT;
 }
 
 /* Two tensors that share storage and whose element ranges overlap. */
@@ -84,6 +97,16 @@ clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, cons
     CC_RETURN_IF(!fits_int(y) || (b && !fits_int(b)), CLCNN_ERR_UNSUPPORTED,
                  "%s: outputs beyond 2^31-1 elements are not supported", op);
 
+    if (use_small(dev, n) && fits_int(x) && fits_int(w)) {
+        size_t gws = k;
+        return cc_launch(dev, "linear_small", "", "linear_small_fwd", 1, &gws, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                                 CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                                 CC_ARG_MEM(b ? b->storage->mem : w->storage->mem),
+                                 CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
+                                 CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(n),
+                                 CC_ARG_INT(in), CC_ARG_INT(k)));
+    }
     /* y (n,k) = x (n,in) * w^T, w stored (k,in) */
     CC_TRY(cc_sgemm(dev, 0, 1, n, k, in, 1.0f, x->storage->mem, x->offset, in, w->storage->mem,
                     w->offset, in, 0.0f, y->storage->mem, y->offset, k));
@@ -124,12 +147,31 @@ clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, con
     CC_RETURN_IF(!fits_int(dy) || (db && !fits_int(db)), CLCNN_ERR_UNSUPPORTED,
                  "%s: tensors beyond 2^31-1 elements are not supported", op);
 
+    int small = use_small(dev, n) && fits_int(x) && fits_int(w) && (!dx || fits_int(dx)) &&
+                (!dw || fits_int(dw));
+    if (small && dx) {
+        size_t gws = (in + 7) / 8;
+        CC_TRY(cc_launch(dev, "linear_small", "", "linear_small_dgrad", 1, &gws, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                                 CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                                 CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
+                                 CC_ARG_INT(n), CC_ARG_INT(in), CC_ARG_INT(k))));
+    }
+    if (small && dw) {
+        size_t gws[2] = {(in + 3) / 4, (k + 3) / 4}, lws2[2] = {0, 1};
+        lws_1d(dev, &lws2[0]);
+        CC_TRY(cc_launch(dev, "linear_small", "", "linear_small_wgrad", 2, gws, lws2,
+                         CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                                 CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                                 CC_ARG_MEM(dw->storage->mem), CC_ARG_INT(dw->offset),
+                                 CC_ARG_INT(n), CC_ARG_INT(in), CC_ARG_INT(k))));
+    }
     /* dx (n,in) = dy (n,k) * w (k,in) */
-    if (dx)
+    if (dx && !small)
         CC_TRY(cc_sgemm(dev, 0, 0, n, in, k, 1.0f, dy->storage->mem, dy->offset, k, w->storage->mem,
                         w->offset, in, 0.0f, dx->storage->mem, dx->offset, in));
     /* dw (k,in) = dy^T (k,n) * x (n,in) */
-    if (dw)
+    if (dw && !small)
         CC_TRY(cc_sgemm(dev, 1, 0, k, in, n, 1.0f, dy->storage->mem, dy->offset, k, x->storage->mem,
                         x->offset, in, 0.0f, dw->storage->mem, dw->offset, in));
     if (!db) return CLCNN_OK;
