@@ -130,23 +130,23 @@ __kernel void wgrad_transpose_dy(__global const float *dy, int dy_off, __global 
             d[j * kpad + m] = m < kpg ? src[m * pq + j] : 0.0f;
 }
 
-/* out[i] = part[0][i] + part[1][i] + ... in that order, for i < m: the chunks' slices
- * summed, 16 consecutive elements per work-item (vector loads; conv2d_sum_parts has one
- * element per work-item, 3x slower here). */
+/* out[i] = (accumulate ? out[i] : 0) + part[0][i] + part[1][i] + ... in that order, for
+ * i < m: the chunks' slices summed, 16 consecutive elements per work-item (vector loads;
+ * conv2d_sum_parts has one element per work-item, 3x slower here). */
 __kernel void wgrad_sum_parts(__global const float *part, int part_off, int parts, int m,
-                              __global float *out, int out_off) {
+                              __global float *out, int out_off, int accumulate) {
     const int i0 = get_global_id(0) * 16;
     if (i0 >= m) return;
     __global const float *src = part + part_off + i0;
     if (i0 + 16 <= m) {
-        float16 acc = vload16(0, src);
-        for (int j = 1; j < parts; j++)
+        float16 acc = accumulate ? vload16(0, out + out_off + i0) : (float16)(0.0f);
+        for (int j = 0; j < parts; j++)
             acc += vload16(0, src + j * m);
         vstore16(acc, 0, out + out_off + i0);
     } else {
         for (int i = 0; i0 + i < m; i++) {
-            float acc = src[i];
-            for (int j = 1; j < parts; j++)
+            float acc = accumulate ? out[out_off + i0 + i] : 0.0f;
+            for (int j = 0; j < parts; j++)
                 acc += src[j * m + i];
             out[out_off + i0 + i] = acc;
         }

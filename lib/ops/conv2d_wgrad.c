@@ -12,8 +12,9 @@
  *   3. conv2d_wgrad: each work-item multiplies MK*VK channels x TJ taps over a chunk of
  *      rpc output rows (or whole planes, for 1x1-like layers whose rows are contiguous),
  *      writing its chunk's slice of a partial buffer;
- * then wgrad_sum_parts adds the slices in chunk order (nothing to add when there is one
- * chunk: the kernel then writes dw directly). Deterministic, no atomics.
+ * then wgrad_sum_parts adds the pass's slices to dw in chunk order (nothing to add when
+ * there is one chunk in one pass: the kernel then writes dw directly). Deterministic, no
+ * atomics.
  *
  * Parameters:
  *   VK (define)  channels per vector, the lanes: 16, 8 or 4, whichever pads kpg least
@@ -97,9 +98,9 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     int passes = ceil_div(cv->n, nb);
     nb = ceil_div(cv->n, passes); /* equal passes */
 
-    /* Rows per chunk: about cfg.target positions per work-item, more chunks while the
-     * device would idle (32 work-items per compute unit; 64 x lws on a GPU), at most
-     * 32 MB of partial sums. */
+    /* Rows per chunk: about cfg.target positions per work-item, more chunks while a pass
+     * would leave the device idle (32 work-items per compute unit; 64 x lws on a GPU),
+     * at most 32 MB of partial sums per pass. */
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     size_t items = (size_t)ceil_div(K, cfg.tj) * ceil_div(cv->kpg, kblk) * cv->groups;
     size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
@@ -121,23 +122,17 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     size_t rpc_cache = ((size_t)640 << 10) / row_bytes;
     if (rpc_cache < 1) rpc_cache = 1;
     if ((size_t)rpc > rpc_cache) rpc = (int)rpc_cache;
-    size_t need = (want + items - 1) / items; /* chunks in all */
-    if (need > 1 && (size_t)passes * ceil_div(rows, rpc) < need) {
-        size_t per_pass = (need + passes - 1) / passes;
-        rpc = per_pass >= (size_t)rows ? 1 : ceil_div(rows, (int)per_pass);
-    }
+    size_t need = (want + items - 1) / items; /* chunks per pass */
+    if (need > 1 && (size_t)ceil_div(rows, rpc) < need)
+        rpc = need >= (size_t)rows ? 1 : ceil_div(rows, (int)need);
     size_t max_parts = ((size_t)32 << 20) / sizeof(float) / m;
     if (max_parts > (size_t)INT_MAX / m) max_parts = (size_t)INT_MAX / m;
-    if (max_parts < 1) max_parts = 1;
-    if ((size_t)passes * ceil_div(rows, rpc) > max_parts) {
-        size_t per_pass = max_parts / passes;
-        rpc = per_pass < 1 ? rows : ceil_div(rows, (int)per_pass);
-    }
-    int parts = 0;
-    for (int n0 = 0; n0 < cv->n; n0 += nb) {
-        int nbi = cv->n - n0 < nb ? cv->n - n0 : nb;
-        parts += ceil_div(nbi * run_p, rpc);
-    }
+    if (max_parts < 1) max_parts = 1; /* m itself is below 2^31 */
+    if ((size_t)ceil_div(rows, rpc) > max_parts) rpc = ceil_div(rows, (int)max_parts);
+    int parts = ceil_div(rows, rpc); /* chunks of the first (largest) pass */
+    /* one chunk in one pass: the kernel writes dw; else each pass's chunks are summed
+     * into dw (added to it after the first pass) */
+    int direct_out = passes == 1 && parts == 1;
 
     char defs[32];
     snprintf(defs, sizeof defs, "MK=%d TJ=%d VK=%d", cfg.mk, cfg.tj, cfg.vk);
@@ -145,7 +140,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     if (padded) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_pad_x"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "conv2d_wgrad"));
-    if (parts > 1) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_sum_parts"));
+    if (!direct_out) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_sum_parts"));
 
     clcnn_tensor *xp = NULL, *dyt = NULL, *part = NULL;
     size_t xp_n = padded ? (size_t)nb * cv->c * hp * wp : 0;
@@ -153,12 +148,11 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     clcnn_status st = CLCNN_OK;
     if (padded) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){xp_n}, &xp);
     if (st == CLCNN_OK) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){dyt_n}, &dyt);
-    if (st == CLCNN_OK && parts > 1)
+    if (st == CLCNN_OK && !direct_out)
         st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)parts * m}, &part);
-    cl_mem out = parts > 1 ? part->storage->mem : dw->storage->mem;
-    size_t out_off = parts > 1 ? part->offset : dw->offset;
+    cl_mem out = st == CLCNN_OK && !direct_out ? part->storage->mem : dw->storage->mem;
+    size_t out_off = st == CLCNN_OK && !direct_out ? part->offset : dw->offset;
 
-    int part0 = 0;
     for (int n0 = 0; st == CLCNN_OK && n0 < cv->n; n0 += nb) {
         int nbi = cv->n - n0 < nb ? cv->n - n0 : nb;
         int chunks_i = ceil_div(nbi * run_p, rpc);
@@ -190,20 +184,20 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                            CC_ARGS(CC_ARG_MEM(xs), CC_ARG_INT(xs_off), CC_ARG_INT(cv->c),
                                    CC_ARG_INT(padded ? hp : cv->h), CC_ARG_INT(padded ? wp : cv->w),
                                    CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
-                                   CC_ARG_INT(kpad), CC_ARG_MEM(out),
-                                   CC_ARG_INT(out_off + (size_t)part0 * m), CC_ARG_INT(nbi),
-                                   CC_ARG_INT(cv->k), CC_ARG_INT(run_p), CC_ARG_INT(run_q),
-                                   CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh),
-                                   CC_ARG_INT(cv->sw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
-                                   CC_ARG_INT(cv->groups), CC_ARG_INT(rpc), CC_ARG_INT(chunks_i)));
-        part0 += chunks_i;
+                                   CC_ARG_INT(kpad), CC_ARG_MEM(out), CC_ARG_INT(out_off),
+                                   CC_ARG_INT(nbi), CC_ARG_INT(cv->k), CC_ARG_INT(run_p),
+                                   CC_ARG_INT(run_q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+                                   CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->dh),
+                                   CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(rpc),
+                                   CC_ARG_INT(chunks_i)));
+        if (st == CLCNN_OK && !direct_out)
+            st =
+                cc_launch(dev, "conv2d_wgrad", defs, "wgrad_sum_parts", 1,
+                          (size_t[]){(m + 15) / 16}, (size_t[]){64},
+                          CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
+                                  CC_ARG_INT(chunks_i), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
+                                  CC_ARG_INT(dw->offset), CC_ARG_INT(n0 > 0)));
     }
-    if (st == CLCNN_OK && parts > 1)
-        st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_sum_parts", 1, (size_t[]){(m + 15) / 16},
-                       (size_t[]){64},
-                       CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
-                               CC_ARG_INT(parts), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
-                               CC_ARG_INT(dw->offset)));
     /* the in-order queue runs the kernels before any reuse of the pool buffers */
     clcnn_tensor_free(part);
     clcnn_tensor_free(dyt);
