@@ -281,14 +281,15 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     4-channel GEMMs: 1.0 vs 1.8 at 28x28, 1.1 vs 2.3 at 14x14).
  *   backward filter (GFLOPS per CPU-second x 2, implicit_gemm vs direct vs gemm,
  *     2026-11-25, the tuned kernels of lib/ops/conv2d_wgrad.c):
- *   - kpg >= 16 and a reduction row cpg*r*s >= 20: implicit_gemm: AlexNet conv1 163 vs
+ *   - kpg >= 16 and a reduction row cpg*r*s >= 16: implicit_gemm: AlexNet conv1 163 vs
  *     11 vs 16, VGG 3x3 c64 190 vs 88 vs 17, ResNet 1x1 c256 149 vs 72 vs 42, LeNet 5x5
  *     46 vs 22 vs 5, the bn model's conv2 (64x32x14x14 -> 64, 3x3) 150 vs 88, 3x3
  *     stride 2 c64 -> 128 139 vs 21, ResNet-50's 7x7 stride-2 stem 119 vs 16, VGG at
- *     batch 1 264 vs 110;
+ *     batch 1 264 vs 110, 32x2x28x28 -> 32 3x3 (rows of 18) 71 vs 53; VGG's first
+ *     layer (8x3x224x224 -> 64 3x3, rows of 27) ties, 43 vs 45: transposing its 103 MB
+ *     dy costs as much as the product;
  *   - else direct: few channels per group (kpg 8: a tie; depthwise 12 vs 2) or short
- *     rows (64x1x28x28 -> 32 3x3: 44 vs 23), where transposing dy costs more than the
- *     product.
+ *     rows (64x1x28x28 -> 32 3x3, rows of 9: 38 vs 49).
  * Other devices (GPUs): CLBlast's GEMM is the tuned path, so gemm when the matrices are
  * reasonably large:
  *   - 1x1, stride 1, no padding (no im2col) with >= 8 channels in and out per group
@@ -298,7 +299,7 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
 static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pass ps) {
     if (dev->info.type == CLCNN_DEVICE_CPU) {
         if (ps == PASS_FILTER)
-            return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 20 ? CLCNN_CONV_IMPLICIT_GEMM
+            return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM
                                                                   : CLCNN_CONV_DIRECT;
         if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
