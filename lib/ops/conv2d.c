@@ -237,7 +237,7 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
     int m, k;
     size_t wbytes;
     cc_conv2d_implicit_data_gemms(cv, &m, &k, &wbytes);
-    if (m >= 8 && k >= 32 && wbytes <= ((size_t)2 << 20)) return CLCNN_CONV_IMPLICIT_GEMM;
+    if (m >= 8 && k >= 32 && wbytes <= ((size_t)8 << 20)) return CLCNN_CONV_IMPLICIT_GEMM;
     if (cv->kpg >= 8 && cv->cpg >= 8) return CLCNN_CONV_GEMM;
     return CLCNN_CONV_DIRECT;
 }
@@ -269,16 +269,17 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
  *     99 vs direct 43; depthwise: direct.
- *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run on the loaded
- *     2-core machine, load 5, 2026-11-25; idle figures are about 4x): implicit_gemm (the
- *     phase decomposition, lib/ops/conv2d_implicit.c) when its GEMMs have >= 8 output and
- *     >= 32 reduction rows and at most 2 MB of weights per group: AlexNet conv1 27.5 vs
- *     direct 3.9 (gemm 3.8; forward implicit_gemm 42 in the same minutes), ResNet-50
- *     conv1 23.5 vs 8.3, 3x3 s2 c128 46.5 vs 15.5, c256 17.1 vs 10.5, 1x1 s2 c256->512
- *     25.8 vs 5.9 (gemm 8.8), c512->1024 13.9 vs 6.3 (gemm 8.6), MobileNet-V2 stem 19.9
- *     vs 4.3; larger weights: gemm (3x3 s2 c512 6.8 vs direct 5.5, implicit 5.9; 1x1 s2
- *     c1024->2048 5.7 vs 2.3, implicit 5.1); depthwise: direct (implicit_gemm's
- *     4-channel GEMMs: 1.0 vs 1.8 at 28x28, 1.1 vs 2.3 at 14x14).
+ *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run with every
+ *     algorithm per shape on the shared 2-core machine, load 3-4, 2026-11-25):
+ *     implicit_gemm (the phase decomposition, lib/ops/conv2d_implicit.c) when its GEMMs
+ *     have >= 8 output and >= 32 reduction rows and at most 8 MB of weights per group:
+ *     AlexNet conv1 37 vs direct 6.0 (gemm 3.6), ResNet-50 conv1 24.7 vs 8.1, 3x3 s2
+ *     c128 68.7 vs 16.5, c256 52.2 vs 13.9, c512 41.1 vs 24.2 (gemm 29.5), 1x1 s2
+ *     c256->512 133 vs 24.8 (gemm 30.7), c512->1024 48.4 vs 26.6 (gemm 35.5),
+ *     c1024->2048 (8 MB of weights) 21.9 vs 5.9 (gemm 13.9; 3 more rounds: 10.8-24.0 vs
+ *     gemm 7.1-15.6), MobileNet-V2 stem 50.6 vs 12.8; larger weights (not measured):
+ *     gemm, which beat direct on the c512 and c1024 layers; depthwise: direct (3.2 vs
+ *     3.2, 4.1 vs 2.9, 1.9 vs 2.0, 1.9 vs 1.9 on MobileNet-V2's four stride-2 layers).
  *   backward filter (GFLOPS per CPU-second x 2, implicit_gemm vs direct vs gemm,
  *     2026-11-25, the tuned kernels of lib/ops/conv2d_wgrad.c):
  *   - kpg >= 16 and a reduction row cpg*r*s >= 16: implicit_gemm: AlexNet conv1 163 vs
