@@ -23,16 +23,17 @@
  *                most an eighth (each broadcast input element then feeds two FMAs: 1.2x
  *                on VGG and ResNet), else 1;
  *   TJ (define)  taps per work-item: 14 on CPUs (28 accumulators of the 32 AVX-512
- *                registers with MK 2; 8 to 16 were within 3% on the anchors), 4 on GPUs;
+ *                registers with MK 2; 8 to 16 were within 3% on the anchors), for K <= 64
+ *                equal blocks of at most 14 (LeNet: 13), 4 on GPUs;
  *   rpc          rows per chunk: about 2048 output positions per work-item, at most
  *                640 KB of input rows per chunk (they are read again for every block of
  *                channels), fewer rows when that leaves fewer than 32 work-items per
  *                compute unit, and at most so many chunks that the partial buffer stays
  *                under 32 MB.
- * At most 6 programs (VK 16, 8, 4 x MK 1, 2), all small. Measured speeds: the comment of
- * pick_algo() in lib/ops/conv2d.c. Where the time goes on the CPU anchors (CLCNN_PROFILE):
- * the GEMM kernel 70-80 %, the transpose of dy 8-20 % (LeNet, whose product is short:
- * 40 %), the padded copy 9 % on VGG, the sum of the chunks 1-5 %. */
+ * A few programs (VK 16, 8, 4 x MK 1, 2, and TJ for short rows), all small. Measured speeds: the
+ * comment of pick_algo() in lib/ops/conv2d.c. Where the time goes on the CPU anchors
+ * (CLCNN_PROFILE): the GEMM kernel 70-80 %, the transpose of dy 8-20 % (LeNet, whose product is
+ * short: 40 %), the padded copy 9 % on VGG, the sum of the chunks 1-5 %. */
 #include "conv2d_impl.h"
 
 #include <limits.h>
@@ -59,6 +60,11 @@ static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
             cfg.vk = vk;
         }
     }
+    /* Short rows (first layers, K <= 64): equal blocks of at most 14 taps, so that few
+     * are wasted on the last block (LeNet's 25 taps: 2 x 13 instead of 2 x 14, 5%
+     * faster; one more program per such K). */
+    int K = cv->cpg * cv->r * cv->s;
+    if (!gpu && K <= 64) cfg.tj = ceil_div(K, ceil_div(K, cfg.tj));
     /* two vectors of channels per work-item on CPUs (each loaded input element feeds two
      * FMAs: 1.2x on VGG and ResNet) when that pads kpg by at most an eighth */
     int pad2 = ceil_div(cv->kpg, 2 * cfg.vk) * 2 * cfg.vk;
