@@ -30,10 +30,10 @@
  *                channels), fewer rows when that leaves fewer than 32 work-items per
  *                compute unit, and at most so many chunks that the partial buffer stays
  *                under 32 MB.
- * A few programs (VK 16, 8, 4 x MK 1, 2, and TJ for short rows), all small. Measured speeds: the
- * comment of pick_algo() in lib/ops/conv2d.c. Where the time goes on the CPU anchors
- * (CLCNN_PROFILE): the GEMM kernel 70-80 %, the transpose of dy 8-20 % (LeNet, whose product is
- * short: 40 %), the padded copy 9 % on VGG, the sum of the chunks 1-5 %. */
+ * A few programs (VK 16, 8, 4 x MK 1, 2, and TJ for short rows), all small. Measured
+ * speeds: the comment of pick_algo() in lib/ops/conv2d.c. Where the time goes on the CPU
+ * anchors (CLCNN_PROFILE): the GEMM kernel 70-80 %, the transpose of dy 8-20 % (LeNet,
+ * whose product is short: 40 %), the padded copy 9 % on VGG, the chunk sums 1-5 %. */
 #include "conv2d_impl.h"
 
 #include <limits.h>
