@@ -35,99 +35,140 @@
 #include "common.h"
 
 #ifndef RB
-#define RB 8
+#define RB 4
+#endif
+#ifndef JF
+#define JF 2
+#endif
+#ifndef JS
+#define JS 16
+#endif
+#ifndef DRB
+#define DRB 8
 #endif
 #ifndef JB
 #define JB 4
 #endif
 
+/* The sum of the 16 lanes, always in the same order. */
+inline float hsum16(float16 v) {
+    float8 a = v.lo + v.hi;
+    float4 b = a.lo + a.hi;
+    float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
 __kernel void linear_small_fwd(__global const float *x, int x_off, __global const float *w,
                                int w_off, __global const float *b, int b_off, int has_b,
                                __global float *y, int y_off, int n, int in, int k) {
-    int j = get_global_id(0);
-    if (j >= k) return;
-    __global const float *wr = w + w_off + (long)j * in;
-    int in4 = in & ~3;
-    float bias = has_b ? b[b_off + j] : 0.0f;
+    int j0 = get_global_id(0) * JF;
+    if (j0 >= k) return;
+    __global const float *wr[JF];
+#pragma unroll
+    for (int f = 0; f < JF; f++)
+        wr[f] = w + w_off + (long)min(j0 + f, k - 1) * in;
+    int in16 = in & ~15;
     for (int i0 = 0; i0 < n; i0 += RB) {
         __global const float *xr[RB];
-        float4 acc[RB];
+        float16 acc[JF][RB];
 #pragma unroll
         for (int r = 0; r < RB; r++) {
             xr[r] = x + x_off + (long)min(i0 + r, n - 1) * in;
-            acc[r] = (float4)(0.0f);
+#pragma unroll
+            for (int f = 0; f < JF; f++)
+                acc[f][r] = (float16)(0.0f);
         }
-        for (int l = 0; l < in4; l += 4) {
-            float4 wv = vload4(0, wr + l);
+        for (int l = 0; l < in16; l += 16) {
+            float16 wv[JF];
 #pragma unroll
-            for (int r = 0; r < RB; r++)
-                acc[r] = fma(vload4(0, xr[r] + l), wv, acc[r]);
-        }
-        float s[RB];
+            for (int f = 0; f < JF; f++)
+                wv[f] = vload16(0, wr[f] + l);
 #pragma unroll
-        for (int r = 0; r < RB; r++)
-            s[r] = (acc[r].s0 + acc[r].s1) + (acc[r].s2 + acc[r].s3);
-        for (int l = in4; l < in; l++) {
-            float wv = wr[l];
+            for (int r = 0; r < RB; r++) {
+                float16 xv = vload16(0, xr[r] + l);
 #pragma unroll
-            for (int r = 0; r < RB; r++)
-                s[r] = fma(xr[r][l], wv, s[r]);
+                for (int f = 0; f < JF; f++)
+                    acc[f][r] = fma(xv, wv[f], acc[f][r]);
+            }
         }
 #pragma unroll
-        for (int r = 0; r < RB; r++)
-            if (i0 + r < n) y[y_off + (long)(i0 + r) * k + j] = s[r] + bias;
+        for (int f = 0; f < JF; f++) {
+            float bias = has_b ? b[b_off + min(j0 + f, k - 1)] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < RB; r++) {
+                float s = hsum16(acc[f][r]);
+                for (int l = in16; l < in; l++)
+                    s = fma(xr[r][l], wr[f][l], s);
+                if (i0 + r < n && j0 + f < k) y[y_off + (long)(i0 + r) * k + j0 + f] = s + bias;
+            }
+        }
     }
 }
 
 __kernel void linear_small_dgrad(__global const float *dy, int dy_off, __global const float *w,
                                  int w_off, __global float *dx, int dx_off, int n, int in, int k) {
-    int l0 = get_global_id(0) * 8;
-    if (l0 >= in) return;
-    __global const float *wc = w + w_off + l0;
-    int full = l0 + 8 <= in;
-    for (int i0 = 0; i0 < n; i0 += RB) {
-        __global const float *dr[RB];
-        float4 a0[RB], a1[RB];
+    /* No early return: every work-item must reach the barriers. */
+    int l0 = get_global_id(0) * 16;
+    int rem = clamp(in - l0, 0, 16); /* columns of this strip: 16, fewer at the end, or none */
+    __global const float *wc = w + w_off + min(l0, in - 1);
+    for (int i0 = 0; i0 < n; i0 += DRB) {
+        __global const float *dr[DRB];
+        float16 acc[DRB];
 #pragma unroll
-        for (int r = 0; r < RB; r++) {
+        for (int r = 0; r < DRB; r++) {
             dr[r] = dy + dy_off + (long)min(i0 + r, n - 1) * k;
-            a0[r] = (float4)(0.0f);
-            a1[r] = (float4)(0.0f);
+            acc[r] = (float16)(0.0f);
         }
-        if (full) {
-            for (int j = 0; j < k; j++) {
-                __global const float *wj = wc + (long)j * in;
-                float4 w0 = vload4(0, wj), w1 = vload4(1, wj);
+        for (int jb = 0; jb < k; jb += JS) {
+            int je = min(k, jb + JS);
+            if (rem == 16) {
+                int j = jb;
+                for (; j + 4 <= je; j += 4) {
+                    __global const float *wj = wc + (long)j * in;
+                    float16 w0 = vload16(0, wj), w1 = vload16(0, wj + in);
+                    float16 w2 = vload16(0, wj + 2 * in), w3 = vload16(0, wj + 3 * in);
 #pragma unroll
-                for (int r = 0; r < RB; r++) {
-                    float d = dr[r][j];
-                    a0[r] = fma((float4)(d), w0, a0[r]);
-                    a1[r] = fma((float4)(d), w1, a1[r]);
+                    for (int r = 0; r < DRB; r++) {
+                        float4 d = vload4(0, dr[r] + j);
+                        acc[r] = fma((float16)(d.s0), w0, acc[r]);
+                        acc[r] = fma((float16)(d.s1), w1, acc[r]);
+                        acc[r] = fma((float16)(d.s2), w2, acc[r]);
+                        acc[r] = fma((float16)(d.s3), w3, acc[r]);
+                    }
+                }
+                for (; j < je; j++) {
+                    float16 wv = vload16(0, wc + (long)j * in);
+#pragma unroll
+                    for (int r = 0; r < DRB; r++)
+                        acc[r] = fma((float16)(dr[r][j]), wv, acc[r]);
+                }
+            } else if (rem > 0) {
+                /* the last, partial strip of a row: the missing columns read as 0 */
+                for (int j = jb; j < je; j++) {
+                    float t[16];
+                    for (int c = 0; c < 16; c++)
+                        t[c] = c < rem ? wc[(long)j * in + c] : 0.0f;
+                    float16 wv = vload16(0, t);
+#pragma unroll
+                    for (int r = 0; r < DRB; r++)
+                        acc[r] = fma((float16)(dr[r][j]), wv, acc[r]);
                 }
             }
+            /* the work-group walks the rows of w together, JS at a time: its columns of a
+             * row are read one after the other (prefetch, TLB), not a row per page */
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
 #pragma unroll
-            for (int r = 0; r < RB; r++)
-                if (i0 + r < n) {
-                    __global float *o = dx + dx_off + (long)(i0 + r) * in + l0;
-                    vstore4(a0[r], 0, o);
-                    vstore4(a1[r], 1, o);
-                }
-        } else {
-            /* the last, partial strip of a row: columns l0 .. in-1, one at a time */
-            for (int c = 0; c < in - l0; c++) {
-                float s[RB];
-#pragma unroll
-                for (int r = 0; r < RB; r++)
-                    s[r] = 0.0f;
-                for (int j = 0; j < k; j++) {
-                    float wv = wc[(long)j * in + c];
-#pragma unroll
-                    for (int r = 0; r < RB; r++)
-                        s[r] = fma(dr[r][j], wv, s[r]);
-                }
-#pragma unroll
-                for (int r = 0; r < RB; r++)
-                    if (i0 + r < n) dx[dx_off + (long)(i0 + r) * in + l0 + c] = s[r];
+        for (int r = 0; r < DRB; r++) {
+            if (i0 + r >= n) continue;
+            __global float *o = dx + dx_off + (long)(i0 + r) * in + l0;
+            if (rem == 16) {
+                vstore16(acc[r], 0, o);
+            } else if (rem > 0) {
+                float t[16];
+                vstore16(acc[r], 0, t);
+                for (int c = 0; c < rem; c++)
+                    o[c] = t[c];
             }
         }
     }
@@ -135,7 +176,7 @@ __kernel void linear_small_dgrad(__global const float *dy, int dy_off, __global 
 
 __kernel void linear_small_wgrad(__global const float *dy, int dy_off, __global const float *x,
                                  int x_off, __global float *dw, int dw_off, int n, int in, int k) {
-    int l0 = get_global_id(0) * 4;
+    int l0 = get_global_id(0) * 16;
     int j0 = get_global_id(1) * JB;
     if (l0 >= in || j0 >= k) return;
     int jl[JB];
@@ -144,21 +185,21 @@ __kernel void linear_small_wgrad(__global const float *dy, int dy_off, __global 
         jl[q] = min(j0 + q, k - 1);
     __global const float *xc = x + x_off + l0;
     __global const float *dc = dy + dy_off;
-    if (l0 + 4 <= in) {
-        float4 acc[JB];
+    if (l0 + 16 <= in) {
+        float16 acc[JB];
 #pragma unroll
         for (int q = 0; q < JB; q++)
-            acc[q] = (float4)(0.0f);
+            acc[q] = (float16)(0.0f);
         for (int i = 0; i < n; i++) {
-            float4 xv = vload4(0, xc + (long)i * in);
+            float16 xv = vload16(0, xc + (long)i * in);
             __global const float *di = dc + (long)i * k;
 #pragma unroll
             for (int q = 0; q < JB; q++)
-                acc[q] = fma((float4)(di[jl[q]]), xv, acc[q]);
+                acc[q] = fma((float16)(di[jl[q]]), xv, acc[q]);
         }
 #pragma unroll
         for (int q = 0; q < JB; q++)
-            if (j0 + q < k) vstore4(acc[q], 0, dw + dw_off + (long)(j0 + q) * in + l0);
+            if (j0 + q < k) vstore16(acc[q], 0, dw + dw_off + (long)(j0 + q) * in + l0);
     } else {
         for (int c = 0; c < in - l0; c++) {
             float s[JB];

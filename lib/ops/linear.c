@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SMALL_MAX_DEFAULT 32
 
@@ -98,7 +99,7 @@ clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, cons
                  "%s: outputs beyond 2^31-1 elements are not supported", op);
 
     if (use_small(dev, n) && fits_int(x) && fits_int(w)) {
-        size_t gws = k;
+        size_t gws = (k + 1) / 2; /* JF = 2 features per work-item */
         return cc_launch(dev, "linear_small", "", "linear_small_fwd", 1, &gws, lws_1d(dev, &lws),
                          CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                                  CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
@@ -150,7 +151,7 @@ clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, con
     int small = use_small(dev, n) && fits_int(x) && fits_int(w) && (!dx || fits_int(dx)) &&
                 (!dw || fits_int(dw));
     if (small && dx) {
-        size_t gws = (in + 7) / 8;
+        size_t gws = (in + 15) / 16;
         CC_TRY(cc_launch(dev, "linear_small", "", "linear_small_dgrad", 1, &gws, lws_1d(dev, &lws),
                          CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                                  CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
@@ -158,7 +159,7 @@ clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, con
                                  CC_ARG_INT(n), CC_ARG_INT(in), CC_ARG_INT(k))));
     }
     if (small && dw) {
-        size_t gws[2] = {(in + 3) / 4, (k + 3) / 4}, lws2[2] = {0, 1};
+        size_t gws[2] = {(in + 15) / 16, (k + 3) / 4}, lws2[2] = {0, 1};
         lws_1d(dev, &lws2[0]);
         CC_TRY(cc_launch(dev, "linear_small", "", "linear_small_wgrad", 2, gws, lws2,
                          CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
