@@ -179,6 +179,30 @@ static void test_random_strided(void **state) {
     assert_true(ok);
 }
 
+/* Other implicit-GEMM parameters than this device's choice, through the development
+ * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT]" (the set test_conv2d_algos.c uses,
+ * so the programs are shared): the GPU's TM 2 and local size, odd TM (channel tails),
+ * narrow segments, tiny reduction chunks (partial sums kept in the phase buffer between
+ * chunks) and several tiles per work-item; every other shape with one GEMM per phase. */
+static void test_gemm_variants(void **state) {
+    (void)state;
+    const char *cfgs[] = {"2 16 16 64", "3 8 4 5 3", "16 4 4 7", "16 16 4 1024 2"};
+    tu_rng rng = tu_rng_seed(77077);
+    int ok = 1;
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        char *keep = env_set("CLCNN_CONV_IMPLICIT_CFG", cfgs[c]);
+        for (int i = 0; i < 12; i++) {
+            char *keep_split = env_set("CLCNN_CONV_DGRAD_SPLIT", i & 1 ? "1" : NULL);
+            ref_conv cv = random_strided(&rng);
+            if (!check(&cv, 6000 + 100 * c + (uint64_t)i, 0))
+                fprintf(stderr, "  (cfg '%s')\n", cfgs[c]), ok = 0;
+            env_restore("CLCNN_CONV_DGRAD_SPLIT", keep_split);
+        }
+        env_restore("CLCNN_CONV_IMPLICIT_CFG", keep);
+    }
+    assert_true(ok);
+}
+
 static void test_edge_cases(void **state) {
     (void)state;
     ref_conv cases[] = {
@@ -350,11 +374,9 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_edge_cases),
-        cmocka_unit_test(test_random_strided),
-        cmocka_unit_test(test_workspace_chunks),
-        cmocka_unit_test(test_offsets_and_determinism),
+        cmocka_unit_test(test_errors),           cmocka_unit_test(test_edge_cases),
+        cmocka_unit_test(test_random_strided),   cmocka_unit_test(test_gemm_variants),
+        cmocka_unit_test(test_workspace_chunks), cmocka_unit_test(test_offsets_and_determinism),
         cmocka_unit_test(test_network_layers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
