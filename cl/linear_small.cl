@@ -1,14 +1,18 @@
 /* Fully connected layer products for a small batch n (host side: lib/ops/linear.c, which
- * sends large batches to CLBlast instead). At small n the three products are bound by
- * the weight traffic (w is out x in), so each kernel streams w (or writes dw) once, keeps
- * the n rows of the other operand in registers / cache, and loads 4 floats at a time
- * along `in`.
+ * sends larger batches to CLBlast). At small n the three products are bound by the weight
+ * traffic (w is out x in, 151 MB for AlexNet's fc6), so each kernel reads w (or writes dw)
+ * once, keeps the few rows of the other operand in registers / cache, and loads 16 floats
+ * at a time along `in` (float16: one cache line).
  *
- * Defines:
- *   RB  rows (samples) per register block, default 8. Rows are processed in blocks of RB;
- *       a partial last block repeats row n-1 in its idle lanes (no branch in the inner
- *       loop) and stores only the real rows.
- *   JB  output features per work-item of linear_small_wgrad, default 4.
+ * Defines (all with defaults; the host passes none):
+ *   RB   linear_small_fwd: rows (samples) per register block, default 4.
+ *   JF   linear_small_fwd: output features per work-item, default 2 (the host's global
+ *        size assumes 2).
+ *   DRB  linear_small_dgrad: rows per register block, default 8.
+ *   JS   linear_small_dgrad: rows of w a work-group walks between barriers, default 16.
+ *   JB   linear_small_wgrad: output features per work-item, default 4.
+ * Rows are processed in blocks; a partial last block repeats row n-1 in its idle lanes (no
+ * branch in the inner loops) and stores only the real rows.
  *
  * Buffers (contiguous row-major, each with an element offset *_off; x may be any view
  * flattened to (n, in), as a conv output (n, c, h, w)):
@@ -22,16 +26,18 @@
  *
  * Kernels (every sum runs in a fixed order that depends on the shape only, so results are
  * bit-identical from run to run; no atomics):
- *   linear_small_fwd:   1-D, one work-item per output feature j. For each row block it
- *       streams row j of w (4 floats at a time, then a scalar tail) against the block's
- *       rows of x; y[i][j] = sum_l x[i][l] w[j][l] (+ b[j]). A w row is reread once per
- *       row block, from cache (rows are in floats long).
- *   linear_small_dgrad: 1-D, one work-item per 8 consecutive columns l (two float4; the
- *       last strip of a row scalar). For each row block it runs j = 0..k-1 in order:
- *       dx[i][l] = sum_j dy[i][j] w[j][l]. Neighbouring work-items read neighbouring
- *       columns of w.
- *   linear_small_wgrad: 2-D, dim 0 one work-item per 4 consecutive columns l, dim 1 one
- *       per JB features: dw[j][l] = sum_{i=0..n-1} dy[i][j] x[i][l], written once. */
+ *   linear_small_fwd:   1-D, one work-item per JF output features j. For each block of RB
+ *       rows it streams rows j of w (float16, then a scalar tail) against the block's rows
+ *       of x: y[i][j] = sum_l x[i][l] w[j][l] (+ b[j]); lanes summed in a fixed tree, then
+ *       the tail l = in & ~15 .. in-1 in order. A w row is reread once per row block, from
+ *       cache.
+ *   linear_small_dgrad: 1-D, one work-item per 16 consecutive columns l (the last strip of
+ *       a row may be partial); for each block of DRB rows, dx[i][l] = sum_j dy[i][j] w[j][l]
+ *       over j = 0..k-1 in order. Has barriers: the work-group walks w's rows JS at a time
+ *       together, so on a CPU (work-items run one after another between barriers) a row's
+ *       columns are read in sequence rather than one cache line per row and page.
+ *   linear_small_wgrad: 2-D, dim 0 one work-item per 16 consecutive columns l, dim 1 one
+ *       per JB features: dw[j][l] = sum_{i=0..n-1} dy[i][j] x[i][l] in order, written once. */
 #include "common.h"
 
 #ifndef RB
