@@ -22,7 +22,10 @@
  *
  * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
  * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the
- * packing bounds-checks every position), see implicit_weights.
+ * packing bounds-checks every position), see implicit_weights. With stride > 1 it runs
+ * the stride-1 convolutions of dy that give each phase (h mod sh, w mod sw) of dx, with
+ * the weights of implicit_weights_phase, into a phase buffer that implicit_phase_scatter
+ * copies into dx.
  *
  * Arguments besides the shapes:
  *   plane  1: the lanes are 16 consecutive positions of the flattened p*q plane (only

@@ -1,5 +1,5 @@
-/* Implicit-GEMM conv2d, forward: host side of cl/conv2d_implicit.cl. Shapes were
- * checked by lib/ops/conv2d.c.
+/* Implicit-GEMM conv2d, forward and backward data: host side of cl/conv2d_implicit.cl.
+ * Shapes were checked by lib/ops/conv2d.c.
  *
  * Shape key: x (n, c, h, w); w (k, cpg, r, s); y (n, k, p, q); cpg = c/groups,
  * kpg = k/groups, K = cpg*r*s (the reduction of one output).
@@ -24,8 +24,11 @@
  *   m_per        the output channels of a work-item: all of the group's unless there
  *                are too few work-items to keep the device busy, then ranges of TM
  *                multiples.
- * So a network compiles at most 3 programs (VW 16, 8, 4). Backward data with stride 1
- * runs the same kernels on the transposed convolution (cc_conv2d_implicit_backward_data).
+ * So a network compiles at most 3 programs (VW 16, 8, 4). Backward data runs the same
+ * kernels: with stride 1 on the transposed convolution, with strides up to 32 on the
+ * stride-1 convolutions of its phase decomposition followed by a scatter into dx
+ * (backward_data_phases; a phase buffer of about dx's size, in chunks of images within
+ * cc_conv_workspace_limit()).
  * Measured speeds: the comment of pick_algo() in lib/ops/conv2d.c. */
 #include "conv2d_impl.h"
 
