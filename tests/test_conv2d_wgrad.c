@@ -203,12 +203,13 @@ static void test_corner_cases(void **state) {
     assert_true(ok);
 }
 
-/* Every configuration the host may pick (VK 16/8/4, TJ from 1 to 32, the GPU's TJ 4 and
- * local size 16, chunks of a few positions) on random shapes. */
+/* Every configuration the host may pick (VK 16/8/4, MK 1/2, TJ from 1 to 32, the GPU's
+ * TJ 4 and local size 16, chunks of a few positions) on random shapes. */
 static void test_configs(void **state) {
     (void)state;
-    const char *cfgs[] = {"16 12 4 1024", "8 12 4 64",   "4 5 2 7",  "16 1 1 1",
-                          "16 32 3 100",  "4 4 16 1024", "8 13 4 30"};
+    const char *cfgs[] = {"16 12 4 1024", "8 12 4 64",   "4 5 2 7",   "16 1 1 1",
+                          "16 32 3 100",  "4 4 16 1024", "8 13 4 30", "16 14 4 2048 2",
+                          "8 7 4 64 2",   "4 3 2 9 2"};
     tu_rng rng = tu_rng_seed(777);
     int ok = 1;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
