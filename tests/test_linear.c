@@ -1,7 +1,10 @@
 /* linear: y = x w^T + b and its backward (dx, dw, db) against the double reference in
  * reference_ops.c over a seeded sweep of random shapes (x 2-D and 4-D, bias or not, batch
  * 1, odd sizes); a hand-computed case; tensors at offsets; finite differences of the
- * reference backward; error paths (nothing written). */
+ * reference backward; error paths (nothing written). The products have two paths (the
+ * small-batch kernels of cl/linear_small.cl and CLBlast, lib/ops/linear.c): the sweeps at
+ * the default threshold cover the small one, test_layer_sizes (n = 64 / 1) both; the
+ * offsets, test_paths_sweep and test_threshold_and_repeat force each path in turn. */
 #include "test_util.h"
 
 #include <float.h>
@@ -207,10 +210,10 @@ static void test_hand_computed(void **state) {
         clcnn_tensor_free(ts[i]);
 }
 
-static void test_offsets(void **state) {
-    (void)state;
-    tu_rng r = tu_rng_seed(13);
-    size_t n = 3, in = 7, k = 5;
+/* Every tensor a view at its own offset into a NaN-filled buffer (x as a conv output would
+ * be); the results match the reference and y's neighbours stay NaN. */
+static void check_offsets(size_t n, size_t in, size_t k, unsigned seed) {
+    tu_rng r = tu_rng_seed(seed);
     clcnn_tensor *base[8];
     clcnn_tensor *tx = ro_tensor_at_offset(dev, CLCNN_F32, 2, (size_t[]){n, in}, 3, &base[0]);
     clcnn_tensor *tw = ro_tensor_at_offset(dev, CLCNN_F32, 2, (size_t[]){k, in}, 5, &base[1]);
@@ -220,42 +223,65 @@ static void test_offsets(void **state) {
     clcnn_tensor *tdx = ro_tensor_at_offset(dev, CLCNN_F32, 2, (size_t[]){n, in}, 9, &base[5]);
     clcnn_tensor *tdw = ro_tensor_at_offset(dev, CLCNN_F32, 2, (size_t[]){k, in}, 4, &base[6]);
     clcnn_tensor *tdb = ro_tensor_at_offset(dev, CLCNN_F32, 1, &k, 6, &base[7]);
-    float x[21], w[35], b[5], dy[15];
-    tu_fill_uniform(&r, x, 21, -1, 1);
-    tu_fill_uniform(&r, w, 35, -1, 1);
-    tu_fill_uniform(&r, b, 5, -1, 1);
-    tu_fill_uniform(&r, dy, 15, -1, 1);
-    TU_OK(clcnn_tensor_upload(tx, x, sizeof x));
-    TU_OK(clcnn_tensor_upload(tw, w, sizeof w));
-    TU_OK(clcnn_tensor_upload(tb, b, sizeof b));
-    TU_OK(clcnn_tensor_upload(tdy, dy, sizeof dy));
+    float *x = malloc(n * in * sizeof *x), *w = malloc(k * in * sizeof *w);
+    float *b = malloc(k * sizeof *b), *dy = malloc(n * k * sizeof *dy);
+    tu_fill_uniform(&r, x, n * in, -1, 1);
+    tu_fill_uniform(&r, w, k * in, -1, 1);
+    tu_fill_uniform(&r, b, k, -1, 1);
+    tu_fill_uniform(&r, dy, n * k, -1, 1);
+    TU_OK(clcnn_tensor_upload(tx, x, n * in * sizeof *x));
+    TU_OK(clcnn_tensor_upload(tw, w, k * in * sizeof *w));
+    TU_OK(clcnn_tensor_upload(tb, b, k * sizeof *b));
+    TU_OK(clcnn_tensor_upload(tdy, dy, n * k * sizeof *dy));
     TU_OK(clcnn_linear_forward(dev, tx, tw, tb, ty));
     TU_OK(clcnn_linear_backward(dev, tx, tw, tdy, tdx, tdw, tdb));
-    double *xd = ro_to_double(x, 21), *wd = ro_to_double(w, 35), *bd = ro_to_double(b, 5);
-    double *dyd = ro_to_double(dy, 15), yref[15], dxref[21], dwref[35], dbref[5];
+    double *xd = ro_to_double(x, n * in), *wd = ro_to_double(w, k * in), *bd = ro_to_double(b, k);
+    double *dyd = ro_to_double(dy, n * k), *yref = malloc(n * k * sizeof *yref);
+    double *dxref = malloc(n * in * sizeof *dxref), *dwref = malloc(k * in * sizeof *dwref);
+    double *dbref = malloc(k * sizeof *dbref);
     ro_linear_forward(xd, wd, bd, n, in, k, yref);
     ro_linear_backward(xd, wd, dyd, n, in, k, dxref, dwref, dbref);
     float *y = tu_download(ty), *dx = tu_download(tdx), *dw = tu_download(tdw);
     float *db = tu_download(tdb);
-    /* lengths <= 8, |terms| <= 1: 8 * 8 * U ~ 8e-6 */
-    assert_true(tu_close("offset y", y, yref, 15, 1e-5, 0));
-    assert_true(tu_close("offset dx", dx, dxref, 21, 1e-5, 0));
-    assert_true(tu_close("offset dw", dw, dwref, 35, 1e-5, 0));
-    assert_true(tu_close("offset db", db, dbref, 5, 1e-5, 0));
+    /* dots of length L <= in + 1, k or n with |terms| <= 1: L * L * U bounds the error */
+    size_t len = in + 1 > k ? in + 1 : k;
+    if (n > len) len = n;
+    double tol = (double)len * (double)len * U;
+    assert_true(tu_close("offset y", y, yref, n * k, tol, 0));
+    assert_true(tu_close("offset dx", dx, dxref, n * in, tol, 0));
+    assert_true(tu_close("offset dw", dw, dwref, k * in, tol, 0));
+    assert_true(tu_close("offset db", db, dbref, k, tol, 0));
     float *all = tu_download(base[3]);
     for (size_t i = 0; i < 7; i++)
         assert_true(isnan(all[i]));
     for (size_t i = 7 + n * k; i < clcnn_tensor_numel(base[3]); i++)
         assert_true(isnan(all[i]));
     free(all);
-    void *ps[] = {xd, wd, bd, dyd, y, dx, dw, db};
-    for (int i = 0; i < 8; i++)
+    void *ps[] = {xd, wd, bd, dyd, y, dx, dw, db, x, w, b, dy, yref, dxref, dwref, dbref};
+    for (int i = 0; i < 16; i++)
         free(ps[i]);
     clcnn_tensor *ts[] = {tx, tw, tb, ty, tdy, tdx, tdw, tdb};
     for (int i = 0; i < 8; i++) {
         clcnn_tensor_free(ts[i]);
         clcnn_tensor_free(base[i]);
     }
+}
+
+/* The CLBlast path and the small-batch kernels (lib/ops/linear.c), each forced through
+ * $CLCNN_LINEAR_SMALL_MAX; unset afterwards (the default threshold). */
+static void force_path(int small) {
+    setenv("CLCNN_LINEAR_SMALL_MAX", small ? "1000000000" : "0", 1);
+}
+
+static void test_offsets(void **state) {
+    (void)state;
+    for (int small = 0; small < 2; small++) {
+        force_path(small);
+        check_offsets(3, 7, 5, 13);
+        check_offsets(1, 16, 1, 15);  /* n = 1, one full strip, one feature */
+        check_offsets(9, 37, 19, 16); /* partial strips and row blocks, odd k */
+    }
+    unsetenv("CLCNN_LINEAR_SMALL_MAX");
 }
 
 /* db is a fixed-order column sum; the GEMMs have no atomics: bitwise repeatable. */
@@ -289,6 +315,108 @@ static void test_deterministic(void **state) {
     clcnn_tensor *ts[] = {tx, tw, tdy, tdw, tdb};
     for (int i = 0; i < 5; i++)
         clcnn_tensor_free(ts[i]);
+}
+
+/* Both paths on shapes around the small kernels' blocking: in below, at and around
+ * multiples of 16 (float16 strips and tails), k odd and around multiples of 2 / 4 / 16
+ * (features per work-item, the j unrolling, the row blocks of backward data), n = 1 and
+ * around the row blocks of 4 and 8, x 2-D and 4-D. */
+static void test_paths_sweep(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(21);
+    static const size_t ins[] = {1, 3, 15, 16, 17, 31, 33, 48, 70};
+    static const size_t ks[] = {1, 2, 3, 5, 16, 17, 33, 36};
+    static const size_t ns[] = {1, 2, 4, 5, 8, 9, 13, 17};
+    int failures = 0;
+    for (int small = 0; small < 2; small++) {
+        force_path(small);
+        for (int i = 0; i < 48; i++) {
+            lin_case lc = {0};
+            lc.n = ns[i % 8];
+            lc.in = ins[(i * 5 + small) % 9];
+            lc.k = ks[(i * 3 + i / 8) % 8];
+            lc.xdims = 2;
+            lc.xs[0] = lc.n;
+            lc.xs[1] = lc.in;
+            if (i % 3 == 0 && lc.in % 3 == 0) { /* (n, in/3, 3, 1) */
+                lc.xdims = 4;
+                lc.xs[1] = lc.in / 3;
+                lc.xs[2] = 3;
+                lc.xs[3] = 1;
+            }
+            lc.bias = i % 4 != 1;
+            lc.want_dx = i % 5 != 2;
+            lc.want_db = i % 3 != 0;
+            if (!run_case(&lc, &r)) failures++;
+        }
+        /* a few larger ones: many row blocks, many JS blocks of w's rows */
+        lin_case big[] = {{8, 1000, 300, 2, {8, 1000}, 1, 1, 1},
+                          {33, 257, 45, 2, {33, 257}, 1, 1, 1},
+                          {2, 4096, 10, 4, {2, 256, 4, 4}, 0, 1, 1}};
+        for (int i = 0; i < 3; i++)
+            if (!run_case(&big[i], &r)) failures++;
+    }
+    unsetenv("CLCNN_LINEAR_SMALL_MAX");
+    assert_int_equal(failures, 0);
+}
+
+/* y, dx, dw of one shape, downloaded (y first). */
+static void products(clcnn_tensor *tx, clcnn_tensor *tw, clcnn_tensor *tb, clcnn_tensor *ty,
+                     clcnn_tensor *tdy, clcnn_tensor *tdx, clcnn_tensor *tdw, float *out[3]) {
+    TU_OK(clcnn_linear_forward(dev, tx, tw, tb, ty));
+    TU_OK(clcnn_linear_backward(dev, tx, tw, tdy, tdx, tdw, NULL));
+    out[0] = tu_download(ty);
+    out[1] = tu_download(tdx);
+    out[2] = tu_download(tdw);
+}
+
+/* The default threshold (64 rows on CPUs, 16 elsewhere): at it the results are bit for bit
+ * those of the forced small kernels, one row above those of forced CLBlast; and each path
+ * repeats bit for bit. */
+static void test_threshold_and_repeat(void **state) {
+    (void)state;
+    size_t thr = clcnn_device_get_info(dev)->type == CLCNN_DEVICE_CPU ? 64 : 16, in = 45, k = 19;
+    tu_rng r = tu_rng_seed(22);
+    for (size_t n = thr; n <= thr + 1; n++) {
+        float *x = malloc(n * in * sizeof *x), *dy = malloc(n * k * sizeof *dy);
+        float w[45 * 19], b[19];
+        tu_fill_uniform(&r, x, n * in, -1, 1);
+        tu_fill_uniform(&r, dy, n * k, -1, 1);
+        tu_fill_uniform(&r, w, in * k, -1, 1);
+        tu_fill_uniform(&r, b, k, -1, 1);
+        clcnn_tensor *tx = tu_tensor_from(2, (size_t[]){n, in}, x);
+        clcnn_tensor *tw = tu_tensor_from(2, (size_t[]){k, in}, w);
+        clcnn_tensor *tb = tu_tensor_from(1, &k, b);
+        clcnn_tensor *ty = tu_tensor_from(2, (size_t[]){n, k}, NULL);
+        clcnn_tensor *tdy = tu_tensor_from(2, (size_t[]){n, k}, dy);
+        clcnn_tensor *tdx = tu_tensor_from(2, (size_t[]){n, in}, NULL);
+        clcnn_tensor *tdw = tu_tensor_from(2, (size_t[]){k, in}, NULL);
+        size_t sizes[3] = {n * k, n * in, k * in};
+        float *dflt[3], *forced[3], *again[3];
+        unsetenv("CLCNN_LINEAR_SMALL_MAX");
+        products(tx, tw, tb, ty, tdy, tdx, tdw, dflt);
+        force_path(n <= thr);
+        products(tx, tw, tb, ty, tdy, tdx, tdw, forced);
+        products(tx, tw, tb, ty, tdy, tdx, tdw, again);
+        force_path(n > thr);
+        float *other[3];
+        products(tx, tw, tb, ty, tdy, tdx, tdw, other);
+        int differs = 0;
+        for (int i = 0; i < 3; i++) {
+            assert_memory_equal(dflt[i], forced[i], sizes[i] * sizeof(float));
+            assert_memory_equal(again[i], forced[i], sizes[i] * sizeof(float));
+            differs |= memcmp(other[i], forced[i], sizes[i] * sizeof(float)) != 0;
+            free(dflt[i]), free(forced[i]), free(again[i]), free(other[i]);
+        }
+        /* the two paths sum in different orders: if they agreed bit for bit on every
+         * value, the test could not tell which path ran */
+        assert_true(differs);
+        clcnn_tensor *ts[] = {tx, tw, tb, ty, tdy, tdx, tdw};
+        for (int i = 0; i < 7; i++)
+            clcnn_tensor_free(ts[i]);
+        free(x), free(dy);
+    }
+    unsetenv("CLCNN_LINEAR_SMALL_MAX");
 }
 
 static void expect_untouched(clcnn_tensor *t, float v) {
@@ -433,6 +561,8 @@ int main(void) {
         cmocka_unit_test(test_layer_sizes),
         cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_paths_sweep),
+        cmocka_unit_test(test_threshold_and_repeat),
         cmocka_unit_test(test_errors_write_nothing),
         cmocka_unit_test(test_aliasing_refused),
         cmocka_unit_test(test_reference_finite_differences),
