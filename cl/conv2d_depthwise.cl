@@ -155,3 +155,134 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
         }
     }
 }
+
+/* ---- backward data ------------------------------------------------------------------
+ *
+ *   dx[ni,ch,ih,iw] = sum_{kr,ks} wt[ch,0,kr,ks] * dy[ni, ch, (ih+ph-kr*dh)/sh, (iw+pw-ks*dw)/sw]
+ *   over the taps whose numerators are non-negative multiples of the strides and whose
+ *   quotients are inside dy: a gather per dx element, no atomics.
+ *
+ * Work-item -> dx mapping: dim0 = (row tile, column tile, column phase), dim1 = channel,
+ * dim2 = image; TP consecutive rows x VEC columns iw = phase + sw*(j0 + l), l < VEC, of
+ * one phase (iw mod sw). Every column of a phase uses the same column taps, and their dy
+ * columns are consecutive: one vector load per (row, tap). Stride 1 stores vectors, other
+ * strides store element by element. Fixed order (ks, then kr): deterministic. */
+__kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
+                                        __global const float *wt, int w_off, __global float *dx,
+                                        int dx_off, int n, int c, int h, int w, int p, int q, int r,
+                                        int s, int sh, int sw, int ph, int pw, int dh, int dw) {
+    const int wq = (w + sw - 1) / sw; /* columns of phase 0, the longest phase */
+    const int qt = (wq + VEC - 1) / VEC, ht = (h + TP - 1) / TP;
+    const int t = get_global_id(0), ch = get_global_id(1), ni = get_global_id(2);
+    if (t >= ht * qt * sw || ch >= c || ni >= n) return;
+    const int phase = t % sw, t2 = t / sw;
+    const int h0 = (t2 / qt) * TP, j0 = (t2 % qt) * VEC;
+    const int plane = dy_off + (ni * c + ch) * p * q;
+    const int lo = dy_off, hi = dy_off + n * c * p * q;
+    __global const float *wc = wt + w_off + ch * r * s;
+
+    floatV acc[TP];
+    for (int tp = 0; tp < TP; tp++)
+        acc[tp] = (floatV)(0.0f);
+    for (int ks = 0; ks < s; ks++) {
+        const int num = phase + pw - ks * dw;
+        if (num % sw != 0) continue;
+        const int c0 = num / sw + j0; /* exact: dy column of lane 0 */
+        for (int kr = 0; kr < r; kr++) {
+            const float wv = wc[kr * s + ks];
+            for (int tp = 0; tp < TP; tp++) {
+                const int nr = h0 + tp + ph - kr * dh;
+                if (nr < 0 || nr % sh != 0) continue;
+                const int pi = nr / sh;
+                if (pi >= p) continue;
+                acc[tp] =
+                    fma((floatV)(wv), load_cols(dy, plane + pi * q, c0, q, 1, lo, hi), acc[tp]);
+            }
+        }
+    }
+
+    __global float *xc = dx + dx_off + (ni * c + ch) * h * w;
+    for (int tp = 0; tp < TP; tp++) {
+        const int ih = h0 + tp;
+        if (ih >= h) break;
+        __global float *xr = xc + ih * w;
+        if (sw == 1 && j0 + VEC <= w) {
+            vstoreV(acc[tp], 0, xr + j0);
+        } else {
+            float o[VEC];
+            vstoreV(acc[tp], 0, o);
+            for (int l = 0; l < VEC; l++) {
+                const int col = phase + sw * (j0 + l);
+                if (col >= w) break;
+                xr[col] = o[l];
+            }
+        }
+    }
+}
+
+/* ---- backward filter ----------------------------------------------------------------
+ *
+ *   part[chunk, ch, kr, ks] = sum over the dy rows pi of the chunk, qi < q of
+ *                             dy[ni,ch,pi,qi] * x[ni, ch, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
+ *
+ * A chunk is `rows` consecutive dy rows of one image (cpi chunks per image, chunk index
+ * ni*cpi + row block); the host sums the n*cpi partial sets in fixed order
+ * (cc_conv2d_sum_parts) or, with one chunk, this kernel writes dw itself.
+ * Work-item: dim0 = chunk, dim1 = channel, dim2 = (kr, block of SB column taps); VEC
+ * lanes along the dy row, one vector accumulator per tap, summed lane by lane at the
+ * end. Fixed order: deterministic. part: (chunks, c, r, s) dense from part_off. */
+#define SB 4
+__kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
+                                          __global const float *dy, int dy_off,
+                                          __global float *part, int part_off, int n, int c, int h,
+                                          int w, int p, int q, int r, int s, int sh, int sw, int ph,
+                                          int pw, int dh, int dw, int rows, int cpi) {
+    const int sblk = (s + SB - 1) / SB;
+    const int chunk = get_global_id(0), ch = get_global_id(1), tap = get_global_id(2);
+    if (chunk >= n * cpi || ch >= c || tap >= r * sblk) return;
+    const int ni = chunk / cpi, p0 = (chunk % cpi) * rows, p1 = min(p, p0 + rows);
+    const int kr = tap / sblk, ks0 = (tap % sblk) * SB;
+    const int nt = min(SB, s - ks0);
+    const int xplane = x_off + (ni * c + ch) * h * w;
+    const int lo = x_off, hi = x_off + n * c * h * w;
+    __global const float *dyc = dy + dy_off + (ni * c + ch) * p * q;
+
+    floatV acc[SB];
+    for (int j = 0; j < SB; j++)
+        acc[j] = (floatV)(0.0f);
+    for (int pi = p0; pi < p1; pi++) {
+        const int ih = pi * sh - ph + kr * dh;
+        if (ih < 0 || ih >= h) continue;
+        __global const float *dyr = dyc + pi * q;
+        const int xbase = xplane + ih * w;
+        for (int q0 = 0; q0 < q; q0 += VEC) {
+            const int full = q0 + VEC <= q;
+            floatV g;
+            if (full) {
+                g = vloadV(0, dyr + q0);
+            } else {
+                float tq[VEC];
+                for (int l = 0; l < VEC; l++)
+                    tq[l] = q0 + l < q ? dyr[q0 + l] : 0.0f;
+                g = vloadV(0, tq);
+            }
+            const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
+#pragma unroll
+            for (int j = 0; j < SB; j++) {
+                if (j >= nt) break;
+                floatV xv = load_cols(x, xbase, q0 * sw - pw + (ks0 + j) * dw, w, sw, lo, hi);
+                if (!full) xv = select((floatV)(0.0f), xv, keep);
+                acc[j] = fma(g, xv, acc[j]);
+            }
+        }
+    }
+    __global float *out = part + part_off + (chunk * c + ch) * r * s + kr * s + ks0;
+    for (int j = 0; j < nt; j++) {
+        float o[VEC];
+        vstoreV(acc[j], 0, o);
+        float sum = 0.0f;
+        for (int l = 0; l < VEC; l++)
+            sum += o[l];
+        out[j] = sum;
+    }
+}

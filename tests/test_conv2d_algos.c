@@ -611,8 +611,7 @@ static void test_unsupported(void **state) {
     expect_unsupported(CLCNN_CONV_WINOGRAD, &d2, need);
     expect_unsupported(CLCNN_CONV_WINOGRAD, &r31, need);
     /* implicit_gemm has strided data gradients (up to stride 32): test_conv2d_dgrad.c */
-    ref_conv dw = rcp_conv(2, 6, 8, 8, 6, 3, 3, 1, 1, 1, 6);
-    expect_backward_unsupported(CLCNN_CONV_DEPTHWISE, &dw, 1);
+    /* depthwise has both gradients of depthwise layers: test_conv2d_depthwise_bwd.c */
     ref_conv mult = rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),
              g2 = rcp_conv(1, 4, 8, 8, 4, 3, 3, 1, 1, 1, 2);
     need = "groups == input channels == output channels";

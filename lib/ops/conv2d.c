@@ -7,7 +7,7 @@
  * Algorithms: direct (lib/ops/conv2d_direct.c) and gemm (lib/ops/conv2d_gemm.c) handle
  * every shape and pass; implicit_gemm (lib/ops/conv2d_implicit.c) every forward shape and
  * the data gradient for strides up to 32; winograd (lib/ops/conv2d_winograd.c) forward 3x3 stride-1
- * dilation-1 layers; depthwise (lib/ops/conv2d_depthwise.c) forward groups == c == k.
+ * dilation-1 layers; depthwise (lib/ops/conv2d_depthwise.c) all three passes of groups == c == k.
  * The filter gradient: direct, gemm and implicit_gemm (its own kernel,
  * lib/ops/conv2d_wgrad.c), each for every shape.
  * Forcing one where it does not apply is CLCNN_ERR_UNSUPPORTED with the reason
@@ -346,11 +346,11 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
         return ps != PASS_FILTER;
     case CLCNN_CONV_DEPTHWISE:
         if (!cc_conv2d_depthwise_supports(cv)) {
-            *why = "it needs groups == input channels == output channels";
+            *why = "it needs groups == input channels == output channels (channel multiplier "
+                   "1)";
             return 0;
         }
-        *why = "it is built for the forward pass only (use direct, gemm or auto)";
-        return ps == PASS_FORWARD;
+        return 1; /* forward, data and filter gradients */
     default:
         *why = "it is not implemented yet (use direct, gemm, implicit_gemm or auto)";
         return 0;
@@ -463,6 +463,7 @@ clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_de
     if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_backward_data(dev, &cv, dy, w, dx);
     if (a == CLCNN_CONV_IMPLICIT_GEMM) return cc_conv2d_implicit_backward_data(dev, &cv, dy, w, dx);
     if (a == CLCNN_CONV_WINOGRAD) return cc_conv2d_winograd_backward_data(dev, &cv, dy, w, dx);
+    if (a == CLCNN_CONV_DEPTHWISE) return cc_conv2d_depthwise_backward_data(dev, &cv, dy, w, dx);
     return cc_conv2d_direct_backward_data(dev, &cv, dy, w, dx);
 }
 
@@ -494,6 +495,8 @@ clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_
         CC_TRY(cc_conv2d_gemm_backward_filter(dev, &cv, x, dy, dw));
     else if (a == CLCNN_CONV_IMPLICIT_GEMM)
         CC_TRY(cc_conv2d_wgrad_backward_filter(dev, &cv, x, dy, dw));
+    else if (a == CLCNN_CONV_DEPTHWISE)
+        CC_TRY(cc_conv2d_depthwise_backward_filter(dev, &cv, x, dy, dw));
     else
         CC_TRY(cc_conv2d_direct_backward_filter(dev, &cv, x, dy, dw));
     if (!db) return CLCNN_OK;

@@ -1,4 +1,5 @@
-/* Depthwise conv2d forward (groups == c == k): host side of cl/conv2d_depthwise.cl.
+/* Depthwise conv2d (groups == c == k, channel multiplier 1), forward, backward data and
+ * backward filter: host side of cl/conv2d_depthwise.cl.
  * Shapes were checked by lib/ops/conv2d.c, cc_conv2d_depthwise_supports() by the
  * dispatcher.
  *
@@ -8,7 +9,14 @@
  * about r*s multiply-adds per element they read, so they are bound by memory traffic and
  * the cost of building input vectors, not by arithmetic: VEC is the widest vector (16, 8
  * or 4) that the output rows fill (q >= 12: 16, q >= 6: 8, else 4), and TP = 4 rows share
- * each weight load. At most 3 programs. */
+ * each weight load. At most 3 programs (shared by the three passes).
+ *
+ * Backward data: the same tiles over dx, VEC columns of one column phase (iw mod stride)
+ * per work-item, VEC chosen from ceil(w / sw) like the forward's from q.
+ * Backward filter: per channel a reduction over n*p*q; split into chunks of dy rows of
+ * one image (about CHUNK_ELEMS dy elements each, smaller while there are too few
+ * work-items to fill the device), partial sums per chunk in a pool buffer, summed in fixed
+ * order by cc_conv2d_sum_parts: deterministic. */
 #include "conv2d_impl.h"
 
 #include <limits.h>
@@ -19,6 +27,11 @@ static int ceil_div(int a, int b) {
     return (a + b - 1) / b;
 }
 
+/* VEC for rows of len outputs. */
+static int pick_vec(int len) {
+    return len >= 12 ? 16 : len >= 6 ? 8 : 4;
+}
+
 int cc_conv2d_depthwise_supports(const cc_conv *cv) {
     return cv->groups == cv->c && cv->groups == cv->k;
 }
@@ -26,7 +39,7 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv) {
 clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
                                          const clcnn_tensor *x, const clcnn_tensor *w,
                                          const clcnn_tensor *b, clcnn_tensor *y, int act) {
-    int vec = cv->q >= 12 ? 16 : cv->q >= 6 ? 8 : 4;
+    int vec = pick_vec(cv->q);
     int tp = 4;
     /* Development switch: $CLCNN_CONV_DEPTHWISE_CFG="VEC TP" overrides the choice. */
     const char *e = getenv("CLCNN_CONV_DEPTHWISE_CFG");
@@ -51,4 +64,89 @@ clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
                 CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph),
                 CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(act),
                 CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
+}
+
+clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                               const clcnn_tensor *dy, const clcnn_tensor *w,
+                                               clcnn_tensor *dx) {
+    int wq = ceil_div(cv->w, cv->sw);
+    int vec = pick_vec(wq), tp = 4;
+    char defs[32];
+    snprintf(defs, sizeof defs, "VEC=%d TP=%d", vec, tp);
+    size_t tiles = (size_t)ceil_div(cv->h, tp) * (size_t)ceil_div(wq, vec) * (size_t)cv->sw;
+    size_t gws[3] = {tiles, (size_t)cv->c, (size_t)cv->n};
+    size_t lws[3] = {dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8, 1, 1};
+    return cc_launch(
+        dev, "conv2d_depthwise", defs, "conv2d_depthwise_bwd_data", 3, gws, lws,
+        CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset), CC_ARG_MEM(w->storage->mem),
+                CC_ARG_INT(w->offset), CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
+                CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
+                CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+                CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
+                CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw)));
+}
+
+enum {
+    SB = 4, /* column taps per work-item (SB in the .cl file) */
+    CHUNK_ELEMS = 4096
+}; /* dy elements per chunk */
+
+clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_conv *cv,
+                                                 const clcnn_tensor *x, const clcnn_tensor *dy,
+                                                 clcnn_tensor *dw) {
+    int vec = pick_vec(cv->q);
+    char defs[32];
+    snprintf(defs, sizeof defs, "VEC=%d TP=4", vec);
+    size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
+    size_t taps = (size_t)cv->r * ceil_div(cv->s, SB);
+    /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
+    size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) * 64 *
+                  (dev->info.type == CLCNN_DEVICE_GPU ? 64 : 1);
+    int rows = cv->q >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / cv->q;
+    if (rows > cv->p) rows = cv->p;
+    while (rows > 1 && (size_t)cv->n * ceil_div(cv->p, rows) * cv->c * taps < want)
+        rows = ceil_div(rows, 2);
+    /* the partial buffer stays within the workspace limit and int indexing */
+    size_t limit = cc_conv_workspace_limit() / sizeof(float);
+    if (limit > INT_MAX) limit = INT_MAX;
+    while (rows < cv->p && (size_t)cv->n * ceil_div(cv->p, rows) * m > limit)
+        rows = rows * 2 < cv->p ? rows * 2 : cv->p;
+    int cpi = ceil_div(cv->p, rows);
+    size_t parts = (size_t)cv->n * cpi;
+    if (parts * m > limit) { /* one chunk per image still too large: whole images */
+        rows = cv->p;
+        cpi = 1;
+        parts = (size_t)cv->n;
+    }
+    if (parts * m > limit) {
+        return cc_fail(CLCNN_ERR_UNSUPPORTED,
+                       "conv2d backward filter (depthwise): %zu partial sums of %zu weights "
+                       "exceed the workspace limit (x %dx%dx%dx%d; use direct)",
+                       parts, m, cv->n, cv->c, cv->h, cv->w);
+    }
+    if (parts > 1)
+        CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_sum_parts"));
+    cc_storage *part = NULL;
+    cl_mem out = dw->storage->mem;
+    size_t out_off = dw->offset;
+    if (parts > 1) {
+        CC_TRY(cc_pool_acquire(dev, parts * m * sizeof(float), &part));
+        out = part->mem;
+        out_off = 0;
+    }
+    size_t gws[3] = {parts, (size_t)cv->c, taps};
+    size_t lws[3] = {dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8, 1, 1};
+    clcnn_status st = cc_launch(
+        dev, "conv2d_depthwise", defs, "conv2d_depthwise_bwd_filter", 3, gws, lws,
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
+                CC_ARG_INT(dy->offset), CC_ARG_MEM(out), CC_ARG_INT(out_off), CC_ARG_INT(cv->n),
+                CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->p),
+                CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh),
+                CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh),
+                CC_ARG_INT(cv->dw), CC_ARG_INT(rows), CC_ARG_INT(cpi)));
+    if (st == CLCNN_OK && part)
+        st = cc_conv2d_sum_parts(dev, part->mem, 0, (int)parts, (int)m, dw->storage->mem,
+                                 dw->offset, 0);
+    if (part) cc_pool_release(dev, part); /* in-order queue: later users run after us */
+    return st;
 }

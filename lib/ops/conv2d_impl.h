@@ -67,6 +67,13 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv);
 clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
                                          const clcnn_tensor *x, const clcnn_tensor *w,
                                          const clcnn_tensor *b, clcnn_tensor *y, int act);
+/* Backward data and filter of the same shapes (filter: partial sums from the pool). */
+clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                               const clcnn_tensor *dy, const clcnn_tensor *w,
+                                               clcnn_tensor *dx);
+clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_conv *cv,
+                                                 const clcnn_tensor *x, const clcnn_tensor *dy,
+                                                 clcnn_tensor *dw);
 /* Backward data: dx = conv^T(dy, w). */
 clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv,
                                             const clcnn_tensor *dy, const clcnn_tensor *w,
