@@ -23,7 +23,9 @@
  * 4096 x 4096 at n = 64: forward 149 -> 17, dx 115 -> 24, dw 63 -> 23; AlexNet fc6
  * (9216 -> 4096) at n = 8: forward 245 -> 18, dx 238 -> 20, dw 132 -> 16. At n = 128 the
  * two were within the noise of each other (CLBlast untuned here); the GPU threshold is a
- * cautious guess, not measured (the forward kernel does not coalesce its w reads). */
+ * cautious guess, not measured (the forward kernel does not coalesce its w reads). A whole
+ * AlexNet training step at batch 8 went from 1.7-3.9 s to 0.9-2.0 s (fc products from 49 %
+ * of the device time to 9 %, CLCNN_PROFILE=1). */
 #include "internal.h"
 
 #include <limits.h>
