@@ -228,61 +228,92 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
  * A chunk is `rows` consecutive dy rows of one image (cpi chunks per image, chunk index
  * ni*cpi + row block); the host sums the n*cpi partial sets in fixed order
  * (cc_conv2d_sum_parts) or, with one chunk, this kernel writes dw itself.
- * Work-item: dim0 = chunk, dim1 = channel, dim2 = (kr, block of SB column taps); VEC
- * lanes along the dy row, one vector accumulator per tap, summed lane by lane at the
- * end. Fixed order: deterministic. part: (chunks, c, r, s) dense from part_off. */
+ * Work-item: dim0 = chunk, dim1 = channel, dim2 = a block of RB x SB taps (a 3x3 kernel
+ * is one block: each dy vector is loaded once for all 9 taps); VEC lanes along the dy
+ * row, one vector accumulator per tap, summed lane by lane at the end. Fixed order:
+ * deterministic. part: (chunks, c, r, s) dense from part_off. */
+#define RB 3
 #define SB 4
 __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                                           __global const float *dy, int dy_off,
                                           __global float *part, int part_off, int n, int c, int h,
                                           int w, int p, int q, int r, int s, int sh, int sw, int ph,
                                           int pw, int dh, int dw, int rows, int cpi) {
-    const int sblk = (s + SB - 1) / SB;
+    const int sblk = (s + SB - 1) / SB, rblk = (r + RB - 1) / RB;
     const int chunk = get_global_id(0), ch = get_global_id(1), tap = get_global_id(2);
-    if (chunk >= n * cpi || ch >= c || tap >= r * sblk) return;
+    if (chunk >= n * cpi || ch >= c || tap >= rblk * sblk) return;
     const int ni = chunk / cpi, p0 = (chunk % cpi) * rows, p1 = min(p, p0 + rows);
-    const int kr = tap / sblk, ks0 = (tap % sblk) * SB;
-    const int nt = min(SB, s - ks0);
+    const int kr0 = (tap / sblk) * RB, ks0 = (tap % sblk) * SB;
+    const int nr = min(RB, r - kr0), ns = min(SB, s - ks0);
     const int xplane = x_off + (ni * c + ch) * h * w;
     const int lo = x_off, hi = x_off + n * c * h * w;
-    __global const float *dyc = dy + dy_off + (ni * c + ch) * p * q;
+    const int dyc = dy_off + (ni * c + ch) * p * q, dhi = dy_off + n * c * p * q;
 
-    floatV acc[SB];
-    for (int j = 0; j < SB; j++)
-        acc[j] = (floatV)(0.0f);
+    floatV acc[RB][SB];
+    for (int i = 0; i < RB; i++)
+        for (int j = 0; j < SB; j++)
+            acc[i][j] = (floatV)(0.0f);
     for (int pi = p0; pi < p1; pi++) {
-        const int ih = pi * sh - ph + kr * dh;
-        if (ih < 0 || ih >= h) continue;
-        __global const float *dyr = dyc + pi * q;
-        const int xbase = xplane + ih * w;
+        const int dyr = dyc + pi * q;
         for (int q0 = 0; q0 < q; q0 += VEC) {
             const int full = q0 + VEC <= q;
+            const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
             floatV g;
             if (full) {
-                g = vloadV(0, dyr + q0);
+                g = vloadV(0, dy + dyr + q0);
+            } else if (dyr + q0 + VEC <= dhi) {
+                g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
             } else {
                 float tq[VEC];
                 for (int l = 0; l < VEC; l++)
-                    tq[l] = q0 + l < q ? dyr[q0 + l] : 0.0f;
+                    tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
                 g = vloadV(0, tq);
             }
-            const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
+            /* every tap's VEC columns inside the row (and stride 1 or 2): plain loads */
+            const int c0 = q0 * sw - pw + ks0 * dw, c1 = c0 + (ns - 1) * dw + (VEC - 1) * sw;
+            const int fast = full && (sw == 1 || sw == 2) && c0 >= 0 && c1 < w;
 #pragma unroll
-            for (int j = 0; j < SB; j++) {
-                if (j >= nt) break;
-                floatV xv = load_cols(x, xbase, q0 * sw - pw + (ks0 + j) * dw, w, sw, lo, hi);
-                if (!full) xv = select((floatV)(0.0f), xv, keep);
-                acc[j] = fma(g, xv, acc[j]);
+            for (int i = 0; i < RB; i++) {
+                if (i >= nr) break;
+                const int ih = pi * sh - ph + (kr0 + i) * dh;
+                if (ih < 0 || ih >= h) continue;
+                const int xbase = xplane + ih * w;
+                if (fast && xbase + c1 + sw <= hi) {
+                    __global const float *xr = x + xbase + c0;
+                    if (sw == 1) {
+#pragma unroll
+                        for (int j = 0; j < SB; j++) {
+                            if (j >= ns) break;
+                            acc[i][j] = fma(g, vloadV(0, xr + j * dw), acc[i][j]);
+                        }
+                    } else {
+#pragma unroll
+                        for (int j = 0; j < SB; j++) {
+                            if (j >= ns) break;
+                            acc[i][j] = fma(g, LOAD_EVEN(xr + j * dw), acc[i][j]);
+                        }
+                    }
+                    continue;
+                }
+#pragma unroll
+                for (int j = 0; j < SB; j++) {
+                    if (j >= ns) break;
+                    floatV xv = load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi);
+                    if (!full) xv = select((floatV)(0.0f), xv, keep);
+                    acc[i][j] = fma(g, xv, acc[i][j]);
+                }
             }
         }
     }
-    __global float *out = part + part_off + (chunk * c + ch) * r * s + kr * s + ks0;
-    for (int j = 0; j < nt; j++) {
-        float o[VEC];
-        vstoreV(acc[j], 0, o);
-        float sum = 0.0f;
-        for (int l = 0; l < VEC; l++)
-            sum += o[l];
-        out[j] = sum;
+    __global float *out = part + part_off + (chunk * c + ch) * r * s;
+    for (int i = 0; i < nr; i++) {
+        for (int j = 0; j < ns; j++) {
+            float o[VEC];
+            vstoreV(acc[i][j], 0, o);
+            float sum = 0.0f;
+            for (int l = 0; l < VEC; l++)
+                sum += o[l];
+            out[(kr0 + i) * s + ks0 + j] = sum;
+        }
     }
 }

@@ -268,7 +268,7 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *   backward data: the same rule applied to the transposed convolution (dy as input,
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
- *     99 vs direct 43; depthwise: direct.
+ *     99 vs direct 43; depthwise layers: depthwise (below).
  *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run with every
  *     algorithm per shape on the shared 2-core machine, load 3-4, 2026-11-25):
  *     implicit_gemm (the phase decomposition, lib/ops/conv2d_implicit.c) when its GEMMs
@@ -278,7 +278,8 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     c256->512 133 vs 24.8 (gemm 30.7), c512->1024 48.4 vs 26.6 (gemm 35.5),
  *     c1024->2048 (8 MB of weights) 21.9 vs 5.9 (gemm 13.9; 3 more rounds: 10.8-24.0 vs
  *     gemm 7.1-15.6), MobileNet-V2 stem 50.6 vs 12.8; larger weights (not measured):
- *     gemm, which beat direct on the c512 and c1024 layers; depthwise: direct (3.2 vs
+ *     gemm, which beat direct on the c512 and c1024 layers; depthwise layers: depthwise
+ *     (below; among the others direct was best: 3.2 vs
  *     3.2, 4.1 vs 2.9, 1.9 vs 2.0, 1.9 vs 1.9 on MobileNet-V2's four stride-2 layers).
  *   backward filter (GFLOPS per CPU-second x 2, implicit_gemm vs direct vs gemm,
  *     2026-11-25, the tuned kernels of lib/ops/conv2d_wgrad.c):
@@ -289,7 +290,8 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     batch 1 264 vs 110, 32x2x28x28 -> 32 3x3 (rows of 18) 71 vs 53; VGG's first
  *     layer (8x3x224x224 -> 64 3x3, rows of 27) ties, 43 vs 45: transposing its 103 MB
  *     dy costs as much as the product;
- *   - else direct: few channels per group (kpg 8: a tie; depthwise 12 vs 2) or short
+ *   - else direct: few channels per group (kpg 8: a tie; depthwise 12 vs 2, but see the
+ *     depthwise rule below) or short
  *     rows (64x1x28x28 -> 32 3x3, rows of 9: 38 vs 49).
  * Other devices (GPUs): CLBlast's GEMM is the tuned path, so gemm when the matrices are
  * reasonably large:
@@ -299,6 +301,19 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  * yet; the new kernels are correct there but tuned for CPUs. */
 static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pass ps) {
     if (dev->info.type == CLCNN_DEVICE_CPU) {
+        /* Depthwise layers (lib/ops/conv2d_depthwise.c), measured on MobileNet-V2's ten
+         * depthwise layers at batch 8, all algorithms interleaved, --runs 7-11, ms
+         * depthwise vs direct, loaded 2-core machine, 2026-11-25: data gradient
+         * depthwise: 112x112 c32 3.1 vs 11.6, s2 c96 9.8 vs 12.9, 56x56 c144 4.2 vs 6.5,
+         * s2 3.1 vs 4.0, 28x28 c192 1.4 vs 2.1, s2 1.1 vs 1.5, 7x7 c960 0.82 vs 0.90; ties
+         * at 14x14 (c384 1.8 vs 1.6, c576 2.7 vs 3.3, s2 2.0 vs 2.1). Filter gradient:
+         * depthwise for strides > 1 (s2: c96 6.3 vs 13.5, c144 2.8 vs 12.5, c192 1.1 vs
+         * 4.3, c576 0.78 vs 1.8) and planes of at least 64x64 outputs (112x112 c32 2.4 vs
+         * 5.6); direct on smaller stride-1 planes (56x56 c144 7.0 vs 6.9, 28x28 3.0 vs
+         * 2.0, 14x14 c576 3.0 vs 1.7, 7x7 1.2 vs 0.58). */
+        if (cc_conv2d_depthwise_supports(cv) &&
+            (ps != PASS_FILTER || cv->sh > 1 || cv->sw > 1 || cv->p * cv->q >= 64 * 64))
+            return CLCNN_CONV_DEPTHWISE;
         if (ps == PASS_FILTER)
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM
                                                                   : CLCNN_CONV_DIRECT;

@@ -87,7 +87,8 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
 }
 
 enum {
-    SB = 4, /* column taps per work-item (SB in the .cl file) */
+    RB = 3,
+    SB = 4, /* RB x SB taps per work-item (RB, SB in the .cl file) */
     CHUNK_ELEMS = 4096
 }; /* dy elements per chunk */
 
@@ -98,7 +99,7 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
     char defs[32];
     snprintf(defs, sizeof defs, "VEC=%d TP=4", vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
-    size_t taps = (size_t)cv->r * ceil_div(cv->s, SB);
+    size_t taps = (size_t)ceil_div(cv->r, RB) * ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
     size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) * 64 *
                   (dev->info.type == CLCNN_DEVICE_GPU ? 64 : 1);
