@@ -253,54 +253,107 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
     for (int i = 0; i < RB; i++)
         for (int j = 0; j < SB; j++)
             acc[i][j] = (floatV)(0.0f);
-    for (int pi = p0; pi < p1; pi++) {
-        const int dyr = dyc + pi * q;
-        for (int q0 = 0; q0 < q; q0 += VEC) {
-            const int full = q0 + VEC <= q;
-            const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
-            floatV g;
-            if (full) {
-                g = vloadV(0, dy + dyr + q0);
-            } else if (dyr + q0 + VEC <= dhi) {
-                g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
-            } else {
-                float tq[VEC];
-                for (int l = 0; l < VEC; l++)
-                    tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
-                g = vloadV(0, tq);
-            }
-            /* every tap's VEC columns inside the row (and stride 1 or 2): plain loads */
-            const int c0 = q0 * sw - pw + ks0 * dw, c1 = c0 + (ns - 1) * dw + (VEC - 1) * sw;
-            const int fast = full && (sw == 1 || sw == 2) && c0 >= 0 && c1 < w;
+    if (q > VEC) { /* rows outer: plain vector loads inside the rows */
+        for (int pi = p0; pi < p1; pi++) {
+            const int dyr = dyc + pi * q;
+            for (int q0 = 0; q0 < q; q0 += VEC) {
+                const int full = q0 + VEC <= q;
+                const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
+                floatV g;
+                if (full) {
+                    g = vloadV(0, dy + dyr + q0);
+                } else if (dyr + q0 + VEC <= dhi) {
+                    g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
+                } else {
+                    float tq[VEC];
+                    for (int l = 0; l < VEC; l++)
+                        tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
+                    g = vloadV(0, tq);
+                }
+                /* every tap's VEC columns inside the row (and stride 1 or 2): plain loads */
+                const int c0 = q0 * sw - pw + ks0 * dw, c1 = c0 + (ns - 1) * dw + (VEC - 1) * sw;
+                const int fast = full && (sw == 1 || sw == 2) && c0 >= 0 && c1 < w;
 #pragma unroll
-            for (int i = 0; i < RB; i++) {
-                if (i >= nr) break;
-                const int ih = pi * sh - ph + (kr0 + i) * dh;
-                if (ih < 0 || ih >= h) continue;
-                const int xbase = xplane + ih * w;
-                if (fast && xbase + c1 + sw <= hi) {
-                    __global const float *xr = x + xbase + c0;
-                    if (sw == 1) {
+                for (int i = 0; i < RB; i++) {
+                    if (i >= nr) break;
+                    const int ih = pi * sh - ph + (kr0 + i) * dh;
+                    if (ih < 0 || ih >= h) continue;
+                    const int xbase = xplane + ih * w;
+                    if (fast && xbase + c1 + sw <= hi) {
+                        __global const float *xr = x + xbase + c0;
+                        if (sw == 1) {
 #pragma unroll
-                        for (int j = 0; j < SB; j++) {
-                            if (j >= ns) break;
-                            acc[i][j] = fma(g, vloadV(0, xr + j * dw), acc[i][j]);
+                            for (int j = 0; j < SB; j++) {
+                                if (j >= ns) break;
+                                acc[i][j] = fma(g, vloadV(0, xr + j * dw), acc[i][j]);
+                            }
+                        } else {
+#pragma unroll
+                            for (int j = 0; j < SB; j++) {
+                                if (j >= ns) break;
+                                acc[i][j] = fma(g, LOAD_EVEN(xr + j * dw), acc[i][j]);
+                            }
                         }
-                    } else {
-#pragma unroll
-                        for (int j = 0; j < SB; j++) {
-                            if (j >= ns) break;
-                            acc[i][j] = fma(g, LOAD_EVEN(xr + j * dw), acc[i][j]);
-                        }
+                        continue;
                     }
-                    continue;
+#pragma unroll
+                    for (int j = 0; j < SB; j++) {
+                        if (j >= ns) break;
+                        floatV xv = load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi);
+                        if (!full) xv = select((floatV)(0.0f), xv, keep);
+                        acc[i][j] = fma(g, xv, acc[i][j]);
+                    }
+                }
+            }
+        }
+    } else { /* one column tile: the lane masks once for all rows */
+        for (int q0 = 0; q0 < q; q0 += VEC) {
+            /* per column tile: each tap's lane mask (inside the row, lane < q: no 0 * inf past
+             * the row's end), computed once for all rows */
+            const int full = q0 + VEC <= q;
+            const intV keep = LANES < (intV)(q - q0);
+            const int c0 = q0 * sw - pw + ks0 * dw;
+            intV mask[SB];
+            int whole[SB]; /* every lane inside: no mask */
+#pragma unroll
+            for (int j = 0; j < SB; j++) {
+                const intV col = (intV)(c0 + j * dw) + LANES * sw;
+                mask[j] = keep & (col >= (intV)(0)) & (col < (intV)(w));
+                whole[j] = full && c0 + j * dw >= 0 && c0 + j * dw + (VEC - 1) * sw < w;
+            }
+            for (int pi = p0; pi < p1; pi++) {
+                const int dyr = dyc + pi * q;
+                floatV g;
+                if (full) {
+                    g = vloadV(0, dy + dyr + q0);
+                } else if (dyr + q0 + VEC <= dhi) {
+                    g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
+                } else {
+                    float tq[VEC];
+                    for (int l = 0; l < VEC; l++)
+                        tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
+                    g = vloadV(0, tq);
                 }
 #pragma unroll
-                for (int j = 0; j < SB; j++) {
-                    if (j >= ns) break;
-                    floatV xv = load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi);
-                    if (!full) xv = select((floatV)(0.0f), xv, keep);
-                    acc[i][j] = fma(g, xv, acc[i][j]);
+                for (int i = 0; i < RB; i++) {
+                    if (i >= nr) break;
+                    const int ih = pi * sh - ph + (kr0 + i) * dh;
+                    if (ih < 0 || ih >= h) continue;
+                    const int xbase = xplane + ih * w;
+#pragma unroll
+                    for (int j = 0; j < SB; j++) {
+                        if (j >= ns) break;
+                        const int start = xbase + c0 + j * dw;
+                        floatV xv;
+                        if ((sw == 1 || sw == 2) && start >= lo && start + VEC * sw <= hi) {
+                            xv = sw == 1 ? vloadV(0, x + start) : LOAD_EVEN(x + start);
+                            if (!whole[j]) xv = select((floatV)(0.0f), xv, mask[j]);
+                        } else {
+                            xv = select((floatV)(0.0f),
+                                        load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi), keep);
+                        }
+                        acc[i][j] = fma(g, xv, acc[i][j]);
+                    }
                 }
             }
         }
