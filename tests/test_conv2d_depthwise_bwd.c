@@ -334,6 +334,7 @@ static void test_auto(void **state) {
         {32, 112, 1, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
         {96, 112, 2, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
         {576, 14, 2, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
+        {144, 56, 1, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
         {192, 28, 1, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DIRECT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

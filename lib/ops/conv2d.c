@@ -302,17 +302,18 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
 static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pass ps) {
     if (dev->info.type == CLCNN_DEVICE_CPU) {
         /* Depthwise layers (lib/ops/conv2d_depthwise.c), measured on MobileNet-V2's ten
-         * depthwise layers at batch 8, all algorithms interleaved, --runs 7-11, ms
-         * depthwise vs direct, loaded 2-core machine, 2026-11-25: data gradient
-         * depthwise: 112x112 c32 3.1 vs 11.6, s2 c96 9.8 vs 12.9, 56x56 c144 4.2 vs 6.5,
-         * s2 3.1 vs 4.0, 28x28 c192 1.4 vs 2.1, s2 1.1 vs 1.5, 7x7 c960 0.82 vs 0.90; ties
-         * at 14x14 (c384 1.8 vs 1.6, c576 2.7 vs 3.3, s2 2.0 vs 2.1). Filter gradient:
-         * depthwise for strides > 1 (s2: c96 6.3 vs 13.5, c144 2.8 vs 12.5, c192 1.1 vs
-         * 4.3, c576 0.78 vs 1.8) and planes of at least 64x64 outputs (112x112 c32 2.4 vs
-         * 5.6); direct on smaller stride-1 planes (56x56 c144 7.0 vs 6.9, 28x28 3.0 vs
-         * 2.0, 14x14 c576 3.0 vs 1.7, 7x7 1.2 vs 0.58). */
+         * depthwise layers at batch 8 (clcnn-perf --op conv2d_bwd_data,conv2d_bwd_filter
+         * --suite mobilenet_v2 --filter dw --algo all --runs 7: interleaved, ms depthwise
+         * vs direct, loaded 2-core machine, 2026-11-25). Data gradient: depthwise: 112x112
+         * c32 6.3 vs 10.9, s2 c96 18.0 vs 24.9, 56x56 c144 7.8 vs 12.6, s2 6.2 vs 8.0,
+         * 28x28 c192 2.8 vs 4.1, s2 1.9 vs 2.7, 14x14 c384 1.8 vs 2.2, c576 2.8 vs 3.4, s2
+         * 2.07 vs 2.09 (a tie), 7x7 c960 1.6 vs 1.8. Filter gradient: depthwise for strides
+         * > 1 (s2: c96 3.6 vs 24.7, c144 1.2 vs 5.9, c192 0.44 vs 2.2, c576 0.60 vs 1.8)
+         * and stride-1 planes of at least 40x40 outputs (112x112 c32 3.6 vs 5.4, 56x56
+         * c144 3.0 vs 3.4); direct on smaller ones (28x28 c192 1.5 vs 1.2, 14x14 c384 1.6
+         * vs 0.61, c576 1.2 vs 0.96, 7x7 c960 1.4 vs 0.59). */
         if (cc_conv2d_depthwise_supports(cv) &&
-            (ps != PASS_FILTER || cv->sh > 1 || cv->sw > 1 || cv->p * cv->q >= 64 * 64))
+            (ps != PASS_FILTER || cv->sh > 1 || cv->sw > 1 || cv->p * cv->q >= 40 * 40))
             return CLCNN_CONV_DEPTHWISE;
         if (ps == PASS_FILTER)
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM
