@@ -397,12 +397,13 @@ static void mutate_direct(tuner *t, const size_t *from, size_t v[CC_XD_COUNT]) {
 
 /* Starting points (in CLBlast's order: GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG
  * SA SB STRM STRN VWM VWN). CPUs (POCL) like big tiles and wide vectors with no local
- * memory, and the 2-D register tiling (GEMMK 1) with 16x16 results per work-item most:
- * a row-major GEMM then needs no transposes of A and C (4-5x CLBlast's defaults at
+ * memory, and the 2-D register tiling (GEMMK 1) with 16x16 or 16x8 results per work-item:
+ * a row-major GEMM then needs no transposes of A and C (5-10x CLBlast's defaults at
  * 1024^3 on a 2-core AVX-512 Xeon, against about 3x for the best GEMMK 0 seed); GPUs
  * like 8x8-16x16 work-groups with local memory. */
 static const size_t cpu_seeds[][CC_XG_COUNT] = {
     {1, 16, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 4},
+    {1, 1, 1, 1, 4, 4, 64, 8, 8, 64, 0, 0, 0, 0, 16, 1}, /* 16x8: found from seed 7 */
     {1, 4, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 4},
     {1, 16, 1, 1, 2, 2, 32, 2, 2, 32, 0, 0, 0, 0, 16, 4},
     {1, 1, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 1},
