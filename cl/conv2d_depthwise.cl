@@ -173,46 +173,69 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
                                         int s, int sh, int sw, int ph, int pw, int dh, int dw) {
     const int wq = (w + sw - 1) / sw; /* columns of phase 0, the longest phase */
     const int qt = (wq + VEC - 1) / VEC, ht = (h + TP - 1) / TP;
+    const int nph = sw == 2 ? 2 : 1; /* phases per work-item */
     const int t = get_global_id(0), ch = get_global_id(1), ni = get_global_id(2);
-    if (t >= ht * qt * sw || ch >= c || ni >= n) return;
-    const int phase = t % sw, t2 = t / sw;
+    if (t >= ht * qt * (sw / nph) || ch >= c || ni >= n) return;
+    const int ph0 = nph == 2 ? 0 : t % sw, t2 = nph == 2 ? t : t / sw;
     const int h0 = (t2 / qt) * TP, j0 = (t2 % qt) * VEC;
     const int plane = dy_off + (ni * c + ch) * p * q;
     const int lo = dy_off, hi = dy_off + n * c * p * q;
     __global const float *wc = wt + w_off + ch * r * s;
 
-    floatV acc[TP];
-    for (int tp = 0; tp < TP; tp++)
-        acc[tp] = (floatV)(0.0f);
-    for (int ks = 0; ks < s; ks++) {
-        const int num = phase + pw - ks * dw;
-        if (num % sw != 0) continue;
-        const int c0 = num / sw + j0; /* exact: dy column of lane 0 */
-        for (int kr = 0; kr < r; kr++) {
-            const float wv = wc[kr * s + ks];
-            for (int tp = 0; tp < TP; tp++) {
-                const int nr = h0 + tp + ph - kr * dh;
-                if (nr < 0 || nr % sh != 0) continue;
-                const int pi = nr / sh;
-                if (pi >= p) continue;
-                acc[tp] =
-                    fma((floatV)(wv), load_cols(dy, plane + pi * q, c0, q, 1, lo, hi), acc[tp]);
+    floatV acc[2][TP];
+    for (int f = 0; f < 2; f++)
+        for (int tp = 0; tp < TP; tp++)
+            acc[f][tp] = (floatV)(0.0f);
+    for (int f = 0; f < 2; f++) {
+        if (f >= nph) break;
+        for (int ks = 0; ks < s; ks++) {
+            const int num = ph0 + f + pw - ks * dw;
+            if (num % sw != 0) continue;
+            const int c0 = num / sw + j0; /* exact: dy column of lane 0 */
+            for (int kr = 0; kr < r; kr++) {
+                const float wv = wc[kr * s + ks];
+                for (int tp = 0; tp < TP; tp++) {
+                    const int nr = h0 + tp + ph - kr * dh;
+                    if (nr < 0 || nr % sh != 0) continue;
+                    const int pi = nr / sh;
+                    if (pi >= p) continue;
+                    acc[f][tp] = fma((floatV)(wv), load_cols(dy, plane + pi * q, c0, q, 1, lo, hi),
+                                     acc[f][tp]);
+                }
             }
         }
     }
 
+    /* stride 1: VEC consecutive columns; stride 2: both phases interleaved into 2*VEC
+     * consecutive columns; other strides: element by element */
     __global float *xc = dx + dx_off + (ni * c + ch) * h * w;
     for (int tp = 0; tp < TP; tp++) {
         const int ih = h0 + tp;
         if (ih >= h) break;
         __global float *xr = xc + ih * w;
         if (sw == 1 && j0 + VEC <= w) {
-            vstoreV(acc[tp], 0, xr + j0);
+            vstoreV(acc[0][tp], 0, xr + j0);
+        } else if (nph == 2) {
+            float a[VEC], b[VEC], o[2 * VEC];
+            vstoreV(acc[0][tp], 0, a);
+            vstoreV(acc[1][tp], 0, b);
+            for (int l = 0; l < VEC; l++) {
+                o[2 * l] = a[l];
+                o[2 * l + 1] = b[l];
+            }
+            const int col0 = 2 * j0;
+            if (col0 + 2 * VEC <= w) {
+                vstoreV(vloadV(0, o), 0, xr + col0);
+                vstoreV(vloadV(0, o + VEC), 0, xr + col0 + VEC);
+            } else {
+                for (int l = 0; l < 2 * VEC && col0 + l < w; l++)
+                    xr[col0 + l] = o[l];
+            }
         } else {
             float o[VEC];
-            vstoreV(acc[tp], 0, o);
+            vstoreV(acc[0][tp], 0, o);
             for (int l = 0; l < VEC; l++) {
-                const int col = phase + sw * (j0 + l);
+                const int col = ph0 + sw * (j0 + l);
                 if (col >= w) break;
                 xr[col] = o[l];
             }

@@ -73,7 +73,9 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
     int vec = pick_vec(wq), tp = 4;
     char defs[32];
     snprintf(defs, sizeof defs, "VEC=%d TP=%d", vec, tp);
-    size_t tiles = (size_t)ceil_div(cv->h, tp) * (size_t)ceil_div(wq, vec) * (size_t)cv->sw;
+    /* stride 2: one work-item computes both column phases */
+    size_t tiles = (size_t)ceil_div(cv->h, tp) * (size_t)ceil_div(wq, vec) *
+                   (size_t)(cv->sw == 2 ? 1 : cv->sw);
     size_t gws[3] = {tiles, (size_t)cv->c, (size_t)cv->n};
     size_t lws[3] = {dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8, 1, 1};
     return cc_launch(
