@@ -1,6 +1,8 @@
-/* Depthwise 2-D convolution, forward: groups == c == k, one filter per channel (channel
- * multiplier 1). Any kernel size, stride, zero padding and dilation (kernel arguments).
- * Host side: lib/ops/conv2d_depthwise.c.
+/* Depthwise 2-D convolution, forward (conv2d_depthwise_fwd), data gradient
+ * (conv2d_depthwise_bwd_data) and filter gradient (conv2d_depthwise_bwd_filter): groups
+ * == c == k, one filter per channel (channel multiplier 1). Any kernel size, stride, zero
+ * padding and dilation (kernel arguments). Host side: lib/ops/conv2d_depthwise.c. The
+ * gradients are described above their kernels below.
  *
  *   y[ni,ch,pi,qi] = b[ch] + sum_{kr,ks} x[ni, ch, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
  *                                        * wt[ch, 0, kr, ks]        (outside the input: 0)
@@ -164,9 +166,11 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
  *
  * Work-item -> dx mapping: dim0 = (row tile, column tile, column phase), dim1 = channel,
  * dim2 = image; TP consecutive rows x VEC columns iw = phase + sw*(j0 + l), l < VEC, of
- * one phase (iw mod sw). Every column of a phase uses the same column taps, and their dy
- * columns are consecutive: one vector load per (row, tap). Stride 1 stores vectors, other
- * strides store element by element. Fixed order (ks, then kr): deterministic. */
+ * one phase (iw mod sw); for stride 2 one work-item computes both phases (dim0 has no
+ * phase then) and stores them interleaved, 2*VEC consecutive columns. Every column of a
+ * phase uses the same column taps, and their dy columns are consecutive: one vector load
+ * per (row, tap). Strides 1 and 2 store vectors, others element by element. Fixed order (ks, then
+ * kr): deterministic. */
 __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
                                         __global const float *wt, int w_off, __global float *dx,
                                         int dx_off, int n, int c, int h, int w, int p, int q, int r,

@@ -12,7 +12,8 @@
  * each weight load. At most 3 programs (shared by the three passes).
  *
  * Backward data: the same tiles over dx, VEC columns of one column phase (iw mod stride)
- * per work-item, VEC chosen from ceil(w / sw) like the forward's from q.
+ * per work-item (both phases for stride 2), VEC chosen from ceil(w / sw) like the
+ * forward's from q.
  * Backward filter: per channel a reduction over n*p*q; split into chunks of dy rows of
  * one image (about CHUNK_ELEMS dy elements each, smaller while there are too few
  * work-items to fill the device), partial sums per chunk in a pool buffer, summed in fixed
