@@ -252,87 +252,91 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
  *   part[chunk, ch, kr, ks] = sum over the dy rows pi of the chunk, qi < q of
  *                             dy[ni,ch,pi,qi] * x[ni, ch, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
  *
- * A chunk is `rows` consecutive dy rows of one image (cpi chunks per image, chunk index
- * ni*cpi + row block); the host sums the n*cpi partial sets in fixed order
- * (cc_conv2d_sum_parts) or, with one chunk, this kernel writes dw itself.
- * Work-item: dim0 = chunk, dim1 = channel, dim2 = a block of RB x SB taps (a 3x3 kernel
- * is one block: each dy vector is loaded once for all 9 taps); VEC lanes along the dy
- * row, one vector accumulator per tap, summed lane by lane at the end. Fixed order:
- * deterministic. part: (chunks, c, r, s) dense from part_off. */
+ * A chunk is `rows` consecutive dy rows (cpi row blocks per image) of `imgs` consecutive
+ * images (chunk index = image block * cpi + row block; imgs > 1 for small planes); the host sums
+ * the n*cpi partial sets in fixed order (cc_conv2d_sum_parts) or, with one chunk, this kernel
+ * writes dw itself. Work-item: dim0 = chunk, dim1 = channel, dim2 = a block of RB x SB taps (a 3x3
+ * kernel is one block: each dy vector is loaded once for all 9 taps); VEC lanes along the dy row,
+ * one vector accumulator per tap, summed lane by lane at the end. Fixed order: deterministic. part:
+ * (chunks, c, r, s) dense from part_off. */
 #define RB 3
 #define SB 4
 __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                                           __global const float *dy, int dy_off,
                                           __global float *part, int part_off, int n, int c, int h,
                                           int w, int p, int q, int r, int s, int sh, int sw, int ph,
-                                          int pw, int dh, int dw, int rows, int cpi) {
+                                          int pw, int dh, int dw, int rows, int cpi, int imgs) {
     const int sblk = (s + SB - 1) / SB, rblk = (r + RB - 1) / RB;
     const int chunk = get_global_id(0), ch = get_global_id(1), tap = get_global_id(2);
-    if (chunk >= n * cpi || ch >= c || tap >= rblk * sblk) return;
-    const int ni = chunk / cpi, p0 = (chunk % cpi) * rows, p1 = min(p, p0 + rows);
+    if (chunk >= (n + imgs - 1) / imgs * cpi || ch >= c || tap >= rblk * sblk) return;
+    const int ni0 = chunk / cpi * imgs, ni1 = min(n, ni0 + imgs);
+    const int p0 = (chunk % cpi) * rows, p1 = min(p, p0 + rows);
     const int kr0 = (tap / sblk) * RB, ks0 = (tap % sblk) * SB;
     const int nr = min(RB, r - kr0), ns = min(SB, s - ks0);
-    const int xplane = x_off + (ni * c + ch) * h * w;
     const int lo = x_off, hi = x_off + n * c * h * w;
-    const int dyc = dy_off + (ni * c + ch) * p * q, dhi = dy_off + n * c * p * q;
+    const int dhi = dy_off + n * c * p * q;
 
     floatV acc[RB][SB];
     for (int i = 0; i < RB; i++)
         for (int j = 0; j < SB; j++)
             acc[i][j] = (floatV)(0.0f);
     if (q > VEC) { /* rows outer: plain vector loads inside the rows */
-        for (int pi = p0; pi < p1; pi++) {
-            const int dyr = dyc + pi * q;
-            for (int q0 = 0; q0 < q; q0 += VEC) {
-                const int full = q0 + VEC <= q;
-                const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
-                floatV g;
-                if (full) {
-                    g = vloadV(0, dy + dyr + q0);
-                } else if (dyr + q0 + VEC <= dhi) {
-                    g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
-                } else {
-                    float tq[VEC];
-                    for (int l = 0; l < VEC; l++)
-                        tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
-                    g = vloadV(0, tq);
-                }
-                /* every tap's VEC columns inside the row (and stride 1 or 2): plain loads */
-                const int c0 = q0 * sw - pw + ks0 * dw, c1 = c0 + (ns - 1) * dw + (VEC - 1) * sw;
-                const int fast = full && (sw == 1 || sw == 2) && c0 >= 0 && c1 < w;
-#pragma unroll
-                for (int i = 0; i < RB; i++) {
-                    if (i >= nr) break;
-                    const int ih = pi * sh - ph + (kr0 + i) * dh;
-                    if (ih < 0 || ih >= h) continue;
-                    const int xbase = xplane + ih * w;
-                    if (fast && xbase + c1 + sw <= hi) {
-                        __global const float *xr = x + xbase + c0;
-                        if (sw == 1) {
-#pragma unroll
-                            for (int j = 0; j < SB; j++) {
-                                if (j >= ns) break;
-                                acc[i][j] = fma(g, vloadV(0, xr + j * dw), acc[i][j]);
-                            }
-                        } else {
-#pragma unroll
-                            for (int j = 0; j < SB; j++) {
-                                if (j >= ns) break;
-                                acc[i][j] = fma(g, LOAD_EVEN(xr + j * dw), acc[i][j]);
-                            }
-                        }
-                        continue;
+        for (int ni = ni0; ni < ni1; ni++)
+            for (int pi = p0; pi < p1; pi++) {
+                const int xplane = x_off + (ni * c + ch) * h * w,
+                          dyc = dy_off + (ni * c + ch) * p * q;
+                const int dyr = dyc + pi * q;
+                for (int q0 = 0; q0 < q; q0 += VEC) {
+                    const int full = q0 + VEC <= q;
+                    const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
+                    floatV g;
+                    if (full) {
+                        g = vloadV(0, dy + dyr + q0);
+                    } else if (dyr + q0 + VEC <= dhi) {
+                        g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
+                    } else {
+                        float tq[VEC];
+                        for (int l = 0; l < VEC; l++)
+                            tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
+                        g = vloadV(0, tq);
                     }
+                    /* every tap's VEC columns inside the row (and stride 1 or 2): plain loads */
+                    const int c0 = q0 * sw - pw + ks0 * dw,
+                              c1 = c0 + (ns - 1) * dw + (VEC - 1) * sw;
+                    const int fast = full && (sw == 1 || sw == 2) && c0 >= 0 && c1 < w;
 #pragma unroll
-                    for (int j = 0; j < SB; j++) {
-                        if (j >= ns) break;
-                        floatV xv = load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi);
-                        if (!full) xv = select((floatV)(0.0f), xv, keep);
-                        acc[i][j] = fma(g, xv, acc[i][j]);
+                    for (int i = 0; i < RB; i++) {
+                        if (i >= nr) break;
+                        const int ih = pi * sh - ph + (kr0 + i) * dh;
+                        if (ih < 0 || ih >= h) continue;
+                        const int xbase = xplane + ih * w;
+                        if (fast && xbase + c1 + sw <= hi) {
+                            __global const float *xr = x + xbase + c0;
+                            if (sw == 1) {
+#pragma unroll
+                                for (int j = 0; j < SB; j++) {
+                                    if (j >= ns) break;
+                                    acc[i][j] = fma(g, vloadV(0, xr + j * dw), acc[i][j]);
+                                }
+                            } else {
+#pragma unroll
+                                for (int j = 0; j < SB; j++) {
+                                    if (j >= ns) break;
+                                    acc[i][j] = fma(g, LOAD_EVEN(xr + j * dw), acc[i][j]);
+                                }
+                            }
+                            continue;
+                        }
+#pragma unroll
+                        for (int j = 0; j < SB; j++) {
+                            if (j >= ns) break;
+                            floatV xv = load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi);
+                            if (!full) xv = select((floatV)(0.0f), xv, keep);
+                            acc[i][j] = fma(g, xv, acc[i][j]);
+                        }
                     }
                 }
             }
-        }
     } else { /* one column tile: the lane masks once for all rows */
         for (int q0 = 0; q0 < q; q0 += VEC) {
             /* per column tile: each tap's lane mask (inside the row, lane < q: no 0 * inf past
@@ -348,41 +352,44 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                 mask[j] = keep & (col >= (intV)(0)) & (col < (intV)(w));
                 whole[j] = full && c0 + j * dw >= 0 && c0 + j * dw + (VEC - 1) * sw < w;
             }
-            for (int pi = p0; pi < p1; pi++) {
-                const int dyr = dyc + pi * q;
-                floatV g;
-                if (full) {
-                    g = vloadV(0, dy + dyr + q0);
-                } else if (dyr + q0 + VEC <= dhi) {
-                    g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
-                } else {
-                    float tq[VEC];
-                    for (int l = 0; l < VEC; l++)
-                        tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
-                    g = vloadV(0, tq);
-                }
+            for (int ni = ni0; ni < ni1; ni++)
+                for (int pi = p0; pi < p1; pi++) {
+                    const int xplane = x_off + (ni * c + ch) * h * w,
+                              dyc = dy_off + (ni * c + ch) * p * q;
+                    const int dyr = dyc + pi * q;
+                    floatV g;
+                    if (full) {
+                        g = vloadV(0, dy + dyr + q0);
+                    } else if (dyr + q0 + VEC <= dhi) {
+                        g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
+                    } else {
+                        float tq[VEC];
+                        for (int l = 0; l < VEC; l++)
+                            tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
+                        g = vloadV(0, tq);
+                    }
 #pragma unroll
-                for (int i = 0; i < RB; i++) {
-                    if (i >= nr) break;
-                    const int ih = pi * sh - ph + (kr0 + i) * dh;
-                    if (ih < 0 || ih >= h) continue;
-                    const int xbase = xplane + ih * w;
+                    for (int i = 0; i < RB; i++) {
+                        if (i >= nr) break;
+                        const int ih = pi * sh - ph + (kr0 + i) * dh;
+                        if (ih < 0 || ih >= h) continue;
+                        const int xbase = xplane + ih * w;
 #pragma unroll
-                    for (int j = 0; j < SB; j++) {
-                        if (j >= ns) break;
-                        const int start = xbase + c0 + j * dw;
-                        floatV xv;
-                        if ((sw == 1 || sw == 2) && start >= lo && start + VEC * sw <= hi) {
-                            xv = sw == 1 ? vloadV(0, x + start) : LOAD_EVEN(x + start);
-                            if (!whole[j]) xv = select((floatV)(0.0f), xv, mask[j]);
-                        } else {
-                            xv = select((floatV)(0.0f),
-                                        load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi), keep);
+                        for (int j = 0; j < SB; j++) {
+                            if (j >= ns) break;
+                            const int start = xbase + c0 + j * dw;
+                            floatV xv;
+                            if ((sw == 1 || sw == 2) && start >= lo && start + VEC * sw <= hi) {
+                                xv = sw == 1 ? vloadV(0, x + start) : LOAD_EVEN(x + start);
+                                if (!whole[j]) xv = select((floatV)(0.0f), xv, mask[j]);
+                            } else {
+                                xv = select((floatV)(0.0f),
+                                            load_cols(x, xbase, c0 + j * dw, w, sw, lo, hi), keep);
+                            }
+                            acc[i][j] = fma(g, xv, acc[i][j]);
                         }
-                        acc[i][j] = fma(g, xv, acc[i][j]);
                     }
                 }
-            }
         }
     }
     __global float *out = part + part_off + (chunk * c + ch) * r * s;

@@ -205,6 +205,10 @@ static void test_corner_cases(void **state) {
         rcp_conv(1, 16, 5, 5, 16, 3, 3, 1, 3, 1, 16), /* padding > kernel extent - 1 */
         rcp_conv(1, 1, 300, 70, 1, 3, 3, 2, 1, 1, 1), /* one channel, long reduction */
         rcp_conv(2, 7, 12, 100, 7, 2, 4, 1, 1, 2, 7), /* even kernels, wide rows */
+        /* small planes, many channels: several images per filter-gradient chunk */
+        rcp_conv(4, 96, 7, 7, 96, 3, 3, 1, 1, 1, 96),    /* 2 images per chunk */
+        rcp_conv(5, 200, 9, 9, 200, 3, 3, 2, 1, 1, 200), /* all 5 in one: no partials */
+        rcp_conv(3, 150, 5, 13, 150, 3, 5, 1, 2, 1, 150),
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

@@ -15,9 +15,9 @@
  * per work-item (both phases for stride 2), VEC chosen from ceil(w / sw) like the
  * forward's from q.
  * Backward filter: per channel a reduction over n*p*q; split into chunks of dy rows of
- * one image (about CHUNK_ELEMS dy elements each, smaller while there are too few
- * work-items to fill the device), partial sums per chunk in a pool buffer, summed in fixed
- * order by cc_conv2d_sum_parts: deterministic. */
+ * one image, or of whole planes of several images (about CHUNK_ELEMS dy elements each,
+ * smaller while there are too few work-items to fill the device), partial sums per chunk in a pool
+ * buffer, summed in fixed order by cc_conv2d_sum_parts: deterministic. */
 #include "conv2d_impl.h"
 
 #include <limits.h>
@@ -110,24 +110,26 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
     if (rows > cv->p) rows = cv->p;
     while (rows > 1 && (size_t)cv->n * ceil_div(cv->p, rows) * cv->c * taps < want)
         rows = ceil_div(rows, 2);
-    /* the partial buffer stays within the workspace limit and int indexing */
+    /* whole planes per chunk: several images per chunk while the items still fill the
+     * device (fewer partial sums and per-item reductions on small planes) */
+    int imgs = 1;
+    if (rows == cv->p) {
+        size_t plane = (size_t)cv->p * cv->q;
+        imgs = plane >= CHUNK_ELEMS ? 1 : (int)(CHUNK_ELEMS / plane);
+        if (imgs > cv->n) imgs = cv->n;
+        while (imgs > 1 && (size_t)ceil_div(cv->n, imgs) * cv->c * taps < want)
+            imgs = ceil_div(imgs, 2);
+    }
+    /* the partial buffer stays within the workspace limit and int indexing: longer
+     * chunks, then more images per chunk (down to one part: no partial buffer) */
     size_t limit = cc_conv_workspace_limit() / sizeof(float);
     if (limit > INT_MAX) limit = INT_MAX;
     while (rows < cv->p && (size_t)cv->n * ceil_div(cv->p, rows) * m > limit)
         rows = rows * 2 < cv->p ? rows * 2 : cv->p;
     int cpi = ceil_div(cv->p, rows);
-    size_t parts = (size_t)cv->n * cpi;
-    if (parts * m > limit) { /* one chunk per image still too large: whole images */
-        rows = cv->p;
-        cpi = 1;
-        parts = (size_t)cv->n;
-    }
-    if (parts * m > limit) {
-        return cc_fail(CLCNN_ERR_UNSUPPORTED,
-                       "conv2d backward filter (depthwise): %zu partial sums of %zu weights "
-                       "exceed the workspace limit (x %dx%dx%dx%d; use direct)",
-                       parts, m, cv->n, cv->c, cv->h, cv->w);
-    }
+    while (imgs < cv->n && (size_t)ceil_div(cv->n, imgs) * cpi * m > limit)
+        imgs = imgs * 2 < cv->n ? imgs * 2 : cv->n;
+    size_t parts = (size_t)ceil_div(cv->n, imgs) * cpi;
     if (parts > 1)
         CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_sum_parts"));
     cc_storage *part = NULL;
@@ -147,7 +149,7 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
                 CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->p),
                 CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh),
                 CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh),
-                CC_ARG_INT(cv->dw), CC_ARG_INT(rows), CC_ARG_INT(cpi)));
+                CC_ARG_INT(cv->dw), CC_ARG_INT(rows), CC_ARG_INT(cpi), CC_ARG_INT(imgs)));
     if (st == CLCNN_OK && part)
         st = cc_conv2d_sum_parts(dev, part->mem, 0, (int)parts, (int)m, dw->storage->mem,
                                  dw->offset, 0);
