@@ -280,7 +280,7 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
     for (int i = 0; i < RB; i++)
         for (int j = 0; j < SB; j++)
             acc[i][j] = (floatV)(0.0f);
-    if (q > VEC) { /* rows outer: plain vector loads inside the rows */
+    if (q > 2 * VEC) { /* rows outer: plain vector loads inside the rows */
         for (int ni = ni0; ni < ni1; ni++)
             for (int pi = p0; pi < p1; pi++) {
                 const int xplane = x_off + (ni * c + ch) * h * w,
@@ -337,7 +337,7 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                     }
                 }
             }
-    } else { /* one column tile: the lane masks once for all rows */
+    } else { /* one or two column tiles: the lane masks once per tile for all rows */
         for (int q0 = 0; q0 < q; q0 += VEC) {
             /* per column tile: each tap's lane mask (inside the row, lane < q: no 0 * inf past
              * the row's end), computed once for all rows */
