@@ -303,15 +303,16 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
     if (dev->info.type == CLCNN_DEVICE_CPU) {
         /* Depthwise layers (lib/ops/conv2d_depthwise.c), measured on MobileNet-V2's ten
          * depthwise layers at batch 8 (clcnn-perf --op conv2d_bwd_data,conv2d_bwd_filter
-         * --suite mobilenet_v2 --filter dw --algo all --runs 7: interleaved, ms depthwise
-         * vs direct, loaded 2-core machine, 2026-11-25). Data gradient: depthwise: 112x112
-         * c32 6.3 vs 10.9, s2 c96 18.0 vs 24.9, 56x56 c144 7.8 vs 12.6, s2 6.2 vs 8.0,
-         * 28x28 c192 2.8 vs 4.1, s2 1.9 vs 2.7, 14x14 c384 1.8 vs 2.2, c576 2.8 vs 3.4, s2
-         * 2.07 vs 2.09 (a tie), 7x7 c960 1.6 vs 1.8. Filter gradient: depthwise for strides
-         * > 1 (s2: c96 3.6 vs 24.7, c144 1.2 vs 5.9, c192 0.44 vs 2.2, c576 0.60 vs 1.8)
-         * and stride-1 planes of at least 40x40 outputs (112x112 c32 3.6 vs 5.4, 56x56
-         * c144 3.0 vs 3.4); direct on smaller ones (28x28 c192 1.5 vs 1.2, 14x14 c384 1.6
-         * vs 0.61, c576 1.2 vs 0.96, 7x7 c960 1.4 vs 0.59). */
+         * --suite mobilenet_v2 --filter dw --algo all --runs 7: interleaved, device ms
+         * depthwise vs direct, shared 2-core machine, 2026-11-25). Data gradient: depthwise:
+         * 112x112 c32 3.2 vs 6.8, s2 c96 8.8 vs 14.0, 56x56 c144 6.0 vs 6.4, s2 2.5 vs 7.8,
+         * 28x28 c192 1.6 vs 4.1, s2 0.83 vs 1.4, 14x14 c384 0.97 vs 2.4, c576 1.4 vs 1.8,
+         * s2 1.02 vs 1.09, 7x7 c960 0.92 vs 0.94. Filter gradient: depthwise for strides
+         * > 1 (s2: c96 3.3 vs 13.5, c144 1.1 vs 6.2, c192 0.35 vs 3.8, c576 0.38 vs 1.7)
+         * and stride-1 planes of at least 40x40 outputs (112x112 c32 2.4 vs 3.3, 56x56
+         * c144 3.1 vs 3.5); direct on smaller ones, where the two are close (28x28 c192
+         * 1.48 vs 1.11, 14x14 c384 0.68 vs 0.56, c576 0.85 vs 0.86, 7x7 c960 0.48 vs
+         * 0.57). */
         if (cc_conv2d_depthwise_supports(cv) &&
             (ps != PASS_FILTER || cv->sh > 1 || cv->sw > 1 || cv->p * cv->q >= 40 * 40))
             return CLCNN_CONV_DEPTHWISE;
