@@ -121,6 +121,10 @@ struct clcnn_device {
     int refs;
 };
 
+/* Whether clcnn_linear_* runs a batch of n rows on its small-batch kernels rather than
+ * CLBlast (lib/ops/linear.c; clcnn-perf labels its rows with it). */
+int cc_linear_use_small(const clcnn_device *dev, size_t n);
+
 /* Take / drop one reference to dev (lib/device.c); dropping the last releases it. */
 void cc_device_ref(clcnn_device *dev);
 void cc_device_unref(clcnn_device *dev);

@@ -251,7 +251,8 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
     return CLCNN_OK;
 }
 
-static void describe(perf_op op, const perf_shape *s, clcnn_conv_algo algo, perf_row *row) {
+static void describe(const clcnn_device *dev, perf_op op, const perf_shape *s, clcnn_conv_algo algo,
+                     perf_row *row) {
     static const char *const pool_modes[] = {"max", "avg", "avg_exclude"};
     snprintf(row->op, sizeof row->op, "%s", perf_op_name(op));
     snprintf(row->shape, sizeof row->shape, "%s", s->name);
@@ -294,6 +295,8 @@ static void describe(perf_op op, const perf_shape *s, clcnn_conv_algo algo, perf
     else if (op == PERF_OP_POOL_FWD)
         snprintf(row->algo, sizeof row->algo, "%s",
                  s->pool_global ? "global_avg" : pool_modes[s->pool_mode]);
+    else if (op == PERF_OP_LINEAR_FWD && cc_linear_use_small(dev, (size_t)s->n))
+        snprintf(row->algo, sizeof row->algo, "small_batch"); /* cl/linear_small.cl */
     else
         snprintf(row->algo, sizeof row->algo, "clblast");
 }
@@ -314,7 +317,7 @@ int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf
     memset(&b, 0, sizeof b);
     b.rng = cfg->seed ? cfg->seed : 12345u;
     call c;
-    describe(op, s, algo, row);
+    describe(dev, op, s, algo, row);
     snprintf(row->status, sizeof row->status, "ok");
     row->runs = 0;
     row->images_per_s = NAN;

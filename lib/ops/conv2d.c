@@ -6,13 +6,17 @@
  *
  * Algorithms: direct (lib/ops/conv2d_direct.c) and gemm (lib/ops/conv2d_gemm.c) handle
  * every shape and pass; implicit_gemm (lib/ops/conv2d_implicit.c) every forward shape and
- * the data gradient for strides up to 32; winograd (lib/ops/conv2d_winograd.c) forward 3x3 stride-1
- * dilation-1 layers; depthwise (lib/ops/conv2d_depthwise.c) all three passes of groups == c == k.
- * The filter gradient: direct, gemm and implicit_gemm (its own kernel,
- * lib/ops/conv2d_wgrad.c), each for every shape.
- * Forcing one where it does not apply is CLCNN_ERR_UNSUPPORTED with the reason
- * (algo_supports). There is no tuning database yet, so AUTO means the heuristic in
- * pick_algo().
+ * the data gradient for strides up to 32; winograd (lib/ops/conv2d_winograd.c) forward
+ * and data gradient of 3x3 stride-1 dilation-1 layers; depthwise
+ * (lib/ops/conv2d_depthwise.c) all three passes of groups == c == k. The filter
+ * gradient: direct, gemm and implicit_gemm (its own kernel, lib/ops/conv2d_wgrad.c),
+ * each for every shape. Forcing one where it does not apply is CLCNN_ERR_UNSUPPORTED
+ * with the reason (algo_supports).
+ *
+ * AUTO: the winner stored for this device, pass and geometry in the tuning file
+ * (lib/tune/conv_tune.c, filled by `clcnn tune --suite` / clcnn_conv2d_tune) when
+ * $CLCNN_TUNE is not off and that algorithm still supports the shape; otherwise the
+ * measured heuristic in pick_algo().
  *
  * Every entry point checks everything (descriptor, dtypes, devices, shapes, aliasing,
  * algorithm) before it enqueues anything, so a failing call leaves its outputs as they
@@ -242,7 +246,7 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
     return CLCNN_CONV_DIRECT;
 }
 
-/* The AUTO heuristic (no tuning database yet).
+/* The AUTO heuristic, used when the tuning file has no winner for the shape.
  *
  * CPU devices (measured on POCL 3.1, 2-core AVX-512 Xeon, each shape timed with every
  * algorithm in turn; GFLOPS per CPU-second x 2, which stays comparable on a loaded
@@ -321,7 +325,6 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
                                                                   : CLCNN_CONV_DIRECT;
         if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
-        if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DIRECT;
         cc_conv t = *cv; /* the transposed convolution: dy in, dx out */
         t.c = cv->k;
         t.k = cv->c;

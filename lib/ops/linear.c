@@ -49,7 +49,7 @@ static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
 
 /* Whether a batch of n rows goes to the small-batch kernels of cl/linear_small.cl rather
  * than CLBlast (see the top of the file). */
-static int use_small(const clcnn_device *dev, size_t n) {
+int cc_linear_use_small(const clcnn_device *dev, size_t n) {
     const char *e = getenv("CLCNN_LINEAR_SMALL_MAX");
     if (e && *e) return n <= strtoull(e, NULL, 10);
     return n <= (dev->info.type == CLCNN_DEVICE_CPU ? SMALL_MAX_CPU : SMALL_MAX_OTHER);
@@ -114,7 +114,7 @@ clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, cons
     CC_RETURN_IF(!fits_int(y) || (b && !fits_int(b)), CLCNN_ERR_UNSUPPORTED,
                  "%s: outputs beyond 2^31-1 elements are not supported", op);
 
-    if (use_small(dev, n) && fits_int(x) && fits_int(w)) {
+    if (cc_linear_use_small(dev, n) && fits_int(x) && fits_int(w)) {
         size_t gws = (k + 1) / 2; /* JF = 2 features per work-item */
         return cc_launch(dev, "linear_small", "", "linear_small_fwd", 1, &gws, lws_1d(dev, &lws),
                          CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
@@ -164,8 +164,8 @@ clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, con
     CC_RETURN_IF(!fits_int(dy) || (db && !fits_int(db)), CLCNN_ERR_UNSUPPORTED,
                  "%s: tensors beyond 2^31-1 elements are not supported", op);
 
-    int small = use_small(dev, n) && fits_int(x) && fits_int(w) && (!dx || fits_int(dx)) &&
-                (!dw || fits_int(dw));
+    int small = cc_linear_use_small(dev, n) && fits_int(x) && fits_int(w) &&
+                (!dx || fits_int(dx)) && (!dw || fits_int(dw));
     if (small && dx) {
         size_t gws = (in + 15) / 16;
         CC_TRY(cc_launch(dev, "linear_small", "", "linear_small_dgrad", 1, &gws, lws_1d(dev, &lws),
