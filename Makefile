@@ -46,7 +46,9 @@ train: build
 perf: build
 	$(BUILD)/clcnn-perf --op conv2d_fwd --suite anchors --algo all --format csv
 
+# gnuplot draws the sweep's charts (perf/chart.sh); nothing else needs it.
 sweep: build
+	@$(MAKE) --no-print-directory deps PACKAGES=gnuplot-nox
 	perf/sweep.sh -b $(BUILD) $(SWEEP_ARGS)
 
 clean:
