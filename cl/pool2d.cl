@@ -27,15 +27,10 @@
 
 /* First maximum wins on ties; a NaN in the window wins over numbers (as in PyTorch) and
  * the first NaN is kept. */
-__kernel void pool2d_max_fwd(__global const float *x, int x_off, __global float *y, int y_off,
-                             __global int *argmax, int a_off, int write_argmax, int planes, int h,
-                             int w, int p, int q, int kh, int kw, int sh, int sw, int ph, int pw) {
-    int gid = get_global_id(0);
-    if (gid >= planes * p * q) return;
-    int oq = gid % q;
-    int op = (gid / q) % p;
-    int plane = gid / (p * q);
-    __global const float *xp = x + x_off + plane * h * w;
+/* One output of max pooling with its window clipped to the plane (every kernel's border
+ * columns and the per-output kernel). */
+inline void max_one(__global const float *xp, int h, int w, int op, int oq, int kh, int kw, int sh,
+                    int sw, int ph, int pw, float *mo, int *bo) {
     int h0 = op * sh - ph, w0 = oq * sw - pw;
     int h1 = min(h0 + kh, h), w1 = min(w0 + kw, w);
     h0 = max(h0, 0);
@@ -51,21 +46,29 @@ __kernel void pool2d_max_fwd(__global const float *x, int x_off, __global float 
             }
         }
     }
+    *mo = m;
+    *bo = best;
+}
+
+__kernel void pool2d_max_fwd(__global const float *x, int x_off, __global float *y, int y_off,
+                             __global int *argmax, int a_off, int write_argmax, int planes, int h,
+                             int w, int p, int q, int kh, int kw, int sh, int sw, int ph, int pw) {
+    int gid = get_global_id(0);
+    if (gid >= planes * p * q) return;
+    int oq = gid % q;
+    int op = (gid / q) % p;
+    int plane = gid / (p * q);
+    float m;
+    int best;
+    max_one(x + x_off + plane * h * w, h, w, op, oq, kh, kw, sh, sw, ph, pw, &m, &best);
     y[y_off + gid] = m;
     if (write_argmax) argmax[a_off + gid] = best;
 }
 
 /* PyTorch's divisor: with padding counted, the window clipped to the padded plane; without,
  * the window clipped to the input plane. */
-__kernel void pool2d_avg_fwd(__global const float *x, int x_off, __global float *y, int y_off,
-                             int exclude_pad, int planes, int h, int w, int p, int q, int kh,
-                             int kw, int sh, int sw, int ph, int pw) {
-    int gid = get_global_id(0);
-    if (gid >= planes * p * q) return;
-    int oq = gid % q;
-    int op = (gid / q) % p;
-    int plane = gid / (p * q);
-    __global const float *xp = x + x_off + plane * h * w;
+inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,
+                     int kh, int kw, int sh, int sw, int ph, int pw) {
     int h0 = op * sh - ph, w0 = oq * sw - pw;
     int h1 = min(h0 + kh, h + ph), w1 = min(w0 + kw, w + pw);
     int pad_count = (h1 - h0) * (w1 - w0);
@@ -78,7 +81,19 @@ __kernel void pool2d_avg_fwd(__global const float *x, int x_off, __global float 
         for (int iw = w0; iw < w1; iw++)
             s += xp[ih * w + iw];
     int count = exclude_pad ? (h1 - h0) * (w1 - w0) : pad_count;
-    y[y_off + gid] = s / (float)count;
+    return s / (float)count;
+}
+
+__kernel void pool2d_avg_fwd(__global const float *x, int x_off, __global float *y, int y_off,
+                             int exclude_pad, int planes, int h, int w, int p, int q, int kh,
+                             int kw, int sh, int sw, int ph, int pw) {
+    int gid = get_global_id(0);
+    if (gid >= planes * p * q) return;
+    int oq = gid % q;
+    int op = (gid / q) % p;
+    int plane = gid / (p * q);
+    y[y_off + gid] =
+        avg_one(x + x_off + plane * h * w, exclude_pad, h, w, op, oq, kh, kw, sh, sw, ph, pw);
 }
 
 /* Range of outputs [lo, hi] along one axis whose windows cover input index i. */
@@ -279,4 +294,182 @@ __kernel void pool2d_max_bwd_tiled(__global const float *dy, int dy_off, __globa
     for (int i = r0; i < r1; i++) /* columns right of the last window */
         for (int j = q * kw; j < w; j++)
             dxp[i * w + j] = 0.0f;
+}
+
+/* ---- general windows, one work-item per output row ---------------------------------- */
+
+/* Output columns [qa, qb) have their whole window inside the plane's columns (the host
+ * computes them); those go 8 at a time as float8 lanes (lane l is output oq + l), visiting
+ * each window in the per-output order (rows, then columns) with the same selection rule,
+ * so results are bit-identical to pool2d_max_fwd. Columns outside [qa, qb) are the clipped
+ * border windows: one at a time through max_one / avg_one. SW is the stride when it is 1
+ * or 2 (contiguous or even-lane loads) and 0 for any other stride (lane gathers). */
+inline float8 pool_lanes(__global const float *r, int col, int sw, int w, int full, const int SW) {
+    if (SW == 1 && full) return vload8(0, r + col);
+    if (SW == 2 && full && col + 16 <= w) return vload16(0, r + col).even;
+    float a[8];
+    for (int l = 0; l < 8; l++)
+        a[l] = r[min(col + l * sw, w - 1)]; /* lanes past qb are never stored */
+    return vload8(0, a);
+}
+
+inline void max_rows(__global const float *x, int x_off, __global float *y, int y_off,
+                     __global int *argmax, int a_off, int write_argmax, int planes, int h, int w,
+                     int p, int q, int kh, int kw, int sh, int sw, int ph, int pw, int qa, int qb,
+                     const int SW) {
+    int row = get_global_id(0);
+    if (row >= planes * p) return;
+    int plane = row / p, op = row - plane * p;
+    __global const float *xp = x + x_off + plane * h * w;
+    int yo = y_off + row * q, ao = a_off + row * q;
+    for (int oq = 0; oq < q; oq++) {
+        if (oq == qa) oq = qb;
+        if (oq >= q) break;
+        float m;
+        int best;
+        max_one(xp, h, w, op, oq, kh, kw, sh, sw, ph, pw, &m, &best);
+        y[yo + oq] = m;
+        if (write_argmax) argmax[ao + oq] = best;
+    }
+    int h0 = max(op * sh - ph, 0), h1 = min(op * sh - ph + kh, h);
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int oq = qa; oq < qb; oq += 8) {
+        int full = oq + 8 <= qb, c0 = oq * sw - pw;
+        float8 m = (float8)(-INFINITY);
+        int8 best = h0 * w + c0 + lane * sw;
+        for (int ih = h0; ih < h1; ih++) {
+            __global const float *r = xp + ih * w;
+            for (int j = 0; j < kw; j++) {
+                float8 v = pool_lanes(r, c0 + j, sw, w, full, SW);
+                int8 take = isgreater(v, m) | (isnan(v) & ~isnan(m));
+                m = select(m, v, take);
+                best = select(best, ih * w + c0 + j + lane * sw, take);
+            }
+        }
+        if (full) {
+            vstore8(m, 0, y + yo + oq);
+            if (write_argmax) vstore8(best, 0, argmax + ao + oq);
+        } else {
+            float ms[8];
+            int bs[8];
+            vstore8(m, 0, ms);
+            vstore8(best, 0, bs);
+            for (int l = 0; oq + l < qb; l++) {
+                y[yo + oq + l] = ms[l];
+                if (write_argmax) argmax[ao + oq + l] = bs[l];
+            }
+        }
+    }
+}
+
+#define POOL_MAX_ROWS(name, SW)                                                                    \
+    __kernel void name(__global const float *x, int x_off, __global float *y, int y_off,           \
+                       __global int *argmax, int a_off, int write_argmax, int planes, int h,       \
+                       int w, int p, int q, int kh, int kw, int sh, int sw, int ph, int pw,        \
+                       int qa, int qb) {                                                           \
+        max_rows(x, x_off, y, y_off, argmax, a_off, write_argmax, planes, h, w, p, q, kh, kw, sh,  \
+                 sw, ph, pw, qa, qb, SW);                                                          \
+    }
+POOL_MAX_ROWS(pool2d_max_fwd_rows_s1, 1)
+POOL_MAX_ROWS(pool2d_max_fwd_rows_s2, 2)
+POOL_MAX_ROWS(pool2d_max_fwd_rows, 0)
+
+/* Same sums in the same order as avg_one; an interior window spans kw columns in both
+ * divisor rules, so only its row count depends on exclude_pad. */
+inline void avg_rows(__global const float *x, int x_off, __global float *y, int y_off,
+                     int exclude_pad, int planes, int h, int w, int p, int q, int kh, int kw,
+                     int sh, int sw, int ph, int pw, int qa, int qb, const int SW) {
+    int row = get_global_id(0);
+    if (row >= planes * p) return;
+    int plane = row / p, op = row - plane * p;
+    __global const float *xp = x + x_off + plane * h * w;
+    int yo = y_off + row * q;
+    for (int oq = 0; oq < q; oq++) {
+        if (oq == qa) oq = qb;
+        if (oq >= q) break;
+        y[yo + oq] = avg_one(xp, exclude_pad, h, w, op, oq, kh, kw, sh, sw, ph, pw);
+    }
+    int hs = op * sh - ph;
+    int h0 = max(hs, 0), h1 = min(hs + kh, h);
+    int rows = exclude_pad ? h1 - h0 : min(hs + kh, h + ph) - hs;
+    float count = (float)(rows * kw);
+    for (int oq = qa; oq < qb; oq += 8) {
+        int full = oq + 8 <= qb, c0 = oq * sw - pw;
+        float8 s = (float8)(0.0f);
+        for (int ih = h0; ih < h1; ih++) {
+            __global const float *r = xp + ih * w;
+            for (int j = 0; j < kw; j++)
+                s += pool_lanes(r, c0 + j, sw, w, full, SW);
+        }
+        s = s / count;
+        if (full) {
+            vstore8(s, 0, y + yo + oq);
+        } else {
+            float ss[8];
+            vstore8(s, 0, ss);
+            for (int l = 0; oq + l < qb; l++)
+                y[yo + oq + l] = ss[l];
+        }
+    }
+}
+
+#define POOL_AVG_ROWS(name, SW)                                                                    \
+    __kernel void name(__global const float *x, int x_off, __global float *y, int y_off,           \
+                       int exclude_pad, int planes, int h, int w, int p, int q, int kh, int kw,    \
+                       int sh, int sw, int ph, int pw, int qa, int qb) {                           \
+        avg_rows(x, x_off, y, y_off, exclude_pad, planes, h, w, p, q, kh, kw, sh, sw, ph, pw, qa,  \
+                 qb, SW);                                                                          \
+    }
+POOL_AVG_ROWS(pool2d_avg_fwd_rows_s1, 1)
+POOL_AVG_ROWS(pool2d_avg_fwd_rows_s2, 2)
+POOL_AVG_ROWS(pool2d_avg_fwd_rows, 0)
+
+/* ---- backward by plane: one work-item per (n, c) plane ------------------------------- */
+
+/* Zeroes its dx plane, then adds each output's gradient to the element(s) of its window
+ * in output order (op, then oq): every dx element receives the same terms in the same
+ * order, from the same +0.0f start, as the gather kernels, so the sums are bit-identical;
+ * no other work-item touches the plane, so no atomics. An arg-max outside the plane (never
+ * written by the forward pass) is skipped. */
+__kernel void pool2d_max_bwd_plane(__global const float *dy, int dy_off, __global const int *argmax,
+                                   int a_off, __global float *dx, int dx_off, int planes, int hw,
+                                   int pq) {
+    int plane = get_global_id(0);
+    if (plane >= planes) return;
+    __global float *dxp = dx + dx_off + plane * hw;
+    for (int i = 0; i < hw; i++)
+        dxp[i] = 0.0f;
+    __global const float *g = dy + dy_off + plane * pq;
+    __global const int *a = argmax + a_off + plane * pq;
+    for (int o = 0; o < pq; o++) {
+        int i = a[o];
+        if ((uint)i < (uint)hw) dxp[i] += g[o];
+    }
+}
+
+__kernel void pool2d_avg_bwd_plane(__global const float *dy, int dy_off, __global float *dx,
+                                   int dx_off, int exclude_pad, int planes, int h, int w, int p,
+                                   int q, int kh, int kw, int sh, int sw, int ph, int pw) {
+    int plane = get_global_id(0);
+    if (plane >= planes) return;
+    __global float *dxp = dx + dx_off + plane * h * w;
+    for (int i = 0; i < h * w; i++)
+        dxp[i] = 0.0f;
+    __global const float *g = dy + dy_off + plane * p * q;
+    for (int op = 0; op < p; op++) {
+        int hs = op * sh - ph;
+        int he = min(hs + kh, h + ph);
+        int h0 = max(hs, 0), h1 = min(he, h);
+        int rows = exclude_pad ? h1 - h0 : he - hs;
+        for (int oq = 0; oq < q; oq++) {
+            int ws = oq * sw - pw;
+            int we = min(ws + kw, w + pw);
+            int w0 = max(ws, 0), w1 = min(we, w);
+            int cols = exclude_pad ? w1 - w0 : we - ws;
+            float v = g[op * q + oq] / (float)(rows * cols);
+            for (int ih = h0; ih < h1; ih++)
+                for (int iw = w0; iw < w1; iw++)
+                    dxp[ih * w + iw] += v;
+        }
+    }
 }

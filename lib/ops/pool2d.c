@@ -91,6 +91,37 @@ static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
 }
 
+/* Output columns [*qa, *qb) whose windows lie wholly inside the input columns. */
+static void interior_cols(const pool_geom *g, int w, int q, int *qa, int *qb) {
+    int a = (g->pw + g->sw - 1) / g->sw;
+    int b = w + g->pw - g->kw < 0 ? 0 : (w + g->pw - g->kw) / g->sw + 1;
+    *qa = a < q ? a : q;
+    *qb = b < *qa ? *qa : b < q ? b : q;
+}
+
+/* The row kernels pay off once a row holds a full vector of 8 interior windows; narrower
+ * rows keep one work-item per output (more parallelism, nothing to vectorise). */
+static int use_rows(int qa, int qb) {
+    return qb - qa >= 8;
+}
+
+static const char *rows_kernel(int is_max, int sw) {
+    if (is_max)
+        return sw == 1   ? "pool2d_max_fwd_rows_s1"
+               : sw == 2 ? "pool2d_max_fwd_rows_s2"
+                         : "pool2d_max_fwd_rows";
+    return sw == 1   ? "pool2d_avg_fwd_rows_s1"
+           : sw == 2 ? "pool2d_avg_fwd_rows_s2"
+                     : "pool2d_avg_fwd_rows";
+}
+
+/* Backward by plane (one work-item scatters a whole plane in output order) on CPU devices
+ * with enough planes to keep every core busy; otherwise the per-element gather. */
+static int use_planes(const clcnn_device *dev, int planes) {
+    unsigned cu = dev->info.compute_units ? dev->info.compute_units : 1;
+    return dev->info.type == CLCNN_DEVICE_CPU && (size_t)planes >= 16 * (size_t)cu;
+}
+
 /* A fixed work-group size for the element-wise kernels: POCL compiles a kernel once per
  * local size, so leaving the choice to the driver (which derives it from the global size)
  * means a fresh compile for many new shapes. 64 suits GPUs and CPUs alike. */
@@ -162,6 +193,31 @@ clcnn_status clcnn_pool2d_forward(clcnn_device *dev, const clcnn_pool2d_desc *d,
                                  CC_ARG_INT(planes), CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p),
                                  CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw)));
     }
+    int qa, qb;
+    interior_cols(&g, w, q, &qa, &qb);
+    if (use_rows(qa, qb)) {
+        size_t rows = (size_t)planes * (size_t)p;
+        if (is_max) {
+            int write = argmax != NULL;
+            return cc_launch(
+                dev, "pool2d", "", rows_kernel(1, g.sw), 1, &rows, lws_1d(dev, &lws),
+                CC_ARGS(
+                    CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(y->storage->mem),
+                    CC_ARG_INT(y->offset), CC_ARG_MEM(write ? argmax->storage->mem : NULL),
+                    CC_ARG_INT(write ? argmax->offset : 0), CC_ARG_INT(write), CC_ARG_INT(planes),
+                    CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q), CC_ARG_INT(g.kh),
+                    CC_ARG_INT(g.kw), CC_ARG_INT(g.sh), CC_ARG_INT(g.sw), CC_ARG_INT(g.ph),
+                    CC_ARG_INT(g.pw), CC_ARG_INT(qa), CC_ARG_INT(qb)));
+        }
+        int exclude = d->mode == CLCNN_POOL_AVG_EXCLUDE;
+        return cc_launch(
+            dev, "pool2d", "", rows_kernel(0, g.sw), 1, &rows, lws_1d(dev, &lws),
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(y->storage->mem),
+                    CC_ARG_INT(y->offset), CC_ARG_INT(exclude), CC_ARG_INT(planes), CC_ARG_INT(h),
+                    CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw),
+                    CC_ARG_INT(g.sh), CC_ARG_INT(g.sw), CC_ARG_INT(g.ph), CC_ARG_INT(g.pw),
+                    CC_ARG_INT(qa), CC_ARG_INT(qb)));
+    }
     if (is_max) {
         int write = argmax != NULL;
         return cc_launch(
@@ -208,6 +264,23 @@ clcnn_status clcnn_pool2d_backward(clcnn_device *dev, const clcnn_pool2d_desc *d
                                  CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
                                  CC_ARG_INT(planes), CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p),
                                  CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw)));
+    }
+    if (use_planes(dev, planes)) {
+        size_t np = (size_t)planes;
+        if (is_max)
+            return cc_launch(dev, "pool2d", "", "pool2d_max_bwd_plane", 1, &np, lws_1d(dev, &lws),
+                             CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                                     CC_ARG_MEM(argmax->storage->mem), CC_ARG_INT(argmax->offset),
+                                     CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
+                                     CC_ARG_INT(planes), CC_ARG_INT(h * w), CC_ARG_INT(p * q)));
+        int exclude = d->mode == CLCNN_POOL_AVG_EXCLUDE;
+        return cc_launch(dev, "pool2d", "", "pool2d_avg_bwd_plane", 1, &np, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                                 CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
+                                 CC_ARG_INT(exclude), CC_ARG_INT(planes), CC_ARG_INT(h),
+                                 CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q), CC_ARG_INT(g.kh),
+                                 CC_ARG_INT(g.kw), CC_ARG_INT(g.sh), CC_ARG_INT(g.sw),
+                                 CC_ARG_INT(g.ph), CC_ARG_INT(g.pw)));
     }
     if (is_max)
         return cc_launch(dev, "pool2d", "", "pool2d_max_bwd", 1, &gws, lws_1d(dev, &lws),
