@@ -307,6 +307,7 @@ __kernel void pool2d_max_bwd_tiled(__global const float *dy, int dy_off, __globa
 inline float8 pool_lanes(__global const float *r, int col, int sw, int w, int full, const int SW) {
     if (SW == 1 && full) return vload8(0, r + col);
     if (SW == 2 && full && col + 16 <= w) return vload16(0, r + col).even;
+    if (SW == 2 && full && col >= 1) return vload16(0, r + col - 1).odd; /* at the row's end */
     float a[8];
     for (int l = 0; l < 8; l++)
         a[l] = r[min(col + l * sw, w - 1)]; /* lanes past qb are never stored */
@@ -333,7 +334,10 @@ inline void max_rows(__global const float *x, int x_off, __global float *y, int 
     }
     int h0 = max(op * sh - ph, 0), h1 = min(op * sh - ph + kh, h);
     const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int oq = qa; oq < qb; oq += 8) {
+    for (int o8 = qa; o8 < qb; o8 += 8) {
+        /* a short last group moves left to end at qb when the row has 8 interior windows:
+         * the windows it recomputes get the same values again */
+        int oq = o8 + 8 > qb && qb - qa >= 8 ? qb - 8 : o8;
         int full = oq + 8 <= qb, c0 = oq * sw - pw;
         float8 m = (float8)(-INFINITY);
         int8 best = h0 * w + c0 + lane * sw;
@@ -393,7 +397,10 @@ inline void avg_rows(__global const float *x, int x_off, __global float *y, int 
     int h0 = max(hs, 0), h1 = min(hs + kh, h);
     int rows = exclude_pad ? h1 - h0 : min(hs + kh, h + ph) - hs;
     float count = (float)(rows * kw);
-    for (int oq = qa; oq < qb; oq += 8) {
+    for (int o8 = qa; o8 < qb; o8 += 8) {
+        /* a short last group moves left to end at qb when the row has 8 interior windows:
+         * the windows it recomputes get the same values again */
+        int oq = o8 + 8 > qb && qb - qa >= 8 ? qb - 8 : o8;
         int full = oq + 8 <= qb, c0 = oq * sw - pw;
         float8 s = (float8)(0.0f);
         for (int ih = h0; ih < h1; ih++) {

@@ -483,6 +483,181 @@ static void test_backward_deterministic(void **state) {
     clcnn_tensor_free(am), clcnn_tensor_free(dy2);
 }
 
+/* ---- the row (forward) and plane (backward) kernels, bit for bit -------------------- */
+
+/* The float result the per-output kernels define, computed here in float in the same
+ * order: max visits the clipped window row by row, takes a strictly greater value or the
+ * first NaN, and starts at -inf on the window's first element's index; average sums from
+ * +0.0f in the same order and divides once by the divisor; backward adds each output's term
+ * (max: dy at the arg-max; average: dy / divisor on every window element) in output order
+ * from +0.0f. Float additions are correctly rounded everywhere, so max y, arg-max and
+ * both dx must match exactly; the average's divisions are exact on CPU devices (OpenCL
+ * allows 2.5 ulp elsewhere, hence the 3-ulp relative bound there). */
+static void float_order_pool(const clcnn_pool2d_desc *d, const float *x, const float *dy,
+                             size_t planes, int h, int w, int p, int q, float *y, int *am,
+                             float *dx) {
+    int kh = d->kernel_h, kw = d->kernel_w, sh = d->stride_h, sw = d->stride_w;
+    int ph = d->pad_h, pw = d->pad_w, excl = d->mode == CLCNN_POOL_AVG_EXCLUDE;
+    for (size_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * (size_t)h * w;
+        float *dxp = dx + pl * (size_t)h * w;
+        for (int i = 0; i < h * w; i++)
+            dxp[i] = 0.0f;
+        for (int op = 0; op < p; op++)
+            for (int oq = 0; oq < q; oq++) {
+                size_t o = (pl * (size_t)p + op) * q + oq;
+                int hs = op * sh - ph, ws = oq * sw - pw;
+                int he = hs + kh < h + ph ? hs + kh : h + ph,
+                    we = ws + kw < w + pw ? ws + kw : w + pw;
+                int h0 = hs > 0 ? hs : 0, w0 = ws > 0 ? ws : 0;
+                int h1 = he < h ? he : h, w1 = we < w ? we : w;
+                if (d->mode == CLCNN_POOL_MAX) {
+                    float m = -INFINITY;
+                    int best = h0 * w + w0;
+                    for (int i = h0; i < h1; i++)
+                        for (int j = w0; j < w1; j++) {
+                            float v = xp[i * w + j];
+                            if (v > m || (isnan(v) && !isnan(m))) m = v, best = i * w + j;
+                        }
+                    y[o] = m, am[o] = best;
+                    dxp[best] += dy[o];
+                } else {
+                    float s = 0.0f;
+                    for (int i = h0; i < h1; i++)
+                        for (int j = w0; j < w1; j++)
+                            s += xp[i * w + j];
+                    int count = excl ? (h1 - h0) * (w1 - w0) : (he - hs) * (we - ws);
+                    y[o] = s / (float)count;
+                    float v = dy[o] / (float)count;
+                    for (int i = h0; i < h1; i++)
+                        for (int j = w0; j < w1; j++)
+                            dxp[i * w + j] += v;
+                }
+            }
+    }
+}
+
+static int same_bits(const char *what, const float *a, const float *b, size_t n, int exact) {
+    for (size_t i = 0; i < n; i++) {
+        int eq = memcmp(&a[i], &b[i], sizeof *a) == 0 || (isnan(a[i]) && isnan(b[i]));
+        if (!eq && !exact && fabsf(a[i] - b[i]) <= 3 * U * fabsf(b[i])) eq = 1;
+        if (!eq) {
+            fprintf(stderr, "%s[%zu] = %a, float-order value %a\n", what, i, a[i], b[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Runs forward and backward twice (dx prefilled with NaN, then 7) and checks both runs
+ * bit for bit against float_order_pool. Inputs hold ties (quantised values), NaN and
+ * infinities. */
+static int exact_case(const clcnn_pool2d_desc *d, size_t n, size_t c, size_t h, size_t w,
+                      tu_rng *r) {
+    size_t ys[4], xs[4] = {n, c, h, w};
+    TU_OK(clcnn_pool2d_output_shape(d, xs, ys));
+    size_t p = ys[2], q = ys[3], nx = n * c * h * w, ny = n * c * p * q;
+    float *x = malloc(nx * sizeof *x), *dy = malloc(ny * sizeof *dy);
+    float *yr = malloc(ny * sizeof *yr), *dxr = malloc(nx * sizeof *dxr);
+    int *amr = malloc(ny * sizeof *amr), *am = malloc(ny * sizeof *am);
+    static const float special[3] = {NAN, -INFINITY, INFINITY};
+    for (size_t i = 0; i < nx; i++) {
+        int k = tu_rng_int(r, 0, 99);
+        x[i] = k < 30   ? 0.5f * (float)tu_rng_int(r, -2, 2)
+               : k < 33 ? special[tu_rng_int(r, 0, 2)]
+                        : tu_rng_uniform(r, -1, 1);
+    }
+    tu_fill_uniform(r, dy, ny, -1, 1);
+    float_order_pool(d, x, dy, n * c, (int)h, (int)w, (int)p, (int)q, yr, amr, dxr);
+    clcnn_tensor *tx = new_tensor(CLCNN_F32, n, c, h, w), *ty = new_tensor(CLCNN_F32, n, c, p, q);
+    clcnn_tensor *tam = new_tensor(CLCNN_I32, n, c, p, q), *tdy = new_tensor(CLCNN_F32, n, c, p, q);
+    clcnn_tensor *tdx = new_tensor(CLCNN_F32, n, c, h, w);
+    TU_OK(clcnn_tensor_upload(tx, x, nx * sizeof *x));
+    TU_OK(clcnn_tensor_upload(tdy, dy, ny * sizeof *dy));
+    int is_max = d->mode == CLCNN_POOL_MAX;
+    int exact = is_max || clcnn_device_get_info(dev)->type == CLCNN_DEVICE_CPU;
+    int ok = 1;
+    for (int rep = 0; rep < 2 && ok; rep++) {
+        TU_OK(clcnn_tensor_fill(ty, NAN));
+        TU_OK(clcnn_tensor_fill(tdx, rep ? 7.0f : NAN)); /* every element must be written */
+        TU_OK(clcnn_pool2d_forward(dev, d, tx, ty, is_max ? tam : NULL));
+        TU_OK(clcnn_pool2d_backward(dev, d, tdy, is_max ? tam : NULL, tdx));
+        float *y = tu_download(ty), *dx = tu_download(tdx);
+        ok &= same_bits("y", y, yr, ny, exact);
+        ok &= same_bits("dx", dx, dxr, nx, exact);
+        if (is_max) {
+            TU_OK(clcnn_tensor_download(tam, am, ny * sizeof *am));
+            for (size_t i = 0; i < ny && ok; i++)
+                if (am[i] != amr[i]) {
+                    fprintf(stderr, "argmax[%zu] = %d, float-order value %d\n", i, am[i], amr[i]);
+                    ok = 0;
+                }
+        }
+        free(y), free(dx);
+    }
+    if (!ok)
+        fprintf(stderr, "  case: mode %d x %zux%zux%zux%zu kernel %dx%d stride %dx%d pad %dx%d\n",
+                d->mode, n, c, h, w, d->kernel_h, d->kernel_w, d->stride_h, d->stride_w, d->pad_h,
+                d->pad_w);
+    clcnn_tensor_free(tx), clcnn_tensor_free(ty), clcnn_tensor_free(tam);
+    clcnn_tensor_free(tdy), clcnn_tensor_free(tdx);
+    free(x), free(dy), free(yr), free(dxr), free(amr), free(am);
+    return ok;
+}
+
+/* Overlapping and other general windows on rows wide enough for the row kernels (8 or
+ * more whole windows per row: vector groups, a last group shifted left, stride-2 loads at
+ * the row's end, clipped border windows on both sides), with few planes (backward
+ * gather) and many (backward by plane); every mode. */
+static void test_row_and_plane_kernels(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(4242);
+    int failures = 0;
+    for (int i = 0; i < 90; i++) {
+        clcnn_pool2d_desc d = {0};
+        d.mode = (clcnn_pool_mode)(i % 3);
+        d.kernel_h = tu_rng_int(&r, 1, 5), d.kernel_w = tu_rng_int(&r, 1, 5);
+        d.stride_h = tu_rng_int(&r, 1, 3), d.stride_w = i % 4 == 3 ? 3 : 1 + i % 2;
+        d.pad_h = tu_rng_int(&r, 0, d.kernel_h - 1), d.pad_w = tu_rng_int(&r, 0, d.kernel_w - 1);
+        if (d.stride_h == d.kernel_h && d.stride_w == d.kernel_w) d.pad_w = d.kernel_w - 1;
+        size_t h = (size_t)tu_rng_int(&r, d.kernel_h, 9);
+        size_t w = (size_t)tu_rng_int(&r, 8 * d.stride_w + d.kernel_w, 60);
+        size_t n = i % 5 == 0 ? 1 : 2, c = i % 2 ? 40 : (size_t)tu_rng_int(&r, 1, 3);
+        if (!exact_case(&d, n, c, h, w, &r)) failures++;
+        if (i % 6 == 0 && !run_case(&d, n, c, h, w, &r, i % 3)) failures++;
+    }
+    /* exactly 8 whole windows; stride 2 rows whose last group loads odd lanes; 1-row
+     * planes; a row one window short of the row kernels */
+    static const int sh[][6] = {{1, 23, 3, 2, 0, 0}, {3, 19, 3, 2, 0, 0}, {4, 55, 3, 2, 1, 0},
+                                {1, 17, 2, 2, 0, 1}, {5, 10, 3, 1, 0, 0}, {2, 16, 3, 2, 1, 1}};
+    for (int i = 0; i < 6; i++)
+        for (int m = 0; m < 3; m++) {
+            clcnn_pool2d_desc d = {(clcnn_pool_mode)m, sh[i][2], sh[i][2], sh[i][3],
+                                   sh[i][3],           sh[i][4], sh[i][5], 0};
+            d.kernel_h = d.kernel_h < sh[i][0] + 2 * d.pad_h ? d.kernel_h : 1;
+            d.pad_h = d.pad_h < d.kernel_h ? d.pad_h : 0;
+            if (!exact_case(&d, 1, 33, (size_t)sh[i][0], (size_t)sh[i][1], &r)) failures++;
+        }
+    assert_int_equal(failures, 0);
+}
+
+/* The perf anchors' pooling shapes (batch cut to 2, 1 and 2): AlexNet's 3x3/2 on 55x55
+ * (max and average), VGG's 2x2/2 on 112x112 (tiled), ResNet's global average. */
+static void test_anchor_shapes(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(55);
+    clcnn_pool2d_desc alex = {CLCNN_POOL_MAX, 3, 3, 2, 2, 0, 0, 0};
+    assert_true(exact_case(&alex, 2, 96, 55, 55, &r));
+    assert_true(run_case(&alex, 2, 96, 55, 55, &r, 2));
+    alex.mode = CLCNN_POOL_AVG;
+    assert_true(exact_case(&alex, 2, 96, 55, 55, &r));
+    assert_true(run_case(&alex, 2, 96, 55, 55, &r, 0));
+    clcnn_pool2d_desc vgg = {CLCNN_POOL_MAX, 2, 2, 2, 2, 0, 0, 0};
+    assert_true(run_case(&vgg, 1, 64, 112, 112, &r, 1));
+    clcnn_pool2d_desc gap = {CLCNN_POOL_AVG, 0, 0, 0, 0, 0, 0, 1};
+    assert_true(run_case(&gap, 2, 2048, 7, 7, &r, 0));
+}
+
 /* ---- finite differences of the reference backward ------------------------------------ */
 
 typedef struct fd_ctx {
@@ -551,6 +726,8 @@ int main(void) {
         cmocka_unit_test(test_tiled_offsets),
         cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_backward_deterministic),
+        cmocka_unit_test(test_row_and_plane_kernels),
+        cmocka_unit_test(test_anchor_shapes),
         cmocka_unit_test(test_errors_write_nothing),
         cmocka_unit_test(test_reference_finite_differences),
     };
