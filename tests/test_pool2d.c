@@ -605,10 +605,10 @@ static int exact_case(const clcnn_pool2d_desc *d, size_t n, size_t c, size_t h, 
     return ok;
 }
 
-/* Overlapping and other general windows on rows wide enough for the row kernels (8 or
- * more whole windows per row: vector groups, a last group shifted left, stride-2 loads at
- * the row's end, clipped border windows on both sides), with few planes (backward
- * gather) and many (backward by plane); every mode. */
+/* Overlapping and other general windows through the row kernels: rows with 8 or more
+ * whole windows (vector groups, a last group shifted left, stride-2 loads at the row's
+ * end, clipped border windows on both sides) and narrow rows (one short group), with few planes
+ * (backward gather) and many (backward by plane); every mode. */
 static void test_row_and_plane_kernels(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(4242);
@@ -621,7 +621,8 @@ static void test_row_and_plane_kernels(void **state) {
         d.pad_h = tu_rng_int(&r, 0, d.kernel_h - 1), d.pad_w = tu_rng_int(&r, 0, d.kernel_w - 1);
         if (d.stride_h == d.kernel_h && d.stride_w == d.kernel_w) d.pad_w = d.kernel_w - 1;
         size_t h = (size_t)tu_rng_int(&r, d.kernel_h, 9);
-        size_t w = (size_t)tu_rng_int(&r, 8 * d.stride_w + d.kernel_w, 60);
+        size_t w = i % 3 == 2 ? (size_t)tu_rng_int(&r, d.kernel_w, 12) /* a short group only */
+                              : (size_t)tu_rng_int(&r, 8 * d.stride_w + d.kernel_w, 60);
         size_t n = i % 5 == 0 ? 1 : 2, c = i % 2 ? 40 : (size_t)tu_rng_int(&r, 1, 3);
         if (!exact_case(&d, n, c, h, w, &r)) failures++;
         if (i % 6 == 0 && !run_case(&d, n, c, h, w, &r, i % 3)) failures++;

@@ -99,10 +99,11 @@ static void interior_cols(const pool_geom *g, int w, int q, int *qa, int *qb) {
     *qb = b < *qa ? *qa : b < q ? b : q;
 }
 
-/* The row kernels pay off once a row holds a full vector of 8 interior windows; narrower
- * rows keep one work-item per output (more parallelism, nothing to vectorise). */
+/* The row kernels pay off as soon as a row has an interior window (AlexNet's 13x13 pool5,
+ * 6 of them per row, is 2-3x faster than one work-item per output); rows made only of
+ * clipped windows keep one work-item per output (more parallelism, nothing to vectorise). */
 static int use_rows(int qa, int qb) {
-    return qb - qa >= 8;
+    return qb - qa >= 1;
 }
 
 static const char *rows_kernel(int is_max, int sw) {
