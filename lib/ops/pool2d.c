@@ -99,11 +99,12 @@ static void interior_cols(const pool_geom *g, int w, int q, int *qa, int *qb) {
     *qb = b < *qa ? *qa : b < q ? b : q;
 }
 
-/* The row kernels pay off as soon as a row has an interior window (AlexNet's 13x13 pool5,
- * 6 of them per row, is 2-3x faster than one work-item per output); rows made only of
- * clipped windows keep one work-item per output (more parallelism, nothing to vectorise). */
+/* The row kernels pay off as soon as a row has a few interior windows (AlexNet's 13x13
+ * pool5, 6 per row, is 2-3x faster than with one work-item per output); rows of clipped
+ * windows or of a single window (global pooling) keep one work-item per output (more
+ * parallelism, no lanes to waste). */
 static int use_rows(int qa, int qb) {
-    return qb - qa >= 1;
+    return qb - qa >= 2;
 }
 
 static const char *rows_kernel(int is_max, int sw) {
