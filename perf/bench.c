@@ -27,7 +27,7 @@
 
 static const char *const op_names[PERF_OP_COUNT] = {
     "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "pool2d_fwd", "linear_fwd",
-    "gemm",       "net_infer",       "net_train",
+    "gemm",       "net_infer",       "net_train",         "pool2d_bwd",
 };
 
 const char *perf_op_name(perf_op op) {
@@ -51,6 +51,7 @@ int perf_op_accepts(perf_op op, const perf_shape *s) {
     case PERF_OP_CONV_BWD_FILTER:
         return s->kind == PERF_CONV;
     case PERF_OP_POOL_FWD:
+    case PERF_OP_POOL_BWD:
         return s->kind == PERF_POOL;
     case PERF_OP_LINEAR_FWD:
         return s->kind == PERF_LINEAR;
@@ -114,6 +115,8 @@ static clcnn_status invoke(clcnn_device *dev, const call *c) {
         return clcnn_conv2d_backward_filter(dev, &c->conv, c->a, c->b, c->d, NULL);
     case PERF_OP_POOL_FWD: /* a x, d y, c argmax */
         return clcnn_pool2d_forward(dev, &c->pool, c->a, c->d, c->c);
+    case PERF_OP_POOL_BWD: /* a dy, c argmax, d dx */
+        return clcnn_pool2d_backward(dev, &c->pool, c->a, c->c, c->d);
     case PERF_OP_LINEAR_FWD: /* a x, b w, c bias, d y */
         return clcnn_linear_forward(dev, c->a, c->b, c->c, c->d);
     case PERF_OP_GEMM:
@@ -214,6 +217,30 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
         row->gbytes = 4.0 * (nx + np * (p->mode == CLCNN_POOL_MAX ? 2 : 1)) / 1e9;
         break;
     }
+    case PERF_OP_POOL_BWD: { /* the same traffic as the forward pass, read and written back */
+        clcnn_pool2d_desc *p = &c->pool;
+        p->mode = s->pool_mode;
+        p->kernel_h = s->r, p->kernel_w = s->s;
+        p->stride_h = p->stride_w = s->stride;
+        p->pad_h = p->pad_w = s->pad;
+        p->global = s->pool_global;
+        size_t ps[4];
+        CC_TRY(clcnn_pool2d_output_shape(p, xs, ps));
+        clcnn_tensor *x = NULL, *y = NULL;
+        CC_TRY(make(dev, b, CLCNN_F32, 4, ps, 1, &c->a));
+        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 0, &c->d));
+        double np = (double)ps[0] * ps[1] * ps[2] * ps[3];
+        if (p->mode == CLCNN_POOL_MAX) { /* real arg-max indices from random inputs */
+            CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &x));
+            CC_TRY(make(dev, b, CLCNN_F32, 4, ps, 0, &y));
+            CC_TRY(make(dev, b, CLCNN_I32, 4, ps, 0, &c->c));
+            CC_TRY(clcnn_pool2d_forward(dev, p, x, y, c->c));
+        }
+        double window = s->pool_global ? (double)s->h * s->w : (double)s->r * s->s;
+        row->gflop = np * window / 1e9;
+        row->gbytes = 4.0 * (nx + np * (p->mode == CLCNN_POOL_MAX ? 2 : 1)) / 1e9;
+        break;
+    }
     case PERF_OP_LINEAR_FWD:
         CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->n, (size_t)s->c}, 1, &c->a));
         CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->k, (size_t)s->c}, 1, &c->b));
@@ -292,7 +319,7 @@ static void describe(const clcnn_device *dev, perf_op op, const perf_shape *s, c
     }
     if (op <= PERF_OP_CONV_BWD_FILTER)
         snprintf(row->algo, sizeof row->algo, "%s", clcnn_conv_algo_name(algo));
-    else if (op == PERF_OP_POOL_FWD)
+    else if (op == PERF_OP_POOL_FWD || op == PERF_OP_POOL_BWD)
         snprintf(row->algo, sizeof row->algo, "%s",
                  s->pool_global ? "global_avg" : pool_modes[s->pool_mode]);
     else if (op == PERF_OP_LINEAR_FWD && cc_linear_use_small(dev, (size_t)s->n))

@@ -49,6 +49,7 @@ typedef enum perf_op {
     PERF_OP_GEMM,
     PERF_OP_NET_INFER, /* a zoo model: forward of a batch in evaluation mode */
     PERF_OP_NET_TRAIN, /* a zoo model: forward, softmax cross-entropy, backward, optimizer */
+    PERF_OP_POOL_BWD,  /* pool shapes: backward (max: the arg-max of one forward pass) */
     PERF_OP_COUNT
 } perf_op;
 
