@@ -19,6 +19,9 @@
  *   TM   output channels per register block (1..32)                           default 16
  *   VW   width of a lane segment: the 16 lanes are 16/VW output rows of VW columns
  *        each (16, 8 or 4), chosen by the host to fit the output width          default 16
+ *   TN   tiles per register block (1..4): TN tiles of a work-item share each broadcast
+ *        weight of the GEMM loop (TN*TM float16 accumulators; the host uses it for
+ *        pointwise layers on CPUs); a work-item's nt is a multiple of TN           default 1
  *
  * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
  * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the
@@ -55,12 +58,18 @@
 #ifndef VW
 #define VW 16
 #endif
+#ifndef TN
+#define TN 1
+#endif
 
 #if VW != 16 && VW != 8 && VW != 4
 #error "VW must be 16, 8 or 4"
 #endif
 #if TM < 1 || TM > 32
 #error "TM must be in 1..32"
+#endif
+#if TN < 1 || TN > 4
+#error "TN must be in 1..4"
 #endif
 
 #define TR (16 / VW) /* output rows per tile */
@@ -363,72 +372,90 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
             pack_rows(strips_wi + u * strip_len, x, x_off + (ni * c + g * cpg) * h * w, lo, hi, ci0,
                       ci1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw);
         }
-        /* the weights of a channel block are reused by every tile of the work-item */
+        /* the weights of a channel block are reused by every tile of the work-item; TN
+         * tiles at a time share each broadcast weight (a missing last one repeats the
+         * first and is not stored) */
         for (int m0 = m_lo; m0 < m_hi; m0 += TM) {
-            for (int u = 0; u < nu; u++) {
-                int ni, j0, p0, q0;
-                tile_at(t * nt + u, tpi, qt, plane, &ni, &j0, &p0, &q0);
-                __local const float *strip = strips_wi + u * strip_len;
-                __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
+            for (int u0 = 0; u0 < nu; u0 += TN) {
                 /* TM consecutive weights of one reduction row: one pointer, constant offsets */
                 __global const float *wp = wt + wt_off + (g * K + k0) * mp + m0;
-                float16 acc[TM];
+                __local const float *sp[TN];
+                float16 acc[TN][TM];
 #pragma unroll
-                for (int tm = 0; tm < TM; tm++)
-                    acc[tm] = (float16)(0.0f);
-                for (int kk = k0; kk < k1; kk++, wp += mp) {
-                    const float16 bv = vload16(kk - k0, strip);
+                for (int tn = 0; tn < TN; tn++) {
+                    sp[tn] = strips_wi + (u0 + tn < nu ? u0 + tn : u0) * strip_len;
 #pragma unroll
                     for (int tm = 0; tm < TM; tm++)
-                        acc[tm] = fma((float16)(wp[tm]), bv, acc[tm]);
+                        acc[tn][tm] = (float16)(0.0f);
+                }
+                for (int kk = 0; kk < k1 - k0; kk++, wp += mp) {
+                    float16 bv[TN];
+#pragma unroll
+                    for (int tn = 0; tn < TN; tn++)
+                        bv[tn] = vload16(kk, sp[tn]);
+#pragma unroll
+                    for (int tm = 0; tm < TM; tm++) {
+                        const float16 wv = (float16)(wp[tm]);
+#pragma unroll
+                        for (int tn = 0; tn < TN; tn++)
+                            acc[tn][tm] = fma(wv, bv[tn], acc[tn][tm]);
+                    }
                 }
 #pragma unroll
-                for (int tm = 0; tm < TM; tm++) {
-                    const int m = m0 + tm;
-                    if (m >= m_hi) break;
-                    __global float *ym = yg + m * pq;
-                    float16 v = acc[tm];
-                    if (plane) {
-                        if (!first) {
-                            float o[16];
-                            for (int l = 0; l < 16; l++)
-                                o[l] = j0 + l < pq ? ym[j0 + l] : 0.0f;
-                            v += vload16(0, o);
-                        }
-                        if (last) {
-                            if (has_bias) v += (float16)(bias[b_off + g * kpg + m]);
-                            v = ACT_VEC(float16, v, act, alpha);
-                        }
-                        if (j0 + 16 <= pq) {
-                            vstore16(v, 0, ym + j0);
+                for (int tn = 0; tn < TN; tn++) {
+                    const int u = u0 + tn;
+                    if (u >= nu) break;
+                    int ni, j0, p0, q0;
+                    tile_at(t * nt + u, tpi, qt, plane, &ni, &j0, &p0, &q0);
+                    __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
+#pragma unroll
+                    for (int tm = 0; tm < TM; tm++) {
+                        const int m = m0 + tm;
+                        if (m >= m_hi) break;
+                        __global float *ym = yg + m * pq;
+                        float16 v = acc[tn][tm];
+                        if (plane) {
+                            if (!first) {
+                                float o[16];
+                                for (int l = 0; l < 16; l++)
+                                    o[l] = j0 + l < pq ? ym[j0 + l] : 0.0f;
+                                v += vload16(0, o);
+                            }
+                            if (last) {
+                                if (has_bias) v += (float16)(bias[b_off + g * kpg + m]);
+                                v = ACT_VEC(float16, v, act, alpha);
+                            }
+                            if (j0 + 16 <= pq) {
+                                vstore16(v, 0, ym + j0);
+                            } else {
+                                float o[16];
+                                vstore16(v, 0, o);
+                                for (int l = 0; j0 + l < pq; l++)
+                                    ym[j0 + l] = o[l];
+                            }
                         } else {
                             float o[16];
                             vstore16(v, 0, o);
-                            for (int l = 0; j0 + l < pq; l++)
-                                ym[j0 + l] = o[l];
-                        }
-                    } else {
-                        float o[16];
-                        vstore16(v, 0, o);
-                        const float bv = last && has_bias ? bias[b_off + g * kpg + m] : 0.0f;
+                            const float bv = last && has_bias ? bias[b_off + g * kpg + m] : 0.0f;
 #pragma unroll
-                        for (int tr = 0; tr < TR; tr++) {
-                            if (p0 + tr >= p) break;
-                            __global float *yr = ym + (p0 + tr) * q + q0;
-                            if (q0 + VW <= q) {
-                                floatW u = vloadW(tr, o);
-                                if (!first) u += vloadW(0, yr);
-                                if (last) {
-                                    u += (floatW)(bv);
-                                    u = ACT_VEC(floatW, u, act, alpha);
-                                }
-                                vstoreW(u, 0, yr);
-                            } else {
-                                for (int l = 0; q0 + l < q; l++) {
-                                    float u = o[tr * VW + l];
-                                    if (!first) u += yr[l];
-                                    if (last) u = cc_activate(u + bv, act, alpha);
-                                    yr[l] = u;
+                            for (int tr = 0; tr < TR; tr++) {
+                                if (p0 + tr >= p) break;
+                                __global float *yr = ym + (p0 + tr) * q + q0;
+                                if (q0 + VW <= q) {
+                                    floatW u = vloadW(tr, o);
+                                    if (!first) u += vloadW(0, yr);
+                                    if (last) {
+                                        u += (floatW)(bv);
+                                        u = ACT_VEC(floatW, u, act, alpha);
+                                    }
+                                    vstoreW(u, 0, yr);
+                                } else {
+                                    for (int l = 0; q0 + l < q; l++) {
+                                        float u = o[tr * VW + l];
+                                        if (!first) u += yr[l];
+                                        if (last) u = cc_activate(u + bv, act, alpha);
+                                        yr[l] = u;
+                                    }
                                 }
                             }
                         }
