@@ -118,10 +118,20 @@ static const char *rows_kernel(int is_max, int sw) {
 }
 
 /* Backward by plane (one work-item scatters a whole plane in output order) on CPU devices
- * with enough planes to keep every core busy; otherwise the per-element gather. */
+ * with enough planes to keep every core busy (work-groups of 8 planes, at least two per
+ * compute unit, or of 64 once there are four such groups per unit); otherwise the per-element
+ * gather. */
 static int use_planes(const clcnn_device *dev, int planes) {
     unsigned cu = dev->info.compute_units ? dev->info.compute_units : 1;
     return dev->info.type == CLCNN_DEVICE_CPU && (size_t)planes >= 16 * (size_t)cu;
+}
+
+static const size_t *lws_planes(const clcnn_device *dev, int planes, size_t *buf) {
+    size_t max = dev->info.max_work_group_size;
+    unsigned cu = dev->info.compute_units ? dev->info.compute_units : 1;
+    *buf = (size_t)planes >= 256 * (size_t)cu ? 64 : 8; /* 64: fewer groups to schedule */
+    if (max && max < *buf) *buf = max;
+    return buf;
 }
 
 /* A fixed work-group size for the element-wise kernels: POCL compiles a kernel once per
@@ -270,19 +280,20 @@ clcnn_status clcnn_pool2d_backward(clcnn_device *dev, const clcnn_pool2d_desc *d
     if (use_planes(dev, planes)) {
         size_t np = (size_t)planes;
         if (is_max)
-            return cc_launch(dev, "pool2d", "", "pool2d_max_bwd_plane", 1, &np, lws_1d(dev, &lws),
+            return cc_launch(dev, "pool2d", "", "pool2d_max_bwd_plane", 1, &np,
+                             lws_planes(dev, planes, &lws),
                              CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                                      CC_ARG_MEM(argmax->storage->mem), CC_ARG_INT(argmax->offset),
                                      CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
                                      CC_ARG_INT(planes), CC_ARG_INT(h * w), CC_ARG_INT(p * q)));
         int exclude = d->mode == CLCNN_POOL_AVG_EXCLUDE;
-        return cc_launch(dev, "pool2d", "", "pool2d_avg_bwd_plane", 1, &np, lws_1d(dev, &lws),
-                         CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
-                                 CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
-                                 CC_ARG_INT(exclude), CC_ARG_INT(planes), CC_ARG_INT(h),
-                                 CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q), CC_ARG_INT(g.kh),
-                                 CC_ARG_INT(g.kw), CC_ARG_INT(g.sh), CC_ARG_INT(g.sw),
-                                 CC_ARG_INT(g.ph), CC_ARG_INT(g.pw)));
+        return cc_launch(
+            dev, "pool2d", "", "pool2d_avg_bwd_plane", 1, &np, lws_planes(dev, planes, &lws),
+            CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                    CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset), CC_ARG_INT(exclude),
+                    CC_ARG_INT(planes), CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q),
+                    CC_ARG_INT(g.kh), CC_ARG_INT(g.kw), CC_ARG_INT(g.sh), CC_ARG_INT(g.sw),
+                    CC_ARG_INT(g.ph), CC_ARG_INT(g.pw)));
     }
     if (is_max)
         return cc_launch(dev, "pool2d", "", "pool2d_max_bwd", 1, &gws, lws_1d(dev, &lws),
