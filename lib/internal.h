@@ -119,6 +119,13 @@ struct clcnn_device {
      * are used on the handle's thread only, so a plain int). clcnn_device_close drops
      * the handle's; the OpenCL objects go when the count reaches zero. */
     int refs;
+
+    /* Kernel parameters the convolution tuner (lib/tune/conv_tune.c) is timing: while
+     * tune_cfg_algo is an algorithm (not CLCNN_CONV_AUTO), that algorithm uses tune_cfg
+     * ("" = its heuristic) instead of $CLCNN_CONV_*_CFG and the tuning file
+     * (cc_conv_cfg in lib/ops/conv2d_impl.h). */
+    int tune_cfg_algo;
+    char tune_cfg[64];
 };
 
 /* Whether clcnn_linear_* runs a batch of n rows on its small-batch kernels rather than

@@ -5,17 +5,23 @@
  * heuristic, malformed entries are CLCNN_ERR_FORMAT naming the file and leave it alone,
  * export/import keep the entries, old GEMM-only files still load and keep their GEMM
  * part when convolution winners are added, and two processes tuning at once both land
- * in the file. No timing assertions: the numbers depend on the machine and its load. */
+ * in the file; kernel parameters: tuning stores the winner's, a hand-written params
+ * string is used by the winner (result still correct), an invalid one falls back to the
+ * heuristic, $CLCNN_CONV_*_CFG overrides the file and CLCNN_TUNE=off ignores it. No
+ * timing assertions: the numbers depend on the machine and its load. */
 #include "test_util.h"
 
 #include <dirent.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ops/conv2d_impl.h"
+#include "reference_conv.h"
 #include "tune/tune_internal.h"
 
 /* The tests work in their own cache directory (the tuning file lives there) whose
@@ -160,11 +166,24 @@ static void test_tune_stores_winner_auto_uses_it(void **state) {
     clcnn_conv2d_desc d = desc(1, 1);
     const clcnn_conv_pass passes[] = {CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_PASS_BACKWARD_FILTER};
     clcnn_conv_algo winners[2];
+    char *params[2];
     for (int i = 0; i < 2; i++) {
         clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
         o.runs = 2;
+        o.algo_only = i == 1; /* candidates for forward only: each is a kernel build */
         clcnn_conv2d_tune_result r;
         TU_OK(clcnn_conv2d_tune(dev, passes[i], &d, x, w, &o, &r));
+        params[i] = strdup(r.params);
+        if (i == 1) assert_string_equal(r.params, "");
+        if (r.params[0]) { /* AUTO uses the stored parameters */
+            clcnn_tensor *tx = tu_tensor_new(CLCNN_F32, 4, x), *tw = tu_tensor_new(CLCNN_F32, 4, w);
+            clcnn_tensor *ty = tu_tensor_new(CLCNN_F32, 4, (size_t[]){2, 16, 12, 12});
+            TU_OK(clcnn_conv2d_forward(dev, &d, tx, tw, NULL, ty, CLCNN_ACT_NONE));
+            clcnn_conv_algo used;
+            assert_string_equal(cc_conv_cfg_last(&used), r.params);
+            assert_int_equal(used, r.winner);
+            clcnn_tensor_free(tx), clcnn_tensor_free(tw), clcnn_tensor_free(ty);
+        }
         assert_true(r.winner > CLCNN_CONV_AUTO && r.winner < CLCNN_CONV_ALGO_COUNT);
         assert_true(r.stored);
         assert_int_equal(r.runs, 2);
@@ -212,8 +231,10 @@ static void test_tune_stores_winner_auto_uses_it(void **state) {
         assert_int_equal(e[i].n, 2);
         assert_int_equal(e[i].runs, 2);
         assert_true(e[i].times[CLCNN_CONV_DIRECT] >= 0);
+        assert_string_equal(e[i].params, params[k]);
     }
     free(e);
+    free(params[0]), free(params[1]);
     char *json = NULL;
     TU_OK(clcnn_tune_show(dev, &json));
     assert_non_null(strstr(json, "\"backward_filter\""));
@@ -474,6 +495,7 @@ static void test_export_import_and_old_files(void **state) {
     assert_int_equal(db, 0);
     clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
     o.runs = 1;
+    o.algo_only = 1;
     clcnn_conv2d_tune_result r;
     TU_OK(clcnn_conv2d_tune(dev, CLCNN_CONV_PASS_FORWARD, &d, x, w, &o, &r));
     TU_OK(cc_tune_record_read(tune_path, &rec));
@@ -510,6 +532,157 @@ static void test_export_import_and_old_files(void **state) {
     unlink(out);
 }
 
+/* One entry with a "params" member (NULL: none) for the family of entry(). */
+static void entry_params(char *buf, size_t cap, const char *pass, int n, int c, int hw, int k,
+                         int rs, int pad, const char *algo, const char *params) {
+    char base[1024];
+    entry(base, sizeof base, pass, n, c, hw, k, rs, 1, pad, algo);
+    base[strlen(base) - 1] = '\0'; /* drop the closing brace */
+    snprintf(buf, cap, "%s, \"params\": \"%s\"}", base, params);
+}
+
+/* AUTO's forward of x (2, 8, 10, 10) with w (16, 8, 3, 3), pad 1, checked against the
+ * double reference; returns the parameters the algorithm reported using. */
+static const char *forward_checked(const char *what, clcnn_conv_algo *algo) {
+    clcnn_device *dev = tu_device();
+    ref_conv rc = {.n = 2,
+                   .c = 8,
+                   .h = 10,
+                   .w = 10,
+                   .k = 16,
+                   .r = 3,
+                   .s = 3,
+                   .stride_h = 1,
+                   .stride_w = 1,
+                   .pad_h = 1,
+                   .pad_w = 1,
+                   .dilation_h = 1,
+                   .dilation_w = 1,
+                   .groups = 1};
+    assert_true(ref_conv_out(&rc));
+    size_t xn = ref_conv_x_size(&rc), wn = ref_conv_w_size(&rc), yn = ref_conv_y_size(&rc);
+    tu_rng rng = tu_rng_seed(5);
+    float *hx = malloc(xn * sizeof *hx), *hw = malloc(wn * sizeof *hw);
+    double *dx = malloc(xn * sizeof *dx), *dw = malloc(wn * sizeof *dw), *ref = malloc(yn * 8);
+    tu_fill_uniform(&rng, hx, xn, -1, 1);
+    tu_fill_uniform(&rng, hw, wn, -1, 1);
+    for (size_t i = 0; i < xn; i++)
+        dx[i] = hx[i];
+    for (size_t i = 0; i < wn; i++)
+        dw[i] = hw[i];
+    ref_conv2d_forward(&rc, dx, dw, NULL, 0, 0.0, ref);
+    const size_t x[4] = {2, 8, 10, 10}, w[4] = {16, 8, 3, 3}, ys[4] = {2, 16, 10, 10};
+    clcnn_tensor *tx = tu_tensor_from(4, x, hx), *tw = tu_tensor_from(4, w, hw);
+    clcnn_tensor *ty = tu_tensor_new(CLCNN_F32, 4, ys);
+    cc_conv_cfg_used(CLCNN_CONV_AUTO, NULL);
+    clcnn_conv2d_desc d = desc(1, 1);
+    TU_OK(clcnn_conv2d_forward(dev, &d, tx, tw, NULL, ty, CLCNN_ACT_NONE));
+    float *got = tu_download(ty);
+    /* float32 sums of 72 products of values in [-1, 1] (any tiling, any order): within
+     * ~1e-5 of the exact value */
+    assert_true(tu_close(what, got, ref, yn, 1e-4, 1e-4));
+    free(hx), free(hw), free(dx), free(dw), free(ref), free(got);
+    clcnn_tensor_free(tx), clcnn_tensor_free(tw), clcnn_tensor_free(ty);
+    return cc_conv_cfg_last(algo);
+}
+
+/* Hand-written parameter strings: the stored winner uses them (results correct), an
+ * invalid string falls back to the heuristic, $CLCNN_CONV_DIRECT_CFG overrides the file,
+ * CLCNN_TUNE=off ignores it, the backward-data pass of winograd finds its entry by the
+ * layer's own geometry, and malformed "params" members make the file invalid. */
+static void test_params_in_tuning_file(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    clcnn_conv_algo used;
+    unsetenv("CLCNN_CONV_DIRECT_CFG");
+    char e1[1200], e2[1200], all[2500];
+    /* the table would pick 16 x 2 x 16 x 4 for 16 output channels on 10x10 planes */
+    entry_params(e1, sizeof e1, "forward", 2, 8, 10, 16, 3, 1, "direct", "8 4 8 4");
+    entry_params(e2, sizeof e2, "backward_data", 2, 8, 10, 16, 3, 1, "winograd", "4 8 8 0 0");
+    snprintf(all, sizeof all, "%s,\n%s", e1, e2);
+    write_file(tune_path, all, 0);
+    assert_string_equal(forward_checked("stored params", &used), "8 4 8 4");
+    assert_int_equal(used, CLCNN_CONV_DIRECT);
+
+    /* backward data through winograd, keyed by the layer (not the transposed geometry) */
+    {
+        const size_t x[4] = {2, 8, 10, 10}, w[4] = {16, 8, 3, 3}, ys[4] = {2, 16, 10, 10};
+        clcnn_tensor *dy = tu_tensor_new(CLCNN_F32, 4, ys), *tw = tu_tensor_new(CLCNN_F32, 4, w);
+        clcnn_tensor *dx = tu_tensor_new(CLCNN_F32, 4, x);
+        TU_OK(clcnn_tensor_fill(dy, 0.5f));
+        TU_OK(clcnn_tensor_fill(tw, 0.25f));
+        clcnn_conv2d_desc d = desc(1, 1);
+        TU_OK(clcnn_conv2d_backward_data(dev, &d, dy, tw, dx));
+        assert_string_equal(cc_conv_cfg_last(&used), "4 8 8 0 0");
+        assert_int_equal(used, CLCNN_CONV_WINOGRAD);
+        /* interior elements: 16 channels x 9 taps x 0.5 x 0.25 = 18 */
+        float *g = tu_download(dx);
+        assert_true(fabsf(g[5 * 10 + 5] - 18.0f) < 1e-4f);
+        free(g);
+        clcnn_tensor_free(dy), clcnn_tensor_free(tw), clcnn_tensor_free(dx);
+    }
+
+    /* the environment variable wins over the file */
+    setenv("CLCNN_CONV_DIRECT_CFG", "4 4 8 4", 1);
+    assert_string_equal(forward_checked("environment params", &used), "4 4 8 4");
+    unsetenv("CLCNN_CONV_DIRECT_CFG");
+
+    /* CLCNN_TUNE=off: neither the winner nor its parameters */
+    setenv("CLCNN_TUNE", "off", 1);
+    forward_checked("tuning off", &used);
+    assert_true(used != CLCNN_CONV_DIRECT || !strcmp(cc_conv_cfg_last(NULL), ""));
+    assert_string_equal(cc_conv_cfg_last(NULL), "");
+    unsetenv("CLCNN_TUNE");
+
+    /* invalid strings (printable, so the file loads): the heuristic, correct results */
+    const char *bad[] = {"0 0 0 0", "16 2 7 4", "8 4 8", "8 4 8 4 9", "tile 8", "-1 2 8 4", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        entry_params(e1, sizeof e1, "forward", 2, 8, 10, 16, 3, 1, "direct", bad[i]);
+        write_file(tune_path, e1, 0);
+        assert_string_equal(forward_checked(bad[i], &used), "");
+        assert_int_equal(used, CLCNN_CONV_DIRECT);
+    }
+
+    /* parameters of another algorithm than the one running are not applied: with the
+     * winner forced to gemm by the descriptor, direct keeps its table */
+    entry_params(e1, sizeof e1, "forward", 2, 8, 10, 16, 3, 1, "gemm", "8 4 8 4");
+    write_file(tune_path, e1, 0);
+    forward_checked("params of gemm", &used);
+    assert_true(used != CLCNN_CONV_DIRECT || !strcmp(cc_conv_cfg_last(NULL), ""));
+
+    /* an old entry without "params" loads with none; malformed ones are rejected */
+    const char *members[] = {
+        NULL, "1", "\"\\u0001 2\"",
+        "\"0123456789012345678901234567890123456789012345678901234567890123\""};
+    for (size_t i = 0; i < sizeof members / sizeof *members; i++) {
+        char text[1400];
+        entry(e1, sizeof e1, "forward", 2, 8, 10, 16, 3, 1, 1, "direct");
+        if (members[i]) {
+            e1[strlen(e1) - 1] = '\0';
+            snprintf(text, sizeof text, "[%s, \"params\": %s}]", e1, members[i]);
+        } else {
+            snprintf(text, sizeof text, "[%s]", e1);
+        }
+        json_t *sec = json_loads(text, 0, NULL);
+        assert_non_null(sec);
+        cc_conv_entry *e = NULL;
+        size_t n = 0;
+        clcnn_status st = cc_conv_entries_parse(sec, "x.json", &e, &n);
+        json_decref(sec);
+        if (!members[i]) {
+            TU_OK(st);
+            assert_int_equal(n, 1);
+            assert_string_equal(e[0].params, "");
+            free(e);
+        } else {
+            assert_int_equal(st, CLCNN_ERR_FORMAT);
+            assert_non_null(strstr(clcnn_last_error(), "params"));
+        }
+    }
+    unlink(tune_path);
+    cc_conv_tune_forget();
+}
+
 /* Two `clcnn tune --suite` processes at once, each with its own shapes: both sets of
  * winners end up in the file (the merge happens under a lock). */
 static void test_two_processes_merge(void **state) {
@@ -531,9 +704,9 @@ static void test_two_processes_merge(void **state) {
     fclose(f);
     char cmd[16384];
     snprintf(cmd, sizeof cmd,
-             "'%s' tune --suite '%s' --op conv2d_fwd,conv2d_bwd_data --runs 1 --quiet "
-             ">/dev/null & '%s' tune --suite '%s' --op conv2d_fwd,conv2d_bwd_data --runs 1 "
-             "--quiet >/dev/null 2>&1 & wait",
+             "'%s' tune --suite '%s' --op conv2d_fwd,conv2d_bwd_data --runs 1 --algo-only "
+             "--quiet >/dev/null & '%s' tune --suite '%s' --op conv2d_fwd,conv2d_bwd_data "
+             "--runs 1 --algo-only --quiet >/dev/null 2>&1 & wait",
              cli, sa, cli, sb);
     assert_int_equal(system(cmd), 0);
     json_t *root = json_load_file(tune_path, JSON_REJECT_DUPLICATES, NULL);
@@ -562,6 +735,7 @@ int main(void) {
         cmocka_unit_test(test_unsupported_entry_falls_back),
         cmocka_unit_test(test_malformed_entries),
         cmocka_unit_test(test_export_import_and_old_files),
+        cmocka_unit_test(test_params_in_tuning_file),
         cmocka_unit_test(test_two_processes_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -10,11 +10,16 @@
  *     CLBlast on a device;
  *   - convolution winners ("conv2d"): for a pass (forward, backward data, backward filter)
  *     and a full geometry (n c h w k r s, stride, padding and dilation per axis, groups),
- *     the fastest algorithm, its time and the other algorithms' times. CLCNN_CONV_AUTO
- *     uses the winner stored for the exact shape, else for the same shape with another
- *     batch size (the nearest), else the built-in heuristic; a winner that no longer
- *     supports the shape is ignored. The file is read once per process (and again after
- *     this process rewrites it).
+ *     the fastest algorithm, its kernel parameters ("params": a string in the syntax of
+ *     the algorithm's $CLCNN_CONV_<ALGO>_CFG development variable, e.g. "8 2 16 4" for
+ *     direct's TILE_K TILE_P VEC TILE_C; "" or absent: the algorithm's heuristic), its
+ *     time and the other algorithms' times. CLCNN_CONV_AUTO uses the winner stored for
+ *     the exact shape, else for the same shape with another batch size (the nearest),
+ *     else the built-in heuristic; a winner that no longer supports the shape is
+ *     ignored. The winning algorithm uses the stored parameters (also when the
+ *     descriptor forces that algorithm) unless its $CLCNN_CONV_<ALGO>_CFG is set; a
+ *     parameter string it does not accept means its heuristic, never a failure. The
+ *     file is read once per process (and again after this process rewrites it).
  * So the next process starts tuned.
  *
  * $CLCNN_TUNE: "off" (or "0") applies nothing (GEMM parameters and convolution winners)
@@ -121,7 +126,9 @@ typedef struct clcnn_conv2d_tune_options {
                       $CLCNN_TUNE=exhaustive */
     int save;      /* 1: store the winner in the device's tuning file (default) */
     uint64_t seed; /* input data */
-    /* Called with one line per algorithm timed (may be NULL). */
+    int algo_only; /* 1: time each algorithm's heuristic kernel parameters only (no
+                      parameter candidates: no extra kernel builds) */
+    /* Called with one line per algorithm and parameter set timed (may be NULL). */
     void (*progress)(void *user, const char *line);
     void *user;
 } clcnn_conv2d_tune_options;
@@ -136,14 +143,21 @@ typedef struct clcnn_conv2d_tune_result {
     int runs;                         /* timed runs per algorithm */
     int stored;                       /* 1 when the winner was written to the tuning file */
     char note[256];                   /* algorithms that failed or computed wrong results */
+    char params[64]; /* the winner's kernel parameters ("": its heuristic was fastest) */
 } clcnn_conv2d_tune_result;
 
 /* Time every algorithm that runs `pass` on the convolution (x: input (n,c,h,w), w:
- * weights (k,c/groups,r,s); d->algo is ignored) on seeded random tensors it allocates:
+ * weights (k,c/groups,r,s); d->algo is ignored), each with its heuristic kernel
+ * parameters and, unless opt->algo_only, with a few candidate parameter sets near them
+ * (direct, winograd, depthwise forward, implicit_gemm backward filter: up to 6 each, up
+ * to 40 with $CLCNN_TUNE=exhaustive; every set is one more kernel build, 1-6 s on POCL,
+ * kept in the program cache), on seeded random tensors it allocates:
  * one warm-up call (two when exhaustive), then the median of opt->runs calls, taken
  * round robin over the algorithms and each measured on the device (queue markers).
- * Every algorithm's result is compared with the direct algorithm's; one that disagrees
- * is not a candidate. With opt->save the winner is merged into dev's tuning file
+ * Every result is compared with the direct algorithm's; one that disagrees is not a
+ * candidate. out->ms holds each algorithm's best median, out->params the winner's
+ * parameters. $CLCNN_CONV_*_CFG and stored parameters are ignored while tuning. With
+ * opt->save the winner and its parameters are merged into dev's tuning file
  * (atomically, under a lock) and used by CLCNN_CONV_AUTO from then on. opt may be NULL.
  * CLCNN_ERR_UNSUPPORTED when $CLCNN_TUNE is off; the shape errors of the convolution
  * itself; CLCNN_ERR_FORMAT when the existing tuning file is invalid (it is left alone:

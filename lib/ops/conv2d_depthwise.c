@@ -33,6 +33,35 @@ static int pick_vec(int len) {
     return len >= 12 ? 16 : len >= 6 ? 8 : 4;
 }
 
+/* "VEC TP" into *vec, *tp (untouched and 0 when s is not one). */
+static int parse_cfg(const char *s, int *vec, int *tp) {
+    int v, t, end = 0;
+    if (!s || sscanf(s, "%d %d %n", &v, &t, &end) != 2 || s[end] != '\0') return 0;
+    if ((v != 16 && v != 8 && v != 4) || t < 1 || t > 8) return 0;
+    *vec = v;
+    *tp = t;
+    return 1;
+}
+
+/* Forward only (the gradients keep their choice): the other VECs and TP 2 and 8;
+ * exhaustive: VEC {4, 8, 16} x TP {1, 2, 4, 8} up to max. */
+int cc_conv2d_depthwise_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
+    (void)dev;
+    if (pass != CLCNN_CONV_PASS_FORWARD || !cc_conv2d_depthwise_supports(cv)) return 0;
+    int hv = pick_vec(cv->q), ht = 4, n = 0;
+    static const int vs[] = {4, 8, 16}, ts[] = {1, 2, 4, 8};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) {
+            int v = vs[i], t = ts[j];
+            if (v == hv && t == ht) continue;
+            /* near: one of the two changed, TP only to 2 or 8 */
+            if (!exhaustive && !(t == ht && v != hv) && !(v == hv && (t == 2 || t == 8))) continue;
+            if (n < max) snprintf(out[n++], CC_CONV_CFG_MAX, "%d %d", v, t);
+        }
+    return n;
+}
+
 int cc_conv2d_depthwise_supports(const cc_conv *cv) {
     return cv->groups == cv->c && cv->groups == cv->k;
 }
@@ -42,14 +71,13 @@ clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
                                          const clcnn_tensor *b, clcnn_tensor *y, int act) {
     int vec = pick_vec(cv->q);
     int tp = 4;
-    /* Development switch: $CLCNN_CONV_DEPTHWISE_CFG="VEC TP" overrides the choice. */
-    const char *e = getenv("CLCNN_CONV_DEPTHWISE_CFG");
-    int ev, et;
-    if (e && sscanf(e, "%d %d", &ev, &et) == 2 && (ev == 16 || ev == 8 || ev == 4) && et >= 1 &&
-        et <= 8) {
-        vec = ev;
-        tp = et;
-    }
+    /* The tuner, $CLCNN_CONV_DEPTHWISE_CFG="VEC TP" or the tuning file (cc_conv_cfg)
+     * override the choice. */
+    char tmp[CC_CONV_CFG_MAX];
+    const char *e = cc_conv_cfg(dev, "CLCNN_CONV_DEPTHWISE_CFG", CLCNN_CONV_PASS_FORWARD, cv,
+                                CLCNN_CONV_DEPTHWISE, tmp);
+    int used = parse_cfg(e, &vec, &tp);
+    cc_conv_cfg_used(CLCNN_CONV_DEPTHWISE, used ? e : NULL);
     char defs[32];
     snprintf(defs, sizeof defs, "VEC=%d TP=%d", vec, tp);
     size_t tiles = (size_t)ceil_div(cv->p, tp) * (size_t)ceil_div(cv->q, vec);

@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct direct_cfg {
     int tile_k, tile_p, vec, tile_c;
@@ -26,11 +27,25 @@ static size_t lws0(const clcnn_device *dev) {
     return dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
 }
 
-static void cfg_defines(direct_cfg *cfg, char *buf, size_t cap) {
-    /* Development switch: $CLCNN_CONV_DIRECT_CFG="K P V C" overrides the table. */
-    const char *e = getenv("CLCNN_CONV_DIRECT_CFG");
-    int k, p, v, c;
-    if (e && sscanf(e, "%d %d %d %d", &k, &p, &v, &c) == 4) *cfg = (direct_cfg){k, p, v, c};
+/* "K P V C" (TILE_K TILE_P VEC TILE_C); 0 when s is not one (the kernels' limits). */
+static int parse_cfg(const char *s, direct_cfg *out) {
+    int k, p, v, c, end = 0;
+    if (!s || sscanf(s, "%d %d %d %d %n", &k, &p, &v, &c, &end) != 4 || s[end] != '\0') return 0;
+    if (k < 1 || k > 32 || p < 1 || p > 8 || (v != 2 && v != 4 && v != 8 && v != 16) || c < 1 ||
+        c > 16)
+        return 0;
+    *out = (direct_cfg){k, p, v, c};
+    return 1;
+}
+
+/* The defines of cfg, or of the parameters the tuner, $CLCNN_CONV_DIRECT_CFG="K P V C"
+ * or the tuning file give for this pass (cc_conv_cfg; an invalid string: the table). */
+static void cfg_defines(const clcnn_device *dev, const cc_conv *cv, int pass, direct_cfg *cfg,
+                        char *buf, size_t cap) {
+    char tmp[CC_CONV_CFG_MAX];
+    const char *e = cc_conv_cfg(dev, "CLCNN_CONV_DIRECT_CFG", pass, cv, CLCNN_CONV_DIRECT, tmp);
+    int used = parse_cfg(e, cfg);
+    cc_conv_cfg_used(CLCNN_CONV_DIRECT, used ? e : NULL);
     snprintf(buf, cap, "TILE_K=%d TILE_P=%d VEC=%d TILE_C=%d", cfg->tile_k, cfg->tile_p, cfg->vec,
              cfg->tile_c);
 }
@@ -106,7 +121,7 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
     char defs[128];
     if (flat_plane(dev, cv)) {
         cfg = pick_cfg(dev, cv->kpg, cv->p * cv->q);
-        cfg_defines(&cfg, defs, sizeof defs);
+        cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, defs, sizeof defs);
         size_t gws[3] = {(size_t)ceil_div(cv->p * cv->q, cfg.tile_p * cfg.vec),
                          (size_t)cv->groups * (size_t)ceil_div(cv->kpg, cfg.tile_k), (size_t)cv->n};
         size_t lws[3] = {lws0(dev), 1, 1};
@@ -118,7 +133,7 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
                                  CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), GEOM_ARGS(cv),
                                  CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
     }
-    cfg_defines(&cfg, defs, sizeof defs);
+    cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, defs, sizeof defs);
     size_t tiles = (size_t)ceil_div(cv->p, cfg.tile_p) * (size_t)ceil_div(cv->q, cfg.vec);
     size_t gws[3] = {tiles, (size_t)cv->groups * (size_t)ceil_div(cv->kpg, cfg.tile_k),
                      (size_t)cv->n};
@@ -145,7 +160,7 @@ clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv
     char defs[128];
     if (flat_plane(dev, cv)) {
         cfg = pick_cfg(dev, cv->cpg, cv->h * cv->w);
-        cfg_defines(&cfg, defs, sizeof defs);
+        cfg_defines(dev, cv, CLCNN_CONV_PASS_BACKWARD_DATA, &cfg, defs, sizeof defs);
         size_t gws[3] = {(size_t)ceil_div(cv->h * cv->w, cfg.tile_p * cfg.vec),
                          (size_t)cv->groups * (size_t)ceil_div(cv->cpg, cfg.tile_k), (size_t)cv->n};
         size_t lws[3] = {lws0(dev), 1, 1};
@@ -155,7 +170,7 @@ clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv
                                  CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
                                  GEOM_ARGS(cv)));
     }
-    cfg_defines(&cfg, defs, sizeof defs);
+    cfg_defines(dev, cv, CLCNN_CONV_PASS_BACKWARD_DATA, &cfg, defs, sizeof defs);
     size_t rows = (size_t)ceil_div(ceil_div(cv->h, cv->sh), cfg.tile_p);
     size_t cols = (size_t)ceil_div(ceil_div(cv->w, cv->sw), cfg.vec);
     size_t gws[3] = {(size_t)cv->sh * cv->sw * rows * cols,
@@ -185,7 +200,7 @@ clcnn_status cc_conv2d_direct_backward_filter(clcnn_device *dev, const cc_conv *
                                               clcnn_tensor *dw) {
     direct_cfg cfg = filter_cfg(dev, cv);
     char defs[128];
-    cfg_defines(&cfg, defs, sizeof defs);
+    cfg_defines(dev, cv, CLCNN_CONV_PASS_BACKWARD_FILTER, &cfg, defs, sizeof defs);
     size_t rs = (size_t)cv->r * cv->s;
     size_t taps = (size_t)ceil_div(cv->cpg, cfg.tile_c) * rs;
     size_t ktiles = (size_t)cv->groups * (size_t)ceil_div(cv->kpg, cfg.tile_k);
@@ -227,4 +242,57 @@ clcnn_status cc_conv2d_direct_backward_filter(clcnn_device *dev, const cc_conv *
                                  dw->storage->mem, dw->offset, 0);
     clcnn_tensor_free(part); /* the in-order queue runs the kernels before any reuse */
     return st;
+}
+
+/* ---- tuning candidates ------------------------------------------------------------------ */
+
+/* The table's choice for pass on cv (what the launch functions above pick). */
+static direct_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, int pass) {
+    if (pass == CLCNN_CONV_PASS_FORWARD)
+        return flat_plane(dev, cv) ? pick_cfg(dev, cv->kpg, cv->p * cv->q) : forward_cfg(dev, cv);
+    if (pass == CLCNN_CONV_PASS_BACKWARD_DATA)
+        return flat_plane(dev, cv) ? pick_cfg(dev, cv->cpg, cv->h * cv->w) : data_cfg(dev, cv);
+    return filter_cfg(dev, cv);
+}
+
+static int add_cfg(direct_cfg c, direct_cfg h, char out[][CC_CONV_CFG_MAX], int n, int max) {
+    if (n >= max || c.tile_k < 1 || c.tile_k > 16 || c.tile_p < 1 || c.tile_p > 4 || c.tile_c < 1 ||
+        c.tile_c > 16)
+        return n;
+    if (c.tile_k == h.tile_k && c.tile_p == h.tile_p && c.vec == h.vec && c.tile_c == h.tile_c)
+        return n;
+    char s[CC_CONV_CFG_MAX];
+    snprintf(s, sizeof s, "%d %d %d %d", c.tile_k, c.tile_p, c.vec, c.tile_c);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(out[i], s)) return n;
+    memcpy(out[n], s, sizeof s);
+    return n + 1;
+}
+
+/* Near the table: half / double TILE_K, the other TILE_P and VEC, and (backward filter)
+ * the neighbouring TILE_C; exhaustive: every TILE_K {4, 8, 16} x TILE_P {2, 4} x VEC
+ * {8, 16} (x TILE_C {1, 4, 16} for the filter gradient) up to max. */
+int cc_conv2d_direct_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                    int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
+    direct_cfg h = heuristic_cfg(dev, cv, pass), c;
+    int n = 0, filter = pass == CLCNN_CONV_PASS_BACKWARD_FILTER;
+    if (exhaustive) {
+        static const int ks[] = {4, 8, 16}, ps[] = {2, 4}, vs[] = {8, 16}, cs[] = {1, 4, 16};
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 2; b++)
+                for (int v = 0; v < 2; v++)
+                    for (int t = 0; t < (filter ? 3 : 1); t++)
+                        n = add_cfg((direct_cfg){ks[a], ps[b], vs[v], filter ? cs[t] : h.tile_c}, h,
+                                    out, n, max);
+        return n;
+    }
+    c = h, c.tile_k = h.tile_k * 2, n = add_cfg(c, h, out, n, max);
+    c = h, c.tile_k = h.tile_k / 2, n = add_cfg(c, h, out, n, max);
+    c = h, c.tile_p = h.tile_p == 2 ? 4 : 2, n = add_cfg(c, h, out, n, max);
+    c = h, c.vec = h.vec == 16 ? 8 : 16, n = add_cfg(c, h, out, n, max);
+    if (filter) {
+        c = h, c.tile_c = h.tile_c >= 16 ? 4 : h.tile_c * 4, n = add_cfg(c, h, out, n, max);
+        c = h, c.tile_c = h.tile_c > 1 ? h.tile_c / 4 : 1, n = add_cfg(c, h, out, n, max);
+    }
+    return n;
 }

@@ -96,6 +96,36 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                                              const clcnn_tensor *x, const clcnn_tensor *dy,
                                              clcnn_tensor *dw);
 
+/* ---- kernel parameters (lib/tune/conv_tune.c) ---------------------------------------- */
+
+/* Parameter strings are one line of at most CC_CONV_CFG_MAX - 1 printable characters in
+ * the syntax of the algorithm's $CLCNN_CONV_*_CFG variable. */
+#define CC_CONV_CFG_MAX 64
+/* The kernel parameters algorithm `algo` should use for pass (a clcnn_conv_pass) of cv,
+ * copied into buf: the string the tuner is timing on dev, else $env_name when set, else
+ * the one stored in dev's tuning file for this pass and geometry when its winner is algo
+ * (and $CLCNN_TUNE is not off); NULL: the algorithm's heuristic. The caller validates the
+ * string and uses its heuristic when it is invalid; then, and after using the string or
+ * the heuristic, it reports what it used with cc_conv_cfg_used. Never fails. */
+const char *cc_conv_cfg(const clcnn_device *dev, const char *env_name, int pass, const cc_conv *cv,
+                        clcnn_conv_algo algo, char buf[CC_CONV_CFG_MAX]);
+/* Record the parameters the last convolution on this thread used: cfg when the algorithm
+ * accepted it, NULL or "" for its heuristic (read by cc_conv_cfg_last, tune_internal.h). */
+void cc_conv_cfg_used(clcnn_conv_algo algo, const char *cfg);
+
+/* Candidate parameter strings of an algorithm for pass on cv, near its heuristic (more
+ * with exhaustive), written to out[0..max) without the heuristic itself; returns how
+ * many. The tuner times "" (the heuristic) plus these. Each distinct string is one more
+ * kernel build (1-6 s on POCL). */
+int cc_conv2d_direct_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                    int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
+int cc_conv2d_winograd_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                      int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
+int cc_conv2d_depthwise_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
+int cc_conv2d_wgrad_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                   int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
+
 /* cl/conv2d_bias.cl helpers (lib/ops/conv2d.c), all built with these defines. */
 #define CC_CONV_BIAS_DEFINES "WG=64"
 /* Build (or fetch from the caches) a kernel before a pass writes its first output, so

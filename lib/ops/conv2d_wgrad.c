@@ -39,6 +39,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct wgrad_cfg {
     int vk, mk, tj, lws, target; /* target: output positions per work-item */
@@ -69,22 +70,81 @@ static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
      * FMAs: 1.2x on VGG and ResNet) when that pads kpg by at most an eighth */
     int pad2 = ceil_div(cv->kpg, 2 * cfg.vk) * 2 * cfg.vk;
     if (!gpu && cv->kpg >= 2 * cfg.vk && (pad2 - cv->kpg) * 8 <= cv->kpg) cfg.mk = 2;
-    /* Development switch: $CLCNN_CONV_WGRAD_CFG="VK TJ LWS TARGET [MK]" overrides the
-     * choice. */
-    const char *e = getenv("CLCNN_CONV_WGRAD_CFG");
-    int vk, tj, lws, target, mk = 1;
-    if (e && sscanf(e, "%d %d %d %d %d", &vk, &tj, &lws, &target, &mk) >= 4 &&
-        (vk == 16 || vk == 8 || vk == 4) && tj >= 1 && tj <= 32 && lws >= 1 && lws <= 256 &&
-        target >= 1 && (mk == 1 || mk == 2))
-        cfg = (wgrad_cfg){vk, mk, tj, lws, target};
     return cfg;
+}
+
+/* "VK TJ LWS TARGET [MK]"; 0 when s is not one. */
+static int parse_cfg(const char *s, wgrad_cfg *out) {
+    int vk, tj, lws, target, mk = 1, end = 0, got;
+    if (!s) return 0;
+    got = sscanf(s, "%d %d %d %d %n", &vk, &tj, &lws, &target, &end);
+    if (got != 4) return 0;
+    if (s[end] != '\0') {
+        int end2 = 0;
+        if (sscanf(s + end, "%d %n", &mk, &end2) != 1 || s[end + end2] != '\0') return 0;
+    }
+    if ((vk != 16 && vk != 8 && vk != 4) || tj < 1 || tj > 32 || lws < 1 || lws > 256 ||
+        target < 1 || target > (1 << 24) || (mk != 1 && mk != 2))
+        return 0;
+    *out = (wgrad_cfg){vk, mk, tj, lws, target};
+    return 1;
+}
+
+/* The heuristic, unless the tuner, $CLCNN_CONV_WGRAD_CFG="VK TJ LWS TARGET [MK]" or the
+ * tuning file (cc_conv_cfg) give valid parameters. */
+static wgrad_cfg choose_cfg(const clcnn_device *dev, const cc_conv *cv) {
+    wgrad_cfg cfg = pick_cfg(dev, cv);
+    char tmp[CC_CONV_CFG_MAX];
+    const char *e = cc_conv_cfg(dev, "CLCNN_CONV_WGRAD_CFG", CLCNN_CONV_PASS_BACKWARD_FILTER, cv,
+                                CLCNN_CONV_IMPLICIT_GEMM, tmp);
+    int used = parse_cfg(e, &cfg);
+    cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
+    return cfg;
+}
+
+/* Near the heuristic: TJ 2/3 and 4/3 of it, TARGET / 2 and x 2, the other MK and VK / 2;
+ * exhaustive: TJ {7, 10, 14, 20} x TARGET {1024, 2048, 4096} x MK {1, 2} up to max. */
+int cc_conv2d_wgrad_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                   int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
+    if (pass != CLCNN_CONV_PASS_BACKWARD_FILTER) return 0;
+    wgrad_cfg h = pick_cfg(dev, cv);
+    wgrad_cfg v[32];
+    int nv = 0;
+    if (exhaustive) {
+        static const int tjs[] = {7, 10, 14, 20}, tg[] = {1024, 2048, 4096};
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 3; j++)
+                for (int m = 1; m <= 2; m++)
+                    v[nv++] = (wgrad_cfg){h.vk, m, tjs[i], h.lws, tg[j]};
+    } else {
+        wgrad_cfg c;
+        c = h, c.tj = h.tj * 2 / 3 > 0 ? h.tj * 2 / 3 : 1, v[nv++] = c;
+        c = h, c.tj = h.tj * 4 / 3 <= 32 ? h.tj * 4 / 3 : 32, v[nv++] = c;
+        c = h, c.target = h.target / 2, v[nv++] = c;
+        c = h, c.target = h.target * 2, v[nv++] = c;
+        c = h, c.mk = 3 - h.mk, v[nv++] = c;
+        c = h, c.vk = h.vk > 4 ? h.vk / 2 : 8, v[nv++] = c;
+    }
+    int n = 0;
+    for (int i = 0; i < nv && n < max; i++) {
+        wgrad_cfg c = v[i];
+        if (c.vk == h.vk && c.mk == h.mk && c.tj == h.tj && c.lws == h.lws && c.target == h.target)
+            continue;
+        char s[CC_CONV_CFG_MAX];
+        snprintf(s, sizeof s, "%d %d %d %d %d", c.vk, c.tj, c.lws, c.target, c.mk);
+        int dup = 0;
+        for (int k = 0; k < n; k++)
+            dup |= !strcmp(out[k], s);
+        if (!dup) memcpy(out[n++], s, sizeof s);
+    }
+    return n;
 }
 
 clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *cv,
                                              const clcnn_tensor *x, const clcnn_tensor *dy,
                                              clcnn_tensor *dw) {
     const char *op = "conv2d backward filter (implicit_gemm)";
-    wgrad_cfg cfg = pick_cfg(dev, cv);
+    wgrad_cfg cfg = choose_cfg(dev, cv);
     int padded = cv->ph > 0 || cv->pw > 0;
     int hp = cv->h + 2 * cv->ph, wp = cv->w + 2 * cv->pw;
     int rs = cv->r * cv->s, K = cv->cpg * rs, pq = cv->p * cv->q;

@@ -24,6 +24,8 @@
  * transposed convolution (cc_conv2d_winograd_backward_data). */
 #include "conv2d_impl.h"
 
+#include <string.h>
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,19 +48,24 @@ static double lane_use(int th, int tw, int sw) {
     return (double)th * tw / ((double)ceil_div(th, trw) * trw * ceil_div(tw, sw) * sw);
 }
 
-static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
+/* "MT SW TM CC MR" into f[5]; 0 when s is not one. */
+static int parse_cfg(const char *s, int f[5]) {
+    int end = 0;
+    if (!s || sscanf(s, "%d %d %d %d %d %n", &f[0], &f[1], &f[2], &f[3], &f[4], &end) != 5 ||
+        s[end] != '\0')
+        return 0;
+    return (f[0] == 2 || f[0] == 4) && (f[1] == 0 || f[1] == 16 || f[1] == 8 || f[1] == 4) &&
+           f[2] >= 1 && f[2] <= 32 && f[3] >= 0 && f[3] <= 4096 && f[4] >= 0 && f[4] <= 4096;
+}
+
+/* The heuristic, with the forced values of f (NULL: none). 0 when f asks for more
+ * channels in local memory than fit. */
+static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wino_cfg *out) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     wino_cfg cfg = {.mt = cv->p < 6 || cv->q < 6 ? 2 : 4, .tm = gpu ? 2 : 16, .lws = 1};
-    /* Development switch: $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR" overrides the choice
-     * (SW 0: pick it; CC / MR 0: as many as fit). */
-    int mt = 0, sw = 0, tm = 0, cc = 0, mr = 0;
-    const char *e = getenv("CLCNN_CONV_WINOGRAD_CFG");
-    int forced = e && sscanf(e, "%d %d %d %d %d", &mt, &sw, &tm, &cc, &mr) == 5 &&
-                 (mt == 2 || mt == 4) && (sw == 0 || sw == 16 || sw == 8 || sw == 4) && tm >= 1 &&
-                 tm <= 32 && cc >= 0 && mr >= 0;
-    if (forced) {
-        cfg.mt = mt;
-        cfg.tm = tm;
+    if (f) {
+        cfg.mt = f[0];
+        cfg.tm = f[2];
     }
     int th = ceil_div(cv->p, cfg.mt), tw = ceil_div(cv->q, cfg.mt);
     cfg.sw = 16;
@@ -71,7 +78,7 @@ static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
         }
     }
     if (cfg.mt == 2) cfg.sw = 4; /* F(2x2) only for outputs below 6x6: 3x3 tiles at most */
-    if (forced && sw) cfg.sw = sw;
+    if (f && f[1]) cfg.sw = f[1];
 
     /* scratch per work-item: (cc + mr) * A*A * 16 floats */
     int a2 = (cfg.mt + 2) * (cfg.mt + 2);
@@ -82,8 +89,26 @@ static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     if (chans < 2) chans = 2;
     cfg.mr = cv->kpg < chans / 2 ? cv->kpg : chans / 2;
     cfg.cc_max = cv->cpg < chans - cfg.mr ? cv->cpg : chans - cfg.mr;
-    if (forced && cc) cfg.cc_max = cc;
-    if (forced && mr) cfg.mr = mr;
+    if (f && f[3]) cfg.cc_max = f[3];
+    if (f && f[4]) cfg.mr = f[4];
+    if (f && (f[3] || f[4]) && (cfg.cc_max + cfg.mr > chans || cfg.cc_max < 1 || cfg.mr < 1))
+        return 0;
+    *out = cfg;
+    return 1;
+}
+
+/* The heuristic, unless the tuner, $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR" (SW 0: pick
+ * it; CC / MR 0: as many as fit) or the tuning file (cc_conv_cfg, keyed by the pass and
+ * its geometry `key`) give valid parameters. */
+static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv, int pass, const cc_conv *key) {
+    char tmp[CC_CONV_CFG_MAX];
+    const char *e =
+        cc_conv_cfg(dev, "CLCNN_CONV_WINOGRAD_CFG", pass, key, CLCNN_CONV_WINOGRAD, tmp);
+    int f[5];
+    wino_cfg cfg;
+    int used = parse_cfg(e, f) && make_cfg(dev, cv, f, &cfg);
+    if (!used) make_cfg(dev, cv, NULL, &cfg);
+    cc_conv_cfg_used(CLCNN_CONV_WINOGRAD, used ? e : NULL);
     return cfg;
 }
 
@@ -91,8 +116,9 @@ static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
  * convolution that cv transposes (backward data, see winograd_filter). */
 static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                         const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
-                        int flip) {
-    wino_cfg cfg = pick_cfg(dev, cv);
+                        int flip, const cc_conv *key) {
+    wino_cfg cfg =
+        pick_cfg(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key);
     int a2 = (cfg.mt + 2) * (cfg.mt + 2);
     int th = ceil_div(cv->p, cfg.mt), tw = ceil_div(cv->q, cfg.mt);
     int trw = 16 / cfg.sw;
@@ -150,14 +176,13 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
 clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                         const clcnn_tensor *w, const clcnn_tensor *b,
                                         clcnn_tensor *y, int act) {
-    return run(dev, cv, x, w, b, y, act, 0);
+    return run(dev, cv, x, w, b, y, act, 0, cv);
 }
 
 /* dx (n, c, h, w) = conv(dy (n, k, p, q), w rotated, channel dims swapped), 3x3, stride 1,
  * padding 2 - pad: its output is h x w again. */
-clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *cv,
-                                              const clcnn_tensor *dy, const clcnn_tensor *w,
-                                              clcnn_tensor *dx) {
+/* The geometry of the forward convolution that backward data of cv runs. */
+static cc_conv transposed(const cc_conv *cv) {
     cc_conv t = {
         .n = cv->n,
         .c = cv->k,
@@ -178,5 +203,54 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
         .cpg = cv->kpg,
         .kpg = cv->cpg,
     };
-    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1);
+    return t;
+}
+
+clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *cv,
+                                              const clcnn_tensor *dy, const clcnn_tensor *w,
+                                              clcnn_tensor *dx) {
+    cc_conv t = transposed(cv);
+    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1, cv);
+}
+
+/* Near the heuristic: the other tile size where the output allows it, half and double
+ * TM (tiles per work-item), and segment widths (SW) 8 and 4; exhaustive: TM {4, 8, 16,
+ * 32} x SW {pick, 16, 8, 4} x both MT up to max. */
+int cc_conv2d_winograd_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                      int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
+    if (!cc_conv2d_winograd_supports(cv) || pass == CLCNN_CONV_PASS_BACKWARD_FILTER) return 0;
+    cc_conv t = pass == CLCNN_CONV_PASS_BACKWARD_DATA ? transposed(cv) : *cv;
+    wino_cfg h;
+    make_cfg(dev, &t, NULL, &h);
+    int want[40][3], nw = 0; /* mt, sw, tm */
+    if (exhaustive) {
+        static const int tms[] = {4, 8, 16, 32}, sws[] = {0, 16, 8, 4};
+        for (int m = 4; m >= 2; m -= 2)
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++)
+                    if (nw < 40) want[nw][0] = m, want[nw][1] = sws[j], want[nw++][2] = tms[i];
+    } else {
+        int tm_lo = h.tm / 2 >= 1 ? h.tm / 2 : 1, tm_hi = h.tm * 2 <= 32 ? h.tm * 2 : 32;
+        int v[][3] = {{h.mt, 0, tm_lo},
+                      {h.mt, 0, tm_hi},
+                      {6 - h.mt, 0, h.tm},
+                      {h.mt, h.sw == 8 ? 4 : 8, h.tm},
+                      {h.mt, h.sw == 16 ? 4 : 16, h.tm}};
+        for (int i = 0; i < 5; i++)
+            memcpy(want[nw++], v[i], sizeof v[i]);
+    }
+    int n = 0;
+    for (int i = 0; i < nw && n < max; i++) {
+        int f[5] = {want[i][0], want[i][1], want[i][2], 0, 0};
+        wino_cfg c;
+        if (!make_cfg(dev, &t, f, &c)) continue;
+        if (c.mt == h.mt && c.sw == h.sw && c.tm == h.tm) continue; /* the heuristic */
+        char s[CC_CONV_CFG_MAX];
+        snprintf(s, sizeof s, "%d %d %d 0 0", f[0], f[1], f[2]);
+        int dup = 0;
+        for (int k = 0; k < n; k++)
+            dup |= !strcmp(out[k], s);
+        if (!dup) memcpy(out[n++], s, sizeof s);
+    }
+    return n;
 }

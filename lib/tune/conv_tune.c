@@ -8,10 +8,15 @@
  *     "stride": [1, 1], "pad": [1, 1], "dilation": [1, 1], "groups": 1,   (h, w)
  *     "algo": "winograd", "ms": 21.4,                   the winner, median ms
  *     "times_ms": {"direct": 60.2, "gemm": 75.0, ...},  every algorithm timed (optional)
- *     "runs": 3 }                                       timed runs each (optional)
+ *     "runs": 3,                                        timed runs each (optional)
+ *     "params": "4 0 8 0 0" }  the winner's kernel parameters (optional; "": heuristic)
  * x is (n,c,h,w) and the weights (k,c/groups,r,s) for all three passes. Unknown keys,
- * unknown algorithm names, numbers out of range, geometries the library rejects and two
- * entries with the same key make the whole file invalid (CLCNN_ERR_FORMAT).
+ * unknown algorithm names, numbers out of range, params that are not a string of at most
+ * 63 printable ASCII characters, geometries the library rejects and two entries with
+ * the same key make the whole file invalid (CLCNN_ERR_FORMAT). The syntax of params is
+ * the algorithm's (lib/ops/conv2d_*.c checks it when it runs: an invalid string means
+ * its heuristic). cc_conv_cfg hands them to the algorithms: the tuner's candidate, else
+ * $CLCNN_CONV_<ALGO>_CFG, else the stored params when the stored winner is that algorithm.
  *
  * Lookup: the entry with the exact key, else the same key with the batch size nearest
  * to n (in ratio), else none. The batch is part of the key because the winner depends on
@@ -114,9 +119,9 @@ static const char REJECTED[] = "is a convolution the library rejects";
 
 /* Parse entry i; NULL or the reason, with *what naming the member at fault. */
 static const char *parse_entry(json_t *o, cc_conv_entry *e, const char **what) {
-    static const char *const known[] = {"pass", "n",  "c",        "h",   "w",        "k",
-                                        "r",    "s",  "stride",   "pad", "dilation", "groups",
-                                        "algo", "ms", "times_ms", "runs"};
+    static const char *const known[] = {"pass", "n",  "c",        "h",    "w",        "k",
+                                        "r",    "s",  "stride",   "pad",  "dilation", "groups",
+                                        "algo", "ms", "times_ms", "runs", "params"};
     *what = "";
     if (!json_is_object(o)) return "is not an object";
     const char *key;
@@ -178,6 +183,18 @@ static const char *parse_entry(json_t *o, cc_conv_entry *e, const char **what) {
     json_t *runs = json_object_get(o, "runs");
     *what = "runs";
     if (runs && (why = get_int(runs, 1, 1000000, &e->runs))) return why;
+    json_t *params = json_object_get(o, "params");
+    *what = "params";
+    if (params) {
+        const char *ps = json_string_value(params);
+        if (!ps) return "is not a string";
+        size_t len = strlen(ps);
+        if (len >= sizeof e->params || len != json_string_length(params))
+            return "is longer than 63 characters";
+        for (size_t i = 0; i < len; i++)
+            if (ps[i] < 0x20 || ps[i] > 0x7e) return "has a character that is not printable";
+        memcpy(e->params, ps, len + 1);
+    }
     /* the geometry must be one the library accepts */
     *what = "";
     if (e->c % e->groups || e->k % e->groups) return "has groups that do not divide c and k";
@@ -267,6 +284,7 @@ static json_t *entry_json(const cc_conv_entry *e) {
             json_object_set_new(t, clcnn_conv_algo_name((clcnn_conv_algo)a), ms_value(e->times[a]));
     json_object_set_new(o, "times_ms", t);
     if (e->runs > 0) json_object_set_new(o, "runs", json_integer(e->runs));
+    json_object_set_new(o, "params", json_string(e->params));
     return o;
 }
 
@@ -379,10 +397,12 @@ static table *table_for(const clcnn_device *dev, const char *path) {
     return t;
 }
 
-clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const cc_conv *cv, int pass) {
-    if (!dev || !cv || clcnn_tune_mode_get() == CLCNN_TUNE_OFF) return CLCNN_CONV_AUTO;
+/* The entry for pass and cv (the exact batch, else the nearest) copied into *out; 0 when
+ * there is none (or $CLCNN_TUNE is off, or no tuning file). */
+static int find_entry(const clcnn_device *dev, const cc_conv *cv, int pass, cc_conv_entry *out) {
+    if (!dev || !cv || clcnn_tune_mode_get() == CLCNN_TUNE_OFF) return 0;
     char path[4200];
-    if (!clcnn_tune_file_path(dev, path, sizeof path)) return CLCNN_CONV_AUTO;
+    if (!clcnn_tune_file_path(dev, path, sizeof path)) return 0;
     cc_conv_entry key = {.pass = pass,
                          .n = cv->n,
                          .c = cv->c,
@@ -398,7 +418,7 @@ clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const cc_conv *cv, int pas
                          .dh = cv->dh,
                          .dw = cv->dw,
                          .groups = cv->groups};
-    clcnn_conv_algo found = CLCNN_CONV_AUTO;
+    int found = 0;
     pthread_mutex_lock(&tables_lock);
     table *t = table_for(dev, path);
     double best = INFINITY;
@@ -408,11 +428,51 @@ clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const cc_conv *cv, int pas
         double dist = fabs(log((double)e->n / key.n)); /* exact batch: 0 */
         if (dist < best || (dist == best && e->n > key.n)) {
             best = dist;
-            found = (clcnn_conv_algo)e->algo;
+            *out = *e;
+            found = 1;
         }
     }
     pthread_mutex_unlock(&tables_lock);
     return found;
+}
+
+clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const cc_conv *cv, int pass) {
+    cc_conv_entry e;
+    return find_entry(dev, cv, pass, &e) ? (clcnn_conv_algo)e.algo : CLCNN_CONV_AUTO;
+}
+
+/* ---- kernel parameters --------------------------------------------------------------- */
+
+_Static_assert(sizeof((cc_conv_entry *)0)->params == CC_CONV_CFG_MAX,
+               "a stored parameter string must fit a parameter buffer");
+
+const char *cc_conv_cfg(const clcnn_device *dev, const char *env_name, int pass, const cc_conv *cv,
+                        clcnn_conv_algo algo, char buf[CC_CONV_CFG_MAX]) {
+    if (!dev) return NULL;
+    if (dev->tune_cfg_algo != CLCNN_CONV_AUTO) { /* the tuner is timing a candidate */
+        if (dev->tune_cfg_algo != (int)algo || !dev->tune_cfg[0]) return NULL;
+        snprintf(buf, CC_CONV_CFG_MAX, "%s", dev->tune_cfg);
+        return buf;
+    }
+    const char *env = env_name ? getenv(env_name) : NULL;
+    if (env && env[0]) return env;
+    cc_conv_entry e;
+    if (!find_entry(dev, cv, pass, &e) || e.algo != (int)algo || !e.params[0]) return NULL;
+    memcpy(buf, e.params, CC_CONV_CFG_MAX);
+    return buf;
+}
+
+static _Thread_local char last_cfg[CC_CONV_CFG_MAX];
+static _Thread_local int last_algo;
+
+void cc_conv_cfg_used(clcnn_conv_algo algo, const char *cfg) {
+    last_algo = (int)algo;
+    snprintf(last_cfg, sizeof last_cfg, "%s", cfg ? cfg : "");
+}
+
+const char *cc_conv_cfg_last(clcnn_conv_algo *algo) {
+    if (algo) *algo = (clcnn_conv_algo)last_algo;
+    return last_cfg;
 }
 
 /* ---- storing a winner ------------------------------------------------------------------ */
@@ -624,6 +684,42 @@ static double nmse(const float *got, const float *ref, size_t n) {
  * error included). */
 #define TUNE_NMSE_MAX 1e-5
 
+/* Candidate kernel parameters per algorithm: near the heuristic, more when exhaustive. */
+#define TUNE_CANDS 6
+#define TUNE_CANDS_EXHAUSTIVE 40
+#define TUNE_VARIANTS (CLCNN_CONV_ALGO_COUNT * (TUNE_CANDS_EXHAUSTIVE + 1))
+
+typedef struct variant {
+    int algo;
+    char cfg[CC_CONV_CFG_MAX]; /* "": the algorithm's heuristic */
+    int ok;                    /* ran and agreed with direct */
+} variant;
+
+static int candidates(const clcnn_device *dev, const cc_conv *cv, clcnn_conv_pass pass, int algo,
+                      int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
+    switch (algo) {
+    case CLCNN_CONV_DIRECT:
+        return cc_conv2d_direct_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max);
+    case CLCNN_CONV_WINOGRAD:
+        return cc_conv2d_winograd_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max);
+    case CLCNN_CONV_DEPTHWISE:
+        return cc_conv2d_depthwise_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max);
+    case CLCNN_CONV_IMPLICIT_GEMM: /* forward and backward data: the heuristic only, for now */
+        return pass == CLCNN_CONV_PASS_BACKWARD_FILTER
+                   ? cc_conv2d_wgrad_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max)
+                   : 0;
+    default: /* gemm: CLBlast's parameters come from clcnn_gemm_tune */
+        return 0;
+    }
+}
+
+/* Make algo use cfg ("": its heuristic) on dev until the next call; CLCNN_CONV_AUTO
+ * stops forcing. */
+static void force_cfg(clcnn_device *dev, int algo, const char *cfg) {
+    dev->tune_cfg_algo = algo;
+    snprintf(dev->tune_cfg, sizeof dev->tune_cfg, "%s", cfg);
+}
+
 clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const clcnn_conv2d_desc *d,
                                const size_t x[4], const size_t w[4],
                                const clcnn_conv2d_tune_options *opt,
@@ -648,7 +744,27 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     clcnn_status s = CLCNN_OK;
     float *ref = NULL, *got = NULL;
     double *samples = NULL;
+    variant *v = NULL;
+    char(*cands)[CC_CONV_CFG_MAX] = NULL;
     size_t bias_shape[1] = {w[0]};
+    cc_conv cv = {.n = (int)x[0],
+                  .c = (int)x[1],
+                  .h = (int)x[2],
+                  .w = (int)x[3],
+                  .k = (int)w[0],
+                  .r = (int)w[2],
+                  .s = (int)w[3],
+                  .p = (int)ys[2],
+                  .q = (int)ys[3],
+                  .sh = d->stride_h,
+                  .sw = d->stride_w,
+                  .ph = d->pad_h,
+                  .pw = d->pad_w,
+                  .dh = d->dilation_h,
+                  .dw = d->dilation_w,
+                  .groups = d->groups,
+                  .cpg = (int)x[1] / d->groups,
+                  .kpg = (int)w[0] / d->groups};
     switch (pass) {
     case CLCNN_CONV_PASS_FORWARD:
         s = make(dev, x, 4, &rng, 1, &j.in0);
@@ -671,8 +787,10 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     if (s == CLCNN_OK) {
         ref = malloc(n_out * sizeof *ref);
         got = malloc(n_out * sizeof *got);
-        samples = malloc((size_t)runs * CLCNN_CONV_ALGO_COUNT * sizeof *samples);
-        if (!ref || !got || !samples)
+        samples = malloc((size_t)runs * TUNE_VARIANTS * sizeof *samples);
+        v = calloc(TUNE_VARIANTS, sizeof *v);
+        cands = calloc(TUNE_CANDS_EXHAUSTIVE, sizeof *cands);
+        if (!ref || !got || !samples || !v || !cands)
             s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "%s: out of host memory (%zu floats)", op, n_out);
     }
 
@@ -684,65 +802,106 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
         r.ms[a] = -1.0;
     int have_ref = 0;
     const char *pname = clcnn_conv_pass_name(pass);
-    /* First every algorithm once (warm-up: builds, buffer pool) and its result checked;
-     * direct (index 1) runs every pass and shape, and its result is the reference. */
-    int cand[CLCNN_CONV_ALGO_COUNT] = {0};
+    /* First every algorithm's heuristic once (warm-up: builds, buffer pool) and its result
+     * checked; direct (index 1) runs every pass and shape, and its result is the
+     * reference. Then, for each algorithm that ran, its candidate kernel parameters the
+     * same way (each one kernel build). */
+    int nv = 0;
     for (int a = 1; s == CLCNN_OK && a < CLCNN_CONV_ALGO_COUNT; a++) {
         const char *an = clcnn_conv_algo_name((clcnn_conv_algo)a);
         j.d.algo = (clcnn_conv_algo)a;
-        clcnn_status e = CLCNN_OK;
-        for (int i = 0; e == CLCNN_OK && i < warmups; i++)
-            e = invoke(dev, &j);
-        if (e == CLCNN_OK) e = clcnn_device_finish(dev);
-        if (e == CLCNN_ERR_UNSUPPORTED) {
-            progress(&o, "%s %s: not supported here (%s)", pname, an, clcnn_last_error());
-            continue;
-        }
-        if (e == CLCNN_OK)
-            e = clcnn_tensor_download(j.out, have_ref ? got : ref, n_out * sizeof *ref);
-        if (e != CLCNN_OK) {
-            progress(&o, "%s %s: failed: %s", pname, an, clcnn_last_error());
-            note_add(r.note, sizeof r.note, "%s failed: %s", an, clcnn_last_error());
-            if (a == CLCNN_CONV_DIRECT) s = e; /* no reference: give up */
-            continue;
-        }
-        if (have_ref) {
-            double err = nmse(got, ref, n_out);
-            if (!(err <= TUNE_NMSE_MAX)) {
-                char v[64];
-                snprintf(v, sizeof v, "%.3g", err);
-                progress(&o, "%s %s: WRONG results (normalised squared error %s vs direct)", pname,
-                         an, v);
-                note_add(r.note, sizeof r.note, "%s: wrong results (nmse %s vs direct)", an, v);
-                continue;
+        int first = nv;
+        v[nv].algo = a;
+        v[nv].cfg[0] = '\0';
+        nv++;
+        if (!o.algo_only && s == CLCNN_OK) {
+            char(*c)[CC_CONV_CFG_MAX] = cands;
+            int nc = candidates(dev, &cv, pass, a, mode == CLCNN_TUNE_EXHAUSTIVE, c,
+                                mode == CLCNN_TUNE_EXHAUSTIVE ? TUNE_CANDS_EXHAUSTIVE : TUNE_CANDS);
+            for (int i = 0; i < nc && nv < TUNE_VARIANTS; i++) {
+                v[nv].algo = a;
+                memcpy(v[nv].cfg, c[i], CC_CONV_CFG_MAX);
+                nv++;
             }
         }
-        have_ref = 1;
-        cand[a] = 1;
+        for (int vi = first; vi < nv; vi++) {
+            const char *vc = v[vi].cfg;
+            clcnn_status e = CLCNN_OK;
+            force_cfg(dev, a, vc);
+            for (int i = 0; e == CLCNN_OK && i < warmups; i++)
+                e = invoke(dev, &j);
+            if (e == CLCNN_OK) e = clcnn_device_finish(dev);
+            force_cfg(dev, CLCNN_CONV_AUTO, "");
+            if (e == CLCNN_ERR_UNSUPPORTED && vi == first) {
+                progress(&o, "%s %s: not supported here (%s)", pname, an, clcnn_last_error());
+                nv = first; /* nor its candidates */
+                break;
+            }
+            if (e == CLCNN_OK)
+                e = clcnn_tensor_download(j.out, have_ref ? got : ref, n_out * sizeof *ref);
+            if (e != CLCNN_OK) {
+                progress(&o, "%s %s%s%s: failed: %s", pname, an, vc[0] ? " " : "", vc,
+                         clcnn_last_error());
+                note_add(r.note, sizeof r.note, "%s failed: %s", an, clcnn_last_error());
+                if (a == CLCNN_CONV_DIRECT && vi == first) { /* no reference: give up */
+                    s = e;
+                    break;
+                }
+                continue;
+            }
+            if (have_ref) {
+                double err = nmse(got, ref, n_out);
+                if (!(err <= TUNE_NMSE_MAX)) {
+                    char msg[64];
+                    snprintf(msg, sizeof msg, "%.3g", err);
+                    progress(&o, "%s %s%s%s: WRONG results (normalised squared error %s vs direct)",
+                             pname, an, vc[0] ? " " : "", vc, msg);
+                    note_add(r.note, sizeof r.note, "%s: wrong results (nmse %s vs direct)", an,
+                             msg);
+                    continue;
+                }
+            }
+            have_ref = 1;
+            v[vi].ok = 1;
+        }
     }
     /* Then the timed runs, round robin over the candidates, so a change of machine load
      * during the measurement hits every algorithm alike. */
     for (int i = 0; s == CLCNN_OK && i < runs; i++) {
-        for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++) {
-            if (!cand[a]) continue;
+        for (int vi = 0; vi < nv; vi++) {
+            if (!v[vi].ok) continue;
+            int a = v[vi].algo;
             j.d.algo = (clcnn_conv_algo)a;
-            if (timed(dev, &j, &samples[(size_t)a * runs + i]) != CLCNN_OK) {
+            force_cfg(dev, a, v[vi].cfg);
+            clcnn_status e = timed(dev, &j, &samples[(size_t)vi * runs + i]);
+            force_cfg(dev, CLCNN_CONV_AUTO, "");
+            if (e != CLCNN_OK) {
                 const char *an = clcnn_conv_algo_name((clcnn_conv_algo)a);
                 progress(&o, "%s %s: failed: %s", pname, an, clcnn_last_error());
                 note_add(r.note, sizeof r.note, "%s failed: %s", an, clcnn_last_error());
-                cand[a] = 0;
+                v[vi].ok = 0;
             }
         }
     }
-    for (int a = 1; s == CLCNN_OK && a < CLCNN_CONV_ALGO_COUNT; a++) {
-        if (!cand[a]) continue;
-        double *t = samples + (size_t)a * runs;
+    int win = -1;
+    double win_ms = INFINITY;
+    for (int vi = 0; s == CLCNN_OK && vi < nv; vi++) {
+        if (!v[vi].ok) continue;
+        int a = v[vi].algo;
+        double *t = samples + (size_t)vi * runs;
         qsort(t, (size_t)runs, sizeof *t, cmp_double);
-        r.ms[a] = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
-        progress(&o, "%s %s: %.3f ms (median of %d, %.3f to %.3f)", pname,
-                 clcnn_conv_algo_name((clcnn_conv_algo)a), r.ms[a], runs, t[0], t[runs - 1]);
-        if (r.winner == CLCNN_CONV_AUTO || r.ms[a] < r.ms[r.winner]) r.winner = (clcnn_conv_algo)a;
+        double med = runs % 2 ? t[runs / 2] : 0.5 * (t[runs / 2 - 1] + t[runs / 2]);
+        progress(&o, "%s %s %s: %.3f ms (median of %d, %.3f to %.3f)", pname,
+                 clcnn_conv_algo_name((clcnn_conv_algo)a), v[vi].cfg[0] ? v[vi].cfg : "(heuristic)",
+                 med, runs, t[0], t[runs - 1]);
+        if (r.ms[a] < 0 || med < r.ms[a]) r.ms[a] = med;
+        if (win < 0 || med < win_ms) {
+            win = vi;
+            win_ms = med;
+            r.winner = (clcnn_conv_algo)a;
+        }
     }
+    if (win >= 0) memcpy(r.params, v[win].cfg, CC_CONV_CFG_MAX);
     clcnn_tensor_free(j.in0);
     clcnn_tensor_free(j.in1);
     clcnn_tensor_free(j.bias);
@@ -750,6 +909,8 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     free(ref);
     free(got);
     free(samples);
+    free(v);
+    free(cands);
     CC_TRY(s);
     CC_RETURN_IF(r.winner == CLCNN_CONV_AUTO, CLCNN_ERR_UNSUPPORTED,
                  "%s: no algorithm ran the %s pass of x %zux%zux%zux%zu, w %zux%zux%zux%zu (%s)",
@@ -775,6 +936,7 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
                            .algo = r.winner,
                            .ms = r.ms[r.winner],
                            .runs = runs};
+        memcpy(e.params, r.params, sizeof e.params);
         for (int a = 0; a < CLCNN_CONV_ALGO_COUNT; a++)
             e.times[a] = a == 0 ? -1.0 : r.ms[a];
         CC_TRY(store_entry(dev, path, &e));

@@ -107,6 +107,7 @@ typedef struct cc_conv_entry {
     double ms;                           /* its median time */
     double times[CLCNN_CONV_ALGO_COUNT]; /* ms per algorithm timed; < 0: not timed */
     int runs;                            /* timed runs per algorithm (0: not recorded) */
+    char params[64]; /* the winner's kernel parameters ("": its heuristic); printable */
 } cc_conv_entry;
 
 struct json_t;
@@ -122,5 +123,10 @@ char *cc_tune_dumps(struct json_t *root);
 /* Forget every in-memory copy of the convolution entries (after this process rewrote or
  * imported a tuning file). */
 void cc_conv_tune_forget(void);
+/* The kernel parameters the last convolution on this thread used ("": its heuristic) and,
+ * when algo is non-NULL, the algorithm that reported them (CLCNN_CONV_AUTO: none yet, or
+ * one without parameters such as gemm). Algorithms report through cc_conv_cfg_used
+ * (lib/ops/conv2d_impl.h); for tests and tools. */
+const char *cc_conv_cfg_last(clcnn_conv_algo *algo);
 
 #endif

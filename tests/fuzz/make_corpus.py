@@ -145,3 +145,8 @@ bad = json.loads(json.dumps(base)); bad["conv2d"] = [dict(conv, n=2147483647, c=
 put("tune", "conv-huge.json", json.dumps(bad))
 bad = json.loads(json.dumps(base)); bad["conv2d"] = {"forward": "winograd"}
 put("tune", "conv-not-array.json", json.dumps(bad))
+# kernel parameters of the winner ("params", "" = the algorithm's heuristic)
+good = json.loads(json.dumps(base)); good["conv2d"] = [dict(conv, params="4 0 8 0 0"), dict(conv, **{"pass": "backward_filter", "algo": "direct", "params": ""})]
+put("tune", "conv-params.json", json.dumps(good, indent=1))
+bad = json.loads(json.dumps(base)); bad["conv2d"] = [dict(conv, params="8 4 " * 16)]
+put("tune", "conv-params-long.json", json.dumps(bad))

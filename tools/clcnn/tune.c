@@ -15,8 +15,8 @@ static void usage(FILE *f) {
         f,
         "usage: clcnn tune [--device SEL] [--budget SECONDS] [--exhaustive] [--seed N]\n"
         "                  [--no-save] [--quiet]\n"
-        "       clcnn tune --suite NAME [--op OPS] [--filter TEXT] [--runs N] [--device SEL]\n"
-        "                  [--no-save] [--quiet]\n"
+        "       clcnn tune --suite NAME [--op OPS] [--filter TEXT] [--runs N] [--algo-only]\n"
+        "                  [--device SEL] [--no-save] [--quiet]\n"
         "       clcnn tune --show | --export FILE | --import FILE | --peak  [--device SEL]\n\n"
         "Without --suite: search CLBlast's SGEMM kernel parameters for the device (random\n"
         "and greedy search over valid configurations, each one built, timed on SGEMM 1024^3\n"
@@ -24,12 +24,18 @@ static void usage(FILE *f) {
         "store it in the device's tuning file beside the program cache. Every later\n"
         "process applies it before its first matrix product.\n\n"
         "With --suite: for every convolution shape of a perf suite (perf/suites/NAME.txt,\n"
-        "or a path) and every pass asked for, time each algorithm that runs it (one warm-up,\n"
-        "median of 3 runs; 9 with CLCNN_TUNE=exhaustive), check its result against the\n"
-        "direct algorithm, and store the fastest in the tuning file: from then on\n"
-        "--algo auto (CLCNN_CONV_AUTO) uses it for that shape (and for the same shape with\n"
-        "another batch size when that one is not tuned). One line per shape and pass on\n"
-        "stdout: the winner and the median ms of every algorithm ('-': does not run it).\n\n"
+        "or a path) and every pass asked for, time each algorithm that runs it with its\n"
+        "heuristic kernel parameters and with a few candidate parameter sets near them\n"
+        "(direct, winograd, depthwise forward, implicit_gemm backward filter; more with\n"
+        "CLCNN_TUNE=exhaustive), one warm-up and the median of 3 runs (9 with\n"
+        "CLCNN_TUNE=exhaustive), check each result against the direct algorithm, and store\n"
+        "the fastest algorithm and its parameters in the tuning file: from then on\n"
+        "--algo auto (CLCNN_CONV_AUTO) uses them for that shape (and for the same shape with\n"
+        "another batch size when that one is not tuned). Every parameter set is one kernel\n"
+        "build (1-6 s each on POCL, cached for later runs): a suite takes minutes; use\n"
+        "--algo-only to time the heuristics only. One line per shape and pass on stdout:\n"
+        "the winner, its parameters ('-': its heuristic) and the best median ms of every\n"
+        "algorithm ('-': does not run it).\n\n"
         "  --device SEL     device selector (index, cpu/gpu, or a name substring)\n"
         "  --budget S       GEMM: wall-clock budget in seconds (default %.0f; %.0f with\n"
         "                   --exhaustive or CLCNN_TUNE=exhaustive)\n"
@@ -39,7 +45,8 @@ static void usage(FILE *f) {
         "  --op OPS         passes for --suite, comma-separated: conv2d_fwd,\n"
         "                   conv2d_bwd_data, conv2d_bwd_filter (default: all three)\n"
         "  --filter TEXT    --suite: only shapes whose name contains TEXT\n"
-        "  --runs N         --suite: timed runs per algorithm\n"
+        "  --runs N         --suite: timed runs per algorithm and parameter set\n"
+        "  --algo-only      --suite: no kernel parameter candidates (heuristics only)\n"
         "  --list           the perf suites --suite can name\n"
         "  --no-save        tune and report, but do not write the tuning file\n"
         "  --quiet          no progress lines on stderr\n"
@@ -97,7 +104,7 @@ static int run_suite(clcnn_device *dev, const char *suite, const int want[CLCNN_
     int have_path = clcnn_tune_file_path(dev, path, sizeof path);
     fprintf(stderr, "clcnn tune: convolution algorithms of suite %s on %s (%s)\n", suite,
             info->name, info->driver_version);
-    printf("%-20s %-17s %-30s %-14s %s\n", "shape", "pass", "dims", "winner",
+    printf("%-20s %-17s %-30s %-14s %-18s %s\n", "shape", "pass", "dims", "winner", "params",
            "median ms per algorithm");
     int rc = 0, tuned = 0;
     for (size_t i = 0; i < count; i++) {
@@ -137,8 +144,8 @@ static int run_suite(clcnn_device *dev, const char *suite, const int want[CLCNN_
                                                 len ? "  " : "", an);
                 if (m > 0) len += (size_t)m;
             }
-            printf("%-20s %-17s %-30s %-14s %s\n", sh->name, op_words[p], dims,
-                   clcnn_conv_algo_name(r.winner), times);
+            printf("%-20s %-17s %-30s %-14s %-18s %s\n", sh->name, op_words[p], dims,
+                   clcnn_conv_algo_name(r.winner), r.params[0] ? r.params : "-", times);
             if (r.note[0]) printf("%-20s %-17s note: %s\n", "", "", r.note);
             fflush(stdout);
             tuned++;
@@ -168,7 +175,7 @@ static int fail(const char *what, clcnn_status s) {
 int cmd_tune(int argc, char **argv) {
     const char *selector = NULL, *export_path = NULL, *import_path = NULL;
     const char *suite = NULL, *filter = NULL;
-    int show = 0, peak = 0, quiet = 0, runs = 0;
+    int show = 0, peak = 0, quiet = 0, runs = 0, algo_only = 0;
     int want[CLCNN_CONV_PASS_COUNT] = {1, 1, 1};
     clcnn_gemm_tune_options opt = clcnn_gemm_tune_options_default();
     for (int i = 1; i < argc; i++) {
@@ -194,6 +201,8 @@ int cmd_tune(int argc, char **argv) {
             opt.save = 0;
         } else if (!strcmp(a, "--quiet")) {
             quiet = 1;
+        } else if (!strcmp(a, "--algo-only")) {
+            algo_only = 1;
         } else if (!strcmp(a, "--suite") && has_value) {
             suite = argv[++i];
         } else if (!strcmp(a, "--op") && has_value) {
@@ -267,6 +276,7 @@ int cmd_tune(int argc, char **argv) {
         copt.runs = runs > 0 ? runs : opt.exhaustive ? 9 : 0;
         copt.save = opt.save;
         copt.seed = opt.seed;
+        copt.algo_only = algo_only;
         if (!quiet) copt.progress = print_line;
         rc = run_suite(dev, suite, want, filter, &copt, quiet);
     } else if (peak) {
