@@ -13,9 +13,17 @@
  * likewise; padding never reaches the maximum (it acts as -inf) and, for the average,
  * counts in the divisor only when exclude_pad == 0.
  *
- * Work-item mapping: forward, one work-item per output element (flat over planes*p*q);
- * backward, one work-item per input element (flat over planes*h*w) that gathers from the
- * outputs whose windows cover it, in a fixed order: deterministic, no atomics.
+ * Work-item mapping (every variant gives the same bits as the per-element kernels):
+ *   pool2d_{max,avg}_fwd: one work-item per output element (flat over planes*p*q): the
+ *     definition; used for rows with fewer than 2 interior windows (global pooling).
+ *   pool2d_{max,avg}_fwd_rows[_s1|_s2]: one work-item per output row (flat over planes*p);
+ *     interior windows 8 at a time as float8 lanes, clipped border windows one at a time.
+ *     Extra arguments qa, qb: the output columns whose windows lie inside the plane.
+ *   pool2d_{max,avg}_bwd: one work-item per input element (flat over planes*h*w) that
+ *     gathers from the outputs whose windows cover it, in output order.
+ *   pool2d_{max,avg}_bwd_plane: one work-item per plane (CPU devices, many planes) that
+ *     zeroes dx and adds each output's term in output order: the same sums.
+ * Deterministic, no atomics.
  *
  * Tiled variants (*_tiled) for non-overlapping windows (stride == kernel, no padding,
  * the usual 2x2/2 layer): one work-item per band of kh input rows (flat over

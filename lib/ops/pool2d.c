@@ -6,9 +6,14 @@
  * PyTorch with ceil_mode=False: p = (h + 2 ph - kh) / sh + 1. Padding below the kernel size
  * guarantees every window holds at least one input element.
  *
- * Backward gathers: each dx element sums the dy of the outputs whose window covers it (for
- * max, only those whose arg-max is this element), in a fixed order. Deterministic, no
- * atomics, and no need to zero dx first.
+ * Backward: each dx element sums the dy of the outputs whose window covers it (for max,
+ * only those whose arg-max is this element) in output order: gathered per dx element, or
+ * on CPU devices with many planes scattered by one work-item per plane in output order
+ * (the same sums, bit for bit). Deterministic, no atomics, and no need to zero dx first.
+ *
+ * General windows forward: one work-item per output row, 8 interior windows per float8
+ * (5-10x faster than one work-item per output on POCL: no per-output index division, no
+ * data-dependent loop bounds or branches inside the vector lanes); bit-identical.
  *
  * Max pooling with non-overlapping windows (stride == kernel, no padding) takes the tiled
  * kernels: each input element lies in at most one window, so one work-item per band of
