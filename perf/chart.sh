@@ -4,7 +4,7 @@
 #   perf/chart.sh SWEEP.csv [OUTDIR]
 #
 # One chart per (device, op) in the CSV: the shapes along x, one bar per algorithm,
-# GFLOPS up (GB/s for pool2d_fwd, which moves memory rather than computing); rows that
+# GFLOPS up (GB/s for pool2d_fwd and pool2d_bwd, which move memory rather than computing); rows that
 # did not run (unsupported, error) leave a gap. Files: OUTDIR/<csv name>-<op>[-<device
 # number>].png and .svg (OUTDIR defaults to the CSV's directory).
 #
@@ -54,7 +54,7 @@ NR == 1 { n = parse($0); for (i = 1; i <= n; i++) col[f[i]] = i; next }
     sub(/\r$/, "")
     parse($0)
     dev = f[col["device"]]; op = f[col["op"]]; algo = f[col["algo"]]; shape = f[col["shape"]]
-    metric = (op == "pool2d_fwd") ? "gbps" : "gflops"
+    metric = (op ~ /^pool2d_/) ? "gbps" : "gflops"
     v = (f[col["status"]] == "ok" && f[col[metric]] != "") ? f[col[metric]] : "?"
     if (!(dev in devnum)) { devnum[dev] = ++ndev; devname[ndev] = dev }
     key = devnum[dev] SUBSEP op

@@ -69,7 +69,7 @@ log=$out/sweep.txt
 # The ops clcnn-perf knows, minus peak (measured with every suite anyway): net timings
 # are included when this build has them.
 ops=$("$perf" --help 2>&1 | tr ' ,' '\n\n' |
-    grep -E '^(conv2d_fwd|conv2d_bwd_data|conv2d_bwd_filter|pool2d_fwd|linear_fwd|gemm|net_[a-z_]+)$' |
+    grep -E '^(conv2d_fwd|conv2d_bwd_data|conv2d_bwd_filter|pool2d_fwd|pool2d_bwd|linear_fwd|gemm|net_[a-z_]+)$' |
     sort -u | paste -sd, -)
 
 status=0
