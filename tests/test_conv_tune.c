@@ -155,6 +155,13 @@ static clcnn_conv_algo heuristic(clcnn_conv_pass pass, const clcnn_conv2d_desc *
     return a;
 }
 
+/* Counts the progress lines of timed parameter candidates ("<pass> <algo> <digits>..."). */
+static void count_candidates(void *user, const char *line) {
+    const char *sp = strchr(line, ' ');
+    sp = sp ? strchr(sp + 1, ' ') : NULL;
+    if (sp && sp[1] >= '0' && sp[1] <= '9' && strstr(line, " ms (median")) (*(int *)user)++;
+}
+
 /* ---- tests --------------------------------------------------------------------------- */
 
 static void test_tune_stores_winner_auto_uses_it(void **state) {
@@ -171,8 +178,16 @@ static void test_tune_stores_winner_auto_uses_it(void **state) {
         clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
         o.runs = 2;
         o.algo_only = i == 1; /* candidates for forward only: each is a kernel build */
+        int timed_cands = 0;
+        o.progress = count_candidates;
+        o.user = &timed_cands;
         clcnn_conv2d_tune_result r;
         TU_OK(clcnn_conv2d_tune(dev, passes[i], &d, x, w, &o, &r));
+        /* direct offers candidates for every pass; --algo-only times none */
+        if (i == 0)
+            assert_true(timed_cands >= 2);
+        else
+            assert_int_equal(timed_cands, 0);
         params[i] = strdup(r.params);
         if (i == 1) assert_string_equal(r.params, "");
         if (r.params[0]) { /* AUTO uses the stored parameters */
