@@ -698,6 +698,131 @@ static void test_params_in_tuning_file(void **state) {
     cc_conv_tune_forget();
 }
 
+/* Backward data of x (2, 8, 10, 10), w (16, 8, 3, 3), stride 2, pad 1 (dy 2x16x5x5) with
+ * AUTO (tuning file) or algo, checked against the double reference; returns the
+ * parameters the algorithm reported using, *out the result (caller frees). */
+static const char *data_checked(const char *what, clcnn_conv_algo algo, clcnn_conv_algo *used,
+                                float **out) {
+    clcnn_device *dev = tu_device();
+    ref_conv rc = {.n = 2,
+                   .c = 8,
+                   .h = 10,
+                   .w = 10,
+                   .k = 16,
+                   .r = 3,
+                   .s = 3,
+                   .stride_h = 2,
+                   .stride_w = 2,
+                   .pad_h = 1,
+                   .pad_w = 1,
+                   .dilation_h = 1,
+                   .dilation_w = 1,
+                   .groups = 1};
+    assert_true(ref_conv_out(&rc));
+    size_t xn = ref_conv_x_size(&rc), wn = ref_conv_w_size(&rc), yn = ref_conv_y_size(&rc);
+    tu_rng rng = tu_rng_seed(6);
+    float *hy = malloc(yn * sizeof *hy), *hw = malloc(wn * sizeof *hw);
+    double *dy = malloc(yn * sizeof *dy), *dw = malloc(wn * sizeof *dw), *ref = malloc(xn * 8);
+    tu_fill_uniform(&rng, hy, yn, -1, 1);
+    tu_fill_uniform(&rng, hw, wn, -1, 1);
+    for (size_t i = 0; i < yn; i++)
+        dy[i] = hy[i];
+    for (size_t i = 0; i < wn; i++)
+        dw[i] = hw[i];
+    ref_conv2d_backward_data(&rc, dy, dw, ref);
+    const size_t x[4] = {2, 8, 10, 10}, w[4] = {16, 8, 3, 3}, ys[4] = {2, 16, 5, 5};
+    clcnn_tensor *ty = tu_tensor_from(4, ys, hy), *tw = tu_tensor_from(4, w, hw);
+    clcnn_tensor *tx = tu_tensor_new(CLCNN_F32, 4, x);
+    cc_conv_cfg_used(CLCNN_CONV_AUTO, NULL);
+    clcnn_conv2d_desc d = desc(2, 1);
+    d.algo = algo;
+    TU_OK(clcnn_conv2d_backward_data(dev, &d, ty, tw, tx));
+    float *got = tu_download(tx);
+    /* float32 sums of at most 16 * 9 products of values in [-1, 1]: within ~1e-5 */
+    assert_true(tu_close(what, got, ref, xn, 1e-4, 1e-4));
+    free(hy), free(hw), free(dy), free(dw), free(ref);
+    *out = got;
+    clcnn_tensor_free(tx), clcnn_tensor_free(tw), clcnn_tensor_free(ty);
+    return cc_conv_cfg_last(used);
+}
+
+/* implicit_gemm's forward and stride-2 backward data take their parameters from the
+ * tuning file (the data pass keyed by the layer, its phase GEMMs all given the string,
+ * one GEMM or one per phase), match the double reference and the heuristic's result,
+ * and invalid strings fall back to the heuristic. */
+static void test_implicit_params_in_tuning_file(void **state) {
+    (void)state;
+    clcnn_conv_algo used;
+    unsetenv("CLCNN_CONV_IMPLICIT_CFG");
+    char e1[1200], e2[1200], all[2500];
+    const char *fwd = "8 8 8 1024 2 2", *bwd = "4 4 8 16 1 1";
+    entry_params(e1, sizeof e1, "forward", 2, 8, 10, 16, 3, 1, "implicit_gemm", fwd);
+    entry(e2, sizeof e2, "backward_data", 2, 8, 10, 16, 3, 2, 1, "implicit_gemm");
+    e2[strlen(e2) - 1] = '\0';
+    snprintf(all, sizeof all, "%s,\n%s, \"params\": \"%s\"}", e1, e2, bwd);
+    write_file(tune_path, all, 0);
+    assert_string_equal(forward_checked("implicit stored params", &used), fwd);
+    assert_int_equal(used, CLCNN_CONV_IMPLICIT_GEMM);
+
+    const char *splits[] = {"0", "1"};
+    for (int sp = 0; sp < 2; sp++) {
+        setenv("CLCNN_CONV_DGRAD_SPLIT", splits[sp], 1);
+        float *a, *h;
+        assert_string_equal(data_checked("implicit data params", CLCNN_CONV_AUTO, &used, &a), bwd);
+        assert_int_equal(used, CLCNN_CONV_IMPLICIT_GEMM);
+        setenv("CLCNN_TUNE", "off", 1);
+        assert_string_equal(
+            data_checked("implicit data heuristic", CLCNN_CONV_IMPLICIT_GEMM, &used, &h), "");
+        unsetenv("CLCNN_TUNE");
+        /* the same sums in another tiling: float rounding only */
+        for (size_t i = 0; i < 2 * 8 * 10 * 10; i++)
+            assert_true(fabsf(a[i] - h[i]) <= 1e-5f + 1e-5f * fabsf(h[i]));
+        free(a), free(h);
+    }
+    unsetenv("CLCNN_CONV_DGRAD_SPLIT");
+
+    /* invalid strings: the heuristic, correct results */
+    const char *bad[] = {"8 8 8",           "8 5 4 1024",     "0 16 4 1024",
+                         "8 16 4 1024 0 5", "8 16 4 0",       "8 16 4 1024 65",
+                         "8 16 4 1024 x",   "8 16 9999 1024", "8 16 4 1024 1 1 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        entry_params(e1, sizeof e1, "forward", 2, 8, 10, 16, 3, 1, "implicit_gemm", bad[i]);
+        write_file(tune_path, e1, 0);
+        assert_string_equal(forward_checked(bad[i], &used), "");
+        assert_int_equal(used, CLCNN_CONV_IMPLICIT_GEMM);
+    }
+    /* the candidates the tuner times: valid strings, the heuristic not among them */
+    const cc_conv cv = {.n = 2,
+                        .c = 8,
+                        .h = 10,
+                        .w = 10,
+                        .k = 16,
+                        .r = 3,
+                        .s = 3,
+                        .p = 5,
+                        .q = 5,
+                        .sh = 2,
+                        .sw = 2,
+                        .ph = 1,
+                        .pw = 1,
+                        .dh = 1,
+                        .dw = 1,
+                        .groups = 1,
+                        .cpg = 8,
+                        .kpg = 16};
+    char c[40][CC_CONV_CFG_MAX];
+    int n =
+        cc_conv2d_implicit_cfg_candidates(tu_device(), &cv, CLCNN_CONV_PASS_BACKWARD_DATA, 0, c, 6);
+    assert_true(n >= 2 && n <= 6);
+    assert_true(cc_conv2d_implicit_cfg_candidates(tu_device(), &cv, CLCNN_CONV_PASS_BACKWARD_DATA,
+                                                  1, c, 40) > n);
+    assert_int_equal(cc_conv2d_implicit_cfg_candidates(tu_device(), &cv,
+                                                       CLCNN_CONV_PASS_BACKWARD_FILTER, 0, c, 6),
+                     0);
+    unlink(tune_path);
+    cc_conv_tune_forget();
+}
+
 /* Two `clcnn tune --suite` processes at once, each with its own shapes: both sets of
  * winners end up in the file (the merge happens under a lock). */
 static void test_two_processes_merge(void **state) {
@@ -751,6 +876,7 @@ int main(void) {
         cmocka_unit_test(test_malformed_entries),
         cmocka_unit_test(test_export_import_and_old_files),
         cmocka_unit_test(test_params_in_tuning_file),
+        cmocka_unit_test(test_implicit_params_in_tuning_file),
         cmocka_unit_test(test_two_processes_merge),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

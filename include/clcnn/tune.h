@@ -149,7 +149,7 @@ typedef struct clcnn_conv2d_tune_result {
 /* Time every algorithm that runs `pass` on the convolution (x: input (n,c,h,w), w:
  * weights (k,c/groups,r,s); d->algo is ignored), each with its heuristic kernel
  * parameters and, unless opt->algo_only, with a few candidate parameter sets near them
- * (direct, winograd, depthwise forward, implicit_gemm backward filter: up to 6 each, up
+ * (direct, winograd, depthwise forward, implicit_gemm, all passes: up to 6 each, up
  * to 40 with $CLCNN_TUNE=exhaustive; every set is one more kernel build, 1-6 s on POCL,
  * kept in the program cache), on seeded random tensors it allocates:
  * one warm-up call (two when exhaustive), then the median of opt->runs calls, taken

@@ -123,6 +123,8 @@ int cc_conv2d_winograd_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
 int cc_conv2d_depthwise_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                        int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
+int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                      int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
 int cc_conv2d_wgrad_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                    int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
 

@@ -14,7 +14,7 @@
  *   VW (define)  16, 8 or 4 columns per row segment: 16/VW rows x VW columns per tile,
  *                whichever wastes the fewest lanes on this output width (ties: wider);
  *   TN (define)  tiles per register block: 1, on CPUs 3 (with TM 8) or 4 (with TM 6,
- *                weights over 512 KB) for pointwise layers, see pick_cfg;
+ *                weights over 512 KB) for pointwise layers, see heuristic_cfg;
  *   plane        for 1x1 stride-1 unpadded kernels the 16 lanes are 16 consecutive
  *                positions of the plane (no lanes wasted on short rows);
  *   nt           tiles per work-item: 1, or up to 4 when a group's weights exceed 512 KB
@@ -28,6 +28,12 @@
  *                are too few work-items to keep the device busy, then ranges of TM
  *                multiples.
  * So a network compiles at most 5 programs (VW 16, 8, 4; pointwise TN 3 and 4).
+ * Parameters: heuristic_cfg, unless the tuner, $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC
+ * [NT [TN]]" (NT 0: choose) or the tuning file's "params" (cc_conv_cfg, keyed by the pass
+ * and the layer's own geometry, also for backward data) give a valid string
+ * (parse_cfg); a string whose plan does not fit a GEMM (local memory) leaves that GEMM
+ * on the heuristic, and one string applies to every phase GEMM of strided backward
+ * data. cc_conv2d_implicit_cfg_candidates lists the tuner's candidates.
  * Backward data runs the same kernels: with stride 1 on the transposed convolution,
  * with strides up to 32 on the stride-1 convolutions of its phase decomposition
  * followed by a scatter into dx
@@ -39,6 +45,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct implicit_cfg {
     int tm, vw, lws, kc_max, nt; /* nt 0: choose */
@@ -63,7 +70,8 @@ static double lane_use(const cc_conv *cv, int vw) {
     return (double)cv->p * cv->q / (tiles * 16.0);
 }
 
-static implicit_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
+/* The heuristic for the GEMM geometry cv (nt 0: plan_with chooses). */
+static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     implicit_cfg cfg = {.tm = gpu ? 2 : 16, .vw = 16, .lws = gpu ? 16 : 4, .kc_max = 1024, .tn = 1};
     if (is_pointwise(cv) && !gpu) {
@@ -88,15 +96,28 @@ static implicit_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
             }
         }
     }
-    /* Development switch: $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT [TN]]" overrides
-     * the choice. */
-    const char *e = getenv("CLCNN_CONV_IMPLICIT_CFG");
-    int tm, vw, lws, kc, nt = 0, tn = 1;
-    int got = e ? sscanf(e, "%d %d %d %d %d %d", &tm, &vw, &lws, &kc, &nt, &tn) : 0;
-    if (got >= 4 && tm >= 1 && tm <= 32 && (vw == 16 || vw == 8 || vw == 4) && lws >= 1 &&
-        lws <= 256 && kc >= 1 && nt >= 0 && nt <= 64 && tn >= 1 && tn <= 4)
-        cfg = (implicit_cfg){tm, vw, lws, kc, nt, tn};
     return cfg;
+}
+
+/* "TM VW LWS KC [NT [TN]]" (NT 0: choose; TN default 1) into *out; 0 when s is not one
+ * or asks for a work-group larger than dev allows. */
+static int parse_cfg(const clcnn_device *dev, const char *s, implicit_cfg *out) {
+    int f[6] = {0, 0, 0, 0, 0, 1}, n = 0, len;
+    if (!s) return 0;
+    const char *p = s;
+    while (n < 6 && sscanf(p, "%d%n", &f[n], &len) == 1) {
+        n++;
+        p += len;
+    }
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (n < 4 || *p != '\0') return 0;
+    size_t max_wg = dev->info.max_work_group_size ? dev->info.max_work_group_size : 256;
+    if (f[0] < 1 || f[0] > 32 || (f[1] != 16 && f[1] != 8 && f[1] != 4) || f[2] < 1 || f[2] > 256 ||
+        (size_t)f[2] > max_wg || f[3] < 1 || f[4] < 0 || f[4] > 64 || f[5] < 1 || f[5] > 4)
+        return 0;
+    *out = (implicit_cfg){f[0], f[1], f[2], f[3], f[4], f[5]};
+    return 1;
 }
 
 /* The launch parameters of the GEMM kernel for the geometry cv (see the top comment). */
@@ -107,8 +128,10 @@ typedef struct gemm_plan {
     char defs[64];
 } gemm_plan;
 
-static clcnn_status plan_gemm(const clcnn_device *dev, const cc_conv *cv, gemm_plan *pl) {
-    implicit_cfg cfg = pick_cfg(dev, cv);
+/* The plan of the GEMM geometry cv with the parameters cfg; an error when they do not
+ * fit (too large, too much local memory). */
+static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implicit_cfg cfg,
+                              gemm_plan *pl) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     int plane = is_pointwise(cv);
     int rs = cv->r * cv->s, K = cv->cpg * rs;
@@ -189,6 +212,23 @@ static clcnn_status plan_gemm(const clcnn_device *dev, const cc_conv *cv, gemm_p
     return CLCNN_OK;
 }
 
+/* The parameter string for pass of the layer `key` (its own geometry, also for the
+ * GEMMs backward data runs): the tuner's, $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT [TN]]"
+ * or the tuning file's (cc_conv_cfg); NULL: the heuristic. */
+static const char *cfg_string(const clcnn_device *dev, int pass, const cc_conv *key,
+                              char tmp[CC_CONV_CFG_MAX]) {
+    return cc_conv_cfg(dev, "CLCNN_CONV_IMPLICIT_CFG", pass, key, CLCNN_CONV_IMPLICIT_GEMM, tmp);
+}
+
+/* The plan of the GEMM geometry cv with the parameters of s when they are valid and fit
+ * cv (*used 1), else with the heuristic (*used 0). */
+static clcnn_status plan_gemm(const clcnn_device *dev, const cc_conv *cv, const char *s,
+                              gemm_plan *pl, int *used) {
+    implicit_cfg f;
+    *used = parse_cfg(dev, s, &f) && plan_with(dev, cv, f, pl) == CLCNN_OK;
+    return *used ? CLCNN_OK : plan_with(dev, cv, heuristic_cfg(dev, cv), pl);
+}
+
 /* y (at element y_off) = act(conv(x (at x_off), wt) + b) for the geometry cv, with wt the
  * transposed weights that plan pl asks for. */
 static clcnn_status launch_gemm(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl, cl_mem x,
@@ -211,12 +251,18 @@ static clcnn_status launch_gemm(clcnn_device *dev, const cc_conv *cv, const gemm
 }
 
 /* y = act(conv(x, w) + b) for the geometry cv; flip: w holds the weights of the
- * convolution that cv transposes (backward data, see implicit_weights). */
+ * convolution that cv transposes (backward data of the layer key, see implicit_weights),
+ * else key is cv. */
 static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                         const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
-                        int flip) {
+                        int flip, const cc_conv *key) {
     gemm_plan pl;
-    CC_TRY(plan_gemm(dev, cv, &pl));
+    char tmp[CC_CONV_CFG_MAX];
+    const char *e =
+        cfg_string(dev, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key, tmp);
+    int used;
+    CC_TRY(plan_gemm(dev, cv, e, &pl, &used));
+    cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
     /* both kernels built before anything is enqueued: a build failure writes nothing */
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "implicit_weights"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "conv2d_implicit_fwd"));
@@ -238,7 +284,7 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
 clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                         const clcnn_tensor *w, const clcnn_tensor *b,
                                         clcnn_tensor *y, int act) {
-    return run(dev, cv, x, w, b, y, act, 0);
+    return run(dev, cv, x, w, b, y, act, 0, cv);
 }
 
 /* Strides up to 32: the phases of an axis are the bits of one uint (phase_axis). */
@@ -249,9 +295,7 @@ int cc_conv2d_implicit_supports_data(const cc_conv *cv) {
 /* Stride 1: dx (n, c, h, w) = conv(dy (n, k, p, q), w'), w' (c, kpg, r, s) the flipped
  * weights with the channel dims swapped per group, padding dh*(r-1) - ph (and likewise
  * for the columns), dilation unchanged; its output is h x w again. */
-static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
-                                          const clcnn_tensor *dy, const clcnn_tensor *w,
-                                          clcnn_tensor *dx) {
+static cc_conv transposed(const cc_conv *cv) {
     cc_conv t = {
         .n = cv->n,
         .c = cv->k,
@@ -272,7 +316,14 @@ static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
         .cpg = cv->kpg,
         .kpg = cv->cpg,
     };
-    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1);
+    return t;
+}
+
+static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
+                                          const clcnn_tensor *dy, const clcnn_tensor *w,
+                                          clcnn_tensor *dx) {
+    cc_conv t = transposed(cv);
+    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1, cv);
 }
 
 /* One axis of the phase decomposition (rows: stride sh, padding ph, dilation dh, r taps).
@@ -347,6 +398,7 @@ typedef struct phase_job {
     cc_conv t;
     gemm_plan pl;
     size_t wt_off;
+    int used; /* planned with the parameter string (else the heuristic) */
 } phase_job;
 
 #define MAX_SPLIT 16 /* phases run as separate GEMMs at most (strides up to 4x4) */
@@ -393,6 +445,11 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
     int split = split_phases(cv, nph), njobs = split ? nph : 1;
     phase_job jobs[MAX_SPLIT];
     size_t wfloats = 0;
+    /* one parameter string for every GEMM, keyed by the layer; a GEMM it does not fit
+     * uses the heuristic */
+    char tmp[CC_CONV_CFG_MAX];
+    const char *e = cfg_string(dev, CLCNN_CONV_PASS_BACKWARD_DATA, cv, tmp);
+    int any_used = 0;
     for (int j = 0; j < njobs; j++) {
         phase_job *jb = &jobs[j];
         jb->ah = split
@@ -402,7 +459,8 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
                      ? axis_phases(cv->sw, cv->pw, cv->dw, cv->s, nth_phase(aw.mask, j % aw.count))
                      : aw;
         jb->t = phase_geometry(cv, &jb->ah, &jb->aw, nb);
-        CC_TRY(plan_gemm(dev, &jb->t, &jb->pl));
+        CC_TRY(plan_gemm(dev, &jb->t, e, &jb->pl, &jb->used));
+        any_used |= jb->used;
         jb->wt_off = wfloats;
         wfloats += jb->pl.wfloats;
         /* every kernel built before anything is enqueued: a build failure writes nothing */
@@ -412,6 +470,7 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
     }
     CC_RETURN_IF(wfloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
                  "conv2d implicit_gemm: the phase weights (%zu floats) are too large", wfloats);
+    cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, any_used ? e : NULL);
     clcnn_tensor *wt = NULL, *buf = NULL;
     CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){wfloats}, &wt));
     clcnn_status st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){per_img * nb}, &buf);
@@ -438,7 +497,8 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
             phase_job *jb = &jobs[j];
             if (nbc != jb->t.n) { /* the last, shorter chunk: same program (TM, VW), new grid */
                 jb->t.n = nbc;
-                st = plan_gemm(dev, &jb->t, &jb->pl);
+                int u; /* fewer tiles: what fitted before fits again */
+                st = plan_gemm(dev, &jb->t, jb->used ? e : NULL, &jb->pl, &u);
                 if (st != CLCNN_OK) break;
             }
             st = launch_gemm(dev, &jb->t, &jb->pl, dy->storage->mem,
@@ -497,4 +557,75 @@ clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *
                                               clcnn_tensor *dx) {
     if (cv->sh == 1 && cv->sw == 1) return backward_data_stride1(dev, cv, dy, w, dx);
     return backward_data_phases(dev, cv, dy, w, dx);
+}
+
+/* Append c to out unless it is the heuristic h, invalid on dev, does not fit the GEMM
+ * geometry g, or is there already. */
+static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, implicit_cfg h,
+                   char out[][CC_CONV_CFG_MAX], int n, int max) {
+    if (n >= max || (c.tm == h.tm && c.vw == h.vw && c.lws == h.lws && c.kc_max == h.kc_max &&
+                     c.nt == h.nt && c.tn == h.tn))
+        return n;
+    char s[CC_CONV_CFG_MAX];
+    snprintf(s, sizeof s, "%d %d %d %d %d %d", c.tm, c.vw, c.lws, c.kc_max, c.nt, c.tn);
+    implicit_cfg f;
+    gemm_plan pl;
+    if (!parse_cfg(dev, s, &f) || plan_with(dev, g, f, &pl) != CLCNN_OK) return n;
+    for (int i = 0; i < n; i++)
+        if (!strcmp(out[i], s)) return n;
+    snprintf(out[n], CC_CONV_CFG_MAX, "%s", s);
+    return n + 1;
+}
+
+/* Forward and backward data (backward filter is lib/ops/conv2d_wgrad.c), around the
+ * heuristic of the (first) GEMM the pass runs: pointwise TM x TN 8 x 3, 6 x 4, 16 x 1,
+ * 8 x 2, else TM 8 or 16 and TM 8 x TN 2; NT 1 and 2 (tiles per work-item), LWS 4 or 8;
+ * exhaustive: TM {4, 8, 16} x TN {1..4} x NT {choose, 2}, then the other VWs and LWSs, up
+ * to max. Each distinct TM/VW/TN is one program. */
+int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
+                                      int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
+    cc_conv g = *cv;
+    if (pass == CLCNN_CONV_PASS_BACKWARD_DATA) {
+        if (!cc_conv2d_implicit_supports_data(cv)) return 0;
+        if (cv->sh == 1 && cv->sw == 1) {
+            g = transposed(cv);
+        } else {
+            phase_axis ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, -1);
+            phase_axis aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, -1);
+            if (split_phases(cv, ah.count * aw.count)) {
+                ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, nth_phase(ah.mask, 0));
+                aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, nth_phase(aw.mask, 0));
+            }
+            g = phase_geometry(cv, &ah, &aw, cv->n);
+        }
+    } else if (pass != CLCNN_CONV_PASS_FORWARD) {
+        return 0;
+    }
+    implicit_cfg h = heuristic_cfg(dev, &g), c;
+    int n = 0;
+    if (exhaustive) {
+        static const int tms[] = {4, 8, 16}, nts[] = {0, 2}, vws[] = {16, 8, 4}, lwss[] = {4, 8};
+        for (int a = 0; a < 3; a++)
+            for (int t = 1; t <= 4; t++)
+                for (int b = 0; b < 2; b++)
+                    c = h, c.tm = tms[a], c.tn = t, c.nt = nts[b],
+                    n = add_cfg(dev, &g, c, h, out, n, max);
+        for (int v = 0; v < 3; v++)
+            c = h, c.vw = vws[v], n = add_cfg(dev, &g, c, h, out, n, max);
+        for (int l = 0; l < 2; l++)
+            c = h, c.lws = lwss[l], n = add_cfg(dev, &g, c, h, out, n, max);
+        return n;
+    }
+    if (h.tn > 1) {
+        static const int pairs[][2] = {{8, 3}, {6, 4}, {16, 1}, {8, 2}};
+        for (int i = 0; i < 4; i++)
+            c = h, c.tm = pairs[i][0], c.tn = pairs[i][1], n = add_cfg(dev, &g, c, h, out, n, max);
+    } else {
+        c = h, c.tm = h.tm == 8 ? 16 : 8, n = add_cfg(dev, &g, c, h, out, n, max);
+        c = h, c.tm = 8, c.tn = 2, n = add_cfg(dev, &g, c, h, out, n, max);
+    }
+    c = h, c.nt = 1, n = add_cfg(dev, &g, c, h, out, n, max);
+    c = h, c.nt = 2, n = add_cfg(dev, &g, c, h, out, n, max);
+    c = h, c.lws = h.lws == 4 ? 8 : 4, n = add_cfg(dev, &g, c, h, out, n, max);
+    return n;
 }

@@ -704,10 +704,10 @@ static int candidates(const clcnn_device *dev, const cc_conv *cv, clcnn_conv_pas
         return cc_conv2d_winograd_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max);
     case CLCNN_CONV_DEPTHWISE:
         return cc_conv2d_depthwise_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max);
-    case CLCNN_CONV_IMPLICIT_GEMM: /* forward and backward data: the heuristic only, for now */
+    case CLCNN_CONV_IMPLICIT_GEMM: /* backward filter is its own kernel (conv2d_wgrad.c) */
         return pass == CLCNN_CONV_PASS_BACKWARD_FILTER
                    ? cc_conv2d_wgrad_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max)
-                   : 0;
+                   : cc_conv2d_implicit_cfg_candidates(dev, cv, (int)pass, exhaustive, out, max);
     default: /* gemm: CLBlast's parameters come from clcnn_gemm_tune */
         return 0;
     }
