@@ -559,20 +559,27 @@ clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *
     return backward_data_phases(dev, cv, dy, w, dx);
 }
 
-/* Append c to out unless it is the heuristic h, invalid on dev, does not fit the GEMM
- * geometry g, or is there already. */
-static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, implicit_cfg h,
+/* Whether two plans launch the same program the same way. */
+static int same_plan(const gemm_plan *a, const gemm_plan *b) {
+    return !strcmp(a->defs, b->defs) && a->cfg.lws == b->cfg.lws && a->plane == b->plane &&
+           a->mp == b->mp && a->nt == b->nt && a->cc == b->cc && a->m_per == b->m_per &&
+           a->msplit == b->msplit;
+}
+
+/* Append c to out unless it is invalid on dev, does not fit the GEMM geometry g, or plans
+ * g like the heuristic or a string already in out (plans[0] the heuristic's, plans[1 + i]
+ * out[i]'s). */
+static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, gemm_plan *plans,
                    char out[][CC_CONV_CFG_MAX], int n, int max) {
-    if (n >= max || (c.tm == h.tm && c.vw == h.vw && c.lws == h.lws && c.kc_max == h.kc_max &&
-                     c.nt == h.nt && c.tn == h.tn))
-        return n;
+    if (n >= max) return n;
     char s[CC_CONV_CFG_MAX];
     snprintf(s, sizeof s, "%d %d %d %d %d %d", c.tm, c.vw, c.lws, c.kc_max, c.nt, c.tn);
     implicit_cfg f;
     gemm_plan pl;
     if (!parse_cfg(dev, s, &f) || plan_with(dev, g, f, &pl) != CLCNN_OK) return n;
-    for (int i = 0; i < n; i++)
-        if (!strcmp(out[i], s)) return n;
+    for (int i = 0; i <= n; i++)
+        if (same_plan(&plans[i], &pl)) return n;
+    plans[n + 1] = pl;
     snprintf(out[n], CC_CONV_CFG_MAX, "%s", s);
     return n + 1;
 }
@@ -581,7 +588,8 @@ static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, im
  * heuristic of the (first) GEMM the pass runs: pointwise TM x TN 8 x 3, 6 x 4, 16 x 1,
  * 8 x 2, else TM 8 or 16 and TM 8 x TN 2; NT 1 and 2 (tiles per work-item), LWS 4 or 8;
  * exhaustive: TM {4, 8, 16} x TN {1..4} x NT {choose, 2}, then the other VWs and LWSs, up
- * to max. Each distinct TM/VW/TN is one program. */
+ * to max; strings that plan the GEMM like the heuristic or an earlier one are left out.
+ * Each distinct TM/VW/TN is one program. */
 int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
     cc_conv g = *cv;
@@ -602,6 +610,9 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
         return 0;
     }
     implicit_cfg h = heuristic_cfg(dev, &g), c;
+    gemm_plan plans[41];
+    if (max > 40) max = 40;
+    if (plan_with(dev, &g, h, &plans[0]) != CLCNN_OK) return 0; /* implicit_gemm cannot run */
     int n = 0;
     if (exhaustive) {
         static const int tms[] = {4, 8, 16}, nts[] = {0, 2}, vws[] = {16, 8, 4}, lwss[] = {4, 8};
@@ -609,23 +620,24 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
             for (int t = 1; t <= 4; t++)
                 for (int b = 0; b < 2; b++)
                     c = h, c.tm = tms[a], c.tn = t, c.nt = nts[b],
-                    n = add_cfg(dev, &g, c, h, out, n, max);
+                    n = add_cfg(dev, &g, c, plans, out, n, max);
         for (int v = 0; v < 3; v++)
-            c = h, c.vw = vws[v], n = add_cfg(dev, &g, c, h, out, n, max);
+            c = h, c.vw = vws[v], n = add_cfg(dev, &g, c, plans, out, n, max);
         for (int l = 0; l < 2; l++)
-            c = h, c.lws = lwss[l], n = add_cfg(dev, &g, c, h, out, n, max);
+            c = h, c.lws = lwss[l], n = add_cfg(dev, &g, c, plans, out, n, max);
         return n;
     }
     if (h.tn > 1) {
         static const int pairs[][2] = {{8, 3}, {6, 4}, {16, 1}, {8, 2}};
         for (int i = 0; i < 4; i++)
-            c = h, c.tm = pairs[i][0], c.tn = pairs[i][1], n = add_cfg(dev, &g, c, h, out, n, max);
+            c = h, c.tm = pairs[i][0], c.tn = pairs[i][1],
+            n = add_cfg(dev, &g, c, plans, out, n, max);
     } else {
-        c = h, c.tm = h.tm == 8 ? 16 : 8, n = add_cfg(dev, &g, c, h, out, n, max);
-        c = h, c.tm = 8, c.tn = 2, n = add_cfg(dev, &g, c, h, out, n, max);
+        c = h, c.tm = h.tm == 8 ? 16 : 8, n = add_cfg(dev, &g, c, plans, out, n, max);
+        c = h, c.tm = 8, c.tn = 2, n = add_cfg(dev, &g, c, plans, out, n, max);
     }
-    c = h, c.nt = 1, n = add_cfg(dev, &g, c, h, out, n, max);
-    c = h, c.nt = 2, n = add_cfg(dev, &g, c, h, out, n, max);
-    c = h, c.lws = h.lws == 4 ? 8 : 4, n = add_cfg(dev, &g, c, h, out, n, max);
+    c = h, c.nt = 1, n = add_cfg(dev, &g, c, plans, out, n, max);
+    c = h, c.nt = 2, n = add_cfg(dev, &g, c, plans, out, n, max);
+    c = h, c.lws = h.lws == 4 ? 8 : 4, n = add_cfg(dev, &g, c, plans, out, n, max);
     return n;
 }
