@@ -28,8 +28,9 @@
  * parameters). No dropout, so a resumed run repeats an uninterrupted one exactly.
  * Measured with `clcnn train` on POCL (Adam 1e-3, cosine to 0, batch 64, seed 1), final
  * test accuracy: 5 epochs 92.07%; 8 epochs 92.28%; 8 + weight decay 5e-4 92.39% (the
- * default; 92.36% with the implicit-GEMM gradients of 2026-11-25); 8 + shift 1 92.16%; 12 + shift
- * 1 92.61%; 6 + flip 91.71% (flips hurt: the shoes all face left in Fashion-MNIST). */
+ * default; 92.36% with the implicit-GEMM gradients of 2026-11-25); 8 + shift 1 92.16%;
+ * 12 + shift 1 92.61%; 6 + flip 91.71% (flips hurt: the shoes all face left in
+ * Fashion-MNIST). */
 static const layer_spec bn_layers[] = {
     CONV(32, 3, 1, 1, 1, 0),
     BN(),
