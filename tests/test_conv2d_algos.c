@@ -599,7 +599,7 @@ static void test_unsupported(void **state) {
     (void)state;
     ref_conv c3 = rcp_conv(2, 4, 8, 8, 6, 3, 3, 1, 1, 1, 1);
     /* implicit_gemm runs every filter gradient: test_conv2d_wgrad.c */
-    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3, 0);      /* filter gradient */
+    expect_backward_unsupported(CLCNN_CONV_WINOGRAD, &c3, 0); /* filter gradient */
     ref_conv c5 = rcp_conv(2, 4, 8, 8, 6, 5, 5, 1, 2, 1, 1),
              s2 = rcp_conv(1, 3, 9, 9, 4, 3, 3, 2, 1, 1, 1);
     ref_conv d2 = rcp_conv(1, 3, 9, 9, 4, 3, 3, 1, 2, 2, 1),
