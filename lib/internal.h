@@ -128,6 +128,12 @@ struct clcnn_device {
     char tune_cfg[64];
 };
 
+/* A view of t's storage with the given dense shape starting at element `offset` (not
+ * checked against the storage's size): it shares the storage and holds a reference to it
+ * and to the device, like clcnn_tensor_view. NULL when out of host memory. */
+clcnn_tensor *cc_tensor_view_at(const clcnn_tensor *t, int ndim, const size_t *shape,
+                                size_t offset);
+
 /* Whether clcnn_linear_* runs a batch of n rows on its small-batch kernels rather than
  * CLBlast (lib/ops/linear.c; clcnn-perf labels its rows with it). */
 int cc_linear_use_small(const clcnn_device *dev, size_t n);

@@ -94,14 +94,21 @@ clcnn_status clcnn_tensor_view(const clcnn_tensor *t, int ndim, const size_t *sh
                        "dims with %zu elements",
                        clcnn_tensor_shape_str(t, a, sizeof a), t->numel, ndim, numel);
     }
+    *out = cc_tensor_view_at(t, ndim, shape, t->offset);
+    CC_RETURN_IF(!*out, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
+    return CLCNN_OK;
+}
+
+clcnn_tensor *cc_tensor_view_at(const clcnn_tensor *t, int ndim, const size_t *shape,
+                                size_t offset) {
     clcnn_tensor *v = calloc(1, sizeof *v);
-    CC_RETURN_IF(!v, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
+    if (!v) return NULL;
     *v = *t;
     set_shape(v, ndim, shape);
+    v->offset = offset;
     v->storage->refs++;
     cc_device_ref(v->dev);
-    *out = v;
-    return CLCNN_OK;
+    return v;
 }
 
 int clcnn_tensor_ndim(const clcnn_tensor *t) {

@@ -300,19 +300,5 @@ clcnn_tensor *ro_tensor_at_offset(clcnn_device *dev, clcnn_dtype dtype, int ndim
 }
 
 clcnn_tensor *ro_view_at(const clcnn_tensor *base, int ndim, const size_t *shape, size_t offset) {
-    clcnn_tensor *v = calloc(1, sizeof *v);
-    *v = *base;
-    v->ndim = ndim;
-    v->numel = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        v->shape[i] = shape[i];
-        v->strides[i] = v->numel;
-        v->numel *= shape[i];
-    }
-    for (int i = ndim; i < CLCNN_MAX_DIMS; i++)
-        v->shape[i] = v->strides[i] = 1;
-    v->offset = offset;
-    v->storage->refs++;
-    cc_device_ref(v->dev); /* a tensor holds a device reference (clcnn_tensor_free drops it) */
-    return v;
+    return cc_tensor_view_at(base, ndim, shape, offset);
 }
