@@ -82,10 +82,9 @@ static clcnn_status check_desc(const char *op, const clcnn_conv2d_desc *d) {
     return CLCNN_OK;
 }
 
-/* Checks d, the input shape x (n,c,h,w) and the weight shape w (k,c/groups,r,s) and fills
- * the output shape y and (when cv is non-NULL) the geometry. */
-static clcnn_status conv_geometry(const char *op, const clcnn_conv2d_desc *d, const size_t x[4],
-                                  const size_t w[4], size_t y[4], cc_conv *cv) {
+/* See conv2d_impl.h. */
+clcnn_status cc_conv2d_geometry(const char *op, const clcnn_conv2d_desc *d, const size_t x[4],
+                                const size_t w[4], size_t y[4], cc_conv *cv) {
     CC_TRY(check_desc(op, d));
     CC_RETURN_IF(!x || !w || !y, CLCNN_ERR_INVALID_ARG, "%s: shape pointer is NULL", op);
     for (int i = 0; i < 4; i++) {
@@ -161,7 +160,7 @@ clcnn_status clcnn_conv2d_output_shape(const clcnn_conv2d_desc *d, const size_t 
                                        const size_t w[4], size_t y[4]) {
     size_t out[4];
     CC_RETURN_IF(!y, CLCNN_ERR_INVALID_ARG, "conv2d: output shape pointer is NULL");
-    CC_TRY(conv_geometry("conv2d", d, x, w, out, NULL));
+    CC_TRY(cc_conv2d_geometry("conv2d", d, x, w, out, NULL));
     memcpy(y, out, sizeof out);
     return CLCNN_OK;
 }
@@ -417,7 +416,7 @@ clcnn_status clcnn_conv2d_algo_choice(clcnn_device *dev, clcnn_conv_pass which,
                  "%s: unknown pass %d", op, (int)which);
     cc_conv cv;
     size_t ys[4];
-    CC_TRY(conv_geometry(op, d, x, w, ys, &cv));
+    CC_TRY(cc_conv2d_geometry(op, d, x, w, ys, &cv));
     clcnn_conv_algo a;
     int db;
     CC_TRY(resolve_algo_db(dev, op, d, &cv, (pass)(int)which, &a, &db));
@@ -441,7 +440,7 @@ clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
                  CLCNN_ERR_INVALID_ARG, "%s: unknown activation %d", op, (int)act);
     cc_conv cv;
     size_t ys[4];
-    CC_TRY(conv_geometry(op, d, x->shape, w->shape, ys, &cv));
+    CC_TRY(cc_conv2d_geometry(op, d, x->shape, w->shape, ys, &cv));
     CC_TRY(check_shape(op, "output y", y, ys, "input x", x, "weights w", w));
     if (b) CC_TRY(check_vec(dev, op, "bias b", b, (size_t)cv.k));
     CC_TRY(check_no_alias(op, y, "output y", x, "input x"));
@@ -474,7 +473,7 @@ clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_de
     CC_TRY(check_4d(dev, op, "input gradient dx", dx));
     cc_conv cv;
     size_t ys[4];
-    CC_TRY(conv_geometry(op, d, dx->shape, w->shape, ys, &cv));
+    CC_TRY(cc_conv2d_geometry(op, d, dx->shape, w->shape, ys, &cv));
     CC_TRY(check_shape(op, "output gradient dy", dy, ys, "input gradient dx", dx, "weights w", w));
     CC_TRY(check_no_alias(op, dx, "input gradient dx", dy, "output gradient dy"));
     CC_TRY(check_no_alias(op, dx, "input gradient dx", w, "weights w"));
@@ -498,7 +497,7 @@ clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_
     CC_TRY(check_4d(dev, op, "weight gradient dw", dw));
     cc_conv cv;
     size_t ys[4];
-    CC_TRY(conv_geometry(op, d, x->shape, dw->shape, ys, &cv));
+    CC_TRY(cc_conv2d_geometry(op, d, x->shape, dw->shape, ys, &cv));
     CC_TRY(check_shape(op, "output gradient dy", dy, ys, "input x", x, "weight gradient dw", dw));
     if (db) CC_TRY(check_vec(dev, op, "bias gradient db", db, (size_t)cv.k));
     CC_TRY(check_no_alias(op, dw, "weight gradient dw", x, "input x"));

@@ -29,6 +29,12 @@ typedef struct cc_conv {
  * says otherwise): the gemm paths process the batch in chunks that fit it. */
 size_t cc_conv_workspace_limit(void);
 
+/* Checks the descriptor d, the input shape x (n,c,h,w) and the weight shape w
+ * (k,c/groups,r,s), fills the output shape y and (when cv is non-NULL) the geometry;
+ * failures name op (lib/ops/conv2d.c). */
+clcnn_status cc_conv2d_geometry(const char *op, const clcnn_conv2d_desc *d, const size_t x[4],
+                                const size_t w[4], size_t y[4], cc_conv *cv);
+
 /* Forward: y = conv(x, w) (+ b) then the activation; b may be NULL. */
 clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                       const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,

@@ -397,27 +397,32 @@ static table *table_for(const clcnn_device *dev, const char *path) {
     return t;
 }
 
+/* The key fields (pass and geometry) of an entry for cv. */
+static cc_conv_entry entry_key(const cc_conv *cv, int pass) {
+    return (cc_conv_entry){.pass = pass,
+                           .n = cv->n,
+                           .c = cv->c,
+                           .h = cv->h,
+                           .w = cv->w,
+                           .k = cv->k,
+                           .r = cv->r,
+                           .s = cv->s,
+                           .sh = cv->sh,
+                           .sw = cv->sw,
+                           .ph = cv->ph,
+                           .pw = cv->pw,
+                           .dh = cv->dh,
+                           .dw = cv->dw,
+                           .groups = cv->groups};
+}
+
 /* The entry for pass and cv (the exact batch, else the nearest) copied into *out; 0 when
  * there is none (or $CLCNN_TUNE is off, or no tuning file). */
 static int find_entry(const clcnn_device *dev, const cc_conv *cv, int pass, cc_conv_entry *out) {
     if (!dev || !cv || clcnn_tune_mode_get() == CLCNN_TUNE_OFF) return 0;
     char path[4200];
     if (!clcnn_tune_file_path(dev, path, sizeof path)) return 0;
-    cc_conv_entry key = {.pass = pass,
-                         .n = cv->n,
-                         .c = cv->c,
-                         .h = cv->h,
-                         .w = cv->w,
-                         .k = cv->k,
-                         .r = cv->r,
-                         .s = cv->s,
-                         .sh = cv->sh,
-                         .sw = cv->sw,
-                         .ph = cv->ph,
-                         .pw = cv->pw,
-                         .dh = cv->dh,
-                         .dw = cv->dw,
-                         .groups = cv->groups};
+    cc_conv_entry key = entry_key(cv, pass);
     int found = 0;
     pthread_mutex_lock(&tables_lock);
     table *t = table_for(dev, path);
@@ -738,7 +743,8 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     job j = {.pass = pass, .d = *d};
     j.d.algo = CLCNN_CONV_AUTO;
     size_t ys[4];
-    CC_TRY(clcnn_conv2d_output_shape(&j.d, x, w, ys));
+    cc_conv cv;
+    CC_TRY(cc_conv2d_geometry("conv2d", &j.d, x, w, ys, &cv));
 
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ULL + 1;
     clcnn_status s = CLCNN_OK;
@@ -747,24 +753,6 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     variant *v = NULL;
     char(*cands)[CC_CONV_CFG_MAX] = NULL;
     size_t bias_shape[1] = {w[0]};
-    cc_conv cv = {.n = (int)x[0],
-                  .c = (int)x[1],
-                  .h = (int)x[2],
-                  .w = (int)x[3],
-                  .k = (int)w[0],
-                  .r = (int)w[2],
-                  .s = (int)w[3],
-                  .p = (int)ys[2],
-                  .q = (int)ys[3],
-                  .sh = d->stride_h,
-                  .sw = d->stride_w,
-                  .ph = d->pad_h,
-                  .pw = d->pad_w,
-                  .dh = d->dilation_h,
-                  .dw = d->dilation_w,
-                  .groups = d->groups,
-                  .cpg = (int)x[1] / d->groups,
-                  .kpg = (int)w[0] / d->groups};
     switch (pass) {
     case CLCNN_CONV_PASS_FORWARD:
         s = make(dev, x, 4, &rng, 1, &j.in0);
@@ -918,24 +906,10 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
 
     char path[4200];
     if (o.save && clcnn_tune_file_path(dev, path, sizeof path)) {
-        cc_conv_entry e = {.pass = pass,
-                           .n = (int)x[0],
-                           .c = (int)x[1],
-                           .h = (int)x[2],
-                           .w = (int)x[3],
-                           .k = (int)w[0],
-                           .r = (int)w[2],
-                           .s = (int)w[3],
-                           .sh = d->stride_h,
-                           .sw = d->stride_w,
-                           .ph = d->pad_h,
-                           .pw = d->pad_w,
-                           .dh = d->dilation_h,
-                           .dw = d->dilation_w,
-                           .groups = d->groups,
-                           .algo = r.winner,
-                           .ms = r.ms[r.winner],
-                           .runs = runs};
+        cc_conv_entry e = entry_key(&cv, pass);
+        e.algo = r.winner;
+        e.ms = r.ms[r.winner];
+        e.runs = runs;
         memcpy(e.params, r.params, sizeof e.params);
         for (int a = 0; a < CLCNN_CONV_ALGO_COUNT; a++)
             e.times[a] = a == 0 ? -1.0 : r.ms[a];
