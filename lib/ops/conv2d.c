@@ -324,17 +324,7 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
                                                                   : CLCNN_CONV_DIRECT;
         if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
-        cc_conv t = *cv; /* the transposed convolution: dy in, dx out */
-        t.c = cv->k;
-        t.k = cv->c;
-        t.cpg = cv->kpg;
-        t.kpg = cv->cpg;
-        t.h = cv->p;
-        t.w = cv->q;
-        t.p = cv->h;
-        t.q = cv->w;
-        t.ph = cv->dh * (cv->r - 1) - cv->ph;
-        t.pw = cv->dw * (cv->s - 1) - cv->pw;
+        cc_conv t = cc_conv_transposed(cv); /* dy in, dx out */
         return pick_cpu_forward(&t);
     }
     int red = cv->cpg * cv->r * cv->s;

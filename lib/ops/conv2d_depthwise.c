@@ -24,10 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int ceil_div(int a, int b) {
-    return (a + b - 1) / b;
-}
-
 /* VEC for rows of len outputs. */
 static int pick_vec(int len) {
     return len >= 12 ? 16 : len >= 6 ? 8 : 4;
@@ -80,7 +76,7 @@ clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
     cc_conv_cfg_used(CLCNN_CONV_DEPTHWISE, used ? e : NULL);
     char defs[32];
     snprintf(defs, sizeof defs, "VEC=%d TP=%d", vec, tp);
-    size_t tiles = (size_t)ceil_div(cv->p, tp) * (size_t)ceil_div(cv->q, vec);
+    size_t tiles = (size_t)cc_ceil_div(cv->p, tp) * (size_t)cc_ceil_div(cv->q, vec);
     size_t gws[3] = {tiles, (size_t)cv->c, (size_t)cv->n};
     size_t lws[3] = {dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8, 1, 1};
     return cc_launch(
@@ -98,12 +94,12 @@ clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
 clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
                                                const clcnn_tensor *dy, const clcnn_tensor *w,
                                                clcnn_tensor *dx) {
-    int wq = ceil_div(cv->w, cv->sw);
+    int wq = cc_ceil_div(cv->w, cv->sw);
     int vec = pick_vec(wq), tp = 4;
     char defs[32];
     snprintf(defs, sizeof defs, "VEC=%d TP=%d", vec, tp);
     /* stride 2: one work-item computes both column phases */
-    size_t tiles = (size_t)ceil_div(cv->h, tp) * (size_t)ceil_div(wq, vec) *
+    size_t tiles = (size_t)cc_ceil_div(cv->h, tp) * (size_t)cc_ceil_div(wq, vec) *
                    (size_t)(cv->sw == 2 ? 1 : cv->sw);
     size_t gws[3] = {tiles, (size_t)cv->c, (size_t)cv->n};
     size_t lws[3] = {dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8, 1, 1};
@@ -130,14 +126,14 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
     char defs[32];
     snprintf(defs, sizeof defs, "VEC=%d TP=4", vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
-    size_t taps = (size_t)ceil_div(cv->r, RB) * ceil_div(cv->s, SB);
+    size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
     size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) * 64 *
                   (dev->info.type == CLCNN_DEVICE_GPU ? 64 : 1);
     int rows = cv->q >= CHUNK_ELEMS ? 1 : CHUNK_ELEMS / cv->q;
     if (rows > cv->p) rows = cv->p;
-    while (rows > 1 && (size_t)cv->n * ceil_div(cv->p, rows) * cv->c * taps < want)
-        rows = ceil_div(rows, 2);
+    while (rows > 1 && (size_t)cv->n * cc_ceil_div(cv->p, rows) * cv->c * taps < want)
+        rows = cc_ceil_div(rows, 2);
     /* whole planes per chunk: several images per chunk while the items still fill the
      * device (fewer partial sums and per-item reductions on small planes) */
     int imgs = 1;
@@ -145,19 +141,19 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
         size_t plane = (size_t)cv->p * cv->q;
         imgs = plane >= CHUNK_ELEMS ? 1 : (int)(CHUNK_ELEMS / plane);
         if (imgs > cv->n) imgs = cv->n;
-        while (imgs > 1 && (size_t)ceil_div(cv->n, imgs) * cv->c * taps < want)
-            imgs = ceil_div(imgs, 2);
+        while (imgs > 1 && (size_t)cc_ceil_div(cv->n, imgs) * cv->c * taps < want)
+            imgs = cc_ceil_div(imgs, 2);
     }
     /* the partial buffer stays within the workspace limit and int indexing: longer
      * chunks, then more images per chunk (down to one part: no partial buffer) */
     size_t limit = cc_conv_workspace_limit() / sizeof(float);
     if (limit > INT_MAX) limit = INT_MAX;
-    while (rows < cv->p && (size_t)cv->n * ceil_div(cv->p, rows) * m > limit)
+    while (rows < cv->p && (size_t)cv->n * cc_ceil_div(cv->p, rows) * m > limit)
         rows = rows * 2 < cv->p ? rows * 2 : cv->p;
-    int cpi = ceil_div(cv->p, rows);
-    while (imgs < cv->n && (size_t)ceil_div(cv->n, imgs) * cpi * m > limit)
+    int cpi = cc_ceil_div(cv->p, rows);
+    while (imgs < cv->n && (size_t)cc_ceil_div(cv->n, imgs) * cpi * m > limit)
         imgs = imgs * 2 < cv->n ? imgs * 2 : cv->n;
-    size_t parts = (size_t)ceil_div(cv->n, imgs) * cpi;
+    size_t parts = (size_t)cc_ceil_div(cv->n, imgs) * cpi;
     if (parts > 1)
         CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_sum_parts"));
     cc_storage *part = NULL;

@@ -18,10 +18,6 @@ typedef struct direct_cfg {
     int tile_k, tile_p, vec, tile_c;
 } direct_cfg;
 
-static int ceil_div(int a, int b) {
-    return (a + b - 1) / b;
-}
-
 /* Work-group size along dim 0 (the spatial tiles). */
 static size_t lws0(const clcnn_device *dev) {
     return dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
@@ -122,8 +118,9 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
     if (flat_plane(dev, cv)) {
         cfg = pick_cfg(dev, cv->kpg, cv->p * cv->q);
         cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, defs, sizeof defs);
-        size_t gws[3] = {(size_t)ceil_div(cv->p * cv->q, cfg.tile_p * cfg.vec),
-                         (size_t)cv->groups * (size_t)ceil_div(cv->kpg, cfg.tile_k), (size_t)cv->n};
+        size_t gws[3] = {(size_t)cc_ceil_div(cv->p * cv->q, cfg.tile_p * cfg.vec),
+                         (size_t)cv->groups * (size_t)cc_ceil_div(cv->kpg, cfg.tile_k),
+                         (size_t)cv->n};
         size_t lws[3] = {lws0(dev), 1, 1};
         return cc_launch(dev, "conv2d_direct", defs, "conv2d_direct_fwd_flat", 3, gws, lws,
                          CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
@@ -134,8 +131,8 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
                                  CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
     }
     cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, defs, sizeof defs);
-    size_t tiles = (size_t)ceil_div(cv->p, cfg.tile_p) * (size_t)ceil_div(cv->q, cfg.vec);
-    size_t gws[3] = {tiles, (size_t)cv->groups * (size_t)ceil_div(cv->kpg, cfg.tile_k),
+    size_t tiles = (size_t)cc_ceil_div(cv->p, cfg.tile_p) * (size_t)cc_ceil_div(cv->q, cfg.vec);
+    size_t gws[3] = {tiles, (size_t)cv->groups * (size_t)cc_ceil_div(cv->kpg, cfg.tile_k),
                      (size_t)cv->n};
     size_t lws[3] = {lws0(dev), 1, 1};
     return cc_launch(dev, "conv2d_direct", defs, "conv2d_direct_fwd", 3, gws, lws,
@@ -150,7 +147,7 @@ clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, cons
 /* Backward data: TILE_K input channels x TILE_P rows x VEC columns of one stride phase
  * per work-item (the columns of a phase are w/sw wide). */
 static direct_cfg data_cfg(const clcnn_device *dev, const cc_conv *cv) {
-    return pick_cfg(dev, cv->cpg, ceil_div(cv->w, cv->sw));
+    return pick_cfg(dev, cv->cpg, cc_ceil_div(cv->w, cv->sw));
 }
 
 clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv,
@@ -161,8 +158,9 @@ clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv
     if (flat_plane(dev, cv)) {
         cfg = pick_cfg(dev, cv->cpg, cv->h * cv->w);
         cfg_defines(dev, cv, CLCNN_CONV_PASS_BACKWARD_DATA, &cfg, defs, sizeof defs);
-        size_t gws[3] = {(size_t)ceil_div(cv->h * cv->w, cfg.tile_p * cfg.vec),
-                         (size_t)cv->groups * (size_t)ceil_div(cv->cpg, cfg.tile_k), (size_t)cv->n};
+        size_t gws[3] = {(size_t)cc_ceil_div(cv->h * cv->w, cfg.tile_p * cfg.vec),
+                         (size_t)cv->groups * (size_t)cc_ceil_div(cv->cpg, cfg.tile_k),
+                         (size_t)cv->n};
         size_t lws[3] = {lws0(dev), 1, 1};
         return cc_launch(dev, "conv2d_direct", defs, "conv2d_direct_bwd_data_flat", 3, gws, lws,
                          CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
@@ -171,10 +169,10 @@ clcnn_status cc_conv2d_direct_backward_data(clcnn_device *dev, const cc_conv *cv
                                  GEOM_ARGS(cv)));
     }
     cfg_defines(dev, cv, CLCNN_CONV_PASS_BACKWARD_DATA, &cfg, defs, sizeof defs);
-    size_t rows = (size_t)ceil_div(ceil_div(cv->h, cv->sh), cfg.tile_p);
-    size_t cols = (size_t)ceil_div(ceil_div(cv->w, cv->sw), cfg.vec);
+    size_t rows = (size_t)cc_ceil_div(cc_ceil_div(cv->h, cv->sh), cfg.tile_p);
+    size_t cols = (size_t)cc_ceil_div(cc_ceil_div(cv->w, cv->sw), cfg.vec);
     size_t gws[3] = {(size_t)cv->sh * cv->sw * rows * cols,
-                     (size_t)cv->groups * (size_t)ceil_div(cv->cpg, cfg.tile_k), (size_t)cv->n};
+                     (size_t)cv->groups * (size_t)cc_ceil_div(cv->cpg, cfg.tile_k), (size_t)cv->n};
     size_t lws[3] = {lws0(dev), 1, 1};
     return cc_launch(dev, "conv2d_direct", defs, "conv2d_direct_bwd_data", 3, gws, lws,
                      CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
@@ -202,8 +200,8 @@ clcnn_status cc_conv2d_direct_backward_filter(clcnn_device *dev, const cc_conv *
     char defs[128];
     cfg_defines(dev, cv, CLCNN_CONV_PASS_BACKWARD_FILTER, &cfg, defs, sizeof defs);
     size_t rs = (size_t)cv->r * cv->s;
-    size_t taps = (size_t)ceil_div(cv->cpg, cfg.tile_c) * rs;
-    size_t ktiles = (size_t)cv->groups * (size_t)ceil_div(cv->kpg, cfg.tile_k);
+    size_t taps = (size_t)cc_ceil_div(cv->cpg, cfg.tile_c) * rs;
+    size_t ktiles = (size_t)cv->groups * (size_t)cc_ceil_div(cv->kpg, cfg.tile_k);
     size_t m = (size_t)cv->k * cv->cpg * rs; /* dw elements */
 
     /* Enough work-items to fill the device: about 64 per compute unit (x lws on a GPU). */
@@ -219,8 +217,8 @@ clcnn_status cc_conv2d_direct_backward_filter(clcnn_device *dev, const cc_conv *
         if ((size_t)splits > max_sp) splits = max_sp > 1 ? (int)max_sp : 1;
         if ((size_t)splits * m > 0x7fffffff) splits = 1;
     }
-    int per = ceil_div(cv->n, splits);
-    splits = ceil_div(cv->n, per);
+    int per = cc_ceil_div(cv->n, splits);
+    splits = cc_ceil_div(cv->n, per);
 
     clcnn_tensor *part = NULL;
     cl_mem out = dw->storage->mem;

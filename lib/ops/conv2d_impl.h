@@ -21,6 +21,39 @@ typedef struct cc_conv {
     int groups, cpg, kpg;
 } cc_conv;
 
+/* ceil(a / b) for positive ints. */
+static inline int cc_ceil_div(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+/* The stride-1 data gradient of cv as a forward convolution: dx (n, c, h, w) =
+ * conv(dy (n, k, p, q), w'), w' the flipped weights with the channel dims swapped per
+ * group, padding dh*(r-1) - ph (likewise for the columns), dilation unchanged; its output
+ * is h x w again. Only meaningful for stride 1. */
+static inline cc_conv cc_conv_transposed(const cc_conv *cv) {
+    cc_conv t = {
+        .n = cv->n,
+        .c = cv->k,
+        .h = cv->p,
+        .w = cv->q,
+        .k = cv->c,
+        .r = cv->r,
+        .s = cv->s,
+        .p = cv->h,
+        .q = cv->w,
+        .sh = 1,
+        .sw = 1,
+        .ph = cv->dh * (cv->r - 1) - cv->ph,
+        .pw = cv->dw * (cv->s - 1) - cv->pw,
+        .dh = cv->dh,
+        .dw = cv->dw,
+        .groups = cv->groups,
+        .cpg = cv->kpg,
+        .kpg = cv->cpg,
+    };
+    return t;
+}
+
 /* The slope used for CLCNN_ACT_LEAKY_RELU when fused into conv2d (the public call has
  * no alpha argument; 0.01 is PyTorch's default). */
 #define CC_CONV_LEAKY_ALPHA 0.01f

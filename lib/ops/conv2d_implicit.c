@@ -52,10 +52,6 @@ typedef struct implicit_cfg {
     int tn;                      /* tiles per register block */
 } implicit_cfg;
 
-static int ceil_div(int a, int b) {
-    return (a + b - 1) / b;
-}
-
 /* 1x1, stride 1, no padding, and (for the phase convolutions of backward data, whose
  * output may be larger than their input) an output plane as large as the input's. */
 static int is_pointwise(const cc_conv *cv) {
@@ -66,7 +62,7 @@ static int is_pointwise(const cc_conv *cv) {
 /* Lanes of the tiles that hold an output: (p*q) / (tiles * 16). */
 static double lane_use(const cc_conv *cv, int vw) {
     int tr = 16 / vw;
-    double tiles = (double)ceil_div(cv->p, tr) * ceil_div(cv->q, vw);
+    double tiles = (double)cc_ceil_div(cv->p, tr) * cc_ceil_div(cv->q, vw);
     return (double)cv->p * cv->q / (tiles * 16.0);
 }
 
@@ -137,15 +133,15 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
     int rs = cv->r * cv->s, K = cv->cpg * rs;
     /* The weights transposed to (groups, K, mp), channels padded to a multiple of TM:
      * a block of TM channels is then TM consecutive floats of one reduction row. */
-    int mp = ceil_div(cv->kpg, cfg.tm) * cfg.tm;
+    int mp = cc_ceil_div(cv->kpg, cfg.tm) * cfg.tm;
     size_t wfloats = (size_t)cv->groups * (size_t)K * (size_t)mp;
     CC_RETURN_IF(wfloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
                  "conv2d implicit_gemm: the transposed weights (%zu floats) are too large",
                  wfloats);
 
     int tr = 16 / cfg.vw;
-    size_t tpi = plane ? (size_t)ceil_div(cv->p * cv->q, 16)
-                       : (size_t)ceil_div(cv->p, tr) * (size_t)ceil_div(cv->q, cfg.vw);
+    size_t tpi = plane ? (size_t)cc_ceil_div(cv->p * cv->q, 16)
+                       : (size_t)cc_ceil_div(cv->p, tr) * (size_t)cc_ceil_div(cv->q, cfg.vw);
     size_t tiles = (size_t)cv->n * tpi;
     CC_RETURN_IF(tiles > INT_MAX, CLCNN_ERR_UNSUPPORTED,
                  "conv2d implicit_gemm: %zu output tiles are too many", tiles);
@@ -165,7 +161,7 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
                 if ((tiles + nt - 1) / nt * (size_t)cv->groups >= want) break;
     }
     /* whole register blocks of TN tiles per work-item */
-    nt = ceil_div(nt, cfg.tn) * cfg.tn;
+    nt = cc_ceil_div(nt, cfg.tn) * cfg.tn;
     size_t items = (tiles + nt - 1) / nt;
 
     /* Chunks of whole input channels (cc channels = cc*r*s rows of B) whose strips, nt
@@ -178,8 +174,8 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
     size_t fit_rows = local / 2 / ((size_t)cfg.lws * nt * row_bytes);
     int kc_max = (size_t)cfg.kc_max < fit_rows ? cfg.kc_max : (int)fit_rows;
     int cc_max = kc_max / rs < 1 ? 1 : kc_max / rs;
-    int chunks = ceil_div(cv->cpg, cc_max);
-    int cc = ceil_div(cv->cpg, chunks);
+    int chunks = cc_ceil_div(cv->cpg, cc_max);
+    int cc = cc_ceil_div(cv->cpg, chunks);
     size_t wi_bytes = (size_t)nt * cc * rs * row_bytes;
     CC_RETURN_IF(wi_bytes > local, CLCNN_ERR_UNSUPPORTED,
                  "conv2d implicit_gemm: a %dx%d kernel needs %zu bytes of local memory per "
@@ -189,14 +185,14 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
 
     /* Split the channels of a group when the work-items alone leave the device idle. */
     size_t have = items * (size_t)cv->groups;
-    int mblocks = ceil_div(cv->kpg, cfg.tm), msplit = 1;
+    int mblocks = cc_ceil_div(cv->kpg, cfg.tm), msplit = 1;
     if (have < want) {
         size_t sp = (want + have - 1) / have;
         msplit = sp > (size_t)mblocks ? mblocks : (int)sp;
     }
-    int m_per = ceil_div(mblocks, msplit) * cfg.tm;
+    int m_per = cc_ceil_div(mblocks, msplit) * cfg.tm;
     if (m_per > cv->kpg) m_per = cv->kpg;
-    msplit = ceil_div(cv->kpg, m_per);
+    msplit = cc_ceil_div(cv->kpg, m_per);
 
     *pl = (gemm_plan){.cfg = cfg,
                       .plane = plane,
@@ -292,37 +288,10 @@ int cc_conv2d_implicit_supports_data(const cc_conv *cv) {
     return cv->sh <= 32 && cv->sw <= 32;
 }
 
-/* Stride 1: dx (n, c, h, w) = conv(dy (n, k, p, q), w'), w' (c, kpg, r, s) the flipped
- * weights with the channel dims swapped per group, padding dh*(r-1) - ph (and likewise
- * for the columns), dilation unchanged; its output is h x w again. */
-static cc_conv transposed(const cc_conv *cv) {
-    cc_conv t = {
-        .n = cv->n,
-        .c = cv->k,
-        .h = cv->p,
-        .w = cv->q,
-        .k = cv->c,
-        .r = cv->r,
-        .s = cv->s,
-        .p = cv->h,
-        .q = cv->w,
-        .sh = 1,
-        .sw = 1,
-        .ph = cv->dh * (cv->r - 1) - cv->ph,
-        .pw = cv->dw * (cv->s - 1) - cv->pw,
-        .dh = cv->dh,
-        .dw = cv->dw,
-        .groups = cv->groups,
-        .cpg = cv->kpg,
-        .kpg = cv->cpg,
-    };
-    return t;
-}
-
 static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
                                           const clcnn_tensor *dy, const clcnn_tensor *w,
                                           clcnn_tensor *dx) {
-    cc_conv t = transposed(cv);
+    cc_conv t = cc_conv_transposed(cv);
     return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1, cv);
 }
 
@@ -377,8 +346,8 @@ static cc_conv phase_geometry(const cc_conv *cv, const phase_axis *ah, const pha
         .k = cv->c * nph,
         .r = ah->taps,
         .s = aw->taps,
-        .p = ceil_div(cv->h, cv->sh),
-        .q = ceil_div(cv->w, cv->sw),
+        .p = cc_ceil_div(cv->h, cv->sh),
+        .q = cc_ceil_div(cv->w, cv->sw),
         .sh = 1,
         .sw = 1,
         .ph = -ah->emin,
@@ -427,7 +396,7 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
                                          clcnn_tensor *dx) {
     phase_axis ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, -1);
     phase_axis aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, -1);
-    int pp = ceil_div(cv->h, cv->sh), qq = ceil_div(cv->w, cv->sw);
+    int pp = cc_ceil_div(cv->h, cv->sh), qq = cc_ceil_div(cv->w, cv->sw);
     int nph = ah.count * aw.count;
     size_t plane = (size_t)pp * qq;
     /* images per chunk: as many phase buffers as fit the workspace limit, at least one */
@@ -596,7 +565,7 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
     if (pass == CLCNN_CONV_PASS_BACKWARD_DATA) {
         if (!cc_conv2d_implicit_supports_data(cv)) return 0;
         if (cv->sh == 1 && cv->sw == 1) {
-            g = transposed(cv);
+            g = cc_conv_transposed(cv);
         } else {
             phase_axis ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, -1);
             phase_axis aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, -1);

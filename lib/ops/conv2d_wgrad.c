@@ -45,17 +45,13 @@ typedef struct wgrad_cfg {
     int vk, mk, tj, lws, target; /* target: output positions per work-item */
 } wgrad_cfg;
 
-static int ceil_div(int a, int b) {
-    return (a + b - 1) / b;
-}
-
 static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     wgrad_cfg cfg = {.vk = 16, .mk = 1, .tj = gpu ? 4 : 14, .lws = gpu ? 16 : 4, .target = 2048};
     /* the vector width that pads kpg least (ties: the wider) */
-    int best = ceil_div(cv->kpg, 16) * 16;
+    int best = cc_ceil_div(cv->kpg, 16) * 16;
     for (int vk = 8; vk >= 4; vk /= 2) {
-        int pad = ceil_div(cv->kpg, vk) * vk;
+        int pad = cc_ceil_div(cv->kpg, vk) * vk;
         if (pad < best) {
             best = pad;
             cfg.vk = vk;
@@ -65,10 +61,10 @@ static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
      * are wasted on the last block (LeNet's 25 taps: 2 x 13 instead of 2 x 14, 5%
      * faster; one more program per such K). */
     int K = cv->cpg * cv->r * cv->s;
-    if (!gpu && K <= 64) cfg.tj = ceil_div(K, ceil_div(K, cfg.tj));
+    if (!gpu && K <= 64) cfg.tj = cc_ceil_div(K, cc_ceil_div(K, cfg.tj));
     /* two vectors of channels per work-item on CPUs (each loaded input element feeds two
      * FMAs: 1.2x on VGG and ResNet) when that pads kpg by at most an eighth */
-    int pad2 = ceil_div(cv->kpg, 2 * cfg.vk) * 2 * cfg.vk;
+    int pad2 = cc_ceil_div(cv->kpg, 2 * cfg.vk) * 2 * cfg.vk;
     if (!gpu && cv->kpg >= 2 * cfg.vk && (pad2 - cv->kpg) * 8 <= cv->kpg) cfg.mk = 2;
     return cfg;
 }
@@ -149,7 +145,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     int hp = cv->h + 2 * cv->ph, wp = cv->w + 2 * cv->pw;
     int rs = cv->r * cv->s, K = cv->cpg * rs, pq = cv->p * cv->q;
     int kblk = cfg.vk * cfg.mk; /* channels per work-item */
-    int kpad = ceil_div(cv->kpg, kblk) * kblk;
+    int kpad = cc_ceil_div(cv->kpg, kblk) * kblk;
     size_t m = (size_t)cv->k * (size_t)K; /* dw elements */
 
     /* Images per pass: the padded copy and the transposed dy of a pass fit the workspace
@@ -161,14 +157,14 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     CC_RETURN_IF(nb_max == 0 && per_image > (size_t)INT_MAX, CLCNN_ERR_UNSUPPORTED,
                  "%s: one image needs a workspace of %zu floats", op, per_image);
     int nb = nb_max < 1 ? 1 : nb_max > (size_t)cv->n ? cv->n : (int)nb_max;
-    int passes = ceil_div(cv->n, nb);
-    nb = ceil_div(cv->n, passes); /* equal passes */
+    int passes = cc_ceil_div(cv->n, nb);
+    nb = cc_ceil_div(cv->n, passes); /* equal passes */
 
     /* Rows per chunk: about cfg.target positions per work-item, more chunks while a pass
      * would leave the device idle (32 work-items per compute unit; 64 x lws on a GPU),
      * at most 32 MB of partial sums per pass. */
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
-    size_t items = (size_t)ceil_div(K, cfg.tj) * ceil_div(cv->kpg, kblk) * cv->groups;
+    size_t items = (size_t)cc_ceil_div(K, cfg.tj) * cc_ceil_div(cv->kpg, kblk) * cv->groups;
     size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
                   (gpu ? 64 * (size_t)cfg.lws : 32);
     /* Stride 1 with rows as wide as xp (1-wide kernels without column padding, such as
@@ -178,7 +174,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     int flat = cv->sh == 1 && cv->sw == 1 && cv->q == xw;
     int run_p = flat ? 1 : cv->p, run_q = flat ? pq : cv->q;
     int rows = nb * run_p; /* per pass */
-    int rpc = ceil_div(cfg.target, run_q);
+    int rpc = cc_ceil_div(cfg.target, run_q);
     /* ... and the input rows a chunk reads, all cpg channels of them, at most 640 KB (they
      * are read again for every block of channels: ResNet 1x1 c256 is 1.3x faster with 3
      * images per chunk than with 10) */
@@ -189,13 +185,13 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     if (rpc_cache < 1) rpc_cache = 1;
     if ((size_t)rpc > rpc_cache) rpc = (int)rpc_cache;
     size_t need = (want + items - 1) / items; /* chunks per pass */
-    if (need > 1 && (size_t)ceil_div(rows, rpc) < need)
-        rpc = need >= (size_t)rows ? 1 : ceil_div(rows, (int)need);
+    if (need > 1 && (size_t)cc_ceil_div(rows, rpc) < need)
+        rpc = need >= (size_t)rows ? 1 : cc_ceil_div(rows, (int)need);
     size_t max_parts = ((size_t)32 << 20) / sizeof(float) / m;
     if (max_parts > (size_t)INT_MAX / m) max_parts = (size_t)INT_MAX / m;
     if (max_parts < 1) max_parts = 1; /* m itself is below 2^31 */
-    if ((size_t)ceil_div(rows, rpc) > max_parts) rpc = ceil_div(rows, (int)max_parts);
-    int parts = ceil_div(rows, rpc); /* chunks of the first (largest) pass */
+    if ((size_t)cc_ceil_div(rows, rpc) > max_parts) rpc = cc_ceil_div(rows, (int)max_parts);
+    int parts = cc_ceil_div(rows, rpc); /* chunks of the first (largest) pass */
     /* one chunk in one pass: the kernel writes dw; else each pass's chunks are summed
      * into dw (added to it after the first pass) */
     int direct_out = passes == 1 && parts == 1;
@@ -221,7 +217,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
 
     for (int n0 = 0; st == CLCNN_OK && n0 < cv->n; n0 += nb) {
         int nbi = cv->n - n0 < nb ? cv->n - n0 : nb;
-        int chunks_i = ceil_div(nbi * run_p, rpc);
+        int chunks_i = cc_ceil_div(nbi * run_p, rpc);
         cl_mem xs = x->storage->mem;
         size_t xs_off = x->offset + (size_t)n0 * cv->c * cv->h * cv->w;
         if (padded) {
@@ -237,12 +233,13 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
         }
         if (st == CLCNN_OK)
             st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy", 1,
-                           (size_t[]){(size_t)cv->groups * nbi * ceil_div(pq, 16)}, (size_t[]){64},
+                           (size_t[]){(size_t)cv->groups * nbi * cc_ceil_div(pq, 16)},
+                           (size_t[]){64},
                            CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
                                    CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
                                    CC_ARG_INT(n0), CC_ARG_INT(nbi), CC_ARG_INT(cv->k),
                                    CC_ARG_INT(pq), CC_ARG_INT(cv->groups), CC_ARG_INT(kpad)));
-        size_t gws[3] = {(size_t)ceil_div(K, cfg.tj), (size_t)ceil_div(cv->kpg, kblk),
+        size_t gws[3] = {(size_t)cc_ceil_div(K, cfg.tj), (size_t)cc_ceil_div(cv->kpg, kblk),
                          (size_t)cv->groups * chunks_i};
         size_t lws[3] = {(size_t)cfg.lws, 1, 1};
         if (st == CLCNN_OK)

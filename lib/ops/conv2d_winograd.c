@@ -34,10 +34,6 @@ typedef struct wino_cfg {
     int mt, sw, tm, lws, cc_max, mr;
 } wino_cfg;
 
-static int ceil_div(int a, int b) {
-    return (a + b - 1) / b;
-}
-
 int cc_conv2d_winograd_supports(const cc_conv *cv) {
     return cv->r == 3 && cv->s == 3 && cv->sh == 1 && cv->sw == 1 && cv->dh == 1 && cv->dw == 1;
 }
@@ -45,7 +41,7 @@ int cc_conv2d_winograd_supports(const cc_conv *cv) {
 /* Fraction of the lanes that hold a tile, for SW tiles per segment. */
 static double lane_use(int th, int tw, int sw) {
     int trw = 16 / sw;
-    return (double)th * tw / ((double)ceil_div(th, trw) * trw * ceil_div(tw, sw) * sw);
+    return (double)th * tw / ((double)cc_ceil_div(th, trw) * trw * cc_ceil_div(tw, sw) * sw);
 }
 
 /* "MT SW TM CC MR" into f[5]; 0 when s is not one. */
@@ -67,7 +63,7 @@ static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wi
         cfg.mt = f[0];
         cfg.tm = f[2];
     }
-    int th = ceil_div(cv->p, cfg.mt), tw = ceil_div(cv->q, cfg.mt);
+    int th = cc_ceil_div(cv->p, cfg.mt), tw = cc_ceil_div(cv->q, cfg.mt);
     cfg.sw = 16;
     double best = lane_use(th, tw, 16);
     for (int s = 8; s >= 4; s /= 2) {
@@ -120,9 +116,9 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
     wino_cfg cfg =
         pick_cfg(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key);
     int a2 = (cfg.mt + 2) * (cfg.mt + 2);
-    int th = ceil_div(cv->p, cfg.mt), tw = ceil_div(cv->q, cfg.mt);
+    int th = cc_ceil_div(cv->p, cfg.mt), tw = cc_ceil_div(cv->q, cfg.mt);
     int trw = 16 / cfg.sw;
-    size_t spi = (size_t)ceil_div(th, trw) * (size_t)ceil_div(tw, cfg.sw);
+    size_t spi = (size_t)cc_ceil_div(th, trw) * (size_t)cc_ceil_div(tw, cfg.sw);
     size_t strips = (size_t)cv->n * spi;
     size_t ufloats = (size_t)a2 * cv->k * cv->cpg;
     CC_RETURN_IF(strips > INT_MAX || ufloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
@@ -134,13 +130,13 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
     int mr = cfg.mr;
     size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
                   (dev->info.type == CLCNN_DEVICE_GPU ? 64 * (size_t)cfg.lws : 8);
-    size_t have = strips * (size_t)cv->groups * (size_t)ceil_div(cv->kpg, mr);
+    size_t have = strips * (size_t)cv->groups * (size_t)cc_ceil_div(cv->kpg, mr);
     if (have < want) {
         int more = (int)((want + have - 1) / have);
-        int smaller = ceil_div(mr, more);
+        int smaller = cc_ceil_div(mr, more);
         mr = smaller < cfg.tm ? (cfg.tm < mr ? cfg.tm : mr) : smaller;
     }
-    int msplit = ceil_div(cv->kpg, mr);
+    int msplit = cc_ceil_div(cv->kpg, mr);
 
     char defs[64];
     snprintf(defs, sizeof defs, "MT=%d SW=%d TM=%d", cfg.mt, cfg.sw, cfg.tm);
@@ -180,36 +176,11 @@ clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, co
 }
 
 /* dx (n, c, h, w) = conv(dy (n, k, p, q), w rotated, channel dims swapped), 3x3, stride 1,
- * padding 2 - pad: its output is h x w again. */
-/* The geometry of the forward convolution that backward data of cv runs. */
-static cc_conv transposed(const cc_conv *cv) {
-    cc_conv t = {
-        .n = cv->n,
-        .c = cv->k,
-        .h = cv->p,
-        .w = cv->q,
-        .k = cv->c,
-        .r = 3,
-        .s = 3,
-        .p = cv->h,
-        .q = cv->w,
-        .sh = 1,
-        .sw = 1,
-        .ph = 2 - cv->ph,
-        .pw = 2 - cv->pw,
-        .dh = 1,
-        .dw = 1,
-        .groups = cv->groups,
-        .cpg = cv->kpg,
-        .kpg = cv->cpg,
-    };
-    return t;
-}
-
+ * padding 2 - pad (cc_conv_transposed): its output is h x w again. */
 clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *cv,
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
                                               clcnn_tensor *dx) {
-    cc_conv t = transposed(cv);
+    cc_conv t = cc_conv_transposed(cv);
     return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1, cv);
 }
 
@@ -219,7 +190,7 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
 int cc_conv2d_winograd_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
     if (!cc_conv2d_winograd_supports(cv) || pass == CLCNN_CONV_PASS_BACKWARD_FILTER) return 0;
-    cc_conv t = pass == CLCNN_CONV_PASS_BACKWARD_DATA ? transposed(cv) : *cv;
+    cc_conv t = pass == CLCNN_CONV_PASS_BACKWARD_DATA ? cc_conv_transposed(cv) : *cv;
     wino_cfg h;
     make_cfg(dev, &t, NULL, &h);
     int want[40][3], nw = 0; /* mt, sw, tm */
