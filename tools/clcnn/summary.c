@@ -60,7 +60,8 @@ int cmd_summary(int argc, char **argv) {
     }
     const model_def *m = find_model(model_name);
     int zoo = 0, c = 0, h = 0, w = 0;
-    for (int i = 0; !m && clcnn_model_name(i, NULL, NULL, NULL); i++)
+    /* clcnn_model_name fills c, h, w for every index: stop at the match */
+    for (int i = 0; !m && !zoo && clcnn_model_name(i, NULL, NULL, NULL); i++)
         if (!strcmp(model_name, clcnn_model_name(i, &c, &h, &w))) zoo = 1;
     if (m) c = m->c, h = m->h, w = m->w;
     if (!m && !zoo) {
