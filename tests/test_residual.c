@@ -176,9 +176,11 @@ static double *ref_step(const rn_layer *l, int n, int *c, int *h, int *w, double
 static double *ref_forward(const rnet *r, const double *x, int *k) {
     int n = r->n, c = r->c, h = r->h, w = r->w;
     size_t cnt = (size_t)n * c * h * w;
-    double *cur = malloc(cnt * sizeof *cur), *x0 = NULL;
+    double *cur = malloc(cnt * sizeof *cur);
     memcpy(cur, x, cnt * sizeof *cur);
-    int c0 = 0, h0 = 0, w0 = 0;
+    /* open blocks, innermost last: their inputs and shapes */
+    double *stack[16];
+    int shapes[16][3], depth = 0;
     for (int i = 0; i < r->nops; i++) {
         const ref_op *o = &r->ops[i];
         if (o->kind == OP_LAYER) {
@@ -186,12 +188,17 @@ static double *ref_forward(const rnet *r, const double *x, int *k) {
             l.eval = r->eval;
             cur = ref_step(&l, n, &c, &h, &w, cur);
         } else if (o->kind == OP_BEGIN) {
+            assert_true(depth < 16);
             cnt = (size_t)n * c * h * w;
-            x0 = malloc(cnt * sizeof *x0);
-            memcpy(x0, cur, cnt * sizeof *x0);
-            c0 = c, h0 = h, w0 = w;
+            stack[depth] = malloc(cnt * sizeof *cur);
+            memcpy(stack[depth], cur, cnt * sizeof *cur);
+            shapes[depth][0] = c, shapes[depth][1] = h, shapes[depth][2] = w;
+            depth++;
         } else {
-            double *sc = x0;
+            assert_true(depth > 0);
+            depth--;
+            double *sc = stack[depth];
+            int c0 = shapes[depth][0], h0 = shapes[depth][1], w0 = shapes[depth][2];
             if (o->proj) {
                 const double *const *pv = (const double *const *)r->pv;
                 int p = o->first_param;
@@ -211,7 +218,6 @@ static double *ref_forward(const rnet *r, const double *x, int *k) {
             for (size_t j = 0; j < cnt; j++)
                 cur[j] += sc[j];
             free(sc);
-            x0 = NULL;
         }
     }
     *k = c * h * w;
@@ -385,6 +391,67 @@ static void test_gradcheck_block_at_input_and_depthwise(void **state) {
     rb_free(&r);
 }
 
+/* Nested blocks: an outer block (projection with batchnorm) whose branch holds two inner
+ * identity blocks, one starting at the outer block's first layer, one closing together
+ * with it; the gradients meet innermost first. The same net through a plan gives the
+ * net's inference outputs. */
+static void test_gradcheck_nested(void **state) {
+    (void)state;
+    rnet r;
+    rb_begin(&r, 2, 3, 6, 6);
+    rb_conv(&r, 4, 3, 1, 1, 1, 1);
+    rb_relu(&r);
+    rb_res_begin(&r); /* outer */
+    rb_res_begin(&r); /* inner 1, same first layer */
+    rb_conv(&r, 4, 3, 1, 1, 1, 0);
+    rb_bn(&r);
+    rb_relu(&r);
+    rb_res_end(&r, 0, 1, 0);
+    rb_conv(&r, 6, 3, 2, 1, 1, 0);
+    rb_res_begin(&r); /* inner 2, closes right before the outer */
+    rb_bn(&r);
+    rb_relu(&r);
+    rb_conv(&r, 6, 1, 1, 0, 1, 1);
+    rb_res_end(&r, 0, 1, 0);
+    rb_res_end(&r, 1, 2, 1); /* outer: 4x6x6 -> 6x3x3 */
+    rb_relu(&r);
+    rb_flatten_linear(&r, 3);
+    gradcheck("nested residual blocks", &r, 3, 13);
+
+    /* through a plan (inference): the net's own eval output */
+    clcnn_net_set_training(r.net, 0);
+    size_t xs[4] = {2, 3, 6, 6};
+    float xh[2 * 3 * 6 * 6];
+    tu_rng rng = tu_rng_seed(5);
+    tu_fill_uniform(&rng, xh, 2 * 3 * 6 * 6, -1.0f, 1.0f);
+    clcnn_tensor *x = tu_tensor_from(4, xs, xh);
+    const clcnn_tensor *y = NULL;
+    TU_OK(clcnn_net_forward(r.net, x, &y));
+    float *want = tu_download(y);
+    clcnn_graph *g = NULL;
+    TU_OK(clcnn_net_graph(r.net, &g));
+    int adds = 0;
+    for (int i = 0; i < clcnn_graph_num_nodes(g); i++) {
+        clcnn_node_info info;
+        TU_OK(clcnn_graph_node_info(g, i, &info));
+        adds += !strcmp(info.op_type, "Add");
+    }
+    assert_int_equal(adds, 3);
+    clcnn_plan *p = NULL;
+    TU_OK(clcnn_plan_create(tu_device(), g, 2, NULL, &p));
+    const clcnn_tensor *in = x;
+    TU_OK(clcnn_plan_run(p, &in, 1));
+    float *got = tu_download(clcnn_plan_output(p, 0));
+    for (int i = 0; i < 2 * 3; i++)
+        assert_true(fabsf(got[i] - want[i]) <= 1e-4f + 1e-4f * fabsf(want[i]));
+    free(got);
+    free(want);
+    clcnn_plan_free(p);
+    clcnn_graph_free(g);
+    clcnn_tensor_free(x);
+    rb_free(&r);
+}
+
 /* Backward stops at the first layer with parameters; blocks around it must cope: the
  * first parameter layer inside a branch (the block input needs no gradient), a projection
  * whose residual layer is the first with parameters, and an identity block on flat
@@ -486,9 +553,16 @@ static void test_build_errors(void **state) {
     /* empty branch */
     assert_int_equal(clcnn_net_add_residual_end(net, NULL), CLCNN_ERR_INVALID_ARG);
     assert_non_null(strstr(clcnn_last_error(), "no layers"));
-    /* nesting */
-    assert_int_equal(clcnn_net_add_residual_begin(net), CLCNN_ERR_INVALID_ARG);
-    assert_non_null(strstr(clcnn_last_error(), "nest"));
+    /* blocks nest, 16 deep at most */
+    {
+        clcnn_net *deep = NULL;
+        TU_OK(clcnn_net_create(tu_device(), 4, 8, 8, &deep));
+        for (int i = 0; i < 16; i++)
+            TU_OK(clcnn_net_add_residual_begin(deep));
+        assert_int_equal(clcnn_net_add_residual_begin(deep), CLCNN_ERR_INVALID_ARG);
+        assert_non_null(strstr(clcnn_last_error(), "nest"));
+        clcnn_net_free(deep);
+    }
     clcnn_conv2d_desc d = cdesc(1, 1, 1);
     TU_OK(clcnn_net_add_conv2d(net, 8, 3, 3, &d, 0));
     /* forward with the block open */
@@ -658,6 +732,7 @@ int main(void) {
         cmocka_unit_test(test_gradcheck_identity_and_projection),
         cmocka_unit_test(test_gradcheck_block_at_input_and_depthwise),
         cmocka_unit_test(test_gradcheck_edge_cases),
+        cmocka_unit_test(test_gradcheck_nested),
         cmocka_unit_test(test_layer_info),
         cmocka_unit_test(test_build_errors),
         cmocka_unit_test(test_checkpoint_round_trip),

@@ -4,6 +4,7 @@
 
 #include "data.h"
 #include "device.h"
+#include "graph.h"
 #include "nn.h"
 #include "ops.h"
 #include "status.h"

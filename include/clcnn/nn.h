@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "ops.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,8 +38,9 @@ CLCNN_API clcnn_status clcnn_net_add_linear(clcnn_net *net, int out_features, in
  * clcnn_net_add_residual_begin (or the net input) and branch is the layers added between
  * begin and end. The shortcut is the identity or a projection: a 1x1 convolution with
  * the branch's output channels and a stride (no bias when followed by a batchnorm), as
- * in ResNet v1.5 downsampling blocks. Blocks do not nest; an activation after the sum
- * is an ordinary layer added after clcnn_net_add_residual_end. */
+ * in ResNet v1.5 downsampling blocks. Blocks nest (up to 16 deep); an activation after
+ * the sum is an ordinary layer added after clcnn_net_add_residual_end. In the net's graph
+ * (clcnn_net_graph) a block is its branch, the shortcut and an Add node. */
 typedef enum clcnn_shortcut {
     CLCNN_SHORTCUT_IDENTITY = 0,
     CLCNN_SHORTCUT_PROJECTION = 1,
@@ -50,8 +51,8 @@ typedef struct clcnn_residual_desc {
     int batchnorm;             /* projection: 1 = a batchnorm after the convolution */
     float bn_momentum, bn_eps; /* that batchnorm's; 0 means 0.1 and 1e-5 */
 } clcnn_residual_desc;
-/* Open a block: the layers added next form the branch. A block already open is
- * CLCNN_ERR_INVALID_ARG (no nesting). */
+/* Open a block: the layers added next form the branch (inside any block already open;
+ * a 17th level is CLCNN_ERR_INVALID_ARG). */
 CLCNN_API clcnn_status clcnn_net_add_residual_begin(clcnn_net *net);
 /* Close the block with a layer (kind "residual") that adds the shortcut of the block
  * input (shortcut NULL = identity) to the branch output. A branch output shaped unlike the
@@ -60,6 +61,13 @@ CLCNN_API clcnn_status clcnn_net_add_residual_begin(clcnn_net *net);
  * are the residual layer's ("layers.<i>.shortcut.weight", "layers.<i>.shortcut_bn.*"). */
 CLCNN_API clcnn_status clcnn_net_add_residual_end(clcnn_net *net,
                                                   const clcnn_residual_desc *shortcut);
+
+/* The net as a device-free graph (graph.h): a new graph (the caller frees it) whose
+ * nodes are the layers (value and node names "layers.<i>", the input "input" of shape
+ * (N, c, h, w)) and whose initializers hold the parameters' current values under their
+ * checkpoint names. Every clcnn_net_add_* call emits its nodes; this copies them and
+ * downloads the parameters. Run it with clcnn_plan_create. */
+CLCNN_API clcnn_status clcnn_net_graph(const clcnn_net *net, clcnn_graph **out);
 
 /* What a layer is, for summaries: kind ("conv2d", "relu", "maxpool", ...), its output
  * shape per sample (c, h, w; h = w = 1 after flatten/linear) and parameter count. */

@@ -29,7 +29,11 @@ clcnn_status clcnn_net_create(clcnn_device *dev, int c, int h, int w, clcnn_net 
     net->h = h;
     net->w = w;
     net->training = 1;
-    net->res_open = -1;
+    clcnn_status s = cc_net_graph_begin(net);
+    if (s != CLCNN_OK) {
+        clcnn_net_free(net);
+        return s;
+    }
     *out = net;
     return CLCNN_OK;
 }
@@ -41,6 +45,7 @@ void clcnn_net_free(clcnn_net *net) {
         free(net->layers[i]);
     }
     free(net->layers);
+    clcnn_graph_free(net->graph);
     clcnn_tensor_free(net->xview);
     clcnn_tensor_free(net->loss);
     clcnn_tensor_free(net->dlogits);
@@ -79,6 +84,7 @@ static cc_layer *new_layer(clcnn_net *net) {
 
 /* Append l when the constructor succeeded, else drop it; the net is unchanged then. */
 static clcnn_status finish_layer(clcnn_net *net, cc_layer *l, clcnn_status s) {
+    if (s == CLCNN_OK) s = cc_net_graph_layer(net, l);
     if (s != CLCNN_OK) {
         cc_layer_release(l);
         free(l);
@@ -134,27 +140,30 @@ clcnn_status clcnn_net_add_linear(clcnn_net *net, int out_features, int bias) {
  * end appends reads the branch output and the block input (see layers.c). */
 clcnn_status clcnn_net_add_residual_begin(clcnn_net *net) {
     CC_RETURN_IF(!net, CLCNN_ERR_INVALID_ARG, "clcnn_net_add_residual_begin: net is NULL");
-    CC_RETURN_IF(net->res_open >= 0, CLCNN_ERR_INVALID_ARG,
-                 "clcnn_net_add_residual_begin: the residual block opened at layer %d is still "
-                 "open; blocks do not nest (close it with clcnn_net_add_residual_end first)",
-                 net->res_open);
-    net->res_open = net->nlayers;
+    CC_RETURN_IF(net->res_depth == CC_RES_MAX_DEPTH, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_add_residual_begin: %d residual blocks are open; they nest %d deep "
+                 "at most",
+                 net->res_depth, CC_RES_MAX_DEPTH);
+    net->res_from[net->res_depth] = net->nlayers;
+    snprintf(net->res_stack[net->res_depth], sizeof net->res_stack[0], "%s", net->cur);
+    net->res_depth++;
     net->fwd_valid = 0;
     return CLCNN_OK;
 }
 
 clcnn_status clcnn_net_add_residual_end(clcnn_net *net, const clcnn_residual_desc *shortcut) {
     CC_RETURN_IF(!net, CLCNN_ERR_INVALID_ARG, "clcnn_net_add_residual_end: net is NULL");
-    CC_RETURN_IF(net->res_open < 0, CLCNN_ERR_INVALID_ARG,
+    CC_RETURN_IF(net->res_depth == 0, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_add_residual_end: no residual block is open (call "
                  "clcnn_net_add_residual_begin first)");
-    CC_RETURN_IF(net->nlayers == net->res_open, CLCNN_ERR_INVALID_ARG,
+    int from = net->res_from[net->res_depth - 1];
+    CC_RETURN_IF(net->nlayers == from, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_add_residual_end: the residual block opened at layer %d has no "
                  "layers in its branch",
-                 net->res_open);
+                 from);
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_residual_end");
-    CC_TRY(finish_layer(net, l, cc_layer_residual(net, l, net->res_open, shortcut)));
-    net->res_open = -1;
+    CC_TRY(finish_layer(net, l, cc_layer_residual(net, l, from, shortcut)));
+    net->res_depth--;
     return CLCNN_OK;
 }
 
@@ -318,10 +327,10 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x, const clcn
     CC_RETURN_IF(net->nlayers == 0, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_forward: the net has no "
                  "layers");
-    CC_RETURN_IF(net->res_open >= 0, CLCNN_ERR_INVALID_ARG,
+    CC_RETURN_IF(net->res_depth > 0, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_forward: the residual block opened at layer %d is not closed "
                  "(clcnn_net_add_residual_end)",
-                 net->res_open);
+                 net->res_from[net->res_depth > 0 ? net->res_depth - 1 : 0]);
     CC_TRY(cc_check_tensor(net->dev, x, CLCNN_F32, "clcnn_net_forward", "x"));
     net->fwd_valid = 0;
     size_t n = x->shape[0];
@@ -386,7 +395,9 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy) {
     int first = first_param_layer(net);
     net->bwd_first = first;
     const clcnn_tensor *g = dy;
-    cc_layer *block = NULL; /* the residual layer whose branch is being walked */
+    /* residual layers whose branches are being walked, innermost last */
+    cc_layer *blocks[CC_RES_MAX_DEPTH];
+    int depth = 0;
     for (int i = net->nlayers - 1; i >= first; i--) {
         cc_layer *l = net->layers[i];
         const clcnn_tensor *x = i == 0 ? net->x : net->layers[i - 1]->out;
@@ -394,16 +405,16 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy) {
         if (s != CLCNN_OK)
             return cc_fail_append(s, " (backward of layer %d, %s %s)", i, l->kind, l->desc);
         g = l->dxout;
-        if (l->res_block) block = l;
-        if (block && i == block->res_from) {
-            /* the branch is done: its gradient at the block input meets the shortcut's */
+        if (l->res_block && depth < CC_RES_MAX_DEPTH) blocks[depth++] = l;
+        /* branches done here meet their shortcuts' gradients, innermost first */
+        while (depth > 0 && blocks[depth - 1]->res_from == i) {
+            cc_layer *block = blocks[--depth];
             if (i > first) {
                 s = cc_residual_join(net, block, g, &g);
                 if (s != CLCNN_OK)
                     return cc_fail_append(s, " (backward of layer %d, %s %s)", block->index,
                                           block->kind, block->desc);
             }
-            block = NULL;
         }
     }
     return CLCNN_OK;

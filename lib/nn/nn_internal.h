@@ -9,6 +9,7 @@
 
 #include "internal.h"
 
+#define CC_RES_MAX_DEPTH 16   /* nested residual blocks */
 #define CC_LAYER_MAX_PARAMS 6 /* residual projection: conv weight, bias, 4 of batchnorm */
 
 typedef enum cc_param_role {
@@ -89,7 +90,12 @@ struct clcnn_net {
     cc_layer **layers; /* pointers, so cc_param addresses stay put when the array grows */
     int nlayers, cap;
     int training;
-    int res_open;          /* index of the first layer of the open residual block, -1 when none */
+    /* open residual blocks, innermost last: first layer index and block input value */
+    int res_depth;
+    int res_from[CC_RES_MAX_DEPTH];
+    char res_stack[CC_RES_MAX_DEPTH][64];
+    clcnn_graph *graph;    /* the same network as graph nodes (lib/nn/net_graph.c) */
+    char cur[64];          /* the graph value the next layer reads */
     uint64_t seed;         /* from clcnn_net_init; keys the dropout masks */
     uint64_t dropout_step; /* training forwards so far; the dropout RNG counter */
 
@@ -151,6 +157,11 @@ clcnn_status cc_ensure_tensor(clcnn_device *dev, clcnn_tensor **t, clcnn_dtype d
 /* Trainable + buffer parameters in checkpoint order. */
 int cc_net_num_params(const clcnn_net *net);
 cc_param *cc_net_param(const clcnn_net *net, int i);
+
+/* lib/nn/net_graph.c: the net's graph with its input (begin, at creation) and a layer's
+ * nodes (after its constructor succeeded; on failure the graph is unchanged). */
+clcnn_status cc_net_graph_begin(clcnn_net *net);
+clcnn_status cc_net_graph_layer(clcnn_net *net, const cc_layer *l);
 
 /* "[16,3,3,3]" */
 const char *cc_shape_str(const size_t *shape, int ndim, char *buf, size_t cap);

@@ -201,11 +201,14 @@ static clcnn_status check_vec(const clcnn_device *dev, const char *op, const cha
     return CLCNN_OK;
 }
 
-/* Outputs must not share a buffer with inputs (the kernels read inputs while writing). */
+/* Outputs must not overlap inputs (the kernels read inputs while writing); views of one
+ * buffer at disjoint offsets are fine. */
 static clcnn_status check_no_alias(const char *op, const clcnn_tensor *out, const char *out_what,
                                    const clcnn_tensor *in, const char *in_what) {
-    CC_RETURN_IF(in && out->storage == in->storage, CLCNN_ERR_INVALID_ARG,
-                 "%s: %s must not share memory with %s", op, out_what, in_what);
+    CC_RETURN_IF(in && out->storage == in->storage && out->offset < in->offset + in->numel &&
+                     in->offset < out->offset + out->numel,
+                 CLCNN_ERR_INVALID_ARG, "%s: %s must not share memory with %s", op, out_what,
+                 in_what);
     return CLCNN_OK;
 }
 

@@ -1,0 +1,166 @@
+/* The network layer's two halves: a device-free graph (named values with N-d shapes,
+ * nodes with ONNX-style op types and typed attributes, named initializers in host memory)
+ * and a plan that binds a graph to one device and one batch size and runs it.
+ *
+ * A graph describes a network once; a plan decides everything that can be decided
+ * before running it: buffers (values whose lifetimes do not overlap share memory), each
+ * convolution's algorithm, weights transformed for that algorithm, batch norm folded into
+ * the convolution before it, bias, activation and a following residual Add fused into the
+ * convolution. Running a plan then only launches kernels.
+ *
+ * Op types and attribute names follow ONNX (Conv, BatchNormalization, Relu, MaxPool, Add,
+ * Gemm, ...); clcnn_graph_op_name lists the supported ones. The first dimension of a
+ * graph input may be symbolic (-1): the batch, fixed when a plan is made.
+ *
+ * Ownership: the graph copies every name, shape, attribute and initializer it is given.
+ * A plan keeps no pointer into its graph: the graph may be freed or changed after
+ * clcnn_plan_create. A graph or plan is used from one thread at a time. */
+#ifndef CLCNN_GRAPH_H
+#define CLCNN_GRAPH_H
+
+#include <stdint.h>
+
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLCNN_GRAPH_MAX_DIMS 8
+#define CLCNN_GRAPH_BATCH (-1) /* a symbolic leading dimension: the plan's batch size */
+
+typedef struct clcnn_graph clcnn_graph;
+
+typedef enum clcnn_attr_type {
+    CLCNN_ATTR_INT = 0,
+    CLCNN_ATTR_FLOAT = 1,
+    CLCNN_ATTR_INTS = 2,
+    CLCNN_ATTR_FLOATS = 3,
+    CLCNN_ATTR_STRING = 4,
+} clcnn_attr_type;
+
+/* One attribute of a node; the fields of its type are read, the others ignored. */
+typedef struct clcnn_attr {
+    const char *name;
+    clcnn_attr_type type;
+    int64_t i;
+    float f;
+    const int64_t *ints; /* n of them */
+    const float *floats; /* n of them */
+    int n;
+    const char *s;
+} clcnn_attr;
+
+CLCNN_API clcnn_status clcnn_graph_create(clcnn_graph **out);
+CLCNN_API void clcnn_graph_free(clcnn_graph *g);
+
+/* A graph input of dtype and shape dims[0..ndim) (dims[0] may be CLCNN_GRAPH_BATCH).
+ * Names are unique across inputs, initializers and node outputs. */
+CLCNN_API clcnn_status clcnn_graph_add_input(clcnn_graph *g, const char *name, clcnn_dtype dtype,
+                                             int ndim, const int64_t *dims);
+/* A named constant (weights, running statistics), copied from data (NULL: zeros). */
+CLCNN_API clcnn_status clcnn_graph_add_initializer(clcnn_graph *g, const char *name,
+                                                   clcnn_dtype dtype, int ndim, const int64_t *dims,
+                                                   const void *data);
+/* A node of op_type reading inputs[0..n_in) (NULL or "" for an absent optional input) and
+ * writing outputs[0..n_out), new value names. An unknown op type is CLCNN_ERR_UNSUPPORTED
+ * naming it; attributes are parsed and checked here (CLCNN_ERR_INVALID_ARG naming the node
+ * and attribute). name may be NULL (a name is generated). Inputs may be added later:
+ * references are resolved by clcnn_graph_check. */
+CLCNN_API clcnn_status clcnn_graph_add_node(clcnn_graph *g, const char *op_type, const char *name,
+                                            int n_in, const char *const *inputs, int n_out,
+                                            const char *const *outputs, int n_attrs,
+                                            const clcnn_attr *attrs);
+/* Mark a value as a graph output (in the order of the calls). */
+CLCNN_API clcnn_status clcnn_graph_add_output(clcnn_graph *g, const char *name);
+
+/* Resolve references, order the nodes topologically and infer every value's shape. A
+ * reference to an unknown value (CLCNN_ERR_INVALID_ARG naming the node and input), a
+ * cycle (naming a node on it), a shape an op cannot take (CLCNN_ERR_SHAPE naming the node
+ * and shapes) or a graph without outputs fails. Called by clcnn_plan_create; calling it
+ * again after a change is fine. */
+CLCNN_API clcnn_status clcnn_graph_check(clcnn_graph *g);
+
+/* ---- inspection (after a successful clcnn_graph_check) ------------------------------- */
+
+typedef struct clcnn_node_info {
+    const char *op_type; /* "Conv" */
+    const char *name;
+    int n_in, n_out;
+    const char *inputs[8];              /* the first 8 input names ("" when absent) */
+    const char *outputs[4];             /* the first 4 output names */
+    int ndim;                           /* of the first output */
+    int64_t dims[CLCNN_GRAPH_MAX_DIMS]; /* its shape (CLCNN_GRAPH_BATCH for the batch) */
+    size_t params; /* elements of the float initializers it reads that are trained
+                    * (weights, biases, batch-norm scale and shift) */
+    double flops;  /* per sample: 2 per multiply-add of Conv, Gemm, MatMul */
+    char desc[96]; /* "64 x 3x3, stride 2, pad 1" */
+} clcnn_node_info;
+CLCNN_API int clcnn_graph_num_nodes(const clcnn_graph *g);
+/* Node i in topological order. */
+CLCNN_API clcnn_status clcnn_graph_node_info(const clcnn_graph *g, int i, clcnn_node_info *out);
+CLCNN_API int clcnn_graph_num_inputs(const clcnn_graph *g); /* not counting initializers */
+CLCNN_API const char *clcnn_graph_input_name(const clcnn_graph *g, int i);
+CLCNN_API int clcnn_graph_num_outputs(const clcnn_graph *g);
+CLCNN_API const char *clcnn_graph_output_name(const clcnn_graph *g, int i);
+/* Shape of any value (an input, an initializer, a node output). */
+CLCNN_API clcnn_status clcnn_graph_value_shape(const clcnn_graph *g, const char *name, int *ndim,
+                                               int64_t dims[CLCNN_GRAPH_MAX_DIMS]);
+/* An initializer's data (host memory owned by the graph) and element count; NULL when
+ * name is no initializer. */
+CLCNN_API const void *clcnn_graph_initializer(const clcnn_graph *g, const char *name,
+                                              size_t *numel);
+/* Overwrite an initializer's data with bytes from src (its numel x dtype size). */
+CLCNN_API clcnn_status clcnn_graph_set_initializer(clcnn_graph *g, const char *name,
+                                                   const void *src, size_t bytes);
+/* The supported op types: name i, NULL past the last. */
+CLCNN_API const char *clcnn_graph_op_name(int i);
+
+/* ---- plans ------------------------------------------------------------------------ */
+
+typedef struct clcnn_plan clcnn_plan;
+
+/* What a plan may do; every switch exists so tests can compare against the plain form. */
+typedef struct clcnn_plan_options {
+    int fold_batchnorm; /* fold inference batch norm into the convolution before it */
+    int fuse;           /* bias, activation and a following residual Add into conv epilogues */
+    int reuse_buffers;  /* values whose lifetimes do not overlap share memory */
+    clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
+} clcnn_plan_options;
+/* Everything on, automatic algorithms. */
+CLCNN_API clcnn_plan_options clcnn_plan_options_default(void);
+
+/* Bind g to dev for batch size batch (the value of every CLCNN_GRAPH_BATCH dimension):
+ * checks the graph, allocates parameters and activations, resolves each convolution's
+ * algorithm and transforms its weights. opts NULL = defaults. Inference only (batch norm
+ * with running statistics, dropout as identity). An op the plan cannot run on this shape
+ * is CLCNN_ERR_UNSUPPORTED naming the node. */
+CLCNN_API clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
+                                         const clcnn_plan_options *opts, clcnn_plan **out);
+CLCNN_API void clcnn_plan_free(clcnn_plan *p);
+
+/* Run the plan: inputs[i] is graph input i, shaped as the graph says with the batch
+ * filled in (float32; read, not kept after the call returns its work to the queue).
+ * Outputs stay valid until the next run or clcnn_plan_free. */
+CLCNN_API clcnn_status clcnn_plan_run(clcnn_plan *p, const clcnn_tensor *const *inputs,
+                                      int n_inputs);
+/* Output i of the last run (owned by the plan). */
+CLCNN_API const clcnn_tensor *clcnn_plan_output(const clcnn_plan *p, int i);
+
+typedef struct clcnn_plan_memory {
+    size_t activation_bytes; /* what the plan allocated for intermediate values (peak) */
+    size_t activation_sum;   /* sum of every intermediate value's size, without reuse */
+    size_t param_bytes;      /* parameters on the device, after folding and transforms */
+    int steps;               /* kernel steps per run after fusion */
+    int fused_batchnorm, fused_activation, fused_add; /* nodes folded into convolutions */
+} clcnn_plan_memory;
+CLCNN_API void clcnn_plan_get_memory(const clcnn_plan *p, clcnn_plan_memory *out);
+
+/* Step i of the plan for listings: what it runs ("Conv+BN+Relu conv1 implicit_gemm"). */
+CLCNN_API int clcnn_plan_num_steps(const clcnn_plan *p);
+CLCNN_API const char *clcnn_plan_step_desc(const clcnn_plan *p, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

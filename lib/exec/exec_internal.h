@@ -1,0 +1,79 @@
+/* Internals of plans (lib/exec): the value table, the steps a run launches, and the
+ * per-op-kind preparation and forward functions (lib/exec/steps.c) indexed like the
+ * graph's op table. Never installed. */
+#ifndef CLCNN_EXEC_INTERNAL_H
+#define CLCNN_EXEC_INTERNAL_H
+
+#include "exec/conv_shim.h"
+#include "graph/graph_internal.h"
+
+#define CC_STEP_MAX_IN 64
+
+/* One value of the graph as the plan sees it. */
+typedef enum cc_pval_kind {
+    CC_PV_UNUSED = 0, /* initializers (steps hold their own device copies) and dead values */
+    CC_PV_INPUT,      /* a graph input: the caller's tensor, per run */
+    CC_PV_ACT,        /* an activation in the arena */
+    CC_PV_ALIAS,      /* a view of another value's storage with its own shape */
+} cc_pval_kind;
+
+typedef struct cc_pvalue {
+    cc_pval_kind kind;
+    int ndim;
+    size_t shape[CLCNN_MAX_DIMS];
+    size_t numel;
+    int alias_of;    /* CC_PV_ALIAS: the value whose storage it views (never an alias) */
+    int input_index; /* CC_PV_INPUT: position among the graph inputs */
+    int def_step;    /* step that writes it (-1: before the first) */
+    int last_step;   /* last step that reads it (through aliases too) */
+    size_t offset;   /* CC_PV_ACT: element offset in the arena */
+    clcnn_tensor *t; /* CC_PV_ACT / ALIAS of an ACT: a view; inputs: set per run */
+} cc_pvalue;
+
+typedef struct cc_step {
+    cc_op op; /* the kind of the leading node */
+    int node; /* graph node index of the leading node */
+    int n_in;
+    int in[CC_STEP_MAX_IN]; /* value indices read (activations or inputs) */
+    int out;                /* value index written */
+    /* epilogue of a convolution (or an unfused Add) */
+    clcnn_activation act;
+    float alpha;
+    int residual; /* Conv: in[1] is added before the activation */
+    /* state prepared once */
+    cc_conv_fwd *conv;
+    clcnn_pool2d_desc pool;
+    clcnn_tensor *param[4]; /* Gemm: w (out, in), b; BatchNormalization: scale, B, mean, var */
+    float eps;
+    int log;           /* LogSoftmax */
+    size_t rows, cols; /* Concat: outer rows; bytes per row of the output */
+    char desc[160];
+} cc_step;
+
+struct clcnn_plan {
+    clcnn_device *dev;
+    int batch;
+    clcnn_plan_options opts;
+    int nvals;
+    cc_pvalue *vals;
+    int nsteps, capsteps;
+    cc_step *steps;
+    clcnn_tensor *arena; /* every activation, as views at offsets */
+    int ninputs, noutputs;
+    int *inputs;  /* value index per graph input */
+    int *outputs; /* value index per graph output */
+    clcnn_plan_memory mem;
+};
+
+/* lib/exec/steps.c: prepare step s (parameters uploaded, folded, transformed; algorithm
+ * chosen) from graph g, and run it. absorbed lists the nodes fused into it, in order. */
+clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                             int nabsorbed);
+clcnn_status cc_step_run(clcnn_plan *p, cc_step *s);
+void cc_step_release(cc_step *s);
+/* The tensor of value v in the current run. */
+static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {
+    return p->vals[v].t;
+}
+
+#endif

@@ -1,0 +1,437 @@
+/* Plans: a checked graph bound to one device and batch size. Owns the decisions made
+ * once: which nodes fuse into one step (batch norm folded into the convolution before it;
+ * activation or residual Add (+ activation) into its epilogue), where each activation
+ * lives (one arena, values whose lifetimes do not overlap share bytes), and the order of
+ * the steps. Running a plan walks the steps and launches their kernels. */
+#include "exec/exec_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN_ELEMS 64 /* 256-byte boundaries between values in the arena */
+
+clcnn_plan_options clcnn_plan_options_default(void) {
+    clcnn_plan_options o = {
+        .fold_batchnorm = 1, .fuse = 1, .reuse_buffers = 1, .conv_algo = CLCNN_CONV_AUTO};
+    return o;
+}
+
+static int is_alias_op(cc_op op) {
+    return op == CC_OP_FLATTEN || op == CC_OP_IDENTITY || op == CC_OP_DROPOUT;
+}
+
+/* How many node inputs and graph outputs read value v. */
+static int consumers(const clcnn_graph *g, int v, int *only) {
+    int count = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == v) {
+                count++;
+                *only = i;
+            }
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v) count += 2; /* an output is never fused away */
+    return count;
+}
+
+/* The single node reading v, when exactly one node (and no graph output) reads it. */
+static int sole_consumer(const clcnn_graph *g, int v) {
+    int only = -1;
+    return consumers(g, v, &only) == 1 ? only : -1;
+}
+
+static int all_init(const clcnn_graph *g, const cc_gnode *n, int from, int to) {
+    for (int i = from; i < to; i++)
+        if (i >= n->n_in || n->in[i] < 0 || g->vals[n->in[i]].kind != CC_VAL_INIT) return 0;
+    return 1;
+}
+
+static int same_shape(const cc_gvalue *a, const cc_gvalue *b) {
+    return a->ndim == b->ndim && !memcmp(a->dims, b->dims, (size_t)a->ndim * sizeof *a->dims);
+}
+
+static int is_act(const cc_gnode *n) {
+    return n->op == CC_OP_RELU || n->op == CC_OP_LEAKYRELU;
+}
+
+/* Grouping: leader[i] = the node whose step absorbs node i (itself when not fused);
+ * anchor[leader] = the last node of its group in topological order, where its step runs. */
+typedef struct group_info {
+    int *leader, *anchor, *pos; /* pos: node -> position in topological order */
+} group_info;
+
+static void fuse_conv(const clcnn_graph *g, const clcnn_plan_options *o, int conv, group_info *gi) {
+    const cc_gnode *c = &g->nodes[conv];
+    int cur = c->out[0];
+    int last = conv;
+    int nx;
+    if (o->fold_batchnorm && (nx = sole_consumer(g, cur)) >= 0 &&
+        g->nodes[nx].op == CC_OP_BATCHNORM && all_init(g, &g->nodes[nx], 1, 5) &&
+        all_init(g, c, 1, c->n_in > 2 && c->in[2] >= 0 ? 3 : 2)) {
+        int extra_used = 0;
+        for (int k = 1; k < g->nodes[nx].n_out; k++) {
+            int dummy;
+            extra_used |= consumers(g, g->nodes[nx].out[k], &dummy) > 0;
+        }
+        if (!extra_used) {
+            gi->leader[nx] = conv;
+            last = nx;
+            cur = g->nodes[nx].out[0];
+        }
+    }
+    if (!o->fuse) {
+        gi->anchor[conv] = last;
+        return;
+    }
+    nx = sole_consumer(g, cur);
+    if (nx >= 0 && gi->leader[nx] != nx) nx = -1; /* another convolution took it */
+    if (nx >= 0 && is_act(&g->nodes[nx])) {
+        gi->leader[nx] = conv;
+        last = nx;
+    } else if (nx >= 0 && g->nodes[nx].op == CC_OP_ADD) {
+        const cc_gnode *add = &g->nodes[nx];
+        int z = add->in[0] == cur ? add->in[1] : add->in[0];
+        if (z != cur && z >= 0 && g->vals[z].kind != CC_VAL_INIT &&
+            same_shape(&g->vals[z], &g->vals[cur]) &&
+            same_shape(&g->vals[add->out[0]], &g->vals[cur])) {
+            gi->leader[nx] = conv;
+            last = nx;
+            cur = add->out[0];
+            int ac = sole_consumer(g, cur);
+            if (ac >= 0 && gi->leader[ac] == ac && is_act(&g->nodes[ac])) {
+                gi->leader[ac] = conv;
+                last = ac;
+            }
+        }
+    }
+    gi->anchor[conv] = last;
+}
+
+static clcnn_status add_step(clcnn_plan *p, cc_step **out) {
+    if (p->nsteps == p->capsteps) {
+        int cap = p->capsteps ? 2 * p->capsteps : 64;
+        cc_step *s = realloc(p->steps, (size_t)cap * sizeof *s);
+        CC_RETURN_IF(!s, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+        p->steps = s;
+        p->capsteps = cap;
+    }
+    *out = &p->steps[p->nsteps];
+    memset(*out, 0, sizeof **out);
+    return CLCNN_OK;
+}
+
+/* Build the steps in topological order of their anchors. */
+static clcnn_status build_steps(clcnn_plan *p, const clcnn_graph *g) {
+    int nn = g->nnodes;
+    group_info gi = {calloc((size_t)nn + 1, sizeof(int)), calloc((size_t)nn + 1, sizeof(int)),
+                     calloc((size_t)nn + 1, sizeof(int))};
+    int *absorbed = calloc((size_t)nn + 1, sizeof(int));
+    clcnn_status s = CLCNN_OK;
+    if (!gi.leader || !gi.anchor || !gi.pos || !absorbed)
+        s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+    for (int i = 0; s == CLCNN_OK && i < nn; i++) {
+        gi.leader[i] = i;
+        gi.anchor[i] = i;
+        gi.pos[g->order[i]] = i;
+    }
+    for (int i = 0; s == CLCNN_OK && i < nn; i++) {
+        int ni = g->order[i];
+        if (gi.leader[ni] == ni && g->nodes[ni].op == CC_OP_CONV) fuse_conv(g, &p->opts, ni, &gi);
+    }
+    /* A group runs at its anchor: every input of every member is ready there. */
+    for (int i = 0; s == CLCNN_OK && i < nn; i++) {
+        int ni = g->order[i];
+        const cc_gnode *n = &g->nodes[ni];
+        if (is_alias_op(n->op)) continue;
+        int leader = -1;
+        for (int k = 0; k < nn; k++)
+            if (gi.leader[k] == k && gi.anchor[k] == ni) leader = k;
+        if (leader < 0) continue; /* absorbed; its leader runs at its anchor */
+        int na = 0;
+        for (int k = 0; k < nn; k++) {
+            int nk = g->order[k];
+            if (gi.leader[nk] == leader) absorbed[na++] = nk;
+        }
+        cc_step *st = NULL;
+        s = add_step(p, &st);
+        if (s != CLCNN_OK) break;
+        st->node = leader;
+        st->op = g->nodes[leader].op;
+        s = cc_step_prepare(p, g, st, absorbed, na);
+        if (s != CLCNN_OK) {
+            cc_step_release(st);
+            break;
+        }
+        p->nsteps++;
+        if (na > 1) {
+            for (int k = 1; k < na; k++) {
+                cc_op op = g->nodes[absorbed[k]].op;
+                p->mem.fused_batchnorm += op == CC_OP_BATCHNORM;
+                p->mem.fused_activation += is_act(&g->nodes[absorbed[k]]);
+                p->mem.fused_add += op == CC_OP_ADD;
+            }
+        }
+    }
+    free(gi.leader);
+    free(gi.anchor);
+    free(gi.pos);
+    free(absorbed);
+    return s;
+}
+
+/* ---- values and memory --------------------------------------------------------------- */
+
+static clcnn_status value_shapes(clcnn_plan *p, const clcnn_graph *g) {
+    for (int v = 0; v < g->nvals; v++) {
+        const cc_gvalue *gv = &g->vals[v];
+        cc_pvalue *pv = &p->vals[v];
+        pv->alias_of = -1;
+        pv->def_step = -1;
+        pv->last_step = -1;
+        pv->input_index = -1;
+        if (gv->kind == CC_VAL_INIT) continue;
+        if (gv->ndim > CLCNN_MAX_DIMS) {
+            char b[96];
+            return cc_fail(CLCNN_ERR_UNSUPPORTED,
+                           "clcnn_plan_create: value '%s' is %s; plans hold at most %d "
+                           "dimensions",
+                           gv->name, cc_graph_shape_str(gv->dims, gv->ndim, b, sizeof b),
+                           CLCNN_MAX_DIMS);
+        }
+        pv->ndim = gv->ndim;
+        pv->numel = 1;
+        for (int d = 0; d < gv->ndim; d++) {
+            pv->shape[d] = (size_t)(gv->dims[d] == CLCNN_GRAPH_BATCH ? p->batch : gv->dims[d]);
+            CC_RETURN_IF(pv->numel > ((size_t)1 << 40) / (pv->shape[d] ? pv->shape[d] : 1),
+                         CLCNN_ERR_SHAPE, "clcnn_plan_create: value '%s' is too large", gv->name);
+            pv->numel *= pv->shape[d];
+        }
+        if (gv->kind == CC_VAL_INPUT) pv->kind = CC_PV_INPUT;
+    }
+    int k = 0;
+    for (int v = 0; v < g->nvals; v++)
+        if (g->vals[v].kind == CC_VAL_INPUT) {
+            p->vals[v].input_index = k;
+            p->inputs[k++] = v;
+        }
+    /* aliases: views of their source's storage */
+    for (int i = 0; i < g->nnodes; i++) {
+        const cc_gnode *n = &g->nodes[g->order[i]];
+        if (!is_alias_op(n->op)) continue;
+        int src = n->in[0];
+        int root = p->vals[src].kind == CC_PV_ALIAS ? p->vals[src].alias_of : src;
+        cc_pvalue *pv = &p->vals[n->out[0]];
+        pv->kind = CC_PV_ALIAS;
+        pv->alias_of = root;
+        if (n->op == CC_OP_DROPOUT && n->n_out > 1) {
+            int dummy;
+            CC_RETURN_IF(consumers(g, n->out[1], &dummy) > 0, CLCNN_ERR_UNSUPPORTED,
+                         "clcnn_plan_create: the mask output of Dropout '%s' is read; plans run "
+                         "inference only",
+                         n->name);
+        }
+    }
+    return CLCNN_OK;
+}
+
+/* Lifetimes in step indices; reads through an alias extend its root's lifetime. */
+static void lifetimes(clcnn_plan *p) {
+    for (int si = 0; si < p->nsteps; si++) {
+        const cc_step *s = &p->steps[si];
+        p->vals[s->out].kind = CC_PV_ACT;
+        p->vals[s->out].def_step = si;
+        for (int j = 0; j < s->n_in; j++) {
+            int v = s->in[j];
+            int root = p->vals[v].kind == CC_PV_ALIAS ? p->vals[v].alias_of : v;
+            if (p->vals[root].last_step < si) p->vals[root].last_step = si;
+        }
+    }
+    for (int i = 0; i < p->noutputs; i++) {
+        int v = p->outputs[i];
+        int root = p->vals[v].kind == CC_PV_ALIAS ? p->vals[v].alias_of : v;
+        p->vals[root].last_step = p->nsteps; /* outputs live to the end of the run */
+    }
+}
+
+typedef struct block {
+    size_t off, len;
+    int value;
+} block;
+
+static size_t round_up(size_t n) {
+    return (n + ALIGN_ELEMS - 1) / ALIGN_ELEMS * ALIGN_ELEMS;
+}
+
+/* First-fit placement in step order: a value takes the lowest offset that overlaps no
+ * value still live; with reuse off every value gets fresh bytes. */
+static clcnn_status place_values(clcnn_plan *p) {
+    block *live = calloc((size_t)p->nvals + 1, sizeof *live);
+    CC_RETURN_IF(!live, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+    int nlive = 0;
+    size_t top = 0, sum = 0;
+    for (int si = 0; si < p->nsteps; si++) {
+        int v = p->steps[si].out;
+        cc_pvalue *pv = &p->vals[v];
+        size_t len = round_up(pv->numel);
+        sum += pv->numel * sizeof(float);
+        size_t off = 0;
+        if (p->opts.reuse_buffers) {
+            /* live is sorted by offset: take the first gap that fits */
+            int at = 0;
+            for (; at < nlive; at++) {
+                if (live[at].off >= off + len) break;
+                if (live[at].off + live[at].len > off) off = live[at].off + live[at].len;
+            }
+            memmove(&live[at + 1], &live[at], (size_t)(nlive - at) * sizeof *live);
+            live[at] = (block){off, len, v};
+            nlive++;
+        } else {
+            off = top;
+        }
+        pv->offset = off;
+        if (off + len > top) top = off + len;
+        /* values whose last reader is this step die after it */
+        for (int k = 0; k < nlive;) {
+            if (p->vals[live[k].value].last_step <= si) {
+                memmove(&live[k], &live[k + 1], (size_t)(nlive - k - 1) * sizeof *live);
+                nlive--;
+            } else {
+                k++;
+            }
+        }
+    }
+    free(live);
+    p->mem.activation_bytes = top * sizeof(float);
+    p->mem.activation_sum = sum;
+    if (top == 0) return CLCNN_OK;
+    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &top, &p->arena));
+    for (int v = 0; v < p->nvals; v++) {
+        cc_pvalue *pv = &p->vals[v];
+        int root = pv->kind == CC_PV_ALIAS ? pv->alias_of : v;
+        if (pv->kind != CC_PV_ACT && !(pv->kind == CC_PV_ALIAS && p->vals[root].kind == CC_PV_ACT))
+            continue;
+        pv->t = cc_tensor_view_at(p->arena, pv->ndim, pv->shape, p->vals[root].offset);
+        CC_RETURN_IF(!pv->t, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
+                               const clcnn_plan_options *opts, clcnn_plan **out) {
+    CC_RETURN_IF(!dev || !g || !out, CLCNN_ERR_INVALID_ARG, "clcnn_plan_create: NULL argument");
+    *out = NULL;
+    CC_RETURN_IF(batch < 1 || batch > (1 << 24), CLCNN_ERR_INVALID_ARG,
+                 "clcnn_plan_create: batch %d must be 1..%d", batch, 1 << 24);
+    CC_TRY(clcnn_graph_check(g));
+    clcnn_plan *p = calloc(1, sizeof *p);
+    CC_RETURN_IF(!p, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+    p->dev = dev;
+    p->batch = batch;
+    p->opts = opts ? *opts : clcnn_plan_options_default();
+    p->nvals = g->nvals;
+    p->ninputs = clcnn_graph_num_inputs(g);
+    p->noutputs = g->noutputs;
+    p->vals = calloc((size_t)g->nvals + 1, sizeof *p->vals);
+    p->inputs = calloc((size_t)p->ninputs + 1, sizeof *p->inputs);
+    p->outputs = calloc((size_t)p->noutputs + 1, sizeof *p->outputs);
+    clcnn_status s = CLCNN_OK;
+    if (!p->vals || !p->inputs || !p->outputs)
+        s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+    for (int i = 0; s == CLCNN_OK && i < p->noutputs; i++) {
+        p->outputs[i] = g->outputs[i];
+        if (g->vals[g->outputs[i]].kind != CC_VAL_NODE)
+            s = cc_fail(CLCNN_ERR_UNSUPPORTED,
+                        "clcnn_plan_create: output '%s' is a graph input or initializer",
+                        g->vals[g->outputs[i]].name);
+    }
+    if (s == CLCNN_OK) s = value_shapes(p, g);
+    if (s == CLCNN_OK) s = build_steps(p, g);
+    if (s == CLCNN_OK) {
+        lifetimes(p);
+        s = place_values(p);
+    }
+    if (s != CLCNN_OK) {
+        clcnn_plan_free(p);
+        return s;
+    }
+    p->mem.steps = p->nsteps;
+    for (int i = 0; i < p->nsteps; i++) {
+        const cc_step *st = &p->steps[i];
+        for (int k = 0; k < 4; k++)
+            if (st->param[k]) p->mem.param_bytes += clcnn_tensor_numel(st->param[k]) * 4;
+    }
+    *out = p;
+    return CLCNN_OK;
+}
+
+void clcnn_plan_free(clcnn_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->nsteps; i++)
+        cc_step_release(&p->steps[i]);
+    for (int v = 0; v < p->nvals; v++)
+        if (p->vals[v].kind != CC_PV_INPUT) clcnn_tensor_free(p->vals[v].t);
+    clcnn_tensor_free(p->arena);
+    free(p->steps);
+    free(p->vals);
+    free(p->inputs);
+    free(p->outputs);
+    free(p);
+}
+
+/* Point inputs (and views of inputs) at the caller's tensors for this run. */
+static clcnn_status bind_inputs(clcnn_plan *p, const clcnn_tensor *const *inputs, int n) {
+    CC_RETURN_IF(n != p->ninputs || (n && !inputs), CLCNN_ERR_INVALID_ARG,
+                 "clcnn_plan_run: %d inputs given, the graph has %d", n, p->ninputs);
+    for (int i = 0; i < n; i++) {
+        const cc_pvalue *pv = &p->vals[p->inputs[i]];
+        const clcnn_tensor *t = inputs[i];
+        CC_TRY(cc_check_tensor(p->dev, t, CLCNN_F32, "clcnn_plan_run", "input"));
+        int ok = t->ndim == pv->ndim;
+        for (int d = 0; ok && d < pv->ndim; d++)
+            ok = t->shape[d] == pv->shape[d];
+        if (!ok) {
+            char a[64], b[96];
+            int64_t dims[CLCNN_MAX_DIMS];
+            for (int d = 0; d < pv->ndim; d++)
+                dims[d] = (int64_t)pv->shape[d];
+            return cc_fail(CLCNN_ERR_SHAPE, "clcnn_plan_run: input %d is %s, the plan expects %s",
+                           i, clcnn_tensor_shape_str(t, a, sizeof a),
+                           cc_graph_shape_str(dims, pv->ndim, b, sizeof b));
+        }
+        p->vals[p->inputs[i]].t = (clcnn_tensor *)t;
+    }
+    for (int v = 0; v < p->nvals; v++) {
+        cc_pvalue *pv = &p->vals[v];
+        if (pv->kind != CC_PV_ALIAS || p->vals[pv->alias_of].kind != CC_PV_INPUT) continue;
+        clcnn_tensor_free(pv->t);
+        pv->t = NULL;
+        CC_TRY(clcnn_tensor_view(p->vals[pv->alias_of].t, pv->ndim, pv->shape, &pv->t));
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_plan_run(clcnn_plan *p, const clcnn_tensor *const *inputs, int n_inputs) {
+    CC_RETURN_IF(!p, CLCNN_ERR_INVALID_ARG, "clcnn_plan_run: plan is NULL");
+    CC_TRY(bind_inputs(p, inputs, n_inputs));
+    for (int i = 0; i < p->nsteps; i++)
+        CC_TRY(cc_step_run(p, &p->steps[i]));
+    return CLCNN_OK;
+}
+
+const clcnn_tensor *clcnn_plan_output(const clcnn_plan *p, int i) {
+    return p && i >= 0 && i < p->noutputs ? p->vals[p->outputs[i]].t : NULL;
+}
+
+void clcnn_plan_get_memory(const clcnn_plan *p, clcnn_plan_memory *out) {
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (p) *out = p->mem;
+}
+
+int clcnn_plan_num_steps(const clcnn_plan *p) {
+    return p ? p->nsteps : 0;
+}
+
+const char *clcnn_plan_step_desc(const clcnn_plan *p, int i) {
+    return p && i >= 0 && i < p->nsteps ? p->steps[i].desc : NULL;
+}

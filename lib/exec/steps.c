@@ -1,0 +1,405 @@
+/* The forward of each op kind inside a plan: preparing a step once (parameters uploaded,
+ * batch norm folded into convolution weights in double, algorithm chosen, weights
+ * transformed) and running it. Indexed like the graph's op table (cc_op). */
+#include "exec/exec_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cc_gvalue *gin(const clcnn_graph *g, const cc_gnode *n, int i) {
+    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
+}
+
+static clcnn_status unsupported(const cc_gnode *n, const char *why) {
+    return cc_fail(CLCNN_ERR_UNSUPPORTED, "clcnn_plan_create: node '%s' (%s): %s", n->name,
+                   cc_op_defs[n->op].name, why);
+}
+
+/* A device tensor of the given shape holding host floats. */
+static clcnn_status upload(clcnn_device *dev, int ndim, const size_t *shape, const float *data,
+                           clcnn_tensor **out) {
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, ndim, shape, out));
+    clcnn_status s = clcnn_tensor_upload(*out, data, clcnn_tensor_numel(*out) * sizeof(float));
+    if (s != CLCNN_OK) {
+        clcnn_tensor_free(*out);
+        *out = NULL;
+    }
+    return s;
+}
+
+static clcnn_status need_float_init(const cc_gnode *n, const cc_gvalue *v, const char *what) {
+    if (!v || v->kind != CC_VAL_INIT || v->dtype != CLCNN_F32) {
+        char why[160];
+        snprintf(why, sizeof why, "%s '%s' must be a float initializer", what, v ? v->name : "");
+        return unsupported(n, why);
+    }
+    return CLCNN_OK;
+}
+
+static int append(char *buf, size_t cap, const char *s) {
+    size_t used = strlen(buf);
+    if (used < cap) snprintf(buf + used, cap - used, "%s", s);
+    return 0;
+}
+
+/* ---- Conv (+ BatchNormalization) (+ Relu | LeakyRelu | Add (+ Relu | LeakyRelu)) ------- */
+
+static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                 const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const cc_op_attrs *a = &n->a;
+    const cc_gvalue *x = gin(g, n, 0), *w = gin(g, n, 1), *b = gin(g, n, 2);
+    CC_TRY(need_float_init(n, w, "the weight"));
+    if (b) CC_TRY(need_float_init(n, b, "the bias"));
+    if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
+        return unsupported(n, "asymmetric padding");
+    cc_conv_fwd_desc d = {0};
+    d.conv = clcnn_conv2d_desc_default();
+    d.conv.stride_h = (int)a->strides[0];
+    d.conv.stride_w = (int)a->strides[1];
+    d.conv.pad_h = (int)a->pads[0];
+    d.conv.pad_w = (int)a->pads[1];
+    d.conv.dilation_h = (int)a->dilations[0];
+    d.conv.dilation_w = (int)a->dilations[1];
+    d.conv.groups = (int)a->group;
+    d.conv.algo = p->opts.conv_algo;
+    for (int i = 0; i < 4; i++) {
+        d.x[i] = p->vals[n->in[0]].shape[i];
+        d.w[i] = (size_t)w->dims[i];
+    }
+    (void)x;
+    size_t k = d.w[0], per_k = w->numel / k;
+    float *wh = malloc(w->numel * sizeof *wh);
+    float *bh = calloc(k, sizeof *bh);
+    if (!wh || !bh) {
+        free(wh);
+        free(bh);
+        return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+    }
+    memcpy(wh, w->data, w->numel * sizeof *wh);
+    if (b) memcpy(bh, b->data, k * sizeof *bh);
+    int has_bias = b != NULL;
+    snprintf(s->desc, sizeof s->desc, "Conv");
+    s->n_in = 1;
+    s->in[0] = n->in[0];
+    s->out = n->out[0];
+    for (int i = 1; i < na; i++) {
+        const cc_gnode *m = &g->nodes[absorbed[i]];
+        append(s->desc, sizeof s->desc, "+");
+        append(s->desc, sizeof s->desc, cc_op_defs[m->op].name);
+        s->out = m->out[0];
+        if (m->op == CC_OP_BATCHNORM) {
+            /* y = gamma (conv + b - mean) / sqrt(var + eps) + beta, folded in double */
+            const float *gamma = gin(g, m, 1)->data, *beta = gin(g, m, 2)->data;
+            const float *mean = gin(g, m, 3)->data, *var = gin(g, m, 4)->data;
+            for (size_t c = 0; c < k; c++) {
+                double sc = (double)gamma[c] / sqrt((double)var[c] + (double)m->a.epsilon);
+                for (size_t j = 0; j < per_k; j++)
+                    wh[c * per_k + j] = (float)(wh[c * per_k + j] * sc);
+                bh[c] = (float)(((double)bh[c] - mean[c]) * sc + beta[c]);
+            }
+            has_bias = 1;
+        } else if (m->op == CC_OP_RELU || m->op == CC_OP_LEAKYRELU) {
+            d.act = m->op == CC_OP_RELU ? CLCNN_ACT_RELU : CLCNN_ACT_LEAKY_RELU;
+            d.alpha = m->op == CC_OP_RELU ? 0.0f : m->a.alpha;
+        } else if (m->op == CC_OP_ADD) {
+            int prev = g->nodes[absorbed[i - 1]].out[0];
+            d.residual = 1;
+            s->in[s->n_in++] = m->in[0] == prev ? m->in[1] : m->in[0];
+        }
+    }
+    clcnn_tensor *wt = NULL, *bt = NULL;
+    clcnn_status st = upload(p->dev, 4, d.w, wh, &wt);
+    if (st == CLCNN_OK && has_bias) st = upload(p->dev, 1, &k, bh, &bt);
+    free(wh);
+    free(bh);
+    if (st == CLCNN_OK) {
+        st = cc_conv_fwd_create(p->dev, &d, wt, bt, &s->conv);
+        if (st == CLCNN_ERR_UNSUPPORTED && d.conv.algo != CLCNN_CONV_AUTO) {
+            d.conv.algo = CLCNN_CONV_AUTO; /* the forced algorithm does not apply here */
+            st = cc_conv_fwd_create(p->dev, &d, wt, bt, &s->conv);
+        }
+    }
+    clcnn_tensor_free(wt);
+    clcnn_tensor_free(bt);
+    if (st != CLCNN_OK) return cc_fail_append(st, " (plan step for node '%s')", n->name);
+    char tail[96];
+    snprintf(tail, sizeof tail, " %s [%s]", n->name,
+             clcnn_conv_algo_name(cc_conv_fwd_algo(s->conv)));
+    append(s->desc, sizeof s->desc, tail);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_conv(clcnn_plan *p, cc_step *s) {
+    const clcnn_tensor *z = s->n_in > 1 ? cc_plan_tensor(p, s->in[1]) : NULL;
+    return cc_conv_fwd_run(s->conv, cc_plan_tensor(p, s->in[0]), z,
+                           (clcnn_tensor *)cc_plan_tensor(p, s->out));
+}
+
+/* ---- BatchNormalization (not folded) ----------------------------------------------------- */
+
+static clcnn_status prepare_batchnorm(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                      const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const cc_gvalue *x = gin(g, n, 0);
+    CC_RETURN_IF(x->ndim != 2 && x->ndim != 4, CLCNN_ERR_UNSUPPORTED,
+                 "clcnn_plan_create: node '%s' (BatchNormalization): input of %d dimensions "
+                 "(2 or 4 supported)",
+                 n->name, x->ndim);
+    for (int i = 1; i < 5; i++) {
+        const cc_gvalue *v = gin(g, n, i);
+        CC_TRY(need_float_init(n, v, "the parameter"));
+        size_t c = (size_t)v->dims[0];
+        CC_TRY(upload(p->dev, 1, &c, v->data, &s->param[i - 1]));
+    }
+    s->eps = n->a.epsilon;
+    s->n_in = 1;
+    s->in[0] = n->in[0];
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "BatchNormalization %s", n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_batchnorm(clcnn_plan *p, cc_step *s) {
+    return clcnn_batchnorm_forward_infer(p->dev, cc_plan_tensor(p, s->in[0]), s->param[0],
+                                         s->param[1], s->param[2], s->param[3], s->eps,
+                                         (clcnn_tensor *)cc_plan_tensor(p, s->out));
+}
+
+/* ---- activations -------------------------------------------------------------------- */
+
+static clcnn_status prepare_act(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    s->act = n->op == CC_OP_RELU ? CLCNN_ACT_RELU : CLCNN_ACT_LEAKY_RELU;
+    s->alpha = n->op == CC_OP_RELU ? 0.0f : n->a.alpha;
+    s->n_in = 1;
+    s->in[0] = n->in[0];
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "%s %s", cc_op_defs[n->op].name, n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_act(clcnn_plan *p, cc_step *s) {
+    return clcnn_activation_forward(p->dev, s->act, s->alpha, cc_plan_tensor(p, s->in[0]),
+                                    (clcnn_tensor *)cc_plan_tensor(p, s->out));
+}
+
+/* ---- pooling ----------------------------------------------------------------------------- */
+
+static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                 const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const cc_op_attrs *a = &n->a;
+    clcnn_pool2d_desc *d = &s->pool;
+    memset(d, 0, sizeof *d);
+    switch (n->op) {
+    case CC_OP_GLOBALAVGPOOL:
+    case CC_OP_GLOBALMAXPOOL:
+        d->mode = n->op == CC_OP_GLOBALMAXPOOL ? CLCNN_POOL_MAX : CLCNN_POOL_AVG;
+        d->global = 1;
+        break;
+    default:
+        if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
+            return unsupported(n, "asymmetric padding");
+        if (a->ceil_mode) return unsupported(n, "ceil_mode 1");
+        if (a->dilations[0] != 1 || a->dilations[1] != 1) return unsupported(n, "dilations");
+        d->mode = n->op == CC_OP_MAXPOOL
+                      ? CLCNN_POOL_MAX
+                      : (a->count_include_pad ? CLCNN_POOL_AVG : CLCNN_POOL_AVG_EXCLUDE);
+        d->kernel_h = (int)a->kernel[0];
+        d->kernel_w = (int)a->kernel[1];
+        d->stride_h = (int)a->strides[0];
+        d->stride_w = (int)a->strides[1];
+        d->pad_h = (int)a->pads[0];
+        d->pad_w = (int)a->pads[1];
+    }
+    s->n_in = 1;
+    s->in[0] = n->in[0];
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "%s %s", cc_op_defs[n->op].name, n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_pool(clcnn_plan *p, cc_step *s) {
+    return clcnn_pool2d_forward(p->dev, &s->pool, cc_plan_tensor(p, s->in[0]),
+                                (clcnn_tensor *)cc_plan_tensor(p, s->out), NULL);
+}
+
+/* ---- Add (same shapes) ------------------------------------------------------------------- */
+
+static clcnn_status prepare_add(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    for (int i = 0; i < 2; i++) {
+        const cc_gvalue *v = gin(g, n, i);
+        if (v->kind == CC_VAL_INIT) return unsupported(n, "an initializer operand");
+        if (p->vals[n->in[i]].numel != p->vals[n->out[0]].numel)
+            return unsupported(n, "broadcasting (only equal shapes are supported)");
+        s->in[i] = n->in[i];
+    }
+    s->n_in = 2;
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "Add %s", n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_add(clcnn_plan *p, cc_step *s) {
+    return clcnn_add(p->dev, cc_plan_tensor(p, s->in[0]), cc_plan_tensor(p, s->in[1]),
+                     (clcnn_tensor *)cc_plan_tensor(p, s->out));
+}
+
+/* ---- Concat: one rectangular copy per input ---------------------------------------------- */
+
+static clcnn_status prepare_concat(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                   const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const cc_pvalue *y = &p->vals[n->out[0]];
+    int axis = (int)(n->a.axis < 0 ? n->a.axis + y->ndim : n->a.axis);
+    if (n->n_in > CC_STEP_MAX_IN) return unsupported(n, "more than 64 inputs");
+    size_t rows = 1;
+    for (int d = 0; d < axis; d++)
+        rows *= y->shape[d];
+    s->rows = rows;
+    s->cols = y->numel / rows * sizeof(float);
+    for (int i = 0; i < n->n_in; i++) {
+        if (gin(g, n, i)->kind == CC_VAL_INIT) return unsupported(n, "an initializer operand");
+        s->in[i] = n->in[i];
+    }
+    s->n_in = n->n_in;
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "Concat %s", n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_concat(clcnn_plan *p, cc_step *s) {
+    const clcnn_tensor *y = cc_plan_tensor(p, s->out);
+    cl_command_queue q = clcnn_device_queue(p->dev);
+    size_t col = 0;
+    for (int i = 0; i < s->n_in; i++) {
+        const clcnn_tensor *x = cc_plan_tensor(p, s->in[i]);
+        size_t width = x->numel / s->rows * sizeof(float);
+        size_t src[3] = {x->offset * sizeof(float), 0, 0};
+        size_t dst[3] = {y->offset * sizeof(float) + col, 0, 0};
+        size_t region[3] = {width, s->rows, 1};
+        CC_CL_TRY(clEnqueueCopyBufferRect(q, x->storage->mem, y->storage->mem, src, dst, region,
+                                          width, 0, s->cols, 0, 0, NULL, NULL));
+        col += width;
+    }
+    return CLCNN_OK;
+}
+
+/* ---- Gemm as a fully connected layer ------------------------------------------------------- */
+
+static clcnn_status prepare_gemm(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                 const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const cc_gvalue *b = gin(g, n, 1), *c = gin(g, n, 2);
+    if (n->a.trans_a) return unsupported(n, "transA 1");
+    if (n->a.alpha != 1.0f) return unsupported(n, "alpha other than 1");
+    CC_TRY(need_float_init(n, b, "B"));
+    size_t out = (size_t)b->dims[n->a.trans_b ? 0 : 1], in = (size_t)b->dims[n->a.trans_b ? 1 : 0];
+    float *wh = malloc(out * in * sizeof *wh);
+    CC_RETURN_IF(!wh, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+    const float *bd = b->data;
+    for (size_t o = 0; o < out; o++)
+        for (size_t i = 0; i < in; i++)
+            wh[o * in + i] = n->a.trans_b ? bd[o * in + i] : bd[i * out + o];
+    size_t wshape[2] = {out, in};
+    clcnn_status st = upload(p->dev, 2, wshape, wh, &s->param[0]);
+    free(wh);
+    CC_TRY(st);
+    if (c && n->a.beta != 0.0f) {
+        CC_TRY(need_float_init(n, c, "C"));
+        if (c->numel != out) return unsupported(n, "C other than one value per output");
+        float *ch = malloc(out * sizeof *ch);
+        CC_RETURN_IF(!ch, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+        for (size_t o = 0; o < out; o++)
+            ch[o] = n->a.beta * ((const float *)c->data)[o];
+        st = upload(p->dev, 1, &out, ch, &s->param[1]);
+        free(ch);
+        CC_TRY(st);
+    }
+    s->n_in = 1;
+    s->in[0] = n->in[0];
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "Gemm %s", n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_gemm(clcnn_plan *p, cc_step *s) {
+    return clcnn_linear_forward(p->dev, cc_plan_tensor(p, s->in[0]), s->param[0], s->param[1],
+                                (clcnn_tensor *)cc_plan_tensor(p, s->out));
+}
+
+/* ---- Softmax / LogSoftmax over the channels ---------------------------------------------- */
+
+static clcnn_status prepare_softmax(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                    const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const cc_pvalue *x = &p->vals[n->in[0]];
+    int axis = (int)(n->a.axis < 0 ? n->a.axis + x->ndim : n->a.axis);
+    if (axis != 1 || (x->ndim != 2 && x->ndim != 4))
+        return unsupported(n, "an axis other than the channels of a 2-D or 4-D input");
+    s->log = n->op == CC_OP_LOGSOFTMAX;
+    s->n_in = 1;
+    s->in[0] = n->in[0];
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "%s %s", cc_op_defs[n->op].name, n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_softmax(clcnn_plan *p, cc_step *s) {
+    return clcnn_softmax_forward(p->dev, cc_plan_tensor(p, s->in[0]),
+                                 (clcnn_tensor *)cc_plan_tensor(p, s->out), s->log);
+}
+
+typedef struct exec_def {
+    clcnn_status (*prepare)(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                            int na);
+    clcnn_status (*run)(clcnn_plan *p, cc_step *s);
+} exec_def;
+
+/* Flatten, Identity and Dropout have no entry: the plan makes their outputs views. */
+static const exec_def exec_defs[CC_OP_COUNT] = {
+    [CC_OP_CONV] = {prepare_conv, run_conv},
+    [CC_OP_BATCHNORM] = {prepare_batchnorm, run_batchnorm},
+    [CC_OP_RELU] = {prepare_act, run_act},
+    [CC_OP_LEAKYRELU] = {prepare_act, run_act},
+    [CC_OP_MAXPOOL] = {prepare_pool, run_pool},
+    [CC_OP_AVGPOOL] = {prepare_pool, run_pool},
+    [CC_OP_GLOBALAVGPOOL] = {prepare_pool, run_pool},
+    [CC_OP_GLOBALMAXPOOL] = {prepare_pool, run_pool},
+    [CC_OP_ADD] = {prepare_add, run_add},
+    [CC_OP_CONCAT] = {prepare_concat, run_concat},
+    [CC_OP_GEMM] = {prepare_gemm, run_gemm},
+    [CC_OP_SOFTMAX] = {prepare_softmax, run_softmax},
+    [CC_OP_LOGSOFTMAX] = {prepare_softmax, run_softmax},
+};
+
+clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                             int nabsorbed) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const exec_def *e = &exec_defs[n->op];
+    if (!e->prepare) return unsupported(n, "no forward in plans");
+    for (int i = 0; i < n->n_in; i++) {
+        const cc_gvalue *v = gin(g, n, i);
+        if (v && v->kind != CC_VAL_INIT && v->dtype != CLCNN_F32)
+            return unsupported(n, "a non-float input");
+    }
+    return e->prepare(p, g, s, absorbed, nabsorbed);
+}
+
+clcnn_status cc_step_run(clcnn_plan *p, cc_step *s) {
+    return exec_defs[s->op].run(p, s);
+}
+
+void cc_step_release(cc_step *s) {
+    cc_conv_fwd_free(s->conv);
+    s->conv = NULL;
+    for (int i = 0; i < 4; i++) {
+        clcnn_tensor_free(s->param[i]);
+        s->param[i] = NULL;
+    }
+}
