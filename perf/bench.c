@@ -397,6 +397,7 @@ static double now_ms(void) {
 
 typedef struct net_bench {
     clcnn_net *net;
+    clcnn_plan *plan; /* net_infer through a plan of the net's graph */
     clcnn_optimizer *opt;
     clcnn_tensor *x, *labels;
     float loss_first, loss_last;
@@ -404,7 +405,10 @@ typedef struct net_bench {
 
 /* One call: inference forward, or a training step; waits for the device. */
 static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float *loss) {
-    if (op == PERF_OP_NET_INFER) {
+    if (nb->plan) {
+        const clcnn_tensor *x = nb->x;
+        CC_TRY(clcnn_plan_run(nb->plan, &x, 1));
+    } else if (op == PERF_OP_NET_INFER) {
         const clcnn_tensor *y = NULL;
         CC_TRY(clcnn_net_forward(nb->net, nb->x, &y));
     } else {
@@ -460,6 +464,18 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
         clcnn_optim_config oc = clcnn_optim_default(cfg->optim);
         CC_TRY(clcnn_optimizer_create(nb->net, &oc, &nb->opt));
     }
+    if (cfg->plan && op == PERF_OP_NET_INFER) {
+        clcnn_graph *g = NULL;
+        CC_TRY(clcnn_net_graph(nb->net, &g));
+        s = clcnn_plan_create(dev, g, cfg->batch, NULL, &nb->plan);
+        clcnn_graph_free(g);
+        if (s != CLCNN_OK) return s;
+        clcnn_plan_memory mem;
+        clcnn_plan_get_memory(nb->plan, &mem);
+        snprintf(row->note, sizeof row->note,
+                 "%d steps; activations %.1f MB planned, %.1f MB summed", mem.steps,
+                 mem.activation_bytes / 1e6, mem.activation_sum / 1e6);
+    }
     return CLCNN_OK;
 }
 
@@ -470,7 +486,7 @@ int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const 
     snprintf(row->op, sizeof row->op, "%s", perf_op_name(op));
     snprintf(row->shape, sizeof row->shape, "%s", model);
     snprintf(row->algo, sizeof row->algo, "%s",
-             op == PERF_OP_NET_INFER          ? "eval"
+             op == PERF_OP_NET_INFER          ? (cfg->plan ? "plan" : "eval")
              : cfg->optim == CLCNN_OPTIM_ADAM ? "adam"
                                               : "sgd_momentum");
     snprintf(row->status, sizeof row->status, "ok");
@@ -506,6 +522,7 @@ int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const 
         clcnn_device_finish(dev);
     }
     clcnn_optimizer_free(nb.opt);
+    clcnn_plan_free(nb.plan);
     clcnn_net_free(nb.net);
     clcnn_tensor_free(nb.x);
     clcnn_tensor_free(nb.labels);

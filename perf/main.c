@@ -80,6 +80,8 @@ static void usage(FILE *f) {
         "                 name when it is a model, else none); models: %s\n"
         "  --batch N      net ops: images per batch (default 8)\n"
         "  --optim NAME   net_train: sgd (with momentum 0.9, default) or adam\n"
+        "  --exec WHAT    net_infer: layers (the net layer by layer), plan (the net's graph\n"
+        "                 through a plan: folded, fused, planned memory) or all (default)\n"
         "  --suite NAME   perf/suites/NAME.txt or a path (default anchors; --list shows them)\n"
         "  --device SEL   a device selector (index, cpu, gpu, name substring) or all\n"
         "  --algo NAME    convolution algorithm: auto, direct, gemm, implicit_gemm, winograd,\n"
@@ -131,7 +133,7 @@ int main(int argc, char **argv) {
     const char *ops_arg = "conv2d_fwd", *suite_arg = "anchors", *dev_arg = NULL;
     const char *algo_arg = "all", *filter = NULL, *model_arg = NULL;
     perf_format fmt = PERF_TABLE;
-    perf_config cfg = {5, 1, 12345u, 8, CLCNN_OPTIM_SGD};
+    perf_config cfg = {5, 1, 12345u, 8, CLCNN_OPTIM_SGD, 3, 0};
     int no_peak = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -186,6 +188,16 @@ int main(int argc, char **argv) {
                 cfg.optim = CLCNN_OPTIM_ADAM;
             else {
                 fprintf(stderr, "clcnn-perf: --optim is sgd or adam, not '%s'\n", o);
+                return 2;
+            }
+        } else if (!strcmp(a, "--exec") && more) {
+            const char *e = argv[++i];
+            cfg.exec_mask = !strcmp(e, "layers") ? 1
+                            : !strcmp(e, "plan") ? 2
+                            : !strcmp(e, "all")  ? 3
+                                                 : 0;
+            if (!cfg.exec_mask) {
+                fprintf(stderr, "clcnn-perf: --exec is layers, plan or all, not '%s'\n", e);
                 return 2;
             }
         } else if (!strcmp(a, "--seed") && more) {
@@ -286,26 +298,30 @@ int main(int argc, char **argv) {
         for (int o = 0; o < PERF_OP_COUNT; o++) {
             if (!want[o]) continue;
             if (perf_op_is_net((perf_op)o)) {
-                for (int m = 0; m < nmodels; m++) {
-                    if (filter && !strstr(models[m], filter)) continue;
-                    perf_row row;
-                    memset(&row, 0, sizeof row);
-                    snprintf(row.device, sizeof row.device, "%s", name);
-                    if (cfg.verbose)
-                        fprintf(stderr, "clcnn-perf: %s %s, batch %d\n", perf_op_name((perf_op)o),
-                                models[m], cfg.batch);
-                    int rc = perf_bench_net(dev, &cfg, (perf_op)o, models[m], &row);
-                    row.peak_gflops = peak.gflops > 0 ? peak.gflops : NAN;
-                    row.peak_gbps = peak.gbps > 0 ? peak.gbps : NAN;
-                    row.pct_peak = 100.0 * row.gflops / row.peak_gflops;
-                    row.pct_bw = NAN;
-                    if (rc != 0) {
-                        failures++;
-                        fprintf(stderr, "clcnn-perf: %s %s: %s\n", row.op, row.shape, row.note);
+                for (int m = 0; m < nmodels; m++)
+                    for (int e = 1; e <= 2; e++) {
+                        if (filter && !strstr(models[m], filter)) continue;
+                        if (o == PERF_OP_NET_TRAIN ? e != 1 : !(cfg.exec_mask & e)) continue;
+                        cfg.plan = e == 2;
+                        perf_row row;
+                        memset(&row, 0, sizeof row);
+                        snprintf(row.device, sizeof row.device, "%s", name);
+                        if (cfg.verbose)
+                            fprintf(stderr, "clcnn-perf: %s %s%s, batch %d\n",
+                                    perf_op_name((perf_op)o), models[m], cfg.plan ? " (plan)" : "",
+                                    cfg.batch);
+                        int rc = perf_bench_net(dev, &cfg, (perf_op)o, models[m], &row);
+                        row.peak_gflops = peak.gflops > 0 ? peak.gflops : NAN;
+                        row.peak_gbps = peak.gbps > 0 ? peak.gbps : NAN;
+                        row.pct_peak = 100.0 * row.gflops / row.peak_gflops;
+                        row.pct_bw = NAN;
+                        if (rc != 0) {
+                            failures++;
+                            fprintf(stderr, "clcnn-perf: %s %s: %s\n", row.op, row.shape, row.note);
+                        }
+                        perf_report_row(rep, &row);
+                        rows++;
                     }
-                    perf_report_row(rep, &row);
-                    rows++;
-                }
                 continue;
             }
             int conv = o <= PERF_OP_CONV_BWD_FILTER;

@@ -87,6 +87,8 @@ typedef struct perf_config {
     unsigned seed;          /* input data */
     int batch;              /* net ops: images per batch (default 8) */
     clcnn_optim_kind optim; /* net_train: SGD with momentum (default) or Adam */
+    int exec_mask;          /* net_infer: 1 the net's layer by layer, 2 a plan (default 3) */
+    int plan;               /* net_infer: this row runs through a plan (clcnn_plan_*) */
 } perf_config;
 
 /* Run `op` on shape s with conv algorithm `algo` (ignored by other ops) and fill row

@@ -250,7 +250,8 @@ static clcnn_status run_add(clcnn_plan *p, cc_step *s) {
                      (clcnn_tensor *)cc_plan_tensor(p, s->out));
 }
 
-/* ---- Concat: one rectangular copy per input ---------------------------------------------- */
+/* ---- Concat: buffer copies, one per input and row ----------------------------------------------
+ */
 
 static clcnn_status prepare_concat(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
                                    const int *absorbed, int na) {
@@ -261,6 +262,7 @@ static clcnn_status prepare_concat(clcnn_plan *p, const clcnn_graph *g, cc_step 
     size_t rows = 1;
     for (int d = 0; d < axis; d++)
         rows *= y->shape[d];
+    if (rows > 1024) return unsupported(n, "more than 1024 rows before the axis");
     s->rows = rows;
     s->cols = y->numel / rows * sizeof(float);
     for (int i = 0; i < n->n_in; i++) {
@@ -280,11 +282,12 @@ static clcnn_status run_concat(clcnn_plan *p, cc_step *s) {
     for (int i = 0; i < s->n_in; i++) {
         const clcnn_tensor *x = cc_plan_tensor(p, s->in[i]);
         size_t width = x->numel / s->rows * sizeof(float);
-        size_t src[3] = {x->offset * sizeof(float), 0, 0};
-        size_t dst[3] = {y->offset * sizeof(float) + col, 0, 0};
-        size_t region[3] = {width, s->rows, 1};
-        CC_CL_TRY(clEnqueueCopyBufferRect(q, x->storage->mem, y->storage->mem, src, dst, region,
-                                          width, 0, s->cols, 0, 0, NULL, NULL));
+        /* one copy per row: rectangular copies inside one buffer (the arena) would need
+         * equal pitches on both sides */
+        for (size_t r = 0; r < s->rows; r++)
+            CC_CL_TRY(clEnqueueCopyBuffer(
+                q, x->storage->mem, y->storage->mem, x->offset * sizeof(float) + r * width,
+                y->offset * sizeof(float) + r * s->cols + col, width, 0, NULL, NULL));
         col += width;
     }
     return CLCNN_OK;
