@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# perf/compare_onnxruntime.sh: whole-network inference, clcnn vs ONNX Runtime (CPU).
+#
+#   perf/compare_onnxruntime.sh [--models LIST] [--batch N] [--rounds N] [--runs N]
+#       [--warmup N] [--threads N] [--variant NAME='ARGS']... [--build DIR]
+#       [--onnx-dir DIR] [--venv DIR] [--csv FILE] [--no-install]
+#
+#   --models LIST   comma/space-separated (default: resnet50,mobilenet_v2); any of
+#                   resnet50 mobilenet_v2 alexnet vgg16 (clcnn's zoo, perf/onnx_export.py)
+#   --batch N       images per call (default 8)
+#   --rounds N      rounds per model (default 2): each round runs every clcnn variant and
+#                   ORT once, in turn (every other round in reverse order), so a shared,
+#                   noisy machine weighs on all of them alike
+#   --runs N        timed runs per call, clcnn-perf and ORT alike (default 5)
+#   --warmup N      ORT's untimed calls (default 1, as clcnn-perf's one warm-up)
+#   --threads N     ORT's intra-op threads (default: nproc)
+#   --variant NAME='ARGS'  a clcnn run: clcnn-perf --op net_infer --model M --batch N
+#                   --runs N --no-peak --format csv --quiet ARGS; repeat for several
+#                   (e.g. --variant old='' --variant plan='--plan'); default clcnn=''
+#   --build DIR     holds clcnn-perf (default build)
+#   --onnx-dir DIR  the exports (default build/onnx; made by perf/onnx_export.py if missing)
+#   --venv DIR      Python venv with onnxruntime (default .venv-ort; made if missing,
+#                   from /usr/bin/python3 with --system-site-packages)
+#   --csv FILE      also write every measurement (round, model, runner, images/s, ms)
+#   --no-install    fail instead of running apt-get / pip when something is missing
+#
+# A perf tool only: onnxruntime (PyPI) and Debian's PyTorch (the exporter) are never
+# dependencies of the library or its tests. Environment: ORT_VERSION pins the pip
+# install (default: the newest onnxruntime pip finds); CLCNN_* pass through to clcnn-perf.
+# Prints a table: model | each variant's images/s | ORT images/s | variant/ORT ratios,
+# each images/s the median over the rounds of each call's median (mean for 2 rounds).
+set -euo pipefail
+
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+
+models="resnet50,mobilenet_v2"
+batch=8
+rounds=2
+runs=5
+warmup=1
+threads=$(nproc)
+build=build
+onnx_dir=build/onnx
+venv=.venv-ort
+csv_out=
+install=1
+vnames=()
+vargs=()
+
+while [ $# -gt 0 ]; do
+    case $1 in
+    --models) models=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --warmup) warmup=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --variant)
+        case $2 in
+        *=*) vnames+=("${2%%=*}"); vargs+=("${2#*=}") ;;
+        *) vnames+=("$2"); vargs+=("") ;;
+        esac
+        shift 2 ;;
+    --variant=*)
+        v=${1#--variant=}
+        case $v in
+        *=*) vnames+=("${v%%=*}"); vargs+=("${v#*=}") ;;
+        *) vnames+=("$v"); vargs+=("") ;;
+        esac
+        shift ;;
+    --build) build=$2; shift 2 ;;
+    --onnx-dir) onnx_dir=$2; shift 2 ;;
+    --venv) venv=$2; shift 2 ;;
+    --csv) csv_out=$2; shift 2 ;;
+    --no-install) install=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "compare_onnxruntime.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+if [ ${#vnames[@]} -eq 0 ]; then vnames=(clcnn); vargs=(""); fi
+models=$(printf '%s' "$models" | tr ',' ' ')
+here=$(cd "$(dirname "$0")" && pwd)
+say() { echo "compare_onnxruntime.sh: $*" >&2; }
+die() { say "$*"; exit 1; }
+
+# ---- prerequisites -----------------------------------------------------------------------
+perf=$build/clcnn-perf
+[ -x "$perf" ] || die "$perf not found: cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release && cmake --build $build -j2 --target clcnn-perf"
+syspy=/usr/bin/python3
+[ -x "$syspy" ] || die "$syspy not found (Debian's python3, which has python3-torch)"
+
+if ! "$syspy" -c 'import torch, torchvision, onnx' 2>/dev/null; then
+    pkgs=(python3-torch python3-torchvision python3-onnx python3-venv)
+    [ "$install" = 1 ] || die "Debian's PyTorch is missing: apt-get install ${pkgs[*]}"
+    say "installing ${pkgs[*]} (apt-get)"
+    sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -q >&2
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    [ "$install" = 1 ] || die "no venv at $venv: $syspy -m venv --system-site-packages $venv"
+    say "creating $venv"
+    "$syspy" -m venv --system-site-packages "$venv"
+fi
+py=$venv/bin/python
+if ! "$py" -c 'import onnxruntime' 2>/dev/null; then
+    [ "$install" = 1 ] || die "onnxruntime missing: $py -m pip install onnxruntime"
+    spec=onnxruntime${ORT_VERSION:+==$ORT_VERSION}
+    say "pip install $spec into $venv"
+    "$py" -m pip install -q "$spec" >&2
+fi
+missing=
+for m in $models; do [ -f "$onnx_dir/$m.onnx" ] || missing="$missing,$m"; done
+if [ -n "$missing" ]; then
+    say "exporting ${missing#,} to $onnx_dir"
+    "$syspy" "$here/onnx_export.py" "$onnx_dir" --models "${missing#,}"
+fi
+
+ort_version=$("$py" -c 'import onnxruntime; print(onnxruntime.__version__)')
+torch_version=$("$syspy" -c 'import torch; print(torch.__version__)')
+say "clcnn $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'), onnxruntime $ort_version, torch $torch_version (export), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# ---- measurements ------------------------------------------------------------------------
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+echo "round,model,runner,images_per_s,ms" >"$results"
+
+# clcnn-perf's CSV: the images_per_s and ms columns of its one row (status must be ok)
+parse_clcnn='import csv, sys
+rows = list(csv.DictReader(sys.stdin))
+if len(rows) != 1 or rows[0]["status"] != "ok":
+    sys.exit("clcnn-perf: " + (rows[0]["status"] + " " + rows[0]["note"] if rows else "no row"))
+print(rows[0]["images_per_s"] + "," + rows[0]["ms"])'
+
+run_clcnn() { # round model index
+    local out
+    # shellcheck disable=SC2086
+    out=$("$perf" --op net_infer --model "$2" --batch "$batch" --runs "$runs" --no-peak \
+        --format csv --quiet ${vargs[$3]}) || { say "clcnn-perf failed (${vnames[$3]}, $2)"; return 1; }
+    local r
+    r=$(printf '%s\n' "$out" | "$syspy" -c "$parse_clcnn") || return 1
+    say "round $1 $2 ${vnames[$3]}: ${r%,*} images/s"
+    echo "$1,$2,${vnames[$3]},$r" >>"$results"
+}
+
+run_ort() { # round model
+    local out
+    out=$("$py" "$here/onnxruntime_bench.py" "$onnx_dir/$2.onnx" --batch "$batch" \
+        --threads "$threads" --runs "$runs" --warmup "$warmup") || { say "ORT failed ($2)"; return 1; }
+    local ips ms
+    ips=$(echo "$out" | cut -d, -f3)
+    ms=$(echo "$out" | cut -d, -f4)
+    say "round $1 $2 ORT: $ips images/s"
+    echo "$1,$2,ORT,$ips,$ms" >>"$results"
+}
+
+t0=$(date +%s)
+for m in $models; do
+    for ((r = 1; r <= rounds; r++)); do
+        order=()
+        for ((i = 0; i < ${#vnames[@]}; i++)); do order+=("$i"); done
+        order+=(ort)
+        if ((r % 2 == 0)); then # reverse every other round
+            rev=()
+            for ((i = ${#order[@]} - 1; i >= 0; i--)); do rev+=("${order[$i]}"); done
+            order=("${rev[@]}")
+        fi
+        for o in "${order[@]}"; do
+            if [ "$o" = ort ]; then run_ort "$r" "$m"; else run_clcnn "$r" "$m" "$o"; fi
+        done
+    done
+done
+say "measured in $(($(date +%s) - t0)) s, load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "$csv_out" ] || cp "$results" "$csv_out"
+
+# ---- table -------------------------------------------------------------------------------
+"$syspy" - "$results" "$batch" "$ort_version" "${vnames[@]}" <<'EOF'
+import csv, statistics, sys
+path, batch, ort_version, variants = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+rows = list(csv.DictReader(open(path)))
+models = list(dict.fromkeys(r["model"] for r in rows))
+def med(model, runner):
+    v = [float(r["images_per_s"]) for r in rows if r["model"] == model and r["runner"] == runner]
+    return statistics.median(v) if v else float("nan")
+head = ["model"] + [f"{v} images/s" for v in variants] + [f"ORT {ort_version} images/s"]
+head += [f"{v}/ORT" for v in variants]
+print(f"batch {batch}, images/s = median over rounds")
+print("| " + " | ".join(head) + " |")
+print("|" + "|".join("---" for _ in head) + "|")
+for m in models:
+    o = med(m, "ORT")
+    cells = [m] + [f"{med(m, v):.2f}" for v in variants] + [f"{o:.2f}"]
+    cells += [f"{med(m, v) / o:.2f}" for v in variants]
+    print("| " + " | ".join(cells) + " |")
+EOF
