@@ -229,8 +229,9 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
         cv->q >= 14 && (cv->p * cv->q >= 28 * 28 || wbytes * 4 <= ((size_t)10 << 20)))
         return CLCNN_CONV_WINOGRAD;
-    if (cv->kpg >= 16 && wbytes <= ((size_t)1 << 20) &&
-        (cv->sh > 1 || cv->sw > 1 || cv->cpg * cv->r * cv->s >= 32))
+    if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
+        return CLCNN_CONV_IMPLICIT_GEMM;
+    if (cv->kpg >= 16 && wbytes <= ((size_t)1 << 20) && cv->cpg * cv->r * cv->s >= 32)
         return CLCNN_CONV_IMPLICIT_GEMM;
     return CLCNN_CONV_DIRECT;
 }
@@ -262,11 +263,14 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     below 14x14 its tiles are mostly padding (13x13 c256->384: 111 vs 127; 7x7: 31 vs
  *     87) and at 14x14 with 512 channels the 38 MB transform is streamed for every strip
  *     of 16 tiles (71 vs 109);
- *   - kpg >= 16, one group's weights at most 1 MB and (a stride above 1 or a reduction
- *     cpg*r*s >= 32): implicit_gemm: ResNet 1x1 c256 217 vs 108; 1x1 c128->512 202 vs
- *     129; 1x1 c512->256 206 vs 115; AlexNet conv1 168 vs 42; strided 3x3 stem with 3
- *     channels 98 vs 30. Larger weights are streamed from memory for every few tiles
- *     (1x1 c1024->512, 2 MB: 95 vs 125; 3x3 c256->384: 82 vs 127);
+ *   - kpg >= 16 and a stride above 1, one group's weights at most 16 MB: implicit_gemm,
+ *     faster than direct on every strided layer of ResNet-50 (3x3 and 1x1, up to 9.4 MB
+ *     of weights; the numbers are in the commit that set this rule); AlexNet conv1 168
+ *     vs 42; strided 3x3 stem with 3 channels 98 vs 30. Larger weights: not measured;
+ *   - kpg >= 16, one group's weights at most 1 MB and a reduction cpg*r*s >= 32:
+ *     implicit_gemm: ResNet 1x1 c256 217 vs 108; 1x1 c128->512 202 vs 129; 1x1
+ *     c512->256 206 vs 115. Larger weights are streamed from memory for every few tiles
+ *     at stride 1 (1x1 c1024->512, 2 MB: 95 vs 125; 3x3 c256->384: 82 vs 127);
  *   - else direct: short stride-1 reductions (3x3 or 5x5 over 1-3 channels: direct 72
  *     vs 44 on VGG conv1_1, a tie on LeNet), few output channels per group (8: 60 vs 37;
  *     ResNeXt's 4: 40 vs 17), large weights, small images.
