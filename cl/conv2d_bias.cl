@@ -1,4 +1,4 @@
-/* conv2d helpers: fused bias + activation after a GEMM, the bias gradient, and the
+/* conv2d helpers: fused bias + residual + activation after a GEMM, the bias gradient, and the
  * fixed-order sum of per-chunk partial results (deterministic, no atomics).
  *
  * Defines:
@@ -7,6 +7,7 @@
  *
  * Buffers (dense NCHW, each with an element offset argument):
  *   y, dy  (n, k, pq)   pq = p*q output positions
+ *   z      (n, k, pq)   residual (may be y itself: each element is read before written)
  *   b, db  (k)
  *   part   (parts, m)   out (m) */
 #include "common.h"
@@ -18,13 +19,16 @@
 #error "WG must be a power of two"
 #endif
 
-/* One work-item per y element: y = act(y + b[k]). */
+/* One work-item per y element: y = act(y + b[k] + z) (without b or z when has_bias or
+ * has_res is 0). */
 __kernel void conv2d_bias_act(__global float *y, int y_off, __global const float *b, int b_off,
-                              int has_bias, int n, int k, int pq, int act, float alpha) {
+                              int has_bias, __global const float *z, int z_off, int has_res,
+                              int n, int k, int pq, int act, float alpha) {
     int i = get_global_id(0);
     if (i >= n * k * pq) return;
     float v = y[y_off + i];
     if (has_bias) v += b[b_off + (i / pq) % k];
+    if (has_res) v += z[z_off + i];
     y[y_off + i] = cc_activate(v, act, alpha);
 }
 

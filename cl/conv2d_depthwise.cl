@@ -14,6 +14,8 @@
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
+ *   z (n, c, p, q)   forward residual (has_res): y = act(conv + b + z); may be y itself
+ *                    (each element is read by the work-item that writes it)
  *
  * Work-item -> output mapping: dim0 = (row tile, column tile) of the plane, dim1 =
  * channel, dim2 = image; TP rows x VEC columns of one output plane. Input vectors of
@@ -87,6 +89,7 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
 
 __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global const float *wt,
                                    int w_off, __global const float *bias, int b_off, int has_bias,
+                                   __global const float *z, int z_off, int has_res,
                                    __global float *y, int y_off, int n, int c, int h, int w, int p,
                                    int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
                                    int dw, int act, float alpha) {
@@ -145,7 +148,19 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
     for (int tp = 0; tp < TP; tp++) {
         const int pi = p0 + tp;
         if (pi >= p) break;
-        const floatV v = ACT_VEC(floatV, acc[tp] + bv, act, alpha);
+        floatV v = acc[tp] + bv;
+        if (has_res) {
+            __global const float *zr = z + z_off + ((ni * c + ch) * p + pi) * q + q0;
+            if (q0 + VEC <= q) {
+                v += vloadV(0, zr);
+            } else {
+                float t[VEC];
+                for (int l = 0; l < VEC; l++)
+                    t[l] = q0 + l < q ? zr[l] : 0.0f;
+                v += vloadV(0, t);
+            }
+        }
+        v = ACT_VEC(floatV, v, act, alpha);
         __global float *yr = yc + pi * q + q0;
         if (q0 + VEC <= q) {
             vstoreV(v, 0, yr);

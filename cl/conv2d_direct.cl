@@ -15,6 +15,8 @@
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x, dx  (n, c, h, w)      wt, dw  (k, cpg, r, s)      y, dy  (n, k, p, q)
  *   b      (k)               part    (splits, k, cpg, r, s) partial filter gradients
+ *   z      (n, k, p, q)      forward residual (has_res): y = act(conv + b + z); z may be
+ *                            y itself (every element is read by the work-item that writes it)
  * with cpg = c/groups, kpg = k/groups; output channel ko belongs to group ko / kpg and
  * reads input channels g*cpg .. g*cpg + cpg - 1.
  *   y[ni,ko,pi,qi] = sum_{ci,kr,ks} x[ni, g*cpg+ci, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
@@ -78,6 +80,7 @@
 
 __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global const float *wt,
                                 int w_off, __global const float *bias, int b_off, int has_bias,
+                                __global const float *z, int z_off, int has_res,
                                 __global float *y, int y_off, int n, int c, int h, int w, int k,
                                 int p, int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
                                 int dw, int groups, int act, float alpha) {
@@ -158,9 +161,12 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
             if (pi >= p) break;
             float out[VEC];
             vstoreV(acc[tk][tp], 0, out);
-            __global float *yr = y + y_off + ((ni * k + ko) * p + pi) * q;
-            for (int tq = 0; tq < VEC && q0 + tq < q; tq++)
-                yr[q0 + tq] = cc_activate(out[tq] + bv, act, alpha);
+            const int row = ((ni * k + ko) * p + pi) * q + q0;
+            for (int tq = 0; tq < VEC && q0 + tq < q; tq++) {
+                float v = out[tq] + bv;
+                if (has_res) v += z[z_off + row + tq];
+                y[y_off + row + tq] = cc_activate(v, act, alpha);
+            }
         }
     }
 }
@@ -174,6 +180,7 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
  * ends. */
 __kernel void conv2d_direct_fwd_flat(__global const float *x, int x_off, __global const float *wt,
                                      int w_off, __global const float *bias, int b_off, int has_bias,
+                                     __global const float *z, int z_off, int has_res,
                                      __global float *y, int y_off, int n, int c, int h, int w,
                                      int k, int p, int q, int r, int s, int sh, int sw, int ph,
                                      int pw, int dh, int dw, int groups, int act, float alpha) {
@@ -266,11 +273,22 @@ __kernel void conv2d_direct_fwd_flat(__global const float *x, int x_off, __globa
         if (k0 + tk >= kpg) break;
         const float bv = has_bias ? bias[b_off + ko] : 0.0f;
         __global float *yk = y + y_off + (ni * k + ko) * pq;
+        __global const float *zk = z + z_off + (ni * k + ko) * pq;
 #pragma unroll
         for (int tp = 0; tp < TILE_P; tp++) {
             const int f = f0 + tp * VEC;
             if (f >= pq) break;
             floatV v = acc[tk][tp] + bv;
+            if (has_res) {
+                if (f + VEC <= pq) {
+                    v += vloadV(0, zk + f);
+                } else {
+                    float zs[VEC];
+                    for (int v2 = 0; v2 < VEC; v2++)
+                        zs[v2] = f + v2 < pq ? zk[f + v2] : 0.0f;
+                    v += vloadV(0, zs);
+                }
+            }
             if (act == CLCNN_ACT_ID_RELU)
                 v = fmax(v, zero);
             else if (act == CLCNN_ACT_ID_LEAKY)

@@ -12,7 +12,8 @@
  * channel of its range over them, TM channels at a time: TM float16 accumulators, one
  * strip vector and TM broadcast weights per step of the reduction. The partial sums of
  * all but the last chunk are kept in y itself (each y element belongs to one work-item);
- * bias and activation are applied with the last chunk. Fixed summation order:
+ * the first chunk adds the residual z (has_res; z may be y itself, read before the first
+ * write), bias and activation are applied with the last chunk. Fixed summation order:
  * deterministic, no atomics.
  *
  * Defines (tuning only; shapes are kernel arguments):
@@ -43,7 +44,7 @@
  *   strips __local, get_local_size(0) * nt * cc*r*s * 16 floats
  *
  * Buffers (dense, each with an element offset *_off):
- *   x (n, c, h, w)   b (k)   y (n, k, p, q)
+ *   x (n, c, h, w)   b (k)   y (n, k, p, q)   z (n, k, p, q) (residual, has_res)
  *   w (k, cpg, r, s) the layer's weights, read by implicit_weights only
  *   wt (groups, K, mp) their transposed, padded copy (see implicit_weights)
  *
@@ -343,7 +344,8 @@ inline void tile_at(int T, int tpi, int qt, int plane, int *ni, int *j0, int *p0
 
 __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global const float *wt,
                                   int wt_off, int mp, __global const float *bias, int b_off,
-                                  int has_bias, __global float *y, int y_off, int n, int c, int h,
+                                  int has_bias, __global const float *z, int z_off, int has_res,
+                                  __global float *y, int y_off, int n, int c, int h,
                                   int w, int k, int p, int q, int r, int s, int sh, int sw, int ph,
                                   int pw, int dh, int dw, int groups, int act, float alpha,
                                   int plane, int cc, int m_per, int nt, __local float *strips) {
@@ -408,17 +410,21 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                     int ni, j0, p0, q0;
                     tile_at(t * nt + u, tpi, qt, plane, &ni, &j0, &p0, &q0);
                     __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
+                    __global const float *zg = z + z_off + (ni * k + g * kpg) * pq;
 #pragma unroll
                     for (int tm = 0; tm < TM; tm++) {
                         const int m = m0 + tm;
                         if (m >= m_hi) break;
                         __global float *ym = yg + m * pq;
+                        /* what the chunk adds to: the partial sum in y, else z or nothing */
+                        __global const float *base = first ? zg + m * pq : ym;
+                        const int add = !first || has_res;
                         float16 v = acc[tn][tm];
                         if (plane) {
-                            if (!first) {
+                            if (add) {
                                 float o[16];
                                 for (int l = 0; l < 16; l++)
-                                    o[l] = j0 + l < pq ? ym[j0 + l] : 0.0f;
+                                    o[l] = j0 + l < pq ? base[j0 + l] : 0.0f;
                                 v += vload16(0, o);
                             }
                             if (last) {
@@ -441,9 +447,10 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                             for (int tr = 0; tr < TR; tr++) {
                                 if (p0 + tr >= p) break;
                                 __global float *yr = ym + (p0 + tr) * q + q0;
+                                __global const float *br = base + (p0 + tr) * q + q0;
                                 if (q0 + VW <= q) {
                                     floatW u = vloadW(tr, o);
-                                    if (!first) u += vloadW(0, yr);
+                                    if (add) u += vloadW(0, br);
                                     if (last) {
                                         u += (floatW)(bv);
                                         u = ACT_VEC(floatW, u, act, alpha);
@@ -452,7 +459,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                 } else {
                                     for (int l = 0; q0 + l < q; l++) {
                                         float u = o[tr * VW + l];
-                                        if (!first) u += yr[l];
+                                        if (add) u += br[l];
                                         if (last) u = cc_activate(u + bv, act, alpha);
                                         yr[l] = u;
                                     }

@@ -14,9 +14,8 @@
  *
  * Kernels:
  *   winograd_filter  U[a][ko][ci] = (G w[ko,ci] G^T)[a], a < A*A (row-major), one
- *                    work-item per (ko, ci), flattened (flip: see above); recomputed
- *                    every call (weights change every training step, and this is a
- *                    small fraction of the work).
+ *                    work-item per (ko, ci), flattened (flip: see above); once per
+ *                    prepared forward, or per backward-data call.
  *   winograd_fwd     a work-item owns 16 tiles of one image (the lanes of a float16:
  *                    16/SW rows of SW tiles) and a range of output channels of one group;
  *                    all in its own scratch of local memory (on a CPU simply cached memory):
@@ -34,6 +33,8 @@
  *
  * Buffers (dense, each with an element offset *_off):
  *   x (n, c, h, w)   wt (k, cpg, 3, 3)   b (k)   y (n, k, p, q)   u (A*A, k, cpg)
+ *   z (n, k, p, q)   residual (has_res): y = act(conv + b + z); may be y itself (each
+ *                    element is read by the work-item that writes it)
  * Scratch (__local, per work-item): (cc_max + mr) * A*A * 16 floats: V then M.
  *
  * Work-item -> output mapping (winograd_fwd): dim0 = image * strips per image + strip
@@ -271,7 +272,8 @@ inline void load_row(__global const float *x, int xc_off, int ih, int c0, int h,
 /* ---- fused transform + GEMM + inverse transform ---------------------------------------------- */
 
 __kernel void winograd_fwd(__global const float *x, int x_off, __global const float *u, int u_off,
-                           __global const float *bias, int b_off, int has_bias, __global float *y,
+                           __global const float *bias, int b_off, int has_bias,
+                           __global const float *z, int z_off, int has_res, __global float *y,
                            int y_off, int n, int c, int h, int w, int k, int p, int q, int ph,
                            int pw, int groups, int act, float alpha, int cc_max, int mr,
                            __local float *scratch) {
@@ -349,6 +351,7 @@ __kernel void winograd_fwd(__global const float *x, int x_off, __global const fl
         const int ko = g * kpg + m;
         const float bv = has_bias ? bias[b_off + ko] : 0.0f;
         __global float *yk = y + y_off + (ni * k + ko) * p * q;
+        __global const float *zk = z + z_off + (ni * k + ko) * p * q;
         for (int tr = 0; tr < TRW; tr++) {
             const int ty = ty0 + tr;
             if (ty >= th) break;
@@ -369,12 +372,23 @@ __kernel void winograd_fwd(__global const float *x, int x_off, __global const fl
                 AT_APPLY(o, f[i]);
                 float row[MT * SW]; /* output columns q0 .. q0 + MT*SW - 1 */
                 for (int jj = 0; jj < MT; jj++) {
-                    const floatS v = ACT_VEC(floatS, o[jj] + bv, act, alpha);
                     float tmp[SW];
-                    vstoreS(v, 0, tmp);
+                    vstoreS(o[jj] + bv, 0, tmp);
                     for (int l = 0; l < SW; l++)
                         row[MT * l + jj] = tmp[l];
                 }
+                if (has_res) {
+                    __global const float *zr = zk + pi * q + q0;
+                    if (q0 + MT * SW <= q) {
+                        for (int v = 0; v < MT * SW / 4; v++)
+                            vstore4(vload4(v, row) + vload4(v, zr), v, row);
+                    } else {
+                        for (int l = 0; q0 + l < q && l < MT * SW; l++)
+                            row[l] += zr[l];
+                    }
+                }
+                for (int v = 0; v < MT * SW / 4; v++)
+                    vstore4(ACT_VEC(float4, vload4(v, row), act, alpha), v, row);
                 __global float *yr = yk + pi * q + q0;
                 if (q0 + MT * SW <= q) {
                     for (int v = 0; v < MT * SW / 4; v++)

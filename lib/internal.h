@@ -82,6 +82,34 @@ void cc_tune_apply(clcnn_device *dev);
 struct cc_conv;
 clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const struct cc_conv *cv, int pass);
 
+/* ---- prepared forward convolution (lib/ops/conv2d_prepared.c) ------------------------- */
+
+/* A forward convolution decided once and run many times (the plan's hot path). */
+typedef struct cc_conv_fwd cc_conv_fwd;
+typedef struct cc_conv_fwd_desc {
+    clcnn_conv2d_desc conv; /* strides, pads, dilation, groups; algo AUTO or forced */
+    size_t x[4], w[4];      /* input (n,c,h,w) and weight (k,c/groups,r,s) shapes */
+    clcnn_activation act;   /* epilogue activation */
+    float alpha;            /* leaky-ReLU slope */
+    int residual;           /* 1: run takes z (n,k,p,q) and computes y = act(conv(x,w) + b + z) */
+} cc_conv_fwd_desc;
+/* Validates shapes, resolves the algorithm once (explicit > tuning file > rule, as
+ * clcnn_conv2d_forward does), builds its kernels and transforms or copies w (and b) into
+ * buffers it owns (implicit-GEMM layout, Winograd filter transform, a plain copy for the
+ * others). b (k) may be NULL. w and b are not kept. Errors: CLCNN_ERR_INVALID_ARG,
+ * CLCNN_ERR_SHAPE, CLCNN_ERR_UNSUPPORTED (a forced algorithm that cannot run the shape),
+ * build and memory errors; *out is untouched on failure. */
+clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, const clcnn_tensor *w,
+                                const clcnn_tensor *b, cc_conv_fwd **out);
+/* y = act(conv(x) + b [+ z]); x (n,c,h,w) as in the desc, z and y (n,k,p,q). No tuning
+ * lookup, no weight transform, nothing allocated besides pool workspace (gemm's im2col).
+ * z is required iff the desc has residual; it may be y itself (same storage and offset:
+ * in place), else must not overlap y; y must not overlap x. Views at any offset. */
+clcnn_status cc_conv_fwd_run(cc_conv_fwd *f, const clcnn_tensor *x, const clcnn_tensor *z,
+                             clcnn_tensor *y);
+clcnn_conv_algo cc_conv_fwd_algo(const cc_conv_fwd *f);
+void cc_conv_fwd_free(cc_conv_fwd *f); /* NULL ok */
+
 /* ---- device (lib/device.c) ------------------------------------------------- */
 
 typedef struct cc_program_entry cc_program_entry; /* lib/program.c */

@@ -1,5 +1,7 @@
-/* conv2d: descriptor and shape checks, output shape, algorithm choice and dispatch,
- * plus the bias kernels shared by the algorithms (cl/conv2d_bias.cl).
+/* conv2d: descriptor and shape checks, output shape, algorithm choice and dispatch (the
+ * forwards through the table of cc_conv2d_fwd_impl, prepared per call here and once in
+ * lib/ops/conv2d_prepared.c), plus the bias kernels shared by the algorithms
+ * (cl/conv2d_bias.cl).
  *
  * Shape key: x (n, c, h, w); w (k, c/groups, r, s); y (n, k, p, q) with
  *   p = (h + 2 pad_h - dilation_h (r-1) - 1) / stride_h + 1   (q likewise).
@@ -165,9 +167,9 @@ clcnn_status clcnn_conv2d_output_shape(const clcnn_conv2d_desc *d, const size_t 
     return CLCNN_OK;
 }
 
-/* A float32, 4-D tensor on dev. */
-static clcnn_status check_4d(const clcnn_device *dev, const char *op, const char *what,
-                             const clcnn_tensor *t) {
+/* See conv2d_impl.h. */
+clcnn_status cc_conv2d_check_4d(const clcnn_device *dev, const char *op, const char *what,
+                                const clcnn_tensor *t) {
     CC_TRY(cc_check_tensor(dev, t, CLCNN_F32, op, what));
     char buf[64];
     CC_RETURN_IF(t->ndim != 4, CLCNN_ERR_SHAPE, "%s: %s %s must have 4 dims (NCHW), not %d", op,
@@ -178,10 +180,10 @@ static clcnn_status check_4d(const clcnn_device *dev, const char *op, const char
     return CLCNN_OK;
 }
 
-/* t must have exactly the shape want, which follows from tensors a and b. */
-static clcnn_status check_shape(const char *op, const char *what, const clcnn_tensor *t,
-                                const size_t want[4], const char *a_what, const clcnn_tensor *a,
-                                const char *b_what, const clcnn_tensor *b) {
+/* See conv2d_impl.h. */
+clcnn_status cc_conv2d_check_shape(const char *op, const char *what, const clcnn_tensor *t,
+                                   const size_t want[4], const char *a_what, const clcnn_tensor *a,
+                                   const char *b_what, const clcnn_tensor *b) {
     if (memcmp(t->shape, want, 4 * sizeof(size_t)) == 0) return CLCNN_OK;
     return cc_fail(CLCNN_ERR_SHAPE,
                    "%s: %s is " SHAPE4 ", expected " SHAPE4 " from %s " SHAPE4 " and %s " SHAPE4,
@@ -190,8 +192,8 @@ static clcnn_status check_shape(const char *op, const char *what, const clcnn_te
 }
 
 /* A bias-like vector of k elements (any dims, e.g. (k) or (1,k,1,1)). */
-static clcnn_status check_vec(const clcnn_device *dev, const char *op, const char *what,
-                              const clcnn_tensor *t, size_t k) {
+clcnn_status cc_conv2d_check_vec(const clcnn_device *dev, const char *op, const char *what,
+                                 const clcnn_tensor *t, size_t k) {
     CC_TRY(cc_check_tensor(dev, t, CLCNN_F32, op, what));
     char buf[64];
     CC_RETURN_IF(t->numel != k, CLCNN_ERR_SHAPE, "%s: %s %s has %zu elements, expected %zu", op,
@@ -230,8 +232,9 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
         cv->q >= 14 && (cv->p * cv->q >= 28 * 28 || wbytes * 4 <= ((size_t)10 << 20)))
         return CLCNN_CONV_WINOGRAD;
-    if (cv->kpg >= 16 && wbytes <= ((size_t)1 << 20) &&
-        (cv->sh > 1 || cv->sw > 1 || cv->cpg * cv->r * cv->s >= 32))
+    if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
+        return CLCNN_CONV_IMPLICIT_GEMM;
+    if (cv->kpg >= 16 && wbytes <= ((size_t)1 << 20) && cv->cpg * cv->r * cv->s >= 32)
         return CLCNN_CONV_IMPLICIT_GEMM;
     return CLCNN_CONV_DIRECT;
 }
@@ -263,11 +266,14 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     below 14x14 its tiles are mostly padding (13x13 c256->384: 111 vs 127; 7x7: 31 vs
  *     87) and at 14x14 with 512 channels the 38 MB transform is streamed for every strip
  *     of 16 tiles (71 vs 109);
- *   - kpg >= 16, one group's weights at most 1 MB and (a stride above 1 or a reduction
- *     cpg*r*s >= 32): implicit_gemm: ResNet 1x1 c256 217 vs 108; 1x1 c128->512 202 vs
- *     129; 1x1 c512->256 206 vs 115; AlexNet conv1 168 vs 42; strided 3x3 stem with 3
- *     channels 98 vs 30. Larger weights are streamed from memory for every few tiles
- *     (1x1 c1024->512, 2 MB: 95 vs 125; 3x3 c256->384: 82 vs 127);
+ *   - kpg >= 16 and a stride above 1, one group's weights at most 16 MB: implicit_gemm,
+ *     faster than direct on every strided layer of ResNet-50 (3x3 and 1x1, up to 9.4 MB
+ *     of weights; the numbers are in the commit that set this rule); AlexNet conv1 168
+ *     vs 42; strided 3x3 stem with 3 channels 98 vs 30. Larger weights: not measured;
+ *   - kpg >= 16, one group's weights at most 1 MB and a reduction cpg*r*s >= 32:
+ *     implicit_gemm: ResNet 1x1 c256 217 vs 108; 1x1 c128->512 202 vs 129; 1x1
+ *     c512->256 206 vs 115. Larger weights are streamed from memory for every few tiles
+ *     at stride 1 (1x1 c1024->512, 2 MB: 95 vs 125; 3x3 c256->384: 82 vs 127);
  *   - else direct: short stride-1 reductions (3x3 or 5x5 over 1-3 channels: direct 72
  *     vs 44 on VGG conv1_1, a tie on LeNet), few output channels per group (8: 60 vs 37;
  *     ResNeXt's 4: 40 vs 17), large weights, small images.
@@ -400,6 +406,44 @@ static clcnn_status resolve_algo(clcnn_device *dev, const char *op, const clcnn_
     return resolve_algo_db(dev, op, d, cv, ps, out, &from_db);
 }
 
+clcnn_status cc_conv2d_forward_algo(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
+                                    const cc_conv *cv, clcnn_conv_algo *out) {
+    return resolve_algo(dev, op, d, cv, PASS_FORWARD, out);
+}
+
+/* The forward of each algorithm (see cc_conv2d_fwd_impl in conv2d_impl.h). */
+static const cc_conv2d_fwd_impl *const fwd_algos[CLCNN_CONV_ALGO_COUNT] = {
+    [CLCNN_CONV_DIRECT] = &cc_conv2d_direct_fwd,
+    [CLCNN_CONV_GEMM] = &cc_conv2d_gemm_fwd,
+    [CLCNN_CONV_IMPLICIT_GEMM] = &cc_conv2d_implicit_fwd,
+    [CLCNN_CONV_WINOGRAD] = &cc_conv2d_winograd_fwd,
+    [CLCNN_CONV_DEPTHWISE] = &cc_conv2d_depthwise_fwd,
+};
+
+const cc_conv2d_fwd_impl *cc_conv2d_fwd_algo(clcnn_conv_algo a) {
+    return (int)a > 0 && a < CLCNN_CONV_ALGO_COUNT && fwd_algos[a] ? fwd_algos[a]
+                                                                   : &cc_conv2d_direct_fwd;
+}
+
+clcnn_status cc_conv2d_fwd_new(const cc_conv2d_fwd_impl *fa, clcnn_device *dev, const cc_conv *cv,
+                               const clcnn_tensor *w, void **state) {
+    void *st = calloc(1, fa->state_bytes);
+    CC_RETURN_IF(!st, CLCNN_ERR_OUT_OF_MEMORY, "conv2d forward: out of host memory");
+    clcnn_status s = fa->prepare(dev, cv, w, st);
+    if (s != CLCNN_OK) {
+        free(st);
+        return s;
+    }
+    *state = st;
+    return CLCNN_OK;
+}
+
+void cc_conv2d_fwd_delete(const cc_conv2d_fwd_impl *fa, void *state) {
+    if (!state) return;
+    if (fa->release) fa->release(state);
+    free(state);
+}
+
 clcnn_status clcnn_conv2d_algo_choice(clcnn_device *dev, clcnn_conv_pass which,
                                       const clcnn_conv2d_desc *d, const size_t x[4],
                                       const size_t w[4], clcnn_conv_algo *algo, int *from_db) {
@@ -426,33 +470,29 @@ clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
     const char *op = "conv2d forward";
     CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
     CC_TRY(check_desc(op, d));
-    CC_TRY(check_4d(dev, op, "input x", x));
-    CC_TRY(check_4d(dev, op, "weights w", w));
-    CC_TRY(check_4d(dev, op, "output y", y));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "input x", x));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "weights w", w));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "output y", y));
     CC_RETURN_IF(act != CLCNN_ACT_NONE && act != CLCNN_ACT_RELU && act != CLCNN_ACT_LEAKY_RELU,
                  CLCNN_ERR_INVALID_ARG, "%s: unknown activation %d", op, (int)act);
     cc_conv cv;
     size_t ys[4];
     CC_TRY(cc_conv2d_geometry(op, d, x->shape, w->shape, ys, &cv));
-    CC_TRY(check_shape(op, "output y", y, ys, "input x", x, "weights w", w));
-    if (b) CC_TRY(check_vec(dev, op, "bias b", b, (size_t)cv.k));
+    CC_TRY(cc_conv2d_check_shape(op, "output y", y, ys, "input x", x, "weights w", w));
+    if (b) CC_TRY(cc_conv2d_check_vec(dev, op, "bias b", b, (size_t)cv.k));
     CC_TRY(check_no_alias(op, y, "output y", x, "input x"));
     CC_TRY(check_no_alias(op, y, "output y", w, "weights w"));
     CC_TRY(check_no_alias(op, y, "output y", b, "bias b"));
     clcnn_conv_algo a;
     CC_TRY(resolve_algo(dev, op, d, &cv, PASS_FORWARD, &a));
-    switch (a) {
-    case CLCNN_CONV_GEMM:
-        return cc_conv2d_gemm_forward(dev, &cv, x, w, b, y, (int)act);
-    case CLCNN_CONV_IMPLICIT_GEMM:
-        return cc_conv2d_implicit_forward(dev, &cv, x, w, b, y, (int)act);
-    case CLCNN_CONV_WINOGRAD:
-        return cc_conv2d_winograd_forward(dev, &cv, x, w, b, y, (int)act);
-    case CLCNN_CONV_DEPTHWISE:
-        return cc_conv2d_depthwise_forward(dev, &cv, x, w, b, y, (int)act);
-    default:
-        return cc_conv2d_direct_forward(dev, &cv, x, w, b, y, (int)act);
-    }
+    /* prepared for this call only: w is borrowed, transforms come from the pool */
+    const cc_conv2d_fwd_impl *fa = cc_conv2d_fwd_algo(a);
+    void *st = NULL;
+    CC_TRY(cc_conv2d_fwd_new(fa, dev, &cv, w, &st));
+    cc_conv_epilogue ep = {.b = b, .z = NULL, .act = (int)act, .alpha = CC_CONV_LEAKY_ALPHA};
+    clcnn_status s = fa->run(dev, st, x, &ep, y);
+    cc_conv2d_fwd_delete(fa, st); /* the in-order queue runs the kernels before any reuse */
+    return s;
 }
 
 clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_desc *d,
@@ -461,13 +501,14 @@ clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_de
     const char *op = "conv2d backward data";
     CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
     CC_TRY(check_desc(op, d));
-    CC_TRY(check_4d(dev, op, "output gradient dy", dy));
-    CC_TRY(check_4d(dev, op, "weights w", w));
-    CC_TRY(check_4d(dev, op, "input gradient dx", dx));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "output gradient dy", dy));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "weights w", w));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "input gradient dx", dx));
     cc_conv cv;
     size_t ys[4];
     CC_TRY(cc_conv2d_geometry(op, d, dx->shape, w->shape, ys, &cv));
-    CC_TRY(check_shape(op, "output gradient dy", dy, ys, "input gradient dx", dx, "weights w", w));
+    CC_TRY(cc_conv2d_check_shape(op, "output gradient dy", dy, ys, "input gradient dx", dx,
+                                 "weights w", w));
     CC_TRY(check_no_alias(op, dx, "input gradient dx", dy, "output gradient dy"));
     CC_TRY(check_no_alias(op, dx, "input gradient dx", w, "weights w"));
     clcnn_conv_algo a;
@@ -485,14 +526,15 @@ clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_
     const char *op = "conv2d backward filter";
     CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
     CC_TRY(check_desc(op, d));
-    CC_TRY(check_4d(dev, op, "input x", x));
-    CC_TRY(check_4d(dev, op, "output gradient dy", dy));
-    CC_TRY(check_4d(dev, op, "weight gradient dw", dw));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "input x", x));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "output gradient dy", dy));
+    CC_TRY(cc_conv2d_check_4d(dev, op, "weight gradient dw", dw));
     cc_conv cv;
     size_t ys[4];
     CC_TRY(cc_conv2d_geometry(op, d, x->shape, dw->shape, ys, &cv));
-    CC_TRY(check_shape(op, "output gradient dy", dy, ys, "input x", x, "weight gradient dw", dw));
-    if (db) CC_TRY(check_vec(dev, op, "bias gradient db", db, (size_t)cv.k));
+    CC_TRY(cc_conv2d_check_shape(op, "output gradient dy", dy, ys, "input x", x,
+                                 "weight gradient dw", dw));
+    if (db) CC_TRY(cc_conv2d_check_vec(dev, op, "bias gradient db", db, (size_t)cv.k));
     CC_TRY(check_no_alias(op, dw, "weight gradient dw", x, "input x"));
     CC_TRY(check_no_alias(op, dw, "weight gradient dw", dy, "output gradient dy"));
     if (db) {
@@ -532,16 +574,15 @@ clcnn_status cc_conv2d_prepare(clcnn_device *dev, const char *file, const char *
 #define EW_LWS 64 /* fixed local size: one POCL work-group function per kernel */
 
 clcnn_status cc_conv2d_bias_act(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *b,
-                                clcnn_tensor *y, int act) {
-    if (!b && act == CLCNN_ACT_NONE) return CLCNN_OK;
+                                const clcnn_tensor *z, clcnn_tensor *y, int act, float alpha) {
+    if (!b && !z && act == CLCNN_ACT_NONE) return CLCNN_OK;
     size_t n = (size_t)cv->n * cv->k * cv->p * cv->q;
     return cc_launch(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_act", 1, (size_t[]){n},
                      (size_t[]){EW_LWS},
                      CC_ARGS(CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
-                             CC_ARG_MEM(b ? b->storage->mem : y->storage->mem),
-                             CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
+                             CC_ARGS_OPT(b, y->storage->mem), CC_ARGS_OPT(z, y->storage->mem),
                              CC_ARG_INT(cv->n), CC_ARG_INT(cv->k), CC_ARG_INT(cv->p * cv->q),
-                             CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
+                             CC_ARG_INT(act), CC_ARG_FLOAT(alpha)));
 }
 
 clcnn_status cc_conv2d_sum_parts(clcnn_device *dev, cl_mem part, size_t part_off, int parts, int m,

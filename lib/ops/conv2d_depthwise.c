@@ -62,9 +62,16 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv) {
     return cv->groups == cv->c && cv->groups == cv->k;
 }
 
-clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
-                                         const clcnn_tensor *x, const clcnn_tensor *w,
-                                         const clcnn_tensor *b, clcnn_tensor *y, int act) {
+/* The forward prepared for one geometry: defines and grid. */
+typedef struct depthwise_fwd {
+    cc_conv cv;
+    const clcnn_tensor *w; /* borrowed */
+    char defs[32];
+    size_t gws[3], lws[3];
+} depthwise_fwd;
+
+static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                void *state) {
     int vec = pick_vec(cv->q);
     int tp = 4;
     /* The tuner, $CLCNN_CONV_DEPTHWISE_CFG="VEC TP" or the tuning file (cc_conv_cfg)
@@ -74,22 +81,37 @@ clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
                                 CLCNN_CONV_DEPTHWISE, tmp);
     int used = parse_cfg(e, &vec, &tp);
     cc_conv_cfg_used(CLCNN_CONV_DEPTHWISE, used ? e : NULL);
-    char defs[32];
-    snprintf(defs, sizeof defs, "VEC=%d TP=%d", vec, tp);
-    size_t tiles = (size_t)cc_ceil_div(cv->p, tp) * (size_t)cc_ceil_div(cv->q, vec);
-    size_t gws[3] = {tiles, (size_t)cv->c, (size_t)cv->n};
-    size_t lws[3] = {dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8, 1, 1};
-    return cc_launch(
-        dev, "conv2d_depthwise", defs, "conv2d_depthwise_fwd", 3, gws, lws,
-        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(w->storage->mem),
-                CC_ARG_INT(w->offset), CC_ARG_MEM(b ? b->storage->mem : w->storage->mem),
-                CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL), CC_ARG_MEM(y->storage->mem),
-                CC_ARG_INT(y->offset), CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
-                CC_ARG_INT(cv->w), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r),
-                CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph),
-                CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(act),
-                CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
+    depthwise_fwd *f = state;
+    f->cv = *cv;
+    f->w = w;
+    snprintf(f->defs, sizeof f->defs, "VEC=%d TP=%d", vec, tp);
+    f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)cc_ceil_div(cv->q, vec);
+    f->gws[1] = (size_t)cv->c;
+    f->gws[2] = (size_t)cv->n;
+    f->lws[0] = dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
+    f->lws[1] = f->lws[2] = 1;
+    return cc_conv2d_prepare(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd");
 }
+
+static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
+                            const cc_conv_epilogue *ep, clcnn_tensor *y) {
+    const depthwise_fwd *f = state;
+    const cc_conv *cv = &f->cv;
+    const clcnn_tensor *w = f->w, *b = ep->b, *z = ep->z;
+    return cc_launch(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd", 3, f->gws, f->lws,
+                     CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                             CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                             CC_ARGS_OPT(b, w->storage->mem), CC_ARGS_OPT(z, w->storage->mem),
+                             CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(cv->n),
+                             CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
+                             CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r),
+                             CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
+                             CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh),
+                             CC_ARG_INT(cv->dw), CC_ARG_INT(ep->act), CC_ARG_FLOAT(ep->alpha)));
+}
+
+const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd = {sizeof(depthwise_fwd), fwd_prepare, fwd_run,
+                                                    NULL, 0};
 
 clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
                                                const clcnn_tensor *dy, const clcnn_tensor *w,

@@ -110,39 +110,53 @@ static int flat_plane(const clcnn_device *dev, const cc_conv *cv) {
     return dev->info.type != CLCNN_DEVICE_GPU && cv->sh == 1 && cv->sw == 1 && cv->q == cv->w;
 }
 
-clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                      const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
-                                      int act) {
-    direct_cfg cfg = forward_cfg(dev, cv);
+/* The forward prepared for one geometry: the kernel, its defines and grid. */
+typedef struct direct_fwd {
+    cc_conv cv;
+    const clcnn_tensor *w; /* borrowed */
+    const char *kernel;
     char defs[128];
+    size_t gws[3], lws[3];
+} direct_fwd;
+
+static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                void *state) {
+    direct_fwd *f = state;
+    f->cv = *cv;
+    f->w = w;
+    direct_cfg cfg = forward_cfg(dev, cv);
+    size_t tiles;
     if (flat_plane(dev, cv)) {
         cfg = pick_cfg(dev, cv->kpg, cv->p * cv->q);
-        cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, defs, sizeof defs);
-        size_t gws[3] = {(size_t)cc_ceil_div(cv->p * cv->q, cfg.tile_p * cfg.vec),
-                         (size_t)cv->groups * (size_t)cc_ceil_div(cv->kpg, cfg.tile_k),
-                         (size_t)cv->n};
-        size_t lws[3] = {lws0(dev), 1, 1};
-        return cc_launch(dev, "conv2d_direct", defs, "conv2d_direct_fwd_flat", 3, gws, lws,
-                         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
-                                 CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                                 CC_ARG_MEM(b ? b->storage->mem : w->storage->mem),
-                                 CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
-                                 CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), GEOM_ARGS(cv),
-                                 CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
+        cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, f->defs, sizeof f->defs);
+        tiles = (size_t)cc_ceil_div(cv->p * cv->q, cfg.tile_p * cfg.vec);
+        f->kernel = "conv2d_direct_fwd_flat";
+    } else {
+        cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, f->defs, sizeof f->defs);
+        tiles = (size_t)cc_ceil_div(cv->p, cfg.tile_p) * (size_t)cc_ceil_div(cv->q, cfg.vec);
+        f->kernel = "conv2d_direct_fwd";
     }
-    cfg_defines(dev, cv, CLCNN_CONV_PASS_FORWARD, &cfg, defs, sizeof defs);
-    size_t tiles = (size_t)cc_ceil_div(cv->p, cfg.tile_p) * (size_t)cc_ceil_div(cv->q, cfg.vec);
-    size_t gws[3] = {tiles, (size_t)cv->groups * (size_t)cc_ceil_div(cv->kpg, cfg.tile_k),
-                     (size_t)cv->n};
-    size_t lws[3] = {lws0(dev), 1, 1};
-    return cc_launch(dev, "conv2d_direct", defs, "conv2d_direct_fwd", 3, gws, lws,
+    f->gws[0] = tiles;
+    f->gws[1] = (size_t)cv->groups * (size_t)cc_ceil_div(cv->kpg, cfg.tile_k);
+    f->gws[2] = (size_t)cv->n;
+    f->lws[0] = lws0(dev);
+    f->lws[1] = f->lws[2] = 1;
+    return cc_conv2d_prepare(dev, "conv2d_direct", f->defs, f->kernel);
+}
+
+static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
+                            const cc_conv_epilogue *ep, clcnn_tensor *y) {
+    const direct_fwd *f = state;
+    const clcnn_tensor *w = f->w, *b = ep->b, *z = ep->z;
+    return cc_launch(dev, "conv2d_direct", f->defs, f->kernel, 3, f->gws, f->lws,
                      CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                              CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                             CC_ARG_MEM(b ? b->storage->mem : w->storage->mem),
-                             CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
-                             CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), GEOM_ARGS(cv),
-                             CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA)));
+                             CC_ARGS_OPT(b, w->storage->mem), CC_ARGS_OPT(z, w->storage->mem),
+                             CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), GEOM_ARGS(&f->cv),
+                             CC_ARG_INT(ep->act), CC_ARG_FLOAT(ep->alpha)));
 }
+
+const cc_conv2d_fwd_impl cc_conv2d_direct_fwd = {sizeof(direct_fwd), fwd_prepare, fwd_run, NULL, 0};
 
 /* Backward data: TILE_K input channels x TILE_P rows x VEC columns of one stride phase
  * per work-item (the columns of a phase are w/sw wide). */

@@ -21,9 +21,11 @@
 #include "conv2d_impl.h"
 
 #include <limits.h>
+#include <stdlib.h>
 
 typedef struct gemm_grid {
     int ta, tb;
+    float beta; /* C = A*B + beta*C */
     size_t m, n, k;
     cl_mem a;
     size_t a_off, lda, a_img, a_grp; /* offset, leading dim, step per image, per group */
@@ -33,20 +35,20 @@ typedef struct gemm_grid {
     size_t c_off, ldc, c_img, c_grp;
 } gemm_grid;
 
-/* C_ig = A_ig * B_ig (beta 0) for nimg images x ngrp groups: one strided-batched call
+/* C_ig = A_ig * B_ig + beta C_ig for nimg images x ngrp groups: one strided-batched call
  * over the longer of the two dimensions per entry of the shorter one. */
 static clcnn_status run_grid(clcnn_device *dev, const gemm_grid *g, int nimg, int ngrp) {
     if (nimg >= ngrp) {
         for (int gi = 0; gi < ngrp; gi++)
             CC_TRY(cc_sgemm_strided_batched(
                 dev, g->ta, g->tb, g->m, g->n, g->k, 1.0f, g->a, g->a_off + gi * g->a_grp, g->lda,
-                g->a_img, g->b, g->b_off + gi * g->b_grp, g->ldb, g->b_img, 0.0f, g->c,
+                g->a_img, g->b, g->b_off + gi * g->b_grp, g->ldb, g->b_img, g->beta, g->c,
                 g->c_off + gi * g->c_grp, g->ldc, g->c_img, (size_t)nimg));
     } else {
         for (int i = 0; i < nimg; i++)
             CC_TRY(cc_sgemm_strided_batched(
                 dev, g->ta, g->tb, g->m, g->n, g->k, 1.0f, g->a, g->a_off + i * g->a_img, g->lda,
-                g->a_grp, g->b, g->b_off + i * g->b_img, g->ldb, g->b_grp, 0.0f, g->c,
+                g->a_grp, g->b, g->b_off + i * g->b_img, g->ldb, g->b_grp, g->beta, g->c,
                 g->c_off + i * g->c_img, g->ldc, g->c_grp, (size_t)ngrp));
     }
     return CLCNN_OK;
@@ -113,7 +115,7 @@ static clcnn_status new_workspace(clcnn_device *dev, size_t floats, clcnn_tensor
 
 static clcnn_status forward_chunks(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
                                    const clcnn_tensor *w, clcnn_tensor *y, clcnn_tensor *col,
-                                   chunking ch) {
+                                   chunking ch, float beta) {
     size_t rs = (size_t)cv->r * cv->s, crs = (size_t)cv->cpg * rs, pq = (size_t)cv->p * cv->q;
     for (int n0 = 0; n0 < cv->n; n0 += ch.nb) {
         int nb = cv->n - n0 < ch.nb ? cv->n - n0 : ch.nb;
@@ -124,6 +126,7 @@ static clcnn_status forward_chunks(clcnn_device *dev, const cc_conv *cv, const c
             gemm_grid g = {
                 .ta = 0,
                 .tb = 0,
+                .beta = beta,
                 .m = (size_t)cv->kpg,
                 .n = cols,
                 .k = crs,
@@ -149,17 +152,40 @@ static clcnn_status forward_chunks(clcnn_device *dev, const cc_conv *cv, const c
     return CLCNN_OK;
 }
 
-clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                    const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
-                                    int act) {
+/* The forward prepared for one geometry: the batch chunks of its im2col workspace. */
+typedef struct gemm_fwd {
+    cc_conv cv;
+    const clcnn_tensor *w; /* borrowed */
+    chunking ch;
+} gemm_fwd;
+
+static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                void *state) {
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_act"));
+    if (!is_pointwise(cv)) CC_TRY(cc_conv2d_prepare(dev, "im2col", "", "im2col"));
+    *(gemm_fwd *)state = (gemm_fwd){.cv = *cv, .w = w, .ch = plan_chunks(dev, cv, 0)};
+    return CLCNN_OK;
+}
+
+/* The GEMMs write y; a residual z that is y itself is added by them (beta 1), any other
+ * by the bias kernel that follows. */
+static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
+                            const cc_conv_epilogue *ep, clcnn_tensor *y) {
+    const gemm_fwd *f = state;
+    const cc_conv *cv = &f->cv;
+    const clcnn_tensor *w = f->w, *z = ep->z;
+    float beta = 0.0f;
+    if (z && z->storage == y->storage && z->offset == y->offset) {
+        beta = 1.0f;
+        z = NULL;
+    }
     size_t crs = (size_t)cv->cpg * cv->r * cv->s, pq = (size_t)cv->p * cv->q;
-    if (b || act != CLCNN_ACT_NONE)
-        CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_act"));
     if (is_pointwise(cv)) {
         size_t hw = (size_t)cv->h * cv->w; /* == pq */
         gemm_grid g = {
             .ta = 0,
             .tb = 0,
+            .beta = beta,
             .m = (size_t)cv->kpg,
             .n = pq,
             .k = crs,
@@ -180,16 +206,18 @@ clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const 
             .c_grp = (size_t)cv->kpg * pq,
         };
         CC_TRY(run_grid(dev, &g, cv->n, cv->groups));
-        return cc_conv2d_bias_act(dev, cv, b, y, act);
+    } else {
+        clcnn_tensor *col = NULL;
+        CC_TRY(new_workspace(dev, (size_t)f->ch.nb * cv->c * cv->r * cv->s * f->ch.prow * cv->q,
+                             &col));
+        clcnn_status st = forward_chunks(dev, cv, x, w, y, col, f->ch, beta);
+        clcnn_tensor_free(col); /* in-order queue: reuse comes after these kernels */
+        CC_TRY(st);
     }
-    chunking ch = plan_chunks(dev, cv, 0);
-    clcnn_tensor *col = NULL;
-    CC_TRY(new_workspace(dev, (size_t)ch.nb * cv->c * cv->r * cv->s * ch.prow * cv->q, &col));
-    clcnn_status st = forward_chunks(dev, cv, x, w, y, col, ch);
-    clcnn_tensor_free(col); /* in-order queue: reuse comes after these kernels */
-    CC_TRY(st);
-    return cc_conv2d_bias_act(dev, cv, b, y, act);
+    return cc_conv2d_bias_act(dev, cv, ep->b, z, y, ep->act, ep->alpha);
 }
+
+const cc_conv2d_fwd_impl cc_conv2d_gemm_fwd = {sizeof(gemm_fwd), fwd_prepare, fwd_run, NULL, 0};
 
 /* ---- backward data ------------------------------------------------------------------------ */
 

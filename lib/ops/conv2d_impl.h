@@ -54,8 +54,8 @@ static inline cc_conv cc_conv_transposed(const cc_conv *cv) {
     return t;
 }
 
-/* The slope used for CLCNN_ACT_LEAKY_RELU when fused into conv2d (the public call has
- * no alpha argument; 0.01 is PyTorch's default). */
+/* The slope clcnn_conv2d_forward uses for CLCNN_ACT_LEAKY_RELU (it has no alpha
+ * argument; 0.01 is PyTorch's default; cc_conv_fwd takes any). */
 #define CC_CONV_LEAKY_ALPHA 0.01f
 
 /* Byte limit of one im2col/col2im workspace (256 MiB unless $CLCNN_CONV_WORKSPACE_MB
@@ -68,20 +68,75 @@ size_t cc_conv_workspace_limit(void);
 clcnn_status cc_conv2d_geometry(const char *op, const clcnn_conv2d_desc *d, const size_t x[4],
                                 const size_t w[4], size_t y[4], cc_conv *cv);
 
-/* Forward: y = conv(x, w) (+ b) then the activation; b may be NULL. */
-clcnn_status cc_conv2d_direct_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                      const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
-                                      int act);
-clcnn_status cc_conv2d_gemm_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                    const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y,
-                                    int act);
-/* lib/ops/conv2d_implicit.c (cl/conv2d_implicit.cl): forward for every shape, backward
- * data for strides up to 32 (cc_conv2d_implicit_supports_data); a transposed copy of the
- * weights from the pool, and for stride > 1 a phase buffer of about dx's size (in chunks
- * of images within cc_conv_workspace_limit()). */
-clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                        const clcnn_tensor *w, const clcnn_tensor *b,
-                                        clcnn_tensor *y, int act);
+/* Checks of lib/ops/conv2d.c's entry points, shared with lib/ops/conv2d_prepared.c; the
+ * messages name op and what. A float32, 4-D tensor on dev ending before element 2^31: */
+clcnn_status cc_conv2d_check_4d(const clcnn_device *dev, const char *op, const char *what,
+                                const clcnn_tensor *t);
+/* t has exactly the shape want, which follows from tensors a and b: */
+clcnn_status cc_conv2d_check_shape(const char *op, const char *what, const clcnn_tensor *t,
+                                   const size_t want[4], const char *a_what, const clcnn_tensor *a,
+                                   const char *b_what, const clcnn_tensor *b);
+/* A float32 vector of k elements on dev (any dims): */
+clcnn_status cc_conv2d_check_vec(const clcnn_device *dev, const char *op, const char *what,
+                                 const clcnn_tensor *t, size_t k);
+/* The forward algorithm for cv: d->algo when it supports cv, else (AUTO) the tuning
+ * file's winner, else the rule (pick_algo); CLCNN_ERR_UNSUPPORTED for a forced algorithm
+ * that cannot run cv. */
+clcnn_status cc_conv2d_forward_algo(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
+                                    const cc_conv *cv, clcnn_conv_algo *out);
+
+/* ---- forward: prepared once, run many times -------------------------------------------- */
+
+/* What a forward adds after the convolution: y = act(conv(x, w) + b + z). b (k) and z
+ * (n, k, p, q) may be NULL; z may be y itself (same storage and offset: in place), else
+ * it does not overlap y. */
+typedef struct cc_conv_epilogue {
+    const clcnn_tensor *b, *z;
+    int act; /* a clcnn_activation */
+    float alpha;
+} cc_conv_epilogue;
+
+/* One algorithm's forward, on a zeroed state of state_bytes. prepare resolves its kernel
+ * parameters for cv (the tuner's, $CLCNN_CONV_*_CFG, the tuning file's or its
+ * heuristic), builds its kernels and transforms w into buffers it owns, or
+ * (copies_weights 0) keeps the pointer w, which must then outlive the state; on failure
+ * it leaves nothing to release. run enqueues the forward of x (shaped as cv) into y with
+ * no lookups and no allocation besides pool workspace. release (NULL: nothing to do)
+ * frees what prepare made. clcnn_conv2d_forward prepares, runs and releases per call;
+ * cc_conv_fwd_create (lib/ops/conv2d_prepared.c) keeps the state. */
+typedef struct cc_conv2d_fwd_impl {
+    size_t state_bytes;
+    clcnn_status (*prepare)(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                            void *state);
+    clcnn_status (*run)(clcnn_device *dev, const void *state, const clcnn_tensor *x,
+                        const cc_conv_epilogue *ep, clcnn_tensor *y);
+    void (*release)(void *state);
+    int copies_weights; /* 1: prepare keeps no reference to w */
+} cc_conv2d_fwd_impl;
+
+/* The forward of algorithm a (any but CLCNN_CONV_AUTO; lib/ops/conv2d.c's table). */
+const cc_conv2d_fwd_impl *cc_conv2d_fwd_algo(clcnn_conv_algo a);
+/* A new state of fa prepared for cv (*state untouched on failure), and its release
+ * (NULL ok). */
+clcnn_status cc_conv2d_fwd_new(const cc_conv2d_fwd_impl *fa, clcnn_device *dev, const cc_conv *cv,
+                               const clcnn_tensor *w, void **state);
+void cc_conv2d_fwd_delete(const cc_conv2d_fwd_impl *fa, void *state);
+
+/* The three kernel arguments of an optional tensor t: its buffer (fallback when t is
+ * NULL), element offset and whether it is there. */
+#define CC_ARGS_OPT(t, fallback)                                                                   \
+    CC_ARG_MEM((t) ? (t)->storage->mem : (fallback)), CC_ARG_INT((t) ? (t)->offset : 0),           \
+        CC_ARG_INT((t) != NULL)
+/* Every forward shape: direct (cl/conv2d_direct.cl) and gemm (im2col + CLBlast, then
+ * cl/conv2d_bias.cl's epilogue; an im2col workspace from the pool per run). */
+extern const cc_conv2d_fwd_impl cc_conv2d_direct_fwd;
+extern const cc_conv2d_fwd_impl cc_conv2d_gemm_fwd;
+/* lib/ops/conv2d_implicit.c (cl/conv2d_implicit.cl): forward for every shape (the
+ * weights transposed once, when prepared), backward data for strides up to 32
+ * (cc_conv2d_implicit_supports_data; a transposed copy of the weights from the pool, and
+ * for stride > 1 a phase buffer of about dx's size, in chunks of images within
+ * cc_conv_workspace_limit()). */
+extern const cc_conv2d_fwd_impl cc_conv2d_implicit_fwd;
 int cc_conv2d_implicit_supports_data(const cc_conv *cv);
 /* The GEMMs backward data runs for cv (one, or one per phase for stride > 1): the fewest
  * output channels (rows of dx per group) and reduction rows of any of them, and the
@@ -91,11 +146,10 @@ clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
                                               clcnn_tensor *dx);
 /* lib/ops/conv2d_winograd.c (cl/conv2d_winograd.cl): 3x3, stride 1, dilation 1 only
- * (cc_conv2d_winograd_supports); a filter-transform buffer from the pool. */
+ * (cc_conv2d_winograd_supports); the filter transform in a buffer of its own (forward:
+ * computed when prepared; backward data: per call, from the pool). */
 int cc_conv2d_winograd_supports(const cc_conv *cv);
-clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                        const clcnn_tensor *w, const clcnn_tensor *b,
-                                        clcnn_tensor *y, int act);
+extern const cc_conv2d_fwd_impl cc_conv2d_winograd_fwd;
 /* Backward data for the same shapes (a forward Winograd convolution of dy). */
 clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *cv,
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
@@ -103,9 +157,7 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
 /* lib/ops/conv2d_depthwise.c (cl/conv2d_depthwise.cl): groups == c == k only
  * (cc_conv2d_depthwise_supports). */
 int cc_conv2d_depthwise_supports(const cc_conv *cv);
-clcnn_status cc_conv2d_depthwise_forward(clcnn_device *dev, const cc_conv *cv,
-                                         const clcnn_tensor *x, const clcnn_tensor *w,
-                                         const clcnn_tensor *b, clcnn_tensor *y, int act);
+extern const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd;
 /* Backward data and filter of the same shapes (filter: partial sums from the pool). */
 clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
                                                const clcnn_tensor *dy, const clcnn_tensor *w,
@@ -173,10 +225,10 @@ int cc_conv2d_wgrad_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, i
  * that a build failure of a later step leaves the outputs untouched. */
 clcnn_status cc_conv2d_prepare(clcnn_device *dev, const char *file, const char *defines,
                                const char *kernel);
-/* y = act(y + b[k]) in place over (n, k, p, q); b may be NULL (activation only). Does
- * nothing when there is neither a bias nor an activation. */
+/* y = act(y + b[k] + z) in place over (n, k, p, q); b and z may be NULL (z may be y).
+ * Does nothing when there is no bias, no residual and no activation. */
 clcnn_status cc_conv2d_bias_act(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *b,
-                                clcnn_tensor *y, int act);
+                                const clcnn_tensor *z, clcnn_tensor *y, int act, float alpha);
 /* out[i] = (accumulate ? out[i] : 0) + sum_{j < parts} part[j*m + i] for i < m, summed in
  * the order j = 0, 1, ...: the fixed-order reduction of per-chunk partial results. */
 clcnn_status cc_conv2d_sum_parts(clcnn_device *dev, cl_mem part, size_t part_off, int parts, int m,

@@ -5,7 +5,8 @@
  * kpg = k/groups, K = cpg*r*s (the reduction of one output).
  *
  * Two launches: the weights transposed to (groups, K, mp) into a pool buffer (mp = kpg
- * rounded up to TM), then the GEMM kernel, which packs the im2col columns of its tiles
+ * rounded up to TM; forward: once, when prepared, cc_conv2d_fwd_impl), then per run the
+ * GEMM kernel, which packs the im2col columns of its tiles
  * of 16 output positions into strips of local memory and multiplies every output
  * channel of its range with them (no im2col workspace). The parameters:
  *   TM (define)  output channels per register block: 16 on CPUs (16 float16
@@ -225,63 +226,86 @@ static clcnn_status plan_gemm(const clcnn_device *dev, const cc_conv *cv, const 
     return *used ? CLCNN_OK : plan_with(dev, cv, heuristic_cfg(dev, cv), pl);
 }
 
-/* y (at element y_off) = act(conv(x (at x_off), wt) + b) for the geometry cv, with wt the
- * transposed weights that plan pl asks for. */
+/* y (at element y_off) = act(conv(x (at x_off), wt) + b + z) for the geometry cv (ep NULL:
+ * the convolution alone), with wt the transposed weights that plan pl asks for. */
 static clcnn_status launch_gemm(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl, cl_mem x,
-                                size_t x_off, cl_mem wt, size_t wt_off, const clcnn_tensor *b,
-                                cl_mem y, size_t y_off, int act) {
+                                size_t x_off, cl_mem wt, size_t wt_off, const cc_conv_epilogue *ep,
+                                cl_mem y, size_t y_off) {
+    static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
+    if (!ep) ep = &none;
+    const clcnn_tensor *b = ep->b, *z = ep->z;
     size_t gws[2] = {pl->items, (size_t)cv->groups * (size_t)pl->msplit};
     size_t lws[2] = {(size_t)pl->cfg.lws, 1};
     return cc_launch(
         dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd", 2, gws, lws,
         CC_ARGS(CC_ARG_MEM(x), CC_ARG_INT(x_off), CC_ARG_MEM(wt), CC_ARG_INT(wt_off),
-                CC_ARG_INT(pl->mp), CC_ARG_MEM(b ? b->storage->mem : wt),
-                CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL), CC_ARG_MEM(y),
+                CC_ARG_INT(pl->mp), CC_ARGS_OPT(b, wt), CC_ARGS_OPT(z, wt), CC_ARG_MEM(y),
                 CC_ARG_INT(y_off), CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
                 CC_ARG_INT(cv->w), CC_ARG_INT(cv->k), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q),
                 CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
                 CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
-                CC_ARG_INT(cv->groups), CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA),
+                CC_ARG_INT(cv->groups), CC_ARG_INT(ep->act), CC_ARG_FLOAT(ep->alpha),
                 CC_ARG_INT(pl->plane), CC_ARG_INT(pl->cc), CC_ARG_INT(pl->m_per),
                 CC_ARG_INT(pl->nt), CC_ARG_LOCAL(pl->local_bytes)));
 }
 
-/* y = act(conv(x, w) + b) for the geometry cv; flip: w holds the weights of the
- * convolution that cv transposes (backward data of the layer key, see implicit_weights),
- * else key is cv. */
-static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                        const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
-                        int flip, const cc_conv *key) {
+/* The GEMM of the geometry cv, prepared: its plan, its kernels built and wt, the weights
+ * transposed (flip: w holds the weights of the convolution that cv transposes, backward
+ * data of the layer key, see implicit_weights; else key is cv). */
+typedef struct implicit_fwd {
+    cc_conv cv;
     gemm_plan pl;
+    clcnn_tensor *wt; /* (groups, K, mp) */
+} implicit_fwd;
+
+static clcnn_status prepare_gemm(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                 int flip, const cc_conv *key, implicit_fwd *f) {
     char tmp[CC_CONV_CFG_MAX];
     const char *e =
         cfg_string(dev, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key, tmp);
     int used;
-    CC_TRY(plan_gemm(dev, cv, e, &pl, &used));
+    f->cv = *cv;
+    CC_TRY(plan_gemm(dev, cv, e, &f->pl, &used));
     cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
+    const gemm_plan *pl = &f->pl;
     /* both kernels built before anything is enqueued: a build failure writes nothing */
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "implicit_weights"));
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl.defs, "conv2d_implicit_fwd"));
-    clcnn_tensor *wt = NULL;
-    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){pl.wfloats}, &wt));
-    clcnn_status st = cc_launch(
-        dev, "conv2d_implicit", pl.defs, "implicit_weights", 1, (size_t[]){pl.wfloats},
-        (size_t[]){64},
-        CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset), CC_ARG_MEM(wt->storage->mem),
-                CC_ARG_INT(wt->offset), CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
-                CC_ARG_INT(cv->s), CC_ARG_INT(pl.mp), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
-    if (st == CLCNN_OK)
-        st = launch_gemm(dev, cv, &pl, x->storage->mem, x->offset, wt->storage->mem, wt->offset, b,
-                         y->storage->mem, y->offset, act);
-    clcnn_tensor_free(wt); /* the in-order queue runs the kernels before any reuse */
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl->defs, "implicit_weights"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd"));
+    f->wt = NULL;
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){pl->wfloats}, &f->wt));
+    clcnn_status st = cc_launch(dev, "conv2d_implicit", pl->defs, "implicit_weights", 1,
+                                (size_t[]){pl->wfloats}, (size_t[]){64},
+                                CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                                        CC_ARG_MEM(f->wt->storage->mem), CC_ARG_INT(f->wt->offset),
+                                        CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
+                                        CC_ARG_INT(cv->s), CC_ARG_INT(pl->mp),
+                                        CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
+    if (st != CLCNN_OK) {
+        clcnn_tensor_free(f->wt);
+        f->wt = NULL;
+    }
     return st;
 }
 
-clcnn_status cc_conv2d_implicit_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                        const clcnn_tensor *w, const clcnn_tensor *b,
-                                        clcnn_tensor *y, int act) {
-    return run(dev, cv, x, w, b, y, act, 0, cv);
+static void fwd_release(void *state) {
+    clcnn_tensor_free(((implicit_fwd *)state)->wt); /* the in-order queue runs the kernels
+                                                     * before any reuse */
 }
+
+static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                void *state) {
+    return prepare_gemm(dev, cv, w, 0, cv, state);
+}
+
+static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
+                            const cc_conv_epilogue *ep, clcnn_tensor *y) {
+    const implicit_fwd *f = state;
+    return launch_gemm(dev, &f->cv, &f->pl, x->storage->mem, x->offset, f->wt->storage->mem,
+                       f->wt->offset, ep, y->storage->mem, y->offset);
+}
+
+const cc_conv2d_fwd_impl cc_conv2d_implicit_fwd = {sizeof(implicit_fwd), fwd_prepare, fwd_run,
+                                                   fwd_release, 1};
 
 /* Strides up to 32: the phases of an axis are the bits of one uint (phase_axis). */
 int cc_conv2d_implicit_supports_data(const cc_conv *cv) {
@@ -292,7 +316,12 @@ static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
                                           const clcnn_tensor *dy, const clcnn_tensor *w,
                                           clcnn_tensor *dx) {
     cc_conv t = cc_conv_transposed(cv);
-    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1, cv);
+    implicit_fwd f;
+    CC_TRY(prepare_gemm(dev, &t, w, 1, cv, &f));
+    clcnn_status st = launch_gemm(dev, &t, &f.pl, dy->storage->mem, dy->offset, f.wt->storage->mem,
+                                  f.wt->offset, NULL, dx->storage->mem, dx->offset);
+    clcnn_tensor_free(f.wt); /* the in-order queue runs the kernels before any reuse */
+    return st;
 }
 
 /* One axis of the phase decomposition (rows: stride sh, padding ph, dilation dh, r taps).
@@ -473,7 +502,7 @@ static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
             st = launch_gemm(dev, &jb->t, &jb->pl, dy->storage->mem,
                              dy->offset + (size_t)n0 * dy_img, wt->storage->mem,
                              wt->offset + jb->wt_off, NULL, buf->storage->mem,
-                             buf->offset + (size_t)j * slot, CLCNN_ACT_NONE);
+                             buf->offset + (size_t)j * slot);
         }
         if (st != CLCNN_OK) break;
         size_t zs = split ? plane : (size_t)nph * plane, phs = split ? slot : plane;

@@ -5,19 +5,16 @@
  * Shape key: x (n, c, h, w); w (k, cpg, 3, 3); y (n, k, p, q); cpg = c/groups,
  * kpg = k/groups; tiles th x tw = ceil(p/MT) x ceil(q/MT) per image.
  *
- * Two launches: the filter transform U (A*A, k, cpg) into a pool buffer (A = MT + 2),
- * then the fused kernel (input transform, A*A GEMMs, output transform per strip of 16
- * tiles, in local memory). Parameters:
- *   MT  4 (F(4x4,3x3): 36 products for 16 outputs, 4x fewer multiplications than
- *       direct) unless the output is so small that 4x4 tiles waste more than F(2x2)'s
- *       2.25x saving can repay (p or q below 6), then 2.
- *   SW  16, 8 or 4 tiles per lane segment, whichever wastes the fewest lanes on tw
- *       (F(2x2): always 4; its outputs are below 6x6). At most 4 programs.
- *   TM  16 output channels per register block on CPUs, 2 on GPUs.
- *   cc  input channels per chunk and mr output channels per work-item: as many as the
- *       work-item's scratch allows (CPU: 320 KB of cached memory, about 140 channels of
- *       A*A x 16 floats, at most half of them output channels; GPU: what fits in half
- *       the local memory).
+ * Two launches: the filter transform U (A*A, k, cpg) into a pool buffer (A = MT + 2;
+ * forward: once, when prepared, cc_conv2d_fwd_impl), then per run the fused kernel (input
+ * transform, A*A GEMMs, output transform per strip of 16 tiles, in local memory). Parameters: MT  4
+ * (F(4x4,3x3): 36 products for 16 outputs, 4x fewer multiplications than direct) unless the output
+ * is so small that 4x4 tiles waste more than F(2x2)'s 2.25x saving can repay (p or q below 6),
+ * then 2. SW  16, 8 or 4 tiles per lane segment, whichever wastes the fewest lanes on tw (F(2x2):
+ * always 4; its outputs are below 6x6). At most 4 programs. TM  16 output channels per register
+ * block on CPUs, 2 on GPUs. cc  input channels per chunk and mr output channels per work-item: as
+ * many as the work-item's scratch allows (CPU: 320 KB of cached memory, about 140 channels of A*A x
+ * 16 floats, at most half of them output channels; GPU: what fits in half the local memory).
  * Numerics: F(4x4) multiplies by transform entries up to 5 and divides by 24; measured,
  * its float32 error stays within twice the direct kernel's tolerance (the tests allow
  * four times, tests/test_conv2d_algos.c). Backward data: the same kernels on the
@@ -108,11 +105,21 @@ static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv, int pass, c
     return cfg;
 }
 
-/* y = act(conv(x, w) + b) for the geometry cv; flip: w holds the weights of the
- * convolution that cv transposes (backward data, see winograd_filter). */
-static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                        const clcnn_tensor *w, const clcnn_tensor *b, clcnn_tensor *y, int act,
-                        int flip, const cc_conv *key) {
+/* The Winograd convolution of the geometry cv, prepared: its parameters and grid, its
+ * kernels built and u, the filter transform (flip: w holds the weights of the convolution
+ * that cv transposes, backward data of the layer key, see winograd_filter; else key is
+ * cv). */
+typedef struct wino_fwd {
+    cc_conv cv;
+    wino_cfg cfg;
+    int mr;
+    char defs[64];
+    size_t gws[2], lws[2], scratch;
+    clcnn_tensor *u; /* (A*A, k, cpg) */
+} wino_fwd;
+
+static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                 int flip, const cc_conv *key, wino_fwd *f) {
     wino_cfg cfg =
         pick_cfg(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key);
     int a2 = (cfg.mt + 2) * (cfg.mt + 2);
@@ -138,42 +145,62 @@ static clcnn_status run(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor
     }
     int msplit = cc_ceil_div(cv->kpg, mr);
 
-    char defs[64];
-    snprintf(defs, sizeof defs, "MT=%d SW=%d TM=%d", cfg.mt, cfg.sw, cfg.tm);
+    *f = (wino_fwd){.cv = *cv, .cfg = cfg, .mr = mr};
+    snprintf(f->defs, sizeof f->defs, "MT=%d SW=%d TM=%d", cfg.mt, cfg.sw, cfg.tm);
+    f->gws[0] = strips;
+    f->gws[1] = (size_t)cv->groups * (size_t)msplit;
+    f->lws[0] = (size_t)cfg.lws;
+    f->lws[1] = 1;
+    f->scratch = (size_t)cfg.lws * (size_t)(cfg.cc_max + mr) * a2 * 16 * sizeof(float);
     /* both kernels built before anything is enqueued: a build failure writes nothing */
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", defs, "winograd_filter"));
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", defs, "winograd_fwd"));
-    clcnn_tensor *u = NULL;
-    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){ufloats}, &u));
-    clcnn_status st =
-        cc_launch(dev, "conv2d_winograd", defs, "winograd_filter", 1,
-                  (size_t[]){(size_t)cv->cpg * cv->k}, (size_t[]){64},
-                  CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                          CC_ARG_MEM(u->storage->mem), CC_ARG_INT(u->offset), CC_ARG_INT(cv->k),
-                          CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
-    if (st == CLCNN_OK) {
-        size_t scratch = (size_t)cfg.lws * (size_t)(cfg.cc_max + mr) * a2 * 16 * sizeof(float);
-        st = cc_launch(
-            dev, "conv2d_winograd", defs, "winograd_fwd", 2,
-            (size_t[]){strips, (size_t)cv->groups * (size_t)msplit}, (size_t[]){(size_t)cfg.lws, 1},
-            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(u->storage->mem),
-                    CC_ARG_INT(u->offset), CC_ARG_MEM(b ? b->storage->mem : u->storage->mem),
-                    CC_ARG_INT(b ? b->offset : 0), CC_ARG_INT(b != NULL),
-                    CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(cv->n),
-                    CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->k),
-                    CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
-                    CC_ARG_INT(cv->groups), CC_ARG_INT(act), CC_ARG_FLOAT(CC_CONV_LEAKY_ALPHA),
-                    CC_ARG_INT(cfg.cc_max), CC_ARG_INT(mr), CC_ARG_LOCAL(scratch)));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_filter"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_fwd"));
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){ufloats}, &f->u));
+    clcnn_status st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_filter", 1,
+                                (size_t[]){(size_t)cv->cpg * cv->k}, (size_t[]){64},
+                                CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                                        CC_ARG_MEM(f->u->storage->mem), CC_ARG_INT(f->u->offset),
+                                        CC_ARG_INT(cv->k), CC_ARG_INT(cv->cpg),
+                                        CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
+    if (st != CLCNN_OK) {
+        clcnn_tensor_free(f->u);
+        f->u = NULL;
     }
-    clcnn_tensor_free(u); /* the in-order queue runs the kernels before any reuse */
     return st;
 }
 
-clcnn_status cc_conv2d_winograd_forward(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x,
-                                        const clcnn_tensor *w, const clcnn_tensor *b,
-                                        clcnn_tensor *y, int act) {
-    return run(dev, cv, x, w, b, y, act, 0, cv);
+/* y = act(conv(x) + b + z) (ep NULL: the convolution alone). */
+static clcnn_status launch_wino(clcnn_device *dev, const void *state, const clcnn_tensor *x,
+                                const cc_conv_epilogue *ep, clcnn_tensor *y) {
+    static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
+    if (!ep) ep = &none;
+    const wino_fwd *f = state;
+    const cc_conv *cv = &f->cv;
+    const clcnn_tensor *u = f->u, *b = ep->b, *z = ep->z;
+    return cc_launch(
+        dev, "conv2d_winograd", f->defs, "winograd_fwd", 2, f->gws, f->lws,
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(u->storage->mem),
+                CC_ARG_INT(u->offset), CC_ARGS_OPT(b, u->storage->mem),
+                CC_ARGS_OPT(z, u->storage->mem), CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
+                CC_ARG_INT(cv->k), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->ph),
+                CC_ARG_INT(cv->pw), CC_ARG_INT(cv->groups), CC_ARG_INT(ep->act),
+                CC_ARG_FLOAT(ep->alpha), CC_ARG_INT(f->cfg.cc_max), CC_ARG_INT(f->mr),
+                CC_ARG_LOCAL(f->scratch)));
 }
+
+static void fwd_release(void *state) {
+    clcnn_tensor_free(((wino_fwd *)state)->u); /* the in-order queue runs the kernels before
+                                                * any reuse */
+}
+
+static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                void *state) {
+    return prepare_wino(dev, cv, w, 0, cv, state);
+}
+
+const cc_conv2d_fwd_impl cc_conv2d_winograd_fwd = {sizeof(wino_fwd), fwd_prepare, launch_wino,
+                                                   fwd_release, 1};
 
 /* dx (n, c, h, w) = conv(dy (n, k, p, q), w rotated, channel dims swapped), 3x3, stride 1,
  * padding 2 - pad (cc_conv_transposed): its output is h x w again. */
@@ -181,7 +208,11 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
                                               clcnn_tensor *dx) {
     cc_conv t = cc_conv_transposed(cv);
-    return run(dev, &t, dy, w, NULL, dx, CLCNN_ACT_NONE, 1, cv);
+    wino_fwd f;
+    CC_TRY(prepare_wino(dev, &t, w, 1, cv, &f));
+    clcnn_status st = launch_wino(dev, &f, dy, NULL, dx);
+    clcnn_tensor_free(f.u); /* the in-order queue runs the kernels before any reuse */
+    return st;
 }
 
 /* Near the heuristic: the other tile size where the output allows it, half and double
