@@ -4,7 +4,6 @@
 #ifndef CLCNN_EXEC_INTERNAL_H
 #define CLCNN_EXEC_INTERNAL_H
 
-#include "exec/conv_shim.h"
 #include "graph/graph_internal.h"
 
 #define CC_STEP_MAX_IN 64
