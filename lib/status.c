@@ -34,6 +34,15 @@ clcnn_status cc_fail(clcnn_status s, const char *fmt, ...) {
     return s;
 }
 
+/* cc_fail for callers outside the library */
+clcnn_status clcnn_set_error(clcnn_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
 clcnn_status cc_fail_append(clcnn_status s, const char *fmt, ...) {
     size_t used = strlen(last_error);
     if (used + 1 >= sizeof last_error) return s;
