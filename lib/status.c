@@ -26,10 +26,24 @@ void clcnn_clear_error(void) {
     last_error[0] = '\0';
 }
 
+static clcnn_status set_error(clcnn_status s, const char *fmt, va_list ap) {
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    return s;
+}
+
 clcnn_status cc_fail(clcnn_status s, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    set_error(s, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+/* cc_fail for callers outside the library */
+clcnn_status clcnn_set_error(clcnn_status s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    set_error(s, fmt, ap);
     va_end(ap);
     return s;
 }

@@ -421,14 +421,14 @@ static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float
 
 static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_op op,
                                 const char *model, net_bench *nb, perf_row *row) {
-    CC_TRY(clcnn_net_create_model(dev, model, 1000, &nb->net));
+    clcnn_model_info m;
+    CC_RETURN_IF(clcnn_model_find(model, &m) < 0, CLCNN_ERR_INVALID_ARG, "unknown model '%s'",
+                 model);
+    CC_TRY(clcnn_net_create_model(dev, model, m.classes, &nb->net));
     CC_TRY(clcnn_net_init(nb->net, CLCNN_INIT_HE, cfg->seed));
-    int c = 0, h = 0, w = 0;
-    for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
-        if (!strcmp(clcnn_model_name(i, &c, &h, &w), model)) break;
     size_t n = (size_t)cfg->batch;
-    snprintf(row->dims, sizeof row->dims, "n%zu %dx%dx%d -> 1000, %d layers", n, c, h, w,
-             clcnn_net_num_layers(nb->net));
+    snprintf(row->dims, sizeof row->dims, "n%zu %dx%dx%d -> %d, %d layers", n, m.c, m.h, m.w,
+             m.classes, clcnn_net_num_layers(nb->net));
     /* work: the forward conv/linear flops; training adds backward filter (the same) and
      * backward data (the same, less the first layer's, which the net skips) */
     double fwd = 0, first = -1;
@@ -446,7 +446,7 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
     b.rng = cfg->seed ? cfg->seed : 12345u;
     clcnn_tensor *x = NULL;
     clcnn_status s =
-        make(dev, &b, CLCNN_F32, 4, (size_t[]){n, (size_t)c, (size_t)h, (size_t)w}, 1, &x);
+        make(dev, &b, CLCNN_F32, 4, (size_t[]){n, (size_t)m.c, (size_t)m.h, (size_t)m.w}, 1, &x);
     nb->x = x;
     if (s != CLCNN_OK) return s;
     CC_TRY(clcnn_tensor_create(dev, CLCNN_I32, 1, &n, &nb->labels));
@@ -454,7 +454,7 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
     CC_RETURN_IF(!lab, CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
     for (size_t i = 0; i < n; i++) {
         b.rng = b.rng * 1664525u + 1013904223u;
-        lab[i] = (int32_t)((b.rng >> 8) % 1000u);
+        lab[i] = (int32_t)((b.rng >> 8) % (uint32_t)m.classes);
     }
     s = clcnn_tensor_upload(nb->labels, lab, n * sizeof *lab);
     free(lab);

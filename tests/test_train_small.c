@@ -277,7 +277,7 @@ static void test_resume_reproduces(void **state) {
 static void test_cli_errors_and_summary(void **state) {
     (void)state;
     if (!have_prereqs()) skip();
-    int rc = run("sum.out", "summary --model alexnet");
+    int rc = run("sum.out", "summary --model alexnet_grouped");
     show("sum.out");
     assert_int_equal(rc, 0);
     char *s = slurp("sum.out");

@@ -1,7 +1,9 @@
-/* The model zoo (clcnn_net_create_model): every model's convolutions are exactly the
- * distinct shapes of its perf suite (perf/suites/<name>.txt, conv and linear lines, both
- * ways), parameter counts match the published (torchvision) ones, one training step and
- * one inference of the smaller models run and give finite numbers, and bad names fail.
+/* The model zoo (clcnn_net_create_model): every ImageNet model's convolutions are exactly
+ * the distinct shapes of its perf suite (perf/suites/<name>.txt, conv and linear lines,
+ * both ways), parameter counts match the published (torchvision) ones, one training step
+ * and one inference of the smaller models run and give finite numbers, and bad names fail.
+ * The models of `clcnn train` keep their parameter counts and names; the listing API
+ * describes every model; `clcnn summary` shows the zoo's models.
  *
  * The layer shapes come from clcnn_net_layer_info: a conv layer's input (in_c/h/w) and
  * its description ("k x rxs, stride S, pad P, groups G"); a projection shortcut from the
@@ -209,7 +211,7 @@ static void test_bad_name(void **state) {
                      CLCNN_ERR_INVALID_ARG);
     assert_null(net);
     assert_non_null(strstr(clcnn_last_error(), "mobilenet_v2"));
-    assert_null(clcnn_model_name(4, NULL, NULL, NULL));
+    assert_null(clcnn_model_name(7, NULL, NULL, NULL));
     assert_null(clcnn_model_name(-1, NULL, NULL, NULL));
 }
 
@@ -245,11 +247,148 @@ static void test_mobilenet_v2_step(void **state) {
     clcnn_net_free(net);
 }
 
+/* The listing: every model with its sample shape, default classes and a description, in
+ * the same order through clcnn_model_get_info, clcnn_model_name and clcnn_model_find. */
+static void test_listing(void **state) {
+    (void)state;
+    static const clcnn_model_info want[] = {
+        {"bn", NULL, 1, 28, 28, 10},
+        {"lenet", NULL, 1, 28, 28, 10},
+        {"alexnet", NULL, 3, 227, 227, 1000},
+        {"alexnet_grouped", NULL, 3, 227, 227, 1000},
+        {"vgg16", NULL, 3, 224, 224, 1000},
+        {"resnet50", NULL, 3, 224, 224, 1000},
+        {"mobilenet_v2", NULL, 3, 224, 224, 1000},
+    };
+    int n = (int)(sizeof want / sizeof want[0]);
+    clcnn_model_info m;
+    for (int i = 0; i < n; i++) {
+        assert_true(clcnn_model_get_info(i, &m));
+        assert_string_equal(m.name, want[i].name);
+        assert_true(m.description && m.description[0]);
+        assert_int_equal(m.c, want[i].c);
+        assert_int_equal(m.h, want[i].h);
+        assert_int_equal(m.w, want[i].w);
+        assert_int_equal(m.classes, want[i].classes);
+        int c = 0, h = 0, w = 0;
+        assert_string_equal(clcnn_model_name(i, &c, &h, &w), m.name);
+        assert_true(c == m.c && h == m.h && w == m.w);
+        clcnn_model_info f;
+        assert_int_equal(clcnn_model_find(m.name, &f), i);
+        assert_string_equal(f.name, m.name);
+    }
+    m.name = "untouched";
+    assert_false(clcnn_model_get_info(n, &m));
+    assert_false(clcnn_model_get_info(-1, &m));
+    assert_string_equal(m.name, "untouched");
+    assert_int_equal(clcnn_model_find("resnet18", NULL), -1);
+    assert_int_equal(clcnn_model_find(NULL, NULL), -1);
+}
+
+/* A model built with its default classes: the parameter count, the output width. */
+static void check_count(const char *name, size_t want_params, int want_classes) {
+    clcnn_net *net = NULL;
+    TU_OK(clcnn_net_create_model(tu_device(), name, 0, &net));
+    if (clcnn_net_param_count(net) != want_params)
+        fail_msg("%s: %zu trainable parameters, want %zu", name, clcnn_net_param_count(net),
+                 want_params);
+    clcnn_layer_info last;
+    TU_OK(clcnn_net_layer_info(net, clcnn_net_num_layers(net) - 1, &last));
+    assert_string_equal(last.kind, "linear");
+    assert_int_equal(last.out_c, want_classes);
+    clcnn_net_free(net);
+}
+
+/* The models of `clcnn train` (their layer order is their checkpoint format, so these
+ * counts and the names below must not change) and the paper's two-tower AlexNet. */
+static void test_small_models(void **state) {
+    (void)state;
+    check_count("bn", 421738, 10);
+    check_count("lenet", 61706, 10);
+    check_count("alexnet_grouped", 60965224, 1000);
+    /* bn: conv (no bias), batchnorm, ..., linear: names as in checkpoints of `clcnn train` */
+    clcnn_net *net = NULL;
+    TU_OK(clcnn_net_create_model(tu_device(), "bn", 0, &net));
+    clcnn_param p;
+    TU_OK(clcnn_net_param(net, 0, &p));
+    assert_string_equal(p.name, "layers.0.weight");
+    TU_OK(clcnn_net_param(net, 1, &p));
+    assert_string_equal(p.name, "layers.1.weight");
+    TU_OK(clcnn_net_param(net, clcnn_net_num_params(net) - 1, &p));
+    assert_string_equal(p.name, "layers.11.bias");
+    clcnn_net_free(net);
+}
+
+/* A prefix: the first layers of the model, with the whole model's parameter names. */
+static void test_prefix(void **state) {
+    (void)state;
+    clcnn_net *full = NULL, *part = NULL;
+    TU_OK(clcnn_net_create_model(tu_device(), "lenet", 0, &full));
+    TU_OK(clcnn_net_create_model_prefix(tu_device(), "lenet", 0, 4, &part));
+    assert_int_equal(clcnn_net_num_layers(part), 4);
+    assert_int_equal(clcnn_net_num_params(part), 4); /* two convolutions, weight and bias */
+    for (int i = 0; i < clcnn_net_num_params(part); i++) {
+        clcnn_param a, b;
+        TU_OK(clcnn_net_param(part, i, &a));
+        TU_OK(clcnn_net_param(full, i, &b));
+        assert_string_equal(a.name, b.name);
+    }
+    clcnn_layer_info info;
+    TU_OK(clcnn_net_layer_info(part, 3, &info));
+    assert_string_equal(info.kind, "conv2d");
+    clcnn_net_free(part);
+    part = NULL;
+    /* inside a residual branch of ResNet-50, and past the end */
+    TU_OK(clcnn_net_create_model_prefix(tu_device(), "resnet50", 0, 6, &part));
+    assert_int_equal(clcnn_net_num_layers(part), 6);
+    clcnn_net_free(part);
+    part = NULL;
+    TU_OK(clcnn_net_create_model_prefix(tu_device(), "lenet", 0, 1000, &part));
+    assert_int_equal(clcnn_net_num_layers(part), clcnn_net_num_layers(full));
+    clcnn_net_free(part);
+    clcnn_net_free(full);
+}
+
+/* `clcnn summary --model alexnet` shows the zoo's AlexNet: the same total parameters. */
+static void test_cli_summary_is_the_zoo(void **state) {
+    (void)state;
+    const char *cli = getenv("CLCNN_CLI");
+    if (!cli || !*cli) {
+        print_message("CLCNN_CLI is not set (run under ctest): skipped\n");
+        skip();
+    }
+    clcnn_net *net = NULL;
+    TU_OK(clcnn_net_create_model(tu_device(), "alexnet", 0, &net));
+    size_t want = clcnn_net_param_count(net);
+    clcnn_net_free(net);
+    assert_int_equal(want, 62378344); /* 96-256-384-384-256 filters, not torchvision's 61.1 M */
+    char cmd[4096], line[512], digits[32] = "";
+    snprintf(cmd, sizeof cmd, "'%s' summary --model alexnet 2>&1", cli);
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f)) {
+        const char *t = strstr(line, "total parameters: ");
+        if (!t) continue;
+        int n = 0;
+        for (t += strlen("total parameters: "); *t && n + 1 < (int)sizeof digits; t++)
+            if (*t >= '0' && *t <= '9')
+                digits[n++] = *t;
+            else if (*t != ',')
+                break;
+        digits[n] = '\0';
+    }
+    assert_int_equal(pclose(f), 0);
+    if (!digits[0]) fail_msg("no 'total parameters' line in the output of %s", cmd);
+    assert_int_equal(strtoull(digits, NULL, 10), want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_name), cmocka_unit_test(test_alexnet),
         cmocka_unit_test(test_resnet50), cmocka_unit_test(test_mobilenet_v2),
         cmocka_unit_test(test_vgg16),    cmocka_unit_test(test_mobilenet_v2_step),
+        cmocka_unit_test(test_listing),  cmocka_unit_test(test_small_models),
+        cmocka_unit_test(test_prefix),   cmocka_unit_test(test_cli_summary_is_the_zoo),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -124,15 +124,34 @@ CLCNN_API clcnn_status clcnn_net_loss_backward(clcnn_net *net, const clcnn_tenso
 
 /* ---- model zoo -------------------------------------------------------------------- */
 
-/* Build a named ImageNet model with fresh parameters (call clcnn_net_init before use):
- * "alexnet" (3x227x227, torchvision's one-tower variant), "vgg16" (3x224x224),
- * "resnet50" (v1.5, 3x224x224) and "mobilenet_v2" (width 1.0, 3x224x224), each with
- * `classes` outputs (<= 0 means 1000). An unknown name is CLCNN_ERR_INVALID_ARG listing
- * the names. Building allocates the parameters only (VGG-16: 138 M, 553 MB). */
+/* The zoo's models: "bn" (the default of `clcnn train`) and "lenet" for 1x28x28 images and
+ * 10 classes; "alexnet" (one tower, the perf suite's), "alexnet_grouped" (the paper's two
+ * towers) at 3x227x227; "vgg16", "resnet50" (v1.5) and "mobilenet_v2" (width 1.0) at
+ * 3x224x224; the ImageNet ones default to 1000 classes. */
+typedef struct clcnn_model_info {
+    const char *name;        /* static strings */
+    const char *description; /* one line, for listings */
+    int c, h, w;             /* the sample shape the model takes */
+    int classes;             /* outputs when built with classes <= 0 */
+} clcnn_model_info;
+/* Describe model i (0-based) into *out: 1, or 0 (out untouched) past the last model. */
+CLCNN_API int clcnn_model_get_info(int i, clcnn_model_info *out);
+/* The index of the model called name (its description into *out when out is not NULL),
+ * or -1 when there is none. */
+CLCNN_API int clcnn_model_find(const char *name, clcnn_model_info *out);
+
+/* Build a named model with fresh parameters (call clcnn_net_init before use), with
+ * `classes` outputs (<= 0: the model's default). An unknown name is CLCNN_ERR_INVALID_ARG
+ * listing the names. Building allocates the parameters only (VGG-16: 138 M, 553 MB). */
 CLCNN_API clcnn_status clcnn_net_create_model(clcnn_device *dev, const char *name, int classes,
                                               clcnn_net **out);
+/* The same model's first num_layers layers only (as clcnn_net_num_layers counts them; < 0:
+ * all), with the whole model's parameter names: the net whose output is layer
+ * num_layers-1's feature maps. A prefix ending inside a residual branch has no shortcut. */
+CLCNN_API clcnn_status clcnn_net_create_model_prefix(clcnn_device *dev, const char *name,
+                                                     int classes, int num_layers, clcnn_net **out);
 /* The model names, for listings: name i (0-based), NULL past the last; *input_c/h/w (any
- * may be NULL) receive the model's sample shape. */
+ * may be NULL) receive the model's sample shape. (clcnn_model_get_info says more.) */
 CLCNN_API const char *clcnn_model_name(int i, int *input_c, int *input_h, int *input_w);
 
 /* ---- optimizers -------------------------------------------------------------- */

@@ -50,6 +50,14 @@ CLCNN_API const char *clcnn_last_error(void);
 /* Forget the last error message of this thread. */
 CLCNN_API void clcnn_clear_error(void);
 
+/* Set this thread's detail message (printf format) and return s: for code built on the
+ * library (the clcnn command) whose failures are reported through clcnn_last_error. */
+CLCNN_API clcnn_status clcnn_set_error(clcnn_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
 #ifdef __cplusplus
 }
 #endif

@@ -98,15 +98,15 @@ int cmd_eval(int argc, char **argv) {
     }
 
     clcnn_device *dev = open_device_or_say(device);
-    const model_def *m = NULL;
+    clcnn_model_info m = {0};
     clcnn_net *net = NULL;
     int rc = 1;
     if (!dev || open_checkpoint_model(dev, ckpt, model, &m, &net)) goto out;
     int c, h, w;
     clcnn_dataset_shape(ds, &c, &h, &w);
-    if (c != m->c || h != m->h || w != m->w) {
-        fprintf(stderr, PROG ": model '%s' takes %dx%dx%d inputs; the data has %dx%dx%d\n", m->name,
-                m->c, m->h, m->w, c, h, w);
+    if (c != m.c || h != m.h || w != m.w) {
+        fprintf(stderr, PROG ": model '%s' takes %dx%dx%d inputs; the data has %dx%dx%d\n", m.name,
+                m.c, m.h, m.w, c, h, w);
         goto out;
     }
     eval_result r;
@@ -121,7 +121,7 @@ int cmd_eval(int argc, char **argv) {
     if (json) {
         printf("{\"checkpoint\": \"%s\", \"model\": \"%s\", \"images\": %zu, \"correct\": %zu, "
                "\"accuracy\": %.9g, \"loss\": %.9g, \"seconds\": %.3f, \"per_class\": [",
-               ckpt, m->name, r.n, r.correct, r.n ? (double)r.correct / r.n : 0.0, r.loss, secs);
+               ckpt, m.name, r.n, r.correct, r.n ? (double)r.correct / r.n : 0.0, r.loss, secs);
         for (int i = 0; i < r.classes; i++) {
             size_t tot = 0;
             for (int j = 0; j < r.classes; j++)
@@ -140,7 +140,7 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     printf("%s (model %s) on %zu %s images: accuracy %.2f%% (%zu correct), loss %.4f, %.1f s\n\n",
-           ckpt, m->name, r.n, use_train ? "training" : "test",
+           ckpt, m.name, r.n, use_train ? "training" : "test",
            100.0 * (double)r.correct / (double)(r.n ? r.n : 1), r.correct, r.loss, secs);
     printf("%-12s %9s %7s\n", "class", "accuracy", "images");
     for (int i = 0; i < r.classes; i++) {

@@ -6,11 +6,10 @@
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#include "internal.h"
 
 #define PGM_MAX_FILE (512u << 20)
 
@@ -54,31 +53,34 @@ static clcnn_status read_pgm(const char *path, const unsigned char *b, size_t n,
     unsigned long w, h, maxval;
     if (!pgm_number(b, n, &pos, &w) || !pgm_number(b, n, &pos, &h) ||
         !pgm_number(b, n, &pos, &maxval))
-        return cc_fail(CLCNN_ERR_FORMAT, "%s: malformed PGM header (width, height, maxval)", path);
+        return clcnn_set_error(CLCNN_ERR_FORMAT, "%s: malformed PGM header (width, height, maxval)",
+                               path);
     if (w == 0 || h == 0 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE)
-        return cc_fail(CLCNN_ERR_FORMAT, "%s: PGM size %lux%lu is outside 1..%d", path, w, h,
-                       IMAGE_MAX_SIDE);
+        return clcnn_set_error(CLCNN_ERR_FORMAT, "%s: PGM size %lux%lu is outside 1..%d", path, w,
+                               h, IMAGE_MAX_SIDE);
     if (maxval == 0 || maxval > 65535)
-        return cc_fail(CLCNN_ERR_FORMAT, "%s: PGM maxval %lu is outside 1..65535", path, maxval);
+        return clcnn_set_error(CLCNN_ERR_FORMAT, "%s: PGM maxval %lu is outside 1..65535", path,
+                               maxval);
     size_t count = (size_t)w * h;
     if (count > n - pos) /* every pixel takes a byte at least: no allocating on the header's word */
-        return cc_fail(CLCNN_ERR_FORMAT, "%s: truncated PGM: %lux%lu pixels in %zu bytes", path, w,
-                       h, n - pos);
+        return clcnn_set_error(CLCNN_ERR_FORMAT, "%s: truncated PGM: %lux%lu pixels in %zu bytes",
+                               path, w, h, n - pos);
     float *px = malloc(count * sizeof *px);
-    if (!px) return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
+    if (!px) return clcnn_set_error(CLCNN_ERR_OUT_OF_MEMORY, "%s: out of memory", path);
     if (binary) {
         if (pos >= n || !isspace(b[pos])) {
             free(px);
-            return cc_fail(CLCNN_ERR_FORMAT, "%s: malformed PGM header", path);
+            return clcnn_set_error(CLCNN_ERR_FORMAT, "%s: malformed PGM header", path);
         }
         pos++; /* exactly one whitespace before the raster */
         size_t bpp = maxval > 255 ? 2 : 1;
         if (n - pos < count * bpp) {
             free(px);
-            return cc_fail(CLCNN_ERR_FORMAT,
-                           "%s: truncated PGM: %lux%lu needs %zu bytes of pixels, the file has "
-                           "%zu",
-                           path, w, h, count * bpp, n - pos);
+            return clcnn_set_error(
+                CLCNN_ERR_FORMAT,
+                "%s: truncated PGM: %lux%lu needs %zu bytes of pixels, the file has "
+                "%zu",
+                path, w, h, count * bpp, n - pos);
         }
         for (size_t i = 0; i < count; i++) {
             unsigned v = bpp == 1 ? b[pos + i] : (unsigned)b[pos + 2 * i] << 8 | b[pos + 2 * i + 1];
@@ -89,8 +91,8 @@ static clcnn_status read_pgm(const char *path, const unsigned char *b, size_t n,
             unsigned long v;
             if (!pgm_number(b, n, &pos, &v)) {
                 free(px);
-                return cc_fail(CLCNN_ERR_FORMAT, "%s: truncated or malformed P2 data at pixel %zu",
-                               path, i);
+                return clcnn_set_error(CLCNN_ERR_FORMAT,
+                                       "%s: truncated or malformed P2 data at pixel %zu", path, i);
             }
             px[i] = (float)(v > maxval ? maxval : v) / (float)maxval;
         }
@@ -123,7 +125,8 @@ static clcnn_status read_png(const char *path, FILE *f, gray_image *out) {
     png_err err = {.msg = ""};
     png_structp png =
         png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_on_error, png_on_warning);
-    if (!png) return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "%s: cannot create a PNG reader", path);
+    if (!png)
+        return clcnn_set_error(CLCNN_ERR_OUT_OF_MEMORY, "%s: cannot create a PNG reader", path);
     png_infop info = png_create_info_struct(png);
     float *volatile px = NULL;
     png_bytep *volatile rows = NULL;
@@ -133,8 +136,8 @@ static clcnn_status read_png(const char *path, FILE *f, gray_image *out) {
         free(px);
         free(rows);
         free(raster);
-        return cc_fail(CLCNN_ERR_FORMAT, "%s: bad PNG: %s", path,
-                       err.msg[0] ? err.msg : "cannot read");
+        return clcnn_set_error(CLCNN_ERR_FORMAT, "%s: bad PNG: %s", path,
+                               err.msg[0] ? err.msg : "cannot read");
     }
     png_init_io(png, f);
     png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
@@ -191,11 +194,11 @@ static clcnn_status read_png(const char *path, FILE *f, gray_image *out) {
 clcnn_status image_read_gray(const char *path, gray_image *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
-    if (!f) return cc_fail(CLCNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return clcnn_set_error(CLCNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
-        return cc_fail(CLCNN_ERR_IO, "%s: not a regular file", path);
+        return clcnn_set_error(CLCNN_ERR_IO, "%s: not a regular file", path);
     }
     unsigned char sig[8] = {0};
     size_t got = fread(sig, 1, 8, f);
@@ -206,8 +209,8 @@ clcnn_status image_read_gray(const char *path, gray_image *out) {
     } else if (got >= 2 && sig[0] == 'P' && (sig[1] == '5' || sig[1] == '2')) {
         if ((uint64_t)st.st_size > PGM_MAX_FILE) {
             fclose(f);
-            return cc_fail(CLCNN_ERR_FORMAT, "%s: a PGM file of %lld bytes is too large", path,
-                           (long long)st.st_size);
+            return clcnn_set_error(CLCNN_ERR_FORMAT, "%s: a PGM file of %lld bytes is too large",
+                                   path, (long long)st.st_size);
         }
         size_t n = (size_t)st.st_size;
         unsigned char *buf = malloc(n ? n : 1);
@@ -215,15 +218,16 @@ clcnn_status image_read_gray(const char *path, gray_image *out) {
         if (!buf || fread(buf, 1, n, f) != n) {
             free(buf);
             fclose(f);
-            return cc_fail(CLCNN_ERR_IO, "%s: cannot read", path);
+            return clcnn_set_error(CLCNN_ERR_IO, "%s: cannot read", path);
         }
         s = read_pgm(path, buf, n, out);
         free(buf);
     } else {
-        s = cc_fail(CLCNN_ERR_FORMAT,
-                    "%s: not a PNG or PGM (P5/P2) image (other formats: convert first, e.g. "
-                    "'convert in.jpg -colorspace gray out.png')",
-                    path);
+        s = clcnn_set_error(
+            CLCNN_ERR_FORMAT,
+            "%s: not a PNG or PGM (P5/P2) image (other formats: convert first, e.g. "
+            "'convert in.jpg -colorspace gray out.png')",
+            path);
     }
     fclose(f);
     return s;
@@ -303,7 +307,7 @@ void image_resize(const gray_image *src, int w, int h, float *dst) {
 
 clcnn_status image_write_png(const char *path, int w, int h, int channels, const uint8_t *px) {
     FILE *f = fopen(path, "wb");
-    if (!f) return cc_fail(CLCNN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (!f) return clcnn_set_error(CLCNN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     png_err err = {.msg = ""};
     png_structp png =
         png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_on_error, png_on_warning);
@@ -312,8 +316,8 @@ clcnn_status image_write_png(const char *path, int w, int h, int channels, const
         png_destroy_write_struct(&png, info ? &info : NULL);
         fclose(f);
         remove(path);
-        return cc_fail(CLCNN_ERR_IO, "%s: cannot write PNG: %s", path,
-                       err.msg[0] ? err.msg : "out of memory");
+        return clcnn_set_error(CLCNN_ERR_IO, "%s: cannot write PNG: %s", path,
+                               err.msg[0] ? err.msg : "out of memory");
     }
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
@@ -324,6 +328,7 @@ clcnn_status image_write_png(const char *path, int w, int h, int channels, const
         png_write_row(png, px + (size_t)y * w * channels);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0) return cc_fail(CLCNN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    if (fclose(f) != 0)
+        return clcnn_set_error(CLCNN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
     return CLCNN_OK;
 }

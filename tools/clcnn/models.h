@@ -1,9 +1,6 @@
-/* Named models of the clcnn command, checkpoint metadata helpers, and the evaluation
- * loop shared by train, eval and the tests.
- *
- * A model is a table of layer specs; build_model() turns the first max_layers of them
- * into a clcnn_net (all of them when max_layers < 0), which lets `visualize` build
- * prefixes of a net to read every layer's feature maps. */
+/* Helpers of the clcnn command: model lookup in the library's zoo (clcnn_model_find,
+ * clcnn_net_create_model), checkpoint metadata, the evaluation loop shared by train and
+ * eval, option parsing and error reports. */
 #ifndef CLCNN_TOOL_MODELS_H
 #define CLCNN_TOOL_MODELS_H
 
@@ -12,41 +9,13 @@
 
 #include "clcnn/clcnn.h"
 
-typedef enum spec_kind {
-    SPEC_CONV, /* k filters r x r, stride, pad, groups; bias unless followed by batchnorm */
-    SPEC_BN,   /* batch normalisation */
-    SPEC_RELU,
-    SPEC_MAXPOOL, /* r x r, stride */
-    SPEC_FLATTEN,
-    SPEC_LINEAR,  /* k outputs */
-    SPEC_DROPOUT, /* p */
-} spec_kind;
-
-typedef struct layer_spec {
-    spec_kind kind;
-    int k, r, stride, pad, groups, bias;
-    float p;
-} layer_spec;
-
-typedef struct model_def {
-    const char *name;
-    const char *help;
-    int c, h, w; /* input per sample */
-    int classes; /* outputs of the last layer */
-    int fashion; /* 1: takes 1x28x28 Fashion-MNIST images (trainable by `clcnn train`) */
-    const layer_spec *layers;
-    int num_layers;
-} model_def;
-
-/* The model called name, or NULL. */
-const model_def *find_model(const char *name);
-/* Print "  name  help" lines for every model. */
+/* The zoo model called name into *m; else prints "prog: unknown model 'name' (models:
+ * ...)" to stderr and returns 0. */
+int find_model_or_say(const char *prog, const char *name, clcnn_model_info *m);
+/* Print "<indent>name  CxHxW, N classes: description" lines for every zoo model. */
 void list_models(FILE *f, const char *indent);
-/* A comma-separated list of model names into buf. */
+/* A comma-separated list of the zoo's model names into buf. */
 const char *model_names(char *buf, size_t cap);
-
-/* Build the first max_layers specs (all when < 0) of m on dev (weights uninitialised). */
-clcnn_status build_model(clcnn_device *dev, const model_def *m, int max_layers, clcnn_net **out);
 
 /* ---- checkpoints ---------------------------------------------------------------- */
 
@@ -55,10 +24,11 @@ int ckpt_meta_str(const char *path, const char *key, char *buf, size_t cap);
 double ckpt_meta_num(const char *path, const char *key, double fallback);
 
 /* Open the model a checkpoint was saved from: reads "model" from its metadata unless
- * model_name is given, builds it on dev and loads the weights. Prints what is wrong to
+ * model_name is given, builds it on dev with the checkpoint's "classes" (else the model's
+ * default; model->classes says which) and loads the weights. Prints what is wrong to
  * stderr and returns non-zero on failure. */
 int open_checkpoint_model(clcnn_device *dev, const char *path, const char *model_name,
-                          const model_def **model, clcnn_net **net);
+                          clcnn_model_info *model, clcnn_net **net);
 
 /* ---- evaluation ------------------------------------------------------------------- */
 

@@ -74,32 +74,32 @@ int cmd_predict(int argc, char **argv) {
     int fashion = !ckpt_meta_str(ckpt, "data", data_buf, sizeof data_buf);
 
     clcnn_device *dev = open_device_or_say(device);
-    const model_def *m = NULL;
+    clcnn_model_info m = {0};
     clcnn_net *net = NULL;
     clcnn_tensor *x = NULL;
     int rc = 1, failures = 0;
     if (!dev || open_checkpoint_model(dev, ckpt, model, &m, &net)) goto out;
-    if (m->c != 1) {
+    if (m.c != 1) {
         fprintf(stderr, PROG ": model '%s' takes %d-channel images; only grayscale is supported\n",
-                m->name, m->c);
+                m.name, m.c);
         goto out;
     }
     clcnn_net_set_training(net, 0);
-    clcnn_status s = clcnn_tensor_create4(dev, 1, 1, (size_t)m->h, (size_t)m->w, &x);
+    clcnn_status s = clcnn_tensor_create4(dev, 1, 1, (size_t)m.h, (size_t)m.w, &x);
     if (s) {
         rc = report(PROG, s);
         goto out;
     }
-    size_t npx = (size_t)m->h * m->w;
-    float *in = malloc(npx * sizeof *in), *logits = malloc((size_t)m->classes * sizeof *logits);
-    double *p = malloc((size_t)m->classes * sizeof *p);
-    int *order = malloc((size_t)m->classes * sizeof *order);
+    size_t npx = (size_t)m.h * m.w;
+    float *in = malloc(npx * sizeof *in), *logits = malloc((size_t)m.classes * sizeof *logits);
+    double *p = malloc((size_t)m.classes * sizeof *p);
+    int *order = malloc((size_t)m.classes * sizeof *order);
     if (!in || !logits || !p || !order) {
         fprintf(stderr, PROG ": out of memory\n");
         free(in), free(logits), free(p), free(order);
         goto out;
     }
-    if (top > m->classes) top = m->classes;
+    if (top > m.classes) top = m.classes;
     for (int a = optind; a < argc; a++) {
         gray_image img;
         if ((s = image_read_gray(argv[a], &img))) {
@@ -107,7 +107,7 @@ int cmd_predict(int argc, char **argv) {
             failures++;
             continue;
         }
-        image_resize(&img, m->w, m->h, in);
+        image_resize(&img, m.w, m.h, in);
         double avg = 0;
         for (size_t i = 0; i < npx; i++) {
             float v = invert ? 1.0f - in[i] : in[i];
@@ -118,24 +118,24 @@ int cmd_predict(int argc, char **argv) {
         const clcnn_tensor *y = NULL;
         if ((s = clcnn_tensor_upload(x, in, npx * sizeof *in)) ||
             (s = clcnn_net_forward(net, x, &y)) ||
-            (s = clcnn_tensor_download(y, logits, (size_t)m->classes * sizeof *logits))) {
+            (s = clcnn_tensor_download(y, logits, (size_t)m.classes * sizeof *logits))) {
             image_free(&img);
             rc = report(PROG, s);
             free(in), free(logits), free(p), free(order);
             goto out;
         }
-        softmax(logits, m->classes, p);
-        for (int i = 0; i < m->classes; i++)
+        softmax(logits, m.classes, p);
+        for (int i = 0; i < m.classes; i++)
             order[i] = i;
         for (int i = 0; i < top; i++) /* partial selection sort: k is small */
-            for (int j = i + 1; j < m->classes; j++)
+            for (int j = i + 1; j < m.classes; j++)
                 if (p[order[j]] > p[order[i]]) {
                     int t = order[i];
                     order[i] = order[j];
                     order[j] = t;
                 }
         printf("%s", argv[a]);
-        if (img.w != m->w || img.h != m->h) printf(" (%dx%d, resized)", img.w, img.h);
+        if (img.w != m.w || img.h != m.h) printf(" (%dx%d, resized)", img.w, img.h);
         printf(":\n");
         for (int i = 0; i < top; i++) {
             const char *name = fashion ? clcnn_fashion_mnist_class_name(order[i]) : NULL;

@@ -1,7 +1,6 @@
 /* clcnn summary: a model's layers with their output shapes and parameter counts. */
 #include <getopt.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "commands.h"
 #include "models.h"
@@ -9,12 +8,9 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: clcnn summary [--model NAME] [--device SEL]\n\n"
                "Print each layer of a model with its output shape (per sample, C x H x W)\n"
-               "and parameter count, and the totals. Models:\n");
+               "and parameter count, and the totals (with the model's default classes).\n"
+               "Models (default bn):\n");
     list_models(f, "  ");
-    fprintf(f, "and the library's model zoo (ImageNet, 1000 classes):\n ");
-    for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
-        fprintf(f, " %s", clcnn_model_name(i, NULL, NULL, NULL));
-    fprintf(f, "\n");
 }
 
 /* "1,234,567" */
@@ -58,35 +54,21 @@ int cmd_summary(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    const model_def *m = find_model(model_name);
-    int zoo = 0, c = 0, h = 0, w = 0;
-    /* clcnn_model_name fills c, h, w for every index: stop at the match */
-    for (int i = 0; !m && !zoo && clcnn_model_name(i, NULL, NULL, NULL); i++)
-        if (!strcmp(model_name, clcnn_model_name(i, &c, &h, &w))) zoo = 1;
-    if (m) c = m->c, h = m->h, w = m->w;
-    if (!m && !zoo) {
-        char names[256];
-        fprintf(stderr, "clcnn summary: unknown model '%s' (models: %s", model_name,
-                model_names(names, sizeof names));
-        for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL); i++)
-            fprintf(stderr, ", %s", clcnn_model_name(i, NULL, NULL, NULL));
-        fprintf(stderr, ")\n");
-        return 2;
-    }
+    clcnn_model_info m;
+    if (!find_model_or_say("clcnn summary", model_name, &m)) return 2;
     clcnn_device *dev = open_device_or_say(device);
     if (!dev) return 1;
     clcnn_net *net = NULL;
-    clcnn_status s =
-        m ? build_model(dev, m, -1, &net) : clcnn_net_create_model(dev, model_name, 0, &net);
+    clcnn_status s = clcnn_net_create_model(dev, m.name, 0, &net);
     if (s != CLCNN_OK) {
         clcnn_device_close(dev);
         return report("clcnn summary", s);
     }
     char b1[32], b2[32];
-    printf("model %s: input %d x %d x %d\n\n", model_name, c, h, w);
+    printf("model %s: input %d x %d x %d, %d classes\n\n", m.name, m.c, m.h, m.w, m.classes);
     printf("%-4s %-10s %-42s %-12s %12s\n", "#", "layer", "configuration", "output", "params");
     char in_shape[48];
-    snprintf(in_shape, sizeof in_shape, "%dx%dx%d", h, w, c);
+    snprintf(in_shape, sizeof in_shape, "%dx%dx%d", m.h, m.w, m.c);
     printf("%-4s %-10s %-42s %-12s %12s\n", "-", "input", "", in_shape, "0");
     size_t total = 0;
     double flops = 0;

@@ -21,8 +21,6 @@
 #include "commands.h"
 #include "models.h"
 
-#include "internal.h"
-
 #define PROG "clcnn train"
 #define DEFAULT_EPOCHS 8
 #define DEFAULT_BATCH 64
@@ -87,7 +85,7 @@ static void usage(FILE *f) {
             "(default %d)\n"
             "  --print-every N      progress line every N batches when not on a terminal "
             "(default 100)\n\n"
-            "Models:\n",
+            "Models (those taking 1x28x28 images train on MNIST-format data):\n",
             DEFAULT_EPOCHS, DEFAULT_BATCH, CLCNN_FASHION_MNIST_DIR, DEFAULT_CHECKPOINT,
             DEFAULT_FLIP ? "on" : "off", DEFAULT_SHIFT);
     list_models(f, "  ");
@@ -166,9 +164,12 @@ static clcnn_status save(const settings *st, const progress *pg, const clcnn_dat
         meta_add(&m, "test_acc", "%.9g", pg->test_acc);
     }
     clcnn_status s = clcnn_checkpoint_save(net, opt, st->checkpoint, meta_list(&m));
-    if (s == CLCNN_ERR_NUMERIC) /* weights went NaN/Inf in the last steps: stop, keep the file */
-        cc_fail_append(s, "; training diverged by step %lld (epoch %lld), try a lower --lr",
-                       pg->step, pg->next_epoch + (pg->next_batch > 0));
+    if (s == CLCNN_ERR_NUMERIC) { /* weights went NaN/Inf in the last steps: stop, keep the file */
+        char why[512];
+        snprintf(why, sizeof why, "%s", clcnn_last_error());
+        clcnn_set_error(s, "%s; training diverged by step %lld (epoch %lld), try a lower --lr", why,
+                        pg->step, pg->next_epoch + (pg->next_batch > 0));
+    }
     return s;
 }
 
@@ -490,18 +491,14 @@ int cmd_train(int argc, char **argv) {
     }
     if (st.lr < 0) st.lr = st.optim == CLCNN_OPTIM_SGD ? 0.05 : 1e-3;
 
-    const model_def *m = find_model(st.model);
-    char names[256];
-    if (!m) {
-        fprintf(stderr, PROG ": unknown model '%s' (models: %s)\n", st.model,
-                model_names(names, sizeof names));
-        return 2;
-    }
-    if (!m->fashion) {
+    clcnn_model_info m;
+    if (!find_model_or_say(PROG, st.model, &m)) return 2;
+    if (m.c != 1 || m.h != 28 || m.w != 28) {
+        /* the data layer reads MNIST-format directories: 1x28x28 images */
         fprintf(stderr,
-                PROG ": model '%s' takes %dx%dx%d inputs, not 1x28x28 images; it is for "
-                     "'clcnn summary' only\n",
-                m->name, m->c, m->h, m->w);
+                PROG ": model '%s' takes %dx%dx%d inputs, not 1x28x28 images; try "
+                     "'clcnn summary --model %s'\n",
+                m.name, m.c, m.h, m.w, m.name);
         return 2;
     }
 
@@ -517,10 +514,9 @@ int cmd_train(int argc, char **argv) {
     clcnn_dataset_limit(test, (size_t)st.limit_test);
     int c, h, w;
     clcnn_dataset_shape(train, &c, &h, &w);
-    if (c != m->c || h != m->h || w != m->w || clcnn_dataset_num_classes(train) != m->classes) {
-        fprintf(stderr,
-                PROG ": model '%s' takes %dx%dx%d inputs and %d classes; the data has %dx%dx%d\n",
-                m->name, m->c, m->h, m->w, m->classes, c, h, w);
+    if (c != m.c || h != m.h || w != m.w) {
+        fprintf(stderr, PROG ": model '%s' takes %dx%dx%d inputs; the data has %dx%dx%d\n", m.name,
+                m.c, m.h, m.w, c, h, w);
         clcnn_dataset_free(train);
         clcnn_dataset_free(test);
         return 1;
@@ -546,7 +542,7 @@ int cmd_train(int argc, char **argv) {
     bc.drop_last = 0;
     bc.flip = (int)st.flip;
     bc.shift = (int)st.shift;
-    if ((s = build_model(dev, m, -1, &net)) ||
+    if ((s = clcnn_net_create_model(dev, m.name, clcnn_dataset_num_classes(train), &net)) ||
         (s = clcnn_net_init(net, CLCNN_INIT_HE, (uint64_t)st.seed)) ||
         (s = clcnn_optimizer_create(net, &oc, &opt)) ||
         (s = clcnn_batcher_create(train, &bc, &batches))) {
@@ -596,7 +592,7 @@ int cmd_train(int argc, char **argv) {
 
     const clcnn_device_info *di = clcnn_device_get_info(dev);
     printf("%s model '%s' (%zu parameters) on %s (%s)\n", st.resume ? "resuming" : "training",
-           m->name, clcnn_net_param_count(net), di->name, di->platform_name);
+           m.name, clcnn_net_param_count(net), di->name, di->platform_name);
     printf("data: %zu train / %zu test images from %s; batch %lld, %zu batches per epoch\n",
            clcnn_dataset_size(train), clcnn_dataset_size(test),
            st.data ? st.data : CLCNN_FASHION_MNIST_DIR, st.batch, nb);
@@ -653,10 +649,11 @@ int cmd_train(int argc, char **argv) {
                 (s = clcnn_net_loss_backward(net, x, labels, &loss, &correct)))
                 goto fail;
             if (!isfinite(loss)) {
-                s = cc_fail(CLCNN_ERR_NUMERIC,
-                            "the loss became %g at epoch %lld, batch %zu (step %lld); try a "
-                            "lower --lr (now %g)",
-                            (double)loss, epoch + 1, b.index, pg.step, st.lr);
+                s = clcnn_set_error(
+                    CLCNN_ERR_NUMERIC,
+                    "the loss became %g at epoch %lld, batch %zu (step %lld); try a "
+                    "lower --lr (now %g)",
+                    (double)loss, epoch + 1, b.index, pg.step, st.lr);
                 goto fail;
             }
             float lr = clcnn_schedule_lr(&sched, pg.step);

@@ -2,7 +2,8 @@
  * red positive) and of every layer's feature maps for one test image.
  *
  * The nn API returns only a net's final output, so the feature maps of layer i come from
- * a net built from the model's first i+1 layers with the trained parameters copied in. */
+ * a net built from the model's first i+1 layers (clcnn_net_create_model_prefix) with the
+ * trained parameters copied in. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -14,8 +15,6 @@
 #include "commands.h"
 #include "image.h"
 #include "models.h"
-
-#include "internal.h"
 
 #define PROG "clcnn visualize"
 
@@ -137,20 +136,21 @@ static int save_strip(const char *dir, const char *name, const float *v, int n) 
 /* Copy every parameter of `small` from the same-named parameter of `full`. */
 static clcnn_status copy_params(clcnn_net *small, const clcnn_net *full) {
     int ns = clcnn_net_num_params(small), nf = clcnn_net_num_params(full);
-    for (int i = 0; i < ns; i++) {
+    clcnn_status s = CLCNN_OK;
+    for (int i = 0; i < ns && s == CLCNN_OK; i++) {
         clcnn_param ps, pf;
-        CC_TRY(clcnn_net_param(small, i, &ps));
+        if ((s = clcnn_net_param(small, i, &ps))) break;
         int found = 0;
-        for (int j = 0; j < nf && !found; j++) {
-            CC_TRY(clcnn_net_param(full, j, &pf));
-            if (!strcmp(ps.name, pf.name)) {
-                CC_TRY(clcnn_tensor_copy(ps.value, pf.value));
+        for (int j = 0; j < nf && !found && s == CLCNN_OK; j++)
+            if (!(s = clcnn_net_param(full, j, &pf)) && !strcmp(ps.name, pf.name)) {
+                s = clcnn_tensor_copy(ps.value, pf.value);
                 found = 1;
             }
-        }
-        CC_RETURN_IF(!found, CLCNN_ERR_NOT_FOUND, "visualize: no parameter %s in the net", ps.name);
+        if (s == CLCNN_OK && !found)
+            s = clcnn_set_error(CLCNN_ERR_NOT_FOUND, "visualize: no parameter %s in the net",
+                                ps.name);
     }
-    return CLCNN_OK;
+    return s;
 }
 
 int cmd_visualize(int argc, char **argv) {
@@ -221,7 +221,7 @@ int cmd_visualize(int argc, char **argv) {
         (float)ckpt_meta_num(ckpt, "norm_std", CLCNN_FASHION_MNIST_STD));
 
     clcnn_device *dev = open_device_or_say(device);
-    const model_def *m = NULL;
+    clcnn_model_info m = {0};
     clcnn_net *net = NULL, *part = NULL;
     clcnn_tensor *x = NULL;
     float *host = NULL, *buf = NULL;
@@ -229,9 +229,9 @@ int cmd_visualize(int argc, char **argv) {
     if (!dev || open_checkpoint_model(dev, ckpt, model, &m, &net)) goto out;
     int c, h, w;
     clcnn_dataset_shape(ds, &c, &h, &w);
-    if (c != m->c || h != m->h || w != m->w) {
-        fprintf(stderr, PROG ": model '%s' takes %dx%dx%d inputs; the data has %dx%dx%d\n", m->name,
-                m->c, m->h, m->w, c, h, w);
+    if (c != m.c || h != m.h || w != m.w) {
+        fprintf(stderr, PROG ": model '%s' takes %dx%dx%d inputs; the data has %dx%dx%d\n", m.name,
+                m.c, m.h, m.w, c, h, w);
         goto out;
     }
     size_t idx = (size_t)index;
@@ -277,7 +277,8 @@ int cmd_visualize(int argc, char **argv) {
     for (int i = 0; i < layers; i++) {
         clcnn_layer_info info;
         const clcnn_tensor *y = NULL;
-        if ((s = clcnn_net_layer_info(net, i, &info)) || (s = build_model(dev, m, i + 1, &part)) ||
+        if ((s = clcnn_net_layer_info(net, i, &info)) ||
+            (s = clcnn_net_create_model_prefix(dev, m.name, m.classes, i + 1, &part)) ||
             (s = copy_params(part, net)))
             break;
         clcnn_net_set_training(part, 0);
@@ -291,7 +292,7 @@ int cmd_visualize(int argc, char **argv) {
                       ? save_grid(out, name, buf, info.out_c, info.out_h, info.out_w, 0)
                       : save_strip(out, name, buf, (int)n);
         if (bad) goto out;
-        if (i == layers - 1 && (int)n == m->classes) {
+        if (i == layers - 1 && (int)n == m.classes) {
             double *p = malloc(n * sizeof *p);
             if (p) {
                 softmax(buf, (int)n, p);
