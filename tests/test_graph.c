@@ -338,22 +338,17 @@ static void free_dag(dag *d) {
     clcnn_graph_free(d->g);
 }
 
+/* A stride-1 convolution of c x hw x hw inputs with k filters of r x r and padding pad. */
+static ref_conv square_conv(int n, int c, int hw, int k, int r, int pad) {
+    ref_conv cv = {.n = n, .c = c, .h = hw, .w = hw, .k = k, .r = r, .s = r};
+    cv.stride_h = cv.stride_w = cv.dilation_h = cv.dilation_w = cv.groups = 1;
+    cv.pad_h = cv.pad_w = pad;
+    return cv;
+}
+
 /* The reference logits (n, 5) and probabilities. */
 static void ref_dag(const dag *d, int n, const double *x, double *logits, double *prob) {
-    ref_conv ca = {.n = n,
-                   .c = 3,
-                   .h = 7,
-                   .w = 7,
-                   .k = 4,
-                   .r = 3,
-                   .s = 3,
-                   .stride_h = 1,
-                   .stride_w = 1,
-                   .pad_h = 1,
-                   .pad_w = 1,
-                   .dilation_h = 1,
-                   .dilation_w = 1,
-                   .groups = 1};
+    ref_conv ca = square_conv(n, 3, 7, 4, 3, 1);
     ref_conv_out(&ca);
     double *a = malloc(ref_conv_y_size(&ca) * sizeof *a),
            *ab = malloc(ref_conv_y_size(&ca) * sizeof *a);
@@ -374,20 +369,7 @@ static void ref_dag(const dag *d, int n, const double *x, double *logits, double
     ro_pool pg = {CLCNN_POOL_MAX, 2, 2, 2, 2, 0, 0};
     double *p = malloc((size_t)n * 6 * 9 * sizeof *p);
     ro_pool_forward(&pg, cat, n, 6, 7, 7, p, NULL);
-    ref_conv cc = {.n = n,
-                   .c = 6,
-                   .h = 3,
-                   .w = 3,
-                   .k = 6,
-                   .r = 3,
-                   .s = 3,
-                   .stride_h = 1,
-                   .stride_w = 1,
-                   .pad_h = 1,
-                   .pad_w = 1,
-                   .dilation_h = 1,
-                   .dilation_w = 1,
-                   .groups = 1};
+    ref_conv cc = square_conv(n, 6, 3, 6, 3, 1);
     ref_conv_out(&cc);
     double *c = malloc((size_t)n * 54 * sizeof *c);
     ref_conv2d_forward(&cc, p, d->w3, d->b3, 0, 0.0, c);

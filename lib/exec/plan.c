@@ -358,7 +358,8 @@ clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
     for (int i = 0; i < p->nsteps; i++) {
         const cc_step *st = &p->steps[i];
         for (int k = 0; k < 4; k++)
-            if (st->param[k]) p->mem.param_bytes += clcnn_tensor_numel(st->param[k]) * 4;
+            if (st->param[k])
+                p->mem.param_bytes += clcnn_tensor_numel(st->param[k]) * sizeof(float);
     }
     *out = p;
     return CLCNN_OK;

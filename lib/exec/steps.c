@@ -121,6 +121,7 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
             st = cc_conv_fwd_create(p->dev, &d, wt, bt, &s->conv);
         }
     }
+    p->mem.param_bytes += (w->numel + (has_bias ? k : 0)) * sizeof(float);
     clcnn_tensor_free(wt);
     clcnn_tensor_free(bt);
     if (st != CLCNN_OK) return cc_fail_append(st, " (plan step for node '%s')", n->name);

@@ -1,4 +1,5 @@
-/* clcnn summary: a model's layers with their output shapes and parameter counts. */
+/* clcnn summary: a model's graph (nodes, output shapes, parameters, multiply-adds) and the
+ * plan a device would run for it (steps, fusions, activation memory). */
 #include <getopt.h>
 #include <stdio.h>
 
@@ -6,9 +7,13 @@
 #include "models.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: clcnn summary [--model NAME] [--device SEL]\n\n"
-               "Print each layer of a model with its output shape (per sample, C x H x W)\n"
-               "and parameter count, and the totals (with the model's default classes).\n"
+    fprintf(f, "usage: clcnn summary [--model NAME] [--batch N] [--steps] [--device SEL]\n\n"
+               "Print the model's graph: each node with its op, configuration, output shape\n"
+               "(per sample, H x W x C), parameters and multiply-adds, and the totals (with\n"
+               "the model's default classes). Then the plan the device would run for a\n"
+               "batch of N (default 1): steps after folding and fusion, the peak activation\n"
+               "memory with buffer reuse next to the sum of all activations; --steps lists\n"
+               "the plan's steps with the algorithm of each convolution.\n"
                "Models (default bn):\n");
     list_models(f, "  ");
 }
@@ -25,21 +30,96 @@ static const char *grouped(size_t v, char *buf) {
     return buf;
 }
 
+/* A value's shape per sample: "HxWxC" for (N, C, H, W), "F" for (N, F). */
+static void sample_shape(const clcnn_node_info *info, char *buf, size_t cap) {
+    const int64_t *d = info->dims;
+    if (info->ndim == 4 && d[2] == 1 && d[3] == 1)
+        snprintf(buf, cap, "%lld", (long long)d[1]);
+    else if (info->ndim == 4)
+        snprintf(buf, cap, "%lldx%lldx%lld", (long long)d[2], (long long)d[3], (long long)d[1]);
+    else if (info->ndim == 2)
+        snprintf(buf, cap, "%lld", (long long)d[1]);
+    else
+        snprintf(buf, cap, "%d-d", info->ndim);
+}
+
+static clcnn_status print_graph(clcnn_graph *g, const clcnn_model_info *m, size_t net_params) {
+    char b1[32], b2[32];
+    printf("model %s: input %d x %d x %d, %d classes\n\n", m->name, m->c, m->h, m->w, m->classes);
+    printf("%-4s %-18s %-14s %-34s %-12s %12s %10s\n", "#", "op", "name", "configuration", "output",
+           "params", "M mul-add");
+    char in_shape[48];
+    snprintf(in_shape, sizeof in_shape, "%dx%dx%d", m->h, m->w, m->c);
+    printf("%-4s %-18s %-14s %-34s %-12s %12s %10s\n", "-", "input", "input", "", in_shape, "0",
+           "");
+    size_t total = 0;
+    double flops = 0;
+    clcnn_status s = CLCNN_OK;
+    for (int i = 0; i < clcnn_graph_num_nodes(g); i++) {
+        clcnn_node_info info;
+        if ((s = clcnn_graph_node_info(g, i, &info)) != CLCNN_OK) return s;
+        char shape[48], mac[32] = "";
+        sample_shape(&info, shape, sizeof shape);
+        if (info.flops > 0) snprintf(mac, sizeof mac, "%.1f", info.flops / 2e6);
+        printf("%-4d %-18s %-14.14s %-34.34s %-12s %12s %10s\n", i, info.op_type, info.name,
+               info.desc, shape, grouped(info.params, b1), mac);
+        total += info.params;
+        flops += info.flops;
+    }
+    printf("\ntotal parameters: %s", grouped(total, b1));
+    if (net_params != total) printf(" (the net reports %s)", grouped(net_params, b2));
+    printf("\nmultiply-adds per sample: %.4g M (convolutions and Gemm)\n", flops / 2e6);
+    printf("output shapes: H x W x C per sample; features after Flatten and Gemm\n");
+    return CLCNN_OK;
+}
+
+static clcnn_status print_plan(clcnn_device *dev, clcnn_graph *g, int batch, int steps) {
+    clcnn_plan *p = NULL;
+    clcnn_status s = clcnn_plan_create(dev, g, batch, NULL, &p);
+    if (s != CLCNN_OK) return s;
+    clcnn_plan_memory mem;
+    clcnn_plan_get_memory(p, &mem);
+    printf("\nplan for batch %d on %s: %d steps (%d batch norms folded into convolutions, "
+           "%d activations and %d residual adds fused)\n",
+           batch, clcnn_device_get_info(dev)->name, mem.steps, mem.fused_batchnorm,
+           mem.fused_activation, mem.fused_add);
+    printf("activation memory: %.2f MB with buffer reuse, %.2f MB for all values summed "
+           "(%.1fx less)\n",
+           mem.activation_bytes / 1e6, mem.activation_sum / 1e6,
+           mem.activation_bytes ? (double)mem.activation_sum / (double)mem.activation_bytes : 0.0);
+    printf("parameters: %.2f MB after folding (convolution algorithms may keep them in "
+           "another layout)\n",
+           mem.param_bytes / 1e6);
+    if (steps)
+        for (int i = 0; i < clcnn_plan_num_steps(p); i++)
+            printf("  step %-4d %s\n", i, clcnn_plan_step_desc(p, i));
+    clcnn_plan_free(p);
+    return CLCNN_OK;
+}
+
 int cmd_summary(int argc, char **argv) {
     const char *model_name = "bn", *device = NULL;
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"device", required_argument, 0, 'd'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    long long batch = 1;
+    int steps = 0;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"device", required_argument, 0, 'd'},
+        {"batch", required_argument, 0, 'b'}, {"steps", no_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int o;
     optind = 1;
-    while ((o = getopt_long(argc, argv, "m:d:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "m:d:b:sh", opts, NULL)) != -1) {
         switch (o) {
         case 'm':
             model_name = optarg;
             break;
         case 'd':
             device = optarg;
+            break;
+        case 'b':
+            if (parse_long("clcnn summary", "--batch", optarg, 1, 4096, &batch)) return 2;
+            break;
+        case 's':
+            steps = 1;
             break;
         case 'h':
             usage(stdout);
@@ -59,42 +139,14 @@ int cmd_summary(int argc, char **argv) {
     clcnn_device *dev = open_device_or_say(device);
     if (!dev) return 1;
     clcnn_net *net = NULL;
+    clcnn_graph *g = NULL;
     clcnn_status s = clcnn_net_create_model(dev, m.name, 0, &net);
-    if (s != CLCNN_OK) {
-        clcnn_device_close(dev);
-        return report("clcnn summary", s);
-    }
-    char b1[32], b2[32];
-    printf("model %s: input %d x %d x %d, %d classes\n\n", m.name, m.c, m.h, m.w, m.classes);
-    printf("%-4s %-10s %-42s %-12s %12s\n", "#", "layer", "configuration", "output", "params");
-    char in_shape[48];
-    snprintf(in_shape, sizeof in_shape, "%dx%dx%d", m.h, m.w, m.c);
-    printf("%-4s %-10s %-42s %-12s %12s\n", "-", "input", "", in_shape, "0");
-    size_t total = 0;
-    double flops = 0;
-    int n = clcnn_net_num_layers(net);
-    for (int i = 0; i < n; i++) {
-        clcnn_layer_info info;
-        if ((s = clcnn_net_layer_info(net, i, &info)) != CLCNN_OK) break;
-        char shape[48];
-        if (info.out_h == 1 && info.out_w == 1)
-            snprintf(shape, sizeof shape, "%d", info.out_c);
-        else
-            snprintf(shape, sizeof shape, "%dx%dx%d", info.out_h, info.out_w, info.out_c);
-        printf("%-4d %-10s %-42.42s %-12s %12s\n", i, info.kind, info.desc, shape,
-               grouped(info.params, b1));
-        total += info.params;
-        flops += info.flops;
-    }
-    if (s == CLCNN_OK) {
-        printf("\ntotal parameters: %s", grouped(total, b1));
-        if (clcnn_net_param_count(net) != total)
-            printf(" (the net reports %s)", grouped(clcnn_net_param_count(net), b2));
-        printf("\nmultiply-adds per sample: %.4g M (convolutions and linear layers)", flops / 2e6);
-        printf("\noutput shapes: H x W x C per sample; features after flatten; a residual\n"
-               "layer adds its shortcut of the block input to the output of layers A-B\n");
-    }
+    if (s == CLCNN_OK) s = clcnn_net_init(net, CLCNN_INIT_HE, 1);
+    if (s == CLCNN_OK) s = clcnn_net_graph(net, &g);
+    if (s == CLCNN_OK) s = print_graph(g, &m, clcnn_net_param_count(net));
     clcnn_net_free(net);
+    if (s == CLCNN_OK) s = print_plan(dev, g, (int)batch, steps);
+    clcnn_graph_free(g);
     clcnn_device_close(dev);
     return s == CLCNN_OK ? 0 : report("clcnn summary", s);
 }
