@@ -240,8 +240,7 @@ clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
  * or *.cl under $CLCNN_KERNEL_DIR), once per "clcnn-warm: DEFINES" line in the file, or
  * with its default defines when it has none. All are tried; the first failure is
  * returned. */
-typedef void (*cc_warm_fn)(void *ctx, const char *file, const char *defines, const char *how,
-                           double ms, clcnn_status s);
+typedef clcnn_warm_fn cc_warm_fn;
 clcnn_status cc_warm(clcnn_device *dev, cc_warm_fn fn, void *ctx);
 
 /* Free every program and kernel of the device (device close). */

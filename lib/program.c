@@ -750,3 +750,7 @@ clcnn_status cc_warm(clcnn_device *dev, cc_warm_fn fn, void *ctx) {
 clcnn_status clcnn_device_warm(clcnn_device *dev) {
     return cc_warm(dev, NULL, NULL);
 }
+
+clcnn_status clcnn_device_warm_each(clcnn_device *dev, clcnn_warm_fn fn, void *ctx) {
+    return cc_warm(dev, fn, ctx);
+}

@@ -23,8 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "internal.h" /* cc_sgemm* for --op gemm */
-
 static const char *const op_names[PERF_OP_COUNT] = {
     "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "pool2d_fwd", "linear_fwd",
     "gemm",       "net_infer",       "net_train",         "pool2d_bwd",
@@ -79,13 +77,13 @@ static float next_uniform(unsigned *state) {
 static clcnn_status make(clcnn_device *dev, bench *b, clcnn_dtype dt, int ndim, const size_t *shape,
                          int fill, clcnn_tensor **out) {
     clcnn_tensor *t = NULL;
-    CC_TRY(clcnn_tensor_create(dev, dt, ndim, shape, &t));
+    PERF_TRY(clcnn_tensor_create(dev, dt, ndim, shape, &t));
     b->t[b->nt++] = t;
     *out = t;
     size_t n = clcnn_tensor_numel(t);
     if (!fill) return clcnn_tensor_fill(t, 0.0f);
     float *h = malloc(n * sizeof *h);
-    CC_RETURN_IF(!h, CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory for %zu floats", n);
+    PERF_RETURN_IF(!h, CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory for %zu floats", n);
     for (size_t i = 0; i < n; i++)
         h[i] = next_uniform(&b->rng);
     clcnn_status s = clcnn_tensor_upload(t, h, n * sizeof *h);
@@ -120,12 +118,11 @@ static clcnn_status invoke(clcnn_device *dev, const call *c) {
     case PERF_OP_LINEAR_FWD: /* a x, b w, c bias, d y */
         return clcnn_linear_forward(dev, c->a, c->b, c->c, c->d);
     case PERF_OP_GEMM:
-        return cc_sgemm_strided_batched(dev, c->ta, c->tb, c->m, c->n, c->k, 1.0f,
-                                        clcnn_tensor_mem(c->a), 0, c->lda, c->stride_a,
-                                        clcnn_tensor_mem(c->b), 0, c->ldb, c->stride_b, 0.0f,
-                                        clcnn_tensor_mem(c->d), 0, c->ldc, c->stride_c, c->batch);
+        return clcnn_gemm_batched(dev, c->ta, c->tb, c->m, c->n, c->k, 1.0f, c->a, c->lda,
+                                  c->stride_a, c->b, c->ldb, c->stride_b, 0.0f, c->d, c->ldc,
+                                  c->stride_c, c->batch);
     default:
-        return cc_fail(CLCNN_ERR_INVALID_ARG, "perf: unknown op");
+        return clcnn_set_error(CLCNN_ERR_INVALID_ARG, "perf: unknown op");
     }
 }
 
@@ -147,7 +144,7 @@ static clcnn_status timed(clcnn_device *dev, const call *c, double *ms, double *
     if (m1) clReleaseEvent(m1);
     if (s != CLCNN_OK) return s;
     if (s2 != CLCNN_OK) return s2;
-    CC_RETURN_IF(e0 != CL_SUCCESS || e1 != CL_SUCCESS, CLCNN_ERR_OPENCL,
+    PERF_RETURN_IF(e0 != CL_SUCCESS || e1 != CL_SUCCESS, CLCNN_ERR_OPENCL,
                  "perf: the device gives no profiling time for queue markers");
     *ms = end > start ? (double)(end - start) / 1e6 : 0.0;
     return CLCNN_OK;
@@ -171,30 +168,30 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
     size_t ws[4] = {(size_t)s->k, (size_t)(s->c / (s->groups ? s->groups : 1)), (size_t)s->r,
                     (size_t)s->s};
     size_t ys[4] = {0};
-    if (s->kind == PERF_CONV) CC_TRY(clcnn_conv2d_output_shape(&c->conv, xs, ws, ys));
+    if (s->kind == PERF_CONV) PERF_TRY(clcnn_conv2d_output_shape(&c->conv, xs, ws, ys));
     const double cpg = (double)ws[1], crs = cpg * s->r * s->s;
     const double nx = (double)xs[0] * xs[1] * xs[2] * xs[3], nw = (double)ws[0] * crs;
     const double ny = (double)ys[0] * ys[1] * ys[2] * ys[3];
     switch (op) {
     case PERF_OP_CONV_FWD:
-        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ws, 1, &c->b));
-        CC_TRY(make(dev, b, CLCNN_F32, 1, (size_t[]){(size_t)s->k}, 1, &c->c));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ys, 0, &c->d));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ws, 1, &c->b));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, (size_t[]){(size_t)s->k}, 1, &c->c));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ys, 0, &c->d));
         row->gflop = 2.0 * ny * crs / 1e9;
         row->gbytes = 4.0 * (nx + nw + ny + s->k) / 1e9;
         break;
     case PERF_OP_CONV_BWD_DATA:
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->a));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ws, 1, &c->b));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 0, &c->d));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ws, 1, &c->b));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, xs, 0, &c->d));
         row->gflop = 2.0 * ny * crs / 1e9;
         row->gbytes = 4.0 * (nx + nw + ny) / 1e9;
         break;
     case PERF_OP_CONV_BWD_FILTER:
-        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->b));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ws, 0, &c->d));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->b));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ws, 0, &c->d));
         row->gflop = 2.0 * ny * crs / 1e9;
         row->gbytes = 4.0 * (nx + nw + ny) / 1e9;
         break;
@@ -206,12 +203,12 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
         p->pad_h = p->pad_w = s->pad;
         p->global = s->pool_global;
         size_t ps[4];
-        CC_TRY(clcnn_pool2d_output_shape(p, xs, ps));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ps, 0, &c->d));
+        PERF_TRY(clcnn_pool2d_output_shape(p, xs, ps));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ps, 0, &c->d));
         double np = (double)ps[0] * ps[1] * ps[2] * ps[3];
         if (p->mode == CLCNN_POOL_MAX) /* the training path: with arg-max indices */
-            CC_TRY(make(dev, b, CLCNN_I32, 4, ps, 0, &c->c));
+            PERF_TRY(make(dev, b, CLCNN_I32, 4, ps, 0, &c->c));
         double window = s->pool_global ? (double)s->h * s->w : (double)s->r * s->s;
         row->gflop = np * window / 1e9;
         row->gbytes = 4.0 * (nx + np * (p->mode == CLCNN_POOL_MAX ? 2 : 1)) / 1e9;
@@ -225,16 +222,16 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
         p->pad_h = p->pad_w = s->pad;
         p->global = s->pool_global;
         size_t ps[4];
-        CC_TRY(clcnn_pool2d_output_shape(p, xs, ps));
+        PERF_TRY(clcnn_pool2d_output_shape(p, xs, ps));
         clcnn_tensor *x = NULL, *y = NULL;
-        CC_TRY(make(dev, b, CLCNN_F32, 4, ps, 1, &c->a));
-        CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 0, &c->d));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ps, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, xs, 0, &c->d));
         double np = (double)ps[0] * ps[1] * ps[2] * ps[3];
         if (p->mode == CLCNN_POOL_MAX) { /* real arg-max indices from random inputs */
-            CC_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &x));
-            CC_TRY(make(dev, b, CLCNN_F32, 4, ps, 0, &y));
-            CC_TRY(make(dev, b, CLCNN_I32, 4, ps, 0, &c->c));
-            CC_TRY(clcnn_pool2d_forward(dev, p, x, y, c->c));
+            PERF_TRY(make(dev, b, CLCNN_F32, 4, xs, 1, &x));
+            PERF_TRY(make(dev, b, CLCNN_F32, 4, ps, 0, &y));
+            PERF_TRY(make(dev, b, CLCNN_I32, 4, ps, 0, &c->c));
+            PERF_TRY(clcnn_pool2d_forward(dev, p, x, y, c->c));
         }
         double window = s->pool_global ? (double)s->h * s->w : (double)s->r * s->s;
         row->gflop = np * window / 1e9;
@@ -242,10 +239,10 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
         break;
     }
     case PERF_OP_LINEAR_FWD:
-        CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->n, (size_t)s->c}, 1, &c->a));
-        CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->k, (size_t)s->c}, 1, &c->b));
-        CC_TRY(make(dev, b, CLCNN_F32, 1, (size_t[]){(size_t)s->k}, 1, &c->c));
-        CC_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->n, (size_t)s->k}, 0, &c->d));
+        PERF_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->n, (size_t)s->c}, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->k, (size_t)s->c}, 1, &c->b));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, (size_t[]){(size_t)s->k}, 1, &c->c));
+        PERF_TRY(make(dev, b, CLCNN_F32, 2, (size_t[]){(size_t)s->n, (size_t)s->k}, 0, &c->d));
         row->gflop = 2.0 * s->n * (double)s->c * s->k / 1e9;
         row->gbytes =
             4.0 * ((double)s->n * s->c + (double)s->k * s->c + s->k + (double)s->n * s->k) / 1e9;
@@ -265,15 +262,15 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
         c->ldb = c->tb ? c->k : c->n;
         c->ldc = c->n;
         size_t na = c->m * c->k, nb = c->k * c->n * c->batch, nc = c->m * c->n * c->batch;
-        CC_TRY(make(dev, b, CLCNN_F32, 1, &na, 1, &c->a));
-        CC_TRY(make(dev, b, CLCNN_F32, 1, &nb, 1, &c->b));
-        CC_TRY(make(dev, b, CLCNN_F32, 1, &nc, 0, &c->d));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &na, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &nb, 1, &c->b));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &nc, 0, &c->d));
         row->gflop = 2.0 * c->m * (double)c->n * c->k * c->batch / 1e9;
         row->gbytes = 4.0 * ((double)na + nb + nc) / 1e9;
         break;
     }
     default:
-        return cc_fail(CLCNN_ERR_INVALID_ARG, "perf: unknown op");
+        return clcnn_set_error(CLCNN_ERR_INVALID_ARG, "perf: unknown op");
     }
     return CLCNN_OK;
 }
@@ -322,7 +319,7 @@ static void describe(const clcnn_device *dev, perf_op op, const perf_shape *s, c
     else if (op == PERF_OP_POOL_FWD || op == PERF_OP_POOL_BWD)
         snprintf(row->algo, sizeof row->algo, "%s",
                  s->pool_global ? "global_avg" : pool_modes[s->pool_mode]);
-    else if (op == PERF_OP_LINEAR_FWD && cc_linear_use_small(dev, (size_t)s->n))
+    else if (op == PERF_OP_LINEAR_FWD && clcnn_linear_small_batch(dev, (size_t)s->n))
         snprintf(row->algo, sizeof row->algo, "small_batch"); /* cl/linear_small.cl */
     else
         snprintf(row->algo, sizeof row->algo, "clblast");
@@ -352,8 +349,9 @@ int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf
     double *ms = calloc((size_t)cfg->runs, sizeof *ms);
     double *kms = calloc((size_t)cfg->runs, sizeof *kms);
     clcnn_clear_error();
-    clcnn_status st = ms && kms ? prepare(dev, &b, op, s, algo, &c, row)
-                                : cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
+    clcnn_status st = ms && kms
+                          ? prepare(dev, &b, op, s, algo, &c, row)
+                          : clcnn_set_error(CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
     if (st == CLCNN_OK) {
         double w0, w1;
         st = timed(dev, &c, &w0, &w1); /* warm-up: builds, pool */
@@ -407,14 +405,14 @@ typedef struct net_bench {
 static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float *loss) {
     if (nb->plan) {
         const clcnn_tensor *x = nb->x;
-        CC_TRY(clcnn_plan_run(nb->plan, &x, 1));
+        PERF_TRY(clcnn_plan_run(nb->plan, &x, 1));
     } else if (op == PERF_OP_NET_INFER) {
         const clcnn_tensor *y = NULL;
-        CC_TRY(clcnn_net_forward(nb->net, nb->x, &y));
+        PERF_TRY(clcnn_net_forward(nb->net, nb->x, &y));
     } else {
         /* a small step: the weights stay sane over the runs on random labels */
-        CC_TRY(clcnn_net_loss_backward(nb->net, nb->x, nb->labels, loss, NULL));
-        CC_TRY(clcnn_optimizer_step(nb->opt, 1e-4f));
+        PERF_TRY(clcnn_net_loss_backward(nb->net, nb->x, nb->labels, loss, NULL));
+        PERF_TRY(clcnn_optimizer_step(nb->opt, 1e-4f));
     }
     return clcnn_device_finish(dev);
 }
@@ -422,10 +420,10 @@ static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float
 static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_op op,
                                 const char *model, net_bench *nb, perf_row *row) {
     clcnn_model_info m;
-    CC_RETURN_IF(clcnn_model_find(model, &m) < 0, CLCNN_ERR_INVALID_ARG, "unknown model '%s'",
+    PERF_RETURN_IF(clcnn_model_find(model, &m) < 0, CLCNN_ERR_INVALID_ARG, "unknown model '%s'",
                  model);
-    CC_TRY(clcnn_net_create_model(dev, model, m.classes, &nb->net));
-    CC_TRY(clcnn_net_init(nb->net, CLCNN_INIT_HE, cfg->seed));
+    PERF_TRY(clcnn_net_create_model(dev, model, m.classes, &nb->net));
+    PERF_TRY(clcnn_net_init(nb->net, CLCNN_INIT_HE, cfg->seed));
     size_t n = (size_t)cfg->batch;
     snprintf(row->dims, sizeof row->dims, "n%zu %dx%dx%d -> %d, %d layers", n, m.c, m.h, m.w,
              m.classes, clcnn_net_num_layers(nb->net));
@@ -434,7 +432,7 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
     double fwd = 0, first = -1;
     for (int i = 0; i < clcnn_net_num_layers(nb->net); i++) {
         clcnn_layer_info info;
-        CC_TRY(clcnn_net_layer_info(nb->net, i, &info));
+        PERF_TRY(clcnn_net_layer_info(nb->net, i, &info));
         fwd += info.flops;
         if (first < 0 && info.flops > 0) first = info.flops;
     }
@@ -449,9 +447,9 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
         make(dev, &b, CLCNN_F32, 4, (size_t[]){n, (size_t)m.c, (size_t)m.h, (size_t)m.w}, 1, &x);
     nb->x = x;
     if (s != CLCNN_OK) return s;
-    CC_TRY(clcnn_tensor_create(dev, CLCNN_I32, 1, &n, &nb->labels));
+    PERF_TRY(clcnn_tensor_create(dev, CLCNN_I32, 1, &n, &nb->labels));
     int32_t *lab = malloc(n * sizeof *lab);
-    CC_RETURN_IF(!lab, CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
+    PERF_RETURN_IF(!lab, CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
     for (size_t i = 0; i < n; i++) {
         b.rng = b.rng * 1664525u + 1013904223u;
         lab[i] = (int32_t)((b.rng >> 8) % (uint32_t)m.classes);
@@ -462,11 +460,11 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
     clcnn_net_set_training(nb->net, op == PERF_OP_NET_TRAIN);
     if (op == PERF_OP_NET_TRAIN) {
         clcnn_optim_config oc = clcnn_optim_default(cfg->optim);
-        CC_TRY(clcnn_optimizer_create(nb->net, &oc, &nb->opt));
+        PERF_TRY(clcnn_optimizer_create(nb->net, &oc, &nb->opt));
     }
     if (cfg->plan && op == PERF_OP_NET_INFER) {
         clcnn_graph *g = NULL;
-        CC_TRY(clcnn_net_graph(nb->net, &g));
+        PERF_TRY(clcnn_net_graph(nb->net, &g));
         s = clcnn_plan_create(dev, g, cfg->batch, NULL, &nb->plan);
         clcnn_graph_free(g);
         if (s != CLCNN_OK) return s;
@@ -496,7 +494,7 @@ int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const 
     double *ms = calloc((size_t)cfg->runs, sizeof *ms);
     clcnn_clear_error();
     clcnn_status st = ms ? net_prepare(dev, cfg, op, model, &nb, row)
-                         : cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
+                         : clcnn_set_error(CLCNN_ERR_OUT_OF_MEMORY, "perf: out of host memory");
     if (st == CLCNN_OK) st = net_call(dev, op, &nb, &nb.loss_first); /* warm-up */
     for (int r = 0; st == CLCNN_OK && r < cfg->runs; r++) {
         double t0 = now_ms();

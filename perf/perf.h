@@ -81,6 +81,17 @@ typedef struct perf_row {
     double images_per_s;           /* net ops: batch / median seconds (NAN otherwise) */
 } perf_row;
 
+/* Status plumbing for the benchmarks (clients of the public API). */
+#define PERF_TRY(expr)                                                                             \
+    do {                                                                                           \
+        clcnn_status perf_s_ = (expr);                                                             \
+        if (perf_s_ != CLCNN_OK) return perf_s_;                                                   \
+    } while (0)
+#define PERF_RETURN_IF(cond, status, ...)                                                          \
+    do {                                                                                           \
+        if (cond) return clcnn_set_error((status), __VA_ARGS__);                                   \
+    } while (0)
+
 typedef struct perf_config {
     int runs;               /* timed runs after one warm-up (>= 1; default 5) */
     int verbose;            /* progress on stderr */

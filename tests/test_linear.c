@@ -554,8 +554,70 @@ static void test_reference_finite_differences(void **state) {
     }
 }
 
+/* clcnn_gemm_batched (the public CLBlast product): every transpose combination, padded
+ * leading dimensions, strides between matrices and operands at non-zero tensor offsets,
+ * against a double loop; operands reaching past their tensors are refused. */
+static void test_gemm_batched(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(77);
+    const size_t m = 5, n = 7, k = 9, batch = 3, off = 11;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            size_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+            size_t sa = (ta ? k : m) * lda + 4, sb = (tb ? n : k) * ldb, sc = m * ldc + 1;
+            size_t na = off + batch * sa, nb = off + batch * sb, nc = off + batch * sc;
+            float *a = malloc(na * sizeof *a), *b = malloc(nb * sizeof *b);
+            float *c = malloc(nc * sizeof *c);
+            tu_fill_uniform(&r, a, na, -1, 1);
+            tu_fill_uniform(&r, b, nb, -1, 1);
+            tu_fill_uniform(&r, c, nc, -1, 1);
+            double *want = malloc(nc * sizeof *want);
+            for (size_t i = 0; i < nc; i++)
+                want[i] = c[i];
+            for (size_t q = 0; q < batch; q++)
+                for (size_t i = 0; i < m; i++)
+                    for (size_t j = 0; j < n; j++) {
+                        double acc = 0;
+                        for (size_t l = 0; l < k; l++) {
+                            double av = a[off + q * sa + (ta ? l * lda + i : i * lda + l)];
+                            double bv = b[off + q * sb + (tb ? j * ldb + l : l * ldb + j)];
+                            acc += av * bv;
+                        }
+                        size_t ci = off + q * sc + i * ldc + j;
+                        want[ci] = 0.5 * acc + 2.0 * c[ci];
+                    }
+            clcnn_tensor *ta_t = tu_tensor_from(1, &na, a), *tb_t = tu_tensor_from(1, &nb, b);
+            clcnn_tensor *tc_t = tu_tensor_from(1, &nc, c);
+            clcnn_tensor *av = NULL, *bv = NULL, *cv = NULL;
+            size_t va = na - off, vb = nb - off, vc = nc - off;
+            av = ro_view_at(ta_t, 1, &va, off);
+            bv = ro_view_at(tb_t, 1, &vb, off);
+            cv = ro_view_at(tc_t, 1, &vc, off);
+            TU_OK(clcnn_gemm_batched(tu_device(), ta, tb, m, n, k, 0.5f, av, lda, sa, bv, ldb, sb,
+                                     2.0f, cv, ldc, sc, batch));
+            float *got = tu_download(tc_t);
+            assert_true(tu_close("gemm_batched", got, want, nc, 1e-5, 1e-5));
+            /* one matrix too many for b's tensor: refused, nothing written */
+            assert_int_equal(clcnn_gemm_batched(tu_device(), ta, tb, m, n, k, 1.0f, av, lda, sa, bv,
+                                                ldb, sb + 1, 0.0f, cv, ldc, sc, batch),
+                             CLCNN_ERR_SHAPE);
+            assert_non_null(strstr(clcnn_last_error(), "b needs"));
+            assert_int_equal(clcnn_gemm_batched(tu_device(), ta, tb, m, n, k, 1.0f, av, 1, sa, bv,
+                                                ldb, sb, 0.0f, cv, ldc, sc, batch),
+                             CLCNN_ERR_SHAPE);
+            float *again = tu_download(tc_t);
+            assert_memory_equal(again, got, nc * sizeof *got);
+            free(again), free(got), free(a), free(b), free(c), free(want);
+            clcnn_tensor_free(av), clcnn_tensor_free(bv), clcnn_tensor_free(cv);
+            clcnn_tensor_free(ta_t), clcnn_tensor_free(tb_t), clcnn_tensor_free(tc_t);
+        }
+    assert_int_equal(clcnn_linear_small_batch(tu_device(), 1), 1);
+    assert_int_equal(clcnn_linear_small_batch(NULL, 1), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gemm_batched),
         cmocka_unit_test(test_hand_computed),
         cmocka_unit_test(test_random_sweep),
         cmocka_unit_test(test_layer_sizes),

@@ -89,6 +89,13 @@ CLCNN_API void clcnn_device_cache_stats(const clcnn_device *dev, clcnn_cache_sta
  * default defines, so that later runs start warm. */
 CLCNN_API clcnn_status clcnn_device_warm(clcnn_device *dev);
 
+/* clcnn_device_warm, calling fn (may be NULL) after each program with its kernel file,
+ * defines, how it came ("built", "loaded", "memory" or "failed"), the milliseconds it took
+ * and its status. */
+typedef void (*clcnn_warm_fn)(void *ctx, const char *file, const char *defines, const char *how,
+                              double ms, clcnn_status s);
+CLCNN_API clcnn_status clcnn_device_warm_each(clcnn_device *dev, clcnn_warm_fn fn, void *ctx);
+
 /* The on-disk cache directory in force ($CLCNN_CACHE_DIR, $XDG_CACHE_HOME/clcnn or
  * ~/.cache/clcnn), written into buf. Returns 0 when the disk cache is disabled ("off"). */
 CLCNN_API int clcnn_cache_dir(char *buf, size_t cap);

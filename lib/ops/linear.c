@@ -55,6 +55,10 @@ int cc_linear_use_small(const clcnn_device *dev, size_t n) {
     return n <= (dev->info.type == CLCNN_DEVICE_CPU ? SMALL_MAX_CPU : SMALL_MAX_OTHER);
 }
 
+int clcnn_linear_small_batch(const clcnn_device *dev, size_t n) {
+    return dev ? cc_linear_use_small(dev, n) : 0;
+}
+
 /* Two tensors that share storage and whose element ranges overlap. */
 static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
     if (!a || !b || a->storage != b->storage) return 0;

@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clcnn/clcnn.h"
 #include "commands.h"
-#include "internal.h"
 
 /* A temporary file older than this is stale even if its writer's pid is alive (the pid
  * may have been reused, or the directory is shared between machines). */
@@ -230,7 +230,7 @@ static int cache_warm(const char *selector, int quiet) {
     if (!quiet) printf("  %-9s %-24s %-28s %11s\n", "how", "kernel file", "defines", "time");
     warm_report r = {.quiet = quiet};
     double t1 = now_s();
-    s = cc_warm(dev, on_program, &r);
+    s = clcnn_device_warm_each(dev, on_program, &r);
     double t2 = now_s();
     clcnn_cache_stats st;
     clcnn_device_cache_stats(dev, &st);
