@@ -5,7 +5,7 @@
 #include <string.h>
 
 size_t cc_dtype_size(clcnn_dtype t) {
-    return t == CLCNN_F16 ? 2 : 4;
+    return t == CLCNN_F16 ? 2 : t == CLCNN_I64 ? 8 : 4;
 }
 
 static clcnn_status check_shape(int ndim, const size_t *shape, const char *what) {
@@ -42,6 +42,9 @@ clcnn_status clcnn_tensor_create(clcnn_device *dev, clcnn_dtype dtype, int ndim,
     *out = NULL;
     CC_RETURN_IF(dtype == CLCNN_F16, CLCNN_ERR_UNSUPPORTED,
                  "clcnn_tensor_create: float16 tensors are not implemented yet");
+    CC_RETURN_IF(dtype == CLCNN_I64, CLCNN_ERR_UNSUPPORTED,
+                 "clcnn_tensor_create: int64 is a graph dtype (shapes, indices); device tensors "
+                 "are float32 or int32");
     CC_RETURN_IF(dtype != CLCNN_F32 && dtype != CLCNN_I32, CLCNN_ERR_INVALID_ARG,
                  "clcnn_tensor_create: unknown dtype %d", (int)dtype);
     CC_TRY(check_shape(ndim, shape, "clcnn_tensor_create"));

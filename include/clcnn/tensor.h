@@ -23,6 +23,7 @@ typedef enum clcnn_dtype {
     CLCNN_F32 = 0,
     CLCNN_I32 = 1,
     CLCNN_F16 = 2, /* reserved: not implemented yet (CLCNN_ERR_UNSUPPORTED) */
+    CLCNN_I64 = 3, /* graph initializers only (shapes, indices); no device tensors */
 } clcnn_dtype;
 
 typedef enum clcnn_layout {

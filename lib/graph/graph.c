@@ -146,8 +146,9 @@ static clcnn_status add_source(clcnn_graph *g, const char *fn, const char *name,
     CC_RETURN_IF(!g, CLCNN_ERR_INVALID_ARG, "%s: graph is NULL", fn);
     CC_TRY(check_new_name(g, fn, name));
     CC_TRY(check_dims(fn, name, ndim, dims, kind == CC_VAL_INPUT));
-    CC_RETURN_IF(dtype != CLCNN_F32 && dtype != CLCNN_I32, CLCNN_ERR_UNSUPPORTED,
-                 "%s: '%s' has an unsupported dtype %d", fn, name, (int)dtype);
+    CC_RETURN_IF(dtype != CLCNN_F32 && dtype != CLCNN_I32 && dtype != CLCNN_I64,
+                 CLCNN_ERR_UNSUPPORTED, "%s: '%s' has an unsupported dtype %d", fn, name,
+                 (int)dtype);
     size_t numel = cc_graph_numel(dims, ndim, 1);
     CC_RETURN_IF(kind == CC_VAL_INIT && numel == 0, CLCNN_ERR_SHAPE,
                  "%s: '%s' has too many elements", fn, name);
