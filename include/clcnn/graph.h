@@ -116,6 +116,26 @@ CLCNN_API clcnn_status clcnn_graph_set_initializer(clcnn_graph *g, const char *n
 /* The supported op types: name i, NULL past the last. */
 CLCNN_API const char *clcnn_graph_op_name(int i);
 
+/* ---- ONNX ------------------------------------------------------------------------------ */
+
+/* A graph from an ONNX model file: its inputs (initializers also listed as inputs, as in
+ * IR 3, stay initializers), initializers, nodes and outputs. Constant nodes and the int64
+ * shape computations exporters emit (Shape, Gather, Unsqueeze, Concat, Slice, Cast,
+ * arithmetic on constants) are folded on the host; a symbolic (or 0) first dimension of
+ * an input becomes CLCNN_GRAPH_BATCH. External data is read from files below the model's
+ * folder only. Errors name the node or tensor: CLCNN_ERR_FORMAT for malformed files
+ * (truncated, sizes that do not add up, nesting deeper than 64), CLCNN_ERR_UNSUPPORTED
+ * for op types, element types, domains and opsets clcnn does not run (opset <= 17). */
+CLCNN_API clcnn_status clcnn_graph_load_onnx(const char *path, clcnn_graph **out);
+/* The same from memory; external data is looked up below base_dir (NULL: refused). */
+CLCNN_API clcnn_status clcnn_graph_load_onnx_memory(const void *data, size_t size,
+                                                    const char *base_dir, clcnn_graph **out);
+/* A file holding one ONNX TensorProto (an ONNX test case's input_K.pb): element type (float
+ * as CLCNN_F32, integers widened to CLCNN_I64), shape and data (malloc'd; free() it). */
+CLCNN_API clcnn_status clcnn_onnx_load_tensor(const char *path, clcnn_dtype *dtype, int *ndim,
+                                              int64_t dims[CLCNN_GRAPH_MAX_DIMS], void **data,
+                                              size_t *numel);
+
 /* ---- plans ------------------------------------------------------------------------ */
 
 typedef struct clcnn_plan clcnn_plan;

@@ -41,6 +41,12 @@ typedef struct cc_step {
     int residual; /* Conv: in[1] is added before the activation */
     /* state prepared once */
     cc_conv_fwd *conv;
+    clcnn_conv2d_desc conv_desc; /* Conv with weights computed per run (in[1], in[2]) */
+    int dynamic;                 /* parameters are read from in[] each run */
+    /* Gemm through CLBlast: Y = gemm_alpha op(A) op(B) + gemm_beta Y, after Y = C (param[1])
+     * or Y = c_scale C (C a value, in[2]) when there is a C */
+    int trans_a, trans_b, c_per_run;
+    float gemm_alpha, gemm_beta, c_scale;
     clcnn_pool2d_desc pool;
     clcnn_tensor *param[4]; /* Gemm: w (out, in), b; BatchNormalization: scale, B, mean, var */
     float eps;

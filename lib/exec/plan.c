@@ -62,6 +62,7 @@ typedef struct group_info {
 
 static void fuse_conv(const clcnn_graph *g, const clcnn_plan_options *o, int conv, group_info *gi) {
     const cc_gnode *c = &g->nodes[conv];
+    if (!all_init(g, c, 1, c->n_in > 2 && c->in[2] >= 0 ? 3 : 2)) return; /* weights per run */
     int cur = c->out[0];
     int last = conv;
     int nx;

@@ -37,10 +37,49 @@ static clcnn_status need_float_init(const cc_gnode *n, const cc_gvalue *v, const
     return CLCNN_OK;
 }
 
+/* Whether a node or a graph output reads value v. */
+static int value_used(const clcnn_graph *g, int v) {
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == v) return 1;
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v) return 1;
+    return 0;
+}
+
 static int append(char *buf, size_t cap, const char *s) {
     size_t used = strlen(buf);
     if (used < cap) snprintf(buf + used, cap - used, "%s", s);
     return 0;
+}
+
+static clcnn_conv2d_desc conv_desc_of(const cc_op_attrs *a) {
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    d.stride_h = (int)a->strides[0];
+    d.stride_w = (int)a->strides[1];
+    d.pad_h = (int)a->pads[0];
+    d.pad_w = (int)a->pads[1];
+    d.dilation_h = (int)a->dilations[0];
+    d.dilation_w = (int)a->dilations[1];
+    d.groups = (int)a->group;
+    return d;
+}
+
+/* A convolution whose weights (or bias) are values computed per run, not initializers:
+ * the per-call convolution, nothing fused. */
+static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const cc_gnode *n, cc_step *s) {
+    for (int i = 1; i < n->n_in; i++)
+        if (n->in[i] >= 0 && p->vals[n->in[i]].kind == CC_PV_UNUSED && p->vals[n->in[i]].ndim == 0)
+            return unsupported(n, "a weight that is neither an initializer nor a value");
+    s->dynamic = 1;
+    s->conv_desc = conv_desc_of(&n->a);
+    s->conv_desc.algo = p->opts.conv_algo;
+    s->n_in = n->n_in > 2 && n->in[2] >= 0 ? 3 : 2;
+    for (int i = 0; i < s->n_in; i++)
+        s->in[i] = n->in[i];
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "Conv %s [weights per run]", n->name);
+    return CLCNN_OK;
 }
 
 /* ---- Conv (+ BatchNormalization) (+ Relu | LeakyRelu | Add (+ Relu | LeakyRelu)) ------- */
@@ -50,19 +89,14 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     const cc_gnode *n = &g->nodes[absorbed[0]];
     const cc_op_attrs *a = &n->a;
     const cc_gvalue *x = gin(g, n, 0), *w = gin(g, n, 1), *b = gin(g, n, 2);
-    CC_TRY(need_float_init(n, w, "the weight"));
-    if (b) CC_TRY(need_float_init(n, b, "the bias"));
     if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
         return unsupported(n, "asymmetric padding");
+    if (w->kind != CC_VAL_INIT || (b && b->kind != CC_VAL_INIT))
+        return prepare_conv_dynamic(p, n, s);
+    CC_TRY(need_float_init(n, w, "the weight"));
+    if (b) CC_TRY(need_float_init(n, b, "the bias"));
     cc_conv_fwd_desc d = {0};
-    d.conv = clcnn_conv2d_desc_default();
-    d.conv.stride_h = (int)a->strides[0];
-    d.conv.stride_w = (int)a->strides[1];
-    d.conv.pad_h = (int)a->pads[0];
-    d.conv.pad_w = (int)a->pads[1];
-    d.conv.dilation_h = (int)a->dilations[0];
-    d.conv.dilation_w = (int)a->dilations[1];
-    d.conv.groups = (int)a->group;
+    d.conv = conv_desc_of(a);
     d.conv.algo = p->opts.conv_algo;
     for (int i = 0; i < 4; i++) {
         d.x[i] = p->vals[n->in[0]].shape[i];
@@ -133,6 +167,12 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
 }
 
 static clcnn_status run_conv(clcnn_plan *p, cc_step *s) {
+    if (s->dynamic) {
+        const clcnn_tensor *b = s->n_in > 2 ? cc_plan_tensor(p, s->in[2]) : NULL;
+        return clcnn_conv2d_forward(p->dev, &s->conv_desc, cc_plan_tensor(p, s->in[0]),
+                                    cc_plan_tensor(p, s->in[1]), b,
+                                    (clcnn_tensor *)cc_plan_tensor(p, s->out), CLCNN_ACT_NONE);
+    }
     const clcnn_tensor *z = s->n_in > 1 ? cc_plan_tensor(p, s->in[1]) : NULL;
     return cc_conv_fwd_run(s->conv, cc_plan_tensor(p, s->in[0]), z,
                            (clcnn_tensor *)cc_plan_tensor(p, s->out));
@@ -148,24 +188,32 @@ static clcnn_status prepare_batchnorm(clcnn_plan *p, const clcnn_graph *g, cc_st
                  "clcnn_plan_create: node '%s' (BatchNormalization): input of %d dimensions "
                  "(2 or 4 supported)",
                  n->name, x->ndim);
+    s->n_in = 1;
+    s->in[0] = n->in[0];
     for (int i = 1; i < 5; i++) {
         const cc_gvalue *v = gin(g, n, i);
+        if (v->kind != CC_VAL_INIT) { /* a value computed per run: read it then */
+            s->dynamic = 1;
+            s->in[i] = n->in[i];
+            continue;
+        }
         CC_TRY(need_float_init(n, v, "the parameter"));
         size_t c = (size_t)v->dims[0];
         CC_TRY(upload(p->dev, 1, &c, v->data, &s->param[i - 1]));
     }
+    if (s->dynamic) s->n_in = 5;
     s->eps = n->a.epsilon;
-    s->n_in = 1;
-    s->in[0] = n->in[0];
     s->out = n->out[0];
     snprintf(s->desc, sizeof s->desc, "BatchNormalization %s", n->name);
     return CLCNN_OK;
 }
 
 static clcnn_status run_batchnorm(clcnn_plan *p, cc_step *s) {
-    return clcnn_batchnorm_forward_infer(p->dev, cc_plan_tensor(p, s->in[0]), s->param[0],
-                                         s->param[1], s->param[2], s->param[3], s->eps,
-                                         (clcnn_tensor *)cc_plan_tensor(p, s->out));
+    const clcnn_tensor *q[4];
+    for (int i = 0; i < 4; i++)
+        q[i] = s->param[i] ? s->param[i] : cc_plan_tensor(p, s->in[i + 1]);
+    return clcnn_batchnorm_forward_infer(p->dev, cc_plan_tensor(p, s->in[0]), q[0], q[1], q[2],
+                                         q[3], s->eps, (clcnn_tensor *)cc_plan_tensor(p, s->out));
 }
 
 /* ---- activations -------------------------------------------------------------------- */
@@ -195,6 +243,7 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     const cc_op_attrs *a = &n->a;
     clcnn_pool2d_desc *d = &s->pool;
     memset(d, 0, sizeof *d);
+    if (n->n_out > 1 && value_used(g, n->out[1])) return unsupported(n, "the Indices output");
     switch (n->op) {
     case CC_OP_GLOBALAVGPOOL:
     case CC_OP_GLOBALMAXPOOL:
@@ -296,12 +345,84 @@ static clcnn_status run_concat(clcnn_plan *p, cc_step *s) {
 
 /* ---- Gemm as a fully connected layer ------------------------------------------------------- */
 
+/* The general product: Y (M, N) = alpha op(A) op(B) + beta C through CLBlast, C broadcast
+ * on the host once (initializer) or scaled per run (a full (M, N) value). */
+static clcnn_status prepare_gemm_general(clcnn_plan *p, const clcnn_graph *g, const cc_gnode *n,
+                                         cc_step *s) {
+    const cc_gvalue *b = gin(g, n, 1), *c = gin(g, n, 2);
+    const cc_pvalue *y = &p->vals[n->out[0]];
+    size_t m = y->shape[0], nn = y->shape[1];
+    s->dynamic = 1;
+    s->n_in = 2;
+    s->in[0] = n->in[0];
+    s->in[1] = n->in[1];
+    s->trans_a = n->a.trans_a;
+    s->trans_b = n->a.trans_b;
+    s->gemm_alpha = n->a.alpha;
+    s->gemm_beta = 0.0f; /* 1 when C was written into Y first */
+    if (b->kind == CC_VAL_INIT) {
+        CC_TRY(need_float_init(n, b, "B"));
+        size_t shape[2] = {(size_t)b->dims[0], (size_t)b->dims[1]};
+        CC_TRY(upload(p->dev, 2, shape, b->data, &s->param[0]));
+    }
+    if (c && n->a.beta != 0.0f) {
+        s->gemm_beta = 1.0f;
+        if (c->kind == CC_VAL_INIT) {
+            CC_TRY(need_float_init(n, c, "C"));
+            float *full = malloc(m * nn * sizeof *full);
+            CC_RETURN_IF(!full, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
+            const float *cd = c->data;
+            for (size_t i = 0; i < m; i++)
+                for (size_t j = 0; j < nn; j++) {
+                    size_t ci = c->ndim == 2 ? (c->dims[0] == 1 ? 0 : i) * (size_t)c->dims[1] +
+                                                   (c->dims[1] == 1 ? 0 : j)
+                                : c->ndim == 1 ? (c->dims[0] == 1 ? 0 : j)
+                                               : 0;
+                    full[i * nn + j] = n->a.beta * cd[ci];
+                }
+            size_t shape[2] = {m, nn};
+            clcnn_status st = upload(p->dev, 2, shape, full, &s->param[1]);
+            free(full);
+            CC_TRY(st);
+        } else {
+            if (p->vals[n->in[2]].numel != m * nn)
+                return unsupported(n, "a broadcast C computed per run");
+            s->in[s->n_in++] = n->in[2];
+            s->c_per_run = 1;
+            s->c_scale = n->a.beta;
+        }
+    }
+    s->out = n->out[0];
+    snprintf(s->desc, sizeof s->desc, "Gemm %s [general]", n->name);
+    return CLCNN_OK;
+}
+
+static clcnn_status run_gemm_general(clcnn_plan *p, cc_step *s) {
+    const clcnn_tensor *a = cc_plan_tensor(p, s->in[0]);
+    const clcnn_tensor *b = s->param[0] ? s->param[0] : cc_plan_tensor(p, s->in[1]);
+    clcnn_tensor *y = (clcnn_tensor *)cc_plan_tensor(p, s->out);
+    size_t m = clcnn_tensor_dim(y, 0), n = clcnn_tensor_dim(y, 1);
+    int ta = s->trans_a, tb = s->trans_b;
+    size_t k = ta ? clcnn_tensor_dim(a, 0) : clcnn_tensor_dim(a, 1);
+    if (s->param[1]) CC_TRY(clcnn_tensor_copy(y, s->param[1]));
+    if (s->c_per_run) {
+        CC_TRY(clcnn_tensor_copy(y, cc_plan_tensor(p, s->in[2])));
+        CC_TRY(clcnn_axpby(p->dev, 0.0f, y, s->c_scale, y));
+    }
+    return clcnn_gemm_batched(p->dev, ta, tb, m, n, k, s->gemm_alpha, a, ta ? m : k, 0, b,
+                              tb ? k : n, 0, s->gemm_beta, y, n, 0, 1);
+}
+
+/* ---- Gemm as a fully connected layer ------------------------------------------------------- */
+
 static clcnn_status prepare_gemm(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
                                  const int *absorbed, int na) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
     const cc_gvalue *b = gin(g, n, 1), *c = gin(g, n, 2);
-    if (n->a.trans_a) return unsupported(n, "transA 1");
-    if (n->a.alpha != 1.0f) return unsupported(n, "alpha other than 1");
+    int general = n->a.trans_a || n->a.alpha != 1.0f || b->kind != CC_VAL_INIT ||
+                  (c && n->a.beta != 0.0f &&
+                   (c->kind != CC_VAL_INIT || c->numel != (size_t)p->vals[n->out[0]].shape[1]));
+    if (general) return prepare_gemm_general(p, g, n, s);
     CC_TRY(need_float_init(n, b, "B"));
     size_t out = (size_t)b->dims[n->a.trans_b ? 0 : 1], in = (size_t)b->dims[n->a.trans_b ? 1 : 0];
     float *wh = malloc(out * in * sizeof *wh);
@@ -316,11 +437,10 @@ static clcnn_status prepare_gemm(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     CC_TRY(st);
     if (c && n->a.beta != 0.0f) {
         CC_TRY(need_float_init(n, c, "C"));
-        if (c->numel != out) return unsupported(n, "C other than one value per output");
         float *ch = malloc(out * sizeof *ch);
         CC_RETURN_IF(!ch, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
         for (size_t o = 0; o < out; o++)
-            ch[o] = n->a.beta * ((const float *)c->data)[o];
+            ch[o] = n->a.beta * ((const float *)c->data)[c->numel == 1 ? 0 : o];
         st = upload(p->dev, 1, &out, ch, &s->param[1]);
         free(ch);
         CC_TRY(st);
@@ -333,6 +453,7 @@ static clcnn_status prepare_gemm(clcnn_plan *p, const clcnn_graph *g, cc_step *s
 }
 
 static clcnn_status run_gemm(clcnn_plan *p, cc_step *s) {
+    if (s->dynamic) return run_gemm_general(p, s);
     return clcnn_linear_forward(p->dev, cc_plan_tensor(p, s->in[0]), s->param[0], s->param[1],
                                 (clcnn_tensor *)cc_plan_tensor(p, s->out));
 }

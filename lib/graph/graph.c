@@ -458,6 +458,20 @@ clcnn_status clcnn_graph_check(clcnn_graph *g) {
     return CLCNN_OK;
 }
 
+clcnn_status cc_graph_infer_node(clcnn_graph *g, int i) {
+    cc_gnode *n = &g->nodes[i];
+    for (int j = 0; j < n->n_in; j++) {
+        n->in[j] = -1;
+        if (!n->in_names[j][0]) continue;
+        n->in[j] = cc_graph_find(g, n->in_names[j]);
+        CC_RETURN_IF(n->in[j] < 0 || g->vals[n->in[j]].ndim < 0, CLCNN_ERR_INVALID_ARG,
+                     "node '%s' (%s) reads '%s', which no earlier node, input or initializer "
+                     "provides",
+                     n->name, cc_op_defs[n->op].name, n->in_names[j]);
+    }
+    return cc_op_defs[n->op].infer(g, n);
+}
+
 /* ---- inspection ---------------------------------------------------------------------- */
 
 int clcnn_graph_num_nodes(const clcnn_graph *g) {

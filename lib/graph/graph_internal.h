@@ -122,6 +122,9 @@ size_t cc_graph_numel(const int64_t *dims, int ndim, int64_t batch);
 clcnn_status cc_graph_clone(const clcnn_graph *g, clcnn_graph **out);
 /* Drop the nodes, values and outputs added after the counts given (a builder's undo). */
 void cc_graph_truncate(clcnn_graph *g, int nnodes, int nvals, int noutputs);
+/* Resolve node i's inputs and infer its outputs now; for builders that add nodes in
+ * topological order and need shapes as they go (ONNX import). */
+clcnn_status cc_graph_infer_node(clcnn_graph *g, int i);
 /* Remove every graph output mark (a builder moving its output along). */
 void cc_graph_clear_outputs(clcnn_graph *g);
 

@@ -275,7 +275,8 @@ static clcnn_status infer_pool(clcnn_graph *g, cc_gnode *n) {
                      n->name, cc_op_defs[n->op].name);
         CC_TRY(spatial_out(n, d, x->dims[2 + d], n->a.kernel[d], &y[2 + d]));
     }
-    set_out(g, n, 0, 4, y);
+    for (int i = 0; i < n->n_out; i++)
+        set_out(g, n, i, 4, y); /* MaxPool's Indices too */
     return CLCNN_OK;
 }
 
@@ -431,7 +432,7 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     [CC_OP_BATCHNORM] = {"BatchNormalization", 5, 5, 1, 3, parse_batchnorm, infer_batchnorm},
     [CC_OP_RELU] = {"Relu", 1, 1, 1, 1, parse_none, infer_same},
     [CC_OP_LEAKYRELU] = {"LeakyRelu", 1, 1, 1, 1, parse_leaky, infer_same},
-    [CC_OP_MAXPOOL] = {"MaxPool", 1, 1, 1, 1, parse_pool, infer_pool},
+    [CC_OP_MAXPOOL] = {"MaxPool", 1, 1, 1, 2, parse_pool, infer_pool},
     [CC_OP_AVGPOOL] = {"AveragePool", 1, 1, 1, 1, parse_pool, infer_pool},
     [CC_OP_GLOBALAVGPOOL] = {"GlobalAveragePool", 1, 1, 1, 1, parse_none, infer_global_pool},
     [CC_OP_GLOBALMAXPOOL] = {"GlobalMaxPool", 1, 1, 1, 1, parse_none, infer_global_pool},

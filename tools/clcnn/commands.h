@@ -12,5 +12,6 @@ int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
 int cmd_visualize(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_onnx(int argc, char **argv);
 
 #endif

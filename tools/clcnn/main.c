@@ -15,9 +15,10 @@ static const struct {
     {"train", cmd_train, "train a CNN (default: Fashion-MNIST on the default device)"},
     {"eval", cmd_eval, "evaluate a checkpoint on the test set"},
     {"predict", cmd_predict, "classify image files with a checkpoint"},
-    {"summary", cmd_summary, "print a model's layers, output shapes and parameter counts"},
+    {"summary", cmd_summary, "print a model's graph (shapes, parameters, FLOPs) and plan memory"},
     {"visualize", cmd_visualize, "write PNGs of first-layer filters and feature maps"},
     {"tune", cmd_tune, "tune CLBlast SGEMM for a device; show/export/import the tuning file"},
+    {"onnx", cmd_onnx, "ONNX models: test DIR... runs ONNX backend test cases"},
 };
 
 static void usage(FILE *f) {
