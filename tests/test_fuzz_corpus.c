@@ -52,6 +52,10 @@
 #undef LLVMFuzzerInitialize
 #undef LLVMFuzzerTestOneInput
 
+#define LLVMFuzzerTestOneInput fuzz_onnx_one
+#include "fuzz/fuzz_onnx.c"
+#undef LLVMFuzzerTestOneInput
+
 typedef int (*one_fn)(const uint8_t *, size_t);
 
 /* Run every file of corpus/<name> through fn; returns how many there were. */
@@ -113,6 +117,11 @@ static void test_tune_corpus(void **state) {
     assert_true(replay("tune", fuzz_tune_one) >= 5);
 }
 
+static void test_onnx_corpus(void **state) {
+    (void)state;
+    assert_true(replay("onnx", fuzz_onnx_one) >= 4);
+}
+
 /* The regression input of the PGM allocation bug fails fast, as a format error. */
 static void test_pgm_header_does_not_allocate(void **state) {
     (void)state;
@@ -141,6 +150,7 @@ int main(void) {
         cmocka_unit_test(test_selector_corpus),
         cmocka_unit_test(test_image_corpus),
         cmocka_unit_test(test_tune_corpus),
+        cmocka_unit_test(test_onnx_corpus),
         cmocka_unit_test(test_pgm_header_does_not_allocate),
         cmocka_unit_test(test_png_header_does_not_allocate),
     };

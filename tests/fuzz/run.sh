@@ -52,7 +52,7 @@ if [ "$SEEDS" = 1 ]; then
 fi
 
 # harness  max input length (bytes)  extra libFuzzer options
-HARNESSES="idx:65536 safetensors:16384 selector:64 image:65536 tune:8192"
+HARNESSES="idx:65536 safetensors:16384 selector:64 image:65536 tune:8192 onnx:16384"
 mkdir -p "$BUILD/artifacts" "$BUILD/logs"
 failed=0
 total_execs=0
