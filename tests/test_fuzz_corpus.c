@@ -11,7 +11,12 @@
  *                              tools/clcnn/image.c)
  *   corpus/image/huge-idat.png 96-byte PNG declaring 16384x16384: 1.25 GiB allocated
  *                              before libpng read a row (fixed: bounded by the file size
- *                              times deflate's maximum ratio) */
+ *                              times deflate's maximum ratio)
+ *   corpus/onnx/empty-string-attr.onnx   a string attribute without bytes: memcpy from NULL
+ *                              (UBSan; fixed in lib/graph/onnx_import.c)
+ *   corpus/onnx/huge-dims-no-data.onnx   an initializer declaring 2 x 4294967293 elements
+ *                              with no data: 34 GB allocated before the data size was checked
+ *                              (fixed: lib/graph/onnx_tensor.c checks first) */
 #include "test_util.h"
 
 #include <dirent.h>

@@ -242,7 +242,7 @@ static clcnn_status convert_attrs(const Onnx__NodeProto *n, const char *name, cl
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING: {
             d->type = CLCNN_ATTR_STRING;
             size_t len = a->s.len < 255 ? a->s.len : 255;
-            memcpy(strs[*count], a->s.data, len);
+            if (len) memcpy(strs[*count], a->s.data, len);
             strs[*count][len] = '\0';
             d->s = strs[*count];
             break;

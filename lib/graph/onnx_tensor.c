@@ -238,44 +238,39 @@ clcnn_status cc_onnx_tensor(const Onnx__TensorProto *t, const char *base_dir, cc
     out->dtype = (clcnn_dtype)dt;
     out->numel = numel;
     size_t esz = dt == CLCNN_F32 ? 4 : 8;
+    int external = t->has_data_location &&
+                   t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    /* the data's size is checked before anything of the dims' size is allocated */
+    size_t have = external              ? numel
+                  : t->has_raw_data     ? t->raw_data.len / wire
+                  : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? t->n_float_data
+                  : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? t->n_int64_data
+                                                                 : t->n_int32_data;
+    CC_RETURN_IF(t->has_raw_data && !external && t->raw_data.len != numel * wire, CLCNN_ERR_FORMAT,
+                 "tensor '%s': raw data holds %zu bytes, its dims need %zu (%zu %s)", what,
+                 t->raw_data.len, numel * wire, numel, cc_onnx_type_name(type));
+    CC_RETURN_IF(have != numel, CLCNN_ERR_FORMAT, "tensor '%s': %zu %s values for %zu elements",
+                 what, have, cc_onnx_type_name(type), numel);
+    unsigned char *raw = NULL;
+    if (external) CC_TRY(read_external(t, what, base_dir, numel * wire, &raw));
     void *data = malloc(numel * esz);
-    CC_RETURN_IF(!data, CLCNN_ERR_OUT_OF_MEMORY, "tensor '%s': no host memory (%zu bytes)", what,
-                 numel * esz);
-    clcnn_status s = CLCNN_OK;
-    int external =
-        t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-    if (external) {
-        unsigned char *raw = NULL;
-        s = read_external(t, what, base_dir, numel * wire, &raw);
-        if (s == CLCNN_OK) decode_raw(type, raw, numel, data);
+    if (!data) {
         free(raw);
-    } else if (t->has_raw_data) {
-        if (t->raw_data.len != numel * wire)
-            s = cc_fail(CLCNN_ERR_FORMAT,
-                        "tensor '%s': raw data holds %zu bytes, its dims need %zu (%zu %s)", what,
-                        t->raw_data.len, numel * wire, numel, cc_onnx_type_name(type));
-        else
-            decode_raw(type, t->raw_data.data, numel, data);
-    } else if (type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) {
-        if (t->n_float_data != numel)
-            s = cc_fail(CLCNN_ERR_FORMAT, "tensor '%s': %zu float values for %zu elements", what,
-                        t->n_float_data, numel);
-        else
-            memcpy(data, t->float_data, numel * 4);
-    } else if (type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
-        if (t->n_int64_data != numel)
-            s = cc_fail(CLCNN_ERR_FORMAT, "tensor '%s': %zu int64 values for %zu elements", what,
-                        t->n_int64_data, numel);
-        else
-            memcpy(data, t->int64_data, numel * 8);
-    } else {
-        if (t->n_int32_data != numel)
-            s = cc_fail(CLCNN_ERR_FORMAT, "tensor '%s': %zu int32 values for %zu elements", what,
-                        t->n_int32_data, numel);
-        else
-            for (size_t i = 0; i < numel; i++)
-                ((int64_t *)data)[i] = t->int32_data[i];
+        return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "tensor '%s': no host memory (%zu bytes)", what,
+                       numel * esz);
     }
+    clcnn_status s = CLCNN_OK;
+    if (external)
+        decode_raw(type, raw, numel, data);
+    else if (t->has_raw_data)
+        decode_raw(type, t->raw_data.data, numel, data);
+    else if (type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        memcpy(data, t->float_data, numel * 4);
+    else if (type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
+        memcpy(data, t->int64_data, numel * 8);
+    else
+        for (size_t i = 0; i < numel; i++) ((int64_t *)data)[i] = t->int32_data[i];
+    free(raw);
     if (s != CLCNN_OK) {
         free(data);
         memset(out, 0, sizeof *out);
