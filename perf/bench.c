@@ -145,7 +145,7 @@ static clcnn_status timed(clcnn_device *dev, const call *c, double *ms, double *
     if (s != CLCNN_OK) return s;
     if (s2 != CLCNN_OK) return s2;
     PERF_RETURN_IF(e0 != CL_SUCCESS || e1 != CL_SUCCESS, CLCNN_ERR_OPENCL,
-                 "perf: the device gives no profiling time for queue markers");
+                   "perf: the device gives no profiling time for queue markers");
     *ms = end > start ? (double)(end - start) / 1e6 : 0.0;
     return CLCNN_OK;
 }
@@ -417,11 +417,65 @@ static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float
     return clcnn_device_finish(dev);
 }
 
+int perf_is_onnx(const char *model) {
+    size_t n = strlen(model);
+    return n > 5 && !strcmp(model + n - 5, ".onnx");
+}
+
+/* An ONNX file: its graph through a plan at cfg->batch, random float inputs. */
+static clcnn_status onnx_prepare(clcnn_device *dev, const perf_config *cfg, perf_op op,
+                                 const char *model, net_bench *nb, perf_row *row) {
+    PERF_RETURN_IF(op != PERF_OP_NET_INFER, CLCNN_ERR_UNSUPPORTED,
+                   "perf: ONNX models run net_infer only (training them is not built yet)");
+    clcnn_graph *g = NULL;
+    PERF_TRY(clcnn_graph_load_onnx(model, &g));
+    int nd = 0;
+    int64_t d[CLCNN_GRAPH_MAX_DIMS];
+    clcnn_status s = clcnn_graph_num_inputs(g) == 1
+                         ? clcnn_graph_value_shape(g, clcnn_graph_input_name(g, 0), &nd, d)
+                         : clcnn_set_error(CLCNN_ERR_UNSUPPORTED,
+                                           "perf: %s has %d inputs (1 "
+                                           "supported)",
+                                           model, clcnn_graph_num_inputs(g));
+    size_t shape[4] = {1, 1, 1, 1};
+    if (s == CLCNN_OK && (nd < 1 || nd > 4))
+        s = clcnn_set_error(CLCNN_ERR_UNSUPPORTED, "perf: input of %d dimensions", nd);
+    for (int i = 0; s == CLCNN_OK && i < nd; i++)
+        shape[i] = d[i] == CLCNN_GRAPH_BATCH ? (size_t)cfg->batch : (size_t)d[i];
+    double fwd = 0;
+    for (int i = 0; s == CLCNN_OK && i < clcnn_graph_num_nodes(g); i++) {
+        clcnn_node_info info;
+        s = clcnn_graph_node_info(g, i, &info);
+        fwd += info.flops;
+    }
+    if (s == CLCNN_OK) s = clcnn_plan_create(dev, g, cfg->batch, NULL, &nb->plan);
+    if (s == CLCNN_OK) {
+        snprintf(row->dims, sizeof row->dims, "n%zu %zux%zux%zu, %d nodes", shape[0], shape[1],
+                 shape[2], shape[3], clcnn_graph_num_nodes(g));
+        row->gflop = fwd * (double)shape[0] / 1e9;
+        row->gbytes = NAN;
+        bench b;
+        memset(&b, 0, sizeof b);
+        b.rng = cfg->seed ? cfg->seed : 12345u;
+        s = make(dev, &b, CLCNN_F32, nd, shape, 1, &nb->x);
+    }
+    if (s == CLCNN_OK) {
+        clcnn_plan_memory mem;
+        clcnn_plan_get_memory(nb->plan, &mem);
+        snprintf(row->note, sizeof row->note,
+                 "%d steps; activations %.1f MB planned, %.1f MB summed", mem.steps,
+                 mem.activation_bytes / 1e6, mem.activation_sum / 1e6);
+    }
+    clcnn_graph_free(g);
+    return s;
+}
+
 static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_op op,
                                 const char *model, net_bench *nb, perf_row *row) {
+    if (perf_is_onnx(model)) return onnx_prepare(dev, cfg, op, model, nb, row);
     clcnn_model_info m;
     PERF_RETURN_IF(clcnn_model_find(model, &m) < 0, CLCNN_ERR_INVALID_ARG, "unknown model '%s'",
-                 model);
+                   model);
     PERF_TRY(clcnn_net_create_model(dev, model, m.classes, &nb->net));
     PERF_TRY(clcnn_net_init(nb->net, CLCNN_INIT_HE, cfg->seed));
     size_t n = (size_t)cfg->batch;
@@ -482,9 +536,10 @@ int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const 
     net_bench nb;
     memset(&nb, 0, sizeof nb);
     snprintf(row->op, sizeof row->op, "%s", perf_op_name(op));
-    snprintf(row->shape, sizeof row->shape, "%s", model);
+    const char *slash = strrchr(model, '/');
+    snprintf(row->shape, sizeof row->shape, "%s", perf_is_onnx(model) && slash ? slash + 1 : model);
     snprintf(row->algo, sizeof row->algo, "%s",
-             op == PERF_OP_NET_INFER          ? (cfg->plan ? "plan" : "eval")
+             op == PERF_OP_NET_INFER          ? (cfg->plan || perf_is_onnx(model) ? "plan" : "eval")
              : cfg->optim == CLCNN_OPTIM_ADAM ? "adam"
                                               : "sgd_momentum");
     snprintf(row->status, sizeof row->status, "ok");

@@ -26,7 +26,7 @@ static int is_model(const char *name) {
 
 /* The models the net ops run: --model (a list or all), else the suite's base name when it
  * names a model ("resnet50", "perf/suites/resnet50.txt"). Returns how many (0..cap). */
-static int net_models(const char *model_arg, const char *suite_arg, char names[][64], int cap,
+static int net_models(const char *model_arg, const char *suite_arg, char names[][1024], int cap,
                       int *bad) {
     int n = 0;
     *bad = 0;
@@ -35,9 +35,9 @@ static int net_models(const char *model_arg, const char *suite_arg, char names[]
         for (char *t = strtok(copy, ","); t && n < cap; t = strtok(NULL, ",")) {
             if (!strcmp(t, "all")) {
                 for (int i = 0; clcnn_model_name(i, NULL, NULL, NULL) && n < cap; i++)
-                    snprintf(names[n++], 64, "%s", clcnn_model_name(i, NULL, NULL, NULL));
-            } else if (is_model(t)) {
-                snprintf(names[n++], 64, "%s", t);
+                    snprintf(names[n++], 1024, "%s", clcnn_model_name(i, NULL, NULL, NULL));
+            } else if (is_model(t) || perf_is_onnx(t)) {
+                snprintf(names[n++], 1024, "%s", t);
             } else {
                 fprintf(stderr, "clcnn-perf: unknown model '%s' (models: %s)\n", t, model_list());
                 *bad = 1;
@@ -53,7 +53,7 @@ static int net_models(const char *model_arg, const char *suite_arg, char names[]
     char *dot = strstr(name, ".txt");
     if (dot && dot[4] == '\0') *dot = '\0';
     if (!is_model(name)) return 0;
-    snprintf(names[0], 64, "%s", name);
+    snprintf(names[0], 1024, "%s", name);
     return 1;
 }
 
@@ -76,7 +76,8 @@ static void usage(FILE *f) {
         "                 net_infer, net_train: whole models (inference in evaluation mode;\n"
         "                 a training step: forward, softmax cross-entropy, backward, optimizer)\n"
         "                 as ms per batch and images/s; peak: only each device's peak\n"
-        "  --model NAMES  net ops: comma-separated zoo models or all (default: the suite's\n"
+        "  --model NAMES  net ops: comma-separated zoo models, ONNX files (NAME.onnx; inference\n"
+        "                 through a plan) or all (default: the suite's\n"
         "                 name when it is a model, else none); models: %s\n"
         "  --batch N      net ops: images per batch (default 8)\n"
         "  --optim NAME   net_train: sgd (with momentum 0.9, default) or adam\n"
@@ -247,7 +248,7 @@ int main(int argc, char **argv) {
     }
 
     /* models for the net ops */
-    char models[16][64];
+    static char models[16][1024];
     int bad_model = 0;
     int nmodels = net_models(model_arg, suite_arg, models, 16, &bad_model);
     if (bad_model) return 2;
@@ -301,7 +302,10 @@ int main(int argc, char **argv) {
                 for (int m = 0; m < nmodels; m++)
                     for (int e = 1; e <= 2; e++) {
                         if (filter && !strstr(models[m], filter)) continue;
-                        if (o == PERF_OP_NET_TRAIN ? e != 1 : !(cfg.exec_mask & e)) continue;
+                        if (perf_is_onnx(models[m])  ? e != 2
+                            : o == PERF_OP_NET_TRAIN ? e != 1
+                                                     : !(cfg.exec_mask & e))
+                            continue;
                         cfg.plan = e == 2;
                         perf_row row;
                         memset(&row, 0, sizeof row);

@@ -108,6 +108,9 @@ typedef struct perf_config {
 int perf_bench(clcnn_device *dev, const perf_config *cfg, perf_op op, const perf_shape *s,
                clcnn_conv_algo algo, perf_row *row);
 
+/* Whether a --model name is an ONNX file (ends in .onnx). */
+int perf_is_onnx(const char *model);
+
 /* Time op (PERF_OP_NET_INFER or _TRAIN) on the zoo model `model` with random images and
  * labels, cfg->batch per call: one warm-up, cfg->runs timed calls, the median wall-clock
  * time to the end of the device work. Returns 0, or -1 when the row is an error. */

@@ -2,19 +2,21 @@
  * plan a device would run for it (steps, fusions, activation memory). */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 #include "models.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: clcnn summary [--model NAME] [--batch N] [--steps] [--device SEL]\n\n"
-               "Print the model's graph: each node with its op, configuration, output shape\n"
-               "(per sample, H x W x C), parameters and multiply-adds, and the totals (with\n"
-               "the model's default classes). Then the plan the device would run for a\n"
-               "batch of N (default 1): steps after folding and fusion, the peak activation\n"
-               "memory with buffer reuse next to the sum of all activations; --steps lists\n"
-               "the plan's steps with the algorithm of each convolution.\n"
-               "Models (default bn):\n");
+    fprintf(f,
+            "usage: clcnn summary [--model NAME|FILE.onnx] [--batch N] [--steps] [--device SEL]\n\n"
+            "Print the model's graph: each node with its op, configuration, output shape\n"
+            "(per sample, H x W x C), parameters and multiply-adds, and the totals (with\n"
+            "the model's default classes). Then the plan the device would run for a\n"
+            "batch of N (default 1): steps after folding and fusion, the peak activation\n"
+            "memory with buffer reuse next to the sum of all activations; --steps lists\n"
+            "the plan's steps with the algorithm of each convolution.\n"
+            "Models (default bn):\n");
     list_models(f, "  ");
 }
 
@@ -45,7 +47,11 @@ static void sample_shape(const clcnn_node_info *info, char *buf, size_t cap) {
 
 static clcnn_status print_graph(clcnn_graph *g, const clcnn_model_info *m, size_t net_params) {
     char b1[32], b2[32];
-    printf("model %s: input %d x %d x %d, %d classes\n\n", m->name, m->c, m->h, m->w, m->classes);
+    if (m->classes > 0)
+        printf("model %s: input %d x %d x %d, %d classes\n\n", m->name, m->c, m->h, m->w,
+               m->classes);
+    else
+        printf("model %s: input %d x %d x %d\n\n", m->name, m->c, m->h, m->w);
     printf("%-4s %-18s %-14s %-34s %-12s %12s %10s\n", "#", "op", "name", "configuration", "output",
            "params", "M mul-add");
     char in_shape[48];
@@ -67,7 +73,7 @@ static clcnn_status print_graph(clcnn_graph *g, const clcnn_model_info *m, size_
         flops += info.flops;
     }
     printf("\ntotal parameters: %s", grouped(total, b1));
-    if (net_params != total) printf(" (the net reports %s)", grouped(net_params, b2));
+    if (net_params && net_params != total) printf(" (the net reports %s)", grouped(net_params, b2));
     printf("\nmultiply-adds per sample: %.4g M (convolutions and Gemm)\n", flops / 2e6);
     printf("output shapes: H x W x C per sample; features after Flatten and Gemm\n");
     return CLCNN_OK;
@@ -135,15 +141,39 @@ int cmd_summary(int argc, char **argv) {
         return 2;
     }
     clcnn_model_info m;
-    if (!find_model_or_say("clcnn summary", model_name, &m)) return 2;
-    clcnn_device *dev = open_device_or_say(device);
-    if (!dev) return 1;
-    clcnn_net *net = NULL;
+    size_t len = strlen(model_name);
+    int onnx = len > 5 && !strcmp(model_name + len - 5, ".onnx");
     clcnn_graph *g = NULL;
-    clcnn_status s = clcnn_net_create_model(dev, m.name, 0, &net);
-    if (s == CLCNN_OK) s = clcnn_net_init(net, CLCNN_INIT_HE, 1);
-    if (s == CLCNN_OK) s = clcnn_net_graph(net, &g);
-    if (s == CLCNN_OK) s = print_graph(g, &m, clcnn_net_param_count(net));
+    clcnn_status s = CLCNN_OK;
+    if (onnx) {
+        if ((s = clcnn_graph_load_onnx(model_name, &g)) != CLCNN_OK)
+            return report("clcnn summary", s);
+        memset(&m, 0, sizeof m);
+        m.name = model_name;
+        int nd = 0;
+        int64_t d[CLCNN_GRAPH_MAX_DIMS] = {0};
+        if (clcnn_graph_num_inputs(g) > 0)
+            clcnn_graph_value_shape(g, clcnn_graph_input_name(g, 0), &nd, d);
+        m.c = nd > 1 ? (int)d[1] : 0;
+        m.h = nd > 2 ? (int)d[2] : 1;
+        m.w = nd > 3 ? (int)d[3] : 1;
+    } else if (!find_model_or_say("clcnn summary", model_name, &m)) {
+        return 2;
+    }
+    clcnn_device *dev = open_device_or_say(device);
+    if (!dev) {
+        clcnn_graph_free(g);
+        return 1;
+    }
+    clcnn_net *net = NULL;
+    size_t net_params = 0;
+    if (!onnx) {
+        s = clcnn_net_create_model(dev, m.name, 0, &net);
+        if (s == CLCNN_OK) s = clcnn_net_init(net, CLCNN_INIT_HE, 1);
+        if (s == CLCNN_OK) s = clcnn_net_graph(net, &g);
+        net_params = clcnn_net_param_count(net);
+    }
+    if (s == CLCNN_OK) s = print_graph(g, &m, onnx ? 0 : net_params);
     clcnn_net_free(net);
     if (s == CLCNN_OK) s = print_plan(dev, g, (int)batch, steps);
     clcnn_graph_free(g);
