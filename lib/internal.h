@@ -75,13 +75,6 @@ int cc_blas_batched_ok(cl_device_id id, int ta, int tb, size_t m, size_t n, size
  * corrupted or invalid tuning file leaves CLBlast's defaults in force. */
 void cc_tune_apply(clcnn_device *dev);
 
-/* The convolution algorithm stored in dev's tuning file for this geometry and pass (a
- * clcnn_conv_pass), or CLCNN_CONV_AUTO when none is (or $CLCNN_TUNE is off, or the file
- * is missing or invalid). The file is read once per process (lib/tune/conv_tune.c);
- * never fails and leaves the last-error message alone. */
-struct cc_conv;
-clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const struct cc_conv *cv, int pass);
-
 /* ---- prepared forward convolution (lib/ops/conv2d_prepared.c) ------------------------- */
 
 /* A forward convolution decided once and run many times (the plan's hot path). */
@@ -151,7 +144,7 @@ struct clcnn_device {
     /* Kernel parameters the convolution tuner (lib/tune/conv_tune.c) is timing: while
      * tune_cfg_algo is an algorithm (not CLCNN_CONV_AUTO), that algorithm uses tune_cfg
      * ("" = its heuristic) instead of $CLCNN_CONV_*_CFG and the tuning file
-     * (cc_conv_cfg in lib/ops/conv2d_impl.h). */
+     * (cc_conv_cfg in lib/tune/conv_db.h). */
     int tune_cfg_algo;
     char tune_cfg[64];
 };

@@ -1,14 +1,15 @@
-/* Convolution tuning database (lib/tune/conv_tune.c, include/clcnn/tune.h): tuning a shape
- * stores a winner that AUTO then uses (exact batch and another batch), hand-written
- * entries steer AUTO and the results stay correct, CLCNN_TUNE=off ignores the database
- * and refuses to tune, an entry whose algorithm cannot run the shape falls back to the
- * heuristic, malformed entries are CLCNN_ERR_FORMAT naming the file and leave it alone,
- * export/import keep the entries, old GEMM-only files still load and keep their GEMM
- * part when convolution winners are added, and two processes tuning at once both land
- * in the file; kernel parameters: tuning stores the winner's, a hand-written params
- * string is used by the winner (result still correct), an invalid one falls back to the
- * heuristic, $CLCNN_CONV_*_CFG overrides the file and CLCNN_TUNE=off ignores it. No
- * timing assertions: the numbers depend on the machine and its load. */
+/* Convolution tuning database (lib/tune/conv_db.c), its tuner (lib/tune/conv_tune.c) and
+ * include/clcnn/tune.h: tuning a shape stores a winner that AUTO then uses (exact batch
+ * and another batch), hand-written entries steer AUTO and the results stay correct,
+ * CLCNN_TUNE=off ignores the database and refuses to tune, an entry whose algorithm
+ * cannot run the shape falls back to the heuristic, malformed entries are
+ * CLCNN_ERR_FORMAT naming the file and leave it alone, export/import keep the entries,
+ * old GEMM-only files still load and keep their GEMM part when convolution winners are
+ * added, and two processes tuning at once both land in the file; kernel parameters:
+ * tuning stores the winner's, a hand-written params string is used by the winner (result
+ * still correct), an invalid one falls back to the heuristic, $CLCNN_CONV_*_CFG
+ * overrides the file and CLCNN_TUNE=off ignores it. No timing assertions: the numbers
+ * depend on the machine and its load. */
 #include "test_util.h"
 
 #include <dirent.h>
@@ -868,6 +869,54 @@ static void test_two_processes_merge(void **state) {
     unlink(sb);
 }
 
+/* The database checks an entry's geometry with its own arithmetic (it calls nothing in
+ * lib/ops): it must accept exactly the geometries clcnn_conv2d_output_shape accepts.
+ * Seeded sweep over sizes, pads, strides and dilations around the limits (an empty
+ * output, a padded input or kernel span over INT_MAX / 2, 2^31 elements in x, w or y). */
+static void test_entry_geometry_matches_ops(void **state) {
+    (void)state;
+    static const long long sizes[] = {1,    2,     3,     5,       7,       64,
+                                      1000, 46341, 65536, 1 << 20, 1 << 30, 2147483647};
+    static const long long pads[] = {0, 1, 3, 1000, (1 << 29) - 1, 1 << 29, 1 << 30, 2147483647};
+    const int ns = (int)(sizeof sizes / sizeof *sizes), np = (int)(sizeof pads / sizeof *pads);
+    tu_rng rng = tu_rng_seed(12);
+    int accepted = 0, rejected = 0;
+    for (int it = 0; it < 20000; it++) {
+        long long n = sizes[tu_rng_int(&rng, 0, ns - 1)], h = sizes[tu_rng_int(&rng, 0, ns - 1)];
+        long long w = sizes[tu_rng_int(&rng, 0, ns - 1)], r = sizes[tu_rng_int(&rng, 0, 5)];
+        long long sk = sizes[tu_rng_int(&rng, 0, 5)];
+        int groups = tu_rng_int(&rng, 1, 2);
+        long long c = groups * sizes[tu_rng_int(&rng, 0, ns - 2)];
+        long long k = groups * sizes[tu_rng_int(&rng, 0, ns - 2)];
+        if (it % 2) n = h = w = c = k = tu_rng_int(&rng, 1, 4) * groups; /* small tensors */
+        long long ph = pads[tu_rng_int(&rng, 0, np - 1)], pw = pads[tu_rng_int(&rng, 0, 3)];
+        long long dh = sizes[tu_rng_int(&rng, 0, ns - 1)], dw = sizes[tu_rng_int(&rng, 0, 2)];
+        long long sh = sizes[tu_rng_int(&rng, 0, ns - 1)], sw = sizes[tu_rng_int(&rng, 0, 2)];
+        char text[1024];
+        snprintf(text, sizeof text,
+                 "[{\"pass\": \"forward\", \"n\": %lld, \"c\": %lld, \"h\": %lld, \"w\": %lld, "
+                 "\"k\": %lld, \"r\": %lld, \"s\": %lld, \"stride\": [%lld, %lld], "
+                 "\"pad\": [%lld, %lld], \"dilation\": [%lld, %lld], \"groups\": %d, "
+                 "\"algo\": \"direct\", \"ms\": 1}]",
+                 n, c, h, w, k, r, sk, sh, sw, ph, pw, dh, dw, groups);
+        json_t *sec = json_loads(text, 0, NULL);
+        assert_non_null(sec);
+        clcnn_status db = cc_conv_entries_parse(sec, "x.json", NULL, NULL);
+        json_decref(sec);
+        clcnn_conv2d_desc d = {(int)sh, (int)sw, (int)ph, (int)pw,
+                               (int)dh, (int)dw, groups,  CLCNN_CONV_AUTO};
+        size_t xs[4] = {(size_t)n, (size_t)c, (size_t)h, (size_t)w};
+        size_t ws[4] = {(size_t)k, (size_t)(c / groups), (size_t)r, (size_t)sk}, ys[4];
+        clcnn_status ops = clcnn_conv2d_output_shape(&d, xs, ws, ys);
+        if ((db == CLCNN_OK) != (ops == CLCNN_OK)) fprintf(stderr, "disagree on %s\n", text);
+        assert_int_equal(db == CLCNN_OK, ops == CLCNN_OK);
+        if (db != CLCNN_OK) assert_int_equal(db, CLCNN_ERR_FORMAT);
+        accepted += db == CLCNN_OK;
+        rejected += db != CLCNN_OK;
+    }
+    assert_true(accepted > 1000 && rejected > 1000); /* the sweep hits both sides */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tune_stores_winner_auto_uses_it),
@@ -878,6 +927,7 @@ int main(void) {
         cmocka_unit_test(test_params_in_tuning_file),
         cmocka_unit_test(test_implicit_params_in_tuning_file),
         cmocka_unit_test(test_two_processes_merge),
+        cmocka_unit_test(test_entry_geometry_matches_ops),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

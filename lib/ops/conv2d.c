@@ -16,7 +16,7 @@
  * with the reason (algo_supports).
  *
  * AUTO: the winner stored for this device, pass and geometry in the tuning file
- * (lib/tune/conv_tune.c, filled by `clcnn tune --suite` / clcnn_conv2d_tune) when
+ * (lib/tune/conv_db.c, filled by `clcnn tune --suite` / clcnn_conv2d_tune) when
  * $CLCNN_TUNE is not off and that algorithm still supports the shape; otherwise the
  * measured heuristic in pick_algo().
  *
@@ -32,25 +32,9 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const algo_names[CLCNN_CONV_ALGO_COUNT] = {
-    "auto", "direct", "gemm", "implicit_gemm", "winograd", "depthwise",
-};
-
 clcnn_conv2d_desc clcnn_conv2d_desc_default(void) {
     clcnn_conv2d_desc d = {1, 1, 0, 0, 1, 1, 1, CLCNN_CONV_AUTO};
     return d;
-}
-
-const char *clcnn_conv_algo_name(clcnn_conv_algo a) {
-    if ((int)a < 0 || a >= CLCNN_CONV_ALGO_COUNT) return "unknown";
-    return algo_names[a];
-}
-
-int clcnn_conv_algo_parse(const char *name) {
-    if (!name) return -1;
-    for (int i = 0; i < CLCNN_CONV_ALGO_COUNT; i++)
-        if (strcasecmp(name, algo_names[i]) == 0) return i;
-    return -1;
 }
 
 size_t cc_conv_workspace_limit(void) {
@@ -375,7 +359,7 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
     }
 }
 
-/* AUTO: the winner stored in the tuning file (lib/tune/conv_tune.c) while it still
+/* AUTO: the winner stored in the tuning file (lib/tune/conv_db.c) while it still
  * supports the shape, else the heuristic. */
 static clcnn_conv_algo auto_algo(clcnn_device *dev, const cc_conv *cv, pass ps, int *from_db) {
     const char *why = "";

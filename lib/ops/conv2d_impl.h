@@ -10,16 +10,9 @@
 #define CLCNN_OPS_CONV2D_IMPL_H
 
 #include "internal.h"
-
-typedef struct cc_conv {
-    int n, c, h, w;
-    int k, r, s;
-    int p, q;
-    int sh, sw; /* stride */
-    int ph, pw; /* zero padding */
-    int dh, dw; /* dilation */
-    int groups, cpg, kpg;
-} cc_conv;
+/* cc_conv (the geometry) and the tuning database's lookups: cc_conv_tuned_algo,
+ * cc_conv_cfg and cc_conv_cfg_used, CC_CONV_CFG_MAX. */
+#include "tune/conv_db.h"
 
 /* ceil(a / b) for positive ints. */
 static inline int cc_ceil_div(int a, int b) {
@@ -187,22 +180,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                                              const clcnn_tensor *x, const clcnn_tensor *dy,
                                              clcnn_tensor *dw);
 
-/* ---- kernel parameters (lib/tune/conv_tune.c) ---------------------------------------- */
-
-/* Parameter strings are one line of at most CC_CONV_CFG_MAX - 1 printable characters in
- * the syntax of the algorithm's $CLCNN_CONV_*_CFG variable. */
-#define CC_CONV_CFG_MAX 64
-/* The kernel parameters algorithm `algo` should use for pass (a clcnn_conv_pass) of cv,
- * copied into buf: the string the tuner is timing on dev, else $env_name when set, else
- * the one stored in dev's tuning file for this pass and geometry when its winner is algo
- * (and $CLCNN_TUNE is not off); NULL: the algorithm's heuristic. The caller validates the
- * string and uses its heuristic when it is invalid; then, and after using the string or
- * the heuristic, it reports what it used with cc_conv_cfg_used. Never fails. */
-const char *cc_conv_cfg(const clcnn_device *dev, const char *env_name, int pass, const cc_conv *cv,
-                        clcnn_conv_algo algo, char buf[CC_CONV_CFG_MAX]);
-/* Record the parameters the last convolution on this thread used: cfg when the algorithm
- * accepted it, NULL or "" for its heuristic (read by cc_conv_cfg_last, tune_internal.h). */
-void cc_conv_cfg_used(clcnn_conv_algo algo, const char *cfg);
+/* ---- kernel parameters: candidates for the tuner (lib/tune/conv_tune.c) ----------------- */
 
 /* Candidate parameter strings of an algorithm for pass on cv, near its heuristic (more
  * with exhaustive), written to out[0..max) without the heuristic itself; returns how

@@ -8,7 +8,7 @@
  *                  "XgemmDirect": {"KWID": 2, ...all 10...},       (optional)
  *                  "GemmRoutine": {"XGEMM_MIN_INDIRECT_SIZE": 384} (optional) },
  *     "gemm_tuning": { "before_gflops": .., "after_gflops": .., "seconds": .., "tried": .. },
- *     "conv2d": [ ...convolution winners, see lib/tune/conv_tune.c... ],       (optional)
+ *     "conv2d": [ ...convolution winners, see lib/tune/conv_db.c... ],         (optional)
  *     ...other sections are kept as they are... }
  * Version 1 files without "conv2d" (written before convolution tuning) read as before;
  * libraries that predate it keep the section when they rewrite the file.

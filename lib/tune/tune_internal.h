@@ -1,9 +1,10 @@
 /* Internals of lib/tune shared by its files and tests/test_tune.c: CLBlast's GEMM kernel
  * parameters, their validity rules, and the tuning record stored in the per-device
- * tuning file. */
+ * tuning file. The convolution side of the file is in conv_db.h. */
 #ifndef CLCNN_TUNE_INTERNAL_H
 #define CLCNN_TUNE_INTERNAL_H
 
+#include "conv_db.h"
 #include "internal.h"
 
 #include "clcnn/tune.h"
@@ -96,37 +97,5 @@ clcnn_status cc_tune_write_atomic(const char *path, const char *data, size_t len
  * could be made (the caller goes on without one). */
 int cc_tune_lock(const char *path);
 void cc_tune_unlock(int fd);
-
-/* ---- convolution winners (lib/tune/conv_tune.c) ------------------------------------- */
-
-/* One entry of the "conv2d" section: the key (pass + full geometry) and the winner. */
-typedef struct cc_conv_entry {
-    int pass; /* clcnn_conv_pass */
-    int n, c, h, w, k, r, s, sh, sw, ph, pw, dh, dw, groups;
-    int algo;                            /* the winner (never AUTO) */
-    double ms;                           /* its median time */
-    double times[CLCNN_CONV_ALGO_COUNT]; /* ms per algorithm timed; < 0: not timed */
-    int runs;                            /* timed runs per algorithm (0: not recorded) */
-    char params[64]; /* the winner's kernel parameters ("": its heuristic); printable */
-} cc_conv_entry;
-
-struct json_t;
-/* Validate the "conv2d" section of the tuning file at path (an array of entries): every
- * key and value, the geometry (as clcnn_conv2d_output_shape checks it), algorithm names,
- * and no two entries with the same key. CLCNN_ERR_FORMAT naming path and the entry.
- * With out non-NULL, *out (malloc'd) and *count receive the entries. */
-clcnn_status cc_conv_entries_parse(struct json_t *section, const char *path, cc_conv_entry **out,
-                                   size_t *count);
-/* The tuning file's text for root (malloc'd, no final newline): two-space indented JSON
- * with sorted keys, except one line per conv2d entry. NULL when out of memory. */
-char *cc_tune_dumps(struct json_t *root);
-/* Forget every in-memory copy of the convolution entries (after this process rewrote or
- * imported a tuning file). */
-void cc_conv_tune_forget(void);
-/* The kernel parameters the last convolution on this thread used ("": its heuristic) and,
- * when algo is non-NULL, the algorithm that reported them (CLCNN_CONV_AUTO: none yet, or
- * one without parameters such as gemm). Algorithms report through cc_conv_cfg_used
- * (lib/ops/conv2d_impl.h); for tests and tools. */
-const char *cc_conv_cfg_last(clcnn_conv_algo *algo);
 
 #endif

@@ -1,7 +1,7 @@
 /* Fuzz the reader of the per-device tuning file (lib/tune/tune_file.c,
  * cc_tune_record_read): JSON through jansson, then every CLBlast parameter checked
  * against CLBlast's rules (divisibility, powers of two, ranges), and every convolution
- * winner (lib/tune/conv_tune.c: keys, ranges, geometry, algorithm names, duplicates).
+ * winner (lib/tune/conv_db.c: keys, ranges, geometry, algorithm names, duplicates).
  * Checks: no crash (e.g. no division by a zero parameter), no sanitizer report, no
  * leak; a success gives parameters that pass the validity rules again; a failure
  * leaves the record untouched and sets a message; the convolution entries of a valid

@@ -127,7 +127,7 @@ put("tune", "version2.json", json.dumps(bad))
 put("tune", "not-object.json", "[1, 2, 3]")
 put("tune", "truncated.json", json.dumps(base)[:80])
 put("tune", "huge-int.json", json.dumps(base).replace('"KWG": 16', '"KWG": 99999999999999999999'))
-# convolution winners (lib/tune/conv_tune.c)
+# convolution winners (lib/tune/conv_db.c)
 conv = {"pass": "forward", "n": 16, "c": 64, "h": 56, "w": 56, "k": 64, "r": 3, "s": 3,
         "stride": [1, 1], "pad": [1, 1], "dilation": [1, 1], "groups": 1, "algo": "winograd",
         "ms": 21.4, "times_ms": {"direct": 60.2, "gemm": 75.0, "winograd": 21.4}, "runs": 3}
