@@ -169,7 +169,9 @@ CLCNN_API const clcnn_tensor *clcnn_plan_output(const clcnn_plan *p, int i);
 
 typedef struct clcnn_plan_memory {
     size_t activation_bytes; /* what the plan allocated for intermediate values (peak) */
-    size_t activation_sum;   /* sum of every intermediate value's size, without reuse */
+    size_t activation_sum;   /* sum of the sizes of the values the steps write, no reuse */
+    size_t graph_sum;        /* sum of the graph's node outputs (no fusion, no reuse; views such
+                              * as Flatten not counted): what a layer-by-layer run keeps */
     size_t param_bytes;      /* parameters after folding, before algorithm-specific layouts */
     int steps;               /* kernel steps per run after fusion */
     int fused_batchnorm, fused_activation, fused_add; /* nodes folded into convolutions */

@@ -346,6 +346,9 @@ clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
                         g->vals[g->outputs[i]].name);
     }
     if (s == CLCNN_OK) s = value_shapes(p, g);
+    for (int v = 0; s == CLCNN_OK && v < g->nvals; v++)
+        if (g->vals[v].kind == CC_VAL_NODE && p->vals[v].kind != CC_PV_ALIAS)
+            p->mem.graph_sum += p->vals[v].numel * sizeof(float);
     if (s == CLCNN_OK) s = build_steps(p, g);
     if (s == CLCNN_OK) {
         lifetimes(p);

@@ -89,10 +89,10 @@ static clcnn_status print_plan(clcnn_device *dev, clcnn_graph *g, int batch, int
            "%d activations and %d residual adds fused)\n",
            batch, clcnn_device_get_info(dev)->name, mem.steps, mem.fused_batchnorm,
            mem.fused_activation, mem.fused_add);
-    printf("activation memory: %.2f MB with buffer reuse, %.2f MB for all values summed "
-           "(%.1fx less)\n",
-           mem.activation_bytes / 1e6, mem.activation_sum / 1e6,
-           mem.activation_bytes ? (double)mem.activation_sum / (double)mem.activation_bytes : 0.0);
+    printf("activation memory: %.2f MB with buffer reuse; %.2f MB for the plan's values summed, "
+           "%.2f MB for every node output of the graph (%.1fx more)\n",
+           mem.activation_bytes / 1e6, mem.activation_sum / 1e6, mem.graph_sum / 1e6,
+           mem.activation_bytes ? (double)mem.graph_sum / (double)mem.activation_bytes : 0.0);
     printf("parameters: %.2f MB after folding (convolution algorithms may keep them in "
            "another layout)\n",
            mem.param_bytes / 1e6);
