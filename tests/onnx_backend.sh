@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every case of ONNX's backend test data that Debian's libonnx-testdata ships
-# (data/node, data/pytorch-converted, data/simple) with `clcnn onnx test` and compares the
+# (data/node, data/pytorch-converted, data/simple), and the whole networks PyTorch exported
+# for us (tests/onnx/torch, made by tests/onnx/make_torch_cases.py, PyTorch's outputs as the
+# references), with `clcnn onnx test` and compares the
 # verdict of each case with tests/onnx/backend_expected.txt: a line per case, "pass NAME"
 # or "skip NAME: why" (the unsupported op, element type or attribute). The test fails when
 # any case fails, when a case that passed is skipped now, or when a case changes from skip
@@ -21,11 +23,13 @@ fi
 out="$(mktemp)"
 trap 'rm -f "$out" "$out.got"' EXIT
 status=0
-for suite in node pytorch-converted simple; do
-  "$cli" onnx test "$data/$suite"/* >"$out.raw" 2>&1 || status=1
+for suite in node pytorch-converted simple torch; do
+  dir="$data/$suite"
+  [ "$suite" = torch ] && dir="$here/onnx/torch"
+  "$cli" onnx test "$dir"/* >"$out.raw" 2>&1 || status=1
   # one line per case: verdict, suite/name, reason without the model's path
   sed -E -n "s#^(pass|skip|FAIL)  ([^:]*)(: )?(.*)\$#\\1 $suite/\\2\\3\\4#p" "$out.raw" |
-    sed -E "s# \\(loading '[^']*'\\)##; s#/usr/share/libonnx-testdata/data/##g" >>"$out"
+    sed -E "s# \\(loading '[^']*'\\)##; s#/usr/share/libonnx-testdata/data/##g; s#$here/##g" >>"$out"
   tail -1 "$out.raw"
 done
 rm -f "$out.raw"
