@@ -214,6 +214,14 @@ static clcnn_status check_no_alias(const char *op, const clcnn_tensor *out, cons
     return CLCNN_OK;
 }
 
+/* See conv2d_impl.h. */
+int cc_cpu_f16_accumulators(const clcnn_device *dev, int live) {
+    int width = (int)dev->native_float_width;
+    if (dev->info.type == CLCNN_DEVICE_GPU || width <= 0 || width >= 16) return 0;
+    int per = 16 / width, acc = (16 - 1 - live * per) / per;
+    return acc < 1 ? 1 : acc;
+}
+
 /* ---- algorithm choice ------------------------------------------------------------------ */
 
 typedef enum pass { PASS_FORWARD, PASS_DATA, PASS_FILTER } pass;
