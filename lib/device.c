@@ -268,6 +268,10 @@ static clcnn_status create_on(clcnn_device *dev) {
     CC_CL_TRY(err);
     cc_choose_cl_std(dev->info.opencl_c_major, dev->info.opencl_c_minor, dev->cl_std,
                      sizeof dev->cl_std);
+    cl_uint vw = 0;
+    if (clGetDeviceInfo(dev->id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof vw, &vw, NULL) ==
+        CL_SUCCESS)
+        dev->native_float_width = vw;
     return CLCNN_OK;
 }
 

@@ -115,6 +115,10 @@ struct clcnn_device {
     cl_context ctx;
     cl_command_queue queue;
     char cl_std[32]; /* "-cl-std=CL1.2" etc., chosen from CL_DEVICE_OPENCL_C_VERSION */
+    /* CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT (0: unknown): on a CPU the width of its vector
+     * registers in floats (POCL: 16 with AVX-512, 8 with AVX/AVX2, 4 with SSE), which
+     * sizes the register blocks of the convolution kernels (cc_cpu_f16_accumulators) */
+    unsigned native_float_width;
 
     /* program cache (lib/program.c) */
     cc_program_entry *programs;

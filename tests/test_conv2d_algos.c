@@ -298,21 +298,23 @@ static void cfg_sweep(clcnn_conv_algo algo, const char *env, const char *const *
 /* Other implicit-GEMM parameters than this device's choice, through the development
  * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT]": the GPU's TM 2 and local size,
  * odd TM (channel tails), narrow segments, tiny reduction chunks (partial sums kept in y
- * between chunks) and several tiles per work-item (the last one partly past the end). */
+ * between chunks), several tiles per work-item (the last one partly past the end) and
+ * AVX2's TM 6 (cc_cpu_f16_accumulators) with narrow segments. */
 static void test_implicit_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"2 16 16 64", "3 8 4 5 3", "16 4 4 7", "16 16 4 1024 2"};
-    cfg_sweep(CLCNN_CONV_IMPLICIT_GEMM, "CLCNN_CONV_IMPLICIT_CFG", cfgs, 4, random_any, 4243, 20,
+    const char *cfgs[] = {"2 16 16 64",     "3 8 4 5 3",      "16 4 4 7",
+                          "16 16 4 1024 2", "6 8 4 1024 0 1", "6 4 4 1024 0 1"};
+    cfg_sweep(CLCNN_CONV_IMPLICIT_GEMM, "CLCNN_CONV_IMPLICIT_CFG", cfgs, 6, random_any, 4243, 20,
               7000);
 }
 
 /* Winograd with both tile sizes, every segment width, odd TM and tiny channel chunks
- * and ranges (partial sums kept in local memory between chunks), through
+ * and ranges (partial sums kept in local memory between chunks), AVX2's TM 6, through
  * $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR". */
 static void test_winograd_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"2 4 3 2 5", "4 16 16 1 7", "4 8 16 3 0", "4 4 2 4 3"};
-    cfg_sweep(CLCNN_CONV_WINOGRAD, "CLCNN_CONV_WINOGRAD_CFG", cfgs, 4, random_winograd, 4244, 12,
+    const char *cfgs[] = {"2 4 3 2 5", "4 16 16 1 7", "4 8 16 3 0", "4 4 2 4 3", "4 0 6 0 0"};
+    cfg_sweep(CLCNN_CONV_WINOGRAD, "CLCNN_CONV_WINOGRAD_CFG", cfgs, 5, random_winograd, 4244, 12,
               7100);
 }
 

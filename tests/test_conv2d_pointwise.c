@@ -97,11 +97,13 @@ static void test_edges(void **state) {
 /* Parameters other than the automatic choice: each TN with TM that do not divide the
  * channels, several register blocks per work-item (NT 6 and 8; NT 5 rounds up to 6),
  * tiny chunks of the reduction (KC 5 and 16: partial sums kept in y between chunks), a
- * local size of 1, and the previous single-tile configuration. */
+ * local size of 1, the previous single-tile configuration and the choices for CPUs with
+ * 16 vector registers (cc_cpu_f16_accumulators: AVX2's TM 6, SSE's TM 2, TN 1). */
 static void test_variants(void **state) {
     (void)state;
     const char *cfgs[] = {"16 16 4 1024 0 1", "8 16 4 1024 0 2", "7 16 4 16 0 3",
-                          "6 16 4 1024 8 4",  "5 16 1 5 5 3",    "3 16 4 1024 0 4"};
+                          "6 16 4 1024 8 4",  "5 16 1 5 5 3",    "3 16 4 1024 0 4",
+                          "6 16 4 1024 0 1",  "2 16 4 1024 0 1"};
     int ok = 1;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         setenv(ENV, cfgs[c], 1);

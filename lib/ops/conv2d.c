@@ -198,6 +198,14 @@ static clcnn_status check_no_alias(const char *op, const clcnn_tensor *out, cons
     return CLCNN_OK;
 }
 
+/* See conv2d_impl.h. */
+int cc_cpu_f16_accumulators(const clcnn_device *dev, int live) {
+    int width = (int)dev->native_float_width;
+    if (dev->info.type == CLCNN_DEVICE_GPU || width <= 0 || width >= 16) return 0;
+    int per = 16 / width, acc = (16 - 1 - live * per) / per;
+    return acc < 1 ? 1 : acc;
+}
+
 /* ---- algorithm choice ------------------------------------------------------------------ */
 
 typedef enum pass { PASS_FORWARD, PASS_DATA, PASS_FILTER } pass;
@@ -209,16 +217,19 @@ static size_t group_weight_bytes(const cc_conv *cv) {
 }
 
 /* The CPU rule for one forward-shaped geometry (backward data passes its transposed
- * geometry: dy as input, kpg and cpg swapped). */
-static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
+ * geometry: dy as input, kpg and cpg swapped, and narrow 0). narrow: a forward pass on a
+ * CPU with 16 vector registers (cc_cpu_f16_accumulators > 0, AVX2), where the rule was
+ * measured separately (see pick_algo). */
+static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int narrow) {
     size_t wbytes = group_weight_bytes(cv);
     if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
-        cv->q >= 14 && (cv->p * cv->q >= 28 * 28 || wbytes * 4 <= ((size_t)10 << 20)))
+        cv->q >= 14 && (narrow || cv->p * cv->q >= 28 * 28 || wbytes * 4 <= ((size_t)10 << 20)))
         return CLCNN_CONV_WINOGRAD;
     if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
-    if (cv->kpg >= 16 && wbytes <= ((size_t)1 << 20) && cv->cpg * cv->r * cv->s >= 32)
+    if (cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= (narrow ? 16 : 32) &&
+        wbytes <= (narrow ? ((size_t)16 << 20) : ((size_t)1 << 20)))
         return CLCNN_CONV_IMPLICIT_GEMM;
     return CLCNN_CONV_DIRECT;
 }
@@ -261,6 +272,19 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *   - else direct: short stride-1 reductions (3x3 or 5x5 over 1-3 channels: direct 72
  *     vs 44 on VGG conv1_1, a tie on LeNet), few output channels per group (8: 60 vs 37;
  *     ResNeXt's 4: 40 vs 17), large weights, small images.
+ *   forward on CPUs with 16 vector registers (AVX2; cc_cpu_f16_accumulators, which also
+ *   sizes the register blocks of implicit_gemm and winograd there), measured on a 2-core
+ *   AVX2 EPYC (POCL 3.1, shared with another job: CPU ms per run, batch 8, 2026-12):
+ *   - winograd as above but at any weight size: VGG 14x14 c512 3x3 82.8 vs implicit
+ *     149 vs direct 264 (7x7 stays off it: ResNet-50 l4 c512 76 vs implicit 55);
+ *   - implicit_gemm for kpg >= 16 with a reduction cpg*r*s >= 16 and at most 16 MB of
+ *     weights per group, stride 1 too: ResNet-50 l4 1x1 c1024->512 25.6 vs direct 97.5,
+ *     c512->2048 18.0 vs 26.4, c2048->512 16.0 vs 44.6, 7x7 3x3 c512 55.0 vs 66.8;
+ *     MobileNet-V2 1x1 c16->96 9.1 vs 15.1, c24->144 3.2 vs 6.6, c960->320 4.4 vs 6.9,
+ *     c320->1280 5.7 vs 9.5; VGG conv1_1 (rows of 27) 36 vs 48;
+ *   - direct stays with few output channels per group, where it is best (ResNeXt-like
+ *     3x3 with 4 and 8 per group: 9.8 vs implicit 16.4 and 7.5 vs 13.5) or close (LeNet
+ *     conv1, kpg 6: 1.37 vs 1.06).
  *   backward data: the same rule applied to the transposed convolution (dy as input,
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
@@ -315,10 +339,10 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
         if (ps == PASS_FILTER)
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM
                                                                   : CLCNN_CONV_DIRECT;
-        if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
+        if (ps == PASS_FORWARD) return pick_cpu_forward(cv, cc_cpu_f16_accumulators(dev, 1) > 0);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
         cc_conv t = cc_conv_transposed(cv); /* dy in, dx out */
-        return pick_cpu_forward(&t);
+        return pick_cpu_forward(&t, 0);
     }
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&

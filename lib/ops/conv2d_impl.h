@@ -180,6 +180,17 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                                              const clcnn_tensor *x, const clcnn_tensor *dy,
                                              clcnn_tensor *dw);
 
+/* On a CPU device, how many float16 accumulators the register block of a kernel's GEMM
+ * loop can hold next to `live` other float16 values (the strip vectors) and one
+ * broadcast register, from the native float vector width: an x86 register file has 16
+ * vector registers with AVX/AVX2 and SSE (widths 8 and 4; a float16 takes 16/width of
+ * them), so AVX2 fits 6 beside one strip vector; more spill to the stack every step
+ * (measured: TM 16 and TM 8 x TN 3 run 2-2.5x slower than TM 6 on a 2-core AVX2 EPYC).
+ * 0 with a width of 16 or more (AVX-512: 32 registers, one per float16) or an unknown
+ * one, where the kernels keep the choices measured on AVX-512; at least 1 otherwise.
+ * (lib/ops/conv2d.c) */
+int cc_cpu_f16_accumulators(const clcnn_device *dev, int live);
+
 /* ---- kernel parameters: candidates for the tuner (lib/tune/conv_tune.c) ----------------- */
 
 /* Candidate parameter strings of an algorithm for pass on cv, near its heuristic (more

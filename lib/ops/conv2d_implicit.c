@@ -10,12 +10,13 @@
  * of 16 output positions into strips of local memory and multiplies every output
  * channel of its range with them (no im2col workspace). The parameters:
  *   TM (define)  output channels per register block: 16 on CPUs (16 float16
- *                accumulators of the 32 AVX-512 registers), 2 on GPUs (registers are
- *                per lane there);
+ *                accumulators of the 32 AVX-512 registers), on CPUs with 16 vector
+ *                registers what fits them (AVX2: 6, cc_cpu_f16_accumulators), 2 on GPUs
+ *                (registers are per lane there);
  *   VW (define)  16, 8 or 4 columns per row segment: 16/VW rows x VW columns per tile,
  *                whichever wastes the fewest lanes on this output width (ties: wider);
- *   TN (define)  tiles per register block: 1, on CPUs 3 (with TM 8) or 4 (with TM 6,
- *                weights over 512 KB) for pointwise layers, see heuristic_cfg;
+ *   TN (define)  tiles per register block: 1, on AVX-512 CPUs 3 (with TM 8) or 4 (with
+ *                TM 6, weights over 512 KB) for pointwise layers, see heuristic_cfg;
  *   plane        for 1x1 stride-1 unpadded kernels the 16 lanes are 16 consecutive
  *                positions of the plane (no lanes wasted on short rows);
  *   nt           tiles per work-item: 1, or up to 4 when a group's weights exceed 512 KB
@@ -71,7 +72,13 @@ static double lane_use(const cc_conv *cv, int vw) {
 static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     implicit_cfg cfg = {.tm = gpu ? 2 : 16, .vw = 16, .lws = gpu ? 16 : 4, .kc_max = 1024, .tn = 1};
+    /* CPUs with 16 vector registers (AVX2): as many float16 accumulators as fit beside
+     * one strip vector, TN 1 (AVX2: TM 6, 12 of the 16 registers; the ResNet-50 layers at
+     * batch 8 run 1.7-2.7x faster than with TM 16 or TM 8 x TN 3, which spill) */
+    int acc = gpu ? 0 : cc_cpu_f16_accumulators(dev, 1);
+    if (acc) cfg.tm = acc;
     if (is_pointwise(cv) && !gpu) {
+        if (acc) return cfg; /* (VW is unused with plane lanes) */
         /* The lanes are consecutive positions of the plane, the packing is a plain copy
          * and the GEMM loop dominates: TN tiles share each broadcast weight (24 float16
          * accumulators of the 32 registers: per reduction step TN + TM loads for 24
@@ -153,13 +160,18 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
     /* Tiles per work-item: when a group's weights outgrow the cache (512 KB: 3x3 layers
      * with a few hundred channels), every tile of a work-item reuses each block of them,
      * up to 4 tiles while enough work-items remain (on a 14x14 layer with 256 channels,
-     * 4 tiles: 1.4x). */
+     * 4 tiles: 1.4x). With 16 vector registers (TM 6, cc_cpu_f16_accumulators) up to 3
+     * tiles while 8 work-items per compute unit remain: the 7x7 layers of ResNet-50 at
+     * batch 8 (32 tiles) get NT 2 instead of 1, 1.2-1.5x; NT 4 instead of 3 on its
+     * 14x14 layers (104 tiles) was 0.9-1.0x. */
     int nt = cfg.nt;
     if (!nt) {
+        int narrow = !gpu && cc_cpu_f16_accumulators(dev, 1) > 0;
+        size_t enough = narrow ? want / 2 : want;
         nt = 1;
         if (!gpu && (size_t)K * mp * sizeof(float) > ((size_t)512 << 10))
-            for (nt = 4; nt > 1; nt--)
-                if ((tiles + nt - 1) / nt * (size_t)cv->groups >= want) break;
+            for (nt = narrow ? 3 : 4; nt > 1; nt--)
+                if ((tiles + nt - 1) / nt * (size_t)cv->groups >= enough) break;
     }
     /* whole register blocks of TN tiles per work-item */
     nt = cc_ceil_div(nt, cfg.tn) * cfg.tn;
@@ -583,8 +595,9 @@ static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, ge
 }
 
 /* Forward and backward data (backward filter is lib/ops/conv2d_wgrad.c), around the
- * heuristic of the (first) GEMM the pass runs: pointwise TM x TN 8 x 3, 6 x 4, 16 x 1,
- * 8 x 2, else TM 8 or 16 and TM 8 x TN 2; NT 1 and 2 (tiles per work-item), LWS 4 or 8;
+ * heuristic of the (first) GEMM the pass runs: with 16 vector registers (TM below 8) TM
+ * - 2, TM + 2 and TM/2 x TN 2; else pointwise TM x TN 8 x 3, 6 x 4, 16 x 1, 8 x 2, else
+ * TM 8 or 16 and TM 8 x TN 2; NT 1 and 2 (tiles per work-item), LWS 4 or 8;
  * exhaustive: TM {4, 8, 16} x TN {1..4} x NT {choose, 2}, then the other VWs and LWSs, up
  * to max; strings that plan the GEMM like the heuristic or an earlier one are left out.
  * Each distinct TM/VW/TN is one program. */
@@ -625,7 +638,11 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
             c = h, c.lws = lwss[l], n = add_cfg(dev, &g, c, plans, out, n, max);
         return n;
     }
-    if (h.tn > 1) {
+    if (h.tm < 8) { /* 16 vector registers (cc_cpu_f16_accumulators) */
+        int tms[] = {h.tm > 2 ? h.tm - 2 : 1, h.tm + 2, (h.tm + 1) / 2}, tns[] = {1, 1, 2};
+        for (int i = 0; i < 3; i++)
+            c = h, c.tm = tms[i], c.tn = tns[i], n = add_cfg(dev, &g, c, plans, out, n, max);
+    } else if (h.tn > 1) {
         static const int pairs[][2] = {{8, 3}, {6, 4}, {16, 1}, {8, 2}};
         for (int i = 0; i < 4; i++)
             c = h, c.tm = pairs[i][0], c.tn = pairs[i][1],

@@ -12,11 +12,12 @@
  * is so small that 4x4 tiles waste more than F(2x2)'s 2.25x saving can repay (p or q below 6),
  * then 2. SW  16, 8 or 4 tiles per lane segment, whichever wastes the fewest lanes on tw (F(2x2):
  * always 4; its outputs are below 6x6). At most 4 programs. TM  16 output channels per register
- * block on CPUs, 2 on GPUs. cc  input channels per chunk and mr output channels per work-item: as
- * many as the work-item's scratch allows (CPU: 320 KB of cached memory, about 140 channels of A*A x
- * 16 floats, at most half of them output channels; GPU: what fits in half the local memory).
- * Numerics: F(4x4) multiplies by transform entries up to 5 and divides by 24; measured,
- * its float32 error stays within twice the direct kernel's tolerance (the tests allow
+ * block on CPUs (AVX-512), what 16 vector registers hold on narrower ones (AVX2: 6,
+ * cc_cpu_f16_accumulators), 2 on GPUs. cc  input channels per chunk and mr output channels per
+ * work-item: as many as the work-item's scratch allows (CPU: 320 KB of cached memory, about 140
+ * channels of A*A x 16 floats, at most half of them output channels; GPU: what fits in half the
+ * local memory). Numerics: F(4x4) multiplies by transform entries up to 5 and divides by 24;
+ * measured, its float32 error stays within twice the direct kernel's tolerance (the tests allow
  * four times, tests/test_conv2d_algos.c). Backward data: the same kernels on the
  * transposed convolution (cc_conv2d_winograd_backward_data). */
 #include "conv2d_impl.h"
@@ -55,7 +56,10 @@ static int parse_cfg(const char *s, int f[5]) {
  * channels in local memory than fit. */
 static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wino_cfg *out) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
-    wino_cfg cfg = {.mt = cv->p < 6 || cv->q < 6 ? 2 : 4, .tm = gpu ? 2 : 16, .lws = 1};
+    /* TM: on CPUs with 16 vector registers as many float16 accumulators as fit beside the
+     * strip vector (AVX2: 6; ResNet-50's stride-1 3x3 layers 1.6-1.9x faster than TM 16) */
+    int acc = gpu ? 0 : cc_cpu_f16_accumulators(dev, 1);
+    wino_cfg cfg = {.mt = cv->p < 6 || cv->q < 6 ? 2 : 4, .tm = gpu ? 2 : acc ? acc : 16, .lws = 1};
     if (f) {
         cfg.mt = f[0];
         cfg.tm = f[2];
