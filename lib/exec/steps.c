@@ -67,16 +67,24 @@ static clcnn_conv2d_desc conv_desc_of(const cc_op_attrs *a) {
 
 /* A convolution whose weights (or bias) are values computed per run, not initializers:
  * the per-call convolution, nothing fused. */
-static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const cc_gnode *n, cc_step *s) {
-    for (int i = 1; i < n->n_in; i++)
-        if (n->in[i] >= 0 && p->vals[n->in[i]].kind == CC_PV_UNUSED && p->vals[n->in[i]].ndim == 0)
-            return unsupported(n, "a weight that is neither an initializer nor a value");
+static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const clcnn_graph *g, const cc_gnode *n,
+                                         cc_step *s) {
     s->dynamic = 1;
     s->conv_desc = conv_desc_of(&n->a);
     s->conv_desc.algo = p->opts.conv_algo;
     s->n_in = n->n_in > 2 && n->in[2] >= 0 ? 3 : 2;
     for (int i = 0; i < s->n_in; i++)
         s->in[i] = n->in[i];
+    /* the parts that are initializers are uploaded once */
+    for (int i = 1; i < s->n_in; i++) {
+        const cc_gvalue *v = gin(g, n, i);
+        if (v->kind != CC_VAL_INIT) continue;
+        CC_TRY(need_float_init(n, v, i == 1 ? "the weight" : "the bias"));
+        size_t shape[4];
+        for (int d = 0; d < v->ndim; d++)
+            shape[d] = (size_t)v->dims[d];
+        CC_TRY(upload(p->dev, v->ndim, shape, v->data, &s->param[i - 1]));
+    }
     s->out = n->out[0];
     snprintf(s->desc, sizeof s->desc, "Conv %s [weights per run]", n->name);
     return CLCNN_OK;
@@ -92,7 +100,7 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
         return unsupported(n, "asymmetric padding");
     if (w->kind != CC_VAL_INIT || (b && b->kind != CC_VAL_INIT))
-        return prepare_conv_dynamic(p, n, s);
+        return prepare_conv_dynamic(p, g, n, s);
     CC_TRY(need_float_init(n, w, "the weight"));
     if (b) CC_TRY(need_float_init(n, b, "the bias"));
     cc_conv_fwd_desc d = {0};
@@ -168,9 +176,11 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
 
 static clcnn_status run_conv(clcnn_plan *p, cc_step *s) {
     if (s->dynamic) {
-        const clcnn_tensor *b = s->n_in > 2 ? cc_plan_tensor(p, s->in[2]) : NULL;
-        return clcnn_conv2d_forward(p->dev, &s->conv_desc, cc_plan_tensor(p, s->in[0]),
-                                    cc_plan_tensor(p, s->in[1]), b,
+        const clcnn_tensor *w = s->param[0] ? s->param[0] : cc_plan_tensor(p, s->in[1]);
+        const clcnn_tensor *b = s->n_in < 3   ? NULL
+                                : s->param[1] ? s->param[1]
+                                              : cc_plan_tensor(p, s->in[2]);
+        return clcnn_conv2d_forward(p->dev, &s->conv_desc, cc_plan_tensor(p, s->in[0]), w, b,
                                     (clcnn_tensor *)cc_plan_tensor(p, s->out), CLCNN_ACT_NONE);
     }
     const clcnn_tensor *z = s->n_in > 1 ? cc_plan_tensor(p, s->in[1]) : NULL;
@@ -192,9 +202,9 @@ static clcnn_status prepare_batchnorm(clcnn_plan *p, const clcnn_graph *g, cc_st
     s->in[0] = n->in[0];
     for (int i = 1; i < 5; i++) {
         const cc_gvalue *v = gin(g, n, i);
+        s->in[i] = n->in[i];
         if (v->kind != CC_VAL_INIT) { /* a value computed per run: read it then */
             s->dynamic = 1;
-            s->in[i] = n->in[i];
             continue;
         }
         CC_TRY(need_float_init(n, v, "the parameter"));
@@ -513,7 +523,13 @@ clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, co
         if (v && v->kind != CC_VAL_INIT && v->dtype != CLCNN_F32)
             return unsupported(n, "a non-float input");
     }
-    return e->prepare(p, g, s, absorbed, nabsorbed);
+    CC_TRY(e->prepare(p, g, s, absorbed, nabsorbed));
+    /* every value a step reads at run time must be computed or fed, not an initializer
+     * (those are uploaded into the step's parameters by its prepare) */
+    for (int j = 0; j < s->n_in; j++)
+        if (g->vals[s->in[j]].kind == CC_VAL_INIT && !(s->dynamic && j > 0 && s->param[j - 1]))
+            return unsupported(n, "an initializer where a computed value is expected");
+    return CLCNN_OK;
 }
 
 clcnn_status cc_step_run(clcnn_plan *p, cc_step *s) {
