@@ -29,7 +29,7 @@ for suite in node pytorch-converted simple torch; do
   "$cli" onnx test "$dir"/* >"$out.raw" 2>&1 || status=1
   # one line per case: verdict, suite/name, reason without the model's path
   sed -E -n "s#^(pass|skip|FAIL)  ([^:]*)(: )?(.*)\$#\\1 $suite/\\2\\3\\4#p" "$out.raw" |
-    sed -E "s# \\(loading '[^']*'\\)##; s#/usr/share/libonnx-testdata/data/##g; s#$here/##g" >>"$out"
+    sed -E "s# \\(loading '[^']*'\\)##; s#/usr/share/libonnx-testdata/data/##g; s#$here/##g; s#^(pass [^:]*):.*#\\1#" >>"$out"
   tail -1 "$out.raw"
 done
 rm -f "$out.raw"

@@ -23,6 +23,7 @@ typedef enum verdict { PASS, FAIL, SKIP } verdict;
 typedef struct opts {
     double rtol, atol;
     int quiet;
+    double max_abs, max_ref; /* largest |y - ref| of the case so far, and max |ref| */
 } opts;
 
 static void usage(FILE *f) {
@@ -80,7 +81,7 @@ static clcnn_status load(const char *dir, const char *kind, int k, host_tensor *
 }
 
 /* Compare got with want; on a mismatch describe the worst element in why. */
-static int close_enough(const float *got, const float *want, size_t n, const opts *o, char *why,
+static int close_enough(const float *got, const float *want, size_t n, opts *o, char *why,
                         size_t cap, int k) {
     double worst = 0.0;
     size_t at = 0;
@@ -88,6 +89,8 @@ static int close_enough(const float *got, const float *want, size_t n, const opt
     for (size_t i = 0; i < n; i++) {
         double g = got[i], w = want[i];
         if (isnan(w) && isnan(g)) continue;
+        if (fabs(g - w) > o->max_abs) o->max_abs = fabs(g - w);
+        if (fabs(w) > o->max_ref) o->max_ref = fabs(w);
         if (isinf(w) && g == w) continue;
         double excess = fabs(g - w) - (o->atol + o->rtol * fabs(w));
         if (!(excess <= 0.0)) {
@@ -102,7 +105,7 @@ static int close_enough(const float *got, const float *want, size_t n, const opt
 }
 
 static verdict run_set(clcnn_device *dev, clcnn_graph *g, clcnn_plan **plan, const char *set,
-                       const opts *o, char *why, size_t cap) {
+                       opts *o, char *why, size_t cap) {
     int nin = clcnn_graph_num_inputs(g), nout = clcnn_graph_num_outputs(g);
     host_tensor hin[16] = {0};
     clcnn_tensor *tin[16] = {0};
@@ -184,7 +187,7 @@ static verdict run_set(clcnn_device *dev, clcnn_graph *g, clcnn_plan **plan, con
     return v;
 }
 
-static verdict run_case(clcnn_device *dev, const char *dir, const opts *o, char *why, size_t cap) {
+static verdict run_case(clcnn_device *dev, const char *dir, opts *o, char *why, size_t cap) {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
     clcnn_graph *g = NULL;
@@ -219,7 +222,7 @@ static const char *base(const char *path) {
 }
 
 static int cmd_onnx_test(int argc, char **argv) {
-    opts o = {1e-3, 1e-7, 0};
+    opts o = {1e-3, 1e-7, 0, 0.0, 0.0};
     const char *device = NULL;
     static const struct option lo[] = {
         {"rtol", required_argument, 0, 'r'},   {"atol", required_argument, 0, 'a'},
@@ -258,12 +261,14 @@ static int cmd_onnx_test(int argc, char **argv) {
     int passed = 0, failed = 0, skipped = 0;
     for (int i = optind; i < argc; i++) {
         char why[1024] = "";
+        o.max_abs = o.max_ref = 0.0;
         verdict v = run_case(dev, argv[i], &o, why, sizeof why);
         passed += v == PASS;
         failed += v == FAIL;
         skipped += v == SKIP;
         if (v == PASS && !o.quiet)
-            printf("pass  %s\n", base(argv[i]));
+            printf("pass  %s: max |y - ref| %.3g (max |ref| %.3g)\n", base(argv[i]), o.max_abs,
+                   o.max_ref);
         else if (v == FAIL)
             printf("FAIL  %s: %s\n", base(argv[i]), why);
         else if (v == SKIP && !o.quiet)
