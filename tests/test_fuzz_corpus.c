@@ -132,7 +132,7 @@ static void test_pgm_header_does_not_allocate(void **state) {
     (void)state;
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/fuzz/corpus/image/p5-huge.pgm", CLCNN_SOURCE_DIR);
-    gray_image img;
+    image img;
     assert_int_equal(image_read_gray(path, &img), CLCNN_ERR_FORMAT);
     assert_non_null(strstr(clcnn_last_error(), "truncated PGM"));
 }
@@ -142,7 +142,7 @@ static void test_png_header_does_not_allocate(void **state) {
     (void)state;
     char path[4096];
     snprintf(path, sizeof path, "%s/tests/fuzz/corpus/image/huge-idat.png", CLCNN_SOURCE_DIR);
-    gray_image img;
+    image img;
     assert_int_equal(image_read_gray(path, &img), CLCNN_ERR_FORMAT);
     assert_non_null(strstr(clcnn_last_error(), "cannot be in a 96-byte file"));
 }

@@ -17,7 +17,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_write_file(image_path, data, size);
-    gray_image img;
+    image img;
     clcnn_clear_error();
     clcnn_status s = image_read_gray(image_path, &img);
     if (s == CLCNN_OK) {
