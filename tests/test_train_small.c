@@ -49,18 +49,7 @@ static int run(const char *out, const char *fmt, ...) {
 }
 
 static char *slurp(const char *name) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", tmp, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = '\0';
-    fclose(f);
-    return buf;
+    return tu_slurp(tmp, name);
 }
 
 static void show(const char *name) {

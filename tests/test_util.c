@@ -118,3 +118,18 @@ char *tu_temp_dir(const char *tag) {
     assert_non_null(d);
     return strdup(d);
 }
+
+char *tu_slurp(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    size_t got = buf ? fread(buf, 1, (size_t)n, f) : 0;
+    if (buf) buf[got] = '\0';
+    fclose(f);
+    return buf;
+}

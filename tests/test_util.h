@@ -54,5 +54,7 @@ double tu_nmse(const float *got, const double *ref, size_t n);
 
 /* A fresh empty directory under the build tree (or /tmp); caller frees. */
 char *tu_temp_dir(const char *tag);
+/* The whole of dir/name, NUL-terminated (malloc'd; caller frees); NULL when unreadable. */
+char *tu_slurp(const char *dir, const char *name);
 
 #endif

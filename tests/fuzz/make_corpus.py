@@ -105,6 +105,34 @@ put("image", "p2-over-maxval.pgm", b"P2\n2 1\n3\n4 9\n")
 put("image", "p5-truncated.pgm", b"P5\n4 4\n255\n" + bytes(5))
 put("image", "p5-huge.pgm", b"P5\n16384 16384\n255\n")
 
+
+def jpeg(mode, w, h, **save):
+    """A small JPEG through Pillow (Debian's python3-pil): a gradient with some texture."""
+    import io
+    from PIL import Image
+    img = Image.new("RGB", (w, h))
+    img.putdata([(255 * x // (w - 1), 255 * y // (h - 1), (37 * x * y) % 256)
+                 for y in range(h) for x in range(w)])
+    out = io.BytesIO()
+    img.convert(mode).save(out, "JPEG", **save)
+    return out.getvalue()
+
+
+def jpeg_sof_size(data, w, h):
+    """The same file with its frame header declaring w x h."""
+    i = data.index(b"\xff\xc0")
+    return data[:i + 5] + struct.pack(">HH", h, w) + data[i + 9:]
+
+
+rgb_jpg = jpeg("RGB", 16, 12, quality=90)
+put("image", "rgb.jpg", rgb_jpg)
+put("image", "rgb444.jpg", jpeg("RGB", 9, 7, quality=95, subsampling=0))
+put("image", "gray.jpg", jpeg("L", 8, 8, quality=75))
+put("image", "progressive.jpg", jpeg("RGB", 24, 17, quality=80, progressive=True))
+put("image", "cmyk.jpg", jpeg("CMYK", 8, 8))
+put("image", "truncated.jpg", rgb_jpg[:len(rgb_jpg) // 2])
+put("image", "huge-dims.jpg", jpeg_sof_size(rgb_jpg, 8000, 8000))
+
 # ---- tuning files ---------------------------------------------------------------------------
 xgemm = {"GEMMK": 0, "KREG": 1, "KWG": 16, "KWI": 2, "MDIMA": 8, "MDIMC": 8, "MWG": 32,
          "NDIMB": 8, "NDIMC": 8, "NWG": 64, "SA": 0, "SB": 0, "STRM": 0, "STRN": 0,
