@@ -13,14 +13,17 @@
  *   TP   output rows per work-item (1..8)                                     default 4
  *   QLOOP  forward: 1 = a work-item walks its rows' whole width, VEC columns at a time
  *        (fewer, longer work-items: CPUs); 0 = one VEC-column tile per work-item   default 0
+ *   UNALIGNED_LOADS  1 = global vector loads through 4-byte-aligned vector types (one
+ *        unaligned load on CPUs); 0 = vloadN                                   default 0
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
  *   z (n, c, p, q)   forward residual (has_res): y = act(conv + b + z); may be y itself
  *                    (each element is read by the work-item that writes it)
  *
- * Work-item -> output mapping: dim0 = (row tile, column tile) of the plane, dim1 =
- * channel, dim2 = image; TP rows x VEC columns of one output plane. Input vectors of
+ * Work-item -> output mapping: dim0 = (row tile, column tile) of the plane (QLOOP: row
+ * tile only), dim1 = channel, dim2 = image; TP rows x VEC columns of one output plane
+ * (QLOOP: TP rows x every column, VEC at a time). Input vectors of
  * stride-1 and stride-2 layers are vector loads (columns outside the row zeroed by a lane
  * mask); other strides and the two ends of the tensor gather element by element.
  * Fixed summation order (kr, then ks): deterministic. */
@@ -34,6 +37,9 @@
 #endif
 #ifndef QLOOP
 #define QLOOP 0
+#endif
+#ifndef UNALIGNED_LOADS
+#define UNALIGNED_LOADS 0
 #endif
 
 #if VEC != 16 && VEC != 8 && VEC != 4
@@ -49,15 +55,33 @@
 #define intV CC_CAT(int, VEC)
 #define vloadV CC_CAT(vload, VEC)
 #define vstoreV CC_CAT(vstore, VEC)
+/* Vector loads from any float address: vloadN, or with UNALIGNED_LOADS a dereference of
+ * a 4-byte-aligned vector type, one unaligned load instruction on CPUs (POCL builds
+ * vload8 from pieces). */
+#if UNALIGNED_LOADS
+typedef float4 __attribute__((aligned(4))) float4_u;
+typedef float8 __attribute__((aligned(4))) float8_u;
+typedef float16 __attribute__((aligned(4))) float16_u;
+#define LD4(p) (*(__global const float4_u *)(p))
+#define LD8(p) (*(__global const float8_u *)(p))
+#define LD16(p) (*(__global const float16_u *)(p))
+#else
+#define LD4(p) vload4(0, (p))
+#define LD8(p) vload8(0, (p))
+#define LD16(p) vload16(0, (p))
+#endif
 #if VEC == 16
 #define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-#define LOAD_EVEN(p) (float16)(vload16(0, (p)).even, vload16(0, (p) + 16).even)
+#define LOAD_EVEN(p) (float16)(LD16(p).even, LD16((p) + 16).even)
+#define LOADV(p) LD16(p)
 #elif VEC == 8
 #define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
-#define LOAD_EVEN(p) vload16(0, (p)).even
+#define LOAD_EVEN(p) LD16(p).even
+#define LOADV(p) LD8(p)
 #else
 #define LANES (int4)(0, 1, 2, 3)
-#define LOAD_EVEN(p) vload8(0, (p)).even
+#define LOAD_EVEN(p) LD8(p).even
+#define LOADV(p) LD4(p)
 #endif
 
 #define ACT_VEC(T, v, act, alpha)                                                                  \
@@ -72,7 +96,7 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
     const int start = base + c0;
     if (sw <= 2 && start >= lo && start + VEC * sw <= hi) {
         floatV v;
-        v = sw == 1 ? vloadV(0, x + start) : LOAD_EVEN(x + start);
+        v = sw == 1 ? LOADV(x + start) : LOAD_EVEN(x + start);
         if (!inside) {
             const intV col = (intV)(c0) + LANES * sw;
             v = select((floatV)(0.0f), v, (col >= (intV)(0)) & (col < (intV)(w)));
@@ -117,7 +141,7 @@ inline __attribute__((always_inline)) void fwd_tile(__global const float *x, __g
                 if (sw == 1) {
 #pragma unroll
                     for (int tp = 0; tp < TP; tp++)
-                        acc[tp] = fma((floatV)(wv), vloadV(0, xk + tp * sh * w), acc[tp]);
+                        acc[tp] = fma((floatV)(wv), LOADV(xk + tp * sh * w), acc[tp]);
                 } else {
 #pragma unroll
                     for (int tp = 0; tp < TP; tp++)
@@ -142,7 +166,7 @@ inline __attribute__((always_inline)) void fwd_tile(__global const float *x, __g
                     const int ih = ih0 + tp * sh + kr * dh;
                     if (ih >= 0 && ih < h) {
                         __global const float *xr = x + plane + ih * w + c0;
-                        const floatV v = sw == 1 ? vloadV(0, xr) : LOAD_EVEN(xr);
+                        const floatV v = sw == 1 ? LOADV(xr) : LOAD_EVEN(xr);
                         acc[tp] = fma((floatV)(wv), select((floatV)(0.0f), v, m), acc[tp]);
                     }
                 }
@@ -174,7 +198,7 @@ inline __attribute__((always_inline)) void fwd_tile(__global const float *x, __g
         if (has_res) {
             __global const float *zr = z + z_off + ((ni * c + ch) * p + pi) * q + q0;
             if (q0 + VEC <= q) {
-                v += vloadV(0, zr);
+                v += LOADV(zr);
             } else {
                 float t[VEC];
                 for (int l = 0; l < VEC; l++)

@@ -10,8 +10,10 @@
  * multiply-adds per element they read, so they are bound by memory traffic and the cost
  * of building input vectors, not by arithmetic: VEC is the widest vector (16, 8 or 4) that
  * the output rows fill (q >= 12: 16, q >= 6: 8, else 4), on CPUs at most the native float
- * vector width, and TP = 4 rows share each weight load. A handful of programs (VEC x
- * QLOOP; the backward passes share the forward's QLOOP define, which they ignore).
+ * vector width, and TP = 4 rows share each weight load. On CPUs the vector loads are
+ * plain unaligned loads (UNALIGNED_LOADS=1; POCL assembles vload8 from 2-float pieces).
+ * A handful of programs (VEC x QLOOP; the backward passes share the forward's QLOOP
+ * define, which they ignore).
  *
  * Backward data: the same tiles over dx, VEC columns of one column phase (iw mod stride)
  * per work-item (both phases for stride 2), VEC chosen from ceil(w / sw) like the
@@ -91,7 +93,7 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv) {
 typedef struct depthwise_fwd {
     cc_conv cv;
     const clcnn_tensor *w; /* borrowed */
-    char defs[32];
+    char defs[64];
     size_t gws[3], lws[3];
 } depthwise_fwd;
 
@@ -109,7 +111,8 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
     depthwise_fwd *f = state;
     f->cv = *cv;
     f->w = w;
-    snprintf(f->defs, sizeof f->defs, "QLOOP=%d TP=%d VEC=%d", qloop, tp, vec);
+    snprintf(f->defs, sizeof f->defs, "QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", qloop, tp,
+             dev->info.type == CLCNN_DEVICE_CPU, vec);
     f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec));
     f->gws[1] = (size_t)cv->c;
     f->gws[2] = (size_t)cv->n;
@@ -142,10 +145,9 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
                                                const clcnn_tensor *dy, const clcnn_tensor *w,
                                                clcnn_tensor *dx) {
     int wq = cc_ceil_div(cv->w, cv->sw);
-    int vec = pick_vec(wq), tp = 4;
-    char defs[32];
-    snprintf(defs, sizeof defs, "QLOOP=%d TP=%d VEC=%d", dev->info.type == CLCNN_DEVICE_CPU, tp,
-             vec);
+    int vec = pick_vec(wq), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    char defs[64];
+    snprintf(defs, sizeof defs, "QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", cpu, tp, cpu, vec);
     /* stride 2: one work-item computes both column phases */
     size_t tiles = (size_t)cc_ceil_div(cv->h, tp) * (size_t)cc_ceil_div(wq, vec) *
                    (size_t)(cv->sw == 2 ? 1 : cv->sw);
@@ -171,8 +173,9 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
                                                  const clcnn_tensor *x, const clcnn_tensor *dy,
                                                  clcnn_tensor *dw) {
     int vec = pick_vec(cv->q);
-    char defs[32];
-    snprintf(defs, sizeof defs, "QLOOP=%d TP=4 VEC=%d", dev->info.type == CLCNN_DEVICE_CPU, vec);
+    int cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    char defs[64];
+    snprintf(defs, sizeof defs, "QLOOP=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", cpu, cpu, vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
     size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
