@@ -35,8 +35,10 @@ static int pick_vec(int len) {
 
 /* The forward's heuristic. GPUs: pick_vec, one tile per work-item. CPUs: at most the
  * device's native float vector width (8 with AVX2: a float16 is two registers per
- * accumulator, and twice the columns wasted in partial tiles), and each work-item walks
- * its rows' whole width (QLOOP: a quarter to a fourteenth of the work-items). */
+ * accumulator, and twice the columns wasted in partial tiles), each work-item walks its
+ * rows' whole width (QLOOP: a quarter to a fourteenth of the work-items), and strided
+ * layers take TP = 2: a tile then streams 2*TP+1 = 5 input rows at once (stride 1 with
+ * TP 4: 6) instead of 9; the layers are bound by memory traffic. */
 static void fwd_heuristic(const clcnn_device *dev, const cc_conv *cv, int *vec, int *tp,
                           int *qloop) {
     *vec = pick_vec(cv->q);
@@ -44,6 +46,7 @@ static void fwd_heuristic(const clcnn_device *dev, const cc_conv *cv, int *vec, 
     *qloop = 0;
     if (dev->info.type != CLCNN_DEVICE_CPU) return;
     *qloop = 1;
+    if (cv->sh >= 2) *tp = 2;
     cl_uint nat = 0;
     if (clGetDeviceInfo(dev->id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof nat, &nat, NULL) ==
             CL_SUCCESS &&
