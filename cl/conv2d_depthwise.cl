@@ -11,14 +11,19 @@
  *   VEC  output columns per work-item, the width of the float vectors: 16, 8 or 4
  *                                                                             default 16
  *   TP   output rows per work-item (1..8)                                     default 4
+ *   QLOOP  forward: 1 = a work-item walks its rows' whole width, VEC columns at a time
+ *        (fewer, longer work-items: CPUs); 0 = one VEC-column tile per work-item   default 0
+ *   UNALIGNED_LOADS  1 = global vector loads through 4-byte-aligned vector types (one
+ *        unaligned load on CPUs); 0 = vloadN                                   default 0
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
  *   z (n, c, p, q)   forward residual (has_res): y = act(conv + b + z); may be y itself
  *                    (each element is read by the work-item that writes it)
  *
- * Work-item -> output mapping: dim0 = (row tile, column tile) of the plane, dim1 =
- * channel, dim2 = image; TP rows x VEC columns of one output plane. Input vectors of
+ * Work-item -> output mapping: dim0 = (row tile, column tile) of the plane (QLOOP: row
+ * tile only), dim1 = channel, dim2 = image; TP rows x VEC columns of one output plane
+ * (QLOOP: TP rows x every column, VEC at a time). Input vectors of
  * stride-1 and stride-2 layers are vector loads (columns outside the row zeroed by a lane
  * mask); other strides and the two ends of the tensor gather element by element.
  * Fixed summation order (kr, then ks): deterministic. */
@@ -29,6 +34,12 @@
 #endif
 #ifndef TP
 #define TP 4
+#endif
+#ifndef QLOOP
+#define QLOOP 0
+#endif
+#ifndef UNALIGNED_LOADS
+#define UNALIGNED_LOADS 0
 #endif
 
 #if VEC != 16 && VEC != 8 && VEC != 4
@@ -44,15 +55,33 @@
 #define intV CC_CAT(int, VEC)
 #define vloadV CC_CAT(vload, VEC)
 #define vstoreV CC_CAT(vstore, VEC)
+/* Vector loads from any float address: vloadN, or with UNALIGNED_LOADS a dereference of
+ * a 4-byte-aligned vector type, one unaligned load instruction on CPUs (POCL builds
+ * vload8 from pieces). */
+#if UNALIGNED_LOADS
+typedef float4 __attribute__((aligned(4))) float4_u;
+typedef float8 __attribute__((aligned(4))) float8_u;
+typedef float16 __attribute__((aligned(4))) float16_u;
+#define LD4(p) (*(__global const float4_u *)(p))
+#define LD8(p) (*(__global const float8_u *)(p))
+#define LD16(p) (*(__global const float16_u *)(p))
+#else
+#define LD4(p) vload4(0, (p))
+#define LD8(p) vload8(0, (p))
+#define LD16(p) vload16(0, (p))
+#endif
 #if VEC == 16
 #define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-#define LOAD_EVEN(p) (float16)(vload16(0, (p)).even, vload16(0, (p) + 16).even)
+#define LOAD_EVEN(p) (float16)(LD16(p).even, LD16((p) + 16).even)
+#define LOADV(p) LD16(p)
 #elif VEC == 8
 #define LANES (int8)(0, 1, 2, 3, 4, 5, 6, 7)
-#define LOAD_EVEN(p) vload16(0, (p)).even
+#define LOAD_EVEN(p) LD16(p).even
+#define LOADV(p) LD8(p)
 #else
 #define LANES (int4)(0, 1, 2, 3)
-#define LOAD_EVEN(p) vload8(0, (p)).even
+#define LOAD_EVEN(p) LD8(p).even
+#define LOADV(p) LD4(p)
 #endif
 
 #define ACT_VEC(T, v, act, alpha)                                                                  \
@@ -67,7 +96,7 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
     const int start = base + c0;
     if (sw <= 2 && start >= lo && start + VEC * sw <= hi) {
         floatV v;
-        v = sw == 1 ? vloadV(0, x + start) : LOAD_EVEN(x + start);
+        v = sw == 1 ? LOADV(x + start) : LOAD_EVEN(x + start);
         if (!inside) {
             const intV col = (intV)(c0) + LANES * sw;
             v = select((floatV)(0.0f), v, (col >= (intV)(0)) & (col < (intV)(w)));
@@ -87,20 +116,12 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
     return vloadV(0, t);
 }
 
-__kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global const float *wt,
-                                   int w_off, __global const float *bias, int b_off, int has_bias,
-                                   __global const float *z, int z_off, int has_res,
-                                   __global float *y, int y_off, int n, int c, int h, int w, int p,
-                                   int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
-                                   int dw, int act, float alpha) {
-    const int qt = (q + VEC - 1) / VEC, pt = (p + TP - 1) / TP;
-    const int t = get_global_id(0), ch = get_global_id(1), ni = get_global_id(2);
-    if (t >= pt * qt || ch >= c || ni >= n) return;
-    const int p0 = (t / qt) * TP, q0 = (t % qt) * VEC;
-    const int plane = x_off + (ni * c + ch) * h * w;
-    const int lo = x_off, hi = x_off + n * c * h * w;
-    __global const float *wc = wt + w_off + ch * r * s;
-
+/* One tile: TP rows from p0 x VEC columns from q0 of the output plane (ni, ch). */
+inline __attribute__((always_inline)) void fwd_tile(__global const float *x, __global const float *wc, float bv,
+                     __global const float *z, int z_off, int has_res, __global float *y, int y_off,
+                     int ni, int ch, int p0, int q0, int c, int h, int w, int p, int q, int r,
+                     int s, int sh, int sw, int ph, int pw, int dh, int dw, int act, float alpha,
+                     int plane, int lo, int hi) {
     floatV acc[TP];
     for (int tp = 0; tp < TP; tp++)
         acc[tp] = (floatV)(0.0f);
@@ -120,7 +141,7 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
                 if (sw == 1) {
 #pragma unroll
                     for (int tp = 0; tp < TP; tp++)
-                        acc[tp] = fma((floatV)(wv), vloadV(0, xk + tp * sh * w), acc[tp]);
+                        acc[tp] = fma((floatV)(wv), LOADV(xk + tp * sh * w), acc[tp]);
                 } else {
 #pragma unroll
                     for (int tp = 0; tp < TP; tp++)
@@ -128,23 +149,48 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
                 }
             }
         }
+    } else if ((sw == 1 || sw == 2) && plane + ih0 * w + iw0 >= lo &&
+               plane + ih_last * w + iw0 + (s - 1) * dw + VEC * sw <= hi) {
+        /* Border tile whose vector loads all stay inside the buffer (every tile but the
+         * tensor's first and last): the rows outside the input are skipped, the columns
+         * outside it zeroed by one lane mask per column tap, shared by all rows. The
+         * clamped rows keep the loads inside the buffer. */
+        for (int ks = 0; ks < s; ks++) {
+            const int c0 = iw0 + ks * dw;
+            const intV col = (intV)(c0) + LANES * sw;
+            const intV m = (col >= (intV)(0)) & (col < (intV)(w));
+            for (int kr = 0; kr < r; kr++) {
+                const float wv = wc[kr * s + ks];
+#pragma unroll
+                for (int tp = 0; tp < TP; tp++) {
+                    const int ih = ih0 + tp * sh + kr * dh;
+                    if (ih >= 0 && ih < h) {
+                        __global const float *xr = x + plane + ih * w + c0;
+                        const floatV v = sw == 1 ? LOADV(xr) : LOAD_EVEN(xr);
+                        acc[tp] = fma((floatV)(wv), select((floatV)(0.0f), v, m), acc[tp]);
+                    }
+                }
+            }
+        }
     } else {
+        /* tp unrolled: the accumulators stay in registers */
         for (int kr = 0; kr < r; kr++) {
             for (int ks = 0; ks < s; ks++) {
                 const float wv = wc[kr * s + ks];
                 const int c0 = q0 * sw - pw + ks * dw;
+#pragma unroll
                 for (int tp = 0; tp < TP; tp++) {
                     const int ih = (p0 + tp) * sh - ph + kr * dh;
-                    if (ih < 0 || ih >= h) continue;
-                    acc[tp] =
-                        fma((floatV)(wv), load_cols(x, plane + ih * w, c0, w, sw, lo, hi), acc[tp]);
+                    if (ih >= 0 && ih < h)
+                        acc[tp] = fma((floatV)(wv), load_cols(x, plane + ih * w, c0, w, sw, lo, hi),
+                                      acc[tp]);
                 }
             }
         }
     }
 
-    const float bv = has_bias ? bias[b_off + ch] : 0.0f;
     __global float *yc = y + y_off + (ni * c + ch) * p * q;
+#pragma unroll
     for (int tp = 0; tp < TP; tp++) {
         const int pi = p0 + tp;
         if (pi >= p) break;
@@ -152,7 +198,7 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
         if (has_res) {
             __global const float *zr = z + z_off + ((ni * c + ch) * p + pi) * q + q0;
             if (q0 + VEC <= q) {
-                v += vloadV(0, zr);
+                v += LOADV(zr);
             } else {
                 float t[VEC];
                 for (int l = 0; l < VEC; l++)
@@ -164,13 +210,53 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
         __global float *yr = yc + pi * q + q0;
         if (q0 + VEC <= q) {
             vstoreV(v, 0, yr);
-        } else {
+        } else { /* the row's last q - q0 < VEC columns, in pieces of 8, 4, 2, 1 */
             float o[VEC];
             vstoreV(v, 0, o);
-            for (int l = 0; q0 + l < q; l++)
-                yr[l] = o[l];
+            const int rem = q - q0;
+            int l = 0;
+#if VEC == 16
+            if (rem - l >= 8) {
+                vstore8(vload8(0, o + l), 0, yr + l);
+                l += 8;
+            }
+#endif
+#if VEC >= 8
+            if (rem - l >= 4) {
+                vstore4(vload4(0, o + l), 0, yr + l);
+                l += 4;
+            }
+#endif
+            if (rem - l >= 2) {
+                vstore2(vload2(0, o + l), 0, yr + l);
+                l += 2;
+            }
+            if (rem - l >= 1) yr[l] = o[l];
         }
     }
+}
+
+__kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global const float *wt,
+                                   int w_off, __global const float *bias, int b_off, int has_bias,
+                                   __global const float *z, int z_off, int has_res,
+                                   __global float *y, int y_off, int n, int c, int h, int w, int p,
+                                   int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
+                                   int dw, int act, float alpha) {
+    const int qt = QLOOP ? 1 : (q + VEC - 1) / VEC, pt = (p + TP - 1) / TP;
+    const int t = get_global_id(0), ch = get_global_id(1), ni = get_global_id(2);
+    if (t >= pt * qt || ch >= c || ni >= n) return;
+    const int p0 = (t / qt) * TP;
+    const int plane = x_off + (ni * c + ch) * h * w;
+    const int lo = x_off, hi = x_off + n * c * h * w;
+    __global const float *wc = wt + w_off + ch * r * s;
+    const float bv = has_bias ? bias[b_off + ch] : 0.0f;
+#if QLOOP
+    for (int q0 = 0; q0 < q; q0 += VEC)
+#else
+    const int q0 = (t % qt) * VEC;
+#endif
+        fwd_tile(x, wc, bv, z, z_off, has_res, y, y_off, ni, ch, p0, q0, c, h, w, p, q, r, s, sh,
+                 sw, ph, pw, dh, dw, act, alpha, plane, lo, hi);
 }
 
 /* ---- backward data ------------------------------------------------------------------

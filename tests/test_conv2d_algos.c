@@ -318,19 +318,24 @@ static void test_winograd_variants(void **state) {
               7100);
 }
 
-/* Depthwise with every vector width and row count through
- * $CLCNN_CONV_DEPTHWISE_CFG="VEC TP", on random shapes and on MobileNet-like layers
- * (stride 1 and 2, 3x3, wide enough for the vector loads). */
+/* Depthwise with every vector width, row count and column walk through
+ * $CLCNN_CONV_DEPTHWISE_CFG="VEC TP [QLOOP]", on random shapes and on MobileNet-like
+ * layers (3x3, stride 1 and 2, padding 1, odd and even planes down to 7x7, batch 1). */
 static void test_depthwise_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"16 1", "8 4", "4 3"};
+    const char *cfgs[] = {"16 1", "8 4", "4 3", "8 4 1", "16 2 1", "4 8 1", "8 3 0"};
+    const ref_conv fixed[] = {
+        rcp_conv(2, 5, 37, 45, 5, 3, 3, 1, 1, 1, 5), rcp_conv(2, 5, 37, 45, 5, 3, 3, 2, 1, 1, 5),
+        rcp_conv(1, 3, 7, 7, 3, 3, 3, 1, 1, 1, 3),   rcp_conv(2, 4, 14, 14, 4, 3, 3, 2, 1, 1, 4),
+        rcp_conv(1, 3, 28, 28, 3, 3, 3, 1, 1, 1, 3), rcp_conv(3, 2, 15, 29, 2, 3, 3, 2, 1, 1, 2),
+    };
+    const int nfixed = (int)(sizeof fixed / sizeof fixed[0]);
     tu_rng rng = tu_rng_seed(4245);
     int ok = 1;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         setenv("CLCNN_CONV_DEPTHWISE_CFG", cfgs[c], 1);
-        for (int i = 0; i < 12; i++) {
-            ref_conv cv =
-                i < 2 ? rcp_conv(2, 5, 37, 45, 5, 3, 3, i + 1, 1, 1, 5) : random_depthwise(&rng);
+        for (int i = 0; i < nfixed + 10; i++) {
+            ref_conv cv = i < nfixed ? fixed[i] : random_depthwise(&rng);
             rcp_problem pb;
             rcp_problem_init(&pb, &cv, i & 1, i % 3, 7200 + (uint64_t)i);
             char tag[64];

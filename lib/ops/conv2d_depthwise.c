@@ -5,11 +5,15 @@
  *
  * Shape key: x (n, c, h, w); w (c, 1, r, s); y (n, c, p, q).
  *
- * A work-item computes TP rows x VEC columns of one output plane. Depthwise layers do
- * about r*s multiply-adds per element they read, so they are bound by memory traffic and
- * the cost of building input vectors, not by arithmetic: VEC is the widest vector (16, 8
- * or 4) that the output rows fill (q >= 12: 16, q >= 6: 8, else 4), and TP = 4 rows share
- * each weight load. At most 3 programs (shared by the three passes).
+ * A work-item computes TP rows x VEC columns of one output plane (on CPUs: TP rows x the
+ * whole width, VEC columns at a time, QLOOP=1). Depthwise layers do about r*s
+ * multiply-adds per element they read, so they are bound by memory traffic and the cost
+ * of building input vectors, not by arithmetic: VEC is the widest vector (16, 8 or 4) that
+ * the output rows fill (q >= 12: 16, q >= 6: 8, else 4), on CPUs at most the native float
+ * vector width, and TP = 4 rows share each weight load. On CPUs the vector loads are
+ * plain unaligned loads (UNALIGNED_LOADS=1; POCL assembles vload8 from 2-float pieces).
+ * A handful of programs (VEC x QLOOP; the backward passes share the forward's QLOOP
+ * define, which they ignore).
  *
  * Backward data: the same tiles over dx, VEC columns of one column phase (iw mod stride)
  * per work-item (both phases for stride 2), VEC chosen from ceil(w / sw) like the
@@ -29,32 +33,58 @@ static int pick_vec(int len) {
     return len >= 12 ? 16 : len >= 6 ? 8 : 4;
 }
 
-/* "VEC TP" into *vec, *tp (untouched and 0 when s is not one). */
-static int parse_cfg(const char *s, int *vec, int *tp) {
-    int v, t, end = 0;
-    if (!s || sscanf(s, "%d %d %n", &v, &t, &end) != 2 || s[end] != '\0') return 0;
-    if ((v != 16 && v != 8 && v != 4) || t < 1 || t > 8) return 0;
+/* The forward's heuristic. GPUs: pick_vec, one tile per work-item. CPUs: at most the
+ * device's native float vector width (8 with AVX2: a float16 is two registers per
+ * accumulator, and twice the columns wasted in partial tiles), each work-item walks its
+ * rows' whole width (QLOOP: a quarter to a fourteenth of the work-items), and strided
+ * layers take TP = 2: a tile then streams 2*TP+1 = 5 input rows at once (stride 1 with
+ * TP 4: 6) instead of 9; the layers are bound by memory traffic. */
+static void fwd_heuristic(const clcnn_device *dev, const cc_conv *cv, int *vec, int *tp,
+                          int *qloop) {
+    *vec = pick_vec(cv->q);
+    *tp = 4;
+    *qloop = 0;
+    if (dev->info.type != CLCNN_DEVICE_CPU) return;
+    *qloop = 1;
+    if (cv->sh >= 2) *tp = 2;
+    cl_uint nat = 0;
+    if (clGetDeviceInfo(dev->id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof nat, &nat, NULL) ==
+            CL_SUCCESS &&
+        nat >= 4)
+        while (*vec > 4 && (cl_uint)*vec > nat)
+            *vec /= 2;
+}
+
+/* "VEC TP [QLOOP]" into *vec, *tp, *qloop (untouched and 0 when s is not one). */
+static int parse_cfg(const char *s, int *vec, int *tp, int *qloop) {
+    int v, t, ql = *qloop, end = 0, end3 = 0;
+    if (!s || sscanf(s, "%d %d %n", &v, &t, &end) != 2) return 0;
+    if (s[end] != '\0' && (sscanf(s + end, "%d %n", &ql, &end3) != 1 || s[end + end3] != '\0'))
+        return 0;
+    if ((v != 16 && v != 8 && v != 4) || t < 1 || t > 8 || (ql != 0 && ql != 1)) return 0;
     *vec = v;
     *tp = t;
+    *qloop = ql;
     return 1;
 }
 
-/* Forward only (the gradients keep their choice): the other VECs and TP 2 and 8;
- * exhaustive: VEC {4, 8, 16} x TP {1, 2, 4, 8} up to max. */
+/* Forward only (the gradients keep their choice): the other VECs, TP 2 and 8, the other
+ * QLOOP; exhaustive: VEC {4, 8, 16} x TP {1, 2, 4, 8} x QLOOP {0, 1} up to max. */
 int cc_conv2d_depthwise_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                        int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
-    (void)dev;
     if (pass != CLCNN_CONV_PASS_FORWARD || !cc_conv2d_depthwise_supports(cv)) return 0;
-    int hv = pick_vec(cv->q), ht = 4, n = 0;
+    int hv, ht, hq, n = 0;
+    fwd_heuristic(dev, cv, &hv, &ht, &hq);
     static const int vs[] = {4, 8, 16}, ts[] = {1, 2, 4, 8};
-    for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 4; j++) {
-            int v = vs[i], t = ts[j];
-            if (v == hv && t == ht) continue;
-            /* near: one of the two changed, TP only to 2 or 8 */
-            if (!exhaustive && !(t == ht && v != hv) && !(v == hv && (t == 2 || t == 8))) continue;
-            if (n < max) snprintf(out[n++], CC_CONV_CFG_MAX, "%d %d", v, t);
-        }
+    for (int ql = 0; ql < 2; ql++)
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 4; j++) {
+                int v = vs[i], t = ts[j], changed = (v != hv) + (t != ht) + (ql != hq);
+                if (changed == 0) continue;
+                /* near: one of the three changed, TP only to 2 or 8 */
+                if (!exhaustive && (changed > 1 || (t != ht && t != 2 && t != 8))) continue;
+                if (n < max) snprintf(out[n++], CC_CONV_CFG_MAX, "%d %d %d", v, t, ql);
+            }
     return n;
 }
 
@@ -66,26 +96,27 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv) {
 typedef struct depthwise_fwd {
     cc_conv cv;
     const clcnn_tensor *w; /* borrowed */
-    char defs[32];
+    char defs[64];
     size_t gws[3], lws[3];
 } depthwise_fwd;
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                 void *state) {
-    int vec = pick_vec(cv->q);
-    int tp = 4;
-    /* The tuner, $CLCNN_CONV_DEPTHWISE_CFG="VEC TP" or the tuning file (cc_conv_cfg)
+    int vec, tp, qloop;
+    fwd_heuristic(dev, cv, &vec, &tp, &qloop);
+    /* The tuner, $CLCNN_CONV_DEPTHWISE_CFG="VEC TP [QLOOP]" or the tuning file (cc_conv_cfg)
      * override the choice. */
     char tmp[CC_CONV_CFG_MAX];
     const char *e = cc_conv_cfg(dev, "CLCNN_CONV_DEPTHWISE_CFG", CLCNN_CONV_PASS_FORWARD, cv,
                                 CLCNN_CONV_DEPTHWISE, tmp);
-    int used = parse_cfg(e, &vec, &tp);
+    int used = parse_cfg(e, &vec, &tp, &qloop);
     cc_conv_cfg_used(CLCNN_CONV_DEPTHWISE, used ? e : NULL);
     depthwise_fwd *f = state;
     f->cv = *cv;
     f->w = w;
-    snprintf(f->defs, sizeof f->defs, "VEC=%d TP=%d", vec, tp);
-    f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)cc_ceil_div(cv->q, vec);
+    snprintf(f->defs, sizeof f->defs, "QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", qloop, tp,
+             dev->info.type == CLCNN_DEVICE_CPU, vec);
+    f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec));
     f->gws[1] = (size_t)cv->c;
     f->gws[2] = (size_t)cv->n;
     f->lws[0] = dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
@@ -117,9 +148,9 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
                                                const clcnn_tensor *dy, const clcnn_tensor *w,
                                                clcnn_tensor *dx) {
     int wq = cc_ceil_div(cv->w, cv->sw);
-    int vec = pick_vec(wq), tp = 4;
-    char defs[32];
-    snprintf(defs, sizeof defs, "VEC=%d TP=%d", vec, tp);
+    int vec = pick_vec(wq), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    char defs[64];
+    snprintf(defs, sizeof defs, "QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", cpu, tp, cpu, vec);
     /* stride 2: one work-item computes both column phases */
     size_t tiles = (size_t)cc_ceil_div(cv->h, tp) * (size_t)cc_ceil_div(wq, vec) *
                    (size_t)(cv->sw == 2 ? 1 : cv->sw);
@@ -145,8 +176,9 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
                                                  const clcnn_tensor *x, const clcnn_tensor *dy,
                                                  clcnn_tensor *dw) {
     int vec = pick_vec(cv->q);
-    char defs[32];
-    snprintf(defs, sizeof defs, "VEC=%d TP=4", vec);
+    int cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    char defs[64];
+    snprintf(defs, sizeof defs, "QLOOP=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", cpu, cpu, vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
     size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
