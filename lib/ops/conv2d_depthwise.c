@@ -47,12 +47,9 @@ static void fwd_heuristic(const clcnn_device *dev, const cc_conv *cv, int *vec, 
     if (dev->info.type != CLCNN_DEVICE_CPU) return;
     *qloop = 1;
     if (cv->sh >= 2) *tp = 2;
-    cl_uint nat = 0;
-    if (clGetDeviceInfo(dev->id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof nat, &nat, NULL) ==
-            CL_SUCCESS &&
-        nat >= 4)
-        while (*vec > 4 && (cl_uint)*vec > nat)
-            *vec /= 2;
+    unsigned nat = dev->native_float_width; /* read once at device open */
+    if (nat >= 4)
+        while (*vec > 4 && (unsigned)*vec > nat) *vec /= 2;
 }
 
 /* "VEC TP [QLOOP]" into *vec, *tp, *qloop (untouched and 0 when s is not one). */
