@@ -55,4 +55,12 @@ double tu_nmse(const float *got, const double *ref, size_t n);
 /* A fresh empty directory under the build tree (or /tmp); caller frees. */
 char *tu_temp_dir(const char *tag);
 
+/* Graph node attributes (clcnn_attr) as compound literals: INTS("pads", 1, 1, 1, 1). */
+#define INTS(n_, ...)                                                                              \
+    ((clcnn_attr){(n_), CLCNN_ATTR_INTS, 0, 0.0f, (const int64_t[]){__VA_ARGS__}, NULL,            \
+                  sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t), NULL})
+#define INT(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_INT, (v_), 0.0f, NULL, NULL, 0, NULL})
+#define FLOAT(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_FLOAT, 0, (v_), NULL, NULL, 0, NULL})
+#define STR(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_STRING, 0, 0.0f, NULL, NULL, 0, (v_)})
+
 #endif
