@@ -11,4 +11,10 @@
 #define CLCNN_POOL_ID_AVG 1
 #define CLCNN_POOL_ID_AVG_EXCLUDE 2
 
+/* copy_nd: what a coordinate outside the input reads (ONNX Pad modes; wrap is Tile) */
+#define CLCNN_COPY_ID_CONSTANT 0 /* the pad value */
+#define CLCNN_COPY_ID_EDGE 1     /* the nearest element */
+#define CLCNN_COPY_ID_REFLECT 2  /* mirrored about the first/last element (numpy reflect) */
+#define CLCNN_COPY_ID_WRAP 3     /* periodic */
+
 #endif

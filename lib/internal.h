@@ -284,4 +284,31 @@ static inline size_t cc_dim(const clcnn_tensor *t, int i) {
 clcnn_status cc_check_tensor(const clcnn_device *dev, const clcnn_tensor *t, clcnn_dtype dtype,
                              const char *op, const char *what);
 
+/* ---- strided N-d copies (lib/ops/copy_nd.c, cl/copy_nd.cl) ---------------------------- */
+
+/* One strided gather over a box of up to 4 dims (dims past ndim count as 1), the kernel
+ * of the data-movement ops. For every coordinate o of shape[0..ndim):
+ *     y[y_off + sum o_d * y_stride_d] = x[x_off + sum c_d * x_stride_d],
+ *     c_d = start_d + o_d * step_d,
+ * when 0 <= c_d < lim_d for every d; otherwise `value` (mode CLCNN_COPY_ID_CONSTANT) or
+ * c_d mapped into [0, lim_d) (EDGE, REFLECT, WRAP; cl/clcnn_ids.h). Offsets are elements
+ * past the tensors' own; strides are elements (0 broadcasts). */
+typedef struct cc_copy_nd {
+    int ndim;        /* 0..4 */
+    size_t shape[4]; /* the box written, each >= 1 */
+    size_t y_off, x_off;
+    size_t y_stride[4], x_stride[4];
+    int64_t start[4], step[4];
+    size_t lim[4]; /* input extent per dim, >= 1 */
+    int mode;
+    float value;
+} cc_copy_nd;
+/* The plain copy of a dense shape into a dense tensor: strides dense, lim = shape. */
+void cc_copy_nd_dense(cc_copy_nd *d, int ndim, const size_t *shape);
+/* Enqueue d from x to y (float32 tensors on dev that must not overlap). Every element
+ * the box writes must lie inside y and every element it may read inside x:
+ * CLCNN_ERR_SHAPE naming the box and both tensors otherwise, before anything is queued. */
+clcnn_status cc_copy_nd_run(clcnn_device *dev, const cc_copy_nd *d, const clcnn_tensor *x,
+                            clcnn_tensor *y);
+
 #endif

@@ -13,13 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INTS(n_, ...)                                                                              \
-    ((clcnn_attr){(n_), CLCNN_ATTR_INTS, 0, 0.0f, (const int64_t[]){__VA_ARGS__}, NULL,            \
-                  sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t), NULL})
-#define INT(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_INT, (v_), 0.0f, NULL, NULL, 0, NULL})
-#define FLOAT(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_FLOAT, 0, (v_), NULL, NULL, 0, NULL})
-#define STR(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_STRING, 0, 0.0f, NULL, NULL, 0, (v_)})
-
 static const int64_t N = CLCNN_GRAPH_BATCH;
 
 static void node(clcnn_graph *g, const char *op, const char *name, int n_in, const char *const *in,

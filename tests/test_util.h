@@ -57,4 +57,12 @@ char *tu_temp_dir(const char *tag);
 /* The whole of dir/name, NUL-terminated (malloc'd; caller frees); NULL when unreadable. */
 char *tu_slurp(const char *dir, const char *name);
 
+/* Graph node attributes (clcnn_attr) as compound literals: INTS("pads", 1, 1, 1, 1). */
+#define INTS(n_, ...)                                                                              \
+    ((clcnn_attr){(n_), CLCNN_ATTR_INTS, 0, 0.0f, (const int64_t[]){__VA_ARGS__}, NULL,            \
+                  sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t), NULL})
+#define INT(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_INT, (v_), 0.0f, NULL, NULL, 0, NULL})
+#define FLOAT(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_FLOAT, 0, (v_), NULL, NULL, 0, NULL})
+#define STR(n_, v_) ((clcnn_attr){(n_), CLCNN_ATTR_STRING, 0, 0.0f, NULL, NULL, 0, (v_)})
+
 #endif

@@ -28,6 +28,8 @@ extern "C" {
 
 #define CLCNN_GRAPH_MAX_DIMS 8
 #define CLCNN_GRAPH_BATCH (-1) /* a symbolic leading dimension: the plan's batch size */
+/* Inside int64 shape initializers (Reshape's shape, Expand's shape), INT64_MIN stands for
+ * the batch: PyTorch's x.view(x.size(0), -1) is the shape {INT64_MIN, -1}. */
 
 typedef struct clcnn_graph clcnn_graph;
 

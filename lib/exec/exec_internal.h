@@ -29,6 +29,12 @@ typedef struct cc_pvalue {
     clcnn_tensor *t; /* CC_PV_ACT / ALIAS of an ACT: a view; inputs: set per run */
 } cc_pvalue;
 
+/* One strided copy of a data-movement step: from s->in[in] into s->out. */
+typedef struct cc_step_copy {
+    cc_copy_nd d;
+    int in;
+} cc_step_copy;
+
 typedef struct cc_step {
     cc_op op; /* the kind of the leading node */
     int node; /* graph node index of the leading node */
@@ -50,8 +56,10 @@ typedef struct cc_step {
     clcnn_pool2d_desc pool;
     clcnn_tensor *param[4]; /* Gemm: w (out, in), b; BatchNormalization: scale, B, mean, var */
     float eps;
-    int log;           /* LogSoftmax */
-    size_t rows, cols; /* Concat: outer rows; bytes per row of the output */
+    int log;     /* LogSoftmax */
+    int part;    /* which output of the node the step writes (Split: one step per output) */
+    int ncopies; /* data movement: strided copies into out, run in order */
+    cc_step_copy *copies;
     char desc[160];
 } cc_step;
 
@@ -76,6 +84,11 @@ clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, co
                              int nabsorbed);
 clcnn_status cc_step_run(clcnn_plan *p, cc_step *s);
 void cc_step_release(cc_step *s);
+/* lib/exec/steps_movement.c: Transpose, Slice, Pad, Expand, Tile, Concat, Split, Gather
+ * as strided copies (Reshape, Squeeze, Unsqueeze, Flatten are views made by plan.c). */
+clcnn_status cc_prepare_movement(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                 const int *absorbed, int na);
+clcnn_status cc_run_movement(clcnn_plan *p, cc_step *s);
 /* The tensor of value v in the current run. */
 static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {
     return p->vals[v].t;

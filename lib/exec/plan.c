@@ -16,8 +16,10 @@ clcnn_plan_options clcnn_plan_options_default(void) {
     return o;
 }
 
+/* Ops whose output is its input's storage with another shape. */
 static int is_alias_op(cc_op op) {
-    return op == CC_OP_FLATTEN || op == CC_OP_IDENTITY || op == CC_OP_DROPOUT;
+    return op == CC_OP_FLATTEN || op == CC_OP_IDENTITY || op == CC_OP_DROPOUT ||
+           op == CC_OP_RESHAPE || op == CC_OP_SQUEEZE || op == CC_OP_UNSQUEEZE;
 }
 
 /* How many node inputs and graph outputs read value v. */
@@ -153,17 +155,25 @@ static clcnn_status build_steps(clcnn_plan *p, const clcnn_graph *g) {
             int nk = g->order[k];
             if (gi.leader[nk] == leader) absorbed[na++] = nk;
         }
-        cc_step *st = NULL;
-        s = add_step(p, &st);
-        if (s != CLCNN_OK) break;
-        st->node = leader;
-        st->op = g->nodes[leader].op;
-        s = cc_step_prepare(p, g, st, absorbed, na);
-        if (s != CLCNN_OK) {
-            cc_step_release(st);
-            break;
+        /* one step per output that is read (Split); one step for every other node */
+        int parts = n->op == CC_OP_SPLIT ? n->n_out : 1;
+        for (int part = 0; s == CLCNN_OK && part < parts; part++) {
+            int dummy;
+            if (parts > 1 && consumers(g, n->out[part], &dummy) == 0) continue;
+            cc_step *st = NULL;
+            s = add_step(p, &st);
+            if (s != CLCNN_OK) break;
+            st->node = leader;
+            st->op = g->nodes[leader].op;
+            st->part = part;
+            s = cc_step_prepare(p, g, st, absorbed, na);
+            if (s != CLCNN_OK) {
+                cc_step_release(st);
+                break;
+            }
+            p->nsteps++;
         }
-        p->nsteps++;
+        if (s != CLCNN_OK) break;
         if (na > 1) {
             for (int k = 1; k < na; k++) {
                 cc_op op = g->nodes[absorbed[k]].op;
@@ -220,6 +230,10 @@ static clcnn_status value_shapes(clcnn_plan *p, const clcnn_graph *g) {
         const cc_gnode *n = &g->nodes[g->order[i]];
         if (!is_alias_op(n->op)) continue;
         int src = n->in[0];
+        CC_RETURN_IF(g->vals[src].kind == CC_VAL_INIT, CLCNN_ERR_UNSUPPORTED,
+                     "clcnn_plan_create: node '%s' (%s) views the initializer '%s'; constants "
+                     "are folded on import",
+                     n->name, cc_op_defs[n->op].name, g->vals[src].name);
         int root = p->vals[src].kind == CC_PV_ALIAS ? p->vals[src].alias_of : src;
         cc_pvalue *pv = &p->vals[n->out[0]];
         pv->kind = CC_PV_ALIAS;

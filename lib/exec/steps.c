@@ -310,49 +310,6 @@ static clcnn_status run_add(clcnn_plan *p, cc_step *s) {
                      (clcnn_tensor *)cc_plan_tensor(p, s->out));
 }
 
-/* ---- Concat: buffer copies, one per input and row ----------------------------------------------
- */
-
-static clcnn_status prepare_concat(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
-                                   const int *absorbed, int na) {
-    const cc_gnode *n = &g->nodes[absorbed[0]];
-    const cc_pvalue *y = &p->vals[n->out[0]];
-    int axis = (int)(n->a.axis < 0 ? n->a.axis + y->ndim : n->a.axis);
-    if (n->n_in > CC_STEP_MAX_IN) return unsupported(n, "more than 64 inputs");
-    size_t rows = 1;
-    for (int d = 0; d < axis; d++)
-        rows *= y->shape[d];
-    if (rows > 1024) return unsupported(n, "more than 1024 rows before the axis");
-    s->rows = rows;
-    s->cols = y->numel / rows * sizeof(float);
-    for (int i = 0; i < n->n_in; i++) {
-        if (gin(g, n, i)->kind == CC_VAL_INIT) return unsupported(n, "an initializer operand");
-        s->in[i] = n->in[i];
-    }
-    s->n_in = n->n_in;
-    s->out = n->out[0];
-    snprintf(s->desc, sizeof s->desc, "Concat %s", n->name);
-    return CLCNN_OK;
-}
-
-static clcnn_status run_concat(clcnn_plan *p, cc_step *s) {
-    const clcnn_tensor *y = cc_plan_tensor(p, s->out);
-    cl_command_queue q = clcnn_device_queue(p->dev);
-    size_t col = 0;
-    for (int i = 0; i < s->n_in; i++) {
-        const clcnn_tensor *x = cc_plan_tensor(p, s->in[i]);
-        size_t width = x->numel / s->rows * sizeof(float);
-        /* one copy per row: rectangular copies inside one buffer (the arena) would need
-         * equal pitches on both sides */
-        for (size_t r = 0; r < s->rows; r++)
-            CC_CL_TRY(clEnqueueCopyBuffer(
-                q, x->storage->mem, y->storage->mem, x->offset * sizeof(float) + r * width,
-                y->offset * sizeof(float) + r * s->cols + col, width, 0, NULL, NULL));
-        col += width;
-    }
-    return CLCNN_OK;
-}
-
 /* ---- Gemm as a fully connected layer ------------------------------------------------------- */
 
 /* The general product: Y (M, N) = alpha op(A) op(B) + beta C through CLBlast, C broadcast
@@ -496,7 +453,8 @@ typedef struct exec_def {
     clcnn_status (*run)(clcnn_plan *p, cc_step *s);
 } exec_def;
 
-/* Flatten, Identity and Dropout have no entry: the plan makes their outputs views. */
+/* Flatten, Identity, Dropout, Reshape, Squeeze and Unsqueeze have no entry: the plan makes
+ * their outputs views. */
 static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_CONV] = {prepare_conv, run_conv},
     [CC_OP_BATCHNORM] = {prepare_batchnorm, run_batchnorm},
@@ -507,10 +465,18 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_GLOBALAVGPOOL] = {prepare_pool, run_pool},
     [CC_OP_GLOBALMAXPOOL] = {prepare_pool, run_pool},
     [CC_OP_ADD] = {prepare_add, run_add},
-    [CC_OP_CONCAT] = {prepare_concat, run_concat},
+    [CC_OP_CONCAT] = {cc_prepare_movement, cc_run_movement},
     [CC_OP_GEMM] = {prepare_gemm, run_gemm},
     [CC_OP_SOFTMAX] = {prepare_softmax, run_softmax},
     [CC_OP_LOGSOFTMAX] = {prepare_softmax, run_softmax},
+    /* data movement: lib/exec/steps_movement.c */
+    [CC_OP_TRANSPOSE] = {cc_prepare_movement, cc_run_movement},
+    [CC_OP_SLICE] = {cc_prepare_movement, cc_run_movement},
+    [CC_OP_SPLIT] = {cc_prepare_movement, cc_run_movement},
+    [CC_OP_PAD] = {cc_prepare_movement, cc_run_movement},
+    [CC_OP_EXPAND] = {cc_prepare_movement, cc_run_movement},
+    [CC_OP_TILE] = {cc_prepare_movement, cc_run_movement},
+    [CC_OP_GATHER] = {cc_prepare_movement, cc_run_movement},
 };
 
 clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
@@ -543,4 +509,7 @@ void cc_step_release(cc_step *s) {
         clcnn_tensor_free(s->param[i]);
         s->param[i] = NULL;
     }
+    free(s->copies);
+    s->copies = NULL;
+    s->ncopies = 0;
 }

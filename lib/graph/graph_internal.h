@@ -11,6 +11,7 @@
 #include "internal.h"
 
 #define CC_GMAX CLCNN_GRAPH_MAX_DIMS
+#define CC_SPLIT_MAX 64 /* outputs of one Split node */
 
 typedef enum cc_op {
     CC_OP_CONV = 0,
@@ -29,6 +30,17 @@ typedef enum cc_op {
     CC_OP_IDENTITY,
     CC_OP_SOFTMAX,
     CC_OP_LOGSOFTMAX,
+    /* data movement (lib/graph/ops_movement.c) */
+    CC_OP_RESHAPE,
+    CC_OP_SQUEEZE,
+    CC_OP_UNSQUEEZE,
+    CC_OP_TRANSPOSE,
+    CC_OP_SLICE,
+    CC_OP_SPLIT,
+    CC_OP_PAD,
+    CC_OP_EXPAND,
+    CC_OP_TILE,
+    CC_OP_GATHER,
     CC_OP_COUNT
 } cc_op;
 
@@ -133,5 +145,60 @@ const cc_gattr *cc_node_attr(const cc_gnode *n, const char *name);
 /* Description and per-sample FLOPs of a checked node (for clcnn_graph_node_info). */
 void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
                       double *flops, size_t *params);
+
+/* lib/graph/ops.c: attribute readers for the op files (ONNX defaults when absent; a
+ * value of the wrong type is CLCNN_ERR_INVALID_ARG naming the node and attribute). */
+clcnn_status cc_attr_int(const cc_gnode *n, const char *name, int64_t def, int64_t *out);
+clcnn_status cc_attr_float(const cc_gnode *n, const char *name, float def, float *out);
+
+/* ---- data movement (lib/graph/ops_movement.c) -----------------------------------------
+ * Reshape, Squeeze, Unsqueeze, Transpose, Slice, Split, Pad, Expand, Tile, Gather (and
+ * Flatten, Concat in ops.c). Their shape, axes, starts/ends/steps, pads, repeats, split
+ * and indices inputs must be int64 initializers: the ONNX importer folds shape
+ * sub-graphs into constants, and a non-constant one is CLCNN_ERR_UNSUPPORTED naming the
+ * node. Inside such folded int64 data, CC_SHAPE_BATCH stands for the batch (the symbolic
+ * CLCNN_GRAPH_BATCH dimension): PyTorch's x.view(x.size(0), -1) folds to the Reshape
+ * shape {CC_SHAPE_BATCH, -1}. The batch stays dimension 0: an op that would move it,
+ * merge it with other dimensions or cut it is CLCNN_ERR_UNSUPPORTED. */
+#define CC_SHAPE_BATCH INT64_MIN
+
+clcnn_status cc_parse_reshape(cc_gnode *n);
+clcnn_status cc_infer_reshape(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_parse_squeeze(cc_gnode *n); /* Squeeze and Unsqueeze */
+clcnn_status cc_infer_squeeze(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_infer_unsqueeze(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_parse_transpose(cc_gnode *n);
+clcnn_status cc_parse_slice(cc_gnode *n);
+clcnn_status cc_parse_split(cc_gnode *n);
+clcnn_status cc_infer_split(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_parse_pad(cc_gnode *n);
+clcnn_status cc_parse_none_movement(cc_gnode *n); /* Expand, Tile */
+clcnn_status cc_parse_gather(cc_gnode *n);
+clcnn_status cc_infer_gather(clcnn_graph *g, cc_gnode *n);
+/* Transpose, Slice, Pad, Expand and Tile: shape inference through cc_copy_map_of. */
+clcnn_status cc_infer_copy_map(clcnn_graph *g, cc_gnode *n);
+
+/* What a Transpose, Slice, Pad, Expand or Tile node reads: output coordinate o of dim d
+ * reads input dim axis[d] at start[d] + o * step[d] (axis[d] = -1: a broadcast dim that
+ * reads coordinate 0). A coordinate outside the input is `value` in mode
+ * CLCNN_COPY_ID_CONSTANT, else mapped into it (edge, reflect, wrap: cl/clcnn_ids.h).
+ * dims: the output's graph shape. The batch dim maps to itself with start 0, step 1. */
+typedef struct cc_copy_map {
+    int ndim;
+    int64_t dims[CC_GMAX];
+    int axis[CC_GMAX];
+    int64_t start[CC_GMAX], step[CC_GMAX];
+    int mode;
+    float value;
+} cc_copy_map;
+/* Fails as shape inference does (the node and inputs named). */
+clcnn_status cc_copy_map_of(const clcnn_graph *g, const cc_gnode *n, cc_copy_map *m);
+/* Split: the normalised axis and the size of each of the n_out parts along it. */
+clcnn_status cc_split_sizes(const clcnn_graph *g, const cc_gnode *n, int *axis,
+                            int64_t sizes[CC_SPLIT_MAX]);
+/* Gather: the normalised axis and the indices initializer (count values, each already
+ * checked to lie in [-dim, dim)). */
+clcnn_status cc_gather_indices(const clcnn_graph *g, const cc_gnode *n, int *axis,
+                               const int64_t **idx, size_t *count);
 
 #endif

@@ -379,11 +379,16 @@ static clcnn_status infer_flatten(clcnn_graph *g, cc_gnode *n) {
     for (int d = 0; d < x->ndim; d++) {
         int64_t *t = &y[d < axis ? 0 : 1];
         if (x->dims[d] == CLCNN_GRAPH_BATCH) {
-            CC_RETURN_IF(d != 0 || axis != 1, CLCNN_ERR_UNSUPPORTED,
-                         "node '%s' (Flatten): axis %d with a symbolic batch", n->name, axis);
+            CC_RETURN_IF(d != 0 || axis == 0, CLCNN_ERR_UNSUPPORTED,
+                         "node '%s' (Flatten): axis 0 merges the symbolic batch", n->name);
             *t = CLCNN_GRAPH_BATCH;
             continue;
         }
+        /* axis > 1 keeps the batch alone only when the dims between are 1 */
+        CC_RETURN_IF(*t == CLCNN_GRAPH_BATCH && x->dims[d] != 1, CLCNN_ERR_UNSUPPORTED,
+                     "node '%s' (Flatten): axis %d merges the symbolic batch with dimension %d",
+                     n->name, axis, d);
+        if (*t == CLCNN_GRAPH_BATCH) continue;
         CC_RETURN_IF(*t > ((int64_t)1 << 40) / x->dims[d], CLCNN_ERR_SHAPE,
                      "node '%s' (Flatten): too many elements", n->name);
         *t *= x->dims[d];
@@ -444,6 +449,17 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     [CC_OP_IDENTITY] = {"Identity", 1, 1, 1, 1, parse_none, infer_same},
     [CC_OP_SOFTMAX] = {"Softmax", 1, 1, 1, 1, parse_softmax, infer_softmax},
     [CC_OP_LOGSOFTMAX] = {"LogSoftmax", 1, 1, 1, 1, parse_softmax, infer_softmax},
+    /* data movement: lib/graph/ops_movement.c */
+    [CC_OP_RESHAPE] = {"Reshape", 2, 2, 1, 1, cc_parse_reshape, cc_infer_reshape},
+    [CC_OP_SQUEEZE] = {"Squeeze", 1, 2, 1, 1, cc_parse_squeeze, cc_infer_squeeze},
+    [CC_OP_UNSQUEEZE] = {"Unsqueeze", 1, 2, 1, 1, cc_parse_squeeze, cc_infer_unsqueeze},
+    [CC_OP_TRANSPOSE] = {"Transpose", 1, 1, 1, 1, cc_parse_transpose, cc_infer_copy_map},
+    [CC_OP_SLICE] = {"Slice", 1, 5, 1, 1, cc_parse_slice, cc_infer_copy_map},
+    [CC_OP_SPLIT] = {"Split", 1, 2, 1, CC_SPLIT_MAX, cc_parse_split, cc_infer_split},
+    [CC_OP_PAD] = {"Pad", 1, 4, 1, 1, cc_parse_pad, cc_infer_copy_map},
+    [CC_OP_EXPAND] = {"Expand", 2, 2, 1, 1, cc_parse_none_movement, cc_infer_copy_map},
+    [CC_OP_TILE] = {"Tile", 2, 2, 1, 1, cc_parse_none_movement, cc_infer_copy_map},
+    [CC_OP_GATHER] = {"Gather", 2, 2, 1, 1, cc_parse_gather, cc_infer_gather},
 };
 
 /* ---- descriptions -------------------------------------------------------------------- */
@@ -509,4 +525,12 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
     default:
         break;
     }
+}
+
+clcnn_status cc_attr_int(const cc_gnode *n, const char *name, int64_t def, int64_t *out) {
+    return attr_int(n, name, def, out);
+}
+
+clcnn_status cc_attr_float(const cc_gnode *n, const char *name, float def, float *out) {
+    return attr_float(n, name, def, out);
 }
