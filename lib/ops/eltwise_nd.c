@@ -97,11 +97,14 @@ static clcnn_status launch_special(clcnn_device *dev, int op, const clcnn_tensor
                                    const clcnn_tensor *b, clcnn_tensor *y, const bcast *g) {
     char defs[32];
     snprintf(defs, sizeof defs, "BIN_OP=%d", op);
+    size_t cap = dev->info.max_work_group_size && dev->info.max_work_group_size < 256
+                     ? dev->info.max_work_group_size
+                     : 256;
     int nd = g->d[0] > 1 ? 4 : g->d[1] > 1 ? 3 : g->d[2] > 1 ? 2 : 1;
     if (nd == 1) {
         int a_scalar = g->s[0][3] == 0, b_scalar = g->s[1][3] == 0;
         return cc_launch(
-            dev, "binary", defs, "binary_flat", 1, (size_t[]){y->numel}, (size_t[]){256},
+            dev, "binary", defs, "binary_flat", 1, (size_t[]){y->numel}, (size_t[]){cap},
             CC_ARGS(CC_ARG_MEM(a->storage->mem), CC_ARG_ULONG(a->offset),
                     CC_ARG_MEM(b->storage->mem), CC_ARG_ULONG(b->offset),
                     CC_ARG_MEM(y->storage->mem), CC_ARG_ULONG(y->offset), CC_ARG_ULONG(y->numel),
@@ -122,9 +125,6 @@ static clcnn_status launch_special(clcnn_device *dev, int op, const clcnn_tensor
     else
         return CLCNN_ERR_UNSUPPORTED;
     const clcnn_tensor *x = full == 0 ? a : b, *v = full == 0 ? b : a;
-    size_t cap = dev->info.max_work_group_size && dev->info.max_work_group_size < 256
-                     ? dev->info.max_work_group_size
-                     : 256;
     size_t lws[2] = {pow2_upto(K, cap), 1};
     lws[1] = pow2_upto(R, cap / lws[0]);
     return cc_launch(
