@@ -16,5 +16,31 @@
 #define CLCNN_COPY_ID_EDGE 1     /* the nearest element */
 #define CLCNN_COPY_ID_REFLECT 2  /* mirrored about the first/last element (numpy reflect) */
 #define CLCNN_COPY_ID_WRAP 3     /* periodic */
+/* Element-wise unary ops (cl/unary.cl), chosen at run time; alpha and beta as named. */
+#define CLCNN_UN_ID_SIGMOID 0
+#define CLCNN_UN_ID_TANH 1
+#define CLCNN_UN_ID_HARDSIGMOID 2 /* clamp(alpha x + beta, 0, 1) */
+#define CLCNN_UN_ID_HARDSWISH 3   /* x clamp(alpha x + beta, 0, 1) */
+#define CLCNN_UN_ID_CLIP 4        /* min(max(x, alpha), beta) */
+#define CLCNN_UN_ID_EXP 5
+#define CLCNN_UN_ID_LOG 6
+#define CLCNN_UN_ID_SQRT 7
+#define CLCNN_UN_ID_NEG 8
+#define CLCNN_UN_ID_ABS 9
+#define CLCNN_UN_ID_RECIPROCAL 10
+#define CLCNN_UN_ID_FLOOR 11
+#define CLCNN_UN_ID_CEIL 12
+#define CLCNN_UN_ID_COUNT 13
+
+/* Element-wise binary ops with broadcasting (cl/binary.cl): y = op(a, b). */
+#define CLCNN_BIN_ID_ADD 0
+#define CLCNN_BIN_ID_SUB 1
+#define CLCNN_BIN_ID_MUL 2
+#define CLCNN_BIN_ID_DIV 3
+#define CLCNN_BIN_ID_POW 4
+#define CLCNN_BIN_ID_MAX 5
+#define CLCNN_BIN_ID_MIN 6
+#define CLCNN_BIN_ID_PRELU 7 /* a < 0 ? b a : a (b the slope) */
+#define CLCNN_BIN_ID_COUNT 8
 
 #endif

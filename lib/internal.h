@@ -310,5 +310,18 @@ void cc_copy_nd_dense(cc_copy_nd *d, int ndim, const size_t *shape);
  * CLCNN_ERR_SHAPE naming the box and both tensors otherwise, before anything is queued. */
 clcnn_status cc_copy_nd_run(clcnn_device *dev, const cc_copy_nd *d, const clcnn_tensor *x,
                             clcnn_tensor *y);
+/* ---- element-wise families (lib/ops/eltwise_nd.c; cl/unary.cl, cl/binary.cl) ------- */
+
+/* y = op(x) for op a CLCNN_UN_ID_* (cl/clcnn_ids.h) with its alpha and beta; x and y
+ * any float32 tensors of equal dims; y may be x (in place). CLCNN_ERR_SHAPE names both
+ * shapes, CLCNN_ERR_INVALID_ARG an unknown op. */
+clcnn_status cc_unary(clcnn_device *dev, int op, float alpha, float beta, const clcnn_tensor *x,
+                      clcnn_tensor *y);
+/* y = op(a, b) for op a CLCNN_BIN_ID_*, with NumPy broadcasting: a and b (1-4 dims, right
+ * aligned) each broadcast to y's shape exactly (dims equal or 1). y may be a or b when
+ * that operand has y's dims; otherwise y must not overlap them. Views at any offset.
+ * CLCNN_ERR_SHAPE names the three shapes. */
+clcnn_status cc_binary(clcnn_device *dev, int op, const clcnn_tensor *a, const clcnn_tensor *b,
+                       clcnn_tensor *y);
 
 #endif

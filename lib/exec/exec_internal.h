@@ -61,6 +61,12 @@ typedef struct cc_step {
     int ncopies; /* data movement: strided copies into out, run in order */
     cc_step_copy *copies;
     char desc[160];
+    /* element-wise family (lib/exec/steps_eltwise.c) */
+    int ew_op;                  /* CLCNN_UN_ID_* or CLCNN_BIN_ID_* (cl/clcnn_ids.h) */
+    float ew_beta;              /* the unary op's second parameter (the first is alpha) */
+    int ew_n;                   /* binary: operands, in node order */
+    int ew_src[CC_STEP_MAX_IN]; /* operand i: a value index, or -1 - k for param[k] */
+    int inplace;                /* out may take the bytes of in[0] when in[0] is last read here */
 } cc_step;
 
 struct clcnn_plan {
@@ -89,6 +95,19 @@ void cc_step_release(cc_step *s);
 clcnn_status cc_prepare_movement(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
                                  const int *absorbed, int na);
 clcnn_status cc_run_movement(clcnn_plan *p, cc_step *s);
+/* lib/exec/steps.c, shared with the op families in other files: CLCNN_ERR_UNSUPPORTED
+ * naming the node and why; a device tensor holding host floats. */
+clcnn_status cc_step_unsupported(const cc_gnode *n, const char *why);
+clcnn_status cc_step_upload(clcnn_device *dev, int ndim, const size_t *shape, const float *data,
+                            clcnn_tensor **out);
+/* lib/exec/steps_eltwise.c: the element-wise family (unary ops, binary ops with
+ * broadcasting and initializer operands, variadic Max/Min/Sum). */
+clcnn_status cc_prepare_unary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                              int na);
+clcnn_status cc_run_unary(clcnn_plan *p, cc_step *s);
+clcnn_status cc_prepare_binary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                               int na);
+clcnn_status cc_run_binary(clcnn_plan *p, cc_step *s);
 /* The tensor of value v in the current run. */
 static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {
     return p->vals[v].t;

@@ -277,6 +277,19 @@ static size_t round_up(size_t n) {
     return (n + ALIGN_ELEMS - 1) / ALIGN_ELEMS * ALIGN_ELEMS;
 }
 
+/* The value whose bytes step si may write its output over: its in[0], when the step
+ * allows it (element-wise, reading each element before writing it), in[0] lives in the
+ * arena with the output's size and no later step or graph output reads it. -1 if none. */
+static int inplace_source(const clcnn_plan *p, int si) {
+    const cc_step *s = &p->steps[si];
+    if (!s->inplace || s->n_in < 1) return -1;
+    int v = s->in[0];
+    int root = p->vals[v].kind == CC_PV_ALIAS ? p->vals[v].alias_of : v;
+    const cc_pvalue *r = &p->vals[root];
+    return r->kind == CC_PV_ACT && r->last_step == si && r->numel == p->vals[s->out].numel ? root
+                                                                                           : -1;
+}
+
 /* First-fit placement in step order: a value takes the lowest offset that overlaps no
  * value still live; with reuse off every value gets fresh bytes. */
 static clcnn_status place_values(clcnn_plan *p) {
@@ -290,7 +303,13 @@ static clcnn_status place_values(clcnn_plan *p) {
         size_t len = round_up(pv->numel);
         sum += pv->numel * sizeof(float);
         size_t off = 0;
-        if (p->opts.reuse_buffers) {
+        int over = p->opts.reuse_buffers ? inplace_source(p, si) : -1;
+        if (over >= 0) {
+            /* the block of the dying operand now holds the output */
+            off = p->vals[over].offset;
+            for (int k = 0; k < nlive; k++)
+                if (live[k].value == over) live[k].value = v;
+        } else if (p->opts.reuse_buffers) {
             /* live is sorted by offset: take the first gap that fits */
             int at = 0;
             for (; at < nlive; at++) {

@@ -287,29 +287,6 @@ static clcnn_status run_pool(clcnn_plan *p, cc_step *s) {
                                 (clcnn_tensor *)cc_plan_tensor(p, s->out), NULL);
 }
 
-/* ---- Add (same shapes) ------------------------------------------------------------------- */
-
-static clcnn_status prepare_add(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
-                                const int *absorbed, int na) {
-    const cc_gnode *n = &g->nodes[absorbed[0]];
-    for (int i = 0; i < 2; i++) {
-        const cc_gvalue *v = gin(g, n, i);
-        if (v->kind == CC_VAL_INIT) return unsupported(n, "an initializer operand");
-        if (p->vals[n->in[i]].numel != p->vals[n->out[0]].numel)
-            return unsupported(n, "broadcasting (only equal shapes are supported)");
-        s->in[i] = n->in[i];
-    }
-    s->n_in = 2;
-    s->out = n->out[0];
-    snprintf(s->desc, sizeof s->desc, "Add %s", n->name);
-    return CLCNN_OK;
-}
-
-static clcnn_status run_add(clcnn_plan *p, cc_step *s) {
-    return clcnn_add(p->dev, cc_plan_tensor(p, s->in[0]), cc_plan_tensor(p, s->in[1]),
-                     (clcnn_tensor *)cc_plan_tensor(p, s->out));
-}
-
 /* ---- Gemm as a fully connected layer ------------------------------------------------------- */
 
 /* The general product: Y (M, N) = alpha op(A) op(B) + beta C through CLBlast, C broadcast
@@ -464,7 +441,7 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_AVGPOOL] = {prepare_pool, run_pool},
     [CC_OP_GLOBALAVGPOOL] = {prepare_pool, run_pool},
     [CC_OP_GLOBALMAXPOOL] = {prepare_pool, run_pool},
-    [CC_OP_ADD] = {prepare_add, run_add},
+    [CC_OP_ADD] = {cc_prepare_binary, cc_run_binary},
     [CC_OP_CONCAT] = {cc_prepare_movement, cc_run_movement},
     [CC_OP_GEMM] = {prepare_gemm, run_gemm},
     [CC_OP_SOFTMAX] = {prepare_softmax, run_softmax},
@@ -477,6 +454,28 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_EXPAND] = {cc_prepare_movement, cc_run_movement},
     [CC_OP_TILE] = {cc_prepare_movement, cc_run_movement},
     [CC_OP_GATHER] = {cc_prepare_movement, cc_run_movement},
+    /* element-wise family (lib/exec/steps_eltwise.c) */
+    [CC_OP_SIGMOID] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_TANH] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_HARDSIGMOID] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_HARDSWISH] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_CLIP] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_EXP] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_LOG] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_SQRT] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_NEG] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_ABS] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_RECIPROCAL] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_FLOOR] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_CEIL] = {cc_prepare_unary, cc_run_unary},
+    [CC_OP_PRELU] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_SUB] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_MUL] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_DIV] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_POW] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_MAX] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_MIN] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_SUM] = {cc_prepare_binary, cc_run_binary},
 };
 
 clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
@@ -512,4 +511,15 @@ void cc_step_release(cc_step *s) {
     free(s->copies);
     s->copies = NULL;
     s->ncopies = 0;
+}
+
+/* ---- shared with the op families in other files (exec_internal.h) ------------------- */
+
+clcnn_status cc_step_unsupported(const cc_gnode *n, const char *why) {
+    return unsupported(n, why);
+}
+
+clcnn_status cc_step_upload(clcnn_device *dev, int ndim, const size_t *shape, const float *data,
+                            clcnn_tensor **out) {
+    return upload(dev, ndim, shape, data, out);
 }

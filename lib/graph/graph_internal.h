@@ -41,6 +41,28 @@ typedef enum cc_op {
     CC_OP_EXPAND,
     CC_OP_TILE,
     CC_OP_GATHER,
+    /* element-wise family (lib/graph/ops_eltwise.c) */
+    CC_OP_SIGMOID,
+    CC_OP_TANH,
+    CC_OP_HARDSIGMOID,
+    CC_OP_HARDSWISH,
+    CC_OP_CLIP,
+    CC_OP_EXP,
+    CC_OP_LOG,
+    CC_OP_SQRT,
+    CC_OP_NEG,
+    CC_OP_ABS,
+    CC_OP_RECIPROCAL,
+    CC_OP_FLOOR,
+    CC_OP_CEIL,
+    CC_OP_PRELU,
+    CC_OP_SUB,
+    CC_OP_MUL,
+    CC_OP_DIV,
+    CC_OP_POW,
+    CC_OP_MAX,
+    CC_OP_MIN,
+    CC_OP_SUM,
     CC_OP_COUNT
 } cc_op;
 
@@ -85,6 +107,8 @@ typedef struct cc_op_attrs {
     int64_t axis;          /* Concat (required), Flatten 1, Softmax -1 */
     int trans_a, trans_b;  /* Gemm 0, 0 */
     float ratio;           /* Dropout 0.5 */
+    /* element-wise family */
+    float clip_min, clip_max; /* Clip's attributes (opset < 11): -FLT_MAX, FLT_MAX */
 } cc_op_attrs;
 
 typedef struct cc_gnode {
@@ -145,11 +169,24 @@ const cc_gattr *cc_node_attr(const cc_gnode *n, const char *name);
 /* Description and per-sample FLOPs of a checked node (for clcnn_graph_node_info). */
 void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
                       double *flops, size_t *params);
+/* lib/graph/ops.c, shared with the op families in other files: ONNX defaults for every
+ * attribute; a float attribute (def when absent); the output shaped as input 0; NumPy
+ * broadcasting of all inputs (a shape error names the node and shapes). */
+void cc_attrs_defaults(cc_op_attrs *a);
+clcnn_status cc_attr_float(const cc_gnode *n, const char *name, float def, float *out);
+clcnn_status cc_infer_same(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_infer_broadcast(clcnn_graph *g, cc_gnode *n);
+
+/* lib/graph/ops_eltwise.c: the element-wise family's parse and infer functions. */
+clcnn_status cc_parse_hardsigmoid(cc_gnode *n);
+clcnn_status cc_parse_hardswish(cc_gnode *n);
+clcnn_status cc_parse_clip(cc_gnode *n);
+clcnn_status cc_infer_clip(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_infer_prelu(clcnn_graph *g, cc_gnode *n);
 
 /* lib/graph/ops.c: attribute readers for the op files (ONNX defaults when absent; a
  * value of the wrong type is CLCNN_ERR_INVALID_ARG naming the node and attribute). */
 clcnn_status cc_attr_int(const cc_gnode *n, const char *name, int64_t def, int64_t *out);
-clcnn_status cc_attr_float(const cc_gnode *n, const char *name, float def, float *out);
 
 /* ---- data movement (lib/graph/ops_movement.c) -----------------------------------------
  * Reshape, Squeeze, Unsqueeze, Transpose, Slice, Split, Pad, Expand, Tile, Gather (and

@@ -4,6 +4,7 @@
  * kind lives in lib/exec under the same cc_op index. */
 #include "graph/graph_internal.h"
 
+#include <float.h>
 #include <string.h>
 
 const cc_gattr *cc_node_attr(const cc_gnode *n, const char *name) {
@@ -62,6 +63,8 @@ static void attrs_defaults(cc_op_attrs *a) {
     a->momentum = 0.9f;
     a->axis = 1;
     a->ratio = 0.5f;
+    a->clip_min = -FLT_MAX;
+    a->clip_max = FLT_MAX;
 }
 
 static clcnn_status parse_none(cc_gnode *n) {
@@ -460,6 +463,28 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     [CC_OP_EXPAND] = {"Expand", 2, 2, 1, 1, cc_parse_none_movement, cc_infer_copy_map},
     [CC_OP_TILE] = {"Tile", 2, 2, 1, 1, cc_parse_none_movement, cc_infer_copy_map},
     [CC_OP_GATHER] = {"Gather", 2, 2, 1, 1, cc_parse_gather, cc_infer_gather},
+    /* element-wise family (parse and infer of their own in lib/graph/ops_eltwise.c) */
+    [CC_OP_SIGMOID] = {"Sigmoid", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_TANH] = {"Tanh", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_HARDSIGMOID] = {"HardSigmoid", 1, 1, 1, 1, cc_parse_hardsigmoid, infer_same},
+    [CC_OP_HARDSWISH] = {"HardSwish", 1, 1, 1, 1, cc_parse_hardswish, infer_same},
+    [CC_OP_CLIP] = {"Clip", 1, 3, 1, 1, cc_parse_clip, cc_infer_clip},
+    [CC_OP_EXP] = {"Exp", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_LOG] = {"Log", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_SQRT] = {"Sqrt", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_NEG] = {"Neg", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_ABS] = {"Abs", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_RECIPROCAL] = {"Reciprocal", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_FLOOR] = {"Floor", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_CEIL] = {"Ceil", 1, 1, 1, 1, parse_none, infer_same},
+    [CC_OP_PRELU] = {"PRelu", 2, 2, 1, 1, parse_none, cc_infer_prelu},
+    [CC_OP_SUB] = {"Sub", 2, 2, 1, 1, parse_none, infer_broadcast},
+    [CC_OP_MUL] = {"Mul", 2, 2, 1, 1, parse_none, infer_broadcast},
+    [CC_OP_DIV] = {"Div", 2, 2, 1, 1, parse_none, infer_broadcast},
+    [CC_OP_POW] = {"Pow", 2, 2, 1, 1, parse_none, infer_broadcast},
+    [CC_OP_MAX] = {"Max", 1, UNLIMITED, 1, 1, parse_none, infer_broadcast},
+    [CC_OP_MIN] = {"Min", 1, UNLIMITED, 1, 1, parse_none, infer_broadcast},
+    [CC_OP_SUM] = {"Sum", 1, UNLIMITED, 1, 1, parse_none, infer_broadcast},
 };
 
 /* ---- descriptions -------------------------------------------------------------------- */
@@ -522,15 +547,38 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
     case CC_OP_CONCAT:
         snprintf(desc, cap, "axis %lld", (long long)a->axis);
         break;
+    case CC_OP_HARDSIGMOID:
+        snprintf(desc, cap, "alpha %g, beta %g", a->alpha, a->beta);
+        break;
+    case CC_OP_CLIP:
+        if (n->n_in > 1)
+            snprintf(desc, cap, "min/max from inputs");
+        else
+            snprintf(desc, cap, "min %g, max %g", a->clip_min, a->clip_max);
+        break;
     default:
         break;
     }
 }
 
+/* ---- shared with the op families in other files (graph_internal.h) ------------------ */
+
 clcnn_status cc_attr_int(const cc_gnode *n, const char *name, int64_t def, int64_t *out) {
     return attr_int(n, name, def, out);
 }
 
+void cc_attrs_defaults(cc_op_attrs *a) {
+    attrs_defaults(a);
+}
+
 clcnn_status cc_attr_float(const cc_gnode *n, const char *name, float def, float *out) {
     return attr_float(n, name, def, out);
+}
+
+clcnn_status cc_infer_same(clcnn_graph *g, cc_gnode *n) {
+    return infer_same(g, n);
+}
+
+clcnn_status cc_infer_broadcast(clcnn_graph *g, cc_gnode *n) {
+    return infer_broadcast(g, n);
 }
