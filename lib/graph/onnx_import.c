@@ -309,6 +309,19 @@ static clcnn_status graph_node(importer *im, const Onnx__NodeProto *n, const cha
                  n->n_output);
     const char *ins[64], *outs[16];
     char gen[16][64];
+    if (!strcmp(op, "PRelu") && im->opset < 7 && n->n_input == 2) {
+        /* before opset 7 a 1-D slope of C values is per channel (dimension 1), as PyTorch
+         * exports it; since 7 it broadcasts from the right like every other operand */
+        cst *c = find_const(im, n->input[1]);
+        int vi = cc_graph_find(im->g, n->input[0]);
+        if (c && !c->in_graph && c->t.ndim == 1 && vi >= 0 && im->g->vals[vi].ndim > 2 &&
+            (int64_t)c->t.numel == im->g->vals[vi].dims[1]) {
+            c->t.ndim = im->g->vals[vi].ndim - 1;
+            for (int d = 1; d < c->t.ndim; d++)
+                c->t.dims[d] = 1;
+        }
+    }
+
     for (size_t i = 0; i < n->n_input; i++) {
         ins[i] = n->input[i] ? n->input[i] : "";
         if (!*ins[i]) continue;
