@@ -16,7 +16,9 @@
 #   --threads N     ORT's intra-op threads (default: nproc)
 #   --variant NAME='ARGS'  a clcnn run: clcnn-perf --op net_infer --model M --batch N
 #                   --runs N --no-peak --format csv --quiet ARGS; repeat for several
-#                   (e.g. --variant old='' --variant plan='--plan'); default clcnn=''
+#                   (e.g. --variant layers='--exec layers' --variant plan='--exec plan'
+#                   --variant onnx='--model {onnx}', {onnx} being the model's export);
+#                   default clcnn=''
 #   --build DIR     holds clcnn-perf (default build)
 #   --onnx-dir DIR  the exports (default build/onnx; made by perf/onnx_export.py if missing)
 #   --venv DIR      Python venv with onnxruntime (default .venv-ort; made if missing,
@@ -31,7 +33,7 @@
 # each images/s the median over the rounds of each call's median (mean for 2 rounds).
 set -euo pipefail
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
 
 models="resnet50,mobilenet_v2"
 batch=8
@@ -133,10 +135,13 @@ if len(rows) != 1 or rows[0]["status"] != "ok":
 print(rows[0]["images_per_s"] + "," + rows[0]["ms"])'
 
 run_clcnn() { # round model index
-    local out
+    local out args
+    # {onnx} in a variant's ARGS is the model's ONNX export (clcnn running the same file
+    # ORT runs: --variant onnx='--model {onnx}')
+    args=${vargs[$3]//\{onnx\}/$onnx_dir/$2.onnx}
     # shellcheck disable=SC2086
     out=$("$perf" --op net_infer --model "$2" --batch "$batch" --runs "$runs" --no-peak \
-        --format csv --quiet ${vargs[$3]}) || { say "clcnn-perf failed (${vnames[$3]}, $2)"; return 1; }
+        --format csv --quiet $args) || { say "clcnn-perf failed (${vnames[$3]}, $2)"; return 1; }
     local r
     r=$(printf '%s\n' "$out" | "$syspy" -c "$parse_clcnn") || return 1
     say "round $1 $2 ${vnames[$3]}: ${r%,*} images/s"
