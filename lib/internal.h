@@ -284,4 +284,19 @@ static inline size_t cc_dim(const clcnn_tensor *t, int i) {
 clcnn_status cc_check_tensor(const clcnn_device *dev, const clcnn_tensor *t, clcnn_dtype dtype,
                              const char *op, const char *what);
 
+/* ---- reductions and LRN (lib/ops/reduce.c, cl/reduce.cl) ---------------------- */
+
+typedef enum cc_reduce_op { CC_REDUCE_SUM = 0, CC_REDUCE_MEAN, CC_REDUCE_MAX } cc_reduce_op;
+/* y = op of x over the dims whose bit is set in mask (bit d: dim d of x); y holds the
+ * kept dims in order (any shape of that many elements: keepdims or not). Summed in a
+ * fixed order per output element (deterministic). x and y dense, not overlapping; a mask
+ * of 0 copies x. */
+clcnn_status cc_reduce(clcnn_device *dev, cc_reduce_op op, const clcnn_tensor *x, unsigned mask,
+                       clcnn_tensor *y);
+/* Local response normalisation across dim 1 of x (n, c, ...), as AlexNet's (ONNX LRN):
+ * y = x / (bias + alpha / size * sum of x^2 over a window of size channels)^beta; y like
+ * x, not overlapping it. */
+clcnn_status cc_lrn(clcnn_device *dev, const clcnn_tensor *x, int size, float alpha, float beta,
+                    float bias, clcnn_tensor *y);
+
 #endif

@@ -53,6 +53,16 @@ typedef struct cc_step {
     int log;           /* LogSoftmax */
     size_t rows, cols; /* Concat: outer rows; bytes per row of the output */
     char desc[160];
+    /* lib/exec/steps_reduce.c: MatMul as gemm_batched calls (outer of them, offsets
+     * mm_oa/mm_ob/mm_oc apart, each over batch items mm_sa/mm_sb/mm_sc apart), reductions,
+     * LRN, softmax over (outer, c, inner) */
+    size_t mm_m, mm_n, mm_k, mm_batch, mm_outer;
+    size_t mm_sa, mm_sb, mm_sc, mm_oa, mm_ob, mm_oc;
+    unsigned red_mask;
+    int red_op; /* cc_reduce_op */
+    int lrn_size;
+    float lrn_alpha, lrn_beta, lrn_bias;
+    size_t sm_outer, sm_c, sm_inner;
 } cc_step;
 
 struct clcnn_plan {
@@ -76,6 +86,21 @@ clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, co
                              int nabsorbed);
 clcnn_status cc_step_run(clcnn_plan *p, cc_step *s);
 void cc_step_release(cc_step *s);
+/* lib/exec/steps_reduce.c: the steps of MatMul, ReduceMean / ReduceSum / ReduceMax, LRN
+ * and Softmax / LogSoftmax over any axis (prepare and run, as in steps.c). */
+clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                               int na);
+clcnn_status cc_run_matmul(clcnn_plan *p, cc_step *s);
+clcnn_status cc_prepare_reduce(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                               int na);
+clcnn_status cc_run_reduce(clcnn_plan *p, cc_step *s);
+clcnn_status cc_prepare_lrn(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                            int na);
+clcnn_status cc_run_lrn(clcnn_plan *p, cc_step *s);
+clcnn_status cc_prepare_softmax(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                const int *absorbed, int na);
+clcnn_status cc_run_softmax(clcnn_plan *p, cc_step *s);
+
 /* The tensor of value v in the current run. */
 static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {
     return p->vals[v].t;

@@ -468,28 +468,6 @@ static clcnn_status run_gemm(clcnn_plan *p, cc_step *s) {
                                 (clcnn_tensor *)cc_plan_tensor(p, s->out));
 }
 
-/* ---- Softmax / LogSoftmax over the channels ---------------------------------------------- */
-
-static clcnn_status prepare_softmax(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
-                                    const int *absorbed, int na) {
-    const cc_gnode *n = &g->nodes[absorbed[0]];
-    const cc_pvalue *x = &p->vals[n->in[0]];
-    int axis = (int)(n->a.axis < 0 ? n->a.axis + x->ndim : n->a.axis);
-    if (axis != 1 || (x->ndim != 2 && x->ndim != 4))
-        return unsupported(n, "an axis other than the channels of a 2-D or 4-D input");
-    s->log = n->op == CC_OP_LOGSOFTMAX;
-    s->n_in = 1;
-    s->in[0] = n->in[0];
-    s->out = n->out[0];
-    snprintf(s->desc, sizeof s->desc, "%s %s", cc_op_defs[n->op].name, n->name);
-    return CLCNN_OK;
-}
-
-static clcnn_status run_softmax(clcnn_plan *p, cc_step *s) {
-    return clcnn_softmax_forward(p->dev, cc_plan_tensor(p, s->in[0]),
-                                 (clcnn_tensor *)cc_plan_tensor(p, s->out), s->log);
-}
-
 typedef struct exec_def {
     clcnn_status (*prepare)(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                             int na);
@@ -509,8 +487,13 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_ADD] = {prepare_add, run_add},
     [CC_OP_CONCAT] = {prepare_concat, run_concat},
     [CC_OP_GEMM] = {prepare_gemm, run_gemm},
-    [CC_OP_SOFTMAX] = {prepare_softmax, run_softmax},
-    [CC_OP_LOGSOFTMAX] = {prepare_softmax, run_softmax},
+    [CC_OP_SOFTMAX] = {cc_prepare_softmax, cc_run_softmax},
+    [CC_OP_LOGSOFTMAX] = {cc_prepare_softmax, cc_run_softmax},
+    [CC_OP_MATMUL] = {cc_prepare_matmul, cc_run_matmul},
+    [CC_OP_REDUCEMEAN] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCESUM] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEMAX] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_LRN] = {cc_prepare_lrn, cc_run_lrn},
 };
 
 clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
