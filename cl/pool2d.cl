@@ -74,11 +74,11 @@ __kernel void pool2d_max_fwd(__global const float *x, int x_off, __global float 
 }
 
 /* PyTorch's divisor: with padding counted, the window clipped to the padded plane; without,
- * the window clipped to the input plane. */
-inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,
-                     int kh, int kw, int sh, int sw, int ph, int pw) {
+ * the window clipped to the input plane. Padding ph/pw before, ph_end/pw_end after. */
+inline float avg_one_pads(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,
+                          int kh, int kw, int sh, int sw, int ph, int pw, int ph_end, int pw_end) {
     int h0 = op * sh - ph, w0 = oq * sw - pw;
-    int h1 = min(h0 + kh, h + ph), w1 = min(w0 + kw, w + pw);
+    int h1 = min(h0 + kh, h + ph_end), w1 = min(w0 + kw, w + pw_end);
     int pad_count = (h1 - h0) * (w1 - w0);
     h0 = max(h0, 0);
     w0 = max(w0, 0);
@@ -90,6 +90,26 @@ inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, in
             s += xp[ih * w + iw];
     int count = exclude_pad ? (h1 - h0) * (w1 - w0) : pad_count;
     return s / (float)count;
+}
+
+inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,
+                     int kh, int kw, int sh, int sw, int ph, int pw) {
+    return avg_one_pads(xp, exclude_pad, h, w, op, oq, kh, kw, sh, sw, ph, pw, ph, pw);
+}
+
+/* pool2d_avg_fwd with padding ph_end x pw_end after the plane (ONNX's asymmetric pads; p, q
+ * may include ceil mode's last windows). */
+__kernel void pool2d_avg_fwd_pads(__global const float *x, int x_off, __global float *y,
+                                  int y_off, int exclude_pad, int planes, int h, int w, int p,
+                                  int q, int kh, int kw, int sh, int sw, int ph, int pw,
+                                  int ph_end, int pw_end) {
+    int gid = get_global_id(0);
+    if (gid >= planes * p * q) return;
+    int oq = gid % q;
+    int op = (gid / q) % p;
+    int plane = gid / (p * q);
+    y[y_off + gid] = avg_one_pads(x + x_off + plane * h * w, exclude_pad, h, w, op, oq, kh, kw, sh,
+                                  sw, ph, pw, ph_end, pw_end);
 }
 
 __kernel void pool2d_avg_fwd(__global const float *x, int x_off, __global float *y, int y_off,

@@ -440,6 +440,83 @@ static void test_lrn(void **state) {
     }
 }
 
+/* ---- MaxPool / AveragePool with per-side pads and ceil mode -------------------------------- */
+
+/* y (n, c, p, q) of x (n, c, h, w) with the graph's output size; mode 0 max, 1 average
+ * without padding, 2 average with padding (clipped to the padded plane, PyTorch's rule). */
+static double *ref_pool(const operand *x, int mode, const int *k, const int *st, const int *pads,
+                        int p, int q) {
+    int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
+    double *y = malloc((size_t)(planes * p * q) * sizeof *y);
+    for (int64_t pl = 0; pl < planes; pl++)
+        for (int op = 0; op < p; op++)
+            for (int oq = 0; oq < q; oq++) {
+                int64_t h0 = op * st[0] - pads[0], w0 = oq * st[1] - pads[1];
+                int64_t h1 = h0 + k[0], w1 = w0 + k[1];
+                int64_t ph1 = h1 < h + pads[2] ? h1 : h + pads[2];
+                int64_t pw1 = w1 < w + pads[3] ? w1 : w + pads[3];
+                double m = -INFINITY, s = 0.0;
+                int cnt = 0;
+                for (int64_t i = h0 < 0 ? 0 : h0; i < h1 && i < h; i++)
+                    for (int64_t j = w0 < 0 ? 0 : w0; j < w1 && j < w; j++) {
+                        double v = x->data[(pl * h + i) * w + j];
+                        m = fmax(m, v);
+                        s += v;
+                        cnt++;
+                    }
+                double *o = &y[(pl * p + op) * q + oq];
+                *o = mode == 0 ? m : mode == 1 ? s / cnt : s / (double)((ph1 - h0) * (pw1 - w0));
+            }
+    return y;
+}
+
+static void test_pool_pads_ceil(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(16);
+    static const char *ops[3] = {"MaxPool", "AveragePool", "AveragePool"};
+    for (int it = 0; it < 36; it++) {
+        int mode = it % 3, ceil_mode = (it / 3) & 1;
+        int k[2], st[2], pads[4];
+        for (int d = 0; d < 2; d++) {
+            k[d] = tu_rng_int(&r, 1, 4);
+            st[d] = tu_rng_int(&r, 1, 3);
+        }
+        for (int i = 0; i < 4; i++)
+            pads[i] = tu_rng_int(&r, 0, k[i % 2] - 1);
+        if (it == 0) /* ONNX's test_maxpool_2d_ceil: 4x4, 3x3 stride 2 */
+            k[0] = k[1] = 3, st[0] = st[1] = 2, pads[0] = pads[1] = pads[2] = pads[3] = 0;
+        int64_t dims[4] = {tu_rng_int(&r, 1, 2), tu_rng_int(&r, 1, 3), tu_rng_int(&r, 4, 11),
+                           tu_rng_int(&r, 4, 11)};
+        if (it == 0) dims[2] = dims[3] = 4;
+        operand x;
+        random_operand(&r, &x, 4, dims);
+        x.batch = it & 1;
+        clcnn_attr at[5] = {
+            {"kernel_shape", CLCNN_ATTR_INTS, 0, 0.0f, (const int64_t[]){k[0], k[1]}, NULL, 2,
+             NULL},
+            {"strides", CLCNN_ATTR_INTS, 0, 0.0f, (const int64_t[]){st[0], st[1]}, NULL, 2, NULL},
+            {"pads", CLCNN_ATTR_INTS, 0, 0.0f,
+             (const int64_t[]){pads[0], pads[1], pads[2], pads[3]}, NULL, 4, NULL},
+            INT("ceil_mode", ceil_mode),
+            INT("count_include_pad", mode == 2)};
+        int ondim;
+        int64_t odims[8];
+        float *got = run_node(ops[mode], &x, NULL, mode == 0 ? 4 : 5, at, &ondim, odims);
+        assert_int_equal(ondim, 4);
+        double *ref = ref_pool(&x, mode, k, st, pads, (int)odims[2], (int)odims[3]);
+        char what[160];
+        snprintf(what, sizeof what,
+                 "%s mode %d ceil %d x %lldx%lld k %dx%d s %dx%d pads %d,%d,%d,%d -> %lldx%lld",
+                 ops[mode], mode, ceil_mode, (long long)dims[2], (long long)dims[3], k[0], k[1],
+                 st[0], st[1], pads[0], pads[1], pads[2], pads[3], (long long)odims[2],
+                 (long long)odims[3]);
+        assert_true(tu_close(what, got, ref, numel(4, odims), 1e-6, 1e-5));
+        free(got);
+        free(ref);
+        free(x.data);
+    }
+}
+
 /* ---- shape inference and errors ---------------------------------------------------------- */
 
 static clcnn_status try_node(const char *op, int ndim, const int64_t *dims, int ndim_b,
@@ -512,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_reduce_axes_input),
         cmocka_unit_test(test_softmax_axes),
         cmocka_unit_test(test_lrn),
+        cmocka_unit_test(test_pool_pads_ceil),
         cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

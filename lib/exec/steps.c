@@ -261,10 +261,11 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
         d->global = 1;
         break;
     default:
-        if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
-            return unsupported(n, "asymmetric padding");
-        if (a->ceil_mode) return unsupported(n, "ceil_mode 1");
         if (a->dilations[0] != 1 || a->dilations[1] != 1) return unsupported(n, "dilations");
+        /* per-side pads or ceil mode: the per-output kernels with the graph's output size */
+        s->pool_general = a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3] || a->ceil_mode;
+        for (int i = 0; i < 4; i++)
+            s->pool_pads[i] = (int)a->pads[i];
         d->mode = n->op == CC_OP_MAXPOOL
                       ? CLCNN_POOL_MAX
                       : (a->count_include_pad ? CLCNN_POOL_AVG : CLCNN_POOL_AVG_EXCLUDE);
@@ -283,6 +284,11 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
 }
 
 static clcnn_status run_pool(clcnn_plan *p, cc_step *s) {
+    const clcnn_pool2d_desc *d = &s->pool;
+    if (s->pool_general)
+        return cc_pool2d_forward_pads(p->dev, d->mode, cc_plan_tensor(p, s->in[0]),
+                                      (clcnn_tensor *)cc_plan_tensor(p, s->out), d->kernel_h,
+                                      d->kernel_w, d->stride_h, d->stride_w, s->pool_pads);
     return clcnn_pool2d_forward(p->dev, &s->pool, cc_plan_tensor(p, s->in[0]),
                                 (clcnn_tensor *)cc_plan_tensor(p, s->out), NULL);
 }
