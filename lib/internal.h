@@ -286,11 +286,25 @@ clcnn_status cc_check_tensor(const clcnn_device *dev, const clcnn_tensor *t, clc
 
 /* ---- reductions and LRN (lib/ops/reduce.c, cl/reduce.cl) ---------------------- */
 
-typedef enum cc_reduce_op { CC_REDUCE_SUM = 0, CC_REDUCE_MEAN, CC_REDUCE_MAX } cc_reduce_op;
+/* The ONNX reductions, numbered as cl/clcnn_ids.h's CC_REDUCE_ID_* (lib/ops/reduce.c
+ * checks). L1, L2, SUM_SQUARE: of |x|, x^2; LOG_SUM: log of the sum; LOG_SUM_EXP: max m
+ * plus log of the sum of exp(x - m). */
+typedef enum cc_reduce_op {
+    CC_REDUCE_SUM = 0,
+    CC_REDUCE_MEAN,
+    CC_REDUCE_MAX,
+    CC_REDUCE_MIN,
+    CC_REDUCE_PROD,
+    CC_REDUCE_SUM_SQUARE,
+    CC_REDUCE_L1,
+    CC_REDUCE_L2,
+    CC_REDUCE_LOG_SUM,
+    CC_REDUCE_LOG_SUM_EXP,
+} cc_reduce_op;
 /* y = op of x over the dims whose bit is set in mask (bit d: dim d of x); y holds the
- * kept dims in order (any shape of that many elements: keepdims or not). Summed in a
+ * kept dims in order (any shape of that many elements: keepdims or not). Accumulated in a
  * fixed order per output element (deterministic). x and y dense, not overlapping; a mask
- * of 0 copies x. */
+ * of 0 applies op to each element alone. */
 clcnn_status cc_reduce(clcnn_device *dev, cc_reduce_op op, const clcnn_tensor *x, unsigned mask,
                        clcnn_tensor *y);
 /* Local response normalisation across dim 1 of x (n, c, ...), as AlexNet's (ONNX LRN):

@@ -1,5 +1,5 @@
 /* The reducing op kinds through plans against double references: MatMul (ranks 1-4, batch
- * broadcasting, B a value or an initializer), ReduceMean / ReduceSum / ReduceMax (random
+ * broadcasting, B a value or an initializer), the ten Reduce* kinds (random
  * axes, negative axes, keepdims 0/1, axes as an initializer input, noop_with_empty_axes),
  * Softmax / LogSoftmax over every axis of ranks 2-4, and LRN; seeded random shapes with
  * odd sizes and batch 1, a symbolic batch, shape inference and the errors of bad nodes. */
@@ -190,7 +190,12 @@ static void test_matmul(void **state) {
 
 /* ---- reductions -------------------------------------------------------------------------- */
 
-/* op 0 sum, 1 mean, 2 max over the dims in mask; y in the kept dims' order. */
+static const char *reduce_ops[10] = {"ReduceSum",    "ReduceMean",      "ReduceMax", "ReduceMin",
+                                     "ReduceProd",   "ReduceSumSquare", "ReduceL1",  "ReduceL2",
+                                     "ReduceLogSum", "ReduceLogSumExp"};
+
+/* reduce_ops[op] over the dims in mask, by definition (log-sum-exp as log(sum(exp))); y in
+ * the kept dims' order. */
 static double *ref_reduce(const operand *x, unsigned mask, int op, size_t *out_n) {
     size_t n = numel(x->ndim, x->dims), on = 1, cnt = 1;
     for (int d = 0; d < x->ndim; d++) {
@@ -201,7 +206,7 @@ static double *ref_reduce(const operand *x, unsigned mask, int op, size_t *out_n
     }
     double *y = malloc(on * sizeof *y);
     for (size_t i = 0; i < on; i++)
-        y[i] = op == 2 ? -INFINITY : 0.0;
+        y[i] = op == 2 ? -INFINITY : op == 3 ? INFINITY : op == 4 ? 1.0 : 0.0;
     for (size_t i = 0; i < n; i++) {
         size_t rem = i, o = 0, scale = 1;
         for (int d = x->ndim - 1; d >= 0; d--) {
@@ -210,22 +215,47 @@ static double *ref_reduce(const operand *x, unsigned mask, int op, size_t *out_n
             if (!(mask & (1u << d))) o += c * scale, scale *= (size_t)x->dims[d];
         }
         double v = x->data[i];
-        y[o] = op == 2 ? fmax(y[o], v) : y[o] + v;
+        switch (op) {
+        case 2:
+            y[o] = fmax(y[o], v);
+            break;
+        case 3:
+            y[o] = fmin(y[o], v);
+            break;
+        case 4:
+            y[o] *= v;
+            break;
+        case 5:
+        case 7:
+            y[o] += v * v;
+            break;
+        case 6:
+            y[o] += fabs(v);
+            break;
+        case 9:
+            y[o] += exp(v);
+            break;
+        default:
+            y[o] += v;
+        }
     }
-    if (op == 1)
-        for (size_t i = 0; i < on; i++)
-            y[i] /= (double)cnt;
+    for (size_t i = 0; i < on; i++) {
+        if (op == 1) y[i] /= (double)cnt;
+        if (op == 7) y[i] = sqrt(y[i]);
+        if (op == 8 || op == 9) y[i] = log(y[i]);
+    }
     *out_n = on;
     return y;
 }
-
-static const char *reduce_ops[3] = {"ReduceSum", "ReduceMean", "ReduceMax"};
 
 /* axes as given (may be negative); naxes -1: no axes attribute at all */
 static void check_reduce(tu_rng *r, int op, int ndim, const int64_t *dims, int naxes,
                          const int64_t *axes, int keepdims, int batch) {
     operand x;
     random_operand(r, &x, ndim, dims);
+    if (op == 8) /* log of a sum: positive inputs */
+        for (size_t i = 0; i < numel(ndim, dims); i++)
+            x.data[i] = fabsf(x.data[i]) + 0.01f;
     x.batch = batch;
     clcnn_attr at[2];
     int na = 0;
@@ -253,7 +283,9 @@ static void check_reduce(tu_rng *r, int op, int ndim, const int64_t *dims, int n
         else if (keepdims)
             assert_int_equal(odims[o++], 1);
     }
-    assert_true(tu_close(what, got, ref, n, 1e-5, 1e-5));
+    /* products of up to 7^4 values in [-2, 2] reach 1e30s: relative error per factor */
+    assert_true(
+        tu_close(what, got, ref, n, 1e-5, op == 4 ? 1e-6 * (double)numel(ndim, dims) : 1e-5));
     free(got);
     free(ref);
     free(x.data);
@@ -271,8 +303,29 @@ static void test_reduce(void **state) {
     check_reduce(&r, 2, 4, (int64_t[]){2, 3, 4, 5}, 2, (int64_t[]){0, 2}, 1, 0);
     check_reduce(&r, 0, 4, (int64_t[]){3, 4, 1, 5}, 2, (int64_t[]){3, 1}, 0, 0);
     check_reduce(&r, 0, 2, (int64_t[]){1, 3001}, 1, (int64_t[]){-1}, 1, 1); /* long sum */
-    for (int it = 0; it < 40; it++) {
-        int ndim = tu_rng_int(&r, 1, 4), op = tu_rng_int(&r, 0, 2);
+    /* log-sum-exp of large values stays finite (the max is taken out first) */
+    {
+        operand x;
+        random_operand(&r, &x, 2, (int64_t[]){3, 5});
+        for (int i = 0; i < 15; i++)
+            x.data[i] += 200.0f;
+        int ondim;
+        int64_t odims[8];
+        float *got = run_node("ReduceLogSumExp", &x, NULL, 1, (clcnn_attr[]){INTS("axes", 1)},
+                              &ondim, odims);
+        for (int i = 0; i < 3; i++) {
+            double m = -INFINITY, s = 0.0;
+            for (int j = 0; j < 5; j++)
+                m = fmax(m, x.data[i * 5 + j]);
+            for (int j = 0; j < 5; j++)
+                s += exp(x.data[i * 5 + j] - m);
+            assert_true(fabs(got[i] - (m + log(s))) <= 1e-4);
+        }
+        free(got);
+        free(x.data);
+    }
+    for (int it = 0; it < 60; it++) {
+        int ndim = tu_rng_int(&r, 1, 4), op = it < 20 ? it % 10 : tu_rng_int(&r, 0, 9);
         int64_t dims[4], axes[4];
         for (int d = 0; d < ndim; d++)
             dims[d] = tu_rng_int(&r, 1, 7);

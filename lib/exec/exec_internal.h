@@ -88,7 +88,7 @@ clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, co
                              int nabsorbed);
 clcnn_status cc_step_run(clcnn_plan *p, cc_step *s);
 void cc_step_release(cc_step *s);
-/* lib/exec/steps_reduce.c: the steps of MatMul, ReduceMean / ReduceSum / ReduceMax, LRN
+/* lib/exec/steps_reduce.c: the steps of MatMul, the Reduce* family, LRN
  * and Softmax / LogSoftmax over any axis (prepare and run, as in steps.c). */
 clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                                int na);

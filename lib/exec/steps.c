@@ -499,6 +499,13 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_REDUCEMEAN] = {cc_prepare_reduce, cc_run_reduce},
     [CC_OP_REDUCESUM] = {cc_prepare_reduce, cc_run_reduce},
     [CC_OP_REDUCEMAX] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEMIN] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEPROD] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCESUMSQUARE] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEL1] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEL2] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCELOGSUM] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCELOGSUMEXP] = {cc_prepare_reduce, cc_run_reduce},
     [CC_OP_LRN] = {cc_prepare_lrn, cc_run_lrn},
 };
 

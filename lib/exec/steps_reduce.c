@@ -1,6 +1,6 @@
 /* Plan steps of the reducing op kinds: MatMul through clcnn_gemm_batched (batch dims
  * broadcast by zero strides, or one call per outer batch item when the two batch dims
- * broadcast differently), ReduceMean / ReduceSum / ReduceMax (cc_reduce), LRN (cc_lrn)
+ * broadcast differently), the Reduce* family (cc_reduce), LRN (cc_lrn)
  * and Softmax / LogSoftmax over any axis (the input seen as (outer, c, inner)). Shapes are
  * decided at prepare time from the plan's values. */
 #include "exec/exec_internal.h"
@@ -116,7 +116,8 @@ clcnn_status cc_run_matmul(clcnn_plan *p, cc_step *s) {
     return CLCNN_OK;
 }
 
-/* ---- ReduceMean / ReduceSum / ReduceMax --------------------------------------------------- */
+/* ---- ReduceSum, ReduceMean, ... (the Reduce* family)
+ * --------------------------------------------------- */
 
 clcnn_status cc_prepare_reduce(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                                int na) {
@@ -124,9 +125,17 @@ clcnn_status cc_prepare_reduce(clcnn_plan *p, const clcnn_graph *g, cc_step *s, 
     s->red_mask = 0;
     for (int i = 0; i < n->a.naxes; i++) /* normalised and sorted by shape inference */
         s->red_mask |= 1u << n->a.axes[i];
-    s->red_op = n->op == CC_OP_REDUCEMAX    ? CC_REDUCE_MAX
-                : n->op == CC_OP_REDUCEMEAN ? CC_REDUCE_MEAN
-                                            : CC_REDUCE_SUM;
+    static const struct {
+        cc_op op;
+        cc_reduce_op red;
+    } kinds[] = {
+        {CC_OP_REDUCESUM, CC_REDUCE_SUM},        {CC_OP_REDUCEMEAN, CC_REDUCE_MEAN},
+        {CC_OP_REDUCEMAX, CC_REDUCE_MAX},        {CC_OP_REDUCEMIN, CC_REDUCE_MIN},
+        {CC_OP_REDUCEPROD, CC_REDUCE_PROD},      {CC_OP_REDUCESUMSQUARE, CC_REDUCE_SUM_SQUARE},
+        {CC_OP_REDUCEL1, CC_REDUCE_L1},          {CC_OP_REDUCEL2, CC_REDUCE_L2},
+        {CC_OP_REDUCELOGSUM, CC_REDUCE_LOG_SUM}, {CC_OP_REDUCELOGSUMEXP, CC_REDUCE_LOG_SUM_EXP}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (kinds[i].op == n->op) s->red_op = (int)kinds[i].red;
     s->n_in = 1;
     s->in[0] = n->in[0];
     s->out = n->out[0];

@@ -34,6 +34,13 @@ typedef enum cc_op {
     CC_OP_REDUCEMEAN,
     CC_OP_REDUCESUM,
     CC_OP_REDUCEMAX,
+    CC_OP_REDUCEMIN,
+    CC_OP_REDUCEPROD,
+    CC_OP_REDUCESUMSQUARE,
+    CC_OP_REDUCEL1,
+    CC_OP_REDUCEL2,
+    CC_OP_REDUCELOGSUM,
+    CC_OP_REDUCELOGSUMEXP,
     CC_OP_LRN,
     CC_OP_COUNT
 } cc_op;
@@ -127,7 +134,7 @@ typedef struct cc_op_def {
 } cc_op_def;
 extern const cc_op_def cc_op_defs[CC_OP_COUNT];
 
-/* lib/graph/ops_reduce.c: MatMul, ReduceMean / ReduceSum / ReduceMax and LRN */
+/* lib/graph/ops_reduce.c: MatMul, the Reduce* family and LRN */
 clcnn_status cc_parse_matmul(cc_gnode *n);
 clcnn_status cc_infer_matmul(clcnn_graph *g, cc_gnode *n);
 clcnn_status cc_parse_reduce(cc_gnode *n);

@@ -448,6 +448,13 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     [CC_OP_REDUCEMEAN] = {"ReduceMean", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
     [CC_OP_REDUCESUM] = {"ReduceSum", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
     [CC_OP_REDUCEMAX] = {"ReduceMax", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEMIN] = {"ReduceMin", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEPROD] = {"ReduceProd", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCESUMSQUARE] = {"ReduceSumSquare", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEL1] = {"ReduceL1", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEL2] = {"ReduceL2", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCELOGSUM] = {"ReduceLogSum", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCELOGSUMEXP] = {"ReduceLogSumExp", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
     [CC_OP_LRN] = {"LRN", 1, 1, 1, 1, cc_parse_lrn, cc_infer_lrn},
 };
 

@@ -1,8 +1,8 @@
 /* Op kinds of the graph that reduce: MatMul (NumPy matmul: batch dims broadcast, 1-D
- * operands promoted and their dim dropped again), ReduceMean / ReduceSum / ReduceMax
- * (axes as an attribute, or for ReduceSum from opset 13 as an int64 initializer input;
- * keepdims; noop_with_empty_axes) and LRN (across channels). Attribute parsing and shape
- * inference, as the rest of the table in lib/graph/ops.c. */
+ * operands promoted and their dim dropped again), the Reduce* family (Sum, Mean, Max,
+ * Min, Prod, SumSquare, L1, L2, LogSum, LogSumExp; axes as an attribute, or for ReduceSum from
+ * opset 13 as an int64 initializer input; keepdims; noop_with_empty_axes) and LRN (across
+ * channels). Attribute parsing and shape inference, as the rest of the table in lib/graph/ops.c. */
 #include "graph/graph_internal.h"
 
 #include <string.h>
@@ -76,7 +76,7 @@ clcnn_status cc_infer_matmul(clcnn_graph *g, cc_gnode *n) {
     return CLCNN_OK;
 }
 
-/* ---- ReduceMean / ReduceSum / ReduceMax -------------------------------------------------- */
+/* ---- the Reduce* family -------------------------------------------------- */
 
 clcnn_status cc_parse_reduce(cc_gnode *n) {
     cc_op_attrs *a = &n->a;

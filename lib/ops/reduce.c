@@ -1,11 +1,23 @@
-/* Reductions along any set of axes (sum, mean, max) and local response normalisation
+/* Reductions along any set of axes (ONNX's ten: sum, mean, max, min, prod, sum of squares,
+ * L1, L2, log-sum, log-sum-exp) and local response normalisation
  * across channels. Kernels: cl/reduce.cl.
  *
  * Shapes: reduce x of ndim <= 4 dims (any), y with the kept dims' elements; lrn x, y
  * (n, c, d...), inner = product of the dims after c. */
 #include "internal.h"
 
+#include "clcnn_ids.h"
+
 #include <limits.h>
+
+_Static_assert(CC_REDUCE_SUM == CC_REDUCE_ID_SUM && CC_REDUCE_MEAN == CC_REDUCE_ID_MEAN &&
+                   CC_REDUCE_MAX == CC_REDUCE_ID_MAX && CC_REDUCE_MIN == CC_REDUCE_ID_MIN &&
+                   CC_REDUCE_PROD == CC_REDUCE_ID_PROD &&
+                   CC_REDUCE_SUM_SQUARE == CC_REDUCE_ID_SUM_SQUARE &&
+                   CC_REDUCE_L1 == CC_REDUCE_ID_L1 && CC_REDUCE_L2 == CC_REDUCE_ID_L2 &&
+                   CC_REDUCE_LOG_SUM == CC_REDUCE_ID_LOG_SUM &&
+                   CC_REDUCE_LOG_SUM_EXP == CC_REDUCE_ID_LOG_SUM_EXP,
+               "clcnn_ids.h reduce ids differ from cc_reduce_op");
 
 static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
