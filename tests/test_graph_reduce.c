@@ -130,12 +130,14 @@ static double *ref_matmul(const operand *a, const operand *b, size_t *out_n) {
     return y;
 }
 
+/* b_init: 1 B is an initializer, 2 A is one */
 static void check_matmul(tu_rng *r, int ar, const int64_t *ad, int br, const int64_t *bd,
                          int b_init, int batch, int ondim_want) {
     operand a, b;
     random_operand(r, &a, ar, ad);
     random_operand(r, &b, br, bd);
-    b.init = b_init;
+    b.init = b_init == 1;
+    a.init = b_init == 2;
     a.batch = batch;
     int ondim;
     int64_t odims[8];
@@ -145,7 +147,9 @@ static void check_matmul(tu_rng *r, int ar, const int64_t *ad, int br, const int
     char what[160];
     snprintf(what, sizeof what, "MatMul a rank %d [%lld..,%lld] b rank %d [..%lld]%s", ar,
              (long long)ad[0], (long long)ad[ar - 1], br, (long long)bd[br - 1],
-             b_init ? " (init)" : "");
+             b_init == 1   ? " (B init)"
+             : b_init == 2 ? " (A init)"
+                           : "");
     assert_int_equal(ondim, ondim_want);
     assert_int_equal(numel(ondim, odims), n);
     int64_t k = ad[ar - 1];
@@ -172,6 +176,7 @@ static void test_matmul(void **state) {
     check_matmul(&r, 1, (int64_t[]){5}, 3, (int64_t[]){2, 5, 3}, 0, 0, 2); /* 1-D A */
     check_matmul(&r, 3, (int64_t[]){2, 3, 5}, 1, (int64_t[]){5}, 1, 0, 2); /* 1-D B */
     check_matmul(&r, 2, (int64_t[]){3, 70}, 2, (int64_t[]){70, 33}, 0, 1, 2);
+    check_matmul(&r, 2, (int64_t[]){4, 6}, 3, (int64_t[]){2, 6, 5}, 2, 0, 3); /* A init */
     for (int it = 0; it < 12; it++) { /* random batched shapes, broadcasting per dim */
         int rank = tu_rng_int(&r, 3, 4);
         int64_t m = tu_rng_int(&r, 1, 9), k = tu_rng_int(&r, 1, 17), n = tu_rng_int(&r, 1, 9);

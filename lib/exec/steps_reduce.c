@@ -23,13 +23,13 @@ static void name_step(cc_step *s, const cc_gnode *n) {
 clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                                int na) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
-    const cc_gvalue *bv = &g->vals[n->in[1]];
-    const cc_pvalue *a = &p->vals[n->in[0]], *y = &p->vals[n->out[0]];
-    /* shapes: the plan's for values, the graph's for an initializer B */
-    size_t ash[4], bsh[4];
-    int ar = a->ndim, br = bv->ndim;
-    if (br > 4) return unsupported(n, "B of more than 4 dimensions");
-    memcpy(ash, a->shape, sizeof ash);
+    const cc_gvalue *av = &g->vals[n->in[0]], *bv = &g->vals[n->in[1]];
+    /* shapes: the plan's for values, the graph's for initializers */
+    size_t ash[4] = {0}, bsh[4] = {0};
+    int ar = av->ndim, br = bv->ndim;
+    if (ar > 4 || br > 4) return unsupported(n, "an operand of more than 4 dimensions");
+    for (int d = 0; d < ar; d++)
+        ash[d] = av->kind == CC_VAL_INIT ? (size_t)av->dims[d] : p->vals[n->in[0]].shape[d];
     for (int d = 0; d < br; d++)
         bsh[d] = bv->kind == CC_VAL_INIT ? (size_t)bv->dims[d] : p->vals[n->in[1]].shape[d];
     if (ar == 1) ash[1] = ash[0], ash[0] = 1, ar = 2;
@@ -68,16 +68,20 @@ clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, 
         s->mm_sc = mc;
         s->mm_oc = ob[1] * mc;
     }
-    (void)y;
+    /* initializers are uploaded once (param[0] B, param[1] A); in[] lists the values */
     s->dynamic = 1;
-    s->n_in = 2;
-    s->in[0] = n->in[0];
-    s->in[1] = n->in[1];
-    if (bv->kind == CC_VAL_INIT) {
-        if (bv->dtype != CLCNN_F32) return unsupported(n, "B must be a float initializer");
-        size_t len = bv->numel;
-        CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &len, &s->param[0]));
-        CC_TRY(clcnn_tensor_upload(s->param[0], bv->data, len * sizeof(float)));
+    s->n_in = 0;
+    for (int i = 0; i < 2; i++) {
+        const cc_gvalue *v = i ? bv : av;
+        if (v->kind != CC_VAL_INIT) {
+            s->in[s->n_in++] = n->in[i];
+            continue;
+        }
+        if (v->dtype != CLCNN_F32) return unsupported(n, "an operand that is not float");
+        size_t len = v->numel;
+        clcnn_tensor **t = &s->param[i ? 0 : 1];
+        CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &len, t));
+        CC_TRY(clcnn_tensor_upload(*t, v->data, len * sizeof(float)));
         p->mem.param_bytes += len * sizeof(float);
     }
     s->out = n->out[0];
@@ -88,8 +92,9 @@ clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, 
 }
 
 clcnn_status cc_run_matmul(clcnn_plan *p, cc_step *s) {
-    const clcnn_tensor *a = cc_plan_tensor(p, s->in[0]);
-    const clcnn_tensor *b = s->param[0] ? s->param[0] : cc_plan_tensor(p, s->in[1]);
+    const clcnn_tensor *a = s->param[1] ? s->param[1] : cc_plan_tensor(p, s->in[0]);
+    const clcnn_tensor *b =
+        s->param[0] ? s->param[0] : cc_plan_tensor(p, s->in[s->param[1] ? 0 : 1]);
     clcnn_tensor *y = (clcnn_tensor *)cc_plan_tensor(p, s->out);
     size_t m = s->mm_m, n = s->mm_n, k = s->mm_k;
     if (s->mm_outer == 1)
