@@ -73,6 +73,31 @@ __kernel void pool2d_max_fwd(__global const float *x, int x_off, __global float 
     if (write_argmax) argmax[a_off + gid] = best;
 }
 
+/* pool2d_max_fwd with dilated windows (taps dh, dw apart), no argmax: ONNX MaxPool's
+ * dilations. A window whose taps all miss the plane gives -inf. */
+__kernel void pool2d_max_fwd_dilated(__global const float *x, int x_off, __global float *y,
+                                     int y_off, int planes, int h, int w, int p, int q, int kh,
+                                     int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
+    int gid = get_global_id(0);
+    if (gid >= planes * p * q) return;
+    int oq = gid % q;
+    int op = (gid / q) % p;
+    __global const float *xp = x + x_off + (gid / (p * q)) * h * w;
+    int h0 = op * sh - ph, w0 = oq * sw - pw;
+    float m = -INFINITY;
+    for (int i = 0; i < kh; i++) {
+        int ih = h0 + i * dh;
+        if (ih < 0 || ih >= h) continue;
+        for (int j = 0; j < kw; j++) {
+            int iw = w0 + j * dw;
+            if (iw < 0 || iw >= w) continue;
+            float v = xp[ih * w + iw];
+            if (v > m || (isnan(v) && !isnan(m))) m = v;
+        }
+    }
+    y[y_off + gid] = m;
+}
+
 /* PyTorch's divisor: with padding counted, the window clipped to the padded plane; without,
  * the window clipped to the input plane. Padding ph/pw before, ph_end/pw_end after. */
 inline float avg_one_pads(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,

@@ -314,9 +314,10 @@ clcnn_status cc_lrn(clcnn_device *dev, const clcnn_tensor *x, int size, float al
                     float bias, clcnn_tensor *y);
 /* Forward 2-D pooling (lib/ops/pool2d.c) with pads per side (top, left, bottom, right; each
  * below the kernel) and the output size y has (ceil mode's last windows included, each
- * starting inside the input or its leading padding): one work-item per output. */
+ * starting inside the input or its leading padding): one work-item per output. Dilations
+ * dh, dw (taps apart) for max pooling only. */
 clcnn_status cc_pool2d_forward_pads(clcnn_device *dev, clcnn_pool_mode mode, const clcnn_tensor *x,
                                     clcnn_tensor *y, int kh, int kw, int sh, int sw,
-                                    const int pads[4]);
+                                    const int pads[4], int dh, int dw);
 
 #endif

@@ -1,8 +1,9 @@
 /* The reducing op kinds through plans against double references: MatMul (ranks 1-4, batch
- * broadcasting, B a value or an initializer), the ten Reduce* kinds (random
- * axes, negative axes, keepdims 0/1, axes as an initializer input, noop_with_empty_axes),
- * Softmax / LogSoftmax over every axis of ranks 2-4, and LRN; seeded random shapes with
- * odd sizes and batch 1, a symbolic batch, shape inference and the errors of bad nodes. */
+ * broadcasting, A or B an initializer), the ten Reduce* kinds (random axes, negative axes,
+ * keepdims 0/1, axes as an initializer input, noop_with_empty_axes), Softmax / LogSoftmax
+ * over every axis of ranks 2-4, LRN, and MaxPool / AveragePool with per-side pads,
+ * ceil_mode and (max) dilations; seeded random shapes with odd sizes and batch 1, a
+ * symbolic batch, shape inference and the errors of bad nodes. */
 #include "test_util.h"
 
 #include <math.h>
@@ -498,12 +499,13 @@ static void test_lrn(void **state) {
     }
 }
 
-/* ---- MaxPool / AveragePool with per-side pads and ceil mode -------------------------------- */
+/* ---- MaxPool / AveragePool with per-side pads, ceil mode and (max) dilations ------------ */
 
 /* y (n, c, p, q) of x (n, c, h, w) with the graph's output size; mode 0 max, 1 average
- * without padding, 2 average with padding (clipped to the padded plane, PyTorch's rule). */
+ * without padding, 2 average with padding (clipped to the padded plane, PyTorch's rule);
+ * taps dil apart (max only). */
 static double *ref_pool(const operand *x, int mode, const int *k, const int *st, const int *pads,
-                        int p, int q) {
+                        const int *dil, int p, int q) {
     int64_t planes = x->dims[0] * x->dims[1], h = x->dims[2], w = x->dims[3];
     double *y = malloc((size_t)(planes * p * q) * sizeof *y);
     for (int64_t pl = 0; pl < planes; pl++)
@@ -515,8 +517,10 @@ static double *ref_pool(const operand *x, int mode, const int *k, const int *st,
                 int64_t pw1 = w1 < w + pads[3] ? w1 : w + pads[3];
                 double m = -INFINITY, s = 0.0;
                 int cnt = 0;
-                for (int64_t i = h0 < 0 ? 0 : h0; i < h1 && i < h; i++)
-                    for (int64_t j = w0 < 0 ? 0 : w0; j < w1 && j < w; j++) {
+                for (int64_t ti = 0; ti < k[0]; ti++)
+                    for (int64_t tj = 0; tj < k[1]; tj++) {
+                        int64_t i = h0 + ti * dil[0], j = w0 + tj * dil[1];
+                        if (i < 0 || i >= h || j < 0 || j >= w) continue;
                         double v = x->data[(pl * h + i) * w + j];
                         m = fmax(m, v);
                         s += v;
@@ -534,10 +538,11 @@ static void test_pool_pads_ceil(void **state) {
     static const char *ops[3] = {"MaxPool", "AveragePool", "AveragePool"};
     for (int it = 0; it < 36; it++) {
         int mode = it % 3, ceil_mode = (it / 3) & 1;
-        int k[2], st[2], pads[4];
+        int k[2], st[2], pads[4], dil[2] = {1, 1};
         for (int d = 0; d < 2; d++) {
             k[d] = tu_rng_int(&r, 1, 4);
             st[d] = tu_rng_int(&r, 1, 3);
+            if (mode == 0 && it >= 12) dil[d] = tu_rng_int(&r, 1, 2);
         }
         for (int i = 0; i < 4; i++)
             pads[i] = tu_rng_int(&r, 0, k[i % 2] - 1);
@@ -556,18 +561,21 @@ static void test_pool_pads_ceil(void **state) {
             {"pads", CLCNN_ATTR_INTS, 0, 0.0f,
              (const int64_t[]){pads[0], pads[1], pads[2], pads[3]}, NULL, 4, NULL},
             INT("ceil_mode", ceil_mode),
-            INT("count_include_pad", mode == 2)};
+            mode == 0 ? (clcnn_attr){"dilations", CLCNN_ATTR_INTS, 0, 0.0f,
+                                     (const int64_t[]){dil[0], dil[1]}, NULL, 2, NULL}
+                      : INT("count_include_pad", mode == 2)};
         int ondim;
         int64_t odims[8];
-        float *got = run_node(ops[mode], &x, NULL, mode == 0 ? 4 : 5, at, &ondim, odims);
+        float *got = run_node(ops[mode], &x, NULL, 5, at, &ondim, odims);
         assert_int_equal(ondim, 4);
-        double *ref = ref_pool(&x, mode, k, st, pads, (int)odims[2], (int)odims[3]);
+        double *ref = ref_pool(&x, mode, k, st, pads, dil, (int)odims[2], (int)odims[3]);
         char what[160];
         snprintf(what, sizeof what,
-                 "%s mode %d ceil %d x %lldx%lld k %dx%d s %dx%d pads %d,%d,%d,%d -> %lldx%lld",
+                 "%s mode %d ceil %d x %lldx%lld k %dx%d s %dx%d d %dx%d pads %d,%d,%d,%d -> "
+                 "%lldx%lld",
                  ops[mode], mode, ceil_mode, (long long)dims[2], (long long)dims[3], k[0], k[1],
-                 st[0], st[1], pads[0], pads[1], pads[2], pads[3], (long long)odims[2],
-                 (long long)odims[3]);
+                 st[0], st[1], dil[0], dil[1], pads[0], pads[1], pads[2], pads[3],
+                 (long long)odims[2], (long long)odims[3]);
         assert_true(tu_close(what, got, ref, numel(4, odims), 1e-6, 1e-5));
         free(got);
         free(ref);

@@ -63,7 +63,8 @@ typedef struct cc_step {
     int lrn_size;
     float lrn_alpha, lrn_beta, lrn_bias;
     size_t sm_outer, sm_c, sm_inner;
-    int pool_pads[4]; /* pooling with per-side pads or ceil mode (pool_general) */
+    int pool_pads[4]; /* pooling with per-side pads, ceil mode or dilations (pool_general) */
+    int pool_dil[2];
     int pool_general;
 } cc_step;
 

@@ -261,9 +261,14 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
         d->global = 1;
         break;
     default:
-        if (a->dilations[0] != 1 || a->dilations[1] != 1) return unsupported(n, "dilations");
-        /* per-side pads or ceil mode: the per-output kernels with the graph's output size */
-        s->pool_general = a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3] || a->ceil_mode;
+        int dilated = a->dilations[0] != 1 || a->dilations[1] != 1;
+        if (dilated && n->op != CC_OP_MAXPOOL) return unsupported(n, "dilations");
+        /* per-side pads, ceil mode or dilations: the per-output kernels with the graph's
+         * output size */
+        s->pool_general =
+            a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3] || a->ceil_mode || dilated;
+        s->pool_dil[0] = (int)a->dilations[0];
+        s->pool_dil[1] = (int)a->dilations[1];
         for (int i = 0; i < 4; i++)
             s->pool_pads[i] = (int)a->pads[i];
         d->mode = n->op == CC_OP_MAXPOOL
@@ -288,7 +293,8 @@ static clcnn_status run_pool(clcnn_plan *p, cc_step *s) {
     if (s->pool_general)
         return cc_pool2d_forward_pads(p->dev, d->mode, cc_plan_tensor(p, s->in[0]),
                                       (clcnn_tensor *)cc_plan_tensor(p, s->out), d->kernel_h,
-                                      d->kernel_w, d->stride_h, d->stride_w, s->pool_pads);
+                                      d->kernel_w, d->stride_h, d->stride_w, s->pool_pads,
+                                      s->pool_dil[0], s->pool_dil[1]);
     return clcnn_pool2d_forward(p->dev, &s->pool, cc_plan_tensor(p, s->in[0]),
                                 (clcnn_tensor *)cc_plan_tensor(p, s->out), NULL);
 }
