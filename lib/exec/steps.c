@@ -254,6 +254,7 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     clcnn_pool2d_desc *d = &s->pool;
     memset(d, 0, sizeof *d);
     if (n->n_out > 1 && value_used(g, n->out[1])) return unsupported(n, "the Indices output");
+    int dilated = a->dilations[0] != 1 || a->dilations[1] != 1;
     switch (n->op) {
     case CC_OP_GLOBALAVGPOOL:
     case CC_OP_GLOBALMAXPOOL:
@@ -261,7 +262,6 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
         d->global = 1;
         break;
     default:
-        int dilated = a->dilations[0] != 1 || a->dilations[1] != 1;
         if (dilated && n->op != CC_OP_MAXPOOL) return unsupported(n, "dilations");
         /* per-side pads, ceil mode or dilations: the per-output kernels with the graph's
          * output size */

@@ -51,7 +51,7 @@ static clcnn_status attr_ints(const cc_gnode *n, const char *name, int count, in
     return CLCNN_OK;
 }
 
-void cc_op_attrs_defaults(cc_op_attrs *a) {
+static void attrs_defaults(cc_op_attrs *a) {
     memset(a, 0, sizeof *a);
     a->strides[0] = a->strides[1] = 1;
     a->dilations[0] = a->dilations[1] = 1;
@@ -64,14 +64,18 @@ void cc_op_attrs_defaults(cc_op_attrs *a) {
     a->ratio = 0.5f;
 }
 
+void cc_op_attrs_defaults(cc_op_attrs *a) {
+    attrs_defaults(a);
+}
+
 static clcnn_status parse_none(cc_gnode *n) {
-    cc_op_attrs_defaults(&n->a);
+    attrs_defaults(&n->a);
     return CLCNN_OK;
 }
 
 static clcnn_status parse_spatial(cc_gnode *n, int pool) {
     cc_op_attrs *a = &n->a;
-    cc_op_attrs_defaults(a);
+    attrs_defaults(a);
     CC_TRY(attr_ints(n, "kernel_shape", 2, 1, a->kernel));
     CC_TRY(attr_ints(n, "strides", 2, 1, a->strides));
     CC_TRY(attr_ints(n, "pads", 4, 0, a->pads));
@@ -117,7 +121,7 @@ static clcnn_status parse_pool(cc_gnode *n) {
 }
 
 static clcnn_status parse_batchnorm(cc_gnode *n) {
-    cc_op_attrs_defaults(&n->a);
+    attrs_defaults(&n->a);
     CC_TRY(attr_float(n, "epsilon", 1e-5f, &n->a.epsilon));
     CC_TRY(attr_float(n, "momentum", 0.9f, &n->a.momentum));
     CC_RETURN_IF(!(n->a.epsilon > 0.0f), CLCNN_ERR_INVALID_ARG, "node '%s': epsilon %g must be > 0",
@@ -130,12 +134,12 @@ static clcnn_status parse_batchnorm(cc_gnode *n) {
 }
 
 static clcnn_status parse_leaky(cc_gnode *n) {
-    cc_op_attrs_defaults(&n->a);
+    attrs_defaults(&n->a);
     return attr_float(n, "alpha", 0.01f, &n->a.alpha);
 }
 
 static clcnn_status parse_axis(cc_gnode *n, int64_t def, int required) {
-    cc_op_attrs_defaults(&n->a);
+    attrs_defaults(&n->a);
     CC_RETURN_IF(required && !cc_node_attr(n, "axis"), CLCNN_ERR_INVALID_ARG,
                  "node '%s': %s needs the attribute axis", n->name, cc_op_defs[n->op].name);
     return attr_int(n, "axis", def, &n->a.axis);
@@ -154,7 +158,7 @@ static clcnn_status parse_softmax(cc_gnode *n) {
 }
 
 static clcnn_status parse_gemm(cc_gnode *n) {
-    cc_op_attrs_defaults(&n->a);
+    attrs_defaults(&n->a);
     int64_t ta, tb;
     CC_TRY(attr_float(n, "alpha", 1.0f, &n->a.alpha));
     CC_TRY(attr_float(n, "beta", 1.0f, &n->a.beta));
@@ -166,7 +170,7 @@ static clcnn_status parse_gemm(cc_gnode *n) {
 }
 
 static clcnn_status parse_dropout(cc_gnode *n) {
-    cc_op_attrs_defaults(&n->a);
+    attrs_defaults(&n->a);
     CC_TRY(attr_float(n, "ratio", 0.5f, &n->a.ratio));
     CC_RETURN_IF(!(n->a.ratio >= 0.0f && n->a.ratio < 1.0f), CLCNN_ERR_INVALID_ARG,
                  "node '%s': dropout ratio %g must be in [0, 1)", n->name, n->a.ratio);
