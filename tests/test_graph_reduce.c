@@ -78,6 +78,11 @@ static float *run_node(const char *op, const operand *a, const operand *b, int n
     const clcnn_tensor *y = clcnn_plan_output(p, 0);
     assert_int_equal(clcnn_tensor_numel(y), numel(*ondim, odims));
     float *got = tu_download(y);
+    /* a second run gives the same bits (fixed summation orders) */
+    TU_OK(clcnn_plan_run(p, tin, ngi));
+    float *again = tu_download(clcnn_plan_output(p, 0));
+    assert_memory_equal(got, again, clcnn_tensor_numel(y) * sizeof(float));
+    free(again);
     clcnn_plan_free(p);
     clcnn_graph_free(g);
     for (int i = 0; i < ngi; i++)
@@ -626,8 +631,28 @@ static void test_errors(void **state) {
     /* ReduceSum's axes computed per run cannot give a shape */
     assert_int_equal(try_node("ReduceSum", 4, x4, 1, (int64_t[]){1}, 0, NULL),
                      CLCNN_ERR_UNSUPPORTED);
-    /* the symbolic batch stays where it is; reduced away it is gone */
+    /* what plans cannot run names the node: dilated average pooling, an int64 operand */
     clcnn_graph *g = NULL;
+    clcnn_plan *p = NULL;
+    const char *y = "y";
+    TU_OK(clcnn_graph_create(&g));
+    TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, 4, x4));
+    TU_OK(
+        clcnn_graph_add_node(g, "AveragePool", "dilated", 1, (const char *[]){"x"}, 1, &y, 2,
+                             (clcnn_attr[]){INTS("kernel_shape", 2, 2), INTS("dilations", 2, 2)}));
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    assert_int_equal(clcnn_plan_create(tu_device(), g, 1, NULL, &p), CLCNN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(clcnn_last_error(), "'dilated'"));
+    clcnn_graph_free(g);
+    TU_OK(clcnn_graph_create(&g));
+    TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, 2, (int64_t[]){N, 3}));
+    TU_OK(clcnn_graph_add_initializer(g, "w", CLCNN_I64, 2, (int64_t[]){3, 2}, NULL));
+    TU_OK(clcnn_graph_add_node(g, "MatMul", "ints", 2, (const char *[]){"x", "w"}, 1, &y, 0, NULL));
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    assert_int_equal(clcnn_plan_create(tu_device(), g, 1, NULL, &p), CLCNN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(clcnn_last_error(), "'ints'"));
+    clcnn_graph_free(g);
+    /* the symbolic batch stays where it is; reduced away it is gone */
     TU_OK(clcnn_graph_create(&g));
     TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, 4, x4));
     TU_OK(clcnn_graph_add_initializer(g, "w", CLCNN_F32, 2, (int64_t[]){5, 7}, NULL));
