@@ -670,6 +670,17 @@ static void test_errors(void **state) {
     TU_OK(clcnn_graph_value_shape(g, "r", &nd, d));
     assert_int_equal(nd, 2);
     assert_true(d[0] == 3 && d[1] == 5);
+    /* listings: MatMul's per-sample FLOPs and parameters, the reduced axes */
+    clcnn_node_info info;
+    for (int i = 0; i < 2; i++) {
+        TU_OK(clcnn_graph_node_info(g, i, &info));
+        if (!strcmp(info.outputs[0], "m")) {
+            assert_true(info.flops == 2.0 * 5 * 3 * 5 * 7);
+            assert_int_equal(info.params, 35);
+        } else {
+            assert_string_equal(info.desc, "axes 0,3, dropped");
+        }
+    }
     clcnn_graph_free(g);
 }
 

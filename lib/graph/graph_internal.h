@@ -141,6 +141,9 @@ clcnn_status cc_parse_reduce(cc_gnode *n);
 clcnn_status cc_infer_reduce(clcnn_graph *g, cc_gnode *n);
 clcnn_status cc_parse_lrn(cc_gnode *n);
 clcnn_status cc_infer_lrn(clcnn_graph *g, cc_gnode *n);
+/* cc_node_describe for these kinds (nothing for others). */
+void cc_node_describe_reduce(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
+                             double *flops, size_t *params);
 
 /* lib/graph/graph.c */
 int cc_graph_find(const clcnn_graph *g, const char *name); /* value index or -1 */

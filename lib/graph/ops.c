@@ -523,6 +523,7 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
         snprintf(desc, cap, "axis %lld", (long long)a->axis);
         break;
     default:
+        cc_node_describe_reduce(g, n, desc, cap, flops, params);
         break;
     }
 }

@@ -194,3 +194,38 @@ clcnn_status cc_infer_lrn(clcnn_graph *g, cc_gnode *n) {
     set_out(g, n, x->ndim, x->dims);
     return CLCNN_OK;
 }
+
+/* ---- descriptions ------------------------------------------------------------------------ */
+
+void cc_node_describe_reduce(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
+                             double *flops, size_t *params) {
+    const cc_gvalue *y = &g->vals[n->out[0]];
+    if (n->op == CC_OP_MATMUL) {
+        const cc_gvalue *a = in_val(g, n, 0), *b = in_val(g, n, 1);
+        int64_t k = a->dims[a->ndim - 1];
+        /* per sample: the batch dim (when it is one) counts once */
+        double outs = 1.0;
+        for (int d = 0; d < y->ndim; d++)
+            outs *= y->dims[d] == CLCNN_GRAPH_BATCH ? 1.0 : (double)y->dims[d];
+        *flops = 2.0 * (double)k * outs;
+        for (int i = 0; i < 2; i++) {
+            const cc_gvalue *v = i ? b : a;
+            if (v->kind == CC_VAL_INIT) *params += v->numel;
+        }
+        char ba[96], bb[96];
+        snprintf(desc, cap, "%s x %s", cc_graph_shape_str(a->dims, a->ndim, ba, sizeof ba),
+                 cc_graph_shape_str(b->dims, b->ndim, bb, sizeof bb));
+    } else if (n->op == CC_OP_LRN) {
+        snprintf(desc, cap, "size %lld, alpha %g, beta %g, bias %g", (long long)n->a.size,
+                 n->a.alpha, n->a.beta, n->a.bias);
+    } else if (n->op >= CC_OP_REDUCEMEAN && n->op <= CC_OP_REDUCELOGSUMEXP) {
+        int used = snprintf(desc, cap, "axes");
+        for (int i = 0; i < n->a.naxes && used > 0 && (size_t)used < cap; i++)
+            used += snprintf(desc + used, cap - (size_t)used, "%s%lld", i ? "," : " ",
+                             (long long)n->a.axes[i]);
+        if (n->a.naxes == 0 && used > 0 && (size_t)used < cap)
+            used += snprintf(desc + used, cap - (size_t)used, " none");
+        if (!n->a.keepdims && used > 0 && (size_t)used < cap)
+            snprintf(desc + used, cap - (size_t)used, ", dropped");
+    }
+}
