@@ -42,5 +42,16 @@
 #define CLCNN_BIN_ID_MIN 6
 #define CLCNN_BIN_ID_PRELU 7 /* a < 0 ? b a : a (b the slope) */
 #define CLCNN_BIN_ID_COUNT 8
+/* reductions (cl/reduce.cl; cc_reduce_op in lib/internal.h) */
+#define CC_REDUCE_ID_SUM 0
+#define CC_REDUCE_ID_MEAN 1
+#define CC_REDUCE_ID_MAX 2
+#define CC_REDUCE_ID_MIN 3
+#define CC_REDUCE_ID_PROD 4
+#define CC_REDUCE_ID_SUM_SQUARE 5
+#define CC_REDUCE_ID_L1 6
+#define CC_REDUCE_ID_L2 7
+#define CC_REDUCE_ID_LOG_SUM 8
+#define CC_REDUCE_ID_LOG_SUM_EXP 9
 
 #endif

@@ -73,12 +73,37 @@ __kernel void pool2d_max_fwd(__global const float *x, int x_off, __global float 
     if (write_argmax) argmax[a_off + gid] = best;
 }
 
-/* PyTorch's divisor: with padding counted, the window clipped to the padded plane; without,
- * the window clipped to the input plane. */
-inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,
-                     int kh, int kw, int sh, int sw, int ph, int pw) {
+/* pool2d_max_fwd with dilated windows (taps dh, dw apart), no argmax: ONNX MaxPool's
+ * dilations. A window whose taps all miss the plane gives -inf. */
+__kernel void pool2d_max_fwd_dilated(__global const float *x, int x_off, __global float *y,
+                                     int y_off, int planes, int h, int w, int p, int q, int kh,
+                                     int kw, int sh, int sw, int ph, int pw, int dh, int dw) {
+    int gid = get_global_id(0);
+    if (gid >= planes * p * q) return;
+    int oq = gid % q;
+    int op = (gid / q) % p;
+    __global const float *xp = x + x_off + (gid / (p * q)) * h * w;
     int h0 = op * sh - ph, w0 = oq * sw - pw;
-    int h1 = min(h0 + kh, h + ph), w1 = min(w0 + kw, w + pw);
+    float m = -INFINITY;
+    for (int i = 0; i < kh; i++) {
+        int ih = h0 + i * dh;
+        if (ih < 0 || ih >= h) continue;
+        for (int j = 0; j < kw; j++) {
+            int iw = w0 + j * dw;
+            if (iw < 0 || iw >= w) continue;
+            float v = xp[ih * w + iw];
+            if (v > m || (isnan(v) && !isnan(m))) m = v;
+        }
+    }
+    y[y_off + gid] = m;
+}
+
+/* PyTorch's divisor: with padding counted, the window clipped to the padded plane; without,
+ * the window clipped to the input plane. Padding ph/pw before, ph_end/pw_end after. */
+inline float avg_one_pads(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,
+                          int kh, int kw, int sh, int sw, int ph, int pw, int ph_end, int pw_end) {
+    int h0 = op * sh - ph, w0 = oq * sw - pw;
+    int h1 = min(h0 + kh, h + ph_end), w1 = min(w0 + kw, w + pw_end);
     int pad_count = (h1 - h0) * (w1 - w0);
     h0 = max(h0, 0);
     w0 = max(w0, 0);
@@ -90,6 +115,26 @@ inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, in
             s += xp[ih * w + iw];
     int count = exclude_pad ? (h1 - h0) * (w1 - w0) : pad_count;
     return s / (float)count;
+}
+
+inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, int op, int oq,
+                     int kh, int kw, int sh, int sw, int ph, int pw) {
+    return avg_one_pads(xp, exclude_pad, h, w, op, oq, kh, kw, sh, sw, ph, pw, ph, pw);
+}
+
+/* pool2d_avg_fwd with padding ph_end x pw_end after the plane (ONNX's asymmetric pads; p, q
+ * may include ceil mode's last windows). */
+__kernel void pool2d_avg_fwd_pads(__global const float *x, int x_off, __global float *y,
+                                  int y_off, int exclude_pad, int planes, int h, int w, int p,
+                                  int q, int kh, int kw, int sh, int sw, int ph, int pw,
+                                  int ph_end, int pw_end) {
+    int gid = get_global_id(0);
+    if (gid >= planes * p * q) return;
+    int oq = gid % q;
+    int op = (gid / q) % p;
+    int plane = gid / (p * q);
+    y[y_off + gid] = avg_one_pads(x + x_off + plane * h * w, exclude_pad, h, w, op, oq, kh, kw, sh,
+                                  sw, ph, pw, ph_end, pw_end);
 }
 
 __kernel void pool2d_avg_fwd(__global const float *x, int x_off, __global float *y, int y_off,

@@ -323,5 +323,40 @@ clcnn_status cc_unary(clcnn_device *dev, int op, float alpha, float beta, const 
  * CLCNN_ERR_SHAPE names the three shapes. */
 clcnn_status cc_binary(clcnn_device *dev, int op, const clcnn_tensor *a, const clcnn_tensor *b,
                        clcnn_tensor *y);
+/* ---- reductions and LRN (lib/ops/reduce.c, cl/reduce.cl) ---------------------- */
+
+/* The ONNX reductions, numbered as cl/clcnn_ids.h's CC_REDUCE_ID_* (lib/ops/reduce.c
+ * checks). L1, L2, SUM_SQUARE: of |x|, x^2; LOG_SUM: log of the sum; LOG_SUM_EXP: max m
+ * plus log of the sum of exp(x - m). */
+typedef enum cc_reduce_op {
+    CC_REDUCE_SUM = 0,
+    CC_REDUCE_MEAN,
+    CC_REDUCE_MAX,
+    CC_REDUCE_MIN,
+    CC_REDUCE_PROD,
+    CC_REDUCE_SUM_SQUARE,
+    CC_REDUCE_L1,
+    CC_REDUCE_L2,
+    CC_REDUCE_LOG_SUM,
+    CC_REDUCE_LOG_SUM_EXP,
+} cc_reduce_op;
+/* y = op of x over the dims whose bit is set in mask (bit d: dim d of x); y holds the
+ * kept dims in order (any shape of that many elements: keepdims or not). Accumulated in a
+ * fixed order per output element (deterministic). x and y dense, not overlapping; a mask
+ * of 0 applies op to each element alone. */
+clcnn_status cc_reduce(clcnn_device *dev, cc_reduce_op op, const clcnn_tensor *x, unsigned mask,
+                       clcnn_tensor *y);
+/* Local response normalisation across dim 1 of x (n, c, ...), as AlexNet's (ONNX LRN):
+ * y = x / (bias + alpha / size * sum of x^2 over a window of size channels)^beta; y like
+ * x, not overlapping it. */
+clcnn_status cc_lrn(clcnn_device *dev, const clcnn_tensor *x, int size, float alpha, float beta,
+                    float bias, clcnn_tensor *y);
+/* Forward 2-D pooling (lib/ops/pool2d.c) with pads per side (top, left, bottom, right; each
+ * below the kernel) and the output size y has (ceil mode's last windows included, each
+ * starting inside the input or its leading padding): one work-item per output. Dilations
+ * dh, dw (taps apart) for max pooling only. */
+clcnn_status cc_pool2d_forward_pads(clcnn_device *dev, clcnn_pool_mode mode, const clcnn_tensor *x,
+                                    clcnn_tensor *y, int kh, int kw, int sh, int sw,
+                                    const int pads[4], int dh, int dw);
 
 #endif

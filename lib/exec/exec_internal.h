@@ -67,6 +67,19 @@ typedef struct cc_step {
     int ew_n;                   /* binary: operands, in node order */
     int ew_src[CC_STEP_MAX_IN]; /* operand i: a value index, or -1 - k for param[k] */
     int inplace;                /* out may take the bytes of in[0] when in[0] is last read here */
+    /* lib/exec/steps_reduce.c: MatMul as gemm_batched calls (outer of them, offsets
+     * mm_oa/mm_ob/mm_oc apart, each over batch items mm_sa/mm_sb/mm_sc apart), reductions,
+     * LRN, softmax over (outer, c, inner) */
+    size_t mm_m, mm_n, mm_k, mm_batch, mm_outer;
+    size_t mm_sa, mm_sb, mm_sc, mm_oa, mm_ob, mm_oc;
+    unsigned red_mask;
+    int red_op; /* cc_reduce_op */
+    int lrn_size;
+    float lrn_alpha, lrn_beta, lrn_bias;
+    size_t sm_outer, sm_c, sm_inner;
+    int pool_pads[4]; /* pooling with per-side pads, ceil mode or dilations (pool_general) */
+    int pool_dil[2];
+    int pool_general;
 } cc_step;
 
 struct clcnn_plan {
@@ -108,6 +121,21 @@ clcnn_status cc_run_unary(clcnn_plan *p, cc_step *s);
 clcnn_status cc_prepare_binary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                                int na);
 clcnn_status cc_run_binary(clcnn_plan *p, cc_step *s);
+/* lib/exec/steps_reduce.c: the steps of MatMul, the Reduce* family, LRN
+ * and Softmax / LogSoftmax over any axis (prepare and run, as in steps.c). */
+clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                               int na);
+clcnn_status cc_run_matmul(clcnn_plan *p, cc_step *s);
+clcnn_status cc_prepare_reduce(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                               int na);
+clcnn_status cc_run_reduce(clcnn_plan *p, cc_step *s);
+clcnn_status cc_prepare_lrn(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                            int na);
+clcnn_status cc_run_lrn(clcnn_plan *p, cc_step *s);
+clcnn_status cc_prepare_softmax(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                const int *absorbed, int na);
+clcnn_status cc_run_softmax(clcnn_plan *p, cc_step *s);
+
 /* The tensor of value v in the current run. */
 static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {
     return p->vals[v].t;

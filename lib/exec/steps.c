@@ -254,6 +254,7 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     clcnn_pool2d_desc *d = &s->pool;
     memset(d, 0, sizeof *d);
     if (n->n_out > 1 && value_used(g, n->out[1])) return unsupported(n, "the Indices output");
+    int dilated = a->dilations[0] != 1 || a->dilations[1] != 1;
     switch (n->op) {
     case CC_OP_GLOBALAVGPOOL:
     case CC_OP_GLOBALMAXPOOL:
@@ -261,10 +262,15 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
         d->global = 1;
         break;
     default:
-        if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
-            return unsupported(n, "asymmetric padding");
-        if (a->ceil_mode) return unsupported(n, "ceil_mode 1");
-        if (a->dilations[0] != 1 || a->dilations[1] != 1) return unsupported(n, "dilations");
+        if (dilated && n->op != CC_OP_MAXPOOL) return unsupported(n, "dilations");
+        /* per-side pads, ceil mode or dilations: the per-output kernels with the graph's
+         * output size */
+        s->pool_general =
+            a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3] || a->ceil_mode || dilated;
+        s->pool_dil[0] = (int)a->dilations[0];
+        s->pool_dil[1] = (int)a->dilations[1];
+        for (int i = 0; i < 4; i++)
+            s->pool_pads[i] = (int)a->pads[i];
         d->mode = n->op == CC_OP_MAXPOOL
                       ? CLCNN_POOL_MAX
                       : (a->count_include_pad ? CLCNN_POOL_AVG : CLCNN_POOL_AVG_EXCLUDE);
@@ -283,6 +289,12 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
 }
 
 static clcnn_status run_pool(clcnn_plan *p, cc_step *s) {
+    const clcnn_pool2d_desc *d = &s->pool;
+    if (s->pool_general)
+        return cc_pool2d_forward_pads(p->dev, d->mode, cc_plan_tensor(p, s->in[0]),
+                                      (clcnn_tensor *)cc_plan_tensor(p, s->out), d->kernel_h,
+                                      d->kernel_w, d->stride_h, d->stride_w, s->pool_pads,
+                                      s->pool_dil[0], s->pool_dil[1]);
     return clcnn_pool2d_forward(p->dev, &s->pool, cc_plan_tensor(p, s->in[0]),
                                 (clcnn_tensor *)cc_plan_tensor(p, s->out), NULL);
 }
@@ -402,28 +414,6 @@ static clcnn_status run_gemm(clcnn_plan *p, cc_step *s) {
                                 (clcnn_tensor *)cc_plan_tensor(p, s->out));
 }
 
-/* ---- Softmax / LogSoftmax over the channels ---------------------------------------------- */
-
-static clcnn_status prepare_softmax(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
-                                    const int *absorbed, int na) {
-    const cc_gnode *n = &g->nodes[absorbed[0]];
-    const cc_pvalue *x = &p->vals[n->in[0]];
-    int axis = (int)(n->a.axis < 0 ? n->a.axis + x->ndim : n->a.axis);
-    if (axis != 1 || (x->ndim != 2 && x->ndim != 4))
-        return unsupported(n, "an axis other than the channels of a 2-D or 4-D input");
-    s->log = n->op == CC_OP_LOGSOFTMAX;
-    s->n_in = 1;
-    s->in[0] = n->in[0];
-    s->out = n->out[0];
-    snprintf(s->desc, sizeof s->desc, "%s %s", cc_op_defs[n->op].name, n->name);
-    return CLCNN_OK;
-}
-
-static clcnn_status run_softmax(clcnn_plan *p, cc_step *s) {
-    return clcnn_softmax_forward(p->dev, cc_plan_tensor(p, s->in[0]),
-                                 (clcnn_tensor *)cc_plan_tensor(p, s->out), s->log);
-}
-
 typedef struct exec_def {
     clcnn_status (*prepare)(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                             int na);
@@ -444,8 +434,6 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_ADD] = {cc_prepare_binary, cc_run_binary},
     [CC_OP_CONCAT] = {cc_prepare_movement, cc_run_movement},
     [CC_OP_GEMM] = {prepare_gemm, run_gemm},
-    [CC_OP_SOFTMAX] = {prepare_softmax, run_softmax},
-    [CC_OP_LOGSOFTMAX] = {prepare_softmax, run_softmax},
     /* data movement: lib/exec/steps_movement.c */
     [CC_OP_TRANSPOSE] = {cc_prepare_movement, cc_run_movement},
     [CC_OP_SLICE] = {cc_prepare_movement, cc_run_movement},
@@ -476,6 +464,20 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_MAX] = {cc_prepare_binary, cc_run_binary},
     [CC_OP_MIN] = {cc_prepare_binary, cc_run_binary},
     [CC_OP_SUM] = {cc_prepare_binary, cc_run_binary},
+    [CC_OP_SOFTMAX] = {cc_prepare_softmax, cc_run_softmax},
+    [CC_OP_LOGSOFTMAX] = {cc_prepare_softmax, cc_run_softmax},
+    [CC_OP_MATMUL] = {cc_prepare_matmul, cc_run_matmul},
+    [CC_OP_REDUCEMEAN] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCESUM] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEMAX] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEMIN] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEPROD] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCESUMSQUARE] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEL1] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCEL2] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCELOGSUM] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_REDUCELOGSUMEXP] = {cc_prepare_reduce, cc_run_reduce},
+    [CC_OP_LRN] = {cc_prepare_lrn, cc_run_lrn},
 };
 
 clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,

@@ -63,6 +63,19 @@ typedef enum cc_op {
     CC_OP_MAX,
     CC_OP_MIN,
     CC_OP_SUM,
+    /* lib/graph/ops_reduce.c */
+    CC_OP_MATMUL,
+    CC_OP_REDUCEMEAN,
+    CC_OP_REDUCESUM,
+    CC_OP_REDUCEMAX,
+    CC_OP_REDUCEMIN,
+    CC_OP_REDUCEPROD,
+    CC_OP_REDUCESUMSQUARE,
+    CC_OP_REDUCEL1,
+    CC_OP_REDUCEL2,
+    CC_OP_REDUCELOGSUM,
+    CC_OP_REDUCELOGSUMEXP,
+    CC_OP_LRN,
     CC_OP_COUNT
 } cc_op;
 
@@ -109,6 +122,15 @@ typedef struct cc_op_attrs {
     float ratio;           /* Dropout 0.5 */
     /* element-wise family */
     float clip_min, clip_max; /* Clip's attributes (opset < 11): -FLT_MAX, FLT_MAX */
+    /* reductions (lib/graph/ops_reduce.c): axes from the attribute, or from the second
+     * input (an int64 initializer) when infer resolves it; naxes 0 = all axes unless
+     * noop_empty; LRN: size, alpha, beta above, bias */
+    int64_t axes[CC_GMAX];
+    int naxes;
+    int keepdims;   /* 1 */
+    int noop_empty; /* noop_with_empty_axes 0 */
+    int64_t size;   /* LRN (required) */
+    float bias;     /* LRN 1 */
 } cc_op_attrs;
 
 typedef struct cc_gnode {
@@ -148,6 +170,17 @@ typedef struct cc_op_def {
 } cc_op_def;
 extern const cc_op_def cc_op_defs[CC_OP_COUNT];
 
+/* lib/graph/ops_reduce.c: MatMul, the Reduce* family and LRN */
+clcnn_status cc_parse_matmul(cc_gnode *n);
+clcnn_status cc_infer_matmul(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_parse_reduce(cc_gnode *n);
+clcnn_status cc_infer_reduce(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_parse_lrn(cc_gnode *n);
+clcnn_status cc_infer_lrn(clcnn_graph *g, cc_gnode *n);
+/* cc_node_describe for these kinds (nothing for others). */
+void cc_node_describe_reduce(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
+                             double *flops, size_t *params);
+
 /* lib/graph/graph.c */
 int cc_graph_find(const clcnn_graph *g, const char *name); /* value index or -1 */
 /* "[N,64,56,56]" */
@@ -164,6 +197,8 @@ clcnn_status cc_graph_infer_node(clcnn_graph *g, int i);
 /* Remove every graph output mark (a builder moving its output along). */
 void cc_graph_clear_outputs(clcnn_graph *g);
 
+/* lib/graph/ops.c: every attribute at its ONNX default (for the kinds' parse functions). */
+void cc_op_attrs_defaults(cc_op_attrs *a);
 /* lib/graph/ops.c: the attribute of a node, NULL when absent. */
 const cc_gattr *cc_node_attr(const cc_gnode *n, const char *name);
 /* Description and per-sample FLOPs of a checked node (for clcnn_graph_node_info). */

@@ -67,6 +67,10 @@ static void attrs_defaults(cc_op_attrs *a) {
     a->clip_max = FLT_MAX;
 }
 
+void cc_op_attrs_defaults(cc_op_attrs *a) {
+    attrs_defaults(a);
+}
+
 static clcnn_status parse_none(cc_gnode *n) {
     attrs_defaults(&n->a);
     return CLCNN_OK;
@@ -485,6 +489,18 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     [CC_OP_MAX] = {"Max", 1, UNLIMITED, 1, 1, parse_none, infer_broadcast},
     [CC_OP_MIN] = {"Min", 1, UNLIMITED, 1, 1, parse_none, infer_broadcast},
     [CC_OP_SUM] = {"Sum", 1, UNLIMITED, 1, 1, parse_none, infer_broadcast},
+    [CC_OP_MATMUL] = {"MatMul", 2, 2, 1, 1, cc_parse_matmul, cc_infer_matmul},
+    [CC_OP_REDUCEMEAN] = {"ReduceMean", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCESUM] = {"ReduceSum", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEMAX] = {"ReduceMax", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEMIN] = {"ReduceMin", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEPROD] = {"ReduceProd", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCESUMSQUARE] = {"ReduceSumSquare", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEL1] = {"ReduceL1", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCEL2] = {"ReduceL2", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCELOGSUM] = {"ReduceLogSum", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_REDUCELOGSUMEXP] = {"ReduceLogSumExp", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
+    [CC_OP_LRN] = {"LRN", 1, 1, 1, 1, cc_parse_lrn, cc_infer_lrn},
 };
 
 /* ---- descriptions -------------------------------------------------------------------- */
@@ -557,6 +573,7 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
             snprintf(desc, cap, "min %g, max %g", a->clip_min, a->clip_max);
         break;
     default:
+        cc_node_describe_reduce(g, n, desc, cap, flops, params);
         break;
     }
 }

@@ -317,3 +317,57 @@ clcnn_status clcnn_pool2d_backward(clcnn_device *dev, const clcnn_pool2d_desc *d
                 CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q), CC_ARG_INT(g.kh), CC_ARG_INT(g.kw),
                 CC_ARG_INT(g.sh), CC_ARG_INT(g.sw), CC_ARG_INT(g.ph), CC_ARG_INT(g.pw)));
 }
+
+clcnn_status cc_pool2d_forward_pads(clcnn_device *dev, clcnn_pool_mode mode, const clcnn_tensor *x,
+                                    clcnn_tensor *y, int kh, int kw, int sh, int sw,
+                                    const int pads[4], int dh, int dw) {
+    size_t lws;
+    static const char op[] = "pool2d (per-side pads)";
+    CC_TRY(cc_check_tensor(dev, x, CLCNN_F32, op, "x"));
+    CC_TRY(cc_check_tensor(dev, y, CLCNN_F32, op, "y"));
+    char a[64], b[64];
+    CC_RETURN_IF(x->ndim != 4 || y->ndim != 4 || x->shape[0] != y->shape[0] ||
+                     x->shape[1] != y->shape[1],
+                 CLCNN_ERR_SHAPE, "%s: x %s and y %s must be (n, c, h, w) and (n, c, p, q)", op,
+                 clcnn_tensor_shape_str(x, a, sizeof a), clcnn_tensor_shape_str(y, b, sizeof b));
+    CC_RETURN_IF(!fits_int(x) || !fits_int(y), CLCNN_ERR_UNSUPPORTED,
+                 "%s: tensors beyond 2^31-1 elements are not supported", op);
+    int h = (int)x->shape[2], w = (int)x->shape[3], p = (int)y->shape[2], q = (int)y->shape[3];
+    CC_RETURN_IF(kh < 1 || kw < 1 || sh < 1 || sw < 1 || dh < 1 || dw < 1, CLCNN_ERR_INVALID_ARG,
+                 "%s: kernel %dx%d, stride %dx%d and dilation %dx%d must be at least 1x1", op, kh,
+                 kw, sh, sw, dh, dw);
+    CC_RETURN_IF((dh > 1 || dw > 1) && mode != CLCNN_POOL_MAX, CLCNN_ERR_UNSUPPORTED,
+                 "%s: dilated average pooling", op);
+    for (int i = 0; i < 4; i++)
+        CC_RETURN_IF(pads[i] < 0 || pads[i] >= (i % 2 ? kw : kh), CLCNN_ERR_INVALID_ARG,
+                     "%s: pad %d must be in 0..kernel-1", op, pads[i]);
+    /* every window starts inside the input or its leading padding: none is empty */
+    CC_RETURN_IF(p < 1 || q < 1 || (p - 1) * sh - pads[0] >= h || (q - 1) * sw - pads[1] >= w,
+                 CLCNN_ERR_SHAPE, "%s: y %s has windows past x %s", op,
+                 clcnn_tensor_shape_str(y, b, sizeof b), clcnn_tensor_shape_str(x, a, sizeof a));
+    int planes = (int)(x->shape[0] * x->shape[1]);
+    size_t gws = y->numel;
+    if (dh > 1 || dw > 1)
+        return cc_launch(dev, "pool2d", "", "pool2d_max_fwd_dilated", 1, &gws, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                                 CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                                 CC_ARG_INT(planes), CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p),
+                                 CC_ARG_INT(q), CC_ARG_INT(kh), CC_ARG_INT(kw), CC_ARG_INT(sh),
+                                 CC_ARG_INT(sw), CC_ARG_INT(pads[0]), CC_ARG_INT(pads[1]),
+                                 CC_ARG_INT(dh), CC_ARG_INT(dw)));
+    if (mode == CLCNN_POOL_MAX)
+        return cc_launch(dev, "pool2d", "", "pool2d_max_fwd", 1, &gws, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                                 CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                                 CC_ARG_MEM(NULL), CC_ARG_INT(0), CC_ARG_INT(0), CC_ARG_INT(planes),
+                                 CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q),
+                                 CC_ARG_INT(kh), CC_ARG_INT(kw), CC_ARG_INT(sh), CC_ARG_INT(sw),
+                                 CC_ARG_INT(pads[0]), CC_ARG_INT(pads[1])));
+    return cc_launch(
+        dev, "pool2d", "", "pool2d_avg_fwd_pads", 1, &gws, lws_1d(dev, &lws),
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(y->storage->mem),
+                CC_ARG_INT(y->offset), CC_ARG_INT(mode == CLCNN_POOL_AVG_EXCLUDE),
+                CC_ARG_INT(planes), CC_ARG_INT(h), CC_ARG_INT(w), CC_ARG_INT(p), CC_ARG_INT(q),
+                CC_ARG_INT(kh), CC_ARG_INT(kw), CC_ARG_INT(sh), CC_ARG_INT(sw), CC_ARG_INT(pads[0]),
+                CC_ARG_INT(pads[1]), CC_ARG_INT(pads[2]), CC_ARG_INT(pads[3])));
+}
