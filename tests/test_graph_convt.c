@@ -183,6 +183,38 @@ static void test_convtranspose(void **state) {
         run_convt_case(&cases[i], 100 + i);
 }
 
+/* Seeded random shapes: every attribute drawn, pads sometimes larger than the kernel. */
+static void test_convtranspose_random(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(2026);
+    for (int i = 0; i < 24; i++) {
+        convt_case t = {0};
+        t.group = tu_rng_int(&r, 1, 3);
+        t.n = tu_rng_int(&r, 1, 2);
+        t.c = t.group * tu_rng_int(&r, 1, 3);
+        t.k = t.group * tu_rng_int(&r, 1, 3);
+        t.h = tu_rng_int(&r, 1, 6);
+        t.w = tu_rng_int(&r, 1, 6);
+        t.r = tu_rng_int(&r, 1, 4);
+        t.s = tu_rng_int(&r, 1, 4);
+        for (int d = 0; d < 2; d++) {
+            t.stride[d] = tu_rng_int(&r, 1, 3);
+            t.dil[d] = tu_rng_int(&r, 1, 2);
+            t.opad[d] = tu_rng_int(&r, 0, (t.stride[d] > t.dil[d] ? t.stride[d] : t.dil[d]) - 1);
+        }
+        int ker[2] = {t.r, t.s}, in[2] = {t.h, t.w};
+        for (int d = 0; d < 4; d++) { /* keep at least one output row and column */
+            int full = t.stride[d % 2] * (in[d % 2] - 1) + t.dil[d % 2] * (ker[d % 2] - 1) + 1;
+            int room = full + t.opad[d % 2] - 1 - (d >= 2 ? t.pads[d - 2] : 0);
+            int hi = room < 4 ? room : 4;
+            t.pads[d] = hi > 0 ? tu_rng_int(&r, 0, hi) : 0;
+        }
+        t.bias = tu_rng_int(&r, 0, 1);
+        t.w_input = tu_rng_int(&r, 0, 3) == 0;
+        run_convt_case(&t, 500 + (uint64_t)i);
+    }
+}
+
 /* ---- Conv with per-side pads ----------------------------------------------------------- */
 
 /* y = Conv(x (n, c, h, w), w (k, c, r, s)) with pads (top, left, bottom, right), stride
@@ -358,6 +390,7 @@ static void test_convtranspose_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_convtranspose),
+        cmocka_unit_test(test_convtranspose_random),
         cmocka_unit_test(test_conv_asymmetric_pads),
         cmocka_unit_test(test_convtranspose_errors),
     };
