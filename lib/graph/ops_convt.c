@@ -82,6 +82,10 @@ clcnn_status cc_infer_convtranspose(clcnn_graph *g, cc_gnode *n) {
                      "node '%s' (ConvTranspose): output_padding %lld must be smaller than the "
                      "stride or the dilation",
                      n->name, (long long)op);
+        CC_RETURN_IF(x->dims[2 + d] < 1 || x->dims[2 + d] > (1 << 24), CLCNN_ERR_SHAPE,
+                     "node '%s' (ConvTranspose): input %s has a spatial size out of range "
+                     "(1..%d)",
+                     n->name, cc_graph_shape_str(x->dims, 4, bx, sizeof bx), 1 << 24);
         int64_t full = s * (x->dims[2 + d] - 1) + a->dilations[d] * (w->dims[2 + d] - 1) + 1;
         int64_t out = a->output_shape[d];
         if (!out && a->auto_pad >= 2) out = x->dims[2 + d] * s;
