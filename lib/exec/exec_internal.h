@@ -80,6 +80,13 @@ typedef struct cc_step {
     int pool_pads[4]; /* pooling with per-side pads, ceil mode or dilations (pool_general) */
     int pool_dil[2];
     int pool_general;
+    /* Conv with per-side pads: x copied into scratch with the pads (xcopy), then the
+     * convolution without padding. ConvTranspose (lib/exec/steps_convt.c): the data
+     * gradient into scratch (the full transposed convolution), cropped or extended into out
+     * by xcopy; straight into out when convt_direct. */
+    clcnn_tensor *scratch;
+    cc_copy_nd xcopy;
+    int convt_direct;
 } cc_step;
 
 struct clcnn_plan {
@@ -113,6 +120,10 @@ clcnn_status cc_run_movement(clcnn_plan *p, cc_step *s);
 clcnn_status cc_step_unsupported(const cc_gnode *n, const char *why);
 clcnn_status cc_step_upload(clcnn_device *dev, int ndim, const size_t *shape, const float *data,
                             clcnn_tensor **out);
+/* A copy of the (n, c, h, w) box from a dense src tensor whose box origin is at row top,
+ * column left of src (negative: before it); outside src it writes 0. */
+void cc_step_window(cc_copy_nd *c, const size_t box[4], const size_t src[4], int64_t top,
+                    int64_t left);
 /* lib/exec/steps_eltwise.c: the element-wise family (unary ops, binary ops with
  * broadcasting and initializer operands, variadic Max/Min/Sum). */
 clcnn_status cc_prepare_unary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
@@ -135,6 +146,11 @@ clcnn_status cc_run_lrn(clcnn_plan *p, cc_step *s);
 clcnn_status cc_prepare_softmax(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
                                 const int *absorbed, int na);
 clcnn_status cc_run_softmax(clcnn_plan *p, cc_step *s);
+
+/* lib/exec/steps_convt.c: ConvTranspose as the data gradient of a convolution. */
+clcnn_status cc_prepare_convt(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                              int na);
+clcnn_status cc_run_convt(clcnn_plan *p, cc_step *s);
 
 /* The tensor of value v in the current run. */
 static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {

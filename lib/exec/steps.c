@@ -65,6 +65,31 @@ static clcnn_conv2d_desc conv_desc_of(const cc_op_attrs *a) {
     return d;
 }
 
+/* Per-side pads (top != bottom or left != right, e.g. auto_pad SAME_*): x is copied into
+ * a step-owned (n, c, h + top + bottom, w + left + right) buffer with zeros around it,
+ * and the convolution runs on that without padding. xshape becomes the padded shape. */
+static clcnn_status prepare_pre_pad(clcnn_plan *p, const cc_gnode *n, cc_step *s,
+                                    clcnn_conv2d_desc *d, size_t xshape[4]) {
+    const int64_t *pads = n->a.pads;
+    if (pads[0] == pads[2] && pads[1] == pads[3]) return CLCNN_OK;
+    size_t padded[4] = {xshape[0], xshape[1], xshape[2] + (size_t)(pads[0] + pads[2]),
+                        xshape[3] + (size_t)(pads[1] + pads[3])};
+    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 4, padded, &s->scratch));
+    cc_step_window(&s->xcopy, padded, xshape, -pads[0], -pads[1]);
+    d->pad_h = d->pad_w = 0;
+    memcpy(xshape, padded, sizeof padded);
+    return CLCNN_OK;
+}
+
+/* The convolution's input this run: x, or x copied into the padded buffer. */
+static clcnn_status conv_input(clcnn_plan *p, cc_step *s, const clcnn_tensor **x) {
+    *x = cc_plan_tensor(p, s->in[0]);
+    if (!s->scratch) return CLCNN_OK;
+    CC_TRY(cc_copy_nd_run(p->dev, &s->xcopy, *x, s->scratch));
+    *x = s->scratch;
+    return CLCNN_OK;
+}
+
 /* A convolution whose weights (or bias) are values computed per run, not initializers:
  * the per-call convolution, nothing fused. */
 static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const clcnn_graph *g, const cc_gnode *n,
@@ -72,6 +97,9 @@ static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const clcnn_graph *g, co
     s->dynamic = 1;
     s->conv_desc = conv_desc_of(&n->a);
     s->conv_desc.algo = p->opts.conv_algo;
+    size_t xshape[4];
+    memcpy(xshape, p->vals[n->in[0]].shape, sizeof xshape);
+    CC_TRY(prepare_pre_pad(p, n, s, &s->conv_desc, xshape));
     s->n_in = n->n_in > 2 && n->in[2] >= 0 ? 3 : 2;
     for (int i = 0; i < s->n_in; i++)
         s->in[i] = n->in[i];
@@ -97,8 +125,6 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     const cc_gnode *n = &g->nodes[absorbed[0]];
     const cc_op_attrs *a = &n->a;
     const cc_gvalue *x = gin(g, n, 0), *w = gin(g, n, 1), *b = gin(g, n, 2);
-    if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
-        return unsupported(n, "asymmetric padding");
     if (w->kind != CC_VAL_INIT || (b && b->kind != CC_VAL_INIT))
         return prepare_conv_dynamic(p, g, n, s);
     CC_TRY(need_float_init(n, w, "the weight"));
@@ -110,6 +136,7 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
         d.x[i] = p->vals[n->in[0]].shape[i];
         d.w[i] = (size_t)w->dims[i];
     }
+    CC_TRY(prepare_pre_pad(p, n, s, &d.conv, d.x));
     (void)x;
     size_t k = d.w[0], per_k = w->numel / k;
     float *wh = malloc(w->numel * sizeof *wh);
@@ -175,17 +202,18 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
 }
 
 static clcnn_status run_conv(clcnn_plan *p, cc_step *s) {
+    const clcnn_tensor *x = NULL;
+    CC_TRY(conv_input(p, s, &x));
     if (s->dynamic) {
         const clcnn_tensor *w = s->param[0] ? s->param[0] : cc_plan_tensor(p, s->in[1]);
         const clcnn_tensor *b = s->n_in < 3   ? NULL
                                 : s->param[1] ? s->param[1]
                                               : cc_plan_tensor(p, s->in[2]);
-        return clcnn_conv2d_forward(p->dev, &s->conv_desc, cc_plan_tensor(p, s->in[0]), w, b,
+        return clcnn_conv2d_forward(p->dev, &s->conv_desc, x, w, b,
                                     (clcnn_tensor *)cc_plan_tensor(p, s->out), CLCNN_ACT_NONE);
     }
     const clcnn_tensor *z = s->n_in > 1 ? cc_plan_tensor(p, s->in[1]) : NULL;
-    return cc_conv_fwd_run(s->conv, cc_plan_tensor(p, s->in[0]), z,
-                           (clcnn_tensor *)cc_plan_tensor(p, s->out));
+    return cc_conv_fwd_run(s->conv, x, z, (clcnn_tensor *)cc_plan_tensor(p, s->out));
 }
 
 /* ---- BatchNormalization (not folded) ----------------------------------------------------- */
@@ -478,6 +506,7 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_REDUCELOGSUM] = {cc_prepare_reduce, cc_run_reduce},
     [CC_OP_REDUCELOGSUMEXP] = {cc_prepare_reduce, cc_run_reduce},
     [CC_OP_LRN] = {cc_prepare_lrn, cc_run_lrn},
+    [CC_OP_CONVTRANSPOSE] = {cc_prepare_convt, cc_run_convt},
 };
 
 clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
@@ -510,12 +539,27 @@ void cc_step_release(cc_step *s) {
         clcnn_tensor_free(s->param[i]);
         s->param[i] = NULL;
     }
+    clcnn_tensor_free(s->scratch);
+    s->scratch = NULL;
     free(s->copies);
     s->copies = NULL;
     s->ncopies = 0;
 }
 
 /* ---- shared with the op families in other files (exec_internal.h) ------------------- */
+
+void cc_step_window(cc_copy_nd *c, const size_t box[4], const size_t src[4], int64_t top,
+                    int64_t left) {
+    cc_copy_nd_dense(c, 4, box);
+    size_t stride = 1;
+    for (int i = 3; i >= 0; i--) {
+        c->lim[i] = src[i];
+        c->x_stride[i] = stride;
+        stride *= src[i];
+    }
+    c->start[2] = top;
+    c->start[3] = left;
+}
 
 clcnn_status cc_step_unsupported(const cc_gnode *n, const char *why) {
     return unsupported(n, why);

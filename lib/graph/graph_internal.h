@@ -76,6 +76,8 @@ typedef enum cc_op {
     CC_OP_REDUCELOGSUM,
     CC_OP_REDUCELOGSUMEXP,
     CC_OP_LRN,
+    /* ConvTranspose (lib/graph/ops.c, lib/exec/steps_convt.c) */
+    CC_OP_CONVTRANSPOSE,
     CC_OP_COUNT
 } cc_op;
 
@@ -131,6 +133,11 @@ typedef struct cc_op_attrs {
     int noop_empty; /* noop_with_empty_axes 0 */
     int64_t size;   /* LRN (required) */
     float bias;     /* LRN 1 */
+    /* ConvTranspose: output_padding (0), output_shape (spatial; 0 = absent). Shape
+     * inference resolves output_shape and auto_pad into pads[], which may then be negative
+     * (an output larger than the full transposed convolution, zeros at that side). */
+    int64_t output_padding[2];
+    int64_t output_shape[2];
 } cc_op_attrs;
 
 typedef struct cc_gnode {
@@ -180,6 +187,15 @@ clcnn_status cc_infer_lrn(clcnn_graph *g, cc_gnode *n);
 /* cc_node_describe for these kinds (nothing for others). */
 void cc_node_describe_reduce(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
                              double *flops, size_t *params);
+
+/* lib/graph/ops.c: Conv's attributes (strides, pads, dilations, group, auto_pad,
+ * kernel_shape), shared with ConvTranspose. */
+clcnn_status cc_parse_conv(cc_gnode *n);
+/* lib/graph/ops_convt.c: ConvTranspose (ONNX opset 11+, 2-D); its description. */
+clcnn_status cc_parse_convtranspose(cc_gnode *n);
+clcnn_status cc_infer_convtranspose(clcnn_graph *g, cc_gnode *n);
+void cc_node_describe_convt(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
+                            double *flops, size_t *params);
 
 /* lib/graph/graph.c */
 int cc_graph_find(const clcnn_graph *g, const char *name); /* value index or -1 */

@@ -119,6 +119,10 @@ static clcnn_status parse_conv(cc_gnode *n) {
     return parse_spatial(n, 0);
 }
 
+clcnn_status cc_parse_conv(cc_gnode *n) {
+    return parse_spatial(n, 0);
+}
+
 static clcnn_status parse_pool(cc_gnode *n) {
     return parse_spatial(n, 1);
 }
@@ -501,6 +505,9 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     [CC_OP_REDUCELOGSUM] = {"ReduceLogSum", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
     [CC_OP_REDUCELOGSUMEXP] = {"ReduceLogSumExp", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
     [CC_OP_LRN] = {"LRN", 1, 1, 1, 1, cc_parse_lrn, cc_infer_lrn},
+    /* lib/graph/ops_convt.c */
+    [CC_OP_CONVTRANSPOSE] = {"ConvTranspose", 2, 3, 1, 1, cc_parse_convtranspose,
+                             cc_infer_convtranspose},
 };
 
 /* ---- descriptions -------------------------------------------------------------------- */
@@ -571,6 +578,9 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
             snprintf(desc, cap, "min/max from inputs");
         else
             snprintf(desc, cap, "min %g, max %g", a->clip_min, a->clip_max);
+        break;
+    case CC_OP_CONVTRANSPOSE:
+        cc_node_describe_convt(g, n, desc, cap, flops, params);
         break;
     default:
         cc_node_describe_reduce(g, n, desc, cap, flops, params);
