@@ -16,10 +16,14 @@ typedef enum cc_pval_kind {
     CC_PV_ALIAS,      /* a view of another value's storage with its own shape */
 } cc_pval_kind;
 
+/* A value has up to CC_GMAX logical dims; its device tensor has at most 4 (the leading
+ * dims of a wider value collapsed into one). Only views and the strided copies of
+ * Transpose, Slice, Pad, Expand and Tile touch values wider than 4 dims (plan.c checks
+ * it; the copy merges dims to reach 4 or refuses). */
 typedef struct cc_pvalue {
     cc_pval_kind kind;
     int ndim;
-    size_t shape[CLCNN_MAX_DIMS];
+    size_t shape[CC_GMAX];
     size_t numel;
     int alias_of;    /* CC_PV_ALIAS: the value whose storage it views (never an alias) */
     int input_index; /* CC_PV_INPUT: position among the graph inputs */
