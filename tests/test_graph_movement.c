@@ -624,14 +624,7 @@ static void test_expand_tile_gather(void **state) {
 /* The graph check (or the plan, when plan) fails with want and a message naming node
  * "mv" and holding needle. */
 static void expect_error(clcnn_graph *g, int plan, clcnn_status want, const char *needle) {
-    clcnn_plan *p = NULL;
-    clcnn_status s = plan ? clcnn_plan_create(tu_device(), g, 2, NULL, &p) : clcnn_graph_check(g);
-    if (s != want)
-        fail_msg("'%s': gave %d (%s), want %d", needle, (int)s, clcnn_last_error(), (int)want);
-    if (!strstr(clcnn_last_error(), "'mv'") || !strstr(clcnn_last_error(), needle))
-        fail_msg("message '%s' lacks 'mv' or '%s'", clcnn_last_error(), needle);
-    assert_null(p);
-    clcnn_graph_free(g);
+    tu_expect_graph_error(g, plan ? 2 : 0, want, needle);
 }
 
 static clcnn_graph *x4(void) {
