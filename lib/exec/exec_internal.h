@@ -84,6 +84,8 @@ typedef struct cc_step {
     int pool_pads[4]; /* pooling with per-side pads, ceil mode or dilations (pool_general) */
     int pool_dil[2];
     int pool_general;
+    /* lib/exec/steps_resize.c: x (outer, h, w) -> y (outer, p, q); param[0] the table */
+    size_t rs_outer, rs_h, rs_w, rs_p, rs_q;
 } cc_step;
 
 struct clcnn_plan {
@@ -139,6 +141,11 @@ clcnn_status cc_run_lrn(clcnn_plan *p, cc_step *s);
 clcnn_status cc_prepare_softmax(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
                                 const int *absorbed, int na);
 clcnn_status cc_run_softmax(clcnn_plan *p, cc_step *s);
+
+/* lib/exec/steps_resize.c: Resize and Upsample over the last two dims. */
+clcnn_status cc_prepare_resize(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                               int na);
+clcnn_status cc_run_resize(clcnn_plan *p, cc_step *s);
 
 /* The tensor of value v in the current run. */
 static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {

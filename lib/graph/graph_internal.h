@@ -76,6 +76,9 @@ typedef enum cc_op {
     CC_OP_REDUCELOGSUM,
     CC_OP_REDUCELOGSUMEXP,
     CC_OP_LRN,
+    /* lib/graph/ops_resize.c */
+    CC_OP_RESIZE,
+    CC_OP_UPSAMPLE,
     CC_OP_COUNT
 } cc_op;
 
@@ -131,6 +134,11 @@ typedef struct cc_op_attrs {
     int noop_empty; /* noop_with_empty_axes 0 */
     int64_t size;   /* LRN (required) */
     float bias;     /* LRN 1 */
+    /* Resize / Upsample (lib/graph/ops_resize.c): linear (else nearest), the coordinate
+     * transform and nearest rounding (cc_resize_coord, cc_resize_round in internal.h) */
+    int rs_linear;
+    int rs_coord;
+    int rs_round;
 } cc_op_attrs;
 
 typedef struct cc_gnode {
@@ -180,6 +188,17 @@ clcnn_status cc_infer_lrn(clcnn_graph *g, cc_gnode *n);
 /* cc_node_describe for these kinds (nothing for others). */
 void cc_node_describe_reduce(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
                              double *flops, size_t *params);
+
+/* lib/graph/ops_resize.c: Resize and Upsample. cc_resize_info_of gives the output dims
+ * and each dim's ONNX scale (out / in when sizes are given), failing as inference does. */
+typedef struct cc_resize_info {
+    int ndim;
+    int64_t dims[CC_GMAX];
+    double scale[CC_GMAX];
+} cc_resize_info;
+clcnn_status cc_parse_resize(cc_gnode *n); /* Resize and Upsample */
+clcnn_status cc_infer_resize(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_resize_info_of(const clcnn_graph *g, const cc_gnode *n, cc_resize_info *r);
 
 /* lib/graph/graph.c */
 int cc_graph_find(const clcnn_graph *g, const char *name); /* value index or -1 */

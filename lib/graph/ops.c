@@ -501,6 +501,8 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     [CC_OP_REDUCELOGSUM] = {"ReduceLogSum", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
     [CC_OP_REDUCELOGSUMEXP] = {"ReduceLogSumExp", 1, 2, 1, 1, cc_parse_reduce, cc_infer_reduce},
     [CC_OP_LRN] = {"LRN", 1, 1, 1, 1, cc_parse_lrn, cc_infer_lrn},
+    [CC_OP_RESIZE] = {"Resize", 2, 4, 1, 1, cc_parse_resize, cc_infer_resize},
+    [CC_OP_UPSAMPLE] = {"Upsample", 1, 2, 1, 1, cc_parse_resize, cc_infer_resize},
 };
 
 /* ---- descriptions -------------------------------------------------------------------- */
