@@ -10,6 +10,11 @@
  *   One work-item per output element: gid (qw, ph, o). */
 #include "common.h"
 
+/* v0 alone at weight 0, so an inf or NaN in an unused tap does not leak in */
+inline float blend(float v0, float v1, float t) {
+    return t == 0.0f ? v0 : (1.0f - t) * v0 + t * v1;
+}
+
 __kernel void resize2d(__global const float *x, int x_off, __global float *y, int y_off,
                        __global const float *tab, int tab_off, int outer, int h, int w, int p,
                        int q) {
@@ -19,7 +24,7 @@ __kernel void resize2d(__global const float *x, int x_off, __global float *y, in
     int r0 = (int)r[0], r1 = (int)r[1], c0 = (int)c[0], c1 = (int)c[1];
     float a = r[2], b = c[2];
     __global const float *xo = x + x_off + (size_t)o * h * w;
-    float top = (1.0f - b) * xo[r0 * w + c0] + b * xo[r0 * w + c1];
-    float bot = (1.0f - b) * xo[r1 * w + c0] + b * xo[r1 * w + c1];
-    y[y_off + ((size_t)o * p + ph) * q + qw] = (1.0f - a) * top + a * bot;
+    float top = blend(xo[r0 * w + c0], xo[r0 * w + c1], b);
+    float bot = a == 0.0f ? top : blend(xo[r1 * w + c0], xo[r1 * w + c1], b);
+    y[y_off + ((size_t)o * p + ph) * q + qw] = blend(top, bot, a);
 }

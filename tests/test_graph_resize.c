@@ -249,12 +249,34 @@ static void test_errors(void **state) {
     expect_error(g2, 0, CLCNN_ERR_SHAPE, "2 scales");
 }
 
+/* Nearest copies an inf; linear at an exact input coordinate does not mix in its
+ * neighbour (no inf * 0 = NaN). */
+static void test_inf(void **state) {
+    (void)state;
+    for (int linear = 0; linear <= 1; linear++) {
+        clcnn_graph *g = resize_graph(1, 1, 1, 2, (float[]){1, 1, 1, 2}, NULL,
+                                      linear ? LINEAR : PREFER_FLOOR, ASYM);
+        clcnn_plan *pl = NULL;
+        TU_OK(clcnn_plan_create(tu_device(), g, 1, NULL, &pl));
+        clcnn_tensor *t = tu_tensor_from(4, (size_t[]){1, 1, 1, 2}, (float[]){1.0f, INFINITY});
+        const clcnn_tensor *in = t;
+        TU_OK(clcnn_plan_run(pl, &in, 1));
+        float *y = tu_download(clcnn_plan_output(pl, 0));
+        /* asymmetric x2: coordinates 0, 0.5, 1, 1.5 */
+        assert_true(y[0] == 1.0f);
+        assert_true(isinf(y[2]) && isinf(y[3]));
+        assert_true(linear ? isinf(y[1]) : y[1] == 1.0f);
+        free(y);
+        clcnn_tensor_free(t);
+        clcnn_plan_free(pl);
+        clcnn_graph_free(g);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_scales),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_legacy),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_scales), cmocka_unit_test(test_sizes), cmocka_unit_test(test_legacy),
+        cmocka_unit_test(test_errors), cmocka_unit_test(test_inf),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

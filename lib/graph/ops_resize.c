@@ -21,8 +21,8 @@ static const cc_gvalue *input(const clcnn_graph *g, const cc_gnode *n, int i) {
     return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
 }
 
-/* Index of the string attr's value in names[0..count), def when absent; -1 - index of a
- * name in unsupported[] (CLCNN_ERR_UNSUPPORTED). */
+/* Index of the string attr's value in names[0..count), def when absent; any other value
+ * is CLCNN_ERR_UNSUPPORTED naming it (cubic, tf_crop_and_resize, ...). */
 static clcnn_status attr_choice(const cc_gnode *n, const char *attr, const char *const *names,
                                 int count, int def, int *out) {
     const cc_gattr *a = cc_node_attr(n, attr);
