@@ -196,6 +196,10 @@ static void test_legacy(void **state) {
     TU_OK(clcnn_graph_add_output(g, "y"));
     check(g, 1, 2, 3, 4, 6, 12, 2.0, 3.0, FLOOR_, ASYM, "Upsample-7 nearest");
     check(g, 2, 2, 3, 4, 6, 12, 2.0, 3.0, FLOOR_, ASYM, "Upsample-7 nearest, batch 2");
+    clcnn_node_info ni;
+    TU_OK(clcnn_graph_node_info(g, 0, &ni));
+    assert_string_equal(ni.desc, "nearest (floor), asymmetric");
+    assert_int_equal(ni.dims[3], 12);
     clcnn_graph_free(g);
 
     TU_OK(clcnn_graph_create(&g));

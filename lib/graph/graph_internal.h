@@ -199,6 +199,8 @@ typedef struct cc_resize_info {
 clcnn_status cc_parse_resize(cc_gnode *n); /* Resize and Upsample */
 clcnn_status cc_infer_resize(clcnn_graph *g, cc_gnode *n);
 clcnn_status cc_resize_info_of(const clcnn_graph *g, const cc_gnode *n, cc_resize_info *r);
+/* "linear, half_pixel" / "nearest (floor), asymmetric" for node listings. */
+void cc_node_describe_resize(const cc_gnode *n, char *desc, size_t cap);
 
 /* lib/graph/graph.c */
 int cc_graph_find(const clcnn_graph *g, const char *name); /* value index or -1 */

@@ -574,6 +574,10 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
         else
             snprintf(desc, cap, "min %g, max %g", a->clip_min, a->clip_max);
         break;
+    case CC_OP_RESIZE:
+    case CC_OP_UPSAMPLE:
+        cc_node_describe_resize(n, desc, cap);
+        break;
     default:
         cc_node_describe_reduce(g, n, desc, cap, flops, params);
         break;

@@ -162,3 +162,11 @@ clcnn_status cc_infer_resize(clcnn_graph *g, cc_gnode *n) {
     memcpy(y->dims, r.dims, (size_t)r.ndim * sizeof *r.dims);
     return CLCNN_OK;
 }
+
+void cc_node_describe_resize(const cc_gnode *n, char *desc, size_t cap) {
+    const cc_op_attrs *a = &n->a;
+    if (a->rs_linear)
+        snprintf(desc, cap, "linear, %s", coord_names[a->rs_coord]);
+    else
+        snprintf(desc, cap, "nearest (%s), %s", round_names[a->rs_round], coord_names[a->rs_coord]);
+}
