@@ -351,6 +351,30 @@ clcnn_status cc_reduce(clcnn_device *dev, cc_reduce_op op, const clcnn_tensor *x
  * x, not overlapping it. */
 clcnn_status cc_lrn(clcnn_device *dev, const clcnn_tensor *x, int size, float alpha, float beta,
                     float bias, clcnn_tensor *y);
+/* Resize / Upsample (lib/ops/resize.c, cl/resize.cl): ONNX's coordinate transforms and
+ * nearest roundings. */
+typedef enum cc_resize_coord {
+    CC_RESIZE_HALF_PIXEL = 0,
+    CC_RESIZE_ASYMMETRIC,
+    CC_RESIZE_ALIGN_CORNERS,
+    CC_RESIZE_PYTORCH_HALF_PIXEL,
+    CC_RESIZE_TF_HALF_PIXEL_FOR_NN,
+} cc_resize_coord;
+typedef enum cc_resize_round {
+    CC_RESIZE_ROUND_PREFER_FLOOR = 0,
+    CC_RESIZE_ROUND_PREFER_CEIL,
+    CC_RESIZE_FLOOR,
+    CC_RESIZE_CEIL,
+} cc_resize_round;
+/* One axis's table for cc_resize2d: per output coordinate (out of them) the two input
+ * coordinates read (clamped to 0..in-1, as floats) and the weight of the second; linear 0
+ * is nearest (round), the weight 0. scale: the ONNX scale (out / in when sizes are given). */
+void cc_resize_axis(int linear, cc_resize_coord coord, cc_resize_round round, size_t in, size_t out,
+                    double scale, float *tab);
+/* y (outer, p, q) from x (outer, h, w) through tab (p + q, 3): the rows' table, then the
+ * columns'. CLCNN_ERR_SHAPE when the element counts disagree, before anything is queued. */
+clcnn_status cc_resize2d(clcnn_device *dev, const clcnn_tensor *x, const clcnn_tensor *tab,
+                         size_t outer, size_t h, size_t w, size_t p, size_t q, clcnn_tensor *y);
 /* Forward 2-D pooling (lib/ops/pool2d.c) with pads per side (top, left, bottom, right; each
  * below the kernel) and the output size y has (ceil mode's last windows included, each
  * starting inside the input or its leading padding): one work-item per output. Dilations

@@ -624,14 +624,7 @@ static void test_expand_tile_gather(void **state) {
 /* The graph check (or the plan, when plan) fails with want and a message naming node
  * "mv" and holding needle. */
 static void expect_error(clcnn_graph *g, int plan, clcnn_status want, const char *needle) {
-    clcnn_plan *p = NULL;
-    clcnn_status s = plan ? clcnn_plan_create(tu_device(), g, 2, NULL, &p) : clcnn_graph_check(g);
-    if (s != want)
-        fail_msg("'%s': gave %d (%s), want %d", needle, (int)s, clcnn_last_error(), (int)want);
-    if (!strstr(clcnn_last_error(), "'mv'") || !strstr(clcnn_last_error(), needle))
-        fail_msg("message '%s' lacks 'mv' or '%s'", clcnn_last_error(), needle);
-    assert_null(p);
-    clcnn_graph_free(g);
+    tu_expect_graph_error(g, plan ? 2 : 0, want, needle);
 }
 
 static clcnn_graph *x4(void) {
@@ -776,6 +769,59 @@ static void test_copy_bounds(void **state) {
     clcnn_tensor_free(y);
 }
 
+/* PyTorch's channel shuffle: Reshape [N,C,H,W] -> [N,g,C/g,H,W], Transpose [0,2,1,3,4],
+ * Reshape back. The 5-D values are views and a copy whose last two dims merge into one;
+ * y[n, i*g + j] = x[n, j*(C/g) + i]. A 5-D Transpose that keeps all dims apart is refused. */
+static void test_channel_shuffle(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(31);
+    const int gr = 3, cg = 4, h = 3, w = 5, c = gr * cg;
+    for (int b = 1; b <= 2; b++) {
+        clcnn_graph *g = graph_with(4, (int64_t[]){N, c, h, w});
+        ints(g, "s5", 5, (int64_t[]){NB, gr, cg, h, w});
+        ints(g, "s4", 4, (int64_t[]){NB, c, h, w});
+        TU_OK(clcnn_graph_add_node(g, "Reshape", "r5", 2, (const char *[]){"x", "s5"}, 1,
+                                   (const char *[]){"a"}, 0, NULL));
+        TU_OK(clcnn_graph_add_node(g, "Transpose", "t", 1, (const char *[]){"a"}, 1,
+                                   (const char *[]){"b"}, 1,
+                                   (clcnn_attr[]){INTS("perm", 0, 2, 1, 3, 4)}));
+        node(g, "Reshape", 2, (const char *[]){"b", "s4"}, 1, (const char *[]){"y"}, 0, NULL);
+        host x = host_rand(&r, 4, (size_t[]){(size_t)b, (size_t)c, (size_t)h, (size_t)w});
+        size_t n = x.numel, hw = (size_t)(h * w);
+        double *ref = malloc(n * sizeof *ref);
+        for (size_t i = 0; i < n; i++) {
+            size_t bn = i / (c * hw), ch = i / hw % c, k = i % hw;
+            size_t src = (size_t)(ch % gr) * cg + ch / gr;
+            ref[i] = x.d[(bn * c + src) * hw + k];
+        }
+        expect_run(g, &x, ref, n, "channel shuffle");
+        host_free(&x);
+        clcnn_graph_free(g);
+    }
+    clcnn_graph *g = graph_with(4, (int64_t[]){N, c, h, w});
+    ints(g, "s5", 5, (int64_t[]){NB, gr, cg, h, w});
+    TU_OK(clcnn_graph_add_node(g, "Reshape", "r5", 2, (const char *[]){"x", "s5"}, 1,
+                               (const char *[]){"a"}, 0, NULL));
+    TU_OK(clcnn_graph_add_node(g, "Transpose", "mv", 1, (const char *[]){"a"}, 1,
+                               (const char *[]){"b"}, 1,
+                               (clcnn_attr[]){INTS("perm", 0, 4, 3, 2, 1)}));
+    ints(g, "s4", 4, (int64_t[]){NB, w, h, c});
+    TU_OK(clcnn_graph_add_node(g, "Reshape", "r4", 2, (const char *[]){"b", "s4"}, 1,
+                               (const char *[]){"y"}, 0, NULL));
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    expect_error(g, 1, CLCNN_ERR_UNSUPPORTED, "plans hold at most 4 dimensions");
+    /* a 5-D graph output stays refused */
+    g = graph_with(4, (int64_t[]){N, c, h, w});
+    ints(g, "s5", 5, (int64_t[]){NB, gr, cg, h, w});
+    TU_OK(clcnn_graph_add_node(g, "Reshape", "mv", 2, (const char *[]){"x", "s5"}, 1,
+                               (const char *[]){"y"}, 0, NULL));
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    clcnn_plan *p = NULL;
+    assert_int_equal(clcnn_plan_create(tu_device(), g, 2, NULL, &p), CLCNN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(clcnn_last_error(), "plans hold at most 4 dimensions"));
+    clcnn_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_transpose),
@@ -787,6 +833,7 @@ int main(void) {
         cmocka_unit_test(test_expand_tile_gather),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_copy_bounds),
+        cmocka_unit_test(test_channel_shuffle),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

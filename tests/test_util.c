@@ -133,3 +133,15 @@ char *tu_slurp(const char *dir, const char *name) {
     fclose(f);
     return buf;
 }
+
+void tu_expect_graph_error(clcnn_graph *g, int plan_batch, clcnn_status want, const char *needle) {
+    clcnn_plan *p = NULL;
+    clcnn_status s =
+        plan_batch ? clcnn_plan_create(tu_device(), g, plan_batch, NULL, &p) : clcnn_graph_check(g);
+    if (s != want)
+        fail_msg("'%s': gave %d (%s), want %d", needle, (int)s, clcnn_last_error(), (int)want);
+    if (!strstr(clcnn_last_error(), "'mv'") || !strstr(clcnn_last_error(), needle))
+        fail_msg("message '%s' lacks 'mv' or '%s'", clcnn_last_error(), needle);
+    assert_null(p);
+    clcnn_graph_free(g);
+}

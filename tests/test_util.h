@@ -52,6 +52,10 @@ int tu_close(const char *what, const float *got, const double *ref, size_t n, do
 /* Normalised MSE: sum((got-ref)^2) / sum(ref^2) (or / n when ref is all zero). */
 double tu_nmse(const float *got, const double *ref, size_t n);
 
+/* Graph error tests: clcnn_graph_check (plan_batch 0) or clcnn_plan_create at plan_batch
+ * fails with want and a message naming the node 'mv' and holding needle; frees g. */
+void tu_expect_graph_error(clcnn_graph *g, int plan_batch, clcnn_status want, const char *needle);
+
 /* A fresh empty directory under the build tree (or /tmp); caller frees. */
 char *tu_temp_dir(const char *tag);
 /* The whole of dir/name, NUL-terminated (malloc'd; caller frees); NULL when unreadable. */

@@ -16,10 +16,14 @@ typedef enum cc_pval_kind {
     CC_PV_ALIAS,      /* a view of another value's storage with its own shape */
 } cc_pval_kind;
 
+/* A value has up to CC_GMAX logical dims; its device tensor has at most 4 (the leading
+ * dims of a wider value collapsed into one). Only views and the strided copies of
+ * Transpose, Slice, Pad, Expand and Tile touch values wider than 4 dims (plan.c checks
+ * it; the copy merges dims to reach 4 or refuses). */
 typedef struct cc_pvalue {
     cc_pval_kind kind;
     int ndim;
-    size_t shape[CLCNN_MAX_DIMS];
+    size_t shape[CC_GMAX];
     size_t numel;
     int alias_of;    /* CC_PV_ALIAS: the value whose storage it views (never an alias) */
     int input_index; /* CC_PV_INPUT: position among the graph inputs */
@@ -87,6 +91,8 @@ typedef struct cc_step {
     clcnn_tensor *scratch;
     cc_copy_nd xcopy;
     int convt_direct;
+    /* lib/exec/steps_resize.c: x (outer, h, w) -> y (outer, p, q); param[0] the table */
+    size_t rs_outer, rs_h, rs_w, rs_p, rs_q;
 } cc_step;
 
 struct clcnn_plan {
@@ -151,6 +157,10 @@ clcnn_status cc_run_softmax(clcnn_plan *p, cc_step *s);
 clcnn_status cc_prepare_convt(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                               int na);
 clcnn_status cc_run_convt(clcnn_plan *p, cc_step *s);
+/* lib/exec/steps_resize.c: Resize and Upsample over the last two dims. */
+clcnn_status cc_prepare_resize(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
+                               int na);
+clcnn_status cc_run_resize(clcnn_plan *p, cc_step *s);
 
 /* The tensor of value v in the current run. */
 static inline const clcnn_tensor *cc_plan_tensor(const clcnn_plan *p, int v) {

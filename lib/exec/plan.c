@@ -22,6 +22,43 @@ static int is_alias_op(cc_op op) {
            op == CC_OP_RESHAPE || op == CC_OP_SQUEEZE || op == CC_OP_UNSQUEEZE;
 }
 
+/* Ops whose step is one strided copy over the output (steps_movement.c's prepare_map). */
+static int is_map_op(cc_op op) {
+    return op == CC_OP_TRANSPOSE || op == CC_OP_SLICE || op == CC_OP_PAD || op == CC_OP_EXPAND ||
+           op == CC_OP_TILE;
+}
+
+/* Whether value v may be wider than 4 dims: made by a view or a strided copy, read only by
+ * views and strided copies, and no graph output (PyTorch's channel shuffle: Reshape to
+ * [N,g,C/g,H,W], Transpose, Reshape back). */
+static int wide_ok(const clcnn_graph *g, int v) {
+    int prod = g->vals[v].producer;
+    if (g->vals[v].kind != CC_VAL_NODE || prod < 0) return 0;
+    if (!is_alias_op(g->nodes[prod].op) && !is_map_op(g->nodes[prod].op)) return 0;
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v) return 0;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == v && !is_alias_op(g->nodes[i].op) &&
+                !is_map_op(g->nodes[i].op))
+                return 0;
+    return 1;
+}
+
+/* The device tensor's shape of pv: at most 4 dims, the leading ones of a wider value
+ * collapsed into one. Returns its ndim. */
+static int device_shape(const cc_pvalue *pv, size_t shape[CLCNN_MAX_DIMS]) {
+    int extra = pv->ndim > CLCNN_MAX_DIMS ? pv->ndim - CLCNN_MAX_DIMS : 0;
+    shape[0] = 1;
+    for (int d = 0; d < pv->ndim; d++) {
+        if (d <= extra)
+            shape[0] = d == 0 ? pv->shape[0] : shape[0] * pv->shape[d];
+        else
+            shape[d - extra] = pv->shape[d];
+    }
+    return pv->ndim - extra;
+}
+
 /* How many node inputs and graph outputs read value v. */
 static int consumers(const clcnn_graph *g, int v, int *only) {
     int count = 0;
@@ -201,7 +238,7 @@ static clcnn_status value_shapes(clcnn_plan *p, const clcnn_graph *g) {
         pv->last_step = -1;
         pv->input_index = -1;
         if (gv->kind == CC_VAL_INIT) continue;
-        if (gv->ndim > CLCNN_MAX_DIMS) {
+        if (gv->ndim > CLCNN_MAX_DIMS && (gv->ndim > CC_GMAX || !wide_ok(g, v))) {
             char b[96];
             return cc_fail(CLCNN_ERR_UNSUPPORTED,
                            "clcnn_plan_create: value '%s' is %s; plans hold at most %d "
@@ -344,7 +381,9 @@ static clcnn_status place_values(clcnn_plan *p) {
         int root = pv->kind == CC_PV_ALIAS ? pv->alias_of : v;
         if (pv->kind != CC_PV_ACT && !(pv->kind == CC_PV_ALIAS && p->vals[root].kind == CC_PV_ACT))
             continue;
-        pv->t = cc_tensor_view_at(p->arena, pv->ndim, pv->shape, p->vals[root].offset);
+        size_t shape[CLCNN_MAX_DIMS];
+        int nd = device_shape(pv, shape);
+        pv->t = cc_tensor_view_at(p->arena, nd, shape, p->vals[root].offset);
         CC_RETURN_IF(!pv->t, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
     }
     return CLCNN_OK;
@@ -443,7 +482,9 @@ static clcnn_status bind_inputs(clcnn_plan *p, const clcnn_tensor *const *inputs
         if (pv->kind != CC_PV_ALIAS || p->vals[pv->alias_of].kind != CC_PV_INPUT) continue;
         clcnn_tensor_free(pv->t);
         pv->t = NULL;
-        CC_TRY(clcnn_tensor_view(p->vals[pv->alias_of].t, pv->ndim, pv->shape, &pv->t));
+        size_t shape[CLCNN_MAX_DIMS];
+        int nd = device_shape(pv, shape);
+        CC_TRY(clcnn_tensor_view(p->vals[pv->alias_of].t, nd, shape, &pv->t));
     }
     return CLCNN_OK;
 }

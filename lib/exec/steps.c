@@ -507,6 +507,8 @@ static const exec_def exec_defs[CC_OP_COUNT] = {
     [CC_OP_REDUCELOGSUMEXP] = {cc_prepare_reduce, cc_run_reduce},
     [CC_OP_LRN] = {cc_prepare_lrn, cc_run_lrn},
     [CC_OP_CONVTRANSPOSE] = {cc_prepare_convt, cc_run_convt},
+    [CC_OP_RESIZE] = {cc_prepare_resize, cc_run_resize},
+    [CC_OP_UPSAMPLE] = {cc_prepare_resize, cc_run_resize},
 };
 
 clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,

@@ -51,26 +51,73 @@ static cc_copy_nd rows(size_t outer, size_t inner, size_t len, size_t ylen, size
     return d;
 }
 
+/* One dim of a gather: the output extent, the input stride and extent it reads, where. */
+typedef struct map_dim {
+    size_t shape, x_stride, lim;
+    int64_t start, step;
+    int axis; /* the input dim (the innermost one of a merged run); -1: broadcast */
+} map_dim;
+
+/* Output dims d, d + 1 that read whole input dims axis, axis + 1 in order are one dim of
+ * the dense input: merge such pairs (outermost first) until at most 4 dims remain, the
+ * most cc_copy_nd takes. Returns the number of dims left. */
+static int merge_dims(map_dim *m, int nd) {
+    for (int d = 0; nd > CLCNN_MAX_DIMS && d + 1 < nd;) {
+        const map_dim *a = &m[d], *b = &m[d + 1];
+        int whole = a->start == 0 && a->step == 1 && a->shape == a->lim && b->start == 0 &&
+                    b->step == 1 && b->shape == b->lim;
+        if (!whole || a->axis < 0 || b->axis != a->axis + 1) {
+            d++;
+            continue;
+        }
+        m[d].shape *= b->shape;
+        m[d].lim = m[d].shape;
+        m[d].x_stride = b->x_stride;
+        m[d].axis = b->axis;
+        memmove(&m[d + 1], &m[d + 2], (size_t)(nd - d - 2) * sizeof *m);
+        nd--;
+    }
+    return nd;
+}
+
 /* Transpose, Slice, Pad, Expand, Tile: one gather over the output. */
 static clcnn_status prepare_map(clcnn_plan *p, const clcnn_graph *g, const cc_gnode *n,
                                 cc_step *s) {
     cc_copy_map m;
     CC_TRY(cc_copy_map_of(g, n, &m));
     const cc_pvalue *x = &p->vals[s->in[0]], *y = &p->vals[s->out];
-    size_t xs[CLCNN_MAX_DIMS], stride = 1;
+    size_t xs[CC_GMAX], stride = 1;
     for (int d = x->ndim - 1; d >= 0; d--) {
         xs[d] = stride;
         stride *= x->shape[d];
     }
-    CC_TRY(alloc_copies(s, 1));
-    cc_copy_nd *c = &s->copies[0].d;
-    cc_copy_nd_dense(c, y->ndim, y->shape);
+    map_dim md[CC_GMAX];
     for (int d = 0; d < y->ndim; d++) {
         int a = m.axis[d];
-        c->x_stride[d] = a >= 0 ? xs[a] : 0;
-        c->lim[d] = a >= 0 ? x->shape[a] : 1;
-        c->start[d] = m.start[d];
-        c->step[d] = m.step[d];
+        md[d] = (map_dim){y->shape[d], a >= 0 ? xs[a] : 0, a >= 0 ? x->shape[a] : 1,
+                          m.start[d],  m.step[d],          a};
+    }
+    int nd = merge_dims(md, y->ndim);
+    if (nd > CLCNN_MAX_DIMS) {
+        char b[96];
+        return cc_fail(CLCNN_ERR_UNSUPPORTED,
+                       "clcnn_plan_create: value '%s' is %s; plans hold at most %d dimensions "
+                       "(node '%s' (%s) keeps more than %d apart)",
+                       g->vals[s->out].name,
+                       cc_graph_shape_str(g->vals[s->out].dims, g->vals[s->out].ndim, b, sizeof b),
+                       CLCNN_MAX_DIMS, n->name, cc_op_defs[n->op].name, CLCNN_MAX_DIMS);
+    }
+    CC_TRY(alloc_copies(s, 1));
+    cc_copy_nd *c = &s->copies[0].d;
+    size_t shape[CLCNN_MAX_DIMS];
+    for (int d = 0; d < nd; d++)
+        shape[d] = md[d].shape;
+    cc_copy_nd_dense(c, nd, shape);
+    for (int d = 0; d < nd; d++) {
+        c->x_stride[d] = md[d].x_stride;
+        c->lim[d] = md[d].lim;
+        c->start[d] = md[d].start;
+        c->step[d] = md[d].step;
     }
     c->mode = m.mode;
     c->value = m.value;

@@ -78,6 +78,9 @@ typedef enum cc_op {
     CC_OP_LRN,
     /* ConvTranspose (lib/graph/ops.c, lib/exec/steps_convt.c) */
     CC_OP_CONVTRANSPOSE,
+    /* lib/graph/ops_resize.c */
+    CC_OP_RESIZE,
+    CC_OP_UPSAMPLE,
     CC_OP_COUNT
 } cc_op;
 
@@ -138,6 +141,11 @@ typedef struct cc_op_attrs {
      * (an output larger than the full transposed convolution, zeros at that side). */
     int64_t output_padding[2];
     int64_t output_shape[2];
+    /* Resize / Upsample (lib/graph/ops_resize.c): linear (else nearest), the coordinate
+     * transform and nearest rounding (cc_resize_coord, cc_resize_round in internal.h) */
+    int rs_linear;
+    int rs_coord;
+    int rs_round;
 } cc_op_attrs;
 
 typedef struct cc_gnode {
@@ -196,6 +204,18 @@ clcnn_status cc_parse_convtranspose(cc_gnode *n);
 clcnn_status cc_infer_convtranspose(clcnn_graph *g, cc_gnode *n);
 void cc_node_describe_convt(const clcnn_graph *g, const cc_gnode *n, char *desc, size_t cap,
                             double *flops, size_t *params);
+/* lib/graph/ops_resize.c: Resize and Upsample. cc_resize_info_of gives the output dims
+ * and each dim's ONNX scale (out / in when sizes are given), failing as inference does. */
+typedef struct cc_resize_info {
+    int ndim;
+    int64_t dims[CC_GMAX];
+    double scale[CC_GMAX];
+} cc_resize_info;
+clcnn_status cc_parse_resize(cc_gnode *n); /* Resize and Upsample */
+clcnn_status cc_infer_resize(clcnn_graph *g, cc_gnode *n);
+clcnn_status cc_resize_info_of(const clcnn_graph *g, const cc_gnode *n, cc_resize_info *r);
+/* "linear, half_pixel" / "nearest (floor), asymmetric" for node listings. */
+void cc_node_describe_resize(const cc_gnode *n, char *desc, size_t cap);
 
 /* lib/graph/graph.c */
 int cc_graph_find(const clcnn_graph *g, const char *name); /* value index or -1 */

@@ -508,6 +508,8 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
     /* lib/graph/ops_convt.c */
     [CC_OP_CONVTRANSPOSE] = {"ConvTranspose", 2, 3, 1, 1, cc_parse_convtranspose,
                              cc_infer_convtranspose},
+    [CC_OP_RESIZE] = {"Resize", 2, 4, 1, 1, cc_parse_resize, cc_infer_resize},
+    [CC_OP_UPSAMPLE] = {"Upsample", 1, 2, 1, 1, cc_parse_resize, cc_infer_resize},
 };
 
 /* ---- descriptions -------------------------------------------------------------------- */
@@ -581,6 +583,10 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
         break;
     case CC_OP_CONVTRANSPOSE:
         cc_node_describe_convt(g, n, desc, cap, flops, params);
+        break;
+    case CC_OP_RESIZE:
+    case CC_OP_UPSAMPLE:
+        cc_node_describe_resize(n, desc, cap);
         break;
     default:
         cc_node_describe_reduce(g, n, desc, cap, flops, params);
