@@ -6,7 +6,7 @@
  *   Y_g (kpg, n*p*q) = W_g (kpg, K) * B_g (K, n*p*q),   K = cpg*r*s,
  *   B_g[(ci*r + kr)*s + ks, (ni, pi, qi)] = x[ni, g*cpg+ci, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
  * (zero outside the input). A tile is 16 output positions of one image (the lanes of a
- * float16); a work-item owns nt tiles. For each chunk of cc input channels it copies
+ * float16; plane tiles may run on into the next image); a work-item owns nt tiles. For each chunk of cc input channels it copies
  * ("packs") the tiles' columns of B (cc*r*s rows each) into its own strips of local
  * memory (contiguous, so the GEMM loop streams them from cache), then runs every output
  * channel of its range over them, TM channels at a time: TM float16 accumulators, one
@@ -46,10 +46,11 @@
  * Buffers (dense, each with an element offset *_off):
  *   x (n, c, h, w)   b (k)   y (n, k, p, q)   z (n, k, p, q) (residual, has_res)
  *   w (k, cpg, r, s) the layer's weights, read by implicit_weights only
- *   wt (groups, K, mp) their transposed, padded copy (see implicit_weights)
+ *   wt (groups, mp/TM, K, TM) their transposed, padded copy (see implicit_weights)
  *
- * Work-item -> output mapping: dim0 = (image * tiles per image + tile) / nt (tiles: 16
- * positions of the plane, or 16/VW rows x VW columns, row-major), dim1 = group *
+ * Work-item -> output mapping: dim0 = flat tile / nt (plane: 16 consecutive positions of
+ * all n*p*q, so a 7x7 plane wastes no lanes; else image * tiles per image + tile, a tile
+ * 16/VW rows x VW columns, row-major), dim1 = group *
  * msplit + channel range [m_per*j, m_per*(j+1)) of the group. */
 #include "common.h"
 
@@ -136,19 +137,22 @@ inline floatW load_seg(__global const float *x, int base, int c0, int w, int sw,
  * plain vector loads without checks. */
 inline void pack_rows(__local float *strip, __global const float *x, int xc_off, int lo, int hi,
                       int ci0, int ci1, int plane, int j0, int pq, int p0, int q0, int h, int w,
-                      int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw) {
+                      int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw,
+                      int left, int xstride) {
     const int hw = h * w;
     if (plane) { /* 1x1, stride 1, no padding: row ci is x[ci] at positions j0.. */
         const int full = j0 + 16 <= pq;
         for (int ci = ci0; ci < ci1; ci++) {
-            __global const float *src = x + xc_off + ci * hw + j0;
+            __global const float *src = x + xc_off + ci * hw;
             float16 v;
             if (full) {
-                v = vload16(0, src);
-            } else {
+                v = vload16(0, src + j0);
+            } else { /* the tile runs on into the next images (left: lanes before the end) */
                 float t[16];
-                for (int l = 0; l < 16; l++)
-                    t[l] = j0 + l < pq ? src[l] : 0.0f;
+                for (int l = 0; l < 16; l++) {
+                    const int jj = j0 + l;
+                    t[l] = l < left ? src[(jj / pq) * xstride + jj % pq] : 0.0f;
+                }
                 v = vload16(0, t);
             }
             vstore16(v, ci - ci0, strip);
@@ -191,19 +195,26 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
     }
 }
 
-/* wt (groups, K, mp): the GEMM's weight matrix per group, transposed, its kpg channels
- * padded with zeros to mp, a multiple of TM (so a block of TM channels is TM consecutive
- * floats). K = cpg*r*s. One work-item per element.
+/* wt (groups, mp/TM, K, TM): the GEMM's weight matrix per group, transposed, its kpg
+ * channels padded with zeros to mp, a multiple of TM, in blocks of TM channels: the TM
+ * weights of one reduction row are consecutive floats and so are the rows of a block (the
+ * GEMM loop walks one block from start to end). K = cpg*r*s. wt[g][m][kk] below stands
+ * for the element at wt_index. One work-item per element.
  *   flip 0 (forward):  w is (groups*kpg, cpg, r, s) and wt[g][kk][m] = w[g*kpg + m][kk].
  *   flip 1 (backward data as a forward convolution of dy, with the kernel flipped and
  *          its two channel dims swapped): w is (groups*cpg, kpg, r, s) and
  *          wt[g][(ci*r + kr)*s + ks][m] = w[g*cpg + ci][m][r-1-kr][s-1-ks]. */
+inline int wt_index(int g, int kk, int m, int K, int mp) {
+    return ((g * (mp / TM) + m / TM) * K + kk) * TM + m % TM;
+}
+
 __kernel void implicit_weights(__global const float *w, int w_off, __global float *wt, int wt_off,
                                int kpg, int cpg, int r, int s, int mp, int groups, int flip) {
     const int rs = r * s, K = cpg * rs;
     const int i = get_global_id(0); /* (g, kk, m) flattened: a fixed local size */
     if (i >= groups * K * mp) return;
-    const int m = i % mp, kk = (i / mp) % K, g = i / (mp * K);
+    const int tm = i % TM, kk = (i / TM) % K, gb = i / (TM * K);
+    const int g = gb / (mp / TM), m = (gb % (mp / TM)) * TM + tm;
     float v = 0.0f;
     if (m < kpg) {
         if (!flip) {
@@ -217,13 +228,13 @@ __kernel void implicit_weights(__global const float *w, int w_off, __global floa
 }
 
 /* Backward data with stride > 1 (lib/ops/conv2d_implicit.c, backward_data_phases): wt
- * (groups, K, mp) with K = kpg*th*tw, the filter of the stride-1 convolution of dy whose
- * output channel m = (ci*na + ai)*nb + bi (< cpg*na*nb; padded with zeros to mp) is input
- * channel ci of the group at row phase a (the ai-th set bit of mask_h) and column phase
- * b. Reduction row kk = (mi*th + u)*tw + v is dy channel mi of the group at row offset
- * e = emin_h + u (column emin_w + v): the tap kr with kr*dh = a + ph - sh*e, zero when
- * there is none. One work-item per row (g, kk): it writes the row's mp floats in order,
- * with no division in the loops.
+ * (groups, mp/TM, K, TM) with K = kpg*th*tw, the filter of the stride-1 convolution of
+ * dy whose output channel m = (ci*na + ai)*nb + bi (< cpg*na*nb; padded with zeros to
+ * mp) is input channel ci of the group at row phase a (the ai-th set bit of mask_h) and
+ * column phase b. Reduction row kk = (mi*th + u)*tw + v is dy channel mi of the group at
+ * row offset e = emin_h + u (column emin_w + v): the tap kr with kr*dh = a + ph - sh*e,
+ * zero when there is none. One work-item per row (g, kk): it writes the row's mp floats
+ * (at wt_index).
  *   w (groups*kpg, cpg, r, s): the layer's weights. */
 __kernel void implicit_weights_phase(__global const float *w, int w_off, __global float *wt,
                                      int wt_off, int kpg, int cpg, int r, int s, int sh, int sw,
@@ -235,7 +246,7 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
     if (row >= groups * K) return;
     const int kk = row % K, g = row / K;
     const int mi = kk / (th * tw), u = (kk / tw) % th, vv = kk % tw;
-    __global float *out = wt + wt_off + row * mp;
+    __global float *out = wt + wt_off;
     __global const float *wg = w + w_off + (g * kpg + mi) * cpg * r * s;
     int m = 0;
     for (int ci = 0; ci < cpg; ci++) {
@@ -247,12 +258,14 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
                 if (!((mask_w >> b) & 1u)) continue;
                 const int ns = b + pw - sw * (emin_w + vv);
                 const int ks = ns >= 0 && ns % dw == 0 && ns / dw < s ? ns / dw : -1;
-                out[m++] = kr >= 0 && ks >= 0 ? wg[(ci * r + kr) * s + ks] : 0.0f;
+                out[wt_index(g, kk, m, K, mp)] =
+                    kr >= 0 && ks >= 0 ? wg[(ci * r + kr) * s + ks] : 0.0f;
+                m++;
             }
         }
     }
     for (; m < mp; m++)
-        out[m] = 0.0f;
+        out[wt_index(g, kk, m, K, mp)] = 0.0f;
 }
 
 /* dx[n0 + z/c][z%c][hi][wi] = buf[z*zs + (ai*nb + bi)*phs + (hi/sh)*qq + wi/sw] for the
@@ -332,12 +345,15 @@ __kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __g
     }
 }
 
-/* Image and position of flat tile T (of n * tpi): plane tiles start at j0, row tiles at
+/* Image and position of flat tile T: plane tiles are 16 consecutive positions of the
+ * n*p*q positions of all images (the last ones of an image may be followed by the first
+ * of the next) and start at image ni, position j0; row tiles (n * tpi of them) at
  * (p0, q0). */
-inline void tile_at(int T, int tpi, int qt, int plane, int *ni, int *j0, int *p0, int *q0) {
+inline void tile_at(int T, int tpi, int qt, int plane, int pq, int *ni, int *j0, int *p0,
+                    int *q0) {
     const int ti = T % tpi;
-    *ni = T / tpi;
-    *j0 = plane ? ti * 16 : 0;
+    *ni = plane ? T * 16 / pq : T / tpi;
+    *j0 = plane ? T * 16 % pq : 0;
     *p0 = plane ? 0 : (ti / qt) * TR;
     *q0 = plane ? 0 : (ti % qt) * VW;
 }
@@ -353,8 +369,8 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
     const int pq = p * q, rs = r * s, K = cpg * rs;
     /* tiles per image */
     const int qt = (q + VW - 1) / VW;
-    const int tpi = plane ? (pq + 15) / 16 : ((p + TR - 1) / TR) * qt;
-    const int ntiles = n * tpi;
+    const int tpi = ((p + TR - 1) / TR) * qt;
+    const int ntiles = plane ? (n * pq + 15) / 16 : n * tpi;
     const int msplit = (kpg + m_per - 1) / m_per;
     const int t = get_global_id(0), gm = get_global_id(1);
     if (t * nt >= ntiles || gm >= groups * msplit) return;
@@ -370,9 +386,10 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
         const int first = ci0 == 0, last = ci1 == cpg;
         for (int u = 0; u < nu; u++) {
             int ni, j0, p0, q0;
-            tile_at(t * nt + u, tpi, qt, plane, &ni, &j0, &p0, &q0);
+            tile_at(t * nt + u, tpi, qt, plane, pq, &ni, &j0, &p0, &q0);
             pack_rows(strips_wi + u * strip_len, x, x_off + (ni * c + g * cpg) * h * w, lo, hi, ci0,
-                      ci1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw);
+                      ci1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw,
+                      n * pq - (t * nt + u) * 16, c * h * w);
         }
         /* the weights of a channel block are reused by every tile of the work-item; TN
          * tiles at a time share each broadcast weight (a missing last one repeats the
@@ -380,7 +397,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
         for (int m0 = m_lo; m0 < m_hi; m0 += TM) {
             for (int u0 = 0; u0 < nu; u0 += TN) {
                 /* TM consecutive weights of one reduction row: one pointer, constant offsets */
-                __global const float *wp = wt + wt_off + (g * K + k0) * mp + m0;
+                __global const float *wp = wt + wt_off + wt_index(g, k0, m0, K, mp);
                 __local const float *sp[TN];
                 float16 acc[TN][TM];
 #pragma unroll
@@ -390,7 +407,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                     for (int tm = 0; tm < TM; tm++)
                         acc[tn][tm] = (float16)(0.0f);
                 }
-                for (int kk = 0; kk < k1 - k0; kk++, wp += mp) {
+                for (int kk = 0; kk < k1 - k0; kk++, wp += TM) {
                     float16 bv[TN];
 #pragma unroll
                     for (int tn = 0; tn < TN; tn++)
@@ -408,7 +425,8 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                     const int u = u0 + tn;
                     if (u >= nu) break;
                     int ni, j0, p0, q0;
-                    tile_at(t * nt + u, tpi, qt, plane, &ni, &j0, &p0, &q0);
+                    tile_at(t * nt + u, tpi, qt, plane, pq, &ni, &j0, &p0, &q0);
+                    const int left = n * pq - (t * nt + u) * 16, ystride = k * pq;
                     __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
                     __global const float *zg = z + z_off + (ni * k + g * kpg) * pq;
 #pragma unroll
@@ -421,23 +439,33 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                         const int add = !first || has_res;
                         float16 v = acc[tn][tm];
                         if (plane) {
+                            const int full = j0 + 16 <= pq;
                             if (add) {
-                                float o[16];
-                                for (int l = 0; l < 16; l++)
-                                    o[l] = j0 + l < pq ? base[j0 + l] : 0.0f;
-                                v += vload16(0, o);
+                                if (full) {
+                                    v += vload16(0, base + j0);
+                                } else {
+                                    float o[16];
+                                    for (int l = 0; l < 16; l++) {
+                                        const int jj = j0 + l;
+                                        o[l] = l < left ? base[(jj / pq) * ystride + jj % pq]
+                                                        : 0.0f;
+                                    }
+                                    v += vload16(0, o);
+                                }
                             }
                             if (last) {
                                 if (has_bias) v += (float16)(bias[b_off + g * kpg + m]);
                                 v = ACT_VEC(float16, v, act, alpha);
                             }
-                            if (j0 + 16 <= pq) {
+                            if (full) {
                                 vstore16(v, 0, ym + j0);
                             } else {
                                 float o[16];
                                 vstore16(v, 0, o);
-                                for (int l = 0; j0 + l < pq; l++)
-                                    ym[j0 + l] = o[l];
+                                for (int l = 0; l < 16 && l < left; l++) {
+                                    const int jj = j0 + l;
+                                    ym[(jj / pq) * ystride + jj % pq] = o[l];
+                                }
                             }
                         } else {
                             float o[16];

@@ -77,7 +77,9 @@ static void test_sweep(void **state) {
 /* Hand-picked: 7x7 and 13x13 planes (4 and 11 tiles: the last register block of 3 has 1
  * or 2 tiles, the last tile 1 or 9 lanes), batch 1, channels not multiples of 16 or of TM,
  * weights over 512 KB (TM 6 x TN 4, channels split across work-items), more input channels
- * than one chunk of 1024 (partial sums in y), a single position. */
+ * than one chunk of 1024 (partial sums in y), a single position; tiles that run on from
+ * one image into the next (batch 8 of 7x7, MobileNet-V2's last layers; batch 5 of 3x3:
+ * one tile over three images). */
 static void test_edges(void **state) {
     (void)state;
     ref_conv cases[] = {
@@ -87,6 +89,7 @@ static void test_edges(void **state) {
         pw_conv(1, 384, 7, 7, 390, 1),  pw_conv(2, 400, 5, 5, 333, 1),
         pw_conv(1, 1100, 3, 5, 12, 1),  pw_conv(2, 12, 9, 11, 18, 3),
         pw_conv(1, 2, 4, 4, 1000, 2),   pw_conv(2, 256, 14, 14, 256, 1),
+        pw_conv(8, 40, 7, 7, 20, 1),    pw_conv(5, 24, 3, 3, 13, 1),
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
