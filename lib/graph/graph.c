@@ -170,7 +170,7 @@ static clcnn_status add_source(clcnn_graph *g, const char *fn, const char *name,
     v->kind = kind;
     v->dtype = dtype;
     v->ndim = ndim;
-    memcpy(v->dims, dims, (size_t)ndim * sizeof *dims);
+    if (ndim > 0) memcpy(v->dims, dims, (size_t)ndim * sizeof *dims);
     v->data = copy;
     v->numel = numel;
     g->checked = 0;
