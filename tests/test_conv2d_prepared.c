@@ -350,6 +350,7 @@ static void test_errors(void **state) {
     (void)state;
     clcnn_device *dev = tu_device();
     ref_conv cv = rcp_conv(2, 4, 6, 6, 8, 3, 3, 1, 1, 1, 1); /* y 2x8x6x6 */
+    assert_true(ref_conv_out(&cv)); /* p, q: the host buffers are sized by them */
     pcase pc = {cv, CLCNN_CONV_AUTO, 1, CLCNN_ACT_RELU, 1, 0, 0.2f, 5};
     pdata pd;
     pdata_init(&pd, &pc);
