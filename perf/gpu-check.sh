@@ -132,11 +132,13 @@ unpack_debs() {
         -exec sed -i -E "s#^([A-Za-z_]+)=/usr#\\1=$P/usr#" {} + 2>/dev/null
     find "$P/usr/lib/$arch/cmake" -name '*.cmake' \
         -exec sed -i "s#\"/usr/lib/$arch/#\"$P/usr/lib/$arch/#g" {} + 2>/dev/null
+    local have
+    have=$(ldconfig -p 2>/dev/null) # no pipe into grep -q: with pipefail, SIGPIPE lies
     for l in libOpenCL.so.1 libclblast.so.1 libcmocka.so.0 libjansson.so.4 libpng16.so.16 \
         libprotobuf-c.so.1 libz.so.1 libprotoc.so.32 libprotobuf.so.32 libpkgconf.so.3; do
         t=$(ls "$P/usr/lib/$arch/$l" "$P/lib/$arch/$l" 2>/dev/null | head -1)
         [ -n "$t" ] || continue
-        if [ "$l" = libOpenCL.so.1 ] || ! ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$l "; then
+        if [ "$l" = libOpenCL.so.1 ] || ! grep -q "^[[:space:]]*$l " <<<"$have"; then
             ln -sfn "$t" "$P/runlib/$l"
         fi
     done
