@@ -38,8 +38,10 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# In parallel, one test per core (tests share build/cache safely: files are written under a
+# temporary name and renamed); the costliest start first (COST in CMakeLists.txt).
 test: build
-	cd $(BUILD) && ctest --output-on-failure $(CTEST_FLAGS)
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 train: build
 	$(BUILD)/clcnn train $(ARGS)
