@@ -76,7 +76,7 @@ SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_ret
 test-sanitize: deps
 	cmake -S . -B $(SAN_BUILD) -DCLCNN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(SAN_BUILD) -j $(JOBS)
-	cd $(SAN_BUILD) && $(SAN_ENV) ctest --output-on-failure --repeat until-pass:2 -E '$(SAN_EXCLUDE)' $(CTEST_FLAGS)
+	cd $(SAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j $(JOBS) --repeat until-pass:2 -E '$(SAN_EXCLUDE)' $(CTEST_FLAGS)
 
 # libFuzzer harnesses (tests/fuzz, a separate CMake project in build-fuzz): each runs for
 # FUZZ_SECONDS and prints its executions; tests/fuzz/run.sh runs them longer.
