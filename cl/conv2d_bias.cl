@@ -22,8 +22,8 @@
 /* One work-item per y element: y = act(y + b[k] + z) (without b or z when has_bias or
  * has_res is 0). */
 __kernel void conv2d_bias_act(__global float *y, int y_off, __global const float *b, int b_off,
-                              int has_bias, __global const float *z, int z_off, int has_res,
-                              int n, int k, int pq, int act, float alpha) {
+                              int has_bias, __global const float *z, int z_off, int has_res, int n,
+                              int k, int pq, int act, float alpha) {
     int i = get_global_id(0);
     if (i >= n * k * pq) return;
     float v = y[y_off + i];

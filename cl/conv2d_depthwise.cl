@@ -117,11 +117,11 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
 }
 
 /* One tile: TP rows from p0 x VEC columns from q0 of the output plane (ni, ch). */
-inline __attribute__((always_inline)) void fwd_tile(__global const float *x, __global const float *wc, float bv,
-                     __global const float *z, int z_off, int has_res, __global float *y, int y_off,
-                     int ni, int ch, int p0, int q0, int c, int h, int w, int p, int q, int r,
-                     int s, int sh, int sw, int ph, int pw, int dh, int dw, int act, float alpha,
-                     int plane, int lo, int hi) {
+inline __attribute__((always_inline)) void
+fwd_tile(__global const float *x, __global const float *wc, float bv, __global const float *z,
+         int z_off, int has_res, __global float *y, int y_off, int ni, int ch, int p0, int q0,
+         int c, int h, int w, int p, int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
+         int dw, int act, float alpha, int plane, int lo, int hi) {
     floatV acc[TP];
     for (int tp = 0; tp < TP; tp++)
         acc[tp] = (floatV)(0.0f);

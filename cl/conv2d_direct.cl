@@ -80,10 +80,10 @@
 
 __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global const float *wt,
                                 int w_off, __global const float *bias, int b_off, int has_bias,
-                                __global const float *z, int z_off, int has_res,
-                                __global float *y, int y_off, int n, int c, int h, int w, int k,
-                                int p, int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
-                                int dw, int groups, int act, float alpha) {
+                                __global const float *z, int z_off, int has_res, __global float *y,
+                                int y_off, int n, int c, int h, int w, int k, int p, int q, int r,
+                                int s, int sh, int sw, int ph, int pw, int dh, int dw, int groups,
+                                int act, float alpha) {
     const int cpg = c / groups, kpg = k / groups;
     const int qt = (q + VEC - 1) / VEC, pt = (p + TILE_P - 1) / TILE_P;
     const int kt = (kpg + TILE_K - 1) / TILE_K;

@@ -6,7 +6,8 @@
  *   Y_g (kpg, n*p*q) = W_g (kpg, K) * B_g (K, n*p*q),   K = cpg*r*s,
  *   B_g[(ci*r + kr)*s + ks, (ni, pi, qi)] = x[ni, g*cpg+ci, pi*sh-ph+kr*dh, qi*sw-pw+ks*dw]
  * (zero outside the input). A tile is 16 output positions of one image (the lanes of a
- * float16; plane tiles may run on into the next image); a work-item owns nt tiles. For each chunk of cc input channels it copies
+ * float16; plane tiles may run on into the next image); a work-item owns nt tiles. For each chunk
+ * of cc input channels it copies
  * ("packs") the tiles' columns of B (cc*r*s rows each) into its own strips of local
  * memory (contiguous, so the GEMM loop streams them from cache), then runs every output
  * channel of its range over them, TM channels at a time: TM float16 accumulators, one
@@ -137,8 +138,8 @@ inline floatW load_seg(__global const float *x, int base, int c0, int w, int sw,
  * plain vector loads without checks. */
 inline void pack_rows(__local float *strip, __global const float *x, int xc_off, int lo, int hi,
                       int ci0, int ci1, int plane, int j0, int pq, int p0, int q0, int h, int w,
-                      int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw,
-                      int left, int xstride) {
+                      int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw, int left,
+                      int xstride) {
     const int hw = h * w;
     if (plane) { /* 1x1, stride 1, no padding: row ci is x[ci] at positions j0.. */
         const int full = j0 + 16 <= pq;
@@ -349,8 +350,7 @@ __kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __g
  * n*p*q positions of all images (the last ones of an image may be followed by the first
  * of the next) and start at image ni, position j0; row tiles (n * tpi of them) at
  * (p0, q0). */
-inline void tile_at(int T, int tpi, int qt, int plane, int pq, int *ni, int *j0, int *p0,
-                    int *q0) {
+inline void tile_at(int T, int tpi, int qt, int plane, int pq, int *ni, int *j0, int *p0, int *q0) {
     const int ti = T % tpi;
     *ni = plane ? T * 16 / pq : T / tpi;
     *j0 = plane ? T * 16 % pq : 0;
@@ -361,10 +361,10 @@ inline void tile_at(int T, int tpi, int qt, int plane, int pq, int *ni, int *j0,
 __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global const float *wt,
                                   int wt_off, int mp, __global const float *bias, int b_off,
                                   int has_bias, __global const float *z, int z_off, int has_res,
-                                  __global float *y, int y_off, int n, int c, int h,
-                                  int w, int k, int p, int q, int r, int s, int sh, int sw, int ph,
-                                  int pw, int dh, int dw, int groups, int act, float alpha,
-                                  int plane, int cc, int m_per, int nt, __local float *strips) {
+                                  __global float *y, int y_off, int n, int c, int h, int w, int k,
+                                  int p, int q, int r, int s, int sh, int sw, int ph, int pw,
+                                  int dh, int dw, int groups, int act, float alpha, int plane,
+                                  int cc, int m_per, int nt, __local float *strips) {
     const int cpg = c / groups, kpg = k / groups;
     const int pq = p * q, rs = r * s, K = cpg * rs;
     /* tiles per image */
@@ -447,8 +447,8 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                     float o[16];
                                     for (int l = 0; l < 16; l++) {
                                         const int jj = j0 + l;
-                                        o[l] = l < left ? base[(jj / pq) * ystride + jj % pq]
-                                                        : 0.0f;
+                                        o[l] =
+                                            l < left ? base[(jj / pq) * ystride + jj % pq] : 0.0f;
                                     }
                                     v += vload16(0, o);
                                 }

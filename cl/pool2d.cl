@@ -124,10 +124,9 @@ inline float avg_one(__global const float *xp, int exclude_pad, int h, int w, in
 
 /* pool2d_avg_fwd with padding ph_end x pw_end after the plane (ONNX's asymmetric pads; p, q
  * may include ceil mode's last windows). */
-__kernel void pool2d_avg_fwd_pads(__global const float *x, int x_off, __global float *y,
-                                  int y_off, int exclude_pad, int planes, int h, int w, int p,
-                                  int q, int kh, int kw, int sh, int sw, int ph, int pw,
-                                  int ph_end, int pw_end) {
+__kernel void pool2d_avg_fwd_pads(__global const float *x, int x_off, __global float *y, int y_off,
+                                  int exclude_pad, int planes, int h, int w, int p, int q, int kh,
+                                  int kw, int sh, int sw, int ph, int pw, int ph_end, int pw_end) {
     int gid = get_global_id(0);
     if (gid >= planes * p * q) return;
     int oq = gid % q;
