@@ -110,6 +110,10 @@ struct clcnn_plan {
     clcnn_plan_memory mem;
 };
 
+/* lib/exec/plan.c: how many node inputs read value v, a graph output counting 2 (never
+ * fused away); *only receives the (last) reading node. */
+int cc_value_readers(const clcnn_graph *g, int v, int *only);
+
 /* lib/exec/steps.c: prepare step s (parameters uploaded, folded, transformed; algorithm
  * chosen) from graph g, and run it. absorbed lists the nodes fused into it, in order. */
 clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,

@@ -60,7 +60,7 @@ static int device_shape(const cc_pvalue *pv, size_t shape[CLCNN_MAX_DIMS]) {
 }
 
 /* How many node inputs and graph outputs read value v. */
-static int consumers(const clcnn_graph *g, int v, int *only) {
+int cc_value_readers(const clcnn_graph *g, int v, int *only) {
     int count = 0;
     for (int i = 0; i < g->nnodes; i++)
         for (int j = 0; j < g->nodes[i].n_in; j++)
@@ -76,7 +76,7 @@ static int consumers(const clcnn_graph *g, int v, int *only) {
 /* The single node reading v, when exactly one node (and no graph output) reads it. */
 static int sole_consumer(const clcnn_graph *g, int v) {
     int only = -1;
-    return consumers(g, v, &only) == 1 ? only : -1;
+    return cc_value_readers(g, v, &only) == 1 ? only : -1;
 }
 
 static int all_init(const clcnn_graph *g, const cc_gnode *n, int from, int to) {
@@ -111,7 +111,7 @@ static void fuse_conv(const clcnn_graph *g, const clcnn_plan_options *o, int con
         int extra_used = 0;
         for (int k = 1; k < g->nodes[nx].n_out; k++) {
             int dummy;
-            extra_used |= consumers(g, g->nodes[nx].out[k], &dummy) > 0;
+            extra_used |= cc_value_readers(g, g->nodes[nx].out[k], &dummy) > 0;
         }
         if (!extra_used) {
             gi->leader[nx] = conv;
@@ -196,7 +196,7 @@ static clcnn_status build_steps(clcnn_plan *p, const clcnn_graph *g) {
         int parts = n->op == CC_OP_SPLIT ? n->n_out : 1;
         for (int part = 0; s == CLCNN_OK && part < parts; part++) {
             int dummy;
-            if (parts > 1 && consumers(g, n->out[part], &dummy) == 0) continue;
+            if (parts > 1 && cc_value_readers(g, n->out[part], &dummy) == 0) continue;
             cc_step *st = NULL;
             s = add_step(p, &st);
             if (s != CLCNN_OK) break;
@@ -277,7 +277,7 @@ static clcnn_status value_shapes(clcnn_plan *p, const clcnn_graph *g) {
         pv->alias_of = root;
         if (n->op == CC_OP_DROPOUT && n->n_out > 1) {
             int dummy;
-            CC_RETURN_IF(consumers(g, n->out[1], &dummy) > 0, CLCNN_ERR_UNSUPPORTED,
+            CC_RETURN_IF(cc_value_readers(g, n->out[1], &dummy) > 0, CLCNN_ERR_UNSUPPORTED,
                          "clcnn_plan_create: the mask output of Dropout '%s' is read; plans run "
                          "inference only",
                          n->name);

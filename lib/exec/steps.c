@@ -7,10 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const cc_gvalue *gin(const clcnn_graph *g, const cc_gnode *n, int i) {
-    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
-}
-
 static clcnn_status unsupported(const cc_gnode *n, const char *why) {
     return cc_fail(CLCNN_ERR_UNSUPPORTED, "clcnn_plan_create: node '%s' (%s): %s", n->name,
                    cc_op_defs[n->op].name, why);
@@ -35,16 +31,6 @@ static clcnn_status need_float_init(const cc_gnode *n, const cc_gvalue *v, const
         return unsupported(n, why);
     }
     return CLCNN_OK;
-}
-
-/* Whether a node or a graph output reads value v. */
-static int value_used(const clcnn_graph *g, int v) {
-    for (int i = 0; i < g->nnodes; i++)
-        for (int j = 0; j < g->nodes[i].n_in; j++)
-            if (g->nodes[i].in[j] == v) return 1;
-    for (int i = 0; i < g->noutputs; i++)
-        if (g->outputs[i] == v) return 1;
-    return 0;
 }
 
 static int append(char *buf, size_t cap, const char *s) {
@@ -105,7 +91,7 @@ static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const clcnn_graph *g, co
         s->in[i] = n->in[i];
     /* the parts that are initializers are uploaded once */
     for (int i = 1; i < s->n_in; i++) {
-        const cc_gvalue *v = gin(g, n, i);
+        const cc_gvalue *v = cc_node_in(g, n, i);
         if (v->kind != CC_VAL_INIT) continue;
         CC_TRY(need_float_init(n, v, i == 1 ? "the weight" : "the bias"));
         size_t shape[4];
@@ -124,7 +110,7 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
                                  const int *absorbed, int na) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
     const cc_op_attrs *a = &n->a;
-    const cc_gvalue *x = gin(g, n, 0), *w = gin(g, n, 1), *b = gin(g, n, 2);
+    const cc_gvalue *x = cc_node_in(g, n, 0), *w = cc_node_in(g, n, 1), *b = cc_node_in(g, n, 2);
     if (w->kind != CC_VAL_INIT || (b && b->kind != CC_VAL_INIT))
         return prepare_conv_dynamic(p, g, n, s);
     CC_TRY(need_float_init(n, w, "the weight"));
@@ -160,8 +146,8 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
         s->out = m->out[0];
         if (m->op == CC_OP_BATCHNORM) {
             /* y = gamma (conv + b - mean) / sqrt(var + eps) + beta, folded in double */
-            const float *gamma = gin(g, m, 1)->data, *beta = gin(g, m, 2)->data;
-            const float *mean = gin(g, m, 3)->data, *var = gin(g, m, 4)->data;
+            const float *gamma = cc_node_in(g, m, 1)->data, *beta = cc_node_in(g, m, 2)->data;
+            const float *mean = cc_node_in(g, m, 3)->data, *var = cc_node_in(g, m, 4)->data;
             for (size_t c = 0; c < k; c++) {
                 double sc = (double)gamma[c] / sqrt((double)var[c] + (double)m->a.epsilon);
                 for (size_t j = 0; j < per_k; j++)
@@ -221,7 +207,7 @@ static clcnn_status run_conv(clcnn_plan *p, cc_step *s) {
 static clcnn_status prepare_batchnorm(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
                                       const int *absorbed, int na) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
-    const cc_gvalue *x = gin(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     CC_RETURN_IF(x->ndim != 2 && x->ndim != 4, CLCNN_ERR_UNSUPPORTED,
                  "clcnn_plan_create: node '%s' (BatchNormalization): input of %d dimensions "
                  "(2 or 4 supported)",
@@ -229,7 +215,7 @@ static clcnn_status prepare_batchnorm(clcnn_plan *p, const clcnn_graph *g, cc_st
     s->n_in = 1;
     s->in[0] = n->in[0];
     for (int i = 1; i < 5; i++) {
-        const cc_gvalue *v = gin(g, n, i);
+        const cc_gvalue *v = cc_node_in(g, n, i);
         s->in[i] = n->in[i];
         if (v->kind != CC_VAL_INIT) { /* a value computed per run: read it then */
             s->dynamic = 1;
@@ -281,7 +267,9 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     const cc_op_attrs *a = &n->a;
     clcnn_pool2d_desc *d = &s->pool;
     memset(d, 0, sizeof *d);
-    if (n->n_out > 1 && value_used(g, n->out[1])) return unsupported(n, "the Indices output");
+    int reader;
+    if (n->n_out > 1 && cc_value_readers(g, n->out[1], &reader) > 0)
+        return unsupported(n, "the Indices output");
     int dilated = a->dilations[0] != 1 || a->dilations[1] != 1;
     switch (n->op) {
     case CC_OP_GLOBALAVGPOOL:
@@ -333,7 +321,7 @@ static clcnn_status run_pool(clcnn_plan *p, cc_step *s) {
  * on the host once (initializer) or scaled per run (a full (M, N) value). */
 static clcnn_status prepare_gemm_general(clcnn_plan *p, const clcnn_graph *g, const cc_gnode *n,
                                          cc_step *s) {
-    const cc_gvalue *b = gin(g, n, 1), *c = gin(g, n, 2);
+    const cc_gvalue *b = cc_node_in(g, n, 1), *c = cc_node_in(g, n, 2);
     const cc_pvalue *y = &p->vals[n->out[0]];
     size_t m = y->shape[0], nn = y->shape[1];
     s->dynamic = 1;
@@ -402,7 +390,7 @@ static clcnn_status run_gemm_general(clcnn_plan *p, cc_step *s) {
 static clcnn_status prepare_gemm(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
                                  const int *absorbed, int na) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
-    const cc_gvalue *b = gin(g, n, 1), *c = gin(g, n, 2);
+    const cc_gvalue *b = cc_node_in(g, n, 1), *c = cc_node_in(g, n, 2);
     int general = n->a.trans_a || n->a.alpha != 1.0f || b->kind != CC_VAL_INIT ||
                   (c && n->a.beta != 0.0f &&
                    (c->kind != CC_VAL_INIT || c->numel != (size_t)p->vals[n->out[0]].shape[1]));
@@ -517,7 +505,7 @@ clcnn_status cc_step_prepare(clcnn_plan *p, const clcnn_graph *g, cc_step *s, co
     const exec_def *e = &exec_defs[n->op];
     if (!e->prepare) return unsupported(n, "no forward in plans");
     for (int i = 0; i < n->n_in; i++) {
-        const cc_gvalue *v = gin(g, n, i);
+        const cc_gvalue *v = cc_node_in(g, n, i);
         if (v && v->kind != CC_VAL_INIT && v->dtype != CLCNN_F32)
             return unsupported(n, "a non-float input");
     }

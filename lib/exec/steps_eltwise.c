@@ -67,13 +67,9 @@ static int binary_id(cc_op op) {
     }
 }
 
-static const cc_gvalue *gin(const clcnn_graph *g, const cc_gnode *n, int i) {
-    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
-}
-
 /* Clip's bound from input i (an initializer of one float), else keep *bound. */
 static clcnn_status clip_bound(const clcnn_graph *g, const cc_gnode *n, int i, float *bound) {
-    const cc_gvalue *v = gin(g, n, i);
+    const cc_gvalue *v = cc_node_in(g, n, i);
     if (!v) return CLCNN_OK;
     if (v->kind != CC_VAL_INIT || v->dtype != CLCNN_F32) {
         char why[160];
@@ -88,7 +84,8 @@ static clcnn_status clip_bound(const clcnn_graph *g, const cc_gnode *n, int i, f
 clcnn_status cc_prepare_unary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, const int *absorbed,
                               int na) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
-    if (gin(g, n, 0)->kind == CC_VAL_INIT) return cc_step_unsupported(n, "an initializer input");
+    if (cc_node_in(g, n, 0)->kind == CC_VAL_INIT)
+        return cc_step_unsupported(n, "an initializer input");
     s->ew_op = unary_id(n->op);
     s->alpha = n->a.alpha;
     s->ew_beta = n->a.beta;
@@ -144,7 +141,7 @@ clcnn_status cc_prepare_binary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, 
     int nparam = 0;
     s->n_in = 0;
     for (int i = 0; i < n->n_in; i++) {
-        const cc_gvalue *v = gin(g, n, i);
+        const cc_gvalue *v = cc_node_in(g, n, i);
         if (!v) return cc_step_unsupported(n, "an absent input");
         if (v->kind == CC_VAL_INIT) {
             CC_TRY(upload_operand(p, n, v, s, &nparam));

@@ -7,11 +7,6 @@
 
 #include <string.h>
 
-static clcnn_status unsupported(const cc_gnode *n, const char *why) {
-    return cc_fail(CLCNN_ERR_UNSUPPORTED, "clcnn_plan_create: node '%s' (%s): %s", n->name,
-                   cc_op_defs[n->op].name, why);
-}
-
 static void name_step(cc_step *s, const cc_gnode *n) {
     snprintf(s->desc, sizeof s->desc, "%s %s", cc_op_defs[n->op].name, n->name);
 }
@@ -27,7 +22,7 @@ clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, 
     /* shapes: the plan's for values, the graph's for initializers */
     size_t ash[4] = {0}, bsh[4] = {0};
     int ar = av->ndim, br = bv->ndim;
-    if (ar > 4 || br > 4) return unsupported(n, "an operand of more than 4 dimensions");
+    if (ar > 4 || br > 4) return cc_step_unsupported(n, "an operand of more than 4 dimensions");
     for (int d = 0; d < ar; d++)
         ash[d] = av->kind == CC_VAL_INIT ? (size_t)av->dims[d] : p->vals[n->in[0]].shape[d];
     for (int d = 0; d < br; d++)
@@ -77,7 +72,7 @@ clcnn_status cc_prepare_matmul(clcnn_plan *p, const clcnn_graph *g, cc_step *s, 
             s->in[s->n_in++] = n->in[i];
             continue;
         }
-        if (v->dtype != CLCNN_F32) return unsupported(n, "an operand that is not float");
+        if (v->dtype != CLCNN_F32) return cc_step_unsupported(n, "an operand that is not float");
         size_t len = v->numel;
         clcnn_tensor **t = &s->param[i ? 0 : 1];
         CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &len, t));

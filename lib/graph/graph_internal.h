@@ -217,6 +217,11 @@ clcnn_status cc_resize_info_of(const clcnn_graph *g, const cc_gnode *n, cc_resiz
 /* "linear, half_pixel" / "nearest (floor), asymmetric" for node listings. */
 void cc_node_describe_resize(const cc_gnode *n, char *desc, size_t cap);
 
+/* Input i of node n (after resolution), NULL when absent or past its inputs. */
+static inline const cc_gvalue *cc_node_in(const clcnn_graph *g, const cc_gnode *n, int i) {
+    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
+}
+
 /* lib/graph/graph.c */
 int cc_graph_find(const clcnn_graph *g, const char *name); /* value index or -1 */
 /* "[N,64,56,56]" */

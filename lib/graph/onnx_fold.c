@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name) {
+const Onnx__AttributeProto *cc_onnx_attr(const Onnx__NodeProto *n, const char *name) {
     for (size_t i = 0; i < n->n_attribute; i++)
         if (n->attribute[i] && n->attribute[i]->name && !strcmp(n->attribute[i]->name, name))
             return n->attribute[i];
@@ -18,7 +18,7 @@ static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *na
 }
 
 static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t def) {
-    const Onnx__AttributeProto *a = attr(n, name);
+    const Onnx__AttributeProto *a = cc_onnx_attr(n, name);
     return a && a->has_i ? a->i : def;
 }
 
@@ -67,7 +67,7 @@ static int has_batch(const cc_htensor *t) {
 /* Axes from an attribute or an int64 input, normalised to [0, rank); 0 when invalid. */
 static int read_axes(const Onnx__NodeProto *n, cc_htensor *in, int rank, int64_t *axes,
                      int *count) {
-    const Onnx__AttributeProto *a = attr(n, "axes");
+    const Onnx__AttributeProto *a = cc_onnx_attr(n, "axes");
     *count = 0;
     if (in) {
         for (size_t i = 0; i < in->numel && i < CLCNN_GRAPH_MAX_DIMS; i++)
@@ -208,8 +208,8 @@ static int fold_slice(const Onnx__NodeProto *n, int opset, cc_htensor **in, int 
         steps[CLCNN_GRAPH_MAX_DIMS];
     int count = 0;
     if (opset < 10) {
-        const Onnx__AttributeProto *s = attr(n, "starts"), *e = attr(n, "ends"),
-                                   *ax = attr(n, "axes");
+        const Onnx__AttributeProto *s = cc_onnx_attr(n, "starts"), *e = cc_onnx_attr(n, "ends"),
+                                   *ax = cc_onnx_attr(n, "axes");
         if (!s || !e || s->n_ints != e->n_ints || s->n_ints > CLCNN_GRAPH_MAX_DIMS) return 0;
         count = (int)s->n_ints;
         for (int i = 0; i < count; i++) {
@@ -307,7 +307,7 @@ int cc_onnx_fold(const char *op, const Onnx__NodeProto *n, int opset, cc_htensor
         cc_htensor *ax_in = opset >= 13 && n_in > 1 ? in[1] : NULL;
         if (opset >= 13 && n_in > 1 && !in[1]) return 0;
         if (unsq) {
-            const Onnx__AttributeProto *a = attr(n, "axes");
+            const Onnx__AttributeProto *a = cc_onnx_attr(n, "axes");
             count = ax_in ? (int)ax_in->numel : a ? (int)a->n_ints : 0;
             rank_out = x->ndim + count;
             if (rank_out > CLCNN_GRAPH_MAX_DIMS) return 0;
@@ -361,7 +361,7 @@ int cc_onnx_fold(const char *op, const Onnx__NodeProto *n, int opset, cc_htensor
     }
     if (!strcmp(op, "ConstantOfShape")) {
         if (x->dtype != CLCNN_I64 || has_batch(x) || x->numel > CLCNN_GRAPH_MAX_DIMS) return 0;
-        const Onnx__AttributeProto *a = attr(n, "value");
+        const Onnx__AttributeProto *a = cc_onnx_attr(n, "value");
         cc_htensor v = {0};
         if (a && a->t) {
             if (cc_onnx_tensor(a->t, NULL, &v) != CLCNN_OK) return -1;

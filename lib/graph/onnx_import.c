@@ -79,13 +79,6 @@ static clcnn_status materialise(importer *im, cst *c) {
     return CLCNN_OK;
 }
 
-static const Onnx__AttributeProto *node_attr(const Onnx__NodeProto *n, const char *name) {
-    for (size_t i = 0; i < n->n_attribute; i++)
-        if (n->attribute[i] && n->attribute[i]->name && !strcmp(n->attribute[i]->name, name))
-            return n->attribute[i];
-    return NULL;
-}
-
 /* ---- graph inputs --------------------------------------------------------------------- */
 
 static clcnn_status add_inputs(importer *im, const Onnx__GraphProto *gp) {
@@ -142,11 +135,11 @@ static clcnn_status constant_node(importer *im, const Onnx__NodeProto *n, const 
                  "node '%s' (Constant) has no output", name);
     cc_htensor t = {0};
     const Onnx__AttributeProto *a;
-    if ((a = node_attr(n, "value")) && a->t) {
+    if ((a = cc_onnx_attr(n, "value")) && a->t) {
         CC_TRY(cc_onnx_tensor(a->t, im->base_dir, &t));
         t.ndim = (int)a->t->n_dims; /* scalars stay rank 0 */
-    } else if ((a = node_attr(n, "value_float")) || (a = node_attr(n, "value_int")) ||
-               (a = node_attr(n, "value_floats")) || (a = node_attr(n, "value_ints"))) {
+    } else if ((a = cc_onnx_attr(n, "value_float")) || (a = cc_onnx_attr(n, "value_int")) ||
+               (a = cc_onnx_attr(n, "value_floats")) || (a = cc_onnx_attr(n, "value_ints"))) {
         int is_float = strstr(a->name, "float") != NULL, list = a->name[strlen(a->name) - 1] == 's';
         size_t count = list ? (is_float ? a->n_floats : a->n_ints) : 1;
         CC_RETURN_IF(count == 0, CLCNN_ERR_UNSUPPORTED, "node '%s' (Constant) is empty", name);
@@ -178,8 +171,8 @@ static int shape_of(importer *im, const Onnx__NodeProto *n, const char *value, c
     const cc_gvalue *v = &im->g->vals[vi];
     int64_t start = 0, end = v->ndim;
     const Onnx__AttributeProto *a;
-    if ((a = node_attr(n, "start")) && a->has_i) start = a->i;
-    if ((a = node_attr(n, "end")) && a->has_i) end = a->i;
+    if ((a = cc_onnx_attr(n, "start")) && a->has_i) start = a->i;
+    if ((a = cc_onnx_attr(n, "end")) && a->has_i) end = a->i;
     if (start < 0) start += v->ndim;
     if (end < 0) end += v->ndim;
     start = start < 0 ? 0 : start > v->ndim ? v->ndim : start;

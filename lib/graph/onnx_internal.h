@@ -34,6 +34,8 @@ clcnn_status cc_onnx_tensor(const Onnx__TensorProto *t, const char *base_dir, cc
  * recursion has no limit). */
 clcnn_status cc_onnx_check_wire(const unsigned char *data, size_t size);
 
+/* lib/graph/onnx_fold.c: the attribute `name` of node n, NULL when absent. */
+const Onnx__AttributeProto *cc_onnx_attr(const Onnx__NodeProto *n, const char *name);
 /* lib/graph/onnx_fold.c: evaluate node n of op_type on constant inputs (in[i] NULL for
  * an absent one); 1 with the outputs filled when it could, 0 when the op (or this input,
  * e.g. one holding the symbolic batch) is not foldable, <0 on a real error (set). */

@@ -238,11 +238,11 @@ clcnn_status cc_onnx_tensor(const Onnx__TensorProto *t, const char *base_dir, cc
     out->dtype = (clcnn_dtype)dt;
     out->numel = numel;
     size_t esz = dt == CLCNN_F32 ? 4 : 8;
-    int external = t->has_data_location &&
-                   t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
+    int external =
+        t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
     /* the data's size is checked before anything of the dims' size is allocated */
-    size_t have = external              ? numel
-                  : t->has_raw_data     ? t->raw_data.len / wire
+    size_t have = external                                       ? numel
+                  : t->has_raw_data                              ? t->raw_data.len / wire
                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT ? t->n_float_data
                   : type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 ? t->n_int64_data
                                                                  : t->n_int32_data;
@@ -269,7 +269,8 @@ clcnn_status cc_onnx_tensor(const Onnx__TensorProto *t, const char *base_dir, cc
     else if (type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64)
         memcpy(data, t->int64_data, numel * 8);
     else
-        for (size_t i = 0; i < numel; i++) ((int64_t *)data)[i] = t->int32_data[i];
+        for (size_t i = 0; i < numel; i++)
+            ((int64_t *)data)[i] = t->int32_data[i];
     free(raw);
     if (s != CLCNN_OK) {
         free(data);

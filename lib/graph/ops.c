@@ -186,16 +186,12 @@ static clcnn_status parse_dropout(cc_gnode *n) {
 
 /* ---- shape inference ------------------------------------------------------------------- */
 
-static const cc_gvalue *in_val(const clcnn_graph *g, const cc_gnode *n, int i) {
-    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
-}
-
 static cc_gvalue *out_val(clcnn_graph *g, const cc_gnode *n, int i) {
     return &g->vals[n->out[i]];
 }
 
 static clcnn_status need_rank(const clcnn_graph *g, const cc_gnode *n, int i, int rank) {
-    const cc_gvalue *v = in_val(g, n, i);
+    const cc_gvalue *v = cc_node_in(g, n, i);
     char b[96];
     CC_RETURN_IF(!v, CLCNN_ERR_INVALID_ARG, "node '%s' (%s): input %d is missing", n->name,
                  cc_op_defs[n->op].name, i);
@@ -214,7 +210,7 @@ static void set_out(clcnn_graph *g, const cc_gnode *n, int i, int ndim, const in
 
 static clcnn_status infer_same(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     for (int i = 0; i < n->n_out; i++)
         set_out(g, n, i, x->ndim, x->dims);
     return CLCNN_OK;
@@ -251,7 +247,7 @@ static clcnn_status spatial_out(cc_gnode *n, int d, int64_t in, int64_t k, int64
 static clcnn_status infer_conv(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 4));
     CC_TRY(need_rank(g, n, 1, 4));
-    const cc_gvalue *x = in_val(g, n, 0), *w = in_val(g, n, 1), *b = in_val(g, n, 2);
+    const cc_gvalue *x = cc_node_in(g, n, 0), *w = cc_node_in(g, n, 1), *b = cc_node_in(g, n, 2);
     char bx[96], bw[96];
     int64_t c = x->dims[1], k = w->dims[0], grp = n->a.group;
     CC_RETURN_IF(c % grp || k % grp || w->dims[1] * grp != c, CLCNN_ERR_SHAPE,
@@ -278,7 +274,7 @@ static clcnn_status infer_conv(clcnn_graph *g, cc_gnode *n) {
 
 static clcnn_status infer_pool(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 4));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     int64_t y[4] = {x->dims[0], x->dims[1], 0, 0};
     for (int d = 0; d < 2; d++) {
         CC_RETURN_IF(n->a.pads[d] >= n->a.kernel[d] || n->a.pads[d + 2] >= n->a.kernel[d],
@@ -293,7 +289,7 @@ static clcnn_status infer_pool(clcnn_graph *g, cc_gnode *n) {
 
 static clcnn_status infer_global_pool(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 4));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     int64_t y[4] = {x->dims[0], x->dims[1], 1, 1};
     set_out(g, n, 0, 4, y);
     return CLCNN_OK;
@@ -301,12 +297,12 @@ static clcnn_status infer_global_pool(clcnn_graph *g, cc_gnode *n) {
 
 static clcnn_status infer_batchnorm(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     CC_RETURN_IF(x->ndim < 2, CLCNN_ERR_SHAPE,
                  "node '%s' (BatchNormalization): input needs at least 2 dimensions", n->name);
     for (int i = 1; i < 5; i++) {
         CC_TRY(need_rank(g, n, i, 1));
-        const cc_gvalue *p = in_val(g, n, i);
+        const cc_gvalue *p = cc_node_in(g, n, i);
         CC_RETURN_IF(p->dims[0] != x->dims[1], CLCNN_ERR_SHAPE,
                      "node '%s' (BatchNormalization): '%s' has %lld values for %lld channels",
                      n->name, p->name, (long long)p->dims[0], (long long)x->dims[1]);
@@ -322,13 +318,13 @@ static clcnn_status infer_broadcast(clcnn_graph *g, cc_gnode *n) {
     int nd = 0;
     for (int i = 0; i < n->n_in; i++) {
         CC_TRY(need_rank(g, n, i, 0));
-        if (in_val(g, n, i)->ndim > nd) nd = in_val(g, n, i)->ndim;
+        if (cc_node_in(g, n, i)->ndim > nd) nd = cc_node_in(g, n, i)->ndim;
     }
     int64_t y[CC_GMAX];
     for (int d = 0; d < nd; d++)
         y[d] = 1;
     for (int i = 0; i < n->n_in; i++) {
-        const cc_gvalue *v = in_val(g, n, i);
+        const cc_gvalue *v = cc_node_in(g, n, i);
         for (int d = 0; d < v->ndim; d++) {
             int64_t vd = v->dims[d], *yd = &y[nd - v->ndim + d];
             if (vd == 1 || vd == *yd) continue;
@@ -337,11 +333,12 @@ static clcnn_status infer_broadcast(clcnn_graph *g, cc_gnode *n) {
                 continue;
             }
             char b1[96], b2[96];
-            return cc_fail(
-                CLCNN_ERR_SHAPE, "node '%s' (%s): input shapes %s and %s do not broadcast", n->name,
-                cc_op_defs[n->op].name,
-                cc_graph_shape_str(in_val(g, n, 0)->dims, in_val(g, n, 0)->ndim, b1, sizeof b1),
-                cc_graph_shape_str(v->dims, v->ndim, b2, sizeof b2));
+            return cc_fail(CLCNN_ERR_SHAPE,
+                           "node '%s' (%s): input shapes %s and %s do not broadcast", n->name,
+                           cc_op_defs[n->op].name,
+                           cc_graph_shape_str(cc_node_in(g, n, 0)->dims, cc_node_in(g, n, 0)->ndim,
+                                              b1, sizeof b1),
+                           cc_graph_shape_str(v->dims, v->ndim, b2, sizeof b2));
         }
     }
     set_out(g, n, 0, nd, y);
@@ -358,14 +355,14 @@ static clcnn_status norm_axis(const cc_gnode *n, int64_t axis, int ndim, int *ou
 
 static clcnn_status infer_concat(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     int axis = 0;
     CC_TRY(norm_axis(n, n->a.axis, x->ndim, &axis));
     int64_t y[CC_GMAX];
     memcpy(y, x->dims, sizeof y);
     for (int i = 1; i < n->n_in; i++) {
         CC_TRY(need_rank(g, n, i, x->ndim));
-        const cc_gvalue *v = in_val(g, n, i);
+        const cc_gvalue *v = cc_node_in(g, n, i);
         for (int d = 0; d < x->ndim; d++) {
             char b1[96], b2[96];
             CC_RETURN_IF(d != axis && v->dims[d] != x->dims[d], CLCNN_ERR_SHAPE,
@@ -383,7 +380,7 @@ static clcnn_status infer_concat(clcnn_graph *g, cc_gnode *n) {
 
 static clcnn_status infer_flatten(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     int axis = 0;
     CC_TRY(norm_axis(n, n->a.axis, x->ndim, &axis));
     int64_t y[2] = {1, 1};
@@ -411,7 +408,7 @@ static clcnn_status infer_flatten(clcnn_graph *g, cc_gnode *n) {
 static clcnn_status infer_gemm(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 2));
     CC_TRY(need_rank(g, n, 1, 2));
-    const cc_gvalue *a = in_val(g, n, 0), *b = in_val(g, n, 1), *c = in_val(g, n, 2);
+    const cc_gvalue *a = cc_node_in(g, n, 0), *b = cc_node_in(g, n, 1), *c = cc_node_in(g, n, 2);
     int64_t m = a->dims[n->a.trans_a ? 1 : 0], ka = a->dims[n->a.trans_a ? 0 : 1];
     int64_t kb = b->dims[n->a.trans_b ? 1 : 0], nn = b->dims[n->a.trans_b ? 0 : 1];
     char b1[96], b2[96];
@@ -438,7 +435,7 @@ static clcnn_status infer_gemm(clcnn_graph *g, cc_gnode *n) {
 static clcnn_status infer_softmax(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
     int axis = 0;
-    CC_TRY(norm_axis(n, n->a.axis, in_val(g, n, 0)->ndim, &axis));
+    CC_TRY(norm_axis(n, n->a.axis, cc_node_in(g, n, 0)->ndim, &axis));
     return infer_same(g, n);
 }
 
@@ -515,7 +512,7 @@ const cc_op_def cc_op_defs[CC_OP_COUNT] = {
 /* ---- descriptions -------------------------------------------------------------------- */
 
 static size_t init_numel(const clcnn_graph *g, const cc_gnode *n, int i) {
-    const cc_gvalue *v = in_val(g, n, i);
+    const cc_gvalue *v = cc_node_in(g, n, i);
     return v && v->kind == CC_VAL_INIT ? v->numel : 0;
 }
 
@@ -528,7 +525,7 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
     desc[0] = '\0';
     switch (n->op) {
     case CC_OP_CONV: {
-        const cc_gvalue *w = in_val(g, n, 1);
+        const cc_gvalue *w = cc_node_in(g, n, 1);
         *params = init_numel(g, n, 1) + init_numel(g, n, 2);
         *flops = 2.0 * (double)(w->dims[0] * w->dims[1] * w->dims[2] * w->dims[3]) *
                  (double)(y->dims[2] * y->dims[3]);
@@ -547,7 +544,7 @@ void cc_node_describe(const clcnn_graph *g, const cc_gnode *n, char *desc, size_
         break;
     }
     case CC_OP_GEMM: {
-        const cc_gvalue *b = in_val(g, n, 1);
+        const cc_gvalue *b = cc_node_in(g, n, 1);
         *params = init_numel(g, n, 1) + init_numel(g, n, 2);
         *flops = 2.0 * (double)(b->dims[0] * b->dims[1]);
         snprintf(desc, cap, "%lld -> %lld", (long long)b->dims[a->trans_b ? 1 : 0],

@@ -20,12 +20,8 @@ static const char *opname(const cc_gnode *n) {
     return cc_op_defs[n->op].name;
 }
 
-static const cc_gvalue *input(const clcnn_graph *g, const cc_gnode *n, int i) {
-    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
-}
-
 static clcnn_status data_input(const clcnn_graph *g, const cc_gnode *n, const cc_gvalue **x) {
-    *x = input(g, n, 0);
+    *x = cc_node_in(g, n, 0);
     CC_RETURN_IF(!*x || (*x)->ndim < 0, CLCNN_ERR_INVALID_ARG, "node '%s' (%s): no data input",
                  n->name, opname(n));
     return CLCNN_OK;
@@ -39,7 +35,7 @@ static int has_batch(const cc_gvalue *v) {
  * form of older opsets) when the input is absent. *count = -1 when neither is given. */
 static clcnn_status const_ints(const clcnn_graph *g, const cc_gnode *n, int i, const char *attr,
                                int any_rank, const int64_t **data, int *count) {
-    const cc_gvalue *v = input(g, n, i);
+    const cc_gvalue *v = cc_node_in(g, n, i);
     const cc_gattr *a = attr ? cc_node_attr(n, attr) : NULL;
     *data = NULL;
     *count = -1;
@@ -365,7 +361,7 @@ static clcnn_status map_slice(const clcnn_graph *g, const cc_gnode *n, const cc_
 
 /* The pad value: input 2 (a float initializer of one element) or attribute value. */
 static clcnn_status pad_value(const clcnn_graph *g, const cc_gnode *n, float *value) {
-    const cc_gvalue *v = input(g, n, 2);
+    const cc_gvalue *v = cc_node_in(g, n, 2);
     if (!v) return cc_attr_float(n, "value", 0.0f, value);
     CC_RETURN_IF(v->kind != CC_VAL_INIT || v->dtype != CLCNN_F32 || v->numel != 1,
                  CLCNN_ERR_UNSUPPORTED,
@@ -537,7 +533,7 @@ clcnn_status cc_split_sizes(const clcnn_graph *g, const cc_gnode *n, int *axis,
 }
 
 clcnn_status cc_infer_split(clcnn_graph *g, cc_gnode *n) {
-    const cc_gvalue *x = input(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     int axis = 0;
     int64_t sizes[CC_SPLIT_MAX], y[CC_GMAX];
     CC_TRY(cc_split_sizes(g, n, &axis, sizes));
@@ -574,7 +570,7 @@ clcnn_status cc_infer_gather(clcnn_graph *g, cc_gnode *n) {
     const int64_t *idx;
     size_t count;
     CC_TRY(cc_gather_indices(g, n, &axis, &idx, &count));
-    const cc_gvalue *x = input(g, n, 0), *iv = input(g, n, 1);
+    const cc_gvalue *x = cc_node_in(g, n, 0), *iv = cc_node_in(g, n, 1);
     int ny = x->ndim - 1 + iv->ndim;
     CC_RETURN_IF(ny > CC_GMAX, CLCNN_ERR_UNSUPPORTED,
                  "node '%s' (Gather): %d dimensions (at most %d)", n->name, ny, CC_GMAX);

@@ -7,10 +7,6 @@
 
 #include <string.h>
 
-static const cc_gvalue *in_val(const clcnn_graph *g, const cc_gnode *n, int i) {
-    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
-}
-
 static void set_out(clcnn_graph *g, const cc_gnode *n, int ndim, const int64_t *dims) {
     cc_gvalue *y = &g->vals[n->out[0]];
     y->ndim = ndim;
@@ -19,7 +15,7 @@ static void set_out(clcnn_graph *g, const cc_gnode *n, int ndim, const int64_t *
 
 static clcnn_status need_input(const clcnn_graph *g, const cc_gnode *n, int i, int min_rank,
                                int max_rank) {
-    const cc_gvalue *v = in_val(g, n, i);
+    const cc_gvalue *v = cc_node_in(g, n, i);
     char b[96];
     CC_RETURN_IF(!v, CLCNN_ERR_INVALID_ARG, "node '%s' (%s): input %d is missing", n->name,
                  cc_op_defs[n->op].name, i);
@@ -43,7 +39,7 @@ clcnn_status cc_parse_matmul(cc_gnode *n) {
 clcnn_status cc_infer_matmul(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_input(g, n, 0, 1, CC_GMAX));
     CC_TRY(need_input(g, n, 1, 1, CC_GMAX));
-    const cc_gvalue *a = in_val(g, n, 0), *b = in_val(g, n, 1);
+    const cc_gvalue *a = cc_node_in(g, n, 0), *b = cc_node_in(g, n, 1);
     char b1[96], b2[96];
     int64_t m = a->ndim == 1 ? 1 : a->dims[a->ndim - 2], ka = a->dims[a->ndim - 1];
     int64_t kb = b->ndim == 1 ? b->dims[0] : b->dims[b->ndim - 2];
@@ -145,11 +141,11 @@ static clcnn_status reduce_mask(cc_gnode *n, const cc_gvalue *axes, int ndim, un
 
 clcnn_status cc_infer_reduce(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_input(g, n, 0, 1, CC_GMAX));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     unsigned mask = 0;
     /* re-derive from the attributes: infer may run more than once (graph check, clone) */
     CC_TRY(cc_parse_reduce(n));
-    CC_TRY(reduce_mask(n, in_val(g, n, 1), x->ndim, &mask));
+    CC_TRY(reduce_mask(n, cc_node_in(g, n, 1), x->ndim, &mask));
     int64_t y[CC_GMAX];
     int nd = 0;
     for (int d = 0; d < x->ndim; d++) {
@@ -190,7 +186,7 @@ clcnn_status cc_parse_lrn(cc_gnode *n) {
 /* (n, c, d1, ...): the output has the input's shape. */
 clcnn_status cc_infer_lrn(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_input(g, n, 0, 3, CC_GMAX));
-    const cc_gvalue *x = in_val(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     set_out(g, n, x->ndim, x->dims);
     return CLCNN_OK;
 }
@@ -201,7 +197,7 @@ void cc_node_describe_reduce(const clcnn_graph *g, const cc_gnode *n, char *desc
                              double *flops, size_t *params) {
     const cc_gvalue *y = &g->vals[n->out[0]];
     if (n->op == CC_OP_MATMUL) {
-        const cc_gvalue *a = in_val(g, n, 0), *b = in_val(g, n, 1);
+        const cc_gvalue *a = cc_node_in(g, n, 0), *b = cc_node_in(g, n, 1);
         int64_t k = a->dims[a->ndim - 1];
         /* per sample: the batch dim (when it is one) counts once */
         double outs = 1.0;

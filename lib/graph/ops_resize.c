@@ -17,10 +17,6 @@ static const char *opname(const cc_gnode *n) {
     return cc_op_defs[n->op].name;
 }
 
-static const cc_gvalue *input(const clcnn_graph *g, const cc_gnode *n, int i) {
-    return i < n->n_in && n->in[i] >= 0 ? &g->vals[n->in[i]] : NULL;
-}
-
 /* Index of the string attr's value in names[0..count), def when absent; any other value
  * is CLCNN_ERR_UNSUPPORTED naming it (cubic, tf_crop_and_resize, ...). */
 static clcnn_status attr_choice(const cc_gnode *n, const char *attr, const char *const *names,
@@ -82,7 +78,7 @@ clcnn_status cc_parse_resize(cc_gnode *n) {
 }
 
 clcnn_status cc_resize_info_of(const clcnn_graph *g, const cc_gnode *n, cc_resize_info *r) {
-    const cc_gvalue *x = input(g, n, 0);
+    const cc_gvalue *x = cc_node_in(g, n, 0);
     char b[96];
     CC_RETURN_IF(!x || x->ndim < 1, CLCNN_ERR_SHAPE, "node '%s' (%s): the input has no dims",
                  n->name, opname(n));
@@ -90,10 +86,10 @@ clcnn_status cc_resize_info_of(const clcnn_graph *g, const cc_gnode *n, cc_resiz
     const cc_gvalue *scales = NULL, *sizes = NULL;
     const float *sc = NULL;
     if (n->op == CC_OP_UPSAMPLE || n->n_in == 2) {
-        scales = input(g, n, 1);
+        scales = cc_node_in(g, n, 1);
     } else {
-        scales = input(g, n, 2);
-        sizes = input(g, n, 3);
+        scales = cc_node_in(g, n, 2);
+        sizes = cc_node_in(g, n, 3);
         if (scales && scales->kind == CC_VAL_INIT && scales->numel == 0) scales = NULL;
     }
     if (scales) {
