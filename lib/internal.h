@@ -280,6 +280,11 @@ static inline size_t cc_dim(const clcnn_tensor *t, int i) {
     return i < t->ndim ? t->shape[i] : 1;
 }
 
+/* Whether a and b (either may be NULL) share storage and their element ranges overlap;
+ * and the same except for two identical views (element-wise ops may write in place). */
+int cc_tensors_overlap(const clcnn_tensor *a, const clcnn_tensor *b);
+int cc_tensors_bad_alias(const clcnn_tensor *a, const clcnn_tensor *b);
+
 /* Check that t is non-NULL, float32 and on dev; the message names `what` and `op`. */
 clcnn_status cc_check_tensor(const clcnn_device *dev, const clcnn_tensor *t, clcnn_dtype dtype,
                              const char *op, const char *what);

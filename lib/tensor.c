@@ -239,3 +239,13 @@ clcnn_status clcnn_tensor_copy(clcnn_tensor *dst, const clcnn_tensor *src) {
     if (ev) cc_profile_commit(dst->dev, "(copy)");
     return CLCNN_OK;
 }
+
+int cc_tensors_overlap(const clcnn_tensor *a, const clcnn_tensor *b) {
+    if (!a || !b || a->storage != b->storage) return 0;
+    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
+}
+
+int cc_tensors_bad_alias(const clcnn_tensor *a, const clcnn_tensor *b) {
+    if (a && b && a->offset == b->offset && a->numel == b->numel) return 0;
+    return cc_tensors_overlap(a, b);
+}

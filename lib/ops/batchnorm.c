@@ -35,17 +35,6 @@ static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
     return buf;
 }
 
-static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
-    if (!a || !b || a->storage != b->storage) return 0;
-    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
-}
-/* Identical views are fine for element-wise outputs; partial overlap is not. */
-static int bad_alias(const clcnn_tensor *a, const clcnn_tensor *b) {
-    if (!a || !b || a->storage != b->storage) return 0;
-    if (a->offset == b->offset && a->numel == b->numel) return 0;
-    return overlaps(a, b);
-}
-
 static int same_shape(const clcnn_tensor *a, const clcnn_tensor *b) {
     if (a->ndim != b->ndim) return 0;
     for (int i = 0; i < a->ndim; i++)
@@ -249,13 +238,14 @@ clcnn_status clcnn_batchnorm_forward_train(clcnn_device *dev, const clcnn_tensor
     CC_RETURN_IF(d.n * d.hw < 2, CLCNN_ERR_SHAPE,
                  "%s: training needs more than one value per channel, x is %s", op,
                  clcnn_tensor_shape_str(x, a, sizeof a));
-    CC_RETURN_IF(bad_alias(y, x), CLCNN_ERR_INVALID_ARG, "%s: y must be x itself or not overlap it",
-                 op);
+    CC_RETURN_IF(cc_tensors_bad_alias(y, x), CLCNN_ERR_INVALID_ARG,
+                 "%s: y must be x itself or not overlap it", op);
     const clcnn_tensor *outs[] = {running_mean, running_var, save_mean, save_invstd};
     const clcnn_tensor *ins[] = {x, y, gamma, beta};
     for (int i = 0; i < 4; i++) {
         for (int j = 0; j < 4; j++)
-            CC_RETURN_IF(overlaps(outs[i], ins[j]) || (i != j && overlaps(outs[i], outs[j])),
+            CC_RETURN_IF(cc_tensors_overlap(outs[i], ins[j]) ||
+                             (i != j && cc_tensors_overlap(outs[i], outs[j])),
                          CLCNN_ERR_INVALID_ARG,
                          "%s: the running and saved statistics must not overlap each other, x, "
                          "y, gamma or beta",
@@ -309,11 +299,11 @@ clcnn_status clcnn_batchnorm_forward_infer(clcnn_device *dev, const clcnn_tensor
     CC_TRY(check_chan(dev, op, running_var, "running_var", 0, x));
     CC_RETURN_IF(!(eps >= 0.0f) || isinf(eps), CLCNN_ERR_INVALID_ARG,
                  "%s: eps %g must be finite and not negative", op, (double)eps);
-    CC_RETURN_IF(bad_alias(y, x) || overlaps(y, gamma) || overlaps(y, beta) ||
-                     overlaps(y, running_mean) || overlaps(y, running_var),
-                 CLCNN_ERR_INVALID_ARG,
-                 "%s: y must be x itself or not overlap x, and must not overlap the statistics",
-                 op);
+    CC_RETURN_IF(
+        cc_tensors_bad_alias(y, x) || cc_tensors_overlap(y, gamma) || cc_tensors_overlap(y, beta) ||
+            cc_tensors_overlap(y, running_mean) || cc_tensors_overlap(y, running_var),
+        CLCNN_ERR_INVALID_ARG,
+        "%s: y must be x itself or not overlap x, and must not overlap the statistics", op);
     char defines[32];
     reduce_wg(dev, defines);
     return apply(dev, defines, x, y, d, running_mean->storage->mem, running_mean->offset,
@@ -379,14 +369,15 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
     for (int i = 0; i < 3; i++) {
         for (int j = 0; j < 5; j++) {
             /* dx may be x or dy itself (element-wise, after the reductions) */
-            int bad = (i == 0 && j < 2) ? bad_alias(outs[i], ins[j]) : overlaps(outs[i], ins[j]);
+            int bad = (i == 0 && j < 2) ? cc_tensors_bad_alias(outs[i], ins[j])
+                                        : cc_tensors_overlap(outs[i], ins[j]);
             CC_RETURN_IF(bad, CLCNN_ERR_INVALID_ARG,
                          "%s: dx, dgamma and dbeta must not overlap the inputs (dx may be x or "
                          "dy itself)",
                          op);
         }
         for (int j = i + 1; j < 3; j++)
-            CC_RETURN_IF(overlaps(outs[i], outs[j]), CLCNN_ERR_INVALID_ARG,
+            CC_RETURN_IF(cc_tensors_overlap(outs[i], outs[j]), CLCNN_ERR_INVALID_ARG,
                          "%s: dx, dgamma and dbeta must not overlap each other", op);
     }
     if (!dx && !dgamma && !dbeta) return CLCNN_OK;

@@ -191,10 +191,8 @@ clcnn_status cc_conv2d_check_vec(const clcnn_device *dev, const char *op, const 
  * buffer at disjoint offsets are fine. */
 static clcnn_status check_no_alias(const char *op, const clcnn_tensor *out, const char *out_what,
                                    const clcnn_tensor *in, const char *in_what) {
-    CC_RETURN_IF(in && out->storage == in->storage && out->offset < in->offset + in->numel &&
-                     in->offset < out->offset + out->numel,
-                 CLCNN_ERR_INVALID_ARG, "%s: %s must not share memory with %s", op, out_what,
-                 in_what);
+    CC_RETURN_IF(cc_tensors_overlap(out, in), CLCNN_ERR_INVALID_ARG,
+                 "%s: %s must not share memory with %s", op, out_what, in_what);
     return CLCNN_OK;
 }
 

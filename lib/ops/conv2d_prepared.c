@@ -85,12 +85,6 @@ clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, co
     return CLCNN_OK;
 }
 
-/* Whether the element ranges of a and b share memory. */
-static int overlap(const clcnn_tensor *a, const clcnn_tensor *b) {
-    return a->storage == b->storage && a->offset < b->offset + b->numel &&
-           b->offset < a->offset + a->numel;
-}
-
 clcnn_status cc_conv_fwd_run(cc_conv_fwd *f, const clcnn_tensor *x, const clcnn_tensor *z,
                              clcnn_tensor *y) {
     const char *op = "conv2d prepared forward";
@@ -113,10 +107,11 @@ clcnn_status cc_conv_fwd_run(cc_conv_fwd *f, const clcnn_tensor *x, const clcnn_
         CC_RETURN_IF(memcmp(z->shape, f->y, sizeof f->y) != 0, CLCNN_ERR_SHAPE,
                      "%s: residual z is " SHAPE4 ", expected the output's " SHAPE4, op,
                      DIMS4(z->shape), DIMS4(f->y));
-        CC_RETURN_IF(overlap(z, y) && z->offset != y->offset, CLCNN_ERR_INVALID_ARG,
+        CC_RETURN_IF(cc_tensors_overlap(z, y) && z->offset != y->offset, CLCNN_ERR_INVALID_ARG,
                      "%s: residual z overlaps output y without being y itself", op);
     }
-    CC_RETURN_IF(overlap(x, y), CLCNN_ERR_INVALID_ARG, "%s: output y overlaps input x", op);
+    CC_RETURN_IF(cc_tensors_overlap(x, y), CLCNN_ERR_INVALID_ARG, "%s: output y overlaps input x",
+                 op);
     cc_conv_epilogue ep = {.b = f->b, .z = z, .act = f->act, .alpha = f->alpha};
     return f->fa->run(dev, f->state, x, &ep, y);
 }

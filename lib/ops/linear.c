@@ -59,12 +59,6 @@ int clcnn_linear_small_batch(const clcnn_device *dev, size_t n) {
     return dev ? cc_linear_use_small(dev, n) : 0;
 }
 
-/* Two tensors that share storage and whose element ranges overlap. */
-static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
-    if (!a || !b || a->storage != b->storage) return 0;
-    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
-}
-
 /* x, w (and y-like `out` with `out_name`): n, in, k from the shapes, or a shape error. */
 static clcnn_status check_xw(clcnn_device *dev, const char *op, const clcnn_tensor *x,
                              const clcnn_tensor *w, size_t *n, size_t *in, size_t *k) {
@@ -113,8 +107,8 @@ clcnn_status clcnn_linear_forward(clcnn_device *dev, const clcnn_tensor *x, cons
     CC_TRY(check_xw(dev, op, x, w, &n, &in, &k));
     if (b) CC_TRY(check_bias(dev, op, b, "b", k, w));
     CC_TRY(check_nk(dev, op, y, "y", n, k, x, w));
-    CC_RETURN_IF(overlaps(y, x) || overlaps(y, w) || overlaps(y, b), CLCNN_ERR_INVALID_ARG,
-                 "%s: y must not share memory with x, w or b", op);
+    CC_RETURN_IF(cc_tensors_overlap(y, x) || cc_tensors_overlap(y, w) || cc_tensors_overlap(y, b),
+                 CLCNN_ERR_INVALID_ARG, "%s: y must not share memory with x, w or b", op);
     CC_RETURN_IF(!fits_int(y) || (b && !fits_int(b)), CLCNN_ERR_UNSUPPORTED,
                  "%s: outputs beyond 2^31-1 elements are not supported", op);
 
@@ -161,8 +155,10 @@ clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tensor *x, con
                      clcnn_tensor_shape_str(w, s2, sizeof s2));
     }
     if (db) CC_TRY(check_bias(dev, op, db, "db", k, w));
-    CC_RETURN_IF(overlaps(dx, dy) || overlaps(dx, w) || overlaps(dw, dy) || overlaps(dw, x) ||
-                     overlaps(db, dy) || overlaps(dx, dw) || overlaps(dx, db) || overlaps(dw, db),
+    CC_RETURN_IF(cc_tensors_overlap(dx, dy) || cc_tensors_overlap(dx, w) ||
+                     cc_tensors_overlap(dw, dy) || cc_tensors_overlap(dw, x) ||
+                     cc_tensors_overlap(db, dy) || cc_tensors_overlap(dx, dw) ||
+                     cc_tensors_overlap(dx, db) || cc_tensors_overlap(dw, db),
                  CLCNN_ERR_INVALID_ARG,
                  "%s: dx, dw and db must not share memory with each other or with the inputs", op);
     CC_RETURN_IF(!fits_int(dy) || (db && !fits_int(db)), CLCNN_ERR_UNSUPPORTED,

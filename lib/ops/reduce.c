@@ -23,11 +23,6 @@ static int fits_int(const clcnn_tensor *t) {
     return t->offset <= (size_t)INT_MAX && t->numel <= (size_t)INT_MAX - t->offset;
 }
 
-static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
-    if (a->storage != b->storage) return 0;
-    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
-}
-
 /* POCL compiles once per local size: a fixed one keeps new shapes from recompiling. */
 static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
     size_t max = dev->info.max_work_group_size;
@@ -44,7 +39,7 @@ clcnn_status cc_reduce(clcnn_device *dev, cc_reduce_op op, const clcnn_tensor *x
     CC_RETURN_IF(!fits_int(x) || !fits_int(y), CLCNN_ERR_UNSUPPORTED,
                  "%s: tensors beyond 2^31-1 elements are not supported (x %s)", name,
                  clcnn_tensor_shape_str(x, a, sizeof a));
-    CC_RETURN_IF(overlaps(x, y), CLCNN_ERR_INVALID_ARG, "%s: y must not overlap x", name);
+    CC_RETURN_IF(cc_tensors_overlap(x, y), CLCNN_ERR_INVALID_ARG, "%s: y must not overlap x", name);
     /* groups of adjacent dims of the same kind (dims of 1 join any group), innermost last */
     int ks[4] = {1, 1, 1, 1}, kt[4] = {0, 0, 0, 0}, rs[4] = {1, 1, 1, 1}, rt[4] = {0, 0, 0, 0};
     int nk = 0, nr = 0, last = -1; /* last: kind of the group being grown (0 kept, 1 reduced) */
@@ -106,7 +101,7 @@ clcnn_status cc_lrn(clcnn_device *dev, const clcnn_tensor *x, int size, float al
     CC_RETURN_IF(!fits_int(x) || !fits_int(y), CLCNN_ERR_UNSUPPORTED,
                  "%s: tensors beyond 2^31-1 elements are not supported (x %s)", name,
                  clcnn_tensor_shape_str(x, a, sizeof a));
-    CC_RETURN_IF(overlaps(x, y), CLCNN_ERR_INVALID_ARG, "%s: y must not overlap x", name);
+    CC_RETURN_IF(cc_tensors_overlap(x, y), CLCNN_ERR_INVALID_ARG, "%s: y must not overlap x", name);
     CC_RETURN_IF(size < 1, CLCNN_ERR_INVALID_ARG, "%s: size %d must be >= 1", name, size);
     if (x->numel == 0) return CLCNN_OK;
     size_t n = x->shape[0], c = x->shape[1], inner = x->numel / (n * c);

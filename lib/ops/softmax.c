@@ -25,17 +25,6 @@ static const size_t *lws_1d(const clcnn_device *dev, size_t *buf) {
     return buf;
 }
 
-/* Identical views are fine for element-wise outputs; partial overlap is not. */
-static int bad_alias(const clcnn_tensor *a, const clcnn_tensor *b) {
-    if (!a || !b || a->storage != b->storage) return 0;
-    if (a->offset == b->offset && a->numel == b->numel) return 0;
-    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
-}
-static int overlaps(const clcnn_tensor *a, const clcnn_tensor *b) {
-    if (!a || !b || a->storage != b->storage) return 0;
-    return a->offset < b->offset + b->numel && b->offset < a->offset + a->numel;
-}
-
 static int same_shape(const clcnn_tensor *a, const clcnn_tensor *b) {
     if (a->ndim != b->ndim) return 0;
     for (int i = 0; i < a->ndim; i++)
@@ -76,8 +65,8 @@ clcnn_status clcnn_softmax_forward(clcnn_device *dev, const clcnn_tensor *x, clc
                  clcnn_tensor_shape_str(x, a, sizeof a));
     CC_RETURN_IF(!same_shape(x, y), CLCNN_ERR_SHAPE, "%s: y is %s but x is %s", op,
                  clcnn_tensor_shape_str(y, a, sizeof a), clcnn_tensor_shape_str(x, b, sizeof b));
-    CC_RETURN_IF(bad_alias(x, y), CLCNN_ERR_INVALID_ARG, "%s: y must be x itself or not overlap it",
-                 op);
+    CC_RETURN_IF(cc_tensors_bad_alias(x, y), CLCNN_ERR_INVALID_ARG,
+                 "%s: y must be x itself or not overlap it", op);
     CC_RETURN_IF(!fits_int(x) || !fits_int(y), CLCNN_ERR_UNSUPPORTED,
                  "%s: tensors beyond 2^31-1 elements are not supported (x %s)", op,
                  clcnn_tensor_shape_str(x, a, sizeof a));
@@ -118,13 +107,13 @@ clcnn_status clcnn_softmax_cross_entropy(clcnn_device *dev, const clcnn_tensor *
                      "%s: dlogits is %s but logits are %s", op,
                      clcnn_tensor_shape_str(dlogits, a, sizeof a),
                      clcnn_tensor_shape_str(logits, b, sizeof b));
-        CC_RETURN_IF(bad_alias(dlogits, logits) || overlaps(dlogits, labels) ||
-                         overlaps(dlogits, loss),
+        CC_RETURN_IF(cc_tensors_bad_alias(dlogits, logits) || cc_tensors_overlap(dlogits, labels) ||
+                         cc_tensors_overlap(dlogits, loss),
                      CLCNN_ERR_INVALID_ARG,
                      "%s: dlogits must be logits itself or not overlap any other argument", op);
     }
-    CC_RETURN_IF(overlaps(loss, logits) || overlaps(loss, labels), CLCNN_ERR_INVALID_ARG,
-                 "%s: loss must not overlap logits or labels", op);
+    CC_RETURN_IF(cc_tensors_overlap(loss, logits) || cc_tensors_overlap(loss, labels),
+                 CLCNN_ERR_INVALID_ARG, "%s: loss must not overlap logits or labels", op);
     CC_RETURN_IF(!fits_int(logits) || !fits_int(labels) || !fits_int(loss) ||
                      (dlogits && !fits_int(dlogits)),
                  CLCNN_ERR_UNSUPPORTED,
@@ -168,12 +157,13 @@ clcnn_status clcnn_mse_loss(clcnn_device *dev, const clcnn_tensor *pred, const c
         CC_RETURN_IF(!same_shape(dpred, pred), CLCNN_ERR_SHAPE, "%s: dpred is %s but pred is %s",
                      op, clcnn_tensor_shape_str(dpred, a, sizeof a),
                      clcnn_tensor_shape_str(pred, b, sizeof b));
-        CC_RETURN_IF(bad_alias(dpred, pred) || bad_alias(dpred, target) || overlaps(dpred, loss),
+        CC_RETURN_IF(cc_tensors_bad_alias(dpred, pred) || cc_tensors_bad_alias(dpred, target) ||
+                         cc_tensors_overlap(dpred, loss),
                      CLCNN_ERR_INVALID_ARG,
                      "%s: dpred must be pred or target itself, or not overlap them", op);
     }
-    CC_RETURN_IF(overlaps(loss, pred) || overlaps(loss, target), CLCNN_ERR_INVALID_ARG,
-                 "%s: loss must not overlap pred or target", op);
+    CC_RETURN_IF(cc_tensors_overlap(loss, pred) || cc_tensors_overlap(loss, target),
+                 CLCNN_ERR_INVALID_ARG, "%s: loss must not overlap pred or target", op);
     CC_RETURN_IF(
         !fits_int(pred) || !fits_int(target) || !fits_int(loss) || (dpred && !fits_int(dpred)),
         CLCNN_ERR_UNSUPPORTED, "%s: tensors beyond 2^31-1 elements are not supported (pred %s)", op,
