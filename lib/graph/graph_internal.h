@@ -263,6 +263,9 @@ clcnn_status cc_infer_prelu(clcnn_graph *g, cc_gnode *n);
 /* lib/graph/ops.c: attribute readers for the op files (ONNX defaults when absent; a
  * value of the wrong type is CLCNN_ERR_INVALID_ARG naming the node and attribute). */
 clcnn_status cc_attr_int(const cc_gnode *n, const char *name, int64_t def, int64_t *out);
+/* axis of an ndim-d input in [0, ndim) (negative counts from the end; Flatten also takes
+ * ndim), else CLCNN_ERR_INVALID_ARG naming the node. */
+clcnn_status cc_norm_axis(const cc_gnode *n, int64_t axis, int ndim, int *out);
 
 /* ---- data movement (lib/graph/ops_movement.c) -----------------------------------------
  * Reshape, Squeeze, Unsqueeze, Transpose, Slice, Split, Pad, Expand, Tile, Gather (and

@@ -345,7 +345,7 @@ static clcnn_status infer_broadcast(clcnn_graph *g, cc_gnode *n) {
     return CLCNN_OK;
 }
 
-static clcnn_status norm_axis(const cc_gnode *n, int64_t axis, int ndim, int *out) {
+clcnn_status cc_norm_axis(const cc_gnode *n, int64_t axis, int ndim, int *out) {
     CC_RETURN_IF(axis < -ndim || axis >= ndim + (n->op == CC_OP_FLATTEN), CLCNN_ERR_INVALID_ARG,
                  "node '%s' (%s): axis %lld is out of range for %d dimensions", n->name,
                  cc_op_defs[n->op].name, (long long)axis, ndim);
@@ -357,7 +357,7 @@ static clcnn_status infer_concat(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
     const cc_gvalue *x = cc_node_in(g, n, 0);
     int axis = 0;
-    CC_TRY(norm_axis(n, n->a.axis, x->ndim, &axis));
+    CC_TRY(cc_norm_axis(n, n->a.axis, x->ndim, &axis));
     int64_t y[CC_GMAX];
     memcpy(y, x->dims, sizeof y);
     for (int i = 1; i < n->n_in; i++) {
@@ -382,7 +382,7 @@ static clcnn_status infer_flatten(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
     const cc_gvalue *x = cc_node_in(g, n, 0);
     int axis = 0;
-    CC_TRY(norm_axis(n, n->a.axis, x->ndim, &axis));
+    CC_TRY(cc_norm_axis(n, n->a.axis, x->ndim, &axis));
     int64_t y[2] = {1, 1};
     for (int d = 0; d < x->ndim; d++) {
         int64_t *t = &y[d < axis ? 0 : 1];
@@ -435,7 +435,7 @@ static clcnn_status infer_gemm(clcnn_graph *g, cc_gnode *n) {
 static clcnn_status infer_softmax(clcnn_graph *g, cc_gnode *n) {
     CC_TRY(need_rank(g, n, 0, 0));
     int axis = 0;
-    CC_TRY(norm_axis(n, n->a.axis, cc_node_in(g, n, 0)->ndim, &axis));
+    CC_TRY(cc_norm_axis(n, n->a.axis, cc_node_in(g, n, 0)->ndim, &axis));
     return infer_same(g, n);
 }
 

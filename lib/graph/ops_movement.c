@@ -65,10 +65,7 @@ static clcnn_status const_ints(const clcnn_graph *g, const cc_gnode *n, int i, c
 
 /* Normalise axis (negative counts from the end) for rank dims and mark it in seen[]. */
 static clcnn_status mark_axis(const cc_gnode *n, int64_t axis, int rank, int *seen, int *out) {
-    CC_RETURN_IF(axis < -rank || axis >= rank, CLCNN_ERR_INVALID_ARG,
-                 "node '%s' (%s): axis %lld is out of range for %d dimensions", n->name, opname(n),
-                 (long long)axis, rank);
-    *out = (int)(axis < 0 ? axis + rank : axis);
+    CC_TRY(cc_norm_axis(n, axis, rank, out));
     CC_RETURN_IF(seen && seen[*out]++, CLCNN_ERR_INVALID_ARG,
                  "node '%s' (%s): axis %lld is given twice", n->name, opname(n), (long long)axis);
     return CLCNN_OK;

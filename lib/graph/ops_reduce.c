@@ -121,11 +121,8 @@ static clcnn_status reduce_mask(cc_gnode *n, const cc_gvalue *axes, int ndim, un
     }
     *mask = 0;
     for (int i = 0; i < a->naxes; i++) {
-        int64_t ax = a->axes[i];
-        CC_RETURN_IF(ax < -ndim || ax >= ndim, CLCNN_ERR_INVALID_ARG,
-                     "node '%s' (%s): axis %lld is out of range for %d dimensions", n->name,
-                     cc_op_defs[n->op].name, (long long)ax, ndim);
-        if (ax < 0) ax += ndim;
+        int ax;
+        CC_TRY(cc_norm_axis(n, a->axes[i], ndim, &ax));
         CC_RETURN_IF(*mask & (1u << ax), CLCNN_ERR_INVALID_ARG,
                      "node '%s' (%s): axis %lld is given twice", n->name, cc_op_defs[n->op].name,
                      (long long)a->axes[i]);
