@@ -15,14 +15,19 @@
  *        (fewer, longer work-items: CPUs); 0 = one VEC-column tile per work-item   default 0
  *   UNALIGNED_LOADS  1 = global vector loads through 4-byte-aligned vector types (one
  *        unaligned load on CPUs); 0 = vloadN                                   default 0
+ *   K3   forward: 1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its stride in
+ *        both directions (the host sets it only then; the arguments are ignored), so the
+ *        tap loops unroll and the stride branches fold (MobileNet's layers); 0 = any
+ *        geometry from the arguments                                             default 0
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
  *   z (n, c, p, q)   forward residual (has_res): y = act(conv + b + z); may be y itself
  *                    (each element is read by the work-item that writes it)
  *
- * Work-item -> output mapping: dim0 = (row tile, column tile) of the plane (QLOOP: row
- * tile only), dim1 = channel, dim2 = image; TP rows x VEC columns of one output plane
+ * Forward work-item -> output mapping: dim0 = (channel, row tile, column tile) flattened
+ * (QLOOP: no column tile), so a work-group spans channels when a plane has fewer tiles
+ * than its size (7x7 and 14x14 planes), dim1 = image; TP rows x VEC columns of one output plane
  * (QLOOP: TP rows x every column, VEC at a time). Input vectors of
  * stride-1 and stride-2 layers are vector loads (columns outside the row zeroed by a lane
  * mask); other strides and the two ends of the tensor gather element by element.
@@ -40,6 +45,12 @@
 #endif
 #ifndef UNALIGNED_LOADS
 #define UNALIGNED_LOADS 0
+#endif
+#ifndef K3
+#define K3 0
+#endif
+#if K3 && (!defined(STRIDE) || (STRIDE != 1 && STRIDE != 2))
+#error "K3 needs STRIDE 1 or 2"
 #endif
 
 #if VEC != 16 && VEC != 8 && VEC != 4
@@ -134,7 +145,9 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
                          plane + ih_last * w + iw0 + (s - 1) * dw + VEC * sw <= hi;
     if (interior) {
         __global const float *xp = x + plane + ih0 * w + iw0;
+#pragma unroll
         for (int kr = 0; kr < r; kr++) {
+#pragma unroll
             for (int ks = 0; ks < s; ks++) {
                 const float wv = wc[kr * s + ks];
                 __global const float *xk = xp + kr * dh * w + ks * dw;
@@ -155,10 +168,12 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
          * tensor's first and last): the rows outside the input are skipped, the columns
          * outside it zeroed by one lane mask per column tap, shared by all rows. The
          * clamped rows keep the loads inside the buffer. */
+#pragma unroll
         for (int ks = 0; ks < s; ks++) {
             const int c0 = iw0 + ks * dw;
             const intV col = (intV)(c0) + LANES * sw;
             const intV m = (col >= (intV)(0)) & (col < (intV)(w));
+#pragma unroll
             for (int kr = 0; kr < r; kr++) {
                 const float wv = wc[kr * s + ks];
 #pragma unroll
@@ -174,7 +189,9 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
         }
     } else {
         /* tp unrolled: the accumulators stay in registers */
+#pragma unroll
         for (int kr = 0; kr < r; kr++) {
+#pragma unroll
             for (int ks = 0; ks < s; ks++) {
                 const float wv = wc[kr * s + ks];
                 const int c0 = q0 * sw - pw + ks * dw;
@@ -243,13 +260,20 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
                                    int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
                                    int dw, int act, float alpha) {
     const int qt = QLOOP ? 1 : (q + VEC - 1) / VEC, pt = (p + TP - 1) / TP;
-    const int t = get_global_id(0), ch = get_global_id(1), ni = get_global_id(2);
-    if (t >= pt * qt || ch >= c || ni >= n) return;
+    const int ct = get_global_id(0), ni = get_global_id(1);
+    if (ct >= c * pt * qt || ni >= n) return;
+    const int ch = ct / (pt * qt), t = ct % (pt * qt);
     const int p0 = (t / qt) * TP;
     const int plane = x_off + (ni * c + ch) * h * w;
     const int lo = x_off, hi = x_off + n * c * h * w;
     __global const float *wc = wt + w_off + ch * r * s;
     const float bv = has_bias ? bias[b_off + ch] : 0.0f;
+#if K3
+    /* compile-time geometry: the inlined tile unrolls its taps */
+    r = s = 3;
+    dh = dw = 1;
+    sh = sw = STRIDE;
+#endif
 #if QLOOP
     for (int q0 = 0; q0 < q; q0 += VEC)
 #else

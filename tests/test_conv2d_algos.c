@@ -146,6 +146,11 @@ static ref_conv random_depthwise(tu_rng *rng) {
         cv.pad_w = pick(rng, 0, 3);
         cv.dilation_h = pick(rng, 1, 10) > 7 ? 2 : 1;
         cv.dilation_w = pick(rng, 1, 10) > 7 ? 2 : 1;
+        if (pick(rng, 0, 2) == 0) { /* a third: 3x3, dilation 1, stride 1 or 2 (K3 kernels) */
+            cv.r = cv.s = 3;
+            cv.stride_h = cv.stride_w = pick(rng, 1, 2);
+            cv.dilation_h = cv.dilation_w = 1;
+        }
         if (ref_conv_out(&cv)) return cv;
     }
 }
@@ -193,8 +198,13 @@ static void edge_cases(clcnn_conv_algo algo) {
         rcp_conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),      /* depthwise stride 2 */
         rcp_conv(2, 7, 10, 33, 7, 3, 3, 1, 1, 1, 7),    /* depthwise 3x3 */
         rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),      /* depthwise multiplier 2 */
+        rcp_conv(1, 5, 7, 7, 5, 3, 3, 1, 1, 1, 5),      /* depthwise 3x3 (K3), 7x7, batch 1 */
+        rcp_conv(3, 9, 14, 13, 9, 3, 3, 2, 1, 1, 9),    /* depthwise 3x3 stride 2 (K3), odd w */
+        rcp_conv(2, 11, 1, 5, 11, 3, 3, 1, 1, 1, 11),   /* depthwise 3x3 (K3), one row */
         rcp_conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),      /* groups 3 */
         rcp_conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),    /* 1x1 (plane tiles) */
+        rcp_conv(2, 3, 5, 9, 20, 1, 1, 1, 0, 1, 1),     /* 1x1 expansion (k >= 6c): 4 tiles */
+        rcp_conv(1, 2, 3, 3, 13, 1, 1, 1, 0, 1, 1),     /* expansion, fewer tiles than 4 */
         rcp_conv(2, 16, 5, 7, 40, 1, 1, 1, 0, 1, 4),    /* grouped 1x1 */
         rcp_conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),     /* 1x1 stride 2 */
         rcp_conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),      /* 1x1 with padding */

@@ -94,7 +94,7 @@ typedef struct depthwise_fwd {
     cc_conv cv;
     const clcnn_tensor *w; /* borrowed */
     char defs[64];
-    size_t gws[3], lws[3];
+    size_t gws[2], lws[2];
 } depthwise_fwd;
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
@@ -111,13 +111,19 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
     depthwise_fwd *f = state;
     f->cv = *cv;
     f->w = w;
-    snprintf(f->defs, sizeof f->defs, "QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", qloop, tp,
-             dev->info.type == CLCNN_DEVICE_CPU, vec);
-    f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec));
-    f->gws[1] = (size_t)cv->c;
-    f->gws[2] = (size_t)cv->n;
+    /* 3x3, dilation 1, equal strides 1 or 2 (MobileNet's and EfficientNet's 3x3 layers):
+     * the geometry compiled in (K3, STRIDE), its taps unrolled */
+    int k3 = cv->r == 3 && cv->s == 3 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
+             (cv->sh == 1 || cv->sh == 2);
+    snprintf(f->defs, sizeof f->defs, "K3=%d QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d",
+             k3, qloop, k3 ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
+    /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
+     * tiles) then holds 4 channels instead of 2 working items out of 8 */
+    f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec)) *
+                (size_t)cv->c;
+    f->gws[1] = (size_t)cv->n;
     f->lws[0] = dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
-    f->lws[1] = f->lws[2] = 1;
+    f->lws[1] = 1;
     return cc_conv2d_prepare(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd");
 }
 
@@ -126,7 +132,7 @@ static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_te
     const depthwise_fwd *f = state;
     const cc_conv *cv = &f->cv;
     const clcnn_tensor *w = f->w, *b = ep->b, *z = ep->z;
-    return cc_launch(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd", 3, f->gws, f->lws,
+    return cc_launch(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd", 2, f->gws, f->lws,
                      CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                              CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
                              CC_ARGS_OPT(b, w->storage->mem), CC_ARGS_OPT(z, w->storage->mem),
