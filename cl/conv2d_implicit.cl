@@ -142,21 +142,25 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
                       int xstride) {
     const int hw = h * w;
     if (plane) { /* 1x1, stride 1, no padding: row ci is x[ci] at positions j0.. */
-        const int full = j0 + 16 <= pq;
+        if (j0 + 16 <= pq) {
+            for (int ci = ci0; ci < ci1; ci++)
+                vstore16(vload16(0, x + xc_off + ci * hw + j0), ci - ci0, strip);
+            return;
+        }
+        /* The tile runs on into the next images (left: lanes before the end of x): each
+         * lane's offset from the image's channel, once per tile (7x7 planes: a third of
+         * the tiles; two divisions per lane and row made them 3x the cost of the others) */
+        int off[16];
+        for (int l = 0; l < 16; l++) {
+            const int jj = j0 + l;
+            off[l] = l < left ? (jj / pq) * xstride + jj % pq : -1;
+        }
         for (int ci = ci0; ci < ci1; ci++) {
             __global const float *src = x + xc_off + ci * hw;
-            float16 v;
-            if (full) {
-                v = vload16(0, src + j0);
-            } else { /* the tile runs on into the next images (left: lanes before the end) */
-                float t[16];
-                for (int l = 0; l < 16; l++) {
-                    const int jj = j0 + l;
-                    t[l] = l < left ? src[(jj / pq) * xstride + jj % pq] : 0.0f;
-                }
-                v = vload16(0, t);
-            }
-            vstore16(v, ci - ci0, strip);
+            float t[16];
+            for (int l = 0; l < 16; l++)
+                t[l] = off[l] >= 0 ? src[off[l]] : 0.0f;
+            vstore16(vload16(0, t), ci - ci0, strip);
         }
         return;
     }
@@ -429,6 +433,15 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                     const int left = n * pq - (t * nt + u) * 16, ystride = k * pq;
                     __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
                     __global const float *zg = z + z_off + (ni * k + g * kpg) * pq;
+                    /* a plane tile that runs on into the next images: each lane's offset
+                     * from its channel's plane in image ni, once for the TM channels */
+                    const int full = !plane || j0 + 16 <= pq;
+                    int off[16];
+                    if (!full)
+                        for (int l = 0; l < 16; l++) {
+                            const int jj = j0 + l;
+                            off[l] = l < left ? (jj / pq) * ystride + jj % pq : -1;
+                        }
 #pragma unroll
                     for (int tm = 0; tm < TM; tm++) {
                         const int m = m0 + tm;
@@ -439,17 +452,13 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                         const int add = !first || has_res;
                         float16 v = acc[tn][tm];
                         if (plane) {
-                            const int full = j0 + 16 <= pq;
                             if (add) {
                                 if (full) {
                                     v += vload16(0, base + j0);
                                 } else {
                                     float o[16];
-                                    for (int l = 0; l < 16; l++) {
-                                        const int jj = j0 + l;
-                                        o[l] =
-                                            l < left ? base[(jj / pq) * ystride + jj % pq] : 0.0f;
-                                    }
+                                    for (int l = 0; l < 16; l++)
+                                        o[l] = off[l] >= 0 ? base[off[l]] : 0.0f;
                                     v += vload16(0, o);
                                 }
                             }
@@ -462,10 +471,8 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                             } else {
                                 float o[16];
                                 vstore16(v, 0, o);
-                                for (int l = 0; l < 16 && l < left; l++) {
-                                    const int jj = j0 + l;
-                                    ym[(jj / pq) * ystride + jj % pq] = o[l];
-                                }
+                                for (int l = 0; l < 16 && l < left; l++)
+                                    ym[off[l]] = o[l];
                             }
                         } else {
                             float o[16];

@@ -320,6 +320,7 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
     }
     const char *prof = getenv("CLCNN_PROFILE");
     dev->trace = prof && *prof && strcmp(prof, "0") != 0;
+    dev->trace_steps = dev->trace && strcmp(prof, "steps") == 0;
     if (cc_verbose())
         fprintf(stderr, "clcnn: device %d: %s / %s (%s, driver %s)\n", dev->info.index,
                 dev->info.platform_name, dev->info.name, dev->info.opencl_c_version,
@@ -411,7 +412,7 @@ cl_event *cc_profile_slot(clcnn_device *dev) {
 }
 
 typedef struct cc_kernel_stat {
-    char name[64];
+    char name[192];
     double ms;
     uint64_t calls;
 } cc_kernel_stat;
@@ -445,6 +446,7 @@ static void trace_flush(clcnn_device *dev) {
 
 static void trace_add(clcnn_device *dev, const cc_span *sp, const char *what) {
     size_t k = 0;
+    if (dev->trace_label) what = dev->trace_label;
     while (k < dev->kstat_count && strcmp(dev->kstats[k].name, what) != 0)
         k++;
     if (k == dev->kstat_count) {
@@ -521,7 +523,8 @@ static void trace_report(clcnn_device *dev) {
     for (size_t k = 0; k < dev->kstat_count; k++)
         total += dev->kstats[k].ms;
     qsort(dev->kstats, dev->kstat_count, sizeof *dev->kstats, cmp_stat);
-    fprintf(stderr, "clcnn: device time per kernel on %s (CLCNN_PROFILE):\n", dev->info.name);
+    fprintf(stderr, "clcnn: device time per %s on %s (CLCNN_PROFILE):\n",
+            dev->trace_steps ? "plan step (else kernel)" : "kernel", dev->info.name);
     fprintf(stderr, "  %-40s %10s %8s %10s %6s\n", "kernel", "total ms", "calls", "ms/call", "%");
     for (size_t k = 0; k < dev->kstat_count; k++) {
         const cc_kernel_stat *st = &dev->kstats[k];

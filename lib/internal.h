@@ -133,8 +133,11 @@ struct clcnn_device {
     size_t prof_count, prof_cap;
     cl_event slot_event; /* the event of the enqueue in progress (cc_profile_slot) */
 
-    /* per-kernel trace ($CLCNN_PROFILE=1): time per kernel name, printed on close */
-    int trace;
+    /* per-kernel trace ($CLCNN_PROFILE=1): time per kernel name, printed on close;
+     * $CLCNN_PROFILE=steps: what a plan step enqueues counts under the step's label
+     * (trace_label, set by clcnn_plan_run while it enqueues the step) */
+    int trace, trace_steps;
+    const char *trace_label;
     struct cc_trace_entry *trace_pending; /* events not yet read */
     size_t trace_count, trace_cap;
     struct cc_kernel_stat *kstats;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const int64_t N = CLCNN_GRAPH_BATCH;
 
@@ -493,12 +494,73 @@ static void test_plan_errors(void **state) {
     clcnn_graph_free(g);
 }
 
+/* CLCNN_PROFILE=steps: a device opened with it reports each plan step's device time
+ * under "step I <description>" when it closes (stderr, captured here). */
+static void test_profile_steps(void **state) {
+    (void)state;
+    const char *old = getenv("CLCNN_PROFILE");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("CLCNN_PROFILE", "steps", 1);
+    clcnn_device *dev = NULL;
+    TU_OK(clcnn_device_open(getenv("CLCNN_TEST_DEVICE"), &dev));
+    if (saved) setenv("CLCNN_PROFILE", saved, 1);
+    else unsetenv("CLCNN_PROFILE");
+    free(saved);
+    dag d;
+    build_dag(&d);
+    clcnn_plan *p = NULL;
+    TU_OK(clcnn_plan_create(dev, d.g, 2, NULL, &p));
+    clcnn_tensor *x = NULL;
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 4, (size_t[]){2, 3, 7, 7}, &x));
+    TU_OK(clcnn_tensor_fill(x, 0.5f));
+    const clcnn_tensor *in = x;
+    TU_OK(clcnn_plan_run(p, &in, 1));
+    TU_OK(clcnn_plan_run(p, &in, 1));
+    char step0[192];
+    snprintf(step0, sizeof step0, "step 0 %s", clcnn_plan_step_desc(p, 0));
+    int nsteps = clcnn_plan_num_steps(p);
+    clcnn_plan_free(p);
+    clcnn_tensor_free(x);
+    free_dag(&d);
+
+    char path[] = "/tmp/clcnn-profile-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stderr);
+    int err = dup(2);
+    assert_true(err >= 0);
+    dup2(fd, 2);
+    clcnn_device_close(dev); /* prints the table */
+    fflush(stderr);
+    dup2(err, 2);
+    close(err);
+    FILE *f = fdopen(fd, "r");
+    assert_non_null(f);
+    rewind(f);
+    char line[512];
+    int header = 0, rows = 0, first = 0;
+    while (fgets(line, sizeof line, f)) {
+        header |= strstr(line, "device time per plan step") != NULL;
+        if (strstr(line, "  step ")) {
+            rows++;
+            /* each step ran twice */
+            first |= strstr(line, step0) != NULL && strstr(line, " 2 ") != NULL;
+        }
+    }
+    fclose(f);
+    unlink(path);
+    assert_true(header);
+    assert_true(first);
+    assert_true(rows >= 1 && rows <= nsteps); /* steps that are views enqueue nothing */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shape_inference),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_dag_plans),
         cmocka_unit_test(test_plan_errors),
+        cmocka_unit_test(test_profile_steps),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -492,8 +492,17 @@ static clcnn_status bind_inputs(clcnn_plan *p, const clcnn_tensor *const *inputs
 clcnn_status clcnn_plan_run(clcnn_plan *p, const clcnn_tensor *const *inputs, int n_inputs) {
     CC_RETURN_IF(!p, CLCNN_ERR_INVALID_ARG, "clcnn_plan_run: plan is NULL");
     CC_TRY(bind_inputs(p, inputs, n_inputs));
-    for (int i = 0; i < p->nsteps; i++)
-        CC_TRY(cc_step_run(p, &p->steps[i]));
+    clcnn_device *dev = p->dev;
+    for (int i = 0; i < p->nsteps; i++) {
+        char label[192];
+        if (dev->trace_steps) { /* CLCNN_PROFILE=steps: time per step, under its description */
+            snprintf(label, sizeof label, "step %d %s", i, p->steps[i].desc);
+            dev->trace_label = label;
+        }
+        clcnn_status st = cc_step_run(p, &p->steps[i]);
+        dev->trace_label = NULL;
+        CC_TRY(st);
+    }
     return CLCNN_OK;
 }
 
