@@ -503,8 +503,10 @@ static void test_profile_steps(void **state) {
     setenv("CLCNN_PROFILE", "steps", 1);
     clcnn_device *dev = NULL;
     TU_OK(clcnn_device_open(getenv("CLCNN_TEST_DEVICE"), &dev));
-    if (saved) setenv("CLCNN_PROFILE", saved, 1);
-    else unsetenv("CLCNN_PROFILE");
+    if (saved)
+        setenv("CLCNN_PROFILE", saved, 1);
+    else
+        unsetenv("CLCNN_PROFILE");
     free(saved);
     dag d;
     build_dag(&d);
