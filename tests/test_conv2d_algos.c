@@ -205,6 +205,7 @@ static void edge_cases(clcnn_conv_algo algo) {
         rcp_conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),    /* 1x1 (plane tiles) */
         rcp_conv(2, 3, 5, 9, 20, 1, 1, 1, 0, 1, 1),     /* 1x1 expansion (k >= 6c): 4 tiles */
         rcp_conv(1, 2, 3, 3, 13, 1, 1, 1, 0, 1, 1),     /* expansion, fewer tiles than 4 */
+        rcp_conv(2, 3, 23, 37, 20, 3, 3, 2, 1, 1, 1),   /* 3x3 s2 stem (K 27, k >= 6c) */
         rcp_conv(2, 16, 5, 7, 40, 1, 1, 1, 0, 1, 4),    /* grouped 1x1 */
         rcp_conv(1, 8, 9, 9, 16, 1, 1, 2, 0, 1, 1),     /* 1x1 stride 2 */
         rcp_conv(1, 4, 6, 6, 4, 1, 1, 1, 1, 1, 1),      /* 1x1 with padding */

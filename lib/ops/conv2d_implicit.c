@@ -174,13 +174,15 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
         if (!gpu && (size_t)K * mp * sizeof(float) > ((size_t)512 << 10))
             for (nt = narrow ? 3 : 4; nt > 1; nt--)
                 if ((tiles + nt - 1) / nt * (size_t)cv->groups >= enough) break;
-        /* Expansion layers with 16 vector registers (1x1, at least 6x the channels out
-         * as in: MobileNet-V2's expand layers): 4 tiles per work-item, the output channels
-         * split below when that leaves too few work-items. Their time goes to writing the
-         * wide output, and a work-item then writes 4 consecutive tiles of each plane
-         * (MobileNet-V2 batch 8: 112x112 c16 k96 6.6 -> 4.4 ms, 14x14 c96 k576 1.9 -> 1.7,
-         * 7x7 c160 k960 1.9 -> 1.5; on its projections and the 4x head it lost). */
-        if (narrow && plane && cv->kpg >= 6 * cv->cpg) nt = 4;
+        /* Expansion layers with 16 vector registers (at least 6x the channels out as in;
+         * 1x1, or a reduction of at most 32 as in 3-channel 3x3 stems): 4 tiles per
+         * work-item, the output channels split below when that leaves too few
+         * work-items. Their time goes to writing the wide output, and a work-item then
+         * writes 4 consecutive tiles of each plane (MobileNet-V2 batch 8: 112x112 c16 k96
+         * 6.6 -> 4.4 ms, 14x14 c96 k576 1.9 -> 1.7, 7x7 c160 k960 1.9 -> 1.5, the stem
+         * 3x3 s2 c3 k32 4.5 -> 3.8; VGG-16 conv1_1 5.2 -> 4.8; on MobileNet's projections,
+         * its 4x head and the 7x7 and 11x11 stems of ResNet-50 and AlexNet it lost). */
+        if (narrow && cv->kpg >= 6 * cv->cpg && (plane || K <= 32)) nt = 4;
     }
     /* whole register blocks of TN tiles per work-item */
     nt = cc_ceil_div(nt, cfg.tn) * cfg.tn;
