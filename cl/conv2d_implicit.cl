@@ -24,6 +24,9 @@
  *   TN   tiles per register block (1..4): TN tiles of a work-item share each broadcast
  *        weight of the GEMM loop (TN*TM float16 accumulators; the host uses it for
  *        pointwise layers on CPUs); a work-item's nt is a multiple of TN           default 1
+ *   NTS  1: whole plane tiles are stored with non-temporal stores where 64-byte aligned
+ *        (clang's __builtin_nontemporal_store: past the cache on CPUs; the host sets it
+ *        only on CPUs, for outputs larger than half the last-level cache)       default 0
  *
  * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
  * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the
@@ -63,6 +66,9 @@
 #endif
 #ifndef TN
 #define TN 1
+#endif
+#ifndef NTS
+#define NTS 0
 #endif
 
 #if VW != 16 && VW != 8 && VW != 4
@@ -467,6 +473,11 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                 v = ACT_VEC(float16, v, act, alpha);
                             }
                             if (full) {
+#if NTS
+                                if ((((ulong)(ym + j0)) & 63) == 0)
+                                    __builtin_nontemporal_store(v, (__global float16 *)(ym + j0));
+                                else
+#endif
                                 vstore16(v, 0, ym + j0);
                             } else {
                                 float o[16];

@@ -272,6 +272,10 @@ static clcnn_status create_on(clcnn_device *dev) {
     if (clGetDeviceInfo(dev->id, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof vw, &vw, NULL) ==
         CL_SUCCESS)
         dev->native_float_width = vw;
+    cl_ulong cache = 0;
+    if (clGetDeviceInfo(dev->id, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache, NULL) ==
+        CL_SUCCESS)
+        dev->global_cache_bytes = cache;
     return CLCNN_OK;
 }
 

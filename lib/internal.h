@@ -119,6 +119,10 @@ struct clcnn_device {
      * registers in floats (POCL: 16 with AVX-512, 8 with AVX/AVX2, 4 with SSE), which
      * sizes the register blocks of the convolution kernels (cc_cpu_f16_accumulators) */
     unsigned native_float_width;
+    /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE (0: unknown): on a CPU its last-level cache (POCL),
+     * which decides where outputs too large to stay cached are stored past the cache
+     * (the implicit GEMM's NTS) */
+    uint64_t global_cache_bytes;
 
     /* program cache (lib/program.c) */
     cc_program_entry *programs;

@@ -238,6 +238,19 @@ static void test_implicit_edges(void **state) {
     edge_cases(CLCNN_CONV_IMPLICIT_GEMM);
 }
 
+/* A 1x1 output of 21 MB, over half of the 32 MB last-level cache POCL reports on the
+ * test machines: the implicit GEMM stores its tiles with non-temporal stores (NTS), the
+ * planes not multiples of 16 floats (aligned and unaligned tiles, tiles across images),
+ * with bias and ReLU. */
+static void test_implicit_large_output(void **state) {
+    (void)state;
+    ref_conv cv = rcp_conv(2, 8, 129, 255, 80, 1, 1, 1, 0, 1, 1);
+    rcp_problem pb;
+    rcp_problem_init(&pb, &cv, 1, 1, 4242);
+    assert_true(check(&pb, CLCNN_CONV_IMPLICIT_GEMM, "large output", 0));
+    rcp_problem_free(&pb);
+}
+
 static void test_winograd_edges(void **state) {
     (void)state;
     edge_cases(CLCNN_CONV_WINOGRAD);
@@ -672,6 +685,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_implicit_sweep),
         cmocka_unit_test(test_implicit_edges),
+        cmocka_unit_test(test_implicit_large_output),
         cmocka_unit_test(test_implicit_anchors),
         cmocka_unit_test(test_implicit_variants),
         cmocka_unit_test(test_implicit_offsets_determinism),
