@@ -7,11 +7,11 @@
  * The graph keeps attributes as they were given, so a graph imported from an older opset
  * may hold forms that opset 17 spells differently. Those this file knows are rewritten
  * (attribute to input: Squeeze/Unsqueeze/ReduceSum axes, Split split, Slice
- * starts/ends/axes, Pad pads/value, Clip min/max; Resize-10 and Upsample to Resize with
- * the same coordinate rule); attributes the graph ignores are dropped; any other
- * attribute opset 17 does not define is refused, naming the node. Dropout goes out in its
- * inference form (data only). Messages are built in an arena and point into the graph;
- * nothing of the graph is copied except what is rewritten. */
+ * starts/ends/axes, Pad pads/value, Clip min/max, Dropout ratio; Resize-10 and Upsample
+ * to Resize with the same coordinate rule); attributes the graph ignores are dropped; any
+ * other attribute opset 17 does not define is refused, naming the node. Dropout goes out
+ * in its inference form (no training_mode input). Messages are built in an arena and point into the
+ * graph; nothing of the graph is copied except what is rewritten. */
 #include "graph/onnx_internal.h"
 
 #include <errno.h>
@@ -104,10 +104,11 @@ static const struct moved {
     const char *attr;
     int index;
 } moved_attrs[] = {
-    {CC_OP_SQUEEZE, "axes", 1}, {CC_OP_UNSQUEEZE, "axes", 1}, {CC_OP_REDUCESUM, "axes", 1},
-    {CC_OP_SPLIT, "split", 1},  {CC_OP_SLICE, "starts", 1},   {CC_OP_SLICE, "ends", 2},
-    {CC_OP_SLICE, "axes", 3},   {CC_OP_PAD, "pads", 1},       {CC_OP_PAD, "value", 2},
-    {CC_OP_CLIP, "min", 1},     {CC_OP_CLIP, "max", 2},       {CC_OP_UPSAMPLE, "scales", 2},
+    {CC_OP_SQUEEZE, "axes", 1},  {CC_OP_UNSQUEEZE, "axes", 1}, {CC_OP_REDUCESUM, "axes", 1},
+    {CC_OP_SPLIT, "split", 1},   {CC_OP_SLICE, "starts", 1},   {CC_OP_SLICE, "ends", 2},
+    {CC_OP_SLICE, "axes", 3},    {CC_OP_PAD, "pads", 1},       {CC_OP_PAD, "value", 2},
+    {CC_OP_CLIP, "min", 1},      {CC_OP_CLIP, "max", 2},       {CC_OP_UPSAMPLE, "scales", 2},
+    {CC_OP_DROPOUT, "ratio", 1},
 };
 
 typedef struct exporter {
@@ -407,8 +408,8 @@ static int dropped_attr(const cc_gnode *n, const cc_gattr *a, clcnn_status *s) {
             return 1;
         }
         return 0;
-    case CC_OP_DROPOUT: /* inference form: the ratio does not change the output */
-        return !strcmp(name, "ratio") || !strcmp(name, "is_test");
+    case CC_OP_DROPOUT:
+        return !strcmp(name, "is_test");
     case CC_OP_SPLIT: /* opset 18's; the graph checked it equals the outputs */
         return !strcmp(name, "num_outputs");
     case CC_OP_ADD:
@@ -519,7 +520,7 @@ static clcnn_status export_node(exporter *ex, const cc_gnode *n, Onnx__NodeProto
                  "ONNX export: node '%s' (%s) has %d inputs", n->name, node_op(n), n->n_in);
     for (int i = 0; i < n->n_in; i++)
         o.in[i] = n->in_names[i][0] ? n->in_names[i] : NULL;
-    if (n->op == CC_OP_DROPOUT) o.n_in = 1; /* inference form: ratio and mode at defaults */
+    if (n->op == CC_OP_DROPOUT && o.n_in > 2) o.n_in = 2; /* inference form: no training_mode */
     CC_TRY(reduce_axes_attr(ex, n, &o));
     CC_TRY(rewrite_resize(ex, n, &o));
     for (int i = 0; i < n->nattrs; i++) {
