@@ -417,6 +417,8 @@ static int dropped_attr(const cc_gnode *n, const cc_gattr *a, clcnn_status *s) {
     case CC_OP_MUL:
     case CC_OP_DIV: /* opset < 7: the graph broadcasts as NumPy does regardless */
         return !strcmp(name, "broadcast") || !strcmp(name, "axis");
+    case CC_OP_GEMM: /* opset < 7: C broadcasts regardless */
+        return !strcmp(name, "broadcast");
     case CC_OP_UPSAMPLE:
     case CC_OP_RESIZE: /* rewrite_resize writes the mode of the older forms */
         return (n->op == CC_OP_UPSAMPLE || n->n_in == 2) && !strcmp(name, "mode");
