@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "graph/graph_internal.h" /* initializer dtypes */
 #include "test_util.h"
 
@@ -501,6 +502,26 @@ static void test_errors(void **state) {
     signal(SIGXFSZ, old_handler);
     expect_error(s, CLCNN_ERR_IO, "left as it was");
     expect_untouched(dir);
+
+    /* an injected write failure at the first, second, a middle and the last piece the
+     * packer writes (cc_fault_count says how many a whole save writes) */
+    char counted[4200];
+    snprintf(counted, sizeof counted, "%s/counted.onnx", dir);
+    cc_fault_set(CC_FAULT_FILE_WRITE, 0);
+    TU_OK(clcnn_graph_save_onnx(g, counted));
+    uint64_t writes = cc_fault_count(CC_FAULT_FILE_WRITE);
+    assert_true(writes > 10);
+    remove(counted);
+    const uint64_t at[4] = {1, 2, writes / 2, writes};
+    for (int i = 0; i < 4; i++) {
+        cc_fault_set(CC_FAULT_FILE_WRITE, at[i]);
+        s = clcnn_graph_save_onnx(g, path);
+        int fired = cc_fault_fired(CC_FAULT_FILE_WRITE);
+        cc_fault_set(CC_FAULT_FILE_WRITE, 0);
+        assert_true(fired);
+        expect_error(s, CLCNN_ERR_IO, "left as it was");
+        expect_untouched(dir);
+    }
 
     /* and then a good save replaces it */
     TU_OK(clcnn_graph_save_onnx(g, path));

@@ -12,6 +12,7 @@
  * other attribute opset 17 does not define is refused, naming the node. Dropout goes out
  * in its inference form (no training_mode input). Messages are built in an arena and point into the
  * graph; nothing of the graph is copied except what is rewritten. */
+#include "fault.h"
 #include "graph/onnx_internal.h"
 
 #include <errno.h>
@@ -666,7 +667,11 @@ typedef struct file_sink {
 
 static void sink_append(ProtobufCBuffer *b, size_t len, const uint8_t *data) {
     file_sink *s = (file_sink *)b;
-    if (!s->err && len && fwrite(data, 1, len, s->f) != len) s->err = errno ? errno : EIO;
+    if (s->err || !len) return;
+    if (cc_fault_hit(CC_FAULT_FILE_WRITE))
+        s->err = EIO;
+    else if (fwrite(data, 1, len, s->f) != len)
+        s->err = errno ? errno : EIO;
 }
 
 /* Stream m into a new file beside path and rename it over path; on any failure the
@@ -705,6 +710,8 @@ static clcnn_status write_atomic(const Onnx__ModelProto *m, const char *path) {
     if (s != CLCNN_OK) {
         unlink(tmp);
         cc_fail_append(s, " ('%s' left as it was)", path);
+    } else {
+        cc_fsync_dir_of(path);
     }
     free(tmp);
     return s;
