@@ -146,7 +146,8 @@ CLCNN_API clcnn_status clcnn_onnx_load_tensor(const char *path, clcnn_dtype *dty
  * inference form. Written to a temporary file beside path and renamed: on failure path is
  * left as it was. Errors name the problem: CLCNN_ERR_UNSUPPORTED for an attribute or value
  * opset 17 cannot express (naming the node) or a model over protobuf's 2 GiB,
- * CLCNN_ERR_IO naming the file, CLCNN_ERR_OUT_OF_MEMORY. */
+ * CLCNN_ERR_INVALID_ARG for an unchecked graph, CLCNN_ERR_IO naming the file,
+ * CLCNN_ERR_OUT_OF_MEMORY. docs/onnx.md lists what is written and rewritten. */
 CLCNN_API clcnn_status clcnn_graph_save_onnx(const clcnn_graph *g, const char *path);
 /* The same into memory: *data (malloc'd; free() it) of *size bytes. */
 CLCNN_API clcnn_status clcnn_graph_save_onnx_memory(const clcnn_graph *g, void **data,
