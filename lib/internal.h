@@ -42,6 +42,12 @@ const char *cc_cl_error_name(cl_int err);
 /* Return from the function when the OpenCL call fails. */
 #define CC_CL_TRY(call) CC_TRY(cc_cl_status((call), #call, __FILE__, __LINE__))
 
+/* ---- files (lib/files.c) ------------------------------------------------------ */
+
+/* Best effort: sync the folder holding path, making a rename into it durable (not every
+ * file system supports it; failures are ignored). */
+void cc_fsync_dir_of(const char *path);
+
 /* ---- CLBlast (lib/blas.c): row-major SGEMM, C = alpha op(A) op(B) + beta C ------ */
 
 /* Map a CLBlast status (CLBlastStatusCode, an int) to a status. */

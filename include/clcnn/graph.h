@@ -138,6 +138,26 @@ CLCNN_API clcnn_status clcnn_onnx_load_tensor(const char *path, clcnn_dtype *dty
                                               int64_t dims[CLCNN_GRAPH_MAX_DIMS], void **data,
                                               size_t *numel);
 
+/* Write a checked graph (clcnn_graph_check) with its initializers to path as an ONNX model:
+ * opset 17, IR 8, nodes in topological order under their names, initializers as
+ * little-endian raw_data under their names (float32, int32, int64), inputs and outputs
+ * with their shapes and the batch as the symbolic dimension "N". Attribute forms of older
+ * opsets are rewritten to opset 17's (e.g. Squeeze axes as an input); Dropout goes out in
+ * inference form. Written to a temporary file beside path and renamed: on failure path is
+ * left as it was. Errors name the problem: CLCNN_ERR_UNSUPPORTED for an attribute or value
+ * opset 17 cannot express (naming the node) or a model over protobuf's 2 GiB,
+ * CLCNN_ERR_INVALID_ARG for an unchecked graph, CLCNN_ERR_IO naming the file,
+ * CLCNN_ERR_OUT_OF_MEMORY. docs/onnx.md lists what is written and rewritten. */
+CLCNN_API clcnn_status clcnn_graph_save_onnx(const clcnn_graph *g, const char *path);
+/* The same into memory: *data (malloc'd; free() it) of *size bytes. */
+CLCNN_API clcnn_status clcnn_graph_save_onnx_memory(const clcnn_graph *g, void **data,
+                                                    size_t *size);
+/* Write one ONNX TensorProto file (an ONNX test case's input_K.pb / output_K.pb) named name
+ * (NULL: unnamed) of dtype (CLCNN_F32, CLCNN_I32, CLCNN_I64) and shape dims[0..ndim)
+ * holding data (their product of elements). */
+CLCNN_API clcnn_status clcnn_onnx_save_tensor(const char *path, const char *name, clcnn_dtype dtype,
+                                              int ndim, const int64_t *dims, const void *data);
+
 /* ---- plans ------------------------------------------------------------------------ */
 
 typedef struct clcnn_plan clcnn_plan;

@@ -315,7 +315,18 @@ static clcnn_status graph_node(importer *im, const Onnx__NodeProto *n, const cha
         }
     }
 
-    for (size_t i = 0; i < n->n_input; i++) {
+    /* Dropout's ratio is an input from opset 12; a constant one becomes the attribute of
+     * the older opsets, which the graph keeps (and ONNX export writes back as the input) */
+    size_t n_in = n->n_input;
+    float ratio = 0.0f;
+    cst *rc = !strcmp(op, "Dropout") && n_in == 2 && n->input[1] && *n->input[1]
+                  ? find_const(im, n->input[1])
+                  : NULL;
+    if (rc && rc->t.dtype == CLCNN_F32 && rc->t.numel == 1 && !cc_onnx_attr(n, "ratio")) {
+        ratio = ((const float *)rc->t.data)[0];
+        n_in = 1;
+    }
+    for (size_t i = 0; i < n_in; i++) {
         ins[i] = n->input[i] ? n->input[i] : "";
         if (!*ins[i]) continue;
         cst *c = find_const(im, ins[i]);
@@ -336,8 +347,9 @@ static clcnn_status graph_node(importer *im, const Onnx__NodeProto *n, const cha
     int na = 0;
     CC_TRY(convert_attrs(n, name, attrs, strs, &na));
     CC_TRY(opset_rules(im, n, op, name, attrs, &na));
-    clcnn_status s =
-        clcnn_graph_add_node(im->g, op, name, (int)n->n_input, ins, n_out, outs, na, attrs);
+    if (n_in < n->n_input && na < 34)
+        attrs[na++] = (clcnn_attr){"ratio", CLCNN_ATTR_FLOAT, 0, ratio, NULL, NULL, 0, NULL};
+    clcnn_status s = clcnn_graph_add_node(im->g, op, name, (int)n_in, ins, n_out, outs, na, attrs);
     if (s != CLCNN_OK) return s;
     return cc_graph_infer_node(im->g, im->g->nnodes - 1);
 }

@@ -573,26 +573,6 @@ static clcnn_status write_all(int fd, const void *buf, size_t n, const char *tmp
     return CLCNN_OK;
 }
 
-/* Best effort: make the rename durable. Not every file system supports it. */
-static void fsync_dir_of(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return;
-    char *slash = strrchr(copy, '/');
-    const char *dir = ".";
-    if (slash == copy)
-        dir = "/";
-    else if (slash) {
-        *slash = '\0';
-        dir = copy;
-    }
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(copy);
-}
-
 static int json_put(json_t *obj, const char *key, json_t *v) {
     return v ? json_object_set_new(obj, key, v) : -1;
 }
@@ -774,7 +754,7 @@ clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *
     }
     free(tmp);
     tmp = NULL;
-    fsync_dir_of(path);
+    cc_fsync_dir_of(path);
 done:
     if (fd >= 0) close(fd);
     if (tmp) unlink(tmp);

@@ -13,5 +13,6 @@ int cmd_summary(int argc, char **argv);
 int cmd_visualize(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_onnx(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

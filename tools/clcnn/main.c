@@ -19,6 +19,7 @@ static const struct {
     {"visualize", cmd_visualize, "write PNGs of first-layer filters and feature maps"},
     {"tune", cmd_tune, "tune CLBlast SGEMM for a device; show/export/import the tuning file"},
     {"onnx", cmd_onnx, "ONNX models: test DIR... runs ONNX backend test cases"},
+    {"export", cmd_export, "write a checkpoint or zoo model as an ONNX file"},
 };
 
 static void usage(FILE *f) {
