@@ -1,5 +1,6 @@
 /* The reducing op kinds through plans against double references: MatMul (ranks 1-4, batch
- * broadcasting, A or B an initializer), the ten Reduce* kinds (random axes, negative axes,
+ * broadcasting, A or B an initializer), Gemm's general form (transA/transB, alpha, beta,
+ * C given per run in every broadcast shape), the ten Reduce* kinds (random axes, negative axes,
  * keepdims 0/1, axes as an initializer input, noop_with_empty_axes), Softmax / LogSoftmax
  * over every axis of ranks 2-4, LRN, and MaxPool / AveragePool with per-side pads,
  * ceil_mode and (max) dilations; seeded random shapes with odd sizes and batch 1, a
@@ -97,6 +98,79 @@ static void random_operand(tu_rng *r, operand *o, int ndim, const int64_t *dims)
     size_t n = numel(ndim, dims);
     o->data = malloc((n ? n : 1) * sizeof(float));
     tu_fill_uniform(r, o->data, n, -2.0f, 2.0f);
+}
+
+/* ---- Gemm, general form --------------------------------------------------------------------- */
+
+/* Y = alpha op(A) op(B) + beta C with A, B and C graph inputs (C of rank cr: (cm, cn), (cn) or
+ * a scalar passed as [1]), against the double reference. */
+static void check_gemm(tu_rng *r, int m, int n, int k, int ta, int tb, float alpha, float beta,
+                       int cr, int cm, int cn) {
+    int64_t ad[2] = {ta ? k : m, ta ? m : k}, bd[2] = {tb ? n : k, tb ? k : n};
+    int64_t cdims[2] = {cr == 2 ? cm : cn, cn};
+    size_t ncl = (size_t)(cr == 2 ? cm * cn : cr == 1 ? cn : 1);
+    float *a = malloc((size_t)m * k * sizeof *a), *b = malloc((size_t)k * n * sizeof *b);
+    float *c = malloc(ncl * sizeof *c);
+    tu_fill_uniform(r, a, (size_t)m * k, -1, 1);
+    tu_fill_uniform(r, b, (size_t)k * n, -1, 1);
+    tu_fill_uniform(r, c, ncl, -1, 1);
+    clcnn_graph *g = NULL;
+    TU_OK(clcnn_graph_create(&g));
+    TU_OK(clcnn_graph_add_input(g, "a", CLCNN_F32, 2, ad));
+    TU_OK(clcnn_graph_add_input(g, "b", CLCNN_F32, 2, bd));
+    TU_OK(clcnn_graph_add_input(g, "c", CLCNN_F32, cr, cr == 2 ? cdims : &cdims[1]));
+    clcnn_attr at[4] = {INT("transA", ta), INT("transB", tb), FLOAT("alpha", alpha),
+                        FLOAT("beta", beta)};
+    const char *y = "y";
+    TU_OK(
+        clcnn_graph_add_node(g, "Gemm", "gemm", 3, (const char *[]){"a", "b", "c"}, 1, &y, 4, at));
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    clcnn_plan *p = NULL;
+    TU_OK(clcnn_plan_create(tu_device(), g, 1, NULL, &p));
+    clcnn_tensor *ta_ = tu_tensor_from(2, (size_t[]){(size_t)ad[0], (size_t)ad[1]}, a);
+    clcnn_tensor *tb_ = tu_tensor_from(2, (size_t[]){(size_t)bd[0], (size_t)bd[1]}, b);
+    clcnn_tensor *tc = cr == 2 ? tu_tensor_from(2, (size_t[]){(size_t)cm, (size_t)cn}, c)
+                               : tu_tensor_from(1, (size_t[]){cr == 1 ? (size_t)cn : 1}, c);
+    const clcnn_tensor *in[3] = {ta_, tb_, tc};
+    TU_OK(clcnn_plan_run(p, in, 3));
+    float *got = tu_download(clcnn_plan_output(p, 0));
+    double *ref = malloc((size_t)m * n * sizeof *ref);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int l = 0; l < k; l++)
+                s += (double)a[ta ? l * m + i : i * k + l] * b[tb ? j * k + l : l * n + j];
+            size_t ci = cr == 2   ? (size_t)(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)
+                        : cr == 1 ? (size_t)(cn == 1 ? 0 : j)
+                                  : 0;
+            ref[i * n + j] = alpha * s + beta * c[ci];
+        }
+    char what[128];
+    snprintf(what, sizeof what, "Gemm %dx%dx%d trans %d%d alpha %g beta %g C rank %d %dx%d", m, n,
+             k, ta, tb, alpha, beta, cr, cm, cn);
+    if (!tu_close(what, got, ref, (size_t)m * n, 1e-5, 1e-4)) fail_msg("%s", what);
+    free(got);
+    free(ref);
+    clcnn_plan_free(p);
+    clcnn_graph_free(g);
+    clcnn_tensor_free(ta_);
+    clcnn_tensor_free(tb_);
+    clcnn_tensor_free(tc);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_gemm_general(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(515);
+    check_gemm(&r, 3, 5, 4, 0, 0, 1.0f, 1.0f, 2, 3, 5);    /* full C */
+    check_gemm(&r, 3, 5, 4, 1, 0, 0.5f, 2.0f, 2, 1, 5);    /* row vector, transA */
+    check_gemm(&r, 7, 2, 9, 0, 1, 1.0f, -1.5f, 2, 7, 1);   /* column vector, transB */
+    check_gemm(&r, 1, 6, 3, 1, 1, 0.25f, 1.0f, 1, 1, 6);   /* rank 1, both transposed */
+    check_gemm(&r, 4, 3, 2, 0, 0, 1.0f, 0.75f, 1, 1, 1);   /* one element */
+    check_gemm(&r, 5, 4, 6, 0, 0, 2.0f, 3.0f, 0, 1, 1);    /* 0-D scalar passed as [1] */
+    check_gemm(&r, 17, 33, 65, 1, 0, 1.0f, 1.0f, 2, 1, 1); /* [1,1], odd sizes */
 }
 
 /* ---- MatMul ------------------------------------------------------------------------------ */
@@ -686,13 +760,10 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_reduce),
-        cmocka_unit_test(test_reduce_axes_input),
-        cmocka_unit_test(test_softmax_axes),
-        cmocka_unit_test(test_lrn),
-        cmocka_unit_test(test_pool_pads_ceil),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_matmul),         cmocka_unit_test(test_gemm_general),
+        cmocka_unit_test(test_reduce),         cmocka_unit_test(test_reduce_axes_input),
+        cmocka_unit_test(test_softmax_axes),   cmocka_unit_test(test_lrn),
+        cmocka_unit_test(test_pool_pads_ceil), cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

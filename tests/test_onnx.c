@@ -328,6 +328,56 @@ static void test_shape_subgraph_folded(void **state) {
     arena_free(&md.a);
 }
 
+/* PyTorch's Linear without bias: x [N,3] MatMul Transpose(w [4,3]). The Transpose of the
+ * initializer is folded on the host (the graph holds MatMul only, with w transposed), and
+ * y equals x w^T; a perm that is no permutation is not folded, and the graph refuses it
+ * at load, naming the node. */
+static void test_transpose_folded(void **state) {
+    (void)state;
+    static const float w[12] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    for (int bad = 0; bad < 2; bad++) {
+        model md;
+        model_init(&md, 13);
+        add_input(&md, "x", 2, (int64_t[]){1, 3}, "N");
+        add_init(&md, "w", 2, (int64_t[]){4, 3}, w, 1);
+        Onnx__NodeProto *t =
+            add_node(&md, "Transpose", "wt", 1, (const char *[]){"w"}, 1, (const char *[]){"wT"});
+        attr_ints(&md, t, "perm", 2, bad ? (int64_t[]){1, 1} : (int64_t[]){1, 0});
+        add_node(&md, "MatMul", "mm", 2, (const char *[]){"x", "wT"}, 1, (const char *[]){"y"});
+        add_output(&md, "y");
+        size_t size;
+        uint8_t *buf = pack(&md, &size);
+        clcnn_graph *g = NULL;
+        if (bad) {
+            assert_int_not_equal(clcnn_graph_load_onnx_memory(buf, size, NULL, &g), CLCNN_OK);
+            assert_non_null(strstr(clcnn_last_error(), "'wt'"));
+        } else {
+            TU_OK(clcnn_graph_load_onnx_memory(buf, size, NULL, &g));
+            assert_int_equal(clcnn_graph_num_nodes(g), 1);
+            clcnn_plan *p = NULL;
+            TU_OK(clcnn_plan_create(tu_device(), g, 2, NULL, &p));
+            static const float xv[6] = {1, 0, -1, 0.5f, 2, -3};
+            clcnn_tensor *x = tu_tensor_from(2, (size_t[]){2, 3}, xv);
+            const clcnn_tensor *in = x;
+            TU_OK(clcnn_plan_run(p, &in, 1));
+            float *y = tu_download(clcnn_plan_output(p, 0));
+            for (int i = 0; i < 2; i++)
+                for (int o = 0; o < 4; o++) {
+                    float want = 0;
+                    for (int j = 0; j < 3; j++)
+                        want += xv[i * 3 + j] * w[o * 3 + j];
+                    assert_float_equal(y[i * 4 + o], want, 1e-5);
+                }
+            free(y);
+            clcnn_tensor_free(x);
+            clcnn_plan_free(p);
+            clcnn_graph_free(g);
+        }
+        free(buf);
+        arena_free(&md.a);
+    }
+}
+
 static void test_external_data(void **state) {
     (void)state;
     char *dir = tu_temp_dir("onnx-ext");
@@ -604,6 +654,7 @@ static void test_tensor_file(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_models),        cmocka_unit_test(test_shape_subgraph_folded),
+        cmocka_unit_test(test_transpose_folded),
         cmocka_unit_test(test_external_data),       cmocka_unit_test(test_hostile_fields),
         cmocka_unit_test(test_nesting_and_garbage), cmocka_unit_test(test_tensor_file),
     };

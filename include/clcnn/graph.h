@@ -182,8 +182,9 @@ CLCNN_API clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int 
 CLCNN_API void clcnn_plan_free(clcnn_plan *p);
 
 /* Run the plan: inputs[i] is graph input i, shaped as the graph says with the batch
- * filled in (float32; read, not kept after the call returns its work to the queue).
- * Outputs stay valid until the next run or clcnn_plan_free. */
+ * filled in (float32; read, not kept after the call returns its work to the queue; a 0-D
+ * input, a scalar, takes a tensor of one element, shape [1]). Outputs stay valid until
+ * the next run or clcnn_plan_free. */
 CLCNN_API clcnn_status clcnn_plan_run(clcnn_plan *p, const clcnn_tensor *const *inputs,
                                       int n_inputs);
 /* Output i of the last run (owned by the plan). */

@@ -463,7 +463,8 @@ static clcnn_status bind_inputs(clcnn_plan *p, const clcnn_tensor *const *inputs
         const cc_pvalue *pv = &p->vals[p->inputs[i]];
         const clcnn_tensor *t = inputs[i];
         CC_TRY(cc_check_tensor(p->dev, t, CLCNN_F32, "clcnn_plan_run", "input"));
-        int ok = t->ndim == pv->ndim;
+        /* a 0-D input (a scalar) takes a tensor of one element, [1] */
+        int ok = t->ndim == pv->ndim || (pv->ndim == 0 && t->ndim == 1 && t->shape[0] == 1);
         for (int d = 0; ok && d < pv->ndim; d++)
             ok = t->shape[d] == pv->shape[d];
         if (!ok) {

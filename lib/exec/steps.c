@@ -318,7 +318,8 @@ static clcnn_status run_pool(clcnn_plan *p, cc_step *s) {
 /* ---- Gemm as a fully connected layer ------------------------------------------------------- */
 
 /* The general product: Y (M, N) = alpha op(A) op(B) + beta C through CLBlast, C broadcast
- * on the host once (initializer) or scaled per run (a full (M, N) value). */
+ * on the host once (initializer) or per run (a value: copied into Y, broadcast by the
+ * strided copy xcopy when it is smaller, then scaled). */
 static clcnn_status prepare_gemm_general(clcnn_plan *p, const clcnn_graph *g, const cc_gnode *n,
                                          cc_step *s) {
     const cc_gvalue *b = cc_node_in(g, n, 1), *c = cc_node_in(g, n, 2);
@@ -357,8 +358,19 @@ static clcnn_status prepare_gemm_general(clcnn_plan *p, const clcnn_graph *g, co
             free(full);
             CC_TRY(st);
         } else {
-            if (p->vals[n->in[2]].numel != m * nn)
-                return unsupported(n, "a broadcast C computed per run");
+            /* C (cm, cn), (cn) or a scalar, each dim 1 or Y's: a strided copy into Y whose
+             * steps are 0 along the broadcast dims */
+            const cc_pvalue *cv = &p->vals[n->in[2]];
+            size_t cm = cv->ndim == 2 ? cv->shape[0] : 1;
+            size_t cn = cv->ndim >= 1 ? cv->shape[cv->ndim - 1] : 1;
+            size_t yshape[2] = {m, nn};
+            cc_copy_nd_dense(&s->xcopy, 2, yshape);
+            s->xcopy.x_stride[0] = cn;
+            s->xcopy.x_stride[1] = 1;
+            s->xcopy.lim[0] = cm;
+            s->xcopy.lim[1] = cn;
+            s->xcopy.step[0] = cm == 1 ? 0 : 1;
+            s->xcopy.step[1] = cn == 1 ? 0 : 1;
             s->in[s->n_in++] = n->in[2];
             s->c_per_run = 1;
             s->c_scale = n->a.beta;
@@ -378,7 +390,7 @@ static clcnn_status run_gemm_general(clcnn_plan *p, cc_step *s) {
     size_t k = ta ? clcnn_tensor_dim(a, 0) : clcnn_tensor_dim(a, 1);
     if (s->param[1]) CC_TRY(clcnn_tensor_copy(y, s->param[1]));
     if (s->c_per_run) {
-        CC_TRY(clcnn_tensor_copy(y, cc_plan_tensor(p, s->in[2])));
+        CC_TRY(cc_copy_nd_run(p->dev, &s->xcopy, cc_plan_tensor(p, s->in[2]), y));
         CC_TRY(clcnn_axpby(p->dev, 0.0f, y, s->c_scale, y));
     }
     return clcnn_gemm_batched(p->dev, ta, tb, m, n, k, s->gemm_alpha, a, ta ? m : k, 0, b,

@@ -67,17 +67,26 @@ static int binary_id(cc_op op) {
     }
 }
 
-/* Clip's bound from input i (an initializer of one float), else keep *bound. */
-static clcnn_status clip_bound(const clcnn_graph *g, const cc_gnode *n, int i, float *bound) {
+/* Clip's bound from input i: an initializer of one float sets *bound; a float value of
+ * one element computed per run (or a graph input) becomes the step's next input, applied
+ * after the static bounds as Max (min) or Min (max) with it (ew_src[i]: its value index,
+ * else -1). */
+static clcnn_status clip_bound(const clcnn_graph *g, const cc_gnode *n, int i, float *bound,
+                               cc_step *s) {
     const cc_gvalue *v = cc_node_in(g, n, i);
+    s->ew_src[i] = -1;
     if (!v) return CLCNN_OK;
-    if (v->kind != CC_VAL_INIT || v->dtype != CLCNN_F32) {
-        char why[160];
-        snprintf(why, sizeof why, "%s '%s' must be a float initializer", i == 1 ? "min" : "max",
-                 v->name);
+    char why[160];
+    if (v->dtype != CLCNN_F32 || v->numel != 1) {
+        snprintf(why, sizeof why, "%s '%s' must be one float", i == 1 ? "min" : "max", v->name);
         return cc_step_unsupported(n, why);
     }
-    *bound = ((const float *)v->data)[0];
+    if (v->kind == CC_VAL_INIT) {
+        *bound = ((const float *)v->data)[0];
+        return CLCNN_OK;
+    }
+    s->ew_src[i] = n->in[i];
+    s->in[s->n_in++] = n->in[i];
     return CLCNN_OK;
 }
 
@@ -89,14 +98,14 @@ clcnn_status cc_prepare_unary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, c
     s->ew_op = unary_id(n->op);
     s->alpha = n->a.alpha;
     s->ew_beta = n->a.beta;
+    s->n_in = 1;
+    s->in[0] = n->in[0];
     if (n->op == CC_OP_CLIP) {
         s->alpha = n->a.clip_min;
         s->ew_beta = n->a.clip_max;
-        CC_TRY(clip_bound(g, n, 1, &s->alpha));
-        CC_TRY(clip_bound(g, n, 2, &s->ew_beta));
+        CC_TRY(clip_bound(g, n, 1, &s->alpha, s));
+        CC_TRY(clip_bound(g, n, 2, &s->ew_beta, s));
     }
-    s->n_in = 1;
-    s->in[0] = n->in[0];
     s->out = n->out[0];
     s->inplace = 1;
     if (n->op == CC_OP_CLIP)
@@ -107,8 +116,15 @@ clcnn_status cc_prepare_unary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, c
 }
 
 clcnn_status cc_run_unary(clcnn_plan *p, cc_step *s) {
-    return cc_unary(p->dev, s->ew_op, s->alpha, s->ew_beta, cc_plan_tensor(p, s->in[0]),
-                    (clcnn_tensor *)cc_plan_tensor(p, s->out));
+    clcnn_tensor *y = (clcnn_tensor *)cc_plan_tensor(p, s->out);
+    CC_TRY(cc_unary(p->dev, s->ew_op, s->alpha, s->ew_beta, cc_plan_tensor(p, s->in[0]), y));
+    if (s->ew_op == CLCNN_UN_ID_CLIP) { /* bounds computed per run, after the static ones */
+        if (s->ew_src[1] >= 0)
+            CC_TRY(cc_binary(p->dev, CLCNN_BIN_ID_MAX, y, cc_plan_tensor(p, s->ew_src[1]), y));
+        if (s->ew_src[2] >= 0)
+            CC_TRY(cc_binary(p->dev, CLCNN_BIN_ID_MIN, y, cc_plan_tensor(p, s->ew_src[2]), y));
+    }
+    return CLCNN_OK;
 }
 
 /* Upload initializer operand v as param[*nparam] (a scalar as one element). */

@@ -133,6 +133,41 @@ static int fold_binary(const char *op, cc_htensor *a, cc_htensor *b, cc_htensor 
     return 1;
 }
 
+/* Transpose of a constant (perm, default reversed): exporters emit it on weights
+ * (PyTorch's Linear without bias as MatMul of a transposed weight). Left to the device
+ * graph (0) when perm is not a permutation or the constant is larger than folding takes. */
+static int fold_transpose(const Onnx__NodeProto *n, cc_htensor *x, cc_htensor *o) {
+    int nd = x->ndim, perm[CLCNN_GRAPH_MAX_DIMS], seen[CLCNN_GRAPH_MAX_DIMS] = {0};
+    const Onnx__AttributeProto *a = cc_onnx_attr(n, "perm");
+    if (a && a->n_ints != (size_t)nd) return 0;
+    for (int i = 0; i < nd; i++) {
+        int64_t pi = a ? a->ints[i] : nd - 1 - i;
+        if (pi < 0 || pi >= nd || seen[pi]) return 0;
+        seen[pi] = 1;
+        perm[i] = (int)pi;
+    }
+    if (x->numel > ((size_t)1 << 24)) return 0;
+    int64_t dims[CLCNN_GRAPH_MAX_DIMS];
+    size_t xs[CLCNN_GRAPH_MAX_DIMS], stride = 1; /* x's strides */
+    for (int d = nd - 1; d >= 0; d--) {
+        xs[d] = stride;
+        stride *= (size_t)x->dims[d];
+    }
+    for (int i = 0; i < nd; i++)
+        dims[i] = x->dims[perm[i]];
+    if (alloc_like(o, x->dtype, nd, dims) != CLCNN_OK) return -1;
+    size_t es = x->dtype == CLCNN_F32 ? 4 : 8, idx[CLCNN_GRAPH_MAX_DIMS] = {0};
+    for (size_t i = 0; i < o->numel; i++) { /* idx: output coordinates of element i */
+        size_t src = 0;
+        for (int d = 0; d < nd; d++)
+            src += idx[d] * xs[perm[d]];
+        memcpy((char *)o->data + i * es, (const char *)x->data + src * es, es);
+        for (int d = nd - 1; d >= 0 && ++idx[d] == (size_t)dims[d]; d--)
+            idx[d] = 0;
+    }
+    return 1;
+}
+
 static int fold_gather(const Onnx__NodeProto *n, cc_htensor *data, cc_htensor *idx, cc_htensor *o) {
     if (has_batch(idx) || idx->dtype != CLCNN_I64) return 0;
     int64_t axis = attr_i(n, "axis", 0);
@@ -298,6 +333,7 @@ int cc_onnx_fold(const char *op, const Onnx__NodeProto *n, int opset, cc_htensor
     if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
         return n_in == 2 && in[1] ? fold_binary(op, x, in[1], out) : 0;
     if (!strcmp(op, "Gather")) return n_in == 2 && in[1] ? fold_gather(n, x, in[1], out) : 0;
+    if (!strcmp(op, "Transpose")) return fold_transpose(n, x, out);
     if (!strcmp(op, "Concat")) return fold_concat(n, in, n_in, out);
     if (!strcmp(op, "Slice")) return fold_slice(n, opset, in, n_in, out);
     if (!strcmp(op, "Unsqueeze") || !strcmp(op, "Squeeze")) {

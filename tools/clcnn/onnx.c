@@ -133,15 +133,16 @@ static verdict run_set(clcnn_device *dev, clcnn_graph *g, clcnn_plan **plan, con
         }
     }
     for (int i = 0; i < nin && v == PASS; i++) {
-        size_t shape[4];
-        if (hin[i].ndim < 1 || hin[i].ndim > 4) {
+        size_t shape[4] = {1};
+        if (hin[i].ndim > 4) {
             snprintf(why, cap, "input %d has %d dimensions", i, hin[i].ndim);
             v = SKIP;
             break;
         }
         for (int d = 0; d < hin[i].ndim; d++)
             shape[d] = (size_t)hin[i].dims[d];
-        s = clcnn_tensor_create(dev, CLCNN_F32, hin[i].ndim, shape, &tin[i]);
+        /* a scalar (0-D) input goes in as one element, [1] (clcnn_plan_run takes that) */
+        s = clcnn_tensor_create(dev, CLCNN_F32, hin[i].ndim ? hin[i].ndim : 1, shape, &tin[i]);
         if (s == CLCNN_OK) s = clcnn_tensor_upload(tin[i], hin[i].data, hin[i].numel * 4);
         if (s != CLCNN_OK) {
             snprintf(why, cap, "input %d: %s", i, clcnn_last_error());
