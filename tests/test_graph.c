@@ -495,6 +495,64 @@ static void test_plan_errors(void **state) {
     clcnn_graph_free(g);
 }
 
+/* BatchNormalization alone (nothing to fold into) on (N, C), (N, C, L) and (N, C, H, W)
+ * against y = gamma (x - mean) / sqrt(var + eps) + beta per channel (dim 1). */
+static void test_batchnorm_ranks(void **state) {
+    (void)state;
+    static const int64_t shapes[3][4] = {{3, 5}, {2, 4, 7}, {2, 3, 4, 5}};
+    tu_rng r = tu_rng_seed(99);
+    for (int t = 0; t < 3; t++) {
+        int nd = t + 2;
+        int64_t c = shapes[t][1];
+        size_t numel = 1, inner = 1;
+        for (int d = 0; d < nd; d++)
+            numel *= (size_t)shapes[t][d];
+        for (int d = 2; d < nd; d++)
+            inner *= (size_t)shapes[t][d];
+        float *x = malloc(numel * sizeof *x), q[4][8];
+        tu_fill_uniform(&r, x, numel, -2, 2);
+        for (int i = 0; i < 4; i++)
+            tu_fill_uniform(&r, q[i], (size_t)c, i == 3 ? 0.5f : -1.0f, i == 3 ? 2.0f : 1.0f);
+        clcnn_graph *g = NULL;
+        TU_OK(clcnn_graph_create(&g));
+        int64_t gd[4];
+        memcpy(gd, shapes[t], sizeof gd);
+        gd[0] = N;
+        TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, nd, gd));
+        const char *pn[4] = {"gamma", "beta", "mean", "var"};
+        for (int i = 0; i < 4; i++)
+            TU_OK(clcnn_graph_add_initializer(g, pn[i], CLCNN_F32, 1, &c, q[i]));
+        clcnn_attr eps = {"epsilon", CLCNN_ATTR_FLOAT, 0, 1e-3f, NULL, NULL, 0, NULL};
+        node(g, "BatchNormalization", "bn", 5,
+             (const char *[]){"x", "gamma", "beta", "mean", "var"}, "y", 1, &eps);
+        TU_OK(clcnn_graph_add_output(g, "y"));
+        clcnn_plan *p = NULL;
+        TU_OK(clcnn_plan_create(tu_device(), g, (int)shapes[t][0], NULL, &p));
+        size_t xs[4];
+        for (int d = 0; d < nd; d++)
+            xs[d] = (size_t)shapes[t][d];
+        clcnn_tensor *xt = tu_tensor_from(nd, xs, x);
+        const clcnn_tensor *in = xt;
+        TU_OK(clcnn_plan_run(p, &in, 1));
+        float *got = tu_download(clcnn_plan_output(p, 0));
+        double *ref = malloc(numel * sizeof *ref);
+        for (size_t i = 0; i < numel; i++) {
+            size_t ch = (i / inner) % (size_t)c;
+            ref[i] =
+                q[0][ch] * ((double)x[i] - q[2][ch]) / sqrt((double)q[3][ch] + 1e-3) + q[1][ch];
+        }
+        char what[64];
+        snprintf(what, sizeof what, "BatchNormalization rank %d", nd);
+        if (!tu_close(what, got, ref, numel, 1e-5, 1e-5)) fail_msg("%s", what);
+        free(got);
+        free(ref);
+        free(x);
+        clcnn_tensor_free(xt);
+        clcnn_plan_free(p);
+        clcnn_graph_free(g);
+    }
+}
+
 /* CLCNN_PROFILE=steps: a device opened with it reports each plan step's device time
  * under "step I <description>" when it closes (stderr, captured here). */
 static void test_profile_steps(void **state) {
@@ -559,11 +617,9 @@ static void test_profile_steps(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_shape_inference),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_dag_plans),
-        cmocka_unit_test(test_plan_errors),
-        cmocka_unit_test(test_profile_steps),
+        cmocka_unit_test(test_shape_inference), cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_dag_plans),       cmocka_unit_test(test_plan_errors),
+        cmocka_unit_test(test_profile_steps),   cmocka_unit_test(test_batchnorm_ranks),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -208,9 +208,9 @@ static clcnn_status prepare_batchnorm(clcnn_plan *p, const clcnn_graph *g, cc_st
                                       const int *absorbed, int na) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
     const cc_gvalue *x = cc_node_in(g, n, 0);
-    CC_RETURN_IF(x->ndim != 2 && x->ndim != 4, CLCNN_ERR_UNSUPPORTED,
+    CC_RETURN_IF(x->ndim < 2 || x->ndim > 4, CLCNN_ERR_UNSUPPORTED,
                  "clcnn_plan_create: node '%s' (BatchNormalization): input of %d dimensions "
-                 "(2 or 4 supported)",
+                 "(2, 3 or 4 supported)",
                  n->name, x->ndim);
     s->n_in = 1;
     s->in[0] = n->in[0];
@@ -236,8 +236,20 @@ static clcnn_status run_batchnorm(clcnn_plan *p, cc_step *s) {
     const clcnn_tensor *q[4];
     for (int i = 0; i < 4; i++)
         q[i] = s->param[i] ? s->param[i] : cc_plan_tensor(p, s->in[i + 1]);
-    return clcnn_batchnorm_forward_infer(p->dev, cc_plan_tensor(p, s->in[0]), q[0], q[1], q[2],
-                                         q[3], s->eps, (clcnn_tensor *)cc_plan_tensor(p, s->out));
+    const clcnn_tensor *x = cc_plan_tensor(p, s->in[0]);
+    clcnn_tensor *y = (clcnn_tensor *)cc_plan_tensor(p, s->out);
+    if (clcnn_tensor_ndim(x) != 3)
+        return clcnn_batchnorm_forward_infer(p->dev, x, q[0], q[1], q[2], q[3], s->eps, y);
+    /* (N, C, L) as (N, C, L, 1): PyTorch's BatchNorm1d on sequences */
+    size_t shape[4] = {clcnn_tensor_dim(x, 0), clcnn_tensor_dim(x, 1), clcnn_tensor_dim(x, 2), 1};
+    clcnn_tensor *xv = NULL, *yv = NULL;
+    clcnn_status st = clcnn_tensor_view(x, 4, shape, &xv);
+    if (st == CLCNN_OK) st = clcnn_tensor_view(y, 4, shape, &yv);
+    if (st == CLCNN_OK)
+        st = clcnn_batchnorm_forward_infer(p->dev, xv, q[0], q[1], q[2], q[3], s->eps, yv);
+    clcnn_tensor_free(xv);
+    clcnn_tensor_free(yv);
+    return st;
 }
 
 /* ---- activations -------------------------------------------------------------------- */
