@@ -319,6 +319,14 @@ static void run_conv_pads(const int *pads, const char *auto_pad, int st, int bn_
              p[3], auto_pad ? auto_pad : "", st, bn_relu ? " +BN+Relu" : "",
              w_input ? " weights per run" : "", clcnn_plan_step_desc(pl, 0));
     if (!tu_close(what, got, ref, (size_t)n * k * oh * ow, 1e-4, 1e-4)) fail_msg("%s", what);
+    /* per-side pads: the padded copy of x is the step's buffer, reported as scratch */
+    clcnn_plan_memory mem;
+    clcnn_plan_get_memory(pl, &mem);
+    if (p[0] != p[2] || p[1] != p[3])
+        assert_int_equal(mem.scratch_bytes,
+                         (size_t)n * c * (h + p[0] + p[2]) * (wd + p[1] + p[3]) * sizeof(float));
+    else
+        assert_int_equal(mem.scratch_bytes, 0);
     free(got);
     free(ref);
     clcnn_tensor_free(xt);

@@ -198,6 +198,8 @@ typedef struct clcnn_plan_memory {
     size_t param_bytes;      /* parameters after folding, before algorithm-specific layouts */
     int steps;               /* kernel steps per run after fusion */
     int fused_batchnorm, fused_activation, fused_add; /* nodes folded into convolutions */
+    size_t scratch_bytes; /* buffers steps keep besides the activations: a Conv with per-side
+                           * pads its padded input, a ConvTranspose its uncropped output */
 } clcnn_plan_memory;
 CLCNN_API void clcnn_plan_get_memory(const clcnn_plan *p, clcnn_plan_memory *out);
 

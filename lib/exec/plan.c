@@ -436,6 +436,7 @@ clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
         for (int k = 0; k < 4; k++)
             if (st->param[k])
                 p->mem.param_bytes += clcnn_tensor_numel(st->param[k]) * sizeof(float);
+        if (st->scratch) p->mem.scratch_bytes += clcnn_tensor_numel(st->scratch) * sizeof(float);
     }
     *out = p;
     return CLCNN_OK;

@@ -96,6 +96,10 @@ static clcnn_status print_plan(clcnn_device *dev, clcnn_graph *g, int batch, int
     printf("parameters: %.2f MB after folding (convolution algorithms may keep them in "
            "another layout)\n",
            mem.param_bytes / 1e6);
+    if (mem.scratch_bytes)
+        printf("step buffers: %.2f MB (padded inputs of convolutions with per-side pads, "
+               "uncropped transposed convolutions)\n",
+               mem.scratch_bytes / 1e6);
     if (steps)
         for (int i = 0; i < clcnn_plan_num_steps(p); i++)
             printf("  step %-4d %s\n", i, clcnn_plan_step_desc(p, i));
