@@ -53,12 +53,15 @@ int tu_run_group_tests(const char *group, const struct CMUnitTest *tests, size_t
     if (!only || !*only) return _cmocka_run_group_tests(group, tests, count, setup, teardown);
     struct CMUnitTest *keep = malloc((count ? count : 1) * sizeof *keep);
     if (!keep) return 1;
-    size_t n = 0;
+    size_t n = 0, named = 1;
     for (size_t i = 0; i < count; i++)
         if (in_list(only, tests[i].name)) keep[n++] = tests[i];
+    for (const char *c = only; *c; c++)
+        named += *c == ',';
     int rc = 1;
-    if (n == 0)
-        fprintf(stderr, "%s: no test named in CLCNN_TEST_ONLY=%s\n", group, only);
+    if (n != named) /* a name that is no test here: a typo or a renamed test */
+        fprintf(stderr, "%s: CLCNN_TEST_ONLY=%s names %zu tests, %zu of them here\n", group, only,
+                named, n);
     else
         rc = _cmocka_run_group_tests(group, keep, n, setup, teardown);
     free(keep);

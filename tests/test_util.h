@@ -27,7 +27,8 @@ int tu_small(void);
 size_t tu_small_count(size_t full, size_t small);
 /* $CLCNN_TEST_ONLY (a comma-separated list of test function names): every test binary
  * runs only those of its tests (tests/oclgrind/tests.txt picks what a simulator has time
- * for); unset or empty: all. cmocka_run_group_tests goes through this filter. */
+ * for); unset or empty: all. A name that is no test of the binary fails it (exit 1).
+ * cmocka_run_group_tests goes through this filter. */
 int tu_run_group_tests(const char *group, const struct CMUnitTest *tests, size_t count,
                        CMFixtureFunction setup, CMFixtureFunction teardown);
 #undef cmocka_run_group_tests
