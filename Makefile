@@ -5,6 +5,12 @@
 #   make sweep           the full perf sweep (perf/sweep.sh) into perf/results/<date>-<device>
 #   make test-sanitize   the whole suite under ASan + UBSan (+ LSan) in build-sanitize
 #   make fuzz            the libFuzzer harnesses of tests/fuzz, FUZZ_SECONDS each
+#   make test-oclgrind   the kernel-level tests on Oclgrind's simulated device (Debian's
+#                        oclgrind, installed for this target): every memory access, barrier
+#                        and data race checked, as a GPU (CLCNN_DEVICE_CLASS=gpu, also with
+#                        a 256-item work-group limit and 48 KiB of local memory) and as a
+#                        CPU; prints every kernel and define set launched and fails on any
+#                        Oclgrind report or kernel of cl/ left unrun (tests/oclgrind/run.sh)
 
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -17,7 +23,7 @@ PACKAGES := cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers libclbla
 	libjpeg62-turbo-dev \
 	dataset-fashion-mnist
 
-.PHONY: all deps build test train perf sweep clean test-sanitize fuzz fuzz-deps
+.PHONY: all deps build test train perf sweep clean test-sanitize fuzz fuzz-deps test-oclgrind
 
 all: build
 
@@ -90,3 +96,11 @@ fuzz-deps:
 
 fuzz: deps fuzz-deps
 	tests/fuzz/run.sh --build build-fuzz --seconds $(FUZZ_SECONDS)
+
+# ---- Oclgrind: the kernels on a simulated device ------------------------------------------
+# Oclgrind's ICD goes into a private vendors folder (BUILD/oclgrind/vendors, OCL_ICD_VENDORS),
+# so the system's drivers stay as they are; its binaries get their own cache
+# (BUILD/oclgrind/cache). The tests and the runs each takes part in: tests/oclgrind/tests.txt.
+test-oclgrind: build
+	@$(MAKE) --no-print-directory deps PACKAGES=oclgrind
+	tests/oclgrind/run.sh -b $(BUILD) -j $(JOBS)

@@ -279,9 +279,31 @@ static clcnn_status create_on(clcnn_device *dev) {
     return CLCNN_OK;
 }
 
+/* $CLCNN_DEVICE_CLASS (development and tests): "gpu" or "cpu" makes every choice the
+ * library makes by device type (tile tables, algorithm rules, local sizes, kernel
+ * families) as for that class, whatever the driver reports; unset or empty: the driver's
+ * type. Oclgrind reports every type at once, so this is how its runs take each side. */
+static clcnn_status device_class(clcnn_device_type *out) {
+    *out = 0;
+    const char *v = getenv("CLCNN_DEVICE_CLASS");
+    if (!v || !*v) return CLCNN_OK;
+    if (strcasecmp(v, "gpu") == 0)
+        *out = CLCNN_DEVICE_GPU;
+    else if (strcasecmp(v, "cpu") == 0)
+        *out = CLCNN_DEVICE_CPU;
+    else
+        return cc_fail(CLCNN_ERR_INVALID_ARG,
+                       "CLCNN_DEVICE_CLASS is '%s': it must be 'gpu' or 'cpu' (or unset, for the "
+                       "type the driver reports)",
+                       v);
+    return CLCNN_OK;
+}
+
 clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
     CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_device_open: out is NULL");
     *out = NULL;
+    clcnn_device_type forced = 0;
+    CC_TRY(device_class(&forced));
     found *f = malloc(sizeof *f);
     CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_device_open: out of host memory");
     clcnn_status s = discover(f);
@@ -315,6 +337,7 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
     dev->platform = f->platform[pick];
     dev->id = f->device[pick];
     dev->info = f->info[pick];
+    if (forced) dev->info.type = forced; /* selection above used the driver's type */
     free(f);
     s = create_on(dev);
     if (s != CLCNN_OK) {
@@ -326,9 +349,9 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
     dev->trace = prof && *prof && strcmp(prof, "0") != 0;
     dev->trace_steps = dev->trace && strcmp(prof, "steps") == 0;
     if (cc_verbose())
-        fprintf(stderr, "clcnn: device %d: %s / %s (%s, driver %s)\n", dev->info.index,
+        fprintf(stderr, "clcnn: device %d: %s / %s (%s, driver %s)%s%s\n", dev->info.index,
                 dev->info.platform_name, dev->info.name, dev->info.opencl_c_version,
-                dev->info.driver_version);
+                dev->info.driver_version, forced ? "; as a " : "", forced ? type_name(forced) : "");
     *out = dev;
     return CLCNN_OK;
 }

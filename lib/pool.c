@@ -1,6 +1,11 @@
 /* A caching buffer pool per device: freed buffers are kept and handed out again for
  * requests of a similar size (best fit, at most 2x the request), so a training step
- * that frees and re-creates the same tensors creates no cl_mem after the first step. */
+ * that frees and re-creates the same tensors creates no cl_mem after the first step.
+ *
+ * $CLCNN_POOL_EXACT=1 (development and tests, read when the pool is created): every
+ * buffer is exactly the size asked for and is handed out again only for that size, so
+ * an access one element past a tensor leaves its cl_mem, where Oclgrind (make
+ * test-oclgrind) sees it; the usual rounding and reuse would hide it. */
 #include "fault.h"
 #include "internal.h"
 
@@ -14,10 +19,14 @@ struct cc_pool {
     cc_storage **free_list; /* unused buffers, owned by the pool */
     size_t nfree, cap;
     clcnn_pool_stats stats;
+    int exact; /* $CLCNN_POOL_EXACT */
 };
 
 static cc_pool *get_pool(clcnn_device *dev) {
-    if (!dev->pool) dev->pool = calloc(1, sizeof *dev->pool);
+    if (!dev->pool && (dev->pool = calloc(1, sizeof *dev->pool)) != NULL) {
+        const char *e = getenv("CLCNN_POOL_EXACT");
+        dev->pool->exact = e && *e && strcmp(e, "0") != 0;
+    }
     return dev->pool;
 }
 
@@ -26,12 +35,12 @@ clcnn_status cc_pool_acquire(clcnn_device *dev, size_t bytes, cc_storage **out) 
     CC_RETURN_IF(!p, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory creating the buffer pool");
     CC_RETURN_IF(bytes > SIZE_MAX - ALIGN_BYTES, CLCNN_ERR_OUT_OF_MEMORY,
                  "cannot allocate %zu bytes on %s", bytes, dev->info.name);
-    size_t want = (bytes + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
-    if (want == 0) want = ALIGN_BYTES;
-    size_t best = (size_t)-1;
+    size_t want = p->exact ? bytes : (bytes + ALIGN_BYTES - 1) / ALIGN_BYTES * ALIGN_BYTES;
+    if (want == 0) want = p->exact ? sizeof(float) : ALIGN_BYTES;
+    size_t best = (size_t)-1, most = p->exact ? want : 2 * want;
     for (size_t i = 0; i < p->nfree; i++) {
         size_t b = p->free_list[i]->bytes;
-        if (b >= want && b <= 2 * want && (best == (size_t)-1 || b < p->free_list[best]->bytes))
+        if (b >= want && b <= most && (best == (size_t)-1 || b < p->free_list[best]->bytes))
             best = i;
     }
     if (best != (size_t)-1) {

@@ -30,6 +30,7 @@
 typedef struct cc_kernel_entry {
     char *name;
     cl_kernel kernel;
+    int launched; /* set at the first launch ($CLCNN_TRACE_KERNELS writes its line then) */
     struct cc_kernel_entry *next;
 } cc_kernel_entry;
 
@@ -528,16 +529,18 @@ clcnn_status cc_program_get(clcnn_device *dev, const char *file, const char *def
     return CLCNN_OK;
 }
 
-clcnn_status cc_kernel_get(clcnn_device *dev, const char *file, const char *defines,
-                           const char *kernel, cl_kernel *out) {
+/* The cached kernel of (file, defines, kernel) and the program it belongs to. */
+static clcnn_status kernel_entry(clcnn_device *dev, const char *file, const char *defines,
+                                 const char *kernel, cc_program_entry **pe, cc_kernel_entry **out) {
     cl_program prog = NULL;
     CC_TRY(cc_program_get(dev, file, defines, &prog));
     cc_program_entry *e = dev->programs;
     while (e && e->program != prog)
         e = e->next;
+    *pe = e;
     for (cc_kernel_entry *k = e->kernels; k; k = k->next) {
         if (strcmp(k->name, kernel) == 0) {
-            *out = k->kernel;
+            *out = k;
             return CLCNN_OK;
         }
     }
@@ -556,15 +559,50 @@ clcnn_status cc_kernel_get(clcnn_device *dev, const char *file, const char *defi
     k->kernel = kern;
     k->next = e->kernels;
     e->kernels = k;
-    *out = kern;
+    *out = k;
     return CLCNN_OK;
+}
+
+clcnn_status cc_kernel_get(clcnn_device *dev, const char *file, const char *defines,
+                           const char *kernel, cl_kernel *out) {
+    cc_program_entry *e = NULL;
+    cc_kernel_entry *k = NULL;
+    CC_TRY(kernel_entry(dev, file, defines, kernel, &e, &k));
+    *out = k->kernel;
+    return CLCNN_OK;
+}
+
+/* $CLCNN_TRACE_KERNELS=FILE (development and tests): every process appends one line per
+ * distinct kernel it launches, "file kernel DEFINES..." (the build options without
+ * -cl-std), the first time it launches it; tests/oclgrind/run.sh sums them up into the
+ * coverage of a run. Best effort: a file that cannot be written is skipped. */
+static void trace_first_launch(const cc_program_entry *e, cc_kernel_entry *k) {
+    k->launched = 1;
+    const char *path = getenv("CLCNN_TRACE_KERNELS");
+    if (!path || !*path) return;
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    char line[1024];
+    int n = snprintf(line, sizeof line, "%s %s", e->file, k->name);
+    const char *o = e->options;
+    while (*o && n > 0 && (size_t)n < sizeof line) {
+        size_t len = strcspn(o, " ");
+        if (strncmp(o, "-D", 2) == 0)
+            n += snprintf(line + n, sizeof line - (size_t)n, " %.*s", (int)len - 2, o + 2);
+        o += len;
+        o += strspn(o, " ");
+    }
+    fprintf(f, "%s\n", line); /* one write of a short line: appends do not interleave */
+    fclose(f);
 }
 
 clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines, const char *kernel,
                        int dims, const size_t *gws, const size_t *lws, const cc_arg *args,
                        int nargs) {
-    cl_kernel k = NULL;
-    CC_TRY(cc_kernel_get(dev, file, defines, kernel, &k));
+    cc_program_entry *e = NULL;
+    cc_kernel_entry *ke = NULL;
+    CC_TRY(kernel_entry(dev, file, defines, kernel, &e, &ke));
+    cl_kernel k = ke->kernel;
     for (int i = 0; i < nargs; i++) {
         cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
         if (err != CL_SUCCESS)
@@ -586,6 +624,7 @@ clcnn_status cc_launch(clcnn_device *dev, const char *file, const char *defines,
         return cc_fail_append(s, " (kernel %s from %s.cl)", kernel, file);
     }
     if (ev) cc_profile_commit(dev, kernel);
+    if (!ke->launched) trace_first_launch(e, ke);
     return CLCNN_OK;
 }
 

@@ -41,6 +41,7 @@ static void test_sweep(void **state) {
         int nd;
         size_t shape[4];
         size_t n = sweep_shape(&r, i, &nd, shape);
+        if (tu_small() && n > 5000) continue; /* keeps 1..4097: tails of every local size */
         float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy);
         double *ref = malloc(n * sizeof *ref);
         tu_fill_uniform(&r, x, n, -2, 2);

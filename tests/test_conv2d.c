@@ -272,6 +272,7 @@ static void test_edge_cases(void **state) {
     for (size_t i = 0; i <= sizeof cases / sizeof cases[0]; i++) {
         const ref_conv *cv = i < sizeof cases / sizeof cases[0] ? &cases[i] : &asym;
         for (int act = 0; act < 3; act++) {
+            if (tu_small() && act != (int)(i % 3)) continue; /* small: one epilogue each */
             rcp_problem pb;
             rcp_problem_init(&pb, cv, act != 1, act, 100 + i * 3 + (size_t)act);
             ok &= check_problem(&pb, 0);
@@ -284,7 +285,7 @@ static void test_edge_cases(void **state) {
 static void test_random_sweep(void **state) {
     (void)state;
     tu_rng rng = tu_rng_seed(20240611);
-    int ok = 1, cases = 220;
+    int ok = 1, cases = (int)tu_small_count(220, 12);
     for (int i = 0; i < cases; i++) {
         ref_conv cv = rcp_random_conv(&rng, 3);
         int bias = tu_rng_int(&rng, 0, 1), act = tu_rng_int(&rng, 0, 2);
@@ -303,6 +304,7 @@ static void test_random_sweep(void **state) {
  * full batch of 256. */
 static void test_anchor_shapes(void **state) {
     (void)state;
+    TU_SKIP_IF_SMALL();
     ref_conv alex = rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1);
     ref_conv vgg = rcp_conv(2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1);
     ref_conv resnet = rcp_conv(2, 256, 14, 14, 256, 1, 1, 1, 0, 1, 1);
@@ -328,7 +330,7 @@ static void test_direct_tile_variants(void **state) {
     int ok = 1;
     for (size_t c = 0; c < 3; c++) {
         setenv("CLCNN_CONV_DIRECT_CFG", cfgs[c], 1);
-        for (int i = 0; i < 25; i++) {
+        for (int i = 0; i < (int)tu_small_count(25, 3); i++) {
             ref_conv cv = rcp_random_conv(&rng, 3);
             rcp_problem pb;
             rcp_problem_init(&pb, &cv, i & 1, i % 3, 7000 + (uint64_t)i);

@@ -348,7 +348,7 @@ static void test_random_sweep(void **state) {
     (void)state;
     tu_rng rng = tu_rng_seed(777001);
     int ok = 1;
-    for (int i = 0; i < 130; i++) {
+    for (int i = 0; i < (int)tu_small_count(130, 12); i++) {
         ref_conv cv = rcp_random_conv(&rng, 4);
         problem pb;
         problem_init(&pb, &cv, 9000 + (uint64_t)i);
@@ -392,6 +392,7 @@ static void test_edge_cases(void **state) {
  * VGG 3x3 p1, ResNet 1x1, LeNet 5x5 p2 with a longer batch. */
 static void test_anchor_like_shapes(void **state) {
     (void)state;
+    TU_SKIP_IF_SMALL();
     ref_conv cases[] = {
         rcp_conv(2, 3, 67, 67, 24, 11, 11, 4, 0, 1, 1),
         rcp_conv(2, 32, 28, 28, 32, 3, 3, 1, 1, 1, 1),
@@ -417,7 +418,7 @@ static void test_direct_tile_variants(void **state) {
     int ok = 1;
     for (size_t c = 0; c < 3; c++) {
         setenv("CLCNN_CONV_DIRECT_CFG", cfgs[c], 1);
-        for (int i = 0; i < 20; i++) {
+        for (int i = 0; i < (int)tu_small_count(20, 3); i++) {
             ref_conv cv = rcp_random_conv(&rng, 4);
             problem pb;
             problem_init(&pb, &cv, 7100 + (uint64_t)i);

@@ -186,7 +186,7 @@ static void test_random_shapes(void **state) {
     (void)state;
     tu_rng rng = tu_rng_seed(0xd3b3d);
     int bad = 0;
-    for (int i = 0; i < 130; i++) {
+    for (int i = 0; i < (int)tu_small_count(130, 12); i++) {
         ref_conv cv = random_dw(&rng);
         bad += !check_case(&cv, 1000 + (uint64_t)i, 0, i % 4 == 0, 0);
     }
@@ -223,6 +223,7 @@ static void test_corner_cases(void **state) {
 /* perf/suites/mobilenet_v2.txt, the _dw rows, at batch 1. */
 static void test_mobilenet(void **state) {
     (void)state;
+    TU_SKIP_IF_SMALL();
     const int layers[][4] = {{32, 112, 1, 0}, {96, 112, 2, 0}, {144, 56, 1, 0}, {144, 56, 2, 0},
                              {192, 28, 1, 0}, {192, 28, 2, 0}, {384, 14, 1, 0}, {576, 14, 1, 0},
                              {576, 14, 2, 0}, {960, 7, 1, 0}};

@@ -170,7 +170,7 @@ static void test_random_strided(void **state) {
     for (int m = 0; m < 2; m++) {
         char *keep = env_set("CLCNN_CONV_DGRAD_SPLIT", modes[m]);
         tu_rng rng = tu_rng_seed(20261125 + (uint64_t)m);
-        for (int i = 0; i < 120; i++) {
+        for (int i = 0; i < (int)tu_small_count(120, 10); i++) {
             ref_conv cv = random_strided(&rng);
             ok &= check(&cv, 1000 + (uint64_t)i, 0);
         }
@@ -191,7 +191,7 @@ static void test_gemm_variants(void **state) {
     int ok = 1;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         char *keep = env_set("CLCNN_CONV_IMPLICIT_CFG", cfgs[c]);
-        for (int i = 0; i < 12; i++) {
+        for (int i = 0; i < (int)tu_small_count(12, 4); i++) {
             char *keep_split = env_set("CLCNN_CONV_DGRAD_SPLIT", i & 1 ? "1" : NULL);
             ref_conv cv = random_strided(&rng);
             if (!check(&cv, 6000 + 100 * c + (uint64_t)i, 0))
@@ -234,6 +234,7 @@ static void test_edge_cases(void **state) {
  * in the anchors suite, at batch 1 and 2). */
 static void test_network_layers(void **state) {
     (void)state;
+    TU_SKIP_IF_SMALL();
     ref_conv cases[] = {
         rcp_conv(1, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1), /* AlexNet conv1 */
         rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1), /* ... batch 2 */

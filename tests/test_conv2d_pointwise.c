@@ -67,7 +67,7 @@ static void test_sweep(void **state) {
     (void)state;
     tu_rng rng = tu_rng_seed(424242);
     int ok = 1;
-    for (int i = 0; i < 80; i++) {
+    for (int i = 0; i < (int)tu_small_count(80, 8); i++) {
         ref_conv cv = random_pw(&rng);
         ok &= check(&cv, i & 1, i % 3, 100 + (uint64_t)i, NULL);
     }
@@ -92,8 +92,12 @@ static void test_edges(void **state) {
         pw_conv(8, 40, 7, 7, 20, 1),    pw_conv(5, 24, 3, 3, 13, 1),
     };
     int ok = 1;
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        ok &= check(&cases[i], (int)(i & 1), (int)(i % 3), 500 + i, NULL);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const ref_conv *cv = &cases[i];
+        if (tu_small() && (double)cv->n * cv->c * cv->h * cv->w * cv->k / cv->groups > 4e6)
+            continue; /* small mode: the three largest (>= 6M multiply-adds) */
+        ok &= check(cv, (int)(i & 1), (int)(i % 3), 500 + i, NULL);
+    }
     assert_true(ok);
 }
 
@@ -113,7 +117,7 @@ static void test_variants(void **state) {
         tu_rng rng = tu_rng_seed(777 + c);
         char tag[64];
         snprintf(tag, sizeof tag, "cfg '%s'", cfgs[c]);
-        for (int i = 0; i < 8; i++) {
+        for (int i = 0; i < (int)tu_small_count(8, 1); i++) {
             ref_conv cv = random_pw(&rng);
             ok &= check(&cv, i & 1, i % 3, 900 + (uint64_t)i, tag);
         }

@@ -293,7 +293,7 @@ static void test_random(void **state) {
     (void)state;
     tu_rng rng = tu_rng_seed(20261207);
     int failures = 0, runs = 0;
-    for (int i = 0; i < 30; i++) {
+    for (int i = 0; i < (int)tu_small_count(30, 6); i++) {
         ref_conv cv = rcp_random_conv(&rng, 3);
         clcnn_conv_algo algo;
         do

@@ -165,7 +165,7 @@ static void test_random_shapes(void **state) {
     (void)state;
     tu_rng rng = tu_rng_seed(20261125);
     int ok = 1;
-    for (int i = 0; i < 120; i++) {
+    for (int i = 0; i < (int)tu_small_count(120, 10); i++) {
         ref_conv cv = i % 2 ? random_wide(&rng) : rcp_random_conv(&rng, 3);
         ok &= check_shape(&cv, 1000 + (uint64_t)i, i % 3 == 0, 0, 0);
     }
@@ -214,7 +214,7 @@ static void test_configs(void **state) {
     int ok = 1;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
         setenv("CLCNN_CONV_WGRAD_CFG", cfgs[c], 1);
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < (int)tu_small_count(6, 2); i++) {
             ref_conv cv = i % 2 ? random_wide(&rng) : rcp_random_conv(&rng, 3);
             int one = check_shape(&cv, 3000 + 10 * c + (uint64_t)i, 0, 0, 0);
             if (!one) print_message("  with CLCNN_CONV_WGRAD_CFG=\"%s\"\n", cfgs[c]);
@@ -245,6 +245,7 @@ static void test_passes(void **state) {
 /* The anchor layers of perf/suites/anchors.txt at a reduced batch. */
 static void test_anchors(void **state) {
     (void)state;
+    TU_SKIP_IF_SMALL();
     ref_conv cases[] = {
         rcp_conv(2, 3, 227, 227, 96, 11, 11, 4, 0, 1, 1), /* AlexNet conv1 */
         rcp_conv(1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),    /* VGG 3x3 c64 */

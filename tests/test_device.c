@@ -210,6 +210,39 @@ static void test_env_selector(void **state) {
     env_restore(&e);
 }
 
+/* $CLCNN_DEVICE_CLASS: the opened device reports (and so chooses as) that class, whatever
+ * its driver says; the list and the "gpu"/"cpu" selectors keep the driver's types; any
+ * other value fails the open with a message naming the variable and the valid values. */
+static void test_device_class_override(void **state) {
+    (void)state;
+    saved_env e = env_save("CLCNN_DEVICE_CLASS");
+    const char *classes[] = {"gpu", "CPU"};
+    const clcnn_device_type want[] = {CLCNN_DEVICE_GPU, CLCNN_DEVICE_CPU};
+    for (int i = 0; i < 2; i++) {
+        setenv("CLCNN_DEVICE_CLASS", classes[i], 1);
+        clcnn_device *dev = NULL;
+        TU_OK(clcnn_device_open("0", &dev));
+        assert_int_equal(clcnn_device_get_info(dev)->type, want[i]);
+        assert_string_equal(clcnn_device_get_info(dev)->name, infos[0].name);
+        clcnn_device_close(dev);
+        clcnn_device_info again[64];
+        size_t n = 0;
+        TU_OK(clcnn_device_list(again, 64, &n));
+        assert_int_equal(again[0].type, infos[0].type);
+    }
+    setenv("CLCNN_DEVICE_CLASS", "tpu", 1);
+    clcnn_device *dev = NULL;
+    assert_int_equal(clcnn_device_open("0", &dev), CLCNN_ERR_INVALID_ARG);
+    assert_null(dev);
+    assert_non_null(strstr(clcnn_last_error(), "CLCNN_DEVICE_CLASS is 'tpu'"));
+    assert_non_null(strstr(clcnn_last_error(), "'gpu' or 'cpu'"));
+    setenv("CLCNN_DEVICE_CLASS", "", 1); /* empty: the driver's type */
+    TU_OK(clcnn_device_open("0", &dev));
+    assert_int_equal(clcnn_device_get_info(dev)->type, infos[0].type);
+    clcnn_device_close(dev);
+    env_restore(&e);
+}
+
 static void test_cl_std_from_device_c_version(void **state) {
     (void)state;
     char b[32];
@@ -420,6 +453,7 @@ int main(void) {
         cmocka_unit_test(test_substring_selectors),
         cmocka_unit_test(test_bad_selector_lists_devices),
         cmocka_unit_test(test_env_selector),
+        cmocka_unit_test(test_device_class_override),
         cmocka_unit_test(test_cl_std_from_device_c_version),
         cmocka_unit_test(test_handle_accessors),
         cmocka_unit_test(test_tensors_outlive_close),

@@ -141,7 +141,7 @@ static void test_random_sweep(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(11);
     int failures = 0;
-    for (int i = 0; i < 220; i++) {
+    for (int i = 0; i < (int)tu_small_count(220, 24); i++) {
         lin_case lc = {0};
         lc.n = tu_rng_int(&r, 0, 4) == 0 ? 1 : (size_t)tu_rng_int(&r, 1, 17);
         lc.k = (size_t)tu_rng_int(&r, 1, 37);
@@ -168,6 +168,7 @@ static void test_random_sweep(void **state) {
 /* A few layer sizes of real networks (LeNet / MNIST MLP heads). */
 static void test_layer_sizes(void **state) {
     (void)state;
+    TU_SKIP_IF_SMALL(); /* up to 64x800x500: test_paths_sweep has the small ones */
     tu_rng r = tu_rng_seed(12);
     lin_case a = {64, 800, 500, 4, {64, 50, 4, 4}, 1, 1, 1};
     lin_case b = {64, 500, 10, 2, {64, 500}, 1, 1, 1};
@@ -330,7 +331,7 @@ static void test_paths_sweep(void **state) {
     int failures = 0;
     for (int small = 0; small < 2; small++) {
         force_path(small);
-        for (int i = 0; i < 48; i++) {
+        for (int i = 0; i < (int)tu_small_count(48, 16); i++) { /* 16: every n twice */
             lin_case lc = {0};
             lc.n = ns[i % 8];
             lc.in = ins[(i * 5 + small) % 9];

@@ -153,7 +153,7 @@ static clcnn_pool2d_desc random_desc(tu_rng *r, size_t h, size_t w) {
 static void test_random_sweep(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(2024);
-    int failures = 0, cases = 300;
+    int failures = 0, cases = (int)tu_small_count(300, 30);
     for (int i = 0; i < cases; i++) {
         size_t n = tu_rng_int(&r, 0, 3) == 0 ? 1 : (size_t)tu_rng_int(&r, 1, 3);
         size_t c = (size_t)tu_rng_int(&r, 1, 7);
@@ -193,7 +193,7 @@ static void test_tiled_windows(void **state) {
     tu_rng r = tu_rng_seed(77);
     static const int kern[][2] = {{2, 2}, {2, 2}, {2, 2}, {3, 3}, {1, 1}, {2, 3}, {3, 2}, {4, 4}};
     int failures = 0;
-    for (int i = 0; i < 120; i++) {
+    for (int i = 0; i < (int)tu_small_count(120, 16); i++) {
         const int *k = kern[i % 8];
         clcnn_pool2d_desc d = {CLCNN_POOL_MAX, k[0], k[1], k[0], k[1], 0, 0, 0};
         size_t n = i % 4 == 0 ? 1 : (size_t)tu_rng_int(&r, 1, 3);
@@ -613,7 +613,7 @@ static void test_row_and_plane_kernels(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(4242);
     int failures = 0;
-    for (int i = 0; i < 90; i++) {
+    for (int i = 0; i < (int)tu_small_count(90, 30); i++) {
         clcnn_pool2d_desc d = {0};
         d.mode = (clcnn_pool_mode)(i % 3);
         d.kernel_h = tu_rng_int(&r, 1, 5), d.kernel_w = tu_rng_int(&r, 1, 5);
@@ -646,6 +646,7 @@ static void test_row_and_plane_kernels(void **state) {
  * (max and average), VGG's 2x2/2 on 112x112 (tiled), ResNet's global average. */
 static void test_anchor_shapes(void **state) {
     (void)state;
+    TU_SKIP_IF_SMALL();
     tu_rng r = tu_rng_seed(55);
     clcnn_pool2d_desc alex = {CLCNN_POOL_MAX, 3, 3, 2, 2, 0, 0, 0};
     assert_true(exact_case(&alex, 2, 96, 55, 55, &r));

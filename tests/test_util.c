@@ -26,6 +26,48 @@ void tu_close_device(void) {
     test_dev = NULL;
 }
 
+int tu_small(void) {
+    const char *v = getenv("CLCNN_TEST_SMALL");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+size_t tu_small_count(size_t full, size_t small) {
+    return tu_small() && small < full ? small : full;
+}
+
+/* Whether name is one of the comma-separated names in list. */
+static int in_list(const char *list, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0) return 1;
+        p += len;
+        p += *p == ',';
+    }
+    return 0;
+}
+
+int tu_run_group_tests(const char *group, const struct CMUnitTest *tests, size_t count,
+                       CMFixtureFunction setup, CMFixtureFunction teardown) {
+    const char *only = getenv("CLCNN_TEST_ONLY");
+    if (!only || !*only) return _cmocka_run_group_tests(group, tests, count, setup, teardown);
+    struct CMUnitTest *keep = malloc((count ? count : 1) * sizeof *keep);
+    if (!keep) return 1;
+    size_t n = 0, named = 1;
+    for (size_t i = 0; i < count; i++)
+        if (in_list(only, tests[i].name)) keep[n++] = tests[i];
+    for (const char *c = only; *c; c++)
+        named += *c == ',';
+    int rc = 1;
+    if (n != named) /* a name that is no test here: a typo or a renamed test */
+        fprintf(stderr, "%s: CLCNN_TEST_ONLY=%s names %zu tests, %zu of them here\n", group, only,
+                named, n);
+    else
+        rc = _cmocka_run_group_tests(group, keep, n, setup, teardown);
+    free(keep);
+    return rc;
+}
+
 tu_rng tu_rng_seed(uint64_t seed) {
     tu_rng r = {seed * 0x9E3779B97F4A7C15ULL + 0x1234567ULL};
     if (!r.s) r.s = 1;

@@ -19,6 +19,29 @@
 clcnn_device *tu_device(void);
 void tu_close_device(void);
 
+/* Small-shape mode ($CLCNN_TEST_SMALL=1, set by tests/oclgrind/run.sh for a simulated
+ * device that runs 100-1000x slower): sweeps keep their tail cases (odd sizes, one tile
+ * plus a remainder, batch 1) and drop the large shapes and long random runs.
+ * tu_small_count(full, small) is the number of cases to run. */
+int tu_small(void);
+size_t tu_small_count(size_t full, size_t small);
+/* $CLCNN_TEST_ONLY (a comma-separated list of test function names): every test binary
+ * runs only those of its tests (tests/oclgrind/tests.txt picks what a simulator has time
+ * for); unset or empty: all. A name that is no test of the binary fails it (exit 1).
+ * cmocka_run_group_tests goes through this filter. */
+int tu_run_group_tests(const char *group, const struct CMUnitTest *tests, size_t count,
+                       CMFixtureFunction setup, CMFixtureFunction teardown);
+#undef cmocka_run_group_tests
+#define cmocka_run_group_tests(group_tests, group_setup, group_teardown)                           \
+    tu_run_group_tests(#group_tests, group_tests, sizeof(group_tests) / sizeof((group_tests)[0]),  \
+                       group_setup, group_teardown)
+
+/* In small mode, skip the current cmocka test (one of only large shapes); else nothing. */
+#define TU_SKIP_IF_SMALL()                                                                         \
+    do {                                                                                           \
+        if (tu_small()) skip();                                                                    \
+    } while (0)
+
 /* Fail the test with the library's message when s is not CLCNN_OK. */
 #define TU_OK(expr)                                                                                \
     do {                                                                                           \

@@ -31,6 +31,8 @@ typedef enum clcnn_device_type {
 typedef struct clcnn_device_info {
     int index; /* position in the global enumeration, as accepted by a "N" selector */
     int platform_index;
+    /* the driver's type; for an opened device (clcnn_device_get_info) the class
+     * $CLCNN_DEVICE_CLASS names when set: the type every device-type choice follows */
     clcnn_device_type type;
     char platform_name[128];
     char vendor[128];
@@ -66,7 +68,9 @@ CLCNN_API clcnn_status clcnn_device_list(clcnn_device_info *infos, size_t cap, s
 /* Open a device. selector: NULL (then $CLCNN_DEVICE, then the first GPU, then the
  * first CPU), an index ("1"), a type ("gpu", "cpu"), or a case-insensitive substring
  * of the platform, vendor or device name ("pocl", "nvidia"). No match is
- * CLCNN_ERR_NO_DEVICE with a message listing the devices that exist. */
+ * CLCNN_ERR_NO_DEVICE with a message listing the devices that exist. $CLCNN_DEVICE_CLASS
+ * ("gpu" or "cpu") makes the opened device behave as that class; another value is
+ * CLCNN_ERR_INVALID_ARG. */
 CLCNN_API clcnn_status clcnn_device_open(const char *selector, clcnn_device **out);
 
 /* Close the handle: release everything it owns (programs, buffers, queue, context).
