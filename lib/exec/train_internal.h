@@ -1,0 +1,84 @@
+/* Internals of training plans (lib/exec/train.c, lib/exec/train_ops.c): the value and node
+ * tables and the per-op-kind forward (training mode) and backward functions. Never
+ * installed. */
+#ifndef CLCNN_TRAIN_INTERNAL_H
+#define CLCNN_TRAIN_INTERNAL_H
+
+#include "exec/exec_internal.h"
+
+typedef enum cc_tval_kind {
+    CC_TV_NONE = 0, /* no device tensor: integer initializers, values nothing reads */
+    CC_TV_INPUT,    /* a graph input: the caller's tensor, per forward */
+    CC_TV_PARAM,    /* a float initializer with a gradient: a view of the parameter arena */
+    CC_TV_STATE,    /* a float initializer without one (running statistics, Clip bounds) */
+    CC_TV_ACT,      /* a node output with its own buffer */
+    CC_TV_ALIAS,    /* a node output viewing its input (Flatten, Reshape, ...) */
+} cc_tval_kind;
+
+typedef struct cc_tval {
+    cc_tval_kind kind;
+    int ndim;
+    size_t shape[CLCNN_MAX_DIMS];
+    size_t numel;
+    int need;        /* a gradient flows into it */
+    int is_output;   /* a graph output: its gradient starts as the caller's */
+    int direct;      /* a reader writes its contribution straight into g (the first one) */
+    int param;       /* CC_TV_PARAM / STATE: index in the parameter list */
+    clcnn_tensor *t; /* the value this forward */
+    clcnn_tensor *g; /* its gradient (PARAM: the view of the gradient arena) */
+    int nextra;      /* contributions summed into g after the first, in order */
+    clcnn_tensor **extra;
+} cc_tval;
+
+typedef struct cc_tnode {
+    cc_op op;
+    int node; /* index in the graph's node list */
+    char *name;
+    int n_in, n_out;
+    int in[CC_STEP_MAX_IN]; /* value indices (-1 absent) */
+    int out[4];
+    cc_op_attrs a;
+    clcnn_tensor *dst[CC_STEP_MAX_IN]; /* where the gradient of input j goes (NULL: none) */
+    /* per-kind state, made at create time */
+    clcnn_conv2d_desc conv;
+    clcnn_pool2d_desc pool;
+    size_t dims3[3];          /* Softmax (outer, c, inner); Concat/Split (outer, -, inner) */
+    clcnn_tensor *save[3];    /* argmax; batch-norm saved mean and 1/std */
+    clcnn_tensor *scratch[2]; /* shaped like the output; a reduced one */
+    clcnn_tensor *scalar[2];  /* Tanh's 1; Clip's bounds */
+} cc_tnode;
+
+typedef struct cc_tparam {
+    char *name;
+    int value;
+    size_t offset, numel; /* in the parameter arena */
+} cc_tparam;
+
+struct clcnn_train_plan {
+    clcnn_device *dev;
+    int batch;
+    clcnn_train_options opts;
+    int nvals, nnodes;
+    cc_tval *vals;
+    cc_tnode *nodes; /* in topological order */
+    int ninputs, noutputs;
+    int *inputs, *outputs;
+    int nparams, ntrain; /* the first ntrain parameters have gradients */
+    cc_tparam *params;
+    clcnn_tensor *arena, *grad_arena;
+    int forwarded;
+};
+
+/* lib/exec/train_ops.c: whether op has a training forward and backward, which input slots
+ * receive a gradient, preparation (scratch, descriptors; CLCNN_ERR_UNSUPPORTED naming the
+ * node for forms without backward), forward and backward. Backward writes (overwrites)
+ * n->dst[j] for each j that is not NULL from dy (the gradients of the outputs). */
+int cc_train_has_op(cc_op op);
+int cc_train_grad_slot(cc_op op, int slot);
+int cc_train_is_view(cc_op op);
+clcnn_status cc_train_prepare(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n);
+clcnn_status cc_train_forward(clcnn_train_plan *p, cc_tnode *n);
+clcnn_status cc_train_backward(clcnn_train_plan *p, cc_tnode *n);
+void cc_train_release(cc_tnode *n);
+
+#endif
