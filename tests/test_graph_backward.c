@@ -214,19 +214,25 @@ static clcnn_graph *new_graph(void) {
 
 /* ---- per op ----------------------------------------------------------------------------- */
 
-static void conv_case(int batch, int c, int h, int w, int k, int r, int stride, int pad, int dil,
-                      int groups, int bias) {
+static void conv_case_pads(int batch, int c, int h, int w, int k, int r, int stride,
+                           const int64_t pd[4], int dil, int groups, int bias) {
     clcnn_graph *g = new_graph();
     tu_rng rng = tu_rng_seed(11);
     add_input(g, "x", 4, CLCNN_GRAPH_BATCH, c, h, w);
     add_param(g, &rng, "w", 4, k, c / groups, r, r, -0.5f, 0.5f);
     if (bias) add_param(g, &rng, "b", 1, k, 0, 0, 0, -0.5f, 0.5f);
-    int64_t st[2] = {stride, stride}, pd[4] = {pad, pad, pad, pad}, dl[2] = {dil, dil};
+    int64_t st[2] = {stride, stride}, dl[2] = {dil, dil};
     clcnn_attr a[4] = {ais("strides", st, 2), ais("pads", pd, 4), ais("dilations", dl, 2),
                        ai("group", groups)};
     node(g, "Conv", "conv", bias ? "x w b" : "x w", "y", 4, a);
     TU_OK(clcnn_graph_add_output(g, "y"));
     expect_fd(g, batch, 1e-2);
+}
+
+static void conv_case(int batch, int c, int h, int w, int k, int r, int stride, int pad, int dil,
+                      int groups, int bias) {
+    int64_t pd[4] = {pad, pad, pad, pad};
+    conv_case_pads(batch, c, h, w, k, r, stride, pd, dil, groups, bias);
 }
 
 static void test_conv(void **state) {
@@ -236,6 +242,8 @@ static void test_conv(void **state) {
     conv_case(2, 4, 8, 7, 6, 3, 1, 2, 2, 2, 0); /* groups, dilation, no bias */
     conv_case(2, 3, 5, 5, 2, 1, 1, 0, 1, 1, 1); /* 1x1 */
     conv_case(1, 4, 6, 6, 4, 3, 2, 1, 1, 4, 1); /* depthwise, stride 2 */
+    int64_t same_upper[4] = {0, 1, 1, 2};       /* per-side pads (as auto_pad SAME_*) */
+    conv_case_pads(2, 3, 6, 7, 3, 3, 2, same_upper, 1, 1, 1);
 }
 
 static void bn_case(int nd, int batch) {
@@ -320,25 +328,38 @@ static void test_activations(void **state) {
     unary_case("Clip", 0, NULL, " lo hi");
 }
 
-static void pool_case(const char *op, int k, int stride, int pad, int include_pad) {
+/* pads top, left, bottom, right = pad, pad, pad + extra, pad + extra. */
+static void pool_case(const char *op, int k, int stride, int pad, int include_pad, int extra,
+                      int ceil) {
     clcnn_graph *g = new_graph();
     add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 2, 7, 9);
-    int64_t ks[2] = {k, k}, st[2] = {stride, stride}, pd[4] = {pad, pad, pad, pad};
-    clcnn_attr a[4] = {ais("kernel_shape", ks, 2), ais("strides", st, 2), ais("pads", pd, 4),
-                       ai("count_include_pad", include_pad)};
-    node(g, op, "pool", "x", "y", strncmp(op, "Global", 6) ? 4 - !strcmp(op, "MaxPool") : 0, a);
+    int64_t ks[2] = {k, k}, st[2] = {stride, stride};
+    int64_t pd[4] = {pad, pad, pad + extra, pad + extra};
+    clcnn_attr a[5] = {ais("kernel_shape", ks, 2), ais("strides", st, 2), ais("pads", pd, 4),
+                       ai("ceil_mode", ceil), ai("count_include_pad", include_pad)};
+    node(g, op, "pool", "x", "y", strncmp(op, "Global", 6) ? 5 - !strcmp(op, "MaxPool") : 0, a);
     TU_OK(clcnn_graph_add_output(g, "y"));
     expect_fd(g, 2, 1e-3);
 }
 
 static void test_pools(void **state) {
     (void)state;
-    pool_case("MaxPool", 3, 2, 1, 0);
-    pool_case("MaxPool", 2, 2, 0, 0);
-    pool_case("AveragePool", 3, 2, 1, 0);
-    pool_case("AveragePool", 3, 1, 1, 1);
-    pool_case("GlobalAveragePool", 0, 0, 0, 0);
-    pool_case("GlobalMaxPool", 0, 0, 0, 0);
+    /* op, kernel, stride, pad, count_include_pad, extra bottom/right pad, ceil_mode; the
+     * last six: ceil mode (7x9 by 2x2 stride 2: a last window half outside), per-side pads */
+    static const struct {
+        const char *op;
+        int k, stride, pad, include, extra, ceil;
+    } cases[] = {
+        {"MaxPool", 3, 2, 1, 0, 0, 0},           {"MaxPool", 2, 2, 0, 0, 0, 0},
+        {"AveragePool", 3, 2, 1, 0, 0, 0},       {"AveragePool", 3, 1, 1, 1, 0, 0},
+        {"GlobalAveragePool", 0, 0, 0, 0, 0, 0}, {"GlobalMaxPool", 0, 0, 0, 0, 0, 0},
+        {"MaxPool", 2, 2, 0, 0, 0, 1},           {"MaxPool", 3, 2, 0, 0, 1, 1},
+        {"AveragePool", 2, 2, 0, 0, 0, 1},       {"AveragePool", 3, 2, 1, 1, 0, 1},
+        {"AveragePool", 3, 2, 0, 0, 1, 0},       {"AveragePool", 3, 2, 1, 1, 1, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        pool_case(cases[i].op, cases[i].k, cases[i].stride, cases[i].pad, cases[i].include,
+                  cases[i].extra, cases[i].ceil);
 }
 
 /* y = a op b with b an initializer or a second input, broadcast as given. */
@@ -650,14 +671,14 @@ static void test_errors(void **state) {
     node(g, "Exp", "the_exp", "x", "y", 0, NULL);
     TU_OK(clcnn_graph_add_output(g, "y"));
     expect_create_error(g, CLCNN_ERR_UNSUPPORTED, "the_exp", "Exp");
-    /* a form without backward: ceil_mode */
+    /* a form without backward: dilated max pooling */
     g = new_graph();
     add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 2, 5, 5);
     int64_t k2[2] = {2, 2};
-    clcnn_attr mp[3] = {ais("kernel_shape", k2, 2), ais("strides", k2, 2), ai("ceil_mode", 1)};
-    node(g, "MaxPool", "ceil_pool", "x", "y", 3, mp);
+    clcnn_attr mp[3] = {ais("kernel_shape", k2, 2), ais("strides", k2, 2), ais("dilations", k2, 2)};
+    node(g, "MaxPool", "dil_pool", "x", "y", 3, mp);
     TU_OK(clcnn_graph_add_output(g, "y"));
-    expect_create_error(g, CLCNN_ERR_UNSUPPORTED, "ceil_pool", "ceil_mode");
+    expect_create_error(g, CLCNN_ERR_UNSUPPORTED, "dil_pool", "dilations");
     /* backward before forward, wrong counts */
     g = dag_graph();
     clcnn_train_plan *p = NULL;

@@ -46,6 +46,12 @@ typedef struct cc_tnode {
     clcnn_tensor *save[3];    /* argmax; batch-norm saved mean and 1/std */
     clcnn_tensor *scratch[2]; /* shaped like the output; a reduced one */
     clcnn_tensor *scalar[2];  /* Tanh's 1; Clip's bounds */
+    /* Conv with per-side pads, pooling with per-side pads or ceil mode: x copied into px
+     * (n, c, h + pads, w + pads) by pad_in, the op run without padding; its input gradient
+     * dpx cropped into dx by crop. Average pooling divides by cnt (1, 1, p, q): the share
+     * of each window that counts. */
+    cc_copy_nd pad_in, crop;
+    clcnn_tensor *px, *dpx, *cnt;
 } cc_tnode;
 
 typedef struct cc_tparam {

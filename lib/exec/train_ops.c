@@ -11,6 +11,7 @@
 
 #include "clcnn_ids.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,18 +56,72 @@ static clcnn_status reduce_to(clcnn_train_plan *p, const clcnn_tensor *src, int 
 
 /* ---- preparation ----------------------------------------------------------------------- */
 
+/* The padded input px (n, c, hp, wp) holding x at (top, left) and fill around it, its
+ * gradient dpx, and the two copies. */
+static clcnn_status prepare_padded(clcnn_train_plan *p, cc_tnode *n, size_t hp, size_t wp,
+                                   float fill) {
+    const size_t *x = p->vals[n->in[0]].shape;
+    size_t padded[4] = {x[0], x[1], hp, wp};
+    int64_t top = n->a.pads[0], left = n->a.pads[1];
+    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 4, padded, &n->px));
+    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 4, padded, &n->dpx));
+    cc_step_window(&n->pad_in, padded, x, -top, -left);
+    n->pad_in.value = fill;
+    cc_step_window(&n->crop, x, padded, top, left); /* rows past px (unused by ceil): 0 */
+    return CLCNN_OK;
+}
+
+/* Per-side pads or ceil mode: windows over px without padding, as many as the graph's
+ * output has; max pooling pads with -FLT_MAX, average pooling with 0 and divides by the
+ * share of each window inside x (count_include_pad: inside x and its pads). */
+static clcnn_status prepare_pool_padded(clcnn_train_plan *p, cc_tnode *n) {
+    clcnn_pool2d_desc *d = &n->pool;
+    const cc_op_attrs *a = &n->a;
+    const size_t *x = p->vals[n->in[0]].shape, *y = p->vals[n->out[0]].shape;
+    size_t hp = (y[2] - 1) * (size_t)d->stride_h + (size_t)d->kernel_h;
+    size_t wp = (y[3] - 1) * (size_t)d->stride_w + (size_t)d->kernel_w;
+    int max = d->mode == CLCNN_POOL_MAX;
+    d->pad_h = d->pad_w = 0;
+    CC_TRY(prepare_padded(p, n, hp, wp, max ? -FLT_MAX : 0.0f));
+    if (max) return CLCNN_OK;
+    d->mode = CLCNN_POOL_AVG;
+    int inc = a->count_include_pad;
+    size_t r0 = inc ? 0 : (size_t)a->pads[0], c0 = inc ? 0 : (size_t)a->pads[1];
+    size_t r1 = (size_t)a->pads[0] + x[2] + (inc ? (size_t)a->pads[2] : 0);
+    size_t c1 = (size_t)a->pads[1] + x[3] + (inc ? (size_t)a->pads[3] : 0);
+    float *mask = calloc(hp * wp, sizeof *mask);
+    if (!mask)
+        return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_train_plan_create: out of host memory");
+    for (size_t i = r0; i < r1 && i < hp; i++)
+        for (size_t j = c0; j < c1 && j < wp; j++)
+            mask[i * wp + j] = 1.0f;
+    size_t ms[4] = {1, 1, hp, wp}, cs[4] = {1, 1, y[2], y[3]};
+    clcnn_tensor *mt = NULL;
+    clcnn_status s = clcnn_tensor_create(p->dev, CLCNN_F32, 4, ms, &mt);
+    if (s == CLCNN_OK) s = clcnn_tensor_upload(mt, mask, hp * wp * sizeof *mask);
+    if (s == CLCNN_OK) s = clcnn_tensor_create(p->dev, CLCNN_F32, 4, cs, &n->cnt);
+    if (s == CLCNN_OK) s = clcnn_pool2d_forward(p->dev, d, mt, n->cnt, NULL);
+    if (s == CLCNN_OK) s = like(p, n->out[0], &n->scratch[0]);
+    clcnn_tensor_free(mt);
+    free(mask);
+    return s;
+}
+
 static clcnn_status prepare_conv(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
                                  const cc_gnode *gn) {
     const cc_op_attrs *a = &n->a;
-    if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
-        return unsupported(gn, "per-side pads (top != bottom or left != right)");
     if (p->vals[n->in[0]].ndim != 4) return unsupported(gn, "an input of other than 4 dims");
     for (int j = 1; j < n->n_in; j++)
         if (n->in[j] >= 0 && g->vals[n->in[j]].kind != CC_VAL_INIT)
             return unsupported(gn, "weights computed per run");
     n->conv = cc_step_conv_desc(a);
     n->conv.algo = p->opts.conv_algo;
-    return CLCNN_OK;
+    if (a->pads[0] == a->pads[2] && a->pads[1] == a->pads[3]) return CLCNN_OK;
+    n->conv.pad_h = n->conv.pad_w = 0;
+    const size_t *x = p->vals[n->in[0]].shape;
+    size_t hp = x[2] + (size_t)(a->pads[0] + a->pads[2]),
+           wp = x[3] + (size_t)(a->pads[1] + a->pads[3]);
+    return prepare_padded(p, n, hp, wp, 0.0f);
 }
 
 static clcnn_status prepare_pool(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
@@ -80,16 +135,15 @@ static clcnn_status prepare_pool(clcnn_train_plan *p, const clcnn_graph *g, cc_t
         d->global = 1;
         d->mode = max ? CLCNN_POOL_MAX : CLCNN_POOL_AVG;
     } else {
-        if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3])
-            return unsupported(gn, "per-side pads (top != bottom or left != right)");
-        if (a->ceil_mode) return unsupported(gn, "ceil_mode (no backward for it yet)");
         if (a->dilations[0] != 1 || a->dilations[1] != 1) return unsupported(gn, "dilations");
         cc_step_pool_desc(gn, d);
     }
     if (p->vals[n->in[0]].ndim != 4) return unsupported(gn, "an input of other than 4 dims");
-    if (!max) return CLCNN_OK;
     const cc_tval *y = &p->vals[n->out[0]];
-    return clcnn_tensor_create(p->dev, CLCNN_I32, y->ndim, y->shape, &n->save[0]);
+    if (max) CC_TRY(clcnn_tensor_create(p->dev, CLCNN_I32, y->ndim, y->shape, &n->save[0]));
+    if (d->global || (a->pads[0] == a->pads[2] && a->pads[1] == a->pads[3] && !a->ceil_mode))
+        return CLCNN_OK;
+    return prepare_pool_padded(p, n);
 }
 
 static clcnn_status prepare_batchnorm(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
@@ -193,6 +247,10 @@ void cc_train_release(cc_tnode *n) {
         clcnn_tensor_free(n->scratch[k]);
         clcnn_tensor_free(n->scalar[k]);
     }
+    clcnn_tensor_free(n->px);
+    clcnn_tensor_free(n->dpx);
+    clcnn_tensor_free(n->cnt);
+    n->px = n->dpx = n->cnt = NULL;
     memset(n->save, 0, sizeof n->save);
     memset(n->scratch, 0, sizeof n->scratch);
     memset(n->scalar, 0, sizeof n->scalar);
@@ -360,9 +418,20 @@ static clcnn_status view_backward(clcnn_train_plan *p, cc_tnode *n) {
     return clcnn_tensor_copy(n->dst[0], G(n->out[0])); /* the gradient reshaped */
 }
 
+/* The op's input this forward: x, or x copied into px with the pads. */
+static clcnn_status padded_input(clcnn_train_plan *p, cc_tnode *n, const clcnn_tensor **x) {
+    *x = T(n->in[0]);
+    if (!n->px) return CLCNN_OK;
+    CC_TRY(cc_copy_nd_run(p->dev, &n->pad_in, *x, n->px));
+    *x = n->px;
+    return CLCNN_OK;
+}
+
 static clcnn_status conv_forward(clcnn_train_plan *p, cc_tnode *n) {
-    return clcnn_conv2d_forward(p->dev, &n->conv, T(n->in[0]), T(n->in[1]),
-                                has_in(n, 2) ? T(n->in[2]) : NULL, T(n->out[0]), CLCNN_ACT_NONE);
+    const clcnn_tensor *x = NULL;
+    CC_TRY(padded_input(p, n, &x));
+    return clcnn_conv2d_forward(p->dev, &n->conv, x, T(n->in[1]), has_in(n, 2) ? T(n->in[2]) : NULL,
+                                T(n->out[0]), CLCNN_ACT_NONE);
 }
 
 /* ONNX's momentum m: running = m running + (1 - m) batch; the primitive takes 1 - m. */
@@ -398,11 +467,22 @@ static clcnn_status unary_forward(clcnn_train_plan *p, cc_tnode *n) {
 }
 
 static clcnn_status pool_forward(clcnn_train_plan *p, cc_tnode *n) {
-    return clcnn_pool2d_forward(p->dev, &n->pool, T(n->in[0]), T(n->out[0]), n->save[0]);
+    const clcnn_tensor *x = NULL;
+    clcnn_tensor *y = T(n->out[0]);
+    CC_TRY(padded_input(p, n, &x));
+    CC_TRY(clcnn_pool2d_forward(p->dev, &n->pool, x, y, n->save[0]));
+    return n->cnt ? cc_binary(p->dev, CLCNN_BIN_ID_DIV, y, n->cnt, y) : CLCNN_OK;
 }
 
 static clcnn_status pool_backward(clcnn_train_plan *p, cc_tnode *n) {
-    return clcnn_pool2d_backward(p->dev, &n->pool, G(n->out[0]), n->save[0], n->dst[0]);
+    const clcnn_tensor *dy = G(n->out[0]);
+    if (!n->px) return clcnn_pool2d_backward(p->dev, &n->pool, dy, n->save[0], n->dst[0]);
+    if (n->cnt) {
+        CC_TRY(cc_binary(p->dev, CLCNN_BIN_ID_DIV, dy, n->cnt, n->scratch[0]));
+        dy = n->scratch[0];
+    }
+    CC_TRY(clcnn_pool2d_backward(p->dev, &n->pool, dy, n->save[0], n->dpx));
+    return cc_copy_nd_run(p->dev, &n->crop, n->dpx, n->dst[0]);
 }
 
 static clcnn_status binary_forward(clcnn_train_plan *p, cc_tnode *n) {
@@ -453,10 +533,16 @@ static clcnn_status curve_backward(clcnn_train_plan *p, cc_tnode *n) {
 static clcnn_status conv_backward(clcnn_train_plan *p, cc_tnode *n) {
     clcnn_conv2d_desc d = n->conv;
     const clcnn_tensor *dy = G(n->out[0]);
-    if (n->dst[0]) CC_TRY(clcnn_conv2d_backward_data(p->dev, &d, dy, T(n->in[1]), n->dst[0]));
+    if (n->dst[0] && !n->px)
+        CC_TRY(clcnn_conv2d_backward_data(p->dev, &d, dy, T(n->in[1]), n->dst[0]));
+    if (n->dst[0] && n->px) {
+        CC_TRY(clcnn_conv2d_backward_data(p->dev, &d, dy, T(n->in[1]), n->dpx));
+        CC_TRY(cc_copy_nd_run(p->dev, &n->crop, n->dpx, n->dst[0]));
+    }
     if (!n->dst[1] && !(has_in(n, 2) && n->dst[2])) return CLCNN_OK;
     clcnn_tensor *db = has_in(n, 2) ? n->dst[2] : NULL;
-    if (n->dst[1]) return clcnn_conv2d_backward_filter(p->dev, &d, T(n->in[0]), dy, n->dst[1], db);
+    const clcnn_tensor *x = n->px ? n->px : T(n->in[0]); /* px still holds this forward's */
+    if (n->dst[1]) return clcnn_conv2d_backward_filter(p->dev, &d, x, dy, n->dst[1], db);
     /* the bias alone: the sum of dy over n, p, q */
     return cc_reduce(p->dev, CC_REDUCE_SUM, dy, 0xdu, db);
 }
