@@ -449,6 +449,57 @@ static void test_softmax(void **state) {
         }
 }
 
+/* Dropout: y is 0 or x / (1 - p); dx = dy there, 0 elsewhere; a new mask each forward, the
+ * same masks for the same seed; ratio 0 (or training_mode 0) a copy. */
+static float *dropout_run(uint64_t seed, float ratio, int forwards, float **dx_out) {
+    clcnn_graph *g = new_graph();
+    add_input(g, "x", 2, CLCNN_GRAPH_BATCH, 300, 0, 0);
+    clcnn_attr a = af("ratio", ratio);
+    node(g, "Dropout", "drop", "x", "y", 1, &a);
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    clcnn_train_options o = {.input_grads = 1, .seed = seed};
+    clcnn_train_plan *p = NULL;
+    TU_OK(clcnn_train_plan_create(tu_device(), g, 2, &o, &p));
+    clcnn_graph_free(g);
+    tu_rng r = tu_rng_seed(31);
+    float x[600], dy[600];
+    tu_fill_uniform(&r, x, 600, 0.5f, 1.0f);
+    tu_fill_uniform(&r, dy, 600, -1.0f, 1.0f);
+    size_t shape[2] = {2, 300};
+    clcnn_tensor *xt = tu_tensor_from(2, shape, x), *dyt = tu_tensor_from(2, shape, dy);
+    for (int k = 0; k < forwards; k++)
+        TU_OK(clcnn_train_plan_forward(p, (const clcnn_tensor *const *)&xt, 1));
+    TU_OK(clcnn_train_plan_backward(p, (const clcnn_tensor *const *)&dyt, 1));
+    float *y = tu_download(clcnn_train_plan_output(p, 0));
+    float *dx = tu_download(clcnn_train_plan_input_grad(p, 0));
+    int dropped = 0;
+    for (int i = 0; i < 600; i++) {
+        int kept = y[i] != 0.0f;
+        dropped += !kept;
+        if (kept) assert_true(fabsf(y[i] - x[i] / (1.0f - ratio)) < 1e-5f);
+        assert_true(fabsf(dx[i] - (kept ? dy[i] / (1.0f - ratio) : 0.0f)) < 1e-5f);
+    }
+    if (ratio == 0.0f) assert_int_equal(dropped, 0);
+    if (ratio == 0.5f) assert_true(dropped > 200 && dropped < 400);
+    clcnn_tensor_free(xt);
+    clcnn_tensor_free(dyt);
+    clcnn_train_plan_free(p);
+    *dx_out = dx;
+    return y;
+}
+
+static void test_dropout(void **state) {
+    (void)state;
+    float *d1, *d2, *d3, *d0;
+    float *y1 = dropout_run(5, 0.5f, 1, &d1), *y2 = dropout_run(5, 0.5f, 1, &d2);
+    float *y3 = dropout_run(5, 0.5f, 2, &d3), *y0 = dropout_run(5, 0.0f, 1, &d0);
+    assert_memory_equal(y1, y2, 600 * sizeof *y1);     /* same seed and step: same mask */
+    assert_memory_not_equal(y1, y3, 600 * sizeof *y1); /* the second forward: a new mask */
+    float *all[8] = {y1, y2, y3, y0, d1, d2, d3, d0};
+    for (int i = 0; i < 8; i++)
+        free(all[i]);
+}
+
 /* ---- a DAG: stem conv + BN + ReLU fans out to two branches (one with a squeeze-excitation
  * block), concatenated, a residual Add with the stem, pooled, a classifier ------------- */
 
@@ -709,6 +760,7 @@ int main(void) {
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_concat_split_views),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_dag),
         cmocka_unit_test(test_fd_catches_wrong_gradient),
         cmocka_unit_test(test_repeatable),

@@ -788,7 +788,7 @@ static void test_gradcheck_dropout(void **state) {
     rn_params_free(&P);
     clcnn_tensor *dy = tu_tensor_from(2, (size_t[]){(size_t)n, (size_t)k}, dyf);
     TU_OK(clcnn_net_backward(nc.net, dy));
-    /* training plans have no Dropout yet: the net alone */
+    /* a training plan draws other masks than the net: the net alone */
     compare_with_fd("dropout", nc.net, NULL, nc.L, nc.nl, n, c, 1, 1, xd, lab);
     free(yr);
     free(yf);

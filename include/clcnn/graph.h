@@ -222,6 +222,7 @@ typedef struct clcnn_train_plan clcnn_train_plan;
 typedef struct clcnn_train_options {
     int input_grads;           /* 1: also compute the gradients of the graph inputs */
     clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
+    uint64_t seed;             /* Dropout's masks: drawn from (seed, forward count), repeatable */
 } clcnn_train_options;
 
 /* Bind g to dev for batch size batch; the parameters start as g's initializers. An op

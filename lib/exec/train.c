@@ -278,6 +278,7 @@ clcnn_status clcnn_train_plan_forward(clcnn_train_plan *p, const clcnn_tensor *c
         }
         tv->t = (clcnn_tensor *)t;
     }
+    p->forwards++;
     for (int i = 0; i < p->nnodes; i++) {
         clcnn_status s = cc_train_forward(p, &p->nodes[i]);
         if (s != CLCNN_OK)

@@ -42,6 +42,7 @@ typedef struct cc_tnode {
     /* per-kind state, made at create time */
     clcnn_conv2d_desc conv;
     clcnn_pool2d_desc pool;
+    float ratio;              /* Dropout (0: a copy) */
     size_t dims3[3];          /* Softmax (outer, c, inner); Concat/Split (outer, -, inner) */
     clcnn_tensor *save[3];    /* argmax; batch-norm saved mean and 1/std */
     clcnn_tensor *scratch[2]; /* shaped like the output; a reduced one */
@@ -73,6 +74,7 @@ struct clcnn_train_plan {
     cc_tparam *params;
     clcnn_tensor *arena, *grad_arena;
     int forwarded;
+    uint64_t forwards; /* forwards run: the step of Dropout's counter-based masks */
 };
 
 /* lib/exec/train_ops.c: whether op has a training forward and backward, which input slots

@@ -18,6 +18,10 @@
 #define T(v) (p->vals[(v)].t) /* the value's tensor this forward */
 #define G(v) (p->vals[(v)].g) /* its gradient */
 
+static int has_in(const cc_tnode *n, int j) {
+    return j < n->n_in && n->in[j] >= 0;
+}
+
 static clcnn_status unsupported(const cc_gnode *n, const char *why) {
     return cc_fail(CLCNN_ERR_UNSUPPORTED, "clcnn_train_plan_create: node '%s' (%s): %s", n->name,
                    cc_op_defs[n->op].name, why);
@@ -231,6 +235,32 @@ static clcnn_status prepare_softmax(clcnn_train_plan *p, const clcnn_graph *g, c
     return clcnn_tensor_create(p->dev, CLCNN_F32, 3, red, &n->scratch[1]);
 }
 
+/* The ratio from the attribute or a float initializer (opset 12); a training_mode
+ * initializer that is 0 makes it a copy. */
+static clcnn_status prepare_dropout(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                                    const cc_gnode *gn) {
+    n->ratio = n->a.ratio;
+    if (has_in(n, 1)) {
+        const cc_gvalue *v = &g->vals[n->in[1]];
+        if (v->kind != CC_VAL_INIT || v->dtype != CLCNN_F32 || v->numel != 1)
+            return unsupported(gn, "a ratio that is not a float scalar initializer");
+        n->ratio = *(const float *)v->data;
+        if (!(n->ratio >= 0.0f && n->ratio < 1.0f))
+            return unsupported(gn, "a ratio outside [0, 1)");
+    }
+    if (has_in(n, 2)) {
+        const cc_gvalue *v = &g->vals[n->in[2]];
+        if (v->kind != CC_VAL_INIT || v->numel != 1 ||
+            (v->dtype != CLCNN_I64 && v->dtype != CLCNN_I32))
+            return unsupported(gn, "a training_mode that is not an integer scalar initializer");
+        int on =
+            v->dtype == CLCNN_I64 ? *(const int64_t *)v->data != 0 : *(const int32_t *)v->data != 0;
+        if (!on) n->ratio = 0.0f;
+    }
+    if (n->ratio == 0.0f) return CLCNN_OK;
+    return like(p, n->in[0], &n->save[0]);
+}
+
 static clcnn_status prepare_view(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
                                  const cc_gnode *gn) {
     (void)g;
@@ -403,10 +433,6 @@ static clcnn_status softmax_run(clcnn_train_plan *p, cc_tnode *n, int backward) 
 
 /* ---- forward and backward by kind ------------------------------------------------------ */
 
-static int has_in(const cc_tnode *n, int j) {
-    return j < n->n_in && n->in[j] >= 0;
-}
-
 static clcnn_status view_forward(clcnn_train_plan *p, cc_tnode *n) {
     cc_tval *y = &p->vals[n->out[0]];
     clcnn_tensor_free(y->t);
@@ -425,6 +451,17 @@ static clcnn_status padded_input(clcnn_train_plan *p, cc_tnode *n, const clcnn_t
     CC_TRY(cc_copy_nd_run(p->dev, &n->pad_in, *x, n->px));
     *x = n->px;
     return CLCNN_OK;
+}
+
+static clcnn_status dropout_forward(clcnn_train_plan *p, cc_tnode *n) {
+    if (!n->save[0]) return clcnn_tensor_copy(T(n->out[0]), T(n->in[0]));
+    return clcnn_dropout_forward(p->dev, n->ratio, p->opts.seed, p->forwards, T(n->in[0]),
+                                 T(n->out[0]), n->save[0]);
+}
+
+static clcnn_status dropout_backward(clcnn_train_plan *p, cc_tnode *n) {
+    if (!n->save[0]) return clcnn_tensor_copy(n->dst[0], G(n->out[0]));
+    return clcnn_dropout_backward(p->dev, n->save[0], G(n->out[0]), n->dst[0]);
 }
 
 static clcnn_status conv_forward(clcnn_train_plan *p, cc_tnode *n) {
@@ -580,6 +617,7 @@ static const train_def train_defs[CC_OP_COUNT] = {
     [CC_OP_MATMUL] = {3u, prepare_gemm, gemm_forward, gemm_backward},
     [CC_OP_CONCAT] = {ALL_INPUTS, prepare_join, join_forward, join_backward},
     [CC_OP_SPLIT] = {1u, prepare_join, join_forward, join_backward},
+    [CC_OP_DROPOUT] = {1u, prepare_dropout, dropout_forward, dropout_backward},
     [CC_OP_SOFTMAX] = {1u, prepare_softmax, softmax_forward, softmax_backward},
     [CC_OP_LOGSOFTMAX] = {1u, prepare_softmax, softmax_forward, softmax_backward},
     /* views of their input: Reshape's shape (input 1) is an integer initializer */
