@@ -43,6 +43,7 @@ typedef struct cc_tnode {
     clcnn_conv2d_desc conv;
     clcnn_pool2d_desc pool;
     float ratio;              /* Dropout (0: a copy) */
+    int linear;               /* Gemm as PyTorch's Linear: clcnn_linear_* */
     size_t dims3[3];          /* Softmax (outer, c, inner); Concat/Split (outer, -, inner) */
     clcnn_tensor *save[3];    /* argmax; batch-norm saved mean and 1/std */
     clcnn_tensor *scratch[2]; /* shaped like the output; a reduced one */

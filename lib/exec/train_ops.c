@@ -179,8 +179,13 @@ static clcnn_status prepare_gemm(clcnn_train_plan *p, const clcnn_graph *g, cc_t
     }
     for (int j = 0; j < 2; j++)
         if (p->vals[n->in[j]].ndim != 2) return unsupported(gn, "operands of other than 2 dims");
-    if (n->op == CC_OP_GEMM && n->n_in > 2 && n->in[2] >= 0 && n->a.beta != 1.0f)
+    int c = has_in(n, 2);
+    if (n->op == CC_OP_GEMM && c && n->a.beta != 1.0f)
         return unsupported(gn, "beta other than 1 with C");
+    /* y = x w^T + b: the fully connected layer's primitives (small-batch kernels on CPUs) */
+    const cc_tval *y = &p->vals[n->out[0]];
+    n->linear = n->op == CC_OP_GEMM && !n->a.trans_a && n->a.trans_b && n->a.alpha == 1.0f &&
+                (!c || (p->vals[n->in[2]].ndim == 1 && p->vals[n->in[2]].numel == y->shape[1]));
     return like(p, n->out[0], &n->scratch[0]); /* C's gradient before the reduction */
 }
 
@@ -345,6 +350,9 @@ static void gemm_dims(const clcnn_train_plan *p, const cc_tnode *n, size_t *m, s
 }
 
 static clcnn_status gemm_forward(clcnn_train_plan *p, cc_tnode *n) {
+    if (n->linear)
+        return clcnn_linear_forward(p->dev, T(n->in[0]), T(n->in[1]),
+                                    has_in(n, 2) ? T(n->in[2]) : NULL, T(n->out[0]));
     size_t m, nn, k;
     gemm_dims(p, n, &m, &nn, &k);
     clcnn_tensor *y = T(n->out[0]);
@@ -356,6 +364,9 @@ static clcnn_status gemm_forward(clcnn_train_plan *p, cc_tnode *n) {
 
 /* dop(A) = dY op(B)^T, dop(B) = op(A)^T dY, transposed back where A or B are stored so. */
 static clcnn_status gemm_backward(clcnn_train_plan *p, cc_tnode *n) {
+    if (n->linear && n->dst[1])
+        return clcnn_linear_backward(p->dev, T(n->in[0]), T(n->in[1]), G(n->out[0]), n->dst[0],
+                                     n->dst[1], has_in(n, 2) ? n->dst[2] : NULL);
     size_t m, nn, k;
     gemm_dims(p, n, &m, &nn, &k);
     int ta = n->a.trans_a, tb = n->a.trans_b;
