@@ -326,6 +326,11 @@ static void test_activations(void **state) {
     unary_case("Sigmoid", 0, NULL, NULL);
     unary_case("Tanh", 0, NULL, NULL);
     unary_case("Clip", 0, NULL, " lo hi");
+    int64_t hw[2] = {2, 3}, c1[1] = {1};
+    clcnn_attr mean[2] = {ais("axes", hw, 2), ai("keepdims", 1)};
+    unary_case("ReduceMean", 2, mean, NULL); /* as a squeeze-excitation's pooling */
+    clcnn_attr sum[2] = {ais("axes", c1, 1), ai("keepdims", 0)};
+    unary_case("ReduceSum", 2, sum, NULL);
 }
 
 /* pads top, left, bottom, right = pad, pad, pad + extra, pad + extra. */
@@ -371,7 +376,7 @@ static void binary_case(const char *op, int bnd, int64_t b1, int64_t b2, int64_t
     if (b_is_input)
         add_input(g, "b", bnd, CLCNN_GRAPH_BATCH, b1, b2, b3);
     else
-        add_param(g, &rng, "b", bnd, b1, b2, b3, 0, -1.0f, 1.0f);
+        add_param(g, &rng, "b", bnd, b1, b2, b3, 0, strcmp(op, "Div") ? -1.0f : 0.5f, 1.5f);
     node(g, op, "bin", "a b", "y", 0, NULL);
     TU_OK(clcnn_graph_add_output(g, "y"));
     expect_fd(g, 2, 1e-2);
@@ -379,11 +384,13 @@ static void binary_case(const char *op, int bnd, int64_t b1, int64_t b2, int64_t
 
 static void test_binary(void **state) {
     (void)state;
-    binary_case("Add", 4, 3, 4, 5, 1); /* same shapes */
-    binary_case("Mul", 4, 3, 1, 1, 1); /* squeeze-excitation: [N,C,1,1] * [N,C,H,W] */
-    binary_case("Sub", 3, 3, 1, 5, 0); /* a parameter [C,1,W] */
-    binary_case("Add", 1, 5, 0, 0, 0); /* a bias over the last dim */
-    binary_case("Mul", 3, 3, 4, 5, 0); /* a parameter without the batch */
+    binary_case("Add", 4, 3, 4, 5, 1);   /* same shapes */
+    binary_case("Mul", 4, 3, 1, 1, 1);   /* squeeze-excitation: [N,C,1,1] * [N,C,H,W] */
+    binary_case("Sub", 3, 3, 1, 5, 0);   /* a parameter [C,1,W] */
+    binary_case("Add", 1, 5, 0, 0, 0);   /* a bias over the last dim */
+    binary_case("Mul", 3, 3, 4, 5, 0);   /* a parameter without the batch */
+    binary_case("Div", 3, 3, 1, 1, 0);   /* by a parameter [C,1,1] in [0.5, 1.5] */
+    binary_case("PRelu", 3, 3, 1, 1, 0); /* a slope per channel */
 }
 
 static void test_gemm(void **state) {

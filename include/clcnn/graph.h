@@ -211,8 +211,8 @@ CLCNN_API const char *clcnn_plan_step_desc(const clcnn_plan *p, int i);
  * then backward in reverse topological order. Every value keeps its own buffer (nothing
  * that backward reads is reused or fused away; no batch-norm folding). The float
  * initializers read where an op has a gradient (Conv and Gemm weights and biases, batch-norm
- * scale and shift, MatMul and element-wise operands) are the parameters: they and their
- * gradients live in two flat arenas (each a view; the running statistics and other float
+ * scale and shift, MatMul and element-wise operands, PRelu slopes) are the parameters: they and
+ * their gradients live in two flat arenas (each a view; the running statistics and other float
  * initializers follow the parameters in the first arena, without gradients). Where a value
  * feeds several nodes, its gradient is the sum, in this fixed order, of the graph output's
  * gradient (when it is one) and each reader's contribution in topological order; so two

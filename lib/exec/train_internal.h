@@ -42,12 +42,14 @@ typedef struct cc_tnode {
     /* per-kind state, made at create time */
     clcnn_conv2d_desc conv;
     clcnn_pool2d_desc pool;
-    float ratio;              /* Dropout (0: a copy) */
-    int linear;               /* Gemm as PyTorch's Linear: clcnn_linear_* */
-    size_t dims3[3];          /* Softmax (outer, c, inner); Concat/Split (outer, -, inner) */
-    clcnn_tensor *save[3];    /* argmax; batch-norm saved mean and 1/std */
-    clcnn_tensor *scratch[2]; /* shaped like the output; a reduced one */
-    clcnn_tensor *scalar[2];  /* Tanh's 1; Clip's bounds */
+    float ratio;                 /* Dropout (0: a copy) */
+    int linear;                  /* Gemm as PyTorch's Linear: clcnn_linear_* */
+    unsigned red_mask;           /* ReduceMean, ReduceSum: the reduced dims of x */
+    size_t kept[CLCNN_MAX_DIMS]; /* x's shape with 1 at the reduced dims */
+    size_t dims3[3];             /* Softmax (outer, c, inner); Concat/Split (outer, -, inner) */
+    clcnn_tensor *save[3];       /* argmax; batch-norm saved mean and 1/std */
+    clcnn_tensor *scratch[2];    /* shaped like the output; a reduced one */
+    clcnn_tensor *scalar[2];     /* Tanh's 1; Clip's bounds */
     /* Conv with per-side pads, pooling with per-side pads or ceil mode: x copied into px
      * (n, c, h + pads, w + pads) by pad_in, the op run without padding; its input gradient
      * dpx cropped into dx by crop. Average pooling divides by cnt (1, 1, p, q): the share

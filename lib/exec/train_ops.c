@@ -390,8 +390,11 @@ static clcnn_status gemm_backward(clcnn_train_plan *p, cc_tnode *n) {
 
 /* ---- Add / Sub / Mul ------------------------------------------------------------------- */
 
-static const int binary_ids[] = {
-    [CC_OP_ADD] = CLCNN_BIN_ID_ADD, [CC_OP_SUB] = CLCNN_BIN_ID_SUB, [CC_OP_MUL] = CLCNN_BIN_ID_MUL};
+static const int binary_ids[] = {[CC_OP_ADD] = CLCNN_BIN_ID_ADD,
+                                 [CC_OP_SUB] = CLCNN_BIN_ID_SUB,
+                                 [CC_OP_MUL] = CLCNN_BIN_ID_MUL,
+                                 [CC_OP_DIV] = CLCNN_BIN_ID_DIV,
+                                 [CC_OP_PRELU] = CLCNN_BIN_ID_PRELU};
 
 static clcnn_status binary_backward(clcnn_train_plan *p, cc_tnode *n) {
     const clcnn_tensor *dy = G(n->out[0]);
@@ -402,9 +405,13 @@ static clcnn_status binary_backward(clcnn_train_plan *p, cc_tnode *n) {
         if (n->op == CC_OP_MUL) {
             CC_TRY(cc_binary(p->dev, CLCNN_BIN_ID_MUL, dy, T(n->in[1 - j]), tmp));
             src = tmp;
+        } else if (n->op == CC_OP_DIV) { /* da = dy / b, db = -(dy / b) y */
+            CC_TRY(cc_binary(p->dev, CLCNN_BIN_ID_DIV, dy, T(n->in[1]), tmp));
+            if (j == 1) CC_TRY(cc_binary(p->dev, CLCNN_BIN_ID_MUL, tmp, T(n->out[0]), tmp));
+            src = tmp;
         }
         CC_TRY(reduce_to(p, src, n->out[0], n->in[j], n->dst[j]));
-        if (n->op == CC_OP_SUB && j == 1)
+        if ((n->op == CC_OP_SUB || n->op == CC_OP_DIV) && j == 1)
             CC_TRY(cc_unary(p->dev, CLCNN_UN_ID_NEG, 0.0f, 0.0f, n->dst[j], n->dst[j]));
     }
     return CLCNN_OK;
@@ -595,6 +602,62 @@ static clcnn_status conv_backward(clcnn_train_plan *p, cc_tnode *n) {
     return cc_reduce(p->dev, CC_REDUCE_SUM, dy, 0xdu, db);
 }
 
+/* PRelu y = x > 0 ? x : s x: dx = dy where x > 0, s dy elsewhere; ds = the sum of dy x
+ * where x <= 0 over the dims s is broadcast along. */
+static clcnn_status prelu_backward(clcnn_train_plan *p, cc_tnode *n) {
+    clcnn_device *dev = p->dev;
+    const clcnn_tensor *x = T(n->in[0]), *dy = G(n->out[0]);
+    clcnn_tensor *pos = n->scratch[0], *neg = n->scratch[1];
+    CC_TRY(clcnn_activation_backward(dev, CLCNN_ACT_RELU, 0.0f, x, dy, pos));
+    CC_TRY(cc_binary(dev, CLCNN_BIN_ID_SUB, dy, pos, neg));
+    if (n->dst[0]) {
+        CC_TRY(cc_binary(dev, CLCNN_BIN_ID_MUL, neg, T(n->in[1]), n->dst[0]));
+        CC_TRY(cc_binary(dev, CLCNN_BIN_ID_ADD, n->dst[0], pos, n->dst[0]));
+    }
+    if (!n->dst[1]) return CLCNN_OK;
+    CC_TRY(cc_binary(dev, CLCNN_BIN_ID_MUL, neg, x, neg));
+    return reduce_to(p, neg, n->out[0], n->in[1], n->dst[1]);
+}
+
+static clcnn_status prepare_prelu(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                                  const cc_gnode *gn) {
+    CC_TRY(prepare_binary(p, g, n, gn));
+    return like(p, n->out[0], &n->scratch[1]);
+}
+
+/* ReduceMean, ReduceSum over the axes shape inference resolved; backward: dy (kept dims)
+ * broadcast over x, times 1 / count (mean) or 1. */
+static clcnn_status prepare_reduce(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                                   const cc_gnode *gn) {
+    (void)g;
+    const cc_tval *x = &p->vals[n->in[0]];
+    if (x->ndim > 4) return unsupported(gn, "more than 4 dims");
+    n->red_mask = 0;
+    for (int i = 0; i < n->a.naxes; i++)
+        n->red_mask |= 1u << n->a.axes[i];
+    size_t count = 1;
+    for (int d = 0; d < x->ndim; d++) {
+        int r = (n->red_mask >> d) & 1u;
+        n->kept[d] = r ? 1 : x->shape[d];
+        count *= r ? x->shape[d] : 1;
+    }
+    return scalar(p, n->op == CC_OP_REDUCEMEAN ? (float)(1.0 / (double)count) : 1.0f,
+                  &n->scalar[0]);
+}
+
+static clcnn_status reduce_forward(clcnn_train_plan *p, cc_tnode *n) {
+    return cc_reduce(p->dev, n->op == CC_OP_REDUCEMEAN ? CC_REDUCE_MEAN : CC_REDUCE_SUM,
+                     T(n->in[0]), n->red_mask, T(n->out[0]));
+}
+
+static clcnn_status reduce_backward(clcnn_train_plan *p, cc_tnode *n) {
+    clcnn_tensor *dyk = NULL;
+    CC_TRY(clcnn_tensor_view(G(n->out[0]), p->vals[n->in[0]].ndim, n->kept, &dyk));
+    clcnn_status s = cc_binary(p->dev, CLCNN_BIN_ID_MUL, dyk, n->scalar[0], n->dst[0]);
+    clcnn_tensor_free(dyk);
+    return s;
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 typedef clcnn_status (*prepare_fn)(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
@@ -624,6 +687,10 @@ static const train_def train_defs[CC_OP_COUNT] = {
     [CC_OP_ADD] = {3u, prepare_binary, binary_forward, binary_backward},
     [CC_OP_SUB] = {3u, prepare_binary, binary_forward, binary_backward},
     [CC_OP_MUL] = {3u, prepare_binary, binary_forward, binary_backward},
+    [CC_OP_DIV] = {3u, prepare_binary, binary_forward, binary_backward},
+    [CC_OP_PRELU] = {3u, prepare_prelu, binary_forward, prelu_backward},
+    [CC_OP_REDUCEMEAN] = {1u, prepare_reduce, reduce_forward, reduce_backward},
+    [CC_OP_REDUCESUM] = {1u, prepare_reduce, reduce_forward, reduce_backward},
     [CC_OP_GEMM] = {7u, prepare_gemm, gemm_forward, gemm_backward},
     [CC_OP_MATMUL] = {3u, prepare_gemm, gemm_forward, gemm_backward},
     [CC_OP_CONCAT] = {ALL_INPUTS, prepare_join, join_forward, join_backward},
