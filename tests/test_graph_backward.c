@@ -576,6 +576,7 @@ static void test_fd_catches_wrong_gradient(void **state) {
     clcnn_graph *g = dag_graph();
     fd_case c = fd_default(g, 2);
     c.max_checks = 4;
+    c.h = 3e-4; /* as test_dag: only the scaling differs */
     c.grad_scale = 1.05f;
     printf("(expected mismatch reports follow)\n");
     fflush(stdout);
@@ -715,6 +716,66 @@ static void test_zoo_matches_net(void **state) {
     }
 }
 
+/* ---- models PyTorch exported (tests/onnx/torch) ---------------------------------------- */
+
+static clcnn_graph *load_torch(const char *name) {
+    char path[512];
+    snprintf(path, sizeof path, CLCNN_SOURCE_DIR "/tests/onnx/torch/%s/model.onnx", name);
+    clcnn_graph *g = NULL;
+    TU_OK(clcnn_graph_load_onnx(path, &g));
+    return g;
+}
+
+/* An imported ResNet (BasicBlocks: residual Adds, projection shortcuts, batch norm, max and
+ * global pooling, Flatten, Gemm) against finite differences, two elements per parameter;
+ * MobileNet-V2 (depthwise convolutions, Clip as ReLU6) runs a step with finite, non-zero
+ * gradients; a model with an op without backward fails naming it. */
+static void test_imported_models(void **state) {
+    (void)state;
+    clcnn_graph *g = load_torch("small_resnet");
+    fd_case c = fd_default(g, 2);
+    c.max_checks = 2;
+    c.h = 3e-4;
+    assert_true(fd_check(&c));
+    clcnn_graph_free(g);
+
+    g = load_torch("small_mobilenet_v2");
+    clcnn_train_plan *p = NULL;
+    TU_OK(clcnn_train_plan_create(tu_device(), g, 2, NULL, &p));
+    size_t xs[4] = {2, 3, 32, 32}, ys[2] = {2, 10};
+    float x[2 * 3 * 32 * 32], dy[20];
+    tu_rng r = tu_rng_seed(41);
+    tu_fill_uniform(&r, x, sizeof x / sizeof *x, -1.0f, 1.0f);
+    tu_fill_uniform(&r, dy, 20, -1.0f, 1.0f);
+    clcnn_tensor *xt = tu_tensor_from(4, xs, x), *dyt = tu_tensor_from(2, ys, dy);
+    TU_OK(clcnn_train_plan_forward(p, (const clcnn_tensor *const *)&xt, 1));
+    TU_OK(clcnn_train_plan_backward(p, (const clcnn_tensor *const *)&dyt, 1));
+    int nonzero = 0;
+    for (int i = 0; i < clcnn_train_plan_num_params(p); i++) {
+        clcnn_tensor *gt = clcnn_train_plan_grad(p, clcnn_train_plan_param_name(p, i));
+        if (!gt) continue;
+        float *gv = tu_download(gt);
+        double sum = 0.0;
+        for (size_t k = 0; k < clcnn_tensor_numel(gt); k++)
+            sum += fabs(gv[k]);
+        assert_true(isfinite(sum));
+        nonzero += sum > 0.0;
+        free(gv);
+    }
+    assert_true(nonzero > 50);
+    clcnn_tensor_free(xt);
+    clcnn_tensor_free(dyt);
+    clcnn_train_plan_free(p);
+    clcnn_graph_free(g);
+
+    g = load_torch("shuffle_concat");
+    p = (clcnn_train_plan *)0x1;
+    assert_int_equal(clcnn_train_plan_create(tu_device(), g, 2, NULL, &p), CLCNN_ERR_UNSUPPORTED);
+    assert_null(p);
+    assert_non_null(strstr(clcnn_last_error(), "has no backward in training plans"));
+    clcnn_graph_free(g);
+}
+
 /* ---- errors ---------------------------------------------------------------------------- */
 
 static void expect_create_error(clcnn_graph *g, clcnn_status want, const char *needle1,
@@ -779,6 +840,7 @@ int main(void) {
         cmocka_unit_test(test_fd_catches_wrong_gradient),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_zoo_matches_net),
+        cmocka_unit_test(test_imported_models),
         cmocka_unit_test(test_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
