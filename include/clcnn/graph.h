@@ -248,10 +248,10 @@ CLCNN_API clcnn_status clcnn_train_plan_backward(clcnn_train_plan *p,
                                                  int n_outputs);
 CLCNN_API clcnn_status clcnn_train_plan_zero_grad(clcnn_train_plan *p);
 
-/* The parameters in arena order (name i, NULL past the last; the names are the graph's
- * initializer names), the whole arenas (for optimizers: params' first grad-numel elements
- * line up with grads), and views by name (NULL when name is no parameter; state such as
- * running statistics has a value but no gradient). */
+/* The parameters and state in arena order (name i, NULL past the last; the graph's
+ * initializer names); the trainable parameters and their gradients as two flat tensors of
+ * one layout (for optimizers: one update covers every parameter); views by name (NULL when
+ * name is neither; state such as running statistics has a value but no gradient). */
 CLCNN_API int clcnn_train_plan_num_params(const clcnn_train_plan *p);
 CLCNN_API const char *clcnn_train_plan_param_name(const clcnn_train_plan *p, int i);
 CLCNN_API clcnn_tensor *clcnn_train_plan_params(const clcnn_train_plan *p);

@@ -79,6 +79,8 @@ static clcnn_status make_arenas(clcnn_train_plan *p, const clcnn_graph *g) {
     size_t gtop = train_top ? train_top : 1;
     CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &gtop, &p->grad_arena));
     CC_TRY(clcnn_tensor_fill(p->grad_arena, 0.0f));
+    p->trained = cc_tensor_view_at(p->arena, 1, &gtop, 0);
+    if (!p->trained) return oom();
     for (int i = 0; i < p->nparams; i++) {
         cc_tparam *q = &p->params[i];
         cc_tval *tv = &p->vals[q->value];
@@ -242,6 +244,7 @@ void clcnn_train_plan_free(clcnn_train_plan *p) {
     }
     for (int i = 0; i < p->nparams; i++)
         free(p->params[i].name);
+    clcnn_tensor_free(p->trained);
     clcnn_tensor_free(p->arena);
     clcnn_tensor_free(p->grad_arena);
     free(p->params);
@@ -364,7 +367,7 @@ const char *clcnn_train_plan_param_name(const clcnn_train_plan *p, int i) {
 }
 
 clcnn_tensor *clcnn_train_plan_params(const clcnn_train_plan *p) {
-    return p ? p->arena : NULL;
+    return p ? p->trained : NULL;
 }
 
 clcnn_tensor *clcnn_train_plan_grads(const clcnn_train_plan *p) {

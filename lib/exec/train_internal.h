@@ -76,6 +76,7 @@ struct clcnn_train_plan {
     int nparams, ntrain; /* the first ntrain parameters have gradients */
     cc_tparam *params;
     clcnn_tensor *arena, *grad_arena;
+    clcnn_tensor *trained; /* the arena's first numel(grad_arena) elements */
     int forwarded;
     uint64_t forwards; /* forwards run: the step of Dropout's counter-based masks */
 };
