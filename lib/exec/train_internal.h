@@ -44,6 +44,8 @@ typedef struct cc_tnode {
     clcnn_pool2d_desc pool;
     float ratio;                 /* Dropout (0: a copy) */
     int linear;                  /* Gemm as PyTorch's Linear: clcnn_linear_* */
+    cc_copy_nd fwd_map, bwd_map; /* Transpose, Slice, Pad: the gather and its way back */
+    int map_fill;                /* Slice: dx is 0 where the slice does not read */
     unsigned red_mask;           /* ReduceMean, ReduceSum: the reduced dims of x */
     size_t kept[CLCNN_MAX_DIMS]; /* x's shape with 1 at the reduced dims */
     size_t dims3[3];             /* Softmax (outer, c, inner); Concat/Split (outer, -, inner) */

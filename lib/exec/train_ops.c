@@ -658,6 +658,64 @@ static clcnn_status reduce_backward(clcnn_train_plan *p, cc_tnode *n) {
     return s;
 }
 
+/* Transpose, Slice, Pad: forward the gather of the node's copy map (each output element
+ * reads input dim axis[d] at start[d] + o step[d]); backward Transpose and Slice (positive
+ * steps) scatter dy back into dx (0 where Slice reads nothing), a constant Pad crops dy. */
+static clcnn_status prepare_map(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                                const cc_gnode *gn) {
+    cc_copy_map m;
+    CC_TRY(cc_copy_map_of(g, gn, &m));
+    const cc_tval *x = &p->vals[n->in[0]], *y = &p->vals[n->out[0]];
+    size_t xs[CLCNN_MAX_DIMS], ys[CLCNN_MAX_DIMS], sx = 1, sy = 1;
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        xs[d] = sx;
+        sx *= x->shape[d];
+    }
+    for (int d = y->ndim - 1; d >= 0; d--) {
+        ys[d] = sy;
+        sy *= y->shape[d];
+    }
+    cc_copy_nd *f = &n->fwd_map, *b = &n->bwd_map;
+    cc_copy_nd_dense(f, y->ndim, y->shape);
+    for (int d = 0; d < y->ndim; d++) {
+        int ax = m.axis[d];
+        if (ax < 0) return unsupported(gn, "a broadcast dim");
+        f->x_stride[d] = xs[ax];
+        f->lim[d] = x->shape[ax];
+        f->start[d] = m.start[d];
+        f->step[d] = m.step[d];
+    }
+    f->mode = m.mode;
+    f->value = m.value;
+    if (n->op == CC_OP_PAD) {
+        if (m.mode != CLCNN_COPY_ID_CONSTANT) return unsupported(gn, "a mode other than constant");
+        cc_copy_nd_dense(b, x->ndim, x->shape); /* dx[i] = dy[i + pad before] */
+        for (int d = 0; d < x->ndim; d++) {
+            b->x_stride[d] = ys[d];
+            b->lim[d] = y->shape[d];
+            b->start[d] = -m.start[d];
+        }
+        return CLCNN_OK;
+    }
+    cc_copy_nd_dense(b, y->ndim, y->shape); /* dx[x index of o] = dy[o] */
+    for (int d = 0; d < y->ndim; d++) {
+        if (m.step[d] < 1) return unsupported(gn, "a negative step");
+        b->y_stride[d] = xs[m.axis[d]] * (size_t)m.step[d];
+        b->y_off += (size_t)m.start[d] * xs[m.axis[d]];
+    }
+    n->map_fill = n->op == CC_OP_SLICE && x->numel != y->numel;
+    return CLCNN_OK;
+}
+
+static clcnn_status map_forward(clcnn_train_plan *p, cc_tnode *n) {
+    return cc_copy_nd_run(p->dev, &n->fwd_map, T(n->in[0]), T(n->out[0]));
+}
+
+static clcnn_status map_backward(clcnn_train_plan *p, cc_tnode *n) {
+    if (n->map_fill) CC_TRY(clcnn_tensor_fill(n->dst[0], 0.0f));
+    return cc_copy_nd_run(p->dev, &n->bwd_map, G(n->out[0]), n->dst[0]);
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 typedef clcnn_status (*prepare_fn)(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
@@ -693,6 +751,9 @@ static const train_def train_defs[CC_OP_COUNT] = {
     [CC_OP_REDUCESUM] = {1u, prepare_reduce, reduce_forward, reduce_backward},
     [CC_OP_GEMM] = {7u, prepare_gemm, gemm_forward, gemm_backward},
     [CC_OP_MATMUL] = {3u, prepare_gemm, gemm_forward, gemm_backward},
+    [CC_OP_TRANSPOSE] = {1u, prepare_map, map_forward, map_backward},
+    [CC_OP_SLICE] = {1u, prepare_map, map_forward, map_backward},
+    [CC_OP_PAD] = {1u, prepare_map, map_forward, map_backward},
     [CC_OP_CONCAT] = {ALL_INPUTS, prepare_join, join_forward, join_backward},
     [CC_OP_SPLIT] = {1u, prepare_join, join_forward, join_backward},
     [CC_OP_DROPOUT] = {1u, prepare_dropout, dropout_forward, dropout_backward},
