@@ -315,7 +315,11 @@ static void unary_case(const char *op, int na, const clcnn_attr *a, const char *
     }
     node(g, op, "u", ins, "y", na, a);
     TU_OK(clcnn_graph_add_output(g, "y"));
-    expect_fd(g, 2, 1e-3);
+    fd_case c = fd_default(g, 2);
+    c.h = 1e-3;
+    c.in_hi = strcmp(op, "HardSwish") ? 1.0f : 4.0f; /* inside and outside (-3, 3) */
+    assert_true(fd_check(&c));
+    clcnn_graph_free(g);
 }
 
 static void test_activations(void **state) {
@@ -326,6 +330,9 @@ static void test_activations(void **state) {
     unary_case("Sigmoid", 0, NULL, NULL);
     unary_case("Tanh", 0, NULL, NULL);
     unary_case("Clip", 0, NULL, " lo hi");
+    clcnn_attr hs[2] = {af("alpha", 1.0f), af("beta", 0.5f)}; /* the window (-0.5, 0.5) */
+    unary_case("HardSigmoid", 2, hs, NULL);
+    unary_case("HardSwish", 0, NULL, NULL);
     int64_t hw[2] = {2, 3}, c1[1] = {1};
     clcnn_attr mean[2] = {ais("axes", hw, 2), ai("keepdims", 1)};
     unary_case("ReduceMean", 2, mean, NULL); /* as a squeeze-excitation's pooling */

@@ -515,10 +515,14 @@ static clcnn_status act_backward(clcnn_train_plan *p, cc_tnode *n) {
 }
 
 static clcnn_status unary_forward(clcnn_train_plan *p, cc_tnode *n) {
-    int id = n->op == CC_OP_SIGMOID ? CLCNN_UN_ID_SIGMOID
-             : n->op == CC_OP_TANH  ? CLCNN_UN_ID_TANH
-                                    : CLCNN_UN_ID_CLIP;
-    return cc_unary(p->dev, id, n->a.clip_min, n->a.clip_max, T(n->in[0]), T(n->out[0]));
+    int hard = n->op == CC_OP_HARDSIGMOID || n->op == CC_OP_HARDSWISH;
+    int id = n->op == CC_OP_SIGMOID       ? CLCNN_UN_ID_SIGMOID
+             : n->op == CC_OP_TANH        ? CLCNN_UN_ID_TANH
+             : n->op == CC_OP_HARDSIGMOID ? CLCNN_UN_ID_HARDSIGMOID
+             : n->op == CC_OP_HARDSWISH   ? CLCNN_UN_ID_HARDSWISH
+                                          : CLCNN_UN_ID_CLIP;
+    return cc_unary(p->dev, id, hard ? n->a.alpha : n->a.clip_min, hard ? n->a.beta : n->a.clip_max,
+                    T(n->in[0]), T(n->out[0]));
 }
 
 static clcnn_status pool_forward(clcnn_train_plan *p, cc_tnode *n) {
@@ -560,14 +564,43 @@ static clcnn_status softmax_backward(clcnn_train_plan *p, cc_tnode *n) {
     return softmax_run(p, n, 1);
 }
 
-/* dx = dy where lo < x < hi: two ReLU gradients, of x - lo and of hi - x. */
-static clcnn_status clip_backward(clcnn_train_plan *p, cc_tnode *n) {
+/* dx = dy where lo < x < hi (scalar[0], scalar[1]): two ReLU gradients, of x - lo and of
+ * hi - x. */
+static clcnn_status window_backward(clcnn_train_plan *p, cc_tnode *n, clcnn_tensor *dx) {
     clcnn_device *dev = p->dev;
-    clcnn_tensor *t = n->scratch[0], *dx = n->dst[0];
+    clcnn_tensor *t = n->scratch[0];
     CC_TRY(cc_binary(dev, CLCNN_BIN_ID_SUB, T(n->in[0]), n->scalar[0], t));
     CC_TRY(clcnn_activation_backward(dev, CLCNN_ACT_RELU, 0.0f, t, G(n->out[0]), dx));
     CC_TRY(cc_binary(dev, CLCNN_BIN_ID_SUB, n->scalar[1], T(n->in[0]), t));
     return clcnn_activation_backward(dev, CLCNN_ACT_RELU, 0.0f, t, dx, dx);
+}
+
+static clcnn_status clip_backward(clcnn_train_plan *p, cc_tnode *n) {
+    return window_backward(p, n, n->dst[0]);
+}
+
+/* HardSigmoid y = clamp(a x + b, 0, 1): dx = a dy inside the window (-b / a, (1 - b) / a).
+ * HardSwish y = x hs(x): dx = dy (hs(x) + a x inside the window). */
+static clcnn_status hard_backward(clcnn_train_plan *p, cc_tnode *n) {
+    clcnn_device *dev = p->dev;
+    clcnn_tensor *dx = n->dst[0];
+    CC_TRY(window_backward(p, n, dx));
+    if (n->op == CC_OP_HARDSWISH) CC_TRY(cc_binary(dev, CLCNN_BIN_ID_MUL, dx, T(n->in[0]), dx));
+    CC_TRY(clcnn_axpby(dev, n->a.alpha, dx, 0.0f, dx));
+    if (n->op == CC_OP_HARDSIGMOID) return CLCNN_OK;
+    clcnn_tensor *t = n->scratch[0];
+    CC_TRY(cc_unary(dev, CLCNN_UN_ID_HARDSIGMOID, n->a.alpha, n->a.beta, T(n->in[0]), t));
+    CC_TRY(cc_binary(dev, CLCNN_BIN_ID_MUL, t, G(n->out[0]), t));
+    return cc_binary(dev, CLCNN_BIN_ID_ADD, dx, t, dx);
+}
+
+static clcnn_status prepare_hard(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                                 const cc_gnode *gn) {
+    (void)g;
+    if (!(n->a.alpha > 0.0f)) return unsupported(gn, "alpha <= 0");
+    CC_TRY(scalar(p, -n->a.beta / n->a.alpha, &n->scalar[0]));
+    CC_TRY(scalar(p, (1.0f - n->a.beta) / n->a.alpha, &n->scalar[1]));
+    return like(p, n->in[0], &n->scratch[0]);
 }
 
 /* Sigmoid: dx = dy y (1 - y); Tanh: dx = dy (1 - y^2). */
@@ -738,6 +771,8 @@ static const train_def train_defs[CC_OP_COUNT] = {
     [CC_OP_SIGMOID] = {1u, prepare_curve, unary_forward, curve_backward},
     [CC_OP_TANH] = {1u, prepare_curve, unary_forward, curve_backward},
     [CC_OP_CLIP] = {1u, prepare_clip, unary_forward, clip_backward},
+    [CC_OP_HARDSIGMOID] = {1u, prepare_hard, unary_forward, hard_backward},
+    [CC_OP_HARDSWISH] = {1u, prepare_hard, unary_forward, hard_backward},
     [CC_OP_MAXPOOL] = {1u, prepare_pool, pool_forward, pool_backward},
     [CC_OP_AVGPOOL] = {1u, prepare_pool, pool_forward, pool_backward},
     [CC_OP_GLOBALAVGPOOL] = {1u, prepare_pool, pool_forward, pool_backward},
