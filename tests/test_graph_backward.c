@@ -446,8 +446,9 @@ static void test_concat_split_views(void **state) {
     expect_fd(g, 2, 1e-2);
 }
 
-/* Transpose to NHWC, a strided Slice of two axes, a constant Pad (and a crop) */
-static void test_transpose_slice_pad(void **state) {
+/* Transpose to NHWC, a strided Slice of two axes, a constant Pad (and a crop), an Expand
+ * added to it */
+static void test_transpose_slice_pad_expand(void **state) {
     (void)state;
     clcnn_graph *g = new_graph();
     add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 3, 5, 6);
@@ -463,7 +464,12 @@ static void test_transpose_slice_pad(void **state) {
     int64_t eight = 8, pads[8] = {0, 1, 0, 2, 0, 0, 1, -1};
     TU_OK(clcnn_graph_add_initializer(g, "pads", CLCNN_I64, 1, &eight, pads));
     node(g, "Pad", "pad", "s pads", "y", 0, NULL); /* [N,3,4,4] */
-    TU_OK(clcnn_graph_add_output(g, "y"));
+    int64_t four = 4, eshape[4] = {1, 3, 4, 4};    /* [N,3,1,4] over its h */
+    TU_OK(clcnn_graph_add_initializer(g, "eshape", CLCNN_I64, 1, &four, eshape));
+    add_input(g, "row", 4, CLCNN_GRAPH_BATCH, 3, 1, 4);
+    node(g, "Expand", "expand", "row eshape", "e", 0, NULL);
+    node(g, "Add", "sum", "y e", "z", 0, NULL);
+    TU_OK(clcnn_graph_add_output(g, "z"));
     expect_fd(g, 2, 1e-2);
 }
 
@@ -903,7 +909,7 @@ int main(void) {
         cmocka_unit_test(test_binary),
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_concat_split_views),
-        cmocka_unit_test(test_transpose_slice_pad),
+        cmocka_unit_test(test_transpose_slice_pad_expand),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_dag),

@@ -691,9 +691,10 @@ static clcnn_status reduce_backward(clcnn_train_plan *p, cc_tnode *n) {
     return s;
 }
 
-/* Transpose, Slice, Pad: forward the gather of the node's copy map (each output element
- * reads input dim axis[d] at start[d] + o step[d]); backward Transpose and Slice (positive
- * steps) scatter dy back into dx (0 where Slice reads nothing), a constant Pad crops dy. */
+/* Transpose, Slice, Pad, Expand: forward the gather of the node's copy map (each output
+ * element reads input dim axis[d] at start[d] + o step[d]); backward Transpose and Slice
+ * (positive steps) scatter dy back into dx (0 where Slice reads nothing), a constant Pad
+ * crops dy, Expand sums dy over the dims it broadcast. */
 static clcnn_status prepare_map(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
                                 const cc_gnode *gn) {
     cc_copy_map m;
@@ -712,9 +713,9 @@ static clcnn_status prepare_map(clcnn_train_plan *p, const clcnn_graph *g, cc_tn
     cc_copy_nd_dense(f, y->ndim, y->shape);
     for (int d = 0; d < y->ndim; d++) {
         int ax = m.axis[d];
-        if (ax < 0) return unsupported(gn, "a broadcast dim");
-        f->x_stride[d] = xs[ax];
-        f->lim[d] = x->shape[ax];
+        if (ax < 0 && n->op != CC_OP_EXPAND) return unsupported(gn, "a broadcast dim");
+        f->x_stride[d] = ax < 0 ? 0 : xs[ax];
+        f->lim[d] = ax < 0 ? 1 : x->shape[ax];
         f->start[d] = m.start[d];
         f->step[d] = m.step[d];
     }
@@ -730,7 +731,8 @@ static clcnn_status prepare_map(clcnn_train_plan *p, const clcnn_graph *g, cc_tn
         }
         return CLCNN_OK;
     }
-    cc_copy_nd_dense(b, y->ndim, y->shape); /* dx[x index of o] = dy[o] */
+    if (n->op == CC_OP_EXPAND) return CLCNN_OK; /* backward: a sum over the broadcast dims */
+    cc_copy_nd_dense(b, y->ndim, y->shape);     /* dx[x index of o] = dy[o] */
     for (int d = 0; d < y->ndim; d++) {
         if (m.step[d] < 1) return unsupported(gn, "a negative step");
         b->y_stride[d] = xs[m.axis[d]] * (size_t)m.step[d];
@@ -745,6 +747,7 @@ static clcnn_status map_forward(clcnn_train_plan *p, cc_tnode *n) {
 }
 
 static clcnn_status map_backward(clcnn_train_plan *p, cc_tnode *n) {
+    if (n->op == CC_OP_EXPAND) return reduce_to(p, G(n->out[0]), n->out[0], n->in[0], n->dst[0]);
     if (n->map_fill) CC_TRY(clcnn_tensor_fill(n->dst[0], 0.0f));
     return cc_copy_nd_run(p->dev, &n->bwd_map, G(n->out[0]), n->dst[0]);
 }
@@ -789,6 +792,7 @@ static const train_def train_defs[CC_OP_COUNT] = {
     [CC_OP_TRANSPOSE] = {1u, prepare_map, map_forward, map_backward},
     [CC_OP_SLICE] = {1u, prepare_map, map_forward, map_backward},
     [CC_OP_PAD] = {1u, prepare_map, map_forward, map_backward},
+    [CC_OP_EXPAND] = {1u, prepare_map, map_forward, map_backward},
     [CC_OP_CONCAT] = {ALL_INPUTS, prepare_join, join_forward, join_backward},
     [CC_OP_SPLIT] = {1u, prepare_join, join_forward, join_backward},
     [CC_OP_DROPOUT] = {1u, prepare_dropout, dropout_forward, dropout_backward},
