@@ -246,6 +246,26 @@ static void test_conv(void **state) {
     conv_case_pads(2, 3, 6, 7, 3, 3, 2, same_upper, 1, 1, 1);
 }
 
+/* ConvTranspose x (n, c, h, w) with weights (c, k / groups, r, r). */
+static void convt_case(int batch, int c, int h, int k, int r, int stride, int pad, int groups) {
+    clcnn_graph *g = new_graph();
+    tu_rng rng = tu_rng_seed(15);
+    add_input(g, "x", 4, CLCNN_GRAPH_BATCH, c, h, h + 1);
+    add_param(g, &rng, "w", 4, c, k / groups, r, r, -0.5f, 0.5f);
+    add_param(g, &rng, "b", 1, k, 0, 0, 0, -0.5f, 0.5f);
+    int64_t st[2] = {stride, stride}, pd[4] = {pad, pad, pad, pad};
+    clcnn_attr a[3] = {ais("strides", st, 2), ais("pads", pd, 4), ai("group", groups)};
+    node(g, "ConvTranspose", "up", "x w b", "y", 3, a);
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    expect_fd(g, batch, 1e-2);
+}
+
+static void test_conv_transpose(void **state) {
+    (void)state;
+    convt_case(2, 3, 4, 2, 3, 2, 1, 1); /* stride 2, pad 1 */
+    convt_case(1, 4, 3, 6, 2, 1, 0, 2); /* groups */
+}
+
 static void bn_case(int nd, int batch) {
     clcnn_graph *g = new_graph();
     tu_rng rng = tu_rng_seed(12);
@@ -902,6 +922,7 @@ static void test_errors(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_running),
         cmocka_unit_test(test_activations),

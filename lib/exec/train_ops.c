@@ -752,6 +752,58 @@ static clcnn_status map_backward(clcnn_train_plan *p, cc_tnode *n) {
     return cc_copy_nd_run(p->dev, &n->bwd_map, G(n->out[0]), n->dst[0]);
 }
 
+/* ConvTranspose as the data gradient of the convolution with the same weights
+ * (lib/exec/steps_convt.c): y = dgrad(x, w) + b; backward dx = conv(dy, w), dw = the
+ * convolution's filter gradient with x and dy in each other's roles, db the sum of dy over
+ * n, p, q. Only the form whose output is that data gradient exactly (pads equal per side,
+ * no output_padding). */
+static clcnn_status prepare_convt(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                                  const cc_gnode *gn) {
+    const cc_op_attrs *a = &n->a;
+    const size_t *x = p->vals[n->in[0]].shape, *y = p->vals[n->out[0]].shape;
+    for (int j = 1; j < n->n_in; j++)
+        if (n->in[j] >= 0 && g->vals[n->in[j]].kind != CC_VAL_INIT)
+            return unsupported(gn, "weights computed per run");
+    n->conv = cc_step_conv_desc(a);
+    for (int i = 0; i < 2; i++) {
+        size_t full = (size_t)a->strides[i] * (x[2 + i] - 1) +
+                      (size_t)(a->dilations[i] * (a->kernel[i] - 1)) + 1;
+        if (a->pads[i] != a->pads[2 + i] || a->pads[i] < 0 ||
+            y[2 + i] + 2 * (size_t)a->pads[i] != full)
+            return unsupported(gn, "output_padding, output_shape or pads that differ per side");
+    }
+    return CLCNN_OK;
+}
+
+/* The bias (k) as (k, 1, 1) for a broadcasting add, or NULL. */
+static clcnn_status bias_view(clcnn_train_plan *p, cc_tnode *n, const clcnn_tensor *b,
+                              clcnn_tensor **out) {
+    *out = NULL;
+    if (!b) return CLCNN_OK;
+    size_t kshape[3] = {p->vals[n->in[2]].numel, 1, 1};
+    return clcnn_tensor_view(b, 3, kshape, out);
+}
+
+static clcnn_status convt_forward(clcnn_train_plan *p, cc_tnode *n) {
+    clcnn_tensor *y = T(n->out[0]), *b = NULL;
+    CC_TRY(clcnn_conv2d_backward_data(p->dev, &n->conv, T(n->in[0]), T(n->in[1]), y));
+    CC_TRY(bias_view(p, n, has_in(n, 2) ? T(n->in[2]) : NULL, &b));
+    clcnn_status s = b ? cc_binary(p->dev, CLCNN_BIN_ID_ADD, y, b, y) : CLCNN_OK;
+    clcnn_tensor_free(b);
+    return s;
+}
+
+static clcnn_status convt_backward(clcnn_train_plan *p, cc_tnode *n) {
+    const clcnn_tensor *dy = G(n->out[0]);
+    if (n->dst[0])
+        CC_TRY(clcnn_conv2d_forward(p->dev, &n->conv, dy, T(n->in[1]), NULL, n->dst[0],
+                                    CLCNN_ACT_NONE));
+    if (n->dst[1])
+        CC_TRY(clcnn_conv2d_backward_filter(p->dev, &n->conv, dy, T(n->in[0]), n->dst[1], NULL));
+    if (!has_in(n, 2) || !n->dst[2]) return CLCNN_OK;
+    return cc_reduce(p->dev, CC_REDUCE_SUM, dy, 0xdu, n->dst[2]);
+}
+
 /* ---- the table ------------------------------------------------------------------------ */
 
 typedef clcnn_status (*prepare_fn)(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
@@ -767,6 +819,7 @@ typedef struct train_def {
 /* Ops without an entry have no backward: creating a training plan with one fails. */
 static const train_def train_defs[CC_OP_COUNT] = {
     [CC_OP_CONV] = {7u, prepare_conv, conv_forward, conv_backward},
+    [CC_OP_CONVTRANSPOSE] = {7u, prepare_convt, convt_forward, convt_backward},
     /* batch norm's mean and variance (inputs 3, 4) are state */
     [CC_OP_BATCHNORM] = {7u, prepare_batchnorm, bn_forward, bn_backward},
     [CC_OP_RELU] = {1u, NULL, act_forward, act_backward},
