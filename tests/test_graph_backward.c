@@ -734,6 +734,22 @@ static void test_sgd_on_arenas(void **state) {
     }
     printf("cross-entropy %.4f -> %.4f in 30 steps\n", first, last);
     assert_true(isfinite(last) && last < first / 3.0f);
+    /* the trained weights and running statistics back into a graph, by name */
+    clcnn_graph *back = dag_graph();
+    TU_OK(clcnn_train_plan_to_graph(p, back));
+    const char *names[3] = {"fc.w", "bn.m", "stem.w"};
+    for (int i = 0; i < 3; i++) {
+        size_t n = 0;
+        const float *gv = clcnn_graph_initializer(back, names[i], &n);
+        float *pv = tu_download(clcnn_train_plan_param(p, names[i]));
+        assert_memory_equal(gv, pv, n * sizeof *pv);
+        free(pv);
+    }
+    clcnn_graph *other = new_graph(); /* no such initializers */
+    assert_int_equal(clcnn_train_plan_to_graph(p, other), CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "stem.w"));
+    clcnn_graph_free(other);
+    clcnn_graph_free(back);
     clcnn_tensor *tensors[5] = {xt, labels, loss, dlogits, vel};
     for (int i = 0; i < 5; i++)
         clcnn_tensor_free(tensors[i]);

@@ -264,6 +264,11 @@ CLCNN_API clcnn_status clcnn_train_plan_read(const clcnn_train_plan *p, const ch
                                              float *dst, size_t bytes);
 CLCNN_API clcnn_status clcnn_train_plan_write(clcnn_train_plan *p, const char *name,
                                               const float *src, size_t bytes);
+/* Copy every parameter and state tensor back into the initializer of the same name in g
+ * (the graph the plan was made from, or one with the same initializers): for checkpoints,
+ * ONNX export or an inference plan of the trained weights. A name g lacks or a size that
+ * differs is CLCNN_ERR_INVALID_ARG naming it (initializers before it are written). */
+CLCNN_API clcnn_status clcnn_train_plan_to_graph(const clcnn_train_plan *p, clcnn_graph *g);
 /* Gradient of graph input i after a backward with input_grads on (NULL otherwise). */
 CLCNN_API const clcnn_tensor *clcnn_train_plan_input_grad(const clcnn_train_plan *p, int i);
 

@@ -418,3 +418,28 @@ clcnn_status clcnn_train_plan_write(clcnn_train_plan *p, const char *name, const
 const clcnn_tensor *clcnn_train_plan_input_grad(const clcnn_train_plan *p, int i) {
     return p && i >= 0 && i < p->ninputs ? p->vals[p->inputs[i]].g : NULL;
 }
+
+clcnn_status clcnn_train_plan_to_graph(const clcnn_train_plan *p, clcnn_graph *g) {
+    CC_RETURN_IF(!p || !g, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_to_graph: NULL argument");
+    size_t most = 0;
+    for (int i = 0; i < p->nparams; i++)
+        if (p->params[i].numel > most) most = p->params[i].numel;
+    float *buf = malloc((most ? most : 1) * sizeof *buf);
+    CC_RETURN_IF(!buf, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_train_plan_to_graph: out of host memory");
+    clcnn_status s = CLCNN_OK;
+    for (int i = 0; s == CLCNN_OK && i < p->nparams; i++) {
+        const cc_tparam *q = &p->params[i];
+        size_t numel = 0;
+        if (!clcnn_graph_initializer(g, q->name, &numel) || numel != q->numel) {
+            s = cc_fail(CLCNN_ERR_INVALID_ARG,
+                        "clcnn_train_plan_to_graph: the graph has no float initializer '%s' of "
+                        "%zu elements",
+                        q->name, q->numel);
+            break;
+        }
+        s = clcnn_tensor_download(p->vals[q->value].t, buf, q->numel * sizeof *buf);
+        if (s == CLCNN_OK) s = clcnn_graph_set_initializer(g, q->name, buf, q->numel * sizeof *buf);
+    }
+    free(buf);
+    return s;
+}
