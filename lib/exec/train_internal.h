@@ -1,6 +1,6 @@
-/* Internals of training plans (lib/exec/train.c, lib/exec/train_ops.c): the value and node
- * tables and the per-op-kind forward (training mode) and backward functions. Never
- * installed. */
+/* Internals of training plans (lib/exec/train.c and the op families in train_ops.c,
+ * train_eltwise.c, train_movement.c): the value and node tables, the op table's entries and
+ * the per-op-kind forward (training mode) and backward functions. Never installed. */
 #ifndef CLCNN_TRAIN_INTERNAL_H
 #define CLCNN_TRAIN_INTERNAL_H
 
@@ -94,5 +94,35 @@ clcnn_status cc_train_prepare(clcnn_train_plan *p, const clcnn_graph *g, cc_tnod
 clcnn_status cc_train_forward(clcnn_train_plan *p, cc_tnode *n);
 clcnn_status cc_train_backward(clcnn_train_plan *p, cc_tnode *n);
 void cc_train_release(cc_tnode *n);
+
+/* Shared by the train_*.c files (lib/exec/train_ops.c): CLCNN_ERR_UNSUPPORTED naming the
+ * node; a new tensor shaped like value v; a 1-element tensor holding value; dst (operand av
+ * of an element-wise op with output yv) = src (yv-shaped) summed over the dims av was
+ * broadcast along; v seen as (outer, axis, inner). */
+static inline int cc_tr_has_in(const cc_tnode *n, int j) {
+    return j < n->n_in && n->in[j] >= 0;
+}
+clcnn_status cc_tr_unsupported(const cc_gnode *n, const char *why);
+clcnn_status cc_tr_like(clcnn_train_plan *p, int v, clcnn_tensor **out);
+clcnn_status cc_tr_scalar(clcnn_train_plan *p, float value, clcnn_tensor **out);
+clcnn_status cc_tr_reduce_to(clcnn_train_plan *p, const clcnn_tensor *src, int yv, int av,
+                             clcnn_tensor *dst);
+void cc_tr_join_dims(const cc_tval *v, int64_t axis, size_t d[3]);
+
+/* One op kind's entry of the training op table: which inputs receive a gradient (bit j:
+ * input j), whether its output is a view of its input, and the prepare (p, g, n, n's
+ * graph node; NULL: nothing to prepare), forward and backward functions. The compute ops'
+ * entries are in lib/exec/train_ops.c, the element-wise family's and data movement's in
+ * these two tables (indexed by cc_op; an empty entry: not that family's). */
+typedef struct cc_train_def {
+    unsigned grads;
+    int view;
+    clcnn_status (*prepare)(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                            const cc_gnode *gn);
+    clcnn_status (*forward)(clcnn_train_plan *p, cc_tnode *n);
+    clcnn_status (*backward)(clcnn_train_plan *p, cc_tnode *n);
+} cc_train_def;
+extern const cc_train_def cc_train_eltwise_defs[CC_OP_COUNT];
+extern const cc_train_def cc_train_movement_defs[CC_OP_COUNT];
 
 #endif
