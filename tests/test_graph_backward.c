@@ -493,6 +493,120 @@ static void test_transpose_slice_pad_expand(void **state) {
     expect_fd(g, 2, 1e-2);
 }
 
+/* ---- input gradients against closed forms computed in double ---------------------------- */
+
+/* Run g (input a [2,3,4,5], maybe a second input b; one output) at batch 2 forward and
+ * backward from dy; return the gradients of a and b (malloc'd; db NULL without b). */
+static void run_grads(clcnn_graph *g, const float *a, const float *b, const float *dy, float **da,
+                      float **db) {
+    clcnn_train_options o = {.input_grads = 1};
+    clcnn_train_plan *p = NULL;
+    TU_OK(clcnn_train_plan_create(tu_device(), g, 2, &o, &p));
+    size_t as[4] = {2, 3, 4, 5};
+    clcnn_tensor *in[2] = {tu_tensor_from(4, as, a), NULL};
+    int nin = clcnn_graph_num_inputs(g);
+    if (nin > 1) {
+        int nd;
+        int64_t d[CLCNN_GRAPH_MAX_DIMS];
+        TU_OK(clcnn_graph_value_shape(g, clcnn_graph_input_name(g, 1), &nd, d));
+        size_t bs[4];
+        for (int k = 0; k < nd; k++)
+            bs[k] = d[k] == CLCNN_GRAPH_BATCH ? 2 : (size_t)d[k];
+        in[1] = tu_tensor_from(nd, bs, b);
+    }
+    TU_OK(clcnn_train_plan_forward(p, (const clcnn_tensor *const *)in, nin));
+    const clcnn_tensor *y = clcnn_train_plan_output(p, 0);
+    clcnn_tensor *dyt = tu_tensor_from(clcnn_tensor_ndim(y), clcnn_tensor_shape(y), dy);
+    TU_OK(clcnn_train_plan_backward(p, (const clcnn_tensor *const *)&dyt, 1));
+    *da = tu_download(clcnn_train_plan_input_grad(p, 0));
+    *db = nin > 1 ? tu_download(clcnn_train_plan_input_grad(p, 1)) : NULL;
+    clcnn_tensor_free(in[0]);
+    clcnn_tensor_free(in[1]);
+    clcnn_tensor_free(dyt);
+    clcnn_train_plan_free(p);
+}
+
+/* Squeeze-excitation Mul, Sigmoid, Tanh, Softmax and LogSoftmax over the channels, Concat:
+ * the plan's input gradients against the closed-form gradients in double (tolerances of
+ * float element-wise work and reductions of a few terms). */
+static void test_closed_forms(void **state) {
+    (void)state;
+    enum { N = 2 * 3 * 4 * 5, NB = 2 * 3 };
+    float a[N], b[NB], dy[2 * N];
+    tu_rng r = tu_rng_seed(51);
+    tu_fill_uniform(&r, a, N, -2.0f, 2.0f);
+    tu_fill_uniform(&r, b, NB, -2.0f, 2.0f);
+    tu_fill_uniform(&r, dy, 2 * N, -1.0f, 1.0f);
+    double ra[N], rb[NB];
+    float *da, *db;
+    /* y = a * b, b [N,C,1,1]: da = dy b, db = sum over h, w of dy a */
+    clcnn_graph *g = new_graph();
+    add_input(g, "a", 4, CLCNN_GRAPH_BATCH, 3, 4, 5);
+    add_input(g, "b", 4, CLCNN_GRAPH_BATCH, 3, 1, 1);
+    node(g, "Mul", "se", "a b", "y", 0, NULL);
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    run_grads(g, a, b, dy, &da, &db);
+    for (int nc = 0; nc < NB; nc++) {
+        rb[nc] = 0.0;
+        for (int k = 0; k < 20; k++) {
+            ra[nc * 20 + k] = (double)dy[nc * 20 + k] * b[nc];
+            rb[nc] += (double)dy[nc * 20 + k] * a[nc * 20 + k];
+        }
+    }
+    assert_true(tu_close("Mul da", da, ra, N, 1e-6, 1e-6));
+    assert_true(tu_close("Mul db", db, rb, NB, 1e-5, 1e-5));
+    free(da);
+    free(db);
+    clcnn_graph_free(g);
+    /* unary ops and softmax over the 3 channels (stride 20) */
+    const char *ops[4] = {"Sigmoid", "Tanh", "Softmax", "LogSoftmax"};
+    for (int o = 0; o < 4; o++) {
+        g = new_graph();
+        add_input(g, "a", 4, CLCNN_GRAPH_BATCH, 3, 4, 5);
+        clcnn_attr ax = ai("axis", 1);
+        node(g, ops[o], "u", "a", "y", o >= 2, &ax);
+        TU_OK(clcnn_graph_add_output(g, "y"));
+        run_grads(g, a, NULL, dy, &da, &db);
+        for (int i = 0; i < N; i++) {
+            double x = a[i];
+            if (o == 0) ra[i] = dy[i] / (1 + exp(-x)) * (1 - 1 / (1 + exp(-x)));
+            if (o == 1) ra[i] = dy[i] * (1 - tanh(x) * tanh(x));
+        }
+        for (int n = 0; o >= 2 && n < 2; n++)
+            for (int hw = 0; hw < 20; hw++) {
+                double sm[3], z = 0.0, sdy = 0.0, sdyy = 0.0;
+                for (int c = 0; c < 3; c++)
+                    z += exp(a[n * 60 + c * 20 + hw]);
+                for (int c = 0; c < 3; c++) {
+                    int i = n * 60 + c * 20 + hw;
+                    sm[c] = exp(a[i]) / z;
+                    sdy += dy[i];
+                    sdyy += dy[i] * sm[c];
+                }
+                for (int c = 0; c < 3; c++) {
+                    int i = n * 60 + c * 20 + hw;
+                    ra[i] = o == 2 ? sm[c] * (dy[i] - sdyy) : dy[i] - sm[c] * sdy;
+                }
+            }
+        assert_true(tu_close(ops[o], da, ra, N, 1e-6, 1e-5));
+        free(da);
+        clcnn_graph_free(g);
+    }
+    /* Concat(a, a) over h: a's gradient is the sum of the two halves of dy */
+    g = new_graph();
+    add_input(g, "a", 4, CLCNN_GRAPH_BATCH, 3, 4, 5);
+    clcnn_attr ax2 = ai("axis", 2);
+    node(g, "Concat", "cat", "a a", "y", 1, &ax2);
+    TU_OK(clcnn_graph_add_output(g, "y"));
+    run_grads(g, a, NULL, dy, &da, &db);
+    for (int nc = 0; nc < NB; nc++)
+        for (int k = 0; k < 20; k++)
+            ra[nc * 20 + k] = (double)dy[nc * 40 + k] + dy[nc * 40 + 20 + k];
+    assert_true(tu_close("Concat(a, a)", da, ra, N, 1e-6, 1e-6));
+    free(da);
+    clcnn_graph_free(g);
+}
+
 static void test_softmax(void **state) {
     (void)state;
     const char *ops[2] = {"Softmax", "LogSoftmax"};
@@ -948,6 +1062,7 @@ int main(void) {
         cmocka_unit_test(test_concat_split_views),
         cmocka_unit_test(test_transpose_slice_pad_expand),
         cmocka_unit_test(test_softmax),
+        cmocka_unit_test(test_closed_forms),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_dag),
         cmocka_unit_test(test_fd_catches_wrong_gradient),
