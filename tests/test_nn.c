@@ -1,7 +1,8 @@
 /* The sequential net: builders and shape inference, layer info, parameter names,
  * initialisation, forward against the double-precision reference (tests/reference_nn.c),
  * and gradients of whole nets and of each layer kind against central finite
- * differences.
+ * differences; the same gradients through the net's graph as a training plan
+ * (clcnn_train_plan_*, lib/exec/train.c) against the same differences.
  *
  * Gradient checks: the device computes the loss gradient in float; the reference
  * differentiates the same net (same float parameters and inputs, promoted to double)
@@ -66,10 +67,13 @@ static void randomize_non_weights(clcnn_net *net, tu_rng *r) {
     }
 }
 
-/* Compare every trainable gradient of net (already computed on the device) with
- * central differences of the reference loss. */
-static void compare_with_fd(const char *what, clcnn_net *net, rn_layer *L, int nl, int n, int c,
-                            int h, int w, const double *x, const int *labels) {
+/* Compare every trainable gradient of net (already computed on the device), and the same
+ * parameter's gradient in the training plan tp of the net's graph (clcnn_train_plan_*,
+ * after the same loss's backward; NULL: none), with central differences of the reference
+ * loss. */
+static void compare_with_fd(const char *what, clcnn_net *net, const clcnn_train_plan *tp,
+                            rn_layer *L, int nl, int n, int c, int h, int w, const double *x,
+                            const int *labels) {
     rn_params P;
     rn_params_from_net(net, L, nl, &P);
     const double step = 1e-6;
@@ -100,6 +104,12 @@ static void compare_with_fd(const char *what, clcnn_net *net, rn_layer *L, int n
         snprintf(label, sizeof label, "%s: d loss / d %s", what, P.names[i]);
         ok &= tu_close(label, g, fd[i], P.numel[i], 5e-5 * gmax, 5e-4);
         free(g);
+        if (tp) {
+            g = tu_download(clcnn_train_plan_grad(tp, P.names[i]));
+            snprintf(label, sizeof label, "%s: training plan's d loss / d %s", what, P.names[i]);
+            ok &= tu_close(label, g, fd[i], P.numel[i], 5e-5 * gmax, 5e-4);
+            free(g);
+        }
         free(fd[i]);
     }
     free(fd);
@@ -165,7 +175,28 @@ static clcnn_pool2d_desc pool_desc(clcnn_pool_mode mode, int k, int stride, int 
     return d;
 }
 
-/* Random input and labels, one loss_backward on the device, then the FD comparison. */
+/* The net's graph as a training plan, after forward, the softmax cross-entropy's gradient
+ * of the logits and backward (the gradients the net's loss_backward computes). */
+static clcnn_train_plan *plan_loss_backward(clcnn_net *net, const clcnn_tensor *x,
+                                            const clcnn_tensor *labels, int n) {
+    clcnn_graph *g = NULL;
+    TU_OK(clcnn_net_graph(net, &g));
+    clcnn_train_plan *tp = NULL;
+    TU_OK(clcnn_train_plan_create(tu_device(), g, n, NULL, &tp));
+    clcnn_graph_free(g);
+    TU_OK(clcnn_train_plan_forward(tp, &x, 1));
+    const clcnn_tensor *logits = clcnn_train_plan_output(tp, 0);
+    clcnn_tensor *loss = tu_tensor_new(CLCNN_F32, 1, (size_t[]){1});
+    clcnn_tensor *dlogits = tu_tensor_new(CLCNN_F32, 2, clcnn_tensor_shape(logits));
+    TU_OK(clcnn_softmax_cross_entropy(tu_device(), logits, labels, loss, dlogits));
+    TU_OK(clcnn_train_plan_backward(tp, (const clcnn_tensor *const *)&dlogits, 1));
+    clcnn_tensor_free(loss);
+    clcnn_tensor_free(dlogits);
+    return tp;
+}
+
+/* Random input and labels, one loss_backward on the device (the net and its graph's
+ * training plan), then the FD comparison. */
 static void run_gradcheck(net_case *nc, uint64_t seed, clcnn_init init) {
     tu_rng r = tu_rng_seed(seed);
     TU_OK(clcnn_net_init(nc->net, init, seed));
@@ -205,7 +236,9 @@ static void run_gradcheck(net_case *nc, uint64_t seed, clcnn_init init) {
     /* loss ~1-3, float forward: relative error ~1e-6 */
     if (fabs(loss - ref) > 1e-5 + 1e-5 * fabs(ref))
         fail_msg("%s: device loss %.9g, reference %.9g", nc->what, (double)loss, ref);
-    compare_with_fd(nc->what, nc->net, nc->L, nc->nl, nc->n, nc->c, nc->h, nc->w, xd, lab);
+    clcnn_train_plan *tp = plan_loss_backward(nc->net, x, labels, nc->n);
+    compare_with_fd(nc->what, nc->net, tp, nc->L, nc->nl, nc->n, nc->c, nc->h, nc->w, xd, lab);
+    clcnn_train_plan_free(tp);
     free(xd);
     free(xf);
     free(lab);
@@ -755,7 +788,8 @@ static void test_gradcheck_dropout(void **state) {
     rn_params_free(&P);
     clcnn_tensor *dy = tu_tensor_from(2, (size_t[]){(size_t)n, (size_t)k}, dyf);
     TU_OK(clcnn_net_backward(nc.net, dy));
-    compare_with_fd("dropout", nc.net, nc.L, nc.nl, n, c, 1, 1, xd, lab);
+    /* a training plan draws other masks than the net: the net alone */
+    compare_with_fd("dropout", nc.net, NULL, nc.L, nc.nl, n, c, 1, 1, xd, lab);
     free(yr);
     free(yf);
     free(xd);

@@ -207,6 +207,74 @@ CLCNN_API void clcnn_plan_get_memory(const clcnn_plan *p, clcnn_plan_memory *out
 CLCNN_API int clcnn_plan_num_steps(const clcnn_plan *p);
 CLCNN_API const char *clcnn_plan_step_desc(const clcnn_plan *p, int i);
 
+/* ---- training plans ------------------------------------------------------------------- */
+
+/* A graph bound to a device and batch for training: forward with batch statistics
+ * (BatchNormalization updates its running mean and variance with the node's momentum),
+ * then backward in reverse topological order. Every value keeps its own buffer (nothing
+ * that backward reads is reused or fused away; no batch-norm folding). The float
+ * initializers read where an op has a gradient (Conv and Gemm weights and biases, batch-norm
+ * scale and shift, MatMul and element-wise operands, PRelu slopes) are the parameters: they and
+ * their gradients live in two flat arenas (each a view; the running statistics and other float
+ * initializers follow the parameters in the first arena, without gradients). Where a value
+ * feeds several nodes, its gradient is the sum, in this fixed order, of the graph output's
+ * gradient (when it is one) and each reader's contribution in topological order; so two
+ * runs give bit-identical gradients. docs/training.md lists the ops with backward. */
+typedef struct clcnn_train_plan clcnn_train_plan;
+
+typedef struct clcnn_train_options {
+    int input_grads;           /* 1: also compute the gradients of the graph inputs */
+    clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
+    uint64_t seed;             /* Dropout's masks: drawn from (seed, forward count), repeatable */
+} clcnn_train_options;
+
+/* Bind g to dev for batch size batch; the parameters start as g's initializers. An op
+ * without backward (or a form of one: per-side pads, ceil mode, ...) is
+ * CLCNN_ERR_UNSUPPORTED naming the node and op. opts NULL: no input gradients, automatic
+ * algorithms. The plan keeps no pointer into g. */
+CLCNN_API clcnn_status clcnn_train_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
+                                               const clcnn_train_options *opts,
+                                               clcnn_train_plan **out);
+CLCNN_API void clcnn_train_plan_free(clcnn_train_plan *p);
+
+/* Forward in training mode (inputs as clcnn_plan_run's; the plan reads them again in
+ * backward, so keep them alive and unchanged until then). Updates running statistics. */
+CLCNN_API clcnn_status clcnn_train_plan_forward(clcnn_train_plan *p,
+                                                const clcnn_tensor *const *inputs, int n_inputs);
+/* Output i of the last forward (owned by the plan). */
+CLCNN_API const clcnn_tensor *clcnn_train_plan_output(const clcnn_train_plan *p, int i);
+/* Backward from d(loss)/d(output i) = output_grads[i] (shaped like output i; NULL: zero),
+ * after a forward. Parameter gradients are ADDED to the gradient arena (call
+ * clcnn_train_plan_zero_grad between steps); input gradients are overwritten. */
+CLCNN_API clcnn_status clcnn_train_plan_backward(clcnn_train_plan *p,
+                                                 const clcnn_tensor *const *output_grads,
+                                                 int n_outputs);
+CLCNN_API clcnn_status clcnn_train_plan_zero_grad(clcnn_train_plan *p);
+
+/* The parameters and state in arena order (name i, NULL past the last; the graph's
+ * initializer names); the trainable parameters and their gradients as two flat tensors of
+ * one layout (for optimizers: one update covers every parameter); views by name (NULL when
+ * name is neither; state such as running statistics has a value but no gradient). */
+CLCNN_API int clcnn_train_plan_num_params(const clcnn_train_plan *p);
+CLCNN_API const char *clcnn_train_plan_param_name(const clcnn_train_plan *p, int i);
+CLCNN_API clcnn_tensor *clcnn_train_plan_params(const clcnn_train_plan *p);
+CLCNN_API clcnn_tensor *clcnn_train_plan_grads(const clcnn_train_plan *p);
+CLCNN_API clcnn_tensor *clcnn_train_plan_param(const clcnn_train_plan *p, const char *name);
+CLCNN_API clcnn_tensor *clcnn_train_plan_grad(const clcnn_train_plan *p, const char *name);
+/* Copy a parameter (or state) by name from / to host floats (bytes: its numel x 4);
+ * an unknown name or a wrong size is CLCNN_ERR_INVALID_ARG naming it. */
+CLCNN_API clcnn_status clcnn_train_plan_read(const clcnn_train_plan *p, const char *name,
+                                             float *dst, size_t bytes);
+CLCNN_API clcnn_status clcnn_train_plan_write(clcnn_train_plan *p, const char *name,
+                                              const float *src, size_t bytes);
+/* Copy every parameter and state tensor back into the initializer of the same name in g
+ * (the graph the plan was made from, or one with the same initializers): for checkpoints,
+ * ONNX export or an inference plan of the trained weights. A name g lacks or a size that
+ * differs is CLCNN_ERR_INVALID_ARG naming it (initializers before it are written). */
+CLCNN_API clcnn_status clcnn_train_plan_to_graph(const clcnn_train_plan *p, clcnn_graph *g);
+/* Gradient of graph input i after a backward with input_grads on (NULL otherwise). */
+CLCNN_API const clcnn_tensor *clcnn_train_plan_input_grad(const clcnn_train_plan *p, int i);
+
 #ifdef __cplusplus
 }
 #endif

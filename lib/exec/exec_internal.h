@@ -113,6 +113,13 @@ struct clcnn_plan {
 /* lib/exec/plan.c: how many node inputs read value v, a graph output counting 2 (never
  * fused away); *only receives the (last) reading node. */
 int cc_value_readers(const clcnn_graph *g, int v, int *only);
+/* The checks both plan kinds make first: device and graph given, batch 1..2^24, the graph
+ * checked (clcnn_graph_check). */
+clcnn_status cc_plan_check_args(const clcnn_device *dev, clcnn_graph *g, int batch, const char *op);
+/* gv's shape (gv->ndim dims) with the batch filled in, and its element count;
+ * CLCNN_ERR_SHAPE (naming op and the value) past 2^40 elements. */
+clcnn_status cc_value_dims(const cc_gvalue *gv, int batch, const char *op, size_t *shape,
+                           size_t *numel);
 
 /* lib/exec/steps.c: prepare step s (parameters uploaded, folded, transformed; algorithm
  * chosen) from graph g, and run it. absorbed lists the nodes fused into it, in order. */
@@ -128,6 +135,10 @@ clcnn_status cc_run_movement(clcnn_plan *p, cc_step *s);
 /* lib/exec/steps.c, shared with the op families in other files: CLCNN_ERR_UNSUPPORTED
  * naming the node and why; a device tensor holding host floats. */
 clcnn_status cc_step_unsupported(const cc_gnode *n, const char *why);
+/* The convolution descriptor of a Conv node's attributes (symmetric pads: top, left), and
+ * the pooling descriptor of a MaxPool / AveragePool node's (not global). */
+clcnn_conv2d_desc cc_step_conv_desc(const cc_op_attrs *a);
+void cc_step_pool_desc(const cc_gnode *n, clcnn_pool2d_desc *d);
 clcnn_status cc_step_upload(clcnn_device *dev, int ndim, const size_t *shape, const float *data,
                             clcnn_tensor **out);
 /* A copy of the (n, c, h, w) box from a dense src tensor whose box origin is at row top,

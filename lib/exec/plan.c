@@ -73,6 +73,18 @@ int cc_value_readers(const clcnn_graph *g, int v, int *only) {
     return count;
 }
 
+clcnn_status cc_value_dims(const cc_gvalue *gv, int batch, const char *op, size_t *shape,
+                           size_t *numel) {
+    *numel = 1;
+    for (int d = 0; d < gv->ndim; d++) {
+        shape[d] = (size_t)(gv->dims[d] == CLCNN_GRAPH_BATCH ? batch : gv->dims[d]);
+        CC_RETURN_IF(*numel > ((size_t)1 << 40) / (shape[d] ? shape[d] : 1), CLCNN_ERR_SHAPE,
+                     "%s: value '%s' is too large", op, gv->name);
+        *numel *= shape[d];
+    }
+    return CLCNN_OK;
+}
+
 /* The single node reading v, when exactly one node (and no graph output) reads it. */
 static int sole_consumer(const clcnn_graph *g, int v) {
     int only = -1;
@@ -247,13 +259,7 @@ static clcnn_status value_shapes(clcnn_plan *p, const clcnn_graph *g) {
                            CLCNN_MAX_DIMS);
         }
         pv->ndim = gv->ndim;
-        pv->numel = 1;
-        for (int d = 0; d < gv->ndim; d++) {
-            pv->shape[d] = (size_t)(gv->dims[d] == CLCNN_GRAPH_BATCH ? p->batch : gv->dims[d]);
-            CC_RETURN_IF(pv->numel > ((size_t)1 << 40) / (pv->shape[d] ? pv->shape[d] : 1),
-                         CLCNN_ERR_SHAPE, "clcnn_plan_create: value '%s' is too large", gv->name);
-            pv->numel *= pv->shape[d];
-        }
+        CC_TRY(cc_value_dims(gv, p->batch, "clcnn_plan_create", pv->shape, &pv->numel));
         if (gv->kind == CC_VAL_INPUT) pv->kind = CC_PV_INPUT;
     }
     int k = 0;
@@ -389,13 +395,19 @@ static clcnn_status place_values(clcnn_plan *p) {
     return CLCNN_OK;
 }
 
+clcnn_status cc_plan_check_args(const clcnn_device *dev, clcnn_graph *g, int batch,
+                                const char *op) {
+    CC_RETURN_IF(!dev || !g, CLCNN_ERR_INVALID_ARG, "%s: NULL argument", op);
+    CC_RETURN_IF(batch < 1 || batch > (1 << 24), CLCNN_ERR_INVALID_ARG,
+                 "%s: batch %d must be 1..%d", op, batch, 1 << 24);
+    return clcnn_graph_check(g);
+}
+
 clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
                                const clcnn_plan_options *opts, clcnn_plan **out) {
-    CC_RETURN_IF(!dev || !g || !out, CLCNN_ERR_INVALID_ARG, "clcnn_plan_create: NULL argument");
+    CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_plan_create: out is NULL");
     *out = NULL;
-    CC_RETURN_IF(batch < 1 || batch > (1 << 24), CLCNN_ERR_INVALID_ARG,
-                 "clcnn_plan_create: batch %d must be 1..%d", batch, 1 << 24);
-    CC_TRY(clcnn_graph_check(g));
+    CC_TRY(cc_plan_check_args(dev, g, batch, "clcnn_plan_create"));
     clcnn_plan *p = calloc(1, sizeof *p);
     CC_RETURN_IF(!p, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
     p->dev = dev;

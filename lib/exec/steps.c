@@ -39,7 +39,7 @@ static int append(char *buf, size_t cap, const char *s) {
     return 0;
 }
 
-static clcnn_conv2d_desc conv_desc_of(const cc_op_attrs *a) {
+clcnn_conv2d_desc cc_step_conv_desc(const cc_op_attrs *a) {
     clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
     d.stride_h = (int)a->strides[0];
     d.stride_w = (int)a->strides[1];
@@ -81,7 +81,7 @@ static clcnn_status conv_input(clcnn_plan *p, cc_step *s, const clcnn_tensor **x
 static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const clcnn_graph *g, const cc_gnode *n,
                                          cc_step *s) {
     s->dynamic = 1;
-    s->conv_desc = conv_desc_of(&n->a);
+    s->conv_desc = cc_step_conv_desc(&n->a);
     s->conv_desc.algo = p->opts.conv_algo;
     size_t xshape[4];
     memcpy(xshape, p->vals[n->in[0]].shape, sizeof xshape);
@@ -116,7 +116,7 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     CC_TRY(need_float_init(n, w, "the weight"));
     if (b) CC_TRY(need_float_init(n, b, "the bias"));
     cc_conv_fwd_desc d = {0};
-    d.conv = conv_desc_of(a);
+    d.conv = cc_step_conv_desc(a);
     d.conv.algo = p->opts.conv_algo;
     for (int i = 0; i < 4; i++) {
         d.x[i] = p->vals[n->in[0]].shape[i];
@@ -299,15 +299,7 @@ static clcnn_status prepare_pool(clcnn_plan *p, const clcnn_graph *g, cc_step *s
         s->pool_dil[1] = (int)a->dilations[1];
         for (int i = 0; i < 4; i++)
             s->pool_pads[i] = (int)a->pads[i];
-        d->mode = n->op == CC_OP_MAXPOOL
-                      ? CLCNN_POOL_MAX
-                      : (a->count_include_pad ? CLCNN_POOL_AVG : CLCNN_POOL_AVG_EXCLUDE);
-        d->kernel_h = (int)a->kernel[0];
-        d->kernel_w = (int)a->kernel[1];
-        d->stride_h = (int)a->strides[0];
-        d->stride_w = (int)a->strides[1];
-        d->pad_h = (int)a->pads[0];
-        d->pad_w = (int)a->pads[1];
+        cc_step_pool_desc(n, d);
     }
     s->n_in = 1;
     s->in[0] = n->in[0];
@@ -561,6 +553,20 @@ void cc_step_release(cc_step *s) {
 }
 
 /* ---- shared with the op families in other files (exec_internal.h) ------------------- */
+
+void cc_step_pool_desc(const cc_gnode *n, clcnn_pool2d_desc *d) {
+    const cc_op_attrs *a = &n->a;
+    d->global = 0;
+    d->mode = n->op == CC_OP_MAXPOOL
+                  ? CLCNN_POOL_MAX
+                  : (a->count_include_pad ? CLCNN_POOL_AVG : CLCNN_POOL_AVG_EXCLUDE);
+    d->kernel_h = (int)a->kernel[0];
+    d->kernel_w = (int)a->kernel[1];
+    d->stride_h = (int)a->strides[0];
+    d->stride_w = (int)a->strides[1];
+    d->pad_h = (int)a->pads[0];
+    d->pad_w = (int)a->pads[1];
+}
 
 void cc_step_window(cc_copy_nd *c, const size_t box[4], const size_t src[4], int64_t top,
                     int64_t left) {

@@ -1,0 +1,445 @@
+/* Training plans: a checked graph bound to one device and batch for forward (training
+ * mode) and backward. Owns the value table (every value its own buffer, views for
+ * Flatten-like ops), the parameter and gradient arenas, where each input's gradient goes
+ * (the first reader in topological order writes the value's gradient, later readers their
+ * own buffers, summed in that order) and the walks: forward in topological order,
+ * backward in reverse. The per-op work is lib/exec/train_ops.c's. */
+#include "exec/train_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN_ELEMS 64 /* 256-byte boundaries between parameters in the arenas */
+
+static size_t round_up(size_t n) {
+    return (n + ALIGN_ELEMS - 1) / ALIGN_ELEMS * ALIGN_ELEMS;
+}
+
+static clcnn_status oom(void) {
+    return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_train_plan_create: out of host memory");
+}
+
+/* Shapes of every value with the batch filled in; which initializers are parameters. */
+static clcnn_status classify_values(clcnn_train_plan *p, const clcnn_graph *g) {
+    for (int v = 0; v < g->nvals; v++) {
+        const cc_gvalue *gv = &g->vals[v];
+        cc_tval *tv = &p->vals[v];
+        tv->param = -1;
+        if (gv->dtype != CLCNN_F32) continue; /* integer shapes and indices: host only */
+        CC_RETURN_IF(gv->ndim > CLCNN_MAX_DIMS, CLCNN_ERR_UNSUPPORTED,
+                     "clcnn_train_plan_create: value '%s' has %d dimensions; training plans "
+                     "hold at most %d",
+                     gv->name, gv->ndim, CLCNN_MAX_DIMS);
+        tv->ndim = gv->ndim;
+        CC_TRY(cc_value_dims(gv, p->batch, "clcnn_train_plan_create", tv->shape, &tv->numel));
+        tv->kind = gv->kind == CC_VAL_INPUT  ? CC_TV_INPUT
+                   : gv->kind == CC_VAL_INIT ? CC_TV_STATE
+                                             : CC_TV_ACT;
+    }
+    for (int i = 0; i < g->nnodes; i++) {
+        const cc_gnode *n = &g->nodes[i];
+        for (int j = 0; j < n->n_in; j++) {
+            int v = n->in[j];
+            if (v >= 0 && p->vals[v].kind == CC_TV_STATE && cc_train_grad_slot(n->op, j))
+                p->vals[v].kind = CC_TV_PARAM;
+        }
+        if (cc_train_is_view(n->op) && p->vals[n->out[0]].kind == CC_TV_ACT)
+            p->vals[n->out[0]].kind = CC_TV_ALIAS;
+    }
+    return CLCNN_OK;
+}
+
+/* The parameter arena: trainable parameters first (their gradients line up), then state;
+ * both in the graph's value order, each starting on a 256-byte boundary. */
+static clcnn_status make_arenas(clcnn_train_plan *p, const clcnn_graph *g) {
+    p->params = calloc((size_t)g->nvals + 1, sizeof *p->params);
+    if (!p->params) return oom();
+    size_t top = 0, train_top = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        cc_tval_kind want = pass == 0 ? CC_TV_PARAM : CC_TV_STATE;
+        for (int v = 0; v < g->nvals; v++) {
+            if (p->vals[v].kind != want) continue;
+            cc_tparam *q = &p->params[p->nparams];
+            q->name = strdup(g->vals[v].name);
+            if (!q->name) return oom();
+            q->value = v;
+            q->offset = top;
+            q->numel = p->vals[v].numel;
+            p->vals[v].param = p->nparams++;
+            top += round_up(q->numel);
+        }
+        if (pass == 0) {
+            p->ntrain = p->nparams;
+            train_top = top;
+        }
+    }
+    if (top == 0) top = 1;
+    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &top, &p->arena));
+    CC_TRY(clcnn_tensor_fill(p->arena, 0.0f));
+    size_t gtop = train_top ? train_top : 1;
+    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &gtop, &p->grad_arena));
+    CC_TRY(clcnn_tensor_fill(p->grad_arena, 0.0f));
+    p->trained = cc_tensor_view_at(p->arena, 1, &gtop, 0);
+    if (!p->trained) return oom();
+    for (int i = 0; i < p->nparams; i++) {
+        cc_tparam *q = &p->params[i];
+        cc_tval *tv = &p->vals[q->value];
+        tv->t = cc_tensor_view_at(p->arena, tv->ndim, tv->shape, q->offset);
+        if (!tv->t) return oom();
+        CC_TRY(clcnn_tensor_upload(tv->t, g->vals[q->value].data, q->numel * sizeof(float)));
+        if (i < p->ntrain) {
+            tv->g = cc_tensor_view_at(p->grad_arena, tv->ndim, tv->shape, q->offset);
+            if (!tv->g) return oom();
+        }
+    }
+    return CLCNN_OK;
+}
+
+/* Which values a gradient flows into, in topological order. */
+static void mark_needs(clcnn_train_plan *p) {
+    for (int v = 0; v < p->nvals; v++) {
+        cc_tval *tv = &p->vals[v];
+        tv->need = tv->kind == CC_TV_PARAM || (tv->kind == CC_TV_INPUT && p->opts.input_grads);
+    }
+    for (int i = 0; i < p->nnodes; i++) {
+        const cc_tnode *n = &p->nodes[i];
+        int need = 0;
+        for (int j = 0; j < n->n_in; j++)
+            need |= n->in[j] >= 0 && cc_train_grad_slot(n->op, j) && p->vals[n->in[j]].need;
+        for (int k = 0; k < n->n_out; k++)
+            if (p->vals[n->out[k]].kind != CC_TV_NONE) p->vals[n->out[k]].need = need;
+    }
+}
+
+static clcnn_status new_like(clcnn_train_plan *p, const cc_tval *tv, clcnn_tensor **out) {
+    return clcnn_tensor_create(p->dev, CLCNN_F32, tv->ndim, tv->shape, out);
+}
+
+/* Gradient buffers and, per node input, where its contribution goes. */
+static clcnn_status route_grads(clcnn_train_plan *p) {
+    for (int v = 0; v < p->nvals; v++) {
+        cc_tval *tv = &p->vals[v];
+        if (!tv->need || tv->kind == CC_TV_PARAM) continue;
+        CC_TRY(new_like(p, tv, &tv->g));
+    }
+    for (int i = 0; i < p->nnodes; i++) {
+        cc_tnode *n = &p->nodes[i];
+        for (int j = 0; j < n->n_in; j++) {
+            int v = n->in[j];
+            if (v < 0 || !cc_train_grad_slot(n->op, j) || !p->vals[v].need) continue;
+            cc_tval *tv = &p->vals[v];
+            if (tv->kind != CC_TV_PARAM && !tv->is_output && !tv->direct) {
+                tv->direct = 1;
+                n->dst[j] = tv->g;
+                continue;
+            }
+            clcnn_tensor **e = realloc(tv->extra, (size_t)(tv->nextra + 1) * sizeof *e);
+            if (!e) return oom();
+            tv->extra = e;
+            e[tv->nextra] = NULL;
+            CC_TRY(new_like(p, tv, &e[tv->nextra]));
+            n->dst[j] = e[tv->nextra++];
+        }
+    }
+    return CLCNN_OK;
+}
+
+static clcnn_status copy_nodes(clcnn_train_plan *p, const clcnn_graph *g) {
+    for (int i = 0; i < g->nnodes; i++) {
+        const cc_gnode *gn = &g->nodes[g->order[i]];
+        cc_tnode *n = &p->nodes[i];
+        n->op = gn->op;
+        n->node = g->order[i];
+        n->name = strdup(gn->name);
+        if (!n->name) return oom();
+        if (!cc_train_has_op(gn->op))
+            return cc_fail(CLCNN_ERR_UNSUPPORTED,
+                           "clcnn_train_plan_create: node '%s' (%s) has no backward in training "
+                           "plans",
+                           gn->name, cc_op_defs[gn->op].name);
+        if (gn->n_in > CC_STEP_MAX_IN || gn->n_out > 4)
+            return cc_fail(CLCNN_ERR_UNSUPPORTED,
+                           "clcnn_train_plan_create: node '%s' (%s) has %d inputs and %d outputs "
+                           "(at most %d and 4 in training plans)",
+                           gn->name, cc_op_defs[gn->op].name, gn->n_in, gn->n_out, CC_STEP_MAX_IN);
+        n->n_in = gn->n_in;
+        n->n_out = gn->n_out;
+        memcpy(n->in, gn->in, (size_t)gn->n_in * sizeof *n->in);
+        memcpy(n->out, gn->out, (size_t)gn->n_out * sizeof *n->out);
+        n->a = gn->a;
+        for (int k = 1; k < gn->n_out && gn->op != CC_OP_SPLIT; k++) {
+            int dummy;
+            if (cc_value_readers(g, gn->out[k], &dummy) > 0)
+                return cc_fail(CLCNN_ERR_UNSUPPORTED,
+                               "clcnn_train_plan_create: node '%s' (%s): output %d ('%s') is read; "
+                               "training plans run the first output only",
+                               gn->name, cc_op_defs[gn->op].name, k, g->vals[gn->out[k]].name);
+        }
+    }
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_train_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
+                                     const clcnn_train_options *opts, clcnn_train_plan **out) {
+    CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_create: out is NULL");
+    *out = NULL;
+    CC_TRY(cc_plan_check_args(dev, g, batch, "clcnn_train_plan_create"));
+    clcnn_train_plan *p = calloc(1, sizeof *p);
+    CC_RETURN_IF(!p, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_train_plan_create: out of host memory");
+    p->dev = dev;
+    p->batch = batch;
+    if (opts) p->opts = *opts;
+    p->nvals = g->nvals;
+    p->nnodes = g->nnodes;
+    p->ninputs = clcnn_graph_num_inputs(g);
+    p->noutputs = g->noutputs;
+    p->vals = calloc((size_t)p->nvals + 1, sizeof *p->vals);
+    p->nodes = calloc((size_t)p->nnodes + 1, sizeof *p->nodes);
+    p->inputs = calloc((size_t)p->ninputs + 1, sizeof *p->inputs);
+    p->outputs = calloc((size_t)p->noutputs + 1, sizeof *p->outputs);
+    clcnn_status s = CLCNN_OK;
+    if (!p->vals || !p->nodes || !p->inputs || !p->outputs) s = oom();
+    if (s == CLCNN_OK) s = copy_nodes(p, g);
+    if (s == CLCNN_OK) s = classify_values(p, g);
+    for (int v = 0, k = 0; s == CLCNN_OK && v < g->nvals; v++)
+        if (g->vals[v].kind == CC_VAL_INPUT) p->inputs[k++] = v;
+    for (int i = 0; s == CLCNN_OK && i < p->noutputs; i++) {
+        int v = g->outputs[i];
+        p->outputs[i] = v;
+        p->vals[v].is_output = 1;
+        if (g->vals[v].kind != CC_VAL_NODE || g->vals[v].dtype != CLCNN_F32)
+            s = cc_fail(CLCNN_ERR_UNSUPPORTED,
+                        "clcnn_train_plan_create: output '%s' is not a float node output",
+                        g->vals[v].name);
+    }
+    if (s == CLCNN_OK) s = make_arenas(p, g);
+    /* activations: one buffer each; views get their tensors per forward */
+    for (int v = 0; s == CLCNN_OK && v < p->nvals; v++)
+        if (p->vals[v].kind == CC_TV_ACT) s = new_like(p, &p->vals[v], &p->vals[v].t);
+    if (s == CLCNN_OK) mark_needs(p);
+    for (int i = 0; s == CLCNN_OK && i < p->nnodes; i++)
+        s = cc_train_prepare(p, g, &p->nodes[i]);
+    if (s == CLCNN_OK) s = route_grads(p);
+    if (s != CLCNN_OK) {
+        clcnn_train_plan_free(p);
+        return s;
+    }
+    *out = p;
+    return CLCNN_OK;
+}
+
+void clcnn_train_plan_free(clcnn_train_plan *p) {
+    if (!p) return;
+    for (int i = 0; i < p->nnodes; i++) {
+        cc_train_release(&p->nodes[i]);
+        free(p->nodes[i].name);
+    }
+    for (int v = 0; v < p->nvals; v++) {
+        cc_tval *tv = &p->vals[v];
+        if (tv->kind != CC_TV_INPUT) clcnn_tensor_free(tv->t);
+        clcnn_tensor_free(tv->g);
+        for (int k = 0; k < tv->nextra; k++)
+            clcnn_tensor_free(tv->extra[k]);
+        free(tv->extra);
+    }
+    for (int i = 0; i < p->nparams; i++)
+        free(p->params[i].name);
+    clcnn_tensor_free(p->trained);
+    clcnn_tensor_free(p->arena);
+    clcnn_tensor_free(p->grad_arena);
+    free(p->params);
+    free(p->vals);
+    free(p->nodes);
+    free(p->inputs);
+    free(p->outputs);
+    free(p);
+}
+
+clcnn_status clcnn_train_plan_forward(clcnn_train_plan *p, const clcnn_tensor *const *inputs,
+                                      int n_inputs) {
+    CC_RETURN_IF(!p, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_forward: plan is NULL");
+    CC_RETURN_IF(n_inputs != p->ninputs || (n_inputs && !inputs), CLCNN_ERR_INVALID_ARG,
+                 "clcnn_train_plan_forward: %d inputs given, the graph has %d", n_inputs,
+                 p->ninputs);
+    p->forwarded = 0;
+    for (int i = 0; i < n_inputs; i++) {
+        cc_tval *tv = &p->vals[p->inputs[i]];
+        const clcnn_tensor *t = inputs[i];
+        CC_TRY(cc_check_tensor(p->dev, t, CLCNN_F32, "clcnn_train_plan_forward", "input"));
+        int ok = clcnn_tensor_ndim(t) == tv->ndim;
+        for (int d = 0; ok && d < tv->ndim; d++)
+            ok = clcnn_tensor_dim(t, d) == tv->shape[d];
+        if (!ok) {
+            char a[64], b[96];
+            int64_t dims[CLCNN_MAX_DIMS];
+            for (int d = 0; d < tv->ndim; d++)
+                dims[d] = (int64_t)tv->shape[d];
+            return cc_fail(CLCNN_ERR_SHAPE,
+                           "clcnn_train_plan_forward: input %d is %s, the plan expects %s", i,
+                           clcnn_tensor_shape_str(t, a, sizeof a),
+                           cc_graph_shape_str(dims, tv->ndim, b, sizeof b));
+        }
+        tv->t = (clcnn_tensor *)t;
+    }
+    p->forwards++;
+    for (int i = 0; i < p->nnodes; i++) {
+        clcnn_status s = cc_train_forward(p, &p->nodes[i]);
+        if (s != CLCNN_OK)
+            return cc_fail_append(s, " (training forward of node '%s')", p->nodes[i].name);
+    }
+    p->forwarded = 1;
+    return CLCNN_OK;
+}
+
+const clcnn_tensor *clcnn_train_plan_output(const clcnn_train_plan *p, int i) {
+    return p && i >= 0 && i < p->noutputs ? p->vals[p->outputs[i]].t : NULL;
+}
+
+/* g of v = its first contribution (the output gradient or the direct reader's, else 0)
+ * plus the later ones in order. Parameters add every contribution to the arena. */
+static clcnn_status finish_grad(clcnn_train_plan *p, int v) {
+    cc_tval *tv = &p->vals[v];
+    if (!tv->g) return CLCNN_OK;
+    if (tv->kind != CC_TV_PARAM && !tv->is_output && !tv->direct)
+        CC_TRY(clcnn_tensor_fill(tv->g, 0.0f));
+    for (int k = 0; k < tv->nextra; k++)
+        CC_TRY(clcnn_axpby(p->dev, 1.0f, tv->extra[k], 1.0f, tv->g));
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_train_plan_backward(clcnn_train_plan *p, const clcnn_tensor *const *output_grads,
+                                       int n_outputs) {
+    CC_RETURN_IF(!p, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_backward: plan is NULL");
+    CC_RETURN_IF(!p->forwarded, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_train_plan_backward: no forward since the plan was made (or the last "
+                 "one failed)");
+    CC_RETURN_IF(n_outputs != p->noutputs || !output_grads, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_train_plan_backward: %d output gradients given, the graph has %d "
+                 "outputs",
+                 n_outputs, p->noutputs);
+    for (int i = 0; i < n_outputs; i++) {
+        cc_tval *tv = &p->vals[p->outputs[i]];
+        if (!tv->g) continue;
+        if (!output_grads[i]) {
+            CC_TRY(clcnn_tensor_fill(tv->g, 0.0f));
+            continue;
+        }
+        CC_TRY(cc_check_tensor(p->dev, output_grads[i], CLCNN_F32, "clcnn_train_plan_backward",
+                               "output gradient"));
+        if (clcnn_tensor_numel(output_grads[i]) != tv->numel) {
+            char a[64], b[64];
+            return cc_fail(CLCNN_ERR_SHAPE,
+                           "clcnn_train_plan_backward: gradient of output %d is %s, the output is "
+                           "%s",
+                           i, clcnn_tensor_shape_str(output_grads[i], a, sizeof a),
+                           clcnn_tensor_shape_str(tv->t, b, sizeof b));
+        }
+        CC_TRY(clcnn_tensor_copy(tv->g, output_grads[i]));
+    }
+    for (int i = p->nnodes - 1; i >= 0; i--) {
+        cc_tnode *n = &p->nodes[i];
+        int any = 0;
+        for (int j = 0; j < n->n_in; j++)
+            any |= n->dst[j] != NULL;
+        if (!any) continue;
+        for (int k = 0; k < n->n_out; k++)
+            CC_TRY(finish_grad(p, n->out[k]));
+        clcnn_status s = cc_train_backward(p, n);
+        if (s != CLCNN_OK) return cc_fail_append(s, " (backward of node '%s')", n->name);
+    }
+    for (int v = 0; v < p->nvals; v++)
+        if (p->vals[v].kind == CC_TV_PARAM || p->vals[v].kind == CC_TV_INPUT)
+            CC_TRY(finish_grad(p, v));
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_train_plan_zero_grad(clcnn_train_plan *p) {
+    CC_RETURN_IF(!p, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_zero_grad: plan is NULL");
+    return clcnn_tensor_fill(p->grad_arena, 0.0f);
+}
+
+int clcnn_train_plan_num_params(const clcnn_train_plan *p) {
+    return p ? p->nparams : 0;
+}
+
+const char *clcnn_train_plan_param_name(const clcnn_train_plan *p, int i) {
+    return p && i >= 0 && i < p->nparams ? p->params[i].name : NULL;
+}
+
+clcnn_tensor *clcnn_train_plan_params(const clcnn_train_plan *p) {
+    return p ? p->trained : NULL;
+}
+
+clcnn_tensor *clcnn_train_plan_grads(const clcnn_train_plan *p) {
+    return p ? p->grad_arena : NULL;
+}
+
+static const cc_tparam *find_param(const clcnn_train_plan *p, const char *name) {
+    for (int i = 0; p && name && i < p->nparams; i++)
+        if (!strcmp(p->params[i].name, name)) return &p->params[i];
+    return NULL;
+}
+
+clcnn_tensor *clcnn_train_plan_param(const clcnn_train_plan *p, const char *name) {
+    const cc_tparam *q = find_param(p, name);
+    return q ? p->vals[q->value].t : NULL;
+}
+
+clcnn_tensor *clcnn_train_plan_grad(const clcnn_train_plan *p, const char *name) {
+    const cc_tparam *q = find_param(p, name);
+    return q ? p->vals[q->value].g : NULL;
+}
+
+static clcnn_status checked_param(const clcnn_train_plan *p, const char *op, const char *name,
+                                  size_t bytes, const void *buf, clcnn_tensor **t) {
+    const cc_tparam *q = find_param(p, name);
+    CC_RETURN_IF(!q, CLCNN_ERR_INVALID_ARG, "%s: no parameter '%s'", op, name ? name : "(null)");
+    CC_RETURN_IF(!buf || bytes != q->numel * sizeof(float), CLCNN_ERR_INVALID_ARG,
+                 "%s: parameter '%s' has %zu bytes, %zu given", op, name, q->numel * sizeof(float),
+                 bytes);
+    *t = p->vals[q->value].t;
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_train_plan_read(const clcnn_train_plan *p, const char *name, float *dst,
+                                   size_t bytes) {
+    clcnn_tensor *t = NULL;
+    CC_TRY(checked_param(p, "clcnn_train_plan_read", name, bytes, dst, &t));
+    return clcnn_tensor_download(t, dst, bytes);
+}
+
+clcnn_status clcnn_train_plan_write(clcnn_train_plan *p, const char *name, const float *src,
+                                    size_t bytes) {
+    clcnn_tensor *t = NULL;
+    CC_TRY(checked_param(p, "clcnn_train_plan_write", name, bytes, src, &t));
+    return clcnn_tensor_upload(t, src, bytes);
+}
+
+const clcnn_tensor *clcnn_train_plan_input_grad(const clcnn_train_plan *p, int i) {
+    return p && i >= 0 && i < p->ninputs ? p->vals[p->inputs[i]].g : NULL;
+}
+
+clcnn_status clcnn_train_plan_to_graph(const clcnn_train_plan *p, clcnn_graph *g) {
+    CC_RETURN_IF(!p || !g, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_to_graph: NULL argument");
+    size_t most = 0;
+    for (int i = 0; i < p->nparams; i++)
+        if (p->params[i].numel > most) most = p->params[i].numel;
+    float *buf = malloc((most ? most : 1) * sizeof *buf);
+    CC_RETURN_IF(!buf, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_train_plan_to_graph: out of host memory");
+    clcnn_status s = CLCNN_OK;
+    for (int i = 0; s == CLCNN_OK && i < p->nparams; i++) {
+        const cc_tparam *q = &p->params[i];
+        size_t numel = 0;
+        if (!clcnn_graph_initializer(g, q->name, &numel) || numel != q->numel) {
+            s = cc_fail(CLCNN_ERR_INVALID_ARG,
+                        "clcnn_train_plan_to_graph: the graph has no float initializer '%s' of "
+                        "%zu elements",
+                        q->name, q->numel);
+            break;
+        }
+        s = clcnn_tensor_download(p->vals[q->value].t, buf, q->numel * sizeof *buf);
+        if (s == CLCNN_OK) s = clcnn_graph_set_initializer(g, q->name, buf, q->numel * sizeof *buf);
+    }
+    free(buf);
+    return s;
+}
