@@ -399,10 +399,27 @@ typedef struct net_bench {
     clcnn_optimizer *opt;
     clcnn_tensor *x, *labels;
     float loss_first, loss_last;
+    /* net_train through the graph's training plan: logits' gradient, the loss, the
+     * momentum of SGD over the parameter arena */
+    clcnn_train_plan *tplan;
+    clcnn_tensor *dlogits, *loss, *velocity;
 } net_bench;
 
 /* One call: inference forward, or a training step; waits for the device. */
 static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float *loss) {
+    if (nb->tplan) { /* forward, softmax cross-entropy, backward, SGD with momentum */
+        const clcnn_tensor *x = nb->x;
+        PERF_TRY(clcnn_train_plan_zero_grad(nb->tplan));
+        PERF_TRY(clcnn_train_plan_forward(nb->tplan, &x, 1));
+        PERF_TRY(clcnn_softmax_cross_entropy(dev, clcnn_train_plan_output(nb->tplan, 0),
+                                             nb->labels, nb->loss, nb->dlogits));
+        const clcnn_tensor *dy = nb->dlogits;
+        PERF_TRY(clcnn_train_plan_backward(nb->tplan, &dy, 1));
+        PERF_TRY(clcnn_sgd_update(dev, clcnn_train_plan_params(nb->tplan),
+                                  clcnn_train_plan_grads(nb->tplan), nb->velocity, 1e-4f, 0.9f,
+                                  0.0f));
+        return clcnn_tensor_download(nb->loss, loss, sizeof *loss); /* waits for the device */
+    }
     if (nb->plan) {
         const clcnn_tensor *x = nb->x;
         PERF_TRY(clcnn_plan_run(nb->plan, &x, 1));
@@ -512,7 +529,23 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
     free(lab);
     if (s != CLCNN_OK) return s;
     clcnn_net_set_training(nb->net, op == PERF_OP_NET_TRAIN);
-    if (op == PERF_OP_NET_TRAIN) {
+    if (op == PERF_OP_NET_TRAIN && cfg->plan) {
+        PERF_RETURN_IF(cfg->optim != CLCNN_OPTIM_SGD, CLCNN_ERR_UNSUPPORTED,
+                       "perf: the training plan is timed with sgd only");
+        clcnn_graph *g = NULL;
+        PERF_TRY(clcnn_net_graph(nb->net, &g));
+        s = clcnn_train_plan_create(dev, g, cfg->batch, NULL, &nb->tplan);
+        clcnn_graph_free(g);
+        if (s != CLCNN_OK) return s;
+        const clcnn_tensor *params = clcnn_train_plan_params(nb->tplan);
+        size_t np = clcnn_tensor_numel(params), one = 1;
+        PERF_TRY(clcnn_tensor_create(dev, CLCNN_F32, 2, (size_t[]){n, (size_t)m.classes},
+                                     &nb->dlogits));
+        PERF_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, &one, &nb->loss));
+        PERF_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, &np, &nb->velocity));
+        PERF_TRY(clcnn_tensor_fill(nb->velocity, 0.0f));
+        snprintf(row->note, sizeof row->note, "training plan, %zu parameters", np);
+    } else if (op == PERF_OP_NET_TRAIN) {
         clcnn_optim_config oc = clcnn_optim_default(cfg->optim);
         PERF_TRY(clcnn_optimizer_create(nb->net, &oc, &nb->opt));
     }
@@ -540,6 +573,7 @@ int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const 
     snprintf(row->shape, sizeof row->shape, "%s", perf_is_onnx(model) && slash ? slash + 1 : model);
     snprintf(row->algo, sizeof row->algo, "%s",
              op == PERF_OP_NET_INFER          ? (cfg->plan || perf_is_onnx(model) ? "plan" : "eval")
+             : cfg->plan                      ? "plan_sgd"
              : cfg->optim == CLCNN_OPTIM_ADAM ? "adam"
                                               : "sgd_momentum");
     snprintf(row->status, sizeof row->status, "ok");
@@ -576,6 +610,10 @@ int perf_bench_net(clcnn_device *dev, const perf_config *cfg, perf_op op, const 
     }
     clcnn_optimizer_free(nb.opt);
     clcnn_plan_free(nb.plan);
+    clcnn_train_plan_free(nb.tplan);
+    clcnn_tensor_free(nb.dlogits);
+    clcnn_tensor_free(nb.loss);
+    clcnn_tensor_free(nb.velocity);
     clcnn_net_free(nb.net);
     clcnn_tensor_free(nb.x);
     clcnn_tensor_free(nb.labels);

@@ -82,7 +82,9 @@ static void usage(FILE *f) {
         "  --batch N      net ops: images per batch (default 8)\n"
         "  --optim NAME   net_train: sgd (with momentum 0.9, default) or adam\n"
         "  --exec WHAT    net_infer: layers (the net layer by layer), plan (the net's graph\n"
-        "                 through a plan: folded, fused, planned memory) or all (default)\n"
+        "                 through a plan: folded, fused, planned memory) or all (default);\n"
+        "                 net_train: layers (default), plan (the graph's training plan,\n"
+        "                 clcnn_train_plan_*, SGD with momentum over its arena) or all\n"
         "  --suite NAME   perf/suites/NAME.txt or a path (default anchors; --list shows them)\n"
         "  --device SEL   a device selector (index, cpu, gpu, name substring) or all\n"
         "  --algo NAME    convolution algorithm: auto, direct, gemm, implicit_gemm, winograd,\n"
@@ -134,7 +136,7 @@ int main(int argc, char **argv) {
     const char *ops_arg = "conv2d_fwd", *suite_arg = "anchors", *dev_arg = NULL;
     const char *algo_arg = "all", *filter = NULL, *model_arg = NULL;
     perf_format fmt = PERF_TABLE;
-    perf_config cfg = {5, 1, 12345u, 8, CLCNN_OPTIM_SGD, 3, 0};
+    perf_config cfg = {5, 1, 12345u, 8, CLCNN_OPTIM_SGD, 3, 0, 0};
     int no_peak = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -201,6 +203,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "clcnn-perf: --exec is layers, plan or all, not '%s'\n", e);
                 return 2;
             }
+            cfg.exec_given = 1;
         } else if (!strcmp(a, "--seed") && more) {
             cfg.seed = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(a, "--no-peak")) {
@@ -302,9 +305,10 @@ int main(int argc, char **argv) {
                 for (int m = 0; m < nmodels; m++)
                     for (int e = 1; e <= 2; e++) {
                         if (filter && !strstr(models[m], filter)) continue;
-                        if (perf_is_onnx(models[m])  ? e != 2
-                            : o == PERF_OP_NET_TRAIN ? e != 1
-                                                     : !(cfg.exec_mask & e))
+                        /* net_train: the net's own training unless --exec asks for the
+                         * training plan too */
+                        int mask = o == PERF_OP_NET_TRAIN && !cfg.exec_given ? 1 : cfg.exec_mask;
+                        if (perf_is_onnx(models[m]) ? e != 2 : !(mask & e))
                             continue;
                         cfg.plan = e == 2;
                         perf_row row;

@@ -98,8 +98,11 @@ typedef struct perf_config {
     unsigned seed;          /* input data */
     int batch;              /* net ops: images per batch (default 8) */
     clcnn_optim_kind optim; /* net_train: SGD with momentum (default) or Adam */
-    int exec_mask;          /* net_infer: 1 the net's layer by layer, 2 a plan (default 3) */
-    int plan;               /* net_infer: this row runs through a plan (clcnn_plan_*) */
+    int exec_mask;          /* net_infer: 1 the net's layer by layer, 2 a plan (default 3);
+                             * net_train: 1 unless --exec names the plan */
+    int plan;               /* this row runs through a plan (clcnn_plan_* for net_infer,
+                             * clcnn_train_plan_* for net_train) */
+    int exec_given;         /* --exec was on the command line */
 } perf_config;
 
 /* Run `op` on shape s with conv algorithm `algo` (ignored by other ops) and fill row
