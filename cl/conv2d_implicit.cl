@@ -356,6 +356,18 @@ __kernel void implicit_phase_scatter(__global const float *buf, int buf_off, __g
     }
 }
 
+/* A whole tile of 16 outputs at p: with NTS past the cache where p is 64-byte aligned (a
+ * float16 store needs that alignment), else a plain store. */
+inline void store_tile(float16 v, __global float *p) {
+#if NTS
+    if ((((ulong)p) & 63) == 0) {
+        __builtin_nontemporal_store(v, (__global float16 *)p);
+        return;
+    }
+#endif
+    vstore16(v, 0, p);
+}
+
 /* Image and position of flat tile T: plane tiles are 16 consecutive positions of the
  * n*p*q positions of all images (the last ones of an image may be followed by the first
  * of the next) and start at image ni, position j0; row tiles (n * tpi of them) at
@@ -473,12 +485,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                 v = ACT_VEC(float16, v, act, alpha);
                             }
                             if (full) {
-#if NTS
-                                if ((((ulong)(ym + j0)) & 63) == 0)
-                                    __builtin_nontemporal_store(v, (__global float16 *)(ym + j0));
-                                else
-#endif
-                                vstore16(v, 0, ym + j0);
+                                store_tile(v, ym + j0);
                             } else {
                                 float o[16];
                                 vstore16(v, 0, o);

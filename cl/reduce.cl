@@ -57,9 +57,9 @@ inline float nan_min(float acc, float v) {
     return (v < acc || isnan(v)) && !isnan(acc) ? v : acc;
 }
 
-__kernel void reduce_fwd(__global const float *x, int x_off, __global float *y, int y_off,
-                         int nout, int4 kept_size, int4 kept_stride, int4 red_size,
-                         int4 red_stride, int nred, int op, float scale) {
+__kernel void reduce_fwd(__global const float *x, int x_off, __global float *y, int y_off, int nout,
+                         int4 kept_size, int4 kept_stride, int4 red_size, int4 red_stride, int nred,
+                         int op, float scale) {
     int gid = get_global_id(0);
     if (gid >= nout) return;
     __global const float *xb = x + x_off + group_offset(gid, kept_size, kept_stride);
@@ -69,12 +69,12 @@ __kernel void reduce_fwd(__global const float *x, int x_off, __global float *y, 
     if (op == CC_REDUCE_ID_LOG_SUM_EXP) {
         shift = -INFINITY;
         for (int i = 0; i < nred; i++)
-            shift = nan_max(shift, xb[one ? i * red_stride.x
-                                          : group_offset(i, red_size, red_stride)]);
+            shift =
+                nan_max(shift, xb[one ? i * red_stride.x : group_offset(i, red_size, red_stride)]);
         if (!isfinite(shift)) shift = isnan(shift) ? shift : 0.0f; /* all -inf: log 0 */
     }
-    float acc = op == CC_REDUCE_ID_MAX ? -INFINITY
-                : op == CC_REDUCE_ID_MIN ? INFINITY
+    float acc = op == CC_REDUCE_ID_MAX    ? -INFINITY
+                : op == CC_REDUCE_ID_MIN  ? INFINITY
                 : op == CC_REDUCE_ID_PROD ? 1.0f
                                           : 0.0f;
     float comp = 0.0f;

@@ -411,8 +411,8 @@ static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float
         const clcnn_tensor *x = nb->x;
         PERF_TRY(clcnn_train_plan_zero_grad(nb->tplan));
         PERF_TRY(clcnn_train_plan_forward(nb->tplan, &x, 1));
-        PERF_TRY(clcnn_softmax_cross_entropy(dev, clcnn_train_plan_output(nb->tplan, 0),
-                                             nb->labels, nb->loss, nb->dlogits));
+        PERF_TRY(clcnn_softmax_cross_entropy(dev, clcnn_train_plan_output(nb->tplan, 0), nb->labels,
+                                             nb->loss, nb->dlogits));
         const clcnn_tensor *dy = nb->dlogits;
         PERF_TRY(clcnn_train_plan_backward(nb->tplan, &dy, 1));
         PERF_TRY(clcnn_sgd_update(dev, clcnn_train_plan_params(nb->tplan),
@@ -539,8 +539,8 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
         if (s != CLCNN_OK) return s;
         const clcnn_tensor *params = clcnn_train_plan_params(nb->tplan);
         size_t np = clcnn_tensor_numel(params), one = 1;
-        PERF_TRY(clcnn_tensor_create(dev, CLCNN_F32, 2, (size_t[]){n, (size_t)m.classes},
-                                     &nb->dlogits));
+        PERF_TRY(
+            clcnn_tensor_create(dev, CLCNN_F32, 2, (size_t[]){n, (size_t)m.classes}, &nb->dlogits));
         PERF_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, &one, &nb->loss));
         PERF_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, &np, &nb->velocity));
         PERF_TRY(clcnn_tensor_fill(nb->velocity, 0.0f));

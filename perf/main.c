@@ -308,8 +308,7 @@ int main(int argc, char **argv) {
                         /* net_train: the net's own training unless --exec asks for the
                          * training plan too */
                         int mask = o == PERF_OP_NET_TRAIN && !cfg.exec_given ? 1 : cfg.exec_mask;
-                        if (perf_is_onnx(models[m]) ? e != 2 : !(mask & e))
-                            continue;
+                        if (perf_is_onnx(models[m]) ? e != 2 : !(mask & e)) continue;
                         cfg.plan = e == 2;
                         perf_row row;
                         memset(&row, 0, sizeof row);

@@ -54,7 +54,7 @@ typedef struct cc_step {
     clcnn_conv2d_desc conv_desc; /* Conv with weights computed per run (in[1], in[2]) */
     int dynamic;                 /* parameters are read from in[] each run */
     /* Gemm through CLBlast: Y = gemm_alpha op(A) op(B) + gemm_beta Y, after Y = C (param[1])
-     * or Y = c_scale C (C a value, in[2]) when there is a C */
+     * or Y = c_scale C (C a value, in[2], broadcast into Y by xcopy) when there is a C */
     int trans_a, trans_b, c_per_run;
     float gemm_alpha, gemm_beta, c_scale;
     clcnn_pool2d_desc pool;
@@ -87,7 +87,8 @@ typedef struct cc_step {
     /* Conv with per-side pads: x copied into scratch with the pads (xcopy), then the
      * convolution without padding. ConvTranspose (lib/exec/steps_convt.c): the data
      * gradient into scratch (the full transposed convolution), cropped or extended into out
-     * by xcopy; straight into out when convt_direct. */
+     * by xcopy; straight into out when convt_direct. Gemm with C per run: xcopy broadcasts
+     * C into Y. */
     clcnn_tensor *scratch;
     cc_copy_nd xcopy;
     int convt_direct;

@@ -49,7 +49,8 @@ static void fwd_heuristic(const clcnn_device *dev, const cc_conv *cv, int *vec, 
     if (cv->sh >= 2) *tp = 2;
     unsigned nat = dev->native_float_width; /* read once at device open */
     if (nat >= 4)
-        while (*vec > 4 && (unsigned)*vec > nat) *vec /= 2;
+        while (*vec > 4 && (unsigned)*vec > nat)
+            *vec /= 2;
 }
 
 /* "VEC TP [QLOOP]" into *vec, *tp, *qloop (untouched and 0 when s is not one). */
