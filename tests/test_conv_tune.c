@@ -25,29 +25,14 @@
 #include "reference_conv.h"
 #include "tune/tune_internal.h"
 
-/* The tests work in their own cache directory (the tuning file lives there) whose
- * program binaries are links to the shared test cache, so kernels are not rebuilt;
- * binaries built here move to the shared cache at the end. */
-static char *cache_dir;
-static char shared_dir[4096];
+/* The tests work in their own cache directory (the tuning file lives there; see
+ * tu_private_cache_begin). */
+static const char *cache_dir;
 static char tune_path[4200];
 
 static int setup(void **state) {
     (void)state;
-    const char *shared = getenv("CLCNN_CACHE_DIR");
-    snprintf(shared_dir, sizeof shared_dir, "%s", shared && strcmp(shared, "off") ? shared : "");
-    cache_dir = tu_temp_dir("conv_tune");
-    DIR *d = shared_dir[0] ? opendir(shared_dir) : NULL;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 6, ".clbin") != 0) continue;
-        char from[8400], to[8400];
-        snprintf(from, sizeof from, "%s/%s", shared_dir, e->d_name);
-        snprintf(to, sizeof to, "%s/%s", cache_dir, e->d_name);
-        if (symlink(from, to) != 0) break;
-    }
-    if (d) closedir(d);
-    setenv("CLCNN_CACHE_DIR", cache_dir, 1);
+    cache_dir = tu_private_cache_begin("conv_tune");
     unsetenv("CLCNN_TUNE");
     clcnn_device *dev = tu_device();
     assert_true(clcnn_tune_file_path(dev, tune_path, sizeof tune_path));
@@ -56,22 +41,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    DIR *d = shared_dir[0] ? opendir(cache_dir) : NULL;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 6, ".clbin") != 0) continue;
-        char from[8400], to[8400];
-        struct stat st;
-        snprintf(from, sizeof from, "%s/%s", cache_dir, e->d_name);
-        snprintf(to, sizeof to, "%s/%s", shared_dir, e->d_name);
-        if (lstat(from, &st) == 0 && S_ISREG(st.st_mode)) rename(from, to);
-    }
-    if (d) closedir(d);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache_dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", cache_dir);
-    free(cache_dir);
-    tu_close_device();
+    tu_private_cache_end();
     return 0;
 }
 

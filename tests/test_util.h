@@ -81,6 +81,13 @@ void tu_expect_graph_error(clcnn_graph *g, int plan_batch, clcnn_status want, co
 
 /* A fresh empty directory under the build tree (or /tmp); caller frees. */
 char *tu_temp_dir(const char *tag);
+/* A private program cache and tuning-file directory for tests that write tuning files:
+ * a fresh directory that becomes $CLCNN_CACHE_DIR, its program binaries links to those of
+ * the shared test cache (the $CLCNN_CACHE_DIR it replaces), so nothing is rebuilt.
+ * tu_private_cache_end moves binaries built meanwhile to the shared cache, removes the
+ * directory and closes the test device. Returns the directory (owned here). */
+const char *tu_private_cache_begin(const char *tag);
+void tu_private_cache_end(void);
 /* The whole of dir/name, NUL-terminated (malloc'd; caller frees); NULL when unreadable. */
 char *tu_slurp(const char *dir, const char *name);
 

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "ops.h"
+#include "tune.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -168,18 +169,37 @@ typedef struct clcnn_plan_options {
     int fuse;           /* bias, activation and a following residual Add into conv epilogues */
     int reuse_buffers;  /* values whose lifetimes do not overlap share memory */
     clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
+    int find; /* Find (clcnn_conv2d_find) for each convolution before its algorithm is
+                 chosen: 0 as $CLCNN_TUNE says ("find": on), 1 on, -1 off; off when
+                 $CLCNN_TUNE is off */
 } clcnn_plan_options;
 /* Everything on, automatic algorithms. */
 CLCNN_API clcnn_plan_options clcnn_plan_options_default(void);
 
 /* Bind g to dev for batch size batch (the value of every CLCNN_GRAPH_BATCH dimension):
  * checks the graph, allocates parameters and activations, resolves each convolution's
- * algorithm and transforms its weights. opts NULL = defaults. Inference only (batch norm
- * with running statistics, dropout as identity). An op the plan cannot run on this shape
- * is CLCNN_ERR_UNSUPPORTED naming the node. */
+ * algorithm (after Find, when it is on) and transforms its weights. opts NULL = defaults. Inference
+ * only (batch norm with running statistics, dropout as identity). An op the plan cannot run on this
+ * shape is CLCNN_ERR_UNSUPPORTED naming the node. */
 CLCNN_API clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
                                          const clcnn_plan_options *opts, clcnn_plan **out);
 CLCNN_API void clcnn_plan_free(clcnn_plan *p);
+/* How many convolution shapes Find measured (and stored) while the plan was created. */
+CLCNN_API int clcnn_plan_conv_measured(const clcnn_plan *p);
+
+/* One convolution pass a plan runs, as the convolution entry points see it: the pass, the
+ * descriptor (algo: what the plan was asked for, normally CLCNN_CONV_AUTO), the input x
+ * (n,c,h,w; padded when the plan pads it first) and weights w (k,c/groups,r,s), the node.
+ * For `clcnn tune --model` and the like: tune exactly what a plan runs. */
+typedef struct clcnn_plan_conv {
+    clcnn_conv_pass pass;
+    clcnn_conv2d_desc desc;
+    size_t x[4], w[4];
+    char node[64]; /* the node's name, cut to 63 bytes */
+} clcnn_plan_conv;
+/* The convolution passes of a plan, in the order of its steps (NULL past the last). */
+CLCNN_API int clcnn_plan_num_convs(const clcnn_plan *p);
+CLCNN_API const clcnn_plan_conv *clcnn_plan_conv_at(const clcnn_plan *p, int i);
 
 /* Run the plan: inputs[i] is graph input i, shaped as the graph says with the batch
  * filled in (float32; read, not kept after the call returns its work to the queue; a 0-D
@@ -226,6 +246,8 @@ typedef struct clcnn_train_options {
     int input_grads;           /* 1: also compute the gradients of the graph inputs */
     clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
     uint64_t seed;             /* Dropout's masks: drawn from (seed, forward count), repeatable */
+    int find; /* Find for each Conv's forward, data (when needed) and filter passes, as
+                 clcnn_plan_options.find says */
 } clcnn_train_options;
 
 /* Bind g to dev for batch size batch; the parameters start as g's initializers. An op
@@ -236,6 +258,12 @@ CLCNN_API clcnn_status clcnn_train_plan_create(clcnn_device *dev, clcnn_graph *g
                                                const clcnn_train_options *opts,
                                                clcnn_train_plan **out);
 CLCNN_API void clcnn_train_plan_free(clcnn_train_plan *p);
+/* How many convolution passes Find measured (and stored) while the plan was created. */
+CLCNN_API int clcnn_train_plan_conv_measured(const clcnn_train_plan *p);
+/* Its convolution passes (forward, data gradients where one is needed, filter gradients),
+ * as clcnn_plan_num_convs / clcnn_plan_conv_at. */
+CLCNN_API int clcnn_train_plan_num_convs(const clcnn_train_plan *p);
+CLCNN_API const clcnn_plan_conv *clcnn_train_plan_conv_at(const clcnn_train_plan *p, int i);
 
 /* Forward in training mode (inputs as clcnn_plan_run's; the plan reads them again in
  * backward, so keep them alive and unchanged until then). Updates running statistics. */

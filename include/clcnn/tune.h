@@ -26,9 +26,11 @@
  * and refuses to tune; "on" (the default) applies stored results, clcnn_gemm_tune() runs
  * for CLCNN_TUNE_BUDGET_ON seconds and clcnn_conv2d_tune() takes the median of 3 runs;
  * "exhaustive" applies stored results, tunes GEMM for CLCNN_TUNE_BUDGET_EXHAUSTIVE seconds
- * over a larger search space and times convolutions with 9 runs. Tuning never starts by
- * itself (not during training either): run `clcnn tune` and `clcnn tune --suite NAME` (or
- * call clcnn_gemm_tune() / clcnn_conv2d_tune()) once per device. */
+ * over a larger search space and times convolutions with 9 runs; "find" is "on" plus Find:
+ * inference and training plans measure, when they are created, the convolution passes
+ * the tuning file does not know (clcnn_conv2d_find) and store the winners. GEMM tuning
+ * never starts by itself; convolutions are measured only by Find (CLCNN_TUNE=find or the
+ * plans' find option), `clcnn tune --suite NAME` / `--model M`, or clcnn_conv2d_tune(). */
 #ifndef CLCNN_TUNE_H
 #define CLCNN_TUNE_H
 
@@ -61,12 +63,14 @@ typedef enum clcnn_tune_mode {
     CLCNN_TUNE_OFF = 0,
     CLCNN_TUNE_ON = 1,
     CLCNN_TUNE_EXHAUSTIVE = 2,
+    CLCNN_TUNE_FIND = 3, /* "on", and plans measure the convolutions the file does not know */
 } clcnn_tune_mode;
 
 #define CLCNN_TUNE_BUDGET_ON 300.0          /* seconds, default GEMM tuning budget */
 #define CLCNN_TUNE_BUDGET_EXHAUSTIVE 1800.0 /* seconds, with CLCNN_TUNE=exhaustive */
 
-/* The mode $CLCNN_TUNE asks for (unset or unknown words: CLCNN_TUNE_ON). */
+/* The mode $CLCNN_TUNE asks for ("off" or "0", "on", "exhaustive", "find"; unset or
+ * unknown words: CLCNN_TUNE_ON). */
 CLCNN_API clcnn_tune_mode clcnn_tune_mode_get(void);
 
 /* ---- GEMM tuning ------------------------------------------------------------- */
@@ -122,12 +126,16 @@ CLCNN_API const char *clcnn_conv_pass_name(clcnn_conv_pass pass);
 CLCNN_API int clcnn_conv_pass_parse(const char *name);
 
 typedef struct clcnn_conv2d_tune_options {
-    int runs;      /* timed runs per algorithm after the warm-up; <= 0: 3, or 9 with
-                      $CLCNN_TUNE=exhaustive */
-    int save;      /* 1: store the winner in the device's tuning file (default) */
-    uint64_t seed; /* input data */
-    int algo_only; /* 1: time each algorithm's heuristic kernel parameters only (no
-                      parameter candidates: no extra kernel builds) */
+    int runs;        /* timed runs per algorithm after the warm-up; <= 0: 3, or 9 with
+                        $CLCNN_TUNE=exhaustive */
+    int save;        /* 1: store the winner in the device's tuning file (default) */
+    uint64_t seed;   /* input data */
+    int algo_only;   /* 1: time each algorithm's heuristic kernel parameters only (no
+                        parameter candidates: no extra kernel builds) */
+    double budget_s; /* > 0: try candidate parameter sets, those of the algorithm whose
+                        heuristic ran fastest first, only until this many seconds have
+                        passed since the start (every algorithm's heuristic is timed
+                        regardless); <= 0: no limit */
     /* Called with one line per algorithm and parameter set timed (may be NULL). */
     void (*progress)(void *user, const char *line);
     void *user;
@@ -143,7 +151,10 @@ typedef struct clcnn_conv2d_tune_result {
     int runs;                         /* timed runs per algorithm */
     int stored;                       /* 1 when the winner was written to the tuning file */
     char note[256];                   /* algorithms that failed or computed wrong results */
-    char params[64]; /* the winner's kernel parameters ("": its heuristic was fastest) */
+    char params[64];      /* the winner's kernel parameters ("": its heuristic was fastest) */
+    clcnn_conv_algo rule; /* what the built-in rule picks for this shape (never-tuned AUTO) */
+    double rule_ms;       /* its median with its heuristic parameters; -1: not timed */
+    double seconds;       /* wall time of the whole measurement, kernel builds included */
 } clcnn_conv2d_tune_result;
 
 /* Time every algorithm that runs `pass` on the convolution (x: input (n,c,h,w), w:
@@ -166,6 +177,31 @@ CLCNN_API clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass
                                          const clcnn_conv2d_desc *d, const size_t x[4],
                                          const size_t w[4], const clcnn_conv2d_tune_options *opt,
                                          clcnn_conv2d_tune_result *out);
+
+/* ---- Find: measuring at plan creation ---------------------------------------------- */
+
+/* Seconds of candidate parameter sets Find tries per shape and pass after timing every
+ * algorithm's heuristic (clcnn_conv2d_tune_options.budget_s). */
+#define CLCNN_FIND_BUDGET 1.0
+
+/* Whether plans measure the convolutions their tuning file does not know: request 1 (a
+ * plan option asks for it), 0 (as $CLCNN_TUNE says: "find"), -1 (never). Never when
+ * $CLCNN_TUNE is off. */
+CLCNN_API int clcnn_conv2d_find_enabled(int request);
+
+/* Find for one convolution pass (what plans call at creation when Find is enabled): when
+ * dev's tuning file has no entry for exactly this pass, geometry and batch size, time the
+ * algorithms as clcnn_conv2d_tune does with budget_s CLCNN_FIND_BUDGET (opt NULL) and
+ * store the winner; *measured = 1 then (out, when non-NULL, gets the result). Nothing is
+ * measured (*measured = 0, CLCNN_OK) when the file knows the shape, when $CLCNN_TUNE is
+ * off, or when the winner could not be stored: no tuning file (CLCNN_CACHE_DIR=off), or
+ * one that is invalid or not writable (left as it is; with $CLCNN_VERBOSE the reason is
+ * printed) - AUTO then keeps its rule. Fails with the shape errors of the convolution,
+ * or when no algorithm ran it. */
+CLCNN_API clcnn_status clcnn_conv2d_find(clcnn_device *dev, clcnn_conv_pass pass,
+                                         const clcnn_conv2d_desc *d, const size_t x[4],
+                                         const size_t w[4], const clcnn_conv2d_tune_options *opt,
+                                         clcnn_conv2d_tune_result *out, int *measured);
 
 /* The algorithm a call of `pass` with descriptor d and these shapes would use: d->algo
  * when forced, else the tuned winner (*from_db = 1), else the heuristic (*from_db = 0).

@@ -96,6 +96,12 @@ typedef struct cc_step {
     size_t rs_outer, rs_h, rs_w, rs_p, rs_q;
 } cc_step;
 
+/* The convolution passes a plan runs (clcnn_plan_conv_at). */
+typedef struct cc_conv_list {
+    int n, cap;
+    clcnn_plan_conv *e;
+} cc_conv_list;
+
 struct clcnn_plan {
     clcnn_device *dev;
     int batch;
@@ -109,6 +115,8 @@ struct clcnn_plan {
     int *inputs;  /* value index per graph input */
     int *outputs; /* value index per graph output */
     clcnn_plan_memory mem;
+    int conv_measured; /* convolution shapes Find measured at creation */
+    cc_conv_list convs;
 };
 
 /* lib/exec/plan.c: how many node inputs read value v, a graph output counting 2 (never
@@ -116,6 +124,14 @@ struct clcnn_plan {
 int cc_value_readers(const clcnn_graph *g, int v, int *only);
 /* The checks both plan kinds make first: device and graph given, batch 1..2^24, the graph
  * checked (clcnn_graph_check). */
+/* Find for one convolution pass when request (a plan's find option) and $CLCNN_TUNE ask
+ * for it (clcnn_conv2d_find); adds 1 to *measured when it measured. Errors name node. */
+/* Record the pass in list (out of memory: CLCNN_ERR_OUT_OF_MEMORY), then Find for it when
+ * request (a plan's find option) and $CLCNN_TUNE ask for it (clcnn_conv2d_find); adds 1 to
+ * *measured when it measured. Errors name the node. */
+clcnn_status cc_plan_find(clcnn_device *dev, int request, cc_conv_list *list, clcnn_conv_pass pass,
+                          const clcnn_conv2d_desc *d, const size_t x[4], const size_t w[4],
+                          const char *node, int *measured);
 clcnn_status cc_plan_check_args(const clcnn_device *dev, clcnn_graph *g, int batch, const char *op);
 /* gv's shape (gv->ndim dims) with the batch filled in, and its element count;
  * CLCNN_ERR_SHAPE (naming op and the value) past 2^40 elements. */

@@ -454,6 +454,44 @@ clcnn_status clcnn_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
     return CLCNN_OK;
 }
 
+/* See exec_internal.h. */
+clcnn_status cc_plan_find(clcnn_device *dev, int request, cc_conv_list *list, clcnn_conv_pass pass,
+                          const clcnn_conv2d_desc *d, const size_t x[4], const size_t w[4],
+                          const char *node, int *measured) {
+    if (list->n == list->cap) {
+        int cap = list->cap ? 2 * list->cap : 16;
+        clcnn_plan_conv *e = realloc(list->e, (size_t)cap * sizeof *e);
+        CC_RETURN_IF(!e, CLCNN_ERR_OUT_OF_MEMORY, "plan: out of host memory (node '%s')", node);
+        list->e = e;
+        list->cap = cap;
+    }
+    clcnn_plan_conv *c = &list->e[list->n++];
+    memset(c, 0, sizeof *c);
+    c->pass = pass;
+    c->desc = *d;
+    memcpy(c->x, x, sizeof c->x);
+    memcpy(c->w, w, sizeof c->w);
+    snprintf(c->node, sizeof c->node, "%s", node);
+    if (!clcnn_conv2d_find_enabled(request)) return CLCNN_OK;
+    int m = 0;
+    clcnn_status s = clcnn_conv2d_find(dev, pass, d, x, w, NULL, NULL, &m);
+    if (s != CLCNN_OK) return cc_fail_append(s, " (Find for node '%s')", node);
+    *measured += m;
+    return CLCNN_OK;
+}
+
+int clcnn_plan_conv_measured(const clcnn_plan *p) {
+    return p ? p->conv_measured : 0;
+}
+
+int clcnn_plan_num_convs(const clcnn_plan *p) {
+    return p ? p->convs.n : 0;
+}
+
+const clcnn_plan_conv *clcnn_plan_conv_at(const clcnn_plan *p, int i) {
+    return p && i >= 0 && i < p->convs.n ? &p->convs.e[i] : NULL;
+}
+
 void clcnn_plan_free(clcnn_plan *p) {
     if (!p) return;
     for (int i = 0; i < p->nsteps; i++)
@@ -465,6 +503,7 @@ void clcnn_plan_free(clcnn_plan *p) {
     free(p->vals);
     free(p->inputs);
     free(p->outputs);
+    free(p->convs.e);
     free(p);
 }
 

@@ -86,6 +86,12 @@ static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const clcnn_graph *g, co
     size_t xshape[4];
     memcpy(xshape, p->vals[n->in[0]].shape, sizeof xshape);
     CC_TRY(prepare_pre_pad(p, n, s, &s->conv_desc, xshape));
+    const cc_gvalue *wv = cc_node_in(g, n, 1);
+    size_t wshape[CC_GMAX], wn;
+    CC_TRY(cc_value_dims(wv, p->batch, "clcnn_plan_create", wshape, &wn));
+    if (wv->ndim == 4)
+        CC_TRY(cc_plan_find(p->dev, p->opts.find, &p->convs, CLCNN_CONV_PASS_FORWARD, &s->conv_desc,
+                            xshape, wshape, n->name, &p->conv_measured));
     s->n_in = n->n_in > 2 && n->in[2] >= 0 ? 3 : 2;
     for (int i = 0; i < s->n_in; i++)
         s->in[i] = n->in[i];
@@ -169,6 +175,9 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
     if (st == CLCNN_OK && has_bias) st = upload(p->dev, 1, &k, bh, &bt);
     free(wh);
     free(bh);
+    if (st == CLCNN_OK)
+        st = cc_plan_find(p->dev, p->opts.find, &p->convs, CLCNN_CONV_PASS_FORWARD, &d.conv, d.x,
+                          d.w, n->name, &p->conv_measured);
     if (st == CLCNN_OK) {
         st = cc_conv_fwd_create(p->dev, &d, wt, bt, &s->conv);
         if (st == CLCNN_ERR_UNSUPPORTED && d.conv.algo != CLCNN_CONV_AUTO) {

@@ -228,6 +228,18 @@ clcnn_status clcnn_train_plan_create(clcnn_device *dev, clcnn_graph *g, int batc
     return CLCNN_OK;
 }
 
+int clcnn_train_plan_conv_measured(const clcnn_train_plan *p) {
+    return p ? p->conv_measured : 0;
+}
+
+int clcnn_train_plan_num_convs(const clcnn_train_plan *p) {
+    return p ? p->convs.n : 0;
+}
+
+const clcnn_plan_conv *clcnn_train_plan_conv_at(const clcnn_train_plan *p, int i) {
+    return p && i >= 0 && i < p->convs.n ? &p->convs.e[i] : NULL;
+}
+
 void clcnn_train_plan_free(clcnn_train_plan *p) {
     if (!p) return;
     for (int i = 0; i < p->nnodes; i++) {
@@ -252,6 +264,7 @@ void clcnn_train_plan_free(clcnn_train_plan *p) {
     free(p->nodes);
     free(p->inputs);
     free(p->outputs);
+    free(p->convs.e);
     free(p);
 }
 

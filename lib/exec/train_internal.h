@@ -41,6 +41,7 @@ typedef struct cc_tnode {
     clcnn_tensor *dst[CC_STEP_MAX_IN]; /* where the gradient of input j goes (NULL: none) */
     /* per-kind state, made at create time */
     clcnn_conv2d_desc conv;
+    clcnn_conv_algo conv_algo[CLCNN_CONV_PASS_COUNT]; /* Conv: each pass's, fixed at create */
     clcnn_pool2d_desc pool;
     float ratio;                 /* Dropout (0: a copy) */
     int linear;                  /* Gemm as PyTorch's Linear: clcnn_linear_* */
@@ -80,6 +81,8 @@ struct clcnn_train_plan {
     clcnn_tensor *arena, *grad_arena;
     clcnn_tensor *trained; /* the arena's first numel(grad_arena) elements */
     int forwarded;
+    int conv_measured; /* convolution passes Find measured at creation */
+    cc_conv_list convs;
     uint64_t forwards; /* forwards run: the step of Dropout's counter-based masks */
 };
 

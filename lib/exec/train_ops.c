@@ -113,6 +113,29 @@ static clcnn_status prepare_pool_padded(clcnn_train_plan *p, cc_tnode *n) {
     return s;
 }
 
+/* Each pass's algorithm, fixed now: Find first (when on) for the passes a step runs
+ * (forward; the data gradient when x needs one; the filter gradient when w does), then
+ * AUTO's choice, so a later change of the tuning file's in-memory copy cannot switch the
+ * algorithm of a plan in the middle of training. x is the convolution's input shape
+ * (padded when the plan pads it). */
+static clcnn_status conv_choose(clcnn_train_plan *p, cc_tnode *n, const cc_gnode *gn,
+                                const size_t *x) {
+    const cc_tval *wv = &p->vals[n->in[1]];
+    if (p->vals[n->in[0]].ndim != 4 || wv->ndim != 4)
+        return cc_tr_unsupported(gn, "an input or weights of other than 4 dims");
+    int runs[CLCNN_CONV_PASS_COUNT] = {1, p->vals[n->in[0]].need, wv->need};
+    for (int ps = 0; ps < CLCNN_CONV_PASS_COUNT; ps++) {
+        n->conv_algo[ps] = n->conv.algo;
+        if (!runs[ps]) continue;
+        CC_TRY(cc_plan_find(p->dev, p->opts.find, &p->convs, (clcnn_conv_pass)ps, &n->conv, x,
+                            wv->shape, gn->name, &p->conv_measured));
+        if (n->conv.algo == CLCNN_CONV_AUTO)
+            CC_TRY(clcnn_conv2d_algo_choice(p->dev, (clcnn_conv_pass)ps, &n->conv, x, wv->shape,
+                                            &n->conv_algo[ps], NULL));
+    }
+    return CLCNN_OK;
+}
+
 static clcnn_status prepare_conv(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
                                  const cc_gnode *gn) {
     const cc_op_attrs *a = &n->a;
@@ -122,12 +145,15 @@ static clcnn_status prepare_conv(clcnn_train_plan *p, const clcnn_graph *g, cc_t
             return cc_tr_unsupported(gn, "weights computed per run");
     n->conv = cc_step_conv_desc(a);
     n->conv.algo = p->opts.conv_algo;
-    if (a->pads[0] == a->pads[2] && a->pads[1] == a->pads[3]) return CLCNN_OK;
-    n->conv.pad_h = n->conv.pad_w = 0;
     const size_t *x = p->vals[n->in[0]].shape;
-    size_t hp = x[2] + (size_t)(a->pads[0] + a->pads[2]),
-           wp = x[3] + (size_t)(a->pads[1] + a->pads[3]);
-    return prepare_padded(p, n, hp, wp, 0.0f);
+    if (a->pads[0] != a->pads[2] || a->pads[1] != a->pads[3]) {
+        n->conv.pad_h = n->conv.pad_w = 0;
+        size_t hp = x[2] + (size_t)(a->pads[0] + a->pads[2]),
+               wp = x[3] + (size_t)(a->pads[1] + a->pads[3]);
+        CC_TRY(prepare_padded(p, n, hp, wp, 0.0f));
+        x = n->px->shape;
+    }
+    return conv_choose(p, n, gn, x);
 }
 
 static clcnn_status prepare_pool(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
@@ -271,9 +297,10 @@ static clcnn_status padded_input(clcnn_train_plan *p, cc_tnode *n, const clcnn_t
 static clcnn_status conv_forward(clcnn_train_plan *p, cc_tnode *n) {
     const clcnn_tensor *x = NULL;
     CC_TRY(padded_input(p, n, &x));
-    return clcnn_conv2d_forward(p->dev, &n->conv, x, T(n->in[1]),
-                                cc_tr_has_in(n, 2) ? T(n->in[2]) : NULL, T(n->out[0]),
-                                CLCNN_ACT_NONE);
+    clcnn_conv2d_desc d = n->conv;
+    d.algo = n->conv_algo[CLCNN_CONV_PASS_FORWARD];
+    return clcnn_conv2d_forward(p->dev, &d, x, T(n->in[1]), cc_tr_has_in(n, 2) ? T(n->in[2]) : NULL,
+                                T(n->out[0]), CLCNN_ACT_NONE);
 }
 
 /* ONNX's momentum m: running = m running + (1 - m) batch; the primitive takes 1 - m. */
@@ -309,6 +336,7 @@ static clcnn_status pool_backward(clcnn_train_plan *p, cc_tnode *n) {
 
 static clcnn_status conv_backward(clcnn_train_plan *p, cc_tnode *n) {
     clcnn_conv2d_desc d = n->conv;
+    d.algo = n->conv_algo[CLCNN_CONV_PASS_BACKWARD_DATA];
     const clcnn_tensor *dy = G(n->out[0]);
     if (n->dst[0] && !n->px)
         CC_TRY(clcnn_conv2d_backward_data(p->dev, &d, dy, T(n->in[1]), n->dst[0]));
@@ -319,6 +347,7 @@ static clcnn_status conv_backward(clcnn_train_plan *p, cc_tnode *n) {
     if (!n->dst[1] && !(cc_tr_has_in(n, 2) && n->dst[2])) return CLCNN_OK;
     clcnn_tensor *db = cc_tr_has_in(n, 2) ? n->dst[2] : NULL;
     const clcnn_tensor *x = n->px ? n->px : T(n->in[0]); /* px still holds this forward's */
+    d.algo = n->conv_algo[CLCNN_CONV_PASS_BACKWARD_FILTER];
     if (n->dst[1]) return clcnn_conv2d_backward_filter(p->dev, &d, x, dy, n->dst[1], db);
     /* the bias alone: the sum of dy over n, p, q */
     return cc_reduce(p->dev, CC_REDUCE_SUM, dy, 0xdu, db);

@@ -468,6 +468,11 @@ clcnn_status clcnn_conv2d_algo_choice(clcnn_device *dev, clcnn_conv_pass which,
     return CLCNN_OK;
 }
 
+/* See conv2d_impl.h. */
+clcnn_conv_algo cc_conv2d_rule_algo(const clcnn_device *dev, const cc_conv *cv, int which) {
+    return pick_algo(dev, cv, (pass)which);
+}
+
 /* ---- entry points ---------------------------------------------------------------------- */
 
 clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,

@@ -78,6 +78,10 @@ clcnn_status cc_conv2d_check_vec(const clcnn_device *dev, const char *op, const 
 clcnn_status cc_conv2d_forward_algo(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
                                     const cc_conv *cv, clcnn_conv_algo *out);
 
+/* The built-in rule's algorithm for pass `which` (a clcnn_conv_pass) of cv, as AUTO picks
+ * it for a shape the tuning file does not know (for the tuner's comparisons). */
+clcnn_conv_algo cc_conv2d_rule_algo(const clcnn_device *dev, const cc_conv *cv, int which);
+
 /* ---- forward: prepared once, run many times -------------------------------------------- */
 
 /* What a forward adds after the convolution: y = act(conv(x, w) + b + z). b (k) and z

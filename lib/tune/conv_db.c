@@ -475,6 +475,11 @@ static int find_entry(const clcnn_device *dev, const cc_conv *cv, int pass, cc_c
     return found;
 }
 
+int cc_conv_db_has_exact(const clcnn_device *dev, const cc_conv *cv, int pass) {
+    cc_conv_entry e;
+    return find_entry(dev, cv, pass, &e) && e.n == cv->n;
+}
+
 clcnn_conv_algo cc_conv_tuned_algo(clcnn_device *dev, const cc_conv *cv, int pass) {
     cc_conv_entry e;
     return find_entry(dev, cv, pass, &e) ? (clcnn_conv_algo)e.algo : CLCNN_CONV_AUTO;
@@ -515,6 +520,36 @@ const char *cc_conv_cfg_last(clcnn_conv_algo *algo) {
 }
 
 /* ---- storing a winner ------------------------------------------------------------------ */
+
+clcnn_status cc_conv_db_can_store(const clcnn_device *dev, const char *path) {
+    if (access(path, F_OK) == 0) {
+        cc_conv_entry *arr = NULL;
+        size_t n = 0;
+        clcnn_status s = load_entries(dev, path, &arr, &n);
+        free(arr);
+        CC_TRY(s);
+        CC_RETURN_IF(access(path, W_OK) != 0, CLCNN_ERR_IO, "tuning file %s is not writable: %s",
+                     path, strerror(errno));
+    }
+    /* the nearest existing directory above path must take a new file */
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (!slash) {
+            snprintf(dir, sizeof dir, ".");
+            break;
+        }
+        if (slash == dir)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+        if (access(dir, F_OK) == 0 || slash == dir) break;
+    }
+    CC_RETURN_IF(access(dir, W_OK | X_OK) != 0, CLCNN_ERR_IO,
+                 "cannot write the tuning file %s: directory %s: %s", path, dir, strerror(errno));
+    return CLCNN_OK;
+}
 
 clcnn_status cc_conv_db_store(const clcnn_device *dev, const char *path, const cc_conv_entry *e) {
     char dir[4200];

@@ -79,6 +79,13 @@ char *cc_tune_dumps(struct json_t *root);
  * with the same key), under the file's lock, written atomically; a new file gets dev's
  * identity. An existing invalid file is left alone (CLCNN_ERR_FORMAT). */
 clcnn_status cc_conv_db_store(const clcnn_device *dev, const char *path, const cc_conv_entry *e);
+/* 1 when dev's tuning file (its in-memory copy) has an entry for exactly this pass and
+ * geometry, batch size included (0 when $CLCNN_TUNE is off). */
+int cc_conv_db_has_exact(const clcnn_device *dev, const cc_conv *cv, int pass);
+/* CLCNN_OK when cc_conv_db_store could write path now: an existing file is a valid tuning
+ * file of dev and writable, or the directory that would hold a new one is; else the
+ * reason (CLCNN_ERR_FORMAT, CLCNN_ERR_IO) naming the file. Reads the file. */
+clcnn_status cc_conv_db_can_store(const clcnn_device *dev, const char *path);
 /* Forget every in-memory copy of the convolution entries (after this process rewrote or
  * imported a tuning file). */
 void cc_conv_tune_forget(void);

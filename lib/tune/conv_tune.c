@@ -153,6 +153,7 @@ typedef struct variant {
     int algo;
     char cfg[CC_CONV_CFG_MAX]; /* "": the algorithm's heuristic */
     int ok;                    /* ran and agreed with direct */
+    double ms;                 /* median time */
 } variant;
 
 static int candidates(const clcnn_device *dev, const cc_conv *cv, clcnn_conv_pass pass, int algo,
@@ -178,6 +179,54 @@ static int candidates(const clcnn_device *dev, const cc_conv *cv, clcnn_conv_pas
 static void force_cfg(clcnn_device *dev, int algo, const char *cfg) {
     dev->tune_cfg_algo = algo;
     snprintf(dev->tune_cfg, sizeof dev->tune_cfg, "%s", cfg);
+}
+
+/* Warm up variant vv (o's warm-up calls) and check its result against the reference (the
+ * first variant that runs, direct's heuristic, makes it): vv->ok when it ran and agreed.
+ * *unsupported when its algorithm does not run this pass here (heuristic only). Fails
+ * only when direct's heuristic fails: no reference. */
+static clcnn_status try_variant(clcnn_device *dev, job *j, variant *vv,
+                                const clcnn_conv2d_tune_options *o, int warmups, float *ref,
+                                float *got, size_t n_out, int *have_ref,
+                                clcnn_conv2d_tune_result *r, int *unsupported) {
+    const char *pname = clcnn_conv_pass_name(j->pass);
+    int a = vv->algo, heuristic = !vv->cfg[0];
+    const char *an = clcnn_conv_algo_name((clcnn_conv_algo)a), *vc = vv->cfg;
+    clcnn_status e = CLCNN_OK;
+    j->d.algo = (clcnn_conv_algo)a;
+    force_cfg(dev, a, vc);
+    for (int i = 0; e == CLCNN_OK && i < warmups; i++)
+        e = invoke(dev, j);
+    if (e == CLCNN_OK) e = clcnn_device_finish(dev);
+    force_cfg(dev, CLCNN_CONV_AUTO, "");
+    vv->ok = 0;
+    *unsupported = 0;
+    if (e == CLCNN_ERR_UNSUPPORTED && heuristic) {
+        progress(o, "%s %s: not supported here (%s)", pname, an, clcnn_last_error());
+        *unsupported = 1; /* nor its candidates */
+        return CLCNN_OK;
+    }
+    if (e == CLCNN_OK)
+        e = clcnn_tensor_download(j->out, *have_ref ? got : ref, n_out * sizeof *ref);
+    if (e != CLCNN_OK) {
+        progress(o, "%s %s%s%s: failed: %s", pname, an, vc[0] ? " " : "", vc, clcnn_last_error());
+        note_add(r->note, sizeof r->note, "%s failed: %s", an, clcnn_last_error());
+        return a == CLCNN_CONV_DIRECT && heuristic ? e : CLCNN_OK; /* no reference: give up */
+    }
+    if (*have_ref) {
+        double err = nmse(got, ref, n_out);
+        if (!(err <= TUNE_NMSE_MAX)) {
+            char msg[64];
+            snprintf(msg, sizeof msg, "%.3g", err);
+            progress(o, "%s %s%s%s: WRONG results (normalised squared error %s vs direct)", pname,
+                     an, vc[0] ? " " : "", vc, msg);
+            note_add(r->note, sizeof r->note, "%s: wrong results (nmse %s vs direct)", an, msg);
+            return CLCNN_OK;
+        }
+    }
+    *have_ref = 1;
+    vv->ok = 1;
+    return CLCNN_OK;
 }
 
 clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const clcnn_conv2d_desc *d,
@@ -245,67 +294,59 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
         r.ms[a] = -1.0;
     int have_ref = 0;
     const char *pname = clcnn_conv_pass_name(pass);
+    double t_start = wall_ms();
     /* First every algorithm's heuristic once (warm-up: builds, buffer pool) and its result
      * checked; direct (index 1) runs every pass and shape, and its result is the
-     * reference. Then, for each algorithm that ran, its candidate kernel parameters the
-     * same way (each one kernel build). */
-    int nv = 0;
+     * reference. Then candidate kernel parameters (each one kernel build) the same way:
+     * of every algorithm that ran, or with a budget, of the fastest first (one timed call
+     * of each heuristic ranks them) until the budget is spent. */
+    int nv = 0, heur[CLCNN_CONV_ALGO_COUNT];
+    double rank[CLCNN_CONV_ALGO_COUNT];
+    for (int a = 0; a < CLCNN_CONV_ALGO_COUNT; a++) {
+        heur[a] = -1;
+        rank[a] = INFINITY;
+    }
     for (int a = 1; s == CLCNN_OK && a < CLCNN_CONV_ALGO_COUNT; a++) {
-        const char *an = clcnn_conv_algo_name((clcnn_conv_algo)a);
-        j.d.algo = (clcnn_conv_algo)a;
-        int first = nv;
         v[nv].algo = a;
         v[nv].cfg[0] = '\0';
-        nv++;
-        if (!o.algo_only && s == CLCNN_OK) {
-            char(*c)[CC_CONV_CFG_MAX] = cands;
-            int nc = candidates(dev, &cv, pass, a, mode == CLCNN_TUNE_EXHAUSTIVE, c,
-                                mode == CLCNN_TUNE_EXHAUSTIVE ? TUNE_CANDS_EXHAUSTIVE : TUNE_CANDS);
-            for (int i = 0; i < nc && nv < TUNE_VARIANTS; i++) {
-                v[nv].algo = a;
-                memcpy(v[nv].cfg, c[i], CC_CONV_CFG_MAX);
-                nv++;
-            }
-        }
-        for (int vi = first; vi < nv; vi++) {
-            const char *vc = v[vi].cfg;
-            clcnn_status e = CLCNN_OK;
-            force_cfg(dev, a, vc);
-            for (int i = 0; e == CLCNN_OK && i < warmups; i++)
-                e = invoke(dev, &j);
-            if (e == CLCNN_OK) e = clcnn_device_finish(dev);
+        int unsupported = 0;
+        s = try_variant(dev, &j, &v[nv], &o, warmups, ref, got, n_out, &have_ref, &r, &unsupported);
+        if (unsupported) continue;
+        heur[a] = nv++;
+        if (s == CLCNN_OK && v[heur[a]].ok && o.budget_s > 0 && !o.algo_only) {
+            force_cfg(dev, a, "");
+            j.d.algo = (clcnn_conv_algo)a;
+            if (timed(dev, &j, &rank[a]) != CLCNN_OK) rank[a] = INFINITY;
             force_cfg(dev, CLCNN_CONV_AUTO, "");
-            if (e == CLCNN_ERR_UNSUPPORTED && vi == first) {
-                progress(&o, "%s %s: not supported here (%s)", pname, an, clcnn_last_error());
-                nv = first; /* nor its candidates */
+        }
+    }
+    int order[CLCNN_CONV_ALGO_COUNT], no = 0;
+    for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++)
+        if (heur[a] >= 0) order[no++] = a;
+    for (int i = 1; i < no; i++) /* by rank; stable, so without a budget: table order */
+        for (int k = i; k > 0 && rank[order[k]] < rank[order[k - 1]]; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+    int out_of_budget = 0;
+    for (int oi = 0; s == CLCNN_OK && !o.algo_only && oi < no && !out_of_budget; oi++) {
+        int a = order[oi];
+        int nc = candidates(dev, &cv, pass, a, mode == CLCNN_TUNE_EXHAUSTIVE, cands,
+                            mode == CLCNN_TUNE_EXHAUSTIVE ? TUNE_CANDS_EXHAUSTIVE : TUNE_CANDS);
+        for (int i = 0; s == CLCNN_OK && i < nc && nv < TUNE_VARIANTS; i++) {
+            if (o.budget_s > 0 && wall_ms() - t_start > o.budget_s * 1e3) {
+                progress(&o, "%s: budget of %.1f s spent, no more parameter sets", pname,
+                         o.budget_s);
+                out_of_budget = 1;
                 break;
             }
-            if (e == CLCNN_OK)
-                e = clcnn_tensor_download(j.out, have_ref ? got : ref, n_out * sizeof *ref);
-            if (e != CLCNN_OK) {
-                progress(&o, "%s %s%s%s: failed: %s", pname, an, vc[0] ? " " : "", vc,
-                         clcnn_last_error());
-                note_add(r.note, sizeof r.note, "%s failed: %s", an, clcnn_last_error());
-                if (a == CLCNN_CONV_DIRECT && vi == first) { /* no reference: give up */
-                    s = e;
-                    break;
-                }
-                continue;
-            }
-            if (have_ref) {
-                double err = nmse(got, ref, n_out);
-                if (!(err <= TUNE_NMSE_MAX)) {
-                    char msg[64];
-                    snprintf(msg, sizeof msg, "%.3g", err);
-                    progress(&o, "%s %s%s%s: WRONG results (normalised squared error %s vs direct)",
-                             pname, an, vc[0] ? " " : "", vc, msg);
-                    note_add(r.note, sizeof r.note, "%s: wrong results (nmse %s vs direct)", an,
-                             msg);
-                    continue;
-                }
-            }
-            have_ref = 1;
-            v[vi].ok = 1;
+            v[nv].algo = a;
+            memcpy(v[nv].cfg, cands[i], CC_CONV_CFG_MAX);
+            int unsupported = 0;
+            s = try_variant(dev, &j, &v[nv], &o, warmups, ref, got, n_out, &have_ref, &r,
+                            &unsupported);
+            nv++;
         }
     }
     /* Then the timed runs, round robin over the candidates, so a change of machine load
@@ -337,6 +378,7 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
         progress(&o, "%s %s %s: %.3f ms (median of %d, %.3f to %.3f)", pname,
                  clcnn_conv_algo_name((clcnn_conv_algo)a), v[vi].cfg[0] ? v[vi].cfg : "(heuristic)",
                  med, runs, t[0], t[runs - 1]);
+        v[vi].ms = med;
         if (r.ms[a] < 0 || med < r.ms[a]) r.ms[a] = med;
         if (win < 0 || med < win_ms) {
             win = vi;
@@ -345,6 +387,9 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
         }
     }
     if (win >= 0) memcpy(r.params, v[win].cfg, CC_CONV_CFG_MAX);
+    r.rule = cc_conv2d_rule_algo(dev, &cv, (int)pass);
+    r.rule_ms = heur[r.rule] >= 0 && v[heur[r.rule]].ok ? v[heur[r.rule]].ms : -1.0;
+    r.seconds = (wall_ms() - t_start) / 1e3;
     clcnn_tensor_free(j.in0);
     clcnn_tensor_free(j.in1);
     clcnn_tensor_free(j.bias);
@@ -372,5 +417,61 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
         r.stored = 1;
     }
     *out = r;
+    return CLCNN_OK;
+}
+
+/* ---- Find --------------------------------------------------------------------------------- */
+
+int clcnn_conv2d_find_enabled(int request) {
+    clcnn_tune_mode mode = clcnn_tune_mode_get();
+    if (mode == CLCNN_TUNE_OFF || request < 0) return 0;
+    return request > 0 || mode == CLCNN_TUNE_FIND;
+}
+
+clcnn_status clcnn_conv2d_find(clcnn_device *dev, clcnn_conv_pass pass, const clcnn_conv2d_desc *d,
+                               const size_t x[4], const size_t w[4],
+                               const clcnn_conv2d_tune_options *opt, clcnn_conv2d_tune_result *out,
+                               int *measured) {
+    const char *op = "conv2d find";
+    CC_RETURN_IF(!dev || !d || !x || !w || !measured, CLCNN_ERR_INVALID_ARG, "%s: NULL argument",
+                 op);
+    *measured = 0;
+    CC_RETURN_IF((int)pass < 0 || pass >= CLCNN_CONV_PASS_COUNT, CLCNN_ERR_INVALID_ARG,
+                 "%s: unknown pass %d", op, (int)pass);
+    size_t ys[4];
+    cc_conv cv;
+    CC_TRY(cc_conv2d_geometry("conv2d", d, x, w, ys, &cv));
+    char path[4200];
+    if (clcnn_tune_mode_get() == CLCNN_TUNE_OFF || !clcnn_tune_file_path(dev, path, sizeof path) ||
+        cc_conv_db_has_exact(dev, &cv, (int)pass))
+        return CLCNN_OK;
+    /* Measure only what can be stored: a second process must start tuned, and this one
+     * must not measure the same shape again. */
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", clcnn_last_error());
+    if (cc_conv_db_can_store(dev, path) != CLCNN_OK) {
+        if (cc_verbose())
+            fprintf(stderr, "clcnn: not measuring convolutions (Find): %s\n", clcnn_last_error());
+        if (saved[0])
+            cc_fail(CLCNN_ERR_INVALID_ARG, "%s", saved); /* the message as it was */
+        else
+            clcnn_clear_error();
+        return CLCNN_OK;
+    }
+    clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
+    o.budget_s = CLCNN_FIND_BUDGET;
+    if (opt) o = *opt;
+    o.save = 1;
+    clcnn_conv2d_tune_result r;
+    CC_TRY(clcnn_conv2d_tune(dev, pass, d, x, w, &o, &r));
+    if (cc_verbose())
+        fprintf(stderr,
+                "clcnn: Find %s n%d c%d %dx%d k%d %dx%d stride %dx%d: %s %.3f ms (rule %s %.3f "
+                "ms), %.2f s\n",
+                clcnn_conv_pass_name(pass), cv.n, cv.c, cv.h, cv.w, cv.k, cv.r, cv.s, cv.sh, cv.sw,
+                clcnn_conv_algo_name(r.winner), r.ms[r.winner], clcnn_conv_algo_name(r.rule),
+                r.rule_ms, r.seconds);
+    *measured = 1;
+    if (out) *out = r;
     return CLCNN_OK;
 }

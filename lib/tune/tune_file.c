@@ -407,6 +407,7 @@ clcnn_tune_mode clcnn_tune_mode_get(void) {
     if (!e) return CLCNN_TUNE_ON;
     if (!strcmp(e, "off") || !strcmp(e, "0") || !strcmp(e, "OFF")) return CLCNN_TUNE_OFF;
     if (!strcmp(e, "exhaustive")) return CLCNN_TUNE_EXHAUSTIVE;
+    if (!strcmp(e, "find")) return CLCNN_TUNE_FIND;
     return CLCNN_TUNE_ON;
 }
 
