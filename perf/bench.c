@@ -169,6 +169,15 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
                     (size_t)s->s};
     size_t ys[4] = {0};
     if (s->kind == PERF_CONV) PERF_TRY(clcnn_conv2d_output_shape(&c->conv, xs, ws, ys));
+    if (s->kind == PERF_CONV && algo == CLCNN_CONV_AUTO && op <= PERF_OP_CONV_BWD_FILTER) {
+        /* which algorithm auto is (perf/rule_check.sh compares its row with the best) */
+        clcnn_conv_algo chosen;
+        int db = 0;
+        if (clcnn_conv2d_algo_choice(dev, (clcnn_conv_pass)(op - PERF_OP_CONV_FWD), &c->conv, xs,
+                                     ws, &chosen, &db) == CLCNN_OK)
+            snprintf(row->note, sizeof row->note, "chose %s (%s)", clcnn_conv_algo_name(chosen),
+                     db ? "tuning file" : "rule");
+    }
     const double cpg = (double)ws[1], crs = cpg * s->r * s->s;
     const double nx = (double)xs[0] * xs[1] * xs[2] * xs[3], nw = (double)ws[0] * crs;
     const double ny = (double)ys[0] * ys[1] * ys[2] * ys[3];

@@ -300,12 +300,60 @@ static void test_find_unwritable_file_falls_back(void **state) {
     clcnn_graph_free(g);
 }
 
+/* clcnn tune --model FILE.onnx --train: one line per distinct pass of the training plan
+ * (5), winners stored; --no-save stores nothing. */
+static void test_tune_model_command(void **state) {
+    (void)state;
+    const char *cli = getenv("CLCNN_CLI");
+    if (!cli || access(cli, X_OK) != 0) {
+        skip(); /* the command is not built */
+    }
+    clcnn_graph *g = make_graph();
+    char dir[4200], model[4300], out[4300], cmd[16384];
+    snprintf(dir, sizeof dir, "%s", tune_path);
+    *strrchr(dir, '/') = '\0';
+    snprintf(model, sizeof model, "%s/two_convs.onnx", dir);
+    snprintf(out, sizeof out, "%s/tune_model.txt", dir);
+    TU_OK(clcnn_graph_save_onnx(g, model));
+    snprintf(cmd, sizeof cmd,
+             "'%s' tune --model '%s' --batch 2 --train --algo-only --runs 1 --quiet --no-save "
+             ">'%s' 2>/dev/null",
+             cli, model, out);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(access(tune_path, F_OK), -1);
+    snprintf(cmd, sizeof cmd,
+             "'%s' tune --model '%s' --batch 2 --train --algo-only --runs 1 --quiet >'%s' "
+             "2>/dev/null",
+             cli, model, out);
+    assert_int_equal(system(cmd), 0);
+    char *text = tu_slurp(dir, "tune_model.txt");
+    assert_non_null(text);
+    int lines = 0, fwd = 0, data = 0;
+    for (char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        lines += !strncmp(l, "conv", 4);
+        fwd += !strncmp(l, "conv", 4) && !strncmp(l + 21, "conv2d_fwd ", 11);
+        data += !strncmp(l, "conv2", 5) && !strncmp(l + 21, "conv2d_bwd_data", 15);
+    }
+    assert_int_equal(lines, 5);
+    assert_int_equal(fwd, 2);
+    assert_int_equal(data, 1);
+    assert_int_equal(entries(-1), 5);
+    /* a model that does not exist is a clear error */
+    snprintf(cmd, sizeof cmd, "'%s' tune --model no_such_model --quiet >/dev/null 2>&1", cli);
+    assert_int_not_equal(system(cmd), 0);
+    free(text);
+    unlink(model);
+    unlink(out);
+    clcnn_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_find_stores_then_reuses, fresh),
         cmocka_unit_test_setup(test_find_training_plan, fresh),
         cmocka_unit_test_setup(test_find_off_measures_nothing, fresh),
         cmocka_unit_test_setup(test_find_unwritable_file_falls_back, fresh),
+        cmocka_unit_test_setup(test_tune_model_command, fresh),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
