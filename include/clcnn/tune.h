@@ -132,10 +132,11 @@ typedef struct clcnn_conv2d_tune_options {
     uint64_t seed;   /* input data */
     int algo_only;   /* 1: time each algorithm's heuristic kernel parameters only (no
                         parameter candidates: no extra kernel builds) */
-    double budget_s; /* > 0: try candidate parameter sets, those of the algorithm whose
-                        heuristic ran fastest first, only until this many seconds have
-                        passed since the start (every algorithm's heuristic is timed
-                        regardless); <= 0: no limit */
+    double budget_s; /* > 0: one call of each algorithm's heuristic ranks them; one
+                        over 4x the fastest is not timed further; candidate parameter
+                        sets, the fastest algorithm's first, are tried only until this
+                        many seconds have passed since the start; <= 0: no limit, no
+                        ranking (every algorithm timed) */
     /* Called with one line per algorithm and parameter set timed (may be NULL). */
     void (*progress)(void *user, const char *line);
     void *user;

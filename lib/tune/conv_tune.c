@@ -145,6 +145,11 @@ static double nmse(const float *got, const float *ref, size_t n) {
 #define TUNE_NMSE_MAX 1e-5
 
 /* Candidate kernel parameters per algorithm: near the heuristic, more when exhaustive. */
+/* With a budget, an algorithm whose ranking call took more than this many times the
+ * fastest one's is not timed further (nor its candidates): it cannot win, and on CPUs an
+ * untuned CLBlast (gemm) runs 10-30x slower than the best, so timing it dominated Find. */
+#define TUNE_PRUNE 4.0
+
 #define TUNE_CANDS 6
 #define TUNE_CANDS_EXHAUSTIVE 40
 #define TUNE_VARIANTS (CLCNN_CONV_ALGO_COUNT * (TUNE_CANDS_EXHAUSTIVE + 1))
@@ -319,6 +324,21 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
             if (timed(dev, &j, &rank[a]) != CLCNN_OK) rank[a] = INFINITY;
             force_cfg(dev, CLCNN_CONV_AUTO, "");
         }
+    }
+    double fastest = INFINITY;
+    for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++)
+        if (rank[a] < fastest) fastest = rank[a];
+    for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++) {
+        if (heur[a] < 0 || !v[heur[a]].ok || !(rank[a] > TUNE_PRUNE * fastest)) continue;
+        char msg[96];
+        snprintf(msg, sizeof msg, "%.3g ms in one call, over %.0fx the fastest", rank[a],
+                 TUNE_PRUNE);
+        progress(&o, "%s %s: not timed further: %s", pname,
+                 clcnn_conv_algo_name((clcnn_conv_algo)a), msg);
+        note_add(r.note, sizeof r.note, "%s not timed: %s",
+                 clcnn_conv_algo_name((clcnn_conv_algo)a), msg);
+        v[heur[a]].ok = 0;
+        heur[a] = -1; /* nor its candidates */
     }
     int order[CLCNN_CONV_ALGO_COUNT], no = 0;
     for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++)
