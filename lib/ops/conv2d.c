@@ -286,7 +286,11 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *   backward data: the same rule applied to the transposed convolution (dy as input,
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
- *     99 vs direct 43; depthwise layers: depthwise (below).
+ *     99 vs direct 43; depthwise layers: depthwise (below). On CPUs with 16 vector
+ *     registers the forward rule for them too (perf/rule_check.sh and `clcnn tune`
+ *     found direct 1.6-3.6x slower than implicit_gemm on MobileNet-V2's 1x1
+ *     projections, AlexNet conv2/conv4 and ResNet-50's 1x1 c1024->512 on the AVX2
+ *     EPYC, 2026-12-06).
  *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run with every
  *     algorithm per shape on the shared 2-core machine, load 3-4, 2026-11-25):
  *     implicit_gemm (the phase decomposition, lib/ops/conv2d_implicit.c) when its GEMMs
@@ -340,7 +344,7 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
         if (ps == PASS_FORWARD) return pick_cpu_forward(cv, cc_cpu_f16_accumulators(dev, 1) > 0);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
         cc_conv t = cc_conv_transposed(cv); /* dy in, dx out */
-        return pick_cpu_forward(&t, 0);
+        return pick_cpu_forward(&t, cc_cpu_f16_accumulators(dev, 1) > 0);
     }
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
