@@ -157,7 +157,10 @@ static int train_measured(clcnn_graph *g, int n) {
     return m;
 }
 
+/* The tuning file's bytes; NULL when it is missing or not a regular file. */
 static char *file_bytes(void) {
+    struct stat st;
+    if (stat(tune_path, &st) != 0 || !S_ISREG(st.st_mode)) return NULL;
     char dir[4200];
     snprintf(dir, sizeof dir, "%s", tune_path);
     char *slash = strrchr(dir, '/');
