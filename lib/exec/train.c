@@ -73,6 +73,7 @@ static clcnn_status make_arenas(clcnn_train_plan *p, const clcnn_graph *g) {
             train_top = top;
         }
     }
+    size_t state_n = top - train_top;
     if (top == 0) top = 1;
     CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &top, &p->arena));
     CC_TRY(clcnn_tensor_fill(p->arena, 0.0f));
@@ -81,6 +82,10 @@ static clcnn_status make_arenas(clcnn_train_plan *p, const clcnn_graph *g) {
     CC_TRY(clcnn_tensor_fill(p->grad_arena, 0.0f));
     p->trained = cc_tensor_view_at(p->arena, 1, &gtop, 0);
     if (!p->trained) return oom();
+    if (state_n) {
+        p->state = cc_tensor_view_at(p->arena, 1, &state_n, train_top);
+        if (!p->state) return oom();
+    }
     for (int i = 0; i < p->nparams; i++) {
         cc_tparam *q = &p->params[i];
         cc_tval *tv = &p->vals[q->value];
@@ -245,6 +250,7 @@ void clcnn_train_plan_free(clcnn_train_plan *p) {
     for (int i = 0; i < p->nparams; i++)
         free(p->params[i].name);
     clcnn_tensor_free(p->trained);
+    clcnn_tensor_free(p->state);
     clcnn_tensor_free(p->arena);
     clcnn_tensor_free(p->grad_arena);
     free(p->params);
@@ -372,6 +378,18 @@ clcnn_tensor *clcnn_train_plan_params(const clcnn_train_plan *p) {
 
 clcnn_tensor *clcnn_train_plan_grads(const clcnn_train_plan *p) {
     return p ? p->grad_arena : NULL;
+}
+
+clcnn_tensor *clcnn_train_plan_state(const clcnn_train_plan *p) {
+    return p ? p->state : NULL;
+}
+
+size_t clcnn_train_plan_param_offset(const clcnn_train_plan *p, int i) {
+    return p && i >= 0 && i < p->nparams ? p->params[i].offset : 0;
+}
+
+void clcnn_train_plan_set_forward_count(clcnn_train_plan *p, uint64_t count) {
+    if (p) p->forwards = count - 1; /* the forward adds one before drawing */
 }
 
 static const cc_tparam *find_param(const clcnn_train_plan *p, const char *name) {

@@ -79,6 +79,7 @@ struct clcnn_train_plan {
     cc_tparam *params;
     clcnn_tensor *arena, *grad_arena;
     clcnn_tensor *trained; /* the arena's first numel(grad_arena) elements */
+    clcnn_tensor *state;   /* the rest of the arena (NULL when there is no state) */
     int forwarded;
     uint64_t forwards; /* forwards run: the step of Dropout's counter-based masks */
 };
