@@ -12,7 +12,8 @@
  *     --batch-on-rank1 B   rank 1 uses global batch B (the settings-mismatch test)
  *     --kill-rank1-at N    rank 1 kills itself (SIGKILL) before step N
  *     --stop-rank1-at N    rank 1 stops itself (SIGSTOP: hangs) before step N
- *     --bench              print one line per step: ms, images/s, bytes moved
+ *     --bench              print one line per step: wall and CPU ms (of this process),
+ *                          images/s, bytes moved
  * Prints "step N loss L" per step from rank 0; exits 1 on any error (after
  * clcnn_comm_abort, so that an MPI job ends). */
 #include "clcnn/clcnn.h"
@@ -61,9 +62,9 @@ static clcnn_status make_graph(clcnn_device *dev, const opts *o, clcnn_graph **g
     return s;
 }
 
-static double now_ms(void) {
+static double clock_ms(clockid_t id) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
@@ -180,17 +181,17 @@ int main(int argc, char **argv) {
         if (rank == 1 && step == o.kill_at) raise(SIGKILL);
         if (rank == 1 && step == o.stop_at) raise(SIGSTOP);
         float loss = 0;
-        double t0 = now_ms();
+        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
         s = clcnn_dist_trainer_step(t, &loss);
-        double ms = now_ms() - t0;
+        double ms = clock_ms(CLOCK_MONOTONIC) - t0, cpu = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
         if (s != CLCNN_OK || rank != 0) continue;
         printf("step %lld loss %.6f\n", (long long)step + 1, (double)loss);
         clcnn_dist_stats st;
         clcnn_dist_trainer_stats(t, &st);
         if (o.bench)
-            printf("bench replicas %d reduce %s ms %.2f images/s %.1f compute_ms %.2f "
+            printf("bench replicas %d reduce %s ms %.2f images/s %.1f cpu_ms %.2f compute_ms %.2f "
                    "exchange_ms %.2f bytes_sent %llu bytes_received %llu params %zu\n",
-                   clcnn_comm_replicas(comm), o.reduce, ms, (double)o.global / (ms * 1e-3),
+                   clcnn_comm_replicas(comm), o.reduce, ms, (double)o.global / (ms * 1e-3), cpu,
                    st.compute_ms, st.exchange_ms, (unsigned long long)st.bytes_sent,
                    (unsigned long long)st.bytes_received, st.params);
         fflush(stdout);

@@ -36,9 +36,11 @@ static double seconds(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-/* Wait for req until the deadline, polling with short sleeps. */
+/* Wait for req until the deadline, polling with sleeps that grow from 10 us to 1 ms (a
+ * long wait for a slower rank then costs little CPU). */
 static clcnn_status wait_for(clcnn_comm *c, MPI_Request *req, const char *what) {
     double end = seconds() + c->timeout_s;
+    long nap = 10000;
     for (;;) {
         int done = 0;
         MPI_TRY(MPI_Test(req, &done, MPI_STATUS_IGNORE), what);
@@ -48,7 +50,8 @@ static clcnn_status wait_for(clcnn_comm *c, MPI_Request *req, const char *what) 
                            "MPI: rank %d waited %.0f s for the other ranks in %s: a rank died, "
                            "hangs or left the job",
                            c->rank, c->timeout_s, what);
-        nanosleep(&(struct timespec){0, 50000}, NULL);
+        nanosleep(&(struct timespec){0, nap}, NULL);
+        if (nap < 1000000) nap *= 2;
     }
 }
 
