@@ -337,6 +337,11 @@ static void test_errors(void **state) {
     snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", tmp);
     assert_int_equal(clcnn_dist_trainer_save(t, path), CLCNN_ERR_IO);
     clcnn_dist_trainer_free(t);
+    cfg.reduce = CLCNN_DIST_NO_REDUCE; /* runs, but has nothing to save */
+    TU_OK(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t));
+    TU_OK(clcnn_dist_trainer_step(t, NULL));
+    assert_int_equal(clcnn_dist_trainer_save(t, path), CLCNN_ERR_UNSUPPORTED);
+    clcnn_dist_trainer_free(t);
     clcnn_comm_free(comm);
     if (!clcnn_dist_have_mpi()) {
         assert_int_equal(clcnn_comm_create_mpi(1.0, &comm), CLCNN_ERR_UNSUPPORTED);

@@ -111,7 +111,8 @@ CLCNN_API clcnn_status clcnn_dist_trainer_check(clcnn_dist_trainer *t);
 
 /* Collective: rank 0 writes a safetensors checkpoint (the parameters and state under the
  * graph's initializer names, "optim.<name>.momentum", and "clcnn.dist.step") to a
- * temporary file and renames it over path; the other ranks wait and get its status. */
+ * temporary file and renames it over path; the other ranks wait and get its status.
+ * CLCNN_DIST_NO_REDUCE: CLCNN_ERR_UNSUPPORTED. */
 CLCNN_API clcnn_status clcnn_dist_trainer_save(clcnn_dist_trainer *t, const char *path);
 /* Collective: rank 0 reads a checkpoint this trainer's model wrote and broadcasts it;
  * every replica continues from its step. A file of another model or layout is

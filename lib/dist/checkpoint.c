@@ -166,6 +166,9 @@ static clcnn_status save(clcnn_dist_trainer *t, const char *path) {
 
 clcnn_status clcnn_dist_trainer_save(clcnn_dist_trainer *t, const char *path) {
     CC_RETURN_IF(!t || !path, CLCNN_ERR_INVALID_ARG, "clcnn_dist_trainer_save: NULL argument");
+    CC_RETURN_IF(t->cfg.reduce == CLCNN_DIST_NO_REDUCE, CLCNN_ERR_UNSUPPORTED,
+                 "clcnn_dist_trainer_save: the replicas of a run without exchange hold "
+                 "different parameters; nothing to save");
     CC_TRY(cc_dist_gather_slices(t->comm, t->velocity, t->P, t->L));
     clcnn_status s = clcnn_comm_rank(t->comm) == 0 ? save(t, path) : CLCNN_OK;
     return cc_dist_agree(t->comm, s);
