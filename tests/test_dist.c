@@ -11,6 +11,7 @@
 
 #include "clcnn/dist.h"
 #include "dist/dist_internal.h"
+#include "fault.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -299,6 +300,29 @@ static void test_divergence_caught(void **state) {
     clcnn_comm_free(comm);
 }
 
+/* One replica's kernel launch fails: the step returns that replica's error (not "another
+ * replica failed") instead of leaving the other waiting at the exchange. */
+static void test_replica_failure(void **state) {
+    clcnn_dist_config cfg = config();
+    clcnn_comm *comm = NULL;
+    TU_OK(clcnn_comm_create_local(2, &comm));
+    clcnn_graph *g = tiny_graph(3);
+    clcnn_dist_trainer *t = NULL;
+    TU_OK(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t));
+    TU_OK(clcnn_dist_trainer_step(t, NULL));
+    cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 3);
+    clcnn_status s = clcnn_dist_trainer_step(t, NULL);
+    cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 0);
+    assert_int_not_equal(s, CLCNN_OK);
+    printf("the failed step: %s\n", clcnn_last_error());
+    assert_non_null(strstr(clcnn_last_error(), "replica "));
+    assert_null(strstr(clcnn_last_error(), "another replica failed"));
+    assert_int_equal(clcnn_dist_trainer_steps(t), 1);
+    clcnn_dist_trainer_free(t);
+    clcnn_graph_free(g);
+    clcnn_comm_free(comm);
+}
+
 static void test_errors(void **state) {
     clcnn_dist_config cfg = config();
     clcnn_comm *comm = NULL;
@@ -382,6 +406,7 @@ int main(void) {
         cmocka_unit_test(test_replica_count_invariant),
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_divergence_caught),
+        cmocka_unit_test(test_replica_failure),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -101,7 +101,9 @@ CLCNN_API void clcnn_dist_trainer_free(clcnn_dist_trainer *t);
 /* Collective: one optimizer step over the next global batch (epochs follow each other;
  * an epoch has floor(dataset size / global batch) steps). loss (may be NULL): the mean
  * loss over the global batch. Every check_every steps the replicas compare parameter
- * hashes; a difference is CLCNN_ERR_DIST. */
+ * hashes; a difference is CLCNN_ERR_DIST. When one local replica fails, the others stop
+ * and the status is that replica's error. After a failed step the replicas may disagree:
+ * free the trainer (or load a checkpoint) rather than step again. */
 CLCNN_API clcnn_status clcnn_dist_trainer_step(clcnn_dist_trainer *t, float *loss);
 /* Steps done, steps per epoch. */
 CLCNN_API int64_t clcnn_dist_trainer_steps(const clcnn_dist_trainer *t);

@@ -155,16 +155,18 @@ clcnn_status cc_dist_run_replicas(clcnn_dist_trainer *t, void *(*fn)(void *)) {
     if (t->nlocal == 1) {
         fn(&t->reps[0]);
     } else {
-        for (int r = 0; r < t->nlocal; r++)
+        for (int r = 0; r < t->nlocal; r++) {
             started[r] = pthread_create(&th[r], NULL, fn, &t->reps[r]) == 0;
-        for (int r = 0; r < t->nlocal; r++)
-            if (started[r])
-                pthread_join(th[r], NULL);
-            else
-                t->reps[r].status = CLCNN_ERR_DIST,
+            if (!started[r]) { /* the others must not wait for it */
+                t->reps[r].status = CLCNN_ERR_DIST;
                 snprintf(t->reps[r].msg, sizeof t->reps[r].msg, "dist: cannot start a thread");
-        cc_dist_unbreak(t->comm);
+                cc_dist_break(t->comm);
+            }
+        }
+        for (int r = 0; r < t->nlocal; r++)
+            if (started[r]) pthread_join(th[r], NULL);
     }
+    cc_dist_unbreak(t->comm); /* a failure broke the barrier for this call only */
     int pick = -1;
     for (int r = 0; r < t->nlocal; r++) {
         if (t->reps[r].status == CLCNN_OK) continue;
