@@ -275,41 +275,52 @@ static void test_first_step_reference(void **state) {
     clcnn_graph_free(g);
 }
 
+/* Two replicas of the tiny model after one step (free with end_two). */
+typedef struct two {
+    clcnn_comm *comm;
+    clcnn_graph *g;
+    clcnn_dist_trainer *t;
+} two;
+
+static two start_two(void) {
+    clcnn_dist_config cfg = config();
+    two w = {0};
+    TU_OK(clcnn_comm_create_local(2, &w.comm));
+    w.g = tiny_graph(3);
+    TU_OK(clcnn_dist_trainer_create(w.comm, devs, 2, w.g, ds, &cfg, &w.t));
+    TU_OK(clcnn_dist_trainer_step(w.t, NULL));
+    return w;
+}
+
+static void end_two(two *w) {
+    clcnn_dist_trainer_free(w->t);
+    clcnn_graph_free(w->g);
+    clcnn_comm_free(w->comm);
+}
+
 /* A replica whose parameters changed behind the trainer's back is caught by the check. */
 static void test_divergence_caught(void **state) {
-    clcnn_dist_config cfg = config();
-    clcnn_comm *comm = NULL;
-    TU_OK(clcnn_comm_create_local(2, &comm));
-    clcnn_graph *g = tiny_graph(3);
-    clcnn_dist_trainer *t = NULL;
-    TU_OK(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t));
-    TU_OK(clcnn_dist_trainer_step(t, NULL));
+    two w = start_two();
+    clcnn_dist_trainer *t = w.t;
     TU_OK(clcnn_dist_trainer_check(t));
     clcnn_train_plan *p1 = clcnn_dist_trainer_plan(t, 1);
     const char *name = clcnn_train_plan_param_name(p1, 0);
     size_t n = clcnn_tensor_numel(clcnn_train_plan_param(p1, name));
-    float *w = malloc(n * 4);
-    TU_OK(clcnn_train_plan_read(p1, name, w, n * 4));
-    w[0] = nextafterf(w[0], INFINITY); /* one ulp */
-    TU_OK(clcnn_train_plan_write(p1, name, w, n * 4));
+    float *v = malloc(n * 4);
+    TU_OK(clcnn_train_plan_read(p1, name, v, n * 4));
+    v[0] = nextafterf(v[0], INFINITY); /* one ulp */
+    TU_OK(clcnn_train_plan_write(p1, name, v, n * 4));
     assert_int_equal(clcnn_dist_trainer_check(t), CLCNN_ERR_DIST);
     assert_non_null(strstr(clcnn_last_error(), "replica 1 differ"));
-    free(w);
-    clcnn_dist_trainer_free(t);
-    clcnn_graph_free(g);
-    clcnn_comm_free(comm);
+    free(v);
+    end_two(&w);
 }
 
 /* One replica's kernel launch fails: the step returns that replica's error (not "another
  * replica failed") instead of leaving the other waiting at the exchange. */
 static void test_replica_failure(void **state) {
-    clcnn_dist_config cfg = config();
-    clcnn_comm *comm = NULL;
-    TU_OK(clcnn_comm_create_local(2, &comm));
-    clcnn_graph *g = tiny_graph(3);
-    clcnn_dist_trainer *t = NULL;
-    TU_OK(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t));
-    TU_OK(clcnn_dist_trainer_step(t, NULL));
+    two w = start_two();
+    clcnn_dist_trainer *t = w.t;
     cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 3);
     clcnn_status s = clcnn_dist_trainer_step(t, NULL);
     cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 0);
@@ -318,9 +329,7 @@ static void test_replica_failure(void **state) {
     assert_non_null(strstr(clcnn_last_error(), "replica "));
     assert_null(strstr(clcnn_last_error(), "another replica failed"));
     assert_int_equal(clcnn_dist_trainer_steps(t), 1);
-    clcnn_dist_trainer_free(t);
-    clcnn_graph_free(g);
-    clcnn_comm_free(comm);
+    end_two(&w);
 }
 
 static void test_errors(void **state) {
