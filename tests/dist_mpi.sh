@@ -1,7 +1,8 @@
 #!/bin/sh
 # Data-parallel training over MPI ranks (tests/dist_train.c under mpirun -np 2):
 #   1. two runs of 2 ranks write byte-identical checkpoints, and the same bytes as one
-#      process with one device and one with 2 local replicas (same global and micro batch);
+#      process with one device, one with 2 local replicas and 2 ranks of 2 replicas each
+#      (same global and micro batch);
 #   2. the allreduce mode repeats for 2 ranks;
 #   3. ranks with different settings (rank 1 another global batch) stop with a clear error;
 #   4. a rank killed (SIGKILL) ends the job with an error in under 60 s;
@@ -59,10 +60,13 @@ run mpi1 $MPI "$drv" --mpi $common --out "$tmp/mpi1.st"
 run mpi2 $MPI "$drv" --mpi $common --out "$tmp/mpi2.st"
 run single "$drv" $common --out "$tmp/single.st"
 run local2 "$drv" --replicas 2 $common --out "$tmp/local2.st"
+# 2 ranks x 2 replicas (threads) each: 4 replicas, one micro-batch each
+run hybrid $MPI "$drv" --mpi --replicas 2 --devices 0,1 $common --out "$tmp/hybrid.st"
 cat "$tmp/mpi1.out"
 same mpi1.st mpi2.st
 same mpi1.st single.st
 same mpi1.st local2.st
+same mpi1.st hybrid.st
 grep -q "step 4 loss" "$tmp/mpi1.out" || { echo "dist_mpi: FAIL: no loss printed by rank 0"; fail=1; }
 [ "$(grep -c "step 4 loss" "$tmp/mpi1.out")" = 1 ] ||
     { echo "dist_mpi: FAIL: progress printed by more than rank 0"; fail=1; }

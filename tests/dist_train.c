@@ -2,10 +2,11 @@
  * (tests/dist_mpi.sh, test_dist.c) and perf/dist.sh. Public API only.
  *
  *   dist_train [options] [--out CKPT]
- *     --mpi                one replica per MPI rank (else --replicas threads in this process)
- *     --replicas R         local replicas (default 1); devices "0", "1", ... cycled over --devices
- *     --devices LIST       comma-separated device selectors (default: the replica's index
- *                          among the OpenCL devices; an MPI rank: its local rank)
+ *     --mpi                over MPI ranks (else the replicas are threads of this process)
+ *     --replicas R         replicas per process (default 1)
+ *     --devices LIST       comma-separated device selectors, cycled; replica i of the
+ *                          process of local rank l takes entry l R + i (default: the
+ *                          OpenCL device of that index)
  *     --model lenet|tiny   tiny: conv 3x3 x4 + batch norm + ReLU + max pool + dropout + linear
  *     --global B --micro b --steps N --samples N --seed S --lr F
  *     --reduce ordered|allreduce|none   --check-every K   --timeout S   --resume CKPT
@@ -130,7 +131,8 @@ static int parse(int argc, char **argv, opts *o) {
     return 0;
 }
 
-/* Device i of this process: the i-th entry of --devices (cycled), else index base + i. */
+/* Device i of this process, whose replicas start at base (an MPI rank: its local rank
+ * times the replicas per rank): entry base + i of --devices (cycled), else index base + i. */
 static void selector(const opts *o, int base, int i, char *buf, size_t cap) {
     if (!o->devices) {
         snprintf(buf, cap, "%d", base + i);
@@ -140,7 +142,7 @@ static void selector(const opts *o, int base, int i, char *buf, size_t cap) {
     for (const char *p = o->devices; *p; p++)
         n += *p == ',';
     const char *p = o->devices;
-    for (int k = 0; k < i % n; k++)
+    for (int k = 0; k < (base + i) % n; k++)
         p = strchr(p, ',') + 1;
     size_t len = strcspn(p, ",");
     snprintf(buf, cap, "%.*s", (int)(len < cap ? len : cap - 1), p);
@@ -154,12 +156,12 @@ int main(int argc, char **argv) {
     clcnn_graph *g = NULL;
     clcnn_dataset *ds = NULL;
     clcnn_dist_trainer *t = NULL;
-    clcnn_status s = o.mpi ? clcnn_comm_create_mpi(o.timeout, &comm)
+    clcnn_status s = o.mpi ? clcnn_comm_create_mpi(o.replicas, o.timeout, &comm)
                            : clcnn_comm_create_local(o.replicas, &comm);
-    int rank = clcnn_comm_rank(comm), nlocal = o.mpi ? 1 : o.replicas;
+    int rank = clcnn_comm_rank(comm), nlocal = o.replicas;
     for (int i = 0; s == CLCNN_OK && i < nlocal; i++) {
         char sel[64];
-        selector(&o, o.mpi ? clcnn_comm_local_rank(comm) : 0, i, sel, sizeof sel);
+        selector(&o, clcnn_comm_local_rank(comm) * nlocal, i, sel, sizeof sel);
         s = clcnn_device_open(sel, &devs[i]);
     }
     if (s == CLCNN_OK) s = make_graph(devs[0], &o, &g);

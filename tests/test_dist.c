@@ -377,7 +377,7 @@ static void test_errors(void **state) {
     clcnn_dist_trainer_free(t);
     clcnn_comm_free(comm);
     if (!clcnn_dist_have_mpi()) {
-        assert_int_equal(clcnn_comm_create_mpi(1.0, &comm), CLCNN_ERR_UNSUPPORTED);
+        assert_int_equal(clcnn_comm_create_mpi(1, 1.0, &comm), CLCNN_ERR_UNSUPPORTED);
         assert_non_null(strstr(clcnn_last_error(), "built without MPI"));
     }
     clcnn_graph_free(g);

@@ -1,5 +1,6 @@
 /* Data-parallel training over several OpenCL devices in one process (one thread and one
- * training plan per device) and over MPI ranks (one device per rank), deterministic.
+ * training plan per device) and over MPI ranks (one or more devices per rank),
+ * deterministic.
  *
  * A communicator (clcnn_comm) says who takes part; a trainer (clcnn_dist_trainer) runs the
  * steps. Every step splits the global batch into fixed micro-batches (global index
@@ -29,6 +30,8 @@ extern "C" {
 #endif
 
 /* ---- communicators ---------------------------------------------------------------- */
+/* Replica i of R (processes x replicas per process) is local replica i mod n of rank
+ * i / n: ranks hold consecutive replicas. */
 
 typedef struct clcnn_comm clcnn_comm;
 
@@ -38,12 +41,14 @@ CLCNN_API int clcnn_dist_have_mpi(void);
 /* `replicas` replicas in this process, each run by its own thread (1..64); exchange through
  * host memory. */
 CLCNN_API clcnn_status clcnn_comm_create_local(int replicas, clcnn_comm **out);
-/* One replica per MPI rank of MPI_COMM_WORLD. Initialises MPI (thread level FUNNELED)
- * unless the program did; errors are returned, not fatal (MPI_ERRORS_RETURN). Every
- * collective waits at most timeout_s seconds (<= 0: 30) for the other ranks, then fails
- * with CLCNN_ERR_DIST naming the collective: a dead or hung rank ends the others with an
- * error instead of a hang. Built without MPI: CLCNN_ERR_UNSUPPORTED. */
-CLCNN_API clcnn_status clcnn_comm_create_mpi(double timeout_s, clcnn_comm **out);
+/* `replicas` replicas (threads, 1..64; the same on every rank) in each rank of
+ * MPI_COMM_WORLD. Initialises MPI (thread level SERIALIZED: one replica's thread speaks
+ * for its rank) unless the program did; errors are returned, not fatal
+ * (MPI_ERRORS_RETURN). Every collective waits at most timeout_s seconds (<= 0: 30) for the
+ * other ranks, then fails with CLCNN_ERR_DIST naming the collective: a dead or hung rank
+ * ends the others with an error instead of a hang. Built without MPI:
+ * CLCNN_ERR_UNSUPPORTED. */
+CLCNN_API clcnn_status clcnn_comm_create_mpi(int replicas, double timeout_s, clcnn_comm **out);
 /* Finalizes MPI if clcnn_comm_create_mpi initialised it. NULL is a no-op. */
 CLCNN_API void clcnn_comm_free(clcnn_comm *c);
 /* This process's rank and the number of processes (0 and 1 for a local communicator),
@@ -86,9 +91,9 @@ typedef struct clcnn_dist_trainer clcnn_dist_trainer;
 
 /* Collective. g: one input [N, c, h, w] matching the dataset, one output of logits
  * [N, classes] trained with softmax cross-entropy; every replica starts from rank 0's
- * parameters. devs: this process's device handles, one per local replica (a local
- * communicator of R replicas takes R distinct handles, since each replica's thread uses its
- * own; two handles may open the same device; an MPI rank takes 1). Checks that every
+ * parameters. devs: this process's device handles, one per local replica, all distinct
+ * (each replica's thread uses its own; two handles may open the same device). Checks that
+ * every
  * rank has the same settings (model, batches, seed, optimizer, dataset size and shape):
  * a difference is CLCNN_ERR_DIST naming the setting and the ranks. */
 CLCNN_API clcnn_status clcnn_dist_trainer_create(clcnn_comm *comm, clcnn_device *const *devs,
@@ -126,7 +131,8 @@ CLCNN_API clcnn_status clcnn_dist_trainer_to_graph(const clcnn_dist_trainer *t, 
 CLCNN_API clcnn_train_plan *clcnn_dist_trainer_plan(const clcnn_dist_trainer *t, int i);
 
 /* What the last step cost this process (milliseconds of wall time; bytes of the exchange
- * sent and received by this process, host staging not counted). */
+ * sent and received: between the replicas of a local communicator, through host memory;
+ * between the processes of an MPI one; device transfers not counted). */
 typedef struct clcnn_dist_stats {
     double compute_ms;  /* forward, backward and downloads of the micro-batches */
     double exchange_ms; /* the reduction, the update and the uploads */

@@ -27,8 +27,12 @@ clcnn_status clcnn_comm_create_local(int replicas, clcnn_comm **out) {
     return CLCNN_OK;
 }
 
-clcnn_status clcnn_comm_create_mpi(double timeout_s, clcnn_comm **out) {
+clcnn_status clcnn_comm_create_mpi(int replicas, double timeout_s, clcnn_comm **out) {
+    CC_RETURN_IF(replicas < 1 || replicas > CC_DIST_MAX_LOCAL, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_comm_create_mpi: %d replicas per rank (1..%d)", replicas,
+                 CC_DIST_MAX_LOCAL);
     CC_TRY(comm_alloc(out, CC_COMM_MPI));
+    (*out)->nlocal = replicas;
     clcnn_status s = cc_mpi_create(timeout_s > 0 ? timeout_s : 30.0, *out);
     if (s != CLCNN_OK) {
         clcnn_comm_free(*out);
@@ -87,7 +91,7 @@ static clcnn_status broken(void) {
 }
 
 clcnn_status cc_dist_barrier(clcnn_comm *c) {
-    if (c->kind == CC_COMM_MPI) return cc_mpi_barrier(c);
+    if (c->nlocal == 1) return CLCNN_OK;
     pthread_mutex_lock(&c->mu);
     int ok = !c->broken;
     if (ok && ++c->waiting == c->nlocal) {
@@ -114,9 +118,9 @@ void cc_dist_sum_rows(const float *const *rows, size_t n, size_t lo, size_t hi, 
     }
 }
 
-/* What replica i of R moves in an exchange of M micro-batch rows of L floats: the rows
- * of its block, cut to the other replicas' slices, out; the other blocks' rows of its
- * slice in; then its finished slice to everyone and everyone else's slice in. */
+/* What participant i of R moves in an exchange of M micro-batch rows of L floats: the
+ * rows of its block, cut to the others' slices, out; the other blocks' rows of its slice
+ * in; then its finished slice to everyone and everyone else's slice in. */
 static void count_bytes(size_t L, size_t M, int R, int i, int ordered, uint64_t *sent,
                         uint64_t *received) {
     size_t blo, bhi, slo, shi;
@@ -128,12 +132,61 @@ static void count_bytes(size_t L, size_t M, int R, int i, int ordered, uint64_t 
     if (R == 1) *sent = *received = 0;
 }
 
+/* MPI: the rank's replicas publish their rows; local replica 0 hands the rank's rows, in
+ * micro-batch order (its replicas' blocks follow each other), to the MPI exchange, or for
+ * the allreduce mode their float sum in replica order; the others wait for it. */
+static clcnn_status mpi_reduce(clcnn_comm *c, int r, const float *rows, size_t L, size_t M,
+                               int ordered, cc_dist_finish_fn finish, void *ctx, float *next) {
+    int R = clcnn_comm_replicas(c);
+    c->rows[r] = rows;
+    CC_TRY(cc_dist_barrier(c));
+    if (r != 0) {
+        CC_TRY(cc_dist_barrier(c)); /* broken when replica 0's exchange fails */
+        return CLCNN_OK;
+    }
+    size_t n = 0, cap = ordered ? M : 1;
+    const float **list = malloc(cap * sizeof *list);
+    float *sum = !ordered && c->nlocal > 1 ? malloc(L * sizeof *sum) : NULL;
+    clcnn_status s = list && (ordered || c->nlocal == 1 || sum)
+                         ? CLCNN_OK
+                         : cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "dist: out of host memory");
+    for (int q = 0; s == CLCNN_OK && ordered && q < c->nlocal; q++) {
+        size_t blo, bhi;
+        cc_dist_split(M, R, cc_dist_replica(c, q), &blo, &bhi);
+        for (size_t m = blo; m < bhi; m++)
+            list[n++] = c->rows[q] + (m - blo) * L;
+    }
+    if (s == CLCNN_OK && !ordered) {
+        if (sum) {
+            for (size_t j = 0; j < L; j++) {
+                float f = 0.0f;
+                for (int q = 0; q < c->nlocal; q++)
+                    f += c->rows[q][j];
+                sum[j] = f;
+            }
+        }
+        list[n++] = sum ? sum : rows;
+    }
+    if (s == CLCNN_OK) s = cc_mpi_reduce(c, list, n, L, M, ordered, finish, ctx, next);
+    free((void *)list);
+    free(sum);
+    if (s != CLCNN_OK) {
+        cc_dist_break(c);
+        return s;
+    }
+    return cc_dist_barrier(c);
+}
+
 clcnn_status cc_dist_reduce(clcnn_comm *c, int r, const float *rows, size_t L, size_t M,
                             int ordered, cc_dist_finish_fn finish, void *ctx, float *next,
                             uint64_t *bytes_sent, uint64_t *bytes_received) {
     int R = clcnn_comm_replicas(c), me = cc_dist_replica(c, r);
+    if (c->kind == CC_COMM_MPI) {
+        *bytes_sent = *bytes_received = 0;
+        if (r == 0) count_bytes(L, M, c->size, c->rank, ordered, bytes_sent, bytes_received);
+        return mpi_reduce(c, r, rows, L, M, ordered, finish, ctx, next);
+    }
     count_bytes(L, M, R, me, ordered, bytes_sent, bytes_received);
-    if (c->kind == CC_COMM_MPI) return cc_mpi_reduce(c, rows, L, M, ordered, finish, ctx, next);
     c->rows[r] = rows;
     CC_TRY(cc_dist_barrier(c));
     size_t lo, hi, n = ordered ? M : (size_t)R;

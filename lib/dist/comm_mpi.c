@@ -1,4 +1,5 @@
-/* The MPI backend: one replica per rank of a duplicate of MPI_COMM_WORLD. Every collective
+/* The MPI backend over a duplicate of MPI_COMM_WORLD: one thread of each rank (its local
+ * replica 0) exchanges for all the rank's replicas (comm.c's mpi_reduce). Every collective
  * is a non-blocking MPI call waited for with a deadline (the communicator's timeout), so a
  * dead or stopped rank ends the others with CLCNN_ERR_DIST instead of a hang; errors are
  * returned (MPI_ERRORS_RETURN), never fatal. Built without MPI, every entry point says so. */
@@ -60,9 +61,14 @@ clcnn_status cc_mpi_create(double timeout_s, clcnn_comm *c) {
     MPI_Initialized(&inited);
     if (!inited) {
         int provided = 0;
-        MPI_TRY(MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+        MPI_TRY(MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
         c->finalize = 1;
     }
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    CC_RETURN_IF(c->nlocal > 1 && level < MPI_THREAD_SERIALIZED, CLCNN_ERR_UNSUPPORTED,
+                 "MPI: %d replicas per rank need MPI_THREAD_SERIALIZED, this MPI gives level %d",
+                 c->nlocal, level);
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     c->mpi_comm = malloc(sizeof(MPI_Comm));
     CC_RETURN_IF(!c->mpi_comm, CLCNN_ERR_OUT_OF_MEMORY, "MPI: out of host memory");
@@ -90,12 +96,6 @@ void cc_mpi_free(clcnn_comm *c) {
 
 void cc_mpi_abort(clcnn_comm *c, int code) {
     MPI_Abort(c->mpi_comm ? COMM(c) : MPI_COMM_WORLD, code);
-}
-
-clcnn_status cc_mpi_barrier(clcnn_comm *c) {
-    MPI_Request req;
-    MPI_TRY(MPI_Ibarrier(COMM(c), &req), "MPI_Ibarrier");
-    return wait_for(c, &req, "a barrier");
 }
 
 clcnn_status cc_mpi_bcast(clcnn_comm *c, void *buf, size_t bytes, const char *what) {
@@ -164,13 +164,12 @@ clcnn_status cc_mpi_gather_slices(clcnn_comm *c, float *buf, size_t n, size_t L)
  * q holds the M rows of its slice in micro-batch order (ranks' blocks are in rank order);
  * otherwise one MPI_Iallreduce of the one row. Then each rank finishes its slice and an
  * MPI_Iallgatherv shares them. */
-clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *rows, size_t L, size_t M, int ordered,
-                           cc_dist_finish_fn finish, void *ctx, float *next) {
+clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *const *rows, size_t k, size_t L, size_t M,
+                           int ordered, cc_dist_finish_fn finish, void *ctx, float *next) {
     int P = c->size, me = c->rank;
-    size_t lo, hi, blo, bhi;
-    cc_dist_split(L, P, me, &lo, &hi);
-    cc_dist_split(M, P, me, &blo, &bhi);
-    size_t k = bhi - blo, len = hi - lo;
+    size_t lo, hi;
+    cc_dist_split(L, P, me, &lo, &hi); /* a rank's block of micro-batches: split(M, P, me) */
+    size_t len = hi - lo;
     int *counts = NULL, *displs = NULL, *scount = NULL, *sdispl = NULL, *rcount = NULL,
         *rdispl = NULL;
     float *send = NULL, *recv = NULL, *sum = NULL;
@@ -198,7 +197,7 @@ clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *rows, size_t L, size_t M,
             cc_dist_split(M, P, q, &qblo, &qbhi);
             sdispl[q] = (int)at;
             for (size_t i = 0; i < k; i++, at += qhi - qlo)
-                memcpy(send + at, rows + i * L + qlo, (qhi - qlo) * sizeof *send);
+                memcpy(send + at, rows[i] + qlo, (qhi - qlo) * sizeof *send);
             scount[q] = (int)(at - (size_t)sdispl[q]);
             rdispl[q] = (int)rat;
             rcount[q] = (int)((qbhi - qblo) * len);
@@ -216,7 +215,8 @@ clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *rows, size_t L, size_t M,
     } else if (s == CLCNN_OK) {
         sum = malloc((L ? L : 1) * sizeof *sum);
         if (!sum || !sums) s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "MPI: out of host memory");
-        if (s == CLCNN_OK) e = MPI_Iallreduce(rows, sum, (int)L, MPI_FLOAT, MPI_SUM, COMM(c), &req);
+        if (s == CLCNN_OK)
+            e = MPI_Iallreduce(rows[0], sum, (int)L, MPI_FLOAT, MPI_SUM, COMM(c), &req);
         if (s == CLCNN_OK)
             s = e != MPI_SUCCESS ? mpi_fail(e, "MPI_Iallreduce")
                                  : wait_for(c, &req, "MPI_Allreduce of the gradients");
@@ -258,8 +258,8 @@ clcnn_status cc_mpi_create(double timeout_s, clcnn_comm *c) {
 }
 void cc_mpi_free(clcnn_comm *c) {}
 void cc_mpi_abort(clcnn_comm *c, int code) {}
-clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *rows, size_t L, size_t M, int ordered,
-                           cc_dist_finish_fn finish, void *ctx, float *next) {
+clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *const *rows, size_t k, size_t L, size_t M,
+                           int ordered, cc_dist_finish_fn finish, void *ctx, float *next) {
     return no_mpi();
 }
 clcnn_status cc_mpi_bcast(clcnn_comm *c, void *buf, size_t bytes, const char *what) {
@@ -270,9 +270,6 @@ clcnn_status cc_mpi_allgather(clcnn_comm *c, const void *mine, void *all, size_t
     return no_mpi();
 }
 clcnn_status cc_mpi_gather_slices(clcnn_comm *c, float *buf, size_t n, size_t L) {
-    return no_mpi();
-}
-clcnn_status cc_mpi_barrier(clcnn_comm *c) {
     return no_mpi();
 }
 

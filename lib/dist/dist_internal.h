@@ -52,6 +52,7 @@ typedef void (*cc_dist_finish_fn)(void *ctx, size_t lo, size_t hi, const double 
 
 /* Replica level. Global replica index of local replica r. */
 int cc_dist_replica(const clcnn_comm *c, int r);
+/* The barrier of this process's replicas (not of the ranks). */
 clcnn_status cc_dist_barrier(clcnn_comm *c);
 /* Local: mark the communicator broken so that every replica waiting or arriving at a
  * barrier returns CLCNN_ERR_DIST; reset before the next collective call. */
@@ -82,13 +83,14 @@ clcnn_status cc_dist_agree(clcnn_comm *c, clcnn_status s);
 clcnn_status cc_mpi_create(double timeout_s, clcnn_comm *c);
 void cc_mpi_free(clcnn_comm *c);
 void cc_mpi_abort(clcnn_comm *c, int code);
-clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *rows, size_t L, size_t M, int ordered,
-                           cc_dist_finish_fn finish, void *ctx, float *next);
+/* rows: this rank's k rows of L floats in micro-batch order (its block of the M); not
+ * ordered: one row, the rank's float sum. Called by one thread of the rank. */
+clcnn_status cc_mpi_reduce(clcnn_comm *c, const float *const *rows, size_t k, size_t L, size_t M,
+                           int ordered, cc_dist_finish_fn finish, void *ctx, float *next);
 clcnn_status cc_mpi_bcast(clcnn_comm *c, void *buf, size_t bytes, const char *what);
 clcnn_status cc_mpi_allgather(clcnn_comm *c, const void *mine, void *all, size_t bytes,
                               const char *what);
 clcnn_status cc_mpi_gather_slices(clcnn_comm *c, float *buf, size_t n, size_t L);
-clcnn_status cc_mpi_barrier(clcnn_comm *c);
 
 /* Sum of rows[0..n) (each `stride` floats apart) over [lo, hi), in row order, in fp64. */
 void cc_dist_sum_rows(const float *const *rows, size_t n, size_t lo, size_t hi, double *sums);
