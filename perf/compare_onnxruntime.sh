@@ -18,7 +18,7 @@
 #                   --runs N --no-peak --format csv --quiet ARGS; repeat for several
 #                   (e.g. --variant layers='--exec layers' --variant plan='--exec plan'
 #                   --variant onnx='--model {onnx}', {onnx} being the model's export);
-#                   default clcnn=''
+#                   default plan='--exec plan' (clcnn-perf's --exec all would give two rows)
 #   --build DIR     holds clcnn-perf (default build)
 #   --onnx-dir DIR  the exports (default build/onnx; made by perf/onnx_export.py if missing)
 #   --venv DIR      Python venv with onnxruntime (default .venv-ort; made if missing,
@@ -34,6 +34,10 @@
 set -euo pipefail
 
 usage() { sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; }
+here=$(cd "$(dirname "$0")" && pwd)
+tool=compare_onnxruntime.sh
+# shellcheck source=perf/compare_common.sh
+. "$here/compare_common.sh"
 
 models="resnet50,mobilenet_v2"
 batch=8
@@ -50,40 +54,21 @@ vnames=()
 vargs=()
 
 while [ $# -gt 0 ]; do
+    cmp_opt "$@"
+    if [ "$cmp_shift" -gt 0 ]; then shift "$cmp_shift"; continue; fi
     case $1 in
     --models) models=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    --variant)
-        case $2 in
-        *=*) vnames+=("${2%%=*}"); vargs+=("${2#*=}") ;;
-        *) vnames+=("$2"); vargs+=("") ;;
-        esac
-        shift 2 ;;
-    --variant=*)
-        v=${1#--variant=}
-        case $v in
-        *=*) vnames+=("${v%%=*}"); vargs+=("${v#*=}") ;;
-        *) vnames+=("$v"); vargs+=("") ;;
-        esac
-        shift ;;
-    --build) build=$2; shift 2 ;;
     --onnx-dir) onnx_dir=$2; shift 2 ;;
     --venv) venv=$2; shift 2 ;;
-    --csv) csv_out=$2; shift 2 ;;
-    --no-install) install=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "compare_onnxruntime.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-if [ ${#vnames[@]} -eq 0 ]; then vnames=(clcnn); vargs=(""); fi
+if [ ${#vnames[@]} -eq 0 ]; then vnames=(plan); vargs=("--exec plan"); fi
 models=$(printf '%s' "$models" | tr ',' ' ')
-here=$(cd "$(dirname "$0")" && pwd)
-say() { echo "compare_onnxruntime.sh: $*" >&2; }
-die() { say "$*"; exit 1; }
 
 # ---- prerequisites -----------------------------------------------------------------------
 perf=$build/clcnn-perf
@@ -91,14 +76,8 @@ perf=$build/clcnn-perf
 syspy=/usr/bin/python3
 [ -x "$syspy" ] || die "$syspy not found (Debian's python3, which has python3-torch)"
 
-if ! "$syspy" -c 'import torch, torchvision, onnx' 2>/dev/null; then
-    pkgs=(python3-torch python3-torchvision python3-onnx python3-venv)
-    [ "$install" = 1 ] || die "Debian's PyTorch is missing: apt-get install ${pkgs[*]}"
-    say "installing ${pkgs[*]} (apt-get)"
-    sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2
-fi
+"$syspy" -c 'import torch, torchvision, onnx' 2>/dev/null ||
+    cmp_apt "$install" python3-torch python3-torchvision python3-onnx python3-venv
 if [ ! -x "$venv/bin/python" ]; then
     [ "$install" = 1 ] || die "no venv at $venv: $syspy -m venv --system-site-packages $venv"
     say "creating $venv"
@@ -127,13 +106,6 @@ results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 echo "round,model,runner,images_per_s,ms" >"$results"
 
-# clcnn-perf's CSV: the images_per_s and ms columns of its one row (status must be ok)
-parse_clcnn='import csv, sys
-rows = list(csv.DictReader(sys.stdin))
-if len(rows) != 1 or rows[0]["status"] != "ok":
-    sys.exit("clcnn-perf: " + (rows[0]["status"] + " " + rows[0]["note"] if rows else "no row"))
-print(rows[0]["images_per_s"] + "," + rows[0]["ms"])'
-
 run_clcnn() { # round model index
     local out args
     # {onnx} in a variant's ARGS is the model's ONNX export (clcnn running the same file
@@ -143,7 +115,7 @@ run_clcnn() { # round model index
     out=$("$perf" --op net_infer --model "$2" --batch "$batch" --runs "$runs" --no-peak \
         --format csv --quiet $args) || { say "clcnn-perf failed (${vnames[$3]}, $2)"; return 1; }
     local r
-    r=$(printf '%s\n' "$out" | "$syspy" -c "$parse_clcnn") || return 1
+    r=$(printf '%s\n' "$out" | "$syspy" -c "$cmp_parse_clcnn") || return 1
     say "round $1 $2 ${vnames[$3]}: ${r%,*} images/s"
     echo "$1,$2,${vnames[$3]},$r" >>"$results"
 }
@@ -160,21 +132,7 @@ run_ort() { # round model
 }
 
 t0=$(date +%s)
-for m in $models; do
-    for ((r = 1; r <= rounds; r++)); do
-        order=()
-        for ((i = 0; i < ${#vnames[@]}; i++)); do order+=("$i"); done
-        order+=(ort)
-        if ((r % 2 == 0)); then # reverse every other round
-            rev=()
-            for ((i = ${#order[@]} - 1; i >= 0; i--)); do rev+=("${order[$i]}"); done
-            order=("${rev[@]}")
-        fi
-        for o in "${order[@]}"; do
-            if [ "$o" = ort ]; then run_ort "$r" "$m"; else run_clcnn "$r" "$m" "$o"; fi
-        done
-    done
-done
+cmp_rounds "$models" "$rounds" run_clcnn run_ort
 say "measured in $(($(date +%s) - t0)) s, load now: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ -z "$csv_out" ] || cp "$results" "$csv_out"
 

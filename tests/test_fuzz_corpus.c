@@ -16,7 +16,13 @@
  *                              (UBSan; fixed in lib/graph/onnx_import.c)
  *   corpus/onnx/huge-dims-no-data.onnx   an initializer declaring 2 x 4294967293 elements
  *                              with no data: 34 GB allocated before the data size was checked
- *                              (fixed: lib/graph/onnx_tensor.c checks first) */
+ *                              (fixed: lib/graph/onnx_tensor.c checks first)
+ *   corpus/onnx/fold-overflow.onnx   constants folded on the host out of range: a float
+ *                              1e30 cast to int64 (found by fuzz_onnx in CI, UBSan
+ *                              float-cast-overflow), int64 Add/Sub/Mul/Div overflow, a Slice
+ *                              step of INT64_MAX (fixed in lib/graph/onnx_fold.c: casts
+ *                              saturate, overflowing arithmetic is not folded, steps clamp;
+ *                              made by tests/fuzz/make_onnx_seeds.py) */
 #include "test_util.h"
 
 #include <dirent.h>

@@ -870,7 +870,10 @@ static void test_sgd_on_arenas(void **state) {
     clcnn_train_plan_free(p);
 }
 
-/* ---- the zoo's "bn" model: the same gradients as the layer-by-layer net --------------- */
+/* ---- the zoo's "bn" and "lenet": the net's own plan (parameter gradients written in place,
+ * plans remade per batch size on shared arenas) against a public training plan of its graph
+ * (gradients added to a zeroed arena). The gradients themselves are checked against finite
+ * differences of the double reference in test_nn.c. ---------------------------------------- */
 
 static void test_zoo_matches_net(void **state) {
     (void)state;

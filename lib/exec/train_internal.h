@@ -82,7 +82,17 @@ struct clcnn_train_plan {
     clcnn_tensor *state;   /* the rest of the arena (NULL when there is no state) */
     int forwarded;
     uint64_t forwards; /* forwards run: the step of Dropout's counter-based masks */
+    int overwrite;     /* a parameter's first contribution overwrites its gradient */
 };
+
+/* For lib/nn's nets: clcnn_train_plan_create, and when like is not NULL (a plan of the same
+ * graph at another batch size) the parameter and gradient arenas are views of like's, values
+ * kept (g's initializers are not uploaded). overwrite: backward writes each parameter's
+ * gradient (its first contribution overwrites, later ones add) instead of adding to the
+ * arena, so no clcnn_train_plan_zero_grad is needed between steps. */
+clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batch,
+                                     const clcnn_train_options *opts, const clcnn_train_plan *like,
+                                     int overwrite, clcnn_train_plan **out);
 
 /* lib/exec/train_ops.c: whether op has a training forward and backward, which input slots
  * receive a gradient, preparation (scratch, descriptors; CLCNN_ERR_UNSUPPORTED naming the

@@ -175,9 +175,18 @@ static clcnn_status prepare_dropout(clcnn_train_plan *p, const clcnn_graph *g, c
     return cc_tr_like(p, n->in[0], &n->save[0]);
 }
 
+/* The seed mixed with the node's index (splitmix64): two Dropout nodes of one shape draw
+ * different masks at the same step. */
+static unsigned long long dropout_key(const clcnn_train_plan *p, const cc_tnode *n) {
+    uint64_t z = p->opts.seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(n->node + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (unsigned long long)(z ^ (z >> 31));
+}
+
 static clcnn_status dropout_forward(clcnn_train_plan *p, cc_tnode *n) {
     if (!n->save[0]) return clcnn_tensor_copy(T(n->out[0]), T(n->in[0]));
-    return clcnn_dropout_forward(p->dev, n->ratio, p->opts.seed, p->forwards, T(n->in[0]),
+    return clcnn_dropout_forward(p->dev, n->ratio, dropout_key(p, n), p->forwards, T(n->in[0]),
                                  T(n->out[0]), n->save[0]);
 }
 

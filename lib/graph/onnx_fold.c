@@ -7,6 +7,7 @@
 #include "graph/onnx_internal.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,9 +46,15 @@ static double get(const cc_htensor *t, size_t i) {
                                  : (double)((const int64_t *)t->data)[i];
 }
 
+/* Element i as int64; floats are truncated toward zero and saturate (NaN reads 0), as a
+ * hostile file may hold any float where an index or a shape is expected. */
 static int64_t geti(const cc_htensor *t, size_t i) {
-    return t->dtype == CLCNN_F32 ? (int64_t)((const float *)t->data)[i]
-                                 : ((const int64_t *)t->data)[i];
+    if (t->dtype != CLCNN_F32) return ((const int64_t *)t->data)[i];
+    float f = ((const float *)t->data)[i];
+    if (!(f == f)) return 0;
+    if (f >= 9.2233720368547758e18f) return INT64_MAX;
+    if (f <= -9.2233720368547758e18f) return INT64_MIN;
+    return (int64_t)f;
 }
 
 static void set(cc_htensor *t, size_t i, double v, int64_t iv) {
@@ -117,15 +124,20 @@ static int fold_binary(const char *op, cc_htensor *a, cc_htensor *b, cc_htensor 
                                             : x / y;
             set(o, i, r, 0);
         } else {
-            int64_t x = geti(a, ia), y = geti(b, ib), r;
+            int64_t x = geti(a, ia), y = geti(b, ib), r = 0;
+            int bad; /* division by zero or int64 overflow: left to the device graph */
             if (!strcmp(op, "Div")) {
-                if (y == 0) {
-                    cc_htensor_free(o);
-                    return 0;
-                }
-                r = x / y;
-            } else {
-                r = !strcmp(op, "Add") ? x + y : !strcmp(op, "Sub") ? x - y : x * y;
+                bad = y == 0 || (x == INT64_MIN && y == -1);
+                if (!bad) r = x / y;
+            } else if (!strcmp(op, "Add"))
+                bad = __builtin_add_overflow(x, y, &r);
+            else if (!strcmp(op, "Sub"))
+                bad = __builtin_sub_overflow(x, y, &r);
+            else
+                bad = __builtin_mul_overflow(x, y, &r);
+            if (bad) {
+                cc_htensor_free(o);
+                return 0;
             }
             set(o, i, 0, r);
         }
@@ -272,6 +284,9 @@ static int fold_slice(const Onnx__NodeProto *n, int opset, cc_htensor **in, int 
         int64_t ax = axes[i] < 0 ? axes[i] + rank : axes[i];
         if (ax < 0 || ax >= rank || steps[i] == 0) return 0;
         int64_t len = x->dims[ax], s = starts[i], e = ends[i];
+        /* steps beyond the axis behave as +-(len + 1); clamping keeps the sums below exact */
+        if (steps[i] > len + 1) steps[i] = len + 1;
+        if (steps[i] < -(len + 1)) steps[i] = -(len + 1);
         if (s < 0) s += len;
         if (e < 0) e += len;
         if (steps[i] > 0) {

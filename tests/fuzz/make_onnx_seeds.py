@@ -81,4 +81,34 @@ for k, v in (("location", "weights.bin"), ("offset", "0"), ("length", "24")):
 t.ClearField("raw_data")
 with open(os.path.join(OUT, "external_data.onnx"), "wb") as f:
     f.write(m4.SerializeToString())
+# constant folding of out-of-range numbers (found by fuzz_onnx in CI: a float constant
+# cast to int64 overflowed, UBSan float-cast-overflow): Cast of 1e30/NaN/-1e30 to int64,
+# int64 Add, Mul and Div that overflow, a Slice with int64-extreme steps; every result
+# feeds a Reshape of x, so the loader either folds it or refuses the model cleanly
+i64 = np.iinfo(np.int64)
+x5 = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+y5 = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+const5 = {"big": np.array([1e30, np.nan, -1e30, 2.5], np.float32),
+          "max": np.array([i64.max], np.int64), "min": np.array([i64.min], np.int64),
+          "one": np.array([1], np.int64), "m1": np.array([-1], np.int64),
+          "st": np.array([0], np.int64), "en": np.array([4], np.int64),
+          "ax0": np.array([0], np.int64), "huge": np.array([i64.max], np.int64),
+          "shape6": np.array([6], np.int64)}
+nodes5 = [helper.make_node("Constant", [], [k], value=numpy_helper.from_array(v))
+          for k, v in const5.items()]
+nodes5 += [helper.make_node("Cast", ["big"], ["bigi"], to=TensorProto.INT64),
+           helper.make_node("Add", ["max", "one"], ["ovadd"]),
+           helper.make_node("Sub", ["min", "one"], ["ovsub"]),
+           helper.make_node("Mul", ["max", "max"], ["ovmul"]),
+           helper.make_node("Div", ["min", "m1"], ["ovdiv"]),
+           helper.make_node("Slice", ["bigi", "st", "en", "ax0", "huge"], ["sl"]),
+           helper.make_node("Concat", ["bigi", "ovadd", "ovsub", "ovmul", "ovdiv", "sl"],
+                            ["cat5"], axis=0),
+           helper.make_node("ReduceMin", ["cat5"], ["r5"], keepdims=1),
+           helper.make_node("Reshape", ["x", "shape6"], ["flat5"]),
+           helper.make_node("Reshape", ["flat5", "r5"], ["y"])]
+g5 = helper.make_graph(nodes5, "fold_overflow", [x5], [y5])
+m5 = helper.make_model(g5, opset_imports=[helper.make_opsetid("", 13)])
+with open(os.path.join(OUT, "fold-overflow.onnx"), "wb") as f:
+    f.write(m5.SerializeToString())
 print("seeds written to", OUT)
