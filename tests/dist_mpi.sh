@@ -12,7 +12,9 @@
 #
 # Usage: tests/dist_mpi.sh DIST_TRAIN HAVE_MPI MPIRUN
 set -u
-drv=$1
+tag=dist_mpi
+. "$(dirname "$0")/dist_lib.sh"
+drv=$(abspath "$1")
 have=$2
 mpirun=${3:-}
 case $have in ON | 1 | TRUE | YES | on) ;; *)
@@ -33,56 +35,39 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 MPI="$mpirun -np 2 --oversubscribe --mca btl self,vader --bind-to none"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
 fail=0
 # --timeout 120: a cold program cache makes the first steps slow, and the ranks compile at
 # different speeds on a loaded machine; the watchdog test below (cache warm) uses 10 s.
 common="--global 32 --micro 8 --steps 4 --samples 256 --seed 5 --timeout 120"
 
-run() { # name, command...
-    name=$1
-    shift
-    if ! "$@" >"$tmp/$name.out" 2>&1; then
-        echo "dist_mpi: $name failed:"
-        cat "$tmp/$name.out"
-        fail=1
-    fi
-}
-same() { # a, b
-    if cmp "$tmp/$1" "$tmp/$2"; then
-        echo "dist_mpi: $1 and $2 are identical ($(wc -c <"$tmp/$1") bytes)"
-    else
-        echo "dist_mpi: FAIL: $1 and $2 differ"
-        fail=1
-    fi
-}
-
-run mpi1 $MPI "$drv" --mpi $common --out "$tmp/mpi1.st"
-run mpi2 $MPI "$drv" --mpi $common --out "$tmp/mpi2.st"
-run single "$drv" $common --out "$tmp/single.st"
-run local2 "$drv" --replicas 2 $common --out "$tmp/local2.st"
+run mpi1 $MPI "$drv" --mpi $common --out "mpi1.st"
+run mpi2 $MPI "$drv" --mpi $common --out "mpi2.st"
+run single "$drv" $common --out "single.st"
+run local2 "$drv" --replicas 2 $common --out "local2.st"
 # 2 ranks x 2 replicas (threads) each: 4 replicas, one micro-batch each
-run hybrid $MPI "$drv" --mpi --replicas 2 --devices 0,1 $common --out "$tmp/hybrid.st"
-cat "$tmp/mpi1.out"
+run hybrid $MPI "$drv" --mpi --replicas 2 --devices 0,1 $common --out "hybrid.st"
+cat "mpi1.out"
 same mpi1.st mpi2.st
 same mpi1.st single.st
 same mpi1.st local2.st
 same mpi1.st hybrid.st
-grep -q "step 4 loss" "$tmp/mpi1.out" || { echo "dist_mpi: FAIL: no loss printed by rank 0"; fail=1; }
-[ "$(grep -c "step 4 loss" "$tmp/mpi1.out")" = 1 ] ||
+grep -q "step 4 loss" "mpi1.out" || { echo "dist_mpi: FAIL: no loss printed by rank 0"; fail=1; }
+[ "$(grep -c "step 4 loss" "mpi1.out")" = 1 ] ||
     { echo "dist_mpi: FAIL: progress printed by more than rank 0"; fail=1; }
 
-run ar1 $MPI "$drv" --mpi $common --reduce allreduce --out "$tmp/ar1.st"
-run ar2 $MPI "$drv" --mpi $common --reduce allreduce --out "$tmp/ar2.st"
+run ar1 $MPI "$drv" --mpi $common --reduce allreduce --out "ar1.st"
+run ar2 $MPI "$drv" --mpi $common --reduce allreduce --out "ar2.st"
 same ar1.st ar2.st
 
 # 3. settings that differ
-$MPI "$drv" --mpi $common --batch-on-rank1 64 >"$tmp/mismatch.out" 2>&1
+$MPI "$drv" --mpi $common --batch-on-rank1 64 >"mismatch.out" 2>&1
 rc=$?
-if [ $rc -ne 0 ] && grep -q "rank 1's global batch is 64 but rank 0's is 32" "$tmp/mismatch.out"; then
-    echo "dist_mpi: mismatched settings: exit $rc, $(grep -m1 "global batch" "$tmp/mismatch.out")"
+if [ $rc -ne 0 ] && grep -q "rank 1's global batch is 64 but rank 0's is 32" "mismatch.out"; then
+    echo "dist_mpi: mismatched settings: exit $rc, $(grep -m1 "global batch" "mismatch.out")"
 else
     echo "dist_mpi: FAIL: mismatched settings (exit $rc):"
-    cat "$tmp/mismatch.out"
+    cat "mismatch.out"
     fail=1
 fi
 
@@ -90,20 +75,20 @@ fi
 for how in kill stop; do
     start=$(date +%s)
     timeout -s KILL 60 $MPI "$drv" --mpi $common --steps 6 --timeout 10 --$how-rank1-at 2 \
-        >"$tmp/$how.out" 2>&1
+        >"$how.out" 2>&1
     rc=$?
     secs=$(($(date +%s) - start))
     if [ $rc -eq 0 ] || [ $secs -ge 60 ]; then
         echo "dist_mpi: FAIL: rank 1 $how: exit $rc after $secs s"
-        cat "$tmp/$how.out"
+        cat "$how.out"
         fail=1
     else
         echo "dist_mpi: rank 1 $how at step 2: the job ended with exit $rc after $secs s"
     fi
 done
-if ! grep -q "waited 10 s for the other ranks" "$tmp/stop.out"; then
+if ! grep -q "waited 10 s for the other ranks" "stop.out"; then
     echo "dist_mpi: FAIL: a hung rank did not trip rank 0's watchdog:"
-    cat "$tmp/stop.out"
+    cat "stop.out"
     fail=1
 fi
 exit $fail

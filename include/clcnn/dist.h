@@ -110,6 +110,8 @@ CLCNN_API void clcnn_dist_trainer_free(clcnn_dist_trainer *t);
  * and the status is that replica's error. After a failed step the replicas may disagree:
  * free the trainer (or load a checkpoint) rather than step again. */
 CLCNN_API clcnn_status clcnn_dist_trainer_step(clcnn_dist_trainer *t, float *loss);
+/* The learning rate of the next steps (a schedule): every rank must set the same. */
+CLCNN_API void clcnn_dist_trainer_set_lr(clcnn_dist_trainer *t, float lr);
 /* Steps done, steps per epoch. */
 CLCNN_API int64_t clcnn_dist_trainer_steps(const clcnn_dist_trainer *t);
 CLCNN_API int64_t clcnn_dist_trainer_steps_per_epoch(const clcnn_dist_trainer *t);

@@ -203,6 +203,10 @@ clcnn_status clcnn_dist_trainer_step(clcnn_dist_trainer *t, float *loss) {
     return CLCNN_OK;
 }
 
+void clcnn_dist_trainer_set_lr(clcnn_dist_trainer *t, float lr) {
+    if (t) t->cfg.lr = lr;
+}
+
 int64_t clcnn_dist_trainer_steps(const clcnn_dist_trainer *t) {
     return t ? t->step : 0;
 }

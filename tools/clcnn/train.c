@@ -81,6 +81,8 @@ static void usage(FILE *f) {
             "  --weight-decay X     L2 weight decay (default 5e-4)\n"
             "  --seed N             seed for weights and shuffling (default 1)\n"
             "  --device SEL         OpenCL device: index, cpu, gpu or a name substring\n"
+            "  --devices LIST|all   data-parallel on several devices (also: mpirun -np N clcnn\n"
+            "                       train): see clcnn train --devices all --help\n"
             "  --data DIR           MNIST-format directory (default %s)\n"
             "  --checkpoint FILE    where to save (default ./%s)\n"
             "  --resume             continue from --checkpoint with its settings\n"
@@ -326,6 +328,11 @@ static void show_progress(int tty, long long epoch, long long epochs, size_t don
 /* ---- the command ------------------------------------------------------------------ */
 
 int cmd_train(int argc, char **argv) {
+    /* several devices, or several MPI ranks (Open MPI sets OMPI_COMM_WORLD_SIZE) */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--devices") || !strncmp(argv[i], "--devices=", 10))
+            return cmd_train_dist(argc, argv);
+    if (getenv("OMPI_COMM_WORLD_SIZE")) return cmd_train_dist(argc, argv);
     settings st = {.model = "bn",
                    .checkpoint = DEFAULT_CHECKPOINT,
                    .schedule = "cosine",
