@@ -274,7 +274,8 @@ static int run(const dsettings *st, clcnn_comm *comm, int nrep, clcnn_device **d
         }
         double secs = now_seconds() - t0;
         if ((s = clcnn_dist_trainer_save(t, st->checkpoint))) goto fail;
-        if (rank != 0) continue;
+        /* every rank evaluates (only rank 0 prints), so none waits for rank 0 in the next
+         * step long enough to trip the watchdog */
         eval_result r;
         if ((s = clcnn_dist_trainer_to_graph(t, g)) ||
             (s = clcnn_net_from_graph(devs[0], g, &enet)) ||
@@ -332,7 +333,8 @@ int cmd_train_dist(int argc, char **argv) {
         s = clcnn_device_open(sel[i], &devs[i]);
     if (s == CLCNN_OK) {
         /* progress from rank 0 only: the other ranks print errors */
-        if (clcnn_comm_rank(comm) != 0 && !freopen("/dev/null", "w", stdout)) rc = 1;
+        if (clcnn_comm_rank(comm) != 0 && !freopen("/dev/null", "w", stdout))
+            fprintf(stderr, PROG ": rank %d prints its progress too\n", clcnn_comm_rank(comm));
         rc = run(&st, comm, nrep, devs);
     } else {
         rc = report(PROG, s);
