@@ -1,8 +1,9 @@
 #!/bin/sh
 # clcnn train data-parallel (tools/clcnn/train_dist.c), on Fashion-MNIST cut to 1024 images:
 #   local: --devices 0,1 writes the same checkpoint bytes as --devices 0 at the same global
-#          and micro batch; one epoch then --resume to two gives the bytes of two epochs at
-#          once; --devices without --optimizer sgd is a clear error;
+#          and micro batch, and clcnn eval reads it (the last epoch's accuracy); one epoch
+#          then --resume to two gives the bytes of two epochs at once; --devices without
+#          --optimizer sgd is a clear error;
 #   mpi:   mpirun -np 2 clcnn train writes the same bytes as one device, and only rank 0
 #          prints progress (exit 77, skipped, without MPI).
 # Usage: tests/dist_cli.sh local|mpi CLCNN HAVE_MPI MPIRUN
@@ -24,6 +25,16 @@ if [ "$mode" = local ]; then
     run two "$cli" train --devices 0,1 $args --epochs 2 --checkpoint two.st
     cat two.out
     same one.st two.st
+    # clcnn eval reads the checkpoint and agrees with the last epoch's evaluation
+    acc=$(sed -n 's/^epoch 2\/2: .* acc \([0-9.]*%\).*/\1/p' two.out)
+    run eval "$cli" eval --checkpoint two.st --limit-test 256
+    if [ -n "$acc" ] && grep -q "accuracy $acc" eval.out; then
+        echo "dist_cli: clcnn eval of the checkpoint: $(head -1 eval.out)"
+    else
+        echo "dist_cli: FAIL: clcnn eval does not give the last epoch's accuracy '$acc':"
+        cat eval.out
+        fail=1
+    fi
     run const2 "$cli" train --devices 0,1 $args --schedule constant --epochs 2 --checkpoint c2.st
     run const1 "$cli" train --devices 0,1 $args --schedule constant --epochs 1 --checkpoint c1.st
     run resume "$cli" train --devices 0,1 $args --schedule constant --epochs 2 --resume \

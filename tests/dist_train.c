@@ -198,7 +198,7 @@ int main(int argc, char **argv) {
                    (unsigned long long)st.bytes_received, st.params);
         fflush(stdout);
     }
-    if (s == CLCNN_OK && o.out) s = clcnn_dist_trainer_save(t, o.out);
+    if (s == CLCNN_OK && o.out) s = clcnn_dist_trainer_save(t, o.out, NULL);
     int rc = 0;
     if (s != CLCNN_OK) {
         fprintf(stderr, "dist_train (rank %d): %s: %s\n", rank, clcnn_status_str(s),

@@ -134,7 +134,7 @@ static unsigned char *run(int n, const clcnn_dist_config *cfg, int steps, const 
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", tmp, name);
-    TU_OK(clcnn_dist_trainer_save(t, path));
+    TU_OK(clcnn_dist_trainer_save(t, path, NULL));
     clcnn_dist_trainer_free(t);
     clcnn_graph_free(g);
     clcnn_comm_free(comm);
@@ -368,12 +368,12 @@ static void test_errors(void **state) {
     assert_non_null(strstr(clcnn_last_error(), "not a checkpoint of this model"));
     assert_int_equal(clcnn_dist_trainer_steps(t), 1);
     snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", tmp);
-    assert_int_equal(clcnn_dist_trainer_save(t, path), CLCNN_ERR_IO);
+    assert_int_equal(clcnn_dist_trainer_save(t, path, NULL), CLCNN_ERR_IO);
     clcnn_dist_trainer_free(t);
     cfg.reduce = CLCNN_DIST_NO_REDUCE; /* runs, but has nothing to save */
     TU_OK(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t));
     TU_OK(clcnn_dist_trainer_step(t, NULL));
-    assert_int_equal(clcnn_dist_trainer_save(t, path), CLCNN_ERR_UNSUPPORTED);
+    assert_int_equal(clcnn_dist_trainer_save(t, path, NULL), CLCNN_ERR_UNSUPPORTED);
     clcnn_dist_trainer_free(t);
     clcnn_comm_free(comm);
     if (!clcnn_dist_have_mpi()) {

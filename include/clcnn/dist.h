@@ -119,13 +119,16 @@ CLCNN_API int64_t clcnn_dist_trainer_steps_per_epoch(const clcnn_dist_trainer *t
 CLCNN_API clcnn_status clcnn_dist_trainer_check(clcnn_dist_trainer *t);
 
 /* Collective: rank 0 writes a safetensors checkpoint (the parameters and state under the
- * graph's initializer names, "optim.<name>.momentum", and "clcnn.dist.step") to a
- * temporary file and renames it over path; the other ranks wait and get its status.
- * CLCNN_DIST_NO_REDUCE: CLCNN_ERR_UNSUPPORTED. */
-CLCNN_API clcnn_status clcnn_dist_trainer_save(clcnn_dist_trainer *t, const char *path);
-/* Collective: rank 0 reads a checkpoint this trainer's model wrote and broadcasts it;
- * every replica continues from its step. A file of another model or layout is
- * CLCNN_ERR_FORMAT on every rank, and nothing changes. */
+ * graph's initializer names, "optim.<name>.momentum", "optim.step"; metadata: NULL or key,
+ * value, ..., NULL strings for "__metadata__") to a temporary file and renames it over
+ * path; the other ranks wait and get its status. clcnn_checkpoint_load (nn.h) without an
+ * optimizer reads it into a net of the same model. CLCNN_DIST_NO_REDUCE:
+ * CLCNN_ERR_UNSUPPORTED. */
+CLCNN_API clcnn_status clcnn_dist_trainer_save(clcnn_dist_trainer *t, const char *path,
+                                               const char *const *metadata);
+/* Collective: rank 0 reads a checkpoint this trainer's model wrote (any metadata) and
+ * broadcasts it; every replica continues from its step. A file of another model or layout
+ * is CLCNN_ERR_FORMAT on every rank, and nothing changes. */
 CLCNN_API clcnn_status clcnn_dist_trainer_load(clcnn_dist_trainer *t, const char *path);
 /* The parameters and state into g's initializers (clcnn_train_plan_to_graph). */
 CLCNN_API clcnn_status clcnn_dist_trainer_to_graph(const clcnn_dist_trainer *t, clcnn_graph *g);

@@ -1,8 +1,10 @@
 /* The trainer's checkpoints: safetensors files (little-endian), written by rank 0 to a
  * temporary name and renamed; read by rank 0 and broadcast. Tensors in order: every
  * parameter and state tensor under its initializer name, "optim.<name>.momentum" for each
- * trainable one, "clcnn.dist.step" (I64 [1]). The header depends only on the model, so a
- * file is this model's exactly when its header is the one this trainer would write. */
+ * trainable one, "optim.step" (I64 [1]); clcnn_checkpoint_load (nn.h) without an optimizer
+ * skips the optim.* tensors, so `clcnn eval` reads the file when the metadata names the
+ * model. Without its "__metadata__" the header depends only on the model: a file is this
+ * model's exactly when that part is what this trainer would write. */
 #include "dist/trainer_internal.h"
 
 #include <errno.h>
@@ -37,12 +39,16 @@ static int entry(json_t *h, const char *name, const char *dtype, const clcnn_ten
     return json_object_set_new(h, name, e);
 }
 
-/* The header (JSON padded with spaces to a multiple of 8) this trainer writes. */
-static clcnn_status header(const clcnn_dist_trainer *t, char **out, size_t *len, size_t *data) {
+/* The header (JSON padded with spaces to a multiple of 8) this trainer writes; meta_kv:
+ * NULL (the part a loaded file must match) or key, value, ..., NULL. */
+static clcnn_status header(const clcnn_dist_trainer *t, const char *const *meta_kv, char **out,
+                           size_t *len, size_t *data) {
     const clcnn_train_plan *p = t->reps[0].plan;
-    json_t *h = json_object(), *meta = json_object();
-    int bad = !h || !meta || put(meta, "format", json_string("clcnn-dist")) ||
-              json_object_set_new(h, "__metadata__", meta);
+    json_t *h = json_object(), *meta = meta_kv ? json_object() : NULL;
+    int bad = !h || (meta_kv && !meta);
+    for (int i = 0; !bad && meta_kv && meta_kv[i] && meta_kv[i + 1]; i += 2)
+        bad = put(meta, meta_kv[i], json_string(meta_kv[i + 1]));
+    if (meta) bad = bad || json_object_set_new(h, "__metadata__", meta);
     size_t at = 0;
     int n = clcnn_train_plan_num_params(p);
     for (int i = 0; !bad && i < n; i++) {
@@ -58,7 +64,7 @@ static clcnn_status header(const clcnn_dist_trainer *t, char **out, size_t *len,
         const clcnn_tensor *v = clcnn_train_plan_param(p, name);
         bad = entry(h, key, "F32", v, clcnn_tensor_numel(v), &at);
     }
-    bad = bad || entry(h, "clcnn.dist.step", "I64", NULL, 1, &at);
+    bad = bad || entry(h, "optim.step", "I64", NULL, 1, &at);
     char *js = bad ? NULL : json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(h);
     CC_RETURN_IF(!js, CLCNN_ERR_OUT_OF_MEMORY, "dist checkpoint: cannot build the header");
@@ -92,7 +98,7 @@ static clcnn_status visit(clcnn_dist_trainer *t, visit_fn fn, void *ctx) {
             float *base = pass == 0 ? t->host : t->velocity;
             CC_TRY(fn(ctx, base + off, numel * sizeof(float), name));
         }
-    return fn(ctx, &t->step, sizeof t->step, "clcnn.dist.step");
+    return fn(ctx, &t->step, sizeof t->step, "optim.step");
 }
 
 typedef struct sink {
@@ -115,7 +121,7 @@ static clcnn_status write_all(int fd, const void *buf, size_t n, const char *tmp
 
 static clcnn_status put_tensor(void *ctx, void *ptr, size_t bytes, const char *name) {
     sink *k = ctx;
-    if (strcmp(name, "clcnn.dist.step")) {
+    if (strcmp(name, "optim.step")) {
         const float *f = ptr;
         for (size_t i = 0; i < bytes / 4; i++)
             CC_RETURN_IF(!isfinite(f[i]), CLCNN_ERR_NUMERIC,
@@ -125,10 +131,11 @@ static clcnn_status put_tensor(void *ctx, void *ptr, size_t bytes, const char *n
     return write_all(k->fd, ptr, bytes, k->tmp);
 }
 
-static clcnn_status save(clcnn_dist_trainer *t, const char *path) {
+static clcnn_status save(clcnn_dist_trainer *t, const char *path, const char *const *meta) {
+    static const char *const none[] = {NULL};
     char *hdr = NULL;
     size_t hlen = 0, data = 0;
-    CC_TRY(header(t, &hdr, &hlen, &data));
+    CC_TRY(header(t, meta ? meta : none, &hdr, &hlen, &data));
     size_t cap = strlen(path) + 32;
     char *tmp = malloc(cap);
     if (!tmp) {
@@ -164,13 +171,14 @@ static clcnn_status save(clcnn_dist_trainer *t, const char *path) {
     return s;
 }
 
-clcnn_status clcnn_dist_trainer_save(clcnn_dist_trainer *t, const char *path) {
+clcnn_status clcnn_dist_trainer_save(clcnn_dist_trainer *t, const char *path,
+                                     const char *const *metadata) {
     CC_RETURN_IF(!t || !path, CLCNN_ERR_INVALID_ARG, "clcnn_dist_trainer_save: NULL argument");
     CC_RETURN_IF(t->cfg.reduce == CLCNN_DIST_NO_REDUCE, CLCNN_ERR_UNSUPPORTED,
                  "clcnn_dist_trainer_save: the replicas of a run without exchange hold "
                  "different parameters; nothing to save");
     CC_TRY(cc_dist_gather_slices(t->comm, t->velocity, t->P, t->L));
-    clcnn_status s = clcnn_comm_rank(t->comm) == 0 ? save(t, path) : CLCNN_OK;
+    clcnn_status s = clcnn_comm_rank(t->comm) == 0 ? save(t, path, metadata) : CLCNN_OK;
     return cc_dist_agree(t->comm, s);
 }
 
@@ -187,26 +195,50 @@ static clcnn_status get_tensor(void *ctx, void *ptr, size_t bytes, const char *n
     return CLCNN_OK;
 }
 
+/* Whether the file's header (n bytes at h), without its metadata, is want. */
+static int header_matches(const unsigned char *h, size_t n, const char *want) {
+    json_t *j = json_loadb((const char *)h, n, 0, NULL);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return 0;
+    }
+    json_object_del(j, "__metadata__");
+    char *js = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    size_t wl = strlen(want);
+    while (wl && want[wl - 1] == ' ')
+        wl--;
+    int ok = js && strlen(js) == wl && !memcmp(js, want, wl);
+    free(js);
+    return ok;
+}
+
 static clcnn_status load(clcnn_dist_trainer *t, const char *path) {
     char *hdr = NULL;
     size_t hlen = 0, data = 0;
-    CC_TRY(header(t, &hdr, &hlen, &data));
+    CC_TRY(header(t, NULL, &hdr, &hlen, &data));
     FILE *f = fopen(path, "rb");
     clcnn_status s =
         f ? CLCNN_OK
           : cc_fail(CLCNN_ERR_IO, "dist checkpoint: cannot open '%s': %s", path, strerror(errno));
-    size_t want = 8 + hlen + data;
-    unsigned char *buf = s == CLCNN_OK ? malloc(want + 1) : NULL;
-    if (s == CLCNN_OK && !buf) s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "dist checkpoint: no memory");
-    size_t got = s == CLCNN_OK ? fread(buf, 1, want + 1, f) : 0;
+    unsigned char le[8];
     uint64_t n = 0;
-    for (int i = 0; s == CLCNN_OK && got >= 8 && i < 8; i++)
-        n |= (uint64_t)buf[i] << (8 * i);
-    if (s == CLCNN_OK && (got != want || n != hlen || memcmp(buf + 8, hdr, hlen)))
+    size_t got = s == CLCNN_OK ? fread(le, 1, 8, f) : 0;
+    for (int i = 0; s == CLCNN_OK && got == 8 && i < 8; i++)
+        n |= (uint64_t)le[i] << (8 * i);
+    /* the header is this model's plus at most 1 MiB of metadata */
+    int sane = got == 8 && n >= hlen && n <= hlen + (1u << 20);
+    size_t want = sane ? (size_t)n + data : 0;
+    unsigned char *buf = s == CLCNN_OK && sane ? malloc(want + 1) : NULL;
+    if (s == CLCNN_OK && sane && !buf)
+        s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "dist checkpoint: no memory");
+    size_t body = buf ? fread(buf, 1, want + 1, f) : 0;
+    if (s == CLCNN_OK && (!sane || body != want || !header_matches(buf, (size_t)n, hdr)))
         s = cc_fail(CLCNN_ERR_FORMAT,
-                    "dist checkpoint: '%s' is not a checkpoint of this model (%zu bytes, its "
-                    "header differs from this model's %zu + %zu bytes)",
-                    path, got, hlen, data);
+                    "dist checkpoint: '%s' is not a checkpoint of this model (its header or size "
+                    "differs from this model's %zu + %zu bytes)",
+                    path, hlen, data);
+    hlen = (size_t)n;
     float *host = NULL, *vel = NULL;
     int64_t step = t->step;
     if (s == CLCNN_OK) { /* into copies: on a bad file nothing changes */
@@ -219,7 +251,7 @@ static clcnn_status load(clcnn_dist_trainer *t, const char *path) {
         memcpy(host, h0, t->A * sizeof *host);
         t->host = host;
         t->velocity = vel;
-        source src = {buf + 8 + hlen};
+        source src = {buf + hlen};
         s = visit(t, get_tensor, &src);
         step = t->step;
         t->host = h0;

@@ -2,7 +2,8 @@
  * through clcnn_dist_trainer (include/clcnn/dist.h, docs/distributed.md). A zoo model on
  * MNIST-format data, SGD with momentum and a learning-rate schedule, the global batch cut
  * into micro-batches; per epoch rank 0 evaluates the test set, prints the results and
- * writes the checkpoint (the trainer's safetensors; --resume continues from it). Under
+ * writes the checkpoint (the trainer's safetensors, with the model's name and classes as
+ * metadata, so `clcnn eval` reads it; --resume continues from it). Under
  * mpirun (Open MPI's OMPI_COMM_WORLD_SIZE is set) each rank runs the replicas of its
  * --devices entries (default: the device whose index is its local rank). */
 #include <getopt.h>
@@ -273,7 +274,11 @@ static int run(const dsettings *st, clcnn_comm *comm, int nrep, clcnn_device **d
             steps++;
         }
         double secs = now_seconds() - t0;
-        if ((s = clcnn_dist_trainer_save(t, st->checkpoint))) goto fail;
+        /* what `clcnn eval` / `predict` need to rebuild the model */
+        char classes[16];
+        snprintf(classes, sizeof classes, "%d", clcnn_dataset_num_classes(train));
+        const char *meta[] = {"model", m.name, "classes", classes, "format", "clcnn-dist", NULL};
+        if ((s = clcnn_dist_trainer_save(t, st->checkpoint, meta))) goto fail;
         /* every rank evaluates (only rank 0 prints), so none waits for rank 0 in the next
          * step long enough to trip the watchdog */
         eval_result r;
