@@ -15,7 +15,7 @@ import torch.nn as nn
 import onnx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-torch.manual_seed(13)
+torch.manual_seed(13)  # before FashionCNN() below; make_safetensors_interop.py reseeds
 
 
 class FashionCNN(nn.Module):
@@ -32,22 +32,28 @@ class FashionCNN(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-model = FashionCNN()
-model.train()
-path = os.path.join(HERE, "fmnist_bn_cnn.onnx")
-torch.onnx.export(model, torch.zeros(2, 1, 28, 28), path, opset_version=15,
-                  training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
-                  input_names=["input"], output_names=["logits"],
-                  dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
-# the training-form BatchNormalization (training_mode 1, running statistics as extra outputs)
-# in its inference form, as a model to fine-tune is shipped: one output, the statistics used
-m = onnx.load(path)
-for n in m.graph.node:
-    if n.op_type == "BatchNormalization":
-        keep = [a for a in n.attribute if a.name != "training_mode"]
-        del n.attribute[:]
-        n.attribute.extend(keep)
-        del n.output[1:]
-onnx.save(m, path)
-onnx.checker.check_model(path)
-print(path, [n.op_type for n in m.graph.node], [i.name for i in m.graph.initializer])
+def export(model, path):
+    """model's ONNX export at path (training form, then batch norm in inference form)."""
+    model.train()
+    torch.onnx.export(model, torch.zeros(2, 1, 28, 28), path, opset_version=15,
+                      training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    # the training-form BatchNormalization (training_mode 1, running statistics as extra
+    # outputs) in its inference form, as a model to fine-tune is shipped: one output, the
+    # statistics used
+    m = onnx.load(path)
+    for n in m.graph.node:
+        if n.op_type == "BatchNormalization":
+            keep = [a for a in n.attribute if a.name != "training_mode"]
+            del n.attribute[:]
+            n.attribute.extend(keep)
+            del n.output[1:]
+    onnx.save(m, path)
+    onnx.checker.check_model(path)
+    return m
+
+
+if __name__ == "__main__":
+    m = export(FashionCNN(), os.path.join(HERE, "fmnist_bn_cnn.onnx"))
+    print([n.op_type for n in m.graph.node], [i.name for i in m.graph.initializer])
