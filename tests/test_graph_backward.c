@@ -317,6 +317,42 @@ static void test_batchnorm_running(void **state) {
     clcnn_graph_free(g);
 }
 
+/* The net builders (and PyTorch's exports) store momentum m as ONNX's 1 - m; training uses
+ * m itself, not 1 - (1 - m) rounded twice: from zero the running mean is exactly m times
+ * the batch mean (3, exact in float). */
+static void test_batchnorm_momentum_exact(void **state) {
+    (void)state;
+    const float ms[4] = {0.1f, 0.01f, 0.05f, 0.3f};
+    for (int i = 0; i < 4; i++) {
+        clcnn_graph *g = new_graph();
+        add_input(g, "x", 2, CLCNN_GRAPH_BATCH, 1, 0, 0);
+        float one = 1, zero = 0;
+        int64_t d = 1;
+        TU_OK(clcnn_graph_add_initializer(g, "gamma", CLCNN_F32, 1, &d, &one));
+        TU_OK(clcnn_graph_add_initializer(g, "beta", CLCNN_F32, 1, &d, &zero));
+        TU_OK(clcnn_graph_add_initializer(g, "mean", CLCNN_F32, 1, &d, &zero));
+        TU_OK(clcnn_graph_add_initializer(g, "var", CLCNN_F32, 1, &d, &one));
+        clcnn_attr a[1] = {af("momentum", 1.0f - ms[i])};
+        node(g, "BatchNormalization", "bn", "x gamma beta mean var", "y", 1, a);
+        TU_OK(clcnn_graph_add_output(g, "y"));
+        clcnn_train_plan *p = NULL;
+        TU_OK(clcnn_train_plan_create(tu_device(), g, 3, NULL, &p));
+        float xv[3] = {1, 2, 6}, m;
+        size_t shape[2] = {3, 1};
+        clcnn_tensor *x = tu_tensor_from(2, shape, xv);
+        TU_OK(clcnn_train_plan_forward(p, (const clcnn_tensor *const *)&x, 1));
+        TU_OK(clcnn_train_plan_read(p, "mean", &m, sizeof m));
+        float want = ms[i] * 3.0f;
+        if (m != want)
+            print_error("momentum %.9g: running mean %.9g, want %.9g\n", (double)ms[i], (double)m,
+                        (double)want);
+        assert_true(m == want);
+        clcnn_tensor_free(x);
+        clcnn_train_plan_free(p);
+        clcnn_graph_free(g);
+    }
+}
+
 static void test_batchnorm(void **state) {
     (void)state;
     bn_case(4, 2);
@@ -1058,6 +1094,7 @@ int main(void) {
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_running),
+        cmocka_unit_test(test_batchnorm_momentum_exact),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_binary),
