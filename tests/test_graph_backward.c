@@ -502,6 +502,35 @@ static void test_concat_split_views(void **state) {
     expect_fd(g, 2, 1e-2);
 }
 
+/* Views take their gradient buffers from their input's (no copy in backward): a Flatten
+ * that is the first of its input's three readers, a Reshape that is the last, a view of a
+ * view, a view that is a graph output read twice by one Mul, a view of a node output. */
+static void test_view_gradients(void **state) {
+    (void)state;
+    clcnn_graph *g = new_graph();
+    tu_rng rng = tu_rng_seed(21);
+    add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 2, 3, 3);
+    add_param(g, &rng, "s", 4, 1, 2, 1, 1, 0.5f, 1.5f);
+    node(g, "Mul", "scale", "x s", "a", 0, NULL);
+    clcnn_attr fl = ai("axis", 1);
+    node(g, "Flatten", "flat", "a", "f", 1, &fl); /* (N, 18) */
+    node(g, "Tanh", "tanh", "a", "t", 0, NULL);
+    int64_t sd = 3, s29[3] = {INT64_MIN, 2, 9}, s36[3] = {INT64_MIN, 3, 6};
+    TU_OK(clcnn_graph_add_initializer(g, "s29", CLCNN_I64, 1, &sd, s29));
+    TU_OK(clcnn_graph_add_initializer(g, "s36", CLCNN_I64, 1, &sd, s36));
+    node(g, "Reshape", "ra", "a s29", "ra", 0, NULL);
+    node(g, "Reshape", "rt", "t s29", "rt", 0, NULL);
+    node(g, "Mul", "z", "ra rt", "z", 0, NULL);
+    node(g, "Mul", "square", "f f", "q", 0, NULL);
+    node(g, "Reshape", "f2", "f s36", "f2", 0, NULL);
+    node(g, "Sigmoid", "o", "f2", "o", 0, NULL);
+    TU_OK(clcnn_graph_add_output(g, "f"));
+    TU_OK(clcnn_graph_add_output(g, "q"));
+    TU_OK(clcnn_graph_add_output(g, "o"));
+    TU_OK(clcnn_graph_add_output(g, "z"));
+    expect_fd(g, 3, 1e-2);
+}
+
 /* Transpose to NHWC, a strided Slice of two axes, a constant Pad (and a crop), an Expand
  * added to it */
 static void test_transpose_slice_pad_expand(void **state) {
@@ -1100,6 +1129,7 @@ int main(void) {
         cmocka_unit_test(test_binary),
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_concat_split_views),
+        cmocka_unit_test(test_view_gradients),
         cmocka_unit_test(test_transpose_slice_pad_expand),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_closed_forms),
