@@ -133,6 +133,21 @@ static clcnn_status new_like(clcnn_train_plan *p, const cc_tval *tv, clcnn_tenso
     return clcnn_tensor_create(p->dev, CLCNN_F32, tv->ndim, tv->shape, out);
 }
 
+/* A view's (Flatten, Reshape, ...) gradient is its input's contribution seen in the view's
+ * shape: the view's gradient becomes a view of that contribution's buffer, so backward
+ * copies nothing. The contribution's buffer is the view's alone (the input's gradient for
+ * its first reader, else its own extra buffer), and the view's readers add up their
+ * contributions in it before the view's backward, as they would in a buffer of its own. */
+static clcnn_status alias_view_grad(clcnn_train_plan *p, cc_tnode *n) {
+    cc_tval *y = &p->vals[n->out[0]];
+    if (!cc_train_is_view(n->op) || y->kind != CC_TV_ALIAS || !y->g || !n->dst[0]) return CLCNN_OK;
+    clcnn_tensor *v = NULL;
+    CC_TRY(clcnn_tensor_view(n->dst[0], y->ndim, y->shape, &v));
+    clcnn_tensor_free(y->g);
+    y->g = v;
+    return CLCNN_OK;
+}
+
 /* Gradient buffers and, per node input, where its contribution goes. */
 static clcnn_status route_grads(clcnn_train_plan *p) {
     for (int v = 0; v < p->nvals; v++) {
@@ -158,6 +173,7 @@ static clcnn_status route_grads(clcnn_train_plan *p) {
             CC_TRY(new_like(p, tv, &e[tv->nextra]));
             n->dst[j] = e[tv->nextra++];
         }
+        CC_TRY(alias_view_grad(p, n)); /* before the view's readers take its gradient */
     }
     return CLCNN_OK;
 }

@@ -43,6 +43,7 @@ typedef struct cc_tnode {
     clcnn_conv2d_desc conv;
     clcnn_pool2d_desc pool;
     float ratio;                 /* Dropout (0: a copy) */
+    float bn_momentum;           /* BatchNormalization: the batch's share (PyTorch's) */
     int linear;                  /* Gemm as PyTorch's Linear: clcnn_linear_* */
     cc_copy_nd fwd_map, bwd_map; /* Transpose, Slice, Pad: the gather and its way back */
     int map_fill;                /* Slice: dx is 0 where the slice does not read */

@@ -639,6 +639,20 @@ static clcnn_status host_reserve(void **buf, size_t *cap, size_t bytes) {
     return CLCNN_OK;
 }
 
+/* *view = t seen as (n, k); the view of the last step while it still sees t's buffer (it
+ * holds that storage, so an equal storage is the same buffer). */
+static clcnn_status view_nk(const clcnn_tensor *t, const size_t nk[2], clcnn_tensor **view) {
+    const clcnn_tensor *v = *view;
+    if (v && v->storage == t->storage && v->offset == t->offset && v->shape[0] == nk[0] &&
+        v->shape[1] == nk[1])
+        return CLCNN_OK;
+    clcnn_tensor *fresh = NULL;
+    CC_TRY(clcnn_tensor_view(t, 2, nk, &fresh));
+    clcnn_tensor_free(*view);
+    *view = fresh;
+    return CLCNN_OK;
+}
+
 /* Class scores per sample of the graph's output: (N, k) or (N, k, 1, 1); 0 otherwise. */
 static size_t num_classes(const clcnn_net *net, char *shape, size_t cap) {
     int nd = 0;
@@ -688,19 +702,18 @@ clcnn_status clcnn_net_loss_backward(clcnn_net *net, const clcnn_tensor *x,
     const clcnn_tensor *y = NULL;
     CC_TRY(clcnn_net_forward(net, x, &y));
     size_t nk[2] = {n, k};
-    clcnn_tensor *logits = NULL;
-    CC_TRY(clcnn_tensor_view(y, 2, nk, &logits));
-    clcnn_tensor_free(net->yview);
-    net->yview = logits;
+    CC_TRY(view_nk(y, nk, &net->yview));
+    clcnn_tensor *logits = net->yview;
     /* the loss gradient goes straight into the plan's gradient of the output */
     clcnn_tensor *g = net->tp->vals[net->tp->outputs[0]].g;
-    clcnn_tensor *dl = NULL;
     if (g)
-        CC_TRY(clcnn_tensor_view(g, 2, nk, &dl));
-    else
-        CC_TRY(clcnn_tensor_create(net->dev, CLCNN_F32, 2, nk, &dl));
-    clcnn_tensor_free(net->dlogits);
-    net->dlogits = dl;
+        CC_TRY(view_nk(g, nk, &net->dlogits));
+    else if (!net->dlogits || net->dlogits->shape[0] != n || net->dlogits->shape[1] != k) {
+        clcnn_tensor_free(net->dlogits);
+        net->dlogits = NULL;
+        CC_TRY(clcnn_tensor_create(net->dev, CLCNN_F32, 2, nk, &net->dlogits));
+    }
+    clcnn_tensor *dl = net->dlogits;
     if (!net->loss) CC_TRY(clcnn_tensor_create(net->dev, CLCNN_F32, 1, (size_t[]){1}, &net->loss));
     CC_TRY(clcnn_softmax_cross_entropy(net->dev, logits, labels, net->loss, dl));
     /* Enqueue the backward pass before the blocking downloads so the device keeps busy;
