@@ -20,7 +20,7 @@ CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=Release
 PACKAGES := cmake make gcc pkg-config ocl-icd-opencl-dev opencl-headers libclblast-dev \
 	pocl-opencl-icd clinfo libcmocka-dev zlib1g-dev libjansson-dev libpng-dev \
 	libprotobuf-c-dev protobuf-c-compiler libonnx-dev libonnx-testdata python3-onnx \
-	libjpeg62-turbo-dev \
+	libjpeg62-turbo-dev libopenmpi-dev openmpi-bin \
 	dataset-fashion-mnist
 
 .PHONY: all deps build test train perf sweep clean test-sanitize fuzz fuzz-deps test-oclgrind

@@ -51,3 +51,20 @@ cmp_rounds() {
         done
     done
 }
+
+# cmp_opt "$@": the options every compare script takes (--rounds, --runs, --variant,
+# --build, --csv, --no-install) into rounds, runs, vnames/vargs, build, csv_out, install;
+# sets cmp_shift to the words consumed (0: $1 is not one of them)
+cmp_opt() {
+    cmp_shift=2
+    case $1 in
+    --rounds) rounds=$2 ;;
+    --runs) runs=$2 ;;
+    --variant) cmp_variant "$2" ;;
+    --variant=*) cmp_variant "${1#--variant=}"; cmp_shift=1 ;;
+    --build) build=$2 ;;
+    --csv) csv_out=$2 ;;
+    --no-install) install=0; cmp_shift=1 ;;
+    *) cmp_shift=0 ;;
+    esac
+}

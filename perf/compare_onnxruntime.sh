@@ -54,20 +54,15 @@ vnames=()
 vargs=()
 
 while [ $# -gt 0 ]; do
+    cmp_opt "$@"
+    if [ "$cmp_shift" -gt 0 ]; then shift "$cmp_shift"; continue; fi
     case $1 in
     --models) models=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
     --warmup) warmup=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    --variant) cmp_variant "$2"; shift 2 ;;
-    --variant=*) cmp_variant "${1#--variant=}"; shift ;;
-    --build) build=$2; shift 2 ;;
     --onnx-dir) onnx_dir=$2; shift 2 ;;
     --venv) venv=$2; shift 2 ;;
-    --csv) csv_out=$2; shift 2 ;;
-    --no-install) install=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "compare_onnxruntime.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac

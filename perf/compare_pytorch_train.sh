@@ -44,16 +44,12 @@ install=1
 vnames=()
 vargs=()
 while [ $# -gt 0 ]; do
+    cmp_opt "$@"
+    if [ "$cmp_shift" -gt 0 ]; then shift "$cmp_shift"; continue; fi
     case $1 in
     --models) models=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --runs) runs=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
-    --variant) cmp_variant "$2"; shift 2 ;;
-    --build) build=$2; shift 2 ;;
-    --csv) csv_out=$2; shift 2 ;;
-    --no-install) install=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "compare_pytorch_train.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac

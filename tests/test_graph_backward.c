@@ -317,6 +317,42 @@ static void test_batchnorm_running(void **state) {
     clcnn_graph_free(g);
 }
 
+/* The net builders (and PyTorch's exports) store momentum m as ONNX's 1 - m; training uses
+ * m itself, not 1 - (1 - m) rounded twice: from zero the running mean is exactly m times
+ * the batch mean (3, exact in float). */
+static void test_batchnorm_momentum_exact(void **state) {
+    (void)state;
+    const float ms[4] = {0.1f, 0.01f, 0.05f, 0.3f};
+    for (int i = 0; i < 4; i++) {
+        clcnn_graph *g = new_graph();
+        add_input(g, "x", 2, CLCNN_GRAPH_BATCH, 1, 0, 0);
+        float one = 1, zero = 0;
+        int64_t d = 1;
+        TU_OK(clcnn_graph_add_initializer(g, "gamma", CLCNN_F32, 1, &d, &one));
+        TU_OK(clcnn_graph_add_initializer(g, "beta", CLCNN_F32, 1, &d, &zero));
+        TU_OK(clcnn_graph_add_initializer(g, "mean", CLCNN_F32, 1, &d, &zero));
+        TU_OK(clcnn_graph_add_initializer(g, "var", CLCNN_F32, 1, &d, &one));
+        clcnn_attr a[1] = {af("momentum", 1.0f - ms[i])};
+        node(g, "BatchNormalization", "bn", "x gamma beta mean var", "y", 1, a);
+        TU_OK(clcnn_graph_add_output(g, "y"));
+        clcnn_train_plan *p = NULL;
+        TU_OK(clcnn_train_plan_create(tu_device(), g, 3, NULL, &p));
+        float xv[3] = {1, 2, 6}, m;
+        size_t shape[2] = {3, 1};
+        clcnn_tensor *x = tu_tensor_from(2, shape, xv);
+        TU_OK(clcnn_train_plan_forward(p, (const clcnn_tensor *const *)&x, 1));
+        TU_OK(clcnn_train_plan_read(p, "mean", &m, sizeof m));
+        float want = ms[i] * 3.0f;
+        if (m != want)
+            print_error("momentum %.9g: running mean %.9g, want %.9g\n", (double)ms[i], (double)m,
+                        (double)want);
+        assert_true(m == want);
+        clcnn_tensor_free(x);
+        clcnn_train_plan_free(p);
+        clcnn_graph_free(g);
+    }
+}
+
 static void test_batchnorm(void **state) {
     (void)state;
     bn_case(4, 2);
@@ -464,6 +500,35 @@ static void test_concat_split_views(void **state) {
     TU_OK(clcnn_graph_add_output(g, "r"));
     TU_OK(clcnn_graph_add_output(g, "s0"));
     expect_fd(g, 2, 1e-2);
+}
+
+/* Views take their gradient buffers from their input's (no copy in backward): a Flatten
+ * that is the first of its input's three readers, a Reshape that is the last, a view of a
+ * view, a view that is a graph output read twice by one Mul, a view of a node output. */
+static void test_view_gradients(void **state) {
+    (void)state;
+    clcnn_graph *g = new_graph();
+    tu_rng rng = tu_rng_seed(21);
+    add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 2, 3, 3);
+    add_param(g, &rng, "s", 4, 1, 2, 1, 1, 0.5f, 1.5f);
+    node(g, "Mul", "scale", "x s", "a", 0, NULL);
+    clcnn_attr fl = ai("axis", 1);
+    node(g, "Flatten", "flat", "a", "f", 1, &fl); /* (N, 18) */
+    node(g, "Tanh", "tanh", "a", "t", 0, NULL);
+    int64_t sd = 3, s29[3] = {INT64_MIN, 2, 9}, s36[3] = {INT64_MIN, 3, 6};
+    TU_OK(clcnn_graph_add_initializer(g, "s29", CLCNN_I64, 1, &sd, s29));
+    TU_OK(clcnn_graph_add_initializer(g, "s36", CLCNN_I64, 1, &sd, s36));
+    node(g, "Reshape", "ra", "a s29", "ra", 0, NULL);
+    node(g, "Reshape", "rt", "t s29", "rt", 0, NULL);
+    node(g, "Mul", "z", "ra rt", "z", 0, NULL);
+    node(g, "Mul", "square", "f f", "q", 0, NULL);
+    node(g, "Reshape", "f2", "f s36", "f2", 0, NULL);
+    node(g, "Sigmoid", "o", "f2", "o", 0, NULL);
+    TU_OK(clcnn_graph_add_output(g, "f"));
+    TU_OK(clcnn_graph_add_output(g, "q"));
+    TU_OK(clcnn_graph_add_output(g, "o"));
+    TU_OK(clcnn_graph_add_output(g, "z"));
+    expect_fd(g, 3, 1e-2);
 }
 
 /* Transpose to NHWC, a strided Slice of two axes, a constant Pad (and a crop), an Expand
@@ -870,7 +935,10 @@ static void test_sgd_on_arenas(void **state) {
     clcnn_train_plan_free(p);
 }
 
-/* ---- the zoo's "bn" model: the same gradients as the layer-by-layer net --------------- */
+/* ---- the zoo's "bn" and "lenet": the net's own plan (parameter gradients written in place,
+ * plans remade per batch size on shared arenas) against a public training plan of its graph
+ * (gradients added to a zeroed arena). The gradients themselves are checked against finite
+ * differences of the double reference in test_nn.c. ---------------------------------------- */
 
 static void test_zoo_matches_net(void **state) {
     (void)state;
@@ -1055,11 +1123,13 @@ int main(void) {
         cmocka_unit_test(test_conv_transpose),
         cmocka_unit_test(test_batchnorm),
         cmocka_unit_test(test_batchnorm_running),
+        cmocka_unit_test(test_batchnorm_momentum_exact),
         cmocka_unit_test(test_activations),
         cmocka_unit_test(test_pools),
         cmocka_unit_test(test_binary),
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_concat_split_views),
+        cmocka_unit_test(test_view_gradients),
         cmocka_unit_test(test_transpose_slice_pad_expand),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_closed_forms),

@@ -287,6 +287,14 @@ CLCNN_API int clcnn_train_plan_num_params(const clcnn_train_plan *p);
 CLCNN_API const char *clcnn_train_plan_param_name(const clcnn_train_plan *p, int i);
 CLCNN_API clcnn_tensor *clcnn_train_plan_params(const clcnn_train_plan *p);
 CLCNN_API clcnn_tensor *clcnn_train_plan_grads(const clcnn_train_plan *p);
+/* The state part of the first arena (running statistics and the other float initializers
+ * without gradient, right after the trainable part; padding included) as one flat tensor;
+ * NULL when the plan has no state. */
+CLCNN_API clcnn_tensor *clcnn_train_plan_state(const clcnn_train_plan *p);
+/* Element offset of parameter (or state) i in the first arena: a trainable parameter's
+ * offset in clcnn_train_plan_params and _grads, a state tensor's is past them (so its offset
+ * in clcnn_train_plan_state is this minus numel(params)); 0 for an i out of range. */
+CLCNN_API size_t clcnn_train_plan_param_offset(const clcnn_train_plan *p, int i);
 CLCNN_API clcnn_tensor *clcnn_train_plan_param(const clcnn_train_plan *p, const char *name);
 CLCNN_API clcnn_tensor *clcnn_train_plan_grad(const clcnn_train_plan *p, const char *name);
 /* Copy a parameter (or state) by name from / to host floats (bytes: its numel x 4);
@@ -300,6 +308,10 @@ CLCNN_API clcnn_status clcnn_train_plan_write(clcnn_train_plan *p, const char *n
  * ONNX export or an inference plan of the trained weights. A name g lacks or a size that
  * differs is CLCNN_ERR_INVALID_ARG naming it (initializers before it are written). */
 CLCNN_API clcnn_status clcnn_train_plan_to_graph(const clcnn_train_plan *p, clcnn_graph *g);
+/* Dropout's masks of the next forward are those of forward number `count` (forwards count
+ * from 1, each adds one): data-parallel training keys them by a global micro-batch index
+ * instead of by how many forwards this plan ran. */
+CLCNN_API void clcnn_train_plan_set_forward_count(clcnn_train_plan *p, uint64_t count);
 /* Gradient of graph input i after a backward with input_grads on (NULL otherwise). */
 CLCNN_API const clcnn_tensor *clcnn_train_plan_input_grad(const clcnn_train_plan *p, int i);
 

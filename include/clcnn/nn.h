@@ -1,8 +1,10 @@
-/* The training layer: a sequential network of layers (with residual blocks) with
- * parameters and gradients, a model zoo, initialisation, losses, optimizers updating on
- * the device, learning-rate schedules, and checkpoints in the safetensors format.
+/* The training layer: the net, a graph (graph.h) bound to a device for training, built
+ * layer by layer (sequential, with residual blocks), taken from the model zoo or made from
+ * any graph (an imported ONNX model); initialisation, losses, optimizers updating the flat
+ * parameter arena on the device, learning-rate schedules, and checkpoints in the safetensors
+ * format.
  *
- * Ownership: the net owns its layers, parameters, gradients and activations; tensors
+ * Ownership: the net owns its graph, plans, parameters, gradients and activations; tensors
  * returned by clcnn_net_forward stay valid until the next forward or clcnn_net_free.
  * A net is used from one thread at a time (it shares the device handle's rules). */
 #ifndef CLCNN_NN_H
@@ -69,6 +71,16 @@ CLCNN_API clcnn_status clcnn_net_add_residual_end(clcnn_net *net,
  * downloads the parameters. Run it with clcnn_plan_create. */
 CLCNN_API clcnn_status clcnn_net_graph(const clcnn_net *net, clcnn_graph **out);
 
+/* A net running g (which is copied; the caller keeps g): one input of shape (N, c, h, w) or
+ * (N, features) with a symbolic batch N, one output. The parameters are g's float
+ * initializers that ops with a gradient read (training plans, graph.h), named as in g, e.g.
+ * an imported PyTorch model's "layer1.0.conv1.weight", starting with g's values; the other
+ * float initializers (running statistics) are state. The clcnn_net_add_* builders refuse such
+ * a net. Layers (clcnn_net_num_layers, clcnn_net_layer_info) are g's nodes in topological
+ * order, kind the op type. An op without a backward in training plans fails at the first
+ * training forward (CLCNN_ERR_UNSUPPORTED naming the node). */
+CLCNN_API clcnn_status clcnn_net_from_graph(clcnn_device *dev, const clcnn_graph *g,
+                                            clcnn_net **out);
 /* What a layer is, for summaries: kind ("conv2d", "relu", "maxpool", ...), its output
  * shape per sample (c, h, w; h = w = 1 after flatten/linear) and parameter count. */
 typedef struct clcnn_layer_info {
@@ -85,9 +97,11 @@ CLCNN_API int clcnn_net_num_layers(const clcnn_net *net);
 CLCNN_API clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info *out);
 CLCNN_API size_t clcnn_net_param_count(const clcnn_net *net);
 
-/* Parameters in a fixed order, each with its checkpoint name ("layers.0.weight",
- * "layers.0.bias", "layers.1.running_mean", ...) and gradient (NULL for buffers such
- * as running statistics that are not trained). */
+/* Parameters in a fixed order (the graph's initializers'), each with its checkpoint name
+ * ("layers.0.weight", "layers.0.bias", "layers.1.running_mean", ...; a net from a graph:
+ * the initializer names) and gradient (NULL for buffers such as running statistics that are
+ * not trained). The tensors are views of the net's two flat arenas (value, gradient), valid
+ * until a layer is added or the net is freed. */
 typedef struct clcnn_param {
     const char *name;
     clcnn_tensor *value;
@@ -104,7 +118,23 @@ typedef enum clcnn_init {
  * device); biases and beta to 0, gamma to 1, running stats to 0/1. */
 CLCNN_API clcnn_status clcnn_net_init(clcnn_net *net, clcnn_init init, uint64_t seed);
 
-/* Training mode (batch statistics, dropout on) or evaluation mode. Default: training. */
+/* For a new data set: replace the weight and bias of the last Gemm (or MatMul, with the Add
+ * of a bias after it) feeding the net's output with new ones for `classes` outputs, drawn
+ * as clcnn_net_init would (init, seed); every other parameter keeps its value. The output
+ * must be that node's (or its Add's) output: CLCNN_ERR_UNSUPPORTED naming what is there
+ * otherwise. */
+CLCNN_API clcnn_status clcnn_net_replace_classifier(clcnn_net *net, int classes, clcnn_init init,
+                                                    uint64_t seed);
+
+/* The key of the dropout masks (clcnn_net_init sets it to its seed), restarting their
+ * step counter; for nets whose weights come from elsewhere (clcnn_net_from_graph). */
+CLCNN_API void clcnn_net_set_seed(clcnn_net *net, uint64_t seed);
+
+/* Training mode (batch statistics, dropout on) or evaluation mode. Default: training.
+ * Training forwards run the net's training plan (graph.h) for the batch size at hand (a new
+ * batch size makes a new plan over the same parameters); evaluation runs an inference plan
+ * of the current parameters (batch norm folded into convolutions), remade after they
+ * change. */
 CLCNN_API void clcnn_net_set_training(clcnn_net *net, int training);
 
 /* Forward a batch x (n, c, h, w). *y (owned by the net) receives the output. x is not

@@ -32,7 +32,8 @@ extern "C" {
     XX(ERR_UNSUPPORTED, -10, "not supported on this device or build")                              \
     XX(ERR_NUMERIC, -11, "numerical failure (NaN or Inf)")                                         \
     XX(ERR_INTERRUPTED, -12, "interrupted")                                                        \
-    XX(ERR_NOT_FOUND, -13, "not found")
+    XX(ERR_NOT_FOUND, -13, "not found")                                                            \
+    XX(ERR_DIST, -14, "a replica or rank failed, timed out or disagreed")
 
 typedef enum clcnn_status {
 #define CLCNN_STATUS_ENUM_(name, value, text) CLCNN_##name = value,

@@ -51,7 +51,8 @@ static clcnn_status classify_values(clcnn_train_plan *p, const clcnn_graph *g) {
 
 /* The parameter arena: trainable parameters first (their gradients line up), then state;
  * both in the graph's value order, each starting on a 256-byte boundary. */
-static clcnn_status make_arenas(clcnn_train_plan *p, const clcnn_graph *g) {
+static clcnn_status make_arenas(clcnn_train_plan *p, const clcnn_graph *g,
+                                const clcnn_train_plan *like) {
     p->params = calloc((size_t)g->nvals + 1, sizeof *p->params);
     if (!p->params) return oom();
     size_t top = 0, train_top = 0;
@@ -73,20 +74,37 @@ static clcnn_status make_arenas(clcnn_train_plan *p, const clcnn_graph *g) {
             train_top = top;
         }
     }
+    size_t state_n = top - train_top;
     if (top == 0) top = 1;
-    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &top, &p->arena));
-    CC_TRY(clcnn_tensor_fill(p->arena, 0.0f));
     size_t gtop = train_top ? train_top : 1;
-    CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &gtop, &p->grad_arena));
-    CC_TRY(clcnn_tensor_fill(p->grad_arena, 0.0f));
+    if (like) { /* the same graph at another batch: its arenas, values as they are */
+        CC_RETURN_IF(like->nparams != p->nparams || like->arena->numel != top ||
+                         like->grad_arena->numel != gtop,
+                     CLCNN_ERR_INVALID_ARG,
+                     "clcnn_train_plan_create: the plan to share arenas with has %d parameters "
+                     "in %zu elements, this graph %d in %zu",
+                     like->nparams, like->arena->numel, p->nparams, top);
+        CC_TRY(clcnn_tensor_view(like->arena, 1, &top, &p->arena));
+        CC_TRY(clcnn_tensor_view(like->grad_arena, 1, &gtop, &p->grad_arena));
+    } else {
+        CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &top, &p->arena));
+        CC_TRY(clcnn_tensor_fill(p->arena, 0.0f));
+        CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &gtop, &p->grad_arena));
+        CC_TRY(clcnn_tensor_fill(p->grad_arena, 0.0f));
+    }
     p->trained = cc_tensor_view_at(p->arena, 1, &gtop, 0);
     if (!p->trained) return oom();
+    if (state_n) {
+        p->state = cc_tensor_view_at(p->arena, 1, &state_n, train_top);
+        if (!p->state) return oom();
+    }
     for (int i = 0; i < p->nparams; i++) {
         cc_tparam *q = &p->params[i];
         cc_tval *tv = &p->vals[q->value];
         tv->t = cc_tensor_view_at(p->arena, tv->ndim, tv->shape, q->offset);
         if (!tv->t) return oom();
-        CC_TRY(clcnn_tensor_upload(tv->t, g->vals[q->value].data, q->numel * sizeof(float)));
+        if (!like)
+            CC_TRY(clcnn_tensor_upload(tv->t, g->vals[q->value].data, q->numel * sizeof(float)));
         if (i < p->ntrain) {
             tv->g = cc_tensor_view_at(p->grad_arena, tv->ndim, tv->shape, q->offset);
             if (!tv->g) return oom();
@@ -115,6 +133,21 @@ static clcnn_status new_like(clcnn_train_plan *p, const cc_tval *tv, clcnn_tenso
     return clcnn_tensor_create(p->dev, CLCNN_F32, tv->ndim, tv->shape, out);
 }
 
+/* A view's (Flatten, Reshape, ...) gradient is its input's contribution seen in the view's
+ * shape: the view's gradient becomes a view of that contribution's buffer, so backward
+ * copies nothing. The contribution's buffer is the view's alone (the input's gradient for
+ * its first reader, else its own extra buffer), and the view's readers add up their
+ * contributions in it before the view's backward, as they would in a buffer of its own. */
+static clcnn_status alias_view_grad(clcnn_train_plan *p, cc_tnode *n) {
+    cc_tval *y = &p->vals[n->out[0]];
+    if (!cc_train_is_view(n->op) || y->kind != CC_TV_ALIAS || !y->g || !n->dst[0]) return CLCNN_OK;
+    clcnn_tensor *v = NULL;
+    CC_TRY(clcnn_tensor_view(n->dst[0], y->ndim, y->shape, &v));
+    clcnn_tensor_free(y->g);
+    y->g = v;
+    return CLCNN_OK;
+}
+
 /* Gradient buffers and, per node input, where its contribution goes. */
 static clcnn_status route_grads(clcnn_train_plan *p) {
     for (int v = 0; v < p->nvals; v++) {
@@ -128,7 +161,7 @@ static clcnn_status route_grads(clcnn_train_plan *p) {
             int v = n->in[j];
             if (v < 0 || !cc_train_grad_slot(n->op, j) || !p->vals[v].need) continue;
             cc_tval *tv = &p->vals[v];
-            if (tv->kind != CC_TV_PARAM && !tv->is_output && !tv->direct) {
+            if ((tv->kind != CC_TV_PARAM || p->overwrite) && !tv->is_output && !tv->direct) {
                 tv->direct = 1;
                 n->dst[j] = tv->g;
                 continue;
@@ -140,6 +173,7 @@ static clcnn_status route_grads(clcnn_train_plan *p) {
             CC_TRY(new_like(p, tv, &e[tv->nextra]));
             n->dst[j] = e[tv->nextra++];
         }
+        CC_TRY(alias_view_grad(p, n)); /* before the view's readers take its gradient */
     }
     return CLCNN_OK;
 }
@@ -181,6 +215,12 @@ static clcnn_status copy_nodes(clcnn_train_plan *p, const clcnn_graph *g) {
 
 clcnn_status clcnn_train_plan_create(clcnn_device *dev, clcnn_graph *g, int batch,
                                      const clcnn_train_options *opts, clcnn_train_plan **out) {
+    return cc_train_plan_create_ex(dev, g, batch, opts, NULL, 0, out);
+}
+
+clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batch,
+                                     const clcnn_train_options *opts, const clcnn_train_plan *like,
+                                     int overwrite, clcnn_train_plan **out) {
     CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_create: out is NULL");
     *out = NULL;
     CC_TRY(cc_plan_check_args(dev, g, batch, "clcnn_train_plan_create"));
@@ -189,6 +229,7 @@ clcnn_status clcnn_train_plan_create(clcnn_device *dev, clcnn_graph *g, int batc
     p->dev = dev;
     p->batch = batch;
     if (opts) p->opts = *opts;
+    p->overwrite = overwrite;
     p->nvals = g->nvals;
     p->nnodes = g->nnodes;
     p->ninputs = clcnn_graph_num_inputs(g);
@@ -212,7 +253,7 @@ clcnn_status clcnn_train_plan_create(clcnn_device *dev, clcnn_graph *g, int batc
                         "clcnn_train_plan_create: output '%s' is not a float node output",
                         g->vals[v].name);
     }
-    if (s == CLCNN_OK) s = make_arenas(p, g);
+    if (s == CLCNN_OK) s = make_arenas(p, g, like);
     /* activations: one buffer each; views get their tensors per forward */
     for (int v = 0; s == CLCNN_OK && v < p->nvals; v++)
         if (p->vals[v].kind == CC_TV_ACT) s = new_like(p, &p->vals[v], &p->vals[v].t);
@@ -257,6 +298,7 @@ void clcnn_train_plan_free(clcnn_train_plan *p) {
     for (int i = 0; i < p->nparams; i++)
         free(p->params[i].name);
     clcnn_tensor_free(p->trained);
+    clcnn_tensor_free(p->state);
     clcnn_tensor_free(p->arena);
     clcnn_tensor_free(p->grad_arena);
     free(p->params);
@@ -347,7 +389,9 @@ clcnn_status clcnn_train_plan_backward(clcnn_train_plan *p, const clcnn_tensor *
                            i, clcnn_tensor_shape_str(output_grads[i], a, sizeof a),
                            clcnn_tensor_shape_str(tv->t, b, sizeof b));
         }
-        CC_TRY(clcnn_tensor_copy(tv->g, output_grads[i]));
+        /* a caller that computed the gradient in place (lib/nn's loss) needs no copy */
+        if (output_grads[i]->storage != tv->g->storage || output_grads[i]->offset != tv->g->offset)
+            CC_TRY(clcnn_tensor_copy(tv->g, output_grads[i]));
     }
     for (int i = p->nnodes - 1; i >= 0; i--) {
         cc_tnode *n = &p->nodes[i];
@@ -385,6 +429,18 @@ clcnn_tensor *clcnn_train_plan_params(const clcnn_train_plan *p) {
 
 clcnn_tensor *clcnn_train_plan_grads(const clcnn_train_plan *p) {
     return p ? p->grad_arena : NULL;
+}
+
+clcnn_tensor *clcnn_train_plan_state(const clcnn_train_plan *p) {
+    return p ? p->state : NULL;
+}
+
+size_t clcnn_train_plan_param_offset(const clcnn_train_plan *p, int i) {
+    return p && i >= 0 && i < p->nparams ? p->params[i].offset : 0;
+}
+
+void clcnn_train_plan_set_forward_count(clcnn_train_plan *p, uint64_t count) {
+    if (p) p->forwards = count - 1; /* the forward adds one before drawing */
 }
 
 static const cc_tparam *find_param(const clcnn_train_plan *p, const char *name) {

@@ -44,6 +44,7 @@ typedef struct cc_tnode {
     clcnn_conv_algo conv_algo[CLCNN_CONV_PASS_COUNT]; /* Conv: each pass's, fixed at create */
     clcnn_pool2d_desc pool;
     float ratio;                 /* Dropout (0: a copy) */
+    float bn_momentum;           /* BatchNormalization: the batch's share (PyTorch's) */
     int linear;                  /* Gemm as PyTorch's Linear: clcnn_linear_* */
     cc_copy_nd fwd_map, bwd_map; /* Transpose, Slice, Pad: the gather and its way back */
     int map_fill;                /* Slice: dx is 0 where the slice does not read */
@@ -80,11 +81,22 @@ struct clcnn_train_plan {
     cc_tparam *params;
     clcnn_tensor *arena, *grad_arena;
     clcnn_tensor *trained; /* the arena's first numel(grad_arena) elements */
+    clcnn_tensor *state;   /* the rest of the arena (NULL when there is no state) */
     int forwarded;
     int conv_measured; /* convolution passes Find measured at creation */
     cc_conv_list convs;
     uint64_t forwards; /* forwards run: the step of Dropout's counter-based masks */
+    int overwrite;     /* a parameter's first contribution overwrites its gradient */
 };
+
+/* For lib/nn's nets: clcnn_train_plan_create, and when like is not NULL (a plan of the same
+ * graph at another batch size) the parameter and gradient arenas are views of like's, values
+ * kept (g's initializers are not uploaded). overwrite: backward writes each parameter's
+ * gradient (its first contribution overwrites, later ones add) instead of adding to the
+ * arena, so no clcnn_train_plan_zero_grad is needed between steps. */
+clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batch,
+                                     const clcnn_train_options *opts, const clcnn_train_plan *like,
+                                     int overwrite, clcnn_train_plan **out);
 
 /* lib/exec/train_ops.c: whether op has a training forward and backward, which input slots
  * receive a gradient, preparation (scratch, descriptors; CLCNN_ERR_UNSUPPORTED naming the

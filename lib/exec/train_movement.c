@@ -137,15 +137,23 @@ static clcnn_status prepare_view(clcnn_train_plan *p, const clcnn_graph *g, cc_t
     return CLCNN_OK;
 }
 
+/* The view of the last forward stays while x is in the same place (the view holds x's
+ * storage, so an equal storage is the same buffer). */
 static clcnn_status view_forward(clcnn_train_plan *p, cc_tnode *n) {
     cc_tval *y = &p->vals[n->out[0]];
+    const clcnn_tensor *x = T(n->in[0]);
+    if (y->t && y->t->storage == x->storage && y->t->offset == x->offset) return CLCNN_OK;
     clcnn_tensor_free(y->t);
     y->t = NULL;
-    return clcnn_tensor_view(T(n->in[0]), y->ndim, y->shape, &y->t);
+    return clcnn_tensor_view(x, y->ndim, y->shape, &y->t);
 }
 
+/* The gradient reshaped: nothing to do where the view's gradient is a view of dst
+ * (train.c's alias_view_grad). */
 static clcnn_status view_backward(clcnn_train_plan *p, cc_tnode *n) {
-    return clcnn_tensor_copy(n->dst[0], G(n->out[0])); /* the gradient reshaped */
+    const clcnn_tensor *dy = G(n->out[0]);
+    if (dy->storage == n->dst[0]->storage && dy->offset == n->dst[0]->offset) return CLCNN_OK;
+    return clcnn_tensor_copy(n->dst[0], dy);
 }
 
 /* The ratio from the attribute or a float initializer (opset 12); a training_mode
@@ -175,9 +183,18 @@ static clcnn_status prepare_dropout(clcnn_train_plan *p, const clcnn_graph *g, c
     return cc_tr_like(p, n->in[0], &n->save[0]);
 }
 
+/* The seed mixed with the node's index (splitmix64): two Dropout nodes of one shape draw
+ * different masks at the same step. */
+static unsigned long long dropout_key(const clcnn_train_plan *p, const cc_tnode *n) {
+    uint64_t z = p->opts.seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(n->node + 1);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (unsigned long long)(z ^ (z >> 31));
+}
+
 static clcnn_status dropout_forward(clcnn_train_plan *p, cc_tnode *n) {
     if (!n->save[0]) return clcnn_tensor_copy(T(n->out[0]), T(n->in[0]));
-    return clcnn_dropout_forward(p->dev, n->ratio, p->opts.seed, p->forwards, T(n->in[0]),
+    return clcnn_dropout_forward(p->dev, n->ratio, dropout_key(p, n), p->forwards, T(n->in[0]),
                                  T(n->out[0]), n->save[0]);
 }
 

@@ -178,6 +178,20 @@ static clcnn_status prepare_pool(clcnn_train_plan *p, const clcnn_graph *g, cc_t
     return prepare_pool_padded(p, n);
 }
 
+/* PyTorch's momentum (the batch's share of the running statistics) from ONNX's m, as the
+ * shortest decimal that gives m back: a builder's (or PyTorch's) 0.1 is stored as
+ * m = 1 - 0.1 = 0.9f, and 1 - 0.9f is 0.10000002f, not the 0.1f the net was made with. */
+static float pytorch_momentum(float m) {
+    float exact = 1.0f - m;
+    for (int digits = 1; digits <= 9; digits++) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)exact);
+        float f = strtof(buf, NULL);
+        if (1.0f - f == m) return f;
+    }
+    return exact;
+}
+
 static clcnn_status prepare_batchnorm(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
                                       const cc_gnode *gn) {
     int nd = p->vals[n->in[0]].ndim;
@@ -186,6 +200,7 @@ static clcnn_status prepare_batchnorm(clcnn_train_plan *p, const clcnn_graph *g,
         if (g->vals[n->in[j]].kind != CC_VAL_INIT || g->vals[n->in[j]].dtype != CLCNN_F32)
             return cc_tr_unsupported(gn,
                                      "scale, bias, mean and variance must be float initializers");
+    n->bn_momentum = pytorch_momentum(n->a.momentum);
     size_t c = p->vals[n->in[0]].shape[1];
     CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &c, &n->save[0]));
     return clcnn_tensor_create(p->dev, CLCNN_F32, 1, &c, &n->save[1]);
@@ -303,11 +318,12 @@ static clcnn_status conv_forward(clcnn_train_plan *p, cc_tnode *n) {
                                 T(n->out[0]), CLCNN_ACT_NONE);
 }
 
-/* ONNX's momentum m: running = m running + (1 - m) batch; the primitive takes 1 - m. */
+/* ONNX's momentum m: running = m running + (1 - m) batch; the primitive takes 1 - m as
+ * PyTorch's momentum (prepare_batchnorm). */
 static clcnn_status bn_forward(clcnn_train_plan *p, cc_tnode *n) {
     return clcnn_batchnorm_forward_train(p->dev, T(n->in[0]), T(n->in[1]), T(n->in[2]), T(n->in[3]),
-                                         T(n->in[4]), 1.0f - n->a.momentum, n->a.epsilon,
-                                         T(n->out[0]), n->save[0], n->save[1]);
+                                         T(n->in[4]), n->bn_momentum, n->a.epsilon, T(n->out[0]),
+                                         n->save[0], n->save[1]);
 }
 
 static clcnn_status bn_backward(clcnn_train_plan *p, cc_tnode *n) {

@@ -45,7 +45,7 @@
 
 #define CK_MAX_HEADER ((uint64_t)100 << 20) /* 100 MiB of JSON is surely not a checkpoint */
 #define CK_MAX_RANK 8
-#define CK_NAME_CAP 96
+#define CK_NAME_CAP 512
 
 /* ---- byte order ------------------------------------------------------------------------ */
 
@@ -386,7 +386,7 @@ static clcnn_status claim_optimizer(ck_file *ck, const clcnn_optimizer *opt, int
                  "checkpoint '%s': metadata 'optim.step' is missing or out of range", ck->path);
     char name[CK_NAME_CAP];
     for (int i = 0; i < opt->n; i++) {
-        const char *pn = opt->params[i]->name;
+        const char *pn = cc_optim_param_name(opt, i);
         if (opt->cfg.kind == CLCNN_OPTIM_ADAM) {
             snprintf(name, sizeof name, "optim.%s.m", pn);
             CC_TRY(claim(ck, name, opt->slot1[i], "Adam first moment"));
@@ -401,23 +401,29 @@ static clcnn_status claim_optimizer(ck_file *ck, const clcnn_optimizer *opt, int
     return CLCNN_OK;
 }
 
-/* PyTorch's batchnorm counter: accepted and ignored (clcnn does not use it). */
+/* PyTorch's batchnorm counter ("<prefix>.num_batches_tracked", I64, one element, beside a
+ * "<prefix>.running_mean" of the net): accepted and ignored (clcnn does not use it). */
 static int is_bn_counter(const clcnn_net *net, const ck_entry *e) {
-    int idx = -1, pos = 0;
-    if (sscanf(e->name, "layers.%d.num_batches_tracked%n", &idx, &pos) != 1 ||
-        e->name[pos] != '\0' || idx < 0 || idx >= net->nlayers)
+    static const char suffix[] = ".num_batches_tracked";
+    size_t len = strlen(e->name), sl = sizeof suffix - 1;
+    if (len <= sl || strcmp(e->name + len - sl, suffix) != 0 || strcmp(e->dtype, "I64") != 0)
         return 0;
     uint64_t numel = 1;
     for (int i = 0; i < e->ndim; i++)
         numel *= e->shape[i];
-    return strcmp(net->layers[idx]->kind, "batchnorm") == 0 && strcmp(e->dtype, "I64") == 0 &&
-           numel == 1;
+    if (numel != 1) return 0;
+    char mean[CK_NAME_CAP];
+    snprintf(mean, sizeof mean, "%.*s.running_mean", (int)(len - sl), e->name);
+    for (int i = 0; i < cc_net_num_params(net); i++)
+        if (!strcmp(cc_net_param(net, i)->name, mean)) return 1;
+    return 0;
 }
 
 clcnn_status clcnn_checkpoint_load(clcnn_net *net, clcnn_optimizer *opt, const char *path) {
     CC_RETURN_IF(!net || !path, CLCNN_ERR_INVALID_ARG, "clcnn_checkpoint_load: NULL argument");
     CC_RETURN_IF(opt && opt->net != net, CLCNN_ERR_INVALID_ARG,
                  "clcnn_checkpoint_load: the optimizer belongs to another net");
+    CC_TRY(cc_net_bind(net));
     ck_file ck;
     CC_TRY(ck_open(path, &ck));
     clcnn_status s = CLCNN_OK;
@@ -497,8 +503,9 @@ clcnn_status clcnn_checkpoint_load(clcnn_net *net, clcnn_optimizer *opt, const c
     }
     if (opt) opt->t = opt_t;
     if (has_seed) net->seed = seed;
-    if (has_step) net->dropout_step = step;
+    if (has_step) net->forwards = step;
     net->fwd_valid = 0;
+    net->version++;
 done:
     free(data);
     ck_close(&ck);
@@ -592,7 +599,7 @@ static clcnn_status build_header(const clcnn_net *net, const clcnn_optimizer *op
         bad |= json_put(meta, "format", json_string("pt")) != 0;
     snprintf(num, sizeof num, "%" PRIu64, net->seed);
     bad |= json_put(meta, "clcnn.seed", json_string(num)) != 0;
-    snprintf(num, sizeof num, "%" PRIu64, net->dropout_step);
+    snprintf(num, sizeof num, "%" PRIu64, net->forwards);
     bad |= json_put(meta, "clcnn.step", json_string(num)) != 0;
     if (opt) {
         bad |= json_put(meta, "optim.kind", json_string(optim_kind_name(opt->cfg.kind))) != 0;
@@ -651,6 +658,7 @@ clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *
     }
 
     /* The tensors, in order: parameters, then optimizer slots. */
+    CC_TRY(cc_net_bind((clcnn_net *)net));
     int np = cc_net_num_params(net);
     int cap = np + (opt ? 2 * opt->n : 0);
     ck_out *outs = calloc(cap ? (size_t)cap : 1, sizeof *outs);
@@ -662,7 +670,7 @@ clcnn_status clcnn_checkpoint_save(const clcnn_net *net, const clcnn_optimizer *
         outs[n++].t = p->value;
     }
     for (int i = 0; opt && i < opt->n; i++) {
-        const char *pn = opt->params[i]->name;
+        const char *pn = cc_optim_param_name(opt, i);
         if (opt->cfg.kind == CLCNN_OPTIM_ADAM) {
             snprintf(outs[n].name, CK_NAME_CAP, "optim.%s.m", pn);
             outs[n++].t = opt->slot1[i];

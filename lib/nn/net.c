@@ -1,34 +1,64 @@
-/* The sequential network: builders, layer and parameter queries, initialisation,
- * forward, backward and the classification loss step.
+/* The net: a graph bound to a device for training. Builders, layer and parameter queries,
+ * initialisation, forward, backward and the classification loss step.
  *
- * Layer i reads layer i-1's output (layer 0 the caller's x) and keeps its own output for
- * layer i+1 and for its backward pass. Backward walks the layers in reverse, feeding
- * each layer's input gradient to the one before; it stops at the first layer that has
- * parameters, since nothing below it needs a gradient.
- *
- * Residual blocks keep the layer array flat: the layer closing a block (kind "residual")
- * also reads the block input, the output of the layer before the block's first. Backward
- * through it hands dy to the branch unchanged and keeps the shortcut's gradient; when the
- * walk has passed the branch's first layer, the two are added (cc_residual_join) and the
- * sum goes on down. */
+ * The builders (and the zoo through them) append graph nodes (lib/nn/net_graph.c);
+ * clcnn_net_from_graph takes any graph. Training forward and backward run the graph's
+ * training plan (lib/exec/train.c) for the batch at hand: a batch size other than the
+ * plan's makes a new plan on the same parameter and gradient arenas. Evaluation runs an
+ * inference plan (batch norm folded, fused epilogues) made from the current parameters and
+ * remade when they or the batch size changed. */
+#include "exec/train_internal.h"
+#include "graph/graph_internal.h"
 #include "nn_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+static void free_views(clcnn_net *net) {
+    for (int i = 0; i < net->nparams; i++) {
+        clcnn_tensor_free(net->params[i].value);
+        clcnn_tensor_free(net->params[i].grad);
+        free(net->params[i].name);
+    }
+    free(net->params);
+    net->params = NULL;
+    net->nparams = net->ntrain = 0;
+    clcnn_tensor_free(net->arena);
+    clcnn_tensor_free(net->grad_arena);
+    clcnn_tensor_free(net->trained);
+    net->arena = net->grad_arena = net->trained = NULL;
+}
+
+static void drop_plans(clcnn_net *net) {
+    clcnn_train_plan_free(net->tp);
+    clcnn_plan_free(net->ip);
+    net->tp = NULL;
+    net->ip = NULL;
+    net->tp_batch = net->ip_batch = 0;
+    net->fwd_valid = 0;
+}
+
+static clcnn_status net_alloc(clcnn_device *dev, clcnn_net **out) {
+    clcnn_net *net = calloc(1, sizeof *net);
+    CC_RETURN_IF(!net, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
+    net->dev = dev;
+    net->training = 1;
+    net->in_rank = 4;
+    *out = net;
+    return CLCNN_OK;
+}
+
 clcnn_status clcnn_net_create(clcnn_device *dev, int c, int h, int w, clcnn_net **out) {
     CC_RETURN_IF(!dev || !out, CLCNN_ERR_INVALID_ARG, "clcnn_net_create: NULL argument");
     *out = NULL;
     CC_RETURN_IF(c < 1 || h < 1 || w < 1, CLCNN_ERR_SHAPE,
                  "clcnn_net_create: sample shape %dx%dx%d must be positive", c, h, w);
-    clcnn_net *net = calloc(1, sizeof *net);
-    CC_RETURN_IF(!net, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
-    net->dev = dev;
+    clcnn_net *net = NULL;
+    CC_TRY(net_alloc(dev, &net));
     net->c = c;
     net->h = h;
     net->w = w;
-    net->training = 1;
     clcnn_status s = cc_net_graph_begin(net);
     if (s != CLCNN_OK) {
         clcnn_net_free(net);
@@ -40,40 +70,131 @@ clcnn_status clcnn_net_create(clcnn_device *dev, int c, int h, int w, clcnn_net 
 
 void clcnn_net_free(clcnn_net *net) {
     if (!net) return;
-    for (int i = 0; i < net->nlayers; i++) {
-        cc_layer_release(net->layers[i]);
-        free(net->layers[i]);
-    }
+    drop_plans(net);
+    free_views(net);
     free(net->layers);
     clcnn_graph_free(net->graph);
     clcnn_tensor_free(net->xview);
+    clcnn_tensor_free(net->yview);
     clcnn_tensor_free(net->loss);
     clcnn_tensor_free(net->dlogits);
-    clcnn_tensor_free(net->logits2d);
     free(net->host_logits);
     free(net->host_labels);
     free(net);
 }
 
-/* A fresh layer reading the current last output; NULL when out of memory. */
+/* ---- binding: the parameters on the device ------------------------------------------------ */
+
+static int cmp_by_value(const void *a, const void *b) {
+    const cc_tparam *x = *(const cc_tparam *const *)a, *y = *(const cc_tparam *const *)b;
+    return (x->value > y->value) - (x->value < y->value);
+}
+
+/* The net's views of tp's arenas and parameters, in the graph's initializer order. */
+static clcnn_status make_views(clcnn_net *net, const clcnn_train_plan *tp) {
+    int np = tp->nparams;
+    const cc_tparam **order = calloc((size_t)np + 1, sizeof *order);
+    net->params = calloc((size_t)np + 1, sizeof *net->params);
+    if (!order || !net->params) {
+        free(order);
+        return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
+    }
+    for (int i = 0; i < np; i++)
+        order[i] = &tp->params[i];
+    qsort(order, (size_t)np, sizeof *order, cmp_by_value);
+    clcnn_status s = clcnn_tensor_view(tp->arena, 1, tp->arena->shape, &net->arena);
+    if (s == CLCNN_OK)
+        s = clcnn_tensor_view(tp->grad_arena, 1, tp->grad_arena->shape, &net->grad_arena);
+    if (s == CLCNN_OK) s = clcnn_tensor_view(tp->trained, 1, tp->trained->shape, &net->trained);
+    for (int i = 0; s == CLCNN_OK && i < np; i++) {
+        const cc_tparam *q = order[i];
+        const cc_tval *tv = &tp->vals[q->value];
+        cc_param *p = &net->params[i];
+        net->nparams = i + 1;
+        p->name = strdup(q->name);
+        if (!p->name) {
+            s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
+            break;
+        }
+        p->train = (int)(q - tp->params) < tp->ntrain ? (int)(q - tp->params) : -1;
+        cc_net_param_role(net->graph, q->name, &p->role, &p->fan_in, &p->fan_out);
+        s = clcnn_tensor_view(tv->t, tv->ndim, tv->shape, &p->value);
+        if (s == CLCNN_OK && tv->g) s = clcnn_tensor_view(tv->g, tv->ndim, tv->shape, &p->grad);
+    }
+    net->ntrain = tp->ntrain;
+    free(order);
+    return s;
+}
+
+/* The training plan for batch n (made on the arenas of the plan there is, if any). */
+static clcnn_status train_plan_for(clcnn_net *net, int n) {
+    if (net->tp && net->tp_batch == n) return CLCNN_OK;
+    clcnn_train_options o = {.input_grads = 0, .conv_algo = CLCNN_CONV_AUTO, .seed = net->seed};
+    clcnn_train_plan *tp = NULL;
+    CC_TRY(cc_train_plan_create_ex(net->dev, net->graph, n, &o, net->tp, 1, &tp));
+    if (!net->params) {
+        clcnn_status s = make_views(net, tp);
+        if (s != CLCNN_OK) {
+            free_views(net);
+            clcnn_train_plan_free(tp);
+            return s;
+        }
+    }
+    clcnn_train_plan_free(net->tp);
+    net->tp = tp;
+    net->tp_batch = n;
+    return CLCNN_OK;
+}
+
+clcnn_status cc_net_bind(clcnn_net *net) {
+    if (net->params) return CLCNN_OK;
+    CC_RETURN_IF(!net->from_graph && net->nlayers == 0, CLCNN_ERR_INVALID_ARG,
+                 "the net has no layers");
+    return train_plan_for(net, 1); /* an open residual block: its branch so far */
+}
+
+clcnn_status cc_net_unbind(clcnn_net *net) {
+    if (!net->params) return CLCNN_OK;
+    CC_TRY(clcnn_train_plan_to_graph(net->tp, net->graph));
+    drop_plans(net);
+    free_views(net);
+    net->version++;
+    return CLCNN_OK;
+}
+
+int cc_net_num_params(const clcnn_net *net) {
+    if (!net || cc_net_bind((clcnn_net *)net) != CLCNN_OK) return 0;
+    return net->nparams;
+}
+
+cc_param *cc_net_param(const clcnn_net *net, int i) {
+    if (!net || cc_net_bind((clcnn_net *)net) != CLCNN_OK || i < 0 || i >= net->nparams)
+        return NULL;
+    return &net->params[i];
+}
+
+/* ---- builders ------------------------------------------------------------------------- */
+
+/* A fresh layer record reading the current last output; NULL when out of memory. */
 static cc_layer *new_layer(clcnn_net *net) {
     if (net->nlayers == net->cap) {
         int cap = net->cap ? 2 * net->cap : 8;
-        cc_layer **grown = realloc(net->layers, (size_t)cap * sizeof *grown);
+        cc_layer *grown = realloc(net->layers, (size_t)cap * sizeof *grown);
         if (!grown) return NULL;
         net->layers = grown;
         net->cap = cap;
     }
-    cc_layer *l = calloc(1, sizeof *l);
-    if (!l) return NULL;
+    cc_layer *l = &net->layers[net->nlayers];
+    memset(l, 0, sizeof *l);
     l->index = net->nlayers;
+    l->res_from = -1;
     if (net->nlayers == 0) {
         l->in_c = net->c;
         l->in_h = net->h;
         l->in_w = net->w;
         l->in_rank = 4;
     } else {
-        const cc_layer *prev = net->layers[net->nlayers - 1];
+        const cc_layer *prev = &net->layers[net->nlayers - 1];
         l->in_c = prev->out_c;
         l->in_h = prev->out_h;
         l->in_w = prev->out_w;
@@ -82,64 +203,68 @@ static cc_layer *new_layer(clcnn_net *net) {
     return l;
 }
 
-/* Append l when the constructor succeeded, else drop it; the net is unchanged then. */
+/* Append l when the constructor succeeded: its graph nodes, after the parameters so far
+ * went back into the graph. The net is unchanged on failure. */
 static clcnn_status finish_layer(clcnn_net *net, cc_layer *l, clcnn_status s) {
+    if (s == CLCNN_OK) s = cc_net_unbind(net);
     if (s == CLCNN_OK) s = cc_net_graph_layer(net, l);
-    if (s != CLCNN_OK) {
-        cc_layer_release(l);
-        free(l);
-        return s;
-    }
-    net->layers[net->nlayers++] = l;
+    if (s != CLCNN_OK) return s;
+    net->nlayers++;
     net->fwd_valid = 0;
     return CLCNN_OK;
 }
 
 #define NEW_LAYER_OR_FAIL(net, l, what)                                                            \
     CC_RETURN_IF(!(net), CLCNN_ERR_INVALID_ARG, "%s: net is NULL", what);                          \
+    CC_RETURN_IF((net)->from_graph, CLCNN_ERR_INVALID_ARG,                                         \
+                 "%s: the net was made from a graph (clcnn_net_from_graph); add nodes to the "     \
+                 "graph instead",                                                                  \
+                 what);                                                                            \
     cc_layer *l = new_layer(net);                                                                  \
     CC_RETURN_IF(!l, CLCNN_ERR_OUT_OF_MEMORY, "%s: out of host memory", what)
 
 clcnn_status clcnn_net_add_conv2d(clcnn_net *net, int k, int r, int s, const clcnn_conv2d_desc *d,
                                   int bias) {
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_conv2d");
-    return finish_layer(net, l, cc_layer_conv2d(net, l, k, r, s, d, bias));
+    return finish_layer(net, l, cc_layer_conv2d(l, k, r, s, d, bias));
 }
 
 clcnn_status clcnn_net_add_activation(clcnn_net *net, clcnn_activation act, float alpha) {
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_activation");
-    return finish_layer(net, l, cc_layer_activation(net, l, act, alpha));
+    return finish_layer(net, l, cc_layer_activation(l, act, alpha));
 }
 
 clcnn_status clcnn_net_add_pool2d(clcnn_net *net, const clcnn_pool2d_desc *d) {
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_pool2d");
-    return finish_layer(net, l, cc_layer_pool2d(net, l, d));
+    return finish_layer(net, l, cc_layer_pool2d(l, d));
 }
 
 clcnn_status clcnn_net_add_batchnorm(clcnn_net *net, float momentum, float eps) {
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_batchnorm");
-    return finish_layer(net, l, cc_layer_batchnorm(net, l, momentum, eps));
+    return finish_layer(net, l, cc_layer_batchnorm(l, momentum, eps));
 }
 
 clcnn_status clcnn_net_add_dropout(clcnn_net *net, float p) {
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_dropout");
-    return finish_layer(net, l, cc_layer_dropout(net, l, p));
+    return finish_layer(net, l, cc_layer_dropout(l, p));
 }
 
 clcnn_status clcnn_net_add_flatten(clcnn_net *net) {
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_flatten");
-    return finish_layer(net, l, cc_layer_flatten(net, l));
+    return finish_layer(net, l, cc_layer_flatten(l));
 }
 
 clcnn_status clcnn_net_add_linear(clcnn_net *net, int out_features, int bias) {
     NEW_LAYER_OR_FAIL(net, l, "clcnn_net_add_linear");
-    return finish_layer(net, l, cc_layer_linear(net, l, out_features, bias));
+    return finish_layer(net, l, cc_layer_linear(l, out_features, bias));
 }
 
-/* A residual block's branch is every layer added between begin and end; the layer that
- * end appends reads the branch output and the block input (see layers.c). */
+/* A residual block's branch is every layer added between begin and end; end appends the
+ * shortcut and an Add reading the branch output and the block input (net_graph.c). */
 clcnn_status clcnn_net_add_residual_begin(clcnn_net *net) {
     CC_RETURN_IF(!net, CLCNN_ERR_INVALID_ARG, "clcnn_net_add_residual_begin: net is NULL");
+    CC_RETURN_IF(net->from_graph, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_add_residual_begin: the net was made from a graph");
     CC_RETURN_IF(net->res_depth == CC_RES_MAX_DEPTH, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_add_residual_begin: %d residual blocks are open; they nest %d deep "
                  "at most",
@@ -167,25 +292,100 @@ clcnn_status clcnn_net_add_residual_end(clcnn_net *net, const clcnn_residual_des
     return CLCNN_OK;
 }
 
+/* ---- from a graph ---------------------------------------------------------------------- */
+
+clcnn_status clcnn_net_from_graph(clcnn_device *dev, const clcnn_graph *g, clcnn_net **out) {
+    CC_RETURN_IF(!dev || !g || !out, CLCNN_ERR_INVALID_ARG, "clcnn_net_from_graph: NULL argument");
+    *out = NULL;
+    clcnn_graph *copy = NULL;
+    CC_TRY(cc_graph_clone(g, &copy));
+    clcnn_status s = clcnn_graph_check(copy);
+    int nd = 0;
+    int64_t d[CLCNN_GRAPH_MAX_DIMS];
+    const char *in = clcnn_graph_input_name(copy, 0);
+    if (s == CLCNN_OK && (clcnn_graph_num_inputs(copy) != 1 || clcnn_graph_num_outputs(copy) != 1))
+        s = cc_fail(CLCNN_ERR_UNSUPPORTED,
+                    "clcnn_net_from_graph: the graph has %d inputs and %d outputs; a net takes "
+                    "one input batch and gives one output",
+                    clcnn_graph_num_inputs(copy), clcnn_graph_num_outputs(copy));
+    if (s == CLCNN_OK) s = clcnn_graph_value_shape(copy, in, &nd, d);
+    if (s == CLCNN_OK && !((nd == 4 || nd == 2) && d[0] == CLCNN_GRAPH_BATCH)) {
+        char b[96];
+        s = cc_fail(CLCNN_ERR_UNSUPPORTED,
+                    "clcnn_net_from_graph: input '%s' is %s; a net takes (N, c, h, w) or "
+                    "(N, features) with a symbolic batch N",
+                    in, cc_graph_shape_str(d, nd, b, sizeof b));
+    }
+    clcnn_net *net = NULL;
+    if (s == CLCNN_OK) s = net_alloc(dev, &net);
+    if (s != CLCNN_OK) {
+        clcnn_graph_free(copy);
+        return s;
+    }
+    net->graph = copy;
+    net->from_graph = 1;
+    net->in_rank = nd;
+    net->c = (int)d[1];
+    net->h = nd == 4 ? (int)d[2] : 1;
+    net->w = nd == 4 ? (int)d[3] : 1;
+    *out = net;
+    return CLCNN_OK;
+}
+
 /* ---- queries ------------------------------------------------------------------------ */
 
 int clcnn_net_num_layers(const clcnn_net *net) {
-    return net ? net->nlayers : 0;
+    if (!net) return 0;
+    return net->from_graph ? clcnn_graph_num_nodes(net->graph) : net->nlayers;
+}
+
+static int trainable_role(cc_param_role r) {
+    return r == CC_PARAM_WEIGHT || r == CC_PARAM_BIAS || r == CC_PARAM_GAMMA || r == CC_PARAM_BETA;
 }
 
 static size_t layer_trainable(const cc_layer *l) {
     size_t n = 0;
-    for (int i = 0; i < l->nparams; i++)
-        if (l->params[i].grad) n += l->params[i].value->numel;
+    for (int i = 0; i < l->nparams; i++) {
+        if (!trainable_role(l->params[i].role)) continue;
+        size_t e = 1;
+        for (int d = 0; d < l->params[i].ndim; d++)
+            e *= l->params[i].shape[d];
+        n += e;
+    }
     return n;
+}
+
+/* Layer i of a net made from a graph: node i in topological order. */
+static clcnn_status node_layer_info(const clcnn_net *net, int i, clcnn_layer_info *out) {
+    clcnn_node_info ni;
+    CC_TRY(clcnn_graph_node_info(net->graph, i, &ni));
+    snprintf(out->kind, sizeof out->kind, "%s", ni.op_type);
+    snprintf(out->desc, sizeof out->desc, "%s", ni.desc);
+    int64_t d[CLCNN_GRAPH_MAX_DIMS];
+    int nd = 0;
+    out->out_c = ni.ndim > 1 ? (int)ni.dims[1] : 1;
+    out->out_h = ni.ndim > 2 ? (int)ni.dims[2] : 1;
+    out->out_w = ni.ndim > 3 ? (int)ni.dims[3] : 1;
+    if (ni.n_in > 0 && ni.inputs[0][0] &&
+        clcnn_graph_value_shape(net->graph, ni.inputs[0], &nd, d) == CLCNN_OK) {
+        out->in_c = nd > 1 ? (int)d[1] : 1;
+        out->in_h = nd > 2 ? (int)d[2] : 1;
+        out->in_w = nd > 3 ? (int)d[3] : 1;
+    }
+    out->params = ni.params;
+    out->flops = ni.flops;
+    out->block_start = -1;
+    return CLCNN_OK;
 }
 
 clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info *out) {
     CC_RETURN_IF(!net || !out, CLCNN_ERR_INVALID_ARG, "clcnn_net_layer_info: NULL argument");
-    CC_RETURN_IF(i < 0 || i >= net->nlayers, CLCNN_ERR_INVALID_ARG,
-                 "clcnn_net_layer_info: layer %d of a net with %d layers", i, net->nlayers);
-    const cc_layer *l = net->layers[i];
+    int nl = clcnn_net_num_layers(net);
+    CC_RETURN_IF(i < 0 || i >= nl, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_layer_info: layer %d of a net with %d layers", i, nl);
     memset(out, 0, sizeof *out);
+    if (net->from_graph) return node_layer_info(net, i, out);
+    const cc_layer *l = &net->layers[i];
     snprintf(out->kind, sizeof out->kind, "%s", l->kind);
     snprintf(out->desc, sizeof out->desc, "%s", l->desc);
     out->out_c = l->out_c;
@@ -195,35 +395,31 @@ clcnn_status clcnn_net_layer_info(const clcnn_net *net, int i, clcnn_layer_info 
     out->in_c = l->in_c;
     out->in_h = l->in_h;
     out->in_w = l->in_w;
-    out->block_start = l->res_block ? l->res_from : -1;
+    out->block_start = l->res_from;
     /* weights numel x output positions: (k, c/g, r, s) per (p, q), (out, in) once */
     if (l->nparams && l->params[0].role == CC_PARAM_WEIGHT) {
-        double positions = l->params[0].value->ndim == 4 ? (double)l->out_h * l->out_w : 1.0;
-        out->flops = 2.0 * (double)l->params[0].value->numel * positions;
+        const cc_pspec *w = &l->params[0];
+        double numel = 1.0;
+        for (int d = 0; d < w->ndim; d++)
+            numel *= (double)w->shape[d];
+        double positions = w->ndim == 4 ? (double)l->out_h * l->out_w : 1.0;
+        out->flops = 2.0 * numel * positions;
     }
     return CLCNN_OK;
 }
 
 size_t clcnn_net_param_count(const clcnn_net *net) {
     size_t n = 0;
-    for (int i = 0; net && i < net->nlayers; i++)
-        n += layer_trainable(net->layers[i]);
-    return n;
-}
-
-int cc_net_num_params(const clcnn_net *net) {
-    int n = 0;
-    for (int i = 0; net && i < net->nlayers; i++)
-        n += net->layers[i]->nparams;
-    return n;
-}
-
-cc_param *cc_net_param(const clcnn_net *net, int i) {
-    for (int j = 0; net && i >= 0 && j < net->nlayers; j++) {
-        if (i < net->layers[j]->nparams) return &net->layers[j]->params[i];
-        i -= net->layers[j]->nparams;
+    if (net && net->from_graph) {
+        for (int i = 0; i < clcnn_net_num_layers(net); i++) {
+            clcnn_node_info ni;
+            if (clcnn_graph_node_info(net->graph, i, &ni) == CLCNN_OK) n += ni.params;
+        }
+        return n;
     }
-    return NULL;
+    for (int i = 0; net && i < net->nlayers; i++)
+        n += layer_trainable(&net->layers[i]);
+    return n;
 }
 
 int clcnn_net_num_params(const clcnn_net *net) {
@@ -232,12 +428,15 @@ int clcnn_net_num_params(const clcnn_net *net) {
 
 clcnn_status clcnn_net_param(const clcnn_net *net, int i, clcnn_param *out) {
     CC_RETURN_IF(!net || !out, CLCNN_ERR_INVALID_ARG, "clcnn_net_param: NULL argument");
+    CC_TRY(cc_net_bind((clcnn_net *)net));
     cc_param *p = cc_net_param(net, i);
     CC_RETURN_IF(!p, CLCNN_ERR_INVALID_ARG, "clcnn_net_param: parameter %d of a net with %d", i,
-                 cc_net_num_params(net));
+                 net->nparams);
     out->name = p->name;
     out->value = p->value;
     out->grad = p->grad;
+    /* the caller may write through it: the next evaluation remakes its plan */
+    ((clcnn_net *)net)->version++;
     return CLCNN_OK;
 }
 
@@ -261,59 +460,76 @@ static double rng_open01(init_rng *r) {
     return ((double)(rng_next(r) >> 11) + 0.5) / 9007199254740992.0;
 }
 
-clcnn_status clcnn_net_init(clcnn_net *net, clcnn_init init, uint64_t seed) {
-    CC_RETURN_IF(!net, CLCNN_ERR_INVALID_ARG, "clcnn_net_init: net is NULL");
-    CC_RETURN_IF(init != CLCNN_INIT_HE && init != CLCNN_INIT_XAVIER, CLCNN_ERR_INVALID_ARG,
-                 "clcnn_net_init: unknown initialisation %d", (int)init);
-    int np = cc_net_num_params(net);
+/* Draw parameter i's weights (n of them) into host. */
+static void draw_weights(const cc_param *p, int i, clcnn_init init, uint64_t seed, float *host,
+                         size_t n) {
+    init_rng r = {seed ^ (0xD1B54A32D192ED03ULL * (uint64_t)(i + 1))};
+    rng_next(&r);
+    if (init == CLCNN_INIT_HE) {
+        double std = sqrt(2.0 / (double)(p->fan_in ? p->fan_in : 1));
+        for (size_t j = 0; j < n; j += 2) {
+            double rad = sqrt(-2.0 * log(rng_open01(&r))), th = 2.0 * M_PI * rng_open01(&r);
+            host[j] = (float)(std * rad * cos(th));
+            if (j + 1 < n) host[j + 1] = (float)(std * rad * sin(th));
+        }
+    } else {
+        double a = sqrt(6.0 / (double)(p->fan_in + p->fan_out ? p->fan_in + p->fan_out : 1));
+        for (size_t j = 0; j < n; j++)
+            host[j] = (float)(a * (2.0 * rng_open01(&r) - 1.0));
+    }
+}
+
+clcnn_status cc_net_init_params(clcnn_net *net, clcnn_init init, uint64_t seed,
+                                const char *const *only, int n_only) {
+    int np = net->nparams;
     size_t cap = 0;
     float *host = NULL;
-    for (int i = 0; i < np; i++) {
-        cc_param *p = cc_net_param(net, i);
+    clcnn_status s = CLCNN_OK;
+    for (int i = 0; s == CLCNN_OK && i < np; i++) {
+        cc_param *p = &net->params[i];
+        int pick = n_only == 0;
+        for (int k = 0; k < n_only && !pick; k++)
+            pick = !strcmp(only[k], p->name);
+        if (!pick || p->role == CC_PARAM_OTHER) continue;
         if (p->role != CC_PARAM_WEIGHT) {
-            int one = p->role == CC_PARAM_GAMMA || p->role == CC_PARAM_RVAR;
-            CC_TRY(clcnn_tensor_fill(p->value, one ? 1.0f : 0.0f));
+            s = clcnn_tensor_fill(p->value, cc_param_default(p->role));
             continue;
         }
         size_t n = p->value->numel;
         if (n > cap) {
             float *grown = realloc(host, n * sizeof *host);
             if (!grown) {
-                free(host);
-                return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_net_init: out of host memory");
+                s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_net_init: out of host memory");
+                break;
             }
             host = grown;
             cap = n;
         }
-        init_rng r = {seed ^ (0xD1B54A32D192ED03ULL * (uint64_t)(i + 1))};
-        rng_next(&r);
-        if (init == CLCNN_INIT_HE) {
-            double std = sqrt(2.0 / (double)(p->fan_in ? p->fan_in : 1));
-            for (size_t j = 0; j < n; j += 2) {
-                double rad = sqrt(-2.0 * log(rng_open01(&r))), th = 2.0 * M_PI * rng_open01(&r);
-                host[j] = (float)(std * rad * cos(th));
-                if (j + 1 < n) host[j + 1] = (float)(std * rad * sin(th));
-            }
-        } else {
-            double a = sqrt(6.0 / (double)(p->fan_in + p->fan_out ? p->fan_in + p->fan_out : 1));
-            for (size_t j = 0; j < n; j++)
-                host[j] = (float)(a * (2.0 * rng_open01(&r) - 1.0));
-        }
-        clcnn_status s = clcnn_tensor_upload(p->value, host, n * sizeof *host);
-        if (s != CLCNN_OK) {
-            free(host);
-            return s;
-        }
+        draw_weights(p, i, init, seed, host, n);
+        s = clcnn_tensor_upload(p->value, host, n * sizeof *host);
     }
     free(host);
-    for (int i = 0; i < np; i++) {
-        cc_param *p = cc_net_param(net, i);
-        if (p->grad) CC_TRY(clcnn_tensor_fill(p->grad, 0.0f));
-    }
-    net->seed = seed;
-    net->dropout_step = 0;
+    net->version++;
     net->fwd_valid = 0;
+    return s;
+}
+
+clcnn_status clcnn_net_init(clcnn_net *net, clcnn_init init, uint64_t seed) {
+    CC_RETURN_IF(!net, CLCNN_ERR_INVALID_ARG, "clcnn_net_init: net is NULL");
+    CC_RETURN_IF(init != CLCNN_INIT_HE && init != CLCNN_INIT_XAVIER, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_init: unknown initialisation %d", (int)init);
+    CC_TRY(cc_net_bind(net));
+    CC_TRY(cc_net_init_params(net, init, seed, NULL, 0));
+    CC_TRY(clcnn_tensor_fill(net->grad_arena, 0.0f));
+    clcnn_net_set_seed(net, seed);
     return CLCNN_OK;
+}
+
+void clcnn_net_set_seed(clcnn_net *net, uint64_t seed) {
+    if (!net) return;
+    net->seed = seed;
+    net->forwards = 0;
+    net->fwd_valid = 0;
 }
 
 void clcnn_net_set_training(clcnn_net *net, int training) {
@@ -322,17 +538,8 @@ void clcnn_net_set_training(clcnn_net *net, int training) {
 
 /* ---- forward and backward ------------------------------------------------------------- */
 
-clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x, const clcnn_tensor **y) {
-    CC_RETURN_IF(!net || !x || !y, CLCNN_ERR_INVALID_ARG, "clcnn_net_forward: NULL argument");
-    CC_RETURN_IF(net->nlayers == 0, CLCNN_ERR_INVALID_ARG,
-                 "clcnn_net_forward: the net has no "
-                 "layers");
-    CC_RETURN_IF(net->res_depth > 0, CLCNN_ERR_INVALID_ARG,
-                 "clcnn_net_forward: the residual block opened at layer %d is not closed "
-                 "(clcnn_net_add_residual_end)",
-                 net->res_from[net->res_depth > 0 ? net->res_depth - 1 : 0]);
-    CC_TRY(cc_check_tensor(net->dev, x, CLCNN_F32, "clcnn_net_forward", "x"));
-    net->fwd_valid = 0;
+/* x seen with the rank of the graph input: (n, c, h, w), or (n, c) with h = w = 1. */
+static clcnn_status input_view(clcnn_net *net, const clcnn_tensor *x, const clcnn_tensor **in) {
     size_t n = x->shape[0];
     int ok4 = x->ndim == 4 && x->shape[1] == (size_t)net->c && x->shape[2] == (size_t)net->h &&
               x->shape[3] == (size_t)net->w;
@@ -344,36 +551,64 @@ clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x, const clcn
                        "(n, %d, %d, %d)",
                        clcnn_tensor_shape_str(x, a, sizeof a), net->c, net->h, net->w);
     }
-    const clcnn_tensor *in = x;
-    if (ok2) {
-        clcnn_tensor *v = NULL;
-        CC_TRY(clcnn_tensor_view(x, 4, (size_t[]){n, (size_t)net->c, 1, 1}, &v));
-        clcnn_tensor_free(net->xview);
-        net->xview = v;
-        in = v;
+    CC_RETURN_IF(n < 1 || n > 0x7fffffff, CLCNN_ERR_SHAPE, "clcnn_net_forward: batch of %zu", n);
+    if (x->ndim == net->in_rank) {
+        *in = x;
+        return CLCNN_OK;
     }
-    int training = net->training;
-    net->in = in;
-    for (int i = 0; i < net->nlayers; i++) {
-        cc_layer *l = net->layers[i];
-        clcnn_status s = l->vt->forward(net, l, in, training);
-        if (s != CLCNN_OK) return cc_fail_append(s, " (in layer %d, %s %s)", i, l->kind, l->desc);
-        in = l->out;
-    }
-    if (training) net->dropout_step++;
-    net->x = ok2 ? net->xview : x;
-    net->batch = n;
-    net->fwd_valid = 1;
-    net->fwd_training = training;
-    *y = in;
+    clcnn_tensor *v = NULL;
+    size_t shape[4] = {n, (size_t)net->c, 1, 1};
+    CC_TRY(clcnn_tensor_view(x, net->in_rank, shape, &v));
+    clcnn_tensor_free(net->xview);
+    net->xview = v;
+    *in = v;
     return CLCNN_OK;
 }
 
-/* Index of the first layer with parameters (layers before it need no gradient). */
-static int first_param_layer(const clcnn_net *net) {
-    for (int i = 0; i < net->nlayers; i++)
-        if (layer_trainable(net->layers[i])) return i;
-    return net->nlayers;
+/* The inference plan for batch n with the current parameters. */
+static clcnn_status eval_plan_for(clcnn_net *net, int n) {
+    if (net->ip && net->ip_batch == n && net->ip_version == net->version) return CLCNN_OK;
+    clcnn_plan_free(net->ip);
+    net->ip = NULL;
+    CC_TRY(clcnn_train_plan_to_graph(net->tp, net->graph));
+    CC_TRY(clcnn_plan_create(net->dev, net->graph, n, NULL, &net->ip));
+    net->ip_batch = n;
+    net->ip_version = net->version;
+    return CLCNN_OK;
+}
+
+clcnn_status clcnn_net_forward(clcnn_net *net, const clcnn_tensor *x, const clcnn_tensor **y) {
+    CC_RETURN_IF(!net || !x || !y, CLCNN_ERR_INVALID_ARG, "clcnn_net_forward: NULL argument");
+    CC_RETURN_IF(!net->from_graph && net->nlayers == 0, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_forward: the net has no layers");
+    CC_RETURN_IF(net->res_depth > 0, CLCNN_ERR_INVALID_ARG,
+                 "clcnn_net_forward: the residual block opened at layer %d is not closed "
+                 "(clcnn_net_add_residual_end)",
+                 net->res_from[net->res_depth > 0 ? net->res_depth - 1 : 0]);
+    CC_TRY(cc_check_tensor(net->dev, x, CLCNN_F32, "clcnn_net_forward", "x"));
+    net->fwd_valid = 0;
+    const clcnn_tensor *in = NULL;
+    CC_TRY(input_view(net, x, &in));
+    int n = (int)x->shape[0];
+    CC_TRY(cc_net_bind(net));
+    const clcnn_tensor *out = NULL;
+    if (net->training) {
+        CC_TRY(train_plan_for(net, n));
+        net->tp->opts.seed = net->seed;
+        net->tp->forwards = net->forwards;
+        CC_TRY(clcnn_train_plan_forward(net->tp, &in, 1));
+        net->forwards = net->tp->forwards;
+        net->version++; /* batch norm's running statistics moved */
+        out = clcnn_train_plan_output(net->tp, 0);
+    } else {
+        CC_TRY(eval_plan_for(net, n));
+        CC_TRY(clcnn_plan_run(net->ip, &in, 1));
+        out = clcnn_plan_output(net->ip, 0);
+    }
+    net->fwd_valid = 1;
+    net->fwd_training = net->training;
+    *y = out;
+    return CLCNN_OK;
 }
 
 clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy) {
@@ -385,39 +620,14 @@ clcnn_status clcnn_net_backward(clcnn_net *net, const clcnn_tensor *dy) {
                  "clcnn_net_backward: the last forward ran in evaluation mode; backward needs "
                  "a forward in training mode (clcnn_net_set_training(net, 1))");
     CC_TRY(cc_check_tensor(net->dev, dy, CLCNN_F32, "clcnn_net_backward", "dy"));
-    const clcnn_tensor *y = net->layers[net->nlayers - 1]->out;
+    const clcnn_tensor *y = clcnn_train_plan_output(net->tp, 0);
     if (dy->numel != y->numel || dy->shape[0] != y->shape[0]) {
         char a[64], b[64];
         return cc_fail(CLCNN_ERR_SHAPE, "clcnn_net_backward: dy %s does not match the output %s",
                        clcnn_tensor_shape_str(dy, a, sizeof a),
                        clcnn_tensor_shape_str(y, b, sizeof b));
     }
-    int first = first_param_layer(net);
-    net->bwd_first = first;
-    const clcnn_tensor *g = dy;
-    /* residual layers whose branches are being walked, innermost last */
-    cc_layer *blocks[CC_RES_MAX_DEPTH];
-    int depth = 0;
-    for (int i = net->nlayers - 1; i >= first; i--) {
-        cc_layer *l = net->layers[i];
-        const clcnn_tensor *x = i == 0 ? net->x : net->layers[i - 1]->out;
-        clcnn_status s = l->vt->backward(net, l, x, g, i > first);
-        if (s != CLCNN_OK)
-            return cc_fail_append(s, " (backward of layer %d, %s %s)", i, l->kind, l->desc);
-        g = l->dxout;
-        if (l->res_block && depth < CC_RES_MAX_DEPTH) blocks[depth++] = l;
-        /* branches done here meet their shortcuts' gradients, innermost first */
-        while (depth > 0 && blocks[depth - 1]->res_from == i) {
-            cc_layer *block = blocks[--depth];
-            if (i > first) {
-                s = cc_residual_join(net, block, g, &g);
-                if (s != CLCNN_OK)
-                    return cc_fail_append(s, " (backward of layer %d, %s %s)", block->index,
-                                          block->kind, block->desc);
-            }
-        }
-    }
-    return CLCNN_OK;
+    return clcnn_train_plan_backward(net->tp, &dy, 1);
 }
 
 static clcnn_status host_reserve(void **buf, size_t *cap, size_t bytes) {
@@ -429,6 +639,31 @@ static clcnn_status host_reserve(void **buf, size_t *cap, size_t bytes) {
     return CLCNN_OK;
 }
 
+/* *view = t seen as (n, k); the view of the last step while it still sees t's buffer (it
+ * holds that storage, so an equal storage is the same buffer). */
+static clcnn_status view_nk(const clcnn_tensor *t, const size_t nk[2], clcnn_tensor **view) {
+    const clcnn_tensor *v = *view;
+    if (v && v->storage == t->storage && v->offset == t->offset && v->shape[0] == nk[0] &&
+        v->shape[1] == nk[1])
+        return CLCNN_OK;
+    clcnn_tensor *fresh = NULL;
+    CC_TRY(clcnn_tensor_view(t, 2, nk, &fresh));
+    clcnn_tensor_free(*view);
+    *view = fresh;
+    return CLCNN_OK;
+}
+
+/* Class scores per sample of the graph's output: (N, k) or (N, k, 1, 1); 0 otherwise. */
+static size_t num_classes(const clcnn_net *net, char *shape, size_t cap) {
+    int nd = 0;
+    int64_t d[CLCNN_GRAPH_MAX_DIMS];
+    if (clcnn_graph_value_shape(net->graph, clcnn_graph_output_name(net->graph, 0), &nd, d))
+        return 0;
+    cc_graph_shape_str(d, nd, shape, cap);
+    if (nd == 2 || (nd == 4 && d[2] == 1 && d[3] == 1)) return (size_t)d[1];
+    return 0;
+}
+
 clcnn_status clcnn_net_loss_backward(clcnn_net *net, const clcnn_tensor *x,
                                      const clcnn_tensor *labels, float *loss, int *correct) {
     CC_RETURN_IF(!net || !x || !labels, CLCNN_ERR_INVALID_ARG,
@@ -437,14 +672,16 @@ clcnn_status clcnn_net_loss_backward(clcnn_net *net, const clcnn_tensor *x,
     CC_RETURN_IF(!net->training, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_loss_backward: the net is in evaluation mode; training steps need "
                  "clcnn_net_set_training(net, 1)");
-    CC_RETURN_IF(net->nlayers == 0, CLCNN_ERR_INVALID_ARG,
+    CC_RETURN_IF(!net->from_graph && net->nlayers == 0, CLCNN_ERR_INVALID_ARG,
                  "clcnn_net_loss_backward: the net has no layers");
-    const cc_layer *last = net->layers[net->nlayers - 1];
-    CC_RETURN_IF(last->out_h != 1 || last->out_w != 1, CLCNN_ERR_SHAPE,
-                 "clcnn_net_loss_backward: the net's output %dx%dx%d is not a vector of class "
+    CC_TRY(cc_net_bind(net));
+    char oshape[96] = "";
+    size_t k = num_classes(net, oshape, sizeof oshape);
+    CC_RETURN_IF(k == 0, CLCNN_ERR_SHAPE,
+                 "clcnn_net_loss_backward: the net's output %s is not a vector of class "
                  "scores (end the net with a linear layer or a global pool)",
-                 last->out_c, last->out_h, last->out_w);
-    size_t n = x->shape[0], k = (size_t)last->out_c;
+                 oshape);
+    size_t n = x->shape[0];
     if (labels->numel != n) {
         char a[64], b[64];
         return cc_fail(CLCNN_ERR_SHAPE,
@@ -464,20 +701,27 @@ clcnn_status clcnn_net_loss_backward(clcnn_net *net, const clcnn_tensor *x,
 
     const clcnn_tensor *y = NULL;
     CC_TRY(clcnn_net_forward(net, x, &y));
-    const clcnn_tensor *logits = y;
-    if (y->ndim != 2) {
-        clcnn_tensor *v = NULL;
-        CC_TRY(clcnn_tensor_view(y, 2, (size_t[]){n, k}, &v));
-        clcnn_tensor_free(net->logits2d);
-        net->logits2d = v;
-        logits = v;
+    size_t nk[2] = {n, k};
+    CC_TRY(view_nk(y, nk, &net->yview));
+    clcnn_tensor *logits = net->yview;
+    /* the loss gradient goes straight into the plan's gradient of the output */
+    clcnn_tensor *g = net->tp->vals[net->tp->outputs[0]].g;
+    if (g)
+        CC_TRY(view_nk(g, nk, &net->dlogits));
+    else if (!net->dlogits || net->dlogits->shape[0] != n || net->dlogits->shape[1] != k) {
+        clcnn_tensor_free(net->dlogits);
+        net->dlogits = NULL;
+        CC_TRY(clcnn_tensor_create(net->dev, CLCNN_F32, 2, nk, &net->dlogits));
     }
+    clcnn_tensor *dl = net->dlogits;
     if (!net->loss) CC_TRY(clcnn_tensor_create(net->dev, CLCNN_F32, 1, (size_t[]){1}, &net->loss));
-    CC_TRY(cc_ensure_tensor(net->dev, &net->dlogits, CLCNN_F32, 2, (size_t[]){n, k}));
-    CC_TRY(clcnn_softmax_cross_entropy(net->dev, logits, labels, net->loss, net->dlogits));
+    CC_TRY(clcnn_softmax_cross_entropy(net->dev, logits, labels, net->loss, dl));
     /* Enqueue the backward pass before the blocking downloads so the device keeps busy;
      * it writes gradients only, not the logits or the loss read below. */
-    CC_TRY(clcnn_net_backward(net, net->dlogits));
+    if (g) {
+        const clcnn_tensor *grads[1] = {g};
+        CC_TRY(clcnn_train_plan_backward(net->tp, grads, 1));
+    }
     int c = 0;
     if (correct) {
         CC_TRY(

@@ -1,6 +1,7 @@
 /* Optimizers: SGD with momentum and Adam, PyTorch semantics, state and updates on the
- * device (clcnn_sgd_update / clcnn_adam_update). One state tensor per trainable
- * parameter and slot, zero at creation:
+ * device (clcnn_sgd_update / clcnn_adam_update) over the net's flat parameter arena: one
+ * launch per step. Each slot is one tensor laid out like the trained arena (zero at
+ * creation), with a view per trainable parameter for checkpoints:
  *   SGD:  slot1 = velocity ("momentum" in checkpoints; none when momentum is 0)
  *   Adam: slot1 = first moment m, slot2 = second moment v */
 #include "nn_internal.h"
@@ -31,10 +32,17 @@ void clcnn_optimizer_free(clcnn_optimizer *opt) {
         if (opt->slot1) clcnn_tensor_free(opt->slot1[i]);
         if (opt->slot2) clcnn_tensor_free(opt->slot2[i]);
     }
+    clcnn_tensor_free(opt->arena1);
+    clcnn_tensor_free(opt->arena2);
     free(opt->slot1);
     free(opt->slot2);
-    free(opt->params);
+    free(opt->pidx);
     free(opt);
+}
+
+const char *cc_optim_param_name(const clcnn_optimizer *opt, int i) {
+    const cc_param *p = cc_net_param(opt->net, opt->pidx[i]);
+    return p ? p->name : "?";
 }
 
 static clcnn_status check_config(const clcnn_optim_config *c) {
@@ -59,14 +67,19 @@ static clcnn_status check_config(const clcnn_optim_config *c) {
     return CLCNN_OK;
 }
 
-static clcnn_status zero_like(clcnn_device *dev, const clcnn_tensor *t, clcnn_tensor **out) {
-    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, t->ndim, t->shape, out));
-    clcnn_status s = clcnn_tensor_fill(*out, 0.0f);
-    if (s != CLCNN_OK) {
-        clcnn_tensor_free(*out);
-        *out = NULL;
+/* A zero tensor like the net's trained arena, and a view of it per trainable parameter. */
+static clcnn_status make_slot(clcnn_optimizer *opt, clcnn_tensor **arena, clcnn_tensor **views) {
+    const clcnn_net *net = opt->net;
+    CC_TRY(clcnn_tensor_create(net->dev, CLCNN_F32, 1, &opt->numel, arena));
+    CC_TRY(clcnn_tensor_fill(*arena, 0.0f));
+    for (int i = 0; i < opt->n; i++) {
+        const cc_param *p = &net->params[opt->pidx[i]];
+        size_t off = p->value->offset - net->trained->offset;
+        views[i] =
+            cc_tensor_view_at(*arena, p->value->ndim, p->value->shape, (*arena)->offset + off);
+        CC_RETURN_IF(!views[i], CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
     }
-    return s;
+    return CLCNN_OK;
 }
 
 clcnn_status clcnn_optimizer_create(clcnn_net *net, const clcnn_optim_config *cfg,
@@ -75,68 +88,61 @@ clcnn_status clcnn_optimizer_create(clcnn_net *net, const clcnn_optim_config *cf
                  "clcnn_optimizer_create: NULL argument");
     *out = NULL;
     CC_TRY(check_config(cfg));
+    CC_TRY(cc_net_bind(net));
     clcnn_optimizer *opt = calloc(1, sizeof *opt);
     CC_RETURN_IF(!opt, CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
     opt->net = net;
     opt->cfg = *cfg;
-    int np = cc_net_num_params(net), n = 0;
-    for (int i = 0; i < np; i++)
-        n += cc_net_param(net, i)->grad != NULL;
-    size_t cnt = n ? (size_t)n : 1;
-    opt->params = calloc(cnt, sizeof *opt->params);
+    opt->numel = net->trained->numel;
+    size_t cnt = net->ntrain ? (size_t)net->ntrain : 1;
+    opt->pidx = calloc(cnt, sizeof *opt->pidx);
     opt->slot1 = calloc(cnt, sizeof *opt->slot1);
     opt->slot2 = calloc(cnt, sizeof *opt->slot2);
-    if (!opt->params || !opt->slot1 || !opt->slot2) {
+    if (!opt->pidx || !opt->slot1 || !opt->slot2) {
         clcnn_optimizer_free(opt);
         return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory");
     }
-    opt->n = n;
+    for (int i = 0; i < net->nparams; i++)
+        if (net->params[i].grad) opt->pidx[opt->n++] = i;
     int adam = cfg->kind == CLCNN_OPTIM_ADAM;
-    int need1 = adam || cfg->momentum != 0.0f;
-    for (int i = 0, j = 0; i < np; i++) {
-        cc_param *p = cc_net_param(net, i);
-        if (!p->grad) continue;
-        opt->params[j] = p;
-        clcnn_status s = CLCNN_OK;
-        if (need1) s = zero_like(net->dev, p->value, &opt->slot1[j]);
-        if (s == CLCNN_OK && adam) s = zero_like(net->dev, p->value, &opt->slot2[j]);
-        if (s != CLCNN_OK) {
-            clcnn_optimizer_free(opt);
-            return s;
-        }
-        j++;
+    clcnn_status s = CLCNN_OK;
+    if (adam || cfg->momentum != 0.0f) s = make_slot(opt, &opt->arena1, opt->slot1);
+    if (s == CLCNN_OK && adam) s = make_slot(opt, &opt->arena2, opt->slot2);
+    if (s != CLCNN_OK) {
+        clcnn_optimizer_free(opt);
+        return s;
     }
     *out = opt;
     return CLCNN_OK;
 }
 
+/* One update over the whole trained arena: the gaps between parameters hold zeros in the
+ * values, gradients and slots, and stay zero. */
 clcnn_status clcnn_optimizer_step(clcnn_optimizer *opt, float lr) {
     CC_RETURN_IF(!opt, CLCNN_ERR_INVALID_ARG, "clcnn_optimizer_step: optimizer is NULL");
     CC_RETURN_IF(!(lr >= 0.0f) || !isfinite(lr), CLCNN_ERR_INVALID_ARG,
                  "clcnn_optimizer_step: learning rate %g must be finite and >= 0", (double)lr);
-    const clcnn_net *net = opt->net;
-    int np = cc_net_num_params(net), n = 0;
-    for (int i = 0; i < np; i++)
-        n += cc_net_param(net, i)->grad != NULL;
-    CC_RETURN_IF(n != opt->n, CLCNN_ERR_INVALID_ARG,
+    clcnn_net *net = opt->net;
+    CC_TRY(cc_net_bind(net));
+    CC_RETURN_IF(net->ntrain != opt->n || net->trained->numel != opt->numel, CLCNN_ERR_INVALID_ARG,
                  "clcnn_optimizer_step: the net has %d trainable parameters but the optimizer "
                  "was made for %d (layers added after clcnn_optimizer_create?)",
-                 n, opt->n);
+                 net->ntrain, opt->n);
     CC_RETURN_IF(opt->t >= INT32_MAX, CLCNN_ERR_INVALID_ARG,
                  "clcnn_optimizer_step: step count %lld overflows", (long long)opt->t);
     int64_t t = opt->t + 1;
     const clcnn_optim_config *c = &opt->cfg;
-    for (int i = 0; i < opt->n; i++) {
-        cc_param *p = opt->params[i];
-        clcnn_status s;
-        if (c->kind == CLCNN_OPTIM_ADAM)
-            s = clcnn_adam_update(net->dev, p->value, p->grad, opt->slot1[i], opt->slot2[i], lr,
-                                  c->beta1, c->beta2, c->eps, c->weight_decay, (int)t);
-        else
-            s = clcnn_sgd_update(net->dev, p->value, p->grad, opt->slot1[i], lr, c->momentum,
-                                 c->weight_decay);
-        if (s != CLCNN_OK) return cc_fail_append(s, " (updating %s)", p->name);
-    }
+    clcnn_status s = CLCNN_OK;
+    if (opt->n == 0) /* nothing to train (the one-element arena is state) */
+        ;
+    else if (c->kind == CLCNN_OPTIM_ADAM)
+        s = clcnn_adam_update(net->dev, net->trained, net->grad_arena, opt->arena1, opt->arena2, lr,
+                              c->beta1, c->beta2, c->eps, c->weight_decay, (int)t);
+    else
+        s = clcnn_sgd_update(net->dev, net->trained, net->grad_arena, opt->arena1, lr, c->momentum,
+                             c->weight_decay);
+    if (s != CLCNN_OK) return cc_fail_append(s, " (updating the parameter arena)");
+    net->version++;
     opt->t = t;
     return CLCNN_OK;
 }

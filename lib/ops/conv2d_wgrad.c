@@ -19,12 +19,15 @@
  * Parameters:
  *   VK (define)  channels per vector, the lanes: 16, 8 or 4, whichever pads kpg least
  *                (ties: wider);
- *   MK (define)  vectors of channels per work-item: 2 on CPUs when that pads kpg by at
- *                most an eighth (each broadcast input element then feeds two FMAs: 1.2x
- *                on VGG and ResNet), else 1;
- *   TJ (define)  taps per work-item: 14 on CPUs (28 accumulators of the 32 AVX-512
- *                registers with MK 2; 8 to 16 were within 3% on the anchors), for K <= 64
- *                equal blocks of at most 14 (LeNet: 13), 4 on GPUs;
+ *   MK (define)  vectors of channels per work-item: 2 on 32-register CPUs (AVX-512) when
+ *                that pads kpg by at most an eighth (each broadcast input element then
+ *                feeds two FMAs: 1.2x on VGG and ResNet), else 1;
+ *   TJ (define)  taps per work-item: 14 on AVX-512 CPUs (28 accumulators of the 32
+ *                registers with MK 2; 8 to 16 were within 3% on the anchors); on CPUs with
+ *                16 vector registers (AVX2) as many as fit beside one vector of channels
+ *                (cc_cpu_f16_accumulators: 6 with VK 16, 14 with VK 8 or 4; on the 2-core
+ *                AVX2 EPYC 1.4-2x faster than 14 x MK 2, whose accumulators spill); for
+ *                K <= 64 equal blocks of at most TJ (LeNet: 13), 4 on GPUs;
  *   rpc          rows per chunk: about 2048 output positions per work-item, at most
  *                640 KB of input rows per chunk (they are read again for every block of
  *                channels), fewer rows when that leaves fewer than 32 work-items per
@@ -57,15 +60,20 @@ static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
             cfg.vk = vk;
         }
     }
-    /* Short rows (first layers, K <= 64): equal blocks of at most 14 taps, so that few
+    /* CPUs with 16 vector registers (AVX2): one vector of channels per work-item and as
+     * many taps as fit the registers beside it (float16: 6 accumulators, 2 registers each;
+     * float8 and float4: 14); the AVX-512 block below spills there every step */
+    int narrow = cc_cpu_f16_accumulators(dev, 1);
+    if (narrow > 0) cfg.tj = cfg.vk == 16 ? narrow : 14;
+    /* Short rows (first layers, K <= 64): equal blocks of at most TJ taps, so that few
      * are wasted on the last block (LeNet's 25 taps: 2 x 13 instead of 2 x 14, 5%
      * faster; one more program per such K). */
     int K = cv->cpg * cv->r * cv->s;
     if (!gpu && K <= 64) cfg.tj = cc_ceil_div(K, cc_ceil_div(K, cfg.tj));
-    /* two vectors of channels per work-item on CPUs (each loaded input element feeds two
-     * FMAs: 1.2x on VGG and ResNet) when that pads kpg by at most an eighth */
+    /* two vectors of channels per work-item on 32-register CPUs (each loaded input element
+     * feeds two FMAs: 1.2x on VGG and ResNet) when that pads kpg by at most an eighth */
     int pad2 = cc_ceil_div(cv->kpg, 2 * cfg.vk) * 2 * cfg.vk;
-    if (!gpu && cv->kpg >= 2 * cfg.vk && (pad2 - cv->kpg) * 8 <= cv->kpg) cfg.mk = 2;
+    if (!gpu && !narrow && cv->kpg >= 2 * cfg.vk && (pad2 - cv->kpg) * 8 <= cv->kpg) cfg.mk = 2;
     return cfg;
 }
 

@@ -7,6 +7,8 @@
 int cmd_devices(int argc, char **argv);
 int cmd_cache(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+/* clcnn train --devices ..., or under mpirun: data-parallel (train_dist.c). */
+int cmd_train_dist(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_predict(int argc, char **argv);
 int cmd_summary(int argc, char **argv);

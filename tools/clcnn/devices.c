@@ -135,6 +135,8 @@ static void print_table(const clcnn_device_info *d, size_t n, int def) {
         printf("\nno default device: %s\n", env && *env ? "$CLCNN_DEVICE matches no device above"
                                                         : "the default device could not be opened");
     }
+    printf("several devices (data-parallel training, docs/distributed.md): POCL's CPU device "
+           "splits in two with POCL_DEVICES=\"pthread pthread\"\n");
 }
 
 int cmd_devices(int argc, char **argv) {

@@ -16,7 +16,8 @@ static void usage(FILE *f) {
                "the confusion matrix.\n\n"
                "  --checkpoint FILE   checkpoint written by clcnn train (default "
                "./clcnn-fashion.safetensors)\n"
-               "  --model NAME        model (default: from the checkpoint)\n"
+               "  --model NAME        model (default: from the checkpoint); an ONNX file without\n"
+               "                      --checkpoint: that file's own weights\n"
                "  --data DIR          MNIST-format directory (default: the training data)\n"
                "  --limit-test N      first N test images only\n"
                "  --train             evaluate on the training split instead\n"
@@ -34,7 +35,7 @@ static const char *class_name(int i, char *buf, size_t cap, int fashion) {
 int cmd_eval(int argc, char **argv) {
     const char *ckpt = "clcnn-fashion.safetensors", *model = NULL, *data = NULL, *device = NULL;
     long long limit = 0;
-    int json = 0, use_train = 0;
+    int json = 0, use_train = 0, set_ckpt = 0;
     enum { O_CKPT = 256, O_MODEL, O_DATA, O_LIMIT, O_DEVICE, O_JSON, O_TRAIN };
     static const struct option opts[] = {{"checkpoint", required_argument, 0, O_CKPT},
                                          {"model", required_argument, 0, O_MODEL},
@@ -51,6 +52,7 @@ int cmd_eval(int argc, char **argv) {
         switch (o) {
         case O_CKPT:
             ckpt = optarg;
+            set_ckpt = 1;
             break;
         case O_MODEL:
             model = optarg;
@@ -82,16 +84,20 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, PROG ": unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    /* an ONNX file alone: its own weights, the default normalisation */
+    if (model && is_onnx_path(model) && !set_ckpt) ckpt = NULL;
     char data_buf[1024];
-    if (!data && ckpt_meta_str(ckpt, "data", data_buf, sizeof data_buf)) data = data_buf;
+    if (ckpt && !data && ckpt_meta_str(ckpt, "data", data_buf, sizeof data_buf)) data = data_buf;
 
     clcnn_dataset *ds = NULL;
     clcnn_status s =
         clcnn_dataset_load_mnist(data, use_train ? CLCNN_SPLIT_TRAIN : CLCNN_SPLIT_TEST, &ds);
     if (s) return report(PROG, s);
     clcnn_dataset_limit(ds, (size_t)limit);
-    double mean = ckpt_meta_num(ckpt, "norm_mean", CLCNN_FASHION_MNIST_MEAN);
-    double std = ckpt_meta_num(ckpt, "norm_std", CLCNN_FASHION_MNIST_STD);
+    double mean = ckpt ? ckpt_meta_num(ckpt, "norm_mean", CLCNN_FASHION_MNIST_MEAN)
+                       : CLCNN_FASHION_MNIST_MEAN;
+    double std =
+        ckpt ? ckpt_meta_num(ckpt, "norm_std", CLCNN_FASHION_MNIST_STD) : CLCNN_FASHION_MNIST_STD;
     if ((s = clcnn_dataset_set_normalization(ds, (float)mean, (float)std))) {
         clcnn_dataset_free(ds);
         return report(PROG, s);
@@ -101,7 +107,10 @@ int cmd_eval(int argc, char **argv) {
     clcnn_model_info m = {0};
     clcnn_net *net = NULL;
     int rc = 1;
-    if (!dev || open_checkpoint_model(dev, ckpt, model, &m, &net)) goto out;
+    if (!dev) goto out;
+    if (ckpt ? open_checkpoint_model(dev, ckpt, model, &m, &net)
+             : open_model(PROG, dev, model, 0, CLCNN_INIT_HE, 0, &m, &net))
+        goto out;
     int c, h, w;
     clcnn_dataset_shape(ds, &c, &h, &w);
     if (c != m.c || h != m.h || w != m.w) {
@@ -121,7 +130,8 @@ int cmd_eval(int argc, char **argv) {
     if (json) {
         printf("{\"checkpoint\": \"%s\", \"model\": \"%s\", \"images\": %zu, \"correct\": %zu, "
                "\"accuracy\": %.9g, \"loss\": %.9g, \"seconds\": %.3f, \"per_class\": [",
-               ckpt, m.name, r.n, r.correct, r.n ? (double)r.correct / r.n : 0.0, r.loss, secs);
+               ckpt ? ckpt : "", m.name, r.n, r.correct, r.n ? (double)r.correct / r.n : 0.0,
+               r.loss, secs);
         for (int i = 0; i < r.classes; i++) {
             size_t tot = 0;
             for (int j = 0; j < r.classes; j++)
@@ -140,7 +150,7 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     printf("%s (model %s) on %zu %s images: accuracy %.2f%% (%zu correct), loss %.4f, %.1f s\n\n",
-           ckpt, m.name, r.n, use_train ? "training" : "test",
+           ckpt ? ckpt : model, m.name, r.n, use_train ? "training" : "test",
            100.0 * (double)r.correct / (double)(r.n ? r.n : 1), r.correct, r.loss, secs);
     printf("%-12s %9s %7s\n", "class", "accuracy", "images");
     for (int i = 0; i < r.classes; i++) {

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int find_model_or_say(const char *prog, const char *name, clcnn_model_info *m) {
     if (clcnn_model_find(name, m) >= 0) return 1;
@@ -51,9 +52,77 @@ double ckpt_meta_num(const char *path, const char *key, double fallback) {
     return end != buf && *end == '\0' ? v : fallback;
 }
 
+int is_onnx_path(const char *name) {
+    size_t n = name ? strlen(name) : 0;
+    return n > 5 && !strcmp(name + n - 5, ".onnx");
+}
+
+/* A value's (c, h, w) or (features) per sample, and its feature count after the batch. */
+static void sample_shape(const clcnn_graph *g, const char *value, int *c, int *h, int *w) {
+    int nd = 0;
+    int64_t d[CLCNN_GRAPH_MAX_DIMS];
+    *c = *h = *w = 0;
+    if (clcnn_graph_value_shape(g, value, &nd, d) != CLCNN_OK || nd < 2) return;
+    *c = (int)d[1];
+    *h = nd > 2 ? (int)d[2] : 1;
+    *w = nd > 3 ? (int)d[3] : 1;
+}
+
+int open_model(const char *prog, clcnn_device *dev, const char *name, int classes, clcnn_init init,
+               uint64_t seed, clcnn_model_info *m, clcnn_net **net) {
+    *net = NULL;
+    clcnn_status s;
+    if (!is_onnx_path(name)) {
+        if (!find_model_or_say(prog, name, m)) return 1;
+        if (classes > 0) m->classes = classes;
+        if ((s = clcnn_net_create_model(dev, m->name, m->classes, net)) != CLCNN_OK) {
+            fprintf(stderr, "%s: cannot build model '%s': %s: %s\n", prog, name,
+                    clcnn_status_str(s), clcnn_last_error());
+            return 1;
+        }
+        return 0;
+    }
+    clcnn_graph *g = NULL;
+    if ((s = clcnn_graph_load_onnx(name, &g)) != CLCNN_OK ||
+        (s = clcnn_net_from_graph(dev, g, net)) != CLCNN_OK) {
+        fprintf(stderr, "%s: cannot use ONNX model %s: %s: %s\n", prog, name, clcnn_status_str(s),
+                clcnn_last_error());
+        clcnn_graph_free(g);
+        return 1;
+    }
+    memset(m, 0, sizeof *m);
+    m->name = name;
+    m->description = "ONNX model";
+    int oh, ow;
+    sample_shape(g, clcnn_graph_input_name(g, 0), &m->c, &m->h, &m->w);
+    sample_shape(g, clcnn_graph_output_name(g, 0), &m->classes, &oh, &ow);
+    clcnn_graph_free(g);
+    if (oh != 1 || ow != 1) {
+        fprintf(stderr,
+                "%s: ONNX model %s gives %dx%dx%d outputs per sample, not a vector of "
+                "class scores\n",
+                prog, name, m->classes, oh, ow);
+        clcnn_net_free(*net);
+        *net = NULL;
+        return 1;
+    }
+    if (classes > 0 && classes != m->classes) {
+        if ((s = clcnn_net_replace_classifier(*net, classes, init, seed)) != CLCNN_OK) {
+            fprintf(stderr, "%s: cannot give %s %d classes: %s: %s\n", prog, name, classes,
+                    clcnn_status_str(s), clcnn_last_error());
+            clcnn_net_free(*net);
+            *net = NULL;
+            return 1;
+        }
+        m->classes = classes;
+    }
+    return 0;
+}
+
 int open_checkpoint_model(clcnn_device *dev, const char *path, const char *model_name,
                           clcnn_model_info *model, clcnn_net **net) {
-    char name[64] = "", names[256];
+    static char name[4096];
+    char names[256];
     *net = NULL;
     /* Reading the metadata also checks that the file exists and is a checkpoint. */
     clcnn_status s = clcnn_checkpoint_metadata(path, "model", name, sizeof name);
@@ -65,16 +134,22 @@ int open_checkpoint_model(clcnn_device *dev, const char *path, const char *model
     if (!name[0]) {
         fprintf(stderr,
                 "clcnn: checkpoint %s does not say which model it holds; pass --model (one of "
-                "%s)\n",
+                "%s, or an ONNX file)\n",
                 path, model_names(names, sizeof names));
         return 1;
     }
-    clcnn_model_info m;
-    if (!find_model_or_say("clcnn", name, &m)) return 1;
+    if (is_onnx_path(name) && access(name, R_OK) != 0) {
+        fprintf(stderr,
+                "clcnn: checkpoint %s was trained from the ONNX model %s, which cannot be read "
+                "(%s); pass --model FILE.onnx with that model\n",
+                path, name, strerror(errno));
+        return 1;
+    }
     /* `clcnn train` builds the model with the data's classes and records them */
-    m.classes = (int)ckpt_meta_num(path, "classes", m.classes);
-    if ((s = clcnn_net_create_model(dev, m.name, m.classes, net)) != CLCNN_OK ||
-        (s = clcnn_checkpoint_load(*net, NULL, path)) != CLCNN_OK) {
+    int classes = (int)ckpt_meta_num(path, "classes", 0);
+    clcnn_model_info m;
+    if (open_model("clcnn", dev, name, classes, CLCNN_INIT_HE, 0, &m, net)) return 1;
+    if ((s = clcnn_checkpoint_load(*net, NULL, path)) != CLCNN_OK) {
         fprintf(stderr, "clcnn: cannot load %s as model '%s': %s: %s\n", path, name,
                 clcnn_status_str(s), clcnn_last_error());
         clcnn_net_free(*net);

@@ -23,10 +23,18 @@ const char *model_names(char *buf, size_t cap);
 int ckpt_meta_str(const char *path, const char *key, char *buf, size_t cap);
 double ckpt_meta_num(const char *path, const char *key, double fallback);
 
-/* Open the model a checkpoint was saved from: reads "model" from its metadata unless
- * model_name is given, builds it on dev with the checkpoint's "classes" (else the model's
- * default; model->classes says which) and loads the weights. Prints what is wrong to
- * stderr and returns non-zero on failure. */
+/* Whether a --model argument names an ONNX file (ends in .onnx) rather than a zoo model. */
+int is_onnx_path(const char *name);
+/* Build model `name` on dev: a zoo model (fresh parameters; classes <= 0: its default) or an
+ * ONNX file (its initializers as the weights; classes > 0 and unlike the file's: the last
+ * Gemm/MatMul replaced, drawn from init and seed). *m gets its name (name itself for a file),
+ * sample shape and classes. Prints what is wrong to stderr and returns non-zero on failure. */
+int open_model(const char *prog, clcnn_device *dev, const char *name, int classes, clcnn_init init,
+               uint64_t seed, clcnn_model_info *m, clcnn_net **net);
+/* Open the model a checkpoint was saved from: reads "model" from its metadata (a zoo name or
+ * an ONNX file's path) unless model_name is given, builds it on dev with the checkpoint's
+ * "classes" (else the model's default; model->classes says which) and loads the weights.
+ * Prints what is wrong to stderr and returns non-zero on failure. */
 int open_checkpoint_model(clcnn_device *dev, const char *path, const char *model_name,
                           clcnn_model_info *model, clcnn_net **net);
 

@@ -39,6 +39,8 @@ typedef struct settings {
     const char *model, *device, *data, *checkpoint, *log, *schedule;
     long long epochs, batch, seed, limit_train, limit_test, print_every, interrupt_after;
     long long flip, shift; /* augmentation */
+    long long num_classes; /* ONNX models: the classifier's outputs (0: the file's) */
+    int init;              /* -1: he for zoo models, the file's weights for ONNX models */
     double lr, min_lr, momentum, weight_decay;
     clcnn_optim_kind optim;
     int resume;
@@ -63,7 +65,12 @@ static void usage(FILE *f) {
             "Train a CNN on Fashion-MNIST (or any MNIST-format directory), evaluate it on the\n"
             "test set after every epoch and save a checkpoint. Ctrl-C saves the exact position;\n"
             "--resume continues from it.\n\n"
-            "  --model NAME         model to train (default bn); see clcnn summary\n"
+            "  --model NAME|F.onnx  model to train (default bn; see clcnn summary) or an ONNX\n"
+            "                       file to fine-tune, its initializers the starting weights\n"
+            "  --num-classes N      ONNX model: replace its last Gemm/MatMul by one with N\n"
+            "                       outputs (new weights from --seed) for a new data set\n"
+            "  --init he|xavier     initialise the weights (default he for zoo models; an ONNX\n"
+            "                       model keeps its own unless --init is given)\n"
             "  --epochs N           epochs (default %d)\n"
             "  --batch N            batch size (default %d)\n"
             "  --optimizer adam|sgd optimizer (default adam)\n"
@@ -74,6 +81,8 @@ static void usage(FILE *f) {
             "  --weight-decay X     L2 weight decay (default 5e-4)\n"
             "  --seed N             seed for weights and shuffling (default 1)\n"
             "  --device SEL         OpenCL device: index, cpu, gpu or a name substring\n"
+            "  --devices LIST|all   data-parallel on several devices (also: mpirun -np N clcnn\n"
+            "                       train): see clcnn train --devices all --help\n"
             "  --data DIR           MNIST-format directory (default %s)\n"
             "  --checkpoint FILE    where to save (default ./%s)\n"
             "  --resume             continue from --checkpoint with its settings\n"
@@ -99,7 +108,7 @@ static const char *optim_name(clcnn_optim_kind k) {
 
 #define META_MAX 40
 typedef struct meta {
-    char kv[META_MAX * 2][96];
+    char kv[META_MAX * 2][1024];
     const char *ptrs[META_MAX * 2 + 1];
     int n;
 } meta;
@@ -129,7 +138,12 @@ static clcnn_status save(const settings *st, const progress *pg, const clcnn_dat
     float mean, std;
     clcnn_dataset_normalization(train, &mean, &std);
     meta_add(&m, "format", FORMAT_TAG);
-    meta_add(&m, "model", "%s", st->model);
+    char abs[4096];
+    /* an ONNX model by its absolute path, so eval and --resume find it from anywhere */
+    meta_add(&m, "model", "%s",
+             is_onnx_path(st->model) && realpath(st->model, abs) ? abs : st->model);
+    meta_add(&m, "num_classes", "%lld", st->num_classes);
+    meta_add(&m, "init", "%d", st->init);
     meta_add(&m, "dataset", "%s", st->data ? st->data : "fashion-mnist");
     if (st->data) meta_add(&m, "data", "%s", st->data);
     meta_add(&m, "classes", "%d", clcnn_dataset_num_classes(train));
@@ -215,6 +229,8 @@ static int load_resume_settings(settings *st, progress *pg, char *model_buf, siz
     ADOPT_NUM(limit_train, "limit_train", st->set_limit_train);
     ADOPT_NUM(flip, "flip", st->set_flip);
     ADOPT_NUM(shift, "shift", st->set_shift);
+    st->num_classes = (long long)ckpt_meta_num(ck, "num_classes", 0);
+    st->init = (int)ckpt_meta_num(ck, "init", -1);
 #undef ADOPT_NUM
     if (!st->set_limit_test) st->limit_test = (long long)ckpt_meta_num(ck, "limit_test", 0);
     /* learning-rate settings are float: compare after the same round trip */
@@ -229,7 +245,10 @@ static int load_resume_settings(settings *st, progress *pg, char *model_buf, siz
         fprintf(stderr, PROG ": --resume: %s lacks model/schedule/optimizer metadata\n", ck);
         return 1;
     }
-    if (st->set_model && strcmp(st->model, model_buf)) {
+    char abs[4096];
+    const char *given =
+        st->set_model && is_onnx_path(st->model) && realpath(st->model, abs) ? abs : st->model;
+    if (st->set_model && strcmp(given, model_buf)) {
         fprintf(stderr, PROG ": --resume: %s holds model '%s', not '%s'\n", ck, model_buf,
                 st->model);
         conflict = 1;
@@ -309,6 +328,11 @@ static void show_progress(int tty, long long epoch, long long epochs, size_t don
 /* ---- the command ------------------------------------------------------------------ */
 
 int cmd_train(int argc, char **argv) {
+    /* several devices, or several MPI ranks (Open MPI sets OMPI_COMM_WORLD_SIZE) */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--devices") || !strncmp(argv[i], "--devices=", 10))
+            return cmd_train_dist(argc, argv);
+    if (getenv("OMPI_COMM_WORLD_SIZE")) return cmd_train_dist(argc, argv);
     settings st = {.model = "bn",
                    .checkpoint = DEFAULT_CHECKPOINT,
                    .schedule = "cosine",
@@ -322,7 +346,8 @@ int cmd_train(int argc, char **argv) {
                    .min_lr = 0,
                    .momentum = 0.9,
                    .weight_decay = 5e-4,
-                   .optim = CLCNN_OPTIM_ADAM};
+                   .optim = CLCNN_OPTIM_ADAM,
+                   .init = -1};
     enum {
         O_EPOCHS = 256,
         O_BATCH,
@@ -345,7 +370,9 @@ int cmd_train(int argc, char **argv) {
         O_INTR,
         O_FLIP,
         O_NOFLIP,
-        O_SHIFT
+        O_SHIFT,
+        O_NCLASSES,
+        O_INIT
     };
     static const struct option opts[] = {{"epochs", required_argument, 0, O_EPOCHS},
                                          {"batch", required_argument, 0, O_BATCH},
@@ -370,6 +397,8 @@ int cmd_train(int argc, char **argv) {
                                          {"flip", no_argument, 0, O_FLIP},
                                          {"no-flip", no_argument, 0, O_NOFLIP},
                                          {"shift", required_argument, 0, O_SHIFT},
+                                         {"num-classes", required_argument, 0, O_NCLASSES},
+                                         {"init", required_argument, 0, O_INIT},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int o, bad = 0;
@@ -462,6 +491,17 @@ int cmd_train(int argc, char **argv) {
             bad = parse_long(PROG, "--shift", optarg, 0, 8, &st.shift);
             st.set_shift = 1;
             break;
+        case O_NCLASSES:
+            bad = parse_long(PROG, "--num-classes", optarg, 1, 1 << 20, &st.num_classes);
+            break;
+        case O_INIT:
+            if (!strcmp(optarg, "he") || !strcmp(optarg, "xavier")) {
+                st.init = !strcmp(optarg, "he") ? CLCNN_INIT_HE : CLCNN_INIT_XAVIER;
+            } else {
+                fprintf(stderr, PROG ": --init: '%s' is not he or xavier\n", optarg);
+                bad = 2;
+            }
+            break;
         case O_INTR:
             bad = parse_long(PROG, "--interrupt-after", optarg, 1, 1LL << 40, &st.interrupt_after);
             break;
@@ -483,7 +523,7 @@ int cmd_train(int argc, char **argv) {
     }
 
     progress pg = {0};
-    char model_buf[64], sched_buf[16], data_buf[1024];
+    char model_buf[4096], sched_buf[16], data_buf[1024];
     if (st.resume) {
         int rc = load_resume_settings(&st, &pg, model_buf, sizeof model_buf, sched_buf,
                                       sizeof sched_buf, data_buf, sizeof data_buf);
@@ -491,9 +531,15 @@ int cmd_train(int argc, char **argv) {
     }
     if (st.lr < 0) st.lr = st.optim == CLCNN_OPTIM_SGD ? 0.05 : 1e-3;
 
-    clcnn_model_info m;
-    if (!find_model_or_say(PROG, st.model, &m)) return 2;
-    if (m.c != 1 || m.h != 28 || m.w != 28) {
+    clcnn_model_info m = {0};
+    int onnx = is_onnx_path(st.model);
+    if (!onnx && st.num_classes) {
+        fprintf(stderr, PROG ": --num-classes is for ONNX models; zoo models get the data's "
+                             "classes\n");
+        return 2;
+    }
+    if (!onnx && !find_model_or_say(PROG, st.model, &m)) return 2;
+    if (!onnx && (m.c != 1 || m.h != 28 || m.w != 28)) {
         /* the data layer reads MNIST-format directories: 1x28x28 images */
         fprintf(stderr,
                 PROG ": model '%s' takes %dx%dx%d inputs, not 1x28x28 images; try "
@@ -514,7 +560,7 @@ int cmd_train(int argc, char **argv) {
     clcnn_dataset_limit(test, (size_t)st.limit_test);
     int c, h, w;
     clcnn_dataset_shape(train, &c, &h, &w);
-    if (c != m.c || h != m.h || w != m.w) {
+    if (!onnx && (c != m.c || h != m.h || w != m.w)) {
         fprintf(stderr, PROG ": model '%s' takes %dx%dx%d inputs; the data has %dx%dx%d\n", m.name,
                 m.c, m.h, m.w, c, h, w);
         clcnn_dataset_free(train);
@@ -542,9 +588,28 @@ int cmd_train(int argc, char **argv) {
     bc.drop_last = 0;
     bc.flip = (int)st.flip;
     bc.shift = (int)st.shift;
-    if ((s = clcnn_net_create_model(dev, m.name, clcnn_dataset_num_classes(train), &net)) ||
-        (s = clcnn_net_init(net, CLCNN_INIT_HE, (uint64_t)st.seed)) ||
-        (s = clcnn_optimizer_create(net, &oc, &opt)) ||
+    clcnn_init init = st.init < 0 ? CLCNN_INIT_HE : (clcnn_init)st.init;
+    int classes = clcnn_dataset_num_classes(train);
+    if (open_model(PROG, dev, st.model, onnx ? (int)st.num_classes : classes, init,
+                   (uint64_t)st.seed, &m, &net))
+        goto out;
+    if (onnx && (m.c != c || m.h != h || m.w != w)) {
+        fprintf(stderr, PROG ": ONNX model %s takes %dx%dx%d inputs; the data has %dx%dx%d\n",
+                st.model, m.c, m.h, m.w, c, h, w);
+        goto out;
+    }
+    if (onnx && m.classes != classes) {
+        fprintf(stderr,
+                PROG ": ONNX model %s gives %d class scores; the data has %d classes (pass "
+                     "--num-classes %d to replace its classifier)\n",
+                st.model, m.classes, classes, classes);
+        goto out;
+    }
+    if (!onnx || st.init >= 0)
+        s = clcnn_net_init(net, init, (uint64_t)st.seed);
+    else
+        clcnn_net_set_seed(net, (uint64_t)st.seed);
+    if (s || (s = clcnn_optimizer_create(net, &oc, &opt)) ||
         (s = clcnn_batcher_create(train, &bc, &batches))) {
         rc = report(PROG, s);
         goto out;

@@ -1,0 +1,422 @@
+/* Data-parallel training in one process (lib/dist, local backend): the first step against a
+ * plain reference (each micro-batch through one training plan, the gradients added in
+ * double in micro-batch order, SGD with momentum in double); 1, 2 and 4 replicas give the
+ * same checkpoint bytes, two runs too, and a different seed does not; resuming reproduces
+ * an uninterrupted run; a replica whose parameters differ is caught; bad settings and bad
+ * checkpoints are clear errors. ctest runs it with POCL_DEVICES="pthread pthread" (two CPU
+ * devices); with one device the replicas share it. The model: conv 3x3 x4, batch norm,
+ * ReLU, max pool, dropout, linear (batch norm and dropout are what makes micro-batches
+ * matter). */
+#include "test_util.h"
+
+#include "clcnn/dist.h"
+#include "dist/dist_internal.h"
+#include "fault.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static clcnn_device *devs[4]; /* handles of devices 0, 1, 0, 1 (one per replica) */
+static clcnn_dataset *ds;
+static char *tmp;
+
+static clcnn_graph *tiny_graph(uint64_t seed) {
+    clcnn_net *net = NULL;
+    clcnn_conv2d_desc cd = clcnn_conv2d_desc_default();
+    cd.pad_h = cd.pad_w = 1;
+    clcnn_pool2d_desc pd = {
+        .mode = CLCNN_POOL_MAX, .kernel_h = 2, .kernel_w = 2, .stride_h = 2, .stride_w = 2};
+    TU_OK(clcnn_net_create(devs[0], 1, 28, 28, &net));
+    TU_OK(clcnn_net_add_conv2d(net, 4, 3, 3, &cd, 1));
+    TU_OK(clcnn_net_add_batchnorm(net, 0.1f, 1e-5f));
+    TU_OK(clcnn_net_add_activation(net, CLCNN_ACT_RELU, 0.0f));
+    TU_OK(clcnn_net_add_pool2d(net, &pd));
+    TU_OK(clcnn_net_add_flatten(net));
+    TU_OK(clcnn_net_add_dropout(net, 0.25f));
+    TU_OK(clcnn_net_add_linear(net, 10, 1));
+    TU_OK(clcnn_net_init(net, CLCNN_INIT_HE, seed));
+    clcnn_graph *g = NULL;
+    TU_OK(clcnn_net_graph(net, &g));
+    clcnn_net_free(net);
+    return g;
+}
+
+static clcnn_dist_config config(void) {
+    clcnn_dist_config c = clcnn_dist_config_default();
+    c.global_batch = 32;
+    c.micro_batch = 8;
+    c.seed = 11;
+    c.lr = 0.05f;
+    c.check_every = 1;
+    return c;
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*n + 1);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+/* The reduction itself, on rows where the order of the sum shows even in fp64: 1, 1e30,
+ * -1e30, 2 in micro-batch order is ((1 + 1e30) - 1e30) + 2 = 2, while adding each replica's
+ * block first gives (1 + 1e30) + (-1e30 + 2) = 0 and the reverse order 1. Every replica
+ * count must give 2. */
+typedef struct reduce_job {
+    clcnn_comm *c;
+    int r, n;
+    float rows[4];
+    float next[1];
+    clcnn_status s;
+} reduce_job;
+
+static void copy_sum(void *ctx, size_t lo, size_t hi, const double *sums, double count,
+                     float *out) {
+    for (size_t j = lo; j < hi; j++)
+        out[j - lo] = (float)sums[j - lo];
+}
+
+static void *reduce_thread(void *arg) {
+    reduce_job *j = arg;
+    uint64_t sent, received;
+    j->s = cc_dist_reduce(j->c, j->r, j->rows, 1, 4, 1, copy_sum, NULL, j[-j->r].next, &sent,
+                          &received);
+    return NULL;
+}
+
+static void test_reduce_order(void **state) {
+    const float vals[4] = {1.0f, 1e30f, -1e30f, 2.0f};
+    for (int n = 1; n <= 4; n *= 2) {
+        clcnn_comm *c = NULL;
+        TU_OK(clcnn_comm_create_local(n, &c));
+        reduce_job jobs[4];
+        pthread_t th[4];
+        for (int r = 0; r < n; r++) {
+            size_t lo, hi;
+            cc_dist_split(4, n, r, &lo, &hi);
+            jobs[r] = (reduce_job){.c = c, .r = r, .n = n};
+            memcpy(jobs[r].rows, vals + lo, (hi - lo) * sizeof(float));
+            assert_int_equal(pthread_create(&th[r], NULL, reduce_thread, &jobs[r]), 0);
+        }
+        for (int r = 0; r < n; r++) {
+            pthread_join(th[r], NULL);
+            TU_OK(jobs[r].s);
+        }
+        if (jobs[0].next[0] != 2.0f)
+            fail_msg("%d replicas: the ordered sum is %g, not 2", n, (double)jobs[0].next[0]);
+        clcnn_comm_free(c);
+    }
+}
+
+/* Train `steps` steps (from resume if not NULL) on n replicas over devs cycled, save to
+ * path; returns the file's bytes. */
+static unsigned char *run(int n, const clcnn_dist_config *cfg, int steps, const char *resume,
+                          const char *name, size_t *len) {
+    clcnn_comm *comm = NULL;
+    TU_OK(clcnn_comm_create_local(n, &comm));
+    assert_int_equal(clcnn_comm_replicas(comm), n);
+    clcnn_graph *g = tiny_graph(3);
+    clcnn_dist_trainer *t = NULL;
+    TU_OK(clcnn_dist_trainer_create(comm, devs, n, g, ds, cfg, &t));
+    if (resume) TU_OK(clcnn_dist_trainer_load(t, resume));
+    float first = NAN, loss = NAN;
+    while (clcnn_dist_trainer_steps(t) < steps) {
+        TU_OK(clcnn_dist_trainer_step(t, &loss));
+        if (isnan(first)) first = loss;
+        assert_true(isfinite(loss));
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    TU_OK(clcnn_dist_trainer_save(t, path, NULL));
+    clcnn_dist_trainer_free(t);
+    clcnn_graph_free(g);
+    clcnn_comm_free(comm);
+    return slurp(path, len);
+}
+
+static void assert_same_file(const unsigned char *a, size_t na, const unsigned char *b, size_t nb,
+                             const char *what) {
+    if (na != nb) fail_msg("%s: %zu bytes vs %zu", what, na, nb);
+    for (size_t i = 0; i < na; i++)
+        if (a[i] != b[i]) fail_msg("%s: first difference at byte %zu of %zu", what, i, na);
+}
+
+/* 1, 2 and 4 replicas at the same global and micro batch: the same bytes; two runs of 2
+ * replicas too; the allreduce mode repeats for a fixed count; another seed differs. */
+static void test_replica_count_invariant(void **state) {
+    clcnn_dist_config cfg = config();
+    size_t n1, n2, n2b, n4, nseed;
+    unsigned char *a = run(1, &cfg, 5, NULL, "one.safetensors", &n1);
+    unsigned char *b = run(2, &cfg, 5, NULL, "two.safetensors", &n2);
+    unsigned char *c = run(2, &cfg, 5, NULL, "two_again.safetensors", &n2b);
+    unsigned char *d = run(4, &cfg, 5, NULL, "four.safetensors", &n4);
+    assert_same_file(a, n1, b, n2, "1 vs 2 replicas");
+    assert_same_file(b, n2, c, n2b, "2 replicas, two runs");
+    assert_same_file(a, n1, d, n4, "1 vs 4 replicas");
+    cfg.seed = 12;
+    unsigned char *e = run(2, &cfg, 5, NULL, "seed.safetensors", &nseed);
+    assert_int_equal(nseed, n1);
+    assert_true(memcmp(a, e, n1) != 0);
+    cfg.seed = 11;
+    cfg.reduce = CLCNN_DIST_ALLREDUCE;
+    size_t nr1, nr2;
+    unsigned char *f = run(2, &cfg, 5, NULL, "allreduce.safetensors", &nr1);
+    unsigned char *g = run(2, &cfg, 5, NULL, "allreduce_again.safetensors", &nr2);
+    assert_same_file(f, nr1, g, nr2, "allreduce, 2 replicas, two runs");
+    free(a), free(b), free(c), free(d), free(e), free(f), free(g);
+}
+
+/* Resuming at step 2 of 4 gives the bytes of the uninterrupted run. */
+static void test_resume(void **state) {
+    clcnn_dist_config cfg = config();
+    size_t nf, nh, nr;
+    unsigned char *full = run(2, &cfg, 4, NULL, "full.safetensors", &nf);
+    unsigned char *half = run(2, &cfg, 2, NULL, "half.safetensors", &nh);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/half.safetensors", tmp);
+    unsigned char *resumed = run(1, &cfg, 4, path, "resumed.safetensors", &nr);
+    assert_same_file(full, nf, resumed, nr, "resumed vs uninterrupted");
+    assert_true(memcmp(full, half, nf) != 0);
+    free(full), free(half), free(resumed);
+}
+
+/* The first step by hand: micro-batch m of step 0 is batch m of epoch 0 of a batcher of
+ * micro-batches (same seed); its gradient from one plan; the mean in double in order, SGD
+ * in double; the state the mean of each micro-batch's. */
+static void test_first_step_reference(void **state) {
+    clcnn_dist_config cfg = config();
+    clcnn_graph *g = tiny_graph(3);
+    clcnn_train_options o = {0};
+    o.seed = cfg.seed;
+    clcnn_train_plan *p = NULL;
+    TU_OK(clcnn_train_plan_create(devs[0], g, (int)cfg.micro_batch, &o, &p));
+    size_t P = clcnn_tensor_numel(clcnn_train_plan_params(p));
+    size_t S = clcnn_tensor_numel(clcnn_train_plan_state(p)), M = 4, mb = cfg.micro_batch;
+    float *p0 = malloc(P * 4), *s0 = malloc(S * 4), *gr = malloc(P * 4), *st = malloc(S * 4);
+    double *gsum = calloc(P, sizeof *gsum), *ssum = calloc(S, sizeof *ssum);
+    TU_OK(clcnn_tensor_download(clcnn_train_plan_params(p), p0, P * 4));
+    TU_OK(clcnn_tensor_download(clcnn_train_plan_state(p), s0, S * 4));
+    clcnn_batcher_config bc = clcnn_batcher_config_default();
+    bc.batch_size = mb;
+    bc.drop_last = 1;
+    bc.seed = cfg.seed;
+    clcnn_batcher *b = NULL;
+    TU_OK(clcnn_batcher_create(ds, &bc, &b));
+    clcnn_tensor *x, *lab, *loss, *dl;
+    size_t one = 1;
+    TU_OK(clcnn_tensor_create(devs[0], CLCNN_F32, 4, (size_t[]){mb, 1, 28, 28}, &x));
+    TU_OK(clcnn_tensor_create(devs[0], CLCNN_I32, 1, &mb, &lab));
+    TU_OK(clcnn_tensor_create(devs[0], CLCNN_F32, 1, &one, &loss));
+    TU_OK(clcnn_tensor_create(devs[0], CLCNN_F32, 2, (size_t[]){mb, 10}, &dl));
+    for (size_t m = 0; m < M; m++) {
+        clcnn_batch bt;
+        TU_OK(clcnn_batcher_next(b, &bt));
+        assert_int_equal(bt.n, mb);
+        TU_OK(clcnn_tensor_upload(x, bt.x, mb * 784 * 4));
+        TU_OK(clcnn_tensor_upload(lab, bt.labels, mb * 4));
+        TU_OK(clcnn_tensor_upload(clcnn_train_plan_state(p), s0, S * 4));
+        TU_OK(clcnn_train_plan_zero_grad(p));
+        clcnn_train_plan_set_forward_count(p, m + 1);
+        const clcnn_tensor *in = x;
+        TU_OK(clcnn_train_plan_forward(p, &in, 1));
+        TU_OK(clcnn_softmax_cross_entropy(devs[0], clcnn_train_plan_output(p, 0), lab, loss, dl));
+        const clcnn_tensor *dy = dl;
+        TU_OK(clcnn_train_plan_backward(p, &dy, 1));
+        TU_OK(clcnn_tensor_download(clcnn_train_plan_grads(p), gr, P * 4));
+        TU_OK(clcnn_tensor_download(clcnn_train_plan_state(p), st, S * 4));
+        for (size_t j = 0; j < P; j++)
+            gsum[j] += gr[j];
+        for (size_t j = 0; j < S; j++)
+            ssum[j] += st[j];
+    }
+    /* the trainer's first step, one replica and two */
+    for (int n = 1; n <= 2; n++) {
+        clcnn_comm *comm = NULL;
+        TU_OK(clcnn_comm_create_local(n, &comm));
+        clcnn_dist_trainer *t = NULL;
+        TU_OK(clcnn_dist_trainer_create(comm, devs, n, g, ds, &cfg, &t));
+        TU_OK(clcnn_dist_trainer_step(t, NULL));
+        for (int r = 0; r < n; r++) {
+            clcnn_train_plan *tp = clcnn_dist_trainer_plan(t, r);
+            TU_OK(clcnn_tensor_download(clcnn_train_plan_params(tp), gr, P * 4));
+            TU_OK(clcnn_tensor_download(clcnn_train_plan_state(tp), st, S * 4));
+            size_t changed = 0;
+            for (size_t j = 0; j < P; j++) {
+                float v = (float)(gsum[j] / (double)M); /* momentum 0.9 from v = 0 */
+                float want = (float)((double)p0[j] - (double)cfg.lr * (double)v);
+                if (memcmp(&want, &gr[j], 4))
+                    fail_msg("%d replicas, replica %d: parameter %zu is %.9g, the reference "
+                             "%.9g",
+                             n, r, j, (double)gr[j], (double)want);
+                changed += want != p0[j];
+            }
+            assert_true(changed > P / 2);
+            for (size_t j = 0; j < S; j++) {
+                float want = (float)(ssum[j] / (double)M);
+                if (memcmp(&want, &st[j], 4))
+                    fail_msg("%d replicas: state %zu is %.9g, the reference %.9g", n, j,
+                             (double)st[j], (double)want);
+            }
+        }
+        clcnn_dist_trainer_free(t);
+        clcnn_comm_free(comm);
+    }
+    clcnn_batcher_free(b);
+    clcnn_tensor_free(x), clcnn_tensor_free(lab), clcnn_tensor_free(loss), clcnn_tensor_free(dl);
+    free(p0), free(s0), free(gr), free(st), free(gsum), free(ssum);
+    clcnn_train_plan_free(p);
+    clcnn_graph_free(g);
+}
+
+/* Two replicas of the tiny model after one step (free with end_two). */
+typedef struct two {
+    clcnn_comm *comm;
+    clcnn_graph *g;
+    clcnn_dist_trainer *t;
+} two;
+
+static two start_two(void) {
+    clcnn_dist_config cfg = config();
+    two w = {0};
+    TU_OK(clcnn_comm_create_local(2, &w.comm));
+    w.g = tiny_graph(3);
+    TU_OK(clcnn_dist_trainer_create(w.comm, devs, 2, w.g, ds, &cfg, &w.t));
+    TU_OK(clcnn_dist_trainer_step(w.t, NULL));
+    return w;
+}
+
+static void end_two(two *w) {
+    clcnn_dist_trainer_free(w->t);
+    clcnn_graph_free(w->g);
+    clcnn_comm_free(w->comm);
+}
+
+/* A replica whose parameters changed behind the trainer's back is caught by the check. */
+static void test_divergence_caught(void **state) {
+    two w = start_two();
+    clcnn_dist_trainer *t = w.t;
+    TU_OK(clcnn_dist_trainer_check(t));
+    clcnn_train_plan *p1 = clcnn_dist_trainer_plan(t, 1);
+    const char *name = clcnn_train_plan_param_name(p1, 0);
+    size_t n = clcnn_tensor_numel(clcnn_train_plan_param(p1, name));
+    float *v = malloc(n * 4);
+    TU_OK(clcnn_train_plan_read(p1, name, v, n * 4));
+    v[0] = nextafterf(v[0], INFINITY); /* one ulp */
+    TU_OK(clcnn_train_plan_write(p1, name, v, n * 4));
+    assert_int_equal(clcnn_dist_trainer_check(t), CLCNN_ERR_DIST);
+    assert_non_null(strstr(clcnn_last_error(), "replica 1 differ"));
+    free(v);
+    end_two(&w);
+}
+
+/* One replica's kernel launch fails: the step returns that replica's error (not "another
+ * replica failed") instead of leaving the other waiting at the exchange. */
+static void test_replica_failure(void **state) {
+    two w = start_two();
+    clcnn_dist_trainer *t = w.t;
+    cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 3);
+    clcnn_status s = clcnn_dist_trainer_step(t, NULL);
+    cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 0);
+    assert_int_not_equal(s, CLCNN_OK);
+    printf("the failed step: %s\n", clcnn_last_error());
+    assert_non_null(strstr(clcnn_last_error(), "replica "));
+    assert_null(strstr(clcnn_last_error(), "another replica failed"));
+    assert_int_equal(clcnn_dist_trainer_steps(t), 1);
+    end_two(&w);
+}
+
+static void test_errors(void **state) {
+    clcnn_dist_config cfg = config();
+    clcnn_comm *comm = NULL;
+    clcnn_graph *g = tiny_graph(3);
+    clcnn_dist_trainer *t = NULL;
+    assert_int_equal(clcnn_comm_create_local(0, &comm), CLCNN_ERR_INVALID_ARG);
+    TU_OK(clcnn_comm_create_local(2, &comm));
+    assert_int_equal(clcnn_dist_trainer_create(comm, devs, 1, g, ds, &cfg, &t),
+                     CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "1 devices for 2 replicas"));
+    cfg.micro_batch = 5;
+    assert_int_equal(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t),
+                     CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "must divide the global batch"));
+    cfg.micro_batch = 32;
+    assert_int_equal(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t),
+                     CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "fewer than the 2 replicas"));
+    assert_null(t);
+    cfg = config();
+    clcnn_device *same[2] = {devs[0], devs[0]};
+    assert_int_equal(clcnn_dist_trainer_create(comm, same, 2, g, ds, &cfg, &t),
+                     CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "the same device handle"));
+    TU_OK(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t));
+    /* a file that is no checkpoint of this model: an error, and nothing changes */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/junk.safetensors", tmp);
+    FILE *f = fopen(path, "wb");
+    fputs("not a checkpoint", f);
+    fclose(f);
+    TU_OK(clcnn_dist_trainer_step(t, NULL));
+    assert_int_equal(clcnn_dist_trainer_load(t, path), CLCNN_ERR_FORMAT);
+    assert_non_null(strstr(clcnn_last_error(), "not a checkpoint of this model"));
+    assert_int_equal(clcnn_dist_trainer_steps(t), 1);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.safetensors", tmp);
+    assert_int_equal(clcnn_dist_trainer_save(t, path, NULL), CLCNN_ERR_IO);
+    clcnn_dist_trainer_free(t);
+    cfg.reduce = CLCNN_DIST_NO_REDUCE; /* runs, but has nothing to save */
+    TU_OK(clcnn_dist_trainer_create(comm, devs, 2, g, ds, &cfg, &t));
+    TU_OK(clcnn_dist_trainer_step(t, NULL));
+    assert_int_equal(clcnn_dist_trainer_save(t, path, NULL), CLCNN_ERR_UNSUPPORTED);
+    clcnn_dist_trainer_free(t);
+    clcnn_comm_free(comm);
+    if (!clcnn_dist_have_mpi()) {
+        assert_int_equal(clcnn_comm_create_mpi(1, 1.0, &comm), CLCNN_ERR_UNSUPPORTED);
+        assert_non_null(strstr(clcnn_last_error(), "built without MPI"));
+    }
+    clcnn_graph_free(g);
+}
+
+static int setup(void **state) {
+    tmp = tu_temp_dir("dist");
+    devs[0] = tu_device();
+    for (int i = 1; i < 4; i++)
+        if (clcnn_device_open(i % 2 ? "1" : "0", &devs[i]) != CLCNN_OK) {
+            fprintf(stderr, "test_dist: one OpenCL device; each replica opens it\n");
+            if (clcnn_device_open("0", &devs[i]) != CLCNN_OK) return -1;
+        }
+    if (clcnn_dataset_load_mnist(NULL, CLCNN_SPLIT_TRAIN, &ds) != CLCNN_OK) return -1;
+    clcnn_dataset_limit(ds, 256);
+    return 0;
+}
+
+static int teardown(void **state) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    free(tmp);
+    clcnn_dataset_free(ds);
+    for (int i = 1; i < 4; i++)
+        clcnn_device_close(devs[i]);
+    tu_close_device();
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reduce_order),
+        cmocka_unit_test(test_first_step_reference),
+        cmocka_unit_test(test_replica_count_invariant),
+        cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_divergence_caught),
+        cmocka_unit_test(test_replica_failure),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
