@@ -53,12 +53,6 @@
 #ifndef K3
 #define K3 0
 #endif
-#ifndef PASS
-#define PASS 0
-#endif
-#if PASS < 0 || PASS > 2
-#error "PASS must be 0, 1 or 2"
-#endif
 #if K3 && (!defined(STRIDE) || (STRIDE != 1 && STRIDE != 2))
 #error "K3 needs STRIDE 1 or 2"
 #endif

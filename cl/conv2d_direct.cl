@@ -60,12 +60,6 @@
 #ifndef TILE_C
 #define TILE_C 4
 #endif
-#ifndef PASS
-#define PASS 0
-#endif
-#if PASS < 0 || PASS > 2
-#error "PASS must be 0, 1 or 2"
-#endif
 
 #if VEC != 2 && VEC != 4 && VEC != 8 && VEC != 16
 #error "VEC must be 2, 4, 8 or 16"

@@ -51,9 +51,6 @@
 #ifndef MK
 #define MK 1
 #endif
-#ifndef PASS
-#define PASS 0
-#endif
 
 #if VK != 16 && VK != 8 && VK != 4
 #error "VK must be 16, 8 or 4"
@@ -63,9 +60,6 @@
 #endif
 #if MK != 1 && MK != 2
 #error "MK must be 1 or 2"
-#endif
-#if PASS < 0 || PASS > 2
-#error "PASS must be 0, 1 or 2"
 #endif
 
 #define CC_CAT_(a, b) a##b
