@@ -19,6 +19,10 @@
  *        both directions (the host sets it only then; the arguments are ignored), so the
  *        tap loops unroll and the stride branches fold (MobileNet's layers); 0 = any
  *        geometry from the arguments                                             default 0
+ *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
+ *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
+ *        defines differ anyway), so each compiles only the kernels it launches: on POCL
+ *        most of a cold build is generating every kernel's code             default 0
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
@@ -253,6 +257,7 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
     }
 }
 
+#if PASS != 2
 __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global const float *wt,
                                    int w_off, __global const float *bias, int b_off, int has_bias,
                                    __global const float *z, int z_off, int has_res,
@@ -282,7 +287,9 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
         fwd_tile(x, wc, bv, z, z_off, has_res, y, y_off, ni, ch, p0, q0, c, h, w, p, q, r, s, sh,
                  sw, ph, pw, dh, dw, act, alpha, plane, lo, hi);
 }
+#endif
 
+#if PASS != 1
 /* ---- backward data ------------------------------------------------------------------
  *
  *   dx[ni,ch,ih,iw] = sum_{kr,ks} wt[ch,0,kr,ks] * dy[ni, ch, (ih+ph-kr*dh)/sh, (iw+pw-ks*dw)/sw]
@@ -529,3 +536,4 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
         }
     }
 }
+#endif

@@ -24,6 +24,11 @@
  *   VK  output channels per vector: the lanes (16, 8 or 4)                  default 16
  *   MK  vectors of output channels per work-item (1 or 2)                    default 1
  *   TJ  taps per work-item (1..32)                                           default 12
+ *   PASS the kernels the program holds: 1 = the GEMM kernel conv2d_wgrad, 2 = the three
+ *       helpers (wgrad_pad_x, wgrad_transpose_dy, wgrad_sum_parts, which use none of the
+ *       tile defines: the host builds them once, without those, for every tile variant),
+ *       0 = all four; on POCL most of a cold build is generating every kernel's code
+ *                                                                            default 0
  *
  * Buffers (dense, each with an element offset *_off):
  *   x  (n, c, h, w)            dy (n, k, p, q)
@@ -63,6 +68,7 @@
 #define vloadK CC_CAT(vload, VK)
 #define vstoreK CC_CAT(vstore, VK)
 
+#if PASS != 1
 /* xp = images n0 .. n0+nb-1 of x with ph rows and pw columns of zeros around each
  * plane: (nb, c, h + 2 ph, w + 2 pw). One work-item per plane (few work-items: POCL's
  * cost per work-group is a few microseconds): zero rows, then each input row between
@@ -153,6 +159,9 @@ __kernel void wgrad_sum_parts(__global const float *part, int part_off, int part
     }
 }
 
+#endif
+
+#if PASS != 2
 /* See the top comment. xs: xp (or x), xs_off its element offset of image n0; xc, xh, xw
  * its channels, rows and columns. rows: the nb*p output rows of this pass, split into
  * chunks of rpc rows; out_off: the element offset of this pass's first chunk slice. */
@@ -217,3 +226,4 @@ __kernel void conv2d_wgrad(__global const float *xs, int xs_off, int xc, int xh,
             o[l * K + tj] = v[l];
     }
 }
+#endif

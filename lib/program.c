@@ -58,6 +58,13 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* CPU time of the whole process (the driver's compiler threads included). */
+static double cpu_ms(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
 /* ---- sources -------------------------------------------------------------------- */
 
 static char *read_whole(const char *path, size_t *len) {
@@ -392,6 +399,26 @@ static clcnn_status build_log_error(clcnn_device *dev, cl_program prog, const ch
     return s;
 }
 
+/* $CLCNN_TRACE_BUILDS=FILE (development and tests): every process appends one line per
+ * program it compiles from source, "process cpu_ms wall_ms file OPTIONS..." (the build
+ * plus, with a disk cache, fetching the binary, when POCL generates the machine code; CPU
+ * time of the whole process), so the cold cost of a test suite can be summed up per
+ * process and per program. Best effort: a file that cannot be written is skipped. */
+static void trace_build(const char *file, const char *options, double cpu, double wall) {
+    const char *path = getenv("CLCNN_TRACE_BUILDS");
+    if (!path || !*path) return;
+    char proc[64] = "?";
+    FILE *c = fopen("/proc/self/comm", "r");
+    if (c) {
+        if (fgets(proc, sizeof proc, c)) proc[strcspn(proc, "\n")] = '\0';
+        fclose(c);
+    }
+    FILE *f = fopen(path, "a");
+    if (!f) return;
+    fprintf(f, "%s %.0f %.0f %s %s\n", proc, cpu, wall, file, options);
+    fclose(f);
+}
+
 static clcnn_status build_from_source(clcnn_device *dev, const char *file, const char *src,
                                       const char *options, cl_program *out) {
     double t0 = now_ms();
@@ -458,6 +485,7 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
                         path);
         }
     }
+    double t_build = now_ms(), c_build = cpu_ms();
     CC_TRY(build_from_source(dev, file, src, options, out));
     if (use_disk) {
         /* Fetching the binary is not free: POCL generates the kernels' machine code
@@ -479,6 +507,7 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
         }
         free(bin);
     }
+    trace_build(file, options, cpu_ms() - c_build, now_ms() - t_build);
     return CLCNN_OK;
 }
 

@@ -234,9 +234,30 @@ static void test_launch_argument_errors(void **state) {
     env_end(&e);
 }
 
+/* The lines $CLCNN_TRACE_BUILDS got, "process cpu_ms wall_ms file OPTIONS...", whose
+ * file is `file` (checking the rest of each line's form). */
+static int trace_lines(const char *path, const char *file) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024], proc[64], name[64];
+    double cpu, wall;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        assert_int_equal(sscanf(line, "%63s %lf %lf %63s", proc, &cpu, &wall, name), 4);
+        assert_true(cpu >= 0 && wall >= 0);
+        assert_non_null(strstr(line, "-cl-std="));
+        n += strcmp(name, file) == 0;
+    }
+    fclose(f);
+    return n;
+}
+
 static void test_disk_round_trip(void **state) {
     (void)state;
     env e = env_begin();
+    char trace[4200];
+    snprintf(trace, sizeof trace, "%s/builds.txt", e.cdir);
+    setenv("CLCNN_TRACE_BUILDS", trace, 1);
     clcnn_device *dev = open_dev();
     run_vadd(dev, "", 1, 0, 1000);
     clcnn_cache_stats s = stats(dev);
@@ -262,6 +283,9 @@ static void test_disk_round_trip(void **state) {
     assert_int_equal(s.disk_writes, 0);
     assert_int_equal(s.disk_rejects, 0);
     clcnn_device_close(dev);
+    /* one line for the one build from source; none for the load */
+    unsetenv("CLCNN_TRACE_BUILDS");
+    assert_int_equal(trace_lines(trace, "vadd"), 1);
     env_end(&e);
 }
 

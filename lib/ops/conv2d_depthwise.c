@@ -94,7 +94,7 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv) {
 typedef struct depthwise_fwd {
     cc_conv cv;
     const clcnn_tensor *w; /* borrowed */
-    char defs[64];
+    char defs[80];
     size_t gws[2], lws[2];
 } depthwise_fwd;
 
@@ -116,8 +116,9 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
      * the geometry compiled in (K3, STRIDE), its taps unrolled */
     int k3 = cv->r == 3 && cv->s == 3 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
              (cv->sh == 1 || cv->sh == 2);
-    snprintf(f->defs, sizeof f->defs, "K3=%d QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d",
-             k3, qloop, k3 ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
+    snprintf(f->defs, sizeof f->defs,
+             "K3=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", k3, qloop,
+             k3 ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
     /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
      * tiles) then holds 4 channels instead of 2 working items out of 8 */
     f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec)) *
@@ -153,8 +154,9 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
                                                clcnn_tensor *dx) {
     int wq = cc_ceil_div(cv->w, cv->sw);
     int vec = pick_vec(wq), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
-    char defs[64];
-    snprintf(defs, sizeof defs, "QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", cpu, tp, cpu, vec);
+    char defs[80];
+    snprintf(defs, sizeof defs, "PASS=2 QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", cpu, tp, cpu,
+             vec);
     /* stride 2: one work-item computes both column phases */
     size_t tiles = (size_t)cc_ceil_div(cv->h, tp) * (size_t)cc_ceil_div(wq, vec) *
                    (size_t)(cv->sw == 2 ? 1 : cv->sw);
@@ -181,8 +183,8 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
                                                  clcnn_tensor *dw) {
     int vec = pick_vec(cv->q);
     int cpu = dev->info.type == CLCNN_DEVICE_CPU;
-    char defs[64];
-    snprintf(defs, sizeof defs, "QLOOP=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", cpu, cpu, vec);
+    char defs[80];
+    snprintf(defs, sizeof defs, "PASS=2 QLOOP=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", cpu, cpu, vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
     size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */

@@ -42,8 +42,12 @@ static void cfg_defines(const clcnn_device *dev, const cc_conv *cv, int pass, di
     const char *e = cc_conv_cfg(dev, "CLCNN_CONV_DIRECT_CFG", pass, cv, CLCNN_CONV_DIRECT, tmp);
     int used = parse_cfg(e, cfg);
     cc_conv_cfg_used(CLCNN_CONV_DIRECT, used ? e : NULL);
-    snprintf(buf, cap, "TILE_K=%d TILE_P=%d VEC=%d TILE_C=%d", cfg->tile_k, cfg->tile_p, cfg->vec,
-             cfg->tile_c);
+    /* each pass's program holds only its kernels and is keyed by the defines they use:
+     * forward and backward data TILE_K TILE_P VEC, backward filter TILE_C TILE_K VEC */
+    if (pass == CLCNN_CONV_PASS_BACKWARD_FILTER)
+        snprintf(buf, cap, "PASS=2 TILE_C=%d TILE_K=%d VEC=%d", cfg->tile_c, cfg->tile_k, cfg->vec);
+    else
+        snprintf(buf, cap, "PASS=1 TILE_K=%d TILE_P=%d VEC=%d", cfg->tile_k, cfg->tile_p, cfg->vec);
 }
 
 /* Geometry arguments shared by the three kernels, in kernel order. */
@@ -53,12 +57,13 @@ static void cfg_defines(const clcnn_device *dev, const cc_conv *cv, int pass, di
         CC_ARG_INT((cv)->s), CC_ARG_INT((cv)->sh), CC_ARG_INT((cv)->sw), CC_ARG_INT((cv)->ph),     \
         CC_ARG_INT((cv)->pw), CC_ARG_INT((cv)->dh), CC_ARG_INT((cv)->dw), CC_ARG_INT((cv)->groups)
 
-/* The tile table. One program per (TILE_K, TILE_P, VEC, TILE_C) holds all three kernels,
- * and compile time matters (POCL: about a second per program), so every pass draws from
- * one small family:
- *   CPU: TILE_K in {16, 8, 4, 1}, TILE_P = 2 for TILE_K >= 8 else 4, VEC in {16, 8},
- *        TILE_C in {16, 4, 1} (backward filter only; the others use 4 or 1): at most
- *        11 programs for any set of layers.
+/* The tile table. Forward and backward data share one program per (TILE_K, TILE_P, VEC)
+ * (their four kernels), backward filter has one per (TILE_C, TILE_K, VEC) (PASS in the
+ * .cl file: a program compiles only the kernels it can launch), and compile time matters
+ * (POCL: about a second per program), so every pass draws from one small family:
+ *   CPU: TILE_K in {16, 8, 4, 1}, TILE_P = 2 for TILE_K >= 8 else 4, VEC in {16, 8}
+ *        (at most 8 forward / data programs), TILE_C in {16, 4, 1} (backward filter
+ *        only).
  *   GPU: TILE_K in {4, 1}, TILE_P 2, VEC 4, TILE_C in {2, 1}.
  * Forward and backward data pick TILE_K from the channels per group of their output
  * (kpg forward, cpg backward data) and VEC from the width of its rows (from the plane size

@@ -204,13 +204,15 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
      * into dw (added to it after the first pass) */
     int direct_out = passes == 1 && parts == 1;
 
-    char defs[32];
-    snprintf(defs, sizeof defs, "MK=%d TJ=%d VK=%d", cfg.mk, cfg.tj, cfg.vk);
+    char defs[48];
+    snprintf(defs, sizeof defs, "MK=%d PASS=1 TJ=%d VK=%d", cfg.mk, cfg.tj, cfg.vk);
+    /* the helpers use no tile define: one program of theirs serves every tile variant */
+    const char *hdefs = "PASS=2";
     /* every kernel built before anything is enqueued: a build failure writes nothing */
-    if (padded) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_pad_x"));
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy"));
+    if (padded) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_pad_x"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_transpose_dy"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "conv2d_wgrad"));
-    if (!direct_out) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_sum_parts"));
+    if (!direct_out) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_sum_parts"));
 
     clcnn_tensor *xp = NULL, *dyt = NULL, *part = NULL;
     size_t xp_n = padded ? (size_t)nb * cv->c * hp * wp : 0;
@@ -231,7 +233,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
         if (padded) {
             size_t planes = (size_t)nbi * cv->c;
             st = cc_launch(
-                dev, "conv2d_wgrad", defs, "wgrad_pad_x", 1, (size_t[]){planes}, (size_t[]){16},
+                dev, "conv2d_wgrad", hdefs, "wgrad_pad_x", 1, (size_t[]){planes}, (size_t[]){16},
                 CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                         CC_ARG_MEM(xp->storage->mem), CC_ARG_INT(xp->offset), CC_ARG_INT(n0),
                         CC_ARG_INT(nbi), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
@@ -240,7 +242,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
             xs_off = xp->offset;
         }
         if (st == CLCNN_OK)
-            st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_transpose_dy", 1,
+            st = cc_launch(dev, "conv2d_wgrad", hdefs, "wgrad_transpose_dy", 1,
                            (size_t[]){(size_t)cv->groups * nbi * cc_ceil_div(pq, 16)},
                            (size_t[]){64},
                            CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
@@ -263,7 +265,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                                    CC_ARG_INT(chunks_i)));
         if (st == CLCNN_OK && !direct_out)
             st =
-                cc_launch(dev, "conv2d_wgrad", defs, "wgrad_sum_parts", 1,
+                cc_launch(dev, "conv2d_wgrad", hdefs, "wgrad_sum_parts", 1,
                           (size_t[]){(m + 15) / 16}, (size_t[]){64},
                           CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
                                   CC_ARG_INT(chunks_i), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
