@@ -16,7 +16,8 @@
  * So a step costs 2 nbn + 1 forwards and nbn + 1 backwards per micro-batch (local: 1
  * and 1). Every micro-batch's loss is the mean over its b samples, so its dy is M times
  * the global loss's; the global sums are too, its input gradient is M times the global
- * one and the reduction's division by M makes it exact. */
+ * one and the reduction's division by M makes it exact. Over MPI, each rank's replica 0
+ * gathers every rank's partials before combining (MPI_Iallgather with the watchdog). */
 #include "dist/trainer_internal.h"
 
 #include <stdlib.h>
@@ -153,11 +154,62 @@ static void combine_sums(cc_bn_layer *l, size_t M) {
     }
 }
 
+/* The rank that runs micro-batch m (replicas hold consecutive blocks, ranks consecutive
+ * replicas). */
+static int owner(const clcnn_comm *c, size_t M, size_t m) {
+    int R = clcnn_comm_replicas(c);
+    for (int g = 0; g < R; g++) {
+        size_t lo, hi;
+        cc_dist_split(M, R, g, &lo, &hi);
+        if (m >= lo && m < hi) return g / c->nlocal;
+    }
+    return 0;
+}
+
+/* Over MPI every rank needs every micro-batch's partials and holds only its replicas':
+ * each rank sends all M slots (w doubles each), and slot m is taken from the rank that ran
+ * micro-batch m. Then every rank combines the same numbers in the same order. */
+static clcnn_status exchange(clcnn_dist_trainer *t, cc_bn_layer *l, int backward) {
+    clcnn_comm *cm = t->comm;
+    int P = clcnn_comm_size(cm);
+    if (cm->kind != CC_COMM_MPI || P == 1) return CLCNN_OK;
+    size_t M = t->M, c = l->c, w = backward ? 2 * c : 1 + 2 * c, cb = c * sizeof(double);
+    double *mine = malloc(M * w * sizeof(double));
+    double *all = malloc((size_t)P * M * w * sizeof(double));
+    clcnn_status s = CLCNN_OK;
+    if (!mine || !all)
+        s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY,
+                    "dist: out of host memory for the batch-norm "
+                    "statistics of %zu micro-batches",
+                    M);
+    double *a = backward ? l->sdy : l->mean, *b = backward ? l->sdx : l->m2;
+    size_t o = backward ? 0 : 1; /* forward slots: count, mean (c), M2 (c) */
+    for (size_t m = 0; s == CLCNN_OK && m < M; m++) {
+        if (!backward) mine[m * w] = l->count[m];
+        memcpy(mine + m * w + o, a + m * c, cb);
+        memcpy(mine + m * w + o + c, b + m * c, cb);
+    }
+    if (s == CLCNN_OK)
+        s = cc_dist_allgather(cm, mine, all, M * w * sizeof(double),
+                              backward ? "the batch-norm gradient sums"
+                                       : "the batch-norm statistics");
+    for (size_t m = 0; s == CLCNN_OK && m < M; m++) {
+        const double *src = all + ((size_t)owner(cm, M, m) * M + m) * w;
+        if (!backward) l->count[m] = src[0];
+        memcpy(a + m * c, src + o, cb);
+        memcpy(b + m * c, src + o + c, cb);
+    }
+    free(mine);
+    free(all);
+    return s;
+}
+
 /* Barrier; replica 0 combines layer j (forward statistics, or backward sums); barrier. */
 static clcnn_status combine(cc_replica *rp, int j, int backward) {
     clcnn_dist_trainer *t = rp->t;
     CC_TRY(cc_dist_barrier(t->comm));
     if (rp->r == 0 && j < t->nbn) {
+        CC_TRY(exchange(t, t->bn[j], backward));
         if (backward)
             combine_sums(t->bn[j], t->M);
         else

@@ -114,10 +114,6 @@ static clcnn_status check_args(clcnn_comm *comm, clcnn_device *const *devs, int 
                  "%s: synchronised batch norm needs the ordered reduction (the micro-batch "
                  "rows it combines in order)",
                  f);
-    CC_RETURN_IF(cfg->bn_sync && comm->kind == CC_COMM_MPI, CLCNN_ERR_UNSUPPORTED,
-                 "%s: synchronised batch norm is not built for MPI communicators (only for "
-                 "replicas of one process, clcnn_comm_create_local)",
-                 f);
     CC_RETURN_IF(clcnn_graph_num_inputs(g) != 1 || clcnn_graph_num_outputs(g) != 1,
                  CLCNN_ERR_INVALID_ARG,
                  "%s: the graph has %d inputs and %d outputs (1 image input, 1 logits output)", f,

@@ -41,7 +41,7 @@ static void usage(FILE *f) {
             "  --schedule cosine|constant|step   (default cosine)\n"
             "  --reduce ordered|allreduce   (default ordered: repeatable for any count)\n"
             "  --bn local|sync      batch norm per micro-batch (default) or synchronised over\n"
-            "                       the global batch (ordered reduction, one process only)\n"
+            "                       the global batch (with the ordered reduction)\n"
             "  --seed N  --data DIR  --limit-train N  --limit-test N  --timeout S (MPI, 30)\n"
             "  --checkpoint FILE    (default ./clcnn-dist.safetensors)   --resume\n");
 }
