@@ -419,8 +419,9 @@ typedef struct two {
     clcnn_dist_trainer *t;
 } two;
 
-static two start_two(void) {
+static two start_two(int bn_sync) {
     clcnn_dist_config cfg = config();
+    cfg.bn_sync = bn_sync;
     two w = {0};
     TU_OK(clcnn_comm_create_local(2, &w.comm));
     w.g = tiny_graph(3);
@@ -437,7 +438,7 @@ static void end_two(two *w) {
 
 /* A replica whose parameters changed behind the trainer's back is caught by the check. */
 static void test_divergence_caught(void **state) {
-    two w = start_two();
+    two w = start_two(0);
     clcnn_dist_trainer *t = w.t;
     TU_OK(clcnn_dist_trainer_check(t));
     clcnn_train_plan *p1 = clcnn_dist_trainer_plan(t, 1);
@@ -454,19 +455,24 @@ static void test_divergence_caught(void **state) {
 }
 
 /* One replica's kernel launch fails: the step returns that replica's error (not "another
- * replica failed") instead of leaving the other waiting at the exchange. */
+ * replica failed") instead of leaving the other waiting at the exchange; with synchronised
+ * batch norm too, failing in its first forward pass or in a later pass (at a barrier). */
 static void test_replica_failure(void **state) {
-    two w = start_two();
-    clcnn_dist_trainer *t = w.t;
-    cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 3);
-    clcnn_status s = clcnn_dist_trainer_step(t, NULL);
-    cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 0);
-    assert_int_not_equal(s, CLCNN_OK);
-    printf("the failed step: %s\n", clcnn_last_error());
-    assert_non_null(strstr(clcnn_last_error(), "replica "));
-    assert_null(strstr(clcnn_last_error(), "another replica failed"));
-    assert_int_equal(clcnn_dist_trainer_steps(t), 1);
-    end_two(&w);
+    const struct { int bn_sync, nth; } cases[] = {{0, 3}, {1, 3}, {1, 40}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        two w = start_two(cases[i].bn_sync);
+        clcnn_dist_trainer *t = w.t;
+        cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, cases[i].nth);
+        clcnn_status s = clcnn_dist_trainer_step(t, NULL);
+        cc_fault_set(CC_FAULT_ENQUEUE_KERNEL, 0);
+        assert_int_not_equal(s, CLCNN_OK);
+        printf("the failed step (bn sync %d, launch %d): %s\n", cases[i].bn_sync, cases[i].nth,
+               clcnn_last_error());
+        assert_non_null(strstr(clcnn_last_error(), "replica "));
+        assert_null(strstr(clcnn_last_error(), "another replica failed"));
+        assert_int_equal(clcnn_dist_trainer_steps(t), 1);
+        end_two(&w);
+    }
 }
 
 static void test_errors(void **state) {

@@ -233,7 +233,7 @@ typedef struct clcnn_train_plan clcnn_train_plan;
  *  - stats: in: this batch's values per channel (*count) and per channel their mean and M2
  *    (sum of squared deviations from the mean); out: the count, mean and M2 to normalise
  *    with (variance M2 / count) and to update the running statistics with (unbiased
- *    variance M2 / (count - 1)).
+ *    variance M2 / (count - 1); M2 for a count of 1). A count below 1 is an error.
  *  - grads: in: this batch's per-channel sum of dy and of dy * xhat (they are the
  *    gradients of scale and B); out: the sums that the input gradient uses, with the count
  *    that stats returned.

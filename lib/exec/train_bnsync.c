@@ -87,10 +87,10 @@ static clcnn_status bn_forward_host(clcnn_train_plan *p, cc_tnode *n, bn_host *h
     moments(h, h->a, h->b);
     double count = (double)(h->n * h->hw);
     CC_TRY(sy->stats(sy->ctx, n->bn_layer, h->c, &count, h->a, h->b));
-    if (!(count >= 2.0))
+    if (!(count >= 1.0))
         return cc_fail(CLCNN_ERR_INVALID_ARG,
                        "synchronised batch norm: layer %d's statistics cover %g values per "
-                       "channel (at least 2 needed)",
+                       "channel (at least 1 needed)",
                        n->bn_layer, count);
     n->bn_count = count;
     double m = (double)n->a.momentum; /* ONNX: running = m running + (1 - m) batch */
@@ -99,7 +99,7 @@ static clcnn_status bn_forward_host(clcnn_train_plan *p, cc_tnode *n, bn_host *h
         h->mean[ch] = (float)h->a[ch];
         h->inv[ch] = (float)(1.0 / sqrt(h->b[ch] / count + (double)n->a.epsilon));
         h->r0[ch] = (float)(m * h->r0[ch] + (1.0 - m) * h->a[ch]);
-        h->r1[ch] = (float)(m * h->r1[ch] + (1.0 - m) * (h->b[ch] / (count - 1.0)));
+        h->r1[ch] = (float)(m * h->r1[ch] + (1.0 - m) * (h->b[ch] / fmax(count - 1.0, 1.0)));
         double mu = h->mean[ch], gi = (double)h->inv[ch] * h->gamma[ch];
         for (size_t i = 0; i < h->n; i++)
             for (size_t j = 0; j < h->hw; j++) {
