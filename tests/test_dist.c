@@ -412,6 +412,77 @@ static void test_bn_sync_whole_batch(void **state) {
     clcnn_graph_free(g);
 }
 
+/* clcnn_train_options.bn_sync on its own: callbacks that hand back the batch's own
+ * statistics give the plain plan's gradients and state within float tolerance (the host
+ * path in fp64 vs the device kernels); a callback's error stops the forward with it; a
+ * count below 1 is an error naming the layer. */
+static int hook_mode; /* 0: pass through, 1: fail, 2: count 0 */
+static int hook_calls[2];
+
+static clcnn_status hook_stats(void *ctx, int layer, size_t c, double *count, double *mean,
+                               double *m2) {
+    (void)ctx, (void)layer, (void)c, (void)mean, (void)m2;
+    hook_calls[0]++;
+    if (hook_mode == 1) return cc_fail(CLCNN_ERR_DIST, "hook says no");
+    if (hook_mode == 2) *count = 0.0;
+    return CLCNN_OK;
+}
+
+static clcnn_status hook_grads(void *ctx, int layer, size_t c, double *sum_dy, double *sum_dyxhat) {
+    (void)ctx, (void)layer, (void)c, (void)sum_dy, (void)sum_dyxhat;
+    hook_calls[1]++;
+    return CLCNN_OK;
+}
+
+static void test_bn_sync_hook(void **state) {
+    clcnn_graph *g = bn_graph(3, 2, 0);
+    clcnn_bn_sync hook = {NULL, hook_stats, hook_grads};
+    clcnn_train_options o = {0};
+    float *res[2][2];
+    size_t P = 0, S = 0;
+    for (int with = 0; with < 2; with++) {
+        o.bn_sync = with ? &hook : NULL;
+        clcnn_train_plan *p = NULL;
+        TU_OK(clcnn_train_plan_create(devs[0], g, 12, &o, &p));
+        P = clcnn_tensor_numel(clcnn_train_plan_params(p));
+        S = clcnn_tensor_numel(clcnn_train_plan_state(p));
+        batch_run br = batch_run_make(12, 4);
+        TU_OK(clcnn_train_plan_zero_grad(p));
+        hook_mode = 0;
+        batch_run_next(&br, p);
+        res[with][0] = malloc(P * 4);
+        res[with][1] = malloc(S * 4);
+        TU_OK(clcnn_tensor_download(clcnn_train_plan_grads(p), res[with][0], P * 4));
+        TU_OK(clcnn_tensor_download(clcnn_train_plan_state(p), res[with][1], S * 4));
+        if (with) {
+            assert_int_equal(hook_calls[0], 2); /* two layers, one forward */
+            assert_int_equal(hook_calls[1], 2);
+            const clcnn_tensor *in = br.x;
+            hook_mode = 1;
+            assert_int_equal(clcnn_train_plan_forward(p, &in, 1), CLCNN_ERR_DIST);
+            assert_non_null(strstr(clcnn_last_error(), "hook says no"));
+            hook_mode = 2;
+            assert_int_equal(clcnn_train_plan_forward(p, &in, 1), CLCNN_ERR_INVALID_ARG);
+            assert_non_null(strstr(clcnn_last_error(), "layer 0's statistics cover 0 values"));
+        }
+        batch_run_free(&br);
+        clcnn_train_plan_free(p);
+    }
+    double gmax = 0.0, err = 0.0;
+    for (size_t j = 0; j < P; j++) {
+        gmax = fmax(gmax, fabs(res[0][0][j]));
+        err = fmax(err, fabs(res[0][0][j] - res[1][0][j]));
+    }
+    printf("bn_sync pass-through vs device kernels: gradient difference %.3g (largest %.3g)\n", err,
+           gmax);
+    assert_true(gmax > 0.0 && err <= 1e-4 * gmax);
+    for (size_t j = 0; j < S; j++)
+        assert_true(fabs(res[0][1][j] - res[1][1][j]) <= 1e-5 * fmax(1.0, fabs(res[0][1][j])));
+    for (int k = 0; k < 4; k++)
+        free(res[k / 2][k % 2]);
+    clcnn_graph_free(g);
+}
+
 /* Two replicas of the tiny model after one step (free with end_two). */
 typedef struct two {
     clcnn_comm *comm;
@@ -565,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_resume),
         cmocka_unit_test(test_bn_sync_replica_count_invariant),
         cmocka_unit_test(test_bn_sync_whole_batch),
+        cmocka_unit_test(test_bn_sync_hook),
         cmocka_unit_test(test_divergence_caught),
         cmocka_unit_test(test_replica_failure),
         cmocka_unit_test(test_errors),
