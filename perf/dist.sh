@@ -2,7 +2,8 @@
 # Data-parallel training cost (tests/dist_train.c --bench): images/s of 1 vs 2 replicas
 # (threads in one process, and MPI ranks), and the cost of the exchange: the ordered
 # reduction vs MPI_Allreduce vs no exchange at all, with the bytes each process moves per
-# step. Every configuration runs in this one invocation, so compare within it.
+# step; synchronised batch norm's cost (--bn sync) on 1 and 2 replicas. Every configuration
+# runs in this one invocation, so compare within it.
 #
 # Usage: perf/dist.sh [-b BUILD] [-m MODEL] [-g GLOBAL] [-u MICRO] [-s STEPS]
 #   defaults: build, bn (the zoo's default model, 1x28x28), global 64, micro 16, 12 steps
@@ -51,6 +52,9 @@ run local1 1 none "$drv"
 for red in ordered allreduce none; do
     run local2 1 $red "$drv" --replicas 2 --devices 0,1
 done
+# synchronised batch norm: its extra passes (docs/distributed.md), against local2 ordered
+run local1_bnsync 1 ordered "$drv" --bn sync
+run local2_bnsync 1 ordered "$drv" --replicas 2 --devices 0,1 --bn sync
 if [ -n "$mpirun" ]; then
     for red in ordered allreduce none; do
         run mpi2 2 $red "$mpirun" -np 2 --oversubscribe --mca btl self,vader --bind-to none "$drv" --mpi

@@ -2,7 +2,8 @@
 # clcnn train data-parallel (tools/clcnn/train_dist.c), on Fashion-MNIST cut to 1024 images:
 #   local: --devices 0,1 writes the same checkpoint bytes as --devices 0 at the same global
 #          and micro batch, and clcnn eval reads it (the last epoch's accuracy); one epoch
-#          then --resume to two gives the bytes of two epochs at once; --devices without
+#          then --resume to two gives the bytes of two epochs at once; --bn sync on 2
+#          devices writes the bytes of 1 device and not those of --bn local; --devices without
 #          --optimizer sgd is a clear error;
 #   mpi:   mpirun -np 2 clcnn train writes the same bytes as one device, and only rank 0
 #          prints progress (exit 77, skipped, without MPI).
@@ -40,6 +41,17 @@ if [ "$mode" = local ]; then
     run resume "$cli" train --devices 0,1 $args --schedule constant --epochs 2 --resume \
         --checkpoint c1.st
     same c1.st c2.st
+    # --bn sync: 2 devices = 1 device at the same micro-batch, and not local batch norm
+    run sync1 "$cli" train --devices 0 --micro-batch 32 --bn sync $args --epochs 1 \
+        --checkpoint s1.st
+    run sync2 "$cli" train --devices 0,1 --bn sync $args --epochs 1 --checkpoint s2.st
+    cat sync2.out
+    same s1.st s2.st
+    run local1 "$cli" train --devices 0,1 $args --epochs 1 --checkpoint l1.st
+    if cmp -s s1.st l1.st; then
+        echo "dist_cli: FAIL: --bn sync wrote the bytes of --bn local"
+        fail=1
+    fi
     if "$cli" train --devices 0,1 --epochs 1 >adam.out 2>&1 ||
         ! grep -q "pass --optimizer sgd" adam.out; then
         echo "dist_cli: FAIL: --devices without --optimizer sgd:"

@@ -3,7 +3,9 @@
 #   1. two runs of 2 ranks write byte-identical checkpoints, and the same bytes as one
 #      process with one device, one with 2 local replicas and 2 ranks of 2 replicas each
 #      (same global and micro batch);
-#   2. the allreduce mode repeats for 2 ranks;
+#   2. synchronised batch norm (--bn sync): 2 ranks and 2 ranks of 2 replicas write the
+#      bytes of one device, which are not those of local batch norm; the allreduce mode
+#      repeats for 2 ranks;
 #   3. ranks with different settings (rank 1 another global batch) stop with a clear error;
 #   4. a rank killed (SIGKILL) ends the job with an error in under 60 s;
 #   5. a rank that stops (SIGSTOP: hangs) makes rank 0 fail with the watchdog's error after
@@ -55,6 +57,17 @@ same mpi1.st hybrid.st
 grep -q "step 4 loss" "mpi1.out" || { echo "dist_mpi: FAIL: no loss printed by rank 0"; fail=1; }
 [ "$(grep -c "step 4 loss" "mpi1.out")" = 1 ] ||
     { echo "dist_mpi: FAIL: progress printed by more than rank 0"; fail=1; }
+
+# synchronised batch norm: 2 ranks, 2 ranks of 2 replicas and one device, the same bytes
+run bsmpi $MPI "$drv" --mpi $common --bn sync --out "bsmpi.st"
+run bshybrid $MPI "$drv" --mpi --replicas 2 --devices 0,1 $common --bn sync --out "bshybrid.st"
+run bssingle "$drv" $common --bn sync --out "bssingle.st"
+same bsmpi.st bssingle.st
+same bshybrid.st bssingle.st
+if cmp -s bssingle.st single.st; then
+    echo "dist_mpi: FAIL: --bn sync wrote the bytes of local batch norm"
+    fail=1
+fi
 
 run ar1 $MPI "$drv" --mpi $common --reduce allreduce --out "ar1.st"
 run ar2 $MPI "$drv" --mpi $common --reduce allreduce --out "ar2.st"

@@ -9,7 +9,8 @@
  *                          OpenCL device of that index)
  *     --model lenet|tiny   tiny: conv 3x3 x4 + batch norm + ReLU + max pool + dropout + linear
  *     --global B --micro b --steps N --samples N --seed S --lr F
- *     --reduce ordered|allreduce|none   --check-every K   --timeout S   --resume CKPT
+ *     --reduce ordered|allreduce|none   --bn local|sync   --check-every K   --timeout S   --resume
+ * CKPT
  *     --batch-on-rank1 B   rank 1 uses global batch B (the settings-mismatch test)
  *     --kill-rank1-at N    rank 1 kills itself (SIGKILL) before step N
  *     --stop-rank1-at N    rank 1 stops itself (SIGSTOP: hangs) before step N
@@ -28,7 +29,7 @@
 #include <unistd.h>
 
 typedef struct opts {
-    int mpi, replicas, steps, check_every, bench, kill_at, stop_at;
+    int mpi, replicas, steps, check_every, bench, kill_at, stop_at, bn_sync;
     size_t global, micro, samples, batch_rank1;
     uint64_t seed;
     float lr;
@@ -110,6 +111,8 @@ static int parse(int argc, char **argv, opts *o) {
             o->lr = (float)atof(v);
         else if (!strcmp(a, "--reduce"))
             o->reduce = v;
+        else if (!strcmp(a, "--bn"))
+            o->bn_sync = !strcmp(v, "sync");
         else if (!strcmp(a, "--check-every"))
             o->check_every = atoi(v);
         else if (!strcmp(a, "--timeout"))
@@ -173,6 +176,7 @@ int main(int argc, char **argv) {
     cfg.seed = o.seed;
     cfg.lr = o.lr;
     cfg.check_every = o.check_every;
+    cfg.bn_sync = o.bn_sync;
     cfg.reduce = !strcmp(o.reduce, "allreduce") ? CLCNN_DIST_ALLREDUCE
                  : !strcmp(o.reduce, "none")    ? CLCNN_DIST_NO_REDUCE
                                                 : CLCNN_DIST_ORDERED;

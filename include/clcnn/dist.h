@@ -83,8 +83,13 @@ typedef struct clcnn_dist_config {
     clcnn_dist_reduce reduce;
     int check_every; /* compare a hash of the parameters across replicas every K steps (0: no) */
     int flip, shift; /* augmentation as clcnn_batcher_config's, keyed by global sample index */
+    /* 1: synchronised batch norm: every batch-norm layer normalises with the statistics of
+     * the whole global batch (docs/distributed.md); with CLCNN_DIST_ORDERED only (else
+     * CLCNN_ERR_UNSUPPORTED). 0: each micro-batch's own. */
+    int bn_sync;
 } clcnn_dist_config;
-/* global 64, micro 16, seed 0, lr 0.01, momentum 0.9, no decay, ordered, check every 10. */
+/* global 64, micro 16, seed 0, lr 0.01, momentum 0.9, no decay, ordered, check every 10,
+ * local batch norm. */
 CLCNN_API clcnn_dist_config clcnn_dist_config_default(void);
 
 typedef struct clcnn_dist_trainer clcnn_dist_trainer;

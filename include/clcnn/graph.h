@@ -242,12 +242,36 @@ CLCNN_API const char *clcnn_plan_step_desc(const clcnn_plan *p, int i);
  * runs give bit-identical gradients. docs/training.md lists the ops with backward. */
 typedef struct clcnn_train_plan clcnn_train_plan;
 
+/* Synchronised batch norm (lib/dist, docs/distributed.md): when a plan has one, every
+ * BatchNormalization node in training mode hands its batch's per-channel statistics to
+ * `stats` and normalises with what it gets back, and in backward hands its per-channel sums
+ * to `grads` and uses what it gets back; so several plans can normalise with the
+ * statistics of all their batches together. Such nodes compute on the host in fp64 (their
+ * input is downloaded; the output and gradients uploaded), which costs a transfer of the
+ * activation each way. `layer` is the node's index among the plan's BatchNormalization
+ * nodes in topological order; c the channels.
+ *  - stats: in: this batch's values per channel (*count) and per channel their mean and M2
+ *    (sum of squared deviations from the mean); out: the count, mean and M2 to normalise
+ *    with (variance M2 / count) and to update the running statistics with (unbiased
+ *    variance M2 / (count - 1); M2 for a count of 1). A count below 1 is an error.
+ *  - grads: in: this batch's per-channel sum of dy and of dy * xhat (they are the
+ *    gradients of scale and B); out: the sums that the input gradient uses, with the count
+ *    that stats returned.
+ * A returned error stops the forward or backward with it. The struct must outlive the
+ * plan. */
+typedef struct clcnn_bn_sync {
+    void *ctx;
+    clcnn_status (*stats)(void *ctx, int layer, size_t c, double *count, double *mean, double *m2);
+    clcnn_status (*grads)(void *ctx, int layer, size_t c, double *sum_dy, double *sum_dyxhat);
+} clcnn_bn_sync;
+
 typedef struct clcnn_train_options {
     int input_grads;           /* 1: also compute the gradients of the graph inputs */
     clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
     uint64_t seed;             /* Dropout's masks: drawn from (seed, forward count), repeatable */
     int find; /* Find for each Conv's forward, data (when needed) and filter passes, as
                  clcnn_plan_options.find says */
+    const clcnn_bn_sync *bn_sync; /* NULL: each batch norm uses its own batch's statistics */
 } clcnn_train_options;
 
 /* Bind g to dev for batch size batch; the parameters start as g's initializers. An op

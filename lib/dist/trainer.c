@@ -59,8 +59,9 @@ static void finish(void *ctx, size_t lo, size_t hi, const double *sums, double c
 
 /* ---- one replica's part of a step ------------------------------------------------- */
 
-static clcnn_status micro_batch(cc_replica *rp, size_t m, float *row, int first) {
+clcnn_status cc_dist_forward(cc_replica *rp, size_t m, int zero_grad) {
     clcnn_dist_trainer *t = rp->t;
+    rp->cur_m = m;
     int64_t s = t->step, spe = t->steps_per_epoch;
     clcnn_batch b;
     CC_TRY(clcnn_batcher_seek(rp->batcher, s / spe, (size_t)(s % spe) * t->M + m));
@@ -70,16 +71,22 @@ static clcnn_status micro_batch(cc_replica *rp, size_t m, float *row, int first)
                  b.n, t->cfg.micro_batch);
     CC_TRY(clcnn_tensor_upload(rp->x, b.x, b.n * t->sample * sizeof(float)));
     CC_TRY(clcnn_tensor_upload(rp->labels, b.labels, b.n * sizeof(int32_t)));
-    clcnn_tensor *state = clcnn_train_plan_state(rp->plan);
-    int ordered = t->cfg.reduce == CLCNN_DIST_ORDERED;
     /* every micro-batch starts from the step's state, so the running statistics after a
      * step are the mean of what each micro-batch makes of them */
     if (t->S && t->cfg.reduce != CLCNN_DIST_NO_REDUCE)
-        CC_TRY(clcnn_tensor_upload(state, t->host + t->P, t->S * sizeof(float)));
-    if (ordered || first) CC_TRY(clcnn_train_plan_zero_grad(rp->plan));
+        CC_TRY(clcnn_tensor_upload(clcnn_train_plan_state(rp->plan), t->host + t->P,
+                                   t->S * sizeof(float)));
+    if (zero_grad) CC_TRY(clcnn_train_plan_zero_grad(rp->plan));
     clcnn_train_plan_set_forward_count(rp->plan, (uint64_t)s * t->M + m + 1);
     const clcnn_tensor *x = rp->x;
-    CC_TRY(clcnn_train_plan_forward(rp->plan, &x, 1));
+    return clcnn_train_plan_forward(rp->plan, &x, 1);
+}
+
+clcnn_status cc_dist_micro_batch(cc_replica *rp, size_t m, float *row, int first) {
+    clcnn_dist_trainer *t = rp->t;
+    clcnn_tensor *state = clcnn_train_plan_state(rp->plan);
+    int ordered = t->cfg.reduce == CLCNN_DIST_ORDERED;
+    CC_TRY(cc_dist_forward(rp, m, ordered || first));
     CC_TRY(clcnn_softmax_cross_entropy(rp->dev, clcnn_train_plan_output(rp->plan, 0), rp->labels,
                                        rp->loss, rp->dlogits));
     const clcnn_tensor *dy = rp->dlogits;
@@ -103,10 +110,11 @@ static clcnn_status micro_batch(cc_replica *rp, size_t m, float *row, int first)
 static clcnn_status replica_step(cc_replica *rp) {
     clcnn_dist_trainer *t = rp->t;
     double t0 = now_ms();
+    if (t->cfg.bn_sync) CC_TRY(cc_dist_bn_sync_passes(rp));
     for (size_t i = 0; i < rp->k; i++)
-        CC_TRY(micro_batch(rp, rp->first + i,
-                           rp->rows + (t->cfg.reduce == CLCNN_DIST_ORDERED ? i * t->L : 0),
-                           i == 0));
+        CC_TRY(cc_dist_micro_batch(rp, rp->first + i,
+                                   rp->rows + (t->cfg.reduce == CLCNN_DIST_ORDERED ? i * t->L : 0),
+                                   i == 0));
     clcnn_tensor *grads = clcnn_train_plan_grads(rp->plan);
     if (t->cfg.reduce == CLCNN_DIST_ALLREDUCE && rp->k)
         CC_TRY(clcnn_tensor_download(grads, rp->rows, t->P * sizeof(float)));

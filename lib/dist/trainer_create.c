@@ -17,6 +17,7 @@
     XX(momentum, "momentum (bits)")                                                                \
     XX(weight_decay, "weight decay (bits)")                                                        \
     XX(reduce, "reduction")                                                                        \
+    XX(bn_sync, "batch norm (1: synchronised)")                                                    \
     XX(check_every, "parameter check interval")                                                    \
     XX(flip, "flip augmentation")                                                                  \
     XX(shift, "shift augmentation")                                                                \
@@ -109,6 +110,10 @@ static clcnn_status check_args(clcnn_comm *comm, clcnn_device *const *devs, int 
                  clcnn_dataset_size(ds), gb);
     CC_RETURN_IF(cfg->reduce < CLCNN_DIST_ORDERED || cfg->reduce > CLCNN_DIST_NO_REDUCE,
                  CLCNN_ERR_INVALID_ARG, "%s: unknown reduction %d", f, (int)cfg->reduce);
+    CC_RETURN_IF(cfg->bn_sync && cfg->reduce != CLCNN_DIST_ORDERED, CLCNN_ERR_UNSUPPORTED,
+                 "%s: synchronised batch norm needs the ordered reduction (the micro-batch "
+                 "rows it combines in order)",
+                 f);
     CC_RETURN_IF(clcnn_graph_num_inputs(g) != 1 || clcnn_graph_num_outputs(g) != 1,
                  CLCNN_ERR_INVALID_ARG,
                  "%s: the graph has %d inputs and %d outputs (1 image input, 1 logits output)", f,
@@ -134,6 +139,8 @@ static clcnn_status make_replica(clcnn_dist_trainer *t, cc_replica *rp, clcnn_de
     clcnn_train_options o;
     memset(&o, 0, sizeof o);
     o.seed = t->cfg.seed;
+    cc_dist_bn_sync_init(rp);
+    if (t->cfg.bn_sync) o.bn_sync = &rp->sync;
     size_t mb = t->cfg.micro_batch;
     CC_TRY(clcnn_train_plan_create(dev, g, (int)mb, &o, &rp->plan));
     clcnn_batcher_config bc = clcnn_batcher_config_default();
@@ -223,6 +230,7 @@ static clcnn_status create(clcnn_dist_trainer *t, clcnn_device *const *devs, clc
                      .momentum = bits(k->momentum),
                      .weight_decay = bits(k->weight_decay),
                      .reduce = (uint64_t)k->reduce,
+                     .bn_sync = (uint64_t)k->bn_sync,
                      .check_every = (uint64_t)k->check_every,
                      .flip = (uint64_t)k->flip,
                      .shift = (uint64_t)k->shift,
@@ -255,6 +263,7 @@ clcnn_status clcnn_dist_trainer_create(clcnn_comm *comm, clcnn_device *const *de
     CC_RETURN_IF(!t, CLCNN_ERR_OUT_OF_MEMORY, "dist: out of host memory");
     t->comm = comm;
     t->cfg = *cfg;
+    if (cfg->bn_sync) pthread_mutex_init(&t->bn_mu, NULL);
     t->nlocal = n_devs;
     t->M = cfg->global_batch / cfg->micro_batch;
     t->steps_per_epoch = (int64_t)(clcnn_dataset_size(train) / cfg->global_batch);
@@ -286,6 +295,7 @@ void clcnn_dist_trainer_free(clcnn_dist_trainer *t) {
         free(rp->rows);
         free(rp->scratch);
     }
+    cc_dist_bn_sync_free(t);
     free(t->reps);
     free(t->host);
     free(t->next);

@@ -60,6 +60,8 @@ typedef struct cc_tnode {
      * of each window that counts. */
     cc_copy_nd pad_in, crop;
     clcnn_tensor *px, *dpx, *cnt;
+    int bn_layer;    /* BatchNormalization: its index among the plan's (opts.bn_sync) */
+    double bn_count; /* its forward's count as opts.bn_sync->stats returned it */
 } cc_tnode;
 
 typedef struct cc_tparam {
@@ -87,6 +89,7 @@ struct clcnn_train_plan {
     cc_conv_list convs;
     uint64_t forwards; /* forwards run: the step of Dropout's counter-based masks */
     int overwrite;     /* a parameter's first contribution overwrites its gradient */
+    int nbn;           /* BatchNormalization nodes */
 };
 
 /* For lib/nn's nets: clcnn_train_plan_create, and when like is not NULL (a plan of the same
@@ -138,6 +141,11 @@ typedef struct cc_train_def {
     clcnn_status (*backward)(clcnn_train_plan *p, cc_tnode *n);
 } cc_train_def;
 extern const cc_train_def cc_train_eltwise_defs[CC_OP_COUNT];
+
+/* lib/exec/train_bnsync.c: BatchNormalization's training forward and backward through
+ * p->opts.bn_sync, on the host. */
+clcnn_status cc_train_bn_sync_forward(clcnn_train_plan *p, cc_tnode *n);
+clcnn_status cc_train_bn_sync_backward(clcnn_train_plan *p, cc_tnode *n);
 extern const cc_train_def cc_train_movement_defs[CC_OP_COUNT];
 
 #endif

@@ -202,6 +202,7 @@ static clcnn_status prepare_batchnorm(clcnn_train_plan *p, const clcnn_graph *g,
                                      "scale, bias, mean and variance must be float initializers");
     n->bn_momentum = pytorch_momentum(n->a.momentum);
     size_t c = p->vals[n->in[0]].shape[1];
+    n->bn_layer = p->nbn++;
     CC_TRY(clcnn_tensor_create(p->dev, CLCNN_F32, 1, &c, &n->save[0]));
     return clcnn_tensor_create(p->dev, CLCNN_F32, 1, &c, &n->save[1]);
 }
@@ -321,12 +322,14 @@ static clcnn_status conv_forward(clcnn_train_plan *p, cc_tnode *n) {
 /* ONNX's momentum m: running = m running + (1 - m) batch; the primitive takes 1 - m as
  * PyTorch's momentum (prepare_batchnorm). */
 static clcnn_status bn_forward(clcnn_train_plan *p, cc_tnode *n) {
+    if (p->opts.bn_sync) return cc_train_bn_sync_forward(p, n);
     return clcnn_batchnorm_forward_train(p->dev, T(n->in[0]), T(n->in[1]), T(n->in[2]), T(n->in[3]),
                                          T(n->in[4]), n->bn_momentum, n->a.epsilon, T(n->out[0]),
                                          n->save[0], n->save[1]);
 }
 
 static clcnn_status bn_backward(clcnn_train_plan *p, cc_tnode *n) {
+    if (p->opts.bn_sync) return cc_train_bn_sync_backward(p, n);
     return clcnn_batchnorm_backward(p->dev, T(n->in[0]), G(n->out[0]), T(n->in[1]), n->save[0],
                                     n->save[1], n->dst[0], n->dst[1], n->dst[2]);
 }

@@ -19,7 +19,7 @@
 #define PROG "clcnn train"
 
 typedef struct dsettings {
-    const char *model, *data, *checkpoint, *devices, *schedule, *reduce;
+    const char *model, *data, *checkpoint, *devices, *schedule, *reduce, *bn;
     long long epochs, batch, micro, seed, limit_train, limit_test;
     double lr, min_lr, momentum, weight_decay, timeout;
     int resume;
@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "  --lr F (default 0.05) --momentum F (0.9) --weight-decay F (0) --min-lr F (0)\n"
             "  --schedule cosine|constant|step   (default cosine)\n"
             "  --reduce ordered|allreduce   (default ordered: repeatable for any count)\n"
+            "  --bn local|sync      batch norm per micro-batch (default) or synchronised over\n"
+            "                       the global batch (with the ordered reduction)\n"
             "  --seed N  --data DIR  --limit-train N  --limit-test N  --timeout S (MPI, 30)\n"
             "  --checkpoint FILE    (default ./clcnn-dist.safetensors)   --resume\n");
 }
@@ -58,6 +60,7 @@ static int parse(int argc, char **argv, dsettings *st) {
         O_MINLR,
         O_SCHED,
         O_RED,
+        O_BN,
         O_SEED,
         O_DATA,
         O_LTR,
@@ -78,6 +81,7 @@ static int parse(int argc, char **argv, dsettings *st) {
                                          {"min-lr", required_argument, 0, O_MINLR},
                                          {"schedule", required_argument, 0, O_SCHED},
                                          {"reduce", required_argument, 0, O_RED},
+                                         {"bn", required_argument, 0, O_BN},
                                          {"seed", required_argument, 0, O_SEED},
                                          {"data", required_argument, 0, O_DATA},
                                          {"limit-train", required_argument, 0, O_LTR},
@@ -134,6 +138,9 @@ static int parse(int argc, char **argv, dsettings *st) {
         case O_RED:
             st->reduce = optarg;
             break;
+        case O_BN:
+            st->bn = optarg;
+            break;
         case O_SEED:
             bad = parse_long(PROG, "--seed", optarg, 0, (1LL << 62), &st->seed);
             break;
@@ -178,6 +185,10 @@ static int parse(int argc, char **argv, dsettings *st) {
     }
     if (!bad && strcmp(st->reduce, "ordered") && strcmp(st->reduce, "allreduce")) {
         fprintf(stderr, PROG ": --reduce: '%s' is not ordered or allreduce\n", st->reduce);
+        bad = 1;
+    }
+    if (!bad && strcmp(st->bn, "local") && strcmp(st->bn, "sync")) {
+        fprintf(stderr, PROG ": --bn: '%s' is not local or sync\n", st->bn);
         bad = 1;
     }
     if (bad) usage(stderr);
@@ -238,6 +249,7 @@ static int run(const dsettings *st, clcnn_comm *comm, int nrep, clcnn_device **d
     cfg.momentum = (float)st->momentum;
     cfg.weight_decay = (float)st->weight_decay;
     cfg.reduce = strcmp(st->reduce, "allreduce") ? CLCNN_DIST_ORDERED : CLCNN_DIST_ALLREDUCE;
+    cfg.bn_sync = !strcmp(st->bn, "sync");
     if ((s = clcnn_dist_trainer_create(comm, devs, nrep, g, train, &cfg, &t))) goto fail;
     if (st->resume && (s = clcnn_dist_trainer_load(t, st->checkpoint))) goto fail;
     int64_t spe = clcnn_dist_trainer_steps_per_epoch(t);
@@ -254,9 +266,11 @@ static int run(const dsettings *st, clcnn_comm *comm, int nrep, clcnn_device **d
     if (rank == 0) {
         const clcnn_device_info *di = clcnn_device_get_info(devs[0]);
         printf("%s model '%s' (%zu parameters) data-parallel: %d replicas (%d processes x %d), "
-               "global batch %lld in micro-batches of %zu, %s reduction; rank 0 on %s\n",
+               "global batch %lld in micro-batches of %zu, %s reduction, %s batch norm; rank 0 on "
+               "%s\n",
                st->resume ? "resuming" : "training", m.name, clcnn_net_param_count(net), R,
-               clcnn_comm_size(comm), nrep, st->batch, cfg.micro_batch, st->reduce, di->name);
+               clcnn_comm_size(comm), nrep, st->batch, cfg.micro_batch, st->reduce, st->bn,
+               di->name);
         printf("data: %zu train / %zu test images; %lld steps per epoch; sgd lr %g, %s "
                "schedule, %lld epochs, seed %lld; checkpoint %s\n",
                clcnn_dataset_size(train), clcnn_dataset_size(test), (long long)spe, st->lr,
@@ -315,6 +329,7 @@ int cmd_train_dist(int argc, char **argv) {
                     .checkpoint = "clcnn-dist.safetensors",
                     .schedule = "cosine",
                     .reduce = "ordered",
+                    .bn = "local",
                     .epochs = 8,
                     .batch = 64,
                     .seed = 1,
