@@ -68,3 +68,23 @@ cmp_opt() {
     *) cmp_shift=0 ;;
     esac
 }
+
+# cmp_baseline ROUND MODEL NAME LINE: record a baseline's "model,batch,images_per_s,ms,..."
+# CSV line (the bench scripts' output) as NAME's measurement in $results
+cmp_baseline() {
+    local ips ms
+    ips=$(echo "$4" | cut -d, -f3)
+    ms=$(echo "$4" | cut -d, -f4)
+    say "round $1 $2 $3: $ips images/s"
+    echo "$1,$2,$3,$ips,$ms" >>"$results"
+}
+
+# cmp_measure MODELS ROUNDS CLCNN_FN BASELINE_FN: cmp_rounds with timing and load in the log,
+# then $results copied to $csv_out when one was asked for
+cmp_measure() {
+    local t0
+    t0=$(date +%s)
+    cmp_rounds "$@"
+    say "measured in $(($(date +%s) - t0)) s, load now: $(cut -d' ' -f1-3 /proc/loadavg)"
+    [ -z "$csv_out" ] || cp "$results" "$csv_out"
+}

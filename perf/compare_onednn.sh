@@ -101,10 +101,7 @@ for r in csv.DictReader(sys.stdin):
     say "round $1 $2 oneDNN done"
 }
 
-t0=$(date +%s)
-cmp_rounds "$suites" "$rounds" run_clcnn run_onednn
-say "measured in $(($(date +%s) - t0)) s, load now: $(cut -d' ' -f1-3 /proc/loadavg)"
-[ -z "$csv_out" ] || cp "$results" "$csv_out"
+cmp_measure "$suites" "$rounds" run_clcnn run_onednn
 
 "$py" - "$results" "${peak:-0}" "${vnames[@]}" <<'PYEOF'
 import csv, statistics, sys

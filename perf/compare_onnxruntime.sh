@@ -124,17 +124,10 @@ run_ort() { # round model
     local out
     out=$("$py" "$here/onnxruntime_bench.py" "$onnx_dir/$2.onnx" --batch "$batch" \
         --threads "$threads" --runs "$runs" --warmup "$warmup") || { say "ORT failed ($2)"; return 1; }
-    local ips ms
-    ips=$(echo "$out" | cut -d, -f3)
-    ms=$(echo "$out" | cut -d, -f4)
-    say "round $1 $2 ORT: $ips images/s"
-    echo "$1,$2,ORT,$ips,$ms" >>"$results"
+    cmp_baseline "$1" "$2" ORT "$out"
 }
 
-t0=$(date +%s)
-cmp_rounds "$models" "$rounds" run_clcnn run_ort
-say "measured in $(($(date +%s) - t0)) s, load now: $(cut -d' ' -f1-3 /proc/loadavg)"
-[ -z "$csv_out" ] || cp "$results" "$csv_out"
+cmp_measure "$models" "$rounds" run_clcnn run_ort
 
 # ---- table -------------------------------------------------------------------------------
 "$syspy" - "$results" "$batch" "$ort_version" "${vnames[@]}" <<'EOF'

@@ -80,19 +80,13 @@ run_clcnn() { # round model index
 }
 
 run_torch() { # round model
-    local out ips ms
+    local out
     out=$("$py" "$here/pytorch_train_bench.py" "$2" --batch "$batch" --threads "$threads" \
         --runs "$runs" --warmup 1) || { say "PyTorch failed ($2)"; return 1; }
-    ips=$(echo "$out" | cut -d, -f3)
-    ms=$(echo "$out" | cut -d, -f4)
-    say "round $1 $2 PyTorch: $ips images/s"
-    echo "$1,$2,PyTorch,$ips,$ms" >>"$results"
+    cmp_baseline "$1" "$2" PyTorch "$out"
 }
 
-t0=$(date +%s)
-cmp_rounds "$models" "$rounds" run_clcnn run_torch
-say "measured in $(($(date +%s) - t0)) s, load now: $(cut -d' ' -f1-3 /proc/loadavg)"
-[ -z "$csv_out" ] || cp "$results" "$csv_out"
+cmp_measure "$models" "$rounds" run_clcnn run_torch
 
 "$py" - "$results" "$batch" "$torch_version" "${vnames[@]}" <<'PYEOF'
 import csv, statistics, sys
