@@ -19,14 +19,14 @@
 
 #define MAX_RUNS 1000
 
-#define DNNL_TRY(call)                                                                        \
-    do {                                                                                      \
-        dnnl_status_t st_ = (call);                                                           \
-        if (st_ != dnnl_success) {                                                            \
-            fprintf(stderr, "onednn-bench: %s: %s failed (status %d)\n", c->name, #call,      \
-                    (int)st_);                                                                \
-            return -1;                                                                        \
-        }                                                                                     \
+#define DNNL_TRY(call)                                                                             \
+    do {                                                                                           \
+        dnnl_status_t st_ = (call);                                                                \
+        if (st_ != dnnl_success) {                                                                 \
+            fprintf(stderr, "onednn-bench: %s: %s failed (status %d)\n", c->name, #call,           \
+                    (int)st_);                                                                     \
+            return -1;                                                                             \
+        }                                                                                          \
     } while (0)
 
 typedef struct conv_line {
@@ -58,9 +58,9 @@ static int parse_line(const char *line, conv_line *c) {
     if (!strcmp(first, "conv")) p = strstr(p, "conv") + 4;
     memset(c, 0, sizeof *c);
     c->dilation = c->groups = 1;
-    int got = sscanf(p, "%63s %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld", c->name, &c->n, &c->c,
-                     &c->h, &c->w, &c->k, &c->r, &c->s, &c->stride, &c->pad, &c->dilation,
-                     &c->groups);
+    int got =
+        sscanf(p, "%63s %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld %ld", c->name, &c->n, &c->c, &c->h,
+               &c->w, &c->k, &c->r, &c->s, &c->stride, &c->pad, &c->dilation, &c->groups);
     if (got != 10 && got != 11 && got != 12) return -1;
     if (c->n < 1 || c->c < 1 || c->h < 1 || c->w < 1 || c->k < 1 || c->r < 1 || c->s < 1 ||
         c->stride < 1 || c->pad < 0 || c->dilation < 1 || c->groups < 1 || c->c % c->groups ||

@@ -8,13 +8,11 @@
 #   tests/onnx_export_cli.sh CLCNN_BINARY      (ctest: onnx_export_cli)
 set -euo pipefail
 cli="$1"
-data=/usr/share/datasets/fashion-mnist
-if [ ! -f "$data/train-images-idx3-ubyte.gz" ]; then
-  echo "onnx_export_cli: skipped: $data not found (apt-get install dataset-fashion-mnist)"
-  exit 77
-fi
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+tag=onnx_export_cli
+# shellcheck source=tests/cli_lib.sh
+. "$(dirname "$0")/cli_lib.sh"
+cli_need_data
+cli_tmp
 "$cli" train --epochs 1 --limit-train 512 --limit-test 100 --batch 64 --seed 3 \
   --checkpoint "$tmp/bn.safetensors" >"$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; exit 1; }
 mkdir -p "$tmp/case"

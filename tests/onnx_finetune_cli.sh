@@ -13,14 +13,11 @@ set -euo pipefail
 cli="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
 model="$here/onnx/fmnist_bn_cnn.onnx"
-data=/usr/share/datasets/fashion-mnist
-if [ ! -f "$data/train-images-idx3-ubyte.gz" ]; then
-  echo "onnx_finetune_cli: skipped: $data not found (apt-get install dataset-fashion-mnist)"
-  exit 77
-fi
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "onnx_finetune_cli: $*"; exit 1; }
+tag=onnx_finetune_cli
+# shellcheck source=tests/cli_lib.sh
+. "$here/cli_lib.sh"
+cli_need_data
+cli_tmp
 
 "$cli" train --model "$model" --epochs 1 --limit-test 2000 --seed 5 --print-every 1000 \
   --checkpoint "$tmp/ft.safetensors" >"$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; exit 1; }

@@ -17,17 +17,15 @@ set -euo pipefail
 cli="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
 py="${CLCNN_TEST_PYTHON:-/usr/bin/python3}"
-data=/usr/share/datasets/fashion-mnist
+tag=safetensors_official
+# shellcheck source=tests/cli_lib.sh
+. "$here/cli_lib.sh"
 if ! "$py" -c 'import safetensors.numpy, onnx' 2>/dev/null; then
-  echo "safetensors_official: skipped: $py cannot import safetensors (PyPI only) and onnx"
+  echo "$tag: skipped: $py cannot import safetensors (PyPI only) and onnx"
   exit 77
 fi
-if [ ! -f "$data/train-images-idx3-ubyte.gz" ]; then
-  echo "safetensors_official: skipped: $data not found (apt-get install dataset-fashion-mnist)"
-  exit 77
-fi
-tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+cli_need_data
+cli_tmp
 model="$here/onnx/fmnist_bn_cnn.onnx"
 "$cli" train --model "$model" --epochs 1 --limit-train 256 --limit-test 200 --seed 3 \
   --checkpoint "$tmp/c.safetensors" >"$tmp/train.log" 2>&1 || { cat "$tmp/train.log"; exit 1; }
@@ -66,7 +64,6 @@ PY
 strip() { sed -e 's/"checkpoint": "[^"]*", //' -e 's/"seconds": [0-9.]*, //' "$1"; }
 if [ "$(strip "$tmp/c.json")" != "$(strip "$tmp/d.json")" ]; then
   cat "$tmp/c.json" "$tmp/d.json"
-  echo "safetensors_official: the rewritten checkpoint evaluates otherwise"
-  exit 1
+  fail "the rewritten checkpoint evaluates otherwise"
 fi
 echo "safetensors_official: clcnn eval of the official writer's copy equals the original"

@@ -653,10 +653,10 @@ static void test_tensor_file(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_models),        cmocka_unit_test(test_shape_subgraph_folded),
-        cmocka_unit_test(test_transpose_folded),
-        cmocka_unit_test(test_external_data),       cmocka_unit_test(test_hostile_fields),
-        cmocka_unit_test(test_nesting_and_garbage), cmocka_unit_test(test_tensor_file),
+        cmocka_unit_test(test_valid_models),     cmocka_unit_test(test_shape_subgraph_folded),
+        cmocka_unit_test(test_transpose_folded), cmocka_unit_test(test_external_data),
+        cmocka_unit_test(test_hostile_fields),   cmocka_unit_test(test_nesting_and_garbage),
+        cmocka_unit_test(test_tensor_file),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -287,10 +287,9 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
  *     99 vs direct 43; depthwise layers: depthwise (below). On CPUs with 16 vector
- *     registers the forward rule for them too (perf/rule_check.sh and `clcnn tune`
- *     found direct 1.6-3.6x slower than implicit_gemm on MobileNet-V2's 1x1
- *     projections, AlexNet conv2/conv4 and ResNet-50's 1x1 c1024->512 on the AVX2
- *     EPYC, 2026-12-06).
+ *     registers the forward rule for them too (direct was the slow choice there on
+ *     MobileNet-V2's 1x1 projections, AlexNet conv2/conv4 and ResNet-50's 1x1
+ *     c1024->512: perf/rule_check.sh, perf/README.md's rule section).
  *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run with every
  *     algorithm per shape on the shared 2-core machine, load 3-4, 2026-11-25):
  *     implicit_gemm (the phase decomposition, lib/ops/conv2d_implicit.c) when its GEMMs
