@@ -272,9 +272,7 @@ static double *rand_param(clcnn_graph *g, const char *name, int ndim, const int6
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
         n *= (size_t)dims[i];
-    float *f = malloc(n * sizeof *f);
-    tu_fill_uniform(r, f, n, lo, hi);
-    TU_OK(clcnn_graph_add_initializer(g, name, CLCNN_F32, ndim, dims, f));
+    float *f = tu_graph_random_init(g, r, name, ndim, dims, lo, hi);
     double *d = malloc(n * sizeof *d);
     for (size_t i = 0; i < n; i++)
         d[i] = f[i];

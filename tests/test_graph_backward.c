@@ -23,13 +23,7 @@ static void add_input(clcnn_graph *g, const char *name, int nd, int64_t d0, int6
 static void add_param(clcnn_graph *g, tu_rng *r, const char *name, int nd, int64_t d0, int64_t d1,
                       int64_t d2, int64_t d3, float lo, float hi) {
     int64_t dims[4] = {d0, d1, d2, d3};
-    size_t n = 1;
-    for (int i = 0; i < nd; i++)
-        n *= (size_t)dims[i];
-    float *v = malloc(n * sizeof *v);
-    tu_fill_uniform(r, v, n, lo, hi);
-    TU_OK(clcnn_graph_add_initializer(g, name, CLCNN_F32, nd, dims, v));
-    free(v);
+    free(tu_graph_random_init(g, r, name, nd, dims, lo, hi));
 }
 
 /* A node with inputs given as one space-separated string ("x w b") and one output. */

@@ -178,6 +178,18 @@ char *tu_slurp(const char *dir, const char *name) {
     return buf;
 }
 
+float *tu_graph_random_init(clcnn_graph *g, tu_rng *r, const char *name, int ndim,
+                            const int64_t *dims, float lo, float hi) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)dims[i];
+    float *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    tu_fill_uniform(r, v, n, lo, hi);
+    TU_OK(clcnn_graph_add_initializer(g, name, CLCNN_F32, ndim, dims, v));
+    return v;
+}
+
 void tu_expect_graph_error(clcnn_graph *g, int plan_batch, clcnn_status want, const char *needle) {
     clcnn_plan *p = NULL;
     clcnn_status s =

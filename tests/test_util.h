@@ -78,6 +78,10 @@ double tu_nmse(const float *got, const double *ref, size_t n);
 /* Graph error tests: clcnn_graph_check (plan_batch 0) or clcnn_plan_create at plan_batch
  * fails with want and a message naming the node 'mv' and holding needle; frees g. */
 void tu_expect_graph_error(clcnn_graph *g, int plan_batch, clcnn_status want, const char *needle);
+/* Add a float initializer `name` of the given shape to g, filled with uniform values in
+ * [lo, hi] from r; returns those values (malloc'd; the caller frees). */
+float *tu_graph_random_init(clcnn_graph *g, tu_rng *r, const char *name, int ndim,
+                            const int64_t *dims, float lo, float hi);
 
 /* A fresh empty directory under the build tree (or /tmp); caller frees. */
 char *tu_temp_dir(const char *tag);
