@@ -1,5 +1,5 @@
 #!/bin/sh
-# clcnn train data-parallel (tools/clcnn/train_dist.c), on Fashion-MNIST cut to 1024 images:
+# clcnn train data-parallel (tools/clcnn/train_dist.c), on Fashion-MNIST cut to 512 images:
 #   local: --devices 0,1 writes the same checkpoint bytes as --devices 0 at the same global
 #          and micro batch, and clcnn eval reads it (the last epoch's accuracy); one epoch
 #          then --resume to two gives the bytes of two epochs at once; --bn sync on 2
@@ -19,7 +19,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
 fail=0
-args="--optimizer sgd --limit-train 1024 --limit-test 256 --batch 64 --seed 3"
+args="--optimizer sgd --limit-train 512 --limit-test 128 --batch 64 --seed 3"
 
 run one "$cli" train --devices 0 --micro-batch 32 $args --epochs 2 --checkpoint one.st
 if [ "$mode" = local ]; then
@@ -28,7 +28,7 @@ if [ "$mode" = local ]; then
     same one.st two.st
     # clcnn eval reads the checkpoint and agrees with the last epoch's evaluation
     acc=$(sed -n 's/^epoch 2\/2: .* acc \([0-9.]*%\).*/\1/p' two.out)
-    run eval "$cli" eval --checkpoint two.st --limit-test 256
+    run eval "$cli" eval --checkpoint two.st --limit-test 128
     if [ -n "$acc" ] && grep -q "accuracy $acc" eval.out; then
         echo "dist_cli: clcnn eval of the checkpoint: $(head -1 eval.out)"
     else

@@ -126,11 +126,19 @@ static clcnn_conv_algo heuristic(clcnn_conv_pass pass, const clcnn_conv2d_desc *
     return a;
 }
 
-/* Counts the progress lines of timed parameter candidates ("<pass> <algo> <digits>..."). */
+/* Counts the progress lines of timed parameter candidates ("<pass> <algo> <digits>..."),
+ * in all (count[0]) and per algorithm (count[algo]). */
 static void count_candidates(void *user, const char *line) {
+    int *count = user;
     const char *sp = strchr(line, ' ');
+    const char *algo = sp ? sp + 1 : NULL;
     sp = sp ? strchr(sp + 1, ' ') : NULL;
-    if (sp && sp[1] >= '0' && sp[1] <= '9' && strstr(line, " ms (median")) (*(int *)user)++;
+    if (!sp || sp[1] < '0' || sp[1] > '9' || !strstr(line, " ms (median")) return;
+    count[0]++;
+    for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++) {
+        const char *name = clcnn_conv_algo_name((clcnn_conv_algo)a);
+        if ((size_t)(sp - algo) == strlen(name) && !strncmp(algo, name, strlen(name))) count[a]++;
+    }
 }
 
 /* ---- tests --------------------------------------------------------------------------- */
@@ -149,16 +157,22 @@ static void test_tune_stores_winner_auto_uses_it(void **state) {
         clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
         o.runs = 2;
         o.algo_only = i == 1; /* candidates for forward only: each is a kernel build */
-        int timed_cands = 0;
+        o.max_candidates = 1; /* of 6: each costs seconds of kernel build */
+        int timed_cands[CLCNN_CONV_ALGO_COUNT] = {0};
         o.progress = count_candidates;
-        o.user = &timed_cands;
+        o.user = timed_cands;
         clcnn_conv2d_tune_result r;
         TU_OK(clcnn_conv2d_tune(dev, passes[i], &d, x, w, &o, &r));
-        /* direct offers candidates for every pass; --algo-only times none */
-        if (i == 0)
-            assert_true(timed_cands >= 2);
-        else
-            assert_int_equal(timed_cands, 0);
+        /* direct offers candidates for every pass, at most max_candidates of them are
+         * timed per algorithm; --algo-only times none */
+        if (i == 0) {
+            assert_int_equal(timed_cands[CLCNN_CONV_DIRECT], 1);
+            assert_true(timed_cands[0] >= 2); /* winograd and implicit_gemm offer them too */
+            for (int a = 1; a < CLCNN_CONV_ALGO_COUNT; a++)
+                assert_true(timed_cands[a] <= 1);
+        } else {
+            assert_int_equal(timed_cands[0], 0);
+        }
         params[i] = strdup(r.params);
         if (i == 1) assert_string_equal(r.params, "");
         if (r.params[0]) { /* AUTO uses the stored parameters */

@@ -7,7 +7,8 @@
  * equal the double reference; CLCNN_TUNE=off, find = -1 and the default (no
  * CLCNN_TUNE=find) measure nothing and write nothing; a corrupt tuning file, a directory
  * where the file should be and a read-only file give plans that run correctly on the
- * rules, with the file untouched. Tiny shapes; no timing assertions. */
+ * rules, with the file untouched; $CLCNN_FIND_BUDGET 0 tries no candidates, a bad value
+ * is a clear error. Tiny shapes; no timing assertions. */
 #include "test_util.h"
 
 #include <jansson.h>
@@ -36,10 +37,14 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* Every test starts without a tuning file (and without this process's copy of one). */
+/* Every test starts without a tuning file (and without this process's copy of one), with
+ * Find timing the algorithms' heuristic parameters only (CLCNN_FIND_BUDGET=0): each
+ * candidate set is one more kernel build. test_find_stores_then_reuses' first plan tries
+ * candidates within the default budget. */
 static int fresh(void **state) {
     (void)state;
     unsetenv("CLCNN_TUNE");
+    setenv("CLCNN_FIND_BUDGET", "0", 1);
     chmod(tune_path, 0644);
     if (unlink(tune_path) != 0) rmdir(tune_path);
     cc_conv_tune_forget();
@@ -174,7 +179,9 @@ static void test_find_stores_then_reuses(void **state) {
     (void)state;
     clcnn_graph *g = make_graph();
     assert_int_equal(entries(-1), -1);
+    unsetenv("CLCNN_FIND_BUDGET"); /* CLCNN_FIND_BUDGET seconds of candidates per pass */
     assert_int_equal(plan_checked(g, 2, 1), 2); /* two shapes, both measured */
+    setenv("CLCNN_FIND_BUDGET", "0", 1);
     assert_int_equal(entries(CLCNN_CONV_PASS_FORWARD), 2);
     assert_int_equal(entries(-1), 2);
     char *before = file_bytes();
@@ -252,6 +259,34 @@ static void test_find_off_measures_nothing(void **state) {
     assert_int_equal(entries(-1), -1);
     assert_int_equal(access(tune_path, F_OK), -1);
     unsetenv("CLCNN_TUNE");
+    clcnn_graph_free(g);
+}
+
+/* $CLCNN_FIND_BUDGET: 0 times the heuristics only (the winner's parameters are its
+ * heuristic's); what is no number of seconds >= 0 stops the plan with a message naming it,
+ * and nothing is stored. */
+static void test_find_budget_variable(void **state) {
+    (void)state;
+    clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+    const size_t x[4] = {1, 3, 9, 9}, w[4] = {4, 3, 3, 3};
+    int measured = 0;
+    clcnn_conv2d_tune_result r;
+    TU_OK(clcnn_conv2d_find(tu_device(), CLCNN_CONV_PASS_FORWARD, &d, x, w, NULL, &r, &measured));
+    assert_int_equal(measured, 1);
+    assert_string_equal(r.params, "");
+    assert_int_equal(entries(-1), 1);
+    clcnn_graph *g = make_graph();
+    const char *bad[] = {"abc", "-1", "1s", "", "nan"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        setenv("CLCNN_FIND_BUDGET", bad[i], 1);
+        clcnn_plan_options o = clcnn_plan_options_default();
+        o.find = 1;
+        clcnn_plan *p = NULL;
+        assert_int_equal(clcnn_plan_create(tu_device(), g, 2, &o, &p), CLCNN_ERR_INVALID_ARG);
+        assert_null(p);
+        assert_non_null(strstr(clcnn_last_error(), "CLCNN_FIND_BUDGET"));
+    }
+    assert_int_equal(entries(-1), 1);
     clcnn_graph_free(g);
 }
 
@@ -355,6 +390,7 @@ int main(void) {
         cmocka_unit_test_setup(test_find_stores_then_reuses, fresh),
         cmocka_unit_test_setup(test_find_training_plan, fresh),
         cmocka_unit_test_setup(test_find_off_measures_nothing, fresh),
+        cmocka_unit_test_setup(test_find_budget_variable, fresh),
         cmocka_unit_test_setup(test_find_unwritable_file_falls_back, fresh),
         cmocka_unit_test_setup(test_tune_model_command, fresh),
     };

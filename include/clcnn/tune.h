@@ -140,6 +140,8 @@ typedef struct clcnn_conv2d_tune_options {
     /* Called with one line per algorithm and parameter set timed (may be NULL). */
     void (*progress)(void *user, const char *line);
     void *user;
+    int max_candidates; /* > 0: at most this many candidate parameter sets per algorithm;
+                           <= 0: 6, or 40 with $CLCNN_TUNE=exhaustive */
 } clcnn_conv2d_tune_options;
 
 /* runs from $CLCNN_TUNE, save on, seed 1, no progress callback. */
@@ -182,7 +184,8 @@ CLCNN_API clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass
 /* ---- Find: measuring at plan creation ---------------------------------------------- */
 
 /* Seconds of candidate parameter sets Find tries per shape and pass after timing every
- * algorithm's heuristic (clcnn_conv2d_tune_options.budget_s). */
+ * algorithm's heuristic (clcnn_conv2d_tune_options.budget_s), unless $CLCNN_FIND_BUDGET
+ * sets another number of seconds (0: the heuristic parameters only, no candidates). */
 #define CLCNN_FIND_BUDGET 1.0
 
 /* Whether plans measure the convolutions their tuning file does not know: request 1 (a
@@ -192,7 +195,8 @@ CLCNN_API int clcnn_conv2d_find_enabled(int request);
 
 /* Find for one convolution pass (what plans call at creation when Find is enabled): when
  * dev's tuning file has no entry for exactly this pass, geometry and batch size, time the
- * algorithms as clcnn_conv2d_tune does with budget_s CLCNN_FIND_BUDGET (opt NULL) and
+ * algorithms as clcnn_conv2d_tune does with budget_s CLCNN_FIND_BUDGET or $CLCNN_FIND_BUDGET
+ * (opt NULL; a value that is no number of seconds >= 0 is CLCNN_ERR_INVALID_ARG) and
  * store the winner; *measured = 1 then (out, when non-NULL, gets the result). Nothing is
  * measured (*measured = 0, CLCNN_OK) when the file knows the shape, when $CLCNN_TUNE is
  * off, or when the winner could not be stored: no tuning file (CLCNN_CACHE_DIR=off), or

@@ -352,8 +352,9 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     int out_of_budget = 0;
     for (int oi = 0; s == CLCNN_OK && !o.algo_only && oi < no && !out_of_budget; oi++) {
         int a = order[oi];
-        int nc = candidates(dev, &cv, pass, a, mode == CLCNN_TUNE_EXHAUSTIVE, cands,
-                            mode == CLCNN_TUNE_EXHAUSTIVE ? TUNE_CANDS_EXHAUSTIVE : TUNE_CANDS);
+        int max = mode == CLCNN_TUNE_EXHAUSTIVE ? TUNE_CANDS_EXHAUSTIVE : TUNE_CANDS;
+        if (o.max_candidates > 0 && o.max_candidates < max) max = o.max_candidates;
+        int nc = candidates(dev, &cv, pass, a, mode == CLCNN_TUNE_EXHAUSTIVE, cands, max);
         for (int i = 0; s == CLCNN_OK && i < nc && nv < TUNE_VARIANTS; i++) {
             if (o.budget_s > 0 && wall_ms() - t_start > o.budget_s * 1e3) {
                 progress(&o, "%s: budget of %.1f s spent, no more parameter sets", pname,
@@ -480,6 +481,15 @@ clcnn_status clcnn_conv2d_find(clcnn_device *dev, clcnn_conv_pass pass, const cl
     }
     clcnn_conv2d_tune_options o = clcnn_conv2d_tune_options_default();
     o.budget_s = CLCNN_FIND_BUDGET;
+    const char *env = getenv("CLCNN_FIND_BUDGET");
+    if (!opt && env) {
+        char *end = NULL;
+        double b = strtod(env, &end);
+        CC_RETURN_IF(end == env || *end || !(b >= 0 && b <= 1e6), CLCNN_ERR_INVALID_ARG,
+                     "%s: CLCNN_FIND_BUDGET is \"%s\", not a number of seconds >= 0", op, env);
+        o.budget_s = b;
+        o.algo_only = b == 0; /* budget 0 would mean no limit to clcnn_conv2d_tune */
+    }
     if (opt) o = *opt;
     o.save = 1;
     clcnn_conv2d_tune_result r;

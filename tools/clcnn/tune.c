@@ -17,9 +17,10 @@ static void usage(FILE *f) {
         "usage: clcnn tune [--device SEL] [--budget SECONDS] [--exhaustive] [--seed N]\n"
         "                  [--no-save] [--quiet]\n"
         "       clcnn tune --suite NAME [--op OPS] [--filter TEXT] [--runs N] [--algo-only]\n"
-        "                  [--device SEL] [--no-save] [--quiet]\n"
+        "                  [--candidates N] [--device SEL] [--no-save] [--quiet]\n"
         "       clcnn tune --model FILE.onnx|ZOO-NAME [--batch N] [--train] [--op OPS]\n"
-        "                  [--runs N] [--algo-only] [--device SEL] [--no-save] [--quiet]\n"
+        "                  [--runs N] [--algo-only] [--candidates N] [--device SEL]\n"
+        "                  [--no-save] [--quiet]\n"
         "       clcnn tune --show | --export FILE | --import FILE | --peak  [--device SEL]\n\n"
         "Without --suite: search CLBlast's SGEMM kernel parameters for the device (random\n"
         "and greedy search over valid configurations, each one built, timed on SGEMM 1024^3\n"
@@ -58,7 +59,9 @@ static void usage(FILE *f) {
         "  --batch N        --model: batch size of the plan (default 8)\n"
         "  --train          --model: the training plan's passes\n"
         "  --runs N         --suite: timed runs per algorithm and parameter set\n"
-        "  --algo-only      --suite: no kernel parameter candidates (heuristics only)\n"
+        "  --algo-only      --suite, --model: no kernel parameter candidates (heuristics only)\n"
+        "  --candidates N   --suite, --model: at most N candidate parameter sets per\n"
+        "                   algorithm (default 6; 40 with CLCNN_TUNE=exhaustive)\n"
         "  --list           the perf suites --suite can name\n"
         "  --no-save        tune and report, but do not write the tuning file\n"
         "  --quiet          no progress lines on stderr\n"
@@ -285,6 +288,7 @@ int cmd_tune(int argc, char **argv) {
     const char *selector = NULL, *export_path = NULL, *import_path = NULL;
     const char *suite = NULL, *filter = NULL, *model = NULL;
     int show = 0, peak = 0, quiet = 0, runs = 0, algo_only = 0, train = 0;
+    long long max_cands = 0;
     long long batch = 8;
     int want[CLCNN_CONV_PASS_COUNT] = {1, 1, 1};
     clcnn_gemm_tune_options opt = clcnn_gemm_tune_options_default();
@@ -313,6 +317,8 @@ int cmd_tune(int argc, char **argv) {
             quiet = 1;
         } else if (!strcmp(a, "--algo-only")) {
             algo_only = 1;
+        } else if (!strcmp(a, "--candidates") && has_value) {
+            if (parse_long("clcnn tune", "--candidates", argv[++i], 1, 1000, &max_cands)) return 2;
         } else if (!strcmp(a, "--suite") && has_value) {
             suite = argv[++i];
         } else if (!strcmp(a, "--model") && has_value) {
@@ -395,6 +401,7 @@ int cmd_tune(int argc, char **argv) {
         copt.save = opt.save;
         copt.seed = opt.seed;
         copt.algo_only = algo_only;
+        copt.max_candidates = (int)max_cands;
         if (!quiet) copt.progress = print_line;
         rc = suite ? run_suite(dev, suite, want, filter, &copt, quiet)
                    : run_model(dev, model, (int)batch, train, want, &copt, quiet);
