@@ -164,7 +164,8 @@ typedef struct clcnn_conv2d_tune_result {
  * weights (k,c/groups,r,s); d->algo is ignored), each with its heuristic kernel
  * parameters and, unless opt->algo_only, with a few candidate parameter sets near them
  * (direct, winograd, depthwise forward, implicit_gemm, all passes: up to 6 each, up
- * to 40 with $CLCNN_TUNE=exhaustive; every set is one more kernel build, 1-6 s on POCL,
+ * to 40 with $CLCNN_TUNE=exhaustive, at most opt->max_candidates when that is > 0;
+ * every set is one more kernel build, 1-20 s on POCL,
  * kept in the program cache), on seeded random tensors it allocates:
  * one warm-up call (two when exhaustive), then the median of opt->runs calls, taken
  * round robin over the algorithms and each measured on the device (queue markers).
@@ -175,7 +176,8 @@ typedef struct clcnn_conv2d_tune_result {
  * (atomically, under a lock) and used by CLCNN_CONV_AUTO from then on. opt may be NULL.
  * CLCNN_ERR_UNSUPPORTED when $CLCNN_TUNE is off; the shape errors of the convolution
  * itself; CLCNN_ERR_FORMAT when the existing tuning file is invalid (it is left alone:
- * fix or remove it). */
+ * fix or remove it), CLCNN_ERR_IO when it or its directory cannot be written: with
+ * opt->save both are found before anything is measured. */
 CLCNN_API clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass,
                                          const clcnn_conv2d_desc *d, const size_t x[4],
                                          const size_t w[4], const clcnn_conv2d_tune_options *opt,

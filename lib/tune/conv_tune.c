@@ -254,6 +254,10 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     size_t ys[4];
     cc_conv cv;
     CC_TRY(cc_conv2d_geometry("conv2d", &j.d, x, w, ys, &cv));
+    /* A winner that cannot be stored fails now, not after minutes of measuring. */
+    char path[4200];
+    if (o.save && clcnn_tune_file_path(dev, path, sizeof path))
+        CC_TRY(cc_conv_db_can_store(dev, path));
 
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ULL + 1;
     clcnn_status s = CLCNN_OK;
@@ -425,7 +429,6 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
                  "%s: no algorithm ran the %s pass of x %zux%zux%zux%zu, w %zux%zux%zux%zu (%s)",
                  op, pname, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3], r.note);
 
-    char path[4200];
     if (o.save && clcnn_tune_file_path(dev, path, sizeof path)) {
         cc_conv_entry e = cc_conv_entry_key(&cv, pass);
         e.algo = r.winner;
