@@ -87,10 +87,14 @@ static void write_file(const char *path, const char *entries, int with_gemm) {
              "{\"format\": \"clcnn-tune\", \"version\": 1, \"device\": %s,\n"
              " \"platform\": \"p\", \"driver\": \"d\"%s%s%s%s}\n",
              name,
+             /* test_tune.c's parameters: CLBlast builds its programs for them once */
              with_gemm ? ",\n \"clblast\": {\"Xgemm\": {\"GEMMK\": 0, \"KREG\": 1, \"KWG\": 16, "
-                         "\"KWI\": 2, \"MDIMA\": 8, \"MDIMC\": 8, \"MWG\": 32, \"NDIMB\": 8, "
-                         "\"NDIMC\": 8, \"NWG\": 64, \"SA\": 0, \"SB\": 0, \"STRM\": 0, "
-                         "\"STRN\": 0, \"VWM\": 4, \"VWN\": 1}}"
+                         "\"KWI\": 2, \"MDIMA\": 8, \"MDIMC\": 8, \"MWG\": 32, \"NDIMB\": 16, "
+                         "\"NDIMC\": 8, \"NWG\": 64, \"SA\": 1, \"SB\": 1, \"STRM\": 1, "
+                         "\"STRN\": 0, \"VWM\": 2, \"VWN\": 4},\n \"XgemmDirect\": {\"KWID\": 2, "
+                         "\"MDIMAD\": 8, \"MDIMCD\": 8, \"NDIMBD\": 8, \"NDIMCD\": 8, \"PADA\": 1, "
+                         "\"PADB\": 0, \"VWMD\": 2, \"VWND\": 2, \"WGD\": 16},\n \"GemmRoutine\": "
+                         "{\"XGEMM_MIN_INDIRECT_SIZE\": 64}}"
                        : "",
              entries ? ",\n \"conv2d\": [" : "", entries ? entries : "", entries ? "]" : "");
     free(name);
