@@ -24,6 +24,11 @@
  *        defines differ anyway), so each compiles only the kernels it launches: on POCL
  *        most of a cold build is generating every kernel's code             default 0
  *
+ * The forward kernel with flip = 1 reads each filter rotated by 180 degrees: that is the
+ * data gradient of a stride-1 layer (dx = conv(dy, rotated wt), padding d*(r-1) - pad;
+ * lib/ops/conv2d_depthwise.c), computed like a forward pass. The data-gradient kernel
+ * below serves the other strides.
+ *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
  *   z (n, c, p, q)   forward residual (has_res): y = act(conv + b + z); may be y itself
@@ -133,10 +138,10 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
 
 /* One tile: TP rows from p0 x VEC columns from q0 of the output plane (ni, ch). */
 inline __attribute__((always_inline)) void
-fwd_tile(__global const float *x, __global const float *wc, float bv, __global const float *z,
-         int z_off, int has_res, __global float *y, int y_off, int ni, int ch, int p0, int q0,
-         int c, int h, int w, int p, int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
-         int dw, int act, float alpha, int plane, int lo, int hi) {
+fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
+         __global const float *z, int z_off, int has_res, __global float *y, int y_off, int ni,
+         int ch, int p0, int q0, int c, int h, int w, int p, int q, int r, int s, int sh, int sw,
+         int ph, int pw, int dh, int dw, int act, float alpha, int plane, int lo, int hi) {
     floatV acc[TP];
     for (int tp = 0; tp < TP; tp++)
         acc[tp] = (floatV)(0.0f);
@@ -153,7 +158,7 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
         for (int kr = 0; kr < r; kr++) {
 #pragma unroll
             for (int ks = 0; ks < s; ks++) {
-                const float wv = wc[kr * s + ks];
+                const float wv = wc[wstep * (kr * s + ks)];
                 __global const float *xk = xp + kr * dh * w + ks * dw;
                 if (sw == 1) {
 #pragma unroll
@@ -179,7 +184,7 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
             const intV m = (col >= (intV)(0)) & (col < (intV)(w));
 #pragma unroll
             for (int kr = 0; kr < r; kr++) {
-                const float wv = wc[kr * s + ks];
+                const float wv = wc[wstep * (kr * s + ks)];
 #pragma unroll
                 for (int tp = 0; tp < TP; tp++) {
                     const int ih = ih0 + tp * sh + kr * dh;
@@ -197,7 +202,7 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
         for (int kr = 0; kr < r; kr++) {
 #pragma unroll
             for (int ks = 0; ks < s; ks++) {
-                const float wv = wc[kr * s + ks];
+                const float wv = wc[wstep * (kr * s + ks)];
                 const int c0 = q0 * sw - pw + ks * dw;
 #pragma unroll
                 for (int tp = 0; tp < TP; tp++) {
@@ -263,7 +268,7 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
                                    __global const float *z, int z_off, int has_res,
                                    __global float *y, int y_off, int n, int c, int h, int w, int p,
                                    int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
-                                   int dw, int act, float alpha) {
+                                   int dw, int act, float alpha, int flip) {
     const int qt = QLOOP ? 1 : (q + VEC - 1) / VEC, pt = (p + TP - 1) / TP;
     const int ct = get_global_id(0), ni = get_global_id(1);
     if (ct >= c * pt * qt || ni >= n) return;
@@ -271,7 +276,10 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
     const int p0 = (t / qt) * TP;
     const int plane = x_off + (ni * c + ch) * h * w;
     const int lo = x_off, hi = x_off + n * c * h * w;
-    __global const float *wc = wt + w_off + ch * r * s;
+    /* flip: tap (kr, ks) takes the weight of (r-1-kr, s-1-ks), read backwards from the
+     * filter's last one */
+    __global const float *wc = wt + w_off + ch * r * s + (flip ? r * s - 1 : 0);
+    const int wstep = flip ? -1 : 1;
     const float bv = has_bias ? bias[b_off + ch] : 0.0f;
 #if K3
     /* compile-time geometry: the inlined tile unrolls its taps */
@@ -284,8 +292,8 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
 #else
     const int q0 = (t % qt) * VEC;
 #endif
-        fwd_tile(x, wc, bv, z, z_off, has_res, y, y_off, ni, ch, p0, q0, c, h, w, p, q, r, s, sh,
-                 sw, ph, pw, dh, dw, act, alpha, plane, lo, hi);
+        fwd_tile(x, wc, wstep, bv, z, z_off, has_res, y, y_off, ni, ch, p0, q0, c, h, w, p, q, r, s,
+                 sh, sw, ph, pw, dh, dw, act, alpha, plane, lo, hi);
 }
 #endif
 

@@ -209,6 +209,17 @@ static void test_corner_cases(void **state) {
         rcp_conv(4, 96, 7, 7, 96, 3, 3, 1, 1, 1, 96),    /* 2 images per chunk */
         rcp_conv(5, 200, 9, 9, 200, 3, 3, 2, 1, 1, 200), /* all 5 in one: no partials */
         rcp_conv(3, 150, 5, 13, 150, 3, 5, 1, 2, 1, 150),
+        /* data gradient, stride 2: taps left of the first column, odd and tiny widths,
+         * wide kernels, dilation */
+        rcp_conv(2, 3, 9, 17, 3, 3, 3, 2, 0, 1, 3),
+        rcp_conv(1, 5, 8, 33, 5, 3, 3, 2, 2, 1, 5),
+        rcp_conv(2, 4, 11, 2, 4, 5, 5, 2, 3, 1, 4),
+        rcp_conv(3, 9, 7, 1, 9, 3, 3, 2, 1, 1, 9),
+        rcp_conv(1, 6, 13, 40, 6, 3, 3, 2, 1, 2, 6),
+        /* data gradient, stride 1 (the forward kernel, filters rotated): padding 0 of a
+         * dilated kernel, 1x1 */
+        rcp_conv(2, 5, 10, 21, 5, 3, 3, 1, 0, 2, 5),
+        rcp_conv(1, 3, 6, 19, 3, 1, 1, 1, 0, 1, 3),
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
