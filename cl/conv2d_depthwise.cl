@@ -15,9 +15,9 @@
  *        (fewer, longer work-items: CPUs); 0 = one VEC-column tile per work-item   default 0
  *   UNALIGNED_LOADS  1 = global vector loads through 4-byte-aligned vector types (one
  *        unaligned load on CPUs); 0 = vloadN                                   default 0
- *   K3   forward: 1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its stride in
- *        both directions (the host sets it only then; the arguments are ignored), so the
- *        tap loops unroll and the stride branches fold (MobileNet's layers); 0 = any
+ *   K3   1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its stride in both
+ *        directions (the host sets it only then; the arguments are ignored), so the tap
+ *        loops unroll and the stride branches fold (MobileNet's layers); 0 = any
  *        geometry from the arguments                                             default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
@@ -315,6 +315,11 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
                                         __global const float *wt, int w_off, __global float *dx,
                                         int dx_off, int n, int c, int h, int w, int p, int q, int r,
                                         int s, int sh, int sw, int ph, int pw, int dh, int dw) {
+#if K3
+    r = s = 3; /* compile-time geometry, as in the forward */
+    dh = dw = 1;
+    sh = sw = STRIDE;
+#endif
     const int wq = (w + sw - 1) / sw; /* columns of phase 0, the longest phase */
     const int qt = (wq + VEC - 1) / VEC, ht = (h + TP - 1) / TP;
     const int nph = sw == 2 ? 2 : 1; /* phases per work-item */
@@ -406,6 +411,11 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                                           __global float *part, int part_off, int n, int c, int h,
                                           int w, int p, int q, int r, int s, int sh, int sw, int ph,
                                           int pw, int dh, int dw, int rows, int cpi, int imgs) {
+#if K3
+    r = s = 3; /* compile-time geometry, as in the forward */
+    dh = dw = 1;
+    sh = sw = STRIDE;
+#endif
     const int sblk = (s + SB - 1) / SB, rblk = (r + RB - 1) / RB;
     const int chunk = get_global_id(0), ch = get_global_id(1), tap = get_global_id(2);
     if (chunk >= (n + imgs - 1) / imgs * cpi || ch >= c || tap >= rblk * sblk) return;

@@ -100,14 +100,18 @@ typedef struct depthwise_fwd {
     size_t gws[2], lws[2];
 } depthwise_fwd;
 
+/* 3x3, dilation 1, equal strides 1 or 2 (MobileNet's and EfficientNet's 3x3 layers):
+ * the geometry compiled in (K3, STRIDE), the taps unrolled. */
+int cc_conv2d_depthwise_k3(const cc_conv *cv) {
+    return cv->r == 3 && cv->s == 3 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
+           (cv->sh == 1 || cv->sh == 2);
+}
+
 /* The forward kernel's defines and grid for cv with the parameters vec, tp, qloop. */
 static void fwd_setup(const clcnn_device *dev, const cc_conv *cv, int vec, int tp, int qloop,
                       depthwise_fwd *f) {
     f->cv = *cv;
-    /* 3x3, dilation 1, equal strides 1 or 2 (MobileNet's and EfficientNet's 3x3 layers):
-     * the geometry compiled in (K3, STRIDE), its taps unrolled */
-    int k3 = cv->r == 3 && cv->s == 3 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
-             (cv->sh == 1 || cv->sh == 2);
+    int k3 = cc_conv2d_depthwise_k3(cv);
     snprintf(f->defs, sizeof f->defs,
              "K3=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", k3, qloop,
              k3 ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
@@ -184,8 +188,9 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
     int wq = cc_ceil_div(cv->w, cv->sw);
     int vec = pick_vec(wq), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
     char defs[80];
-    snprintf(defs, sizeof defs, "PASS=2 QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", cpu, tp, cpu,
-             vec);
+    int k3 = cc_conv2d_depthwise_k3(cv);
+    snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d",
+             k3, cpu, k3 ? cv->sh : 0, tp, cpu, vec);
     /* stride 2: one work-item computes both column phases */
     size_t tiles = (size_t)cc_ceil_div(cv->h, tp) * (size_t)cc_ceil_div(wq, vec) *
                    (size_t)(cv->sw == 2 ? 1 : cv->sw);
@@ -213,7 +218,9 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
     int vec = pick_vec(cv->q);
     int cpu = dev->info.type == CLCNN_DEVICE_CPU;
     char defs[80];
-    snprintf(defs, sizeof defs, "PASS=2 QLOOP=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", cpu, cpu, vec);
+    int k3 = cc_conv2d_depthwise_k3(cv);
+    snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=4 UNALIGNED_LOADS=%d VEC=%d",
+             k3, cpu, k3 ? cv->sh : 0, cpu, vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
     size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
