@@ -269,26 +269,45 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
     if (row >= groups * K) return;
     const int kk = row % K, g = row / K;
     const int mi = kk / (th * tw), u = (kk / tw) % th, vv = kk % tw;
-    __global float *out = wt + wt_off;
     __global const float *wg = w + w_off + (g * kpg + mi) * cpg * r * s;
-    int m = 0;
+    /* the taps of the set phases (-1: none), once per work-item instead of per channel */
+    int kra[32], ksb[32];
+    int na2 = 0, nb2 = 0;
+    for (int a = 0; a < sh; a++) {
+        if (!((mask_h >> a) & 1u)) continue;
+        const int nr = a + ph - sh * (emin_h + u);
+        kra[na2++] = nr >= 0 && nr % dh == 0 && nr / dh < r ? nr / dh : -1;
+    }
+    for (int b = 0; b < sw; b++) {
+        if (!((mask_w >> b) & 1u)) continue;
+        const int ns = b + pw - sw * (emin_w + vv);
+        ksb[nb2++] = ns >= 0 && ns % dw == 0 && ns / dw < s ? ns / dw : -1;
+    }
+    /* m = (ci*na + ai)*nb + bi in order: TM consecutive floats per block of channels, the
+     * blocks K*TM floats apart (wt_index without a division per element) */
+    __global float *out = wt + wt_off + (g * (mp / TM) * K + kk) * TM;
+    int tm = 0;
     for (int ci = 0; ci < cpg; ci++) {
-        for (int a = 0; a < sh; a++) {
-            if (!((mask_h >> a) & 1u)) continue;
-            const int nr = a + ph - sh * (emin_h + u);
-            const int kr = nr >= 0 && nr % dh == 0 && nr / dh < r ? nr / dh : -1;
-            for (int b = 0; b < sw; b++) {
-                if (!((mask_w >> b) & 1u)) continue;
-                const int ns = b + pw - sw * (emin_w + vv);
-                const int ks = ns >= 0 && ns % dw == 0 && ns / dw < s ? ns / dw : -1;
-                out[wt_index(g, kk, m, K, mp)] =
-                    kr >= 0 && ks >= 0 ? wg[(ci * r + kr) * s + ks] : 0.0f;
-                m++;
+        __global const float *wc = wg + ci * r * s;
+        for (int ai = 0; ai < na2; ai++) {
+            const int kr = kra[ai];
+            for (int bi = 0; bi < nb2; bi++) {
+                const int ks = ksb[bi];
+                out[tm] = kr >= 0 && ks >= 0 ? wc[kr * s + ks] : 0.0f;
+                if (++tm == TM) {
+                    tm = 0;
+                    out += K * TM;
+                }
             }
         }
     }
-    for (; m < mp; m++)
-        out[wt_index(g, kk, m, K, mp)] = 0.0f;
+    for (int m = cpg * na2 * nb2; m < mp; m++) {
+        out[tm] = 0.0f;
+        if (++tm == TM) {
+            tm = 0;
+            out += K * TM;
+        }
+    }
 }
 
 /* dx[n0 + z/c][z%c][hi][wi] = buf[z*zs + (ai*nb + bi)*phs + (hi/sh)*qq + wi/sw] for the
