@@ -15,14 +15,19 @@
  *        (fewer, longer work-items: CPUs); 0 = one VEC-column tile per work-item   default 0
  *   UNALIGNED_LOADS  1 = global vector loads through 4-byte-aligned vector types (one
  *        unaligned load on CPUs); 0 = vloadN                                   default 0
- *   K3   forward: 1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its stride in
- *        both directions (the host sets it only then; the arguments are ignored), so the
- *        tap loops unroll and the stride branches fold (MobileNet's layers); 0 = any
+ *   K3   1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its stride in both
+ *        directions (the host sets it only then; the arguments are ignored), so the tap
+ *        loops unroll and the stride branches fold (MobileNet's layers); 0 = any
  *        geometry from the arguments                                             default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
  *        defines differ anyway), so each compiles only the kernels it launches: on POCL
  *        most of a cold build is generating every kernel's code             default 0
+ *
+ * The forward kernel with flip = 1 reads each filter rotated by 180 degrees: that is the
+ * data gradient of a stride-1 layer (dx = conv(dy, rotated wt), padding d*(r-1) - pad;
+ * lib/ops/conv2d_depthwise.c), computed like a forward pass. The data-gradient kernel
+ * below serves the other strides.
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x (n, c, h, w)   wt (c, 1, r, s)   b (c)   y (n, c, p, q)
@@ -133,10 +138,10 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
 
 /* One tile: TP rows from p0 x VEC columns from q0 of the output plane (ni, ch). */
 inline __attribute__((always_inline)) void
-fwd_tile(__global const float *x, __global const float *wc, float bv, __global const float *z,
-         int z_off, int has_res, __global float *y, int y_off, int ni, int ch, int p0, int q0,
-         int c, int h, int w, int p, int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
-         int dw, int act, float alpha, int plane, int lo, int hi) {
+fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
+         __global const float *z, int z_off, int has_res, __global float *y, int y_off, int ni,
+         int ch, int p0, int q0, int c, int h, int w, int p, int q, int r, int s, int sh, int sw,
+         int ph, int pw, int dh, int dw, int act, float alpha, int plane, int lo, int hi) {
     floatV acc[TP];
     for (int tp = 0; tp < TP; tp++)
         acc[tp] = (floatV)(0.0f);
@@ -153,7 +158,7 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
         for (int kr = 0; kr < r; kr++) {
 #pragma unroll
             for (int ks = 0; ks < s; ks++) {
-                const float wv = wc[kr * s + ks];
+                const float wv = wc[wstep * (kr * s + ks)];
                 __global const float *xk = xp + kr * dh * w + ks * dw;
                 if (sw == 1) {
 #pragma unroll
@@ -179,7 +184,7 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
             const intV m = (col >= (intV)(0)) & (col < (intV)(w));
 #pragma unroll
             for (int kr = 0; kr < r; kr++) {
-                const float wv = wc[kr * s + ks];
+                const float wv = wc[wstep * (kr * s + ks)];
 #pragma unroll
                 for (int tp = 0; tp < TP; tp++) {
                     const int ih = ih0 + tp * sh + kr * dh;
@@ -197,7 +202,7 @@ fwd_tile(__global const float *x, __global const float *wc, float bv, __global c
         for (int kr = 0; kr < r; kr++) {
 #pragma unroll
             for (int ks = 0; ks < s; ks++) {
-                const float wv = wc[kr * s + ks];
+                const float wv = wc[wstep * (kr * s + ks)];
                 const int c0 = q0 * sw - pw + ks * dw;
 #pragma unroll
                 for (int tp = 0; tp < TP; tp++) {
@@ -263,7 +268,7 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
                                    __global const float *z, int z_off, int has_res,
                                    __global float *y, int y_off, int n, int c, int h, int w, int p,
                                    int q, int r, int s, int sh, int sw, int ph, int pw, int dh,
-                                   int dw, int act, float alpha) {
+                                   int dw, int act, float alpha, int flip) {
     const int qt = QLOOP ? 1 : (q + VEC - 1) / VEC, pt = (p + TP - 1) / TP;
     const int ct = get_global_id(0), ni = get_global_id(1);
     if (ct >= c * pt * qt || ni >= n) return;
@@ -271,7 +276,10 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
     const int p0 = (t / qt) * TP;
     const int plane = x_off + (ni * c + ch) * h * w;
     const int lo = x_off, hi = x_off + n * c * h * w;
-    __global const float *wc = wt + w_off + ch * r * s;
+    /* flip: tap (kr, ks) takes the weight of (r-1-kr, s-1-ks), read backwards from the
+     * filter's last one */
+    __global const float *wc = wt + w_off + ch * r * s + (flip ? r * s - 1 : 0);
+    const int wstep = flip ? -1 : 1;
     const float bv = has_bias ? bias[b_off + ch] : 0.0f;
 #if K3
     /* compile-time geometry: the inlined tile unrolls its taps */
@@ -284,8 +292,8 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
 #else
     const int q0 = (t % qt) * VEC;
 #endif
-        fwd_tile(x, wc, bv, z, z_off, has_res, y, y_off, ni, ch, p0, q0, c, h, w, p, q, r, s, sh,
-                 sw, ph, pw, dh, dw, act, alpha, plane, lo, hi);
+        fwd_tile(x, wc, wstep, bv, z, z_off, has_res, y, y_off, ni, ch, p0, q0, c, h, w, p, q, r, s,
+                 sh, sw, ph, pw, dh, dw, act, alpha, plane, lo, hi);
 }
 #endif
 
@@ -307,6 +315,11 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
                                         __global const float *wt, int w_off, __global float *dx,
                                         int dx_off, int n, int c, int h, int w, int p, int q, int r,
                                         int s, int sh, int sw, int ph, int pw, int dh, int dw) {
+#if K3
+    r = s = 3; /* compile-time geometry, as in the forward */
+    dh = dw = 1;
+    sh = sw = STRIDE;
+#endif
     const int wq = (w + sw - 1) / sw; /* columns of phase 0, the longest phase */
     const int qt = (wq + VEC - 1) / VEC, ht = (h + TP - 1) / TP;
     const int nph = sw == 2 ? 2 : 1; /* phases per work-item */
@@ -398,6 +411,11 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                                           __global float *part, int part_off, int n, int c, int h,
                                           int w, int p, int q, int r, int s, int sh, int sw, int ph,
                                           int pw, int dh, int dw, int rows, int cpi, int imgs) {
+#if K3
+    r = s = 3; /* compile-time geometry, as in the forward */
+    dh = dw = 1;
+    sh = sw = STRIDE;
+#endif
     const int sblk = (s + SB - 1) / SB, rblk = (r + RB - 1) / RB;
     const int chunk = get_global_id(0), ch = get_global_id(1), tap = get_global_id(2);
     if (chunk >= (n + imgs - 1) / imgs * cpi || ch >= c || tap >= rblk * sblk) return;

@@ -210,32 +210,44 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
  * channels padded with zeros to mp, a multiple of TM, in blocks of TM channels: the TM
  * weights of one reduction row are consecutive floats and so are the rows of a block (the
  * GEMM loop walks one block from start to end). K = cpg*r*s. wt[g][m][kk] below stands
- * for the element at wt_index. One work-item per element.
+ * for the element at wt_index.
  *   flip 0 (forward):  w is (groups*kpg, cpg, r, s) and wt[g][kk][m] = w[g*kpg + m][kk].
  *   flip 1 (backward data as a forward convolution of dy, with the kernel flipped and
  *          its two channel dims swapped): w is (groups*cpg, kpg, r, s) and
- *          wt[g][(ci*r + kr)*s + ks][m] = w[g*cpg + ci][m][r-1-kr][s-1-ks]. */
+ *          wt[g][(ci*r + kr)*s + ks][m] = w[g*cpg + ci][m][r-1-kr][s-1-ks].
+ * One work-item per WKB consecutive reduction rows of one block of TM channels: dim0 = row
+ * block, dim1 = g * mp/TM + channel block. It writes WKB*TM consecutive floats, reading
+ * each channel's WKB weights, which are consecutive in w for the forward (for flip: runs
+ * of r*s, reversed). No divisions per element: one element per work-item spent most of
+ * its time on the index arithmetic. */
 inline int wt_index(int g, int kk, int m, int K, int mp) {
     return ((g * (mp / TM) + m / TM) * K + kk) * TM + m % TM;
 }
 
+#define WKB 16 /* reduction rows per work-item of implicit_weights (the host's too) */
 __kernel void implicit_weights(__global const float *w, int w_off, __global float *wt, int wt_off,
                                int kpg, int cpg, int r, int s, int mp, int groups, int flip) {
     const int rs = r * s, K = cpg * rs;
-    const int i = get_global_id(0); /* (g, kk, m) flattened: a fixed local size */
-    if (i >= groups * K * mp) return;
-    const int tm = i % TM, kk = (i / TM) % K, gb = i / (TM * K);
-    const int g = gb / (mp / TM), m = (gb % (mp / TM)) * TM + tm;
-    float v = 0.0f;
-    if (m < kpg) {
-        if (!flip) {
-            v = w[w_off + (g * kpg + m) * K + kk];
-        } else {
-            const int ci = kk / rs, kr = (kk / s) % r, ks = kk % s;
-            v = w[w_off + ((g * cpg + ci) * kpg + m) * rs + (r - 1 - kr) * s + (s - 1 - ks)];
+    const int kk0 = get_global_id(0) * WKB, gb = get_global_id(1);
+    if (kk0 >= K || gb >= groups * (mp / TM)) return;
+    const int g = gb / (mp / TM), m0 = (gb % (mp / TM)) * TM;
+    const int nk = min(WKB, K - kk0), nm = clamp(kpg - m0, 0, TM); /* channels < kpg */
+    __global float *d = wt + wt_off + (gb * K + kk0) * TM;
+    /* kk = ci*rs + e; flip reads w[g*cpg + ci][m][rs-1-e] */
+    int ci = kk0 / rs, e = kk0 % rs;
+    for (int j = 0; j < nk; j++, d += TM) {
+        __global const float *src = flip ? w + w_off + ((g * cpg + ci) * kpg + m0) * rs + rs - 1 - e
+                                         : w + w_off + (g * kpg + m0) * K + kk0 + j;
+        const int step = flip ? rs : K; /* from channel m to m + 1 */
+        for (int tm = 0; tm < nm; tm++)
+            d[tm] = src[tm * step];
+        for (int tm = nm; tm < TM; tm++)
+            d[tm] = 0.0f;
+        if (++e == rs) {
+            e = 0;
+            ci++;
         }
     }
-    wt[wt_off + i] = v;
 }
 
 /* Backward data with stride > 1 (lib/ops/conv2d_implicit.c, backward_data_phases): wt
@@ -257,26 +269,45 @@ __kernel void implicit_weights_phase(__global const float *w, int w_off, __globa
     if (row >= groups * K) return;
     const int kk = row % K, g = row / K;
     const int mi = kk / (th * tw), u = (kk / tw) % th, vv = kk % tw;
-    __global float *out = wt + wt_off;
     __global const float *wg = w + w_off + (g * kpg + mi) * cpg * r * s;
-    int m = 0;
+    /* the taps of the set phases (-1: none), once per work-item instead of per channel */
+    int kra[32], ksb[32];
+    int na2 = 0, nb2 = 0;
+    for (int a = 0; a < sh; a++) {
+        if (!((mask_h >> a) & 1u)) continue;
+        const int nr = a + ph - sh * (emin_h + u);
+        kra[na2++] = nr >= 0 && nr % dh == 0 && nr / dh < r ? nr / dh : -1;
+    }
+    for (int b = 0; b < sw; b++) {
+        if (!((mask_w >> b) & 1u)) continue;
+        const int ns = b + pw - sw * (emin_w + vv);
+        ksb[nb2++] = ns >= 0 && ns % dw == 0 && ns / dw < s ? ns / dw : -1;
+    }
+    /* m = (ci*na + ai)*nb + bi in order: TM consecutive floats per block of channels, the
+     * blocks K*TM floats apart (wt_index without a division per element) */
+    __global float *out = wt + wt_off + (g * (mp / TM) * K + kk) * TM;
+    int tm = 0;
     for (int ci = 0; ci < cpg; ci++) {
-        for (int a = 0; a < sh; a++) {
-            if (!((mask_h >> a) & 1u)) continue;
-            const int nr = a + ph - sh * (emin_h + u);
-            const int kr = nr >= 0 && nr % dh == 0 && nr / dh < r ? nr / dh : -1;
-            for (int b = 0; b < sw; b++) {
-                if (!((mask_w >> b) & 1u)) continue;
-                const int ns = b + pw - sw * (emin_w + vv);
-                const int ks = ns >= 0 && ns % dw == 0 && ns / dw < s ? ns / dw : -1;
-                out[wt_index(g, kk, m, K, mp)] =
-                    kr >= 0 && ks >= 0 ? wg[(ci * r + kr) * s + ks] : 0.0f;
-                m++;
+        __global const float *wc = wg + ci * r * s;
+        for (int ai = 0; ai < na2; ai++) {
+            const int kr = kra[ai];
+            for (int bi = 0; bi < nb2; bi++) {
+                const int ks = ksb[bi];
+                out[tm] = kr >= 0 && ks >= 0 ? wc[kr * s + ks] : 0.0f;
+                if (++tm == TM) {
+                    tm = 0;
+                    out += K * TM;
+                }
             }
         }
     }
-    for (; m < mp; m++)
-        out[wt_index(g, kk, m, K, mp)] = 0.0f;
+    for (int m = cpg * na2 * nb2; m < mp; m++) {
+        out[tm] = 0.0f;
+        if (++tm == TM) {
+            tm = 0;
+            out += K * TM;
+        }
+    }
 }
 
 /* dx[n0 + z/c][z%c][hi][wi] = buf[z*zs + (ai*nb + bi)*phs + (hi/sh)*qq + wi/sw] for the

@@ -209,6 +209,17 @@ static void test_corner_cases(void **state) {
         rcp_conv(4, 96, 7, 7, 96, 3, 3, 1, 1, 1, 96),    /* 2 images per chunk */
         rcp_conv(5, 200, 9, 9, 200, 3, 3, 2, 1, 1, 200), /* all 5 in one: no partials */
         rcp_conv(3, 150, 5, 13, 150, 3, 5, 1, 2, 1, 150),
+        /* data gradient, stride 2: taps left of the first column, odd and tiny widths,
+         * wide kernels, dilation */
+        rcp_conv(2, 3, 9, 17, 3, 3, 3, 2, 0, 1, 3),
+        rcp_conv(1, 5, 8, 33, 5, 3, 3, 2, 2, 1, 5),
+        rcp_conv(2, 4, 11, 2, 4, 5, 5, 2, 3, 1, 4),
+        rcp_conv(3, 9, 7, 1, 9, 3, 3, 2, 1, 1, 9),
+        rcp_conv(1, 6, 13, 40, 6, 3, 3, 2, 1, 2, 6),
+        /* data gradient, stride 1 (the forward kernel, filters rotated): padding 0 of a
+         * dilated kernel, 1x1 */
+        rcp_conv(2, 5, 10, 21, 5, 3, 3, 1, 0, 2, 5),
+        rcp_conv(1, 3, 6, 19, 3, 1, 1, 1, 0, 1, 3),
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -326,28 +337,31 @@ static void test_bad_shapes(void **state) {
 }
 
 /* AUTO on a CPU (without a tuned entry) takes depthwise for both gradients of strided
- * depthwise layers and large planes, direct for the filter gradient of small stride-1
- * planes (the rule and its measurements: pick_algo in lib/ops/conv2d.c). */
+ * depthwise layers, large planes and 3x3 kernels, direct for the filter gradient of other
+ * kernels on small stride-1 planes (the rule and its measurements: pick_algo in
+ * lib/ops/conv2d.c). */
 static void test_auto(void **state) {
     (void)state;
     clcnn_device *dev = tu_device();
     if (clcnn_device_get_info(dev)->type != CLCNN_DEVICE_CPU) skip();
     struct {
-        int c, hw, stride;
+        int c, hw, stride, r;
         clcnn_conv_algo data, filter;
     } cases[] = {
-        {32, 112, 1, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
-        {96, 112, 2, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
-        {576, 14, 2, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
-        {144, 56, 1, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
-        {192, 28, 1, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DIRECT},
+        {32, 112, 1, 3, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
+        {96, 112, 2, 3, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
+        {576, 14, 2, 3, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
+        {144, 56, 1, 3, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
+        {192, 28, 1, 3, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DEPTHWISE},
+        {192, 28, 1, 5, CLCNN_CONV_DEPTHWISE, CLCNN_CONV_DIRECT},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
         d.stride_h = d.stride_w = cases[i].stride;
-        d.pad_h = d.pad_w = 1;
+        d.pad_h = d.pad_w = cases[i].r / 2;
         d.groups = cases[i].c;
-        size_t xs[4] = {8, cases[i].c, cases[i].hw, cases[i].hw}, ws[4] = {cases[i].c, 1, 3, 3};
+        size_t xs[4] = {8, cases[i].c, cases[i].hw, cases[i].hw},
+               ws[4] = {cases[i].c, 1, cases[i].r, cases[i].r};
         clcnn_conv_algo a;
         int db;
         TU_OK(clcnn_conv2d_algo_choice(dev, CLCNN_CONV_PASS_BACKWARD_DATA, &d, xs, ws, &a, &db));

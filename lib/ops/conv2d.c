@@ -333,9 +333,12 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
          * and stride-1 planes of at least 40x40 outputs (112x112 c32 2.4 vs 3.3, 56x56
          * c144 3.1 vs 3.5); direct on smaller ones, where the two are close (28x28 c192
          * 1.48 vs 1.11, 14x14 c384 0.68 vs 0.56, c576 0.85 vs 0.86, 7x7 c960 0.48 vs
-         * 0.57). */
+         * 0.57). Since the filter-gradient kernel compiles 3x3 stride-1/2 geometries in
+         * (cc_conv2d_depthwise_k3), depthwise is ahead on those small planes too (see the
+         * commit that made it so; perf/rule_check.sh --ops conv2d_bwd_filter). */
         if (cc_conv2d_depthwise_supports(cv) &&
-            (ps != PASS_FILTER || cv->sh > 1 || cv->sw > 1 || cv->p * cv->q >= 40 * 40))
+            (ps != PASS_FILTER || cv->sh > 1 || cv->sw > 1 || cv->p * cv->q >= 40 * 40 ||
+             cc_conv2d_depthwise_k3(cv)))
             return CLCNN_CONV_DEPTHWISE;
         if (ps == PASS_FILTER)
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM

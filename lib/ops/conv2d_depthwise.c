@@ -15,9 +15,11 @@
  * A handful of programs (VEC x QLOOP; the backward passes share the forward's QLOOP
  * define, which they ignore).
  *
- * Backward data: the same tiles over dx, VEC columns of one column phase (iw mod stride)
- * per work-item (both phases for stride 2), VEC chosen from ceil(w / sw) like the
- * forward's from q.
+ * Backward data: stride 1 is the forward kernel over dy with each filter rotated by 180
+ * degrees (its flip argument), with the forward's heuristic for that geometry. Other
+ * strides: the same tiles over dx, VEC columns of one column phase (iw mod stride) per
+ * work-item (both phases for stride 2), VEC chosen from ceil(w / sw) like the forward's
+ * from q.
  * Backward filter: per channel a reduction over n*p*q; split into chunks of dy rows of
  * one image, or of whole planes of several images (about CHUNK_ELEMS dy elements each,
  * smaller while there are too few work-items to fill the device), partial sums per chunk in a pool
@@ -98,6 +100,30 @@ typedef struct depthwise_fwd {
     size_t gws[2], lws[2];
 } depthwise_fwd;
 
+/* 3x3, dilation 1, equal strides 1 or 2 (MobileNet's and EfficientNet's 3x3 layers):
+ * the geometry compiled in (K3, STRIDE), the taps unrolled. */
+int cc_conv2d_depthwise_k3(const cc_conv *cv) {
+    return cv->r == 3 && cv->s == 3 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
+           (cv->sh == 1 || cv->sh == 2);
+}
+
+/* The forward kernel's defines and grid for cv with the parameters vec, tp, qloop. */
+static void fwd_setup(const clcnn_device *dev, const cc_conv *cv, int vec, int tp, int qloop,
+                      depthwise_fwd *f) {
+    f->cv = *cv;
+    int k3 = cc_conv2d_depthwise_k3(cv);
+    snprintf(f->defs, sizeof f->defs,
+             "K3=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", k3, qloop,
+             k3 ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
+    /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
+     * tiles) then holds 4 channels instead of 2 working items out of 8 */
+    f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec)) *
+                (size_t)cv->c;
+    f->gws[1] = (size_t)cv->n;
+    f->lws[0] = dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
+    f->lws[1] = 1;
+}
+
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                 void *state) {
     int vec, tp, qloop;
@@ -110,40 +136,34 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
     int used = parse_cfg(e, &vec, &tp, &qloop);
     cc_conv_cfg_used(CLCNN_CONV_DEPTHWISE, used ? e : NULL);
     depthwise_fwd *f = state;
-    f->cv = *cv;
+    fwd_setup(dev, cv, vec, tp, qloop, f);
     f->w = w;
-    /* 3x3, dilation 1, equal strides 1 or 2 (MobileNet's and EfficientNet's 3x3 layers):
-     * the geometry compiled in (K3, STRIDE), its taps unrolled */
-    int k3 = cv->r == 3 && cv->s == 3 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
-             (cv->sh == 1 || cv->sh == 2);
-    snprintf(f->defs, sizeof f->defs,
-             "K3=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", k3, qloop,
-             k3 ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
-    /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
-     * tiles) then holds 4 channels instead of 2 working items out of 8 */
-    f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec)) *
-                (size_t)cv->c;
-    f->gws[1] = (size_t)cv->n;
-    f->lws[0] = dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8;
-    f->lws[1] = 1;
     return cc_conv2d_prepare(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd");
+}
+
+/* The forward kernel on x -> y; flip: the filters rotated by 180 degrees (the stride-1
+ * data gradient, see the .cl file). */
+static clcnn_status fwd_launch(clcnn_device *dev, const depthwise_fwd *f, const clcnn_tensor *x,
+                               const clcnn_tensor *w, const cc_conv_epilogue *ep, int flip,
+                               clcnn_tensor *y) {
+    const cc_conv *cv = &f->cv;
+    const clcnn_tensor *b = ep->b, *z = ep->z;
+    return cc_launch(
+        dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd", 2, f->gws, f->lws,
+        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(w->storage->mem),
+                CC_ARG_INT(w->offset), CC_ARGS_OPT(b, w->storage->mem),
+                CC_ARGS_OPT(z, w->storage->mem), CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
+                CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+                CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
+                CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(ep->act),
+                CC_ARG_FLOAT(ep->alpha), CC_ARG_INT(flip)));
 }
 
 static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
                             const cc_conv_epilogue *ep, clcnn_tensor *y) {
     const depthwise_fwd *f = state;
-    const cc_conv *cv = &f->cv;
-    const clcnn_tensor *w = f->w, *b = ep->b, *z = ep->z;
-    return cc_launch(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd", 2, f->gws, f->lws,
-                     CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
-                             CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                             CC_ARGS_OPT(b, w->storage->mem), CC_ARGS_OPT(z, w->storage->mem),
-                             CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset), CC_ARG_INT(cv->n),
-                             CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w),
-                             CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r),
-                             CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
-                             CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh),
-                             CC_ARG_INT(cv->dw), CC_ARG_INT(ep->act), CC_ARG_FLOAT(ep->alpha)));
+    return fwd_launch(dev, f, x, f->w, ep, 0, y);
 }
 
 const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd = {sizeof(depthwise_fwd), fwd_prepare, fwd_run,
@@ -152,11 +172,25 @@ const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd = {sizeof(depthwise_fwd), fwd_p
 clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
                                                const clcnn_tensor *dy, const clcnn_tensor *w,
                                                clcnn_tensor *dx) {
+    if (cv->sh == 1 && cv->sw == 1 && cv->ph <= cv->dh * (cv->r - 1) &&
+        cv->pw <= cv->dw * (cv->s - 1)) {
+        /* stride 1: the forward kernel over dy with the filters rotated, as fast as the
+         * forward pass (the gather kernel below checks every tap of every row) */
+        cc_conv t = cc_conv_transposed(cv);
+        int vec, tp, qloop;
+        fwd_heuristic(dev, &t, &vec, &tp, &qloop);
+        depthwise_fwd f;
+        fwd_setup(dev, &t, vec, tp, qloop, &f);
+        CC_TRY(cc_conv2d_prepare(dev, "conv2d_depthwise", f.defs, "conv2d_depthwise_fwd"));
+        cc_conv_epilogue ep = {.act = CLCNN_ACT_NONE};
+        return fwd_launch(dev, &f, dy, w, &ep, 1, dx);
+    }
     int wq = cc_ceil_div(cv->w, cv->sw);
     int vec = pick_vec(wq), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
     char defs[80];
-    snprintf(defs, sizeof defs, "PASS=2 QLOOP=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", cpu, tp, cpu,
-             vec);
+    int k3 = cc_conv2d_depthwise_k3(cv);
+    snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d",
+             k3, cpu, k3 ? cv->sh : 0, tp, cpu, vec);
     /* stride 2: one work-item computes both column phases */
     size_t tiles = (size_t)cc_ceil_div(cv->h, tp) * (size_t)cc_ceil_div(wq, vec) *
                    (size_t)(cv->sw == 2 ? 1 : cv->sw);
@@ -184,7 +218,9 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
     int vec = pick_vec(cv->q);
     int cpu = dev->info.type == CLCNN_DEVICE_CPU;
     char defs[80];
-    snprintf(defs, sizeof defs, "PASS=2 QLOOP=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", cpu, cpu, vec);
+    int k3 = cc_conv2d_depthwise_k3(cv);
+    snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=4 UNALIGNED_LOADS=%d VEC=%d",
+             k3, cpu, k3 ? cv->sh : 0, cpu, vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
     size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */

@@ -154,6 +154,9 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
 /* lib/ops/conv2d_depthwise.c (cl/conv2d_depthwise.cl): groups == c == k only
  * (cc_conv2d_depthwise_supports). */
 int cc_conv2d_depthwise_supports(const cc_conv *cv);
+/* Whether the depthwise kernels compile cv's geometry in (3x3, dilation 1, equal strides 1
+ * or 2: MobileNet's layers), unrolling their taps. */
+int cc_conv2d_depthwise_k3(const cc_conv *cv);
 extern const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd;
 /* Backward data and filter of the same shapes (filter: partial sums from the pool). */
 clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,

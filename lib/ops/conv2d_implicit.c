@@ -302,13 +302,15 @@ static clcnn_status prepare_gemm(clcnn_device *dev, const cc_conv *cv, const clc
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd"));
     f->wt = NULL;
     CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){pl->wfloats}, &f->wt));
-    clcnn_status st = cc_launch(dev, "conv2d_implicit", pl->defs, "implicit_weights", 1,
-                                (size_t[]){pl->wfloats}, (size_t[]){64},
-                                CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                                        CC_ARG_MEM(f->wt->storage->mem), CC_ARG_INT(f->wt->offset),
-                                        CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r),
-                                        CC_ARG_INT(cv->s), CC_ARG_INT(pl->mp),
-                                        CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
+    /* WKB = 16 reduction rows of one block of TM channels per work-item (the .cl file) */
+    size_t gws[2] = {(size_t)cc_ceil_div(cv->cpg * cv->r * cv->s, 16),
+                     (size_t)cv->groups * (size_t)(pl->mp / pl->cfg.tm)};
+    clcnn_status st = cc_launch(
+        dev, "conv2d_implicit", pl->defs, "implicit_weights", 2, gws, (size_t[]){8, 1},
+        CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset), CC_ARG_MEM(f->wt->storage->mem),
+                CC_ARG_INT(f->wt->offset), CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg),
+                CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(pl->mp), CC_ARG_INT(cv->groups),
+                CC_ARG_INT(flip)));
     if (st != CLCNN_OK) {
         clcnn_tensor_free(f->wt);
         f->wt = NULL;
