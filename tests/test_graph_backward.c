@@ -879,11 +879,13 @@ static void test_fused_tail(void **state) {
 }
 
 /* Two plans, same batch: bit-identical gradients; a second backward without zero_grad
- * adds the same again (exactly doubles), zero_grad clears. */
-static float *dag_grads(clcnn_train_plan **keep, int twice) {
+ * adds the same again (exactly doubles), zero_grad clears; with overwrite_grads a second
+ * backward writes the same gradients again. */
+static float *dag_grads(clcnn_train_plan **keep, int twice, int overwrite) {
     clcnn_graph *g = dag_graph();
     clcnn_train_plan *p = NULL;
-    TU_OK(clcnn_train_plan_create(tu_device(), g, 3, NULL, &p));
+    clcnn_train_options o = {.overwrite_grads = overwrite};
+    TU_OK(clcnn_train_plan_create(tu_device(), g, 3, &o, &p));
     clcnn_graph_free(g);
     tu_rng r = tu_rng_seed(3);
     float x[3 * 3 * 7 * 7], dy[9];
@@ -908,12 +910,14 @@ static float *dag_grads(clcnn_train_plan **keep, int twice) {
 static void test_repeatable(void **state) {
     (void)state;
     clcnn_train_plan *p = NULL;
-    float *a = dag_grads(NULL, 0), *b = dag_grads(&p, 0), *c2 = dag_grads(NULL, 1);
+    float *a = dag_grads(NULL, 0, 0), *b = dag_grads(&p, 0, 0), *c2 = dag_grads(NULL, 1, 0);
+    float *ow = dag_grads(NULL, 1, 1);
     size_t n = clcnn_tensor_numel(clcnn_train_plan_grads(p));
     assert_memory_equal(a, b, n * sizeof *a);
     double norm = 0.0;
     for (size_t i = 0; i < n; i++) {
         assert_true(c2[i] == 2.0f * a[i]);
+        assert_true(ow[i] == a[i]);
         norm += fabs(a[i]);
     }
     assert_true(norm > 0.0);
@@ -935,6 +939,7 @@ static void test_repeatable(void **state) {
     free(a);
     free(b);
     free(c2);
+    free(ow);
     free(z);
     free(wv);
     clcnn_train_plan_free(p);

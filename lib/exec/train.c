@@ -295,7 +295,7 @@ clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batc
     p->dev = dev;
     p->batch = batch;
     if (opts) p->opts = *opts;
-    p->overwrite = overwrite;
+    p->overwrite = overwrite || p->opts.overwrite_grads;
     p->nvals = g->nvals;
     p->nnodes = g->nnodes;
     p->ninputs = clcnn_graph_num_inputs(g);
