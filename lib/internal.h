@@ -359,6 +359,10 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
                                        const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
                                        const clcnn_tensor *save_invstd, clcnn_tensor *dx,
                                        clcnn_tensor *dgamma, clcnn_tensor *dbeta);
+/* y = relu(a + b) in one pass (lib/ops/elementwise.c): bit for bit clcnn_add then the
+ * ReLU. a, b, y float32 of equal element counts; y may be a or b. */
+clcnn_status cc_add_relu(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
+                         clcnn_tensor *y);
 /* ---- reductions and LRN (lib/ops/reduce.c, cl/reduce.cl) ---------------------- */
 
 /* The ONNX reductions, numbered as cl/clcnn_ids.h's CC_REDUCE_ID_* (lib/ops/reduce.c

@@ -192,7 +192,9 @@ static clcnn_status alias_add_grads(clcnn_train_plan *p) {
         cc_tnode *n = &p->nodes[i];
         if (n->op != CC_OP_ADD && n->op != CC_OP_SUB) continue;
         const cc_tval *y = &p->vals[n->out[0]];
-        if (!y->g || y->kind != CC_TV_ACT || y->g_shared) continue;
+        /* an Add fused with its ReLU passes on the masked dy of its own scratch */
+        const clcnn_tensor *dy = n->act != CLCNN_ACT_ID_NONE ? n->scratch[0] : y->g;
+        if (!y->g || y->kind != CC_TV_ACT || (y->g_shared && dy == y->g)) continue;
         for (int j = 0; j < (n->op == CC_OP_ADD ? 2 : 1); j++) {
             cc_tval *a = &p->vals[n->in[j]];
             if (!n->dst[j] || a->kind != CC_TV_ACT || a->numel != y->numel) continue;
@@ -202,7 +204,7 @@ static clcnn_status alias_add_grads(clcnn_train_plan *p) {
                 if (a->extra[k] == n->dst[j]) slot = &a->extra[k];
             if (!slot) continue;
             clcnn_tensor *v = NULL;
-            CC_TRY(clcnn_tensor_view(y->g, a->ndim, a->shape, &v));
+            CC_TRY(clcnn_tensor_view(dy, a->ndim, a->shape, &v));
             clcnn_tensor_free(*slot);
             *slot = n->dst[j] = v;
             if (slot == &a->g) a->g_shared = 1;
@@ -211,18 +213,26 @@ static clcnn_status alias_add_grads(clcnn_train_plan *p) {
     return CLCNN_OK;
 }
 
+/* Whether n is an Add of two operands with its output's shape (no broadcasting). */
+static int flat_add(const clcnn_train_plan *p, const cc_tnode *n) {
+    if (n->op != CC_OP_ADD || n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0) return 0;
+    size_t numel = p->vals[n->out[0]].numel;
+    return p->vals[n->in[0]].numel == numel && p->vals[n->in[1]].numel == numel;
+}
+
 /* A BatchNormalization whose output only a Relu, or a Clip to [0, 6], reads runs as one
  * node with it: batch norm writes the activation's output, and its backward masks that
  * output's gradient (lib/ops/batchnorm.c), which is bit for bit what the activation's
- * backward would have handed it. The activation node keeps no inputs or outputs, so the
- * walks pass it by; batch norm's own output needs no buffer. Not with bn_sync (its
- * arithmetic is on the host). */
-static void fuse_bn_act(clcnn_train_plan *p, const clcnn_graph *g) {
-    if (p->opts.bn_sync) return;
+ * backward would have handed it. So does an Add of equal shapes with the Relu that alone
+ * reads it (cc_add_relu; backward: the ReLU's mask from its output, then the Add's).
+ * The activation node keeps no inputs or outputs, so the walks pass it by; the fused
+ * node's own output needs no buffer. Not with bn_sync (its arithmetic is on the host). */
+static void fuse_activations(clcnn_train_plan *p, const clcnn_graph *g) {
     for (int i = 0; i < p->nnodes; i++) {
         cc_tnode *bn = &p->nodes[i];
         int v = bn->out[0], only = -1;
-        if (bn->op != CC_OP_BATCHNORM || p->vals[v].kind != CC_TV_ACT ||
+        int is_bn = bn->op == CC_OP_BATCHNORM && !p->opts.bn_sync;
+        if ((!is_bn && !flat_add(p, bn)) || p->vals[v].kind != CC_TV_ACT ||
             cc_value_readers(g, v, &only) != 1)
             continue;
         cc_tnode *r = NULL;
@@ -235,6 +245,7 @@ static void fuse_bn_act(clcnn_train_plan *p, const clcnn_graph *g) {
                           lim[1] == 6.0f
                       ? CLCNN_ACT_ID_RELU6
                       : CLCNN_ACT_ID_NONE;
+        if (!is_bn && act != CLCNN_ACT_ID_RELU) continue;
         if (act == CLCNN_ACT_ID_NONE || p->vals[r->out[0]].kind != CC_TV_ACT) continue;
         bn->act = act;
         bn->out[0] = r->out[0];
@@ -319,7 +330,7 @@ clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batc
                         "clcnn_train_plan_create: output '%s' is not a float node output",
                         g->vals[v].name);
     }
-    if (s == CLCNN_OK) fuse_bn_act(p, g);
+    if (s == CLCNN_OK) fuse_activations(p, g);
     if (s == CLCNN_OK) s = make_arenas(p, g, like);
     /* activations: one buffer each; views get their tensors per forward */
     for (int v = 0; s == CLCNN_OK && v < p->nvals; v++)

@@ -141,12 +141,18 @@ static clcnn_status prepare_binary(clcnn_train_plan *p, const clcnn_graph *g, cc
 }
 
 static clcnn_status binary_forward(clcnn_train_plan *p, cc_tnode *n) {
+    if (n->act == CLCNN_ACT_ID_RELU)
+        return cc_add_relu(p->dev, T(n->in[0]), T(n->in[1]), T(n->out[0]));
     return cc_binary(p->dev, binary_ids[n->op], T(n->in[0]), T(n->in[1]), T(n->out[0]));
 }
 
 static clcnn_status binary_backward(clcnn_train_plan *p, cc_tnode *n) {
     const clcnn_tensor *dy = G(n->out[0]);
     clcnn_tensor *tmp = n->scratch[0]; /* like y */
+    if (n->act == CLCNN_ACT_ID_RELU) { /* the fused ReLU's gradient: where its output > 0 */
+        CC_TRY(clcnn_activation_backward(p->dev, CLCNN_ACT_RELU, 0.0f, T(n->out[0]), dy, tmp));
+        dy = tmp;
+    }
     for (int j = 0; j < 2; j++) {
         if (!n->dst[j]) continue;
         const clcnn_tensor *src = dy;
