@@ -229,10 +229,10 @@ static int flat_add(const clcnn_train_plan *p, const cc_tnode *n) {
  * node's own output needs no buffer. Not with bn_sync (its arithmetic is on the host). */
 static void fuse_activations(clcnn_train_plan *p, const clcnn_graph *g) {
     for (int i = 0; i < p->nnodes; i++) {
-        cc_tnode *bn = &p->nodes[i];
-        int v = bn->out[0], only = -1;
-        int is_bn = bn->op == CC_OP_BATCHNORM && !p->opts.bn_sync;
-        if ((!is_bn && !flat_add(p, bn)) || p->vals[v].kind != CC_TV_ACT ||
+        cc_tnode *n = &p->nodes[i];
+        int v = n->out[0], only = -1;
+        int is_bn = n->op == CC_OP_BATCHNORM && !p->opts.bn_sync;
+        if ((!is_bn && !flat_add(p, n)) || p->vals[v].kind != CC_TV_ACT ||
             cc_value_readers(g, v, &only) != 1)
             continue;
         cc_tnode *r = NULL;
@@ -247,8 +247,8 @@ static void fuse_activations(clcnn_train_plan *p, const clcnn_graph *g) {
                       : CLCNN_ACT_ID_NONE;
         if (!is_bn && act != CLCNN_ACT_ID_RELU) continue;
         if (act == CLCNN_ACT_ID_NONE || p->vals[r->out[0]].kind != CC_TV_ACT) continue;
-        bn->act = act;
-        bn->out[0] = r->out[0];
+        n->act = act;
+        n->out[0] = r->out[0];
         p->vals[v].kind = CC_TV_NONE;
         r->fused = 1;
         r->n_in = r->n_out = 0;

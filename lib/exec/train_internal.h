@@ -62,8 +62,8 @@ typedef struct cc_tnode {
     cc_copy_nd pad_in, crop;
     clcnn_tensor *px, *dpx, *cnt;
     int bn_layer;    /* BatchNormalization: its index among the plan's (opts.bn_sync) */
-    int act;         /* BatchNormalization: the activation it applies (CLCNN_ACT_ID_*; its
-                      * output is then that activation's, train.c's fuse_bn_act) */
+    int act;         /* BatchNormalization, Add: the activation it applies (CLCNN_ACT_ID_*;
+                      * its output is then that activation's, train.c's fuse_activations) */
     int fused;       /* an activation another node applies: no inputs, outputs or work */
     double bn_count; /* its forward's count as opts.bn_sync->stats returned it */
 } cc_tnode;
