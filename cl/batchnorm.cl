@@ -8,6 +8,13 @@
  * Buffers (contiguous, each with an element offset *_off):
  *   x, y, dy, dx  (n, c, hw) float, hw = h*w (1 for (n, c))
  *   per-channel   (c) float: gamma, beta, mean, invstd, running mean/var, sums
+ * Activation act (run-time argument; CLCNN_ACT_ID_* from clcnn_ids.h): bn_apply and
+ *   bn_apply_chunk write act(y) for CLCNN_ACT_ID_RELU (y < 0 ? 0 : y) and
+ *   CLCNN_ACT_ID_RELU6 (then y > 6 ? 6 : y), the same comparisons as act_forward and Clip;
+ *   the backward kernels then read dy masked by the stored activated output ya (dy where
+ *   ya > 0, and ya < 6 for RELU6, else 0), which is what act_backward / Clip's backward
+ *   would have written (ya > 0 exactly where y > 0), so the sums see the same values.
+ *   CLCNN_ACT_ID_NONE: plain batch norm, ya unused (may be NULL).
  * Each channel has m = n*hw values; work-item lid of the channel's group visits values
  * e = lid, lid + WG, ... (e = sample * hw + position) with compensated sums, then the
  * group adds the WG partial sums as a fixed tree: deterministic run to run.
@@ -47,6 +54,25 @@
 #error "WG must be a power of two"
 #endif
 
+/* The activation of the fused forward, and the mask of its gradient from its output. The
+ * vector masks come from isless / isgreater (-1 where true), which Oclgrind gets right
+ * where it gives 1 for a vector comparison kept in a variable. */
+inline float bn_act(float v, int act) {
+    if (act != CLCNN_ACT_ID_NONE) v = v < 0.0f ? 0.0f : v;
+    if (act == CLCNN_ACT_ID_RELU6) v = v > 6.0f ? 6.0f : v;
+    return v;
+}
+inline float16 bn_act16(float16 v, int act) {
+    if (act != CLCNN_ACT_ID_NONE) v = select(v, (float16)(0.0f), isless(v, (float16)(0.0f)));
+    if (act == CLCNN_ACT_ID_RELU6) v = select(v, (float16)(6.0f), isgreater(v, (float16)(6.0f)));
+    return v;
+}
+inline float bn_mask(float g, __global const float *ya, int i, int act) {
+    if (act == CLCNN_ACT_ID_NONE) return g;
+    float a = ya[i];
+    int keep = act == CLCNN_ACT_ID_RELU6 ? a > 0.0f && a < 6.0f : a > 0.0f;
+    return keep ? g : 0.0f;
+}
 inline float bn_wg_sum(__local float *buf, float v) {
     int lid = get_local_id(0);
     barrier(CLK_LOCAL_MEM_FENCE); /* buf may still be read from a previous call */
@@ -124,21 +150,21 @@ __kernel void bn_apply(__global const float *x, int x_off, __global float *y, in
                        int c, int hw, __global const float *mean, int mean_off,
                        __global const float *sd, int sd_off, int from_var, float eps,
                        __global const float *gamma, int g_off, __global const float *beta,
-                       int b_off) {
+                       int b_off, int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * hw) return;
     int ch = (gid / hw) % c;
     float inv = from_var ? 1.0f / sqrt(sd[sd_off + ch] + eps) : sd[sd_off + ch];
     float g = gamma ? gamma[g_off + ch] : 1.0f;
     float b = beta ? beta[b_off + ch] : 0.0f;
-    y[y_off + gid] = (x[x_off + gid] - mean[mean_off + ch]) * inv * g + b;
+    y[y_off + gid] = bn_act((x[x_off + gid] - mean[mean_off + ch]) * inv * g + b, act);
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 bn_bwd_reduce(__global const float *x, int x_off, __global const float *dy, int dy_off, int n,
               int c, int hw, __global const float *mean, int mean_off, __global const float *invstd,
               int inv_off, __global float *sum_dy, int sdy_off, __global float *sum_dyxhat,
-              int sdx_off) {
+              int sdx_off, __global const float *ya, int ya_off, int act) {
     __local float buf[WG];
     int ch = get_group_id(0), lid = get_local_id(0);
     int m = n * hw;
@@ -147,7 +173,7 @@ bn_bwd_reduce(__global const float *x, int x_off, __global const float *dy, int 
     bn_walk w = bn_walk_start(lid, hw);
     for (int e = lid; e < m; e += WG, bn_walk_next(&w, hw)) {
         int i = bn_walk_index(&w, ch, c, hw);
-        float g = dy[dy_off + i];
+        float g = bn_mask(dy[dy_off + i], ya + ya_off, i, act);
         bn_kahan(&s1, &c1, g);
         bn_kahan(&s2, &c2, g * (x[x_off + i] - mu));
     }
@@ -163,7 +189,7 @@ __kernel void bn_bwd_dx(__global const float *x, int x_off, __global const float
                         __global const float *mean, int mean_off, __global const float *invstd,
                         int inv_off, __global const float *gamma, int g_off,
                         __global const float *sum_dy, int sdy_off, __global const float *sum_dyxhat,
-                        int sdx_off) {
+                        int sdx_off, __global const float *ya, int ya_off, int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * hw) return;
     int ch = (gid / hw) % c;
@@ -171,9 +197,9 @@ __kernel void bn_bwd_dx(__global const float *x, int x_off, __global const float
     float fm = (float)(n * hw);
     float xhat = (x[x_off + gid] - mean[mean_off + ch]) * inv;
     float g = gamma ? gamma[g_off + ch] : 1.0f;
-    dx[dx_off + gid] =
-        g * inv *
-        (dy[dy_off + gid] - sum_dy[sdy_off + ch] / fm - xhat * (sum_dyxhat[sdx_off + ch] / fm));
+    dx[dx_off + gid] = g * inv *
+                       (bn_mask(dy[dy_off + gid], ya + ya_off, gid, act) -
+                        sum_dy[sdy_off + ch] / fm - xhat * (sum_dyxhat[sdx_off + ch] / fm));
 }
 
 /* ---- chunk kernels (CPUs) ------------------------------------------------------------ */
@@ -234,6 +260,16 @@ inline float16 bn_load16(__global const float *p, int rem, int16 *mask) {
     }
     *mask = vload16(0, m);
     return vload16(0, v);
+}
+
+/* The same for 16 values at ya[0 .. 16) when full, else the first rem (beyond: 0). */
+inline float16 bn_mask16(float16 g, __global const float *ya, int rem, int act) {
+    if (act == CLCNN_ACT_ID_NONE) return g;
+    int16 m;
+    float16 a = bn_load16(ya, rem, &m);
+    int16 keep = isgreater(a, (float16)(0.0f));
+    if (act == CLCNN_ACT_ID_RELU6) keep &= isless(a, (float16)(6.0f));
+    return select((float16)(0.0f), g, keep);
 }
 
 __kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int hw, int chunk,
@@ -300,7 +336,7 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
                              int n, int c, int hw, int chunk, int chunks,
                              __global const float *mean, int mean_off, __global const float *sd,
                              int sd_off, int from_var, float eps, __global const float *gamma,
-                             int g_off, __global const float *beta, int b_off) {
+                             int g_off, __global const float *beta, int b_off, int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * chunks) return;
     bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
@@ -313,14 +349,15 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
     __global float *yp = y + y_off + ck.first;
     int i = 0;
     for (; i + 16 <= ck.len; i += 16)
-        vstore16((vload16(0, xp + i) - mu) * inv * g + b, 0, yp + i);
+        vstore16(bn_act16((vload16(0, xp + i) - mu) * inv * g + b, act), 0, yp + i);
     for (; i < ck.len; i++)
-        yp[i] = (xp[i] - mu) * inv * g + b;
+        yp[i] = bn_act((xp[i] - mu) * inv * g + b, act);
 }
 
 __kernel void bn_bwd_part(__global const float *x, int x_off, __global const float *dy, int dy_off,
                           int n, int c, int hw, int chunk, int chunks, __global const float *mean,
-                          int mean_off, __global float *part) {
+                          int mean_off, __global float *part, __global const float *ya, int ya_off,
+                          int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * chunks) return;
     bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
@@ -328,10 +365,11 @@ __kernel void bn_bwd_part(__global const float *x, int x_off, __global const flo
     float mu = mean[mean_off + ck.ch];
     __global const float *xp = x + x_off + ck.first;
     __global const float *gp = dy + dy_off + ck.first;
+    __global const float *ap = ya + ya_off + ck.first; /* read only when act */
     float16 s1 = (float16)(0.0f), c1 = (float16)(0.0f), s2 = (float16)(0.0f), c2 = (float16)(0.0f);
     int16 mask;
     for (int i = 0; i < ck.len; i += 16) {
-        float16 g = bn_load16(gp + i, ck.len - i, &mask);
+        float16 g = bn_mask16(bn_load16(gp + i, ck.len - i, &mask), ap + i, ck.len - i, act);
         float16 d = select((float16)(0.0f), bn_load16(xp + i, ck.len - i, &mask) - mu, mask);
         bn_kahan16(&s1, &c1, g);
         bn_kahan16(&s2, &c2, g * d);
@@ -357,7 +395,8 @@ __kernel void bn_bwd_dx_chunk(__global const float *x, int x_off, __global const
                               int chunk, int chunks, __global const float *mean, int mean_off,
                               __global const float *invstd, int inv_off,
                               __global const float *gamma, int g_off, __global const float *sum_dy,
-                              int sdy_off, __global const float *sum_dyxhat, int sdx_off) {
+                              int sdy_off, __global const float *sum_dyxhat, int sdx_off,
+                              __global const float *ya, int ya_off, int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * chunks) return;
     bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
@@ -369,13 +408,14 @@ __kernel void bn_bwd_dx_chunk(__global const float *x, int x_off, __global const
     __global const float *xp = x + x_off + ck.first;
     __global const float *gp = dy + dy_off + ck.first;
     __global float *dp = dx + dx_off + ck.first;
+    __global const float *ap = ya + ya_off + ck.first; /* read only when act */
     int i = 0;
     for (; i + 16 <= ck.len; i += 16) {
         float16 xhat = (vload16(0, xp + i) - mu) * inv;
-        vstore16(gi * (vload16(0, gp + i) - a - xhat * b), 0, dp + i);
+        vstore16(gi * (bn_mask16(vload16(0, gp + i), ap + i, 16, act) - a - xhat * b), 0, dp + i);
     }
     for (; i < ck.len; i++) {
         float xhat = (xp[i] - mu) * inv;
-        dp[i] = gi * (gp[i] - a - xhat * b);
+        dp[i] = gi * (bn_mask(gp[i], ap, i, act) - a - xhat * b);
     }
 }

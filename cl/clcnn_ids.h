@@ -6,6 +6,7 @@
 #define CLCNN_ACT_ID_NONE 0
 #define CLCNN_ACT_ID_RELU 1
 #define CLCNN_ACT_ID_LEAKY 2
+#define CLCNN_ACT_ID_RELU6 3 /* min(max(x, 0), 6): batch norm fused in training plans only */
 
 #define CLCNN_POOL_ID_MAX 0
 #define CLCNN_POOL_ID_AVG 1

@@ -15,6 +15,17 @@ __kernel void ew_add(__global const float *a, ulong a_off, __global const float 
     y[y_off + i] = a[a_off + i] + b[b_off + i];
 }
 
+/* y = relu(a + b): the sum and comparison of ew_add (or binary_flat's Add) followed by
+ * act_forward, in one pass (training plans' Add fused with the ReLU that alone reads it;
+ * its backward is act_backward with y as x, as y > 0 exactly where a + b > 0). */
+__kernel void ew_add_relu(__global const float *a, ulong a_off, __global const float *b,
+                          ulong b_off, __global float *y, ulong y_off, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float v = a[a_off + i] + b[b_off + i];
+    y[y_off + i] = v < 0.0f ? 0.0f : v;
+}
+
 /* y[i] = alpha * x[i] + beta * y[i]; with beta == 0, y is not read (BLAS convention:
  * NaN or garbage in an uninitialised y does not leak into the result). */
 __kernel void ew_axpby(__global const float *x, ulong x_off, __global float *y, ulong y_off,

@@ -341,6 +341,28 @@ clcnn_status cc_unary(clcnn_device *dev, int op, float alpha, float beta, const 
  * CLCNN_ERR_SHAPE names the three shapes. */
 clcnn_status cc_binary(clcnn_device *dev, int op, const clcnn_tensor *a, const clcnn_tensor *b,
                        clcnn_tensor *y);
+/* ---- batch norm fused with its activation (lib/ops/batchnorm.c) ------------------ */
+
+/* clcnn_batchnorm_forward_train writing act(y) for act CLCNN_ACT_ID_NONE, _RELU or _RELU6
+ * (cl/clcnn_ids.h; y < 0 ? 0 : y, then y > 6 ? 6 : y, as the ReLU and Clip kernels). */
+clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tensor *x,
+                                            const clcnn_tensor *gamma, const clcnn_tensor *beta,
+                                            clcnn_tensor *running_mean, clcnn_tensor *running_var,
+                                            float momentum, float eps, int act, clcnn_tensor *y,
+                                            clcnn_tensor *save_mean, clcnn_tensor *save_invstd);
+/* clcnn_batchnorm_backward of that: dy is the gradient of act(y) and ya = act(y) (the
+ * forward's output; NULL when act is CLCNN_ACT_ID_NONE); the kernels use dy where the
+ * activation passes its gradient (ya > 0, and ya < 6 for RELU6), 0 elsewhere. dx must not
+ * overlap ya. */
+clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
+                                       const clcnn_tensor *ya, const clcnn_tensor *dy, int act,
+                                       const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
+                                       const clcnn_tensor *save_invstd, clcnn_tensor *dx,
+                                       clcnn_tensor *dgamma, clcnn_tensor *dbeta);
+/* y = relu(a + b) in one pass (lib/ops/elementwise.c): bit for bit clcnn_add then the
+ * ReLU. a, b, y float32 of equal element counts; y may be a or b. */
+clcnn_status cc_add_relu(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
+                         clcnn_tensor *y);
 /* ---- reductions and LRN (lib/ops/reduce.c, cl/reduce.cl) ---------------------- */
 
 /* The ONNX reductions, numbered as cl/clcnn_ids.h's CC_REDUCE_ID_* (lib/ops/reduce.c

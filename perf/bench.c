@@ -416,9 +416,9 @@ typedef struct net_bench {
 
 /* One call: inference forward, or a training step; waits for the device. */
 static clcnn_status net_call(clcnn_device *dev, perf_op op, net_bench *nb, float *loss) {
-    if (nb->tplan) { /* forward, softmax cross-entropy, backward, SGD with momentum */
+    if (nb->tplan) { /* forward, softmax cross-entropy, backward (writing the parameter
+                      * gradients: no zero fill), SGD with momentum */
         const clcnn_tensor *x = nb->x;
-        PERF_TRY(clcnn_train_plan_zero_grad(nb->tplan));
         PERF_TRY(clcnn_train_plan_forward(nb->tplan, &x, 1));
         PERF_TRY(clcnn_softmax_cross_entropy(dev, clcnn_train_plan_output(nb->tplan, 0), nb->labels,
                                              nb->loss, nb->dlogits));
@@ -543,7 +543,8 @@ static clcnn_status net_prepare(clcnn_device *dev, const perf_config *cfg, perf_
                        "perf: the training plan is timed with sgd only");
         clcnn_graph *g = NULL;
         PERF_TRY(clcnn_net_graph(nb->net, &g));
-        s = clcnn_train_plan_create(dev, g, cfg->batch, NULL, &nb->tplan);
+        clcnn_train_options to = {.overwrite_grads = 1}; /* as clcnn train, PyTorch's bench */
+        s = clcnn_train_plan_create(dev, g, cfg->batch, &to, &nb->tplan);
         clcnn_graph_free(g);
         if (s != CLCNN_OK) return s;
         const clcnn_tensor *params = clcnn_train_plan_params(nb->tplan);

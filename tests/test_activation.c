@@ -1,7 +1,10 @@
 /* Activations (identity, ReLU, leaky ReLU), forward and backward, against the double
  * reference (tests/reference_elementwise.c) on a seeded sweep of shapes; backward also
- * against central finite differences of the double forward; in place; errors. */
+ * against central finite differences of the double forward; in place; errors; the Add
+ * fused with a ReLU of training plans (cc_add_relu). */
 #include "test_util.h"
+
+#include "internal.h"
 
 #include "reference_elementwise.h"
 
@@ -223,6 +226,53 @@ static void test_errors(void **state) {
         clcnn_tensor_free(outs[i]);
 }
 
+/* relu(a + b) in one pass: the double reference within one rounding of the sum, bit for
+ * bit clcnn_add followed by the ReLU, in place over a; the sweep's sizes (tails of every
+ * local size), sums that are exactly 0 and -0 included; errors name the shapes. */
+static void test_add_relu(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(202);
+    clcnn_device *dev = tu_device();
+    for (size_t i = 0; i < NSIZES + NRANDOM; i++) {
+        int nd;
+        size_t shape[4];
+        size_t n = sweep_shape(&r, i, &nd, shape);
+        if (tu_small() && n > 5000) continue;
+        float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+        double *ref = malloc(n * sizeof *ref);
+        tu_fill_uniform(&r, a, n, -2, 2);
+        tu_fill_uniform(&r, b, n, -2, 2);
+        b[0] = -a[0];                   /* a sum of exactly 0 */
+        if (n > 1) a[1] = b[1] = -0.0f; /* and of -0 */
+        for (size_t k = 0; k < n; k++)
+            ref[k] = fmax((double)a[k] + (double)b[k], 0.0);
+        clcnn_tensor *ta = tu_tensor_from(nd, shape, a), *tb = tu_tensor_from(nd, shape, b);
+        clcnn_tensor *ty = tu_tensor_from(nd, shape, NULL), *t2 = tu_tensor_from(nd, shape, NULL);
+        TU_OK(cc_add_relu(dev, ta, tb, ty));
+        TU_OK(clcnn_add(dev, ta, tb, t2));
+        TU_OK(clcnn_activation_forward(dev, CLCNN_ACT_RELU, 0.0f, t2, t2));
+        TU_OK(cc_add_relu(dev, ta, tb, ta)); /* in place */
+        float *y = tu_download(ty), *y2 = tu_download(t2), *yi = tu_download(ta);
+        char what[64];
+        snprintf(what, sizeof what, "add_relu n=%zu (case %zu)", n, i);
+        assert_true(tu_close(what, y, ref, n, 0, 1.2e-7));
+        assert_memory_equal(y, y2, n * sizeof *y);
+        assert_memory_equal(y, yi, n * sizeof *y);
+        clcnn_tensor *ts[] = {ta, tb, ty, t2};
+        for (int k = 0; k < 4; k++)
+            clcnn_tensor_free(ts[k]);
+        void *ps[] = {a, b, ref, y, y2, yi};
+        for (int k = 0; k < 6; k++)
+            free(ps[k]);
+    }
+    size_t s3 = 3, s4 = 4;
+    clcnn_tensor *t3 = tu_tensor_from(1, &s3, NULL), *t4 = tu_tensor_from(1, &s4, NULL);
+    assert_int_equal(cc_add_relu(dev, t3, t4, t3), CLCNN_ERR_SHAPE);
+    assert_non_null(strstr(clcnn_last_error(), "cc_add_relu"));
+    clcnn_tensor_free(t3);
+    clcnn_tensor_free(t4);
+}
+
 static int teardown(void **state) {
     (void)state;
     tu_close_device();
@@ -233,7 +283,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sweep),    cmocka_unit_test(test_gradient_finite_differences),
         cmocka_unit_test(test_in_place), cmocka_unit_test(test_special_values),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),   cmocka_unit_test(test_add_relu),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -738,6 +738,18 @@ static void test_dropout(void **state) {
  * block), concatenated, split and concatenated in another order, a residual Add with the
  * stem, pooled, a classifier ------------------------------------------------------------ */
 
+/* Flatten of in (features per sample), a Gemm to 3 logits (weights in +-w_range, a bias
+ * in +-0.1 when bias) and the graph's output "logits". */
+static void classifier(clcnn_graph *g, tu_rng *r, const char *in, int64_t features, float w_range,
+                       int bias) {
+    node(g, "Flatten", "flat", in, "f", 0, NULL);
+    add_param(g, r, "fc.w", 2, 3, features, 0, 0, -w_range, w_range);
+    if (bias) add_param(g, r, "fc.b", 1, 3, 0, 0, 0, -0.1f, 0.1f);
+    clcnn_attr tb = ai("transB", 1);
+    node(g, "Gemm", "fc", bias ? "f fc.w fc.b" : "f fc.w", "logits", 1, &tb);
+    TU_OK(clcnn_graph_add_output(g, "logits"));
+}
+
 static clcnn_graph *dag_graph(void) {
     clcnn_graph *g = new_graph();
     tu_rng r = tu_rng_seed(21);
@@ -778,12 +790,7 @@ static clcnn_graph *dag_graph(void) {
     int64_t k2[2] = {2, 2};
     clcnn_attr mp[2] = {ais("kernel_shape", k2, 2), ais("strides", k2, 2)};
     node(g, "MaxPool", "pool", "sq", "pooled", 2, mp);
-    node(g, "Flatten", "flat", "pooled", "f", 0, NULL);
-    add_param(g, &r, "fc.w", 2, 3, 36, 0, 0, -0.2f, 0.2f);
-    add_param(g, &r, "fc.b", 1, 3, 0, 0, 0, -0.1f, 0.1f);
-    clcnn_attr tb = ai("transB", 1);
-    node(g, "Gemm", "fc", "f fc.w fc.b", "logits", 1, &tb);
-    TU_OK(clcnn_graph_add_output(g, "logits"));
+    classifier(g, &r, "pooled", 36, 0.2f, 1);
     return g;
 }
 
@@ -811,12 +818,75 @@ static void test_fd_catches_wrong_gradient(void **state) {
     clcnn_graph_free(g);
 }
 
+/* The element-wise tail the plan fuses: batch norm into the ReLU and the Clip to [0, 6]
+ * that alone read it (one node, masked backward), not a batch norm whose output two nodes
+ * read, nor a Clip to other bounds; residual Adds whose operands' gradients become views of
+ * dy (one operand read elsewhere too, one Add feeding the next), the last fused with the
+ * ReLU that alone reads it. BN2's gamma and beta put a good share of its values above 6. */
+static clcnn_graph *tail_graph(void) {
+    clcnn_graph *g = new_graph();
+    tu_rng r = tu_rng_seed(23);
+    add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 3, 6, 5);
+    int64_t p1[4] = {1, 1, 1, 1};
+    clcnn_attr pad1 = ais("pads", p1, 4);
+    float zero = 0.0f, six = 6.0f, one = 1.0f;
+    TU_OK(clcnn_graph_add_initializer(g, "zero", CLCNN_F32, 0, NULL, &zero));
+    TU_OK(clcnn_graph_add_initializer(g, "six", CLCNN_F32, 0, NULL, &six));
+    TU_OK(clcnn_graph_add_initializer(g, "one", CLCNN_F32, 0, NULL, &one));
+    const char *ins[4] = {"x", "r1", "c2o", "r3"};
+    for (int l = 1; l <= 4; l++) {
+        char w[8], cv[8], gm[8], bt[8], mn[8], vr[8], bn[128], t[8], nm[8];
+        snprintf(w, sizeof w, "w%d", l);
+        snprintf(cv, sizeof cv, "cv%d", l);
+        snprintf(gm, sizeof gm, "g%d", l);
+        snprintf(bt, sizeof bt, "b%d", l);
+        snprintf(mn, sizeof mn, "m%d", l);
+        snprintf(vr, sizeof vr, "v%d", l);
+        snprintf(t, sizeof t, "t%d", l);
+        snprintf(nm, sizeof nm, "bn%d", l);
+        add_param(g, &r, w, 4, 4, l == 1 ? 3 : 4, 3, 3, -0.4f, 0.4f);
+        char cin[32];
+        snprintf(cin, sizeof cin, "%s %s", ins[l - 1], w);
+        node(g, "Conv", w, cin, cv, 1, &pad1);
+        add_param(g, &r, gm, 1, 4, 0, 0, 0, l == 2 ? 3.0f : 0.5f, l == 2 ? 4.0f : 1.5f);
+        add_param(g, &r, bt, 1, 4, 0, 0, 0, l == 2 ? 3.0f : -0.5f, l == 2 ? 4.0f : 0.5f);
+        add_param(g, &r, mn, 1, 4, 0, 0, 0, 0.0f, 0.0f);
+        add_param(g, &r, vr, 1, 4, 0, 0, 0, 1.0f, 1.0f);
+        snprintf(bn, sizeof bn, "%s %s %s %s %s", cv, gm, bt, mn, vr);
+        node(g, "BatchNormalization", nm, bn, t, 0, NULL);
+    }
+    node(g, "Relu", "r1", "t1", "r1", 0, NULL);           /* fused; r1 read twice */
+    node(g, "Clip", "c2", "t2 zero six", "c2o", 0, NULL); /* fused as ReLU6 */
+    node(g, "Relu", "r3", "t3", "r3", 0, NULL);           /* t3 read twice: not fused */
+    node(g, "Clip", "c4", "t4 zero one", "c4o", 0, NULL); /* other bounds: not fused */
+    node(g, "Add", "s1", "c4o r1", "s1", 0, NULL);
+    node(g, "Add", "s2", "s1 t3", "s2", 0, NULL);
+    node(g, "Relu", "r5", "s2", "r5", 0, NULL); /* fused into s2 */
+    node(g, "GlobalAveragePool", "pool", "r5", "pooled", 0, NULL);
+    classifier(g, &r, "pooled", 4, 0.5f, 0);
+    return g;
+}
+
+static void test_fused_tail(void **state) {
+    (void)state;
+    for (int batch = 1; batch <= 3; batch += 2) {
+        clcnn_graph *g = tail_graph();
+        fd_case c = fd_default(g, batch);
+        c.max_checks = 12;
+        c.h = 3e-4; /* activation kinks lie within 1e-3 of some values */
+        assert_true(fd_check(&c));
+        clcnn_graph_free(g);
+    }
+}
+
 /* Two plans, same batch: bit-identical gradients; a second backward without zero_grad
- * adds the same again (exactly doubles), zero_grad clears. */
-static float *dag_grads(clcnn_train_plan **keep, int twice) {
+ * adds the same again (exactly doubles), zero_grad clears; with overwrite_grads a second
+ * backward writes the same gradients again. */
+static float *dag_grads(clcnn_train_plan **keep, int twice, int overwrite) {
     clcnn_graph *g = dag_graph();
     clcnn_train_plan *p = NULL;
-    TU_OK(clcnn_train_plan_create(tu_device(), g, 3, NULL, &p));
+    clcnn_train_options o = {.overwrite_grads = overwrite};
+    TU_OK(clcnn_train_plan_create(tu_device(), g, 3, &o, &p));
     clcnn_graph_free(g);
     tu_rng r = tu_rng_seed(3);
     float x[3 * 3 * 7 * 7], dy[9];
@@ -841,12 +911,14 @@ static float *dag_grads(clcnn_train_plan **keep, int twice) {
 static void test_repeatable(void **state) {
     (void)state;
     clcnn_train_plan *p = NULL;
-    float *a = dag_grads(NULL, 0), *b = dag_grads(&p, 0), *c2 = dag_grads(NULL, 1);
+    float *a = dag_grads(NULL, 0, 0), *b = dag_grads(&p, 0, 0), *c2 = dag_grads(NULL, 1, 0);
+    float *ow = dag_grads(NULL, 1, 1);
     size_t n = clcnn_tensor_numel(clcnn_train_plan_grads(p));
     assert_memory_equal(a, b, n * sizeof *a);
     double norm = 0.0;
     for (size_t i = 0; i < n; i++) {
         assert_true(c2[i] == 2.0f * a[i]);
+        assert_true(ow[i] == a[i]);
         norm += fabs(a[i]);
     }
     assert_true(norm > 0.0);
@@ -868,6 +940,7 @@ static void test_repeatable(void **state) {
     free(a);
     free(b);
     free(c2);
+    free(ow);
     free(z);
     free(wv);
     clcnn_train_plan_free(p);
@@ -1129,6 +1202,7 @@ int main(void) {
         cmocka_unit_test(test_closed_forms),
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_dag),
+        cmocka_unit_test(test_fused_tail),
         cmocka_unit_test(test_fd_catches_wrong_gradient),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_sgd_on_arenas),

@@ -272,6 +272,9 @@ typedef struct clcnn_train_options {
     int find; /* Find for each Conv's forward, data (when needed) and filter passes, as
                  clcnn_plan_options.find says */
     const clcnn_bn_sync *bn_sync; /* NULL: each batch norm uses its own batch's statistics */
+    int overwrite_grads;          /* 1: backward writes the parameter gradients (a parameter's first
+                                     contribution overwrites, later ones add), as after PyTorch's
+                                     zero_grad(set_to_none=True): no clcnn_train_plan_zero_grad */
 } clcnn_train_options;
 
 /* Bind g to dev for batch size batch; the parameters start as g's initializers. An op
@@ -297,7 +300,8 @@ CLCNN_API clcnn_status clcnn_train_plan_forward(clcnn_train_plan *p,
 CLCNN_API const clcnn_tensor *clcnn_train_plan_output(const clcnn_train_plan *p, int i);
 /* Backward from d(loss)/d(output i) = output_grads[i] (shaped like output i; NULL: zero),
  * after a forward. Parameter gradients are ADDED to the gradient arena (call
- * clcnn_train_plan_zero_grad between steps); input gradients are overwritten. */
+ * clcnn_train_plan_zero_grad between steps), or overwritten with opts->overwrite_grads;
+ * input gradients are overwritten. */
 CLCNN_API clcnn_status clcnn_train_plan_backward(clcnn_train_plan *p,
                                                  const clcnn_tensor *const *output_grads,
                                                  int n_outputs);

@@ -6,6 +6,8 @@
  * backward in reverse. The per-op work is lib/exec/train_ops.c's. */
 #include "exec/train_internal.h"
 
+#include "clcnn_ids.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,6 +180,81 @@ static clcnn_status route_grads(clcnn_train_plan *p) {
     return CLCNN_OK;
 }
 
+/* Add, and Sub's first operand, pass dy on unchanged where the operand has the output's
+ * shape: the operand's contribution becomes a view of dy instead of a copy of it. Only
+ * where nothing writes that buffer afterwards: an extra contribution is only read (summed
+ * into the operand's gradient), the operand's own gradient only when nothing else is added
+ * into it, and dy must be the output's own buffer, complete before the Add's backward and
+ * written by nobody after it (so later Adds first: an Add whose output's gradient became a
+ * view keeps its copies). */
+static clcnn_status alias_add_grads(clcnn_train_plan *p) {
+    for (int i = p->nnodes - 1; i >= 0; i--) {
+        cc_tnode *n = &p->nodes[i];
+        if (n->op != CC_OP_ADD && n->op != CC_OP_SUB) continue;
+        const cc_tval *y = &p->vals[n->out[0]];
+        /* an Add fused with its ReLU passes on the masked dy of its own scratch */
+        const clcnn_tensor *dy = n->act != CLCNN_ACT_ID_NONE ? n->scratch[0] : y->g;
+        if (!y->g || y->kind != CC_TV_ACT || (y->g_shared && dy == y->g)) continue;
+        for (int j = 0; j < (n->op == CC_OP_ADD ? 2 : 1); j++) {
+            cc_tval *a = &p->vals[n->in[j]];
+            if (!n->dst[j] || a->kind != CC_TV_ACT || a->numel != y->numel) continue;
+            clcnn_tensor **slot = NULL;
+            if (n->dst[j] == a->g && a->nextra == 0 && !a->g_shared) slot = &a->g;
+            for (int k = 0; k < a->nextra && !slot; k++)
+                if (a->extra[k] == n->dst[j]) slot = &a->extra[k];
+            if (!slot) continue;
+            clcnn_tensor *v = NULL;
+            CC_TRY(clcnn_tensor_view(dy, a->ndim, a->shape, &v));
+            clcnn_tensor_free(*slot);
+            *slot = n->dst[j] = v;
+            if (slot == &a->g) a->g_shared = 1;
+        }
+    }
+    return CLCNN_OK;
+}
+
+/* Whether n is an Add of two operands with its output's shape (no broadcasting). */
+static int flat_add(const clcnn_train_plan *p, const cc_tnode *n) {
+    if (n->op != CC_OP_ADD || n->n_in != 2 || n->in[0] < 0 || n->in[1] < 0) return 0;
+    size_t numel = p->vals[n->out[0]].numel;
+    return p->vals[n->in[0]].numel == numel && p->vals[n->in[1]].numel == numel;
+}
+
+/* A BatchNormalization whose output only a Relu, or a Clip to [0, 6], reads runs as one
+ * node with it: batch norm writes the activation's output, and its backward masks that
+ * output's gradient (lib/ops/batchnorm.c), which is bit for bit what the activation's
+ * backward would have handed it. So does an Add of equal shapes with the Relu that alone
+ * reads it (cc_add_relu; backward: the ReLU's mask from its output, then the Add's).
+ * The activation node keeps no inputs or outputs, so the walks pass it by; the fused
+ * node's own output needs no buffer. Not with bn_sync (its arithmetic is on the host). */
+static void fuse_activations(clcnn_train_plan *p, const clcnn_graph *g) {
+    for (int i = 0; i < p->nnodes; i++) {
+        cc_tnode *n = &p->nodes[i];
+        int v = n->out[0], only = -1;
+        int is_bn = n->op == CC_OP_BATCHNORM && !p->opts.bn_sync;
+        if ((!is_bn && !flat_add(p, n)) || p->vals[v].kind != CC_TV_ACT ||
+            cc_value_readers(g, v, &only) != 1)
+            continue;
+        cc_tnode *r = NULL;
+        for (int k = i + 1; k < p->nnodes && !r; k++)
+            if (p->nodes[k].node == only) r = &p->nodes[k];
+        if (!r || r->in[0] != v) continue;
+        float lim[2];
+        int act = r->op == CC_OP_RELU ? CLCNN_ACT_ID_RELU
+                  : r->op == CC_OP_CLIP && cc_train_clip_bounds(g, r, lim) && lim[0] == 0.0f &&
+                          lim[1] == 6.0f
+                      ? CLCNN_ACT_ID_RELU6
+                      : CLCNN_ACT_ID_NONE;
+        if (!is_bn && act != CLCNN_ACT_ID_RELU) continue;
+        if (act == CLCNN_ACT_ID_NONE || p->vals[r->out[0]].kind != CC_TV_ACT) continue;
+        n->act = act;
+        n->out[0] = r->out[0];
+        p->vals[v].kind = CC_TV_NONE;
+        r->fused = 1;
+        r->n_in = r->n_out = 0;
+    }
+}
+
 static clcnn_status copy_nodes(clcnn_train_plan *p, const clcnn_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         const cc_gnode *gn = &g->nodes[g->order[i]];
@@ -229,7 +306,7 @@ clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batc
     p->dev = dev;
     p->batch = batch;
     if (opts) p->opts = *opts;
-    p->overwrite = overwrite;
+    p->overwrite = overwrite || p->opts.overwrite_grads;
     p->nvals = g->nvals;
     p->nnodes = g->nnodes;
     p->ninputs = clcnn_graph_num_inputs(g);
@@ -253,6 +330,7 @@ clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batc
                         "clcnn_train_plan_create: output '%s' is not a float node output",
                         g->vals[v].name);
     }
+    if (s == CLCNN_OK) fuse_activations(p, g);
     if (s == CLCNN_OK) s = make_arenas(p, g, like);
     /* activations: one buffer each; views get their tensors per forward */
     for (int v = 0; s == CLCNN_OK && v < p->nvals; v++)
@@ -261,6 +339,7 @@ clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batc
     for (int i = 0; s == CLCNN_OK && i < p->nnodes; i++)
         s = cc_train_prepare(p, g, &p->nodes[i]);
     if (s == CLCNN_OK) s = route_grads(p);
+    if (s == CLCNN_OK) s = alias_add_grads(p);
     if (s != CLCNN_OK) {
         clcnn_train_plan_free(p);
         return s;

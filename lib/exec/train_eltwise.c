@@ -64,16 +64,23 @@ static clcnn_status unary_forward(clcnn_train_plan *p, cc_tnode *n) {
                     T(n->in[0]), T(n->out[0]));
 }
 
-static clcnn_status prepare_clip(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
-                                 const cc_gnode *gn) {
-    float lim[2] = {n->a.clip_min, n->a.clip_max};
+int cc_train_clip_bounds(const clcnn_graph *g, const cc_tnode *n, float lim[2]) {
+    lim[0] = n->a.clip_min;
+    lim[1] = n->a.clip_max;
     for (int j = 1; j < 3 && j < n->n_in; j++) {
         if (n->in[j] < 0) continue;
         const cc_gvalue *v = &g->vals[n->in[j]];
-        if (v->kind != CC_VAL_INIT || v->dtype != CLCNN_F32 || v->numel != 1)
-            return cc_tr_unsupported(gn, "bounds that are not float scalar initializers");
+        if (v->kind != CC_VAL_INIT || v->dtype != CLCNN_F32 || v->numel != 1) return 0;
         lim[j - 1] = *(const float *)v->data;
     }
+    return 1;
+}
+
+static clcnn_status prepare_clip(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n,
+                                 const cc_gnode *gn) {
+    float lim[2];
+    if (!cc_train_clip_bounds(g, n, lim))
+        return cc_tr_unsupported(gn, "bounds that are not float scalar initializers");
     n->a.clip_min = lim[0];
     n->a.clip_max = lim[1];
     CC_TRY(cc_tr_scalar(p, lim[0], &n->scalar[0]));
@@ -134,12 +141,18 @@ static clcnn_status prepare_binary(clcnn_train_plan *p, const clcnn_graph *g, cc
 }
 
 static clcnn_status binary_forward(clcnn_train_plan *p, cc_tnode *n) {
+    if (n->act == CLCNN_ACT_ID_RELU)
+        return cc_add_relu(p->dev, T(n->in[0]), T(n->in[1]), T(n->out[0]));
     return cc_binary(p->dev, binary_ids[n->op], T(n->in[0]), T(n->in[1]), T(n->out[0]));
 }
 
 static clcnn_status binary_backward(clcnn_train_plan *p, cc_tnode *n) {
     const clcnn_tensor *dy = G(n->out[0]);
     clcnn_tensor *tmp = n->scratch[0]; /* like y */
+    if (n->act == CLCNN_ACT_ID_RELU) { /* the fused ReLU's gradient: where its output > 0 */
+        CC_TRY(clcnn_activation_backward(p->dev, CLCNN_ACT_RELU, 0.0f, T(n->out[0]), dy, tmp));
+        dy = tmp;
+    }
     for (int j = 0; j < 2; j++) {
         if (!n->dst[j]) continue;
         const clcnn_tensor *src = dy;

@@ -26,6 +26,7 @@ typedef struct cc_tval {
     int param;       /* CC_TV_PARAM / STATE: index in the parameter list */
     clcnn_tensor *t; /* the value this forward */
     clcnn_tensor *g; /* its gradient (PARAM: the view of the gradient arena) */
+    int g_shared;    /* g is a view of another value's gradient (train.c's alias_add_grads) */
     int nextra;      /* contributions summed into g after the first, in order */
     clcnn_tensor **extra;
 } cc_tval;
@@ -61,6 +62,9 @@ typedef struct cc_tnode {
     cc_copy_nd pad_in, crop;
     clcnn_tensor *px, *dpx, *cnt;
     int bn_layer;    /* BatchNormalization: its index among the plan's (opts.bn_sync) */
+    int act;         /* BatchNormalization, Add: the activation it applies (CLCNN_ACT_ID_*;
+                      * its output is then that activation's, train.c's fuse_activations) */
+    int fused;       /* an activation another node applies: no inputs, outputs or work */
     double bn_count; /* its forward's count as opts.bn_sync->stats returned it */
 } cc_tnode;
 
@@ -141,6 +145,9 @@ typedef struct cc_train_def {
     clcnn_status (*backward)(clcnn_train_plan *p, cc_tnode *n);
 } cc_train_def;
 extern const cc_train_def cc_train_eltwise_defs[CC_OP_COUNT];
+/* Clip's bounds in lim (attributes, or its float scalar initializer inputs); 0 when an
+ * input bound is something else. */
+int cc_train_clip_bounds(const clcnn_graph *g, const cc_tnode *n, float lim[2]);
 
 /* lib/exec/train_bnsync.c: BatchNormalization's training forward and backward through
  * p->opts.bn_sync, on the host. */

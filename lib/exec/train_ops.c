@@ -323,15 +323,16 @@ static clcnn_status conv_forward(clcnn_train_plan *p, cc_tnode *n) {
  * PyTorch's momentum (prepare_batchnorm). */
 static clcnn_status bn_forward(clcnn_train_plan *p, cc_tnode *n) {
     if (p->opts.bn_sync) return cc_train_bn_sync_forward(p, n);
-    return clcnn_batchnorm_forward_train(p->dev, T(n->in[0]), T(n->in[1]), T(n->in[2]), T(n->in[3]),
-                                         T(n->in[4]), n->bn_momentum, n->a.epsilon, T(n->out[0]),
-                                         n->save[0], n->save[1]);
+    return cc_batchnorm_forward_train_act(p->dev, T(n->in[0]), T(n->in[1]), T(n->in[2]),
+                                          T(n->in[3]), T(n->in[4]), n->bn_momentum, n->a.epsilon,
+                                          n->act, T(n->out[0]), n->save[0], n->save[1]);
 }
 
 static clcnn_status bn_backward(clcnn_train_plan *p, cc_tnode *n) {
     if (p->opts.bn_sync) return cc_train_bn_sync_backward(p, n);
-    return clcnn_batchnorm_backward(p->dev, T(n->in[0]), G(n->out[0]), T(n->in[1]), n->save[0],
-                                    n->save[1], n->dst[0], n->dst[1], n->dst[2]);
+    const clcnn_tensor *ya = n->act != CLCNN_ACT_ID_NONE ? T(n->out[0]) : NULL;
+    return cc_batchnorm_backward_act(p->dev, T(n->in[0]), ya, G(n->out[0]), n->act, T(n->in[1]),
+                                     n->save[0], n->save[1], n->dst[0], n->dst[1], n->dst[2]);
 }
 
 static clcnn_status pool_forward(clcnn_train_plan *p, cc_tnode *n) {
@@ -462,6 +463,7 @@ int cc_train_is_view(cc_op op) {
 }
 
 clcnn_status cc_train_prepare(clcnn_train_plan *p, const clcnn_graph *g, cc_tnode *n) {
+    if (n->fused) return CLCNN_OK;
     const cc_gnode *gn = &g->nodes[n->node];
     for (int j = 0; j < n->n_in; j++) {
         int v = n->in[j];
@@ -473,9 +475,9 @@ clcnn_status cc_train_prepare(clcnn_train_plan *p, const clcnn_graph *g, cc_tnod
 }
 
 clcnn_status cc_train_forward(clcnn_train_plan *p, cc_tnode *n) {
-    return def_of(n->op)->forward(p, n);
+    return n->fused ? CLCNN_OK : def_of(n->op)->forward(p, n);
 }
 
 clcnn_status cc_train_backward(clcnn_train_plan *p, cc_tnode *n) {
-    return def_of(n->op)->backward(p, n);
+    return n->fused ? CLCNN_OK : def_of(n->op)->backward(p, n);
 }

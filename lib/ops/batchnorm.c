@@ -17,6 +17,8 @@
  * overrides the choice (tests run both). */
 #include "internal.h"
 
+#include "clcnn_ids.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -133,7 +135,7 @@ static clcnn_status check_like(clcnn_device *dev, const char *op, const clcnn_te
 static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
                           clcnn_tensor *y, bn_dims d, cl_mem mean, size_t mean_off, cl_mem sd,
                           size_t sd_off, int from_var, float eps, const clcnn_tensor *gamma,
-                          const clcnn_tensor *beta) {
+                          const clcnn_tensor *beta, int act) {
     size_t lws;
     if (use_chunks(dev)) {
         bn_chunking k = chunking(d);
@@ -144,7 +146,7 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                     CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(mean),
                     CC_ARG_INT(mean_off), CC_ARG_MEM(sd), CC_ARG_INT(sd_off), CC_ARG_INT(from_var),
                     CC_ARG_FLOAT(eps), MEM_OR_NULL(gamma), OFF_OR_0(gamma), MEM_OR_NULL(beta),
-                    OFF_OR_0(beta)));
+                    OFF_OR_0(beta), CC_ARG_INT(act)));
     }
     size_t gws = d.n * d.c * d.hw;
     return cc_launch(dev, "batchnorm", defines, "bn_apply", 1, &gws, lws_1d(dev, &lws),
@@ -153,7 +155,7 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                              CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_MEM(mean),
                              CC_ARG_INT(mean_off), CC_ARG_MEM(sd), CC_ARG_INT(sd_off),
                              CC_ARG_INT(from_var), CC_ARG_FLOAT(eps), MEM_OR_NULL(gamma),
-                             OFF_OR_0(gamma), MEM_OR_NULL(beta), OFF_OR_0(beta)));
+                             OFF_OR_0(gamma), MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_INT(act)));
 }
 
 /* Batch mean and invstd (and the running statistics) with one group per channel. */
@@ -216,7 +218,24 @@ clcnn_status clcnn_batchnorm_forward_train(clcnn_device *dev, const clcnn_tensor
                                            clcnn_tensor *running_mean, clcnn_tensor *running_var,
                                            float momentum, float eps, clcnn_tensor *y,
                                            clcnn_tensor *save_mean, clcnn_tensor *save_invstd) {
+    return cc_batchnorm_forward_train_act(dev, x, gamma, beta, running_mean, running_var, momentum,
+                                          eps, CLCNN_ACT_ID_NONE, y, save_mean, save_invstd);
+}
+
+static clcnn_status check_act(const char *op, int act) {
+    CC_RETURN_IF(act != CLCNN_ACT_ID_NONE && act != CLCNN_ACT_ID_RELU && act != CLCNN_ACT_ID_RELU6,
+                 CLCNN_ERR_INVALID_ARG,
+                 "%s: activation %d is not one batch norm fuses (none, ReLU or ReLU6)", op, act);
+    return CLCNN_OK;
+}
+
+clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tensor *x,
+                                            const clcnn_tensor *gamma, const clcnn_tensor *beta,
+                                            clcnn_tensor *running_mean, clcnn_tensor *running_var,
+                                            float momentum, float eps, int act, clcnn_tensor *y,
+                                            clcnn_tensor *save_mean, clcnn_tensor *save_invstd) {
     static const char op[] = "clcnn_batchnorm_forward_train";
+    CC_TRY(check_act(op, act));
     bn_dims d = {0, 0, 0};
     CC_TRY(check_x(dev, op, x, "x", &d));
     CC_TRY(check_like(dev, op, y, "y", x, "x"));
@@ -278,8 +297,8 @@ clcnn_status clcnn_batchnorm_forward_train(clcnn_device *dev, const clcnn_tensor
         s = stats_group(dev, defines, wg, x, d, eps, mean_mem, mean_off, inv_mem, inv_off, upd,
                         running_mean, running_var, momentum);
     if (s == CLCNN_OK)
-        s = apply(dev, defines, x, y, d, mean_mem, mean_off, inv_mem, inv_off, 0, 0.0f, gamma,
-                  beta);
+        s = apply(dev, defines, x, y, d, mean_mem, mean_off, inv_mem, inv_off, 0, 0.0f, gamma, beta,
+                  act);
     if (tmp) cc_pool_release(dev, tmp); /* in-order queue: later users run after us */
     return s;
 }
@@ -307,16 +326,17 @@ clcnn_status clcnn_batchnorm_forward_infer(clcnn_device *dev, const clcnn_tensor
     char defines[32];
     reduce_wg(dev, defines);
     return apply(dev, defines, x, y, d, running_mean->storage->mem, running_mean->offset,
-                 running_var->storage->mem, running_var->offset, 1, eps, gamma, beta);
+                 running_var->storage->mem, running_var->offset, 1, eps, gamma, beta,
+                 CLCNN_ACT_ID_NONE);
 }
 
 /* Backward with per-chunk partial sums: partials of sum dy and sum dy (x - mean), the
  * channel sums (into sdy / sdx), then dx when wanted. */
 static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
-                                    const clcnn_tensor *dy, const clcnn_tensor *gamma,
-                                    const clcnn_tensor *save_mean, const clcnn_tensor *save_invstd,
-                                    clcnn_tensor *dx, bn_dims d, cl_mem sdy, size_t sdy_off,
-                                    cl_mem sdx, size_t sdx_off) {
+                                    const clcnn_tensor *dy, const clcnn_tensor *ya, int act,
+                                    const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
+                                    const clcnn_tensor *save_invstd, clcnn_tensor *dx, bn_dims d,
+                                    cl_mem sdy, size_t sdy_off, cl_mem sdx, size_t sdx_off) {
     size_t lws;
     bn_chunking k = chunking(d);
     cc_storage *part = NULL;
@@ -326,7 +346,8 @@ static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, cons
         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
                 CC_ARG_INT(dy->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
                 CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(save_mean->storage->mem),
-                CC_ARG_INT(save_mean->offset), CC_ARG_MEM(part->mem)));
+                CC_ARG_INT(save_mean->offset), CC_ARG_MEM(part->mem), CC_ARG_MEM(ya->storage->mem),
+                CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
     if (s == CLCNN_OK)
         s = cc_launch(dev, "batchnorm", defines, "bn_bwd_final", 1, &d.c, lws_1d(dev, &lws),
                       CC_ARGS(CC_ARG_MEM(part->mem), CC_ARG_INT(d.n), CC_ARG_INT(d.c),
@@ -343,7 +364,8 @@ static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, cons
                               CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
                               CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
                               CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx),
-                              CC_ARG_INT(sdx_off)));
+                              CC_ARG_INT(sdx_off), CC_ARG_MEM(ya->storage->mem),
+                              CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
     cc_pool_release(dev, part);
     return s;
 }
@@ -353,12 +375,31 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
                                       const clcnn_tensor *save_mean,
                                       const clcnn_tensor *save_invstd, clcnn_tensor *dx,
                                       clcnn_tensor *dgamma, clcnn_tensor *dbeta) {
+    return cc_batchnorm_backward_act(dev, x, NULL, dy, CLCNN_ACT_ID_NONE, gamma, save_mean,
+                                     save_invstd, dx, dgamma, dbeta);
+}
+
+clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
+                                       const clcnn_tensor *ya, const clcnn_tensor *dy, int act,
+                                       const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
+                                       const clcnn_tensor *save_invstd, clcnn_tensor *dx,
+                                       clcnn_tensor *dgamma, clcnn_tensor *dbeta) {
     size_t lws;
     static const char op[] = "clcnn_batchnorm_backward";
+    CC_TRY(check_act(op, act));
     bn_dims d = {0, 0, 0};
     CC_TRY(check_x(dev, op, x, "x", &d));
     CC_TRY(check_like(dev, op, dy, "dy", x, "x"));
     if (dx) CC_TRY(check_like(dev, op, dx, "dx", x, "x"));
+    CC_RETURN_IF(act != CLCNN_ACT_ID_NONE && !ya, CLCNN_ERR_INVALID_ARG,
+                 "%s: a fused activation needs its output ya", op);
+    if (act != CLCNN_ACT_ID_NONE) CC_TRY(check_like(dev, op, ya, "ya", x, "x"));
+    CC_RETURN_IF(act != CLCNN_ACT_ID_NONE &&
+                     (cc_tensors_overlap(dx, ya) || cc_tensors_overlap(dgamma, ya) ||
+                      cc_tensors_overlap(dbeta, ya)),
+                 CLCNN_ERR_INVALID_ARG,
+                 "%s: dx, dgamma and dbeta must not overlap the activation's output", op);
+    if (act == CLCNN_ACT_ID_NONE) ya = x; /* the kernels take a buffer they do not read */
     CC_TRY(check_chan(dev, op, gamma, "gamma", 1, x));
     CC_TRY(check_chan(dev, op, save_mean, "save_mean", 0, x));
     CC_TRY(check_chan(dev, op, save_invstd, "save_invstd", 0, x));
@@ -392,8 +433,8 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
     cl_mem sdx = dgamma ? dgamma->storage->mem : tmp->mem;
     size_t sdx_off = dgamma ? dgamma->offset : d.c;
     if (use_chunks(dev)) {
-        clcnn_status s = backward_chunks(dev, defines, x, dy, gamma, save_mean, save_invstd, dx, d,
-                                         sdy, sdy_off, sdx, sdx_off);
+        clcnn_status s = backward_chunks(dev, defines, x, dy, ya, act, gamma, save_mean,
+                                         save_invstd, dx, d, sdy, sdy_off, sdx, sdx_off);
         if (tmp) cc_pool_release(dev, tmp);
         return s;
     }
@@ -404,7 +445,8 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
                 CC_ARG_INT(dy->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
                 CC_ARG_MEM(save_mean->storage->mem), CC_ARG_INT(save_mean->offset),
                 CC_ARG_MEM(save_invstd->storage->mem), CC_ARG_INT(save_invstd->offset),
-                CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off)));
+                CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off),
+                CC_ARG_MEM(ya->storage->mem), CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
     if (s == CLCNN_OK && dx) {
         size_t n_el = d.n * d.c * d.hw;
         s = cc_launch(
@@ -415,7 +457,8 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
                     CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_MEM(save_mean->storage->mem),
                     CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
                     CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
-                    CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off)));
+                    CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off),
+                    CC_ARG_MEM(ya->storage->mem), CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
     }
     if (tmp) cc_pool_release(dev, tmp);
     return s;

@@ -1,5 +1,6 @@
-/* Element-wise arithmetic (clcnn_add, clcnn_axpby) and the helpers every element-wise
- * op uses (lib/ops/elementwise.h). Host side of cl/elementwise.cl.
+/* Element-wise arithmetic (clcnn_add, clcnn_axpby; cc_add_relu for training plans) and the
+ * helpers every element-wise op uses (lib/ops/elementwise.h). Host side of
+ * cl/elementwise.cl.
  *
  * Shapes: a, b, x, y are any float32 tensors with the same element count (they are
  * read as flat arrays, so a (n, c, h, w) tensor may be added to a (n, c*h*w) view). */
@@ -38,18 +39,28 @@ clcnn_status cc_ew_launch(clcnn_device *dev, const char *file, const char *kerne
     return cc_launch(dev, file, "", kernel, 1, (size_t[]){n}, (size_t[]){lws}, args, nargs);
 }
 
-clcnn_status clcnn_add(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
-                       clcnn_tensor *y) {
-    static const char *op = "clcnn_add";
+/* y = a + b (ew_add), or relu(a + b) (ew_add_relu), after op's checks. */
+static clcnn_status add_kernel(clcnn_device *dev, const char *op, const char *kernel,
+                               const clcnn_tensor *a, const clcnn_tensor *b, clcnn_tensor *y) {
     CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
     CC_TRY(cc_ew_check(dev, op, "a", a, NULL, NULL, 0));
     CC_TRY(cc_ew_check(dev, op, "b", b, "a", a, 0));
     CC_TRY(cc_ew_check(dev, op, "y", y, "a", a, 0));
-    return cc_ew_launch(dev, "elementwise", "ew_add", a->numel,
+    return cc_ew_launch(dev, "elementwise", kernel, a->numel,
                         CC_ARGS(CC_ARG_MEM(a->storage->mem), CC_ARG_ULONG(a->offset),
                                 CC_ARG_MEM(b->storage->mem), CC_ARG_ULONG(b->offset),
                                 CC_ARG_MEM(y->storage->mem), CC_ARG_ULONG(y->offset),
                                 CC_ARG_ULONG(a->numel)));
+}
+
+clcnn_status clcnn_add(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
+                       clcnn_tensor *y) {
+    return add_kernel(dev, "clcnn_add", "ew_add", a, b, y);
+}
+
+clcnn_status cc_add_relu(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
+                         clcnn_tensor *y) {
+    return add_kernel(dev, "cc_add_relu", "ew_add_relu", a, b, y);
 }
 
 clcnn_status clcnn_axpby(clcnn_device *dev, float alpha, const clcnn_tensor *x, float beta,
