@@ -235,12 +235,16 @@ __kernel void implicit_weights(__global const float *w, int w_off, __global floa
     __global float *d = wt + wt_off + (gb * K + kk0) * TM;
     /* kk = ci*rs + e; flip reads w[g*cpg + ci][m][rs-1-e] */
     int ci = kk0 / rs, e = kk0 % rs;
+    /* not unrolled: a copy, and unrolled per TM it doubled the program's compile time */
+#pragma unroll 1
     for (int j = 0; j < nk; j++, d += TM) {
         __global const float *src = flip ? w + w_off + ((g * cpg + ci) * kpg + m0) * rs + rs - 1 - e
                                          : w + w_off + (g * kpg + m0) * K + kk0 + j;
         const int step = flip ? rs : K; /* from channel m to m + 1 */
+#pragma unroll 1
         for (int tm = 0; tm < nm; tm++)
             d[tm] = src[tm * step];
+#pragma unroll 1
         for (int tm = nm; tm < TM; tm++)
             d[tm] = 0.0f;
         if (++e == rs) {
