@@ -84,7 +84,8 @@ SAN_ENV = ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:detect_stack_use_after_ret
 	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp
 
 test-sanitize: deps
-	cmake -S . -B $(SAN_BUILD) -DCLCNN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	cmake -S . -B $(SAN_BUILD) -DCLCNN_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug \
+	    -DCLCNN_TEST_POCL_CACHE=$(abspath $(BUILD))/pocl-cache
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && $(SAN_ENV) ctest --output-on-failure -j $(JOBS) --repeat until-pass:2 -E '$(SAN_EXCLUDE)' $(CTEST_FLAGS)
 
