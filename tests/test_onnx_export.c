@@ -247,14 +247,7 @@ static void test_c_net(void **state) {
 
 static void add_random_init(clcnn_graph *g, tu_rng *r, const char *name, int ndim,
                             const int64_t *dims, float lo, float hi) {
-    size_t count = 1;
-    for (int i = 0; i < ndim; i++)
-        count *= (size_t)dims[i];
-    float *v = malloc(count * sizeof *v);
-    assert_non_null(v);
-    tu_fill_uniform(r, v, count, lo, hi);
-    TU_OK(clcnn_graph_add_initializer(g, name, CLCNN_F32, ndim, dims, v));
-    free(v);
+    free(tu_graph_random_init(g, r, name, ndim, dims, lo, hi));
 }
 
 #define NODE(g, op, name, ins, outs, ...)                                                          \
