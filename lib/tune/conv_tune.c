@@ -234,10 +234,12 @@ static clcnn_status try_variant(clcnn_device *dev, job *j, variant *vv,
     return CLCNN_OK;
 }
 
-clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const clcnn_conv2d_desc *d,
-                               const size_t x[4], const size_t w[4],
-                               const clcnn_conv2d_tune_options *opt,
-                               clcnn_conv2d_tune_result *out) {
+/* clcnn_conv2d_tune; file_checked: the caller (Find) has already seen that the tuning
+ * file can take the winner. */
+static clcnn_status tune_pass(clcnn_device *dev, clcnn_conv_pass pass, const clcnn_conv2d_desc *d,
+                              const size_t x[4], const size_t w[4],
+                              const clcnn_conv2d_tune_options *opt, clcnn_conv2d_tune_result *out,
+                              int file_checked) {
     const char *op = "conv2d tune";
     CC_RETURN_IF(!dev || !d || !x || !w || !out, CLCNN_ERR_INVALID_ARG, "%s: NULL argument", op);
     CC_RETURN_IF((int)pass < 0 || pass >= CLCNN_CONV_PASS_COUNT, CLCNN_ERR_INVALID_ARG,
@@ -256,8 +258,8 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     CC_TRY(cc_conv2d_geometry("conv2d", &j.d, x, w, ys, &cv));
     /* A winner that cannot be stored fails now, not after minutes of measuring. */
     char path[4200];
-    if (o.save && clcnn_tune_file_path(dev, path, sizeof path))
-        CC_TRY(cc_conv_db_can_store(dev, path));
+    const int store = o.save && clcnn_tune_file_path(dev, path, sizeof path);
+    if (store && !file_checked) CC_TRY(cc_conv_db_can_store(dev, path));
 
     uint64_t rng = o.seed * 0x9E3779B97F4A7C15ULL + 1;
     clcnn_status s = CLCNN_OK;
@@ -429,7 +431,7 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
                  "%s: no algorithm ran the %s pass of x %zux%zux%zux%zu, w %zux%zux%zux%zu (%s)",
                  op, pname, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3], r.note);
 
-    if (o.save && clcnn_tune_file_path(dev, path, sizeof path)) {
+    if (store) {
         cc_conv_entry e = cc_conv_entry_key(&cv, pass);
         e.algo = r.winner;
         e.ms = r.ms[r.winner];
@@ -442,6 +444,13 @@ clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const cl
     }
     *out = r;
     return CLCNN_OK;
+}
+
+clcnn_status clcnn_conv2d_tune(clcnn_device *dev, clcnn_conv_pass pass, const clcnn_conv2d_desc *d,
+                               const size_t x[4], const size_t w[4],
+                               const clcnn_conv2d_tune_options *opt,
+                               clcnn_conv2d_tune_result *out) {
+    return tune_pass(dev, pass, d, x, w, opt, out, 0);
 }
 
 /* ---- Find --------------------------------------------------------------------------------- */
@@ -496,7 +505,7 @@ clcnn_status clcnn_conv2d_find(clcnn_device *dev, clcnn_conv_pass pass, const cl
     if (opt) o = *opt;
     o.save = 1;
     clcnn_conv2d_tune_result r;
-    CC_TRY(clcnn_conv2d_tune(dev, pass, d, x, w, &o, &r));
+    CC_TRY(tune_pass(dev, pass, d, x, w, &o, &r, 1)); /* cc_conv_db_can_store above */
     if (cc_verbose())
         fprintf(stderr,
                 "clcnn: Find %s n%d c%d %dx%d k%d %dx%d stride %dx%d: %s %.3f ms (rule %s %.3f "
