@@ -439,7 +439,7 @@ static void test_external_data(void **state) {
     }
     free(buf);
     arena_free(&md.a);
-    free(dir);
+    tu_remove_dir(dir);
 }
 
 /* Load buf and expect status want with `needle` in the message. */
@@ -647,7 +647,7 @@ static void test_tensor_file(void **state) {
     assert_int_equal(clcnn_onnx_load_tensor(path, &dt, &nd, dims, &data, &numel), CLCNN_ERR_FORMAT);
     assert_null(data);
     free(buf);
-    free(dir);
+    tu_remove_dir(dir);
     arena_free(&md.a);
 }
 

@@ -163,6 +163,19 @@ char *tu_temp_dir(const char *tag) {
     return strdup(d);
 }
 
+void tu_remove_dir(char *dir) {
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    if (d) closedir(d);
+    assert_int_equal(rmdir(dir), 0);
+    free(dir);
+}
+
 char *tu_slurp(const char *dir, const char *name) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);

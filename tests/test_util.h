@@ -85,6 +85,9 @@ float *tu_graph_random_init(clcnn_graph *g, tu_rng *r, const char *name, int ndi
 
 /* A fresh empty directory under the build tree (or /tmp); caller frees. */
 char *tu_temp_dir(const char *tag);
+/* Remove a tu_temp_dir directory with the files in it (not subdirectories, which fail the
+ * test) and free dir. */
+void tu_remove_dir(char *dir);
 /* A private program cache and tuning-file directory for tests that write tuning files:
  * a fresh directory that becomes $CLCNN_CACHE_DIR, its program binaries links to those of
  * the shared test cache (the $CLCNN_CACHE_DIR it replaces), so nothing is rebuilt.
