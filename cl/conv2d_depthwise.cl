@@ -197,10 +197,11 @@ fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
             }
         }
     } else {
-        /* tp unrolled: the accumulators stay in registers */
-#pragma unroll
+        /* tp unrolled: the accumulators stay in registers; the taps are a loop (only the
+         * tensor's first and last tiles and strides above 2 come here) */
+#pragma unroll 1
         for (int kr = 0; kr < r; kr++) {
-#pragma unroll
+#pragma unroll 1
             for (int ks = 0; ks < s; ks++) {
                 const float wv = wc[wstep * (kr * s + ks)];
                 const int c0 = q0 * sw - pw + ks * dw;
@@ -543,10 +544,20 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
         }
     }
     __global float *out = part + part_off + (chunk * c + ch) * r * s;
+    /* The epilogue, once per work-item after the whole reduction, is a loop over a copy
+     * of the accumulators: compiled once instead of once per tap. */
+    floatV res[RB][SB];
+#pragma unroll
+    for (int i = 0; i < RB; i++)
+#pragma unroll
+        for (int j = 0; j < SB; j++)
+            res[i][j] = acc[i][j];
+#pragma unroll 1
     for (int i = 0; i < nr; i++) {
+#pragma unroll 1
         for (int j = 0; j < ns; j++) {
             float o[VEC];
-            vstoreV(acc[i][j], 0, o);
+            vstoreV(res[i][j], 0, o);
             float sum = 0.0f;
             for (int l = 0; l < VEC; l++)
                 sum += o[l];

@@ -75,6 +75,15 @@
 #define vstoreV CC_CAT(vstore, VEC)
 #define intV CC_CAT(int, VEC)
 
+/* res: the A x B accumulators acc[A][B] copied into an array, res[a * B + b]. The
+ * epilogues walk it in loops kept rolled (`#pragma unroll 1`), so each is compiled once
+ * instead of once per accumulator: unrolled, the epilogues were most of a program's
+ * compile time, and they run once per tile. acc stays in registers for the main loop. */
+#define TILE_RES(A, B)                                                                             \
+    floatV res[(A) * (B)];                                                                         \
+    _Pragma("unroll") for (int ra_ = 0; ra_ < (A); ra_++)                                          \
+        _Pragma("unroll") for (int rb_ = 0; rb_ < (B); rb_++) res[ra_ * (B) + rb_] = acc[ra_][rb_]
+
 /* The tile loops (TILE_K, TILE_P, TILE_C: compile-time trip counts) carry
  * `#pragma unroll`: POCL's compiler left them rolled, with the accumulators in memory and
  * a load, multiply, add and store per product (1.5-1.9x slower on a 2-core AVX-512 Xeon).
@@ -156,17 +165,18 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
         }
     }
 
-#pragma unroll
+    TILE_RES(TILE_K, TILE_P);
+#pragma unroll 1
     for (int tk = 0; tk < TILE_K; tk++) {
         const int ko = g * kpg + k0 + tk;
         if (k0 + tk >= kpg) break;
         const float bv = has_bias ? bias[b_off + ko] : 0.0f;
-#pragma unroll
+#pragma unroll 1
         for (int tp = 0; tp < TILE_P; tp++) {
             const int pi = p0 + tp;
             if (pi >= p) break;
             float out[VEC];
-            vstoreV(acc[tk][tp], 0, out);
+            vstoreV(res[tk * TILE_P + tp], 0, out);
             const int row = ((ni * k + ko) * p + pi) * q + q0;
             for (int tq = 0; tq < VEC && q0 + tq < q; tq++) {
                 float v = out[tq] + bv;
@@ -273,18 +283,19 @@ __kernel void conv2d_direct_fwd_flat(__global const float *x, int x_off, __globa
         }
     }
 
-#pragma unroll
+    TILE_RES(TILE_K, TILE_P);
+#pragma unroll 1
     for (int tk = 0; tk < TILE_K; tk++) {
         const int ko = g * kpg + k0 + tk;
         if (k0 + tk >= kpg) break;
         const float bv = has_bias ? bias[b_off + ko] : 0.0f;
         __global float *yk = y + y_off + (ni * k + ko) * pq;
         __global const float *zk = z + z_off + (ni * k + ko) * pq;
-#pragma unroll
+#pragma unroll 1
         for (int tp = 0; tp < TILE_P; tp++) {
             const int f = f0 + tp * VEC;
             if (f >= pq) break;
-            floatV v = acc[tk][tp] + bv;
+            floatV v = res[tk * TILE_P + tp] + bv;
             if (has_res) {
                 if (f + VEC <= pq) {
                     v += vloadV(0, zk + f);
@@ -384,14 +395,17 @@ __kernel void conv2d_direct_bwd_data(__global const float *dy, int dy_off, __glo
         }
     }
 
+    TILE_RES(TILE_K, TILE_P);
+#pragma unroll 1
     for (int tc = 0; tc < TILE_K; tc++) {
         if (c0 + tc >= cpg) break;
         __global float *dxc = dx + dx_off + (ni * c + g * cpg + c0 + tc) * h * w;
+#pragma unroll 1
         for (int tp = 0; tp < TILE_P; tp++) {
             const int hi = fh + sh * (i0 + tp);
             if (hi >= h) break;
             float out[VEC];
-            vstoreV(acc[tc][tp], 0, out);
+            vstoreV(res[tc * TILE_P + tp], 0, out);
             for (int tv = 0; tv < VEC; tv++) {
                 const int wi = fw + sw * (j0 + tv);
                 if (wi >= w) break;
@@ -493,18 +507,20 @@ __kernel void conv2d_direct_bwd_data_flat(__global const float *dy, int dy_off,
         }
     }
 
+    TILE_RES(TILE_K, TILE_P);
+#pragma unroll 1
     for (int tc = 0; tc < TILE_K; tc++) {
         if (c0 + tc >= cpg) break;
         __global float *dxc = dx + dx_off + (ni * c + g * cpg + c0 + tc) * hw;
-#pragma unroll
+#pragma unroll 1
         for (int tp = 0; tp < TILE_P; tp++) {
             const int f = f0 + tp * VEC;
             if (f >= hw) break;
             if (f + VEC <= hw) {
-                vstoreV(acc[tc][tp], 0, dxc + f);
+                vstoreV(res[tc * TILE_P + tp], 0, dxc + f);
             } else {
                 float out[VEC];
-                vstoreV(acc[tc][tp], 0, out);
+                vstoreV(res[tc * TILE_P + tp], 0, out);
                 for (int v = 0; f + v < hw; v++)
                     dxc[f + v] = out[v];
             }

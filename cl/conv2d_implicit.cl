@@ -477,7 +477,16 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                             acc[tn][tm] = fma(wv, bv[tn], acc[tn][tm]);
                     }
                 }
+                /* The epilogue runs once per TM x TN block, so it is a loop, compiled
+                 * once instead of TN * TM times (unrolled, it was most of the kernel's
+                 * compile time): the accumulators are copied to an array it indexes. */
+                float16 res[TN * TM];
 #pragma unroll
+                for (int tn = 0; tn < TN; tn++)
+#pragma unroll
+                    for (int tm = 0; tm < TM; tm++)
+                        res[tn * TM + tm] = acc[tn][tm];
+#pragma unroll 1
                 for (int tn = 0; tn < TN; tn++) {
                     const int u = u0 + tn;
                     if (u >= nu) break;
@@ -495,7 +504,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                             const int jj = j0 + l;
                             off[l] = l < left ? (jj / pq) * ystride + jj % pq : -1;
                         }
-#pragma unroll
+#pragma unroll 1
                     for (int tm = 0; tm < TM; tm++) {
                         const int m = m0 + tm;
                         if (m >= m_hi) break;
@@ -503,7 +512,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                         /* what the chunk adds to: the partial sum in y, else z or nothing */
                         __global const float *base = first ? zg + m * pq : ym;
                         const int add = !first || has_res;
-                        float16 v = acc[tn][tm];
+                        float16 v = res[tn * TM + tm];
                         if (plane) {
                             if (add) {
                                 if (full) {
