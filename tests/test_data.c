@@ -52,7 +52,7 @@ static void write_idx(const char *name, uint32_t magic, int ndims, const uint32_
     put_be32(raw, magic);
     for (int i = 0; i < ndims; i++)
         put_be32(raw + 4 + 4 * i, dims[i]);
-    if (len) memcpy(raw + hdr, data, len);
+    if (len && data) memcpy(raw + hdr, data, len);
     unsigned char *bytes = raw;
     size_t bytes_len = raw_len;
     unsigned char *comp = NULL;
@@ -239,6 +239,71 @@ static void test_mnist_directory_names(void **state) {
     assert_int_equal(clcnn_dataset_load_mnist("/nonexistent/dir", CLCNN_SPLIT_TEST, &ds),
                      CLCNN_ERR_IO);
     assert_int_equal(clcnn_dataset_load_mnist(dir, (clcnn_split)7, &ds), CLCNN_ERR_INVALID_ARG);
+}
+
+/* clcnn_dataset_load_mnist_first: the first n samples, the same bytes as a whole load's;
+ * n = 0 or past the end gives all; the rest of a gzip file is not read (so data past the
+ * header's count, which a whole load rejects, goes unnoticed); both headers still agree. */
+static void test_first_samples(void **state) {
+    (void)state;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/first", tmp);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    write_pair("first/train-images-idx3-ubyte.gz", "first/train-labels-idx1-ubyte.gz", 23, 3, 5, 1);
+    write_pair("first/t10k-images-idx3-ubyte", "first/t10k-labels-idx1-ubyte", 11, 3, 5, 0);
+    const struct {
+        clcnn_split split;
+        size_t n;
+    } sp[] = {{CLCNN_SPLIT_TRAIN, 23}, {CLCNN_SPLIT_TEST, 11}};
+    for (int k = 0; k < 2; k++) {
+        clcnn_dataset *all = NULL;
+        TU_OK(clcnn_dataset_load_mnist(dir, sp[k].split, &all));
+        const size_t firsts[] = {0, 1, 7, sp[k].n - 1, sp[k].n, sp[k].n + 5};
+        for (size_t f = 0; f < sizeof firsts / sizeof *firsts; f++) {
+            clcnn_dataset *ds = NULL;
+            TU_OK(clcnn_dataset_load_mnist_first(dir, sp[k].split, firsts[f], &ds));
+            size_t want = firsts[f] == 0 || firsts[f] > sp[k].n ? sp[k].n : firsts[f];
+            assert_int_equal(clcnn_dataset_size(ds), want);
+            for (size_t i = 0; i < want; i++) {
+                assert_int_equal(clcnn_dataset_label(ds, i), clcnn_dataset_label(all, i));
+                assert_memory_equal(clcnn_dataset_pixels(ds, i), clcnn_dataset_pixels(all, i), 15);
+            }
+            assert_null(clcnn_dataset_pixels(ds, want));
+            clcnn_dataset_free(ds);
+        }
+        clcnn_dataset_free(all);
+    }
+
+    /* 9 images' bytes under a header of 8: a whole load refuses them, the first 5 load */
+    uint8_t px[9 * 4], lb[8];
+    for (int i = 0; i < 9 * 4; i++)
+        px[i] = (uint8_t)i;
+    for (int i = 0; i < 8; i++)
+        lb[i] = (uint8_t)(i % 10);
+    write_idx("first/train-images-idx3-ubyte.gz", 0x803, 3, (uint32_t[]){8, 2, 2}, px, sizeof px, 1,
+              0);
+    write_idx("first/train-labels-idx1-ubyte.gz", 0x801, 1, (uint32_t[]){8}, lb, sizeof lb, 1, 0);
+    clcnn_dataset *ds = (clcnn_dataset *)0x1;
+    assert_int_equal(clcnn_dataset_load_mnist(dir, CLCNN_SPLIT_TRAIN, &ds), CLCNN_ERR_FORMAT);
+    assert_null(ds);
+    assert_non_null(strstr(clcnn_last_error(), "more data than the header"));
+    TU_OK(clcnn_dataset_load_mnist_first(dir, CLCNN_SPLIT_TRAIN, 5, &ds));
+    assert_int_equal(clcnn_dataset_size(ds), 5);
+    assert_int_equal(clcnn_dataset_pixels(ds, 4)[3], 19);
+    clcnn_dataset_free(ds);
+    /* ... but headers that disagree in count are still an error, and so is a bad label */
+    write_idx("first/train-labels-idx1-ubyte.gz", 0x801, 1, (uint32_t[]){7}, lb, 7, 1, 0);
+    ds = (clcnn_dataset *)0x1;
+    assert_int_equal(clcnn_dataset_load_mnist_first(dir, CLCNN_SPLIT_TRAIN, 5, &ds),
+                     CLCNN_ERR_FORMAT);
+    assert_null(ds);
+    lb[2] = 10;
+    write_idx("first/train-labels-idx1-ubyte.gz", 0x801, 1, (uint32_t[]){8}, lb, 8, 1, 0);
+    assert_int_equal(clcnn_dataset_load_mnist_first(dir, CLCNN_SPLIT_TRAIN, 5, &ds),
+                     CLCNN_ERR_FORMAT);
+    assert_non_null(strstr(clcnn_last_error(), "label 2 is 10"));
+    TU_OK(clcnn_dataset_load_mnist_first(dir, CLCNN_SPLIT_TRAIN, 2, &ds)); /* before it */
+    clcnn_dataset_free(ds);
 }
 
 /* ---- broken files ----------------------------------------------------------------- */
@@ -791,6 +856,7 @@ int main(void) {
         cmocka_unit_test(test_real_fashion_mnist),
         cmocka_unit_test(test_plain_and_gzip_agree),
         cmocka_unit_test(test_mnist_directory_names),
+        cmocka_unit_test(test_first_samples),
         cmocka_unit_test(test_broken_files),
         cmocka_unit_test(test_huge_claims_do_not_allocate),
         cmocka_unit_test(test_normalization),

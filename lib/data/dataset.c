@@ -30,8 +30,9 @@ static void set_lut(clcnn_dataset *ds) {
         ds->lut[v] = ((float)v / 255.0f - ds->mean) / ds->std;
 }
 
-clcnn_status clcnn_dataset_load_idx(const char *images_path, const char *labels_path,
-                                    int num_classes, clcnn_dataset **out) {
+/* clcnn_dataset_load_idx, reading only the first max_samples samples (0: all). */
+static clcnn_status load_idx(const char *images_path, const char *labels_path, int num_classes,
+                             size_t max_samples, clcnn_dataset **out) {
     CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_dataset_load_idx: out is NULL");
     *out = NULL;
     CC_RETURN_IF(!images_path || !labels_path, CLCNN_ERR_INVALID_ARG,
@@ -39,10 +40,10 @@ clcnn_status clcnn_dataset_load_idx(const char *images_path, const char *labels_
     CC_RETURN_IF(num_classes < 1 || num_classes > 256, CLCNN_ERR_INVALID_ARG,
                  "clcnn_dataset_load_idx: num_classes %d is not in [1, 256]", num_classes);
 
-    uint32_t idims[3], ldims[3];
+    uint32_t idims[3], ldims[3], nimg = 0, nlab = 0;
     uint8_t *pixels = NULL, *labels = NULL;
-    CC_TRY(cc_idx_read_u8(images_path, 3, idims, &pixels));
-    clcnn_status s = cc_idx_read_u8(labels_path, 1, ldims, &labels);
+    CC_TRY(cc_idx_read_u8(images_path, 3, max_samples, idims, &nimg, &pixels));
+    clcnn_status s = cc_idx_read_u8(labels_path, 1, max_samples, ldims, &nlab, &labels);
     if (s != CLCNN_OK) {
         free(pixels);
         return s;
@@ -53,7 +54,7 @@ clcnn_status clcnn_dataset_load_idx(const char *images_path, const char *labels_
         return cc_fail(CLCNN_ERR_FORMAT, "%s holds %u images but %s holds %u labels", images_path,
                        idims[0], labels_path, ldims[0]);
     }
-    for (uint32_t i = 0; i < ldims[0]; i++) {
+    for (uint32_t i = 0; i < nlab; i++) {
         if (labels[i] >= num_classes) {
             int bad = labels[i];
             free(pixels);
@@ -68,7 +69,7 @@ clcnn_status clcnn_dataset_load_idx(const char *images_path, const char *labels_
         free(labels);
         return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_dataset_load_idx: out of memory");
     }
-    ds->n = idims[0];
+    ds->n = nimg;
     ds->c = 1;
     ds->h = (int)idims[1];
     ds->w = (int)idims[2];
@@ -82,6 +83,11 @@ clcnn_status clcnn_dataset_load_idx(const char *images_path, const char *labels_
     return CLCNN_OK;
 }
 
+clcnn_status clcnn_dataset_load_idx(const char *images_path, const char *labels_path,
+                                    int num_classes, clcnn_dataset **out) {
+    return load_idx(images_path, labels_path, num_classes, 0, out);
+}
+
 /* Find dir/<one of names>; writes the path into buf. */
 static int find_file(const char *dir, const char *const *names, char *buf, size_t cap) {
     for (int i = 0; names[i]; i++) {
@@ -91,7 +97,8 @@ static int find_file(const char *dir, const char *const *names, char *buf, size_
     return 0;
 }
 
-clcnn_status clcnn_dataset_load_mnist(const char *dir, clcnn_split split, clcnn_dataset **out) {
+clcnn_status clcnn_dataset_load_mnist_first(const char *dir, clcnn_split split, size_t max_samples,
+                                            clcnn_dataset **out) {
     CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_dataset_load_mnist: out is NULL");
     *out = NULL;
     CC_RETURN_IF(split != CLCNN_SPLIT_TRAIN && split != CLCNN_SPLIT_TEST, CLCNN_ERR_INVALID_ARG,
@@ -117,7 +124,11 @@ clcnn_status clcnn_dataset_load_mnist(const char *dir, clcnn_split split, clcnn_
         return cc_fail(CLCNN_ERR_IO, "%s: no %s or %s.gz%s", dir, img_names[0], img_names[0], hint);
     if (!find_file(dir, labs, lpath, sizeof lpath))
         return cc_fail(CLCNN_ERR_IO, "%s: no %s or %s.gz%s", dir, lab_names[0], lab_names[0], hint);
-    return clcnn_dataset_load_idx(ipath, lpath, 10, out);
+    return load_idx(ipath, lpath, 10, max_samples, out);
+}
+
+clcnn_status clcnn_dataset_load_mnist(const char *dir, clcnn_split split, clcnn_dataset **out) {
+    return clcnn_dataset_load_mnist_first(dir, split, 0, out);
 }
 
 void clcnn_dataset_free(clcnn_dataset *ds) {

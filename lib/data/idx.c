@@ -143,8 +143,11 @@ static uint32_t be32(const unsigned char *p) {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-clcnn_status cc_idx_read_u8(const char *path, int ndims, uint32_t dims[3], uint8_t **data) {
+clcnn_status cc_idx_read_u8(const char *path, int ndims, uint64_t max_items, uint32_t dims[3],
+                            uint32_t *items, uint8_t **data) {
     *data = NULL;
+    *items = 0;
+    int whole = 1; /* every item is read */
     reader r;
     CC_TRY(reader_open(&r, path));
     clcnn_status s = CLCNN_OK;
@@ -230,6 +233,10 @@ clcnn_status cc_idx_read_u8(const char *path, int ndims, uint32_t dims[3], uint8
         goto done;
     }
 
+    /* Only the first max_items items: the rest of the file is left unread. */
+    whole = max_items == 0 || max_items >= dims[0];
+    if (!whole) total = total / dims[0] * max_items;
+
     /* Grow with the bytes that arrive: allocation never outruns the data by more than 2x. */
     size_t cap = total < READ_CHUNK ? (size_t)total : READ_CHUNK, have = 0;
     buf = malloc(cap);
@@ -261,7 +268,7 @@ clcnn_status cc_idx_read_u8(const char *path, int ndims, uint32_t dims[3], uint8
                     path, shape, (unsigned long long)total, have);
         goto done;
     }
-    s = reader_check_end(&r, total);
+    if (whole) s = reader_check_end(&r, total);
 
 done:
     reader_close(&r);
@@ -270,5 +277,6 @@ done:
         return s;
     }
     *data = buf;
+    *items = whole ? dims[0] : (uint32_t)max_items;
     return CLCNN_OK;
 }

@@ -1,8 +1,8 @@
 /* Fuzz the IDX reader (lib/data/idx.c), plain and gzip, and the dataset loader on top.
  *
  * Input: the whole input is read as an IDX label file (1 dim) and as an image file
- * (3 dims) by cc_idx_read_u8; then it is split in two at the offset given by its first
- * two bytes, and the halves are loaded as an (images, labels) pair by
+ * (3 dims) by cc_idx_read_u8, whole and its first 0-3 items only; then it is split in two at the
+ * offset given by its first two bytes, and the halves are loaded as an (images, labels) pair by
  * clcnn_dataset_load_idx, which also cross-checks counts and label ranges. A dataset
  * that loads is read back through clcnn_dataset_gather.
  * Checks: no crash, no sanitizer report, no leak; a success returns consistent shapes;
@@ -20,14 +20,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-static void idx_read_one(int ndims) {
-    uint32_t dims[3] = {0, 0, 0};
+static void idx_read_one(int ndims, uint64_t max_items) {
+    uint32_t dims[3] = {0, 0, 0}, items = 0;
     uint8_t *data = NULL;
     clcnn_clear_error();
-    clcnn_status s = cc_idx_read_u8(idx_path_all, ndims, dims, &data);
+    clcnn_status s = cc_idx_read_u8(idx_path_all, ndims, max_items, dims, &items, &data);
     if (s == CLCNN_OK) {
-        uint64_t total = 1;
-        for (int i = 0; i < ndims; i++)
+        FUZZ_CHECK(items > 0 && items <= dims[0]);
+        FUZZ_CHECK(max_items == 0 ? items == dims[0] : items <= max_items);
+        uint64_t total = items;
+        for (int i = 1; i < ndims; i++)
             total *= dims[i];
         FUZZ_CHECK(total > 0 && data != NULL);
         volatile uint8_t sink = data[total - 1]; /* ASan: the block holds total bytes */
@@ -41,8 +43,10 @@ static void idx_read_one(int ndims) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_write_file(idx_path_all, data, size);
-    idx_read_one(1);
-    idx_read_one(3);
+    idx_read_one(1, 0);
+    idx_read_one(3, 0);
+    idx_read_one(1, size ? data[0] % 4 : 1); /* the first items only (0: all) */
+    idx_read_one(3, size ? data[0] % 4 : 1);
 
     if (size < 2) return 0;
     size_t split = ((size_t)data[0] << 8 | data[1]) % (size - 1);

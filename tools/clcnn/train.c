@@ -550,8 +550,11 @@ int cmd_train(int argc, char **argv) {
 
     /* data */
     clcnn_dataset *train = NULL, *test = NULL;
-    clcnn_status s = clcnn_dataset_load_mnist(st.data, CLCNN_SPLIT_TRAIN, &train);
-    if (!s) s = clcnn_dataset_load_mnist(st.data, CLCNN_SPLIT_TEST, &test);
+    /* --limit-*: only those samples are read */
+    clcnn_status s =
+        clcnn_dataset_load_mnist_first(st.data, CLCNN_SPLIT_TRAIN, (size_t)st.limit_train, &train);
+    if (!s)
+        s = clcnn_dataset_load_mnist_first(st.data, CLCNN_SPLIT_TEST, (size_t)st.limit_test, &test);
     if (s) {
         clcnn_dataset_free(train);
         return report(PROG, s);

@@ -229,8 +229,11 @@ static int run(const dsettings *st, clcnn_comm *comm, int nrep, clcnn_device **d
     clcnn_dataset *train = NULL, *test = NULL;
     clcnn_dist_trainer *t = NULL;
     if (!find_model_or_say(PROG, st->model, &m) || is_onnx_path(st->model)) return 2;
-    clcnn_status s = clcnn_dataset_load_mnist(st->data, CLCNN_SPLIT_TRAIN, &train);
-    if (!s) s = clcnn_dataset_load_mnist(st->data, CLCNN_SPLIT_TEST, &test);
+    clcnn_status s = clcnn_dataset_load_mnist_first(st->data, CLCNN_SPLIT_TRAIN,
+                                                    (size_t)st->limit_train, &train);
+    if (!s)
+        s = clcnn_dataset_load_mnist_first(st->data, CLCNN_SPLIT_TEST, (size_t)st->limit_test,
+                                           &test);
     if (s) goto fail;
     clcnn_dataset_limit(train, (size_t)st->limit_train);
     clcnn_dataset_limit(test, (size_t)st->limit_test);
