@@ -10,8 +10,8 @@
 #ifndef PASS
 #define PASS 0
 #endif
-#if PASS < 0 || PASS > 2
-#error "PASS must be 0, 1 or 2"
+#if PASS < 0 || PASS > 3
+#error "PASS must be 0, 1, 2 or 3"
 #endif
 
 /* Apply a fused activation chosen by ACT_* id at run time. */

@@ -11,11 +11,11 @@
  *   VEC      columns per work-item (forward, backward data) or per vector step
  *            (backward filter); 2, 4, 8 or 16: the width of the float vectors default 8
  *   TILE_C   input channels per work-item (backward filter)                  default 4
- *   PASS     the kernels the program holds: 1 = forward and backward data (the four
- *            kernels that use TILE_K, TILE_P and VEC), 2 = backward filter (TILE_C,
- *            TILE_K and VEC), 0 = all five; the host keys each program by the defines
+ *   PASS     the kernels the program holds: 1 = forward, 3 = backward data (the two
+ *            kernels of each use TILE_K, TILE_P and VEC), 2 = backward filter (TILE_C,
+ *            TILE_K and VEC), 0 = all six; the host keys each program by the defines
  *            its kernels use, and on POCL most of a cold build is generating every
- *            kernel's code                                                    default 0
+ *            kernel's code, so inference never builds the gradient kernels    default 0
  *
  * Buffers (dense NCHW, each with an element offset *_off):
  *   x, dx  (n, c, h, w)      wt, dw  (k, cpg, r, s)      y, dy  (n, k, p, q)
@@ -92,7 +92,7 @@
 
 /* ---- forward ----------------------------------------------------------------------- */
 
-#if PASS != 2
+#if PASS == 0 || PASS == 1
 __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global const float *wt,
                                 int w_off, __global const float *bias, int b_off, int has_bias,
                                 __global const float *z, int z_off, int has_res, __global float *y,
@@ -322,7 +322,11 @@ __kernel void conv2d_direct_fwd_flat(__global const float *x, int x_off, __globa
     }
 }
 
+#endif
+
 /* ---- backward data ------------------------------------------------------------------- */
+
+#if PASS == 0 || PASS == 3
 
 /* dx[ni,cc,hi,wi] = sum over (ko in the group, kr, ks) with
  *   hi + ph - kr*dh = pi*sh, wi + pw - ks*dw = qi*sw, 0 <= pi < p, 0 <= qi < q
@@ -530,7 +534,7 @@ __kernel void conv2d_direct_bwd_data_flat(__global const float *dy, int dy_off,
 
 #endif
 
-#if PASS != 1
+#if PASS == 0 || PASS == 2
 /* ---- backward filter ------------------------------------------------------------------ */
 
 /* part[split, ko, ci, kr, ks] = sum over images n0 .. n1-1 of the split, rows pi and

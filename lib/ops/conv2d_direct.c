@@ -43,11 +43,13 @@ static void cfg_defines(const clcnn_device *dev, const cc_conv *cv, int pass, di
     int used = parse_cfg(e, cfg);
     cc_conv_cfg_used(CLCNN_CONV_DIRECT, used ? e : NULL);
     /* each pass's program holds only its kernels and is keyed by the defines they use:
-     * forward and backward data TILE_K TILE_P VEC, backward filter TILE_C TILE_K VEC */
+     * forward (1) and backward data (3) TILE_K TILE_P VEC, backward filter (2) TILE_C
+     * TILE_K VEC */
     if (pass == CLCNN_CONV_PASS_BACKWARD_FILTER)
         snprintf(buf, cap, "PASS=2 TILE_C=%d TILE_K=%d VEC=%d", cfg->tile_c, cfg->tile_k, cfg->vec);
     else
-        snprintf(buf, cap, "PASS=1 TILE_K=%d TILE_P=%d VEC=%d", cfg->tile_k, cfg->tile_p, cfg->vec);
+        snprintf(buf, cap, "PASS=%d TILE_K=%d TILE_P=%d VEC=%d",
+                 pass == CLCNN_CONV_PASS_FORWARD ? 1 : 3, cfg->tile_k, cfg->tile_p, cfg->vec);
 }
 
 /* Geometry arguments shared by the three kernels, in kernel order. */
