@@ -14,6 +14,16 @@
 #error "PASS must be 0, 1, 2 or 3"
 #endif
 
+/* Declare res[A * B] of type T holding the accumulators acc[A][B] (res[a * B + b]), copied
+ * fully unrolled so that acc stays in registers. A convolution's epilogue, which runs once
+ * per tile after the whole reduction, walks res in loops kept rolled (`#pragma unroll 1`):
+ * compiled once instead of once per accumulator (unrolled, the epilogues were most of a
+ * program's compile time). */
+#define CC_TILE_COPY(T, res, acc, A, B)                                                            \
+    T res[(A) * (B)];                                                                              \
+    _Pragma("unroll") for (int ra_ = 0; ra_ < (A); ra_++)                                          \
+        _Pragma("unroll") for (int rb_ = 0; rb_ < (B); rb_++) res[ra_ * (B) + rb_] = acc[ra_][rb_]
+
 /* Apply a fused activation chosen by ACT_* id at run time. */
 inline float cc_activate(float v, int act, float alpha) {
     if (act == CLCNN_ACT_ID_RELU) return fmax(v, 0.0f);

@@ -61,6 +61,16 @@
 #if K3 && (!defined(STRIDE) || (STRIDE != 1 && STRIDE != 2))
 #error "K3 needs STRIDE 1 or 2"
 #endif
+/* Each kernel's first statement: with K3, its geometry arguments become the compile-time
+ * 3x3 geometry (the taps unroll, the stride branches fold). */
+#if K3
+#define K3_GEOMETRY()                                                                              \
+    r = s = 3;                                                                                     \
+    dh = dw = 1;                                                                                   \
+    sh = sw = STRIDE
+#else
+#define K3_GEOMETRY() (void)0
+#endif
 
 #if VEC != 16 && VEC != 8 && VEC != 4
 #error "VEC must be 16, 8 or 4"
@@ -282,12 +292,7 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
     __global const float *wc = wt + w_off + ch * r * s + (flip ? r * s - 1 : 0);
     const int wstep = flip ? -1 : 1;
     const float bv = has_bias ? bias[b_off + ch] : 0.0f;
-#if K3
-    /* compile-time geometry: the inlined tile unrolls its taps */
-    r = s = 3;
-    dh = dw = 1;
-    sh = sw = STRIDE;
-#endif
+    K3_GEOMETRY(); /* the inlined tile unrolls its taps */
 #if QLOOP
     for (int q0 = 0; q0 < q; q0 += VEC)
 #else
@@ -316,11 +321,7 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
                                         __global const float *wt, int w_off, __global float *dx,
                                         int dx_off, int n, int c, int h, int w, int p, int q, int r,
                                         int s, int sh, int sw, int ph, int pw, int dh, int dw) {
-#if K3
-    r = s = 3; /* compile-time geometry, as in the forward */
-    dh = dw = 1;
-    sh = sw = STRIDE;
-#endif
+    K3_GEOMETRY();
     const int wq = (w + sw - 1) / sw; /* columns of phase 0, the longest phase */
     const int qt = (wq + VEC - 1) / VEC, ht = (h + TP - 1) / TP;
     const int nph = sw == 2 ? 2 : 1; /* phases per work-item */
@@ -412,11 +413,7 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                                           __global float *part, int part_off, int n, int c, int h,
                                           int w, int p, int q, int r, int s, int sh, int sw, int ph,
                                           int pw, int dh, int dw, int rows, int cpi, int imgs) {
-#if K3
-    r = s = 3; /* compile-time geometry, as in the forward */
-    dh = dw = 1;
-    sh = sw = STRIDE;
-#endif
+    K3_GEOMETRY();
     const int sblk = (s + SB - 1) / SB, rblk = (r + RB - 1) / RB;
     const int chunk = get_global_id(0), ch = get_global_id(1), tap = get_global_id(2);
     if (chunk >= (n + imgs - 1) / imgs * cpi || ch >= c || tap >= rblk * sblk) return;
@@ -544,20 +541,13 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
         }
     }
     __global float *out = part + part_off + (chunk * c + ch) * r * s;
-    /* The epilogue, once per work-item after the whole reduction, is a loop over a copy
-     * of the accumulators: compiled once instead of once per tap. */
-    floatV res[RB][SB];
-#pragma unroll
-    for (int i = 0; i < RB; i++)
-#pragma unroll
-        for (int j = 0; j < SB; j++)
-            res[i][j] = acc[i][j];
+    CC_TILE_COPY(floatV, res, acc, RB, SB); /* the epilogue's loops stay rolled */
 #pragma unroll 1
     for (int i = 0; i < nr; i++) {
 #pragma unroll 1
         for (int j = 0; j < ns; j++) {
             float o[VEC];
-            vstoreV(res[i][j], 0, o);
+            vstoreV(res[i * SB + j], 0, o);
             float sum = 0.0f;
             for (int l = 0; l < VEC; l++)
                 sum += o[l];

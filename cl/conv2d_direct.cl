@@ -75,15 +75,6 @@
 #define vstoreV CC_CAT(vstore, VEC)
 #define intV CC_CAT(int, VEC)
 
-/* res: the A x B accumulators acc[A][B] copied into an array, res[a * B + b]. The
- * epilogues walk it in loops kept rolled (`#pragma unroll 1`), so each is compiled once
- * instead of once per accumulator: unrolled, the epilogues were most of a program's
- * compile time, and they run once per tile. acc stays in registers for the main loop. */
-#define TILE_RES(A, B)                                                                             \
-    floatV res[(A) * (B)];                                                                         \
-    _Pragma("unroll") for (int ra_ = 0; ra_ < (A); ra_++)                                          \
-        _Pragma("unroll") for (int rb_ = 0; rb_ < (B); rb_++) res[ra_ * (B) + rb_] = acc[ra_][rb_]
-
 /* The tile loops (TILE_K, TILE_P, TILE_C: compile-time trip counts) carry
  * `#pragma unroll`: POCL's compiler left them rolled, with the accumulators in memory and
  * a load, multiply, add and store per product (1.5-1.9x slower on a 2-core AVX-512 Xeon).
@@ -165,7 +156,7 @@ __kernel void conv2d_direct_fwd(__global const float *x, int x_off, __global con
         }
     }
 
-    TILE_RES(TILE_K, TILE_P);
+    CC_TILE_COPY(floatV, res, acc, TILE_K, TILE_P); /* the epilogue's loops stay rolled */
 #pragma unroll 1
     for (int tk = 0; tk < TILE_K; tk++) {
         const int ko = g * kpg + k0 + tk;
@@ -283,7 +274,7 @@ __kernel void conv2d_direct_fwd_flat(__global const float *x, int x_off, __globa
         }
     }
 
-    TILE_RES(TILE_K, TILE_P);
+    CC_TILE_COPY(floatV, res, acc, TILE_K, TILE_P); /* the epilogue's loops stay rolled */
 #pragma unroll 1
     for (int tk = 0; tk < TILE_K; tk++) {
         const int ko = g * kpg + k0 + tk;
@@ -399,7 +390,7 @@ __kernel void conv2d_direct_bwd_data(__global const float *dy, int dy_off, __glo
         }
     }
 
-    TILE_RES(TILE_K, TILE_P);
+    CC_TILE_COPY(floatV, res, acc, TILE_K, TILE_P); /* the epilogue's loops stay rolled */
 #pragma unroll 1
     for (int tc = 0; tc < TILE_K; tc++) {
         if (c0 + tc >= cpg) break;
@@ -511,7 +502,7 @@ __kernel void conv2d_direct_bwd_data_flat(__global const float *dy, int dy_off,
         }
     }
 
-    TILE_RES(TILE_K, TILE_P);
+    CC_TILE_COPY(floatV, res, acc, TILE_K, TILE_P); /* the epilogue's loops stay rolled */
 #pragma unroll 1
     for (int tc = 0; tc < TILE_K; tc++) {
         if (c0 + tc >= cpg) break;

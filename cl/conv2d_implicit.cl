@@ -477,15 +477,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                             acc[tn][tm] = fma(wv, bv[tn], acc[tn][tm]);
                     }
                 }
-                /* The epilogue runs once per TM x TN block, so it is a loop, compiled
-                 * once instead of TN * TM times (unrolled, it was most of the kernel's
-                 * compile time): the accumulators are copied to an array it indexes. */
-                float16 res[TN * TM];
-#pragma unroll
-                for (int tn = 0; tn < TN; tn++)
-#pragma unroll
-                    for (int tm = 0; tm < TM; tm++)
-                        res[tn * TM + tm] = acc[tn][tm];
+                CC_TILE_COPY(float16, res, acc, TN, TM); /* the epilogue's loops stay rolled */
 #pragma unroll 1
                 for (int tn = 0; tn < TN; tn++) {
                     const int u = u0 + tn;

@@ -93,7 +93,6 @@ int cmd_eval(int argc, char **argv) {
     clcnn_status s = clcnn_dataset_load_mnist_first(
         data, use_train ? CLCNN_SPLIT_TRAIN : CLCNN_SPLIT_TEST, (size_t)limit, &ds);
     if (s) return report(PROG, s);
-    clcnn_dataset_limit(ds, (size_t)limit);
     double mean = ckpt ? ckpt_meta_num(ckpt, "norm_mean", CLCNN_FASHION_MNIST_MEAN)
                        : CLCNN_FASHION_MNIST_MEAN;
     double std =

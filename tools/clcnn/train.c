@@ -559,8 +559,6 @@ int cmd_train(int argc, char **argv) {
         clcnn_dataset_free(train);
         return report(PROG, s);
     }
-    clcnn_dataset_limit(train, (size_t)st.limit_train);
-    clcnn_dataset_limit(test, (size_t)st.limit_test);
     int c, h, w;
     clcnn_dataset_shape(train, &c, &h, &w);
     if (!onnx && (c != m.c || h != m.h || w != m.w)) {

@@ -235,8 +235,6 @@ static int run(const dsettings *st, clcnn_comm *comm, int nrep, clcnn_device **d
         s = clcnn_dataset_load_mnist_first(st->data, CLCNN_SPLIT_TEST, (size_t)st->limit_test,
                                            &test);
     if (s) goto fail;
-    clcnn_dataset_limit(train, (size_t)st->limit_train);
-    clcnn_dataset_limit(test, (size_t)st->limit_test);
     if (open_model(PROG, devs[0], st->model, clcnn_dataset_num_classes(train), CLCNN_INIT_HE,
                    (uint64_t)st->seed, &m, &net))
         goto out;
