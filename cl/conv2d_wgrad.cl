@@ -27,8 +27,8 @@
  *   PASS the kernels the program holds: 1 = the GEMM kernel conv2d_wgrad, 2 = the three
  *       helpers (wgrad_pad_x, wgrad_transpose_dy, wgrad_sum_parts, which use none of the
  *       tile defines: the host builds them once, without those, for every tile variant),
- *       0 = all four; on POCL most of a cold build is generating every kernel's code
- *                                                                            default 0
+ *       3 = conv2d_wgrad_flat (below, with its own defines), 0 = all five; on POCL most
+ *       of a cold build is generating every kernel's code                    default 0
  *
  * Buffers (dense, each with an element offset *_off):
  *   x  (n, c, h, w)            dy (n, k, p, q)
@@ -161,7 +161,7 @@ __kernel void wgrad_sum_parts(__global const float *part, int part_off, int part
 
 #endif
 
-#if PASS != 2
+#if PASS == 0 || PASS == 1
 /* See the top comment. xs: xp (or x), xs_off its element offset of image n0; xc, xh, xw
  * its channels, rows and columns. rows: the nb*p output rows of this pass, split into
  * chunks of rpc rows; out_off: the element offset of this pass's first chunk slice. */
@@ -225,5 +225,156 @@ __kernel void conv2d_wgrad(__global const float *xs, int xs_off, int xc, int xh,
         for (int l = 0; l < nm; l++)
             o[l * K + tj] = v[l];
     }
+}
+#endif
+
+#if PASS == 0 || PASS == 3
+/* The filter gradient of a flat layer (1x1 kernel, stride 1, no padding: the input and
+ * output planes are the same p*q positions) without the transposed copy of dy:
+ *   dW[g*kpg + m][ci] = sum over images ni, positions j of
+ *                       dy[ni][g*kpg + m][j] * x[ni][g*cpg + ci][j],
+ * dot products of rows of dy and x, both contiguous along j. A work-item owns TA output
+ * channels x TB input channels of one group and one part of the reduction: VP
+ * consecutive positions at a time it loads TA vectors of dy and TB of x and accumulates
+ * their TA*TB lane-wise products (TA*TB vector accumulators, TA+TB loads per TA*TB FMAs;
+ * the broadcast kernel above needs the transposed dy for its vector of channels, a copy
+ * that cost as much as its GEMM on MobileNet-V2's pointwise layers). At the end each
+ * accumulator's lanes are added in a fixed order (halves, then halves of those).
+ *
+ * Parts: the reduction over (image, position) is split into parts, each a range of ipp
+ * whole images (segs = 1) or a segment of seg positions of one image (ipp = 1, segs =
+ * ceil(p*q/seg) segments; seg a multiple of VP): part = (images block) * segs + segment.
+ * Each part's sums go to its own dw-shaped slice of out (k*cpg floats; out is dw itself
+ * when there is one part), added in part order by wgrad_sum_parts: deterministic, no
+ * atomics. Channels past the group's last repeat it and are not stored.
+ *
+ * Defines: VP lanes per vector (16, 8 or 4; default 8), TA output channels and TB input
+ * channels per work-item (1..8 each; defaults 4 and 3: 12 accumulators, on AVX2 with the
+ * 3 vectors of x and one of dy the 16 registers).
+ * Work-item -> output mapping: dim0 = block of TB input channels and block of TA output
+ * channels, in super-tiles of sa x sb such blocks (the rows of dy and x a super-tile reads
+ * fit the cache; blocks outside the channels return), dim1 = group * parts + part. */
+#ifndef VP
+#define VP 8
+#endif
+#ifndef TA
+#define TA 4
+#endif
+#ifndef TB
+#define TB 3
+#endif
+#if VP != 16 && VP != 8 && VP != 4
+#error "VP must be 16, 8 or 4"
+#endif
+#if TA < 1 || TA > 8 || TB < 1 || TB > 8
+#error "TA and TB must be in 1..8"
+#endif
+#define floatP CC_CAT(float, VP)
+#define vloadP CC_CAT(vload, VP)
+
+/* The lanes of v added in a fixed order. */
+inline float flat_hsum(floatP v) {
+#if VP == 16
+    const float8 a = v.lo + v.hi;
+    const float4 b = a.lo + a.hi;
+#elif VP == 8
+    const float4 b = v.lo + v.hi;
+#else
+    const float4 b = v;
+#endif
+    const float2 c = b.lo + b.hi;
+    return c.x + c.y;
+}
+
+#if VP == 16
+#define LANES_P (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#elif VP == 8
+#define LANES_P (int8)(0, 1, 2, 3, 4, 5, 6, 7)
+#else
+#define LANES_P (int4)(0, 1, 2, 3)
+#endif
+#define intP CC_CAT(int, VP)
+
+/* VP elements of row from j, zero from j1 on (the tail of a part's positions): one vector
+ * load with the lanes past j1 cleared where the vector ends before end (it then reads the
+ * next row's first elements), else element by element. */
+inline floatP flat_tail(__global const float *row, int j, int j1, __global const float *end) {
+    if (row + j + VP <= end)
+        return select((floatP)(0.0f), vloadP(0, row + j), LANES_P < (intP)(j1 - j));
+    float t[VP];
+    for (int l = 0; l < VP; l++)
+        t[l] = j + l < j1 ? row[j + l] : 0.0f;
+    return vloadP(0, t);
+}
+
+/* acc += the lane-wise products of TA vectors of dy and TB of x, each loaded by
+ * LOAD(start of its row, end of its tensor). */
+#define FLAT_STEP(LOAD)                                                                            \
+    do {                                                                                           \
+        floatP xv[TB];                                                                             \
+        _Pragma("unroll") for (int tb = 0; tb < TB; tb++) {                                        \
+            xv[tb] = LOAD(xi + xr[tb], xend);                                                      \
+        }                                                                                          \
+        _Pragma("unroll") for (int ta = 0; ta < TA; ta++) {                                        \
+            const floatP dv = LOAD(di + dr[ta], dend);                                             \
+            _Pragma("unroll") for (int tb = 0; tb < TB; tb++) acc[ta][tb] =                        \
+                fma(dv, xv[tb], acc[ta][tb]);                                                      \
+        }                                                                                          \
+    } while (0)
+
+__kernel void conv2d_wgrad_flat(__global const float *x, int x_off, __global const float *dy,
+                                int dy_off, __global float *out, int out_off, int n, int c, int k,
+                                int pq, int groups, int ipp, int seg, int parts, int sa, int sb) {
+    const int cpg = c / groups, kpg = k / groups;
+    /* dim0 walks super-tiles of sa x sb blocks, sb fastest, so that the rows of dy and x
+     * that consecutive work-items read stay in cache */
+    const int nbb = (cpg + TB - 1) / TB, tiles_b = (nbb + sb - 1) / sb;
+    const int id = get_global_id(0), gp = get_global_id(1);
+    const int tile = id / (sa * sb), in = id % (sa * sb);
+    const int c0 = ((tile % tiles_b) * sb + in % sb) * TB;
+    const int m0 = ((tile / tiles_b) * sa + in / sb) * TA;
+    if (c0 >= cpg || m0 >= kpg || gp >= groups * parts) return;
+    const int g = gp / parts, part = gp % parts;
+    const int segs = (pq + seg - 1) / seg;
+    const int ni0 = (part / segs) * ipp, ni1 = min(ni0 + ipp, n);
+    const int j0 = (part % segs) * seg, j1 = min(j0 + seg, pq);
+    const int jv = j0 + (j1 - j0) / VP * VP; /* end of the whole vectors */
+    __global const float *xend = x + x_off + n * c * pq, *dend = dy + dy_off + n * k * pq;
+    int xr[TB], dr[TA]; /* row offsets within an image */
+#pragma unroll
+    for (int tb = 0; tb < TB; tb++)
+        xr[tb] = (g * cpg + min(c0 + tb, cpg - 1)) * pq;
+#pragma unroll
+    for (int ta = 0; ta < TA; ta++)
+        dr[ta] = (g * kpg + min(m0 + ta, kpg - 1)) * pq;
+    floatP acc[TA][TB];
+#pragma unroll
+    for (int ta = 0; ta < TA; ta++)
+#pragma unroll
+        for (int tb = 0; tb < TB; tb++)
+            acc[ta][tb] = (floatP)(0.0f);
+    for (int ni = ni0; ni < ni1; ni++) {
+        __global const float *xi = x + x_off + ni * c * pq;
+        __global const float *di = dy + dy_off + ni * k * pq;
+#define FLAT_VEC(row, end) vloadP(0, (row) + j)
+#define FLAT_TAIL(row, end) flat_tail((row), jv, j1, (end))
+        for (int j = j0; j < jv; j += VP)
+            FLAT_STEP(FLAT_VEC);
+        if (jv < j1) /* the last positions, zero-padded to a vector */
+            FLAT_STEP(FLAT_TAIL);
+    }
+    __global float *o = out + out_off + part * k * cpg + (g * kpg + m0) * cpg + c0;
+    const int na = min(TA, kpg - m0), nb = min(TB, cpg - c0);
+    float sum[TA * TB]; /* unrolled, so that acc stays in registers */
+#pragma unroll
+    for (int ta = 0; ta < TA; ta++)
+#pragma unroll
+        for (int tb = 0; tb < TB; tb++)
+            sum[ta * TB + tb] = flat_hsum(acc[ta][tb]);
+#pragma unroll 1
+    for (int ta = 0; ta < na; ta++)
+#pragma unroll 1
+        for (int tb = 0; tb < nb; tb++)
+            o[ta * cpg + tb] = sum[ta * TB + tb];
 }
 #endif

@@ -6,6 +6,8 @@
  *     one work-item's block (remainders of the VK channel and TJ tap blocks);
  *   - every kernel configuration the host may choose ($CLCNN_CONV_WGRAD_CFG) and several
  *     image passes (a tiny $CLCNN_CONV_WORKSPACE_MB);
+ *   - the kernel of flat layers (conv2d_wgrad_flat: 1x1, stride 1, no padding) under
+ *     each of its configuration forms and the heuristic's own choice;
  *   - the four anchor layers of perf/suites/anchors.txt at a reduced batch;
  *   - tensors at element offsets, bit-identical repeats, bad shapes leaving the outputs
  *     as they were, and the bias gradient computed beside it.
@@ -225,6 +227,52 @@ static void test_configs(void **state) {
     assert_true(ok);
 }
 
+/* A random flat shape (1x1 kernel, stride 1, no padding; conv2d_wgrad_flat): planes of 1
+ * to 19 x 19 positions (tails of every length after the whole vectors), 1 to 40 channels
+ * per side (remainders of the TA and TB blocks), 1 to 3 groups, batch 1 to 3. */
+static ref_conv random_flat(tu_rng *rng) {
+    int groups = tu_rng_int(rng, 1, 3);
+    ref_conv cv =
+        rcp_conv(tu_rng_int(rng, 1, 3), groups * tu_rng_int(rng, 1, 14), tu_rng_int(rng, 1, 19),
+                 tu_rng_int(rng, 1, 19), groups * tu_rng_int(rng, 1, 40), 1, 1, 1, 0, 1, groups);
+    assert_true(ref_conv_out(&cv));
+    return cv;
+}
+
+/* The flat kernel under every configuration form: vector widths 4, 8 and 16, blocks from
+ * 1 x 1 to 8 x 8, parts of whole images and of a few positions of one image (TARGET 1 to
+ * 1024); the heuristic's own choice on 28x28 planes; tensors at element offsets; and a
+ * flat configuration given for a shape that is not flat, which falls back to the
+ * broadcast kernel. */
+static void test_flat(void **state) {
+    (void)state;
+    const char *cfgs[] = {"flat 8 4 3 1024", "flat 4 1 1 5",  "flat 16 8 8 64",
+                          "flat 8 3 4 7",    "flat 16 2 5 1", "flat 4 7 2 100"};
+    tu_rng rng = tu_rng_seed(4242);
+    int ok = 1;
+    for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
+        setenv("CLCNN_CONV_WGRAD_CFG", cfgs[c], 1);
+        for (int i = 0; i < (int)tu_small_count(6, 2); i++) {
+            ref_conv cv = random_flat(&rng);
+            int one = check_shape(&cv, 8000 + 10 * c + (uint64_t)i, i == 0, c == 1 ? 5 : 0, 0);
+            if (!one) print_message("  with CLCNN_CONV_WGRAD_CFG=\"%s\"\n", cfgs[c]);
+            ok &= one;
+        }
+        ref_conv other = rcp_conv(2, 4, 9, 8, 6, 3, 3, 1, 1, 1, 1); /* not flat */
+        assert_true(ref_conv_out(&other));
+        ok &= check_shape(&other, 8100 + c, 0, 0, 0);
+    }
+    unsetenv("CLCNN_CONV_WGRAD_CFG");
+    /* the heuristic: 28x28 and larger planes take the flat kernel on CPUs */
+    ref_conv cases[] = {rcp_conv(1, 5, 28, 28, 13, 1, 1, 1, 0, 1, 1),
+                        rcp_conv(2, 24, 29, 31, 8, 1, 1, 1, 0, 1, 2)};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_true(ref_conv_out(&cases[i]));
+        ok &= check_shape(&cases[i], 8200 + i, 1, i, 0);
+    }
+    assert_true(ok);
+}
+
 /* A workspace limit smaller than one image's copies: one pass per image (and the partial
  * sums of every pass summed in order). */
 static void test_passes(void **state) {
@@ -345,10 +393,11 @@ static void test_bad_shapes(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_corner_cases),  cmocka_unit_test(test_random_shapes),
-        cmocka_unit_test(test_configs),       cmocka_unit_test(test_passes),
-        cmocka_unit_test(test_anchors),       cmocka_unit_test(test_offsets),
-        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_bad_shapes),
+        cmocka_unit_test(test_corner_cases), cmocka_unit_test(test_random_shapes),
+        cmocka_unit_test(test_configs),      cmocka_unit_test(test_flat),
+        cmocka_unit_test(test_passes),       cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_offsets),      cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_bad_shapes),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();
