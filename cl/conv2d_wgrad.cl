@@ -295,16 +295,22 @@ inline float flat_hsum(floatP v) {
 #endif
 #define intP CC_CAT(int, VP)
 
-/* VP elements of row from j, zero from j1 on (the tail of a part's positions): one vector
- * load with the lanes past j1 cleared where the vector ends before end (it then reads the
- * next row's first elements), else element by element. */
-inline floatP flat_tail(__global const float *row, int j, int j1, __global const float *end) {
-    if (row + j + VP <= end)
-        return select((floatP)(0.0f), vloadP(0, row + j), LANES_P < (intP)(j1 - j));
+/* row[j .. j1-1] then zeros, element by element (not inlined: one copy, not one per
+ * load of the tail). */
+__attribute__((noinline)) floatP flat_gather(__global const float *row, int j, int j1) {
     float t[VP];
     for (int l = 0; l < VP; l++)
         t[l] = j + l < j1 ? row[j + l] : 0.0f;
     return vloadP(0, t);
+}
+
+/* VP elements of row from j, zero from j1 on (the tail of a part's positions): one vector
+ * load with the lanes past j1 cleared where the vector ends before end (it then reads the
+ * next row's first elements), else flat_gather (the tensor's last row). */
+inline floatP flat_tail(__global const float *row, int j, int j1, __global const float *end) {
+    if (row + j + VP <= end)
+        return select((floatP)(0.0f), vloadP(0, row + j), LANES_P < (intP)(j1 - j));
+    return flat_gather(row, j, j1);
 }
 
 /* acc += the lane-wise products of TA vectors of dy and TB of x, each loaded by
