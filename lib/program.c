@@ -10,14 +10,20 @@
  *           u64 payload hash | payload (the CL_PROGRAM_BINARIES bytes)
  *         Written to a unique temporary name, flushed, fsync'd and renamed, so readers
  *         see either no file or a whole one. Anything that does not validate, or that
- *         the driver rejects, is rebuilt from source and rewritten: never fatal. */
+ *         the driver rejects, is rebuilt from source and rewritten: never fatal.
+ *         A process that misses builds under an exclusive flock on <key>.clbin.lock
+ *         (removed after the build), so that processes wanting the same program at once
+ *         (parallel tests, MPI ranks on a cold cache) compile it once: the others wait,
+ *         then load the file (build_lock). */
 #include "fault.h"
 #include "internal.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -355,6 +361,46 @@ static int disk_write(const char *dir, const char *path, uint64_t key, const uns
     return 0;
 }
 
+/* How long a process waits for another one's build of the same program before it
+ * builds its own copy (a build takes seconds; a stuck one must not stop everyone). */
+#define BUILD_LOCK_WAIT_MS 120000.0
+
+/* Waits until no other process builds the program whose cache file is path: returns a
+ * descriptor holding an exclusive flock on path.lock (lock_path), which build_unlock
+ * releases after the build, or -1 when there is no lock to be had (the directory is not
+ * writable, the wait timed out, or the file appeared while waiting: *appeared). The
+ * caller reads the cache file again in every case: the other process may have written
+ * it. A crashed holder's lock goes with its process; its file stays and is reused. */
+static int build_lock(const char *dir, const char *path, char *lock_path, size_t cap,
+                      int *appeared) {
+    *appeared = 0;
+    if (mkdir_p(dir) != 0) return -1;
+    snprintf(lock_path, cap, "%s.lock", path);
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    double t0 = now_ms();
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR) break;
+        if (access(path, F_OK) == 0) {
+            *appeared = 1;
+            break;
+        }
+        if (now_ms() - t0 > BUILD_LOCK_WAIT_MS) break;
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    close(fd);
+    return -1;
+}
+
+/* After the build (or the load) under the lock: the lock file goes (waiters holding it
+ * open find the cache file when they get it), then the lock. */
+static void build_unlock(int fd, const char *lock_path) {
+    if (fd < 0) return;
+    unlink(lock_path);
+    close(fd);
+}
+
 static unsigned char *program_binary(cl_program prog, cl_device_id dev, size_t *len) {
     cl_uint ndev = 0;
     if (clGetProgramInfo(prog, CL_PROGRAM_NUM_DEVICES, sizeof ndev, &ndev, NULL) != CL_SUCCESS ||
@@ -458,23 +504,40 @@ static cl_program build_from_binary(clcnn_device *dev, const unsigned char *bin,
     return prog;
 }
 
+/* The cached binary at path, loaded into a program (NULL when there is none or it does
+ * not validate; *existed: a file was there). */
+static cl_program disk_load(clcnn_device *dev, const char *path, uint64_t key, const char *options,
+                            int *existed) {
+    double t0 = now_ms();
+    size_t len = 0;
+    unsigned char *bin = disk_read(path, key, &len);
+    *existed = bin != NULL || access(path, F_OK) == 0;
+    cl_program prog = bin ? build_from_binary(dev, bin, len, options) : NULL;
+    free(bin);
+    if (prog) {
+        dev->cache_stats.disk_hits++;
+        dev->cache_stats.load_ms += now_ms() - t0;
+    }
+    return prog;
+}
+
 static clcnn_status obtain_program(clcnn_device *dev, const char *file, const char *src,
                                    const char *options, cl_program *out) {
-    char dir[4000], path[4100];
-    int use_disk = clcnn_cache_dir(dir, sizeof dir);
+    char dir[4000], path[4100], lock_path[4200];
+    int use_disk = clcnn_cache_dir(dir, sizeof dir), lock_fd = -1;
     uint64_t key = 0;
     if (use_disk) {
         key = disk_key(dev, src, options);
         disk_path(dir, key, path, sizeof path);
-        double t0 = now_ms();
-        size_t len = 0;
-        unsigned char *bin = disk_read(path, key, &len);
-        int existed = bin != NULL || access(path, F_OK) == 0;
-        cl_program prog = bin ? build_from_binary(dev, bin, len, options) : NULL;
-        free(bin);
+        int existed = 0, appeared = 0;
+        cl_program prog = disk_load(dev, path, key, options, &existed);
+        if (!prog && !existed) {
+            /* another process may be building it right now: wait, then look again */
+            lock_fd = build_lock(dir, path, lock_path, sizeof lock_path, &appeared);
+            prog = disk_load(dev, path, key, options, &existed);
+            if (prog) build_unlock(lock_fd, lock_path);
+        }
         if (prog) {
-            dev->cache_stats.disk_hits++;
-            dev->cache_stats.load_ms += now_ms() - t0;
             *out = prog;
             return CLCNN_OK;
         }
@@ -486,7 +549,11 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
         }
     }
     double t_build = now_ms(), c_build = cpu_ms();
-    CC_TRY(build_from_source(dev, file, src, options, out));
+    clcnn_status st = build_from_source(dev, file, src, options, out);
+    if (st != CLCNN_OK) {
+        build_unlock(lock_fd, lock_path);
+        return st;
+    }
     if (use_disk) {
         /* Fetching the binary is not free: POCL generates the kernels' machine code
          * here (often longer than clBuildProgram itself), so it counts as build time. */
@@ -506,6 +573,7 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
             fprintf(stderr, "clcnn: could not write cache file %s\n", path);
         }
         free(bin);
+        build_unlock(lock_fd, lock_path);
     }
     trace_build(file, options, cpu_ms() - c_build, now_ms() - t_build);
     return CLCNN_OK;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -441,7 +442,8 @@ static int warm_child(int ready_fd, int go_fd) {
     clcnn_cache_stats st;
     clcnn_device_cache_stats(dev, &st);
     clcnn_device_close(dev);
-    return s == CLCNN_OK && st.builds + st.disk_hits == 3 ? 0 : 5;
+    /* exit status 10 + the programs this child built (the parent adds them up) */
+    return s == CLCNN_OK && st.builds + st.disk_hits == 3 ? 10 + (int)st.builds : 5;
 }
 
 static char self_exe[4096];
@@ -474,16 +476,22 @@ static void test_two_processes_warm_one_cache(void **state) {
         got++;
     close(go[1]); /* both start now */
     close(ready[0]);
+    int built = 0;
     for (int k = 0; k < 2; k++) {
         int st = 0;
         assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        if (!WIFEXITED(st) || WEXITSTATUS(st) < 10 || WEXITSTATUS(st) > 13)
             fail_msg("warm child %d failed (status %d)", k, st);
+        built += WEXITSTATUS(st) - 10;
     }
     assert_int_equal(got, 2);
-    /* vadd.cl has two warm variants, neg.cl none: 3 programs, no temporaries */
+    /* each program was built once: the second process waited on the build lock and
+     * loaded the first one's binary */
+    assert_int_equal(built, 3);
+    /* vadd.cl has two warm variants, neg.cl none: 3 programs, no temporaries, no locks */
     assert_int_equal(count_files(e.cdir, ".clbin"), 3);
     assert_int_equal(count_files(e.cdir, ".tmp."), 0);
+    assert_int_equal(count_files(e.cdir, ".lock"), 0);
     /* every file is valid: a new handle loads all three and builds nothing */
     clcnn_device *dev = open_dev();
     TU_OK(clcnn_device_warm(dev));
@@ -685,12 +693,22 @@ static void test_cli_cache_commands(void **state) {
     char fresh[256]; /* a live writer: left alone */
     snprintf(fresh, sizeof fresh, "fedcba9876543210.clbin.tmp.%d.QwErTy", (int)getpid());
     write_file(e.cdir, fresh, "being written");
+    /* build locks: one left by a crashed build (nobody holds it) goes, a held one stays */
+    write_file(e.cdir, "0123456789abcdef.clbin.lock", "");
+    write_file(e.cdir, "fedcba9876543210.clbin.lock", "");
+    char held[4400];
+    snprintf(held, sizeof held, "%s/fedcba9876543210.clbin.lock", e.cdir);
+    int lock_fd = open(held, O_RDWR);
+    assert_true(lock_fd >= 0);
+    assert_int_equal(flock(lock_fd, LOCK_EX), 0);
     out = cli_run("cache clear", &rc);
     assert_int_equal(rc, 0);
     EXPECT_OUTPUT(out, "removed 3 cached programs");
-    EXPECT_OUTPUT(out, "and 2 stale temporary files");
+    EXPECT_OUTPUT(out, "and 3 stale temporary files");
     free(out);
-    assert_int_equal(count_files(e.cdir, ".clbin"), 1); /* the live temporary */
+    close(lock_fd);
+    assert_int_equal(count_files(e.cdir, ".lock"), 1);  /* the held lock */
+    assert_int_equal(count_files(e.cdir, ".clbin"), 2); /* the live temporary and lock */
     assert_int_equal(count_files(e.cdir, "tuning.json"), 1);
     out = cli_run("cache info", &rc);
     EXPECT_OUTPUT(out, "0 compiled programs");

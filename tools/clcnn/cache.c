@@ -4,10 +4,12 @@
  *   info                  where the cache is, how many entries, how large */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,8 +31,8 @@ static void usage(FILE *f) {
                "  warm    build (or load) every kernel program the library ships for a device\n"
                "          (--device: index, 'gpu', 'cpu' or part of a name; default: as\n"
                "          'clcnn devices' marks) and print what was built and how long it took\n"
-               "  clear   delete the cached binaries (*.clbin) and stale temporary files; other\n"
-               "          files in the directory are left alone\n"
+               "  clear   delete the cached binaries (*.clbin) and stale temporary and build-lock\n"
+               "          files; other files in the directory are left alone\n"
                "  info    the cache location, whether it is disabled, entries and total size\n");
 }
 
@@ -49,6 +51,23 @@ static int is_tmp(const char *name, long *pid) {
     char *end = NULL;
     *pid = strtol(name + 27, &end, 10);
     return end != name + 27 && *end == '.';
+}
+
+/* "<16 hex digits>.clbin.lock": held while a process builds that program (or left by
+ * one that crashed). */
+static int is_lock(const char *name) {
+    for (int i = 0; i < 16; i++)
+        if (!name[i] || !strchr("0123456789abcdef", name[i])) return 0;
+    return strcmp(name + 16, ".clbin.lock") == 0;
+}
+
+/* A lock file nobody holds. */
+static int lock_is_stale(const char *path) {
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int stale = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return stale;
 }
 
 static int tmp_is_stale(long pid, const struct stat *st) {
@@ -90,10 +109,10 @@ static int walk(const char *dir, int remove, scan *sc) {
                     sc->failed++;
                 }
             }
-        } else if (is_tmp(de->d_name, &pid)) {
+        } else if (is_tmp(de->d_name, &pid) || is_lock(de->d_name)) {
             sc->tmps++;
             sc->tmp_bytes += (unsigned long long)st.st_size;
-            int stale = tmp_is_stale(pid, &st);
+            int stale = is_lock(de->d_name) ? lock_is_stale(path) : tmp_is_stale(pid, &st);
             sc->stale_tmps += stale;
             if (remove && stale) {
                 if (unlink(path) == 0)
