@@ -6,7 +6,8 @@
  *   dW_g (kpg, K) = dY_g (kpg, n*p*q) * B_g (n*p*q, K),   K = cpg*r*s,
  *   B_g[(ni, pi, qi), (ci*r + kr)*s + ks] = xp[ni, g*cpg+ci, pi*sh + kr*dh, qi*sw + ks*dw]
  * where xp is the input with its zero padding made explicit (a padded copy, or x itself
- * when there is no padding): every tap of every output position lies inside xp, so the
+ * when there is no padding; for 1x1 kernels with strides, the positions they read, and
+ * strides 1): every tap of every output position lies inside xp, so the
  * GEMM loop has no bounds checks. dY_g is read from dyt, a transposed copy of dy in
  * which the kpg channels of one position are consecutive (padded with zeros to kpad).
  *
@@ -24,11 +25,11 @@
  *   VK  output channels per vector: the lanes (16, 8 or 4)                  default 16
  *   MK  vectors of output channels per work-item (1 or 2)                    default 1
  *   TJ  taps per work-item (1..32)                                           default 12
- *   PASS the kernels the program holds: 1 = the GEMM kernel conv2d_wgrad, 2 = the three
- *       helpers (wgrad_pad_x, wgrad_transpose_dy, wgrad_sum_parts, which use none of the
- *       tile defines: the host builds them once, without those, for every tile variant),
- *       3 = conv2d_wgrad_flat (below, with its own defines), 0 = all five; on POCL most
- *       of a cold build is generating every kernel's code                    default 0
+ *   PASS the kernels the program holds: 1 = the GEMM kernel conv2d_wgrad, 2 = the four
+ *       helpers (wgrad_pad_x, wgrad_subsample_x, wgrad_transpose_dy, wgrad_sum_parts,
+ *       which use none of the tile defines: the host builds them once, without those, for
+ *       every tile variant), 3 = conv2d_wgrad_flat (below, with its own defines), 0 = all
+ *       six; on POCL most of a cold build is generating every kernel's code  default 0
  *
  * Buffers (dense, each with an element offset *_off):
  *   x  (n, c, h, w)            dy (n, k, p, q)
@@ -97,6 +98,21 @@ __kernel void wgrad_pad_x(__global const float *x, int x_off, __global float *xp
         for (; i < w; i++)
             d[pw + i] = src[i];
     }
+}
+
+/* xs = images n0 .. n0+nb-1 of x at every sh-th row and sw-th column from the first:
+ * (nb, c, p, q), the positions a 1x1 kernel with strides sh, sw and no padding reads, so
+ * that the filter gradient runs as a stride-1 layer on contiguous planes. One work-item
+ * per plane. */
+__kernel void wgrad_subsample_x(__global const float *x, int x_off, __global float *xs, int xs_off,
+                                int n0, int nb, int c, int h, int w, int p, int q, int sh, int sw) {
+    const int nc = get_global_id(0); /* image*c + channel */
+    if (nc >= nb * c) return;
+    __global float *d = xs + xs_off + nc * p * q;
+    __global const float *src = x + x_off + (n0 * c + nc) * h * w;
+    for (int pi = 0; pi < p; pi++, d += q, src += sh * w)
+        for (int qi = 0; qi < q; qi++)
+            d[qi] = src[qi * sw];
 }
 
 /* dyt (groups, nb*pq, kpad) from images n0 .. n0+nb-1 of dy (n, k, pq), see the top.

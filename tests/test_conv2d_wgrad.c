@@ -227,21 +227,28 @@ static void test_configs(void **state) {
     assert_true(ok);
 }
 
-/* A random flat shape (1x1 kernel, stride 1, no padding; conv2d_wgrad_flat): planes of 1
- * to 19 x 19 positions (tails of every length after the whole vectors), 1 to 40 channels
- * per side (remainders of the TA and TB blocks), 1 to 3 groups, batch 1 to 3. */
+/* A random flat shape (1x1 kernel, no padding; conv2d_wgrad_flat): planes of 1 to 19 x 19
+ * positions (tails of every length after the whole vectors), 1 to 40 channels per side
+ * (remainders of the TA and TB blocks), 1 to 3 groups, batch 1 to 3; a quarter of them
+ * with strides up to 3 (the subsampled copy). */
 static ref_conv random_flat(tu_rng *rng) {
     int groups = tu_rng_int(rng, 1, 3);
     ref_conv cv =
         rcp_conv(tu_rng_int(rng, 1, 3), groups * tu_rng_int(rng, 1, 14), tu_rng_int(rng, 1, 19),
                  tu_rng_int(rng, 1, 19), groups * tu_rng_int(rng, 1, 40), 1, 1, 1, 0, 1, groups);
+    if (tu_rng_int(rng, 1, 4) == 4) {
+        cv.stride_h = tu_rng_int(rng, 1, 3);
+        cv.stride_w = tu_rng_int(rng, 2, 3);
+    }
     assert_true(ref_conv_out(&cv));
     return cv;
 }
 
 /* The flat kernel under every configuration form: vector widths 4, 8 and 16, blocks from
  * 1 x 1 to 7 x 2, parts of whole images and of a few positions of one image (TARGET 1 to
- * 1024); the heuristic's own choice on 28x28 planes; tensors at element offsets; and a
+ * 1024); strided layers through the subsampled copy; the heuristic's own choice on 28x28
+ * planes (strided too, and in passes under a small workspace); tensors at element
+ * offsets; and a
  * flat configuration given for a shape that is not flat, which falls back to the
  * broadcast kernel. */
 static void test_flat(void **state) {
@@ -262,26 +269,36 @@ static void test_flat(void **state) {
         ok &= check_shape(&other, 8100 + c, 0, 0, 0);
     }
     unsetenv("CLCNN_CONV_WGRAD_CFG");
-    /* the heuristic: 28x28 and larger planes take the flat kernel on CPUs */
+    /* the heuristic: 28x28 and larger output planes take the flat kernel on CPUs, strided
+     * ones through the subsampled copy, or in passes of the broadcast kernel when that
+     * copy would outgrow the workspace limit */
     ref_conv cases[] = {rcp_conv(1, 5, 28, 28, 13, 1, 1, 1, 0, 1, 1),
-                        rcp_conv(2, 24, 29, 31, 8, 1, 1, 1, 0, 1, 2)};
+                        rcp_conv(2, 24, 29, 31, 8, 1, 1, 1, 0, 1, 2),
+                        rcp_conv(2, 6, 57, 56, 10, 1, 1, 2, 0, 1, 1)};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         assert_true(ref_conv_out(&cases[i]));
         ok &= check_shape(&cases[i], 8200 + i, 1, i, 0);
     }
+    setenv("CLCNN_CONV_WORKSPACE_MB", "0.02", 1);
+    ok &= check_shape(&cases[2], 8210, 1, 0, 0);
+    unsetenv("CLCNN_CONV_WORKSPACE_MB");
     assert_true(ok);
 }
 
 /* A workspace limit smaller than one image's copies: one pass per image (and the partial
- * sums of every pass summed in order). */
+ * sums of every pass summed in order), also through the subsampled copy of a strided 1x1
+ * layer. */
 static void test_passes(void **state) {
     (void)state;
     setenv("CLCNN_CONV_WORKSPACE_MB", "0.001", 1);
     ref_conv a = rcp_conv(5, 3, 9, 9, 16, 3, 3, 1, 1, 1, 1),
              b = rcp_conv(3, 4, 12, 7, 8, 3, 2, 2, 0, 1, 2);
     assert_true(ref_conv_out(&a) && ref_conv_out(&b));
+    ref_conv c = rcp_conv(3, 5, 13, 11, 7, 1, 1, 2, 0, 1, 1); /* the subsampled copy */
+    assert_true(ref_conv_out(&c));
     int ok = check_shape(&a, 4001, 1, 0, 0);
     ok &= check_shape(&b, 4003, 1, 0, 0);
+    ok &= check_shape(&c, 4004, 1, 0, 0);
     /* 5242 floats: 3 images of a (6.6 KB each) per pass, then 2 */
     setenv("CLCNN_CONV_WORKSPACE_MB", "0.02", 1);
     ok &= check_shape(&a, 4002, 0, 0, 0);

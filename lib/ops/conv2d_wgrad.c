@@ -5,8 +5,9 @@
  * kpg = k/groups, K = cpg*r*s (the columns of one group's gradient).
  *
  * Per pass of nb images (all of them unless the workspace limit says otherwise):
- *   1. wgrad_pad_x: the images with their zero padding made explicit (skipped without
- *      padding: the kernel then reads x itself);
+ *   1. wgrad_pad_x: the images with their zero padding made explicit, or for 1x1 kernels
+ *      with strides wgrad_subsample_x: the positions they read (every sh-th row and sw-th
+ *      column), a stride-1 layer for the kernel (skipped otherwise: it reads x itself);
  *   2. wgrad_transpose_dy: dy transposed so that the channels of a position are
  *      consecutive (a vector of VK of them is one load), in 4x4 register blocks;
  *   3. conv2d_wgrad: each work-item multiplies MK*VK channels x TJ taps over a chunk of
@@ -62,11 +63,24 @@ typedef struct wgrad_cfg {
     int flat, ta, tb;
 } wgrad_cfg;
 
-/* A 1x1 kernel with stride 1 and no padding: input and output planes are the same
- * positions, so conv2d_wgrad_flat applies. */
+/* A 1x1 kernel without padding: with stride 1 the input and output planes are the same
+ * positions, so conv2d_wgrad_flat applies; with strides it applies to the copy of the
+ * positions the kernel reads (wgrad_subsample_x). */
 static int flat_shape(const cc_conv *cv) {
-    return cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
-           cv->p == cv->h && cv->q == cv->w;
+    return cv->r == 1 && cv->s == 1 && cv->ph == 0 && cv->pw == 0;
+}
+
+/* Images n0 .. n0+nb-1 of x at the positions a strided 1x1 layer reads, into xs
+ * (nb, c, p, q) (wgrad_subsample_x, built by the caller). */
+static clcnn_status subsample_x(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *x, int n0,
+                                int nb, clcnn_tensor *xs) {
+    return cc_launch(dev, "conv2d_wgrad", "PASS=2", "wgrad_subsample_x", 1,
+                     (size_t[]){(size_t)nb * cv->c}, (size_t[]){16},
+                     CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                             CC_ARG_MEM(xs->storage->mem), CC_ARG_INT(xs->offset), CC_ARG_INT(n0),
+                             CC_ARG_INT(nb), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
+                             CC_ARG_INT(cv->w), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q),
+                             CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw)));
 }
 
 /* The broadcast kernel's parameters (every shape). */
@@ -244,11 +258,19 @@ static clcnn_status wgrad_flat(clcnn_device *dev, const cc_conv *cv, const wgrad
 
     char defs[48];
     snprintf(defs, sizeof defs, "PASS=3 TA=%d TB=%d VP=%d", cfg->ta, cfg->tb, vp);
+    int sub = cv->sh > 1 || cv->sw > 1;
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "conv2d_wgrad_flat"));
     if (parts > 1) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", "PASS=2", "wgrad_sum_parts"));
-    clcnn_tensor *part = NULL;
+    if (sub) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", "PASS=2", "wgrad_subsample_x"));
+    clcnn_tensor *part = NULL, *xs = NULL;
     if (parts > 1)
         CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)parts * m}, &part));
+    clcnn_status st = CLCNN_OK;
+    if (sub) { /* strides: the positions the kernel reads, as a stride-1 layer */
+        st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)cv->n * cv->c * pq}, &xs);
+        if (st == CLCNN_OK) st = subsample_x(dev, cv, x, 0, cv->n, xs);
+        if (st == CLCNN_OK) x = xs;
+    }
     cl_mem out = parts > 1 ? part->storage->mem : dw->storage->mem;
     size_t out_off = parts > 1 ? part->offset : dw->offset;
     /* super-tiles: the dy and x rows of sa x sb blocks, one part's positions each, in
@@ -267,19 +289,21 @@ static clcnn_status wgrad_flat(clcnn_device *dev, const cc_conv *cv, const wgrad
     sb = sb < 1 ? 1 : sb > nbb ? nbb : sb;
     size_t tiles = (size_t)cc_ceil_div(nba, sa) * cc_ceil_div(nbb, sb);
     size_t gws[2] = {tiles * sa * sb, (size_t)cv->groups * parts};
-    clcnn_status st = cc_launch(
-        dev, "conv2d_wgrad", defs, "conv2d_wgrad_flat", 2, gws, (size_t[]){1, 1},
-        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
-                CC_ARG_INT(dy->offset), CC_ARG_MEM(out), CC_ARG_INT(out_off), CC_ARG_INT(cv->n),
-                CC_ARG_INT(cv->c), CC_ARG_INT(cv->k), CC_ARG_INT(pq), CC_ARG_INT(cv->groups),
-                CC_ARG_INT(ipp), CC_ARG_INT(seg), CC_ARG_INT(parts), CC_ARG_INT(sa),
-                CC_ARG_INT(sb)));
+    if (st == CLCNN_OK)
+        st = cc_launch(dev, "conv2d_wgrad", defs, "conv2d_wgrad_flat", 2, gws, (size_t[]){1, 1},
+                       CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                               CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                               CC_ARG_MEM(out), CC_ARG_INT(out_off), CC_ARG_INT(cv->n),
+                               CC_ARG_INT(cv->c), CC_ARG_INT(cv->k), CC_ARG_INT(pq),
+                               CC_ARG_INT(cv->groups), CC_ARG_INT(ipp), CC_ARG_INT(seg),
+                               CC_ARG_INT(parts), CC_ARG_INT(sa), CC_ARG_INT(sb)));
     if (st == CLCNN_OK && parts > 1)
         st = cc_launch(dev, "conv2d_wgrad", "PASS=2", "wgrad_sum_parts", 1,
                        (size_t[]){(m + 15) / 16}, (size_t[]){64},
                        CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
                                CC_ARG_INT(parts), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
                                CC_ARG_INT(dw->offset), CC_ARG_INT(0)));
+    clcnn_tensor_free(xs);
     clcnn_tensor_free(part);
     return st;
 }
@@ -289,9 +313,21 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                                              clcnn_tensor *dw) {
     const char *op = "conv2d backward filter (implicit_gemm)";
     wgrad_cfg cfg = choose_cfg(dev, cv);
-    if (cfg.flat) return wgrad_flat(dev, cv, &cfg, x, dy, dw);
+    /* the flat kernel of a strided layer copies all images' positions at once: within
+     * the workspace limit, else the broadcast kernel in passes */
+    size_t sub_bytes =
+        cv->sh > 1 || cv->sw > 1 ? (size_t)cv->n * cv->c * cv->p * cv->q * sizeof(float) : 0;
+    if (cfg.flat && sub_bytes <= cc_conv_workspace_limit())
+        return wgrad_flat(dev, cv, &cfg, x, dy, dw);
+    if (cfg.flat) cfg = pick_bcast(dev, cv);
     int padded = cv->ph > 0 || cv->pw > 0;
-    int hp = cv->h + 2 * cv->ph, wp = cv->w + 2 * cv->pw;
+    /* 1x1 with strides and no padding: the kernel reads a copy of the positions it uses
+     * (every sh-th row, sw-th column), as a stride-1 layer whose planes are contiguous
+     * runs (flat below); on x itself every tap of a row is sw floats from the next */
+    int sub = !padded && cv->r == 1 && cv->s == 1 && (cv->sh > 1 || cv->sw > 1);
+    int hp = sub ? cv->p : cv->h + 2 * cv->ph, wp = sub ? cv->q : cv->w + 2 * cv->pw;
+    int copied = padded || sub; /* the kernel reads xp (hp x wp planes) */
+    int sh = sub ? 1 : cv->sh, sw = sub ? 1 : cv->sw;
     int rs = cv->r * cv->s, K = cv->cpg * rs, pq = cv->p * cv->q;
     int kblk = cfg.vk * cfg.mk; /* channels per work-item */
     int kpad = cc_ceil_div(cv->kpg, kblk) * kblk;
@@ -299,7 +335,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
 
     /* Images per pass: the padded copy and the transposed dy of a pass fit the workspace
      * limit (at least one image) and index with int. */
-    size_t per_image = (padded ? (size_t)cv->c * hp * wp : 0) + (size_t)cv->groups * pq * kpad;
+    size_t per_image = (copied ? (size_t)cv->c * hp * wp : 0) + (size_t)cv->groups * pq * kpad;
     size_t limit = cc_conv_workspace_limit() / sizeof(float);
     size_t nb_max = limit / per_image;
     if (nb_max > (size_t)INT_MAX / per_image) nb_max = (size_t)INT_MAX / per_image;
@@ -319,8 +355,8 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     /* Stride 1 with rows as wide as xp (1-wide kernels without column padding, such as
      * 1x1): an image's positions are one run of consecutive input columns, so the kernel
      * walks each plane as a single row of p*q positions. */
-    int xw = padded ? wp : cv->w;
-    int flat = cv->sh == 1 && cv->sw == 1 && cv->q == xw;
+    int xw = copied ? wp : cv->w;
+    int flat = sh == 1 && sw == 1 && cv->q == xw;
     int run_p = flat ? 1 : cv->p, run_q = flat ? pq : cv->q;
     int rows = nb * run_p; /* per pass */
     int rpc = cc_ceil_div(cfg.target, run_q);
@@ -328,7 +364,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
      * are read again for every block of channels: ResNet 1x1 c256 is 1.3x faster with 3
      * images per chunk than with 10) */
     size_t row_bytes = (size_t)cv->cpg *
-                       (flat ? (size_t)(padded ? hp : cv->h) * xw : (size_t)cv->sh * xw) *
+                       (flat ? (size_t)(copied ? hp : cv->h) * xw : (size_t)sh * xw) *
                        sizeof(float);
     size_t rpc_cache = ((size_t)640 << 10) / row_bytes;
     if (rpc_cache < 1) rpc_cache = 1;
@@ -351,15 +387,16 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     const char *hdefs = "PASS=2";
     /* every kernel built before anything is enqueued: a build failure writes nothing */
     if (padded) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_pad_x"));
+    if (sub) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_subsample_x"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_transpose_dy"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "conv2d_wgrad"));
     if (!direct_out) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_sum_parts"));
 
     clcnn_tensor *xp = NULL, *dyt = NULL, *part = NULL;
-    size_t xp_n = padded ? (size_t)nb * cv->c * hp * wp : 0;
+    size_t xp_n = copied ? (size_t)nb * cv->c * hp * wp : 0;
     size_t dyt_n = (size_t)cv->groups * nb * pq * kpad;
     clcnn_status st = CLCNN_OK;
-    if (padded) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){xp_n}, &xp);
+    if (copied) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){xp_n}, &xp);
     if (st == CLCNN_OK) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){dyt_n}, &dyt);
     if (st == CLCNN_OK && !direct_out)
         st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)parts * m}, &part);
@@ -381,6 +418,10 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                         CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw)));
             xs = xp->storage->mem;
             xs_off = xp->offset;
+        } else if (sub) {
+            st = subsample_x(dev, cv, x, n0, nbi, xp);
+            xs = xp->storage->mem;
+            xs_off = xp->offset;
         }
         if (st == CLCNN_OK)
             st = cc_launch(dev, "conv2d_wgrad", hdefs, "wgrad_transpose_dy", 1,
@@ -394,16 +435,15 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                          (size_t)cv->groups * chunks_i};
         size_t lws[3] = {(size_t)cfg.lws, 1, 1};
         if (st == CLCNN_OK)
-            st = cc_launch(dev, "conv2d_wgrad", defs, "conv2d_wgrad", 3, gws, lws,
-                           CC_ARGS(CC_ARG_MEM(xs), CC_ARG_INT(xs_off), CC_ARG_INT(cv->c),
-                                   CC_ARG_INT(padded ? hp : cv->h), CC_ARG_INT(padded ? wp : cv->w),
-                                   CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
-                                   CC_ARG_INT(kpad), CC_ARG_MEM(out), CC_ARG_INT(out_off),
-                                   CC_ARG_INT(nbi), CC_ARG_INT(cv->k), CC_ARG_INT(run_p),
-                                   CC_ARG_INT(run_q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
-                                   CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->dh),
-                                   CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(rpc),
-                                   CC_ARG_INT(chunks_i)));
+            st = cc_launch(
+                dev, "conv2d_wgrad", defs, "conv2d_wgrad", 3, gws, lws,
+                CC_ARGS(CC_ARG_MEM(xs), CC_ARG_INT(xs_off), CC_ARG_INT(cv->c),
+                        CC_ARG_INT(copied ? hp : cv->h), CC_ARG_INT(copied ? wp : cv->w),
+                        CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset), CC_ARG_INT(kpad),
+                        CC_ARG_MEM(out), CC_ARG_INT(out_off), CC_ARG_INT(nbi), CC_ARG_INT(cv->k),
+                        CC_ARG_INT(run_p), CC_ARG_INT(run_q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+                        CC_ARG_INT(sh), CC_ARG_INT(sw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
+                        CC_ARG_INT(cv->groups), CC_ARG_INT(rpc), CC_ARG_INT(chunks_i)));
         if (st == CLCNN_OK && !direct_out)
             st =
                 cc_launch(dev, "conv2d_wgrad", hdefs, "wgrad_sum_parts", 1,
