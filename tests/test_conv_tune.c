@@ -25,14 +25,13 @@
 #include "reference_conv.h"
 #include "tune/tune_internal.h"
 
-/* The tests work in their own cache directory (the tuning file lives there; see
- * tu_private_cache_begin). */
-static const char *cache_dir;
+/* The tests write their tuning files in a directory of their own (tu_tune_dir_begin). */
+static const char *tune_dir;
 static char tune_path[4200];
 
 static int setup(void **state) {
     (void)state;
-    cache_dir = tu_private_cache_begin("conv_tune");
+    tune_dir = tu_tune_dir_begin("conv_tune");
     unsetenv("CLCNN_TUNE");
     clcnn_device *dev = tu_device();
     assert_true(clcnn_tune_file_path(dev, tune_path, sizeof tune_path));
@@ -41,7 +40,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    tu_private_cache_end();
+    tu_tune_dir_end();
     return 0;
 }
 
@@ -426,7 +425,7 @@ static void test_malformed_entries(void **state) {
     const size_t x[4] = {2, 8, 12, 12}, w[4] = {16, 8, 3, 3};
     clcnn_conv2d_desc d = desc(1, 1);
     char import_path[4300];
-    snprintf(import_path, sizeof import_path, "%s/import.json", cache_dir);
+    snprintf(import_path, sizeof import_path, "%s/import.json", tune_dir);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         char all[4200];
         snprintf(all, sizeof all, "%s,\n%s", good, bad[i] ? bad[i] : good);
@@ -517,7 +516,7 @@ static void test_export_import_and_old_files(void **state) {
 
     /* export, remove, import */
     char out[4300];
-    snprintf(out, sizeof out, "%s/exported.json", cache_dir);
+    snprintf(out, sizeof out, "%s/exported.json", tune_dir);
     TU_OK(clcnn_tune_export(dev, out));
     char *own = read_text(tune_path), *exp = read_text(out);
     assert_string_equal(own, exp);
@@ -823,8 +822,8 @@ static void test_two_processes_merge(void **state) {
     unlink(tune_path);
     cc_conv_tune_forget();
     char sa[4300], sb[4300];
-    snprintf(sa, sizeof sa, "%s/a.txt", cache_dir);
-    snprintf(sb, sizeof sb, "%s/b.txt", cache_dir);
+    snprintf(sa, sizeof sa, "%s/a.txt", tune_dir);
+    snprintf(sb, sizeof sb, "%s/b.txt", tune_dir);
     FILE *f = fopen(sa, "w");
     fputs("a1 1 4 10 10 8 3 3 1 1\na2 1 4 10 10 8 1 1 1 0\na3 2 4 10 10 8 3 3 2 1\n", f);
     fclose(f);

@@ -25,7 +25,7 @@ static char tune_path[4200];
 
 static int setup(void **state) {
     (void)state;
-    tu_private_cache_begin("find");
+    tu_tune_dir_begin("find");
     unsetenv("CLCNN_TUNE");
     assert_true(clcnn_tune_file_path(tu_device(), tune_path, sizeof tune_path));
     return 0;
@@ -33,7 +33,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    tu_private_cache_end();
+    tu_tune_dir_end();
     return 0;
 }
 

@@ -274,6 +274,25 @@ static void test_corrupted_files_are_rejected(void **state) {
     unlink(path);
 }
 
+/* Where the tuning file lives: beside the program cache, or in $CLCNN_TUNE_DIR, which
+ * also keeps a tuning file with the disk cache off. */
+static void test_tune_dir(void **state) {
+    (void)state;
+    clcnn_device *dev = tu_device();
+    char path[4200], dir[4000];
+    assert_true(clcnn_tune_file_path(dev, path, sizeof path));
+    assert_true(clcnn_cache_dir(dir, sizeof dir));
+    assert_true(strncmp(path, dir, strlen(dir)) == 0 && strstr(path, "/tune-"));
+    setenv("CLCNN_TUNE_DIR", "/nonexistent/clcnn-tunes", 1);
+    setenv("CLCNN_CACHE_DIR", "off", 1);
+    assert_true(clcnn_tune_file_path(dev, path, sizeof path));
+    assert_true(strncmp(path, "/nonexistent/clcnn-tunes/tune-", 30) == 0);
+    unsetenv("CLCNN_TUNE_DIR");
+    assert_false(clcnn_tune_file_path(dev, path, sizeof path));
+    assert_string_equal(path, "");
+    setenv("CLCNN_CACHE_DIR", cache_dir, 1);
+}
+
 static void test_export_import(void **state) {
     (void)state;
     clcnn_device *dev = tu_device();
@@ -512,6 +531,7 @@ int main(void) {
         cmocka_unit_test(test_parameter_rules),
         cmocka_unit_test(test_file_round_trip),
         cmocka_unit_test(test_corrupted_files_are_rejected),
+        cmocka_unit_test(test_tune_dir),
         cmocka_unit_test(test_export_import),
         cmocka_unit_test(test_tune_off),
         cmocka_unit_test(test_tuned_sgemm_is_correct),

@@ -215,48 +215,23 @@ void tu_expect_graph_error(clcnn_graph *g, int plan_batch, clcnn_status want, co
     clcnn_graph_free(g);
 }
 
-/* ---- a private cache directory -------------------------------------------------------- */
+/* ---- a private tuning-file directory -------------------------------------------------- */
 
 static char *private_dir;
-static char private_shared[4096];
 
-const char *tu_private_cache_begin(const char *tag) {
-    const char *shared = getenv("CLCNN_CACHE_DIR");
-    snprintf(private_shared, sizeof private_shared, "%s",
-             shared && strcmp(shared, "off") ? shared : "");
+const char *tu_tune_dir_begin(const char *tag) {
     private_dir = tu_temp_dir(tag);
-    DIR *d = private_shared[0] ? opendir(private_shared) : NULL;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 6, ".clbin") != 0) continue;
-        char from[8400], to[8400];
-        snprintf(from, sizeof from, "%s/%s", private_shared, e->d_name);
-        snprintf(to, sizeof to, "%s/%s", private_dir, e->d_name);
-        if (symlink(from, to) != 0) break;
-    }
-    if (d) closedir(d);
-    setenv("CLCNN_CACHE_DIR", private_dir, 1);
+    setenv("CLCNN_TUNE_DIR", private_dir, 1);
     return private_dir;
 }
 
-void tu_private_cache_end(void) {
+void tu_tune_dir_end(void) {
     if (!private_dir) return;
-    DIR *d = private_shared[0] ? opendir(private_dir) : NULL;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        size_t len = strlen(e->d_name);
-        if (len < 6 || strcmp(e->d_name + len - 6, ".clbin") != 0) continue;
-        char from[8400], to[8400];
-        struct stat st;
-        snprintf(from, sizeof from, "%s/%s", private_dir, e->d_name);
-        snprintf(to, sizeof to, "%s/%s", private_shared, e->d_name);
-        if (lstat(from, &st) == 0 && S_ISREG(st.st_mode)) rename(from, to);
-    }
-    if (d) closedir(d);
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "chmod -R u+w '%s'; rm -rf '%s'", private_dir, private_dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", private_dir);
     free(private_dir);
     private_dir = NULL;
-    if (private_shared[0]) setenv("CLCNN_CACHE_DIR", private_shared, 1);
+    unsetenv("CLCNN_TUNE_DIR");
     tu_close_device();
 }

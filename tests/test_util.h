@@ -88,13 +88,12 @@ char *tu_temp_dir(const char *tag);
 /* Remove a tu_temp_dir directory with the files in it (not subdirectories, which fail the
  * test) and free dir. */
 void tu_remove_dir(char *dir);
-/* A private program cache and tuning-file directory for tests that write tuning files:
- * a fresh directory that becomes $CLCNN_CACHE_DIR, its program binaries links to those of
- * the shared test cache (the $CLCNN_CACHE_DIR it replaces), so nothing is rebuilt.
- * tu_private_cache_end moves binaries built meanwhile to the shared cache, removes the
- * directory and closes the test device. Returns the directory (owned here). */
-const char *tu_private_cache_begin(const char *tag);
-void tu_private_cache_end(void);
+/* A private tuning-file directory for tests that write tuning files: a fresh directory
+ * that becomes $CLCNN_TUNE_DIR (the programs stay in the shared test cache, where the
+ * other tests see them as they are built). tu_tune_dir_end removes the directory, unsets
+ * the variable and closes the test device. Returns the directory (owned here). */
+const char *tu_tune_dir_begin(const char *tag);
+void tu_tune_dir_end(void);
 /* The whole of dir/name, NUL-terminated (malloc'd; caller frees); NULL when unreadable. */
 char *tu_slurp(const char *dir, const char *name);
 

@@ -220,8 +220,9 @@ CLCNN_API clcnn_status clcnn_conv2d_algo_choice(clcnn_device *dev, clcnn_conv_pa
 
 /* ---- the tuning file ----------------------------------------------------------- */
 
-/* The path of dev's tuning file, written into buf. Returns 0 (and buf "") when the
- * disk cache is disabled (CLCNN_CACHE_DIR=off). */
+/* The path of dev's tuning file, written into buf: in $CLCNN_TUNE_DIR when that is set,
+ * else in the program cache's directory. Returns 0 (and buf "") when neither is there
+ * (CLCNN_TUNE_DIR unset and CLCNN_CACHE_DIR=off) or the path does not fit. */
 CLCNN_API int clcnn_tune_file_path(const clcnn_device *dev, char *buf, size_t cap);
 
 /* Apply the stored parameters of dev's tuning file now (the library also does this by

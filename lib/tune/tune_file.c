@@ -1,7 +1,8 @@
 /* The per-device tuning file and applying it to CLBlast.
  *
- * File: <clcnn_cache_dir()>/tune-<16 hex digits>.json, the digits an FNV-1a hash of the
- * device name and driver version. Layout (version 1):
+ * File: <dir>/tune-<16 hex digits>.json, dir $CLCNN_TUNE_DIR when set, else the program
+ * cache's (clcnn_cache_dir()), the digits an FNV-1a hash of the device name and driver
+ * version. Layout (version 1):
  *   { "format": "clcnn-tune", "version": 1,
  *     "device": "...", "platform": "...", "driver": "...",
  *     "clblast": { "Xgemm": {"GEMMK": 0, ...all 16...},
@@ -182,7 +183,14 @@ int clcnn_tune_file_path(const clcnn_device *dev, char *buf, size_t cap) {
     if (!buf || cap == 0) return 0;
     buf[0] = '\0';
     char dir[4000];
-    if (!dev || !clcnn_cache_dir(dir, sizeof dir)) return 0;
+    const char *tune_dir = getenv("CLCNN_TUNE_DIR"); /* else beside the program cache */
+    if (!dev) return 0;
+    if (tune_dir && *tune_dir) {
+        if (strlen(tune_dir) >= sizeof dir) return 0;
+        snprintf(dir, sizeof dir, "%s", tune_dir);
+    } else if (!clcnn_cache_dir(dir, sizeof dir)) {
+        return 0;
+    }
     uint64_t h = cc_hash64(CC_HASH_INIT, dev->info.name, strlen(dev->info.name) + 1);
     h = cc_hash64(h, dev->info.driver_version, strlen(dev->info.driver_version) + 1);
     snprintf(buf, cap, "%s/tune-%016llx.json", dir, (unsigned long long)h);
