@@ -251,6 +251,13 @@ static void test_first_samples(void **state) {
     assert_int_equal(mkdir(dir, 0700), 0);
     write_pair("first/train-images-idx3-ubyte.gz", "first/train-labels-idx1-ubyte.gz", 23, 3, 5, 1);
     write_pair("first/t10k-images-idx3-ubyte", "first/t10k-labels-idx1-ubyte", 11, 3, 5, 0);
+    /* errors name the function called */
+    assert_int_equal(clcnn_dataset_load_mnist_first(dir, CLCNN_SPLIT_TRAIN, 5, NULL),
+                     CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "clcnn_dataset_load_mnist_first: "));
+    assert_int_equal(clcnn_dataset_load_mnist(dir, (clcnn_split)7, &(clcnn_dataset *){NULL}),
+                     CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "clcnn_dataset_load_mnist: unknown split 7"));
     const struct {
         clcnn_split split;
         size_t n;

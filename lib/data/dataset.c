@@ -99,10 +99,12 @@ static int find_file(const char *dir, const char *const *names, char *buf, size_
 
 clcnn_status clcnn_dataset_load_mnist_first(const char *dir, clcnn_split split, size_t max_samples,
                                             clcnn_dataset **out) {
-    CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_dataset_load_mnist: out is NULL");
+    /* the function the caller called (clcnn_dataset_load_mnist passes 0) */
+    const char *fn = max_samples ? "clcnn_dataset_load_mnist_first" : "clcnn_dataset_load_mnist";
+    CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "%s: out is NULL", fn);
     *out = NULL;
     CC_RETURN_IF(split != CLCNN_SPLIT_TRAIN && split != CLCNN_SPLIT_TEST, CLCNN_ERR_INVALID_ARG,
-                 "clcnn_dataset_load_mnist: unknown split %d", (int)split);
+                 "%s: unknown split %d", fn, (int)split);
     int is_default = !dir || !*dir;
     if (is_default) dir = CLCNN_FASHION_MNIST_DIR;
     const char *p = split == CLCNN_SPLIT_TRAIN ? "train" : "t10k";
