@@ -47,6 +47,9 @@ const char *cc_cl_error_name(cl_int err);
 /* Best effort: sync the folder holding path, making a rename into it durable (not every
  * file system supports it; failures are ignored). */
 void cc_fsync_dir_of(const char *path);
+/* The whole file at path, NUL-terminated (caller frees), its length in *len (may be
+ * NULL); NULL when it cannot be opened or read, or memory runs out. */
+char *cc_read_text(const char *path, size_t *len);
 
 /* ---- CLBlast (lib/blas.c): row-major SGEMM, C = alpha op(A) op(B) + beta C ------ */
 

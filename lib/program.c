@@ -3,20 +3,13 @@
  * Memory: per device, a list of (file, options, source hash) -> cl_program + its
  *         cl_kernels (the source hash matters only under $CLCNN_KERNEL_DIR, where the
  *         file on disk may change while the process runs).
- * Disk:   one file per program under the cache directory, named by a 64-bit hash of
- *         (source, options, platform, device name, driver version, library version).
- *         File layout (little-endian):
- *           "CLCNNBIN" | u32 format | u32 0 | u64 key | u64 payload bytes |
- *           u64 payload hash | payload (the CL_PROGRAM_BINARIES bytes)
- *         Written to a unique temporary name, flushed, fsync'd and renamed, so readers
- *         see either no file or a whole one. Anything that does not validate, or that
- *         the driver rejects, is rebuilt from source and rewritten: never fatal.
- *         A process that misses builds under an exclusive flock on <key>.clbin.lock
- *         (removed after the build), so that processes wanting the same program at once
- *         (parallel tests, MPI ranks on a cold cache) compile it once: the others wait,
- *         then load the file (build_lock). */
+ * Disk:   one file per program under the cache directory (lib/program_disk.c). Anything
+ *         that does not validate, or that the driver rejects, is rebuilt from source and
+ *         rewritten: never fatal. A miss builds under the program's build lock, so that
+ *         processes wanting one program at once compile it once. */
 #include "fault.h"
 #include "internal.h"
+#include "program_disk.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -28,9 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DISK_MAGIC "CLCNNBIN"
-#define DISK_FORMAT 1u
-#define HEADER_BYTES 40
 #define WARM_TAG "clcnn-warm:"
 
 typedef struct cc_kernel_entry {
@@ -73,38 +63,6 @@ static double cpu_ms(void) {
 
 /* ---- sources -------------------------------------------------------------------- */
 
-static char *read_whole(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    if (len) *len = n;
-    return buf;
-}
-
 /* A growing text buffer for the include expansion below. */
 typedef struct text_buf {
     char *p;
@@ -135,7 +93,7 @@ static clcnn_status expand_file(text_buf *b, const char *dir, const char *name, 
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     CC_RETURN_IF(depth > 4, CLCNN_ERR_INVALID_ARG, "kernel includes nest too deep at %s", path);
-    char *text = read_whole(path, NULL);
+    char *text = cc_read_text(path, NULL);
     CC_RETURN_IF(!text, CLCNN_ERR_IO, "cannot read kernel file %s (CLCNN_KERNEL_DIR): %s", path,
                  strerror(errno));
     clcnn_status s = CLCNN_OK;
@@ -244,161 +202,6 @@ static clcnn_status build_options(const clcnn_device *dev, const char *defines, 
     free(items);
     *out = opt;
     return CLCNN_OK;
-}
-
-/* ---- disk cache ------------------------------------------------------------------- */
-
-int clcnn_cache_dir(char *buf, size_t cap) {
-    const char *env = getenv("CLCNN_CACHE_DIR");
-    if (env && strcmp(env, "off") == 0) return 0;
-    if (env && *env) {
-        snprintf(buf, cap, "%s", env);
-        return 1;
-    }
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    if (xdg && *xdg) {
-        snprintf(buf, cap, "%s/clcnn", xdg);
-        return 1;
-    }
-    const char *home = getenv("HOME");
-    if (home && *home) {
-        snprintf(buf, cap, "%s/.cache/clcnn", home);
-        return 1;
-    }
-    return 0;
-}
-
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
-static uint64_t disk_key(const clcnn_device *dev, const char *src, const char *options) {
-    uint64_t h = CC_HASH_INIT;
-    const char *parts[] = {src,
-                           options,
-                           dev->info.platform_name,
-                           dev->info.name,
-                           dev->info.driver_version,
-                           CLCNN_VERSION_STRING};
-    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
-        h = cc_hash64(h, parts[i], strlen(parts[i]) + 1); /* +1: separator */
-    return h;
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static void disk_path(const char *dir, uint64_t key, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%016llx.clbin", dir, (unsigned long long)key);
-}
-
-/* Load and validate a cached binary. Returns the payload (caller frees) or NULL. */
-static unsigned char *disk_read(const char *path, uint64_t key, size_t *payload_len) {
-    size_t len = 0;
-    unsigned char *buf = (unsigned char *)read_whole(path, &len);
-    if (!buf) return NULL;
-    if (len < HEADER_BYTES || memcmp(buf, DISK_MAGIC, 8) != 0 ||
-        (buf[8] | buf[9] << 8 | buf[10] << 16 | (uint32_t)buf[11] << 24) != DISK_FORMAT ||
-        get_u64(buf + 16) != key || get_u64(buf + 24) != len - HEADER_BYTES ||
-        get_u64(buf + 32) != cc_hash64(CC_HASH_INIT, buf + HEADER_BYTES, len - HEADER_BYTES)) {
-        free(buf);
-        return NULL;
-    }
-    *payload_len = len - HEADER_BYTES;
-    memmove(buf, buf + HEADER_BYTES, *payload_len);
-    return buf;
-}
-
-/* Write atomically: a unique temporary file in the same directory
- * (<key>.clbin.tmp.<pid>.<random>), fsync, rename over the final name. Readers see no
- * file or a whole one; concurrent writers of one key each rename a complete file.
- * Failures are silent (the cache is an optimisation) but reported under CLCNN_VERBOSE. */
-static int disk_write(const char *dir, const char *path, uint64_t key, const unsigned char *data,
-                      size_t len) {
-    if (mkdir_p(dir) != 0) return -1;
-    char tmp[4400];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
-    int fd = mkstemp(tmp);
-    if (fd < 0) return -1;
-    (void)fchmod(fd, 0644); /* mkstemp makes 0600; cache files are not secrets */
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    unsigned char hdr[HEADER_BYTES] = {0};
-    memcpy(hdr, DISK_MAGIC, 8);
-    hdr[8] = DISK_FORMAT;
-    put_u64(hdr + 16, key);
-    put_u64(hdr + 24, len);
-    put_u64(hdr + 32, cc_hash64(CC_HASH_INIT, data, len));
-    int ok = !cc_fault_hit(CC_FAULT_FILE_WRITE) && fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr &&
-             fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-/* How long a process waits for another one's build of the same program before it
- * builds its own copy (a build takes seconds; a stuck one must not stop everyone). */
-#define BUILD_LOCK_WAIT_MS 120000.0
-
-/* Waits until no other process builds the program whose cache file is path: returns a
- * descriptor holding an exclusive flock on path.lock (lock_path), which build_unlock
- * releases after the build, or -1 when there is no lock to be had (the directory is not
- * writable, the wait timed out, or the file appeared while waiting: *appeared). The
- * caller reads the cache file again in every case: the other process may have written
- * it. A crashed holder's lock goes with its process; its file stays and is reused. */
-static int build_lock(const char *dir, const char *path, char *lock_path, size_t cap,
-                      int *appeared) {
-    *appeared = 0;
-    if (mkdir_p(dir) != 0) return -1;
-    snprintf(lock_path, cap, "%s.lock", path);
-    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return -1;
-    double t0 = now_ms();
-    for (;;) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
-        if (errno != EWOULDBLOCK && errno != EINTR) break;
-        if (access(path, F_OK) == 0) {
-            *appeared = 1;
-            break;
-        }
-        if (now_ms() - t0 > BUILD_LOCK_WAIT_MS) break;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    }
-    close(fd);
-    return -1;
-}
-
-/* After the build (or the load) under the lock: the lock file goes (waiters holding it
- * open find the cache file when they get it), then the lock. */
-static void build_unlock(int fd, const char *lock_path) {
-    if (fd < 0) return;
-    unlink(lock_path);
-    close(fd);
 }
 
 static unsigned char *program_binary(cl_program prog, cl_device_id dev, size_t *len) {
@@ -510,7 +313,7 @@ static cl_program disk_load(clcnn_device *dev, const char *path, uint64_t key, c
                             int *existed) {
     double t0 = now_ms();
     size_t len = 0;
-    unsigned char *bin = disk_read(path, key, &len);
+    unsigned char *bin = cc_disk_read(path, key, &len);
     *existed = bin != NULL || access(path, F_OK) == 0;
     cl_program prog = bin ? build_from_binary(dev, bin, len, options) : NULL;
     free(bin);
@@ -527,15 +330,15 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
     int use_disk = clcnn_cache_dir(dir, sizeof dir), lock_fd = -1;
     uint64_t key = 0;
     if (use_disk) {
-        key = disk_key(dev, src, options);
-        disk_path(dir, key, path, sizeof path);
+        key = cc_disk_key(dev, src, options);
+        cc_disk_path(dir, key, path, sizeof path);
         int existed = 0, appeared = 0;
         cl_program prog = disk_load(dev, path, key, options, &existed);
         if (!prog && !existed) {
             /* another process may be building it right now: wait, then look again */
-            lock_fd = build_lock(dir, path, lock_path, sizeof lock_path, &appeared);
+            lock_fd = cc_disk_build_lock(dir, path, lock_path, sizeof lock_path, &appeared);
             prog = disk_load(dev, path, key, options, &existed);
-            if (prog) build_unlock(lock_fd, lock_path);
+            if (prog) cc_disk_build_unlock(lock_fd, lock_path);
         }
         if (prog) {
             *out = prog;
@@ -551,7 +354,7 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
     double t_build = now_ms(), c_build = cpu_ms();
     clcnn_status st = build_from_source(dev, file, src, options, out);
     if (st != CLCNN_OK) {
-        build_unlock(lock_fd, lock_path);
+        cc_disk_build_unlock(lock_fd, lock_path);
         return st;
     }
     if (use_disk) {
@@ -562,7 +365,7 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
         unsigned char *bin = program_binary(*out, dev->id, &len);
         double t1 = now_ms();
         dev->cache_stats.build_ms += t1 - t0;
-        if (bin && disk_write(dir, path, key, bin, len) == 0) {
+        if (bin && cc_disk_write(dir, path, key, bin, len) == 0) {
             dev->cache_stats.disk_writes++;
             if (cc_verbose())
                 fprintf(stderr,
@@ -573,7 +376,7 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
             fprintf(stderr, "clcnn: could not write cache file %s\n", path);
         }
         free(bin);
-        build_unlock(lock_fd, lock_path);
+        cc_disk_build_unlock(lock_fd, lock_path);
     }
     trace_build(file, options, cpu_ms() - c_build, now_ms() - t_build);
     return CLCNN_OK;
