@@ -1,10 +1,13 @@
 /* The one place that calls CLBlast: row-major SGEMM wrappers that map CLBlast status
  * codes to clcnn statuses and take part in device profiling. */
 #include "internal.h"
+#include "program_disk.h"
 
 #include <clblast_c.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 clcnn_status cc_blas_status(int code, const char *call) {
     if (code == CLBlastSuccess) return CLCNN_OK;
@@ -34,19 +37,6 @@ static void span_end(clcnn_device *dev, cl_event first, int ok) {
         return;
     }
     cc_profile_commit_span(dev, "CLBlastSgemm", first, last);
-}
-
-clcnn_status cc_sgemm(clcnn_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k,
-                      float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
-                      size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
-    cc_tune_apply(dev); /* stored GEMM tuning, once per device (lib/tune) */
-    cl_event first = span_start(dev);
-    int code =
-        CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
-                     trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
-                     lda, b, b_off, ldb, beta, c, c_off, ldc, &dev->queue, NULL);
-    span_end(dev, first, code == CLBlastSuccess);
-    return cc_blas_status(code, "CLBlastSgemm");
 }
 
 /* ---- CLBlast 1.5.3's strided-batched GEMM ----------------------------------------
@@ -99,6 +89,86 @@ void cc_blas_note_min_indirect(cl_device_id id, size_t min_indirect) {
     batched_rule *r = rule_slot(id);
     if (r) r->min_indirect = min_indirect;
     pthread_mutex_unlock(&rules_lock);
+}
+
+/* ---- CLBlast's first call per routine ---------------------------------------------
+ *
+ * CLBlast compiles a routine's program (every kernel of it, for the parameters in force)
+ * at the routine's first call in a process; POCL keeps the binary in its own disk cache,
+ * with no lock between processes, so processes starting together (parallel tests, MPI
+ * ranks) each compiled it: 20-30 s of CPU per program on the 2-core CI machine. The
+ * first call of each routine per device and parameter set therefore runs under an
+ * exclusive flock on <cache dir>/<key>.clblast.lock; the others wait for it, and their
+ * own first call then finds the binary in the driver's cache. Without a disk cache
+ * (CLCNN_CACHE_DIR=off) nothing is locked. */
+
+enum { ROUTINE_SGEMM, ROUTINE_SGEMM_BATCHED };
+
+#define WARM_MAX 64
+static struct {
+    cl_device_id id;
+    uint64_t key;
+} warm[WARM_MAX];
+static int warm_n;
+
+/* The key of routine's program on dev: device, driver and the GEMM parameters lib/tune
+ * put in force (CLBlast's defaults until then). */
+static uint64_t routine_key(const clcnn_device *dev, int routine) {
+    uint64_t h = cc_hash64(CC_HASH_INIT, &routine, sizeof routine);
+    h = cc_hash64(h, dev->info.name, strlen(dev->info.name));
+    h = cc_hash64(h, dev->info.driver_version, strlen(dev->info.driver_version));
+    pthread_mutex_lock(&rules_lock);
+    batched_rule *r = rule_slot(dev->id);
+    if (r && r->known) h = cc_hash64(h, &r->x, sizeof r->x);
+    if (r) h = cc_hash64(h, &r->min_indirect, sizeof r->min_indirect);
+    pthread_mutex_unlock(&rules_lock);
+    return h;
+}
+
+/* Before a CLBlast call: the lock's descriptor when this is the routine's first call in
+ * this process for the parameters in force (first_done after the call), else -1. */
+static int first_call_lock(const clcnn_device *dev, int routine, uint64_t *key) {
+    *key = routine_key(dev, routine);
+    pthread_mutex_lock(&rules_lock);
+    int seen = 0;
+    for (int i = 0; i < warm_n && !seen; i++)
+        seen = warm[i].id == dev->id && warm[i].key == *key;
+    pthread_mutex_unlock(&rules_lock);
+    char dir[4000], path[4100];
+    if (seen || !clcnn_cache_dir(dir, sizeof dir)) return -1;
+    snprintf(path, sizeof path, "%s/%016llx.clblast.lock", dir, (unsigned long long)*key);
+    int appeared = 0;
+    return cc_disk_lock_wait(dir, path, NULL, &appeared);
+}
+
+/* After the call (whatever its outcome): later calls take no lock. */
+static void first_done(const clcnn_device *dev, uint64_t key, int fd) {
+    pthread_mutex_lock(&rules_lock);
+    int seen = 0;
+    for (int i = 0; i < warm_n && !seen; i++)
+        seen = warm[i].id == dev->id && warm[i].key == key;
+    if (!seen && warm_n < WARM_MAX) {
+        warm[warm_n].id = dev->id;
+        warm[warm_n++].key = key;
+    }
+    pthread_mutex_unlock(&rules_lock);
+    if (fd >= 0) close(fd);
+}
+
+clcnn_status cc_sgemm(clcnn_device *dev, int trans_a, int trans_b, size_t m, size_t n, size_t k,
+                      float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                      size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc) {
+    cc_tune_apply(dev); /* stored GEMM tuning, once per device (lib/tune) */
+    uint64_t key;
+    int lock = first_call_lock(dev, ROUTINE_SGEMM, &key);
+    cl_event first = span_start(dev);
+    int code =
+        CLBlastSgemm(CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
+                     trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off,
+                     lda, b, b_off, ldb, beta, c, c_off, ldc, &dev->queue, NULL);
+    span_end(dev, first, code == CLBlastSuccess);
+    first_done(dev, key, lock);
+    return cc_blas_status(code, "CLBlastSgemm");
 }
 
 static size_t ceil_to(size_t x, size_t m) {
@@ -162,11 +232,14 @@ clcnn_status cc_sgemm_strided_batched(clcnn_device *dev, int trans_a, int trans_
                             b_off + i * b_stride, ldb, beta, c, c_off + i * c_stride, ldc));
         return CLCNN_OK;
     }
+    uint64_t key;
+    int lock = first_call_lock(dev, ROUTINE_SGEMM_BATCHED, &key);
     cl_event first = span_start(dev);
     int code = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, trans_a ? CLBlastTransposeYes : CLBlastTransposeNo,
         trans_b ? CLBlastTransposeYes : CLBlastTransposeNo, m, n, k, alpha, a, a_off, lda, a_stride,
         b, b_off, ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &dev->queue, NULL);
     span_end(dev, first, code == CLBlastSuccess);
+    first_done(dev, key, lock);
     return cc_blas_status(code, "CLBlastSgemmStridedBatched");
 }

@@ -158,18 +158,16 @@ int cc_disk_write(const char *dir, const char *path, uint64_t key, const unsigne
  * writable, the wait timed out, or the file appeared while waiting: *appeared). The
  * caller reads the cache file again in every case: the other process may have written
  * it. A crashed holder's lock goes with its process; its file stays and is reused. */
-int cc_disk_build_lock(const char *dir, const char *path, char *lock_path, size_t cap,
-                       int *appeared) {
+int cc_disk_lock_wait(const char *dir, const char *lock_path, const char *watch, int *appeared) {
     *appeared = 0;
     if (cc_disk_mkdirs(dir) != 0) return -1;
-    snprintf(lock_path, cap, "%s.lock", path);
     int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
     double t0 = disk_now_ms();
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
         if (errno != EWOULDBLOCK && errno != EINTR) break;
-        if (access(path, F_OK) == 0) {
+        if (watch && access(watch, F_OK) == 0) {
             *appeared = 1;
             break;
         }
@@ -178,6 +176,12 @@ int cc_disk_build_lock(const char *dir, const char *path, char *lock_path, size_
     }
     close(fd);
     return -1;
+}
+
+int cc_disk_build_lock(const char *dir, const char *path, char *lock_path, size_t cap,
+                       int *appeared) {
+    snprintf(lock_path, cap, "%s.lock", path);
+    return cc_disk_lock_wait(dir, lock_path, path, appeared);
 }
 
 /* After the build (or the load) under the lock: the lock file goes (waiters holding it

@@ -16,6 +16,10 @@ unsigned char *cc_disk_read(const char *path, uint64_t key, size_t *payload_len)
 /* Writes data as path atomically (temporary file, fsync, rename); 0 or -1. */
 int cc_disk_write(const char *dir, const char *path, uint64_t key, const unsigned char *data,
                   size_t len);
+/* An exclusive flock on lock_path (created in dir if missing), waited for at most two
+ * minutes: the descriptor holding it, or -1 when there is none to be had (not writable,
+ * timeout) or the file watch (may be NULL) appeared while waiting (*appeared). */
+int cc_disk_lock_wait(const char *dir, const char *lock_path, const char *watch, int *appeared);
 /* Waits while another process builds the program of path; a descriptor holding its
  * lock (path.lock, into lock_path) for cc_disk_build_unlock, or -1 (no lock to be had, or
  * the file appeared meanwhile: *appeared). The caller reads path again either way. */

@@ -5,6 +5,7 @@
 #include "test_util.h"
 
 #include <clblast_c.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -427,6 +428,15 @@ static void test_tuned_sgemm_is_correct(void **state) {
     check_sgemm(dev, &rng, 0, 1, 64, 72, 196, 2);
     check_sgemm(dev, &rng, 0, 0, 64, 128, 64, 2); /* multiples of every tile: no copies */
     unlink(path);
+    /* the first call of each routine ran under a lock in the cache directory (lib/blas.c),
+     * so that processes starting together compile CLBlast's program once */
+    DIR *d = opendir(cache_dir);
+    assert_non_null(d);
+    int locks = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        locks += strlen(e->d_name) == 29 && !strcmp(e->d_name + 16, ".clblast.lock");
+    closedir(d);
+    assert_true(locks >= 1);
 }
 
 /* lib/blas.c's rule for CLBlast 1.5.3's strided-batched GEMM, on a made-up device id:

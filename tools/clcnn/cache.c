@@ -54,11 +54,12 @@ static int is_tmp(const char *name, long *pid) {
 }
 
 /* "<16 hex digits>.clbin.lock": held while a process builds that program (or left by
- * one that crashed). */
+ * one that crashed); "<16 hex digits>.clblast.lock": held during a process's first call
+ * of a CLBlast routine (lib/blas.c), left in place afterwards. */
 static int is_lock(const char *name) {
     for (int i = 0; i < 16; i++)
         if (!name[i] || !strchr("0123456789abcdef", name[i])) return 0;
-    return strcmp(name + 16, ".clbin.lock") == 0;
+    return strcmp(name + 16, ".clbin.lock") == 0 || strcmp(name + 16, ".clblast.lock") == 0;
 }
 
 /* A lock file nobody holds. */
