@@ -96,7 +96,7 @@ void cc_blas_note_min_indirect(cl_device_id id, size_t min_indirect) {
  * CLBlast compiles a routine's program (every kernel of it, for the parameters in force)
  * at the routine's first call in a process; POCL keeps the binary in its own disk cache,
  * with no lock between processes, so processes starting together (parallel tests, MPI
- * ranks) each compiled it: 20-30 s of CPU per program on the 2-core CI machine. The
+ * ranks) each compiled it, tens of seconds of CPU per program on POCL. The
  * first call of each routine per device and parameter set therefore runs under an
  * exclusive flock on <cache dir>/<key>.clblast.lock; the others wait for it, and their
  * own first call then finds the binary in the driver's cache. Without a disk cache

@@ -35,10 +35,11 @@
  *                compute unit, and at most so many chunks that the partial buffer stays
  *                under 32 MB.
  *
- * Flat layers (1x1 kernel, stride 1, no padding) with planes of at least 28x28 on CPUs take
- * a kernel of their own, conv2d_wgrad_flat, instead of all of the above (see pick_cfg):
- * dot products of rows of dy and x along the positions, which reads dy as it is (the
- * transposed copy cost as much as the GEMM on MobileNet-V2's pointwise layers). Its
+ * Flat layers (1x1 kernel, no padding; with strides on the subsampled copy of x) with
+ * output planes of at least 28x28 on CPUs take a kernel of their own, conv2d_wgrad_flat,
+ * instead of all of the above (see pick_cfg): dot products of rows of dy and x along the
+ * positions, which reads dy as it is (on MobileNet-V2's pointwise layers the transposed
+ * copy cost about as much as the GEMM). Its
  * parameters (config "flat VP TA TB TARGET"): VP lanes (the device's native width), TA x
  * TB output x input channels per work-item (4 x 3), TARGET positions per part of the
  * reduction (1024; whole images together where planes are smaller); work-items walk
@@ -113,14 +114,13 @@ static wgrad_cfg pick_bcast(const clcnn_device *dev, const cc_conv *cv) {
     return cfg;
 }
 
-/* The heuristic: flat shapes with planes of at least 28x28 on CPUs take
+/* The heuristic: flat shapes with output planes of at least 28x28 on CPUs take
  * conv2d_wgrad_flat, with the device's native vector width (8 on AVX2, 16 on AVX-512),
  * 4 x 3 channels and 1024 positions per part; everything else (and every shape on GPUs,
- * where a work-item's own rows would make uncoalesced reads) the broadcast kernel. On the
- * 2-core AVX2 EPYC, old and new alternately (sum of per-shape minima, 2-3 rounds): MobileNet-V2's
- * 112x112 to 28x28 pointwise layers 1.0-4.6x faster (b2_expand 16.6 to 3.6 ms), ResNet-50's
- * 56x56 ones 1.0-2.2x; its 14x14 and 7x7 ones 0.5-0.9x, where each image's row is a few
- * vectors and a tail, so they keep the broadcast kernel. */
+ * where a work-item's own rows would make uncoalesced reads) the broadcast kernel. Smaller
+ * planes keep the broadcast kernel: each image's row is a few vectors and a tail there,
+ * and the flat kernel measured slower (7110179's message; on channel-major copies too,
+ * perf/results/2026-12-07-session6). */
 static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     if (dev->info.type != CLCNN_DEVICE_GPU && flat_shape(cv) && cv->p * cv->q >= 28 * 28) {
         unsigned nat = dev->native_float_width;
