@@ -333,10 +333,15 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
     const int lo = dy_off, hi = dy_off + n * c * p * q;
     __global const float *wc = wt + w_off + ch * r * s;
 
+    /* f and tp unrolled: the accumulators stay in registers (indexed at run time, they
+     * were kept in memory, a load and a store around every FMA) */
     floatV acc[2][TP];
+#pragma unroll
     for (int f = 0; f < 2; f++)
+#pragma unroll
         for (int tp = 0; tp < TP; tp++)
             acc[f][tp] = (floatV)(0.0f);
+#pragma unroll
     for (int f = 0; f < 2; f++) {
         if (f >= nph) break;
         for (int ks = 0; ks < s; ks++) {
@@ -345,6 +350,7 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
             const int c0 = num / sw + j0; /* exact: dy column of lane 0 */
             for (int kr = 0; kr < r; kr++) {
                 const float wv = wc[kr * s + ks];
+#pragma unroll
                 for (int tp = 0; tp < TP; tp++) {
                     const int nr = h0 + tp + ph - kr * dh;
                     if (nr < 0 || nr % sh != 0) continue;
@@ -360,6 +366,7 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
     /* stride 1: VEC consecutive columns; stride 2: both phases interleaved into 2*VEC
      * consecutive columns; other strides: element by element */
     __global float *xc = dx + dx_off + (ni * c + ch) * h * w;
+#pragma unroll
     for (int tp = 0; tp < TP; tp++) {
         const int ih = h0 + tp;
         if (ih >= h) break;
