@@ -231,16 +231,19 @@ __kernel void conv2d_wgrad(__global const float *xs, int xs_off, int xc, int xh,
 
     __global float *o = out + out_off + ch * k * K + (g * kpg + m0) * K + j0;
     const int nm = min(VK * MK, kpg - m0), nj = min(TJ, K - j0);
+    /* through a private block, so that each channel's nj taps (consecutive in dw) are
+     * written together, row after row */
+    float v[TJ][VK * MK];
 #pragma unroll
-    for (int tj = 0; tj < TJ; tj++) {
-        if (tj >= nj) break;
-        float v[VK * MK];
+    for (int tj = 0; tj < TJ; tj++)
 #pragma unroll
         for (int mk = 0; mk < MK; mk++)
-            vstoreK(acc[mk][tj], mk, v);
-        for (int l = 0; l < nm; l++)
-            o[l * K + tj] = v[l];
-    }
+            vstoreK(acc[mk][tj], mk, v[tj]);
+#pragma unroll 1
+    for (int l = 0; l < nm; l++)
+#pragma unroll 1
+        for (int tj = 0; tj < nj; tj++)
+            o[l * K + tj] = v[tj][l];
 }
 #endif
 
