@@ -111,6 +111,13 @@ static struct {
 } warm[WARM_MAX];
 static int warm_n;
 
+/* Whether routine key has had its first call on device id (with rules_lock held). */
+static int warm_seen(cl_device_id id, uint64_t key) {
+    for (int i = 0; i < warm_n; i++)
+        if (warm[i].id == id && warm[i].key == key) return 1;
+    return 0;
+}
+
 /* The key of routine's program on dev: device, driver and the GEMM parameters lib/tune
  * put in force (CLBlast's defaults until then). */
 static uint64_t routine_key(const clcnn_device *dev, int routine) {
@@ -130,24 +137,18 @@ static uint64_t routine_key(const clcnn_device *dev, int routine) {
 static int first_call_lock(const clcnn_device *dev, int routine, uint64_t *key) {
     *key = routine_key(dev, routine);
     pthread_mutex_lock(&rules_lock);
-    int seen = 0;
-    for (int i = 0; i < warm_n && !seen; i++)
-        seen = warm[i].id == dev->id && warm[i].key == *key;
+    int seen = warm_seen(dev->id, *key);
     pthread_mutex_unlock(&rules_lock);
     char dir[4000], path[4100];
     if (seen || !clcnn_cache_dir(dir, sizeof dir)) return -1;
     snprintf(path, sizeof path, "%s/%016llx.clblast.lock", dir, (unsigned long long)*key);
-    int appeared = 0;
-    return cc_disk_lock_wait(dir, path, NULL, &appeared);
+    return cc_disk_lock_wait(dir, path, NULL);
 }
 
 /* After the call (whatever its outcome): later calls take no lock. */
 static void first_done(const clcnn_device *dev, uint64_t key, int fd) {
     pthread_mutex_lock(&rules_lock);
-    int seen = 0;
-    for (int i = 0; i < warm_n && !seen; i++)
-        seen = warm[i].id == dev->id && warm[i].key == key;
-    if (!seen && warm_n < WARM_MAX) {
+    if (!warm_seen(dev->id, key) && warm_n < WARM_MAX) {
         warm[warm_n].id = dev->id;
         warm[warm_n++].key = key;
     }

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_PLATFORMS 16
 #define MAX_DEVICES 64
@@ -662,4 +663,10 @@ clcnn_status cc_cl_status(cl_int err, const char *call, const char *file, int li
     const char *base = strrchr(file, '/');
     return cc_fail(s, "%s failed with %s (%d) at %s:%d", call, cc_cl_error_name(err), (int)err,
                    base ? base + 1 : file, line);
+}
+
+double cc_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }

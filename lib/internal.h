@@ -114,6 +114,9 @@ void cc_conv_fwd_free(cc_conv_fwd *f); /* NULL ok */
 
 /* ---- device (lib/device.c) ------------------------------------------------- */
 
+/* A monotonic clock in milliseconds, for timing builds, waits and steps. */
+double cc_now_ms(void);
+
 typedef struct cc_program_entry cc_program_entry; /* lib/program.c */
 typedef struct cc_pool cc_pool;                   /* lib/pool.c */
 

@@ -13,10 +13,8 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,12 +44,6 @@ uint64_t cc_hash64(uint64_t h, const void *data, size_t len) {
         h *= 1099511628211ULL;
     }
     return h;
-}
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 /* CPU time of the whole process (the driver's compiler threads included). */
@@ -270,7 +262,7 @@ static void trace_build(const char *file, const char *options, double cpu, doubl
 
 static clcnn_status build_from_source(clcnn_device *dev, const char *file, const char *src,
                                       const char *options, cl_program *out) {
-    double t0 = now_ms();
+    double t0 = cc_now_ms();
     cl_int err = CL_SUCCESS;
     cl_program prog = clCreateProgramWithSource(dev->ctx, 1, &src, NULL, &err);
     CC_CL_TRY(err);
@@ -285,9 +277,9 @@ static clcnn_status build_from_source(clcnn_device *dev, const char *file, const
         return s;
     }
     dev->cache_stats.builds++;
-    dev->cache_stats.build_ms += now_ms() - t0;
+    dev->cache_stats.build_ms += cc_now_ms() - t0;
     if (cc_verbose())
-        fprintf(stderr, "clcnn: built %s.cl [%s] in %.0f ms\n", file, options, now_ms() - t0);
+        fprintf(stderr, "clcnn: built %s.cl [%s] in %.0f ms\n", file, options, cc_now_ms() - t0);
     *out = prog;
     return CLCNN_OK;
 }
@@ -311,7 +303,7 @@ static cl_program build_from_binary(clcnn_device *dev, const unsigned char *bin,
  * not validate; *existed: a file was there). */
 static cl_program disk_load(clcnn_device *dev, const char *path, uint64_t key, const char *options,
                             int *existed) {
-    double t0 = now_ms();
+    double t0 = cc_now_ms();
     size_t len = 0;
     unsigned char *bin = cc_disk_read(path, key, &len);
     *existed = bin != NULL || access(path, F_OK) == 0;
@@ -319,7 +311,7 @@ static cl_program disk_load(clcnn_device *dev, const char *path, uint64_t key, c
     free(bin);
     if (prog) {
         dev->cache_stats.disk_hits++;
-        dev->cache_stats.load_ms += now_ms() - t0;
+        dev->cache_stats.load_ms += cc_now_ms() - t0;
     }
     return prog;
 }
@@ -332,11 +324,11 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
     if (use_disk) {
         key = cc_disk_key(dev, src, options);
         cc_disk_path(dir, key, path, sizeof path);
-        int existed = 0, appeared = 0;
+        int existed = 0;
         cl_program prog = disk_load(dev, path, key, options, &existed);
         if (!prog && !existed) {
             /* another process may be building it right now: wait, then look again */
-            lock_fd = cc_disk_build_lock(dir, path, lock_path, sizeof lock_path, &appeared);
+            lock_fd = cc_disk_build_lock(dir, path, lock_path, sizeof lock_path);
             prog = disk_load(dev, path, key, options, &existed);
             if (prog) cc_disk_build_unlock(lock_fd, lock_path);
         }
@@ -351,7 +343,7 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
                         path);
         }
     }
-    double t_build = now_ms(), c_build = cpu_ms();
+    double t_build = cc_now_ms(), c_build = cpu_ms();
     clcnn_status st = build_from_source(dev, file, src, options, out);
     if (st != CLCNN_OK) {
         cc_disk_build_unlock(lock_fd, lock_path);
@@ -360,10 +352,10 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
     if (use_disk) {
         /* Fetching the binary is not free: POCL generates the kernels' machine code
          * here (often longer than clBuildProgram itself), so it counts as build time. */
-        double t0 = now_ms();
+        double t0 = cc_now_ms();
         size_t len = 0;
         unsigned char *bin = program_binary(*out, dev->id, &len);
-        double t1 = now_ms();
+        double t1 = cc_now_ms();
         dev->cache_stats.build_ms += t1 - t0;
         if (bin && cc_disk_write(dir, path, key, bin, len) == 0) {
             dev->cache_stats.disk_writes++;
@@ -371,14 +363,14 @@ static clcnn_status obtain_program(clcnn_device *dev, const char *file, const ch
                 fprintf(stderr,
                         "clcnn: cached %s.cl as %s (%zu KiB; %.0f ms to get the binary, %.0f "
                         "ms to write)\n",
-                        file, path, len / 1024, t1 - t0, now_ms() - t1);
+                        file, path, len / 1024, t1 - t0, cc_now_ms() - t1);
         } else if (cc_verbose()) {
             fprintf(stderr, "clcnn: could not write cache file %s\n", path);
         }
         free(bin);
         cc_disk_build_unlock(lock_fd, lock_path);
     }
-    trace_build(file, options, cpu_ms() - c_build, now_ms() - t_build);
+    trace_build(file, options, cpu_ms() - c_build, cc_now_ms() - t_build);
     return CLCNN_OK;
 }
 
@@ -621,7 +613,7 @@ static clcnn_status list_kernel_files(char ***out, size_t *count) {
 static clcnn_status warm_one(clcnn_device *dev, const char *file, const char *defines,
                              cc_warm_fn fn, void *ctx) {
     clcnn_cache_stats before = dev->cache_stats;
-    double t0 = now_ms();
+    double t0 = cc_now_ms();
     cl_program p;
     clcnn_status s = cc_program_get(dev, file, defines, &p);
     const clcnn_cache_stats *now = &dev->cache_stats;
@@ -629,7 +621,7 @@ static clcnn_status warm_one(clcnn_device *dev, const char *file, const char *de
                       : now->builds > before.builds       ? "built"
                       : now->disk_hits > before.disk_hits ? "loaded"
                                                           : "in memory";
-    if (fn) fn(ctx, file, defines, how, now_ms() - t0, s);
+    if (fn) fn(ctx, file, defines, how, cc_now_ms() - t0, s);
     return s;
 }
 

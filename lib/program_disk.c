@@ -29,12 +29,6 @@
 #define DISK_FORMAT 1u
 #define HEADER_BYTES 40
 
-static double disk_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 int clcnn_cache_dir(char *buf, size_t cap) {
     const char *env = getenv("CLCNN_CACHE_DIR");
     if (env && strcmp(env, "off") == 0) return 0;
@@ -152,36 +146,25 @@ int cc_disk_write(const char *dir, const char *path, uint64_t key, const unsigne
  * builds its own copy (a build takes seconds; a stuck one must not stop everyone). */
 #define BUILD_LOCK_WAIT_MS 120000.0
 
-/* Waits until no other process builds the program whose cache file is path: returns a
- * descriptor holding an exclusive flock on path.lock (lock_path), which build_unlock
- * releases after the build, or -1 when there is no lock to be had (the directory is not
- * writable, the wait timed out, or the file appeared while waiting: *appeared). The
- * caller reads the cache file again in every case: the other process may have written
- * it. A crashed holder's lock goes with its process; its file stays and is reused. */
-int cc_disk_lock_wait(const char *dir, const char *lock_path, const char *watch, int *appeared) {
-    *appeared = 0;
+int cc_disk_lock_wait(const char *dir, const char *lock_path, const char *watch) {
     if (cc_disk_mkdirs(dir) != 0) return -1;
     int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return -1;
-    double t0 = disk_now_ms();
+    double t0 = cc_now_ms();
     for (;;) {
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
         if (errno != EWOULDBLOCK && errno != EINTR) break;
-        if (watch && access(watch, F_OK) == 0) {
-            *appeared = 1;
-            break;
-        }
-        if (disk_now_ms() - t0 > BUILD_LOCK_WAIT_MS) break;
+        if (watch && access(watch, F_OK) == 0) break;
+        if (cc_now_ms() - t0 > BUILD_LOCK_WAIT_MS) break;
         nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
     }
     close(fd);
     return -1;
 }
 
-int cc_disk_build_lock(const char *dir, const char *path, char *lock_path, size_t cap,
-                       int *appeared) {
+int cc_disk_build_lock(const char *dir, const char *path, char *lock_path, size_t cap) {
     snprintf(lock_path, cap, "%s.lock", path);
-    return cc_disk_lock_wait(dir, lock_path, path, appeared);
+    return cc_disk_lock_wait(dir, lock_path, path);
 }
 
 /* After the build (or the load) under the lock: the lock file goes (waiters holding it

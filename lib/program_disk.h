@@ -18,13 +18,14 @@ int cc_disk_write(const char *dir, const char *path, uint64_t key, const unsigne
                   size_t len);
 /* An exclusive flock on lock_path (created in dir if missing), waited for at most two
  * minutes: the descriptor holding it, or -1 when there is none to be had (not writable,
- * timeout) or the file watch (may be NULL) appeared while waiting (*appeared). */
-int cc_disk_lock_wait(const char *dir, const char *lock_path, const char *watch, int *appeared);
-/* Waits while another process builds the program of path; a descriptor holding its
- * lock (path.lock, into lock_path) for cc_disk_build_unlock, or -1 (no lock to be had, or
- * the file appeared meanwhile: *appeared). The caller reads path again either way. */
-int cc_disk_build_lock(const char *dir, const char *path, char *lock_path, size_t cap,
-                       int *appeared);
+ * timeout) or the file watch (may be NULL) appeared while waiting. A crashed holder's
+ * lock goes with its process. */
+int cc_disk_lock_wait(const char *dir, const char *lock_path, const char *watch);
+/* Waits while another process builds the program of path: a descriptor holding its lock
+ * (path.lock, into lock_path) for cc_disk_build_unlock, or -1 (no lock to be had, or the
+ * file appeared meanwhile). The caller reads path again either way: the other process
+ * may have written it. */
+int cc_disk_build_lock(const char *dir, const char *path, char *lock_path, size_t cap);
 /* Removes the lock file and releases the lock (fd -1: nothing). */
 void cc_disk_build_unlock(int fd, const char *lock_path);
 

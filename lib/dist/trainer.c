@@ -12,7 +12,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 clcnn_dist_config clcnn_dist_config_default(void) {
     clcnn_dist_config c;
@@ -24,12 +23,6 @@ clcnn_dist_config clcnn_dist_config_default(void) {
     c.reduce = CLCNN_DIST_ORDERED;
     c.check_every = 10;
     return c;
-}
-
-static double now_ms(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 uint64_t cc_dist_fnv(uint64_t h, const void *data, size_t n) {
@@ -109,7 +102,7 @@ clcnn_status cc_dist_micro_batch(cc_replica *rp, size_t m, float *row, int first
 
 static clcnn_status replica_step(cc_replica *rp) {
     clcnn_dist_trainer *t = rp->t;
-    double t0 = now_ms();
+    double t0 = cc_now_ms();
     if (t->cfg.bn_sync) CC_TRY(cc_dist_bn_sync_passes(rp));
     for (size_t i = 0; i < rp->k; i++)
         CC_TRY(cc_dist_micro_batch(rp, rp->first + i,
@@ -118,8 +111,8 @@ static clcnn_status replica_step(cc_replica *rp) {
     clcnn_tensor *grads = clcnn_train_plan_grads(rp->plan);
     if (t->cfg.reduce == CLCNN_DIST_ALLREDUCE && rp->k)
         CC_TRY(clcnn_tensor_download(grads, rp->rows, t->P * sizeof(float)));
-    rp->compute_ms = now_ms() - t0;
-    t0 = now_ms();
+    rp->compute_ms = cc_now_ms() - t0;
+    t0 = cc_now_ms();
     rp->sent = rp->received = 0;
     if (t->cfg.reduce == CLCNN_DIST_NO_REDUCE) { /* this replica's own mean gradient */
         float k = rp->k ? (float)rp->k : 1.0f;
@@ -136,7 +129,7 @@ static clcnn_status replica_step(cc_replica *rp) {
             CC_TRY(clcnn_tensor_upload(clcnn_train_plan_state(rp->plan), t->next + t->P,
                                        t->S * sizeof(float)));
     }
-    rp->exchange_ms = now_ms() - t0;
+    rp->exchange_ms = cc_now_ms() - t0;
     return CLCNN_OK;
 }
 

@@ -119,8 +119,7 @@ static wgrad_cfg pick_bcast(const clcnn_device *dev, const cc_conv *cv) {
  * 4 x 3 channels and 1024 positions per part; everything else (and every shape on GPUs,
  * where a work-item's own rows would make uncoalesced reads) the broadcast kernel. Smaller
  * planes keep the broadcast kernel: each image's row is a few vectors and a tail there,
- * and the flat kernel measured slower (7110179's message; on channel-major copies too,
- * perf/results/2026-12-07-session6). */
+ * and the flat kernel measured slower (7110179's message), on channel-major copies too. */
 static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     if (dev->info.type != CLCNN_DEVICE_GPU && flat_shape(cv) && cv->p * cv->q >= 28 * 28) {
         unsigned nat = dev->native_float_width;
@@ -222,6 +221,17 @@ int cc_conv2d_wgrad_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, i
     return n;
 }
 
+/* dw = (accumulate ? dw : 0) + the parts' dw-shaped slices of part (m floats each), added
+ * in part order (wgrad_sum_parts, built by the caller). */
+static clcnn_status sum_parts(clcnn_device *dev, const clcnn_tensor *part, int parts, size_t m,
+                              clcnn_tensor *dw, int accumulate) {
+    return cc_launch(dev, "conv2d_wgrad", "PASS=2", "wgrad_sum_parts", 1, (size_t[]){(m + 15) / 16},
+                     (size_t[]){64},
+                     CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
+                             CC_ARG_INT(parts), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
+                             CC_ARG_INT(dw->offset), CC_ARG_INT(accumulate)));
+}
+
 /* conv2d_wgrad_flat over all images at once (no workspace but the partial sums). Parts:
  * about cfg->target positions each, whole images together when a plane is smaller, at
  * least 32 work-items per compute unit where the shape allows, at most 32 MB of partial
@@ -297,12 +307,7 @@ static clcnn_status wgrad_flat(clcnn_device *dev, const cc_conv *cv, const wgrad
                                CC_ARG_INT(cv->c), CC_ARG_INT(cv->k), CC_ARG_INT(pq),
                                CC_ARG_INT(cv->groups), CC_ARG_INT(ipp), CC_ARG_INT(seg),
                                CC_ARG_INT(parts), CC_ARG_INT(sa), CC_ARG_INT(sb)));
-    if (st == CLCNN_OK && parts > 1)
-        st = cc_launch(dev, "conv2d_wgrad", "PASS=2", "wgrad_sum_parts", 1,
-                       (size_t[]){(m + 15) / 16}, (size_t[]){64},
-                       CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
-                               CC_ARG_INT(parts), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
-                               CC_ARG_INT(dw->offset), CC_ARG_INT(0)));
+    if (st == CLCNN_OK && parts > 1) st = sum_parts(dev, part, parts, m, dw, 0);
     clcnn_tensor_free(xs);
     clcnn_tensor_free(part);
     return st;
@@ -444,13 +449,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                         CC_ARG_INT(run_p), CC_ARG_INT(run_q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
                         CC_ARG_INT(sh), CC_ARG_INT(sw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
                         CC_ARG_INT(cv->groups), CC_ARG_INT(rpc), CC_ARG_INT(chunks_i)));
-        if (st == CLCNN_OK && !direct_out)
-            st =
-                cc_launch(dev, "conv2d_wgrad", hdefs, "wgrad_sum_parts", 1,
-                          (size_t[]){(m + 15) / 16}, (size_t[]){64},
-                          CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
-                                  CC_ARG_INT(chunks_i), CC_ARG_INT(m), CC_ARG_MEM(dw->storage->mem),
-                                  CC_ARG_INT(dw->offset), CC_ARG_INT(n0 > 0)));
+        if (st == CLCNN_OK && !direct_out) st = sum_parts(dev, part, chunks_i, m, dw, n0 > 0);
     }
     /* the in-order queue runs the kernels before any reuse of the pool buffers */
     clcnn_tensor_free(part);

@@ -11,7 +11,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- timing ------------------------------------------------------------------------------ */
 
@@ -40,24 +39,18 @@ static clcnn_status invoke(clcnn_device *dev, const job *j) {
     }
 }
 
-static double wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* One call, timed on the device between two queue markers (wall clock when the device
  * gives no marker times). */
 static clcnn_status timed(clcnn_device *dev, const job *j, double *ms) {
     cl_command_queue q = clcnn_device_queue(dev);
     cl_event m0 = NULL, m1 = NULL;
     CC_TRY(clcnn_device_finish(dev));
-    double t0 = wall_ms();
+    double t0 = cc_now_ms();
     cl_int e0 = clEnqueueMarkerWithWaitList(q, 0, NULL, &m0);
     clcnn_status s = invoke(dev, j);
     cl_int e1 = clEnqueueMarkerWithWaitList(q, 0, NULL, &m1);
     clcnn_status s2 = clcnn_device_finish(dev);
-    double t1 = wall_ms();
+    double t1 = cc_now_ms();
     cl_ulong start = 0, end = 0;
     if (e0 == CL_SUCCESS)
         e0 = clGetEventProfilingInfo(m0, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL);
@@ -305,7 +298,7 @@ static clcnn_status tune_pass(clcnn_device *dev, clcnn_conv_pass pass, const clc
         r.ms[a] = -1.0;
     int have_ref = 0;
     const char *pname = clcnn_conv_pass_name(pass);
-    double t_start = wall_ms();
+    double t_start = cc_now_ms();
     /* First every algorithm's heuristic once (warm-up: builds, buffer pool) and its result
      * checked; direct (index 1) runs every pass and shape, and its result is the
      * reference. Then candidate kernel parameters (each one kernel build) the same way:
@@ -362,7 +355,7 @@ static clcnn_status tune_pass(clcnn_device *dev, clcnn_conv_pass pass, const clc
         if (o.max_candidates > 0 && o.max_candidates < max) max = o.max_candidates;
         int nc = candidates(dev, &cv, pass, a, mode == CLCNN_TUNE_EXHAUSTIVE, cands, max);
         for (int i = 0; s == CLCNN_OK && i < nc && nv < TUNE_VARIANTS; i++) {
-            if (o.budget_s > 0 && wall_ms() - t_start > o.budget_s * 1e3) {
+            if (o.budget_s > 0 && cc_now_ms() - t_start > o.budget_s * 1e3) {
                 progress(&o, "%s: budget of %.1f s spent, no more parameter sets", pname,
                          o.budget_s);
                 out_of_budget = 1;
@@ -416,7 +409,7 @@ static clcnn_status tune_pass(clcnn_device *dev, clcnn_conv_pass pass, const clc
     if (win >= 0) memcpy(r.params, v[win].cfg, CC_CONV_CFG_MAX);
     r.rule = cc_conv2d_rule_algo(dev, &cv, (int)pass);
     r.rule_ms = heur[r.rule] >= 0 && v[heur[r.rule]].ok ? v[heur[r.rule]].ms : -1.0;
-    r.seconds = (wall_ms() - t_start) / 1e3;
+    r.seconds = (cc_now_ms() - t_start) / 1e3;
     clcnn_tensor_free(j.in0);
     clcnn_tensor_free(j.in1);
     clcnn_tensor_free(j.bias);

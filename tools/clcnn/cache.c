@@ -31,22 +31,27 @@ static void usage(FILE *f) {
                "  warm    build (or load) every kernel program the library ships for a device\n"
                "          (--device: index, 'gpu', 'cpu' or part of a name; default: as\n"
                "          'clcnn devices' marks) and print what was built and how long it took\n"
-               "  clear   delete the cached binaries (*.clbin) and stale temporary and build-lock\n"
-               "          files; other files in the directory are left alone\n"
+               "  clear   delete the cached binaries (*.clbin), stale temporary files and lock\n"
+               "          files nobody holds; other files in the directory are left alone\n"
                "  info    the cache location, whether it is disabled, entries and total size\n");
+}
+
+/* name starts with the 16 hex digits of a program key */
+static int key_named(const char *name) {
+    for (int i = 0; i < 16; i++)
+        if (!name[i] || !strchr("0123456789abcdef", name[i])) return 0;
+    return 1;
 }
 
 /* "<16 hex digits>.clbin" */
 static int is_entry(const char *name) {
-    for (int i = 0; i < 16; i++)
-        if (!name[i] || !strchr("0123456789abcdef", name[i])) return 0;
+    if (!key_named(name)) return 0;
     return strcmp(name + 16, ".clbin") == 0;
 }
 
 /* "<16 hex digits>.clbin.tmp.<pid>.<suffix>": a binary being written (or left by a crash). */
 static int is_tmp(const char *name, long *pid) {
-    for (int i = 0; i < 16; i++)
-        if (!name[i] || !strchr("0123456789abcdef", name[i])) return 0;
+    if (!key_named(name)) return 0;
     if (strncmp(name + 16, ".clbin.tmp.", 11) != 0) return 0;
     char *end = NULL;
     *pid = strtol(name + 27, &end, 10);
@@ -57,8 +62,7 @@ static int is_tmp(const char *name, long *pid) {
  * one that crashed); "<16 hex digits>.clblast.lock": held during a process's first call
  * of a CLBlast routine (lib/blas.c), left in place afterwards. */
 static int is_lock(const char *name) {
-    for (int i = 0; i < 16; i++)
-        if (!name[i] || !strchr("0123456789abcdef", name[i])) return 0;
+    if (!key_named(name)) return 0;
     return strcmp(name + 16, ".clbin.lock") == 0 || strcmp(name + 16, ".clblast.lock") == 0;
 }
 
@@ -99,6 +103,7 @@ static int walk(const char *dir, int remove, scan *sc) {
             continue;
         }
         long pid = 0;
+        int lock = 0;
         if (is_entry(de->d_name)) {
             sc->entries++;
             sc->entry_bytes += (unsigned long long)st.st_size;
@@ -110,10 +115,10 @@ static int walk(const char *dir, int remove, scan *sc) {
                     sc->failed++;
                 }
             }
-        } else if (is_tmp(de->d_name, &pid) || is_lock(de->d_name)) {
+        } else if ((lock = is_lock(de->d_name)) || is_tmp(de->d_name, &pid)) {
             sc->tmps++;
             sc->tmp_bytes += (unsigned long long)st.st_size;
-            int stale = is_lock(de->d_name) ? lock_is_stale(path) : tmp_is_stale(pid, &st);
+            int stale = lock ? lock_is_stale(path) : tmp_is_stale(pid, &st);
             sc->stale_tmps += stale;
             if (remove && stale) {
                 if (unlink(path) == 0)
