@@ -11,10 +11,15 @@
  * Activation act (run-time argument; CLCNN_ACT_ID_* from clcnn_ids.h): bn_apply and
  *   bn_apply_chunk write act(y) for CLCNN_ACT_ID_RELU (y < 0 ? 0 : y) and
  *   CLCNN_ACT_ID_RELU6 (then y > 6 ? 6 : y), the same comparisons as act_forward and Clip;
- *   the backward kernels then read dy masked by the stored activated output ya (dy where
- *   ya > 0, and ya < 6 for RELU6, else 0), which is what act_backward / Clip's backward
- *   would have written (ya > 0 exactly where y > 0), so the sums see the same values.
- *   CLCNN_ACT_ID_NONE: plain batch norm, ya unused (may be NULL).
+ *   the backward kernels then read dy masked where the activation passes its gradient on
+ *   (dy where y > 0, and y < 6 for RELU6, else 0), which is what act_backward / Clip's
+ *   backward would have written from the activated output (ya > 0 exactly where y > 0,
+ *   ya < 6 exactly where y < 6), so the sums see the same values. They do not read ya:
+ *   they compute y again from x, the saved statistics, gamma and beta with the forward's
+ *   own expression (bn_affine, bn_affine16: one rounding of the product and one of the
+ *   fused multiply-add, as in the forward), which gives the forward's y bit for bit, so a
+ *   backward reads two tensors (x, dy) instead of three.
+ *   CLCNN_ACT_ID_NONE: plain batch norm.
  * Each channel has m = n*hw values; work-item lid of the channel's group visits values
  * e = lid, lid + WG, ... (e = sample * hw + position) with compensated sums, then the
  * group adds the WG partial sums as a fixed tree: deterministic run to run.
@@ -67,11 +72,26 @@ inline float16 bn_act16(float16 v, int act) {
     if (act == CLCNN_ACT_ID_RELU6) v = select(v, (float16)(6.0f), isgreater(v, (float16)(6.0f)));
     return v;
 }
-inline float bn_mask(float g, __global const float *ya, int i, int act) {
+/* y before the activation: the forward's expression, which every kernel that needs y
+ * (the applies, and the backward kernels for their masks) computes through these. */
+inline float bn_affine(float x, float mu, float inv, float g, float b) {
+    return (x - mu) * inv * g + b;
+}
+inline float16 bn_affine16(float16 x, float mu, float inv, float g, float b) {
+    return (x - mu) * inv * g + b;
+}
+/* g where the activation of y passes its gradient on (y > 0, and y < 6 for RELU6), else 0;
+ * g itself without an activation. */
+inline float bn_mask(float g, float y, int act) {
     if (act == CLCNN_ACT_ID_NONE) return g;
-    float a = ya[i];
-    int keep = act == CLCNN_ACT_ID_RELU6 ? a > 0.0f && a < 6.0f : a > 0.0f;
+    int keep = act == CLCNN_ACT_ID_RELU6 ? y > 0.0f && y < 6.0f : y > 0.0f;
     return keep ? g : 0.0f;
+}
+inline float16 bn_mask16(float16 g, float16 y, int act) {
+    if (act == CLCNN_ACT_ID_NONE) return g;
+    int16 keep = isgreater(y, (float16)(0.0f));
+    if (act == CLCNN_ACT_ID_RELU6) keep &= isless(y, (float16)(6.0f));
+    return select((float16)(0.0f), g, keep);
 }
 inline float bn_wg_sum(__local float *buf, float v) {
     int lid = get_local_id(0);
@@ -157,31 +177,34 @@ __kernel void bn_apply(__global const float *x, int x_off, __global float *y, in
     float inv = from_var ? 1.0f / sqrt(sd[sd_off + ch] + eps) : sd[sd_off + ch];
     float g = gamma ? gamma[g_off + ch] : 1.0f;
     float b = beta ? beta[b_off + ch] : 0.0f;
-    y[y_off + gid] = bn_act((x[x_off + gid] - mean[mean_off + ch]) * inv * g + b, act);
+    y[y_off + gid] = bn_act(bn_affine(x[x_off + gid], mean[mean_off + ch], inv, g, b), act);
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
 bn_bwd_reduce(__global const float *x, int x_off, __global const float *dy, int dy_off, int n,
               int c, int hw, __global const float *mean, int mean_off, __global const float *invstd,
               int inv_off, __global float *sum_dy, int sdy_off, __global float *sum_dyxhat,
-              int sdx_off, __global const float *ya, int ya_off, int act) {
+              int sdx_off, __global const float *gamma, int g_off, __global const float *beta,
+              int b_off, int act) {
     __local float buf[WG];
     int ch = get_group_id(0), lid = get_local_id(0);
     int m = n * hw;
-    float mu = mean[mean_off + ch];
+    float mu = mean[mean_off + ch], inv = invstd[inv_off + ch];
+    float ga = gamma ? gamma[g_off + ch] : 1.0f, be = beta ? beta[b_off + ch] : 0.0f;
     float s1 = 0.0f, c1 = 0.0f, s2 = 0.0f, c2 = 0.0f;
     bn_walk w = bn_walk_start(lid, hw);
     for (int e = lid; e < m; e += WG, bn_walk_next(&w, hw)) {
         int i = bn_walk_index(&w, ch, c, hw);
-        float g = bn_mask(dy[dy_off + i], ya + ya_off, i, act);
+        float xv = x[x_off + i];
+        float g = bn_mask(dy[dy_off + i], bn_affine(xv, mu, inv, ga, be), act);
         bn_kahan(&s1, &c1, g);
-        bn_kahan(&s2, &c2, g * (x[x_off + i] - mu));
+        bn_kahan(&s2, &c2, g * (xv - mu));
     }
     float t1 = bn_wg_sum(buf, s1);
     float t2 = bn_wg_sum(buf, s2);
     if (lid != 0) return;
     sum_dy[sdy_off + ch] = t1;
-    sum_dyxhat[sdx_off + ch] = t2 * invstd[inv_off + ch];
+    sum_dyxhat[sdx_off + ch] = t2 * inv;
 }
 
 __kernel void bn_bwd_dx(__global const float *x, int x_off, __global const float *dy, int dy_off,
@@ -189,16 +212,17 @@ __kernel void bn_bwd_dx(__global const float *x, int x_off, __global const float
                         __global const float *mean, int mean_off, __global const float *invstd,
                         int inv_off, __global const float *gamma, int g_off,
                         __global const float *sum_dy, int sdy_off, __global const float *sum_dyxhat,
-                        int sdx_off, __global const float *ya, int ya_off, int act) {
+                        int sdx_off, __global const float *beta, int b_off, int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * hw) return;
     int ch = (gid / hw) % c;
-    float inv = invstd[inv_off + ch];
+    float inv = invstd[inv_off + ch], mu = mean[mean_off + ch];
     float fm = (float)(n * hw);
-    float xhat = (x[x_off + gid] - mean[mean_off + ch]) * inv;
-    float g = gamma ? gamma[g_off + ch] : 1.0f;
+    float xv = x[x_off + gid];
+    float xhat = (xv - mu) * inv;
+    float g = gamma ? gamma[g_off + ch] : 1.0f, be = beta ? beta[b_off + ch] : 0.0f;
     dx[dx_off + gid] = g * inv *
-                       (bn_mask(dy[dy_off + gid], ya + ya_off, gid, act) -
+                       (bn_mask(dy[dy_off + gid], bn_affine(xv, mu, inv, g, be), act) -
                         sum_dy[sdy_off + ch] / fm - xhat * (sum_dyxhat[sdx_off + ch] / fm));
 }
 
@@ -260,16 +284,6 @@ inline float16 bn_load16(__global const float *p, int rem, int16 *mask) {
     }
     *mask = vload16(0, m);
     return vload16(0, v);
-}
-
-/* The same for 16 values at ya[0 .. 16) when full, else the first rem (beyond: 0). */
-inline float16 bn_mask16(float16 g, __global const float *ya, int rem, int act) {
-    if (act == CLCNN_ACT_ID_NONE) return g;
-    int16 m;
-    float16 a = bn_load16(ya, rem, &m);
-    int16 keep = isgreater(a, (float16)(0.0f));
-    if (act == CLCNN_ACT_ID_RELU6) keep &= isless(a, (float16)(6.0f));
-    return select((float16)(0.0f), g, keep);
 }
 
 __kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int hw, int chunk,
@@ -349,28 +363,32 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
     __global float *yp = y + y_off + ck.first;
     int i = 0;
     for (; i + 16 <= ck.len; i += 16)
-        vstore16(bn_act16((vload16(0, xp + i) - mu) * inv * g + b, act), 0, yp + i);
+        vstore16(bn_act16(bn_affine16(vload16(0, xp + i), mu, inv, g, b), act), 0, yp + i);
     for (; i < ck.len; i++)
-        yp[i] = bn_act((xp[i] - mu) * inv * g + b, act);
+        yp[i] = bn_act(bn_affine(xp[i], mu, inv, g, b), act);
 }
 
 __kernel void bn_bwd_part(__global const float *x, int x_off, __global const float *dy, int dy_off,
                           int n, int c, int hw, int chunk, int chunks, __global const float *mean,
-                          int mean_off, __global float *part, __global const float *ya, int ya_off,
-                          int act) {
+                          int mean_off, __global const float *invstd, int inv_off,
+                          __global const float *gamma, int g_off, __global const float *beta,
+                          int b_off, __global float *part, int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * chunks) return;
     bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
-    int P = n * chunks;
-    float mu = mean[mean_off + ck.ch];
+    int P = n * chunks, ch = ck.ch;
+    float mu = mean[mean_off + ch], inv = invstd[inv_off + ch];
+    float ga = gamma ? gamma[g_off + ch] : 1.0f, be = beta ? beta[b_off + ch] : 0.0f;
     __global const float *xp = x + x_off + ck.first;
     __global const float *gp = dy + dy_off + ck.first;
-    __global const float *ap = ya + ya_off + ck.first; /* read only when act */
     float16 s1 = (float16)(0.0f), c1 = (float16)(0.0f), s2 = (float16)(0.0f), c2 = (float16)(0.0f);
     int16 mask;
     for (int i = 0; i < ck.len; i += 16) {
-        float16 g = bn_mask16(bn_load16(gp + i, ck.len - i, &mask), ap + i, ck.len - i, act);
-        float16 d = select((float16)(0.0f), bn_load16(xp + i, ck.len - i, &mask) - mu, mask);
+        /* lanes past the chunk: dy and x 0, so g is 0 whatever the mask */
+        float16 xv = bn_load16(xp + i, ck.len - i, &mask);
+        float16 g = bn_mask16(bn_load16(gp + i, ck.len - i, &mask),
+                              bn_affine16(xv, mu, inv, ga, be), act);
+        float16 d = select((float16)(0.0f), xv - mu, mask);
         bn_kahan16(&s1, &c1, g);
         bn_kahan16(&s2, &c2, g * d);
     }
@@ -396,26 +414,26 @@ __kernel void bn_bwd_dx_chunk(__global const float *x, int x_off, __global const
                               __global const float *invstd, int inv_off,
                               __global const float *gamma, int g_off, __global const float *sum_dy,
                               int sdy_off, __global const float *sum_dyxhat, int sdx_off,
-                              __global const float *ya, int ya_off, int act) {
+                              __global const float *beta, int b_off, int act) {
     int gid = get_global_id(0);
     if (gid >= n * c * chunks) return;
     bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
     int ch = ck.ch;
     float inv = invstd[inv_off + ch], mu = mean[mean_off + ch];
     float fm = (float)(n * hw);
-    float g = gamma ? gamma[g_off + ch] : 1.0f;
+    float g = gamma ? gamma[g_off + ch] : 1.0f, be = beta ? beta[b_off + ch] : 0.0f;
     float a = sum_dy[sdy_off + ch] / fm, b = sum_dyxhat[sdx_off + ch] / fm, gi = g * inv;
     __global const float *xp = x + x_off + ck.first;
     __global const float *gp = dy + dy_off + ck.first;
     __global float *dp = dx + dx_off + ck.first;
-    __global const float *ap = ya + ya_off + ck.first; /* read only when act */
     int i = 0;
     for (; i + 16 <= ck.len; i += 16) {
-        float16 xhat = (vload16(0, xp + i) - mu) * inv;
-        vstore16(gi * (bn_mask16(vload16(0, gp + i), ap + i, 16, act) - a - xhat * b), 0, dp + i);
+        float16 xv = vload16(0, xp + i), xhat = (xv - mu) * inv;
+        float16 gv = bn_mask16(vload16(0, gp + i), bn_affine16(xv, mu, inv, g, be), act);
+        vstore16(gi * (gv - a - xhat * b), 0, dp + i);
     }
     for (; i < ck.len; i++) {
         float xhat = (xp[i] - mu) * inv;
-        dp[i] = gi * (bn_mask(gp[i], ap, i, act) - a - xhat * b);
+        dp[i] = gi * (bn_mask(gp[i], bn_affine(xp[i], mu, inv, g, be), act) - a - xhat * b);
     }
 }

@@ -356,12 +356,12 @@ clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tenso
                                             clcnn_tensor *running_mean, clcnn_tensor *running_var,
                                             float momentum, float eps, int act, clcnn_tensor *y,
                                             clcnn_tensor *save_mean, clcnn_tensor *save_invstd);
-/* clcnn_batchnorm_backward of that: dy is the gradient of act(y) and ya = act(y) (the
- * forward's output; NULL when act is CLCNN_ACT_ID_NONE); the kernels use dy where the
- * activation passes its gradient (ya > 0, and ya < 6 for RELU6), 0 elsewhere. dx must not
- * overlap ya. */
+/* clcnn_batchnorm_backward of that: dy is the gradient of act(y); the kernels use dy where
+ * the activation passes its gradient (y > 0, and y < 6 for RELU6), 0 elsewhere. They
+ * compute y again, bit for bit, from x, gamma, beta (NULL: 0) and the saved statistics, so
+ * these must be the forward's (the activated output is not read). */
 clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
-                                       const clcnn_tensor *ya, const clcnn_tensor *dy, int act,
+                                       const clcnn_tensor *beta, const clcnn_tensor *dy, int act,
                                        const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
                                        const clcnn_tensor *save_invstd, clcnn_tensor *dx,
                                        clcnn_tensor *dgamma, clcnn_tensor *dbeta);

@@ -556,9 +556,11 @@ static float act_host(float v, int act) {
 
 /* Batch norm with ReLU or ReLU6 applied inside (cc_batchnorm_*_act): the forward equals
  * the activation of the plain forward bit for bit and the reference within its bound;
- * backward from dy and the activated output equals the plain backward of dy masked by
- * the activation's gradient (zero where ya <= 0, or ya >= 6 for ReLU6) bit for bit, and
- * the reference backward of that masked dy within its bounds. Values straddle 0 and 6. */
+ * the fused backward (which computes y again from x, gamma and beta for its mask) equals
+ * the plain backward of dy masked by the activation's gradient taken from the forward's
+ * activated output (zero where ya <= 0, or ya >= 6 for ReLU6) bit for bit, and the
+ * reference backward of that masked dy within its bounds. Values straddle 0 and 6, and
+ * some land on them exactly (x at the mean with beta 0 or 6). */
 static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     size_t n = shape[0], c = shape[1], total = 1;
     for (int i = 0; i < ndim; i++)
@@ -570,6 +572,9 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     tu_fill_uniform(r, dy, total, -1, 1);
     tu_fill_uniform(r, gm, c, -4, 4);
     tu_fill_uniform(r, bt, c, -1, 5);
+    /* gamma 0: y is beta exactly, on the activation's bounds */
+    gm[0] = 0.0f, bt[0] = 0.0f;
+    if (c > 2) gm[2] = 0.0f, bt[2] = 6.0f;
     clcnn_tensor *tx = tu_tensor_from(ndim, shape, x), *tdy = tu_tensor_from(ndim, shape, dy);
     clcnn_tensor *ty = tu_tensor_from(ndim, shape, NULL), *ta = tu_tensor_from(ndim, shape, NULL);
     clcnn_tensor *tdx = tu_tensor_from(ndim, shape, NULL),
@@ -603,7 +608,7 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     TU_OK(clcnn_tensor_upload(tdy, dym, total * sizeof *dym));
     TU_OK(clcnn_batchnorm_backward(dev, tx, tdy, tg, tm, ti, tdx0, tdg0, tdb0));
     TU_OK(clcnn_tensor_upload(tdy, dy, total * sizeof *dy));
-    TU_OK(cc_batchnorm_backward_act(dev, tx, ta, tdy, act, tg, tm, ti, tdx, tdg, tdb));
+    TU_OK(cc_batchnorm_backward_act(dev, tx, tb, tdy, act, tg, tm, ti, tdx, tdg, tdb));
     float *dx = tu_download(tdx), *dg = tu_download(tdg), *db = tu_download(tdb);
     float *dx0 = tu_download(tdx0), *dg0 = tu_download(tdg0), *db0 = tu_download(tdb0);
     int same = !memcmp(dx, dx0, total * sizeof *dx) && !memcmp(dg, dg0, c * sizeof *dg) &&
@@ -638,8 +643,8 @@ static void fused_shapes(void) {
     }
 }
 
-/* Bad fused arguments: an activation batch norm does not fuse, no activated output, dx
- * over it. */
+/* Bad fused arguments: an activation batch norm does not fuse, a beta of the wrong size or
+ * under an output. */
 static void test_fused_errors(void **state) {
     (void)state;
     size_t s4[4] = {2, 3, 4, 4}, c = 3;
@@ -650,15 +655,17 @@ static void test_fused_errors(void **state) {
                                                     CLCNN_ACT_ID_LEAKY, y, m, i),
                      CLCNN_ERR_INVALID_ARG);
     assert_non_null(strstr(clcnn_last_error(), "not one batch norm fuses"));
+    clcnn_tensor *b4 = vec(c + 1, NULL), *db = vec(c, NULL);
     assert_int_equal(
-        cc_batchnorm_backward_act(dev, x, NULL, x, CLCNN_ACT_ID_RELU, NULL, m, i, y, NULL, NULL),
-        CLCNN_ERR_INVALID_ARG);
-    assert_non_null(strstr(clcnn_last_error(), "needs its output"));
+        cc_batchnorm_backward_act(dev, x, b4, x, CLCNN_ACT_ID_RELU, NULL, m, i, y, NULL, NULL),
+        CLCNN_ERR_SHAPE);
+    assert_non_null(strstr(clcnn_last_error(), "beta"));
     assert_int_equal(
-        cc_batchnorm_backward_act(dev, x, y, x, CLCNN_ACT_ID_RELU6, NULL, m, i, y, NULL, NULL),
+        cc_batchnorm_backward_act(dev, x, db, x, CLCNN_ACT_ID_RELU6, NULL, m, i, y, NULL, db),
         CLCNN_ERR_INVALID_ARG);
-    assert_non_null(strstr(clcnn_last_error(), "activation's output"));
+    assert_non_null(strstr(clcnn_last_error(), "must not overlap the inputs"));
     clcnn_tensor_free(x), clcnn_tensor_free(y), clcnn_tensor_free(m), clcnn_tensor_free(i);
+    clcnn_tensor_free(b4), clcnn_tensor_free(db);
 }
 
 /* The per-channel group kernels (what GPUs run) on this device too. */

@@ -330,9 +330,9 @@ static clcnn_status bn_forward(clcnn_train_plan *p, cc_tnode *n) {
 
 static clcnn_status bn_backward(clcnn_train_plan *p, cc_tnode *n) {
     if (p->opts.bn_sync) return cc_train_bn_sync_backward(p, n);
-    const clcnn_tensor *ya = n->act != CLCNN_ACT_ID_NONE ? T(n->out[0]) : NULL;
-    return cc_batchnorm_backward_act(p->dev, T(n->in[0]), ya, G(n->out[0]), n->act, T(n->in[1]),
-                                     n->save[0], n->save[1], n->dst[0], n->dst[1], n->dst[2]);
+    return cc_batchnorm_backward_act(p->dev, T(n->in[0]), T(n->in[2]), G(n->out[0]), n->act,
+                                     T(n->in[1]), n->save[0], n->save[1], n->dst[0], n->dst[1],
+                                     n->dst[2]);
 }
 
 static clcnn_status pool_forward(clcnn_train_plan *p, cc_tnode *n) {

@@ -333,7 +333,7 @@ clcnn_status clcnn_batchnorm_forward_infer(clcnn_device *dev, const clcnn_tensor
 /* Backward with per-chunk partial sums: partials of sum dy and sum dy (x - mean), the
  * channel sums (into sdy / sdx), then dx when wanted. */
 static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
-                                    const clcnn_tensor *dy, const clcnn_tensor *ya, int act,
+                                    const clcnn_tensor *dy, const clcnn_tensor *beta, int act,
                                     const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
                                     const clcnn_tensor *save_invstd, clcnn_tensor *dx, bn_dims d,
                                     cl_mem sdy, size_t sdy_off, cl_mem sdx, size_t sdx_off) {
@@ -346,8 +346,9 @@ static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, cons
         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
                 CC_ARG_INT(dy->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
                 CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(save_mean->storage->mem),
-                CC_ARG_INT(save_mean->offset), CC_ARG_MEM(part->mem), CC_ARG_MEM(ya->storage->mem),
-                CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
+                CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
+                CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
+                MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_MEM(part->mem), CC_ARG_INT(act)));
     if (s == CLCNN_OK)
         s = cc_launch(dev, "batchnorm", defines, "bn_bwd_final", 1, &d.c, lws_1d(dev, &lws),
                       CC_ARGS(CC_ARG_MEM(part->mem), CC_ARG_INT(d.n), CC_ARG_INT(d.c),
@@ -364,8 +365,8 @@ static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, cons
                               CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
                               CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
                               CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx),
-                              CC_ARG_INT(sdx_off), CC_ARG_MEM(ya->storage->mem),
-                              CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
+                              CC_ARG_INT(sdx_off), MEM_OR_NULL(beta), OFF_OR_0(beta),
+                              CC_ARG_INT(act)));
     cc_pool_release(dev, part);
     return s;
 }
@@ -380,7 +381,7 @@ clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
 }
 
 clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
-                                       const clcnn_tensor *ya, const clcnn_tensor *dy, int act,
+                                       const clcnn_tensor *beta, const clcnn_tensor *dy, int act,
                                        const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
                                        const clcnn_tensor *save_invstd, clcnn_tensor *dx,
                                        clcnn_tensor *dgamma, clcnn_tensor *dbeta) {
@@ -391,24 +392,17 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
     CC_TRY(check_x(dev, op, x, "x", &d));
     CC_TRY(check_like(dev, op, dy, "dy", x, "x"));
     if (dx) CC_TRY(check_like(dev, op, dx, "dx", x, "x"));
-    CC_RETURN_IF(act != CLCNN_ACT_ID_NONE && !ya, CLCNN_ERR_INVALID_ARG,
-                 "%s: a fused activation needs its output ya", op);
-    if (act != CLCNN_ACT_ID_NONE) CC_TRY(check_like(dev, op, ya, "ya", x, "x"));
-    CC_RETURN_IF(act != CLCNN_ACT_ID_NONE &&
-                     (cc_tensors_overlap(dx, ya) || cc_tensors_overlap(dgamma, ya) ||
-                      cc_tensors_overlap(dbeta, ya)),
-                 CLCNN_ERR_INVALID_ARG,
-                 "%s: dx, dgamma and dbeta must not overlap the activation's output", op);
-    if (act == CLCNN_ACT_ID_NONE) ya = x; /* the kernels take a buffer they do not read */
+    if (act == CLCNN_ACT_ID_NONE) beta = NULL; /* read only for the activation's mask */
     CC_TRY(check_chan(dev, op, gamma, "gamma", 1, x));
+    CC_TRY(check_chan(dev, op, beta, "beta", 1, x));
     CC_TRY(check_chan(dev, op, save_mean, "save_mean", 0, x));
     CC_TRY(check_chan(dev, op, save_invstd, "save_invstd", 0, x));
     CC_TRY(check_chan(dev, op, dgamma, "dgamma", 1, x));
     CC_TRY(check_chan(dev, op, dbeta, "dbeta", 1, x));
-    const clcnn_tensor *ins[] = {x, dy, gamma, save_mean, save_invstd};
+    const clcnn_tensor *ins[] = {x, dy, gamma, save_mean, save_invstd, beta};
     clcnn_tensor *outs[] = {dx, dgamma, dbeta};
     for (int i = 0; i < 3; i++) {
-        for (int j = 0; j < 5; j++) {
+        for (int j = 0; j < 6; j++) {
             /* dx may be x or dy itself (element-wise, after the reductions) */
             int bad = (i == 0 && j < 2) ? cc_tensors_bad_alias(outs[i], ins[j])
                                         : cc_tensors_overlap(outs[i], ins[j]);
@@ -433,20 +427,21 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
     cl_mem sdx = dgamma ? dgamma->storage->mem : tmp->mem;
     size_t sdx_off = dgamma ? dgamma->offset : d.c;
     if (use_chunks(dev)) {
-        clcnn_status s = backward_chunks(dev, defines, x, dy, ya, act, gamma, save_mean,
+        clcnn_status s = backward_chunks(dev, defines, x, dy, beta, act, gamma, save_mean,
                                          save_invstd, dx, d, sdy, sdy_off, sdx, sdx_off);
         if (tmp) cc_pool_release(dev, tmp);
         return s;
     }
     size_t gws = d.c * wg;
-    clcnn_status s = cc_launch(
-        dev, "batchnorm", defines, "bn_bwd_reduce", 1, &gws, &wg,
-        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
-                CC_ARG_INT(dy->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
-                CC_ARG_MEM(save_mean->storage->mem), CC_ARG_INT(save_mean->offset),
-                CC_ARG_MEM(save_invstd->storage->mem), CC_ARG_INT(save_invstd->offset),
-                CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off),
-                CC_ARG_MEM(ya->storage->mem), CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
+    clcnn_status s =
+        cc_launch(dev, "batchnorm", defines, "bn_bwd_reduce", 1, &gws, &wg,
+                  CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                          CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset), CC_ARG_INT(d.n),
+                          CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_MEM(save_mean->storage->mem),
+                          CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
+                          CC_ARG_INT(save_invstd->offset), CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off),
+                          CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
+                          MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_INT(act)));
     if (s == CLCNN_OK && dx) {
         size_t n_el = d.n * d.c * d.hw;
         s = cc_launch(
@@ -458,7 +453,7 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
                     CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
                     CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
                     CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off),
-                    CC_ARG_MEM(ya->storage->mem), CC_ARG_INT(ya->offset), CC_ARG_INT(act)));
+                    MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_INT(act)));
     }
     if (tmp) cc_pool_release(dev, tmp);
     return s;
