@@ -26,6 +26,18 @@ __kernel void ew_add_relu(__global const float *a, ulong a_off, __global const f
     y[y_off + i] = v < 0.0f ? 0.0f : v;
 }
 
+/* dx = y > 0 ? a + b : 0: the sum of two gradient contributions (the sum ew_axpby with
+ * alpha = beta = 1 makes) masked as act_backward masks by the ReLU's output y, in one pass
+ * (training plans: an Add fused with its ReLU whose output two nodes read). */
+__kernel void ew_add_relu_grad(__global const float *y, ulong y_off, __global const float *a,
+                               ulong a_off, __global const float *b, ulong b_off,
+                               __global float *dx, ulong dx_off, ulong n) {
+    size_t i = get_global_id(0);
+    if (i >= n) return;
+    float g = a[a_off + i] + b[b_off + i];
+    dx[dx_off + i] = y[y_off + i] > 0.0f ? g : 0.0f;
+}
+
 /* y[i] = alpha * x[i] + beta * y[i]; with beta == 0, y is not read (BLAS convention:
  * NaN or garbage in an uninitialised y does not leak into the result). */
 __kernel void ew_axpby(__global const float *x, ulong x_off, __global float *y, ulong y_off,

@@ -369,6 +369,11 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
  * ReLU. a, b, y float32 of equal element counts; y may be a or b. */
 clcnn_status cc_add_relu(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
                          clcnn_tensor *y);
+/* dx = (y > 0) ? a + b : 0 in one pass: bit for bit clcnn_axpby(1, b, 1, a) then the ReLU's
+ * backward with y as its output. y, a, b, dx float32 of equal element counts; dx may be a
+ * or b. */
+clcnn_status cc_add_relu_grad(clcnn_device *dev, const clcnn_tensor *y, const clcnn_tensor *a,
+                              const clcnn_tensor *b, clcnn_tensor *dx);
 /* ---- reductions and LRN (lib/ops/reduce.c, cl/reduce.cl) ---------------------- */
 
 /* The ONNX reductions, numbered as cl/clcnn_ids.h's CC_REDUCE_ID_* (lib/ops/reduce.c

@@ -1,7 +1,7 @@
 /* Activations (identity, ReLU, leaky ReLU), forward and backward, against the double
  * reference (tests/reference_elementwise.c) on a seeded sweep of shapes; backward also
  * against central finite differences of the double forward; in place; errors; the Add
- * fused with a ReLU of training plans (cc_add_relu). */
+ * fused with a ReLU of training plans (cc_add_relu, and its backward cc_add_relu_grad). */
 #include "test_util.h"
 
 #include "internal.h"
@@ -226,9 +226,47 @@ static void test_errors(void **state) {
         clcnn_tensor_free(outs[i]);
 }
 
+/* The backward of an Add fused with its ReLU whose output two nodes read, on one sweep
+ * shape: (y > 0) ? a + b : 0 within one rounding of the double reference, bit for bit
+ * clcnn_axpby(1, b, 1, a) followed by the ReLU's backward (what the plan did before), in
+ * place over a; y holds exact 0, -0 and NaN (all masked). */
+static void check_add_relu_grad(tu_rng *r, size_t i, size_t n, int nd, const size_t *shape) {
+    clcnn_device *dev = tu_device();
+    float *y = malloc(n * sizeof *y), *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
+    double *ref = malloc(n * sizeof *ref);
+    tu_fill_uniform(r, y, n, -1, 1);
+    tu_fill_uniform(r, a, n, -2, 2);
+    tu_fill_uniform(r, b, n, -2, 2);
+    y[0] = 0.0f;
+    if (n > 1) y[1] = -0.0f;
+    if (n > 2) y[2] = NAN;
+    for (size_t k = 0; k < n; k++)
+        ref[k] = y[k] > 0.0f ? (double)a[k] + (double)b[k] : 0.0;
+    clcnn_tensor *ty = tu_tensor_from(nd, shape, y), *ta = tu_tensor_from(nd, shape, a);
+    clcnn_tensor *tb = tu_tensor_from(nd, shape, b), *tg = tu_tensor_from(nd, shape, NULL);
+    clcnn_tensor *t2 = tu_tensor_from(nd, shape, a);
+    TU_OK(cc_add_relu_grad(dev, ty, ta, tb, tg));
+    TU_OK(clcnn_axpby(dev, 1.0f, tb, 1.0f, t2));
+    TU_OK(clcnn_activation_backward(dev, CLCNN_ACT_RELU, 0.0f, ty, t2, t2));
+    TU_OK(cc_add_relu_grad(dev, ty, ta, tb, ta)); /* in place */
+    float *g = tu_download(tg), *g2 = tu_download(t2), *gi = tu_download(ta);
+    char what[64];
+    snprintf(what, sizeof what, "add_relu_grad n=%zu (case %zu)", n, i);
+    assert_true(tu_close(what, g, ref, n, 0, 1.2e-7));
+    assert_memory_equal(g, g2, n * sizeof *g);
+    assert_memory_equal(g, gi, n * sizeof *g);
+    clcnn_tensor *ts[] = {ty, ta, tb, tg, t2};
+    for (int k = 0; k < 5; k++)
+        clcnn_tensor_free(ts[k]);
+    void *ps[] = {y, a, b, ref, g, g2, gi};
+    for (int k = 0; k < 7; k++)
+        free(ps[k]);
+}
+
 /* relu(a + b) in one pass: the double reference within one rounding of the sum, bit for
  * bit clcnn_add followed by the ReLU, in place over a; the sweep's sizes (tails of every
- * local size), sums that are exactly 0 and -0 included; errors name the shapes. */
+ * local size), sums that are exactly 0 and -0 included; errors name the shapes. Its
+ * backward (check_add_relu_grad) on the same sizes. */
 static void test_add_relu(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(202);
@@ -264,11 +302,14 @@ static void test_add_relu(void **state) {
         void *ps[] = {a, b, ref, y, y2, yi};
         for (int k = 0; k < 6; k++)
             free(ps[k]);
+        check_add_relu_grad(&r, i, n, nd, shape);
     }
     size_t s3 = 3, s4 = 4;
     clcnn_tensor *t3 = tu_tensor_from(1, &s3, NULL), *t4 = tu_tensor_from(1, &s4, NULL);
     assert_int_equal(cc_add_relu(dev, t3, t4, t3), CLCNN_ERR_SHAPE);
     assert_non_null(strstr(clcnn_last_error(), "cc_add_relu"));
+    assert_int_equal(cc_add_relu_grad(dev, t3, t3, t4, t3), CLCNN_ERR_SHAPE);
+    assert_non_null(strstr(clcnn_last_error(), "cc_add_relu_grad"));
     clcnn_tensor_free(t3);
     clcnn_tensor_free(t4);
 }

@@ -822,7 +822,9 @@ static void test_fd_catches_wrong_gradient(void **state) {
  * that alone read it (one node, masked backward), not a batch norm whose output two nodes
  * read, nor a Clip to other bounds; residual Adds whose operands' gradients become views of
  * dy (one operand read elsewhere too, one Add feeding the next), the last fused with the
- * ReLU that alone reads it. BN2's gamma and beta put a good share of its values above 6. */
+ * ReLU that alone reads it, whose output two nodes read (its backward sums their
+ * contributions and masks them in one pass). BN2's gamma and beta put a good share of its
+ * values above 6. */
 static clcnn_graph *tail_graph(void) {
     clcnn_graph *g = new_graph();
     tu_rng r = tu_rng_seed(23);
@@ -861,8 +863,10 @@ static clcnn_graph *tail_graph(void) {
     node(g, "Clip", "c4", "t4 zero one", "c4o", 0, NULL); /* other bounds: not fused */
     node(g, "Add", "s1", "c4o r1", "s1", 0, NULL);
     node(g, "Add", "s2", "s1 t3", "s2", 0, NULL);
-    node(g, "Relu", "r5", "s2", "r5", 0, NULL); /* fused into s2 */
-    node(g, "GlobalAveragePool", "pool", "r5", "pooled", 0, NULL);
+    node(g, "Relu", "r5", "s2", "r5", 0, NULL); /* fused into s2; r5 read twice */
+    node(g, "Add", "s3", "r5 c4o", "s3", 0, NULL);
+    node(g, "Mul", "mul3", "s3 r5", "mul3", 0, NULL);
+    node(g, "GlobalAveragePool", "pool", "mul3", "pooled", 0, NULL);
     classifier(g, &r, "pooled", 4, 0.5f, 0);
     return g;
 }

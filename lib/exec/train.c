@@ -429,6 +429,16 @@ const clcnn_tensor *clcnn_train_plan_output(const clcnn_train_plan *p, int i) {
     return p && i >= 0 && i < p->noutputs ? p->vals[p->outputs[i]].t : NULL;
 }
 
+/* Whether n's backward sums its output's gradient itself: an Add fused with its ReLU
+ * whose output has two contributions, the first written straight into g (train_eltwise.c's
+ * binary_backward adds and masks them in one pass, cc_add_relu_grad), so finish_grad
+ * leaves g as it is. */
+int cc_train_sums_own_grad(const clcnn_train_plan *p, const cc_tnode *n) {
+    if (n->op != CC_OP_ADD || n->act != CLCNN_ACT_ID_RELU || n->n_out < 1) return 0;
+    const cc_tval *v = &p->vals[n->out[0]];
+    return v->kind == CC_TV_ACT && v->g && v->direct && !v->is_output && v->nextra == 1;
+}
+
 /* g of v = its first contribution (the output gradient or the direct reader's, else 0)
  * plus the later ones in order. Parameters add every contribution to the arena. */
 static clcnn_status finish_grad(clcnn_train_plan *p, int v) {
@@ -478,7 +488,7 @@ clcnn_status clcnn_train_plan_backward(clcnn_train_plan *p, const clcnn_tensor *
         for (int j = 0; j < n->n_in; j++)
             any |= n->dst[j] != NULL;
         if (!any) continue;
-        for (int k = 0; k < n->n_out; k++)
+        for (int k = cc_train_sums_own_grad(p, n); k < n->n_out; k++)
             CC_TRY(finish_grad(p, n->out[k]));
         clcnn_status s = cc_train_backward(p, n);
         if (s != CLCNN_OK) return cc_fail_append(s, " (backward of node '%s')", n->name);

@@ -148,9 +148,12 @@ static clcnn_status binary_forward(clcnn_train_plan *p, cc_tnode *n) {
 
 static clcnn_status binary_backward(clcnn_train_plan *p, cc_tnode *n) {
     const clcnn_tensor *dy = G(n->out[0]);
-    clcnn_tensor *tmp = n->scratch[0]; /* like y */
-    if (n->act == CLCNN_ACT_ID_RELU) { /* the fused ReLU's gradient: where its output > 0 */
-        CC_TRY(clcnn_activation_backward(p->dev, CLCNN_ACT_RELU, 0.0f, T(n->out[0]), dy, tmp));
+    clcnn_tensor *tmp = n->scratch[0];    /* like y */
+    if (n->act == CLCNN_ACT_ID_RELU) {    /* the fused ReLU's gradient: where its output > 0 */
+        if (cc_train_sums_own_grad(p, n)) /* dy's two contributions summed here */
+            CC_TRY(cc_add_relu_grad(p->dev, T(n->out[0]), dy, p->vals[n->out[0]].extra[0], tmp));
+        else
+            CC_TRY(clcnn_activation_backward(p->dev, CLCNN_ACT_RELU, 0.0f, T(n->out[0]), dy, tmp));
         dy = tmp;
     }
     for (int j = 0; j < 2; j++) {

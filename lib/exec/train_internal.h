@@ -148,6 +148,9 @@ extern const cc_train_def cc_train_eltwise_defs[CC_OP_COUNT];
 /* Clip's bounds in lim (attributes, or its float scalar initializer inputs); 0 when an
  * input bound is something else. */
 int cc_train_clip_bounds(const clcnn_graph *g, const cc_tnode *n, float lim[2]);
+/* Whether n's backward adds its output's second gradient contribution itself (an Add
+ * fused with its ReLU; lib/exec/train.c), so the plan's backward does not sum it first. */
+int cc_train_sums_own_grad(const clcnn_train_plan *p, const cc_tnode *n);
 
 /* lib/exec/train_bnsync.c: BatchNormalization's training forward and backward through
  * p->opts.bn_sync, on the host. */

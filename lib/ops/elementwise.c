@@ -1,6 +1,6 @@
-/* Element-wise arithmetic (clcnn_add, clcnn_axpby; cc_add_relu for training plans) and the
- * helpers every element-wise op uses (lib/ops/elementwise.h). Host side of
- * cl/elementwise.cl.
+/* Element-wise arithmetic (clcnn_add, clcnn_axpby; cc_add_relu and cc_add_relu_grad for
+ * training plans) and the helpers every element-wise op uses (lib/ops/elementwise.h). Host
+ * side of cl/elementwise.cl.
  *
  * Shapes: a, b, x, y are any float32 tensors with the same element count (they are
  * read as flat arrays, so a (n, c, h, w) tensor may be added to a (n, c*h*w) view). */
@@ -61,6 +61,21 @@ clcnn_status clcnn_add(clcnn_device *dev, const clcnn_tensor *a, const clcnn_ten
 clcnn_status cc_add_relu(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
                          clcnn_tensor *y) {
     return add_kernel(dev, "cc_add_relu", "ew_add_relu", a, b, y);
+}
+
+clcnn_status cc_add_relu_grad(clcnn_device *dev, const clcnn_tensor *y, const clcnn_tensor *a,
+                              const clcnn_tensor *b, clcnn_tensor *dx) {
+    static const char *op = "cc_add_relu_grad";
+    CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
+    CC_TRY(cc_ew_check(dev, op, "y", y, NULL, NULL, 0));
+    CC_TRY(cc_ew_check(dev, op, "a", a, "y", y, 0));
+    CC_TRY(cc_ew_check(dev, op, "b", b, "y", y, 0));
+    CC_TRY(cc_ew_check(dev, op, "dx", dx, "y", y, 0));
+    return cc_ew_launch(
+        dev, "elementwise", "ew_add_relu_grad", y->numel,
+        CC_ARGS(CC_ARG_MEM(y->storage->mem), CC_ARG_ULONG(y->offset), CC_ARG_MEM(a->storage->mem),
+                CC_ARG_ULONG(a->offset), CC_ARG_MEM(b->storage->mem), CC_ARG_ULONG(b->offset),
+                CC_ARG_MEM(dx->storage->mem), CC_ARG_ULONG(dx->offset), CC_ARG_ULONG(y->numel)));
 }
 
 clcnn_status clcnn_axpby(clcnn_device *dev, float alpha, const clcnn_tensor *x, float beta,
