@@ -386,8 +386,8 @@ __kernel void bn_bwd_part(__global const float *x, int x_off, __global const flo
     for (int i = 0; i < ck.len; i += 16) {
         /* lanes past the chunk: dy and x 0, so g is 0 whatever the mask */
         float16 xv = bn_load16(xp + i, ck.len - i, &mask);
-        float16 g = bn_mask16(bn_load16(gp + i, ck.len - i, &mask),
-                              bn_affine16(xv, mu, inv, ga, be), act);
+        float16 g =
+            bn_mask16(bn_load16(gp + i, ck.len - i, &mask), bn_affine16(xv, mu, inv, ga, be), act);
         float16 d = select((float16)(0.0f), xv - mu, mask);
         bn_kahan16(&s1, &c1, g);
         bn_kahan16(&s2, &c2, g * d);

@@ -412,9 +412,70 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
  * writes dw itself. Work-item: dim0 = chunk, dim1 = channel, dim2 = a block of RB x SB taps (a 3x3
  * kernel is one block: each dy vector is loaded once for all 9 taps); VEC lanes along the dy row,
  * one vector accumulator per tap, summed lane by lane at the end. Fixed order: deterministic. part:
- * (chunks, c, r, s) dense from part_off. */
+ * (chunks, c, r, s) dense from part_off. With K3 the nine accumulators are named variables, which
+ * the compiler keeps in registers (the host then takes VEC at most the native width); an array of
+ * them indexed in the loops was kept in memory, a load and a store around every FMA. */
 #define RB 3
 #define SB 4
+
+/* VEC values of the dy row at dyr from column q0 (zero past the row's end, q; dhi: the end
+ * of dy). keep: the lanes inside the row. */
+inline floatV load_dy(__global const float *dy, int dyr, int q0, int q, int dhi, intV keep) {
+    if (q0 + VEC <= q) return vloadV(0, dy + dyr + q0);
+    if (dyr + q0 + VEC <= dhi) return select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
+    float tq[VEC];
+    for (int l = 0; l < VEC; l++)
+        tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
+    return vloadV(0, tq);
+}
+
+/* The lanes of v added in order. */
+inline float lane_sum(floatV v) {
+    float o[VEC];
+    vstoreV(v, 0, o);
+    float sum = 0.0f;
+    for (int l = 0; l < VEC; l++)
+        sum += o[l];
+    return sum;
+}
+
+#if K3
+/* x[row xb, c0 + lane*STRIDE] for VEC lanes: a plain vector load (fast: every lane inside
+ * the row), else a vector load masked to the lanes of m (inside the row, lane < the dy
+ * row's end) when its span lies inside x, else load_cols masked by keep. */
+#define K3_LOAD(p) (STRIDE == 1 ? LOADV(p) : LOAD_EVEN(p))
+inline floatV k3_load(__global const float *x, int xb, int c0, int w, int lo, int hi, int fast,
+                      intV m, intV keep) {
+    if (fast) return K3_LOAD(x + xb + c0);
+    if (xb + c0 >= lo && xb + c0 + VEC * STRIDE <= hi)
+        return select((floatV)(0.0f), K3_LOAD(x + xb + c0), m);
+    return select((floatV)(0.0f), load_cols(x, xb, c0, w, STRIDE, lo, hi), keep);
+}
+/* The dy vector g times the three x rows ih0 .. ih0+2, into the nine accumulators (rows
+ * outside the input skipped); fast and the tap masks m0..m2 as k3_load takes them. */
+#define K3_ROW(ih, A0, A1, A2)                                                                     \
+    if ((ih) >= 0 && (ih) < h) {                                                                   \
+        const int xb = xplane + (ih)*w;                                                            \
+        A0 = fma(g, k3_load(x, xb, c0, w, lo, hi, fast, m0, keep), A0);                            \
+        A1 = fma(g, k3_load(x, xb, c0 + 1, w, lo, hi, fast, m1, keep), A1);                        \
+        A2 = fma(g, k3_load(x, xb, c0 + 2, w, lo, hi, fast, m2, keep), A2);                        \
+    }
+#define K3_ROWS()                                                                                  \
+    K3_ROW(ih0, a00, a01, a02)                                                                     \
+    K3_ROW(ih0 + 1, a10, a11, a12)                                                                 \
+    K3_ROW(ih0 + 2, a20, a21, a22)
+/* Per column tile: keep, the three taps' lane masks and whole (every lane of every tap
+ * inside the row; the fast loads also need the span inside x). */
+#define K3_TILE()                                                                                  \
+    const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */                  \
+    const int c0 = q0 * STRIDE - pw;          /* column of tap ks = 0 in lane 0 */                 \
+    const intV col = (intV)(c0) + LANES * STRIDE;                                                  \
+    const intV m0 = keep & (col >= (intV)(0)) & (col < (intV)(w));                                 \
+    const intV m1 = keep & (col >= (intV)(-1)) & (col < (intV)(w - 1));                            \
+    const intV m2 = keep & (col >= (intV)(-2)) & (col < (intV)(w - 2));                            \
+    const int whole = q0 + VEC <= q && c0 >= 0 && c0 + 2 + (VEC - 1) * STRIDE < w
+#endif
+
 __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                                           __global const float *dy, int dy_off,
                                           __global float *part, int part_off, int n, int c, int h,
@@ -430,7 +491,50 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
     const int nr = min(RB, r - kr0), ns = min(SB, s - ks0);
     const int lo = x_off, hi = x_off + n * c * h * w;
     const int dhi = dy_off + n * c * p * q;
-
+#if K3
+    /* 3x3 (one tap block): the nine accumulators by name, so they stay in registers (an
+     * array indexed in loops was kept in memory, a load and a store around every FMA). */
+    (void)nr, (void)ns, (void)kr0, (void)ks0;
+    floatV a00 = (floatV)(0.0f), a01 = a00, a02 = a00, a10 = a00, a11 = a00, a12 = a00, a20 = a00,
+           a21 = a00, a22 = a00;
+    if (q > 2 * VEC) { /* rows outer, the columns VEC at a time; masks only at the edges */
+        for (int ni = ni0; ni < ni1; ni++)
+            for (int pi = p0; pi < p1; pi++) {
+                const int xplane = x_off + (ni * c + ch) * h * w;
+                const int dyr = dy_off + (ni * c + ch) * p * q + pi * q;
+                const int ih0 = pi * STRIDE - ph;
+                const int xlast = xplane + (ih0 + 2) * w + 2 + VEC * STRIDE;
+                for (int q0 = 0; q0 < q; q0 += VEC) {
+                    K3_TILE();
+                    const floatV g = load_dy(dy, dyr, q0, q, dhi, keep);
+                    if (whole && xlast + c0 <= hi) {
+                        const int fast = 1;
+                        K3_ROWS()
+                    } else {
+                        const int fast = 0;
+                        K3_ROWS()
+                    }
+                }
+            }
+    } else { /* one or two column tiles: the masks once per tile for all rows */
+        for (int q0 = 0; q0 < q; q0 += VEC) {
+            K3_TILE();
+            for (int ni = ni0; ni < ni1; ni++)
+                for (int pi = p0; pi < p1; pi++) {
+                    const int xplane = x_off + (ni * c + ch) * h * w;
+                    const int dyr = dy_off + (ni * c + ch) * p * q + pi * q;
+                    const int ih0 = pi * STRIDE - ph;
+                    const int fast = whole && xplane + (ih0 + 2) * w + 2 + VEC * STRIDE + c0 <= hi;
+                    const floatV g = load_dy(dy, dyr, q0, q, dhi, keep);
+                    K3_ROWS()
+                }
+        }
+    }
+    __global float *o3 = part + part_off + (chunk * c + ch) * 9;
+    o3[0] = lane_sum(a00), o3[1] = lane_sum(a01), o3[2] = lane_sum(a02);
+    o3[3] = lane_sum(a10), o3[4] = lane_sum(a11), o3[5] = lane_sum(a12);
+    o3[6] = lane_sum(a20), o3[7] = lane_sum(a21), o3[8] = lane_sum(a22);
+#else
     floatV acc[RB][SB];
     for (int i = 0; i < RB; i++)
         for (int j = 0; j < SB; j++)
@@ -444,17 +548,7 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                 for (int q0 = 0; q0 < q; q0 += VEC) {
                     const int full = q0 + VEC <= q;
                     const intV keep = LANES < (intV)(q - q0); /* no 0 * inf past the row's end */
-                    floatV g;
-                    if (full) {
-                        g = vloadV(0, dy + dyr + q0);
-                    } else if (dyr + q0 + VEC <= dhi) {
-                        g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
-                    } else {
-                        float tq[VEC];
-                        for (int l = 0; l < VEC; l++)
-                            tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
-                        g = vloadV(0, tq);
-                    }
+                    const floatV g = load_dy(dy, dyr, q0, q, dhi, keep);
                     /* every tap's VEC columns inside the row (and stride 1 or 2): plain loads */
                     const int c0 = q0 * sw - pw + ks0 * dw,
                               c1 = c0 + (ns - 1) * dw + (VEC - 1) * sw;
@@ -512,17 +606,7 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                     const int xplane = x_off + (ni * c + ch) * h * w,
                               dyc = dy_off + (ni * c + ch) * p * q;
                     const int dyr = dyc + pi * q;
-                    floatV g;
-                    if (full) {
-                        g = vloadV(0, dy + dyr + q0);
-                    } else if (dyr + q0 + VEC <= dhi) {
-                        g = select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
-                    } else {
-                        float tq[VEC];
-                        for (int l = 0; l < VEC; l++)
-                            tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
-                        g = vloadV(0, tq);
-                    }
+                    const floatV g = load_dy(dy, dyr, q0, q, dhi, keep);
 #pragma unroll
                     for (int i = 0; i < RB; i++) {
                         if (i >= nr) break;
@@ -552,14 +636,9 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
 #pragma unroll 1
     for (int i = 0; i < nr; i++) {
 #pragma unroll 1
-        for (int j = 0; j < ns; j++) {
-            float o[VEC];
-            vstoreV(res[i * SB + j], 0, o);
-            float sum = 0.0f;
-            for (int l = 0; l < VEC; l++)
-                sum += o[l];
-            out[(kr0 + i) * s + ks0 + j] = sum;
-        }
+        for (int j = 0; j < ns; j++)
+            out[(kr0 + i) * s + ks0 + j] = lane_sum(res[i * SB + j]);
     }
+#endif
 }
 #endif

@@ -264,6 +264,41 @@ static void test_offsets(void **state) {
     assert_int_equal(bad, 0);
 }
 
+/* Stride-2 3x3 layers whose last input column (and row) no output reads: infinities
+ * there must not reach dw (the lanes past a dy row's end meet them, as 0 * inf). Rows of
+ * one tile, of two and wider (the kernel's two loop orders). */
+static void test_unread_infinities(void **state) {
+    (void)state;
+    const ref_conv cases[] = {
+        rcp_conv(2, 5, 9, 8, 5, 3, 3, 2, 0, 1, 5), /* the last row at x's end */
+        rcp_conv(1, 3, 8, 36, 3, 3, 3, 2, 0, 1, 3),
+        rcp_conv(2, 4, 6, 40, 4, 3, 3, 2, 0, 1, 4),
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ref_conv cv = cases[i];
+        assert_true(ref_conv_out(&cv));
+        problem pb;
+        problem_init(&pb, &cv, 950 + i);
+        int unread = 0;
+        for (int ni = 0; ni < cv.n * cv.c; ni++)
+            for (int hi = 0; hi < cv.h; hi++)
+                for (int wi = 0; wi < cv.w; wi++)
+                    if (wi > 2 * cv.q || hi > 2 * cv.p) {
+                        pb.x[((size_t)ni * cv.h + hi) * cv.w + wi] = INFINITY;
+                        unread++;
+                    }
+        assert_true(unread > 0);
+        float *dw = run_filter(&pb, 0, NULL);
+        char what[256];
+        describe("filter, unread inf", &cv, what, sizeof what);
+        bad += !tu_close(what, dw, pb.dw_ref, ref_conv_w_size(&cv), 1e-4, 1e-4);
+        free(dw);
+        problem_free(&pb);
+    }
+    assert_int_equal(bad, 0);
+}
+
 /* Two runs give the same bits (the filter gradient of these shapes has several partial
  * sums per channel). */
 static void test_deterministic(void **state) {
@@ -375,8 +410,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corner_cases),  cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_mobilenet),     cmocka_unit_test(test_offsets),
-        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_bad_shapes),
-        cmocka_unit_test(test_auto),
+        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_unread_infinities),
+        cmocka_unit_test(test_bad_shapes),    cmocka_unit_test(test_auto),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -35,6 +35,17 @@ static int pick_vec(int len) {
     return len >= 12 ? 16 : len >= 6 ? 8 : 4;
 }
 
+/* pick_vec(len), on CPUs at most the device's native float vector width (8 with AVX2: a
+ * float16 is two registers per accumulator). */
+static int cpu_vec(const clcnn_device *dev, int len) {
+    int vec = pick_vec(len);
+    unsigned nat = dev->native_float_width; /* read once at device open */
+    if (dev->info.type == CLCNN_DEVICE_CPU && nat >= 4)
+        while (vec > 4 && (unsigned)vec > nat)
+            vec /= 2;
+    return vec;
+}
+
 /* The forward's heuristic. GPUs: pick_vec, one tile per work-item. CPUs: at most the
  * device's native float vector width (8 with AVX2: a float16 is two registers per
  * accumulator, and twice the columns wasted in partial tiles), each work-item walks its
@@ -43,16 +54,12 @@ static int pick_vec(int len) {
  * TP 4: 6) instead of 9; the layers are bound by memory traffic. */
 static void fwd_heuristic(const clcnn_device *dev, const cc_conv *cv, int *vec, int *tp,
                           int *qloop) {
-    *vec = pick_vec(cv->q);
+    *vec = cpu_vec(dev, cv->q);
     *tp = 4;
     *qloop = 0;
     if (dev->info.type != CLCNN_DEVICE_CPU) return;
     *qloop = 1;
     if (cv->sh >= 2) *tp = 2;
-    unsigned nat = dev->native_float_width; /* read once at device open */
-    if (nat >= 4)
-        while (*vec > 4 && (unsigned)*vec > nat)
-            *vec /= 2;
 }
 
 /* "VEC TP [QLOOP]" into *vec, *tp, *qloop (untouched and 0 when s is not one). */
@@ -215,10 +222,12 @@ enum {
 clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_conv *cv,
                                                  const clcnn_tensor *x, const clcnn_tensor *dy,
                                                  clcnn_tensor *dw) {
-    int vec = pick_vec(cv->q);
+    int k3 = cc_conv2d_depthwise_k3(cv);
+    /* 3x3: nine vector accumulators, which fit the registers at the native width (with
+     * AVX2, float16s would take 18 of the 16) */
+    int vec = k3 ? cpu_vec(dev, cv->q) : pick_vec(cv->q);
     int cpu = dev->info.type == CLCNN_DEVICE_CPU;
     char defs[80];
-    int k3 = cc_conv2d_depthwise_k3(cv);
     snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=4 UNALIGNED_LOADS=%d VEC=%d",
              k3, cpu, k3 ? cv->sh : 0, cpu, vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
