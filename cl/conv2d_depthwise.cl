@@ -401,6 +401,95 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
     }
 }
 
+#if K3 && STRIDE == 2
+/* ---- backward data, 3x3 stride 2 padding 1 (MobileNet's downsampling layers) -----------
+ *
+ * With padding 1, dx rows 2u and 2u+1 take dy rows u and u+1 only (and so do columns):
+ *   dx[2u  ][2v  ] = w11 dy[u][v]
+ *   dx[2u  ][2v+1] = w10 dy[u][v+1] + w12 dy[u][v]
+ *   dx[2u+1][2v  ] = w01 dy[u+1][v] + w21 dy[u][v]
+ *   dx[2u+1][2v+1] = w00 dy[u+1][v+1] + w20 dy[u][v+1] + w02 dy[u+1][v] + w22 dy[u][v]
+ * (dy outside its plane: 0). A work-item takes DU pairs of dx rows x VEC values of v, so it
+ * loads DU+1 dy rows at v and v+1 (vector loads; element by element in a row's last
+ * tile) and stores 2*VEC interleaved columns per dx row. Sums in the order of
+ * conv2d_depthwise_bwd_data (ks, then kr), from 0: the same values. Work-item: dim0 = (pair
+ * block, column tile), dim1 = channel, dim2 = image. */
+#define DU 2
+#if VEC == 16
+#define STORE_PAIR(a, b, p)                                                                        \
+    vstore16(shuffle2((a), (b), (uint16)(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)), \
+             0, (p));                                                                              \
+    vstore16(shuffle2((a), (b),                                                                    \
+                      (uint16)(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)),     \
+             0, (p) + 16)
+#elif VEC == 8
+#define STORE_PAIR(a, b, p)                                                                        \
+    vstore16(shuffle2((a), (b), (uint16)(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)),   \
+             0, (p))
+#else
+#define STORE_PAIR(a, b, p) vstore8(shuffle2((a), (b), (uint8)(0, 4, 1, 5, 2, 6, 3, 7)), 0, (p))
+#endif
+
+/* VEC values of dy row u from column v (0 outside the plane's rows and columns). */
+inline floatV s2_row(__global const float *plane, int u, int v, int p, int q) {
+    if (u >= p) return (floatV)(0.0f);
+    __global const float *r = plane + u * q;
+    if (v + VEC <= q) return LOADV(r + v);
+    float t[VEC];
+    for (int l = 0; l < VEC; l++)
+        t[l] = v + l < q ? r[v + l] : 0.0f;
+    return vloadV(0, t);
+}
+
+/* Row ih of dx from 2*VEC interleaved columns at 2*v0 (e: even columns, o: odd). */
+inline void s2_store(__global float *xr, floatV e, floatV o, int v0, int w) {
+    if (2 * v0 + 2 * VEC <= w) {
+        STORE_PAIR(e, o, xr + 2 * v0);
+        return;
+    }
+    float t[2 * VEC];
+    STORE_PAIR(e, o, t);
+    for (int l = 0; 2 * v0 + l < w; l++)
+        xr[2 * v0 + l] = t[l];
+}
+
+__kernel void conv2d_depthwise_bwd_data_s2(__global const float *dy, int dy_off,
+                                           __global const float *wt, int w_off, __global float *dx,
+                                           int dx_off, int n, int c, int h, int w, int p, int q) {
+    const int hu = (h + 1) / 2, wv = (w + 1) / 2; /* dx row pairs, column pairs */
+    const int vt = (wv + VEC - 1) / VEC, ut = (hu + DU - 1) / DU;
+    const int t = get_global_id(0), ch = get_global_id(1), ni = get_global_id(2);
+    if (t >= ut * vt || ch >= c || ni >= n) return;
+    const int u0 = (t / vt) * DU, v0 = (t % vt) * VEC;
+    __global const float *plane = dy + dy_off + (ni * c + ch) * p * q;
+    __global const float *wc = wt + w_off + ch * 9;
+    const float w00 = wc[0], w01 = wc[1], w02 = wc[2], w10 = wc[3], w11 = wc[4], w12 = wc[5],
+                w20 = wc[6], w21 = wc[7], w22 = wc[8];
+    __global float *xc = dx + dx_off + (ni * c + ch) * h * w;
+    floatV a0 = s2_row(plane, u0, v0, p, q), a1 = s2_row(plane, u0, v0 + 1, p, q);
+#pragma unroll
+    for (int du = 0; du < DU; du++) {
+        const int u = u0 + du;
+        if (2 * u >= h) break;
+        const floatV b0 = s2_row(plane, u + 1, v0, p, q), b1 = s2_row(plane, u + 1, v0 + 1, p, q);
+        const floatV z = (floatV)(0.0f);
+        /* order (ks, then kr) per output, as the generic kernel sums */
+        const floatV ee = fma((floatV)(w11), a0, z);
+        const floatV eo = fma((floatV)(w12), a0, fma((floatV)(w10), a1, z));
+        s2_store(xc + 2 * u * w, ee, eo, v0, w);
+        if (2 * u + 1 < h) {
+            const floatV oe = fma((floatV)(w21), a0, fma((floatV)(w01), b0, z));
+            const floatV oo =
+                fma((floatV)(w22), a0,
+                    fma((floatV)(w02), b0, fma((floatV)(w20), a1, fma((floatV)(w00), b1, z))));
+            s2_store(xc + (2 * u + 1) * w, oe, oo, v0, w);
+        }
+        a0 = b0;
+        a1 = b1;
+    }
+}
+#endif
+
 /* ---- backward filter ----------------------------------------------------------------
  *
  *   part[chunk, ch, kr, ks] = sum over the dy rows pi of the chunk, qi < q of

@@ -16,10 +16,11 @@
  * define, which they ignore).
  *
  * Backward data: stride 1 is the forward kernel over dy with each filter rotated by 180
- * degrees (its flip argument), with the forward's heuristic for that geometry. Other
- * strides: the same tiles over dx, VEC columns of one column phase (iw mod stride) per
- * work-item (both phases for stride 2), VEC chosen from ceil(w / sw) like the forward's
- * from q.
+ * degrees (its flip argument), with the forward's heuristic for that geometry. 3x3
+ * stride 2 padding 1 (MobileNet's downsampling layers): conv2d_depthwise_bwd_data_s2,
+ * which computes each pair of dx rows from two dy rows. Other strides: the same tiles over
+ * dx, VEC columns of one column phase (iw mod stride) per work-item (both phases for
+ * stride 2), VEC chosen from ceil(w / sw) like the forward's from q.
  * Backward filter: per channel a reduction over n*p*q; split into chunks of dy rows of
  * one image, or of whole planes of several images (about CHUNK_ELEMS dy elements each,
  * smaller while there are too few work-items to fill the device), partial sums per chunk in a pool
@@ -193,11 +194,26 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
         return fwd_launch(dev, &f, dy, w, &ep, 1, dx);
     }
     int wq = cc_ceil_div(cv->w, cv->sw);
-    int vec = pick_vec(wq), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    int k3 = cc_conv2d_depthwise_k3(cv), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    /* 3x3 stride 2 padding 1: conv2d_depthwise_bwd_data_s2 (each dx row pair from two dy
+     * rows), VEC at most the native width as the filter gradient's (the same program) */
+    int s2 = k3 && cv->sh == 2 && cv->ph == 1 && cv->pw == 1;
+    int vec = s2 ? cpu_vec(dev, wq) : pick_vec(wq);
     char defs[80];
-    int k3 = cc_conv2d_depthwise_k3(cv);
     snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d",
              k3, cpu, k3 ? cv->sh : 0, tp, cpu, vec);
+    if (s2) {
+        size_t tiles = (size_t)cc_ceil_div(cc_ceil_div(cv->h, 2), 2) *
+                       (size_t)cc_ceil_div(cc_ceil_div(cv->w, 2), vec); /* DU = 2 pairs */
+        size_t gws[3] = {tiles, (size_t)cv->c, (size_t)cv->n};
+        size_t lws[3] = {dev->info.type == CLCNN_DEVICE_GPU ? 64 : 8, 1, 1};
+        return cc_launch(dev, "conv2d_depthwise", defs, "conv2d_depthwise_bwd_data_s2", 3, gws, lws,
+                         CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                                 CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                                 CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset),
+                                 CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
+                                 CC_ARG_INT(cv->w), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q)));
+    }
     /* stride 2: one work-item computes both column phases */
     size_t tiles = (size_t)cc_ceil_div(cv->h, tp) * (size_t)cc_ceil_div(wq, vec) *
                    (size_t)(cv->sw == 2 ? 1 : cv->sw);
