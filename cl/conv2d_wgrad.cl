@@ -17,9 +17,12 @@
  * xp). Per output position it loads MK vectors of dyt and multiplies them with TJ
  * broadcast input elements xp[base + off[tj]] (off: the tap's constant offset from the
  * position's first tap): MK*TJ vector accumulators, MK vector loads and TJ scalar loads
- * per position. The chunk's sums go to its own slice of a partial buffer (or to dw when
- * there is one chunk), summed afterwards in a fixed order (wgrad_sum_parts):
- * deterministic, no atomics.
+ * per position. With one chunk the sums go to dw. With several (blocked), each chunk's go
+ * to its own slice of a partial buffer as whole blocks: a work-item's MK*VK x TJ sums
+ * are TJ*MK*VK consecutive floats (vector stores; written in dw's layout, 6-float pieces
+ * on hundreds of rows, the stores missed the cache on ResNet-50's 14x14 and 7x7 layers),
+ * summed afterwards in a fixed order into dw by wgrad_sum_blocks: deterministic, no
+ * atomics.
  *
  * Defines (tuning only; shapes are kernel arguments):
  *   VK  output channels per vector: the lanes (16, 8 or 4)                  default 16
@@ -37,7 +40,11 @@
  *   dyt (groups, nb*p*q, kpad) dyt[g][(ni*p + pi)*q + qi][m] = dy[n0+ni][g*kpg + m][pi][qi]
  *                              (0 for m >= kpg; kpad a multiple of MK*VK;
  *                              wgrad_transpose_dy)
- *   out (chunks, k, cpg, r, s) one dw-shaped slice per chunk of rows
+ *   out (k, cpg, r, s)         dw itself (one chunk), or
+ *   out (chunks, groups, nmb, njb, TJ, MK*VK)  the blocked partial sums (nmb = the blocks
+ *                              of MK*VK channels, njb = the blocks of TJ taps; taps past K
+ *                              and channels past kpg hold what the work-item computed for
+ *                              them, which wgrad_sum_blocks skips)
  *
  * Work-item -> output mapping: dim0 = block of TJ taps, dim1 = block of MK*VK channels,
  * dim2 = group * chunks + chunk. */
@@ -184,7 +191,7 @@ __kernel void wgrad_sum_parts(__global const float *part, int part_off, int part
 __kernel void conv2d_wgrad(__global const float *xs, int xs_off, int xc, int xh, int xw,
                            __global const float *dyt, int dyt_off, int kpad, __global float *out,
                            int out_off, int nb, int k, int p, int q, int r, int s, int sh, int sw,
-                           int dh, int dw, int groups, int rpc, int chunks) {
+                           int dh, int dw, int groups, int rpc, int chunks, int blocked) {
     const int cpg = xc / groups, kpg = k / groups;
     const int rs = r * s, K = cpg * rs, pq = p * q;
     const int j0 = get_global_id(0) * TJ, m0 = get_global_id(1) * (VK * MK), gc = get_global_id(2);
@@ -229,7 +236,19 @@ __kernel void conv2d_wgrad(__global const float *xs, int xs_off, int xc, int xh,
         }
     }
 
-    __global float *o = out + out_off + ch * k * K + (g * kpg + m0) * K + j0;
+    if (blocked) { /* the block, whole (see the top comment) */
+        const int nmb = (kpg + VK * MK - 1) / (VK * MK), njb = (K + TJ - 1) / TJ;
+        __global float *ob =
+            out + out_off +
+            (((ch * groups + g) * nmb + m0 / (VK * MK)) * njb + j0 / TJ) * TJ * (VK * MK);
+#pragma unroll
+        for (int tj = 0; tj < TJ; tj++)
+#pragma unroll
+            for (int mk = 0; mk < MK; mk++)
+                vstoreK(acc[mk][tj], mk, ob + tj * (VK * MK));
+        return;
+    }
+    __global float *o = out + out_off + (g * kpg + m0) * K + j0;
     const int nm = min(VK * MK, kpg - m0), nj = min(TJ, K - j0);
     /* through a private block, so that each channel's nj taps (consecutive in dw) are
      * written together, row after row */
@@ -239,6 +258,43 @@ __kernel void conv2d_wgrad(__global const float *xs, int xs_off, int xc, int xh,
 #pragma unroll
         for (int mk = 0; mk < MK; mk++)
             vstoreK(acc[mk][tj], mk, v[tj]);
+#pragma unroll 1
+    for (int l = 0; l < nm; l++)
+#pragma unroll 1
+        for (int tj = 0; tj < nj; tj++)
+            o[l * K + tj] = v[tj][l];
+}
+
+/* dw (+= dw when accumulate) = the sum of the parts' blocked slices (conv2d_wgrad with
+ * blocked), in part order: for each element, (accumulate ? dw : 0) + part 0 + part 1 +
+ * ..., as wgrad_sum_parts sums. One work-item per block (g, channel block, tap block):
+ * MK vectors per tap row, each channel's taps then written together. slice: floats per
+ * part (groups * nmb * njb * TJ * MK*VK). */
+__kernel void wgrad_sum_blocks(__global const float *part, int part_off, int parts, int slice,
+                               __global float *dw, int dw_off, int accumulate, int kpg, int K,
+                               int groups) {
+    const int nmb = (kpg + VK * MK - 1) / (VK * MK), njb = (K + TJ - 1) / TJ;
+    const int b = get_global_id(0);
+    if (b >= groups * nmb * njb) return;
+    const int jb = b % njb, mb = (b / njb) % nmb, g = b / (njb * nmb);
+    const int j0 = jb * TJ, m0 = mb * (VK * MK);
+    const int nj = min(TJ, K - j0), nm = min(VK * MK, kpg - m0);
+    __global const float *src = part + part_off + b * TJ * (VK * MK);
+    __global float *o = dw + dw_off + (g * kpg + m0) * K + j0;
+    float v[TJ][VK * MK];
+#pragma unroll 1
+    for (int tj = 0; tj < nj; tj++) {
+        if (accumulate)
+            for (int l = 0; l < nm; l++)
+                v[tj][l] = o[l * K + tj];
+#pragma unroll
+        for (int mk = 0; mk < MK; mk++) {
+            floatK acc = accumulate ? vloadK(mk, v[tj]) : (floatK)(0.0f);
+            for (int pi = 0; pi < parts; pi++)
+                acc += vloadK(mk, src + pi * slice + tj * (VK * MK));
+            vstoreK(acc, mk, v[tj]);
+        }
+    }
 #pragma unroll 1
     for (int l = 0; l < nm; l++)
 #pragma unroll 1

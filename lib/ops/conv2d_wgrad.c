@@ -12,8 +12,8 @@
  *      consecutive (a vector of VK of them is one load), in 4x4 register blocks;
  *   3. conv2d_wgrad: each work-item multiplies MK*VK channels x TJ taps over a chunk of
  *      rpc output rows (or whole planes, for 1x1-like layers whose rows are contiguous),
- *      writing its chunk's slice of a partial buffer;
- * then wgrad_sum_parts adds the pass's slices to dw in chunk order (nothing to add when
+ *      writing its chunk's slice of a partial buffer, its sums as one contiguous block;
+ * then wgrad_sum_blocks adds the pass's slices to dw in chunk order (nothing to add when
  * there is one chunk in one pass: the kernel then writes dw directly). Deterministic, no
  * atomics.
  *
@@ -336,7 +336,10 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     int rs = cv->r * cv->s, K = cv->cpg * rs, pq = cv->p * cv->q;
     int kblk = cfg.vk * cfg.mk; /* channels per work-item */
     int kpad = cc_ceil_div(cv->kpg, kblk) * kblk;
-    size_t m = (size_t)cv->k * (size_t)K; /* dw elements */
+    /* floats of one chunk's blocked partial sums: whole blocks of kblk channels x tj taps
+     * (at least the k*K of dw) */
+    size_t slice =
+        (size_t)cv->groups * cc_ceil_div(cv->kpg, kblk) * cc_ceil_div(K, cfg.tj) * cfg.tj * kblk;
 
     /* Images per pass: the padded copy and the transposed dy of a pass fit the workspace
      * limit (at least one image) and index with int. */
@@ -377,9 +380,9 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     size_t need = (want + items - 1) / items; /* chunks per pass */
     if (need > 1 && (size_t)cc_ceil_div(rows, rpc) < need)
         rpc = need >= (size_t)rows ? 1 : cc_ceil_div(rows, (int)need);
-    size_t max_parts = ((size_t)32 << 20) / sizeof(float) / m;
-    if (max_parts > (size_t)INT_MAX / m) max_parts = (size_t)INT_MAX / m;
-    if (max_parts < 1) max_parts = 1; /* m itself is below 2^31 */
+    size_t max_parts = ((size_t)32 << 20) / sizeof(float) / slice;
+    if (max_parts > (size_t)INT_MAX / slice) max_parts = (size_t)INT_MAX / slice;
+    if (max_parts < 1) max_parts = 1; /* one slice is below 2^31 */
     if ((size_t)cc_ceil_div(rows, rpc) > max_parts) rpc = cc_ceil_div(rows, (int)max_parts);
     int parts = cc_ceil_div(rows, rpc); /* chunks of the first (largest) pass */
     /* one chunk in one pass: the kernel writes dw; else each pass's chunks are summed
@@ -395,7 +398,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     if (sub) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_subsample_x"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_transpose_dy"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "conv2d_wgrad"));
-    if (!direct_out) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", hdefs, "wgrad_sum_parts"));
+    if (!direct_out) CC_TRY(cc_conv2d_prepare(dev, "conv2d_wgrad", defs, "wgrad_sum_blocks"));
 
     clcnn_tensor *xp = NULL, *dyt = NULL, *part = NULL;
     size_t xp_n = copied ? (size_t)nb * cv->c * hp * wp : 0;
@@ -404,7 +407,7 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
     if (copied) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){xp_n}, &xp);
     if (st == CLCNN_OK) st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){dyt_n}, &dyt);
     if (st == CLCNN_OK && !direct_out)
-        st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)parts * m}, &part);
+        st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)parts * slice}, &part);
     cl_mem out = st == CLCNN_OK && !direct_out ? part->storage->mem : dw->storage->mem;
     size_t out_off = st == CLCNN_OK && !direct_out ? part->offset : dw->offset;
 
@@ -440,16 +443,26 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                          (size_t)cv->groups * chunks_i};
         size_t lws[3] = {(size_t)cfg.lws, 1, 1};
         if (st == CLCNN_OK)
-            st = cc_launch(
-                dev, "conv2d_wgrad", defs, "conv2d_wgrad", 3, gws, lws,
-                CC_ARGS(CC_ARG_MEM(xs), CC_ARG_INT(xs_off), CC_ARG_INT(cv->c),
-                        CC_ARG_INT(copied ? hp : cv->h), CC_ARG_INT(copied ? wp : cv->w),
-                        CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset), CC_ARG_INT(kpad),
-                        CC_ARG_MEM(out), CC_ARG_INT(out_off), CC_ARG_INT(nbi), CC_ARG_INT(cv->k),
-                        CC_ARG_INT(run_p), CC_ARG_INT(run_q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
-                        CC_ARG_INT(sh), CC_ARG_INT(sw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
-                        CC_ARG_INT(cv->groups), CC_ARG_INT(rpc), CC_ARG_INT(chunks_i)));
-        if (st == CLCNN_OK && !direct_out) st = sum_parts(dev, part, chunks_i, m, dw, n0 > 0);
+            st = cc_launch(dev, "conv2d_wgrad", defs, "conv2d_wgrad", 3, gws, lws,
+                           CC_ARGS(CC_ARG_MEM(xs), CC_ARG_INT(xs_off), CC_ARG_INT(cv->c),
+                                   CC_ARG_INT(copied ? hp : cv->h), CC_ARG_INT(copied ? wp : cv->w),
+                                   CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
+                                   CC_ARG_INT(kpad), CC_ARG_MEM(out), CC_ARG_INT(out_off),
+                                   CC_ARG_INT(nbi), CC_ARG_INT(cv->k), CC_ARG_INT(run_p),
+                                   CC_ARG_INT(run_q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+                                   CC_ARG_INT(sh), CC_ARG_INT(sw), CC_ARG_INT(cv->dh),
+                                   CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(rpc),
+                                   CC_ARG_INT(chunks_i), CC_ARG_INT(!direct_out)));
+        if (st == CLCNN_OK && !direct_out) {
+            size_t blocks = slice / ((size_t)cfg.tj * kblk);
+            st = cc_launch(dev, "conv2d_wgrad", defs, "wgrad_sum_blocks", 1, (size_t[]){blocks},
+                           (size_t[]){16},
+                           CC_ARGS(CC_ARG_MEM(part->storage->mem), CC_ARG_INT(part->offset),
+                                   CC_ARG_INT(chunks_i), CC_ARG_INT((int)slice),
+                                   CC_ARG_MEM(dw->storage->mem), CC_ARG_INT(dw->offset),
+                                   CC_ARG_INT(n0 > 0), CC_ARG_INT(cv->kpg), CC_ARG_INT(K),
+                                   CC_ARG_INT(cv->groups)));
+        }
     }
     /* the in-order queue runs the kernels before any reuse of the pool buffers */
     clcnn_tensor_free(part);
