@@ -32,9 +32,7 @@ static clcnn_status mpi_fail(int err, const char *what) {
     } while (0)
 
 static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+    return cc_now_ms() * 1e-3;
 }
 
 /* Wait for req until the deadline, polling with sleeps that grow from 10 us to 1 ms (a

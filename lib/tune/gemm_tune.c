@@ -30,7 +30,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Shapes the tuner times (row-major, as lib/blas.c calls CLBlast). batch > 1 is a
@@ -81,9 +80,7 @@ typedef struct tuner {
 } tuner;
 
 static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    return cc_now_ms() * 1e-3;
 }
 
 static uint64_t rnd(tuner *t) {
