@@ -304,6 +304,17 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
 #endif
 
 #if PASS != 1
+/* VEC values of the dy row at dyr from column q0 (zero past the row's end, q; dhi: the end
+ * of the buffer's readable part). keep: the lanes inside the row. */
+inline floatV load_dy(__global const float *dy, int dyr, int q0, int q, int dhi, intV keep) {
+    if (q0 + VEC <= q) return vloadV(0, dy + dyr + q0);
+    if (dyr + q0 + VEC <= dhi) return select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
+    float tq[VEC];
+    for (int l = 0; l < VEC; l++)
+        tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
+    return vloadV(0, tq);
+}
+
 /* ---- backward data ------------------------------------------------------------------
  *
  *   dx[ni,ch,ih,iw] = sum_{kr,ks} wt[ch,0,kr,ks] * dy[ni, ch, (ih+ph-kr*dh)/sh, (iw+pw-ks*dw)/sw]
@@ -433,12 +444,7 @@ __kernel void conv2d_depthwise_bwd_data(__global const float *dy, int dy_off,
 /* VEC values of dy row u from column v (0 outside the plane's rows and columns). */
 inline floatV s2_row(__global const float *plane, int u, int v, int p, int q) {
     if (u >= p) return (floatV)(0.0f);
-    __global const float *r = plane + u * q;
-    if (v + VEC <= q) return LOADV(r + v);
-    float t[VEC];
-    for (int l = 0; l < VEC; l++)
-        t[l] = v + l < q ? r[v + l] : 0.0f;
-    return vloadV(0, t);
+    return load_dy(plane, u * q, v, q, p * q, LANES < (intV)(q - v));
 }
 
 /* Row ih of dx from 2*VEC interleaved columns at 2*v0 (e: even columns, o: odd). */
@@ -506,17 +512,6 @@ __kernel void conv2d_depthwise_bwd_data_s2(__global const float *dy, int dy_off,
  * them indexed in the loops was kept in memory, a load and a store around every FMA. */
 #define RB 3
 #define SB 4
-
-/* VEC values of the dy row at dyr from column q0 (zero past the row's end, q; dhi: the end
- * of dy). keep: the lanes inside the row. */
-inline floatV load_dy(__global const float *dy, int dyr, int q0, int q, int dhi, intV keep) {
-    if (q0 + VEC <= q) return vloadV(0, dy + dyr + q0);
-    if (dyr + q0 + VEC <= dhi) return select((floatV)(0.0f), vloadV(0, dy + dyr + q0), keep);
-    float tq[VEC];
-    for (int l = 0; l < VEC; l++)
-        tq[l] = q0 + l < q ? dy[dyr + q0 + l] : 0.0f;
-    return vloadV(0, tq);
-}
 
 /* The lanes of v added in order. */
 inline float lane_sum(floatV v) {
