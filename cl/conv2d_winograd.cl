@@ -14,8 +14,8 @@
  *
  * Kernels:
  *   winograd_filter  U[a][ko][ci] = (G w[ko,ci] G^T)[a], a < A*A (row-major), one
- *                    work-item per (ko, ci), flattened (flip: see above); once per
- *                    prepared forward, or per backward-data call.
+ *                    work-item per 8 consecutive (ko, ci), flattened (flip: see above);
+ *                    once per prepared forward, or per backward-data call.
  *   winograd_fwd     a work-item owns 16 tiles of one image (the lanes of a float16:
  *                    16/SW rows of SW tiles) and a range of output channels of one group;
  *                    all in its own scratch of local memory (on a CPU simply cached memory):
@@ -25,6 +25,12 @@
  *                      3. after the last channel chunk, output transform of M[.][m] per
  *                         channel, bias, activation, store.
  *                    No global workspace besides U; deterministic (fixed order).
+ *   winograd_input, winograd_output
+ *                    the GEMM path (lib/ops/conv2d_winograd.c): the input transform of a
+ *                    chunk of images into V (A*A*c, tiles) and the output transform of the
+ *                    GEMMs' M (A*A*k, tiles) into y; between them the implicit GEMM
+ *                    (cl/conv2d_implicit.c) computes M[a] = U[a] V[a] for every a and group
+ *                    in one launch. TB (tiles per batch of their local buffers) is fixed.
  *
  * Defines (tuning only; shapes are kernel arguments):
  *   MT  output tile size: 2 or 4                                                default 4
@@ -65,6 +71,7 @@
 #define AL (MT + 2)   /* input tile size */
 #define A2 (AL * AL)  /* products per tile */
 #define TRW (16 / SW) /* tile rows per work-item */
+#define TB 64         /* GEMM path: tiles per batch of the transform kernels' local buffers */
 #define CC_CAT_(a, b) a##b
 #define CC_CAT(a, b) CC_CAT_(a, b)
 #define floatS CC_CAT(float, SW)
@@ -74,23 +81,51 @@
 
 /* ---- filter transform ------------------------------------------------------------------- */
 
+/* The 3x3 filter of the pair (ko, ci) of the output u: wt holds the layer's weights; flip:
+ * wt holds the forward weights (groups*cpg, k/groups, 3, 3) of the convolution this one
+ * transposes (backward data): filter (ko, ci) is that one's filter (g*cpg + ci, ko -
+ * g*kpg), rotated by 180 degrees. */
+inline __global const float *filter_at(__global const float *wt, int ko, int ci, int kpg, int cpg,
+                                       int flip) {
+    const int g = ko / kpg;
+    return wt + (flip ? ((g * cpg + ci) * kpg + ko - g * kpg) : (ko * cpg + ci)) * 9;
+}
+
+/* U = G g G^T of every filter g, A*A values each, into u: with tm 0 U[a][ko][ci] at (a*k + ko)
+ * * cpg + ci; else as the weights of the GEMM path's implicit GEMM over A*A*groups groups
+ * (cc_conv2d_implicit_prepare_wt): at ((g'*(mp/tm) + m/tm)*cpg + ci)*tm + m%tm with g' =
+ * a*groups + g, m = ko - g*kpg, and zeros for the channels kpg .. mp-1 of a group. Either
+ * way the elements of one a are u[a*astep + j] for j < jn (jn = k*cpg, or groups*mp*cpg):
+ * one work-item per 8 consecutive j, its filters gathered into float8 lanes (the same
+ * divisions and additions per lane as one filter at a time, which spent its time on scalar
+ * divisions), vector stores. */
 __kernel void winograd_filter(__global const float *wt, int w_off, __global float *u, int u_off,
-                              int k, int cpg, int groups, int flip) {
-    const int i = get_global_id(0); /* (ko, ci) flattened: a fixed local size */
-    if (i >= k * cpg) return;
-    const int ci = i % cpg, ko = i / cpg;
-    /* flip: wt holds the forward weights (groups*cpg, k/groups, 3, 3) of the convolution
-     * this one transposes (backward data): filter (ko, ci) is that one's filter
-     * (g*cpg + ci, ko - g*kpg), rotated by 180 degrees */
-    const int kpg = k / groups, g = ko / kpg;
-    __global const float *src =
-        wt + w_off + (flip ? ((g * cpg + ci) * kpg + ko - g * kpg) : (ko * cpg + ci)) * 9;
-    float gf[9];
-    for (int e = 0; e < 9; e++)
-        gf[e] = src[flip ? 8 - e : e];
-    float t[AL][3]; /* G g */
+                              int k, int cpg, int groups, int flip, int tm, int mp) {
+    const int kpg = k / groups;
+    const int jn = tm ? groups * mp * cpg : k * cpg, j0 = get_global_id(0) * 8;
+    if (j0 >= jn) return;
+    float gf[9][8];
+    int live[8];
+    for (int l = 0; l < 8; l++) {
+        const int j = j0 + l;
+        int ko, ci, m = 0;
+        if (tm) { /* j = ((g*(mp/tm) + mb)*cpg + ci)*tm + mt */
+            const int g = j / (mp * cpg), r = j % (mp * cpg);
+            ci = (r / tm) % cpg;
+            m = (r / (tm * cpg)) * tm + r % tm;
+            ko = g * kpg + m;
+        } else {
+            ko = j / cpg;
+            ci = j % cpg;
+        }
+        live[l] = j < jn && m < kpg;
+        __global const float *src = filter_at(wt + w_off, live[l] ? ko : 0, ci, kpg, cpg, flip);
+        for (int e = 0; e < 9; e++)
+            gf[e][l] = live[l] ? src[flip ? 8 - e : e] : 0.0f;
+    }
+    float8 t[AL][3]; /* G g */
     for (int j = 0; j < 3; j++) {
-        const float g0 = gf[j], g1 = gf[3 + j], g2 = gf[6 + j];
+        const float8 g0 = vload8(0, gf[j]), g1 = vload8(0, gf[3 + j]), g2 = vload8(0, gf[6 + j]);
 #if MT == 2
         t[0][j] = g0;
         t[1][j] = 0.5f * (g0 + g1 + g2);
@@ -105,11 +140,11 @@ __kernel void winograd_filter(__global const float *wt, int w_off, __global floa
         t[5][j] = g2;
 #endif
     }
-    __global float *out = u + u_off + ko * cpg + ci;
-    const int step = k * cpg;
+    const int astep = jn, whole = j0 + 8 <= jn;
+    __global float *out = u + u_off + j0;
     for (int i = 0; i < AL; i++) {
-        const float g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
-        float v[AL]; /* (G g) G^T, row i */
+        const float8 g0 = t[i][0], g1 = t[i][1], g2 = t[i][2];
+        float8 v[AL]; /* (G g) G^T, row i */
 #if MT == 2
         v[0] = g0;
         v[1] = 0.5f * (g0 + g1 + g2);
@@ -123,8 +158,17 @@ __kernel void winograd_filter(__global const float *wt, int w_off, __global floa
         v[4] = g0 / 24.0f - g1 / 12.0f + g2 / 6.0f;
         v[5] = g2;
 #endif
-        for (int j = 0; j < AL; j++)
-            out[(i * AL + j) * step] = v[j];
+        for (int j = 0; j < AL; j++) {
+            __global float *d = out + (i * AL + j) * astep;
+            if (whole) {
+                vstore8(v[j], 0, d);
+            } else {
+                float o[8];
+                vstore8(v[j], 0, o);
+                for (int l = 0; j0 + l < jn; l++)
+                    d[l] = o[l];
+            }
+        }
     }
 }
 
@@ -269,6 +313,45 @@ inline void load_row(__global const float *x, int xc_off, int ih, int c0, int h,
      : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
                                    : (v))
 
+/* Output rows ty*MT .. of SW tiles from column q0 of one channel plane (yk, residual zk): A^T
+ * along the columns of f (A^T already applied along its rows), + bv, + z, activation. */
+inline void store_rows(floatS f[MT][AL], int ty, int q0, int p, int q, float bv, __global float *yk,
+                       __global const float *zk, int has_res, int act, float alpha) {
+    for (int i = 0; i < MT; i++) {
+        const int pi = ty * MT + i;
+        if (pi >= p) break;
+        floatS o[MT];
+        AT_APPLY(o, f[i]);
+        float row[MT * SW]; /* output columns q0 .. q0 + MT*SW - 1 */
+        for (int jj = 0; jj < MT; jj++) {
+            float tmp[SW];
+            vstoreS(o[jj] + bv, 0, tmp);
+            for (int l = 0; l < SW; l++)
+                row[MT * l + jj] = tmp[l];
+        }
+        if (has_res) {
+            __global const float *zr = zk + pi * q + q0;
+            if (q0 + MT * SW <= q) {
+                for (int v = 0; v < MT * SW / 4; v++)
+                    vstore4(vload4(v, row) + vload4(v, zr), v, row);
+            } else {
+                for (int l = 0; q0 + l < q && l < MT * SW; l++)
+                    row[l] += zr[l];
+            }
+        }
+        for (int v = 0; v < MT * SW / 4; v++)
+            vstore4(ACT_VEC(float4, vload4(v, row), act, alpha), v, row);
+        __global float *yr = yk + pi * q + q0;
+        if (q0 + MT * SW <= q) {
+            for (int v = 0; v < MT * SW / 4; v++)
+                vstore4(vload4(v, row), v, yr);
+        } else {
+            for (int l = 0; q0 + l < q && l < MT * SW; l++)
+                yr[l] = row[l];
+        }
+    }
+}
+
 /* ---- fused transform + GEMM + inverse transform ---------------------------------------------- */
 
 __kernel void winograd_fwd(__global const float *x, int x_off, __global const float *u, int u_off,
@@ -364,40 +447,98 @@ __kernel void winograd_fwd(__global const float *x, int x_off, __global const fl
                 for (int i = 0; i < MT; i++)
                     f[i][j] = o[i];
             }
-            const int q0 = tx0 * MT;
-            for (int i = 0; i < MT; i++) {
-                const int pi = ty * MT + i;
-                if (pi >= p) break;
-                floatS o[MT];
-                AT_APPLY(o, f[i]);
-                float row[MT * SW]; /* output columns q0 .. q0 + MT*SW - 1 */
-                for (int jj = 0; jj < MT; jj++) {
-                    float tmp[SW];
-                    vstoreS(o[jj] + bv, 0, tmp);
-                    for (int l = 0; l < SW; l++)
-                        row[MT * l + jj] = tmp[l];
-                }
-                if (has_res) {
-                    __global const float *zr = zk + pi * q + q0;
-                    if (q0 + MT * SW <= q) {
-                        for (int v = 0; v < MT * SW / 4; v++)
-                            vstore4(vload4(v, row) + vload4(v, zr), v, row);
-                    } else {
-                        for (int l = 0; q0 + l < q && l < MT * SW; l++)
-                            row[l] += zr[l];
-                    }
-                }
-                for (int v = 0; v < MT * SW / 4; v++)
-                    vstore4(ACT_VEC(float4, vload4(v, row), act, alpha), v, row);
-                __global float *yr = yk + pi * q + q0;
-                if (q0 + MT * SW <= q) {
-                    for (int v = 0; v < MT * SW / 4; v++)
-                        vstore4(vload4(v, row), v, yr);
-                } else {
-                    for (int l = 0; q0 + l < q && l < MT * SW; l++)
-                        yr[l] = row[l];
-                }
-            }
+            store_rows(f, ty, tx0 * MT, p, q, bv, yk, zk, has_res, act, alpha);
         }
+    }
+}
+
+/* ---- the GEMM path: input transform, GEMM, output transform as three launches ------------ */
+
+/* The input transform of the SW tiles ty, tx0.. of the channel plane at xc_off into dst[a *
+ * TB], SW floats each. lo .. hi-1: the elements of x that may be read. */
+inline void input_strip(__global const float *x, int xc_off, int ty, int tx0, int h, int w, int ph,
+                        int pw, int lo, int hi, __local float *dst) {
+    floatS e[AL][AL]; /* rows: B^T along the columns of each input row */
+    for (int r = 0; r < AL; r++) {
+        floatS d[AL];
+        load_row(x, xc_off, ty * MT - ph + r, tx0 * MT - pw, h, w, lo, hi, d);
+        BT_APPLY(e[r], d);
+    }
+    for (int j = 0; j < AL; j++) {
+        floatS col[AL], o[AL];
+        for (int r = 0; r < AL; r++)
+            col[r] = e[r][j];
+        BT_APPLY(o, col);
+        for (int r = 0; r < AL; r++)
+            vstoreS(o[r], 0, dst + (r * AL + j) * TB);
+    }
+}
+
+/* v (A*A*c, nt): the input transform of images n0 .. n0+nb-1 of x, row a*c + ci, column t =
+ * (i*th + ty)*twp + tx (tile ty, tx of image n0 + i; the tile rows padded to twp = SW *
+ * ceil(tw/SW) columns, whose tiles past tw hold the transform of zeros or of columns no
+ * output uses), nt = nb*th*twp. As a pointwise convolution of A*A*groups groups it is the
+ * input of the A*A GEMMs (lib/ops/conv2d_winograd.c). One work-item per image and channel,
+ * dim0 = i*c + ci: TB tiles at a time (SW at a time, whole vectors) into its buf (local, A*A
+ * x TB floats), then A*A runs of TB consecutive floats into v, one after the other (storing
+ * each strip's A*A vectors straight into v, A*A streams at once, waited on the memory). */
+__kernel void winograd_input(__global const float *x, int x_off, __global float *v, int v_off,
+                             int n, int n0, int nb, int c, int h, int w, int p, int q, int ph,
+                             int pw, __local float *buf) {
+    const int th = (p + MT - 1) / MT, tw = (q + MT - 1) / MT, sx = (tw + SW - 1) / SW;
+    const int zi = get_global_id(0);
+    if (zi >= nb * c) return;
+    const int i = zi / c, ci = zi % c, nt = nb * th * sx * SW;
+    __local float *b = buf + get_local_id(0) * A2 * TB;
+    for (int s0 = 0; s0 < th * sx; s0 += TB / SW) {
+        const int ns = min(TB / SW, th * sx - s0);
+        for (int u = 0; u < ns; u++) {
+            const int s = s0 + u;
+            input_strip(x, x_off + ((n0 + i) * c + ci) * h * w, s / sx, (s % sx) * SW, h, w, ph, pw,
+                        x_off, x_off + n * c * h * w, b + u * SW);
+        }
+        __global float *d = v + v_off + ci * nt + (i * th * sx + s0) * SW;
+        for (int a = 0; a < A2; a++)
+            for (int u = 0; u < ns; u++)
+                vstoreS(vloadS(0, b + a * TB + u * SW), 0, d + a * c * nt + u * SW);
+    }
+}
+
+/* y = act(A^T M A + b + z) for images n0 .. n0+nb-1 from mm (A*A*k, nt), the GEMMs' output
+ * (row a*k + ko, columns as winograd_input's). One work-item per image and output channel,
+ * dim0 = i*k + ko: A*A runs of TB tiles into its buf (local, A*A x TB floats), one after the
+ * other, then SW tiles of a tile row at a time from there (not the A*A rows of mm a strip
+ * at a time: A*A streams at once). */
+__kernel void winograd_output(__global const float *mm, int m_off, __global const float *bias,
+                              int b_off, int has_bias, __global const float *z, int z_off,
+                              int has_res, __global float *y, int y_off, int n0, int nb, int k,
+                              int p, int q, int act, float alpha, __local float *buf) {
+    const int th = (p + MT - 1) / MT, tw = (q + MT - 1) / MT, sx = (tw + SW - 1) / SW;
+    const int zi = get_global_id(0);
+    if (zi >= nb * k) return;
+    const int i = zi / k, ko = zi % k, nt = nb * th * sx * SW;
+    const float bv = has_bias ? bias[b_off + ko] : 0.0f;
+    const int plane = ((n0 + i) * k + ko) * p * q;
+    __local float *b = buf + get_local_id(0) * A2 * TB;
+    for (int s = 0; s < th * sx; s++) {
+        const int u = s % (TB / SW);
+        if (u == 0) {
+            const int ns = min(TB / SW, th * sx - s);
+            __global const float *src = mm + m_off + ko * nt + (i * th * sx + s) * SW;
+            for (int a = 0; a < A2; a++)
+                for (int uu = 0; uu < ns; uu++)
+                    vstoreS(vloadS(0, src + a * k * nt + uu * SW), 0, b + a * TB + uu * SW);
+        }
+        floatS f[MT][AL]; /* A^T along the rows of M */
+        for (int j = 0; j < AL; j++) {
+            floatS col[AL], o[MT];
+            for (int r = 0; r < AL; r++)
+                col[r] = vloadS(0, b + (r * AL + j) * TB + u * SW);
+            AT_APPLY(o, col);
+            for (int r = 0; r < MT; r++)
+                f[r][j] = o[r];
+        }
+        store_rows(f, s / sx, (s % sx) * SW * MT, p, q, bv, y + y_off + plane, z + z_off + plane,
+                   has_res, act, alpha);
     }
 }

@@ -336,11 +336,14 @@ static void test_implicit_variants(void **state) {
 
 /* Winograd with both tile sizes, every segment width, odd TM and tiny channel chunks
  * and ranges (partial sums kept in local memory between chunks), AVX2's TM 6, through
- * $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR". */
+ * $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR [G]"; G 1: the GEMM path (transform kernels and
+ * the implicit GEMM) with both tile sizes and every segment width, G 0 the fused kernel. */
 static void test_winograd_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"2 4 3 2 5", "4 16 16 1 7", "4 8 16 3 0", "4 4 2 4 3", "4 0 6 0 0"};
-    cfg_sweep(CLCNN_CONV_WINOGRAD, "CLCNN_CONV_WINOGRAD_CFG", cfgs, 5, random_winograd, 4244, 12,
+    const char *cfgs[] = {"2 4 3 2 5",   "4 16 16 1 7", "4 8 16 3 0",  "4 4 2 4 3",
+                          "4 0 6 0 0",   "4 0 6 0 0 1", "2 0 6 0 0 1", "4 16 6 0 0 1",
+                          "2 8 6 0 0 1", "4 4 6 0 0 0"};
+    cfg_sweep(CLCNN_CONV_WINOGRAD, "CLCNN_CONV_WINOGRAD_CFG", cfgs, 10, random_winograd, 4244, 12,
               7100);
 }
 
@@ -552,6 +555,42 @@ static void test_winograd_backward_data(void **state) {
     assert_true(ok);
 }
 
+/* The GEMM path where the heuristic takes it (128 channels and more per group: F(2x2) on
+ * 7x7, F(4x4) on 14x13), forward and backward data; forced on random backward-data
+ * shapes; and in chunks of images (a small $CLCNN_CONV_WORKSPACE_MB: 5 images as 2 + 2 +
+ * 1, the last chunk its own GEMM). */
+static void test_winograd_gemm_path(void **state) {
+    (void)state;
+    int ok = 1;
+    const ref_conv big[] = {rcp_conv(2, 128, 7, 7, 130, 3, 3, 1, 1, 1, 1),
+                            rcp_conv(1, 130, 14, 13, 128, 3, 3, 1, 0, 1, 1),
+                            rcp_conv(1, 256, 6, 5, 256, 3, 3, 1, 2, 1, 2)};
+    for (int i = 0; i < 3; i++) {
+        rcp_problem pb;
+        rcp_problem_init(&pb, &big[i], 1, i % 3, 7300 + (uint64_t)i);
+        ok &= check(&pb, CLCNN_CONV_WINOGRAD, "(GEMM path)", 1);
+        rcp_problem_free(&pb);
+        ok &= check_data(CLCNN_CONV_WINOGRAD, &big[i], 7310 + (uint64_t)i, 1);
+    }
+    setenv("CLCNN_CONV_WINOGRAD_CFG", "4 0 6 0 0 1", 1);
+    tu_rng rng = tu_rng_seed(7320);
+    for (int i = 0; i < (int)tu_small_count(24, 8); i++) {
+        ref_conv cv = random_winograd(&rng);
+        ok &= check_data(CLCNN_CONV_WINOGRAD, &cv, 7330 + (uint64_t)i, 0);
+    }
+    /* 36 * 3x4 tiles * 11 channels * 4 bytes = 19008 bytes per image: 2 per 0.04 MB */
+    setenv("CLCNN_CONV_WORKSPACE_MB", "0.04", 1);
+    const ref_conv five = rcp_conv(5, 5, 9, 10, 6, 3, 3, 1, 1, 1, 1);
+    rcp_problem pb;
+    rcp_problem_init(&pb, &five, 1, 1, 7340);
+    ok &= check(&pb, CLCNN_CONV_WINOGRAD, "(GEMM path in chunks)", 0);
+    rcp_problem_free(&pb);
+    ok &= check_data(CLCNN_CONV_WINOGRAD, &five, 7341, 0);
+    unsetenv("CLCNN_CONV_WORKSPACE_MB");
+    unsetenv("CLCNN_CONV_WINOGRAD_CFG");
+    assert_true(ok);
+}
+
 /* ---- unsupported shapes and passes --------------------------------------------------------- */
 
 /* Forcing algo on x/w must fail with CLCNN_ERR_UNSUPPORTED, a message containing needle,
@@ -698,6 +737,7 @@ int main(void) {
         cmocka_unit_test(test_winograd_variants),
         cmocka_unit_test(test_winograd_offsets_determinism),
         cmocka_unit_test(test_winograd_backward_data),
+        cmocka_unit_test(test_winograd_gemm_path),
         cmocka_unit_test(test_depthwise_sweep),
         cmocka_unit_test(test_depthwise_edges),
         cmocka_unit_test(test_depthwise_variants),

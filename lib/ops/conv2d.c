@@ -224,6 +224,9 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int narrow) {
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
         cv->q >= 14 && (narrow || cv->p * cv->q >= 28 * 28 || wbytes * 4 <= ((size_t)10 << 20)))
         return CLCNN_CONV_WINOGRAD;
+    if (narrow && cc_conv2d_winograd_supports(cv) && cc_conv2d_winograd_cpu_gemm(cv) &&
+        cv->p >= 7 && cv->q >= 7)
+        return CLCNN_CONV_WINOGRAD;
     if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
     if (cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= (narrow ? 16 : 32) &&
@@ -274,7 +277,9 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *   sizes the register blocks of implicit_gemm and winograd there), measured on a 2-core
  *   AVX2 EPYC (POCL 3.1, shared with another job: CPU ms per run, batch 8, 2026-12):
  *   - winograd as above but at any weight size: VGG 14x14 c512 3x3 82.8 vs implicit
- *     149 vs direct 264 (7x7 stays off it: ResNet-50 l4 c512 76 vs implicit 55);
+ *     149 vs direct 264; also on 7x7 to 13x13 planes when it takes the GEMM path (128
+ *     channels and more per group, cc_conv2d_winograd_cpu_gemm; on 7x7 the fused
+ *     kernel was slower than implicit_gemm, the GEMM path about twice as fast);
  *   - implicit_gemm for kpg >= 16 with a reduction cpg*r*s >= 16 and at most 16 MB of
  *     weights per group, stride 1 too: ResNet-50 l4 1x1 c1024->512 25.6 vs direct 97.5,
  *     c512->2048 18.0 vs 26.4, c2048->512 16.0 vs 44.6, 7x7 3x3 c512 55.0 vs 66.8;

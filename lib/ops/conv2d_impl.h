@@ -134,6 +134,12 @@ extern const cc_conv2d_fwd_impl cc_conv2d_gemm_fwd;
  * for stride > 1 a phase buffer of about dx's size, in chunks of images within
  * cc_conv_workspace_limit()). */
 extern const cc_conv2d_fwd_impl cc_conv2d_implicit_fwd;
+/* A cc_conv2d_implicit_fwd state for cv whose transposed weights the caller writes: *wt
+ * (the state's, freed with it by cc_conv2d_fwd_delete) is (groups, mp/tm, K, tm), K =
+ * cpg*r*s, element ((g*(mp/tm) + m/tm)*K + kk)*tm + m%tm the weight of output channel m <
+ * kpg of group g at reduction row kk, zero for m >= kpg (see cl/conv2d_implicit.cl). */
+clcnn_status cc_conv2d_implicit_prepare_wt(clcnn_device *dev, const cc_conv *cv, void **state,
+                                           clcnn_tensor **wt, int *tm, int *mp);
 int cc_conv2d_implicit_supports_data(const cc_conv *cv);
 /* The GEMMs backward data runs for cv (one, or one per phase for stride > 1): the fewest
  * output channels (rows of dx per group) and reduction rows of any of them, and the
@@ -206,6 +212,9 @@ int cc_cpu_f16_accumulators(const clcnn_device *dev, int live);
  * kernel build (1-6 s on POCL). */
 int cc_conv2d_direct_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                     int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
+/* Whether a CPU runs the Winograd convolution cv as transform kernels around the
+ * implicit GEMM (the GEMM path) rather than the fused kernel (lib/ops/conv2d_winograd.c). */
+int cc_conv2d_winograd_cpu_gemm(const cc_conv *cv);
 int cc_conv2d_winograd_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max);
 int cc_conv2d_depthwise_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,

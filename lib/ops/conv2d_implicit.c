@@ -287,21 +287,49 @@ typedef struct implicit_fwd {
     clcnn_tensor *wt; /* (groups, mp/TM, K, TM) */
 } implicit_fwd;
 
-static clcnn_status prepare_gemm(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                 int flip, const cc_conv *key, implicit_fwd *f) {
+/* f planned for cv (the parameters of pass for the layer key), its GEMM kernel built and
+ * f->wt allocated but not filled. */
+static clcnn_status plan_alloc(clcnn_device *dev, const cc_conv *cv, int pass, const cc_conv *key,
+                               implicit_fwd *f) {
     char tmp[CC_CONV_CFG_MAX];
-    const char *e =
-        cfg_string(dev, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key, tmp);
+    const char *e = cfg_string(dev, pass, key, tmp);
     int used;
     f->cv = *cv;
+    f->wt = NULL;
     CC_TRY(plan_gemm(dev, cv, e, &f->pl, &used));
     cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", f->pl.defs, "conv2d_implicit_fwd"));
+    return clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){f->pl.wfloats}, &f->wt);
+}
+
+clcnn_status cc_conv2d_implicit_prepare_wt(clcnn_device *dev, const cc_conv *cv, void **state,
+                                           clcnn_tensor **wt, int *tm, int *mp) {
+    implicit_fwd *f = calloc(1, sizeof *f);
+    CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "conv2d implicit_gemm: out of host memory");
+    clcnn_status st = plan_alloc(dev, cv, CLCNN_CONV_PASS_FORWARD, cv, f);
+    if (st != CLCNN_OK) {
+        free(f);
+        return st;
+    }
+    *state = f;
+    *wt = f->wt;
+    *tm = f->pl.cfg.tm;
+    *mp = f->pl.mp;
+    return CLCNN_OK;
+}
+
+static clcnn_status prepare_gemm(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                 int flip, const cc_conv *key, implicit_fwd *f) {
+    CC_TRY(plan_alloc(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key,
+                      f));
     const gemm_plan *pl = &f->pl;
     /* both kernels built before anything is enqueued: a build failure writes nothing */
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl->defs, "implicit_weights"));
-    CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd"));
-    f->wt = NULL;
-    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){pl->wfloats}, &f->wt));
+    clcnn_status bs = cc_conv2d_prepare(dev, "conv2d_implicit", pl->defs, "implicit_weights");
+    if (bs != CLCNN_OK) {
+        clcnn_tensor_free(f->wt);
+        f->wt = NULL;
+        return bs;
+    }
     /* WKB = 16 reduction rows of one block of TM channels per work-item (the .cl file) */
     size_t gws[2] = {(size_t)cc_ceil_div(cv->cpg * cv->r * cv->s, 16),
                      (size_t)cv->groups * (size_t)(pl->mp / pl->cfg.tm)};

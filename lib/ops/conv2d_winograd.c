@@ -5,9 +5,15 @@
  * Shape key: x (n, c, h, w); w (k, cpg, 3, 3); y (n, k, p, q); cpg = c/groups,
  * kpg = k/groups; tiles th x tw = ceil(p/MT) x ceil(q/MT) per image.
  *
- * Two launches: the filter transform U (A*A, k, cpg) into a pool buffer (A = MT + 2;
- * forward: once, when prepared, cc_conv2d_fwd_impl), then per run the fused kernel (input
- * transform, A*A GEMMs, output transform per strip of 16 tiles, in local memory). Parameters: MT  4
+ * Two ways to run it. The fused kernel: the filter transform U (A*A, k, cpg) into a pool
+ * buffer (A = MT + 2; forward: once, when prepared, cc_conv2d_fwd_impl), then per run one
+ * kernel (input transform, A*A GEMMs, output transform per strip of 16 tiles, in local
+ * memory). The GEMM path (CPUs, at least 128 channels per group on both sides,
+ * cc_conv2d_winograd_cpu_gemm): U straight into the weights of an implicit GEMM
+ * (lib/ops/conv2d_implicit.c) when prepared, then per run and chunk of images three
+ * launches, the input transform into V, the A*A GEMMs as one grouped 1x1 convolution, the
+ * output transform (see gemm_geometry); MT there is the tile size with fewer products per
+ * image, padding included. Parameters of the fused kernel: MT  4
  * (F(4x4,3x3): 36 products for 16 outputs, 4x fewer multiplications than direct) unless the output
  * is so small that 4x4 tiles waste more than F(2x2)'s 2.25x saving can repay (p or q below 6),
  * then 2. SW  16, 8 or 4 tiles per lane segment, whichever wastes the fewest lanes on tw (F(2x2):
@@ -30,6 +36,7 @@
 
 typedef struct wino_cfg {
     int mt, sw, tm, lws, cc_max, mr;
+    int gemm; /* 1: the GEMM path (three launches), else the fused kernel */
 } wino_cfg;
 
 int cc_conv2d_winograd_supports(const cc_conv *cv) {
@@ -42,14 +49,33 @@ static double lane_use(int th, int tw, int sw) {
     return (double)th * tw / ((double)cc_ceil_div(th, trw) * trw * cc_ceil_div(tw, sw) * sw);
 }
 
-/* "MT SW TM CC MR" into f[5]; 0 when s is not one. */
-static int parse_cfg(const char *s, int f[5]) {
-    int end = 0;
-    if (!s || sscanf(s, "%d %d %d %d %d %n", &f[0], &f[1], &f[2], &f[3], &f[4], &end) != 5 ||
-        s[end] != '\0')
+/* Fraction of the lanes of the GEMM path's transform kernels (SW tiles of one tile row)
+ * that hold a tile. */
+static double row_use(int tw, int sw) {
+    return (double)tw / ((double)cc_ceil_div(tw, sw) * sw);
+}
+
+/* "MT SW TM CC MR [G]" into f[6] (G: 1 the GEMM path, 0 the fused kernel, -1 when not
+ * given: the heuristic's); 0 when s is not one. */
+static int parse_cfg(const char *s, int f[6]) {
+    int end = 0, n = 0;
+    f[5] = -1;
+    if (!s || sscanf(s, "%d %d %d %d %d %n", &f[0], &f[1], &f[2], &f[3], &f[4], &end) != 5)
+        return 0;
+    if (s[end] != '\0' && (sscanf(s + end, "%d %n", &f[5], &n) != 1 || s[end + n] != '\0'))
         return 0;
     return (f[0] == 2 || f[0] == 4) && (f[1] == 0 || f[1] == 16 || f[1] == 8 || f[1] == 4) &&
-           f[2] >= 1 && f[2] <= 32 && f[3] >= 0 && f[3] <= 4096 && f[4] >= 0 && f[4] <= 4096;
+           f[2] >= 1 && f[2] <= 32 && f[3] >= 0 && f[3] <= 4096 && f[4] >= 0 && f[4] <= 4096 &&
+           f[5] >= -1 && f[5] <= 1;
+}
+
+/* A CPU runs cv on the GEMM path with at least 128 input and output channels per group:
+ * there the fused kernel's repeated input transforms (once per range of output channels)
+ * and its GEMMs of 16 tiles cost more than writing V and M out. With fewer channels the
+ * fused kernel was faster (its transforms stay in its cache); the commit that set this
+ * rule has the measurements. */
+int cc_conv2d_winograd_cpu_gemm(const cc_conv *cv) {
+    return cv->cpg >= 128 && cv->kpg >= 128;
 }
 
 /* The heuristic, with the forced values of f (NULL: none). 0 when f asks for more
@@ -60,11 +86,32 @@ static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wi
      * strip vector (AVX2: 6; ResNet-50's stride-1 3x3 layers 1.6-1.9x faster than TM 16) */
     int acc = gpu ? 0 : cc_cpu_f16_accumulators(dev, 1);
     wino_cfg cfg = {.mt = cv->p < 6 || cv->q < 6 ? 2 : 4, .tm = gpu ? 2 : acc ? acc : 16, .lws = 1};
+    cfg.gemm = !gpu && cc_conv2d_winograd_cpu_gemm(cv);
     if (f) {
         cfg.mt = f[0];
         cfg.tm = f[2];
+        if (f[5] >= 0) cfg.gemm = f[5];
     }
     int th = cc_ceil_div(cv->p, cfg.mt), tw = cc_ceil_div(cv->q, cfg.mt);
+    if (cfg.gemm) {
+        /* The GEMMs' columns: tile rows padded to whole segments. The tile size with fewer
+         * products per image, padding included (7x7: F(2x2) 256 vs F(4x4) 288; 14x14:
+         * F(4x4) 576 vs 896), and for the transform kernels the widest segment that wastes
+         * least. */
+        int best = 0;
+        for (int mt = 4; mt >= 2; mt -= 2) {
+            if (f && f[0] != mt) continue;
+            int twm = cc_ceil_div(cv->q, mt), sw = 16;
+            for (int s = 8; s >= 4; s /= 2)
+                if (row_use(twm, s) > row_use(twm, sw) + 0.04) sw = s;
+            if (f && f[1]) sw = f[1];
+            int cost = (mt + 2) * (mt + 2) * cc_ceil_div(cv->p, mt) * cc_ceil_div(twm, sw) * sw;
+            if (!best || cost < best) best = cost, cfg.mt = mt, cfg.sw = sw;
+        }
+        cfg.cc_max = cv->cpg, cfg.mr = cv->kpg; /* (unused) */
+        *out = cfg;
+        return 1;
+    }
     cfg.sw = 16;
     double best = lane_use(th, tw, 16);
     for (int s = 8; s >= 4; s /= 2) {
@@ -94,14 +141,15 @@ static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wi
     return 1;
 }
 
-/* The heuristic, unless the tuner, $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR" (SW 0: pick
- * it; CC / MR 0: as many as fit) or the tuning file (cc_conv_cfg, keyed by the pass and
- * its geometry `key`) give valid parameters. */
+/* The heuristic, unless the tuner, $CLCNN_CONV_WINOGRAD_CFG="MT SW TM CC MR [G]" (SW 0:
+ * pick it; CC / MR 0: as many as fit; G 1 the GEMM path, 0 the fused kernel, absent the
+ * heuristic's; the GEMM path ignores TM, CC and MR) or the tuning file (cc_conv_cfg, keyed
+ * by the pass and its geometry `key`) give valid parameters. */
 static wino_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv, int pass, const cc_conv *key) {
     char tmp[CC_CONV_CFG_MAX];
     const char *e =
         cc_conv_cfg(dev, "CLCNN_CONV_WINOGRAD_CFG", pass, key, CLCNN_CONV_WINOGRAD, tmp);
-    int f[5];
+    int f[6];
     wino_cfg cfg;
     int used = parse_cfg(e, f) && make_cfg(dev, cv, f, &cfg);
     if (!used) make_cfg(dev, cv, NULL, &cfg);
@@ -119,8 +167,151 @@ typedef struct wino_fwd {
     int mr;
     char defs[64];
     size_t gws[2], lws[2], scratch;
-    clcnn_tensor *u; /* (A*A, k, cpg) */
+    clcnn_tensor *u; /* (A*A, k, cpg); NULL on the GEMM path (its GEMMs hold U) */
+    /* the GEMM path: nb images per chunk, the GEMM of a full chunk and of the last one
+     * when that is shorter (else NULL) */
+    int nb, chunks;
+    void *gemm[2];
 } wino_fwd;
+
+/* The GEMM path (cfg.gemm), per chunk of nb images:
+ *   winograd_input   V (A*A*c, nt), nt = nb*th*tw tiles: row a*c + ci;
+ *   the implicit GEMM (lib/ops/conv2d_implicit.c), V as one 1 x nt image of A*A*c channels
+ *                    in A*A*groups groups, U (A*A*k, cpg) as its 1x1 weights (output
+ *                    channel a*k + ko; group a*groups + g on both sides): the A*A
+ *                    products M[a] = U[a] V[a] per group in one launch, M (A*A*k, nt);
+ *   winograd_output  y from M, with bias, residual and activation.
+ * V and M come from the pool per run; nb keeps them within cc_conv_workspace_limit(). */
+#define GEMM_TB 64 /* tiles per batch of the transform kernels (TB in the .cl file) */
+#define GEMM_LWS 4 /* their work-group size */
+static cc_conv gemm_geometry(const cc_conv *cv, int a2, int nt) {
+    return (cc_conv){.n = 1,
+                     .c = a2 * cv->c,
+                     .h = 1,
+                     .w = nt,
+                     .k = a2 * cv->k,
+                     .r = 1,
+                     .s = 1,
+                     .p = 1,
+                     .q = nt,
+                     .sh = 1,
+                     .sw = 1,
+                     .dh = 1,
+                     .dw = 1,
+                     .groups = a2 * cv->groups,
+                     .cpg = cv->cpg,
+                     .kpg = cv->kpg};
+}
+
+/* GEMM columns per image on the GEMM path: tile rows padded to whole segments of SW. */
+static size_t gemm_tiles(const cc_conv *cv, int mt, int sw) {
+    return (size_t)cc_ceil_div(cv->p, mt) * (size_t)(cc_ceil_div(cc_ceil_div(cv->q, mt), sw) * sw);
+}
+
+/* Images per chunk of the GEMM path; 0 when one image's V or M has 2^31 floats or more.
+ * A chunk's V and M are written and read back at once, so they should stay in the cache,
+ * but each chunk reads all of U again: V + M of a chunk take at most 4 MB or twice U's
+ * size (small filters: small chunks; large ones: the whole batch at once), within
+ * cc_conv_workspace_limit(). */
+static int gemm_images(const cc_conv *cv, int mt, int sw) {
+    int a2 = (mt + 2) * (mt + 2);
+    size_t tiles = gemm_tiles(cv, mt, sw);
+    size_t per = (size_t)a2 * tiles * (size_t)(cv->c > cv->k ? cv->c : cv->k);
+    if (per >= INT_MAX) return 0;
+    size_t ubytes = (size_t)a2 * cv->k * cv->cpg * sizeof(float);
+    size_t budget = 2 * ubytes > ((size_t)4 << 20) ? 2 * ubytes : (size_t)4 << 20;
+    if (budget > cc_conv_workspace_limit()) budget = cc_conv_workspace_limit();
+    size_t nb = budget / ((size_t)a2 * tiles * (cv->c + cv->k) * sizeof(float));
+    if (nb > (size_t)INT_MAX / per) nb = (size_t)INT_MAX / per;
+    return nb < 1 ? 1 : nb > (size_t)cv->n ? cv->n : (int)nb;
+}
+
+/* The filter transform of w (flip: see winograd_filter) into out: U (A*A, k, cpg) for tm 0,
+ * else the transposed weights (tm, mp) of a GEMM of the GEMM path. */
+static clcnn_status filter_transform(clcnn_device *dev, const wino_fwd *f, const clcnn_tensor *w,
+                                     int flip, clcnn_tensor *out, int tm, int mp) {
+    const cc_conv *cv = &f->cv;
+    size_t outs = tm ? (size_t)cv->groups * mp * cv->cpg : (size_t)cv->k * cv->cpg;
+    return cc_launch(dev, "conv2d_winograd", f->defs, "winograd_filter", 1,
+                     (size_t[]){(outs + 7) / 8}, (size_t[]){16},
+                     CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                             CC_ARG_MEM(out->storage->mem), CC_ARG_INT(out->offset),
+                             CC_ARG_INT(cv->k), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->groups),
+                             CC_ARG_INT(flip), CC_ARG_INT(tm), CC_ARG_INT(mp)));
+}
+
+static void release_gemms(wino_fwd *f) {
+    for (int i = 0; i < 2; i++) {
+        cc_conv2d_fwd_delete(&cc_conv2d_implicit_fwd, f->gemm[i]);
+        f->gemm[i] = NULL;
+    }
+}
+
+/* The GEMM path's kernels and GEMMs for f, their weights the filter transform of w. */
+static clcnn_status prepare_gemm_path(clcnn_device *dev, wino_fwd *f, const clcnn_tensor *w,
+                                      int flip) {
+    const cc_conv *cv = &f->cv;
+    int a2 = (f->cfg.mt + 2) * (f->cfg.mt + 2);
+    int tiles = (int)gemm_tiles(cv, f->cfg.mt, f->cfg.sw);
+    /* every kernel built before anything is enqueued: a build failure writes nothing */
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_filter"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_input"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_output"));
+    f->chunks = cc_ceil_div(cv->n, f->nb);
+    f->nb = cc_ceil_div(cv->n, f->chunks); /* equal chunks but the last */
+    int last = cv->n - (f->chunks - 1) * f->nb, ngemm = last != f->nb ? 2 : 1;
+    clcnn_tensor *wt[2];
+    int tm[2], mp[2];
+    clcnn_status st = CLCNN_OK;
+    for (int i = 0; i < ngemm && st == CLCNN_OK; i++) {
+        cc_conv g = gemm_geometry(cv, a2, (i ? last : f->nb) * tiles);
+        st = cc_conv2d_implicit_prepare_wt(dev, &g, &f->gemm[i], &wt[i], &tm[i], &mp[i]);
+    }
+    for (int i = 0; i < ngemm && st == CLCNN_OK; i++)
+        st = filter_transform(dev, f, w, flip, wt[i], tm[i], mp[i]);
+    if (st != CLCNN_OK) release_gemms(f);
+    return st;
+}
+
+/* y = act(conv(x) + b + z) on the GEMM path. */
+static clcnn_status run_gemm_path(clcnn_device *dev, const wino_fwd *f, const clcnn_tensor *x,
+                                  const cc_conv_epilogue *ep, clcnn_tensor *y) {
+    const cc_conv *cv = &f->cv;
+    const clcnn_tensor *b = ep->b, *z = ep->z;
+    int a2 = (f->cfg.mt + 2) * (f->cfg.mt + 2);
+    size_t cols = (size_t)f->nb * gemm_tiles(cv, f->cfg.mt, f->cfg.sw);
+    clcnn_tensor *v = NULL, *m = NULL;
+    clcnn_status st =
+        clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)a2 * cv->c * cols}, &v);
+    if (st == CLCNN_OK)
+        st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)a2 * cv->k * cols}, &m);
+    for (int ch = 0; ch < f->chunks && st == CLCNN_OK; ch++) {
+        int n0 = ch * f->nb, nb = cv->n - n0 < f->nb ? cv->n - n0 : f->nb;
+        st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_input", 1,
+                       (size_t[]){(size_t)nb * cv->c}, (size_t[]){GEMM_LWS},
+                       CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                               CC_ARG_MEM(v->storage->mem), CC_ARG_INT(v->offset),
+                               CC_ARG_INT(cv->n), CC_ARG_INT(n0), CC_ARG_INT(nb), CC_ARG_INT(cv->c),
+                               CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->p),
+                               CC_ARG_INT(cv->q), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
+                               CC_ARG_LOCAL(GEMM_LWS * a2 * GEMM_TB * sizeof(float))));
+        if (st == CLCNN_OK)
+            st = cc_conv2d_implicit_fwd.run(dev, f->gemm[nb == f->nb ? 0 : 1], v, NULL, m);
+        if (st == CLCNN_OK)
+            st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_output", 1,
+                           (size_t[]){(size_t)nb * cv->k}, (size_t[]){GEMM_LWS},
+                           CC_ARGS(CC_ARG_MEM(m->storage->mem), CC_ARG_INT(m->offset),
+                                   CC_ARGS_OPT(b, m->storage->mem), CC_ARGS_OPT(z, m->storage->mem),
+                                   CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                                   CC_ARG_INT(n0), CC_ARG_INT(nb), CC_ARG_INT(cv->k),
+                                   CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(ep->act),
+                                   CC_ARG_FLOAT(ep->alpha),
+                                   CC_ARG_LOCAL(GEMM_LWS * a2 * GEMM_TB * sizeof(float))));
+    }
+    clcnn_tensor_free(v); /* the in-order queue runs the kernels before any reuse */
+    clcnn_tensor_free(m);
+    return st;
+}
 
 static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                  int flip, const cc_conv *key, wino_fwd *f) {
@@ -149,23 +340,24 @@ static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clc
     }
     int msplit = cc_ceil_div(cv->kpg, mr);
 
-    *f = (wino_fwd){.cv = *cv, .cfg = cfg, .mr = mr};
-    snprintf(f->defs, sizeof f->defs, "MT=%d SW=%d TM=%d", cfg.mt, cfg.sw, cfg.tm);
+    int nb = cfg.gemm ? gemm_images(cv, cfg.mt, cfg.sw) : 0;
+    if (cfg.gemm && !nb) cfg.gemm = 0; /* too large for the GEMM path's buffers */
+    *f = (wino_fwd){.cv = *cv, .cfg = cfg, .mr = mr, .nb = nb};
+    if (cfg.gemm) /* TM is the GEMM's: the transform kernels share one program */
+        snprintf(f->defs, sizeof f->defs, "MT=%d SW=%d", cfg.mt, cfg.sw);
+    else
+        snprintf(f->defs, sizeof f->defs, "MT=%d SW=%d TM=%d", cfg.mt, cfg.sw, cfg.tm);
     f->gws[0] = strips;
     f->gws[1] = (size_t)cv->groups * (size_t)msplit;
     f->lws[0] = (size_t)cfg.lws;
     f->lws[1] = 1;
     f->scratch = (size_t)cfg.lws * (size_t)(cfg.cc_max + mr) * a2 * 16 * sizeof(float);
+    if (cfg.gemm) return prepare_gemm_path(dev, f, w, flip);
     /* both kernels built before anything is enqueued: a build failure writes nothing */
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_filter"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_fwd"));
     CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){ufloats}, &f->u));
-    clcnn_status st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_filter", 1,
-                                (size_t[]){(size_t)cv->cpg * cv->k}, (size_t[]){64},
-                                CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                                        CC_ARG_MEM(f->u->storage->mem), CC_ARG_INT(f->u->offset),
-                                        CC_ARG_INT(cv->k), CC_ARG_INT(cv->cpg),
-                                        CC_ARG_INT(cv->groups), CC_ARG_INT(flip)));
+    clcnn_status st = filter_transform(dev, f, w, flip, f->u, 0, 0);
     if (st != CLCNN_OK) {
         clcnn_tensor_free(f->u);
         f->u = NULL;
@@ -179,6 +371,7 @@ static clcnn_status launch_wino(clcnn_device *dev, const void *state, const clcn
     static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
     if (!ep) ep = &none;
     const wino_fwd *f = state;
+    if (f->cfg.gemm) return run_gemm_path(dev, f, x, ep, y);
     const cc_conv *cv = &f->cv;
     const clcnn_tensor *u = f->u, *b = ep->b, *z = ep->z;
     return cc_launch(
@@ -196,6 +389,7 @@ static clcnn_status launch_wino(clcnn_device *dev, const void *state, const clcn
 static void fwd_release(void *state) {
     clcnn_tensor_free(((wino_fwd *)state)->u); /* the in-order queue runs the kernels before
                                                 * any reuse */
+    release_gemms(state);
 }
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
@@ -215,7 +409,7 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
     wino_fwd f;
     CC_TRY(prepare_wino(dev, &t, w, 1, cv, &f));
     clcnn_status st = launch_wino(dev, &f, dy, NULL, dx);
-    clcnn_tensor_free(f.u); /* the in-order queue runs the kernels before any reuse */
+    fwd_release(&f);
     return st;
 }
 
