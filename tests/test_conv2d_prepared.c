@@ -270,6 +270,7 @@ static void test_shapes(void **state) {
         rcp_conv(1, 3, 2, 3, 5, 3, 3, 1, 4, 1, 1),     /* padding >= kernel */
         rcp_conv(1, 130, 6, 7, 16, 3, 3, 1, 1, 1, 1),  /* several reduction chunks */
         rcp_conv(2, 24, 15, 15, 32, 3, 3, 1, 1, 1, 1), /* larger, winograd F(4x4) */
+        rcp_conv(2, 128, 7, 6, 128, 3, 3, 1, 1, 1, 1), /* winograd's GEMM path on CPUs */
         rcp_conv(1, 1100, 4, 4, 8, 1, 1, 1, 0, 1, 1),  /* pointwise, several chunks */
     };
     int nshapes = (int)(sizeof shapes / sizeof shapes[0]), failures = 0, runs = 0;
