@@ -37,8 +37,9 @@
  *
  * Arguments besides the shapes:
  *   plane  1: the lanes are 16 consecutive positions of the flattened p*q plane (only
- *          for 1x1 kernels with stride 1 and no padding, where they are consecutive
- *          input elements too); 0: 16/VW rows x VW columns of y
+ *          for 1x1 kernels without padding: with stride 1 they are consecutive input
+ *          elements too, with strides each lane is packed from its own); 0: 16/VW rows
+ *          x VW columns of y
  *   cc     input channels per chunk: the strip of local memory holds cc*r*s rows of B
  *          (x 16 floats)
  *   m_per  output channels per work-item along dim 1 (a multiple of TM, or kpg)
@@ -147,19 +148,21 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
                       int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw, int left,
                       int xstride) {
     const int hw = h * w;
-    if (plane) { /* 1x1, stride 1, no padding: row ci is x[ci] at positions j0.. */
-        if (j0 + 16 <= pq) {
+    if (plane) { /* 1x1, no padding: row ci is x[ci] at the positions of outputs j0.. */
+        if (sh == 1 && sw == 1 && j0 + 16 <= pq) {
             for (int ci = ci0; ci < ci1; ci++)
                 vstore16(vload16(0, x + xc_off + ci * hw + j0), ci - ci0, strip);
             return;
         }
-        /* The tile runs on into the next images (left: lanes before the end of x): each
-         * lane's offset from the image's channel, once per tile (7x7 planes: a third of
-         * the tiles; two divisions per lane and row made them 3x the cost of the others) */
+        /* Strides, or a tile that runs on into the next images (left: lanes before the
+         * end of y): each lane's offset from the image's channel, once per tile (7x7
+         * planes: a third of the tiles; two divisions per lane and row made them 3x the
+         * cost of the others) */
+        const int q = pq / p;
         int off[16];
         for (int l = 0; l < 16; l++) {
-            const int jj = j0 + l;
-            off[l] = l < left ? (jj / pq) * xstride + jj % pq : -1;
+            const int jj = j0 + l, j = jj % pq;
+            off[l] = l < left ? (jj / pq) * xstride + (j / q) * sh * w + (j % q) * sw : -1;
         }
         for (int ci = ci0; ci < ci1; ci++) {
             __global const float *src = x + xc_off + ci * hw;

@@ -68,6 +68,20 @@ static double lane_use(const cc_conv *cv, int vw) {
     return (double)cv->p * cv->q / (tiles * 16.0);
 }
 
+/* A 1x1 kernel without padding with strides on a CPU, where row-segment tiles would
+ * leave more than a fifth of their lanes empty (7x7 outputs: a quarter): plane tiles,
+ * each lane packed from its own input position (pack_rows). Elsewhere the segments'
+ * vector loads pack faster than one load per lane, and win. */
+static int is_strided_pointwise(const clcnn_device *dev, const cc_conv *cv) {
+    if (dev->info.type == CLCNN_DEVICE_GPU || cv->r != 1 || cv->s != 1 || cv->ph != 0 ||
+        cv->pw != 0 || (cv->sh == 1 && cv->sw == 1))
+        return 0;
+    double best = 0;
+    for (int vw = 16; vw >= 4; vw /= 2)
+        if (lane_use(cv, vw) > best) best = lane_use(cv, vw);
+    return best < 0.8;
+}
+
 /* The heuristic for the GEMM geometry cv (nt 0: plan_with chooses). */
 static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
@@ -137,7 +151,7 @@ typedef struct gemm_plan {
 static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implicit_cfg cfg,
                               gemm_plan *pl) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
-    int plane = is_pointwise(cv);
+    int plane = is_pointwise(cv) || is_strided_pointwise(dev, cv);
     int rs = cv->r * cv->s, K = cv->cpg * rs;
     /* The weights transposed to (groups, mp/TM, K, TM), channels padded to a multiple of TM:
      * a block of TM channels is then TM consecutive floats of one reduction row. */
