@@ -71,7 +71,7 @@
 #define AL (MT + 2)   /* input tile size */
 #define A2 (AL * AL)  /* products per tile */
 #define TRW (16 / SW) /* tile rows per work-item */
-#define TB 64         /* GEMM path: tiles per batch of the transform kernels' local buffers */
+#define TB 128        /* GEMM path: tiles per batch of the transform kernels' local buffers */
 #define CC_CAT_(a, b) a##b
 #define CC_CAT(a, b) CC_CAT_(a, b)
 #define floatS CC_CAT(float, SW)
@@ -478,26 +478,27 @@ inline void input_strip(__global const float *x, int xc_off, int ty, int tx0, in
  * (i*th + ty)*twp + tx (tile ty, tx of image n0 + i; the tile rows padded to twp = SW *
  * ceil(tw/SW) columns, whose tiles past tw hold the transform of zeros or of columns no
  * output uses), nt = nb*th*twp. As a pointwise convolution of A*A*groups groups it is the
- * input of the A*A GEMMs (lib/ops/conv2d_winograd.c). One work-item per image and channel,
- * dim0 = i*c + ci: TB tiles at a time (SW at a time, whole vectors) into its buf (local, A*A
- * x TB floats), then A*A runs of TB consecutive floats into v, one after the other (storing
- * each strip's A*A vectors straight into v, A*A streams at once, waited on the memory). */
+ * input of the A*A GEMMs (lib/ops/conv2d_winograd.c). One work-item per channel, dim0 = ci,
+ * over every image of the chunk: TB tiles at a time (SW at a time, whole vectors) into its
+ * buf (local, A*A x TB floats), then A*A runs of TB consecutive floats into v, one after
+ * the other. Storing each strip's A*A vectors straight into v (A*A streams at once), or
+ * runs as short as one image's tiles, waited on the memory. */
 __kernel void winograd_input(__global const float *x, int x_off, __global float *v, int v_off,
                              int n, int n0, int nb, int c, int h, int w, int p, int q, int ph,
                              int pw, __local float *buf) {
     const int th = (p + MT - 1) / MT, tw = (q + MT - 1) / MT, sx = (tw + SW - 1) / SW;
-    const int zi = get_global_id(0);
-    if (zi >= nb * c) return;
-    const int i = zi / c, ci = zi % c, nt = nb * th * sx * SW;
+    const int ci = get_global_id(0);
+    if (ci >= c) return;
+    const int spi = th * sx, nt = nb * spi * SW; /* strips per image */
     __local float *b = buf + get_local_id(0) * A2 * TB;
-    for (int s0 = 0; s0 < th * sx; s0 += TB / SW) {
-        const int ns = min(TB / SW, th * sx - s0);
+    for (int s0 = 0; s0 < nb * spi; s0 += TB / SW) {
+        const int ns = min(TB / SW, nb * spi - s0);
         for (int u = 0; u < ns; u++) {
-            const int s = s0 + u;
+            const int s = (s0 + u) % spi, i = (s0 + u) / spi;
             input_strip(x, x_off + ((n0 + i) * c + ci) * h * w, s / sx, (s % sx) * SW, h, w, ph, pw,
                         x_off, x_off + n * c * h * w, b + u * SW);
         }
-        __global float *d = v + v_off + ci * nt + (i * th * sx + s0) * SW;
+        __global float *d = v + v_off + ci * nt + s0 * SW;
         for (int a = 0; a < A2; a++)
             for (int u = 0; u < ns; u++)
                 vstoreS(vloadS(0, b + a * TB + u * SW), 0, d + a * c * nt + u * SW);
@@ -505,26 +506,26 @@ __kernel void winograd_input(__global const float *x, int x_off, __global float 
 }
 
 /* y = act(A^T M A + b + z) for images n0 .. n0+nb-1 from mm (A*A*k, nt), the GEMMs' output
- * (row a*k + ko, columns as winograd_input's). One work-item per image and output channel,
- * dim0 = i*k + ko: A*A runs of TB tiles into its buf (local, A*A x TB floats), one after the
- * other, then SW tiles of a tile row at a time from there (not the A*A rows of mm a strip
- * at a time: A*A streams at once). */
+ * (row a*k + ko, columns as winograd_input's). One work-item per output channel, dim0 = ko,
+ * over every image of the chunk: A*A runs of TB tiles into its buf (local, A*A x TB
+ * floats), one after the other, then SW tiles of a tile row at a time from there (not the
+ * A*A rows of mm a strip at a time: A*A streams at once). */
 __kernel void winograd_output(__global const float *mm, int m_off, __global const float *bias,
                               int b_off, int has_bias, __global const float *z, int z_off,
                               int has_res, __global float *y, int y_off, int n0, int nb, int k,
                               int p, int q, int act, float alpha, __local float *buf) {
     const int th = (p + MT - 1) / MT, tw = (q + MT - 1) / MT, sx = (tw + SW - 1) / SW;
-    const int zi = get_global_id(0);
-    if (zi >= nb * k) return;
-    const int i = zi / k, ko = zi % k, nt = nb * th * sx * SW;
+    const int ko = get_global_id(0);
+    if (ko >= k) return;
+    const int spi = th * sx, nt = nb * spi * SW; /* strips per image */
     const float bv = has_bias ? bias[b_off + ko] : 0.0f;
-    const int plane = ((n0 + i) * k + ko) * p * q;
     __local float *b = buf + get_local_id(0) * A2 * TB;
-    for (int s = 0; s < th * sx; s++) {
-        const int u = s % (TB / SW);
+    for (int sg = 0; sg < nb * spi; sg++) {
+        const int u = sg % (TB / SW), s = sg % spi, i = sg / spi;
+        const int plane = ((n0 + i) * k + ko) * p * q;
         if (u == 0) {
-            const int ns = min(TB / SW, th * sx - s);
-            __global const float *src = mm + m_off + ko * nt + (i * th * sx + s) * SW;
+            const int ns = min(TB / SW, nb * spi - sg);
+            __global const float *src = mm + m_off + ko * nt + sg * SW;
             for (int a = 0; a < A2; a++)
                 for (int uu = 0; uu < ns; uu++)
                     vstoreS(vloadS(0, src + a * k * nt + uu * SW), 0, b + a * TB + uu * SW);

@@ -78,6 +78,40 @@ int cc_conv2d_winograd_cpu_gemm(const cc_conv *cv) {
     return cv->cpg >= 128 && cv->kpg >= 128;
 }
 
+#define GEMM_TB 128 /* tiles per batch of the transform kernels (TB in the .cl file) */
+#define GEMM_LWS 4  /* their work-group size, when the local memory holds that many buffers */
+
+/* GEMM columns per image on the GEMM path: tile rows padded to whole segments of SW. */
+static size_t gemm_tiles(const cc_conv *cv, int mt, int sw) {
+    return (size_t)cc_ceil_div(cv->p, mt) * (size_t)(cc_ceil_div(cc_ceil_div(cv->q, mt), sw) * sw);
+}
+
+/* Images per chunk of the GEMM path; 0 when one image's V or M has 2^31 floats or more.
+ * A chunk's V and M are written and read back at once, so they should stay in the cache,
+ * but each chunk reads all of U again: V + M of a chunk take at most 4 MB or twice U's
+ * size (small filters: small chunks; large ones: the whole batch at once), within
+ * cc_conv_workspace_limit(). */
+static int gemm_images(const cc_conv *cv, int mt, int sw) {
+    int a2 = (mt + 2) * (mt + 2);
+    size_t tiles = gemm_tiles(cv, mt, sw);
+    size_t per = (size_t)a2 * tiles * (size_t)(cv->c > cv->k ? cv->c : cv->k);
+    if (per >= INT_MAX) return 0;
+    size_t ubytes = (size_t)a2 * cv->k * cv->cpg * sizeof(float);
+    size_t budget = 2 * ubytes > ((size_t)4 << 20) ? 2 * ubytes : (size_t)4 << 20;
+    if (budget > cc_conv_workspace_limit()) budget = cc_conv_workspace_limit();
+    size_t nb = budget / ((size_t)a2 * tiles * (cv->c + cv->k) * sizeof(float));
+    if (nb > (size_t)INT_MAX / per) nb = (size_t)INT_MAX / per;
+    return nb < 1 ? 1 : nb > (size_t)cv->n ? cv->n : (int)nb;
+}
+
+/* The transform kernels' work-group size: their buffers, A*A x GEMM_TB floats per
+ * work-item, in the device's local memory (0: not even one). */
+static int gemm_lws(const clcnn_device *dev, int mt) {
+    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
+    size_t n = local / ((size_t)(mt + 2) * (mt + 2) * GEMM_TB * sizeof(float));
+    return n > GEMM_LWS ? GEMM_LWS : (int)n;
+}
+
 /* The heuristic, with the forced values of f (NULL: none). 0 when f asks for more
  * channels in local memory than fit. */
 static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wino_cfg *out) {
@@ -108,9 +142,15 @@ static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wi
             int cost = (mt + 2) * (mt + 2) * cc_ceil_div(cv->p, mt) * cc_ceil_div(twm, sw) * sw;
             if (!best || cost < best) best = cost, cfg.mt = mt, cfg.sw = sw;
         }
-        cfg.cc_max = cv->cpg, cfg.mr = cv->kpg; /* (unused) */
-        *out = cfg;
-        return 1;
+        if (gemm_images(cv, cfg.mt, cfg.sw) && gemm_lws(dev, cfg.mt)) {
+            cfg.cc_max = cv->cpg, cfg.mr = cv->kpg; /* (unused) */
+            *out = cfg;
+            return 1;
+        }
+        /* too large for the GEMM path's buffers: the fused kernel */
+        cfg.gemm = 0;
+        cfg.mt = f ? f[0] : cv->p < 6 || cv->q < 6 ? 2 : 4;
+        th = cc_ceil_div(cv->p, cfg.mt), tw = cc_ceil_div(cv->q, cfg.mt);
     }
     cfg.sw = 16;
     double best = lane_use(th, tw, 16);
@@ -170,7 +210,7 @@ typedef struct wino_fwd {
     clcnn_tensor *u; /* (A*A, k, cpg); NULL on the GEMM path (its GEMMs hold U) */
     /* the GEMM path: nb images per chunk, the GEMM of a full chunk and of the last one
      * when that is shorter (else NULL) */
-    int nb, chunks;
+    int nb, chunks, tlws; /* tlws: the transform kernels' work-group size */
     void *gemm[2];
 } wino_fwd;
 
@@ -182,8 +222,6 @@ typedef struct wino_fwd {
  *                    products M[a] = U[a] V[a] per group in one launch, M (A*A*k, nt);
  *   winograd_output  y from M, with bias, residual and activation.
  * V and M come from the pool per run; nb keeps them within cc_conv_workspace_limit(). */
-#define GEMM_TB 64 /* tiles per batch of the transform kernels (TB in the .cl file) */
-#define GEMM_LWS 4 /* their work-group size */
 static cc_conv gemm_geometry(const cc_conv *cv, int a2, int nt) {
     return (cc_conv){.n = 1,
                      .c = a2 * cv->c,
@@ -201,29 +239,6 @@ static cc_conv gemm_geometry(const cc_conv *cv, int a2, int nt) {
                      .groups = a2 * cv->groups,
                      .cpg = cv->cpg,
                      .kpg = cv->kpg};
-}
-
-/* GEMM columns per image on the GEMM path: tile rows padded to whole segments of SW. */
-static size_t gemm_tiles(const cc_conv *cv, int mt, int sw) {
-    return (size_t)cc_ceil_div(cv->p, mt) * (size_t)(cc_ceil_div(cc_ceil_div(cv->q, mt), sw) * sw);
-}
-
-/* Images per chunk of the GEMM path; 0 when one image's V or M has 2^31 floats or more.
- * A chunk's V and M are written and read back at once, so they should stay in the cache,
- * but each chunk reads all of U again: V + M of a chunk take at most 4 MB or twice U's
- * size (small filters: small chunks; large ones: the whole batch at once), within
- * cc_conv_workspace_limit(). */
-static int gemm_images(const cc_conv *cv, int mt, int sw) {
-    int a2 = (mt + 2) * (mt + 2);
-    size_t tiles = gemm_tiles(cv, mt, sw);
-    size_t per = (size_t)a2 * tiles * (size_t)(cv->c > cv->k ? cv->c : cv->k);
-    if (per >= INT_MAX) return 0;
-    size_t ubytes = (size_t)a2 * cv->k * cv->cpg * sizeof(float);
-    size_t budget = 2 * ubytes > ((size_t)4 << 20) ? 2 * ubytes : (size_t)4 << 20;
-    if (budget > cc_conv_workspace_limit()) budget = cc_conv_workspace_limit();
-    size_t nb = budget / ((size_t)a2 * tiles * (cv->c + cv->k) * sizeof(float));
-    if (nb > (size_t)INT_MAX / per) nb = (size_t)INT_MAX / per;
-    return nb < 1 ? 1 : nb > (size_t)cv->n ? cv->n : (int)nb;
 }
 
 /* The filter transform of w (flip: see winograd_filter) into out: U (A*A, k, cpg) for tm 0,
@@ -288,25 +303,25 @@ static clcnn_status run_gemm_path(clcnn_device *dev, const wino_fwd *f, const cl
     for (int ch = 0; ch < f->chunks && st == CLCNN_OK; ch++) {
         int n0 = ch * f->nb, nb = cv->n - n0 < f->nb ? cv->n - n0 : f->nb;
         st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_input", 1,
-                       (size_t[]){(size_t)nb * cv->c}, (size_t[]){GEMM_LWS},
+                       (size_t[]){(size_t)cv->c}, (size_t[]){(size_t)f->tlws},
                        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
                                CC_ARG_MEM(v->storage->mem), CC_ARG_INT(v->offset),
                                CC_ARG_INT(cv->n), CC_ARG_INT(n0), CC_ARG_INT(nb), CC_ARG_INT(cv->c),
                                CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->p),
                                CC_ARG_INT(cv->q), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
-                               CC_ARG_LOCAL(GEMM_LWS * a2 * GEMM_TB * sizeof(float))));
+                               CC_ARG_LOCAL((size_t)f->tlws * a2 * GEMM_TB * sizeof(float))));
         if (st == CLCNN_OK)
             st = cc_conv2d_implicit_fwd.run(dev, f->gemm[nb == f->nb ? 0 : 1], v, NULL, m);
         if (st == CLCNN_OK)
             st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_output", 1,
-                           (size_t[]){(size_t)nb * cv->k}, (size_t[]){GEMM_LWS},
+                           (size_t[]){(size_t)cv->k}, (size_t[]){(size_t)f->tlws},
                            CC_ARGS(CC_ARG_MEM(m->storage->mem), CC_ARG_INT(m->offset),
                                    CC_ARGS_OPT(b, m->storage->mem), CC_ARGS_OPT(z, m->storage->mem),
                                    CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
                                    CC_ARG_INT(n0), CC_ARG_INT(nb), CC_ARG_INT(cv->k),
                                    CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(ep->act),
                                    CC_ARG_FLOAT(ep->alpha),
-                                   CC_ARG_LOCAL(GEMM_LWS * a2 * GEMM_TB * sizeof(float))));
+                                   CC_ARG_LOCAL((size_t)f->tlws * a2 * GEMM_TB * sizeof(float))));
     }
     clcnn_tensor_free(v); /* the in-order queue runs the kernels before any reuse */
     clcnn_tensor_free(m);
@@ -340,9 +355,11 @@ static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clc
     }
     int msplit = cc_ceil_div(cv->kpg, mr);
 
-    int nb = cfg.gemm ? gemm_images(cv, cfg.mt, cfg.sw) : 0;
-    if (cfg.gemm && !nb) cfg.gemm = 0; /* too large for the GEMM path's buffers */
-    *f = (wino_fwd){.cv = *cv, .cfg = cfg, .mr = mr, .nb = nb};
+    *f = (wino_fwd){.cv = *cv,
+                    .cfg = cfg,
+                    .mr = mr,
+                    .nb = cfg.gemm ? gemm_images(cv, cfg.mt, cfg.sw) : 0,
+                    .tlws = cfg.gemm ? gemm_lws(dev, cfg.mt) : 0};
     if (cfg.gemm) /* TM is the GEMM's: the transform kernels share one program */
         snprintf(f->defs, sizeof f->defs, "MT=%d SW=%d", cfg.mt, cfg.sw);
     else
