@@ -807,6 +807,19 @@ static void test_implicit_params_in_tuning_file(void **state) {
     assert_int_equal(cc_conv2d_implicit_cfg_candidates(tu_device(), &cv,
                                                        CLCNN_CONV_PASS_BACKWARD_FILTER, 0, c, 6),
                      0);
+    /* winograd's include the other path on a CPU: the fused kernel (G 0) where the
+     * heuristic takes the GEMM path (128 channels), and the GEMM path (G 1) elsewhere */
+    for (int big = 0; big < 2; big++) {
+        cc_conv wv = cv;
+        wv.sh = wv.sw = 1, wv.p = wv.q = 10;
+        wv.c = wv.cpg = wv.k = wv.kpg = big ? 128 : 8;
+        int nw =
+            cc_conv2d_winograd_cfg_candidates(tu_device(), &wv, CLCNN_CONV_PASS_FORWARD, 0, c, 40);
+        int other = 0;
+        for (int i = 0; i < nw; i++)
+            other |= strlen(c[i]) > 2 && !strcmp(c[i] + strlen(c[i]) - 2, big ? " 0" : " 1");
+        if (clcnn_device_get_info(tu_device())->type != CLCNN_DEVICE_GPU) assert_true(other);
+    }
     unlink(tune_path);
     cc_conv_tune_forget();
 }

@@ -431,39 +431,54 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
 }
 
 /* Near the heuristic: the other tile size where the output allows it, half and double
- * TM (tiles per work-item), and segment widths (SW) 8 and 4; exhaustive: TM {4, 8, 16,
- * 32} x SW {pick, 16, 8, 4} x both MT up to max. */
+ * TM (tiles per work-item), and segment widths (SW) 8 and 4, on the heuristic's path; on
+ * CPUs also the other path (G: the fused kernel or the GEMM path) with its own defaults;
+ * exhaustive: TM {4, 8, 16, 32} x SW {pick, 16, 8, 4} x both MT up to max, on the
+ * heuristic's path, then the other one. */
 int cc_conv2d_winograd_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
     if (!cc_conv2d_winograd_supports(cv) || pass == CLCNN_CONV_PASS_BACKWARD_FILTER) return 0;
     cc_conv t = pass == CLCNN_CONV_PASS_BACKWARD_DATA ? cc_conv_transposed(cv) : *cv;
     wino_cfg h;
     make_cfg(dev, &t, NULL, &h);
-    int want[40][3], nw = 0; /* mt, sw, tm */
+    int want[42][4], nw = 0; /* mt, sw, tm, path (-1: the heuristic's) */
     if (exhaustive) {
         static const int tms[] = {4, 8, 16, 32}, sws[] = {0, 16, 8, 4};
         for (int m = 4; m >= 2; m -= 2)
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 4; j++)
-                    if (nw < 40) want[nw][0] = m, want[nw][1] = sws[j], want[nw++][2] = tms[i];
+                    if (nw < 32) {
+                        int v[4] = {m, sws[j], tms[i], -1};
+                        memcpy(want[nw++], v, sizeof v);
+                    }
     } else {
         int tm_lo = h.tm / 2 >= 1 ? h.tm / 2 : 1, tm_hi = h.tm * 2 <= 32 ? h.tm * 2 : 32;
-        int v[][3] = {{h.mt, 0, tm_lo},
-                      {h.mt, 0, tm_hi},
-                      {6 - h.mt, 0, h.tm},
-                      {h.mt, h.sw == 8 ? 4 : 8, h.tm},
-                      {h.mt, h.sw == 16 ? 4 : 16, h.tm}};
+        int v[][4] = {{h.mt, 0, tm_lo, -1},
+                      {h.mt, 0, tm_hi, -1},
+                      {6 - h.mt, 0, h.tm, -1},
+                      {h.mt, h.sw == 8 ? 4 : 8, h.tm, -1},
+                      {h.mt, h.sw == 16 ? 4 : 16, h.tm, -1}};
         for (int i = 0; i < 5; i++)
             memcpy(want[nw++], v[i], sizeof v[i]);
     }
+    if (dev->info.type != CLCNN_DEVICE_GPU) /* the other path, both tile sizes */
+        for (int m = 4; m >= 2; m -= 2) {
+            int v[4] = {m, 0, h.tm, !h.gemm};
+            memcpy(want[nw++], v, sizeof v);
+        }
     int n = 0;
     for (int i = 0; i < nw && n < max; i++) {
-        int f[5] = {want[i][0], want[i][1], want[i][2], 0, 0};
+        int f[6] = {want[i][0], want[i][1], want[i][2], 0, 0, want[i][3]};
         wino_cfg c;
         if (!make_cfg(dev, &t, f, &c)) continue;
-        if (c.mt == h.mt && c.sw == h.sw && c.tm == h.tm) continue; /* the heuristic */
+        if (c.gemm == h.gemm && c.mt == h.mt && c.sw == h.sw && (c.gemm || c.tm == h.tm))
+            continue;            /* the heuristic (the GEMM path ignores TM) */
+        if (c.gemm) f[2] = h.tm; /* one string per GEMM-path configuration */
         char s[CC_CONV_CFG_MAX];
-        snprintf(s, sizeof s, "%d %d %d 0 0", f[0], f[1], f[2]);
+        if (f[5] < 0)
+            snprintf(s, sizeof s, "%d %d %d 0 0", f[0], f[1], f[2]);
+        else
+            snprintf(s, sizeof s, "%d %d %d 0 0 %d", f[0], f[1], f[2], f[5]);
         int dup = 0;
         for (int k = 0; k < n; k++)
             dup |= !strcmp(out[k], s);
