@@ -215,7 +215,8 @@ typedef struct wino_fwd {
 } wino_fwd;
 
 /* The GEMM path (cfg.gemm), per chunk of nb images:
- *   winograd_input   V (A*A*c, nt), nt = nb*th*tw tiles: row a*c + ci;
+ *   winograd_input   V (A*A*c, nt), nt = nb*th*twp tiles (tile rows padded to whole
+ *                    segments of SW, gemm_tiles): row a*c + ci;
  *   the implicit GEMM (lib/ops/conv2d_implicit.c), V as one 1 x nt image of A*A*c channels
  *                    in A*A*groups groups, U (A*A*k, cpg) as its 1x1 weights (output
  *                    channel a*k + ko; group a*groups + g on both sides): the A*A
