@@ -18,7 +18,8 @@
  *   TN (define)  tiles per register block: 1, on AVX-512 CPUs 3 (with TM 8) or 4 (with
  *                TM 6, weights over 512 KB) for pointwise layers, see heuristic_cfg;
  *   plane        for 1x1 stride-1 unpadded kernels the 16 lanes are 16 consecutive
- *                positions of the plane (no lanes wasted on short rows);
+ *                positions of the plane (no lanes wasted on short rows); on CPUs also
+ *                for strided ones whose rows would waste lanes (is_strided_pointwise);
  *   nt           tiles per work-item: 1, or up to 4 when a group's weights exceed 512 KB
  *                (each block of weights is then used for several tiles while cached),
  *                rounded up to a multiple of TN;
