@@ -557,8 +557,8 @@ static void test_winograd_backward_data(void **state) {
 
 /* The GEMM path where the heuristic takes it (128 channels and more per group: F(2x2) on
  * 7x7, F(4x4) on 14x13), forward and backward data; forced on random backward-data
- * shapes; and in chunks of images (a small $CLCNN_CONV_WORKSPACE_MB: 5 images as 2 + 2 +
- * 1, the last chunk its own GEMM). */
+ * shapes, tensors at element offsets and bit-identical repeats; and in chunks of images
+ * (a small $CLCNN_CONV_WORKSPACE_MB: 5 images as 2 + 2 + 1, the last chunk its own GEMM). */
 static void test_winograd_gemm_path(void **state) {
     (void)state;
     int ok = 1;
@@ -572,7 +572,10 @@ static void test_winograd_gemm_path(void **state) {
         rcp_problem_free(&pb);
         ok &= check_data(CLCNN_CONV_WINOGRAD, &big[i], 7310 + (uint64_t)i, 1);
     }
+    determinism(CLCNN_CONV_WINOGRAD, &big[0]);
     setenv("CLCNN_CONV_WINOGRAD_CFG", "4 0 6 0 0 1", 1);
+    const ref_conv grouped = rcp_conv(2, 6, 7, 9, 8, 3, 3, 1, 1, 1, 2);
+    offsets(CLCNN_CONV_WINOGRAD, &grouped); /* tensors at offsets, groups 2 */
     tu_rng rng = tu_rng_seed(7320);
     for (int i = 0; i < (int)tu_small_count(24, 8); i++) {
         ref_conv cv = random_winograd(&rng);
