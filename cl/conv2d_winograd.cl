@@ -313,10 +313,42 @@ inline void load_row(__global const float *x, int xc_off, int ih, int c0, int h,
      : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
                                    : (v))
 
-/* Output rows ty*MT .. of SW tiles from column q0 of one channel plane (yk, residual zk): A^T
- * along the columns of f (A^T already applied along its rows), + bv, + z, activation. */
-inline void store_rows(floatS f[MT][AL], int ty, int q0, int p, int q, float bv, __global float *yk,
-                       __global const float *zk, int has_res, int act, float alpha) {
+/* The input transform B^T d B of the SW tiles ty, tx0.. of the channel plane at xc_off:
+ * element a of them at dst + a*astride (SW floats). lo .. hi-1: the elements of x that may
+ * be read. */
+inline void input_tiles(__global const float *x, int xc_off, int ty, int tx0, int h, int w, int ph,
+                        int pw, int lo, int hi, __local float *dst, int astride) {
+    floatS e[AL][AL]; /* rows: B^T along the columns of each input row */
+    for (int r = 0; r < AL; r++) {
+        floatS d[AL];
+        load_row(x, xc_off, ty * MT - ph + r, tx0 * MT - pw, h, w, lo, hi, d);
+        BT_APPLY(e[r], d);
+    }
+    for (int j = 0; j < AL; j++) {
+        floatS col[AL], o[AL];
+        for (int r = 0; r < AL; r++)
+            col[r] = e[r][j];
+        BT_APPLY(o, col);
+        for (int r = 0; r < AL; r++)
+            vstoreS(o[r], 0, dst + (r * AL + j) * astride);
+    }
+}
+
+/* Output rows ty*MT .. of SW tiles from column q0 of one channel plane (yk, residual zk):
+ * A^T M A of the SW tiles whose element a is at m + a*astride (SW floats), + bv, + z,
+ * activation. */
+inline void output_rows(__local const float *m, int astride, int ty, int q0, int p, int q, float bv,
+                        __global float *yk, __global const float *zk, int has_res, int act,
+                        float alpha) {
+    floatS f[MT][AL]; /* A^T along the rows of M */
+    for (int j = 0; j < AL; j++) {
+        floatS col[AL], o[MT];
+        for (int i = 0; i < AL; i++)
+            col[i] = vloadS(0, m + (i * AL + j) * astride);
+        AT_APPLY(o, col);
+        for (int i = 0; i < MT; i++)
+            f[i][j] = o[i];
+    }
     for (int i = 0; i < MT; i++) {
         const int pi = ty * MT + i;
         if (pi >= p) break;
@@ -381,23 +413,9 @@ __kernel void winograd_fwd(__global const float *x, int x_off, __global const fl
         /* 1. input transform */
         for (int ci = 0; ci < cc; ci++) {
             const int xc_off = x_off + (ni * c + g * cpg + c0 + ci) * h * w;
-            for (int tr = 0; tr < TRW; tr++) {
-                const int ih0 = (ty0 + tr) * MT - ph, iw0 = tx0 * MT - pw;
-                floatS e[AL][AL]; /* rows: B^T along the columns of each input row */
-                for (int i = 0; i < AL; i++) {
-                    floatS d[AL];
-                    load_row(x, xc_off, ih0 + i, iw0, h, w, lo, hi, d);
-                    BT_APPLY(e[i], d);
-                }
-                for (int j = 0; j < AL; j++) {
-                    floatS col[AL], v[AL];
-                    for (int i = 0; i < AL; i++)
-                        col[i] = e[i][j];
-                    BT_APPLY(v, col);
-                    for (int i = 0; i < AL; i++)
-                        vstoreS(v[i], 0, vs + ((i * AL + j) * cc_max + ci) * 16 + tr * SW);
-                }
-            }
+            for (int tr = 0; tr < TRW; tr++)
+                input_tiles(x, xc_off, ty0 + tr, tx0, h, w, ph, pw, lo, hi, vs + ci * 16 + tr * SW,
+                            cc_max * 16);
         }
         /* 2. one GEMM per transform element a */
         for (int a = 0; a < A2; a++) {
@@ -438,41 +456,13 @@ __kernel void winograd_fwd(__global const float *x, int x_off, __global const fl
         for (int tr = 0; tr < TRW; tr++) {
             const int ty = ty0 + tr;
             if (ty >= th) break;
-            floatS f[MT][AL]; /* A^T along the rows of M */
-            for (int j = 0; j < AL; j++) {
-                floatS col[AL], o[MT];
-                for (int i = 0; i < AL; i++)
-                    col[i] = vloadS(0, ms + ((i * AL + j) * mr + m - m_lo) * 16 + tr * SW);
-                AT_APPLY(o, col);
-                for (int i = 0; i < MT; i++)
-                    f[i][j] = o[i];
-            }
-            store_rows(f, ty, tx0 * MT, p, q, bv, yk, zk, has_res, act, alpha);
+            output_rows(ms + (m - m_lo) * 16 + tr * SW, mr * 16, ty, tx0 * MT, p, q, bv, yk, zk,
+                        has_res, act, alpha);
         }
     }
 }
 
 /* ---- the GEMM path: input transform, GEMM, output transform as three launches ------------ */
-
-/* The input transform of the SW tiles ty, tx0.. of the channel plane at xc_off into dst[a *
- * TB], SW floats each. lo .. hi-1: the elements of x that may be read. */
-inline void input_strip(__global const float *x, int xc_off, int ty, int tx0, int h, int w, int ph,
-                        int pw, int lo, int hi, __local float *dst) {
-    floatS e[AL][AL]; /* rows: B^T along the columns of each input row */
-    for (int r = 0; r < AL; r++) {
-        floatS d[AL];
-        load_row(x, xc_off, ty * MT - ph + r, tx0 * MT - pw, h, w, lo, hi, d);
-        BT_APPLY(e[r], d);
-    }
-    for (int j = 0; j < AL; j++) {
-        floatS col[AL], o[AL];
-        for (int r = 0; r < AL; r++)
-            col[r] = e[r][j];
-        BT_APPLY(o, col);
-        for (int r = 0; r < AL; r++)
-            vstoreS(o[r], 0, dst + (r * AL + j) * TB);
-    }
-}
 
 /* v (A*A*c, nt): the input transform of images n0 .. n0+nb-1 of x, row a*c + ci, column t =
  * (i*th + ty)*twp + tx (tile ty, tx of image n0 + i; the tile rows padded to twp = SW *
@@ -495,8 +485,8 @@ __kernel void winograd_input(__global const float *x, int x_off, __global float 
         const int ns = min(TB / SW, nb * spi - s0);
         for (int u = 0; u < ns; u++) {
             const int s = (s0 + u) % spi, i = (s0 + u) / spi;
-            input_strip(x, x_off + ((n0 + i) * c + ci) * h * w, s / sx, (s % sx) * SW, h, w, ph, pw,
-                        x_off, x_off + n * c * h * w, b + u * SW);
+            input_tiles(x, x_off + ((n0 + i) * c + ci) * h * w, s / sx, (s % sx) * SW, h, w, ph, pw,
+                        x_off, x_off + n * c * h * w, b + u * SW, TB);
         }
         __global float *d = v + v_off + ci * nt + s0 * SW;
         for (int a = 0; a < A2; a++)
@@ -530,16 +520,7 @@ __kernel void winograd_output(__global const float *mm, int m_off, __global cons
                 for (int uu = 0; uu < ns; uu++)
                     vstoreS(vloadS(0, src + a * k * nt + uu * SW), 0, b + a * TB + uu * SW);
         }
-        floatS f[MT][AL]; /* A^T along the rows of M */
-        for (int j = 0; j < AL; j++) {
-            floatS col[AL], o[MT];
-            for (int r = 0; r < AL; r++)
-                col[r] = vloadS(0, b + (r * AL + j) * TB + u * SW);
-            AT_APPLY(o, col);
-            for (int r = 0; r < MT; r++)
-                f[r][j] = o[r];
-        }
-        store_rows(f, s / sx, (s % sx) * SW * MT, p, q, bv, y + y_off + plane, z + z_off + plane,
-                   has_res, act, alpha);
+        output_rows(b + u * SW, TB, s / sx, (s % sx) * SW * MT, p, q, bv, y + y_off + plane,
+                    z + z_off + plane, has_res, act, alpha);
     }
 }

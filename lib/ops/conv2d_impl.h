@@ -23,6 +23,12 @@ static inline int cc_ceil_div(int a, int b) {
  * conv(dy (n, k, p, q), w'), w' the flipped weights with the channel dims swapped per
  * group, padding dh*(r-1) - ph (likewise for the columns), dilation unchanged; its output
  * is h x w again. Only meaningful for stride 1. */
+/* The device's local memory per work-group in bytes (32 KB, OpenCL's minimum, when it
+ * reports none). */
+static inline size_t cc_local_mem_bytes(const clcnn_device *dev) {
+    return dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
+}
+
 static inline cc_conv cc_conv_transposed(const cc_conv *cv) {
     cc_conv t = {
         .n = cv->n,

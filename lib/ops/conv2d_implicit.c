@@ -208,7 +208,7 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
      * than that still needs one channel's r*s rows per strip: fewer work-items per group
      * then, and a clear error when even that is more than the device's local memory (a
      * 32x32 kernel on a 48 KB GPU). */
-    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
+    size_t local = cc_local_mem_bytes(dev);
     size_t row_bytes = 16 * sizeof(float);
     size_t fit_rows = local / 2 / ((size_t)cfg.lws * nt * row_bytes);
     int kc_max = (size_t)cfg.kc_max < fit_rows ? cfg.kc_max : (int)fit_rows;

@@ -107,8 +107,7 @@ static int gemm_images(const cc_conv *cv, int mt, int sw) {
 /* The transform kernels' work-group size: their buffers, A*A x GEMM_TB floats per
  * work-item, in the device's local memory (0: not even one). */
 static int gemm_lws(const clcnn_device *dev, int mt) {
-    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
-    size_t n = local / ((size_t)(mt + 2) * (mt + 2) * GEMM_TB * sizeof(float));
+    size_t n = cc_local_mem_bytes(dev) / ((size_t)(mt + 2) * (mt + 2) * GEMM_TB * sizeof(float));
     return n > GEMM_LWS ? GEMM_LWS : (int)n;
 }
 
@@ -126,7 +125,7 @@ static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wi
         cfg.tm = f[2];
         if (f[5] >= 0) cfg.gemm = f[5];
     }
-    int th = cc_ceil_div(cv->p, cfg.mt), tw = cc_ceil_div(cv->q, cfg.mt);
+    const int fused_mt = cfg.mt;
     if (cfg.gemm) {
         /* The GEMMs' columns: tile rows padded to whole segments. The tile size with fewer
          * products per image, padding included (7x7: F(2x2) 256 vs F(4x4) 288; 14x14:
@@ -149,9 +148,9 @@ static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wi
         }
         /* too large for the GEMM path's buffers: the fused kernel */
         cfg.gemm = 0;
-        cfg.mt = f ? f[0] : cv->p < 6 || cv->q < 6 ? 2 : 4;
-        th = cc_ceil_div(cv->p, cfg.mt), tw = cc_ceil_div(cv->q, cfg.mt);
+        cfg.mt = fused_mt;
     }
+    int th = cc_ceil_div(cv->p, cfg.mt), tw = cc_ceil_div(cv->q, cfg.mt);
     cfg.sw = 16;
     double best = lane_use(th, tw, 16);
     for (int s = 8; s >= 4; s /= 2) {
@@ -167,7 +166,7 @@ static int make_cfg(const clcnn_device *dev, const cc_conv *cv, const int *f, wi
     /* scratch per work-item: (cc + mr) * A*A * 16 floats */
     int a2 = (cfg.mt + 2) * (cfg.mt + 2);
     size_t per_chan = (size_t)a2 * 16 * sizeof(float);
-    size_t local = dev->info.local_mem_bytes ? (size_t)dev->info.local_mem_bytes : 32768;
+    size_t local = cc_local_mem_bytes(dev);
     size_t budget = gpu ? local / 2 : (local / 2 < (size_t)320 << 10 ? local / 2 : 320 << 10);
     int chans = (int)(budget / ((size_t)cfg.lws * per_chan));
     if (chans < 2) chans = 2;
@@ -296,6 +295,7 @@ static clcnn_status run_gemm_path(clcnn_device *dev, const wino_fwd *f, const cl
     const clcnn_tensor *b = ep->b, *z = ep->z;
     int a2 = (f->cfg.mt + 2) * (f->cfg.mt + 2);
     size_t cols = (size_t)f->nb * gemm_tiles(cv, f->cfg.mt, f->cfg.sw);
+    size_t buf = (size_t)f->tlws * a2 * GEMM_TB * sizeof(float); /* the kernels' local buffers */
     clcnn_tensor *v = NULL, *m = NULL;
     clcnn_status st =
         clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)a2 * cv->c * cols}, &v);
@@ -303,14 +303,13 @@ static clcnn_status run_gemm_path(clcnn_device *dev, const wino_fwd *f, const cl
         st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){(size_t)a2 * cv->k * cols}, &m);
     for (int ch = 0; ch < f->chunks && st == CLCNN_OK; ch++) {
         int n0 = ch * f->nb, nb = cv->n - n0 < f->nb ? cv->n - n0 : f->nb;
-        st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_input", 1,
-                       (size_t[]){(size_t)cv->c}, (size_t[]){(size_t)f->tlws},
-                       CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
-                               CC_ARG_MEM(v->storage->mem), CC_ARG_INT(v->offset),
-                               CC_ARG_INT(cv->n), CC_ARG_INT(n0), CC_ARG_INT(nb), CC_ARG_INT(cv->c),
-                               CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->p),
-                               CC_ARG_INT(cv->q), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
-                               CC_ARG_LOCAL((size_t)f->tlws * a2 * GEMM_TB * sizeof(float))));
+        st = cc_launch(
+            dev, "conv2d_winograd", f->defs, "winograd_input", 1, (size_t[]){(size_t)cv->c},
+            (size_t[]){(size_t)f->tlws},
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(v->storage->mem),
+                    CC_ARG_INT(v->offset), CC_ARG_INT(cv->n), CC_ARG_INT(n0), CC_ARG_INT(nb),
+                    CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->p),
+                    CC_ARG_INT(cv->q), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_LOCAL(buf)));
         if (st == CLCNN_OK)
             st = cc_conv2d_implicit_fwd.run(dev, f->gemm[nb == f->nb ? 0 : 1], v, NULL, m);
         if (st == CLCNN_OK)
@@ -321,8 +320,7 @@ static clcnn_status run_gemm_path(clcnn_device *dev, const wino_fwd *f, const cl
                                    CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
                                    CC_ARG_INT(n0), CC_ARG_INT(nb), CC_ARG_INT(cv->k),
                                    CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(ep->act),
-                                   CC_ARG_FLOAT(ep->alpha),
-                                   CC_ARG_LOCAL((size_t)f->tlws * a2 * GEMM_TB * sizeof(float))));
+                                   CC_ARG_FLOAT(ep->alpha), CC_ARG_LOCAL(buf)));
     }
     clcnn_tensor_free(v); /* the in-order queue runs the kernels before any reuse */
     clcnn_tensor_free(m);
