@@ -4,7 +4,8 @@
  * Defines:
  *   VEC     vector width of each accumulator: 1, 2, 4, 8 or 16 (default 4)
  *   CHAINS  independent multiply-add chains per work-item (default 16): enough of them
- *           to hide the FMA latency (4-5 cycles) times the number of FMA ports
+ *           to hide the FMA latency (4-5 cycles) times the number of FMA ports, few
+ *           enough that VEC * CHAINS fits the vector registers (the host tries several)
  *
  * peak_fma: one work-item per output element; each runs CHAINS chains of `iters`
  *   dependent mad()s on floatVEC values: 2 * VEC * CHAINS * iters flops per work-item.

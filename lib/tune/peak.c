@@ -1,9 +1,12 @@
 /* Peak probes (cl/peak.cl): multiply-add throughput and copy bandwidth of a device,
  * measured once per physical device and process, so benchmarks can print "% of peak".
  *
- * The FMA probe runs a few vector widths (the best one differs between GPUs, which
- * like float4, and CPUs, where POCL maps float16 onto AVX-512) and keeps the fastest;
- * each is calibrated to run >= 20 ms and timed best-of-4 with profiling events. */
+ * The FMA probe runs a few (vector width, chains) pairs and keeps the fastest: the best
+ * width differs (GPUs like float4, POCL maps float8 onto AVX2 and float16 onto AVX-512),
+ * and a CPU core only reaches its peak when the chains fill its vector registers without
+ * spilling (16 float8 chains on AVX2's 16 registers spill: that probe read half of what
+ * the cores do). Each pair is calibrated to run >= 20 ms and timed best-of-4 with
+ * profiling events. */
 #include "tune_internal.h"
 
 #include <pthread.h>
@@ -11,7 +14,6 @@
 #include <string.h>
 
 #define PEAK_CACHE 16
-#define PEAK_CHAINS 16 /* independent chains: latency x FMA ports, with margin */
 
 static pthread_mutex_t peak_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
@@ -37,9 +39,10 @@ static clcnn_status run_timed(clcnn_device *dev, cl_kernel k, size_t gws, double
     return CLCNN_OK;
 }
 
-static clcnn_status fma_probe(clcnn_device *dev, cl_mem out, size_t gws, int vec, double *gflops) {
+static clcnn_status fma_probe(clcnn_device *dev, cl_mem out, size_t gws, int vec, int chains,
+                              double *gflops) {
     char defines[64];
-    snprintf(defines, sizeof defines, "VEC=%d CHAINS=%d", vec, PEAK_CHAINS);
+    snprintf(defines, sizeof defines, "VEC=%d CHAINS=%d", vec, chains);
     cl_kernel k = NULL;
     CC_TRY(cc_kernel_get(dev, "peak", defines, "peak_fma", &k));
     cl_float a = 0.999f, b = 1e-3f; /* x -> b / (1 - a) = 1: stays finite */
@@ -61,7 +64,7 @@ static clcnn_status fma_probe(clcnn_device *dev, cl_mem out, size_t gws, int vec
         CC_TRY(run_timed(dev, k, gws, &ms));
         if (ms < best) best = ms;
     }
-    *gflops = 2.0 * vec * PEAK_CHAINS * (double)iters * (double)gws / (best * 1e6);
+    *gflops = 2.0 * vec * chains * (double)iters * (double)gws / (best * 1e6);
     return CLCNN_OK;
 }
 
@@ -126,13 +129,17 @@ clcnn_status clcnn_device_peak(clcnn_device *dev, clcnn_peak *out) {
                  cc_cl_error_name(err));
     clcnn_peak p = {0, 0};
     clcnn_status s = CLCNN_OK;
-    static const int vecs[] = {4, 8, 16};
-    for (size_t i = 0; i < sizeof vecs / sizeof *vecs && s == CLCNN_OK; i++) {
+    /* independent chains enough to hide the FMA latency times its ports (8-12 on CPUs),
+     * as many vector registers as 16 (AVX2) or 32 (AVX-512) hold: float4 x 16 on GPUs and
+     * SSE, float8 x 8 and x 12 on AVX2, float16 x 6 (AVX2: 12 registers) and x 12
+     * (AVX-512) */
+    static const int pairs[][2] = {{4, 16}, {8, 8}, {8, 12}, {16, 6}, {16, 12}};
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs && s == CLCNN_OK; i++) {
         double g = 0;
-        s = fma_probe(dev, buf, gws, vecs[i], &g);
+        s = fma_probe(dev, buf, gws, pairs[i][0], pairs[i][1], &g);
         if (s == CLCNN_OK && cc_verbose())
-            fprintf(stderr, "clcnn: peak probe on %s: float%d mad %.1f GFLOPS\n", info->name,
-                    vecs[i], g);
+            fprintf(stderr, "clcnn: peak probe on %s: float%d x %d chains, %.1f GFLOPS\n",
+                    info->name, pairs[i][0], pairs[i][1], g);
         if (g > p.gflops) p.gflops = g;
     }
     clReleaseMemObject(buf);
