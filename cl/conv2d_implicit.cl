@@ -112,6 +112,30 @@
 #endif
 #define intW CC_CAT(int, VW)
 
+/* The TR rows of VW columns of a tile as one float16, the rows ld floats apart. */
+#if VW == 16
+#define LOAD_ROWS(p, ld) vload16(0, (p))
+#define STORE_ROWS(v, p, ld) vstore16((v), 0, (p))
+#elif VW == 8
+#define LOAD_ROWS(p, ld) (float16)(vload8(0, (p)), vload8(0, (p) + (ld)))
+#define STORE_ROWS(v, p, ld)                                                                       \
+    do {                                                                                           \
+        vstore8((v).lo, 0, (p));                                                                   \
+        vstore8((v).hi, 0, (p) + (ld));                                                            \
+    } while (0)
+#else
+#define LOAD_ROWS(p, ld)                                                                           \
+    (float16)(vload4(0, (p)), vload4(0, (p) + (ld)), vload4(0, (p) + 2 * (ld)),                    \
+              vload4(0, (p) + 3 * (ld)))
+#define STORE_ROWS(v, p, ld)                                                                       \
+    do {                                                                                           \
+        vstore4((v).s0123, 0, (p));                                                                \
+        vstore4((v).s4567, 0, (p) + (ld));                                                         \
+        vstore4((v).s89ab, 0, (p) + 2 * (ld));                                                     \
+        vstore4((v).scdef, 0, (p) + 3 * (ld));                                                     \
+    } while (0)
+#endif
+
 /* VW input elements x[base + c0 + l*sw], l < VW, zero where the column c0 + l*sw is
  * outside [0, w). Strides 1, 2 and 4 load vectors (and mask the lanes outside the row)
  * when the loaded span lies inside the tensor, elements lo .. hi-1; otherwise, and for
@@ -493,6 +517,8 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                     /* a plane tile that runs on into the next images: each lane's offset
                      * from its channel's plane in image ni, once for the TM channels */
                     const int full = !plane || j0 + 16 <= pq;
+                    /* a row tile inside y: all 16 lanes at once, stored from registers */
+                    const int whole = !plane && p0 + TR <= p && q0 + VW <= q;
                     int off[16];
                     if (!full)
                         for (int l = 0; l < 16; l++) {
@@ -531,6 +557,13 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                 for (int l = 0; l < 16 && l < left; l++)
                                     ym[off[l]] = o[l];
                             }
+                        } else if (whole) {
+                            if (add) v += LOAD_ROWS(base + p0 * q + q0, q);
+                            if (last) {
+                                v += (float16)(has_bias ? bias[b_off + g * kpg + m] : 0.0f);
+                                v = ACT_VEC(float16, v, act, alpha);
+                            }
+                            STORE_ROWS(v, ym + p0 * q + q0, q);
                         } else {
                             float o[16];
                             vstore16(v, 0, o);
