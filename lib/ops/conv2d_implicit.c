@@ -207,10 +207,14 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
      * per work-item, fit half the local memory of a work-group; a kernel with more taps
      * than that still needs one channel's r*s rows per strip: fewer work-items per group
      * then, and a clear error when even that is more than the device's local memory (a
-     * 32x32 kernel on a 48 KB GPU). */
+     * 32x32 kernel on a 48 KB GPU). On CPUs the chunks are sized for one work-item and
+     * the work-group shrinks to what fits: a work-group there is only a loop over its
+     * work-items, while every chunk past the first stores and reloads the partial sums
+     * (POCL's 512 KB with LWS 4 and 3 tiles per work-item cut ResNet-50's 1024-channel
+     * 1x1 layers into 4 chunks). */
     size_t local = cc_local_mem_bytes(dev);
     size_t row_bytes = 16 * sizeof(float);
-    size_t fit_rows = local / 2 / ((size_t)cfg.lws * nt * row_bytes);
+    size_t fit_rows = local / 2 / ((size_t)(gpu ? cfg.lws : 1) * nt * row_bytes);
     int kc_max = (size_t)cfg.kc_max < fit_rows ? cfg.kc_max : (int)fit_rows;
     int cc_max = kc_max / rs < 1 ? 1 : kc_max / rs;
     int chunks = cc_ceil_div(cv->cpg, cc_max);
@@ -220,6 +224,8 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
                  "conv2d implicit_gemm: a %dx%d kernel needs %zu bytes of local memory per "
                  "work-item, the device has %zu (use direct or gemm)",
                  cv->r, cv->s, wi_bytes, local);
+    if (!gpu && (size_t)cfg.lws * wi_bytes > local / 2)
+        cfg.lws = wi_bytes > local / 2 ? 1 : (int)(local / 2 / wi_bytes);
     if ((size_t)cfg.lws * wi_bytes > local) cfg.lws = (int)(local / wi_bytes);
 
     /* Split the channels of a group when the work-items alone leave the device idle. */
