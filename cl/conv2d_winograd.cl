@@ -31,6 +31,10 @@
  *                    GEMMs' M (A*A*k, tiles) into y; between them the implicit GEMM
  *                    (cl/conv2d_implicit.c) computes M[a] = U[a] V[a] for every a and group
  *                    in one launch. TB (tiles per batch of their local buffers) is fixed.
+ *   winograd_s2d_filter, winograd_s2d_input
+ *                    space-to-depth for strided layers whose kernel spans three strides
+ *                    (forward only, lib/ops/conv2d_winograd.c): the weights and the input
+ *                    rearranged so that the layer is a 3x3 stride-1 convolution.
  *
  * Defines (tuning only; shapes are kernel arguments):
  *   MT  output tile size: 2 or 4                                                default 4
@@ -522,5 +526,45 @@ __kernel void winograd_output(__global const float *mm, int m_off, __global cons
         }
         output_rows(b + u * SW, TB, s / sx, (s % sx) * SW * MT, p, q, bv, y + y_off + plane,
                     z + z_off + plane, has_res, act, alpha);
+    }
+}
+
+/* Space-to-depth with stride S (lib/ops/conv2d_winograd.c, s2d_geometry): a layer with
+ * stride S in both dims, dilation 1, groups 1 and a kernel of r x s taps, 2S < r, s <= 3S,
+ * is the 3x3 stride-1 convolution without padding of
+ *   xs (n, c*S*S, p+2, q+2),  xs[ni][(ci*S + a)*S + b][i][j] = x[ni][ci][i*S + a - ph][j*S + b - pw]
+ *                             (0 outside x),
+ *   ws (k, c*S*S, 3, 3),      ws[m][(ci*S + a)*S + b][u][v] = w[m][ci][u*S + a][v*S + b]
+ *                             (0 where u*S + a >= r or v*S + b >= s),
+ * since output (pi, qi) reads rows pi*S - ph + kr with kr = u*S + a, that is row pi + u of
+ * phase a. */
+__kernel void winograd_s2d_filter(__global const float *w, int w_off, __global float *ws, int ws_off,
+                                  int k, int c, int r, int s, int S) {
+    const int cs = c * S * S, e = get_global_id(0); /* one element of ws */
+    if (e >= k * cs * 9) return;
+    const int v = e % 3, u = (e / 3) % 3, ch = (e / 9) % cs, m = e / (9 * cs);
+    const int ci = ch / (S * S), kr = u * S + (ch / S) % S, ks = v * S + ch % S;
+    ws[ws_off + e] = kr < r && ks < s ? w[w_off + ((m * c + ci) * r + kr) * s + ks] : 0.0f;
+}
+
+/* xs from x (see above); hs = p + 2 and wd = q + 2 its rows and columns. One work-item per
+ * row of xs: dim0 = (image * c*S*S + channel of xs) * hs + row. */
+__kernel void winograd_s2d_input(__global const float *x, int x_off, __global float *xs, int xs_off,
+                                 int n, int c, int h, int w, int S, int ph, int pw, int hs,
+                                 int wd) {
+    const int cs = c * S * S, row = get_global_id(0);
+    if (row >= n * cs * hs) return;
+    const int i = row % hs, ch = (row / hs) % cs, ni = row / (hs * cs);
+    const int ci = ch / (S * S), ih = i * S + (ch / S) % S - ph, b = ch % S - pw;
+    __global float *d = xs + xs_off + row * wd;
+    if (ih < 0 || ih >= h) {
+        for (int j = 0; j < wd; j++)
+            d[j] = 0.0f;
+        return;
+    }
+    __global const float *src = x + x_off + ((ni * c + ci) * h + ih) * w;
+    for (int j = 0; j < wd; j++) {
+        const int iw = j * S + b;
+        d[j] = iw >= 0 && iw < w ? src[iw] : 0.0f;
     }
 }

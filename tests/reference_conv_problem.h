@@ -51,4 +51,10 @@ ref_conv rcp_random_conv(tu_rng *rng, int max_n);
  * the offset. data (numel floats) is written into the view unless NULL. */
 clcnn_tensor *rcp_offset_tensor(int ndim, const size_t *shape, size_t off, const float *data);
 
+/* Runs pb's forward with algo (its bias and activation) on tensors at element offsets inside
+ * NaN-filled buffers (rcp_offset_tensor: x at 3, w at 17, b at 1, y at 11); 1 when y
+ * matches pb->ref within atol + rtol * |ref| and the elements around y stayed NaN (a
+ * kernel that writes outside its view, or reads outside its inputs' views, fails it). */
+int rcp_check_offsets(const rcp_problem *pb, clcnn_conv_algo algo, double atol, double rtol);
+
 #endif

@@ -382,32 +382,7 @@ static void test_depthwise_variants(void **state) {
 static void offsets(clcnn_conv_algo algo, const ref_conv *shape) {
     rcp_problem pb;
     rcp_problem_init(&pb, shape, 1, 2, 61);
-    const ref_conv *cv = &pb.cv;
-    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
-    size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
-    clcnn_tensor *x = rcp_offset_tensor(4, xs, 3, pb.x), *w = rcp_offset_tensor(4, ws, 17, pb.w);
-    clcnn_tensor *b = rcp_offset_tensor(1, (size_t[]){cv->k}, 1, pb.b);
-    clcnn_tensor *y = rcp_offset_tensor(4, ys, 11, NULL);
-    clcnn_conv2d_desc d = rcp_make_desc(cv, algo);
-    TU_OK(clcnn_conv2d_forward(tu_device(), &d, x, w, b, y, CLCNN_ACT_LEAKY_RELU));
-    size_t ny = ref_conv_y_size(cv);
-    float *all = malloc((ny + 16) * sizeof(float));
-    assert_non_null(all);
-    assert_int_equal(clEnqueueReadBuffer(clcnn_device_queue(tu_device()), clcnn_tensor_mem(y),
-                                         CL_TRUE, 0, (ny + 16) * sizeof(float), all, 0, NULL, NULL),
-                     CL_SUCCESS);
-    char what[320];
-    rcp_describe(cv, algo, 1, 2, what, sizeof what);
-    strcat(what, " (offsets)");
-    int ok = tu_close(what, all + 11, pb.ref, ny, atol_of(algo, cv), rtol_of(algo));
-    for (size_t j = 0; j < 11; j++)
-        ok &= isnan(all[j]);
-    for (size_t j = ny + 11; j < ny + 16; j++)
-        ok &= isnan(all[j]);
-    free(all);
-    clcnn_tensor *all_t[] = {x, w, b, y};
-    for (int i = 0; i < 4; i++)
-        clcnn_tensor_free(all_t[i]);
+    int ok = rcp_check_offsets(&pb, algo, atol_of(algo, &pb.cv), rtol_of(algo));
     rcp_problem_free(&pb);
     assert_true(ok);
 }

@@ -29,10 +29,20 @@ static const clcnn_conv_algo all_algos[] = {CLCNN_CONV_DIRECT,        CLCNN_CONV
                                             CLCNN_CONV_DEPTHWISE,     CLCNN_CONV_AUTO};
 #define N_ALGOS (int)(sizeof all_algos / sizeof all_algos[0])
 
+/* Stride S when winograd takes cv through space-to-depth (forward: stride S in both dims,
+ * dilation 1, groups 1, 2S < r, s <= 3S), else 0. */
+static int s2d_stride(const ref_conv *cv) {
+    int S = cv->stride_h;
+    if (S < 2 || cv->stride_w != S || cv->groups != 1 || cv->dilation_h != 1 || cv->dilation_w != 1)
+        return 0;
+    return cv->r > 2 * S && cv->r <= 3 * S && cv->s > 2 * S && cv->s <= 3 * S ? S : 0;
+}
+
 static int supports(clcnn_conv_algo algo, const ref_conv *cv) {
     if (algo == CLCNN_CONV_WINOGRAD)
-        return cv->r == 3 && cv->s == 3 && cv->stride_h == 1 && cv->stride_w == 1 &&
-               cv->dilation_h == 1 && cv->dilation_w == 1;
+        return (cv->r == 3 && cv->s == 3 && cv->stride_h == 1 && cv->stride_w == 1 &&
+                cv->dilation_h == 1 && cv->dilation_w == 1) ||
+               s2d_stride(cv);
     if (algo == CLCNN_CONV_DEPTHWISE) return cv->groups == cv->c && cv->groups == cv->k;
     return 1;
 }
@@ -205,8 +215,9 @@ static int run_case(const pcase *c0) {
 
     TU_OK(cc_conv_fwd_run(f, a.x, a.z, a.y));
     float *y1 = tu_download(a.y);
-    double l = (double)(cv->c / cv->groups) * cv->r * cv->s;
-    int wino = used == CLCNN_CONV_WINOGRAD;
+    int wino = used == CLCNN_CONV_WINOGRAD, S = wino ? s2d_stride(cv) : 0;
+    /* terms summed: space-to-depth pads the kernel to 3S x 3S taps */
+    double l = (double)(cv->c / cv->groups) * (S ? 9 * S * S : cv->r * cv->s);
     int ok = tu_close(what, y1, pd.ref, a.ny, (wino ? 4e-6 : 1e-6) * l, wino ? 4e-5 : 1e-5);
     ok &= guards_ok(&a, what);
 
@@ -256,22 +267,24 @@ static int run_case(const pcase *c0) {
 static void test_shapes(void **state) {
     (void)state;
     const ref_conv shapes[] = {
-        rcp_conv(2, 5, 9, 11, 7, 3, 3, 1, 1, 1, 1),    /* odd sizes */
-        rcp_conv(1, 3, 13, 10, 16, 3, 3, 2, 1, 1, 1),  /* stride 2, batch 1 */
-        rcp_conv(2, 4, 12, 12, 6, 3, 3, 1, 2, 2, 1),   /* dilation 2 */
-        rcp_conv(2, 6, 7, 9, 9, 3, 3, 1, 1, 1, 3),     /* groups */
-        rcp_conv(2, 8, 10, 10, 8, 3, 3, 2, 1, 1, 8),   /* depthwise, stride 2 */
-        rcp_conv(1, 12, 9, 9, 12, 5, 5, 1, 2, 1, 12),  /* depthwise 5x5 */
-        rcp_conv(2, 9, 7, 7, 9, 3, 3, 1, 1, 1, 9),     /* depthwise 3x3 (K3), 7x7 */
-        rcp_conv(1, 5, 14, 13, 5, 3, 3, 1, 1, 1, 5),   /* depthwise 3x3 (K3), 14x13 */
-        rcp_conv(3, 16, 6, 6, 20, 1, 1, 1, 0, 1, 1),   /* pointwise */
-        rcp_conv(2, 10, 8, 8, 18, 1, 1, 2, 0, 1, 1),   /* strided 1x1 */
-        rcp_conv(1, 3, 1, 1, 4, 1, 1, 1, 0, 1, 1),     /* 1x1 image */
-        rcp_conv(1, 3, 2, 3, 5, 3, 3, 1, 4, 1, 1),     /* padding >= kernel */
-        rcp_conv(1, 130, 6, 7, 16, 3, 3, 1, 1, 1, 1),  /* several reduction chunks */
-        rcp_conv(2, 24, 15, 15, 32, 3, 3, 1, 1, 1, 1), /* larger, winograd F(4x4) */
-        rcp_conv(2, 128, 7, 6, 128, 3, 3, 1, 1, 1, 1), /* winograd's GEMM path on CPUs */
-        rcp_conv(1, 1100, 4, 4, 8, 1, 1, 1, 0, 1, 1),  /* pointwise, several chunks */
+        rcp_conv(2, 5, 9, 11, 7, 3, 3, 1, 1, 1, 1),     /* odd sizes */
+        rcp_conv(1, 3, 13, 10, 16, 3, 3, 2, 1, 1, 1),   /* stride 2, batch 1 */
+        rcp_conv(2, 4, 12, 12, 6, 3, 3, 1, 2, 2, 1),    /* dilation 2 */
+        rcp_conv(2, 6, 7, 9, 9, 3, 3, 1, 1, 1, 3),      /* groups */
+        rcp_conv(2, 8, 10, 10, 8, 3, 3, 2, 1, 1, 8),    /* depthwise, stride 2 */
+        rcp_conv(1, 12, 9, 9, 12, 5, 5, 1, 2, 1, 12),   /* depthwise 5x5 */
+        rcp_conv(2, 9, 7, 7, 9, 3, 3, 1, 1, 1, 9),      /* depthwise 3x3 (K3), 7x7 */
+        rcp_conv(1, 5, 14, 13, 5, 3, 3, 1, 1, 1, 5),    /* depthwise 3x3 (K3), 14x13 */
+        rcp_conv(3, 16, 6, 6, 20, 1, 1, 1, 0, 1, 1),    /* pointwise */
+        rcp_conv(2, 10, 8, 8, 18, 1, 1, 2, 0, 1, 1),    /* strided 1x1 */
+        rcp_conv(1, 3, 1, 1, 4, 1, 1, 1, 0, 1, 1),      /* 1x1 image */
+        rcp_conv(1, 3, 2, 3, 5, 3, 3, 1, 4, 1, 1),      /* padding >= kernel */
+        rcp_conv(1, 130, 6, 7, 16, 3, 3, 1, 1, 1, 1),   /* several reduction chunks */
+        rcp_conv(2, 24, 15, 15, 32, 3, 3, 1, 1, 1, 1),  /* larger, winograd F(4x4) */
+        rcp_conv(2, 128, 7, 6, 128, 3, 3, 1, 1, 1, 1),  /* winograd's GEMM path on CPUs */
+        rcp_conv(1, 1100, 4, 4, 8, 1, 1, 1, 0, 1, 1),   /* pointwise, several chunks */
+        rcp_conv(2, 3, 27, 25, 10, 11, 11, 4, 1, 1, 1), /* winograd by space-to-depth */
+        rcp_conv(1, 2, 13, 12, 7, 5, 6, 2, 2, 1, 1),    /* the same, 5x6 at stride 2 */
     };
     int nshapes = (int)(sizeof shapes / sizeof shapes[0]), failures = 0, runs = 0;
     for (int i = 0; i < nshapes; i++) {

@@ -29,7 +29,10 @@ typedef enum clcnn_conv_algo {
     /* im2col fused into a tiled GEMM, no workspace: forward for any shape, backward
      * data for stride 1 */
     CLCNN_CONV_IMPLICIT_GEMM = 3,
-    CLCNN_CONV_WINOGRAD = 4,  /* 3x3 stride 1 only (F(4x4,3x3)); forward, backward data */
+    /* 3x3 stride 1 (F(4x4,3x3) or F(2x2,3x3)): forward and backward data; forward also
+     * groups 1, dilation 1 and stride S with 2S < r, s <= 3S (11x11 stride 4), as the 3x3
+     * stride-1 convolution of the input rearranged space-to-depth */
+    CLCNN_CONV_WINOGRAD = 4,
     CLCNN_CONV_DEPTHWISE = 5, /* groups == c == k only; forward */
     CLCNN_CONV_ALGO_COUNT
 } clcnn_conv_algo;

@@ -227,6 +227,9 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int narrow) {
     if (narrow && cc_conv2d_winograd_supports(cv) && cc_conv2d_winograd_cpu_gemm(cv) &&
         cv->p >= 7 && cv->q >= 7)
         return CLCNN_CONV_WINOGRAD;
+    int S = cc_conv2d_winograd_s2d(cv);
+    if (S && cv->kpg >= 64 && cv->p >= 14 && cv->q >= 14 && 9 * S * S * 4 <= 5 * cv->r * cv->s)
+        return CLCNN_CONV_WINOGRAD;
     if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
     if (cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= (narrow ? 16 : 32) &&
@@ -262,6 +265,12 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     below 14x14 its tiles are mostly padding (13x13 c256->384: 111 vs 127; 7x7: 31 vs
  *     87) and at 14x14 with 512 channels the 38 MB transform is streamed for every strip
  *     of 16 tiles (71 vs 109);
+ *   - strided layers that space-to-depth makes 3x3 stride-1 ones (cc_conv2d_winograd_s2d)
+ *     with kpg >= 64, outputs of at least 14x14 and at most a quarter more taps after
+ *     the rearrangement ((3S)^2 <= 1.25 r*s): winograd. Measured on the 2-core AVX2 EPYC
+ *     only (2026-12-07, ms): AlexNet conv1 at batch 32 35.2 vs implicit 51.8, batch 1
+ *     1.37 vs 1.50; it lost on 5x5 stride 2 (36 taps for 25; c16 k32 56x56: 1.90 vs 1.57)
+ *     and on small layers (6x6 stride 2, c8 k24 31x29: 0.40 vs 0.17);
  *   - kpg >= 16 and a stride above 1, one group's weights at most 16 MB: implicit_gemm,
  *     faster than direct on every strided layer of ResNet-50 (3x3 and 1x1, up to 9.4 MB
  *     of weights; the numbers are in the commit that set this rule); AlexNet conv1 168
@@ -373,8 +382,14 @@ static int algo_supports(clcnn_conv_algo a, const cc_conv *cv, pass ps, const ch
         *why = "its data gradient needs strides of at most 32 (use direct, gemm or auto)";
         return ps == PASS_FORWARD || cc_conv2d_implicit_supports_data(cv);
     case CLCNN_CONV_WINOGRAD:
+        if (ps == PASS_FORWARD && cc_conv2d_winograd_s2d(cv)) return 1;
         if (!cc_conv2d_winograd_supports(cv)) {
-            *why = "it needs a 3x3 kernel with stride 1 and dilation 1";
+            *why = ps == PASS_FORWARD
+                       ? "it needs a 3x3 kernel with stride 1 and dilation 1, or groups 1, "
+                         "dilation 1 and a kernel of three strides each way (2S < r, s <= 3S "
+                         "for stride S, e.g. 11x11 stride 4) whose input rearranged fits the "
+                         "convolution workspace"
+                       : "it needs a 3x3 kernel with stride 1 and dilation 1";
             return 0;
         }
         *why = "it has no filter-gradient kernel (use direct, gemm or auto)";

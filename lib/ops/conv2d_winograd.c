@@ -1,6 +1,9 @@
 /* Winograd conv2d, F(MT x MT, 3x3) for 3x3 kernels with stride 1 and dilation 1, forward
  * and backward data: host side of cl/conv2d_winograd.cl. Shapes were checked by lib/ops/conv2d.c,
- * and cc_conv2d_winograd_supports() by the dispatcher.
+ * and cc_conv2d_winograd_supports() by the dispatcher. The forward also runs strided layers
+ * whose kernel spans three strides (cc_conv2d_winograd_s2d: AlexNet's 11x11 stride 4): the
+ * weights rearranged space-to-depth when prepared, the input per run (a pool buffer), then
+ * the 3x3 stride-1 convolution below.
  *
  * Shape key: x (n, c, h, w); w (k, cpg, 3, 3); y (n, k, p, q); cpg = c/groups,
  * kpg = k/groups; tiles th x tw = ceil(p/MT) x ceil(q/MT) per image.
@@ -41,6 +44,41 @@ typedef struct wino_cfg {
 
 int cc_conv2d_winograd_supports(const cc_conv *cv) {
     return cv->r == 3 && cv->s == 3 && cv->sh == 1 && cv->sw == 1 && cv->dh == 1 && cv->dw == 1;
+}
+
+/* Space-to-depth (forward only): S when cv has stride S >= 2 in both dims, dilation 1,
+ * groups 1 and a kernel that spans three strides each way (2S < r, s <= 3S: 5x5 and 6x6
+ * at stride 2, 7x7 to 9x9 at stride 3, 9x9 to 12x12 at stride 4, as AlexNet's first
+ * layer), and the rearranged input (n, c*S*S, p+2, q+2) fits cc_conv_workspace_limit();
+ * else 0. The layer is then the 3x3 stride-1 convolution of the rearranged input with
+ * the rearranged weights (cl/conv2d_winograd.cl, winograd_s2d_*): Winograd's 2.25x (F(2x2))
+ * or 4x (F(4x4)) fewer multiplications, on (3S)^2 taps instead of r*s (AlexNet's 11x11
+ * stride 4: 144 instead of 121). */
+int cc_conv2d_winograd_s2d(const cc_conv *cv) {
+    int S = cv->sh;
+    if (S < 2 || S > 16 || cv->sw != S || cv->groups != 1 || cv->dh != 1 || cv->dw != 1 ||
+        cc_ceil_div(cv->r, S) != 3 || cc_ceil_div(cv->s, S) != 3)
+        return 0;
+    double floats = (double)cv->n * cv->c * S * S * (cv->p + 2.0) * (cv->q + 2.0);
+    double wfloats = (double)cv->k * cv->c * S * S * 9.0;
+    if (floats * sizeof(float) > (double)cc_conv_workspace_limit() || wfloats >= INT_MAX) return 0;
+    return S;
+}
+
+int cc_conv2d_winograd_supports_forward(const cc_conv *cv) {
+    return cc_conv2d_winograd_supports(cv) || cc_conv2d_winograd_s2d(cv) > 0;
+}
+
+/* The 3x3 stride-1 geometry that space-to-depth with stride S makes of cv. */
+static cc_conv s2d_geometry(const cc_conv *cv, int S) {
+    cc_conv g = *cv;
+    g.c = g.cpg = cv->c * S * S;
+    g.h = cv->p + 2;
+    g.w = cv->q + 2;
+    g.r = g.s = 3;
+    g.sh = g.sw = 1;
+    g.ph = g.pw = 0;
+    return g;
 }
 
 /* Fraction of the lanes that hold a tile, for SW tiles per segment. */
@@ -211,6 +249,10 @@ typedef struct wino_fwd {
      * when that is shorter (else NULL) */
     int nb, chunks, tlws; /* tlws: the transform kernels' work-group size */
     void *gemm[2];
+    /* space-to-depth: the stride (0: none) and the layer's own geometry (cv above is the
+     * 3x3 stride-1 convolution that runs) */
+    int s2d;
+    cc_conv outer;
 } wino_fwd;
 
 /* The GEMM path (cfg.gemm), per chunk of nb images:
@@ -327,8 +369,10 @@ static clcnn_status run_gemm_path(clcnn_device *dev, const wino_fwd *f, const cl
     return st;
 }
 
-static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                 int flip, const cc_conv *key, wino_fwd *f) {
+/* The Winograd convolution of the geometry cv planned into f: its parameters, grid and
+ * kernel defines (flip: backward data of the layer key, see prepare_wino). */
+static clcnn_status plan_wino(clcnn_device *dev, const cc_conv *cv, int flip, const cc_conv *key,
+                              wino_fwd *f) {
     wino_cfg cfg =
         pick_cfg(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key);
     int a2 = (cfg.mt + 2) * (cfg.mt + 2);
@@ -368,7 +412,13 @@ static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clc
     f->lws[0] = (size_t)cfg.lws;
     f->lws[1] = 1;
     f->scratch = (size_t)cfg.lws * (size_t)(cfg.cc_max + mr) * a2 * 16 * sizeof(float);
-    if (cfg.gemm) return prepare_gemm_path(dev, f, w, flip);
+    return CLCNN_OK;
+}
+
+/* The kernels of f (planned by plan_wino) built and its filter transform of w made. */
+static clcnn_status finish_wino(clcnn_device *dev, wino_fwd *f, const clcnn_tensor *w, int flip) {
+    size_t ufloats = (size_t)(f->cfg.mt + 2) * (f->cfg.mt + 2) * f->cv.k * f->cv.cpg;
+    if (f->cfg.gemm) return prepare_gemm_path(dev, f, w, flip);
     /* both kernels built before anything is enqueued: a build failure writes nothing */
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_filter"));
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_fwd"));
@@ -381,12 +431,40 @@ static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clc
     return st;
 }
 
+static clcnn_status launch_wino(clcnn_device *dev, const void *state, const clcnn_tensor *x,
+                                const cc_conv_epilogue *ep, clcnn_tensor *y);
+
+/* Space-to-depth: x rearranged into a pool buffer, then the 3x3 stride-1 convolution. */
+static clcnn_status run_s2d(clcnn_device *dev, const wino_fwd *f, const clcnn_tensor *x,
+                            const cc_conv_epilogue *ep, clcnn_tensor *y) {
+    const cc_conv *o = &f->outer, *g = &f->cv;
+    clcnn_tensor *xs = NULL;
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 4,
+                               (size_t[]){(size_t)g->n, (size_t)g->c, (size_t)g->h, (size_t)g->w},
+                               &xs));
+    clcnn_status st = cc_launch(dev, "conv2d_winograd", f->defs, "winograd_s2d_input", 1,
+                                (size_t[]){(size_t)g->n * g->c * g->h}, NULL,
+                                CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                                        CC_ARG_MEM(xs->storage->mem), CC_ARG_INT(xs->offset),
+                                        CC_ARG_INT(o->n), CC_ARG_INT(o->c), CC_ARG_INT(o->h),
+                                        CC_ARG_INT(o->w), CC_ARG_INT(f->s2d), CC_ARG_INT(o->ph),
+                                        CC_ARG_INT(o->pw), CC_ARG_INT(g->h), CC_ARG_INT(g->w)));
+    if (st == CLCNN_OK) {
+        wino_fwd inner = *f; /* shares U or the GEMMs: nothing of it is released */
+        inner.s2d = 0;
+        st = launch_wino(dev, &inner, xs, ep, y);
+    }
+    clcnn_tensor_free(xs); /* the in-order queue runs the kernels before any reuse */
+    return st;
+}
+
 /* y = act(conv(x) + b + z) (ep NULL: the convolution alone). */
 static clcnn_status launch_wino(clcnn_device *dev, const void *state, const clcnn_tensor *x,
                                 const cc_conv_epilogue *ep, clcnn_tensor *y) {
     static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
     if (!ep) ep = &none;
     const wino_fwd *f = state;
+    if (f->s2d) return run_s2d(dev, f, x, ep, y);
     if (f->cfg.gemm) return run_gemm_path(dev, f, x, ep, y);
     const cc_conv *cv = &f->cv;
     const clcnn_tensor *u = f->u, *b = ep->b, *z = ep->z;
@@ -402,14 +480,46 @@ static clcnn_status launch_wino(clcnn_device *dev, const void *state, const clcn
                 CC_ARG_LOCAL(f->scratch)));
 }
 
+static clcnn_status prepare_wino(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                 int flip, const cc_conv *key, wino_fwd *f) {
+    CC_TRY(plan_wino(dev, cv, flip, key, f));
+    return finish_wino(dev, f, w, flip);
+}
+
 static void fwd_release(void *state) {
     clcnn_tensor_free(((wino_fwd *)state)->u); /* the in-order queue runs the kernels before
                                                 * any reuse */
     release_gemms(state);
 }
 
+/* Space-to-depth: the plan of the 3x3 stride-1 convolution (keyed in the tuning file by
+ * the layer's own geometry), its kernels, the rearranged weights (a pool buffer, freed
+ * once the filter transform is enqueued) and their transform. */
+static clcnn_status prepare_s2d(clcnn_device *dev, const cc_conv *cv, int S, const clcnn_tensor *w,
+                                wino_fwd *f) {
+    cc_conv g = s2d_geometry(cv, S);
+    CC_TRY(plan_wino(dev, &g, 0, cv, f));
+    f->s2d = S;
+    f->outer = *cv;
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_s2d_filter"));
+    CC_TRY(cc_conv2d_prepare(dev, "conv2d_winograd", f->defs, "winograd_s2d_input"));
+    size_t wsn = (size_t)g.k * g.c * 9;
+    clcnn_tensor *ws = NULL;
+    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 4, (size_t[]){(size_t)g.k, (size_t)g.c, 3, 3}, &ws));
+    clcnn_status st =
+        cc_launch(dev, "conv2d_winograd", f->defs, "winograd_s2d_filter", 1, (size_t[]){wsn}, NULL,
+                  CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
+                          CC_ARG_MEM(ws->storage->mem), CC_ARG_INT(ws->offset), CC_ARG_INT(cv->k),
+                          CC_ARG_INT(cv->c), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(S)));
+    if (st == CLCNN_OK) st = finish_wino(dev, f, ws, 0);
+    clcnn_tensor_free(ws); /* the in-order queue runs the transform before any reuse */
+    return st;
+}
+
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                 void *state) {
+    int S = cc_conv2d_winograd_supports(cv) ? 0 : cc_conv2d_winograd_s2d(cv);
+    if (S) return prepare_s2d(dev, cv, S, w, state);
     return prepare_wino(dev, cv, w, 0, cv, state);
 }
 
@@ -436,8 +546,14 @@ clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *
  * heuristic's path, then the other one. */
 int cc_conv2d_winograd_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                       int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
-    if (!cc_conv2d_winograd_supports(cv) || pass == CLCNN_CONV_PASS_BACKWARD_FILTER) return 0;
-    cc_conv t = pass == CLCNN_CONV_PASS_BACKWARD_DATA ? cc_conv_transposed(cv) : *cv;
+    int S = pass == CLCNN_CONV_PASS_FORWARD && !cc_conv2d_winograd_supports(cv)
+                ? cc_conv2d_winograd_s2d(cv)
+                : 0;
+    if ((!S && !cc_conv2d_winograd_supports(cv)) || pass == CLCNN_CONV_PASS_BACKWARD_FILTER)
+        return 0;
+    cc_conv t = S                                       ? s2d_geometry(cv, S)
+                : pass == CLCNN_CONV_PASS_BACKWARD_DATA ? cc_conv_transposed(cv)
+                                                        : *cv;
     wino_cfg h;
     make_cfg(dev, &t, NULL, &h);
     int want[42][4], nw = 0; /* mt, sw, tm, path (-1: the heuristic's) */
