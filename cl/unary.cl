@@ -1,68 +1,76 @@
 /* Element-wise unary ops (ONNX Sigmoid, Tanh, HardSigmoid, HardSwish, Clip, Exp, Log,
- * Sqrt, Neg, Abs, Reciprocal, Floor, Ceil): one work-item per element (gws = n rounded
- * up to the work-group size; the kernel bounds-checks i < n).
+ * Sqrt, Neg, Abs, Reciprocal, Floor, Ceil): UN_VEC consecutive elements per work-item as
+ * one vector (gws = ceil(n / UN_VEC) rounded up to the work-group size; the work-item of
+ * the last, partial vector takes its elements one by one). Vectors, because the math
+ * library's vector exp, tanh and log are several times faster on CPUs than the scalar
+ * calls of one element per work-item (a 9.6M-element Sigmoid on POCL, 2-core AVX2
+ * EPYC: 25 ms one per work-item with the op switch, 3.6-3.8 ms as float16).
  *
  * Defines: none. The op is a run-time argument (CLCNN_UN_ID_* from clcnn_ids.h), so one
  * program serves the whole family; alpha and beta are its parameters (see the ids).
  * Buffers: x and y are contiguous float arrays of n elements starting at their element
- * offsets. y may be x (in place): each work-item reads its element before writing it.
+ * offsets. y may be x (in place): each work-item reads its elements before writing them.
  *
  * NaN propagates (clamps are written with comparisons, not fmin/fmax, which drop NaN).
  * Clip with alpha > beta gives beta everywhere: min(max(x, lo), hi), as ONNX defines. */
 #include "common.h"
 
-inline float cc_clamp_nan(float v, float lo, float hi) {
-    v = v < lo ? lo : v;
-    return v > hi ? hi : v;
-}
+#define UN_VEC 16 /* elements per work-item (lib/ops/eltwise_nd.c's too) */
+
+/* min(max(v, lo), hi) of type T, NaN kept. */
+#define CLAMP_NAN(T, v, lo, hi) select(select((v), (T)(lo), (v) < (T)(lo)), (T)(hi), (v) > (T)(hi))
+
+/* The op on v of type T (float or float16). */
+#define UNARY_OP(T, NAME)                                                                          \
+    inline T NAME(T v, int op, float alpha, float beta) {                                         \
+        switch (op) {                                                                              \
+        case CLCNN_UN_ID_SIGMOID:                                                                  \
+            return 1.0f / (1.0f + exp(-v));                                                        \
+        case CLCNN_UN_ID_TANH:                                                                     \
+            return tanh(v);                                                                        \
+        case CLCNN_UN_ID_HARDSIGMOID: {                                                            \
+            const T u = alpha * v + beta;                                                          \
+            return CLAMP_NAN(T, u, 0.0f, 1.0f);                                                    \
+        }                                                                                          \
+        case CLCNN_UN_ID_HARDSWISH: {                                                              \
+            const T u = alpha * v + beta;                                                          \
+            return v * CLAMP_NAN(T, u, 0.0f, 1.0f);                                                \
+        }                                                                                          \
+        case CLCNN_UN_ID_CLIP: {                                                                   \
+            const T u = select(v, (T)(alpha), v < (T)(alpha));                                    \
+            return select(u, (T)(beta), u > (T)(beta));                                            \
+        }                                                                                          \
+        case CLCNN_UN_ID_EXP:                                                                      \
+            return exp(v);                                                                         \
+        case CLCNN_UN_ID_LOG:                                                                      \
+            return log(v);                                                                         \
+        case CLCNN_UN_ID_SQRT:                                                                     \
+            return sqrt(v);                                                                        \
+        case CLCNN_UN_ID_NEG:                                                                      \
+            return -v;                                                                             \
+        case CLCNN_UN_ID_ABS:                                                                      \
+            return fabs(v);                                                                        \
+        case CLCNN_UN_ID_RECIPROCAL:                                                               \
+            return 1.0f / v;                                                                       \
+        case CLCNN_UN_ID_FLOOR:                                                                    \
+            return floor(v);                                                                       \
+        case CLCNN_UN_ID_CEIL:                                                                     \
+            return ceil(v);                                                                        \
+        default:                                                                                   \
+            return v;                                                                              \
+        }                                                                                          \
+    }
+UNARY_OP(float16, unary16)
+UNARY_OP(float, unary1)
 
 __kernel void unary_fwd(__global const float *x, ulong x_off, __global float *y, ulong y_off,
                         ulong n, int op, float alpha, float beta) {
-    size_t i = get_global_id(0);
+    const size_t i = get_global_id(0) * UN_VEC;
     if (i >= n) return;
-    float v = x[x_off + i];
-    switch (op) {
-    case CLCNN_UN_ID_SIGMOID:
-        v = 1.0f / (1.0f + exp(-v));
-        break;
-    case CLCNN_UN_ID_TANH:
-        v = tanh(v);
-        break;
-    case CLCNN_UN_ID_HARDSIGMOID:
-        v = cc_clamp_nan(alpha * v + beta, 0.0f, 1.0f);
-        break;
-    case CLCNN_UN_ID_HARDSWISH:
-        v = v * cc_clamp_nan(alpha * v + beta, 0.0f, 1.0f);
-        break;
-    case CLCNN_UN_ID_CLIP:
-        v = cc_clamp_nan(v, alpha, beta);
-        break;
-    case CLCNN_UN_ID_EXP:
-        v = exp(v);
-        break;
-    case CLCNN_UN_ID_LOG:
-        v = log(v);
-        break;
-    case CLCNN_UN_ID_SQRT:
-        v = sqrt(v);
-        break;
-    case CLCNN_UN_ID_NEG:
-        v = -v;
-        break;
-    case CLCNN_UN_ID_ABS:
-        v = fabs(v);
-        break;
-    case CLCNN_UN_ID_RECIPROCAL:
-        v = 1.0f / v;
-        break;
-    case CLCNN_UN_ID_FLOOR:
-        v = floor(v);
-        break;
-    case CLCNN_UN_ID_CEIL:
-        v = ceil(v);
-        break;
-    default:
-        break;
+    if (i + UN_VEC <= n) {
+        vstore16(unary16(vload16(0, x + x_off + i), op, alpha, beta), 0, y + y_off + i);
+        return;
     }
-    y[y_off + i] = v;
+    for (size_t j = i; j < n; j++)
+        y[y_off + j] = unary1(x[x_off + j], op, alpha, beta);
 }

@@ -7,6 +7,8 @@
 #
 #   --models LIST   comma/space-separated (default: resnet50,mobilenet_v2); any of
 #                   resnet50 mobilenet_v2 alexnet vgg16 (clcnn's zoo, perf/onnx_export.py)
+#                   and resnet18 efficientnet_b0 (not in the zoo: clcnn runs the ONNX
+#                   export, as ORT does)
 #   --batch N       images per call (default 8)
 #   --rounds N      rounds per model (default 2): each round runs every clcnn variant and
 #                   ORT once, in turn (every other round in reverse order), so a shared,
@@ -111,8 +113,10 @@ run_clcnn() { # round model index
     # {onnx} in a variant's ARGS is the model's ONNX export (clcnn running the same file
     # ORT runs: --variant onnx='--model {onnx}')
     args=${vargs[$3]//\{onnx\}/$onnx_dir/$2.onnx}
+    local model=$2
+    case $2 in resnet50 | mobilenet_v2 | alexnet | vgg16) ;; *) model=$onnx_dir/$2.onnx ;; esac
     # shellcheck disable=SC2086
-    out=$("$perf" --op net_infer --model "$2" --batch "$batch" --runs "$runs" --no-peak \
+    out=$("$perf" --op net_infer --model "$model" --batch "$batch" --runs "$runs" --no-peak \
         --format csv --quiet $args) || { say "clcnn-perf failed (${vnames[$3]}, $2)"; return 1; }
     local r
     r=$(printf '%s\n' "$out" | "$syspy" -c "$cmp_parse_clcnn") || return 1

@@ -5,7 +5,7 @@ weights, for timing other runtimes on the same networks (perf/compare_onnxruntim
     /usr/bin/python3 perf/onnx_export.py [OUTDIR] [--models NAMES] [--opset N]
 
 OUTDIR defaults to build/onnx; writes OUTDIR/<name>.onnx for each model (default: all of
-resnet50 mobilenet_v2 alexnet vgg16 resnet18). Needs Debian's PyTorch (apt-get install
+resnet50 mobilenet_v2 alexnet vgg16 resnet18 efficientnet_b0). Needs Debian's PyTorch (apt-get install
 python3-torch python3-torchvision python3-onnx), hence /usr/bin/python3, not a pyenv one.
 
 Weights: torchvision's default initialisation after torch.manual_seed(0); the models are
@@ -24,6 +24,10 @@ multiply-add, as clcnn-perf's gflop column counts it, so the two can be compared
   vgg16         torchvision vgg16 (configuration D, no batchnorm), 3x224x224; its adaptive
                 pool is the identity at 7x7
   resnet18      torchvision resnet18, 3x224x224 (not in clcnn's zoo)
+  efficientnet_b0  torchvision efficientnet_b0, 3x224x224 (not in clcnn's zoo): SiLU
+                (exported as x * Sigmoid(x)), squeeze-excitation (GlobalAveragePool, two
+                1x1 convolutions, a broadcast Mul), depthwise 3x3 and 5x5 at strides 1
+                and 2
 """
 import argparse
 import os
@@ -34,7 +38,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-MODELS = ["resnet50", "mobilenet_v2", "alexnet", "vgg16", "resnet18"]
+MODELS = ["resnet50", "mobilenet_v2", "alexnet", "vgg16", "resnet18", "efficientnet_b0"]
 
 
 class ClcnnAlexNet(nn.Module):
@@ -86,6 +90,8 @@ def build(name):
         return relu6_to_relu(tv.mobilenet_v2(weights=None)), 224
     if name == "alexnet":
         return ClcnnAlexNet(), 227
+    if name == "efficientnet_b0":
+        return tv.efficientnet_b0(weights=None), 224
     raise ValueError(f"unknown model {name!r} (models: {', '.join(MODELS)})")
 
 

@@ -20,7 +20,8 @@ clcnn_status cc_unary(clcnn_device *dev, int op, float alpha, float beta, const 
                  op);
     CC_TRY(cc_ew_check(dev, fn, "x", x, NULL, NULL, 1));
     CC_TRY(cc_ew_check(dev, fn, "y", y, "x", x, 1));
-    return cc_ew_launch(dev, "unary", "unary_fwd", x->numel,
+    /* 16 elements per work-item (UN_VEC in cl/unary.cl) */
+    return cc_ew_launch(dev, "unary", "unary_fwd", (x->numel + 15) / 16,
                         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_ULONG(x->offset),
                                 CC_ARG_MEM(y->storage->mem), CC_ARG_ULONG(y->offset),
                                 CC_ARG_ULONG(x->numel), CC_ARG_INT(op), CC_ARG_FLOAT(alpha),
