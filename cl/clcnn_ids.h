@@ -31,7 +31,8 @@
 #define CLCNN_UN_ID_RECIPROCAL 10
 #define CLCNN_UN_ID_FLOOR 11
 #define CLCNN_UN_ID_CEIL 12
-#define CLCNN_UN_ID_COUNT 13
+#define CLCNN_UN_ID_SILU 13 /* x Sigmoid(x): a plan's Sigmoid and the Mul of it with its input */
+#define CLCNN_UN_ID_COUNT 14
 
 /* Element-wise binary ops with broadcasting (cl/binary.cl): y = op(a, b). */
 #define CLCNN_BIN_ID_ADD 0

@@ -1,13 +1,16 @@
 /* Element-wise unary ops (ONNX Sigmoid, Tanh, HardSigmoid, HardSwish, Clip, Exp, Log,
- * Sqrt, Neg, Abs, Reciprocal, Floor, Ceil): UN_VEC consecutive elements per work-item as
- * one vector (gws = ceil(n / UN_VEC) rounded up to the work-group size; the work-item of
- * the last, partial vector takes its elements one by one). Vectors, because the math
- * library's vector exp, tanh and log are several times faster on CPUs than the scalar
- * calls of one element per work-item (a 9.6M-element Sigmoid on POCL, 2-core AVX2
- * EPYC: 25 ms one per work-item with the op switch, 3.6-3.8 ms as float16).
+ * Sqrt, Neg, Abs, Reciprocal, Floor, Ceil; SiLU, x Sigmoid(x), for plans): UN_VEC
+ * consecutive elements per work-item as one vector (gws = ceil(n / UN_VEC) rounded up to
+ * the work-group size; the work-item of the last, partial vector takes its elements one by
+ * one). Vectors, because the math library's vector exp, tanh and log are several times
+ * faster on CPUs than the scalar calls of one element per work-item; and the op a define,
+ * because with a run-time op LLVM computed several branches for every vector and selected
+ * one (a 9.6M-element Sigmoid on POCL, 2-core AVX2 EPYC: 25 ms one element per work-item
+ * with the run-time op, 11.2 ms as float16 with it, 3.6-3.8 ms as float16 with the op
+ * compiled in).
  *
- * Defines: none. The op is a run-time argument (CLCNN_UN_ID_* from clcnn_ids.h), so one
- * program serves the whole family; alpha and beta are its parameters (see the ids).
+ * Defines: UN_OP  the op, a CLCNN_UN_ID_* from clcnn_ids.h (one program per op used);
+ * alpha and beta are its parameters (see the ids).
  * Buffers: x and y are contiguous float arrays of n elements starting at their element
  * offsets. y may be x (in place): each work-item reads its elements before writing them.
  *
@@ -16,14 +19,17 @@
 #include "common.h"
 
 #define UN_VEC 16 /* elements per work-item (lib/ops/eltwise_nd.c's too) */
+#ifndef UN_OP
+#error "UN_OP (a CLCNN_UN_ID_*) must be defined"
+#endif
 
 /* min(max(v, lo), hi) of type T, NaN kept. */
 #define CLAMP_NAN(T, v, lo, hi) select(select((v), (T)(lo), (v) < (T)(lo)), (T)(hi), (v) > (T)(hi))
 
-/* The op on v of type T (float or float16). */
+/* UN_OP on v of type T (float or float16); the switch is resolved at compile time. */
 #define UNARY_OP(T, NAME)                                                                          \
-    inline T NAME(T v, int op, float alpha, float beta) {                                         \
-        switch (op) {                                                                              \
+    inline T NAME(T v, float alpha, float beta) {                                                  \
+        switch (UN_OP) {                                                                           \
         case CLCNN_UN_ID_SIGMOID:                                                                  \
             return 1.0f / (1.0f + exp(-v));                                                        \
         case CLCNN_UN_ID_TANH:                                                                     \
@@ -37,7 +43,7 @@
             return v * CLAMP_NAN(T, u, 0.0f, 1.0f);                                                \
         }                                                                                          \
         case CLCNN_UN_ID_CLIP: {                                                                   \
-            const T u = select(v, (T)(alpha), v < (T)(alpha));                                    \
+            const T u = select(v, (T)(alpha), v < (T)(alpha));                                     \
             return select(u, (T)(beta), u > (T)(beta));                                            \
         }                                                                                          \
         case CLCNN_UN_ID_EXP:                                                                      \
@@ -56,6 +62,8 @@
             return floor(v);                                                                       \
         case CLCNN_UN_ID_CEIL:                                                                     \
             return ceil(v);                                                                        \
+        case CLCNN_UN_ID_SILU: /* as Sigmoid, then Mul: the same roundings */                      \
+            return v * (1.0f / (1.0f + exp(-v)));                                                  \
         default:                                                                                   \
             return v;                                                                              \
         }                                                                                          \
@@ -64,13 +72,13 @@ UNARY_OP(float16, unary16)
 UNARY_OP(float, unary1)
 
 __kernel void unary_fwd(__global const float *x, ulong x_off, __global float *y, ulong y_off,
-                        ulong n, int op, float alpha, float beta) {
+                        ulong n, float alpha, float beta) {
     const size_t i = get_global_id(0) * UN_VEC;
     if (i >= n) return;
     if (i + UN_VEC <= n) {
-        vstore16(unary16(vload16(0, x + x_off + i), op, alpha, beta), 0, y + y_off + i);
+        vstore16(unary16(vload16(0, x + x_off + i), alpha, beta), 0, y + y_off + i);
         return;
     }
     for (size_t j = i; j < n; j++)
-        y[y_off + j] = unary1(x[x_off + j], op, alpha, beta);
+        y[y_off + j] = unary1(x[x_off + j], alpha, beta);
 }

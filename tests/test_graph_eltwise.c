@@ -450,11 +450,82 @@ static void test_in_place(void **state) {
     clcnn_graph_free(g);
 }
 
+/* SiLU as PyTorch exports it, Conv -> Sigmoid -> Mul(conv, sigmoid) (either operand
+ * order): one plan step (plan.c's fuse_silu) with the unfused plan's exact bytes; not
+ * fused when the Sigmoid's output is read elsewhere too (here a graph output) or the Mul's
+ * other operand is not the Sigmoid's input (Mul(sigmoid, sigmoid)). */
+static void test_silu(void **state) {
+    (void)state;
+    tu_rng r = tu_rng_seed(6);
+    float w[5 * 2 * 9], xh[3 * 2 * 64];
+    tu_fill_uniform(&r, w, sizeof w / sizeof *w, -1.5f, 1.5f);
+    tu_fill_uniform(&r, xh, sizeof xh / sizeof *xh, -2, 2);
+    clcnn_tensor *x = tu_tensor_from(4, (size_t[]){3, 2, 8, 8}, xh);
+    /* reference: the convolution (5 x 6x6 outputs per image) in double, then x sigmoid(x) */
+    ref_conv cv = {.n = 3, .c = 2, .h = 8, .w = 8, .k = 5, .r = 3, .s = 3};
+    cv.stride_h = cv.stride_w = cv.dilation_h = cv.dilation_w = cv.groups = 1;
+    ref_conv_out(&cv);
+    enum { NY = 3 * 5 * 36 };
+    double xd[3 * 2 * 64], wd[5 * 2 * 9], ref[NY], sq[NY];
+    for (size_t i = 0; i < sizeof xd / sizeof *xd; i++)
+        xd[i] = xh[i];
+    for (size_t i = 0; i < sizeof wd / sizeof *wd; i++)
+        wd[i] = w[i];
+    ref_conv2d_forward(&cv, xd, wd, NULL, 0, 0.0, ref);
+    for (int i = 0; i < NY; i++) {
+        double sg = 1.0 / (1.0 + exp(-ref[i]));
+        sq[i] = sg * sg;
+        ref[i] *= sg;
+    }
+    /* variant: 0 Mul(c, s), 1 Mul(s, c), 2 the sigmoid also an output, 3 Mul(s, s) */
+    for (int v = 0; v < 4; v++) {
+        clcnn_graph *g = NULL;
+        TU_OK(clcnn_graph_create(&g));
+        TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, 4, (int64_t[]){N, 2, 8, 8}));
+        TU_OK(clcnn_graph_add_initializer(g, "w", CLCNN_F32, 4, (int64_t[]){5, 2, 3, 3}, w));
+        const char *c = "c", *sg = "s", *y = "y";
+        TU_OK(
+            clcnn_graph_add_node(g, "Conv", "conv", 2, (const char *[]){"x", "w"}, 1, &c, 0, NULL));
+        TU_OK(clcnn_graph_add_node(g, "Sigmoid", "sig", 1, (const char *[]){"c"}, 1, &sg, 0, NULL));
+        const char *ops[2] = {v == 1 || v == 3 ? "s" : "c", v == 1 ? "c" : "s"};
+        TU_OK(clcnn_graph_add_node(g, "Mul", "mul", 2, ops, 1, &y, 0, NULL));
+        TU_OK(clcnn_graph_add_output(g, "y"));
+        if (v == 2) TU_OK(clcnn_graph_add_output(g, "s"));
+        float *got[2];
+        int steps[2];
+        for (int fuse = 1; fuse >= 0; fuse--) {
+            clcnn_plan_options o = clcnn_plan_options_default();
+            o.fuse = fuse;
+            clcnn_plan *p = NULL;
+            TU_OK(clcnn_plan_create(tu_device(), g, 3, &o, &p));
+            const clcnn_tensor *in = x;
+            TU_OK(clcnn_plan_run(p, &in, 1));
+            got[fuse] = tu_download(clcnn_plan_output(p, 0));
+            clcnn_plan_memory m;
+            clcnn_plan_get_memory(p, &m);
+            steps[fuse] = m.steps;
+            if (fuse && v < 2) assert_non_null(strstr(clcnn_plan_step_desc(p, 1), "SiLU"));
+            clcnn_plan_free(p);
+        }
+        assert_int_equal(steps[1], v < 2 ? 2 : 3);
+        assert_int_equal(steps[0], 3);
+        char what[48];
+        snprintf(what, sizeof what, "conv silu variant %d", v);
+        assert_true(tu_close(what, got[1], v == 3 ? sq : ref, NY, 1e-6, 1e-5));
+        assert_memory_equal(got[0], got[1], NY * sizeof(float)); /* fused or not, same bytes */
+        free(got[0]);
+        free(got[1]);
+        clcnn_graph_free(g);
+    }
+    clcnn_tensor_free(x);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary),  cmocka_unit_test(test_clip),
         cmocka_unit_test(test_binary), cmocka_unit_test(test_prelu_variadic),
         cmocka_unit_test(test_errors), cmocka_unit_test(test_in_place),
+        cmocka_unit_test(test_silu),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -108,6 +108,13 @@ clcnn_status cc_prepare_unary(clcnn_plan *p, const clcnn_graph *g, cc_step *s, c
     }
     s->out = n->out[0];
     s->inplace = 1;
+    if (na == 2) { /* plan.c's fuse_silu: the Mul of x with Sigmoid(x) */
+        const cc_gnode *mul = &g->nodes[absorbed[1]];
+        s->ew_op = CLCNN_UN_ID_SILU;
+        s->out = mul->out[0];
+        snprintf(s->desc, sizeof s->desc, "SiLU %s (Sigmoid) + %s (Mul)", n->name, mul->name);
+        return CLCNN_OK;
+    }
     if (n->op == CC_OP_CLIP)
         snprintf(s->desc, sizeof s->desc, "Clip %s [%g, %g]", n->name, s->alpha, s->ew_beta);
     else

@@ -29,14 +29,19 @@ clcnn_status cc_ew_check(const clcnn_device *dev, const char *op, const char *wh
                    same_dims ? "the shapes must be equal" : "the element counts must be equal");
 }
 
-clcnn_status cc_ew_launch(clcnn_device *dev, const char *file, const char *kernel, size_t n,
-                          const cc_arg *args, int nargs) {
+clcnn_status cc_ew_launch_defs(clcnn_device *dev, const char *file, const char *defines,
+                               const char *kernel, size_t n, const cc_arg *args, int nargs) {
     size_t lws = EW_LWS;
     if (dev->info.max_work_group_size && dev->info.max_work_group_size < lws)
         lws = dev->info.max_work_group_size;
     /* Small tensors: one work-group of the next multiple of 32 is enough. */
     if (n < lws) lws = (n + 31) / 32 * 32 < lws ? (n + 31) / 32 * 32 : lws;
-    return cc_launch(dev, file, "", kernel, 1, (size_t[]){n}, (size_t[]){lws}, args, nargs);
+    return cc_launch(dev, file, defines, kernel, 1, (size_t[]){n}, (size_t[]){lws}, args, nargs);
+}
+
+clcnn_status cc_ew_launch(clcnn_device *dev, const char *file, const char *kernel, size_t n,
+                          const cc_arg *args, int nargs) {
+    return cc_ew_launch_defs(dev, file, "", kernel, n, args, nargs);
 }
 
 /* y = a + b (ew_add), or relu(a + b) (ew_add_relu), after op's checks. */

@@ -17,6 +17,9 @@ clcnn_status cc_ew_check(const clcnn_device *dev, const char *op, const char *wh
  * fixed size (kernels bounds-check the padded tail). */
 clcnn_status cc_ew_launch(clcnn_device *dev, const char *file, const char *kernel, size_t n,
                           const cc_arg *args, int nargs);
+/* The same with the program built with `defines`. */
+clcnn_status cc_ew_launch_defs(clcnn_device *dev, const char *file, const char *defines,
+                               const char *kernel, size_t n, const cc_arg *args, int nargs);
 
 /* Whether two tensors use the same elements of the same buffer. */
 static inline int cc_same_memory(const clcnn_tensor *a, const clcnn_tensor *b) {

@@ -10,6 +10,7 @@
 
 #include "clcnn_ids.h"
 
+#include <stdio.h>
 #include <string.h>
 
 clcnn_status cc_unary(clcnn_device *dev, int op, float alpha, float beta, const clcnn_tensor *x,
@@ -20,12 +21,14 @@ clcnn_status cc_unary(clcnn_device *dev, int op, float alpha, float beta, const 
                  op);
     CC_TRY(cc_ew_check(dev, fn, "x", x, NULL, NULL, 1));
     CC_TRY(cc_ew_check(dev, fn, "y", y, "x", x, 1));
-    /* 16 elements per work-item (UN_VEC in cl/unary.cl) */
-    return cc_ew_launch(dev, "unary", "unary_fwd", (x->numel + 15) / 16,
-                        CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_ULONG(x->offset),
-                                CC_ARG_MEM(y->storage->mem), CC_ARG_ULONG(y->offset),
-                                CC_ARG_ULONG(x->numel), CC_ARG_INT(op), CC_ARG_FLOAT(alpha),
-                                CC_ARG_FLOAT(beta)));
+    /* one program per op (cl/unary.cl's UN_OP), 16 elements per work-item (UN_VEC) */
+    char defs[24];
+    snprintf(defs, sizeof defs, "UN_OP=%d", op);
+    return cc_ew_launch_defs(dev, "unary", defs, "unary_fwd", (x->numel + 15) / 16,
+                             CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_ULONG(x->offset),
+                                     CC_ARG_MEM(y->storage->mem), CC_ARG_ULONG(y->offset),
+                                     CC_ARG_ULONG(x->numel), CC_ARG_FLOAT(alpha),
+                                     CC_ARG_FLOAT(beta)));
 }
 
 /* The broadcast geometry of one launch: dims of y (outermost first, padded to 4 with 1s)
