@@ -45,15 +45,17 @@ static int check(const rcp_problem *pb, clcnn_conv_algo algo, const char *tag) {
 }
 
 /* A random shape the library takes: strides 2-4, kernels of three strides (rectangular),
- * padding 0 .. S+1, inputs large enough for one output, batch 1-3, 1-6 channels. */
+ * padding 0 .. S+1, inputs large enough for one output (up to 40 more rows and columns,
+ * 8 in small mode), batch 1-3, 1-6 channels, 1-20 filters (8 in small mode). */
 static ref_conv random_s2d(tu_rng *rng) {
+    int more = tu_small() ? 8 : 40, kmax = tu_small() ? 8 : 20;
     for (;;) {
         int S = tu_rng_int(rng, 2, 4);
         int r = tu_rng_int(rng, 2 * S + 1, 3 * S), s = tu_rng_int(rng, 2 * S + 1, 3 * S);
         int pad = tu_rng_int(rng, 0, S + 1);
         ref_conv cv =
-            rcp_conv(tu_rng_int(rng, 1, 3), tu_rng_int(rng, 1, 6), tu_rng_int(rng, r, r + 40),
-                     tu_rng_int(rng, s, s + 40), tu_rng_int(rng, 1, 20), r, s, S, pad, 1, 1);
+            rcp_conv(tu_rng_int(rng, 1, 3), tu_rng_int(rng, 1, 6), tu_rng_int(rng, r, r + more),
+                     tu_rng_int(rng, s, s + more), tu_rng_int(rng, 1, kmax), r, s, S, pad, 1, 1);
         if (ref_conv_out(&cv) && s2d_stride(&cv)) return cv;
     }
 }
