@@ -1,5 +1,5 @@
 /* conv2d backward data with stride > 1 through the implicit_gemm algorithm (the phase
- * decomposition of lib/ops/conv2d_implicit.c) against the double reference
+ * decomposition of lib/ops/conv2d_implicit_data.c) against the double reference
  * (tests/reference_conv.c, itself checked by finite differences in
  * test_conv2d_backward.c): a seeded sweep of random strided shapes (strides 2-4 per
  * axis, unequal strides, padding up to beyond the kernel, dilation, groups, kernels
@@ -142,7 +142,7 @@ static void env_restore(const char *name, char *keep) {
 }
 
 /* The phases as one GEMM ("0"), one GEMM per phase ("1") or the library's choice (NULL):
- * $CLCNN_CONV_DGRAD_SPLIT (lib/ops/conv2d_implicit.c, split_phases). */
+ * $CLCNN_CONV_DGRAD_SPLIT (lib/ops/conv2d_implicit_data.c, split_phases). */
 static const char *const split_modes[] = {NULL, "0", "1"};
 
 /* A random strided shape: strides 2-4 per axis (unequal about half the time), kernels

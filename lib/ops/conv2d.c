@@ -306,7 +306,7 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     c1024->512: perf/rule_check.sh, perf/README.md's rule section).
  *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run with every
  *     algorithm per shape on the shared 2-core machine, load 3-4, 2026-11-25):
- *     implicit_gemm (the phase decomposition, lib/ops/conv2d_implicit.c) when its GEMMs
+ *     implicit_gemm (the phase decomposition, lib/ops/conv2d_implicit_data.c) when its GEMMs
  *     have >= 8 output and >= 32 reduction rows and at most 8 MB of weights per group:
  *     AlexNet conv1 37 vs direct 6.0 (gemm 3.6), ResNet-50 conv1 24.7 vs 8.1, 3x3 s2
  *     c128 68.7 vs 16.5, c256 52.2 vs 13.9, c512 41.1 vs 24.2 (gemm 29.5), 1x1 s2

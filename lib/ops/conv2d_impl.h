@@ -134,7 +134,7 @@ void cc_conv2d_fwd_delete(const cc_conv2d_fwd_impl *fa, void *state);
  * cl/conv2d_bias.cl's epilogue; an im2col workspace from the pool per run). */
 extern const cc_conv2d_fwd_impl cc_conv2d_direct_fwd;
 extern const cc_conv2d_fwd_impl cc_conv2d_gemm_fwd;
-/* lib/ops/conv2d_implicit.c (cl/conv2d_implicit.cl): forward for every shape (the
+/* lib/ops/conv2d_implicit.c and _data.c (cl/conv2d_implicit.cl): forward for every shape (the
  * weights transposed once, when prepared), backward data for strides up to 32
  * (cc_conv2d_implicit_supports_data; a transposed copy of the weights from the pool, and
  * for stride > 1 a phase buffer of about dx's size, in chunks of images within

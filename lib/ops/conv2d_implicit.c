@@ -1,5 +1,6 @@
-/* Implicit-GEMM conv2d, forward and backward data: host side of cl/conv2d_implicit.cl.
- * Shapes were checked by lib/ops/conv2d.c.
+/* Implicit-GEMM conv2d: host side of cl/conv2d_implicit.cl, the parameters and plans of
+ * its GEMMs, the forward and the tuner's candidates (backward data, which runs the same
+ * GEMMs: lib/ops/conv2d_implicit_data.c). Shapes were checked by lib/ops/conv2d.c.
  *
  * Shape key: x (n, c, h, w); w (k, cpg, r, s); y (n, k, p, q); cpg = c/groups,
  * kpg = k/groups, K = cpg*r*s (the reduction of one output).
@@ -39,21 +40,14 @@
  * data. cc_conv2d_implicit_cfg_candidates lists the tuner's candidates.
  * Backward data runs the same kernels: with stride 1 on the transposed convolution,
  * with strides up to 32 on the stride-1 convolutions of its phase decomposition
- * followed by a scatter into dx
- * (backward_data_phases; a phase buffer of about dx's size, in chunks of images within
- * cc_conv_workspace_limit()).
+ * followed by a scatter into dx (lib/ops/conv2d_implicit_data.c).
  * Measured speeds: the comment of pick_algo() in lib/ops/conv2d.c. */
-#include "conv2d_impl.h"
+#include "conv2d_implicit.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct implicit_cfg {
-    int tm, vw, lws, kc_max, nt; /* nt 0: choose */
-    int tn;                      /* tiles per register block */
-} implicit_cfg;
 
 /* 1x1, stride 1, no padding, and (for the phase convolutions of backward data, whose
  * output may be larger than their input) an output plane as large as the input's. */
@@ -138,14 +132,6 @@ static int parse_cfg(const clcnn_device *dev, const char *s, implicit_cfg *out) 
     *out = (implicit_cfg){f[0], f[1], f[2], f[3], f[4], f[5]};
     return 1;
 }
-
-/* The launch parameters of the GEMM kernel for the geometry cv (see the top comment). */
-typedef struct gemm_plan {
-    implicit_cfg cfg;
-    int plane, mp, nt, cc, m_per, msplit;
-    size_t items, wfloats, local_bytes;
-    char defs[64];
-} gemm_plan;
 
 /* The plan of the GEMM geometry cv with the parameters cfg; an error when they do not
  * fit (too large, too much local memory). */
@@ -265,26 +251,22 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
     return CLCNN_OK;
 }
 
-/* The parameter string for pass of the layer `key` (its own geometry, also for the
- * GEMMs backward data runs): the tuner's, $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT [TN]]"
- * or the tuning file's (cc_conv_cfg); NULL: the heuristic. */
-static const char *cfg_string(const clcnn_device *dev, int pass, const cc_conv *key,
-                              char tmp[CC_CONV_CFG_MAX]) {
+/* See conv2d_implicit.h. */
+const char *cc_implicit_cfg_string(const clcnn_device *dev, int pass, const cc_conv *key,
+                                   char tmp[CC_CONV_CFG_MAX]) {
     return cc_conv_cfg(dev, "CLCNN_CONV_IMPLICIT_CFG", pass, key, CLCNN_CONV_IMPLICIT_GEMM, tmp);
 }
 
-/* The plan of the GEMM geometry cv with the parameters of s when they are valid and fit
- * cv (*used 1), else with the heuristic (*used 0). */
-static clcnn_status plan_gemm(const clcnn_device *dev, const cc_conv *cv, const char *s,
-                              gemm_plan *pl, int *used) {
+/* See conv2d_implicit.h. */
+clcnn_status cc_implicit_plan_gemm(const clcnn_device *dev, const cc_conv *cv, const char *s,
+                                   gemm_plan *pl, int *used) {
     implicit_cfg f;
     *used = parse_cfg(dev, s, &f) && plan_with(dev, cv, f, pl) == CLCNN_OK;
     return *used ? CLCNN_OK : plan_with(dev, cv, heuristic_cfg(dev, cv), pl);
 }
 
-/* y (at element y_off) = act(conv(x (at x_off), wt) + b + z) for the geometry cv (ep NULL:
- * the convolution alone), with wt the transposed weights that plan pl asks for. */
-static clcnn_status launch_gemm(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl, cl_mem x,
+/* See conv2d_implicit.h. */
+clcnn_status cc_implicit_launch(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl, cl_mem x,
                                 size_t x_off, cl_mem wt, size_t wt_off, const cc_conv_epilogue *ep,
                                 cl_mem y, size_t y_off) {
     static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
@@ -305,25 +287,16 @@ static clcnn_status launch_gemm(clcnn_device *dev, const cc_conv *cv, const gemm
                 CC_ARG_INT(pl->nt), CC_ARG_LOCAL(pl->local_bytes)));
 }
 
-/* The GEMM of the geometry cv, prepared: its plan, its kernels built and wt, the weights
- * transposed (flip: w holds the weights of the convolution that cv transposes, backward
- * data of the layer key, see implicit_weights; else key is cv). */
-typedef struct implicit_fwd {
-    cc_conv cv;
-    gemm_plan pl;
-    clcnn_tensor *wt; /* (groups, mp/TM, K, TM) */
-} implicit_fwd;
-
 /* f planned for cv (the parameters of pass for the layer key), its GEMM kernel built and
  * f->wt allocated but not filled. */
 static clcnn_status plan_alloc(clcnn_device *dev, const cc_conv *cv, int pass, const cc_conv *key,
                                implicit_fwd *f) {
     char tmp[CC_CONV_CFG_MAX];
-    const char *e = cfg_string(dev, pass, key, tmp);
+    const char *e = cc_implicit_cfg_string(dev, pass, key, tmp);
     int used;
     f->cv = *cv;
     f->wt = NULL;
-    CC_TRY(plan_gemm(dev, cv, e, &f->pl, &used));
+    CC_TRY(cc_implicit_plan_gemm(dev, cv, e, &f->pl, &used));
     cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", f->pl.defs, "conv2d_implicit_fwd"));
     return clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){f->pl.wfloats}, &f->wt);
@@ -345,7 +318,8 @@ clcnn_status cc_conv2d_implicit_prepare_wt(clcnn_device *dev, const cc_conv *cv,
     return CLCNN_OK;
 }
 
-static clcnn_status prepare_gemm(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+/* See conv2d_implicit.h. */
+clcnn_status cc_implicit_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                  int flip, const cc_conv *key, implicit_fwd *f) {
     CC_TRY(plan_alloc(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key,
                       f));
@@ -380,268 +354,18 @@ static void fwd_release(void *state) {
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                 void *state) {
-    return prepare_gemm(dev, cv, w, 0, cv, state);
+    return cc_implicit_prepare(dev, cv, w, 0, cv, state);
 }
 
 static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
                             const cc_conv_epilogue *ep, clcnn_tensor *y) {
     const implicit_fwd *f = state;
-    return launch_gemm(dev, &f->cv, &f->pl, x->storage->mem, x->offset, f->wt->storage->mem,
-                       f->wt->offset, ep, y->storage->mem, y->offset);
+    return cc_implicit_launch(dev, &f->cv, &f->pl, x->storage->mem, x->offset, f->wt->storage->mem,
+                              f->wt->offset, ep, y->storage->mem, y->offset);
 }
 
 const cc_conv2d_fwd_impl cc_conv2d_implicit_fwd = {sizeof(implicit_fwd), fwd_prepare, fwd_run,
                                                    fwd_release, 1};
-
-/* Strides up to 32: the phases of an axis are the bits of one uint (phase_axis). */
-int cc_conv2d_implicit_supports_data(const cc_conv *cv) {
-    return cv->sh <= 32 && cv->sw <= 32;
-}
-
-static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
-                                          const clcnn_tensor *dy, const clcnn_tensor *w,
-                                          clcnn_tensor *dx) {
-    cc_conv t = cc_conv_transposed(cv);
-    implicit_fwd f;
-    CC_TRY(prepare_gemm(dev, &t, w, 1, cv, &f));
-    clcnn_status st = launch_gemm(dev, &t, &f.pl, dy->storage->mem, dy->offset, f.wt->storage->mem,
-                                  f.wt->offset, NULL, dx->storage->mem, dx->offset);
-    clcnn_tensor_free(f.wt); /* the in-order queue runs the kernels before any reuse */
-    return st;
-}
-
-/* One axis of the phase decomposition (rows: stride sh, padding ph, dilation dh, r taps).
- * Input row hi = a + sh*i (phase a = hi mod sh) receives from output row pi = i + e with
- * e = (a + ph - kr*dh) / sh for every tap kr that makes the division exact. mask: the
- * phases with at least one such tap (bit a; only phase `only` when only >= 0), count of
- * them; e ranges over emin .. emin + taps - 1. */
-typedef struct phase_axis {
-    unsigned mask;
-    int count, emin, taps;
-} phase_axis;
-
-static phase_axis axis_phases(int stride, int pad, int dil, int r, int only) {
-    phase_axis ax = {0, 0, INT_MAX, 0};
-    int emax = INT_MIN;
-    for (int a = 0; a < stride; a++) {
-        if (only >= 0 && a != only) continue;
-        for (int kr = 0; kr < r; kr++) {
-            long long num = (long long)a + pad - (long long)kr * dil;
-            if (num % stride != 0) continue;
-            int e = (int)(num / stride);
-            ax.mask |= 1u << a;
-            if (e < ax.emin) ax.emin = e;
-            if (e > emax) emax = e;
-        }
-    }
-    for (int a = 0; a < stride; a++)
-        ax.count += (int)(ax.mask >> a & 1u);
-    ax.taps = emax - ax.emin + 1; /* called for phases with taps only (kr = 0 gives one) */
-    return ax;
-}
-
-/* The phase whose rank among the set bits of mask is i. */
-static int nth_phase(unsigned mask, int i) {
-    for (int a = 0; a < 32; a++)
-        if ((mask >> a & 1u) && i-- == 0) return a;
-    return 0;
-}
-
-/* The stride-1 convolution of dy (n images) that computes the phases ah x aw of dx: input
- * channel ci at the ai-th row phase and bi-th column phase is its output channel
- * (ci*na + ai)*nb + bi (per group), over the union of the phases' taps. */
-static cc_conv phase_geometry(const cc_conv *cv, const phase_axis *ah, const phase_axis *aw,
-                              int n) {
-    int nph = ah->count * aw->count;
-    return (cc_conv){
-        .n = n,
-        .c = cv->k,
-        .h = cv->p,
-        .w = cv->q,
-        .k = cv->c * nph,
-        .r = ah->taps,
-        .s = aw->taps,
-        .p = cc_ceil_div(cv->h, cv->sh),
-        .q = cc_ceil_div(cv->w, cv->sw),
-        .sh = 1,
-        .sw = 1,
-        .ph = -ah->emin,
-        .pw = -aw->emin,
-        .dh = 1,
-        .dw = 1,
-        .groups = cv->groups,
-        .cpg = cv->kpg,
-        .kpg = cv->cpg * nph,
-    };
-}
-
-/* One stride-1 GEMM of the decomposition: its phases, geometry, plan and the offset of
- * its weights in the shared buffer. */
-typedef struct phase_job {
-    phase_axis ah, aw;
-    cc_conv t;
-    gemm_plan pl;
-    size_t wt_off;
-    int used; /* planned with the parameter string (else the heuristic) */
-} phase_job;
-
-#define MAX_SPLIT 16 /* phases run as separate GEMMs at most (strides up to 4x4) */
-
-/* Whether to run each phase as its own GEMM (split) rather than all phases as one. One
- * GEMM over the union of the taps computes zeros where a phase has no tap (3x3 stride 2:
- * 16 products for 9) and grows the filter by as much, but keeps TM output channels busy
- * when a group has few input channels (AlexNet conv1: 3 channels, 48 as one GEMM); split
- * computes no zeros (with dilation 1) and keeps the weights of a GEMM small. Split when
- * a group has at least 32 input channels; $CLCNN_CONV_DGRAD_SPLIT=0|1 overrides (tests). */
-static int split_phases(const cc_conv *cv, int nph) {
-    if (nph <= 1 || nph > MAX_SPLIT) return 0;
-    const char *e = getenv("CLCNN_CONV_DGRAD_SPLIT");
-    if (e && (e[0] == '0' || e[0] == '1') && e[1] == '\0') return e[0] == '1';
-    return cv->cpg >= 32;
-}
-
-/* Stride > 1: the phase decomposition. The input positions of one phase (a, b) (rows
- * a + sh*i, columns b + sw*j) receive from dy through a stride-1 convolution with only
- * the taps of that phase: implicit GEMMs of dy (one per phase, or one for all phases, see
- * split_phases) into a phase buffer of ceil(h/sh) x ceil(w/sw) planes, then
- * implicit_phase_scatter puts every element in its place in dx (zero in phases without
- * taps). The batch goes in chunks whose phase buffer fits cc_conv_workspace_limit(). */
-static clcnn_status backward_data_phases(clcnn_device *dev, const cc_conv *cv,
-                                         const clcnn_tensor *dy, const clcnn_tensor *w,
-                                         clcnn_tensor *dx) {
-    phase_axis ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, -1);
-    phase_axis aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, -1);
-    int pp = cc_ceil_div(cv->h, cv->sh), qq = cc_ceil_div(cv->w, cv->sw);
-    int nph = ah.count * aw.count;
-    size_t plane = (size_t)pp * qq;
-    /* images per chunk: as many phase buffers as fit the workspace limit, at least one */
-    size_t per_img = (size_t)cv->c * nph * plane;
-    size_t lim = cc_conv_workspace_limit();
-    if (dev->info.max_alloc_bytes && dev->info.max_alloc_bytes < lim)
-        lim = (size_t)dev->info.max_alloc_bytes;
-    size_t fit = lim / (per_img * sizeof(float));
-    int nb = fit < 1 ? 1 : fit >= (size_t)cv->n ? cv->n : (int)fit;
-    CC_RETURN_IF(per_img * nb > INT_MAX, CLCNN_ERR_UNSUPPORTED,
-                 "conv2d implicit_gemm: the phase buffer of one image (%zu floats) is too large "
-                 "(use direct or gemm)",
-                 per_img);
-
-    int split = split_phases(cv, nph), njobs = split ? nph : 1;
-    phase_job jobs[MAX_SPLIT];
-    size_t wfloats = 0;
-    /* one parameter string for every GEMM, keyed by the layer; a GEMM it does not fit
-     * uses the heuristic */
-    char tmp[CC_CONV_CFG_MAX];
-    const char *e = cfg_string(dev, CLCNN_CONV_PASS_BACKWARD_DATA, cv, tmp);
-    int any_used = 0;
-    for (int j = 0; j < njobs; j++) {
-        phase_job *jb = &jobs[j];
-        jb->ah = split
-                     ? axis_phases(cv->sh, cv->ph, cv->dh, cv->r, nth_phase(ah.mask, j / aw.count))
-                     : ah;
-        jb->aw = split
-                     ? axis_phases(cv->sw, cv->pw, cv->dw, cv->s, nth_phase(aw.mask, j % aw.count))
-                     : aw;
-        jb->t = phase_geometry(cv, &jb->ah, &jb->aw, nb);
-        CC_TRY(plan_gemm(dev, &jb->t, e, &jb->pl, &jb->used));
-        any_used |= jb->used;
-        jb->wt_off = wfloats;
-        wfloats += jb->pl.wfloats;
-        /* every kernel built before anything is enqueued: a build failure writes nothing */
-        CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", jb->pl.defs, "implicit_weights_phase"));
-        CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", jb->pl.defs, "conv2d_implicit_fwd"));
-        CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", jb->pl.defs, "implicit_phase_scatter"));
-    }
-    CC_RETURN_IF(wfloats > INT_MAX, CLCNN_ERR_UNSUPPORTED,
-                 "conv2d implicit_gemm: the phase weights (%zu floats) are too large", wfloats);
-    cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, any_used ? e : NULL);
-    clcnn_tensor *wt = NULL, *buf = NULL;
-    CC_TRY(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){wfloats}, &wt));
-    clcnn_status st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){per_img * nb}, &buf);
-    for (int j = 0; j < njobs && st == CLCNN_OK; j++) {
-        const phase_job *jb = &jobs[j];
-        st = cc_launch(
-            dev, "conv2d_implicit", jb->pl.defs, "implicit_weights_phase", 1,
-            (size_t[]){jb->pl.wfloats / (size_t)jb->pl.mp}, NULL,
-            CC_ARGS(CC_ARG_MEM(w->storage->mem), CC_ARG_INT(w->offset),
-                    CC_ARG_MEM(wt->storage->mem), CC_ARG_INT(wt->offset + jb->wt_off),
-                    CC_ARG_INT(cv->kpg), CC_ARG_INT(cv->cpg), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
-                    CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
-                    CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(jb->ah.taps),
-                    CC_ARG_INT(jb->aw.taps), CC_ARG_INT(jb->ah.emin), CC_ARG_INT(jb->aw.emin),
-                    CC_ARG_UINT(jb->ah.mask), CC_ARG_UINT(jb->aw.mask), CC_ARG_INT(jb->ah.count),
-                    CC_ARG_INT(jb->aw.count), CC_ARG_INT(jb->pl.mp), CC_ARG_INT(cv->groups)));
-    }
-    size_t dy_img = (size_t)cv->k * cv->p * cv->q;
-    for (int n0 = 0; n0 < cv->n && st == CLCNN_OK; n0 += nb) {
-        int nbc = cv->n - n0 < nb ? cv->n - n0 : nb;
-        /* split: buf is (phase, image, c, pp, qq); else (image, c*nph, pp, qq) */
-        size_t slot = (size_t)nbc * cv->c * plane;
-        for (int j = 0; j < njobs && st == CLCNN_OK; j++) {
-            phase_job *jb = &jobs[j];
-            if (nbc != jb->t.n) { /* the last, shorter chunk: same program (TM, VW), new grid */
-                jb->t.n = nbc;
-                int u; /* fewer tiles: what fitted before fits again */
-                st = plan_gemm(dev, &jb->t, jb->used ? e : NULL, &jb->pl, &u);
-                if (st != CLCNN_OK) break;
-            }
-            st = launch_gemm(dev, &jb->t, &jb->pl, dy->storage->mem,
-                             dy->offset + (size_t)n0 * dy_img, wt->storage->mem,
-                             wt->offset + jb->wt_off, NULL, buf->storage->mem,
-                             buf->offset + (size_t)j * slot);
-        }
-        if (st != CLCNN_OK) break;
-        size_t zs = split ? plane : (size_t)nph * plane, phs = split ? slot : plane;
-        size_t gws[2] = {(size_t)cv->h, (size_t)nbc * cv->c};
-        st = cc_launch(dev, "conv2d_implicit", jobs[0].pl.defs, "implicit_phase_scatter", 2, gws,
-                       NULL,
-                       CC_ARGS(CC_ARG_MEM(buf->storage->mem), CC_ARG_INT(buf->offset),
-                               CC_ARG_MEM(dx->storage->mem), CC_ARG_INT(dx->offset), CC_ARG_INT(n0),
-                               CC_ARG_INT(nbc), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
-                               CC_ARG_INT(cv->w), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
-                               CC_ARG_UINT(ah.mask), CC_ARG_UINT(aw.mask), CC_ARG_INT(aw.count),
-                               CC_ARG_INT(zs), CC_ARG_INT(phs), CC_ARG_INT(qq)));
-    }
-    clcnn_tensor_free(buf); /* the in-order queue runs the kernels before any reuse */
-    clcnn_tensor_free(wt);
-    return st;
-}
-
-void cc_conv2d_implicit_data_gemms(const cc_conv *cv, int *min_m, int *min_k, size_t *max_wbytes) {
-    *min_m = INT_MAX;
-    *min_k = INT_MAX;
-    *max_wbytes = 0;
-    if (cv->sh == 1 && cv->sw == 1) { /* one GEMM: the transposed convolution */
-        *min_m = cv->cpg;
-        *min_k = cv->kpg * cv->r * cv->s;
-        *max_wbytes = (size_t)*min_m * *min_k * sizeof(float);
-        return;
-    }
-    phase_axis ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, -1);
-    phase_axis aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, -1);
-    int nph = ah.count * aw.count, split = split_phases(cv, nph), njobs = split ? nph : 1;
-    for (int j = 0; j < njobs; j++) {
-        phase_axis jh =
-            split ? axis_phases(cv->sh, cv->ph, cv->dh, cv->r, nth_phase(ah.mask, j / aw.count))
-                  : ah;
-        phase_axis jw =
-            split ? axis_phases(cv->sw, cv->pw, cv->dw, cv->s, nth_phase(aw.mask, j % aw.count))
-                  : aw;
-        cc_conv t = phase_geometry(cv, &jh, &jw, cv->n);
-        int k = t.cpg * t.r * t.s;
-        size_t wb = (size_t)t.kpg * k * sizeof(float);
-        if (t.kpg < *min_m) *min_m = t.kpg;
-        if (k < *min_k) *min_k = k;
-        if (wb > *max_wbytes) *max_wbytes = wb;
-    }
-}
-
-clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
-                                              const clcnn_tensor *dy, const clcnn_tensor *w,
-                                              clcnn_tensor *dx) {
-    if (cv->sh == 1 && cv->sw == 1) return backward_data_stride1(dev, cv, dy, w, dx);
-    return backward_data_phases(dev, cv, dy, w, dx);
-}
 
 /* Whether two plans launch the same program the same way. */
 static int same_plan(const gemm_plan *a, const gemm_plan *b) {
@@ -680,17 +404,7 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
     cc_conv g = *cv;
     if (pass == CLCNN_CONV_PASS_BACKWARD_DATA) {
         if (!cc_conv2d_implicit_supports_data(cv)) return 0;
-        if (cv->sh == 1 && cv->sw == 1) {
-            g = cc_conv_transposed(cv);
-        } else {
-            phase_axis ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, -1);
-            phase_axis aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, -1);
-            if (split_phases(cv, ah.count * aw.count)) {
-                ah = axis_phases(cv->sh, cv->ph, cv->dh, cv->r, nth_phase(ah.mask, 0));
-                aw = axis_phases(cv->sw, cv->pw, cv->dw, cv->s, nth_phase(aw.mask, 0));
-            }
-            g = phase_geometry(cv, &ah, &aw, cv->n);
-        }
+        g = cc_implicit_data_gemm0(cv);
     } else if (pass != CLCNN_CONV_PASS_FORWARD) {
         return 0;
     }

@@ -1,0 +1,61 @@
+/* The implicit GEMM's host side, shared by lib/ops/conv2d_implicit.c (parameters, plans,
+ * the forward and the tuner's candidates) and lib/ops/conv2d_implicit_data.c (backward
+ * data as stride-1 GEMMs): one GEMM's parameters, plan and prepared state, and the calls
+ * that make and launch them. The kernels: cl/conv2d_implicit.cl. */
+#ifndef CLCNN_OPS_CONV2D_IMPLICIT_H
+#define CLCNN_OPS_CONV2D_IMPLICIT_H
+
+#include "conv2d_impl.h"
+
+/* Kernel parameters: TM, VW, LWS, KC (reduction rows per chunk at most), NT, TN. */
+typedef struct implicit_cfg {
+    int tm, vw, lws, kc_max, nt; /* nt 0: choose */
+    int tn;                      /* tiles per register block */
+} implicit_cfg;
+
+/* The launch parameters of the GEMM kernel for the geometry cv (see the top comment). */
+typedef struct gemm_plan {
+    implicit_cfg cfg;
+    int plane, mp, nt, cc, m_per, msplit;
+    size_t items, wfloats, local_bytes;
+    char defs[64];
+} gemm_plan;
+
+/* The GEMM of the geometry cv, prepared: its plan, its kernels built and wt, the weights
+ * transposed (flip: w holds the weights of the convolution that cv transposes, backward
+ * data of the layer key, see implicit_weights; else key is cv). */
+typedef struct implicit_fwd {
+    cc_conv cv;
+    gemm_plan pl;
+    clcnn_tensor *wt; /* (groups, mp/TM, K, TM) */
+} implicit_fwd;
+
+/* The parameter string for pass of the layer `key` (its own geometry, also for the
+ * GEMMs backward data runs): the tuner's, $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT [TN]]"
+ * or the tuning file's (cc_conv_cfg); NULL: the heuristic. */
+const char *cc_implicit_cfg_string(const clcnn_device *dev, int pass, const cc_conv *key,
+                                   char tmp[CC_CONV_CFG_MAX]);
+
+/* The plan of the GEMM geometry cv with the parameters of s when they are valid and fit
+ * cv (*used 1), else with the heuristic (*used 0). */
+clcnn_status cc_implicit_plan_gemm(const clcnn_device *dev, const cc_conv *cv, const char *s,
+                                   gemm_plan *pl, int *used);
+
+/* y (at element y_off) = act(conv(x (at x_off), wt) + b + z) for the geometry cv (ep NULL:
+ * the convolution alone), with wt the transposed weights that plan pl asks for. */
+clcnn_status cc_implicit_launch(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl, cl_mem x,
+                                size_t x_off, cl_mem wt, size_t wt_off, const cc_conv_epilogue *ep,
+                                cl_mem y, size_t y_off);
+
+/* f prepared for the geometry cv: planned with the parameters of its pass (flip: backward
+ * data of the layer key, else the forward of cv itself), kernels built, f->wt the
+ * transposed weights of w. On failure nothing is left to release. */
+clcnn_status cc_implicit_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                 int flip, const cc_conv *key, implicit_fwd *f);
+
+/* The geometry of the first GEMM backward data runs for the layer cv (strides up to
+ * 32): the transposed convolution at stride 1, else its first phase convolution
+ * (lib/ops/conv2d_implicit_data.c). */
+cc_conv cc_implicit_data_gemm0(const cc_conv *cv);
+
+#endif
