@@ -19,6 +19,9 @@
  *        directions (the host sets it only then; the arguments are ignored), so the tap
  *        loops unroll and the stride branches fold (MobileNet's layers); 0 = any
  *        geometry from the arguments                                             default 0
+ *   KF   forward only: 5 = the kernel is 5x5 with dilation 1 and STRIDE (1 or 2) its
+ *        stride, compiled in as K3 does for 3x3 (EfficientNet's 5x5 layers: 2.3-3.2x);
+ *        0 = from the arguments (or K3)                                          default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
  *        defines differ anyway), so each compiles only the kernels it launches: on POCL
@@ -60,6 +63,12 @@
 #endif
 #if K3 && (!defined(STRIDE) || (STRIDE != 1 && STRIDE != 2))
 #error "K3 needs STRIDE 1 or 2"
+#endif
+#ifndef KF
+#define KF 0
+#endif
+#if KF && (KF != 5 || K3 || !defined(STRIDE) || (STRIDE != 1 && STRIDE != 2))
+#error "KF is 5, without K3, with STRIDE 1 or 2"
 #endif
 /* Each kernel's first statement: with K3, its geometry arguments become the compile-time
  * 3x3 geometry (the taps unroll, the stride branches fold). */
@@ -293,6 +302,11 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
     const int wstep = flip ? -1 : 1;
     const float bv = has_bias ? bias[b_off + ch] : 0.0f;
     K3_GEOMETRY(); /* the inlined tile unrolls its taps */
+#if KF
+    r = s = KF;
+    dh = dw = 1;
+    sh = sw = STRIDE;
+#endif
 #if QLOOP
     for (int q0 = 0; q0 < q; q0 += VEC)
 #else

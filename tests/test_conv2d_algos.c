@@ -349,7 +349,8 @@ static void test_winograd_variants(void **state) {
 
 /* Depthwise with every vector width, row count and column walk through
  * $CLCNN_CONV_DEPTHWISE_CFG="VEC TP [QLOOP]", on random shapes and on MobileNet-like
- * layers (3x3, stride 1 and 2, padding 1, odd and even planes down to 7x7, batch 1). */
+ * layers (3x3, stride 1 and 2, padding 1, odd and even planes down to 7x7, batch 1) and
+ * EfficientNet-like 5x5 ones (stride 1 and 2, padding 2). */
 static void test_depthwise_variants(void **state) {
     (void)state;
     const char *cfgs[] = {"16 1", "8 4", "4 3", "8 4 1", "16 2 1", "4 8 1", "8 3 0"};
@@ -357,6 +358,7 @@ static void test_depthwise_variants(void **state) {
         rcp_conv(2, 5, 37, 45, 5, 3, 3, 1, 1, 1, 5), rcp_conv(2, 5, 37, 45, 5, 3, 3, 2, 1, 1, 5),
         rcp_conv(1, 3, 7, 7, 3, 3, 3, 1, 1, 1, 3),   rcp_conv(2, 4, 14, 14, 4, 3, 3, 2, 1, 1, 4),
         rcp_conv(1, 3, 28, 28, 3, 3, 3, 1, 1, 1, 3), rcp_conv(3, 2, 15, 29, 2, 3, 3, 2, 1, 1, 2),
+        rcp_conv(2, 5, 23, 19, 5, 5, 5, 1, 2, 1, 5), rcp_conv(2, 4, 29, 27, 4, 5, 5, 2, 2, 1, 4),
     };
     const int nfixed = (int)(sizeof fixed / sizeof fixed[0]);
     tu_rng rng = tu_rng_seed(4245);
