@@ -129,10 +129,11 @@ static clcnn_status launch_special(clcnn_device *dev, int op, const clcnn_tensor
     else
         return CLCNN_ERR_UNSUPPORTED;
     const clcnn_tensor *x = full == 0 ? a : b, *v = full == 0 ? b : a;
-    size_t lws[2] = {pow2_upto(K, cap), 1};
+    size_t kg = v_cols ? K : (K + 15) / 16; /* binary_rows: 16 columns per work-item */
+    size_t lws[2] = {pow2_upto(kg, cap), 1};
     lws[1] = pow2_upto(R, cap / lws[0]);
     return cc_launch(
-        dev, "binary", defs, v_cols ? "binary_cols" : "binary_rows", 2, (size_t[]){K, R}, lws,
+        dev, "binary", defs, v_cols ? "binary_cols" : "binary_rows", 2, (size_t[]){kg, R}, lws,
         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_ULONG(x->offset), CC_ARG_MEM(v->storage->mem),
                 CC_ARG_ULONG(v->offset), CC_ARG_MEM(y->storage->mem), CC_ARG_ULONG(y->offset),
                 CC_ARG_UINT(K), CC_ARG_UINT(R), CC_ARG_UINT(vr), CC_ARG_INT(full == 1),
