@@ -246,6 +246,11 @@ clcnn_status clcnn_pool2d_forward(clcnn_device *dev, const clcnn_pool2d_desc *d,
                     CC_ARG_INT(g.kw), CC_ARG_INT(g.sh), CC_ARG_INT(g.sw), CC_ARG_INT(g.ph),
                     CC_ARG_INT(g.pw)));
     }
+    if (p == 1 && q == 1 && g.kh == h && g.kw == w && g.ph == 0 && g.pw == 0) /* whole planes */
+        return cc_launch(dev, "pool2d", "", "pool2d_avg_fwd_planes", 1, &gws, lws_1d(dev, &lws),
+                         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                                 CC_ARG_MEM(y->storage->mem), CC_ARG_INT(y->offset),
+                                 CC_ARG_INT(planes), CC_ARG_INT(h * w)));
     int exclude = d->mode == CLCNN_POOL_AVG_EXCLUDE;
     return cc_launch(
         dev, "pool2d", "", "pool2d_avg_fwd", 1, &gws, lws_1d(dev, &lws),
