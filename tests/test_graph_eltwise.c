@@ -451,9 +451,10 @@ static void test_in_place(void **state) {
 }
 
 /* SiLU as PyTorch exports it, Conv -> Sigmoid -> Mul(conv, sigmoid) (either operand
- * order): one plan step (plan.c's fuse_silu) with the unfused plan's exact bytes; not
- * fused when the Sigmoid's output is read elsewhere too (here a graph output) or the Mul's
- * other operand is not the Sigmoid's input (Mul(sigmoid, sigmoid)). */
+ * order): one plan step (plan.c's fuse_silu) with the unfused plan's exact bytes, also
+ * when the convolution's output is read again later; not fused when the Sigmoid's output
+ * is read elsewhere too (here a graph output) or the Mul's other operand is not the
+ * Sigmoid's input (Mul(sigmoid, sigmoid)). */
 static void test_silu(void **state) {
     (void)state;
     tu_rng r = tu_rng_seed(6);
@@ -466,7 +467,7 @@ static void test_silu(void **state) {
     cv.stride_h = cv.stride_w = cv.dilation_h = cv.dilation_w = cv.groups = 1;
     ref_conv_out(&cv);
     enum { NY = 3 * 5 * 36 };
-    double xd[3 * 2 * 64], wd[5 * 2 * 9], ref[NY], sq[NY];
+    double xd[3 * 2 * 64], wd[5 * 2 * 9], ref[NY], sq[NY], plus[NY];
     for (size_t i = 0; i < sizeof xd / sizeof *xd; i++)
         xd[i] = xh[i];
     for (size_t i = 0; i < sizeof wd / sizeof *wd; i++)
@@ -475,10 +476,12 @@ static void test_silu(void **state) {
     for (int i = 0; i < NY; i++) {
         double sg = 1.0 / (1.0 + exp(-ref[i]));
         sq[i] = sg * sg;
+        plus[i] = ref[i] * sg + ref[i];
         ref[i] *= sg;
     }
-    /* variant: 0 Mul(c, s), 1 Mul(s, c), 2 the sigmoid also an output, 3 Mul(s, s) */
-    for (int v = 0; v < 4; v++) {
+    /* variant: 0 Mul(c, s), 1 Mul(s, c), 2 the sigmoid also an output, 3 Mul(s, s), 4 the
+     * output Add(y, c): c read again after the fused step (it must not be overwritten) */
+    for (int v = 0; v < 5; v++) {
         clcnn_graph *g = NULL;
         TU_OK(clcnn_graph_create(&g));
         TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, 4, (int64_t[]){N, 2, 8, 8}));
@@ -489,7 +492,14 @@ static void test_silu(void **state) {
         TU_OK(clcnn_graph_add_node(g, "Sigmoid", "sig", 1, (const char *[]){"c"}, 1, &sg, 0, NULL));
         const char *ops[2] = {v == 1 || v == 3 ? "s" : "c", v == 1 ? "c" : "s"};
         TU_OK(clcnn_graph_add_node(g, "Mul", "mul", 2, ops, 1, &y, 0, NULL));
-        TU_OK(clcnn_graph_add_output(g, "y"));
+        if (v == 4) {
+            const char *y2 = "y2";
+            TU_OK(clcnn_graph_add_node(g, "Add", "add", 2, (const char *[]){"y", "c"}, 1, &y2, 0,
+                                       NULL));
+            TU_OK(clcnn_graph_add_output(g, "y2"));
+        } else {
+            TU_OK(clcnn_graph_add_output(g, "y"));
+        }
         if (v == 2) TU_OK(clcnn_graph_add_output(g, "s"));
         float *got[2];
         int steps[2];
@@ -504,14 +514,15 @@ static void test_silu(void **state) {
             clcnn_plan_memory m;
             clcnn_plan_get_memory(p, &m);
             steps[fuse] = m.steps;
-            if (fuse && v < 2) assert_non_null(strstr(clcnn_plan_step_desc(p, 1), "SiLU"));
+            if (fuse && (v < 2 || v == 4))
+                assert_non_null(strstr(clcnn_plan_step_desc(p, 1), "SiLU"));
             clcnn_plan_free(p);
         }
         assert_int_equal(steps[1], v < 2 ? 2 : 3);
-        assert_int_equal(steps[0], 3);
+        assert_int_equal(steps[0], v == 4 ? 4 : 3);
         char what[48];
         snprintf(what, sizeof what, "conv silu variant %d", v);
-        assert_true(tu_close(what, got[1], v == 3 ? sq : ref, NY, 1e-6, 1e-5));
+        assert_true(tu_close(what, got[1], v == 3 ? sq : v == 4 ? plus : ref, NY, 1e-6, 1e-5));
         assert_memory_equal(got[0], got[1], NY * sizeof(float)); /* fused or not, same bytes */
         free(got[0]);
         free(got[1]);
