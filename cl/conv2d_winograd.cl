@@ -531,15 +531,15 @@ __kernel void winograd_output(__global const float *mm, int m_off, __global cons
 
 /* Space-to-depth with stride S (lib/ops/conv2d_winograd.c, s2d_geometry): a layer with
  * stride S in both dims, dilation 1, groups 1 and a kernel of r x s taps, 2S < r, s <= 3S,
- * is the 3x3 stride-1 convolution without padding of
- *   xs (n, c*S*S, p+2, q+2),  xs[ni][(ci*S + a)*S + b][i][j] = x[ni][ci][i*S + a - ph][j*S + b - pw]
- *                             (0 outside x),
- *   ws (k, c*S*S, 3, 3),      ws[m][(ci*S + a)*S + b][u][v] = w[m][ci][u*S + a][v*S + b]
- *                             (0 where u*S + a >= r or v*S + b >= s),
+ * is the 3x3 stride-1 convolution without padding of xs (n, c*S*S, p+2, q+2) with
+ * ws (k, c*S*S, 3, 3), where channel (ci*S + a)*S + b holds phase (a, b) of channel ci:
+ *   xs[ni][(ci*S + a)*S + b][i][j] = x[ni][ci][i*S + a - ph][j*S + b - pw]  (0 outside x)
+ *   ws[m][(ci*S + a)*S + b][u][v] = w[m][ci][u*S + a][v*S + b]
+ *                                   (0 where u*S + a >= r or v*S + b >= s)
  * since output (pi, qi) reads rows pi*S - ph + kr with kr = u*S + a, that is row pi + u of
  * phase a. */
-__kernel void winograd_s2d_filter(__global const float *w, int w_off, __global float *ws, int ws_off,
-                                  int k, int c, int r, int s, int S) {
+__kernel void winograd_s2d_filter(__global const float *w, int w_off, __global float *ws,
+                                  int ws_off, int k, int c, int r, int s, int S) {
     const int cs = c * S * S, e = get_global_id(0); /* one element of ws */
     if (e >= k * cs * 9) return;
     const int v = e % 3, u = (e / 3) % 3, ch = (e / 9) % cs, m = e / (9 * cs);

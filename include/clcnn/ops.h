@@ -133,10 +133,10 @@ CLCNN_API clcnn_status clcnn_linear_backward(clcnn_device *dev, const clcnn_tens
  * matrices, counted from each tensor's offset. A matrix reaching past its tensor is
  * CLCNN_ERR_SHAPE. */
 CLCNN_API clcnn_status clcnn_gemm_batched(clcnn_device *dev, int ta, int tb, size_t m, size_t n,
-                                          size_t k, float alpha, const clcnn_tensor *a,
-                                          size_t lda, size_t stride_a, const clcnn_tensor *b,
-                                          size_t ldb, size_t stride_b, float beta, clcnn_tensor *c,
-                                          size_t ldc, size_t stride_c, size_t batch);
+                                          size_t k, float alpha, const clcnn_tensor *a, size_t lda,
+                                          size_t stride_a, const clcnn_tensor *b, size_t ldb,
+                                          size_t stride_b, float beta, clcnn_tensor *c, size_t ldc,
+                                          size_t stride_c, size_t batch);
 /* 1 when clcnn_linear_* runs a batch of n rows on the device's small-batch kernels rather
  * than CLBlast (for labelling measurements). */
 CLCNN_API int clcnn_linear_small_batch(const clcnn_device *dev, size_t n);
