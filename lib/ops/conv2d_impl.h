@@ -161,9 +161,8 @@ int cc_conv2d_winograd_supports(const cc_conv *cv);
 /* The forward also runs strided layers whose kernel spans three strides, rearranged
  * space-to-depth into a 3x3 stride-1 convolution: cc_conv2d_winograd_s2d gives the stride
  * S when it applies to cv (groups 1, dilation 1, 2S < r, s <= 3S, workspace within
- * cc_conv_workspace_limit()), else 0; _supports_forward is either. */
+ * cc_conv_workspace_limit()), else 0. */
 int cc_conv2d_winograd_s2d(const cc_conv *cv);
-int cc_conv2d_winograd_supports_forward(const cc_conv *cv);
 extern const cc_conv2d_fwd_impl cc_conv2d_winograd_fwd;
 /* Backward data for the same shapes (a forward Winograd convolution of dy). */
 clcnn_status cc_conv2d_winograd_backward_data(clcnn_device *dev, const cc_conv *cv,

@@ -65,10 +65,6 @@ int cc_conv2d_winograd_s2d(const cc_conv *cv) {
     return S;
 }
 
-int cc_conv2d_winograd_supports_forward(const cc_conv *cv) {
-    return cc_conv2d_winograd_supports(cv) || cc_conv2d_winograd_s2d(cv) > 0;
-}
-
 /* The 3x3 stride-1 geometry that space-to-depth with stride S makes of cv. */
 static cc_conv s2d_geometry(const cc_conv *cv, int S) {
     cc_conv g = *cv;
