@@ -24,58 +24,34 @@
 #define BIN_OP -1 /* a CLCNN_BIN_ID_*: the op, fixed; -1: the kernel argument op */
 #endif
 
-inline float cc_binary_op(int op, float a, float b) {
-#if BIN_OP >= 0
-    op = BIN_OP;
-#endif
-    switch (op) {
-    case CLCNN_BIN_ID_ADD:
-        return a + b;
-    case CLCNN_BIN_ID_SUB:
-        return a - b;
-    case CLCNN_BIN_ID_MUL:
-        return a * b;
-    case CLCNN_BIN_ID_DIV:
-        return a / b;
-    case CLCNN_BIN_ID_POW:
-        return pow(a, b);
-    case CLCNN_BIN_ID_MAX:
-        return a > b || a != a ? a : b;
-    case CLCNN_BIN_ID_MIN:
-        return a < b || a != a ? a : b;
-    case CLCNN_BIN_ID_PRELU:
-        return a < 0.0f ? b * a : a;
-    default:
-        return a;
+/* op(a, b) on values of type T (float or float16): the op fixed by BIN_OP, else the
+ * argument. Max and Min keep a NaN of a (and take b's otherwise), as np.maximum does. */
+#define BINARY_OP(T, NAME)                                                                         \
+    inline T NAME(int op, T a, T b) {                                                              \
+        if (BIN_OP >= 0) op = BIN_OP;                                                              \
+        switch (op) {                                                                              \
+        case CLCNN_BIN_ID_ADD:                                                                     \
+            return a + b;                                                                          \
+        case CLCNN_BIN_ID_SUB:                                                                     \
+            return a - b;                                                                          \
+        case CLCNN_BIN_ID_MUL:                                                                     \
+            return a * b;                                                                          \
+        case CLCNN_BIN_ID_DIV:                                                                     \
+            return a / b;                                                                          \
+        case CLCNN_BIN_ID_POW:                                                                     \
+            return pow(a, b);                                                                      \
+        case CLCNN_BIN_ID_MAX:                                                                     \
+            return select(b, a, (a > b) | isnan(a));                                               \
+        case CLCNN_BIN_ID_MIN:                                                                     \
+            return select(b, a, (a < b) | isnan(a));                                               \
+        case CLCNN_BIN_ID_PRELU:                                                                   \
+            return select(a, b * a, a < (T)(0.0f));                                                \
+        default:                                                                                   \
+            return a;                                                                              \
+        }                                                                                          \
     }
-}
-
-/* cc_binary_op on 16 lanes (NaN propagates through Max and Min as there). */
-inline float16 cc_binary_op16(int op, float16 a, float16 b) {
-#if BIN_OP >= 0
-    op = BIN_OP;
-#endif
-    switch (op) {
-    case CLCNN_BIN_ID_ADD:
-        return a + b;
-    case CLCNN_BIN_ID_SUB:
-        return a - b;
-    case CLCNN_BIN_ID_MUL:
-        return a * b;
-    case CLCNN_BIN_ID_DIV:
-        return a / b;
-    case CLCNN_BIN_ID_POW:
-        return pow(a, b);
-    case CLCNN_BIN_ID_MAX:
-        return select(b, a, (a > b) | isnan(a));
-    case CLCNN_BIN_ID_MIN:
-        return select(b, a, (a < b) | isnan(a));
-    case CLCNN_BIN_ID_PRELU:
-        return select(a, b * a, a < (float16)(0.0f));
-    default:
-        return a;
-    }
-}
+BINARY_OP(float, cc_binary_op)
+BINARY_OP(float16, cc_binary_op16)
 
 __kernel void binary_fwd(__global const float *a, ulong a_off, uint as0, uint as1, uint as2,
                          uint as3, __global const float *b, ulong b_off, uint bs0, uint bs1,
