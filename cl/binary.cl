@@ -84,8 +84,8 @@ __kernel void binary_flat(__global const float *a, ulong a_off, __global const f
 /* y (R, K) = op(x, v) (or op(v, x) with v_first): x dense (R, K), v[r % vr] per row
  * (the squeeze-excitation scale, per-channel operands). gid0 -> 16 consecutive k (one
  * float16; the row's last, partial vector element by element), gid1 -> r. y may be x.
- * One element per work-item ran the scale of EfficientNet-B0's 8x32x112x112 activation at
- * 5 GB/s on POCL. */
+ * One element per work-item left the scale far below memory bandwidth on POCL (the commit
+ * that vectorised it has the numbers). */
 __kernel void binary_rows(__global const float *x, ulong x_off, __global const float *v,
                           ulong v_off, __global float *y, ulong y_off, uint K, uint R, uint vr,
                           int v_first, int op) {

@@ -20,7 +20,7 @@
  *        loops unroll and the stride branches fold (MobileNet's layers); 0 = any
  *        geometry from the arguments                                             default 0
  *   KF   forward only: 5 = the kernel is 5x5 with dilation 1 and STRIDE (1 or 2) its
- *        stride, compiled in as K3 does for 3x3 (EfficientNet's 5x5 layers: 2.3-3.2x);
+ *        stride, compiled in as K3 does for 3x3 (EfficientNet's 5x5 layers);
  *        0 = from the arguments (or K3)                                          default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their

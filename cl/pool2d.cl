@@ -151,7 +151,7 @@ __kernel void pool2d_avg_fwd(__global const float *x, int x_off, __global float 
 /* The average of whole planes (global average pooling, or one window that is the plane):
  * one work-item per plane, 16 lanes of partial sums added in a fixed order, then the tail,
  * the sum divided by h*w as avg_one does. One element at a time, a 112x112 plane was one
- * chain of 12544 dependent adds (EfficientNet-B0's squeeze-excitation pools: 1.5 ms). */
+ * chain of 12544 dependent adds (EfficientNet-B0's squeeze-excitation pools). */
 __kernel void pool2d_avg_fwd_planes(__global const float *x, int x_off, __global float *y,
                                     int y_off, int planes, int hw) {
     int pl = get_global_id(0);

@@ -5,9 +5,7 @@
  * one). Vectors, because the math library's vector exp, tanh and log are several times
  * faster on CPUs than the scalar calls of one element per work-item; and the op a define,
  * because with a run-time op LLVM computed several branches for every vector and selected
- * one (a 9.6M-element Sigmoid on POCL, 2-core AVX2 EPYC: 25 ms one element per work-item
- * with the run-time op, 11.2 ms as float16 with it, 3.6-3.8 ms as float16 with the op
- * compiled in).
+ * one (the numbers are in the commits that made these choices).
  *
  * Defines: UN_OP  the op, a CLCNN_UN_ID_* from clcnn_ids.h (one program per op used);
  * alpha and beta are its parameters (see the ids).

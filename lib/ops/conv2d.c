@@ -268,9 +268,8 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *   - strided layers that space-to-depth makes 3x3 stride-1 ones (cc_conv2d_winograd_s2d)
  *     with kpg >= 64, outputs of at least 14x14 and at most a quarter more taps after
  *     the rearrangement ((3S)^2 <= 1.25 r*s): winograd. Measured on the 2-core AVX2 EPYC
- *     only (2026-12-07, ms): AlexNet conv1 at batch 32 35.2 vs implicit 51.8, batch 1
- *     1.37 vs 1.50; it lost on 5x5 stride 2 (36 taps for 25; c16 k32 56x56: 1.90 vs 1.57)
- *     and on small layers (6x6 stride 2, c8 k24 31x29: 0.40 vs 0.17);
+ *     only: faster on AlexNet conv1 (batch 32 and 1), slower on 5x5 stride 2 (36 taps
+ *     for 25) and on small layers; the numbers are in the commit that set this rule;
  *   - kpg >= 16 and a stride above 1, one group's weights at most 16 MB: implicit_gemm,
  *     faster than direct on every strided layer of ResNet-50 (3x3 and 1x1, up to 9.4 MB
  *     of weights; the numbers are in the commit that set this rule); AlexNet conv1 168

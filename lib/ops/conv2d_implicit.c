@@ -226,7 +226,7 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
     msplit = cc_ceil_div(cv->kpg, m_per);
     /* CPUs: work-items one by one when groups of lws would leave fewer than 16 per compute
      * unit (the threads then run out of work unevenly: ResNet-50's 14x14 c256 k1024 layer
-     * at batch 8, 33 work-items, 5.7 ms in 9 groups of 4, 4.8 ms in 33 of 1); layers with
+     * at batch 8 has 33 work-items; the commit that set this has the numbers); layers with
      * thousands of work-items keep their groups (POCL's cost per group). */
     if (!gpu && cfg.lws > 1 && items * (size_t)cv->groups * msplit < (size_t)cfg.lws * want)
         cfg.lws = 1;
