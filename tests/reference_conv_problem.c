@@ -195,3 +195,43 @@ int rcp_check_offsets(const rcp_problem *pb, clcnn_conv_algo algo, double atol, 
         clcnn_tensor_free(all_t[i]);
     return ok;
 }
+
+void rcp_expect_refused(clcnn_conv_algo algo, const ref_conv *cv, int pass, const char *needle) {
+    clcnn_device *dev = tu_device();
+    ref_conv s = *cv;
+    assert_true(ref_conv_out(&s));
+    clcnn_tensor *x = NULL, *w = NULL, *y = NULL, *b = NULL;
+    TU_OK(clcnn_tensor_create4(dev, s.n, s.c, s.h, s.w, &x));
+    TU_OK(clcnn_tensor_create4(dev, s.k, s.c / s.groups, s.r, s.s, &w));
+    TU_OK(clcnn_tensor_create4(dev, s.n, s.k, s.p, s.q, &y));
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){s.k}, &b));
+    TU_OK(clcnn_tensor_fill(x, 1.0f));
+    TU_OK(clcnn_tensor_fill(w, 1.0f));
+    TU_OK(clcnn_tensor_fill(y, 42.0f));
+    TU_OK(clcnn_tensor_fill(b, 42.0f));
+    clcnn_conv2d_desc d = rcp_make_desc(&s, algo);
+    clcnn_status st;
+    clcnn_tensor *out = pass == 1 ? x : pass == 2 ? w : y; /* dx: x's shape, dw: w's */
+    TU_OK(clcnn_tensor_fill(out, 42.0f));
+    if (pass == 0)
+        st = clcnn_conv2d_forward(dev, &d, x, w, b, y, CLCNN_ACT_RELU);
+    else if (pass == 1)
+        st = clcnn_conv2d_backward_data(dev, &d, y, w, x);
+    else
+        st = clcnn_conv2d_backward_filter(dev, &d, x, y, w, b);
+    if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), needle) ||
+        !strstr(clcnn_last_error(), clcnn_conv_algo_name(algo)))
+        fail_msg("%s, pass %d: got %s '%s', want unsupported containing '%s'",
+                 clcnn_conv_algo_name(algo), pass, clcnn_status_str(st), clcnn_last_error(),
+                 needle);
+    clcnn_tensor *outs[] = {out, pass == 2 ? b : NULL};
+    for (int i = 0; i < 2 && outs[i]; i++) {
+        float *h = tu_download(outs[i]);
+        for (size_t j = 0; j < clcnn_tensor_numel(outs[i]); j++)
+            if (h[j] != 42.0f) fail_msg("pass %d: output [%zu] = %g was written", pass, j, h[j]);
+        free(h);
+    }
+    clcnn_tensor *all[] = {x, w, y, b};
+    for (int i = 0; i < 4; i++)
+        clcnn_tensor_free(all[i]);
+}

@@ -57,4 +57,10 @@ clcnn_tensor *rcp_offset_tensor(int ndim, const size_t *shape, size_t off, const
  * kernel that writes outside its view, or reads outside its inputs' views, fails it). */
 int rcp_check_offsets(const rcp_problem *pb, clcnn_conv_algo algo, double atol, double rtol);
 
+/* Forcing algo on one pass of cv (0 forward, 1 backward data, 2 backward filter) must fail
+ * with CLCNN_ERR_UNSUPPORTED and a message containing needle and the algorithm's name, and
+ * write nothing: y (forward), dx (backward data) or dw and db (backward filter) keep the 42
+ * they were filled with. Failures are cmocka assertions. */
+void rcp_expect_refused(clcnn_conv_algo algo, const ref_conv *cv, int pass, const char *needle);
+
 #endif

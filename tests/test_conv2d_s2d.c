@@ -140,53 +140,12 @@ static void test_auto(void **state) {
     rcp_problem_free(&pb);
 }
 
-/* Forcing winograd fails with CLCNN_ERR_UNSUPPORTED and a message naming the pass and what
- * is missing; y, dx, dw and db stay untouched. */
-static void expect_refused(const ref_conv *cv, int pass, const char *needle) {
-    clcnn_device *dev = tu_device();
-    ref_conv s = *cv;
-    assert_true(ref_conv_out(&s));
-    clcnn_tensor *x = NULL, *w = NULL, *y = NULL, *b = NULL;
-    TU_OK(clcnn_tensor_create4(dev, s.n, s.c, s.h, s.w, &x));
-    TU_OK(clcnn_tensor_create4(dev, s.k, s.c / s.groups, s.r, s.s, &w));
-    TU_OK(clcnn_tensor_create4(dev, s.n, s.k, s.p, s.q, &y));
-    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){s.k}, &b));
-    TU_OK(clcnn_tensor_fill(x, 1.0f));
-    TU_OK(clcnn_tensor_fill(w, 1.0f));
-    TU_OK(clcnn_tensor_fill(y, 42.0f));
-    TU_OK(clcnn_tensor_fill(b, 42.0f));
-    clcnn_conv2d_desc d = rcp_make_desc(&s, CLCNN_CONV_WINOGRAD);
-    clcnn_status st;
-    clcnn_tensor *out = pass == 1 ? x : pass == 2 ? w : y; /* dx: x's shape, dw: w's */
-    TU_OK(clcnn_tensor_fill(out, 42.0f));
-    if (pass == 0)
-        st = clcnn_conv2d_forward(dev, &d, x, w, b, y, CLCNN_ACT_RELU);
-    else if (pass == 1)
-        st = clcnn_conv2d_backward_data(dev, &d, y, w, x);
-    else
-        st = clcnn_conv2d_backward_filter(dev, &d, x, y, w, b);
-    if (st != CLCNN_ERR_UNSUPPORTED || !strstr(clcnn_last_error(), needle) ||
-        !strstr(clcnn_last_error(), "winograd"))
-        fail_msg("pass %d: got %s '%s', want unsupported containing '%s'", pass,
-                 clcnn_status_str(st), clcnn_last_error(), needle);
-    clcnn_tensor *outs[] = {out, pass == 2 ? b : NULL};
-    for (int i = 0; i < 2 && outs[i]; i++) {
-        float *h = tu_download(outs[i]);
-        for (size_t j = 0; j < clcnn_tensor_numel(outs[i]); j++)
-            if (h[j] != 42.0f) fail_msg("pass %d: output [%zu] = %g was written", pass, j, h[j]);
-        free(h);
-    }
-    clcnn_tensor *all[] = {x, w, y, b};
-    for (int i = 0; i < 4; i++)
-        clcnn_tensor_free(all[i]);
-}
-
 static void test_refused(void **state) {
     (void)state;
     const char *fwd = "a kernel of three strides each way";
     ref_conv alex = rcp_conv(1, 3, 43, 43, 8, 11, 11, 4, 0, 1, 1);
-    expect_refused(&alex, 1, "backward data"); /* forward only */
-    expect_refused(&alex, 2, "backward filter");
+    rcp_expect_refused(CLCNN_CONV_WINOGRAD, &alex, 1, "backward data"); /* forward only */
+    rcp_expect_refused(CLCNN_CONV_WINOGRAD, &alex, 2, "backward filter");
     ref_conv g2 = rcp_conv(1, 4, 20, 20, 8, 5, 5, 2, 2, 1, 2), /* groups */
         d2 = rcp_conv(1, 3, 30, 30, 4, 5, 5, 2, 2, 2, 1),      /* dilation */
         short_k = rcp_conv(1, 3, 20, 20, 4, 4, 4, 2, 1, 1, 1), /* 4x4 at stride 2: 2 strides */
@@ -194,11 +153,11 @@ static void test_refused(void **state) {
         rect = rcp_conv(1, 3, 30, 30, 4, 5, 3, 2, 1, 1, 1);    /* 5x3: 3 and 2 strides */
     const ref_conv *no[] = {&g2, &d2, &short_k, &long_k, &rect};
     for (int i = 0; i < 5; i++)
-        expect_refused(no[i], 0, fwd);
+        rcp_expect_refused(CLCNN_CONV_WINOGRAD, no[i], 0, fwd);
     /* the rearranged input (3*16 x 11 x 11 floats, 23 KB) past the workspace
      * limit: refused when forced, and AUTO runs something else, correctly */
     setenv("CLCNN_CONV_WORKSPACE_MB", "0.02", 1);
-    expect_refused(&alex, 0, fwd);
+    rcp_expect_refused(CLCNN_CONV_WINOGRAD, &alex, 0, fwd);
     rcp_problem pb;
     rcp_problem_init(&pb, &alex, 1, 1, 88);
     int ok = check(&pb, CLCNN_CONV_AUTO, "(small workspace)");
