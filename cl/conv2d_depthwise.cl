@@ -15,13 +15,13 @@
  *        (fewer, longer work-items: CPUs); 0 = one VEC-column tile per work-item   default 0
  *   UNALIGNED_LOADS  1 = global vector loads through 4-byte-aligned vector types (one
  *        unaligned load on CPUs); 0 = vloadN                                   default 0
- *   K3   1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its stride in both
- *        directions (the host sets it only then; the arguments are ignored), so the tap
- *        loops unroll and the stride branches fold (MobileNet's layers); 0 = any
- *        geometry from the arguments                                             default 0
- *   KF   forward only: 5 = the kernel is 5x5 with dilation 1 and STRIDE (1 or 2) its
- *        stride, compiled in as K3 does for 3x3 (EfficientNet's 5x5 layers);
- *        0 = from the arguments (or K3)                                          default 0
+ *   KF   forward: 3 or 5 = the kernel is KF x KF with dilation 1 and STRIDE (1 or 2)
+ *        its stride in both directions (the host sets it only then; the arguments are
+ *        ignored), so the tap loops unroll and the stride branches fold (MobileNet's
+ *        and EfficientNet's layers); 0 = any geometry from the arguments        default 0
+ *   K3   the gradients: 1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its
+ *        stride, compiled in likewise (named accumulators in the filter gradient); 0 =
+ *        any geometry from the arguments                                         default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
  *        defines differ anyway), so each compiles only the kernels it launches: on POCL
@@ -67,8 +67,8 @@
 #ifndef KF
 #define KF 0
 #endif
-#if KF && (KF != 5 || K3 || !defined(STRIDE) || (STRIDE != 1 && STRIDE != 2))
-#error "KF is 5, without K3, with STRIDE 1 or 2"
+#if KF && ((KF != 3 && KF != 5) || !defined(STRIDE) || (STRIDE != 1 && STRIDE != 2))
+#error "KF must be 3 or 5, with STRIDE 1 or 2"
 #endif
 /* Each kernel's first statement: with K3, its geometry arguments become the compile-time
  * 3x3 geometry (the taps unroll, the stride branches fold). */
@@ -301,8 +301,7 @@ __kernel void conv2d_depthwise_fwd(__global const float *x, int x_off, __global 
     __global const float *wc = wt + w_off + ch * r * s + (flip ? r * s - 1 : 0);
     const int wstep = flip ? -1 : 1;
     const float bv = has_bias ? bias[b_off + ch] : 0.0f;
-    K3_GEOMETRY(); /* the inlined tile unrolls its taps */
-#if KF
+#if KF /* the inlined tile unrolls its taps */
     r = s = KF;
     dh = dw = 1;
     sh = sw = STRIDE;

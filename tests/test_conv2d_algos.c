@@ -146,7 +146,8 @@ static ref_conv random_depthwise(tu_rng *rng) {
         cv.pad_w = pick(rng, 0, 3);
         cv.dilation_h = pick(rng, 1, 10) > 7 ? 2 : 1;
         cv.dilation_w = pick(rng, 1, 10) > 7 ? 2 : 1;
-        if (pick(rng, 0, 2) == 0) { /* a third: 3x3, dilation 1, stride 1 or 2 (K3 kernels) */
+        if (pick(rng, 0, 2) ==
+            0) { /* a third: 3x3, dilation 1, stride 1 or 2 (geometry compiled in) */
             cv.r = cv.s = 3;
             cv.stride_h = cv.stride_w = pick(rng, 1, 2);
             cv.dilation_h = cv.dilation_w = 1;
@@ -189,18 +190,19 @@ static void test_depthwise_sweep(void **state) {
 
 static void edge_cases(clcnn_conv_algo algo) {
     ref_conv cases[] = {
-        rcp_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),      /* 1x1 image, 1x1 kernel */
-        rcp_conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),      /* 1x1 image, padding makes room */
-        rcp_conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),      /* odd everything */
-        rcp_conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1),    /* stride > kernel */
-        rcp_conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),      /* padding >= kernel */
-        rcp_conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1),    /* dilation 2 */
-        rcp_conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),      /* depthwise stride 2 */
-        rcp_conv(2, 7, 10, 33, 7, 3, 3, 1, 1, 1, 7),    /* depthwise 3x3 */
-        rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),      /* depthwise multiplier 2 */
-        rcp_conv(1, 5, 7, 7, 5, 3, 3, 1, 1, 1, 5),      /* depthwise 3x3 (K3), 7x7, batch 1 */
-        rcp_conv(3, 9, 14, 13, 9, 3, 3, 2, 1, 1, 9),    /* depthwise 3x3 stride 2 (K3), odd w */
-        rcp_conv(2, 11, 1, 5, 11, 3, 3, 1, 1, 1, 11),   /* depthwise 3x3 (K3), one row */
+        rcp_conv(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1),   /* 1x1 image, 1x1 kernel */
+        rcp_conv(1, 3, 1, 1, 5, 3, 3, 1, 1, 1, 1),   /* 1x1 image, padding makes room */
+        rcp_conv(2, 5, 7, 9, 7, 3, 3, 1, 1, 1, 1),   /* odd everything */
+        rcp_conv(1, 3, 11, 11, 6, 2, 2, 3, 0, 1, 1), /* stride > kernel */
+        rcp_conv(2, 2, 5, 5, 3, 3, 3, 1, 4, 1, 1),   /* padding >= kernel */
+        rcp_conv(1, 4, 13, 13, 4, 3, 3, 1, 2, 2, 1), /* dilation 2 */
+        rcp_conv(2, 6, 9, 8, 6, 3, 3, 2, 1, 1, 6),   /* depthwise stride 2 */
+        rcp_conv(2, 7, 10, 33, 7, 3, 3, 1, 1, 1, 7), /* depthwise 3x3 */
+        rcp_conv(1, 4, 8, 8, 8, 3, 3, 1, 1, 1, 4),   /* depthwise multiplier 2 */
+        rcp_conv(1, 5, 7, 7, 5, 3, 3, 1, 1, 1, 5),   /* depthwise 3x3 (compiled in), 7x7, batch 1 */
+        rcp_conv(3, 9, 14, 13, 9, 3, 3, 2, 1, 1,
+                 9), /* depthwise 3x3 stride 2 (compiled in), odd w */
+        rcp_conv(2, 11, 1, 5, 11, 3, 3, 1, 1, 1, 11),   /* depthwise 3x3 (compiled in), one row */
         rcp_conv(2, 6, 7, 7, 9, 3, 3, 1, 1, 1, 3),      /* groups 3 */
         rcp_conv(3, 16, 6, 6, 24, 1, 1, 1, 0, 1, 1),    /* 1x1 (plane tiles) */
         rcp_conv(2, 3, 5, 9, 20, 1, 1, 1, 0, 1, 1),     /* 1x1 expansion (k >= 6c): 4 tiles */

@@ -273,8 +273,8 @@ static void test_shapes(void **state) {
         rcp_conv(2, 6, 7, 9, 9, 3, 3, 1, 1, 1, 3),      /* groups */
         rcp_conv(2, 8, 10, 10, 8, 3, 3, 2, 1, 1, 8),    /* depthwise, stride 2 */
         rcp_conv(1, 12, 9, 9, 12, 5, 5, 1, 2, 1, 12),   /* depthwise 5x5 */
-        rcp_conv(2, 9, 7, 7, 9, 3, 3, 1, 1, 1, 9),      /* depthwise 3x3 (K3), 7x7 */
-        rcp_conv(1, 5, 14, 13, 5, 3, 3, 1, 1, 1, 5),    /* depthwise 3x3 (K3), 14x13 */
+        rcp_conv(2, 9, 7, 7, 9, 3, 3, 1, 1, 1, 9),      /* depthwise 3x3 (compiled in), 7x7 */
+        rcp_conv(1, 5, 14, 13, 5, 3, 3, 1, 1, 1, 5),    /* depthwise 3x3 (compiled in), 14x13 */
         rcp_conv(3, 16, 6, 6, 20, 1, 1, 1, 0, 1, 1),    /* pointwise */
         rcp_conv(2, 10, 8, 8, 18, 1, 1, 2, 0, 1, 1),    /* strided 1x1 */
         rcp_conv(1, 3, 1, 1, 4, 1, 1, 1, 0, 1, 1),      /* 1x1 image */

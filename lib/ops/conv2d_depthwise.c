@@ -108,28 +108,28 @@ typedef struct depthwise_fwd {
     size_t gws[2], lws[2];
 } depthwise_fwd;
 
-/* 3x3, dilation 1, equal strides 1 or 2 (MobileNet's and EfficientNet's 3x3 layers):
- * the geometry compiled in (K3, STRIDE), the taps unrolled. */
-int cc_conv2d_depthwise_k3(const cc_conv *cv) {
-    return cv->r == 3 && cv->s == 3 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
-           (cv->sh == 1 || cv->sh == 2);
+/* The kernel size when cv's geometry can be compiled in, the taps unrolled: 3x3 or 5x5
+ * (MobileNet's and EfficientNet's layers), dilation 1, equal strides 1 or 2; else 0. The
+ * forward takes both (KF), the gradient kernels 3x3 (K3). */
+static int compiled_size(const cc_conv *cv) {
+    if (cv->r != cv->s || (cv->r != 3 && cv->r != 5) || cv->dh != 1 || cv->dw != 1 ||
+        cv->sh != cv->sw || (cv->sh != 1 && cv->sh != 2))
+        return 0;
+    return cv->r;
 }
 
-/* 5x5, dilation 1, equal strides 1 or 2 (EfficientNet's 5x5 layers): the forward kernel
- * with the geometry compiled in (KF 5, STRIDE), as K3 for 3x3. */
-static int forward_k5(const cc_conv *cv) {
-    return cv->r == 5 && cv->s == 5 && cv->dh == 1 && cv->dw == 1 && cv->sh == cv->sw &&
-           (cv->sh == 1 || cv->sh == 2);
+int cc_conv2d_depthwise_k3(const cc_conv *cv) {
+    return compiled_size(cv) == 3;
 }
 
 /* The forward kernel's defines and grid for cv with the parameters vec, tp, qloop. */
 static void fwd_setup(const clcnn_device *dev, const cc_conv *cv, int vec, int tp, int qloop,
                       depthwise_fwd *f) {
     f->cv = *cv;
-    int k3 = cc_conv2d_depthwise_k3(cv), k5 = forward_k5(cv);
+    int kf = compiled_size(cv);
     snprintf(f->defs, sizeof f->defs,
-             "K3=%d KF=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", k3,
-             k5 ? 5 : 0, qloop, k3 || k5 ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
+             "KF=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", kf, qloop,
+             kf ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
     /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
      * tiles) then holds 4 channels instead of 2 working items out of 8 */
     f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec)) *
