@@ -194,15 +194,29 @@ fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
                plane + ih_last * w + iw0 + (s - 1) * dw + VEC * sw <= hi) {
         /* Border tile whose vector loads all stay inside the buffer (every tile but the
          * tensor's first and last): the rows outside the input are skipped, the columns
-         * outside it zeroed by one lane mask per column tap, shared by all rows. The
-         * clamped rows keep the loads inside the buffer. */
+         * outside it zeroed by a lane mask per column tap, shared by all rows. The
+         * clamped rows keep the loads inside the buffer. Taps in (kr, ks) order, as on
+         * the other paths (the fused depthwise + 1x1 kernel of conv2d_implicit.cl sums in
+         * that order too). */
+#if KF /* the column masks once, before the taps */
+        intV mk[KF];
 #pragma unroll
-        for (int ks = 0; ks < s; ks++) {
-            const int c0 = iw0 + ks * dw;
-            const intV col = (intV)(c0) + LANES * sw;
-            const intV m = (col >= (intV)(0)) & (col < (intV)(w));
+        for (int ks = 0; ks < KF; ks++) {
+            const intV col = (intV)(iw0 + ks * dw) + LANES * sw;
+            mk[ks] = (col >= (intV)(0)) & (col < (intV)(w));
+        }
+#endif
 #pragma unroll
-            for (int kr = 0; kr < r; kr++) {
+        for (int kr = 0; kr < r; kr++) {
+#pragma unroll
+            for (int ks = 0; ks < s; ks++) {
+                const int c0 = iw0 + ks * dw;
+#if KF
+                const intV m = mk[ks];
+#else
+                const intV col = (intV)(c0) + LANES * sw;
+                const intV m = (col >= (intV)(0)) & (col < (intV)(w));
+#endif
                 const float wv = wc[wstep * (kr * s + ks)];
 #pragma unroll
                 for (int tp = 0; tp < TP; tp++) {

@@ -27,6 +27,16 @@
  *   NTS  1: whole plane tiles are stored with non-temporal stores where 64-byte aligned
  *        (clang's __builtin_nontemporal_store: past the cache on CPUs; the host sets it
  *        only on CPUs, for outputs larger than half the last-level cache)       default 0
+ *   DWF  1: the rows of B are not x but the outputs of a depthwise convolution of x
+ *        (one filter per channel, dww (c, 1, r, s), its bias dwb and activation dw_act:
+ *        the extra arguments); the geometry arguments (h, w, r, s, strides, pads,
+ *        dilations) are that layer's, and the GEMM is a 1x1 convolution of its output,
+ *        K = cpg, row tiles only (plane 0). A depthwise layer and the 1x1 layer after it
+ *        (MobileNet's blocks) run as one kernel, the depthwise output never stored.
+ *        Host side: lib/ops/conv2d_dwpw.c                                      default 0
+ *   DWK  with DWF: 3 or 5 = the depthwise kernel is DWK x DWK with dilation 1 and DWS (1
+ *        or 2) its stride both ways (the geometry arguments are then ignored), so its
+ *        taps unroll; 0 = any geometry from the arguments                      default 0
  *
  * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
  * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the
@@ -70,6 +80,16 @@
 #endif
 #ifndef NTS
 #define NTS 0
+#endif
+#ifndef DWF
+#define DWF 0
+#endif
+#ifndef DWK
+#define DWK 0
+#endif
+
+#if DWK && (!DWF || (DWK != 3 && DWK != 5) || !defined(DWS) || (DWS != 1 && DWS != 2))
+#error "DWK must be 3 or 5, with DWF and DWS 1 or 2"
 #endif
 
 #if VW != 16 && VW != 8 && VW != 4
@@ -232,6 +252,83 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
         }
     }
 }
+
+#if DWF
+/* DWF: row ci - ci0 of strip is the depthwise convolution's output of input channel ci of
+ * the group (dww, dwb at its global channel gc0 + ci) at the tile's 16 positions, TR rows
+ * from p0 x VW columns from q0: per tile row the taps summed in (kr, ks) order from 0 with
+ * fma, then the bias, then the activation, which is what cl/conv2d_depthwise.cl computes
+ * (the fused plan writes the unfused plan's bytes). Tap rows outside the input are
+ * skipped, columns outside it are zero lanes; lanes past the output are computed but
+ * never stored. Three ways to load a tap's VW columns, chosen once per call: plain vector
+ * loads when every tap's columns lie inside the rows (most tiles); vector loads and one
+ * lane mask per column tap when the loads stay inside x (the rows' two ends); else
+ * load_seg (the tensor's first and last tiles, strides other than 1, 2 and 4). */
+#define DW_TAPS(LOAD)                                                                              \
+    for (int ci = ci0; ci < ci1; ci++) {                                                           \
+        __global const float *wc = dww + (gc0 + ci) * r * s;                                       \
+        const float bv = dw_has_bias ? dwb[gc0 + ci] : 0.0f;                                       \
+        _Pragma("unroll") for (int tr = 0; tr < TR; tr++) {                                        \
+            floatW acc = (floatW)(0.0f);                                                           \
+            _Pragma("unroll") for (int kr = 0; kr < r; kr++) {                                     \
+                const int ih = (p0 + tr) * sh - ph + kr * dh;                                      \
+                if (ih < 0 || ih >= h) continue;                                                   \
+                const int base = xc_off + ci * hw + ih * w;                                        \
+                __global const float *src = x + base + c0;                                         \
+                _Pragma("unroll") for (int ks = 0; ks < s; ks++) {                                 \
+                    const floatW v = LOAD;                                                         \
+                    acc = fma((floatW)(wc[kr * s + ks]), v, acc);                                  \
+                }                                                                                  \
+            }                                                                                      \
+            floatW v = acc + bv;                                                                   \
+            v = ACT_VEC(floatW, v, dw_act, dw_alpha);                                              \
+            vstoreW(v, 0, strip + (ci - ci0) * 16 + tr * VW);                                      \
+        }                                                                                          \
+    }
+/* VW columns of a row from p, every sw-th (1, 2 or 4) */
+#define LOAD_SW(p) (sw == 1 ? vloadW(0, (p)) : sw == 2 ? LOAD_S2(p) : LOAD_S4(p))
+
+inline __attribute__((always_inline)) void
+pack_dw_rows(__local float *strip, __global const float *x, int xc_off, int lo, int hi, int ci0,
+             int ci1, int gc0, int p0, int q0, int h, int w, int p, int r, int s, int sh, int sw,
+             int ph, int pw, int dh, int dw, __global const float *dww, __global const float *dwb,
+             int dw_has_bias, int dw_act, float dw_alpha) {
+#if DWK
+    r = s = DWK;
+    sh = sw = DWS;
+    dh = dw = 1;
+#endif
+    const int hw = h * w;
+    const int c0 = q0 * sw - pw; /* first column of tap ks = 0 */
+    const int vec = sw == 1 || sw == 2 || sw == 4;
+    if (vec && c0 >= 0 && c0 + (s - 1) * dw + VW * sw <= w) {
+        DW_TAPS(LOAD_SW(src + ks * dw))
+        return;
+    }
+    /* the first and last elements any tap loads */
+    const int r_lo = max(p0 * sh - ph, 0),
+              r_hi = min((p0 + TR - 1) * sh - ph + (r - 1) * dh, h - 1);
+    const int e_lo = xc_off + ci0 * hw + r_lo * w + c0;
+    const int e_hi = xc_off + (ci1 - 1) * hw + r_hi * w + c0 + (s - 1) * dw + VW * sw;
+    if (vec && e_lo >= lo && e_hi <= hi) {
+        const intW lanes = LANES * sw;
+#define MASKED(p, c)                                                                               \
+    select((floatW)(0.0f), LOAD_SW(p),                                                             \
+           ((intW)(c) + lanes >= (intW)(0)) & ((intW)(c) + lanes < (intW)(w)))
+        DW_TAPS(MASKED(src + ks * dw, c0 + ks * dw))
+#undef MASKED
+        return;
+    }
+    DW_TAPS(load_seg(x, base, c0 + ks * dw, w, sw, lo, hi))
+}
+#undef DW_TAPS
+#undef LOAD_SW
+#define DWF_PARAMS                                                                                 \
+    , __global const float *dww, int dww_off, __global const float *dwb, int dwb_off,              \
+        int dw_has_bias, int dw_act, float dw_alpha
+#else
+#define DWF_PARAMS
+#endif
 
 /* wt (groups, mp/TM, K, TM): the GEMM's weight matrix per group, transposed, its kpg
  * channels padded with zeros to mp, a multiple of TM, in blocks of TM channels: the TM
@@ -448,9 +545,9 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                   __global float *y, int y_off, int n, int c, int h, int w, int k,
                                   int p, int q, int r, int s, int sh, int sw, int ph, int pw,
                                   int dh, int dw, int groups, int act, float alpha, int plane,
-                                  int cc, int m_per, int nt, __local float *strips) {
+                                  int cc, int m_per, int nt, __local float *strips DWF_PARAMS) {
     const int cpg = c / groups, kpg = k / groups;
-    const int pq = p * q, rs = r * s, K = cpg * rs;
+    const int pq = p * q, rs = DWF ? 1 : r * s, K = cpg * rs; /* DWF: rows of B per channel */
     /* tiles per image */
     const int qt = (q + VW - 1) / VW;
     const int tpi = ((p + TR - 1) / TR) * qt;
@@ -471,9 +568,15 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
         for (int u = 0; u < nu; u++) {
             int ni, j0, p0, q0;
             tile_at(t * nt + u, tpi, qt, plane, pq, &ni, &j0, &p0, &q0);
+#if DWF
+            pack_dw_rows(strips_wi + u * strip_len, x, x_off + (ni * c + g * cpg) * h * w, lo, hi,
+                         ci0, ci1, g * cpg, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw,
+                         dww + dww_off, dwb + dwb_off, dw_has_bias, dw_act, dw_alpha);
+#else
             pack_rows(strips_wi + u * strip_len, x, x_off + (ni * c + g * cpg) * h * w, lo, hi, ci0,
                       ci1, plane, j0, pq, p0, q0, h, w, p, r, s, sh, sw, ph, pw, dh, dw,
                       n * pq - (t * nt + u) * 16, c * h * w);
+#endif
         }
         /* the weights of a channel block are reused by every tile of the work-item; TN
          * tiles at a time share each broadcast weight (a missing last one repeats the

@@ -94,6 +94,16 @@ typedef struct cc_conv_fwd_desc {
     clcnn_activation act;   /* epilogue activation */
     float alpha;            /* leaky-ReLU slope */
     int residual;           /* 1: run takes z (n,k,p,q) and computes y = act(conv(x,w) + b + z) */
+    /* A depthwise layer before the convolution (pre_dw 1; lib/ops/conv2d_dwpw.c): x is
+     * then its input, the convolution reads dw_act(depthwise(x, dw_w) + dw_b), never
+     * stored, and must be 1x1 with stride 1, no padding and algo AUTO or implicit_gemm
+     * (CLCNN_ERR_UNSUPPORTED otherwise). dw_w (c, 1, r, s) and dw_b (c, or NULL) are
+     * copied at create. */
+    int pre_dw;
+    clcnn_conv2d_desc dw; /* its strides, pads and dilation (groups: c) */
+    const clcnn_tensor *dw_w, *dw_b;
+    clcnn_activation dw_act;
+    float dw_alpha;
 } cc_conv_fwd_desc;
 /* Validates shapes, resolves the algorithm once (explicit > tuning file > rule, as
  * clcnn_conv2d_forward does), builds its kernels and transforms or copies w (and b) into

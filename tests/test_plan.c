@@ -63,7 +63,7 @@ static float *run_plan(clcnn_graph *g, int batch, const clcnn_plan_options *o,
     return out;
 }
 
-static void check_model(const char *name, int batch) {
+static void check_model(const char *name, int batch, int expect_dw_pairs) {
     clcnn_device *dev = tu_device();
     clcnn_net *net = NULL;
     assert_int_equal(clcnn_net_create_model(dev, name, 10, &net), CLCNN_OK);
@@ -93,9 +93,10 @@ static void check_model(const char *name, int batch) {
     assert_int_equal(n, ref_n);
     double d = rel_max_diff(planned, ref, n);
     printf("%-14s batch %d: plan vs net max rel diff %.2e; %d steps, %d BN folded, %d "
-           "activations and %d adds fused; activations %.1f MB planned, %.1f MB summed\n",
+           "activations, %d adds and %d depthwise layers fused; activations %.1f MB planned, "
+           "%.1f MB summed\n",
            name, batch, d, mem.steps, mem.fused_batchnorm, mem.fused_activation, mem.fused_add,
-           mem.activation_bytes / 1e6, mem.activation_sum / 1e6);
+           mem.fused_depthwise, mem.activation_bytes / 1e6, mem.activation_sum / 1e6);
     assert_true(d < 2e-3);
     assert_true(mem.activation_bytes * 2 < mem.activation_sum);
 
@@ -104,6 +105,17 @@ static void check_model(const char *name, int batch) {
     float *unshared = run_plan(g, batch, &o, x, &n, &mem_plain);
     assert_memory_equal(unshared, planned, n * sizeof *planned);
     assert_true(mem_plain.activation_bytes >= mem.activation_sum);
+
+    /* depthwise layers as steps of their own: one more step per pair, the same bytes (the
+     * fused kernel sums in the two kernels' orders) */
+    o = clcnn_plan_options_default();
+    o.fuse_depthwise = 0;
+    float *unpaired = run_plan(g, batch, &o, x, &n, &mem_plain);
+    assert_int_equal(mem.fused_depthwise, expect_dw_pairs);
+    assert_int_equal(mem_plain.fused_depthwise, 0);
+    assert_int_equal(mem_plain.steps, mem.steps + mem.fused_depthwise);
+    assert_memory_equal(unpaired, planned, n * sizeof *planned);
+    free(unpaired);
 
     /* nothing folded or fused: more steps, same outputs within rounding */
     o = clcnn_plan_options_default();
@@ -125,17 +137,17 @@ static void check_model(const char *name, int batch) {
 
 static void test_resnet50(void **state) {
     (void)state;
-    check_model("resnet50", 1);
+    check_model("resnet50", 1, 0);
 }
 
 static void test_mobilenet_v2(void **state) {
     (void)state;
-    check_model("mobilenet_v2", 2);
+    check_model("mobilenet_v2", 2, 3);
 }
 
 static void test_alexnet(void **state) {
     (void)state;
-    check_model("alexnet", 1);
+    check_model("alexnet", 1, 0);
 }
 
 int main(void) {

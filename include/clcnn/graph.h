@@ -169,9 +169,16 @@ typedef struct clcnn_plan_options {
     int fuse;           /* bias, activation and a following residual Add into conv epilogues */
     int reuse_buffers;  /* values whose lifetimes do not overlap share memory */
     clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
-    int find; /* Find (clcnn_conv2d_find) for each convolution before its algorithm is
-                 chosen: 0 as $CLCNN_TUNE says ("find": on), 1 on, -1 off; off when
-                 $CLCNN_TUNE is off */
+    int find;           /* Find (clcnn_conv2d_find) for each convolution before its algorithm is
+                           chosen: 0 as $CLCNN_TUNE says ("find": on), 1 on, -1 off; off when
+                           $CLCNN_TUNE is off */
+    int fuse_depthwise; /* with fuse and conv_algo AUTO, on CPUs: a depthwise convolution
+                           (batch norm and activation folded, no residual) whose output of
+                           at least 56x56 only a 1x1 stride-1 unpadded convolution reads,
+                           the two on depthwise and implicit_gemm when apart, runs inside
+                           that one's kernel (MobileNet's first blocks): its output is never
+                           stored. The bytes of the unfused plan while the 1x1 layer has at
+                           most 1024 input channels per group */
 } clcnn_plan_options;
 /* Everything on, automatic algorithms. */
 CLCNN_API clcnn_plan_options clcnn_plan_options_default(void);
@@ -218,6 +225,7 @@ typedef struct clcnn_plan_memory {
     size_t param_bytes;      /* parameters after folding, before algorithm-specific layouts */
     int steps;               /* kernel steps per run after fusion */
     int fused_batchnorm, fused_activation, fused_add; /* nodes folded into convolutions */
+    int fused_depthwise;  /* depthwise convolutions run inside the 1x1 convolution after them */
     size_t scratch_bytes; /* buffers steps keep besides the activations: a Conv with per-side
                            * pads its padded input, a ConvTranspose its uncropped output */
 } clcnn_plan_memory;

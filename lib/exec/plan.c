@@ -11,8 +11,11 @@
 #define ALIGN_ELEMS 64 /* 256-byte boundaries between values in the arena */
 
 clcnn_plan_options clcnn_plan_options_default(void) {
-    clcnn_plan_options o = {
-        .fold_batchnorm = 1, .fuse = 1, .reuse_buffers = 1, .conv_algo = CLCNN_CONV_AUTO};
+    clcnn_plan_options o = {.fold_batchnorm = 1,
+                            .fuse = 1,
+                            .reuse_buffers = 1,
+                            .conv_algo = CLCNN_CONV_AUTO,
+                            .fuse_depthwise = 1};
     return o;
 }
 
@@ -175,6 +178,69 @@ static void fuse_silu(const clcnn_graph *g, int sig, group_info *gi) {
     gi->anchor[sig] = mul;
 }
 
+/* A Conv with float initializer weights (and bias), symmetric pads and its input shape
+ * known (4-D); *c its input channels. */
+static int plain_conv(const clcnn_graph *g, const clcnn_plan *p, const cc_gnode *n, size_t *c) {
+    if (n->op != CC_OP_CONV || n->n_in < 2 ||
+        !all_init(g, n, 1, n->n_in > 2 && n->in[2] >= 0 ? 3 : 2))
+        return 0;
+    const cc_gvalue *w = &g->vals[n->in[1]];
+    const int64_t *pads = n->a.pads;
+    if (w->ndim != 4 || w->dtype != CLCNN_F32 || p->vals[n->in[0]].ndim != 4 ||
+        pads[0] != pads[2] || pads[1] != pads[3])
+        return 0;
+    *c = p->vals[n->in[0]].shape[1];
+    return 1;
+}
+
+/* A depthwise Conv (groups == channels, one filter each) whose group (batch norm,
+ * activation; no residual Add) ends in a value only a 1x1 stride-1 unpadded Conv reads,
+ * the two on depthwise and implicit_gemm if they ran apart: that Conv's group joins it as
+ * one step (steps.c's prepare_conv_pair, the depthwise output computed inside the 1x1
+ * layer's GEMM and never stored). On CPUs, and only for
+ * depthwise outputs of at least 56x56: there the depthwise kernel's pass over memory is
+ * what the fusion saves; on smaller planes, which stay in the cache, the fused kernel
+ * was no faster than the two (and on MobileNet-V2's 28x28 stride-2 pair slower). */
+#define DW_FUSE_MIN_PLANE (56 * 56)
+static void fuse_depthwise_pair(const clcnn_graph *g, const clcnn_plan *p, int dw, group_info *gi) {
+    const cc_gnode *d = &g->nodes[dw];
+    size_t c, c2;
+    if (p->dev->info.type != CLCNN_DEVICE_CPU || !plain_conv(g, p, d, &c) ||
+        (size_t)d->a.group != c || g->vals[d->in[1]].dims[0] != (int64_t)c)
+        return;
+    const cc_pvalue *dy = &p->vals[d->out[0]];
+    if (dy->ndim != 4 || dy->shape[2] * dy->shape[3] < DW_FUSE_MIN_PLANE) return;
+    for (int k = 0; k < g->nnodes; k++)
+        if (gi->leader[k] == dw && g->nodes[k].op == CC_OP_ADD) return;
+    int pw = sole_consumer(g, g->nodes[gi->anchor[dw]].out[0]);
+    if (pw < 0 || gi->leader[pw] != pw) return;
+    const cc_gnode *q = &g->nodes[pw];
+    if (!plain_conv(g, p, q, &c2) || q->in[0] != g->nodes[gi->anchor[dw]].out[0]) return;
+    const cc_gvalue *qw = &g->vals[q->in[1]];
+    if (qw->dims[2] != 1 || qw->dims[3] != 1 || q->a.strides[0] != 1 || q->a.strides[1] != 1 ||
+        q->a.pads[0] != 0 || q->a.pads[1] != 0)
+        return;
+    /* only where the two would run on depthwise and implicit_gemm (the rules, or the
+     * tuning file): the fused kernel computes what those do, in their order */
+    const cc_gvalue *dwv = &g->vals[d->in[1]];
+    size_t dws[4], qws[4];
+    for (int i = 0; i < 4; i++) {
+        dws[i] = (size_t)dwv->dims[i];
+        qws[i] = (size_t)qw->dims[i];
+    }
+    clcnn_conv2d_desc dd = cc_step_conv_desc(&d->a), qd = cc_step_conv_desc(&q->a);
+    clcnn_conv_algo da, qa;
+    if (clcnn_conv2d_algo_choice(p->dev, CLCNN_CONV_PASS_FORWARD, &dd, p->vals[d->in[0]].shape, dws,
+                                 &da, NULL) != CLCNN_OK ||
+        clcnn_conv2d_algo_choice(p->dev, CLCNN_CONV_PASS_FORWARD, &qd, p->vals[q->in[0]].shape, qws,
+                                 &qa, NULL) != CLCNN_OK ||
+        da != CLCNN_CONV_DEPTHWISE || qa != CLCNN_CONV_IMPLICIT_GEMM)
+        return;
+    for (int k = 0; k < g->nnodes; k++)
+        if (gi->leader[k] == pw) gi->leader[k] = dw;
+    gi->anchor[dw] = gi->anchor[pw];
+}
+
 static clcnn_status add_step(clcnn_plan *p, cc_step **out) {
     if (p->nsteps == p->capsteps) {
         int cap = p->capsteps ? 2 * p->capsteps : 64;
@@ -208,6 +274,12 @@ static clcnn_status build_steps(clcnn_plan *p, const clcnn_graph *g) {
         if (gi.leader[ni] == ni && g->nodes[ni].op == CC_OP_SIGMOID && p->opts.fuse)
             fuse_silu(g, ni, &gi);
     }
+    if (p->opts.fuse && p->opts.fuse_depthwise && p->opts.conv_algo == CLCNN_CONV_AUTO)
+        for (int i = 0; s == CLCNN_OK && i < nn; i++) {
+            int ni = g->order[i];
+            if (gi.leader[ni] == ni && g->nodes[ni].op == CC_OP_CONV)
+                fuse_depthwise_pair(g, p, ni, &gi);
+        }
     /* A group runs at its anchor: every input of every member is ready there. */
     for (int i = 0; s == CLCNN_OK && i < nn; i++) {
         int ni = g->order[i];
@@ -247,6 +319,7 @@ static clcnn_status build_steps(clcnn_plan *p, const clcnn_graph *g) {
                 p->mem.fused_batchnorm += op == CC_OP_BATCHNORM;
                 p->mem.fused_activation += is_act(&g->nodes[absorbed[k]]);
                 p->mem.fused_add += op == CC_OP_ADD;
+                p->mem.fused_depthwise += op == CC_OP_CONV;
             }
         }
     }

@@ -112,38 +112,43 @@ static clcnn_status prepare_conv_dynamic(clcnn_plan *p, const clcnn_graph *g, co
 
 /* ---- Conv (+ BatchNormalization) (+ Relu | LeakyRelu | Add (+ Relu | LeakyRelu)) ------- */
 
-static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
-                                 const int *absorbed, int na) {
+/* One convolution's group (absorbed[0] the Conv, then what fused into it), folded on the
+ * host: weights and bias (k) with the batch norm folded in double, the activation, and
+ * the residual Add's other operand appended to s->in. s->desc and s->out follow the group. */
+typedef struct conv_group {
+    const cc_gnode *n;
+    size_t w[4], k;
+    float *wh, *bh; /* malloc'd */
+    int has_bias;
+    clcnn_activation act;
+    float alpha;
+    int residual;
+} conv_group;
+
+static clcnn_status fold_group(const clcnn_graph *g, cc_step *s, const int *absorbed, int na,
+                               conv_group *cg) {
     const cc_gnode *n = &g->nodes[absorbed[0]];
-    const cc_op_attrs *a = &n->a;
-    const cc_gvalue *x = cc_node_in(g, n, 0), *w = cc_node_in(g, n, 1), *b = cc_node_in(g, n, 2);
-    if (w->kind != CC_VAL_INIT || (b && b->kind != CC_VAL_INIT))
-        return prepare_conv_dynamic(p, g, n, s);
+    const cc_gvalue *w = cc_node_in(g, n, 1), *b = cc_node_in(g, n, 2);
+    memset(cg, 0, sizeof *cg); /* wh, bh NULL on every failure */
     CC_TRY(need_float_init(n, w, "the weight"));
     if (b) CC_TRY(need_float_init(n, b, "the bias"));
-    cc_conv_fwd_desc d = {0};
-    d.conv = cc_step_conv_desc(a);
-    d.conv.algo = p->opts.conv_algo;
-    for (int i = 0; i < 4; i++) {
-        d.x[i] = p->vals[n->in[0]].shape[i];
-        d.w[i] = (size_t)w->dims[i];
-    }
-    CC_TRY(prepare_pre_pad(p, n, s, &d.conv, d.x));
-    (void)x;
-    size_t k = d.w[0], per_k = w->numel / k;
-    float *wh = malloc(w->numel * sizeof *wh);
-    float *bh = calloc(k, sizeof *bh);
-    if (!wh || !bh) {
-        free(wh);
-        free(bh);
+    cg->n = n;
+    for (int i = 0; i < 4; i++)
+        cg->w[i] = (size_t)w->dims[i];
+    size_t k = cg->w[0], per_k = w->numel / k;
+    cg->k = k;
+    cg->wh = malloc(w->numel * sizeof *cg->wh);
+    cg->bh = calloc(k, sizeof *cg->bh);
+    if (!cg->wh || !cg->bh) {
+        free(cg->wh);
+        free(cg->bh);
+        cg->wh = cg->bh = NULL;
         return cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "clcnn_plan_create: out of host memory");
     }
-    memcpy(wh, w->data, w->numel * sizeof *wh);
-    if (b) memcpy(bh, b->data, k * sizeof *bh);
-    int has_bias = b != NULL;
-    snprintf(s->desc, sizeof s->desc, "Conv");
-    s->n_in = 1;
-    s->in[0] = n->in[0];
+    memcpy(cg->wh, w->data, w->numel * sizeof *cg->wh);
+    if (b) memcpy(cg->bh, b->data, k * sizeof *cg->bh);
+    cg->has_bias = b != NULL;
+    append(s->desc, sizeof s->desc, "Conv");
     s->out = n->out[0];
     for (int i = 1; i < na; i++) {
         const cc_gnode *m = &g->nodes[absorbed[i]];
@@ -157,24 +162,113 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
             for (size_t c = 0; c < k; c++) {
                 double sc = (double)gamma[c] / sqrt((double)var[c] + (double)m->a.epsilon);
                 for (size_t j = 0; j < per_k; j++)
-                    wh[c * per_k + j] = (float)(wh[c * per_k + j] * sc);
-                bh[c] = (float)(((double)bh[c] - mean[c]) * sc + beta[c]);
+                    cg->wh[c * per_k + j] = (float)(cg->wh[c * per_k + j] * sc);
+                cg->bh[c] = (float)(((double)cg->bh[c] - mean[c]) * sc + beta[c]);
             }
-            has_bias = 1;
+            cg->has_bias = 1;
         } else if (m->op == CC_OP_RELU || m->op == CC_OP_LEAKYRELU) {
-            d.act = m->op == CC_OP_RELU ? CLCNN_ACT_RELU : CLCNN_ACT_LEAKY_RELU;
-            d.alpha = m->op == CC_OP_RELU ? 0.0f : m->a.alpha;
+            cg->act = m->op == CC_OP_RELU ? CLCNN_ACT_RELU : CLCNN_ACT_LEAKY_RELU;
+            cg->alpha = m->op == CC_OP_RELU ? 0.0f : m->a.alpha;
         } else if (m->op == CC_OP_ADD) {
             int prev = g->nodes[absorbed[i - 1]].out[0];
-            d.residual = 1;
+            cg->residual = 1;
             s->in[s->n_in++] = m->in[0] == prev ? m->in[1] : m->in[0];
         }
     }
+    return CLCNN_OK;
+}
+
+/* The group's weights and (when it has one) bias on the device. */
+static clcnn_status upload_group(clcnn_plan *p, const conv_group *cg, clcnn_tensor **wt,
+                                 clcnn_tensor **bt) {
+    size_t numel = cg->w[0] * cg->w[1] * cg->w[2] * cg->w[3];
+    CC_TRY(upload(p->dev, 4, cg->w, cg->wh, wt));
+    clcnn_status st = cg->has_bias ? upload(p->dev, 1, &cg->k, cg->bh, bt) : CLCNN_OK;
+    if (st != CLCNN_OK) {
+        clcnn_tensor_free(*wt);
+        *wt = NULL;
+    }
+    p->mem.param_bytes += (numel + (cg->has_bias ? cg->k : 0)) * sizeof(float);
+    return st;
+}
+
+/* A depthwise Conv group and the 1x1 Conv group that reads it (plan.c's
+ * fuse_depthwise_pair; absorbed[split] is the second Conv): one step, the depthwise layer
+ * computed inside the 1x1 convolution's GEMM (cc_conv_fwd_desc's pre_dw). */
+static clcnn_status prepare_conv_pair(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                      const int *absorbed, int na, int split) {
+    const cc_gnode *dn = &g->nodes[absorbed[0]], *pn = &g->nodes[absorbed[split]];
+    cc_conv_fwd_desc d = {0};
+    d.pre_dw = 1;
+    d.dw = cc_step_conv_desc(&dn->a);
+    d.conv = cc_step_conv_desc(&pn->a);
+    d.conv.algo = p->opts.conv_algo;
+    for (int i = 0; i < 4; i++)
+        d.x[i] = p->vals[dn->in[0]].shape[i];
+    s->n_in = 1;
+    s->in[0] = dn->in[0];
+    conv_group dg, pg;
+    CC_TRY(fold_group(g, s, absorbed, split, &dg)); /* no residual: plan.c checked */
+    append(s->desc, sizeof s->desc, ">");
+    clcnn_status st = fold_group(g, s, absorbed + split, na - split, &pg);
+    clcnn_tensor *dwt = NULL, *dbt = NULL, *wt = NULL, *bt = NULL;
+    if (st == CLCNN_OK) st = upload_group(p, &dg, &dwt, &dbt);
+    if (st == CLCNN_OK) st = upload_group(p, &pg, &wt, &bt);
+    if (st == CLCNN_OK) {
+        memcpy(d.w, pg.w, sizeof d.w);
+        d.dw_w = dwt;
+        d.dw_b = dbt;
+        d.dw_act = dg.act;
+        d.dw_alpha = dg.alpha;
+        d.act = pg.act;
+        d.alpha = pg.alpha;
+        d.residual = pg.residual;
+        st = cc_conv_fwd_create(p->dev, &d, wt, bt, &s->conv);
+    }
+    free(dg.wh);
+    free(dg.bh);
+    free(pg.wh);
+    free(pg.bh);
+    clcnn_tensor_free(dwt);
+    clcnn_tensor_free(dbt);
+    clcnn_tensor_free(wt);
+    clcnn_tensor_free(bt);
+    if (st != CLCNN_OK)
+        return cc_fail_append(st, " (plan step for nodes '%s' and '%s')", dn->name, pn->name);
+    char tail[160];
+    snprintf(tail, sizeof tail, " %s > %s [depthwise+implicit_gemm]", dn->name, pn->name);
+    append(s->desc, sizeof s->desc, tail);
+    return CLCNN_OK;
+}
+
+static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
+                                 const int *absorbed, int na) {
+    const cc_gnode *n = &g->nodes[absorbed[0]];
+    const cc_gvalue *w = cc_node_in(g, n, 1), *b = cc_node_in(g, n, 2);
+    if (w->kind != CC_VAL_INIT || (b && b->kind != CC_VAL_INIT))
+        return prepare_conv_dynamic(p, g, n, s);
+    for (int i = 1; i < na; i++)
+        if (g->nodes[absorbed[i]].op == CC_OP_CONV)
+            return prepare_conv_pair(p, g, s, absorbed, na, i);
+    cc_conv_fwd_desc d = {0};
+    d.conv = cc_step_conv_desc(&n->a);
+    d.conv.algo = p->opts.conv_algo;
+    for (int i = 0; i < 4; i++) {
+        d.x[i] = p->vals[n->in[0]].shape[i];
+        d.w[i] = (size_t)w->dims[i];
+    }
+    CC_TRY(prepare_pre_pad(p, n, s, &d.conv, d.x));
+    s->n_in = 1;
+    s->in[0] = n->in[0];
+    conv_group cg;
+    CC_TRY(fold_group(g, s, absorbed, na, &cg));
+    d.act = cg.act;
+    d.alpha = cg.alpha;
+    d.residual = cg.residual;
     clcnn_tensor *wt = NULL, *bt = NULL;
-    clcnn_status st = upload(p->dev, 4, d.w, wh, &wt);
-    if (st == CLCNN_OK && has_bias) st = upload(p->dev, 1, &k, bh, &bt);
-    free(wh);
-    free(bh);
+    clcnn_status st = upload_group(p, &cg, &wt, &bt);
+    free(cg.wh);
+    free(cg.bh);
     if (st == CLCNN_OK)
         st = cc_plan_find(p->dev, p->opts.find, &p->convs, CLCNN_CONV_PASS_FORWARD, &d.conv, d.x,
                           d.w, n->name, &p->conv_measured);
@@ -185,7 +279,6 @@ static clcnn_status prepare_conv(clcnn_plan *p, const clcnn_graph *g, cc_step *s
             st = cc_conv_fwd_create(p->dev, &d, wt, bt, &s->conv);
         }
     }
-    p->mem.param_bytes += (w->numel + (has_bias ? k : 0)) * sizeof(float);
     clcnn_tensor_free(wt);
     clcnn_tensor_free(bt);
     if (st != CLCNN_OK) return cc_fail_append(st, " (plan step for node '%s')", n->name);

@@ -175,6 +175,21 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv);
  * or 2: MobileNet's layers), unrolling their taps. */
 int cc_conv2d_depthwise_k3(const cc_conv *cv);
 extern const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd;
+/* lib/ops/conv2d_dwpw.c: a depthwise layer and the 1x1 convolution after it as one
+ * implicit-GEMM launch (cl/conv2d_implicit.cl's DWF), for prepared forwards with pre_dw
+ * (lib/internal.h). cc_conv2d_dwpw_input checks d's depthwise layer on d->x and gives its
+ * output shape y (the 1x1 layer's input) and geometry; cc_conv2d_dwpw_geometry checks the
+ * 1x1 layer pw (1x1, stride 1, no padding, dilation 1; algo AUTO or implicit_gemm) and
+ * gives the launch geometry (the depthwise layer's, with pw's k and groups). The state:
+ * cc_conv2d_dwpw_new with the 1x1 weights w and d's depthwise weights and bias (copied),
+ * run and released through cc_conv2d_dwpw_fwd (cc_conv2d_fwd_delete). */
+clcnn_status cc_conv2d_dwpw_input(const clcnn_device *dev, const char *op,
+                                  const cc_conv_fwd_desc *d, size_t y[4], cc_conv *dwcv);
+clcnn_status cc_conv2d_dwpw_geometry(const char *op, const cc_conv_fwd_desc *d, const cc_conv *dwcv,
+                                     const cc_conv *pw, cc_conv *launch);
+clcnn_status cc_conv2d_dwpw_new(clcnn_device *dev, const cc_conv *launch, const clcnn_tensor *w,
+                                const cc_conv_fwd_desc *d, void **state);
+extern const cc_conv2d_fwd_impl cc_conv2d_dwpw_fwd;
 /* Backward data and filter of the same shapes (filter: partial sums from the pool). */
 clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
                                                const clcnn_tensor *dy, const clcnn_tensor *w,

@@ -77,8 +77,9 @@ static int is_strided_pointwise(const clcnn_device *dev, const cc_conv *cv) {
     return best < 0.8;
 }
 
-/* The heuristic for the GEMM geometry cv (nt 0: plan_with chooses). */
-static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv) {
+/* The heuristic for the GEMM geometry cv (nt 0: plan_with chooses); dwf: cv is a fused
+ * depthwise + 1x1 launch (row tiles, VW by lane use). */
+static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, int dwf) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     implicit_cfg cfg = {.tm = gpu ? 2 : 16, .vw = 16, .lws = gpu ? 16 : 4, .kc_max = 1024, .tn = 1};
     /* CPUs with 16 vector registers (AVX2): as many float16 accumulators as fit beside
@@ -86,7 +87,7 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv) {
      * batch 8 run 1.7-2.7x faster than with TM 16 or TM 8 x TN 3, which spill) */
     int acc = gpu ? 0 : cc_cpu_f16_accumulators(dev, 1);
     if (acc) cfg.tm = acc;
-    if (is_pointwise(cv) && !gpu) {
+    if (!dwf && is_pointwise(cv) && !gpu) {
         if (acc) return cfg; /* (VW is unused with plane lanes) */
         /* The lanes are consecutive positions of the plane, the packing is a plain copy
          * and the GEMM loop dominates: TN tiles share each broadcast weight (24 float16
@@ -134,12 +135,13 @@ static int parse_cfg(const clcnn_device *dev, const char *s, implicit_cfg *out) 
 }
 
 /* The plan of the GEMM geometry cv with the parameters cfg; an error when they do not
- * fit (too large, too much local memory). */
-static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implicit_cfg cfg,
+ * fit (too large, too much local memory). dwf: cv is the launch geometry of a fused
+ * depthwise + 1x1 pair (DWF: row tiles, one reduction row per input channel). */
+static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implicit_cfg cfg, int dwf,
                               gemm_plan *pl) {
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
-    int plane = is_pointwise(cv) || is_strided_pointwise(dev, cv);
-    int rs = cv->r * cv->s, K = cv->cpg * rs;
+    int plane = !dwf && (is_pointwise(cv) || is_strided_pointwise(dev, cv));
+    int rs = dwf ? 1 : cv->r * cv->s, K = cv->cpg * rs;
     /* The weights transposed to (groups, mp/TM, K, TM), channels padded to a multiple of TM:
      * a block of TM channels is then TM consecutive floats of one reduction row. */
     int mp = cc_ceil_div(cv->kpg, cfg.tm) * cfg.tm;
@@ -247,7 +249,14 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
      * 112x112 c16 k96 (38.5 MB, cache 32 MB): 5.0 -> 3.9 ms alone, the network 1.1x. */
     size_t ybytes = (size_t)cv->n * (size_t)cv->k * (size_t)cv->p * (size_t)cv->q * sizeof(float);
     int nts = !gpu && plane && dev->global_cache_bytes && ybytes > dev->global_cache_bytes / 2;
-    snprintf(pl->defs, sizeof pl->defs, "NTS=%d TM=%d VW=%d TN=%d", nts, cfg.tm, cfg.vw, cfg.tn);
+    /* DWF: a 3x3 or 5x5 depthwise kernel with dilation 1 and equal strides 1 or 2
+     * (MobileNet's and EfficientNet's) is compiled in, its taps unrolled */
+    int dwk = dwf && cv->r == cv->s && (cv->r == 3 || cv->r == 5) && cv->dh == 1 && cv->dw == 1 &&
+                      cv->sh == cv->sw && (cv->sh == 1 || cv->sh == 2)
+                  ? cv->r
+                  : 0;
+    snprintf(pl->defs, sizeof pl->defs, "DWF=%d DWK=%d DWS=%d NTS=%d TM=%d VW=%d TN=%d", dwf, dwk,
+             dwk ? cv->sh : 0, nts, cfg.tm, cfg.vw, cfg.tn);
     return CLCNN_OK;
 }
 
@@ -261,30 +270,48 @@ const char *cc_implicit_cfg_string(const clcnn_device *dev, int pass, const cc_c
 clcnn_status cc_implicit_plan_gemm(const clcnn_device *dev, const cc_conv *cv, const char *s,
                                    gemm_plan *pl, int *used) {
     implicit_cfg f;
-    *used = parse_cfg(dev, s, &f) && plan_with(dev, cv, f, pl) == CLCNN_OK;
-    return *used ? CLCNN_OK : plan_with(dev, cv, heuristic_cfg(dev, cv), pl);
+    *used = parse_cfg(dev, s, &f) && plan_with(dev, cv, f, 0, pl) == CLCNN_OK;
+    return *used ? CLCNN_OK : plan_with(dev, cv, heuristic_cfg(dev, cv, 0), 0, pl);
+}
+
+/* See conv2d_implicit.h. */
+clcnn_status cc_implicit_plan_dwf(const clcnn_device *dev, const cc_conv *cv, gemm_plan *pl) {
+    return plan_with(dev, cv, heuristic_cfg(dev, cv, 1), 1, pl);
+}
+
+/* See conv2d_implicit.h. */
+clcnn_status cc_implicit_launch_dwf(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl,
+                                    cl_mem x, size_t x_off, cl_mem wt, size_t wt_off,
+                                    const cc_conv_epilogue *ep, const cc_implicit_dw *dwf, cl_mem y,
+                                    size_t y_off) {
+    static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
+    if (!ep) ep = &none;
+    const clcnn_tensor *b = ep->b, *z = ep->z;
+    size_t gws[2] = {pl->items, (size_t)cv->groups * (size_t)pl->msplit};
+    size_t lws[2] = {(size_t)pl->cfg.lws, 1};
+    const clcnn_tensor *dww = dwf ? dwf->w : NULL, *dwb = dwf ? dwf->b : NULL;
+    cc_arg args[] = {
+        CC_ARG_MEM(x), CC_ARG_INT(x_off), CC_ARG_MEM(wt), CC_ARG_INT(wt_off), CC_ARG_INT(pl->mp),
+        CC_ARGS_OPT(b, wt), CC_ARGS_OPT(z, wt), CC_ARG_MEM(y), CC_ARG_INT(y_off), CC_ARG_INT(cv->n),
+        CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->k),
+        CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
+        CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
+        CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(ep->act),
+        CC_ARG_FLOAT(ep->alpha), CC_ARG_INT(pl->plane), CC_ARG_INT(pl->cc), CC_ARG_INT(pl->m_per),
+        CC_ARG_INT(pl->nt), CC_ARG_LOCAL(pl->local_bytes),
+        /* DWF only: the depthwise layer's weights, bias and activation */
+        CC_ARG_MEM(dww ? dww->storage->mem : wt), CC_ARG_INT(dww ? dww->offset : 0),
+        CC_ARGS_OPT(dwb, wt), CC_ARG_INT(dwf ? dwf->act : 0), CC_ARG_FLOAT(dwf ? dwf->alpha : 0)};
+    int nargs = (int)(sizeof args / sizeof *args) - (dwf ? 0 : 7);
+    return cc_launch(dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd", 2, gws, lws, args,
+                     nargs);
 }
 
 /* See conv2d_implicit.h. */
 clcnn_status cc_implicit_launch(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl, cl_mem x,
                                 size_t x_off, cl_mem wt, size_t wt_off, const cc_conv_epilogue *ep,
                                 cl_mem y, size_t y_off) {
-    static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
-    if (!ep) ep = &none;
-    const clcnn_tensor *b = ep->b, *z = ep->z;
-    size_t gws[2] = {pl->items, (size_t)cv->groups * (size_t)pl->msplit};
-    size_t lws[2] = {(size_t)pl->cfg.lws, 1};
-    return cc_launch(
-        dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd", 2, gws, lws,
-        CC_ARGS(CC_ARG_MEM(x), CC_ARG_INT(x_off), CC_ARG_MEM(wt), CC_ARG_INT(wt_off),
-                CC_ARG_INT(pl->mp), CC_ARGS_OPT(b, wt), CC_ARGS_OPT(z, wt), CC_ARG_MEM(y),
-                CC_ARG_INT(y_off), CC_ARG_INT(cv->n), CC_ARG_INT(cv->c), CC_ARG_INT(cv->h),
-                CC_ARG_INT(cv->w), CC_ARG_INT(cv->k), CC_ARG_INT(cv->p), CC_ARG_INT(cv->q),
-                CC_ARG_INT(cv->r), CC_ARG_INT(cv->s), CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw),
-                CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw), CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw),
-                CC_ARG_INT(cv->groups), CC_ARG_INT(ep->act), CC_ARG_FLOAT(ep->alpha),
-                CC_ARG_INT(pl->plane), CC_ARG_INT(pl->cc), CC_ARG_INT(pl->m_per),
-                CC_ARG_INT(pl->nt), CC_ARG_LOCAL(pl->local_bytes)));
+    return cc_implicit_launch_dwf(dev, cv, pl, x, x_off, wt, wt_off, ep, NULL, y, y_off);
 }
 
 /* f planned for cv (the parameters of pass for the layer key), its GEMM kernel built and
@@ -323,6 +350,12 @@ clcnn_status cc_implicit_prepare(clcnn_device *dev, const cc_conv *cv, const clc
                                  int flip, const cc_conv *key, implicit_fwd *f) {
     CC_TRY(plan_alloc(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key,
                       f));
+    return cc_implicit_fill_wt(dev, cv, w, flip, f);
+}
+
+/* See conv2d_implicit.h. */
+clcnn_status cc_implicit_fill_wt(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                 int flip, implicit_fwd *f) {
     const gemm_plan *pl = &f->pl;
     /* both kernels built before anything is enqueued: a build failure writes nothing */
     clcnn_status bs = cc_conv2d_prepare(dev, "conv2d_implicit", pl->defs, "implicit_weights");
@@ -384,7 +417,7 @@ static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, ge
     snprintf(s, sizeof s, "%d %d %d %d %d %d", c.tm, c.vw, c.lws, c.kc_max, c.nt, c.tn);
     implicit_cfg f;
     gemm_plan pl;
-    if (!parse_cfg(dev, s, &f) || plan_with(dev, g, f, &pl) != CLCNN_OK) return n;
+    if (!parse_cfg(dev, s, &f) || plan_with(dev, g, f, 0, &pl) != CLCNN_OK) return n;
     for (int i = 0; i <= n; i++)
         if (same_plan(&plans[i], &pl)) return n;
     plans[n + 1] = pl;
@@ -408,10 +441,10 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
     } else if (pass != CLCNN_CONV_PASS_FORWARD) {
         return 0;
     }
-    implicit_cfg h = heuristic_cfg(dev, &g), c;
+    implicit_cfg h = heuristic_cfg(dev, &g, 0), c;
     gemm_plan plans[41];
     if (max > 40) max = 40;
-    if (plan_with(dev, &g, h, &plans[0]) != CLCNN_OK) return 0; /* implicit_gemm cannot run */
+    if (plan_with(dev, &g, h, 0, &plans[0]) != CLCNN_OK) return 0; /* implicit_gemm cannot run */
     int n = 0;
     if (exhaustive) {
         static const int tms[] = {4, 8, 16}, nts[] = {0, 2}, vws[] = {16, 8, 4}, lwss[] = {4, 8};

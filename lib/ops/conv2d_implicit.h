@@ -47,6 +47,33 @@ clcnn_status cc_implicit_launch(clcnn_device *dev, const cc_conv *cv, const gemm
                                 size_t x_off, cl_mem wt, size_t wt_off, const cc_conv_epilogue *ep,
                                 cl_mem y, size_t y_off);
 
+/* The depthwise layer a DWF launch computes its rows of B with (lib/ops/conv2d_dwpw.c):
+ * weights (c, 1, r, s), bias (c) or NULL, activation. */
+typedef struct cc_implicit_dw {
+    const clcnn_tensor *w, *b;
+    int act; /* a clcnn_activation */
+    float alpha;
+} cc_implicit_dw;
+
+/* The plan of a fused depthwise + 1x1 launch (the DWF define, heuristic parameters): cv is
+ * the depthwise layer's geometry (input, kernel, strides, pads, dilations; its output p x
+ * q) with the 1x1 layer's k and groups. An error when the strips do not fit the device's
+ * local memory. */
+clcnn_status cc_implicit_plan_dwf(const clcnn_device *dev, const cc_conv *cv, gemm_plan *pl);
+
+/* cc_implicit_launch with dwf: the DWF launch of plan pl (cc_implicit_plan_dwf) for the
+ * geometry cv, the depthwise layer dwf; dwf NULL: cc_implicit_launch. */
+clcnn_status cc_implicit_launch_dwf(clcnn_device *dev, const cc_conv *cv, const gemm_plan *pl,
+                                    cl_mem x, size_t x_off, cl_mem wt, size_t wt_off,
+                                    const cc_conv_epilogue *ep, const cc_implicit_dw *dwf, cl_mem y,
+                                    size_t y_off);
+
+/* f->wt (allocated for f->pl, whose GEMM program is built) filled with the transposed
+ * weights w of the geometry cv (flip as for cc_implicit_prepare); on failure f->wt is
+ * freed and NULL. */
+clcnn_status cc_implicit_fill_wt(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+                                 int flip, implicit_fwd *f);
+
 /* f prepared for the geometry cv: planned with the parameters of its pass (flip: backward
  * data of the layer key, else the forward of cv itself), kernels built, f->wt the
  * transposed weights of w. On failure nothing is left to release. */

@@ -17,7 +17,7 @@ struct cc_conv_fwd {
     cc_conv cv;
     size_t x[4], y[4];
     clcnn_conv_algo algo;
-    const cc_conv2d_fwd_impl *fa;
+    const cc_conv2d_fwd_impl *fa; /* cc_conv2d_dwpw_fwd with a depthwise layer before */
     void *state;
     clcnn_tensor *w, *b; /* owned copies (w: only when fa does not transform it) */
     int act, residual;
@@ -50,23 +50,30 @@ clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, co
                  CLCNN_ERR_INVALID_ARG, "%s: unknown activation %d", op, (int)d->act);
     CC_RETURN_IF(d->residual != 0 && d->residual != 1, CLCNN_ERR_INVALID_ARG,
                  "%s: residual is %d, not 0 or 1", op, d->residual);
-    cc_conv cv;
-    size_t ys[4];
-    CC_TRY(cc_conv2d_geometry(op, &d->conv, d->x, d->w, ys, &cv));
+    cc_conv cv, launch, dwcv;
+    size_t ys[4], xc[4]; /* xc: the convolution's input (the depthwise output with pre_dw) */
+    memcpy(xc, d->x, sizeof xc);
+    if (d->pre_dw) CC_TRY(cc_conv2d_dwpw_input(dev, op, d, xc, &dwcv));
+    CC_TRY(cc_conv2d_geometry(op, &d->conv, xc, d->w, ys, &cv));
     CC_TRY(cc_conv2d_check_4d(dev, op, "weights w", w));
     CC_RETURN_IF(memcmp(w->shape, d->w, sizeof d->w) != 0, CLCNN_ERR_SHAPE,
                  "%s: weights w are " SHAPE4 ", the descriptor says " SHAPE4, op, DIMS4(w->shape),
                  DIMS4(d->w));
     if (b) CC_TRY(cc_conv2d_check_vec(dev, op, "bias b", b, (size_t)cv.k));
     clcnn_conv_algo a;
-    CC_TRY(cc_conv2d_forward_algo(dev, op, &d->conv, &cv, &a));
+    if (d->pre_dw) {
+        CC_TRY(cc_conv2d_dwpw_geometry(op, d, &dwcv, &cv, &launch));
+        a = CLCNN_CONV_IMPLICIT_GEMM;
+    } else {
+        CC_TRY(cc_conv2d_forward_algo(dev, op, &d->conv, &cv, &a));
+    }
 
     cc_conv_fwd *f = calloc(1, sizeof *f);
     CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "%s: out of host memory", op);
     *f = (cc_conv_fwd){.dev = dev,
-                       .cv = cv,
+                       .cv = d->pre_dw ? launch : cv,
                        .algo = a,
-                       .fa = cc_conv2d_fwd_algo(a),
+                       .fa = d->pre_dw ? &cc_conv2d_dwpw_fwd : cc_conv2d_fwd_algo(a),
                        .act = (int)d->act,
                        .residual = d->residual,
                        .alpha = d->alpha};
@@ -76,7 +83,10 @@ clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, co
     clcnn_status st = CLCNN_OK;
     if (!f->fa->copies_weights) st = copy_of(w, &f->w);
     if (st == CLCNN_OK && b) st = copy_of(b, &f->b);
-    if (st == CLCNN_OK) st = cc_conv2d_fwd_new(f->fa, dev, &cv, f->w ? f->w : w, &f->state);
+    if (st == CLCNN_OK && d->pre_dw)
+        st = cc_conv2d_dwpw_new(dev, &launch, w, d, &f->state);
+    else if (st == CLCNN_OK)
+        st = cc_conv2d_fwd_new(f->fa, dev, &cv, f->w ? f->w : w, &f->state);
     if (st != CLCNN_OK) {
         cc_conv_fwd_free(f);
         return st;
