@@ -285,6 +285,38 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
             vstoreW(v, 0, strip + (ci - ci0) * 16 + tr * VW);                                      \
         }                                                                                          \
     }
+#if DWK
+/* DW_TAPS with the geometry compiled in: each input row is loaded once for the TR tile
+ * rows that use it (stride 1: TR + 2 rows instead of 3*TR), the sums still in (kr, ks)
+ * order (rows ascending) */
+#undef DW_TAPS
+#define DW_TAPS(LOAD)                                                                              \
+    for (int ci = ci0; ci < ci1; ci++) {                                                           \
+        __global const float *wc = dww + (gc0 + ci) * DWK * DWK;                                   \
+        const float bv = dw_has_bias ? dwb[gc0 + ci] : 0.0f;                                       \
+        floatW acc[TR];                                                                            \
+        _Pragma("unroll") for (int tr = 0; tr < TR; tr++) acc[tr] = (floatW)(0.0f);                \
+        _Pragma("unroll") for (int ir = 0; ir < (TR - 1) * DWS + DWK; ir++) {                      \
+            const int ih = p0 * DWS - ph + ir;                                                     \
+            if (ih < 0 || ih >= h) continue;                                                       \
+            const int base = xc_off + ci * hw + ih * w;                                            \
+            __global const float *src = x + base + c0;                                             \
+            floatW vk[DWK];                                                                        \
+            _Pragma("unroll") for (int ks = 0; ks < DWK; ks++) vk[ks] = LOAD;                      \
+            _Pragma("unroll") for (int tr = 0; tr < TR; tr++) {                                    \
+                const int kr = ir - tr * DWS;                                                      \
+                if (kr < 0 || kr >= DWK) continue;                                                 \
+                _Pragma("unroll") for (int ks = 0; ks < DWK; ks++) acc[tr] =                       \
+                    fma((floatW)(wc[kr * DWK + ks]), vk[ks], acc[tr]);                             \
+            }                                                                                      \
+        }                                                                                          \
+        _Pragma("unroll") for (int tr = 0; tr < TR; tr++) {                                        \
+            floatW v = acc[tr] + bv;                                                               \
+            v = ACT_VEC(floatW, v, dw_act, dw_alpha);                                              \
+            vstoreW(v, 0, strip + (ci - ci0) * 16 + tr * VW);                                      \
+        }                                                                                          \
+    }
+#endif
 /* VW columns of a row from p, every sw-th (1, 2 or 4) */
 #define LOAD_SW(p) (sw == 1 ? vloadW(0, (p)) : sw == 2 ? LOAD_S2(p) : LOAD_S4(p))
 
