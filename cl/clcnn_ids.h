@@ -7,6 +7,9 @@
 #define CLCNN_ACT_ID_RELU 1
 #define CLCNN_ACT_ID_LEAKY 2
 #define CLCNN_ACT_ID_RELU6 3 /* min(max(x, 0), 6): batch norm fused in training plans only */
+#define CLCNN_ACT_ID_SILU                                                                          \
+    4 /* x Sigmoid(x): inference plans' implicit_gemm and depthwise                                \
+       * convolutions only, compiled in (their ACT_SILU define) */
 
 #define CLCNN_POOL_ID_MAX 0
 #define CLCNN_POOL_ID_AVG 1

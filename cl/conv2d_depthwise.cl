@@ -22,6 +22,8 @@
  *   K3   the gradients: 1 = the kernel is 3x3 with dilation 1 and STRIDE (1 or 2) its
  *        stride, compiled in likewise (named accumulators in the filter gradient); 0 =
  *        any geometry from the arguments                                         default 0
+ *   ACT_SILU  1: the forward's activation is x Sigmoid(x) whatever act says (plans'
+ *        SiLU, compiled in so that no other layer pays for the exp)           default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
  *        defines differ anyway), so each compiles only the kernels it launches: on POCL
@@ -123,10 +125,17 @@ typedef float16 __attribute__((aligned(4))) float16_u;
 #define LOADV(p) LD4(p)
 #endif
 
+#ifndef ACT_SILU
+#define ACT_SILU 0
+#endif
+#if ACT_SILU /* the forward's activation is x Sigmoid(x), compiled in (plans' SiLU) */
+#define ACT_VEC(T, v, act, alpha) ((v) * (1.0f / (1.0f + exp(-(v)))))
+#else
 #define ACT_VEC(T, v, act, alpha)                                                                  \
     ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
      : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
                                    : (v))
+#endif
 
 /* VEC input elements row[c0 + l*sw], l < VEC, zero outside [0, w). base: the element
  * index of the row's first column in x; lo..hi: the elements that may be read. */

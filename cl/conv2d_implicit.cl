@@ -34,6 +34,9 @@
  *        K = cpg, row tiles only (plane 0). A depthwise layer and the 1x1 layer after it
  *        (MobileNet's blocks) run as one kernel, the depthwise output never stored.
  *        Host side: lib/ops/conv2d_dwpw.c                                      default 0
+ *   ACT_SILU  1: the epilogue's activation is x Sigmoid(x) whatever act says (plans fuse
+ *        EfficientNet's SiLU this way; the op is compiled in so that no other layer pays
+ *        for the exp); 0: act at run time                                      default 0
  *   DWK  with DWF: 3 or 5 = the depthwise kernel is DWK x DWK with dilation 1 and DWS (1
  *        or 2) its stride both ways (the geometry arguments are then ignored), so its
  *        taps unroll; 0 = any geometry from the arguments                      default 0
@@ -84,6 +87,9 @@
 #ifndef DWF
 #define DWF 0
 #endif
+#ifndef ACT_SILU
+#define ACT_SILU 0
+#endif
 #ifndef DWK
 #define DWK 0
 #endif
@@ -109,11 +115,19 @@
 #define vloadW CC_CAT(vload, VW)
 #define vstoreW CC_CAT(vstore, VW)
 
-/* The fused activation on a vector of type T. */
-#define ACT_VEC(T, v, act, alpha)                                                                  \
+/* The fused activation on a vector of type T chosen at run time (ACT_RT: the depthwise
+ * layer of DWF, and the epilogue unless ACT_SILU), and on one float (ACT_ONE). */
+#define ACT_RT(T, v, act, alpha)                                                                   \
     ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
      : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
                                    : (v))
+#if ACT_SILU
+#define ACT_VEC(T, v, act, alpha) ((v) * (1.0f / (1.0f + exp(-(v)))))
+#define ACT_ONE(v, act, alpha) ((v) * (1.0f / (1.0f + exp(-(v)))))
+#else
+#define ACT_VEC(T, v, act, alpha) ACT_RT(T, v, act, alpha)
+#define ACT_ONE(v, act, alpha) cc_activate((v), (act), (alpha))
+#endif
 
 #if VW == 16
 #define LANES (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
@@ -281,7 +295,7 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
                 }                                                                                  \
             }                                                                                      \
             floatW v = acc + bv;                                                                   \
-            v = ACT_VEC(floatW, v, dw_act, dw_alpha);                                              \
+            v = ACT_RT(floatW, v, dw_act, dw_alpha);                                               \
             vstoreW(v, 0, strip + (ci - ci0) * 16 + tr * VW);                                      \
         }                                                                                          \
     }
@@ -312,7 +326,7 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
         }                                                                                          \
         _Pragma("unroll") for (int tr = 0; tr < TR; tr++) {                                        \
             floatW v = acc[tr] + bv;                                                               \
-            v = ACT_VEC(floatW, v, dw_act, dw_alpha);                                              \
+            v = ACT_RT(floatW, v, dw_act, dw_alpha);                                               \
             vstoreW(v, 0, strip + (ci - ci0) * 16 + tr * VW);                                      \
         }                                                                                          \
     }
@@ -720,7 +734,7 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                     for (int l = 0; q0 + l < q; l++) {
                                         float u = o[tr * VW + l];
                                         if (add) u += br[l];
-                                        if (last) u = cc_activate(u + bv, act, alpha);
+                                        if (last) u = ACT_ONE(u + bv, act, alpha);
                                         yr[l] = u;
                                     }
                                 }

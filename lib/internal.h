@@ -91,7 +91,7 @@ typedef struct cc_conv_fwd cc_conv_fwd;
 typedef struct cc_conv_fwd_desc {
     clcnn_conv2d_desc conv; /* strides, pads, dilation, groups; algo AUTO or forced */
     size_t x[4], w[4];      /* input (n,c,h,w) and weight (k,c/groups,r,s) shapes */
-    clcnn_activation act;   /* epilogue activation */
+    clcnn_activation act;   /* epilogue activation, or CC_ACT_SILU (below) */
     float alpha;            /* leaky-ReLU slope */
     int residual;           /* 1: run takes z (n,k,p,q) and computes y = act(conv(x,w) + b + z) */
     /* A depthwise layer before the convolution (pre_dw 1; lib/ops/conv2d_dwpw.c): x is
@@ -105,6 +105,11 @@ typedef struct cc_conv_fwd_desc {
     clcnn_activation dw_act;
     float dw_alpha;
 } cc_conv_fwd_desc;
+/* x Sigmoid(x) as a prepared forward's epilogue activation (plans fuse EfficientNet's SiLU
+ * with it; not a public clcnn_activation): compiled into the implicit_gemm and depthwise
+ * kernels (cl/clcnn_ids.h's CLCNN_ACT_ID_SILU). AUTO then takes implicit_gemm where its rules
+ * would pick another algorithm; a forced other algorithm is CLCNN_ERR_UNSUPPORTED. */
+#define CC_ACT_SILU ((clcnn_activation)4)
 /* Validates shapes, resolves the algorithm once (explicit > tuning file > rule, as
  * clcnn_conv2d_forward does), builds its kernels and transforms or copies w (and b) into
  * buffers it owns (implicit-GEMM layout, Winograd filter transform, a plain copy for the

@@ -2,7 +2,8 @@
  * reference (tests/reference_conv.c): every algorithm on hand-picked shapes (odd sizes,
  * padding, strides 1 and 2, dilation, groups, depthwise, pointwise, batch 1, 1x1 images,
  * enough channels for several reduction chunks) and a seeded random sweep, with and
- * without bias, activations none / relu / leaky (alpha 0.2), the residual on and off and
+ * without bias, activations none / relu / leaky (alpha 0.2) and, on implicit_gemm,
+ * depthwise and AUTO, the plans' SiLU epilogue (CC_ACT_SILU), the residual on and off and
  * in place (z == y). x, z and y are views at non-zero offsets of one NaN-filled buffer
  * (as in a plan's arena), and the guards around y must stay NaN; the weights and bias
  * are overwritten with NaN after create (they must not be kept). Also: two runs give
@@ -155,6 +156,7 @@ static void pdata_init(pdata *p, const pcase *c) {
         double v = p->ref[i] + (c->residual ? (double)p->z[i] : 0.0);
         if (c->act == CLCNN_ACT_RELU) v = v > 0 ? v : 0;
         if (c->act == CLCNN_ACT_LEAKY_RELU) v = v > 0 ? v : (double)c->alpha * v;
+        if (c->act == (int)CC_ACT_SILU) v = v / (1.0 + exp(-v));
         p->ref[i] = v;
     }
     free(xd);
@@ -230,7 +232,9 @@ static int run_case(const pcase *c0) {
         ok = 0;
     }
 
-    if (!c->residual && (c->act != CLCNN_ACT_LEAKY_RELU || c->alpha == 0.01f)) {
+    /* (SiLU is no public activation) */
+    if (!c->residual && (c->act != CLCNN_ACT_LEAKY_RELU || c->alpha == 0.01f) &&
+        c->act != (int)CC_ACT_SILU) {
         /* the public call with the same algorithm and fresh weights, bit for bit (its y
          * must not share x's buffer) */
         clcnn_conv2d_desc pdsc = rcp_make_desc(cv, used);
@@ -298,6 +302,15 @@ static void test_shapes(void **state) {
             };
             for (int j = 0; j < 3; j++, runs++)
                 failures += !run_case(&v[j]);
+            /* the SiLU epilogue where it compiles in (AUTO: implicit_gemm when its rule
+             * picks another algorithm), with and without a residual */
+            clcnn_conv_algo al = all_algos[a];
+            if (al == CLCNN_CONV_IMPLICIT_GEMM || al == CLCNN_CONV_DEPTHWISE ||
+                al == CLCNN_CONV_AUTO) {
+                pcase sc = {shapes[i], al, 1, (int)CC_ACT_SILU, i % 2, 0, 0.2f, 400 + i};
+                failures += !run_case(&sc);
+                runs++;
+            }
         }
     }
     if (failures) fail_msg("%d of %d prepared cases failed", failures, runs);
@@ -405,6 +418,11 @@ static void test_errors(void **state) {
     bad = d;
     bad.conv.algo = CLCNN_CONV_DEPTHWISE;
     EXPECT_FAIL(cc_conv_fwd_create(dev, &bad, w, b, &f), CLCNN_ERR_UNSUPPORTED);
+    bad = d; /* the SiLU epilogue on an algorithm that does not compile it in */
+    bad.act = CC_ACT_SILU;
+    bad.conv.algo = CLCNN_CONV_DIRECT;
+    EXPECT_FAIL(cc_conv_fwd_create(dev, &bad, w, b, &f), CLCNN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(clcnn_last_error(), "SiLU"));
     assert_null(f);
 
     /* run */

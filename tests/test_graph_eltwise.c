@@ -531,12 +531,93 @@ static void test_silu(void **state) {
     clcnn_tensor_free(x);
 }
 
+/* SiLU after a convolution that runs on implicit_gemm or depthwise is that convolution's
+ * epilogue (plan.c's silu_after, CC_ACT_SILU: one step, the Sigmoid and the Mul gone) and
+ * matches the double reference and the plan without fusion; on another algorithm (direct
+ * forced) it stays the SiLU step of its own. variant: 0 a 3x3 convolution with a bias on
+ * implicit_gemm, Mul(c, s); 1 a 3x3 depthwise one on depthwise, Mul(s, c); 2 variant 0 on
+ * direct. */
+static void test_silu_epilogue(void **state) {
+    (void)state;
+    for (int v = 0; v < 3; v++) {
+        int dwise = v == 1, c = dwise ? 6 : 3, k = dwise ? 6 : 7, n = 2, hw = 9;
+        tu_rng r = tu_rng_seed(60 + (uint64_t)v);
+        clcnn_graph *g = NULL;
+        TU_OK(clcnn_graph_create(&g));
+        TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, 4, (int64_t[]){N, c, hw, hw}));
+        float *w = tu_graph_random_init(g, &r, "w", 4, (int64_t[]){k, dwise ? 1 : c, 3, 3}, -1, 1);
+        float *b = tu_graph_random_init(g, &r, "b", 1, (int64_t[]){k}, -1, 1);
+        clcnn_attr at[] = {INTS("pads", 1, 1, 1, 1), INT("group", dwise ? c : 1)};
+        const char *cv = "c", *sg = "s", *y = "y";
+        TU_OK(clcnn_graph_add_node(g, "Conv", "conv", 3, (const char *[]){"x", "w", "b"}, 1, &cv, 2,
+                                   at));
+        TU_OK(clcnn_graph_add_node(g, "Sigmoid", "sig", 1, (const char *[]){"c"}, 1, &sg, 0, NULL));
+        const char *ops[2] = {dwise ? "s" : "c", dwise ? "c" : "s"};
+        TU_OK(clcnn_graph_add_node(g, "Mul", "mul", 2, ops, 1, &y, 0, NULL));
+        TU_OK(clcnn_graph_add_output(g, "y"));
+        size_t nx = (size_t)n * c * hw * hw, ny = (size_t)n * k * hw * hw;
+        float *xh = malloc(nx * sizeof *xh);
+        tu_fill_uniform(&r, xh, nx, -2, 2);
+        clcnn_tensor *x = tu_tensor_from(4, (size_t[]){(size_t)n, (size_t)c, hw, hw}, xh);
+        ref_conv rc = {.n = n, .c = c, .h = hw, .w = hw, .k = k, .r = 3, .s = 3};
+        rc.stride_h = rc.stride_w = rc.dilation_h = rc.dilation_w = rc.pad_h = rc.pad_w = 1;
+        rc.groups = dwise ? c : 1;
+        assert_true(ref_conv_out(&rc));
+        size_t nw = (size_t)k * (dwise ? 1 : c) * 9;
+        double *xd = malloc(nx * sizeof *xd), *wd = malloc(nw * sizeof *wd),
+               *bd = malloc((size_t)k * sizeof *bd), *ref = malloc(ny * sizeof *ref);
+        for (size_t i = 0; i < nx; i++)
+            xd[i] = xh[i];
+        for (size_t i = 0; i < nw; i++)
+            wd[i] = w[i];
+        for (int i = 0; i < k; i++)
+            bd[i] = b[i];
+        ref_conv2d_forward(&rc, xd, wd, bd, 0, 0.0, ref);
+        for (size_t i = 0; i < ny; i++)
+            ref[i] = ref[i] / (1.0 + exp(-ref[i]));
+        float *got[2];
+        for (int fuse = 1; fuse >= 0; fuse--) {
+            clcnn_plan_options o = clcnn_plan_options_default();
+            o.fuse = fuse;
+            o.conv_algo = v == 2  ? CLCNN_CONV_DIRECT
+                          : dwise ? CLCNN_CONV_DEPTHWISE
+                                  : CLCNN_CONV_IMPLICIT_GEMM;
+            clcnn_plan *p = NULL;
+            TU_OK(clcnn_plan_create(tu_device(), g, n, &o, &p));
+            const clcnn_tensor *in = x;
+            TU_OK(clcnn_plan_run(p, &in, 1));
+            got[fuse] = tu_download(clcnn_plan_output(p, 0));
+            clcnn_plan_memory m;
+            clcnn_plan_get_memory(p, &m);
+            int epi = fuse && v < 2;
+            assert_int_equal(m.steps, epi ? 1 : fuse ? 2 : 3);
+            if (epi) assert_non_null(strstr(clcnn_plan_step_desc(p, 0), "Conv+Sigmoid+Mul"));
+            clcnn_plan_free(p);
+        }
+        char what[48];
+        snprintf(what, sizeof what, "conv silu epilogue variant %d", v);
+        assert_true(tu_close(what, got[1], ref, ny, 2e-5, 1e-5));
+        assert_true(tu_close(what, got[0], ref, ny, 2e-5, 1e-5));
+        free(got[0]);
+        free(got[1]);
+        free(xd);
+        free(wd);
+        free(bd);
+        free(ref);
+        free(xh);
+        free(w);
+        free(b);
+        clcnn_tensor_free(x);
+        clcnn_graph_free(g);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary),  cmocka_unit_test(test_clip),
         cmocka_unit_test(test_binary), cmocka_unit_test(test_prelu_variadic),
         cmocka_unit_test(test_errors), cmocka_unit_test(test_in_place),
-        cmocka_unit_test(test_silu),
+        cmocka_unit_test(test_silu),   cmocka_unit_test(test_silu_epilogue),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -165,9 +165,11 @@ typedef struct clcnn_plan clcnn_plan;
 
 /* What a plan may do; every switch exists so tests can compare against the plain form. */
 typedef struct clcnn_plan_options {
-    int fold_batchnorm; /* fold inference batch norm into the convolution before it */
-    int fuse;           /* bias, activation and a following residual Add into conv epilogues */
-    int reuse_buffers;  /* values whose lifetimes do not overlap share memory */
+    int fold_batchnorm;        /* fold inference batch norm into the convolution before it */
+    int fuse;                  /* bias, activation (ReLU, LeakyRelu, and SiLU as Sigmoid + Mul where
+                                  the convolution runs on implicit_gemm or depthwise) and a
+                                  following residual Add into conv epilogues */
+    int reuse_buffers;         /* values whose lifetimes do not overlap share memory */
     clcnn_conv_algo conv_algo; /* CLCNN_CONV_AUTO, or force one where it applies */
     int find;           /* Find (clcnn_conv2d_find) for each convolution before its algorithm is
                            chosen: 0 as $CLCNN_TUNE says ("find": on), 1 on, -1 off; off when

@@ -1,6 +1,7 @@
 /* Plans: a checked graph bound to one device and batch size. Owns the decisions made
  * once: which nodes fuse into one step (batch norm folded into the convolution before it;
- * activation or residual Add (+ activation) into its epilogue), where each activation
+ * activation (SiLU too) or residual Add (+ activation) into its epilogue; a depthwise
+ * convolution into the 1x1 one after it), where each activation
  * lives (one arena, values whose lifetimes do not overlap share bytes), and the order of
  * the steps. Running a plan walks the steps and launches their kernels. */
 #include "exec/exec_internal.h"
@@ -114,7 +115,46 @@ typedef struct group_info {
     int *leader, *anchor, *pos; /* pos: node -> position in topological order */
 } group_info;
 
-static void fuse_conv(const clcnn_graph *g, const clcnn_plan_options *o, int conv, group_info *gi) {
+/* SiLU after a convolution's value cur (PyTorch's export: Sigmoid(cur) and Mul of the two,
+ * either order, nothing else reading cur or the Sigmoid): *sig and *mul; 0 when absent,
+ * taken, or when conv would not run on implicit_gemm or depthwise (the kernels that compile
+ * the SiLU epilogue in, cc_conv_fwd_desc's CC_ACT_SILU). */
+static int silu_after(const clcnn_graph *g, const clcnn_plan *p, int conv, int cur,
+                      const group_info *gi, int *sig, int *mul) {
+    int only = -1;
+    if (cc_value_readers(g, cur, &only) != 2) return 0;
+    *sig = *mul = -1;
+    for (int i = 0; i < g->nnodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] == cur) {
+                if (g->nodes[i].op == CC_OP_SIGMOID) *sig = i;
+                if (g->nodes[i].op == CC_OP_MUL) *mul = i;
+            }
+    if (*sig < 0 || *mul < 0 || gi->leader[*sig] != *sig || gi->leader[*mul] != *mul) return 0;
+    const cc_gnode *m = &g->nodes[*mul];
+    int s_out = g->nodes[*sig].out[0];
+    if (m->n_in != 2 || sole_consumer(g, s_out) != *mul ||
+        !((m->in[0] == cur && m->in[1] == s_out) || (m->in[0] == s_out && m->in[1] == cur)) ||
+        !same_shape(&g->vals[m->out[0]], &g->vals[cur]))
+        return 0;
+    const cc_gnode *c = &g->nodes[conv];
+    clcnn_conv_algo a = p->opts.conv_algo;
+    if (a == CLCNN_CONV_AUTO) {
+        const cc_gvalue *w = &g->vals[c->in[1]];
+        if (w->ndim != 4 || p->vals[c->in[0]].ndim != 4) return 0;
+        size_t ws[4];
+        for (int i = 0; i < 4; i++)
+            ws[i] = (size_t)w->dims[i];
+        clcnn_conv2d_desc d = cc_step_conv_desc(&c->a);
+        if (clcnn_conv2d_algo_choice(p->dev, CLCNN_CONV_PASS_FORWARD, &d, p->vals[c->in[0]].shape,
+                                     ws, &a, NULL) != CLCNN_OK)
+            return 0;
+    }
+    return a == CLCNN_CONV_IMPLICIT_GEMM || a == CLCNN_CONV_DEPTHWISE;
+}
+
+static void fuse_conv(const clcnn_graph *g, const clcnn_plan *p, int conv, group_info *gi) {
+    const clcnn_plan_options *o = &p->opts;
     const cc_gnode *c = &g->nodes[conv];
     if (!all_init(g, c, 1, c->n_in > 2 && c->in[2] >= 0 ? 3 : 2)) return; /* weights per run */
     int cur = c->out[0];
@@ -140,9 +180,13 @@ static void fuse_conv(const clcnn_graph *g, const clcnn_plan_options *o, int con
     }
     nx = sole_consumer(g, cur);
     if (nx >= 0 && gi->leader[nx] != nx) nx = -1; /* another convolution took it */
+    int sig, mul;
     if (nx >= 0 && is_act(&g->nodes[nx])) {
         gi->leader[nx] = conv;
         last = nx;
+    } else if (nx < 0 && silu_after(g, p, conv, cur, gi, &sig, &mul)) {
+        gi->leader[sig] = gi->leader[mul] = conv;
+        last = mul; /* it reads the Sigmoid: later in topological order */
     } else if (nx >= 0 && g->nodes[nx].op == CC_OP_ADD) {
         const cc_gnode *add = &g->nodes[nx];
         int z = add->in[0] == cur ? add->in[1] : add->in[0];
@@ -270,7 +314,7 @@ static clcnn_status build_steps(clcnn_plan *p, const clcnn_graph *g) {
     }
     for (int i = 0; s == CLCNN_OK && i < nn; i++) {
         int ni = g->order[i];
-        if (gi.leader[ni] == ni && g->nodes[ni].op == CC_OP_CONV) fuse_conv(g, &p->opts, ni, &gi);
+        if (gi.leader[ni] == ni && g->nodes[ni].op == CC_OP_CONV) fuse_conv(g, p, ni, &gi);
         if (gi.leader[ni] == ni && g->nodes[ni].op == CC_OP_SIGMOID && p->opts.fuse)
             fuse_silu(g, ni, &gi);
     }

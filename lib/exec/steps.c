@@ -173,6 +173,9 @@ static clcnn_status fold_group(const clcnn_graph *g, cc_step *s, const int *abso
             int prev = g->nodes[absorbed[i - 1]].out[0];
             cg->residual = 1;
             s->in[s->n_in++] = m->in[0] == prev ? m->in[1] : m->in[0];
+        } else if (m->op == CC_OP_MUL) { /* SiLU: the Sigmoid, then this Mul (plan.c) */
+            cg->act = CC_ACT_SILU;
+            cg->alpha = 0.0f;
         }
     }
     return CLCNN_OK;

@@ -457,10 +457,10 @@ const cc_conv2d_fwd_impl *cc_conv2d_fwd_algo(clcnn_conv_algo a) {
 }
 
 clcnn_status cc_conv2d_fwd_new(const cc_conv2d_fwd_impl *fa, clcnn_device *dev, const cc_conv *cv,
-                               const clcnn_tensor *w, void **state) {
+                               const clcnn_tensor *w, int act, void **state) {
     void *st = calloc(1, fa->state_bytes);
     CC_RETURN_IF(!st, CLCNN_ERR_OUT_OF_MEMORY, "conv2d forward: out of host memory");
-    clcnn_status s = fa->prepare(dev, cv, w, st);
+    clcnn_status s = fa->prepare(dev, cv, w, act, st);
     if (s != CLCNN_OK) {
         free(st);
         return s;
@@ -524,7 +524,7 @@ clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
     /* prepared for this call only: w is borrowed, transforms come from the pool */
     const cc_conv2d_fwd_impl *fa = cc_conv2d_fwd_algo(a);
     void *st = NULL;
-    CC_TRY(cc_conv2d_fwd_new(fa, dev, &cv, w, &st));
+    CC_TRY(cc_conv2d_fwd_new(fa, dev, &cv, w, (int)act, &st));
     cc_conv_epilogue ep = {.b = b, .z = NULL, .act = (int)act, .alpha = CC_CONV_LEAKY_ALPHA};
     clcnn_status s = fa->run(dev, st, x, &ep, y);
     cc_conv2d_fwd_delete(fa, st); /* the in-order queue runs the kernels before any reuse */

@@ -124,12 +124,13 @@ int cc_conv2d_depthwise_k3(const cc_conv *cv) {
 
 /* The forward kernel's defines and grid for cv with the parameters vec, tp, qloop. */
 static void fwd_setup(const clcnn_device *dev, const cc_conv *cv, int vec, int tp, int qloop,
-                      depthwise_fwd *f) {
+                      int act, depthwise_fwd *f) {
     f->cv = *cv;
     int kf = compiled_size(cv);
     snprintf(f->defs, sizeof f->defs,
-             "KF=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", kf, qloop,
-             kf ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec);
+             "KF=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d%s", kf, qloop,
+             kf ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec,
+             act == CLCNN_ACT_ID_SILU ? " ACT_SILU=1" : "");
     /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
      * tiles) then holds 4 channels instead of 2 working items out of 8 */
     f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec)) *
@@ -140,7 +141,7 @@ static void fwd_setup(const clcnn_device *dev, const cc_conv *cv, int vec, int t
 }
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                void *state) {
+                                int act, void *state) {
     int vec, tp, qloop;
     fwd_heuristic(dev, cv, &vec, &tp, &qloop);
     /* The tuner, $CLCNN_CONV_DEPTHWISE_CFG="VEC TP [QLOOP]" or the tuning file (cc_conv_cfg)
@@ -151,7 +152,7 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
     int used = parse_cfg(e, &vec, &tp, &qloop);
     cc_conv_cfg_used(CLCNN_CONV_DEPTHWISE, used ? e : NULL);
     depthwise_fwd *f = state;
-    fwd_setup(dev, cv, vec, tp, qloop, f);
+    fwd_setup(dev, cv, vec, tp, qloop, act, f);
     f->w = w;
     return cc_conv2d_prepare(dev, "conv2d_depthwise", f->defs, "conv2d_depthwise_fwd");
 }
@@ -195,7 +196,7 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
         int vec, tp, qloop;
         fwd_heuristic(dev, &t, &vec, &tp, &qloop);
         depthwise_fwd f;
-        fwd_setup(dev, &t, vec, tp, qloop, &f);
+        fwd_setup(dev, &t, vec, tp, qloop, CLCNN_ACT_ID_NONE, &f);
         CC_TRY(cc_conv2d_prepare(dev, "conv2d_depthwise", f.defs, "conv2d_depthwise_fwd"));
         cc_conv_epilogue ep = {.act = CLCNN_ACT_NONE};
         return fwd_launch(dev, &f, dy, w, &ep, 1, dx);

@@ -127,7 +127,8 @@ typedef struct direct_fwd {
 } direct_fwd;
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                void *state) {
+                                int act, void *state) {
+    (void)act; /* run time: never CLCNN_ACT_ID_SILU (cc_conv_fwd_create) */
     direct_fwd *f = state;
     f->cv = *cv;
     f->w = w;

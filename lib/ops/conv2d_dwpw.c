@@ -106,6 +106,7 @@ clcnn_status cc_conv2d_dwpw_new(clcnn_device *dev, const cc_conv *launch, const 
     pw.r = pw.s = pw.sh = pw.sw = pw.dh = pw.dw = 1;
     pw.ph = pw.pw = 0;
     clcnn_status st = cc_implicit_plan_dwf(dev, launch, &s->f.pl);
+    cc_implicit_act_defs(&s->f.pl, (int)d->act);
     if (st == CLCNN_OK)
         st = cc_conv2d_prepare(dev, "conv2d_implicit", s->f.pl.defs, "conv2d_implicit_fwd");
     if (st == CLCNN_OK)

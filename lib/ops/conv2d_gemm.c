@@ -160,7 +160,8 @@ typedef struct gemm_fwd {
 } gemm_fwd;
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                void *state) {
+                                int act, void *state) {
+    (void)act; /* run time: never CLCNN_ACT_ID_SILU (cc_conv_fwd_create) */
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_bias", CC_CONV_BIAS_DEFINES, "conv2d_bias_act"));
     if (!is_pointwise(cv)) CC_TRY(cc_conv2d_prepare(dev, "im2col", "", "im2col"));
     *(gemm_fwd *)state = (gemm_fwd){.cv = *cv, .w = w, .ch = plan_chunks(dev, cv, 0)};

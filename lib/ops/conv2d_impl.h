@@ -9,6 +9,7 @@
 #ifndef CLCNN_OPS_CONV2D_IMPL_H
 #define CLCNN_OPS_CONV2D_IMPL_H
 
+#include "clcnn_ids.h"
 #include "internal.h"
 /* cc_conv (the geometry) and the tuning database's lookups: cc_conv_tuned_algo,
  * cc_conv_cfg and cc_conv_cfg_used, CC_CONV_CFG_MAX. */
@@ -109,7 +110,7 @@ typedef struct cc_conv_epilogue {
  * cc_conv_fwd_create (lib/ops/conv2d_prepared.c) keeps the state. */
 typedef struct cc_conv2d_fwd_impl {
     size_t state_bytes;
-    clcnn_status (*prepare)(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
+    clcnn_status (*prepare)(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w, int act,
                             void *state);
     clcnn_status (*run)(clcnn_device *dev, const void *state, const clcnn_tensor *x,
                         const cc_conv_epilogue *ep, clcnn_tensor *y);
@@ -122,7 +123,7 @@ const cc_conv2d_fwd_impl *cc_conv2d_fwd_algo(clcnn_conv_algo a);
 /* A new state of fa prepared for cv (*state untouched on failure), and its release
  * (NULL ok). */
 clcnn_status cc_conv2d_fwd_new(const cc_conv2d_fwd_impl *fa, clcnn_device *dev, const cc_conv *cv,
-                               const clcnn_tensor *w, void **state);
+                               const clcnn_tensor *w, int act, void **state);
 void cc_conv2d_fwd_delete(const cc_conv2d_fwd_impl *fa, void *state);
 
 /* The three kernel arguments of an optional tensor t: its buffer (fallback when t is

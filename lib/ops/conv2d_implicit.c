@@ -275,6 +275,13 @@ clcnn_status cc_implicit_plan_gemm(const clcnn_device *dev, const cc_conv *cv, c
 }
 
 /* See conv2d_implicit.h. */
+void cc_implicit_act_defs(gemm_plan *pl, int act) {
+    size_t used = strlen(pl->defs);
+    if (act == CLCNN_ACT_ID_SILU && used < sizeof pl->defs)
+        snprintf(pl->defs + used, sizeof pl->defs - used, " ACT_SILU=1");
+}
+
+/* See conv2d_implicit.h. */
 clcnn_status cc_implicit_plan_dwf(const clcnn_device *dev, const cc_conv *cv, gemm_plan *pl) {
     return plan_with(dev, cv, heuristic_cfg(dev, cv, 1), 1, pl);
 }
@@ -317,13 +324,14 @@ clcnn_status cc_implicit_launch(clcnn_device *dev, const cc_conv *cv, const gemm
 /* f planned for cv (the parameters of pass for the layer key), its GEMM kernel built and
  * f->wt allocated but not filled. */
 static clcnn_status plan_alloc(clcnn_device *dev, const cc_conv *cv, int pass, const cc_conv *key,
-                               implicit_fwd *f) {
+                               int act, implicit_fwd *f) {
     char tmp[CC_CONV_CFG_MAX];
     const char *e = cc_implicit_cfg_string(dev, pass, key, tmp);
     int used;
     f->cv = *cv;
     f->wt = NULL;
     CC_TRY(cc_implicit_plan_gemm(dev, cv, e, &f->pl, &used));
+    cc_implicit_act_defs(&f->pl, act);
     cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
     CC_TRY(cc_conv2d_prepare(dev, "conv2d_implicit", f->pl.defs, "conv2d_implicit_fwd"));
     return clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){f->pl.wfloats}, &f->wt);
@@ -333,7 +341,7 @@ clcnn_status cc_conv2d_implicit_prepare_wt(clcnn_device *dev, const cc_conv *cv,
                                            clcnn_tensor **wt, int *tm, int *mp) {
     implicit_fwd *f = calloc(1, sizeof *f);
     CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "conv2d implicit_gemm: out of host memory");
-    clcnn_status st = plan_alloc(dev, cv, CLCNN_CONV_PASS_FORWARD, cv, f);
+    clcnn_status st = plan_alloc(dev, cv, CLCNN_CONV_PASS_FORWARD, cv, CLCNN_ACT_ID_NONE, f);
     if (st != CLCNN_OK) {
         free(f);
         return st;
@@ -347,9 +355,9 @@ clcnn_status cc_conv2d_implicit_prepare_wt(clcnn_device *dev, const cc_conv *cv,
 
 /* See conv2d_implicit.h. */
 clcnn_status cc_implicit_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                 int flip, const cc_conv *key, implicit_fwd *f) {
+                                 int flip, const cc_conv *key, int act, implicit_fwd *f) {
     CC_TRY(plan_alloc(dev, cv, flip ? CLCNN_CONV_PASS_BACKWARD_DATA : CLCNN_CONV_PASS_FORWARD, key,
-                      f));
+                      act, f));
     return cc_implicit_fill_wt(dev, cv, w, flip, f);
 }
 
@@ -386,8 +394,8 @@ static void fwd_release(void *state) {
 }
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                void *state) {
-    return cc_implicit_prepare(dev, cv, w, 0, cv, state);
+                                int act, void *state) {
+    return cc_implicit_prepare(dev, cv, w, 0, cv, act, state);
 }
 
 static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,

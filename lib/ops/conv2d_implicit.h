@@ -18,7 +18,7 @@ typedef struct gemm_plan {
     implicit_cfg cfg;
     int plane, mp, nt, cc, m_per, msplit;
     size_t items, wfloats, local_bytes;
-    char defs[64];
+    char defs[80];
 } gemm_plan;
 
 /* The GEMM of the geometry cv, prepared: its plan, its kernels built and wt, the weights
@@ -74,11 +74,16 @@ clcnn_status cc_implicit_launch_dwf(clcnn_device *dev, const cc_conv *cv, const 
 clcnn_status cc_implicit_fill_wt(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                  int flip, implicit_fwd *f);
 
-/* f prepared for the geometry cv: planned with the parameters of its pass (flip: backward
+/* f prepared for the geometry cv (act: the forward's epilogue activation, see
+ * cc_implicit_act_defs): planned with the parameters of its pass (flip: backward
  * data of the layer key, else the forward of cv itself), kernels built, f->wt the
  * transposed weights of w. On failure nothing is left to release. */
 clcnn_status cc_implicit_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                 int flip, const cc_conv *key, implicit_fwd *f);
+                                 int flip, const cc_conv *key, int act, implicit_fwd *f);
+
+/* pl's program with the epilogue activation act compiled in where the kernel needs that
+ * (CLCNN_ACT_ID_SILU: ACT_SILU=1; the others stay run-time arguments, no new program). */
+void cc_implicit_act_defs(gemm_plan *pl, int act);
 
 /* The geometry of the first GEMM backward data runs for the layer cv (strides up to
  * 32): the transposed convolution at stride 1, else its first phase convolution

@@ -22,7 +22,7 @@ static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
                                           clcnn_tensor *dx) {
     cc_conv t = cc_conv_transposed(cv);
     implicit_fwd f;
-    CC_TRY(cc_implicit_prepare(dev, &t, w, 1, cv, &f));
+    CC_TRY(cc_implicit_prepare(dev, &t, w, 1, cv, CLCNN_ACT_ID_NONE, &f));
     clcnn_status st =
         cc_implicit_launch(dev, &t, &f.pl, dy->storage->mem, dy->offset, f.wt->storage->mem,
                            f.wt->offset, NULL, dx->storage->mem, dx->offset);

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert((int)CC_ACT_SILU == CLCNN_ACT_ID_SILU, "CC_ACT_SILU is the kernels' SiLU id");
+
 struct cc_conv_fwd {
     clcnn_device *dev; /* one reference */
     cc_conv cv;
@@ -46,7 +48,7 @@ clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, co
     CC_RETURN_IF(!dev || !d || !out, CLCNN_ERR_INVALID_ARG,
                  "%s: device, descriptor or output pointer is NULL", op);
     CC_RETURN_IF(d->act != CLCNN_ACT_NONE && d->act != CLCNN_ACT_RELU &&
-                     d->act != CLCNN_ACT_LEAKY_RELU,
+                     d->act != CLCNN_ACT_LEAKY_RELU && d->act != CC_ACT_SILU,
                  CLCNN_ERR_INVALID_ARG, "%s: unknown activation %d", op, (int)d->act);
     CC_RETURN_IF(d->residual != 0 && d->residual != 1, CLCNN_ERR_INVALID_ARG,
                  "%s: residual is %d, not 0 or 1", op, d->residual);
@@ -67,6 +69,12 @@ clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, co
     } else {
         CC_TRY(cc_conv2d_forward_algo(dev, op, &d->conv, &cv, &a));
     }
+    if (d->act == CC_ACT_SILU && a != CLCNN_CONV_IMPLICIT_GEMM && a != CLCNN_CONV_DEPTHWISE) {
+        CC_RETURN_IF(d->conv.algo != CLCNN_CONV_AUTO, CLCNN_ERR_UNSUPPORTED,
+                     "%s: a SiLU epilogue runs on implicit_gemm and depthwise, not %s", op,
+                     clcnn_conv_algo_name(a));
+        a = CLCNN_CONV_IMPLICIT_GEMM; /* runs every forward shape */
+    }
 
     cc_conv_fwd *f = calloc(1, sizeof *f);
     CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "%s: out of host memory", op);
@@ -86,7 +94,7 @@ clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, co
     if (st == CLCNN_OK && d->pre_dw)
         st = cc_conv2d_dwpw_new(dev, &launch, w, d, &f->state);
     else if (st == CLCNN_OK)
-        st = cc_conv2d_fwd_new(f->fa, dev, &cv, f->w ? f->w : w, &f->state);
+        st = cc_conv2d_fwd_new(f->fa, dev, &cv, f->w ? f->w : w, (int)d->act, &f->state);
     if (st != CLCNN_OK) {
         cc_conv_fwd_free(f);
         return st;

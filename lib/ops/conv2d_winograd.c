@@ -513,7 +513,8 @@ static clcnn_status prepare_s2d(clcnn_device *dev, const cc_conv *cv, int S, con
 }
 
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
-                                void *state) {
+                                int act, void *state) {
+    (void)act; /* run time: never CLCNN_ACT_ID_SILU (cc_conv_fwd_create) */
     int S = cc_conv2d_winograd_supports(cv) ? 0 : cc_conv2d_winograd_s2d(cv);
     if (S) return prepare_s2d(dev, cv, S, w, state);
     return prepare_wino(dev, cv, w, 0, cv, state);
