@@ -390,7 +390,8 @@ static void test_refusals(void **state) {
 
 /* variant: 0 fused (dw Conv + BN + Relu -> 1x1 Conv + Add x); 1 the depthwise output also
  * a graph output; 2 the next Conv 3x3; 3 the next Conv with stride 2; 4 the depthwise
- * group ends in an Add; 5 a 28x28 plane (below the plane plan.c fuses from). */
+ * group ends in an Add; 5 a 28x28 plane (below the plane plan.c fuses from); 6 SiLU
+ * (Sigmoid and Mul, the depthwise convolution's own epilogue) instead of the Relu. */
 static clcnn_graph *pair_graph(int v, int hw, tu_rng *r, float **host) {
     enum { C = 16 };
     clcnn_graph *g = NULL;
@@ -413,6 +414,10 @@ static clcnn_graph *pair_graph(int v, int hw, tu_rng *r, float **host) {
         TU_OK(
             clcnn_graph_add_node(g, "Add", "res", 2, (const char *[]){"bn", "x"}, 1, &s, 0, NULL));
         TU_OK(clcnn_graph_add_node(g, "Relu", "relu", 1, (const char *[]){"s"}, 1, &a, 0, NULL));
+    } else if (v == 6) {
+        TU_OK(clcnn_graph_add_node(g, "Sigmoid", "sig", 1, (const char *[]){"bn"}, 1, &s, 0, NULL));
+        TU_OK(
+            clcnn_graph_add_node(g, "Mul", "mul", 2, (const char *[]){"bn", "s"}, 1, &a, 0, NULL));
     } else {
         TU_OK(clcnn_graph_add_node(g, "Relu", "relu", 1, (const char *[]){"bn"}, 1, &a, 0, NULL));
     }
@@ -436,7 +441,7 @@ static clcnn_graph *pair_graph(int v, int hw, tu_rng *r, float **host) {
 
 static void test_plans(void **state) {
     (void)state;
-    for (int v = 0; v < 6; v++) {
+    for (int v = 0; v < 7; v++) {
         int hw = v == 5 ? 28 : 56, n = 2;
         tu_rng r = tu_rng_seed(40 + (uint64_t)v);
         float *host[6];

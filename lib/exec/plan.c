@@ -237,8 +237,8 @@ static int plain_conv(const clcnn_graph *g, const clcnn_plan *p, const cc_gnode 
     return 1;
 }
 
-/* A depthwise Conv (groups == channels, one filter each) whose group (batch norm,
- * activation; no residual Add) ends in a value only a 1x1 stride-1 unpadded Conv reads,
+/* A depthwise Conv (groups == channels, one filter each) whose group (batch norm, ReLU or
+ * LeakyRelu; no residual Add, no SiLU) ends in a value only a 1x1 stride-1 unpadded Conv reads,
  * the two on depthwise and implicit_gemm if they ran apart: that Conv's group joins it as
  * one step (steps.c's prepare_conv_pair, the depthwise output computed inside the 1x1
  * layer's GEMM and never stored). On CPUs, and only for
@@ -254,8 +254,12 @@ static void fuse_depthwise_pair(const clcnn_graph *g, const clcnn_plan *p, int d
         return;
     const cc_pvalue *dy = &p->vals[d->out[0]];
     if (dy->ndim != 4 || dy->shape[2] * dy->shape[3] < DW_FUSE_MIN_PLANE) return;
+    /* the depthwise group: batch norm and ReLU or LeakyRelu only (no residual Add, no SiLU:
+     * the fused pack applies the run-time activations) */
     for (int k = 0; k < g->nnodes; k++)
-        if (gi->leader[k] == dw && g->nodes[k].op == CC_OP_ADD) return;
+        if (gi->leader[k] == dw && k != dw && g->nodes[k].op != CC_OP_BATCHNORM &&
+            !is_act(&g->nodes[k]))
+            return;
     int pw = sole_consumer(g, g->nodes[gi->anchor[dw]].out[0]);
     if (pw < 0 || gi->leader[pw] != pw) return;
     const cc_gnode *q = &g->nodes[pw];
