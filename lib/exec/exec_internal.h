@@ -155,6 +155,16 @@ clcnn_status cc_step_unsupported(const cc_gnode *n, const char *why);
 /* The convolution descriptor of a Conv node's attributes (symmetric pads: top, left), and
  * the pooling descriptor of a MaxPool / AveragePool node's (not global). */
 clcnn_conv2d_desc cc_step_conv_desc(const cc_op_attrs *a);
+
+/* Grouping (lib/exec/plan_fuse.c): leader[i] = the node whose step absorbs node i (itself
+ * when not fused); anchor[leader] = the last node of its group in topological order, where
+ * its step runs. cc_plan_fuse fills both arrays (g->nnodes each) for g under p's options
+ * (p's value shapes set); cc_plan_is_act: a ReLU or LeakyRelu node. */
+typedef struct group_info {
+    int *leader, *anchor;
+} group_info;
+void cc_plan_fuse(const clcnn_plan *p, const clcnn_graph *g, group_info *gi);
+int cc_plan_is_act(const cc_gnode *n);
 void cc_step_pool_desc(const cc_gnode *n, clcnn_pool2d_desc *d);
 clcnn_status cc_step_upload(clcnn_device *dev, int ndim, const size_t *shape, const float *data,
                             clcnn_tensor **out);
