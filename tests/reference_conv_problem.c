@@ -235,3 +235,47 @@ void rcp_expect_refused(clcnn_conv_algo algo, const ref_conv *cv, int pass, cons
     for (int i = 0; i < 4; i++)
         clcnn_tensor_free(all[i]);
 }
+
+void rcp_arena_init(rcp_arena *a, const size_t xs[4], const size_t ys[4], int residual, int inplace,
+                    const float *x, const float *z) {
+    memset(a, 0, sizeof *a);
+    a->nx = xs[0] * xs[1] * xs[2] * xs[3];
+    a->ny = ys[0] * ys[1] * ys[2] * ys[3];
+    a->x_off = 3;
+    a->y_off = a->x_off + a->nx + 7;
+    a->z_off = inplace ? a->y_off : a->y_off + a->ny + 5;
+    a->total = (residual && !inplace ? a->z_off + a->ny : a->y_off + a->ny) + 6;
+    a->base = tu_tensor_new(CLCNN_F32, 1, (size_t[]){a->total});
+    TU_OK(clcnn_tensor_fill(a->base, NAN));
+    a->x = cc_tensor_view_at(a->base, 4, xs, a->x_off);
+    a->y = cc_tensor_view_at(a->base, 4, ys, a->y_off);
+    assert_non_null(a->x);
+    assert_non_null(a->y);
+    TU_OK(clcnn_tensor_upload(a->x, x, a->nx * sizeof(float)));
+    if (residual) {
+        a->z = inplace ? a->y : cc_tensor_view_at(a->base, 4, ys, a->z_off);
+        assert_non_null(a->z);
+        TU_OK(clcnn_tensor_upload(a->z, z, a->ny * sizeof(float)));
+    }
+}
+
+void rcp_arena_free(rcp_arena *a) {
+    if (a->z != a->y) clcnn_tensor_free(a->z);
+    clcnn_tensor_free(a->x);
+    clcnn_tensor_free(a->y);
+    clcnn_tensor_free(a->base);
+}
+
+int rcp_arena_guards_ok(const rcp_arena *a, const char *what) {
+    float *all = tu_download(a->base);
+    int ok = 1;
+    for (size_t i = 0; i < a->total; i++) {
+        int in_x = i >= a->x_off && i < a->x_off + a->nx;
+        int in_y = i >= a->y_off && i < a->y_off + a->ny;
+        int in_z = a->z && i >= a->z_off && i < a->z_off + a->ny;
+        if (!in_x && !in_y && !in_z && !isnan(all[i])) ok = 0;
+    }
+    if (!ok) fprintf(stderr, "%s: wrote outside y\n", what);
+    free(all);
+    return ok;
+}

@@ -57,6 +57,20 @@ clcnn_tensor *rcp_offset_tensor(int ndim, const size_t *shape, size_t off, const
  * kernel that writes outside its view, or reads outside its inputs' views, fails it). */
 int rcp_check_offsets(const rcp_problem *pb, clcnn_conv_algo algo, double atol, double rtol);
 
+/* One NaN-filled buffer laid out as a plan's arena: x (shape xs) at element 3, a 7-element
+ * guard, y (ys), with residual a 5-element guard and z (ys; y itself when inplace), 6 more
+ * at the end. x and z (when residual) hold the given data. For prepared convolutions
+ * that must read only their views and write only y. */
+typedef struct rcp_arena {
+    clcnn_tensor *base, *x, *y, *z; /* z NULL without a residual, == y in place */
+    size_t nx, ny, x_off, y_off, z_off, total;
+} rcp_arena;
+void rcp_arena_init(rcp_arena *a, const size_t xs[4], const size_t ys[4], int residual, int inplace,
+                    const float *x, const float *z);
+void rcp_arena_free(rcp_arena *a);
+/* 1 when every element outside x, y and z is still NaN; else prints what and returns 0. */
+int rcp_arena_guards_ok(const rcp_arena *a, const char *what);
+
 /* Forcing algo on one pass of cv (0 forward, 1 backward data, 2 backward filter) must fail
  * with CLCNN_ERR_UNSUPPORTED and a message containing needle and the algorithm's name, and
  * write nothing: y (forward), dx (backward data) or dw and db (backward filter) keep the 42

@@ -113,54 +113,6 @@ static void ddata_free(ddata *d) {
     free(d->ref);
 }
 
-/* x at 3, y after a 7-element guard, z (unless in place) after a 5-element one, 6 at the
- * end; everything else NaN. */
-typedef struct arena {
-    clcnn_tensor *base, *x, *y, *z;
-    size_t x_off, y_off, z_off, total;
-} arena;
-
-static void arena_init(arena *a, const dcase *c, const ddata *d) {
-    ref_conv pw = pw_of(c);
-    memset(a, 0, sizeof *a);
-    a->x_off = 3;
-    a->y_off = a->x_off + d->nx + 7;
-    a->z_off = c->inplace ? a->y_off : a->y_off + d->ny + 5;
-    a->total = (c->residual && !c->inplace ? a->z_off + d->ny : a->y_off + d->ny) + 6;
-    a->base = tu_tensor_new(CLCNN_F32, 1, (size_t[]){a->total});
-    TU_OK(clcnn_tensor_fill(a->base, NAN));
-    size_t xs[4] = {c->dw.n, c->dw.c, c->dw.h, c->dw.w}, ys[4] = {pw.n, pw.k, pw.p, pw.q};
-    a->x = cc_tensor_view_at(a->base, 4, xs, a->x_off);
-    a->y = cc_tensor_view_at(a->base, 4, ys, a->y_off);
-    assert_true(a->x && a->y);
-    TU_OK(clcnn_tensor_upload(a->x, d->x, d->nx * sizeof(float)));
-    if (c->residual) {
-        a->z = c->inplace ? a->y : cc_tensor_view_at(a->base, 4, ys, a->z_off);
-        assert_non_null(a->z);
-        TU_OK(clcnn_tensor_upload(a->z, d->z, d->ny * sizeof(float)));
-    }
-}
-
-static void arena_free(arena *a) {
-    if (a->z != a->y) clcnn_tensor_free(a->z);
-    clcnn_tensor_free(a->x);
-    clcnn_tensor_free(a->y);
-    clcnn_tensor_free(a->base);
-}
-
-static int guards_ok(const arena *a, size_t nx, size_t ny, const char *what) {
-    float *all = tu_download(a->base);
-    int ok = 1;
-    for (size_t i = 0; i < a->total; i++) {
-        int in_x = i >= a->x_off && i < a->x_off + nx, in_y = i >= a->y_off && i < a->y_off + ny;
-        int in_z = a->z && i >= a->z_off && i < a->z_off + ny;
-        if (!in_x && !in_y && !in_z && !isnan(all[i])) ok = 0;
-    }
-    if (!ok) fprintf(stderr, "%s: wrote outside y\n", what);
-    free(all);
-    return ok;
-}
-
 static cc_conv_fwd_desc make_desc(const dcase *c, const clcnn_tensor *dww,
                                   const clcnn_tensor *dwb) {
     ref_conv pw = pw_of(c);
@@ -245,8 +197,9 @@ static int run_case(const dcase *c0) {
              c->inplace ? " in place" : "");
     ddata d;
     ddata_init(&d, c);
-    arena a;
-    arena_init(&a, c, &d);
+    rcp_arena a;
+    size_t xs[4] = {c->dw.n, c->dw.c, c->dw.h, c->dw.w}, ys[4] = {pw.n, pw.k, pw.p, pw.q};
+    rcp_arena_init(&a, xs, ys, c->residual, c->inplace, d.x, d.z);
     size_t dws[4] = {c->dw.c, 1, c->dw.r, c->dw.s}, ws[4] = {c->k, c->dw.c / c->groups, 1, 1};
     clcnn_tensor *dww = rcp_offset_tensor(4, dws, 5, d.dww);
     clcnn_tensor *dwb = c->dw_bias ? rcp_offset_tensor(1, dws, 2, d.dwb) : NULL;
@@ -266,7 +219,7 @@ static int run_case(const dcase *c0) {
     float *y1 = tu_download(a.y);
     double l = (double)(c->dw.c / c->groups) * (c->dw.r * c->dw.s + 2);
     int ok = tu_close(what, y1, d.ref, d.ny, 2e-6 * l, 1e-5);
-    ok &= guards_ok(&a, d.nx, d.ny, what);
+    ok &= rcp_arena_guards_ok(&a, what);
     if (c->inplace) TU_OK(clcnn_tensor_upload(a.z, d.z, d.ny * sizeof(float)));
     TU_OK(cc_conv_fwd_run(f, a.x, a.z, a.y));
     float *y2 = tu_download(a.y);
@@ -282,7 +235,6 @@ static int run_case(const dcase *c0) {
         }
         free(y3);
     }
-    (void)pw;
     free(y1);
     free(y2);
     cc_conv_fwd_free(f);
@@ -290,7 +242,7 @@ static int run_case(const dcase *c0) {
     clcnn_tensor_free(dwb);
     clcnn_tensor_free(w);
     clcnn_tensor_free(b);
-    arena_free(&a);
+    rcp_arena_free(&a);
     ddata_free(&d);
     return ok;
 }

@@ -77,58 +77,6 @@ static cc_conv_fwd_desc make_desc(const pcase *c) {
     return d;
 }
 
-/* The buffer layout of a case: one NaN-filled arena with x, z and y at offsets and
- * guards between them. */
-typedef struct arena {
-    clcnn_tensor *base, *x, *y, *z; /* z NULL without a residual, == y in place */
-    size_t nx, ny, x_off, y_off, z_off, total;
-} arena;
-
-static void arena_init(arena *a, const pcase *c, const float *x, const float *z) {
-    const ref_conv *cv = &c->cv;
-    memset(a, 0, sizeof *a);
-    a->nx = ref_conv_x_size(cv);
-    a->ny = ref_conv_y_size(cv);
-    a->x_off = 3;
-    a->y_off = a->x_off + a->nx + 7;
-    a->z_off = c->inplace ? a->y_off : a->y_off + a->ny + 5;
-    a->total = (c->residual && !c->inplace ? a->z_off + a->ny : a->y_off + a->ny) + 6;
-    a->base = tu_tensor_new(CLCNN_F32, 1, (size_t[]){a->total});
-    TU_OK(clcnn_tensor_fill(a->base, NAN));
-    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ys[4] = {cv->n, cv->k, cv->p, cv->q};
-    a->x = cc_tensor_view_at(a->base, 4, xs, a->x_off);
-    a->y = cc_tensor_view_at(a->base, 4, ys, a->y_off);
-    assert_non_null(a->x);
-    assert_non_null(a->y);
-    TU_OK(clcnn_tensor_upload(a->x, x, a->nx * sizeof(float)));
-    if (c->residual) {
-        a->z = c->inplace ? a->y : cc_tensor_view_at(a->base, 4, ys, a->z_off);
-        assert_non_null(a->z);
-        TU_OK(clcnn_tensor_upload(a->z, z, a->ny * sizeof(float)));
-    }
-}
-
-static void arena_free(arena *a) {
-    if (a->z != a->y) clcnn_tensor_free(a->z);
-    clcnn_tensor_free(a->x);
-    clcnn_tensor_free(a->y);
-    clcnn_tensor_free(a->base);
-}
-
-/* The guards around y (and, without a residual in place, everything but x, y and z) are
- * still NaN: nothing was written outside y. */
-static int guards_ok(const arena *a, const char *what) {
-    float *all = tu_download(a->base);
-    int ok = 1;
-    for (size_t i = a->x_off + a->nx; i < a->y_off; i++)
-        ok &= isnan(all[i]);
-    for (size_t i = a->y_off + a->ny; i < a->total; i++)
-        if (!(a->z && a->z != a->y && i >= a->z_off && i < a->z_off + a->ny)) ok &= isnan(all[i]);
-    if (!ok) fprintf(stderr, "%s: wrote outside y\n", what);
-    free(all);
-    return ok;
-}
-
 /* Host data and the double reference act(conv(x, w) + b + z) of a case. */
 typedef struct pdata {
     float *x, *w, *b, *z;
@@ -198,8 +146,9 @@ static int run_case(const pcase *c0) {
     describe(c, what, sizeof what);
     pdata pd;
     pdata_init(&pd, c);
-    arena a;
-    arena_init(&a, c, pd.x, pd.z);
+    rcp_arena a;
+    size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ys[4] = {cv->n, cv->k, cv->p, cv->q};
+    rcp_arena_init(&a, xs, ys, c->residual, c->inplace, pd.x, pd.z);
     size_t ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
     clcnn_tensor *wbase, *bbase = NULL;
     clcnn_tensor *w = param_view(&wbase, 4, ws, pd.w);
@@ -221,7 +170,7 @@ static int run_case(const pcase *c0) {
     /* terms summed: space-to-depth pads the kernel to 3S x 3S taps */
     double l = (double)(cv->c / cv->groups) * (S ? 9 * S * S : cv->r * cv->s);
     int ok = tu_close(what, y1, pd.ref, a.ny, (wino ? 4e-6 : 1e-6) * l, wino ? 4e-5 : 1e-5);
-    ok &= guards_ok(&a, what);
+    ok &= rcp_arena_guards_ok(&a, what);
 
     /* again (in place: from the same z) */
     if (c->inplace) TU_OK(clcnn_tensor_upload(a.z, pd.z, a.ny * sizeof(float)));
@@ -261,7 +210,7 @@ static int run_case(const pcase *c0) {
     clcnn_tensor_free(b);
     clcnn_tensor_free(wbase);
     clcnn_tensor_free(bbase);
-    arena_free(&a);
+    rcp_arena_free(&a);
     pdata_free(&pd);
     return ok;
 }

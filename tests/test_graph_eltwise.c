@@ -5,6 +5,7 @@
  * (1,C,1,1)); attribute defaults; shape and plan errors naming the node; an element-wise
  * step writing over the value it consumes. */
 #include "reference_conv.h"
+#include "reference_conv_problem.h"
 #include "test_util.h"
 
 #include <float.h>
@@ -564,14 +565,9 @@ static void test_silu_epilogue(void **state) {
         rc.groups = dwise ? c : 1;
         assert_true(ref_conv_out(&rc));
         size_t nw = (size_t)k * (dwise ? 1 : c) * 9;
-        double *xd = malloc(nx * sizeof *xd), *wd = malloc(nw * sizeof *wd),
-               *bd = malloc((size_t)k * sizeof *bd), *ref = malloc(ny * sizeof *ref);
-        for (size_t i = 0; i < nx; i++)
-            xd[i] = xh[i];
-        for (size_t i = 0; i < nw; i++)
-            wd[i] = w[i];
-        for (int i = 0; i < k; i++)
-            bd[i] = b[i];
+        double *xd = rcp_to_double(xh, nx), *wd = rcp_to_double(w, nw);
+        double *bd = rcp_to_double(b, (size_t)k), *ref = malloc(ny * sizeof *ref);
+        assert_non_null(ref);
         ref_conv2d_forward(&rc, xd, wd, bd, 0, 0.0, ref);
         for (size_t i = 0; i < ny; i++)
             ref[i] = ref[i] / (1.0 + exp(-ref[i]));
