@@ -29,6 +29,24 @@ int cc_plan_is_act(const cc_gnode *n) {
     return n->op == CC_OP_RELU || n->op == CC_OP_LEAKYRELU;
 }
 
+/* The algorithm the Conv n would run on: the plan's forced one, else AUTO's choice (rules
+ * or tuning file) for its shapes; CLCNN_CONV_AUTO when that cannot be told (weights or
+ * input not 4-D). */
+static clcnn_conv_algo conv_algo(const clcnn_graph *g, const clcnn_plan *p, const cc_gnode *n) {
+    clcnn_conv_algo a = p->opts.conv_algo;
+    if (a != CLCNN_CONV_AUTO) return a;
+    const cc_gvalue *w = &g->vals[n->in[1]];
+    if (w->ndim != 4 || p->vals[n->in[0]].ndim != 4) return CLCNN_CONV_AUTO;
+    size_t ws[4];
+    for (int i = 0; i < 4; i++)
+        ws[i] = (size_t)w->dims[i];
+    clcnn_conv2d_desc d = cc_step_conv_desc(&n->a);
+    if (clcnn_conv2d_algo_choice(p->dev, CLCNN_CONV_PASS_FORWARD, &d, p->vals[n->in[0]].shape, ws,
+                                 &a, NULL) != CLCNN_OK)
+        return CLCNN_CONV_AUTO;
+    return a;
+}
+
 /* SiLU after a convolution's value cur (PyTorch's export: Sigmoid(cur) and Mul of the two,
  * either order, nothing else reading cur or the Sigmoid): *sig and *mul; 0 when absent,
  * taken, or when conv would not run on implicit_gemm or depthwise (the kernels that compile
@@ -51,19 +69,7 @@ static int silu_after(const clcnn_graph *g, const clcnn_plan *p, int conv, int c
         !((m->in[0] == cur && m->in[1] == s_out) || (m->in[0] == s_out && m->in[1] == cur)) ||
         !same_shape(&g->vals[m->out[0]], &g->vals[cur]))
         return 0;
-    const cc_gnode *c = &g->nodes[conv];
-    clcnn_conv_algo a = p->opts.conv_algo;
-    if (a == CLCNN_CONV_AUTO) {
-        const cc_gvalue *w = &g->vals[c->in[1]];
-        if (w->ndim != 4 || p->vals[c->in[0]].ndim != 4) return 0;
-        size_t ws[4];
-        for (int i = 0; i < 4; i++)
-            ws[i] = (size_t)w->dims[i];
-        clcnn_conv2d_desc d = cc_step_conv_desc(&c->a);
-        if (clcnn_conv2d_algo_choice(p->dev, CLCNN_CONV_PASS_FORWARD, &d, p->vals[c->in[0]].shape,
-                                     ws, &a, NULL) != CLCNN_OK)
-            return 0;
-    }
+    clcnn_conv_algo a = conv_algo(g, p, &g->nodes[conv]);
     return a == CLCNN_CONV_IMPLICIT_GEMM || a == CLCNN_CONV_DEPTHWISE;
 }
 
@@ -184,19 +190,8 @@ static void fuse_depthwise_pair(const clcnn_graph *g, const clcnn_plan *p, int d
         return;
     /* only where the two would run on depthwise and implicit_gemm (the rules, or the
      * tuning file): the fused kernel computes what those do, in their order */
-    const cc_gvalue *dwv = &g->vals[d->in[1]];
-    size_t dws[4], qws[4];
-    for (int i = 0; i < 4; i++) {
-        dws[i] = (size_t)dwv->dims[i];
-        qws[i] = (size_t)qw->dims[i];
-    }
-    clcnn_conv2d_desc dd = cc_step_conv_desc(&d->a), qd = cc_step_conv_desc(&q->a);
-    clcnn_conv_algo da, qa;
-    if (clcnn_conv2d_algo_choice(p->dev, CLCNN_CONV_PASS_FORWARD, &dd, p->vals[d->in[0]].shape, dws,
-                                 &da, NULL) != CLCNN_OK ||
-        clcnn_conv2d_algo_choice(p->dev, CLCNN_CONV_PASS_FORWARD, &qd, p->vals[q->in[0]].shape, qws,
-                                 &qa, NULL) != CLCNN_OK ||
-        da != CLCNN_CONV_DEPTHWISE || qa != CLCNN_CONV_IMPLICIT_GEMM)
+    if (conv_algo(g, p, d) != CLCNN_CONV_DEPTHWISE ||
+        conv_algo(g, p, q) != CLCNN_CONV_IMPLICIT_GEMM)
         return;
     for (int k = 0; k < g->nnodes; k++)
         if (gi->leader[k] == pw) gi->leader[k] = dw;

@@ -81,17 +81,6 @@ static void dwpw_release(void *state) {
     clcnn_tensor_free(s->dwb);
 }
 
-/* A copy of t on its device. */
-static clcnn_status copy_of(const clcnn_tensor *t, clcnn_tensor **out) {
-    CC_TRY(clcnn_tensor_create(t->dev, CLCNN_F32, t->ndim, t->shape, out));
-    clcnn_status st = clcnn_tensor_copy(*out, t);
-    if (st != CLCNN_OK) {
-        clcnn_tensor_free(*out);
-        *out = NULL;
-    }
-    return st;
-}
-
 clcnn_status cc_conv2d_dwpw_new(clcnn_device *dev, const cc_conv *launch, const clcnn_tensor *w,
                                 const cc_conv_fwd_desc *d, void **state) {
     dwpw_state *s = calloc(1, sizeof *s);
@@ -112,8 +101,8 @@ clcnn_status cc_conv2d_dwpw_new(clcnn_device *dev, const cc_conv *launch, const 
     if (st == CLCNN_OK)
         st = clcnn_tensor_create(dev, CLCNN_F32, 1, (size_t[]){s->f.pl.wfloats}, &s->f.wt);
     if (st == CLCNN_OK) st = cc_implicit_fill_wt(dev, &pw, w, 0, &s->f);
-    if (st == CLCNN_OK) st = copy_of(d->dw_w, &s->dww);
-    if (st == CLCNN_OK && d->dw_b) st = copy_of(d->dw_b, &s->dwb);
+    if (st == CLCNN_OK) st = cc_conv2d_copy_of(d->dw_w, &s->dww);
+    if (st == CLCNN_OK && d->dw_b) st = cc_conv2d_copy_of(d->dw_b, &s->dwb);
     if (st != CLCNN_OK) {
         dwpw_release(s);
         free(s);

@@ -176,6 +176,9 @@ int cc_conv2d_depthwise_supports(const cc_conv *cv);
  * or 2: MobileNet's layers), unrolling their taps. */
 int cc_conv2d_depthwise_k3(const cc_conv *cv);
 extern const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd;
+/* A copy of t (same shape) on its device, from the pool (lib/ops/conv2d_prepared.c);
+ * *out untouched on failure. Prepared forwards keep such copies of what they were given. */
+clcnn_status cc_conv2d_copy_of(const clcnn_tensor *t, clcnn_tensor **out);
 /* lib/ops/conv2d_dwpw.c: a depthwise layer and the 1x1 convolution after it as one
  * implicit-GEMM launch (cl/conv2d_implicit.cl's DWF), for prepared forwards with pre_dw
  * (lib/internal.h). cc_conv2d_dwpw_input checks d's depthwise layer on d->x and gives its

@@ -29,8 +29,8 @@ struct cc_conv_fwd {
 #define SHAPE4 "%zux%zux%zux%zu"
 #define DIMS4(a) (a)[0], (a)[1], (a)[2], (a)[3]
 
-/* A copy of t (same shape) on its device, from the pool. */
-static clcnn_status copy_of(const clcnn_tensor *t, clcnn_tensor **out) {
+/* See conv2d_impl.h. */
+clcnn_status cc_conv2d_copy_of(const clcnn_tensor *t, clcnn_tensor **out) {
     clcnn_tensor *c = NULL;
     CC_TRY(clcnn_tensor_create(t->dev, CLCNN_F32, t->ndim, t->shape, &c));
     clcnn_status st = clcnn_tensor_copy(c, t);
@@ -89,8 +89,8 @@ clcnn_status cc_conv_fwd_create(clcnn_device *dev, const cc_conv_fwd_desc *d, co
     memcpy(f->y, ys, sizeof f->y);
     cc_device_ref(dev);
     clcnn_status st = CLCNN_OK;
-    if (!f->fa->copies_weights) st = copy_of(w, &f->w);
-    if (st == CLCNN_OK && b) st = copy_of(b, &f->b);
+    if (!f->fa->copies_weights) st = cc_conv2d_copy_of(w, &f->w);
+    if (st == CLCNN_OK && b) st = cc_conv2d_copy_of(b, &f->b);
     if (st == CLCNN_OK && d->pre_dw)
         st = cc_conv2d_dwpw_new(dev, &launch, w, d, &f->state);
     else if (st == CLCNN_OK)
