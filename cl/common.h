@@ -24,6 +24,17 @@
     _Pragma("unroll") for (int ra_ = 0; ra_ < (A); ra_++)                                          \
         _Pragma("unroll") for (int rb_ = 0; rb_ < (B); rb_++) res[ra_ * (B) + rb_] = acc[ra_][rb_]
 
+/* A convolution epilogue's activation on a vector of type T, chosen by ACT_* id at run
+ * time: the choices of cc_activate. */
+#define CC_ACT_VEC(T, v, act, alpha)                                                               \
+    ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
+     : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
+                                   : (v))
+
+/* x Sigmoid(x): the unary SiLU and the convolution epilogues that compile it in
+ * (ACT_SILU), one expression so that fused and unfused plans round alike. */
+#define CC_SILU(v) ((v) * (1.0f / (1.0f + exp(-(v)))))
+
 /* Apply a fused activation chosen by ACT_* id at run time. */
 inline float cc_activate(float v, int act, float alpha) {
     if (act == CLCNN_ACT_ID_RELU) return fmax(v, 0.0f);

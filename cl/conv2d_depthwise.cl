@@ -129,12 +129,9 @@ typedef float16 __attribute__((aligned(4))) float16_u;
 #define ACT_SILU 0
 #endif
 #if ACT_SILU /* the forward's activation is x Sigmoid(x), compiled in (plans' SiLU) */
-#define ACT_VEC(T, v, act, alpha) ((v) * (1.0f / (1.0f + exp(-(v)))))
+#define ACT_VEC(T, v, act, alpha) CC_SILU(v)
 #else
-#define ACT_VEC(T, v, act, alpha)                                                                  \
-    ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
-     : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
-                                   : (v))
+#define ACT_VEC(T, v, act, alpha) CC_ACT_VEC(T, v, act, alpha)
 #endif
 
 /* VEC input elements row[c0 + l*sw], l < VEC, zero outside [0, w). base: the element

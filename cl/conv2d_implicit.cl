@@ -115,17 +115,13 @@
 #define vloadW CC_CAT(vload, VW)
 #define vstoreW CC_CAT(vstore, VW)
 
-/* The fused activation on a vector of type T chosen at run time (ACT_RT: the depthwise
- * layer of DWF, and the epilogue unless ACT_SILU), and on one float (ACT_ONE). */
-#define ACT_RT(T, v, act, alpha)                                                                   \
-    ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
-     : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
-                                   : (v))
+/* The epilogue's activation on a vector of type T and on one float (ACT_ONE): SiLU with
+ * ACT_SILU, else chosen at run time (the depthwise layer of DWF always is: CC_ACT_VEC). */
 #if ACT_SILU
-#define ACT_VEC(T, v, act, alpha) ((v) * (1.0f / (1.0f + exp(-(v)))))
-#define ACT_ONE(v, act, alpha) ((v) * (1.0f / (1.0f + exp(-(v)))))
+#define ACT_VEC(T, v, act, alpha) CC_SILU(v)
+#define ACT_ONE(v, act, alpha) CC_SILU(v)
 #else
-#define ACT_VEC(T, v, act, alpha) ACT_RT(T, v, act, alpha)
+#define ACT_VEC(T, v, act, alpha) CC_ACT_VEC(T, v, act, alpha)
 #define ACT_ONE(v, act, alpha) cc_activate((v), (act), (alpha))
 #endif
 
@@ -295,7 +291,7 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
                 }                                                                                  \
             }                                                                                      \
             floatW v = acc + bv;                                                                   \
-            v = ACT_RT(floatW, v, dw_act, dw_alpha);                                               \
+            v = CC_ACT_VEC(floatW, v, dw_act, dw_alpha);                                           \
             vstoreW(v, 0, strip + (ci - ci0) * 16 + tr * VW);                                      \
         }                                                                                          \
     }
@@ -326,7 +322,7 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
         }                                                                                          \
         _Pragma("unroll") for (int tr = 0; tr < TR; tr++) {                                        \
             floatW v = acc[tr] + bv;                                                               \
-            v = ACT_RT(floatW, v, dw_act, dw_alpha);                                               \
+            v = CC_ACT_VEC(floatW, v, dw_act, dw_alpha);                                           \
             vstoreW(v, 0, strip + (ci - ci0) * 16 + tr * VW);                                      \
         }                                                                                          \
     }

@@ -312,11 +312,6 @@ inline void load_row(__global const float *x, int xc_off, int ih, int c0, int h,
         }                                                                                          \
     } while (0)
 
-#define ACT_VEC(T, v, act, alpha)                                                                  \
-    ((act) == CLCNN_ACT_ID_RELU    ? fmax((v), (T)(0.0f))                                          \
-     : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
-                                   : (v))
-
 /* The input transform B^T d B of the SW tiles ty, tx0.. of the channel plane at xc_off:
  * element a of them at dst + a*astride (SW floats). lo .. hi-1: the elements of x that may
  * be read. */
@@ -376,7 +371,7 @@ inline void output_rows(__local const float *m, int astride, int ty, int q0, int
             }
         }
         for (int v = 0; v < MT * SW / 4; v++)
-            vstore4(ACT_VEC(float4, vload4(v, row), act, alpha), v, row);
+            vstore4(CC_ACT_VEC(float4, vload4(v, row), act, alpha), v, row);
         __global float *yr = yk + pi * q + q0;
         if (q0 + MT * SW <= q) {
             for (int v = 0; v < MT * SW / 4; v++)

@@ -61,7 +61,7 @@
         case CLCNN_UN_ID_CEIL:                                                                     \
             return ceil(v);                                                                        \
         case CLCNN_UN_ID_SILU: /* as Sigmoid, then Mul: the same roundings */                      \
-            return v * (1.0f / (1.0f + exp(-v)));                                                  \
+            return CC_SILU(v);                                                                     \
         default:                                                                                   \
             return v;                                                                              \
         }                                                                                          \
