@@ -345,7 +345,9 @@ static void test_refusals(void **state) {
  * group ends in an Add; 5 a 28x28 plane (below the plane plan.c fuses from); 6 SiLU
  * (Sigmoid and Mul, the depthwise convolution's own epilogue) instead of the Relu. */
 static clcnn_graph *pair_graph(int v, int hw, tu_rng *r, float **host) {
-    enum { C = 16 };
+    /* a 1x1 reduction of 32: implicit_gemm under both CPU rules (AVX2 from 16, AVX-512
+     * from 32), so the pair fuses on every CPU */
+    enum { C = 32 };
     clcnn_graph *g = NULL;
     TU_OK(clcnn_graph_create(&g));
     TU_OK(clcnn_graph_add_input(g, "x", CLCNN_F32, 4, (int64_t[]){CLCNN_GRAPH_BATCH, C, hw, hw}));
@@ -398,7 +400,7 @@ static void test_plans(void **state) {
         tu_rng r = tu_rng_seed(40 + (uint64_t)v);
         float *host[6];
         clcnn_graph *g = pair_graph(v, hw, &r, host);
-        size_t xs[4] = {(size_t)n, 16, (size_t)hw, (size_t)hw}, nx = (size_t)n * 16 * hw * hw;
+        size_t xs[4] = {(size_t)n, 32, (size_t)hw, (size_t)hw}, nx = (size_t)n * 32 * hw * hw;
         float *xh = malloc(nx * sizeof *xh);
         tu_fill_uniform(&r, xh, nx, -1, 1);
         clcnn_tensor *x = tu_tensor_from(4, xs, xh);
