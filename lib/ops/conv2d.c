@@ -214,26 +214,25 @@ static size_t group_weight_bytes(const cc_conv *cv) {
     return (size_t)cv->kpg * cv->cpg * cv->r * cv->s * sizeof(float);
 }
 
-/* The CPU rule for one forward-shaped geometry (backward data passes its transposed
- * geometry: dy as input, kpg and cpg swapped, and narrow 0). narrow: a forward pass on a
- * CPU with 16 vector registers (cc_cpu_f16_accumulators > 0, AVX2), where the rule was
- * measured separately (see pick_algo). */
-static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int narrow) {
+/* The CPU rule for one forward-shaped geometry (a stride-1 data gradient passes its
+ * transposed geometry: dy as input, kpg and cpg swapped). min_red: the shortest reduction
+ * row (cpg*r*s) that implicit_gemm takes at stride 1, 16 on CPUs with 16 vector registers
+ * (AVX2) and 24 with 32 (AVX-512), see pick_algo. */
+static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int min_red) {
     size_t wbytes = group_weight_bytes(cv);
     if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
-        cv->q >= 14 && (narrow || cv->p * cv->q >= 28 * 28 || wbytes * 4 <= ((size_t)10 << 20)))
+        cv->q >= 14)
         return CLCNN_CONV_WINOGRAD;
-    if (narrow && cc_conv2d_winograd_supports(cv) && cc_conv2d_winograd_cpu_gemm(cv) &&
-        cv->p >= 7 && cv->q >= 7)
+    if (cc_conv2d_winograd_supports(cv) && cc_conv2d_winograd_cpu_gemm(cv) && cv->p >= 7 &&
+        cv->q >= 7)
         return CLCNN_CONV_WINOGRAD;
     int S = cc_conv2d_winograd_s2d(cv);
     if (S && cv->kpg >= 64 && cv->p >= 14 && cv->q >= 14 && 9 * S * S * 4 <= 5 * cv->r * cv->s)
         return CLCNN_CONV_WINOGRAD;
     if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
-    if (cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= (narrow ? 16 : 32) &&
-        wbytes <= (narrow ? ((size_t)16 << 20) : ((size_t)1 << 20)))
+    if (cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= min_red && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
     return CLCNN_CONV_DIRECT;
 }
@@ -252,57 +251,51 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
 
 /* The AUTO heuristic, used when the tuning file has no winner for the shape.
  *
- * CPU devices (measured on POCL 3.1, 2-core AVX-512 Xeon, each shape timed with every
- * algorithm in turn; GFLOPS per CPU-second x 2, which stays comparable on a loaded
- * machine; "direct" is the tuned direct kernel of 2026-11, see conv2d_direct.c):
+ * CPU devices (POCL 3.1; each shape timed with every algorithm in turn, GFLOPS per
+ * CPU-second x 2 or CPU ms, which stay comparable on a loaded machine; first measured on a
+ * 2-core AVX-512 Xeon in 2026-11, refined on a 2-core AVX2 EPYC in 2026-12, and checked
+ * again on both with perf/rule_check.sh, whose results are under perf/results/):
  *   forward
  *   - depthwise (groups == c == k): depthwise, 1.3-5x direct on MobileNet-V2's layers
  *     (stride 2: 5x);
- *   - 3x3, stride 1, dilation 1, cpg >= 8, kpg >= 16, p and q >= 14, and either at least
- *     28x28 outputs or a transformed filter (2.25x the weights) of at most 10 MB:
- *     winograd (F(4x4)): VGG 56x56 c64 320 vs direct 97 vs implicit 127; 56x56 c128->256
- *     309 vs 148 vs 189; 28x28 c256->512 168 vs 145; 14x14 c256 126 vs 121 (a tie);
- *     below 14x14 its tiles are mostly padding (13x13 c256->384: 111 vs 127; 7x7: 31 vs
- *     87) and at 14x14 with 512 channels the 38 MB transform is streamed for every strip
- *     of 16 tiles (71 vs 109);
+ *   - 3x3, stride 1, dilation 1, cpg >= 8, kpg >= 16, p and q >= 14: winograd (F(4x4)):
+ *     VGG 56x56 c64 320 vs direct 97 vs implicit 127; 56x56 c128->256 309 vs 148 vs 189;
+ *     28x28 c256->512 168 vs 145; 14x14 c512 82.8 vs implicit 149 vs direct 264 (AVX2);
+ *     also on 7x7 to 13x13 planes when it takes the GEMM path (128 channels and more per
+ *     group, cc_conv2d_winograd_cpu_gemm; there the fused kernel was slower than
+ *     implicit_gemm, the GEMM path about twice as fast); below that its tiles are mostly
+ *     padding (7x7 fused: 31 vs 87);
  *   - strided layers that space-to-depth makes 3x3 stride-1 ones (cc_conv2d_winograd_s2d)
  *     with kpg >= 64, outputs of at least 14x14 and at most a quarter more taps after
- *     the rearrangement ((3S)^2 <= 1.25 r*s): winograd. Measured on the 2-core AVX2 EPYC
- *     only: faster on AlexNet conv1 (batch 32 and 1), slower on 5x5 stride 2 (36 taps
- *     for 25) and on small layers; the numbers are in the commit that set this rule;
+ *     the rearrangement ((3S)^2 <= 1.25 r*s): winograd: faster on AlexNet conv1 (batch
+ *     32 and 1), slower on 5x5 stride 2 (36 taps for 25) and on small layers; the numbers
+ *     are in the commit that set this rule;
  *   - kpg >= 16 and a stride above 1, one group's weights at most 16 MB: implicit_gemm,
  *     faster than direct on every strided layer of ResNet-50 (3x3 and 1x1, up to 9.4 MB
  *     of weights; the numbers are in the commit that set this rule); AlexNet conv1 168
  *     vs 42; strided 3x3 stem with 3 channels 98 vs 30. Larger weights: not measured;
- *   - kpg >= 16, one group's weights at most 1 MB and a reduction cpg*r*s >= 32:
- *     implicit_gemm: ResNet 1x1 c256 217 vs 108; 1x1 c128->512 202 vs 129; 1x1
- *     c512->256 206 vs 115. Larger weights are streamed from memory for every few tiles
- *     at stride 1 (1x1 c1024->512, 2 MB: 95 vs 125; 3x3 c256->384: 82 vs 127);
- *   - else direct: short stride-1 reductions (3x3 or 5x5 over 1-3 channels: direct 72
- *     vs 44 on VGG conv1_1, a tie on LeNet), few output channels per group (8: 60 vs 37;
- *     ResNeXt's 4: 40 vs 17), large weights, small images.
- *   forward on CPUs with 16 vector registers (AVX2; cc_cpu_f16_accumulators, which also
- *   sizes the register blocks of implicit_gemm and winograd there), measured on a 2-core
- *   AVX2 EPYC (POCL 3.1, shared with another job: CPU ms per run, batch 8, 2026-12):
- *   - winograd as above but at any weight size: VGG 14x14 c512 3x3 82.8 vs implicit
- *     149 vs direct 264; also on 7x7 to 13x13 planes when it takes the GEMM path (128
- *     channels and more per group, cc_conv2d_winograd_cpu_gemm; on 7x7 the fused
- *     kernel was slower than implicit_gemm, the GEMM path about twice as fast);
- *   - implicit_gemm for kpg >= 16 with a reduction cpg*r*s >= 16 and at most 16 MB of
- *     weights per group, stride 1 too: ResNet-50 l4 1x1 c1024->512 25.6 vs direct 97.5,
- *     c512->2048 18.0 vs 26.4, c2048->512 16.0 vs 44.6, 7x7 3x3 c512 55.0 vs 66.8;
- *     MobileNet-V2 1x1 c16->96 9.1 vs 15.1, c24->144 3.2 vs 6.6, c960->320 4.4 vs 6.9,
- *     c320->1280 5.7 vs 9.5; VGG conv1_1 (rows of 27) 36 vs 48;
- *   - direct stays with few output channels per group, where it is best (ResNeXt-like
- *     3x3 with 4 and 8 per group: 9.8 vs implicit 16.4 and 7.5 vs 13.5) or close (LeNet
- *     conv1, kpg 6: 1.37 vs 1.06).
+ *   - kpg >= 16, a reduction cpg*r*s of at least min_red and at most 16 MB of weights per
+ *     group: implicit_gemm: ResNet-50 l4 1x1 c1024->512 25.6 vs direct 97.5, c512->2048
+ *     18.0 vs 26.4, c2048->512 16.0 vs 44.6, 7x7 3x3 c512 55.0 vs 66.8; MobileNet-V2 1x1
+ *     c24->144 3.2 vs 6.6, c960->320 4.4 vs 6.9, c320->1280 5.7 vs 9.5 (AVX2, CPU ms).
+ *     min_red is 16 with 16 vector registers (AVX2: c16->96 at 112x112 9.1 vs 15.1, VGG
+ *     conv1_1's rows of 27 36 vs 48) and 24 with 32 (AVX-512, where that c16->96 layer
+ *     ran 1.5-1.9x slower on implicit_gemm than on direct, c24->144 1.5x faster);
+ *   - else direct: few output channels per group, where it is best (ResNeXt-like 3x3 with
+ *     4 and 8 per group: 9.8 vs implicit 16.4 and 7.5 vs 13.5) or close (LeNet conv1,
+ *     kpg 6: 1.37 vs 1.06), short reductions, small images.
+ *   The AVX-512 rule of 2026-11 (winograd only up to 10 MB of transform or from 28x28,
+ *   no GEMM path, implicit_gemm only up to 1 MB of weights and from a reduction of 32)
+ *   sent 10 forward and 12 data-gradient shapes of the perf suites to direct at
+ *   1.5-2.7x the best algorithm's time when it was checked again on that Xeon with the
+ *   kernels of 2026-12; the rule above has none there.
  *   backward data: the same rule applied to the transposed convolution (dy as input,
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
- *     99 vs direct 43; depthwise layers: depthwise (below). On CPUs with 16 vector
- *     registers the forward rule for them too (direct was the slow choice there on
- *     MobileNet-V2's 1x1 projections, AlexNet conv2/conv4 and ResNet-50's 1x1
- *     c1024->512: perf/rule_check.sh, perf/README.md's rule section).
+ *     99 vs direct 43; depthwise layers: depthwise (below). The forward rule with its
+ *     min_red (direct was the slow choice on MobileNet-V2's 1x1 projections, AlexNet
+ *     conv2-conv5, VGG conv5 and ResNet-50's stage 4 under the older rules:
+ *     perf/rule_check.sh, perf/README.md's rule section).
  *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run with every
  *     algorithm per shape on the shared 2-core machine, load 3-4, 2026-11-25):
  *     implicit_gemm (the phase decomposition, lib/ops/conv2d_implicit_data.c) when its GEMMs
@@ -356,10 +349,11 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
         if (ps == PASS_FILTER)
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM
                                                                   : CLCNN_CONV_DIRECT;
-        if (ps == PASS_FORWARD) return pick_cpu_forward(cv, cc_cpu_f16_accumulators(dev, 1) > 0);
+        int min_red = cc_cpu_f16_accumulators(dev, 1) > 0 ? 16 : 24;
+        if (ps == PASS_FORWARD) return pick_cpu_forward(cv, min_red);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
         cc_conv t = cc_conv_transposed(cv); /* dy in, dx out */
-        return pick_cpu_forward(&t, cc_cpu_f16_accumulators(dev, 1) > 0);
+        return pick_cpu_forward(&t, min_red);
     }
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
