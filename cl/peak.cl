@@ -8,7 +8,9 @@
  *           enough that VEC * CHAINS fits the vector registers (the host tries several)
  *
  * peak_fma: one work-item per output element; each runs CHAINS chains of `iters`
- *   dependent mad()s on floatVEC values: 2 * VEC * CHAINS * iters flops per work-item.
+ *   dependent fma()s on floatVEC values: 2 * VEC * CHAINS * iters flops per work-item.
+ *   fma(), not mad(): POCL compiles mad() to a multiply and an add, which the FMA ports
+ *   of an Intel core run as two instructions (half the peak there).
  *   The sum of the chains is stored in out[gid] (out: gws floats) so nothing is
  *   optimised away; `a` and `b` are arguments so nothing is constant-folded.
  * peak_copy: dst[i] = src[i] for i < n (float4 elements, one per work-item); bandwidth
@@ -53,7 +55,7 @@ __kernel void peak_fma(__global float *out, int iters, float a, float b) {
     for (int i = 0; i < iters; i++) {
 #pragma unroll
         for (int c = 0; c < CHAINS; c++)
-            x[c] = mad(x[c], (floatV)(a), (floatV)(b));
+            x[c] = fma(x[c], (floatV)(a), (floatV)(b));
     }
     floatV s = x[0];
 #pragma unroll

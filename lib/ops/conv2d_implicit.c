@@ -297,19 +297,31 @@ clcnn_status cc_implicit_launch_dwf(clcnn_device *dev, const cc_conv *cv, const 
     size_t gws[2] = {pl->items, (size_t)cv->groups * (size_t)pl->msplit};
     size_t lws[2] = {(size_t)pl->cfg.lws, 1};
     const clcnn_tensor *dww = dwf ? dwf->w : NULL, *dwb = dwf ? dwf->b : NULL;
-    cc_arg args[] = {
-        CC_ARG_MEM(x), CC_ARG_INT(x_off), CC_ARG_MEM(wt), CC_ARG_INT(wt_off), CC_ARG_INT(pl->mp),
-        CC_ARGS_OPT(b, wt), CC_ARGS_OPT(z, wt), CC_ARG_MEM(y), CC_ARG_INT(y_off), CC_ARG_INT(cv->n),
-        CC_ARG_INT(cv->c), CC_ARG_INT(cv->h), CC_ARG_INT(cv->w), CC_ARG_INT(cv->k),
-        CC_ARG_INT(cv->p), CC_ARG_INT(cv->q), CC_ARG_INT(cv->r), CC_ARG_INT(cv->s),
-        CC_ARG_INT(cv->sh), CC_ARG_INT(cv->sw), CC_ARG_INT(cv->ph), CC_ARG_INT(cv->pw),
-        CC_ARG_INT(cv->dh), CC_ARG_INT(cv->dw), CC_ARG_INT(cv->groups), CC_ARG_INT(ep->act),
-        CC_ARG_FLOAT(ep->alpha), CC_ARG_INT(pl->plane), CC_ARG_INT(pl->cc), CC_ARG_INT(pl->m_per),
-        CC_ARG_INT(pl->nt), CC_ARG_LOCAL(pl->local_bytes),
-        /* DWF only: the depthwise layer's weights, bias and activation */
-        CC_ARG_MEM(dww ? dww->storage->mem : wt), CC_ARG_INT(dww ? dww->offset : 0),
-        CC_ARGS_OPT(dwb, wt), CC_ARG_INT(dwf ? dwf->act : 0), CC_ARG_FLOAT(dwf ? dwf->alpha : 0)};
-    int nargs = (int)(sizeof args / sizeof *args) - (dwf ? 0 : 7);
+    cc_arg common[] = {CC_ARG_MEM(x),           CC_ARG_INT(x_off),
+                       CC_ARG_MEM(wt),          CC_ARG_INT(wt_off),
+                       CC_ARG_INT(pl->mp),      CC_ARGS_OPT(b, wt),
+                       CC_ARGS_OPT(z, wt),      CC_ARG_MEM(y),
+                       CC_ARG_INT(y_off),       CC_ARG_INT(cv->n),
+                       CC_ARG_INT(cv->c),       CC_ARG_INT(cv->h),
+                       CC_ARG_INT(cv->w),       CC_ARG_INT(cv->k),
+                       CC_ARG_INT(cv->p),       CC_ARG_INT(cv->q),
+                       CC_ARG_INT(cv->r),       CC_ARG_INT(cv->s),
+                       CC_ARG_INT(cv->sh),      CC_ARG_INT(cv->sw),
+                       CC_ARG_INT(cv->ph),      CC_ARG_INT(cv->pw),
+                       CC_ARG_INT(cv->dh),      CC_ARG_INT(cv->dw),
+                       CC_ARG_INT(cv->groups),  CC_ARG_INT(ep->act),
+                       CC_ARG_FLOAT(ep->alpha), CC_ARG_INT(pl->plane),
+                       CC_ARG_INT(pl->cc),      CC_ARG_INT(pl->m_per),
+                       CC_ARG_INT(pl->nt),      CC_ARG_LOCAL(pl->local_bytes)};
+    /* DWF programs only: the depthwise layer's weights, bias and activation */
+    cc_arg dw[] = {CC_ARG_MEM(dww ? dww->storage->mem : wt), CC_ARG_INT(dww ? dww->offset : 0),
+                   CC_ARGS_OPT(dwb, wt), CC_ARG_INT(dwf ? dwf->act : 0),
+                   CC_ARG_FLOAT(dwf ? dwf->alpha : 0)};
+    enum { NC = sizeof common / sizeof *common, ND = sizeof dw / sizeof *dw };
+    cc_arg args[NC + ND];
+    memcpy(args, common, sizeof common);
+    memcpy(args + NC, dw, sizeof dw);
+    int nargs = NC + (dwf ? ND : 0);
     return cc_launch(dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd", 2, gws, lws, args,
                      nargs);
 }
