@@ -112,16 +112,17 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
         /* CPUs with 32 vector registers (AVX-512): TM 8 x TN 3, 24 accumulators sharing
          * each broadcast weight (11 loads per 24 FMAs instead of 17 per 16), where there
          * are tiles for it: at least 1.5 per work-item of the 16 per compute unit that
-         * keep a CPU busy (on 7x7 planes at batch 4-8 the fewer, longer work-items lost) */
+         * keep a CPU busy; TM 8 x TN 2 from 0.75 per work-item (ResNet-50's 7x7 layers
+         * at batch 8); below that (the same layers at batch 4) TM 16 x TN 1 */
         if (!gpu && !acc && !dwf) {
             size_t tiles =
                 is_strided_pointwise(dev, cv)
                     ? ((size_t)cv->n * cv->p * cv->q + 15) / 16
                     : (size_t)cv->n * cc_ceil_div(cv->p, 16 / cfg.vw) * cc_ceil_div(cv->q, cfg.vw);
             size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) * 16;
-            if (2 * tiles >= 3 * want) {
+            if (4 * tiles >= 3 * want) {
                 cfg.tm = 8;
-                cfg.tn = 3;
+                cfg.tn = 2 * tiles >= 3 * want ? 3 : 2;
             }
         }
     }
