@@ -22,8 +22,8 @@
  *   VW   width of a lane segment: the 16 lanes are 16/VW output rows of VW columns
  *        each (16, 8 or 4), chosen by the host to fit the output width          default 16
  *   TN   tiles per register block (1..4): TN tiles of a work-item share each broadcast
- *        weight of the GEMM loop (TN*TM float16 accumulators; the host uses it for
- *        pointwise layers on CPUs); a work-item's nt is a multiple of TN           default 1
+ *        weight of the GEMM loop (TN*TM float16 accumulators; the host uses it on
+ *        AVX-512 CPUs); a work-item's nt is a multiple of TN                       default 1
  *   NTS  1: whole plane tiles are stored with non-temporal stores where 64-byte aligned
  *        (clang's __builtin_nontemporal_store: past the cache on CPUs; the host sets it
  *        only on CPUs, for outputs larger than half the last-level cache)       default 0

@@ -10,14 +10,15 @@
  * GEMM kernel, which packs the im2col columns of its tiles
  * of 16 output positions into strips of local memory and multiplies every output
  * channel of its range with them (no im2col workspace). The parameters:
- *   TM (define)  output channels per register block: 16 on CPUs (16 float16
- *                accumulators of the 32 AVX-512 registers), on CPUs with 16 vector
- *                registers what fits them (AVX2: 6, cc_cpu_f16_accumulators), 2 on GPUs
- *                (registers are per lane there);
+ *   TM (define)  output channels per register block: on AVX-512 CPUs 16 (16 float16
+ *                accumulators of the 32 registers), 8 or 6 where TN is above 1; on CPUs
+ *                with 16 vector registers what fits them (AVX2: 6,
+ *                cc_cpu_f16_accumulators), 2 on GPUs (registers are per lane there);
  *   VW (define)  16, 8 or 4 columns per row segment: 16/VW rows x VW columns per tile,
  *                whichever wastes the fewest lanes on this output width (ties: wider);
  *   TN (define)  tiles per register block: 1, on AVX-512 CPUs 3 (with TM 8) or 4 (with
- *                TM 6, weights over 512 KB) for pointwise layers, see heuristic_cfg;
+ *                TM 6, weights over 512 KB) for pointwise layers, and for the others 3 or
+ *                2 (with TM 8) where there are enough tiles, see heuristic_cfg;
  *   plane        for 1x1 stride-1 unpadded kernels the 16 lanes are 16 consecutive
  *                positions of the plane (no lanes wasted on short rows); on CPUs also
  *                for strided ones whose rows would waste lanes (is_strided_pointwise);
@@ -463,7 +464,8 @@ static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, ge
 
 /* Forward and backward data (backward filter is lib/ops/conv2d_wgrad.c), around the
  * heuristic of the (first) GEMM the pass runs: with 16 vector registers (TM below 8) TM
- * - 2, TM + 2 and TM/2 x TN 2; else pointwise TM x TN 8 x 3, 6 x 4, 16 x 1, 8 x 2, else
+ * - 2, TM + 2 and TM/2 x TN 2; else where the heuristic has TN above 1 (AVX-512: pointwise
+ * layers, and the others with enough tiles) TM x TN 8 x 3, 6 x 4, 16 x 1, 8 x 2, else
  * TM 8 or 16 and TM 8 x TN 2; NT 1 and 2 (tiles per work-item), LWS 4 or 8;
  * exhaustive: TM {4, 8, 16} x TN {1..4} x NT {choose, 2}, then the other VWs and LWSs, up
  * to max; strings that plan the GEMM like the heuristic or an earlier one are left out.
