@@ -324,15 +324,17 @@ static void cfg_sweep(clcnn_conv_algo algo, const char *env, const char *const *
 }
 
 /* Other implicit-GEMM parameters than this device's choice, through the development
- * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT]": the GPU's TM 2 and local size,
- * odd TM (channel tails), narrow segments, tiny reduction chunks (partial sums kept in y
- * between chunks), several tiles per work-item (the last one partly past the end) and
- * AVX2's TM 6 (cc_cpu_f16_accumulators) with narrow segments. */
+ * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT [TN]]": the GPU's TM 2 and local
+ * size, odd TM (channel tails), narrow segments, tiny reduction chunks (partial sums kept
+ * in y between chunks), several tiles per work-item (the last one partly past the end),
+ * AVX2's TM 6 (cc_cpu_f16_accumulators) with narrow segments, and AVX-512's register
+ * blocks of TN 3 and 2 tiles on any shape (row tiles, strides, padding; with NT 5, whose
+ * last block is missing tiles, and tiny chunks). */
 static void test_implicit_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"2 16 16 64",     "3 8 4 5 3",      "16 4 4 7",
-                          "16 16 4 1024 2", "6 8 4 1024 0 1", "6 4 4 1024 0 1"};
-    cfg_sweep(CLCNN_CONV_IMPLICIT_GEMM, "CLCNN_CONV_IMPLICIT_CFG", cfgs, 6, random_any, 4243, 20,
+    const char *cfgs[] = {"2 16 16 64",     "3 8 4 5 3",      "16 4 4 7",       "16 16 4 1024 2",
+                          "6 8 4 1024 0 1", "6 4 4 1024 0 1", "8 8 4 1024 0 3", "8 4 4 7 5 2"};
+    cfg_sweep(CLCNN_CONV_IMPLICIT_GEMM, "CLCNN_CONV_IMPLICIT_CFG", cfgs, 8, random_any, 4243, 20,
               7000);
 }
 
