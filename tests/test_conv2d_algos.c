@@ -357,7 +357,7 @@ static void test_winograd_variants(void **state) {
  * EfficientNet-like 5x5 ones (stride 1 and 2, padding 2). */
 static void test_depthwise_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"16 1", "8 4", "4 3", "8 4 1", "16 2 1", "4 8 1", "8 3 0"};
+    const char *cfgs[] = {"16 1", "8 4", "4 3", "8 4 1", "16 2 1", "4 8 1", "8 3 0", "16 8 1"};
     const ref_conv fixed[] = {
         rcp_conv(2, 5, 37, 45, 5, 3, 3, 1, 1, 1, 5), rcp_conv(2, 5, 37, 45, 5, 3, 3, 2, 1, 1, 5),
         rcp_conv(1, 3, 7, 7, 3, 3, 3, 1, 1, 1, 3),   rcp_conv(2, 4, 14, 14, 4, 3, 3, 2, 1, 1, 4),

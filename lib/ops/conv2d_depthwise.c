@@ -10,8 +10,9 @@
  * multiply-adds per element they read, so they are bound by memory traffic and the cost
  * of building input vectors, not by arithmetic: VEC is the widest vector (16, 8 or 4) that
  * the output rows fill (q >= 12: 16, q >= 6: 8, else 4), on CPUs at most the native float
- * vector width, and TP = 4 rows share each weight load. On CPUs the vector loads are
- * plain unaligned loads (UNALIGNED_LOADS=1; POCL assembles vload8 from 2-float pieces).
+ * vector width, and TP = 4 rows (8 on AVX-512 CPUs, outputs of up to 56 rows) share each
+ * weight load. On CPUs the vector loads are plain unaligned loads (UNALIGNED_LOADS=1; POCL
+ * assembles vload8 from 2-float pieces).
  * A handful of programs (VEC x QLOOP; the backward passes share the forward's QLOOP
  * define, which they ignore).
  *
@@ -61,6 +62,10 @@ static void fwd_heuristic(const clcnn_device *dev, const cc_conv *cv, int *vec, 
     if (dev->info.type != CLCNN_DEVICE_CPU) return;
     *qloop = 1;
     if (cv->sh >= 2) *tp = 2;
+    /* CPUs with 16-float vectors (AVX-512): TP 8, the 8 rows' float16 accumulators fit
+     * its 32 registers and share each weight and the input rows they overlap in, on
+     * outputs of at most 56 rows (on 112x112 planes TP 8 lost; AVX2 lost with TP 8) */
+    if (dev->native_float_width >= 16 && cv->p <= 56) *tp = 8;
 }
 
 /* "VEC TP [QLOOP]" into *vec, *tp, *qloop (untouched and 0 when s is not one). */
