@@ -42,9 +42,9 @@
  * copy cost about as much as the GEMM). Its
  * parameters (config "flat VP TA TB TARGET"): VP lanes (the device's native width), TA x
  * TB output x input channels per work-item (4 x 3), TARGET positions per part of the
- * reduction (1024; whole images together where planes are smaller); work-items walk
- * super-tiles of channel blocks whose rows fit 256 KB. The parts' sums are added by
- * wgrad_sum_parts.
+ * reduction (1024, 2048 on AVX-512 CPUs; whole images together where planes are
+ * smaller); work-items walk super-tiles of channel blocks whose rows fit 256 KB. The
+ * parts' sums are added by wgrad_sum_parts.
  *
  * A few programs (VK 16, 8, 4 x MK 1, 2, and TJ for short rows), all small. Measured
  * speeds: the comment of pick_algo() in lib/ops/conv2d.c. Where the time goes on the CPU
@@ -116,16 +116,18 @@ static wgrad_cfg pick_bcast(const clcnn_device *dev, const cc_conv *cv) {
 
 /* The heuristic: flat shapes with output planes of at least 28x28 on CPUs take
  * conv2d_wgrad_flat, with the device's native vector width (8 on AVX2, 16 on AVX-512),
- * 4 x 3 channels and 1024 positions per part; everything else (and every shape on GPUs,
- * where a work-item's own rows would make uncoalesced reads) the broadcast kernel. Smaller
- * planes keep the broadcast kernel: each image's row is a few vectors and a tail there,
- * and the flat kernel measured slower (7110179's message), on channel-major copies too. */
+ * 4 x 3 channels and 1024 positions per part (2048 on AVX-512, where the tuner picked it
+ * for ResNet-50's 56x56 and 28x28 1x1 layers: see the commit that set it); everything
+ * else (and every shape on GPUs, where a work-item's own rows would make uncoalesced
+ * reads) the broadcast kernel. Smaller planes keep the broadcast kernel: each image's row
+ * is a few vectors and a tail there, and the flat kernel measured slower (7110179's
+ * message), on channel-major copies too. */
 static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
     if (dev->info.type != CLCNN_DEVICE_GPU && flat_shape(cv) && cv->p * cv->q >= 28 * 28) {
         unsigned nat = dev->native_float_width;
-        int vp = nat >= 16 ? 16 : nat == 4 ? 4 : 8;
+        int vp = nat >= 16 ? 16 : nat == 4 ? 4 : 8, target = nat >= 16 ? 2048 : 1024;
         return (wgrad_cfg){
-            .vk = vp, .mk = 1, .tj = 1, .lws = 1, .target = 1024, .flat = 1, .ta = 4, .tb = 3};
+            .vk = vp, .mk = 1, .tj = 1, .lws = 1, .target = target, .flat = 1, .ta = 4, .tb = 3};
     }
     return pick_bcast(dev, cv);
 }
