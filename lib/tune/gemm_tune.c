@@ -22,7 +22,8 @@
  * kernels per call and returns the event of the last one only), best of 3 runs after a
  * warm-up (best of 7 for SGEMM 1024^3 before and after: the ratio the tuner reports).
  * Each candidate's results are spot-checked against the host; strided-batched GEMMs go
- * through lib/blas.c, which runs the calls CLBlast 1.5.3 gets wrong one item at a time. */
+ * through lib/blas.c, which runs the calls CLBlast 1.5.3 gets wrong one item at a time.
+ * The value ranges, the random draws and mutations and the seeds: lib/tune/gemm_space.c. */
 #include "tune_internal.h"
 
 #include <clblast_c.h>
@@ -84,13 +85,7 @@ static double now_s(void) {
 }
 
 static uint64_t rnd(tuner *t) {
-    t->rng ^= t->rng >> 12;
-    t->rng ^= t->rng << 25;
-    t->rng ^= t->rng >> 27;
-    return t->rng * 2685821657736338717ULL;
-}
-static size_t pick(tuner *t, const size_t *list, size_t n) {
-    return list[rnd(t) % n];
+    return cc_gemm_rnd(&t->rng);
 }
 
 static void progress(tuner *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -288,7 +283,7 @@ static clcnn_status probe(tuner *t) {
     return CLCNN_OK;
 }
 
-/* ---- the search space ------------------------------------------------------------ */
+/* ---- configurations tried ------------------------------------------------------------ */
 
 static int seen_before(tuner *t, const size_t *v, int count) {
     for (int i = 0; i < t->seen_n; i++)
@@ -301,127 +296,6 @@ static void remember(tuner *t, const size_t *v, int count) {
         memcpy(t->seen[t->seen_n++], v, (size_t)count * sizeof *v);
     }
 }
-
-/* Value lists: CLBlast's own tuner ranges (its xgemm variants 2 and 12: GEMMK 0 and the
- * 2-D register-tiled GEMMK 1), plus vector width 16 (AVX-512 holds 16 floats). Exhaustive
- * mode adds KWI 8 and 4-wide work-groups and searches longer. Tiles stay <= 128
- * (cc_xgemm_invalid): bigger ones were seen to give wrong results and crash on POCL.
- * GEMMK 1 is drawn half the time: on CPUs it is the fast kernel (no transposes of A and C
- * around it at all in a row-major GEMM). */
-static void random_xgemm(tuner *t, size_t v[CC_XG_COUNT]) {
-    const int ex = t->opt->exhaustive;
-    static const size_t wg[] = {16, 32, 64, 128}, kwg[] = {16, 32}, kwi[] = {2, 8};
-    static const size_t dim[] = {8, 16, 32, 4}, vw[] = {1, 2, 4, 8, 16};
-    static const size_t dim1[] = {2, 4, 8, 16, 32}, kreg[] = {1, 2, 4, 8, 16};
-    /* CPUs only run fast with their SIMD width filled: no vectors narrower than 4 there */
-    const int cpu = t->dev->info.type == CLCNN_DEVICE_CPU;
-    memset(v, 0, CC_XG_COUNT * sizeof *v);
-    v[CC_XG_VWM] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
-    v[CC_XG_VWN] = cpu ? pick(t, vw + 2, 3) : pick(t, vw, 5);
-    v[CC_XG_MWG] = pick(t, wg, 4);
-    if (rnd(t) % 2) { /* GEMMK 1: the ties of cc_xgemm_invalid */
-        v[CC_XG_GEMMK] = 1;
-        v[CC_XG_KWG] = v[CC_XG_KWI] = 1;
-        v[CC_XG_NWG] = v[CC_XG_MWG];
-        v[CC_XG_MDIMC] = v[CC_XG_MDIMA] = pick(t, dim1, 5);
-        v[CC_XG_NDIMC] = v[CC_XG_NDIMB] = pick(t, dim1, 5);
-        v[CC_XG_KREG] = pick(t, kreg, 5);
-        return;
-    }
-    v[CC_XG_GEMMK] = 0;
-    v[CC_XG_KREG] = 1;
-    v[CC_XG_NWG] = pick(t, wg, 4);
-    v[CC_XG_KWG] = pick(t, kwg, 2);
-    v[CC_XG_KWI] = pick(t, kwi, ex ? 2 : 1);
-    v[CC_XG_MDIMC] = pick(t, dim, ex ? 4 : 3);
-    v[CC_XG_NDIMC] = pick(t, dim, ex ? 4 : 3);
-    v[CC_XG_MDIMA] = pick(t, dim, ex ? 4 : 3);
-    v[CC_XG_NDIMB] = pick(t, dim, ex ? 4 : 3);
-    v[CC_XG_STRM] = rnd(t) % 2;
-    v[CC_XG_STRN] = rnd(t) % 2;
-    v[CC_XG_SA] = rnd(t) % 2;
-    v[CC_XG_SB] = rnd(t) % 2;
-}
-
-/* Change one or two parameters of `from` to a neighbouring power of two (or flip a
- * flag), keeping the GEMMK 1 ties (MWG = NWG, MDIMA = MDIMC, NDIMB = NDIMC). */
-static void mutate_xgemm(tuner *t, const size_t *from, size_t v[CC_XG_COUNT]) {
-    memcpy(v, from, CC_XG_COUNT * sizeof *v);
-    const int k1 = v[CC_XG_GEMMK] == 1;
-    int changes = 1 + (int)(rnd(t) % 2);
-    for (int c = 0; c < changes; c++) {
-        int p = (int)(rnd(t) % CC_XG_COUNT);
-        if (p == CC_XG_GEMMK || (p == CC_XG_KREG && !k1)) continue;
-        if (p == CC_XG_SA || p == CC_XG_SB || p == CC_XG_STRM || p == CC_XG_STRN)
-            v[p] ^= 1;
-        else
-            v[p] = rnd(t) % 2 ? v[p] * 2 : (v[p] > 1 ? v[p] / 2 : 2);
-        if (k1) {
-            if (p == CC_XG_MWG || p == CC_XG_NWG) v[CC_XG_MWG] = v[CC_XG_NWG] = v[p];
-            if (p == CC_XG_MDIMC || p == CC_XG_MDIMA) v[CC_XG_MDIMA] = v[CC_XG_MDIMC] = v[p];
-            if (p == CC_XG_NDIMC || p == CC_XG_NDIMB) v[CC_XG_NDIMB] = v[CC_XG_NDIMC] = v[p];
-        }
-    }
-}
-
-static void random_direct(tuner *t, size_t v[CC_XD_COUNT]) {
-    static const size_t wgd[] = {8, 16, 32, 64}, dim[] = {8, 16, 32}, kwid[] = {2, 8, 16};
-    static const size_t vw[] = {1, 2, 4, 8};
-    const int cpu = t->dev->info.type == CLCNN_DEVICE_CPU;
-    v[CC_XD_WGD] = pick(t, wgd, 4);
-    v[CC_XD_MDIMCD] = pick(t, dim, 3);
-    v[CC_XD_NDIMCD] = pick(t, dim, 3);
-    v[CC_XD_MDIMAD] = pick(t, dim, 3);
-    v[CC_XD_NDIMBD] = pick(t, dim, 3);
-    v[CC_XD_KWID] = pick(t, kwid, 3);
-    v[CC_XD_VWMD] = cpu ? pick(t, vw + 2, 2) : pick(t, vw, 4);
-    v[CC_XD_VWND] = cpu ? pick(t, vw + 2, 2) : pick(t, vw, 4);
-    v[CC_XD_PADA] = rnd(t) % 2;
-    v[CC_XD_PADB] = rnd(t) % 2;
-}
-
-static void mutate_direct(tuner *t, const size_t *from, size_t v[CC_XD_COUNT]) {
-    memcpy(v, from, CC_XD_COUNT * sizeof *v);
-    int changes = 1 + (int)(rnd(t) % 2);
-    for (int c = 0; c < changes; c++) {
-        int p = (int)(rnd(t) % CC_XD_COUNT);
-        if (p == CC_XD_PADA || p == CC_XD_PADB)
-            v[p] ^= 1;
-        else
-            v[p] = rnd(t) % 2 ? v[p] * 2 : (v[p] > 1 ? v[p] / 2 : 2);
-    }
-}
-
-/* Starting points (in CLBlast's order: GEMMK KREG KWG KWI MDIMA MDIMC MWG NDIMB NDIMC NWG
- * SA SB STRM STRN VWM VWN). CPUs (POCL) like big tiles and wide vectors with no local
- * memory, and the 2-D register tiling (GEMMK 1) with 16x16 or 16x8 results per work-item:
- * a row-major GEMM then needs no transposes of A and C (5-10x CLBlast's defaults at
- * 1024^3 on a 2-core AVX-512 Xeon, against about 3x for the best GEMMK 0 seed); GPUs
- * like 8x8-16x16 work-groups with local memory. */
-static const size_t cpu_seeds[][CC_XG_COUNT] = {
-    {1, 16, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 4},
-    {1, 1, 1, 1, 4, 4, 64, 8, 8, 64, 0, 0, 0, 0, 16, 1}, /* 16x8: found from seed 7 */
-    {1, 4, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 4},
-    {1, 16, 1, 1, 2, 2, 32, 2, 2, 32, 0, 0, 0, 0, 16, 4},
-    {1, 1, 1, 1, 4, 4, 64, 4, 4, 64, 0, 0, 0, 0, 16, 1},
-    {0, 1, 16, 2, 8, 8, 128, 8, 8, 64, 0, 0, 0, 0, 8, 8},
-};
-static const size_t gpu_seeds[][CC_XG_COUNT] = {
-    {0, 1, 32, 2, 16, 16, 64, 8, 8, 64, 1, 1, 0, 0, 4, 4},
-    {0, 1, 32, 2, 8, 8, 64, 16, 16, 64, 1, 1, 1, 0, 2, 2},
-    {0, 1, 16, 2, 16, 16, 128, 16, 16, 128, 1, 1, 1, 1, 4, 4},
-    {0, 1, 32, 2, 8, 8, 32, 8, 8, 64, 1, 1, 0, 0, 2, 4},
-};
-/* XgemmDirect: KWID MDIMAD MDIMCD NDIMBD NDIMCD PADA PADB VWMD VWND WGD */
-/* (WGD 64 with 8-wide vectors took over 3 minutes to build and check on POCL: last) */
-static const size_t cpu_direct_seeds[][CC_XD_COUNT] = {
-    {8, 8, 8, 8, 8, 1, 1, 4, 4, 32},
-    {2, 8, 8, 8, 8, 0, 0, 8, 8, 64},
-};
-static const size_t gpu_direct_seeds[][CC_XD_COUNT] = {
-    {2, 8, 8, 8, 8, 1, 1, 2, 2, 32},
-    {8, 16, 16, 16, 16, 1, 1, 2, 2, 32},
-};
 
 /* ---- the phases --------------------------------------------------------------------- */
 
@@ -505,30 +379,19 @@ static void search(tuner *t, int kind, best *b, const size_t *stored, double dea
     const int first = kind ? 1 : 0, last = NSHAPES - 1;
     const int gpu = t->dev->info.type == CLCNN_DEVICE_GPU;
     if (stored && time_left(t, deadline)) try_candidate(t, kind, stored, b, first, last);
-    size_t nseeds = kind
-                        ? (gpu ? sizeof gpu_direct_seeds : sizeof cpu_direct_seeds) /
-                              sizeof(size_t[CC_XD_COUNT])
-                        : (gpu ? sizeof gpu_seeds : sizeof cpu_seeds) / sizeof(size_t[CC_XG_COUNT]);
-    for (size_t i = 0; i < nseeds && time_left(t, deadline); i++) {
-        const size_t *seed = kind ? (gpu ? gpu_direct_seeds[i] : cpu_direct_seeds[i])
-                                  : (gpu ? gpu_seeds[i] : cpu_seeds[i]);
-        try_candidate(t, kind, seed, b, first, last);
-    }
+    const size_t *seeds;
+    size_t nseeds = cc_gemm_seeds(kind, gpu, &seeds);
+    for (size_t i = 0; i < nseeds && time_left(t, deadline); i++)
+        try_candidate(t, kind, seeds + i * (size_t)count, b, first, last);
     while (time_left(t, deadline) && t->seen_n < MAX_TRIED) {
         size_t v[CC_XG_COUNT] = {0};
         int found = 0;
         for (int attempt = 0; attempt < 20000 && !found; attempt++) {
-            if (b->have && rnd(t) % 100 < 65) {
-                if (kind)
-                    mutate_direct(t, b->v, v);
-                else
-                    mutate_xgemm(t, b->v, v);
-            } else {
-                if (kind)
-                    random_direct(t, v);
-                else
-                    random_xgemm(t, v);
-            }
+            if (b->have && rnd(t) % 100 < 65)
+                cc_gemm_mutate(&t->rng, kind, b->v, v);
+            else
+                cc_gemm_random(&t->rng, kind, t->dev->info.type == CLCNN_DEVICE_CPU,
+                               t->opt->exhaustive, v);
             const char *why = kind ? cc_xgemm_direct_invalid(v, t->dev->info.local_mem_bytes,
                                                              t->dev->info.max_work_group_size)
                                    : cc_xgemm_invalid(v, t->dev->info.local_mem_bytes,

@@ -55,6 +55,18 @@ extern const char *const cc_xgemm_direct_names[CC_XD_COUNT];
 const char *cc_xgemm_invalid(const size_t v[CC_XG_COUNT], uint64_t local_mem, size_t max_wg);
 const char *cc_xgemm_direct_invalid(const size_t v[CC_XD_COUNT], uint64_t local_mem, size_t max_wg);
 
+/* The GEMM tuner's search space (lib/tune/gemm_space.c). kind 0: Xgemm (CC_XG_COUNT
+ * values), 1: XgemmDirect (CC_XD_COUNT). rng: the caller's generator state (never 0).
+ * cc_gemm_rnd: the next 64 random bits. cc_gemm_random: a random configuration (cpu: no
+ * vectors narrower than 4; exhaustive: the wider Xgemm ranges), not yet checked against
+ * CLBlast's rules. cc_gemm_mutate: from with one or two parameters moved to a neighbour.
+ * cc_gemm_seeds: the starting points for the device type, *rows the first of the
+ * returned count, each kind's count of values long. */
+uint64_t cc_gemm_rnd(uint64_t *rng);
+void cc_gemm_random(uint64_t *rng, int kind, int cpu, int exhaustive, size_t *v);
+void cc_gemm_mutate(uint64_t *rng, int kind, const size_t *from, size_t *v);
+size_t cc_gemm_seeds(int kind, int gpu, const size_t **rows);
+
 /* What a tuning file holds about GEMM. */
 typedef struct cc_tune_record {
     char device[256]; /* device name it was made for */
