@@ -78,6 +78,21 @@ static int is_strided_pointwise(const clcnn_device *dev, const cc_conv *cv) {
     return best < 0.8;
 }
 
+/* Output tiles of 16 lanes: plane tiles run on from one image into the next (a 7x7 plane:
+ * 49 positions in 3.06 tiles instead of 4); row tiles are 16/vw rows x vw columns. */
+static size_t tile_count(const cc_conv *cv, int plane, int vw) {
+    return plane ? ((size_t)cv->n * cv->p * cv->q + 15) / 16
+                 : (size_t)cv->n * (size_t)cc_ceil_div(cv->p, 16 / vw) *
+                       (size_t)cc_ceil_div(cv->q, vw);
+}
+
+/* Work-items that keep the device busy: about 16 per compute unit on a CPU, 64 work-groups
+ * of lws per compute unit on a GPU. */
+static size_t wanted_items(const clcnn_device *dev, int lws) {
+    size_t cu = dev->info.compute_units ? dev->info.compute_units : 1;
+    return dev->info.type == CLCNN_DEVICE_GPU ? cu * 64 * (size_t)lws : cu * 16;
+}
+
 /* The heuristic for the GEMM geometry cv (nt 0: plan_with chooses); dwf: cv is a fused
  * depthwise + 1x1 launch (row tiles, VW by lane use). */
 static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, int dwf) {
@@ -116,11 +131,8 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
          * keep a CPU busy; TM 8 x TN 2 from 0.75 per work-item (ResNet-50's 7x7 layers
          * at batch 8); below that (the same layers at batch 4) TM 16 x TN 1 */
         if (!gpu && !acc && !dwf) {
-            size_t tiles =
-                is_strided_pointwise(dev, cv)
-                    ? ((size_t)cv->n * cv->p * cv->q + 15) / 16
-                    : (size_t)cv->n * cc_ceil_div(cv->p, 16 / cfg.vw) * cc_ceil_div(cv->q, cfg.vw);
-            size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) * 16;
+            size_t tiles = tile_count(cv, is_strided_pointwise(dev, cv), cfg.vw);
+            size_t want = wanted_items(dev, cfg.lws);
             if (4 * tiles >= 3 * want) {
                 cfg.tm = 8;
                 cfg.tn = 2 * tiles >= 3 * want ? 3 : 2;
@@ -167,18 +179,11 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
                  "conv2d implicit_gemm: the transposed weights (%zu floats) are too large",
                  wfloats);
 
-    int tr = 16 / cfg.vw;
-    /* plane tiles run on from one image into the next (a 7x7 plane: 49 positions in 3.06
-     * tiles instead of 4) */
-    size_t tiles =
-        plane ? ((size_t)cv->n * cv->p * cv->q + 15) / 16
-              : (size_t)cv->n * (size_t)cc_ceil_div(cv->p, tr) * (size_t)cc_ceil_div(cv->q, cfg.vw);
+    size_t tiles = tile_count(cv, plane, cfg.vw);
     CC_RETURN_IF(tiles > INT_MAX, CLCNN_ERR_UNSUPPORTED,
                  "conv2d implicit_gemm: %zu output tiles are too many", tiles);
 
-    /* About 16 work-items per compute unit keep a CPU busy (64 x lws on a GPU). */
-    size_t want = (size_t)(dev->info.compute_units ? dev->info.compute_units : 1) *
-                  (gpu ? 64 * (size_t)cfg.lws : 16);
+    size_t want = wanted_items(dev, cfg.lws);
     /* Tiles per work-item: when a group's weights outgrow the cache (512 KB: 3x3 layers
      * with a few hundred channels), every tile of a work-item reuses each block of them,
      * up to 4 tiles while enough work-items remain (on a 14x14 layer with 256 channels,
