@@ -1,6 +1,6 @@
 /* A depthwise convolution and the 1x1 convolution after it as one kernel
  * (lib/ops/conv2d_dwpw.c; cl/conv2d_implicit.cl with DWF), through the prepared forward
- * with pre_dw and through plans (lib/exec/plan.c's fuse_depthwise_pair).
+ * with pre_dw and through plans (lib/exec/plan_fuse.c's fuse_depthwise_pair).
  *
  * Prepared: hand-picked shapes (odd sizes, batch 1, 1x1 images, strides 1 to 4, 3x3 and
  * 5x5 kernels compiled in, dilation and stride 3 on the generic path, no padding, grouped
@@ -18,7 +18,7 @@
  * residual) is one step with the bytes of the plan without the fusion; not fused when the
  * depthwise output is read elsewhere too (a graph output), when the next convolution is
  * 3x3 or strided, when the depthwise group ends in a residual Add, and below the 56x56
- * output plane plan.c fuses from.
+ * output plane plan_fuse.c fuses from.
  *
  * Tolerances: the depthwise outputs (r*s terms of magnitude <= 1, plus a bias) carry
  * rounding into the 1x1 layer's sum of cpg terms: |got - ref| <= 2e-6 * cpg * (r*s + 2) +
@@ -342,7 +342,7 @@ static void test_refusals(void **state) {
 
 /* variant: 0 fused (dw Conv + BN + Relu -> 1x1 Conv + Add x); 1 the depthwise output also
  * a graph output; 2 the next Conv 3x3; 3 the next Conv with stride 2; 4 the depthwise
- * group ends in an Add; 5 a 28x28 plane (below the plane plan.c fuses from); 6 SiLU
+ * group ends in an Add; 5 a 28x28 plane (below the plane plan_fuse.c fuses from); 6 SiLU
  * (Sigmoid and Mul, the depthwise convolution's own epilogue) instead of the Relu. */
 static clcnn_graph *pair_graph(int v, int hw, tu_rng *r, float **host) {
     /* a 1x1 reduction of 32: implicit_gemm under both CPU rules (AVX2 from 16, AVX-512

@@ -81,8 +81,7 @@ static void fuse_conv(const clcnn_graph *g, const clcnn_plan *p, int conv, group
     int last = conv;
     int nx;
     if (o->fold_batchnorm && (nx = sole_consumer(g, cur)) >= 0 &&
-        g->nodes[nx].op == CC_OP_BATCHNORM && all_init(g, &g->nodes[nx], 1, 5) &&
-        all_init(g, c, 1, c->n_in > 2 && c->in[2] >= 0 ? 3 : 2)) {
+        g->nodes[nx].op == CC_OP_BATCHNORM && all_init(g, &g->nodes[nx], 1, 5)) {
         int extra_used = 0;
         for (int k = 1; k < g->nodes[nx].n_out; k++) {
             int dummy;

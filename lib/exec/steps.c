@@ -173,7 +173,7 @@ static clcnn_status fold_group(const clcnn_graph *g, cc_step *s, const int *abso
             int prev = g->nodes[absorbed[i - 1]].out[0];
             cg->residual = 1;
             s->in[s->n_in++] = m->in[0] == prev ? m->in[1] : m->in[0];
-        } else if (m->op == CC_OP_MUL) { /* SiLU: the Sigmoid, then this Mul (plan.c) */
+        } else if (m->op == CC_OP_MUL) { /* SiLU: the Sigmoid, then this Mul (plan_fuse.c) */
             cg->act = CC_ACT_SILU;
             cg->alpha = 0.0f;
         }
@@ -195,7 +195,7 @@ static clcnn_status upload_group(clcnn_plan *p, const conv_group *cg, clcnn_tens
     return st;
 }
 
-/* A depthwise Conv group and the 1x1 Conv group that reads it (plan.c's
+/* A depthwise Conv group and the 1x1 Conv group that reads it (plan_fuse.c's
  * fuse_depthwise_pair; absorbed[split] is the second Conv): one step, the depthwise layer
  * computed inside the 1x1 convolution's GEMM (cc_conv_fwd_desc's pre_dw). */
 static clcnn_status prepare_conv_pair(clcnn_plan *p, const clcnn_graph *g, cc_step *s,
@@ -211,7 +211,7 @@ static clcnn_status prepare_conv_pair(clcnn_plan *p, const clcnn_graph *g, cc_st
     s->n_in = 1;
     s->in[0] = dn->in[0];
     conv_group dg, pg;
-    CC_TRY(fold_group(g, s, absorbed, split, &dg)); /* no residual: plan.c checked */
+    CC_TRY(fold_group(g, s, absorbed, split, &dg)); /* no residual: plan_fuse.c checked */
     append(s->desc, sizeof s->desc, ">");
     clcnn_status st = fold_group(g, s, absorbed + split, na - split, &pg);
     clcnn_tensor *dwt = NULL, *dbt = NULL, *wt = NULL, *bt = NULL;

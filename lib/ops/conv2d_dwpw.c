@@ -1,6 +1,6 @@
 /* A depthwise convolution and the 1x1 convolution that reads it, as one launch of the
  * implicit GEMM (cl/conv2d_implicit.cl with DWF=1): for inference plans, where MobileNet's
- * blocks end in such a pair (lib/exec/plan.c fuses them). The GEMM packs, for each tile
+ * blocks end in such a pair (lib/exec/plan_fuse.c pairs them). The GEMM packs, for each tile
  * of 16 output positions and each input channel, the depthwise layer's output there
  * (its taps, bias and activation) instead of a copy of x: the depthwise output is never
  * written to memory nor read back, and its own kernel does not run.
