@@ -50,9 +50,6 @@ size_t cc_conv_workspace_limit(void) {
 
 /* ---- checks -------------------------------------------------------------------------- */
 
-#define SHAPE4 "%zux%zux%zux%zu"
-#define DIMS4(a) (a)[0], (a)[1], (a)[2], (a)[3]
-
 static clcnn_status check_desc(const char *op, const clcnn_conv2d_desc *d) {
     CC_RETURN_IF(!d, CLCNN_ERR_INVALID_ARG, "%s: descriptor is NULL", op);
     CC_RETURN_IF(d->stride_h < 1 || d->stride_w < 1, CLCNN_ERR_INVALID_ARG,

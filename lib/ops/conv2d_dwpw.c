@@ -30,9 +30,6 @@ typedef struct dwpw_state {
     float dw_alpha;
 } dwpw_state;
 
-#define SHAPE4 "%zux%zux%zux%zu"
-#define DIMS4(a) (a)[0], (a)[1], (a)[2], (a)[3]
-
 clcnn_status cc_conv2d_dwpw_input(const clcnn_device *dev, const char *op,
                                   const cc_conv_fwd_desc *d, size_t y[4], cc_conv *dwcv) {
     CC_RETURN_IF(!d->dw_w, CLCNN_ERR_INVALID_ARG, "%s: depthwise weights dw_w are NULL", op);

@@ -15,6 +15,10 @@
  * cc_conv_cfg and cc_conv_cfg_used, CC_CONV_CFG_MAX. */
 #include "tune/conv_db.h"
 
+/* A 4-D shape in a message: printf(SHAPE4, DIMS4(shape)) for size_t shape[4]. */
+#define SHAPE4 "%zux%zux%zux%zu"
+#define DIMS4(a) (a)[0], (a)[1], (a)[2], (a)[3]
+
 /* ceil(a / b) for positive ints. */
 static inline int cc_ceil_div(int a, int b) {
     return (a + b - 1) / b;

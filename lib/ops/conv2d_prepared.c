@@ -26,9 +26,6 @@ struct cc_conv_fwd {
     float alpha;
 };
 
-#define SHAPE4 "%zux%zux%zux%zu"
-#define DIMS4(a) (a)[0], (a)[1], (a)[2], (a)[3]
-
 /* See conv2d_impl.h. */
 clcnn_status cc_conv2d_copy_of(const clcnn_tensor *t, clcnn_tensor **out) {
     clcnn_tensor *c = NULL;
