@@ -8,7 +8,7 @@
  *   CC_FAULT_BUILD_PROGRAM   lib/program.c, clBuildProgram from source -> build failure
  *   CC_FAULT_ENQUEUE_KERNEL  lib/program.c cc_launch, clEnqueueNDRangeKernel ->
  *                            CL_OUT_OF_RESOURCES
- *   CC_FAULT_FILE_WRITE      lib/program.c disk cache write, lib/nn/checkpoint.c save,
+ *   CC_FAULT_FILE_WRITE      lib/program.c disk cache write, lib/nn/checkpoint_save.c,
  *                            lib/graph/onnx_export.c (each piece the packer writes) ->
  *                            a failing write()
  *

@@ -1,6 +1,7 @@
-/* Fuzz the safetensors checkpoint reader (lib/nn/checkpoint.c). The input is written to a
- * file and loaded into a small fixed net on the default device: weights only
- * (opt NULL) and weights + Adam state; then one metadata key is read.
+/* Fuzz the safetensors checkpoint reader (lib/nn/safetensors.c, and the loading in
+ * lib/nn/checkpoint.c). The input is written to a file and loaded into a small fixed net
+ * on the default device: weights only (opt NULL) and weights + Adam state; then one
+ * metadata key is read.
  *   net: (1, 6, 6) -> conv 2 3x3 -> batchnorm -> relu -> flatten -> linear 3
  * Checks: no crash, no sanitizer report, no leak; a failed load leaves the net's
  * parameters unchanged (compared with a snapshot) and sets a message.
