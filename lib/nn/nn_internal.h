@@ -154,13 +154,17 @@ clcnn_status cc_net_bind(clcnn_net *net);
 /* Copy the device parameters back into the graph's initializers and drop the plans (before
  * the graph changes). */
 clcnn_status cc_net_unbind(clcnn_net *net);
-/* Initialise the bound parameters as clcnn_net_init does: all of them (n_only 0) or those
- * named only[0..n_only). */
-clcnn_status cc_net_init_params(clcnn_net *net, clcnn_init init, uint64_t seed,
-                                const char *const *only, int n_only);
+/* The training plan for batch n (made on the arenas of the plan there is, if any; the
+ * first one also makes net->params). */
+clcnn_status cc_net_train_plan_for(clcnn_net *net, int n);
 /* Bound parameters (binding first): count, and parameter i in the graph's order. */
 int cc_net_num_params(const clcnn_net *net);
 cc_param *cc_net_param(const clcnn_net *net, int i);
+
+/* lib/nn/net_init.c: initialise the bound parameters as clcnn_net_init does: all of them
+ * (n_only 0) or those named only[0..n_only). */
+clcnn_status cc_net_init_params(clcnn_net *net, clcnn_init init, uint64_t seed,
+                                const char *const *only, int n_only);
 
 /* "[16,3,3,3]" */
 const char *cc_shape_str(const size_t *shape, int ndim, char *buf, size_t cap);
