@@ -244,14 +244,21 @@ static void test_implicit_edges(void **state) {
 /* A 1x1 output of 21 MB, over half of the 32 MB last-level cache POCL reports on the
  * test machines: the implicit GEMM stores its tiles with non-temporal stores (NTS), the
  * planes not multiples of 16 floats (aligned and unaligned tiles, tiles across images),
- * with bias and ReLU. */
+ * with bias and ReLU. Then a strided 1x1 layer with enough output tiles for several
+ * register blocks per work-item (plane tiles on AVX-512 CPUs: 6 per work-item, each lane
+ * packed from its own input position, tiles across images of 31x30 outputs). */
 static void test_implicit_large_output(void **state) {
     (void)state;
-    ref_conv cv = rcp_conv(2, 8, 129, 255, 80, 1, 1, 1, 0, 1, 1);
-    rcp_problem pb;
-    rcp_problem_init(&pb, &cv, 1, 1, 4242);
-    assert_true(check(&pb, CLCNN_CONV_IMPLICIT_GEMM, "large output", 0));
-    rcp_problem_free(&pb);
+    ref_conv shapes[] = {rcp_conv(2, 8, 129, 255, 80, 1, 1, 1, 0, 1, 1),
+                         rcp_conv(4, 24, 61, 59, 20, 1, 1, 2, 0, 1, 1)};
+    int ok = 1;
+    for (int i = 0; i < 2; i++) {
+        rcp_problem pb;
+        rcp_problem_init(&pb, &shapes[i], 1, 1, 4242 + (uint64_t)i);
+        ok &= check(&pb, CLCNN_CONV_IMPLICIT_GEMM, "large output", 0);
+        rcp_problem_free(&pb);
+    }
+    assert_true(ok);
 }
 
 static void test_winograd_edges(void **state) {
