@@ -25,9 +25,8 @@
  *                strided ones (is_strided_pointwise);
  *   nt           tiles per work-item: 1, or up to 4 when a group's weights exceed 512 KB
  *                (each block of weights is then used for several tiles while cached),
- *                up to 48 for plane tiles with TN above 1 while enough work-items remain
- *                (runs of each plane instead of single tiles), rounded up to a multiple
- *                of TN;
+ *                up to 48 with TN above 1 while enough work-items remain (runs of each
+ *                plane instead of single tiles), rounded up to a multiple of TN;
  *   cc           input channels per chunk: all of them when their strips fit (up to
  *                1024 rows x 64 bytes per strip on a CPU, where local memory is ordinary
  *                cached memory, and half the local memory per work-group), else equal
@@ -216,14 +215,15 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
          * 3x3 s2 c3 k32 4.5 -> 3.8; VGG-16 conv1_1 5.2 -> 4.8; on MobileNet's projections,
          * its 4x head and the 7x7 and 11x11 stems of ResNet-50 and AlexNet it lost). */
         if (narrow && cv->kpg >= 6 * cv->cpg && (plane || K <= 32)) nt = 4;
-        /* Plane tiles with register blocks of TN (AVX-512): up to 48 consecutive tiles
-         * per work-item while enough work-items remain. The pack then reads, and the
+        /* Register blocks of TN tiles (AVX-512): up to 48 consecutive tiles per
+         * work-item while enough work-items remain. The pack then reads, and the
          * epilogue writes, runs of up to 3 KB of each plane instead of 192 bytes of each
          * of hundreds of planes (ResNet-50 batch 8 in the network: its 56x56 1x1 layers
-         * with 48 tiles 7.0-9.8 -> 4.5-5.6 ms, the 28x28 ones with 12 3.7-5.4 -> 3.1-4.3;
-         * 24 tiles on 56x56 lost to 48). Chunks of the reduction that fit the longer
+         * with 48 tiles 7.0-9.8 -> 4.5-5.6 ms, the 28x28 ones with 12 3.7-5.4 -> 3.1-4.3,
+         * 24 tiles on 56x56 lost to 48; row tiles: its 7x7 stride-2 stem 11.7-12.1 ->
+         * 8.5-9.7, 3x3 layers 1.00-1.04x). Chunks of the reduction that fit the longer
          * strips keep their partial sums in y. */
-        if (plane && !gpu && cfg.tn > 1)
+        if (!gpu && cfg.tn > 1)
             for (int more = 48 / cfg.tn * cfg.tn; more > nt; more -= cfg.tn)
                 if ((tiles + more - 1) / more * (size_t)cv->groups >= want) {
                     nt = more;
