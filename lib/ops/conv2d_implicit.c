@@ -17,8 +17,9 @@
  *   VW (define)  16, 8 or 4 columns per row segment: 16/VW rows x VW columns per tile,
  *                whichever wastes the fewest lanes on this output width (ties: wider);
  *   TN (define)  tiles per register block: 1, on AVX-512 CPUs 3 (with TM 8) or 4 (with
- *                TM 6, weights over 512 KB) for pointwise layers, and for the others 3 or
- *                2 (with TM 8) where there are enough tiles, see heuristic_cfg;
+ *                TM 6, weights over 512 KB) for pointwise layers, and for the others
+ *                (fused depthwise + 1x1 pairs too) 3 or 2 (with TM 8) where there are
+ *                enough tiles, see heuristic_cfg;
  *   plane        for 1x1 stride-1 unpadded kernels the 16 lanes are 16 consecutive
  *                positions of the plane (no lanes wasted on short rows); on CPUs also
  *                for strided ones whose rows would waste lanes, on AVX-512 CPUs for all
@@ -136,9 +137,12 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
          * each broadcast weight (11 loads per 24 FMAs instead of 17 per 16), where there
          * are tiles for it: at least 1.5 per work-item of the 16 per compute unit that
          * keep a CPU busy; TM 8 x TN 2 from 0.75 per work-item (ResNet-50's 7x7 layers
-         * at batch 8); below that (the same layers at batch 4) TM 16 x TN 1 */
-        if (!gpu && !acc && !dwf) {
-            size_t tiles = tile_count(cv, is_strided_pointwise(dev, cv), cfg.vw);
+         * at batch 8); below that (the same layers at batch 4) TM 16 x TN 1. Fused
+         * depthwise + 1x1 pairs too (MobileNet-V2 batch 8 in the network: its three
+         * pairs 2.7-3.6 -> 2.1-2.7, 5.9-6.6 -> 5.5-6.2 and 3.7-4.1 -> 3.2-3.7 ms; the
+         * 1x1 layers of 24 channels no longer padded to 32) */
+        if (!gpu && !acc) {
+            size_t tiles = tile_count(cv, !dwf && is_strided_pointwise(dev, cv), cfg.vw);
             size_t want = wanted_items(dev, cfg.lws);
             if (4 * tiles >= 3 * want) {
                 cfg.tm = 8;
