@@ -212,10 +212,8 @@ static size_t group_weight_bytes(const cc_conv *cv) {
 }
 
 /* The CPU rule for one forward-shaped geometry (a stride-1 data gradient passes its
- * transposed geometry: dy as input, kpg and cpg swapped). min_red: the shortest reduction
- * row (cpg*r*s) that implicit_gemm takes at stride 1, 16 on CPUs with 16 vector registers
- * (AVX2) and 24 with 32 (AVX-512), see pick_algo. */
-static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int min_red) {
+ * transposed geometry: dy as input, kpg and cpg swapped), see pick_algo. */
+static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
     size_t wbytes = group_weight_bytes(cv);
     if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
@@ -229,7 +227,7 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int min_red) {
         return CLCNN_CONV_WINOGRAD;
     if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
-    if (cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= min_red && wbytes <= ((size_t)16 << 20))
+    if (cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
     return CLCNN_CONV_DIRECT;
 }
@@ -271,13 +269,15 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     faster than direct on every strided layer of ResNet-50 (3x3 and 1x1, up to 9.4 MB
  *     of weights; the numbers are in the commit that set this rule); AlexNet conv1 168
  *     vs 42; strided 3x3 stem with 3 channels 98 vs 30. Larger weights: not measured;
- *   - kpg >= 16, a reduction cpg*r*s of at least min_red and at most 16 MB of weights per
+ *   - kpg >= 16, a reduction cpg*r*s of at least 16 and at most 16 MB of weights per
  *     group: implicit_gemm: ResNet-50 l4 1x1 c1024->512 25.6 vs direct 97.5, c512->2048
  *     18.0 vs 26.4, c2048->512 16.0 vs 44.6, 7x7 3x3 c512 55.0 vs 66.8; MobileNet-V2 1x1
  *     c24->144 3.2 vs 6.6, c960->320 4.4 vs 6.9, c320->1280 5.7 vs 9.5 (AVX2, CPU ms).
- *     min_red is 16 with 16 vector registers (AVX2: c16->96 at 112x112 9.1 vs 15.1, VGG
- *     conv1_1's rows of 27 36 vs 48) and 24 with 32 (AVX-512, where that c16->96 layer
- *     ran 1.5-1.9x slower on implicit_gemm than on direct, c24->144 1.5x faster);
+ *     Reductions of 16 (AVX2: c16->96 at 112x112 9.1 vs 15.1, VGG conv1_1's rows of 27
+ *     36 vs 48). On AVX-512 the shortest was 24 until implicit_gemm gave a work-item runs
+ *     of up to 48 tiles: that c16->96 layer had run 1.5-1.9x slower on it than on
+ *     direct; now 2.65 vs direct 4.02 ms (batch 4), and the data gradient of MobileNet-V2's
+ *     c32->16 projection 1.00 vs 2.43 (perf/results/2026-12-07-session12);
  *   - else direct: few output channels per group, where it is best (ResNeXt-like 3x3 with
  *     4 and 8 per group: 9.8 vs implicit 16.4 and 7.5 vs 13.5) or close (LeNet conv1,
  *     kpg 6: 1.37 vs 1.06), short reductions, small images.
@@ -289,8 +289,8 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *   backward data: the same rule applied to the transposed convolution (dy as input,
  *     kpg and cpg swapped) for stride 1, where implicit_gemm and winograd compute it as
  *     a forward convolution: ResNet 1x1 105 vs 19 device GFLOPS, 56x56 c64 3x3 winograd
- *     99 vs direct 43; depthwise layers: depthwise (below). The forward rule with its
- *     min_red (direct was the slow choice on MobileNet-V2's 1x1 projections, AlexNet
+ *     99 vs direct 43; depthwise layers: depthwise (below). The forward rule (direct was
+ *     the slow choice on MobileNet-V2's 1x1 projections, AlexNet
  *     conv2-conv5, VGG conv5 and ResNet-50's stage 4 under the older rules:
  *     perf/rule_check.sh, perf/README.md's rule section).
  *     Strides 2..32 (pick_cpu_strided_data; device GFLOPS of one run with every
@@ -346,11 +346,10 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
         if (ps == PASS_FILTER)
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM
                                                                   : CLCNN_CONV_DIRECT;
-        int min_red = cc_cpu_f16_accumulators(dev, 1) > 0 ? 16 : 24;
-        if (ps == PASS_FORWARD) return pick_cpu_forward(cv, min_red);
+        if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
         cc_conv t = cc_conv_transposed(cv); /* dy in, dx out */
-        return pick_cpu_forward(&t, min_red);
+        return pick_cpu_forward(&t);
     }
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
