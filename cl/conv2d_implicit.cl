@@ -555,6 +555,34 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                     /* a plane tile that runs on into the next images: each lane's offset
                      * from its channel's plane in image ni, once for the TM channels */
                     const int full = !plane || j0 + 16 <= pq;
+                    /* a whole plane tile: its channels' pointers and flags once per tile */
+                    if (plane && full) {
+                        const int mend = min(TM, m_hi - m0), add = !first || has_res;
+                        __global float *yp = yg + m0 * pq + j0;
+                        __global const float *ap = (first ? zg : yg) + m0 * pq + j0;
+                        __global const float *bp = bias + b_off + g * kpg + m0;
+                        const float16 *rp = res + tn * TM;
+                        if (!add && last) {
+#pragma unroll 1
+                            for (int tm = 0; tm < mend; tm++) {
+                                float16 v = rp[tm];
+                                if (has_bias) v += (float16)(bp[tm]);
+                                store_tile(ACT_VEC(float16, v, act, alpha), yp + tm * pq);
+                            }
+                        } else {
+#pragma unroll 1
+                            for (int tm = 0; tm < mend; tm++) {
+                                float16 v = rp[tm];
+                                if (add) v += vload16(0, ap + tm * pq);
+                                if (last) {
+                                    if (has_bias) v += (float16)(bp[tm]);
+                                    v = ACT_VEC(float16, v, act, alpha);
+                                }
+                                store_tile(v, yp + tm * pq);
+                            }
+                        }
+                        continue;
+                    }
                     /* a row tile inside y: all 16 lanes at once, stored from registers */
                     const int whole = !plane && p0 + TR <= p && q0 + VW <= q;
                     int off[16];
