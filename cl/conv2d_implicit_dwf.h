@@ -2,6 +2,17 @@
  * convolution's outputs computed as the rows of B (pack_dw_rows) and the kernel arguments
  * it needs (DWF_PARAMS). Without DWF, DWF_PARAMS is empty and nothing else is defined. */
 #if DWF
+/* PF 1 (the host sets it on CPUs): each input row a tile reads is prefetched 4 tiles
+ * ahead along it. A work-item's tiles run along the rows, and each of them reads a few
+ * rows of every channel, planes apart, which the hardware prefetchers do not follow. */
+#ifndef PF
+#define PF 0
+#endif
+#if PF
+#define DW_PREFETCH(src, sw) __builtin_prefetch((src) + 4 * VW * (sw))
+#else
+#define DW_PREFETCH(src, sw)
+#endif
 /* DWF: row ci - ci0 of strip is the depthwise convolution's output of input channel ci of
  * the group (dww, dwb at its global channel gc0 + ci) at the tile's 16 positions, TR rows
  * from p0 x VW columns from q0: per tile row the taps summed in (kr, ks) order from 0 with
@@ -23,6 +34,7 @@
                 if (ih < 0 || ih >= h) continue;                                                   \
                 const int base = xc_off + ci * hw + ih * w;                                        \
                 __global const float *src = x + base + c0;                                         \
+                DW_PREFETCH(src, sw);                                                              \
                 _Pragma("unroll") for (int ks = 0; ks < s; ks++) {                                 \
                     const floatW v = LOAD;                                                         \
                     acc = fma((floatW)(wc[kr * s + ks]), v, acc);                                  \
@@ -49,6 +61,7 @@
             if (ih < 0 || ih >= h) continue;                                                       \
             const int base = xc_off + ci * hw + ih * w;                                            \
             __global const float *src = x + base + c0;                                             \
+            DW_PREFETCH(src, DWS);                                                                 \
             floatW vk[DWK];                                                                        \
             _Pragma("unroll") for (int ks = 0; ks < DWK; ks++) vk[ks] = LOAD;                      \
             _Pragma("unroll") for (int tr = 0; tr < TR; tr++) {                                    \
@@ -102,6 +115,7 @@ pack_dw_rows(__local float *strip, __global const float *x, int xc_off, int lo, 
     DW_TAPS(load_seg(x, base, c0 + ks * dw, w, sw, lo, hi))
 }
 #undef DW_TAPS
+#undef DW_PREFETCH
 #undef LOAD_SW
 #define DWF_PARAMS                                                                                 \
     , __global const float *dww, int dww_off, __global const float *dwb, int dwb_off,              \
