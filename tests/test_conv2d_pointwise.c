@@ -80,8 +80,8 @@ static void test_sweep(void **state) {
  * than one chunk of 1024 (partial sums in y), a single position; tiles that run on from
  * one image into the next (batch 8 of 7x7, MobileNet-V2's last layers; batch 5 of 3x3:
  * one tile over three images); planes with enough tiles for long runs of them per
- * work-item (on AVX-512 CPUs 9 and 48 tiles; with 300 input channels 48 tiles' strips
- * need 4 chunks of the reduction). */
+ * work-item (on AVX-512 CPUs 9 and 48 tiles, and 6 over two chunks of a reduction of
+ * 1100). */
 static void test_edges(void **state) {
     (void)state;
     ref_conv cases[] = {
@@ -93,6 +93,7 @@ static void test_edges(void **state) {
         pw_conv(1, 2, 4, 4, 1000, 2),   pw_conv(2, 256, 14, 14, 256, 1),
         pw_conv(8, 40, 7, 7, 20, 1),    pw_conv(5, 24, 3, 3, 13, 1),
         pw_conv(3, 70, 41, 43, 20, 1),  pw_conv(8, 300, 55, 57, 10, 1),
+        pw_conv(4, 1100, 30, 31, 8, 1),
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

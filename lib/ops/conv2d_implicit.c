@@ -174,6 +174,20 @@ static int parse_cfg(const clcnn_device *dev, const char *s, implicit_cfg *out) 
     return 1;
 }
 
+/* Input channels per chunk of the reduction (rs rows each) for nt tiles per work-item: all
+ * of a group's when their strips fit (at most kc_max rows, and half the local memory per
+ * work-group: on GPUs for lws work-items, on CPUs for one), else equal chunks of whole
+ * channels, at least one. */
+static int chunk_channels(const clcnn_device *dev, const cc_conv *cv, implicit_cfg cfg, int rs,
+                          int nt) {
+    int gpu = dev->info.type == CLCNN_DEVICE_GPU;
+    size_t fit_rows = cc_local_mem_bytes(dev) / 2 /
+                      ((size_t)(gpu ? cfg.lws : 1) * (size_t)nt * 16 * sizeof(float));
+    int kc_max = (size_t)cfg.kc_max < fit_rows ? cfg.kc_max : (int)fit_rows;
+    int cc_max = kc_max / rs < 1 ? 1 : kc_max / rs;
+    return cc_ceil_div(cv->cpg, cc_ceil_div(cv->cpg, cc_max));
+}
+
 /* The plan of the GEMM geometry cv with the parameters cfg; an error when they do not
  * fit (too large, too much local memory). dwf: cv is the launch geometry of a fused
  * depthwise + 1x1 pair (DWF: row tiles, one reduction row per input channel). */
@@ -225,14 +239,20 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
          * of hundreds of planes (ResNet-50 batch 8 in the network: its 56x56 1x1 layers
          * with 48 tiles 7.0-9.8 -> 4.5-5.6 ms, the 28x28 ones with 12 3.7-5.4 -> 3.1-4.3,
          * 24 tiles on 56x56 lost to 48; row tiles: its 7x7 stride-2 stem 11.7-12.1 ->
-         * 8.5-9.7, 3x3 layers 1.00-1.04x). Chunks of the reduction that fit the longer
-         * strips keep their partial sums in y. */
-        if (!gpu && cfg.tn > 1)
-            for (int more = 48 / cfg.tn * cfg.tn; more > nt; more -= cfg.tn)
-                if ((tiles + more - 1) / more * (size_t)cv->groups >= want) {
+         * 8.5-9.7, 3x3 layers 1.00-1.04x). Only as many as leave the reduction in the
+         * chunks it had: the strips must not split it further (partial sums kept in y,
+         * and other sums than the same layer's with fewer tiles or the fused depthwise
+         * + 1x1 kernel's, whose bytes a plan keeps). */
+        if (!gpu && cfg.tn > 1) {
+            int base = cc_ceil_div(nt, cfg.tn) * cfg.tn;
+            int cc0 = chunk_channels(dev, cv, cfg, rs, base);
+            for (int more = 48 / cfg.tn * cfg.tn; more > base; more -= cfg.tn)
+                if ((tiles + more - 1) / more * (size_t)cv->groups >= want &&
+                    chunk_channels(dev, cv, cfg, rs, more) == cc0) {
                     nt = more;
                     break;
                 }
+        }
     }
     /* whole register blocks of TN tiles per work-item */
     nt = cc_ceil_div(nt, cfg.tn) * cfg.tn;
@@ -249,11 +269,7 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
      * 1x1 layers into 4 chunks). */
     size_t local = cc_local_mem_bytes(dev);
     size_t row_bytes = 16 * sizeof(float);
-    size_t fit_rows = local / 2 / ((size_t)(gpu ? cfg.lws : 1) * nt * row_bytes);
-    int kc_max = (size_t)cfg.kc_max < fit_rows ? cfg.kc_max : (int)fit_rows;
-    int cc_max = kc_max / rs < 1 ? 1 : kc_max / rs;
-    int chunks = cc_ceil_div(cv->cpg, cc_max);
-    int cc = cc_ceil_div(cv->cpg, chunks);
+    int cc = chunk_channels(dev, cv, cfg, rs, nt);
     size_t wi_bytes = (size_t)nt * cc * rs * row_bytes;
     CC_RETURN_IF(wi_bytes > local, CLCNN_ERR_UNSUPPORTED,
                  "conv2d implicit_gemm: a %dx%d kernel needs %zu bytes of local memory per "
