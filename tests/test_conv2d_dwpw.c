@@ -17,8 +17,8 @@
  * Plans: a depthwise Conv + BatchNormalization + Relu read only by a 1x1 Conv + Add (the
  * residual) is one step with the bytes of the plan without the fusion; not fused when the
  * depthwise output is read elsewhere too (a graph output), when the next convolution is
- * 3x3 or strided, when the depthwise group ends in a residual Add, and below the 56x56
- * output plane plan_fuse.c fuses from.
+ * 3x3 or strided, when the depthwise group ends in a residual Add, and below the 1568
+ * output positions over the batch plan_fuse.c fuses from.
  *
  * Tolerances: the depthwise outputs (r*s terms of magnitude <= 1, plus a bias) carry
  * rounding into the 1x1 layer's sum of cpg terms: |got - ref| <= 2e-6 * cpg * (r*s + 2) +
@@ -342,11 +342,12 @@ static void test_refusals(void **state) {
 
 /* variant: 0 fused (dw Conv + BN + Relu -> 1x1 Conv + Add x); 1 the depthwise output also
  * a graph output; 2 the next Conv 3x3; 3 the next Conv with stride 2; 4 the depthwise
- * group ends in an Add; 5 a 28x28 plane (below the plane plan_fuse.c fuses from); 6 SiLU
+ * group ends in an Add; 5 a 14x14 plane at batch 2 (392 positions, below the 1568
+ * plan_fuse.c fuses from); 6 SiLU
  * (Sigmoid and Mul, the depthwise convolution's own epilogue) instead of the Relu. */
 static clcnn_graph *pair_graph(int v, int hw, tu_rng *r, float **host) {
-    /* a 1x1 reduction of 32: implicit_gemm under both CPU rules (AVX2 from 16, AVX-512
-     * from 32), so the pair fuses on every CPU */
+    /* a 1x1 reduction of 32: implicit_gemm under the CPU rule (from 16), so the pair fuses
+     * on every CPU */
     enum { C = 32 };
     clcnn_graph *g = NULL;
     TU_OK(clcnn_graph_create(&g));
@@ -396,7 +397,7 @@ static clcnn_graph *pair_graph(int v, int hw, tu_rng *r, float **host) {
 static void test_plans(void **state) {
     (void)state;
     for (int v = 0; v < 7; v++) {
-        int hw = v == 5 ? 28 : 56, n = 2;
+        int hw = v == 5 ? 14 : 56, n = 2;
         tu_rng r = tu_rng_seed(40 + (uint64_t)v);
         float *host[6];
         clcnn_graph *g = pair_graph(v, hw, &r, host);
