@@ -41,7 +41,8 @@
  *        or 2) its stride both ways (the geometry arguments are then ignored), so its
  *        taps unroll; 0 = any geometry from the arguments                      default 0
  *   PF   with DWF: 1 = prefetch the input rows of the tiles ahead (clang's
- *        __builtin_prefetch; the host sets it on CPUs)                          default 0
+ *        __builtin_prefetch where the compiler targets a CPU architecture; the host
+ *        sets it on CPUs)                                                       default 0
  *
  * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
  * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the

@@ -163,9 +163,9 @@ static int plain_conv(const clcnn_graph *g, const clcnn_plan *p, const cc_gnode 
  * layer's GEMM and never stored). On CPUs, and only for depthwise outputs of at least
  * 1568 positions over the batch (a 56x56 plane at batch 1, 28x28 at 2, 14x14 at 8): the
  * fused kernel's work-items are output tiles (channels split only when there are few),
- * the depthwise kernel's are channels too. MobileNet-V2 on a 2-core AVX-512 Xeon, fused
- * from 14x14 instead of 56x56 planes at batch 8: 1.07-1.10x (from 7x7: 1.02-1.09x, from
- * 28x28: 1.01x); every pair fused at batch 1: 0.96-0.98x. */
+ * the depthwise kernel's are channels too: MobileNet-V2 was faster fused from 14x14
+ * planes at batch 8 and slower with every pair fused at batch 1 (the numbers are in the
+ * commit that set this). */
 #define DW_FUSE_MIN_POSITIONS (8 * 14 * 14)
 static void fuse_depthwise_pair(const clcnn_graph *g, const clcnn_plan *p, int dw, group_info *gi) {
     const cc_gnode *d = &g->nodes[dw];

@@ -275,9 +275,8 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     c24->144 3.2 vs 6.6, c960->320 4.4 vs 6.9, c320->1280 5.7 vs 9.5 (AVX2, CPU ms).
  *     Reductions of 16 (AVX2: c16->96 at 112x112 9.1 vs 15.1, VGG conv1_1's rows of 27
  *     36 vs 48). On AVX-512 the shortest was 24 until implicit_gemm gave a work-item runs
- *     of up to 48 tiles: that c16->96 layer had run 1.5-1.9x slower on it than on
- *     direct; now 2.65 vs direct 4.02 ms (batch 4), and the data gradient of MobileNet-V2's
- *     c32->16 projection 1.00 vs 2.43 (perf/results/2026-12-07-session12);
+ *     of up to 48 tiles, after which it beat direct on MobileNet-V2's reductions of 16,
+ *     forward and data gradient (perf/results/2026-12-07-session12);
  *   - else direct: few output channels per group, where it is best (ResNeXt-like 3x3 with
  *     4 and 8 per group: 9.8 vs implicit 16.4 and 7.5 vs 13.5) or close (LeNet conv1,
  *     kpg 6: 1.37 vs 1.06), short reductions, small images.

@@ -72,9 +72,8 @@ static double lane_use(const cc_conv *cv, int vw) {
  * each lane packed from its own input position (pack_rows). Elsewhere the segments'
  * vector loads pack faster than one load per lane, and win, except on AVX-512 CPUs
  * (32 vector registers: no cc_cpu_f16_accumulators), where plane tiles come in runs of
- * up to 48 per work-item (plan_with): ResNet-50's strided 1x1 layers at batch 8 in the
- * network, 56x56 c256 k512 s2 8.7-9.3 -> 7.0-7.9 ms, 28x28 c512 k1024 s2 7.5-7.8 ->
- * 6.0-6.3. */
+ * up to 48 per work-item (plan_with) and were faster on every strided 1x1 layer of
+ * ResNet-50 (the commit that made it so has the numbers). */
 static int is_strided_pointwise(const clcnn_device *dev, const cc_conv *cv) {
     if (dev->info.type == CLCNN_DEVICE_GPU || cv->r != 1 || cv->s != 1 || cv->ph != 0 ||
         cv->pw != 0 || (cv->sh == 1 && cv->sw == 1))
@@ -138,9 +137,8 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
          * are tiles for it: at least 1.5 per work-item of the 16 per compute unit that
          * keep a CPU busy; TM 8 x TN 2 from 0.75 per work-item (ResNet-50's 7x7 layers
          * at batch 8); below that (the same layers at batch 4) TM 16 x TN 1. Fused
-         * depthwise + 1x1 pairs too (MobileNet-V2 batch 8 in the network: its three
-         * pairs 2.7-3.6 -> 2.1-2.7, 5.9-6.6 -> 5.5-6.2 and 3.7-4.1 -> 3.2-3.7 ms; the
-         * 1x1 layers of 24 channels no longer padded to 32) */
+         * depthwise + 1x1 pairs too: faster on all of MobileNet-V2's, whose 1x1 layers
+         * of 24 channels TM 16 padded to 32 */
         if (!gpu && !acc) {
             size_t tiles = tile_count(cv, !dwf && is_strided_pointwise(dev, cv), cfg.vw);
             size_t want = wanted_items(dev, cfg.lws);
@@ -236,13 +234,12 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
         /* Register blocks of TN tiles (AVX-512): up to 48 consecutive tiles per
          * work-item while enough work-items remain. The pack then reads, and the
          * epilogue writes, runs of up to 3 KB of each plane instead of 192 bytes of each
-         * of hundreds of planes (ResNet-50 batch 8 in the network: its 56x56 1x1 layers
-         * with 48 tiles 7.0-9.8 -> 4.5-5.6 ms, the 28x28 ones with 12 3.7-5.4 -> 3.1-4.3,
-         * 24 tiles on 56x56 lost to 48; row tiles: its 7x7 stride-2 stem 11.7-12.1 ->
-         * 8.5-9.7, 3x3 layers 1.00-1.04x). Only as many as leave the reduction in the
-         * chunks it had: the strips must not split it further (partial sums kept in y,
-         * and other sums than the same layer's with fewer tiles or the fused depthwise
-         * + 1x1 kernel's, whose bytes a plan keeps). */
+         * of hundreds of planes, which the hardware prefetchers do not follow; the
+         * large-plane layers of ResNet-50 and MobileNet-V2 gained most, 24 tiles lost to
+         * 48 (the commits that set this have the numbers). Only as many as leave the
+         * reduction in the chunks it had: the strips must not split it further (partial
+         * sums kept in y, and other sums than the same layer's with fewer tiles or the
+         * fused depthwise + 1x1 kernel's, whose bytes a plan keeps). */
         if (!gpu && cfg.tn > 1) {
             int base = cc_ceil_div(nt, cfg.tn) * cfg.tn;
             int cc0 = chunk_channels(dev, cv, cfg, rs, base);
@@ -318,9 +315,8 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
                       cv->sh == cv->sw && (cv->sh == 1 || cv->sh == 2)
                   ? cv->r
                   : 0;
-    /* DWF on CPUs: software prefetch of the depthwise input rows (PF; MobileNet-V2 batch 8
-     * in the network, its 112x112 c96 s2 and 56x56 c144 pairs 5.6-5.9 -> 4.3-4.4 and
-     * 3.4-3.7 -> 2.3 ms; 2 or 8 tiles ahead instead of 4 gained less) */
+    /* DWF on CPUs: software prefetch of the depthwise input rows (PF, see
+     * conv2d_implicit_dwf.h) */
     snprintf(pl->defs, sizeof pl->defs, "DWF=%d DWK=%d DWS=%d NTS=%d PF=%d TM=%d VW=%d TN=%d", dwf,
              dwk, dwk ? cv->sh : 0, nts, dwf && !gpu, cfg.tm, cfg.vw, cfg.tn);
     return CLCNN_OK;
