@@ -270,11 +270,18 @@ inline bn_chunk bn_chunk_of(int gid, int c, int hw, int chunk, int chunks) {
 }
 
 /* Loads 16 values from p[0 .. 16) when full, else the first rem (the rest 0); mask holds
- * -1 in the lanes that were loaded. */
-inline float16 bn_load16(__global const float *p, int rem, int16 *mask) {
+ * -1 in the lanes that were loaded. end: the first element past the tensor; a short load
+ * that stays before it is one vector load with the lanes past rem zeroed (7x7 planes end
+ * every fourth vector short), else element by element. */
+inline float16 bn_load16(__global const float *p, int rem, __global const float *end,
+                         int16 *mask) {
     if (rem >= 16) {
         *mask = (int16)(-1);
         return vload16(0, p);
+    }
+    if (p + 16 <= end) {
+        *mask = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) < (int16)(rem);
+        return select((float16)(0.0f), vload16(0, p), *mask);
     }
     float v[16];
     int m[16];
@@ -286,17 +293,51 @@ inline float16 bn_load16(__global const float *p, int rem, int16 *mask) {
     return vload16(0, v);
 }
 
+/* The reduction kernels' work-items each own BN_IL consecutive chunks (gid * BN_IL ...),
+ * their compensated sums interleaved: one chunk's chain of dependent adds is what bounded
+ * a work-item, and the chains of independent chunks overlap. Each chunk's sums are the
+ * same operations in the same order as with one chunk per work-item, so every bit of the
+ * result is too. The host launches ceil(n * c * chunks / BN_IL) work-items (its
+ * BN_CHUNKS_PER_ITEM, lib/ops/batchnorm.c). */
+#define BN_IL 4
+
+/* The chunks of work-item wid: ck[j] for gid = wid * BN_IL + j; len 0 past the last. */
+inline int bn_chunks_of(int wid, int total, int c, int hw, int chunk, int chunks,
+                        bn_chunk ck[BN_IL]) {
+    int maxlen = 0;
+    for (int j = 0; j < BN_IL; j++) {
+        const int gid = wid * BN_IL + j;
+        if (gid < total) {
+            ck[j] = bn_chunk_of(gid, c, hw, chunk, chunks);
+        } else {
+            ck[j].first = ck[j].ch = ck[j].slot = 0;
+            ck[j].len = 0;
+        }
+        maxlen = max(maxlen, ck[j].len);
+    }
+    return maxlen;
+}
+
 __kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int hw, int chunk,
                           int chunks, __global float *part) {
-    int gid = get_global_id(0);
-    if (gid >= n * c * chunks) return;
-    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
-    __global const float *xp = x + x_off + ck.first;
-    float16 s = (float16)(0.0f), comp = (float16)(0.0f);
+    const int total = n * c * chunks, wid = get_global_id(0);
+    if (wid * BN_IL >= total) return;
+    bn_chunk ck[BN_IL];
+    const int maxlen = bn_chunks_of(wid, total, c, hw, chunk, chunks, ck);
+    __global const float *end = x + x_off + n * c * hw;
+    float16 s[BN_IL], comp[BN_IL];
+    for (int j = 0; j < BN_IL; j++)
+        s[j] = comp[j] = (float16)(0.0f);
     int16 mask;
-    for (int i = 0; i < ck.len; i += 16)
-        bn_kahan16(&s, &comp, bn_load16(xp + i, ck.len - i, &mask));
-    part[ck.ch * n * chunks + ck.slot] = bn_lanes(s, comp);
+    for (int i = 0; i < maxlen; i += 16) {
+#pragma unroll
+        for (int j = 0; j < BN_IL; j++)
+            if (i < ck[j].len)
+                bn_kahan16(&s[j], &comp[j],
+                           bn_load16(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask));
+    }
+    for (int j = 0; j < BN_IL; j++)
+        if (ck[j].len) part[ck[j].ch * n * chunks + ck[j].slot] = bn_lanes(s[j], comp[j]);
 }
 
 __kernel void bn_mean_final(__global const float *part, int n, int c, int hw, int chunks,
@@ -310,20 +351,31 @@ __kernel void bn_mean_final(__global const float *part, int n, int c, int hw, in
 __kernel void bn_part_sqdev(__global const float *x, int x_off, int n, int c, int hw, int chunk,
                             int chunks, __global const float *mean, int mean_off,
                             __global float *part) {
-    int gid = get_global_id(0);
-    if (gid >= n * c * chunks) return;
-    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
-    int P = n * chunks;
-    float mu = mean[mean_off + ck.ch];
-    __global const float *xp = x + x_off + ck.first;
-    float16 s = (float16)(0.0f), comp = (float16)(0.0f);
-    int16 mask;
-    for (int i = 0; i < ck.len; i += 16) {
-        float16 d = bn_load16(xp + i, ck.len - i, &mask) - mu;
-        d = select((float16)(0.0f), d, mask);
-        bn_kahan16(&s, &comp, d * d);
+    const int total = n * c * chunks, wid = get_global_id(0);
+    if (wid * BN_IL >= total) return;
+    bn_chunk ck[BN_IL];
+    const int maxlen = bn_chunks_of(wid, total, c, hw, chunk, chunks, ck);
+    __global const float *end = x + x_off + n * c * hw;
+    const int P = n * chunks;
+    float mu[BN_IL];
+    float16 s[BN_IL], comp[BN_IL];
+    for (int j = 0; j < BN_IL; j++) {
+        mu[j] = mean[mean_off + ck[j].ch];
+        s[j] = comp[j] = (float16)(0.0f);
     }
-    part[c * P + ck.ch * P + ck.slot] = bn_lanes(s, comp);
+    int16 mask;
+    for (int i = 0; i < maxlen; i += 16) {
+#pragma unroll
+        for (int j = 0; j < BN_IL; j++)
+            if (i < ck[j].len) {
+                float16 d =
+                    bn_load16(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask) - mu[j];
+                d = select((float16)(0.0f), d, mask);
+                bn_kahan16(&s[j], &comp[j], d * d);
+            }
+    }
+    for (int j = 0; j < BN_IL; j++)
+        if (ck[j].len) part[c * P + ck[j].ch * P + ck[j].slot] = bn_lanes(s[j], comp[j]);
 }
 
 __kernel void bn_var_final(__global const float *part, int n, int c, int hw, int chunks, float eps,
@@ -373,27 +425,42 @@ __kernel void bn_bwd_part(__global const float *x, int x_off, __global const flo
                           int mean_off, __global const float *invstd, int inv_off,
                           __global const float *gamma, int g_off, __global const float *beta,
                           int b_off, __global float *part, int act) {
-    int gid = get_global_id(0);
-    if (gid >= n * c * chunks) return;
-    bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
-    int P = n * chunks, ch = ck.ch;
-    float mu = mean[mean_off + ch], inv = invstd[inv_off + ch];
-    float ga = gamma ? gamma[g_off + ch] : 1.0f, be = beta ? beta[b_off + ch] : 0.0f;
-    __global const float *xp = x + x_off + ck.first;
-    __global const float *gp = dy + dy_off + ck.first;
-    float16 s1 = (float16)(0.0f), c1 = (float16)(0.0f), s2 = (float16)(0.0f), c2 = (float16)(0.0f);
-    int16 mask;
-    for (int i = 0; i < ck.len; i += 16) {
-        /* lanes past the chunk: dy and x 0, so g is 0 whatever the mask */
-        float16 xv = bn_load16(xp + i, ck.len - i, &mask);
-        float16 g =
-            bn_mask16(bn_load16(gp + i, ck.len - i, &mask), bn_affine16(xv, mu, inv, ga, be), act);
-        float16 d = select((float16)(0.0f), xv - mu, mask);
-        bn_kahan16(&s1, &c1, g);
-        bn_kahan16(&s2, &c2, g * d);
+    const int total = n * c * chunks, wid = get_global_id(0);
+    if (wid * BN_IL >= total) return;
+    bn_chunk ck[BN_IL];
+    const int maxlen = bn_chunks_of(wid, total, c, hw, chunk, chunks, ck);
+    __global const float *end = x + x_off + n * c * hw, *dend = dy + dy_off + n * c * hw;
+    const int P = n * chunks;
+    float mu[BN_IL], inv[BN_IL], ga[BN_IL], be[BN_IL];
+    float16 s1[BN_IL], c1[BN_IL], s2[BN_IL], c2[BN_IL];
+    for (int j = 0; j < BN_IL; j++) {
+        const int ch = ck[j].ch;
+        mu[j] = mean[mean_off + ch];
+        inv[j] = invstd[inv_off + ch];
+        ga[j] = gamma ? gamma[g_off + ch] : 1.0f;
+        be[j] = beta ? beta[b_off + ch] : 0.0f;
+        s1[j] = c1[j] = s2[j] = c2[j] = (float16)(0.0f);
     }
-    part[ck.ch * P + ck.slot] = bn_lanes(s1, c1);
-    part[c * P + ck.ch * P + ck.slot] = bn_lanes(s2, c2);
+    int16 mask;
+    for (int i = 0; i < maxlen; i += 16) {
+#pragma unroll
+        for (int j = 0; j < BN_IL; j++)
+            if (i < ck[j].len) {
+                /* lanes past the chunk: dy and x 0, so g is 0 whatever the mask */
+                const int rem = ck[j].len - i;
+                float16 xv = bn_load16(x + x_off + ck[j].first + i, rem, end, &mask);
+                float16 g = bn_mask16(bn_load16(dy + dy_off + ck[j].first + i, rem, dend, &mask),
+                                      bn_affine16(xv, mu[j], inv[j], ga[j], be[j]), act);
+                float16 d = select((float16)(0.0f), xv - mu[j], mask);
+                bn_kahan16(&s1[j], &c1[j], g);
+                bn_kahan16(&s2[j], &c2[j], g * d);
+            }
+    }
+    for (int j = 0; j < BN_IL; j++)
+        if (ck[j].len) {
+            part[ck[j].ch * P + ck[j].slot] = bn_lanes(s1[j], c1[j]);
+            part[c * P + ck[j].ch * P + ck[j].slot] = bn_lanes(s2[j], c2[j]);
+        }
 }
 
 __kernel void bn_bwd_final(__global const float *part, int n, int c, int chunks,

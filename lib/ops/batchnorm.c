@@ -74,8 +74,13 @@ static int use_chunks(const clcnn_device *dev) {
  * order, and so every bit of the result, is the same on every run. */
 typedef struct bn_chunking {
     int chunk, chunks;
-    size_t items; /* n * c * chunks */
+    size_t items;  /* n * c * chunks */
+    size_t groups; /* the reduction kernels' work-items: items / BN_CHUNKS_PER_ITEM, up */
 } bn_chunking;
+
+/* Chunks per work-item of bn_part_sum, bn_part_sqdev and bn_bwd_part: BN_IL of
+ * cl/batchnorm.cl. */
+#define BN_CHUNKS_PER_ITEM 4
 
 static bn_chunking chunking(bn_dims d) {
     size_t chunk = 4096;
@@ -84,6 +89,7 @@ static bn_chunking chunking(bn_dims d) {
     k.chunks = (int)((d.hw + chunk - 1) / chunk);
     k.chunk = (int)chunk;
     k.items = d.n * d.c * (size_t)k.chunks;
+    k.groups = (k.items + BN_CHUNKS_PER_ITEM - 1) / BN_CHUNKS_PER_ITEM;
     return k;
 }
 
@@ -186,7 +192,7 @@ static clcnn_status stats_chunks(clcnn_device *dev, const char *defines, const c
     cc_storage *part = NULL;
     CC_TRY(cc_pool_acquire(dev, 2 * k.items * sizeof(float), &part));
     clcnn_status s =
-        cc_launch(dev, "batchnorm", defines, "bn_part_sum", 1, &k.items, lws_1d(dev, &lws),
+        cc_launch(dev, "batchnorm", defines, "bn_part_sum", 1, &k.groups, lws_1d(dev, &lws),
                   CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_INT(d.n),
                           CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_INT(k.chunk),
                           CC_ARG_INT(k.chunks), CC_ARG_MEM(part->mem)));
@@ -196,7 +202,7 @@ static clcnn_status stats_chunks(clcnn_device *dev, const char *defines, const c
                               CC_ARG_INT(d.hw), CC_ARG_INT(k.chunks), CC_ARG_MEM(mean_mem),
                               CC_ARG_INT(mean_off)));
     if (s == CLCNN_OK)
-        s = cc_launch(dev, "batchnorm", defines, "bn_part_sqdev", 1, &k.items, lws_1d(dev, &lws),
+        s = cc_launch(dev, "batchnorm", defines, "bn_part_sqdev", 1, &k.groups, lws_1d(dev, &lws),
                       CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_INT(d.n),
                               CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_INT(k.chunk),
                               CC_ARG_INT(k.chunks), CC_ARG_MEM(mean_mem), CC_ARG_INT(mean_off),
@@ -342,7 +348,7 @@ static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, cons
     cc_storage *part = NULL;
     CC_TRY(cc_pool_acquire(dev, 2 * k.items * sizeof(float), &part));
     clcnn_status s = cc_launch(
-        dev, "batchnorm", defines, "bn_bwd_part", 1, &k.items, lws_1d(dev, &lws),
+        dev, "batchnorm", defines, "bn_bwd_part", 1, &k.groups, lws_1d(dev, &lws),
         CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(dy->storage->mem),
                 CC_ARG_INT(dy->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
                 CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(save_mean->storage->mem),
