@@ -212,8 +212,10 @@ static size_t group_weight_bytes(const cc_conv *cv) {
 }
 
 /* The CPU rule for one forward-shaped geometry (a stride-1 data gradient passes its
- * transposed geometry: dy as input, kpg and cpg swapped), see pick_algo. */
-static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
+ * transposed geometry: dy as input, kpg and cpg swapped), see pick_algo. narrow: a CPU
+ * with 16 vector registers (AVX2, cc_cpu_f16_accumulators), where the space-to-depth
+ * Winograd path is taken. */
+static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int narrow) {
     size_t wbytes = group_weight_bytes(cv);
     if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
@@ -223,7 +225,8 @@ static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv) {
         cv->q >= 7)
         return CLCNN_CONV_WINOGRAD;
     int S = cc_conv2d_winograd_s2d(cv);
-    if (S && cv->kpg >= 64 && cv->p >= 14 && cv->q >= 14 && 9 * S * S * 4 <= 5 * cv->r * cv->s)
+    if (narrow && S && cv->kpg >= 64 && cv->p >= 14 && cv->q >= 14 &&
+        9 * S * S * 4 <= 5 * cv->r * cv->s)
         return CLCNN_CONV_WINOGRAD;
     if (cv->kpg >= 16 && (cv->sh > 1 || cv->sw > 1) && wbytes <= ((size_t)16 << 20))
         return CLCNN_CONV_IMPLICIT_GEMM;
@@ -262,9 +265,11 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     padding (7x7 fused: 31 vs 87);
  *   - strided layers that space-to-depth makes 3x3 stride-1 ones (cc_conv2d_winograd_s2d)
  *     with kpg >= 64, outputs of at least 14x14 and at most a quarter more taps after
- *     the rearrangement ((3S)^2 <= 1.25 r*s): winograd: faster on AlexNet conv1 (batch
- *     32 and 1), slower on 5x5 stride 2 (36 taps for 25) and on small layers; the numbers
- *     are in the commit that set this rule;
+ *     the rearrangement ((3S)^2 <= 1.25 r*s), on CPUs with 16 vector registers (AVX2):
+ *     winograd: faster on AlexNet conv1 (batch 32 and 1), slower on 5x5 stride 2 (36 taps
+ *     for 25) and on small layers; the numbers are in the commit that set this rule. On
+ *     AVX-512 implicit_gemm was faster on AlexNet conv1 at batch 1 to 32 (the commit that
+ *     made it so);
  *   - kpg >= 16 and a stride above 1, one group's weights at most 16 MB: implicit_gemm,
  *     faster than direct on every strided layer of ResNet-50 (3x3 and 1x1, up to 9.4 MB
  *     of weights; the numbers are in the commit that set this rule); AlexNet conv1 168
@@ -345,10 +350,11 @@ static clcnn_conv_algo pick_algo(const clcnn_device *dev, const cc_conv *cv, pas
         if (ps == PASS_FILTER)
             return cv->kpg >= 16 && cv->cpg * cv->r * cv->s >= 16 ? CLCNN_CONV_IMPLICIT_GEMM
                                                                   : CLCNN_CONV_DIRECT;
-        if (ps == PASS_FORWARD) return pick_cpu_forward(cv);
+        int narrow = cc_cpu_f16_accumulators(dev, 1) > 0;
+        if (ps == PASS_FORWARD) return pick_cpu_forward(cv, narrow);
         if (cv->sh != 1 || cv->sw != 1) return pick_cpu_strided_data(cv);
         cc_conv t = cc_conv_transposed(cv); /* dy in, dx out */
-        return pick_cpu_forward(&t);
+        return pick_cpu_forward(&t, narrow);
     }
     int red = cv->cpg * cv->r * cv->s;
     if (cv->r == 1 && cv->s == 1 && cv->sh == 1 && cv->sw == 1 && cv->ph == 0 && cv->pw == 0 &&
