@@ -31,6 +31,15 @@
      : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
                                    : (v))
 
+/* A software prefetch of the cache line at p where the compiler targets a CPU
+ * architecture (POCL builds for the host), nothing elsewhere (GPUs; SPIR, as Oclgrind
+ * compiles even for a CPU-class run, has no prefetch). */
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__)
+#define CC_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define CC_PREFETCH(p) ((void)0)
+#endif
+
 /* x Sigmoid(x): the unary SiLU and the convolution epilogues that compile it in
  * (ACT_SILU), one expression so that fused and unfused plans round alike. */
 #define CC_SILU(v) ((v) * (1.0f / (1.0f + exp(-(v)))))

@@ -25,6 +25,10 @@
  *        any geometry from the arguments                                         default 0
  *   ACT_SILU  1: the forward's activation is x Sigmoid(x) whatever act says (plans'
  *        SiLU, compiled in so that no other layer pays for the exp)           default 0
+ *   PF   forward: 1 = each tile prefetches, at its columns, the input rows the next row
+ *        tile of its plane adds (CC_PREFETCH; the host sets it on CPUs, where a
+ *        work-group's work-items are consecutive row tiles run in turn, and a tile's
+ *        few short rows are too little for the hardware prefetchers)           default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
  *        defines differ anyway), so each compiles only the kernels it launches: on POCL
@@ -129,6 +133,9 @@ typedef float16 __attribute__((aligned(4))) float16_u;
 #ifndef ACT_SILU
 #define ACT_SILU 0
 #endif
+#ifndef PF
+#define PF 0
+#endif
 #if ACT_SILU /* the forward's activation is x Sigmoid(x), compiled in (plans' SiLU) */
 #define ACT_VEC(T, v, act, alpha) CC_SILU(v)
 #else
@@ -175,6 +182,13 @@ fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
      * case) skip all checks: stride 1 and 2 by plain vector loads. */
     const int ih0 = p0 * sh - ph, iw0 = q0 * sw - pw;
     const int ih_last = ih0 + (TP - 1) * sh + (r - 1) * dh;
+#if PF
+    for (int rr = 1; rr <= TP * sh; rr++) {
+        __global const float *pf = x + plane + (ih_last + rr) * w + max(iw0, 0);
+        CC_PREFETCH(pf);
+        if (VEC * sw > 16) CC_PREFETCH(pf + 16);
+    }
+#endif
     const int interior = (sw == 1 || sw == 2) && ih0 >= 0 && ih_last < h && iw0 >= 0 &&
                          iw0 + (VEC - 1) * sw + (s - 1) * dw < w &&
                          plane + ih_last * w + iw0 + (s - 1) * dw + VEC * sw <= hi;

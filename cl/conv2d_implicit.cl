@@ -40,9 +40,8 @@
  *   DWK  with DWF: 3 or 5 = the depthwise kernel is DWK x DWK with dilation 1 and DWS (1
  *        or 2) its stride both ways (the geometry arguments are then ignored), so its
  *        taps unroll; 0 = any geometry from the arguments                      default 0
- *   PF   with DWF: 1 = prefetch the input rows of the tiles ahead (clang's
- *        __builtin_prefetch where the compiler targets a CPU architecture; the host
- *        sets it on CPUs)                                                       default 0
+ *   PF   with DWF: 1 = prefetch the input rows of the tiles ahead (CC_PREFETCH: where
+ *        the compiler targets a CPU architecture; the host sets it on CPUs)     default 0
  *
  * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
  * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the

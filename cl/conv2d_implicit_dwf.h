@@ -4,14 +4,13 @@
 #if DWF
 /* PF 1 (the host sets it on CPUs): each input row a tile reads is prefetched 4 tiles
  * ahead along it. A work-item's tiles run along the rows, and each of them reads a few
- * rows of every channel, planes apart, which the hardware prefetchers do not follow.
- * Only where the compiler targets a CPU architecture (POCL builds for the host): SPIR,
- * as Oclgrind compiles it even for a CPU-class run, has no prefetch. */
+ * rows of every channel, planes apart, which the hardware prefetchers do not follow
+ * (CC_PREFETCH: only where the compiler targets a CPU architecture). */
 #ifndef PF
 #define PF 0
 #endif
-#if PF && (defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__))
-#define DW_PREFETCH(src, sw) __builtin_prefetch((src) + 4 * VW * (sw))
+#if PF
+#define DW_PREFETCH(src, sw) CC_PREFETCH((src) + 4 * VW * (sw))
 #else
 #define DW_PREFETCH(src, sw)
 #endif

@@ -133,8 +133,9 @@ static void fwd_setup(const clcnn_device *dev, const cc_conv *cv, int vec, int t
     f->cv = *cv;
     int kf = compiled_size(cv);
     snprintf(f->defs, sizeof f->defs,
-             "KF=%d PASS=1 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d%s", kf, qloop,
-             kf ? cv->sh : 0, tp, dev->info.type == CLCNN_DEVICE_CPU, vec,
+             "KF=%d PASS=1 PF=%d QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d%s", kf,
+             dev->info.type == CLCNN_DEVICE_CPU, qloop, kf ? cv->sh : 0, tp,
+             dev->info.type == CLCNN_DEVICE_CPU, vec,
              act == CLCNN_ACT_ID_SILU ? " ACT_SILU=1" : "");
     /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
      * tiles) then holds 4 channels instead of 2 working items out of 8 */
