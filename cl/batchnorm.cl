@@ -273,8 +273,7 @@ inline bn_chunk bn_chunk_of(int gid, int c, int hw, int chunk, int chunks) {
  * -1 in the lanes that were loaded. end: the first element past the tensor; a short load
  * that stays before it is one vector load with the lanes past rem zeroed (7x7 planes end
  * every fourth vector short), else element by element. */
-inline float16 bn_load16(__global const float *p, int rem, __global const float *end,
-                         int16 *mask) {
+inline float16 bn_load16(__global const float *p, int rem, __global const float *end, int16 *mask) {
     if (rem >= 16) {
         *mask = (int16)(-1);
         return vload16(0, p);
