@@ -296,9 +296,8 @@ inline float16 bn_load16(__global const float *p, int rem, __global const float 
  * their compensated sums interleaved: one chunk's chain of dependent adds is what bounded
  * a work-item, and the chains of independent chunks overlap. Each chunk's sums are the
  * same operations in the same order as with one chunk per work-item, so every bit of the
- * result is too. The host launches ceil(n * c * chunks / BN_IL) work-items (its
- * BN_CHUNKS_PER_ITEM, lib/ops/batchnorm.c). */
-#define BN_IL 4
+ * result is too. The host launches ceil(n * c * chunks / BN_IL) work-items. */
+#define BN_IL CC_BN_CHUNKS_PER_ITEM
 
 /* The chunks of work-item wid: ck[j] for gid = wid * BN_IL + j; len 0 past the last. */
 inline int bn_chunks_of(int wid, int total, int c, int hw, int chunk, int chunks,

@@ -11,6 +11,11 @@
     4 /* x Sigmoid(x): inference plans' implicit_gemm and depthwise                                \
        * convolutions only, compiled in (their ACT_SILU define) */
 
+/* Batch norm's chunk kernels: the chunks each work-item of bn_part_sum, bn_part_sqdev and
+ * bn_bwd_part owns (cl/batchnorm.cl), which the host's launch sizes follow
+ * (lib/ops/batchnorm.c). */
+#define CC_BN_CHUNKS_PER_ITEM 4
+
 #define CLCNN_POOL_ID_MAX 0
 #define CLCNN_POOL_ID_AVG 1
 #define CLCNN_POOL_ID_AVG_EXCLUDE 2

@@ -75,12 +75,8 @@ static int use_chunks(const clcnn_device *dev) {
 typedef struct bn_chunking {
     int chunk, chunks;
     size_t items;  /* n * c * chunks */
-    size_t groups; /* the reduction kernels' work-items: items / BN_CHUNKS_PER_ITEM, up */
+    size_t groups; /* the reduction kernels' work-items: items / CC_BN_CHUNKS_PER_ITEM, up */
 } bn_chunking;
-
-/* Chunks per work-item of bn_part_sum, bn_part_sqdev and bn_bwd_part: BN_IL of
- * cl/batchnorm.cl. */
-#define BN_CHUNKS_PER_ITEM 4
 
 static bn_chunking chunking(bn_dims d) {
     size_t chunk = 4096;
@@ -89,7 +85,7 @@ static bn_chunking chunking(bn_dims d) {
     k.chunks = (int)((d.hw + chunk - 1) / chunk);
     k.chunk = (int)chunk;
     k.items = d.n * d.c * (size_t)k.chunks;
-    k.groups = (k.items + BN_CHUNKS_PER_ITEM - 1) / BN_CHUNKS_PER_ITEM;
+    k.groups = (k.items + CC_BN_CHUNKS_PER_ITEM - 1) / CC_BN_CHUNKS_PER_ITEM;
     return k;
 }
 

@@ -281,7 +281,7 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *     Reductions of 16 (AVX2: c16->96 at 112x112 9.1 vs 15.1, VGG conv1_1's rows of 27
  *     36 vs 48). On AVX-512 the shortest was 24 until implicit_gemm gave a work-item runs
  *     of up to 48 tiles, after which it beat direct on MobileNet-V2's reductions of 16,
- *     forward and data gradient (perf/results/2026-12-07-session12);
+ *     forward and data gradient (the commit that made it so has the numbers);
  *   - else direct: few output channels per group, where it is best (ResNeXt-like 3x3 with
  *     4 and 8 per group: 9.8 vs implicit 16.4 and 7.5 vs 13.5) or close (LeNet conv1,
  *     kpg 6: 1.37 vs 1.06), short reductions, small images.

@@ -131,12 +131,10 @@ int cc_conv2d_depthwise_k3(const cc_conv *cv) {
 static void fwd_setup(const clcnn_device *dev, const cc_conv *cv, int vec, int tp, int qloop,
                       int act, depthwise_fwd *f) {
     f->cv = *cv;
-    int kf = compiled_size(cv);
+    int kf = compiled_size(cv), cpu = dev->info.type == CLCNN_DEVICE_CPU;
     snprintf(f->defs, sizeof f->defs,
-             "KF=%d PASS=1 PF=%d QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d%s", kf,
-             dev->info.type == CLCNN_DEVICE_CPU, qloop, kf ? cv->sh : 0, tp,
-             dev->info.type == CLCNN_DEVICE_CPU, vec,
-             act == CLCNN_ACT_ID_SILU ? " ACT_SILU=1" : "");
+             "KF=%d PASS=1 PF=%d QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d%s", kf, cpu,
+             qloop, kf ? cv->sh : 0, tp, cpu, vec, act == CLCNN_ACT_ID_SILU ? " ACT_SILU=1" : "");
     /* channels and tiles of a plane in one dimension: a work-group of a 7x7 plane (2 row
      * tiles) then holds 4 channels instead of 2 working items out of 8 */
     f->gws[0] = (size_t)cc_ceil_div(cv->p, tp) * (size_t)(qloop ? 1 : cc_ceil_div(cv->q, vec)) *
