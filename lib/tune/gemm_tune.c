@@ -23,8 +23,9 @@
  * warm-up (best of 7 for SGEMM 1024^3 before and after: the ratio the tuner reports).
  * Each candidate's results are spot-checked against the host; strided-batched GEMMs go
  * through lib/blas.c, which runs the calls CLBlast 1.5.3 gets wrong one item at a time.
- * The value ranges, the random draws and mutations and the seeds: lib/tune/gemm_space.c. */
-#include "tune_internal.h"
+ * The value ranges, the random draws and mutations and the seeds: lib/tune/gemm_space.c;
+ * the timing and checking of the parameters in force: lib/tune/gemm_measure.c. */
+#include "gemm_tune_internal.h"
 
 #include <clblast_c.h>
 #include <math.h>
@@ -33,66 +34,16 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Shapes the tuner times (row-major, as lib/blas.c calls CLBlast). batch > 1 is a
- * strided-batched GEMM as the convolutions issue it: A (the weights) shared by every
- * product (stride 0), B and C one matrix per image. CLBlast runs batched GEMMs with
- * kernels of their own, so they must be timed and checked too. */
-typedef struct tshape {
-    int ta, tb;
-    size_t m, n, k, batch;
-    const char *what;
-} tshape;
-static const tshape shapes[] = {
-    {0, 0, 1024, 1024, 1024, 1, "1024^3"},
-    {0, 0, 64, 3136, 576, 1, "conv 3x3 c64 56x56 forward (VGG)"},
-    {0, 0, 256, 196, 256, 8, "conv 1x1 c256 14x14 forward x8 (ResNet)"},
-    {0, 1, 64, 576, 3136, 1, "conv 3x3 c64 56x56 weight gradient"},
-    {0, 1, 32, 1000, 2048, 1, "linear 2048->1000 n32"},
-};
-#define NSHAPES ((int)(sizeof shapes / sizeof *shapes))
-#define RUNS 3
-#define RUNS_CAREFUL 7 /* SGEMM 1024^3 before and after: best of 7 (the machine may be busy) */
 #define A_FLOATS (1u << 20)
 #define B_FLOATS (2048u * 1024u)
-#define C_FLOATS (4u << 20) /* >= 576*3136*2 (verify) */
-#define MAX_TRIED 4096
-#define FORCE_DIRECT 65536 /* XGEMM_MIN_INDIRECT_SIZE that makes every GEMM direct */
-
-typedef struct tuner {
-    clcnn_device *dev;
-    const clcnn_gemm_tune_options *opt;
-    clcnn_gemm_tune_result *res;
-    cl_mem a, b, c;
-    float *ha, *hb, *hc;
-    uint64_t rng;
-    double t0, budget;
-    double cost_sum; /* seconds spent on evaluated candidates */
-    int cost_n;
-    size_t seen[MAX_TRIED][CC_XG_COUNT]; /* configurations tried (Xgemm or XgemmDirect) */
-    int seen_n;
-    double warm[NSHAPES]; /* wall seconds of each shape's warm-up call (builds) */
-    int careful;          /* evaluate() takes RUNS_CAREFUL runs of shapes[0] */
-    /* crash journal: the configuration being tried is written to trying_path first; a
-     * run that finds it there crashed on it, and moves it to crashed_path for good */
-    int journal;
-    char trying_path[4300], crashed_path[4300];
-    char bad[64][400];
-    int nbad;
-} tuner;
-
-static double now_s(void) {
-    return cc_now_ms() * 1e-3;
-}
-
-static uint64_t rnd(tuner *t) {
-    return cc_gemm_rnd(&t->rng);
-}
+#define C_FLOATS (4u << 20) /* >= 576*3136*2 (cc_gt_verify) */
+#define FORCE_DIRECT 65536  /* XGEMM_MIN_INDIRECT_SIZE that makes every GEMM direct */
 
 static void progress(tuner *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void progress(tuner *t, const char *fmt, ...) {
     if (!t->opt->progress) return;
     char line[1024];
-    int pos = snprintf(line, sizeof line, "[%6.1f s] ", now_s() - t->t0);
+    int pos = snprintf(line, sizeof line, "[%6.1f s] ", cc_gt_now_s() - t->t0);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line + pos, sizeof line - (size_t)pos, fmt, ap);
@@ -107,182 +58,6 @@ static void format_params(char *buf, size_t cap, const char *kernel, const char 
         pos += (size_t)snprintf(buf + pos, cap - pos, " %s=%zu", names[i], v[i]);
 }
 
-/* ---- timing and checking --------------------------------------------------------- */
-
-static clcnn_status override(tuner *t, const char *kernel, const char *const *names,
-                             const size_t *v, int count) {
-    int code = CLBlastOverrideParameters(t->dev->id, kernel, CLBlastPrecisionSingle, (size_t)count,
-                                         (const char **)names, v);
-    CC_RETURN_IF(code != CLBlastSuccess, CLCNN_ERR_BLAS,
-                 "CLBlastOverrideParameters(%s) failed with CLBlast status %d", kernel, code);
-    /* lib/blas.c decides by these which strided-batched calls CLBlast gets right */
-    if (!strcmp(kernel, "Xgemm")) {
-        cc_blas_xgemm_shape sh = {v[CC_XG_GEMMK], v[CC_XG_MWG],  v[CC_XG_NWG],
-                                  v[CC_XG_KWG],   v[CC_XG_KREG], v[CC_XG_VWM]};
-        cc_blas_note_xgemm(t->dev->id, &sh);
-    } else if (!strcmp(kernel, "GemmRoutine")) {
-        cc_blas_note_min_indirect(t->dev->id, v[0]);
-    }
-    return CLCNN_OK;
-}
-static clcnn_status set_min_indirect(tuner *t, size_t x) {
-    static const char *const names[] = {"XGEMM_MIN_INDIRECT_SIZE"};
-    return override(t, "GemmRoutine", names, &x, 1);
-}
-
-static size_t lda_of(const tshape *s) {
-    return s->ta ? s->m : s->k;
-}
-static size_t ldb_of(const tshape *s) {
-    return s->tb ? s->k : s->n;
-}
-
-/* One SGEMM through lib/blas.c (so a strided-batched one runs as the library runs it:
- * one CLBlast call, or one per item where CLBlast would get it wrong), timed as the span
- * between a marker before and a marker after it. */
-static clcnn_status gemm_timed(tuner *t, const tshape *s, size_t a_off, size_t b_off, size_t c_off,
-                               double *ms) {
-    cl_command_queue q = t->dev->queue;
-    cl_event m0 = NULL, m1 = NULL;
-    CC_CL_TRY(clEnqueueMarkerWithWaitList(q, 0, NULL, &m0));
-    clcnn_status st = cc_sgemm_strided_batched(
-        t->dev, s->ta, s->tb, s->m, s->n, s->k, 1.0f, t->a, a_off, lda_of(s), 0, t->b, b_off,
-        ldb_of(s), s->k * s->n, 0.0f, t->c, c_off, s->n, s->m * s->n, s->batch);
-    cl_int err = clEnqueueMarkerWithWaitList(q, 0, NULL, &m1);
-    if (err == CL_SUCCESS)
-        err = clWaitForEvents(1, &m1);
-    else
-        clFinish(q);
-    cl_ulong start = 0, end = 0;
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(m0, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(m1, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
-    clReleaseEvent(m0);
-    if (m1) clReleaseEvent(m1);
-    if (st != CLCNN_OK) {
-        clFinish(q);
-        return st;
-    }
-    CC_TRY(cc_cl_status(err, "profiling the tuning GEMM", __FILE__, __LINE__));
-    *ms = end > start ? (double)(end - start) / 1e6 : 1e-6;
-    return CLCNN_OK;
-}
-
-static double ref_entry(const tuner *t, const tshape *s, size_t a_off, size_t b_off, size_t i,
-                        size_t j, double *mag) {
-    double acc = 0, abs_acc = 0;
-    for (size_t p = 0; p < s->k; p++) {
-        double x = t->ha[a_off + (s->ta ? p * lda_of(s) + i : i * lda_of(s) + p)];
-        double y = t->hb[b_off + (s->tb ? j * ldb_of(s) + p : p * ldb_of(s) + j)];
-        acc += x * y;
-        abs_acc += fabs(x * y);
-    }
-    *mag = abs_acc;
-    return acc;
-}
-
-/* Compare C with a double-precision host GEMM: every entry when `all`, else 48 random
- * ones. Tolerance 2e-4 * sum|a*b| per entry: float rounding over k <= 3136 products
- * stays well inside it, a wrong kernel (bad tiling, missing padding) does not. */
-static clcnn_status check(tuner *t, const tshape *s, size_t a_off, size_t b_off, size_t c_off,
-                          int all) {
-    const size_t mn = s->m * s->n, total = mn * s->batch;
-    CC_CL_TRY(clEnqueueReadBuffer(t->dev->queue, t->c, CL_TRUE, c_off * sizeof(float),
-                                  total * sizeof(float), t->hc, 0, NULL, NULL));
-    size_t count = all ? total : 48;
-    for (size_t e = 0; e < count; e++) {
-        size_t idx = all ? e : rnd(t) % total;
-        size_t bi = idx / mn, i = idx % mn / s->n, j = idx % s->n;
-        double mag = 0, ref = ref_entry(t, s, a_off, b_off + bi * s->k * s->n, i, j, &mag);
-        double got = t->hc[idx];
-        if (!(fabs(got - ref) <= 2e-4 * mag + 1e-6))
-            return cc_fail(CLCNN_ERR_NUMERIC,
-                           "SGEMM %s%s %zux%zux%zu (batch %zu) gives C[%zu][%zu][%zu] = %g, "
-                           "expected %g",
-                           s->ta ? "T" : "N", s->tb ? "T" : "N", s->m, s->n, s->k, s->batch, bi, i,
-                           j, got, ref);
-    }
-    return CLCNN_OK;
-}
-
-/* Time shapes[first..last] with the parameters in force: gflops[i] per shape, the
- * geometric mean in *score. Stops early (poor = 1) when the first shape runs at less than
- * `cutoff` GFLOPS: such a candidate cannot win and slow ones cost the most time. */
-static clcnn_status evaluate(tuner *t, int first, int last, double cutoff, double *gflops,
-                             double *score, int *poor) {
-    double logsum = 0;
-    *poor = 0;
-    for (int i = first; i <= last; i++) {
-        const tshape *s = &shapes[i];
-        double ms = 0, best = 0;
-        double w0 = now_s();
-        CC_TRY(gemm_timed(t, s, 0, 0, 0, &ms)); /* warm-up: builds the program */
-        t->warm[i] = now_s() - w0;
-        const double flop = 2.0 * (double)s->m * (double)s->n * (double)s->k * (double)s->batch;
-        const int runs = t->careful && i == 0 ? RUNS_CAREFUL : RUNS;
-        for (int r = 0; r < runs; r++) {
-            CC_TRY(gemm_timed(t, s, 0, 0, 0, &ms));
-            if (r == 0 || ms < best) best = ms;
-            if (r == 0 && i == first && flop / (best * 1e6) < cutoff) break;
-        }
-        gflops[i] = flop / (best * 1e6);
-        CC_TRY(check(t, s, 0, 0, 0, 0));
-        logsum += log(gflops[i]);
-        if (i == first && gflops[i] < cutoff) {
-            *poor = 1;
-            *score = gflops[i] * 0.5;
-            return CLCNN_OK;
-        }
-    }
-    *score = exp(logsum / (last - first + 1));
-    return CLCNN_OK;
-}
-
-static double geomean(const double *g) {
-    double l = 0;
-    for (int i = 0; i < NSHAPES; i++)
-        l += log(g[i] > 0 ? g[i] : 1e-9);
-    return exp(l / NSHAPES);
-}
-
-/* Full check of the parameters in force on awkward shapes: sizes that are no multiple of
- * any tile, m or n of 1, every transpose combination, non-zero buffer offsets, and
- * strided-batched products on both sides of the direct/indirect threshold. */
-static clcnn_status verify(tuner *t) {
-    static const size_t dims[][4] = {{67, 45, 37, 1},    {129, 257, 65, 1},  {1, 300, 17, 1},
-                                     {300, 1, 29, 1},    {256, 256, 256, 1}, {33, 1000, 200, 1},
-                                     {67, 45, 37, 3},    {129, 257, 65, 2},  {64, 196, 256, 4},
-                                     {256, 256, 256, 2}, {64, 64, 64, 3},    {576, 3136, 64, 2}};
-    for (size_t d = 0; d < sizeof dims / sizeof *dims; d++) {
-        for (int tr = 0; tr < 4; tr++) {
-            tshape s = {tr & 1, tr >> 1, dims[d][0], dims[d][1], dims[d][2], dims[d][3], "verify"};
-            size_t c_off = d & 1 ? 7 : 0;
-            size_t a_off = d & 1 ? 5 : 0, b_off = d & 1 ? 3 : 0;
-            double ms;
-            CC_TRY(gemm_timed(t, &s, a_off, b_off, c_off, &ms));
-            CC_TRY(check(t, &s, a_off, b_off, c_off, 1));
-        }
-    }
-    return CLCNN_OK;
-}
-
-/* Quick check of a candidate before it is timed: strided-batched products whose sizes are
- * multiples of every tile (CLBlast then skips its copy kernels), operands at offsets.
- * CLBlast 1.5.3's indirect strided-batched GEMM ignores offsets and strides of the
- * matrices it does not copy (and k padding with GEMMK 1): lib/blas.c runs such calls one
- * item at a time, and these checks (through lib/blas.c) make sure it does. */
-static clcnn_status probe(tuner *t) {
-    static const size_t offs[][3] = {{0, 0, 0}, {0, 0, 7}, {5, 3, 7}};
-    for (size_t o = 0; o < sizeof offs / sizeof *offs; o++) {
-        tshape s = {0, 0, 128, 128, 128, 2, "probe"};
-        double ms;
-        CC_TRY(gemm_timed(t, &s, offs[o][0], offs[o][1], offs[o][2], &ms));
-        CC_TRY(check(t, &s, offs[o][0], offs[o][1], offs[o][2], 1));
-    }
-    return CLCNN_OK;
-}
-
 /* ---- configurations tried ------------------------------------------------------------ */
 
 static int seen_before(tuner *t, const size_t *v, int count) {
@@ -291,7 +66,7 @@ static int seen_before(tuner *t, const size_t *v, int count) {
     return 0;
 }
 static void remember(tuner *t, const size_t *v, int count) {
-    if (t->seen_n < MAX_TRIED) {
+    if (t->seen_n < CC_GT_MAX_TRIED) {
         memset(t->seen[t->seen_n], 0, sizeof t->seen[0]);
         memcpy(t->seen[t->seen_n++], v, (size_t)count * sizeof *v);
     }
@@ -303,12 +78,12 @@ typedef struct best {
     int have;
     size_t v[CC_XG_COUNT];
     double score;
-    double gflops[NSHAPES];
+    double gflops[CC_GT_NSHAPES];
 } best;
 
 static int time_left(tuner *t, double deadline) {
     double est = t->cost_n ? t->cost_sum / t->cost_n : 10.0;
-    return now_s() + est <= t->t0 + deadline;
+    return cc_gt_now_s() + est <= t->t0 + deadline;
 }
 
 /* Evaluate one candidate (kind 0: Xgemm, 1: XgemmDirect) and update b. */
@@ -335,16 +110,16 @@ static void try_candidate(tuner *t, int kind, const size_t *v, best *b, int firs
     }
     /* said before the build: should the device crash on it, the last line names it */
     progress(t, "trying %s", desc);
-    double t0 = now_s(), g[NSHAPES] = {0}, score = 0;
+    double t0 = cc_gt_now_s(), g[CC_GT_NSHAPES] = {0}, score = 0;
     int poor = 0;
     memset(t->warm, 0, sizeof t->warm);
     double cutoff = b->have ? b->gflops[first] / 2.5 : 0;
-    clcnn_status s = override(t, kernel, names, v, count);
-    if (s == CLCNN_OK) s = probe(t);
-    if (s == CLCNN_OK) s = evaluate(t, first, last, cutoff, g, &score, &poor);
+    clcnn_status s = cc_gt_override(t, kernel, names, v, count);
+    if (s == CLCNN_OK) s = cc_gt_probe(t);
+    if (s == CLCNN_OK) s = cc_gt_evaluate(t, first, last, cutoff, g, &score, &poor);
     CLBlastClearCache(); /* one program per candidate: free it */
     if (t->journal) unlink(t->trying_path);
-    t->cost_sum += now_s() - t0;
+    t->cost_sum += cc_gt_now_s() - t0;
     t->cost_n++;
     t->res->tried++;
     if (s != CLCNN_OK) {
@@ -360,8 +135,8 @@ static void try_candidate(tuner *t, int kind, const size_t *v, best *b, int firs
     for (int i = first; i <= last && wpos < sizeof warm; i++)
         wpos += (size_t)snprintf(warm + wpos, sizeof warm - wpos, "%s%.1f", i > first ? "+" : "",
                                  t->warm[i]);
-    progress(t, "  -> %s %.1f GFLOPS, score %.1f (warm-ups %s s)%s", shapes[first].what, g[first],
-             score, warm,
+    progress(t, "  -> %s %.1f GFLOPS, score %.1f (warm-ups %s s)%s", cc_gt_shapes[first].what,
+             g[first], score, warm,
              poor     ? " slow, stopped early"
              : better ? " best so far"
                       : "");
@@ -376,18 +151,18 @@ static void try_candidate(tuner *t, int kind, const size_t *v, best *b, int firs
 
 static void search(tuner *t, int kind, best *b, const size_t *stored, double deadline) {
     const int count = kind ? CC_XD_COUNT : CC_XG_COUNT;
-    const int first = kind ? 1 : 0, last = NSHAPES - 1;
+    const int first = kind ? 1 : 0, last = CC_GT_NSHAPES - 1;
     const int gpu = t->dev->info.type == CLCNN_DEVICE_GPU;
     if (stored && time_left(t, deadline)) try_candidate(t, kind, stored, b, first, last);
     const size_t *seeds;
     size_t nseeds = cc_gemm_seeds(kind, gpu, &seeds);
     for (size_t i = 0; i < nseeds && time_left(t, deadline); i++)
         try_candidate(t, kind, seeds + i * (size_t)count, b, first, last);
-    while (time_left(t, deadline) && t->seen_n < MAX_TRIED) {
+    while (time_left(t, deadline) && t->seen_n < CC_GT_MAX_TRIED) {
         size_t v[CC_XG_COUNT] = {0};
         int found = 0;
         for (int attempt = 0; attempt < 20000 && !found; attempt++) {
-            if (b->have && rnd(t) % 100 < 65)
+            if (b->have && cc_gt_rnd(t) % 100 < 65)
                 cc_gemm_mutate(&t->rng, kind, b->v, v);
             else
                 cc_gemm_random(&t->rng, kind, t->dev->info.type == CLCNN_DEVICE_CPU,
@@ -406,23 +181,24 @@ static void search(tuner *t, int kind, best *b, const size_t *stored, double dea
 /* The XGEMM_MIN_INDIRECT_SIZE that maximises the geometric mean over the shapes: CLBlast
  * takes the direct path when m*n*k < size^3. 1 = always indirect. */
 static size_t choose_min_indirect(const best *ind, const best *dir) {
-    double cube[NSHAPES];
-    for (int i = 0; i < NSHAPES; i++)
-        cube[i] = cbrt((double)shapes[i].m * (double)shapes[i].n * (double)shapes[i].k);
+    double cube[CC_GT_NSHAPES];
+    for (int i = 0; i < CC_GT_NSHAPES; i++)
+        cube[i] =
+            cbrt((double)cc_gt_shapes[i].m * (double)cc_gt_shapes[i].n * (double)cc_gt_shapes[i].k);
     size_t best_t = 1;
     double best_s = -1e300;
     /* candidate thresholds: 1, and midway above each shape's size */
-    for (int c = -1; c < NSHAPES; c++) {
+    for (int c = -1; c < CC_GT_NSHAPES; c++) {
         double thr = 1;
         if (c >= 0) {
             double above = 1e9;
-            for (int i = 0; i < NSHAPES; i++)
+            for (int i = 0; i < CC_GT_NSHAPES; i++)
                 if (cube[i] > cube[c] && cube[i] < above) above = cube[i];
             thr = above < 1e9 ? (cube[c] + above) / 2 : cube[c] + 1;
         }
         double s = 0;
         int ok = 1;
-        for (int i = 0; i < NSHAPES; i++) {
+        for (int i = 0; i < CC_GT_NSHAPES; i++) {
             double g = cube[i] < thr ? dir->gflops[i] : ind->gflops[i];
             if (g <= 0)
                 ok = 0;
@@ -494,13 +270,13 @@ clcnn_gemm_tune_options clcnn_gemm_tune_options_default(void) {
 
 static clcnn_status tune(tuner *t) {
     clcnn_gemm_tune_result *res = t->res;
-    double g[NSHAPES] = {0}, score = 0;
+    double g[CC_GT_NSHAPES] = {0}, score = 0;
     int poor = 0;
 
     /* 0: the parameters in force */
-    progress(t, "timing the parameters in force on %d shapes", NSHAPES);
+    progress(t, "timing the parameters in force on %d cc_gt_shapes", CC_GT_NSHAPES);
     t->careful = 1;
-    clcnn_status s = evaluate(t, 0, NSHAPES - 1, 0, g, &score, &poor);
+    clcnn_status s = cc_gt_evaluate(t, 0, CC_GT_NSHAPES - 1, 0, g, &score, &poor);
     t->careful = 0;
     if (s == CLCNN_ERR_NUMERIC) { /* wrong results: anything that works beats them */
         progress(t, "the parameters in force compute wrong results: %s", clcnn_last_error());
@@ -513,19 +289,19 @@ static clcnn_status tune(tuner *t) {
         /* SGEMM 1024^3 once more, a few seconds later: the best of two windows, as the
          * winner gets (its search timing and the final one), so that a busy moment on a
          * shared machine moves neither figure much */
-        double g0[NSHAPES] = {0}, sc0;
+        double g0[CC_GT_NSHAPES] = {0}, sc0;
         t->careful = 1;
-        s = evaluate(t, 0, 0, 0, g0, &sc0, &poor);
+        s = cc_gt_evaluate(t, 0, 0, 0, g0, &sc0, &poor);
         t->careful = 0;
         if (s != CLCNN_OK)
             return cc_fail_append(s, " (with the parameters in force, before tuning)");
         if (g0[0] > g[0]) g[0] = g0[0];
-        score = geomean(g);
+        score = cc_gt_geomean(g);
     }
     res->before_gflops = res->after_gflops = g[0];
     res->before_score = res->after_score = score;
-    progress(t, "in force: %s %.1f GFLOPS, score %.1f", shapes[0].what, g[0], score);
-    double before[NSHAPES];
+    progress(t, "in force: %s %.1f GFLOPS, score %.1f", cc_gt_shapes[0].what, g[0], score);
+    double before[CC_GT_NSHAPES];
     memcpy(before, g, sizeof g);
 
     char path[4200];
@@ -537,14 +313,14 @@ static clcnn_status tune(tuner *t) {
 
     /* 1: indirect kernel, indirect path forced */
     best ind = {0}, dir = {0};
-    CC_TRY(set_min_indirect(t, 1));
+    CC_TRY(cc_gt_set_min_indirect(t, 1));
     search(t, 0, &ind, have_stored && stored.has_xgemm ? stored.xgemm : NULL, t->budget * 0.5);
     if (!ind.have) {
         progress(t, "no configuration of the indirect kernel was tried or worked");
         if (have_stored && cc_tune_record_apply(t->dev, &stored) != CLCNN_OK) clcnn_clear_error();
         return CLCNN_OK;
     }
-    CC_TRY(override(t, "Xgemm", cc_xgemm_names, ind.v, CC_XG_COUNT));
+    CC_TRY(cc_gt_override(t, "Xgemm", cc_xgemm_names, ind.v, CC_XG_COUNT));
 
     /* 2: direct kernel, direct path forced */
     t->seen_n = 0;
@@ -556,7 +332,7 @@ static clcnn_status tune(tuner *t) {
         t->cost_sum = 5.0 * t->cost_sum / t->cost_n;
         t->cost_n = 1;
     }
-    CC_TRY(set_min_indirect(t, FORCE_DIRECT));
+    CC_TRY(cc_gt_set_min_indirect(t, FORCE_DIRECT));
     search(t, 1, &dir, have_stored && stored.has_direct ? stored.direct : NULL, t->budget * 0.65);
 
     /* 3: combine, verify, re-time */
@@ -580,7 +356,7 @@ static clcnn_status tune(tuner *t) {
     size_t chosen = rec.min_indirect;
     for (int attempt = 0;; attempt++) {
         s = cc_tune_record_apply(t->dev, &rec);
-        if (s == CLCNN_OK) s = verify(t);
+        if (s == CLCNN_OK) s = cc_gt_verify(t);
         if (s != CLCNN_ERR_NUMERIC || attempt >= 2) break;
         size_t next = raise[attempt] > chosen ? raise[attempt] : chosen;
         progress(t, "XGEMM_MIN_INDIRECT_SIZE=%zu fails the final check (%s); trying %zu",
@@ -596,20 +372,20 @@ static clcnn_status tune(tuner *t) {
     }
     if (s != CLCNN_OK) return cc_fail_append(s, " (verifying the tuned SGEMM)");
     t->careful = 1;
-    s = evaluate(t, 0, NSHAPES - 1, 0, g, &score, &poor);
+    s = cc_gt_evaluate(t, 0, CC_GT_NSHAPES - 1, 0, g, &score, &poor);
     t->careful = 0;
     if (s != CLCNN_OK) return cc_fail_append(s, " (timing the tuned SGEMM)");
     /* per shape, the best of this timing and the winner's own in the search (the same
      * kernel and path: direct below the threshold, as CLBlast decides): one busy moment
      * of a shared machine must not throw the search away */
-    for (int i = 0; i < NSHAPES; i++) {
-        const tshape *sh = &shapes[i];
+    for (int i = 0; i < CC_GT_NSHAPES; i++) {
+        const tshape *sh = &cc_gt_shapes[i];
         const double mi = (double)rec.min_indirect;
         const int direct = (double)sh->m * (double)sh->n * (double)sh->k < mi * mi * mi;
         const double seen = direct ? (dir.have ? dir.gflops[i] : 0) : ind.gflops[i];
         if (seen > g[i]) g[i] = seen;
     }
-    score = geomean(g);
+    score = cc_gt_geomean(g);
     CLBlastClearCache();
     char desc[1024];
     size_t pos = 0;
@@ -624,8 +400,9 @@ static clcnn_status tune(tuner *t) {
     snprintf(desc + pos, sizeof desc - pos, "; GemmRoutine: XGEMM_MIN_INDIRECT_SIZE=%zu",
              rec.min_indirect);
     progress(t, "best timings (before: in force at the start; after: the search and now):");
-    for (int i = 0; i < NSHAPES; i++)
-        progress(t, "%-42s before %7.1f  after %7.1f GFLOPS", shapes[i].what, before[i], g[i]);
+    for (int i = 0; i < CC_GT_NSHAPES; i++)
+        progress(t, "%-42s before %7.1f  after %7.1f GFLOPS", cc_gt_shapes[i].what, before[i],
+                 g[i]);
     if (score <= res->before_score) {
         progress(t,
                  "the winner (score %.1f) does not beat the parameters in force (%.1f); "
@@ -642,7 +419,7 @@ static clcnn_status tune(tuner *t) {
     if (t->opt->save && clcnn_tune_file_path(t->dev, path, sizeof path)) {
         rec.before_gflops = res->before_gflops;
         rec.after_gflops = res->after_gflops;
-        rec.seconds = now_s() - t->t0;
+        rec.seconds = cc_gt_now_s() - t->t0;
         rec.tried = res->tried;
         CC_TRY(cc_tune_record_write(path, &rec));
         progress(t, "stored in %s", path);
@@ -676,7 +453,7 @@ clcnn_status clcnn_gemm_tune(clcnn_device *dev, const clcnn_gemm_tune_options *o
     if (!t->ha || !t->hb || !t->hc)
         s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "out of host memory for the GEMM tuner");
     for (size_t i = 0; s == CLCNN_OK && i < B_FLOATS; i++) {
-        float x = (float)((rnd(t) >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+        float x = (float)((cc_gt_rnd(t) >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
         if (i < A_FLOATS) t->ha[i] = x;
         t->hb[i] = -x * 0.5f + 0.25f;
     }
@@ -694,13 +471,13 @@ clcnn_status clcnn_gemm_tune(clcnn_device *dev, const clcnn_gemm_tune_options *o
             s = cc_fail(CLCNN_ERR_OUT_OF_MEMORY, "cannot allocate the GEMM tuner's buffers (%s)",
                         cc_cl_error_name(err));
     }
-    t->t0 = now_s();
+    t->t0 = cc_gt_now_s();
     if (s == CLCNN_OK) {
         cc_tune_mark_applied(dev); /* from here on the tuner decides what is in force */
         journal_open(t);
         s = tune(t);
     }
-    res.seconds = now_s() - t->t0;
+    res.seconds = cc_gt_now_s() - t->t0;
     if (!res.params[0]) snprintf(res.params, sizeof res.params, "(unchanged)");
     if (t->a) clReleaseMemObject(t->a);
     if (t->b) clReleaseMemObject(t->b);
