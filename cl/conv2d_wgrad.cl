@@ -9,7 +9,11 @@
  * when there is no padding; for 1x1 kernels with strides, the positions they read, and
  * strides 1): every tap of every output position lies inside xp, so the
  * GEMM loop has no bounds checks. dY_g is read from dyt, a transposed copy of dy in
- * which the kpg channels of one position are consecutive (padded with zeros to kpad).
+ * blocks of MK*VK channels: within a block the channels of one position are consecutive,
+ * and the positions follow each other, so that a work-item's loads of dY are one stream
+ * that hardware prefetchers follow (with all kpg channels of a position together,
+ * consecutive positions would be kpad floats apart: 4 KB, a page each, on 1024-channel
+ * layers).
  *
  * A work-item owns MK*VK output channels (MK vectors of VK lanes) x TJ consecutive taps
  * j of K and one chunk of output rows (consecutive rows of the flattened n*p rows; the
@@ -37,14 +41,12 @@
  * Buffers (dense, each with an element offset *_off):
  *   x  (n, c, h, w)            dy (n, k, p, q)
  *   xp (nb, c, hp, wp)         the padded copy of images n0 .. n0+nb-1 (wgrad_pad_x)
- *   dyt (groups, nb*p*q, kpad) dyt[g][(ni*p + pi)*q + qi][m] = dy[n0+ni][g*kpg + m][pi][qi]
- *                              (0 for m >= kpg; kpad a multiple of MK*VK;
- *                              wgrad_transpose_dy)
- *   out (k, cpg, r, s)         dw itself (one chunk), or
- *   out (chunks, groups, nmb, njb, TJ, MK*VK)  the blocked partial sums (nmb = the blocks
- *                              of MK*VK channels, njb = the blocks of TJ taps; taps past K
- *                              and channels past kpg hold what the work-item computed for
- *                              them, which wgrad_sum_blocks skips)
+ *   dyt (groups, kpad/kb, nb*p*q, kb)  kb = MK*VK channels per block:
+ *                              dyt[g][m/kb][(ni*p + pi)*q + qi][m%kb] = dy[n0+ni][g*kpg +
+ * m][pi][qi] (0 for m >= kpg; kpad a multiple of kb; wgrad_transpose_dy) out (k, cpg, r, s) dw
+ * itself (one chunk), or out (chunks, groups, nmb, njb, TJ, MK*VK)  the blocked partial sums (nmb =
+ * the blocks of MK*VK channels, njb = the blocks of TJ taps; taps past K and channels past kpg hold
+ * what the work-item computed for them, which wgrad_sum_blocks skips)
  *
  * Work-item -> output mapping: dim0 = block of TJ taps, dim1 = block of MK*VK channels,
  * dim2 = group * chunks + chunk. */
@@ -122,41 +124,48 @@ __kernel void wgrad_subsample_x(__global const float *x, int x_off, __global flo
             d[qi] = src[qi * sw];
 }
 
-/* dyt (groups, nb*pq, kpad) from images n0 .. n0+nb-1 of dy (n, k, pq), see the top.
- * One work-item per block of 16 positions of one image and group (flattened: (group*nb +
- * image) * position blocks + block), which transposes its 16 x kpad block in 4x4 blocks
+/* dyt (groups, kpad/kb, nb*pq, kb) from images n0 .. n0+nb-1 of dy (n, k, pq), see the
+ * top (kb: a multiple of 4 that divides kpad). One work-item per block of 16 positions of
+ * one image and group (flattened: (group*nb + image) * position blocks + block), which
+ * transposes its 16 x kpad block in 4x4 blocks
  * through registers (float4 loads and stores; 2x faster than scalar copies, and than
  * 16x16 shuffle butterflies, which LLVM turns into a maze of narrow shuffles). Few,
  * large work-items: POCL's cost per work-group is a few microseconds. */
 __kernel void wgrad_transpose_dy(__global const float *dy, int dy_off, __global float *dyt,
-                                 int dyt_off, int n0, int nb, int k, int pq, int groups, int kpad) {
+                                 int dyt_off, int n0, int nb, int k, int pq, int groups, int kpad,
+                                 int kb) {
     const int kpg = k / groups;
     const int jblocks = (pq + 15) / 16, id = get_global_id(0);
     if (id >= groups * nb * jblocks) return;
     const int j0 = (id % jblocks) * 16, gn = id / jblocks;
     const int g = gn / nb, ni = gn % nb;
     const int nj = min(16, pq - j0);
-    __global float *d = dyt + dyt_off + ((g * nb + ni) * pq + j0) * kpad;
+    /* channel m of position j: d[(m / kb) * bstride + j * kb + m % kb] */
+    const int bstride = nb * pq * kb;
+    __global float *d0 = dyt + dyt_off + (g * (kpad / kb) * nb + ni) * pq * kb + j0 * kb;
     __global const float *src = dy + dy_off + ((n0 + ni) * k + g * kpg) * pq + j0;
-    /* 4x4 blocks through registers where they are whole (kpad is a multiple of 4) */
+    /* 4x4 blocks through registers where they are whole (kb is a multiple of 4) */
     const int m4 = (kpg / 4) * 4, j4 = (nj / 4) * 4;
     for (int m = 0; m < m4; m += 4) {
+        __global float *d = d0 + (m / kb) * bstride + m % kb;
         for (int j = 0; j < j4; j += 4) {
             const float4 a = vload4(0, src + m * pq + j), b = vload4(0, src + (m + 1) * pq + j);
             const float4 c = vload4(0, src + (m + 2) * pq + j),
                          e = vload4(0, src + (m + 3) * pq + j);
-            vstore4((float4)(a.s0, b.s0, c.s0, e.s0), 0, d + j * kpad + m);
-            vstore4((float4)(a.s1, b.s1, c.s1, e.s1), 0, d + (j + 1) * kpad + m);
-            vstore4((float4)(a.s2, b.s2, c.s2, e.s2), 0, d + (j + 2) * kpad + m);
-            vstore4((float4)(a.s3, b.s3, c.s3, e.s3), 0, d + (j + 3) * kpad + m);
+            vstore4((float4)(a.s0, b.s0, c.s0, e.s0), 0, d + j * kb);
+            vstore4((float4)(a.s1, b.s1, c.s1, e.s1), 0, d + (j + 1) * kb);
+            vstore4((float4)(a.s2, b.s2, c.s2, e.s2), 0, d + (j + 2) * kb);
+            vstore4((float4)(a.s3, b.s3, c.s3, e.s3), 0, d + (j + 3) * kb);
         }
         for (int j = j4; j < nj; j++)
             for (int l = 0; l < 4; l++)
-                d[j * kpad + m + l] = src[(m + l) * pq + j];
+                d[j * kb + l] = src[(m + l) * pq + j];
     }
-    for (int m = m4; m < kpad; m++)
+    for (int m = m4; m < kpad; m++) {
+        __global float *d = d0 + (m / kb) * bstride + m % kb;
         for (int j = 0; j < nj; j++)
-            d[j * kpad + m] = m < kpg ? src[m * pq + j] : 0.0f;
+            d[j * kb] = m < kpg ? src[m * pq + j] : 0.0f;
+    }
 }
 
 /* out[i] = (accumulate ? out[i] : 0) + part[0][i] + part[1][i] + ... in that order, for
@@ -220,8 +229,10 @@ __kernel void conv2d_wgrad(__global const float *xs, int xs_off, int xc, int xh,
     for (int row = row0; row < row1; row++) {
         const int ni = row / p, pi = row - ni * p;
         __global const float *xb = xg + ni * xc * plane + pi * sh * xw;
-        __global const float *dp = dyt + dyt_off + ((g * nb + ni) * pq + pi * q) * kpad + m0;
-        for (int qi = 0; qi < q; qi++, xb += sw, dp += kpad) {
+        __global const float *dp = dyt + dyt_off +
+                                   ((g * (kpad / (VK * MK)) * nb + ni) * pq + pi * q) * (VK * MK) +
+                                   m0 * nb * pq;
+        for (int qi = 0; qi < q; qi++, xb += sw, dp += VK * MK) {
             floatK dv[MK];
 #pragma unroll
             for (int mk = 0; mk < MK; mk++)

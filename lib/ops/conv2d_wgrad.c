@@ -8,8 +8,9 @@
  *   1. wgrad_pad_x: the images with their zero padding made explicit, or for 1x1 kernels
  *      with strides wgrad_subsample_x: the positions they read (every sh-th row and sw-th
  *      column), a stride-1 layer for the kernel (skipped otherwise: it reads x itself);
- *   2. wgrad_transpose_dy: dy transposed so that the channels of a position are
- *      consecutive (a vector of VK of them is one load), in 4x4 register blocks;
+ *   2. wgrad_transpose_dy: dy transposed in blocks of a work-item's MK*VK channels, the
+ *      channels of a position consecutive (a vector of VK of them is one load) and the
+ *      positions one after the other, in 4x4 register blocks;
  *   3. conv2d_wgrad: each work-item multiplies MK*VK channels x TJ taps over a chunk of
  *      rpc output rows (or whole planes, for 1x1-like layers whose rows are contiguous),
  *      writing its chunk's slice of a partial buffer, its sums as one contiguous block;
@@ -114,21 +115,30 @@ static wgrad_cfg pick_bcast(const clcnn_device *dev, const cc_conv *cv) {
     return cfg;
 }
 
+/* conv2d_wgrad_flat's parameters: the device's native vector width (8 on AVX2, 16 on
+ * AVX-512), 4 x 3 channels and 1024 positions per part (2048 on AVX-512, where the tuner
+ * picked it for ResNet-50's 56x56 and 28x28 1x1 layers: see the commit that set it). */
+static wgrad_cfg flat_cfg(const clcnn_device *dev) {
+    unsigned nat = dev->native_float_width;
+    int vp = nat >= 16 ? 16 : nat == 4 ? 4 : 8, target = nat >= 16 ? 2048 : 1024;
+    return (wgrad_cfg){
+        .vk = vp, .mk = 1, .tj = 1, .lws = 1, .target = target, .flat = 1, .ta = 4, .tb = 3};
+}
+
 /* The heuristic: flat shapes with output planes of at least 28x28 on CPUs take
- * conv2d_wgrad_flat, with the device's native vector width (8 on AVX2, 16 on AVX-512),
- * 4 x 3 channels and 1024 positions per part (2048 on AVX-512, where the tuner picked it
- * for ResNet-50's 56x56 and 28x28 1x1 layers: see the commit that set it); everything
- * else (and every shape on GPUs, where a work-item's own rows would make uncoalesced
- * reads) the broadcast kernel. Smaller planes keep the broadcast kernel: each image's row
- * is a few vectors and a tail there, and the flat kernel measured slower (7110179's
- * message), on channel-major copies too. */
+ * conv2d_wgrad_flat (flat_cfg), except on 32-register CPUs (AVX-512) those with at
+ * least 64 output channels per group but fewer than input channels: their dy, the tensor
+ * the broadcast kernel transposes, is the smaller one there, and the broadcast kernel's
+ * register block is the larger (see the commit that set it; with fewer channels its block
+ * of channels is one vector). Everything else (and every shape on GPUs, where a work-item's own
+ * rows would make uncoalesced reads) takes the broadcast kernel. Smaller planes keep it:
+ * each image's row is a few vectors and a tail there, and the flat kernel measured slower
+ * (7110179's message), on channel-major copies too. */
 static wgrad_cfg pick_cfg(const clcnn_device *dev, const cc_conv *cv) {
-    if (dev->info.type != CLCNN_DEVICE_GPU && flat_shape(cv) && cv->p * cv->q >= 28 * 28) {
-        unsigned nat = dev->native_float_width;
-        int vp = nat >= 16 ? 16 : nat == 4 ? 4 : 8, target = nat >= 16 ? 2048 : 1024;
-        return (wgrad_cfg){
-            .vk = vp, .mk = 1, .tj = 1, .lws = 1, .target = target, .flat = 1, .ta = 4, .tb = 3};
-    }
+    int wide = cc_cpu_f16_accumulators(dev, 1) == 0;
+    if (dev->info.type != CLCNN_DEVICE_GPU && flat_shape(cv) && cv->p * cv->q >= 28 * 28 &&
+        !(wide && cv->kpg >= 64 && cv->kpg < cv->cpg))
+        return flat_cfg(dev);
     return pick_bcast(dev, cv);
 }
 
@@ -173,7 +183,9 @@ static wgrad_cfg choose_cfg(const clcnn_device *dev, const cc_conv *cv) {
 }
 
 /* Near the heuristic: TJ 2/3 and 4/3 of it, TARGET / 2 and x 2, the other MK and VK / 2;
- * exhaustive: TJ {7, 10, 14, 20} x TARGET {1024, 2048, 4096} x MK {1, 2} up to max. */
+ * exhaustive: TJ {7, 10, 14, 20} x TARGET {1024, 2048, 4096} x MK {1, 2} up to max; on
+ * CPUs, flat shapes also try the other kernel (its heuristic, and for the flat kernel
+ * other blocks and parts). */
 int cc_conv2d_wgrad_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, int pass,
                                    int exhaustive, char out[][CC_CONV_CFG_MAX], int max) {
     if (pass != CLCNN_CONV_PASS_BACKWARD_FILTER) return 0;
@@ -206,6 +218,8 @@ int cc_conv2d_wgrad_cfg_candidates(const clcnn_device *dev, const cc_conv *cv, i
         c = h, c.mk = 3 - h.mk, v[nv++] = c;
         c = h, c.vk = h.vk > 4 ? h.vk / 2 : 8, v[nv++] = c;
     }
+    /* flat shapes the heuristic gives the broadcast kernel: the flat kernel too */
+    if (!h.flat && dev->info.type != CLCNN_DEVICE_GPU && flat_shape(cv)) v[nv++] = flat_cfg(dev);
     int n = 0;
     for (int i = 0; i < nv && n < max; i++) {
         wgrad_cfg c = v[i];
@@ -434,13 +448,13 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
             xs_off = xp->offset;
         }
         if (st == CLCNN_OK)
-            st = cc_launch(dev, "conv2d_wgrad", hdefs, "wgrad_transpose_dy", 1,
-                           (size_t[]){(size_t)cv->groups * nbi * cc_ceil_div(pq, 16)},
-                           (size_t[]){64},
-                           CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
-                                   CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset),
-                                   CC_ARG_INT(n0), CC_ARG_INT(nbi), CC_ARG_INT(cv->k),
-                                   CC_ARG_INT(pq), CC_ARG_INT(cv->groups), CC_ARG_INT(kpad)));
+            st = cc_launch(
+                dev, "conv2d_wgrad", hdefs, "wgrad_transpose_dy", 1,
+                (size_t[]){(size_t)cv->groups * nbi * cc_ceil_div(pq, 16)}, (size_t[]){64},
+                CC_ARGS(CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset),
+                        CC_ARG_MEM(dyt->storage->mem), CC_ARG_INT(dyt->offset), CC_ARG_INT(n0),
+                        CC_ARG_INT(nbi), CC_ARG_INT(cv->k), CC_ARG_INT(pq), CC_ARG_INT(cv->groups),
+                        CC_ARG_INT(kpad), CC_ARG_INT(kblk)));
         size_t gws[3] = {(size_t)cc_ceil_div(K, cfg.tj), (size_t)cc_ceil_div(cv->kpg, kblk),
                          (size_t)cv->groups * chunks_i};
         size_t lws[3] = {(size_t)cfg.lws, 1, 1};
