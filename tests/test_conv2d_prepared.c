@@ -8,7 +8,8 @@
  * (as in a plan's arena), and the guards around y must stay NaN; the weights and bias
  * are overwritten with NaN after create (they must not be kept). Also: two runs give
  * identical bytes, the results equal clcnn_conv2d_forward bit for bit for the same
- * algorithm without a residual, and the error paths (CLCNN_ERR_SHAPE / INVALID_ARG /
+ * algorithm without a residual, implicit_gemm's few-channel kernel (forced) with every
+ * epilogue, and the error paths (CLCNN_ERR_SHAPE / INVALID_ARG /
  * UNSUPPORTED with a message, outputs untouched).
  *
  * Tolerances as in test_conv2d_algos.c (inputs, weights, bias and z uniform in [-1, 1];
@@ -293,6 +294,34 @@ static void test_random(void **state) {
     if (failures) fail_msg("%d of %d random prepared cases failed", failures, runs);
 }
 
+/* ---- the few-channel forward of implicit_gemm (lib/ops/conv2d_stem.c) ---------------- */
+
+/* Forced with "stem" (on AVX-512 CPUs also the heuristic for such layers): every epilogue,
+ * the residual in place, SiLU, offsets and guards, on shapes whose rows end in a partial
+ * tile (the residual then read and y written in pieces) or in whole tiles. */
+static void test_stem(void **state) {
+    (void)state;
+    const ref_conv shapes[] = {
+        rcp_conv(2, 3, 20, 28, 10, 5, 5, 1, 2, 1, 1), /* rows of 28: a partial tile */
+        rcp_conv(1, 1, 9, 32, 8, 3, 3, 1, 1, 1, 1),   /* whole tiles */
+        rcp_conv(2, 3, 19, 35, 9, 7, 7, 2, 3, 1, 1),  /* stride 2, 18 columns */
+    };
+    setenv("CLCNN_CONV_IMPLICIT_CFG", "stem", 1);
+    int failures = 0, runs = 0;
+    for (int i = 0; i < 3; i++) {
+        pcase v[4] = {
+            {shapes[i], CLCNN_CONV_IMPLICIT_GEMM, 1, CLCNN_ACT_LEAKY_RELU, 1, 0, 0.2f, 700 + i},
+            {shapes[i], CLCNN_CONV_IMPLICIT_GEMM, i % 2, CLCNN_ACT_RELU, 1, 1, 0.2f, 710 + i},
+            {shapes[i], CLCNN_CONV_IMPLICIT_GEMM, 1, CLCNN_ACT_NONE, 0, 0, 0.2f, 720 + i},
+            {shapes[i], CLCNN_CONV_IMPLICIT_GEMM, 1, (int)CC_ACT_SILU, i % 2, 0, 0.2f, 730 + i},
+        };
+        for (int j = 0; j < 4; j++, runs++)
+            failures += !run_case(&v[j]);
+    }
+    unsetenv("CLCNN_CONV_IMPLICIT_CFG");
+    if (failures) fail_msg("%d of %d few-channel cases failed", failures, runs);
+}
+
 /* Leaky ReLU with the public call's slope: bit for bit equal to it (run_case compares). */
 static void test_leaky_default_alpha(void **state) {
     (void)state;
@@ -420,10 +449,9 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_leaky_default_alpha),
-        cmocka_unit_test(test_shapes),
-        cmocka_unit_test(test_random),
+        cmocka_unit_test(test_errors), cmocka_unit_test(test_leaky_default_alpha),
+        cmocka_unit_test(test_shapes), cmocka_unit_test(test_random),
+        cmocka_unit_test(test_stem),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_close_device();

@@ -463,18 +463,34 @@ clcnn_status cc_implicit_fill_wt(clcnn_device *dev, const cc_conv *cv, const clc
 }
 
 static void fwd_release(void *state) {
-    clcnn_tensor_free(((implicit_fwd *)state)->wt); /* the in-order queue runs the kernels
-                                                     * before any reuse */
+    implicit_fwd *f = state; /* the in-order queue runs the kernels before any reuse */
+    clcnn_tensor_free(f->wt);
+    clcnn_tensor_free(f->stem.w);
 }
 
+/* The forward: the few-channel kernel (lib/ops/conv2d_stem.c) when the parameter string
+ * asks for it ("stem [TM TN]") and it fits, or when there is no valid GEMM string and the
+ * heuristic picks it (cc_stem_applies); else the GEMM. */
 static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                 int act, void *state) {
-    return cc_implicit_prepare(dev, cv, w, 0, cv, act, state);
+    implicit_fwd *f = state;
+    char tmp[CC_CONV_CFG_MAX];
+    const char *e = cc_implicit_cfg_string(dev, CLCNN_CONV_PASS_FORWARD, cv, tmp);
+    int tm = 8, tn = 3;
+    implicit_cfg g;
+    int used = cc_stem_parse(dev, cv, e, &tm, &tn);
+    if (used || (!parse_cfg(dev, e, &g) && cc_stem_applies(dev, cv))) {
+        cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
+        f->cv = *cv;
+        return cc_stem_prepare(dev, cv, w, act, tm, tn, &f->stem);
+    }
+    return cc_implicit_prepare(dev, cv, w, 0, cv, act, f);
 }
 
 static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
                             const cc_conv_epilogue *ep, clcnn_tensor *y) {
     const implicit_fwd *f = state;
+    if (f->stem.on) return cc_stem_run(dev, &f->stem, x, ep, y);
     return cc_implicit_launch(dev, &f->cv, &f->pl, x->storage->mem, x->offset, f->wt->storage->mem,
                               f->wt->offset, ep, y->storage->mem, y->offset);
 }
@@ -507,7 +523,10 @@ static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, ge
     return n + 1;
 }
 
-/* Forward and backward data (backward filter is lib/ops/conv2d_wgrad.c), around the
+/* Forward of layers with at most 4 input channels that the few-channel kernel can run
+ * (lib/ops/conv2d_stem.c): where it is the heuristic, the GEMM's heuristic ("TM VW LWS KC
+ * NT TN") and "stem 16 1", "stem 6 4"; else "stem". Then, forward and backward data
+ * (backward filter is lib/ops/conv2d_wgrad.c), around the
  * heuristic of the (first) GEMM the pass runs: with 16 vector registers (TM below 8) TM
  * - 2, TM + 2 and TM/2 x TN 2; else where the heuristic has TN above 1 (AVX-512: pointwise
  * layers, and the others with enough tiles) TM x TN 8 x 3, 6 x 4, 16 x 1, 8 x 2, else
@@ -529,6 +548,26 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
     if (max > 40) max = 40;
     if (plan_with(dev, &g, h, 0, &plans[0]) != CLCNN_OK) return 0; /* implicit_gemm cannot run */
     int n = 0;
+    /* Forward of few-channel layers: where the few-channel kernel is the heuristic, the
+     * GEMM's heuristic and that kernel's other blocks; elsewhere that kernel (its plan
+     * slot matches no GEMM plan). */
+    int tm, tn;
+    if (pass == CLCNN_CONV_PASS_FORWARD && cv->c <= 4 && cc_stem_parse(dev, cv, "stem", &tm, &tn)) {
+        static const char *const stems[] = {"stem 16 1", "stem 6 4"};
+        if (cc_stem_applies(dev, cv)) {
+            plans[n + 1] = plans[0];
+            snprintf(out[n++], CC_CONV_CFG_MAX, "%d %d %d %d %d %d", h.tm, h.vw, h.lws, h.kc_max,
+                     h.nt, h.tn);
+            for (int i = 0; i < 2 && n < max; i++)
+                if (cc_stem_parse(dev, cv, stems[i], &tm, &tn)) {
+                    memset(&plans[n + 1], 0, sizeof plans[n + 1]);
+                    snprintf(out[n++], CC_CONV_CFG_MAX, "%s", stems[i]);
+                }
+        } else if (max > 0) {
+            memset(&plans[n + 1], 0, sizeof plans[n + 1]);
+            snprintf(out[n++], CC_CONV_CFG_MAX, "stem");
+        }
+    }
     if (exhaustive) {
         static const int tms[] = {4, 8, 16}, nts[] = {0, 2}, vws[] = {16, 8, 4}, lwss[] = {4, 8};
         for (int a = 0; a < 3; a++)

@@ -21,14 +21,40 @@ typedef struct gemm_plan {
     char defs[80];
 } gemm_plan;
 
+/* The forward of a layer with few input channels, prepared (lib/ops/conv2d_stem.c,
+ * cl/conv2d_stem.cl): its geometry, bands of rb output rows, ldl floats per copied column
+ * phase, its local memory, program and a copy of the weights. */
+typedef struct cc_stem {
+    int on;
+    cc_conv cv;
+    int rb, ldl;
+    size_t local_bytes;
+    char defs[64];
+    clcnn_tensor *w;
+} cc_stem;
 /* The GEMM of the geometry cv, prepared: its plan, its kernels built and wt, the weights
  * transposed (flip: w holds the weights of the convolution that cv transposes, backward
- * data of the layer key, see implicit_weights; else key is cv). */
+ * data of the layer key, see implicit_weights; else key is cv); or, for the forward of a
+ * layer with few input channels, stem (stem.on: no GEMM plan, no wt). */
 typedef struct implicit_fwd {
     cc_conv cv;
     gemm_plan pl;
     clcnn_tensor *wt; /* (groups, mp/TM, K, TM) */
+    cc_stem stem;
 } implicit_fwd;
+/* lib/ops/conv2d_stem.c. Whether the forward of cv takes the few-channel kernel when no
+ * parameter string says otherwise (the heuristic). */
+int cc_stem_applies(const clcnn_device *dev, const cc_conv *cv);
+/* Whether s is "stem" or "stem TM TN" and the kernel can run cv so (any device): then
+ * *tm, *tn are its parameters (8 and 3 for "stem"). */
+int cc_stem_parse(const clcnn_device *dev, const cc_conv *cv, const char *s, int *tm, int *tn);
+/* st prepared for the forward of cv with activation act (SiLU is compiled in) and TM x TN
+ * blocks: program built, a copy of w kept (released with clcnn_tensor_free(st->w)). */
+clcnn_status cc_stem_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w, int act,
+                             int tm, int tn, cc_stem *st);
+/* y = act(conv(x, w) + b + z) (ep as for cc_implicit_launch) with st. */
+clcnn_status cc_stem_run(clcnn_device *dev, const cc_stem *st, const clcnn_tensor *x,
+                         const cc_conv_epilogue *ep, clcnn_tensor *y);
 
 /* The parameter string for pass of the layer `key` (its own geometry, also for the
  * GEMMs backward data runs): the tuner's, $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT [TN]]"
