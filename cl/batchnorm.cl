@@ -292,6 +292,11 @@ inline float16 bn_load16(__global const float *p, int rem, __global const float 
     return vload16(0, v);
 }
 
+/* A software prefetch of the element 256 floats (16 cache lines) ahead of p in a stream
+ * (CPU compilers only, see CC_PREFETCH; past a chunk's end it fetches the next
+ * chunk's start, or nothing useful): the kernels below stalled on their loads. */
+#define BN_PF(p) CC_PREFETCH((p) + 256)
+
 /* The reduction kernels' work-items each own BN_IL consecutive chunks (gid * BN_IL ...),
  * their compensated sums interleaved: one chunk's chain of dependent adds is what bounded
  * a work-item, and the chains of independent chunks overlap. Each chunk's sums are the
@@ -330,9 +335,11 @@ __kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int 
     for (int i = 0; i < maxlen; i += 16) {
 #pragma unroll
         for (int j = 0; j < BN_IL; j++)
-            if (i < ck[j].len)
+            if (i < ck[j].len) {
+                BN_PF(x + x_off + ck[j].first + i);
                 bn_kahan16(&s[j], &comp[j],
                            bn_load16(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask));
+            }
     }
     for (int j = 0; j < BN_IL; j++)
         if (ck[j].len) part[ck[j].ch * n * chunks + ck[j].slot] = bn_lanes(s[j], comp[j]);
@@ -366,6 +373,7 @@ __kernel void bn_part_sqdev(__global const float *x, int x_off, int n, int c, in
 #pragma unroll
         for (int j = 0; j < BN_IL; j++)
             if (i < ck[j].len) {
+                BN_PF(x + x_off + ck[j].first + i);
                 float16 d =
                     bn_load16(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask) - mu[j];
                 d = select((float16)(0.0f), d, mask);
@@ -412,8 +420,10 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
     __global const float *xp = x + x_off + ck.first;
     __global float *yp = y + y_off + ck.first;
     int i = 0;
-    for (; i + 16 <= ck.len; i += 16)
+    for (; i + 16 <= ck.len; i += 16) {
+        BN_PF(xp + i);
         vstore16(bn_act16(bn_affine16(vload16(0, xp + i), mu, inv, g, b), act), 0, yp + i);
+    }
     for (; i < ck.len; i++)
         yp[i] = bn_act(bn_affine(xp[i], mu, inv, g, b), act);
 }
@@ -446,6 +456,8 @@ __kernel void bn_bwd_part(__global const float *x, int x_off, __global const flo
             if (i < ck[j].len) {
                 /* lanes past the chunk: dy and x 0, so g is 0 whatever the mask */
                 const int rem = ck[j].len - i;
+                BN_PF(x + x_off + ck[j].first + i);
+                BN_PF(dy + dy_off + ck[j].first + i);
                 float16 xv = bn_load16(x + x_off + ck[j].first + i, rem, end, &mask);
                 float16 g = bn_mask16(bn_load16(dy + dy_off + ck[j].first + i, rem, dend, &mask),
                                       bn_affine16(xv, mu[j], inv[j], ga[j], be[j]), act);
@@ -493,6 +505,8 @@ __kernel void bn_bwd_dx_chunk(__global const float *x, int x_off, __global const
     __global float *dp = dx + dx_off + ck.first;
     int i = 0;
     for (; i + 16 <= ck.len; i += 16) {
+        BN_PF(xp + i);
+        BN_PF(gp + i);
         float16 xv = vload16(0, xp + i), xhat = (xv - mu) * inv;
         float16 gv = bn_mask16(vload16(0, gp + i), bn_affine16(xv, mu, inv, g, be), act);
         vstore16(gi * (gv - a - xhat * b), 0, dp + i);
