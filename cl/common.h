@@ -31,10 +31,17 @@
      : (act) == CLCNN_ACT_ID_LEAKY ? select((v) * (alpha), (v), (v) > (T)(0.0f))                   \
                                    : (v))
 
-/* A software prefetch of the cache line at p where the compiler targets a CPU
- * architecture (POCL builds for the host), nothing elsewhere (GPUs; SPIR, as Oclgrind
- * compiles even for a CPU-class run, has no prefetch). */
+/* 1 where the compiler targets a CPU architecture (POCL builds for the host), 0
+ * elsewhere (GPUs; Oclgrind compiles SPIR even for a CPU-class run). */
 #if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__)
+#define CC_CPU_COMPILER 1
+#else
+#define CC_CPU_COMPILER 0
+#endif
+
+/* A software prefetch of the cache line at p on CPU compilers, nothing elsewhere (SPIR
+ * has no prefetch). */
+#if CC_CPU_COMPILER
 #define CC_PREFETCH(p) __builtin_prefetch(p)
 #else
 #define CC_PREFETCH(p) ((void)0)
@@ -43,6 +50,25 @@
 /* x Sigmoid(x): the unary SiLU and the convolution epilogues that compile it in
  * (ACT_SILU), one expression so that fused and unfused plans round alike. */
 #define CC_SILU(v) ((v) * (1.0f / (1.0f + exp(-(v)))))
+
+/* On CPU compilers (POCL), vstore16 in every kernel file is this one store (the macro at the end;
+ * float16 and int16 in every address space): POCL's vstore16 stores 4 + 4 + 8 elements in three
+ * instructions on AVX-512, a vector with the alignment of its element type is one unaligned vector
+ * store. Elsewhere (GPU compilers, Oclgrind's SPIR) vstore16 is the builtin. */
+#if CC_CPU_COMPILER
+#define CC_VSTORE16_AS(T, AS)                                                                      \
+    inline void __attribute__((overloadable)) cc_vstore16(T##16 v, size_t o, AS T *p) {            \
+        typedef T##16 unaligned_t __attribute__((aligned(sizeof(T))));                             \
+        *(AS unaligned_t *)(p + o * 16) = v;                                                       \
+    }
+#define CC_VSTORE16(T)                                                                             \
+    CC_VSTORE16_AS(T, __global) CC_VSTORE16_AS(T, __local) CC_VSTORE16_AS(T, __private)
+CC_VSTORE16(float)
+CC_VSTORE16(int)
+#undef CC_VSTORE16
+#undef CC_VSTORE16_AS
+#define vstore16 cc_vstore16
+#endif
 
 /* Apply a fused activation chosen by ACT_* id at run time. */
 inline float cc_activate(float v, int act, float alpha) {
