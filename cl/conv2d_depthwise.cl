@@ -28,7 +28,9 @@
  *   PF   forward: 1 = each tile prefetches, at its columns, the input rows the next row
  *        tile of its plane adds (CC_PREFETCH; the host sets it on CPUs, where a
  *        work-group's work-items are consecutive row tiles run in turn, and a tile's
- *        few short rows are too little for the hardware prefetchers)           default 0
+ *        few short rows are too little for the hardware prefetchers); the 3x3 filter
+ *        gradient (K3) over wide rows: each output row prefetches the x rows and the dy
+ *        row of two output rows ahead                                           default 0
  *   PASS the kernels the program holds: 1 = the forward kernel, 2 = the two gradient
  *        kernels, 0 = all three. The host builds forward and gradient programs apart (their
  *        defines differ anyway), so each compiles only the kernels it launches: on POCL

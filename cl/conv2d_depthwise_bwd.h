@@ -287,6 +287,15 @@ __kernel void conv2d_depthwise_bwd_filter(__global const float *x, int x_off,
                 const int dyr = dy_off + (ni * c + ch) * p * q + pi * q;
                 const int ih0 = pi * STRIDE - ph;
                 const int xlast = xplane + (ih0 + 2) * w + 2 + VEC * STRIDE;
+#if PF
+                /* the x rows and the dy row of two output rows ahead (past the plane: the
+                 * next one's, or nothing useful) */
+                for (int o = 0; o < w; o += 16)
+                    for (int e = 1; e <= STRIDE; e++)
+                        CC_PREFETCH(x + xplane + (ih0 + 2 + 2 * STRIDE - STRIDE + e) * w + o);
+                for (int o = 0; o < q; o += 16)
+                    CC_PREFETCH(dy + dyr + 2 * q + o);
+#endif
                 for (int q0 = 0; q0 < q; q0 += VEC) {
                     K3_TILE();
                     const floatV g = load_dy(dy, dyr, q0, q, dhi, keep);

@@ -212,8 +212,9 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
     int s2 = k3 && cv->sh == 2 && cv->ph == 1 && cv->pw == 1;
     int vec = s2 ? cpu_vec(dev, wq) : pick_vec(wq);
     char defs[80];
-    snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d",
-             k3, cpu, k3 ? cv->sh : 0, tp, cpu, vec);
+    snprintf(defs, sizeof defs,
+             "K3=%d PASS=2 PF=%d QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", k3, cpu, cpu,
+             k3 ? cv->sh : 0, tp, cpu, vec);
     if (s2) {
         size_t tiles = (size_t)cc_ceil_div(cc_ceil_div(cv->h, 2), 2) *
                        (size_t)cc_ceil_div(cc_ceil_div(cv->w, 2), vec); /* DU = 2 pairs */
@@ -256,8 +257,9 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
     int vec = k3 ? cpu_vec(dev, cv->q) : pick_vec(cv->q);
     int cpu = dev->info.type == CLCNN_DEVICE_CPU;
     char defs[80];
-    snprintf(defs, sizeof defs, "K3=%d PASS=2 QLOOP=%d STRIDE=%d TP=4 UNALIGNED_LOADS=%d VEC=%d",
-             k3, cpu, k3 ? cv->sh : 0, cpu, vec);
+    snprintf(defs, sizeof defs,
+             "K3=%d PASS=2 PF=%d QLOOP=%d STRIDE=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", k3, cpu, cpu,
+             k3 ? cv->sh : 0, cpu, vec);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
     size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
