@@ -392,7 +392,12 @@ clcnn_status cc_conv2d_wgrad_backward_filter(clcnn_device *dev, const cc_conv *c
                        sizeof(float);
     size_t rpc_cache = ((size_t)640 << 10) / row_bytes;
     if (rpc_cache < 1) rpc_cache = 1;
-    if ((size_t)rpc > rpc_cache) rpc = (int)rpc_cache;
+    /* On 32-register CPUs (AVX-512), where the cap alone would split a pass whose rows
+     * fit twice it into two chunks, one chunk: no partial sums to write and add
+     * (ResNet-50's 7x7 3x3 and expand layers; the commit that set this has the numbers) */
+    int wide = !gpu && cc_cpu_f16_accumulators(dev, 1) == 0;
+    if ((size_t)rpc > rpc_cache)
+        rpc = wide && rows <= rpc && (size_t)rows <= 2 * rpc_cache ? rows : (int)rpc_cache;
     size_t need = (want + items - 1) / items; /* chunks per pass */
     if (need > 1 && (size_t)cc_ceil_div(rows, rpc) < need)
         rpc = need >= (size_t)rows ? 1 : cc_ceil_div(rows, (int)need);
