@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""perf/onnxruntime_profile.py: ONNX Runtime's CPU time per node of one ONNX model.
+
+    python perf/onnxruntime_profile.py MODEL.onnx [--batch 8] [--threads N] [--runs 10]
+                                       [--warmup 3] [--seed 0] [--csv]
+
+For comparison only, beside clcnn's own per-step profile of the same export
+(CLCNN_PROFILE=steps build/clcnn-perf --op net_infer --exec plan --model MODEL.onnx
+--batch 8): which layers ONNX Runtime runs faster. onnxruntime is no dependency of
+clcnn or its tests; run this with the interpreter that has it (e.g. .venv-ort/bin/python,
+which perf/compare_onnxruntime.sh makes).
+
+The session is set up as perf/onnxruntime_bench.py's (CPUExecutionProvider, every graph
+optimization, --threads intra-op threads, sequential execution) with ONNX Runtime's
+profiler on. After --warmup untimed calls, --runs calls are profiled; per node (after
+ORT's fusions: a Conv may carry its ReLU or Add, and ORT's NCHWc reorders appear as
+nodes of their own) it prints the median of its kernel times over the runs, in ms, in
+the order the nodes ran, then their sum. --csv prints node,op,ms,output_shape lines
+instead of the table. The profile's JSON file is written to the system's temporary
+directory and removed.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+
+import numpy as np
+import onnxruntime as ort
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--csv", action="store_true", help="node,op,ms,output_shape lines")
+    args = ap.parse_args()
+    if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.threads < 1:
+        ap.error("--batch, --runs and --threads must be >= 1, --warmup >= 0")
+
+    tmp = tempfile.mkdtemp(prefix="ort-profile-")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.enable_profiling = True
+    so.profile_file_prefix = os.path.join(tmp, "profile")
+    sess = ort.InferenceSession(args.model, sess_options=so,
+                                providers=["CPUExecutionProvider"])
+
+    inp = sess.get_inputs()[0]
+    dims = [d if isinstance(d, int) else None for d in inp.shape]
+    if len(dims) != 4 or any(d is None for d in dims[1:]):
+        sys.exit(f"{args.model}: expected an input (batch, C, H, W), got {inp.shape}")
+    x = np.random.default_rng(args.seed).uniform(-1.0, 1.0,
+                                                 (args.batch, *dims[1:])).astype(np.float32)
+    feed = {inp.name: x}
+    for _ in range(args.warmup + args.runs):
+        sess.run(None, feed)
+    path = sess.end_profiling()
+    try:
+        with open(path) as f:
+            events = json.load(f)
+    finally:
+        os.remove(path)
+        os.rmdir(tmp)
+
+    # kernel times per node, in the order the nodes first ran; the last --runs of each
+    times, info = {}, {}
+    for e in events:
+        name = e.get("name", "")
+        if e.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        node = name[: -len("_kernel_time")]
+        times.setdefault(node, []).append(e["dur"] / 1000.0)
+        a = e.get("args", {})
+        shapes = a.get("output_type_shape", [])
+        shape = "x".join(str(d) for s in shapes[:1] for v in s.values() for d in v)
+        info[node] = (a.get("op_name", ""), shape)
+    rows = [(n, info[n][0], statistics.median(t[-args.runs:]), info[n][1])
+            for n, t in times.items()]
+    total = sum(r[2] for r in rows)
+    if args.csv:
+        print("node,op,ms,output_shape")
+        for n, op, ms, shape in rows:
+            print(f"{n},{op},{ms:.4f},{shape}")
+        return
+    width = max([len(r[0]) for r in rows] + [4])
+    for n, op, ms, shape in rows:
+        print(f"{n:<{width}}  {op:<18} {ms:8.3f}  {shape}")
+    print(f"{'total':<{width}}  {'':<18} {total:8.3f}  ms per batch of {args.batch}, "
+          f"ONNX Runtime {ort.__version__}, {args.threads} threads")
+
+
+if __name__ == "__main__":
+    main()
