@@ -106,8 +106,8 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
     int gpu = dev->info.type == CLCNN_DEVICE_GPU;
     implicit_cfg cfg = {.tm = gpu ? 2 : 16, .vw = 16, .lws = gpu ? 16 : 4, .kc_max = 1024, .tn = 1};
     /* CPUs with 16 vector registers (AVX2): as many float16 accumulators as fit beside
-     * one strip vector, TN 1 (AVX2: TM 6, 12 of the 16 registers; the ResNet-50 layers at
-     * batch 8 run 1.7-2.7x faster than with TM 16 or TM 8 x TN 3, which spill) */
+     * one strip vector, TN 1 (AVX2: TM 6, 12 of the 16 registers; TM 16 and TM 8 x TN 3
+     * spill there: the commit that set this has the numbers) */
     int acc = gpu ? 0 : cc_cpu_f16_accumulators(dev, 1);
     if (acc) cfg.tm = acc;
     if (!dwf && is_pointwise(cv) && !gpu) {
@@ -115,9 +115,9 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
         /* The lanes are consecutive positions of the plane, the packing is a plain copy
          * and the GEMM loop dominates: TN tiles share each broadcast weight (24 float16
          * accumulators of the 32 registers: per reduction step TN + TM loads for 24
-         * FMAs instead of 17 for 16). TM 8 x TN 3 where the weights stay in the cache
-         * (ResNet 1x1 anchor 14x14 c256 k256: 1.2x); TM 6 x TN 4 where they do not
-         * (a block of weights serves more tiles per fetch: ResNet-50 l4 1x1 1.3x). */
+         * FMAs instead of 17 for 16). TM 8 x TN 3 where the weights stay in the cache;
+         * TM 6 x TN 4 where they do not (a block of weights serves more tiles per fetch;
+         * the commits that set these have the numbers). */
         size_t wbytes = (size_t)cv->cpg * cv->kpg * sizeof(float);
         int big = wbytes > ((size_t)512 << 10);
         cfg.tm = big ? 6 : 8;
@@ -209,11 +209,11 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
     size_t want = wanted_items(dev, cfg.lws);
     /* Tiles per work-item: when a group's weights outgrow the cache (512 KB: 3x3 layers
      * with a few hundred channels), every tile of a work-item reuses each block of them,
-     * up to 4 tiles while enough work-items remain (on a 14x14 layer with 256 channels,
-     * 4 tiles: 1.4x). With 16 vector registers (TM 6, cc_cpu_f16_accumulators) up to 3
-     * tiles while 8 work-items per compute unit remain: the 7x7 layers of ResNet-50 at
-     * batch 8 (32 tiles) get NT 2 instead of 1, 1.2-1.5x; NT 4 instead of 3 on its
-     * 14x14 layers (104 tiles) was 0.9-1.0x. */
+     * up to 4 tiles while enough work-items remain. With 16 vector registers (TM 6,
+     * cc_cpu_f16_accumulators) up to 3 tiles while 8 work-items per compute unit remain
+     * (the 7x7 layers of ResNet-50 at batch 8, 32 tiles, get NT 2 instead of 1; NT 4
+     * instead of 3 on its 14x14 layers was no gain). The commits that set these have the
+     * numbers. */
     int nt = cfg.nt;
     if (!nt) {
         int narrow = !gpu && cc_cpu_f16_accumulators(dev, 1) > 0;
@@ -226,10 +226,10 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
          * 1x1, or a reduction of at most 32 as in 3-channel 3x3 stems): 4 tiles per
          * work-item, the output channels split below when that leaves too few
          * work-items. Their time goes to writing the wide output, and a work-item then
-         * writes 4 consecutive tiles of each plane (MobileNet-V2 batch 8: 112x112 c16 k96
-         * 6.6 -> 4.4 ms, 14x14 c96 k576 1.9 -> 1.7, 7x7 c160 k960 1.9 -> 1.5, the stem
-         * 3x3 s2 c3 k32 4.5 -> 3.8; VGG-16 conv1_1 5.2 -> 4.8; on MobileNet's projections,
-         * its 4x head and the 7x7 and 11x11 stems of ResNet-50 and AlexNet it lost). */
+         * writes 4 consecutive tiles of each plane (faster on MobileNet-V2's expansions and
+         * stem and VGG-16's conv1_1; slower on MobileNet's projections, its 4x head and the
+         * 7x7 and 11x11 stems of ResNet-50 and AlexNet: the commit that set this has the
+         * numbers). */
         if (narrow && cv->kpg >= 6 * cv->cpg && (plane || K <= 32)) nt = 4;
         /* Register blocks of TN tiles (AVX-512): up to 48 consecutive tiles per
          * work-item while enough work-items remain. The pack then reads, and the
@@ -305,8 +305,8 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
                       .local_bytes = (size_t)cfg.lws * wi_bytes};
     /* CPUs: a 1x1 output larger than half the last-level cache cannot stay there for the
      * next layer; its whole tiles are stored past the cache (non-temporal stores: no read
-     * for ownership, no eviction of what the next layer reads). MobileNet-V2 batch 8,
-     * 112x112 c16 k96 (38.5 MB, cache 32 MB): 5.0 -> 3.9 ms alone, the network 1.1x. */
+     * for ownership, no eviction of what the next layer reads; MobileNet-V2's 112x112
+     * expansion on a CPU reporting 32 MB: the commit that set this has the numbers). */
     size_t ybytes = (size_t)cv->n * (size_t)cv->k * (size_t)cv->p * (size_t)cv->q * sizeof(float);
     int nts = !gpu && plane && dev->global_cache_bytes && ybytes > dev->global_cache_bytes / 2;
     /* DWF: a 3x3 or 5x5 depthwise kernel with dilation 1 and equal strides 1 or 2
