@@ -125,7 +125,7 @@ __kernel void conv2d_stem_fwd(__global const float *x, int x_off, __global const
             __local float *d = lb + ci * cstride + rr * rstride;
             for (int i0 = 0; i0 < ldl; i0 += 16) {
                 const int c0 = i0 * SW - pw;
-                if (src && c0 >= 0 && c0 + 16 * SW <= w) {
+                if (src && c0 >= 0 && c0 + 16 * SW <= w && i0 + 16 <= ldl) {
 #if SW == 1
                     vstore16(vload16(0, src + c0), 0, d + i0);
 #elif SW == 2
