@@ -43,8 +43,10 @@
  * has no prefetch). */
 #if CC_CPU_COMPILER
 #define CC_PREFETCH(p) __builtin_prefetch(p)
+#define CC_PREFETCH_W(p) __builtin_prefetch((p), 1) /* a line about to be written */
 #else
 #define CC_PREFETCH(p) ((void)0)
+#define CC_PREFETCH_W(p) ((void)0)
 #endif
 
 /* x Sigmoid(x): the unary SiLU and the convolution epilogues that compile it in

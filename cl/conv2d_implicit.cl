@@ -40,8 +40,10 @@
  *   DWK  with DWF: 3 or 5 = the depthwise kernel is DWK x DWK with dilation 1 and DWS (1
  *        or 2) its stride both ways (the geometry arguments are then ignored), so its
  *        taps unroll; 0 = any geometry from the arguments                      default 0
- *   PF   with DWF: 1 = prefetch the input rows of the tiles ahead (CC_PREFETCH: where
- *        the compiler targets a CPU architecture; the host sets it on CPUs)     default 0
+ *   PF   1 = software prefetch where the compiler targets a CPU architecture (the host
+ *        sets it on CPUs): with DWF the input rows of the tiles ahead; with plane tiles,
+ *        before each register block's product, the lines of y its epilogue writes and
+ *        (residual) of z it reads                                               default 0
  *
  * Backward data with stride 1 is the same kernel: dx = conv(dy, w flipped and with its
  * channel dims swapped), padding dilation*(r-1) - pad (which may be negative: the
@@ -524,6 +526,24 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                 __global const float *wp = wt + wt_off + wt_index(g, k0, m0, K, mp);
                 __local const float *sp[TN];
                 float16 acc[TN][TM];
+#if PF && !DWF
+                /* whole plane tiles of the last chunk: the lines its epilogue reads (the
+                 * residual) and writes, prefetched before the product (plane tiles of one
+                 * image: consecutive positions, one line per tile and channel) */
+                if (plane && last && u0 + TN <= nu) {
+                    int ni, j0, p0, q0;
+                    tile_at(t * nt + u0, tpi, qt, plane, pq, &ni, &j0, &p0, &q0);
+                    if (j0 + TN * 16 <= pq) {
+                        const int yo = (ni * k + g * kpg + m0) * pq + j0;
+                        for (int tm = 0; tm < min(TM, m_hi - m0); tm++)
+                            for (int tn = 0; tn < TN; tn++) {
+                                if (has_res && first)
+                                    CC_PREFETCH(z + z_off + yo + tm * pq + 16 * tn);
+                                CC_PREFETCH_W(y + y_off + yo + tm * pq + 16 * tn);
+                            }
+                    }
+                }
+#endif
 #pragma unroll
                 for (int tn = 0; tn < TN; tn++) {
                     sp[tn] = strips_wi + (u0 + tn < nu ? u0 + tn : u0) * strip_len;

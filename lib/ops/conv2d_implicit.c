@@ -315,10 +315,10 @@ static clcnn_status plan_with(const clcnn_device *dev, const cc_conv *cv, implic
                       cv->sh == cv->sw && (cv->sh == 1 || cv->sh == 2)
                   ? cv->r
                   : 0;
-    /* DWF on CPUs: software prefetch of the depthwise input rows (PF, see
-     * conv2d_implicit_dwf.h) */
+    /* CPUs: software prefetch (PF): with DWF of the depthwise input rows (see
+     * conv2d_implicit_dwf.h), with plane tiles of each register block's epilogue lines */
     snprintf(pl->defs, sizeof pl->defs, "DWF=%d DWK=%d DWS=%d NTS=%d PF=%d TM=%d VW=%d TN=%d", dwf,
-             dwk, dwk ? cv->sh : 0, nts, dwf && !gpu, cfg.tm, cfg.vw, cfg.tn);
+             dwk, dwk ? cv->sh : 0, nts, !gpu && (dwf || plane), cfg.tm, cfg.vw, cfg.tn);
     return CLCNN_OK;
 }
 
