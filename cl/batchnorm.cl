@@ -294,7 +294,8 @@ inline float16 bn_load16(__global const float *p, int rem, __global const float 
 
 /* A software prefetch of the element 256 floats (16 cache lines) ahead of p in a stream
  * (CPU compilers only, see CC_PREFETCH; past a chunk's end it fetches the next
- * chunk's start, or nothing useful): the kernels below stalled on their loads. */
+ * chunk's start, or nothing useful): the kernels below stalled on their loads. The
+ * apply kernels also prefetch the lines they will write as far ahead (CC_PREFETCH_W). */
 #define BN_PF(p) CC_PREFETCH((p) + 256)
 
 /* The reduction kernels' work-items each own BN_IL consecutive chunks (gid * BN_IL ...),
@@ -422,6 +423,7 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
     int i = 0;
     for (; i + 16 <= ck.len; i += 16) {
         BN_PF(xp + i);
+        CC_PREFETCH_W(yp + i + 256);
         vstore16(bn_act16(bn_affine16(vload16(0, xp + i), mu, inv, g, b), act), 0, yp + i);
     }
     for (; i < ck.len; i++)
@@ -507,6 +509,7 @@ __kernel void bn_bwd_dx_chunk(__global const float *x, int x_off, __global const
     for (; i + 16 <= ck.len; i += 16) {
         BN_PF(xp + i);
         BN_PF(gp + i);
+        CC_PREFETCH_W(dp + i + 256);
         float16 xv = vload16(0, xp + i), xhat = (xv - mu) * inv;
         float16 gv = bn_mask16(vload16(0, gp + i), bn_affine16(xv, mu, inv, g, be), act);
         vstore16(gi * (gv - a - xhat * b), 0, dp + i);
