@@ -450,15 +450,22 @@ typedef struct cc_trace_entry {
     size_t stat;
 } cc_trace_entry;
 
-/* Milliseconds from the start of span.first to the end of span.last (or of first). */
-static double span_ms(const cc_span *sp) {
+/* See internal.h. */
+cl_int cc_event_span_ms(cl_event first, cl_event last, double *ms) {
     cl_ulong a = 0, b = 0;
-    cl_event last = sp->last ? sp->last : sp->first;
-    if (clGetEventProfilingInfo(sp->first, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL) !=
-            CL_SUCCESS ||
-        clGetEventProfilingInfo(last, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL) != CL_SUCCESS)
-        return 0;
-    return b > a ? (double)(b - a) / 1e6 : 0;
+    *ms = 0;
+    cl_int err = clGetEventProfilingInfo(first, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetEventProfilingInfo(last, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
+    if (err == CL_SUCCESS && b > a) *ms = (double)(b - a) / 1e6;
+    return err;
+}
+
+/* Milliseconds from the start of span.first to the end of span.last (or of first); 0
+ * when the times cannot be read. */
+static double span_ms(const cc_span *sp) {
+    double ms;
+    return cc_event_span_ms(sp->first, sp->last ? sp->last : sp->first, &ms) == CL_SUCCESS ? ms : 0;
 }
 
 /* Read the times of every pending traced event (waits for them). */

@@ -218,6 +218,10 @@ void cc_profile_commit(clcnn_device *dev, const char *what);
  * (for work that enqueues several commands, such as a CLBlast call between two
  * markers). Takes over both event references. */
 void cc_profile_commit_span(clcnn_device *dev, const char *what, cl_event first, cl_event last);
+/* The device time from the start of `first` to the end of `last` (completed events of a
+ * profiling queue) in *ms, 0 when the end is not after the start; returns the error of
+ * reading the times (CL_SUCCESS). */
+cl_int cc_event_span_ms(cl_event first, cl_event last, double *ms);
 
 /* ---- programs and kernel launches (lib/program.c) ---------------------------- */
 

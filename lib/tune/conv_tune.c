@@ -51,17 +51,13 @@ static clcnn_status timed(clcnn_device *dev, const job *j, double *ms) {
     cl_int e1 = clEnqueueMarkerWithWaitList(q, 0, NULL, &m1);
     clcnn_status s2 = clcnn_device_finish(dev);
     double t1 = cc_now_ms();
-    cl_ulong start = 0, end = 0;
-    if (e0 == CL_SUCCESS)
-        e0 = clGetEventProfilingInfo(m0, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL);
-    if (e1 == CL_SUCCESS)
-        e1 = clGetEventProfilingInfo(m1, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
+    double span = 0;
+    if (e0 == CL_SUCCESS && e1 == CL_SUCCESS) e0 = cc_event_span_ms(m0, m1, &span);
     if (m0) clReleaseEvent(m0);
     if (m1) clReleaseEvent(m1);
     if (s != CLCNN_OK) return s;
     if (s2 != CLCNN_OK) return s2;
-    *ms =
-        e0 == CL_SUCCESS && e1 == CL_SUCCESS && end > start ? (double)(end - start) / 1e6 : t1 - t0;
+    *ms = e0 == CL_SUCCESS && e1 == CL_SUCCESS && span > 0 ? span : t1 - t0;
     return CLCNN_OK;
 }
 

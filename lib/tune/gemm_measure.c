@@ -61,11 +61,8 @@ static clcnn_status gemm_timed(tuner *t, const tshape *s, size_t a_off, size_t b
         err = clWaitForEvents(1, &m1);
     else
         clFinish(q);
-    cl_ulong start = 0, end = 0;
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(m0, CL_PROFILING_COMMAND_START, sizeof start, &start, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(m1, CL_PROFILING_COMMAND_END, sizeof end, &end, NULL);
+    double span = 0;
+    if (err == CL_SUCCESS) err = cc_event_span_ms(m0, m1, &span);
     clReleaseEvent(m0);
     if (m1) clReleaseEvent(m1);
     if (st != CLCNN_OK) {
@@ -73,7 +70,7 @@ static clcnn_status gemm_timed(tuner *t, const tshape *s, size_t a_off, size_t b
         return st;
     }
     CC_TRY(cc_cl_status(err, "profiling the tuning GEMM", __FILE__, __LINE__));
-    *ms = end > start ? (double)(end - start) / 1e6 : 1e-6;
+    *ms = span > 0 ? span : 1e-6;
     return CLCNN_OK;
 }
 

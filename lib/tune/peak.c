@@ -28,14 +28,11 @@ static clcnn_status run_timed(clcnn_device *dev, cl_kernel k, size_t gws, double
     cl_event ev = NULL;
     CC_CL_TRY(clEnqueueNDRangeKernel(dev->queue, k, 1, NULL, &gws, NULL, 0, NULL, &ev));
     cl_int err = clWaitForEvents(1, &ev);
-    cl_ulong a = 0, b = 0;
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_START, sizeof a, &a, NULL);
-    if (err == CL_SUCCESS)
-        err = clGetEventProfilingInfo(ev, CL_PROFILING_COMMAND_END, sizeof b, &b, NULL);
+    double span = 0;
+    if (err == CL_SUCCESS) err = cc_event_span_ms(ev, ev, &span);
     clReleaseEvent(ev);
     CC_CL_TRY(err);
-    *ms = b > a ? (double)(b - a) / 1e6 : 1e-6;
+    *ms = span > 0 ? span : 1e-6;
     return CLCNN_OK;
 }
 
