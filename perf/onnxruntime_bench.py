@@ -27,6 +27,31 @@ import numpy as np
 import onnxruntime as ort
 
 
+def make_session(model, threads, profile_prefix=None):
+    """model's CPU session as every perf script runs it (see the top); with
+    profile_prefix, ONNX Runtime's profiler writes there."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if profile_prefix:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
+    return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def random_feed(sess, model, batch, seed):
+    """The input feed: seeded uniform values in [-1, 1] of shape (batch, C, H, W), C/H/W
+    read from the model; exits with a message when its input is not 4-D."""
+    inp = sess.get_inputs()[0]
+    dims = [d if isinstance(d, int) else None for d in inp.shape]
+    if len(dims) != 4 or any(d is None for d in dims[1:]):
+        sys.exit(f"{model}: expected an input (batch, C, H, W), got {inp.shape}")
+    x = np.random.default_rng(seed).uniform(-1.0, 1.0, (batch, *dims[1:])).astype(np.float32)
+    return {inp.name: x}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,21 +66,8 @@ def main():
     if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.threads < 1:
         ap.error("--batch, --runs and --threads must be >= 1, --warmup >= 0")
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = args.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(args.model, sess_options=so,
-                                providers=["CPUExecutionProvider"])
-
-    inp = sess.get_inputs()[0]
-    dims = [d if isinstance(d, int) else None for d in inp.shape]
-    if len(dims) != 4 or any(d is None for d in dims[1:]):
-        sys.exit(f"{args.model}: expected an input (batch, C, H, W), got {inp.shape}")
-    shape = (args.batch, *dims[1:])
-    x = np.random.default_rng(args.seed).uniform(-1.0, 1.0, shape).astype(np.float32)
-    feed = {inp.name: x}
+    sess = make_session(args.model, args.threads)
+    feed = random_feed(sess, args.model, args.batch, args.seed)
 
     for _ in range(args.warmup):
         out = sess.run(None, feed)

@@ -23,11 +23,12 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 
-import numpy as np
 import onnxruntime as ort
+
+# the session and input of perf/onnxruntime_bench.py (this script's folder is on sys.path)
+from onnxruntime_bench import make_session, random_feed
 
 
 def main():
@@ -45,23 +46,8 @@ def main():
         ap.error("--batch, --runs and --threads must be >= 1, --warmup >= 0")
 
     tmp = tempfile.mkdtemp(prefix="ort-profile-")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = args.threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.enable_profiling = True
-    so.profile_file_prefix = os.path.join(tmp, "profile")
-    sess = ort.InferenceSession(args.model, sess_options=so,
-                                providers=["CPUExecutionProvider"])
-
-    inp = sess.get_inputs()[0]
-    dims = [d if isinstance(d, int) else None for d in inp.shape]
-    if len(dims) != 4 or any(d is None for d in dims[1:]):
-        sys.exit(f"{args.model}: expected an input (batch, C, H, W), got {inp.shape}")
-    x = np.random.default_rng(args.seed).uniform(-1.0, 1.0,
-                                                 (args.batch, *dims[1:])).astype(np.float32)
-    feed = {inp.name: x}
+    sess = make_session(args.model, args.threads, os.path.join(tmp, "profile"))
+    feed = random_feed(sess, args.model, args.batch, args.seed)
     for _ in range(args.warmup + args.runs):
         sess.run(None, feed)
     path = sess.end_profiling()
