@@ -65,7 +65,7 @@
 
 /* The first n (1..15) of 16 floats at p, in pieces of 8, 4, 2 and 1 from registers (an
  * array in private memory stored as one vector and read back in floats stalled on the
- * store forwarding); stem_load_part reads them the same way, zeros past n. */
+ * store forwarding). */
 inline void stem_store_part(float16 v, __global float *p, int n) {
     float8 a = v.lo;
     if (n >= 8) {
@@ -84,22 +84,13 @@ inline void stem_store_part(float16 v, __global float *p, int n) {
     }
     if (n >= 1) p[0] = c.x;
 }
+/* The first n (1..15) of 16 floats at p, zeros past n (a residual's row tail: rare in
+ * stems, element by element). */
 inline float16 stem_load_part(__global const float *p, int n) {
-    float8 a = (float8)(0.0f), h = (float8)(0.0f);
-    float4 b = (float4)(0.0f), b2 = (float4)(0.0f);
-    if (n >= 8) a = vload8(0, p), p += 8;
-    const int m = n & 7;
-    if (m >= 4) b = vload4(0, p), p += 4;
-    float2 c = (float2)(0.0f);
-    if (m & 2) c = vload2(0, p), p += 2;
-    const float d = m & 1 ? p[0] : 0.0f;
-    /* the pieces in lane order: 8 | 4 | 2 | 1 */
-    if (m >= 4)
-        b2 = (m & 2) ? (float4)(c, d, 0.0f) : (float4)(d, 0.0f, 0.0f, 0.0f);
-    else
-        b = (m & 2) ? (float4)(c, d, 0.0f) : (float4)(d, 0.0f, 0.0f, 0.0f);
-    h = (float8)(b, b2);
-    return n >= 8 ? (float16)(a, h) : (float16)(h, (float8)(0.0f));
+    float t[16];
+    for (int l = 0; l < 16; l++)
+        t[l] = l < n ? p[l] : 0.0f;
+    return vload16(0, t);
 }
 
 __kernel void conv2d_stem_fwd(__global const float *x, int x_off, __global const float *wg,

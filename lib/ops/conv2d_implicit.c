@@ -481,7 +481,6 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
     int used = cc_stem_parse(dev, cv, e, &tm, &tn);
     if (used || (!parse_cfg(dev, e, &g) && cc_stem_applies(dev, cv))) {
         cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
-        f->cv = *cv;
         return cc_stem_prepare(dev, cv, w, act, tm, tn, &f->stem);
     }
     return cc_implicit_prepare(dev, cv, w, 0, cv, act, f);
@@ -490,7 +489,7 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
 static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_tensor *x,
                             const cc_conv_epilogue *ep, clcnn_tensor *y) {
     const implicit_fwd *f = state;
-    if (f->stem.on) return cc_stem_run(dev, &f->stem, x, ep, y);
+    if (f->stem.w) return cc_stem_run(dev, &f->stem, x, ep, y);
     return cc_implicit_launch(dev, &f->cv, &f->pl, x->storage->mem, x->offset, f->wt->storage->mem,
                               f->wt->offset, ep, y->storage->mem, y->offset);
 }
@@ -549,24 +548,22 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
     if (plan_with(dev, &g, h, 0, &plans[0]) != CLCNN_OK) return 0; /* implicit_gemm cannot run */
     int n = 0;
     /* Forward of few-channel layers: where the few-channel kernel is the heuristic, the
-     * GEMM's heuristic and that kernel's other blocks; elsewhere that kernel (its plan
-     * slot matches no GEMM plan). */
+     * GEMM's heuristic (its plan, plans[0], then screens the GEMM strings below) and that
+     * kernel's other blocks; elsewhere that kernel (a plan slot that matches no GEMM's). */
     int tm, tn;
     if (pass == CLCNN_CONV_PASS_FORWARD && cv->c <= 4 && cc_stem_parse(dev, cv, "stem", &tm, &tn)) {
-        static const char *const stems[] = {"stem 16 1", "stem 6 4"};
-        if (cc_stem_applies(dev, cv)) {
+        int h_stem = cc_stem_applies(dev, cv);
+        const char *stems[] = {h_stem ? "stem 16 1" : "stem", h_stem ? "stem 6 4" : NULL};
+        if (h_stem && n < max) {
             plans[n + 1] = plans[0];
             snprintf(out[n++], CC_CONV_CFG_MAX, "%d %d %d %d %d %d", h.tm, h.vw, h.lws, h.kc_max,
                      h.nt, h.tn);
-            for (int i = 0; i < 2 && n < max; i++)
-                if (cc_stem_parse(dev, cv, stems[i], &tm, &tn)) {
-                    memset(&plans[n + 1], 0, sizeof plans[n + 1]);
-                    snprintf(out[n++], CC_CONV_CFG_MAX, "%s", stems[i]);
-                }
-        } else if (max > 0) {
-            memset(&plans[n + 1], 0, sizeof plans[n + 1]);
-            snprintf(out[n++], CC_CONV_CFG_MAX, "stem");
         }
+        for (int i = 0; i < 2 && stems[i] && n < max; i++)
+            if (cc_stem_parse(dev, cv, stems[i], &tm, &tn)) {
+                memset(&plans[n + 1], 0, sizeof plans[n + 1]);
+                snprintf(out[n++], CC_CONV_CFG_MAX, "%s", stems[i]);
+            }
     }
     if (exhaustive) {
         static const int tms[] = {4, 8, 16}, nts[] = {0, 2}, vws[] = {16, 8, 4}, lwss[] = {4, 8};

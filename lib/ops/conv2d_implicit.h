@@ -23,9 +23,8 @@ typedef struct gemm_plan {
 
 /* The forward of a layer with few input channels, prepared (lib/ops/conv2d_stem.c,
  * cl/conv2d_stem.cl): its geometry, bands of rb output rows, ldl floats per copied column
- * phase, its local memory, program and a copy of the weights. */
+ * phase, its local memory, program and a copy of the weights (NULL: not prepared). */
 typedef struct cc_stem {
-    int on;
     cc_conv cv;
     int rb, ldl;
     size_t local_bytes;
@@ -35,7 +34,7 @@ typedef struct cc_stem {
 /* The GEMM of the geometry cv, prepared: its plan, its kernels built and wt, the weights
  * transposed (flip: w holds the weights of the convolution that cv transposes, backward
  * data of the layer key, see implicit_weights; else key is cv); or, for the forward of a
- * layer with few input channels, stem (stem.on: no GEMM plan, no wt). */
+ * layer with few input channels, stem (stem.w set: no GEMM plan, no wt). */
 typedef struct implicit_fwd {
     cc_conv cv;
     gemm_plan pl;

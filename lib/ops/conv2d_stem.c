@@ -75,7 +75,7 @@ clcnn_status cc_stem_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_t
     while (rb > 1 && band_floats(cv, rb) * sizeof(float) > budget)
         rb--;
     rb = cc_ceil_div(cv->p, cc_ceil_div(cv->p, rb)); /* equal bands */
-    *st = (cc_stem){.on = 1, .cv = *cv, .rb = rb, .ldl = phase_len(cv)};
+    *st = (cc_stem){.cv = *cv, .rb = rb, .ldl = phase_len(cv)};
     st->local_bytes = band_floats(cv, rb) * sizeof(float);
     snprintf(st->defs, sizeof st->defs, "CIN=%d KR=%d KS=%d SW=%d TM=%d TN=%d%s", cv->c, cv->r,
              cv->s, cv->sw, tm, tn, act == CLCNN_ACT_ID_SILU ? " ACT_SILU=1" : "");
