@@ -189,6 +189,14 @@ static clcnn_status fwd_run(clcnn_device *dev, const void *state, const clcnn_te
 const cc_conv2d_fwd_impl cc_conv2d_depthwise_fwd = {sizeof(depthwise_fwd), fwd_prepare, fwd_run,
                                                     NULL, 0};
 
+/* The defines of the gradient program (PASS 2: the data gradient's and the filter
+ * gradient's kernels, one program for both) for cv with VEC vec; TP 4. */
+static void grad_defs(const clcnn_device *dev, const cc_conv *cv, int vec, char defs[80]) {
+    int k3 = cc_conv2d_depthwise_k3(cv), cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    snprintf(defs, 80, "K3=%d PASS=2 PF=%d QLOOP=%d STRIDE=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", k3,
+             cpu, cpu, k3 ? cv->sh : 0, cpu, vec);
+}
+
 clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv *cv,
                                                const clcnn_tensor *dy, const clcnn_tensor *w,
                                                clcnn_tensor *dx) {
@@ -206,15 +214,13 @@ clcnn_status cc_conv2d_depthwise_backward_data(clcnn_device *dev, const cc_conv 
         return fwd_launch(dev, &f, dy, w, &ep, 1, dx);
     }
     int wq = cc_ceil_div(cv->w, cv->sw);
-    int k3 = cc_conv2d_depthwise_k3(cv), tp = 4, cpu = dev->info.type == CLCNN_DEVICE_CPU;
+    int k3 = cc_conv2d_depthwise_k3(cv), tp = 4; /* grad_defs' TP */
     /* 3x3 stride 2 padding 1: conv2d_depthwise_bwd_data_s2 (each dx row pair from two dy
      * rows), VEC at most the native width as the filter gradient's (the same program) */
     int s2 = k3 && cv->sh == 2 && cv->ph == 1 && cv->pw == 1;
     int vec = s2 ? cpu_vec(dev, wq) : pick_vec(wq);
     char defs[80];
-    snprintf(defs, sizeof defs,
-             "K3=%d PASS=2 PF=%d QLOOP=%d STRIDE=%d TP=%d UNALIGNED_LOADS=%d VEC=%d", k3, cpu, cpu,
-             k3 ? cv->sh : 0, tp, cpu, vec);
+    grad_defs(dev, cv, vec, defs);
     if (s2) {
         size_t tiles = (size_t)cc_ceil_div(cc_ceil_div(cv->h, 2), 2) *
                        (size_t)cc_ceil_div(cc_ceil_div(cv->w, 2), vec); /* DU = 2 pairs */
@@ -255,11 +261,8 @@ clcnn_status cc_conv2d_depthwise_backward_filter(clcnn_device *dev, const cc_con
     /* 3x3: nine vector accumulators, which fit the registers at the native width (with
      * AVX2, float16s would take 18 of the 16) */
     int vec = k3 ? cpu_vec(dev, cv->q) : pick_vec(cv->q);
-    int cpu = dev->info.type == CLCNN_DEVICE_CPU;
     char defs[80];
-    snprintf(defs, sizeof defs,
-             "K3=%d PASS=2 PF=%d QLOOP=%d STRIDE=%d TP=4 UNALIGNED_LOADS=%d VEC=%d", k3, cpu, cpu,
-             k3 ? cv->sh : 0, cpu, vec);
+    grad_defs(dev, cv, vec, defs);
     size_t m = (size_t)cv->c * cv->r * cv->s; /* dw elements */
     size_t taps = (size_t)cc_ceil_div(cv->r, RB) * cc_ceil_div(cv->s, SB);
     /* Enough work-items to fill the device: about 64 per compute unit (x 64 on a GPU). */
