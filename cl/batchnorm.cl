@@ -269,29 +269,6 @@ inline bn_chunk bn_chunk_of(int gid, int c, int hw, int chunk, int chunks) {
     return r;
 }
 
-/* Loads 16 values from p[0 .. 16) when full, else the first rem (the rest 0); mask holds
- * -1 in the lanes that were loaded. end: the first element past the tensor; a short load
- * that stays before it is one vector load with the lanes past rem zeroed (7x7 planes end
- * every fourth vector short), else element by element. */
-inline float16 bn_load16(__global const float *p, int rem, __global const float *end, int16 *mask) {
-    if (rem >= 16) {
-        *mask = (int16)(-1);
-        return vload16(0, p);
-    }
-    if (p + 16 <= end) {
-        *mask = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) < (int16)(rem);
-        return select((float16)(0.0f), vload16(0, p), *mask);
-    }
-    float v[16];
-    int m[16];
-    for (int i = 0; i < 16; i++) {
-        v[i] = i < rem ? p[i] : 0.0f;
-        m[i] = i < rem ? -1 : 0;
-    }
-    *mask = vload16(0, m);
-    return vload16(0, v);
-}
-
 /* A software prefetch of the element 256 floats (16 cache lines) ahead of p in a stream
  * (CPU compilers only, see CC_PREFETCH; past a chunk's end it fetches the next
  * chunk's start, or nothing useful): the kernels below stalled on their loads. The
@@ -339,7 +316,7 @@ __kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int 
             if (i < ck[j].len) {
                 BN_PF(x + x_off + ck[j].first + i);
                 bn_kahan16(&s[j], &comp[j],
-                           bn_load16(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask));
+                           cc_load16_part(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask));
             }
     }
     for (int j = 0; j < BN_IL; j++)
@@ -376,7 +353,7 @@ __kernel void bn_part_sqdev(__global const float *x, int x_off, int n, int c, in
             if (i < ck[j].len) {
                 BN_PF(x + x_off + ck[j].first + i);
                 float16 d =
-                    bn_load16(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask) - mu[j];
+                    cc_load16_part(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask) - mu[j];
                 d = select((float16)(0.0f), d, mask);
                 bn_kahan16(&s[j], &comp[j], d * d);
             }
@@ -460,9 +437,10 @@ __kernel void bn_bwd_part(__global const float *x, int x_off, __global const flo
                 const int rem = ck[j].len - i;
                 BN_PF(x + x_off + ck[j].first + i);
                 BN_PF(dy + dy_off + ck[j].first + i);
-                float16 xv = bn_load16(x + x_off + ck[j].first + i, rem, end, &mask);
-                float16 g = bn_mask16(bn_load16(dy + dy_off + ck[j].first + i, rem, dend, &mask),
-                                      bn_affine16(xv, mu[j], inv[j], ga[j], be[j]), act);
+                float16 xv = cc_load16_part(x + x_off + ck[j].first + i, rem, end, &mask);
+                float16 g =
+                    bn_mask16(cc_load16_part(dy + dy_off + ck[j].first + i, rem, dend, &mask),
+                              bn_affine16(xv, mu[j], inv[j], ga[j], be[j]), act);
                 float16 d = select((float16)(0.0f), xv - mu[j], mask);
                 bn_kahan16(&s1[j], &c1[j], g);
                 bn_kahan16(&s2[j], &c2[j], g * d);

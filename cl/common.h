@@ -72,6 +72,31 @@ CC_VSTORE16(int)
 #define vstore16 cc_vstore16
 #endif
 
+/* 16 values from p[0 .. 16) when full, else the first rem (the rest 0), for the tail of
+ * a plane or row; mask holds -1 in the lanes that were loaded. end: the first element past
+ * the tensor; a short load that stays before it is one vector load with the lanes past rem
+ * zeroed (batch norm over 7x7 planes ends every fourth vector short), else element by
+ * element. */
+inline float16 cc_load16_part(__global const float *p, int rem, __global const float *end,
+                              int16 *mask) {
+    if (rem >= 16) {
+        *mask = (int16)(-1);
+        return vload16(0, p);
+    }
+    if (p + 16 <= end) {
+        *mask = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) < (int16)(rem);
+        return select((float16)(0.0f), vload16(0, p), *mask);
+    }
+    float v[16];
+    int m[16];
+    for (int i = 0; i < 16; i++) {
+        v[i] = i < rem ? p[i] : 0.0f;
+        m[i] = i < rem ? -1 : 0;
+    }
+    *mask = vload16(0, m);
+    return vload16(0, v);
+}
+
 /* Apply a fused activation chosen by ACT_* id at run time. */
 inline float cc_activate(float v, int act, float alpha) {
     if (act == CLCNN_ACT_ID_RELU) return fmax(v, 0.0f);

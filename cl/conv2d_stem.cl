@@ -84,15 +84,6 @@ inline void stem_store_part(float16 v, __global float *p, int n) {
     }
     if (n >= 1) p[0] = c.x;
 }
-/* The first n (1..15) of 16 floats at p, zeros past n (a residual's row tail: rare in
- * stems, element by element). */
-inline float16 stem_load_part(__global const float *p, int n) {
-    float t[16];
-    for (int l = 0; l < 16; l++)
-        t[l] = l < n ? p[l] : 0.0f;
-    return vload16(0, t);
-}
-
 __kernel void conv2d_stem_fwd(__global const float *x, int x_off, __global const float *wg,
                               int w_off, __global const float *bias, int b_off, int has_bias,
                               __global const float *z, int z_off, int has_res, __global float *y,
@@ -105,6 +96,7 @@ __kernel void conv2d_stem_fwd(__global const float *x, int x_off, __global const
     const int rstride = SW * ldl;        /* floats per copied row */
     const int cstride = rows * rstride;  /* per channel */
     __local float *lb = buf + get_local_id(0) * CIN * cstride;
+    __global const float *zend = z + z_off + n * k * p * q; /* the residual's end */
 
     /* the copy: rows p0*sh - ph .. of every channel, phase by phase */
     const int nrows = (nr - 1) * sh + KR;
@@ -202,7 +194,10 @@ __kernel void conv2d_stem_fwd(__global const float *x, int x_off, __global const
                         v += (float16)(bv);
                         vstore16(STEM_ACT(v, act, alpha), 0, y + y_off + yo);
                     } else {
-                        if (has_res) v += stem_load_part(z + z_off + yo, q - q0);
+                        if (has_res) {
+                            int16 m;
+                            v += cc_load16_part(z + z_off + yo, q - q0, zend, &m);
+                        }
                         v += (float16)(bv);
                         stem_store_part(STEM_ACT(v, act, alpha), y + y_off + yo, q - q0);
                     }
