@@ -53,15 +53,25 @@
  * (ACT_SILU), one expression so that fused and unfused plans round alike. */
 #define CC_SILU(v) ((v) * (1.0f / (1.0f + exp(-(v)))))
 
-/* On CPU compilers (POCL), vstore16 in every kernel file is this one store (the macro at the end;
- * float16 and int16 in every address space): POCL's vstore16 stores 4 + 4 + 8 elements in three
- * instructions on AVX-512, a vector with the alignment of its element type is one unaligned vector
- * store. Elsewhere (GPU compilers, Oclgrind's SPIR) vstore16 is the builtin. */
+/* Vectors with the alignment of their element: dereferenced, one unaligned vector load or
+ * store on CPUs, where POCL builds vload8 and vstore16 from pieces. Declared for CPU
+ * compilers and for programs the host builds with UNALIGNED_LOADS (conv2d_depthwise.cl's
+ * loads; also Oclgrind's CPU class); GPU compilers do not see them. */
+#if CC_CPU_COMPILER || (defined(UNALIGNED_LOADS) && UNALIGNED_LOADS)
+typedef float4 __attribute__((aligned(4))) cc_float4_u;
+typedef float8 __attribute__((aligned(4))) cc_float8_u;
+typedef float16 __attribute__((aligned(4))) cc_float16_u;
+typedef int16 __attribute__((aligned(4))) cc_int16_u;
+#endif
+
+/* On CPU compilers (POCL), vstore16 in every kernel file is this one store (the macro at the
+ * end; float16 and int16 in every address space): POCL's vstore16 stores 4 + 4 + 8 elements
+ * in three instructions on AVX-512. Elsewhere (GPU compilers, Oclgrind's SPIR) vstore16 is the
+ * builtin. */
 #if CC_CPU_COMPILER
 #define CC_VSTORE16_AS(T, AS)                                                                      \
     inline void __attribute__((overloadable)) cc_vstore16(T##16 v, size_t o, AS T *p) {            \
-        typedef T##16 unaligned_t __attribute__((aligned(sizeof(T))));                             \
-        *(AS unaligned_t *)(p + o * 16) = v;                                                       \
+        *(AS cc_##T##16_u *)(p + o * 16) = v;                                                      \
     }
 #define CC_VSTORE16(T)                                                                             \
     CC_VSTORE16_AS(T, __global) CC_VSTORE16_AS(T, __local) CC_VSTORE16_AS(T, __private)

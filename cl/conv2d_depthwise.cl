@@ -104,15 +104,12 @@
 #define vloadV CC_CAT(vload, VEC)
 #define vstoreV CC_CAT(vstore, VEC)
 /* Vector loads from any float address: vloadN, or with UNALIGNED_LOADS a dereference of
- * a 4-byte-aligned vector type, one unaligned load instruction on CPUs (POCL builds
- * vload8 from pieces). */
+ * common.h's 4-byte-aligned vector types, one unaligned load instruction on CPUs (POCL
+ * builds vload8 from pieces). */
 #if UNALIGNED_LOADS
-typedef float4 __attribute__((aligned(4))) float4_u;
-typedef float8 __attribute__((aligned(4))) float8_u;
-typedef float16 __attribute__((aligned(4))) float16_u;
-#define LD4(p) (*(__global const float4_u *)(p))
-#define LD8(p) (*(__global const float8_u *)(p))
-#define LD16(p) (*(__global const float16_u *)(p))
+#define LD4(p) (*(__global const cc_float4_u *)(p))
+#define LD8(p) (*(__global const cc_float8_u *)(p))
+#define LD16(p) (*(__global const cc_float16_u *)(p))
 #else
 #define LD4(p) vload4(0, (p))
 #define LD8(p) vload8(0, (p))
