@@ -27,6 +27,23 @@ import numpy as np
 import onnxruntime as ort
 
 
+def add_run_args(ap, warmup):
+    """The options every ORT perf script takes: the model, --batch, --threads, --runs,
+    --warmup (default warmup) and --seed."""
+    ap.add_argument("model")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=warmup)
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def check_run_args(ap, args):
+    """Exits through ap with a message when add_run_args' numbers are out of range."""
+    if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.threads < 1:
+        ap.error("--batch, --runs and --threads must be >= 1, --warmup >= 0")
+
+
 def make_session(model, threads, profile_prefix=None):
     """model's CPU session as every perf script runs it (see the top); with
     profile_prefix, ONNX Runtime's profiler writes there."""
@@ -55,16 +72,10 @@ def random_feed(sess, model, batch, seed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_args(ap, warmup=2)
     ap.add_argument("--header", action="store_true", help="print the CSV header first")
     args = ap.parse_args()
-    if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.threads < 1:
-        ap.error("--batch, --runs and --threads must be >= 1, --warmup >= 0")
+    check_run_args(ap, args)
 
     sess = make_session(args.model, args.threads)
     feed = random_feed(sess, args.model, args.batch, args.seed)

@@ -28,22 +28,16 @@ import tempfile
 import onnxruntime as ort
 
 # the session and input of perf/onnxruntime_bench.py (this script's folder is on sys.path)
-from onnxruntime_bench import make_session, random_feed
+from onnxruntime_bench import add_run_args, check_run_args, make_session, random_feed
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_args(ap, warmup=3)
     ap.add_argument("--csv", action="store_true", help="node,op,ms,output_shape lines")
     args = ap.parse_args()
-    if args.batch < 1 or args.runs < 1 or args.warmup < 0 or args.threads < 1:
-        ap.error("--batch, --runs and --threads must be >= 1, --warmup >= 0")
+    check_run_args(ap, args)
 
     tmp = tempfile.mkdtemp(prefix="ort-profile-")
     sess = make_session(args.model, args.threads, os.path.join(tmp, "profile"))
