@@ -552,7 +552,8 @@ static void test_batchnorm_ranks(void **state) {
 }
 
 /* CLCNN_PROFILE=steps: a device opened with it reports each plan step's device time
- * under "step I <description>" when it closes (stderr, captured here). */
+ * under "step I <description>" when it closes (stderr, captured here), and a training
+ * plan's per node and pass ("fwd I Conv name [algo]", "bwd I ..."). */
 static void test_profile_steps(void **state) {
     (void)state;
     const char *old = getenv("CLCNN_PROFILE");
@@ -579,6 +580,19 @@ static void test_profile_steps(void **state) {
     snprintf(step0, sizeof step0, "step 0 %s", clcnn_plan_step_desc(p, 0));
     int nsteps = clcnn_plan_num_steps(p);
     clcnn_plan_free(p);
+    /* a training plan's nodes: forward and backward each under their own label */
+    clcnn_train_plan *tp = NULL;
+    TU_OK(clcnn_train_plan_create(dev, d.g, 2, NULL, &tp));
+    clcnn_tensor *dfc = NULL;
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, 2, (size_t[]){2, 5}, &dfc));
+    TU_OK(clcnn_tensor_fill(dfc, 0.25f));
+    const clcnn_tensor *grads[2] = {NULL, dfc};
+    for (int it = 0; it < 2; it++) {
+        TU_OK(clcnn_train_plan_forward(tp, &in, 1));
+        TU_OK(clcnn_train_plan_backward(tp, grads, 2));
+    }
+    clcnn_train_plan_free(tp);
+    clcnn_tensor_free(dfc);
     clcnn_tensor_free(x);
     free_dag(&d);
 
@@ -597,7 +611,7 @@ static void test_profile_steps(void **state) {
     assert_non_null(f);
     rewind(f);
     char line[512];
-    int header = 0, rows = 0, first = 0;
+    int header = 0, rows = 0, first = 0, fwd = 0, bwd = 0;
     while (fgets(line, sizeof line, f)) {
         header |= strstr(line, "device time per plan step") != NULL;
         if (strstr(line, "  step ")) {
@@ -605,11 +619,17 @@ static void test_profile_steps(void **state) {
             /* each step ran twice */
             first |= strstr(line, step0) != NULL && strstr(line, " 2 ") != NULL;
         }
+        /* "fwd I Conv conv_a [algo]", "bwd I Conv conv_c [algo]": the node's name and the
+         * forward's algorithm */
+        fwd |= strncmp(line, "  fwd ", 6) == 0 && strstr(line, " Conv conv_a [") != NULL;
+        bwd |= strncmp(line, "  bwd ", 6) == 0 && strstr(line, " Conv conv_c [") != NULL;
     }
     fclose(f);
     unlink(path);
     assert_true(header);
     assert_true(first);
+    assert_true(fwd);
+    assert_true(bwd);
     assert_true(rows >= 1 && rows <= nsteps); /* steps that are views enqueue nothing */
 }
 

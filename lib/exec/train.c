@@ -389,6 +389,21 @@ void clcnn_train_plan_free(clcnn_train_plan *p) {
     free(p);
 }
 
+/* CLCNN_PROFILE=steps: what node i's forward or backward enqueues counts under
+ * "fwd 12 Conv+Relu name [algo]" (the forward pass's algorithm for a convolution). */
+static void trace_node(clcnn_train_plan *p, int i, const char *pass, char *label, size_t size) {
+    const cc_tnode *n = &p->nodes[i];
+    if (!p->dev->trace_steps || n->fused) return;
+    const char *act = n->act == CLCNN_ACT_ID_RELU    ? "+Relu"
+                      : n->act == CLCNN_ACT_ID_RELU6 ? "+Clip"
+                                                     : "";
+    int len = snprintf(label, size, "%s %d %s%s %s", pass, i, cc_op_defs[n->op].name, act, n->name);
+    if (n->op == CC_OP_CONV && len > 0 && (size_t)len < size)
+        snprintf(label + len, size - (size_t)len, " [%s]",
+                 clcnn_conv_algo_name(n->conv_algo[CLCNN_CONV_PASS_FORWARD]));
+    p->dev->trace_label = label;
+}
+
 clcnn_status clcnn_train_plan_forward(clcnn_train_plan *p, const clcnn_tensor *const *inputs,
                                       int n_inputs) {
     CC_RETURN_IF(!p, CLCNN_ERR_INVALID_ARG, "clcnn_train_plan_forward: plan is NULL");
@@ -417,7 +432,10 @@ clcnn_status clcnn_train_plan_forward(clcnn_train_plan *p, const clcnn_tensor *c
     }
     p->forwards++;
     for (int i = 0; i < p->nnodes; i++) {
+        char label[192];
+        trace_node(p, i, "fwd", label, sizeof label);
         clcnn_status s = cc_train_forward(p, &p->nodes[i]);
+        p->dev->trace_label = NULL;
         if (s != CLCNN_OK)
             return cc_fail_append(s, " (training forward of node '%s')", p->nodes[i].name);
     }
@@ -488,9 +506,13 @@ clcnn_status clcnn_train_plan_backward(clcnn_train_plan *p, const clcnn_tensor *
         for (int j = 0; j < n->n_in; j++)
             any |= n->dst[j] != NULL;
         if (!any) continue;
-        for (int k = cc_train_sums_own_grad(p, n); k < n->n_out; k++)
-            CC_TRY(finish_grad(p, n->out[k]));
-        clcnn_status s = cc_train_backward(p, n);
+        char label[192];
+        trace_node(p, i, "bwd", label, sizeof label);
+        clcnn_status s = CLCNN_OK;
+        for (int k = cc_train_sums_own_grad(p, n); s == CLCNN_OK && k < n->n_out; k++)
+            s = finish_grad(p, n->out[k]);
+        if (s == CLCNN_OK) s = cc_train_backward(p, n);
+        p->dev->trace_label = NULL;
         if (s != CLCNN_OK) return cc_fail_append(s, " (backward of node '%s')", n->name);
     }
     for (int v = 0; v < p->nvals; v++)
