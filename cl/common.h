@@ -79,6 +79,7 @@ CC_VSTORE16(float)
 CC_VSTORE16(int)
 #undef CC_VSTORE16
 #undef CC_VSTORE16_AS
+#undef vstore16 /* POCL's own macro (a redefinition warning on every build otherwise) */
 #define vstore16 cc_vstore16
 #endif
 
