@@ -30,7 +30,9 @@
  *   statistics PyTorch-style: r = (1 - momentum) r + momentum * batch, unbiased variance.
  * bn_apply: one work-item per element, y = (x - mean) * invstd * gamma + beta; with
  *   from_var the second per-channel buffer holds a variance and invstd = 1/sqrt(var + eps)
- *   (inference from running statistics).
+ *   (inference from running statistics). With res (not NULL, shaped like x) the
+ *   activation applies to y + res: a training plan's residual Add (and the ReLU after it)
+ *   in the same pass, the sum that ew_add / ew_add_relu would have made of the stored y.
  * bn_bwd_reduce: one group per channel: sum_dy = sum dy, sum_dyxhat = sum dy * xhat.
  * bn_bwd_dx: one work-item per element,
  *   dx = gamma * invstd * (dy - sum_dy / m - xhat * sum_dyxhat / m).
@@ -170,14 +172,16 @@ __kernel void bn_apply(__global const float *x, int x_off, __global float *y, in
                        int c, int hw, __global const float *mean, int mean_off,
                        __global const float *sd, int sd_off, int from_var, float eps,
                        __global const float *gamma, int g_off, __global const float *beta,
-                       int b_off, int act) {
+                       int b_off, int act, __global const float *res, int res_off) {
     int gid = get_global_id(0);
     if (gid >= n * c * hw) return;
     int ch = (gid / hw) % c;
     float inv = from_var ? 1.0f / sqrt(sd[sd_off + ch] + eps) : sd[sd_off + ch];
     float g = gamma ? gamma[g_off + ch] : 1.0f;
     float b = beta ? beta[b_off + ch] : 0.0f;
-    y[y_off + gid] = bn_act(bn_affine(x[x_off + gid], mean[mean_off + ch], inv, g, b), act);
+    float v = bn_affine(x[x_off + gid], mean[mean_off + ch], inv, g, b);
+    if (res) v += res[res_off + gid];
+    y[y_off + gid] = bn_act(v, act);
 }
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1))) void
@@ -386,7 +390,8 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
                              int n, int c, int hw, int chunk, int chunks,
                              __global const float *mean, int mean_off, __global const float *sd,
                              int sd_off, int from_var, float eps, __global const float *gamma,
-                             int g_off, __global const float *beta, int b_off, int act) {
+                             int g_off, __global const float *beta, int b_off, int act,
+                             __global const float *res, int res_off) {
     int gid = get_global_id(0);
     if (gid >= n * c * chunks) return;
     bn_chunk ck = bn_chunk_of(gid, c, hw, chunk, chunks);
@@ -398,6 +403,19 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
     __global const float *xp = x + x_off + ck.first;
     __global float *yp = y + y_off + ck.first;
     int i = 0;
+    if (res) { /* act(y + res): the residual Add (and its ReLU) of a training plan */
+        __global const float *rp = res + res_off + ck.first;
+        for (; i + 16 <= ck.len; i += 16) {
+            BN_PF(xp + i);
+            BN_PF(rp + i);
+            CC_PREFETCH_W(yp + i + 256);
+            float16 v = bn_affine16(vload16(0, xp + i), mu, inv, g, b) + vload16(0, rp + i);
+            vstore16(bn_act16(v, act), 0, yp + i);
+        }
+        for (; i < ck.len; i++)
+            yp[i] = bn_act(bn_affine(xp[i], mu, inv, g, b) + rp[i], act);
+        return;
+    }
     for (; i + 16 <= ck.len; i += 16) {
         BN_PF(xp + i);
         CC_PREFETCH_W(yp + i + 256);

@@ -369,11 +369,13 @@ clcnn_status cc_binary(clcnn_device *dev, int op, const clcnn_tensor *a, const c
 /* ---- batch norm fused with its activation (lib/ops/batchnorm.c) ------------------ */
 
 /* clcnn_batchnorm_forward_train writing act(y) for act CLCNN_ACT_ID_NONE, _RELU or _RELU6
- * (cl/clcnn_ids.h; y < 0 ? 0 : y, then y > 6 ? 6 : y, as the ReLU and Clip kernels). */
+ * (cl/clcnn_ids.h; y < 0 ? 0 : y, then y > 6 ? 6 : y, as the ReLU and Clip kernels); with
+ * res (x's shape; NULL: none) act(y + res) instead, the sum ew_add would make of y. */
 clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tensor *x,
                                             const clcnn_tensor *gamma, const clcnn_tensor *beta,
                                             clcnn_tensor *running_mean, clcnn_tensor *running_var,
-                                            float momentum, float eps, int act, clcnn_tensor *y,
+                                            float momentum, float eps, int act,
+                                            const clcnn_tensor *res, clcnn_tensor *y,
                                             clcnn_tensor *save_mean, clcnn_tensor *save_invstd);
 /* clcnn_batchnorm_backward of that: dy is the gradient of act(y); the kernels use dy where
  * the activation passes its gradient (y > 0, and y < 6 for RELU6), 0 elsewhere. They

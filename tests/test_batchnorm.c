@@ -583,8 +583,8 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     clcnn_tensor *tdg = vec(c, NULL), *tdb = vec(c, NULL), *tdg0 = vec(c, NULL),
                  *tdb0 = vec(c, NULL);
     TU_OK(clcnn_batchnorm_forward_train(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, ty, tm, ti));
-    TU_OK(
-        cc_batchnorm_forward_train_act(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act, ta, tm, ti));
+    TU_OK(cc_batchnorm_forward_train_act(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act, NULL, ta,
+                                         tm, ti));
     float *y = tu_download(ty), *ya = tu_download(ta);
     int ok = 1, crossed = 0;
     for (size_t i = 0; i < total; i++) {
@@ -594,6 +594,25 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
         crossed += !keep;
     }
     if (!ok) fprintf(stderr, "fused forward differs from the activation of the forward\n");
+    /* with a residual: act(y + res) as the host adds the stored y (a training plan's Add
+     * run in the batch norm's pass), into a buffer of its own and into res itself */
+    float *res = malloc(total * sizeof *res);
+    tu_fill_uniform(r, res, total, -2, 2);
+    clcnn_tensor *tr = tu_tensor_from(ndim, shape, res);
+    for (int in_place = 0; in_place < 2; in_place++) {
+        clcnn_tensor *out = in_place ? tr : ta;
+        TU_OK(cc_batchnorm_forward_train_act(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act, tr,
+                                             out, tm, ti));
+        float *yr = tu_download(out);
+        int same = 1;
+        for (size_t i = 0; i < total; i++)
+            same &= memcmp(&yr[i], &(float){act_host(y[i] + res[i], act)}, sizeof(float)) == 0;
+        if (!same) fprintf(stderr, "fused residual forward differs (in place %d)\n", in_place);
+        ok &= same;
+        free(yr);
+    }
+    clcnn_tensor_free(tr);
+    free(res);
     double *xd = ro_to_double(x, total), *dymd = ro_to_double(dym, total);
     double *gd = ro_to_double(gm, c), *bd = ro_to_double(bt, c);
     double *yref = malloc(total * sizeof *yref), *dxref = malloc(total * sizeof *dxref);
@@ -652,9 +671,24 @@ static void test_fused_errors(void **state) {
     clcnn_tensor *m = vec(c, NULL), *i = vec(c, NULL);
     TU_OK(clcnn_tensor_fill(x, 1.0f));
     assert_int_equal(cc_batchnorm_forward_train_act(dev, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f,
-                                                    CLCNN_ACT_ID_LEAKY, y, m, i),
+                                                    CLCNN_ACT_ID_LEAKY, NULL, y, m, i),
                      CLCNN_ERR_INVALID_ARG);
     assert_non_null(strstr(clcnn_last_error(), "not one batch norm fuses"));
+    /* a residual of another shape, one that overlaps y only in part */
+    size_t s5[4] = {2, 3, 4, 5};
+    clcnn_tensor *r5 = tu_tensor_from(4, s5, NULL);
+    assert_int_equal(cc_batchnorm_forward_train_act(dev, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f,
+                                                    CLCNN_ACT_ID_RELU, r5, y, m, i),
+                     CLCNN_ERR_SHAPE);
+    assert_non_null(strstr(clcnn_last_error(), "res"));
+    clcnn_tensor *ra = cc_tensor_view_at(r5, 4, s4, 0), *yb = cc_tensor_view_at(r5, 4, s4, 1);
+    assert_non_null(ra);
+    assert_non_null(yb);
+    assert_int_equal(cc_batchnorm_forward_train_act(dev, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f,
+                                                    CLCNN_ACT_ID_RELU, ra, yb, m, i),
+                     CLCNN_ERR_INVALID_ARG);
+    assert_non_null(strstr(clcnn_last_error(), "y must be res itself or not overlap it"));
+    clcnn_tensor_free(ra), clcnn_tensor_free(yb), clcnn_tensor_free(r5);
     clcnn_tensor *b4 = vec(c + 1, NULL), *db = vec(c, NULL);
     assert_int_equal(
         cc_batchnorm_backward_act(dev, x, b4, x, CLCNN_ACT_ID_RELU, NULL, m, i, y, NULL, NULL),

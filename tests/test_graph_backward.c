@@ -5,6 +5,8 @@
  * "lenet" models against the layer-by-layer net's backward, and the error paths. */
 #include "test_util.h"
 
+#include "exec/train_internal.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -883,6 +885,113 @@ static void test_fused_tail(void **state) {
     }
 }
 
+/* A residual Add whose later operand is a batch norm's output that only it reads runs in
+ * the batch norm's pass (train.c's fuse_bn_add): a bottleneck-like block with a
+ * downsampling branch (Add + ReLU: the branch's batch norm comes last) and a second Add
+ * without ReLU whose other operand the block's convolution reads too. extra: the two batch
+ * norms' outputs are graph outputs as well, which keeps both Adds apart. */
+static clcnn_graph *bn_add_graph(int extra) {
+    clcnn_graph *g = new_graph();
+    tu_rng r = tu_rng_seed(29);
+    add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 3, 6, 5);
+    int64_t p1[4] = {1, 1, 1, 1};
+    clcnn_attr pad1 = ais("pads", p1, 4);
+    static const char *const layers[][3] = {{"1", "x", "4"}, {"2", "r1", "4"}, {"d", "x", "4"},
+                                            {"3", "o1", "4"}};
+    for (int l = 0; l < 4; l++) {
+        const char *id = layers[l][0];
+        char w[8], cv[8], bn[128], t[8], nm[8], cin[32];
+        snprintf(w, sizeof w, "w%s", id);
+        snprintf(cv, sizeof cv, "c%s", id);
+        snprintf(t, sizeof t, "t%s", id);
+        snprintf(nm, sizeof nm, "bn%s", id);
+        add_param(g, &r, w, 4, 4, l == 0 || l == 2 ? 3 : 4, 3, 3, -0.4f, 0.4f);
+        snprintf(cin, sizeof cin, "%s %s", layers[l][1], w);
+        node(g, "Conv", w, cin, cv, 1, &pad1);
+        const char *sfx[4] = {"g", "b", "m", "v"};
+        float lo[4] = {0.5f, -0.5f, 0.0f, 1.0f}, hi[4] = {1.5f, 0.5f, 0.0f, 1.0f};
+        char pn[4][8];
+        for (int k = 0; k < 4; k++) {
+            snprintf(pn[k], sizeof pn[k], "%s%s", sfx[k], id);
+            add_param(g, &r, pn[k], 1, 4, 0, 0, 0, lo[k], hi[k]);
+        }
+        snprintf(bn, sizeof bn, "%s %s %s %s %s", cv, pn[0], pn[1], pn[2], pn[3]);
+        node(g, "BatchNormalization", nm, bn, t, 0, NULL);
+        if (l == 0) node(g, "Relu", "r1", "t1", "r1", 0, NULL);
+        if (l == 2) { /* after the downsampling branch: the block's sum */
+            node(g, "Add", "s1", "t2 td", "u1", 0, NULL);
+            node(g, "Relu", "o1", "u1", "o1", 0, NULL);
+        }
+    }
+    node(g, "Add", "s2", "o1 t3", "u2", 0, NULL);
+    node(g, "GlobalAveragePool", "pool", "u2", "pooled", 0, NULL);
+    classifier(g, &r, "pooled", 4, 0.5f, 1);
+    if (extra) {
+        TU_OK(clcnn_graph_add_output(g, "td"));
+        TU_OK(clcnn_graph_add_output(g, "t3"));
+    }
+    return g;
+}
+
+/* The batch norms of a plan that run an Add in their pass. */
+static int bn_adds(const clcnn_train_plan *p) {
+    int n = 0;
+    for (int i = 0; i < p->nnodes; i++)
+        n += p->nodes[i].op == CC_OP_BATCHNORM && p->nodes[i].res >= 0;
+    return n;
+}
+
+/* Finite differences through the fused block, and the same logits and parameter
+ * gradients, bit for bit, as the plan that keeps the Adds apart (twice: the second step's
+ * forward starts from the first's running statistics). */
+static void test_bn_add(void **state) {
+    (void)state;
+    for (int batch = 1; batch <= 3; batch += 2) {
+        clcnn_graph *g = bn_add_graph(0);
+        fd_case c = fd_default(g, batch);
+        c.max_checks = 12;
+        c.h = 3e-4;
+        assert_true(fd_check(&c));
+        clcnn_graph_free(g);
+    }
+    clcnn_train_plan *p[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        clcnn_graph *g = bn_add_graph(k);
+        TU_OK(clcnn_train_plan_create(tu_device(), g, 3, NULL, &p[k]));
+        clcnn_graph_free(g);
+    }
+    assert_int_equal(bn_adds(p[0]), 2);
+    assert_int_equal(bn_adds(p[1]), 0);
+    tu_rng r = tu_rng_seed(5);
+    float x[3 * 3 * 6 * 5], dy[9];
+    tu_fill_uniform(&r, x, 3 * 3 * 6 * 5, -1.0f, 1.0f);
+    tu_fill_uniform(&r, dy, 9, -1.0f, 1.0f);
+    size_t xs[4] = {3, 3, 6, 5}, ys[2] = {3, 3};
+    clcnn_tensor *xt = tu_tensor_from(4, xs, x), *dyt = tu_tensor_from(2, ys, dy);
+    const clcnn_tensor *grads[3] = {dyt, NULL, NULL};
+    float *out[2][2], *gr[2][2];
+    for (int step = 0; step < 2; step++)
+        for (int k = 0; k < 2; k++) {
+            TU_OK(clcnn_train_plan_forward(p[k], (const clcnn_tensor *const *)&xt, 1));
+            TU_OK(clcnn_train_plan_backward(p[k], grads, 1 + 2 * k));
+            out[step][k] = tu_download(clcnn_train_plan_output(p[k], 0));
+            gr[step][k] = tu_download(clcnn_train_plan_grads(p[k]));
+            TU_OK(clcnn_train_plan_zero_grad(p[k]));
+        }
+    size_t ng = clcnn_tensor_numel(clcnn_train_plan_grads(p[0]));
+    assert_int_equal(ng, clcnn_tensor_numel(clcnn_train_plan_grads(p[1])));
+    for (int step = 0; step < 2; step++) {
+        assert_memory_equal(out[step][0], out[step][1], 9 * sizeof(float));
+        assert_memory_equal(gr[step][0], gr[step][1], ng * sizeof(float));
+        for (int k = 0; k < 2; k++)
+            free(out[step][k]), free(gr[step][k]);
+    }
+    clcnn_tensor_free(xt);
+    clcnn_tensor_free(dyt);
+    clcnn_train_plan_free(p[0]);
+    clcnn_train_plan_free(p[1]);
+}
+
 /* Two plans, same batch: bit-identical gradients; a second backward without zero_grad
  * adds the same again (exactly doubles), zero_grad clears; with overwrite_grads a second
  * backward writes the same gradients again. */
@@ -1207,6 +1316,7 @@ int main(void) {
         cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_dag),
         cmocka_unit_test(test_fused_tail),
+        cmocka_unit_test(test_bn_add),
         cmocka_unit_test(test_fd_catches_wrong_gradient),
         cmocka_unit_test(test_repeatable),
         cmocka_unit_test(test_sgd_on_arenas),

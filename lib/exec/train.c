@@ -255,6 +255,47 @@ static void fuse_activations(clcnn_train_plan *p, const clcnn_graph *g) {
     }
 }
 
+/* The node that writes value v (after fuse_activations: the fused node), or -1. */
+static int producer(const clcnn_train_plan *p, int v) {
+    for (int i = 0; i < p->nnodes; i++)
+        for (int k = 0; k < p->nodes[i].n_out; k++)
+            if (p->nodes[i].out[k] == v) return i;
+    return -1;
+}
+
+/* An Add of equal shapes (with or without the ReLU fused into it) whose later operand is
+ * a training batch norm's output that only the Add reads runs its forward in the batch
+ * norm's pass: act(y + the other operand), the sum and comparisons ew_add(_relu) would
+ * have made of the stored y (cl/batchnorm.cl), so the Add's output is the same bits and
+ * the batch norm's y is never stored (ResNet's last batch norm of each block: one pass
+ * over three tensors instead of two passes over five). The other operand is ready then:
+ * its producer comes earlier. Backward is unchanged: the Add (and its ReLU's mask from
+ * its output) hands the batch norm its gradient, and the batch norm's backward reads x,
+ * not y. Not with bn_sync, nor where y is a graph output. */
+static void fuse_bn_add(clcnn_train_plan *p, const clcnn_graph *g) {
+    for (int i = 0; i < p->nnodes; i++) {
+        cc_tnode *a = &p->nodes[i];
+        if (a->fused || !flat_add(p, a) || p->vals[a->out[0]].kind != CC_TV_ACT ||
+            a->in[0] == a->in[1])
+            continue;
+        int pr[2] = {producer(p, a->in[0]), producer(p, a->in[1])};
+        int j = pr[1] > pr[0];
+        if (pr[j] < 0) continue;
+        cc_tnode *b = &p->nodes[pr[j]];
+        int v = a->in[j], only = -1;
+        cc_tval *y = &p->vals[v];
+        if (b->op != CC_OP_BATCHNORM || p->opts.bn_sync || b->act != CLCNN_ACT_ID_NONE ||
+            b->res >= 0 || b->out[0] != v || y->kind != CC_TV_ACT || y->is_output ||
+            cc_value_readers(g, v, &only) != 1)
+            continue;
+        b->res = a->in[1 - j];
+        b->res_out = a->out[0];
+        b->act = a->act;
+        a->fwd_done = 1;
+        y->no_t = 1;
+    }
+}
+
 static clcnn_status copy_nodes(clcnn_train_plan *p, const clcnn_graph *g) {
     for (int i = 0; i < g->nnodes; i++) {
         const cc_gnode *gn = &g->nodes[g->order[i]];
@@ -278,6 +319,7 @@ static clcnn_status copy_nodes(clcnn_train_plan *p, const clcnn_graph *g) {
         memcpy(n->in, gn->in, (size_t)gn->n_in * sizeof *n->in);
         memcpy(n->out, gn->out, (size_t)gn->n_out * sizeof *n->out);
         n->a = gn->a;
+        n->res = n->res_out = -1;
         for (int k = 1; k < gn->n_out && gn->op != CC_OP_SPLIT; k++) {
             int dummy;
             if (cc_value_readers(g, gn->out[k], &dummy) > 0)
@@ -331,10 +373,12 @@ clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batc
                         g->vals[v].name);
     }
     if (s == CLCNN_OK) fuse_activations(p, g);
+    if (s == CLCNN_OK) fuse_bn_add(p, g);
     if (s == CLCNN_OK) s = make_arenas(p, g, like);
     /* activations: one buffer each; views get their tensors per forward */
     for (int v = 0; s == CLCNN_OK && v < p->nvals; v++)
-        if (p->vals[v].kind == CC_TV_ACT) s = new_like(p, &p->vals[v], &p->vals[v].t);
+        if (p->vals[v].kind == CC_TV_ACT && !p->vals[v].no_t)
+            s = new_like(p, &p->vals[v], &p->vals[v].t);
     if (s == CLCNN_OK) mark_needs(p);
     for (int i = 0; s == CLCNN_OK && i < p->nnodes; i++)
         s = cc_train_prepare(p, g, &p->nodes[i]);
@@ -397,7 +441,8 @@ static void trace_node(clcnn_train_plan *p, int i, const char *pass, char *label
     const char *act = n->act == CLCNN_ACT_ID_RELU    ? "+Relu"
                       : n->act == CLCNN_ACT_ID_RELU6 ? "+Clip"
                                                      : "";
-    int len = snprintf(label, size, "%s %d %s%s %s", pass, i, cc_op_defs[n->op].name, act, n->name);
+    int len = snprintf(label, size, "%s %d %s%s%s %s", pass, i, cc_op_defs[n->op].name,
+                       n->res >= 0 ? "+Add" : "", act, n->name);
     if (n->op == CC_OP_CONV && len > 0 && (size_t)len < size)
         snprintf(label + len, size - (size_t)len, " [%s]",
                  clcnn_conv_algo_name(n->conv_algo[CLCNN_CONV_PASS_FORWARD]));

@@ -141,6 +141,7 @@ static clcnn_status prepare_binary(clcnn_train_plan *p, const clcnn_graph *g, cc
 }
 
 static clcnn_status binary_forward(clcnn_train_plan *p, cc_tnode *n) {
+    if (n->fwd_done) return CLCNN_OK; /* the batch norm that writes an operand added it */
     if (n->act == CLCNN_ACT_ID_RELU)
         return cc_add_relu(p->dev, T(n->in[0]), T(n->in[1]), T(n->out[0]));
     return cc_binary(p->dev, binary_ids[n->op], T(n->in[0]), T(n->in[1]), T(n->out[0]));

@@ -22,6 +22,8 @@ typedef struct cc_tval {
     size_t numel;
     int need;        /* a gradient flows into it */
     int is_output;   /* a graph output: its gradient starts as the caller's */
+    int no_t;        /* no tensor: the Add that alone reads it takes its producer's
+                      * output in the same pass (train.c's fuse_bn_add); a gradient only */
     int direct;      /* a reader writes its contribution straight into g (the first one) */
     int param;       /* CC_TV_PARAM / STATE: index in the parameter list */
     clcnn_tensor *t; /* the value this forward */
@@ -65,6 +67,9 @@ typedef struct cc_tnode {
     int act;         /* BatchNormalization, Add: the activation it applies (CLCNN_ACT_ID_*;
                       * its output is then that activation's, train.c's fuse_activations) */
     int fused;       /* an activation another node applies: no inputs, outputs or work */
+    int res, res_out; /* BatchNormalization: the Add it runs (fuse_bn_add): the Add's other
+                       * operand and output (values; -1: none), its activation in act */
+    int fwd_done;     /* Add: its forward ran in the batch norm's (no work here) */
     double bn_count; /* its forward's count as opts.bn_sync->stats returned it */
 } cc_tnode;
 

@@ -137,7 +137,7 @@ static clcnn_status check_like(clcnn_device *dev, const char *op, const clcnn_te
 static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
                           clcnn_tensor *y, bn_dims d, cl_mem mean, size_t mean_off, cl_mem sd,
                           size_t sd_off, int from_var, float eps, const clcnn_tensor *gamma,
-                          const clcnn_tensor *beta, int act) {
+                          const clcnn_tensor *beta, int act, const clcnn_tensor *res) {
     size_t lws;
     if (use_chunks(dev)) {
         bn_chunking k = chunking(d);
@@ -148,7 +148,7 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                     CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(mean),
                     CC_ARG_INT(mean_off), CC_ARG_MEM(sd), CC_ARG_INT(sd_off), CC_ARG_INT(from_var),
                     CC_ARG_FLOAT(eps), MEM_OR_NULL(gamma), OFF_OR_0(gamma), MEM_OR_NULL(beta),
-                    OFF_OR_0(beta), CC_ARG_INT(act)));
+                    OFF_OR_0(beta), CC_ARG_INT(act), MEM_OR_NULL(res), OFF_OR_0(res)));
     }
     size_t gws = d.n * d.c * d.hw;
     return cc_launch(dev, "batchnorm", defines, "bn_apply", 1, &gws, lws_1d(dev, &lws),
@@ -157,7 +157,8 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                              CC_ARG_INT(d.c), CC_ARG_INT(d.hw), CC_ARG_MEM(mean),
                              CC_ARG_INT(mean_off), CC_ARG_MEM(sd), CC_ARG_INT(sd_off),
                              CC_ARG_INT(from_var), CC_ARG_FLOAT(eps), MEM_OR_NULL(gamma),
-                             OFF_OR_0(gamma), MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_INT(act)));
+                             OFF_OR_0(gamma), MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_INT(act),
+                             MEM_OR_NULL(res), OFF_OR_0(res)));
 }
 
 /* Batch mean and invstd (and the running statistics) with one group per channel. */
@@ -221,7 +222,7 @@ clcnn_status clcnn_batchnorm_forward_train(clcnn_device *dev, const clcnn_tensor
                                            float momentum, float eps, clcnn_tensor *y,
                                            clcnn_tensor *save_mean, clcnn_tensor *save_invstd) {
     return cc_batchnorm_forward_train_act(dev, x, gamma, beta, running_mean, running_var, momentum,
-                                          eps, CLCNN_ACT_ID_NONE, y, save_mean, save_invstd);
+                                          eps, CLCNN_ACT_ID_NONE, NULL, y, save_mean, save_invstd);
 }
 
 static clcnn_status check_act(const char *op, int act) {
@@ -234,13 +235,19 @@ static clcnn_status check_act(const char *op, int act) {
 clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tensor *x,
                                             const clcnn_tensor *gamma, const clcnn_tensor *beta,
                                             clcnn_tensor *running_mean, clcnn_tensor *running_var,
-                                            float momentum, float eps, int act, clcnn_tensor *y,
+                                            float momentum, float eps, int act,
+                                            const clcnn_tensor *res, clcnn_tensor *y,
                                             clcnn_tensor *save_mean, clcnn_tensor *save_invstd) {
     static const char op[] = "clcnn_batchnorm_forward_train";
     CC_TRY(check_act(op, act));
     bn_dims d = {0, 0, 0};
     CC_TRY(check_x(dev, op, x, "x", &d));
     CC_TRY(check_like(dev, op, y, "y", x, "x"));
+    if (res) {
+        CC_TRY(check_like(dev, op, res, "res", x, "x"));
+        CC_RETURN_IF(cc_tensors_bad_alias(y, res), CLCNN_ERR_INVALID_ARG,
+                     "%s: y must be res itself or not overlap it", op);
+    }
     CC_TRY(check_chan(dev, op, gamma, "gamma", 1, x));
     CC_TRY(check_chan(dev, op, beta, "beta", 1, x));
     CC_RETURN_IF(!running_mean != !running_var, CLCNN_ERR_INVALID_ARG,
@@ -262,11 +269,11 @@ clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tenso
     CC_RETURN_IF(cc_tensors_bad_alias(y, x), CLCNN_ERR_INVALID_ARG,
                  "%s: y must be x itself or not overlap it", op);
     const clcnn_tensor *outs[] = {running_mean, running_var, save_mean, save_invstd};
-    const clcnn_tensor *ins[] = {x, y, gamma, beta};
+    const clcnn_tensor *ins[] = {x, y, gamma, beta, res};
     for (int i = 0; i < 4; i++) {
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < 5; j++)
             CC_RETURN_IF(cc_tensors_overlap(outs[i], ins[j]) ||
-                             (i != j && cc_tensors_overlap(outs[i], outs[j])),
+                             (j < 4 && i != j && cc_tensors_overlap(outs[i], outs[j])),
                          CLCNN_ERR_INVALID_ARG,
                          "%s: the running and saved statistics must not overlap each other, x, "
                          "y, gamma or beta",
@@ -300,7 +307,7 @@ clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tenso
                         running_mean, running_var, momentum);
     if (s == CLCNN_OK)
         s = apply(dev, defines, x, y, d, mean_mem, mean_off, inv_mem, inv_off, 0, 0.0f, gamma, beta,
-                  act);
+                  act, res);
     if (tmp) cc_pool_release(dev, tmp); /* in-order queue: later users run after us */
     return s;
 }
@@ -329,7 +336,7 @@ clcnn_status clcnn_batchnorm_forward_infer(clcnn_device *dev, const clcnn_tensor
     reduce_wg(dev, defines);
     return apply(dev, defines, x, y, d, running_mean->storage->mem, running_mean->offset,
                  running_var->storage->mem, running_var->offset, 1, eps, gamma, beta,
-                 CLCNN_ACT_ID_NONE);
+                 CLCNN_ACT_ID_NONE, NULL);
 }
 
 /* Backward with per-chunk partial sums: partials of sum dy and sum dy (x - mean), the
