@@ -300,11 +300,32 @@ static clcnn_status device_class(clcnn_device_type *out) {
     return CLCNN_OK;
 }
 
+/* $CLCNN_CPU_VECTOR_WIDTH (development): 4, 8 or 16 makes every choice the library makes
+ * by the device's native float vector width (register blocks, tile shapes, the AVX2 and
+ * AVX-512 rules) as for that width, whatever the driver reports; unset or empty: the
+ * driver's. With POCL_LLVM_CPU_NAME (POCL's code-generation target, e.g. znver2 for an AVX2
+ * CPU) an AVX-512 machine then runs what an AVX2 one would. */
+static clcnn_status vector_width(unsigned *out) {
+    *out = 0;
+    const char *v = getenv("CLCNN_CPU_VECTOR_WIDTH");
+    if (!v || !*v) return CLCNN_OK;
+    if (strcmp(v, "4") == 0 || strcmp(v, "8") == 0 || strcmp(v, "16") == 0) {
+        *out = (unsigned)atoi(v);
+        return CLCNN_OK;
+    }
+    return cc_fail(CLCNN_ERR_INVALID_ARG,
+                   "CLCNN_CPU_VECTOR_WIDTH is '%s': it must be 4, 8 or 16 (or unset, for the width "
+                   "the driver reports)",
+                   v);
+}
+
 clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
     CC_RETURN_IF(!out, CLCNN_ERR_INVALID_ARG, "clcnn_device_open: out is NULL");
     *out = NULL;
     clcnn_device_type forced = 0;
+    unsigned width = 0;
     CC_TRY(device_class(&forced));
+    CC_TRY(vector_width(&width));
     found *f = malloc(sizeof *f);
     CC_RETURN_IF(!f, CLCNN_ERR_OUT_OF_MEMORY, "clcnn_device_open: out of host memory");
     clcnn_status s = discover(f);
@@ -346,6 +367,7 @@ clcnn_status clcnn_device_open(const char *selector, clcnn_device **out) {
         clcnn_device_close(dev);
         return s;
     }
+    if (width) dev->native_float_width = width;
     const char *prof = getenv("CLCNN_PROFILE");
     dev->trace = prof && *prof && strcmp(prof, "0") != 0;
     dev->trace_steps = dev->trace && strcmp(prof, "steps") == 0;

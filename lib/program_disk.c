@@ -65,6 +65,9 @@ int cc_disk_mkdirs(const char *path) {
 
 uint64_t cc_disk_key(const clcnn_device *dev, const char *src, const char *options) {
     uint64_t h = CC_HASH_INIT;
+    /* POCL compiles for another CPU than the one it runs on when POCL_LLVM_CPU_NAME says
+     * so: such binaries must not be taken for the native ones, nor the other way round */
+    const char *target = getenv("POCL_LLVM_CPU_NAME");
     const char *parts[] = {src,
                            options,
                            dev->info.platform_name,
@@ -73,6 +76,7 @@ uint64_t cc_disk_key(const clcnn_device *dev, const char *src, const char *optio
                            CLCNN_VERSION_STRING};
     for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
         h = cc_hash64(h, parts[i], strlen(parts[i]) + 1); /* +1: separator */
+    if (target && *target) h = cc_hash64(h, target, strlen(target) + 1);
     return h;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "program_disk.h"
 
 static clcnn_device_info infos[64];
 static size_t ninfos;
@@ -243,6 +244,50 @@ static void test_device_class_override(void **state) {
     env_restore(&e);
 }
 
+/* $CLCNN_CPU_VECTOR_WIDTH: the opened device's native float width as the library's
+ * choices see it (4, 8 or 16), whatever the driver reports; empty: the driver's; any other
+ * value fails the open with a message naming the variable and the valid values. The
+ * program cache keeps binaries POCL made for another CPU (POCL_LLVM_CPU_NAME, which such
+ * runs set) apart from the native ones. */
+static void test_vector_width_override(void **state) {
+    (void)state;
+    saved_env e = env_save("CLCNN_CPU_VECTOR_WIDTH");
+    unsetenv("CLCNN_CPU_VECTOR_WIDTH");
+    clcnn_device *dev = NULL;
+    TU_OK(clcnn_device_open("0", &dev));
+    unsigned native = dev->native_float_width;
+    clcnn_device_close(dev);
+    const char *widths[] = {"4", "8", "16"};
+    for (int i = 0; i < 3; i++) {
+        setenv("CLCNN_CPU_VECTOR_WIDTH", widths[i], 1);
+        TU_OK(clcnn_device_open("0", &dev));
+        assert_int_equal(dev->native_float_width, (unsigned)atoi(widths[i]));
+        clcnn_device_close(dev);
+    }
+    setenv("CLCNN_CPU_VECTOR_WIDTH", "7", 1);
+    dev = NULL;
+    assert_int_equal(clcnn_device_open("0", &dev), CLCNN_ERR_INVALID_ARG);
+    assert_null(dev);
+    assert_non_null(strstr(clcnn_last_error(), "CLCNN_CPU_VECTOR_WIDTH is '7'"));
+    assert_non_null(strstr(clcnn_last_error(), "4, 8 or 16"));
+    setenv("CLCNN_CPU_VECTOR_WIDTH", "", 1);
+    TU_OK(clcnn_device_open("0", &dev));
+    assert_int_equal(dev->native_float_width, native);
+    /* the disk key: the same without a target or with an empty one, another with one */
+    saved_env t = env_save("POCL_LLVM_CPU_NAME");
+    unsetenv("POCL_LLVM_CPU_NAME");
+    uint64_t k0 = cc_disk_key(dev, "src", "-DX=1");
+    setenv("POCL_LLVM_CPU_NAME", "", 1);
+    assert_true(cc_disk_key(dev, "src", "-DX=1") == k0);
+    setenv("POCL_LLVM_CPU_NAME", "znver2", 1);
+    uint64_t k1 = cc_disk_key(dev, "src", "-DX=1");
+    setenv("POCL_LLVM_CPU_NAME", "haswell", 1);
+    assert_true(k1 != k0 && cc_disk_key(dev, "src", "-DX=1") != k1);
+    env_restore(&t);
+    clcnn_device_close(dev);
+    env_restore(&e);
+}
+
 static void test_cl_std_from_device_c_version(void **state) {
     (void)state;
     char b[32];
@@ -454,6 +499,7 @@ int main(void) {
         cmocka_unit_test(test_bad_selector_lists_devices),
         cmocka_unit_test(test_env_selector),
         cmocka_unit_test(test_device_class_override),
+        cmocka_unit_test(test_vector_width_override),
         cmocka_unit_test(test_cl_std_from_device_c_version),
         cmocka_unit_test(test_handle_accessors),
         cmocka_unit_test(test_tensors_outlive_close),
