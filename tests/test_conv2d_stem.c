@@ -7,12 +7,12 @@
  * last block ends at the last channel), bias and activations; the named stems (LeNet,
  * VGG, ResNet, AlexNet, MobileNet) at batch 1; tall images split into bands of rows
  * with a short last band; every register block through "stem TM TN". The kernel is
- * forced with $CLCNN_CONV_IMPLICIT_CFG="stem [TM TN]" (on CPUs with AVX-512 it is also
- * the heuristic for these layers). Its sums are the implicit GEMM's, term for term: on CPU
- * devices (whose local memory holds the GEMM's whole reduction, one fma chain per output)
- * the results must equal the GEMM's bit for bit (forced with a GEMM parameter string). Shapes
- * it cannot run ("stem" on a grouped, dilated or 9-channel layer) fall back to the GEMM
- * and stay correct. Residual, in-place and SiLU epilogues and tensor offsets:
+ * forced with $CLCNN_CONV_IMPLICIT_CFG="stem [TM TN]" (on CPUs with 8- and 16-float vectors
+ * it is also the heuristic for these layers: test_heuristic_by_width). Its sums are the implicit
+ * GEMM's, term for term: on CPU devices (whose local memory holds the GEMM's whole reduction, one
+ * fma chain per output) the results must equal the GEMM's bit for bit (forced with a GEMM parameter
+ * string). Shapes it cannot run ("stem" on a grouped, dilated or 9-channel layer) fall back to the
+ * GEMM and stay correct. Residual, in-place and SiLU epilogues and tensor offsets:
  * test_conv2d_prepared.c's stem case.
  *
  * Tolerance as for implicit_gemm in test_conv2d_algos.c (inputs, weights and bias uniform
@@ -164,6 +164,77 @@ static void test_fallback(void **state) {
     assert_true(ok);
 }
 
+/* t on dev holding the floats of data (shape n dims). */
+static clcnn_tensor *on(clcnn_device *dev, int nd, const size_t *shape, const float *data) {
+    clcnn_tensor *t = NULL;
+    TU_OK(clcnn_tensor_create(dev, CLCNN_F32, nd, shape, &t));
+    if (data) TU_OK(clcnn_tensor_upload(t, data, clcnn_tensor_numel(t) * sizeof(float)));
+    return t;
+}
+
+/* The heuristic by vector registers: on a CPU whose library choices see 8-float vectors
+ * (CLCNN_CPU_VECTOR_WIDTH=8, an AVX2 CPU's 16 registers) it takes the few-channel kernel
+ * with TM 8 x TN 1 for a VGG-like 3-channel 3x3 layer, and the GEMM for an AlexNet-like
+ * one with column stride 4; with 16-float vectors TM 8 x TN 3 for both (the kernels each
+ * device launched: $CLCNN_TRACE_KERNELS). The results match the reference either way. */
+static void test_heuristic_by_width(void **state) {
+    (void)state;
+    if (clcnn_device_get_info(tu_device())->type != CLCNN_DEVICE_CPU) skip();
+    const char *env = getenv("CLCNN_CPU_VECTOR_WIDTH"); /* restored at the end */
+    char *saved = env ? strdup(env) : NULL;
+    char *dir = tu_temp_dir("stem-width"), path[512];
+    snprintf(path, sizeof path, "%s/kernels.txt", dir);
+    const ref_conv shapes[] = {conv2(1, 3, 20, 40, 8, 3, 3, 1, 1, 1, 1),
+                               conv2(1, 3, 45, 227, 8, 11, 11, 4, 4, 0, 0)};
+    static const char *const widths[] = {"8", "16"};
+    /* the few-channel kernel's blocks, or NULL: the GEMM's kernel */
+    static const char *const want[2][2] = {{"TM=8 TN=1", NULL}, {"TM=8 TN=3", "TM=8 TN=3"}};
+    int ok = 1;
+    for (int wi = 0; wi < 2; wi++)
+        for (int i = 0; i < 2; i++) {
+            remove(path);
+            setenv("CLCNN_CPU_VECTOR_WIDTH", widths[wi], 1);
+            setenv("CLCNN_TRACE_KERNELS", path, 1);
+            clcnn_device *dev = NULL;
+            clcnn_status st = clcnn_device_open(clcnn_device_get_info(tu_device())->name, &dev);
+            unsetenv("CLCNN_CPU_VECTOR_WIDTH");
+            TU_OK(st);
+            rcp_problem pb;
+            rcp_problem_init(&pb, &shapes[i], 1, 1, 700 + (uint64_t)(2 * wi + i));
+            const ref_conv *cv = &pb.cv;
+            clcnn_tensor *x = on(dev, 4, (size_t[]){cv->n, cv->c, cv->h, cv->w}, pb.x);
+            clcnn_tensor *w = on(dev, 4, (size_t[]){cv->k, cv->c, cv->r, cv->s}, pb.w);
+            clcnn_tensor *b = on(dev, 1, (size_t[]){cv->k}, pb.b);
+            clcnn_tensor *y = on(dev, 4, (size_t[]){cv->n, cv->k, cv->p, cv->q}, NULL);
+            clcnn_conv2d_desc d = rcp_make_desc(cv, CLCNN_CONV_IMPLICIT_GEMM);
+            TU_OK(clcnn_conv2d_forward(dev, &d, x, w, b, y, (clcnn_activation)pb.act));
+            size_t ny = ref_conv_y_size(cv);
+            float *got = malloc(ny * sizeof *got);
+            TU_OK(clcnn_tensor_download(y, got, ny * sizeof *got));
+            double l = (double)cv->c * cv->r * cv->s;
+            ok &= tu_close("few-channel heuristic", got, pb.ref, ny, 1e-6 * l, 1e-5);
+            clcnn_tensor_free(x), clcnn_tensor_free(w), clcnn_tensor_free(b), clcnn_tensor_free(y);
+            clcnn_device_close(dev);
+            unsetenv("CLCNN_TRACE_KERNELS");
+            char *trace = tu_slurp(dir, "kernels.txt");
+            assert_non_null(trace);
+            const char *stem = strstr(trace, "conv2d_stem_fwd");
+            int right = want[wi][i] ? stem && strstr(stem, want[wi][i]) != NULL
+                                    : !stem && strstr(trace, "conv2d_implicit_fwd") != NULL;
+            if (!right)
+                print_message("width %s, shape %d: expected %s, launched:\n%s", widths[wi], i,
+                              want[wi][i] ? want[wi][i] : "the GEMM", trace);
+            ok &= right;
+            free(trace);
+            free(got);
+            rcp_problem_free(&pb);
+        }
+    tu_remove_dir(dir);
+    if (saved) setenv("CLCNN_CPU_VECTOR_WIDTH", saved, 1);
+    free(saved);
+    assert_true(ok);
+}
+
 static int teardown(void **state) {
     (void)state;
     tu_close_device();
@@ -176,6 +247,7 @@ int main(void) {
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_variants),
         cmocka_unit_test(test_fallback),
+        cmocka_unit_test(test_heuristic_by_width),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -479,7 +479,9 @@ static clcnn_status fwd_prepare(clcnn_device *dev, const cc_conv *cv, const clcn
     int tm = 8, tn = 3;
     implicit_cfg g;
     int used = cc_stem_parse(dev, cv, e, &tm, &tn);
-    if (used || (!parse_cfg(dev, e, &g) && cc_stem_applies(dev, cv))) {
+    /* the heuristic's blocks: cc_stem_parse's for "stem" */
+    if (used || (!parse_cfg(dev, e, &g) && cc_stem_applies(dev, cv) &&
+                 cc_stem_parse(dev, cv, "stem", &tm, &tn))) {
         cc_conv_cfg_used(CLCNN_CONV_IMPLICIT_GEMM, used ? e : NULL);
         return cc_stem_prepare(dev, cv, w, act, tm, tn, &f->stem);
     }
@@ -524,7 +526,8 @@ static int add_cfg(const clcnn_device *dev, const cc_conv *g, implicit_cfg c, ge
 
 /* Forward of layers with at most 4 input channels that the few-channel kernel can run
  * (lib/ops/conv2d_stem.c): where it is the heuristic, the GEMM's heuristic ("TM VW LWS KC
- * NT TN") and "stem 16 1", "stem 6 4"; else "stem". Then, forward and backward data
+ * NT TN") and "stem 16 1", "stem 6 4" (16 vector registers: "stem 4 2", "stem 6 1"); else
+ * "stem". Then, forward and backward data
  * (backward filter is lib/ops/conv2d_wgrad.c), around the
  * heuristic of the (first) GEMM the pass runs: with 16 vector registers (TM below 8) TM
  * - 2, TM + 2 and TM/2 x TN 2; else where the heuristic has TN above 1 (AVX-512: pointwise
@@ -552,8 +555,13 @@ int cc_conv2d_implicit_cfg_candidates(const clcnn_device *dev, const cc_conv *cv
      * kernel's other blocks; elsewhere that kernel (a plan slot that matches no GEMM's). */
     int tm, tn;
     if (pass == CLCNN_CONV_PASS_FORWARD && cv->c <= 4 && cc_stem_parse(dev, cv, "stem", &tm, &tn)) {
-        int h_stem = cc_stem_applies(dev, cv);
-        const char *stems[] = {h_stem ? "stem 16 1" : "stem", h_stem ? "stem 6 4" : NULL};
+        int h_stem = cc_stem_applies(dev, cv), narrow = cc_cpu_f16_accumulators(dev, 1) != 0;
+        const char *stems[] = {!h_stem  ? "stem"
+                               : narrow ? "stem 4 2"
+                                        : "stem 16 1",
+                               !h_stem  ? NULL
+                               : narrow ? "stem 6 1"
+                                        : "stem 6 4"};
         if (h_stem && n < max) {
             plans[n + 1] = plans[0];
             snprintf(out[n++], CC_CONV_CFG_MAX, "%d %d %d %d %d %d", h.tm, h.vw, h.lws, h.kc_max,

@@ -45,7 +45,7 @@ typedef struct implicit_fwd {
  * parameter string says otherwise (the heuristic). */
 int cc_stem_applies(const clcnn_device *dev, const cc_conv *cv);
 /* Whether s is "stem" or "stem TM TN" and the kernel can run cv so (any device): then
- * *tm, *tn are its parameters (8 and 3 for "stem"). */
+ * *tm, *tn are its parameters (for "stem" 8 and 3, with 16 vector registers 8 and 1). */
 int cc_stem_parse(const clcnn_device *dev, const cc_conv *cv, const char *s, int *tm, int *tn);
 /* st prepared for the forward of cv with activation act (SiLU is compiled in) and TM x TN
  * blocks: program built, a copy of w kept (released with clcnn_tensor_free(st->w)). */

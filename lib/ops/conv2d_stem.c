@@ -1,14 +1,18 @@
 /* The implicit GEMM's forward for layers with few input channels: host side of
  * cl/conv2d_stem.cl (see its top comment), used by lib/ops/conv2d_implicit.c's forward.
  *
- * It applies (cc_stem_applies) on CPUs with 32 vector registers (AVX-512) to one-group
+ * It applies (cc_stem_applies) on CPUs with vectors of at least 8 floats to one-group
  * layers with dilation 1, at most 4 input channels, kernels up to 11x11, column strides up
- * to 4, at least TM output channels and output rows of which whole 16-column tiles use at
- * least three quarters (LeNet's 28: 28 of 32 lanes; 7x7 planes stay with the GEMM).
- * There it replaced the implicit GEMM, whose pack dominated these layers (the commit that
- * made it so has the numbers); on CPUs with 16 vector registers it was not measured.
+ * to 4 (with 16 vector registers, AVX2: up to 3), at least TM output channels and output
+ * rows of which whole 16-column tiles use at least three quarters (LeNet's 28: 28 of 32
+ * lanes; 7x7 planes stay with the GEMM). There it replaced the implicit GEMM, whose pack
+ * dominated these layers: on AVX-512, and with AVX2 code (POCL_LLVM_CPU_NAME=znver2 and
+ * CLCNN_CPU_VECTOR_WIDTH=8 on an AVX-512 Xeon; not on an AVX2 CPU of its own), where
+ * AlexNet's stride 4 stayed faster on the GEMM (the commits that made it so have the
+ * numbers).
  * Parameters (the implicit GEMM's parameter string "stem [TM TN]", or the heuristic):
- *   TM x TN  output channels x 16-column tiles per register block: 8 x 3;
+ *   TM x TN  output channels x 16-column tiles per register block: 8 x 3 (32 vector
+ *            registers), 8 x 1 (16: eight float16 accumulators);
  *   rb       output rows per band (a work-item): as many as keep 16 work-items per
  *            compute unit, at most what fits 128 KB of copied input rows.
  * One program per geometry (CIN, KR, KS, SW): a network has one or two such layers. */
@@ -40,8 +44,9 @@ static int stem_fits(const clcnn_device *dev, const cc_conv *cv, int tm) {
 
 /* See conv2d_implicit.h. */
 int cc_stem_applies(const clcnn_device *dev, const cc_conv *cv) {
-    if (dev->info.type == CLCNN_DEVICE_GPU || cc_cpu_f16_accumulators(dev, 1) != 0 ||
-        dev->native_float_width < 16 || cv->c > 4)
+    int narrow = cc_cpu_f16_accumulators(dev, 1) != 0; /* 16 vector registers */
+    if (dev->info.type == CLCNN_DEVICE_GPU || dev->native_float_width < 8 || cv->c > 4 ||
+        (narrow && cv->sw >= 4))
         return 0;
     /* lanes used by whole tiles of 16 columns */
     if (4 * cv->q < 3 * cc_ceil_div(cv->q, 16) * 16) return 0;
@@ -50,7 +55,7 @@ int cc_stem_applies(const clcnn_device *dev, const cc_conv *cv) {
 
 /* See conv2d_implicit.h. */
 int cc_stem_parse(const clcnn_device *dev, const cc_conv *cv, const char *s, int *tm, int *tn) {
-    int a = 8, b = 3, end = 0;
+    int a = 8, b = cc_cpu_f16_accumulators(dev, 1) != 0 ? 1 : 3, end = 0;
     if (!s || strncmp(s, "stem", 4) != 0) return 0;
     if (s[4] != '\0' && (sscanf(s + 4, " %d %d %n", &a, &b, &end) != 2 || s[4 + end] != '\0' ||
                          a < 1 || a > 16 || b < 1 || b > 4))
