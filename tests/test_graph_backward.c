@@ -885,6 +885,20 @@ static void test_fused_tail(void **state) {
     }
 }
 
+/* A batch of 3 random 3-channel h x w images (x) and the gradient of 3 logits per image
+ * (dy), uniform in [-1, 1] from seed. */
+static void random_batch(uint64_t seed, size_t h, size_t w, clcnn_tensor **xt, clcnn_tensor **dyt) {
+    tu_rng r = tu_rng_seed(seed);
+    size_t xs[4] = {3, 3, h, w}, ys[2] = {3, 3}, n = 9 * h * w;
+    float *x = malloc(n * sizeof *x), dy[9];
+    assert_non_null(x);
+    tu_fill_uniform(&r, x, n, -1.0f, 1.0f);
+    tu_fill_uniform(&r, dy, 9, -1.0f, 1.0f);
+    *xt = tu_tensor_from(4, xs, x);
+    *dyt = tu_tensor_from(2, ys, dy);
+    free(x);
+}
+
 /* A residual Add whose later operand is a batch norm's output that only it reads runs in
  * the batch norm's pass (train.c's fuse_bn_add): a bottleneck-like block with a
  * downsampling branch (Add + ReLU: the branch's batch norm comes last) and a second Add
@@ -896,8 +910,8 @@ static clcnn_graph *bn_add_graph(int extra) {
     add_input(g, "x", 4, CLCNN_GRAPH_BATCH, 3, 6, 5);
     int64_t p1[4] = {1, 1, 1, 1};
     clcnn_attr pad1 = ais("pads", p1, 4);
-    static const char *const layers[][3] = {{"1", "x", "4"}, {"2", "r1", "4"}, {"d", "x", "4"},
-                                            {"3", "o1", "4"}};
+    static const char *const layers[][3] = {
+        {"1", "x", "4"}, {"2", "r1", "4"}, {"d", "x", "4"}, {"3", "o1", "4"}};
     for (int l = 0; l < 4; l++) {
         const char *id = layers[l][0];
         char w[8], cv[8], bn[128], t[8], nm[8], cin[32];
@@ -962,12 +976,8 @@ static void test_bn_add(void **state) {
     }
     assert_int_equal(bn_adds(p[0]), 2);
     assert_int_equal(bn_adds(p[1]), 0);
-    tu_rng r = tu_rng_seed(5);
-    float x[3 * 3 * 6 * 5], dy[9];
-    tu_fill_uniform(&r, x, 3 * 3 * 6 * 5, -1.0f, 1.0f);
-    tu_fill_uniform(&r, dy, 9, -1.0f, 1.0f);
-    size_t xs[4] = {3, 3, 6, 5}, ys[2] = {3, 3};
-    clcnn_tensor *xt = tu_tensor_from(4, xs, x), *dyt = tu_tensor_from(2, ys, dy);
+    clcnn_tensor *xt = NULL, *dyt = NULL;
+    random_batch(5, 6, 5, &xt, &dyt);
     const clcnn_tensor *grads[3] = {dyt, NULL, NULL};
     float *out[2][2], *gr[2][2];
     for (int step = 0; step < 2; step++)
@@ -1001,12 +1011,8 @@ static float *dag_grads(clcnn_train_plan **keep, int twice, int overwrite) {
     clcnn_train_options o = {.overwrite_grads = overwrite};
     TU_OK(clcnn_train_plan_create(tu_device(), g, 3, &o, &p));
     clcnn_graph_free(g);
-    tu_rng r = tu_rng_seed(3);
-    float x[3 * 3 * 7 * 7], dy[9];
-    tu_fill_uniform(&r, x, 3 * 3 * 7 * 7, -1.0f, 1.0f);
-    tu_fill_uniform(&r, dy, 9, -1.0f, 1.0f);
-    size_t xs[4] = {3, 3, 7, 7}, ys[2] = {3, 3};
-    clcnn_tensor *xt = tu_tensor_from(4, xs, x), *dyt = tu_tensor_from(2, ys, dy);
+    clcnn_tensor *xt = NULL, *dyt = NULL;
+    random_batch(3, 7, 7, &xt, &dyt);
     for (int k = 0; k < 1 + twice; k++) {
         TU_OK(clcnn_train_plan_forward(p, (const clcnn_tensor *const *)&xt, 1));
         TU_OK(clcnn_train_plan_backward(p, (const clcnn_tensor *const *)&dyt, 1));
