@@ -201,9 +201,9 @@ fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
                          plane + ih_last * w + iw0 + (s - 1) * dw + VEC * sw <= hi;
     if (interior) {
         __global const float *xp = x + plane + ih0 * w + iw0;
-TAPS_UNROLL
+        TAPS_UNROLL
         for (int kr = 0; kr < r; kr++) {
-TAPS_UNROLL
+            TAPS_UNROLL
             for (int ks = 0; ks < s; ks++) {
                 const float wv = wc[wstep * (kr * s + ks)];
                 __global const float *xk = xp + kr * dh * w + ks * dw;
@@ -234,9 +234,9 @@ TAPS_UNROLL
             mk[ks] = (col >= (intV)(0)) & (col < (intV)(w));
         }
 #endif
-TAPS_UNROLL
+        TAPS_UNROLL
         for (int kr = 0; kr < r; kr++) {
-TAPS_UNROLL
+            TAPS_UNROLL
             for (int ks = 0; ks < s; ks++) {
                 const int c0 = iw0 + ks * dw;
 #if KF

@@ -601,8 +601,8 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     clcnn_tensor *tr = tu_tensor_from(ndim, shape, res);
     for (int in_place = 0; in_place < 2; in_place++) {
         clcnn_tensor *out = in_place ? tr : ta;
-        TU_OK(cc_batchnorm_forward_train_act(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act, tr,
-                                             out, tm, ti));
+        TU_OK(cc_batchnorm_forward_train_act(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act, tr, out,
+                                             tm, ti));
         float *yr = tu_download(out);
         int same = 1;
         for (size_t i = 0; i < total; i++)

@@ -63,14 +63,14 @@ typedef struct cc_tnode {
      * of each window that counts. */
     cc_copy_nd pad_in, crop;
     clcnn_tensor *px, *dpx, *cnt;
-    int bn_layer;    /* BatchNormalization: its index among the plan's (opts.bn_sync) */
-    int act;         /* BatchNormalization, Add: the activation it applies (CLCNN_ACT_ID_*;
-                      * its output is then that activation's, train.c's fuse_activations) */
-    int fused;       /* an activation another node applies: no inputs, outputs or work */
+    int bn_layer;     /* BatchNormalization: its index among the plan's (opts.bn_sync) */
+    int act;          /* BatchNormalization, Add: the activation it applies (CLCNN_ACT_ID_*;
+                       * its output is then that activation's, train.c's fuse_activations) */
+    int fused;        /* an activation another node applies: no inputs, outputs or work */
     int res, res_out; /* BatchNormalization: the Add it runs (fuse_bn_add): the Add's other
                        * operand and output (values; -1: none), its activation in act */
     int fwd_done;     /* Add: its forward ran in the batch norm's (no work here) */
-    double bn_count; /* its forward's count as opts.bn_sync->stats returned it */
+    double bn_count;  /* its forward's count as opts.bn_sync->stats returned it */
 } cc_tnode;
 
 typedef struct cc_tparam {

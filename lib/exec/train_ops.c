@@ -325,10 +325,10 @@ static clcnn_status bn_forward(clcnn_train_plan *p, cc_tnode *n) {
     if (p->opts.bn_sync) return cc_train_bn_sync_forward(p, n);
     /* with the Add that reads it (train.c's fuse_bn_add): the Add's output */
     int res = n->res >= 0;
-    return cc_batchnorm_forward_train_act(
-        p->dev, T(n->in[0]), T(n->in[1]), T(n->in[2]), T(n->in[3]), T(n->in[4]), n->bn_momentum,
-        n->a.epsilon, n->act, res ? T(n->res) : NULL, T(res ? n->res_out : n->out[0]), n->save[0],
-        n->save[1]);
+    return cc_batchnorm_forward_train_act(p->dev, T(n->in[0]), T(n->in[1]), T(n->in[2]),
+                                          T(n->in[3]), T(n->in[4]), n->bn_momentum, n->a.epsilon,
+                                          n->act, res ? T(n->res) : NULL,
+                                          T(res ? n->res_out : n->out[0]), n->save[0], n->save[1]);
 }
 
 static clcnn_status bn_backward(clcnn_train_plan *p, cc_tnode *n) {
