@@ -135,13 +135,6 @@
 #ifndef PF
 #define PF 0
 #endif
-/* the tap loops of the forward tile: unrolled where the kernel size is compiled in (KF);
- * with run-time sizes the compiler could not, and warned about every such loop */
-#if KF
-#define TAPS_UNROLL _Pragma("unroll")
-#else
-#define TAPS_UNROLL
-#endif
 #if ACT_SILU /* the forward's activation is x Sigmoid(x), compiled in (plans' SiLU) */
 #define ACT_VEC(T, v, act, alpha) CC_SILU(v)
 #else
@@ -176,8 +169,10 @@ inline floatV load_cols(__global const float *x, int base, int c0, int w, int sw
 }
 
 #if PASS != 2
-/* One tile: TP rows from p0 x VEC columns from q0 of the output plane (ni, ch). */
-static inline __attribute__((always_inline)) void
+/* One tile: TP rows from p0 x VEC columns from q0 of the output plane (ni, ch). Its tap
+ * loops unroll where the kernel size is compiled in (KF); with run-time sizes the
+ * compiler cannot, and warned about each such loop. */
+inline __attribute__((always_inline)) void
 fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
          __global const float *z, int z_off, int has_res, __global float *y, int y_off, int ni,
          int ch, int p0, int q0, int c, int h, int w, int p, int q, int r, int s, int sh, int sw,
@@ -201,9 +196,13 @@ fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
                          plane + ih_last * w + iw0 + (s - 1) * dw + VEC * sw <= hi;
     if (interior) {
         __global const float *xp = x + plane + ih0 * w + iw0;
-        TAPS_UNROLL
+#if KF
+#pragma unroll
+#endif
         for (int kr = 0; kr < r; kr++) {
-            TAPS_UNROLL
+#if KF
+#pragma unroll
+#endif
             for (int ks = 0; ks < s; ks++) {
                 const float wv = wc[wstep * (kr * s + ks)];
                 __global const float *xk = xp + kr * dh * w + ks * dw;
@@ -234,9 +233,13 @@ fwd_tile(__global const float *x, __global const float *wc, int wstep, float bv,
             mk[ks] = (col >= (intV)(0)) & (col < (intV)(w));
         }
 #endif
-        TAPS_UNROLL
+#if KF
+#pragma unroll
+#endif
         for (int kr = 0; kr < r; kr++) {
-            TAPS_UNROLL
+#if KF
+#pragma unroll
+#endif
             for (int ks = 0; ks < s; ks++) {
                 const int c0 = iw0 + ks * dw;
 #if KF
