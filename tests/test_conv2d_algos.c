@@ -638,6 +638,56 @@ static void test_auto(void **state) {
     assert_true(ok);
 }
 
+/* AUTO's forward rule for 3x3 stride-1 layers by the CPU's vector registers (devices
+ * opened with CLCNN_CPU_VECTOR_WIDTH 16 and 8): with 32 (AVX-512) fewer than 128 input
+ * channels on planes larger than 56x56 take implicit_gemm (VGG conv1_2, conv2_1), the
+ * rest winograd; with 16 (AVX2) all winograd. The data gradient follows the forward rule
+ * of its transposed geometry. Choices from a tuning file do not count (from_db). */
+static void test_auto_3x3_by_width(void **state) {
+    (void)state;
+    if (clcnn_device_get_info(tu_device())->type != CLCNN_DEVICE_CPU) skip();
+    const char *env = getenv("CLCNN_CPU_VECTOR_WIDTH");
+    char *saved = env ? strdup(env) : NULL;
+    struct {
+        int c, k, hw;
+        clcnn_conv_pass pass;
+        clcnn_conv_algo wide, narrow;
+    } cases[] = {
+        {64, 128, 112, CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_IMPLICIT_GEMM, CLCNN_CONV_WINOGRAD},
+        {64, 64, 224, CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_IMPLICIT_GEMM, CLCNN_CONV_WINOGRAD},
+        {64, 64, 224, CLCNN_CONV_PASS_BACKWARD_DATA, CLCNN_CONV_IMPLICIT_GEMM, CLCNN_CONV_WINOGRAD},
+        {128, 128, 112, CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_WINOGRAD, CLCNN_CONV_WINOGRAD},
+        {64, 128, 112, CLCNN_CONV_PASS_BACKWARD_DATA, CLCNN_CONV_WINOGRAD, CLCNN_CONV_WINOGRAD},
+        {64, 64, 56, CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_WINOGRAD, CLCNN_CONV_WINOGRAD},
+        {32, 64, 14, CLCNN_CONV_PASS_FORWARD, CLCNN_CONV_WINOGRAD, CLCNN_CONV_WINOGRAD},
+    };
+    static const char *const widths[] = {"16", "8"};
+    for (int wi = 0; wi < 2; wi++) {
+        setenv("CLCNN_CPU_VECTOR_WIDTH", widths[wi], 1);
+        clcnn_device *dev = NULL;
+        clcnn_status st = clcnn_device_open(clcnn_device_get_info(tu_device())->name, &dev);
+        unsetenv("CLCNN_CPU_VECTOR_WIDTH");
+        TU_OK(st);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
+            d.pad_h = d.pad_w = 1;
+            size_t xs[4] = {8, (size_t)cases[i].c, (size_t)cases[i].hw, (size_t)cases[i].hw},
+                   ws[4] = {(size_t)cases[i].k, (size_t)cases[i].c, 3, 3};
+            clcnn_conv_algo a;
+            int db = 0;
+            TU_OK(clcnn_conv2d_algo_choice(dev, cases[i].pass, &d, xs, ws, &a, &db));
+            clcnn_conv_algo want = wi == 0 ? cases[i].wide : cases[i].narrow;
+            if (!db && a != want)
+                fail_msg("width %s, c%d k%d %dx%d pass %d: %s, expected %s", widths[wi], cases[i].c,
+                         cases[i].k, cases[i].hw, cases[i].hw, (int)cases[i].pass,
+                         clcnn_conv_algo_name(a), clcnn_conv_algo_name(want));
+        }
+        clcnn_device_close(dev);
+    }
+    if (saved) setenv("CLCNN_CPU_VECTOR_WIDTH", saved, 1);
+    free(saved);
+}
+
 static int teardown(void **state) {
     (void)state;
     tu_close_device();
@@ -667,6 +717,7 @@ int main(void) {
         cmocka_unit_test(test_depthwise_offsets_determinism),
         cmocka_unit_test(test_unsupported),
         cmocka_unit_test(test_auto),
+        cmocka_unit_test(test_auto_3x3_by_width),
     };
     return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -218,8 +218,11 @@ static size_t group_weight_bytes(const cc_conv *cv) {
 static clcnn_conv_algo pick_cpu_forward(const cc_conv *cv, int narrow) {
     size_t wbytes = group_weight_bytes(cv);
     if (cc_conv2d_depthwise_supports(cv)) return CLCNN_CONV_DEPTHWISE;
+    /* 32 vector registers (AVX-512): fewer than 128 input channels per group on planes
+     * larger than 56x56 go to implicit_gemm (below) */
+    int wide_few = !narrow && cv->cpg < 128 && (size_t)cv->p * cv->q > 56 * 56;
     if (cc_conv2d_winograd_supports(cv) && cv->cpg >= 8 && cv->kpg >= 16 && cv->p >= 14 &&
-        cv->q >= 14)
+        cv->q >= 14 && !wide_few)
         return CLCNN_CONV_WINOGRAD;
     if (cc_conv2d_winograd_supports(cv) && cc_conv2d_winograd_cpu_gemm(cv) && cv->p >= 7 &&
         cv->q >= 7)
@@ -259,6 +262,10 @@ static clcnn_conv_algo pick_cpu_strided_data(const cc_conv *cv) {
  *   - 3x3, stride 1, dilation 1, cpg >= 8, kpg >= 16, p and q >= 14: winograd (F(4x4)):
  *     VGG 56x56 c64 320 vs direct 97 vs implicit 127; 56x56 c128->256 309 vs 148 vs 189;
  *     28x28 c256->512 168 vs 145; 14x14 c512 82.8 vs implicit 149 vs direct 264 (AVX2);
+ *     except on AVX-512 CPUs for fewer than 128 input channels per group on planes larger
+ *     than 56x56, where implicit_gemm was faster (VGG conv1_2 and conv2_1 at batch 1, 2
+ *     and 8; 56x56 planes and 128 channels stayed faster on winograd: the commit that set
+ *     this has the numbers);
  *     also on 7x7 to 13x13 planes when it takes the GEMM path (128 channels and more per
  *     group, cc_conv2d_winograd_cpu_gemm; there the fused kernel was slower than
  *     implicit_gemm, the GEMM path about twice as fast); below that its tiles are mostly
