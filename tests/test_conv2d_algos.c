@@ -646,8 +646,6 @@ static void test_auto(void **state) {
 static void test_auto_3x3_by_width(void **state) {
     (void)state;
     if (clcnn_device_get_info(tu_device())->type != CLCNN_DEVICE_CPU) skip();
-    const char *env = getenv("CLCNN_CPU_VECTOR_WIDTH");
-    char *saved = env ? strdup(env) : NULL;
     struct {
         int c, k, hw;
         clcnn_conv_pass pass;
@@ -663,11 +661,7 @@ static void test_auto_3x3_by_width(void **state) {
     };
     static const char *const widths[] = {"16", "8"};
     for (int wi = 0; wi < 2; wi++) {
-        setenv("CLCNN_CPU_VECTOR_WIDTH", widths[wi], 1);
-        clcnn_device *dev = NULL;
-        clcnn_status st = clcnn_device_open(clcnn_device_get_info(tu_device())->name, &dev);
-        unsetenv("CLCNN_CPU_VECTOR_WIDTH");
-        TU_OK(st);
+        clcnn_device *dev = tu_device_with_width(widths[wi]);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             clcnn_conv2d_desc d = clcnn_conv2d_desc_default();
             d.pad_h = d.pad_w = 1;
@@ -684,8 +678,6 @@ static void test_auto_3x3_by_width(void **state) {
         }
         clcnn_device_close(dev);
     }
-    if (saved) setenv("CLCNN_CPU_VECTOR_WIDTH", saved, 1);
-    free(saved);
 }
 
 static int teardown(void **state) {

@@ -180,8 +180,6 @@ static clcnn_tensor *on(clcnn_device *dev, int nd, const size_t *shape, const fl
 static void test_heuristic_by_width(void **state) {
     (void)state;
     if (clcnn_device_get_info(tu_device())->type != CLCNN_DEVICE_CPU) skip();
-    const char *env = getenv("CLCNN_CPU_VECTOR_WIDTH"); /* restored at the end */
-    char *saved = env ? strdup(env) : NULL;
     char *dir = tu_temp_dir("stem-width"), path[512];
     snprintf(path, sizeof path, "%s/kernels.txt", dir);
     const ref_conv shapes[] = {conv2(1, 3, 20, 40, 8, 3, 3, 1, 1, 1, 1),
@@ -193,12 +191,8 @@ static void test_heuristic_by_width(void **state) {
     for (int wi = 0; wi < 2; wi++)
         for (int i = 0; i < 2; i++) {
             remove(path);
-            setenv("CLCNN_CPU_VECTOR_WIDTH", widths[wi], 1);
             setenv("CLCNN_TRACE_KERNELS", path, 1);
-            clcnn_device *dev = NULL;
-            clcnn_status st = clcnn_device_open(clcnn_device_get_info(tu_device())->name, &dev);
-            unsetenv("CLCNN_CPU_VECTOR_WIDTH");
-            TU_OK(st);
+            clcnn_device *dev = tu_device_with_width(widths[wi]);
             rcp_problem pb;
             rcp_problem_init(&pb, &shapes[i], 1, 1, 700 + (uint64_t)(2 * wi + i));
             const ref_conv *cv = &pb.cv;
@@ -230,8 +224,6 @@ static void test_heuristic_by_width(void **state) {
             rcp_problem_free(&pb);
         }
     tu_remove_dir(dir);
-    if (saved) setenv("CLCNN_CPU_VECTOR_WIDTH", saved, 1);
-    free(saved);
     assert_true(ok);
 }
 

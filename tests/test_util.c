@@ -23,6 +23,21 @@ clcnn_device *tu_device(void) {
     return test_dev;
 }
 
+clcnn_device *tu_device_with_width(const char *width) {
+    const char *old = getenv("CLCNN_CPU_VECTOR_WIDTH"), *sel = getenv("CLCNN_TEST_DEVICE");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("CLCNN_CPU_VECTOR_WIDTH", width, 1);
+    clcnn_device *dev = NULL;
+    clcnn_status s = clcnn_device_open(sel && *sel ? sel : NULL, &dev);
+    if (saved)
+        setenv("CLCNN_CPU_VECTOR_WIDTH", saved, 1);
+    else
+        unsetenv("CLCNN_CPU_VECTOR_WIDTH");
+    free(saved);
+    TU_OK(s);
+    return dev;
+}
+
 void tu_close_device(void) {
     clcnn_device_close(test_dev);
     test_dev = NULL;

@@ -18,6 +18,10 @@
  * device on CI). Opened once per process; closed by tu_close_device(). */
 clcnn_device *tu_device(void);
 void tu_close_device(void);
+/* Another handle on the test device's device, opened with $CLCNN_CPU_VECTOR_WIDTH=width:
+ * its choices are those of a CPU with that native float width (lib/device.c); the variable
+ * is as it was afterwards. Close it with clcnn_device_close. */
+clcnn_device *tu_device_with_width(const char *width);
 
 /* Small-shape mode ($CLCNN_TEST_SMALL=1, set by tests/oclgrind/run.sh for a simulated
  * device that runs 100-1000x slower): sweeps keep their tail cases (odd sizes, one tile
