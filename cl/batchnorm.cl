@@ -402,27 +402,24 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
     float mu = mean[mean_off + ch];
     __global const float *xp = x + x_off + ck.first;
     __global float *yp = y + y_off + ck.first;
+    /* with res, act(y + res): the residual Add (and its ReLU) of a training plan */
+    __global const float *rp = res ? res + res_off + ck.first : NULL;
     int i = 0;
-    if (res) { /* act(y + res): the residual Add (and its ReLU) of a training plan */
-        __global const float *rp = res + res_off + ck.first;
-        for (; i + 16 <= ck.len; i += 16) {
-            BN_PF(xp + i);
-            BN_PF(rp + i);
-            CC_PREFETCH_W(yp + i + 256);
-            float16 v = bn_affine16(vload16(0, xp + i), mu, inv, g, b) + vload16(0, rp + i);
-            vstore16(bn_act16(v, act), 0, yp + i);
-        }
-        for (; i < ck.len; i++)
-            yp[i] = bn_act(bn_affine(xp[i], mu, inv, g, b) + rp[i], act);
-        return;
-    }
     for (; i + 16 <= ck.len; i += 16) {
         BN_PF(xp + i);
         CC_PREFETCH_W(yp + i + 256);
-        vstore16(bn_act16(bn_affine16(vload16(0, xp + i), mu, inv, g, b), act), 0, yp + i);
+        float16 v = bn_affine16(vload16(0, xp + i), mu, inv, g, b);
+        if (rp) {
+            BN_PF(rp + i);
+            v += vload16(0, rp + i);
+        }
+        vstore16(bn_act16(v, act), 0, yp + i);
     }
-    for (; i < ck.len; i++)
-        yp[i] = bn_act(bn_affine(xp[i], mu, inv, g, b), act);
+    for (; i < ck.len; i++) {
+        float v = bn_affine(xp[i], mu, inv, g, b);
+        if (rp) v += rp[i];
+        yp[i] = bn_act(v, act);
+    }
 }
 
 __kernel void bn_bwd_part(__global const float *x, int x_off, __global const float *dy, int dy_off,
