@@ -285,7 +285,7 @@ static void fuse_bn_add(clcnn_train_plan *p, const clcnn_graph *g) {
         int v = a->in[j], only = -1;
         cc_tval *y = &p->vals[v];
         if (b->op != CC_OP_BATCHNORM || p->opts.bn_sync || b->act != CLCNN_ACT_ID_NONE ||
-            b->res >= 0 || b->out[0] != v || y->kind != CC_TV_ACT || y->is_output ||
+            b->out[0] != v || y->kind != CC_TV_ACT || y->is_output ||
             cc_value_readers(g, v, &only) != 1)
             continue;
         b->res = a->in[1 - j];

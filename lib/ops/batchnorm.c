@@ -268,16 +268,19 @@ clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tenso
                  clcnn_tensor_shape_str(x, a, sizeof a));
     CC_RETURN_IF(cc_tensors_bad_alias(y, x), CLCNN_ERR_INVALID_ARG,
                  "%s: y must be x itself or not overlap it", op);
-    const clcnn_tensor *outs[] = {running_mean, running_var, save_mean, save_invstd};
-    const clcnn_tensor *ins[] = {x, y, gamma, beta, res};
-    for (int i = 0; i < 4; i++) {
-        for (int j = 0; j < 5; j++)
-            CC_RETURN_IF(cc_tensors_overlap(outs[i], ins[j]) ||
-                             (j < 4 && i != j && cc_tensors_overlap(outs[i], outs[j])),
-                         CLCNN_ERR_INVALID_ARG,
-                         "%s: the running and saved statistics must not overlap each other, x, "
-                         "y, gamma or beta",
-                         op);
+    enum { NOUT = 4, NIN = 5 };
+    const clcnn_tensor *outs[NOUT] = {running_mean, running_var, save_mean, save_invstd};
+    const clcnn_tensor *ins[NIN] = {x, y, gamma, beta, res};
+    for (int i = 0; i < NOUT; i++) {
+        int bad = 0;
+        for (int j = 0; j < NIN; j++)
+            bad |= cc_tensors_overlap(outs[i], ins[j]);
+        for (int j = 0; j < NOUT; j++)
+            bad |= i != j && cc_tensors_overlap(outs[i], outs[j]);
+        CC_RETURN_IF(bad, CLCNN_ERR_INVALID_ARG,
+                     "%s: the running and saved statistics must not overlap each other, x, y, "
+                     "gamma, beta or res",
+                     op);
     }
 
     char defines[32];
