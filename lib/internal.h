@@ -222,6 +222,10 @@ void cc_profile_commit_span(clcnn_device *dev, const char *what, cl_event first,
  * profiling queue) in *ms, 0 when the end is not after the start; returns the error of
  * reading the times (CL_SUCCESS). */
 cl_int cc_event_span_ms(cl_event first, cl_event last, double *ms);
+/* lib/device_profile.c, for lib/device.c: the kept profiling spans released (device
+ * release), the $CLCNN_PROFILE table printed and the trace freed (device close). */
+void cc_profile_release(clcnn_device *dev);
+void cc_trace_report(clcnn_device *dev);
 
 /* ---- programs and kernel launches (lib/program.c) ---------------------------- */
 
