@@ -256,6 +256,22 @@ inline float bn_total(__global const float *part, int P) {
     return s;
 }
 
+/* Channel ch's invstd from the sum of squared deviations ss of its m values (biased
+ * variance), returned and stored, and its running statistics when update_running. */
+inline float bn_store_var(float mu, float ss, int m, float eps, int ch, __global float *invstd,
+                          int inv_off, int update_running, __global float *rmean, int rm_off,
+                          __global float *rvar, int rv_off, float momentum) {
+    float var = ss / (float)m;
+    float inv = 1.0f / sqrt(var + eps);
+    invstd[inv_off + ch] = inv;
+    if (update_running) {
+        float unbiased = ss / (float)(m - 1);
+        rmean[rm_off + ch] = (1.0f - momentum) * rmean[rm_off + ch] + momentum * mu;
+        rvar[rv_off + ch] = (1.0f - momentum) * rvar[rv_off + ch] + momentum * unbiased;
+    }
+    return inv;
+}
+
 /* The values of one chunk: first element (relative to the tensor), count, channel and
  * partial index. */
 typedef struct bn_chunk {
@@ -303,13 +319,23 @@ inline int bn_chunks_of(int wid, int total, int c, int hw, int chunk, int chunks
     return maxlen;
 }
 
-__kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int hw, int chunk,
-                          int chunks, __global float *part) {
-    const int total = n * c * chunks, wid = get_global_id(0);
-    if (wid * BN_IL >= total) return;
-    bn_chunk ck[BN_IL];
-    const int maxlen = bn_chunks_of(wid, total, c, hw, chunk, chunks, ck);
-    __global const float *end = x + x_off + n * c * hw;
+/* The partial sums of x over the chunks ck (maxlen: the longest): sum[j] of chunk j. Each
+ * reduction below is written once, for the chunk kernels and the whole-channel kernels
+ * (batchnorm_channel.h) alike: the same operations in the same order, so both give the
+ * same bits. x points at the tensor's first element, end past its last. tight: a chunk's
+ * last vector reads nothing past the chunk (element by element where the masked vector
+ * load would; the same values): the whole-channel kernels' other work-items may be
+ * writing there (in place) while this one reads. The helpers are always inlined: each
+ * kernel's constant arguments (tight, res) then fold away and their arrays stay in
+ * registers (called, the chunk kernels' sweeps took up to 3.5x as long). */
+#define BN_END(p, end, ck, tight) ((tight) ? (p) + (ck).first + (ck).len : (end))
+
+/* With mu NULL the partial sums of x over the chunks ck, else of (x - mu[j])^2 (the
+ * squared deviations from chunk j's mean). */
+inline __attribute__((always_inline)) void bn_sums(__global const float *x,
+                                                   __global const float *end, const bn_chunk *ck,
+                                                   int maxlen, int tight, const float *mu,
+                                                   float *sum) {
     float16 s[BN_IL], comp[BN_IL];
     for (int j = 0; j < BN_IL; j++)
         s[j] = comp[j] = (float16)(0.0f);
@@ -318,13 +344,106 @@ __kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int 
 #pragma unroll
         for (int j = 0; j < BN_IL; j++)
             if (i < ck[j].len) {
-                BN_PF(x + x_off + ck[j].first + i);
-                bn_kahan16(&s[j], &comp[j],
-                           cc_load16_part(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask));
+                BN_PF(x + ck[j].first + i);
+                float16 v = cc_load16_part(x + ck[j].first + i, ck[j].len - i,
+                                           BN_END(x, end, ck[j], tight), &mask);
+                if (mu) {
+                    v = select((float16)(0.0f), v - mu[j], mask);
+                    v = v * v;
+                }
+                bn_kahan16(&s[j], &comp[j], v);
             }
     }
     for (int j = 0; j < BN_IL; j++)
-        if (ck[j].len) part[ck[j].ch * n * chunks + ck[j].slot] = bn_lanes(s[j], comp[j]);
+        sum[j] = bn_lanes(s[j], comp[j]);
+}
+
+/* The partial sums of the masked dy (sum1) and of it times x - mu (sum2) over the chunks
+ * ck, with chunk j's statistics and affine parameters. */
+inline __attribute__((always_inline)) void
+bn_bwd_sums(__global const float *x, __global const float *end, __global const float *dy,
+            __global const float *dend, const bn_chunk *ck, int maxlen, int tight, const float *mu,
+            const float *inv, const float *ga, const float *be, int act, float *sum1, float *sum2) {
+    float16 s1[BN_IL], c1[BN_IL], s2[BN_IL], c2[BN_IL];
+    for (int j = 0; j < BN_IL; j++)
+        s1[j] = c1[j] = s2[j] = c2[j] = (float16)(0.0f);
+    int16 mask;
+    for (int i = 0; i < maxlen; i += 16) {
+#pragma unroll
+        for (int j = 0; j < BN_IL; j++)
+            if (i < ck[j].len) {
+                /* lanes past the chunk: dy and x 0, so g is 0 whatever the mask */
+                const int rem = ck[j].len - i;
+                BN_PF(x + ck[j].first + i);
+                BN_PF(dy + ck[j].first + i);
+                float16 xv =
+                    cc_load16_part(x + ck[j].first + i, rem, BN_END(x, end, ck[j], tight), &mask);
+                float16 g = bn_mask16(cc_load16_part(dy + ck[j].first + i, rem,
+                                                     BN_END(dy, dend, ck[j], tight), &mask),
+                                      bn_affine16(xv, mu[j], inv[j], ga[j], be[j]), act);
+                float16 d = select((float16)(0.0f), xv - mu[j], mask);
+                bn_kahan16(&s1[j], &c1[j], g);
+                bn_kahan16(&s2[j], &c2[j], g * d);
+            }
+    }
+    for (int j = 0; j < BN_IL; j++) {
+        sum1[j] = bn_lanes(s1[j], c1[j]);
+        sum2[j] = bn_lanes(s2[j], c2[j]);
+    }
+}
+
+/* y = act(bn(x) (+ res)) over len elements from xp, yp, rp (res: NULL or not). */
+inline __attribute__((always_inline)) void
+bn_apply_span(__global const float *xp, __global float *yp, __global const float *rp, int len,
+              float mu, float inv, float g, float b, int act) {
+    int i = 0;
+    for (; i + 16 <= len; i += 16) {
+        BN_PF(xp + i);
+        CC_PREFETCH_W(yp + i + 256);
+        float16 v = bn_affine16(vload16(0, xp + i), mu, inv, g, b);
+        if (rp) {
+            BN_PF(rp + i);
+            v += vload16(0, rp + i);
+        }
+        vstore16(bn_act16(v, act), 0, yp + i);
+    }
+    for (; i < len; i++) {
+        float v = bn_affine(xp[i], mu, inv, g, b);
+        if (rp) v += rp[i];
+        yp[i] = bn_act(v, act);
+    }
+}
+
+/* dx over len elements from xp, gp (dy), dp: a = sum_dy / m, b = sum_dyxhat / m,
+ * gi = gamma * invstd. */
+inline __attribute__((always_inline)) void
+bn_dx_span(__global const float *xp, __global const float *gp, __global float *dp, int len,
+           float mu, float inv, float g, float be, float a, float b, float gi, int act) {
+    int i = 0;
+    for (; i + 16 <= len; i += 16) {
+        BN_PF(xp + i);
+        BN_PF(gp + i);
+        CC_PREFETCH_W(dp + i + 256);
+        float16 xv = vload16(0, xp + i), xhat = (xv - mu) * inv;
+        float16 gv = bn_mask16(vload16(0, gp + i), bn_affine16(xv, mu, inv, g, be), act);
+        vstore16(gi * (gv - a - xhat * b), 0, dp + i);
+    }
+    for (; i < len; i++) {
+        float xhat = (xp[i] - mu) * inv;
+        dp[i] = gi * (bn_mask(gp[i], bn_affine(xp[i], mu, inv, g, be), act) - a - xhat * b);
+    }
+}
+
+__kernel void bn_part_sum(__global const float *x, int x_off, int n, int c, int hw, int chunk,
+                          int chunks, __global float *part) {
+    const int total = n * c * chunks, wid = get_global_id(0);
+    if (wid * BN_IL >= total) return;
+    bn_chunk ck[BN_IL];
+    const int maxlen = bn_chunks_of(wid, total, c, hw, chunk, chunks, ck);
+    float sum[BN_IL];
+    bn_sums(x + x_off, x + x_off + n * c * hw, ck, maxlen, 0, NULL, sum);
+    for (int j = 0; j < BN_IL; j++)
+        if (ck[j].len) part[ck[j].ch * n * chunks + ck[j].slot] = sum[j];
 }
 
 __kernel void bn_mean_final(__global const float *part, int n, int c, int hw, int chunks,
@@ -342,28 +461,13 @@ __kernel void bn_part_sqdev(__global const float *x, int x_off, int n, int c, in
     if (wid * BN_IL >= total) return;
     bn_chunk ck[BN_IL];
     const int maxlen = bn_chunks_of(wid, total, c, hw, chunk, chunks, ck);
-    __global const float *end = x + x_off + n * c * hw;
     const int P = n * chunks;
-    float mu[BN_IL];
-    float16 s[BN_IL], comp[BN_IL];
-    for (int j = 0; j < BN_IL; j++) {
-        mu[j] = mean[mean_off + ck[j].ch];
-        s[j] = comp[j] = (float16)(0.0f);
-    }
-    int16 mask;
-    for (int i = 0; i < maxlen; i += 16) {
-#pragma unroll
-        for (int j = 0; j < BN_IL; j++)
-            if (i < ck[j].len) {
-                BN_PF(x + x_off + ck[j].first + i);
-                float16 d =
-                    cc_load16_part(x + x_off + ck[j].first + i, ck[j].len - i, end, &mask) - mu[j];
-                d = select((float16)(0.0f), d, mask);
-                bn_kahan16(&s[j], &comp[j], d * d);
-            }
-    }
+    float mu[BN_IL], sum[BN_IL];
     for (int j = 0; j < BN_IL; j++)
-        if (ck[j].len) part[c * P + ck[j].ch * P + ck[j].slot] = bn_lanes(s[j], comp[j]);
+        mu[j] = mean[mean_off + ck[j].ch];
+    bn_sums(x + x_off, x + x_off + n * c * hw, ck, maxlen, 0, mu, sum);
+    for (int j = 0; j < BN_IL; j++)
+        if (ck[j].len) part[c * P + ck[j].ch * P + ck[j].slot] = sum[j];
 }
 
 __kernel void bn_var_final(__global const float *part, int n, int c, int hw, int chunks, float eps,
@@ -373,15 +477,8 @@ __kernel void bn_var_final(__global const float *part, int n, int c, int hw, int
     int ch = get_global_id(0);
     if (ch >= c) return;
     int P = n * chunks, m = n * hw;
-    float mu = mean[mean_off + ch];
-    float ss = bn_total(part + c * P + ch * P, P);
-    float var = ss / (float)m;
-    invstd[inv_off + ch] = 1.0f / sqrt(var + eps);
-    if (update_running) {
-        float unbiased = ss / (float)(m - 1);
-        rmean[rm_off + ch] = (1.0f - momentum) * rmean[rm_off + ch] + momentum * mu;
-        rvar[rv_off + ch] = (1.0f - momentum) * rvar[rv_off + ch] + momentum * unbiased;
-    }
+    bn_store_var(mean[mean_off + ch], bn_total(part + c * P + ch * P, P), m, eps, ch, invstd,
+                 inv_off, update_running, rmean, rm_off, rvar, rv_off, momentum);
 }
 
 /* In place (y == x) is fine: every element is read before it is written, by one
@@ -400,26 +497,9 @@ __kernel void bn_apply_chunk(__global const float *x, int x_off, __global float 
     float g = gamma ? gamma[g_off + ch] : 1.0f;
     float b = beta ? beta[b_off + ch] : 0.0f;
     float mu = mean[mean_off + ch];
-    __global const float *xp = x + x_off + ck.first;
-    __global float *yp = y + y_off + ck.first;
     /* with res, act(y + res): the residual Add (and its ReLU) of a training plan */
-    __global const float *rp = res ? res + res_off + ck.first : NULL;
-    int i = 0;
-    for (; i + 16 <= ck.len; i += 16) {
-        BN_PF(xp + i);
-        CC_PREFETCH_W(yp + i + 256);
-        float16 v = bn_affine16(vload16(0, xp + i), mu, inv, g, b);
-        if (rp) {
-            BN_PF(rp + i);
-            v += vload16(0, rp + i);
-        }
-        vstore16(bn_act16(v, act), 0, yp + i);
-    }
-    for (; i < ck.len; i++) {
-        float v = bn_affine(xp[i], mu, inv, g, b);
-        if (rp) v += rp[i];
-        yp[i] = bn_act(v, act);
-    }
+    bn_apply_span(x + x_off + ck.first, y + y_off + ck.first, res ? res + res_off + ck.first : NULL,
+                  ck.len, mu, inv, g, b, act);
 }
 
 __kernel void bn_bwd_part(__global const float *x, int x_off, __global const float *dy, int dy_off,
@@ -431,40 +511,21 @@ __kernel void bn_bwd_part(__global const float *x, int x_off, __global const flo
     if (wid * BN_IL >= total) return;
     bn_chunk ck[BN_IL];
     const int maxlen = bn_chunks_of(wid, total, c, hw, chunk, chunks, ck);
-    __global const float *end = x + x_off + n * c * hw, *dend = dy + dy_off + n * c * hw;
     const int P = n * chunks;
-    float mu[BN_IL], inv[BN_IL], ga[BN_IL], be[BN_IL];
-    float16 s1[BN_IL], c1[BN_IL], s2[BN_IL], c2[BN_IL];
+    float mu[BN_IL], inv[BN_IL], ga[BN_IL], be[BN_IL], sum1[BN_IL], sum2[BN_IL];
     for (int j = 0; j < BN_IL; j++) {
         const int ch = ck[j].ch;
         mu[j] = mean[mean_off + ch];
         inv[j] = invstd[inv_off + ch];
         ga[j] = gamma ? gamma[g_off + ch] : 1.0f;
         be[j] = beta ? beta[b_off + ch] : 0.0f;
-        s1[j] = c1[j] = s2[j] = c2[j] = (float16)(0.0f);
     }
-    int16 mask;
-    for (int i = 0; i < maxlen; i += 16) {
-#pragma unroll
-        for (int j = 0; j < BN_IL; j++)
-            if (i < ck[j].len) {
-                /* lanes past the chunk: dy and x 0, so g is 0 whatever the mask */
-                const int rem = ck[j].len - i;
-                BN_PF(x + x_off + ck[j].first + i);
-                BN_PF(dy + dy_off + ck[j].first + i);
-                float16 xv = cc_load16_part(x + x_off + ck[j].first + i, rem, end, &mask);
-                float16 g =
-                    bn_mask16(cc_load16_part(dy + dy_off + ck[j].first + i, rem, dend, &mask),
-                              bn_affine16(xv, mu[j], inv[j], ga[j], be[j]), act);
-                float16 d = select((float16)(0.0f), xv - mu[j], mask);
-                bn_kahan16(&s1[j], &c1[j], g);
-                bn_kahan16(&s2[j], &c2[j], g * d);
-            }
-    }
+    bn_bwd_sums(x + x_off, x + x_off + n * c * hw, dy + dy_off, dy + dy_off + n * c * hw, ck,
+                maxlen, 0, mu, inv, ga, be, act, sum1, sum2);
     for (int j = 0; j < BN_IL; j++)
         if (ck[j].len) {
-            part[ck[j].ch * P + ck[j].slot] = bn_lanes(s1[j], c1[j]);
-            part[c * P + ck[j].ch * P + ck[j].slot] = bn_lanes(s2[j], c2[j]);
+            part[ck[j].ch * P + ck[j].slot] = sum1[j];
+            part[c * P + ck[j].ch * P + ck[j].slot] = sum2[j];
         }
 }
 
@@ -495,20 +556,8 @@ __kernel void bn_bwd_dx_chunk(__global const float *x, int x_off, __global const
     float fm = (float)(n * hw);
     float g = gamma ? gamma[g_off + ch] : 1.0f, be = beta ? beta[b_off + ch] : 0.0f;
     float a = sum_dy[sdy_off + ch] / fm, b = sum_dyxhat[sdx_off + ch] / fm, gi = g * inv;
-    __global const float *xp = x + x_off + ck.first;
-    __global const float *gp = dy + dy_off + ck.first;
-    __global float *dp = dx + dx_off + ck.first;
-    int i = 0;
-    for (; i + 16 <= ck.len; i += 16) {
-        BN_PF(xp + i);
-        BN_PF(gp + i);
-        CC_PREFETCH_W(dp + i + 256);
-        float16 xv = vload16(0, xp + i), xhat = (xv - mu) * inv;
-        float16 gv = bn_mask16(vload16(0, gp + i), bn_affine16(xv, mu, inv, g, be), act);
-        vstore16(gi * (gv - a - xhat * b), 0, dp + i);
-    }
-    for (; i < ck.len; i++) {
-        float xhat = (xp[i] - mu) * inv;
-        dp[i] = gi * (bn_mask(gp[i], bn_affine(xp[i], mu, inv, g, be), act) - a - xhat * b);
-    }
+    bn_dx_span(x + x_off + ck.first, dy + dy_off + ck.first, dx + dx_off + ck.first, ck.len, mu,
+               inv, g, be, a, b, gi, act);
 }
+
+#include "batchnorm_channel.h"

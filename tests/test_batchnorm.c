@@ -702,9 +702,9 @@ static void test_fused_errors(void **state) {
     clcnn_tensor_free(b4), clcnn_tensor_free(db);
 }
 
-/* The per-channel group kernels (what GPUs run) on this device too. */
-static void test_group_kernels(void **state) {
-    setenv("CLCNN_BN_KERNELS", "group", 1);
+/* Every check above with the kernels $CLCNN_BN_KERNELS=kernels names. */
+static void run_all(void **state, const char *kernels) {
+    setenv("CLCNN_BN_KERNELS", kernels, 1);
     test_hand_computed(state);
     test_random_sweep(state);
     test_layers_and_large_mean(state);
@@ -715,26 +715,26 @@ static void test_group_kernels(void **state) {
     unsetenv("CLCNN_BN_KERNELS");
 }
 
-/* ... and the chunk kernels (what CPUs run), whatever this device is. */
+/* The per-channel group kernels (what GPUs run) on this device too, */
+static void test_group_kernels(void **state) {
+    run_all(state, "group");
+}
+
+/* ... the chunk kernels (what CPUs run), whatever this device is, */
 static void test_chunk_kernels(void **state) {
-    setenv("CLCNN_BN_KERNELS", "chunk", 1);
-    test_hand_computed(state);
-    test_random_sweep(state);
-    test_layers_and_large_mean(state);
-    test_large_planes(state);
-    test_offsets_and_in_place(state);
-    test_deterministic(state);
-    fused_shapes();
-    unsetenv("CLCNN_BN_KERNELS");
+    run_all(state, "chunk");
+}
+
+/* ... and the whole-channel kernels (what CPUs run where a channel fits the cache). */
+static void test_channel_kernels(void **state) {
+    run_all(state, "channel");
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_group_kernels),
-        cmocka_unit_test(test_chunk_kernels),
-        cmocka_unit_test(test_errors_write_nothing),
-        cmocka_unit_test(test_fused_errors),
-        cmocka_unit_test(test_reference_finite_differences),
+        cmocka_unit_test(test_group_kernels),   cmocka_unit_test(test_chunk_kernels),
+        cmocka_unit_test(test_channel_kernels), cmocka_unit_test(test_errors_write_nothing),
+        cmocka_unit_test(test_fused_errors),    cmocka_unit_test(test_reference_finite_differences),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -13,8 +13,10 @@
  * Per-channel sums are deterministic. GPUs: one work-group of WG work-items per channel, a
  * fixed visiting order and a fixed tree. Other devices (POCL on CPUs): per-chunk partial
  * sums, one work-item walking each chunk of a plane with float16 vectors, then a fixed-order
- * sum of each channel's partials (see cl/batchnorm.cl). $CLCNN_BN_KERNELS=group|chunk
- * overrides the choice (tests run both). */
+ * sum of each channel's partials (see cl/batchnorm.cl); for training passes over tensors
+ * whose channels fit a core's cache, one work-item per channel makes all of a pass's sweeps
+ * over it (cl/batchnorm_channel.h, the chunk kernels' bits, use_channel).
+ * $CLCNN_BN_KERNELS=group|chunk|channel overrides the choice (tests run all three). */
 #include "internal.h"
 
 #include "clcnn_ids.h"
@@ -63,9 +65,24 @@ typedef struct bn_dims {
 /* The chunk kernels (CPU-shaped) or the per-channel group kernels (GPU-shaped). */
 static int use_chunks(const clcnn_device *dev) {
     const char *e = getenv("CLCNN_BN_KERNELS");
-    if (e && strcmp(e, "chunk") == 0) return 1;
+    if (e && (strcmp(e, "chunk") == 0 || strcmp(e, "channel") == 0)) return 1;
     if (e && strcmp(e, "group") == 0) return 0;
     return dev->info.type != CLCNN_DEVICE_GPU;
+}
+
+/* Where the chunk kernels run, whether the whole-channel kernels (cl/batchnorm_channel.h:
+ * the same bits, one work-item per channel) run a training pass instead: where a channel's
+ * values of one tensor fit `limit` bytes (the forward 128 KB, the backward 256 KB), so that
+ * a pass's later sweeps find x (and dy) in a core's cache, and there are at least 4
+ * channels per compute unit to share out. Past these sizes they were no faster than the
+ * chunk kernels, and the forward slower (the commit that set them has the numbers).
+ * $CLCNN_BN_KERNELS=channel makes them run wherever the chunk kernels would, chunk never. */
+static int use_channel(const clcnn_device *dev, bn_dims d, size_t limit) {
+    const char *e = getenv("CLCNN_BN_KERNELS");
+    if (e && strcmp(e, "channel") == 0) return 1;
+    if (e && strcmp(e, "chunk") == 0) return 0;
+    size_t cu = dev->info.compute_units ? dev->info.compute_units : 1;
+    return d.n * d.hw * sizeof(float) <= limit && d.c >= 4 * cu;
 }
 
 /* Values per chunk kernel work-item: whole planes up to 4096 values, so the partial sums
@@ -302,6 +319,22 @@ clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tenso
     }
     int upd = running_mean != NULL;
     clcnn_status s;
+    if (use_chunks(dev) && use_channel(dev, d, (size_t)128 << 10)) {
+        bn_chunking k = chunking(d);
+        size_t one = 1;
+        s = cc_launch(
+            dev, "batchnorm", defines, "bn_fwd_channel", 1, &d.c, &one,
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset), CC_ARG_MEM(y->storage->mem),
+                    CC_ARG_INT(y->offset), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
+                    CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_FLOAT(eps),
+                    CC_ARG_MEM(mean_mem), CC_ARG_INT(mean_off), CC_ARG_MEM(inv_mem),
+                    CC_ARG_INT(inv_off), CC_ARG_INT(upd), MEM_OR_NULL(running_mean),
+                    OFF_OR_0(running_mean), MEM_OR_NULL(running_var), OFF_OR_0(running_var),
+                    CC_ARG_FLOAT(momentum), MEM_OR_NULL(gamma), OFF_OR_0(gamma), MEM_OR_NULL(beta),
+                    OFF_OR_0(beta), CC_ARG_INT(act), MEM_OR_NULL(res), OFF_OR_0(res)));
+        if (tmp) cc_pool_release(dev, tmp);
+        return s;
+    }
     if (use_chunks(dev))
         s = stats_chunks(dev, defines, x, d, eps, mean_mem, mean_off, inv_mem, inv_off, upd,
                          running_mean, running_var, momentum);
@@ -438,6 +471,22 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
     size_t sdy_off = dbeta ? dbeta->offset : 0;
     cl_mem sdx = dgamma ? dgamma->storage->mem : tmp->mem;
     size_t sdx_off = dgamma ? dgamma->offset : d.c;
+    if (use_chunks(dev) && use_channel(dev, d, (size_t)256 << 10)) {
+        bn_chunking k = chunking(d);
+        size_t one = 1;
+        clcnn_status s = cc_launch(
+            dev, "batchnorm", defines, "bn_bwd_channel", 1, &d.c, &one,
+            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                    CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset), MEM_OR_NULL(dx),
+                    OFF_OR_0(dx), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
+                    CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(save_mean->storage->mem),
+                    CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
+                    CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
+                    MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_INT(act), CC_ARG_MEM(sdy),
+                    CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off)));
+        if (tmp) cc_pool_release(dev, tmp);
+        return s;
+    }
     if (use_chunks(dev)) {
         clcnn_status s = backward_chunks(dev, defines, x, dy, beta, act, gamma, save_mean,
                                          save_invstd, dx, d, sdy, sdy_off, sdx, sdx_off);
