@@ -11,7 +11,9 @@
  *
  * Work per call: convolution 2*n*k*p*q*(c/groups)*r*s flops for each of the three passes;
  * pooling one operation per window element (n*c*p*q*kh*kw); linear 2*n*in*out; GEMM
- * 2*m*n*k per product. Traffic: every input and output tensor once (float32).
+ * 2*m*n*k per product. Traffic: every input and output tensor once (float32). Batch norm
+ * (training, on the output of a suite's layer): no flops counted; traffic x and y (forward)
+ * or x, dy and dx (backward) once, the least any implementation moves.
  *
  * Whole networks (perf_bench_net) are timed by the wall clock from the first enqueue to
  * the end of the device work (clcnn_device_finish): a training step includes host work
@@ -24,8 +26,8 @@
 #include <time.h>
 
 static const char *const op_names[PERF_OP_COUNT] = {
-    "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "pool2d_fwd", "linear_fwd",
-    "gemm",       "net_infer",       "net_train",         "pool2d_bwd",
+    "conv2d_fwd", "conv2d_bwd_data", "conv2d_bwd_filter", "pool2d_fwd",    "linear_fwd",    "gemm",
+    "net_infer",  "net_train",       "pool2d_bwd",        "batchnorm_fwd", "batchnorm_bwd",
 };
 
 const char *perf_op_name(perf_op op) {
@@ -47,6 +49,8 @@ int perf_op_accepts(perf_op op, const perf_shape *s) {
     case PERF_OP_CONV_FWD:
     case PERF_OP_CONV_BWD_DATA:
     case PERF_OP_CONV_BWD_FILTER:
+    case PERF_OP_BN_FWD:
+    case PERF_OP_BN_BWD:
         return s->kind == PERF_CONV;
     case PERF_OP_POOL_FWD:
     case PERF_OP_POOL_BWD:
@@ -64,7 +68,7 @@ int perf_op_accepts(perf_op op, const perf_shape *s) {
 /* ---- tensors --------------------------------------------------------------------- */
 
 typedef struct bench {
-    clcnn_tensor *t[5];
+    clcnn_tensor *t[10];
     int nt;
     unsigned rng;
 } bench;
@@ -97,7 +101,7 @@ typedef struct call {
     perf_op op;
     clcnn_conv2d_desc conv;
     clcnn_pool2d_desc pool;
-    clcnn_tensor *a, *b, *c, *d; /* op-specific, see prepare() */
+    clcnn_tensor *a, *b, *c, *d, *e, *f, *g, *h; /* op-specific, see prepare() */
     /* gemm */
     int ta, tb;
     size_t m, n, k, batch, lda, ldb, ldc, stride_a, stride_b, stride_c;
@@ -117,6 +121,11 @@ static clcnn_status invoke(clcnn_device *dev, const call *c) {
         return clcnn_pool2d_backward(dev, &c->pool, c->a, c->c, c->d);
     case PERF_OP_LINEAR_FWD: /* a x, b w, c bias, d y */
         return clcnn_linear_forward(dev, c->a, c->b, c->c, c->d);
+    case PERF_OP_BN_FWD: /* a x, b gamma, c beta, d y, e/f saved mean/invstd, g/h running */
+        return clcnn_batchnorm_forward_train(dev, c->a, c->b, c->c, c->g, c->h, 0.1f, 1e-5f, c->d,
+                                             c->e, c->f);
+    case PERF_OP_BN_BWD: /* a x, g dy, b gamma, e/f saved, d dx, h dgamma, c dbeta */
+        return clcnn_batchnorm_backward(dev, c->a, c->g, c->b, c->e, c->f, c->d, c->h, c->c);
     case PERF_OP_GEMM:
         return clcnn_gemm_batched(dev, c->ta, c->tb, c->m, c->n, c->k, 1.0f, c->a, c->lda,
                                   c->stride_a, c->b, c->ldb, c->stride_b, 0.0f, c->d, c->ldc,
@@ -204,6 +213,25 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
         row->gflop = 2.0 * ny * crs / 1e9;
         row->gbytes = 4.0 * (nx + nw + ny) / 1e9;
         break;
+    case PERF_OP_BN_FWD:
+    case PERF_OP_BN_BWD: {
+        size_t k = (size_t)s->k;
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->a));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 1, &c->b));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 1, &c->c));
+        PERF_TRY(make(dev, b, CLCNN_F32, 4, ys, 0, &c->d));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 0, &c->e));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 0, &c->f));
+        PERF_TRY(make(dev, b, CLCNN_F32, op == PERF_OP_BN_FWD ? 1 : 4,
+                      op == PERF_OP_BN_FWD ? &k : ys, op == PERF_OP_BN_BWD, &c->g));
+        PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 0, &c->h));
+        if (op == PERF_OP_BN_BWD) /* the saved statistics of one forward */
+            PERF_TRY(clcnn_batchnorm_forward_train(dev, c->a, c->b, c->c, NULL, NULL, 0.1f, 1e-5f,
+                                                   c->d, c->e, c->f));
+        row->gflop = NAN;
+        row->gbytes = 4.0 * ny * (op == PERF_OP_BN_FWD ? 2 : 3) / 1e9;
+        break;
+    }
     case PERF_OP_POOL_FWD: {
         clcnn_pool2d_desc *p = &c->pool;
         p->mode = s->pool_mode;
@@ -328,6 +356,8 @@ static void describe(const clcnn_device *dev, perf_op op, const perf_shape *s, c
     else if (op == PERF_OP_POOL_FWD || op == PERF_OP_POOL_BWD)
         snprintf(row->algo, sizeof row->algo, "%s",
                  s->pool_global ? "global_avg" : pool_modes[s->pool_mode]);
+    else if (op == PERF_OP_BN_FWD || op == PERF_OP_BN_BWD)
+        snprintf(row->algo, sizeof row->algo, "train");
     else if (op == PERF_OP_LINEAR_FWD && clcnn_linear_small_batch(dev, (size_t)s->n))
         snprintf(row->algo, sizeof row->algo, "small_batch"); /* cl/linear_small.cl */
     else

@@ -50,6 +50,8 @@ typedef enum perf_op {
     PERF_OP_NET_INFER, /* a zoo model: forward of a batch in evaluation mode */
     PERF_OP_NET_TRAIN, /* a zoo model: forward, softmax cross-entropy, backward, optimizer */
     PERF_OP_POOL_BWD,  /* pool shapes: backward (max: the arg-max of one forward pass) */
+    PERF_OP_BN_FWD,    /* conv shapes: training batch norm of the layer's output (n, k, p, q) */
+    PERF_OP_BN_BWD,    /* the same: its backward (dx, dgamma, dbeta) */
     PERF_OP_COUNT
 } perf_op;
 
