@@ -1,0 +1,42 @@
+/* Test support for training plans on graphs (clcnn_train_plan_*): building small graphs
+ * node by node, and the check of every parameter's and input's gradient against central
+ * finite differences of a scalar loss L = sum(y * r) (r fixed random; L summed in double
+ * on the host). Used by test_graph_backward (per op) and test_graph_backward_plans (DAGs,
+ * fusion, models). */
+#ifndef CLCNN_TESTS_GRAPH_FD_H
+#define CLCNN_TESTS_GRAPH_FD_H
+
+#include "test_util.h"
+
+#define GT_MAXI 4 /* graph inputs per test graph */
+
+void gt_add_input(clcnn_graph *g, const char *name, int nd, int64_t d0, int64_t d1, int64_t d2,
+                  int64_t d3);
+/* A float initializer of random values in [lo, hi]. */
+void gt_add_param(clcnn_graph *g, tu_rng *r, const char *name, int nd, int64_t d0, int64_t d1,
+                  int64_t d2, int64_t d3, float lo, float hi);
+/* A node with inputs given as one space-separated string ("x w b") and one output. */
+void gt_node(clcnn_graph *g, const char *op, const char *name, const char *ins, const char *out,
+             int na, const clcnn_attr *a);
+clcnn_attr gt_ai(const char *n, int64_t v);
+clcnn_attr gt_af(const char *n, float v);
+clcnn_attr gt_ais(const char *n, const int64_t *v, int c);
+clcnn_graph *gt_new_graph(void);
+
+typedef struct gt_fd_case {
+    clcnn_graph *g;
+    int batch;
+    float in_lo, in_hi; /* input values: uniform in +-[lo, hi] (away from ReLU's kink) */
+    double h, atol, rtol;
+    int max_checks;   /* elements checked per tensor (a seeded sample when larger) */
+    float grad_scale; /* 1; the meta test scales the analytic gradients to see them caught */
+} gt_fd_case;
+
+/* Gradients of every parameter and input of c->g against finite differences; 1 when all
+ * are close. */
+int gt_fd_check(const gt_fd_case *c);
+gt_fd_case gt_fd_default(clcnn_graph *g, int batch);
+/* Check graph g at batch with step h, then free it. */
+void gt_expect_fd(clcnn_graph *g, int batch, double h);
+
+#endif
