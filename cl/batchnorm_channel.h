@@ -16,17 +16,26 @@
  * bn_bwd_channel: sum_dy and sum_dyxhat (as bn_bwd_final), then dx when dx is not NULL (as
  *   bn_bwd_dx_chunk). dx may be x or dy itself. */
 
+/* Slot slot (sample * chunks + kc) of channel ch: the chunk bn_chunk_of gives the chunk
+ * kernels' work-item of that sample's plane and kc. */
+inline bn_chunk bn_channel_chunk(int ch, int slot, int c, int hw, int chunk, int chunks) {
+    const int sample = slot / chunks, kc = slot - sample * chunks;
+    return bn_chunk_of((sample * c + ch) * chunks + kc, c, hw, chunk, chunks);
+}
+
 /* Chunks s0 .. s0 + BN_IL - 1 of channel ch (len 0 past its last, P = n * chunks); returns
  * the longest. */
 inline int bn_channel_chunks(int ch, int s0, int P, int c, int hw, int chunk, int chunks,
                              bn_chunk *ck) {
     int maxlen = 0;
     for (int j = 0; j < BN_IL; j++) {
-        const int slot = s0 + j, sample = slot / chunks, kc = slot - sample * chunks;
-        ck[j].ch = ch;
-        ck[j].slot = slot;
-        ck[j].first = slot < P ? (sample * c + ch) * hw + kc * chunk : 0;
-        ck[j].len = slot < P ? min(chunk, hw - kc * chunk) : 0;
+        if (s0 + j < P) {
+            ck[j] = bn_channel_chunk(ch, s0 + j, c, hw, chunk, chunks);
+        } else {
+            ck[j].first = ck[j].slot = 0;
+            ck[j].ch = ch;
+            ck[j].len = 0;
+        }
         maxlen = max(maxlen, ck[j].len);
     }
     return maxlen;
@@ -68,10 +77,9 @@ __kernel void bn_fwd_channel(__global const float *x, int x_off, __global float 
     const float g = gamma ? gamma[g_off + ch] : 1.0f;
     const float b = beta ? beta[b_off + ch] : 0.0f;
     for (int slot = 0; slot < P; slot++) {
-        const int sample = slot / chunks, kc = slot - sample * chunks;
-        const int first = (sample * c + ch) * hw + kc * chunk;
-        bn_apply_span(xb + first, y + y_off + first, res ? res + res_off + first : NULL,
-                      min(chunk, hw - kc * chunk), mu, inv, g, b, act);
+        const bn_chunk k = bn_channel_chunk(ch, slot, c, hw, chunk, chunks);
+        bn_apply_span(xb + k.first, y + y_off + k.first, res ? res + res_off + k.first : NULL,
+                      k.len, mu, inv, g, b, act);
     }
 }
 
@@ -113,9 +121,8 @@ __kernel void bn_bwd_channel(__global const float *x, int x_off, __global const 
     const float fm = (float)(n * hw);
     const float a = sdy / fm, b = sdx / fm, gi = g * inv;
     for (int slot = 0; slot < P; slot++) {
-        const int sample = slot / chunks, kc = slot - sample * chunks;
-        const int first = (sample * c + ch) * hw + kc * chunk;
-        bn_dx_span(xb + first, db + first, dx + dx_off + first, min(chunk, hw - kc * chunk), mu,
-                   inv, g, be, a, b, gi, act);
+        const bn_chunk k = bn_channel_chunk(ch, slot, c, hw, chunk, chunks);
+        bn_dx_span(xb + k.first, db + k.first, dx + dx_off + k.first, k.len, mu, inv, g, be, a, b,
+                   gi, act);
     }
 }
