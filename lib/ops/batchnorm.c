@@ -15,7 +15,7 @@
  * sums, one work-item walking each chunk of a plane with float16 vectors, then a fixed-order
  * sum of each channel's partials (see cl/batchnorm.cl); for training passes over tensors
  * whose channels fit a core's cache, one work-item per channel makes all of a pass's sweeps
- * over it (cl/batchnorm_channel.h, the chunk kernels' bits, use_channel).
+ * over it (cl/batchnorm_channel.h, the chunk kernels' bits). family() chooses;
  * $CLCNN_BN_KERNELS=group|chunk|channel overrides the choice (tests run all three). */
 #include "internal.h"
 
@@ -62,27 +62,27 @@ typedef struct bn_dims {
     size_t n, c, hw;
 } bn_dims;
 
-/* The chunk kernels (CPU-shaped) or the per-channel group kernels (GPU-shaped). */
-static int use_chunks(const clcnn_device *dev) {
-    const char *e = getenv("CLCNN_BN_KERNELS");
-    if (e && (strcmp(e, "chunk") == 0 || strcmp(e, "channel") == 0)) return 1;
-    if (e && strcmp(e, "group") == 0) return 0;
-    return dev->info.type != CLCNN_DEVICE_GPU;
-}
+/* The kernel family of a pass: the per-channel group kernels (GPU-shaped), the chunk
+ * kernels (CPU-shaped), or, for a training pass where the chunk kernels run, the
+ * whole-channel kernels (cl/batchnorm_channel.h: the same bits, one work-item per channel)
+ * where a channel's values of one tensor fit channel_limit bytes (training forward 128 KB,
+ * backward 256 KB; 0 for the other passes), so that a pass's later sweeps find x (and dy)
+ * in a core's cache, and there are at least 4 channels per compute unit to share out. Past
+ * these sizes they were no faster than the chunk kernels, and the forward slower (the
+ * commit that set them has the numbers). $CLCNN_BN_KERNELS=group|chunk|channel overrides
+ * the choice (channel: wherever the chunk kernels would run, also for the other passes'
+ * chunk kernels). */
+enum { BN_GROUP, BN_CHUNK, BN_CHANNEL };
 
-/* Where the chunk kernels run, whether the whole-channel kernels (cl/batchnorm_channel.h:
- * the same bits, one work-item per channel) run a training pass instead: where a channel's
- * values of one tensor fit `limit` bytes (the forward 128 KB, the backward 256 KB), so that
- * a pass's later sweeps find x (and dy) in a core's cache, and there are at least 4
- * channels per compute unit to share out. Past these sizes they were no faster than the
- * chunk kernels, and the forward slower (the commit that set them has the numbers).
- * $CLCNN_BN_KERNELS=channel makes them run wherever the chunk kernels would, chunk never. */
-static int use_channel(const clcnn_device *dev, bn_dims d, size_t limit) {
+static int family(const clcnn_device *dev, bn_dims d, size_t channel_limit) {
     const char *e = getenv("CLCNN_BN_KERNELS");
-    if (e && strcmp(e, "channel") == 0) return 1;
-    if (e && strcmp(e, "chunk") == 0) return 0;
+    if (e && strcmp(e, "group") == 0) return BN_GROUP;
+    if (e && strcmp(e, "chunk") == 0) return BN_CHUNK;
+    if (e && strcmp(e, "channel") == 0) return channel_limit ? BN_CHANNEL : BN_CHUNK;
+    if (dev->info.type == CLCNN_DEVICE_GPU) return BN_GROUP;
     size_t cu = dev->info.compute_units ? dev->info.compute_units : 1;
-    return d.n * d.hw * sizeof(float) <= limit && d.c >= 4 * cu;
+    int fits = d.n * d.hw * sizeof(float) <= channel_limit && d.c >= 4 * cu;
+    return fits ? BN_CHANNEL : BN_CHUNK;
 }
 
 /* Values per chunk kernel work-item: whole planes up to 4096 values, so the partial sums
@@ -156,7 +156,7 @@ static clcnn_status apply(clcnn_device *dev, const char *defines, const clcnn_te
                           size_t sd_off, int from_var, float eps, const clcnn_tensor *gamma,
                           const clcnn_tensor *beta, int act, const clcnn_tensor *res) {
     size_t lws;
-    if (use_chunks(dev)) {
+    if (family(dev, d, 0) != BN_GROUP) {
         bn_chunking k = chunking(d);
         return cc_launch(
             dev, "batchnorm", defines, "bn_apply_chunk", 1, &k.items, lws_1d(dev, &lws),
@@ -319,7 +319,8 @@ clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tenso
     }
     int upd = running_mean != NULL;
     clcnn_status s;
-    if (use_chunks(dev) && use_channel(dev, d, (size_t)128 << 10)) {
+    int fam = family(dev, d, (size_t)128 << 10);
+    if (fam == BN_CHANNEL) {
         bn_chunking k = chunking(d);
         size_t one = 1;
         s = cc_launch(
@@ -332,18 +333,15 @@ clcnn_status cc_batchnorm_forward_train_act(clcnn_device *dev, const clcnn_tenso
                     OFF_OR_0(running_mean), MEM_OR_NULL(running_var), OFF_OR_0(running_var),
                     CC_ARG_FLOAT(momentum), MEM_OR_NULL(gamma), OFF_OR_0(gamma), MEM_OR_NULL(beta),
                     OFF_OR_0(beta), CC_ARG_INT(act), MEM_OR_NULL(res), OFF_OR_0(res)));
-        if (tmp) cc_pool_release(dev, tmp);
-        return s;
+    } else {
+        s = fam == BN_CHUNK ? stats_chunks(dev, defines, x, d, eps, mean_mem, mean_off, inv_mem,
+                                           inv_off, upd, running_mean, running_var, momentum)
+                            : stats_group(dev, defines, wg, x, d, eps, mean_mem, mean_off, inv_mem,
+                                          inv_off, upd, running_mean, running_var, momentum);
+        if (s == CLCNN_OK)
+            s = apply(dev, defines, x, y, d, mean_mem, mean_off, inv_mem, inv_off, 0, 0.0f, gamma,
+                      beta, act, res);
     }
-    if (use_chunks(dev))
-        s = stats_chunks(dev, defines, x, d, eps, mean_mem, mean_off, inv_mem, inv_off, upd,
-                         running_mean, running_var, momentum);
-    else
-        s = stats_group(dev, defines, wg, x, d, eps, mean_mem, mean_off, inv_mem, inv_off, upd,
-                        running_mean, running_var, momentum);
-    if (s == CLCNN_OK)
-        s = apply(dev, defines, x, y, d, mean_mem, mean_off, inv_mem, inv_off, 0, 0.0f, gamma, beta,
-                  act, res);
     if (tmp) cc_pool_release(dev, tmp); /* in-order queue: later users run after us */
     return s;
 }
@@ -416,6 +414,27 @@ static clcnn_status backward_chunks(clcnn_device *dev, const char *defines, cons
     return s;
 }
 
+/* The same with the whole-channel kernel: both sums and dx in one launch, one work-item per
+ * channel. */
+static clcnn_status backward_channel(clcnn_device *dev, const char *defines, const clcnn_tensor *x,
+                                     const clcnn_tensor *dy, const clcnn_tensor *beta, int act,
+                                     const clcnn_tensor *gamma, const clcnn_tensor *save_mean,
+                                     const clcnn_tensor *save_invstd, clcnn_tensor *dx, bn_dims d,
+                                     cl_mem sdy, size_t sdy_off, cl_mem sdx, size_t sdx_off) {
+    bn_chunking k = chunking(d);
+    size_t one = 1;
+    return cc_launch(dev, "batchnorm", defines, "bn_bwd_channel", 1, &d.c, &one,
+                     CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
+                             CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset), MEM_OR_NULL(dx),
+                             OFF_OR_0(dx), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
+                             CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks),
+                             CC_ARG_MEM(save_mean->storage->mem), CC_ARG_INT(save_mean->offset),
+                             CC_ARG_MEM(save_invstd->storage->mem), CC_ARG_INT(save_invstd->offset),
+                             MEM_OR_NULL(gamma), OFF_OR_0(gamma), MEM_OR_NULL(beta), OFF_OR_0(beta),
+                             CC_ARG_INT(act), CC_ARG_MEM(sdy), CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx),
+                             CC_ARG_INT(sdx_off)));
+}
+
 clcnn_status clcnn_batchnorm_backward(clcnn_device *dev, const clcnn_tensor *x,
                                       const clcnn_tensor *dy, const clcnn_tensor *gamma,
                                       const clcnn_tensor *save_mean,
@@ -471,25 +490,11 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
     size_t sdy_off = dbeta ? dbeta->offset : 0;
     cl_mem sdx = dgamma ? dgamma->storage->mem : tmp->mem;
     size_t sdx_off = dgamma ? dgamma->offset : d.c;
-    if (use_chunks(dev) && use_channel(dev, d, (size_t)256 << 10)) {
-        bn_chunking k = chunking(d);
-        size_t one = 1;
-        clcnn_status s = cc_launch(
-            dev, "batchnorm", defines, "bn_bwd_channel", 1, &d.c, &one,
-            CC_ARGS(CC_ARG_MEM(x->storage->mem), CC_ARG_INT(x->offset),
-                    CC_ARG_MEM(dy->storage->mem), CC_ARG_INT(dy->offset), MEM_OR_NULL(dx),
-                    OFF_OR_0(dx), CC_ARG_INT(d.n), CC_ARG_INT(d.c), CC_ARG_INT(d.hw),
-                    CC_ARG_INT(k.chunk), CC_ARG_INT(k.chunks), CC_ARG_MEM(save_mean->storage->mem),
-                    CC_ARG_INT(save_mean->offset), CC_ARG_MEM(save_invstd->storage->mem),
-                    CC_ARG_INT(save_invstd->offset), MEM_OR_NULL(gamma), OFF_OR_0(gamma),
-                    MEM_OR_NULL(beta), OFF_OR_0(beta), CC_ARG_INT(act), CC_ARG_MEM(sdy),
-                    CC_ARG_INT(sdy_off), CC_ARG_MEM(sdx), CC_ARG_INT(sdx_off)));
-        if (tmp) cc_pool_release(dev, tmp);
-        return s;
-    }
-    if (use_chunks(dev)) {
-        clcnn_status s = backward_chunks(dev, defines, x, dy, beta, act, gamma, save_mean,
-                                         save_invstd, dx, d, sdy, sdy_off, sdx, sdx_off);
+    int fam = family(dev, d, (size_t)256 << 10);
+    if (fam != BN_GROUP) {
+        clcnn_status s = (fam == BN_CHANNEL ? backward_channel : backward_chunks)(
+            dev, defines, x, dy, beta, act, gamma, save_mean, save_invstd, dx, d, sdy, sdy_off, sdx,
+            sdx_off);
         if (tmp) cc_pool_release(dev, tmp);
         return s;
     }
