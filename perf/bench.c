@@ -222,12 +222,14 @@ static clcnn_status prepare(clcnn_device *dev, bench *b, perf_op op, const perf_
         PERF_TRY(make(dev, b, CLCNN_F32, 4, ys, 0, &c->d));
         PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 0, &c->e));
         PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 0, &c->f));
-        PERF_TRY(make(dev, b, CLCNN_F32, op == PERF_OP_BN_FWD ? 1 : 4,
-                      op == PERF_OP_BN_FWD ? &k : ys, op == PERF_OP_BN_BWD, &c->g));
         PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 0, &c->h));
-        if (op == PERF_OP_BN_BWD) /* the saved statistics of one forward */
+        if (op == PERF_OP_BN_FWD) { /* the running mean (h: the running variance) */
+            PERF_TRY(make(dev, b, CLCNN_F32, 1, &k, 0, &c->g));
+        } else { /* dy, and the saved statistics of one forward (h: dgamma) */
+            PERF_TRY(make(dev, b, CLCNN_F32, 4, ys, 1, &c->g));
             PERF_TRY(clcnn_batchnorm_forward_train(dev, c->a, c->b, c->c, NULL, NULL, 0.1f, 1e-5f,
                                                    c->d, c->e, c->f));
+        }
         row->gflop = NAN;
         row->gbytes = 4.0 * ny * (op == PERF_OP_BN_FWD ? 2 : 3) / 1e9;
         break;
