@@ -13,19 +13,6 @@
 #include "clcnn_ids.h"
 #include "internal.h"
 
-static clcnn_device *dev;
-
-static int setup(void **state) {
-    (void)state;
-    dev = tu_device();
-    return dev ? 0 : -1;
-}
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 /* A case: the shape (ndim 2 or 4), the activation, whether gamma/beta, running statistics
  * and a residual are given, and where y and dx go. */
 typedef struct bn_case {
@@ -74,16 +61,16 @@ static bn_out run_case(const bn_case *cs, const char *kernels, uint64_t seed) {
     bn_out o = {0};
     /* the backward reads the forward's input: keep a copy where y overwrites it */
     clcnn_tensor *xin = cs->y_at == 1 ? tu_tensor_from(cs->ndim, cs->shape, hx) : x;
-    TU_OK(cc_batchnorm_forward_train_act(dev, x, gamma, beta, rmean, rvar, 0.1f, 1e-5f, cs->act,
-                                         cs->res ? res : NULL, y, mean, inv));
+    TU_OK(cc_batchnorm_forward_train_act(tu_device(), x, gamma, beta, rmean, rvar, 0.1f, 1e-5f,
+                                         cs->act, cs->res ? res : NULL, y, mean, inv));
     o.y = tu_download(y);
     o.mean = tu_download(mean);
     o.inv = tu_download(inv);
     if (cs->running) o.rmean = tu_download(rmean), o.rvar = tu_download(rvar);
     clcnn_tensor *own_dx = cs->dx_at == 0 ? tu_tensor_from(cs->ndim, cs->shape, NULL) : NULL;
     clcnn_tensor *dx = cs->dx_at == 0 ? own_dx : cs->dx_at == 1 ? dy : cs->dx_at == 2 ? xin : NULL;
-    TU_OK(cc_batchnorm_backward_act(dev, xin, beta, dy, cs->act, gamma, mean, inv, dx, dgamma,
-                                    dbeta));
+    TU_OK(cc_batchnorm_backward_act(tu_device(), xin, beta, dy, cs->act, gamma, mean, inv, dx,
+                                    dgamma, dbeta));
     if (dx) o.dx = tu_download(dx);
     o.dgamma = tu_download(dgamma);
     o.dbeta = tu_download(dbeta);
@@ -120,12 +107,12 @@ static void test_same_bits(void **state) {
                                        {5, 16, 4, 4}, {7, 9, 1, 1},   {2, 2, 129, 130},
                                        {4, 3, 17, 1}};
     static const int ndims[] = {4, 4, 4, 4, 2, 4, 4};
+    static const int acts[] = {CLCNN_ACT_ID_NONE, CLCNN_ACT_ID_RELU, CLCNN_ACT_ID_RELU6};
     int ok = 1, k = 0;
     for (size_t s = 0; s < sizeof ndims / sizeof *ndims; s++) {
         if (tu_small() && shapes[s][2] * shapes[s][3] > 4096) continue; /* a simulator's minutes */
-        for (int act = CLCNN_ACT_ID_NONE; act <= CLCNN_ACT_ID_RELU6; act++) {
-            if (act != CLCNN_ACT_ID_NONE && act != CLCNN_ACT_ID_RELU && act != CLCNN_ACT_ID_RELU6)
-                continue;
+        for (size_t ai = 0; ai < sizeof acts / sizeof *acts; ai++) {
+            const int act = acts[ai];
             bn_case cs = {{shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3]},
                           ndims[s],
                           act,
@@ -159,13 +146,8 @@ static void test_same_bits(void **state) {
  * kernels), bit 1 where the backward ran bn_bwd_channel; -1 when either ran both or
  * neither. */
 static int launched_channel(size_t n, size_t c, size_t hw, const char *dir) {
-    char path[512];
-    snprintf(path, sizeof path, "%s/kernels.txt", dir);
-    remove(path);
-    setenv("CLCNN_TRACE_KERNELS", path, 1);
-    clcnn_device *d = NULL;
-    const char *sel = getenv("CLCNN_TEST_DEVICE");
-    TU_OK(clcnn_device_open(sel && *sel ? sel : NULL, &d));
+    tu_trace_begin(dir);
+    clcnn_device *d = tu_device_fresh();
     size_t shape[4] = {n, c, hw, 1};
     clcnn_tensor *t[4] = {NULL, NULL, NULL, NULL}; /* x, y (and dx), mean, invstd */
     TU_OK(clcnn_tensor_create(d, CLCNN_F32, 4, shape, &t[0]));
@@ -180,8 +162,7 @@ static int launched_channel(size_t n, size_t c, size_t hw, const char *dir) {
     for (int k = 0; k < 4; k++)
         clcnn_tensor_free(t[k]);
     clcnn_device_close(d);
-    unsetenv("CLCNN_TRACE_KERNELS");
-    char *trace = tu_slurp(dir, "kernels.txt");
+    char *trace = tu_trace_end(dir);
     assert_non_null(trace);
     int fc = strstr(trace, "bn_fwd_channel") != NULL, fk = strstr(trace, "bn_part_sum") != NULL;
     int bc = strstr(trace, "bn_bwd_channel") != NULL, bk = strstr(trace, "bn_bwd_part") != NULL;
@@ -196,7 +177,7 @@ static int launched_channel(size_t n, size_t c, size_t hw, const char *dir) {
  * the chunk kernels (CPU devices: GPUs run the group kernels). */
 static void test_rule(void **state) {
     (void)state;
-    const clcnn_device_info *info = clcnn_device_get_info(dev);
+    const clcnn_device_info *info = clcnn_device_get_info(tu_device());
     if (info->type == CLCNN_DEVICE_GPU || tu_small()) skip();
     size_t c = 4 * (info->compute_units ? info->compute_units : 1);
     char *dir = tu_temp_dir("bn-rule");
@@ -213,5 +194,5 @@ int main(void) {
         cmocka_unit_test(test_same_bits),
         cmocka_unit_test(test_rule),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_device, tu_teardown_device);
 }

@@ -16,19 +16,6 @@
 #include "reference_bn.h"
 #include "reference_ops.h"
 
-static clcnn_device *dev;
-
-static int setup(void **state) {
-    (void)state;
-    dev = tu_device();
-    return dev ? 0 : -1;
-}
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 static clcnn_tensor *vec(size_t c, const float *data) {
     return tu_tensor_from(1, &c, data);
 }
@@ -66,9 +53,10 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     clcnn_tensor *tg = vec(c, gm), *tb = vec(c, bt), *tm = vec(c, NULL), *ti = vec(c, NULL);
     clcnn_tensor *tdg = vec(c, NULL), *tdb = vec(c, NULL), *tdg0 = vec(c, NULL),
                  *tdb0 = vec(c, NULL);
-    TU_OK(clcnn_batchnorm_forward_train(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, ty, tm, ti));
-    TU_OK(cc_batchnorm_forward_train_act(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act, NULL, ta,
-                                         tm, ti));
+    TU_OK(clcnn_batchnorm_forward_train(tu_device(), tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, ty, tm,
+                                        ti));
+    TU_OK(cc_batchnorm_forward_train_act(tu_device(), tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act,
+                                         NULL, ta, tm, ti));
     float *y = tu_download(ty), *ya = tu_download(ta);
     int ok = 1, crossed = 0;
     for (size_t i = 0; i < total; i++) {
@@ -85,8 +73,8 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     clcnn_tensor *tr = tu_tensor_from(ndim, shape, res);
     for (int in_place = 0; in_place < 2; in_place++) {
         clcnn_tensor *out = in_place ? tr : ta;
-        TU_OK(cc_batchnorm_forward_train_act(dev, tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act, tr, out,
-                                             tm, ti));
+        TU_OK(cc_batchnorm_forward_train_act(tu_device(), tx, tg, tb, NULL, NULL, 0.1f, 1e-5f, act,
+                                             tr, out, tm, ti));
         float *yr = tu_download(out);
         int same = 1;
         for (size_t i = 0; i < total; i++)
@@ -109,9 +97,9 @@ static int run_fused(const size_t *shape, int ndim, int act, tu_rng *r) {
     ok &= tu_close("fused bn y", ya, yref, total, tol.y, 0);
 
     TU_OK(clcnn_tensor_upload(tdy, dym, total * sizeof *dym));
-    TU_OK(clcnn_batchnorm_backward(dev, tx, tdy, tg, tm, ti, tdx0, tdg0, tdb0));
+    TU_OK(clcnn_batchnorm_backward(tu_device(), tx, tdy, tg, tm, ti, tdx0, tdg0, tdb0));
     TU_OK(clcnn_tensor_upload(tdy, dy, total * sizeof *dy));
-    TU_OK(cc_batchnorm_backward_act(dev, tx, tb, tdy, act, tg, tm, ti, tdx, tdg, tdb));
+    TU_OK(cc_batchnorm_backward_act(tu_device(), tx, tb, tdy, act, tg, tm, ti, tdx, tdg, tdb));
     float *dx = tu_download(tdx), *dg = tu_download(tdg), *db = tu_download(tdb);
     float *dx0 = tu_download(tdx0), *dg0 = tu_download(tdg0), *db0 = tu_download(tdb0);
     int same = !memcmp(dx, dx0, total * sizeof *dx) && !memcmp(dg, dg0, c * sizeof *dg) &&
@@ -154,33 +142,33 @@ static void test_fused_errors(void **state) {
     clcnn_tensor *x = tu_tensor_from(4, s4, NULL), *y = tu_tensor_from(4, s4, NULL);
     clcnn_tensor *m = vec(c, NULL), *i = vec(c, NULL);
     TU_OK(clcnn_tensor_fill(x, 1.0f));
-    assert_int_equal(cc_batchnorm_forward_train_act(dev, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f,
-                                                    CLCNN_ACT_ID_LEAKY, NULL, y, m, i),
+    assert_int_equal(cc_batchnorm_forward_train_act(tu_device(), x, NULL, NULL, NULL, NULL, 0.1f,
+                                                    1e-5f, CLCNN_ACT_ID_LEAKY, NULL, y, m, i),
                      CLCNN_ERR_INVALID_ARG);
     assert_non_null(strstr(clcnn_last_error(), "not one batch norm fuses"));
     /* a residual of another shape, one that overlaps y only in part */
     size_t s5[4] = {2, 3, 4, 5};
     clcnn_tensor *r5 = tu_tensor_from(4, s5, NULL);
-    assert_int_equal(cc_batchnorm_forward_train_act(dev, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f,
-                                                    CLCNN_ACT_ID_RELU, r5, y, m, i),
+    assert_int_equal(cc_batchnorm_forward_train_act(tu_device(), x, NULL, NULL, NULL, NULL, 0.1f,
+                                                    1e-5f, CLCNN_ACT_ID_RELU, r5, y, m, i),
                      CLCNN_ERR_SHAPE);
     assert_non_null(strstr(clcnn_last_error(), "res"));
     clcnn_tensor *ra = cc_tensor_view_at(r5, 4, s4, 0), *yb = cc_tensor_view_at(r5, 4, s4, 1);
     assert_non_null(ra);
     assert_non_null(yb);
-    assert_int_equal(cc_batchnorm_forward_train_act(dev, x, NULL, NULL, NULL, NULL, 0.1f, 1e-5f,
-                                                    CLCNN_ACT_ID_RELU, ra, yb, m, i),
+    assert_int_equal(cc_batchnorm_forward_train_act(tu_device(), x, NULL, NULL, NULL, NULL, 0.1f,
+                                                    1e-5f, CLCNN_ACT_ID_RELU, ra, yb, m, i),
                      CLCNN_ERR_INVALID_ARG);
     assert_non_null(strstr(clcnn_last_error(), "y must be res itself or not overlap it"));
     clcnn_tensor_free(ra), clcnn_tensor_free(yb), clcnn_tensor_free(r5);
     clcnn_tensor *b4 = vec(c + 1, NULL), *db = vec(c, NULL);
-    assert_int_equal(
-        cc_batchnorm_backward_act(dev, x, b4, x, CLCNN_ACT_ID_RELU, NULL, m, i, y, NULL, NULL),
-        CLCNN_ERR_SHAPE);
+    assert_int_equal(cc_batchnorm_backward_act(tu_device(), x, b4, x, CLCNN_ACT_ID_RELU, NULL, m, i,
+                                               y, NULL, NULL),
+                     CLCNN_ERR_SHAPE);
     assert_non_null(strstr(clcnn_last_error(), "beta"));
-    assert_int_equal(
-        cc_batchnorm_backward_act(dev, x, db, x, CLCNN_ACT_ID_RELU6, NULL, m, i, y, NULL, db),
-        CLCNN_ERR_INVALID_ARG);
+    assert_int_equal(cc_batchnorm_backward_act(tu_device(), x, db, x, CLCNN_ACT_ID_RELU6, NULL, m,
+                                               i, y, NULL, db),
+                     CLCNN_ERR_INVALID_ARG);
     assert_non_null(strstr(clcnn_last_error(), "must not overlap the inputs"));
     clcnn_tensor_free(x), clcnn_tensor_free(y), clcnn_tensor_free(m), clcnn_tensor_free(i);
     clcnn_tensor_free(b4), clcnn_tensor_free(db);
@@ -215,5 +203,5 @@ int main(void) {
         cmocka_unit_test(test_fused_channel),
         cmocka_unit_test(test_fused_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_setup_device, tu_teardown_device);
 }

@@ -180,8 +180,7 @@ static clcnn_tensor *on(clcnn_device *dev, int nd, const size_t *shape, const fl
 static void test_heuristic_by_width(void **state) {
     (void)state;
     if (clcnn_device_get_info(tu_device())->type != CLCNN_DEVICE_CPU) skip();
-    char *dir = tu_temp_dir("stem-width"), path[512];
-    snprintf(path, sizeof path, "%s/kernels.txt", dir);
+    char *dir = tu_temp_dir("stem-width");
     const ref_conv shapes[] = {conv2(1, 3, 20, 40, 8, 3, 3, 1, 1, 1, 1),
                                conv2(1, 3, 45, 227, 8, 11, 11, 4, 4, 0, 0)};
     static const char *const widths[] = {"8", "16"};
@@ -190,8 +189,7 @@ static void test_heuristic_by_width(void **state) {
     int ok = 1;
     for (int wi = 0; wi < 2; wi++)
         for (int i = 0; i < 2; i++) {
-            remove(path);
-            setenv("CLCNN_TRACE_KERNELS", path, 1);
+            tu_trace_begin(dir);
             clcnn_device *dev = tu_device_with_width(widths[wi]);
             rcp_problem pb;
             rcp_problem_init(&pb, &shapes[i], 1, 1, 700 + (uint64_t)(2 * wi + i));
@@ -209,8 +207,7 @@ static void test_heuristic_by_width(void **state) {
             ok &= tu_close("few-channel heuristic", got, pb.ref, ny, 1e-6 * l, 1e-5);
             clcnn_tensor_free(x), clcnn_tensor_free(w), clcnn_tensor_free(b), clcnn_tensor_free(y);
             clcnn_device_close(dev);
-            unsetenv("CLCNN_TRACE_KERNELS");
-            char *trace = tu_slurp(dir, "kernels.txt");
+            char *trace = tu_trace_end(dir);
             assert_non_null(trace);
             const char *stem = strstr(trace, "conv2d_stem_fwd");
             int right = want[wi][i] ? stem && strstr(stem, want[wi][i]) != NULL

@@ -10,10 +10,15 @@
 
 static clcnn_device *test_dev;
 
+/* A new handle on the test device ($CLCNN_TEST_DEVICE, else the default): the status. */
+static clcnn_status open_test_device(clcnn_device **out) {
+    const char *sel = getenv("CLCNN_TEST_DEVICE");
+    return clcnn_device_open(sel && *sel ? sel : NULL, out);
+}
+
 clcnn_device *tu_device(void) {
     if (!test_dev) {
-        const char *sel = getenv("CLCNN_TEST_DEVICE");
-        clcnn_status s = clcnn_device_open(sel && *sel ? sel : NULL, &test_dev);
+        clcnn_status s = open_test_device(&test_dev);
         if (s != CLCNN_OK) {
             fprintf(stderr, "cannot open test device: %s: %s\n", clcnn_status_str(s),
                     clcnn_last_error());
@@ -23,12 +28,29 @@ clcnn_device *tu_device(void) {
     return test_dev;
 }
 
+int tu_setup_device(void **state) {
+    (void)state;
+    return tu_device() ? 0 : -1;
+}
+
+int tu_teardown_device(void **state) {
+    (void)state;
+    tu_close_device();
+    return 0;
+}
+
+clcnn_device *tu_device_fresh(void) {
+    clcnn_device *dev = NULL;
+    TU_OK(open_test_device(&dev));
+    return dev;
+}
+
 clcnn_device *tu_device_with_width(const char *width) {
-    const char *old = getenv("CLCNN_CPU_VECTOR_WIDTH"), *sel = getenv("CLCNN_TEST_DEVICE");
+    const char *old = getenv("CLCNN_CPU_VECTOR_WIDTH");
     char *saved = old ? strdup(old) : NULL;
     setenv("CLCNN_CPU_VECTOR_WIDTH", width, 1);
     clcnn_device *dev = NULL;
-    clcnn_status s = clcnn_device_open(sel && *sel ? sel : NULL, &dev);
+    clcnn_status s = open_test_device(&dev);
     if (saved)
         setenv("CLCNN_CPU_VECTOR_WIDTH", saved, 1);
     else
@@ -204,6 +226,18 @@ char *tu_slurp(const char *dir, const char *name) {
     if (buf) buf[got] = '\0';
     fclose(f);
     return buf;
+}
+
+void tu_trace_begin(const char *dir) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/kernels.txt", dir);
+    remove(path);
+    setenv("CLCNN_TRACE_KERNELS", path, 1);
+}
+
+char *tu_trace_end(const char *dir) {
+    unsetenv("CLCNN_TRACE_KERNELS");
+    return tu_slurp(dir, "kernels.txt");
 }
 
 float *tu_graph_random_init(clcnn_graph *g, tu_rng *r, const char *name, int ndim,

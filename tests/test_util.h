@@ -18,6 +18,12 @@
  * device on CI). Opened once per process; closed by tu_close_device(). */
 clcnn_device *tu_device(void);
 void tu_close_device(void);
+/* cmocka group fixtures: open the test device (the group fails when none opens), close it. */
+int tu_setup_device(void **state);
+int tu_teardown_device(void **state);
+/* Another handle on the test device (its own program cache, kernels first launched anew);
+ * close it with clcnn_device_close. */
+clcnn_device *tu_device_fresh(void);
 /* Another handle on the test device's device, opened with $CLCNN_CPU_VECTOR_WIDTH=width:
  * its choices are those of a CPU with that native float width (lib/device.c); the variable
  * is as it was afterwards. Close it with clcnn_device_close. */
@@ -100,6 +106,12 @@ const char *tu_tune_dir_begin(const char *tag);
 void tu_tune_dir_end(void);
 /* The whole of dir/name, NUL-terminated (malloc'd; caller frees); NULL when unreadable. */
 char *tu_slurp(const char *dir, const char *name);
+/* $CLCNN_TRACE_KERNELS for a stretch of a test: tu_trace_begin(dir) points it at
+ * dir/kernels.txt, emptied (every device then appends "file kernel DEFINES..." the first
+ * time it launches a kernel); tu_trace_end(dir) unsets it and returns what was traced
+ * (tu_slurp: malloc'd, NULL when nothing was). */
+void tu_trace_begin(const char *dir);
+char *tu_trace_end(const char *dir);
 
 /* Graph node attributes (clcnn_attr) as compound literals: INTS("pads", 1, 1, 1, 1). */
 #define INTS(n_, ...)                                                                              \
