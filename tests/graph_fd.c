@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define MAXI 4 /* graph inputs and outputs per test graph */
+
 /* ---- building graphs ------------------------------------------------------------------- */
 
 void gt_add_input(clcnn_graph *g, const char *name, int nd, int64_t d0, int64_t d1, int64_t d2,
@@ -47,9 +49,9 @@ clcnn_attr gt_ais(const char *n, const int64_t *v, int c) {
 typedef struct gt_fd_run {
     clcnn_train_plan *p;
     int nin, nout;
-    float *x[GT_MAXI];
-    clcnn_tensor *xt[GT_MAXI];
-    float *r[GT_MAXI];
+    float *x[MAXI];
+    clcnn_tensor *xt[MAXI];
+    float *r[MAXI];
 } gt_fd_run;
 
 static double loss_of(gt_fd_run *f) {
@@ -132,7 +134,7 @@ int gt_fd_check(const gt_fd_case *c) {
         f.xt[i] = tu_tensor_from(nd, shape, f.x[i]);
     }
     TU_OK(clcnn_train_plan_forward(f.p, (const clcnn_tensor *const *)f.xt, f.nin));
-    clcnn_tensor *dy[GT_MAXI];
+    clcnn_tensor *dy[MAXI];
     for (int o2 = 0; o2 < f.nout; o2++) {
         const clcnn_tensor *y = clcnn_train_plan_output(f.p, o2);
         size_t n = clcnn_tensor_numel(y);

@@ -8,8 +8,6 @@
 
 #include "test_util.h"
 
-#define GT_MAXI 4 /* graph inputs per test graph */
-
 void gt_add_input(clcnn_graph *g, const char *name, int nd, int64_t d0, int64_t d1, int64_t d2,
                   int64_t d3);
 /* A float initializer of random values in [lo, hi]. */

@@ -5,8 +5,6 @@
  * test_graph_backward_plans. */
 #include "graph_fd.h"
 
-#include "exec/train_internal.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
