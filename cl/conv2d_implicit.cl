@@ -40,6 +40,12 @@
  *   DWK  with DWF: 3 or 5 = the depthwise kernel is DWK x DWK with dilation 1 and DWS (1
  *        or 2) its stride both ways (the geometry arguments are then ignored), so its
  *        taps unroll; 0 = any geometry from the arguments                      default 0
+ *   RGRAD 1: the epilogue is the gradient of a ReLU over a sum of two contributions, for
+ *        backward data (lib/ops/conv2d_implicit_data.c): y = mk > 0 ? conv + z : 0, with mk
+ *        (the ReLU's output, shaped and laid out as y: the extra arguments) and z added
+ *        after the whole reduction (conv + z: the same float sum as adding the two finished
+ *        contributions), no bias, no activation; has_res must be 0 (z is then read only
+ *        here). Not with DWF                                                    default 0
  *   PF   1 = software prefetch where the compiler targets a CPU architecture (the host
  *        sets it on CPUs): with DWF the input rows of the tiles ahead; with plane tiles,
  *        before each register block's product, the lines of y its epilogue writes and
@@ -96,6 +102,12 @@
 #endif
 #ifndef DWK
 #define DWK 0
+#endif
+#ifndef RGRAD
+#define RGRAD 0
+#endif
+#if RGRAD && DWF
+#error "RGRAD does not combine with DWF"
 #endif
 
 #if DWK && (!DWF || (DWK != 3 && DWK != 5) || !defined(DWS) || (DWS != 1 && DWS != 2))
@@ -168,6 +180,15 @@
         vstore4((v).s89ab, 0, (p) + 2 * (ld));                                                     \
         vstore4((v).scdef, 0, (p) + 3 * (ld));                                                     \
     } while (0)
+#endif
+
+/* RGRAD's finish of VW or 16 lanes: v + z where the ReLU's output m is positive, else 0
+ * (the sum and comparison of ew_add_relu_grad, cl/elementwise.cl). */
+#define RG_FINISH(T, v, zv, mv) select((T)(0.0f), (v) + (zv), (mv) > (T)(0.0f))
+#if RGRAD
+#define RG_PARAMS , __global const float *mk, int mk_off
+#else
+#define RG_PARAMS
 #endif
 
 /* VW input elements x[base + c0 + l*sw], l < VW, zero where the column c0 + l*sw is
@@ -484,7 +505,8 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                   __global float *y, int y_off, int n, int c, int h, int w, int k,
                                   int p, int q, int r, int s, int sh, int sw, int ph, int pw,
                                   int dh, int dw, int groups, int act, float alpha, int plane,
-                                  int cc, int m_per, int nt, __local float *strips DWF_PARAMS) {
+                                  int cc, int m_per, int nt,
+                                  __local float *strips DWF_PARAMS RG_PARAMS) {
     const int cpg = c / groups, kpg = k / groups;
     const int pq = p * q, rs = DWF ? 1 : r * s, K = cpg * rs; /* DWF: rows of B per channel */
     /* tiles per image */
@@ -574,6 +596,9 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                     const int left = n * pq - (t * nt + u) * 16, ystride = k * pq;
                     __global float *yg = y + y_off + (ni * k + g * kpg) * pq;
                     __global const float *zg = z + z_off + (ni * k + g * kpg) * pq;
+#if RGRAD
+                    __global const float *mg = mk + mk_off + (ni * k + g * kpg) * pq;
+#endif
                     /* a plane tile that runs on into the next images: each lane's offset
                      * from its channel's plane in image ni, once for the TM channels */
                     const int full = !plane || j0 + 16 <= pq;
@@ -588,8 +613,14 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
 #pragma unroll 1
                             for (int tm = 0; tm < mend; tm++) {
                                 float16 v = rp[tm];
+#if RGRAD
+                                const int o = (m0 + tm) * pq + j0;
+                                v = RG_FINISH(float16, v, vload16(0, zg + o), vload16(0, mg + o));
+#else
                                 if (has_bias) v += (float16)(bp[tm]);
-                                store_tile(ACT_VEC(float16, v, act, alpha), yp + tm * pq);
+                                v = ACT_VEC(float16, v, act, alpha);
+#endif
+                                store_tile(v, yp + tm * pq);
                             }
                         } else {
 #pragma unroll 1
@@ -597,8 +628,14 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                 float16 v = rp[tm];
                                 if (add) v += vload16(0, ap + tm * pq);
                                 if (last) {
+#if RGRAD
+                                    const int o = (m0 + tm) * pq + j0;
+                                    v = RG_FINISH(float16, v, vload16(0, zg + o),
+                                                  vload16(0, mg + o));
+#else
                                     if (has_bias) v += (float16)(bp[tm]);
                                     v = ACT_VEC(float16, v, act, alpha);
+#endif
                                 }
                                 store_tile(v, yp + tm * pq);
                             }
@@ -634,8 +671,18 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                 }
                             }
                             if (last) {
+#if RGRAD
+                                float zo[16], mo[16];
+                                for (int l = 0; l < 16; l++) {
+                                    const int e = full ? j0 + l : off[l];
+                                    zo[l] = e >= 0 ? zg[m * pq + e] : 0.0f;
+                                    mo[l] = e >= 0 ? mg[m * pq + e] : 0.0f;
+                                }
+                                v = RG_FINISH(float16, v, vload16(0, zo), vload16(0, mo));
+#else
                                 if (has_bias) v += (float16)(bias[b_off + g * kpg + m]);
                                 v = ACT_VEC(float16, v, act, alpha);
+#endif
                             }
                             if (full) {
                                 store_tile(v, ym + j0);
@@ -648,8 +695,14 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                         } else if (whole) {
                             if (add) v += LOAD_ROWS(base + p0 * q + q0, q);
                             if (last) {
+#if RGRAD
+                                const int o = m * pq + p0 * q + q0;
+                                v = RG_FINISH(float16, v, LOAD_ROWS(zg + o, q),
+                                              LOAD_ROWS(mg + o, q));
+#else
                                 v += (float16)(has_bias ? bias[b_off + g * kpg + m] : 0.0f);
                                 v = ACT_VEC(float16, v, act, alpha);
+#endif
                             }
                             STORE_ROWS(v, ym + p0 * q + q0, q);
                         } else {
@@ -661,19 +714,31 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                 if (p0 + tr >= p) break;
                                 __global float *yr = ym + (p0 + tr) * q + q0;
                                 __global const float *br = base + (p0 + tr) * q + q0;
+#if RGRAD
+                                const int ro = m * pq + (p0 + tr) * q + q0;
+#endif
                                 if (q0 + VW <= q) {
                                     floatW u = vloadW(tr, o);
                                     if (add) u += vloadW(0, br);
                                     if (last) {
+#if RGRAD
+                                        u = RG_FINISH(floatW, u, vloadW(0, zg + ro),
+                                                      vloadW(0, mg + ro));
+#else
                                         u += (floatW)(bv);
                                         u = ACT_VEC(floatW, u, act, alpha);
+#endif
                                     }
                                     vstoreW(u, 0, yr);
                                 } else {
                                     for (int l = 0; q0 + l < q; l++) {
                                         float u = o[tr * VW + l];
                                         if (add) u += br[l];
+#if RGRAD
+                                        if (last) u = mg[ro + l] > 0.0f ? u + zg[ro + l] : 0.0f;
+#else
                                         if (last) u = ACT_ONE(u + bv, act, alpha);
+#endif
                                         yr[l] = u;
                                     }
                                 }

@@ -394,6 +394,17 @@ clcnn_status cc_batchnorm_backward_act(clcnn_device *dev, const clcnn_tensor *x,
  * ReLU. a, b, y float32 of equal element counts; y may be a or b. */
 clcnn_status cc_add_relu(clcnn_device *dev, const clcnn_tensor *a, const clcnn_tensor *b,
                          clcnn_tensor *y);
+/* dx = mask > 0 ? (the data gradient of dy with w) + z : 0 in one launch (lib/ops/conv2d.c):
+ * bit for bit clcnn_conv2d_backward_data and then cc_add_relu_grad(mask, dx, z, dx), for
+ * the ReLU's gradient of a value whose gradient has two contributions, the convolution's
+ * data gradient being the later one (training plans). Where cc_conv2d_data_relu_applies
+ * says for d and its data-gradient algorithm a (the implicit GEMM at stride 1), else
+ * CLCNN_ERR_UNSUPPORTED. z and mask shaped as dx; dx overlaps none of dy, w, z, mask. */
+int cc_conv2d_data_relu_applies(const clcnn_conv2d_desc *d, clcnn_conv_algo a);
+clcnn_status cc_conv2d_backward_data_relu(clcnn_device *dev, const clcnn_conv2d_desc *d,
+                                          const clcnn_tensor *dy, const clcnn_tensor *w,
+                                          const clcnn_tensor *z, const clcnn_tensor *mask,
+                                          clcnn_tensor *dx);
 /* dx = (y > 0) ? a + b : 0 in one pass: bit for bit clcnn_axpby(1, b, 1, a) then the ReLU's
  * backward with y as its output. y, a, b, dx float32 of equal element counts; dx may be a
  * or b. */

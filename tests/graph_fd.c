@@ -111,7 +111,7 @@ static int fd_compare(const gt_fd_case *c, gt_fd_run *f, const char *what, int w
 /* Gradients of every parameter and input of c->g against finite differences; returns 1
  * when all are close. */
 int gt_fd_check(const gt_fd_case *c) {
-    clcnn_train_options o = {.input_grads = 1};
+    clcnn_train_options o = {.input_grads = 1, .conv_algo = c->conv_algo};
     gt_fd_run f = {0};
     TU_OK(clcnn_train_plan_create(tu_device(), c->g, c->batch, &o, &f.p));
     f.nin = clcnn_graph_num_inputs(c->g);
@@ -176,7 +176,7 @@ int gt_fd_check(const gt_fd_case *c) {
 }
 
 gt_fd_case gt_fd_default(clcnn_graph *g, int batch) {
-    gt_fd_case c = {g, batch, 0.05f, 1.0f, 1e-2, 3e-3, 2e-2, 24, 1.0f};
+    gt_fd_case c = {g, batch, 0.05f, 1.0f, 1e-2, 3e-3, 2e-2, 24, 1.0f, CLCNN_CONV_AUTO};
     return c;
 }
 
@@ -192,4 +192,30 @@ clcnn_graph *gt_new_graph(void) {
     clcnn_graph *g = NULL;
     TU_OK(clcnn_graph_create(&g));
     return g;
+}
+
+/* Flatten of in (features per sample), a Gemm to 3 logits (weights in +-w_range, a bias
+ * in +-0.1 when bias) and the graph's output "logits". */
+void gt_classifier(clcnn_graph *g, tu_rng *r, const char *in, int64_t features, float w_range,
+                   int bias) {
+    gt_node(g, "Flatten", "flat", in, "f", 0, NULL);
+    gt_add_param(g, r, "fc.w", 2, 3, features, 0, 0, -w_range, w_range);
+    if (bias) gt_add_param(g, r, "fc.b", 1, 3, 0, 0, 0, -0.1f, 0.1f);
+    clcnn_attr tb = gt_ai("transB", 1);
+    gt_node(g, "Gemm", "fc", bias ? "f fc.w fc.b" : "f fc.w", "logits", 1, &tb);
+    TU_OK(clcnn_graph_add_output(g, "logits"));
+}
+
+/* A batch of 3 random 3-channel h x w images (x) and the gradient of 3 logits per image
+ * (dy), uniform in [-1, 1] from seed. */
+void gt_random_batch(uint64_t seed, size_t h, size_t w, clcnn_tensor **xt, clcnn_tensor **dyt) {
+    tu_rng r = tu_rng_seed(seed);
+    size_t xs[4] = {3, 3, h, w}, ys[2] = {3, 3}, n = 9 * h * w;
+    float *x = malloc(n * sizeof *x), dy[9];
+    assert_non_null(x);
+    tu_fill_uniform(&r, x, n, -1.0f, 1.0f);
+    tu_fill_uniform(&r, dy, 9, -1.0f, 1.0f);
+    *xt = tu_tensor_from(4, xs, x);
+    *dyt = tu_tensor_from(2, ys, dy);
+    free(x);
 }

@@ -28,6 +28,7 @@ typedef struct gt_fd_case {
     double h, atol, rtol;
     int max_checks;   /* elements checked per tensor (a seeded sample when larger) */
     float grad_scale; /* 1; the meta test scales the analytic gradients to see them caught */
+    clcnn_conv_algo conv_algo; /* the plan's (clcnn_train_options): CLCNN_CONV_AUTO */
 } gt_fd_case;
 
 /* Gradients of every parameter and input of c->g against finite differences; 1 when all
@@ -36,5 +37,13 @@ int gt_fd_check(const gt_fd_case *c);
 gt_fd_case gt_fd_default(clcnn_graph *g, int batch);
 /* Check graph g at batch with step h, then free it. */
 void gt_expect_fd(clcnn_graph *g, int batch, double h);
+
+/* Flatten of in (features per sample), a Gemm to 3 logits (weights in +-w_range, a bias
+ * in +-0.1 when bias) and the graph's output "logits". */
+void gt_classifier(clcnn_graph *g, tu_rng *r, const char *in, int64_t features, float w_range,
+                   int bias);
+/* A batch of 3 random 3-channel h x w images (x) and the gradient of 3 logits per image
+ * (dy), uniform in [-1, 1] from seed. */
+void gt_random_batch(uint64_t seed, size_t h, size_t w, clcnn_tensor **xt, clcnn_tensor **dyt);
 
 #endif

@@ -235,26 +235,12 @@ static void fill(clcnn_tensor *t, float v) {
     TU_OK(clcnn_tensor_fill(t, v));
 }
 
-static void expect_untouched(const clcnn_tensor *t, float v) {
-    if (!t) return;
-    float *h = tu_download(t);
-    for (size_t i = 0; i < clcnn_tensor_numel(t); i++)
-        if (h[i] != v) fail_msg("element %zu = %g was written by a failing call", i, h[i]);
-    free(h);
-}
-
-static void expect_status(clcnn_status s, clcnn_status want, const char *needle) {
-    if (s != want || !strstr(clcnn_last_error(), needle))
-        fail_msg("got %s '%s', want %s containing '%s'", clcnn_status_str(s), clcnn_last_error(),
-                 clcnn_status_str(want), needle);
-}
-
 static void expect_data_error(const clcnn_conv2d_desc *d, const clcnn_tensor *dy,
                               const clcnn_tensor *w, clcnn_tensor *dx, clcnn_status want,
                               const char *needle) {
     if (dx) fill(dx, 42.0f);
-    expect_status(clcnn_conv2d_backward_data(tu_device(), d, dy, w, dx), want, needle);
-    expect_untouched(dx, 42.0f);
+    tu_expect_status(clcnn_conv2d_backward_data(tu_device(), d, dy, w, dx), want, needle);
+    tu_expect_untouched(dx, 42.0f);
 }
 
 static void expect_filter_error(const clcnn_conv2d_desc *d, const clcnn_tensor *x,
@@ -262,9 +248,9 @@ static void expect_filter_error(const clcnn_conv2d_desc *d, const clcnn_tensor *
                                 clcnn_status want, const char *needle) {
     fill(dw, 42.0f);
     if (db) fill(db, 42.0f);
-    expect_status(clcnn_conv2d_backward_filter(tu_device(), d, x, dy, dw, db), want, needle);
-    expect_untouched(dw, 42.0f);
-    expect_untouched(db, 42.0f);
+    tu_expect_status(clcnn_conv2d_backward_filter(tu_device(), d, x, dy, dw, db), want, needle);
+    tu_expect_untouched(dw, 42.0f);
+    tu_expect_untouched(db, 42.0f);
 }
 
 static void test_backward_errors(void **state) {
@@ -312,7 +298,7 @@ static void test_backward_errors(void **state) {
                         "bias gradient db 8 has 8 elements, expected 16");
     /* db is optional: dw = sum over n, p, q of 1 * 1 = 2*6*6 */
     TU_OK(clcnn_conv2d_backward_filter(dev, &d, x, dy, dw, NULL));
-    expect_untouched(dw, 72.0f);
+    tu_expect_untouched(dw, 72.0f);
     d.pad_h = -1;
     expect_data_error(&d, dy, w, dx, CLCNN_ERR_INVALID_ARG, "padding -1x0");
     expect_filter_error(&d, x, dy, dw, db, CLCNN_ERR_INVALID_ARG, "padding -1x0");

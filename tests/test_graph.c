@@ -556,16 +556,10 @@ static void test_batchnorm_ranks(void **state) {
  * plan's per node and pass ("fwd I Conv name [algo]", "bwd I ..."). */
 static void test_profile_steps(void **state) {
     (void)state;
-    const char *old = getenv("CLCNN_PROFILE");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("CLCNN_PROFILE", "steps", 1);
+    char *saved = tu_env_set("CLCNN_PROFILE", "steps");
     clcnn_device *dev = NULL;
     TU_OK(clcnn_device_open(getenv("CLCNN_TEST_DEVICE"), &dev));
-    if (saved)
-        setenv("CLCNN_PROFILE", saved, 1);
-    else
-        unsetenv("CLCNN_PROFILE");
-    free(saved);
+    tu_env_restore("CLCNN_PROFILE", saved);
     dag d;
     build_dag(&d);
     clcnn_plan *p = NULL;

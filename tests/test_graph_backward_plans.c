@@ -17,18 +17,6 @@
  * block), concatenated, split and concatenated in another order, a residual Add with the
  * stem, pooled, a classifier ------------------------------------------------------------ */
 
-/* Flatten of in (features per sample), a Gemm to 3 logits (weights in +-w_range, a bias
- * in +-0.1 when bias) and the graph's output "logits". */
-static void classifier(clcnn_graph *g, tu_rng *r, const char *in, int64_t features, float w_range,
-                       int bias) {
-    gt_node(g, "Flatten", "flat", in, "f", 0, NULL);
-    gt_add_param(g, r, "fc.w", 2, 3, features, 0, 0, -w_range, w_range);
-    if (bias) gt_add_param(g, r, "fc.b", 1, 3, 0, 0, 0, -0.1f, 0.1f);
-    clcnn_attr tb = gt_ai("transB", 1);
-    gt_node(g, "Gemm", "fc", bias ? "f fc.w fc.b" : "f fc.w", "logits", 1, &tb);
-    TU_OK(clcnn_graph_add_output(g, "logits"));
-}
-
 static clcnn_graph *dag_graph(void) {
     clcnn_graph *g = gt_new_graph();
     tu_rng r = tu_rng_seed(21);
@@ -69,7 +57,7 @@ static clcnn_graph *dag_graph(void) {
     int64_t k2[2] = {2, 2};
     clcnn_attr mp[2] = {gt_ais("kernel_shape", k2, 2), gt_ais("strides", k2, 2)};
     gt_node(g, "MaxPool", "pool", "sq", "pooled", 2, mp);
-    classifier(g, &r, "pooled", 36, 0.2f, 1);
+    gt_classifier(g, &r, "pooled", 36, 0.2f, 1);
     return g;
 }
 
@@ -146,7 +134,7 @@ static clcnn_graph *tail_graph(void) {
     gt_node(g, "Add", "s3", "r5 c4o", "s3", 0, NULL);
     gt_node(g, "Mul", "mul3", "s3 r5", "mul3", 0, NULL);
     gt_node(g, "GlobalAveragePool", "pool", "mul3", "pooled", 0, NULL);
-    classifier(g, &r, "pooled", 4, 0.5f, 0);
+    gt_classifier(g, &r, "pooled", 4, 0.5f, 0);
     return g;
 }
 
@@ -160,20 +148,6 @@ static void test_fused_tail(void **state) {
         assert_true(gt_fd_check(&c));
         clcnn_graph_free(g);
     }
-}
-
-/* A batch of 3 random 3-channel h x w images (x) and the gradient of 3 logits per image
- * (dy), uniform in [-1, 1] from seed. */
-static void random_batch(uint64_t seed, size_t h, size_t w, clcnn_tensor **xt, clcnn_tensor **dyt) {
-    tu_rng r = tu_rng_seed(seed);
-    size_t xs[4] = {3, 3, h, w}, ys[2] = {3, 3}, n = 9 * h * w;
-    float *x = malloc(n * sizeof *x), dy[9];
-    assert_non_null(x);
-    tu_fill_uniform(&r, x, n, -1.0f, 1.0f);
-    tu_fill_uniform(&r, dy, 9, -1.0f, 1.0f);
-    *xt = tu_tensor_from(4, xs, x);
-    *dyt = tu_tensor_from(2, ys, dy);
-    free(x);
 }
 
 /* A residual Add whose later operand is a batch norm's output that only it reads runs in
@@ -216,7 +190,7 @@ static clcnn_graph *bn_add_graph(int extra) {
     }
     gt_node(g, "Add", "s2", "o1 t3", "u2", 0, NULL);
     gt_node(g, "GlobalAveragePool", "pool", "u2", "pooled", 0, NULL);
-    classifier(g, &r, "pooled", 4, 0.5f, 1);
+    gt_classifier(g, &r, "pooled", 4, 0.5f, 1);
     if (extra) {
         TU_OK(clcnn_graph_add_output(g, "td"));
         TU_OK(clcnn_graph_add_output(g, "t3"));
@@ -254,7 +228,7 @@ static void test_bn_add(void **state) {
     assert_int_equal(bn_adds(p[0]), 2);
     assert_int_equal(bn_adds(p[1]), 0);
     clcnn_tensor *xt = NULL, *dyt = NULL;
-    random_batch(5, 6, 5, &xt, &dyt);
+    gt_random_batch(5, 6, 5, &xt, &dyt);
     const clcnn_tensor *grads[3] = {dyt, NULL, NULL};
     float *out[2][2], *gr[2][2];
     for (int step = 0; step < 2; step++)
@@ -289,7 +263,7 @@ static float *dag_grads(clcnn_train_plan **keep, int twice, int overwrite) {
     TU_OK(clcnn_train_plan_create(tu_device(), g, 3, &o, &p));
     clcnn_graph_free(g);
     clcnn_tensor *xt = NULL, *dyt = NULL;
-    random_batch(3, 7, 7, &xt, &dyt);
+    gt_random_batch(3, 7, 7, &xt, &dyt);
     for (int k = 0; k < 1 + twice; k++) {
         TU_OK(clcnn_train_plan_forward(p, (const clcnn_tensor *const *)&xt, 1));
         TU_OK(clcnn_train_plan_backward(p, (const clcnn_tensor *const *)&dyt, 1));

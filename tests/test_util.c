@@ -45,17 +45,43 @@ clcnn_device *tu_device_fresh(void) {
     return dev;
 }
 
+char *tu_env_set(const char *name, const char *value) {
+    const char *old = getenv(name);
+    char *keep = old ? strdup(old) : NULL;
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
+    return keep;
+}
+
+void tu_env_restore(const char *name, char *keep) {
+    if (keep)
+        setenv(name, keep, 1);
+    else
+        unsetenv(name);
+    free(keep);
+}
+
+void tu_expect_status(clcnn_status s, clcnn_status want, const char *needle) {
+    if (s != want || !strstr(clcnn_last_error(), needle))
+        fail_msg("got %s '%s', want %s containing '%s'", clcnn_status_str(s), clcnn_last_error(),
+                 clcnn_status_str(want), needle);
+}
+
+void tu_expect_untouched(const clcnn_tensor *t, float v) {
+    if (!t) return;
+    float *h = tu_download(t);
+    for (size_t i = 0; i < clcnn_tensor_numel(t); i++)
+        if (h[i] != v) fail_msg("element %zu = %g was written by a failing call", i, h[i]);
+    free(h);
+}
+
 clcnn_device *tu_device_with_width(const char *width) {
-    const char *old = getenv("CLCNN_CPU_VECTOR_WIDTH");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("CLCNN_CPU_VECTOR_WIDTH", width, 1);
+    char *saved = tu_env_set("CLCNN_CPU_VECTOR_WIDTH", width);
     clcnn_device *dev = NULL;
     clcnn_status s = open_test_device(&dev);
-    if (saved)
-        setenv("CLCNN_CPU_VECTOR_WIDTH", saved, 1);
-    else
-        unsetenv("CLCNN_CPU_VECTOR_WIDTH");
-    free(saved);
+    tu_env_restore("CLCNN_CPU_VECTOR_WIDTH", saved);
     TU_OK(s);
     return dev;
 }

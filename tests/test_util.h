@@ -112,6 +112,16 @@ char *tu_slurp(const char *dir, const char *name);
  * (tu_slurp: malloc'd, NULL when nothing was). */
 void tu_trace_begin(const char *dir);
 char *tu_trace_end(const char *dir);
+/* Sets (value non-NULL) or clears the environment variable name; returns a malloc'd copy
+ * of its old value (NULL when unset) for tu_env_restore, which puts that back and frees
+ * it. */
+char *tu_env_set(const char *name, const char *value);
+void tu_env_restore(const char *name, char *keep);
+/* Fails the test unless s is want with an error message holding needle. */
+void tu_expect_status(clcnn_status s, clcnn_status want, const char *needle);
+/* Fails the test unless every element of t is v (t NULL: nothing to check): what a call
+ * that failed must have left as it was. */
+void tu_expect_untouched(const clcnn_tensor *t, float v);
 
 /* Graph node attributes (clcnn_attr) as compound literals: INTS("pads", 1, 1, 1, 1). */
 #define INTS(n_, ...)                                                                              \

@@ -180,6 +180,33 @@ static clcnn_status route_grads(clcnn_train_plan *p) {
     return CLCNN_OK;
 }
 
+/* An Add fused with its ReLU whose output's gradient has two contributions, the first
+ * written straight into g (cc_train_sums_own_grad), has them summed and masked by the data
+ * gradient of the convolution that writes that first one, where that runs on the implicit
+ * GEMM at stride 1 (cc_conv2d_backward_data_relu, the same bits as the Add's own pass):
+ * the convolution is the value's first reader, so its backward runs after the other's.
+ * The Add then passes its output's gradient on as it is, and needs no scratch. ResNet's
+ * bottlenecks: every block's output feeds the next block's first 1x1 convolution. */
+static void fold_relu_grads(clcnn_train_plan *p) {
+    for (int i = 0; i < p->nnodes; i++) {
+        cc_tnode *n = &p->nodes[i];
+        if (!cc_train_sums_own_grad(p, n)) continue;
+        const cc_tval *v = &p->vals[n->out[0]];
+        for (int k = i + 1; k < p->nnodes; k++) {
+            cc_tnode *c = &p->nodes[k];
+            if (c->n_in < 1 || c->dst[0] != v->g) continue;
+            if (c->op == CC_OP_CONV && !c->px && c->in[0] == n->out[0] &&
+                cc_conv2d_data_relu_applies(&c->conv,
+                                            c->conv_algo[CLCNN_CONV_PASS_BACKWARD_DATA])) {
+                c->relu_grad = n->relu_grad = 1;
+                clcnn_tensor_free(n->scratch[0]);
+                n->scratch[0] = NULL;
+            }
+            break;
+        }
+    }
+}
+
 /* Add, and Sub's first operand, pass dy on unchanged where the operand has the output's
  * shape: the operand's contribution becomes a view of dy instead of a copy of it. Only
  * where nothing writes that buffer afterwards: an extra contribution is only read (summed
@@ -192,8 +219,10 @@ static clcnn_status alias_add_grads(clcnn_train_plan *p) {
         cc_tnode *n = &p->nodes[i];
         if (n->op != CC_OP_ADD && n->op != CC_OP_SUB) continue;
         const cc_tval *y = &p->vals[n->out[0]];
-        /* an Add fused with its ReLU passes on the masked dy of its own scratch */
-        const clcnn_tensor *dy = n->act != CLCNN_ACT_ID_NONE ? n->scratch[0] : y->g;
+        /* an Add fused with its ReLU passes on the masked dy of its own scratch (unless a
+         * convolution's data gradient masked y's own) */
+        const clcnn_tensor *dy =
+            n->act != CLCNN_ACT_ID_NONE && !n->relu_grad ? n->scratch[0] : y->g;
         if (!y->g || y->kind != CC_TV_ACT || (y->g_shared && dy == y->g)) continue;
         for (int j = 0; j < (n->op == CC_OP_ADD ? 2 : 1); j++) {
             cc_tval *a = &p->vals[n->in[j]];
@@ -383,6 +412,7 @@ clcnn_status cc_train_plan_create_ex(clcnn_device *dev, clcnn_graph *g, int batc
     for (int i = 0; s == CLCNN_OK && i < p->nnodes; i++)
         s = cc_train_prepare(p, g, &p->nodes[i]);
     if (s == CLCNN_OK) s = route_grads(p);
+    if (s == CLCNN_OK) fold_relu_grads(p);
     if (s == CLCNN_OK) s = alias_add_grads(p);
     if (s != CLCNN_OK) {
         clcnn_train_plan_free(p);

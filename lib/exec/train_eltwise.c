@@ -149,8 +149,10 @@ static clcnn_status binary_forward(clcnn_train_plan *p, cc_tnode *n) {
 
 static clcnn_status binary_backward(clcnn_train_plan *p, cc_tnode *n) {
     const clcnn_tensor *dy = G(n->out[0]);
-    clcnn_tensor *tmp = n->scratch[0];    /* like y */
-    if (n->act == CLCNN_ACT_ID_RELU) {    /* the fused ReLU's gradient: where its output > 0 */
+    clcnn_tensor *tmp = n->scratch[0]; /* like y */
+    /* the fused ReLU's gradient: where its output > 0 (with relu_grad a convolution's data
+     * gradient masked dy) */
+    if (n->act == CLCNN_ACT_ID_RELU && !n->relu_grad) {
         if (cc_train_sums_own_grad(p, n)) /* dy's two contributions summed here */
             CC_TRY(cc_add_relu_grad(p->dev, T(n->out[0]), dy, p->vals[n->out[0]].extra[0], tmp));
         else

@@ -70,6 +70,9 @@ typedef struct cc_tnode {
     int res, res_out; /* BatchNormalization: the Add it runs (fuse_bn_add): the Add's other
                        * operand and output (values; -1: none), its activation in act */
     int fwd_done;     /* Add: its forward ran in the batch norm's (no work here) */
+    int relu_grad;    /* Conv: its data gradient also adds its input's other gradient
+                       * contribution and applies the ReLU gradient of the Add that wrote
+                       * that input; Add: a Conv does that (train.c's fold_relu_grads) */
     double bn_count;  /* its forward's count as opts.bn_sync->stats returned it */
 } cc_tnode;
 

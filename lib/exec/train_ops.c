@@ -363,7 +363,10 @@ static clcnn_status conv_backward(clcnn_train_plan *p, cc_tnode *n) {
     clcnn_conv2d_desc d = n->conv;
     d.algo = n->conv_algo[CLCNN_CONV_PASS_BACKWARD_DATA];
     const clcnn_tensor *dy = G(n->out[0]);
-    if (n->dst[0] && !n->px)
+    if (n->dst[0] && !n->px && n->relu_grad) /* x's other contribution and ReLU: train.c */
+        CC_TRY(cc_conv2d_backward_data_relu(p->dev, &d, dy, T(n->in[1]), p->vals[n->in[0]].extra[0],
+                                            T(n->in[0]), n->dst[0]));
+    else if (n->dst[0] && !n->px)
         CC_TRY(clcnn_conv2d_backward_data(p->dev, &d, dy, T(n->in[1]), n->dst[0]));
     if (n->dst[0] && n->px) {
         CC_TRY(clcnn_conv2d_backward_data(p->dev, &d, dy, T(n->in[1]), n->dpx));

@@ -533,29 +533,64 @@ clcnn_status clcnn_conv2d_forward(clcnn_device *dev, const clcnn_conv2d_desc *d,
     return s;
 }
 
-clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_desc *d,
-                                        const clcnn_tensor *dy, const clcnn_tensor *w,
-                                        clcnn_tensor *dx) {
-    const char *op = "conv2d backward data";
+/* The checks of a data gradient's arguments, its geometry and its algorithm. */
+static clcnn_status data_args(clcnn_device *dev, const char *op, const clcnn_conv2d_desc *d,
+                              const clcnn_tensor *dy, const clcnn_tensor *w, const clcnn_tensor *dx,
+                              cc_conv *cv, clcnn_conv_algo *a) {
     CC_RETURN_IF(!dev, CLCNN_ERR_INVALID_ARG, "%s: device is NULL", op);
     CC_TRY(check_desc(op, d));
     CC_TRY(cc_conv2d_check_4d(dev, op, "output gradient dy", dy));
     CC_TRY(cc_conv2d_check_4d(dev, op, "weights w", w));
     CC_TRY(cc_conv2d_check_4d(dev, op, "input gradient dx", dx));
-    cc_conv cv;
     size_t ys[4];
-    CC_TRY(cc_conv2d_geometry(op, d, dx->shape, w->shape, ys, &cv));
+    CC_TRY(cc_conv2d_geometry(op, d, dx->shape, w->shape, ys, cv));
     CC_TRY(cc_conv2d_check_shape(op, "output gradient dy", dy, ys, "input gradient dx", dx,
                                  "weights w", w));
     CC_TRY(check_no_alias(op, dx, "input gradient dx", dy, "output gradient dy"));
     CC_TRY(check_no_alias(op, dx, "input gradient dx", w, "weights w"));
+    return resolve_algo(dev, op, d, cv, PASS_DATA, a);
+}
+
+clcnn_status clcnn_conv2d_backward_data(clcnn_device *dev, const clcnn_conv2d_desc *d,
+                                        const clcnn_tensor *dy, const clcnn_tensor *w,
+                                        clcnn_tensor *dx) {
+    cc_conv cv;
     clcnn_conv_algo a;
-    CC_TRY(resolve_algo(dev, op, d, &cv, PASS_DATA, &a));
+    CC_TRY(data_args(dev, "conv2d backward data", d, dy, w, dx, &cv, &a));
     if (a == CLCNN_CONV_GEMM) return cc_conv2d_gemm_backward_data(dev, &cv, dy, w, dx);
     if (a == CLCNN_CONV_IMPLICIT_GEMM) return cc_conv2d_implicit_backward_data(dev, &cv, dy, w, dx);
     if (a == CLCNN_CONV_WINOGRAD) return cc_conv2d_winograd_backward_data(dev, &cv, dy, w, dx);
     if (a == CLCNN_CONV_DEPTHWISE) return cc_conv2d_depthwise_backward_data(dev, &cv, dy, w, dx);
     return cc_conv2d_direct_backward_data(dev, &cv, dy, w, dx);
+}
+
+/* See lib/internal.h. */
+int cc_conv2d_data_relu_applies(const clcnn_conv2d_desc *d, clcnn_conv_algo a) {
+    return d && a == CLCNN_CONV_IMPLICIT_GEMM && d->stride_h == 1 && d->stride_w == 1;
+}
+
+/* See lib/internal.h. */
+clcnn_status cc_conv2d_backward_data_relu(clcnn_device *dev, const clcnn_conv2d_desc *d,
+                                          const clcnn_tensor *dy, const clcnn_tensor *w,
+                                          const clcnn_tensor *z, const clcnn_tensor *mask,
+                                          clcnn_tensor *dx) {
+    const char *op = "conv2d backward data with a ReLU gradient";
+    cc_conv cv;
+    clcnn_conv_algo a;
+    CC_TRY(data_args(dev, op, d, dy, w, dx, &cv, &a));
+    const clcnn_tensor *in[2] = {z, mask};
+    const char *what[2] = {"contribution z", "ReLU output mask"};
+    for (int i = 0; i < 2; i++) {
+        CC_TRY(cc_conv2d_check_4d(dev, op, what[i], in[i]));
+        CC_RETURN_IF(memcmp(in[i]->shape, dx->shape, 4 * sizeof(size_t)) != 0, CLCNN_ERR_SHAPE,
+                     "%s: %s is " SHAPE4 ", the input gradient dx " SHAPE4, op, what[i],
+                     DIMS4(in[i]->shape), DIMS4(dx->shape));
+        CC_TRY(check_no_alias(op, dx, "input gradient dx", in[i], what[i]));
+    }
+    CC_RETURN_IF(!cc_conv2d_data_relu_applies(d, a), CLCNN_ERR_UNSUPPORTED,
+                 "%s: runs on implicit_gemm at stride 1 only, not %s at stride %dx%d", op,
+                 clcnn_conv_algo_name(a), d->stride_h, d->stride_w);
+    return cc_conv2d_implicit_backward_data_relu(dev, &cv, dy, w, z, mask, dx);
 }
 
 clcnn_status clcnn_conv2d_backward_filter(clcnn_device *dev, const clcnn_conv2d_desc *d,

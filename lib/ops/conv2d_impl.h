@@ -97,11 +97,15 @@ clcnn_conv_algo cc_conv2d_rule_algo(const clcnn_device *dev, const cc_conv *cv, 
 
 /* What a forward adds after the convolution: y = act(conv(x, w) + b + z). b (k) and z
  * (n, k, p, q) may be NULL; z may be y itself (same storage and offset: in place), else
- * it does not overlap y. */
+ * it does not overlap y. With mask (the implicit GEMM's backward data only, its program
+ * built for it: CC_IMPLICIT_RELU_GRAD) the epilogue is instead y = mask > 0 ? conv + z : 0,
+ * z added after the whole sum; mask and z shaped as y, neither overlapping it, no b, no
+ * activation. */
 typedef struct cc_conv_epilogue {
     const clcnn_tensor *b, *z;
     int act; /* a clcnn_activation */
     float alpha;
+    const clcnn_tensor *mask;
 } cc_conv_epilogue;
 
 /* One algorithm's forward, on a zeroed state of state_bytes. prepare resolves its kernel
@@ -159,6 +163,12 @@ void cc_conv2d_implicit_data_gemms(const cc_conv *cv, int *min_m, int *min_k, si
 clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
                                               clcnn_tensor *dx);
+/* dx = mask > 0 ? (backward data of dy) + z : 0 for a stride-1 layer (one GEMM, its
+ * epilogue: cc_conv_epilogue's mask); CLCNN_ERR_UNSUPPORTED with strides. */
+clcnn_status cc_conv2d_implicit_backward_data_relu(clcnn_device *dev, const cc_conv *cv,
+                                                   const clcnn_tensor *dy, const clcnn_tensor *w,
+                                                   const clcnn_tensor *z, const clcnn_tensor *mask,
+                                                   clcnn_tensor *dx);
 /* lib/ops/conv2d_winograd.c (cl/conv2d_winograd.cl): 3x3, stride 1, dilation 1 only
  * (cc_conv2d_winograd_supports); the filter transform in a buffer of its own (forward:
  * computed when prepared; backward data: per call, from the pool). */

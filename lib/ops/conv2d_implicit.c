@@ -339,8 +339,10 @@ clcnn_status cc_implicit_plan_gemm(const clcnn_device *dev, const cc_conv *cv, c
 /* See conv2d_implicit.h. */
 void cc_implicit_act_defs(gemm_plan *pl, int act) {
     size_t used = strlen(pl->defs);
-    if (act == CLCNN_ACT_ID_SILU && used < sizeof pl->defs)
-        snprintf(pl->defs + used, sizeof pl->defs - used, " ACT_SILU=1");
+    const char *add = act == CLCNN_ACT_ID_SILU       ? " ACT_SILU=1"
+                      : act == CC_IMPLICIT_RELU_GRAD ? " RGRAD=1"
+                                                     : NULL;
+    if (add && used < sizeof pl->defs) snprintf(pl->defs + used, sizeof pl->defs - used, "%s", add);
 }
 
 /* See conv2d_implicit.h. */
@@ -355,35 +357,64 @@ clcnn_status cc_implicit_launch_dwf(clcnn_device *dev, const cc_conv *cv, const 
                                     size_t y_off) {
     static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
     if (!ep) ep = &none;
-    const clcnn_tensor *b = ep->b, *z = ep->z;
+    /* with mask (RGRAD) z is read at the end only: has_res 0 */
+    const clcnn_tensor *b = ep->b, *z = ep->z, *mask = ep->mask;
     size_t gws[2] = {pl->items, (size_t)cv->groups * (size_t)pl->msplit};
     size_t lws[2] = {(size_t)pl->cfg.lws, 1};
     const clcnn_tensor *dww = dwf ? dwf->w : NULL, *dwb = dwf ? dwf->b : NULL;
-    cc_arg common[] = {CC_ARG_MEM(x),           CC_ARG_INT(x_off),
-                       CC_ARG_MEM(wt),          CC_ARG_INT(wt_off),
-                       CC_ARG_INT(pl->mp),      CC_ARGS_OPT(b, wt),
-                       CC_ARGS_OPT(z, wt),      CC_ARG_MEM(y),
-                       CC_ARG_INT(y_off),       CC_ARG_INT(cv->n),
-                       CC_ARG_INT(cv->c),       CC_ARG_INT(cv->h),
-                       CC_ARG_INT(cv->w),       CC_ARG_INT(cv->k),
-                       CC_ARG_INT(cv->p),       CC_ARG_INT(cv->q),
-                       CC_ARG_INT(cv->r),       CC_ARG_INT(cv->s),
-                       CC_ARG_INT(cv->sh),      CC_ARG_INT(cv->sw),
-                       CC_ARG_INT(cv->ph),      CC_ARG_INT(cv->pw),
-                       CC_ARG_INT(cv->dh),      CC_ARG_INT(cv->dw),
-                       CC_ARG_INT(cv->groups),  CC_ARG_INT(ep->act),
-                       CC_ARG_FLOAT(ep->alpha), CC_ARG_INT(pl->plane),
-                       CC_ARG_INT(pl->cc),      CC_ARG_INT(pl->m_per),
-                       CC_ARG_INT(pl->nt),      CC_ARG_LOCAL(pl->local_bytes)};
+    cc_arg common[] = {CC_ARG_MEM(x),
+                       CC_ARG_INT(x_off),
+                       CC_ARG_MEM(wt),
+                       CC_ARG_INT(wt_off),
+                       CC_ARG_INT(pl->mp),
+                       CC_ARGS_OPT(b, wt),
+                       CC_ARG_MEM(z ? z->storage->mem : wt),
+                       CC_ARG_INT(z ? z->offset : 0),
+                       CC_ARG_INT(z && !mask),
+                       CC_ARG_MEM(y),
+                       CC_ARG_INT(y_off),
+                       CC_ARG_INT(cv->n),
+                       CC_ARG_INT(cv->c),
+                       CC_ARG_INT(cv->h),
+                       CC_ARG_INT(cv->w),
+                       CC_ARG_INT(cv->k),
+                       CC_ARG_INT(cv->p),
+                       CC_ARG_INT(cv->q),
+                       CC_ARG_INT(cv->r),
+                       CC_ARG_INT(cv->s),
+                       CC_ARG_INT(cv->sh),
+                       CC_ARG_INT(cv->sw),
+                       CC_ARG_INT(cv->ph),
+                       CC_ARG_INT(cv->pw),
+                       CC_ARG_INT(cv->dh),
+                       CC_ARG_INT(cv->dw),
+                       CC_ARG_INT(cv->groups),
+                       CC_ARG_INT(ep->act),
+                       CC_ARG_FLOAT(ep->alpha),
+                       CC_ARG_INT(pl->plane),
+                       CC_ARG_INT(pl->cc),
+                       CC_ARG_INT(pl->m_per),
+                       CC_ARG_INT(pl->nt),
+                       CC_ARG_LOCAL(pl->local_bytes)};
     /* DWF programs only: the depthwise layer's weights, bias and activation */
     cc_arg dw[] = {CC_ARG_MEM(dww ? dww->storage->mem : wt), CC_ARG_INT(dww ? dww->offset : 0),
                    CC_ARGS_OPT(dwb, wt), CC_ARG_INT(dwf ? dwf->act : 0),
                    CC_ARG_FLOAT(dwf ? dwf->alpha : 0)};
+    /* RGRAD programs only: the ReLU's output */
+    cc_arg rg[] = {CC_ARG_MEM(mask ? mask->storage->mem : wt), CC_ARG_INT(mask ? mask->offset : 0)};
     enum { NC = sizeof common / sizeof *common, ND = sizeof dw / sizeof *dw };
-    cc_arg args[NC + ND];
+    enum { NR = sizeof rg / sizeof *rg };
+    cc_arg args[NC + ND + NR];
     memcpy(args, common, sizeof common);
-    memcpy(args + NC, dw, sizeof dw);
-    int nargs = NC + (dwf ? ND : 0);
+    int nargs = NC;
+    if (dwf) {
+        memcpy(args + nargs, dw, sizeof dw);
+        nargs += ND;
+    }
+    if (mask) {
+        memcpy(args + nargs, rg, sizeof rg);
+        nargs += NR;
+    }
     return cc_launch(dev, "conv2d_implicit", pl->defs, "conv2d_implicit_fwd", 2, gws, lws, args,
                      nargs);
 }

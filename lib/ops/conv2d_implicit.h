@@ -106,8 +106,13 @@ clcnn_status cc_implicit_fill_wt(clcnn_device *dev, const cc_conv *cv, const clc
 clcnn_status cc_implicit_prepare(clcnn_device *dev, const cc_conv *cv, const clcnn_tensor *w,
                                  int flip, const cc_conv *key, int act, implicit_fwd *f);
 
+/* The act of cc_implicit_prepare and cc_implicit_act_defs for backward data whose
+ * epilogue is a ReLU's gradient over a sum (cc_conv_epilogue's mask; the RGRAD define). */
+#define CC_IMPLICIT_RELU_GRAD (-1)
+
 /* pl's program with the epilogue activation act compiled in where the kernel needs that
- * (CLCNN_ACT_ID_SILU: ACT_SILU=1; the others stay run-time arguments, no new program). */
+ * (CLCNN_ACT_ID_SILU: ACT_SILU=1; CC_IMPLICIT_RELU_GRAD: RGRAD=1; the others stay run-time
+ * arguments, no new program). */
 void cc_implicit_act_defs(gemm_plan *pl, int act);
 
 /* The geometry of the first GEMM backward data runs for the layer cv (strides up to

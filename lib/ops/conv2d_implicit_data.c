@@ -3,7 +3,9 @@
  * transposed convolution (dy in, the weights flipped with their channel dims swapped);
  * with strides up to 32 the stride-1 convolutions of the phase decomposition of dx,
  * followed by a scatter into dx (backward_data_phases; a phase buffer of about dx's size,
- * in chunks of images within cc_conv_workspace_limit()). Shapes were checked by
+ * in chunks of images within cc_conv_workspace_limit()). At stride 1 the GEMM's epilogue can
+ * also finish a ReLU's gradient over a sum (cc_conv2d_implicit_backward_data_relu: the
+ * RGRAD define; training plans' Add + ReLU backward). Shapes were checked by
  * lib/ops/conv2d.c. */
 #include "conv2d_implicit.h"
 
@@ -17,15 +19,17 @@ int cc_conv2d_implicit_supports_data(const cc_conv *cv) {
     return cv->sh <= 32 && cv->sw <= 32;
 }
 
+/* ep: NULL, or the ReLU gradient's (z, mask) */
 static clcnn_status backward_data_stride1(clcnn_device *dev, const cc_conv *cv,
                                           const clcnn_tensor *dy, const clcnn_tensor *w,
-                                          clcnn_tensor *dx) {
+                                          const cc_conv_epilogue *ep, clcnn_tensor *dx) {
     cc_conv t = cc_conv_transposed(cv);
     implicit_fwd f;
-    CC_TRY(cc_implicit_prepare(dev, &t, w, 1, cv, CLCNN_ACT_ID_NONE, &f));
+    CC_TRY(
+        cc_implicit_prepare(dev, &t, w, 1, cv, ep ? CC_IMPLICIT_RELU_GRAD : CLCNN_ACT_ID_NONE, &f));
     clcnn_status st =
         cc_implicit_launch(dev, &t, &f.pl, dy->storage->mem, dy->offset, f.wt->storage->mem,
-                           f.wt->offset, NULL, dx->storage->mem, dx->offset);
+                           f.wt->offset, ep, dx->storage->mem, dx->offset);
     clcnn_tensor_free(f.wt); /* the in-order queue runs the kernels before any reuse */
     return st;
 }
@@ -271,6 +275,17 @@ cc_conv cc_implicit_data_gemm0(const cc_conv *cv) {
 clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *cv,
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
                                               clcnn_tensor *dx) {
-    if (cv->sh == 1 && cv->sw == 1) return backward_data_stride1(dev, cv, dy, w, dx);
+    if (cv->sh == 1 && cv->sw == 1) return backward_data_stride1(dev, cv, dy, w, NULL, dx);
     return backward_data_phases(dev, cv, dy, w, dx);
+}
+
+clcnn_status cc_conv2d_implicit_backward_data_relu(clcnn_device *dev, const cc_conv *cv,
+                                                   const clcnn_tensor *dy, const clcnn_tensor *w,
+                                                   const clcnn_tensor *z, const clcnn_tensor *mask,
+                                                   clcnn_tensor *dx) {
+    CC_RETURN_IF(cv->sh != 1 || cv->sw != 1, CLCNN_ERR_UNSUPPORTED,
+                 "conv2d implicit_gemm: the ReLU gradient epilogue needs stride 1, not %dx%d",
+                 cv->sh, cv->sw);
+    cc_conv_epilogue ep = {.z = z, .mask = mask, .act = CLCNN_ACT_NONE};
+    return backward_data_stride1(dev, cv, dy, w, &ep, dx);
 }
