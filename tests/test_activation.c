@@ -314,17 +314,11 @@ static void test_add_relu(void **state) {
     clcnn_tensor_free(t4);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sweep),    cmocka_unit_test(test_gradient_finite_differences),
         cmocka_unit_test(test_in_place), cmocka_unit_test(test_special_values),
         cmocka_unit_test(test_errors),   cmocka_unit_test(test_add_relu),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

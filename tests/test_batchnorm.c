@@ -28,12 +28,6 @@ static int setup(void **state) {
     dev = tu_device();
     return dev ? 0 : -1;
 }
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 static clcnn_tensor *vec(size_t c, const float *data) {
     return tu_tensor_from(1, &c, data);
 }
@@ -520,5 +514,5 @@ int main(void) {
         cmocka_unit_test(test_errors_write_nothing),
         cmocka_unit_test(test_reference_finite_differences),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_teardown_device);
 }

@@ -491,12 +491,6 @@ static void test_determinism(void **state) {
     }
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     if (!tu_device()) return 1;
     const struct CMUnitTest tests[] = {
@@ -514,5 +508,5 @@ int main(void) {
         cmocka_unit_test(test_direct_row_ends),
         cmocka_unit_test(test_determinism),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

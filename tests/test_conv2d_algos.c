@@ -680,12 +680,6 @@ static void test_auto_3x3_by_width(void **state) {
     }
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     if (!tu_device()) return 1;
     const struct CMUnitTest tests[] = {
@@ -711,5 +705,5 @@ int main(void) {
         cmocka_unit_test(test_auto),
         cmocka_unit_test(test_auto_3x3_by_width),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

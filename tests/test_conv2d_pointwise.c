@@ -237,12 +237,6 @@ static void test_backward_data(void **state) {
     assert_true(ok);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     if (!tu_device()) return 1;
     const struct CMUnitTest tests[] = {
@@ -250,5 +244,5 @@ int main(void) {
         cmocka_unit_test(test_variants),    cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_determinism), cmocka_unit_test(test_backward_data),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

@@ -166,12 +166,6 @@ static void test_refused(void **state) {
     assert_true(ok);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     if (!tu_device()) return 1;
     const struct CMUnitTest tests[] = {
@@ -181,5 +175,5 @@ int main(void) {
         cmocka_unit_test(test_auto),
         cmocka_unit_test(test_refused),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

@@ -224,12 +224,6 @@ static void test_heuristic_by_width(void **state) {
     assert_true(ok);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sweep),
@@ -238,5 +232,5 @@ int main(void) {
         cmocka_unit_test(test_fallback),
         cmocka_unit_test(test_heuristic_by_width),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

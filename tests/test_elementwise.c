@@ -257,12 +257,6 @@ static void test_errors(void **state) {
     clcnn_tensor_free(yi);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_sweep),
@@ -273,5 +267,5 @@ int main(void) {
         cmocka_unit_test(test_offsets),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

@@ -24,12 +24,6 @@ static int setup(void **state) {
     dev = tu_device();
     return dev ? 0 : -1;
 }
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 /* A float dot product of length K is off by at most gamma_K sum|a_l b_l| ~ K u sum|a b|
  * (Higham 3.1), whatever the summation order or FMA use; we allow K U = 2 K u of the
  * largest such sum among the outputs. The bound is rigorous, and still far below the
@@ -630,5 +624,5 @@ int main(void) {
         cmocka_unit_test(test_aliasing_refused),
         cmocka_unit_test(test_reference_finite_differences),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_teardown_device);
 }

@@ -225,12 +225,6 @@ static void test_errors(void **state) {
     clcnn_tensor_free(bad);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sgd),
@@ -238,5 +232,5 @@ int main(void) {
         cmocka_unit_test(test_adam_first_step_is_lr),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }

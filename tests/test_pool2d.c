@@ -21,12 +21,6 @@ static int setup(void **state) {
     dev = tu_device();
     return dev ? 0 : -1;
 }
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 static clcnn_tensor *new_tensor(clcnn_dtype dt, size_t n, size_t c, size_t h, size_t w) {
     clcnn_tensor *t = NULL;
     TU_OK(clcnn_tensor_create(dev, dt, 4, (size_t[]){n, c, h, w}, &t));
@@ -733,5 +727,5 @@ int main(void) {
         cmocka_unit_test(test_errors_write_nothing),
         cmocka_unit_test(test_reference_finite_differences),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_teardown_device);
 }

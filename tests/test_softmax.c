@@ -22,12 +22,6 @@ static int setup(void **state) {
     dev = tu_device();
     return dev ? 0 : -1;
 }
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 static size_t numel_of(int ndim, const size_t *s) {
     size_t n = 1;
     for (int i = 0; i < ndim; i++)
@@ -589,5 +583,5 @@ int main(void) {
         cmocka_unit_test(test_aliasing),
         cmocka_unit_test(test_reference_finite_differences),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, tu_teardown_device);
 }

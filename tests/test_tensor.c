@@ -320,12 +320,6 @@ static void test_out_of_memory(void **state) {
     clcnn_tensor_free(ok);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    tu_close_device();
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_f32_i32_shapes),
@@ -338,5 +332,5 @@ int main(void) {
         cmocka_unit_test(test_pool_reuses_buffers),
         cmocka_unit_test(test_out_of_memory),
     };
-    return cmocka_run_group_tests(tests, NULL, teardown);
+    return cmocka_run_group_tests(tests, NULL, tu_teardown_device);
 }
