@@ -23,9 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_check.h"
 #include "internal.h"
 #include "reference_conv.h"
-#include "reference_conv_problem.h"
 
 #define ENV "CLCNN_CONV_IMPLICIT_CFG"
 
@@ -182,45 +182,7 @@ static void test_determinism(void **state) {
 
 /* dx with implicit_gemm against the reference: stride 1 (the transposed convolution is
  * pointwise) and stride 2 (its one phase convolution is pointwise: the output plane is
- * ceil(h/2) x ceil(w/2), dy's). A dx element sums k/groups products: tolerance
- * 1e-6 * (k/groups) + 1e-5 * |ref|. dx starts as NaN. */
-static int check_data(const ref_conv *shape, uint64_t seed) {
-    ref_conv cv = *shape;
-    assert_true(ref_conv_out(&cv));
-    tu_rng rng = tu_rng_seed(seed);
-    size_t nx = ref_conv_x_size(&cv), nw = ref_conv_w_size(&cv), ny = ref_conv_y_size(&cv);
-    float *w = malloc(nw * sizeof(float)), *dy = malloc(ny * sizeof(float));
-    assert_true(w && dy);
-    tu_fill_uniform(&rng, w, nw, -1, 1);
-    tu_fill_uniform(&rng, dy, ny, -1, 1);
-    double *wd = rcp_to_double(w, nw), *dyd = rcp_to_double(dy, ny),
-           *ref = malloc(nx * sizeof(double));
-    assert_non_null(ref);
-    ref_conv2d_backward_data(&cv, dyd, wd, ref);
-    size_t xs[4] = {cv.n, cv.c, cv.h, cv.w}, ws[4] = {cv.k, cv.c / cv.groups, 1, 1};
-    size_t ys[4] = {cv.n, cv.k, cv.p, cv.q};
-    clcnn_tensor *tw = tu_tensor_from(4, ws, w), *tdy = tu_tensor_from(4, ys, dy);
-    clcnn_tensor *tdx = tu_tensor_from(4, xs, NULL);
-    TU_OK(clcnn_tensor_fill(tdx, NAN));
-    clcnn_conv2d_desc d = rcp_make_desc(&cv, CLCNN_CONV_IMPLICIT_GEMM);
-    TU_OK(clcnn_conv2d_backward_data(tu_device(), &d, tdy, tw, tdx));
-    float *got = tu_download(tdx);
-    char what[320];
-    rcp_describe(&cv, CLCNN_CONV_IMPLICIT_GEMM, 0, 0, what, sizeof what);
-    strcat(what, " (backward data)");
-    int ok = tu_close(what, got, ref, nx, 1e-6 * (double)(cv.k / cv.groups), 1e-5);
-    free(got);
-    free(w);
-    free(dy);
-    free(wd);
-    free(dyd);
-    free(ref);
-    clcnn_tensor_free(tw);
-    clcnn_tensor_free(tdy);
-    clcnn_tensor_free(tdx);
-    return ok;
-}
-
+ * ceil(h/2) x ceil(w/2), dy's). */
 static void test_backward_data(void **state) {
     (void)state;
     ref_conv cases[] = {
@@ -233,7 +195,7 @@ static void test_backward_data(void **state) {
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        ok &= check_data(&cases[i], 1300 + i);
+        ok &= cck_check_data(CLCNN_CONV_IMPLICIT_GEMM, &cases[i], 1300 + i, 0);
     assert_true(ok);
 }
 
