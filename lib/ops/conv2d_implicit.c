@@ -122,6 +122,15 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
         int big = wbytes > ((size_t)512 << 10);
         cfg.tm = big ? 6 : 8;
         cfg.tn = big ? 4 : 3;
+        /* Fewer than two tiles per work-item of the 16 per compute unit that keep a CPU
+         * busy (7x7 planes at batch 8 to 12, 14x14 ones at batch 2 to 4): TM 8 x TN 2. The
+         * blocks above then left a work-item one or two register blocks of tiles and
+         * split the output channels 3-5 ways, each split packing the same input again
+         * (the commit that set this has the numbers). */
+        if (tile_count(cv, 1, 16) < 2 * wanted_items(dev, cfg.lws)) {
+            cfg.tm = 8;
+            cfg.tn = 2;
+        }
     } else {
         /* a narrower segment only when it uses clearly more lanes */
         double best = lane_use(cv, 16);
