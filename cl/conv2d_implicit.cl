@@ -59,10 +59,10 @@
  * copies into dx.
  *
  * Arguments besides the shapes:
- *   plane  1: the lanes are 16 consecutive positions of the flattened p*q plane (only
- *          for 1x1 kernels without padding: with stride 1 they are consecutive input
- *          elements too, with strides each lane is packed from its own); 0: 16/VW rows
- *          x VW columns of y
+ *   plane  1: the lanes are 16 consecutive positions of the flattened p*q plane (for
+ *          1x1 kernels without padding: with stride 1 they are consecutive input
+ *          elements too, with strides each lane is packed from its own; any other kernel
+ *          gathers each lane's taps, bounds-checked); 0: 16/VW rows x VW columns of y
  *   cc     input channels per chunk: the strip of local memory holds cc*r*s rows of B
  *          (x 16 floats)
  *   m_per  output channels per work-item along dim 1 (a multiple of TM, or kpg)
@@ -216,6 +216,11 @@ inline floatW load_seg(__global const float *x, int base, int c0, int w, int sw,
     return vloadW(0, t);
 }
 
+/* Output columns of a p-row plane of pq positions. */
+inline int q_of(int p, int pq) {
+    return pq / p;
+}
+
 /* Packs the rows of B of input channels [ci0, ci1) of the group (rows ci*r*s .. ) for
  * this work-item's lanes into strip, row after row (16 floats each). xc_off: element
  * index of the group's first input channel of this image in x; lo .. hi-1: the elements
@@ -227,8 +232,42 @@ inline void pack_rows(__local float *strip, __global const float *x, int xc_off,
                       int p, int r, int s, int sh, int sw, int ph, int pw, int dh, int dw, int left,
                       int xstride) {
     const int hw = h * w;
-    if (plane) { /* 1x1, no padding: row ci is x[ci] at the positions of outputs j0.. */
-        if (sh == 1 && sw == 1 && j0 + 16 <= pq) {
+    if (plane &&
+        (r * s > 1 || ph != 0 || pw != 0 || (p - 1) * sh >= h || (q_of(p, pq) - 1) * sw >= w)) {
+        /* Any other kernel, or a 1x1 one with outputs past the input (phase convolutions
+         * of backward data): plane tiles where row segments would waste lanes (7x7
+         * outputs). Each lane's first tap row and column and its offset from the image's
+         * channel once per tile, then each row of B gathered lane by lane, zero outside
+         * the input and past the end of y (left). */
+        const int q = pq / p;
+        int ih0[16], iw0[16], off[16];
+        for (int l = 0; l < 16; l++) {
+            const int jj = j0 + l, j = jj % pq, in = l < left, row = (j / q) * sh - ph;
+            ih0[l] = in ? row : -(1 << 29); /* past y's end: no tap row reaches 0 */
+            iw0[l] = (j % q) * sw - pw;
+            off[l] = in ? (jj / pq) * xstride + row * w + iw0[l] : 0;
+        }
+        __local float *dst = strip;
+        for (int ci = ci0; ci < ci1; ci++) {
+            __global const float *src = x + xc_off + ci * hw;
+            for (int kr = 0; kr < r; kr++)
+                for (int ks = 0; ks < s; ks++, dst += 16) {
+                    float t[16];
+                    for (int l = 0; l < 16; l++) {
+                        const int ih = ih0[l] + kr * dh, iw = iw0[l] + ks * dw;
+                        t[l] = ih >= 0 && ih < h && iw >= 0 && iw < w
+                                   ? src[off[l] + kr * dh * w + ks * dw]
+                                   : 0.0f;
+                    }
+                    vstore16(vload16(0, t), 0, dst);
+                }
+        }
+        return;
+    }
+    if (plane) { /* 1x1, no padding, outputs inside the input: row ci is x[ci] at the
+                  * positions of outputs j0.. (consecutive at stride 1 when the output's
+                  * rows are the input's) */
+        if (sh == 1 && sw == 1 && q_of(p, pq) == w && j0 + 16 <= pq) {
             for (int ci = ci0; ci < ci1; ci++)
                 vstore16(vload16(0, x + xc_off + ci * hw + j0), ci - ci0, strip);
             return;

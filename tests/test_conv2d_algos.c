@@ -200,13 +200,16 @@ static void cfg_sweep(clcnn_conv_algo algo, const char *env, const char *const *
  * in y between chunks), several tiles per work-item (the last one partly past the end),
  * AVX2's TM 6 (cc_cpu_f16_accumulators) with narrow segments, and AVX-512's register
  * blocks of TN 3 and 2 tiles on any shape (row tiles, strides, padding; with NT 5, whose
- * last block is missing tiles, and tiny chunks). */
+ * last block is missing tiles, and tiny chunks), and plane tiles (VW 0) on any shape:
+ * each lane's taps gathered, tiles running on into the next image, with TN 2 and tiny
+ * chunks, and with the GPU's TM 2 and local size. */
 static void test_implicit_variants(void **state) {
     (void)state;
     const char *cfgs[] = {"2 16 16 64",     "3 8 4 5 3",      "16 4 4 7",       "16 16 4 1024 2",
-                          "6 8 4 1024 0 1", "6 4 4 1024 0 1", "8 8 4 1024 0 3", "8 4 4 7 5 2"};
-    cfg_sweep(CLCNN_CONV_IMPLICIT_GEMM, "CLCNN_CONV_IMPLICIT_CFG", cfgs, 8, cck_random_any, 4243, 20,
-              7000);
+                          "6 8 4 1024 0 1", "6 4 4 1024 0 1", "8 8 4 1024 0 3", "8 4 4 7 5 2",
+                          "8 0 4 1024 0 2", "3 0 4 9 5 2",    "2 0 16 64"};
+    cfg_sweep(CLCNN_CONV_IMPLICIT_GEMM, "CLCNN_CONV_IMPLICIT_CFG", cfgs, 11, cck_random_any, 4243,
+              20, 7000);
 }
 
 /* Winograd with both tile sizes, every segment width, odd TM and tiny channel chunks
@@ -218,8 +221,8 @@ static void test_winograd_variants(void **state) {
     const char *cfgs[] = {"2 4 3 2 5",   "4 16 16 1 7", "4 8 16 3 0",  "4 4 2 4 3",
                           "4 0 6 0 0",   "4 0 6 0 0 1", "2 0 6 0 0 1", "4 16 6 0 0 1",
                           "2 8 6 0 0 1", "4 4 6 0 0 0"};
-    cfg_sweep(CLCNN_CONV_WINOGRAD, "CLCNN_CONV_WINOGRAD_CFG", cfgs, 10, cck_random_winograd, 4244, 12,
-              7100);
+    cfg_sweep(CLCNN_CONV_WINOGRAD, "CLCNN_CONV_WINOGRAD_CFG", cfgs, 10, cck_random_winograd, 4244,
+              12, 7100);
 }
 
 /* Depthwise with every vector width, row count and column walk through

@@ -163,10 +163,13 @@ static void test_random_strided(void **state) {
  * override $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC [NT]" (the set test_conv2d_algos.c uses,
  * so the programs are shared): the GPU's TM 2 and local size, odd TM (channel tails),
  * narrow segments, tiny reduction chunks (partial sums kept in the phase buffer between
- * chunks) and several tiles per work-item; every other shape with one GEMM per phase. */
+ * chunks), several tiles per work-item, and plane tiles (VW 0: the phase convolutions'
+ * taps gathered lane by lane; their output planes may be larger than dy's); every other
+ * shape with one GEMM per phase. */
 static void test_gemm_variants(void **state) {
     (void)state;
-    const char *cfgs[] = {"2 16 16 64", "3 8 4 5 3", "16 4 4 7", "16 16 4 1024 2"};
+    const char *cfgs[] = {"2 16 16 64",     "3 8 4 5 3",      "16 4 4 7",
+                          "16 16 4 1024 2", "8 0 4 1024 0 2", "3 0 4 9 5 2"};
     tu_rng rng = tu_rng_seed(77077);
     int ok = 1;
     for (size_t c = 0; c < sizeof cfgs / sizeof cfgs[0]; c++) {
@@ -180,6 +183,16 @@ static void test_gemm_variants(void **state) {
         }
         tu_env_restore("CLCNN_CONV_IMPLICIT_CFG", keep);
     }
+    /* plane tiles on phases of one tap whose outputs are narrower than dy (4x4 kernel,
+     * stride 4: the per-phase 1x1 GEMMs), split and not */
+    char *keep = tu_env_set("CLCNN_CONV_IMPLICIT_CFG", "8 0 4 1024 0 2");
+    for (int m = 0; m < 2; m++) {
+        char *keep_split = tu_env_set("CLCNN_CONV_DGRAD_SPLIT", m ? "1" : "0");
+        ref_conv cv = shape(1, 3, 14, 24, 3, 4, 4, 4, 4, 1, 2, 1, 1, 1);
+        ok &= check(&cv, 6900 + (uint64_t)m, 0);
+        tu_env_restore("CLCNN_CONV_DGRAD_SPLIT", keep_split);
+    }
+    tu_env_restore("CLCNN_CONV_IMPLICIT_CFG", keep);
     assert_true(ok);
 }
 
