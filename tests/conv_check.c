@@ -147,46 +147,57 @@ void cck_determinism(clcnn_conv_algo algo, const ref_conv *shape) {
     rcp_problem_free(&pb);
 }
 
+void cck_dproblem_init(cck_dproblem *pb, const ref_conv *shape, uint64_t seed) {
+    pb->cv = *shape;
+    assert_true(ref_conv_out(&pb->cv));
+    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
+    size_t ny = ref_conv_y_size(&pb->cv);
+    tu_rng rng = tu_rng_seed(seed);
+    pb->w = malloc(nw * sizeof(float));
+    pb->dy = malloc(ny * sizeof(float));
+    pb->ref = malloc(nx * sizeof(double));
+    assert_true(pb->w && pb->dy && pb->ref);
+    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
+    tu_fill_uniform(&rng, pb->dy, ny, -1, 1);
+    double *wd = rcp_to_double(pb->w, nw), *dyd = rcp_to_double(pb->dy, ny);
+    ref_conv2d_backward_data(&pb->cv, dyd, wd, pb->ref);
+    free(wd);
+    free(dyd);
+}
+
+void cck_dproblem_free(cck_dproblem *pb) {
+    free(pb->w);
+    free(pb->dy);
+    free(pb->ref);
+}
+
 /* dx starts as NaN; a dx element sums L = (k/groups)*r*s products: the forward's
  * tolerances with that L (as test_conv2d_backward.c). */
 int cck_check_data(clcnn_conv_algo algo, const ref_conv *shape, uint64_t seed, int use_nmse) {
-    ref_conv cv = *shape;
-    assert_true(ref_conv_out(&cv));
-    tu_rng rng = tu_rng_seed(seed);
-    size_t nx = ref_conv_x_size(&cv), nw = ref_conv_w_size(&cv), ny = ref_conv_y_size(&cv);
-    float *w = malloc(nw * sizeof(float)), *dy = malloc(ny * sizeof(float));
-    assert_true(w && dy);
-    tu_fill_uniform(&rng, w, nw, -1, 1);
-    tu_fill_uniform(&rng, dy, ny, -1, 1);
-    double *wd = rcp_to_double(w, nw), *dyd = rcp_to_double(dy, ny),
-           *ref = malloc(nx * sizeof(double));
-    assert_non_null(ref);
-    ref_conv2d_backward_data(&cv, dyd, wd, ref);
-    clcnn_device *dev = tu_device();
+    cck_dproblem pb;
+    cck_dproblem_init(&pb, shape, seed);
+    const ref_conv cv = pb.cv;
+    size_t nx = ref_conv_x_size(&cv);
     size_t xs[4] = {cv.n, cv.c, cv.h, cv.w}, ws[4] = {cv.k, cv.c / cv.groups, cv.r, cv.s};
     size_t ys[4] = {cv.n, cv.k, cv.p, cv.q};
-    clcnn_tensor *tw = tu_tensor_from(4, ws, w), *tdy = tu_tensor_from(4, ys, dy);
+    clcnn_tensor *tw = tu_tensor_from(4, ws, pb.w), *tdy = tu_tensor_from(4, ys, pb.dy);
     clcnn_tensor *tdx = tu_tensor_from(4, xs, NULL);
     TU_OK(clcnn_tensor_fill(tdx, NAN));
     clcnn_conv2d_desc d = rcp_make_desc(&cv, algo);
-    TU_OK(clcnn_conv2d_backward_data(dev, &d, tdy, tw, tdx));
+    TU_OK(clcnn_conv2d_backward_data(tu_device(), &d, tdy, tw, tdx));
     float *got = tu_download(tdx);
     char what[320];
     rcp_describe(&cv, algo, 0, 0, what, sizeof what);
     strcat(what, " (backward data)");
     double l = (double)(cv.k / cv.groups) * cv.r * cv.s;
     double scale = algo == CLCNN_CONV_WINOGRAD ? 4.0 : 1.0; /* as for forward */
-    int ok = tu_close(what, got, ref, nx, scale * 1e-6 * l, scale * 1e-5);
-    if (use_nmse && !(tu_nmse(got, ref, nx) <= 1e-7)) {
-        fprintf(stderr, "NMSE %s: %g > 1e-7\n", what, tu_nmse(got, ref, nx));
+    int ok = tu_close(what, got, pb.ref, nx, scale * 1e-6 * l, scale * 1e-5);
+    if (use_nmse && !(tu_nmse(got, pb.ref, nx) <= 1e-7)) {
+        fprintf(stderr, "NMSE %s: %g > 1e-7\n", what, tu_nmse(got, pb.ref, nx));
         ok = 0;
     }
     free(got);
-    free(w);
-    free(dy);
-    free(wd);
-    free(dyd);
-    free(ref);
+    cck_dproblem_free(&pb);
     clcnn_tensor_free(tw);
     clcnn_tensor_free(tdy);
     clcnn_tensor_free(tdx);

@@ -38,6 +38,14 @@ ref_conv cck_random_depthwise(tu_rng *rng);
  * bit the same (assertions). */
 void cck_offsets(clcnn_conv_algo algo, const ref_conv *shape);
 void cck_determinism(clcnn_conv_algo algo, const ref_conv *shape);
+/* A data-gradient problem: w and dy uniform in [-1, 1] from seed, the reference dx. */
+typedef struct cck_dproblem {
+    ref_conv cv;
+    float *w, *dy;
+    double *ref;
+} cck_dproblem;
+void cck_dproblem_init(cck_dproblem *pb, const ref_conv *shape, uint64_t seed);
+void cck_dproblem_free(cck_dproblem *pb);
 /* The data gradient of algo on the shape (w, dy from seed) against the reference; 1 on a
  * match. */
 int cck_check_data(clcnn_conv_algo algo, const ref_conv *shape, uint64_t seed, int use_nmse);

@@ -20,44 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_check.h"
 #include "internal.h"
 #include "reference_conv.h"
 #include "reference_conv_problem.h"
 
-/* A strided problem: w and dy uniform in [-1, 1] and the reference dx. */
-typedef struct dproblem {
-    ref_conv cv;
-    float *w, *dy;
-    double *ref;
-} dproblem;
-
-static void dproblem_init(dproblem *pb, const ref_conv *shape, uint64_t seed) {
-    pb->cv = *shape;
-    assert_true(ref_conv_out(&pb->cv));
-    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
-    size_t ny = ref_conv_y_size(&pb->cv);
-    tu_rng rng = tu_rng_seed(seed);
-    pb->w = malloc(nw * sizeof(float));
-    pb->dy = malloc(ny * sizeof(float));
-    pb->ref = malloc(nx * sizeof(double));
-    assert_true(pb->w && pb->dy && pb->ref);
-    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
-    tu_fill_uniform(&rng, pb->dy, ny, -1, 1);
-    double *wd = rcp_to_double(pb->w, nw), *dyd = rcp_to_double(pb->dy, ny);
-    ref_conv2d_backward_data(&pb->cv, dyd, wd, pb->ref);
-    free(wd);
-    free(dyd);
-}
-
-static void dproblem_free(dproblem *pb) {
-    free(pb->w);
-    free(pb->dy);
-    free(pb->ref);
-}
-
 /* dx on the device with algo; tensors at element offset off (0: ordinary tensors). dx
  * starts as NaN so an element the kernels forget to write fails the comparison. */
-static float *run_data(const dproblem *pb, clcnn_conv_algo algo, size_t off) {
+static float *run_data(const cck_dproblem *pb, clcnn_conv_algo algo, size_t off) {
     const ref_conv *cv = &pb->cv;
     clcnn_device *dev = tu_device();
     size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
@@ -82,7 +52,7 @@ static float *run_data(const dproblem *pb, clcnn_conv_algo algo, size_t off) {
     return got;
 }
 
-static int compare(const dproblem *pb, const float *got, clcnn_conv_algo algo, const char *tag,
+static int compare(const cck_dproblem *pb, const float *got, clcnn_conv_algo algo, const char *tag,
                    int nmse) {
     const ref_conv *cv = &pb->cv;
     size_t nx = ref_conv_x_size(cv);
@@ -103,12 +73,12 @@ static int compare(const dproblem *pb, const float *got, clcnn_conv_algo algo, c
 
 /* One shape with implicit_gemm against the reference. */
 static int check(const ref_conv *shape, uint64_t seed, int nmse) {
-    dproblem pb;
-    dproblem_init(&pb, shape, seed);
+    cck_dproblem pb;
+    cck_dproblem_init(&pb, shape, seed);
     float *got = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 0);
     int ok = compare(&pb, got, CLCNN_CONV_IMPLICIT_GEMM, " (backward data)", nmse);
     free(got);
-    dproblem_free(&pb);
+    cck_dproblem_free(&pb);
     return ok;
 }
 
@@ -242,12 +212,12 @@ static void test_network_layers(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ok &= check(&cases[i], 3000 + i, 1);
         /* and whatever AUTO picks for the layer (implicit_gemm, gemm or direct) */
-        dproblem pb;
-        dproblem_init(&pb, &cases[i], 3200 + i);
+        cck_dproblem pb;
+        cck_dproblem_init(&pb, &cases[i], 3200 + i);
         float *got = run_data(&pb, CLCNN_CONV_AUTO, 0);
         ok &= compare(&pb, got, CLCNN_CONV_AUTO, " (backward data)", 1);
         free(got);
-        dproblem_free(&pb);
+        cck_dproblem_free(&pb);
     }
     /* l2_conv3x3_s2 (split by default) as one GEMM, AlexNet conv1 split */
     char *keep = tu_env_set("CLCNN_CONV_DGRAD_SPLIT", "0");
@@ -293,8 +263,8 @@ static void test_offsets_and_determinism(void **state) {
     };
     int ok = 1;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        dproblem pb;
-        dproblem_init(&pb, &cases[i], 5000 + i);
+        cck_dproblem pb;
+        cck_dproblem_init(&pb, &cases[i], 5000 + i);
         float *a = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 0);
         float *b = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 0);
         float *c = run_data(&pb, CLCNN_CONV_IMPLICIT_GEMM, 13);
@@ -311,7 +281,7 @@ static void test_offsets_and_determinism(void **state) {
         free(a);
         free(b);
         free(c);
-        dproblem_free(&pb);
+        cck_dproblem_free(&pb);
     }
     assert_true(ok);
 }

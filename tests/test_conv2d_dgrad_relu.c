@@ -18,47 +18,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_check.h"
 #include "internal.h"
 #include "reference_conv.h"
-#include "reference_conv_problem.h"
 
-/* w, dy, z uniform in [-1, 1]; mask too, with every 7th element exactly 0; ref the double
- * reference of dx. */
+/* A data-gradient problem (w, dy and the reference dx of conv_check.h), z uniform in
+ * [-1, 1] and mask too, with every 7th element exactly 0; ref the reference of the fused
+ * dx. */
 typedef struct rproblem {
-    ref_conv cv;
-    float *w, *dy, *z, *mask;
+    cck_dproblem d;
+    float *z, *mask;
     double *ref;
 } rproblem;
 
 static void rproblem_init(rproblem *pb, const ref_conv *shape, uint64_t seed) {
-    pb->cv = *shape;
-    assert_true(ref_conv_out(&pb->cv));
-    size_t nx = ref_conv_x_size(&pb->cv), nw = ref_conv_w_size(&pb->cv);
-    size_t ny = ref_conv_y_size(&pb->cv);
-    tu_rng rng = tu_rng_seed(seed);
-    pb->w = malloc(nw * sizeof(float));
-    pb->dy = malloc(ny * sizeof(float));
+    cck_dproblem_init(&pb->d, shape, seed);
+    size_t nx = ref_conv_x_size(&pb->d.cv);
+    tu_rng rng = tu_rng_seed(seed + 1);
     pb->z = malloc(nx * sizeof(float));
     pb->mask = malloc(nx * sizeof(float));
     pb->ref = malloc(nx * sizeof(double));
-    assert_true(pb->w && pb->dy && pb->z && pb->mask && pb->ref);
-    tu_fill_uniform(&rng, pb->w, nw, -1, 1);
-    tu_fill_uniform(&rng, pb->dy, ny, -1, 1);
+    assert_true(pb->z && pb->mask && pb->ref);
     tu_fill_uniform(&rng, pb->z, nx, -1, 1);
     tu_fill_uniform(&rng, pb->mask, nx, -1, 1);
     for (size_t i = 0; i < nx; i += 7)
         pb->mask[i] = 0.0f;
-    double *wd = rcp_to_double(pb->w, nw), *dyd = rcp_to_double(pb->dy, ny);
-    ref_conv2d_backward_data(&pb->cv, dyd, wd, pb->ref);
     for (size_t i = 0; i < nx; i++)
-        pb->ref[i] = pb->mask[i] > 0.0f ? pb->ref[i] + pb->z[i] : 0.0;
-    free(wd);
-    free(dyd);
+        pb->ref[i] = pb->mask[i] > 0.0f ? pb->d.ref[i] + pb->z[i] : 0.0;
 }
 
 static void rproblem_free(rproblem *pb) {
-    free(pb->w);
-    free(pb->dy);
+    cck_dproblem_free(&pb->d);
     free(pb->z);
     free(pb->mask);
     free(pb->ref);
@@ -66,11 +56,11 @@ static void rproblem_free(rproblem *pb) {
 
 /* The fused dx (*fused) and the two-step one (*plain), both starting as NaN. */
 static void run_both(const rproblem *pb, float **fused, float **plain) {
-    const ref_conv *cv = &pb->cv;
+    const ref_conv *cv = &pb->d.cv;
     clcnn_device *dev = tu_device();
     size_t xs[4] = {cv->n, cv->c, cv->h, cv->w}, ws[4] = {cv->k, cv->c / cv->groups, cv->r, cv->s};
     size_t ys[4] = {cv->n, cv->k, cv->p, cv->q};
-    clcnn_tensor *w = tu_tensor_from(4, ws, pb->w), *dy = tu_tensor_from(4, ys, pb->dy);
+    clcnn_tensor *w = tu_tensor_from(4, ws, pb->d.w), *dy = tu_tensor_from(4, ys, pb->d.dy);
     clcnn_tensor *z = tu_tensor_from(4, xs, pb->z), *mask = tu_tensor_from(4, xs, pb->mask);
     clcnn_tensor *dx = tu_tensor_from(4, xs, NULL), *dx2 = tu_tensor_from(4, xs, NULL);
     TU_OK(clcnn_tensor_fill(dx, NAN));
@@ -94,7 +84,7 @@ static int check(const ref_conv *shape, const char *cfg, uint64_t seed) {
     float *fused, *plain;
     run_both(&pb, &fused, &plain);
     tu_env_restore("CLCNN_CONV_IMPLICIT_CFG", keep);
-    const ref_conv *cv = &pb.cv;
+    const ref_conv *cv = &pb.d.cv;
     size_t nx = ref_conv_x_size(cv);
     char what[320];
     rcp_describe(cv, CLCNN_CONV_IMPLICIT_GEMM, 0, 0, what, sizeof what);
