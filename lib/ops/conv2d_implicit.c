@@ -39,15 +39,14 @@
  *                multiples.
  * So a network compiles at most 5 programs (VW 16, 8, 4; pointwise TN 3 and 4).
  * Parameters: heuristic_cfg, unless the tuner, $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC
- * [NT [TN]]" (NT 0: choose; VW 0: plane tiles) or the tuning file's "params" (cc_conv_cfg, keyed by the pass
- * and the layer's own geometry, also for backward data) give a valid string
- * (parse_cfg); a string whose plan does not fit a GEMM (local memory) leaves that GEMM
- * on the heuristic, and one string applies to every phase GEMM of strided backward
- * data. cc_conv2d_implicit_cfg_candidates lists the tuner's candidates.
- * Backward data runs the same kernels: with stride 1 on the transposed convolution,
- * with strides up to 32 on the stride-1 convolutions of its phase decomposition
- * followed by a scatter into dx (lib/ops/conv2d_implicit_data.c).
- * Measured speeds: the comment of pick_algo() in lib/ops/conv2d.c. */
+ * [NT [TN]]" (NT 0: choose; VW 0: plane tiles) or the tuning file's "params" (cc_conv_cfg, keyed by
+ * the pass and the layer's own geometry, also for backward data) give a valid string (parse_cfg); a
+ * string whose plan does not fit a GEMM (local memory) leaves that GEMM on the heuristic, and one
+ * string applies to every phase GEMM of strided backward data. cc_conv2d_implicit_cfg_candidates
+ * lists the tuner's candidates. Backward data runs the same kernels: with stride 1 on the
+ * transposed convolution, with strides up to 32 on the stride-1 convolutions of its phase
+ * decomposition followed by a scatter into dx (lib/ops/conv2d_implicit_data.c). Measured speeds:
+ * the comment of pick_algo() in lib/ops/conv2d.c. */
 #include "conv2d_implicit.h"
 
 #include <limits.h>
@@ -144,12 +143,13 @@ static implicit_cfg heuristic_cfg(const clcnn_device *dev, const cc_conv *cv, in
             }
         }
         /* CPUs with 32 vector registers (AVX-512): plane tiles (VW 0: 16 consecutive
-         * positions of the flattened plane, each lane's taps gathered) wherever row
-         * segments leave lanes empty. Faster than the best segments on every such layer
-         * measured at batch 8 (1.03-1.19x: 7x7, 13x13, 14x14, 27x27 and 28x28 outputs of
-         * ResNet-50, AlexNet and VGG-16; the commit that set this has the numbers);
-         * where segments fill every lane the gathers cost about 5 %. */
-        if (!gpu && !acc && !dwf && !is_strided_pointwise(dev, cv) && best < 0.999) cfg.vw = 0;
+         * positions of the flattened plane, each lane's taps gathered) where the best row
+         * segments leave more than a tenth of the lanes empty: 1.06-1.19x on the 7x7,
+         * 13x13 and 14x14 outputs of ResNet-50, AlexNet and VGG-16 (lane use 0.77-0.875);
+         * at 0.93-0.97 (AlexNet's 27x27 and 55x55) the gathers cost more than the lanes
+         * gained (0.96-0.98x), and where segments fill every lane about 5 % (the commits
+         * that set this have the numbers). */
+        if (!gpu && !acc && !dwf && !is_strided_pointwise(dev, cv) && best < 0.9) cfg.vw = 0;
         /* CPUs with 32 vector registers (AVX-512): TM 8 x TN 3, 24 accumulators sharing
          * each broadcast weight (11 loads per 24 FMAs instead of 17 per 16), where there
          * are tiles for it: at least 1.5 per work-item of the 16 per compute unit that
