@@ -188,6 +188,47 @@ void gt_expect_fd(clcnn_graph *g, int batch, double h) {
     clcnn_graph_free(g);
 }
 
+void gt_expect_fd_fused(clcnn_graph *g, clcnn_conv_algo algo) {
+    for (int batch = 1; batch <= 3; batch += 2) {
+        gt_fd_case c = gt_fd_default(g, batch);
+        c.max_checks = 12;
+        c.h = 3e-4;
+        c.conv_algo = algo;
+        assert_true(gt_fd_check(&c));
+    }
+    clcnn_graph_free(g);
+}
+
+void gt_expect_same_steps(clcnn_train_plan *const p[2], int extra, uint64_t seed, size_t h,
+                          size_t w) {
+    assert_true(extra >= 0 && extra < MAXI);
+    clcnn_tensor *xt = NULL, *dyt = NULL;
+    gt_random_batch(seed, h, w, &xt, &dyt);
+    const clcnn_tensor *grads[MAXI] = {dyt};
+    size_t ng = clcnn_tensor_numel(clcnn_train_plan_grads(p[0]));
+    assert_int_equal(ng, clcnn_tensor_numel(clcnn_train_plan_grads(p[1])));
+    for (int step = 0; step < 2; step++) {
+        float *out[2], *gr[2];
+        for (int k = 0; k < 2; k++) {
+            TU_OK(clcnn_train_plan_forward(p[k], (const clcnn_tensor *const *)&xt, 1));
+            TU_OK(clcnn_train_plan_backward(p[k], grads, 1 + k * extra));
+            out[k] = tu_download(clcnn_train_plan_output(p[k], 0));
+            gr[k] = tu_download(clcnn_train_plan_grads(p[k]));
+            TU_OK(clcnn_train_plan_zero_grad(p[k]));
+        }
+        assert_memory_equal(out[0], out[1], 9 * sizeof(float));
+        assert_memory_equal(gr[0], gr[1], ng * sizeof(float));
+        double norm = 0.0;
+        for (size_t i = 0; i < ng; i++)
+            norm += fabs(gr[0][i]);
+        assert_true(norm > 0.0);
+        for (int k = 0; k < 2; k++)
+            free(out[k]), free(gr[k]);
+    }
+    clcnn_tensor_free(xt);
+    clcnn_tensor_free(dyt);
+}
+
 clcnn_graph *gt_new_graph(void) {
     clcnn_graph *g = NULL;
     TU_OK(clcnn_graph_create(&g));

@@ -37,6 +37,16 @@ int gt_fd_check(const gt_fd_case *c);
 gt_fd_case gt_fd_default(clcnn_graph *g, int batch);
 /* Check graph g at batch with step h, then free it. */
 void gt_expect_fd(clcnn_graph *g, int batch, double h);
+/* Check graph g at batch 1 and 3 (12 elements per tensor, step 3e-4: activation kinks lie
+ * within 1e-3 of some values), every convolution on algo (CLCNN_CONV_AUTO: the plan's
+ * choice), then free it. */
+void gt_expect_fd_fused(clcnn_graph *g, clcnn_conv_algo algo);
+/* Two training steps (forward, backward, zero_grad) of plans p[0] and p[1] of one graph on
+ * gt_random_batch(seed, h, w): p[1] is built with `extra` more graph outputs, whose
+ * gradients are zero, so that it keeps nodes apart that p[0] fuses. The logits and every
+ * parameter gradient must be the same bit for bit, and the gradients not all zero. */
+void gt_expect_same_steps(clcnn_train_plan *const p[2], int extra, uint64_t seed, size_t h,
+                          size_t w);
 
 /* Flatten of in (features per sample), a Gemm to 3 logits (weights in +-w_range, a bias
  * in +-0.1 when bias) and the graph's output "logits". */

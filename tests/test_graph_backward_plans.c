@@ -140,14 +140,7 @@ static clcnn_graph *tail_graph(void) {
 
 static void test_fused_tail(void **state) {
     (void)state;
-    for (int batch = 1; batch <= 3; batch += 2) {
-        clcnn_graph *g = tail_graph();
-        gt_fd_case c = gt_fd_default(g, batch);
-        c.max_checks = 12;
-        c.h = 3e-4; /* activation kinks lie within 1e-3 of some values */
-        assert_true(gt_fd_check(&c));
-        clcnn_graph_free(g);
-    }
+    gt_expect_fd_fused(tail_graph(), CLCNN_CONV_AUTO);
 }
 
 /* A residual Add whose later operand is a batch norm's output that only it reads runs in
@@ -211,14 +204,7 @@ static int bn_adds(const clcnn_train_plan *p) {
  * forward starts from the first's running statistics). */
 static void test_bn_add(void **state) {
     (void)state;
-    for (int batch = 1; batch <= 3; batch += 2) {
-        clcnn_graph *g = bn_add_graph(0);
-        gt_fd_case c = gt_fd_default(g, batch);
-        c.max_checks = 12;
-        c.h = 3e-4;
-        assert_true(gt_fd_check(&c));
-        clcnn_graph_free(g);
-    }
+    gt_expect_fd_fused(bn_add_graph(0), CLCNN_CONV_AUTO);
     clcnn_train_plan *p[2] = {NULL, NULL};
     for (int k = 0; k < 2; k++) {
         clcnn_graph *g = bn_add_graph(k);
@@ -227,28 +213,7 @@ static void test_bn_add(void **state) {
     }
     assert_int_equal(bn_adds(p[0]), 2);
     assert_int_equal(bn_adds(p[1]), 0);
-    clcnn_tensor *xt = NULL, *dyt = NULL;
-    gt_random_batch(5, 6, 5, &xt, &dyt);
-    const clcnn_tensor *grads[3] = {dyt, NULL, NULL};
-    float *out[2][2], *gr[2][2];
-    for (int step = 0; step < 2; step++)
-        for (int k = 0; k < 2; k++) {
-            TU_OK(clcnn_train_plan_forward(p[k], (const clcnn_tensor *const *)&xt, 1));
-            TU_OK(clcnn_train_plan_backward(p[k], grads, 1 + 2 * k));
-            out[step][k] = tu_download(clcnn_train_plan_output(p[k], 0));
-            gr[step][k] = tu_download(clcnn_train_plan_grads(p[k]));
-            TU_OK(clcnn_train_plan_zero_grad(p[k]));
-        }
-    size_t ng = clcnn_tensor_numel(clcnn_train_plan_grads(p[0]));
-    assert_int_equal(ng, clcnn_tensor_numel(clcnn_train_plan_grads(p[1])));
-    for (int step = 0; step < 2; step++) {
-        assert_memory_equal(out[step][0], out[step][1], 9 * sizeof(float));
-        assert_memory_equal(gr[step][0], gr[step][1], ng * sizeof(float));
-        for (int k = 0; k < 2; k++)
-            free(out[step][k]), free(gr[step][k]);
-    }
-    clcnn_tensor_free(xt);
-    clcnn_tensor_free(dyt);
+    gt_expect_same_steps(p, 2, 5, 6, 5);
     clcnn_train_plan_free(p[0]);
     clcnn_train_plan_free(p[1]);
 }

@@ -10,7 +10,6 @@
 
 #include "exec/train_internal.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,15 +93,7 @@ static int folds(const clcnn_train_plan *p) {
 
 static void test_finite_differences(void **state) {
     (void)state;
-    for (int batch = 1; batch <= 3; batch += 2) {
-        clcnn_graph *g = blocks_graph(0);
-        gt_fd_case c = gt_fd_default(g, batch);
-        c.max_checks = 12;
-        c.h = 3e-4; /* activation kinks lie within 1e-3 of some values */
-        c.conv_algo = CLCNN_CONV_IMPLICIT_GEMM;
-        assert_true(gt_fd_check(&c));
-        clcnn_graph_free(g);
-    }
+    gt_expect_fd_fused(blocks_graph(0), CLCNN_CONV_IMPLICIT_GEMM);
 }
 
 /* Two steps of the folding plan and of the one that cannot fold, with algo for every
@@ -117,31 +108,7 @@ static void compare_plans(clcnn_conv_algo algo, int want) {
     }
     assert_int_equal(folds(p[0]), want);
     assert_int_equal(folds(p[1]), 0);
-    clcnn_tensor *xt = NULL, *dyt = NULL;
-    gt_random_batch(9, 6, 5, &xt, &dyt);
-    const clcnn_tensor *grads[3] = {dyt, NULL, NULL};
-    size_t ng = clcnn_tensor_numel(clcnn_train_plan_grads(p[0]));
-    assert_int_equal(ng, clcnn_tensor_numel(clcnn_train_plan_grads(p[1])));
-    for (int step = 0; step < 2; step++) {
-        float *out[2], *gr[2];
-        for (int k = 0; k < 2; k++) {
-            TU_OK(clcnn_train_plan_forward(p[k], (const clcnn_tensor *const *)&xt, 1));
-            TU_OK(clcnn_train_plan_backward(p[k], grads, 1 + 2 * k));
-            out[k] = tu_download(clcnn_train_plan_output(p[k], 0));
-            gr[k] = tu_download(clcnn_train_plan_grads(p[k]));
-            TU_OK(clcnn_train_plan_zero_grad(p[k]));
-        }
-        assert_memory_equal(out[0], out[1], 9 * sizeof(float));
-        assert_memory_equal(gr[0], gr[1], ng * sizeof(float));
-        double norm = 0.0;
-        for (size_t i = 0; i < ng; i++)
-            norm += fabs(gr[0][i]);
-        assert_true(norm > 0.0);
-        for (int k = 0; k < 2; k++)
-            free(out[k]), free(gr[k]);
-    }
-    clcnn_tensor_free(xt);
-    clcnn_tensor_free(dyt);
+    gt_expect_same_steps(p, 2, 9, 6, 5);
     clcnn_train_plan_free(p[0]);
     clcnn_train_plan_free(p[1]);
 }
