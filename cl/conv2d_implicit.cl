@@ -44,8 +44,8 @@
  *        backward data (lib/ops/conv2d_implicit_data.c): y = mk > 0 ? conv + z : 0, with mk
  *        (the ReLU's output, shaped and laid out as y: the extra arguments) and z added
  *        after the whole reduction (conv + z: the same float sum as adding the two finished
- *        contributions), no bias, no activation; has_res must be 0 (z is then read only
- *        here). Not with DWF                                                    default 0
+ *        contributions), no bias, no activation; has_res is ignored (z is read only
+ *        there). Not with DWF                                                   default 0
  *   PF   1 = software prefetch where the compiler targets a CPU architecture (the host
  *        sets it on CPUs): with DWF the input rows of the tiles ahead; with plane tiles,
  *        before each register block's product, the lines of y its epilogue writes and
@@ -363,6 +363,9 @@ __kernel void conv2d_implicit_fwd(__global const float *x, int x_off, __global c
                                   int dh, int dw, int groups, int act, float alpha, int plane,
                                   int cc, int m_per, int nt,
                                   __local float *strips DWF_PARAMS RG_PARAMS) {
+#if RGRAD
+    has_res = 0; /* z is the contribution the epilogue adds last (RG_FINISH) */
+#endif
     const int cpg = c / groups, kpg = k / groups;
     const int pq = p * q, rs = DWF ? 1 : r * s, K = cpg * rs; /* DWF: rows of B per channel */
     /* tiles per image */

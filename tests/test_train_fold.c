@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* conv (k x c x r x r, pads r/2) + batch norm on in, into out ("<id>.t" the batch norm's
- * output name is out itself). */
+/* A Conv named id (weights id.w, k x c x rk x rk, pads rk/2) on in, then a batch norm
+ * (id.bn: id.g, id.b, id.m, id.v) whose output is out. */
 static void conv_bn(clcnn_graph *g, tu_rng *r, const char *id, const char *in, int k, int c, int rk,
                     const char *out) {
     char w[32], cv[32], ins[160], pn[4][32];

@@ -164,7 +164,8 @@ clcnn_status cc_conv2d_implicit_backward_data(clcnn_device *dev, const cc_conv *
                                               const clcnn_tensor *dy, const clcnn_tensor *w,
                                               clcnn_tensor *dx);
 /* dx = mask > 0 ? (backward data of dy) + z : 0 for a stride-1 layer (one GEMM, its
- * epilogue: cc_conv_epilogue's mask); CLCNN_ERR_UNSUPPORTED with strides. */
+ * epilogue: cc_conv_epilogue's mask; lib/ops/conv2d.c's cc_conv2d_backward_data_relu
+ * checks the stride). */
 clcnn_status cc_conv2d_implicit_backward_data_relu(clcnn_device *dev, const cc_conv *cv,
                                                    const clcnn_tensor *dy, const clcnn_tensor *w,
                                                    const clcnn_tensor *z, const clcnn_tensor *mask,

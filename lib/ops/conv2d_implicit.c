@@ -39,14 +39,15 @@
  *                multiples.
  * So a network compiles at most 5 programs (VW 16, 8, 4; pointwise TN 3 and 4).
  * Parameters: heuristic_cfg, unless the tuner, $CLCNN_CONV_IMPLICIT_CFG="TM VW LWS KC
- * [NT [TN]]" (NT 0: choose; VW 0: plane tiles) or the tuning file's "params" (cc_conv_cfg, keyed by
- * the pass and the layer's own geometry, also for backward data) give a valid string (parse_cfg); a
- * string whose plan does not fit a GEMM (local memory) leaves that GEMM on the heuristic, and one
- * string applies to every phase GEMM of strided backward data. cc_conv2d_implicit_cfg_candidates
- * lists the tuner's candidates. Backward data runs the same kernels: with stride 1 on the
- * transposed convolution, with strides up to 32 on the stride-1 convolutions of its phase
- * decomposition followed by a scatter into dx (lib/ops/conv2d_implicit_data.c). Measured speeds:
- * the comment of pick_algo() in lib/ops/conv2d.c. */
+ * [NT [TN]]" (NT 0: choose; VW 0: plane tiles) or the tuning file's "params" (cc_conv_cfg,
+ * keyed by the pass and the layer's own geometry, also for backward data) give a valid
+ * string (parse_cfg); a string whose plan does not fit a GEMM (local memory) leaves that
+ * GEMM on the heuristic, and one string applies to every phase GEMM of strided backward
+ * data. cc_conv2d_implicit_cfg_candidates lists the tuner's candidates.
+ * Backward data runs the same kernels: with stride 1 on the transposed convolution,
+ * with strides up to 32 on the stride-1 convolutions of its phase decomposition
+ * followed by a scatter into dx (lib/ops/conv2d_implicit_data.c).
+ * Measured speeds: the comment of pick_algo() in lib/ops/conv2d.c. */
 #include "conv2d_implicit.h"
 
 #include <limits.h>
@@ -378,45 +379,26 @@ clcnn_status cc_implicit_launch_dwf(clcnn_device *dev, const cc_conv *cv, const 
                                     size_t y_off) {
     static const cc_conv_epilogue none = {.act = CLCNN_ACT_NONE};
     if (!ep) ep = &none;
-    /* with mask (RGRAD) z is read at the end only: has_res 0 */
     const clcnn_tensor *b = ep->b, *z = ep->z, *mask = ep->mask;
     size_t gws[2] = {pl->items, (size_t)cv->groups * (size_t)pl->msplit};
     size_t lws[2] = {(size_t)pl->cfg.lws, 1};
     const clcnn_tensor *dww = dwf ? dwf->w : NULL, *dwb = dwf ? dwf->b : NULL;
-    cc_arg common[] = {CC_ARG_MEM(x),
-                       CC_ARG_INT(x_off),
-                       CC_ARG_MEM(wt),
-                       CC_ARG_INT(wt_off),
-                       CC_ARG_INT(pl->mp),
-                       CC_ARGS_OPT(b, wt),
-                       CC_ARG_MEM(z ? z->storage->mem : wt),
-                       CC_ARG_INT(z ? z->offset : 0),
-                       CC_ARG_INT(z && !mask),
-                       CC_ARG_MEM(y),
-                       CC_ARG_INT(y_off),
-                       CC_ARG_INT(cv->n),
-                       CC_ARG_INT(cv->c),
-                       CC_ARG_INT(cv->h),
-                       CC_ARG_INT(cv->w),
-                       CC_ARG_INT(cv->k),
-                       CC_ARG_INT(cv->p),
-                       CC_ARG_INT(cv->q),
-                       CC_ARG_INT(cv->r),
-                       CC_ARG_INT(cv->s),
-                       CC_ARG_INT(cv->sh),
-                       CC_ARG_INT(cv->sw),
-                       CC_ARG_INT(cv->ph),
-                       CC_ARG_INT(cv->pw),
-                       CC_ARG_INT(cv->dh),
-                       CC_ARG_INT(cv->dw),
-                       CC_ARG_INT(cv->groups),
-                       CC_ARG_INT(ep->act),
-                       CC_ARG_FLOAT(ep->alpha),
-                       CC_ARG_INT(pl->plane),
-                       CC_ARG_INT(pl->cc),
-                       CC_ARG_INT(pl->m_per),
-                       CC_ARG_INT(pl->nt),
-                       CC_ARG_LOCAL(pl->local_bytes)};
+    cc_arg common[] = {CC_ARG_MEM(x),           CC_ARG_INT(x_off),
+                       CC_ARG_MEM(wt),          CC_ARG_INT(wt_off),
+                       CC_ARG_INT(pl->mp),      CC_ARGS_OPT(b, wt),
+                       CC_ARGS_OPT(z, wt),      CC_ARG_MEM(y),
+                       CC_ARG_INT(y_off),       CC_ARG_INT(cv->n),
+                       CC_ARG_INT(cv->c),       CC_ARG_INT(cv->h),
+                       CC_ARG_INT(cv->w),       CC_ARG_INT(cv->k),
+                       CC_ARG_INT(cv->p),       CC_ARG_INT(cv->q),
+                       CC_ARG_INT(cv->r),       CC_ARG_INT(cv->s),
+                       CC_ARG_INT(cv->sh),      CC_ARG_INT(cv->sw),
+                       CC_ARG_INT(cv->ph),      CC_ARG_INT(cv->pw),
+                       CC_ARG_INT(cv->dh),      CC_ARG_INT(cv->dw),
+                       CC_ARG_INT(cv->groups),  CC_ARG_INT(ep->act),
+                       CC_ARG_FLOAT(ep->alpha), CC_ARG_INT(pl->plane),
+                       CC_ARG_INT(pl->cc),      CC_ARG_INT(pl->m_per),
+                       CC_ARG_INT(pl->nt),      CC_ARG_LOCAL(pl->local_bytes)};
     /* DWF programs only: the depthwise layer's weights, bias and activation */
     cc_arg dw[] = {CC_ARG_MEM(dww ? dww->storage->mem : wt), CC_ARG_INT(dww ? dww->offset : 0),
                    CC_ARGS_OPT(dwb, wt), CC_ARG_INT(dwf ? dwf->act : 0),

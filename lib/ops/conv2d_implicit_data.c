@@ -283,9 +283,6 @@ clcnn_status cc_conv2d_implicit_backward_data_relu(clcnn_device *dev, const cc_c
                                                    const clcnn_tensor *dy, const clcnn_tensor *w,
                                                    const clcnn_tensor *z, const clcnn_tensor *mask,
                                                    clcnn_tensor *dx) {
-    CC_RETURN_IF(cv->sh != 1 || cv->sw != 1, CLCNN_ERR_UNSUPPORTED,
-                 "conv2d implicit_gemm: the ReLU gradient epilogue needs stride 1, not %dx%d",
-                 cv->sh, cv->sw);
     cc_conv_epilogue ep = {.z = z, .mask = mask, .act = CLCNN_ACT_NONE};
     return backward_data_stride1(dev, cv, dy, w, &ep, dx);
 }
